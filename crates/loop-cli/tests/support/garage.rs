@@ -1,0 +1,400 @@
+//! A real, throw-away Garage S3 server for integration tests.
+//!
+//! [`Garage::start`] launches the `garage` binary (Garage v2.x, installed with
+//! `cargo install garage --locked`) as a single-node cluster listening on
+//! 127.0.0.1 with free ports, its config, metadata and data in a temporary
+//! directory. It then uses the admin CLI against that node to apply a layout,
+//! create a bucket and an access key with read/write/owner rights on it.
+//! Dropping the [`Garage`] kills the server and deletes the directory.
+//!
+//! When the binary is missing the tests skip loudly, except under CI (env
+//! `CI` set to anything but empty, `0` or `false`), where they panic: the
+//! suite must never silently skip real-S3 coverage in CI.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// S3 region configured on the server (`s3_region`).
+const REGION: &str = "garage";
+/// Name of the bucket created on every fresh server.
+const BUCKET: &str = "loop-test";
+/// Name of the access key created on every fresh server.
+const KEY_NAME: &str = "loop-test-key";
+/// How many times the whole server start is attempted (ports are picked by
+/// binding port 0 and releasing it, so another process may grab one first).
+const START_ATTEMPTS: usize = 3;
+/// Upper bound for the server to answer `garage status`.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Upper bound for any single admin CLI invocation.
+const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+/// Pause between readiness polls.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A running single-node Garage server with one bucket and one key.
+pub struct Garage {
+    /// S3 endpoint, `http://127.0.0.1:PORT` (path-style addressing).
+    pub endpoint: String,
+    /// S3 region, always `"garage"`.
+    pub region: String,
+    /// Bucket the key has read, write and owner rights on.
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    binary: PathBuf,
+    config: PathBuf,
+    child: Child,
+    cli_runs: usize,
+    // Declared last: dropped after the child has been killed in `Drop`.
+    dir: tempfile::TempDir,
+}
+
+impl Garage {
+    /// Starts a fresh server.
+    ///
+    /// Returns `None` (after a loud message on stderr) when the `garage`
+    /// binary is missing and `CI` is not set; panics when it is missing and
+    /// `CI` is set, or when the server cannot be started or set up.
+    pub fn start() -> Option<Garage> {
+        let Some(binary) = find_binary() else {
+            if in_ci() {
+                panic!(
+                    "the `garage` binary (Garage v2.x) was not found on PATH nor in \
+                     $HOME/.cargo/bin, and CI is set: real-S3 tests must not be skipped \
+                     in CI. Install it with `cargo install garage --locked` (.ci/run does)."
+                );
+            }
+            eprintln!(
+                "\n##########################################################################\n\
+                 ## SKIPPING REAL-S3 TEST: `garage` binary not found on PATH nor in      ##\n\
+                 ## $HOME/.cargo/bin. Install with `cargo install garage --locked`.     ##\n\
+                 ## (With CI set this is a hard failure.)                               ##\n\
+                 ##########################################################################\n"
+            );
+            return None;
+        };
+
+        let mut errors = Vec::new();
+        for attempt in 1..=START_ATTEMPTS {
+            match Self::try_start(&binary) {
+                Ok(garage) => return Some(garage),
+                Err(err) => {
+                    eprintln!("garage start attempt {attempt}/{START_ATTEMPTS} failed: {err}");
+                    errors.push(format!("attempt {attempt}: {err}"));
+                }
+            }
+        }
+        panic!(
+            "could not start a Garage server with {}:\n{}",
+            binary.display(),
+            errors.join("\n")
+        );
+    }
+
+    /// Environment variables pointing the `loop` CLI at this server.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ACCESS_KEY_ID", self.access_key_id.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret_access_key.as_str()),
+            ("AWS_DEFAULT_REGION", self.region.as_str()),
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    /// Removes every inherited `AWS_*` variable from `cmd` (a developer's
+    /// profile, session token or region must not leak into tests) and sets
+    /// [`Garage::env`].
+    pub fn configure<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("AWS_") {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.envs(self.env())
+    }
+
+    /// The S3 API port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("endpoint ends with a port")
+    }
+
+    fn try_start(binary: &Path) -> Result<Garage, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("loop-garage-")
+            .tempdir()
+            .map_err(|e| format!("creating tempdir: {e}"))?;
+        let (s3_port, rpc_port) = free_ports()?;
+        let rpc_secret = random_hex(32)?;
+        let config = dir.path().join("garage.toml");
+        let config_text = format!(
+            r#"metadata_dir = "{meta}"
+data_dir = "{data}"
+db_engine = "sqlite"
+replication_factor = 1
+
+rpc_bind_addr = "127.0.0.1:{rpc_port}"
+rpc_public_addr = "127.0.0.1:{rpc_port}"
+rpc_secret = "{rpc_secret}"
+
+[s3_api]
+s3_region = "{REGION}"
+api_bind_addr = "127.0.0.1:{s3_port}"
+"#,
+            meta = dir.path().join("meta").display(),
+            data = dir.path().join("data").display(),
+        );
+        fs::write(&config, config_text).map_err(|e| format!("writing config: {e}"))?;
+
+        let log = |name: &str| {
+            fs::File::create(dir.path().join(name)).map_err(|e| format!("creating {name}: {e}"))
+        };
+        let mut server = Command::new(binary);
+        clean_env(&mut server);
+        let child = server
+            .arg("-c")
+            .arg(&config)
+            .arg("server")
+            .env("RUST_LOG", "warn,garage=info")
+            .stdin(Stdio::null())
+            .stdout(log("server.stdout.log")?)
+            .stderr(log("server.stderr.log")?)
+            .spawn()
+            .map_err(|e| format!("spawning {} server: {e}", binary.display()))?;
+
+        // From here on, an early return drops `garage`, which kills the child.
+        let mut garage = Garage {
+            endpoint: format!("http://127.0.0.1:{s3_port}"),
+            region: REGION.to_owned(),
+            bucket: BUCKET.to_owned(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            binary: binary.to_owned(),
+            config,
+            child,
+            cli_runs: 0,
+            dir,
+        };
+        garage
+            .setup(s3_port)
+            .map_err(|e| format!("{e}\n{}", garage.server_log_tail()))?;
+        Ok(garage)
+    }
+
+    fn setup(&mut self, s3_port: u16) -> Result<(), String> {
+        // 1. Wait until the node answers the admin CLI; take its ID from the
+        //    first column of the `==== HEALTHY NODES ====` table.
+        let status = self.poll("garage status", BOOT_TIMEOUT, |g| g.cli(&["status"]))?;
+        let node_id = parse_node_id(&status)
+            .ok_or_else(|| format!("no node ID in `garage status` output:\n{status}"))?;
+
+        // 2. Single-node layout.
+        self.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node_id])?;
+        self.cli(&["layout", "apply", "--version", "1"])?;
+
+        // 3. Bucket and key. Retried briefly in case the new layout is not
+        //    yet active when the first table write arrives.
+        self.poll("bucket create", Duration::from_secs(30), |g| {
+            g.cli(&["bucket", "create", BUCKET])
+        })?;
+        let key_info = self.cli(&["key", "create", KEY_NAME])?;
+        let (id, secret) = parse_key(&key_info)
+            .ok_or_else(|| format!("no key ID / secret in `key create` output:\n{key_info}"))?;
+        self.access_key_id = id;
+        self.secret_access_key = secret;
+        self.cli(&[
+            "bucket", "allow", "--read", "--write", "--owner", BUCKET, "--key", KEY_NAME,
+        ])?;
+
+        // 4. The S3 listener accepts connections.
+        let addr = SocketAddr::from(([127, 0, 0, 1], s3_port));
+        self.poll("S3 port", BOOT_TIMEOUT, |g| {
+            g.check_alive()?;
+            TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+                .map(drop)
+                .map_err(|e| format!("connecting to {addr}: {e}"))
+        })?;
+        Ok(())
+    }
+
+    /// Retries `f` every [`POLL_INTERVAL`] until it succeeds or `timeout`
+    /// passes; fails right away if the server process has exited.
+    fn poll<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut(&mut Self) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.check_alive()?;
+            match f(self) {
+                Ok(v) => return Ok(v),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "{what}: not ready after {timeout:?}; last error: {e}"
+                    ));
+                }
+                Err(_) => thread::sleep(POLL_INTERVAL),
+            }
+        }
+    }
+
+    fn check_alive(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("garage server exited early: {status}")),
+            Err(e) => Err(format!("waiting on garage server: {e}")),
+        }
+    }
+
+    /// Runs `garage -c CONFIG ARGS...` with a timeout; returns its stdout.
+    fn cli(&mut self, args: &[&str]) -> Result<String, String> {
+        self.cli_runs += 1;
+        let n = self.cli_runs;
+        let out_path = self.dir.path().join(format!("cli-{n}.stdout"));
+        let err_path = self.dir.path().join(format!("cli-{n}.stderr"));
+        let create = |p: &Path| fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()));
+        let mut cmd = Command::new(&self.binary);
+        clean_env(&mut cmd);
+        let mut child = cmd
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(create(&out_path)?)
+            .stderr(create(&err_path)?)
+            .spawn()
+            .map_err(|e| format!("spawning garage {}: {e}", args.join(" ")))?;
+        let deadline = Instant::now() + CLI_TIMEOUT;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+                Ok(None) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!(
+                        "`garage {}` timed out after {CLI_TIMEOUT:?}",
+                        args.join(" ")
+                    ));
+                }
+                Err(e) => return Err(format!("waiting on garage {}: {e}", args.join(" "))),
+            }
+        };
+        let stdout = fs::read_to_string(&out_path).unwrap_or_default();
+        if status.success() {
+            Ok(stdout)
+        } else {
+            let stderr = fs::read_to_string(&err_path).unwrap_or_default();
+            Err(format!(
+                "`garage {}` failed ({status}):\n{stdout}{stderr}",
+                args.join(" ")
+            ))
+        }
+    }
+
+    fn server_log_tail(&self) -> String {
+        let mut text = String::new();
+        for name in ["server.stdout.log", "server.stderr.log"] {
+            let log = fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(30)..];
+            text.push_str(&format!("--- {name} (last {} lines) ---\n", tail.len()));
+            for line in tail {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `garage` on PATH, else `$HOME/.cargo/bin/garage`.
+fn find_binary() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("garage"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let in_cargo = std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo/bin/garage"));
+    on_path.into_iter().chain(in_cargo).find(|p| p.is_file())
+}
+
+fn in_ci() -> bool {
+    std::env::var_os("CI")
+        .is_some_and(|v| !v.is_empty() && v != OsStr::new("0") && v != OsStr::new("false"))
+}
+
+/// Drops inherited `GARAGE_*` variables (config path, RPC host/secret,
+/// admin token, default keys...) so only our config file is used.
+fn clean_env(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("GARAGE_") {
+            cmd.env_remove(&key);
+        }
+    }
+}
+
+/// Two distinct free TCP ports on 127.0.0.1 (both held while picking).
+fn free_ports() -> Result<(u16, u16), String> {
+    let bind = || TcpListener::bind("127.0.0.1:0").map_err(|e| format!("binding a free port: {e}"));
+    let (a, b) = (bind()?, bind()?);
+    let port = |l: &TcpListener| {
+        l.local_addr()
+            .map(|a| a.port())
+            .map_err(|e| format!("local_addr: {e}"))
+    };
+    Ok((port(&a)?, port(&b)?))
+}
+
+fn random_hex(bytes: usize) -> Result<String, String> {
+    let mut buf = vec![0u8; bytes];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| format!("reading /dev/urandom: {e}"))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// First column of the first row that looks like a node ID (hex, at least
+/// 16 characters) in `garage status` output.
+fn parse_node_id(status: &str) -> Option<String> {
+    status
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .find(|tok| tok.len() >= 16 && tok.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_owned)
+}
+
+/// `Key ID:` and `Secret key:` values from `garage key create` output.
+fn parse_key(info: &str) -> Option<(String, String)> {
+    let field = |label: &str| {
+        info.lines()
+            .find_map(|line| line.trim().strip_prefix(label))
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    Some((field("Key ID:")?, field("Secret key:")?))
+}

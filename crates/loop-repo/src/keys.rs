@@ -1,0 +1,288 @@
+//! Key slots: each wraps the repository master key under one key-encryption key (KEK).
+//!
+//! ```text
+//! slot    = header("LPKY", 1) || kind u8 || m_kib u32 || t u32 || p u32 || salt[32]
+//!           || meta_len u32 || meta (JSON: created, host, user, label)
+//!           || AES-256-GCM(kek, nonce = FINAL, aad = everything before) of master[32] || tag[16]
+//! kind 1  = passphrase: kek = Argon2id(passphrase, salt, m_kib, t, p)
+//! kind 2  = raw key:    kek = BLAKE3-derive_key(raw 256-bit key || salt)  (managed vaults)
+//! ```
+//!
+//! A KEK is used for exactly one encryption (each slot has its own random salt, and a slot is
+//! never rewritten: `passwd` adds a new slot and removes the old one), so the fixed nonce is
+//! safe. Deleting every slot makes the repository unreadable at once (crypto-shredding).
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{Key, NonceSequence, SALT_LEN, TAG_LEN, random_salt};
+use crate::error::{Error, Result};
+use crate::format::{HEADER_LEN, Magic};
+
+const KIND_PASSPHRASE: u8 = 1;
+const KIND_RAW: u8 = 2;
+const FIXED_LEN: usize = HEADER_LEN + 1 + 12 + SALT_LEN + 4;
+const MAX_META: usize = 64 * 1024;
+
+/// Argon2id cost parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KdfParams {
+    pub m_kib: u32,
+    pub t: u32,
+    pub p: u32,
+}
+
+impl Default for KdfParams {
+    /// 64 MiB, 3 passes, 1 lane: about a quarter of a second on a current core, in line with
+    /// OWASP's Argon2id guidance for interactive unlocks.
+    fn default() -> Self {
+        KdfParams {
+            m_kib: 64 * 1024,
+            t: 3,
+            p: 1,
+        }
+    }
+}
+
+impl KdfParams {
+    /// Bounds that keep a hostile slot from demanding unbounded memory or time.
+    fn check(&self, object: &str) -> Result<()> {
+        if self.m_kib < 8 || self.m_kib > 4 * 1024 * 1024 || self.t == 0 || self.t > 64 {
+            return Err(Error::corrupt(
+                object,
+                "key derivation parameters out of range",
+            ));
+        }
+        if self.p == 0 || self.p > 16 {
+            return Err(Error::corrupt(
+                object,
+                "key derivation parallelism out of range",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Plain metadata shown by `key list`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SlotMeta {
+    pub created: String,
+    #[serde(default)]
+    pub host: String,
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub label: String,
+}
+
+/// What opens a slot.
+pub enum Secret<'a> {
+    Passphrase(&'a [u8]),
+    RawKey(&'a Key),
+}
+
+/// A decoded (still locked) key slot.
+pub struct KeySlot {
+    kind: u8,
+    params: KdfParams,
+    salt: [u8; SALT_LEN],
+    pub meta: SlotMeta,
+    aad_len: usize,
+    bytes: Vec<u8>,
+}
+
+impl KeySlot {
+    pub fn is_passphrase(&self) -> bool {
+        self.kind == KIND_PASSPHRASE
+    }
+
+    pub fn params(&self) -> KdfParams {
+        self.params
+    }
+
+    /// Builds a slot that wraps `master`.
+    pub fn create(
+        master: &Key,
+        secret: Secret<'_>,
+        params: KdfParams,
+        meta: &SlotMeta,
+    ) -> Result<Vec<u8>> {
+        let salt = random_salt();
+        let (kind, kek) = match secret {
+            Secret::Passphrase(p) => (KIND_PASSPHRASE, argon2_kek(p, &salt, params)?),
+            Secret::RawKey(k) => (KIND_RAW, k.raw_kek(&salt)),
+        };
+        let meta_json = serde_json::to_vec(meta).expect("metadata serializes");
+        let mut out = Vec::with_capacity(FIXED_LEN + meta_json.len() + 48);
+        out.extend_from_slice(&Magic::KeySlot.header());
+        out.push(kind);
+        out.extend_from_slice(&params.m_kib.to_le_bytes());
+        out.extend_from_slice(&params.t.to_le_bytes());
+        out.extend_from_slice(&params.p.to_le_bytes());
+        out.extend_from_slice(&salt);
+        out.extend_from_slice(&(meta_json.len() as u32).to_le_bytes());
+        out.extend_from_slice(&meta_json);
+        let aad = out.clone();
+        let nonce = NonceSequence::new().final_nonce()?;
+        kek.cipher()
+            .seal_into(nonce, &aad, master.expose(), &mut out);
+        Ok(out)
+    }
+
+    pub fn parse(object: &str, bytes: Vec<u8>) -> Result<KeySlot> {
+        Magic::KeySlot.check(object, &bytes)?;
+        if bytes.len() < FIXED_LEN + 32 + TAG_LEN {
+            return Err(Error::corrupt(object, "truncated key slot"));
+        }
+        let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
+        let kind = bytes[HEADER_LEN];
+        if kind != KIND_PASSPHRASE && kind != KIND_RAW {
+            return Err(Error::corrupt(
+                object,
+                format!("unknown key slot kind {kind}"),
+            ));
+        }
+        let params = KdfParams {
+            m_kib: u32_at(HEADER_LEN + 1),
+            t: u32_at(HEADER_LEN + 5),
+            p: u32_at(HEADER_LEN + 9),
+        };
+        if kind == KIND_PASSPHRASE {
+            params.check(object)?;
+        }
+        let salt: [u8; SALT_LEN] = bytes[HEADER_LEN + 13..HEADER_LEN + 13 + SALT_LEN]
+            .try_into()
+            .expect("32 bytes");
+        let meta_len = u32_at(FIXED_LEN - 4) as usize;
+        if meta_len > MAX_META || bytes.len() != FIXED_LEN + meta_len + 32 + TAG_LEN {
+            return Err(Error::corrupt(object, "key slot length does not add up"));
+        }
+        let meta: SlotMeta = serde_json::from_slice(&bytes[FIXED_LEN..FIXED_LEN + meta_len])
+            .map_err(|e| Error::corrupt(object, format!("key slot metadata: {e}")))?;
+        Ok(KeySlot {
+            kind,
+            params,
+            salt,
+            meta,
+            aad_len: FIXED_LEN + meta_len,
+            bytes,
+        })
+    }
+
+    /// Unwraps the master key. `Ok(None)` means the secret does not open this slot.
+    pub fn open(&self, secret: &Secret<'_>) -> Result<Option<Key>> {
+        let kek = match (secret, self.kind) {
+            (Secret::Passphrase(p), KIND_PASSPHRASE) => argon2_kek(p, &self.salt, self.params)?,
+            (Secret::RawKey(k), KIND_RAW) => k.raw_kek(&self.salt),
+            _ => return Ok(None),
+        };
+        let mut wrapped = self.bytes[self.aad_len..].to_vec();
+        let nonce = NonceSequence::new().final_nonce()?;
+        if !kek
+            .cipher()
+            .open_in_place(nonce, &self.bytes[..self.aad_len], &mut wrapped)
+        {
+            zeroize::Zeroize::zeroize(&mut wrapped);
+            return Ok(None);
+        }
+        let mut master = [0u8; 32];
+        master.copy_from_slice(&wrapped);
+        zeroize::Zeroize::zeroize(&mut wrapped);
+        let key = Key::from_bytes(master);
+        zeroize::Zeroize::zeroize(&mut master);
+        Ok(Some(key))
+    }
+}
+
+fn argon2_kek(passphrase: &[u8], salt: &[u8; SALT_LEN], p: KdfParams) -> Result<Key> {
+    let params = argon2::Params::new(p.m_kib, p.t, p.p, Some(32))
+        .map_err(|e| Error::Invalid(format!("argon2 parameters: {e}")))?;
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut out = [0u8; 32];
+    argon
+        .hash_password_into(passphrase, salt, &mut out)
+        .map_err(|e| Error::Invalid(format!("argon2: {e}")))?;
+    let key = Key::from_bytes(out);
+    zeroize::Zeroize::zeroize(&mut out);
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAST: KdfParams = KdfParams {
+        m_kib: 64,
+        t: 1,
+        p: 1,
+    };
+
+    #[test]
+    fn passphrase_slot_opens_only_with_its_passphrase() {
+        let master = Key::generate();
+        let meta = SlotMeta {
+            created: "2026-11-30T00:00:00Z".into(),
+            host: "h".into(),
+            ..Default::default()
+        };
+        let bytes = KeySlot::create(&master, Secret::Passphrase(b"right"), FAST, &meta).unwrap();
+        let slot = KeySlot::parse("keys/x", bytes.clone()).unwrap();
+        assert_eq!(slot.meta, meta);
+        let got = slot.open(&Secret::Passphrase(b"right")).unwrap().unwrap();
+        assert_eq!(got.expose(), master.expose());
+        assert!(slot.open(&Secret::Passphrase(b"wrong")).unwrap().is_none());
+        let raw = Key::generate();
+        assert!(slot.open(&Secret::RawKey(&raw)).unwrap().is_none());
+    }
+
+    #[test]
+    fn raw_key_slot_round_trip() {
+        let master = Key::generate();
+        let raw = Key::generate();
+        let bytes = KeySlot::create(
+            &master,
+            Secret::RawKey(&raw),
+            KdfParams::default(),
+            &SlotMeta::default(),
+        )
+        .unwrap();
+        let slot = KeySlot::parse("keys/y", bytes).unwrap();
+        assert!(!slot.is_passphrase());
+        let got = slot.open(&Secret::RawKey(&raw)).unwrap().unwrap();
+        assert_eq!(got.expose(), master.expose());
+        assert!(
+            slot.open(&Secret::RawKey(&Key::generate()))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn hostile_slots_are_rejected_without_work() {
+        let master = Key::generate();
+        let mut bytes = KeySlot::create(
+            &master,
+            Secret::Passphrase(b"p"),
+            FAST,
+            &SlotMeta::default(),
+        )
+        .unwrap();
+        // Demand 4 TiB of memory: must be refused before any derivation.
+        bytes[HEADER_LEN + 1..HEADER_LEN + 5].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            KeySlot::parse("k", bytes.clone()),
+            Err(Error::Corrupt { .. })
+        ));
+        assert!(KeySlot::parse("k", bytes[..10].to_vec()).is_err());
+        let mut tampered = KeySlot::create(
+            &master,
+            Secret::Passphrase(b"p"),
+            FAST,
+            &SlotMeta::default(),
+        )
+        .unwrap();
+        let n = tampered.len();
+        tampered[n - 20] ^= 1;
+        let slot = KeySlot::parse("k", tampered).unwrap();
+        assert!(slot.open(&Secret::Passphrase(b"p")).unwrap().is_none());
+    }
+}

@@ -1,0 +1,174 @@
+//! Session markers ("locks") that say a backup or prune is running.
+//!
+//! No operation here is exclusive for backups: a backup only announces itself, so prune can
+//! tell whether someone may still be writing against an older index. A marker is refreshed
+//! every [`REFRESH`]; one not refreshed for [`STALE_AFTER`] belongs to a killed process and is
+//! ignored (and removed by prune). Markers are sealed objects (`LPLK`) with random names, so
+//! creating one never needs a conditional write.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::Key;
+use crate::error::{Error, Result};
+use crate::format::{self, Magic};
+use crate::id::Id;
+use crate::repo::Repository;
+use crate::storage::{FileKind, Storage};
+
+pub const REFRESH: Duration = Duration::from_secs(5 * 60);
+pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockKind {
+    Backup,
+    Prune,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub kind: LockKind,
+    pub host: String,
+    pub pid: u32,
+    pub created: DateTime<Utc>,
+    pub refreshed: DateTime<Utc>,
+}
+
+impl LockInfo {
+    pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
+        now.signed_duration_since(self.refreshed)
+            > chrono::Duration::from_std(STALE_AFTER).expect("small duration")
+    }
+}
+
+/// A held marker; removed on drop.
+pub struct Lock {
+    storage: Arc<dyn Storage>,
+    pub id: Id,
+    pub info: LockInfo,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    refresher: Option<JoinHandle<()>>,
+}
+
+fn write_lock(storage: &dyn Storage, master: &Key, id: &Id, info: &LockInfo) -> Result<()> {
+    let json = serde_json::to_vec(info).expect("lock serializes");
+    storage.put(
+        FileKind::Lock,
+        &id.to_hex(),
+        format::seal(master, Magic::Lock, &json, 1),
+    )
+}
+
+impl Lock {
+    pub fn acquire(repo: &Repository, kind: LockKind, host: &str) -> Result<Lock> {
+        let now = Utc::now();
+        let info = LockInfo {
+            kind,
+            host: host.to_string(),
+            pid: std::process::id(),
+            created: now,
+            refreshed: now,
+        };
+        let id = Id::random();
+        let storage = repo.storage().clone();
+        write_lock(storage.as_ref(), repo.master(), &id, &info)?;
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let refresher = {
+            let stop = stop.clone();
+            let storage = storage.clone();
+            let master = repo.master().clone();
+            let mut info = info.clone();
+            std::thread::Builder::new()
+                .name("loop-lock".into())
+                .spawn(move || {
+                    let (m, cv) = &*stop;
+                    let mut stopped = m.lock().expect("lock mutex");
+                    loop {
+                        let (guard, timeout) =
+                            cv.wait_timeout(stopped, REFRESH).expect("lock mutex");
+                        stopped = guard;
+                        if *stopped {
+                            return;
+                        }
+                        if timeout.timed_out() {
+                            info.refreshed = Utc::now();
+                            // A failed refresh is retried next round; the marker goes stale
+                            // only after several misses.
+                            let _ = write_lock(storage.as_ref(), &master, &id, &info);
+                        }
+                    }
+                })
+                .map_err(|e| Error::io("lock refresher thread", e))?
+        };
+        Ok(Lock {
+            storage,
+            id,
+            info,
+            stop,
+            refresher: Some(refresher),
+        })
+    }
+
+    /// Takes a prune marker and fails when another live prune holds one.
+    pub fn acquire_exclusive_prune(repo: &Repository, host: &str) -> Result<Lock> {
+        let lock = Lock::acquire(repo, LockKind::Prune, host)?;
+        let others: Vec<_> = list(repo)?
+            .into_iter()
+            .filter(|(id, info)| {
+                *id != lock.id && info.kind == LockKind::Prune && !info.is_stale(Utc::now())
+            })
+            .collect();
+        if let Some((_, info)) = others.first() {
+            return Err(Error::Invalid(format!(
+                "another prune is running (host {}, pid {}, since {})",
+                info.host, info.pid, info.created
+            )));
+        }
+        Ok(lock)
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        {
+            let (m, cv) = &*self.stop;
+            *m.lock().expect("lock mutex") = true;
+            cv.notify_all();
+        }
+        if let Some(t) = self.refresher.take() {
+            let _ = t.join();
+        }
+        let _ = self.storage.delete(FileKind::Lock, &self.id.to_hex());
+    }
+}
+
+/// Every marker in the repository. A marker that cannot be read is reported as a live backup,
+/// the cautious reading for prune.
+pub fn list(repo: &Repository) -> Result<Vec<(Id, LockInfo)>> {
+    let mut out = Vec::new();
+    for obj in repo.storage().list(FileKind::Lock)? {
+        let id = Id::parse(&obj.name)?;
+        let object = FileKind::Lock.path(&obj.name);
+        let info = match repo.storage().get(FileKind::Lock, &obj.name) {
+            Ok(bytes) => format::open(repo.master(), Magic::Lock, &object, &bytes, 64 * 1024)
+                .ok()
+                .and_then(|j| serde_json::from_slice::<LockInfo>(&j).ok()),
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e),
+        };
+        let info = info.unwrap_or(LockInfo {
+            kind: LockKind::Backup,
+            host: "?".into(),
+            pid: 0,
+            created: obj.modified,
+            refreshed: obj.modified,
+        });
+        out.push((id, info));
+    }
+    Ok(out)
+}

@@ -1,0 +1,442 @@
+//! Prune: remove data no snapshot needs, without ever stopping backups.
+//!
+//! Destructive work is planned first ([`plan`], which `--dry-run` prints) and carried out
+//! second ([`execute`]). Backups never wait: instead of an exclusive lock, prune *condemns*
+//! packs by writing a plan object (`plans/<id>`, sealed `LPPP`). From then on new backups do
+//! not deduplicate against condemned packs. A condemned pack is deleted only when no backup
+//! that could have seen it as live is still running:
+//!
+//! - right away, when prune sees no live backup marker after writing the plan (a backup that
+//!   writes its marker later lists plans after that, so it sees the plan);
+//! - otherwise by a later prune, once every backup marker created before the plan (with a
+//!   five-minute allowance for clock skew) is gone or stale. Before deleting, that prune
+//!   copies out any blob a newer snapshot still uses ("rescue"), exactly as it repacks.
+//!
+//! Packs no index names (left by a killed backup, or being written by a running one) are
+//! deleted only once older than the grace period.
+//!
+//! Order of writes, each step safe to interrupt: new packs → plan → new index files → delete
+//! replaced index files → delete packs → delete executed plans.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::format::{self, Magic};
+use crate::id::Id;
+use crate::index::{Index, IndexFile};
+use crate::locks::{self, Lock, LockKind};
+use crate::pack::{self, PackEntry, PackWriter};
+use crate::repo::Repository;
+use crate::storage::FileKind;
+use crate::tree::NodeKind;
+
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct PlanObject {
+    created: DateTime<Utc>,
+    packs: Vec<Id>,
+}
+
+/// Every pack some plan has condemned. Backups skip these when deduplicating.
+pub fn condemned_packs(repo: &Repository) -> Result<HashSet<Id>> {
+    Ok(load_plans(repo)?
+        .into_iter()
+        .flat_map(|(_, p)| p.packs)
+        .collect())
+}
+
+fn load_plans(repo: &Repository) -> Result<Vec<(String, PlanObject)>> {
+    let mut out = Vec::new();
+    for obj in repo.storage().list(FileKind::Plan)? {
+        let object = FileKind::Plan.path(&obj.name);
+        let bytes = match repo.storage().get(FileKind::Plan, &obj.name) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e),
+        };
+        let json = format::open(repo.master(), Magic::PrunePlan, &object, &bytes, 256 << 20)?;
+        let plan: PlanObject =
+            serde_json::from_slice(&json).map_err(|e| Error::corrupt(&object, e.to_string()))?;
+        out.push((obj.name, plan));
+    }
+    Ok(out)
+}
+
+/// Prune settings.
+#[derive(Clone, Debug)]
+pub struct PruneOptions {
+    /// Repack a pack when more than this share of its bytes is unused (0.0 to 1.0).
+    pub max_unused: f64,
+    /// Unindexed packs younger than this are left alone (a backup may still be writing them).
+    pub grace: Duration,
+    pub host: String,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions {
+            max_unused: 0.1,
+            grace: Duration::from_secs(3600),
+            host: String::new(),
+        }
+    }
+}
+
+/// What a prune will do. Counts are for display; the sets drive [`execute`].
+#[derive(Debug, Default, Serialize)]
+pub struct PrunePlan {
+    pub snapshots: usize,
+    pub used_blobs: usize,
+    pub packs_total: usize,
+    pub packs_keep: usize,
+    pub packs_repack: usize,
+    pub packs_delete: usize,
+    pub orphan_packs_delete: usize,
+    pub orphan_packs_young: usize,
+    pub condemned_packs_execute: usize,
+    pub condemned_packs_waiting: usize,
+    pub bytes_total: u64,
+    pub bytes_unused: u64,
+    pub bytes_to_repack: u64,
+    pub bytes_to_free: u64,
+    #[serde(skip)]
+    repack: Vec<Id>,
+    #[serde(skip)]
+    delete: Vec<Id>,
+    #[serde(skip)]
+    orphans: Vec<Id>,
+    #[serde(skip)]
+    executable_plans: Vec<String>,
+    #[serde(skip)]
+    executable_packs: HashSet<Id>,
+    #[serde(skip)]
+    index_files: Vec<String>,
+    #[serde(skip)]
+    packs: HashMap<Id, Vec<PackEntry>>,
+    #[serde(skip)]
+    copy: HashSet<Id>,
+    #[serde(skip)]
+    keep: HashSet<Id>,
+}
+
+impl PrunePlan {
+    pub fn is_noop(&self) -> bool {
+        self.repack.is_empty()
+            && self.delete.is_empty()
+            && self.orphans.is_empty()
+            && self.executable_plans.is_empty()
+    }
+}
+
+/// Every blob reachable from any snapshot.
+pub fn used_blobs(repo: &Repository, index: &Index, roots: &[Id]) -> Result<HashSet<Id>> {
+    let mut used = HashSet::new();
+    let mut stack: Vec<Id> = roots.to_vec();
+    while let Some(tree_id) = stack.pop() {
+        if !used.insert(tree_id) {
+            continue;
+        }
+        let tree = repo.load_tree(index, &tree_id)?;
+        for node in &tree.nodes {
+            match node.kind {
+                NodeKind::Dir => {
+                    if let Some(sub) = node.subtree {
+                        stack.push(sub);
+                    }
+                }
+                NodeKind::File => used.extend(node.content.iter().copied()),
+                _ => {}
+            }
+        }
+    }
+    Ok(used)
+}
+
+/// Plans a prune without changing anything.
+pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
+    let now = Utc::now();
+    let live_backups: Vec<_> = locks::list(repo)?
+        .into_iter()
+        .filter(|(_, l)| l.kind == LockKind::Backup && !l.is_stale(now))
+        .collect();
+    let plans = load_plans(repo)?;
+    let mut p = PrunePlan::default();
+    let mut waiting: HashSet<Id> = HashSet::new();
+    for (name, plan) in &plans {
+        let blocked = live_backups
+            .iter()
+            .any(|(_, l)| l.created < plan.created + CLOCK_SKEW);
+        if blocked {
+            waiting.extend(plan.packs.iter().copied());
+        } else {
+            p.executable_plans.push(name.clone());
+            p.executable_packs.extend(plan.packs.iter().copied());
+        }
+    }
+    // A pack in a waiting plan stays condemned even if an executable plan also names it.
+    for w in &waiting {
+        p.executable_packs.remove(w);
+    }
+    p.condemned_packs_execute = p.executable_packs.len();
+    p.condemned_packs_waiting = waiting.len();
+
+    // Index files and the packs they name.
+    for obj in repo.storage().list(FileKind::Index)? {
+        let file = repo.load_index_file(&obj.name)?;
+        for (pack, blobs) in file.packs {
+            p.packs.entry(pack).or_insert(blobs);
+        }
+        p.index_files.push(obj.name);
+    }
+    let mut index = Index::new();
+    for (pack, blobs) in &p.packs {
+        index.add_pack(*pack, blobs);
+    }
+    index.finish();
+
+    let snapshots = repo.list_snapshots()?;
+    p.snapshots = snapshots.len();
+    let roots: Vec<Id> = snapshots.iter().map(|(_, s)| s.tree).collect();
+    let used = used_blobs(repo, &index, &roots)?;
+    p.used_blobs = used.len();
+
+    // Which packs can be kept whole: normal packs that are mostly used, and packs of waiting
+    // plans (left untouched until their plan can run).
+    let mut pack_ids: Vec<Id> = p.packs.keys().copied().collect();
+    pack_ids.sort();
+    p.packs_total = pack_ids.len();
+    let mut covered: HashSet<Id> = HashSet::new();
+    for id in &pack_ids {
+        let blobs = &p.packs[id];
+        let total: u64 = blobs.iter().map(|b| b.length as u64).sum();
+        p.bytes_total += total;
+        if p.executable_packs.contains(id) {
+            continue;
+        }
+        if waiting.contains(id) {
+            p.keep.insert(*id);
+            covered.extend(blobs.iter().map(|b| b.id));
+            continue;
+        }
+        let used_bytes: u64 = blobs
+            .iter()
+            .filter(|b| used.contains(&b.id))
+            .map(|b| b.length as u64)
+            .sum();
+        p.bytes_unused += total - used_bytes;
+        if used_bytes == 0 {
+            p.delete.push(*id);
+            p.bytes_to_free += total;
+        } else if (total - used_bytes) as f64 > opts.max_unused * total as f64 {
+            p.repack.push(*id);
+        } else {
+            p.keep.insert(*id);
+            covered.extend(blobs.iter().map(|b| b.id));
+        }
+    }
+    // Blobs still needed whose only copies are in packs about to go: copy them out.
+    let mut sources: Vec<Id> = p.repack.clone();
+    sources.extend(
+        p.executable_packs
+            .iter()
+            .filter(|id| p.packs.contains_key(id)),
+    );
+    for id in &sources {
+        for b in &p.packs[id] {
+            if used.contains(&b.id) && !covered.contains(&b.id) && p.copy.insert(b.id) {
+                p.bytes_to_repack += b.length as u64;
+            }
+        }
+    }
+    // A used blob with no copy anywhere means damage: stop before deleting anything.
+    for id in &used {
+        if !covered.contains(id) && !p.copy.contains(id) {
+            return Err(Error::Invalid(format!(
+                "blob {} is used by a snapshot but stored nowhere; run `loop check` and repair before pruning",
+                id.short()
+            )));
+        }
+    }
+    for id in &p.repack {
+        let total: u64 = p.packs[id].iter().map(|b| b.length as u64).sum();
+        p.bytes_to_free += total;
+    }
+    p.packs_repack = p.repack.len();
+    p.packs_delete = p.delete.len();
+    p.packs_keep = p.keep.len();
+
+    // Unindexed packs: delete when older than the grace period and not condemned elsewhere.
+    let grace = chrono::Duration::from_std(opts.grace).unwrap_or(chrono::Duration::MAX);
+    for obj in repo.storage().list(FileKind::Pack)? {
+        let id = Id::parse(&obj.name)?;
+        if p.packs.contains_key(&id) || waiting.contains(&id) || p.executable_packs.contains(&id) {
+            continue;
+        }
+        if now.signed_duration_since(obj.modified) >= grace {
+            p.orphans.push(id);
+            p.bytes_to_free += obj.size;
+        } else {
+            p.orphan_packs_young += 1;
+        }
+    }
+    p.orphan_packs_delete = p.orphans.len();
+    Ok(p)
+}
+
+/// What [`execute`] did.
+#[derive(Debug, Default, Serialize)]
+pub struct PruneReport {
+    pub packs_written: usize,
+    pub packs_deleted: usize,
+    pub index_files_written: usize,
+    pub index_files_deleted: usize,
+    /// Packs condemned but kept until running backups finish.
+    pub packs_deferred: usize,
+}
+
+/// Carries out a plan. Takes the prune marker (only one prune at a time).
+pub fn execute(repo: &Repository, mut p: PrunePlan, opts: &PruneOptions) -> Result<PruneReport> {
+    let _lock = Lock::acquire_exclusive_prune(repo, &opts.host)?;
+    let mut report = PruneReport::default();
+    let storage = repo.storage();
+
+    // 1. Copy still-needed blobs out of packs that are going away.
+    let mut new_packs: Vec<(Id, Vec<PackEntry>)> = Vec::new();
+    let target = repo.config().pack_size as usize;
+    let mut writer: Option<PackWriter> = None;
+    let mut sources: Vec<Id> = p.repack.clone();
+    let mut exec_sources: Vec<Id> = p
+        .executable_packs
+        .iter()
+        .copied()
+        .filter(|id| p.packs.contains_key(id))
+        .collect();
+    exec_sources.sort();
+    sources.extend(exec_sources);
+    let mut copied: HashSet<Id> = HashSet::new();
+    for pack_id in &sources {
+        let blobs = &p.packs[pack_id];
+        let wanted: Vec<&PackEntry> = blobs
+            .iter()
+            .filter(|b| p.copy.contains(&b.id) && !copied.contains(&b.id))
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        let name = pack_id.to_hex();
+        let object = FileKind::Pack.path(&name);
+        let bytes = storage.get(FileKind::Pack, &name)?;
+        let cipher = pack::pack_cipher(repo.master(), pack_id);
+        for b in wanted {
+            let (start, end) = (b.offset as usize, b.offset as usize + b.length as usize);
+            if end > bytes.len() {
+                return Err(Error::corrupt(&object, "shorter than the index says"));
+            }
+            let payload = pack::decrypt_payload(&cipher, b, bytes[start..end].to_vec(), &object)?;
+            let w =
+                writer.get_or_insert_with(|| PackWriter::new(repo.master(), target + target / 8));
+            w.add(b.kind, b.id, &payload, b.raw_len);
+            copied.insert(b.id);
+            if w.len() >= target {
+                let (id, data, entries) = writer.take().expect("writer").finish();
+                storage.put(FileKind::Pack, &id.to_hex(), data)?;
+                new_packs.push((id, entries));
+            }
+        }
+    }
+    if let Some(w) = writer.take()
+        && !w.is_empty()
+    {
+        let (id, data, entries) = w.finish();
+        storage.put(FileKind::Pack, &id.to_hex(), data)?;
+        new_packs.push((id, entries));
+    }
+    report.packs_written = new_packs.len();
+
+    // 2. Condemn the packs this run retires.
+    let newly_condemned: Vec<Id> = p.repack.iter().chain(p.delete.iter()).copied().collect();
+    let mut new_plan_name = None;
+    if !newly_condemned.is_empty() {
+        let plan = PlanObject {
+            created: Utc::now(),
+            packs: newly_condemned.clone(),
+        };
+        let json = serde_json::to_vec(&plan).expect("plan serializes");
+        let name = Id::random().to_hex();
+        storage.put(
+            FileKind::Plan,
+            &name,
+            format::seal(repo.master(), Magic::PrunePlan, &json, 3),
+        )?;
+        new_plan_name = Some(name);
+    }
+    // With no live backup after the plan is visible, it can run now.
+    let now = Utc::now();
+    let backups_running = locks::list(repo)?
+        .into_iter()
+        .any(|(_, l)| l.kind == LockKind::Backup && !l.is_stale(now));
+    let immediate = !backups_running;
+    if !immediate {
+        report.packs_deferred = newly_condemned.len();
+    }
+
+    // 3. New index: kept packs, newly written packs, and (when deferred) condemned packs.
+    let mut file = IndexFile::default();
+    let mut keep: Vec<Id> = p.keep.iter().copied().collect();
+    keep.sort();
+    if !immediate {
+        keep.extend(newly_condemned.iter().copied());
+    }
+    let mut files = Vec::new();
+    for id in keep {
+        if let Some(blobs) = p.packs.remove(&id) {
+            file.packs.push((id, blobs));
+        }
+        if file.blob_count() >= 500_000 {
+            files.push(std::mem::take(&mut file));
+        }
+    }
+    file.packs.extend(new_packs);
+    files.push(file);
+    for f in files.iter().filter(|f| !f.packs.is_empty()) {
+        repo.save_index_file(f)?;
+        report.index_files_written += 1;
+    }
+
+    // 4. Retire the old index files.
+    for name in &p.index_files {
+        storage.delete(FileKind::Index, name)?;
+        report.index_files_deleted += 1;
+    }
+
+    // 5. Delete packs: executable condemned packs, orphans, and this run's packs if immediate.
+    let mut doomed: Vec<Id> = p.executable_packs.iter().copied().collect();
+    doomed.extend(p.orphans.iter().copied());
+    if immediate {
+        doomed.extend(newly_condemned.iter().copied());
+    }
+    doomed.sort();
+    doomed.dedup();
+    for id in &doomed {
+        storage.delete(FileKind::Pack, &id.to_hex())?;
+        report.packs_deleted += 1;
+    }
+    for name in &p.executable_plans {
+        storage.delete(FileKind::Plan, name)?;
+    }
+    if immediate && let Some(name) = new_plan_name {
+        storage.delete(FileKind::Plan, &name)?;
+    }
+    // Markers of killed processes.
+    for (id, info) in locks::list(repo)? {
+        if info.is_stale(Utc::now()) {
+            storage.delete(FileKind::Lock, &id.to_hex())?;
+        }
+    }
+    Ok(report)
+}

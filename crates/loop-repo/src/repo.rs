@@ -1,0 +1,483 @@
+//! An opened repository: storage, the unlocked master key, and the configuration.
+//!
+//! The `config` object is sealed (`LPCF`) under the master key and holds the repository ID,
+//! the blob ID key, the chunker parameters and the compression level. Its plaintext header
+//! carries the format version, so a newer repository is reported before any key is tried.
+
+use std::sync::Arc;
+
+use chrono::{Local, Utc};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
+
+use crate::chunker::ChunkerParams;
+use crate::crypto::{IdKey, Key};
+use crate::error::{Error, Result};
+use crate::format::{self, Magic};
+use crate::id::Id;
+use crate::index::{Index, IndexFile};
+use crate::keys::{KdfParams, KeySlot, Secret, SlotMeta};
+use crate::pack::{self, MAX_BLOB};
+use crate::snapshot::{Snapshot, SnapshotFilter};
+use crate::storage::{FileKind, Storage};
+use crate::tree::Tree;
+use crate::util::parallel_map;
+
+const MAX_CONFIG: usize = 64 * 1024;
+const MAX_SNAPSHOT: usize = 16 * 1024 * 1024;
+/// Threads for fetching many small objects (index files, snapshots).
+pub(crate) const FETCH_THREADS: usize = 8;
+
+#[derive(Serialize, Deserialize)]
+struct ConfigFile {
+    version: u32,
+    id: Id,
+    created: String,
+    id_key: String,
+    chunker: ChunkerParams,
+    compression_level: i32,
+    pack_size: u32,
+}
+
+/// Repository settings chosen at `init`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepoConfig {
+    pub id: Id,
+    pub created: String,
+    pub chunker: ChunkerParams,
+    /// zstd level for blobs (see docs/BENCHMARKS.md for the measurement behind the default).
+    pub compression_level: i32,
+    /// Target size of a pack file in bytes.
+    pub pack_size: u32,
+}
+
+/// Options for [`Repository::init`].
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    pub kdf: KdfParams,
+    pub compression_level: i32,
+    pub pack_size: u32,
+    pub meta: SlotMeta,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            kdf: KdfParams::default(),
+            compression_level: 3,
+            pack_size: 16 * 1024 * 1024,
+            meta: SlotMeta::default(),
+        }
+    }
+}
+
+/// One key slot as `key list` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyInfo {
+    pub id: Id,
+    pub current: bool,
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub meta: SlotMeta,
+}
+
+/// An opened repository.
+pub struct Repository {
+    storage: Arc<dyn Storage>,
+    master: Key,
+    id_key: IdKey,
+    config: RepoConfig,
+    key_id: Id,
+}
+
+impl Repository {
+    /// Creates a repository: a fresh master key, one key slot, and the config.
+    pub fn init(
+        storage: Arc<dyn Storage>,
+        secret: Secret<'_>,
+        opts: &InitOptions,
+    ) -> Result<Repository> {
+        match storage.size(FileKind::Config, "config") {
+            Ok(_) => return Err(Error::AlreadyExists(storage.location())),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+        if !storage.list(FileKind::Key)?.is_empty() {
+            return Err(Error::AlreadyExists(storage.location()));
+        }
+        let master = Key::generate();
+        let id_key = Key::generate();
+        let seed = u64::from_le_bytes(Key::generate().expose()[..8].try_into().expect("8"));
+        let config = RepoConfig {
+            id: Id::random(),
+            created: Utc::now().to_rfc3339(),
+            chunker: ChunkerParams::with_seed(seed),
+            compression_level: opts.compression_level,
+            pack_size: opts.pack_size,
+        };
+        let mut file = ConfigFile {
+            version: 1,
+            id: config.id,
+            created: config.created.clone(),
+            id_key: hex::encode(id_key.expose()),
+            chunker: config.chunker,
+            compression_level: config.compression_level,
+            pack_size: config.pack_size,
+        };
+        let mut json = serde_json::to_vec(&file).expect("config serializes");
+        file.id_key.zeroize();
+        let sealed = format::seal(&master, Magic::Config, &json, 3);
+        json.zeroize();
+        // The key slot goes first: a config without a slot would be an unopenable repository.
+        let slot = KeySlot::create(&master, secret, opts.kdf, &opts.meta)?;
+        let key_id = Id::random();
+        storage.put(FileKind::Key, &key_id.to_hex(), slot)?;
+        storage.put(FileKind::Config, "config", sealed)?;
+        Ok(Repository {
+            storage,
+            id_key: IdKey::new(&id_key),
+            master,
+            config,
+            key_id,
+        })
+    }
+
+    /// Opens a repository with a passphrase or raw key.
+    pub fn open(storage: Arc<dyn Storage>, secret: Secret<'_>) -> Result<Repository> {
+        let config_bytes = match storage.get(FileKind::Config, "config") {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Err(Error::NoRepository(storage.location())),
+            Err(e) => return Err(e),
+        };
+        Magic::Config.check("config", &config_bytes)?;
+        let slots = storage.list(FileKind::Key)?;
+        let mut found = None;
+        for info in &slots {
+            let object = FileKind::Key.path(&info.name);
+            if info.size > 1024 * 1024 {
+                continue;
+            }
+            let slot = match KeySlot::parse(&object, storage.get(FileKind::Key, &info.name)?) {
+                Ok(s) => s,
+                Err(Error::NewerVersion { .. }) | Err(Error::Corrupt { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            if let Some(master) = slot.open(&secret)? {
+                found = Some((master, Id::parse(&info.name)?));
+                break;
+            }
+        }
+        let Some((master, key_id)) = found else {
+            return Err(Error::WrongPassword);
+        };
+        let mut json = format::open(&master, Magic::Config, "config", &config_bytes, MAX_CONFIG)?;
+        let parsed: std::result::Result<ConfigFile, _> = serde_json::from_slice(&json);
+        json.zeroize();
+        let mut file = parsed.map_err(|e| Error::corrupt("config", e.to_string()))?;
+        let mut key_bytes = [0u8; 32];
+        let decoded = hex::decode_to_slice(&file.id_key, &mut key_bytes);
+        file.id_key.zeroize();
+        decoded.map_err(|_| Error::corrupt("config", "bad blob ID key"))?;
+        let id_key = Key::from_bytes(key_bytes);
+        key_bytes.zeroize();
+        file.chunker
+            .validate()
+            .map_err(|e| Error::corrupt("config", e))?;
+        if !(1..=22).contains(&file.compression_level)
+            || !(1 << 20..=1 << 30).contains(&file.pack_size)
+        {
+            return Err(Error::corrupt("config", "settings out of range"));
+        }
+        Ok(Repository {
+            storage,
+            id_key: IdKey::new(&id_key),
+            master,
+            config: RepoConfig {
+                id: file.id,
+                created: file.created,
+                chunker: file.chunker,
+                compression_level: file.compression_level,
+                pack_size: file.pack_size,
+            },
+            key_id,
+        })
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    pub(crate) fn master(&self) -> &Key {
+        &self.master
+    }
+
+    /// The keyed BLAKE3 ID of a blob's plaintext.
+    pub fn blob_id(&self, data: &[u8]) -> Id {
+        self.id_key.id(data)
+    }
+
+    /// Loads every index file into one in-memory index.
+    pub fn load_index(&self) -> Result<Index> {
+        self.load_index_excluding(&std::collections::HashSet::new())
+    }
+
+    /// Loads the index without the packs in `skip` (packs a pending prune will delete).
+    pub fn load_index_excluding(&self, skip: &std::collections::HashSet<Id>) -> Result<Index> {
+        let names: Vec<String> = self
+            .storage
+            .list(FileKind::Index)?
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        let mut index = Index::new();
+        for chunk in names.chunks(64) {
+            let files = parallel_map(chunk, FETCH_THREADS, |name| self.load_index_file(name));
+            for f in files {
+                for (pack, blobs) in &f?.packs {
+                    if !skip.contains(pack) {
+                        index.add_pack(*pack, blobs);
+                    }
+                }
+            }
+        }
+        index.finish();
+        Ok(index)
+    }
+
+    pub fn load_index_file(&self, name: &str) -> Result<IndexFile> {
+        let bytes = self.storage.get(FileKind::Index, name)?;
+        IndexFile::open(&self.master, &FileKind::Index.path(name), &bytes)
+    }
+
+    pub fn save_index_file(&self, file: &IndexFile) -> Result<Id> {
+        let id = Id::random();
+        self.storage
+            .put(FileKind::Index, &id.to_hex(), file.seal(&self.master))?;
+        Ok(id)
+    }
+
+    /// Reads, authenticates and decodes one blob.
+    pub fn read_blob(&self, index: &Index, id: &Id) -> Result<Vec<u8>> {
+        let loc = index
+            .get(id)
+            .ok_or_else(|| Error::corrupt(format!("blob {}", id.short()), "not in any index"))?;
+        let object = FileKind::Pack.path(&loc.pack.to_hex());
+        let stored = self.storage.get_range(
+            FileKind::Pack,
+            &loc.pack.to_hex(),
+            loc.entry.offset as u64,
+            loc.entry.length as u64,
+        )?;
+        let data = pack::decode_blob(
+            &pack::pack_cipher(&self.master, &loc.pack),
+            &loc.entry,
+            stored,
+            &object,
+        )?;
+        if self.blob_id(&data) != *id {
+            return Err(Error::corrupt(
+                object,
+                format!("blob {} does not match its ID", id.short()),
+            ));
+        }
+        Ok(data)
+    }
+
+    /// Loads and validates one tree.
+    pub fn load_tree(&self, index: &Index, id: &Id) -> Result<Tree> {
+        let data = self.read_blob(index, id)?;
+        let object = format!("tree {}", id.short());
+        let tree = Tree::decode(&object, &data)?;
+        tree.validate(&object)?;
+        Ok(tree)
+    }
+
+    /// The ID and encoding a tree gets when stored.
+    pub fn encode_tree(&self, tree: &Tree) -> Result<(Id, Vec<u8>)> {
+        let data = tree.encode();
+        if data.len() > MAX_BLOB as usize {
+            return Err(Error::Invalid(format!(
+                "a directory with {} entries is too large for one tree blob",
+                tree.nodes.len()
+            )));
+        }
+        Ok((self.blob_id(&data), data))
+    }
+
+    pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
+        let name = id.to_hex();
+        let object = FileKind::Snapshot.path(&name);
+        let bytes = self.storage.get(FileKind::Snapshot, &name)?;
+        let json = format::open(&self.master, Magic::Snapshot, &object, &bytes, MAX_SNAPSHOT)?;
+        serde_json::from_slice(&json).map_err(|e| Error::corrupt(object, e.to_string()))
+    }
+
+    pub fn save_snapshot(&self, snap: &Snapshot) -> Result<Id> {
+        let id = Id::random();
+        let json = serde_json::to_vec(snap).expect("snapshots serialize");
+        self.storage.put(
+            FileKind::Snapshot,
+            &id.to_hex(),
+            format::seal(&self.master, Magic::Snapshot, &json, 3),
+        )?;
+        Ok(id)
+    }
+
+    /// All snapshots, oldest first.
+    pub fn list_snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+        let names: Vec<String> = self
+            .storage
+            .list(FileKind::Snapshot)?
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        let loaded = parallel_map(&names, FETCH_THREADS, |name| {
+            let id = Id::parse(name)?;
+            match self.load_snapshot(&id) {
+                Ok(s) => Ok(Some((id, s))),
+                // Removed by a concurrent forget between list and get.
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        let mut out = Vec::with_capacity(loaded.len());
+        for r in loaded {
+            if let Some(s) = r? {
+                out.push(s);
+            }
+        }
+        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
+    /// Resolves `latest`, a full ID or a unique ID prefix (at least 4 hex digits).
+    pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(Id, Snapshot)> {
+        if spec == "latest" {
+            return self
+                .list_snapshots()?
+                .into_iter()
+                .rev()
+                .find(|(_, s)| filter.matches(s))
+                .ok_or_else(|| Error::NotFound("a snapshot matching the filter".into()));
+        }
+        if spec.len() == 64 {
+            let id = Id::parse(spec)?;
+            return self.load_snapshot(&id).map(|s| (id, s)).map_err(|e| {
+                if e.is_not_found() {
+                    Error::NotFound(format!("snapshot {spec}"))
+                } else {
+                    e
+                }
+            });
+        }
+        if spec.len() < 4 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Invalid(format!(
+                "{spec:?} is neither `latest` nor a snapshot ID (at least 4 hex digits)"
+            )));
+        }
+        let spec_lower = spec.to_ascii_lowercase();
+        let matches: Vec<String> = self
+            .storage
+            .list(FileKind::Snapshot)?
+            .into_iter()
+            .map(|o| o.name)
+            .filter(|n| n.starts_with(&spec_lower))
+            .collect();
+        match matches.as_slice() {
+            [one] => {
+                let id = Id::parse(one)?;
+                Ok((id, self.load_snapshot(&id)?))
+            }
+            [] => Err(Error::NotFound(format!("snapshot {spec}"))),
+            _ => Err(Error::Invalid(format!(
+                "snapshot prefix {spec} is ambiguous"
+            ))),
+        }
+    }
+
+    // ---- key slots ----
+
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let mut out = Vec::new();
+        for info in self.storage.list(FileKind::Key)? {
+            let object = FileKind::Key.path(&info.name);
+            let slot = KeySlot::parse(&object, self.storage.get(FileKind::Key, &info.name)?)?;
+            let id = Id::parse(&info.name)?;
+            out.push(KeyInfo {
+                id,
+                current: id == self.key_id,
+                kind: if slot.is_passphrase() {
+                    "passphrase"
+                } else {
+                    "raw-key"
+                },
+                meta: slot.meta,
+            });
+        }
+        out.sort_by(|a, b| a.meta.created.cmp(&b.meta.created));
+        Ok(out)
+    }
+
+    /// Adds a key slot for another passphrase or raw key. Data is not re-encrypted.
+    pub fn add_key(&self, secret: Secret<'_>, kdf: KdfParams, meta: &SlotMeta) -> Result<Id> {
+        let slot = KeySlot::create(&self.master, secret, kdf, meta)?;
+        let id = Id::random();
+        self.storage.put(FileKind::Key, &id.to_hex(), slot)?;
+        Ok(id)
+    }
+
+    /// Removes a key slot. Refuses the slot this session opened with, so nobody locks
+    /// themselves out by accident; removing the last slot needs [`Repository::destroy_keys`].
+    pub fn remove_key(&self, id: &Id) -> Result<()> {
+        if *id == self.key_id {
+            return Err(Error::Invalid(
+                "refusing to remove the key slot in use; open with another key to remove it".into(),
+            ));
+        }
+        let name = id.to_hex();
+        self.storage.size(FileKind::Key, &name).map_err(|e| {
+            if e.is_not_found() {
+                Error::NotFound(format!("key {}", id.short()))
+            } else {
+                e
+            }
+        })?;
+        self.storage.delete(FileKind::Key, &name)
+    }
+
+    /// Replaces the current slot's passphrase: adds a new slot, then removes the old one.
+    pub fn change_passphrase(&mut self, new: &[u8], kdf: KdfParams, meta: &SlotMeta) -> Result<Id> {
+        let new_id = self.add_key(Secret::Passphrase(new), kdf, meta)?;
+        let old = self.key_id;
+        self.key_id = new_id;
+        self.storage.delete(FileKind::Key, &old.to_hex())?;
+        Ok(new_id)
+    }
+
+    /// Deletes every key slot: the repository becomes unreadable for good (crypto-shredding).
+    pub fn destroy_keys(storage: &dyn Storage) -> Result<usize> {
+        let slots = storage.list(FileKind::Key)?;
+        for s in &slots {
+            storage.delete(FileKind::Key, &s.name)?;
+        }
+        Ok(slots.len())
+    }
+
+    pub fn key_id(&self) -> Id {
+        self.key_id
+    }
+
+    /// Host and user metadata for a new key slot.
+    pub fn default_slot_meta(host: &str, user: &str) -> SlotMeta {
+        SlotMeta {
+            created: Local::now().to_rfc3339(),
+            host: host.to_string(),
+            user: user.to_string(),
+            label: String::new(),
+        }
+    }
+}

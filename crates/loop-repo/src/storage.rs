@@ -1,0 +1,334 @@
+//! Where repository objects live.
+//!
+//! [`Storage`] is the whole contract the engine relies on, kept small so that a new backend
+//! (the server's vault protocol, a cache, a fault injector in tests) is a short file:
+//!
+//! - `put` is atomic: a reader sees the whole object or nothing, never a prefix. It may
+//!   overwrite. The engine never relies on create-if-absent: every name it writes is either a
+//!   fresh random ID or written once at `init`, so a repeated write is harmless.
+//! - After `put` returns, `get` and `list` see the object (read-after-write, as S3 and local
+//!   disk give today).
+//! - `delete` of a missing object succeeds.
+//! - A crash leaves each object either written whole or absent.
+//!
+//! Implementations are synchronous: the engine runs its own thread pipeline, and blocking
+//! calls keep it free of async colouring.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt as _;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
+
+use crate::error::{Error, Result};
+
+/// The kinds of object in a repository, each under its own prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    Config,
+    Key,
+    Snapshot,
+    Index,
+    Pack,
+    Lock,
+    Plan,
+}
+
+impl FileKind {
+    pub const ALL: [FileKind; 7] = [
+        FileKind::Config,
+        FileKind::Key,
+        FileKind::Snapshot,
+        FileKind::Index,
+        FileKind::Pack,
+        FileKind::Lock,
+        FileKind::Plan,
+    ];
+
+    pub fn dir(self) -> &'static str {
+        match self {
+            FileKind::Config => "",
+            FileKind::Key => "keys",
+            FileKind::Snapshot => "snapshots",
+            FileKind::Index => "index",
+            FileKind::Pack => "data",
+            FileKind::Lock => "locks",
+            FileKind::Plan => "plans",
+        }
+    }
+
+    /// The object's path relative to the repository root.
+    pub fn path(self, name: &str) -> String {
+        match self {
+            FileKind::Config => "config".to_string(),
+            FileKind::Pack => {
+                let fan = name.get(..2).unwrap_or("00");
+                format!("data/{fan}/{name}")
+            }
+            _ => format!("{}/{name}", self.dir()),
+        }
+    }
+}
+
+/// One listed object.
+#[derive(Clone, Debug)]
+pub struct ObjectInfo {
+    pub name: String,
+    pub size: u64,
+    pub modified: DateTime<Utc>,
+}
+
+/// The storage contract. See the module documentation.
+pub trait Storage: Send + Sync {
+    /// A human-readable location, for messages.
+    fn location(&self) -> String;
+    fn put(&self, kind: FileKind, name: &str, data: Vec<u8>) -> Result<()>;
+    fn get(&self, kind: FileKind, name: &str) -> Result<Vec<u8>>;
+    fn get_range(&self, kind: FileKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+    fn list(&self, kind: FileKind) -> Result<Vec<ObjectInfo>>;
+    fn delete(&self, kind: FileKind, name: &str) -> Result<()>;
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64>;
+}
+
+/// S3 (and S3-compatible) connection settings, passed in by the caller.
+#[derive(Clone, Default)]
+pub struct S3Options {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub allow_http: bool,
+}
+
+impl std::fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Options")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Storage on any `object_store` backend: local disk, S3, and (with features) GCS and Azure.
+pub struct ObjectStorage {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    location: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn retry_config() -> object_store::RetryConfig {
+    // Transient failures (connection resets, 5xx, throttling) are retried with exponential
+    // backoff: 10 tries within 3 minutes, starting at 100 ms.
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig::default(),
+        max_retries: 10,
+        retry_timeout: std::time::Duration::from_secs(180),
+    }
+}
+
+impl ObjectStorage {
+    /// Opens a repository location: a filesystem path, or `s3://bucket/prefix`.
+    /// With `create`, a local directory is created when missing.
+    pub fn open(location: &str, s3: &S3Options, create: bool) -> Result<ObjectStorage> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("loop-storage")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("tokio runtime", e))?;
+        let storage_err = |e: object_store::Error| Error::Storage {
+            object: location.to_string(),
+            message: e.to_string(),
+        };
+        if let Some(rest) = location.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(Error::Invalid(format!("{location}: no bucket named")));
+            }
+            let mut b = object_store::aws::AmazonS3Builder::new()
+                .with_bucket_name(bucket)
+                .with_retry(retry_config())
+                .with_allow_http(s3.allow_http)
+                .with_region(s3.region.clone().unwrap_or_else(|| "us-east-1".into()));
+            if let Some(e) = &s3.endpoint {
+                b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
+            }
+            if let Some(k) = &s3.access_key_id {
+                b = b.with_access_key_id(k);
+            }
+            if let Some(k) = &s3.secret_access_key {
+                b = b.with_secret_access_key(k);
+            }
+            if let Some(t) = &s3.session_token {
+                b = b.with_token(t);
+            }
+            let store = b.build().map_err(storage_err)?;
+            return Ok(ObjectStorage {
+                store: Arc::new(store),
+                prefix: prefix.trim_matches('/').to_string(),
+                location: location.to_string(),
+                runtime,
+            });
+        }
+        #[cfg(feature = "gcp")]
+        if location.starts_with("gs://") {
+            return Err(Error::Invalid(
+                "gs:// repositories are configured through the library API".into(),
+            ));
+        }
+        let path = std::path::Path::new(location);
+        if create {
+            std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+        } else if !path.is_dir() {
+            return Err(Error::NoRepository(location.to_string()));
+        }
+        let store = object_store::local::LocalFileSystem::new_with_prefix(path)
+            .map_err(storage_err)?
+            .with_fsync(true);
+        Ok(ObjectStorage {
+            store: Arc::new(store),
+            prefix: String::new(),
+            location: location.to_string(),
+            runtime,
+        })
+    }
+
+    /// Wraps any `object_store` backend (GCS, Azure, in-memory, ...).
+    pub fn from_store(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        location: &str,
+    ) -> Result<ObjectStorage> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("tokio runtime", e))?;
+        Ok(ObjectStorage {
+            store,
+            prefix: prefix.trim_matches('/').to_string(),
+            location: location.to_string(),
+            runtime,
+        })
+    }
+
+    fn full(&self, rel: &str) -> StorePath {
+        if self.prefix.is_empty() {
+            StorePath::from(rel)
+        } else {
+            StorePath::from(format!("{}/{rel}", self.prefix))
+        }
+    }
+
+    fn err(&self, rel: &str, e: object_store::Error) -> Error {
+        match e {
+            object_store::Error::NotFound { .. } => Error::NotFound(rel.to_string()),
+            other => Error::Storage {
+                object: rel.to_string(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl Storage for ObjectStorage {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn put(&self, kind: FileKind, name: &str, data: Vec<u8>) -> Result<()> {
+        let rel = kind.path(name);
+        let path = self.full(&rel);
+        self.runtime
+            .block_on(self.store.put(&path, PutPayload::from(data)))
+            .map(|_| ())
+            .map_err(|e| self.err(&rel, e))
+    }
+
+    fn get(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
+        let rel = kind.path(name);
+        let path = self.full(&rel);
+        self.runtime
+            .block_on(async {
+                let r = self.store.get(&path).await?;
+                r.bytes().await
+            })
+            .map(Vec::from)
+            .map_err(|e| self.err(&rel, e))
+    }
+
+    fn get_range(&self, kind: FileKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let rel = kind.path(name);
+        let path = self.full(&rel);
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| Error::corrupt(&rel, "range overflows"))?;
+        let bytes = self
+            .runtime
+            .block_on(self.store.get_range(&path, offset..end))
+            .map_err(|e| self.err(&rel, e))?;
+        if bytes.len() as u64 != len {
+            return Err(Error::corrupt(&rel, "shorter than the index says"));
+        }
+        Ok(Vec::from(bytes))
+    }
+
+    fn list(&self, kind: FileKind) -> Result<Vec<ObjectInfo>> {
+        if kind == FileKind::Config {
+            return Ok(match self.size(kind, "config") {
+                Ok(size) => vec![ObjectInfo {
+                    name: "config".into(),
+                    size,
+                    modified: Utc::now(),
+                }],
+                Err(e) if e.is_not_found() => vec![],
+                Err(e) => return Err(e),
+            });
+        }
+        let dir = self.full(kind.dir());
+        self.runtime.block_on(async {
+            let mut out = Vec::new();
+            let mut stream = self.store.list(Some(&dir));
+            while let Some(item) = stream.next().await {
+                let meta = item.map_err(|e| self.err(kind.dir(), e))?;
+                let Some(name) = meta.location.filename() else {
+                    continue;
+                };
+                // Only names this program writes: 64 hex digits. Anything else (a stray
+                // editor file, a half-written temp file) is not part of the repository.
+                if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    continue;
+                }
+                out.push(ObjectInfo {
+                    name: name.to_string(),
+                    size: meta.size,
+                    modified: meta.last_modified,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
+        let rel = kind.path(name);
+        let path = self.full(&rel);
+        match self.runtime.block_on(self.store.delete(&path)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(&rel, e)),
+        }
+    }
+
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64> {
+        let rel = kind.path(name);
+        let path = self.full(&rel);
+        self.runtime
+            .block_on(self.store.head(&path))
+            .map(|m| m.size)
+            .map_err(|e| self.err(&rel, e))
+    }
+}
