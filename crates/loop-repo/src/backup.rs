@@ -780,7 +780,7 @@ pub fn run(
     let _lock = if opts.dry_run {
         None
     } else {
-        Some(Lock::acquire(repo, LockKind::Backup, &opts.host)?)
+        Some(Lock::acquire(repo, LockKind::Backup)?)
     };
     // Packs a pending prune will delete are not deduplicated against (see prune.rs).
     let condemned = crate::prune::condemned_packs(repo)?;

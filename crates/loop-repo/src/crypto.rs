@@ -104,7 +104,7 @@ impl NonceSequence {
     }
 
     pub fn next_nonce(&mut self) -> Result<NonceValue> {
-        if self.finished || self.next >= NonceValue::FINAL {
+        if self.finished || self.next == NonceValue::FINAL {
             return Err(Error::Invalid("nonce sequence exhausted".into()));
         }
         let n = NonceValue::at(self.next);

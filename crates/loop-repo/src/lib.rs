@@ -11,6 +11,8 @@
 //! the byte layout it owns. The engine has no global state: every setting arrives as a value.
 
 pub mod backup;
+pub mod browse;
+pub mod check;
 pub mod chunker;
 pub mod crypto;
 mod error;
@@ -24,6 +26,7 @@ pub mod locks;
 pub mod pack;
 pub mod prune;
 mod repo;
+pub mod restore;
 pub mod snapshot;
 pub mod storage;
 pub mod tree;

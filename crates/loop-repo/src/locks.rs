@@ -1,7 +1,7 @@
 //! Session markers ("locks") that say a backup or prune is running.
 //!
-//! No operation here is exclusive for backups: a backup only announces itself, so prune can
-//! tell whether someone may still be writing against an older index. A marker is refreshed
+//! No operation here is exclusive for backups: a backup (or a restore or check) only announces
+//! itself, so prune can tell whether someone may still be using an older index. A marker is refreshed
 //! every [`REFRESH`]; one not refreshed for [`STALE_AFTER`] belongs to a killed process and is
 //! ignored (and removed by prune). Markers are sealed objects (`LPLK`) with random names, so
 //! creating one never needs a conditional write.
@@ -28,6 +28,8 @@ pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
 pub enum LockKind {
     Backup,
     Prune,
+    /// A restore or check: reads packs, so prune must not delete them underneath it.
+    Read,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -40,10 +42,35 @@ pub struct LockInfo {
 }
 
 impl LockInfo {
+    /// Stale: not refreshed for [`STALE_AFTER`], or written on this machine by a process that
+    /// no longer exists (killed), as restic also decides.
     pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
-        now.signed_duration_since(self.refreshed)
-            > chrono::Duration::from_std(STALE_AFTER).expect("small duration")
+        let expired = now.signed_duration_since(self.refreshed)
+            > chrono::Duration::from_std(STALE_AFTER).expect("small duration");
+        expired || (self.host == this_host() && !process_exists(self.pid))
     }
+}
+
+/// This machine's name, recorded in markers so a dead local process can be recognised.
+pub fn this_host() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn process_exists(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    // EPERM means it exists but belongs to someone else.
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
 }
 
 /// A held marker; removed on drop.
@@ -65,11 +92,11 @@ fn write_lock(storage: &dyn Storage, master: &Key, id: &Id, info: &LockInfo) -> 
 }
 
 impl Lock {
-    pub fn acquire(repo: &Repository, kind: LockKind, host: &str) -> Result<Lock> {
+    pub fn acquire(repo: &Repository, kind: LockKind) -> Result<Lock> {
         let now = Utc::now();
         let info = LockInfo {
             kind,
-            host: host.to_string(),
+            host: this_host(),
             pid: std::process::id(),
             created: now,
             refreshed: now,
@@ -115,8 +142,8 @@ impl Lock {
     }
 
     /// Takes a prune marker and fails when another live prune holds one.
-    pub fn acquire_exclusive_prune(repo: &Repository, host: &str) -> Result<Lock> {
-        let lock = Lock::acquire(repo, LockKind::Prune, host)?;
+    pub fn acquire_exclusive_prune(repo: &Repository) -> Result<Lock> {
+        let lock = Lock::acquire(repo, LockKind::Prune)?;
         let others: Vec<_> = list(repo)?
             .into_iter()
             .filter(|(id, info)| {

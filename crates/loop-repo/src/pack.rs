@@ -20,7 +20,7 @@ use crate::id::Id;
 
 /// The start of a pack: header and pack ID.
 pub const PACK_HEADER_LEN: usize = HEADER_LEN + 32;
-const TRAILER_ENTRY_LEN: usize = 1 + 32 + 4 + 4;
+pub const TRAILER_ENTRY_LEN: usize = 1 + 32 + 4 + 4;
 /// Largest plaintext blob accepted from storage. Chunks are at most 16 MiB; trees are capped
 /// at this size when written.
 pub const MAX_BLOB: u32 = 64 * 1024 * 1024;
@@ -219,25 +219,10 @@ pub fn decrypt_payload(
 pub fn decode_blob(
     cipher: &Cipher,
     entry: &PackEntry,
-    mut stored: Vec<u8>,
+    stored: Vec<u8>,
     object: &str,
 ) -> Result<Vec<u8>> {
-    if entry.raw_len > MAX_BLOB || stored.len() < TAG_LEN {
-        return Err(Error::corrupt(
-            object,
-            format!("blob {} has an impossible size", entry.id.short()),
-        ));
-    }
-    if !cipher.open_in_place(
-        NonceValue::at(entry.offset as u64),
-        &blob_aad(entry.kind, &entry.id),
-        &mut stored,
-    ) {
-        return Err(Error::corrupt(
-            object,
-            format!("blob {} failed authentication", entry.id.short()),
-        ));
-    }
+    let stored = decrypt_payload(cipher, entry, stored, object)?;
     if stored.len() as u64 == entry.raw_len as u64 {
         return Ok(stored);
     }
@@ -258,8 +243,8 @@ pub fn decode_blob(
     Ok(out)
 }
 
-/// Parses a pack's trailer from the pack's last bytes. `tail` must be the final `tail.len()`
-/// bytes of a pack of `pack_size` bytes; returns `Err(needed)` style errors via `TrailerNeed`.
+/// The length of a pack's encrypted trailer, from the pack's last four bytes, checked against
+/// the pack's size.
 pub fn trailer_len(object: &str, last4: &[u8], pack_size: u64) -> Result<u64> {
     if last4.len() != 4 || pack_size < (PACK_HEADER_LEN + TAG_LEN + 4) as u64 {
         return Err(Error::corrupt(object, "too short to be a pack"));
@@ -285,6 +270,8 @@ pub fn parse_trailer(
         return Err(Error::corrupt(object, "bad pack header"));
     }
     let id = Id(header[HEADER_LEN..].try_into().expect("32 bytes"));
+    // Blobs end where the trailer starts.
+    let blob_limit = pack_size.saturating_sub(4 + trailer.len() as u64);
     let cipher = master.subkey(&id.0).cipher();
     let nonce = NonceValue::at(NonceValue::FINAL);
     if !cipher.open_in_place(nonce, header, &mut trailer) {
@@ -307,7 +294,8 @@ pub fn parse_trailer(
             .ok_or_else(|| Error::corrupt(object, "unknown blob kind in trailer"))?;
         let length = u32::from_le_bytes(rec[33..37].try_into().expect("4"));
         let raw_len = u32::from_le_bytes(rec[37..41].try_into().expect("4"));
-        if (length as usize) < TAG_LEN || raw_len > MAX_BLOB || offset + length as u64 > pack_size {
+        if (length as usize) < TAG_LEN || raw_len > MAX_BLOB || offset + length as u64 > blob_limit
+        {
             return Err(Error::corrupt(object, "pack trailer entry out of range"));
         }
         entries.push(PackEntry {

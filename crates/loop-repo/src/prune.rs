@@ -6,8 +6,8 @@
 //! not deduplicate against condemned packs. A condemned pack is deleted only when no backup
 //! that could have seen it as live is still running:
 //!
-//! - right away, when prune sees no live backup marker after writing the plan (a backup that
-//!   writes its marker later lists plans after that, so it sees the plan);
+//! - right away, when prune sees no live backup, restore or check marker after writing the
+//!   plan (a backup that writes its marker later lists plans after that, so it sees the plan);
 //! - otherwise by a later prune, once every backup marker created before the plan (with a
 //!   five-minute allowance for clock skew) is gone or stale. Before deleting, that prune
 //!   copies out any blob a newer snapshot still uses ("rescue"), exactly as it repacks.
@@ -74,7 +74,6 @@ pub struct PruneOptions {
     pub max_unused: f64,
     /// Unindexed packs younger than this are left alone (a backup may still be writing them).
     pub grace: Duration,
-    pub host: String,
 }
 
 impl Default for PruneOptions {
@@ -82,7 +81,6 @@ impl Default for PruneOptions {
         PruneOptions {
             max_unused: 0.1,
             grace: Duration::from_secs(3600),
-            host: String::new(),
         }
     }
 }
@@ -162,7 +160,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
     let now = Utc::now();
     let live_backups: Vec<_> = locks::list(repo)?
         .into_iter()
-        .filter(|(_, l)| l.kind == LockKind::Backup && !l.is_stale(now))
+        .filter(|(_, l)| l.kind != LockKind::Prune && !l.is_stale(now))
         .collect();
     let plans = load_plans(repo)?;
     let mut p = PrunePlan::default();
@@ -300,8 +298,8 @@ pub struct PruneReport {
 }
 
 /// Carries out a plan. Takes the prune marker (only one prune at a time).
-pub fn execute(repo: &Repository, mut p: PrunePlan, opts: &PruneOptions) -> Result<PruneReport> {
-    let _lock = Lock::acquire_exclusive_prune(repo, &opts.host)?;
+pub fn execute(repo: &Repository, mut p: PrunePlan) -> Result<PruneReport> {
+    let _lock = Lock::acquire_exclusive_prune(repo)?;
     let mut report = PruneReport::default();
     let storage = repo.storage();
 
@@ -379,7 +377,7 @@ pub fn execute(repo: &Repository, mut p: PrunePlan, opts: &PruneOptions) -> Resu
     let now = Utc::now();
     let backups_running = locks::list(repo)?
         .into_iter()
-        .any(|(_, l)| l.kind == LockKind::Backup && !l.is_stale(now));
+        .any(|(_, l)| l.kind != LockKind::Prune && !l.is_stale(now));
     let immediate = !backups_running;
     if !immediate {
         report.packs_deferred = newly_condemned.len();

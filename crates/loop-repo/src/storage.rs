@@ -301,7 +301,8 @@ impl Storage for ObjectStorage {
                 };
                 // Only names this program writes: 64 hex digits. Anything else (a stray
                 // editor file, a half-written temp file) is not part of the repository.
-                if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                if name.len() != 64 || !name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                {
                     continue;
                 }
                 out.push(ObjectInfo {

@@ -13,7 +13,7 @@
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -69,12 +69,15 @@ impl Garage {
                      in CI. Install it with `cargo install garage --locked` (.ci/run does)."
                 );
             }
-            eprintln!(
-                "\n##########################################################################\n\
-                 ## SKIPPING REAL-S3 TEST: `garage` binary not found on PATH nor in      ##\n\
-                 ## $HOME/.cargo/bin. Install with `cargo install garage --locked`.     ##\n\
-                 ## (With CI set this is a hard failure.)                               ##\n\
-                 ##########################################################################\n"
+            // Written to the real stderr rather than with `eprintln!`, which
+            // libtest captures and hides for passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n########## SKIPPING REAL-S3 TEST ##########\n\
+                 `garage` binary not found on PATH nor in $HOME/.cargo/bin.\n\
+                 Install it with `cargo install garage --locked`.\n\
+                 (With CI set this is a hard failure.)\n\
+                 ##########################################\n"
             );
             return None;
         };

@@ -5,4 +5,5 @@
 //! the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod garage;

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Runs loop, restic and borg side by side on the same tree, in the same run, and prints a
+# Markdown table of wall time, peak RSS and repository size, with loop/restic ratios.
+#
+#   bench/compare.sh [CORPUS_DIR]
+#
+# CORPUS_DIR defaults to the Linux 6.1 source tree, extracted from Debian's linux-source-6.1
+# package (apt-get install linux-source-6.1 restic borgbackup) into $WORK.
+# WORK (default /tmp/loop-bench) holds the copies, repositories and restores; it needs about
+# 3x the corpus size free. Phases: first backup, no-change backup, backup after modifying 1%
+# of the files, full restore, check --read-data. Every tool sees the same tree at each phase.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${WORK:-/tmp/loop-bench}
+mkdir -p "$WORK"
+corpus=${1:-}
+if [ -z "$corpus" ]; then
+  tarball=/usr/src/linux-source-6.1.tar.xz
+  [ -f "$tarball" ] || { echo "install linux-source-6.1 or pass a corpus directory" >&2; exit 1; }
+  if [ ! -d "$WORK/linux-source-6.1" ]; then
+    tar -C "$WORK" -xf "$tarball"
+  fi
+  corpus=$WORK/linux-source-6.1
+fi
+for t in restic borg /usr/bin/time; do
+  command -v "$t" >/dev/null || { echo "missing $t (apt-get install restic borgbackup time)" >&2; exit 1; }
+done
+
+(cd "$here" && cargo build --release -p loop-cli >/dev/null 2>&1) || (cd "$here" && cargo build --release -p loop-cli)
+LOOP=$here/target/release/loop
+
+src=$WORK/src
+rm -rf "$src" "$WORK"/repo-* "$WORK"/restore-* "$WORK"/times
+mkdir -p "$WORK/times"
+cp -a "$corpus" "$src"
+
+export LOOP_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
+export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
+export LOOP_REPOSITORY=$WORK/repo-loop RESTIC_REPOSITORY=$WORK/repo-restic
+BORG_REPO=$WORK/repo-borg
+
+# measure NAME PHASE COMMAND...: records "seconds maxrss_kib" in $WORK/times/NAME.PHASE
+measure() {
+  local name=$1 phase=$2; shift 2
+  sync
+  /usr/bin/time -f "%e %M" -o "$WORK/times/$name.$phase" "$@" >/dev/null 2>"$WORK/times/$name.$phase.log" || {
+    echo "$name $phase failed:" >&2; tail -5 "$WORK/times/$name.$phase.log" >&2; exit 1; }
+}
+
+"$LOOP" init >/dev/null
+restic init >/dev/null 2>&1
+borg init -e repokey-blake2 "$BORG_REPO" >/dev/null 2>&1
+
+# Warm the page cache so no tool pays for the first read from disk.
+tar -C "$src" -cf - . | cat >/dev/null
+
+backup_all() {
+  local phase=$1
+  measure loop "$phase" "$LOOP" backup "$src" --host bench
+  measure restic "$phase" restic backup "$src" --host bench
+  measure borg "$phase" borg create --compression zstd,3 "$BORG_REPO::$phase" "$src"
+}
+
+measure tar-zstd first bash -c "tar -C '$src' -cf - . | zstd -1 -T2 -q -o '$WORK/baseline.tar.zst' -f"
+backup_all first
+du -sb "$WORK/repo-loop" | cut -f1 > "$WORK/times/loop.size"
+du -sb "$WORK/repo-restic" | cut -f1 > "$WORK/times/restic.size"
+du -sb "$WORK/repo-borg" | cut -f1 > "$WORK/times/borg.size"
+stat -c %s "$WORK/baseline.tar.zst" > "$WORK/times/tar-zstd.size"
+
+backup_all nochange
+
+# Modify 1% of the files: append a line to every 100th regular file (sorted order).
+find "$src" -type f | LC_ALL=C sort | awk 'NR % 100 == 0' | while read -r f; do
+  printf '/* changed for the benchmark */\n' >> "$f"
+done
+backup_all changed
+
+measure loop restore "$LOOP" restore latest --target "$WORK/restore-loop"
+measure restic restore restic restore latest --target "$WORK/restore-restic"
+mkdir -p "$WORK/restore-borg"
+measure borg restore bash -c "cd '$WORK/restore-borg' && borg extract '$BORG_REPO::changed'"
+rm -rf "$WORK"/restore-*
+
+measure loop check "$LOOP" check --read-data
+measure restic check restic check --read-data
+measure borg check borg check --verify-data "$BORG_REPO"
+
+val() { cut -d' ' -f"$2" "$WORK/times/$1" 2>/dev/null || echo "-"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r); corpus: $corpus ($(find "$src" -type f | wc -l) files)"
+echo "versions: $("$LOOP" --version), $(restic version | cut -d' ' -f1-2), $(borg --version)"
+echo
+echo "| phase | loop s | restic s | borg s | loop/restic time | loop MiB | restic MiB | borg MiB | loop/restic RSS |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for phase in first nochange changed restore check; do
+  lt=$(val loop.$phase 1); rt=$(val restic.$phase 1); bt=$(val borg.$phase 1)
+  lm=$(val loop.$phase 2); rm_=$(val restic.$phase 2); bm=$(val borg.$phase 2)
+  printf '| %s | %s | %s | %s | %s | %d | %d | %d | %s |\n' "$phase" "$lt" "$rt" "$bt" "$(ratio "$lt" "$rt")" \
+    $((lm / 1024)) $((rm_ / 1024)) $((bm / 1024)) "$(ratio "$lm" "$rm_")"
+done
+ls=$(cat "$WORK/times/loop.size"); rs=$(cat "$WORK/times/restic.size"); bs=$(cat "$WORK/times/borg.size")
+echo
+echo "| repository after first backup | loop | restic | borg | tar+zstd -1 | loop/restic |"
+echo "|---|---|---|---|---|---|"
+printf '| MiB | %d | %d | %d | %d | %s |\n' $((ls / 1048576)) $((rs / 1048576)) $((bs / 1048576)) \
+  $(( $(cat "$WORK/times/tar-zstd.size") / 1048576 )) "$(ratio "$ls" "$rs")"
+echo
+echo "tar | zstd -1 -T2 of the same tree: $(val tar-zstd.first 1) s"

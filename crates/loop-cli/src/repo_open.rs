@@ -1,0 +1,126 @@
+//! Opening a repository from the command line: location, S3 settings and the passphrase.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use loop_repo::keys::{KdfParams, Secret};
+use loop_repo::{ObjectStorage, Repository, S3Options, Storage};
+use zeroize::Zeroize;
+
+use crate::args::Global;
+
+/// A passphrase, overwritten in memory when dropped.
+pub struct Passphrase(pub Vec<u8>);
+
+impl Drop for Passphrase {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+pub fn s3_options(g: &Global) -> S3Options {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    S3Options {
+        endpoint: g
+            .s3_endpoint
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .or_else(|| env("AWS_ENDPOINT")),
+        region: env("AWS_DEFAULT_REGION").or_else(|| env("AWS_REGION")),
+        access_key_id: env("AWS_ACCESS_KEY_ID"),
+        secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
+        session_token: env("AWS_SESSION_TOKEN"),
+        allow_http: env("AWS_ALLOW_HTTP").is_some_and(|v| v == "true" || v == "1"),
+    }
+}
+
+pub fn storage(g: &Global, create: bool) -> Result<Arc<dyn Storage>> {
+    let Some(repo) = &g.repo else {
+        bail!("no repository given: use --repo or set LOOP_REPOSITORY");
+    };
+    Ok(Arc::new(ObjectStorage::open(repo, &s3_options(g), create)?))
+}
+
+fn read_password_file(path: &std::path::Path) -> Result<Passphrase> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    Ok(Passphrase(line.to_vec()))
+}
+
+fn prompt(label: &str) -> Result<Passphrase> {
+    if !std::io::stdin().is_terminal() {
+        bail!("no passphrase: set LOOP_PASSWORD or --password-file, or run on a terminal");
+    }
+    let p = rpassword::prompt_password(label).context("reading the passphrase")?;
+    Ok(Passphrase(p.into_bytes()))
+}
+
+/// The passphrase for an existing repository.
+pub fn passphrase(g: &Global) -> Result<Passphrase> {
+    if let Some(f) = &g.password_file {
+        return read_password_file(f);
+    }
+    if let Ok(p) = std::env::var("LOOP_PASSWORD") {
+        return Ok(Passphrase(p.into_bytes()));
+    }
+    prompt("enter passphrase for repository: ")
+}
+
+/// A new passphrase: from a file, LOOP_NEW_PASSWORD, or typed twice.
+pub fn new_passphrase(file: Option<&std::path::Path>, env_name: &str) -> Result<Passphrase> {
+    if let Some(f) = file {
+        return read_password_file(f);
+    }
+    if let Ok(p) = std::env::var(env_name) {
+        return Ok(Passphrase(p.into_bytes()));
+    }
+    let a = prompt("enter new passphrase: ")?;
+    let b = prompt("enter the new passphrase again: ")?;
+    if a.0 != b.0 {
+        bail!("the passphrases do not match");
+    }
+    Ok(a)
+}
+
+/// The passphrase for `init`: the usual sources, else a prompt asked twice.
+pub fn init_passphrase(g: &Global) -> Result<Passphrase> {
+    if g.password_file.is_some() || std::env::var_os("LOOP_PASSWORD").is_some() {
+        return passphrase(g);
+    }
+    new_passphrase(None, "LOOP_PASSWORD")
+}
+
+pub fn kdf(g: &Global) -> KdfParams {
+    let d = KdfParams::default();
+    KdfParams {
+        m_kib: g.kdf_memory.unwrap_or(d.m_kib),
+        t: g.kdf_passes.unwrap_or(d.t),
+        p: d.p,
+    }
+}
+
+pub fn open(g: &Global) -> Result<Repository> {
+    let storage = storage(g, false)?;
+    let pass = passphrase(g)?;
+    Ok(Repository::open(storage, Secret::Passphrase(&pass.0))?)
+}
+
+pub fn hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub fn username() -> String {
+    std::env::var("USER").unwrap_or_else(|_| rustix::process::getuid().as_raw().to_string())
+}
+
+pub fn validate_password(p: &Passphrase) -> Result<()> {
+    if p.0.is_empty() {
+        bail!("an empty passphrase is not allowed");
+    }
+    Ok(())
+}

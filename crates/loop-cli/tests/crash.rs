@@ -1,0 +1,196 @@
+//! Killed processes and concurrent maintenance: the repository must stay valid, and work must
+//! not be lost.
+
+mod support;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::cli::*;
+
+fn dataset(root: &Path, files: usize, size: usize) {
+    for i in 0..files {
+        write(
+            &root.join(format!("d{}/f{i}.bin", i % 4)),
+            &noise(size, i as u64 + 100),
+        );
+    }
+}
+
+/// Starts `loop ARGS` and kills it with SIGKILL after `delay`. Returns true when it was still
+/// running at that point.
+fn kill_after(env: &Env, args: &[&str], delay: Duration) -> bool {
+    let mut child = env
+        .cmd()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    running
+}
+
+#[test]
+fn backups_killed_at_many_points_leave_a_valid_repository_and_resume() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    dataset(&src, 24, 3 * 1024 * 1024);
+    let total: u64 = 24 * 3 * 1024 * 1024;
+    let src_s = src.to_str().unwrap().to_string();
+    let args = [
+        "backup",
+        &src_s,
+        "--index-flush-secs",
+        "0",
+        "--threads",
+        "1",
+    ];
+    for delay_ms in [30u64, 120, 250, 400, 700] {
+        kill_after(&env, &args, Duration::from_millis(delay_ms));
+        // Whatever the moment, check accepts the repository.
+        env.ok(&["check"]);
+    }
+    // One more, killed right after its first index file is stored, so resuming is certain
+    // to be exercised.
+    let index_dir = Path::new(&env.repo).join("index");
+    let before = count_files(&index_dir);
+    let mut child = env
+        .cmd()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..2000 {
+        if count_files(&index_dir) > before || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    env.ok(&["check"]);
+    assert!(
+        count_files(&index_dir) > 0,
+        "some uploads were indexed before the kill"
+    );
+    let s = env.backup(&[&src], &[]);
+    let added = s["data_added"].as_u64().unwrap();
+    assert!(
+        added < total,
+        "the finishing backup reused earlier uploads: added {added} of {total}"
+    );
+    env.ok(&["check", "--read-data"]);
+    let target = env.path("t");
+    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_same_tree(&src, &target.join("src"));
+}
+
+#[test]
+fn prune_killed_at_many_points_never_breaks_the_repository() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    for round in 0..5u64 {
+        dataset(&src, 4, 1024 * 1024 + round as usize);
+        write(&src.join("round"), &noise(4 * 1024 * 1024, round));
+        env.backup(&[&src], &[]);
+    }
+    for delay_ms in [20u64, 60, 150, 300] {
+        env.ok(&["forget", "--keep-last", "2"]);
+        kill_after(
+            &env,
+            &["prune", "--grace", "0s"],
+            Duration::from_millis(delay_ms),
+        );
+        env.ok(&["check", "--read-data"]);
+        env.backup(&[&src], &[]);
+    }
+    env.ok(&["prune", "--grace", "0s"]);
+    env.ok(&["check", "--read-data"]);
+    let target = env.path("t");
+    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_same_tree(&src, &target.join("src"));
+}
+
+#[test]
+fn a_backup_running_during_prune_loses_nothing() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    let x = noise(6 * 1024 * 1024, 31);
+    write(&src.join("x.bin"), &x);
+    env.backup(&[&src], &[]);
+    let first = env.json(&["snapshots"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::remove_file(src.join("x.bin")).unwrap();
+    write(&src.join("y.txt"), &text(10_000, 3));
+    env.backup(&[&src], &[]);
+
+    // A backup that loaded the index while x.bin's blobs were live: it streams the same bytes,
+    // so it deduplicates against the packs prune is about to condemn.
+    let mut backup = env
+        .cmd()
+        .args(["backup", "--stdin", "--stdin-filename", "x.bin", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = backup.stdin.take().unwrap();
+    // Once most of the data is consumed, the backup has loaded its index and is deduplicating.
+    std::io::Write::write_all(&mut stdin, &x).unwrap();
+
+    let pruned = env.json(&["forget", &first, "--prune", "--grace", "0s"]);
+    assert!(
+        pruned["report"]["packs_deferred"].as_u64().unwrap_or(0) > 0,
+        "prune saw the running backup and kept the packs it condemned: {pruned}"
+    );
+    drop(stdin);
+    let out = backup.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        summary["data_blobs"], 0,
+        "the running backup reused the condemned blobs"
+    );
+
+    // Condemned packs were kept for the running backup: everything reads back.
+    env.ok(&["check", "--read-data"]);
+    let dump = env
+        .cmd()
+        .args(["dump", "latest", "x.bin"])
+        .output()
+        .unwrap();
+    assert!(dump.stdout == x, "the concurrent snapshot restores");
+
+    // With no backup running, the next prune copies out what that snapshot needs and deletes
+    // the condemned packs.
+    env.ok(&["prune", "--grace", "0s"]);
+    env.ok(&["check", "--read-data"]);
+    let dump = env
+        .cmd()
+        .args(["dump", "latest", "x.bin"])
+        .output()
+        .unwrap();
+    assert!(
+        dump.stdout == x,
+        "still restores after the deferred deletion"
+    );
+    assert!(
+        count_files(&Path::new(&env.repo).join("plans")) == 0,
+        "no plan left behind"
+    );
+}

@@ -1,0 +1,77 @@
+//! The engine as a library: backup, browse, prune, on a local repository.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use loop_repo::backup::{self, BackupOptions, BackupProgress};
+use loop_repo::keys::{KdfParams, Secret};
+use loop_repo::prune::{self, PruneOptions};
+use loop_repo::{InitOptions, ObjectStorage, Repository, S3Options, browse};
+
+fn repo_at(dir: &Path) -> Repository {
+    let storage =
+        Arc::new(ObjectStorage::open(dir.to_str().unwrap(), &S3Options::default(), true).unwrap());
+    let opts = InitOptions {
+        kdf: KdfParams {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        },
+        ..Default::default()
+    };
+    Repository::init(storage, Secret::Passphrase(b"pw"), &opts).unwrap()
+}
+
+fn opts(path: &Path) -> BackupOptions {
+    BackupOptions {
+        paths: vec![path.to_path_buf()],
+        host: "h".into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn backup_lists_and_dedups_and_prune_keeps_what_is_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("a"), vec![7u8; 3_000_000]).unwrap();
+    std::fs::write(src.join("sub/b"), b"bee").unwrap();
+    let repo = repo_at(&tmp.path().join("repo"));
+
+    let r1 = backup::run(&repo, opts(&src), &BackupProgress::default()).unwrap();
+    assert!(r1.unreadable.is_empty());
+    let s1 = r1.snapshot.summary.unwrap();
+    assert_eq!(s1.files_new, 2);
+    assert!(
+        s1.data_added_packed < 100_000,
+        "3 MB of one byte compresses: {}",
+        s1.data_added_packed
+    );
+
+    let index = repo.load_index().unwrap();
+    let mut paths = Vec::new();
+    browse::walk(&repo, &index, &r1.snapshot.tree, "", &mut |p, _| {
+        paths.push(p.to_string());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(paths, vec!["/src", "/src/a", "/src/sub", "/src/sub/b"]);
+
+    let r2 = backup::run(&repo, opts(&src), &BackupProgress::default()).unwrap();
+    let s2 = r2.snapshot.summary.unwrap();
+    assert_eq!(s2.files_unmodified, 2);
+    assert_eq!(s2.data_blobs, 0);
+    assert_eq!(
+        r2.snapshot.tree, r1.snapshot.tree,
+        "an unchanged tree has the same ID"
+    );
+
+    let popts = PruneOptions {
+        grace: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    let plan = prune::plan(&repo, &popts).unwrap();
+    assert!(plan.is_noop(), "{plan:?}");
+    assert_eq!(repo.list_snapshots().unwrap().len(), 2);
+}
