@@ -5,10 +5,16 @@
 //!
 //! ```text
 //! walker ──files──▶ hashers (read, chunk, keyed BLAKE3, dedup) ──new blobs──▶ packers
-//!    │                  │ chunk IDs                                (zstd, AES-GCM, pack)
-//!    └──directories──▶ finalizer (waits for children, writes trees) ──tree blobs──▶ packers
-//!                                                      packers ──full packs──▶ uploaders ──▶ index
+//!    │  ▲               │ chunk IDs                                (zstd, AES-GCM)
+//!    │  └─ prefetchers (parent snapshot's trees, loaded ahead of the walker)   │
+//!    └──directories──▶ finalizer (waits for children, writes trees) ──tree blobs──┘
+//!                                         packers ──full pack──▶ storage, then index
 //! ```
+//!
+//! Packers compress in parallel and append to one shared open pack per blob kind (trees and
+//! data go to separate packs, so the small tree packs stay cheap to read); the packer that
+//! fills a pack uploads it. At most one open pack per kind plus one pack per packer being
+//! uploaded is in memory.
 //!
 //! The walker never waits for file contents: it hands each file to a hasher and each finished
 //! directory listing to the finalizer, which receives directories in post-order and so always
@@ -40,7 +46,7 @@ use crate::fsmeta::{nanos, node_from_metadata};
 use crate::id::Id;
 use crate::index::{Index, IndexFile};
 use crate::locks::{Lock, LockKind};
-use crate::pack::{BlobKind, PackEntry, PackWriter, encode_payload};
+use crate::pack::{BlobKind, PackWriter, encode_payload};
 use crate::repo::Repository;
 use crate::snapshot::{Snapshot, SnapshotFilter, Summary};
 use crate::storage::FileKind;
@@ -187,12 +193,6 @@ struct BlobJob {
     data: Vec<u8>,
 }
 
-struct FinishedPack {
-    id: Id,
-    bytes: Vec<u8>,
-    entries: Vec<PackEntry>,
-}
-
 enum Child {
     Ready(Node),
     File(Node, Receiver<FileOutcome>),
@@ -216,6 +216,11 @@ struct Counters {
     data_added_packed: AtomicU64,
 }
 
+/// A request to load a tree, and where to send it (`None` when it cannot be read).
+type TreeRequest = (Id, Sender<Option<Tree>>);
+/// A subdirectory's name and where its parent-snapshot tree will arrive.
+type Prefetched = (Vec<u8>, Receiver<Option<Tree>>);
+
 struct IndexState {
     current: IndexFile,
     last_flush: Instant,
@@ -237,6 +242,9 @@ struct Run<'a> {
     unreadable: Mutex<Vec<String>>,
     changed: Mutex<Vec<String>>,
     index_state: Mutex<IndexState>,
+    /// The open pack of each blob kind: `[data, tree]`.
+    open_packs: [Mutex<Option<PackWriter>>; 2],
+    prefetch: Mutex<Option<Sender<TreeRequest>>>,
 }
 
 impl Run<'_> {
@@ -271,13 +279,27 @@ impl Run<'_> {
 
     // ---- walker ----
 
-    fn load_parent_subtree(&self, parent: Option<&Tree>, name: &[u8]) -> Option<Tree> {
-        let node = parent?.find(name)?;
-        if node.kind != NodeKind::Dir {
-            return None;
+    /// Starts loading the parent snapshot's subtrees of one directory, so they are ready by
+    /// the time the walker descends. A parent tree that cannot be read only costs re-reading
+    /// the files below it.
+    fn prefetch_subtrees(&self, parent: Option<&Tree>) -> Vec<Prefetched> {
+        let Some(parent) = parent else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let guard = self.prefetch.lock().expect("prefetch mutex");
+        let Some(prefetch) = guard.as_ref() else {
+            return out;
+        };
+        for node in &parent.nodes {
+            if let (NodeKind::Dir, Some(id)) = (node.kind, node.subtree) {
+                let (tx, rx) = bounded(1);
+                if prefetch.send((id, tx)).is_ok() {
+                    out.push((node.name.0.clone(), rx));
+                }
+            }
         }
-        // A parent tree that cannot be read only costs re-reading the files below it.
-        self.repo.load_tree(self.index, node.subtree.as_ref()?).ok()
+        out
     }
 
     fn file_child(
@@ -332,6 +354,7 @@ impl Run<'_> {
         let (tx, rx) = bounded(1);
         let mut children = Vec::new();
         self.counters.dirs.fetch_add(1, Ordering::Relaxed);
+        let mut subtrees = self.prefetch_subtrees(parent.as_ref());
         match std::fs::read_dir(path) {
             Err(e) => self.warn_unreadable(path, &e),
             Ok(rd) => {
@@ -354,9 +377,15 @@ impl Run<'_> {
                     if self.excluder.is_excluded(&child_path) {
                         continue;
                     }
-                    if let Some(c) =
-                        self.child(&child_path, &name, parent.as_ref(), root_dev, files, dirs)
-                    {
+                    if let Some(c) = self.child(
+                        &child_path,
+                        &name,
+                        parent.as_ref(),
+                        &mut subtrees,
+                        root_dev,
+                        files,
+                        dirs,
+                    ) {
                         children.push(c);
                     }
                 }
@@ -374,11 +403,13 @@ impl Run<'_> {
         rx
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn child(
         &self,
         path: &Path,
         name: &std::ffi::OsStr,
         parent: Option<&Tree>,
+        subtrees: &mut Vec<Prefetched>,
         root_dev: u64,
         files: &Sender<FileJob>,
         dirs: &Sender<PendingDir>,
@@ -390,13 +421,21 @@ impl Run<'_> {
                 return None;
             }
         };
-        let node = match node_from_metadata(name, &meta, path) {
+        // Changing extended attributes changes ctime: with the same inode and ctime as in the
+        // parent snapshot, the recorded attributes are still right.
+        let old = parent.and_then(|t| t.find(name.as_bytes()));
+        let ctime = crate::fsmeta::nanos(meta.ctime(), meta.ctime_nsec());
+        let reuse = old.filter(|o| o.inode == meta.ino() && o.ctime_ns == ctime);
+        let mut node = match node_from_metadata(name, &meta, path, reuse.is_none()) {
             Ok(n) => n,
             Err(e) => {
                 self.warn_unreadable(path, &e);
                 return None;
             }
         };
+        if let Some(o) = reuse {
+            node.xattrs = o.xattrs.clone();
+        }
         Some(match node.kind {
             NodeKind::File => self.file_child(path.to_path_buf(), node, parent, files),
             NodeKind::Dir => {
@@ -409,7 +448,10 @@ impl Run<'_> {
                     });
                     rx
                 } else {
-                    let sub = self.load_parent_subtree(parent, name.as_bytes());
+                    let sub = subtrees
+                        .iter()
+                        .position(|(n, _)| n.as_slice() == name.as_bytes())
+                        .and_then(|i| subtrees.swap_remove(i).1.recv().ok().flatten());
                     self.walk_dir(path, sub, root_dev, files, dirs)
                 };
                 Child::Dir(node, rx)
@@ -527,8 +569,7 @@ impl Run<'_> {
 
     // ---- packers ----
 
-    fn pack_blobs(&self, blobs: Receiver<BlobJob>, packs: Sender<FinishedPack>) {
-        let master = self.repo.master();
+    fn pack_blobs(&self, blobs: Receiver<BlobJob>) {
         let target = self.repo.config().pack_size as usize;
         let mut compressor = match zstd::bulk::Compressor::new(self.repo.config().compression_level)
         {
@@ -538,75 +579,67 @@ impl Run<'_> {
                 return;
             }
         };
-        let mut writer: Option<PackWriter> = None;
         let mut payload = Vec::new();
         for job in blobs {
             if self.failed.load(Ordering::Relaxed) {
                 continue;
             }
             encode_payload(&mut compressor, &job.data, &mut payload);
-            let w = writer.get_or_insert_with(|| PackWriter::new(master, target + target / 8));
-            let e = w.add(job.kind, job.id, &payload, job.data.len() as u32);
-            self.counters
-                .data_added
-                .fetch_add(job.data.len() as u64, Ordering::Relaxed);
-            self.counters
-                .data_added_packed
-                .fetch_add(e.length as u64, Ordering::Relaxed);
+            let slot = &self.open_packs[job.kind.byte() as usize];
+            let full = {
+                let mut open = slot.lock().expect("pack mutex");
+                let w = open.get_or_insert_with(|| {
+                    PackWriter::new(self.repo.master(), target + target / 8)
+                });
+                let e = w.add(job.kind, job.id, &payload, job.data.len() as u32);
+                self.counters
+                    .data_added
+                    .fetch_add(job.data.len() as u64, Ordering::Relaxed);
+                self.counters
+                    .data_added_packed
+                    .fetch_add(e.length as u64, Ordering::Relaxed);
+                if w.len() >= target { open.take() } else { None }
+            };
             match job.kind {
                 BlobKind::Data => self.counters.data_blobs.fetch_add(1, Ordering::Relaxed),
                 BlobKind::Tree => self.counters.tree_blobs.fetch_add(1, Ordering::Relaxed),
             };
-            if w.len() >= target {
-                let (id, bytes, entries) = writer.take().expect("writer exists").finish();
-                if packs.send(FinishedPack { id, bytes, entries }).is_err() {
-                    return;
-                }
+            if let Some(w) = full {
+                self.store_pack(w);
             }
-        }
-        if let Some(w) = writer.take()
-            && !w.is_empty()
-        {
-            let (id, bytes, entries) = w.finish();
-            let _ = packs.send(FinishedPack { id, bytes, entries });
         }
     }
 
-    // ---- uploaders ----
-
-    fn upload(&self, packs: Receiver<FinishedPack>) {
-        for p in packs {
-            if self.failed.load(Ordering::Relaxed) {
-                continue;
+    /// Uploads a finished pack, then records it for the next index file.
+    fn store_pack(&self, writer: PackWriter) {
+        if self.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let (id, bytes, entries) = writer.finish();
+        let len = bytes.len() as u64;
+        if !self.dry_run
+            && let Err(e) = self.repo.storage().put(FileKind::Pack, &id.to_hex(), bytes)
+        {
+            self.fail(e);
+            return;
+        }
+        self.progress
+            .bytes_uploaded
+            .fetch_add(len, Ordering::Relaxed);
+        let flush = {
+            let mut st = self.index_state.lock().expect("index mutex");
+            st.current.packs.push((id, entries));
+            if st.last_flush.elapsed() >= self.index_flush || st.current.packs.len() >= 256 {
+                st.last_flush = Instant::now();
+                Some(std::mem::take(&mut st.current))
+            } else {
+                None
             }
-            let len = p.bytes.len() as u64;
-            if !self.dry_run
-                && let Err(e) = self
-                    .repo
-                    .storage()
-                    .put(FileKind::Pack, &p.id.to_hex(), p.bytes)
-            {
-                self.fail(e);
-                continue;
-            }
-            self.progress
-                .bytes_uploaded
-                .fetch_add(len, Ordering::Relaxed);
-            let flush = {
-                let mut st = self.index_state.lock().expect("index mutex");
-                st.current.packs.push((p.id, p.entries));
-                if st.last_flush.elapsed() >= self.index_flush || st.current.packs.len() >= 256 {
-                    st.last_flush = Instant::now();
-                    Some(std::mem::take(&mut st.current))
-                } else {
-                    None
-                }
-            };
-            if let Some(file) = flush
-                && let Err(e) = self.write_index(&file)
-            {
-                self.fail(e);
-            }
+        };
+        if let Some(file) = flush
+            && let Err(e) = self.write_index(&file)
+        {
+            self.fail(e);
         }
     }
 
@@ -791,6 +824,7 @@ pub fn run(
         None => None,
     };
 
+    let (prefetch_tx, prefetch_rx) = crossbeam_channel::unbounded::<TreeRequest>();
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -817,13 +851,13 @@ pub fn run(
             current: IndexFile::default(),
             last_flush: Instant::now(),
         }),
+        open_packs: [Mutex::new(None), Mutex::new(None)],
+        prefetch: Mutex::new(Some(prefetch_tx)),
     };
 
     let (file_tx, file_rx) = bounded::<FileJob>(threads * 64);
     let (dir_tx, dir_rx) = bounded::<PendingDir>(4096);
     let (blob_tx, blob_rx) = bounded::<BlobJob>(threads * 4);
-    let (pack_tx, pack_rx) = bounded::<FinishedPack>(1);
-    let uploaders = 2;
 
     let root_id = std::thread::scope(|s| -> Result<Option<Id>> {
         let run = &run;
@@ -831,17 +865,21 @@ pub fn run(
             let paths = abs_paths.clone();
             s.spawn(move || scan(&paths, &run.excluder, progress));
         }
-        for _ in 0..uploaders {
-            let rx = pack_rx.clone();
-            s.spawn(move || run.upload(rx));
+        for _ in 0..threads.max(2) {
+            let rx = prefetch_rx.clone();
+            s.spawn(move || {
+                for (id, reply) in rx {
+                    let _ = reply.send(run.repo.load_tree(run.index, &id).ok());
+                }
+            });
         }
-        drop(pack_rx);
+        drop(prefetch_rx);
+        let mut packers = Vec::new();
         for _ in 0..threads {
-            let (rx, tx) = (blob_rx.clone(), pack_tx.clone());
-            s.spawn(move || run.pack_blobs(rx, tx));
+            let rx = blob_rx.clone();
+            packers.push(s.spawn(move || run.pack_blobs(rx)));
         }
         drop(blob_rx);
-        drop(pack_tx);
         for _ in 0..threads {
             let (rx, tx) = (file_rx.clone(), blob_tx.clone());
             s.spawn(move || {
@@ -880,12 +918,19 @@ pub fn run(
                         })
                         .collect();
                     top.sort();
+                    let mut subtrees = run.prefetch_subtrees(parent_root.as_ref());
                     for (name, p) in top {
                         let dev = std::fs::symlink_metadata(&p).map(|m| m.dev()).unwrap_or(0);
                         let name = std::ffi::OsStr::from_bytes(&name).to_os_string();
-                        if let Some(c) =
-                            run.child(&p, &name, parent_root.as_ref(), dev, &file_tx, &dir_tx)
-                        {
+                        if let Some(c) = run.child(
+                            &p,
+                            &name,
+                            parent_root.as_ref(),
+                            &mut subtrees,
+                            dev,
+                            &file_tx,
+                            &dir_tx,
+                        ) {
                             children.push(c);
                         }
                     }
@@ -908,6 +953,19 @@ pub fn run(
                 None
             }
         };
+        // The walker is done: no more prefetches. Packers end when the last blob sender
+        // (hashers, finalizer) is gone; then the partly filled packs are stored.
+        run.prefetch.lock().expect("prefetch mutex").take();
+        for p in packers {
+            p.join().expect("packers do not panic");
+        }
+        for slot in &run.open_packs {
+            if let Some(w) = slot.lock().expect("pack mutex").take()
+                && !w.is_empty()
+            {
+                run.store_pack(w);
+            }
+        }
         Ok(root)
     })?;
 

@@ -117,20 +117,21 @@ impl Chunker {
         }
     }
 
-    /// Streams chunks out of a reader through `buf`, a reusable buffer that is resized to two
-    /// maximum chunks; nothing else is allocated per file.
+    /// Streams chunks out of a reader through `buf`, a reusable buffer of up to two maximum
+    /// chunks; nothing else is allocated per file, and a small file only touches as many bytes
+    /// of the buffer as it has.
     pub fn reader<'c, 'b, R: Read>(
         &'c self,
         reader: R,
         buf: &'b mut Vec<u8>,
     ) -> ChunkReader<'c, 'b, R> {
-        buf.resize(2 * self.max_size(), 0);
+        buf.clear();
+        buf.reserve(2 * self.max_size());
         ChunkReader {
             chunker: self,
             reader,
             buf,
             start: 0,
-            end: 0,
             eof: false,
         }
     }
@@ -140,9 +141,9 @@ impl Chunker {
 pub struct ChunkReader<'c, 'b, R> {
     chunker: &'c Chunker,
     reader: R,
+    /// Unconsumed bytes are `buf[start..]`.
     buf: &'b mut Vec<u8>,
     start: usize,
-    end: usize,
     eof: bool,
 }
 
@@ -150,33 +151,25 @@ impl<R: Read> ChunkReader<'_, '_, R> {
     /// The next chunk, or `None` at the end of the stream.
     pub fn next_chunk(&mut self) -> io::Result<Option<&[u8]>> {
         let max = self.chunker.max_size();
-        if self.end - self.start < max && !self.eof {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
+        if self.buf.len() - self.start < max && !self.eof {
+            self.buf.drain(..self.start);
             self.start = 0;
-            while self.end < self.buf.len() {
-                match self.reader.read(&mut self.buf[self.end..]) {
-                    Ok(0) => {
-                        self.eof = true;
-                        break;
-                    }
-                    Ok(n) => self.end += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
+            let want = (2 * max - self.buf.len()) as u64;
+            // `take` bounds the read to the buffer's reserved room, so it never reallocates.
+            let got = (&mut self.reader).take(want).read_to_end(self.buf)?;
+            if (got as u64) < want {
+                self.eof = true;
             }
         }
-        if self.start == self.end {
+        if self.start == self.buf.len() {
             return Ok(None);
         }
-        let avail = &self.buf[self.start..self.end];
-        let len = self.chunker.cut(avail);
+        let len = self.chunker.cut(&self.buf[self.start..]);
         let chunk = &self.buf[self.start..self.start + len];
         self.start += len;
         Ok(Some(chunk))
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,8 +17,15 @@ pub(crate) fn nanos(secs: i64, nsec: i64) -> i64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 
-/// Builds a node from `lstat` metadata; reads the link target and extended attributes.
-pub fn node_from_metadata(name: &OsStr, meta: &Metadata, path: &Path) -> io::Result<Node> {
+/// Builds a node from `lstat` metadata and reads the link target. Extended attributes are
+/// read only with `with_xattrs` (backup reuses the parent's when the change time says they
+/// cannot differ).
+pub fn node_from_metadata(
+    name: &OsStr,
+    meta: &Metadata,
+    path: &Path,
+    with_xattrs: bool,
+) -> io::Result<Node> {
     let ft = meta.file_type();
     let kind = if ft.is_file() {
         NodeKind::File
@@ -66,7 +73,11 @@ pub fn node_from_metadata(name: &OsStr, meta: &Metadata, path: &Path) -> io::Res
         link_target,
         content: Vec::new(),
         subtree: None,
-        xattrs: read_xattrs(path),
+        xattrs: if with_xattrs {
+            read_xattrs(path)
+        } else {
+            Vec::new()
+        },
     })
 }
 

@@ -115,14 +115,13 @@ impl Lock {
                 .spawn(move || {
                     let (m, cv) = &*stop;
                     let mut stopped = m.lock().expect("lock mutex");
-                    loop {
+                    // The flag is checked before every wait: a lock dropped before this thread
+                    // first ran must not leave it (and the dropping thread) waiting.
+                    while !*stopped {
                         let (guard, timeout) =
                             cv.wait_timeout(stopped, REFRESH).expect("lock mutex");
                         stopped = guard;
-                        if *stopped {
-                            return;
-                        }
-                        if timeout.timed_out() {
+                        if !*stopped && timeout.timed_out() {
                             info.refreshed = Utc::now();
                             // A failed refresh is retried next round; the marker goes stale
                             // only after several misses.
@@ -198,4 +197,69 @@ pub fn list(repo: &Repository) -> Result<Vec<(Id, LockInfo)>> {
         out.push((id, info));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KdfParams, Secret};
+    use crate::{InitOptions, ObjectStorage, S3Options};
+
+    fn repo(dir: &std::path::Path) -> Repository {
+        let storage = Arc::new(
+            ObjectStorage::open(dir.to_str().unwrap(), &S3Options::default(), true).unwrap(),
+        );
+        let opts = InitOptions {
+            kdf: KdfParams {
+                m_kib: 64,
+                t: 1,
+                p: 1,
+            },
+            ..Default::default()
+        };
+        Repository::init(storage, Secret::Passphrase(b"pw"), &opts).unwrap()
+    }
+
+    /// Regression: dropping a lock before its refresher thread first ran left that thread
+    /// waiting five minutes, and the dropping thread joined it (a `check` that failed fast hung).
+    #[test]
+    fn a_lock_dropped_at_once_releases_and_removes_its_marker() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = repo(tmp.path());
+        for _ in 0..50 {
+            drop(Lock::acquire(&repo, LockKind::Read).unwrap());
+        }
+        assert!(list(&repo).unwrap().is_empty());
+    }
+
+    #[test]
+    fn markers_of_dead_local_processes_are_stale_and_live_ones_are_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = repo(tmp.path());
+        let held = Lock::acquire(&repo, LockKind::Backup).unwrap();
+        let now = Utc::now();
+        let (_, info) = list(&repo).unwrap().pop().unwrap();
+        assert!(!info.is_stale(now), "our own live process");
+        let mut dead = info.clone();
+        dead.pid = i32::MAX as u32; // above pid_max: no such process
+        assert!(dead.is_stale(now));
+        let mut remote = dead.clone();
+        remote.host = "another-machine".into();
+        assert!(
+            !remote.is_stale(now),
+            "a remote process is judged by its refresh time only"
+        );
+        remote.refreshed = now - chrono::Duration::hours(1);
+        assert!(remote.is_stale(now));
+        let mut other = Lock::acquire_exclusive_prune(&repo).unwrap();
+        assert!(
+            Lock::acquire_exclusive_prune(&repo).is_err(),
+            "one prune at a time"
+        );
+        drop(std::mem::replace(
+            &mut other,
+            Lock::acquire(&repo, LockKind::Read).unwrap(),
+        ));
+        drop(held);
+    }
 }

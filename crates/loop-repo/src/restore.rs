@@ -1444,10 +1444,11 @@ mod tests {
         write(&src.join("damaged.bin"), &damaged);
         let repo = new_repo(tmp.path());
         backup(&repo, &src);
-        // One hashing and packing thread: the first backup wrote one pack, with the file's
-        // chunks first and its trees after them.
-        let first_packs = pack_files(&tmp.path().join("repo"));
-        assert_eq!(first_packs.len(), 1, "{first_packs:?}");
+        // The first backup wrote one data pack (the file's chunks) and one tree pack; damage
+        // the data pack, the larger one.
+        let mut first_packs = pack_files(&tmp.path().join("repo"));
+        assert_eq!(first_packs.len(), 2, "{first_packs:?}");
+        first_packs.sort_by_key(|p| std::cmp::Reverse(fs::metadata(p).unwrap().len()));
         write(&src.join("good.txt"), b"still fine");
         write(&src.join("more/good.bin"), &pseudo_random(1 << 20, 12));
         let tree = backup(&repo, &src);
