@@ -245,6 +245,10 @@ struct Run<'a> {
     /// The open pack of each blob kind: `[data, tree]`.
     open_packs: [Mutex<Option<PackWriter>>; 2],
     prefetch: Mutex<Option<Sender<TreeRequest>>>,
+    /// Chunk buffers handed from hashers to packers and back. Reusing them keeps the
+    /// allocator from fragmenting under megabyte-sized buffers freed at a high rate, which
+    /// otherwise costs tens of megabytes of peak memory.
+    buffers: Mutex<Vec<Vec<u8>>>,
 }
 
 impl Run<'_> {
@@ -258,6 +262,25 @@ impl Run<'_> {
 
     fn stopped(&self) -> bool {
         self.failed.load(Ordering::Relaxed) || self.progress.cancel.load(Ordering::Relaxed)
+    }
+
+    fn buffer_from(&self, data: &[u8]) -> Vec<u8> {
+        let mut b = self
+            .buffers
+            .lock()
+            .expect("buffer pool")
+            .pop()
+            .unwrap_or_default();
+        b.clear();
+        b.extend_from_slice(data);
+        b
+    }
+
+    fn recycle(&self, b: Vec<u8>) {
+        let mut pool = self.buffers.lock().expect("buffer pool");
+        if pool.len() < 16 {
+            pool.push(b);
+        }
     }
 
     /// True when this blob must be stored: not in the index and not already queued this run.
@@ -494,7 +517,7 @@ impl Run<'_> {
                         let job = BlobJob {
                             kind: BlobKind::Data,
                             id,
-                            data: chunk.to_vec(),
+                            data: self.buffer_from(chunk),
                         };
                         if blobs.send(job).is_err() {
                             return FileOutcome::Failed;
@@ -589,7 +612,10 @@ impl Run<'_> {
             let full = {
                 let mut open = slot.lock().expect("pack mutex");
                 let w = open.get_or_insert_with(|| {
-                    PackWriter::new(self.repo.master(), target + target / 8)
+                    PackWriter::new(
+                        self.repo.master(),
+                        crate::pack::pack_buffer_capacity(target),
+                    )
                 });
                 let e = w.add(job.kind, job.id, &payload, job.data.len() as u32);
                 self.counters
@@ -604,6 +630,7 @@ impl Run<'_> {
                 BlobKind::Data => self.counters.data_blobs.fetch_add(1, Ordering::Relaxed),
                 BlobKind::Tree => self.counters.tree_blobs.fetch_add(1, Ordering::Relaxed),
             };
+            self.recycle(job.data);
             if let Some(w) = full {
                 self.store_pack(w);
             }
@@ -852,6 +879,7 @@ pub fn run(
             last_flush: Instant::now(),
         }),
         open_packs: [Mutex::new(None), Mutex::new(None)],
+        buffers: Mutex::new(Vec::new()),
         prefetch: Mutex::new(Some(prefetch_tx)),
     };
 

@@ -336,8 +336,9 @@ pub fn execute(repo: &Repository, mut p: PrunePlan) -> Result<PruneReport> {
                 return Err(Error::corrupt(&object, "shorter than the index says"));
             }
             let payload = pack::decrypt_payload(&cipher, b, bytes[start..end].to_vec(), &object)?;
-            let w =
-                writer.get_or_insert_with(|| PackWriter::new(repo.master(), target + target / 8));
+            let w = writer.get_or_insert_with(|| {
+                PackWriter::new(repo.master(), crate::pack::pack_buffer_capacity(target))
+            });
             w.add(b.kind, b.id, &payload, b.raw_len);
             copied.insert(b.id);
             if w.len() >= target {
