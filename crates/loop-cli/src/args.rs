@@ -138,6 +138,9 @@ pub struct BackupArgs {
     /// Record this time instead of now (RFC 3339)
     #[arg(long, hide = true)]
     pub time: Option<String>,
+    /// Create the repository first if there is none
+    #[arg(long)]
+    pub init: bool,
 }
 
 #[derive(Args, Debug)]

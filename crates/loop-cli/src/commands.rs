@@ -117,7 +117,35 @@ fn init(g: &Global, a: InitArgs) -> Result<ExitCode> {
 // ---- backup ----
 
 fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
-    let repo = repo_open::open(g)?;
+    let repo = if a.init {
+        let storage = repo_open::storage(g, true)?;
+        let pass = repo_open::passphrase(g)?;
+        match Repository::open(storage.clone(), Secret::Passphrase(&pass.0)) {
+            Err(loop_repo::Error::NoRepository(_)) => {
+                repo_open::validate_password(&pass)?;
+                let opts = InitOptions {
+                    kdf: repo_open::kdf(g),
+                    meta: Repository::default_slot_meta(
+                        &repo_open::hostname(),
+                        &repo_open::username(),
+                    ),
+                    ..Default::default()
+                };
+                let repo = Repository::init(storage, Secret::Passphrase(&pass.0), &opts)?;
+                if human(g) {
+                    println!(
+                        "created repository {} at {}",
+                        repo.config().id.short(),
+                        repo.storage().location()
+                    );
+                }
+                repo
+            }
+            other => other?,
+        }
+    } else {
+        repo_open::open(g)?
+    };
     let mut excludes = a.excludes.clone();
     for f in &a.exclude_files {
         let text =

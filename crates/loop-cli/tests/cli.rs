@@ -73,6 +73,33 @@ fn an_unchanged_tree_is_not_read_again_and_a_change_is_found() {
 }
 
 #[test]
+fn backup_with_init_creates_the_repository_once() {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("a.txt"), b"first");
+    let first = env.backup(&[&src], &["--init"]);
+    assert!(first["snapshot_id"].is_string());
+    let again = env.backup(&[&src], &["--init"]);
+    assert_eq!(
+        again["files_unmodified"], 1,
+        "the second run used the same repository"
+    );
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 2);
+    let out = env
+        .cmd()
+        .env("LOOP_PASSWORD", "other")
+        .args(["backup", "--init", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an existing repository is never re-created"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong passphrase"));
+}
+
+#[test]
 fn wrong_passphrase_is_one_line_and_exit_1() {
     let env = Env::new();
     env.init();

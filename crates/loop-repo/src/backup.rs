@@ -500,7 +500,7 @@ impl Run<'_> {
         };
         let mut content = Vec::new();
         let mut size = 0u64;
-        let mut reader = self.chunker.reader(&file, buf);
+        let mut reader = self.chunker.reader(&file, buf, Some(job.node.size));
         loop {
             if self.stopped() {
                 return FileOutcome::Failed;
@@ -679,7 +679,7 @@ impl Run<'_> {
 
     fn hash_stdin(&self, src: &mut StdinSource, blobs: &Sender<BlobJob>) -> Result<Node> {
         let mut buf = Vec::new();
-        let mut reader = self.chunker.reader(&mut src.reader, &mut buf);
+        let mut reader = self.chunker.reader(&mut src.reader, &mut buf, None);
         let mut content = Vec::new();
         let mut size = 0;
         while let Some(chunk) = reader
@@ -915,6 +915,10 @@ pub fn run(
                 for job in rx {
                     let outcome = run.hash_file(&job, &mut buf, &tx);
                     let _ = job.reply.send(outcome);
+                    // Most files are small: give back the room a large one needed.
+                    if buf.capacity() > 1 << 20 {
+                        buf = Vec::new();
+                    }
                 }
             });
         }

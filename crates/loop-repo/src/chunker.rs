@@ -120,13 +120,16 @@ impl Chunker {
     /// Streams chunks out of a reader through `buf`, a reusable buffer of up to two maximum
     /// chunks; nothing else is allocated per file, and a small file only touches as many bytes
     /// of the buffer as it has.
+    /// `size_hint` (the expected length, if known) keeps the buffer small for small inputs.
     pub fn reader<'c, 'b, R: Read>(
         &'c self,
         reader: R,
         buf: &'b mut Vec<u8>,
+        size_hint: Option<u64>,
     ) -> ChunkReader<'c, 'b, R> {
         buf.clear();
-        buf.reserve(2 * self.max_size());
+        let room = 2 * self.max_size();
+        buf.reserve(size_hint.map_or(room, |n| (n as usize).saturating_add(1).min(room)));
         ChunkReader {
             chunker: self,
             reader,
@@ -154,11 +157,20 @@ impl<R: Read> ChunkReader<'_, '_, R> {
         if self.buf.len() - self.start < max && !self.eof {
             self.buf.drain(..self.start);
             self.start = 0;
-            let want = (2 * max - self.buf.len()) as u64;
-            // `take` bounds the read to the buffer's reserved room, so it never reallocates.
-            let got = (&mut self.reader).take(want).read_to_end(self.buf)?;
-            if (got as u64) < want {
-                self.eof = true;
+            loop {
+                let want = (self.buf.capacity().min(2 * max) - self.buf.len()) as u64;
+                // `take` bounds the read to the reserved room, so it never reallocates.
+                let got = (&mut self.reader).take(want).read_to_end(self.buf)? as u64;
+                if got < want {
+                    self.eof = true;
+                    break;
+                }
+                if self.buf.len() >= 2 * max {
+                    break;
+                }
+                // Longer than the size hint said: grow to the full window, so cut points
+                // never depend on the hint.
+                self.buf.reserve(2 * max - self.buf.len());
             }
         }
         if self.start == self.buf.len() {
@@ -198,7 +210,8 @@ mod tests {
             }
         }
         let mut buf = Vec::new();
-        let mut r = c.reader(Trickle(data, read_size), &mut buf);
+        let hint = read_size.is_multiple_of(3).then_some(read_size as u64);
+        let mut r = c.reader(Trickle(data, read_size), &mut buf, hint);
         let mut out = Vec::new();
         while let Some(ch) = r.next_chunk().unwrap() {
             out.push(ch.to_vec());

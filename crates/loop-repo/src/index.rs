@@ -44,6 +44,10 @@ struct Entry {
     raw_and_kind: u32,
 }
 
+fn prefix16(id: &[u8; 32]) -> usize {
+    u16::from_be_bytes([id[0], id[1]]) as usize
+}
+
 /// One index file's contents: packs and their blobs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IndexFile {
@@ -140,6 +144,10 @@ pub struct Index {
     packs: Vec<Id>,
     pack_numbers: HashMap<Id, u32>,
     entries: Vec<Entry>,
+    /// `buckets[b]..buckets[b + 1]` are the entries whose ID starts with the 16-bit prefix `b`.
+    /// IDs are uniformly distributed, so a lookup binary-searches a handful of entries
+    /// (256 KiB for the table, whatever the repository size).
+    buckets: Vec<u32>,
     sorted: bool,
 }
 
@@ -187,15 +195,28 @@ impl Index {
             .sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.pack.cmp(&b.pack)));
         self.entries.dedup_by(|a, b| a.id == b.id);
         self.entries.shrink_to_fit();
+        self.buckets = vec![0u32; (1 << 16) + 1];
+        for e in &self.entries {
+            self.buckets[prefix16(&e.id) + 1] += 1;
+        }
+        for b in 1..self.buckets.len() {
+            self.buckets[b] += self.buckets[b - 1];
+        }
         self.sorted = true;
     }
 
     fn find(&self, id: &Id) -> Option<&Entry> {
         debug_assert!(self.sorted, "Index::finish must run before lookups");
-        self.entries
+        let b = prefix16(&id.0);
+        let (lo, hi) = match self.buckets.get(b..b + 2) {
+            Some(r) => (r[0] as usize, r[1] as usize),
+            None => (0, self.entries.len()),
+        };
+        let bucket = &self.entries[lo..hi];
+        bucket
             .binary_search_by(|e| e.id.cmp(&id.0))
             .ok()
-            .map(|i| &self.entries[i])
+            .map(|i| &bucket[i])
     }
 
     pub fn contains(&self, id: &Id) -> bool {

@@ -225,6 +225,13 @@ pub fn decrypt_payload(
     Ok(stored)
 }
 
+thread_local! {
+    /// One zstd decompression context per thread: creating one per blob costs more than
+    /// decompressing a small tree.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Decrypts and decodes one blob read from storage (`stored` is exactly the blob's bytes).
 pub fn decode_blob(
     cipher: &Cipher,
@@ -242,7 +249,16 @@ pub fn decode_blob(
             format!("blob {} is longer than recorded", entry.id.short()),
         ));
     }
-    let out = zstd::bulk::decompress(&stored, entry.raw_len as usize)
+    let out = DECOMPRESSOR
+        .with(|d| {
+            let mut d = d.borrow_mut();
+            if d.is_none() {
+                *d = Some(zstd::bulk::Decompressor::new()?);
+            }
+            d.as_mut()
+                .expect("just created")
+                .decompress(&stored, entry.raw_len as usize)
+        })
         .map_err(|e| Error::corrupt(object, format!("blob {}: zstd: {e}", entry.id.short())))?;
     if out.len() != entry.raw_len as usize {
         return Err(Error::corrupt(
