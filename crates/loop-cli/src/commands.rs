@@ -226,6 +226,9 @@ fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
     for w in &r.changed_while_reading {
         eprintln!("warning: {w} changed while it was read");
     }
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
     let s = r.snapshot.summary.clone().unwrap_or_default();
     if g.json {
         print_json(&json!({
@@ -245,6 +248,7 @@ fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
             "total_bytes_processed": s.total_bytes_processed,
             "unreadable": r.unreadable,
             "changed_while_reading": r.changed_while_reading,
+            "warnings": r.warnings,
         }))?;
     } else if !g.quiet {
         println!(
@@ -479,6 +483,9 @@ fn restore(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
     let result = loop_repo::restore::run(&repo, &snap.tree, &opts, &progress);
     bar.finish();
     let report = result?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     for e in &report.errors {
         eprintln!("error: {e}");
     }

@@ -190,6 +190,65 @@ fn damaged_snapshot_and_index_files_are_named_not_panicked_on() {
 }
 
 #[test]
+fn a_damaged_index_file_does_not_stop_backups_and_check_names_it() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    write(&src.join("a.bin"), &noise(500_000, 4));
+    env.backup(&[&src], &[]);
+    let index = fs::read_dir(Path::new(&env.repo).join("index"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = fs::read(&index).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0xff;
+    fs::write(&index, bytes).unwrap();
+    let out = env
+        .cmd()
+        .args(["backup", src.to_str().unwrap(), "--force", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    let name = index.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        err.contains(&name),
+        "the warning names the index file: {err}"
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        s["data_blobs"].as_u64().unwrap() > 0,
+        "blobs named only by the damaged index are stored again"
+    );
+    let check = env.run(&["check"]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&check.stderr).contains(&name));
+    // The new snapshot's data is all named by intact index files: it restores in full.
+    let target = env.path("t");
+    let out = env.run(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&name),
+        "the restore warns about the index"
+    );
+    assert_eq!(
+        fs::read(target.join("src/a.bin")).unwrap(),
+        noise(500_000, 4)
+    );
+}
+
+#[test]
 fn an_unreadable_file_is_reported_skipped_and_exits_3() {
     let env = Env::new();
     env.init();

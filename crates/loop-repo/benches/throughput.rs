@@ -36,7 +36,11 @@ fn text(len: usize) -> Vec<u8> {
     let mut i = 0;
     while v.len() < len {
         v.extend_from_slice(words[r[i] as usize % words.len()]);
-        v.push(if r[i + 1].is_multiple_of(9) { b'\n' } else { b' ' });
+        v.push(if r[i + 1].is_multiple_of(9) {
+            b'\n'
+        } else {
+            b' '
+        });
         i += 2;
     }
     v.truncate(len);

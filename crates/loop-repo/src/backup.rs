@@ -135,6 +135,8 @@ pub struct BackupResult {
     pub unreadable: Vec<String>,
     /// Files that changed while they were read (what was read is stored).
     pub changed_while_reading: Vec<String>,
+    /// Problems that did not stop the run (for example a damaged index file).
+    pub warnings: Vec<String>,
 }
 
 /// Compiled `--exclude` patterns. A pattern without `/` matches a name at any depth; one with
@@ -844,7 +846,7 @@ pub fn run(
     };
     // Packs a pending prune will delete are not deduplicated against (see prune.rs).
     let condemned = crate::prune::condemned_packs(repo)?;
-    let index = repo.load_index_excluding(&condemned)?;
+    let (index, index_warnings) = repo.load_index_lenient(&condemned)?;
     let parent = find_parent(repo, &opts, &path_strings)?;
     let parent_root = match &parent {
         Some((_, s)) => repo.load_tree(&index, &s.tree).ok(),
@@ -1053,5 +1055,6 @@ pub fn run(
         snapshot,
         unreadable,
         changed_while_reading,
+        warnings: index_warnings,
     })
 }

@@ -227,6 +227,25 @@ impl Repository {
 
     /// Loads the index without the packs in `skip` (packs a pending prune will delete).
     pub fn load_index_excluding(&self, skip: &std::collections::HashSet<Id>) -> Result<Index> {
+        self.load_index_with(skip, false).map(|(index, _)| index)
+    }
+
+    /// Like [`Repository::load_index_excluding`], but an index file that is damaged or from a
+    /// newer version is skipped with a warning instead of failing. Backups use this: a lost
+    /// index file only costs deduplication against the blobs it names. Anything that deletes
+    /// data (prune) must never use it.
+    pub fn load_index_lenient(
+        &self,
+        skip: &std::collections::HashSet<Id>,
+    ) -> Result<(Index, Vec<String>)> {
+        self.load_index_with(skip, true)
+    }
+
+    fn load_index_with(
+        &self,
+        skip: &std::collections::HashSet<Id>,
+        lenient: bool,
+    ) -> Result<(Index, Vec<String>)> {
         let names: Vec<String> = self
             .storage
             .list(FileKind::Index)?
@@ -234,10 +253,23 @@ impl Repository {
             .map(|o| o.name)
             .collect();
         let mut index = Index::new();
+        let mut warnings = Vec::new();
         for chunk in names.chunks(64) {
             let files = parallel_map(chunk, FETCH_THREADS, |name| self.load_index_file(name));
             for f in files {
-                for (pack, blobs) in &f?.packs {
+                let file = match f {
+                    Ok(file) => file,
+                    // Removed by a concurrent prune between list and get.
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e @ (Error::Corrupt { .. } | Error::NewerVersion { .. })) if lenient => {
+                        warnings.push(format!(
+                            "{e}; the blobs it names are used from elsewhere or stored again"
+                        ));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                for (pack, blobs) in &file.packs {
                     if !skip.contains(pack) {
                         index.add_pack(*pack, blobs);
                     }
@@ -245,7 +277,7 @@ impl Repository {
             }
         }
         index.finish();
-        Ok(index)
+        Ok((index, warnings))
     }
 
     pub fn load_index_file(&self, name: &str) -> Result<IndexFile> {

@@ -97,6 +97,9 @@ pub struct RestoreReport {
     pub hardlinks: u64,
     pub verified_files: u64,
     pub errors: Vec<String>,
+    /// Problems that cost nothing restored, such as a damaged index file whose blobs are
+    /// also named elsewhere.
+    pub warnings: Vec<String>,
 }
 
 /// Restores the snapshot tree `tree` into `opts.target`. Failures of single entries (and
@@ -112,8 +115,16 @@ pub fn run(
     let excludes = Excluder::new(&opts.excludes)?;
     // Announce the reader, so a concurrent prune keeps the packs it reads (see prune.rs).
     let _lock = crate::locks::Lock::acquire(repo, crate::locks::LockKind::Read)?;
-    let index = repo.load_index()?;
-    let root_tree = repo.load_tree(&index, tree)?;
+    // A damaged index file must not make the rest of the repository unreachable: restore
+    // what the other index files name, and report files whose data is lost.
+    let (index, warnings) = repo.load_index_lenient(&Default::default())?;
+    let root_tree = repo.load_tree(&index, tree).map_err(|e| {
+        if warnings.is_empty() {
+            e
+        } else {
+            Error::Invalid(format!("{e}; {}", warnings.join("; ")))
+        }
+    })?;
     std::fs::create_dir_all(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
     let root = rustix::fs::openat(
         rustix::fs::CWD,
@@ -192,6 +203,7 @@ pub fn run(
         hardlinks: c.hardlinks.load(Ordering::Relaxed),
         verified_files: c.verified.load(Ordering::Relaxed),
         errors,
+        warnings,
     })
 }
 
