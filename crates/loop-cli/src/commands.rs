@@ -83,6 +83,17 @@ fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
     })
 }
 
+/// Threads for read-heavy work: one per core on local disk (more only adds contention), four
+/// per core on remote storage, where they hide round trips.
+fn io_threads(g: &Global) -> usize {
+    if g.threads != 0 {
+        return g.threads;
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let remote = g.repo.as_deref().is_some_and(|r| r.contains("://"));
+    if remote { cores * 4 } else { cores }
+}
+
 // ---- init ----
 
 fn init(g: &Global, a: InitArgs) -> Result<ExitCode> {
@@ -462,7 +473,7 @@ fn restore(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
         includes: a.includes.clone(),
         excludes: a.excludes.clone(),
         verify: a.verify,
-        threads: g.threads,
+        threads: io_threads(g),
         owner: None,
     };
     let progress = Arc::new(RestoreProgress::default());
@@ -777,7 +788,7 @@ fn check(g: &Global, a: CheckArgs) -> Result<ExitCode> {
         &repo,
         &CheckOptions {
             read_data,
-            threads: g.threads,
+            threads: io_threads(g),
         },
         &progress,
     );

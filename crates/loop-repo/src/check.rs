@@ -113,7 +113,9 @@ pub fn run(
     opts: &CheckOptions,
     progress: &CheckProgress,
 ) -> Result<CheckReport> {
-    let _lock = crate::locks::Lock::acquire(repo, crate::locks::LockKind::Read)?;
+    // Best effort: a read-only or full repository can still be read, just without telling a
+    // concurrent prune to wait.
+    let _lock = crate::locks::Lock::acquire(repo, crate::locks::LockKind::Read).ok();
     let mut c = Checker::new(repo);
     // Snapshots before the index: a backup writes its index files before its snapshot, so
     // every snapshot seen here has its blobs in an index file listed afterwards.

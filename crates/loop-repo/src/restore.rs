@@ -114,7 +114,9 @@ pub fn run(
     let includes = Excluder::new(&opts.includes)?;
     let excludes = Excluder::new(&opts.excludes)?;
     // Announce the reader, so a concurrent prune keeps the packs it reads (see prune.rs).
-    let _lock = crate::locks::Lock::acquire(repo, crate::locks::LockKind::Read)?;
+    // Best effort: a read-only or full repository can still be read, just without telling a
+    // concurrent prune to wait.
+    let _lock = crate::locks::Lock::acquire(repo, crate::locks::LockKind::Read).ok();
     // A damaged index file must not make the rest of the repository unreachable: restore
     // what the other index files name, and report files whose data is lost.
     let (index, warnings) = repo.load_index_lenient(&Default::default())?;
@@ -135,7 +137,7 @@ pub fn run(
     .map_err(|e| Error::io(&opts.target, e.into()))?;
     let root_copy = root.try_clone().map_err(|e| Error::io(&opts.target, e))?;
     let threads = match opts.threads {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()) + 4,
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
     let ctx = Restorer {
