@@ -58,48 +58,64 @@ measure() {
     echo "$name $phase failed:" >&2; tail -5 "$WORK/times/$name.$phase.log" >&2; exit 1; }
 }
 
-"$LOOP" init >/dev/null
-restic init >/dev/null 2>&1
-borg init -e repokey-blake2 "$BORG_REPO" >/dev/null 2>&1
+# best NAME PHASE RUNS PREP COMMAND...: runs PREP then measures COMMAND, RUNS times, and keeps
+# the fastest run (the machine is shared; the minimum is the least disturbed number).
+best() {
+  local name=$1 phase=$2 runs=$3 prep=$4 i
+  shift 4
+  for i in $(seq 1 "$runs"); do
+    eval "$prep"
+    measure "$name" "$phase.$i" "$@"
+  done
+  for i in $(seq 1 "$runs"); do echo "$(cat "$WORK/times/$name.$phase.$i") $i"; done |
+    sort -n | head -1 | cut -d' ' -f1-2 > "$WORK/times/$name.$phase"
+}
+
+init_loop() { rm -rf "$LOOP_REPOSITORY"; "$LOOP" init >/dev/null; }
+init_restic() { rm -rf "$RESTIC_REPOSITORY"; restic init >/dev/null 2>&1; }
+init_borg() { rm -rf "$BORG_REPO"; borg init -e repokey-blake2 "$BORG_REPO" >/dev/null 2>&1; }
+RUNS=${RUNS:-3}
 
 # Warm the page cache so no tool pays for the first read from disk.
 tar -C "$src" -cf - . | cat >/dev/null
 
 backup_all() {
-  local phase=$1
-  measure loop "$phase" "$LOOP" backup "$src" --host bench
-  measure restic "$phase" restic backup "$src" --host bench
-  measure borg "$phase" borg create --compression zstd,3 "$BORG_REPO::$phase" "$src"
+  local phase=$1 runs=$2 prep=$3
+  best loop "$phase" "$runs" "${prep:+${prep}_loop}" "$LOOP" backup "$src" --host bench
+  best restic "$phase" "$runs" "${prep:+${prep}_restic}" restic backup "$src" --host bench
+  best borg "$phase" "$runs" "${prep:+${prep}_borg}" bash -c "borg create --compression zstd,3 '$BORG_REPO::$phase-{now:%H%M%S.%f}' '$src'"
 }
 
-measure tar-zstd first bash -c "tar -C '$src' -cf - . | zstd -1 -T2 -q -o '$WORK/baseline.tar.zst' -f"
-backup_all first
+best tar-zstd first "$RUNS" : bash -c "tar -C '$src' -cf - . | zstd -1 -T2 -q -o '$WORK/baseline.tar.zst' -f"
+backup_all first "$RUNS" init
 du -sb "$WORK/repo-loop" | cut -f1 > "$WORK/times/loop.size"
 du -sb "$WORK/repo-restic" | cut -f1 > "$WORK/times/restic.size"
 du -sb "$WORK/repo-borg" | cut -f1 > "$WORK/times/borg.size"
 stat -c %s "$WORK/baseline.tar.zst" > "$WORK/times/tar-zstd.size"
 
-backup_all nochange
+backup_all nochange "$RUNS" ""
 
 # Modify 1% of the files: append a line to every 100th regular file (sorted order).
 find "$src" -type f | LC_ALL=C sort | awk 'NR % 100 == 0' | while read -r f; do
   printf '/* changed for the benchmark */\n' >> "$f"
 done
-backup_all changed
+backup_all changed 1 ""
 
-measure loop restore "$LOOP" restore latest --target "$WORK/restore-loop"
-measure restic restore restic restore latest --target "$WORK/restore-restic"
-mkdir -p "$WORK/restore-borg"
-measure borg restore bash -c "cd '$WORK/restore-borg' && borg extract '$BORG_REPO::changed'"
-rm -rf "$WORK"/restore-*
+clean_restores() { rm -rf "$WORK"/restore-*; mkdir -p "$WORK/restore-borg"; }
+last_borg=$(borg list --short --last 1 "$BORG_REPO")
+best loop restore "$RUNS" clean_restores "$LOOP" restore latest --target "$WORK/restore-loop"
+best restic restore "$RUNS" clean_restores restic restore latest --target "$WORK/restore-restic"
+best borg restore "$RUNS" clean_restores bash -c "cd '$WORK/restore-borg' && borg extract '$BORG_REPO::$last_borg'"
+clean_restores
 
-measure loop check "$LOOP" check --read-data
-measure restic check restic check --read-data
-measure borg check borg check --verify-data "$BORG_REPO"
+best loop check "$RUNS" : "$LOOP" check --read-data
+best restic check "$RUNS" : restic check --read-data
+best borg check "$RUNS" : borg check --verify-data "$BORG_REPO"
 
 val() { cut -d' ' -f"$2" "$WORK/times/$1" 2>/dev/null || echo "-"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
+echo "each number is the fastest of $RUNS runs (changed: 1 run)"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r); corpus: $corpus ($(find "$src" -type f | wc -l) files)"
 echo "versions: $("$LOOP" --version), $(restic version | cut -d' ' -f1-2), $(borg --version)"
 echo

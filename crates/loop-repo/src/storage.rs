@@ -116,6 +116,10 @@ impl std::fmt::Debug for S3Options {
 /// Storage on any `object_store` backend: local disk, S3, and (with features) GCS and Azure.
 pub struct ObjectStorage {
     store: Arc<dyn ObjectStore>,
+    /// Set for local repositories: reads go straight to `pread`, without a round trip through
+    /// the async runtime's blocking pool (two thread hand-offs per read). Writes still go
+    /// through `object_store`, which makes them atomic and durable.
+    local: Option<object_store::local::LocalFileSystem>,
     prefix: String,
     location: String,
     runtime: tokio::runtime::Runtime,
@@ -170,6 +174,7 @@ impl ObjectStorage {
             let store = b.build().map_err(storage_err)?;
             return Ok(ObjectStorage {
                 store: Arc::new(store),
+                local: None,
                 prefix: prefix.trim_matches('/').to_string(),
                 location: location.to_string(),
                 runtime,
@@ -191,7 +196,8 @@ impl ObjectStorage {
             .map_err(storage_err)?
             .with_fsync(true);
         Ok(ObjectStorage {
-            store: Arc::new(store),
+            store: Arc::new(store.clone()),
+            local: Some(store),
             prefix: String::new(),
             location: location.to_string(),
             runtime,
@@ -211,6 +217,7 @@ impl ObjectStorage {
             .map_err(|e| Error::io("tokio runtime", e))?;
         Ok(ObjectStorage {
             store,
+            local: None,
             prefix: prefix.trim_matches('/').to_string(),
             location: location.to_string(),
             runtime,
@@ -223,6 +230,25 @@ impl ObjectStorage {
         } else {
             StorePath::from(format!("{}/{rel}", self.prefix))
         }
+    }
+
+    /// The file behind an object of a local repository.
+    fn local_file(&self, rel: &str) -> Option<Result<std::fs::File>> {
+        let local = self.local.as_ref()?;
+        let path = match local.path_to_filesystem(&self.full(rel)) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(self.err(rel, e))),
+        };
+        Some(std::fs::File::open(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::NotFound(rel.to_string())
+            } else {
+                Error::Storage {
+                    object: rel.to_string(),
+                    message: e.to_string(),
+                }
+            }
+        }))
     }
 
     fn err(&self, rel: &str, e: object_store::Error) -> Error {
@@ -268,6 +294,18 @@ impl Storage for ObjectStorage {
         let end = offset
             .checked_add(len)
             .ok_or_else(|| Error::corrupt(&rel, "range overflows"))?;
+        if let Some(file) = self.local_file(&rel) {
+            use std::os::unix::fs::FileExt;
+            let file = file?;
+            let size = file.metadata().map_err(|e| Error::io(&rel, e))?.len();
+            if end > size {
+                return Err(Error::corrupt(&rel, "shorter than the index says"));
+            }
+            let mut buf = vec![0u8; len as usize];
+            file.read_exact_at(&mut buf, offset)
+                .map_err(|e| Error::io(&rel, e))?;
+            return Ok(buf);
+        }
         let bytes = self
             .runtime
             .block_on(self.store.get_range(&path, offset..end))
