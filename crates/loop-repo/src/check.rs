@@ -905,15 +905,11 @@ impl<'a> Checker<'a> {
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
-    use std::sync::Arc;
 
     use super::*;
     use crate::backup::{self, BackupOptions, BackupProgress};
     use crate::index::IndexFile;
-    use crate::keys::{KdfParams, Secret};
     use crate::pack::PackWriter;
-    use crate::repo::InitOptions;
-    use crate::storage::{ObjectStorage, S3Options};
     use crate::tree::NodeKind;
 
     /// A repository with one snapshot of `src/{a.txt, sub/b.txt}`.
@@ -934,27 +930,7 @@ mod tests {
         .unwrap();
         std::fs::create_dir(src.path().join("sub")).unwrap();
         std::fs::write(src.path().join("sub/b.txt"), b"another file").unwrap();
-        let storage = Arc::new(
-            ObjectStorage::open(
-                repo_dir.path().to_str().unwrap(),
-                &S3Options::default(),
-                true,
-            )
-            .unwrap(),
-        );
-        let repo = Repository::init(
-            storage,
-            Secret::Passphrase(b"pw"),
-            &InitOptions {
-                kdf: KdfParams {
-                    m_kib: 64,
-                    t: 1,
-                    p: 1,
-                },
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let repo = crate::testutil::local_repo(repo_dir.path());
         let result = backup::run(
             &repo,
             BackupOptions {

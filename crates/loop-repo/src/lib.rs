@@ -29,6 +29,8 @@ mod repo;
 pub mod restore;
 pub mod snapshot;
 pub mod storage;
+#[cfg(test)]
+mod testutil;
 pub mod tree;
 pub mod util;
 

@@ -202,22 +202,9 @@ pub fn list(repo: &Repository) -> Result<Vec<(Id, LockInfo)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{KdfParams, Secret};
-    use crate::{InitOptions, ObjectStorage, S3Options};
 
     fn repo(dir: &std::path::Path) -> Repository {
-        let storage = Arc::new(
-            ObjectStorage::open(dir.to_str().unwrap(), &S3Options::default(), true).unwrap(),
-        );
-        let opts = InitOptions {
-            kdf: KdfParams {
-                m_kib: 64,
-                t: 1,
-                p: 1,
-            },
-            ..Default::default()
-        };
-        Repository::init(storage, Secret::Passphrase(b"pw"), &opts).unwrap()
+        crate::testutil::local_repo(dir)
     }
 
     /// Regression: dropping a lock before its refresher thread first ran left that thread

@@ -1097,30 +1097,9 @@ mod tests {
 
     use super::*;
     use crate::backup::{self, BackupOptions, BackupProgress};
-    use crate::keys::{KdfParams, Secret};
-    use crate::{InitOptions, ObjectStorage, S3Options};
 
     fn new_repo(dir: &Path) -> Repository {
-        let location = dir.join("repo");
-        let storage = ObjectStorage::open(
-            location.to_str().expect("utf-8 temp path"),
-            &S3Options::default(),
-            true,
-        )
-        .unwrap();
-        Repository::init(
-            Arc::new(storage),
-            Secret::Passphrase(b"pw"),
-            &InitOptions {
-                kdf: KdfParams {
-                    m_kib: 64,
-                    t: 1,
-                    p: 1,
-                },
-                ..Default::default()
-            },
-        )
-        .unwrap()
+        crate::testutil::local_repo(&dir.join("repo"))
     }
 
     /// Backs up `src` and returns the snapshot's root tree.

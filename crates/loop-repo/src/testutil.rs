@@ -1,0 +1,26 @@
+//! Helpers for the engine's unit tests.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::keys::{KdfParams, Secret};
+use crate::{InitOptions, ObjectStorage, Repository, S3Options};
+
+/// A new local repository at `dir` (created if missing), with cheap key derivation.
+pub fn local_repo(dir: &Path) -> Repository {
+    let storage = ObjectStorage::open(
+        dir.to_str().expect("utf-8 temp path"),
+        &S3Options::default(),
+        true,
+    )
+    .expect("open local storage");
+    let opts = InitOptions {
+        kdf: KdfParams {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        },
+        ..Default::default()
+    };
+    Repository::init(Arc::new(storage), Secret::Passphrase(b"pw"), &opts).expect("init")
+}
