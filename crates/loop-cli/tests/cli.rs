@@ -249,6 +249,43 @@ fn a_damaged_index_file_does_not_stop_backups_and_check_names_it() {
 }
 
 #[test]
+fn a_huge_hostile_object_is_refused_before_it_is_read() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    write(&src.join("a.txt"), b"a");
+    env.backup(&[&src], &[]);
+    // A 64 GiB sparse "index file": reading it whole would exhaust memory.
+    let name = "ab".repeat(32);
+    let huge = Path::new(&env.repo).join("index").join(&name);
+    fs::File::create(&huge).unwrap().set_len(64 << 30).unwrap();
+    let out = env
+        .cmd()
+        .args(["backup", src.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&name) && err.contains("more than any valid object"),
+        "{err}"
+    );
+    let check = env.run(&["check"]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&check.stderr).contains(&name));
+    // A snapshot file of the same kind.
+    let snap = Path::new(&env.repo).join("snapshots").join(&name);
+    fs::File::create(&snap).unwrap().set_len(64 << 30).unwrap();
+    let out = env.run(&["snapshots"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("more than any valid object"));
+}
+
+#[test]
 fn an_unreadable_file_is_reported_skipped_and_exits_3() {
     let env = Env::new();
     env.init();

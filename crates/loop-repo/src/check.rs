@@ -28,7 +28,7 @@ use crate::crypto::TAG_LEN;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::Index;
-use crate::pack::{self, MAX_BLOB, PACK_HEADER_LEN, PackEntry};
+use crate::pack::{self, PACK_HEADER_LEN, PackEntry};
 use crate::prune;
 use crate::repo::{FETCH_THREADS, Repository};
 use crate::snapshot::Snapshot;
@@ -331,14 +331,14 @@ fn read_pack(repo: &Repository, pack: Id, listed_size: u64, indexed: &[PackEntry
     let object = FileKind::Pack.path(&name);
     let mut out = PackOutcome::default();
     // The largest pack a writer makes: the target, one more blob, and the trailer.
-    let limit = repo.config().pack_size as u64 + 3 * MAX_BLOB as u64;
+    let limit = pack::max_pack_size(repo.config().pack_size as usize);
     if listed_size > limit {
         out.damage.push(format!(
             "{listed_size} bytes, too large to be a pack; not read"
         ));
         return out;
     }
-    let bytes = match repo.storage().get(FileKind::Pack, &name) {
+    let bytes = match repo.storage().get(FileKind::Pack, &name, limit) {
         Ok(b) => b,
         Err(e) if e.is_not_found() => {
             out.damage.push("missing from storage".into());

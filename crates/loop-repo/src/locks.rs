@@ -180,7 +180,7 @@ pub fn list(repo: &Repository) -> Result<Vec<(Id, LockInfo)>> {
     for obj in repo.storage().list(FileKind::Lock)? {
         let id = Id::parse(&obj.name)?;
         let object = FileKind::Lock.path(&obj.name);
-        let info = match repo.storage().get(FileKind::Lock, &obj.name) {
+        let info = match repo.storage().get(FileKind::Lock, &obj.name, 64 * 1024) {
             Ok(bytes) => format::open(repo.master(), Magic::Lock, &object, &bytes, 64 * 1024)
                 .ok()
                 .and_then(|j| serde_json::from_slice::<LockInfo>(&j).ok()),

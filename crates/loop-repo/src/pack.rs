@@ -87,6 +87,11 @@ impl OffsetNonces {
     }
 }
 
+/// The largest pack a writer with this target makes: the target, one more blob, the trailer.
+pub fn max_pack_size(target: usize) -> u64 {
+    target as u64 + 3 * MAX_BLOB as u64
+}
+
 /// Capacity to reserve for a pack buffer of `target` bytes. A pack can overshoot its target by
 /// one blob, so the buffer never reallocates; and it is at least 40 MiB, above glibc's 32 MiB
 /// cap on its adaptive mmap threshold, so every pack buffer is a mapping of its own that goes

@@ -35,6 +35,8 @@ use crate::storage::FileKind;
 use crate::tree::NodeKind;
 
 const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+/// Largest prune plan accepted from storage.
+const MAX_PLAN: u64 = 256 << 20;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct PlanObject {
@@ -54,12 +56,22 @@ fn load_plans(repo: &Repository) -> Result<Vec<(String, PlanObject)>> {
     let mut out = Vec::new();
     for obj in repo.storage().list(FileKind::Plan)? {
         let object = FileKind::Plan.path(&obj.name);
-        let bytes = match repo.storage().get(FileKind::Plan, &obj.name) {
+        let bytes = match repo.storage().get(
+            FileKind::Plan,
+            &obj.name,
+            crate::repo::SEALED_OVERHEAD + MAX_PLAN,
+        ) {
             Ok(b) => b,
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e),
         };
-        let json = format::open(repo.master(), Magic::PrunePlan, &object, &bytes, 256 << 20)?;
+        let json = format::open(
+            repo.master(),
+            Magic::PrunePlan,
+            &object,
+            &bytes,
+            MAX_PLAN as usize,
+        )?;
         let plan: PlanObject =
             serde_json::from_slice(&json).map_err(|e| Error::corrupt(&object, e.to_string()))?;
         out.push((obj.name, plan));
@@ -328,7 +340,7 @@ pub fn execute(repo: &Repository, mut p: PrunePlan) -> Result<PruneReport> {
         }
         let name = pack_id.to_hex();
         let object = FileKind::Pack.path(&name);
-        let bytes = storage.get(FileKind::Pack, &name)?;
+        let bytes = storage.get(FileKind::Pack, &name, crate::pack::max_pack_size(target))?;
         let cipher = pack::pack_cipher(repo.master(), pack_id);
         for b in wanted {
             let (start, end) = (b.offset as usize, b.offset as usize + b.length as usize);

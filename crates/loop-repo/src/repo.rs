@@ -25,6 +25,10 @@ use crate::util::parallel_map;
 
 const MAX_CONFIG: usize = 64 * 1024;
 const MAX_SNAPSHOT: usize = 16 * 1024 * 1024;
+/// Largest key slot accepted from storage.
+const MAX_KEY_SLOT: u64 = 1024 * 1024;
+/// What sealing adds around a payload: header, salt, codec byte and tag (with room to spare).
+pub(crate) const SEALED_OVERHEAD: u64 = 1024;
 /// Threads for fetching many small objects (index files, snapshots).
 pub(crate) const FETCH_THREADS: usize = 8;
 
@@ -144,7 +148,11 @@ impl Repository {
 
     /// Opens a repository with a passphrase or raw key.
     pub fn open(storage: Arc<dyn Storage>, secret: Secret<'_>) -> Result<Repository> {
-        let config_bytes = match storage.get(FileKind::Config, "config") {
+        let config_bytes = match storage.get(
+            FileKind::Config,
+            "config",
+            SEALED_OVERHEAD + MAX_CONFIG as u64,
+        ) {
             Ok(b) => b,
             Err(e) if e.is_not_found() => return Err(Error::NoRepository(storage.location())),
             Err(e) => return Err(e),
@@ -154,10 +162,13 @@ impl Repository {
         let mut found = None;
         for info in &slots {
             let object = FileKind::Key.path(&info.name);
-            if info.size > 1024 * 1024 {
+            if info.size > MAX_KEY_SLOT {
                 continue;
             }
-            let slot = match KeySlot::parse(&object, storage.get(FileKind::Key, &info.name)?) {
+            let slot = match KeySlot::parse(
+                &object,
+                storage.get(FileKind::Key, &info.name, MAX_KEY_SLOT)?,
+            ) {
                 Ok(s) => s,
                 Err(Error::NewerVersion { .. }) | Err(Error::Corrupt { .. }) => continue,
                 Err(e) => return Err(e),
@@ -281,7 +292,11 @@ impl Repository {
     }
 
     pub fn load_index_file(&self, name: &str) -> Result<IndexFile> {
-        let bytes = self.storage.get(FileKind::Index, name)?;
+        let bytes = self.storage.get(
+            FileKind::Index,
+            name,
+            SEALED_OVERHEAD + crate::index::MAX_INDEX_FILE as u64,
+        )?;
         IndexFile::open(&self.master, &FileKind::Index.path(name), &bytes)
     }
 
@@ -343,7 +358,11 @@ impl Repository {
     pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
         let name = id.to_hex();
         let object = FileKind::Snapshot.path(&name);
-        let bytes = self.storage.get(FileKind::Snapshot, &name)?;
+        let bytes = self.storage.get(
+            FileKind::Snapshot,
+            &name,
+            SEALED_OVERHEAD + MAX_SNAPSHOT as u64,
+        )?;
         let json = format::open(&self.master, Magic::Snapshot, &object, &bytes, MAX_SNAPSHOT)?;
         serde_json::from_slice(&json).map_err(|e| Error::corrupt(object, e.to_string()))
     }
@@ -437,7 +456,10 @@ impl Repository {
         let mut out = Vec::new();
         for info in self.storage.list(FileKind::Key)? {
             let object = FileKind::Key.path(&info.name);
-            let slot = KeySlot::parse(&object, self.storage.get(FileKind::Key, &info.name)?)?;
+            let slot = KeySlot::parse(
+                &object,
+                self.storage.get(FileKind::Key, &info.name, MAX_KEY_SLOT)?,
+            )?;
             let id = Id::parse(&info.name)?;
             out.push(KeyInfo {
                 id,

@@ -84,7 +84,9 @@ pub trait Storage: Send + Sync {
     /// A human-readable location, for messages.
     fn location(&self) -> String;
     fn put(&self, kind: FileKind, name: &str, data: Vec<u8>) -> Result<()>;
-    fn get(&self, kind: FileKind, name: &str) -> Result<Vec<u8>>;
+    /// Reads a whole object, refusing one larger than `max` bytes before reading its body,
+    /// so a hostile store cannot make the engine allocate without bound.
+    fn get(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>>;
     fn get_range(&self, kind: FileKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
     fn list(&self, kind: FileKind) -> Result<Vec<ObjectInfo>>;
     fn delete(&self, kind: FileKind, name: &str) -> Result<()>;
@@ -276,16 +278,41 @@ impl Storage for ObjectStorage {
             .map_err(|e| self.err(&rel, e))
     }
 
-    fn get(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
+    fn get(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>> {
         let rel = kind.path(name);
+        let too_large = |size: u64| {
+            Error::corrupt(
+                &rel,
+                format!("{size} bytes, more than any valid object of its kind ({max})"),
+            )
+        };
+        if let Some(file) = self.local_file(&rel) {
+            use std::io::Read;
+            let file = file?;
+            let size = file.metadata().map_err(|e| Error::io(&rel, e))?.len();
+            if size > max {
+                return Err(too_large(size));
+            }
+            let mut buf = Vec::with_capacity(size as usize);
+            file.take(max + 1)
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::io(&rel, e))?;
+            if buf.len() as u64 > max {
+                return Err(too_large(buf.len() as u64));
+            }
+            return Ok(buf);
+        }
         let path = self.full(&rel);
         self.runtime
             .block_on(async {
                 let r = self.store.get(&path).await?;
-                r.bytes().await
+                if r.meta.size > max {
+                    return Ok(Err(too_large(r.meta.size)));
+                }
+                r.bytes().await.map(Ok)
             })
+            .map_err(|e| self.err(&rel, e))?
             .map(Vec::from)
-            .map_err(|e| self.err(&rel, e))
     }
 
     fn get_range(&self, kind: FileKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
