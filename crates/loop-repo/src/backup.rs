@@ -280,7 +280,7 @@ impl Run<'_> {
 
     fn recycle(&self, b: Vec<u8>) {
         let mut pool = self.buffers.lock().expect("buffer pool");
-        if pool.len() < 16 {
+        if pool.len() < 8 {
             pool.push(b);
         }
     }
@@ -887,7 +887,7 @@ pub fn run(
 
     let (file_tx, file_rx) = bounded::<FileJob>(threads * 64);
     let (dir_tx, dir_rx) = bounded::<PendingDir>(4096);
-    let (blob_tx, blob_rx) = bounded::<BlobJob>(threads * 4);
+    let (blob_tx, blob_rx) = bounded::<BlobJob>(threads * 2);
 
     let root_id = std::thread::scope(|s| -> Result<Option<Id>> {
         let run = &run;
