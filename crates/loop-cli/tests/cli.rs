@@ -118,13 +118,9 @@ fn wrong_passphrase_is_one_line_and_exit_1() {
 #[test]
 fn a_missing_repository_and_a_second_init_are_clear_errors() {
     let env = Env::new();
-    let out = env.run(&["snapshots"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no repository"));
+    assert!(env.fails(&["snapshots"]).contains("no repository"));
     env.init();
-    let out = env.run(&["init"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    assert!(env.fails(&["init"]).contains("already exists"));
 }
 
 #[test]
@@ -135,9 +131,7 @@ fn a_repository_from_a_newer_version_says_so() {
     let mut bytes = fs::read(&config).unwrap();
     bytes[4] = 7;
     fs::write(&config, bytes).unwrap();
-    let out = env.run(&["snapshots"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = env.fails(&["snapshots"]);
     assert!(
         err.contains("version 7") && err.contains("upgrade"),
         "{err}"
@@ -160,9 +154,7 @@ fn damaged_snapshot_and_index_files_are_named_not_panicked_on() {
         .path();
     let bytes = fs::read(&snap).unwrap();
     fs::write(&snap, &bytes[..bytes.len() / 2]).unwrap();
-    let out = env.run(&["snapshots"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = env.fails(&["snapshots"]);
     assert!(
         err.contains("snapshots/") && err.contains("damaged"),
         "{err}"
@@ -177,14 +169,12 @@ fn damaged_snapshot_and_index_files_are_named_not_panicked_on() {
         .unwrap()
         .path();
     fs::write(&index, b"LPIX\x01\x00\x00\x00garbage").unwrap();
-    let out = env.run(&[
+    let err = env.fails(&[
         "restore",
         "latest",
         "--target",
         env.path("t").to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("index/"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
@@ -280,9 +270,10 @@ fn a_huge_hostile_object_is_refused_before_it_is_read() {
     // A snapshot file of the same kind.
     let snap = Path::new(&env.repo).join("snapshots").join(&name);
     fs::File::create(&snap).unwrap().set_len(64 << 30).unwrap();
-    let out = env.run(&["snapshots"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("more than any valid object"));
+    assert!(
+        env.fails(&["snapshots"])
+            .contains("more than any valid object")
+    );
 }
 
 #[test]
@@ -471,21 +462,17 @@ fn a_flipped_byte_in_a_pack_is_found_by_check_and_restore() {
     bytes[mid] ^= 0x01;
     fs::write(pack, bytes).unwrap();
 
-    let out = env.run(&["check", "--read-data"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = env.fails(&["check", "--read-data"]);
     let name = pack.file_name().unwrap().to_string_lossy();
     assert!(err.contains(&name[..8]), "check names the pack: {err}");
     assert!(err.contains("victim.bin"), "check names the file: {err}");
 
-    let out = env.run(&[
+    let err = env.fails(&[
         "restore",
         "latest",
         "--target",
         env.path("t").to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("victim.bin"), "restore names the file: {err}");
 }
 

@@ -50,9 +50,7 @@ fn a_full_disk_fails_the_backup_clearly_and_loses_nothing() {
     write(&src.join("small.txt"), &text(20_000, 1));
     env.backup(&[&src], &[]);
     write(&src.join("big.bin"), &noise(8 * 1024 * 1024, 2));
-    let out = env.run(&["backup", src.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = env.fails(&["backup", src.to_str().unwrap()]);
     assert!(
         err.to_lowercase().contains("space"),
         "the error says the disk is full: {err}"

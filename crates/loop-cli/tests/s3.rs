@@ -34,7 +34,5 @@ fn s3_repository_round_trip_on_garage() {
 
     // Another prefix in the same bucket is another repository.
     let other = Env::with_repo(&format!("s3://{}/vault-two", garage.bucket), garage.env());
-    let out = other.run(&["snapshots"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no repository"));
+    assert!(other.fails(&["snapshots"]).contains("no repository"));
 }
