@@ -93,17 +93,9 @@ fn diff_trees(
                         kind: 'T',
                         path: path.clone(),
                     });
-                    if x.kind == NodeKind::Dir || y.kind == NodeKind::Dir {
-                        diff_trees(
-                            repo,
-                            index,
-                            x.subtree.as_ref(),
-                            y.subtree.as_ref(),
-                            &path,
-                            out,
-                        )?;
-                    }
-                } else if x.kind == NodeKind::Dir {
+                }
+                if x.kind == NodeKind::Dir || y.kind == NodeKind::Dir {
+                    // A missing side (the other node is not a directory) reads as empty.
                     diff_trees(
                         repo,
                         index,
@@ -112,6 +104,8 @@ fn diff_trees(
                         &path,
                         out,
                     )?;
+                } else if x.kind != y.kind {
+                    // Reported above.
                 } else if x.content != y.content
                     || x.link_target != y.link_target
                     || x.rdev != y.rdev

@@ -75,3 +75,61 @@ fn backup_lists_and_dedups_and_prune_keeps_what_is_used() {
     assert!(plan.is_noop(), "{plan:?}");
     assert_eq!(repo.list_snapshots().unwrap().len(), 2);
 }
+
+#[test]
+fn diff_reports_type_content_and_metadata_changes() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("gone")).unwrap();
+    std::fs::write(src.join("gone/inner"), b"x").unwrap();
+    std::fs::write(src.join("becomes-dir"), b"file").unwrap();
+    std::fs::write(src.join("edited"), b"one").unwrap();
+    std::fs::write(src.join("chmodded"), b"same").unwrap();
+    let repo = repo_at(&tmp.path().join("repo"));
+    let a = backup::run(&repo, opts(&src), &BackupProgress::default())
+        .unwrap()
+        .snapshot
+        .tree;
+
+    std::fs::remove_dir_all(src.join("gone")).unwrap();
+    std::fs::remove_file(src.join("becomes-dir")).unwrap();
+    std::fs::create_dir(src.join("becomes-dir")).unwrap();
+    std::fs::write(src.join("becomes-dir/new"), b"n").unwrap();
+    std::fs::write(src.join("edited"), b"two").unwrap();
+    std::fs::set_permissions(src.join("chmodded"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let b = backup::run(&repo, opts(&src), &BackupProgress::default())
+        .unwrap()
+        .snapshot
+        .tree;
+
+    let index = repo.load_index().unwrap();
+    let changes: Vec<(char, String)> = browse::diff(&repo, &index, &a, &b)
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.kind, c.path))
+        .collect();
+    let expect = |k: char, p: &str| (k, p.to_string());
+    assert!(
+        changes.contains(&expect('T', "/src/becomes-dir")),
+        "{changes:?}"
+    );
+    assert!(
+        changes.contains(&expect('+', "/src/becomes-dir/new")),
+        "{changes:?}"
+    );
+    assert!(changes.contains(&expect('M', "/src/edited")), "{changes:?}");
+    assert!(
+        changes.contains(&expect('U', "/src/chmodded")),
+        "{changes:?}"
+    );
+    assert!(changes.contains(&expect('-', "/src/gone")), "{changes:?}");
+    assert!(
+        changes.contains(&expect('-', "/src/gone/inner")),
+        "{changes:?}"
+    );
+    assert!(
+        browse::diff(&repo, &index, &a, &a).unwrap().is_empty(),
+        "a tree equals itself"
+    );
+}
