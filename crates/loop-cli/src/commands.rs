@@ -49,6 +49,15 @@ fn ok() -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Success, or the given failure code (see the exit codes in main.rs).
+fn exit_code(success: bool, failure: u8) -> ExitCode {
+    if success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(failure)
+    }
+}
+
 fn human(g: &Global) -> bool {
     !g.json && !g.quiet
 }
@@ -288,11 +297,7 @@ fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
             None => println!("dry run: nothing was written"),
         }
     }
-    Ok(if r.unreadable.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(3)
-    })
+    Ok(exit_code(r.unreadable.is_empty(), 3))
 }
 
 // ---- snapshots ----
@@ -519,11 +524,7 @@ fn restore(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
             }
         );
     }
-    Ok(if report.errors.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(exit_code(report.errors.is_empty(), 1))
 }
 
 fn dump(g: &Global, a: DumpArgs) -> Result<ExitCode> {
@@ -832,11 +833,7 @@ fn check(g: &Global, a: CheckArgs) -> Result<ExitCode> {
             );
         }
     }
-    Ok(if report.is_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(exit_code(report.is_ok(), 1))
 }
 
 // ---- stats ----

@@ -85,12 +85,11 @@ fn backup_with_init_creates_the_repository_once() {
         "the second run used the same repository"
     );
     assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 2);
-    let out = env
-        .cmd()
-        .env("LOOP_PASSWORD", "other")
-        .args(["backup", "--init", src.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = env.run_with(
+        "LOOP_PASSWORD",
+        "other",
+        &["backup", "--init", src.to_str().unwrap()],
+    );
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -103,12 +102,7 @@ fn backup_with_init_creates_the_repository_once() {
 fn wrong_passphrase_is_one_line_and_exit_1() {
     let env = Env::new();
     env.init();
-    let out = env
-        .cmd()
-        .env("LOOP_PASSWORD", "not it")
-        .arg("snapshots")
-        .output()
-        .unwrap();
+    let out = env.run_with("LOOP_PASSWORD", "not it", &["snapshots"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -433,9 +427,7 @@ fn forget_and_prune_free_space_and_keep_the_rest_intact() {
         "space was freed: {before} -> {after}"
     );
     env.ok(&["check", "--read-data"]);
-    let target = env.path("t");
-    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
-    assert_same_tree(&src, &target.join("src"));
+    env.assert_latest_restores(&src);
     let first = snaps[0]["id"].as_str().unwrap();
     let t2 = env.path("t2");
     env.ok(&["restore", first, "--target", t2.to_str().unwrap()]);
@@ -480,12 +472,11 @@ fn a_flipped_byte_in_a_pack_is_found_by_check_and_restore() {
 fn key_slots_add_list_remove_and_change_passphrase() {
     let env = Env::new();
     env.init();
-    let out = env
-        .cmd()
-        .env("LOOP_NEW_PASSWORD", "second secret")
-        .args(["key", "add", "--label", "laptop"])
-        .output()
-        .unwrap();
+    let out = env.run_with(
+        "LOOP_NEW_PASSWORD",
+        "second secret",
+        &["key", "add", "--label", "laptop"],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -529,12 +520,7 @@ fn key_slots_add_list_remove_and_change_passphrase() {
         "removed passphrase no longer works"
     );
 
-    let out = env
-        .cmd()
-        .env("LOOP_NEW_PASSWORD", "third secret")
-        .args(["key", "passwd"])
-        .output()
-        .unwrap();
+    let out = env.run_with("LOOP_NEW_PASSWORD", "third secret", &["key", "passwd"]);
     assert!(
         out.status.success(),
         "{}",
@@ -546,11 +532,7 @@ fn key_slots_add_list_remove_and_change_passphrase() {
         "old passphrase is gone"
     );
     assert!(
-        env.cmd()
-            .env("LOOP_PASSWORD", "third secret")
-            .arg("snapshots")
-            .output()
-            .unwrap()
+        env.run_with("LOOP_PASSWORD", "third secret", &["snapshots"])
             .status
             .success()
     );

@@ -87,9 +87,7 @@ fn backups_killed_at_many_points_leave_a_valid_repository_and_resume() {
         "the finishing backup reused earlier uploads: added {added} of {total}"
     );
     env.ok(&["check", "--read-data"]);
-    let target = env.path("t");
-    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
-    assert_same_tree(&src, &target.join("src"));
+    env.assert_latest_restores(&src);
 }
 
 #[test]
@@ -114,9 +112,7 @@ fn prune_killed_at_many_points_never_breaks_the_repository() {
     }
     env.ok(&["prune", "--grace", "0s"]);
     env.ok(&["check", "--read-data"]);
-    let target = env.path("t");
-    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
-    assert_same_tree(&src, &target.join("src"));
+    env.assert_latest_restores(&src);
 }
 
 #[test]

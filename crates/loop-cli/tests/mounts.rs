@@ -60,9 +60,7 @@ fn a_full_disk_fails_the_backup_clearly_and_loses_nothing() {
     // The earlier snapshot is intact and restorable.
     std::fs::remove_file(src.join("big.bin")).unwrap();
     env.ok(&["check", "--read-data"]);
-    let target = env.path("t");
-    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
-    assert_same_tree(&src, &target.join("src"));
+    env.assert_latest_restores(&src);
 }
 
 #[test]

@@ -71,6 +71,31 @@ impl Env {
         String::from_utf8(out.stdout).expect("utf-8 output")
     }
 
+    /// Runs with one extra environment variable (another passphrase, say).
+    pub fn run_with(&self, key: &str, value: &str, args: &[&str]) -> Output {
+        self.cmd()
+            .env(key, value)
+            .args(args)
+            .output()
+            .expect("run loop")
+    }
+
+    /// Restores the latest snapshot into a fresh directory and requires it to equal `src`
+    /// (a backed-up directory, found in the snapshot under its last path component).
+    pub fn assert_latest_restores(&self, src: &Path) {
+        let target = tempfile::tempdir_in(self.dir.path()).expect("tempdir");
+        self.ok(&[
+            "restore",
+            "latest",
+            "--target",
+            target.path().to_str().unwrap(),
+        ]);
+        assert_same_tree(
+            src,
+            &target.path().join(src.file_name().expect("named dir")),
+        );
+    }
+
     /// Runs and requires exit code 1 (failure); returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
