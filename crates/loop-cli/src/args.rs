@@ -38,6 +38,16 @@ pub struct Global {
     /// Worker threads for hashing and packing (default: one per core)
     #[arg(long, global = true, default_value_t = 0)]
     pub threads: usize,
+    /// Trust the server whose certificate has this SHA-256 fingerprint (as `loop server`
+    /// prints it)
+    #[arg(long, env = "LOOP_SERVER_FINGERPRINT", global = true)]
+    pub server_fingerprint: Option<String>,
+    /// Trust the server certificates in this PEM file
+    #[arg(long, env = "LOOP_CACERT", global = true)]
+    pub cacert: Option<PathBuf>,
+    /// What the command is, as told to the server when a vault is opened.
+    #[arg(skip)]
+    pub operation: String,
     /// Argon2id memory in KiB for new key slots (default 65536)
     #[arg(long, global = true, hide = true)]
     pub kdf_memory: Option<u32>,
@@ -73,6 +83,38 @@ pub enum Command {
     /// Manage passphrases (key slots)
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Run the Loop Backup service
+    Server(crate::service_args::ServerArgs),
+    /// Sign in to a server (the session is kept in the config directory)
+    Login(crate::service_args::LoginArgs),
+    /// Sign out
+    Logout,
+    /// Show the signed-in user and their roles
+    Whoami,
+    /// Tenants (provider, partners, customers)
+    #[command(subcommand)]
+    Tenant(crate::service_args::TenantCommand),
+    /// Users and their roles
+    #[command(subcommand)]
+    User(crate::service_args::UserCommand),
+    /// Devices (machines that back up)
+    #[command(subcommand)]
+    Device(crate::service_args::DeviceCommand),
+    /// Device and API tokens
+    #[command(subcommand)]
+    Token(crate::service_args::TokenCommand),
+    /// Vaults and destinations
+    #[command(subcommand)]
+    Vault(crate::service_args::VaultCommand),
+    /// Sign-in sessions
+    #[command(subcommand)]
+    Session(crate::service_args::SessionCommand),
+    /// The audit log
+    #[command(subcommand)]
+    Audit(crate::service_args::AuditCommand),
+    /// Server administration
+    #[command(subcommand)]
+    Admin(crate::service_args::AdminCommand),
 }
 
 #[derive(Args, Debug)]

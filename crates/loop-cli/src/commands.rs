@@ -27,8 +27,25 @@ use crate::args::*;
 use crate::progress::Bar;
 use crate::repo_open;
 
+/// The operation a command performs, as told to the server when it opens a vault.
+fn operation(c: &Command) -> &'static str {
+    match c {
+        Command::Init(_) => "init",
+        Command::Backup(_) => "backup",
+        Command::Snapshots(_) | Command::Ls(_) | Command::Diff(_) | Command::Stats(_) => "browse",
+        Command::Restore(_) | Command::Dump(_) => "restore",
+        Command::Forget(_) => "forget",
+        Command::Prune(_) => "prune",
+        Command::Check(_) => "check",
+        Command::Key(_) => "key",
+        _ => "service",
+    }
+}
+
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let g = &cli.global;
+    let mut global = cli.global;
+    global.operation = operation(&cli.command).to_string();
+    let g = &global;
     match cli.command {
         Command::Init(a) => init(g, a),
         Command::Backup(a) => backup(g, a),
@@ -42,6 +59,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(a) => check(g, a),
         Command::Stats(a) => stats(g, a),
         Command::Key(k) => key(g, k),
+        Command::Server(a) => crate::service::server(a),
+        Command::Login(a) => crate::service::login(g, a),
+        Command::Logout => crate::service::logout(g),
+        Command::Whoami => crate::service::whoami(g),
+        Command::Tenant(c) => crate::service::tenant(g, c),
+        Command::User(c) => crate::service::user(g, c),
+        Command::Device(c) => crate::service::device(g, c),
+        Command::Token(c) => crate::service::token(g, c),
+        Command::Vault(c) => crate::service::vault(g, c),
+        Command::Session(c) => crate::service::session(g, c),
+        Command::Audit(c) => crate::service::audit(g, c),
+        Command::Admin(c) => crate::service::admin(g, c),
     }
 }
 
@@ -137,7 +166,12 @@ fn init(g: &Global, a: InitArgs) -> Result<ExitCode> {
 // ---- backup ----
 
 fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
-    let repo = if a.init {
+    let mut session = None;
+    let repo = if g.repo.as_deref().is_some_and(|r| r.starts_with("https://")) {
+        let (repo, s) = repo_open::open_with_session(g)?;
+        session = s;
+        repo
+    } else if a.init {
         let storage = repo_open::storage(g, true)?;
         let pass = repo_open::passphrase(g)?;
         match Repository::open(storage.clone(), Secret::Passphrase(&pass.0)) {
@@ -177,7 +211,10 @@ fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
                 .map(String::from),
         );
     }
-    let parent = if a.force {
+    // A backup-only token may not read earlier snapshots: such a backup reads every file
+    // again, and still uploads only what the vault does not have.
+    let may_read_snapshots = session.as_ref().is_none_or(|s| s.can("restore"));
+    let parent = if a.force || (!may_read_snapshots && a.parent.is_none()) {
         ParentChoice::None
     } else if let Some(p) = &a.parent {
         ParentChoice::Id(repo.find_snapshot(p, &SnapshotFilter::default())?.0)

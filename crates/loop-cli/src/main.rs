@@ -6,6 +6,8 @@ mod args;
 mod commands;
 mod progress;
 mod repo_open;
+mod service;
+mod service_args;
 
 use std::process::ExitCode;
 

@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use loop_agent::VaultSession;
 use loop_repo::keys::{KdfParams, Secret};
 use loop_repo::{ObjectStorage, Repository, S3Options, Storage};
 use zeroize::Zeroize;
@@ -39,7 +40,57 @@ pub fn storage(g: &Global, create: bool) -> Result<Arc<dyn Storage>> {
     let Some(repo) = &g.repo else {
         bail!("no repository given: use --repo or set LOOP_REPOSITORY");
     };
+    if let Some((storage, _)) = remote(g)? {
+        return Ok(storage);
+    }
     Ok(Arc::new(ObjectStorage::open(repo, &s3_options(g), create)?))
+}
+
+/// A vault on a server (`https://HOST:PORT/vaults/ID`), opened with LOOP_TOKEN: its storage
+/// and what the server granted.
+pub fn remote(g: &Global) -> Result<Option<(Arc<dyn Storage>, VaultSession)>> {
+    let Some(repo) = &g.repo else {
+        return Ok(None);
+    };
+    if !repo.starts_with("https://") {
+        return Ok(None);
+    }
+    let Some((base, vault)) = loop_agent::parse_vault_url(repo) else {
+        bail!("{repo}: a server repository looks like https://HOST:PORT/vaults/VAULT_ID");
+    };
+    let token = std::env::var("LOOP_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .context("a server repository needs a device or API token in LOOP_TOKEN")?;
+    let conn = loop_agent::Connection::new(&base, &crate::service::trust(g))?;
+    let storage = loop_agent::VaultStorage::new(conn, &vault, &token);
+    let op = if g.operation.is_empty() {
+        "open"
+    } else {
+        &g.operation
+    };
+    let session = storage
+        .open(op, &hostname())
+        .with_context(|| format!("opening vault {vault} on {base}"))?;
+    Ok(Some((Arc::new(storage), session)))
+}
+
+/// Opens the repository; for a server vault also returns the session the server granted.
+pub fn open_with_session(g: &Global) -> Result<(Repository, Option<VaultSession>)> {
+    if let Some((storage, session)) = remote(g)? {
+        let repo = match session.key {
+            Some(bytes) => {
+                let key = loop_repo::crypto::Key::from_bytes(bytes);
+                Repository::open(storage, Secret::RawKey(&key))?
+            }
+            None => {
+                let pass = passphrase(g)?;
+                Repository::open(storage, Secret::Passphrase(&pass.0))?
+            }
+        };
+        return Ok((repo, Some(session)));
+    }
+    Ok((open(g)?, None))
 }
 
 fn read_password_file(path: &std::path::Path) -> Result<Passphrase> {
@@ -102,6 +153,9 @@ pub fn kdf(g: &Global) -> KdfParams {
 }
 
 pub fn open(g: &Global) -> Result<Repository> {
+    if g.repo.as_deref().is_some_and(|r| r.starts_with("https://")) {
+        return Ok(open_with_session(g)?.0);
+    }
     let storage = storage(g, false)?;
     let pass = passphrase(g)?;
     Ok(Repository::open(storage, Secret::Passphrase(&pass.0))?)

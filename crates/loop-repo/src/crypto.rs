@@ -185,6 +185,49 @@ impl IdKey {
     }
 }
 
+/// A key wrapped under another: `salt[32] || AES-256-GCM(subkey(kek, salt), nonce = FINAL,
+/// aad = context) of key[32] || tag[16]`, 80 bytes. The server wraps each tenant key under its
+/// master key this way; `context` binds the wrapping to its owner (the tenant ID), so a
+/// wrapped key copied to another row does not open.
+pub fn wrap_key(kek: &Key, context: &[u8], key: &Key) -> Vec<u8> {
+    let salt = random_salt();
+    let mut out = Vec::with_capacity(WRAPPED_KEY_LEN);
+    out.extend_from_slice(&salt);
+    let nonce = NonceSequence::new()
+        .final_nonce()
+        .expect("a new sequence has its final nonce");
+    kek.subkey(&salt)
+        .cipher()
+        .seal_into(nonce, context, key.expose(), &mut out);
+    out
+}
+
+/// The length of a [`wrap_key`] result.
+pub const WRAPPED_KEY_LEN: usize = SALT_LEN + 32 + TAG_LEN;
+
+/// Opens a [`wrap_key`] result; `None` when the KEK or context is wrong or the bytes were
+/// changed.
+pub fn unwrap_key(kek: &Key, context: &[u8], wrapped: &[u8]) -> Option<Key> {
+    if wrapped.len() != WRAPPED_KEY_LEN {
+        return None;
+    }
+    let salt: [u8; SALT_LEN] = wrapped[..SALT_LEN].try_into().expect("32 bytes");
+    let mut body = wrapped[SALT_LEN..].to_vec();
+    let nonce = NonceSequence::new()
+        .final_nonce()
+        .expect("a new sequence has its final nonce");
+    if !kek
+        .subkey(&salt)
+        .cipher()
+        .open_in_place(nonce, context, &mut body)
+    {
+        return None;
+    }
+    let bytes: [u8; 32] = body.as_slice().try_into().ok()?;
+    body.zeroize();
+    Some(Key::from_bytes(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +263,24 @@ mod tests {
         assert_ne!(f, a);
         assert!(seq.next_nonce().is_err());
         assert!(seq.final_nonce().is_err());
+    }
+
+    #[test]
+    fn wrapped_keys_open_only_with_their_kek_and_context() {
+        let kek = Key::generate();
+        let key = Key::generate();
+        let w = wrap_key(&kek, b"tn_a", &key);
+        assert_eq!(w.len(), WRAPPED_KEY_LEN);
+        assert_eq!(
+            unwrap_key(&kek, b"tn_a", &w).unwrap().expose(),
+            key.expose()
+        );
+        assert!(unwrap_key(&kek, b"tn_b", &w).is_none());
+        assert!(unwrap_key(&Key::generate(), b"tn_a", &w).is_none());
+        let mut bad = w.clone();
+        bad[40] ^= 1;
+        assert!(unwrap_key(&kek, b"tn_a", &bad).is_none());
+        assert!(unwrap_key(&kek, b"tn_a", &w[..79]).is_none());
     }
 
     #[test]

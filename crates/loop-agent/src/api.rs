@@ -1,0 +1,137 @@
+//! The JSON API client.
+
+use loop_api::Problem;
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::connection::Connection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The server answered with a problem body.
+    #[error("{status}: {message} ({code})")]
+    Problem {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("cannot reach the server: {0}")]
+    Transport(String),
+    #[error("unexpected answer from the server: {0}")]
+    Decode(String),
+}
+
+impl ApiError {
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ApiError::Problem { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// Turns a non-success response into [`ApiError::Problem`].
+pub(crate) fn problem(resp: reqwest::blocking::Response) -> ApiError {
+    let status = resp.status().as_u16();
+    match resp.json::<Problem>() {
+        Ok(p) => ApiError::Problem {
+            status,
+            message: p.detail.unwrap_or(p.title),
+            code: p.code,
+        },
+        Err(_) => ApiError::Problem {
+            status,
+            code: "http_error".into(),
+            message: format!("HTTP {status}"),
+        },
+    }
+}
+
+/// The management API, authenticated with a session token.
+pub struct ApiClient {
+    pub conn: Connection,
+    pub session: Option<String>,
+}
+
+impl ApiClient {
+    pub fn new(conn: Connection, session: Option<String>) -> ApiClient {
+        ApiClient { conn, session }
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::blocking::RequestBuilder {
+        let mut r = self
+            .conn
+            .client
+            .request(method, format!("{}{path}", self.conn.base));
+        if let Some(s) = &self.session {
+            r = r.bearer_auth(s);
+        }
+        r
+    }
+
+    fn send(
+        &self,
+        r: reqwest::blocking::RequestBuilder,
+    ) -> Result<reqwest::blocking::Response, ApiError> {
+        let resp = r.send().map_err(|e| ApiError::Transport(error_chain(&e)))?;
+        if resp.status().is_success() {
+            Ok(resp)
+        } else {
+            Err(problem(resp))
+        }
+    }
+
+    /// A request whose JSON answer is decoded into `T`.
+    pub fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ApiError> {
+        let mut r = self.request(method, path);
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        self.send(r)?
+            .json()
+            .map_err(|e| ApiError::Decode(e.to_string()))
+    }
+
+    /// A request without a JSON answer (204).
+    pub fn call_empty<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(), ApiError> {
+        let mut r = self.request(method, path);
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        self.send(r).map(|_| ())
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        self.call::<(), T>(Method::GET, path, None)
+    }
+
+    /// A GET whose body is returned as text (exports).
+    pub fn get_text(&self, path: &str) -> Result<String, ApiError> {
+        self.send(self.request(Method::GET, path))?
+            .text()
+            .map_err(|e| ApiError::Decode(e.to_string()))
+    }
+}
+
+/// The error and its sources on one line (reqwest's own message hides the cause).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

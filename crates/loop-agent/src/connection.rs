@@ -1,0 +1,161 @@
+//! HTTPS connections to the server, with the three ways of trusting it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+/// How the client decides the server is the right one.
+#[derive(Clone, Debug)]
+pub enum Trust {
+    /// The server certificate's SHA-256 (hex; colons allowed), as `loop server` prints it.
+    Fingerprint(String),
+    /// A PEM file of trusted certificates (a private CA, or the server's own certificate).
+    CaFile(PathBuf),
+    /// The operating system's trust store.
+    System,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{path}: {message}")]
+    CaFile { path: PathBuf, message: String },
+    #[error("HTTP client: {0}")]
+    Client(String),
+}
+
+/// A client bound to one server.
+#[derive(Clone)]
+pub struct Connection {
+    pub base: String,
+    pub client: reqwest::blocking::Client,
+}
+
+#[derive(Debug)]
+struct PinnedCert {
+    sha256: Vec<u8>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let got = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, end_entity);
+        if got.as_ref() == self.sha256.as_slice() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "the server certificate does not match the pinned fingerprint".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+fn tls_config(trust: &Trust) -> Result<Option<rustls::ClientConfig>, ConnectError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| ConnectError::Client(e.to_string()))?;
+    let mut config = match trust {
+        Trust::System => return Ok(None),
+        Trust::Fingerprint(hexfp) => {
+            let clean: String = hexfp.chars().filter(|c| *c != ':').collect();
+            let sha256 = hex::decode(clean.to_ascii_lowercase())
+                .ok()
+                .filter(|b| b.len() == 32)
+                .ok_or_else(|| {
+                    ConnectError::Invalid("the server fingerprint must be 64 hex digits".into())
+                })?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(PinnedCert { sha256, provider }))
+                .with_no_client_auth()
+        }
+        Trust::CaFile(path) => {
+            let err = |message: String| ConnectError::CaFile {
+                path: path.clone(),
+                message,
+            };
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| err(e.to_string()))? {
+                roots
+                    .add(cert.map_err(|e| err(e.to_string()))?)
+                    .map_err(|e| err(e.to_string()))?;
+            }
+            if roots.is_empty() {
+                return Err(err("no certificate in the file".into()));
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+    };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Some(config))
+}
+
+impl Connection {
+    /// A client for the server at `base` (`https://HOST:PORT`).
+    pub fn new(base: &str, trust: &Trust) -> Result<Connection, ConnectError> {
+        let base = base.trim_end_matches('/').to_string();
+        if !base.starts_with("https://") {
+            return Err(ConnectError::Invalid(format!(
+                "{base}: the server address must start with https://"
+            )));
+        }
+        let mut b = reqwest::blocking::Client::builder()
+            .https_only(true)
+            .connect_timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(600))
+            .user_agent(concat!("loop/", env!("CARGO_PKG_VERSION")));
+        if let Some(tls) = tls_config(trust)? {
+            b = b.tls_backend_preconfigured(tls);
+        }
+        let client = b.build().map_err(|e| ConnectError::Client(e.to_string()))?;
+        Ok(Connection { base, client })
+    }
+}

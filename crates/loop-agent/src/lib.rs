@@ -1,0 +1,15 @@
+//! `loop-agent`: the client side of `loop server`.
+//!
+//! - [`Connection`]: an HTTPS client that trusts the server by certificate fingerprint
+//!   (`--server-fingerprint`), by a CA file (`--cacert`), or by the system's roots.
+//! - [`ApiClient`]: the JSON API with a session token.
+//! - [`VaultStorage`]: a [`loop_repo::Storage`] over the vault protocol, so every engine
+//!   command works against `https://HOST:PORT/vaults/ID` with a token.
+
+mod api;
+mod connection;
+mod vault;
+
+pub use api::{ApiClient, ApiError};
+pub use connection::{ConnectError, Connection, Trust};
+pub use vault::{VaultSession, VaultStorage, parse_vault_url};

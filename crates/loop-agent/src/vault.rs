@@ -1,0 +1,345 @@
+//! [`VaultStorage`]: the engine's storage contract over the vault protocol.
+
+use std::io::Read as _;
+use std::time::Duration;
+
+use loop_api::{ObjectEntry, VaultOpenRequest, VaultOpenResponse};
+use loop_repo::storage::ObjectInfo;
+use loop_repo::{Error, FileKind, Result, Storage};
+use reqwest::StatusCode;
+use reqwest::blocking::Response;
+
+use crate::api::{self, ApiError};
+use crate::connection::Connection;
+
+/// Splits `https://HOST:PORT/vaults/ID` into the server base and the vault ID.
+pub fn parse_vault_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("https://")?;
+    let (host, path) = rest.split_once('/')?;
+    let id = path.strip_prefix("vaults/")?.trim_end_matches('/');
+    if host.is_empty() || id.is_empty() || id.contains('/') {
+        return None;
+    }
+    Some((format!("https://{host}"), id.to_string()))
+}
+
+/// What the server granted when the vault was opened.
+pub struct VaultSession {
+    pub vault_id: String,
+    pub permissions: Vec<String>,
+    pub key_custody: String,
+    /// The managed vault's key-slot key (32 bytes), when the server holds the key.
+    pub key: Option<[u8; 32]>,
+}
+
+impl VaultSession {
+    pub fn can(&self, permission: &str) -> bool {
+        self.permissions
+            .iter()
+            .any(|p| p == permission || p == "manage")
+    }
+}
+
+/// One vault on a server, reached with a token.
+pub struct VaultStorage {
+    conn: Connection,
+    vault_id: String,
+    token: String,
+}
+
+fn kind_segment(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::Config => "config",
+        FileKind::Key => "keys",
+        FileKind::Snapshot => "snapshots",
+        FileKind::Index => "index",
+        FileKind::Pack => "data",
+        FileKind::Lock => "locks",
+        FileKind::Plan => "plans",
+    }
+}
+
+const TRIES: u32 = 5;
+
+impl VaultStorage {
+    pub fn new(conn: Connection, vault_id: &str, token: &str) -> VaultStorage {
+        VaultStorage {
+            conn,
+            vault_id: vault_id.to_string(),
+            token: token.to_string(),
+        }
+    }
+
+    /// Starts a session on the vault: the server records the token's use for `operation`
+    /// and answers with the permissions (and a managed vault's key).
+    pub fn open(&self, operation: &str, host: &str) -> std::result::Result<VaultSession, ApiError> {
+        let resp = self
+            .conn
+            .client
+            .post(format!(
+                "{}/vaults/{}/v1/open",
+                self.conn.base, self.vault_id
+            ))
+            .bearer_auth(&self.token)
+            .json(&VaultOpenRequest {
+                operation: operation.into(),
+                host: Some(host.into()),
+            })
+            .send()
+            .map_err(|e| ApiError::Transport(api::error_chain(&e)))?;
+        if !resp.status().is_success() {
+            return Err(api::problem(resp));
+        }
+        let r: VaultOpenResponse = resp.json().map_err(|e| ApiError::Decode(e.to_string()))?;
+        let key = match &r.key {
+            Some(h) => {
+                let mut k = [0u8; 32];
+                hex::decode_to_slice(h, &mut k)
+                    .map_err(|_| ApiError::Decode("the vault key is malformed".into()))?;
+                Some(k)
+            }
+            None => None,
+        };
+        Ok(VaultSession {
+            vault_id: r.vault_id,
+            permissions: r.permissions,
+            key_custody: r.key_custody,
+            key,
+        })
+    }
+
+    fn url(&self, kind: FileKind, name: Option<&str>) -> String {
+        match name {
+            Some(n) => format!(
+                "{}/vaults/{}/v1/{}/{n}",
+                self.conn.base,
+                self.vault_id,
+                kind_segment(kind)
+            ),
+            None => format!(
+                "{}/vaults/{}/v1/{}",
+                self.conn.base,
+                self.vault_id,
+                kind_segment(kind)
+            ),
+        }
+    }
+
+    fn object(&self, kind: FileKind, name: &str) -> String {
+        format!("{}:{}", self.vault_id, kind.path(name))
+    }
+
+    /// Sends a request, retrying transport failures and server errors with backoff.
+    /// `Ok` holds any answer the server gave; HTTP errors are for the caller to map.
+    fn send(
+        &self,
+        object: &str,
+        build: impl Fn() -> reqwest::blocking::RequestBuilder,
+    ) -> Result<(Response, u32)> {
+        let mut delay = Duration::from_millis(200);
+        for attempt in 1..=TRIES {
+            match build().bearer_auth(&self.token).send() {
+                Ok(r) if r.status().is_server_error() && attempt < TRIES => {}
+                Ok(r) => return Ok((r, attempt)),
+                Err(e) if attempt == TRIES => {
+                    return Err(Error::Storage {
+                        object: object.into(),
+                        message: api::error_chain(&e),
+                    });
+                }
+                Err(_) => {}
+            }
+            std::thread::sleep(delay);
+            delay *= 2;
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    fn fail(&self, object: &str, resp: Response) -> Error {
+        if resp.status() == StatusCode::NOT_FOUND {
+            // An unknown vault and a missing object are both 404; the code tells them apart.
+            let e = api::problem(resp);
+            return match e.code() {
+                Some("no_such_object") => Error::NotFound(object.into()),
+                _ => Error::NoRepository(format!(
+                    "vault {} (not found, or not reachable with this token)",
+                    self.vault_id
+                )),
+            };
+        }
+        Error::Storage {
+            object: object.into(),
+            message: api::problem(resp).to_string(),
+        }
+    }
+
+    fn read_body(&self, object: &str, mut resp: Response, max: u64) -> Result<Vec<u8>> {
+        if resp.content_length().is_some_and(|n| n > max) {
+            return Err(Error::Corrupt {
+                object: object.into(),
+                reason: format!("larger than the {max} bytes allowed"),
+            });
+        }
+        let mut buf = Vec::new();
+        (&mut resp)
+            .take(max + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| Error::Storage {
+                object: object.into(),
+                message: e.to_string(),
+            })?;
+        if buf.len() as u64 > max {
+            return Err(Error::Corrupt {
+                object: object.into(),
+                reason: format!("larger than the {max} bytes allowed"),
+            });
+        }
+        Ok(buf)
+    }
+}
+
+impl Storage for VaultStorage {
+    fn location(&self) -> String {
+        format!("{}/vaults/{}", self.conn.base, self.vault_id)
+    }
+
+    fn put(&self, kind: FileKind, name: &str, data: Vec<u8>) -> Result<()> {
+        let object = self.object(kind, name);
+        let hash = blake3::hash(&data).to_hex().to_string();
+        // Bytes clones share the buffer, so a retry does not copy the pack.
+        let body = bytes::Bytes::from(data);
+        let (resp, attempt) = self.send(&object, || {
+            self.conn
+                .client
+                .put(self.url(kind, Some(name)))
+                .header(loop_api::CONTENT_HASH_HEADER, &hash)
+                .body(body.clone())
+        })?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        if resp.status() == StatusCode::CONFLICT && attempt > 1 {
+            // A retried upload whose first attempt landed: the names are unique random IDs,
+            // so the object there is ours.
+            return Ok(());
+        }
+        Err(self.fail(&object, resp))
+    }
+
+    fn get(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>> {
+        let object = self.object(kind, name);
+        let (resp, _) = self.send(&object, || self.conn.client.get(self.url(kind, Some(name))))?;
+        if !resp.status().is_success() {
+            return Err(self.fail(&object, resp));
+        }
+        self.read_body(&object, resp, max)
+    }
+
+    fn get_range(&self, kind: FileKind, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let object = self.object(kind, name);
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let range = format!("bytes={offset}-{}", offset + len - 1);
+        let (resp, _) = self.send(&object, || {
+            self.conn
+                .client
+                .get(self.url(kind, Some(name)))
+                .header(reqwest::header::RANGE, &range)
+        })?;
+        if resp.status() != StatusCode::PARTIAL_CONTENT {
+            return Err(self.fail(&object, resp));
+        }
+        let buf = self.read_body(&object, resp, len)?;
+        if buf.len() as u64 != len {
+            return Err(Error::Corrupt {
+                object,
+                reason: "shorter than the range asked for".into(),
+            });
+        }
+        Ok(buf)
+    }
+
+    fn list(&self, kind: FileKind) -> Result<Vec<ObjectInfo>> {
+        let object = format!("{}:{}/", self.vault_id, kind.dir());
+        let (resp, _) = self.send(&object, || self.conn.client.get(self.url(kind, None)))?;
+        if !resp.status().is_success() {
+            return Err(self.fail(&object, resp));
+        }
+        let entries: Vec<ObjectEntry> = resp.json().map_err(|e| Error::Storage {
+            object: object.clone(),
+            message: format!("listing: {e}"),
+        })?;
+        Ok(entries
+            .into_iter()
+            .map(|e| ObjectInfo {
+                name: e.name,
+                size: e.size,
+                modified: e.modified,
+            })
+            .collect())
+    }
+
+    fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
+        let object = self.object(kind, name);
+        let (resp, _) = self.send(&object, || {
+            self.conn.client.delete(self.url(kind, Some(name)))
+        })?;
+        if resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND {
+            if resp.status() == StatusCode::NOT_FOUND {
+                // Only a missing object counts as deleted; a missing vault is an error.
+                let e = self.fail(&object, resp);
+                if !e.is_not_found() {
+                    return Err(e);
+                }
+            }
+            return Ok(());
+        }
+        Err(self.fail(&object, resp))
+    }
+
+    fn size(&self, kind: FileKind, name: &str) -> Result<u64> {
+        let object = self.object(kind, name);
+        let (resp, _) = self.send(&object, || {
+            self.conn.client.head(self.url(kind, Some(name)))
+        })?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            // HEAD answers have no body, so a 404 here cannot say which thing is missing.
+            return Err(Error::NotFound(object));
+        }
+        if !resp.status().is_success() {
+            return Err(Error::Storage {
+                object,
+                message: format!("HTTP {}", resp.status()),
+            });
+        }
+        resp.headers()
+            .get("x-loop-object-size")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Error::Storage {
+                object,
+                message: "the server sent no object size".into(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vault_urls_parse_into_server_and_vault() {
+        assert_eq!(
+            parse_vault_url("https://127.0.0.1:8443/vaults/vt_ab"),
+            Some(("https://127.0.0.1:8443".into(), "vt_ab".into()))
+        );
+        assert_eq!(
+            parse_vault_url("https://h/vaults/vt_ab/"),
+            Some(("https://h".into(), "vt_ab".into()))
+        );
+        assert_eq!(parse_vault_url("http://h/vaults/x"), None);
+        assert_eq!(parse_vault_url("https://h/other/x"), None);
+        assert_eq!(parse_vault_url("https://h/vaults/a/b"), None);
+    }
+}

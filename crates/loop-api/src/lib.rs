@@ -1,0 +1,21 @@
+//! `loop-api`: the wire types of `loop server`, shared by the server and its clients.
+//!
+//! Everything here is plain data with serde derives: [`Problem`] (the problem+json error
+//! body), the JSON API's requests and responses (tenants, users, tokens, vaults, sessions,
+//! audit events), and the vault protocol's [`VaultOpenRequest`] / [`VaultOpenResponse`].
+//! [`audit::chain_hash`] is here too, so that a client can verify an exported audit log
+//! without trusting the server's word.
+//!
+//! With the `openapi` feature every type also derives an OpenAPI schema.
+
+pub mod audit;
+mod types;
+
+pub use types::*;
+
+/// The vault protocol's version segment: `/vaults/{id}/v1/...`.
+pub const VAULT_PROTOCOL: &str = "v1";
+/// The header that carries the BLAKE3 hash (hex) of an uploaded object's body.
+pub const CONTENT_HASH_HEADER: &str = "x-loop-content-blake3";
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "loop_session";

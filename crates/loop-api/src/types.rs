@@ -1,0 +1,305 @@
+//! Requests and responses of the JSON API and the vault protocol.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Applies the wire derives (and the OpenAPI schema derive, when enabled) to each item.
+macro_rules! wire {
+    ($($item:item)*) => {
+        $(
+            #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+            #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+            $item
+        )*
+    };
+}
+
+wire! {
+    /// An error body (RFC 9457 problem details). `code` is stable; `detail` is for people.
+    pub struct Problem {
+        #[serde(rename = "type")]
+        pub type_: String,
+        pub title: String,
+        pub status: u16,
+        pub code: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub detail: Option<String>,
+    }
+
+    /// Sign in with e-mail and password (and a TOTP code when the user enrolled one).
+    pub struct LoginRequest {
+        pub email: String,
+        pub password: String,
+        #[serde(default)]
+        pub totp: Option<String>,
+        /// A long-lived session instead of the default one.
+        #[serde(default)]
+        pub remember: bool,
+        /// Free text naming the device, shown in the session list.
+        #[serde(default)]
+        pub device_label: Option<String>,
+    }
+
+    pub struct LoginResponse {
+        pub user: User,
+        pub session: Session,
+        /// The session ID, also set as the `loop_session` cookie. Command-line clients keep
+        /// it; browsers use the cookie.
+        pub session_token: String,
+    }
+
+    pub struct Me {
+        pub user: User,
+        pub roles: Vec<RoleBinding>,
+        pub session: Option<Session>,
+    }
+
+    pub struct ChangePassword {
+        pub current_password: String,
+        pub new_password: String,
+    }
+
+    pub struct TotpEnrollment {
+        pub secret: String,
+        pub otpauth_url: String,
+    }
+
+    pub struct TotpCode {
+        pub code: String,
+    }
+
+    pub struct AcceptInvite {
+        pub invite_token: String,
+        pub password: String,
+    }
+
+    pub struct Tenant {
+        pub id: String,
+        pub parent_id: Option<String>,
+        /// provider, partner or customer.
+        pub kind: String,
+        pub name: String,
+        pub status: String,
+        pub created_at: DateTime<Utc>,
+    }
+
+    pub struct CreateTenant {
+        pub parent_id: String,
+        pub kind: String,
+        pub name: String,
+    }
+
+    pub struct User {
+        pub id: String,
+        pub tenant_id: String,
+        pub email: String,
+        pub first_name: String,
+        pub last_name: String,
+        pub business_address: String,
+        /// active, invited or disabled.
+        pub status: String,
+        pub totp_enabled: bool,
+        pub created_at: DateTime<Utc>,
+    }
+
+    pub struct CreateUser {
+        pub tenant_id: String,
+        pub email: String,
+        pub first_name: String,
+        pub last_name: String,
+        #[serde(default)]
+        pub business_address: String,
+        /// Without a password the user is invited: the response carries a one-time invite
+        /// token that sets it.
+        #[serde(default)]
+        pub password: Option<String>,
+        /// A role to bind on the user's tenant at once.
+        #[serde(default)]
+        pub role: Option<String>,
+    }
+
+    pub struct CreatedUser {
+        pub user: User,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub invite_token: Option<String>,
+    }
+
+    pub struct UpdateUser {
+        #[serde(default)]
+        pub email: Option<String>,
+        #[serde(default)]
+        pub first_name: Option<String>,
+        #[serde(default)]
+        pub last_name: Option<String>,
+        #[serde(default)]
+        pub business_address: Option<String>,
+    }
+
+    pub struct RoleBinding {
+        pub id: String,
+        pub user_id: String,
+        pub tenant_id: String,
+        pub role: String,
+        pub created_at: DateTime<Utc>,
+    }
+
+    pub struct CreateRoleBinding {
+        pub tenant_id: String,
+        pub role: String,
+    }
+
+    pub struct Device {
+        pub id: String,
+        pub tenant_id: String,
+        pub name: String,
+        pub created_at: DateTime<Utc>,
+        pub last_seen_at: Option<DateTime<Utc>>,
+    }
+
+    pub struct CreateDevice {
+        pub tenant_id: String,
+        pub name: String,
+    }
+
+    pub struct Token {
+        pub id: String,
+        pub tenant_id: String,
+        /// device or api.
+        pub kind: String,
+        pub name: String,
+        pub device_id: Option<String>,
+        /// Vaults the token reaches; empty means every vault of the tenant.
+        pub vault_ids: Vec<String>,
+        /// Any of backup, restore, manage.
+        pub permissions: Vec<String>,
+        pub created_at: DateTime<Utc>,
+        pub expires_at: Option<DateTime<Utc>>,
+        pub revoked_at: Option<DateTime<Utc>>,
+        pub last_used_at: Option<DateTime<Utc>>,
+    }
+
+    pub struct CreateToken {
+        pub tenant_id: String,
+        pub name: String,
+        /// device (bound to `device_id`) or api.
+        pub kind: String,
+        #[serde(default)]
+        pub device_id: Option<String>,
+        #[serde(default)]
+        pub vault_ids: Vec<String>,
+        pub permissions: Vec<String>,
+        /// Lifetime in days; none means no expiry.
+        #[serde(default)]
+        pub expires_in_days: Option<u32>,
+    }
+
+    pub struct CreatedToken {
+        pub token: Token,
+        /// The secret, shown once. The server keeps only its hash.
+        pub secret: String,
+    }
+
+    pub struct Destination {
+        pub name: String,
+        pub jurisdiction: String,
+        /// local or s3.
+        pub backend: String,
+    }
+
+    pub struct Vault {
+        pub id: String,
+        pub tenant_id: String,
+        pub name: String,
+        pub destination: String,
+        pub jurisdiction: String,
+        /// managed (the server keeps the key, wrapped by the tenant key) or customer (a
+        /// passphrase the server never sees).
+        pub key_custody: String,
+        pub quota_bytes: Option<u64>,
+        pub used_bytes: u64,
+        pub created_at: DateTime<Utc>,
+    }
+
+    pub struct CreateVault {
+        pub tenant_id: String,
+        pub name: String,
+        pub destination: String,
+        #[serde(default)]
+        pub quota_bytes: Option<u64>,
+        /// managed (default) or customer.
+        #[serde(default)]
+        pub key_custody: Option<String>,
+    }
+
+    pub struct SnapshotInfo {
+        pub id: String,
+        pub time: String,
+        pub host: String,
+        pub paths: Vec<String>,
+        pub tags: Vec<String>,
+        pub files: u64,
+        pub bytes: u64,
+    }
+
+    pub struct Session {
+        pub id: String,
+        pub user_id: String,
+        pub created_at: DateTime<Utc>,
+        pub last_seen_at: DateTime<Utc>,
+        pub expires_at: DateTime<Utc>,
+        pub ended_at: Option<DateTime<Utc>>,
+        pub ip: Option<String>,
+        pub user_agent: Option<String>,
+        pub browser: Option<String>,
+        pub os: Option<String>,
+        pub device_label: Option<String>,
+        pub remember: bool,
+        /// True for the session making the request.
+        pub current: bool,
+    }
+
+    /// One audit event. `details` never holds personal data: people appear by ID.
+    pub struct AuditEvent {
+        pub seq: u64,
+        pub tenant_id: String,
+        pub at: DateTime<Utc>,
+        /// user, token, system or anonymous.
+        pub actor_kind: String,
+        pub actor_id: Option<String>,
+        pub action: String,
+        pub object_kind: String,
+        pub object_id: Option<String>,
+        /// success or failure.
+        pub outcome: String,
+        pub ip: Option<String>,
+        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+        pub details: serde_json::Value,
+        pub prev_hash: String,
+        pub hash: String,
+    }
+
+    /// What a client asks when it starts to use a vault with a token.
+    pub struct VaultOpenRequest {
+        /// What the client is about to do: backup, restore, check, prune, ... (recorded).
+        pub operation: String,
+        #[serde(default)]
+        pub host: Option<String>,
+    }
+
+    pub struct VaultOpenResponse {
+        pub vault_id: String,
+        pub permissions: Vec<String>,
+        pub key_custody: String,
+        /// For managed vaults: the vault's key-encryption key (hex), which opens its key
+        /// slot. Absent for customer-held keys.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub key: Option<String>,
+    }
+
+    /// One object in a vault listing.
+    pub struct ObjectEntry {
+        pub name: String,
+        pub size: u64,
+        pub modified: DateTime<Utc>,
+    }
+}

@@ -1,0 +1,270 @@
+//! Arguments of `loop server` and of the service commands (`login`, `tenant`, `user`, ...).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// TOML configuration file (see docs/OPERATIONS.md); LOOP_* variables override it
+    #[arg(long, env = "LOOP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory: database, local destination, certificate, master key
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8443)
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// E-mail of the administrator created on first start (default admin@localhost)
+    #[arg(long)]
+    pub admin_email: Option<String>,
+    /// PEM certificate chain (default: a self-signed certificate made on first start)
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// Server address, https://HOST:PORT
+    #[arg(long, env = "LOOP_SERVER")]
+    pub server: String,
+    #[arg(long)]
+    pub email: String,
+    /// Keep the session for the remembered lifetime (30 days by default)
+    #[arg(long)]
+    pub remember: bool,
+    /// Code from the authenticator app, when TOTP is enabled
+    #[arg(long)]
+    pub totp: Option<String>,
+    /// Label for this session in session lists (default: this host's name)
+    #[arg(long)]
+    pub device_label: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// List the tenants you can see
+    List,
+    /// Create a partner or customer tenant
+    Create {
+        #[arg(long)]
+        parent: String,
+        /// partner or customer
+        #[arg(long)]
+        kind: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Show one tenant
+    Show { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// List users
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Create a user (password from LOOP_NEW_USER_PASSWORD) or, with --invite, invite one
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        first_name: String,
+        #[arg(long)]
+        last_name: String,
+        #[arg(long, default_value = "")]
+        address: String,
+        /// Bind this role on the user's tenant
+        #[arg(long)]
+        role: Option<String>,
+        /// No password: print a one-time invite token instead
+        #[arg(long)]
+        invite: bool,
+    },
+    /// Change a user's name, e-mail or business address
+    Update {
+        id: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        first_name: Option<String>,
+        #[arg(long)]
+        last_name: Option<String>,
+        #[arg(long)]
+        address: Option<String>,
+    },
+    /// Disable a user (their sessions end)
+    Disable { id: String },
+    /// Enable a disabled user
+    Enable { id: String },
+    /// List a user's role bindings
+    Roles { id: String },
+    /// Bind a role on a tenant
+    Grant {
+        id: String,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Remove a role binding
+    Revoke { id: String, binding: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeviceCommand {
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Remove a device and revoke its tokens
+    Delete { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Create a token; its secret is printed once
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// device or api
+        #[arg(long, default_value = "device")]
+        kind: String,
+        #[arg(long)]
+        device: Option<String>,
+        /// Limit the token to this vault (repeatable; default every vault of the tenant)
+        #[arg(long = "vault")]
+        vaults: Vec<String>,
+        /// backup, restore or manage (repeatable)
+        #[arg(long = "permission", required = true)]
+        permissions: Vec<String>,
+        #[arg(long)]
+        expires_days: Option<u32>,
+    },
+    Revoke {
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VaultCommand {
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Create a vault for a customer tenant at a destination
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "local")]
+        destination: String,
+        /// Quota in bytes
+        #[arg(long)]
+        quota: Option<u64>,
+        /// The customer keeps the key (a passphrase); the server cannot read the vault
+        #[arg(long)]
+        customer_key: bool,
+    },
+    Show {
+        id: String,
+    },
+    /// List a managed vault's snapshots
+    Snapshots {
+        id: String,
+    },
+    /// Delete a vault and all its data
+    Delete {
+        id: String,
+    },
+    /// List the destinations vaults can be placed at
+    Destinations,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SessionCommand {
+    /// Your sessions, or with --tenant those of a tenant's users
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    Revoke {
+        id: String,
+    },
+}
+
+#[derive(Args, Debug, Default)]
+pub struct AuditFilter {
+    #[arg(long)]
+    pub tenant: Option<String>,
+    #[arg(long)]
+    pub action: Option<String>,
+    #[arg(long)]
+    pub actor: Option<String>,
+    #[arg(long)]
+    pub object: Option<String>,
+    /// RFC 3339
+    #[arg(long)]
+    pub since: Option<String>,
+    /// RFC 3339
+    #[arg(long)]
+    pub until: Option<String>,
+    #[arg(long)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Query events
+    List(AuditFilter),
+    /// Export events as JSON Lines or CSV
+    Export {
+        #[command(flatten)]
+        filter: AuditFilter,
+        /// jsonl or csv
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Write here instead of standard output
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    #[command(subcommand)]
+    Audit(AdminAuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminAuditCommand {
+    /// Verify the audit log's hash chains (from the server, or an exported file)
+    Verify {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// A JSON Lines export to verify offline
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+}

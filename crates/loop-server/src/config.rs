@@ -1,0 +1,359 @@
+//! Configuration: a TOML file, then `LOOP_*` environment variables, then command-line flags
+//! (applied by the caller). Every setting has an embedded default, so an empty file runs a
+//! working service: SQLite and a local-disk destination under the data directory, and a
+//! self-signed certificate made on first start.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use zeroize::Zeroize;
+
+/// A secret string that never prints and is zeroed on drop.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(s: String) -> Self {
+        SecretString(s)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Drop for SecretString {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the service listens (HTTPS only).
+    pub listen: SocketAddr,
+    /// Holds the embedded database, the local destination, the generated certificate and
+    /// the generated master key file.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` (default: `sqlite://DATA_DIR/loop.db`).
+    pub database_url: Option<String>,
+    /// The e-mail of the administrator created on first start.
+    pub admin_email: String,
+    /// The first administrator's password; a random one is printed once when absent.
+    pub admin_password: Option<SecretString>,
+    /// The server master key as 64 hex digits. Takes precedence over `master_key_file`.
+    pub master_key: Option<SecretString>,
+    /// A file holding the master key (64 hex digits); created on first start when missing
+    /// (default: `DATA_DIR/master.key`). Keep it out of database backups.
+    pub master_key_file: Option<PathBuf>,
+    pub tls: TlsConfig,
+    pub session: SessionConfig,
+    pub signin: SigninConfig,
+    pub limits: Limits,
+    /// Where vaults can live. Empty means one local destination `local` under the data
+    /// directory.
+    pub destinations: Vec<DestinationConfig>,
+    /// `tracing` filter for the server log, like `info` or `loop_server=debug`.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8443".parse().expect("valid address"),
+            data_dir: PathBuf::from("loop-data"),
+            database_url: None,
+            admin_email: "admin@localhost".into(),
+            admin_password: None,
+            master_key: None,
+            master_key_file: None,
+            tls: TlsConfig::default(),
+            session: SessionConfig::default(),
+            signin: SigninConfig::default(),
+            limits: Limits::default(),
+            destinations: Vec::new(),
+            log: "info".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; without it a self-signed certificate is made on first start.
+    pub cert: Option<PathBuf>,
+    /// PEM private key for `cert`.
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// A session unused this long ends.
+    pub idle_minutes: u64,
+    /// A session ends this long after sign-in, used or not.
+    pub absolute_hours: u64,
+    /// "Remember me": idle and absolute lifetime of a remembered session.
+    pub remember_days: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            idle_minutes: 30,
+            absolute_hours: 12,
+            remember_days: 30,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigninConfig {
+    /// Failed sign-ins for one account within the window before it is throttled.
+    pub max_failures_per_account: u32,
+    /// Failed sign-ins from one IP address within the window before it is throttled.
+    pub max_failures_per_ip: u32,
+    pub window_minutes: u64,
+}
+
+impl Default for SigninConfig {
+    fn default() -> Self {
+        SigninConfig {
+            max_failures_per_account: 5,
+            max_failures_per_ip: 20,
+            window_minutes: 15,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest JSON request body.
+    pub json_body_bytes: usize,
+    /// Largest object (pack, index, snapshot) a client may upload.
+    pub object_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            json_body_bytes: 64 * 1024,
+            object_bytes: loop_repo::pack::max_pack_size(1 << 30),
+        }
+    }
+}
+
+// No deny_unknown_fields here: serde cannot combine it with the flattened backend.
+#[derive(Clone, Debug, Deserialize)]
+pub struct DestinationConfig {
+    pub name: String,
+    /// eu, uk, us, ...: where the data lives, shown to customers.
+    pub jurisdiction: String,
+    #[serde(flatten)]
+    pub backend: BackendConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "backend", rename_all = "lowercase")]
+pub enum BackendConfig {
+    Local {
+        path: PathBuf,
+    },
+    S3 {
+        bucket: String,
+        #[serde(default)]
+        prefix: String,
+        #[serde(default)]
+        endpoint: Option<String>,
+        #[serde(default)]
+        region: Option<String>,
+        access_key_id: String,
+        secret_access_key: SecretString,
+        /// Allow plain HTTP to the endpoint (a loopback test store only).
+        #[serde(default)]
+        allow_http: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads `file` (when given), then applies `LOOP_*` environment overrides.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        Ok(config)
+    }
+
+    /// Applies the environment overrides read through `get`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let bad = |name: &str, message: String| ConfigError::Env {
+            name: name.into(),
+            message,
+        };
+        if let Some(v) = get("LOOP_LISTEN") {
+            self.listen = v.parse().map_err(|e| bad("LOOP_LISTEN", format!("{e}")))?;
+        }
+        if let Some(v) = get("LOOP_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = get("LOOP_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("LOOP_ADMIN_EMAIL") {
+            self.admin_email = v;
+        }
+        if let Some(v) = get("LOOP_ADMIN_PASSWORD") {
+            self.admin_password = Some(SecretString::new(v));
+        }
+        if let Some(v) = get("LOOP_MASTER_KEY") {
+            self.master_key = Some(SecretString::new(v));
+        }
+        if let Some(v) = get("LOOP_MASTER_KEY_FILE") {
+            self.master_key_file = Some(v.into());
+        }
+        if let Some(v) = get("LOOP_TLS_CERT") {
+            self.tls.cert = Some(v.into());
+        }
+        if let Some(v) = get("LOOP_TLS_KEY") {
+            self.tls.key = Some(v.into());
+        }
+        if let Some(v) = get("LOOP_LOG") {
+            self.log = v;
+        }
+        let num = |name: &str, v: String| -> Result<u64, ConfigError> {
+            v.parse().map_err(|e| bad(name, format!("{e}")))
+        };
+        if let Some(v) = get("LOOP_SESSION_IDLE_MINUTES") {
+            self.session.idle_minutes = num("LOOP_SESSION_IDLE_MINUTES", v)?;
+        }
+        if let Some(v) = get("LOOP_SESSION_ABSOLUTE_HOURS") {
+            self.session.absolute_hours = num("LOOP_SESSION_ABSOLUTE_HOURS", v)?;
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("loop.db").display()))
+    }
+
+    pub fn master_key_file(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    /// The configured destinations, or the embedded local one.
+    pub fn destinations(&self) -> Vec<DestinationConfig> {
+        if self.destinations.is_empty() {
+            vec![DestinationConfig {
+                name: "local".into(),
+                jurisdiction: "local".into(),
+                backend: BackendConfig::Local {
+                    path: self.data_dir.join("vaults"),
+                },
+            }]
+        } else {
+            self.destinations.clone()
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls.cert and tls.key must be given together".into(),
+            ));
+        }
+        if self.session.idle_minutes == 0 || self.session.absolute_hours == 0 {
+            return Err(ConfigError::Invalid(
+                "session lifetimes must be positive".into(),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for d in &self.destinations {
+            if !names.insert(d.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "destination {} is defined twice",
+                    d.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_with_destinations_parses_and_env_overrides_it() {
+        let text = r#"
+listen = "127.0.0.1:9000"
+[[destinations]]
+name = "eu-disk"
+jurisdiction = "eu"
+backend = "local"
+path = "/srv/loop"
+[[destinations]]
+name = "us-s3"
+jurisdiction = "us"
+backend = "s3"
+bucket = "b"
+access_key_id = "k"
+secret_access_key = "s"
+"#;
+        let mut c: Config = toml::from_str(text).unwrap();
+        assert_eq!(c.destinations().len(), 2);
+        assert!(matches!(
+            c.destinations[1].backend,
+            BackendConfig::S3 { .. }
+        ));
+        c.apply_env(|k| (k == "LOOP_LISTEN").then(|| "127.0.0.1:9001".to_string()))
+            .unwrap();
+        assert_eq!(c.listen.port(), 9001);
+        assert!(!format!("{c:?}").contains("\"s\""));
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+    }
+}

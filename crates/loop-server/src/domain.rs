@@ -1,0 +1,321 @@
+//! The service's vocabulary as parsed types: a value of these types is valid by construction,
+//! so handlers parse at the edge and the rest of the code never re-checks.
+
+use std::fmt;
+
+/// A user-visible validation failure; the message is safe to show to the client.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+fn invalid(msg: impl Into<String>) -> Invalid {
+    Invalid(msg.into())
+}
+
+/// A fresh random ID with a prefix naming its kind: `tn_` tenant, `us_` user, `rb_` role
+/// binding, `dv_` device, `tk_` token, `vt_` vault, `se_` session. 128 random bits.
+pub fn new_id(prefix: &str) -> String {
+    use rand::Rng as _;
+    let mut b = [0u8; 16];
+    rand::rng().fill_bytes(&mut b);
+    format!("{prefix}_{}", hex::encode(b))
+}
+
+/// A random 256-bit secret (tokens, session IDs, invites) with its kind prefix.
+pub fn new_secret(prefix: &str) -> String {
+    use rand::Rng as _;
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    format!("{prefix}_{}", hex::encode(b))
+}
+
+/// How secrets are stored: their BLAKE3 hash. Secrets have 256 random bits, so a fast hash
+/// is enough (no dictionary to attack).
+pub fn secret_hash(secret: &str) -> String {
+    blake3::derive_key(
+        "loop-backup 2026-11-30 stored secret hash v1",
+        secret.as_bytes(),
+    )
+    .iter()
+    .map(|b| format!("{b:02x}"))
+    .collect()
+}
+
+/// An ID as it arrives in a path or body: prefix, underscore, 32 hex digits.
+pub fn parse_id<'a>(prefix: &str, s: &'a str) -> Option<&'a str> {
+    let rest = s.strip_prefix(prefix)?.strip_prefix('_')?;
+    (rest.len() == 32
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+    .then_some(s)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(s: &str) -> Result<EmailAddress, Invalid> {
+        let s = s.trim().to_lowercase();
+        let bad = || invalid("e-mail address is not valid");
+        if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let (local, domain) = s.split_once('@').ok_or_else(bad)?;
+        if local.is_empty() || domain.is_empty() || domain.contains('@') || local.len() > 64 {
+            return Err(bad());
+        }
+        Ok(EmailAddress(s))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A display name (tenant, vault, device, token, person): 1 to 200 characters, no control
+/// characters.
+pub fn parse_name(what: &str, s: &str) -> Result<String, Invalid> {
+    let t = s.trim();
+    if t.is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control) {
+        return Err(invalid(format!(
+            "{what} must be 1 to 200 characters without control characters"
+        )));
+    }
+    Ok(t.to_string())
+}
+
+/// A business address: up to 1000 characters; newlines allowed.
+pub fn parse_address(s: &str) -> Result<String, Invalid> {
+    if s.chars().count() > 1000 || s.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(invalid(
+            "business address is too long or has control characters",
+        ));
+    }
+    Ok(s.trim().to_string())
+}
+
+/// A new password: 12 to 1024 characters. Length is the rule that matters (NIST 800-63B).
+pub fn check_new_password(p: &str) -> Result<(), Invalid> {
+    let n = p.chars().count();
+    if !(12..=1024).contains(&n) {
+        return Err(invalid("password must be 12 to 1024 characters"));
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TenantKind {
+    Provider,
+    Partner,
+    Customer,
+}
+
+impl TenantKind {
+    pub fn parse(s: &str) -> Result<TenantKind, Invalid> {
+        match s {
+            "provider" => Ok(TenantKind::Provider),
+            "partner" => Ok(TenantKind::Partner),
+            "customer" => Ok(TenantKind::Customer),
+            _ => Err(invalid("tenant kind must be partner or customer")),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantKind::Provider => "provider",
+            TenantKind::Partner => "partner",
+            TenantKind::Customer => "customer",
+        }
+    }
+    /// The tree's shape: provider → partner → customer, and a provider may also serve
+    /// customers directly.
+    pub fn may_have_child(self, child: TenantKind) -> bool {
+        matches!(
+            (self, child),
+            (TenantKind::Provider, TenantKind::Partner)
+                | (TenantKind::Provider, TenantKind::Customer)
+                | (TenantKind::Partner, TenantKind::Customer)
+        )
+    }
+}
+
+/// What a request may need. Roles are sets of these; see [`Role::grants`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    TenantRead,
+    TenantCreate,
+    UserRead,
+    UserWrite,
+    RoleGrant,
+    DeviceRead,
+    DeviceWrite,
+    TokenRead,
+    TokenWrite,
+    VaultRead,
+    VaultWrite,
+    SessionRead,
+    SessionRevoke,
+    AuditRead,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    ProviderAdmin,
+    PartnerAdmin,
+    Admin,
+    Operator,
+    Auditor,
+    Billing,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::ProviderAdmin,
+        Role::PartnerAdmin,
+        Role::Admin,
+        Role::Operator,
+        Role::Auditor,
+        Role::Billing,
+    ];
+
+    pub fn parse(s: &str) -> Result<Role, Invalid> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                invalid("role must be provider-admin, partner-admin, admin, operator, auditor or billing")
+            })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::ProviderAdmin => "provider-admin",
+            Role::PartnerAdmin => "partner-admin",
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Auditor => "auditor",
+            Role::Billing => "billing",
+        }
+    }
+
+    /// The role's permissions, on the tenant it is bound to and that tenant's subtree.
+    pub fn grants(self, p: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Role::ProviderAdmin | Role::PartnerAdmin | Role::Admin => true,
+            Role::Operator => matches!(
+                p,
+                TenantRead
+                    | UserRead
+                    | DeviceRead
+                    | DeviceWrite
+                    | TokenRead
+                    | TokenWrite
+                    | VaultRead
+                    | VaultWrite
+            ),
+            Role::Auditor => matches!(
+                p,
+                TenantRead
+                    | UserRead
+                    | DeviceRead
+                    | TokenRead
+                    | VaultRead
+                    | SessionRead
+                    | AuditRead
+            ),
+            Role::Billing => matches!(p, TenantRead),
+        }
+    }
+
+    /// Where the role may be bound: the two top roles only on their own kind of tenant.
+    pub fn bindable_on(self, kind: TenantKind) -> bool {
+        match self {
+            Role::ProviderAdmin => kind == TenantKind::Provider,
+            Role::PartnerAdmin => kind == TenantKind::Partner,
+            _ => true,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a token may do with a vault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TokenPermission {
+    /// Add data: write new packs, indexes and snapshots. No reading of snapshots or packs,
+    /// no deletion.
+    Backup,
+    /// Read everything.
+    Restore,
+    /// Delete (forget, prune) and rewrite keys.
+    Manage,
+}
+
+impl TokenPermission {
+    pub fn parse(s: &str) -> Result<TokenPermission, Invalid> {
+        match s {
+            "backup" => Ok(TokenPermission::Backup),
+            "restore" => Ok(TokenPermission::Restore),
+            "manage" => Ok(TokenPermission::Manage),
+            _ => Err(invalid("token permissions are backup, restore and manage")),
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenPermission::Backup => "backup",
+            TokenPermission::Restore => "restore",
+            TokenPermission::Manage => "manage",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_addresses_are_normalised_and_checked() {
+        assert_eq!(
+            EmailAddress::parse(" Ana@Example.COM ").unwrap().as_str(),
+            "ana@example.com"
+        );
+        for bad in ["", "a", "@x", "a@", "a b@x", "a@b@c"] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ids_parse_only_in_their_own_shape() {
+        let id = new_id("vt");
+        assert!(parse_id("vt", &id).is_some());
+        assert!(parse_id("tn", &id).is_none());
+        assert!(parse_id("vt", "vt_../../etc").is_none());
+        assert!(parse_id("vt", &id.to_uppercase()).is_none());
+    }
+
+    #[test]
+    fn read_only_roles_cannot_write() {
+        for p in [
+            Permission::UserWrite,
+            Permission::VaultWrite,
+            Permission::TokenWrite,
+        ] {
+            assert!(!Role::Auditor.grants(p));
+            assert!(!Role::Billing.grants(p));
+        }
+        assert!(!Role::Operator.grants(Permission::RoleGrant));
+        assert!(Role::Admin.grants(Permission::AuditRead));
+    }
+
+    #[test]
+    fn the_tree_has_three_levels() {
+        assert!(TenantKind::Provider.may_have_child(TenantKind::Partner));
+        assert!(TenantKind::Partner.may_have_child(TenantKind::Customer));
+        assert!(!TenantKind::Customer.may_have_child(TenantKind::Customer));
+        assert!(!TenantKind::Partner.may_have_child(TenantKind::Partner));
+    }
+}

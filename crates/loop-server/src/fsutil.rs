@@ -1,0 +1,19 @@
+//! Small file helpers for the server's own secrets.
+
+use std::io::Write as _;
+use std::path::Path;
+
+/// Writes a file readable by its owner only (mode 0600), replacing it atomically.
+pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

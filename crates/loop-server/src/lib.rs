@@ -1,0 +1,29 @@
+//! `loop-server`: the multi-tenant Loop Backup service.
+//!
+//! [`Application::build`] takes a [`Config`] and returns a bound, ready service (tests start
+//! it on port 0); [`Application::run`] serves HTTPS until a signal. Inside:
+//!
+//! - `routes/`: the JSON API (`/api/v1`, with its generated OpenAPI document) and the vault
+//!   protocol (`/vaults/{id}/v1`), which `loop` uses as a repository backend;
+//! - `auth`: sessions, tokens and the one authorization check ([`auth::Caller`]);
+//! - `db/`: all SQL, with the audit log's hash chain appended in the same transaction as
+//!   each change;
+//! - `keys`: the server master key → tenant key → vault key chain of managed vaults;
+//! - `destinations`: where vaults live (local disk, S3).
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod destinations;
+pub mod domain;
+pub mod error;
+mod fsutil;
+pub mod keys;
+mod routes;
+mod startup;
+pub mod state;
+pub mod tls;
+
+pub use config::Config;
+pub use routes::api as api_routes;
+pub use startup::{Application, StartError, init_logging};

@@ -1,0 +1,295 @@
+//! Devices, tokens and sessions.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use loop_api::{CreateDevice, CreateToken, CreatedToken, Device, Session, Token};
+
+use super::directory::TenantFilter;
+use super::{Json, Path, Query, commit};
+use crate::auth::Caller;
+use crate::db::{self, identity, vaults};
+use crate::domain::{self, Permission, TokenPermission, new_id, new_secret, secret_hash};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(TenantFilter),
+    responses((status = 200, body = Vec<Device>)))]
+pub async fn list_devices(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(f): Query<TenantFilter>,
+) -> ApiResult<axum::Json<Vec<Device>>> {
+    let ids = caller
+        .tenant_ids(&state, Permission::DeviceRead, f.tenant_id.as_deref())
+        .await?;
+    Ok(axum::Json(
+        identity::devices_in(&state.db.pool, &ids).await?,
+    ))
+}
+
+/// Enrol a device (a machine that will back up with a device token).
+#[utoipa::path(post, path = "/api/v1/devices", tag = "devices", request_body = CreateDevice,
+    responses((status = 201, body = Device)))]
+pub async fn create_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<CreateDevice>,
+) -> ApiResult<(StatusCode, axum::Json<Device>)> {
+    let tenant = caller
+        .tenant(&state, Permission::DeviceWrite, &req.tenant_id)
+        .await?;
+    let now = state.now();
+    let d = Device {
+        id: new_id("dv"),
+        tenant_id: tenant.tenant.id,
+        name: domain::parse_name("device name", &req.name)?,
+        created_at: db::time(now),
+        last_seen_at: None,
+    };
+    let mut tx = state.db.begin().await?;
+    identity::insert_device(&mut tx, &d, now).await?;
+    db::audit::append(
+        &mut tx,
+        caller.event(
+            &d.tenant_id,
+            "device.create",
+            "device",
+            Some(&d.id),
+            serde_json::json!({}),
+        ),
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok((StatusCode::CREATED, axum::Json(d)))
+}
+
+/// Remove a device; its tokens are revoked.
+#[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = loop_api::Problem)))]
+pub async fn delete_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.user()?;
+    let d = identity::device_by_id(&state.db.pool, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    caller
+        .tenant(&state, Permission::DeviceWrite, &d.tenant_id)
+        .await?;
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    identity::delete_device(&mut tx, &id, now).await?;
+    db::audit::append(
+        &mut tx,
+        caller.event(
+            &d.tenant_id,
+            "device.delete",
+            "device",
+            Some(&id),
+            serde_json::json!({}),
+        ),
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(TenantFilter),
+    responses((status = 200, body = Vec<Token>)))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(f): Query<TenantFilter>,
+) -> ApiResult<axum::Json<Vec<Token>>> {
+    let ids = caller
+        .tenant_ids(&state, Permission::TokenRead, f.tenant_id.as_deref())
+        .await?;
+    Ok(axum::Json(identity::tokens_in(&state.db.pool, &ids).await?))
+}
+
+/// Create a device or API token. The secret is in the response once; the server keeps only
+/// its hash.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken,
+    responses((status = 201, body = CreatedToken), (status = 400, body = loop_api::Problem)))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<CreateToken>,
+) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
+    let tenant = caller
+        .tenant(&state, Permission::TokenWrite, &req.tenant_id)
+        .await?;
+    let mut perms = req
+        .permissions
+        .iter()
+        .map(|p| TokenPermission::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    perms.sort();
+    perms.dedup();
+    if perms.is_empty() {
+        return Err(ApiError::bad_request(
+            "a token needs at least one permission",
+        ));
+    }
+    match (req.kind.as_str(), &req.device_id) {
+        ("device", Some(d)) => {
+            let dev = identity::device_by_id(&state.db.pool, d).await?;
+            if dev.is_none_or(|dev| dev.tenant_id != tenant.tenant.id) {
+                return Err(ApiError::bad_request("no such device in this tenant"));
+            }
+        }
+        ("device", None) => return Err(ApiError::bad_request("a device token needs device_id")),
+        ("api", None) => {}
+        ("api", Some(_)) => return Err(ApiError::bad_request("an API token has no device")),
+        _ => return Err(ApiError::bad_request("token kind must be device or api")),
+    }
+    for v in &req.vault_ids {
+        let vault = vaults::vault_by_id(&state.db.pool, v).await?;
+        if vault.is_none_or(|vault| vault.tenant_id != tenant.tenant.id) {
+            return Err(ApiError::bad_request("no such vault in this tenant"));
+        }
+    }
+    let days = req.expires_in_days.filter(|d| *d > 0);
+    if days.is_some_and(|d| d > 3650) {
+        return Err(ApiError::bad_request("expires_in_days is at most 3650"));
+    }
+    let now = state.now();
+    let t = Token {
+        id: new_id("tk"),
+        tenant_id: tenant.tenant.id.clone(),
+        kind: req.kind.clone(),
+        name: domain::parse_name("token name", &req.name)?,
+        device_id: req.device_id.clone(),
+        vault_ids: req.vault_ids.clone(),
+        permissions: perms.iter().map(|p| p.as_str().to_string()).collect(),
+        created_at: db::time(now),
+        expires_at: days.map(|d| db::time(now + d as i64 * 86_400_000)),
+        revoked_at: None,
+        last_used_at: None,
+    };
+    let secret = new_secret("lpt");
+    let mut tx = state.db.begin().await?;
+    identity::insert_token(&mut tx, &t, &secret_hash(&secret), &caller.actor().1, now).await?;
+    db::audit::append(
+        &mut tx,
+        caller.event(
+            &t.tenant_id,
+            "token.create",
+            "token",
+            Some(&t.id),
+            serde_json::json!({
+                "kind": t.kind, "permissions": t.permissions, "vault_ids": t.vault_ids,
+                "device_id": t.device_id,
+            }),
+        ),
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedToken { token: t, secret }),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = loop_api::Problem)))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.user()?;
+    let t = identity::token_by_id(&state.db.pool, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    caller
+        .tenant(&state, Permission::TokenWrite, &t.tenant_id)
+        .await?;
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    identity::revoke_token(&mut tx, &id, now).await?;
+    db::audit::append(
+        &mut tx,
+        caller.event(
+            &t.tenant_id,
+            "token.revoke",
+            "token",
+            Some(&id),
+            serde_json::json!({}),
+        ),
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Without `tenant_id`: the caller's own sessions. With it: the sessions of that tenant's
+/// users (needs the session-read permission there).
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(TenantFilter),
+    responses((status = 200, body = Vec<Session>)))]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(f): Query<TenantFilter>,
+) -> ApiResult<axum::Json<Vec<Session>>> {
+    let u = caller.user()?;
+    let rows = match &f.tenant_id {
+        None => identity::sessions_of(&state.db.pool, Some(&u.user.user.id), &[]).await?,
+        Some(t) => {
+            let t = caller.tenant(&state, Permission::SessionRead, t).await?;
+            identity::sessions_of(&state.db.pool, None, &[t.tenant.id]).await?
+        }
+    };
+    let current = &u.session.session.id;
+    Ok(axum::Json(
+        rows.into_iter()
+            .map(|r| {
+                let mut s = r.session;
+                s.current = &s.id == current;
+                s
+            })
+            .collect(),
+    ))
+}
+
+/// End a session: one's own, or (with the session-revoke permission) one of the tenant's.
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = loop_api::Problem)))]
+pub async fn revoke_session(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let u = caller.user()?;
+    let s = identity::session_by_id(&state.db.pool, &id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if s.session.user_id != u.user.user.id {
+        caller
+            .tenant(&state, Permission::SessionRevoke, &s.tenant_id)
+            .await?;
+    }
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    identity::end_session(&mut tx, &id, "revoked", now).await?;
+    db::audit::append(
+        &mut tx,
+        caller.event(
+            &s.tenant_id,
+            "session.revoke",
+            "session",
+            Some(&id),
+            serde_json::json!({ "user_id": s.session.user_id }),
+        ),
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

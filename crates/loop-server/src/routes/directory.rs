@@ -1,0 +1,482 @@
+//! Tenants, users and role bindings.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use loop_api::{
+    CreateRoleBinding, CreateTenant, CreateUser, CreatedUser, RoleBinding, Tenant, UpdateUser, User,
+};
+use serde::Deserialize;
+
+use super::{Json, Path, Query, commit};
+use crate::auth::{self, Caller};
+use crate::db::{self, identity};
+use crate::domain::{
+    self, EmailAddress, Permission, Role, TenantKind, new_id, new_secret, secret_hash,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct TenantFilter {
+    /// Only this tenant (default: every tenant the caller can see).
+    pub tenant_id: Option<String>,
+}
+
+/// Tenants the caller can see: the subtrees of their role bindings.
+#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants",
+    responses((status = 200, body = Vec<Tenant>)))]
+pub async fn list_tenants(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Vec<Tenant>>> {
+    let ts = caller
+        .visible_tenants(&state, Permission::TenantRead)
+        .await?;
+    Ok(axum::Json(ts.into_iter().map(|t| t.tenant).collect()))
+}
+
+/// Create a child tenant (provider → partner → customer).
+#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant,
+    responses((status = 201, body = Tenant), (status = 404, body = loop_api::Problem)))]
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<CreateTenant>,
+) -> ApiResult<(StatusCode, axum::Json<Tenant>)> {
+    let parent = caller
+        .tenant(&state, Permission::TenantCreate, &req.parent_id)
+        .await?;
+    let kind = TenantKind::parse(&req.kind)?;
+    let parent_kind = TenantKind::parse(&parent.tenant.kind)?;
+    if !parent_kind.may_have_child(kind) {
+        return Err(ApiError::bad_request(format!(
+            "a {} tenant cannot have a {} child",
+            parent_kind.as_str(),
+            kind.as_str()
+        )));
+    }
+    let now = state.now();
+    let t = Tenant {
+        id: new_id("tn"),
+        parent_id: Some(parent.tenant.id.clone()),
+        kind: kind.as_str().into(),
+        name: domain::parse_name("tenant name", &req.name)?,
+        status: "active".into(),
+        created_at: db::time(now),
+    };
+    let path = format!("{}{}/", parent.path, t.id);
+    let (_, wrapped) = state.master.new_tenant_key(&t.id);
+    let mut tx = state.db.begin().await?;
+    identity::insert_tenant(&mut tx, &t, &path, &wrapped, now).await?;
+    db::audit::append(
+        &mut tx,
+        caller.event(
+            &t.id,
+            "tenant.create",
+            "tenant",
+            Some(&t.id),
+            serde_json::json!({ "parent_id": parent.tenant.id, "kind": t.kind }),
+        ),
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok((StatusCode::CREATED, axum::Json(t)))
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants",
+    params(("id" = String, Path)), responses((status = 200, body = Tenant), (status = 404, body = loop_api::Problem)))]
+pub async fn get_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Tenant>> {
+    Ok(axum::Json(
+        caller
+            .tenant(&state, Permission::TenantRead, &id)
+            .await?
+            .tenant,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(TenantFilter),
+    responses((status = 200, body = Vec<User>)))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(f): Query<TenantFilter>,
+) -> ApiResult<axum::Json<Vec<User>>> {
+    let ids = caller
+        .tenant_ids(&state, Permission::UserRead, f.tenant_id.as_deref())
+        .await?;
+    Ok(axum::Json(identity::users_in(&state.db.pool, &ids).await?))
+}
+
+/// Create a user with a password, or invite one (the response then holds a one-time invite
+/// token that sets the password).
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
+    responses((status = 201, body = CreatedUser), (status = 409, body = loop_api::Problem)))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<CreateUser>,
+) -> ApiResult<(StatusCode, axum::Json<CreatedUser>)> {
+    let tenant = caller
+        .tenant(&state, Permission::UserWrite, &req.tenant_id)
+        .await?;
+    let role = req.role.as_deref().map(Role::parse).transpose()?;
+    if let Some(r) = role {
+        if !caller.can(Permission::RoleGrant, &tenant.path) {
+            return Err(ApiError::forbidden());
+        }
+        if !r.bindable_on(TenantKind::parse(&tenant.tenant.kind)?) {
+            return Err(ApiError::bad_request(format!(
+                "the {r} role cannot be bound on a {} tenant",
+                tenant.tenant.kind
+            )));
+        }
+    }
+    let email = EmailAddress::parse(&req.email)?;
+    if identity::user_by_email(&state.db.pool, email.as_str())
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::conflict(
+            "email_taken",
+            "a user with this e-mail exists",
+        ));
+    }
+    let (password_hash, invite) = match &req.password {
+        Some(p) => {
+            domain::check_new_password(p)?;
+            (Some(auth::hash_password(p.clone()).await?), None)
+        }
+        None => (None, Some(new_secret("lpi"))),
+    };
+    let now = state.now();
+    let user = User {
+        id: new_id("us"),
+        tenant_id: tenant.tenant.id.clone(),
+        email: email.as_str().into(),
+        first_name: domain::parse_name("first name", &req.first_name)?,
+        last_name: domain::parse_name("last name", &req.last_name)?,
+        business_address: domain::parse_address(&req.business_address)?,
+        status: if invite.is_some() {
+            "invited"
+        } else {
+            "active"
+        }
+        .into(),
+        totp_enabled: false,
+        created_at: db::time(now),
+    };
+    let mut tx = state.db.begin().await?;
+    identity::insert_user(
+        &mut tx,
+        &user,
+        password_hash.as_deref(),
+        invite.as_deref().map(secret_hash).as_deref(),
+        now,
+    )
+    .await?;
+    db::audit::append(
+        &mut tx,
+        caller.event(
+            &user.tenant_id,
+            "user.create",
+            "user",
+            Some(&user.id),
+            serde_json::json!({ "invited": invite.is_some() }),
+        ),
+        now,
+    )
+    .await?;
+    if let Some(r) = role {
+        let b = RoleBinding {
+            id: new_id("rb"),
+            user_id: user.id.clone(),
+            tenant_id: tenant.tenant.id.clone(),
+            role: r.as_str().into(),
+            created_at: db::time(now),
+        };
+        identity::insert_binding(&mut tx, &b, now).await?;
+        db::audit::append(
+            &mut tx,
+            caller.event(
+                &b.tenant_id,
+                "role.grant",
+                "role_binding",
+                Some(&b.id),
+                serde_json::json!({ "user_id": user.id, "role": b.role }),
+            ),
+            now,
+        )
+        .await?;
+    }
+    commit(tx).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedUser {
+            user,
+            invite_token: invite,
+        }),
+    ))
+}
+
+/// Loads a user the caller may see with `perm` (404 otherwise).
+async fn scoped_user(
+    state: &AppState,
+    caller: &Caller,
+    perm: Permission,
+    id: &str,
+) -> ApiResult<(identity::UserRow, identity::TenantRow)> {
+    caller.user()?;
+    if domain::parse_id("us", id).is_none() {
+        return Err(ApiError::not_found());
+    }
+    let user = identity::user_by_id(&state.db.pool, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let tenant = caller.tenant(state, perm, &user.user.tenant_id).await?;
+    Ok((user, tenant))
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = User), (status = 404, body = loop_api::Problem)))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<User>> {
+    Ok(axum::Json(
+        scoped_user(&state, &caller, Permission::UserRead, &id)
+            .await?
+            .0
+            .user,
+    ))
+}
+
+/// Update a user's name, e-mail or business address (rectification).
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    request_body = UpdateUser, responses((status = 200, body = User), (status = 404, body = loop_api::Problem)))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<UpdateUser>,
+) -> ApiResult<axum::Json<User>> {
+    let (row, _) = scoped_user(&state, &caller, Permission::UserWrite, &id).await?;
+    let mut u = row.user;
+    let mut fields = Vec::new();
+    if let Some(e) = &req.email {
+        let e = EmailAddress::parse(e)?;
+        if e.as_str() != u.email {
+            if identity::user_by_email(&state.db.pool, e.as_str())
+                .await?
+                .is_some()
+            {
+                return Err(ApiError::conflict(
+                    "email_taken",
+                    "a user with this e-mail exists",
+                ));
+            }
+            u.email = e.as_str().into();
+            fields.push("email");
+        }
+    }
+    if let Some(v) = &req.first_name {
+        u.first_name = domain::parse_name("first name", v)?;
+        fields.push("first_name");
+    }
+    if let Some(v) = &req.last_name {
+        u.last_name = domain::parse_name("last name", v)?;
+        fields.push("last_name");
+    }
+    if let Some(v) = &req.business_address {
+        u.business_address = domain::parse_address(v)?;
+        fields.push("business_address");
+    }
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    identity::update_user_profile(&mut tx, &u, now).await?;
+    db::audit::append(
+        &mut tx,
+        caller.event(
+            &u.tenant_id,
+            "user.update",
+            "user",
+            Some(&u.id),
+            serde_json::json!({ "fields": fields }),
+        ),
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok(axum::Json(u))
+}
+
+async fn set_status(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    status: &str,
+    action: &'static str,
+) -> ApiResult<axum::Json<User>> {
+    let (row, _) = scoped_user(state, caller, Permission::UserWrite, id).await?;
+    if caller.actor().1 == row.user.id {
+        return Err(ApiError::conflict(
+            "self",
+            "you cannot change your own status",
+        ));
+    }
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    identity::set_user_status(&mut tx, id, status, now).await?;
+    let ended = if status == "disabled" {
+        identity::end_user_sessions(&mut tx, id, None, "user_disabled", now).await?
+    } else {
+        0
+    };
+    db::audit::append(
+        &mut tx,
+        caller.event(
+            &row.user.tenant_id,
+            action,
+            "user",
+            Some(id),
+            serde_json::json!({ "sessions_ended": ended }),
+        ),
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    let mut u = row.user;
+    u.status = status.into();
+    Ok(axum::Json(u))
+}
+
+/// Disable a user: they can no longer sign in, and their sessions end.
+#[utoipa::path(post, path = "/api/v1/users/{id}/disable", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = User), (status = 404, body = loop_api::Problem)))]
+pub async fn disable_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<User>> {
+    set_status(&state, &caller, &id, "disabled", "user.disable").await
+}
+
+#[utoipa::path(post, path = "/api/v1/users/{id}/enable", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = User), (status = 404, body = loop_api::Problem)))]
+pub async fn enable_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<User>> {
+    set_status(&state, &caller, &id, "active", "user.enable").await
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{id}/roles", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<RoleBinding>), (status = 404, body = loop_api::Problem)))]
+pub async fn list_roles(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Vec<RoleBinding>>> {
+    scoped_user(&state, &caller, Permission::UserRead, &id).await?;
+    let b = identity::bindings_of(&state.db.pool, &id).await?;
+    Ok(axum::Json(b.into_iter().map(|b| b.binding).collect()))
+}
+
+/// Bind a role to a user on their tenant or a tenant below it.
+#[utoipa::path(post, path = "/api/v1/users/{id}/roles", tag = "users", params(("id" = String, Path)),
+    request_body = CreateRoleBinding,
+    responses((status = 201, body = RoleBinding), (status = 404, body = loop_api::Problem)))]
+pub async fn grant_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<CreateRoleBinding>,
+) -> ApiResult<(StatusCode, axum::Json<RoleBinding>)> {
+    let (user, home) = scoped_user(&state, &caller, Permission::UserRead, &id).await?;
+    let target = caller
+        .tenant(&state, Permission::RoleGrant, &req.tenant_id)
+        .await?;
+    if !target.path.starts_with(&home.path) {
+        return Err(ApiError::bad_request(
+            "a role can be bound only on the user's own tenant or one below it",
+        ));
+    }
+    let role = Role::parse(&req.role)?;
+    if !role.bindable_on(TenantKind::parse(&target.tenant.kind)?) {
+        return Err(ApiError::bad_request(format!(
+            "the {role} role cannot be bound on a {} tenant",
+            target.tenant.kind
+        )));
+    }
+    let now = state.now();
+    let b = RoleBinding {
+        id: new_id("rb"),
+        user_id: user.user.id.clone(),
+        tenant_id: target.tenant.id.clone(),
+        role: role.as_str().into(),
+        created_at: db::time(now),
+    };
+    let mut tx = state.db.begin().await?;
+    if !identity::insert_binding(&mut tx, &b, now).await? {
+        return Err(ApiError::conflict(
+            "exists",
+            "the user already has this role there",
+        ));
+    }
+    db::audit::append(
+        &mut tx,
+        caller.event(
+            &b.tenant_id,
+            "role.grant",
+            "role_binding",
+            Some(&b.id),
+            serde_json::json!({ "user_id": b.user_id, "role": b.role }),
+        ),
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok((StatusCode::CREATED, axum::Json(b)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/users/{id}/roles/{binding_id}", tag = "users",
+    params(("id" = String, Path), ("binding_id" = String, Path)),
+    responses((status = 204), (status = 404, body = loop_api::Problem)))]
+pub async fn revoke_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, binding_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    scoped_user(&state, &caller, Permission::UserRead, &id).await?;
+    let bindings = identity::bindings_of(&state.db.pool, &id).await?;
+    let b = bindings
+        .into_iter()
+        .find(|b| b.binding.id == binding_id)
+        .ok_or_else(ApiError::not_found)?;
+    caller
+        .tenant(&state, Permission::RoleGrant, &b.binding.tenant_id)
+        .await?;
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    identity::delete_binding(&mut tx, &id, &binding_id).await?;
+    db::audit::append(
+        &mut tx,
+        caller.event(
+            &b.binding.tenant_id,
+            "role.revoke",
+            "role_binding",
+            Some(&binding_id),
+            serde_json::json!({ "user_id": id, "role": b.binding.role }),
+        ),
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

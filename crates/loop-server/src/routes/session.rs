@@ -1,0 +1,490 @@
+//! Sign-in, sign-out, the caller's own account (password, TOTP) and invitations.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use loop_api::{
+    AcceptInvite, ChangePassword, LoginRequest, LoginResponse, Me, TotpCode, TotpEnrollment,
+};
+
+use super::{Json, commit};
+use crate::auth::{self, Caller, ClientInfo};
+use crate::db::audit::NewEvent;
+use crate::db::identity::{self, NewSession};
+use crate::db::{self};
+use crate::domain::{self, EmailAddress, new_id, new_secret, secret_hash};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+fn throttled() -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "signin_throttled",
+        "too many failed sign-ins; wait and try again",
+    )
+}
+
+fn bad_credentials() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+        "e-mail or password is wrong",
+    )
+}
+
+/// Records a failed authentication in the audit log (of the account's tenant when the
+/// account exists, else of the provider).
+async fn audit_failure(
+    state: &AppState,
+    tenant_id: &str,
+    user_id: Option<&str>,
+    ip: &Option<String>,
+    reason: &str,
+) -> ApiResult<()> {
+    let mut tx = state.db.begin().await?;
+    db::audit::append(
+        &mut tx,
+        NewEvent {
+            tenant_id: tenant_id.to_string(),
+            actor_kind: "anonymous",
+            actor_id: None,
+            action: "auth.signin",
+            object_kind: "user",
+            object_id: user_id.map(String::from),
+            outcome: "failure",
+            ip: ip.clone(),
+            details: serde_json::json!({ "reason": reason }),
+        },
+        state.now(),
+    )
+    .await?;
+    commit(tx).await
+}
+
+fn session_cookie(value: &str, max_age: Option<i64>) -> HeaderValue {
+    let mut c = format!(
+        "{}={value}; Path=/; HttpOnly; Secure; SameSite=Lax",
+        loop_api::SESSION_COOKIE
+    );
+    if let Some(secs) = max_age {
+        c.push_str(&format!("; Max-Age={secs}"));
+    }
+    HeaderValue::from_str(&c).expect("cookie is ASCII")
+}
+
+fn parse_user_agent(ua: &str) -> (Option<String>, Option<String>) {
+    match woothee::parser::Parser::new().parse(ua) {
+        Some(r) => {
+            let known = |s: &str| (s != woothee::woothee::VALUE_UNKNOWN).then(|| s.to_string());
+            let browser = known(r.name).map(|n| match known(r.version) {
+                Some(v) => format!("{n} {v}"),
+                None => n,
+            });
+            (browser, known(r.os))
+        }
+        None => (None, None),
+    }
+}
+
+pub(crate) fn totp_for(secret_b32: &str, account: &str) -> ApiResult<totp_rs::Totp> {
+    let secret = totp_rs::Secret::try_from_base32(secret_b32)
+        .map_err(|e| ApiError::Internal(format!("stored TOTP secret: {e:?}")))?;
+    totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_skew(1)
+        .with_step_duration(30)
+        .with_secret(secret)
+        .with_account_name(account)
+        .with_issuer(Some("Loop Backup"))
+        .build()
+        .map_err(|e| ApiError::Internal(format!("TOTP setup: {e:?}")))
+}
+
+/// A fresh 160-bit TOTP secret, base32 as authenticator apps expect.
+fn new_totp_secret() -> String {
+    use rand::Rng as _;
+    let mut b = vec![0u8; 20];
+    rand::rng().fill_bytes(&mut b);
+    totp_rs::Secret::from(b).to_base32()
+}
+
+/// Sign in. Sets the session cookie and returns the session token for non-browser clients.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 401, body = loop_api::Problem),
+              (status = 429, body = loop_api::Problem)))]
+pub async fn login(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<Response> {
+    let now = state.now();
+    let ip = client.ip.clone().unwrap_or_default();
+    let provider = identity::provider_tenant(&state.db.pool)
+        .await?
+        .ok_or_else(|| ApiError::Internal("no provider tenant".into()))?;
+    let email = EmailAddress::parse(&req.email)
+        .map(|e| e.as_str().to_string())
+        .map_err(|_| ());
+    let account = email.clone().unwrap_or_else(|_| req.email.to_lowercase());
+    if state.throttle.is_throttled(&account, &ip, now) {
+        let user = match &email {
+            Ok(e) => identity::user_by_email(&state.db.pool, e).await?,
+            Err(_) => None,
+        };
+        let tenant = user
+            .as_ref()
+            .map_or(&provider.tenant.id, |u| &u.user.tenant_id);
+        let uid = user.as_ref().map(|u| u.user.id.as_str());
+        audit_failure(&state, tenant, uid, &client.ip, "throttled").await?;
+        return Err(throttled());
+    }
+    let user = match &email {
+        Ok(e) => identity::user_by_email(&state.db.pool, e).await?,
+        Err(_) => None,
+    };
+    let hash = user
+        .as_ref()
+        .filter(|u| u.user.status == "active")
+        .and_then(|u| u.password_hash.clone());
+    let password_ok = auth::verify_password(req.password.clone(), hash).await?;
+    let Some(user) = user.filter(|_| password_ok) else {
+        state.throttle.record_failure(&account, &ip, now);
+        let known = match &email {
+            Ok(e) => identity::user_by_email(&state.db.pool, e).await?,
+            Err(_) => None,
+        };
+        let (tenant, uid, reason) = match &known {
+            Some(u) if u.user.status != "active" => (
+                u.user.tenant_id.as_str(),
+                Some(u.user.id.as_str()),
+                "account_not_active",
+            ),
+            Some(u) => (
+                u.user.tenant_id.as_str(),
+                Some(u.user.id.as_str()),
+                "wrong_password",
+            ),
+            None => (provider.tenant.id.as_str(), None, "unknown_account"),
+        };
+        audit_failure(&state, tenant, uid, &client.ip, reason).await?;
+        return Err(bad_credentials());
+    };
+    if user.user.totp_enabled {
+        let secret = user.totp_secret.clone().unwrap_or_default();
+        let Some(code) = req.totp.as_deref() else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "totp_required",
+                "enter the code from your authenticator app",
+            ));
+        };
+        let totp = totp_for(&secret, &user.user.email)?;
+        if totp.check(code.trim(), (now / 1000) as u64).is_none() {
+            state.throttle.record_failure(&account, &ip, now);
+            audit_failure(
+                &state,
+                &user.user.tenant_id,
+                Some(&user.user.id),
+                &client.ip,
+                "wrong_totp",
+            )
+            .await?;
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_totp",
+                "the authenticator code is wrong",
+            ));
+        }
+    }
+    state.throttle.record_success(&account);
+
+    let cfg = &state.config.session;
+    let (idle_secs, lifetime_ms) = if req.remember {
+        let d = cfg.remember_days as i64 * 86_400;
+        (d, d * 1000)
+    } else {
+        (
+            cfg.idle_minutes as i64 * 60,
+            cfg.absolute_hours as i64 * 3_600_000,
+        )
+    };
+    let secret = new_secret("lps");
+    let id = new_id("se");
+    let (browser, os) = client
+        .user_agent
+        .as_deref()
+        .map(parse_user_agent)
+        .unwrap_or_default();
+    let label = req
+        .device_label
+        .as_deref()
+        .map(|l| domain::parse_name("device label", l))
+        .transpose()?;
+    let mut tx = state.db.begin().await?;
+    identity::insert_session(
+        &mut tx,
+        &NewSession {
+            id: &id,
+            token_hash: &secret_hash(&secret),
+            user_id: &user.user.id,
+            tenant_id: &user.user.tenant_id,
+            expires_at: now + lifetime_ms,
+            idle_secs,
+            ip: client.ip.as_deref(),
+            user_agent: client.user_agent.as_deref(),
+            browser: browser.as_deref(),
+            os: os.as_deref(),
+            device_label: label.as_deref(),
+            remember: req.remember,
+        },
+        now,
+    )
+    .await?;
+    db::audit::append(
+        &mut tx,
+        NewEvent {
+            tenant_id: user.user.tenant_id.clone(),
+            actor_kind: "user",
+            actor_id: Some(user.user.id.clone()),
+            action: "auth.signin",
+            object_kind: "session",
+            object_id: Some(id.clone()),
+            outcome: "success",
+            ip: client.ip.clone(),
+            details: serde_json::json!({ "remember": req.remember, "totp": user.user.totp_enabled }),
+        },
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    let session = identity::session_by_id(&state.db.pool, &id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("new session vanished".into()))?;
+    let mut s = session.session;
+    s.current = true;
+    let body = LoginResponse {
+        user: user.user,
+        session: s,
+        session_token: secret.clone(),
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::SET_COOKIE,
+        session_cookie(&secret, req.remember.then_some(lifetime_ms / 1000)),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok((headers, axum::Json(body)).into_response())
+}
+
+/// Sign out: ends the current session and clears the cookie.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    responses((status = 204), (status = 401, body = loop_api::Problem)))]
+pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    let u = caller.user()?;
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    identity::end_session(&mut tx, &u.session.session.id, "signout", now).await?;
+    db::audit::append(
+        &mut tx,
+        caller.event(
+            &u.user.user.tenant_id,
+            "auth.signout",
+            "session",
+            Some(&u.session.session.id),
+            serde_json::json!({}),
+        ),
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::SET_COOKIE, session_cookie("", Some(0)));
+    Ok((StatusCode::NO_CONTENT, headers).into_response())
+}
+
+/// The signed-in user, their role bindings and the current session.
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth",
+    responses((status = 200, body = Me), (status = 401, body = loop_api::Problem)))]
+pub async fn me(caller: Caller) -> ApiResult<axum::Json<Me>> {
+    let u = caller.user()?;
+    let mut s = u.session.session.clone();
+    s.current = true;
+    Ok(axum::Json(Me {
+        user: u.user.user.clone(),
+        roles: u.bindings.iter().map(|b| b.binding.clone()).collect(),
+        session: Some(s),
+    }))
+}
+
+/// Change the password. Every other session of the user ends.
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "auth", request_body = ChangePassword,
+    responses((status = 204), (status = 400, body = loop_api::Problem)))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<ChangePassword>,
+) -> ApiResult<StatusCode> {
+    let u = caller.user()?;
+    if !auth::verify_password(req.current_password.clone(), u.user.password_hash.clone()).await? {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "wrong_password",
+            "the current password is wrong",
+        ));
+    }
+    domain::check_new_password(&req.new_password)?;
+    let hash = auth::hash_password(req.new_password.clone()).await?;
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    identity::set_password(&mut tx, &u.user.user.id, &hash, now).await?;
+    let ended = identity::end_user_sessions(
+        &mut tx,
+        &u.user.user.id,
+        Some(&u.session.session.id),
+        "password_change",
+        now,
+    )
+    .await?;
+    db::audit::append(
+        &mut tx,
+        caller.event(
+            &u.user.user.tenant_id,
+            "user.password_change",
+            "user",
+            Some(&u.user.user.id),
+            serde_json::json!({ "sessions_ended": ended }),
+        ),
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Start TOTP enrolment: returns a new secret, which takes effect once confirmed.
+#[utoipa::path(post, path = "/api/v1/me/totp", tag = "auth",
+    responses((status = 200, body = TotpEnrollment)))]
+pub async fn enroll_totp(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<TotpEnrollment>> {
+    let u = caller.user()?;
+    if u.user.user.totp_enabled {
+        return Err(ApiError::conflict(
+            "totp_enabled",
+            "TOTP is already enabled",
+        ));
+    }
+    let secret = new_totp_secret();
+    let totp = totp_for(&secret, &u.user.user.email)?;
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    identity::set_totp(&mut tx, &u.user.user.id, Some(&secret), false, now).await?;
+    db::audit::append(
+        &mut tx,
+        caller.event(
+            &u.user.user.tenant_id,
+            "user.totp_enroll",
+            "user",
+            Some(&u.user.user.id),
+            serde_json::json!({}),
+        ),
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok(axum::Json(TotpEnrollment {
+        otpauth_url: totp
+            .to_url()
+            .map_err(|e| ApiError::Internal(format!("TOTP URL: {e:?}")))?,
+        secret,
+    }))
+}
+
+/// Confirm TOTP enrolment with a current code; sign-ins then ask for a code.
+#[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "auth", request_body = TotpCode,
+    responses((status = 204), (status = 400, body = loop_api::Problem)))]
+pub async fn confirm_totp(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<TotpCode>,
+) -> ApiResult<StatusCode> {
+    let u = caller.user()?;
+    let Some(secret) = u
+        .user
+        .totp_secret
+        .as_deref()
+        .filter(|_| !u.user.user.totp_enabled)
+    else {
+        return Err(ApiError::conflict(
+            "no_enrolment",
+            "start TOTP enrolment first",
+        ));
+    };
+    let now = state.now();
+    if totp_for(secret, &u.user.user.email)?
+        .check(req.code.trim(), (now / 1000) as u64)
+        .is_none()
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_totp",
+            "the authenticator code is wrong",
+        ));
+    }
+    let mut tx = state.db.begin().await?;
+    identity::set_totp(&mut tx, &u.user.user.id, Some(secret), true, now).await?;
+    db::audit::append(
+        &mut tx,
+        caller.event(
+            &u.user.user.tenant_id,
+            "user.totp_enable",
+            "user",
+            Some(&u.user.user.id),
+            serde_json::json!({}),
+        ),
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Accept an invitation: set the password of an invited account.
+#[utoipa::path(post, path = "/api/v1/auth/accept-invite", tag = "auth", request_body = AcceptInvite,
+    responses((status = 204), (status = 404, body = loop_api::Problem)))]
+pub async fn accept_invite(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(req): Json<AcceptInvite>,
+) -> ApiResult<StatusCode> {
+    let Some(user) =
+        identity::user_by_invite(&state.db.pool, &secret_hash(&req.invite_token)).await?
+    else {
+        return Err(ApiError::not_found());
+    };
+    domain::check_new_password(&req.password)?;
+    let hash = auth::hash_password(req.password.clone()).await?;
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    identity::set_password(&mut tx, &user.user.id, &hash, now).await?;
+    db::audit::append(
+        &mut tx,
+        NewEvent {
+            tenant_id: user.user.tenant_id.clone(),
+            actor_kind: "user",
+            actor_id: Some(user.user.id.clone()),
+            action: "user.invite_accept",
+            object_kind: "user",
+            object_id: Some(user.user.id.clone()),
+            outcome: "success",
+            ip: client.ip,
+            details: serde_json::json!({}),
+        },
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

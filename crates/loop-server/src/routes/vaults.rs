@@ -1,0 +1,263 @@
+//! Destinations and vaults.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use futures_util::TryStreamExt as _;
+use loop_api::{CreateVault, Destination, SnapshotInfo, Vault};
+use loop_repo::keys::{Secret, SlotMeta};
+use loop_repo::{InitOptions, Repository};
+use object_store::ObjectStoreExt as _;
+
+use super::directory::TenantFilter;
+use super::{Json, Path, Query, commit};
+use crate::auth::Caller;
+use crate::db::{self, identity, vaults};
+use crate::domain::{self, Permission, TenantKind, new_id};
+use crate::error::{ApiError, ApiResult};
+use crate::keys::vault_kek;
+use crate::state::AppState;
+
+fn with_jurisdiction(state: &AppState, mut v: Vault) -> Vault {
+    if let Some(d) = state.destinations.get(&v.destination) {
+        v.jurisdiction = d.jurisdiction.clone();
+    }
+    v
+}
+
+/// The KEK of a managed vault, from its tenant key. Fails once the tenant key is deleted.
+pub(crate) async fn managed_kek(
+    state: &AppState,
+    vault: &Vault,
+) -> ApiResult<loop_repo::crypto::Key> {
+    let wrapped = identity::tenant_key(&state.db.pool, &vault.tenant_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "key_shredded",
+                "the tenant key was deleted; the vault is unreadable",
+            )
+        })?;
+    let tenant_key = state.master.open_tenant_key(&vault.tenant_id, &wrapped)?;
+    Ok(vault_kek(&tenant_key, &vault.id))
+}
+
+#[utoipa::path(get, path = "/api/v1/destinations", tag = "vaults",
+    responses((status = 200, body = Vec<Destination>)))]
+pub async fn list_destinations(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Vec<Destination>>> {
+    caller.user()?;
+    Ok(axum::Json(
+        state
+            .destinations
+            .all()
+            .map(|d| Destination {
+                name: d.name.clone(),
+                jurisdiction: d.jurisdiction.clone(),
+                backend: d.backend.into(),
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/vaults", tag = "vaults", params(TenantFilter),
+    responses((status = 200, body = Vec<Vault>)))]
+pub async fn list_vaults(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(f): Query<TenantFilter>,
+) -> ApiResult<axum::Json<Vec<Vault>>> {
+    let ids = caller
+        .tenant_ids(&state, Permission::VaultRead, f.tenant_id.as_deref())
+        .await?;
+    let vs = vaults::vaults_in(&state.db.pool, &ids).await?;
+    Ok(axum::Json(
+        vs.into_iter()
+            .map(|v| with_jurisdiction(&state, v))
+            .collect(),
+    ))
+}
+
+/// Create a vault for a customer tenant at a destination. A managed vault's repository is
+/// created at once, keyed from the tenant key; a customer-key vault is initialised by the
+/// client (`loop init` with a manage token).
+#[utoipa::path(post, path = "/api/v1/vaults", tag = "vaults", request_body = CreateVault,
+    responses((status = 201, body = Vault), (status = 400, body = loop_api::Problem)))]
+pub async fn create_vault(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<CreateVault>,
+) -> ApiResult<(StatusCode, axum::Json<Vault>)> {
+    let tenant = caller
+        .tenant(&state, Permission::VaultWrite, &req.tenant_id)
+        .await?;
+    if TenantKind::parse(&tenant.tenant.kind)? != TenantKind::Customer {
+        return Err(ApiError::bad_request("vaults belong to customer tenants"));
+    }
+    let Some(dest) = state.destinations.get(&req.destination) else {
+        return Err(ApiError::bad_request("no such destination"));
+    };
+    let custody = req.key_custody.clone().unwrap_or_else(|| "managed".into());
+    if custody != "managed" && custody != "customer" {
+        return Err(ApiError::bad_request("key_custody is managed or customer"));
+    }
+    let now = state.now();
+    let vault = Vault {
+        id: new_id("vt"),
+        tenant_id: tenant.tenant.id.clone(),
+        name: domain::parse_name("vault name", &req.name)?,
+        destination: dest.name.clone(),
+        jurisdiction: dest.jurisdiction.clone(),
+        key_custody: custody,
+        quota_bytes: req.quota_bytes,
+        used_bytes: 0,
+        created_at: db::time(now),
+    };
+    if vault.key_custody == "managed" {
+        let kek = managed_kek(&state, &vault).await?;
+        let storage = dest.repo_storage(&vault.id)?;
+        let created = chrono::Utc::now().to_rfc3339();
+        tokio::task::spawn_blocking(move || {
+            let opts = InitOptions {
+                meta: SlotMeta {
+                    created,
+                    host: "loop server".into(),
+                    user: String::new(),
+                    label: "managed".into(),
+                },
+                ..Default::default()
+            };
+            Repository::init(Arc::new(storage), Secret::RawKey(&kek), &opts).map(|_| ())
+        })
+        .await??;
+    }
+    let mut tx = state.db.begin().await?;
+    vaults::insert_vault(&mut tx, &vault, now).await?;
+    db::audit::append(
+        &mut tx,
+        caller.event(
+            &vault.tenant_id,
+            "vault.create",
+            "vault",
+            Some(&vault.id),
+            serde_json::json!({
+                "destination": vault.destination, "jurisdiction": vault.jurisdiction,
+                "key_custody": vault.key_custody, "quota_bytes": vault.quota_bytes,
+            }),
+        ),
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    Ok((StatusCode::CREATED, axum::Json(vault)))
+}
+
+async fn scoped_vault(
+    state: &AppState,
+    caller: &Caller,
+    perm: Permission,
+    id: &str,
+) -> ApiResult<Vault> {
+    caller.user()?;
+    let v = vaults::vault_by_id(&state.db.pool, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    caller.tenant(state, perm, &v.tenant_id).await?;
+    Ok(with_jurisdiction(state, v))
+}
+
+#[utoipa::path(get, path = "/api/v1/vaults/{id}", tag = "vaults", params(("id" = String, Path)),
+    responses((status = 200, body = Vault), (status = 404, body = loop_api::Problem)))]
+pub async fn get_vault(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Vault>> {
+    Ok(axum::Json(
+        scoped_vault(&state, &caller, Permission::VaultRead, &id).await?,
+    ))
+}
+
+/// Delete a vault and every object it holds at its destination.
+#[utoipa::path(delete, path = "/api/v1/vaults/{id}", tag = "vaults", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = loop_api::Problem)))]
+pub async fn delete_vault(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let v = scoped_vault(&state, &caller, Permission::VaultWrite, &id).await?;
+    let now = state.now();
+    // Mark first: the vault protocol stops serving it before its objects go.
+    let mut tx = state.db.begin().await?;
+    vaults::mark_vault_deleted(&mut tx, &id, now).await?;
+    db::audit::append(
+        &mut tx,
+        caller.event(
+            &v.tenant_id,
+            "vault.delete",
+            "vault",
+            Some(&id),
+            serde_json::json!({}),
+        ),
+        now,
+    )
+    .await?;
+    commit(tx).await?;
+    if let Some(dest) = state.destinations.get(&v.destination) {
+        let prefix = object_store::path::Path::from(dest.vault_prefix(&id));
+        let objects: Vec<_> = dest.store.list(Some(&prefix)).try_collect().await?;
+        for o in objects {
+            dest.store.delete(&o.location).await?;
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The snapshots of a managed vault (the server opens it with the tenant key).
+#[utoipa::path(get, path = "/api/v1/vaults/{id}/snapshots", tag = "vaults", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<SnapshotInfo>), (status = 409, body = loop_api::Problem)))]
+pub async fn list_snapshots(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Vec<SnapshotInfo>>> {
+    let v = scoped_vault(&state, &caller, Permission::VaultRead, &id).await?;
+    if v.key_custody != "managed" {
+        return Err(ApiError::conflict(
+            "customer_key",
+            "the server cannot read a vault whose key the customer holds",
+        ));
+    }
+    let kek = managed_kek(&state, &v).await?;
+    let dest = state
+        .destinations
+        .get(&v.destination)
+        .ok_or_else(|| ApiError::Internal(format!("destination {} is gone", v.destination)))?;
+    let storage = dest.repo_storage(&v.id)?;
+    let snaps = tokio::task::spawn_blocking(move || {
+        let repo = Repository::open(Arc::new(storage), Secret::RawKey(&kek))?;
+        repo.list_snapshots()
+    })
+    .await??;
+    Ok(axum::Json(
+        snaps
+            .into_iter()
+            .map(|(id, s)| {
+                let sum = s.summary.clone().unwrap_or_default();
+                SnapshotInfo {
+                    id: id.to_hex(),
+                    time: s.time.to_rfc3339(),
+                    host: s.hostname,
+                    paths: s.paths,
+                    tags: s.tags,
+                    files: sum.total_files_processed,
+                    bytes: sum.total_bytes_processed,
+                }
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,254 @@
+//! Building and running the application.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use loop_api::{RoleBinding, Tenant, User};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ConfigError};
+use crate::db::audit::NewEvent;
+use crate::db::{self, Db, DbError, identity};
+use crate::destinations::{DestinationError, Destinations};
+use crate::domain::{EmailAddress, Role, new_id};
+use crate::keys::{KeyError, MasterKey};
+use crate::state::{AppState, Clock, Inner, SigninThrottle};
+use crate::tls::{self, TlsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Destination(#[from] DestinationError),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A built service, bound to its port and ready to [`run`](Application::run).
+pub struct Application {
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    router: Router,
+    pub state: AppState,
+    pub addr: SocketAddr,
+    /// SHA-256 of the server certificate (hex), for `--server-fingerprint`.
+    pub fingerprint: String,
+    /// The generated certificate's path, when the server made its own.
+    pub cert_path: Option<std::path::PathBuf>,
+    /// The first administrator's password when this start created it randomly: show once.
+    pub initial_admin_password: Option<String>,
+}
+
+impl Application {
+    /// Opens the database (migrating it), the destinations and the certificate, creates the
+    /// provider tenant and first administrator on a fresh data directory, and binds the
+    /// listener (port 0 picks a free port).
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StartError::Io(config.data_dir.display().to_string(), e))?;
+        let master = MasterKey::load(
+            config.master_key.as_ref().map(|k| k.expose()),
+            &config.master_key_file(),
+        )?;
+        let db = Db::connect(&config.database_url()).await?;
+        let destinations = Destinations::open(&config.destinations())?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| StartError::Io(format!("listening on {}", config.listen), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Io("listener address".into(), e))?;
+        let mut hosts = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+        if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
+            hosts.push(addr.ip().to_string());
+        }
+        let identity = tls::load(
+            config.tls.cert.as_deref(),
+            config.tls.key.as_deref(),
+            &config.data_dir,
+            &hosts,
+        )?;
+        let cert_path = config
+            .tls
+            .cert
+            .is_none()
+            .then(|| config.data_dir.join("tls-cert.pem"));
+        let state = AppState(Arc::new(Inner {
+            throttle: SigninThrottle::new(&config.signin),
+            config,
+            db,
+            master,
+            destinations,
+            clock: Clock::default(),
+        }));
+        let initial_admin_password = bootstrap(&state).await?;
+        let router = crate::routes::router(state.clone());
+        Ok(Application {
+            listener,
+            tls: identity.config,
+            router,
+            state,
+            addr,
+            fingerprint: identity.fingerprint,
+            cert_path,
+            initial_admin_password,
+        })
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) {
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.tls);
+        let router = self.router;
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                r = self.listener.accept() => match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let acceptor = acceptor.clone();
+            let router = router.clone();
+            tokio::spawn(async move {
+                let handshake =
+                    tokio::time::timeout(std::time::Duration::from_secs(15), acceptor.accept(tcp));
+                let tls = match handshake.await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                let svc = tower::ServiceExt::map_request(
+                    router,
+                    move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(ConnectInfo(peer));
+                        req
+                    },
+                );
+                let r = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), TowerToHyperService::new(svc))
+                    .await;
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+    }
+
+    /// Serves until Ctrl-C or SIGTERM.
+    pub async fn run(self) {
+        self.run_until(async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+            tracing::info!("shutting down");
+        })
+        .await
+    }
+}
+
+/// First start: the provider tenant and its administrator. Returns the generated password.
+async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
+    if identity::provider_tenant(&state.db.pool).await?.is_some() {
+        return Ok(None);
+    }
+    let email = EmailAddress::parse(&state.config.admin_email)
+        .map_err(|e| StartError::Other(format!("admin e-mail: {e}")))?;
+    let (password, generated) = match &state.config.admin_password {
+        Some(p) => (p.expose().to_string(), false),
+        None => (crate::domain::new_secret("pw")[3..35].to_string(), true),
+    };
+    crate::domain::check_new_password(&password)
+        .map_err(|e| StartError::Other(format!("LOOP_ADMIN_PASSWORD: {e}")))?;
+    let hash = crate::auth::hash_password(password.clone())
+        .await
+        .map_err(|_| StartError::Other("hashing the admin password".into()))?;
+    let now = state.now();
+    let tenant = Tenant {
+        id: new_id("tn"),
+        parent_id: None,
+        kind: "provider".into(),
+        name: "Provider".into(),
+        status: "active".into(),
+        created_at: db::time(now),
+    };
+    let user = User {
+        id: new_id("us"),
+        tenant_id: tenant.id.clone(),
+        email: email.as_str().into(),
+        first_name: "Administrator".into(),
+        last_name: "-".into(),
+        business_address: String::new(),
+        status: "active".into(),
+        totp_enabled: false,
+        created_at: db::time(now),
+    };
+    let binding = RoleBinding {
+        id: new_id("rb"),
+        user_id: user.id.clone(),
+        tenant_id: tenant.id.clone(),
+        role: Role::ProviderAdmin.as_str().into(),
+        created_at: db::time(now),
+    };
+    let (_, wrapped) = state.master.new_tenant_key(&tenant.id);
+    let mut tx = state.db.begin().await?;
+    identity::insert_tenant(&mut tx, &tenant, &format!("/{}/", tenant.id), &wrapped, now).await?;
+    identity::insert_user(&mut tx, &user, Some(&hash), None, now).await?;
+    identity::insert_binding(&mut tx, &binding, now).await?;
+    let system = |action, kind, id: &str| NewEvent {
+        tenant_id: tenant.id.clone(),
+        actor_kind: "system",
+        actor_id: None,
+        action,
+        object_kind: kind,
+        object_id: Some(id.to_string()),
+        outcome: "success",
+        ip: None,
+        details: serde_json::json!({ "bootstrap": true }),
+    };
+    db::audit::append(&mut tx, system("tenant.create", "tenant", &tenant.id), now).await?;
+    db::audit::append(&mut tx, system("user.create", "user", &user.id), now).await?;
+    db::audit::append(
+        &mut tx,
+        system("role.grant", "role_binding", &binding.id),
+        now,
+    )
+    .await?;
+    tx.commit().await.map_err(DbError::from)?;
+    Ok(generated.then_some(password))
+}
+
+/// Sets up the server log (stderr) from a `tracing` filter string.
+pub fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
