@@ -1,0 +1,358 @@
+//! The service end to end: an operator starts `loop server`, an administrator sets up a
+//! customer, and a device backs up and restores through the server over HTTPS.
+
+mod support;
+
+use std::path::Path;
+
+use support::cli::{assert_same_tree, build_full_tree};
+use support::garage::Garage;
+use support::server::*;
+
+fn id(v: &serde_json::Value) -> String {
+    v["id"].as_str().expect("id").to_string()
+}
+
+struct Story {
+    server: Server,
+    dir: tempfile::TempDir,
+    customer: String,
+    vault: String,
+    backup_token: String,
+    restore_token: String,
+}
+
+/// The provider admin creates a customer and its admin; the customer admin creates a vault
+/// at `destination`, a device and its tokens.
+fn set_up(config: Option<&dyn Fn(&Path) -> std::path::PathBuf>, destination: &str) -> Story {
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = config.map(|f| f(dir.path()));
+    let server = Server::start(&dir.path().join("server"), config_file.as_deref());
+    let provider_admin = dir.path().join("provider-admin");
+    let admin = |args: &[&str]| {
+        let mut c = server.cli(&provider_admin);
+        c.args(args);
+        c
+    };
+    ok(admin(&[
+        "login",
+        "--server",
+        &server.url,
+        "--email",
+        "admin@localhost",
+    ])
+    .env("LOOP_LOGIN_PASSWORD", ADMIN_PASSWORD));
+    let tenants = json(&mut admin(&["tenant", "list"]));
+    let provider = id(&tenants[0]);
+    assert_eq!(tenants[0]["kind"], "provider");
+    let customer = id(&json(&mut admin(&[
+        "tenant",
+        "create",
+        "--parent",
+        &provider,
+        "--kind",
+        "customer",
+        "--name",
+        "Acme GmbH",
+    ])));
+    ok(admin(&[
+        "user",
+        "create",
+        "--tenant",
+        &customer,
+        "--email",
+        "ana@acme.example",
+        "--first-name",
+        "Ana",
+        "--last-name",
+        "Alves",
+        "--role",
+        "admin",
+    ])
+    .env("LOOP_NEW_USER_PASSWORD", "ana-password-1234"));
+
+    let ana_dir = dir.path().join("ana");
+    let ana = |args: &[&str]| {
+        let mut c = server.cli(&ana_dir);
+        c.args(args);
+        c
+    };
+    ok(ana(&[
+        "login",
+        "--server",
+        &server.url,
+        "--email",
+        "ana@acme.example",
+    ])
+    .env("LOOP_LOGIN_PASSWORD", "ana-password-1234"));
+    let vault = id(&json(&mut ana(&[
+        "vault",
+        "create",
+        "--tenant",
+        &customer,
+        "--name",
+        "laptop",
+        "--destination",
+        destination,
+    ])));
+    let device = id(&json(&mut ana(&[
+        "device",
+        "create",
+        "--tenant",
+        &customer,
+        "--name",
+        "laptop-01",
+    ])));
+    let token = |perm: &str| {
+        json(&mut ana(&[
+            "token",
+            "create",
+            "--tenant",
+            &customer,
+            "--name",
+            perm,
+            "--device",
+            &device,
+            "--vault",
+            &vault,
+            "--permission",
+            perm,
+        ]))["secret"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let backup_token = token("backup");
+    let restore_token = token("restore");
+    Story {
+        server,
+        dir,
+        customer,
+        vault,
+        backup_token,
+        restore_token,
+    }
+}
+
+impl Story {
+    /// `loop` on the device, against the vault, with a token.
+    fn device(&self, token: &str, args: &[&str]) -> std::process::Command {
+        let mut c = self.server.cli(&self.dir.path().join("device"));
+        c.env(
+            "LOOP_REPOSITORY",
+            format!("{}/vaults/{}", self.server.url, self.vault),
+        )
+        .env("LOOP_TOKEN", token)
+        .args(args);
+        c
+    }
+
+    fn admin(&self, who: &str, args: &[&str]) -> std::process::Command {
+        let mut c = self.server.cli(&self.dir.path().join(who));
+        c.args(args);
+        c
+    }
+
+    fn backup_and_restore(&self) {
+        let src = self.dir.path().join("device-files");
+        build_full_tree(&src);
+        let summary =
+            json(&mut self.device(&self.backup_token, &["backup", src.to_str().unwrap()]));
+        assert!(summary["snapshot_id"].is_string(), "{summary}");
+
+        // The backup token appends; it cannot read what is there.
+        let err = fails(&mut self.device(&self.backup_token, &["snapshots"]));
+        assert!(err.contains("permission"), "{err}");
+        let err =
+            fails(&mut self.device(&self.backup_token, &["restore", "latest", "--target", "x"]));
+        assert!(err.contains("permission"), "{err}");
+
+        let snaps = json(&mut self.device(&self.restore_token, &["snapshots"]));
+        assert_eq!(snaps.as_array().unwrap().len(), 1);
+        let target = self.dir.path().join("restored");
+        ok(&mut self.device(
+            &self.restore_token,
+            &[
+                "restore",
+                "latest",
+                "--target",
+                target.to_str().unwrap(),
+                "--verify",
+            ],
+        ));
+        let name = src.file_name().unwrap();
+        assert_same_tree(&src, &target.join(name));
+
+        // The administrator sees the snapshot through the API as well.
+        let listed = json(&mut self.admin("ana", &["vault", "snapshots", &self.vault]));
+        assert_eq!(listed[0]["id"], snaps[0]["id"]);
+    }
+}
+
+#[test]
+fn a_device_backs_up_and_restores_through_the_server_and_every_step_is_audited() {
+    let s = set_up(None, "local");
+    s.backup_and_restore();
+
+    let events = json(&mut s.admin("ana", &["audit", "list", "--tenant", &s.customer]));
+    let actions: Vec<(String, String)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["details"]["operation"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("tenant.create", ""),
+        ("user.create", ""),
+        ("role.grant", ""),
+        ("auth.signin", ""),
+        ("vault.create", ""),
+        ("device.create", ""),
+        ("token.create", ""),
+        ("vault.open", "backup"),
+        ("snapshot.create", ""),
+        ("vault.open", "restore"),
+    ] {
+        assert!(
+            actions.iter().any(|(a, op)| a == want.0 && op == want.1),
+            "no {want:?} event in {actions:?}"
+        );
+    }
+    // Every event of the customer is in the customer's own chain.
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["tenant_id"] == s.customer.as_str())
+    );
+
+    // The provider admin verifies the whole log; an export verifies offline, and a
+    // tampered export does not.
+    ok(&mut s.admin("provider-admin", &["admin", "audit", "verify"]));
+    let export = s.dir.path().join("audit.jsonl");
+    ok(&mut s.admin(
+        "ana",
+        &[
+            "audit",
+            "export",
+            "--tenant",
+            &s.customer,
+            "--output",
+            export.to_str().unwrap(),
+        ],
+    ));
+    ok(&mut s.admin(
+        "ana",
+        &[
+            "admin",
+            "audit",
+            "verify",
+            "--file",
+            export.to_str().unwrap(),
+        ],
+    ));
+    let text = std::fs::read_to_string(&export).unwrap();
+    let tampered = text.replacen("\"outcome\":\"success\"", "\"outcome\":\"failure\"", 1);
+    assert_ne!(text, tampered);
+    std::fs::write(&export, tampered).unwrap();
+    let err = fails(&mut s.admin(
+        "ana",
+        &[
+            "admin",
+            "audit",
+            "verify",
+            "--file",
+            export.to_str().unwrap(),
+        ],
+    ));
+    assert!(err.contains("audit log broken"), "{err}");
+
+    let csv = ok(&mut s.admin(
+        "ana",
+        &[
+            "audit",
+            "export",
+            "--tenant",
+            &s.customer,
+            "--format",
+            "csv",
+        ],
+    ));
+    assert_eq!(csv.lines().count(), events.as_array().unwrap().len() + 1);
+}
+
+#[test]
+fn a_revoked_token_and_a_wrong_fingerprint_are_refused() {
+    let s = set_up(None, "local");
+    let tokens = json(&mut s.admin("ana", &["token", "list", "--tenant", &s.customer]));
+    let backup = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["permissions"][0] == "backup")
+        .unwrap();
+    ok(&mut s.admin("ana", &["token", "revoke", backup["id"].as_str().unwrap()]));
+    let src = s.dir.path().join("f");
+    std::fs::create_dir_all(&src).unwrap();
+    let err = fails(&mut s.device(&s.backup_token, &["backup", src.to_str().unwrap()]));
+    assert!(err.contains("sign in or present a valid token"), "{err}");
+
+    let mut c = s.device(&s.restore_token, &["snapshots"]);
+    c.env("LOOP_SERVER_FINGERPRINT", "00".repeat(32));
+    let err = fails(&mut c);
+    assert!(err.contains("fingerprint"), "{err}");
+}
+
+#[test]
+fn a_vault_on_a_garage_destination_works_through_the_server() {
+    let Some(garage) = Garage::start() else {
+        return;
+    };
+    let write_config = |dir: &Path| {
+        let path = dir.join("server.toml");
+        let cfg = format!(
+            r#"
+[[destinations]]
+name = "local"
+jurisdiction = "eu"
+backend = "local"
+path = "{local}"
+
+[[destinations]]
+name = "garage-eu"
+jurisdiction = "eu"
+backend = "s3"
+bucket = "{bucket}"
+prefix = "loop-server"
+endpoint = "{endpoint}"
+region = "{region}"
+access_key_id = "{key}"
+secret_access_key = "{secret}"
+allow_http = true
+"#,
+            local = dir.join("local-vaults").display(),
+            bucket = garage.bucket,
+            endpoint = garage.endpoint,
+            region = garage.region,
+            key = garage.access_key_id,
+            secret = garage.secret_access_key,
+        );
+        std::fs::write(&path, cfg).unwrap();
+        path
+    };
+    let s = set_up(Some(&write_config), "garage-eu");
+    let v = json(&mut s.admin("ana", &["vault", "show", &s.vault]));
+    assert_eq!(v["destination"], "garage-eu");
+    assert_eq!(v["jurisdiction"], "eu");
+    s.backup_and_restore();
+    // The data is in the bucket, not on the server's disk.
+    assert!(!s.dir.path().join("local-vaults").join(&s.vault).exists());
+    let v = json(&mut s.admin("ana", &["vault", "show", &s.vault]));
+    assert!(v["used_bytes"].as_u64().unwrap() > 0);
+}

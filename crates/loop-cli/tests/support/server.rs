@@ -1,0 +1,113 @@
+//! A real `loop server` process on a free port, and `loop` commands signed in to it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub fingerprint: String,
+    pub data_dir: PathBuf,
+}
+
+impl Server {
+    /// Starts `loop server` on 127.0.0.1 with a fresh data directory, and an optional
+    /// configuration file.
+    pub fn start(data_dir: &Path, config: Option<&Path>) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_loop"));
+        cmd.args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("LOOP_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("LOOP_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("LOOP_") && key != "LOOP_LOG" {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.env("LOOP_ADMIN_PASSWORD", ADMIN_PASSWORD);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let mut child = cmd.spawn().expect("start loop server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut url = None;
+        let mut fingerprint = None;
+        while url.is_none() || fingerprint.is_none() {
+            let Some(Ok(line)) = lines.next() else {
+                let _ = child.kill();
+                panic!("loop server exited before it printed its address");
+            };
+            if let Some(u) = line.strip_prefix("loop server listening on ") {
+                url = Some(u.trim().to_string());
+            }
+            if let Some(f) = line.strip_prefix("certificate SHA-256 fingerprint: ") {
+                fingerprint = Some(f.trim().to_string());
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            url: url.unwrap(),
+            fingerprint: fingerprint.unwrap(),
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// `loop` trusting this server by fingerprint, with its own config directory (so each
+    /// signed-in person keeps their own session).
+    pub fn cli(&self, config_dir: &Path) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_loop"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("LOOP_") {
+                c.env_remove(&key);
+            }
+        }
+        c.env("LOOP_CONFIG_DIR", config_dir)
+            .env("LOOP_SERVER_FINGERPRINT", &self.fingerprint)
+            .stdin(Stdio::null());
+        c
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command and requires success; returns stdout.
+pub fn ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run loop");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Runs a command that must fail; returns stderr.
+pub fn fails(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run loop");
+    assert!(
+        !out.status.success(),
+        "{cmd:?} succeeded but should have failed\nstdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).expect("utf-8")
+}
+
+pub fn json(cmd: &mut Command) -> serde_json::Value {
+    serde_json::from_str(&ok(cmd.arg("--json"))).expect("JSON output")
+}
