@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Backup through `loop server` over HTTPS on loopback against the same backup into a local
+# repository, in the same run. Prints a Markdown table: first backup and no-change backup,
+# wall time (best of 3, each on a fresh vault or repository) and the ratio server/local.
+#
+#   bench/server.sh [CORPUS_DIR]
+#
+# CORPUS_DIR defaults to the Linux 6.1 source tree (see bench/compare.sh). WORK (default a
+# fresh tmpfs at /tmp/loop-bench-server when run as root) holds the server's data directory,
+# the repositories and a copy of the corpus. The token has backup and restore permission, so
+# the no-change backup can use its parent snapshot as a local one does.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ -z "${WORK:-}" ]; then
+  WORK=/tmp/loop-bench-server
+  mkdir -p "$WORK"
+  if [ "$(id -u)" = 0 ] && ! mountpoint -q "$WORK"; then
+    mount -t tmpfs -o size=8g tmpfs "$WORK"
+  fi
+fi
+corpus=${1:-}
+if [ -z "$corpus" ]; then
+  tarball=/usr/src/linux-source-6.1.tar.xz
+  [ -f "$tarball" ] || { echo "install linux-source-6.1 or pass a corpus directory" >&2; exit 1; }
+  cache=/var/tmp/loop-bench-corpus
+  [ -d "$cache/linux-source-6.1" ] || { mkdir -p "$cache" && tar -C "$cache" -xf "$tarball"; }
+  corpus=$cache/linux-source-6.1
+fi
+(cd "$here" && cargo build --release -p loop-cli >/dev/null 2>&1) || (cd "$here" && cargo build --release -p loop-cli)
+LOOP=$here/target/release/loop
+
+rm -rf "${WORK:?}"/*
+src=$WORK/src
+cp -a "$corpus" "$src"
+export LOOP_CONFIG_DIR=$WORK/cli LOOP_PASSWORD=bench
+unset LOOP_REPOSITORY LOOP_TOKEN
+
+LOOP_ADMIN_PASSWORD=bench-admin-password LOOP_LOG=warn \
+  "$LOOP" server --data-dir "$WORK/server" --listen 127.0.0.1:0 >"$WORK/server.out" 2>"$WORK/server.err" &
+server_pid=$!
+trap 'kill $server_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q fingerprint "$WORK/server.out" 2>/dev/null && break; sleep 0.1; done
+url=$(sed -n 's/^loop server listening on //p' "$WORK/server.out")
+export LOOP_SERVER_FINGERPRINT=$(sed -n 's/^certificate SHA-256 fingerprint: //p' "$WORK/server.out")
+LOOP_LOGIN_PASSWORD=bench-admin-password "$LOOP" login --server "$url" --email admin@localhost >/dev/null
+provider=$("$LOOP" tenant list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+customer=$("$LOOP" tenant create --parent "$provider" --kind customer --name bench --json |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+
+best() { sort -n | head -1; }
+# secs COMMAND...: wall seconds of one run
+secs() {
+  local t0 t1
+  sync
+  t0=$(date +%s.%N)
+  "$@" >/dev/null 2>"$WORK/last.err" || { tail -5 "$WORK/last.err" >&2; exit 1; }
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc -l
+}
+
+for i in 1 2 3; do
+  vault=$("$LOOP" vault create --tenant "$customer" --name "bench-$i" --json |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  token=$("$LOOP" token create --tenant "$customer" --name "bench-$i" --kind api --vault "$vault" \
+    --permission backup --permission restore --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
+  remote=(env LOOP_TOKEN="$token" "$LOOP" -q -r "$url/vaults/$vault" backup "$src")
+  local_repo=(env LOOP_REPOSITORY="$WORK/repo-$i" "$LOOP" -q backup --init --kdf-memory 65536 "$src")
+  secs "${local_repo[@]}" >>"$WORK/local.first"
+  secs "${remote[@]}" >>"$WORK/server.first"
+  secs "${local_repo[@]}" >>"$WORK/local.nochange"
+  secs "${remote[@]}" >>"$WORK/server.nochange"
+  rm -rf "$WORK/repo-$i"
+  "$LOOP" vault delete "$vault" >/dev/null
+done
+
+echo "| phase | local s | server (HTTPS) s | server/local |"
+echo "|---|---|---|---|"
+for phase in first nochange; do
+  l=$(best <"$WORK/local.$phase"); s=$(best <"$WORK/server.$phase")
+  printf "| %s | %.2f | %.2f | %.2f |\n" "$phase" "$l" "$s" "$(echo "$s / $l" | bc -l)"
+done
