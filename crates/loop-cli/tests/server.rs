@@ -307,6 +307,20 @@ fn a_revoked_token_and_a_wrong_fingerprint_are_refused() {
     c.env("LOOP_SERVER_FINGERPRINT", "00".repeat(32));
     let err = fails(&mut c);
     assert!(err.contains("fingerprint"), "{err}");
+
+    // Trusting the server's certificate file works as well as pinning its fingerprint; an
+    // unrelated certificate file does not.
+    let cert = s.server.data_dir.join("tls-cert.pem");
+    let mut c = s.device(&s.restore_token, &["snapshots"]);
+    c.env_remove("LOOP_SERVER_FINGERPRINT").env("LOOP_CACERT", &cert);
+    ok(&mut c);
+    let other = tempfile::tempdir().unwrap();
+    let stranger = Server::start(&other.path().join("server"), None);
+    let mut c = s.device(&s.restore_token, &["snapshots"]);
+    c.env_remove("LOOP_SERVER_FINGERPRINT")
+        .env("LOOP_CACERT", stranger.data_dir.join("tls-cert.pem"));
+    let err = fails(&mut c);
+    assert!(err.contains("certificate") || err.contains("Certificate"), "{err}");
 }
 
 #[test]

@@ -127,6 +127,11 @@ impl Application {
                     }
                 },
             };
+            // Small responses (range reads of tree blobs) must not wait for Nagle's algorithm
+            // to meet the client's delayed ACK: that costs 40 ms per request.
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(%peer, error = %e, "TCP_NODELAY");
+            }
             let acceptor = acceptor.clone();
             let router = router.clone();
             tokio::spawn(async move {
