@@ -15,7 +15,7 @@
 //! removing or reordering any event breaks every later link. Personal data never enters an
 //! event (people are named by ID), so erasing a person leaves the chain intact.
 
-use crate::AuditEvent;
+use crate::{AuditEvent, AuditHead};
 
 const CONTEXT: &str = "loop audit event v1";
 
@@ -84,6 +84,35 @@ pub fn verify<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> Result<u6
     Ok(n)
 }
 
+/// Checks that `events` reach each chain head taken *before* the export: the event at the
+/// head's sequence number must be there with the head's hash. This catches an export (or a
+/// database) cut short at its end, which chain links alone cannot show.
+pub fn check_heads(events: &[AuditEvent], heads: &[AuditHead]) -> Result<(), ChainBreak> {
+    for h in heads {
+        let found = events
+            .iter()
+            .find(|e| e.tenant_id == h.tenant_id && e.seq == h.seq);
+        match found {
+            Some(e) if e.hash == h.hash => {}
+            Some(_) => {
+                return Err(ChainBreak {
+                    tenant_id: h.tenant_id.clone(),
+                    seq: h.seq,
+                    reason: "the event at the chain head has another hash",
+                });
+            }
+            None => {
+                return Err(ChainBreak {
+                    tenant_id: h.tenant_id.clone(),
+                    seq: h.seq,
+                    reason: "events up to the chain head are missing",
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +159,20 @@ mod tests {
         let mut c = chain(5);
         c.remove(1);
         assert_eq!(verify(&c).unwrap_err().seq, 3);
+    }
+
+    #[test]
+    fn a_log_cut_at_its_end_fails_against_the_head() {
+        let c = chain(5);
+        let head = AuditHead {
+            tenant_id: "tn_a".into(),
+            seq: 5,
+            hash: c[4].hash.clone(),
+        };
+        assert_eq!(check_heads(&c, std::slice::from_ref(&head)), Ok(()));
+        let cut = &c[..4];
+        assert_eq!(verify(cut), Ok(4));
+        assert_eq!(check_heads(cut, &[head]).unwrap_err().seq, 5);
     }
 
     #[test]

@@ -278,6 +278,13 @@ wire! {
         pub hash: String,
     }
 
+    /// The last event of one tenant's audit chain.
+    pub struct AuditHead {
+        pub tenant_id: String,
+        pub seq: u64,
+        pub hash: String,
+    }
+
     /// What a client asks when it starts to use a vault with a token.
     pub struct VaultOpenRequest {
         /// What the client is about to do: backup, restore, check, prune, ... (recorded).

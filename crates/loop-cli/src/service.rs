@@ -647,24 +647,30 @@ pub fn audit(g: &Global, c: AuditCommand) -> Result<ExitCode> {
 
 pub fn admin(g: &Global, c: AdminCommand) -> Result<ExitCode> {
     let AdminCommand::Audit(AdminAuditCommand::Verify { tenant, file }) = c;
-    let text = match file {
-        Some(f) => {
-            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?
-        }
+    let (text, heads) = match file {
+        Some(f) => (
+            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?,
+            Vec::new(),
+        ),
         None => {
             let filter = AuditFilter {
                 tenant,
                 ..Default::default()
             };
+            let api = api(g)?;
+            // Heads first: events appended after this moment may follow them in the export.
+            let heads: Vec<AuditHead> =
+                api.get(&format!("/api/v1/audit/heads{}", audit_query(&filter)))?;
             let sep = if audit_query(&filter).is_empty() {
                 "?"
             } else {
                 "&"
             };
-            api(g)?.get_text(&format!(
+            let text = api.get_text(&format!(
                 "/api/v1/audit/export{}{sep}format=jsonl",
                 audit_query(&filter)
-            ))?
+            ))?;
+            (text, heads)
         }
     };
     let mut events = Vec::new();
@@ -679,7 +685,9 @@ pub fn admin(g: &Global, c: AdminCommand) -> Result<ExitCode> {
     }
     let tenants: std::collections::BTreeSet<&str> =
         events.iter().map(|e| e.tenant_id.as_str()).collect();
-    match loop_api::audit::verify(&events) {
+    let verified = loop_api::audit::verify(&events)
+        .and_then(|n| loop_api::audit::check_heads(&events, &heads).map(|()| n));
+    match verified {
         Ok(n) => {
             show(
                 g,

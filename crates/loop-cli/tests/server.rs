@@ -312,7 +312,8 @@ fn a_revoked_token_and_a_wrong_fingerprint_are_refused() {
     // unrelated certificate file does not.
     let cert = s.server.data_dir.join("tls-cert.pem");
     let mut c = s.device(&s.restore_token, &["snapshots"]);
-    c.env_remove("LOOP_SERVER_FINGERPRINT").env("LOOP_CACERT", &cert);
+    c.env_remove("LOOP_SERVER_FINGERPRINT")
+        .env("LOOP_CACERT", &cert);
     ok(&mut c);
     let other = tempfile::tempdir().unwrap();
     let stranger = Server::start(&other.path().join("server"), None);
@@ -320,7 +321,10 @@ fn a_revoked_token_and_a_wrong_fingerprint_are_refused() {
     c.env_remove("LOOP_SERVER_FINGERPRINT")
         .env("LOOP_CACERT", stranger.data_dir.join("tls-cert.pem"));
     let err = fails(&mut c);
-    assert!(err.contains("certificate") || err.contains("Certificate"), "{err}");
+    assert!(
+        err.contains("certificate") || err.contains("Certificate"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -369,4 +373,125 @@ allow_http = true
     assert!(!s.dir.path().join("local-vaults").join(&s.vault).exists());
     let v = json(&mut s.admin("ana", &["vault", "show", &s.vault]));
     assert!(v["used_bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_customer_key_vault_is_opaque_to_the_server() {
+    let s = set_up(None, "local");
+    let vault = id(&json(&mut s.admin(
+        "ana",
+        &[
+            "vault",
+            "create",
+            "--tenant",
+            &s.customer,
+            "--name",
+            "secret",
+            "--customer-key",
+        ],
+    )));
+    let manage = json(&mut s.admin(
+        "ana",
+        &[
+            "token",
+            "create",
+            "--tenant",
+            &s.customer,
+            "--name",
+            "m",
+            "--kind",
+            "api",
+            "--vault",
+            &vault,
+            "--permission",
+            "manage",
+        ],
+    ))["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let device = |args: &[&str]| {
+        let mut c = s.server.cli(&s.dir.path().join("device"));
+        c.env(
+            "LOOP_REPOSITORY",
+            format!("{}/vaults/{vault}", s.server.url),
+        )
+        .env("LOOP_TOKEN", &manage)
+        .env("LOOP_PASSWORD", "customer passphrase")
+        .args(["--kdf-memory", "64", "--kdf-passes", "1"])
+        .args(args);
+        c
+    };
+    ok(&mut device(&["init"]));
+    let src = s.dir.path().join("secret-files");
+    build_full_tree(&src);
+    ok(&mut device(&["backup", src.to_str().unwrap()]));
+
+    // The server cannot read it, and without the passphrase neither can the token holder.
+    let err = fails(&mut s.admin("ana", &["vault", "snapshots", &vault]));
+    assert!(err.contains("customer_key"), "{err}");
+    let err = fails(device(&["snapshots"]).env("LOOP_PASSWORD", "wrong"));
+    assert!(err.contains("wrong passphrase"), "{err}");
+
+    let target = s.dir.path().join("secret-restored");
+    ok(&mut device(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ]));
+    assert_same_tree(&src, &target.join(src.file_name().unwrap()));
+    // Manage may prune through the server.
+    ok(&mut device(&["forget", "--keep-last", "1", "--prune"]));
+    ok(&mut device(&["check", "--read-data"]));
+}
+
+#[test]
+fn a_server_killed_during_a_backup_loses_nothing_and_the_next_backup_completes() {
+    let mut s = set_up(None, "local");
+    let src = s.dir.path().join("big");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..6 {
+        std::fs::write(src.join(format!("f{i}")), support::cli::noise(12 << 20, i)).unwrap();
+    }
+    let mut backup = s
+        .device(&s.backup_token, &["backup", src.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first pack has landed, then pull the plug on the server.
+    let packs = s.server.data_dir.join("vaults").join(&s.vault).join("data");
+    let landed = || {
+        std::fs::read_dir(&packs)
+            .map(|fan| {
+                fan.flatten()
+                    .map(|d| support::cli::count_files(&d.path()))
+                    .sum::<usize>()
+            })
+            .unwrap_or(0)
+    };
+    while landed() == 0 {
+        assert!(
+            backup.try_wait().unwrap().is_none(),
+            "the backup ended before any pack landed"
+        );
+        std::thread::yield_now();
+    }
+    s.server.kill();
+    let status = backup.wait().unwrap();
+    assert!(!status.success(), "a backup whose server died must fail");
+
+    // Same data directory, new process: the vault is intact and the backup completes.
+    let data_dir = s.server.data_dir.clone();
+    s.server = Server::start(&data_dir, None);
+    let summary = json(&mut s.device(&s.backup_token, &["backup", src.to_str().unwrap()]));
+    assert!(summary["snapshot_id"].is_string(), "{summary}");
+    ok(&mut s.device(&s.restore_token, &["check", "--read-data"]));
+    let target = s.dir.path().join("after-crash");
+    ok(&mut s.device(
+        &s.restore_token,
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+    ));
+    assert_same_tree(&src, &target.join("big"));
 }

@@ -380,6 +380,18 @@ impl Repository {
 
     /// All snapshots, oldest first.
     pub fn list_snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+        let (good, mut damaged) = self.list_snapshots_lenient()?;
+        match damaged.pop() {
+            Some((_, e)) => Err(e),
+            None => Ok(good),
+        }
+    }
+
+    /// Like [`Repository::list_snapshots`], but a snapshot object that is damaged, or of a
+    /// newer format, is returned apart (with its name) instead of failing the whole list, so
+    /// one bad object cannot hide every other snapshot. Storage errors still fail.
+    #[allow(clippy::type_complexity)]
+    pub fn list_snapshots_lenient(&self) -> Result<(Vec<(Id, Snapshot)>, Vec<(String, Error)>)> {
         let names: Vec<String> = self
             .storage
             .list(FileKind::Snapshot)?
@@ -396,13 +408,19 @@ impl Repository {
             }
         });
         let mut out = Vec::with_capacity(loaded.len());
-        for r in loaded {
-            if let Some(s) = r? {
-                out.push(s);
+        let mut damaged = Vec::new();
+        for (name, r) in names.into_iter().zip(loaded) {
+            match r {
+                Ok(Some(s)) => out.push(s),
+                Ok(None) => {}
+                Err(e @ (Error::Corrupt { .. } | Error::NewerVersion { .. })) => {
+                    damaged.push((name, e))
+                }
+                Err(e) => return Err(e),
             }
         }
         out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-        Ok(out)
+        Ok((out, damaged))
     }
 
     /// Resolves `latest`, a full ID or a unique ID prefix (at least 4 hex digits).

@@ -1,6 +1,6 @@
 //! The audit log: append (inside the caller's transaction) and query.
 
-use loop_api::AuditEvent;
+use loop_api::{AuditEvent, AuditHead};
 use sqlx::any::AnyRow;
 
 use super::{DbResult, Tx, col, time};
@@ -168,4 +168,23 @@ pub async fn query(pool: &sqlx::AnyPool, f: &Filter) -> DbResult<Vec<AuditEvent>
     q = q.bind(f.limit);
     let rows = q.fetch_all(pool).await?;
     rows.iter().map(event).collect()
+}
+
+/// The chain heads of the given tenants (tenants without events have none).
+pub async fn heads(pool: &sqlx::AnyPool, tenant_ids: &[String]) -> DbResult<Vec<AuditHead>> {
+    let mut out = Vec::new();
+    for t in tenant_ids {
+        let row = sqlx::query("SELECT seq, hash FROM audit_heads WHERE tenant_id = $1")
+            .bind(t)
+            .fetch_optional(pool)
+            .await?;
+        if let Some(r) = row {
+            out.push(AuditHead {
+                tenant_id: t.clone(),
+                seq: col::<i64>(&r, "seq")? as u64,
+                hash: col(&r, "hash")?,
+            });
+        }
+    }
+    Ok(out)
 }

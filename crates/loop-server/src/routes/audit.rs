@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use loop_api::AuditEvent;
+use loop_api::{AuditEvent, AuditHead};
 use serde::Deserialize;
 
 use super::Query;
@@ -14,6 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only this tenant (default: every tenant the caller may audit).
     pub tenant_id: Option<String>,
@@ -83,8 +84,100 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+const CSV_HEADER: &str = "tenant_id,seq,at,actor_kind,actor_id,action,object_kind,object_id,outcome,ip,details,prev_hash,hash\n";
+
+fn csv_line(e: &AuditEvent) -> String {
+    let row = [
+        e.tenant_id.clone(),
+        e.seq.to_string(),
+        e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        e.actor_kind.clone(),
+        e.actor_id.clone().unwrap_or_default(),
+        e.action.clone(),
+        e.object_kind.clone(),
+        e.object_id.clone().unwrap_or_default(),
+        e.outcome.clone(),
+        e.ip.clone().unwrap_or_default(),
+        e.details.to_string(),
+        e.prev_hash.clone(),
+        e.hash.clone(),
+    ];
+    let mut line = row
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push('\n');
+    line
+}
+
+/// Events per database round trip of an export.
+const EXPORT_PAGE: i64 = 2000;
+
+/// Where an export stream stands: which tenant, after which sequence number.
+struct ExportCursor {
+    state: AppState,
+    filter: Filter,
+    tenants: Vec<String>,
+    tenant: usize,
+    after_seq: i64,
+    remaining: i64,
+    csv: bool,
+    header_sent: bool,
+}
+
+impl ExportCursor {
+    /// The next chunk of the export, or `None` at the end. Pages through one tenant at a
+    /// time by sequence number, so memory stays bounded whatever the log's length.
+    async fn next_chunk(&mut self) -> Option<Result<bytes::Bytes, std::io::Error>> {
+        if self.csv && !self.header_sent {
+            self.header_sent = true;
+            return Some(Ok(bytes::Bytes::from_static(CSV_HEADER.as_bytes())));
+        }
+        while self.tenant < self.tenants.len() && self.remaining > 0 {
+            let mut f = self.filter.clone();
+            f.tenant_ids = vec![self.tenants[self.tenant].clone()];
+            f.after_seq = Some(self.after_seq);
+            f.limit = EXPORT_PAGE.min(self.remaining);
+            let page = match audit::query(&self.state.db.pool, &f).await {
+                Ok(p) => p,
+                Err(e) => {
+                    // The status line is already sent: end the body with an error, which
+                    // the client sees as a broken transfer rather than a short log.
+                    tracing::error!(error = %e, "audit export");
+                    return Some(Err(std::io::Error::other("audit export failed")));
+                }
+            };
+            if (page.len() as i64) < f.limit {
+                self.tenant += 1;
+                self.after_seq = 0;
+            } else if let Some(last) = page.last() {
+                self.after_seq = last.seq as i64;
+            }
+            if page.is_empty() {
+                continue;
+            }
+            self.remaining -= page.len() as i64;
+            let mut out = String::new();
+            for e in &page {
+                if self.csv {
+                    out.push_str(&csv_line(e));
+                } else {
+                    match serde_json::to_string(e) {
+                        Ok(line) => out.push_str(&line),
+                        Err(e) => return Some(Err(std::io::Error::other(e))),
+                    }
+                    out.push('\n');
+                }
+            }
+            return Some(Ok(bytes::Bytes::from(out)));
+        }
+        None
+    }
+}
+
 /// Export audit events as JSON Lines (one event per line, verifiable with `loop admin audit
-/// verify --file`) or CSV.
+/// verify --file`) or CSV. Without `limit`, every matching event; streamed.
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(AuditQuery),
     responses((status = 200, content_type = "application/x-ndjson", body = String)))]
 pub async fn export_audit(
@@ -92,48 +185,61 @@ pub async fn export_audit(
     caller: Caller,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Response> {
-    let events = fetch(&state, &caller, &q, 1_000_000).await?;
-    let (body, ctype) = match q.format.as_deref().unwrap_or("jsonl") {
-        "jsonl" => {
-            let mut out = String::new();
-            for e in &events {
-                out.push_str(
-                    &serde_json::to_string(e).map_err(|e| ApiError::Internal(e.to_string()))?,
-                );
-                out.push('\n');
-            }
-            (out, "application/x-ndjson")
-        }
-        "csv" => {
-            let mut out = String::from(
-                "tenant_id,seq,at,actor_kind,actor_id,action,object_kind,object_id,outcome,ip,details,prev_hash,hash\n",
-            );
-            for e in &events {
-                let row = [
-                    e.tenant_id.clone(),
-                    e.seq.to_string(),
-                    e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                    e.actor_kind.clone(),
-                    e.actor_id.clone().unwrap_or_default(),
-                    e.action.clone(),
-                    e.object_kind.clone(),
-                    e.object_id.clone().unwrap_or_default(),
-                    e.outcome.clone(),
-                    e.ip.clone().unwrap_or_default(),
-                    e.details.to_string(),
-                    e.prev_hash.clone(),
-                    e.hash.clone(),
-                ];
-                let line: Vec<String> = row.iter().map(|f| csv_field(f)).collect();
-                out.push_str(&line.join(","));
-                out.push('\n');
-            }
-            (out, "text/csv")
-        }
+    let csv = match q.format.as_deref().unwrap_or("jsonl") {
+        "jsonl" => false,
+        "csv" => true,
         _ => return Err(ApiError::bad_request("format is jsonl or csv")),
     };
-    let mut r = body.into_response();
+    let mut tenants = caller
+        .tenant_ids(&state, Permission::AuditRead, q.tenant_id.as_deref())
+        .await?;
+    // The same order as the query endpoint: by tenant ID, then sequence.
+    tenants.sort();
+    let filter = Filter {
+        tenant_ids: Vec::new(),
+        action: q.action.clone(),
+        actor_id: q.actor_id.clone(),
+        object_id: q.object_id.clone(),
+        since_ms: parse_time("since", &q.since)?,
+        until_ms: parse_time("until", &q.until)?,
+        after_seq: None,
+        limit: 0,
+    };
+    let cursor = ExportCursor {
+        state,
+        filter,
+        tenants,
+        tenant: 0,
+        after_seq: q.after_seq.unwrap_or(0).max(0),
+        remaining: q.limit.unwrap_or(i64::MAX).max(0),
+        csv,
+        header_sent: false,
+    };
+    let stream = futures_util::stream::unfold(cursor, |mut c| async move {
+        c.next_chunk().await.map(|chunk| (chunk, c))
+    });
+    let mut r = axum::body::Body::from_stream(stream).into_response();
+    let ctype = if csv {
+        "text/csv"
+    } else {
+        "application/x-ndjson"
+    };
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     Ok(r)
+}
+
+/// The head of each visible tenant's chain: its last sequence number and hash. A verifier
+/// compares an export's last event with it, which catches a log cut short at its end.
+#[utoipa::path(get, path = "/api/v1/audit/heads", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = Vec<AuditHead>)))]
+pub async fn audit_heads(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<axum::Json<Vec<AuditHead>>> {
+    let tenants = caller
+        .tenant_ids(&state, Permission::AuditRead, q.tenant_id.as_deref())
+        .await?;
+    Ok(axum::Json(audit::heads(&state.db.pool, &tenants).await?))
 }

@@ -17,6 +17,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TenantFilter {
     /// Only this tenant (default: every tenant the caller can see).
     pub tenant_id: Option<String>,

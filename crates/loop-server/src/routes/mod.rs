@@ -61,6 +61,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(vaults::list_snapshots))
         .routes(routes!(audit::query_audit))
         .routes(routes!(audit::export_audit))
+        .routes(routes!(audit::audit_heads))
         .split_for_parts()
 }
 
@@ -78,7 +79,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(DefaultBodyLimit::max(json_limit));
-    let vault = vault_protocol::router().layer(DefaultBodyLimit::disable());
+    let vault = vault_protocol::router(json_limit).layer(DefaultBodyLimit::disable());
     Router::new()
         .merge(api)
         .merge(vault)

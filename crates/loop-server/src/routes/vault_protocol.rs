@@ -33,9 +33,14 @@ use crate::domain::TokenPermission;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+/// The vault routes. Object bodies are streamed and bounded by `limits.object_bytes`; the one
+/// JSON body (`open`) keeps the JSON limit.
+pub fn router(json_limit: usize) -> Router<AppState> {
     Router::new()
-        .route("/vaults/{vault}/v1/open", post(open))
+        .route(
+            "/vaults/{vault}/v1/open",
+            post(open).layer(axum::extract::DefaultBodyLimit::max(json_limit)),
+        )
         .route("/vaults/{vault}/v1/{kind}", get(list))
         .route(
             "/vaults/{vault}/v1/{kind}/{name}",
@@ -330,7 +335,11 @@ fn parse_range(h: &HeaderMap) -> ApiResult<Option<GetRange>> {
     if end < start {
         return Err(bad());
     }
-    Ok(Some(GetRange::Bounded(start..end + 1)))
+    Ok(Some(match end.checked_add(1) {
+        Some(stop) => GetRange::Bounded(start..stop),
+        // bytes=a-18446744073709551615: everything from a.
+        None => GetRange::Offset(start),
+    }))
 }
 
 async fn read(

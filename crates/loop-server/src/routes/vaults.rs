@@ -100,6 +100,9 @@ pub async fn create_vault(
     let Some(dest) = state.destinations.get(&req.destination) else {
         return Err(ApiError::bad_request("no such destination"));
     };
+    if req.quota_bytes.is_some_and(|q| q > i64::MAX as u64) {
+        return Err(ApiError::bad_request("quota_bytes is too large"));
+    }
     let custody = req.key_custody.clone().unwrap_or_else(|| "managed".into());
     if custody != "managed" && custody != "customer" {
         return Err(ApiError::bad_request("key_custody is managed or customer"));
@@ -238,11 +241,16 @@ pub async fn list_snapshots(
         .get(&v.destination)
         .ok_or_else(|| ApiError::Internal(format!("destination {} is gone", v.destination)))?;
     let storage = dest.repo_storage(&v.id)?;
-    let snaps = tokio::task::spawn_blocking(move || {
+    let (snaps, damaged) = tokio::task::spawn_blocking(move || {
         let repo = Repository::open(Arc::new(storage), Secret::RawKey(&kek))?;
-        repo.list_snapshots()
+        repo.list_snapshots_lenient()
     })
     .await??;
+    for (name, e) in &damaged {
+        // A token holder can write a snapshot object the server cannot check: list the
+        // others, and leave the damaged one to `loop check`.
+        tracing::warn!(vault = %v.id, snapshot = %name, error = %e, "skipping a damaged snapshot");
+    }
     Ok(axum::Json(
         snaps
             .into_iter()

@@ -1,0 +1,429 @@
+//! A `loop server` running inside the test process, and an HTTPS client for it.
+//!
+//! [`Server::start`] builds the application on port 0 with its own data directory and
+//! serves it on a private tokio runtime; the test thread talks to it with blocking
+//! `reqwest` (which must not run inside an async context, hence the separate runtime).
+//! [`Server::advance`] moves the server's clock, so expiry and throttling windows pass
+//! without sleeping.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use loop_server::Config;
+use loop_server::config::SecretString;
+use loop_server::state::AppState;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+pub const ADMIN_EMAIL: &str = "admin@localhost";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+/// The password every user made by [`Server::customer`] signs in with.
+pub const USER_PASSWORD: &str = "user-password-123";
+
+pub struct Server {
+    client: reqwest::blocking::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub state: AppState,
+    pub base: String,
+    pub data_dir: PathBuf,
+    rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+/// An answer as a user sees it: status, content type and body text.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+
+    /// The problem+json `code`, when the answer is an error body.
+    pub fn code(&self) -> String {
+        serde_json::from_str::<Value>(&self.body)
+            .ok()
+            .and_then(|v| v["code"].as_str().map(String::from))
+            .unwrap_or_default()
+    }
+
+    /// Requires `status` and returns the body as JSON (`null` when empty).
+    pub fn expect(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "unexpected answer: {}", self.body);
+        if self.body.is_empty() {
+            Value::Null
+        } else {
+            self.json()
+        }
+    }
+
+    /// Requires an error with this status and code, as problem+json.
+    pub fn expect_problem(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status, self.code().as_str()),
+            (status, code),
+            "unexpected answer: {}",
+            self.body
+        );
+        assert_eq!(self.content_type, "application/problem+json");
+    }
+}
+
+/// A signed-in person (or a token holder): every request carries its bearer secret.
+#[derive(Clone)]
+pub struct Caller<'a> {
+    server: &'a Server,
+    pub secret: String,
+    pub session_id: String,
+    pub user_id: String,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(|_| {})
+    }
+
+    /// Starts a server after `configure` adjusted its configuration.
+    pub fn start_with(configure: impl FnOnce(&mut Config)) -> Server {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut config = Config {
+            data_dir: dir.path().join("data"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_password: Some(SecretString::new(ADMIN_PASSWORD.into())),
+            ..Config::default()
+        };
+        configure(&mut config);
+        let data_dir = config.data_dir.clone();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let app = rt
+            .block_on(loop_server::Application::build(config))
+            .expect("the server starts");
+        let port = app.addr.port();
+        let state = app.state.clone();
+        let pem = std::fs::read(app.cert_path.as_ref().expect("a generated certificate"))
+            .expect("certificate file");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        rt.spawn(app.run_until(async {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::blocking::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("PEM certificate")])
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("HTTPS client");
+        Server {
+            client,
+            stop: Some(stop),
+            state,
+            base: format!("https://localhost:{port}"),
+            data_dir,
+            rt,
+            _dir: dir,
+        }
+    }
+
+    /// Moves the server's clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.state.clock.advance(by);
+    }
+
+    /// Runs a future on the server's runtime (direct database access in tests).
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A raw request, for what the JSON helpers cannot express.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::blocking::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    pub fn send(&self, req: reqwest::blocking::RequestBuilder) -> Reply {
+        let r = req.send().expect("the server answers");
+        let status = r.status().as_u16();
+        let content_type = r
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let body = r.text().expect("a readable body");
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    /// A JSON request, with a bearer secret when given.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).expect("method");
+        let mut req = self.request(method, path);
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        self.send(req)
+    }
+
+    /// POST /api/v1/auth/login.
+    pub fn login(&self, email: &str, password: &str) -> Reply {
+        self.call(
+            "post",
+            "/api/v1/auth/login",
+            None,
+            Some(&json!({ "email": email, "password": password })),
+        )
+    }
+
+    pub fn sign_in(&self, email: &str, password: &str) -> Caller<'_> {
+        self.sign_in_with(json!({ "email": email, "password": password }))
+    }
+
+    /// Signs in with a full login request (remember, TOTP, device label).
+    pub fn sign_in_with(&self, request: Value) -> Caller<'_> {
+        let r = self
+            .call("post", "/api/v1/auth/login", None, Some(&request))
+            .expect(200);
+        Caller {
+            server: self,
+            secret: r["session_token"].as_str().unwrap().into(),
+            session_id: r["session"]["id"].as_str().unwrap().into(),
+            user_id: r["user"]["id"].as_str().unwrap().into(),
+        }
+    }
+
+    /// The provider's first administrator, signed in.
+    pub fn admin(&self) -> Caller<'_> {
+        self.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
+    }
+
+    /// Someone holding a token instead of a session (the vault protocol).
+    pub fn with_token(&self, secret: &str) -> Caller<'_> {
+        Caller {
+            server: self,
+            secret: secret.into(),
+            session_id: String::new(),
+            user_id: String::new(),
+        }
+    }
+
+    /// A customer's member, in the session they signed in with.
+    pub fn as_member(&self, m: &Member) -> Caller<'_> {
+        Caller {
+            server: self,
+            secret: m.secret.clone(),
+            session_id: m.session_id.clone(),
+            user_id: m.user_id.clone(),
+        }
+    }
+
+    /// The OpenAPI document the server publishes.
+    pub fn openapi(&self) -> Value {
+        self.call("get", "/api/v1/openapi.json", None, None)
+            .expect(200)
+    }
+
+    /// A customer tenant made by the provider admin, with one user per tenant role (signed
+    /// in), a managed vault, a device and a restore token for the vault. `tag` goes into every
+    /// name and e-mail, so a test can tell customers apart in any answer.
+    pub fn customer(&self, admin: &Caller<'_>, tag: &str) -> Customer {
+        let provider = admin.provider_tenant_id();
+        let tenant = admin
+            .post(
+                "/api/v1/tenants",
+                json!({ "parent_id": provider, "kind": "customer", "name": format!("Tenant {tag}") }),
+            )
+            .expect(201);
+        let tenant_id = tenant["id"].as_str().unwrap().to_string();
+        let mut users = Vec::new();
+        for role in ["admin", "operator", "auditor", "billing"] {
+            let email = format!("{role}@{tag}.example");
+            let u = admin
+                .post(
+                    "/api/v1/users",
+                    json!({
+                        "tenant_id": tenant_id, "email": email, "first_name": format!("{role}-{tag}"),
+                        "last_name": format!("Person-{tag}"), "password": USER_PASSWORD, "role": role,
+                    }),
+                )
+                .expect(201);
+            let session = self.sign_in(&email, USER_PASSWORD);
+            users.push(Member {
+                role: role.into(),
+                email,
+                user_id: u["user"]["id"].as_str().unwrap().into(),
+                secret: session.secret,
+                session_id: session.session_id,
+            });
+        }
+        let binding_id = admin
+            .get(&format!("/api/v1/users/{}/roles", users[1].user_id))
+            .expect(200)[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let vault = admin
+            .post(
+                "/api/v1/vaults",
+                json!({ "tenant_id": tenant_id, "name": format!("vault-{tag}"), "destination": "local" }),
+            )
+            .expect(201);
+        let device = admin
+            .post(
+                "/api/v1/devices",
+                json!({ "tenant_id": tenant_id, "name": format!("laptop-{tag}") }),
+            )
+            .expect(201);
+        let token = admin
+            .post(
+                "/api/v1/tokens",
+                json!({
+                    "tenant_id": tenant_id, "name": format!("token-{tag}"), "kind": "device",
+                    "device_id": device["id"], "permissions": ["restore"],
+                }),
+            )
+            .expect(201);
+        Customer {
+            tenant_id,
+            name: format!("Tenant {tag}"),
+            users,
+            binding_id,
+            vault_id: vault["id"].as_str().unwrap().into(),
+            vault_name: format!("vault-{tag}"),
+            device_id: device["id"].as_str().unwrap().into(),
+            device_name: format!("laptop-{tag}"),
+            token_id: token["token"]["id"].as_str().unwrap().into(),
+            token_name: format!("token-{tag}"),
+            token_secret: token["secret"].as_str().unwrap().into(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A user of a [`Customer`], signed in.
+pub struct Member {
+    pub role: String,
+    pub email: String,
+    pub user_id: String,
+    pub secret: String,
+    pub session_id: String,
+}
+
+/// What [`Server::customer`] made.
+pub struct Customer {
+    pub tenant_id: String,
+    pub name: String,
+    /// admin, operator, auditor, billing: in that order.
+    pub users: Vec<Member>,
+    /// The operator's role binding.
+    pub binding_id: String,
+    pub vault_id: String,
+    pub vault_name: String,
+    pub device_id: String,
+    pub device_name: String,
+    pub token_id: String,
+    pub token_name: String,
+    pub token_secret: String,
+}
+
+impl Customer {
+    pub fn member(&self, role: &str) -> &Member {
+        self.users.iter().find(|m| m.role == role).expect("role")
+    }
+
+    /// Every ID, name and e-mail of this customer: none may reach another tenant's users.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut out = vec![
+            self.tenant_id.clone(),
+            self.name.clone(),
+            self.binding_id.clone(),
+            self.vault_id.clone(),
+            self.vault_name.clone(),
+            self.device_id.clone(),
+            self.device_name.clone(),
+            self.token_id.clone(),
+            self.token_name.clone(),
+        ];
+        for m in &self.users {
+            out.extend([m.email.clone(), m.user_id.clone(), m.session_id.clone()]);
+        }
+        out
+    }
+}
+
+impl<'a> Caller<'a> {
+    pub fn server(&self) -> &'a Server {
+        self.server
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        self.server.call("get", path, Some(&self.secret), None)
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> Reply {
+        self.server
+            .call("post", path, Some(&self.secret), Some(&body))
+    }
+
+    pub fn patch(&self, path: &str, body: Value) -> Reply {
+        self.server
+            .call("patch", path, Some(&self.secret), Some(&body))
+    }
+
+    pub fn delete(&self, path: &str) -> Reply {
+        self.server.call("delete", path, Some(&self.secret), None)
+    }
+
+    /// A request with this caller's credentials, for raw bodies and headers.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::blocking::RequestBuilder {
+        self.server.request(method, path).bearer_auth(&self.secret)
+    }
+
+    pub fn provider_tenant_id(&self) -> String {
+        let tenants = self.get("/api/v1/tenants").expect(200);
+        tenants
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["kind"] == "provider")
+            .expect("the provider tenant is visible")["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Every audit event this caller may read (the provider admin: all of them).
+    pub fn audit_events(&self) -> Vec<loop_api::AuditEvent> {
+        serde_json::from_value(self.get("/api/v1/audit?limit=10000").expect(200))
+            .expect("audit events")
+    }
+}
