@@ -984,6 +984,88 @@ fn changing_the_password_ends_the_other_sessions_but_not_this_one() {
     server.sign_in(ADMIN_EMAIL, "a-brand-new-password");
 }
 
+#[test]
+fn once_totp_is_enabled_sign_in_asks_for_the_code() {
+    let server = Server::start();
+    let admin = server.admin();
+    let enrolment = admin.post("/api/v1/me/totp", json!({})).expect(200);
+    let secret = enrolment["secret"].as_str().unwrap().to_string();
+    assert!(
+        enrolment["otpauth_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/")
+    );
+    // Not yet confirmed: sign-in still needs only the password.
+    server.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD);
+    admin
+        .post("/api/v1/me/totp/confirm", json!({ "code": "000000" }))
+        .expect_problem(400, "invalid_totp");
+    admin
+        .post(
+            "/api/v1/me/totp/confirm",
+            json!({ "code": totp_code(&secret, &server) }),
+        )
+        .expect(204);
+
+    server
+        .login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        .expect_problem(401, "totp_required");
+    let wrong = if totp_code(&secret, &server) == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
+    server
+        .call(
+            "post",
+            "/api/v1/auth/login",
+            None,
+            Some(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "totp": wrong })),
+        )
+        .expect_problem(401, "invalid_totp");
+    let me = server
+        .sign_in_with(json!({
+            "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "totp": totp_code(&secret, &server),
+        }))
+        .get("/api/v1/me")
+        .expect(200);
+    assert_eq!(me["user"]["totp_enabled"], true);
+}
+
+#[test]
+fn an_invited_user_signs_in_only_after_setting_a_password_once() {
+    let server = Server::start();
+    let admin = server.admin();
+    let tenant = admin.provider_tenant_id();
+    let created = admin
+        .post(
+            "/api/v1/users",
+            json!({
+                "tenant_id": tenant, "email": "new@example.com", "first_name": "New",
+                "last_name": "Person",
+            }),
+        )
+        .expect(201);
+    assert_eq!(created["user"]["status"], "invited");
+    let invite = created["invite_token"].as_str().unwrap().to_string();
+    server
+        .login("new@example.com", "anything-at-all-1")
+        .expect_problem(401, "invalid_credentials");
+    let accept = |password: &str| {
+        server.call(
+            "post",
+            "/api/v1/auth/accept-invite",
+            None,
+            Some(&json!({ "invite_token": invite, "password": password })),
+        )
+    };
+    accept("short").expect_problem(400, "invalid_request");
+    accept("invitee-password-1").expect(204);
+    accept("another-password-1").expect_problem(404, "not_found");
+    server.sign_in("new@example.com", "invitee-password-1");
+}
+
 // ---- 5. sign-in throttling ----
 
 #[test]
