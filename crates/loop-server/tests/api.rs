@@ -1066,6 +1066,78 @@ fn an_invited_user_signs_in_only_after_setting_a_password_once() {
     server.sign_in("new@example.com", "invitee-password-1");
 }
 
+#[test]
+fn a_browser_session_is_a_cookie_holding_only_a_random_id() {
+    let server = Server::start();
+    let ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+              Chrome/120.0.0.0 Safari/537.36";
+    let r = server
+        .request(reqwest::Method::POST, "/api/v1/auth/login")
+        .header(reqwest::header::USER_AGENT, ua)
+        .json(&json!({
+            "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "device_label": "office laptop",
+        }))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let cookie = r
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .expect("a session cookie")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let body: Value = r.json().unwrap();
+    let token = body["session_token"].as_str().unwrap();
+    assert!(
+        cookie.starts_with(&format!("loop_session={token};")),
+        "{cookie}"
+    );
+    for attr in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} missing from {cookie}");
+    }
+    assert!(
+        !cookie.contains("Max-Age"),
+        "a normal session ends with the browser: {cookie}"
+    );
+    assert_eq!(token.len(), 4 + 64, "lps_ and 256 random bits in hex");
+
+    // The cookie alone signs the browser in.
+    let me = server.send(
+        server
+            .request(reqwest::Method::GET, "/api/v1/me")
+            .header(reqwest::header::COOKIE, format!("loop_session={token}")),
+    );
+    assert_eq!(me.status, 200, "{}", me.body);
+    let session = &me.json()["session"];
+    assert_eq!(session["browser"], "Chrome 120.0.0.0");
+    assert_eq!(session["os"], "Linux");
+    assert_eq!(session["device_label"], "office laptop");
+    assert_eq!(session["ip"], "127.0.0.1");
+
+    // The database keeps a hash, never the ID itself.
+    let db = std::fs::read(server.data_dir.join("loop.db")).unwrap();
+    let wal = std::fs::read(server.data_dir.join("loop.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()));
+    }
+
+    // A remembered session is a persistent cookie.
+    let r = server
+        .request(reqwest::Method::POST, "/api/v1/auth/login")
+        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "remember": true }))
+        .send()
+        .unwrap();
+    let cookie = r.headers()[reqwest::header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.contains(&format!("Max-Age={}", 30 * 86_400)),
+        "{cookie}"
+    );
+}
+
 // ---- 5. sign-in throttling ----
 
 #[test]
