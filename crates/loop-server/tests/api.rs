@@ -1011,6 +1011,18 @@ fn once_totp_is_enabled_sign_in_asks_for_the_code() {
     server
         .login(ADMIN_EMAIL, ADMIN_PASSWORD)
         .expect_problem(401, "totp_required");
+    // The code used to confirm cannot be used again (RFC 6238 5.2): sign-in waits for the
+    // next one.
+    let with_code = |code: String| {
+        server.call(
+            "post",
+            "/api/v1/auth/login",
+            None,
+            Some(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "totp": code })),
+        )
+    };
+    with_code(totp_code(&secret, &server)).expect_problem(401, "invalid_totp");
+    server.advance(Duration::from_secs(30));
     let wrong = if totp_code(&secret, &server) == "123456" {
         "654321"
     } else {
@@ -1031,6 +1043,7 @@ fn once_totp_is_enabled_sign_in_asks_for_the_code() {
         .get("/api/v1/me")
         .expect(200);
     assert_eq!(me["user"]["totp_enabled"], true);
+    with_code(totp_code(&secret, &server)).expect_problem(401, "invalid_totp");
 }
 
 #[test]

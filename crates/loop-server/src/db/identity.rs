@@ -262,6 +262,18 @@ pub async fn set_totp(
     Ok(())
 }
 
+/// Records `step` as the user's last accepted TOTP step, only if it is newer than the last
+/// one: false means the code was already used (a replay).
+pub async fn accept_totp_step(pool: &AnyPool, id: &str, step: u64) -> DbResult<bool> {
+    let r =
+        sqlx::query("UPDATE users SET totp_last_step = $1 WHERE id = $2 AND totp_last_step < $1")
+            .bind(step as i64)
+            .bind(id)
+            .execute(pool)
+            .await?;
+    Ok(r.rows_affected() > 0)
+}
+
 // ---- role bindings ----
 
 #[derive(Clone, Debug)]

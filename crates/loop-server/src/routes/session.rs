@@ -180,20 +180,30 @@ pub async fn login(
             ));
         };
         let totp = totp_for(&secret, &user.user.email)?;
-        if totp.check(code.trim(), (now / 1000) as u64).is_none() {
+        let step = totp.check(code.trim(), (now / 1000) as u64);
+        let fresh = match step {
+            Some(step) => identity::accept_totp_step(&state.db.pool, &user.user.id, step).await?,
+            None => false,
+        };
+        if !fresh {
             state.throttle.record_failure(&account, &ip, now);
+            let reason = if step.is_some() {
+                "reused_totp"
+            } else {
+                "wrong_totp"
+            };
             audit_failure(
                 &state,
                 &user.user.tenant_id,
                 Some(&user.user.id),
                 &client.ip,
-                "wrong_totp",
+                reason,
             )
             .await?;
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "invalid_totp",
-                "the authenticator code is wrong",
+                "the authenticator code is wrong or was already used",
             ));
         }
     }
@@ -423,10 +433,12 @@ pub async fn confirm_totp(
         ));
     };
     let now = state.now();
-    if totp_for(secret, &u.user.user.email)?
-        .check(req.code.trim(), (now / 1000) as u64)
-        .is_none()
-    {
+    let step = totp_for(secret, &u.user.user.email)?.check(req.code.trim(), (now / 1000) as u64);
+    let fresh = match step {
+        Some(step) => identity::accept_totp_step(&state.db.pool, &u.user.user.id, step).await?,
+        None => false,
+    };
+    if !fresh {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_totp",
