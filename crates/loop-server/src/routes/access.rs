@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use loop_api::{CreateDevice, CreateToken, CreatedToken, Device, Session, Token};
 
 use super::directory::TenantFilter;
-use super::{Json, Path, Query, commit};
+use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
 use crate::db::{self, identity, vaults};
 use crate::domain::{self, Permission, TokenPermission, new_id, new_secret, secret_hash};
@@ -48,8 +48,8 @@ pub async fn create_device(
     };
     let mut tx = state.db.begin().await?;
     identity::insert_device(&mut tx, &d, now).await?;
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         caller.event(
             &d.tenant_id,
             "device.create",
@@ -60,7 +60,6 @@ pub async fn create_device(
         now,
     )
     .await?;
-    commit(tx).await?;
     Ok((StatusCode::CREATED, axum::Json(d)))
 }
 
@@ -82,8 +81,8 @@ pub async fn delete_device(
     let now = state.now();
     let mut tx = state.db.begin().await?;
     identity::delete_device(&mut tx, &id, now).await?;
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         caller.event(
             &d.tenant_id,
             "device.delete",
@@ -94,7 +93,6 @@ pub async fn delete_device(
         now,
     )
     .await?;
-    commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -174,8 +172,8 @@ pub async fn create_token(
     let secret = new_secret("lpt");
     let mut tx = state.db.begin().await?;
     identity::insert_token(&mut tx, &t, &secret_hash(&secret), &caller.actor().1, now).await?;
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         caller.event(
             &t.tenant_id,
             "token.create",
@@ -189,7 +187,6 @@ pub async fn create_token(
         now,
     )
     .await?;
-    commit(tx).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(CreatedToken { token: t, secret }),
@@ -213,8 +210,8 @@ pub async fn revoke_token(
     let now = state.now();
     let mut tx = state.db.begin().await?;
     identity::revoke_token(&mut tx, &id, now).await?;
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         caller.event(
             &t.tenant_id,
             "token.revoke",
@@ -225,7 +222,6 @@ pub async fn revoke_token(
         now,
     )
     .await?;
-    commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -278,8 +274,8 @@ pub async fn revoke_session(
     let now = state.now();
     let mut tx = state.db.begin().await?;
     identity::end_session(&mut tx, &id, "revoked", now).await?;
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         caller.event(
             &s.tenant_id,
             "session.revoke",
@@ -290,6 +286,5 @@ pub async fn revoke_session(
         now,
     )
     .await?;
-    commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,7 +7,7 @@ use loop_api::{
 };
 use serde::Deserialize;
 
-use super::{Json, Path, Query, commit};
+use super::{Json, Path, Query, commit, commit_audited};
 use crate::auth::{self, Caller};
 use crate::db::{self, identity};
 use crate::domain::{
@@ -69,8 +69,8 @@ pub async fn create_tenant(
     let (_, wrapped) = state.master.new_tenant_key(&t.id);
     let mut tx = state.db.begin().await?;
     identity::insert_tenant(&mut tx, &t, &path, &wrapped, now).await?;
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         caller.event(
             &t.id,
             "tenant.create",
@@ -81,7 +81,6 @@ pub async fn create_tenant(
         now,
     )
     .await?;
-    commit(tx).await?;
     Ok((StatusCode::CREATED, axum::Json(t)))
 }
 
@@ -300,8 +299,8 @@ pub async fn update_user(
     let now = state.now();
     let mut tx = state.db.begin().await?;
     identity::update_user_profile(&mut tx, &u, now).await?;
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         caller.event(
             &u.tenant_id,
             "user.update",
@@ -312,7 +311,6 @@ pub async fn update_user(
         now,
     )
     .await?;
-    commit(tx).await?;
     Ok(axum::Json(u))
 }
 
@@ -338,8 +336,8 @@ async fn set_status(
     } else {
         0
     };
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         caller.event(
             &row.user.tenant_id,
             action,
@@ -350,7 +348,6 @@ async fn set_status(
         now,
     )
     .await?;
-    commit(tx).await?;
     let mut u = row.user;
     u.status = status.into();
     Ok(axum::Json(u))
@@ -430,8 +427,8 @@ pub async fn grant_role(
             "the user already has this role there",
         ));
     }
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         caller.event(
             &b.tenant_id,
             "role.grant",
@@ -442,7 +439,6 @@ pub async fn grant_role(
         now,
     )
     .await?;
-    commit(tx).await?;
     Ok((StatusCode::CREATED, axum::Json(b)))
 }
 
@@ -466,8 +462,8 @@ pub async fn revoke_role(
     let now = state.now();
     let mut tx = state.db.begin().await?;
     identity::delete_binding(&mut tx, &id, &binding_id).await?;
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         caller.event(
             &b.binding.tenant_id,
             "role.revoke",
@@ -478,6 +474,5 @@ pub async fn revoke_role(
         now,
     )
     .await?;
-    commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -166,6 +166,17 @@ where
     }
 }
 
+/// Appends `event` to the audit log inside `tx` and commits: the change and its record land
+/// together or not at all.
+pub(crate) async fn commit_audited(
+    mut tx: crate::db::Tx,
+    event: crate::db::audit::NewEvent,
+    now: i64,
+) -> Result<(), ApiError> {
+    crate::db::audit::append(&mut tx, event, now).await?;
+    commit(tx).await
+}
+
 /// Commits a transaction, mapping the error.
 pub(crate) async fn commit(tx: crate::db::Tx) -> Result<(), ApiError> {
     tx.commit().await.map_err(crate::db::DbError::from)?;

@@ -7,7 +7,7 @@ use loop_api::{
     AcceptInvite, ChangePassword, LoginRequest, LoginResponse, Me, TotpCode, TotpEnrollment,
 };
 
-use super::{Json, commit};
+use super::{Json, commit, commit_audited};
 use crate::auth::{self, Caller, ClientInfo};
 use crate::db::audit::NewEvent;
 use crate::db::identity::{self, NewSession};
@@ -251,8 +251,8 @@ pub async fn login(
         now,
     )
     .await?;
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         NewEvent {
             tenant_id: user.user.tenant_id.clone(),
             actor_kind: "user",
@@ -267,7 +267,6 @@ pub async fn login(
         now,
     )
     .await?;
-    commit(tx).await?;
     let session = identity::session_by_id(&state.db.pool, &id)
         .await?
         .ok_or_else(|| ApiError::Internal("new session vanished".into()))?;
@@ -295,8 +294,8 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
     let now = state.now();
     let mut tx = state.db.begin().await?;
     identity::end_session(&mut tx, &u.session.session.id, "signout", now).await?;
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         caller.event(
             &u.user.user.tenant_id,
             "auth.signout",
@@ -307,7 +306,6 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
         now,
     )
     .await?;
-    commit(tx).await?;
     let mut headers = HeaderMap::new();
     headers.insert(header::SET_COOKIE, session_cookie("", Some(0)));
     Ok((StatusCode::NO_CONTENT, headers).into_response())
@@ -356,8 +354,8 @@ pub async fn change_password(
         now,
     )
     .await?;
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         caller.event(
             &u.user.user.tenant_id,
             "user.password_change",
@@ -368,7 +366,6 @@ pub async fn change_password(
         now,
     )
     .await?;
-    commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -391,8 +388,8 @@ pub async fn enroll_totp(
     let now = state.now();
     let mut tx = state.db.begin().await?;
     identity::set_totp(&mut tx, &u.user.user.id, Some(&secret), false, now).await?;
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         caller.event(
             &u.user.user.tenant_id,
             "user.totp_enroll",
@@ -403,7 +400,6 @@ pub async fn enroll_totp(
         now,
     )
     .await?;
-    commit(tx).await?;
     Ok(axum::Json(TotpEnrollment {
         otpauth_url: totp
             .to_url()
@@ -447,8 +443,8 @@ pub async fn confirm_totp(
     }
     let mut tx = state.db.begin().await?;
     identity::set_totp(&mut tx, &u.user.user.id, Some(secret), true, now).await?;
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         caller.event(
             &u.user.user.tenant_id,
             "user.totp_enable",
@@ -459,7 +455,6 @@ pub async fn confirm_totp(
         now,
     )
     .await?;
-    commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -481,8 +476,8 @@ pub async fn accept_invite(
     let now = state.now();
     let mut tx = state.db.begin().await?;
     identity::set_password(&mut tx, &user.user.id, &hash, now).await?;
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         NewEvent {
             tenant_id: user.user.tenant_id.clone(),
             actor_kind: "user",
@@ -497,6 +492,5 @@ pub async fn accept_invite(
         now,
     )
     .await?;
-    commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }

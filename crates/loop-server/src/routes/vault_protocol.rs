@@ -25,7 +25,7 @@ use loop_repo::format::{HEADER_LEN, Magic};
 use loop_repo::pack::PACK_HEADER_LEN;
 use object_store::{GetOptions, GetRange, ObjectStoreExt as _, PutPayload, WriteMultipart};
 
-use super::{Json, Path, commit};
+use super::{Json, Path, commit, commit_audited};
 use crate::auth::Caller;
 use crate::db::{self, identity, vaults};
 use crate::destinations::Destination;
@@ -160,6 +160,23 @@ async fn access<'a>(state: &'a AppState, caller: &Caller, vault_id: &str) -> Api
     })
 }
 
+/// The token's view of one vault, for operation `op` on the object `kind`/`name` (parsed
+/// and checked here).
+async fn object_access<'a>(
+    state: &'a AppState,
+    caller: &Caller,
+    vault_id: &str,
+    kind: &str,
+    name: &str,
+    op: Op,
+) -> ApiResult<(Access<'a>, FileKind)> {
+    let a = access(state, caller, vault_id).await?;
+    let kind = parse_kind(kind)?;
+    check_name(kind, name)?;
+    a.require(op, kind)?;
+    Ok((a, kind))
+}
+
 impl Access<'_> {
     fn require(&self, op: Op, kind: FileKind) -> ApiResult<()> {
         if allowed(&self.perms, op, kind) {
@@ -214,8 +231,8 @@ async fn open(
     let now = state.now();
     let mut tx = state.db.begin().await?;
     identity::touch_token(&mut tx, &a.token.id, now).await?;
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         caller.event(
             &a.vault.tenant_id,
             "vault.open",
@@ -231,7 +248,6 @@ async fn open(
         now,
     )
     .await?;
-    commit(tx).await?;
     if let Some(d) = &a.token.device_id {
         identity::touch_device(&state.db.pool, d, now).await?;
     }
@@ -299,10 +315,7 @@ async fn head(
     caller: Caller,
     Path((vault_id, kind, name)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let a = access(&state, &caller, &vault_id).await?;
-    let kind = parse_kind(&kind)?;
-    check_name(kind, &name)?;
-    a.require(Op::Read, kind)?;
+    let (a, kind) = object_access(&state, &caller, &vault_id, &kind, &name, Op::Read).await?;
     let m = a
         .dest
         .store
@@ -348,10 +361,7 @@ async fn read(
     Path((vault_id, kind, name)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let a = access(&state, &caller, &vault_id).await?;
-    let kind = parse_kind(&kind)?;
-    check_name(kind, &name)?;
-    a.require(Op::Read, kind)?;
+    let (a, kind) = object_access(&state, &caller, &vault_id, &kind, &name, Op::Read).await?;
     let range = parse_range(&headers)?;
     let partial = range.is_some();
     let opts = GetOptions {
@@ -429,10 +439,7 @@ async fn write(
     Path((vault_id, kind, name)): Path<(String, String, String)>,
     req: Request,
 ) -> ApiResult<Response> {
-    let a = access(&state, &caller, &vault_id).await?;
-    let kind = parse_kind(&kind)?;
-    check_name(kind, &name)?;
-    a.require(Op::Write, kind)?;
+    let (a, kind) = object_access(&state, &caller, &vault_id, &kind, &name, Op::Write).await?;
     let headers = req.headers();
     let len: u64 = headers
         .get(header::CONTENT_LENGTH)
@@ -623,10 +630,7 @@ async fn remove(
     caller: Caller,
     Path((vault_id, kind, name)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
-    let a = access(&state, &caller, &vault_id).await?;
-    let kind = parse_kind(&kind)?;
-    check_name(kind, &name)?;
-    a.require(Op::Delete, kind)?;
+    let (a, kind) = object_access(&state, &caller, &vault_id, &kind, &name, Op::Delete).await?;
     let path = a.path(kind, &name);
     let size = match a.dest.store.head(&path).await {
         Ok(m) => m.size,

@@ -11,7 +11,7 @@ use loop_repo::{InitOptions, Repository};
 use object_store::ObjectStoreExt as _;
 
 use super::directory::TenantFilter;
-use super::{Json, Path, Query, commit};
+use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
 use crate::db::{self, identity, vaults};
 use crate::domain::{self, Permission, TenantKind, new_id};
@@ -139,8 +139,8 @@ pub async fn create_vault(
     }
     let mut tx = state.db.begin().await?;
     vaults::insert_vault(&mut tx, &vault, now).await?;
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         caller.event(
             &vault.tenant_id,
             "vault.create",
@@ -154,7 +154,6 @@ pub async fn create_vault(
         now,
     )
     .await?;
-    commit(tx).await?;
     Ok((StatusCode::CREATED, axum::Json(vault)))
 }
 
@@ -197,8 +196,8 @@ pub async fn delete_vault(
     // Mark first: the vault protocol stops serving it before its objects go.
     let mut tx = state.db.begin().await?;
     vaults::mark_vault_deleted(&mut tx, &id, now).await?;
-    db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         caller.event(
             &v.tenant_id,
             "vault.delete",
@@ -209,7 +208,6 @@ pub async fn delete_vault(
         now,
     )
     .await?;
-    commit(tx).await?;
     if let Some(dest) = state.destinations.get(&v.destination) {
         let prefix = object_store::path::Path::from(dest.vault_prefix(&id));
         let objects: Vec<_> = dest.store.list(Some(&prefix)).try_collect().await?;
