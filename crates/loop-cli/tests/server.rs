@@ -29,11 +29,7 @@ fn set_up(config: Option<&dyn Fn(&Path) -> std::path::PathBuf>, destination: &st
     let config_file = config.map(|f| f(dir.path()));
     let server = Server::start(&dir.path().join("server"), config_file.as_deref());
     let provider_admin = dir.path().join("provider-admin");
-    let admin = |args: &[&str]| {
-        let mut c = server.cli(&provider_admin);
-        c.args(args);
-        c
-    };
+    let admin = |args: &[&str]| server.as_user(&provider_admin, args);
     ok(admin(&[
         "login",
         "--server",
@@ -72,11 +68,7 @@ fn set_up(config: Option<&dyn Fn(&Path) -> std::path::PathBuf>, destination: &st
     .env("LOOP_NEW_USER_PASSWORD", "ana-password-1234"));
 
     let ana_dir = dir.path().join("ana");
-    let ana = |args: &[&str]| {
-        let mut c = server.cli(&ana_dir);
-        c.args(args);
-        c
-    };
+    let ana = |args: &[&str]| server.as_user(&ana_dir, args);
     ok(ana(&[
         "login",
         "--server",
@@ -148,9 +140,7 @@ impl Story {
     }
 
     fn admin(&self, who: &str, args: &[&str]) -> std::process::Command {
-        let mut c = self.server.cli(&self.dir.path().join(who));
-        c.args(args);
-        c
+        self.server.as_user(&self.dir.path().join(who), args)
     }
 
     fn backup_and_restore(&self) {

@@ -78,6 +78,13 @@ impl Server {
 }
 
 impl Server {
+    /// `loop ARGS` as the person whose session lives in `config_dir`.
+    pub fn as_user(&self, config_dir: &Path, args: &[&str]) -> Command {
+        let mut c = self.cli(config_dir);
+        c.args(args);
+        c
+    }
+
     /// Kills the server process at once (SIGKILL), as a crash or power loss would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
