@@ -441,8 +441,8 @@ fn a_server_killed_during_a_backup_loses_nothing_and_the_next_backup_completes()
     let mut s = set_up(None, "local");
     let src = s.dir.path().join("big");
     std::fs::create_dir_all(&src).unwrap();
-    for i in 0..6 {
-        std::fs::write(src.join(format!("f{i}")), support::cli::noise(12 << 20, i)).unwrap();
+    for i in 0..5 {
+        std::fs::write(src.join(format!("f{i}")), support::cli::noise(8 << 20, i)).unwrap();
     }
     let mut backup = s
         .device(&s.backup_token, &["backup", src.to_str().unwrap()])
