@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 #[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(TenantFilter),
-    responses((status = 200, body = Vec<Device>)))]
+    responses((status = 200, description = "Success", body = Vec<Device>)))]
 pub async fn list_devices(
     State(state): State<AppState>,
     caller: Caller,
@@ -29,7 +29,7 @@ pub async fn list_devices(
 
 /// Enrol a device (a machine that will back up with a device token).
 #[utoipa::path(post, path = "/api/v1/devices", tag = "devices", request_body = CreateDevice,
-    responses((status = 201, body = Device)))]
+    responses((status = 201, description = "Created", body = Device)))]
 pub async fn create_device(
     State(state): State<AppState>,
     caller: Caller,
@@ -65,7 +65,7 @@ pub async fn create_device(
 
 /// Remove a device; its tokens are revoked.
 #[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = loop_api::Problem)))]
+    responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn delete_device(
     State(state): State<AppState>,
     caller: Caller,
@@ -97,7 +97,7 @@ pub async fn delete_device(
 }
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(TenantFilter),
-    responses((status = 200, body = Vec<Token>)))]
+    responses((status = 200, description = "Success", body = Vec<Token>)))]
 pub async fn list_tokens(
     State(state): State<AppState>,
     caller: Caller,
@@ -112,7 +112,7 @@ pub async fn list_tokens(
 /// Create a device or API token. The secret is in the response once; the server keeps only
 /// its hash.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken,
-    responses((status = 201, body = CreatedToken), (status = 400, body = loop_api::Problem)))]
+    responses((status = 201, description = "Created", body = CreatedToken), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
 pub async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -194,7 +194,7 @@ pub async fn create_token(
 }
 
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = loop_api::Problem)))]
+    responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,
@@ -228,7 +228,7 @@ pub async fn revoke_token(
 /// Without `tenant_id`: the caller's own sessions. With it: the sessions of that tenant's
 /// users (needs the session-read permission there).
 #[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(TenantFilter),
-    responses((status = 200, body = Vec<Session>)))]
+    responses((status = 200, description = "Success", body = Vec<Session>)))]
 pub async fn list_sessions(
     State(state): State<AppState>,
     caller: Caller,
@@ -256,7 +256,7 @@ pub async fn list_sessions(
 
 /// End a session: one's own, or (with the session-revoke permission) one of the tenant's.
 #[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = loop_api::Problem)))]
+    responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn revoke_session(
     State(state): State<AppState>,
     caller: Caller,

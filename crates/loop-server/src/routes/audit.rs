@@ -67,7 +67,7 @@ async fn fetch(
 
 /// Query audit events, ordered by tenant and sequence.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = Vec<AuditEvent>)))]
+    responses((status = 200, description = "Success", body = Vec<AuditEvent>)))]
 pub async fn query_audit(
     State(state): State<AppState>,
     caller: Caller,
@@ -179,7 +179,7 @@ impl ExportCursor {
 /// Export audit events as JSON Lines (one event per line, verifiable with `loop admin audit
 /// verify --file`) or CSV. Without `limit`, every matching event; streamed.
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(AuditQuery),
-    responses((status = 200, content_type = "application/x-ndjson", body = String)))]
+    responses((status = 200, description = "Success", content_type = "application/x-ndjson", body = String)))]
 pub async fn export_audit(
     State(state): State<AppState>,
     caller: Caller,
@@ -232,7 +232,7 @@ pub async fn export_audit(
 /// The head of each visible tenant's chain: its last sequence number and hash. A verifier
 /// compares an export's last event with it, which catches a log cut short at its end.
 #[utoipa::path(get, path = "/api/v1/audit/heads", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = Vec<AuditHead>)))]
+    responses((status = 200, description = "Success", body = Vec<AuditHead>)))]
 pub async fn audit_heads(
     State(state): State<AppState>,
     caller: Caller,

@@ -25,7 +25,7 @@ pub struct TenantFilter {
 
 /// Tenants the caller can see: the subtrees of their role bindings.
 #[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants",
-    responses((status = 200, body = Vec<Tenant>)))]
+    responses((status = 200, description = "Success", body = Vec<Tenant>)))]
 pub async fn list_tenants(
     State(state): State<AppState>,
     caller: Caller,
@@ -38,7 +38,7 @@ pub async fn list_tenants(
 
 /// Create a child tenant (provider → partner → customer).
 #[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant,
-    responses((status = 201, body = Tenant), (status = 404, body = loop_api::Problem)))]
+    responses((status = 201, description = "Created", body = Tenant), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn create_tenant(
     State(state): State<AppState>,
     caller: Caller,
@@ -85,7 +85,7 @@ pub async fn create_tenant(
 }
 
 #[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants",
-    params(("id" = String, Path)), responses((status = 200, body = Tenant), (status = 404, body = loop_api::Problem)))]
+    params(("id" = String, Path)), responses((status = 200, description = "Success", body = Tenant), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn get_tenant(
     State(state): State<AppState>,
     caller: Caller,
@@ -100,7 +100,7 @@ pub async fn get_tenant(
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(TenantFilter),
-    responses((status = 200, body = Vec<User>)))]
+    responses((status = 200, description = "Success", body = Vec<User>)))]
 pub async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
@@ -115,7 +115,7 @@ pub async fn list_users(
 /// Create a user with a password, or invite one (the response then holds a one-time invite
 /// token that sets the password).
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
-    responses((status = 201, body = CreatedUser), (status = 409, body = loop_api::Problem)))]
+    responses((status = 201, description = "Created", body = CreatedUser), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -242,7 +242,7 @@ async fn scoped_user(
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
-    responses((status = 200, body = User), (status = 404, body = loop_api::Problem)))]
+    responses((status = 200, description = "Success", body = User), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn get_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -258,7 +258,7 @@ pub async fn get_user(
 
 /// Update a user's name, e-mail or business address (rectification).
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
-    request_body = UpdateUser, responses((status = 200, body = User), (status = 404, body = loop_api::Problem)))]
+    request_body = UpdateUser, responses((status = 200, description = "Success", body = User), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn update_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -355,7 +355,7 @@ async fn set_status(
 
 /// Disable a user: they can no longer sign in, and their sessions end.
 #[utoipa::path(post, path = "/api/v1/users/{id}/disable", tag = "users", params(("id" = String, Path)),
-    responses((status = 200, body = User), (status = 404, body = loop_api::Problem)))]
+    responses((status = 200, description = "Success", body = User), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn disable_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -365,7 +365,7 @@ pub async fn disable_user(
 }
 
 #[utoipa::path(post, path = "/api/v1/users/{id}/enable", tag = "users", params(("id" = String, Path)),
-    responses((status = 200, body = User), (status = 404, body = loop_api::Problem)))]
+    responses((status = 200, description = "Success", body = User), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn enable_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -375,7 +375,7 @@ pub async fn enable_user(
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{id}/roles", tag = "users", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<RoleBinding>), (status = 404, body = loop_api::Problem)))]
+    responses((status = 200, description = "Success", body = Vec<RoleBinding>), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn list_roles(
     State(state): State<AppState>,
     caller: Caller,
@@ -389,7 +389,7 @@ pub async fn list_roles(
 /// Bind a role to a user on their tenant or a tenant below it.
 #[utoipa::path(post, path = "/api/v1/users/{id}/roles", tag = "users", params(("id" = String, Path)),
     request_body = CreateRoleBinding,
-    responses((status = 201, body = RoleBinding), (status = 404, body = loop_api::Problem)))]
+    responses((status = 201, description = "Created", body = RoleBinding), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn grant_role(
     State(state): State<AppState>,
     caller: Caller,
@@ -444,7 +444,7 @@ pub async fn grant_role(
 
 #[utoipa::path(delete, path = "/api/v1/users/{id}/roles/{binding_id}", tag = "users",
     params(("id" = String, Path), ("binding_id" = String, Path)),
-    responses((status = 204), (status = 404, body = loop_api::Problem)))]
+    responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn revoke_role(
     State(state): State<AppState>,
     caller: Caller,

@@ -111,8 +111,8 @@ fn new_totp_secret() -> String {
 
 /// Sign in. Sets the session cookie and returns the session token for non-browser clients.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = loop_api::Problem),
-              (status = 429, body = loop_api::Problem)))]
+    responses((status = 200, description = "Success", body = LoginResponse), (status = 401, description = "Not signed in, or the credentials are wrong (problem+json)", body = loop_api::Problem),
+              (status = 429, description = "Too many failed sign-ins (problem+json)", body = loop_api::Problem)))]
 pub async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -288,7 +288,7 @@ pub async fn login(
 
 /// Sign out: ends the current session and clears the cookie.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
-    responses((status = 204), (status = 401, body = loop_api::Problem)))]
+    responses((status = 204, description = "Done, no content"), (status = 401, description = "Not signed in, or the credentials are wrong (problem+json)", body = loop_api::Problem)))]
 pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let u = caller.user()?;
     let now = state.now();
@@ -313,7 +313,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
 
 /// The signed-in user, their role bindings and the current session.
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth",
-    responses((status = 200, body = Me), (status = 401, body = loop_api::Problem)))]
+    responses((status = 200, description = "Success", body = Me), (status = 401, description = "Not signed in, or the credentials are wrong (problem+json)", body = loop_api::Problem)))]
 pub async fn me(caller: Caller) -> ApiResult<axum::Json<Me>> {
     let u = caller.user()?;
     let mut s = u.session.session.clone();
@@ -327,7 +327,7 @@ pub async fn me(caller: Caller) -> ApiResult<axum::Json<Me>> {
 
 /// Change the password. Every other session of the user ends.
 #[utoipa::path(post, path = "/api/v1/me/password", tag = "auth", request_body = ChangePassword,
-    responses((status = 204), (status = 400, body = loop_api::Problem)))]
+    responses((status = 204, description = "Done, no content"), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
 pub async fn change_password(
     State(state): State<AppState>,
     caller: Caller,
@@ -371,7 +371,7 @@ pub async fn change_password(
 
 /// Start TOTP enrolment: returns a new secret, which takes effect once confirmed.
 #[utoipa::path(post, path = "/api/v1/me/totp", tag = "auth",
-    responses((status = 200, body = TotpEnrollment)))]
+    responses((status = 200, description = "Success", body = TotpEnrollment)))]
 pub async fn enroll_totp(
     State(state): State<AppState>,
     caller: Caller,
@@ -410,7 +410,7 @@ pub async fn enroll_totp(
 
 /// Confirm TOTP enrolment with a current code; sign-ins then ask for a code.
 #[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "auth", request_body = TotpCode,
-    responses((status = 204), (status = 400, body = loop_api::Problem)))]
+    responses((status = 204, description = "Done, no content"), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
 pub async fn confirm_totp(
     State(state): State<AppState>,
     caller: Caller,
@@ -460,7 +460,7 @@ pub async fn confirm_totp(
 
 /// Accept an invitation: set the password of an invited account.
 #[utoipa::path(post, path = "/api/v1/auth/accept-invite", tag = "auth", request_body = AcceptInvite,
-    responses((status = 204), (status = 404, body = loop_api::Problem)))]
+    responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn accept_invite(
     State(state): State<AppState>,
     client: ClientInfo,

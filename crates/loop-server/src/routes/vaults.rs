@@ -44,7 +44,7 @@ pub(crate) async fn managed_kek(
 }
 
 #[utoipa::path(get, path = "/api/v1/destinations", tag = "vaults",
-    responses((status = 200, body = Vec<Destination>)))]
+    responses((status = 200, description = "Success", body = Vec<Destination>)))]
 pub async fn list_destinations(
     State(state): State<AppState>,
     caller: Caller,
@@ -64,7 +64,7 @@ pub async fn list_destinations(
 }
 
 #[utoipa::path(get, path = "/api/v1/vaults", tag = "vaults", params(TenantFilter),
-    responses((status = 200, body = Vec<Vault>)))]
+    responses((status = 200, description = "Success", body = Vec<Vault>)))]
 pub async fn list_vaults(
     State(state): State<AppState>,
     caller: Caller,
@@ -85,7 +85,7 @@ pub async fn list_vaults(
 /// created at once, keyed from the tenant key; a customer-key vault is initialised by the
 /// client (`loop init` with a manage token).
 #[utoipa::path(post, path = "/api/v1/vaults", tag = "vaults", request_body = CreateVault,
-    responses((status = 201, body = Vault), (status = 400, body = loop_api::Problem)))]
+    responses((status = 201, description = "Created", body = Vault), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
 pub async fn create_vault(
     State(state): State<AppState>,
     caller: Caller,
@@ -172,7 +172,7 @@ async fn scoped_vault(
 }
 
 #[utoipa::path(get, path = "/api/v1/vaults/{id}", tag = "vaults", params(("id" = String, Path)),
-    responses((status = 200, body = Vault), (status = 404, body = loop_api::Problem)))]
+    responses((status = 200, description = "Success", body = Vault), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn get_vault(
     State(state): State<AppState>,
     caller: Caller,
@@ -185,7 +185,7 @@ pub async fn get_vault(
 
 /// Delete a vault and every object it holds at its destination.
 #[utoipa::path(delete, path = "/api/v1/vaults/{id}", tag = "vaults", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = loop_api::Problem)))]
+    responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn delete_vault(
     State(state): State<AppState>,
     caller: Caller,
@@ -220,7 +220,7 @@ pub async fn delete_vault(
 
 /// The snapshots of a managed vault (the server opens it with the tenant key).
 #[utoipa::path(get, path = "/api/v1/vaults/{id}/snapshots", tag = "vaults", params(("id" = String, Path)),
-    responses((status = 200, body = Vec<SnapshotInfo>), (status = 409, body = loop_api::Problem)))]
+    responses((status = 200, description = "Success", body = Vec<SnapshotInfo>), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn list_snapshots(
     State(state): State<AppState>,
     caller: Caller,
