@@ -244,6 +244,7 @@ fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
             .map(ChunkMode::Fixed)
             .unwrap_or(ChunkMode::ContentDefined),
         threads: g.threads,
+        tree_fetchers: io_threads(g),
         index_flush: Duration::from_secs(a.index_flush_secs),
         stdin: a.stdin.then(|| StdinSource {
             name: a.stdin_filename.clone(),

@@ -81,6 +81,9 @@ pub struct BackupOptions {
     pub chunk_mode: ChunkMode,
     /// Hashing and packing threads each; 0 means one per core.
     pub threads: usize,
+    /// Threads that load the parent snapshot's trees ahead of the walker; 0 means as many as
+    /// `threads` (at least 2). Raise it for a store with per-request latency (a server).
+    pub tree_fetchers: usize,
     /// Write an index file at least this often, so an interrupted run can resume.
     pub index_flush: Duration,
     pub stdin: Option<StdinSource>,
@@ -103,6 +106,7 @@ impl Default for BackupOptions {
             dry_run: false,
             chunk_mode: ChunkMode::ContentDefined,
             threads: 0,
+            tree_fetchers: 0,
             index_flush: Duration::from_secs(30),
             stdin: None,
             time: None,
@@ -895,7 +899,12 @@ pub fn run(
             let paths = abs_paths.clone();
             s.spawn(move || scan(&paths, &run.excluder, progress));
         }
-        for _ in 0..threads.max(2) {
+        let fetchers = if opts.tree_fetchers == 0 {
+            threads.max(2)
+        } else {
+            opts.tree_fetchers
+        };
+        for _ in 0..fetchers {
             let rx = prefetch_rx.clone();
             s.spawn(move || {
                 for (id, reply) in rx {
