@@ -1573,6 +1573,124 @@ fn an_upload_beyond_the_vault_quota_is_refused() {
     assert_eq!(v["used_bytes"], small.len());
 }
 
+/// A pack larger than one upload part, so it streams to the destination in parts.
+fn big_pack(id: [u8; 32], len: usize) -> Vec<u8> {
+    let mut o = b"LPPK\x01\x00\x00\x00".to_vec();
+    o.extend_from_slice(&id);
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    while o.len() < len - 4 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        o.push(x as u8);
+    }
+    o.extend_from_slice(&16u32.to_le_bytes());
+    o
+}
+
+#[test]
+fn a_large_pack_streams_in_parts_and_a_bad_one_leaves_nothing_behind() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
+    let backup = vault_as(
+        &server,
+        &vault,
+        &token(&admin, &tenant, &["backup"], None).1,
+    );
+    let restore = vault_as(
+        &server,
+        &vault,
+        &token(&admin, &tenant, &["restore"], None).1,
+    );
+    let id = [7u8; 32];
+    let name = hex::encode(id);
+    let pack = big_pack(id, 20 << 20);
+
+    // A wrong hash is found only after the last part: the upload is aborted, not committed.
+    backup
+        .put_claiming("data", &name, &pack, Some(&blake3_hex(b"something else")))
+        .expect_problem(400, "object_rejected");
+    assert!(restore.names("data").is_empty());
+    let data_dir = server.data_dir.join("vaults").join(&vault).join("data");
+    let leftovers: Vec<_> = walk(&data_dir);
+    assert!(
+        leftovers.is_empty(),
+        "staging files left behind: {leftovers:?}"
+    );
+    let used = admin.get(&format!("/api/v1/vaults/{vault}")).expect(200)["used_bytes"].clone();
+
+    backup.put("data", &name, &pack).expect(201);
+    assert_eq!(restore.names("data"), vec![name.clone()]);
+    let v = admin.get(&format!("/api/v1/vaults/{vault}")).expect(200);
+    assert_eq!(
+        v["used_bytes"].as_u64().unwrap(),
+        used.as_u64().unwrap() + pack.len() as u64
+    );
+    let r = server.send(
+        server
+            .request(Method::GET, &format!("/vaults/{vault}/v1/data/{name}"))
+            .bearer_auth(&restore.secret)
+            .header(reqwest::header::RANGE, "bytes=12582912-12583011"),
+    );
+    assert_eq!(r.status, 206);
+    let whole = server
+        .request(Method::GET, &format!("/vaults/{vault}/v1/data/{name}"))
+        .bearer_auth(&restore.secret)
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert_eq!(whole.as_ref(), pack.as_slice());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_failing_destination_is_an_internal_error_that_reveals_nothing_and_keeps_no_quota() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
+    let backup = vault_as(
+        &server,
+        &vault,
+        &token(&admin, &tenant, &["backup"], None).1,
+    );
+    // The destination breaks: where packs go is now a file, not a directory.
+    let data_dir = server.data_dir.join("vaults").join(&vault).join("data");
+    std::fs::remove_dir_all(&data_dir).ok();
+    std::fs::write(&data_dir, b"in the way").unwrap();
+    let before = admin.get(&format!("/api/v1/vaults/{vault}")).expect(200)["used_bytes"].clone();
+
+    let pack = pack_object([9u8; 32]);
+    let r = backup.put("data", &hex::encode([9u8; 32]), &pack);
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert_eq!(r.code(), "internal");
+    assert!(r.body.contains("incident"), "{}", r.body);
+    for secret in [
+        "data",
+        "vaults",
+        "directory",
+        "os error",
+        server.data_dir.to_str().unwrap(),
+    ] {
+        assert!(!r.body.contains(secret), "{secret} leaked: {}", r.body);
+    }
+    let after = admin.get(&format!("/api/v1/vaults/{vault}")).expect(200)["used_bytes"].clone();
+    assert_eq!(before, after, "a failed upload gives its quota back");
+}
+
 #[test]
 fn a_vault_open_request_over_64_kib_is_refused() {
     let server = Server::start();
