@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Backup through `loop server` over HTTPS on loopback against the same backup into a local
-# repository, in the same run. Prints a Markdown table: first backup and no-change backup,
+# repository, in the same run. Prints a Markdown table: first backup, no-change backup and restore,
 # wall time (best of 3, each on a fresh vault or repository) and the ratio server/local.
 #
 #   bench/server.sh [CORPUS_DIR]
@@ -70,13 +70,16 @@ for i in 1 2 3; do
   secs "${remote[@]}" >>"$WORK/server.first"
   secs "${local_repo[@]}" >>"$WORK/local.nochange"
   secs "${remote[@]}" >>"$WORK/server.nochange"
-  rm -rf "$WORK/repo-$i"
+  rm -rf "$WORK/restore-local" "$WORK/restore-server"
+  secs env LOOP_REPOSITORY="$WORK/repo-$i" "$LOOP" -q restore latest --target "$WORK/restore-local" >>"$WORK/local.restore"
+  secs env LOOP_TOKEN="$token" "$LOOP" -q -r "$url/vaults/$vault" restore latest --target "$WORK/restore-server" >>"$WORK/server.restore"
+  rm -rf "$WORK/repo-$i" "$WORK/restore-local" "$WORK/restore-server"
   "$LOOP" vault delete "$vault" >/dev/null
 done
 
 echo "| phase | local s | server (HTTPS) s | server/local |"
 echo "|---|---|---|---|"
-for phase in first nochange; do
+for phase in first nochange restore; do
   l=$(best <"$WORK/local.$phase"); s=$(best <"$WORK/server.$phase")
   printf "| %s | %.2f | %.2f | %.2f |\n" "$phase" "$l" "$s" "$(echo "$s / $l" | bc -l)"
 done
