@@ -123,13 +123,17 @@ fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
 
 /// Threads for read-heavy work: one per core on local disk (more only adds contention), four
 /// per core on remote storage, where they hide round trips.
+/// True for a repository behind network requests (a server, S3).
+fn remote_store(g: &Global) -> bool {
+    g.repo.as_deref().is_some_and(|r| r.contains("://"))
+}
+
 fn io_threads(g: &Global) -> usize {
     if g.threads != 0 {
         return g.threads;
     }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let remote = g.repo.as_deref().is_some_and(|r| r.contains("://"));
-    if remote { cores * 4 } else { cores }
+    if remote_store(g) { cores * 4 } else { cores }
 }
 
 // ---- init ----
@@ -517,6 +521,7 @@ fn restore(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
         excludes: a.excludes.clone(),
         verify: a.verify,
         threads: io_threads(g),
+        tree_fetchers: if remote_store(g) { io_threads(g) } else { 0 },
         owner: None,
     };
     let progress = Arc::new(RestoreProgress::default());
