@@ -24,7 +24,7 @@ pub enum KeyError {
     File(String, std::io::Error),
     #[error("the master key must be 64 hex digits")]
     Malformed,
-    #[error("the tenant key of {0} does not open with this master key")]
+    #[error("the key wrapped for {0} does not open with this master key")]
     WrongMaster(String),
 }
 
@@ -70,14 +70,24 @@ impl MasterKey {
     /// A fresh tenant key, and its wrapped form for the database.
     pub fn new_tenant_key(&self, tenant_id: &str) -> (Key, String) {
         let key = Key::generate();
-        let wrapped = hex::encode(wrap_key(&self.0, tenant_id.as_bytes(), &key));
+        let wrapped = self.wrap(tenant_id, &key);
         (key, wrapped)
     }
 
     pub fn open_tenant_key(&self, tenant_id: &str, wrapped: &str) -> Result<Key, KeyError> {
-        let bytes = hex::decode(wrapped).map_err(|_| KeyError::WrongMaster(tenant_id.into()))?;
-        unwrap_key(&self.0, tenant_id.as_bytes(), &bytes)
-            .ok_or_else(|| KeyError::WrongMaster(tenant_id.into()))
+        self.unwrap(tenant_id, wrapped)
+    }
+
+    /// `key` wrapped under the master key for the database (hex), bound to `context`: the
+    /// row it belongs to, so a wrapped value copied to another row does not open.
+    pub fn wrap(&self, context: &str, key: &Key) -> String {
+        hex::encode(wrap_key(&self.0, context.as_bytes(), key))
+    }
+
+    pub fn unwrap(&self, context: &str, wrapped: &str) -> Result<Key, KeyError> {
+        let bytes = hex::decode(wrapped).map_err(|_| KeyError::WrongMaster(context.into()))?;
+        unwrap_key(&self.0, context.as_bytes(), &bytes)
+            .ok_or_else(|| KeyError::WrongMaster(context.into()))
     }
 }
 

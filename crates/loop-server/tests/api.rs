@@ -1018,6 +1018,12 @@ fn once_totp_is_enabled_sign_in_asks_for_the_code() {
             .unwrap()
             .starts_with("otpauth://totp/")
     );
+    // The database holds the secret only wrapped under the master key.
+    let db = std::fs::read(server.data_dir.join("loop.db")).unwrap();
+    let wal = std::fs::read(server.data_dir.join("loop.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
     // Not yet confirmed: sign-in still needs only the password.
     server.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD);
     admin

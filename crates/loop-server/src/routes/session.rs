@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use loop_api::{
-    AcceptInvite, ChangePassword, LoginRequest, LoginResponse, Me, TotpCode, TotpEnrollment,
+    AcceptInvite, ChangePassword, LoginRequest, LoginResponse, Me, TotpCode, TotpEnrollment, User,
 };
 
 use super::{Json, commit, commit_audited};
@@ -86,9 +86,18 @@ fn parse_user_agent(ua: &str) -> (Option<String>, Option<String>) {
     }
 }
 
-pub(crate) fn totp_for(secret_b32: &str, account: &str) -> ApiResult<totp_rs::Totp> {
-    let secret = totp_rs::Secret::try_from_base32(secret_b32)
-        .map_err(|e| ApiError::Internal(format!("stored TOTP secret: {e:?}")))?;
+/// The wrapping context of a user's TOTP secret.
+fn totp_context(user_id: &str) -> String {
+    format!("totp:{user_id}")
+}
+
+/// The TOTP generator of a user, from the secret stored wrapped under the master key.
+pub(crate) fn totp_for(state: &AppState, user: &User, stored: &str) -> ApiResult<totp_rs::Totp> {
+    let key = state.master.unwrap(&totp_context(&user.id), stored)?;
+    totp_with(key.expose().to_vec(), &user.email)
+}
+
+fn totp_with(secret: Vec<u8>, account: &str) -> ApiResult<totp_rs::Totp> {
     totp_rs::Builder::new()
         .with_algorithm(totp_rs::Algorithm::SHA1)
         .with_digits(6)
@@ -99,14 +108,6 @@ pub(crate) fn totp_for(secret_b32: &str, account: &str) -> ApiResult<totp_rs::To
         .with_issuer(Some("Loop Backup"))
         .build()
         .map_err(|e| ApiError::Internal(format!("TOTP setup: {e:?}")))
-}
-
-/// A fresh 160-bit TOTP secret, base32 as authenticator apps expect.
-fn new_totp_secret() -> String {
-    use rand::Rng as _;
-    let mut b = vec![0u8; 20];
-    rand::rng().fill_bytes(&mut b);
-    totp_rs::Secret::from(b).to_base32()
 }
 
 /// Sign in. Sets the session cookie and returns the session token for non-browser clients.
@@ -179,7 +180,7 @@ pub async fn login(
                 "enter the code from your authenticator app",
             ));
         };
-        let totp = totp_for(&secret, &user.user.email)?;
+        let totp = totp_for(&state, &user.user, &secret)?;
         let step = totp.check(code.trim(), (now / 1000) as u64);
         let fresh = match step {
             Some(step) => identity::accept_totp_step(&state.db.pool, &user.user.id, step).await?,
@@ -383,11 +384,15 @@ pub async fn enroll_totp(
             "TOTP is already enabled",
         ));
     }
-    let secret = new_totp_secret();
-    let totp = totp_for(&secret, &u.user.user.email)?;
+    // 256 random bits, kept wrapped under the master key: a copy of the database alone
+    // cannot generate codes.
+    let key = loop_repo::crypto::Key::generate();
+    let stored = state.master.wrap(&totp_context(&u.user.user.id), &key);
+    let secret = totp_rs::Secret::from(key.expose().to_vec()).to_base32();
+    let totp = totp_with(key.expose().to_vec(), &u.user.user.email)?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    identity::set_totp(&mut tx, &u.user.user.id, Some(&secret), false, now).await?;
+    identity::set_totp(&mut tx, &u.user.user.id, Some(&stored), false, now).await?;
     commit_audited(
         tx,
         caller.event(
@@ -429,7 +434,7 @@ pub async fn confirm_totp(
         ));
     };
     let now = state.now();
-    let step = totp_for(secret, &u.user.user.email)?.check(req.code.trim(), (now / 1000) as u64);
+    let step = totp_for(&state, &u.user.user, secret)?.check(req.code.trim(), (now / 1000) as u64);
     let fresh = match step {
         Some(step) => identity::accept_totp_step(&state.db.pool, &u.user.user.id, step).await?,
         None => false,
