@@ -121,13 +121,13 @@ fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
     })
 }
 
-/// Threads for read-heavy work: one per core on local disk (more only adds contention), four
-/// per core on remote storage, where they hide round trips.
 /// True for a repository behind network requests (a server, S3).
 fn remote_store(g: &Global) -> bool {
     g.repo.as_deref().is_some_and(|r| r.contains("://"))
 }
 
+/// Threads for read-heavy work: one per core on local disk (more only adds contention), four
+/// per core on remote storage, where they hide round trips.
 fn io_threads(g: &Global) -> usize {
     if g.threads != 0 {
         return g.threads;
@@ -170,39 +170,52 @@ fn init(g: &Global, a: InitArgs) -> Result<ExitCode> {
 // ---- backup ----
 
 fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
+    let server = g.repo.as_deref().is_some_and(|r| r.starts_with("https://"));
     let mut session = None;
-    let repo = if g.repo.as_deref().is_some_and(|r| r.starts_with("https://")) {
+    let repo = if !a.init && server {
         let (repo, s) = repo_open::open_with_session(g)?;
         session = s;
         repo
-    } else if a.init {
-        let storage = repo_open::storage(g, true)?;
-        let pass = repo_open::passphrase(g)?;
-        match Repository::open(storage.clone(), Secret::Passphrase(&pass.0)) {
-            Err(loop_repo::Error::NoRepository(_)) => {
-                repo_open::validate_password(&pass)?;
-                let opts = InitOptions {
-                    kdf: repo_open::kdf(g),
-                    meta: Repository::default_slot_meta(
-                        &repo_open::hostname(),
-                        &repo_open::username(),
-                    ),
-                    ..Default::default()
-                };
-                let repo = Repository::init(storage, Secret::Passphrase(&pass.0), &opts)?;
-                if human(g) {
-                    println!(
-                        "created repository {} at {}",
-                        repo.config().id.short(),
-                        repo.storage().location()
-                    );
-                }
-                repo
-            }
-            other => other?,
-        }
-    } else {
+    } else if !a.init {
         repo_open::open(g)?
+    } else {
+        let storage = match repo_open::remote(g)? {
+            Some((storage, s)) => {
+                session = Some(s);
+                storage
+            }
+            None => repo_open::storage(g, true)?,
+        };
+        if let Some(key) = session.as_ref().and_then(|s| s.key) {
+            // A managed vault: the server created it, so --init has nothing to do.
+            let key = loop_repo::crypto::Key::from_bytes(key);
+            Repository::open(storage, Secret::RawKey(&key))?
+        } else {
+            let pass = repo_open::passphrase(g)?;
+            match Repository::open(storage.clone(), Secret::Passphrase(&pass.0)) {
+                Err(loop_repo::Error::NoRepository(_)) => {
+                    repo_open::validate_password(&pass)?;
+                    let opts = InitOptions {
+                        kdf: repo_open::kdf(g),
+                        meta: Repository::default_slot_meta(
+                            &repo_open::hostname(),
+                            &repo_open::username(),
+                        ),
+                        ..Default::default()
+                    };
+                    let repo = Repository::init(storage, Secret::Passphrase(&pass.0), &opts)?;
+                    if human(g) {
+                        println!(
+                            "created repository {} at {}",
+                            repo.config().id.short(),
+                            repo.storage().location()
+                        );
+                    }
+                    repo
+                }
+                other => other?,
+            }
+        }
     };
     let mut excludes = a.excludes.clone();
     for f in &a.exclude_files {

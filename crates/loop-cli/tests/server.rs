@@ -412,10 +412,11 @@ fn a_customer_key_vault_is_opaque_to_the_server() {
         .args(args);
         c
     };
-    ok(&mut device(&["init"]));
     let src = s.dir.path().join("secret-files");
     build_full_tree(&src);
-    ok(&mut device(&["backup", src.to_str().unwrap()]));
+    ok(&mut device(&["backup", "--init", src.to_str().unwrap()]));
+    let err = fails(&mut device(&["init"]));
+    assert!(err.contains("already exists"), "{err}");
 
     // The server cannot read it, and without the passphrase neither can the token holder.
     let err = fails(&mut s.admin("ana", &["vault", "snapshots", &vault]));
@@ -431,6 +432,12 @@ fn a_customer_key_vault_is_opaque_to_the_server() {
         target.to_str().unwrap(),
     ]));
     assert_same_tree(&src, &target.join(src.file_name().unwrap()));
+    // On a managed vault --init has nothing to do, and a backup-only token may use it.
+    ok(&mut s.device(
+        &s.backup_token,
+        &["backup", "--init", src.to_str().unwrap()],
+    ));
+
     // Manage may prune through the server.
     ok(&mut device(&["forget", "--keep-last", "1", "--prune"]));
     ok(&mut device(&["check", "--read-data"]));
