@@ -1105,6 +1105,26 @@ fn an_invited_user_signs_in_only_after_setting_a_password_once() {
     accept("invitee-password-1").expect(204);
     accept("another-password-1").expect_problem(404, "not_found");
     server.sign_in("new@example.com", "invitee-password-1");
+
+    // An invitation left unused for more than 7 days no longer works.
+    let late = admin
+        .post(
+            "/api/v1/users",
+            json!({
+                "tenant_id": tenant, "email": "late@example.com", "first_name": "Late",
+                "last_name": "Person",
+            }),
+        )
+        .expect(201);
+    server.advance(Duration::from_secs(7 * 86_400 + 60));
+    server
+        .call(
+            "post",
+            "/api/v1/auth/accept-invite",
+            None,
+            Some(&json!({ "invite_token": late["invite_token"], "password": "late-password-12" })),
+        )
+        .expect_problem(410, "invite_expired");
 }
 
 #[test]

@@ -463,9 +463,13 @@ pub async fn confirm_totp(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Accept an invitation: set the password of an invited account.
+/// An invitation is valid this long after the user was created.
+const INVITE_LIFETIME_MS: i64 = 7 * 86_400_000;
+
+/// Accept an invitation (valid 7 days): set the password of an invited account.
 #[utoipa::path(post, path = "/api/v1/auth/accept-invite", tag = "auth", request_body = AcceptInvite,
-    responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
+    responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem),
+              (status = 410, description = "The invitation expired (problem+json)", body = loop_api::Problem)))]
 pub async fn accept_invite(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -476,9 +480,16 @@ pub async fn accept_invite(
     else {
         return Err(ApiError::not_found());
     };
+    let now = state.now();
+    if now - user.user.created_at.timestamp_millis() > INVITE_LIFETIME_MS {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "invite_expired",
+            "the invitation has expired; ask for a new one",
+        ));
+    }
     domain::check_new_password(&req.password)?;
     let hash = auth::hash_password(req.password.clone()).await?;
-    let now = state.now();
     let mut tx = state.db.begin().await?;
     identity::set_password(&mut tx, &user.user.id, &hash, now).await?;
     commit_audited(
