@@ -59,6 +59,11 @@ wire! {
         pub new_password: String,
     }
 
+    /// Proof that the person at the keyboard knows the password (before a sensitive change).
+    pub struct PasswordCheck {
+        pub current_password: String,
+    }
+
     pub struct TotpEnrollment {
         pub secret: String,
         pub otpauth_url: String,

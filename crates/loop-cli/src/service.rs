@@ -177,6 +177,9 @@ fn write_private(path: &std::path::Path, data: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
+    // `mode` applies only when the file is created; an older file may be more open.
+    use std::os::unix::fs::PermissionsExt as _;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(data)?;
     Ok(())
 }
@@ -505,7 +508,7 @@ pub fn vault(g: &Global, c: VaultCommand) -> Result<ExitCode> {
                 for s in ss {
                     println!(
                         "{}  {}  {}  {}",
-                        &s.id[..8],
+                        s.id.get(..8).unwrap_or(&s.id),
                         s.time,
                         s.host,
                         s.paths.join(" ")

@@ -22,8 +22,25 @@ use crate::domain::{Permission, Role, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
+/// Argon2 runs at most this many at once (one per core): each takes 19 MiB and a core for
+/// tens of milliseconds, and a flood of sign-ins must queue, not exhaust memory.
+fn argon2_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    })
+}
+
+async fn argon2_permit() -> ApiResult<tokio::sync::SemaphorePermit<'static>> {
+    argon2_permits()
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(format!("argon2 permits: {e}")))
+}
+
 /// Hashes a password with Argon2id (PHC string). Runs on a blocking thread.
 pub async fn hash_password(password: String) -> ApiResult<String> {
+    let _permit = argon2_permit().await?;
     let r = tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
@@ -37,6 +54,7 @@ pub async fn hash_password(password: String) -> ApiResult<String> {
 /// that unknown accounts take as long as known ones.
 pub async fn verify_password(password: String, hash: Option<String>) -> ApiResult<bool> {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let _permit = argon2_permit().await?;
     let ok = tokio::task::spawn_blocking(move || {
         let dummy = DUMMY.get_or_init(|| {
             Argon2::default()
@@ -111,6 +129,24 @@ fn bearer(parts: &Parts) -> Option<String> {
         .then(|| rest.trim().to_string())
 }
 
+/// True when a browser says the request comes from another origin. Browsers send
+/// `Sec-Fetch-Site` (and `Origin` on unsafe requests); clients that are not browsers send
+/// neither and authenticate with a bearer token anyway. This, with SameSite=Lax cookies, is
+/// the defence against cross-site request forgery.
+fn is_cross_site(parts: &Parts) -> bool {
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        return !matches!(site, "same-origin" | "none");
+    }
+    // HTTP/1.1 names the server in Host; HTTP/2 in the :authority of the URI.
+    let host = header("host").or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    match (header("origin"), host) {
+        (Some(origin), Some(host)) => origin != format!("https://{host}"),
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
 fn session_cookie(parts: &Parts) -> Option<String> {
     for v in parts.headers.get_all(header::COOKIE) {
         let Ok(s) = v.to_str() else { continue };
@@ -130,10 +166,24 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Caller> {
         let client = client_info(parts);
-        let secret = bearer(parts).or_else(|| session_cookie(parts));
-        let Some(secret) = secret else {
-            return Err(ApiError::unauthenticated());
+        let from_cookie;
+        let secret = match bearer(parts) {
+            Some(b) => {
+                from_cookie = false;
+                b
+            }
+            None => {
+                from_cookie = true;
+                session_cookie(parts).ok_or_else(ApiError::unauthenticated)?
+            }
         };
+        if from_cookie && !parts.method.is_safe() && is_cross_site(parts) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                "cross_site_request",
+                "a change with the session cookie must come from this site's own pages",
+            ));
+        }
         let now = state.now();
         let hash = secret_hash(&secret);
         if secret.starts_with("lpt_") {

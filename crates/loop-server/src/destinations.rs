@@ -42,7 +42,7 @@ impl Destination {
     }
 }
 
-pub struct Destinations(BTreeMap<String, Destination>);
+pub struct Destinations(BTreeMap<String, Arc<Destination>>);
 
 #[derive(Debug, thiserror::Error)]
 #[error("destination {name}: {message}")]
@@ -93,23 +93,23 @@ impl Destinations {
                 };
             map.insert(
                 c.name.clone(),
-                Destination {
+                Arc::new(Destination {
                     name: c.name.clone(),
                     jurisdiction: c.jurisdiction.clone(),
                     backend,
                     store,
                     prefix,
-                },
+                }),
             );
         }
         Ok(Destinations(map))
     }
 
-    pub fn get(&self, name: &str) -> Option<&Destination> {
+    pub fn get(&self, name: &str) -> Option<&Arc<Destination>> {
         self.0.get(name)
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &Destination> {
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Destination>> {
         self.0.values()
     }
 }

@@ -94,6 +94,7 @@ impl Application {
             master,
             destinations,
             clock: Clock::default(),
+            object_locks: (0..256).map(|_| tokio::sync::Mutex::new(())).collect(),
         }));
         let initial_admin_password = bootstrap(&state).await?;
         let router = crate::routes::router(state.clone());
@@ -152,7 +153,19 @@ impl Application {
                         req
                     },
                 );
-                let r = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                let mut builder =
+                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                // A client that opens a connection and never finishes its request headers
+                // is dropped instead of holding the connection forever.
+                builder
+                    .http1()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(std::time::Duration::from_secs(30));
+                builder
+                    .http2()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .keep_alive_interval(Some(std::time::Duration::from_secs(60)));
+                let r = builder
                     .serve_connection(TokioIo::new(tls), TowerToHyperService::new(svc))
                     .await;
                 if let Err(e) = r {

@@ -20,6 +20,20 @@ pub struct Inner {
     pub destinations: Destinations,
     pub clock: Clock,
     pub throttle: SigninThrottle,
+    /// Serializes changes to one stored object (see [`Inner::object_lock`]).
+    pub object_locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Inner {
+    /// The lock for changes to the object at `path`: a check of its current size and the
+    /// write or delete that follows are one step, so concurrent overwrites or deletes of the
+    /// same object cannot give its quota back twice. Striped over a fixed set of mutexes;
+    /// it serializes within one server process.
+    pub fn object_lock(&self, path: &str) -> &tokio::sync::Mutex<()> {
+        let h = blake3::hash(path.as_bytes());
+        let i = u16::from_le_bytes([h.as_bytes()[0], h.as_bytes()[1]]) as usize;
+        &self.object_locks[i % self.object_locks.len()]
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -52,13 +66,40 @@ impl Clock {
     }
 }
 
-/// Counts failed sign-ins per account and per IP address over a sliding window. Kept in
-/// memory: with several server nodes each node throttles on its own (documented).
+/// Counts sign-in attempts per account and per IP address over a sliding window. An
+/// attempt counts as a failure from the moment it starts (so a burst of concurrent attempts
+/// cannot all slip under the limit before the first one fails), and a success takes its
+/// count back. Kept in memory: with several server nodes each node throttles on its own
+/// (documented).
 pub struct SigninThrottle {
     window_ms: i64,
     max_account: usize,
     max_ip: usize,
-    failures: Mutex<HashMap<String, VecDeque<i64>>>,
+    inner: Mutex<ThrottleState>,
+}
+
+#[derive(Default)]
+struct ThrottleState {
+    failures: HashMap<String, VecDeque<i64>>,
+    /// When a throttled attempt of a key was last audited: a flood is recorded once a minute.
+    audited: HashMap<String, i64>,
+}
+
+/// What [`SigninThrottle::begin`] decided.
+pub enum Attempt {
+    /// Go ahead and check the credentials; the attempt already counts as a failure.
+    Allowed,
+    /// Refuse without checking; `audit` is false while the flood was recorded recently.
+    Throttled { audit: bool },
+}
+
+/// The most keys kept; past it, expired ones are dropped, and then everything (a flood from
+/// countless addresses must not exhaust memory).
+const MAX_KEYS: usize = 100_000;
+
+fn account_key(account: &str) -> String {
+    // Hashed: whatever was typed as an e-mail address is neither kept nor allowed to be large.
+    format!("a:{}", &blake3::hash(account.as_bytes()).to_hex()[..32])
 }
 
 impl SigninThrottle {
@@ -67,44 +108,74 @@ impl SigninThrottle {
             window_ms: c.window_minutes as i64 * 60_000,
             max_account: c.max_failures_per_account as usize,
             max_ip: c.max_failures_per_ip as usize,
-            failures: Mutex::new(HashMap::new()),
+            inner: Mutex::new(ThrottleState::default()),
         }
     }
 
-    fn count(&self, key: &str, now: i64) -> usize {
-        let mut map = self.failures.lock().expect("throttle lock");
-        let Some(q) = map.get_mut(key) else { return 0 };
+    fn count(&self, st: &mut ThrottleState, key: &str, now: i64) -> usize {
+        let Some(q) = st.failures.get_mut(key) else {
+            return 0;
+        };
         while q.front().is_some_and(|t| *t <= now - self.window_ms) {
             q.pop_front();
         }
         let n = q.len();
         if n == 0 {
-            map.remove(key);
+            st.failures.remove(key);
         }
         n
     }
 
-    /// True when a sign-in for `account` from `ip` must be refused without checking it.
-    pub fn is_throttled(&self, account: &str, ip: &str, now: i64) -> bool {
-        self.count(&format!("a:{account}"), now) >= self.max_account
-            || self.count(&format!("i:{ip}"), now) >= self.max_ip
+    /// Starts a sign-in attempt for `account` from `ip`.
+    pub fn begin(&self, account: &str, ip: &str, now: i64) -> Attempt {
+        let (a, i) = (account_key(account), format!("i:{ip}"));
+        let mut st = self.inner.lock().expect("throttle lock");
+        if st.failures.len() > MAX_KEYS {
+            let window = self.window_ms;
+            st.failures
+                .retain(|_, q| q.back().is_some_and(|t| *t > now - window));
+            st.audited.retain(|_, t| *t > now - 60_000);
+            if st.failures.len() > MAX_KEYS {
+                tracing::warn!("sign-in throttle table full; starting over");
+                st.failures.clear();
+            }
+        }
+        if self.count(&mut st, &a, now) >= self.max_account
+            || self.count(&mut st, &i, now) >= self.max_ip
+        {
+            let key = format!("{a}|{i}");
+            let audit = st.audited.get(&key).is_none_or(|t| now - *t >= 60_000);
+            if audit {
+                st.audited.insert(key, now);
+            }
+            return Attempt::Throttled { audit };
+        }
+        for key in [a, i] {
+            st.failures.entry(key).or_default().push_back(now);
+        }
+        Attempt::Allowed
     }
 
-    pub fn record_failure(&self, account: &str, ip: &str, now: i64) {
-        let mut map = self.failures.lock().expect("throttle lock");
-        // Bound the map: a flood of distinct accounts cannot grow it without limit.
-        if map.len() > 100_000 {
-            map.retain(|_, q| q.back().is_some_and(|t| *t > now - self.window_ms));
-        }
-        for key in [format!("a:{account}"), format!("i:{ip}")] {
-            map.entry(key).or_default().push_back(now);
-        }
+    /// The attempt started at `at` proved the password: it is not a failure, and the
+    /// account's earlier failures are forgiven.
+    pub fn succeeded(&self, account: &str, ip: &str, at: i64) {
+        let mut st = self.inner.lock().expect("throttle lock");
+        st.failures.remove(&account_key(account));
+        Self::take_back(&mut st, &format!("i:{ip}"), at);
     }
 
-    pub fn record_success(&self, account: &str) {
-        self.failures
-            .lock()
-            .expect("throttle lock")
-            .remove(&format!("a:{account}"));
+    /// The attempt started at `at` neither failed nor succeeded (a TOTP code is still due).
+    pub fn undecided(&self, account: &str, ip: &str, at: i64) {
+        let mut st = self.inner.lock().expect("throttle lock");
+        Self::take_back(&mut st, &account_key(account), at);
+        Self::take_back(&mut st, &format!("i:{ip}"), at);
+    }
+
+    fn take_back(st: &mut ThrottleState, key: &str, at: i64) {
+        if let Some(q) = st.failures.get_mut(key)
+            && let Some(pos) = q.iter().rposition(|t| *t == at)
+        {
+            q.remove(pos);
+        }
     }
 }

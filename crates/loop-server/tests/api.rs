@@ -509,6 +509,8 @@ struct AuditWalk<'a> {
     tenant_id: String,
     /// A user who changes their own password and enrols TOTP.
     sam: Caller<'a>,
+    /// Sam's password as it stands (the walk changes it).
+    sam_password: &'static str,
     made: u32,
 }
 
@@ -576,22 +578,30 @@ impl AuditWalk<'_> {
                     })),
                 }
             }
-            ("post", "/api/v1/me/password") => Call {
-                bearer: Some(self.sam.secret.clone()),
-                path: path.into(),
-                body: Some(json!({
-                    "current_password": USER_PASSWORD, "new_password": "sam-new-password-2",
-                })),
-            },
+            ("post", "/api/v1/me/password") => {
+                let current = std::mem::replace(&mut self.sam_password, "sam-new-password-2");
+                Call {
+                    bearer: Some(self.sam.secret.clone()),
+                    path: path.into(),
+                    body: Some(json!({
+                        "current_password": current, "new_password": self.sam_password,
+                    })),
+                }
+            }
             ("post", "/api/v1/me/totp") => Call {
                 bearer: Some(self.sam.secret.clone()),
                 path: path.into(),
-                body: None,
+                body: Some(json!({ "current_password": self.sam_password })),
             },
             ("post", "/api/v1/me/totp/confirm") => {
                 let e = self
                     .server
-                    .call("post", "/api/v1/me/totp", Some(&self.sam.secret), None)
+                    .call(
+                        "post",
+                        "/api/v1/me/totp",
+                        Some(&self.sam.secret),
+                        Some(&json!({ "current_password": self.sam_password })),
+                    )
                     .expect(200);
                 let code = totp_code(e["secret"].as_str().unwrap(), self.server);
                 Call {
@@ -751,6 +761,7 @@ fn every_change_through_the_api_lands_in_the_audit_log() {
         admin: admin.clone(),
         tenant_id,
         sam,
+        sam_password: USER_PASSWORD,
         made: 0,
     };
 
@@ -1010,7 +1021,18 @@ fn changing_the_password_ends_the_other_sessions_but_not_this_one() {
 fn once_totp_is_enabled_sign_in_asks_for_the_code() {
     let server = Server::start();
     let admin = server.admin();
-    let enrolment = admin.post("/api/v1/me/totp", json!({})).expect(200);
+    admin
+        .post(
+            "/api/v1/me/totp",
+            json!({ "current_password": "not-my-password" }),
+        )
+        .expect_problem(400, "wrong_password");
+    let enrolment = admin
+        .post(
+            "/api/v1/me/totp",
+            json!({ "current_password": ADMIN_PASSWORD }),
+        )
+        .expect(200);
     let secret = enrolment["secret"].as_str().unwrap().to_string();
     assert!(
         enrolment["otpauth_url"]
@@ -1219,6 +1241,24 @@ fn five_wrong_passwords_lock_the_account_until_the_window_passes() {
     assert!(events.iter().any(|e| e.action == "auth.signin"
         && e.outcome == "failure"
         && e.details["reason"] == "throttled"));
+}
+
+#[test]
+fn a_burst_of_simultaneous_guesses_is_throttled_like_a_sequence() {
+    let server = Server::start();
+    let results: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..24)
+            .map(|_| {
+                let server = &server;
+                s.spawn(move || server.login(ADMIN_EMAIL, "a-wrong-guess-123").status)
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = results.iter().filter(|s| **s == 401).count();
+    let refused = results.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + refused, 24, "{results:?}");
+    assert!(checked <= 5, "{checked} guesses were checked: {results:?}");
 }
 
 #[test]
@@ -1715,6 +1755,110 @@ fn a_failing_destination_is_an_internal_error_that_reveals_nothing_and_keeps_no_
     }
     let after = admin.get(&format!("/api/v1/vaults/{vault}")).expect(200)["used_bytes"].clone();
     assert_eq!(before, after, "a failed upload gives its quota back");
+}
+
+/// A sealed-looking lock marker of `len` bytes.
+fn lock_object(len: usize) -> Vec<u8> {
+    let mut o = b"LPLK\x01\x00\x00\x00".to_vec();
+    o.resize(len, 0x42);
+    o
+}
+
+#[test]
+fn concurrent_rewrites_of_a_marker_cannot_shrink_the_recorded_usage() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
+    let backup = vault_as(
+        &server,
+        &vault,
+        &token(&admin, &tenant, &["backup"], None).1,
+    );
+    let used = || -> u64 {
+        admin.get(&format!("/api/v1/vaults/{vault}")).expect(200)["used_bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    let base = used();
+    let name = "ab".repeat(32);
+    // Markers are small: a large "marker" is refused outright.
+    backup
+        .put("locks", &name, &lock_object(65 * 1024))
+        .expect_problem(413, "object_too_large");
+    backup
+        .put("locks", &name, &lock_object(60 * 1024))
+        .expect(201);
+    assert_eq!(used(), base + 60 * 1024);
+    // Eight rewrites at once, each small: each may give back only what it replaced.
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let backup = &backup;
+            let name = &name;
+            s.spawn(move || backup.put("locks", name, &lock_object(100 + i)).expect(201));
+        }
+    });
+    let stored = restore_size(&server, &vault, &tenant, &admin, &name);
+    assert_eq!(used(), base + stored, "usage follows what is stored");
+}
+
+/// The size of a lock object as stored, read with a restore token.
+fn restore_size(server: &Server, vault: &str, tenant: &str, admin: &Caller<'_>, name: &str) -> u64 {
+    let restore = vault_as(server, vault, &token(admin, tenant, &["restore"], None).1);
+    let listed = restore.call("get", "locks").expect(200);
+    listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .expect("the marker is listed")["size"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn a_change_sent_with_the_cookie_from_another_site_is_refused() {
+    let server = Server::start();
+    let admin = server.admin();
+    let cookie = format!("loop_session={}", admin.secret);
+    let tenant = admin.provider_tenant_id();
+    let attempt = |headers: &[(&str, &str)]| {
+        let mut req = server
+            .request(Method::POST, "/api/v1/tenants")
+            .header(reqwest::header::COOKIE, &cookie)
+            .json(&json!({ "parent_id": tenant, "kind": "customer", "name": "Forged" }));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        server.send(req)
+    };
+    attempt(&[("sec-fetch-site", "cross-site")]).expect_problem(403, "cross_site_request");
+    attempt(&[("sec-fetch-site", "same-site")]).expect_problem(403, "cross_site_request");
+    attempt(&[("origin", "https://evil.example")]).expect_problem(403, "cross_site_request");
+    // The console's own pages, and clients that are not browsers, pass.
+    attempt(&[("sec-fetch-site", "same-origin")]).expect(201);
+    let own = format!("https://{}", server.base.trim_start_matches("https://"));
+    attempt(&[("origin", own.as_str())]).expect(201);
+    // Reads with the cookie are not changes.
+    let r = server.send(
+        server
+            .request(Method::GET, "/api/v1/me")
+            .header(reqwest::header::COOKIE, &cookie)
+            .header("sec-fetch-site", "cross-site"),
+    );
+    assert_eq!(r.status, 200);
+    let names: Vec<String> = admin
+        .get("/api/v1/tenants")
+        .expect(200)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| *n == "Forged").count(),
+        2,
+        "{names:?}"
+    );
 }
 
 #[test]

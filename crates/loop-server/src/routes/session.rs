@@ -4,7 +4,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use loop_api::{
-    AcceptInvite, ChangePassword, LoginRequest, LoginResponse, Me, TotpCode, TotpEnrollment, User,
+    AcceptInvite, ChangePassword, LoginRequest, LoginResponse, Me, PasswordCheck, TotpCode,
+    TotpEnrollment, User,
 };
 
 use super::{Json, commit, commit_audited};
@@ -14,7 +15,7 @@ use crate::db::identity::{self, NewSession};
 use crate::db::{self};
 use crate::domain::{self, EmailAddress, new_id, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult};
-use crate::state::AppState;
+use crate::state::{AppState, Attempt};
 
 fn throttled() -> ApiError {
     ApiError::new(
@@ -128,7 +129,10 @@ pub async fn login(
         .map(|e| e.as_str().to_string())
         .map_err(|_| ());
     let account = email.clone().unwrap_or_else(|_| req.email.to_lowercase());
-    if state.throttle.is_throttled(&account, &ip, now) {
+    if let Attempt::Throttled { audit } = state.throttle.begin(&account, &ip, now) {
+        if !audit {
+            return Err(throttled());
+        }
         let user = match &email {
             Ok(e) => identity::user_by_email(&state.db.pool, e).await?,
             Err(_) => None,
@@ -150,7 +154,6 @@ pub async fn login(
         .and_then(|u| u.password_hash.clone());
     let password_ok = auth::verify_password(req.password.clone(), hash).await?;
     let Some(user) = user.filter(|_| password_ok) else {
-        state.throttle.record_failure(&account, &ip, now);
         let known = match &email {
             Ok(e) => identity::user_by_email(&state.db.pool, e).await?,
             Err(_) => None,
@@ -174,6 +177,7 @@ pub async fn login(
     if user.user.totp_enabled {
         let secret = user.totp_secret.clone().unwrap_or_default();
         let Some(code) = req.totp.as_deref() else {
+            state.throttle.undecided(&account, &ip, now);
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "totp_required",
@@ -187,7 +191,6 @@ pub async fn login(
             None => false,
         };
         if !fresh {
-            state.throttle.record_failure(&account, &ip, now);
             let reason = if step.is_some() {
                 "reused_totp"
             } else {
@@ -208,7 +211,7 @@ pub async fn login(
             ));
         }
     }
-    state.throttle.record_success(&account);
+    state.throttle.succeeded(&account, &ip, now);
 
     let cfg = &state.config.session;
     let (idle_secs, lifetime_ms) = if req.remember {
@@ -370,14 +373,24 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Start TOTP enrolment: returns a new secret, which takes effect once confirmed.
-#[utoipa::path(post, path = "/api/v1/me/totp", tag = "auth",
-    responses((status = 200, description = "Success", body = TotpEnrollment)))]
+/// Start TOTP enrolment: returns a new secret, which takes effect once confirmed. Asks for
+/// the current password, so a stolen session cannot lock the owner out with its own secret.
+#[utoipa::path(post, path = "/api/v1/me/totp", tag = "auth", request_body = PasswordCheck,
+    responses((status = 200, description = "Success", body = TotpEnrollment),
+              (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
 pub async fn enroll_totp(
     State(state): State<AppState>,
     caller: Caller,
+    Json(req): Json<PasswordCheck>,
 ) -> ApiResult<axum::Json<TotpEnrollment>> {
     let u = caller.user()?;
+    if !auth::verify_password(req.current_password.clone(), u.user.password_hash.clone()).await? {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "wrong_password",
+            "the current password is wrong",
+        ));
+    }
     if u.user.user.totp_enabled {
         return Err(ApiError::conflict(
             "totp_enabled",

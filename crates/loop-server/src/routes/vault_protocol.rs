@@ -25,9 +25,9 @@ use loop_repo::format::{HEADER_LEN, Magic};
 use loop_repo::pack::PACK_HEADER_LEN;
 use object_store::{GetOptions, GetRange, ObjectStoreExt as _, PutPayload, WriteMultipart};
 
-use super::{Json, Path, commit, commit_audited};
+use super::{Json, Path, commit_audited};
 use crate::auth::Caller;
-use crate::db::{self, identity, vaults};
+use crate::db::{identity, vaults};
 use crate::destinations::Destination;
 use crate::domain::TokenPermission;
 use crate::error::{ApiError, ApiResult};
@@ -129,14 +129,14 @@ fn magic_of(kind: FileKind) -> Magic {
 }
 
 /// The token's view of one vault.
-struct Access<'a> {
+struct Access {
     vault: Vault,
     token: Token,
     perms: Vec<TokenPermission>,
-    dest: &'a Destination,
+    dest: std::sync::Arc<Destination>,
 }
 
-async fn access<'a>(state: &'a AppState, caller: &Caller, vault_id: &str) -> ApiResult<Access<'a>> {
+async fn access(state: &AppState, caller: &Caller, vault_id: &str) -> ApiResult<Access> {
     let token = caller.token()?.clone();
     let vault = vaults::vault_by_id(&state.db.pool, vault_id)
         .await?
@@ -146,7 +146,8 @@ async fn access<'a>(state: &'a AppState, caller: &Caller, vault_id: &str) -> Api
     let dest = state
         .destinations
         .get(&vault.destination)
-        .ok_or_else(|| ApiError::Internal(format!("destination {} is gone", vault.destination)))?;
+        .ok_or_else(|| ApiError::Internal(format!("destination {} is gone", vault.destination)))?
+        .clone();
     let perms = token
         .permissions
         .iter()
@@ -162,14 +163,14 @@ async fn access<'a>(state: &'a AppState, caller: &Caller, vault_id: &str) -> Api
 
 /// The token's view of one vault, for operation `op` on the object `kind`/`name` (parsed
 /// and checked here).
-async fn object_access<'a>(
-    state: &'a AppState,
+async fn object_access(
+    state: &AppState,
     caller: &Caller,
     vault_id: &str,
     kind: &str,
     name: &str,
     op: Op,
-) -> ApiResult<(Access<'a>, FileKind)> {
+) -> ApiResult<(Access, FileKind)> {
     let a = access(state, caller, vault_id).await?;
     let kind = parse_kind(kind)?;
     check_name(kind, name)?;
@@ -177,7 +178,7 @@ async fn object_access<'a>(
     Ok((a, kind))
 }
 
-impl Access<'_> {
+impl Access {
     fn require(&self, op: Op, kind: FileKind) -> ApiResult<()> {
         if allowed(&self.perms, op, kind) {
             Ok(())
@@ -465,6 +466,18 @@ fn reject(reason: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "object_rejected", reason)
 }
 
+/// The largest object of each kind a client may store. Packs, indexes, snapshots and plans
+/// are bounded by `limits.object_bytes`; markers, key slots and the config are small (the
+/// engine reads them with these bounds), which also bounds what a backup token can do by
+/// rewriting its own markers.
+fn max_object(kind: FileKind, limit: u64) -> u64 {
+    match kind {
+        FileKind::Lock | FileKind::Key => 64 * 1024,
+        FileKind::Config => 1024 * 1024,
+        _ => limit,
+    }
+}
+
 async fn write(
     State(state): State<AppState>,
     caller: Caller,
@@ -484,14 +497,12 @@ async fn write(
                 "send Content-Length",
             )
         })?;
-    if len > state.config.limits.object_bytes {
+    let max = max_object(kind, state.config.limits.object_bytes);
+    if len > max {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "object_too_large",
-            format!(
-                "objects are at most {} bytes",
-                state.config.limits.object_bytes
-            ),
+            format!("objects of this kind are at most {max} bytes"),
         ));
     }
     let want_hash = headers
@@ -505,7 +516,34 @@ async fn write(
                 loop_api::CONTENT_HASH_HEADER
             ))
         })?;
+    let body = req.into_body();
+    // The upload, its accounting and its audit event run as their own task: a client that
+    // cancels the request (an HTTP/2 reset) cannot stop the server half-way, so a reserved
+    // quota is always given back and a stored snapshot is always recorded.
+    let job = tokio::spawn(store_object(
+        state, caller, a, kind, name, len, want_hash, body,
+    ));
+    job.await?
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn store_object(
+    state: AppState,
+    caller: Caller,
+    a: Access,
+    kind: FileKind,
+    name: String,
+    len: u64,
+    want_hash: String,
+    body: Body,
+) -> ApiResult<Response> {
     let path = a.path(kind, &name);
+    // Packs are large and never replaced by backups: they stream without the object lock.
+    let _guard = if kind == FileKind::Pack {
+        None
+    } else {
+        Some(state.object_lock(path.as_ref()).lock().await)
+    };
     let previous = match a.dest.store.head(&path).await {
         Ok(m) => Some(m.size),
         Err(object_store::Error::NotFound { .. }) => None,
@@ -526,7 +564,7 @@ async fn write(
             "the vault's quota does not allow this upload",
         ));
     }
-    let result = receive(&a, kind, &name, &path, len, &want_hash, req.into_body()).await;
+    let result = receive(&a, kind, &name, &path, len, &want_hash, body).await;
     if let Err(e) = result {
         vaults::release(&state.db.pool, &a.vault.id, len).await?;
         return Err(e);
@@ -534,23 +572,7 @@ async fn write(
     if let Some(old) = previous {
         vaults::release(&state.db.pool, &a.vault.id, old).await?;
     }
-    if kind == FileKind::Snapshot {
-        let now = state.now();
-        let mut tx = state.db.begin().await?;
-        db::audit::append(
-            &mut tx,
-            caller.event(
-                &a.vault.tenant_id,
-                "snapshot.create",
-                "snapshot",
-                Some(&name),
-                serde_json::json!({ "vault_id": a.vault.id, "size": len }),
-            ),
-            now,
-        )
-        .await?;
-        commit(tx).await?;
-    }
+    audit_change(&state, &caller, &a, kind, &name, true, len).await?;
     Ok(StatusCode::CREATED.into_response())
 }
 
@@ -585,7 +607,7 @@ impl Arrival {
 /// Streams the body to storage, checking size, hash and structure before the object
 /// becomes visible. Small objects are buffered and written in one request.
 async fn receive(
-    a: &Access<'_>,
+    a: &Access,
     kind: FileKind,
     name: &str,
     path: &object_store::path::Path,
@@ -663,7 +685,19 @@ async fn remove(
     Path((vault_id, kind, name)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     let (a, kind) = object_access(&state, &caller, &vault_id, &kind, &name, Op::Delete).await?;
+    // As for uploads: a cancelled request cannot leave a deletion unaccounted or unrecorded.
+    tokio::spawn(delete_object(state, caller, a, kind, name)).await?
+}
+
+async fn delete_object(
+    state: AppState,
+    caller: Caller,
+    a: Access,
+    kind: FileKind,
+    name: String,
+) -> ApiResult<Response> {
     let path = a.path(kind, &name);
+    let _guard = state.object_lock(path.as_ref()).lock().await;
     let size = match a.dest.store.head(&path).await {
         Ok(m) => m.size,
         Err(object_store::Error::NotFound { .. }) => {
@@ -673,30 +707,48 @@ async fn remove(
     };
     a.dest.store.delete(&path).await?;
     vaults::release(&state.db.pool, &a.vault.id, size).await?;
-    let action = match kind {
-        FileKind::Snapshot => Some("snapshot.delete"),
-        FileKind::Key => Some("vault.key_delete"),
-        FileKind::Config => Some("vault.config_delete"),
-        _ => None,
-    };
-    if let Some(action) = action {
-        let now = state.now();
-        let mut tx = state.db.begin().await?;
-        db::audit::append(
-            &mut tx,
-            caller.event(
-                &a.vault.tenant_id,
-                action,
-                "vault",
-                Some(&a.vault.id),
-                serde_json::json!({ "object": name }),
-            ),
-            now,
-        )
-        .await?;
-        commit(tx).await?;
-    }
+    audit_change(&state, &caller, &a, kind, &name, false, size).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Records a stored or deleted snapshot, key slot or config. Packs, indexes, markers and
+/// plans are not recorded one by one: the snapshot that makes them reachable is.
+async fn audit_change(
+    state: &AppState,
+    caller: &Caller,
+    a: &Access,
+    kind: FileKind,
+    name: &str,
+    stored: bool,
+    size: u64,
+) -> ApiResult<()> {
+    let (action, object_kind) = match (kind, stored) {
+        (FileKind::Snapshot, true) => ("snapshot.create", "snapshot"),
+        (FileKind::Snapshot, false) => ("snapshot.delete", "snapshot"),
+        (FileKind::Key, true) => ("vault.key_add", "key_slot"),
+        (FileKind::Key, false) => ("vault.key_delete", "key_slot"),
+        (FileKind::Config, true) => ("vault.config_write", "vault"),
+        (FileKind::Config, false) => ("vault.config_delete", "vault"),
+        _ => return Ok(()),
+    };
+    let now = state.now();
+    let tx = state.db.begin().await?;
+    commit_audited(
+        tx,
+        caller.event(
+            &a.vault.tenant_id,
+            action,
+            object_kind,
+            Some(name),
+            serde_json::json!({ "vault_id": a.vault.id, "size": size }),
+        ),
+        now,
+    )
+    .await
+    .inspect_err(|e| {
+        tracing::error!(vault = %a.vault.id, object = %name, error = ?e,
+            "storage changed but its audit event failed")
+    })
 }
 
 #[cfg(test)]
