@@ -47,15 +47,11 @@ pub struct VaultStorage {
     token: String,
 }
 
+/// The kind's path segment in the vault protocol: the repository directory, and `config`.
 fn kind_segment(kind: FileKind) -> &'static str {
     match kind {
         FileKind::Config => "config",
-        FileKind::Key => "keys",
-        FileKind::Snapshot => "snapshots",
-        FileKind::Index => "index",
-        FileKind::Pack => "data",
-        FileKind::Lock => "locks",
-        FileKind::Plan => "plans",
+        k => k.dir(),
     }
 }
 
