@@ -113,3 +113,72 @@ impl Destinations {
         self.0.values()
     }
 }
+
+/// Removes the staging files of uploads that never finished (a server killed mid-upload)
+/// from a local destination: `NAME#DIGITS` files, as `object_store` names them, not changed
+/// for `older_than`. Returns how many went. The age keeps uploads still in flight on another
+/// node sharing the directory safe.
+pub fn sweep_staging(
+    root: &std::path::Path,
+    older_than: std::time::Duration,
+) -> std::io::Result<usize> {
+    let mut removed = 0;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                dirs.push(entry.path());
+                continue;
+            }
+            if !kind.is_file() {
+                continue;
+            }
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let staging = name
+                .rsplit_once('#')
+                .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !staging {
+                continue;
+            }
+            let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
+            if age >= older_than {
+                std::fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_old_staging_files_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let fan = dir.path().join("vt_1/data/ab");
+        std::fs::create_dir_all(&fan).unwrap();
+        let pack = "ab".repeat(32);
+        let old = fan.join(format!("{pack}#7"));
+        let fresh = fan.join(format!("{pack}#8"));
+        let object = fan.join(&pack);
+        for p in [&old, &fresh, &object] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(90_000);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(day_ago)
+            .unwrap();
+        let n = sweep_staging(dir.path(), std::time::Duration::from_secs(86_400)).unwrap();
+        assert_eq!(n, 1);
+        assert!(!old.exists());
+        assert!(fresh.exists() && object.exists());
+    }
+}

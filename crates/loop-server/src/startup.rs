@@ -97,6 +97,23 @@ impl Application {
             object_locks: (0..256).map(|_| tokio::sync::Mutex::new(())).collect(),
         }));
         let initial_admin_password = bootstrap(&state).await?;
+        // Uploads cut off by an earlier crash leave staging files on local destinations.
+        for d in state.config.destinations() {
+            if let crate::config::BackendConfig::Local { path } = d.backend {
+                tokio::task::spawn_blocking(move || {
+                    match crate::destinations::sweep_staging(
+                        &path,
+                        std::time::Duration::from_secs(86_400),
+                    ) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(destination = %d.name, removed = n,
+                            "removed staging files of unfinished uploads"),
+                        Err(e) => tracing::warn!(destination = %d.name, error = %e,
+                            "sweeping staging files"),
+                    }
+                });
+            }
+        }
         let router = crate::routes::router(state.clone());
         Ok(Application {
             listener,
