@@ -149,6 +149,9 @@ pub struct Index {
     /// (256 KiB for the table, whatever the repository size).
     buckets: Vec<u32>,
     sorted: bool,
+    /// Further copies of blobs stored more than once, sorted by ID: readers fall back to them
+    /// when the first copy is damaged, or was indexed by a writer who lied about it.
+    alternates: Vec<Entry>,
 }
 
 impl Index {
@@ -189,11 +192,21 @@ impl Index {
         }
     }
 
-    /// Sorts and drops duplicate blobs (the same blob stored in two packs keeps one place).
+    /// Sorts, and keeps one place per blob in the lookup table; further copies of a blob
+    /// stored more than once go to [`Index::alternates`].
     pub fn finish(&mut self) {
         self.entries
             .sort_unstable_by(|a, b| a.id.cmp(&b.id).then(a.pack.cmp(&b.pack)));
-        self.entries.dedup_by(|a, b| a.id == b.id);
+        let alternates = &mut self.alternates;
+        self.entries.dedup_by(|later, kept| {
+            let same = later.id == kept.id;
+            if same {
+                alternates.push(*later);
+            }
+            same
+        });
+        // In ID order also when `finish` runs again after more packs were added.
+        self.alternates.sort_by_key(|e| e.id);
         self.entries.shrink_to_fit();
         self.buckets = vec![0u32; (1 << 16) + 1];
         for e in &self.entries {
@@ -225,6 +238,16 @@ impl Index {
 
     pub fn get(&self, id: &Id) -> Option<BlobLocation> {
         self.find(id).map(|e| self.location(e))
+    }
+
+    /// The other places a blob is stored, beyond [`Index::get`]'s.
+    pub fn alternates(&self, id: &Id) -> Vec<BlobLocation> {
+        let start = self.alternates.partition_point(|e| e.id < id.0);
+        self.alternates[start..]
+            .iter()
+            .take_while(|e| e.id == id.0)
+            .map(|e| self.location(e))
+            .collect()
     }
 
     fn location(&self, e: &Entry) -> BlobLocation {
@@ -319,5 +342,27 @@ mod tests {
         let mut data = u32::MAX.to_le_bytes().to_vec();
         data.extend_from_slice(&[0; 40]);
         assert!(IndexFile::decode("i", &data).is_err());
+    }
+
+    #[test]
+    fn a_blob_stored_twice_keeps_its_other_copy_as_an_alternate() {
+        let id = Id([7; 32]);
+        let entry = |offset| PackEntry {
+            kind: BlobKind::Data,
+            id,
+            offset,
+            length: 100,
+            raw_len: 84,
+        };
+        let (p1, p2) = (Id([1; 32]), Id([2; 32]));
+        let mut index = Index::new();
+        index.add_pack(p1, &[entry(40)]);
+        index.add_pack(p2, &[entry(140)]);
+        index.finish();
+        assert_eq!(index.get(&id).unwrap().pack, p1);
+        let alts = index.alternates(&id);
+        assert_eq!(alts.len(), 1);
+        assert_eq!((alts[0].pack, alts[0].entry.offset), (p2, 140));
+        assert!(index.alternates(&Id([8; 32])).is_empty());
     }
 }

@@ -307,11 +307,29 @@ impl Repository {
         Ok(id)
     }
 
-    /// Reads, authenticates and decodes one blob.
+    /// Reads, authenticates and decodes one blob, and checks its keyed ID. When that copy
+    /// fails (damaged, or indexed wrongly), the blob's other copies are tried.
     pub fn read_blob(&self, index: &Index, id: &Id) -> Result<Vec<u8>> {
         let loc = index
             .get(id)
             .ok_or_else(|| Error::corrupt(format!("blob {}", id.short()), "not in any index"))?;
+        self.read_blob_at(&loc, id)
+            .or_else(|first| self.read_blob_alternate(index, id).map_err(|_| first))
+    }
+
+    /// The blob from one of its further copies ([`Index::alternates`]).
+    pub fn read_blob_alternate(&self, index: &Index, id: &Id) -> Result<Vec<u8>> {
+        let mut last = Error::corrupt(format!("blob {}", id.short()), "no other copy");
+        for loc in index.alternates(id) {
+            match self.read_blob_at(&loc, id) {
+                Ok(d) => return Ok(d),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn read_blob_at(&self, loc: &crate::index::BlobLocation, id: &Id) -> Result<Vec<u8>> {
         let object = FileKind::Pack.path(&loc.pack.to_hex());
         let stored = self.storage.get_range(
             FileKind::Pack,

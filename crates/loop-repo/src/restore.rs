@@ -401,12 +401,30 @@ impl Restorer<'_> {
                 Ok(buf) => {
                     let from = (e.offset as u64 - job.start) as usize;
                     let bytes = buf[from..from + e.length as usize].to_vec();
-                    // AES-GCM authenticates the blob bound to its kind and ID (associated
-                    // data), so only a key holder could have stored these bytes under this ID;
-                    // `--verify` and `check --read-data` also recompute the keyed hash.
-                    pack::decode_blob(&cipher, e, bytes, &object).map_err(|err| err.to_string())
+                    // AES-GCM proves a key holder stored these bytes; the keyed hash proves
+                    // they are the content the snapshot names. Both are checked: a holder
+                    // of a backup-only token has the key, and must not be able to slip
+                    // other content under an existing blob's ID.
+                    pack::decode_blob(&cipher, e, bytes, &object)
+                        .map_err(|err| err.to_string())
+                        .and_then(|d| {
+                            if self.repo.blob_id(&d) == e.id {
+                                Ok(d)
+                            } else {
+                                Err(format!(
+                                    "{object}: blob {} does not match its ID",
+                                    e.id.short()
+                                ))
+                            }
+                        })
                 }
             };
+            // A damaged or wrongly indexed copy: try the blob's other copies.
+            let data = data.or_else(|msg| {
+                self.repo
+                    .read_blob_alternate(self.index, &e.id)
+                    .map_err(|_| msg)
+            });
             for (file, offset) in blob.targets {
                 match &data {
                     Err(msg) => file.fail(offset, msg.clone()),
@@ -1368,6 +1386,71 @@ mod tests {
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         assert_eq!(report.files as usize, TREES_AHEAD + 40 + 2);
         assert_same(&src, &out.join("src"));
+    }
+
+    /// A holder of the key (a backup-only token on a managed vault) stores a second copy of
+    /// an existing blob with other content, validly encrypted, and indexes it: a restore must
+    /// still write the original content, whichever copy the index lists first.
+    #[test]
+    fn a_forged_copy_of_a_blob_cannot_change_what_is_restored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        let original = pseudo_random(200_000, 11);
+        write(&src.join("file"), &original);
+        let repo = new_repo(tmp.path());
+        let tree = backup(&repo, &src);
+        let index = repo.load_index().unwrap();
+        let file_tree = repo.load_tree(&index, &tree).unwrap();
+        let sub = repo
+            .load_tree(&index, &file_tree.nodes[0].subtree.unwrap())
+            .unwrap();
+        let blob = sub.nodes[0].content[0];
+        let loc = index.get(&blob).unwrap();
+        let e = loc.entry;
+        let stored = repo
+            .storage()
+            .get_range(
+                FileKind::Pack,
+                &loc.pack.to_hex(),
+                e.offset as u64,
+                e.length as u64,
+            )
+            .unwrap();
+        let mut payload = pack::decrypt_payload(
+            &pack::pack_cipher(repo.master(), &loc.pack),
+            &e,
+            stored,
+            "p",
+        )
+        .unwrap();
+        let last = payload.len() - 1;
+        payload[last] ^= 0xff;
+        let mut w = pack::PackWriter::new(repo.master(), 1 << 20);
+        w.add(e.kind, e.id, &payload, e.raw_len);
+        let (forged, data, entries) = w.finish();
+        repo.storage()
+            .put(FileKind::Pack, &forged.to_hex(), data)
+            .unwrap();
+        repo.save_index_file(&crate::index::IndexFile {
+            packs: vec![(forged, entries.clone())],
+        })
+        .unwrap();
+
+        // read_blob, with the forged copy first in the index.
+        let mut poisoned = crate::index::Index::new();
+        poisoned.add_pack(forged, &entries);
+        for f in repo.storage().list(FileKind::Index).unwrap() {
+            poisoned.add_file(&repo.load_index_file(&f.name).unwrap());
+        }
+        poisoned.finish();
+        assert_eq!(poisoned.get(&blob).unwrap().pack, forged);
+        assert_eq!(repo.read_blob(&poisoned, &blob).unwrap(), original);
+
+        // A whole restore, with the index as storage lists it.
+        let out = tmp.path().join("out");
+        let report = restore(&repo, &tree, &out, |_| {});
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!(fs::read(out.join("src/file")).unwrap(), original);
     }
 
     /// More files than may be open at once, so the walker has to wait for readers.
