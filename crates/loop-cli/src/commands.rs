@@ -170,14 +170,11 @@ fn init(g: &Global, a: InitArgs) -> Result<ExitCode> {
 // ---- backup ----
 
 fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
-    let server = g.repo.as_deref().is_some_and(|r| r.starts_with("https://"));
     let mut session = None;
-    let repo = if !a.init && server {
+    let repo = if !a.init {
         let (repo, s) = repo_open::open_with_session(g)?;
         session = s;
         repo
-    } else if !a.init {
-        repo_open::open(g)?
     } else {
         let storage = match repo_open::remote(g)? {
             Some((storage, s)) => {

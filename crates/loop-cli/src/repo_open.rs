@@ -76,21 +76,24 @@ pub fn remote(g: &Global) -> Result<Option<(Arc<dyn Storage>, VaultSession)>> {
 }
 
 /// Opens the repository; for a server vault also returns the session the server granted.
+/// A managed vault opens with the key the server handed over, anything else with the
+/// passphrase.
 pub fn open_with_session(g: &Global) -> Result<(Repository, Option<VaultSession>)> {
-    if let Some((storage, session)) = remote(g)? {
-        let repo = match session.key {
-            Some(bytes) => {
-                let key = loop_repo::crypto::Key::from_bytes(bytes);
-                Repository::open(storage, Secret::RawKey(&key))?
-            }
-            None => {
-                let pass = passphrase(g)?;
-                Repository::open(storage, Secret::Passphrase(&pass.0))?
-            }
-        };
-        return Ok((repo, Some(session)));
-    }
-    Ok((open(g)?, None))
+    let (storage, session) = match remote(g)? {
+        Some((storage, session)) => (storage, Some(session)),
+        None => (storage(g, false)?, None),
+    };
+    let repo = match session.as_ref().and_then(|s| s.key) {
+        Some(bytes) => {
+            let key = loop_repo::crypto::Key::from_bytes(bytes);
+            Repository::open(storage, Secret::RawKey(&key))?
+        }
+        None => {
+            let pass = passphrase(g)?;
+            Repository::open(storage, Secret::Passphrase(&pass.0))?
+        }
+    };
+    Ok((repo, session))
 }
 
 fn read_password_file(path: &std::path::Path) -> Result<Passphrase> {
@@ -153,12 +156,7 @@ pub fn kdf(g: &Global) -> KdfParams {
 }
 
 pub fn open(g: &Global) -> Result<Repository> {
-    if g.repo.as_deref().is_some_and(|r| r.starts_with("https://")) {
-        return Ok(open_with_session(g)?.0);
-    }
-    let storage = storage(g, false)?;
-    let pass = passphrase(g)?;
-    Ok(Repository::open(storage, Secret::Passphrase(&pass.0))?)
+    Ok(open_with_session(g)?.0)
 }
 
 pub fn hostname() -> String {

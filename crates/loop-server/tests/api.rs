@@ -1333,6 +1333,17 @@ fn vault_as<'a>(server: &'a Server, vault: &str, secret: &str) -> VaultAs<'a> {
     }
 }
 
+/// A fresh API token of `tenant` with `permissions`, as its holder sees `vault`.
+fn holder<'a>(
+    server: &'a Server,
+    admin: &Caller<'_>,
+    tenant: &str,
+    vault: &str,
+    permissions: &[&str],
+) -> VaultAs<'a> {
+    vault_as(server, vault, &token(admin, tenant, permissions, None).1)
+}
+
 impl VaultAs<'_> {
     fn path(&self, rest: &str) -> String {
         format!("/vaults/{}/v1/{rest}", self.vault)
@@ -1436,16 +1447,8 @@ fn a_backup_token_cannot_read_snapshots_or_packs_nor_delete_keys() {
     let server = Server::start();
     let admin = server.admin();
     let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
-    let backup = vault_as(
-        &server,
-        &vault,
-        &token(&admin, &tenant, &["backup"], None).1,
-    );
-    let restore = vault_as(
-        &server,
-        &vault,
-        &token(&admin, &tenant, &["restore"], None).1,
-    );
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    let restore = holder(&server, &admin, &tenant, &vault, &["restore"]);
 
     for kind in ["snapshots", "data"] {
         backup
@@ -1509,7 +1512,7 @@ fn another_tenants_token_finds_nothing_anywhere_in_a_vault() {
     let admin = server.admin();
     let (alpha, _) = customer_with_vault(&admin, "Alpha", None);
     let (bravo, vault) = customer_with_vault(&admin, "Bravo", None);
-    let intruder = vault_as(&server, &vault, &token(&admin, &alpha, &["manage"], None).1);
+    let intruder = holder(&server, &admin, &alpha, &vault, &["manage"]);
     let owner = vault_as(
         &server,
         &vault,
@@ -1566,16 +1569,8 @@ fn uploads_are_checked_before_they_become_visible() {
     let server = Server::start();
     let admin = server.admin();
     let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
-    let backup = vault_as(
-        &server,
-        &vault,
-        &token(&admin, &tenant, &["backup"], None).1,
-    );
-    let restore = vault_as(
-        &server,
-        &vault,
-        &token(&admin, &tenant, &["restore"], None).1,
-    );
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    let restore = holder(&server, &admin, &tenant, &vault, &["restore"]);
     let used = || admin.get(&format!("/api/v1/vaults/{vault}")).expect(200)["used_bytes"].clone();
     let index = index_object(100);
     let index_name = blake3_hex(&index);
@@ -1620,11 +1615,7 @@ fn an_upload_beyond_the_vault_quota_is_refused() {
     let server = Server::start();
     let admin = server.admin();
     let (tenant, vault) = customer_with_vault(&admin, "Acme", Some(1000));
-    let backup = vault_as(
-        &server,
-        &vault,
-        &token(&admin, &tenant, &["backup"], None).1,
-    );
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
     let big = index_object(1200);
     backup
         .put("index", &blake3_hex(&big), &big)
@@ -1659,16 +1650,8 @@ fn a_large_pack_streams_in_parts_and_a_bad_one_leaves_nothing_behind() {
     let server = Server::start();
     let admin = server.admin();
     let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
-    let backup = vault_as(
-        &server,
-        &vault,
-        &token(&admin, &tenant, &["backup"], None).1,
-    );
-    let restore = vault_as(
-        &server,
-        &vault,
-        &token(&admin, &tenant, &["restore"], None).1,
-    );
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    let restore = holder(&server, &admin, &tenant, &vault, &["restore"]);
     let id = [7u8; 32];
     let name = hex::encode(id);
     let pack = big_pack(id, 20 << 20);
@@ -1728,11 +1711,7 @@ fn a_failing_destination_is_an_internal_error_that_reveals_nothing_and_keeps_no_
     let server = Server::start();
     let admin = server.admin();
     let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
-    let backup = vault_as(
-        &server,
-        &vault,
-        &token(&admin, &tenant, &["backup"], None).1,
-    );
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
     // The destination breaks: where packs go is now a file, not a directory.
     let data_dir = server.data_dir.join("vaults").join(&vault).join("data");
     std::fs::remove_dir_all(&data_dir).ok();
@@ -1769,11 +1748,7 @@ fn concurrent_rewrites_of_a_marker_cannot_shrink_the_recorded_usage() {
     let server = Server::start();
     let admin = server.admin();
     let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
-    let backup = vault_as(
-        &server,
-        &vault,
-        &token(&admin, &tenant, &["backup"], None).1,
-    );
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
     let used = || -> u64 {
         admin.get(&format!("/api/v1/vaults/{vault}")).expect(200)["used_bytes"]
             .as_u64()
@@ -1803,7 +1778,7 @@ fn concurrent_rewrites_of_a_marker_cannot_shrink_the_recorded_usage() {
 
 /// The size of a lock object as stored, read with a restore token.
 fn restore_size(server: &Server, vault: &str, tenant: &str, admin: &Caller<'_>, name: &str) -> u64 {
-    let restore = vault_as(server, vault, &token(admin, tenant, &["restore"], None).1);
+    let restore = holder(server, admin, tenant, vault, &["restore"]);
     let listed = restore.call("get", "locks").expect(200);
     listed
         .as_array()
@@ -1901,11 +1876,7 @@ fn an_unreadable_snapshot_does_not_break_the_snapshot_list() {
     let server = Server::start();
     let admin = server.admin();
     let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
-    let backup = vault_as(
-        &server,
-        &vault,
-        &token(&admin, &tenant, &["backup"], None).1,
-    );
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
     let mut snapshot = b"LPSN\x01\x00\x00\x00".to_vec();
     snapshot.extend_from_slice(&[9u8; 200]);
     backup
@@ -2164,11 +2135,7 @@ fn a_shredded_tenant_key_makes_its_managed_vaults_unreadable() {
     let server = Server::start();
     let admin = server.admin();
     let (tenant, vault) = customer_with_vault(&admin, "Leaving Ltd", None);
-    let manage = vault_as(
-        &server,
-        &vault,
-        &token(&admin, &tenant, &["manage"], None).1,
-    );
+    let manage = holder(&server, &admin, &tenant, &vault, &["manage"]);
     let snapshots = format!("/api/v1/vaults/{vault}/snapshots");
     assert_eq!(admin.get(&snapshots).expect(200), json!([]));
     manage.open().expect(200);
