@@ -47,14 +47,6 @@ pub struct VaultStorage {
     token: String,
 }
 
-/// The kind's path segment in the vault protocol: the repository directory, and `config`.
-fn kind_segment(kind: FileKind) -> &'static str {
-    match kind {
-        FileKind::Config => "config",
-        k => k.dir(),
-    }
-}
-
 const TRIES: u32 = 5;
 
 impl VaultStorage {
@@ -110,13 +102,13 @@ impl VaultStorage {
                 "{}/vaults/{}/v1/{}/{n}",
                 self.conn.base,
                 self.vault_id,
-                kind_segment(kind)
+                kind.name()
             ),
             None => format!(
                 "{}/vaults/{}/v1/{}",
                 self.conn.base,
                 self.vault_id,
-                kind_segment(kind)
+                kind.name()
             ),
         }
     }

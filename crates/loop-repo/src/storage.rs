@@ -58,6 +58,34 @@ impl FileKind {
         }
     }
 
+    /// The kind's one-word name: its directory, and `config` for the config. The vault
+    /// protocol uses it as a path segment.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileKind::Config => "config",
+            k => k.dir(),
+        }
+    }
+
+    /// The kind named `name` (see [`FileKind::name`]).
+    pub fn from_name(name: &str) -> Option<FileKind> {
+        FileKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The magic every object of this kind starts with.
+    pub fn magic(self) -> crate::format::Magic {
+        use crate::format::Magic;
+        match self {
+            FileKind::Config => Magic::Config,
+            FileKind::Key => Magic::KeySlot,
+            FileKind::Snapshot => Magic::Snapshot,
+            FileKind::Index => Magic::Index,
+            FileKind::Pack => Magic::Pack,
+            FileKind::Lock => Magic::Lock,
+            FileKind::Plan => Magic::PrunePlan,
+        }
+    }
+
     /// The object's path relative to the repository root.
     pub fn path(self, name: &str) -> String {
         match self {
@@ -396,5 +424,20 @@ impl Storage for ObjectStorage {
             .block_on(self.store.head(&path))
             .map(|m| m.size)
             .map_err(|e| self.err(&rel, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_found_by_its_name_and_no_other() {
+        for k in FileKind::ALL {
+            assert_eq!(FileKind::from_name(k.name()), Some(k));
+        }
+        assert_eq!(FileKind::from_name("data"), Some(FileKind::Pack));
+        assert_eq!(FileKind::from_name(""), None);
+        assert_eq!(FileKind::from_name("../keys"), None);
     }
 }

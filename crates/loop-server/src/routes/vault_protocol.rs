@@ -21,7 +21,7 @@ use axum::routing::{get, post};
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use loop_api::{ObjectEntry, Token, Vault, VaultOpenRequest, VaultOpenResponse};
 use loop_repo::FileKind;
-use loop_repo::format::{HEADER_LEN, Magic};
+use loop_repo::format::HEADER_LEN;
 use loop_repo::pack::PACK_HEADER_LEN;
 use object_store::{GetOptions, GetRange, ObjectStoreExt as _, PutPayload, WriteMultipart};
 
@@ -87,16 +87,7 @@ pub fn allowed(perms: &[TokenPermission], op: Op, kind: FileKind) -> bool {
 }
 
 fn parse_kind(s: &str) -> ApiResult<FileKind> {
-    Ok(match s {
-        "config" => FileKind::Config,
-        "keys" => FileKind::Key,
-        "snapshots" => FileKind::Snapshot,
-        "index" => FileKind::Index,
-        "data" => FileKind::Pack,
-        "locks" => FileKind::Lock,
-        "plans" => FileKind::Plan,
-        _ => return Err(ApiError::not_found()),
-    })
+    FileKind::from_name(s).ok_or_else(ApiError::not_found)
 }
 
 fn check_name(kind: FileKind, name: &str) -> ApiResult<()> {
@@ -113,18 +104,6 @@ fn check_name(kind: FileKind, name: &str) -> ApiResult<()> {
         Ok(())
     } else {
         Err(ApiError::not_found())
-    }
-}
-
-fn magic_of(kind: FileKind) -> Magic {
-    match kind {
-        FileKind::Config => Magic::Config,
-        FileKind::Key => Magic::KeySlot,
-        FileKind::Snapshot => Magic::Snapshot,
-        FileKind::Index => Magic::Index,
-        FileKind::Pack => Magic::Pack,
-        FileKind::Lock => Magic::Lock,
-        FileKind::Plan => Magic::PrunePlan,
     }
 }
 
@@ -445,7 +424,7 @@ fn check_object(
     tail: &[u8],
     size: u64,
 ) -> Result<(), String> {
-    let magic = magic_of(kind);
+    let magic = kind.magic();
     magic.check(name, head).map_err(|e| e.to_string())?;
     if kind == FileKind::Pack {
         if size < (PACK_HEADER_LEN + 4) as u64 || head.len() < PACK_HEADER_LEN {
@@ -786,7 +765,7 @@ mod tests {
     #[test]
     fn packs_are_checked_for_magic_id_and_trailer() {
         let id = "ab".repeat(32);
-        let mut pack = Magic::Pack.header().to_vec();
+        let mut pack = loop_repo::format::Magic::Pack.header().to_vec();
         pack.extend_from_slice(&hex::decode(&id).unwrap());
         pack.extend_from_slice(&[0u8; 100]);
         pack.extend_from_slice(&50u32.to_le_bytes());
