@@ -116,9 +116,20 @@ impl ApiClient {
         self.call::<(), T>(Method::GET, path, None)
     }
 
-    /// A GET whose body is returned as text (exports).
-    pub fn get_text(&self, path: &str) -> Result<String, ApiError> {
-        self.send(self.request(Method::GET, path))?
+    /// A GET with query parameters, decoded from JSON.
+    pub fn get_query<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ApiError> {
+        self.send(self.request(Method::GET, path).query(query))?
+            .json()
+            .map_err(|e| ApiError::Decode(e.to_string()))
+    }
+
+    /// A GET with query parameters whose body is returned as text (exports).
+    pub fn get_text(&self, path: &str, query: &[(&str, String)]) -> Result<String, ApiError> {
+        self.send(self.request(Method::GET, path).query(query))?
             .text()
             .map_err(|e| ApiError::Decode(e.to_string()))
     }

@@ -125,11 +125,9 @@ fn show<T: Serialize>(g: &Global, v: &T, human: impl Fn(&T)) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-fn q(tenant: &Option<String>) -> String {
-    tenant
-        .as_deref()
-        .map(|t| format!("?tenant_id={t}"))
-        .unwrap_or_default()
+/// `?tenant_id=` when a tenant is given.
+fn tenant_query(tenant: &Option<String>) -> Vec<(&'static str, String)> {
+    tenant.iter().map(|t| ("tenant_id", t.clone())).collect()
 }
 
 pub fn login(g: &Global, a: LoginArgs) -> Result<ExitCode> {
@@ -254,7 +252,7 @@ pub fn user(g: &Global, c: UserCommand) -> Result<ExitCode> {
     let api = api(g)?;
     match c {
         UserCommand::List { tenant } => {
-            let us: Vec<User> = api.get(&format!("/api/v1/users{}", q(&tenant)))?;
+            let us: Vec<User> = api.get_query("/api/v1/users", &tenant_query(&tenant))?;
             show(g, &us, |us| print_users(us))
         }
         UserCommand::Create {
@@ -361,7 +359,7 @@ pub fn device(g: &Global, c: DeviceCommand) -> Result<ExitCode> {
     let api = api(g)?;
     match c {
         DeviceCommand::List { tenant } => {
-            let ds: Vec<Device> = api.get(&format!("/api/v1/devices{}", q(&tenant)))?;
+            let ds: Vec<Device> = api.get_query("/api/v1/devices", &tenant_query(&tenant))?;
             show(g, &ds, |ds| {
                 for d in ds {
                     println!("{}  {}  {}", d.id, d.tenant_id, d.name);
@@ -392,7 +390,7 @@ pub fn token(g: &Global, c: TokenCommand) -> Result<ExitCode> {
     let api = api(g)?;
     match c {
         TokenCommand::List { tenant } => {
-            let ts: Vec<Token> = api.get(&format!("/api/v1/tokens{}", q(&tenant)))?;
+            let ts: Vec<Token> = api.get_query("/api/v1/tokens", &tenant_query(&tenant))?;
             show(g, &ts, |ts| {
                 for t in ts {
                     let state = if t.revoked_at.is_some() {
@@ -472,7 +470,7 @@ pub fn vault(g: &Global, c: VaultCommand) -> Result<ExitCode> {
     let api = api(g)?;
     match c {
         VaultCommand::List { tenant } => {
-            let vs: Vec<Vault> = api.get(&format!("/api/v1/vaults{}", q(&tenant)))?;
+            let vs: Vec<Vault> = api.get_query("/api/v1/vaults", &tenant_query(&tenant))?;
             show(g, &vs, |vs| print_vaults(vs))
         }
         VaultCommand::Create {
@@ -537,7 +535,7 @@ pub fn session(g: &Global, c: SessionCommand) -> Result<ExitCode> {
     let api = api(g)?;
     match c {
         SessionCommand::List { tenant } => {
-            let ss: Vec<Session> = api.get(&format!("/api/v1/sessions{}", q(&tenant)))?;
+            let ss: Vec<Session> = api.get_query("/api/v1/sessions", &tenant_query(&tenant))?;
             show(g, &ss, |ss| {
                 for s in ss {
                     let state = if s.ended_at.is_some() {
@@ -568,43 +566,27 @@ pub fn session(g: &Global, c: SessionCommand) -> Result<ExitCode> {
     }
 }
 
-fn audit_query(f: &AuditFilter) -> String {
-    let mut parts = Vec::new();
-    let mut add = |k: &str, v: &Option<String>| {
-        if let Some(v) = v {
-            parts.push(format!("{k}={}", urlencode(v)));
-        }
-    };
-    add("tenant_id", &f.tenant);
-    add("action", &f.action);
-    add("actor_id", &f.actor);
-    add("object_id", &f.object);
-    add("since", &f.since);
-    add("until", &f.until);
-    add("limit", &f.limit.map(|l| l.to_string()));
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", parts.join("&"))
-    }
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// The query parameters of an audit filter.
+fn audit_query(f: &AuditFilter) -> Vec<(&'static str, String)> {
+    [
+        ("tenant_id", f.tenant.clone()),
+        ("action", f.action.clone()),
+        ("actor_id", f.actor.clone()),
+        ("object_id", f.object.clone()),
+        ("since", f.since.clone()),
+        ("until", f.until.clone()),
+        ("limit", f.limit.map(|l| l.to_string())),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect()
 }
 
 pub fn audit(g: &Global, c: AuditCommand) -> Result<ExitCode> {
     let api = api(g)?;
     match c {
         AuditCommand::List(f) => {
-            let es: Vec<AuditEvent> = api.get(&format!("/api/v1/audit{}", audit_query(&f)))?;
+            let es: Vec<AuditEvent> = api.get_query("/api/v1/audit", &audit_query(&f))?;
             show(g, &es, |es| {
                 for e in es {
                     println!(
@@ -627,16 +609,9 @@ pub fn audit(g: &Global, c: AuditCommand) -> Result<ExitCode> {
             format,
             output,
         } => {
-            let sep = if audit_query(&filter).is_empty() {
-                "?"
-            } else {
-                "&"
-            };
-            let text = api.get_text(&format!(
-                "/api/v1/audit/export{}{sep}format={}",
-                audit_query(&filter),
-                urlencode(&format)
-            ))?;
+            let mut query = audit_query(&filter);
+            query.push(("format", format));
+            let text = api.get_text("/api/v1/audit/export", &query)?;
             match output {
                 Some(p) => {
                     std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?
@@ -662,17 +637,11 @@ pub fn admin(g: &Global, c: AdminCommand) -> Result<ExitCode> {
             };
             let api = api(g)?;
             // Heads first: events appended after this moment may follow them in the export.
-            let heads: Vec<AuditHead> =
-                api.get(&format!("/api/v1/audit/heads{}", audit_query(&filter)))?;
-            let sep = if audit_query(&filter).is_empty() {
-                "?"
-            } else {
-                "&"
-            };
-            let text = api.get_text(&format!(
-                "/api/v1/audit/export{}{sep}format=jsonl",
-                audit_query(&filter)
-            ))?;
+            let query = audit_query(&filter);
+            let heads: Vec<AuditHead> = api.get_query("/api/v1/audit/heads", &query)?;
+            let mut query = query;
+            query.push(("format", "jsonl".into()));
+            let text = api.get_text("/api/v1/audit/export", &query)?;
             (text, heads)
         }
     };
