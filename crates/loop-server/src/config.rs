@@ -142,6 +142,10 @@ pub struct Limits {
     pub json_body_bytes: usize,
     /// Largest object (pack, index, snapshot) a client may upload.
     pub object_bytes: u64,
+    /// How long an upload's or delete's claim on an object name lasts unless renewed. A
+    /// running request renews it every third of this; the claim of a request whose server
+    /// node died is taken over once it lapses.
+    pub claim_lease_secs: u64,
 }
 
 impl Default for Limits {
@@ -149,6 +153,7 @@ impl Default for Limits {
         Limits {
             json_body_bytes: 64 * 1024,
             object_bytes: loop_repo::pack::max_pack_size(1 << 30),
+            claim_lease_secs: 60,
         }
     }
 }
@@ -182,7 +187,21 @@ pub enum BackendConfig {
         /// Allow plain HTTP to the endpoint (a loopback test store only).
         #[serde(default)]
         allow_http: bool,
+        /// Retries of a failed request to the store (10 by default).
+        #[serde(default = "default_retries")]
+        retries: usize,
+        /// Seconds after which no retry starts (180 by default).
+        #[serde(default = "default_retry_secs")]
+        retry_secs: u64,
     },
+}
+
+fn default_retries() -> usize {
+    loop_repo::RetryBudget::default().max_retries
+}
+
+fn default_retry_secs() -> u64 {
+    loop_repo::RetryBudget::default().timeout.as_secs()
 }
 
 #[derive(Debug, thiserror::Error)]

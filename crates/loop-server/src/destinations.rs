@@ -31,6 +31,43 @@ impl Destination {
         }
     }
 
+    /// The objects of one kind in a vault: (name, size, modified), names checked as the vault
+    /// protocol checks them (anything else under the vault's prefix is not the vault's).
+    pub async fn list_kind(
+        &self,
+        vault_id: &str,
+        kind: loop_repo::FileKind,
+    ) -> object_store::Result<Vec<StoredObject>> {
+        use futures_util::TryStreamExt as _;
+        use object_store::ObjectStoreExt as _;
+        if kind == loop_repo::FileKind::Config {
+            return match self.store.head(&self.path(vault_id, "config")).await {
+                Ok(m) => Ok(vec![StoredObject {
+                    name: "config".into(),
+                    size: m.size,
+                    modified: m.last_modified,
+                }]),
+                Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+                Err(e) => Err(e),
+            };
+        }
+        let prefix = StorePath::from(self.vault_prefix(vault_id) + "/" + kind.dir());
+        let mut out = Vec::new();
+        let mut stream = self.store.list(Some(&prefix));
+        while let Some(m) = stream.try_next().await? {
+            if let Some(name) = m.location.filename()
+                && valid_name(kind, name)
+            {
+                out.push(StoredObject {
+                    name: name.to_string(),
+                    size: m.size,
+                    modified: m.last_modified,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// The vault as `loop-repo` storage, for the server's own engine calls (creating a
     /// managed vault, listing its snapshots). Blocking: call from a blocking task.
     pub fn repo_storage(&self, vault_id: &str) -> loop_repo::Result<loop_repo::ObjectStorage> {
@@ -39,6 +76,26 @@ impl Destination {
             &self.vault_prefix(vault_id),
             &format!("{}:{vault_id}", self.name),
         )
+    }
+}
+
+/// One object as a destination lists it.
+pub struct StoredObject {
+    pub name: String,
+    pub size: u64,
+    pub modified: chrono::DateTime<chrono::Utc>,
+}
+
+/// Whether `name` is a valid object name of `kind`: `config`, or 64 lowercase hex digits.
+pub fn valid_name(kind: loop_repo::FileKind, name: &str) -> bool {
+    match kind {
+        loop_repo::FileKind::Config => name == "config",
+        _ => {
+            name.len() == 64
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }
     }
 }
 
@@ -77,9 +134,16 @@ impl Destinations {
                         access_key_id,
                         secret_access_key,
                         allow_http,
+                        retries,
+                        retry_secs,
                     } => {
+                        let retry = loop_repo::RetryBudget {
+                            max_retries: *retries,
+                            timeout: std::time::Duration::from_secs(*retry_secs),
+                        };
                         let mut b = object_store::aws::AmazonS3Builder::new()
                             .with_bucket_name(bucket)
+                            .with_retry(retry.object_store())
                             .with_region(region.clone().unwrap_or_else(|| "us-east-1".into()))
                             .with_access_key_id(access_key_id)
                             .with_secret_access_key(secret_access_key.expose())

@@ -102,7 +102,15 @@ impl IntoResponse for ApiError {
                 status,
                 code,
                 detail,
-            } => problem(status, code, Some(detail)),
+            } => {
+                let mut r = problem(status, code, Some(detail));
+                if code == "object_busy" {
+                    // Another request holds the object for a moment: clients retry.
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                }
+                r
+            }
             ApiError::Internal(text) => {
                 let incident = crate::domain::new_id("inc");
                 tracing::error!(%incident, error = %text, "internal error");

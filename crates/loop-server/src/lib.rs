@@ -9,7 +9,8 @@
 //! - `db/`: all SQL, with the audit log's hash chain appended in the same transaction as
 //!   each change;
 //! - `keys`: the server master key → tenant key → vault key chain of managed vaults;
-//! - `destinations`: where vaults live (local disk, S3).
+//! - `destinations`: where vaults live (local disk, S3);
+//! - `usage`: recomputing vaults' usage from their destinations (`loop server reconcile`).
 
 pub mod auth;
 pub mod config;
@@ -23,6 +24,7 @@ mod routes;
 mod startup;
 pub mod state;
 pub mod tls;
+pub mod usage;
 
 pub use config::Config;
 pub use routes::api as api_routes;

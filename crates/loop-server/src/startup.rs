@@ -65,6 +65,14 @@ impl Application {
             &config.master_key_file(),
         )?;
         let db = Db::connect(&config.database_url()).await?;
+        // SQLite serves one process: claims on objects left by an earlier run are dead.
+        let lapsed = db::objects::expire_claims(&db.pool).await?;
+        if lapsed > 0 {
+            tracing::info!(
+                claims = lapsed,
+                "released object claims of the previous run"
+            );
+        }
         let destinations = Destinations::open(&config.destinations())?;
         let listener = TcpListener::bind(config.listen)
             .await
@@ -94,7 +102,6 @@ impl Application {
             master,
             destinations,
             clock: Clock::default(),
-            object_locks: (0..256).map(|_| tokio::sync::Mutex::new(())).collect(),
         }));
         let initial_admin_password = bootstrap(&state).await?;
         // Uploads cut off by an earlier crash leave staging files on local destinations.

@@ -20,20 +20,6 @@ pub struct Inner {
     pub destinations: Destinations,
     pub clock: Clock,
     pub throttle: SigninThrottle,
-    /// Serializes changes to one stored object (see [`Inner::object_lock`]).
-    pub object_locks: Vec<tokio::sync::Mutex<()>>,
-}
-
-impl Inner {
-    /// The lock for changes to the object at `path`: a check of its current size and the
-    /// write or delete that follows are one step, so concurrent overwrites or deletes of the
-    /// same object cannot give its quota back twice. Striped over a fixed set of mutexes;
-    /// it serializes within one server process.
-    pub fn object_lock(&self, path: &str) -> &tokio::sync::Mutex<()> {
-        let h = blake3::hash(path.as_bytes());
-        let i = u16::from_le_bytes([h.as_bytes()[0], h.as_bytes()[1]]) as usize;
-        &self.object_locks[i % self.object_locks.len()]
-    }
 }
 
 impl std::ops::Deref for AppState {

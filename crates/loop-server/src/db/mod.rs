@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod identity;
+pub mod objects;
 pub mod vaults;
 
 use chrono::{DateTime, Utc};

@@ -1,4 +1,4 @@
-//! Vaults and their usage accounting.
+//! Vaults. Their usage is kept by [`super::objects`].
 
 use loop_api::Vault;
 use sqlx::AnyPool;
@@ -72,28 +72,10 @@ pub async fn mark_vault_deleted(tx: &mut Tx, id: &str, now: i64) -> DbResult<()>
     Ok(())
 }
 
-/// Reserves `bytes` of the vault's quota in one statement; false when that would exceed it.
-pub async fn reserve(pool: &AnyPool, id: &str, bytes: u64) -> DbResult<bool> {
-    let r = sqlx::query(
-        "UPDATE vaults SET used_bytes = used_bytes + $1
-         WHERE id = $2 AND (quota_bytes IS NULL OR used_bytes + $1 <= quota_bytes)",
-    )
-    .bind(bytes as i64)
-    .bind(id)
-    .execute(pool)
-    .await?;
-    Ok(r.rows_affected() > 0)
-}
-
-/// Gives back `bytes` (a failed upload, a deleted object).
-pub async fn release(pool: &AnyPool, id: &str, bytes: u64) -> DbResult<()> {
-    sqlx::query(
-        "UPDATE vaults SET used_bytes = CASE WHEN used_bytes > $1 THEN used_bytes - $1 ELSE 0 END
-         WHERE id = $2",
-    )
-    .bind(bytes as i64)
-    .bind(id)
-    .execute(pool)
-    .await?;
-    Ok(())
+/// Every vault that is not deleted, oldest first.
+pub async fn all_vaults(pool: &AnyPool) -> DbResult<Vec<Vault>> {
+    let rows = sqlx::query("SELECT * FROM vaults WHERE deleted_at IS NULL ORDER BY created_at, id")
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(vault).collect()
 }

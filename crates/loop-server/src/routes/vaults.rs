@@ -154,6 +154,14 @@ pub async fn create_vault(
         now,
     )
     .await?;
+    // The config and key slot the server just wrote count like any uploaded object.
+    let (_, recorded) = crate::usage::reconcile_vault(&state.db.pool, dest, &vault.id)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let vault = Vault {
+        used_bytes: recorded.used_after,
+        ..vault
+    };
     Ok((StatusCode::CREATED, axum::Json(vault)))
 }
 
@@ -215,6 +223,7 @@ pub async fn delete_vault(
             dest.store.delete(&o.location).await?;
         }
     }
+    crate::db::objects::forget_vault(&state.db.pool, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -239,9 +248,12 @@ pub async fn list_snapshots(
         .get(&v.destination)
         .ok_or_else(|| ApiError::Internal(format!("destination {} is gone", v.destination)))?;
     let storage = dest.repo_storage(&v.id)?;
-    let (snaps, damaged) = tokio::task::spawn_blocking(move || {
+    let loop_repo::SnapshotList {
+        snapshots: snaps,
+        damaged,
+    } = tokio::task::spawn_blocking(move || {
         let repo = Repository::open(Arc::new(storage), Secret::RawKey(&kek))?;
-        repo.list_snapshots_lenient()
+        repo.list_snapshots()
     })
     .await??;
     for (name, e) in &damaged {

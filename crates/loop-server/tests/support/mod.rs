@@ -7,6 +7,8 @@
 //! without sleeping.
 #![allow(dead_code)]
 
+pub mod vault;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

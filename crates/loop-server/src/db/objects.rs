@@ -1,0 +1,622 @@
+//! The objects of each vault, as the server knows them: what makes every object name
+//! create-once and every vault's usage exact, for any number of server nodes sharing the
+//! database (`vault_objects` in the migrations).
+//!
+//! A write or a delete first *claims* the object's row, then changes storage, then completes
+//! (or aborts) the claim. A claim carries a random fencing ID that every later statement
+//! checks, and a lease: a claim whose request died is taken over once its lease expires,
+//! and the taker first settles what storage really holds. Every transaction here starts by
+//! updating the vault's row, which serializes one vault's claims (the write lock on SQLite,
+//! a row lock on PostgreSQL) before anything is read.
+//!
+//! Accounting: a vault's `used_bytes` is the sum of `size + reserved` over its rows; a
+//! reservation is made in the same transaction as the claim, so concurrent uploads can never
+//! together exceed the quota, and a finished or failed upload settles it exactly.
+
+use sqlx::AnyPool;
+
+use super::{DbResult, Tx, col};
+
+/// Which object.
+#[derive(Clone, Copy, Debug)]
+pub struct ObjectKey<'a> {
+    pub vault_id: &'a str,
+    pub kind: &'a str,
+    pub name: &'a str,
+}
+
+/// A row as it was when a claim was attempted.
+#[derive(Clone, Debug)]
+struct Row {
+    size: u64,
+    reserved: u64,
+    state: String,
+    owner: Option<String>,
+    claim: String,
+    lease_until: i64,
+}
+
+/// What the claim replaced; the caller decides from it whether storage must be consulted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Prior {
+    /// No row: the object is new, unless storage holds one from before rows were kept.
+    Unknown,
+    /// A stored object of this size, which this claim may replace or remove.
+    Stored { size: u64 },
+    /// A claim whose request died; what storage holds is unknown.
+    Abandoned,
+}
+
+/// A held claim on one object.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    pub id: String,
+    pub prior: Prior,
+}
+
+/// The answer to a claim attempt.
+#[derive(Debug)]
+pub enum Claimed {
+    Yes(Claim),
+    /// The object is stored and this caller may not replace (or remove) it.
+    Refused {
+        owner: Option<String>,
+    },
+    /// Another request is writing or deleting the object right now.
+    Busy,
+    /// Writing it would exceed the vault's quota.
+    OverQuota,
+    /// (Deletes only) there is nothing to delete.
+    Absent,
+}
+
+/// Takes the vault's row first: every claim of the vault is serialized from here on.
+async fn lock_vault(tx: &mut Tx, vault_id: &str) -> DbResult<()> {
+    sqlx::query("UPDATE vaults SET used_bytes = used_bytes WHERE id = $1")
+        .bind(vault_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn row(tx: &mut Tx, k: ObjectKey<'_>) -> DbResult<Option<Row>> {
+    let r = sqlx::query(
+        "SELECT size, reserved, state, owner_token, claim, lease_until FROM vault_objects
+         WHERE vault_id = $1 AND kind = $2 AND name = $3",
+    )
+    .bind(k.vault_id)
+    .bind(k.kind)
+    .bind(k.name)
+    .fetch_optional(&mut **tx)
+    .await?;
+    r.map(|r| -> DbResult<Row> {
+        Ok(Row {
+            size: col::<i64>(&r, "size")?.max(0) as u64,
+            reserved: col::<i64>(&r, "reserved")?.max(0) as u64,
+            state: col(&r, "state")?,
+            owner: col(&r, "owner_token")?,
+            claim: col(&r, "claim")?,
+            lease_until: col(&r, "lease_until")?,
+        })
+    })
+    .transpose()
+}
+
+/// Adds `bytes` to the vault's usage if the quota allows it.
+async fn reserve(tx: &mut Tx, vault_id: &str, bytes: u64) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE vaults SET used_bytes = used_bytes + $1
+         WHERE id = $2 AND (quota_bytes IS NULL OR used_bytes + $1 <= quota_bytes)",
+    )
+    .bind(bytes as i64)
+    .bind(vault_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Changes the vault's usage by `delta` (never below zero).
+async fn adjust(tx: &mut Tx, vault_id: &str, delta: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE vaults SET used_bytes = CASE WHEN used_bytes + $1 > 0 THEN used_bytes + $1 ELSE 0 END
+         WHERE id = $2",
+    )
+    .bind(delta)
+    .bind(vault_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn new_claim_id() -> String {
+    crate::domain::new_id("clm")
+}
+
+/// Claims `k` for an upload of `len` bytes by `token`. `may_replace(owner)` says whether
+/// this caller may replace a stored object written by `owner`.
+pub async fn claim_write(
+    pool: &AnyPool,
+    k: ObjectKey<'_>,
+    len: u64,
+    token: &str,
+    may_replace: impl Fn(Option<&str>) -> bool,
+    now: i64,
+    lease_ms: i64,
+) -> DbResult<Claimed> {
+    let mut tx = pool.begin().await?;
+    lock_vault(&mut tx, k.vault_id).await?;
+    let id = new_claim_id();
+    let lease = now + lease_ms;
+    let prior = match row(&mut tx, k).await? {
+        None => {
+            sqlx::query(
+                "INSERT INTO vault_objects (vault_id, kind, name, size, reserved, state,
+                    owner_token, claim, lease_until, created_at)
+                 VALUES ($1, $2, $3, 0, $4, 'writing', $5, $6, $7, $8)",
+            )
+            .bind(k.vault_id)
+            .bind(k.kind)
+            .bind(k.name)
+            .bind(len as i64)
+            .bind(token)
+            .bind(&id)
+            .bind(lease)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            Prior::Unknown
+        }
+        Some(r) => {
+            let prior = if r.state == "stored" {
+                if !may_replace(r.owner.as_deref()) {
+                    return Ok(Claimed::Refused { owner: r.owner });
+                }
+                Prior::Stored { size: r.size }
+            } else if r.lease_until > now {
+                return Ok(Claimed::Busy);
+            } else {
+                // The request that held it died: its reservation goes back.
+                adjust(&mut tx, k.vault_id, -(r.reserved as i64)).await?;
+                Prior::Abandoned
+            };
+            sqlx::query(
+                "UPDATE vault_objects SET state = 'writing', reserved = $1, claim = $2,
+                    lease_until = $3, owner_token = COALESCE(owner_token, $4)
+                 WHERE vault_id = $5 AND kind = $6 AND name = $7 AND claim = $8",
+            )
+            .bind(len as i64)
+            .bind(&id)
+            .bind(lease)
+            .bind(token)
+            .bind(k.vault_id)
+            .bind(k.kind)
+            .bind(k.name)
+            .bind(&r.claim)
+            .execute(&mut *tx)
+            .await?;
+            prior
+        }
+    };
+    if !reserve(&mut tx, k.vault_id, len).await? {
+        return Ok(Claimed::OverQuota);
+    }
+    tx.commit().await?;
+    Ok(Claimed::Yes(Claim { id, prior }))
+}
+
+/// Makes the row of a held claim say what storage holds (`found`: the object's size, or
+/// absent), giving back the claim's reservation. Used when a claim found an object the rows
+/// did not know of (`counted`: its bytes are already in the vault's usage, as for objects
+/// stored before rows were kept), or took over a dead request. The caller claims again.
+pub async fn settle(
+    pool: &AnyPool,
+    k: ObjectKey<'_>,
+    claim: &Claim,
+    found: Option<u64>,
+    counted: bool,
+) -> DbResult<()> {
+    let mut tx = pool.begin().await?;
+    lock_vault(&mut tx, k.vault_id).await?;
+    let Some(r) = row(&mut tx, k).await?.filter(|r| r.claim == claim.id) else {
+        return Ok(());
+    };
+    let before = (r.size + r.reserved) as i64;
+    let after = match (found, counted) {
+        (Some(size), false) => size as i64,
+        _ => 0,
+    };
+    match found {
+        Some(size) => {
+            sqlx::query(
+                "UPDATE vault_objects SET state = 'stored', size = $1, reserved = 0
+                 WHERE vault_id = $2 AND kind = $3 AND name = $4 AND claim = $5",
+            )
+            .bind(size as i64)
+            .bind(k.vault_id)
+            .bind(k.kind)
+            .bind(k.name)
+            .bind(&claim.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        None => delete_row(&mut tx, k, &claim.id).await?,
+    }
+    adjust(&mut tx, k.vault_id, after - before).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn delete_row(tx: &mut Tx, k: ObjectKey<'_>, claim: &str) -> DbResult<()> {
+    sqlx::query(
+        "DELETE FROM vault_objects WHERE vault_id = $1 AND kind = $2 AND name = $3 AND claim = $4",
+    )
+    .bind(k.vault_id)
+    .bind(k.kind)
+    .bind(k.name)
+    .bind(claim)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Extends a held claim's lease (a long upload). False when the claim was taken over.
+pub async fn renew(pool: &AnyPool, k: ObjectKey<'_>, claim: &Claim, until: i64) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE vault_objects SET lease_until = $1
+         WHERE vault_id = $2 AND kind = $3 AND name = $4 AND claim = $5",
+    )
+    .bind(until)
+    .bind(k.vault_id)
+    .bind(k.kind)
+    .bind(k.name)
+    .bind(&claim.id)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// The upload of a held write claim is stored: the row says so and the replaced object's
+/// bytes are given back. False when the claim was taken over meanwhile (fenced off).
+pub async fn complete_write(
+    pool: &AnyPool,
+    k: ObjectKey<'_>,
+    claim: &Claim,
+    len: u64,
+) -> DbResult<bool> {
+    let mut tx = pool.begin().await?;
+    lock_vault(&mut tx, k.vault_id).await?;
+    let Some(r) = row(&mut tx, k).await?.filter(|r| r.claim == claim.id) else {
+        return Ok(false);
+    };
+    sqlx::query(
+        "UPDATE vault_objects SET state = 'stored', size = $1, reserved = 0
+         WHERE vault_id = $2 AND kind = $3 AND name = $4 AND claim = $5",
+    )
+    .bind(len as i64)
+    .bind(k.vault_id)
+    .bind(k.kind)
+    .bind(k.name)
+    .bind(&claim.id)
+    .execute(&mut *tx)
+    .await?;
+    adjust(
+        &mut tx,
+        k.vault_id,
+        len as i64 - (r.size + r.reserved) as i64,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// The upload of a held write claim failed: storage is unchanged, so the row goes back to
+/// what it was (stored, or gone) and the reservation is given back.
+pub async fn abort_write(pool: &AnyPool, k: ObjectKey<'_>, claim: &Claim) -> DbResult<()> {
+    let mut tx = pool.begin().await?;
+    lock_vault(&mut tx, k.vault_id).await?;
+    let Some(r) = row(&mut tx, k).await?.filter(|r| r.claim == claim.id) else {
+        return Ok(());
+    };
+    match claim.prior {
+        Prior::Stored { .. } => {
+            sqlx::query(
+                "UPDATE vault_objects SET state = 'stored', reserved = 0
+                 WHERE vault_id = $1 AND kind = $2 AND name = $3 AND claim = $4",
+            )
+            .bind(k.vault_id)
+            .bind(k.kind)
+            .bind(k.name)
+            .bind(&claim.id)
+            .execute(&mut *tx)
+            .await?;
+            adjust(&mut tx, k.vault_id, -(r.reserved as i64)).await?;
+        }
+        Prior::Unknown | Prior::Abandoned => {
+            delete_row(&mut tx, k, &claim.id).await?;
+            adjust(&mut tx, k.vault_id, -((r.size + r.reserved) as i64)).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Claims `k` for deletion. [`Claimed::Absent`] means no row: the caller asks storage and,
+/// when it holds the object, claims it with [`claim_unrecorded_delete`].
+pub async fn claim_delete(
+    pool: &AnyPool,
+    k: ObjectKey<'_>,
+    may_delete: impl Fn(Option<&str>) -> bool,
+    now: i64,
+    lease_ms: i64,
+) -> DbResult<Claimed> {
+    let id = new_claim_id();
+    let mut tx = pool.begin().await?;
+    lock_vault(&mut tx, k.vault_id).await?;
+    let Some(r) = row(&mut tx, k).await? else {
+        return Ok(Claimed::Absent);
+    };
+    let prior = if r.state == "stored" {
+        if !may_delete(r.owner.as_deref()) {
+            return Ok(Claimed::Refused { owner: r.owner });
+        }
+        Prior::Stored { size: r.size }
+    } else if r.lease_until > now {
+        return Ok(Claimed::Busy);
+    } else {
+        Prior::Abandoned
+    };
+    sqlx::query(
+        "UPDATE vault_objects SET state = 'deleting', claim = $1, lease_until = $2
+         WHERE vault_id = $3 AND kind = $4 AND name = $5 AND claim = $6",
+    )
+    .bind(&id)
+    .bind(now + lease_ms)
+    .bind(k.vault_id)
+    .bind(k.kind)
+    .bind(k.name)
+    .bind(&r.claim)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Claimed::Yes(Claim { id, prior }))
+}
+
+/// Claims for deletion an object that storage holds but no row records (stored before rows
+/// were kept: its `size` bytes are already in the vault's usage). Its writer is unknown.
+pub async fn claim_unrecorded_delete(
+    pool: &AnyPool,
+    k: ObjectKey<'_>,
+    size: u64,
+    now: i64,
+    lease_ms: i64,
+) -> DbResult<Claimed> {
+    let id = new_claim_id();
+    let mut tx = pool.begin().await?;
+    lock_vault(&mut tx, k.vault_id).await?;
+    if row(&mut tx, k).await?.is_some() {
+        return Ok(Claimed::Busy);
+    }
+    sqlx::query(
+        "INSERT INTO vault_objects (vault_id, kind, name, size, reserved, state,
+            owner_token, claim, lease_until, created_at)
+         VALUES ($1, $2, $3, $4, 0, 'deleting', NULL, $5, $6, $7)",
+    )
+    .bind(k.vault_id)
+    .bind(k.kind)
+    .bind(k.name)
+    .bind(size as i64)
+    .bind(&id)
+    .bind(now + lease_ms)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Claimed::Yes(Claim {
+        id,
+        prior: Prior::Stored { size },
+    }))
+}
+
+/// The object of a held delete claim is gone from storage: the row goes, and every byte it
+/// counted is given back. Returns the size the row recorded.
+pub async fn complete_delete(pool: &AnyPool, k: ObjectKey<'_>, claim: &Claim) -> DbResult<u64> {
+    let mut tx = pool.begin().await?;
+    lock_vault(&mut tx, k.vault_id).await?;
+    let Some(r) = row(&mut tx, k).await?.filter(|r| r.claim == claim.id) else {
+        return Ok(0);
+    };
+    delete_row(&mut tx, k, &claim.id).await?;
+    adjust(&mut tx, k.vault_id, -((r.size + r.reserved) as i64)).await?;
+    tx.commit().await?;
+    Ok(r.size)
+}
+
+/// The storage delete of a held claim failed: the object is still there. A claim that had
+/// taken over a dead request leaves its row expired, so the next request settles it.
+pub async fn abort_delete(pool: &AnyPool, k: ObjectKey<'_>, claim: &Claim) -> DbResult<()> {
+    let state = match claim.prior {
+        Prior::Stored { .. } => "stored",
+        Prior::Unknown | Prior::Abandoned => "deleting",
+    };
+    sqlx::query(
+        "UPDATE vault_objects SET state = $1, lease_until = 0
+         WHERE vault_id = $2 AND kind = $3 AND name = $4 AND claim = $5",
+    )
+    .bind(state)
+    .bind(k.vault_id)
+    .bind(k.kind)
+    .bind(k.name)
+    .bind(&claim.id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Forgets every row of a vault (its objects are gone).
+pub async fn forget_vault(pool: &AnyPool, vault_id: &str) -> DbResult<()> {
+    sqlx::query("DELETE FROM vault_objects WHERE vault_id = $1")
+        .bind(vault_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// One row, as a reconcile sees it before it lists storage.
+#[derive(Clone, Debug)]
+pub struct RecordedObject {
+    pub kind: String,
+    pub name: String,
+    pub state: String,
+    pub size: u64,
+    pub claim: String,
+    pub lease_until: i64,
+}
+
+/// Every row of a vault.
+pub async fn recorded(pool: &AnyPool, vault_id: &str) -> DbResult<Vec<RecordedObject>> {
+    let rows = sqlx::query(
+        "SELECT kind, name, state, size, claim, lease_until FROM vault_objects
+         WHERE vault_id = $1",
+    )
+    .bind(vault_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(RecordedObject {
+                kind: col(r, "kind")?,
+                name: col(r, "name")?,
+                state: col(r, "state")?,
+                size: col::<i64>(r, "size")?.max(0) as u64,
+                claim: col(r, "claim")?,
+                lease_until: col(r, "lease_until")?,
+            })
+        })
+        .collect()
+}
+
+/// What [`reconcile`] changed in one vault.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    pub used_before: u64,
+    pub used_after: u64,
+    /// Objects storage holds that no row recorded.
+    pub recorded: usize,
+    /// Rows of objects storage no longer holds.
+    pub dropped: usize,
+    /// Rows whose size differed from storage's.
+    pub resized: usize,
+}
+
+/// Makes the rows of a vault agree with `listing` (kind, name → size, listed after `before`
+/// was read), then sets `used_bytes` to their sum. A row whose claim changed since `before`
+/// belongs to a request that ran meanwhile and is left alone, as is any claim still leased:
+/// so a reconcile is safe while clients upload and delete.
+pub async fn reconcile(
+    pool: &AnyPool,
+    vault_id: &str,
+    before: &[RecordedObject],
+    listing: &std::collections::HashMap<(String, String), u64>,
+    now: i64,
+) -> DbResult<Reconciled> {
+    let mut out = Reconciled::default();
+    let mut tx = pool.begin().await?;
+    lock_vault(&mut tx, vault_id).await?;
+    let used: i64 = col(
+        &sqlx::query("SELECT used_bytes FROM vaults WHERE id = $1")
+            .bind(vault_id)
+            .fetch_one(&mut *tx)
+            .await?,
+        "used_bytes",
+    )?;
+    out.used_before = used.max(0) as u64;
+    let mut known = std::collections::HashSet::new();
+    for r in before {
+        known.insert((r.kind.clone(), r.name.clone()));
+        if r.state != "stored" && r.lease_until > now {
+            continue;
+        }
+        let k = ObjectKey {
+            vault_id,
+            kind: &r.kind,
+            name: &r.name,
+        };
+        match listing.get(&(r.kind.clone(), r.name.clone())) {
+            Some(&size) if r.state != "stored" || size != r.size => {
+                let changed = sqlx::query(
+                    "UPDATE vault_objects SET state = 'stored', size = $1, reserved = 0
+                     WHERE vault_id = $2 AND kind = $3 AND name = $4 AND claim = $5",
+                )
+                .bind(size as i64)
+                .bind(vault_id)
+                .bind(&r.kind)
+                .bind(&r.name)
+                .bind(&r.claim)
+                .execute(&mut *tx)
+                .await?;
+                out.resized += changed.rows_affected() as usize;
+            }
+            Some(_) => {}
+            None => {
+                let gone = sqlx::query(
+                    "DELETE FROM vault_objects
+                     WHERE vault_id = $1 AND kind = $2 AND name = $3 AND claim = $4",
+                )
+                .bind(k.vault_id)
+                .bind(k.kind)
+                .bind(k.name)
+                .bind(&r.claim)
+                .execute(&mut *tx)
+                .await?;
+                out.dropped += gone.rows_affected() as usize;
+            }
+        }
+    }
+    for ((kind, name), size) in listing {
+        if known.contains(&(kind.clone(), name.clone())) {
+            continue;
+        }
+        // A row made since `before` was read is a live request's: it stays as it is.
+        let added = sqlx::query(
+            "INSERT INTO vault_objects (vault_id, kind, name, size, reserved, state,
+                owner_token, claim, lease_until, created_at)
+             VALUES ($1, $2, $3, $4, 0, 'stored', NULL, $5, 0, $6)
+             ON CONFLICT (vault_id, kind, name) DO NOTHING",
+        )
+        .bind(vault_id)
+        .bind(kind)
+        .bind(name)
+        .bind(*size as i64)
+        .bind(new_claim_id())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        out.recorded += added.rows_affected() as usize;
+    }
+    sqlx::query(
+        "UPDATE vaults SET used_bytes = (SELECT COALESCE(SUM(size + reserved), 0)
+            FROM vault_objects WHERE vault_id = $1) WHERE id = $1",
+    )
+    .bind(vault_id)
+    .execute(&mut *tx)
+    .await?;
+    let used: i64 = col(
+        &sqlx::query("SELECT used_bytes FROM vaults WHERE id = $1")
+            .bind(vault_id)
+            .fetch_one(&mut *tx)
+            .await?,
+        "used_bytes",
+    )?;
+    out.used_after = used.max(0) as u64;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Lets every claim lapse at once: for a database that one server process owns (SQLite),
+/// where every claim found at start belongs to a process that is gone.
+pub async fn expire_claims(pool: &AnyPool) -> DbResult<u64> {
+    let r = sqlx::query("UPDATE vault_objects SET lease_until = 0 WHERE state <> 'stored'")
+        .execute(pool)
+        .await?;
+    Ok(r.rows_affected())
+}

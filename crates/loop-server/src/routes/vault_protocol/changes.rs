@@ -1,0 +1,557 @@
+//! Writes and deletes of vault objects: every change claims the object's row first
+//! (`db::objects`), so each name is create-once, a lock marker belongs to its writer and a
+//! vault's usage is what it stores; uploads are checked before they become visible.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
+use loop_repo::FileKind;
+use loop_repo::format::HEADER_LEN;
+use loop_repo::pack::PACK_HEADER_LEN;
+use object_store::{ObjectStoreExt as _, PutPayload, WriteMultipart};
+
+use super::{Access, Op, allowed, object_access};
+use crate::auth::Caller;
+use crate::db::objects;
+use crate::domain::TokenPermission;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::{Path, commit_audited};
+use crate::state::AppState;
+
+/// Objects up to this size are received into memory and written in one request; larger
+/// ones are streamed as a multipart upload in parts of this size.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Structural checks a stored object must pass before it is committed.
+fn check_object(
+    kind: FileKind,
+    name: &str,
+    head: &[u8],
+    tail: &[u8],
+    size: u64,
+) -> Result<(), String> {
+    let magic = kind.magic();
+    magic.check(name, head).map_err(|e| e.to_string())?;
+    if kind == FileKind::Pack {
+        if size < (PACK_HEADER_LEN + 4) as u64 || head.len() < PACK_HEADER_LEN {
+            return Err("a pack is shorter than its header and trailer length".into());
+        }
+        if hex::encode(&head[HEADER_LEN..PACK_HEADER_LEN]) != name {
+            return Err("the pack ID inside the pack differs from its name".into());
+        }
+        let trailer_len = u32::from_le_bytes(tail.try_into().map_err(|_| "short pack")?) as u64;
+        if trailer_len + (PACK_HEADER_LEN as u64) + 4 > size {
+            return Err("the pack's trailer length points outside the pack".into());
+        }
+    }
+    Ok(())
+}
+
+fn reject(reason: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "object_rejected", reason)
+}
+
+/// The largest object of each kind a client may store. Packs, indexes, snapshots and plans
+/// are bounded by `limits.object_bytes`; markers, key slots and the config are small (the
+/// engine reads them with these bounds), which also bounds what a backup token can do by
+/// rewriting its own markers.
+fn max_object(kind: FileKind, limit: u64) -> u64 {
+    match kind {
+        FileKind::Lock | FileKind::Key => 64 * 1024,
+        FileKind::Config => 1024 * 1024,
+        _ => limit,
+    }
+}
+
+pub(super) async fn write(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((vault_id, kind, name)): Path<(String, String, String)>,
+    req: Request,
+) -> ApiResult<Response> {
+    let (a, kind) = object_access(&state, &caller, &vault_id, &kind, &name, Op::Write).await?;
+    let headers = req.headers();
+    let len: u64 = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::LENGTH_REQUIRED,
+                "length_required",
+                "send Content-Length",
+            )
+        })?;
+    let max = max_object(kind, state.config.limits.object_bytes);
+    if len > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "object_too_large",
+            format!("objects of this kind are at most {max} bytes"),
+        ));
+    }
+    let want_hash = headers
+        .get(loop_api::CONTENT_HASH_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() == 64)
+        .map(str::to_ascii_lowercase)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "send {} with the body's BLAKE3 hash",
+                loop_api::CONTENT_HASH_HEADER
+            ))
+        })?;
+    let body = req.into_body();
+    // The upload, its accounting and its audit event run as their own task: a client that
+    // cancels the request (an HTTP/2 reset) cannot stop the server half-way, so a reserved
+    // quota is always given back and a stored snapshot is always recorded.
+    let job = tokio::spawn(store_object(
+        state, caller, a, kind, name, len, want_hash, body,
+    ));
+    job.await?
+}
+
+impl Access {
+    fn key<'a>(&'a self, kind: FileKind, name: &'a str) -> objects::ObjectKey<'a> {
+        objects::ObjectKey {
+            vault_id: &self.vault.id,
+            kind: kind.name(),
+            name,
+        }
+    }
+
+    /// Whether this token may replace or remove a stored object that `owner` wrote: a
+    /// manage token anything, a backup or restore token only the lock markers it wrote.
+    fn may_change(&self, kind: FileKind, owner: Option<&str>) -> bool {
+        self.perms.contains(&TokenPermission::Manage)
+            || (kind == FileKind::Lock
+                && allowed(&self.perms, Op::Delete, kind)
+                && owner == Some(self.token.id.as_str()))
+    }
+}
+
+fn object_busy() -> ApiError {
+    ApiError::conflict(
+        "object_busy",
+        "another request is writing or deleting this object; try again",
+    )
+}
+
+/// How many times a request re-claims an object after settling what storage holds.
+const CLAIM_ROUNDS: usize = 3;
+/// How long a request waits for another request's claim on the same object (a marker
+/// rewritten by two threads, a retried upload) before it answers `object_busy`.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Claims an object, waiting out short-lived claims of other requests.
+async fn claim_waiting<F, Fut>(mut attempt: F) -> ApiResult<objects::Claimed>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::db::DbResult<objects::Claimed>>,
+{
+    let start = tokio::time::Instant::now();
+    loop {
+        match attempt().await? {
+            objects::Claimed::Busy if start.elapsed() < BUSY_WAIT => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => return Ok(other),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn store_object(
+    state: AppState,
+    caller: Caller,
+    a: Access,
+    kind: FileKind,
+    name: String,
+    len: u64,
+    want_hash: String,
+    body: Body,
+) -> ApiResult<Response> {
+    let path = a.path(kind, &name);
+    let key = a.key(kind, &name);
+    let lease_ms = state.config.limits.claim_lease_secs as i64 * 1000;
+    let mut claim = None;
+    for _ in 0..CLAIM_ROUNDS {
+        let claimed = claim_waiting(|| {
+            objects::claim_write(
+                &state.db.pool,
+                key,
+                len,
+                &a.token.id,
+                |owner| a.may_change(kind, owner),
+                state.now(),
+                lease_ms,
+            )
+        })
+        .await?;
+        let c = match claimed {
+            objects::Claimed::Yes(c) => c,
+            objects::Claimed::Refused { .. } => {
+                return Err(ApiError::conflict(
+                    "object_exists",
+                    "the object exists and this token cannot replace it",
+                ));
+            }
+            objects::Claimed::Busy | objects::Claimed::Absent => return Err(object_busy()),
+            objects::Claimed::OverQuota => {
+                return Err(ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "quota_exceeded",
+                    "the vault's quota does not allow this upload",
+                ));
+            }
+        };
+        if matches!(c.prior, objects::Prior::Stored { .. }) {
+            claim = Some(c);
+            break;
+        }
+        // No row, or a dead request's: storage says whether the object exists.
+        let found = match a.dest.store.head(&path).await {
+            Ok(m) => Some(m.size),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => {
+                objects::abort_write(&state.db.pool, key, &c).await?;
+                return Err(e.into());
+            }
+        };
+        if found.is_none() && c.prior == objects::Prior::Unknown {
+            claim = Some(c);
+            break;
+        }
+        let counted = c.prior == objects::Prior::Unknown;
+        objects::settle(&state.db.pool, key, &c, found, counted).await?;
+    }
+    let claim = claim.ok_or_else(object_busy)?;
+    let keeper = LeaseKeeper::start(&state, key, &claim, lease_ms);
+    let received = receive(&a, kind, &name, &path, len, &want_hash, body, &keeper).await;
+    drop(keeper);
+    if let Err(e) = received {
+        objects::abort_write(&state.db.pool, key, &claim).await?;
+        return Err(e);
+    }
+    if !objects::complete_write(&state.db.pool, key, &claim, len).await? {
+        tracing::error!(vault = %a.vault.id, object = %name,
+            "an upload finished after its claim was taken over");
+        return Err(object_busy());
+    }
+    audit_change(&state, &caller, &a, kind, &name, true, len).await?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+/// Renews a claim's lease for as long as the request holding it runs (a third of the lease
+/// at a time), so only a request whose server died ever loses its claim. Stops on drop.
+struct LeaseKeeper {
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LeaseKeeper {
+    fn start(
+        state: &AppState,
+        key: objects::ObjectKey<'_>,
+        claim: &objects::Claim,
+        lease_ms: i64,
+    ) -> LeaseKeeper {
+        use std::sync::atomic::Ordering;
+        let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (state, claim, flag) = (state.clone(), claim.clone(), lost.clone());
+        let (vault_id, kind, name) = (
+            key.vault_id.to_string(),
+            key.kind.to_string(),
+            key.name.to_string(),
+        );
+        let every = std::time::Duration::from_millis((lease_ms / 3).max(1) as u64);
+        let task = tokio::spawn(async move {
+            let key = objects::ObjectKey {
+                vault_id: &vault_id,
+                kind: &kind,
+                name: &name,
+            };
+            loop {
+                tokio::time::sleep(every).await;
+                let until = state.now() + lease_ms;
+                match objects::renew(&state.db.pool, key, &claim, until).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        flag.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    // Tried again next round; the lease has two more rounds to go.
+                    Err(e) => tracing::warn!(error = %e, "renewing an object claim"),
+                }
+            }
+        });
+        LeaseKeeper { lost, task }
+    }
+
+    /// Fails once another request took the claim over.
+    fn check(&self) -> ApiResult<()> {
+        if self.lost.load(std::sync::atomic::Ordering::Relaxed) {
+            Err(object_busy())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What is tracked of an upload while it streams: length, hash, first and last bytes.
+struct Arrival {
+    hasher: blake3::Hasher,
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    received: u64,
+    len: u64,
+}
+
+impl Arrival {
+    fn observe(&mut self, chunk: &[u8]) -> ApiResult<()> {
+        self.received += chunk.len() as u64;
+        if self.received > self.len {
+            return Err(reject("the body is longer than Content-Length"));
+        }
+        self.hasher.update(chunk);
+        if self.head.len() < PACK_HEADER_LEN {
+            let take = (PACK_HEADER_LEN - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        self.tail
+            .extend_from_slice(&chunk[chunk.len().saturating_sub(4)..]);
+        let excess = self.tail.len().saturating_sub(4);
+        self.tail.drain(..excess);
+        Ok(())
+    }
+}
+
+/// Streams the body to storage, checking size, hash and structure before the object
+/// becomes visible. Small objects are buffered and written in one request.
+#[allow(clippy::too_many_arguments)]
+async fn receive(
+    a: &Access,
+    kind: FileKind,
+    name: &str,
+    path: &object_store::path::Path,
+    len: u64,
+    want_hash: &str,
+    body: Body,
+    keeper: &LeaseKeeper,
+) -> ApiResult<()> {
+    let mut stream = body.into_data_stream();
+    let mut check = Arrival {
+        hasher: blake3::Hasher::new(),
+        head: Vec::with_capacity(PACK_HEADER_LEN),
+        tail: Vec::with_capacity(8),
+        received: 0,
+        len,
+    };
+    let finish = |c: &Arrival| -> ApiResult<()> {
+        if c.received != len {
+            return Err(reject("the body is shorter than Content-Length"));
+        }
+        if c.hasher.finalize().to_hex().as_str() != want_hash {
+            return Err(reject("the body does not match its BLAKE3 hash"));
+        }
+        let keep = if kind == FileKind::Pack {
+            PACK_HEADER_LEN
+        } else {
+            HEADER_LEN
+        };
+        let h = &c.head[..c.head.len().min(keep)];
+        check_object(kind, name, h, &c.tail, len).map_err(reject)
+    };
+    let body_error = |e: axum::Error| {
+        tracing::debug!(error = %e, "upload body");
+        reject("the upload was interrupted")
+    };
+    if len <= PART_SIZE as u64 {
+        let mut buf = Vec::with_capacity(len as usize);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(body_error)?;
+            check.observe(&chunk)?;
+            buf.extend_from_slice(&chunk);
+        }
+        finish(&check)?;
+        keeper.check()?;
+        a.dest.store.put(path, PutPayload::from(buf)).await?;
+        return Ok(());
+    }
+    let upload = a.dest.store.put_multipart(path).await?;
+    let mut w = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+    let outcome: ApiResult<()> = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(body_error)?;
+            check.observe(&chunk)?;
+            keeper.check()?;
+            w.wait_for_capacity(2).await?;
+            w.put(chunk);
+        }
+        finish(&check)
+    }
+    .await;
+    match outcome.and_then(|()| keeper.check()) {
+        Ok(()) => {
+            w.finish().await?;
+            Ok(())
+        }
+        Err(e) => {
+            if let Err(abort) = w.abort().await {
+                tracing::warn!(error = %abort, "aborting a rejected upload");
+            }
+            Err(e)
+        }
+    }
+}
+
+pub(super) async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((vault_id, kind, name)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    let (a, kind) = object_access(&state, &caller, &vault_id, &kind, &name, Op::Delete).await?;
+    // As for uploads: a cancelled request cannot leave a deletion unaccounted or unrecorded.
+    tokio::spawn(delete_object(state, caller, a, kind, name)).await?
+}
+
+async fn delete_object(
+    state: AppState,
+    caller: Caller,
+    a: Access,
+    kind: FileKind,
+    name: String,
+) -> ApiResult<Response> {
+    let path = a.path(kind, &name);
+    let key = a.key(kind, &name);
+    let lease_ms = state.config.limits.claim_lease_secs as i64 * 1000;
+    let refused = || {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            "only the token that wrote this object, or a manage token, may remove it",
+        )
+    };
+    let mut claimed = claim_waiting(|| {
+        objects::claim_delete(
+            &state.db.pool,
+            key,
+            |owner| a.may_change(kind, owner),
+            state.now(),
+            lease_ms,
+        )
+    })
+    .await?;
+    if let objects::Claimed::Absent = claimed {
+        // No row: an object stored before rows were kept, or nothing at all.
+        let size = match a.dest.store.head(&path).await {
+            Ok(m) => m.size,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Ok(StatusCode::NO_CONTENT.into_response());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !a.may_change(kind, None) {
+            return Err(refused());
+        }
+        claimed =
+            objects::claim_unrecorded_delete(&state.db.pool, key, size, state.now(), lease_ms)
+                .await?;
+    }
+    let claim = match claimed {
+        objects::Claimed::Yes(c) => c,
+        objects::Claimed::Refused { .. } => return Err(refused()),
+        objects::Claimed::Absent => return Ok(StatusCode::NO_CONTENT.into_response()),
+        objects::Claimed::Busy | objects::Claimed::OverQuota => return Err(object_busy()),
+    };
+    let keeper = LeaseKeeper::start(&state, key, &claim, lease_ms);
+    let deleted = a.dest.store.delete(&path).await;
+    drop(keeper);
+    match deleted {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => {
+            objects::abort_delete(&state.db.pool, key, &claim).await?;
+            return Err(e.into());
+        }
+    }
+    let size = objects::complete_delete(&state.db.pool, key, &claim).await?;
+    audit_change(&state, &caller, &a, kind, &name, false, size).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Records a stored or deleted snapshot, key slot or config. Packs, indexes, markers and
+/// plans are not recorded one by one: the snapshot that makes them reachable is.
+async fn audit_change(
+    state: &AppState,
+    caller: &Caller,
+    a: &Access,
+    kind: FileKind,
+    name: &str,
+    stored: bool,
+    size: u64,
+) -> ApiResult<()> {
+    let (action, object_kind) = match (kind, stored) {
+        (FileKind::Snapshot, true) => ("snapshot.create", "snapshot"),
+        (FileKind::Snapshot, false) => ("snapshot.delete", "snapshot"),
+        (FileKind::Key, true) => ("vault.key_add", "key_slot"),
+        (FileKind::Key, false) => ("vault.key_delete", "key_slot"),
+        (FileKind::Config, true) => ("vault.config_write", "vault"),
+        (FileKind::Config, false) => ("vault.config_delete", "vault"),
+        _ => return Ok(()),
+    };
+    let now = state.now();
+    let tx = state.db.begin().await?;
+    commit_audited(
+        tx,
+        caller.event(
+            &a.vault.tenant_id,
+            action,
+            object_kind,
+            Some(name),
+            serde_json::json!({ "vault_id": a.vault.id, "size": size }),
+        ),
+        now,
+    )
+    .await
+    .inspect_err(|e| {
+        tracing::error!(vault = %a.vault.id, object = %name, error = ?e,
+            "storage changed but its audit event failed")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packs_are_checked_for_magic_id_and_trailer() {
+        let id = "ab".repeat(32);
+        let mut pack = loop_repo::format::Magic::Pack.header().to_vec();
+        pack.extend_from_slice(&hex::decode(&id).unwrap());
+        pack.extend_from_slice(&[0u8; 100]);
+        pack.extend_from_slice(&50u32.to_le_bytes());
+        let size = pack.len() as u64;
+        let tail = &pack[pack.len() - 4..];
+        assert!(check_object(FileKind::Pack, &id, &pack[..40], tail, size).is_ok());
+        assert!(check_object(FileKind::Pack, &"cd".repeat(32), &pack[..40], tail, size).is_err());
+        assert!(
+            check_object(
+                FileKind::Pack,
+                &id,
+                &pack[..40],
+                &9999u32.to_le_bytes(),
+                size
+            )
+            .is_err()
+        );
+        assert!(check_object(FileKind::Index, &id, &pack[..8], tail, size).is_err());
+    }
+}

@@ -1,0 +1,492 @@
+//! The vault protocol as token holders meet it: each token's permissions and scope, what an
+//! upload must be to be stored, quota, and what a vault's objects are after the tenant key
+//! is shredded.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+use support::Server;
+use support::vault::*;
+
+// ---- 6. vault tokens on the vault protocol ----
+
+#[test]
+fn each_token_opens_its_vault_with_its_permissions_and_the_managed_key() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
+    let kinds: [&[&str]; 4] = [
+        &["backup"],
+        &["restore"],
+        &["manage"],
+        &["backup", "restore"],
+    ];
+    for perms in kinds {
+        let (_, secret) = token(&admin, &tenant, perms, None);
+        let r = vault_as(&server, &vault, &secret).open().expect(200);
+        assert_eq!(r["vault_id"], vault.as_str());
+        assert_eq!(r["permissions"], json!(perms));
+        assert_eq!(r["key_custody"], "managed");
+        let key = r["key"].as_str().expect("a managed vault's key");
+        assert!(
+            key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{key}"
+        );
+    }
+    let opened = admin.audit_events();
+    assert_eq!(
+        opened.iter().filter(|e| e.action == "vault.open").count(),
+        4
+    );
+}
+
+#[test]
+fn a_backup_token_cannot_read_snapshots_or_packs_nor_delete_keys() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    let restore = holder(&server, &admin, &tenant, &vault, &["restore"]);
+
+    backup
+        .call("get", "snapshots")
+        .expect_problem(403, "permission_denied");
+    // Pack names are listed (the indexes it reads name them anyway); their content is not.
+    backup.call("get", "data").expect(200);
+    for kind in ["snapshots", "data"] {
+        backup
+            .call("get", &format!("{kind}/{}", "ab".repeat(32)))
+            .expect_problem(403, "permission_denied");
+        backup
+            .call("head", &format!("{kind}/{}", "ab".repeat(32)))
+            .expect(403);
+        restore.call("get", kind).expect(200);
+    }
+    let keys = backup.names("keys");
+    assert_eq!(keys.len(), 1, "the managed vault's key slot");
+    backup
+        .call("delete", &format!("keys/{}", keys[0]))
+        .expect_problem(403, "permission_denied");
+    assert_eq!(restore.names("keys"), keys, "the key slot is still there");
+}
+
+#[test]
+fn a_token_stops_working_when_revoked_or_expired() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
+
+    let (revoked_id, revoked) = token(&admin, &tenant, &["restore"], None);
+    let revoked = vault_as(&server, &vault, &revoked);
+    revoked.open().expect(200);
+    admin
+        .delete(&format!("/api/v1/tokens/{revoked_id}"))
+        .expect(204);
+    revoked.open().expect_problem(401, "unauthenticated");
+
+    let short = vault_as(
+        &server,
+        &vault,
+        &token(&admin, &tenant, &["restore"], Some(1)).1,
+    );
+    short.open().expect(200);
+    server.advance(Duration::from_secs(86_400 + 60));
+    short.open().expect_problem(401, "unauthenticated");
+}
+
+#[test]
+fn sessions_and_tokens_do_not_stand_in_for_each_other() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
+    vault_as(&server, &vault, &admin.secret)
+        .open()
+        .expect_problem(401, "token_required");
+    let (_, restore) = token(&admin, &tenant, &["restore"], None);
+    server
+        .with_token(&restore)
+        .get("/api/v1/me")
+        .expect_problem(401, "session_required");
+}
+
+#[test]
+fn another_tenants_token_finds_nothing_anywhere_in_a_vault() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (alpha, _) = customer_with_vault(&admin, "Alpha", None);
+    let (bravo, vault) = customer_with_vault(&admin, "Bravo", None);
+    let intruder = holder(&server, &admin, &alpha, &vault, &["manage"]);
+    let owner = vault_as(
+        &server,
+        &vault,
+        &token(&admin, &bravo, &["restore"], None).1,
+    );
+    let keys = owner.names("keys");
+
+    intruder.open().expect_problem(404, "not_found");
+    for kind in [
+        "config",
+        "keys",
+        "snapshots",
+        "index",
+        "data",
+        "locks",
+        "plans",
+    ] {
+        intruder.call("get", kind).expect_problem(404, "not_found");
+    }
+    let key = format!("keys/{}", keys[0]);
+    intruder.call("get", &key).expect_problem(404, "not_found");
+    intruder
+        .call("delete", &key)
+        .expect_problem(404, "not_found");
+    assert_eq!(intruder.call("head", &key).status, 404);
+    let object = index_object(10);
+    intruder
+        .put("index", &blake3_hex(&object), &object)
+        .expect_problem(404, "not_found");
+
+    assert_eq!(owner.names("keys"), keys, "bravo's key slot is untouched");
+    assert!(owner.names("index").is_empty(), "nothing was added");
+}
+
+#[test]
+fn removing_a_device_stops_its_tokens() {
+    let server = Server::start();
+    let admin = server.admin();
+    let acme = server.customer(&admin, "acme");
+    let device = vault_as(&server, &acme.vault_id, &acme.token_secret);
+    device.open().expect(200);
+    admin
+        .delete(&format!("/api/v1/devices/{}", acme.device_id))
+        .expect(204);
+    device.open().expect_problem(401, "unauthenticated");
+    let tokens = admin
+        .get(&format!("/api/v1/tokens?tenant_id={}", acme.tenant_id))
+        .expect(200);
+    assert!(!tokens[0]["revoked_at"].is_null(), "{tokens}");
+}
+
+#[test]
+fn uploads_are_checked_before_they_become_visible() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    let restore = holder(&server, &admin, &tenant, &vault, &["restore"]);
+    let used = || {
+        admin.get(&format!("/api/v1/vaults/{vault}")).expect(200)["used_bytes"]
+            .as_u64()
+            .unwrap() as usize
+    };
+    // The config and key slot the server wrote.
+    let base = used();
+    let index = index_object(100);
+    let index_name = blake3_hex(&index);
+    let pack_id = [7u8; 32];
+    let pack = pack_object(pack_id);
+
+    backup
+        .put_claiming("index", &index_name, &index, None)
+        .expect_problem(400, "invalid_request");
+    backup
+        .put_claiming("index", &index_name, &index, Some(&"0".repeat(64)))
+        .expect_problem(400, "object_rejected");
+    let mut snapshot_magic = index.clone();
+    snapshot_magic[..4].copy_from_slice(b"LPSN");
+    backup
+        .put("index", &index_name, &snapshot_magic)
+        .expect_problem(400, "object_rejected");
+    backup
+        .put("data", &"08".repeat(32), &pack)
+        .expect_problem(400, "object_rejected");
+
+    assert!(
+        restore.names("index").is_empty(),
+        "nothing rejected is stored"
+    );
+    assert!(
+        restore.names("data").is_empty(),
+        "nothing rejected is stored"
+    );
+    assert_eq!(used(), base, "rejected uploads take no quota");
+
+    // The control: the same objects, named and hashed right, are stored.
+    backup.put("index", &index_name, &index).expect(201);
+    backup.put("data", &hex::encode(pack_id), &pack).expect(201);
+    assert_eq!(restore.names("index"), vec![index_name]);
+    assert_eq!(restore.names("data"), vec![hex::encode(pack_id)]);
+    assert_eq!(used(), base + index.len() + pack.len());
+}
+
+#[test]
+fn an_upload_beyond_the_vault_quota_is_refused() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", Some(4000));
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    // The config and key slot the server wrote count too: what is left of the quota.
+    let base = admin.get(&format!("/api/v1/vaults/{vault}")).expect(200)["used_bytes"]
+        .as_u64()
+        .unwrap() as usize;
+    let room = 4000 - base;
+    let big = index_object(room + 1);
+    backup
+        .put("index", &blake3_hex(&big), &big)
+        .expect_problem(507, "quota_exceeded");
+    let small = index_object(room / 2);
+    backup.put("index", &blake3_hex(&small), &small).expect(201);
+    let second = index_object(room - small.len() + 1);
+    backup
+        .put("index", &blake3_hex(&second), &second)
+        .expect_problem(507, "quota_exceeded");
+    let v = admin.get(&format!("/api/v1/vaults/{vault}")).expect(200);
+    assert_eq!(v["used_bytes"], base + small.len());
+}
+
+#[test]
+fn a_large_pack_streams_in_parts_and_a_bad_one_leaves_nothing_behind() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    let restore = holder(&server, &admin, &tenant, &vault, &["restore"]);
+    let id = [7u8; 32];
+    let name = hex::encode(id);
+    let pack = big_pack(id, 20 << 20);
+
+    // A wrong hash is found only after the last part: the upload is aborted, not committed.
+    backup
+        .put_claiming("data", &name, &pack, Some(&blake3_hex(b"something else")))
+        .expect_problem(400, "object_rejected");
+    assert!(restore.names("data").is_empty());
+    let data_dir = server.data_dir.join("vaults").join(&vault).join("data");
+    let leftovers: Vec<_> = walk(&data_dir);
+    assert!(
+        leftovers.is_empty(),
+        "staging files left behind: {leftovers:?}"
+    );
+    let used = admin.get(&format!("/api/v1/vaults/{vault}")).expect(200)["used_bytes"].clone();
+
+    backup.put("data", &name, &pack).expect(201);
+    assert_eq!(restore.names("data"), vec![name.clone()]);
+    let v = admin.get(&format!("/api/v1/vaults/{vault}")).expect(200);
+    assert_eq!(
+        v["used_bytes"].as_u64().unwrap(),
+        used.as_u64().unwrap() + pack.len() as u64
+    );
+    let r = server.send(
+        server
+            .request(Method::GET, &format!("/vaults/{vault}/v1/data/{name}"))
+            .bearer_auth(&restore.secret)
+            .header(reqwest::header::RANGE, "bytes=12582912-12583011"),
+    );
+    assert_eq!(r.status, 206);
+    let whole = server
+        .request(Method::GET, &format!("/vaults/{vault}/v1/data/{name}"))
+        .bearer_auth(&restore.secret)
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    assert_eq!(whole.as_ref(), pack.as_slice());
+}
+
+#[test]
+fn a_failing_destination_is_an_internal_error_that_reveals_nothing_and_keeps_no_quota() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    // The destination breaks: where packs go is now a file, not a directory.
+    let data_dir = server.data_dir.join("vaults").join(&vault).join("data");
+    std::fs::remove_dir_all(&data_dir).ok();
+    std::fs::write(&data_dir, b"in the way").unwrap();
+    let before = admin.get(&format!("/api/v1/vaults/{vault}")).expect(200)["used_bytes"].clone();
+
+    let pack = pack_object([9u8; 32]);
+    let r = backup.put("data", &hex::encode([9u8; 32]), &pack);
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert_eq!(r.code(), "internal");
+    assert!(r.body.contains("incident"), "{}", r.body);
+    for secret in [
+        "data",
+        "vaults",
+        "directory",
+        "os error",
+        server.data_dir.to_str().unwrap(),
+    ] {
+        assert!(!r.body.contains(secret), "{secret} leaked: {}", r.body);
+    }
+    let after = admin.get(&format!("/api/v1/vaults/{vault}")).expect(200)["used_bytes"].clone();
+    assert_eq!(before, after, "a failed upload gives its quota back");
+}
+
+#[test]
+fn concurrent_rewrites_of_a_marker_cannot_shrink_the_recorded_usage() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    let used = || -> u64 {
+        admin.get(&format!("/api/v1/vaults/{vault}")).expect(200)["used_bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    let base = used();
+    let name = "ab".repeat(32);
+    // Markers are small: a large "marker" is refused outright.
+    backup
+        .put("locks", &name, &lock_object(65 * 1024))
+        .expect_problem(413, "object_too_large");
+    backup
+        .put("locks", &name, &lock_object(60 * 1024))
+        .expect(201);
+    assert_eq!(used(), base + 60 * 1024);
+    // Eight rewrites at once, each small: each may give back only what it replaced.
+    std::thread::scope(|s| {
+        for i in 0..8 {
+            let backup = &backup;
+            let name = &name;
+            s.spawn(move || backup.put("locks", name, &lock_object(100 + i)).expect(201));
+        }
+    });
+    let stored = restore_size(&server, &vault, &tenant, &admin, &name);
+    assert_eq!(used(), base + stored, "usage follows what is stored");
+}
+
+#[test]
+fn a_vault_open_request_over_64_kib_is_refused() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
+    let (_, backup) = token(&admin, &tenant, &["backup"], None);
+    let body = json!({ "operation": "backup", "host": "h".repeat(70 * 1024) });
+    let path = format!("/vaults/{vault}/v1/open");
+    server
+        .call("post", &path, Some(&backup), Some(&body))
+        .expect_problem(413, "body_too_large");
+}
+
+#[test]
+fn a_byte_range_up_to_the_largest_offset_reads_to_the_end() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
+    let (_, restore) = token(&admin, &tenant, &["restore"], None);
+    let key = vault_as(&server, &vault, &restore).names("keys")[0].clone();
+    let path = format!("/vaults/{vault}/v1/keys/{key}");
+    let read = |range: &str| {
+        let r = server
+            .request(Method::GET, &path)
+            .bearer_auth(&restore)
+            .header("range", range)
+            .send()
+            .expect("an answer, not a reset stream");
+        (r.status().as_u16(), r.bytes().unwrap().to_vec())
+    };
+    let stored = std::fs::read(
+        server
+            .data_dir
+            .join("vaults")
+            .join(&vault)
+            .join("keys")
+            .join(&key),
+    )
+    .unwrap();
+    let nearly = read("bytes=0-18446744073709551614");
+    assert_eq!(nearly, (206, stored.clone()), "the whole object, as stored");
+    assert_eq!(read("bytes=0-18446744073709551615"), nearly);
+    assert_eq!(read("bytes=5-9"), (206, stored[5..10].to_vec()));
+}
+
+#[test]
+fn an_unreadable_snapshot_does_not_break_the_snapshot_list() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    // Two readable snapshots, written with the vault's key, around a damaged one.
+    let key = backup.open().expect(200)["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kek = loop_repo::crypto::Key::from_bytes(hex::decode(key).unwrap().try_into().unwrap());
+    let location = server.data_dir.join("vaults").join(&vault);
+    let storage = loop_repo::ObjectStorage::open(
+        location.to_str().unwrap(),
+        &loop_repo::S3Options::default(),
+        false,
+    )
+    .unwrap();
+    let repo = loop_repo::Repository::open(
+        std::sync::Arc::new(storage),
+        loop_repo::keys::Secret::RawKey(&kek),
+    )
+    .unwrap();
+    let mut saved = Vec::new();
+    for (i, host) in ["first-host", "last-host"].iter().enumerate() {
+        let snap = loop_repo::snapshot::Snapshot {
+            time: chrono::DateTime::from_timestamp(1_700_000_000 + i as i64 * 60, 0)
+                .unwrap()
+                .fixed_offset(),
+            tree: loop_repo::Id::random(),
+            paths: vec!["/data".into()],
+            hostname: host.to_string(),
+            username: String::new(),
+            tags: Vec::new(),
+            parent: None,
+            excludes: Vec::new(),
+            program_version: "test".into(),
+            summary: None,
+        };
+        saved.push(repo.save_snapshot(&snap).unwrap().to_hex());
+    }
+    let mut snapshot = b"LPSN\x01\x00\x00\x00".to_vec();
+    snapshot.extend_from_slice(&[9u8; 200]);
+    backup
+        .put("snapshots", &blake3_hex(&snapshot), &snapshot)
+        .expect(201);
+    let listed = admin
+        .get(&format!("/api/v1/vaults/{vault}/snapshots"))
+        .expect(200);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, saved, "both readable snapshots, in time order");
+}
+
+// ---- 8. crypto-shredding ----
+
+#[test]
+fn a_shredded_tenant_key_makes_its_managed_vaults_unreadable() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Leaving Ltd", None);
+    let manage = holder(&server, &admin, &tenant, &vault, &["manage"]);
+    let snapshots = format!("/api/v1/vaults/{vault}/snapshots");
+    assert_eq!(admin.get(&snapshots).expect(200), json!([]));
+    manage.open().expect(200);
+
+    let state = server.state.clone();
+    let deleted = server.block_on(async move {
+        let mut tx = state.db.begin().await.unwrap();
+        let deleted = loop_server::db::identity::delete_tenant_key(&mut tx, &tenant)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        deleted
+    });
+    assert!(deleted);
+
+    admin.get(&snapshots).expect_problem(409, "key_shredded");
+    manage.open().expect_problem(409, "key_shredded");
+    // The vault is still listed: its objects are on storage, only unreadable.
+    admin.get(&format!("/api/v1/vaults/{vault}")).expect(200);
+}
