@@ -12,4 +12,4 @@ mod vault;
 
 pub use api::{ApiClient, ApiError};
 pub use connection::{ConnectError, Connection, Trust};
-pub use vault::{VaultSession, VaultStorage, parse_vault_url};
+pub use vault::{SERVER_RETRY, VaultSession, VaultStorage, parse_vault_url};

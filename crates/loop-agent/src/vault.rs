@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use loop_api::{ObjectEntry, VaultOpenRequest, VaultOpenResponse};
 use loop_repo::storage::ObjectInfo;
-use loop_repo::{Error, FileKind, Result, Storage};
+use loop_repo::{Error, FileKind, Result, RetryBudget, Storage};
 use reqwest::StatusCode;
 use reqwest::blocking::Response;
 
@@ -45,9 +45,14 @@ pub struct VaultStorage {
     conn: Connection,
     vault_id: String,
     token: String,
+    retry: RetryBudget,
 }
 
-const TRIES: u32 = 5;
+/// The default retry budget against a server: four retries from 200 ms, about six seconds.
+pub const SERVER_RETRY: RetryBudget = RetryBudget {
+    max_retries: 4,
+    timeout: Duration::from_secs(30),
+};
 
 impl VaultStorage {
     pub fn new(conn: Connection, vault_id: &str, token: &str) -> VaultStorage {
@@ -55,7 +60,14 @@ impl VaultStorage {
             conn,
             vault_id: vault_id.to_string(),
             token: token.to_string(),
+            retry: SERVER_RETRY,
         }
+    }
+
+    /// Retries failed requests within `budget` instead of [`SERVER_RETRY`].
+    pub fn with_retry(mut self, budget: RetryBudget) -> VaultStorage {
+        self.retry = budget;
+        self
     }
 
     /// Starts a session on the vault: the server records the token's use for `operation`
@@ -117,7 +129,8 @@ impl VaultStorage {
         format!("{}:{}", self.vault_id, kind.path(name))
     }
 
-    /// Sends a request, retrying transport failures and server errors with backoff.
+    /// Sends a request, retrying transport failures, server errors and answers that ask for
+    /// a retry (`Retry-After`, as when another request holds the object) with backoff.
     /// `Ok` holds any answer the server gave; HTTP errors are for the caller to map.
     fn send(
         &self,
@@ -125,11 +138,18 @@ impl VaultStorage {
         build: impl Fn() -> reqwest::blocking::RequestBuilder,
     ) -> Result<(Response, u32)> {
         let mut delay = Duration::from_millis(200);
-        for attempt in 1..=TRIES {
+        let start = std::time::Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt > self.retry.max_retries || start.elapsed() >= self.retry.timeout;
             match build().bearer_auth(&self.token).send() {
-                Ok(r) if r.status().is_server_error() && attempt < TRIES => {}
-                Ok(r) => return Ok((r, attempt)),
-                Err(e) if attempt == TRIES => {
+                Ok(r)
+                    if (r.status().is_server_error()
+                        || r.headers().contains_key(reqwest::header::RETRY_AFTER))
+                        && !last => {}
+                Ok(r) => return Ok((r, attempt as u32)),
+                Err(e) if last => {
                     return Err(Error::Storage {
                         object: object.into(),
                         message: api::error_chain(&e),
@@ -140,7 +160,6 @@ impl VaultStorage {
             std::thread::sleep(delay);
             delay *= 2;
         }
-        unreachable!("the last attempt returns")
     }
 
     fn fail(&self, object: &str, resp: Response) -> Error {

@@ -35,6 +35,12 @@ pub struct Global {
     /// Endpoint of an S3-compatible store (otherwise AWS_ENDPOINT_URL)
     #[arg(long, env = "LOOP_S3_ENDPOINT", global = true)]
     pub s3_endpoint: Option<String>,
+    /// Retries of a failed storage or server request (default 10 for S3, 4 for a server)
+    #[arg(long, env = "LOOP_RETRIES", global = true)]
+    pub retries: Option<usize>,
+    /// Seconds after which no retry starts (default 180 for S3, 30 for a server)
+    #[arg(long, env = "LOOP_RETRY_SECS", global = true)]
+    pub retry_secs: Option<u64>,
     /// Worker threads for hashing and packing (default: one per core)
     #[arg(long, global = true, default_value_t = 0)]
     pub threads: usize,

@@ -59,7 +59,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(a) => check(g, a),
         Command::Stats(a) => stats(g, a),
         Command::Key(k) => key(g, k),
-        Command::Server(a) => crate::service::server(a),
+        Command::Server(a) => crate::service::server(a, g.json),
         Command::Login(a) => crate::service::login(g, a),
         Command::Logout => crate::service::logout(g),
         Command::Whoami => crate::service::whoami(g),
@@ -354,11 +354,23 @@ fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
 
 // ---- snapshots ----
 
+/// Says on stderr which snapshots were skipped because they cannot be read.
+fn warn_damaged(list: &loop_repo::SnapshotList) {
+    for (name, e) in &list.damaged {
+        eprintln!(
+            "warning: skipped snapshot {name}, which cannot be read ({e}); `loop check` \
+             reports it and `loop forget {name}` removes it"
+        );
+    }
+}
+
 fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<ExitCode> {
     let repo = repo_open::open(g)?;
     let f = filter(&a.filter);
-    let list: Vec<(Id, Snapshot)> = repo
-        .list_snapshots()?
+    let all = repo.list_snapshots()?;
+    warn_damaged(&all);
+    let list: Vec<(Id, Snapshot)> = all
+        .snapshots
         .into_iter()
         .filter(|(_, s)| f.matches(s))
         .collect();
@@ -721,15 +733,23 @@ fn forget_cmd(g: &Global, a: ForgetArgs) -> Result<ExitCode> {
             bail!("name snapshots or give a policy, not both");
         }
         for s in &a.snapshots {
-            remove.push(repo.find_snapshot(s, &SnapshotFilter::default())?.0);
+            // By name, without reading it: a damaged snapshot can be removed too.
+            remove.push(if s == "latest" {
+                repo.find_snapshot(s, &SnapshotFilter::default())?.0
+            } else {
+                repo.snapshot_name(s)?
+            });
         }
     } else {
         if policy.is_empty() {
             bail!("no policy given: name snapshots or use --keep-* options (nothing was removed)");
         }
         let f = filter(&a.filter);
-        let all: Vec<(Id, Snapshot)> = repo
-            .list_snapshots()?
+        let list = repo.list_snapshots()?;
+        // A policy cannot judge a snapshot it cannot read: those are kept.
+        warn_damaged(&list);
+        let all: Vec<(Id, Snapshot)> = list
+            .snapshots
             .into_iter()
             .filter(|(_, s)| f.matches(s))
             .collect();
@@ -896,7 +916,9 @@ fn stats(g: &Global, a: StatsArgs) -> Result<ExitCode> {
     let index = repo.load_index()?;
     let roots: Vec<Id> = if a.snapshots.is_empty() {
         let f = filter(&a.filter);
-        repo.list_snapshots()?
+        let list = repo.list_snapshots()?;
+        warn_damaged(&list);
+        list.snapshots
             .into_iter()
             .filter(|(_, s)| f.matches(s))
             .map(|(_, s)| s.tree)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use loop_agent::VaultSession;
 use loop_repo::keys::{KdfParams, Secret};
-use loop_repo::{ObjectStorage, Repository, S3Options, Storage};
+use loop_repo::{ObjectStorage, Repository, RetryBudget, S3Options, Storage};
 use zeroize::Zeroize;
 
 use crate::args::Global;
@@ -33,6 +33,18 @@ pub fn s3_options(g: &Global) -> S3Options {
         secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
         session_token: env("AWS_SESSION_TOKEN"),
         allow_http: env("AWS_ALLOW_HTTP").is_some_and(|v| v == "true" || v == "1"),
+        retry: retry_budget(g, RetryBudget::default()),
+    }
+}
+
+/// `--retries` and `--retry-secs` over `default`.
+fn retry_budget(g: &Global, default: RetryBudget) -> RetryBudget {
+    RetryBudget {
+        max_retries: g.retries.unwrap_or(default.max_retries),
+        timeout: g
+            .retry_secs
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(default.timeout),
     }
 }
 
@@ -63,7 +75,8 @@ pub fn remote(g: &Global) -> Result<Option<(Arc<dyn Storage>, VaultSession)>> {
         .filter(|t| !t.is_empty())
         .context("a server repository needs a device or API token in LOOP_TOKEN")?;
     let conn = loop_agent::Connection::new(&base, &crate::service::trust(g))?;
-    let storage = loop_agent::VaultStorage::new(conn, &vault, &token);
+    let storage = loop_agent::VaultStorage::new(conn, &vault, &token)
+        .with_retry(retry_budget(g, loop_agent::SERVER_RETRY));
     let op = if g.operation.is_empty() {
         "open"
     } else {

@@ -15,7 +15,48 @@ use serde_json::json;
 use crate::args::Global;
 use crate::service_args::*;
 
-pub fn server(a: ServerArgs) -> Result<ExitCode> {
+/// `loop server reconcile`: one line per vault, or JSON.
+async fn reconcile(
+    config: &loop_server::Config,
+    vault: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
+    let done = loop_server::usage::reconcile(config, vault).await?;
+    if json {
+        let rows: Vec<_> = done
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "vault_id": v.vault_id,
+                    "tenant_id": v.tenant_id,
+                    "objects": v.objects,
+                    "used_bytes_before": v.change.used_before,
+                    "used_bytes": v.change.used_after,
+                    "recorded": v.change.recorded,
+                    "dropped": v.change.dropped,
+                    "resized": v.change.resized,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        for v in &done {
+            println!(
+                "vault {}: {} objects, used {} -> {} bytes ({} recorded, {} dropped, {} resized)",
+                v.vault_id,
+                v.objects,
+                v.change.used_before,
+                v.change.used_after,
+                v.change.recorded,
+                v.change.dropped,
+                v.change.resized
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn server(a: ServerArgs, json: bool) -> Result<ExitCode> {
     let mut config = loop_server::Config::load(a.config.as_deref())?;
     if let Some(d) = a.data_dir {
         config.data_dir = d;
@@ -35,6 +76,9 @@ pub fn server(a: ServerArgs) -> Result<ExitCode> {
         .enable_all()
         .thread_name("loop-server")
         .build()?;
+    if let Some(ServerCommand::Reconcile { vault }) = a.command {
+        return runtime.block_on(reconcile(&config, vault.as_deref(), json));
+    }
     runtime.block_on(async {
         let admin_email = config.admin_email.clone();
         let app = loop_server::Application::build(config).await?;

@@ -7,11 +7,13 @@ use clap::{Args, Subcommand};
 
 #[derive(Args, Debug)]
 pub struct ServerArgs {
+    #[command(subcommand)]
+    pub command: Option<ServerCommand>,
     /// TOML configuration file (see docs/OPERATIONS.md); LOOP_* variables override it
-    #[arg(long, env = "LOOP_CONFIG")]
+    #[arg(long, env = "LOOP_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Data directory: database, local destination, certificate, master key
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
     /// Address to listen on (default 127.0.0.1:8443)
     #[arg(long)]
@@ -25,6 +27,16 @@ pub struct ServerArgs {
     /// PEM private key for --tls-cert
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServerCommand {
+    /// Recompute vaults' usage from what their destinations hold (safe while serving)
+    Reconcile {
+        /// Only this vault (default: every vault)
+        #[arg(long)]
+        vault: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -18,9 +18,9 @@ fn dataset(root: &Path, files: usize, size: usize) {
     }
 }
 
-/// Starts `loop ARGS` and kills it with SIGKILL after `delay`. Returns true when it was still
-/// running at that point.
-fn kill_after(env: &Env, args: &[&str], delay: Duration) -> bool {
+/// Starts `loop ARGS` and kills it with SIGKILL as soon as `progress()` says it got that far.
+/// Returns true when it was still running at that point (false: it finished first).
+fn kill_when(env: &Env, args: &[&str], progress: impl Fn() -> bool) -> bool {
     let mut child = env
         .cmd()
         .args(args)
@@ -28,62 +28,77 @@ fn kill_after(env: &Env, args: &[&str], delay: Duration) -> bool {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(delay);
-    let running = child.try_wait().unwrap().is_none();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut running = true;
+    while !progress() {
+        if child.try_wait().unwrap().is_some() {
+            running = false;
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no progress seen");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    running &= child.try_wait().unwrap().is_none();
     let _ = child.kill();
     let _ = child.wait();
     running
 }
 
 #[test]
-fn backups_killed_at_many_points_leave_a_valid_repository_and_resume() {
+fn backups_killed_as_packs_are_stored_leave_a_checked_repository_and_resume() {
     let env = Env::new();
     env.init();
+    let repo = Path::new(&env.repo);
     let src = env.path("src");
     dataset(&src, 24, 3 * 1024 * 1024);
     let total: u64 = 24 * 3 * 1024 * 1024;
     let src_s = src.to_str().unwrap().to_string();
-    let args = [
-        "backup",
-        &src_s,
-        "--index-flush-secs",
-        "0",
-        "--threads",
-        "1",
-    ];
-    for delay_ms in [30u64, 120, 250, 400, 700] {
-        kill_after(&env, &args, Duration::from_millis(delay_ms));
-        // Whatever the moment, check accepts the repository.
-        env.ok(&["check"]);
-    }
-    // One more, killed right after its first index file is stored, so resuming is certain
-    // to be exercised.
-    let index_dir = Path::new(&env.repo).join("index");
-    let before = count_files(&index_dir);
-    let mut child = env
-        .cmd()
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..2000 {
-        if count_files(&index_dir) > before || child.try_wait().unwrap().is_some() {
-            break;
+    for round in 0..3 {
+        let before = packs(repo).len();
+        let mut child = env
+            .cmd()
+            .args([
+                "backup",
+                &src_s,
+                "--index-flush-secs",
+                "0",
+                "--threads",
+                "1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Killed on observed progress: as soon as one more pack is stored.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while packs(repo).len() <= before {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "round {round}: the backup ended before it stored a pack"
+            );
+            assert!(std::time::Instant::now() < deadline, "no pack was stored");
+            std::thread::sleep(Duration::from_millis(2));
         }
-        std::thread::sleep(Duration::from_millis(5));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "round {round}: the backup was still running when killed"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(markers(repo).len(), 1, "the killed backup's marker is left");
+
+        env.ok(&["check", "--read-data"]);
+        assert!(
+            markers(repo).is_empty(),
+            "the dead backup's marker is removed by the next operation"
+        );
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    env.ok(&["check"]);
-    assert!(
-        count_files(&index_dir) > 0,
-        "some uploads were indexed before the kill"
-    );
+    // Each round stored at least one pack (more than 8 MiB of data each), and at most the
+    // last of them per round was not yet indexed: two rounds' packs at least are reused.
     let s = env.backup(&[&src], &[]);
     let added = s["data_added"].as_u64().unwrap();
     assert!(
-        added < total,
+        added <= total - 2 * 8 * 1024 * 1024,
         "the finishing backup reused earlier uploads: added {added} of {total}"
     );
     env.ok(&["check", "--read-data"]);
@@ -100,16 +115,28 @@ fn prune_killed_at_many_points_never_breaks_the_repository() {
         write(&src.join("round"), &noise(4 * 1024 * 1024, round));
         env.backup(&[&src], &[]);
     }
-    for delay_ms in [20u64, 60, 150, 300] {
+    // Killed at each step prune takes: a new pack written, a plan stored, an index file
+    // replaced, a pack deleted.
+    let repo = Path::new(&env.repo);
+    let mut killed_running = 0;
+    for step in 0..4 {
         env.ok(&["forget", "--keep-last", "2"]);
-        kill_after(
-            &env,
-            &["prune", "--grace", "0s"],
-            Duration::from_millis(delay_ms),
-        );
+        let packs_before = packs(repo);
+        let indexes_before = count_files(&repo.join("index"));
+        let reached = || match step {
+            0 => packs(repo).iter().any(|p| !packs_before.contains(p)),
+            1 => count_files(&repo.join("plans")) > 0,
+            2 => count_files(&repo.join("index")) != indexes_before,
+            _ => packs(repo).len() < packs_before.len(),
+        };
+        killed_running += kill_when(&env, &["prune", "--grace", "0s"], reached) as usize;
         env.ok(&["check", "--read-data"]);
         env.backup(&[&src], &[]);
     }
+    assert!(
+        killed_running >= 2,
+        "prune was killed mid-run at {killed_running} steps"
+    );
     env.ok(&["prune", "--grace", "0s"]);
     env.ok(&["check", "--read-data"]);
     env.assert_latest_restores(&src);

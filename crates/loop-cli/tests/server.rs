@@ -8,176 +8,7 @@ use std::path::Path;
 use support::cli::{assert_same_tree, build_full_tree};
 use support::garage::Garage;
 use support::server::*;
-
-fn id(v: &serde_json::Value) -> String {
-    v["id"].as_str().expect("id").to_string()
-}
-
-struct Story {
-    server: Server,
-    dir: tempfile::TempDir,
-    customer: String,
-    vault: String,
-    backup_token: String,
-    restore_token: String,
-}
-
-/// The provider admin creates a customer and its admin; the customer admin creates a vault
-/// at `destination`, a device and its tokens.
-fn set_up(config: Option<&dyn Fn(&Path) -> std::path::PathBuf>, destination: &str) -> Story {
-    let dir = tempfile::tempdir().unwrap();
-    let config_file = config.map(|f| f(dir.path()));
-    let server = Server::start(&dir.path().join("server"), config_file.as_deref());
-    let provider_admin = dir.path().join("provider-admin");
-    let admin = |args: &[&str]| server.as_user(&provider_admin, args);
-    ok(admin(&[
-        "login",
-        "--server",
-        &server.url,
-        "--email",
-        "admin@localhost",
-    ])
-    .env("LOOP_LOGIN_PASSWORD", ADMIN_PASSWORD));
-    let tenants = json(&mut admin(&["tenant", "list"]));
-    let provider = id(&tenants[0]);
-    assert_eq!(tenants[0]["kind"], "provider");
-    let customer = id(&json(&mut admin(&[
-        "tenant",
-        "create",
-        "--parent",
-        &provider,
-        "--kind",
-        "customer",
-        "--name",
-        "Acme GmbH",
-    ])));
-    ok(admin(&[
-        "user",
-        "create",
-        "--tenant",
-        &customer,
-        "--email",
-        "ana@acme.example",
-        "--first-name",
-        "Ana",
-        "--last-name",
-        "Alves",
-        "--role",
-        "admin",
-    ])
-    .env("LOOP_NEW_USER_PASSWORD", "ana-password-1234"));
-
-    let ana_dir = dir.path().join("ana");
-    let ana = |args: &[&str]| server.as_user(&ana_dir, args);
-    ok(ana(&[
-        "login",
-        "--server",
-        &server.url,
-        "--email",
-        "ana@acme.example",
-    ])
-    .env("LOOP_LOGIN_PASSWORD", "ana-password-1234"));
-    let vault = id(&json(&mut ana(&[
-        "vault",
-        "create",
-        "--tenant",
-        &customer,
-        "--name",
-        "laptop",
-        "--destination",
-        destination,
-    ])));
-    let device = id(&json(&mut ana(&[
-        "device",
-        "create",
-        "--tenant",
-        &customer,
-        "--name",
-        "laptop-01",
-    ])));
-    let token = |perm: &str| {
-        json(&mut ana(&[
-            "token",
-            "create",
-            "--tenant",
-            &customer,
-            "--name",
-            perm,
-            "--device",
-            &device,
-            "--vault",
-            &vault,
-            "--permission",
-            perm,
-        ]))["secret"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let backup_token = token("backup");
-    let restore_token = token("restore");
-    Story {
-        server,
-        dir,
-        customer,
-        vault,
-        backup_token,
-        restore_token,
-    }
-}
-
-impl Story {
-    /// `loop` on the device, against the vault, with a token.
-    fn device(&self, token: &str, args: &[&str]) -> std::process::Command {
-        let mut c = self.server.cli(&self.dir.path().join("device"));
-        c.env(
-            "LOOP_REPOSITORY",
-            format!("{}/vaults/{}", self.server.url, self.vault),
-        )
-        .env("LOOP_TOKEN", token)
-        .args(args);
-        c
-    }
-
-    fn admin(&self, who: &str, args: &[&str]) -> std::process::Command {
-        self.server.as_user(&self.dir.path().join(who), args)
-    }
-
-    fn backup_and_restore(&self) {
-        let src = self.dir.path().join("device-files");
-        build_full_tree(&src);
-        let summary =
-            json(&mut self.device(&self.backup_token, &["backup", src.to_str().unwrap()]));
-        assert!(summary["snapshot_id"].is_string(), "{summary}");
-
-        // The backup token appends; it cannot read what is there.
-        let err = fails(&mut self.device(&self.backup_token, &["snapshots"]));
-        assert!(err.contains("permission"), "{err}");
-        let err =
-            fails(&mut self.device(&self.backup_token, &["restore", "latest", "--target", "x"]));
-        assert!(err.contains("permission"), "{err}");
-
-        let snaps = json(&mut self.device(&self.restore_token, &["snapshots"]));
-        assert_eq!(snaps.as_array().unwrap().len(), 1);
-        let target = self.dir.path().join("restored");
-        ok(&mut self.device(
-            &self.restore_token,
-            &[
-                "restore",
-                "latest",
-                "--target",
-                target.to_str().unwrap(),
-                "--verify",
-            ],
-        ));
-        let name = src.file_name().unwrap();
-        assert_same_tree(&src, &target.join(name));
-
-        // The administrator sees the snapshot through the API as well.
-        let listed = json(&mut self.admin("ana", &["vault", "snapshots", &self.vault]));
-        assert_eq!(listed[0]["id"], snaps[0]["id"]);
-    }
-}
+use support::story::*;
 
 #[test]
 fn a_device_backs_up_and_restores_through_the_server_and_every_step_is_audited() {
@@ -491,4 +322,91 @@ fn a_server_killed_during_a_backup_loses_nothing_and_the_next_backup_completes()
         &["restore", "latest", "--target", target.to_str().unwrap()],
     ));
     assert_same_tree(&src, &target.join("big"));
+}
+
+/// Regression: a backup refused for quota left its stored packs unindexed, so they counted
+/// against the quota for the whole grace period and the next, smaller backup failed too.
+#[test]
+fn a_backup_refused_for_quota_holds_no_space_once_pruned() {
+    let s = set_up(None, "local");
+    let vault = id(&json(&mut s.admin(
+        "ana",
+        &[
+            "vault",
+            "create",
+            "--tenant",
+            &s.customer,
+            "--name",
+            "small",
+            "--destination",
+            "local",
+            "--quota",
+            "26000000",
+        ],
+    )));
+    let token = json(&mut s.admin(
+        "ana",
+        &[
+            "token",
+            "create",
+            "--tenant",
+            &s.customer,
+            "--kind",
+            "api",
+            "--name",
+            "small",
+            "--vault",
+            &vault,
+            "--permission",
+            "backup",
+            "--permission",
+            "manage",
+        ],
+    ))["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let used = || {
+        json(&mut s.admin("ana", &["vault", "show", &vault]))["used_bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    let device = |args: &[&str]| {
+        let mut c = s.server.cli(&s.dir.path().join("device"));
+        c.env(
+            "LOOP_REPOSITORY",
+            format!("{}/vaults/{vault}", s.server.url),
+        )
+        .env("LOOP_TOKEN", &token)
+        .args(args);
+        c
+    };
+    let base = used();
+    let big = s.dir.path().join("big");
+    support::cli::write(&big.join("a.bin"), &support::cli::noise(40 << 20, 1));
+    let err = fails(&mut device(&["backup", big.to_str().unwrap()]));
+    assert!(err.contains("quota"), "{err}");
+    assert!(
+        used() > base,
+        "part of the backup was stored before the refusal"
+    );
+
+    // A prune frees it at once (the partial upload is indexed, used by no snapshot).
+    ok(&mut device(&["prune"]));
+    assert_eq!(
+        used(),
+        base + index_bytes(&s, &vault),
+        "only index files remain"
+    );
+    let small = s.dir.path().join("small");
+    support::cli::write(&small.join("b.bin"), &support::cli::noise(10 << 20, 2));
+    ok(&mut device(&["backup", small.to_str().unwrap()]));
+}
+
+/// Bytes of the vault's index files at its local destination.
+fn index_bytes(s: &Story, vault: &str) -> u64 {
+    let dir = s.server.data_dir.join("vaults").join(vault).join("index");
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.metadata().unwrap().len()).sum())
+        .unwrap_or(0)
 }

@@ -255,6 +255,10 @@ struct Run<'a> {
     /// allocator from fragmenting under megabyte-sized buffers freed at a high rate, which
     /// otherwise costs tens of megabytes of peak memory.
     buffers: Mutex<Vec<Vec<u8>>>,
+    /// Per pack of the index (by number): whether this snapshot uses a blob in it.
+    relied: Vec<AtomicBool>,
+    /// Packs this run stored.
+    written: Mutex<Vec<Id>>,
 }
 
 impl Run<'_> {
@@ -291,11 +295,61 @@ impl Run<'_> {
 
     /// True when this blob must be stored: not in the index and not already queued this run.
     fn want_blob(&self, id: &Id) -> bool {
-        !self.index.contains(id) && self.pending.lock().expect("pending mutex").insert(*id)
+        !self.in_index(id) && self.pending.lock().expect("pending mutex").insert(*id)
     }
 
     fn known(&self, id: &Id) -> bool {
-        self.index.contains(id) || self.pending.lock().expect("pending mutex").contains(id)
+        self.in_index(id) || self.pending.lock().expect("pending mutex").contains(id)
+    }
+
+    /// Whether the index holds `id`; if so, its pack is one this snapshot relies on.
+    fn in_index(&self, id: &Id) -> bool {
+        match self.index.pack_number(id) {
+            Some(n) => {
+                // Load first: most lookups hit a pack already marked, and a store would
+                // bounce the cache line between threads.
+                if !self.relied[n].load(Ordering::Relaxed) {
+                    self.relied[n].store(true, Ordering::Relaxed);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Before the snapshot is saved: the backup's marker is still there (or a prune that did
+    /// not see this backup may have deleted what it wrote), and every pack the snapshot
+    /// relies on, old or written by this run, still exists. A backup never reports success
+    /// for a snapshot that cannot be restored.
+    fn verify_relied_on(&self, lock: &Lock) -> Result<()> {
+        lock.verify_held(self.repo.master())?;
+        let stored: HashSet<Id> = self
+            .repo
+            .storage()
+            .list(FileKind::Pack)?
+            .iter()
+            .filter_map(|o| Id::parse(&o.name).ok())
+            .collect();
+        let written = self.written.lock().expect("written mutex");
+        let relied = self
+            .relied
+            .iter()
+            .zip(self.index.pack_ids())
+            .filter(|(r, _)| r.load(Ordering::Relaxed))
+            .map(|(_, id)| id);
+        let missing: Vec<&Id> = relied
+            .chain(written.iter())
+            .filter(|id| !stored.contains(id))
+            .collect();
+        if let Some(first) = missing.first() {
+            return Err(Error::Invalid(format!(
+                "{} pack(s) this backup relies on disappeared while it ran (first: {}); \
+                 the snapshot was not saved. Run the backup again, and `loop check`",
+                missing.len(),
+                first.to_hex()
+            )));
+        }
+        Ok(())
     }
 
     fn warn_unreadable(&self, path: &Path, e: &dyn std::fmt::Display) {
@@ -650,11 +704,12 @@ impl Run<'_> {
         }
         let (id, bytes, entries) = writer.finish();
         let len = bytes.len() as u64;
-        if !self.dry_run
-            && let Err(e) = self.repo.storage().put(FileKind::Pack, &id.to_hex(), bytes)
-        {
-            self.fail(e);
-            return;
+        if !self.dry_run {
+            if let Err(e) = self.repo.storage().put(FileKind::Pack, &id.to_hex(), bytes) {
+                self.fail(e);
+                return;
+            }
+            self.written.lock().expect("written mutex").push(id);
         }
         self.progress
             .bytes_uploaded
@@ -763,6 +818,7 @@ fn find_parent(
             };
             Ok(repo
                 .list_snapshots()?
+                .snapshots
                 .into_iter()
                 .rev()
                 .find(|(_, s)| filter.matches(s) && s.paths == paths))
@@ -887,6 +943,12 @@ pub fn run(
         open_packs: [Mutex::new(None), Mutex::new(None)],
         buffers: Mutex::new(Vec::new()),
         prefetch: Mutex::new(Some(prefetch_tx)),
+        relied: index
+            .pack_ids()
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect(),
+        written: Mutex::new(Vec::new()),
     };
 
     let (file_tx, file_rx) = bounded::<FileJob>(threads * 64);
@@ -1012,15 +1074,19 @@ pub fn run(
         Ok(root)
     })?;
 
-    if let Some(e) = run.failure.lock().expect("failure mutex").take() {
-        return Err(e);
-    }
-    if progress.cancel.load(Ordering::Relaxed) {
-        return Err(Error::Interrupted);
-    }
-    let root_id = root_id.ok_or(Error::Interrupted)?;
+    let failure = run.failure.lock().expect("failure mutex").take();
+    let outcome = match failure {
+        Some(e) => Err(e),
+        None if progress.cancel.load(Ordering::Relaxed) => Err(Error::Interrupted),
+        None => root_id.ok_or(Error::Interrupted),
+    };
+    // The packs stored so far are indexed even when the backup fails: the next backup reuses
+    // them instead of uploading them again, and prune frees them at once instead of after
+    // its grace period (a backup refused for quota must not hold its partial upload).
     let rest = std::mem::take(&mut run.index_state.lock().expect("index mutex").current);
-    run.write_index(&rest)?;
+    let flushed = run.write_index(&rest);
+    let root_id = outcome?;
+    flushed?;
 
     let c = &run.counters;
     let end = Local::now();
@@ -1053,10 +1119,12 @@ pub fn run(
         program_version: format!("loop {}", env!("CARGO_PKG_VERSION")),
         summary: Some(summary),
     };
-    let snapshot_id = if opts.dry_run {
-        None
-    } else {
-        Some(repo.save_snapshot(&snapshot)?)
+    let snapshot_id = match &_lock {
+        None => None,
+        Some(lock) => {
+            run.verify_relied_on(lock)?;
+            Some(repo.save_snapshot(&snapshot)?)
+        }
     };
     let changed_while_reading = std::mem::take(&mut *run.changed.lock().expect("warnings mutex"));
     Ok(BackupResult {

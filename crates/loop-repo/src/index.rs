@@ -236,6 +236,11 @@ impl Index {
         self.find(id).is_some()
     }
 
+    /// The number of the pack (a position in [`Index::pack_ids`]) that holds `id`.
+    pub fn pack_number(&self, id: &Id) -> Option<usize> {
+        self.find(id).map(|e| e.pack as usize)
+    }
+
     pub fn get(&self, id: &Id) -> Option<BlobLocation> {
         self.find(id).map(|e| self.location(e))
     }

@@ -36,5 +36,5 @@ pub mod util;
 
 pub use error::{Error, Result};
 pub use id::Id;
-pub use repo::{InitOptions, KeyInfo, RepoConfig, Repository};
-pub use storage::{FileKind, ObjectStorage, S3Options, Storage};
+pub use repo::{InitOptions, KeyInfo, RepoConfig, Repository, SnapshotList};
+pub use storage::{FileKind, ObjectStorage, RetryBudget, S3Options, Storage};

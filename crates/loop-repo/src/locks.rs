@@ -104,6 +104,7 @@ impl Lock {
         let id = Id::random();
         let storage = repo.storage().clone();
         write_lock(storage.as_ref(), repo.master(), &id, &info)?;
+        remove_stale(repo, &id, now);
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let refresher = {
             let stop = stop.clone();
@@ -140,6 +141,37 @@ impl Lock {
         })
     }
 
+    /// Fails unless this marker is still stored as written. A marker someone removed (or
+    /// replaced) means a prune may not have seen this operation, and may have deleted what
+    /// it wrote: a backup checks this before it saves its snapshot.
+    pub fn verify_held(&self, master: &Key) -> Result<()> {
+        let name = self.id.to_hex();
+        let object = FileKind::Lock.path(&name);
+        let lost = || {
+            Error::Invalid(format!(
+                "this operation's lock marker {object} was removed or replaced while it ran, \
+                 so a prune may have deleted data it wrote"
+            ))
+        };
+        let bytes = match self.storage.get(FileKind::Lock, &name, 64 * 1024) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Err(lost()),
+            Err(e) => return Err(e),
+        };
+        let info = format::open(master, Magic::Lock, &object, &bytes, 64 * 1024)
+            .ok()
+            .and_then(|j| serde_json::from_slice::<LockInfo>(&j).ok())
+            .ok_or_else(lost)?;
+        if info.kind != self.info.kind
+            || info.host != self.info.host
+            || info.pid != self.info.pid
+            || info.created != self.info.created
+        {
+            return Err(lost());
+        }
+        Ok(())
+    }
+
     /// Takes a prune marker and fails when another live prune holds one.
     pub fn acquire_exclusive_prune(repo: &Repository) -> Result<Lock> {
         let lock = Lock::acquire(repo, LockKind::Prune)?;
@@ -170,6 +202,21 @@ impl Drop for Lock {
             let _ = t.join();
         }
         let _ = self.storage.delete(FileKind::Lock, &self.id.to_hex());
+    }
+}
+
+/// Removes the markers of operations that are gone (killed, or not refreshed for
+/// [`STALE_AFTER`]), which would otherwise hold back prune's deferred deletions until they age
+/// out. Best effort: a marker that cannot be removed (over a server, another token's) stays
+/// for prune.
+fn remove_stale(repo: &Repository, own: &Id, now: DateTime<Utc>) {
+    let Ok(all) = list(repo) else {
+        return;
+    };
+    for (id, info) in all {
+        if id != *own && info.is_stale(now) {
+            let _ = repo.storage().delete(FileKind::Lock, &id.to_hex());
+        }
     }
 }
 

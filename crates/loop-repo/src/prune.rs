@@ -146,7 +146,16 @@ impl PrunePlan {
 /// Every blob reachable from any snapshot.
 pub fn used_blobs(repo: &Repository, index: &Index, roots: &[Id]) -> Result<HashSet<Id>> {
     let mut used = HashSet::new();
-    let mut stack: Vec<Id> = roots.to_vec();
+    for root in roots {
+        mark_used(repo, index, root, &mut used)?;
+    }
+    Ok(used)
+}
+
+/// Adds every blob reachable from `root` to `used`; trees already in `used` are not walked
+/// again, so snapshots that share subtrees cost one walk.
+fn mark_used(repo: &Repository, index: &Index, root: &Id, used: &mut HashSet<Id>) -> Result<()> {
+    let mut stack: Vec<Id> = vec![*root];
     while let Some(tree_id) = stack.pop() {
         if !used.insert(tree_id) {
             continue;
@@ -164,7 +173,7 @@ pub fn used_blobs(repo: &Repository, index: &Index, roots: &[Id]) -> Result<Hash
             }
         }
     }
-    Ok(used)
+    Ok(())
 }
 
 /// Plans a prune without changing anything.
@@ -209,10 +218,28 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
     }
     index.finish();
 
-    let snapshots = repo.list_snapshots()?;
+    let list = repo.list_snapshots()?;
+    // What a snapshot uses decides what may go: one that cannot be read blocks everything.
+    if let Some((name, e)) = list.damaged.first() {
+        return Err(Error::Invalid(format!(
+            "prune deletes nothing while a snapshot cannot be read: {} damaged snapshot(s), \
+             first {name} ({e}). Remove a damaged snapshot with `loop forget {name}` (or \
+             restore it), then prune again",
+            list.damaged.len()
+        )));
+    }
+    let snapshots = list.snapshots;
     p.snapshots = snapshots.len();
-    let roots: Vec<Id> = snapshots.iter().map(|(_, s)| s.tree).collect();
-    let used = used_blobs(repo, &index, &roots)?;
+    let mut used = HashSet::new();
+    for (id, s) in &snapshots {
+        mark_used(repo, &index, &s.tree, &mut used).map_err(|e| {
+            Error::Invalid(format!(
+                "prune deletes nothing while snapshot {} cannot be read whole ({e}); run \
+                 `loop check`, and remove or repair that snapshot, then prune again",
+                id.to_hex()
+            ))
+        })?;
+    }
     p.used_blobs = used.len();
 
     // Which packs can be kept whole: normal packs that are mostly used, and packs of waiting

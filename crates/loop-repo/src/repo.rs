@@ -86,6 +86,15 @@ pub struct KeyInfo {
 }
 
 /// An opened repository.
+/// What [`Repository::list_snapshots`] found.
+#[derive(Debug, Default)]
+pub struct SnapshotList {
+    /// Readable snapshots, oldest first.
+    pub snapshots: Vec<(Id, Snapshot)>,
+    /// Snapshot objects that cannot be read: (object name, why).
+    pub damaged: Vec<(String, Error)>,
+}
+
 pub struct Repository {
     storage: Arc<dyn Storage>,
     master: Key,
@@ -396,20 +405,12 @@ impl Repository {
         Ok(id)
     }
 
-    /// All snapshots, oldest first.
-    pub fn list_snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
-        let (good, mut damaged) = self.list_snapshots_lenient()?;
-        match damaged.pop() {
-            Some((_, e)) => Err(e),
-            None => Ok(good),
-        }
-    }
-
-    /// Like [`Repository::list_snapshots`], but a snapshot object that is damaged, or of a
-    /// newer format, is returned apart (with its name) instead of failing the whole list, so
-    /// one bad object cannot hide every other snapshot. Storage errors still fail.
-    #[allow(clippy::type_complexity)]
-    pub fn list_snapshots_lenient(&self) -> Result<(Vec<(Id, Snapshot)>, Vec<(String, Error)>)> {
+    /// Every snapshot that can be read, oldest first, and apart from them the snapshot
+    /// objects that cannot (damaged, or of a newer format), with the reason. One bad object
+    /// (a token holder can write any snapshot object) never hides the others: listing,
+    /// `latest`, forget and stats skip it and say so, prune refuses to delete anything while
+    /// it cannot know what a snapshot uses, and check reports it. Storage errors still fail.
+    pub fn list_snapshots(&self) -> Result<SnapshotList> {
         let names: Vec<String> = self
             .storage
             .list(FileKind::Snapshot)?
@@ -425,20 +426,46 @@ impl Repository {
                 Err(e) => Err(e),
             }
         });
-        let mut out = Vec::with_capacity(loaded.len());
-        let mut damaged = Vec::new();
+        let mut out = SnapshotList::default();
         for (name, r) in names.into_iter().zip(loaded) {
             match r {
-                Ok(Some(s)) => out.push(s),
+                Ok(Some(s)) => out.snapshots.push(s),
                 Ok(None) => {}
                 Err(e @ (Error::Corrupt { .. } | Error::NewerVersion { .. })) => {
-                    damaged.push((name, e))
+                    out.damaged.push((name, e))
                 }
                 Err(e) => return Err(e),
             }
         }
-        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-        Ok((out, damaged))
+        out.snapshots
+            .sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        out.damaged.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// The ID of the snapshot object `spec` names (a full ID or a unique prefix of at least 4
+    /// hex digits) without reading it, so a damaged snapshot can still be removed.
+    pub fn snapshot_name(&self, spec: &str) -> Result<Id> {
+        if spec.len() < 4 || spec.len() > 64 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Invalid(format!(
+                "{spec:?} is not a snapshot ID (at least 4 hex digits)"
+            )));
+        }
+        let spec_lower = spec.to_ascii_lowercase();
+        let matches: Vec<String> = self
+            .storage
+            .list(FileKind::Snapshot)?
+            .into_iter()
+            .map(|o| o.name)
+            .filter(|n| n.starts_with(&spec_lower))
+            .collect();
+        match matches.as_slice() {
+            [one] => Id::parse(one),
+            [] => Err(Error::NotFound(format!("snapshot {spec}"))),
+            _ => Err(Error::Invalid(format!(
+                "snapshot prefix {spec} is ambiguous"
+            ))),
+        }
     }
 
     /// Resolves `latest`, a full ID or a unique ID prefix (at least 4 hex digits).
@@ -446,6 +473,7 @@ impl Repository {
         if spec == "latest" {
             return self
                 .list_snapshots()?
+                .snapshots
                 .into_iter()
                 .rev()
                 .find(|(_, s)| filter.matches(s))

@@ -121,6 +121,36 @@ pub trait Storage: Send + Sync {
     fn size(&self, kind: FileKind, name: &str) -> Result<u64>;
 }
 
+/// How long transient storage failures (connection resets, 5xx, throttling) are retried,
+/// with exponential backoff from 100 ms. The default is a production budget; tests of
+/// failure paths set seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryBudget {
+    /// Retries after the first attempt.
+    pub max_retries: usize,
+    /// No retry starts after this long.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for RetryBudget {
+    fn default() -> Self {
+        RetryBudget {
+            max_retries: 10,
+            timeout: std::time::Duration::from_secs(180),
+        }
+    }
+}
+
+impl RetryBudget {
+    pub fn object_store(&self) -> object_store::RetryConfig {
+        object_store::RetryConfig {
+            backoff: object_store::BackoffConfig::default(),
+            max_retries: self.max_retries,
+            retry_timeout: self.timeout,
+        }
+    }
+}
+
 /// S3 (and S3-compatible) connection settings, passed in by the caller.
 #[derive(Clone, Default)]
 pub struct S3Options {
@@ -130,6 +160,7 @@ pub struct S3Options {
     pub secret_access_key: Option<String>,
     pub session_token: Option<String>,
     pub allow_http: bool,
+    pub retry: RetryBudget,
 }
 
 impl std::fmt::Debug for S3Options {
@@ -139,6 +170,7 @@ impl std::fmt::Debug for S3Options {
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
+            .field("retry", &self.retry)
             .finish()
     }
 }
@@ -153,16 +185,6 @@ pub struct ObjectStorage {
     prefix: String,
     location: String,
     runtime: tokio::runtime::Runtime,
-}
-
-fn retry_config() -> object_store::RetryConfig {
-    // Transient failures (connection resets, 5xx, throttling) are retried with exponential
-    // backoff: 10 tries within 3 minutes, starting at 100 ms.
-    object_store::RetryConfig {
-        backoff: object_store::BackoffConfig::default(),
-        max_retries: 10,
-        retry_timeout: std::time::Duration::from_secs(180),
-    }
 }
 
 impl ObjectStorage {
@@ -186,7 +208,7 @@ impl ObjectStorage {
             }
             let mut b = object_store::aws::AmazonS3Builder::new()
                 .with_bucket_name(bucket)
-                .with_retry(retry_config())
+                .with_retry(s3.retry.object_store())
                 .with_allow_http(s3.allow_http)
                 .with_region(s3.region.clone().unwrap_or_else(|| "us-east-1".into()));
             if let Some(e) = &s3.endpoint {

@@ -73,7 +73,7 @@ fn backup_lists_and_dedups_and_prune_keeps_what_is_used() {
     };
     let plan = prune::plan(&repo, &popts).unwrap();
     assert!(plan.is_noop(), "{plan:?}");
-    assert_eq!(repo.list_snapshots().unwrap().len(), 2);
+    assert_eq!(repo.list_snapshots().unwrap().snapshots.len(), 2);
 }
 
 #[test]

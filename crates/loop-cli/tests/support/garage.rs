@@ -125,6 +125,44 @@ impl Garage {
         cmd.envs(self.env())
     }
 
+    /// Stops the server process at once (SIGKILL), as a crashed or unreachable store.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same data, ports and keys, and waits until it answers.
+    pub fn restart(&mut self) {
+        self.stop();
+        let log = |name: &str| {
+            fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(self.dir.path().join(name))
+                .expect("garage log")
+        };
+        let mut server = Command::new(&self.binary);
+        clean_env(&mut server);
+        self.child = server
+            .arg("-c")
+            .arg(&self.config)
+            .arg("server")
+            .env("RUST_LOG", "warn,garage=info")
+            .stdin(Stdio::null())
+            .stdout(log("server.stdout.log"))
+            .stderr(log("server.stderr.log"))
+            .spawn()
+            .expect("restart garage");
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port()));
+        self.poll("S3 port after restart", BOOT_TIMEOUT, |g| {
+            g.check_alive()?;
+            TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+                .map(drop)
+                .map_err(|e| format!("connecting to {addr}: {e}"))
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.server_log_tail()));
+    }
+
     /// The S3 API port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.endpoint

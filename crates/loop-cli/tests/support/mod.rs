@@ -8,3 +8,4 @@
 pub mod cli;
 pub mod garage;
 pub mod server;
+pub mod story;

@@ -85,6 +85,36 @@ impl Server {
         c
     }
 
+    /// A raw vault-protocol request with a token: (status, problem code or body text).
+    pub fn vault_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Vec<u8>>,
+    ) -> (u16, String) {
+        let pem = std::fs::read(self.data_dir.join("tls-cert.pem")).expect("server certificate");
+        let client = reqwest::blocking::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("PEM")])
+            .build()
+            .expect("HTTPS client");
+        let mut req = client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req
+                .header("x-loop-content-blake3", blake3::hash(&b).to_hex().as_str())
+                .body(b);
+        }
+        let r = req.send().expect("the server answers");
+        let status = r.status().as_u16();
+        let text = r.text().unwrap_or_default();
+        let code = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["code"].as_str().map(String::from));
+        (status, code.unwrap_or(text))
+    }
+
     /// Kills the server process at once (SIGKILL), as a crash or power loss would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

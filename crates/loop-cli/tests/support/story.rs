@@ -1,0 +1,203 @@
+//! A customer set up on a real `loop server` by its administrators, with a vault, a device
+//! and its tokens: the starting point of the service's end-to-end stories.
+
+use std::path::Path;
+
+use super::cli::{assert_same_tree, build_full_tree};
+use super::server::*;
+
+pub fn id(v: &serde_json::Value) -> String {
+    v["id"].as_str().expect("id").to_string()
+}
+
+pub struct Story {
+    pub server: Server,
+    pub dir: tempfile::TempDir,
+    pub customer: String,
+    pub vault: String,
+    pub device_id: String,
+    pub backup_token: String,
+    pub restore_token: String,
+}
+
+/// The provider admin creates a customer and its admin; the customer admin creates a vault
+/// at `destination`, a device and its tokens.
+pub fn set_up(config: Option<&dyn Fn(&Path) -> std::path::PathBuf>, destination: &str) -> Story {
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = config.map(|f| f(dir.path()));
+    let server = Server::start(&dir.path().join("server"), config_file.as_deref());
+    let provider_admin = dir.path().join("provider-admin");
+    let admin = |args: &[&str]| server.as_user(&provider_admin, args);
+    ok(admin(&[
+        "login",
+        "--server",
+        &server.url,
+        "--email",
+        "admin@localhost",
+    ])
+    .env("LOOP_LOGIN_PASSWORD", ADMIN_PASSWORD));
+    let tenants = json(&mut admin(&["tenant", "list"]));
+    let provider = id(&tenants[0]);
+    assert_eq!(tenants[0]["kind"], "provider");
+    let customer = id(&json(&mut admin(&[
+        "tenant",
+        "create",
+        "--parent",
+        &provider,
+        "--kind",
+        "customer",
+        "--name",
+        "Acme GmbH",
+    ])));
+    ok(admin(&[
+        "user",
+        "create",
+        "--tenant",
+        &customer,
+        "--email",
+        "ana@acme.example",
+        "--first-name",
+        "Ana",
+        "--last-name",
+        "Alves",
+        "--role",
+        "admin",
+    ])
+    .env("LOOP_NEW_USER_PASSWORD", "ana-password-1234"));
+
+    let ana_dir = dir.path().join("ana");
+    let ana = |args: &[&str]| server.as_user(&ana_dir, args);
+    ok(ana(&[
+        "login",
+        "--server",
+        &server.url,
+        "--email",
+        "ana@acme.example",
+    ])
+    .env("LOOP_LOGIN_PASSWORD", "ana-password-1234"));
+    let vault = id(&json(&mut ana(&[
+        "vault",
+        "create",
+        "--tenant",
+        &customer,
+        "--name",
+        "laptop",
+        "--destination",
+        destination,
+    ])));
+    let device = id(&json(&mut ana(&[
+        "device",
+        "create",
+        "--tenant",
+        &customer,
+        "--name",
+        "laptop-01",
+    ])));
+    let token = |perm: &str| {
+        json(&mut ana(&[
+            "token",
+            "create",
+            "--tenant",
+            &customer,
+            "--name",
+            perm,
+            "--device",
+            &device,
+            "--vault",
+            &vault,
+            "--permission",
+            perm,
+        ]))["secret"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let backup_token = token("backup");
+    let restore_token = token("restore");
+    Story {
+        server,
+        dir,
+        customer,
+        vault,
+        device_id: device,
+        backup_token,
+        restore_token,
+    }
+}
+
+impl Story {
+    /// A further token of the device for the vault, made by the customer admin.
+    pub fn token(&self, name: &str, permission: &str) -> String {
+        json(&mut self.admin(
+            "ana",
+            &[
+                "token",
+                "create",
+                "--tenant",
+                &self.customer,
+                "--name",
+                name,
+                "--device",
+                &self.device_id,
+                "--vault",
+                &self.vault,
+                "--permission",
+                permission,
+            ],
+        ))["secret"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// `loop` on the device, against the vault, with a token.
+    pub fn device(&self, token: &str, args: &[&str]) -> std::process::Command {
+        let mut c = self.server.cli(&self.dir.path().join("device"));
+        c.env(
+            "LOOP_REPOSITORY",
+            format!("{}/vaults/{}", self.server.url, self.vault),
+        )
+        .env("LOOP_TOKEN", token)
+        .args(args);
+        c
+    }
+
+    pub fn admin(&self, who: &str, args: &[&str]) -> std::process::Command {
+        self.server.as_user(&self.dir.path().join(who), args)
+    }
+
+    pub fn backup_and_restore(&self) {
+        let src = self.dir.path().join("device-files");
+        build_full_tree(&src);
+        let summary =
+            json(&mut self.device(&self.backup_token, &["backup", src.to_str().unwrap()]));
+        assert!(summary["snapshot_id"].is_string(), "{summary}");
+
+        // The backup token appends; it cannot read what is there.
+        let err = fails(&mut self.device(&self.backup_token, &["snapshots"]));
+        assert!(err.contains("permission"), "{err}");
+        let err =
+            fails(&mut self.device(&self.backup_token, &["restore", "latest", "--target", "x"]));
+        assert!(err.contains("permission"), "{err}");
+
+        let snaps = json(&mut self.device(&self.restore_token, &["snapshots"]));
+        assert_eq!(snaps.as_array().unwrap().len(), 1);
+        let target = self.dir.path().join("restored");
+        ok(&mut self.device(
+            &self.restore_token,
+            &[
+                "restore",
+                "latest",
+                "--target",
+                target.to_str().unwrap(),
+                "--verify",
+            ],
+        ));
+        let name = src.file_name().unwrap();
+        assert_same_tree(&src, &target.join(name));
+
+        // The administrator sees the snapshot through the API as well.
+        let listed = json(&mut self.admin("ana", &["vault", "snapshots", &self.vault]));
+        assert_eq!(listed[0]["id"], snaps[0]["id"]);
+    }
+}
