@@ -291,4 +291,19 @@ mod tests {
         let b = IdKey::new(&Key::generate()).id(b"same");
         assert_ne!(a, b);
     }
+
+    /// Subkeys of existing repositories must never change: pinned by independent vectors.
+    #[test]
+    fn subkeys_match_the_independent_vectors() {
+        use crate::testutil::{key, unhex, vectors as v};
+        let salt: [u8; 32] = unhex(v::SALT).try_into().unwrap();
+        assert_eq!(
+            hex::encode(key(v::MASTER).subkey(&salt).expose()),
+            v::SUBKEY
+        );
+        assert_eq!(
+            hex::encode(key(v::RAW_KEY).raw_kek(&salt).expose()),
+            v::RAW_KEK
+        );
+    }
 }

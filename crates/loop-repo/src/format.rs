@@ -83,6 +83,18 @@ const CODEC_ZSTD: u8 = 1;
 
 /// Seals a whole object: compresses when that helps, then encrypts under a fresh salt.
 pub fn seal(master: &Key, magic: Magic, payload: &[u8], zstd_level: i32) -> Vec<u8> {
+    seal_with_salt(master, magic, payload, zstd_level, &random_salt())
+}
+
+/// [`seal`] with a given salt. Private: a salt must never be reused, so only `seal` (fresh
+/// salts) and the known-answer tests (fixed ones) call it.
+fn seal_with_salt(
+    master: &Key,
+    magic: Magic,
+    payload: &[u8],
+    zstd_level: i32,
+    salt: &[u8; SALT_LEN],
+) -> Vec<u8> {
     let mut body = Vec::with_capacity(payload.len() / 2 + 64);
     body.push(CODEC_ZSTD);
     match zstd::bulk::compress(payload, zstd_level) {
@@ -94,15 +106,14 @@ pub fn seal(master: &Key, magic: Magic, payload: &[u8], zstd_level: i32) -> Vec<
         }
     }
     let header = magic.header();
-    let salt = random_salt();
     let mut out = Vec::with_capacity(HEADER_LEN + SALT_LEN + body.len() + TAG_LEN);
     out.extend_from_slice(&header);
-    out.extend_from_slice(&salt);
+    out.extend_from_slice(salt);
     let nonce = NonceSequence::new()
         .final_nonce()
         .expect("a new sequence has its final nonce");
     master
-        .subkey(&salt)
+        .subkey(salt)
         .cipher()
         .seal_into(nonce, &header, &body, &mut out);
     out
@@ -205,5 +216,17 @@ mod tests {
         let err = open(&k, Magic::Snapshot, "snapshots/ab", &sealed, 100).unwrap_err();
         assert!(matches!(err, Error::NewerVersion { found: 9, .. }), "{err}");
         assert!(err.to_string().contains("snapshots/ab"));
+    }
+
+    /// A sealed object written today has exactly the bytes an independent writer makes:
+    /// header, salt, then AES-256-GCM under the salted subkey with the final nonce and the
+    /// header alone as associated data.
+    #[test]
+    fn sealed_objects_are_written_byte_for_byte_as_documented() {
+        use crate::testutil::{key, unhex, vectors as v};
+        let salt: [u8; 32] = unhex(v::SALT).try_into().unwrap();
+        let payload = unhex(v::SEALED_RAW_PAYLOAD);
+        let sealed = seal_with_salt(&key(v::MASTER), Magic::Snapshot, &payload, 3, &salt);
+        assert_eq!(hex::encode(sealed), v::SEALED_RAW);
     }
 }

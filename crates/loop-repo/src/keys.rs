@@ -106,10 +106,21 @@ impl KeySlot {
         params: KdfParams,
         meta: &SlotMeta,
     ) -> Result<Vec<u8>> {
-        let salt = random_salt();
+        Self::create_with_salt(master, secret, params, meta, &random_salt())
+    }
+
+    /// [`KeySlot::create`] with a given salt, for the known-answer tests; every slot written
+    /// to storage gets a fresh one.
+    fn create_with_salt(
+        master: &Key,
+        secret: Secret<'_>,
+        params: KdfParams,
+        meta: &SlotMeta,
+        salt: &[u8; SALT_LEN],
+    ) -> Result<Vec<u8>> {
         let (kind, kek) = match secret {
-            Secret::Passphrase(p) => (KIND_PASSPHRASE, argon2_kek(p, &salt, params)?),
-            Secret::RawKey(k) => (KIND_RAW, k.raw_kek(&salt)),
+            Secret::Passphrase(p) => (KIND_PASSPHRASE, argon2_kek(p, salt, params)?),
+            Secret::RawKey(k) => (KIND_RAW, k.raw_kek(salt)),
         };
         let meta_json = serde_json::to_vec(meta).expect("metadata serializes");
         let mut out = Vec::with_capacity(FIXED_LEN + meta_json.len() + 48);
@@ -118,7 +129,7 @@ impl KeySlot {
         out.extend_from_slice(&params.m_kib.to_le_bytes());
         out.extend_from_slice(&params.t.to_le_bytes());
         out.extend_from_slice(&params.p.to_le_bytes());
-        out.extend_from_slice(&salt);
+        out.extend_from_slice(salt);
         out.extend_from_slice(&(meta_json.len() as u32).to_le_bytes());
         out.extend_from_slice(&meta_json);
         let aad = out.clone();
@@ -284,5 +295,55 @@ mod tests {
         tampered[n - 20] ^= 1;
         let slot = KeySlot::parse("k", tampered).unwrap();
         assert!(slot.open(&Secret::Passphrase(b"p")).unwrap().is_none());
+    }
+
+    /// The passphrase KDF of existing slots must never change: Argon2id v0x13, 32 bytes.
+    #[test]
+    fn argon2id_matches_the_independent_vectors() {
+        use crate::testutil::{unhex, vectors as v};
+        let salt: [u8; 32] = unhex(v::SALT).try_into().unwrap();
+        for (params, expected) in [
+            ((64, 1, 1), v::KEK_FAST),
+            ((256, 2, 2), v::KEK_LANES),
+            ((65536, 3, 1), v::KEK_DEFAULT),
+        ] {
+            let (m_kib, t, p) = params;
+            let kek =
+                argon2_kek(v::PASSPHRASE.as_bytes(), &salt, KdfParams { m_kib, t, p }).unwrap();
+            assert_eq!(hex::encode(kek.expose()), expected, "{params:?}");
+        }
+    }
+
+    /// A slot written today has exactly the bytes an independent writer makes from the same
+    /// inputs, so other readers of the documented layout open it.
+    #[test]
+    fn slots_are_written_byte_for_byte_as_documented() {
+        use crate::testutil::{key, unhex, vectors as v};
+        let salt: [u8; 32] = unhex(v::SALT).try_into().unwrap();
+        let meta = SlotMeta {
+            created: "2026-12-01T00:00:00+00:00".into(),
+            host: "vector-host".into(),
+            user: "vector".into(),
+            label: String::new(),
+        };
+        let master = key(v::MASTER);
+        let slot = KeySlot::create_with_salt(
+            &master,
+            Secret::Passphrase(v::PASSPHRASE.as_bytes()),
+            FAST,
+            &meta,
+            &salt,
+        )
+        .unwrap();
+        assert_eq!(hex::encode(slot), v::PASSPHRASE_SLOT);
+        let raw = KeySlot::create_with_salt(
+            &master,
+            Secret::RawKey(&key(v::RAW_KEY)),
+            KdfParams::default(),
+            &meta,
+            &salt,
+        )
+        .unwrap();
+        assert_eq!(hex::encode(raw), v::RAW_KEY_SLOT);
     }
 }

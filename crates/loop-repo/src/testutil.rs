@@ -24,3 +24,22 @@ pub fn local_repo(dir: &Path) -> Repository {
     };
     Repository::init(Arc::new(storage), Secret::Passphrase(b"pw"), &opts).expect("init")
 }
+
+/// Known answers computed by `tests/vectors/make_vectors.py`, independently of the engine.
+#[allow(dead_code)]
+pub mod vectors {
+    include!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vectors/expected.rs"
+    ));
+}
+
+/// Bytes from a vector's hex.
+pub fn unhex(s: &str) -> Vec<u8> {
+    hex::decode(s).expect("vector hex")
+}
+
+/// A key from a vector's hex.
+pub fn key(s: &str) -> crate::crypto::Key {
+    crate::crypto::Key::from_bytes(unhex(s).try_into().expect("32-byte key"))
+}
