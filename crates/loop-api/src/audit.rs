@@ -1,52 +1,123 @@
 //! The audit log's hash chain.
 //!
-//! Each tenant's events form one chain. An event's hash covers its sequence number, every
-//! recorded field and the previous event's hash:
+//! Each tenant's events form one chain: an event's hash covers its sequence number, its
+//! recorded fields and the previous event's hash, so changing, inserting, removing or
+//! reordering any event breaks every later link. The first event of a tenant has an empty
+//! `prev_hash`. Two event formats exist, and both stay verifiable:
 //!
 //! ```text
-//! hash = BLAKE3-derive_key("loop audit event v1",
-//!            u64 seq || field(tenant) || field(at) || field(actor_kind) || field(actor_id)
-//!            || field(action) || field(object_kind) || field(object_id) || field(outcome)
-//!            || field(ip) || field(details) || prev_hash[32])
-//! field(s) = u32 len (LE) || UTF-8 bytes
+//! field(s) = u32 len (LE) || UTF-8 bytes          (an absent value is the empty string)
+//!
+//! v1: BLAKE3-derive_key("loop audit event v1",
+//!         u64 seq (LE) || field(tenant) || field(at) || field(actor_kind) || field(actor_id)
+//!         || field(action) || field(object_kind) || field(object_id) || field(outcome)
+//!         || field(ip) || field(details) || prev_hash[32 bytes, zero for the first])
+//!
+//! v2: BLAKE3-derive_key("loop audit event v2",
+//!         u64 seq (LE) || field(tenant) || field(at) || field(actor_kind) || field(actor_id)
+//!         || field(action) || field(object_kind) || field(object_id) || field(outcome)
+//!         || field(details) || field(personal_hash) || field(prev_hash))
+//!     personal_hash = BLAKE3-derive_key("loop audit personal v2",
+//!                         salt[32] || field(ip) || field(user_agent))    (hex; empty if none)
 //! ```
 //!
-//! The first event of a tenant has `prev_hash` of 32 zero bytes. Changing, inserting,
-//! removing or reordering any event breaks every later link. Personal data never enters an
-//! event (people are named by ID), so erasing a person leaves the chain intact.
+//! `at` is RFC 3339 in UTC with microseconds; `details` is compact JSON. In v2 the personal
+//! data (IP, user agent) lies outside the hash: only a salted commitment enters it, and the
+//! salt is stored with the personal data. Erasing a person deletes both, which leaves the
+//! chain verifiable and the commitment unguessable.
 
 use crate::{AuditEvent, AuditHead};
 
-const CONTEXT: &str = "loop audit event v1";
+/// The first event format: the client's IP inside the hash.
+pub const V1: u32 = 1;
+/// Personal data outside the hash, behind a salted commitment.
+pub const V2: u32 = 2;
+/// The format new events are written in.
+pub const CURRENT: u32 = V2;
 
-/// The hash of `event`, given the hash of the event before it (hex; empty for the first).
-pub fn chain_hash(event: &AuditEvent, prev_hash: &str) -> String {
-    let mut h = blake3::Hasher::new_derive_key(CONTEXT);
-    h.update(&event.seq.to_le_bytes());
-    for field in [
-        event.tenant_id.as_str(),
-        &event
-            .at
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        &event.actor_kind,
-        event.actor_id.as_deref().unwrap_or(""),
-        &event.action,
-        &event.object_kind,
-        event.object_id.as_deref().unwrap_or(""),
-        &event.outcome,
-        event.ip.as_deref().unwrap_or(""),
-        &event.details.to_string(),
+/// The version of an event that carries none (exports written before versions existed).
+pub fn v1() -> u32 {
+    V1
+}
+
+fn field(h: &mut blake3::Hasher, s: &str) {
+    h.update(&(s.len() as u32).to_le_bytes());
+    h.update(s.as_bytes());
+}
+
+/// The fields both versions hash in the same order, after the sequence number.
+fn common_fields(h: &mut blake3::Hasher, e: &AuditEvent) {
+    h.update(&e.seq.to_le_bytes());
+    let at = e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    for f in [
+        e.tenant_id.as_str(),
+        &at,
+        &e.actor_kind,
+        e.actor_id.as_deref().unwrap_or(""),
+        &e.action,
+        &e.object_kind,
+        e.object_id.as_deref().unwrap_or(""),
+        &e.outcome,
     ] {
-        h.update(&(field.len() as u32).to_le_bytes());
-        h.update(field.as_bytes());
+        field(h, f);
     }
+}
+
+fn hash_v1(e: &AuditEvent) -> String {
+    let mut h = blake3::Hasher::new_derive_key("loop audit event v1");
+    common_fields(&mut h, e);
+    field(&mut h, e.ip.as_deref().unwrap_or(""));
+    field(&mut h, &e.details.to_string());
     let mut prev = [0u8; 32];
-    if !prev_hash.is_empty() {
-        // A malformed previous hash simply yields a different (failing) link.
-        let _ = hex::decode_to_slice(prev_hash, &mut prev);
+    if !e.prev_hash.is_empty() {
+        // A malformed previous hash yields a failing link: verify compares the text too.
+        let _ = hex::decode_to_slice(&e.prev_hash, &mut prev);
     }
     h.update(&prev);
     h.finalize().to_hex().to_string()
+}
+
+fn hash_v2(e: &AuditEvent) -> String {
+    let mut h = blake3::Hasher::new_derive_key("loop audit event v2");
+    common_fields(&mut h, e);
+    field(&mut h, &e.details.to_string());
+    field(&mut h, &e.personal_hash);
+    field(&mut h, &e.prev_hash);
+    h.finalize().to_hex().to_string()
+}
+
+/// The hash of `event` in its own format version (`None` for a version this program does
+/// not know). It covers `event.prev_hash`, the link to the event before.
+pub fn chain_hash(event: &AuditEvent) -> Option<String> {
+    match event.version {
+        V1 => Some(hash_v1(event)),
+        V2 => Some(hash_v2(event)),
+        _ => None,
+    }
+}
+
+/// The salted commitment to an event's personal data that a v2 hash covers (hex).
+pub fn personal_hash(salt: &[u8; 32], ip: Option<&str>, user_agent: Option<&str>) -> String {
+    let mut h = blake3::Hasher::new_derive_key("loop audit personal v2");
+    h.update(salt);
+    field(&mut h, ip.unwrap_or(""));
+    field(&mut h, user_agent.unwrap_or(""));
+    h.finalize().to_hex().to_string()
+}
+
+/// Whether a v2 event's personal data (`ip`, `user_agent`) is what its hash committed to:
+/// `None` when it cannot be told (v1, no personal data, or erased). The chain does not
+/// depend on it, so [`verify`] does not ask.
+pub fn personal_matches(e: &AuditEvent) -> Option<bool> {
+    if e.version != V2 || e.personal_hash.is_empty() {
+        return None;
+    }
+    let salt = e.personal_salt.as_deref()?;
+    let mut s = [0u8; 32];
+    if hex::decode_to_slice(salt, &mut s).is_err() {
+        return Some(false);
+    }
+    Some(personal_hash(&s, e.ip.as_deref(), e.user_agent.as_deref()) == e.personal_hash)
 }
 
 /// Where a chain first fails to verify.
@@ -60,10 +131,13 @@ pub struct ChainBreak {
 /// Verifies the chains of `events` (any order of tenants; each tenant's events in sequence
 /// order, starting at 1). Returns the number of events checked.
 pub fn verify<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> Result<u64, ChainBreak> {
-    let mut heads: std::collections::HashMap<&str, (u64, &str)> = Default::default();
+    let mut heads: std::collections::HashMap<&str, (u64, &str, u32)> = Default::default();
     let mut n = 0;
     for e in events {
-        let (last_seq, last_hash) = heads.get(e.tenant_id.as_str()).copied().unwrap_or((0, ""));
+        let (last_seq, last_hash, last_version) = heads
+            .get(e.tenant_id.as_str())
+            .copied()
+            .unwrap_or((0, "", V1));
         let fail = |reason| ChainBreak {
             tenant_id: e.tenant_id.clone(),
             seq: e.seq,
@@ -75,10 +149,17 @@ pub fn verify<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> Result<u6
         if e.prev_hash != last_hash {
             return Err(fail("previous hash does not match the event before"));
         }
-        if chain_hash(e, &e.prev_hash) != e.hash {
-            return Err(fail("hash does not match the event's contents"));
+        if e.version < last_version {
+            return Err(fail("an event of an older format follows a newer one"));
         }
-        heads.insert(&e.tenant_id, (e.seq, &e.hash));
+        match chain_hash(e) {
+            None => return Err(fail("unknown event format version")),
+            Some(h) if h != e.hash => {
+                return Err(fail("hash does not match the event's contents"));
+            }
+            Some(_) => {}
+        }
+        heads.insert(&e.tenant_id, (e.seq, &e.hash, e.version));
         n += 1;
     }
     Ok(n)
@@ -122,6 +203,7 @@ mod tests {
         for seq in 1..=n {
             let prev = out.last().map(|e| e.hash.clone()).unwrap_or_default();
             let mut e = AuditEvent {
+                version: CURRENT,
                 seq,
                 tenant_id: "tn_a".into(),
                 at: chrono::DateTime::from_timestamp(1_700_000_000 + seq as i64, 0).unwrap(),
@@ -131,12 +213,15 @@ mod tests {
                 object_kind: "vault".into(),
                 object_id: Some(format!("vt_{seq}")),
                 outcome: "success".into(),
-                ip: Some("127.0.0.1".into()),
+                ip: None,
+                user_agent: None,
                 details: serde_json::json!({"n": seq}),
-                prev_hash: prev.clone(),
+                personal_hash: String::new(),
+                personal_salt: None,
+                prev_hash: prev,
                 hash: String::new(),
             };
-            e.hash = chain_hash(&e, &prev);
+            e.hash = chain_hash(&e).unwrap();
             out.push(e);
         }
         out
@@ -179,7 +264,7 @@ mod tests {
     fn a_rehashed_edit_still_breaks_the_next_link() {
         let mut c = chain(5);
         c[2].details = serde_json::json!({"n": 99});
-        c[2].hash = chain_hash(&c[2], &c[2].prev_hash.clone());
+        c[2].hash = chain_hash(&c[2]).unwrap();
         let err = verify(&c).unwrap_err();
         assert_eq!(
             (err.seq, err.reason),

@@ -264,7 +264,13 @@ wire! {
     }
 
     /// One audit event. `details` never holds personal data: people appear by ID.
+    /// One audit event. Which fields its hash covers depends on `version`; see
+    /// [`crate::audit`].
     pub struct AuditEvent {
+        /// Event format: 1 (the IP is hashed) or 2 (personal data outside the hash). Exports
+        /// from before versions existed have no such field and are version 1.
+        #[serde(default = "crate::audit::v1")]
+        pub version: u32,
         pub seq: u64,
         pub tenant_id: String,
         pub at: DateTime<Utc>,
@@ -276,9 +282,20 @@ wire! {
         pub object_id: Option<String>,
         /// success or failure.
         pub outcome: String,
+        /// Personal data: the client's address. Absent once erased (version 2).
         pub ip: Option<String>,
+        /// Personal data: the client's user agent (version 2). Absent once erased.
+        #[serde(default)]
+        pub user_agent: Option<String>,
         #[cfg_attr(feature = "openapi", schema(value_type = Object))]
         pub details: serde_json::Value,
+        /// Version 2: the salted commitment to `ip` and `user_agent` (hex) that the hash
+        /// covers; empty when the event has no personal data.
+        #[serde(default)]
+        pub personal_hash: String,
+        /// Version 2: the commitment's salt (hex). Absent once the personal data is erased.
+        #[serde(default)]
+        pub personal_salt: Option<String>,
         pub prev_hash: String,
         pub hash: String,
     }

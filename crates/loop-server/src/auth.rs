@@ -17,7 +17,7 @@ use axum::http::request::Parts;
 use loop_api::Token;
 
 use crate::db::identity::{self, BindingRow, SessionRow, TenantRow, UserRow};
-use crate::db::{self, audit::NewEvent};
+use crate::db::{self, audit::NewEvent, audit::Personal};
 use crate::domain::{Permission, Role, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -228,7 +228,11 @@ impl FromRequestParts<AppState> for Caller {
                         object_kind: "session",
                         object_id: Some(s.id.clone()),
                         outcome: "success",
-                        ip: client.ip.clone(),
+                        personal: Personal {
+                            user_id: Some(s.user_id.clone()),
+                            ip: client.ip.clone(),
+                            user_agent: client.user_agent.clone(),
+                        },
                         details: serde_json::json!({"reason": reason, "user_id": s.user_id}),
                     },
                     now,
@@ -305,6 +309,8 @@ impl Caller {
         details: serde_json::Value,
     ) -> NewEvent {
         let (actor_kind, actor_id) = self.actor();
+        // A token's address belongs to a machine, not a person.
+        let person = (actor_kind == "user").then(|| actor_id.clone());
         NewEvent {
             tenant_id: tenant_id.to_string(),
             actor_kind,
@@ -313,7 +319,11 @@ impl Caller {
             object_kind,
             object_id: object_id.map(String::from),
             outcome: "success",
-            ip: self.client.ip.clone(),
+            personal: Personal {
+                user_id: person,
+                ip: self.client.ip.clone(),
+                user_agent: self.client.user_agent.clone(),
+            },
             details,
         }
     }

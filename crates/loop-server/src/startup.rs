@@ -270,7 +270,7 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
         object_kind: kind,
         object_id: Some(id.to_string()),
         outcome: "success",
-        ip: None,
+        personal: Default::default(),
         details: serde_json::json!({ "bootstrap": true }),
     };
     db::audit::append(&mut tx, system("tenant.create", "tenant", &tenant.id), now).await?;

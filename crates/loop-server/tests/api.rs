@@ -782,6 +782,7 @@ fn every_change_through_the_api_lands_in_the_audit_log() {
             r.body
         );
         let after = admin.audit_events();
+        support::assert_chained(&after);
         let seen: BTreeSet<(String, u64)> = before
             .iter()
             .map(|e| (e.tenant_id.clone(), e.seq))
@@ -843,7 +844,7 @@ fn the_exported_audit_log_verifies_and_the_csv_has_one_row_per_event() {
     assert_eq!(
         lines.next(),
         Some(
-            "tenant_id,seq,at,actor_kind,actor_id,action,object_kind,object_id,outcome,ip,details,prev_hash,hash"
+            "tenant_id,seq,version,at,actor_kind,actor_id,action,object_kind,object_id,outcome,details,ip,user_agent,personal_salt,personal_hash,prev_hash,hash"
         )
     );
     let rows: Vec<&str> = lines.collect();

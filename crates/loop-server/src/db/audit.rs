@@ -5,7 +5,8 @@ use sqlx::any::AnyRow;
 
 use super::{DbResult, Tx, col, time};
 
-/// An event to record. People and objects appear by ID only.
+/// An event to record. People and objects appear by ID only; what identifies a person
+/// beyond that goes in [`Personal`], outside the hashed part.
 #[derive(Clone, Debug)]
 pub struct NewEvent {
     pub tenant_id: String,
@@ -15,12 +16,28 @@ pub struct NewEvent {
     pub object_kind: &'static str,
     pub object_id: Option<String>,
     pub outcome: &'static str,
-    pub ip: Option<String>,
+    pub personal: Personal,
     pub details: serde_json::Value,
 }
 
-/// Appends `e` to its tenant's chain. The first statement updates the tenant's chain head,
-/// which serializes concurrent appends for the tenant before anything is read.
+/// An event's personal data: stored in `audit_personal`, committed to by a salted hash.
+#[derive(Clone, Debug, Default)]
+pub struct Personal {
+    /// Whose data this is, so that erasing the user finds it.
+    pub user_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Personal {
+    fn is_empty(&self) -> bool {
+        self.ip.is_none() && self.user_agent.is_none()
+    }
+}
+
+/// Appends `e` to its tenant's chain (format [`loop_api::audit::CURRENT`]). The first
+/// statement updates the tenant's chain head, which serializes concurrent appends for the
+/// tenant before anything is read.
 pub async fn append(tx: &mut Tx, e: NewEvent, now_ms: i64) -> DbResult<AuditEvent> {
     let head = sqlx::query(
         "UPDATE audit_heads SET seq = seq + 1 WHERE tenant_id = $1 RETURNING seq, hash",
@@ -38,7 +55,23 @@ pub async fn append(tx: &mut Tx, e: NewEvent, now_ms: i64) -> DbResult<AuditEven
             (1, String::new())
         }
     };
+    let salt = (!e.personal.is_empty()).then(|| {
+        use rand::Rng as _;
+        let mut s = [0u8; 32];
+        rand::rng().fill_bytes(&mut s);
+        s
+    });
+    let personal_hash = salt
+        .map(|s| {
+            loop_api::audit::personal_hash(
+                &s,
+                e.personal.ip.as_deref(),
+                e.personal.user_agent.as_deref(),
+            )
+        })
+        .unwrap_or_default();
     let mut event = AuditEvent {
+        version: loop_api::audit::CURRENT,
         seq: seq as u64,
         tenant_id: e.tenant_id,
         at: time(now_ms),
@@ -48,19 +81,23 @@ pub async fn append(tx: &mut Tx, e: NewEvent, now_ms: i64) -> DbResult<AuditEven
         object_kind: e.object_kind.into(),
         object_id: e.object_id,
         outcome: e.outcome.into(),
-        ip: e.ip,
+        ip: e.personal.ip,
+        user_agent: e.personal.user_agent,
         details: e.details,
+        personal_hash,
+        personal_salt: salt.map(hex::encode),
         prev_hash,
         hash: String::new(),
     };
-    event.hash = loop_api::audit::chain_hash(&event, &event.prev_hash);
+    event.hash = loop_api::audit::chain_hash(&event).unwrap_or_default();
     sqlx::query(
-        "INSERT INTO audit_events (tenant_id, seq, at, actor_kind, actor_id, action, object_kind,
-            object_id, outcome, ip, details, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        "INSERT INTO audit_events (tenant_id, seq, version, at, actor_kind, actor_id, action,
+            object_kind, object_id, outcome, details, personal_hash, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(&event.tenant_id)
     .bind(seq)
+    .bind(i64::from(event.version))
     .bind(now_ms)
     .bind(&event.actor_kind)
     .bind(&event.actor_id)
@@ -68,18 +105,44 @@ pub async fn append(tx: &mut Tx, e: NewEvent, now_ms: i64) -> DbResult<AuditEven
     .bind(&event.object_kind)
     .bind(&event.object_id)
     .bind(&event.outcome)
-    .bind(&event.ip)
     .bind(event.details.to_string())
+    .bind(&event.personal_hash)
     .bind(&event.prev_hash)
     .bind(&event.hash)
     .execute(&mut **tx)
     .await?;
+    if let Some(salt) = &event.personal_salt {
+        sqlx::query(
+            "INSERT INTO audit_personal (tenant_id, seq, user_id, salt, ip, user_agent)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&event.tenant_id)
+        .bind(seq)
+        .bind(&e.personal.user_id)
+        .bind(salt)
+        .bind(&event.ip)
+        .bind(&event.user_agent)
+        .execute(&mut **tx)
+        .await?;
+    }
     sqlx::query("UPDATE audit_heads SET hash = $1 WHERE tenant_id = $2")
         .bind(&event.hash)
         .bind(&event.tenant_id)
         .execute(&mut **tx)
         .await?;
     Ok(event)
+}
+
+/// Erases the personal data (IP, user agent and their salt) that the audit log holds about
+/// `user_id`, in version-2 events; returns how many events lost theirs. The events and
+/// their chains stay: their hashes cover only the salted commitment. Version-1 events
+/// hold their IP inside the hash and keep it.
+pub async fn erase_personal(tx: &mut Tx, user_id: &str) -> DbResult<u64> {
+    let done = sqlx::query("DELETE FROM audit_personal WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// Filters for [`query`]. Tenants are given as a list (the caller's visible subtree).
@@ -98,7 +161,15 @@ pub struct Filter {
 
 fn event(row: &AnyRow) -> DbResult<AuditEvent> {
     let details: String = col(row, "details")?;
+    let version = col::<i64>(row, "version")? as u32;
+    // Version 1 kept the IP in the event itself; later ones in audit_personal.
+    let ip = if version == loop_api::audit::V1 {
+        col(row, "ip")?
+    } else {
+        col(row, "p_ip")?
+    };
     Ok(AuditEvent {
+        version,
         seq: col::<i64>(row, "seq")? as u64,
         tenant_id: col(row, "tenant_id")?,
         at: time(col(row, "at")?),
@@ -108,8 +179,11 @@ fn event(row: &AnyRow) -> DbResult<AuditEvent> {
         object_kind: col(row, "object_kind")?,
         object_id: col(row, "object_id")?,
         outcome: col(row, "outcome")?,
-        ip: col(row, "ip")?,
+        ip,
+        user_agent: col(row, "p_user_agent")?,
         details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
+        personal_hash: col(row, "personal_hash")?,
+        personal_salt: col(row, "p_salt")?,
         prev_hash: col(row, "prev_hash")?,
         hash: col(row, "hash")?,
     })
@@ -120,7 +194,12 @@ pub async fn query(pool: &sqlx::AnyPool, f: &Filter) -> DbResult<Vec<AuditEvent>
     if f.tenant_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = String::from("SELECT * FROM audit_events WHERE tenant_id IN (");
+    let mut sql = String::from(
+        "SELECT e.*, p.ip AS p_ip, p.user_agent AS p_user_agent, p.salt AS p_salt
+         FROM audit_events e
+         LEFT JOIN audit_personal p ON p.tenant_id = e.tenant_id AND p.seq = e.seq
+         WHERE e.tenant_id IN (",
+    );
     let mut n = 0;
     for _ in &f.tenant_ids {
         n += 1;
@@ -135,25 +214,25 @@ pub async fn query(pool: &sqlx::AnyPool, f: &Filter) -> DbResult<Vec<AuditEvent>
         sql.push_str(&format!(" AND {clause} ${n}"));
     };
     if f.action.is_some() {
-        push("action =");
+        push("e.action =");
     }
     if f.actor_id.is_some() {
-        push("actor_id =");
+        push("e.actor_id =");
     }
     if f.object_id.is_some() {
-        push("object_id =");
+        push("e.object_id =");
     }
     if f.since_ms.is_some() {
-        push("at >=");
+        push("e.at >=");
     }
     if f.until_ms.is_some() {
-        push("at <");
+        push("e.at <");
     }
     if f.after_seq.is_some() {
-        push("seq >");
+        push("e.seq >");
     }
     n += 1;
-    sql.push_str(&format!(" ORDER BY tenant_id, seq LIMIT ${n}"));
+    sql.push_str(&format!(" ORDER BY e.tenant_id, e.seq LIMIT ${n}"));
     // Built only from fixed clauses and numbered placeholders; values are bound.
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for t in &f.tenant_ids {

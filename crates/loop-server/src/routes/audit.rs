@@ -84,12 +84,15 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-const CSV_HEADER: &str = "tenant_id,seq,at,actor_kind,actor_id,action,object_kind,object_id,outcome,ip,details,prev_hash,hash\n";
+/// The hashed fields first, then the personal ones (outside the hash from version 2 on),
+/// then the links; a JSON Lines export holds the same fields.
+const CSV_HEADER: &str = "tenant_id,seq,version,at,actor_kind,actor_id,action,object_kind,object_id,outcome,details,ip,user_agent,personal_salt,personal_hash,prev_hash,hash\n";
 
 fn csv_line(e: &AuditEvent) -> String {
     let row = [
         e.tenant_id.clone(),
         e.seq.to_string(),
+        e.version.to_string(),
         e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         e.actor_kind.clone(),
         e.actor_id.clone().unwrap_or_default(),
@@ -97,8 +100,11 @@ fn csv_line(e: &AuditEvent) -> String {
         e.object_kind.clone(),
         e.object_id.clone().unwrap_or_default(),
         e.outcome.clone(),
-        e.ip.clone().unwrap_or_default(),
         e.details.to_string(),
+        e.ip.clone().unwrap_or_default(),
+        e.user_agent.clone().unwrap_or_default(),
+        e.personal_salt.clone().unwrap_or_default(),
+        e.personal_hash.clone(),
         e.prev_hash.clone(),
         e.hash.clone(),
     ];

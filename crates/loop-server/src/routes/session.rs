@@ -10,7 +10,7 @@ use loop_api::{
 
 use super::{Json, commit, commit_audited};
 use crate::auth::{self, Caller, ClientInfo};
-use crate::db::audit::NewEvent;
+use crate::db::audit::{NewEvent, Personal};
 use crate::db::identity::{self, NewSession};
 use crate::db::{self};
 use crate::domain::{self, EmailAddress, new_id, new_secret, secret_hash};
@@ -39,7 +39,7 @@ async fn audit_failure(
     state: &AppState,
     tenant_id: &str,
     user_id: Option<&str>,
-    ip: &Option<String>,
+    client: &ClientInfo,
     reason: &str,
 ) -> ApiResult<()> {
     let mut tx = state.db.begin().await?;
@@ -53,7 +53,11 @@ async fn audit_failure(
             object_kind: "user",
             object_id: user_id.map(String::from),
             outcome: "failure",
-            ip: ip.clone(),
+            personal: Personal {
+                user_id: user_id.map(String::from),
+                ip: client.ip.clone(),
+                user_agent: client.user_agent.clone(),
+            },
             details: serde_json::json!({ "reason": reason }),
         },
         state.now(),
@@ -141,7 +145,7 @@ pub async fn login(
             .as_ref()
             .map_or(&provider.tenant.id, |u| &u.user.tenant_id);
         let uid = user.as_ref().map(|u| u.user.id.as_str());
-        audit_failure(&state, tenant, uid, &client.ip, "throttled").await?;
+        audit_failure(&state, tenant, uid, &client, "throttled").await?;
         return Err(throttled());
     }
     let user = match &email {
@@ -171,7 +175,7 @@ pub async fn login(
             ),
             None => (provider.tenant.id.as_str(), None, "unknown_account"),
         };
-        audit_failure(&state, tenant, uid, &client.ip, reason).await?;
+        audit_failure(&state, tenant, uid, &client, reason).await?;
         return Err(bad_credentials());
     };
     if user.user.totp_enabled {
@@ -200,7 +204,7 @@ pub async fn login(
                 &state,
                 &user.user.tenant_id,
                 Some(&user.user.id),
-                &client.ip,
+                &client,
                 reason,
             )
             .await?;
@@ -265,7 +269,11 @@ pub async fn login(
             object_kind: "session",
             object_id: Some(id.clone()),
             outcome: "success",
-            ip: client.ip.clone(),
+            personal: Personal {
+                user_id: Some(user.user.id.clone()),
+                ip: client.ip.clone(),
+                user_agent: client.user_agent.clone(),
+            },
             details: serde_json::json!({ "remember": req.remember, "totp": user.user.totp_enabled }),
         },
         now,
@@ -515,7 +523,11 @@ pub async fn accept_invite(
             object_kind: "user",
             object_id: Some(user.user.id.clone()),
             outcome: "success",
-            ip: client.ip,
+            personal: Personal {
+                user_id: Some(user.user.id.clone()),
+                ip: client.ip,
+                user_agent: client.user_agent,
+            },
             details: serde_json::json!({}),
         },
         now,

@@ -429,3 +429,24 @@ impl<'a> Caller<'a> {
             .expect("audit events")
     }
 }
+
+/// Requires the events of each tenant (given in sequence order, as the audit API lists
+/// them) to form an unbroken chain: sequence numbers 1, 2, 3, … and each `prev_hash` the
+/// `hash` of the event before it in that tenant (empty for the first). Checked here by
+/// hand, not with `loop_api::audit`, so the chain code cannot vouch for itself.
+pub fn assert_chained(events: &[loop_api::AuditEvent]) {
+    let mut last: std::collections::HashMap<&str, (u64, &str)> = Default::default();
+    for e in events {
+        let (seq, hash) = last.get(e.tenant_id.as_str()).copied().unwrap_or((0, ""));
+        assert_eq!(
+            (e.seq, e.prev_hash.as_str()),
+            (seq + 1, hash),
+            "tenant {} event {} ({}) does not follow the event before it",
+            e.tenant_id,
+            e.seq,
+            e.action
+        );
+        assert_eq!(e.hash.len(), 64, "event {} has no hash", e.seq);
+        last.insert(&e.tenant_id, (e.seq, &e.hash));
+    }
+}
