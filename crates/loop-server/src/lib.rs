@@ -11,6 +11,7 @@
 //! - `keys`: the server master key → tenant key → vault key chain of managed vaults;
 //! - `destinations`: where vaults live (local disk, S3).
 
+mod access_log;
 pub mod auth;
 pub mod config;
 pub mod db;
@@ -19,6 +20,7 @@ pub mod domain;
 pub mod error;
 mod fsutil;
 pub mod keys;
+mod listener;
 mod routes;
 mod startup;
 pub mod state;
