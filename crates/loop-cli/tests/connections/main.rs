@@ -132,7 +132,7 @@ fn send_then_read(server: &Served, request: &[u8]) -> Vec<u8> {
 #[test]
 fn a_body_too_large_for_a_json_route_gets_413_not_a_reset() {
     let server = Served::start("");
-    let body = vec![b' '; 768 * 1024];
+    let body = vec![b' '; 8 << 20];
     let mut request = format!(
         "POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -149,7 +149,7 @@ fn oversized_headers_get_431_not_a_reset() {
     let server = Served::start("");
     let request = format!(
         "GET /api/v1/me HTTP/1.1\r\nHost: localhost\r\nX-Padding: {}\r\n\r\n",
-        "a".repeat(768 * 1024)
+        "a".repeat(8 << 20)
     );
     let got = send_then_read(&server, request.as_bytes());
     assert_eq!(status(&got), 431);

@@ -16,10 +16,12 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_rustls::server::TlsStream;
 
-/// At most this much is read and discarded after the last answer.
-const DRAIN_BYTES: usize = 1 << 20;
+/// At most this much is read and discarded after the last answer: more than a client's
+/// and the kernel's buffers hold, so a client that writes its whole request before it
+/// reads gets to the answer.
+const DRAIN_BYTES: usize = 16 << 20;
 /// And for at most this long.
-const DRAIN_TIME: Duration = Duration::from_secs(2);
+const DRAIN_TIME: Duration = Duration::from_secs(3);
 
 /// The connection's stream while hyper serves it. Hyper drops it when the connection ends;
 /// then the stream goes back to the connection task for [`linger`].
