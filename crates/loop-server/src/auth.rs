@@ -196,6 +196,7 @@ impl FromRequestParts<AppState> for Caller {
             if token.revoked_at.is_some() || expired {
                 return Err(ApiError::unauthenticated());
             }
+            crate::access_log::note_tenant(&token.tenant_id);
             return Ok(Caller {
                 principal: Principal::Token(Box::new(token)),
                 client,
@@ -256,6 +257,7 @@ impl FromRequestParts<AppState> for Caller {
             identity::touch_session(&state.db.pool, &s.id, now).await?;
         }
         let bindings = identity::bindings_of(&state.db.pool, &user.user.id).await?;
+        crate::access_log::note_tenant(&user.user.tenant_id);
         Ok(Caller {
             principal: Principal::User(Box::new(UserPrincipal {
                 user,

@@ -58,6 +58,7 @@ pub struct Config {
     pub session: SessionConfig,
     pub signin: SigninConfig,
     pub limits: Limits,
+    pub connections: ConnectionConfig,
     /// Where vaults can live. Empty means one local destination `local` under the data
     /// directory.
     pub destinations: Vec<DestinationConfig>,
@@ -79,6 +80,7 @@ impl Default for Config {
             session: SessionConfig::default(),
             signin: SigninConfig::default(),
             limits: Limits::default(),
+            connections: ConnectionConfig::default(),
             destinations: Vec::new(),
             log: "info".into(),
         }
@@ -154,6 +156,40 @@ impl Default for Limits {
             json_body_bytes: 64 * 1024,
             object_bytes: loop_repo::pack::max_pack_size(1 << 30),
             claim_lease_secs: 60,
+        }
+    }
+}
+
+/// How many connections the server holds and how long it waits for each client. These keep
+/// idle, slow or abandoned connections from using up the server's file descriptors.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionConfig {
+    /// Open connections, all clients together. Lowered at start when the open-file limit
+    /// cannot hold this many.
+    pub max: usize,
+    /// Open connections from one client address (IPv6: one /64).
+    pub max_per_client: usize,
+    /// From accepting a connection to a finished TLS handshake.
+    pub tls_handshake_seconds: u64,
+    /// For a request's headers to arrive (HTTP/1; the timer also runs while a connection
+    /// waits for its next request).
+    pub header_read_seconds: u64,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_seconds: u64,
+    /// A request body that sends nothing for this long is aborted (408).
+    pub body_read_seconds: u64,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            max: 4096,
+            max_per_client: 128,
+            tls_handshake_seconds: 10,
+            header_read_seconds: 30,
+            idle_seconds: 60,
+            body_read_seconds: 60,
         }
     }
 }
@@ -284,6 +320,34 @@ impl Config {
         if let Some(v) = get("LOOP_SESSION_ABSOLUTE_HOURS") {
             self.session.absolute_hours = num("LOOP_SESSION_ABSOLUTE_HOURS", v)?;
         }
+        let c = &mut self.connections;
+        for (name, field) in [
+            (
+                "LOOP_CONNECTIONS_TLS_HANDSHAKE_SECONDS",
+                &mut c.tls_handshake_seconds,
+            ),
+            (
+                "LOOP_CONNECTIONS_HEADER_READ_SECONDS",
+                &mut c.header_read_seconds,
+            ),
+            ("LOOP_CONNECTIONS_IDLE_SECONDS", &mut c.idle_seconds),
+            (
+                "LOOP_CONNECTIONS_BODY_READ_SECONDS",
+                &mut c.body_read_seconds,
+            ),
+        ] {
+            if let Some(v) = get(name) {
+                *field = num(name, v)?;
+            }
+        }
+        for (name, field) in [
+            ("LOOP_CONNECTIONS_MAX", &mut c.max),
+            ("LOOP_CONNECTIONS_MAX_PER_CLIENT", &mut c.max_per_client),
+        ] {
+            if let Some(v) = get(name) {
+                *field = v.parse().map_err(|e| bad(name, format!("{e}")))?;
+            }
+        }
         Ok(())
     }
 
@@ -323,6 +387,18 @@ impl Config {
         if self.session.idle_minutes == 0 || self.session.absolute_hours == 0 {
             return Err(ConfigError::Invalid(
                 "session lifetimes must be positive".into(),
+            ));
+        }
+        let c = &self.connections;
+        if c.max == 0
+            || c.max_per_client == 0
+            || c.tls_handshake_seconds == 0
+            || c.header_read_seconds == 0
+            || c.idle_seconds == 0
+            || c.body_read_seconds == 0
+        {
+            return Err(ConfigError::Invalid(
+                "connection limits and timeouts must be positive".into(),
             ));
         }
         let mut names = std::collections::HashSet::new();
@@ -369,6 +445,32 @@ secret_access_key = "s"
             .unwrap();
         assert_eq!(c.listen.port(), 9001);
         assert!(!format!("{c:?}").contains("\"s\""));
+    }
+
+    #[test]
+    fn connection_budgets_come_from_the_file_and_the_environment() {
+        let text = "[connections]\nidle_seconds = 5\nmax_per_client = 3\n";
+        let mut c: Config = toml::from_str(text).unwrap();
+        assert_eq!(
+            (c.connections.idle_seconds, c.connections.max_per_client),
+            (5, 3)
+        );
+        assert_eq!(
+            c.connections.body_read_seconds, 60,
+            "unset keys keep defaults"
+        );
+        c.apply_env(|k| match k {
+            "LOOP_CONNECTIONS_BODY_READ_SECONDS" => Some("7".into()),
+            "LOOP_CONNECTIONS_MAX" => Some("9".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!((c.connections.body_read_seconds, c.connections.max), (7, 9));
+        c.connections.idle_seconds = 0;
+        assert!(
+            c.validate().is_err(),
+            "a zero timeout would close every connection"
+        );
     }
 
     #[test]

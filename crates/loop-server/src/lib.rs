@@ -12,6 +12,7 @@
 //! - `destinations`: where vaults live (local disk, S3);
 //! - `usage`: recomputing vaults' usage from their destinations (`loop server reconcile`).
 
+mod access_log;
 pub mod auth;
 pub mod config;
 pub mod db;
@@ -20,6 +21,7 @@ pub mod domain;
 pub mod error;
 mod fsutil;
 pub mod keys;
+mod listener;
 mod routes;
 mod startup;
 pub mod state;

@@ -4,9 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
 use loop_api::{RoleBinding, Tenant, User};
 use tokio::net::TcpListener;
 
@@ -16,6 +13,7 @@ use crate::db::{self, Db, DbError, identity};
 use crate::destinations::{DestinationError, Destinations};
 use crate::domain::{EmailAddress, Role, new_id};
 use crate::keys::{KeyError, MasterKey};
+use crate::listener::Listener;
 use crate::state::{AppState, Clock, Inner, SigninThrottle};
 use crate::tls::{self, TlsError};
 
@@ -136,67 +134,19 @@ impl Application {
 
     /// Serves until `shutdown` completes.
     pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) {
-        let acceptor = tokio_rustls::TlsAcceptor::from(self.tls);
-        let router = self.router;
-        tokio::pin!(shutdown);
-        loop {
-            let (tcp, peer) = tokio::select! {
-                _ = &mut shutdown => break,
-                r = self.listener.accept() => match r {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-            };
-            // Small responses (range reads of tree blobs) must not wait for Nagle's algorithm
-            // to meet the client's delayed ACK: that costs 40 ms per request.
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(%peer, error = %e, "TCP_NODELAY");
-            }
-            let acceptor = acceptor.clone();
-            let router = router.clone();
-            tokio::spawn(async move {
-                let handshake =
-                    tokio::time::timeout(std::time::Duration::from_secs(15), acceptor.accept(tcp));
-                let tls = match handshake.await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-                let svc = tower::ServiceExt::map_request(
-                    router,
-                    move |mut req: axum::extract::Request<hyper::body::Incoming>| {
-                        req.extensions_mut().insert(ConnectInfo(peer));
-                        req
-                    },
-                );
-                let mut builder =
-                    hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                // A client that opens a connection and never finishes its request headers
-                // is dropped instead of holding the connection forever.
-                builder
-                    .http1()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(std::time::Duration::from_secs(30));
-                builder
-                    .http2()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .keep_alive_interval(Some(std::time::Duration::from_secs(60)));
-                let r = builder
-                    .serve_connection(TokioIo::new(tls), TowerToHyperService::new(svc))
-                    .await;
-                if let Err(e) = r {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-            });
-        }
+        let connections = self.state.config.connections.clone();
+        let body_read = std::time::Duration::from_secs(connections.body_read_seconds);
+        // Route layers: they run after routing, so the access log sees the route template.
+        let router = self
+            .router
+            .layer(axum::middleware::from_fn_with_state(
+                body_read,
+                crate::listener::body_timeout::abort_stalled,
+            ))
+            .layer(axum::middleware::from_fn(crate::access_log::record));
+        Listener::new(self.listener, self.tls, router, &connections)
+            .run(shutdown)
+            .await
     }
 
     /// Serves until Ctrl-C or SIGTERM.
@@ -289,8 +239,11 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
 pub fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only for a person watching; a log file or journal gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .try_init();
 }
