@@ -94,6 +94,33 @@ wire! {
         pub name: String,
     }
 
+    /// Erase a customer tenant (crypto-shredding). `confirm` must repeat the tenant's name
+    /// or ID, so a mistyped ID cannot erase the wrong customer.
+    pub struct EraseTenant {
+        pub confirm: String,
+    }
+
+    /// What an erasure destroyed. Erasing an erased tenant again finishes an interrupted
+    /// erasure and reports what was left.
+    pub struct TenantErasure {
+        pub tenant_id: String,
+        /// True when this call deleted the tenant key (false: it was gone already).
+        pub tenant_key_destroyed: bool,
+        pub tokens_revoked: u64,
+        pub sessions_ended: u64,
+        pub users_disabled: u64,
+        pub vaults: Vec<VaultErasure>,
+    }
+
+    /// The key slots deleted from one vault's storage.
+    pub struct VaultErasure {
+        pub vault_id: String,
+        /// managed or customer.
+        pub key_custody: String,
+        pub destination: String,
+        pub key_slots_deleted: Vec<String>,
+    }
+
     pub struct User {
         pub id: String,
         pub tenant_id: String,

@@ -280,6 +280,30 @@ pub fn tenant(g: &Global, c: TenantCommand) -> Result<ExitCode> {
                 println!("{}  {}  {}  {}", t.id, t.kind, t.name, t.status)
             })
         }
+        TenantCommand::Erase { id, confirm } => {
+            let e: TenantErasure = api.call(
+                Method::POST,
+                &format!("/api/v1/tenants/{id}/erase"),
+                Some(&EraseTenant { confirm }),
+            )?;
+            show(g, &e, |e| {
+                println!("erased tenant {}", e.tenant_id);
+                if e.tenant_key_destroyed {
+                    println!("  tenant key destroyed");
+                }
+                for v in &e.vaults {
+                    println!(
+                        "  vault {}: {} key slot(s) deleted",
+                        v.vault_id,
+                        v.key_slots_deleted.len()
+                    );
+                }
+                println!(
+                    "  {} token(s) revoked, {} session(s) ended, {} user(s) disabled",
+                    e.tokens_revoked, e.sessions_ended, e.users_disabled
+                );
+            })
+        }
     }
 }
 

@@ -73,6 +73,13 @@ pub enum TenantCommand {
     },
     /// Show one tenant
     Show { id: String },
+    /// Erase a customer: destroy its keys so its backups can never be read (provider-admins)
+    Erase {
+        id: String,
+        /// The tenant's name (or ID) again, to confirm
+        #[arg(long)]
+        confirm: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -14,6 +14,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error("wrong passphrase: no key slot of this repository opens with it")]
     WrongPassword,
+    /// Every key slot is gone (crypto-shredding): no secret can open the repository again.
+    #[error("{0} has no key slot: its keys were destroyed, so its data cannot be decrypted")]
+    NoKeySlot(String),
     #[error(
         "{object} has format version {found}, newer than this program supports ({supported}): upgrade loop"
     )]

@@ -168,6 +168,9 @@ impl Repository {
         };
         Magic::Config.check("config", &config_bytes)?;
         let slots = storage.list(FileKind::Key)?;
+        if slots.is_empty() {
+            return Err(Error::NoKeySlot(storage.location()));
+        }
         let mut found = None;
         for info in &slots {
             let object = FileKind::Key.path(&info.name);

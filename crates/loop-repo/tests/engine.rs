@@ -133,3 +133,21 @@ fn diff_reports_type_content_and_metadata_changes() {
         "a tree equals itself"
     );
 }
+
+#[test]
+fn a_repository_whose_key_slots_are_deleted_says_so_instead_of_blaming_the_passphrase() {
+    // Crypto-shredding leaves config, packs and snapshots behind; the one thing missing
+    // is every key slot, and the right passphrase must then fail with that reason.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repo");
+    drop(repo_at(&dir));
+    let open = || {
+        let storage =
+            ObjectStorage::open(dir.to_str().unwrap(), &S3Options::default(), false).unwrap();
+        Repository::open(Arc::new(storage), Secret::Passphrase(b"pw"))
+    };
+    assert!(open().is_ok());
+    std::fs::remove_dir_all(dir.join("keys")).unwrap();
+    let err = open().err().expect("no key slot opens nothing").to_string();
+    assert!(err.contains("has no key slot"), "{err}");
+}

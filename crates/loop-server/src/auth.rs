@@ -161,6 +161,26 @@ fn session_cookie(parts: &Parts) -> Option<String> {
     None
 }
 
+/// The status of a tenant whose keys were destroyed (see `erasure`).
+pub const TENANT_ERASED: &str = "erased";
+
+pub fn tenant_erased() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::GONE,
+        "tenant_erased",
+        "this tenant was erased: its keys are destroyed and its backups cannot be read",
+    )
+}
+
+/// The answer to a revoked or expired token: its holder learns that the tenant was erased
+/// (so a restore says why it fails), and nothing else.
+async fn ended_token(state: &AppState, token: &Token) -> ApiError {
+    match identity::tenant_by_id(&state.db.pool, &token.tenant_id).await {
+        Ok(Some(t)) if t.tenant.status == TENANT_ERASED => tenant_erased(),
+        _ => ApiError::unauthenticated(),
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -194,7 +214,7 @@ impl FromRequestParts<AppState> for Caller {
                 .expires_at
                 .is_some_and(|e| e.timestamp_millis() <= now);
             if token.revoked_at.is_some() || expired {
-                return Err(ApiError::unauthenticated());
+                return Err(ended_token(state, &token).await);
             }
             crate::access_log::note_tenant(&token.tenant_id);
             return Ok(Caller {
@@ -363,6 +383,10 @@ impl Caller {
         }
         if !self.can(perm, &t.path) {
             return Err(ApiError::forbidden());
+        }
+        if t.tenant.status == TENANT_ERASED && !perm.only_reads() && perm != Permission::TenantErase
+        {
+            return Err(tenant_erased());
         }
         Ok(t)
     }

@@ -155,6 +155,21 @@ pub enum Permission {
     SessionRead,
     SessionRevoke,
     AuditRead,
+    /// Destroy a tenant's keys (crypto-shredding). Provider-admins only: not even the
+    /// tenant's own admin or its partner may make its backups unreadable.
+    TenantErase,
+}
+
+impl Permission {
+    /// True for permissions that only read. An erased tenant is read-only: every other
+    /// permission (but erasing it again) is refused there.
+    pub fn only_reads(self) -> bool {
+        use Permission::*;
+        matches!(
+            self,
+            TenantRead | UserRead | DeviceRead | TokenRead | VaultRead | SessionRead | AuditRead
+        )
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -201,7 +216,8 @@ impl Role {
     pub fn grants(self, p: Permission) -> bool {
         use Permission::*;
         match self {
-            Role::ProviderAdmin | Role::PartnerAdmin | Role::Admin => true,
+            Role::ProviderAdmin => true,
+            Role::PartnerAdmin | Role::Admin => p != TenantErase,
             Role::Operator => matches!(
                 p,
                 TenantRead
@@ -309,6 +325,17 @@ mod tests {
         }
         assert!(!Role::Operator.grants(Permission::RoleGrant));
         assert!(Role::Admin.grants(Permission::AuditRead));
+    }
+
+    #[test]
+    fn only_a_provider_admin_may_erase_a_tenant() {
+        for r in Role::ALL {
+            assert_eq!(
+                r.grants(Permission::TenantErase),
+                r == Role::ProviderAdmin,
+                "{r}"
+            );
+        }
     }
 
     #[test]

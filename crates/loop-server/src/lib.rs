@@ -8,6 +8,7 @@
 //! - `auth`: sessions, tokens and the one authorization check ([`auth::Caller`]);
 //! - `db/`: all SQL, with the audit log's hash chain appended in the same transaction as
 //!   each change;
+//! - `erasure`: crypto-shredding of a tenant ([`erasure::erase_tenant`]);
 //! - `keys`: the server master key → tenant key → vault key chain of managed vaults;
 //! - `destinations`: where vaults live (local disk, S3);
 //! - `usage`: recomputing vaults' usage from their destinations (`loop server reconcile`).
@@ -18,6 +19,7 @@ pub mod config;
 pub mod db;
 pub mod destinations;
 pub mod domain;
+pub mod erasure;
 pub mod error;
 mod fsutil;
 pub mod keys;

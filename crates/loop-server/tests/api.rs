@@ -1,5 +1,6 @@
 //! The service as its users meet it over HTTPS: tenant isolation, the audit log, sessions,
-//! sign-in throttling, vault tokens, hostile requests and crypto-shredding.
+//! sign-in throttling, vault tokens and hostile requests. (Roles inside a tenant are in
+//! roles.rs, tenant erasure in erasure.rs.)
 //!
 //! Route lists come from the server's own OpenAPI document wherever a test walks "every
 //! route", so a route added later is covered (or makes the test fail until it is).
@@ -185,6 +186,7 @@ fn body_naming(method: &str, path: &str, tenant_id: &str) -> Option<Value> {
         ("post", "/api/v1/users/{id}/roles") => {
             json!({ "tenant_id": tenant_id, "role": "auditor" })
         }
+        ("post", "/api/v1/tenants/{id}/erase") => json!({ "confirm": tenant_id }),
         _ => return None,
     })
 }
@@ -336,6 +338,12 @@ fn every_route_aimed_at_another_customer_answers_not_found_for_every_role() {
             Some(&bravo_admin.secret),
             a.body.as_ref(),
         );
+        if a.path.ends_with("/erase") {
+            // Erasing is for provider-admins only (roles.rs); the tenant's own admin is
+            // refused, with a 403 since the tenant is in its scope.
+            r.expect_problem(403, "forbidden");
+            continue;
+        }
         assert!(
             ![401, 403, 404].contains(&r.status),
             "bravo's admin: {} {}: {}",
@@ -492,6 +500,7 @@ const AUDITED: &[(&str, &str, &str)] = &[
     ("post", "/api/v1/vaults", "vault.create"),
     ("delete", "/api/v1/vaults/{id}", "vault.delete"),
     ("delete", "/api/v1/sessions/{id}", "session.revoke"),
+    ("post", "/api/v1/tenants/{id}/erase", "tenant.erase"),
     ("post", "/api/v1/auth/logout", "auth.signout"),
 ];
 
@@ -696,6 +705,17 @@ impl AuditWalk<'_> {
             ("delete", "/api/v1/sessions/{id}") => {
                 let other = self.server.admin();
                 by_admin(format!("/api/v1/sessions/{}", other.session_id), None)
+            }
+            ("post", "/api/v1/tenants/{id}/erase") => {
+                let provider = self.admin.provider_tenant_id();
+                let leaving = self.created(
+                    "/api/v1/tenants",
+                    json!({ "parent_id": provider, "kind": "customer", "name": "Leaving" }),
+                );
+                by_admin(
+                    format!("/api/v1/tenants/{leaving}/erase"),
+                    Some(json!({ "confirm": "Leaving" })),
+                )
             }
             _ => panic!("{method} {path}: no valid request known; add it to prepare()"),
         }

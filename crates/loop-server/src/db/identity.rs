@@ -110,6 +110,48 @@ pub async fn delete_tenant_key(tx: &mut Tx, tenant_id: &str) -> DbResult<bool> {
     Ok(r.rows_affected() > 0)
 }
 
+/// Sets a tenant's status; false when it had it already.
+pub async fn set_tenant_status(tx: &mut Tx, id: &str, status: &str) -> DbResult<bool> {
+    let r = sqlx::query("UPDATE tenants SET status = $1 WHERE id = $2 AND status <> $1")
+        .bind(status)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Shuts a tenant's people and machines out: revokes its tokens, ends its users' sessions
+/// and disables its users (invitations included). Returns (tokens, sessions, users).
+pub async fn lock_out_tenant(tx: &mut Tx, id: &str, now: i64) -> DbResult<(u64, u64, u64)> {
+    let tokens = sqlx::query(
+        "UPDATE tokens SET revoked_at = $1 WHERE tenant_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    let sessions = sqlx::query(
+        "UPDATE sessions SET ended_at = $1, end_reason = 'tenant_erased'
+         WHERE tenant_id = $2 AND ended_at IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    let users = sqlx::query(
+        "UPDATE users SET status = 'disabled', updated_at = $1
+         WHERE tenant_id = $2 AND status <> 'disabled'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok((tokens, sessions, users))
+}
+
 // ---- users ----
 
 #[derive(Clone, Debug)]

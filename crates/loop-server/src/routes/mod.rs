@@ -4,6 +4,7 @@
 mod access;
 mod audit;
 mod directory;
+mod erasure;
 mod session;
 mod vault_protocol;
 mod vaults;
@@ -43,6 +44,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(session::accept_invite))
         .routes(routes!(directory::list_tenants, directory::create_tenant))
         .routes(routes!(directory::get_tenant))
+        .routes(routes!(erasure::erase_tenant))
         .routes(routes!(directory::list_users, directory::create_user))
         .routes(routes!(directory::get_user, directory::update_user))
         .routes(routes!(directory::disable_user))

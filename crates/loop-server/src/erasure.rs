@@ -1,0 +1,145 @@
+//! Tenant erasure, step one of the erasure sequence (DESIGN.md): destroy the keys, so the
+//! tenant's backups are unreadable at once, wherever copies of their objects remain.
+//!
+//! [`erase_tenant`] is the one entry point, called by `POST /api/v1/tenants/{id}/erase` and
+//! meant to be called by the erasure job that later deletes the objects themselves. It is
+//! safe to run again: a second run finds the database part done and deletes whatever key
+//! slots an interrupted first run left on storage.
+
+use futures_util::TryStreamExt as _;
+use loop_api::{TenantErasure, VaultErasure};
+use object_store::ObjectStoreExt as _;
+
+use crate::auth::{Caller, TENANT_ERASED};
+use crate::db::audit::{self, NewEvent};
+use crate::db::identity::{self, TenantRow};
+use crate::db::vaults;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Who erases: a person through the API, or the system (a job, the lifecycle timer).
+#[derive(Clone, Debug)]
+pub struct Actor {
+    pub kind: &'static str,
+    pub id: Option<String>,
+    pub ip: Option<String>,
+}
+
+impl Actor {
+    pub fn system() -> Actor {
+        Actor {
+            kind: "system",
+            id: None,
+            ip: None,
+        }
+    }
+
+    fn event(&self, tenant_id: &str, action: &'static str, details: serde_json::Value) -> NewEvent {
+        NewEvent {
+            tenant_id: tenant_id.to_string(),
+            actor_kind: self.kind,
+            actor_id: self.id.clone(),
+            action,
+            object_kind: "tenant",
+            object_id: Some(tenant_id.to_string()),
+            outcome: "success",
+            ip: self.ip.clone(),
+            details,
+        }
+    }
+}
+
+impl From<&Caller> for Actor {
+    fn from(c: &Caller) -> Actor {
+        let (kind, id) = c.actor();
+        Actor {
+            kind,
+            id: Some(id),
+            ip: c.client.ip.clone(),
+        }
+    }
+}
+
+/// Erases `tenant`: in one audited transaction, deletes its tenant key (managed vaults are
+/// unreadable from then on), marks it erased, revokes its tokens, ends its users' sessions
+/// and disables them; then deletes every key slot of each of its vaults at its destination
+/// (customer-key vaults become unreadable, and managed vaults stay so even against an old
+/// database backup and the master key), and records what it deleted.
+///
+/// The caller checks who may do this. Run it where a dropped request cannot stop it halfway
+/// (the route spawns it); if it fails halfway, running it again finishes the work.
+pub async fn erase_tenant(
+    state: &AppState,
+    tenant: &TenantRow,
+    actor: &Actor,
+) -> ApiResult<TenantErasure> {
+    let tenant_id = &tenant.tenant.id;
+    let vaults = vaults::vaults_in(&state.db.pool, std::slice::from_ref(tenant_id)).await?;
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    let key_destroyed = identity::delete_tenant_key(&mut tx, tenant_id).await?;
+    identity::set_tenant_status(&mut tx, tenant_id, TENANT_ERASED).await?;
+    let (tokens, sessions, users) = identity::lock_out_tenant(&mut tx, tenant_id, now).await?;
+    let vault_ids: Vec<&str> = vaults.iter().map(|v| v.id.as_str()).collect();
+    audit::append(
+        &mut tx,
+        actor.event(
+            tenant_id,
+            "tenant.erase",
+            serde_json::json!({
+                "tenant_key_destroyed": key_destroyed, "tokens_revoked": tokens,
+                "sessions_ended": sessions, "users_disabled": users, "vault_ids": vault_ids,
+            }),
+        ),
+        now,
+    )
+    .await?;
+    crate::routes::commit(tx).await?;
+
+    // Tokens are revoked by now, so no new key slot can arrive while these are listed.
+    let mut erased = Vec::new();
+    for v in &vaults {
+        let dest = state.destinations.get(&v.destination).ok_or_else(|| {
+            ApiError::Internal(format!(
+                "erasing tenant {tenant_id}: destination {} of vault {} is not configured",
+                v.destination, v.id
+            ))
+        })?;
+        let prefix = object_store::path::Path::from(dest.vault_prefix(&v.id) + "/keys");
+        let slots: Vec<_> = dest.store.list(Some(&prefix)).try_collect().await?;
+        let mut deleted = Vec::new();
+        for slot in slots {
+            match dest.store.delete(&slot.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            deleted.push(slot.location.filename().unwrap_or_default().to_string());
+        }
+        erased.push(VaultErasure {
+            vault_id: v.id.clone(),
+            key_custody: v.key_custody.clone(),
+            destination: v.destination.clone(),
+            key_slots_deleted: deleted,
+        });
+    }
+    let mut tx = state.db.begin().await?;
+    audit::append(
+        &mut tx,
+        actor.event(
+            tenant_id,
+            "tenant.erase_key_slots",
+            serde_json::json!({ "vaults": erased }),
+        ),
+        state.now(),
+    )
+    .await?;
+    crate::routes::commit(tx).await?;
+    Ok(TenantErasure {
+        tenant_id: tenant_id.clone(),
+        tenant_key_destroyed: key_destroyed,
+        tokens_revoked: tokens,
+        sessions_ended: sessions,
+        users_disabled: users,
+        vaults: erased,
+    })
+}

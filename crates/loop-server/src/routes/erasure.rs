@@ -1,0 +1,50 @@
+//! `POST /api/v1/tenants/{id}/erase`: crypto-shredding of a customer, as a provider-admin
+//! asks for it. The work itself is `crate::erasure::erase_tenant`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use loop_api::{EraseTenant, TenantErasure};
+
+use super::{Json, Path};
+use crate::auth::Caller;
+use crate::domain::{Permission, TenantKind};
+use crate::erasure::{self, Actor};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Erase a customer tenant: destroy its tenant key and the key slots of its vaults, revoke
+/// its tokens, disable its users. Its backups become unreadable at once. Provider-admins
+/// only; `confirm` must repeat the tenant's name or ID.
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/erase", tag = "tenants",
+    params(("id" = String, Path)), request_body = EraseTenant,
+    responses(
+        (status = 200, description = "Erased; what was destroyed", body = TenantErasure),
+        (status = 400, description = "The confirmation does not match, or the tenant is not a customer (problem+json)", body = loop_api::Problem),
+        (status = 403, description = "Only a provider-admin may erase a tenant (problem+json)", body = loop_api::Problem),
+        (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
+pub async fn erase_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<EraseTenant>,
+) -> ApiResult<axum::Json<TenantErasure>> {
+    let tenant = caller.tenant(&state, Permission::TenantErase, &id).await?;
+    if TenantKind::parse(&tenant.tenant.kind)? != TenantKind::Customer {
+        return Err(ApiError::bad_request(
+            "only a customer tenant can be erased; erase a partner's customers one by one",
+        ));
+    }
+    let confirm = req.confirm.trim();
+    if confirm != tenant.tenant.name && confirm != tenant.tenant.id {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "confirmation_mismatch",
+            "confirm must repeat the tenant's name or ID exactly",
+        ));
+    }
+    let actor = Actor::from(&caller);
+    // Spawned: a client that hangs up must not stop an erasure between its steps.
+    let report =
+        tokio::spawn(async move { erasure::erase_tenant(&state, &tenant, &actor).await }).await??;
+    Ok(axum::Json(report))
+}

@@ -1,0 +1,297 @@
+//! Erasing a tenant through the API (`POST /api/v1/tenants/{id}/erase`): who may, what it
+//! destroys, what stays visible, and that running it again finishes the job.
+//! (tests/erasure.rs of loop-cli tells the same story with the real binary and real backups.)
+
+mod support;
+
+use std::sync::Arc;
+
+use loop_repo::keys::{KdfParams, Secret};
+use loop_repo::{InitOptions, ObjectStorage, Repository, S3Options};
+use serde_json::{Value, json};
+use support::{Caller, Server, USER_PASSWORD};
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().expect("an id").to_string()
+}
+
+/// A partner with one customer that has a managed vault and a customer-key vault (whose
+/// repository the customer made with a passphrase), and a manage token.
+struct Leaving {
+    partner: String,
+    tenant: String,
+    managed: String,
+    customer_key: String,
+    token: String,
+}
+
+fn customer_key_storage(server: &Server, vault: &str) -> Arc<ObjectStorage> {
+    let dir = server.data_dir.join("vaults").join(vault);
+    Arc::new(ObjectStorage::open(dir.to_str().unwrap(), &S3Options::default(), true).unwrap())
+}
+
+fn leaving(server: &Server, admin: &Caller<'_>) -> Leaving {
+    let provider = admin.provider_tenant_id();
+    let partner = id(&admin
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": provider, "kind": "partner", "name": "Reseller" }),
+        )
+        .expect(201));
+    let tenant = id(&admin
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": partner, "kind": "customer", "name": "Leaving Ltd" }),
+        )
+        .expect(201));
+    let vault = |name: &str, custody: &str| {
+        id(&admin
+            .post(
+                "/api/v1/vaults",
+                json!({ "tenant_id": tenant, "name": name, "destination": "local",
+                        "key_custody": custody }),
+            )
+            .expect(201))
+    };
+    let managed = vault("managed", "managed");
+    let customer_key = vault("own-key", "customer");
+    let opts = InitOptions {
+        kdf: KdfParams {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        },
+        ..Default::default()
+    };
+    Repository::init(
+        customer_key_storage(server, &customer_key),
+        Secret::Passphrase(b"customer passphrase"),
+        &opts,
+    )
+    .expect("the customer makes its repository");
+    let token = admin
+        .post(
+            "/api/v1/tokens",
+            json!({ "tenant_id": tenant, "name": "m", "kind": "api", "permissions": ["manage"] }),
+        )
+        .expect(201)["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    Leaving {
+        partner,
+        tenant,
+        managed,
+        customer_key,
+        token,
+    }
+}
+
+fn key_slots(server: &Server, vault: &str) -> Vec<String> {
+    let dir = server.data_dir.join("vaults").join(vault).join("keys");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn open_path(vault: &str) -> String {
+    format!("/vaults/{vault}/v1/open")
+}
+
+#[test]
+fn only_a_provider_admin_erases_and_only_with_the_tenants_name() {
+    let server = Server::start();
+    let admin = server.admin();
+    let l = leaving(&server, &admin);
+    let user = |tenant: &str, role: &str, email: &str| {
+        admin
+            .post(
+                "/api/v1/users",
+                json!({ "tenant_id": tenant, "email": email, "first_name": "A", "last_name": "B",
+                        "password": USER_PASSWORD, "role": role }),
+            )
+            .expect(201);
+        server.sign_in(email, USER_PASSWORD)
+    };
+    let own_admin = user(&l.tenant, "admin", "admin@leaving.example");
+    let partner_admin = user(&l.partner, "partner-admin", "pa@reseller.example");
+    let erase = format!("/api/v1/tenants/{}/erase", l.tenant);
+    let confirm = json!({ "confirm": "Leaving Ltd" });
+    own_admin
+        .post(&erase, confirm.clone())
+        .expect_problem(403, "forbidden");
+    partner_admin
+        .post(&erase, confirm.clone())
+        .expect_problem(403, "forbidden");
+    for wrong in ["Leaving", "leaving ltd", "", &l.partner] {
+        admin
+            .post(&erase, json!({ "confirm": wrong }))
+            .expect_problem(400, "confirmation_mismatch");
+    }
+    admin
+        .post(
+            &format!("/api/v1/tenants/{}/erase", l.partner),
+            json!({ "confirm": "Reseller" }),
+        )
+        .expect_problem(400, "invalid_request");
+
+    // Nothing was erased by any of that.
+    let t = admin
+        .get(&format!("/api/v1/tenants/{}", l.tenant))
+        .expect(200);
+    assert_eq!(t["status"], "active");
+    admin
+        .get(&format!("/api/v1/vaults/{}/snapshots", l.managed))
+        .expect(200);
+    assert_eq!(key_slots(&server, &l.customer_key).len(), 1);
+    server
+        .call(
+            "post",
+            &open_path(&l.managed),
+            Some(&l.token),
+            Some(&json!({ "operation": "restore" })),
+        )
+        .expect(200);
+    own_admin.get("/api/v1/me").expect(200);
+    assert!(
+        !admin
+            .audit_events()
+            .iter()
+            .any(|e| e.action.starts_with("tenant.erase")),
+        "a refused erasure records no erasure"
+    );
+}
+
+#[test]
+fn an_erased_tenant_keeps_its_records_but_no_key_and_no_way_in() {
+    let server = Server::start();
+    let admin = server.admin();
+    let l = leaving(&server, &admin);
+    let managed_slots = key_slots(&server, &l.managed);
+    let customer_slots = key_slots(&server, &l.customer_key);
+    assert_eq!((managed_slots.len(), customer_slots.len()), (1, 1));
+    admin
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": l.tenant, "email": "ana@leaving.example", "first_name": "Ana",
+                    "last_name": "A", "password": USER_PASSWORD, "role": "admin" }),
+        )
+        .expect(201);
+    let ana = server.sign_in("ana@leaving.example", USER_PASSWORD);
+
+    let report = admin
+        .post(
+            &format!("/api/v1/tenants/{}/erase", l.tenant),
+            json!({ "confirm": l.tenant }),
+        )
+        .expect(200);
+    assert_eq!(report["tenant_key_destroyed"], true);
+    assert_eq!(report["tokens_revoked"], 1);
+    assert_eq!(report["users_disabled"], 1);
+    let deleted = |vault: &str| -> Vec<String> {
+        let v = report["vaults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["vault_id"] == vault)
+            .unwrap_or_else(|| panic!("{vault} in the report: {report}"));
+        serde_json::from_value(v["key_slots_deleted"].clone()).unwrap()
+    };
+    assert_eq!(deleted(&l.managed), managed_slots);
+    assert_eq!(deleted(&l.customer_key), customer_slots);
+
+    // The keys are gone: from storage, and from the server.
+    assert!(key_slots(&server, &l.managed).is_empty());
+    assert!(key_slots(&server, &l.customer_key).is_empty());
+    let err = Repository::open(
+        customer_key_storage(&server, &l.customer_key),
+        Secret::Passphrase(b"customer passphrase"),
+    )
+    .err()
+    .expect("the right passphrase opens nothing");
+    assert!(err.to_string().contains("has no key slot"), "{err}");
+    admin
+        .get(&format!("/api/v1/vaults/{}/snapshots", l.managed))
+        .expect_problem(409, "key_shredded");
+
+    // No way in: the token says why, people are signed out and cannot sign in.
+    server
+        .call(
+            "post",
+            &open_path(&l.managed),
+            Some(&l.token),
+            Some(&json!({ "operation": "restore" })),
+        )
+        .expect_problem(410, "tenant_erased");
+    ana.get("/api/v1/me").expect_problem(401, "unauthenticated");
+    assert_eq!(
+        server.login("ana@leaving.example", USER_PASSWORD).status,
+        401
+    );
+    // And nothing new can be given to it.
+    admin
+        .post(
+            "/api/v1/tokens",
+            json!({ "tenant_id": l.tenant, "name": "again", "kind": "api",
+                    "permissions": ["restore"] }),
+        )
+        .expect_problem(410, "tenant_erased");
+    admin
+        .post(
+            "/api/v1/vaults",
+            json!({ "tenant_id": l.tenant, "name": "again", "destination": "local" }),
+        )
+        .expect_problem(410, "tenant_erased");
+
+    // What stays visible: the tenant (marked erased), its vault records, users, tokens.
+    let t = admin
+        .get(&format!("/api/v1/tenants/{}", l.tenant))
+        .expect(200);
+    assert_eq!(t["status"], "erased");
+    let vaults = admin
+        .get(&format!("/api/v1/vaults?tenant_id={}", l.tenant))
+        .expect(200);
+    assert_eq!(vaults.as_array().unwrap().len(), 2);
+    let users = admin
+        .get(&format!("/api/v1/users?tenant_id={}", l.tenant))
+        .expect(200);
+    assert_eq!(users[0]["status"], "disabled");
+
+    // The audit log says who erased what.
+    let events = admin.audit_events();
+    let erase = events
+        .iter()
+        .find(|e| e.action == "tenant.erase" && e.tenant_id == l.tenant)
+        .expect("a tenant.erase event");
+    assert_eq!(erase.actor_id.as_deref(), Some(admin.user_id.as_str()));
+    assert_eq!(erase.details["tenant_key_destroyed"], true);
+    let slots = events
+        .iter()
+        .find(|e| e.action == "tenant.erase_key_slots" && e.tenant_id == l.tenant)
+        .expect("a tenant.erase_key_slots event");
+    assert!(slots.details.to_string().contains(&customer_slots[0]));
+
+    // Erasing again (as a job would after an interruption) finds nothing left to destroy.
+    let again = admin
+        .post(
+            &format!("/api/v1/tenants/{}/erase", l.tenant),
+            json!({ "confirm": "Leaving Ltd" }),
+        )
+        .expect(200);
+    assert_eq!(again["tenant_key_destroyed"], false);
+    assert_eq!(again["tokens_revoked"], 0);
+    assert!(
+        again["vaults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["key_slots_deleted"] == json!([])),
+        "{again}"
+    );
+}

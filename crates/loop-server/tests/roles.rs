@@ -1,0 +1,557 @@
+//! Roles inside a tenant: every documented route, for every role acting inside its own
+//! scope, answers `403 forbidden` exactly where the role lacks what the route needs, and
+//! succeeds where it has it. A partner-admin acts on its partner's two customers; the admin
+//! of a second partner meets the first partner's customers as if they did not exist.
+//!
+//! The expectations come from two tables written here from the product rules in
+//! docs/SECURITY.md ("Who may do what"), not from the server's own table: [`ROUTES`] (what
+//! each route needs) and [`holds`] (what each role holds). The route list comes from the
+//! server's OpenAPI document, so a route added without an entry in [`ROUTES`] fails the test.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+use support::{Caller, Reply, Server, USER_PASSWORD};
+
+/// What a request needs, in the words of docs/SECURITY.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Need {
+    ReadTenants,
+    CreateTenants,
+    EraseTenants,
+    ReadUsers,
+    ChangeUsers,
+    GrantRoles,
+    ReadDevices,
+    ChangeDevices,
+    ReadTokens,
+    ChangeTokens,
+    ReadVaults,
+    ChangeVaults,
+    ReadSessions,
+    EndSessions,
+    ReadAudit,
+}
+use Need::*;
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug)]
+enum Rule {
+    /// Anyone, signed in or not (signing in, accepting an invitation).
+    Public,
+    /// Any signed-in user; acts on the caller or on nothing tenant-bound.
+    SignedIn,
+    /// Every need, on the tenant the request names.
+    Needs(&'static [Need]),
+    /// A listing without a tenant filter: it shows a tenant only to callers with the need
+    /// there, and is never refused.
+    Lists(Need),
+}
+use Rule::*;
+
+/// Every route of the API and what it needs. Tenant-bound routes come first, in the order
+/// the walk takes them: erasing the tenant last, since it ends everything else there.
+const ROUTES: &[(&str, &str, Rule)] = &[
+    ("get", "/api/v1/tenants", Lists(ReadTenants)),
+    ("get", "/api/v1/tenants/{id}", Needs(&[ReadTenants])),
+    ("post", "/api/v1/tenants", Needs(&[CreateTenants])),
+    ("get", "/api/v1/users", Needs(&[ReadUsers])),
+    ("post", "/api/v1/users", Needs(&[ChangeUsers, GrantRoles])),
+    ("get", "/api/v1/users/{id}", Needs(&[ReadUsers])),
+    ("patch", "/api/v1/users/{id}", Needs(&[ChangeUsers])),
+    ("post", "/api/v1/users/{id}/disable", Needs(&[ChangeUsers])),
+    ("post", "/api/v1/users/{id}/enable", Needs(&[ChangeUsers])),
+    ("get", "/api/v1/users/{id}/roles", Needs(&[ReadUsers])),
+    (
+        "post",
+        "/api/v1/users/{id}/roles",
+        Needs(&[ReadUsers, GrantRoles]),
+    ),
+    (
+        "delete",
+        "/api/v1/users/{id}/roles/{binding_id}",
+        Needs(&[ReadUsers, GrantRoles]),
+    ),
+    ("get", "/api/v1/devices", Needs(&[ReadDevices])),
+    ("post", "/api/v1/devices", Needs(&[ChangeDevices])),
+    ("delete", "/api/v1/devices/{id}", Needs(&[ChangeDevices])),
+    ("get", "/api/v1/tokens", Needs(&[ReadTokens])),
+    ("post", "/api/v1/tokens", Needs(&[ChangeTokens])),
+    ("delete", "/api/v1/tokens/{id}", Needs(&[ChangeTokens])),
+    ("get", "/api/v1/vaults", Needs(&[ReadVaults])),
+    ("post", "/api/v1/vaults", Needs(&[ChangeVaults])),
+    ("get", "/api/v1/vaults/{id}", Needs(&[ReadVaults])),
+    ("get", "/api/v1/vaults/{id}/snapshots", Needs(&[ReadVaults])),
+    ("delete", "/api/v1/vaults/{id}", Needs(&[ChangeVaults])),
+    ("get", "/api/v1/sessions", Needs(&[ReadSessions])),
+    ("delete", "/api/v1/sessions/{id}", Needs(&[EndSessions])),
+    ("get", "/api/v1/audit", Needs(&[ReadAudit])),
+    ("get", "/api/v1/audit/export", Needs(&[ReadAudit])),
+    ("get", "/api/v1/audit/heads", Needs(&[ReadAudit])),
+    ("post", "/api/v1/tenants/{id}/erase", Needs(&[EraseTenants])),
+    // The caller's own business, in the order the walk takes them (signing out last).
+    ("post", "/api/v1/auth/login", Public),
+    ("post", "/api/v1/auth/accept-invite", Public),
+    ("get", "/api/v1/me", SignedIn),
+    ("get", "/api/v1/destinations", SignedIn),
+    ("post", "/api/v1/me/password", SignedIn),
+    ("post", "/api/v1/me/totp", SignedIn),
+    ("post", "/api/v1/me/totp/confirm", SignedIn),
+    ("post", "/api/v1/auth/logout", SignedIn),
+];
+
+/// What each role holds on its tenant's subtree (docs/SECURITY.md): the three admin roles
+/// everything, except that only a provider-admin erases a tenant; an operator reads the
+/// directory and manages devices, tokens and vaults; an auditor reads everything, the audit
+/// log and sessions included, and changes nothing; billing reads tenants.
+fn holds(role: &str, need: Need) -> bool {
+    match role {
+        "provider-admin" => true,
+        "partner-admin" | "admin" => need != EraseTenants,
+        "operator" => matches!(
+            need,
+            ReadTenants
+                | ReadUsers
+                | ReadDevices
+                | ChangeDevices
+                | ReadTokens
+                | ChangeTokens
+                | ReadVaults
+                | ChangeVaults
+        ),
+        "auditor" => matches!(
+            need,
+            ReadTenants
+                | ReadUsers
+                | ReadDevices
+                | ReadTokens
+                | ReadVaults
+                | ReadSessions
+                | ReadAudit
+        ),
+        "billing" => need == ReadTenants,
+        other => panic!("no such role in the product: {other}"),
+    }
+}
+
+/// What the answer must be.
+#[derive(Debug, PartialEq, Eq)]
+enum Expect {
+    Success,
+    Forbidden,
+    NotFound,
+    /// A 200 listing that shows the target tenant, or does not.
+    Listed(bool),
+}
+
+fn expect(rule: Rule, role: &str, in_scope: bool) -> Expect {
+    match rule {
+        Public | SignedIn => Expect::Success,
+        Lists(need) => Expect::Listed(in_scope && holds(role, need)),
+        Needs(_) if !in_scope => Expect::NotFound,
+        Needs(needs) if needs.iter().all(|n| holds(role, *n)) => Expect::Success,
+        Needs(_) => Expect::Forbidden,
+    }
+}
+
+/// A tenant the walk acts on, with objects that stay for the whole walk (and a device and
+/// a token, so its listings are not empty).
+struct Target {
+    id: String,
+    name: String,
+    resident_user: String,
+    /// Has a password: each request that ends another user's session signs them in anew.
+    bystander_email: String,
+    vault: String,
+}
+
+/// Someone whose role the walk tries.
+struct Actor<'a> {
+    role: &'static str,
+    email: String,
+    password: String,
+    session: Caller<'a>,
+}
+
+struct Walk<'a> {
+    server: &'a Server,
+    root: Caller<'a>,
+    made: u32,
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().expect("an id").to_string()
+}
+
+impl<'a> Walk<'a> {
+    fn tenant(&self, parent: &str, kind: &str, name: &str) -> String {
+        id(&self
+            .root
+            .post(
+                "/api/v1/tenants",
+                json!({ "parent_id": parent, "kind": kind, "name": name }),
+            )
+            .expect(201))
+    }
+
+    fn email(&mut self, what: &str) -> String {
+        self.made += 1;
+        format!("{what}{}@roles.example", self.made)
+    }
+
+    /// A user of `tenant` made by the provider's first admin: with a password when given
+    /// (else invited), with a role when given. Returns (user ID, e-mail).
+    fn user(
+        &mut self,
+        tenant: &str,
+        role: Option<&str>,
+        password: Option<&str>,
+    ) -> (String, String) {
+        let email = self.email(role.unwrap_or("person"));
+        let r = self
+            .root
+            .post(
+                "/api/v1/users",
+                json!({
+                    "tenant_id": tenant, "email": email, "first_name": "Pat",
+                    "last_name": "Doe", "role": role, "password": password,
+                }),
+            )
+            .expect(201);
+        (id(&r["user"]), email)
+    }
+
+    fn actor(&mut self, tenant: &str, role: &'static str) -> Actor<'a> {
+        let (_, email) = self.user(tenant, Some(role), Some(USER_PASSWORD));
+        Actor {
+            role,
+            session: self.server.sign_in(&email, USER_PASSWORD),
+            email,
+            password: USER_PASSWORD.into(),
+        }
+    }
+
+    fn created(&self, path: &str, body: Value) -> String {
+        let r = self.root.post(path, body).expect(201);
+        id(r.get("token").unwrap_or(&r))
+    }
+
+    fn device(&self, t: &str) -> String {
+        self.created("/api/v1/devices", json!({ "tenant_id": t, "name": "pc" }))
+    }
+
+    fn token(&self, t: &str) -> String {
+        self.created(
+            "/api/v1/tokens",
+            json!({ "tenant_id": t, "name": "ci", "kind": "api", "permissions": ["restore"] }),
+        )
+    }
+
+    fn vault(&self, t: &str) -> String {
+        self.created(
+            "/api/v1/vaults",
+            json!({ "tenant_id": t, "name": "files", "destination": "local" }),
+        )
+    }
+
+    fn target(&mut self, parent: &str, name: &str) -> Target {
+        let id = self.tenant(parent, "customer", name);
+        let (resident_user, _) = self.user(&id, None, None);
+        let (_, bystander_email) = self.user(&id, None, Some(USER_PASSWORD));
+        // Listings have something to show.
+        self.device(&id);
+        self.token(&id);
+        Target {
+            resident_user,
+            bystander_email,
+            vault: self.vault(&id),
+            name: name.into(),
+            id,
+        }
+    }
+
+    /// The request the walk sends to `method path` aimed at `t`: (path, body). Objects a
+    /// request consumes are made fresh for it.
+    fn aimed(&mut self, method: &str, path: &str, t: &Target) -> (String, Option<Value>) {
+        let tid = t.id.clone();
+        let filtered = |p: &str| (format!("{p}?tenant_id={tid}"), None);
+        match (method, path) {
+            ("get", "/api/v1/tenants") => (path.into(), None),
+            ("get", "/api/v1/tenants/{id}") => (format!("/api/v1/tenants/{tid}"), None),
+            ("post", "/api/v1/tenants") => (
+                path.into(),
+                Some(json!({ "parent_id": tid, "kind": "customer", "name": "Child" })),
+            ),
+            ("post", "/api/v1/tenants/{id}/erase") => (
+                format!("/api/v1/tenants/{tid}/erase"),
+                Some(json!({ "confirm": t.name })),
+            ),
+            ("get", "/api/v1/users" | "/api/v1/devices" | "/api/v1/tokens" | "/api/v1/vaults")
+            | ("get", "/api/v1/sessions" | "/api/v1/audit" | "/api/v1/audit/export")
+            | ("get", "/api/v1/audit/heads") => filtered(path),
+            ("post", "/api/v1/users") => {
+                let email = self.email("new");
+                (
+                    path.into(),
+                    Some(json!({
+                        "tenant_id": tid, "email": email, "first_name": "New",
+                        "last_name": "Person", "role": "operator",
+                    })),
+                )
+            }
+            ("get", "/api/v1/users/{id}") => (format!("/api/v1/users/{}", t.resident_user), None),
+            ("get", "/api/v1/users/{id}/roles") => {
+                (format!("/api/v1/users/{}/roles", t.resident_user), None)
+            }
+            ("patch", "/api/v1/users/{id}") => (
+                format!("/api/v1/users/{}", t.resident_user),
+                Some(json!({ "last_name": "Renamed" })),
+            ),
+            ("post", "/api/v1/users/{id}/disable") => {
+                let (u, _) = self.user(&tid, None, None);
+                (format!("/api/v1/users/{u}/disable"), Some(json!({})))
+            }
+            ("post", "/api/v1/users/{id}/enable") => {
+                let (u, _) = self.user(&tid, None, None);
+                self.root
+                    .post(&format!("/api/v1/users/{u}/disable"), json!({}))
+                    .expect(200);
+                (format!("/api/v1/users/{u}/enable"), Some(json!({})))
+            }
+            ("post", "/api/v1/users/{id}/roles") => {
+                let (u, _) = self.user(&tid, None, None);
+                (
+                    format!("/api/v1/users/{u}/roles"),
+                    Some(json!({ "tenant_id": tid, "role": "auditor" })),
+                )
+            }
+            ("delete", "/api/v1/users/{id}/roles/{binding_id}") => {
+                let (u, _) = self.user(&tid, Some("operator"), None);
+                let roles = self
+                    .root
+                    .get(&format!("/api/v1/users/{u}/roles"))
+                    .expect(200);
+                let b = roles[0]["id"].as_str().unwrap();
+                (format!("/api/v1/users/{u}/roles/{b}"), None)
+            }
+            ("post", "/api/v1/devices") => (
+                path.into(),
+                Some(json!({ "tenant_id": tid, "name": "new-pc" })),
+            ),
+            ("delete", "/api/v1/devices/{id}") => {
+                (format!("/api/v1/devices/{}", self.device(&tid)), None)
+            }
+            ("post", "/api/v1/tokens") => (
+                path.into(),
+                Some(json!({
+                    "tenant_id": tid, "name": "new", "kind": "api", "permissions": ["backup"],
+                })),
+            ),
+            ("delete", "/api/v1/tokens/{id}") => {
+                (format!("/api/v1/tokens/{}", self.token(&tid)), None)
+            }
+            ("post", "/api/v1/vaults") => (
+                path.into(),
+                Some(json!({ "tenant_id": tid, "name": "new", "destination": "local" })),
+            ),
+            ("get", "/api/v1/vaults/{id}") => (format!("/api/v1/vaults/{}", t.vault), None),
+            ("get", "/api/v1/vaults/{id}/snapshots") => {
+                (format!("/api/v1/vaults/{}/snapshots", t.vault), None)
+            }
+            ("delete", "/api/v1/vaults/{id}") => {
+                (format!("/api/v1/vaults/{}", self.vault(&tid)), None)
+            }
+            ("delete", "/api/v1/sessions/{id}") => {
+                let other = self.server.sign_in(&t.bystander_email, USER_PASSWORD);
+                (format!("/api/v1/sessions/{}", other.session_id), None)
+            }
+            _ => panic!("{method} {path}: the walk knows no request aimed at a tenant; add one"),
+        }
+    }
+
+    /// The request the walk sends to a route that concerns only the caller: (bearer, path,
+    /// body). Changes the actor (password, TOTP) as the walk goes.
+    fn own(&mut self, method: &str, path: &str, a: &mut Actor<'_>) -> (String, Option<Value>) {
+        let body = match (method, path) {
+            ("post", "/api/v1/auth/login") => {
+                Some(json!({ "email": a.email, "password": a.password }))
+            }
+            ("post", "/api/v1/auth/accept-invite") => {
+                let email = self.email("invitee");
+                let provider = self.root.provider_tenant_id();
+                let r = self
+                    .root
+                    .post(
+                        "/api/v1/users",
+                        json!({ "tenant_id": provider, "email": email, "first_name": "In",
+                                "last_name": "Vitee" }),
+                    )
+                    .expect(201);
+                Some(json!({
+                    "invite_token": r["invite_token"], "password": "invitee-password-1",
+                }))
+            }
+            ("get", "/api/v1/me" | "/api/v1/destinations") | ("post", "/api/v1/auth/logout") => {
+                None
+            }
+            ("post", "/api/v1/me/password") => {
+                let current = std::mem::replace(&mut a.password, "a-new-password-42".into());
+                Some(json!({ "current_password": current, "new_password": a.password }))
+            }
+            ("post", "/api/v1/me/totp") => Some(json!({ "current_password": a.password })),
+            ("post", "/api/v1/me/totp/confirm") => {
+                let e = a
+                    .session
+                    .post("/api/v1/me/totp", json!({ "current_password": a.password }))
+                    .expect(200);
+                Some(json!({ "code": totp_code(e["secret"].as_str().unwrap(), self.server) }))
+            }
+            _ => panic!("{method} {path}: the walk knows no request for the caller; add one"),
+        };
+        (path.into(), body)
+    }
+}
+
+/// The current code of a TOTP secret, by the server's clock.
+fn totp_code(secret_b32: &str, server: &Server) -> String {
+    let secret = totp_rs::Secret::try_from_base32(secret_b32).expect("base32 secret");
+    let totp = totp_rs::Builder::new()
+        .with_algorithm(totp_rs::Algorithm::SHA1)
+        .with_digits(6)
+        .with_step_duration(30)
+        .with_secret(secret)
+        .build()
+        .expect("TOTP");
+    totp.generate((server.state.now() / 1000) as u64)
+        .to_string()
+}
+
+/// Compares an answer with the expectation; a description of the difference, if any.
+fn mismatch(method: &str, path: &str, want: &Expect, r: &Reply, target: &str) -> Option<String> {
+    let ok = match want {
+        // A customer has no child tenants: a caller who may create tenants passes the role
+        // check and meets the tree's rule instead.
+        Expect::Success if (method, path) == ("post", "/api/v1/tenants") => {
+            r.status == 400 && r.body.contains("cannot have a customer child")
+        }
+        Expect::Success => (200..300).contains(&r.status),
+        Expect::Forbidden => (r.status, r.code().as_str()) == (403, "forbidden"),
+        Expect::NotFound => (r.status, r.code().as_str()) == (404, "not_found"),
+        Expect::Listed(shown) => r.status == 200 && r.body.contains(target) == *shown,
+    };
+    (!ok).then(|| format!("expected {want:?}, got {} {}", r.status, r.body))
+}
+
+fn documented(server: &Server) -> BTreeSet<(String, String)> {
+    let doc = server.openapi();
+    let mut out = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            if ["get", "put", "post", "delete", "patch", "head"].contains(&method.as_str()) {
+                out.insert((method.clone(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_role_can_do_exactly_what_the_product_rules_give_it_inside_its_own_scope() {
+    let server = Server::start();
+    let tabled: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    let documented = documented(&server);
+    let missing: Vec<_> = documented.difference(&tabled).collect();
+    let stale: Vec<_> = tabled.difference(&documented).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "ROUTES must say what every documented route needs; missing: {missing:?}, \
+         not documented: {stale:?}"
+    );
+
+    let mut walk = Walk {
+        server: &server,
+        root: server.admin(),
+        made: 0,
+    };
+    let provider = walk.root.provider_tenant_id();
+    let partner = walk.tenant(&provider, "partner", "Partner One");
+    let other_partner = walk.tenant(&provider, "partner", "Partner Two");
+    walk.tenant(&other_partner, "customer", "Partner Two's Customer");
+    let first = walk.target(&partner, "Customer One");
+    let second = walk.target(&partner, "Customer Two");
+
+    // (actor, the tenants it acts on, whether they are in its scope). The provider-admin
+    // goes last: it is the one that may erase, and erasing ends the customer.
+    let mut cast: Vec<(Actor, Vec<&Target>, bool)> = Vec::new();
+    for role in ["admin", "operator", "auditor", "billing"] {
+        cast.push((walk.actor(&first.id, role), vec![&first], true));
+    }
+    cast.push((
+        walk.actor(&partner, "partner-admin"),
+        vec![&second, &first],
+        true,
+    ));
+    cast.push((
+        walk.actor(&other_partner, "partner-admin"),
+        vec![&first],
+        false,
+    ));
+    cast.push((walk.actor(&provider, "provider-admin"), vec![&first], true));
+
+    let mut wrong = Vec::new();
+    let mut tried = 0;
+    for (actor, targets, in_scope) in &mut cast {
+        let who = if *in_scope {
+            actor.role.to_string()
+        } else {
+            format!("{} of another partner", actor.role)
+        };
+        for t in targets.iter() {
+            for (method, path, rule) in ROUTES {
+                if matches!(rule, Public | SignedIn) {
+                    continue;
+                }
+                let (p, body) = walk.aimed(method, path, t);
+                let r = server.call(method, &p, Some(&actor.session.secret), body.as_ref());
+                tried += 1;
+                let want = expect(*rule, actor.role, *in_scope);
+                if let Some(m) = mismatch(method, path, &want, &r, &t.id) {
+                    wrong.push(format!("{who} on {}: {method} {p}: {m}", t.name));
+                }
+            }
+        }
+        for (method, path, rule) in ROUTES {
+            if !matches!(rule, Public | SignedIn) {
+                continue;
+            }
+            let (p, body) = walk.own(method, path, actor);
+            let r = server.call(method, &p, Some(&actor.session.secret), body.as_ref());
+            tried += 1;
+            if let Some(m) = mismatch(method, path, &Expect::Success, &r, "") {
+                wrong.push(format!("{who}: {method} {p}: {m}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {tried} answers differ from the product rules:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    // The control for the one erasure the walk expected to succeed: it did erase.
+    let t = walk
+        .root
+        .get(&format!("/api/v1/tenants/{}", first.id))
+        .expect(200);
+    assert_eq!(t["status"], "erased");
+    let t = walk
+        .root
+        .get(&format!("/api/v1/tenants/{}", second.id))
+        .expect(200);
+    assert_eq!(t["status"], "active");
+}
