@@ -220,7 +220,7 @@ wire! {
         #[serde(default)]
         pub vault_ids: Vec<String>,
         pub permissions: Vec<String>,
-        /// Lifetime in days; none means no expiry.
+        /// Lifetime in days, 1 to 3650; leave it out for a token that does not expire.
         #[serde(default)]
         pub expires_in_days: Option<u32>,
     }

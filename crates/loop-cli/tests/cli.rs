@@ -148,12 +148,20 @@ fn damaged_snapshot_and_index_files_are_named_not_panicked_on() {
         .path();
     let bytes = fs::read(&snap).unwrap();
     fs::write(&snap, &bytes[..bytes.len() / 2]).unwrap();
-    let err = env.fails(&["snapshots"]);
+    // Listed as skipped, by name, and reported by check.
+    let out = env.run(&["snapshots"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("snapshots/") && err.contains("damaged"),
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
+    let err = env.fails(&["check"]);
+    assert!(
+        err.contains("damaged") && !err.contains("panicked"),
+        "{err}"
+    );
 
     fs::write(&snap, &bytes).unwrap();
     let index = fs::read_dir(Path::new(&env.repo).join("index"))
@@ -264,10 +272,13 @@ fn a_huge_hostile_object_is_refused_before_it_is_read() {
     // A snapshot file of the same kind.
     let snap = Path::new(&env.repo).join("snapshots").join(&name);
     fs::File::create(&snap).unwrap().set_len(64 << 30).unwrap();
-    assert!(
-        env.fails(&["snapshots"])
-            .contains("more than any valid object")
-    );
+    // Refused before it is read, and skipped with a warning: the others stay listed.
+    let out = env.run(&["snapshots", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("more than any valid object"), "{err}");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
 }
 
 #[test]

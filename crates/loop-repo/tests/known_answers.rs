@@ -428,7 +428,7 @@ fn a_repository_written_by_another_implementation_opens() {
         unhex(v::PACK_BLOB_1)
     );
 
-    let snapshots = repo.list_snapshots().expect("snapshots list");
+    let snapshots = repo.list_snapshots().expect("snapshots list").snapshots;
     assert_eq!(snapshots.len(), 1);
     assert_eq!(
         snapshots[0].0.to_hex(),

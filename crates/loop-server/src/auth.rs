@@ -206,6 +206,11 @@ impl FromRequestParts<AppState> for Caller {
         }
         let now = state.now();
         let hash = secret_hash(&secret);
+        // Credential types are never interchangeable: a cookie holds only a session ID, and
+        // a token works only as a bearer credential.
+        if from_cookie && secret.starts_with("lpt_") {
+            return Err(ApiError::unauthenticated());
+        }
         if secret.starts_with("lpt_") {
             let token = identity::token_by_hash(&state.db.pool, &hash)
                 .await?
@@ -331,8 +336,6 @@ impl Caller {
         details: serde_json::Value,
     ) -> NewEvent {
         let (actor_kind, actor_id) = self.actor();
-        // A token's address belongs to a machine, not a person.
-        let person = (actor_kind == "user").then(|| actor_id.clone());
         NewEvent {
             tenant_id: tenant_id.to_string(),
             actor_kind,
@@ -341,12 +344,20 @@ impl Caller {
             object_kind,
             object_id: object_id.map(String::from),
             outcome: "success",
-            personal: Personal {
-                user_id: person,
-                ip: self.client.ip.clone(),
-                user_agent: self.client.user_agent.clone(),
-            },
+            personal: self.personal(),
             details,
+        }
+    }
+
+    /// This caller's personal data for audit events: address and browser, and whose they are.
+    pub fn personal(&self) -> Personal {
+        let (actor_kind, actor_id) = self.actor();
+        // A token's address belongs to a machine, not a person.
+        let person = (actor_kind == "user").then_some(actor_id);
+        Personal {
+            user_id: person,
+            ip: self.client.ip.clone(),
+            user_agent: self.client.user_agent.clone(),
         }
     }
 

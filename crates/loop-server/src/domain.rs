@@ -75,13 +75,34 @@ impl EmailAddress {
 /// A display name (tenant, vault, device, token, person): 1 to 200 characters, no control
 /// characters.
 pub fn parse_name(what: &str, s: &str) -> Result<String, Invalid> {
-    let t = s.trim();
-    if t.is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control) {
+    use unicode_normalization::UnicodeNormalization as _;
+    // NFC, so that two spellings of the same name are the same string.
+    let t: String = s.trim().nfc().collect();
+    if t.is_empty()
+        || t.chars().count() > 200
+        || t.chars().any(|c| c.is_control() || is_invisible_format(c))
+    {
         return Err(invalid(format!(
-            "{what} must be 1 to 200 characters without control characters"
+            "{what} must be 1 to 200 characters without control, bidirectional or zero-width \
+             characters"
         )));
     }
-    Ok(t.to_string())
+    Ok(t)
+}
+
+/// Characters that change how the text around them is shown without showing themselves:
+/// bidirectional marks, embeddings, overrides and isolates (a name that reads other than it
+/// is stored), and zero-width characters (two names that look the same but differ).
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
 /// A business address: up to 1000 characters; newlines allowed.

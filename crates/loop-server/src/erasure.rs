@@ -11,7 +11,7 @@ use loop_api::{TenantErasure, VaultErasure};
 use object_store::ObjectStoreExt as _;
 
 use crate::auth::{Caller, TENANT_ERASED};
-use crate::db::audit::{self, NewEvent};
+use crate::db::audit::{self, NewEvent, Personal};
 use crate::db::identity::{self, TenantRow};
 use crate::db::vaults;
 use crate::error::{ApiError, ApiResult};
@@ -22,7 +22,7 @@ use crate::state::AppState;
 pub struct Actor {
     pub kind: &'static str,
     pub id: Option<String>,
-    pub ip: Option<String>,
+    pub personal: Personal,
 }
 
 impl Actor {
@@ -30,7 +30,7 @@ impl Actor {
         Actor {
             kind: "system",
             id: None,
-            ip: None,
+            personal: Personal::default(),
         }
     }
 
@@ -43,7 +43,7 @@ impl Actor {
             object_kind: "tenant",
             object_id: Some(tenant_id.to_string()),
             outcome: "success",
-            ip: self.ip.clone(),
+            personal: self.personal.clone(),
             details,
         }
     }
@@ -55,7 +55,7 @@ impl From<&Caller> for Actor {
         Actor {
             kind,
             id: Some(id),
-            ip: c.client.ip.clone(),
+            personal: c.personal(),
         }
     }
 }

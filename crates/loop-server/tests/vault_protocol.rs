@@ -461,32 +461,3 @@ fn an_unreadable_snapshot_does_not_break_the_snapshot_list() {
         .collect();
     assert_eq!(ids, saved, "both readable snapshots, in time order");
 }
-
-// ---- 8. crypto-shredding ----
-
-#[test]
-fn a_shredded_tenant_key_makes_its_managed_vaults_unreadable() {
-    let server = Server::start();
-    let admin = server.admin();
-    let (tenant, vault) = customer_with_vault(&admin, "Leaving Ltd", None);
-    let manage = holder(&server, &admin, &tenant, &vault, &["manage"]);
-    let snapshots = format!("/api/v1/vaults/{vault}/snapshots");
-    assert_eq!(admin.get(&snapshots).expect(200), json!([]));
-    manage.open().expect(200);
-
-    let state = server.state.clone();
-    let deleted = server.block_on(async move {
-        let mut tx = state.db.begin().await.unwrap();
-        let deleted = loop_server::db::identity::delete_tenant_key(&mut tx, &tenant)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        deleted
-    });
-    assert!(deleted);
-
-    admin.get(&snapshots).expect_problem(409, "key_shredded");
-    manage.open().expect_problem(409, "key_shredded");
-    // The vault is still listed: its objects are on storage, only unreadable.
-    admin.get(&format!("/api/v1/vaults/{vault}")).expect(200);
-}

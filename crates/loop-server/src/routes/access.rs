@@ -151,9 +151,12 @@ pub async fn create_token(
             return Err(ApiError::bad_request("no such vault in this tenant"));
         }
     }
-    let days = req.expires_in_days.filter(|d| *d > 0);
-    if days.is_some_and(|d| d > 3650) {
-        return Err(ApiError::bad_request("expires_in_days is at most 3650"));
+    // No expiry is said by leaving the field out, never by a number that looks like one.
+    let days = req.expires_in_days;
+    if days.is_some_and(|d| d == 0 || d > 3650) {
+        return Err(ApiError::bad_request(
+            "expires_in_days is 1 to 3650; leave it out for a token that does not expire",
+        ));
     }
     let now = state.now();
     let t = Token {

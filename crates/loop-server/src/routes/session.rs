@@ -33,10 +33,22 @@ fn bad_credentials() -> ApiError {
     )
 }
 
-/// Records a failed authentication in the audit log (of the account's tenant when the
-/// account exists, else of the provider).
+/// Records a failed sign-in in the audit log (of the account's tenant when the account
+/// exists, else of the provider).
 async fn audit_failure(
     state: &AppState,
+    tenant_id: &str,
+    user_id: Option<&str>,
+    client: &ClientInfo,
+    reason: &str,
+) -> ApiResult<()> {
+    audit_refusal(state, "auth.signin", tenant_id, user_id, client, reason).await
+}
+
+/// Records a refused password check (`action`) in the audit log.
+async fn audit_refusal(
+    state: &AppState,
+    action: &'static str,
     tenant_id: &str,
     user_id: Option<&str>,
     client: &ClientInfo,
@@ -49,7 +61,7 @@ async fn audit_failure(
             tenant_id: tenant_id.to_string(),
             actor_kind: "anonymous",
             actor_id: None,
-            action: "auth.signin",
+            action,
             object_kind: "user",
             object_id: user_id.map(String::from),
             outcome: "failure",
@@ -339,23 +351,48 @@ pub async fn me(caller: Caller) -> ApiResult<axum::Json<Me>> {
 
 /// Change the password. Every other session of the user ends.
 #[utoipa::path(post, path = "/api/v1/me/password", tag = "auth", request_body = ChangePassword,
-    responses((status = 204, description = "Done, no content"), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
+    responses((status = 204, description = "Done, no content"), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem), (status = 429, description = "Too many wrong passwords; wait (problem+json)", body = loop_api::Problem)))]
 pub async fn change_password(
     State(state): State<AppState>,
     caller: Caller,
     Json(req): Json<ChangePassword>,
 ) -> ApiResult<StatusCode> {
     let u = caller.user()?;
+    // Guessing the current password here counts like guessing it at sign-in: the same
+    // throttle, and every refusal is audited.
+    let now = state.now();
+    let (account, ip) = (
+        u.user.user.email.clone(),
+        caller.client.ip.clone().unwrap_or_default(),
+    );
+    let (tenant_id, user_id) = (&u.user.user.tenant_id, u.user.user.id.as_str());
+    let refused = |reason: &'static str| {
+        audit_refusal(
+            &state,
+            "user.password_change",
+            tenant_id,
+            Some(user_id),
+            &caller.client,
+            reason,
+        )
+    };
+    if let Attempt::Throttled { audit } = state.throttle.begin(&account, &ip, now) {
+        if audit {
+            refused("throttled").await?;
+        }
+        return Err(throttled());
+    }
     if !auth::verify_password(req.current_password.clone(), u.user.password_hash.clone()).await? {
+        refused("wrong_password").await?;
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "wrong_password",
             "the current password is wrong",
         ));
     }
+    state.throttle.succeeded(&account, &ip, now);
     domain::check_new_password(&req.new_password)?;
     let hash = auth::hash_password(req.new_password.clone()).await?;
-    let now = state.now();
     let mut tx = state.db.begin().await?;
     identity::set_password(&mut tx, &u.user.user.id, &hash, now).await?;
     let ended = identity::end_user_sessions(
