@@ -185,7 +185,8 @@ impl ExportCursor {
 /// Export audit events as JSON Lines (one event per line, verifiable with `loop admin audit
 /// verify --file`) or CSV. Without `limit`, every matching event; streamed.
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(AuditQuery),
-    responses((status = 200, description = "Success", content_type = "application/x-ndjson", body = String)))]
+    responses((status = 200, description = "Success: JSON Lines, or CSV with `format=csv`",
+        content((String = "application/x-ndjson"), (String = "text/csv")))))]
 pub async fn export_audit(
     State(state): State<AppState>,
     caller: Caller,

@@ -34,7 +34,7 @@ struct ApiDoc;
 
 /// The API routes and their OpenAPI document, built from the same list.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(session::login))
         .routes(routes!(session::logout))
         .routes(routes!(session::me))
@@ -64,7 +64,128 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit::query_audit))
         .routes(routes!(audit::export_audit))
         .routes(routes!(audit::audit_heads))
-        .split_for_parts()
+        .split_for_parts();
+    document_errors(&mut doc);
+    (router, doc)
+}
+
+/// True when a response body is the Problem schema.
+fn is_problem(content: &utoipa::openapi::RefOr<utoipa::openapi::Content>) -> bool {
+    use utoipa::openapi::RefOr;
+    match content {
+        RefOr::T(c) => {
+            matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem"))
+        }
+        RefOr::Ref(_) => false,
+    }
+}
+
+/// Operations that need no signed-in caller.
+const ANONYMOUS: &[&str] = &["/api/v1/auth/login", "/api/v1/auth/accept-invite"];
+
+/// Adds the error answers every operation of a kind can give, which the shared extractors
+/// produce rather than the handler (`Caller`, `Json`, `Query`, `Path`, the tenant filter), and
+/// serves every Problem as `application/problem+json`, as the server sends it. Written once
+/// here so a handler's own `responses(...)` lists only what is particular to it, and the
+/// document still names every status a client can meet.
+fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{HttpMethod, ParameterIn};
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+    const PROBLEM: &str = "application/problem+json";
+    let problem = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    PROBLEM,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for method in [
+            HttpMethod::Get,
+            HttpMethod::Post,
+            HttpMethod::Put,
+            HttpMethod::Patch,
+            HttpMethod::Delete,
+        ] {
+            let op = match method {
+                HttpMethod::Get => item.get.as_mut(),
+                HttpMethod::Post => item.post.as_mut(),
+                HttpMethod::Put => item.put.as_mut(),
+                HttpMethod::Patch => item.patch.as_mut(),
+                HttpMethod::Delete => item.delete.as_mut(),
+                _ => None,
+            };
+            let Some(op) = op else { continue };
+            let params: Vec<(ParameterIn, String)> = op
+                .parameters
+                .iter()
+                .flatten()
+                .filter_map(|p| match p {
+                    RefOr::T(p) => Some((p.parameter_in.clone(), p.name.clone())),
+                    RefOr::Ref(_) => None,
+                })
+                .collect();
+            let has_body = op.request_body.is_some();
+            let has_query = params.iter().any(|(at, _)| *at == ParameterIn::Query);
+            let in_path = params.iter().any(|(at, _)| *at == ParameterIn::Path);
+            let names_tenant = params.iter().any(|(_, name)| name == "tenant_id");
+            let signed_in = !ANONYMOUS.contains(&path.as_str());
+            let own_account = path.starts_with("/api/v1/me") || path.starts_with("/api/v1/auth/");
+            let mut add = |status: &str, description: &str| {
+                op.responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| problem(description));
+            };
+            if has_body || has_query {
+                add("400", "Invalid request (problem+json)");
+            }
+            if signed_in {
+                add("401", "Not signed in, or the session ended (problem+json)");
+            }
+            if signed_in && !(own_account && method == HttpMethod::Get) {
+                add(
+                    "403",
+                    "The role or token lacks the permission, or a change came with the \
+                     session cookie from another site (problem+json)",
+                );
+            }
+            if in_path || names_tenant || (has_body && !own_account) {
+                add(
+                    "404",
+                    "Not found, or outside your tenant scope (problem+json)",
+                );
+            }
+            if has_body {
+                add("413", "The request body is too large (problem+json)");
+                add(
+                    "415",
+                    "The body is not sent as application/json (problem+json)",
+                );
+            }
+            add(
+                "500",
+                "Internal error: the detail holds only an incident ID (problem+json)",
+            );
+            for response in op.responses.responses.values_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                let json = response.content.get_index_of("application/json");
+                if let Some(i) = json.filter(|&i| is_problem(&response.content[i])) {
+                    let (_, content) = response.content.shift_remove_index(i).expect("index");
+                    response.content.insert(PROBLEM.to_string(), content);
+                }
+            }
+        }
+    }
 }
 
 /// The whole application router.

@@ -422,7 +422,7 @@ pub async fn change_password(
 /// the current password, so a stolen session cannot lock the owner out with its own secret.
 #[utoipa::path(post, path = "/api/v1/me/totp", tag = "auth", request_body = PasswordCheck,
     responses((status = 200, description = "Success", body = TotpEnrollment),
-              (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
+              (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn enroll_totp(
     State(state): State<AppState>,
     caller: Caller,
@@ -473,7 +473,7 @@ pub async fn enroll_totp(
 
 /// Confirm TOTP enrolment with a current code; sign-ins then ask for a code.
 #[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "auth", request_body = TotpCode,
-    responses((status = 204, description = "Done, no content"), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
+    responses((status = 204, description = "Done, no content"), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn confirm_totp(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,0 +1,268 @@
+"""Schemathesis hooks for fuzzing the JSON API of a running `loop server` (see .ci/run).
+
+Why these hooks exist:
+
+* Every request is signed in as the provider admin (`Authorization: Bearer <session token>`).
+  The fuzzer itself can end that session: `POST /auth/logout`, `DELETE /sessions/{id}`, a
+  password change. Without care every later request answers 401 and every check "passes"
+  on nothing. So the admin's session comes from a Schemathesis auth provider, and
+  Schemathesis signs in again and replays the request whenever an answer is 401.
+* Operations on the caller's own account (`/me/password`, `/me/totp`, `/me/totp/confirm`)
+  run as a second, throw-away user, so the admin never changes its own password or locks
+  itself behind TOTP halfway through a run.
+* Random input almost never names an object that exists or carries a secret the server
+  issued, so most operations would only ever answer 404 or 400, and their success answers
+  would never be checked against the schema. Every second case of an operation therefore
+  gets real IDs (a tenant, users, a device, a token, vaults, a session, a role binding made
+  before the run), and every fourth case a complete valid body; the other cases stay as
+  generated.
+* An operation counts as covered only if at least one of its cases got a 2xx answer. The
+  hooks record every answer in the file named by LOOP_FUZZ_STATS, and `python3
+  schemathesis_hooks.py --check STATS OPENAPI JUNIT` fails an operation that never got one
+  (so an operation that was only ever refused cannot pass unnoticed) or that failed a check
+  in Schemathesis' JUnit report. It prints `schemathesis: N passed, M failed`, counting
+  operations.
+
+Settings come from the environment: LOOP_FUZZ_BASE (https://127.0.0.1:PORT), LOOP_FUZZ_CA
+(the server's tls-cert.pem), LOOP_ADMIN_PASSWORD, LOOP_FUZZ_STATS.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import struct
+import sys
+import time
+from collections import defaultdict
+
+ADMIN_EMAIL = "admin@localhost"
+OWN_ACCOUNT = ("/api/v1/me/password", "/api/v1/me/totp", "/api/v1/me/totp/confirm")
+
+
+def totp_code(secret_b32: str, at: float | None = None) -> str:
+    """RFC 6238 code (SHA-1, 6 digits, 30 s), as the server checks it."""
+    key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    step = int((time.time() if at is None else at) // 30)
+    mac = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
+    off = mac[-1] & 0x0F
+    value = struct.unpack(">I", mac[off : off + 4])[0] & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
+
+
+def check(stats_path: str, openapi_path: str, junit_path: str) -> int:
+    """Exit status of the fuzz step: 1 when an operation failed a check or never got a 2xx."""
+    import xml.etree.ElementTree as ET
+
+    with open(openapi_path) as f:
+        doc = json.load(f)
+    documented = sorted(
+        f"{method.upper()} {path}"
+        for path, item in doc["paths"].items()
+        for method in item
+        if method in ("get", "put", "post", "patch", "delete")
+    )
+    with open(stats_path) as f:
+        statuses: dict[str, list[int]] = json.load(f)
+    failed_checks = {
+        case.get("name"): [e.get("message", "?") for e in case if e.tag in ("failure", "error")]
+        for case in ET.parse(junit_path).iter("testcase")
+    }
+    passed = failed = 0
+    for label in documented:
+        seen = statuses.get(label, [])
+        problems = []
+        if not seen:
+            problems.append("never called")
+        elif not any(200 <= s < 300 for s in seen):
+            problems.append(f"never answered 2xx (got {sorted(set(seen))})")
+        if failed_checks.get(label):
+            problems.append("failed " + ", ".join(failed_checks[label]))
+        if problems:
+            failed += 1
+            print(f"FAIL {label}: {'; '.join(problems)}")
+        else:
+            passed += 1
+    print(f"schemathesis: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 5 or sys.argv[1] != "--check":
+        sys.exit("usage: schemathesis_hooks.py --check STATS OPENAPI JUNIT")
+    sys.exit(check(*sys.argv[2:]))
+
+
+import requests  # noqa: E402  (only the hooks need these; --check runs without them)
+import schemathesis  # noqa: E402
+
+BASE = os.environ.get("LOOP_FUZZ_BASE", "")
+CA = os.environ.get("LOOP_FUZZ_CA", "")
+STATS = os.environ.get("LOOP_FUZZ_STATS", "")
+
+# Passwords change during the run (POST /me/password); the current ones live here.
+passwords = {ADMIN_EMAIL: os.environ.get("LOOP_ADMIN_PASSWORD", "")}
+totp_secrets: dict[str, str] = {}
+fixtures: dict[str, str] = {}
+counters: dict[str, int] = defaultdict(int)
+statuses: dict[str, list[int]] = defaultdict(list)
+own_token: dict[str, str] = {}
+
+
+def sign_in(email: str) -> str:
+    body = {"email": email, "password": passwords[email]}
+    if email in totp_secrets:
+        # A code is accepted once: wait for the next step rather than reuse one.
+        time.sleep(31 - time.time() % 30)
+        body["totp"] = totp_code(totp_secrets[email])
+    r = requests.post(f"{BASE}/api/v1/auth/login", json=body, verify=CA, timeout=60)
+    if r.status_code != 200:
+        raise RuntimeError(f"sign-in of {email} failed: {r.status_code} {r.text[:200]}")
+    return r.json()["session_token"]
+
+
+def api(token: str, method: str, path: str, body=None) -> dict:
+    r = requests.request(
+        method,
+        f"{BASE}{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+        verify=CA,
+        timeout=60,
+    )
+    if not 200 <= r.status_code < 300:
+        raise RuntimeError(f"fixture {method} {path}: {r.status_code} {r.text[:200]}")
+    return r.json() if r.content else {}
+
+
+def make_fixtures() -> None:
+    """Objects for the substituted cases, made once with a session of their own."""
+    admin = sign_in(ADMIN_EMAIL)
+    me = api(admin, "GET", "/api/v1/me")
+    fixtures["provider"] = me["user"]["tenant_id"]
+    t = api(admin, "POST", "/api/v1/tenants", {"parent_id": fixtures["provider"], "kind": "customer", "name": "Fuzz Customer"})
+    fixtures["tenant"] = t["id"]
+
+    def user(tag: str, password: str | None) -> dict:
+        body = {"tenant_id": t["id"], "email": f"{tag}@fuzz.example", "first_name": "Fuzz", "last_name": tag.title()}
+        if password:
+            body["password"] = password
+            body["role"] = "admin"
+        return api(admin, "POST", "/api/v1/users", body)
+
+    fixtures["user"] = user("user", "fuzz-user-password-1")["user"]["id"]
+    fixtures["binding"] = api(admin, "POST", f"/api/v1/users/{fixtures['user']}/roles", {"tenant_id": t["id"], "role": "auditor"})["id"]
+    fixtures["invite"] = user("invited", None)["invite_token"]
+    passwords["own@fuzz.example"] = "fuzz-own-password-1"
+    user("own", passwords["own@fuzz.example"])
+    passwords["user@fuzz.example"] = "fuzz-user-password-1"
+    fixtures["session"] = api(sign_in("user@fuzz.example"), "GET", "/api/v1/me")["session"]["id"]
+    fixtures["device"] = api(admin, "POST", "/api/v1/devices", {"tenant_id": t["id"], "name": "fuzz-pc"})["id"]
+    fixtures["token"] = api(admin, "POST", "/api/v1/tokens", {"tenant_id": t["id"], "name": "fuzz-token", "kind": "api", "permissions": ["restore"]})["token"]["id"]
+    for name in ("vault", "doomed_vault"):
+        fixtures[name] = api(admin, "POST", "/api/v1/vaults", {"tenant_id": t["id"], "name": name, "destination": "local"})["id"]
+
+
+def valid_body(op: str, n: int):
+    """A complete, valid body for `op`, unique per case number `n`."""
+    t = fixtures["tenant"]
+    return {
+        "POST /api/v1/auth/login": {"email": ADMIN_EMAIL, "password": passwords[ADMIN_EMAIL]},
+        "POST /api/v1/auth/accept-invite": {"invite_token": fixtures["invite"], "password": "fuzz-invited-password-1"},
+        "POST /api/v1/me/password": {"current_password": passwords["own@fuzz.example"], "new_password": f"fuzz-own-password-{n + 2}"},
+        "POST /api/v1/me/totp": {"current_password": passwords["own@fuzz.example"]},
+        "POST /api/v1/me/totp/confirm": {"code": totp_code(totp_secrets.get("pending", "AAAAAAAA"))},
+        "POST /api/v1/tenants": {"parent_id": fixtures["provider"], "kind": ["customer", "partner"][n % 8 // 4], "name": f"Fuzz Customer {n}"},
+        "POST /api/v1/users": {"tenant_id": t, "email": f"made{n}@fuzz.example", "first_name": "Made", "last_name": f"No {n}", "password": "fuzz-made-password-1"},
+        "PATCH /api/v1/users/{id}": {"first_name": f"Renamed {n}"},
+        "POST /api/v1/users/{id}/roles": {"tenant_id": t, "role": ["operator", "auditor", "billing", "admin"][n % 4]},
+        "POST /api/v1/devices": {"tenant_id": t, "name": f"fuzz-pc-{n}"},
+        "POST /api/v1/tokens": {"tenant_id": t, "name": f"fuzz-token-{n}", "kind": "api", "permissions": ["backup"]},
+        "POST /api/v1/vaults": {"tenant_id": t, "name": f"fuzz-vault-{n}", "destination": "local"},
+    }.get(op)
+
+
+def path_ids(path: str) -> dict[str, str]:
+    """Existing objects for the path parameters of `path`."""
+    if path.startswith("/api/v1/tenants/"):
+        return {"id": fixtures["tenant"]}
+    if path.startswith("/api/v1/users/"):
+        return {"id": fixtures["user"], "binding_id": fixtures["binding"]}
+    if path.startswith("/api/v1/devices/"):
+        return {"id": fixtures["device"]}
+    if path.startswith("/api/v1/tokens/"):
+        return {"id": fixtures["token"]}
+    if path.startswith("/api/v1/sessions/"):
+        return {"id": fixtures["session"]}
+    if path.startswith("/api/v1/vaults/"):
+        return {"id": fixtures["vault"]}
+    return {}
+
+
+@schemathesis.auth(refresh_interval=86_400)
+class AdminSession:
+    """The admin's session; Schemathesis fetches a new one after any 401 and replays."""
+
+    def get(self, case, context):
+        return sign_in(ADMIN_EMAIL)
+
+    def set(self, case, data, context):
+        case.headers = dict(case.headers or {})
+        case.headers["Authorization"] = f"Bearer {data}"
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    if not fixtures:
+        make_fixtures()
+    op = f"{case.operation.method.upper()} {case.operation.path}"
+    n = counters[op]
+    counters[op] += 1
+    if case.operation.path in OWN_ACCOUNT:
+        if "own" not in own_token:
+            own_token["own"] = sign_in("own@fuzz.example")
+        case.headers = dict(case.headers or {})
+        case.headers["Authorization"] = f"Bearer {own_token['own']}"
+    if n % 2:
+        return
+    if case.path_parameters:
+        ids = path_ids(case.operation.path)
+        if case.operation.method.upper() == "DELETE" and case.operation.path == "/api/v1/vaults/{id}":
+            ids = {"id": fixtures["doomed_vault"]}
+        case.path_parameters = {k: ids.get(k, v) for k, v in case.path_parameters.items()}
+    if isinstance(case.query, dict) and "tenant_id" in case.query:
+        case.query = {**case.query, "tenant_id": fixtures["tenant"]}
+    body = valid_body(op, n) if n % 4 == 0 else None
+    if body is not None:
+        case.body = body
+        case.media_type = "application/json"
+    elif isinstance(case.body, dict):
+        # A customer has no tenants below it: new tenants go under the provider.
+        for key, tenant in (("tenant_id", fixtures["tenant"]), ("parent_id", fixtures["provider"])):
+            if key in case.body:
+                case.body = {**case.body, key: tenant}
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    op = f"{case.operation.method.upper()} {case.operation.path}"
+    statuses[op].append(response.status_code)
+    if 200 <= response.status_code < 300 and isinstance(case.body, dict):
+        if op == "POST /api/v1/me/password":
+            passwords["own@fuzz.example"] = case.body["new_password"]
+        elif op == "POST /api/v1/me/totp":
+            totp_secrets["pending"] = response.json()["secret"]
+        elif op == "POST /api/v1/me/totp/confirm":
+            totp_secrets["own@fuzz.example"] = totp_secrets["pending"]
+    if case.operation.path in OWN_ACCOUNT and response.status_code == 401:
+        own_token.pop("own", None)
+    save()
+
+
+def save() -> None:
+    if STATS:
+        with open(STATS, "w") as f:
+            json.dump(statuses, f)
