@@ -497,24 +497,8 @@ impl Repository {
                 "{spec:?} is neither `latest` nor a snapshot ID (at least 4 hex digits)"
             )));
         }
-        let spec_lower = spec.to_ascii_lowercase();
-        let matches: Vec<String> = self
-            .storage
-            .list(FileKind::Snapshot)?
-            .into_iter()
-            .map(|o| o.name)
-            .filter(|n| n.starts_with(&spec_lower))
-            .collect();
-        match matches.as_slice() {
-            [one] => {
-                let id = Id::parse(one)?;
-                Ok((id, self.load_snapshot(&id)?))
-            }
-            [] => Err(Error::NotFound(format!("snapshot {spec}"))),
-            _ => Err(Error::Invalid(format!(
-                "snapshot prefix {spec} is ambiguous"
-            ))),
-        }
+        let id = self.snapshot_name(spec)?;
+        Ok((id, self.load_snapshot(&id)?))
     }
 
     // ---- key slots ----

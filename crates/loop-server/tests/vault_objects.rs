@@ -18,27 +18,19 @@ fn used(admin: &support::Caller<'_>, vault: &str) -> u64 {
 
 /// What the destination holds for the vault: the sum of every listed object's size.
 fn stored_bytes(reader: &VaultAs<'_>) -> u64 {
-    [
-        "config",
-        "keys",
-        "snapshots",
-        "index",
-        "data",
-        "locks",
-        "plans",
-    ]
-    .iter()
-    .map(|kind| {
-        let r = reader.call("get", kind);
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.json()
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["size"].as_u64().unwrap())
-            .sum::<u64>()
-    })
-    .sum()
+    KINDS
+        .iter()
+        .map(|kind| {
+            let r = reader.call("get", kind);
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["size"].as_u64().unwrap())
+                .sum::<u64>()
+        })
+        .sum()
 }
 
 /// The object's bytes, read with a token that may read it.

@@ -127,15 +127,7 @@ fn another_tenants_token_finds_nothing_anywhere_in_a_vault() {
     let keys = owner.names("keys");
 
     intruder.open().expect_problem(404, "not_found");
-    for kind in [
-        "config",
-        "keys",
-        "snapshots",
-        "index",
-        "data",
-        "locks",
-        "plans",
-    ] {
+    for kind in KINDS {
         intruder.call("get", kind).expect_problem(404, "not_found");
     }
     let key = format!("keys/{}", keys[0]);

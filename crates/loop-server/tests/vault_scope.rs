@@ -5,17 +5,8 @@ mod support;
 
 use reqwest::Method;
 use serde_json::json;
+use support::vault::KINDS;
 use support::{Caller, Reply, Server};
-
-const KINDS: [&str; 7] = [
-    "config",
-    "keys",
-    "snapshots",
-    "index",
-    "data",
-    "locks",
-    "plans",
-];
 
 /// A token holder's requests to one vault.
 struct Holder<'a> {

@@ -6,6 +6,17 @@ use serde_json::json;
 
 use super::{Caller, Reply, Server};
 
+/// Every object kind of the vault protocol, as it appears in paths.
+pub const KINDS: [&str; 7] = [
+    "config",
+    "keys",
+    "snapshots",
+    "index",
+    "data",
+    "locks",
+    "plans",
+];
+
 /// A customer tenant with one managed vault (of `quota` bytes, when given).
 pub fn customer_with_vault(admin: &Caller<'_>, name: &str, quota: Option<u64>) -> (String, String) {
     let provider = admin.provider_tenant_id();
