@@ -162,6 +162,8 @@ def make_fixtures() -> None:
     fixtures["session"] = api(sign_in("user@fuzz.example"), "GET", "/api/v1/me")["session"]["id"]
     fixtures["device"] = api(admin, "POST", "/api/v1/devices", {"tenant_id": t["id"], "name": "fuzz-pc"})["id"]
     fixtures["token"] = api(admin, "POST", "/api/v1/tokens", {"tenant_id": t["id"], "name": "fuzz-token", "kind": "api", "permissions": ["restore"]})["token"]["id"]
+    # Erasure is final: it gets a customer of its own, so the rest of the run keeps working.
+    fixtures["doomed_tenant"] = api(admin, "POST", "/api/v1/tenants", {"parent_id": fixtures["provider"], "kind": "customer", "name": "Fuzz Leaving Ltd"})["id"]
     for name in ("vault", "doomed_vault"):
         fixtures[name] = api(admin, "POST", "/api/v1/vaults", {"tenant_id": t["id"], "name": name, "destination": "local"})["id"]
 
@@ -182,6 +184,7 @@ def valid_body(op: str, n: int):
         "POST /api/v1/devices": {"tenant_id": t, "name": f"fuzz-pc-{n}"},
         "POST /api/v1/tokens": {"tenant_id": t, "name": f"fuzz-token-{n}", "kind": "api", "permissions": ["backup"]},
         "POST /api/v1/vaults": {"tenant_id": t, "name": f"fuzz-vault-{n}", "destination": "local"},
+        "POST /api/v1/tenants/{id}/erase": {"confirm": "Fuzz Leaving Ltd"},
     }.get(op)
 
 
@@ -232,6 +235,8 @@ def before_call(context, case, kwargs):
         ids = path_ids(case.operation.path)
         if case.operation.method.upper() == "DELETE" and case.operation.path == "/api/v1/vaults/{id}":
             ids = {"id": fixtures["doomed_vault"]}
+        if case.operation.path == "/api/v1/tenants/{id}/erase":
+            ids = {"id": fixtures["doomed_tenant"]}
         case.path_parameters = {k: ids.get(k, v) for k, v in case.path_parameters.items()}
     if isinstance(case.query, dict) and "tenant_id" in case.query:
         case.query = {**case.query, "tenant_id": fixtures["tenant"]}

@@ -62,6 +62,17 @@ pub struct Global {
     pub kdf_passes: Option<u32>,
 }
 
+impl Global {
+    /// Which server certificates to trust: a pinned fingerprint, a CA file, or the system's.
+    pub fn trust(&self) -> loop_agent::Trust {
+        match (&self.server_fingerprint, &self.cacert) {
+            (Some(f), _) => loop_agent::Trust::Fingerprint(f.clone()),
+            (None, Some(c)) => loop_agent::Trust::CaFile(c.clone()),
+            (None, None) => loop_agent::Trust::System,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a repository

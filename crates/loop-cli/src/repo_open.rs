@@ -74,7 +74,7 @@ pub fn remote(g: &Global) -> Result<Option<(Arc<dyn Storage>, VaultSession)>> {
         .ok()
         .filter(|t| !t.is_empty())
         .context("a server repository needs a device or API token in LOOP_TOKEN")?;
-    let conn = loop_agent::Connection::new(&base, &crate::service::trust(g))?;
+    let conn = loop_agent::Connection::new(&base, &g.trust())?;
     let storage = loop_agent::VaultStorage::new(conn, &vault, &token)
         .with_retry(retry_budget(g, loop_agent::SERVER_RETRY));
     let op = if g.operation.is_empty() {

@@ -123,14 +123,6 @@ fn session_file() -> Result<PathBuf> {
     Ok(config_dir()?.join("session.json"))
 }
 
-pub fn trust(g: &Global) -> Trust {
-    match (&g.server_fingerprint, &g.cacert) {
-        (Some(f), _) => Trust::Fingerprint(f.clone()),
-        (None, Some(c)) => Trust::CaFile(c.clone()),
-        (None, None) => Trust::System,
-    }
-}
-
 fn api(g: &Global) -> Result<ApiClient> {
     let path = session_file()?;
     let text = std::fs::read_to_string(&path).with_context(
@@ -139,7 +131,7 @@ fn api(g: &Global) -> Result<ApiClient> {
     let s: SavedSession = serde_json::from_str(&text)
         .with_context(|| format!("{} is damaged; sign in again", path.display()))?;
     let t = match (&g.server_fingerprint, &g.cacert, s.fingerprint, s.cacert) {
-        (Some(_), _, _, _) | (_, Some(_), _, _) => trust(g),
+        (Some(_), _, _, _) | (_, Some(_), _, _) => g.trust(),
         (_, _, Some(f), _) => Trust::Fingerprint(f),
         (_, _, _, Some(c)) => Trust::CaFile(c),
         _ => Trust::System,
@@ -176,7 +168,7 @@ fn tenant_query(tenant: &Option<String>) -> Vec<(&'static str, String)> {
 
 pub fn login(g: &Global, a: LoginArgs) -> Result<ExitCode> {
     let password = password_from_env_or_prompt("LOOP_LOGIN_PASSWORD", "password: ")?;
-    let conn = Connection::new(&a.server, &trust(g))?;
+    let conn = Connection::new(&a.server, &g.trust())?;
     let client = ApiClient::new(conn, None);
     let r: LoginResponse = client.call(
         Method::POST,

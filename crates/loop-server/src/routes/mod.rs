@@ -163,6 +163,12 @@ fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
                     "Not found, or outside your tenant scope (problem+json)",
                 );
             }
+            if signed_in && method != HttpMethod::Get && !own_account {
+                add(
+                    "410",
+                    "The tenant was erased: nothing of it changes any more (problem+json)",
+                );
+            }
             if has_body {
                 add("413", "The request body is too large (problem+json)");
                 add(
