@@ -227,23 +227,30 @@ pub async fn settle(
     };
     match found {
         Some(size) => {
-            sqlx::query(
-                "UPDATE vault_objects SET state = 'stored', size = $1, reserved = 0
-                 WHERE vault_id = $2 AND kind = $3 AND name = $4 AND claim = $5",
-            )
-            .bind(size as i64)
-            .bind(k.vault_id)
-            .bind(k.kind)
-            .bind(k.name)
-            .bind(&claim.id)
-            .execute(&mut *tx)
-            .await?;
+            mark_stored(&mut tx, k, &claim.id, size).await?;
         }
         None => delete_row(&mut tx, k, &claim.id).await?,
     }
     adjust(&mut tx, k.vault_id, after - before).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The object of the claim `claim` is stored with `size` bytes and nothing reserved. Returns
+/// the rows changed (0 when the claim was taken over).
+async fn mark_stored(tx: &mut Tx, k: ObjectKey<'_>, claim: &str, size: u64) -> DbResult<u64> {
+    let r = sqlx::query(
+        "UPDATE vault_objects SET state = 'stored', size = $1, reserved = 0
+         WHERE vault_id = $2 AND kind = $3 AND name = $4 AND claim = $5",
+    )
+    .bind(size as i64)
+    .bind(k.vault_id)
+    .bind(k.kind)
+    .bind(k.name)
+    .bind(claim)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected())
 }
 
 async fn delete_row(tx: &mut Tx, k: ObjectKey<'_>, claim: &str) -> DbResult<()> {
@@ -288,17 +295,7 @@ pub async fn complete_write(
     let Some(r) = row(&mut tx, k).await?.filter(|r| r.claim == claim.id) else {
         return Ok(false);
     };
-    sqlx::query(
-        "UPDATE vault_objects SET state = 'stored', size = $1, reserved = 0
-         WHERE vault_id = $2 AND kind = $3 AND name = $4 AND claim = $5",
-    )
-    .bind(len as i64)
-    .bind(k.vault_id)
-    .bind(k.kind)
-    .bind(k.name)
-    .bind(&claim.id)
-    .execute(&mut *tx)
-    .await?;
+    mark_stored(&mut tx, k, &claim.id, len).await?;
     adjust(
         &mut tx,
         k.vault_id,
@@ -543,18 +540,7 @@ pub async fn reconcile(
         };
         match listing.get(&(r.kind.clone(), r.name.clone())) {
             Some(&size) if r.state != "stored" || size != r.size => {
-                let changed = sqlx::query(
-                    "UPDATE vault_objects SET state = 'stored', size = $1, reserved = 0
-                     WHERE vault_id = $2 AND kind = $3 AND name = $4 AND claim = $5",
-                )
-                .bind(size as i64)
-                .bind(vault_id)
-                .bind(&r.kind)
-                .bind(&r.name)
-                .bind(&r.claim)
-                .execute(&mut *tx)
-                .await?;
-                out.resized += changed.rows_affected() as usize;
+                out.resized += mark_stored(&mut tx, k, &r.claim, size).await? as usize;
             }
             Some(_) => {}
             None => {
