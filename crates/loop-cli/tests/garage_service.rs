@@ -13,43 +13,8 @@ use support::garage::Garage;
 use support::server::*;
 use support::story::*;
 
-/// A server configuration with a `garage-eu` destination whose retry budget is seconds.
 fn config_for(garage: &Garage, dir: &Path) -> PathBuf {
-    let path = dir.join("server.toml");
-    let cfg = format!(
-        r#"
-[limits]
-claim_lease_secs = 10
-
-[[destinations]]
-name = "local"
-jurisdiction = "eu"
-backend = "local"
-path = "{local}"
-
-[[destinations]]
-name = "garage-eu"
-jurisdiction = "eu"
-backend = "s3"
-bucket = "{bucket}"
-prefix = "loop-server"
-endpoint = "{endpoint}"
-region = "{region}"
-access_key_id = "{key}"
-secret_access_key = "{secret}"
-allow_http = true
-retries = 1
-retry_secs = 3
-"#,
-        local = dir.join("local-vaults").display(),
-        bucket = garage.bucket,
-        endpoint = garage.endpoint,
-        region = garage.region,
-        key = garage.access_key_id,
-        secret = garage.secret_access_key,
-    );
-    std::fs::write(&path, cfg).unwrap();
-    path
+    garage.server_config(dir, true)
 }
 
 /// (name, size) of every pack the vault lists, read with `token`.

@@ -153,38 +153,7 @@ fn a_vault_on_a_garage_destination_works_through_the_server() {
     let Some(garage) = Garage::start() else {
         return;
     };
-    let write_config = |dir: &Path| {
-        let path = dir.join("server.toml");
-        let cfg = format!(
-            r#"
-[[destinations]]
-name = "local"
-jurisdiction = "eu"
-backend = "local"
-path = "{local}"
-
-[[destinations]]
-name = "garage-eu"
-jurisdiction = "eu"
-backend = "s3"
-bucket = "{bucket}"
-prefix = "loop-server"
-endpoint = "{endpoint}"
-region = "{region}"
-access_key_id = "{key}"
-secret_access_key = "{secret}"
-allow_http = true
-"#,
-            local = dir.join("local-vaults").display(),
-            bucket = garage.bucket,
-            endpoint = garage.endpoint,
-            region = garage.region,
-            key = garage.access_key_id,
-            secret = garage.secret_access_key,
-        );
-        std::fs::write(&path, cfg).unwrap();
-        path
-    };
+    let write_config = |dir: &Path| garage.server_config(dir, false);
     let s = set_up(Some(&write_config), "garage-eu");
     let v = json(&mut s.admin("ana", &["vault", "show", &s.vault]));
     assert_eq!(v["destination"], "garage-eu");

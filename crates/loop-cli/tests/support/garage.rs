@@ -125,6 +125,50 @@ impl Garage {
         cmd.envs(self.env())
     }
 
+    /// Writes a `loop server` configuration under `dir` with a `local` destination and a
+    /// `garage-eu` destination on this store; with `short_budgets`, retries and claim leases
+    /// last seconds (failure-path tests). Returns its path.
+    pub fn server_config(&self, dir: &Path, short_budgets: bool) -> PathBuf {
+        let (limits, retries) = if short_budgets {
+            (
+                "[limits]\nclaim_lease_secs = 10\n",
+                "retries = 1\nretry_secs = 3\n",
+            )
+        } else {
+            ("", "")
+        };
+        let cfg = format!(
+            r#"{limits}
+[[destinations]]
+name = "local"
+jurisdiction = "eu"
+backend = "local"
+path = "{local}"
+
+[[destinations]]
+name = "garage-eu"
+jurisdiction = "eu"
+backend = "s3"
+bucket = "{bucket}"
+prefix = "loop-server"
+endpoint = "{endpoint}"
+region = "{region}"
+access_key_id = "{key}"
+secret_access_key = "{secret}"
+allow_http = true
+{retries}"#,
+            local = dir.join("local-vaults").display(),
+            bucket = self.bucket,
+            endpoint = self.endpoint,
+            region = self.region,
+            key = self.access_key_id,
+            secret = self.secret_access_key,
+        );
+        let path = dir.join("server.toml");
+        fs::write(&path, cfg).expect("server config");
+        path
+    }
+
     /// Stops the server process at once (SIGKILL), as a crashed or unreachable store.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
