@@ -78,6 +78,11 @@ wire! {
         pub password: String,
     }
 
+    /// Confirm a new e-mail address with the token sent to it.
+    pub struct ConfirmEmail {
+        pub token: String,
+    }
+
     pub struct Tenant {
         pub id: String,
         pub parent_id: Option<String>,
@@ -132,6 +137,9 @@ wire! {
         pub status: String,
         pub totp_enabled: bool,
         pub created_at: DateTime<Utc>,
+        /// A new address waiting for its owner to confirm it; `email` stays until then.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub pending_email: Option<String>,
     }
 
     pub struct CreateUser {
@@ -141,8 +149,9 @@ wire! {
         pub last_name: String,
         #[serde(default)]
         pub business_address: String,
-        /// Without a password the user is invited: the response carries a one-time invite
-        /// token that sets it.
+        /// Without a password the user is invited: the invitation goes to the address by
+        /// e-mail. Only an administrator of the whole service may set a password here, and
+        /// only such an administrator receives the invite token in the response.
         #[serde(default)]
         pub password: Option<String>,
         /// A role to bind on the user's tenant at once.

@@ -302,15 +302,64 @@ pub fn tenant(g: &Global, c: TenantCommand) -> Result<ExitCode> {
 fn print_users(us: &[User]) {
     for u in us {
         println!(
-            "{}  {:<8}  {} {} <{}>",
-            u.id, u.status, u.first_name, u.last_name, u.email
+            "{}  {:<8}  {} {} <{}>{}",
+            u.id,
+            u.status,
+            u.first_name,
+            u.last_name,
+            u.email,
+            u.pending_email
+                .as_deref()
+                .map(|p| format!(" (changing to <{p}> once confirmed)"))
+                .unwrap_or_default()
         );
     }
 }
 
+/// Sends a one-time code from an e-mail (and maybe a new password) without a session.
+fn redeem(g: &Global, server: &str, path: &str, body: serde_json::Value) -> Result<ExitCode> {
+    let client = ApiClient::new(Connection::new(server, &g.trust())?, None);
+    client.call_empty(Method::POST, path, Some(&body))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn user(g: &Global, c: UserCommand) -> Result<ExitCode> {
+    match c {
+        UserCommand::AcceptInvite { server } => {
+            let token = password_from_env_or_prompt("LOOP_INVITE_TOKEN", "invitation code: ")?;
+            let password =
+                password_from_env_or_prompt("LOOP_NEW_USER_PASSWORD", "choose a password: ")?;
+            let r = redeem(
+                g,
+                &server,
+                "/api/v1/auth/accept-invite",
+                json!({ "invite_token": token.trim(), "password": password }),
+            )?;
+            if !g.quiet {
+                println!("invitation accepted: sign in with `loop login`");
+            }
+            return Ok(r);
+        }
+        UserCommand::ConfirmEmail { server } => {
+            let token = password_from_env_or_prompt("LOOP_EMAIL_TOKEN", "confirmation code: ")?;
+            let r = redeem(
+                g,
+                &server,
+                "/api/v1/auth/confirm-email",
+                json!({ "token": token.trim() }),
+            )?;
+            if !g.quiet {
+                println!("address confirmed: sign in with it from now on");
+            }
+            return Ok(r);
+        }
+        _ => {}
+    }
     let api = api(g)?;
     match c {
+        UserCommand::AcceptInvite { .. } | UserCommand::ConfirmEmail { .. } => {
+            unreachable!("handled above")
+        }
         UserCommand::List { tenant } => {
             let us: Vec<User> = api.get_query("/api/v1/users", &tenant_query(&tenant))?;
             show(g, &us, |us| print_users(us))
@@ -347,8 +396,12 @@ pub fn user(g: &Global, c: UserCommand) -> Result<ExitCode> {
             )?;
             show(g, &r, |r| {
                 println!("created user {} ({})", r.user.email, r.user.id);
-                if let Some(t) = &r.invite_token {
-                    println!("invite token (shown once): {t}");
+                match &r.invite_token {
+                    Some(t) => println!("invite token (shown once): {t}"),
+                    None if r.user.status == "invited" => {
+                        println!("the invitation goes to {} by e-mail", r.user.email)
+                    }
+                    None => {}
                 }
             })
         }

@@ -104,11 +104,24 @@ pub enum UserCommand {
         /// Bind this role on the user's tenant
         #[arg(long)]
         role: Option<String>,
-        /// No password: print a one-time invite token instead
+        /// No password: the invitation goes to the address by e-mail (an administrator of
+        /// the whole service is shown a one-time invite token instead)
         #[arg(long)]
         invite: bool,
     },
-    /// Change a user's name, e-mail or business address
+    /// Accept an invitation and choose your password (the code from LOOP_INVITE_TOKEN, the
+    /// password from LOOP_NEW_USER_PASSWORD, else both asked for)
+    AcceptInvite {
+        #[arg(long)]
+        server: String,
+    },
+    /// Confirm a new e-mail address (the code from LOOP_EMAIL_TOKEN, else asked for)
+    ConfirmEmail {
+        #[arg(long)]
+        server: String,
+    },
+    /// Change a user's name, e-mail or business address (a new address of an account
+    /// changes once its owner confirms it)
     Update {
         id: String,
         #[arg(long)]

@@ -373,6 +373,20 @@ impl Caller {
             .filter_map(|b| Role::parse(&b.binding.role).ok())
     }
 
+    /// True when the caller holds `perm` on the provider tenant, so on every tenant: such a
+    /// caller can list every user anyway, so telling it that an address has an account
+    /// somewhere reveals nothing.
+    pub fn holds_on_whole_service(&self, perm: Permission) -> bool {
+        let Principal::User(u) = &self.principal else {
+            return false;
+        };
+        u.bindings.iter().any(|b| {
+            // The provider tenant's path is `/ID/`: one segment.
+            b.tenant_path.matches('/').count() == 2
+                && Role::parse(&b.binding.role).is_ok_and(|r| r.grants(perm))
+        })
+    }
+
     /// True when `perm` is granted on the tenant at `path`.
     pub fn can(&self, perm: Permission, path: &str) -> bool {
         self.roles_on(path).any(|r| r.grants(perm))

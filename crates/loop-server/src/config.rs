@@ -45,6 +45,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://PATH` (default: `sqlite://DATA_DIR/loop.db`).
     pub database_url: Option<String>,
+    /// The address people reach this service at, like `https://backup.example.com`; named in
+    /// the e-mail the service sends.
+    pub public_url: Option<String>,
     /// The e-mail of the administrator created on first start.
     pub admin_email: String,
     /// The first administrator's password; a random one is printed once when absent.
@@ -59,6 +62,9 @@ pub struct Config {
     pub signin: SigninConfig,
     pub limits: Limits,
     pub connections: ConnectionConfig,
+    /// Outgoing e-mail (invitations, address confirmations). Without `mail.host`, mail
+    /// waits in the outbox until one is configured.
+    pub mail: MailConfig,
     /// Where vaults can live. Empty means one local destination `local` under the data
     /// directory.
     pub destinations: Vec<DestinationConfig>,
@@ -72,6 +78,7 @@ impl Default for Config {
             listen: "127.0.0.1:8443".parse().expect("valid address"),
             data_dir: PathBuf::from("loop-data"),
             database_url: None,
+            public_url: None,
             admin_email: "admin@localhost".into(),
             admin_password: None,
             master_key: None,
@@ -81,6 +88,7 @@ impl Default for Config {
             signin: SigninConfig::default(),
             limits: Limits::default(),
             connections: ConnectionConfig::default(),
+            mail: MailConfig::default(),
             destinations: Vec::new(),
             log: "info".into(),
         }
@@ -191,6 +199,65 @@ impl Default for ConnectionConfig {
             idle_seconds: 60,
             body_read_seconds: 60,
         }
+    }
+}
+
+/// How the SMTP connection is protected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// STARTTLS, required (the connection fails rather than go on in the clear).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on the same host or a trusted network.
+    None,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// The SMTP server (relay) that takes the service's mail. Unset: nothing is sent.
+    pub host: Option<String>,
+    /// Default: 587 for STARTTLS, 465 for TLS, 25 without encryption.
+    pub port: Option<u16>,
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    /// A PEM file of CA certificates to trust for the relay, besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// The sender, like `Loop Backup <no-reply@example.com>`.
+    pub from: String,
+    /// How often the outbox is looked at (new mail also wakes it at once).
+    pub poll_seconds: u64,
+    /// A message that could not be sent is retried with a growing delay for this long.
+    pub give_up_hours: u64,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            host: None,
+            port: None,
+            security: SmtpSecurity::default(),
+            username: None,
+            password: None,
+            ca_file: None,
+            from: "Loop Backup <no-reply@localhost>".into(),
+            poll_seconds: 30,
+            give_up_hours: 72,
+        }
+    }
+}
+
+impl MailConfig {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            SmtpSecurity::Starttls => 587,
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::None => 25,
+        })
     }
 }
 
@@ -308,6 +375,15 @@ impl Config {
         if let Some(v) = get("LOOP_TLS_KEY") {
             self.tls.key = Some(v.into());
         }
+        if let Some(v) = get("LOOP_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = get("LOOP_MAIL_HOST") {
+            self.mail.host = Some(v);
+        }
+        if let Some(v) = get("LOOP_MAIL_PASSWORD") {
+            self.mail.password = Some(SecretString::new(v));
+        }
         if let Some(v) = get("LOOP_LOG") {
             self.log = v;
         }
@@ -399,6 +475,22 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "connection limits and timeouts must be positive".into(),
+            ));
+        }
+        if self.mail.poll_seconds == 0 {
+            return Err(ConfigError::Invalid(
+                "mail.poll_seconds must be positive".into(),
+            ));
+        }
+        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "mail.from is not an address: {}",
+                self.mail.from
+            )));
+        }
+        if self.mail.username.is_some() != self.mail.password.is_some() {
+            return Err(ConfigError::Invalid(
+                "mail.username and mail.password must be given together".into(),
             ));
         }
         let mut names = std::collections::HashSet::new();

@@ -11,6 +11,7 @@
 //! - `erasure`: crypto-shredding of a tenant ([`erasure::erase_tenant`]);
 //! - `keys`: the server master key → tenant key → vault key chain of managed vaults;
 //! - `destinations`: where vaults live (local disk, S3);
+//! - `mail`: the outbox of e-mail (invitations, address confirmations) and its SMTP sender;
 //! - `usage`: recomputing vaults' usage from their destinations (`loop server reconcile`).
 
 mod access_log;
@@ -24,6 +25,7 @@ pub mod error;
 mod fsutil;
 pub mod keys;
 mod listener;
+pub mod mail;
 mod routes;
 mod startup;
 pub mod state;

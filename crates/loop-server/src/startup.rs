@@ -93,8 +93,11 @@ impl Application {
             .cert
             .is_none()
             .then(|| config.data_dir.join("tls-cert.pem"));
+        let mailer = crate::mail::Mailer::from_config(&config.mail).map_err(StartError::Other)?;
         let state = AppState(Arc::new(Inner {
             throttle: SigninThrottle::new(&config.signin),
+            mailer,
+            mail_wake: tokio::sync::Notify::new(),
             config,
             db,
             master,
@@ -144,9 +147,11 @@ impl Application {
                 crate::listener::body_timeout::abort_stalled,
             ))
             .layer(axum::middleware::from_fn(crate::access_log::record));
+        let outbox = tokio::spawn(crate::mail::run_outbox(self.state.clone()));
         Listener::new(self.listener, self.tls, router, &connections)
             .run(shutdown)
-            .await
+            .await;
+        outbox.abort();
     }
 
     /// Serves until Ctrl-C or SIGTERM.
@@ -199,6 +204,7 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
         status: "active".into(),
         totp_enabled: false,
         created_at: db::time(now),
+        pending_email: None,
     };
     let binding = RoleBinding {
         id: new_id("rb"),

@@ -20,6 +20,9 @@ pub struct Inner {
     pub destinations: Destinations,
     pub clock: Clock,
     pub throttle: SigninThrottle,
+    pub mailer: crate::mail::Mailer,
+    /// Wakes the outbox worker when a handler queued mail.
+    pub mail_wake: tokio::sync::Notify,
 }
 
 impl std::ops::Deref for AppState {

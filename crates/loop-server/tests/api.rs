@@ -265,6 +265,7 @@ const CALLERS_OWN: &[&str] = &[
     "/api/v1/auth/login",
     "/api/v1/auth/logout",
     "/api/v1/auth/accept-invite",
+    "/api/v1/auth/confirm-email",
     "/api/v1/me/password",
     "/api/v1/me/totp",
     "/api/v1/me/totp/confirm",
@@ -569,6 +570,7 @@ const AUDITED: &[(&str, &str, &str)] = &[
     ("delete", "/api/v1/vaults/{id}", "vault.delete"),
     ("delete", "/api/v1/sessions/{id}", "session.revoke"),
     ("post", "/api/v1/tenants/{id}/erase", "tenant.erase"),
+    ("post", "/api/v1/auth/confirm-email", "user.email_confirm"),
     ("post", "/api/v1/auth/logout", "auth.signout"),
 ];
 
@@ -655,6 +657,13 @@ impl AuditWalk<'_> {
                     })),
                 }
             }
+            ("post", "/api/v1/auth/confirm-email") => Call {
+                bearer: None,
+                path: path.into(),
+                body: Some(json!({
+                    "token": self.server.plant_email_code(&self.sam.user_id, "sam-new@example.org"),
+                })),
+            },
             ("post", "/api/v1/me/password") => {
                 let current = std::mem::replace(&mut self.sam_password, "sam-new-password-2");
                 Call {
@@ -1452,7 +1461,11 @@ fn every_route_refuses_a_caller_without_credentials() {
     let server = Server::start();
     // Fetched without credentials: the document itself is public.
     let doc = server.openapi();
-    let open_routes = ["/api/v1/auth/login", "/api/v1/auth/accept-invite"];
+    let open_routes = [
+        "/api/v1/auth/login",
+        "/api/v1/auth/accept-invite",
+        "/api/v1/auth/confirm-email",
+    ];
     let fake_id = format!("xx_{}", "1".repeat(32));
     let mut requests: Vec<(String, String)> = documented_routes(&doc)
         .into_iter()

@@ -94,6 +94,7 @@ const ROUTES: &[(&str, &str, Rule)] = &[
     // The caller's own business, in the order the walk takes them (signing out last).
     ("post", "/api/v1/auth/login", Public),
     ("post", "/api/v1/auth/accept-invite", Public),
+    ("post", "/api/v1/auth/confirm-email", Public),
     ("get", "/api/v1/me", SignedIn),
     ("get", "/api/v1/destinations", SignedIn),
     ("post", "/api/v1/me/password", SignedIn),
@@ -392,6 +393,21 @@ impl<'a> Walk<'a> {
                 Some(json!({
                     "invite_token": r["invite_token"], "password": "invitee-password-1",
                 }))
+            }
+            ("post", "/api/v1/auth/confirm-email") => {
+                let email = self.email("invitee");
+                let provider = self.root.provider_tenant_id();
+                let r = self
+                    .root
+                    .post(
+                        "/api/v1/users",
+                        json!({ "tenant_id": provider, "email": email, "first_name": "Con",
+                                "last_name": "Firm" }),
+                    )
+                    .expect(201);
+                let id = r["user"]["id"].as_str().unwrap();
+                let new = self.email("confirmed");
+                Some(json!({ "token": self.root.server().plant_email_code(id, &new) }))
             }
             ("get", "/api/v1/me" | "/api/v1/destinations") | ("post", "/api/v1/auth/logout") => {
                 None

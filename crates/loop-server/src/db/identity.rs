@@ -159,6 +159,10 @@ pub struct UserRow {
     pub user: User,
     pub password_hash: Option<String>,
     pub totp_secret: Option<String>,
+    /// When the current invite token was issued.
+    pub invite_issued_at: Option<i64>,
+    /// When the token confirming `pending_email` was issued.
+    pub email_token_issued_at: Option<i64>,
 }
 
 fn user(row: &AnyRow) -> DbResult<UserRow> {
@@ -173,7 +177,10 @@ fn user(row: &AnyRow) -> DbResult<UserRow> {
             status: col(row, "status")?,
             totp_enabled: col::<i64>(row, "totp_enabled")? != 0,
             created_at: time(col(row, "created_at")?),
+            pending_email: col(row, "pending_email")?,
         },
+        invite_issued_at: col(row, "invite_issued_at")?,
+        email_token_issued_at: col(row, "email_token_issued_at")?,
         password_hash: col(row, "password_hash")?,
         totp_secret: col(row, "totp_secret")?,
     })
@@ -187,12 +194,107 @@ pub async fn user_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<UserRow>> {
     row.as_ref().map(user).transpose()
 }
 
+/// The account (active or disabled user) signing in with `email`. Invitations not yet
+/// accepted are not accounts: several may name the same address.
 pub async fn user_by_email(pool: &AnyPool, email: &str) -> DbResult<Option<UserRow>> {
-    let row = sqlx::query("SELECT * FROM users WHERE email = $1")
+    let row = sqlx::query("SELECT * FROM users WHERE email = $1 AND status <> 'invited'")
         .bind(email)
         .fetch_optional(pool)
         .await?;
     row.as_ref().map(user).transpose()
+}
+
+/// True when a user of `tenant_id` (account or invitation) has `email`.
+pub async fn email_in_tenant(pool: &AnyPool, tenant_id: &str, email: &str) -> DbResult<bool> {
+    let row = sqlx::query("SELECT id FROM users WHERE tenant_id = $1 AND email = $2")
+        .bind(tenant_id)
+        .bind(email)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Replaces an invited user's invite token.
+pub async fn issue_invite(pool: &AnyPool, id: &str, invite_hash: &str, now: i64) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE users SET invite_hash = $1, invite_issued_at = $2
+         WHERE id = $3 AND status = 'invited'",
+    )
+    .bind(invite_hash)
+    .bind(now)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Makes an invited user's invite token stop working.
+pub async fn clear_invite(tx: &mut Tx, id: &str) -> DbResult<()> {
+    sqlx::query("UPDATE users SET invite_hash = NULL WHERE id = $1 AND status = 'invited'")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Records a new address waiting for confirmation (any earlier token stops working).
+pub async fn set_pending_email(tx: &mut Tx, id: &str, email: &str, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE users SET pending_email = $1, email_token_hash = NULL,
+            email_token_issued_at = NULL, updated_at = $2 WHERE id = $3",
+    )
+    .bind(email)
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Issues the token that confirms the pending address `email` (still pending and unchanged).
+pub async fn issue_email_token(
+    pool: &AnyPool,
+    id: &str,
+    email: &str,
+    token_hash: &str,
+    now: i64,
+) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE users SET email_token_hash = $1, email_token_issued_at = $2
+         WHERE id = $3 AND pending_email = $4",
+    )
+    .bind(token_hash)
+    .bind(now)
+    .bind(id)
+    .bind(email)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn user_by_email_token(pool: &AnyPool, token_hash: &str) -> DbResult<Option<UserRow>> {
+    let row = sqlx::query(
+        "SELECT * FROM users WHERE email_token_hash = $1 AND pending_email IS NOT NULL",
+    )
+    .bind(token_hash)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(user).transpose()
+}
+
+/// Makes the pending address the user's address. Fails with a unique violation when the
+/// address became another account's meanwhile.
+pub async fn confirm_email(tx: &mut Tx, id: &str, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE users SET email = pending_email, pending_email = NULL, email_token_hash = NULL,
+            email_token_issued_at = NULL, updated_at = $1
+         WHERE id = $2 AND pending_email IS NOT NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 pub async fn user_by_invite(pool: &AnyPool, invite_hash: &str) -> DbResult<Option<UserRow>> {
@@ -226,8 +328,9 @@ pub async fn insert_user(
 ) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO users (id, tenant_id, email, first_name, last_name, business_address,
-            password_hash, status, invite_hash, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+            password_hash, status, invite_hash, created_at, updated_at, invite_issued_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10,
+            CASE WHEN $9 IS NULL THEN NULL ELSE $10 END)",
     )
     .bind(&u.id)
     .bind(&u.tenant_id)

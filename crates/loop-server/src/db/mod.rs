@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod identity;
 pub mod objects;
+pub mod outbox;
 pub mod vaults;
 
 use chrono::{DateTime, Utc};
@@ -29,6 +30,13 @@ pub enum DbError {
 
 pub type DbResult<T> = Result<T, DbError>;
 
+impl DbError {
+    /// True when a statement broke a unique constraint.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, DbError::Sql(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
 #[derive(Clone)]
 pub struct Db {
     pub pool: AnyPool,
@@ -39,6 +47,18 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 impl Db {
     /// Connects and brings the schema up to date.
     pub async fn connect(url: &str) -> DbResult<Db> {
+        let pool = open_pool(url).await?;
+        SQLITE_MIGRATIONS.run(&pool).await?;
+        Ok(Db { pool })
+    }
+
+    pub async fn begin(&self) -> DbResult<Tx> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+async fn open_pool(url: &str) -> DbResult<AnyPool> {
+    {
         sqlx::any::install_default_drivers();
         if !url.starts_with("sqlite:") {
             return Err(DbError::Unsupported);
@@ -67,12 +87,7 @@ impl Db {
             })
             .connect(&url)
             .await?;
-        SQLITE_MIGRATIONS.run(&pool).await?;
-        Ok(Db { pool })
-    }
-
-    pub async fn begin(&self) -> DbResult<Tx> {
-        Ok(self.pool.begin().await?)
+        Ok(pool)
     }
 }
 
@@ -90,4 +105,86 @@ where
     T: sqlx::Decode<'r, Any> + sqlx::Type<Any>,
 {
     row.try_get(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn count(pool: &AnyPool, sql: &'static str) -> i64 {
+        let row = sqlx::query(sql).fetch_one(pool).await.unwrap();
+        row.try_get::<i64, _>(0).unwrap()
+    }
+
+    /// Migration 5 rebuilds `users`; a database made by the versions before it keeps every
+    /// row and every reference, and the address stays unique among accounts only.
+    #[tokio::test]
+    async fn rebuilding_the_users_table_keeps_what_an_older_database_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        let pool = open_pool(&url).await.unwrap();
+        SQLITE_MIGRATIONS.run_to(4, &pool).await.unwrap();
+        for sql in [
+            "INSERT INTO tenants (id, parent_id, path, kind, name, status, created_at)
+             VALUES ('tn_1', NULL, '/tn_1/', 'provider', 'P', 'active', 1)",
+            "INSERT INTO users (id, tenant_id, email, first_name, last_name, password_hash,
+                status, invite_hash, created_at, updated_at)
+             VALUES ('us_a', 'tn_1', 'a@example.com', 'A', 'A', 'hash', 'active', NULL, 1, 1),
+                    ('us_b', 'tn_1', 'b@example.com', 'B', 'B', NULL, 'invited', 'ih', 7, 7)",
+            "INSERT INTO role_bindings (id, user_id, tenant_id, role, created_at)
+             VALUES ('rb_1', 'us_a', 'tn_1', 'provider-admin', 1)",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        SQLITE_MIGRATIONS.run(&pool).await.unwrap();
+
+        assert_eq!(count(&pool, "SELECT COUNT(*) FROM users").await, 2);
+        assert_eq!(
+            count(
+                &pool,
+                "SELECT COUNT(*) FROM role_bindings WHERE user_id = 'us_a'"
+            )
+            .await,
+            1
+        );
+        assert_eq!(
+            count(
+                &pool,
+                "SELECT invite_issued_at FROM users WHERE id = 'us_b'"
+            )
+            .await,
+            7,
+            "an open invitation keeps its age"
+        );
+        let fk = sqlx::query(
+            "INSERT INTO role_bindings (id, user_id, tenant_id, role, created_at)
+             VALUES ('rb_2', 'us_nobody', 'tn_1', 'operator', 1)",
+        )
+        .execute(&pool)
+        .await;
+        assert!(fk.is_err(), "references to users are still enforced");
+        let insert = |id: &'static str, status: &'static str| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query(
+                    "INSERT INTO users (id, tenant_id, email, first_name, last_name, status,
+                        created_at, updated_at)
+                     VALUES ($1, 'tn_1', 'a@example.com', 'X', 'X', $2, 1, 1)",
+                )
+                .bind(id)
+                .bind(status)
+                .execute(&pool)
+                .await
+                .map_err(DbError::from)
+            }
+        };
+        insert("us_c", "invited")
+            .await
+            .expect("an invitation may share an address");
+        insert("us_d", "invited")
+            .await
+            .expect("so may a second one");
+        let e = insert("us_e", "active").await.unwrap_err();
+        assert!(e.is_unique_violation(), "a second account may not: {e}");
+    }
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::{Json, Path, Query, commit, commit_audited};
 use crate::auth::{self, Caller};
+use crate::db::outbox::{self, MailKind};
 use crate::db::{self, identity};
 use crate::domain::{
     self, EmailAddress, Permission, Role, TenantKind, new_id, new_secret, secret_hash,
@@ -137,22 +138,33 @@ pub async fn create_user(
         }
     }
     let email = EmailAddress::parse(&req.email)?;
-    if identity::user_by_email(&state.db.pool, email.as_str())
-        .await?
-        .is_some()
+    // Whether an address has an account in another tenant is told only to a caller who can
+    // see every tenant; anyone else gets the same answer either way, and the invitation
+    // e-mail tells the address's owner (see `mail::messages`).
+    let whole = caller.holds_on_whole_service(Permission::UserRead);
+    if identity::email_in_tenant(&state.db.pool, &tenant.tenant.id, email.as_str()).await?
+        || (whole
+            && identity::user_by_email(&state.db.pool, email.as_str())
+                .await?
+                .is_some())
     {
-        return Err(ApiError::conflict(
-            "email_taken",
-            "a user with this e-mail exists",
-        ));
+        return Err(email_taken());
     }
     let (password_hash, invite) = match &req.password {
+        Some(_) if !whole => {
+            return Err(ApiError::bad_request(
+                "only an administrator of the whole service sets another person's password; \
+                 leave it out and the invitation goes to the address by e-mail",
+            ));
+        }
         Some(p) => {
             domain::check_new_password(p)?;
             (Some(auth::hash_password(p.clone()).await?), None)
         }
-        None => (None, Some(new_secret("lpi"))),
+        None if whole => (None, Some(new_secret("lpi"))),
+        None => (None, None),
     };
+    let by_mail = password_hash.is_none() && invite.is_none();
     let now = state.now();
     let user = User {
         id: new_id("us"),
@@ -161,7 +173,7 @@ pub async fn create_user(
         first_name: domain::parse_name("first name", &req.first_name)?,
         last_name: domain::parse_name("last name", &req.last_name)?,
         business_address: domain::parse_address(&req.business_address)?,
-        status: if invite.is_some() {
+        status: if password_hash.is_none() {
             "invited"
         } else {
             "active"
@@ -169,6 +181,7 @@ pub async fn create_user(
         .into(),
         totp_enabled: false,
         created_at: db::time(now),
+        pending_email: None,
     };
     let mut tx = state.db.begin().await?;
     identity::insert_user(
@@ -178,7 +191,11 @@ pub async fn create_user(
         invite.as_deref().map(secret_hash).as_deref(),
         now,
     )
-    .await?;
+    .await
+    .map_err(taken_or_internal)?;
+    if by_mail {
+        outbox::enqueue(&mut tx, MailKind::Invitation, &user.id, now).await?;
+    }
     db::audit::append(
         &mut tx,
         caller.event(
@@ -186,7 +203,7 @@ pub async fn create_user(
             "user.create",
             "user",
             Some(&user.id),
-            serde_json::json!({ "invited": invite.is_some() }),
+            serde_json::json!({ "invited": password_hash.is_none(), "by_mail": by_mail }),
         ),
         now,
     )
@@ -214,6 +231,9 @@ pub async fn create_user(
         .await?;
     }
     commit(tx).await?;
+    if by_mail {
+        state.mail_wake.notify_one();
+    }
     Ok((
         StatusCode::CREATED,
         axum::Json(CreatedUser {
@@ -268,20 +288,36 @@ pub async fn update_user(
     let (row, _) = scoped_user(&state, &caller, Permission::UserWrite, &id).await?;
     let mut u = row.user;
     let mut fields = Vec::new();
+    let mut mail = None;
     if let Some(e) = &req.email {
         let e = EmailAddress::parse(e)?;
         if e.as_str() != u.email {
-            if identity::user_by_email(&state.db.pool, e.as_str())
-                .await?
-                .is_some()
-            {
-                return Err(ApiError::conflict(
-                    "email_taken",
-                    "a user with this e-mail exists",
-                ));
+            let whole = caller.holds_on_whole_service(Permission::UserRead);
+            if identity::email_in_tenant(&state.db.pool, &u.tenant_id, e.as_str()).await? {
+                return Err(email_taken());
             }
-            u.email = e.as_str().into();
-            fields.push("email");
+            if u.status == "invited" {
+                // Not an account yet: the invitation simply goes to the new address.
+                u.email = e.as_str().into();
+                fields.push("email");
+                if !whole {
+                    mail = Some(MailKind::Invitation);
+                }
+            } else if whole {
+                if identity::user_by_email(&state.db.pool, e.as_str())
+                    .await?
+                    .is_some()
+                {
+                    return Err(email_taken());
+                }
+                u.email = e.as_str().into();
+                fields.push("email");
+            } else {
+                // The address changes when its owner confirms it (`mail::messages`).
+                u.pending_email = Some(e.as_str().into());
+                fields.push("pending_email");
+                mail = Some(MailKind::EmailChange);
+            }
         }
     }
     if let Some(v) = &req.first_name {
@@ -298,7 +334,19 @@ pub async fn update_user(
     }
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    identity::update_user_profile(&mut tx, &u, now).await?;
+    identity::update_user_profile(&mut tx, &u, now)
+        .await
+        .map_err(taken_or_internal)?;
+    if let (Some(MailKind::EmailChange), Some(pending)) = (mail, &u.pending_email) {
+        identity::set_pending_email(&mut tx, &u.id, pending, now).await?;
+    }
+    if mail == Some(MailKind::Invitation) {
+        // A code already mailed to the old address must not open the account.
+        identity::clear_invite(&mut tx, &u.id).await?;
+    }
+    if let Some(kind) = mail {
+        outbox::enqueue(&mut tx, kind, &u.id, now).await?;
+    }
     commit_audited(
         tx,
         caller.event(
@@ -311,7 +359,23 @@ pub async fn update_user(
         now,
     )
     .await?;
+    if mail.is_some() {
+        state.mail_wake.notify_one();
+    }
     Ok(axum::Json(u))
+}
+
+fn email_taken() -> ApiError {
+    ApiError::conflict("email_taken", "a user with this e-mail exists")
+}
+
+/// A unique violation on the address (another request took it meanwhile) as `email_taken`.
+fn taken_or_internal(e: db::DbError) -> ApiError {
+    if e.is_unique_violation() {
+        email_taken()
+    } else {
+        e.into()
+    }
 }
 
 async fn set_status(

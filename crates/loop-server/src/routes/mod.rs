@@ -42,6 +42,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(session::enroll_totp))
         .routes(routes!(session::confirm_totp))
         .routes(routes!(session::accept_invite))
+        .routes(routes!(session::confirm_email))
         .routes(routes!(directory::list_tenants, directory::create_tenant))
         .routes(routes!(directory::get_tenant))
         .routes(routes!(erasure::erase_tenant))
@@ -81,7 +82,11 @@ fn is_problem(content: &utoipa::openapi::RefOr<utoipa::openapi::Content>) -> boo
 }
 
 /// Operations that need no signed-in caller.
-const ANONYMOUS: &[&str] = &["/api/v1/auth/login", "/api/v1/auth/accept-invite"];
+const ANONYMOUS: &[&str] = &[
+    "/api/v1/auth/login",
+    "/api/v1/auth/accept-invite",
+    "/api/v1/auth/confirm-email",
+];
 
 /// Adds the error answers every operation of a kind can give, which the shared extractors
 /// produce rather than the handler (`Caller`, `Json`, `Query`, `Path`, the tenant filter), and

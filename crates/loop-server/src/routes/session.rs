@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use loop_api::{
-    AcceptInvite, ChangePassword, LoginRequest, LoginResponse, Me, PasswordCheck, TotpCode,
-    TotpEnrollment, User,
+    AcceptInvite, ChangePassword, ConfirmEmail, LoginRequest, LoginResponse, Me, PasswordCheck,
+    TotpCode, TotpEnrollment, User,
 };
 
 use super::{Json, commit, commit_audited};
@@ -521,12 +521,13 @@ pub async fn confirm_totp(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// An invitation is valid this long after the user was created.
+/// An invitation, or a code confirming a new address, is valid this long after it was issued.
 const INVITE_LIFETIME_MS: i64 = 7 * 86_400_000;
 
 /// Accept an invitation (valid 7 days): set the password of an invited account.
 #[utoipa::path(post, path = "/api/v1/auth/accept-invite", tag = "auth", request_body = AcceptInvite,
     responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem),
+              (status = 409, description = "The address has an account already (problem+json)", body = loop_api::Problem),
               (status = 410, description = "The invitation expired (problem+json)", body = loop_api::Problem)))]
 pub async fn accept_invite(
     State(state): State<AppState>,
@@ -539,7 +540,10 @@ pub async fn accept_invite(
         return Err(ApiError::not_found());
     };
     let now = state.now();
-    if now - user.user.created_at.timestamp_millis() > INVITE_LIFETIME_MS {
+    let issued = user
+        .invite_issued_at
+        .unwrap_or(user.user.created_at.timestamp_millis());
+    if now - issued > INVITE_LIFETIME_MS {
         return Err(ApiError::new(
             StatusCode::GONE,
             "invite_expired",
@@ -549,7 +553,20 @@ pub async fn accept_invite(
     domain::check_new_password(&req.password)?;
     let hash = auth::hash_password(req.password.clone()).await?;
     let mut tx = state.db.begin().await?;
-    identity::set_password(&mut tx, &user.user.id, &hash, now).await?;
+    // The address may have become another account's since the invitation was sent; only
+    // the holder of the invitation, the address's owner, learns that here.
+    identity::set_password(&mut tx, &user.user.id, &hash, now)
+        .await
+        .map_err(|e| {
+            if e.is_unique_violation() {
+                ApiError::conflict(
+                    "email_taken",
+                    "this address has an account already; sign in with it",
+                )
+            } else {
+                e.into()
+            }
+        })?;
     commit_audited(
         tx,
         NewEvent {
@@ -557,6 +574,63 @@ pub async fn accept_invite(
             actor_kind: "user",
             actor_id: Some(user.user.id.clone()),
             action: "user.invite_accept",
+            object_kind: "user",
+            object_id: Some(user.user.id.clone()),
+            outcome: "success",
+            personal: Personal {
+                user_id: Some(user.user.id.clone()),
+                ip: client.ip,
+                user_agent: client.user_agent,
+            },
+            details: serde_json::json!({}),
+        },
+        now,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Confirm a new e-mail address with the code sent to it (valid 7 days): the account signs
+/// in with the new address from then on.
+#[utoipa::path(post, path = "/api/v1/auth/confirm-email", tag = "auth", request_body = ConfirmEmail,
+    responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem),
+              (status = 409, description = "The address has an account already (problem+json)", body = loop_api::Problem),
+              (status = 410, description = "The code expired (problem+json)", body = loop_api::Problem)))]
+pub async fn confirm_email(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(req): Json<ConfirmEmail>,
+) -> ApiResult<StatusCode> {
+    let Some(user) =
+        identity::user_by_email_token(&state.db.pool, &secret_hash(&req.token)).await?
+    else {
+        return Err(ApiError::not_found());
+    };
+    let now = state.now();
+    if now - user.email_token_issued_at.unwrap_or(0) > INVITE_LIFETIME_MS {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "code_expired",
+            "the code has expired; ask for the change again",
+        ));
+    }
+    let mut tx = state.db.begin().await?;
+    identity::confirm_email(&mut tx, &user.user.id, now)
+        .await
+        .map_err(|e| {
+            if e.is_unique_violation() {
+                ApiError::conflict("email_taken", "this address has an account already")
+            } else {
+                e.into()
+            }
+        })?;
+    commit_audited(
+        tx,
+        NewEvent {
+            tenant_id: user.user.tenant_id.clone(),
+            actor_kind: "user",
+            actor_id: Some(user.user.id.clone()),
+            action: "user.email_confirm",
             object_kind: "user",
             object_id: Some(user.user.id.clone()),
             outcome: "success",

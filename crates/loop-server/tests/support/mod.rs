@@ -7,6 +7,7 @@
 //! without sleeping.
 #![allow(dead_code)]
 
+pub mod smtp;
 pub mod vault;
 
 use std::path::PathBuf;
@@ -142,6 +143,26 @@ impl Server {
     /// Runs a future on the server's runtime (direct database access in tests).
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
+    }
+
+    /// Puts a code confirming `new_email` on a user, as the mail to that address would
+    /// carry it (the mail itself is tested in tests/mail.rs), and returns the code.
+    pub fn plant_email_code(&self, user_id: &str, new_email: &str) -> String {
+        let code = loop_server::domain::new_secret("lpe");
+        let now = self.state.now();
+        self.block_on(
+            sqlx::query(
+                "UPDATE users SET pending_email = $1, email_token_hash = $2,
+                    email_token_issued_at = $3 WHERE id = $4",
+            )
+            .bind(new_email)
+            .bind(loop_server::domain::secret_hash(&code))
+            .bind(now)
+            .bind(user_id)
+            .execute(&self.state.db.pool),
+        )
+        .expect("planting a confirmation code");
+        code
     }
 
     pub fn url(&self, path: &str) -> String {

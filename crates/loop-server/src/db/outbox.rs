@@ -1,0 +1,160 @@
+//! Mail waiting to go out (`mail_outbox`). A row says what to send to which user; the
+//! message itself, with any secret it carries, is made only when it is sent.
+//!
+//! Any number of server nodes may drain the outbox: a node takes a row by a conditional
+//! update that sets a short claim, and only the node whose update changed the row sends it.
+
+use sqlx::AnyPool;
+
+use super::{DbResult, Tx, col};
+
+/// What a queued message is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailKind {
+    /// An invitation to the user's address (or, when that address already has an account,
+    /// a notice to its owner).
+    Invitation,
+    /// A confirmation request to the user's pending new address.
+    EmailChange,
+}
+
+impl MailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailKind::Invitation => "invitation",
+            MailKind::EmailChange => "email_change",
+        }
+    }
+    fn parse(s: &str) -> Option<MailKind> {
+        match s {
+            "invitation" => Some(MailKind::Invitation),
+            "email_change" => Some(MailKind::EmailChange),
+            _ => None,
+        }
+    }
+}
+
+/// A queued message, taken by one sender.
+#[derive(Clone, Debug)]
+pub struct Queued {
+    pub id: String,
+    pub kind: Option<MailKind>,
+    pub user_id: String,
+    pub attempts: i64,
+    pub created_at: i64,
+}
+
+/// Queues a message in the caller's transaction, so it goes out exactly when the change
+/// that asks for it commits. Earlier queued messages of the same kind for the same user
+/// are dropped: only the newest invitation or confirmation is worth sending.
+pub async fn enqueue(tx: &mut Tx, kind: MailKind, user_id: &str, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE mail_outbox SET state = 'dropped', finished_at = $1
+         WHERE user_id = $2 AND kind = $3 AND state = 'queued'",
+    )
+    .bind(now)
+    .bind(user_id)
+    .bind(kind.as_str())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO mail_outbox (id, kind, user_id, state, attempts, created_at, next_attempt_at)
+         VALUES ($1, $2, $3, 'queued', 0, $4, $4)",
+    )
+    .bind(crate::domain::new_id("ml"))
+    .bind(kind.as_str())
+    .bind(user_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Takes up to `limit` due messages for `claim_ms`, counting an attempt on each.
+pub async fn take_due(
+    pool: &AnyPool,
+    now: i64,
+    claim_ms: i64,
+    limit: i64,
+) -> DbResult<Vec<Queued>> {
+    let rows = sqlx::query(
+        "SELECT id FROM mail_outbox WHERE state = 'queued' AND next_attempt_at <= $1
+           AND (claimed_until IS NULL OR claimed_until < $1)
+         ORDER BY next_attempt_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let id: String = col(r, "id")?;
+        let taken = sqlx::query(
+            "UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1
+             WHERE id = $2 AND state = 'queued' AND (claimed_until IS NULL OR claimed_until < $3)",
+        )
+        .bind(now + claim_ms)
+        .bind(&id)
+        .bind(now)
+        .execute(pool)
+        .await?;
+        if taken.rows_affected() != 1 {
+            continue; // another node took it first
+        }
+        let row = sqlx::query("SELECT * FROM mail_outbox WHERE id = $1")
+            .bind(&id)
+            .fetch_one(pool)
+            .await?;
+        out.push(Queued {
+            id,
+            kind: MailKind::parse(&col::<String>(&row, "kind")?),
+            user_id: col(&row, "user_id")?,
+            attempts: col(&row, "attempts")?,
+            created_at: col(&row, "created_at")?,
+        });
+    }
+    Ok(out)
+}
+
+/// Ends a message: `sent`, `dropped` (nothing to send any more) or `failed` (gave up).
+pub async fn finish(
+    pool: &AnyPool,
+    id: &str,
+    state: &str,
+    error: Option<&str>,
+    now: i64,
+) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE mail_outbox SET state = $1, finished_at = $2, claimed_until = NULL,
+            last_error = COALESCE($3, last_error) WHERE id = $4",
+    )
+    .bind(state)
+    .bind(now)
+    .bind(error)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Puts a message back for another try at `at`.
+pub async fn retry_at(pool: &AnyPool, id: &str, at: i64, error: &str) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE mail_outbox SET next_attempt_at = $1, claimed_until = NULL, last_error = $2
+         WHERE id = $3 AND state = 'queued'",
+    )
+    .bind(at)
+    .bind(error)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Counts of messages by state, for the log and the tests' observers.
+pub async fn queued(pool: &AnyPool) -> DbResult<i64> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM mail_outbox WHERE state = 'queued'")
+        .fetch_one(pool)
+        .await?;
+    Ok(col(&row, "n")?)
+}

@@ -1,0 +1,192 @@
+//! Outgoing e-mail: an SMTP client (lettre) and the worker that drains the outbox.
+//!
+//! Handlers never talk to SMTP. They queue a row in `mail_outbox` in the same transaction
+//! as the change that calls for mail ([`crate::db::outbox::enqueue`]) and wake the worker.
+//! The worker makes each message when it sends it (see [`messages`]), so secrets such as
+//! invite tokens exist only as hashes in the database and in the message itself. A relay
+//! that is down or refuses delays mail, never loses it: the message is retried with a
+//! growing delay for `mail.give_up_hours`.
+
+mod messages;
+
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::config::{MailConfig, SmtpSecurity};
+use crate::db::outbox;
+use crate::state::AppState;
+
+/// How long a sender holds a message it took (a node that dies lets it go after this).
+const CLAIM_MS: i64 = 5 * 60_000;
+/// Messages taken at a time.
+const BATCH: i64 = 20;
+/// The first retry waits this long; each further one twice as long, up to [`MAX_BACKOFF_MS`].
+const FIRST_BACKOFF_MS: i64 = 15_000;
+const MAX_BACKOFF_MS: i64 = 3_600_000;
+
+/// The configured relay, or none (mail then waits in the outbox).
+pub struct Mailer {
+    transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    from: Mailbox,
+}
+
+impl Mailer {
+    pub fn from_config(c: &MailConfig) -> Result<Mailer, String> {
+        let from: Mailbox = c
+            .from
+            .parse()
+            .map_err(|e| format!("mail.from {:?}: {e}", c.from))?;
+        let Some(host) = &c.host else {
+            return Ok(Mailer {
+                transport: None,
+                from,
+            });
+        };
+        let tls = || -> Result<TlsParameters, String> {
+            let mut b = TlsParameters::builder(host.clone());
+            if let Some(path) = &c.ca_file {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("mail.ca_file {}: {e}", path.display()))?;
+                let cert = Certificate::from_pem(&pem)
+                    .map_err(|e| format!("mail.ca_file {}: {e}", path.display()))?;
+                b = b.add_root_certificate(cert);
+            }
+            b.build_rustls().map_err(|e| format!("mail TLS: {e}"))
+        };
+        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
+            .port(c.port())
+            .timeout(Some(Duration::from_secs(30)))
+            .tls(match c.security {
+                SmtpSecurity::Starttls => Tls::Required(tls()?),
+                SmtpSecurity::Tls => Tls::Wrapper(tls()?),
+                SmtpSecurity::None => Tls::None,
+            });
+        if let (Some(u), Some(p)) = (&c.username, &c.password) {
+            b = b.credentials(Credentials::new(u.clone(), p.expose().to_string()));
+        }
+        Ok(Mailer {
+            transport: Some(b.build()),
+            from,
+        })
+    }
+
+    pub fn configured(&self) -> bool {
+        self.transport.is_some()
+    }
+
+    async fn send(&self, to: &str, subject: &str, text: String) -> Result<(), String> {
+        let Some(t) = &self.transport else {
+            return Err("no mail relay is configured".into());
+        };
+        let to: Mailbox = to.parse().map_err(|e| format!("recipient: {e}"))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(text)
+            .map_err(|e| format!("building the message: {e}"))?;
+        t.send(message).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+/// Drains the outbox until the task is dropped: at once when woken, else every
+/// `mail.poll_seconds`.
+pub async fn run_outbox(state: AppState) {
+    let poll = Duration::from_secs(state.config.mail.poll_seconds);
+    if !state.mailer.configured() {
+        if let Ok(n @ 1..) = outbox::queued(&state.db.pool).await {
+            tracing::warn!(
+                messages = n,
+                "mail waits in the outbox: no mail.host is configured"
+            );
+        }
+        return;
+    }
+    loop {
+        if let Err(e) = drain(&state).await {
+            tracing::warn!(error = %e, "sending queued mail");
+        }
+        tokio::select! {
+            _ = state.mail_wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+async fn drain(state: &AppState) -> Result<(), crate::db::DbError> {
+    loop {
+        let now = state.now();
+        let due = outbox::take_due(&state.db.pool, now, CLAIM_MS, BATCH).await?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        for q in due {
+            deliver(state, &q).await?;
+        }
+    }
+}
+
+async fn deliver(state: &AppState, q: &outbox::Queued) -> Result<(), crate::db::DbError> {
+    let pool = &state.db.pool;
+    let Some(m) = messages::compose(state, q).await? else {
+        return outbox::finish(pool, &q.id, "dropped", None, state.now()).await;
+    };
+    match state.mailer.send(&m.to, &m.subject, m.text).await {
+        Ok(()) => {
+            tracing::info!(mail = %q.id, kind = ?q.kind, "mail sent");
+            outbox::finish(pool, &q.id, "sent", None, state.now()).await
+        }
+        Err(e) => {
+            let now = state.now();
+            let give_up = state.config.mail.give_up_hours as i64 * 3_600_000;
+            if now - q.created_at >= give_up {
+                tracing::error!(mail = %q.id, error = %e, "gave up sending mail");
+                return outbox::finish(pool, &q.id, "failed", Some(&e), now).await;
+            }
+            let wait = backoff_ms(q.attempts);
+            tracing::warn!(mail = %q.id, error = %e, retry_in_ms = wait, "mail not sent");
+            outbox::retry_at(pool, &q.id, now + wait, &e).await
+        }
+    }
+}
+
+/// The wait after the `attempts`-th failed try.
+fn backoff_ms(attempts: i64) -> i64 {
+    let doublings = attempts.clamp(1, 20) - 1;
+    FIRST_BACKOFF_MS
+        .saturating_mul(1 << doublings)
+        .min(MAX_BACKOFF_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_wait_longer_each_time_up_to_an_hour() {
+        let waits: Vec<i64> = (1..=10).map(backoff_ms).collect();
+        assert_eq!(&waits[..4], &[15_000, 30_000, 60_000, 120_000]);
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(backoff_ms(10), MAX_BACKOFF_MS);
+        assert_eq!(backoff_ms(i64::MAX), MAX_BACKOFF_MS);
+    }
+
+    #[test]
+    fn a_relay_needs_a_valid_sender() {
+        let c = MailConfig {
+            from: "not an address".into(),
+            ..MailConfig::default()
+        };
+        assert!(Mailer::from_config(&c).is_err());
+        assert!(
+            !Mailer::from_config(&MailConfig::default())
+                .unwrap()
+                .configured()
+        );
+    }
+}

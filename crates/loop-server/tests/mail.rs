@@ -1,0 +1,265 @@
+//! Mail the service sends, received by a real SMTP server, and what it means for privacy:
+//! an admin who invites, or moves an account to, an address that has an account in
+//! another tenant gets the same answer as for any other address; only the address's owner
+//! is told, by mail.
+
+mod support;
+
+use std::time::Duration;
+
+use loop_server::config::SmtpSecurity;
+use serde_json::{Value, json};
+use support::smtp::SmtpSink;
+use support::{ADMIN_EMAIL, ADMIN_PASSWORD, Server, USER_PASSWORD};
+
+fn server_mailing_to(sink: &SmtpSink) -> Server {
+    let port = sink.port;
+    Server::start_with(|c| {
+        c.mail.host = Some("127.0.0.1".into());
+        c.mail.port = Some(port);
+        c.mail.security = SmtpSecurity::None;
+        c.mail.from = "Loop Backup <backup@provider.example>".into();
+        c.mail.poll_seconds = 1;
+        c.public_url = Some("https://backup.provider.example".into());
+    })
+}
+
+/// The one-time code (`prefix` + 43 characters) a message carries, if any.
+fn code_in(message: &Value, prefix: &str) -> Option<String> {
+    let text = message["text"].as_str().expect("a plain-text body");
+    let at = text.find(prefix)?;
+    Some(
+        text[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect(),
+    )
+}
+
+/// What an answer says about a user, without what differs by construction.
+fn shape(created: &Value) -> Value {
+    let mut v = created.clone();
+    for k in ["id", "email", "created_at", "first_name"] {
+        v["user"][k] = Value::Null;
+    }
+    v
+}
+
+#[test]
+fn an_admin_cannot_tell_whether_an_address_has_an_account_elsewhere() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to(&sink);
+    let root = server.admin();
+    let alpha = server.customer(&root, "alpha");
+    let bravo = server.customer(&root, "bravo");
+    let bravo_admin = server.as_member(bravo.member("admin"));
+    let taken = &alpha.member("admin").email;
+    let invite = |email: &str, first: &str| {
+        bravo_admin
+            .post(
+                "/api/v1/users",
+                json!({ "tenant_id": bravo.tenant_id, "email": email, "first_name": first,
+                        "last_name": "Doe", "role": "operator" }),
+            )
+            .expect(201)
+    };
+    let to_taken = invite(taken, "Taken");
+    let to_fresh = invite("fresh@example.org", "Fresh");
+    assert_eq!(
+        shape(&to_taken),
+        shape(&to_fresh),
+        "the two answers differ only in what was sent"
+    );
+    assert_eq!(to_taken["user"]["status"], "invited");
+    assert!(
+        to_taken.get("invite_token").is_none(),
+        "the code goes by mail"
+    );
+    // The admin's later view does not tell them apart either.
+    let listed = bravo_admin
+        .get(&format!("/api/v1/users?tenant_id={}", bravo.tenant_id))
+        .expect(200);
+    for u in [&to_taken, &to_fresh] {
+        let row = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == u["user"]["id"])
+            .expect("the invited user is listed");
+        assert_eq!(row["status"], "invited");
+    }
+    // Nor does a second invitation of the same address into the same tenant: that one is
+    // refused whatever the address, since the admin sees its own tenant's users.
+    bravo_admin
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": bravo.tenant_id, "email": "fresh@example.org",
+                    "first_name": "Again", "last_name": "Doe" }),
+        )
+        .expect_problem(409, "email_taken");
+
+    // The owner of the taken address is told, with nothing to accept.
+    let notice = sink.wait_for(taken);
+    assert!(
+        notice["subject"]
+            .as_str()
+            .unwrap()
+            .contains("has an account"),
+        "{notice:#?}"
+    );
+    assert!(notice["text"].as_str().unwrap().contains(&bravo.name));
+    assert_eq!(code_in(&notice, "lpi_"), None, "a notice carries no code");
+    assert_eq!(notice["from"], "Loop Backup <backup@provider.example>");
+    // The new address gets an invitation it can accept, and the account then signs in.
+    let invitation = sink.wait_for("fresh@example.org");
+    assert!(
+        invitation["text"]
+            .as_str()
+            .unwrap()
+            .contains("loop user accept-invite --server https://backup.provider.example"),
+        "{invitation:#?}"
+    );
+    let code = code_in(&invitation, "lpi_").expect("an invitation code");
+    server
+        .call(
+            "post",
+            "/api/v1/auth/accept-invite",
+            None,
+            Some(&json!({ "invite_token": code, "password": "fresh-password-1" })),
+        )
+        .expect(204);
+    server
+        .login("fresh@example.org", "fresh-password-1")
+        .expect(200);
+    // The account elsewhere is untouched, and still the only one with that address.
+    server.login(taken, USER_PASSWORD).expect(200);
+    assert_eq!(sink.count_to(taken), 1);
+
+    // Setting another person's password would show whether the address is free: only an
+    // administrator of the whole service may, and it is told (it can list every user).
+    bravo_admin
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": bravo.tenant_id, "email": "set@example.org",
+                    "first_name": "Set", "last_name": "Doe", "password": "chosen-password-1" }),
+        )
+        .expect_problem(400, "invalid_request");
+    root.post(
+        "/api/v1/users",
+        json!({ "tenant_id": bravo.tenant_id, "email": taken, "first_name": "T",
+                "last_name": "Doe", "password": "chosen-password-1" }),
+    )
+    .expect_problem(409, "email_taken");
+}
+
+#[test]
+fn a_new_address_of_an_account_takes_effect_when_its_owner_confirms_it() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to(&sink);
+    let root = server.admin();
+    let alpha = server.customer(&root, "alpha");
+    let bravo = server.customer(&root, "bravo");
+    let bravo_admin = server.as_member(bravo.member("admin"));
+    let operator = bravo.member("operator");
+    let path = format!("/api/v1/users/{}", operator.user_id);
+    let taken = &alpha.member("admin").email;
+
+    let to_taken = bravo_admin
+        .patch(&path, json!({ "email": taken }))
+        .expect(200);
+    assert_eq!(
+        to_taken["email"],
+        operator.email.as_str(),
+        "nothing changed yet"
+    );
+    assert_eq!(to_taken["pending_email"], taken.as_str());
+    let notice = sink.wait_for(taken);
+    assert_eq!(code_in(&notice, "lpe_"), None, "{notice:#?}");
+
+    let fresh = "operator-new@example.org";
+    let to_fresh = bravo_admin
+        .patch(&path, json!({ "email": fresh }))
+        .expect(200);
+    assert_eq!(to_fresh["email"], operator.email.as_str());
+    assert_eq!(to_fresh["pending_email"], fresh);
+    let message = sink.wait_for(fresh);
+    let code = code_in(&message, "lpe_").expect("a confirmation code");
+    // Until it is confirmed, the account signs in with its old address.
+    server.login(&operator.email, USER_PASSWORD).expect(200);
+    let confirm = |token: &str| {
+        server.call(
+            "post",
+            "/api/v1/auth/confirm-email",
+            None,
+            Some(&json!({ "token": token })),
+        )
+    };
+    confirm("lpe_not-a-code").expect_problem(404, "not_found");
+    confirm(&code).expect(204);
+    server.login(fresh, USER_PASSWORD).expect(200);
+    server
+        .login(&operator.email, USER_PASSWORD)
+        .expect_problem(401, "invalid_credentials");
+    confirm(&code).expect_problem(404, "not_found");
+    let after = bravo_admin.get(&path).expect(200);
+    assert_eq!(after["email"], fresh);
+    assert!(after.get("pending_email").is_none());
+    // The administrator of the whole service changes an address at once.
+    root.patch(&path, json!({ "email": "operator-3@example.org" }))
+        .expect(200);
+    server
+        .login("operator-3@example.org", USER_PASSWORD)
+        .expect(200);
+}
+
+#[test]
+fn mail_waits_while_the_relay_is_down_and_goes_out_once_it_is_back() {
+    let Some(mut sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to(&sink);
+    sink.stop();
+    let root = server.admin();
+    let bravo = server.customer(&root, "bravo");
+    let bravo_admin = server.as_member(bravo.member("admin"));
+    bravo_admin
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": bravo.tenant_id, "email": "late@example.org",
+                    "first_name": "Late", "last_name": "Doe" }),
+        )
+        .expect(201);
+    // Wait until the server has tried and failed at least once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let failed: Option<String> = server.block_on(async {
+            sqlx::query_scalar("SELECT last_error FROM mail_outbox WHERE state = 'queued'")
+                .fetch_optional(&server.state.db.pool)
+                .await
+                .unwrap()
+                .flatten()
+        });
+        if failed.is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never tried to send"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(sink.count_to("late@example.org"), 0);
+    sink.restart();
+    // The retry is due after the back-off; move the server's clock past it.
+    server.advance(Duration::from_secs(3600));
+    let m = sink.wait_for("late@example.org");
+    assert!(code_in(&m, "lpi_").is_some(), "{m:#?}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(sink.count_to("late@example.org"), 1, "sent once");
+    // And the admin of the whole service signs in as always: nothing else waited on mail.
+    server.login(ADMIN_EMAIL, ADMIN_PASSWORD).expect(200);
+}

@@ -1,0 +1,61 @@
+"""A real SMTP server (aiosmtpd) for the mail tests.
+
+Usage: smtp_sink.py PORT DIR
+
+Accepts every message on 127.0.0.1:PORT, parses it with Python's own MIME parser (an
+implementation independent of the server's) and writes one JSON file per message into
+DIR: envelope sender and recipients, the From/To/Subject headers (decoded), the plain-text
+body (transfer encoding undone) and the raw message. Prints "ready" once it listens.
+"""
+
+import email
+import email.policy
+import json
+import os
+import sys
+import time
+
+from aiosmtpd.controller import Controller
+
+
+class Sink:
+    def __init__(self, directory):
+        self.directory = directory
+        self.count = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        body = msg.get_body(preferencelist=("plain",))
+        record = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": list(envelope.rcpt_tos),
+            "from": str(msg["From"]),
+            "to": str(msg["To"]),
+            "subject": str(msg["Subject"]),
+            "content_type": msg.get_content_type(),
+            "text": body.get_content() if body is not None else None,
+            "raw": envelope.content.decode("utf-8", "replace"),
+        }
+        self.count += 1
+        name = "%06d-%d" % (self.count, os.getpid())
+        tmp = os.path.join(self.directory, name + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(record, f)
+        os.rename(tmp, os.path.join(self.directory, name + ".json"))
+        return "250 Message accepted for delivery"
+
+
+def main():
+    port, directory = int(sys.argv[1]), sys.argv[2]
+    controller = Controller(Sink(directory), hostname="127.0.0.1", port=port)
+    controller.start()
+    print("ready", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()
