@@ -38,10 +38,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset, Local};
 use crossbeam_channel::{Receiver, Sender, bounded};
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::chunker::{ChunkMode, Chunker};
 use crate::error::{Error, Result};
+use crate::exclude::Excluder;
 use crate::fsmeta::{nanos, node_from_metadata};
 use crate::id::Id;
 use crate::index::{Index, IndexFile};
@@ -141,43 +141,6 @@ pub struct BackupResult {
     pub changed_while_reading: Vec<String>,
     /// Problems that did not stop the run (for example a damaged index file).
     pub warnings: Vec<String>,
-}
-
-/// Compiled `--exclude` patterns. A pattern without `/` matches a name at any depth; one with
-/// `/` matches the absolute path (a leading `/` anchors it at the root); `**` crosses
-/// directories. An excluded directory is skipped with everything below it.
-pub struct Excluder {
-    set: GlobSet,
-}
-
-impl Excluder {
-    pub fn new(patterns: &[String]) -> Result<Excluder> {
-        let mut b = GlobSetBuilder::new();
-        for p in patterns {
-            let p = p.trim();
-            if p.is_empty() || p.starts_with('#') {
-                continue;
-            }
-            let pat = if p.starts_with('/') {
-                p.to_string()
-            } else {
-                format!("**/{}", p.trim_end_matches('/'))
-            };
-            let glob = GlobBuilder::new(pat.trim_end_matches('/'))
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-                .map_err(|e| Error::Invalid(format!("exclude pattern {p:?}: {e}")))?;
-            b.add(glob);
-        }
-        Ok(Excluder {
-            set: b.build().map_err(|e| Error::Invalid(e.to_string()))?,
-        })
-    }
-
-    pub fn is_excluded(&self, path: &Path) -> bool {
-        !self.set.is_empty() && self.set.is_match(path)
-    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ pub mod check;
 pub mod chunker;
 pub mod crypto;
 mod error;
+pub mod exclude;
 pub mod forget;
 pub mod format;
 pub mod fsmeta;

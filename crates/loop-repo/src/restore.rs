@@ -36,8 +36,8 @@ use crossbeam_channel::{Sender, bounded};
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags};
 use rustix::io::Errno;
 
-use crate::backup::Excluder;
 use crate::error::{Error, Result};
+use crate::exclude::Excluder;
 use crate::id::Id;
 use crate::index::Index;
 use crate::pack::{self, PackEntry};
