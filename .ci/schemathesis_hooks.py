@@ -24,7 +24,8 @@ Why these hooks exist:
   operations.
 
 Settings come from the environment: LOOP_FUZZ_BASE (https://127.0.0.1:PORT), LOOP_FUZZ_CA
-(the server's tls-cert.pem), LOOP_ADMIN_PASSWORD, LOOP_FUZZ_STATS.
+(the server's tls-cert.pem), LOOP_ADMIN_PASSWORD, LOOP_FUZZ_STATS, LOOP_FUZZ_MAILDIR (where
+the SMTP sink the server mails to leaves its messages).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import struct
 import sys
 import time
@@ -102,6 +104,7 @@ import schemathesis  # noqa: E402
 BASE = os.environ.get("LOOP_FUZZ_BASE", "")
 CA = os.environ.get("LOOP_FUZZ_CA", "")
 STATS = os.environ.get("LOOP_FUZZ_STATS", "")
+MAILDIR = os.environ.get("LOOP_FUZZ_MAILDIR", "")
 
 # Passwords change during the run (POST /me/password); the current ones live here.
 passwords = {ADMIN_EMAIL: os.environ.get("LOOP_ADMIN_PASSWORD", "")}
@@ -138,6 +141,22 @@ def api(token: str, method: str, path: str, body=None) -> dict:
     return r.json() if r.content else {}
 
 
+def mailed_code(to: str, prefix: str) -> str:
+    """The one-time code in the newest message to `to` that the SMTP sink received."""
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        for name in sorted(os.listdir(MAILDIR), reverse=True):
+            if not name.endswith(".json"):
+                continue
+            with open(os.path.join(MAILDIR, name)) as f:
+                m = json.load(f)
+            found = re.search(re.escape(prefix) + r"[A-Za-z0-9_-]+", m["text"] or "")
+            if to in m["rcpt_tos"] and found:
+                return found.group(0)
+        time.sleep(0.2)
+    raise RuntimeError(f"no mail with a code reached {to}")
+
+
 def make_fixtures() -> None:
     """Objects for the substituted cases, made once with a session of their own."""
     admin = sign_in(ADMIN_EMAIL)
@@ -160,6 +179,10 @@ def make_fixtures() -> None:
     user("own", passwords["own@fuzz.example"])
     passwords["user@fuzz.example"] = "fuzz-user-password-1"
     fixtures["session"] = api(sign_in("user@fuzz.example"), "GET", "/api/v1/me")["session"]["id"]
+    # A customer admin's change of address waits for the code mailed to the new address.
+    mover = user("mover", "fuzz-mover-password-1")["user"]["id"]
+    api(sign_in("own@fuzz.example"), "PATCH", f"/api/v1/users/{mover}", {"email": "moved@fuzz.example"})
+    fixtures["email_code"] = mailed_code("moved@fuzz.example", "lpe_")
     fixtures["device"] = api(admin, "POST", "/api/v1/devices", {"tenant_id": t["id"], "name": "fuzz-pc"})["id"]
     fixtures["token"] = api(admin, "POST", "/api/v1/tokens", {"tenant_id": t["id"], "name": "fuzz-token", "kind": "api", "permissions": ["restore"]})["token"]["id"]
     # Erasure is final: it gets a customer of its own, so the rest of the run keeps working.
@@ -174,6 +197,7 @@ def valid_body(op: str, n: int):
     return {
         "POST /api/v1/auth/login": {"email": ADMIN_EMAIL, "password": passwords[ADMIN_EMAIL]},
         "POST /api/v1/auth/accept-invite": {"invite_token": fixtures["invite"], "password": "fuzz-invited-password-1"},
+        "POST /api/v1/auth/confirm-email": {"token": fixtures["email_code"]},
         "POST /api/v1/me/password": {"current_password": passwords["own@fuzz.example"], "new_password": f"fuzz-own-password-{n + 2}"},
         "POST /api/v1/me/totp": {"current_password": passwords["own@fuzz.example"]},
         "POST /api/v1/me/totp/confirm": {"code": totp_code(totp_secrets.get("pending", "AAAAAAAA"))},

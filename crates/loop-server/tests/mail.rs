@@ -208,9 +208,17 @@ fn a_new_address_of_an_account_takes_effect_when_its_owner_confirms_it() {
     let after = bravo_admin.get(&path).expect(200);
     assert_eq!(after["email"], fresh);
     assert!(after.get("pending_email").is_none());
-    // The administrator of the whole service changes an address at once.
-    root.patch(&path, json!({ "email": "operator-3@example.org" }))
+    // The administrator of the whole service changes an address at once, and that
+    // replaces a change still waiting for confirmation.
+    bravo_admin
+        .patch(&path, json!({ "email": "operator-4@example.org" }))
         .expect(200);
+    let waiting = code_in(&sink.wait_for("operator-4@example.org"), "lpe_").unwrap();
+    let direct = root
+        .patch(&path, json!({ "email": "operator-3@example.org" }))
+        .expect(200);
+    assert!(direct.get("pending_email").is_none(), "{direct:#?}");
+    confirm(&waiting).expect_problem(404, "not_found");
     server
         .login("operator-3@example.org", USER_PASSWORD)
         .expect(200);

@@ -237,8 +237,14 @@ pub async fn clear_invite(tx: &mut Tx, id: &str) -> DbResult<()> {
     Ok(())
 }
 
-/// Records a new address waiting for confirmation (any earlier token stops working).
-pub async fn set_pending_email(tx: &mut Tx, id: &str, email: &str, now: i64) -> DbResult<()> {
+/// Records a new address waiting for confirmation, or none (either way any earlier
+/// confirmation code stops working).
+pub async fn set_pending_email(
+    tx: &mut Tx,
+    id: &str,
+    email: Option<&str>,
+    now: i64,
+) -> DbResult<()> {
     sqlx::query(
         "UPDATE users SET pending_email = $1, email_token_hash = NULL,
             email_token_issued_at = NULL, updated_at = $2 WHERE id = $3",

@@ -311,6 +311,8 @@ pub async fn update_user(
                     return Err(email_taken());
                 }
                 u.email = e.as_str().into();
+                // A change made at once replaces one waiting for confirmation.
+                u.pending_email = None;
                 fields.push("email");
             } else {
                 // The address changes when its owner confirms it (`mail::messages`).
@@ -337,8 +339,8 @@ pub async fn update_user(
     identity::update_user_profile(&mut tx, &u, now)
         .await
         .map_err(taken_or_internal)?;
-    if let (Some(MailKind::EmailChange), Some(pending)) = (mail, &u.pending_email) {
-        identity::set_pending_email(&mut tx, &u.id, pending, now).await?;
+    if fields.contains(&"pending_email") || fields.contains(&"email") {
+        identity::set_pending_email(&mut tx, &u.id, u.pending_email.as_deref(), now).await?;
     }
     if mail == Some(MailKind::Invitation) {
         // A code already mailed to the old address must not open the account.
