@@ -8,4 +8,6 @@
 pub mod cli;
 pub mod garage;
 pub mod server;
+#[path = "../../../loop-server/tests/support/smtp.rs"]
+pub mod smtp;
 pub mod story;

@@ -77,7 +77,9 @@ impl SmtpSink {
     /// Starts the server again on the same port (after [`SmtpSink::stop`]).
     pub fn restart(&mut self) {
         self.stop();
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
+        // Written so that the `loop` CLI's tests can include this file too.
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../loop-server/tests/support/smtp_sink.py");
         let mut child = Command::new(&self.python)
             .arg(script)
             .arg(self.port.to_string())

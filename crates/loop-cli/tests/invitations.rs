@@ -1,0 +1,124 @@
+//! People join by e-mail: a customer admin invites a colleague with `loop user create
+//! --invite`, the invitation arrives at a real SMTP server, and the colleague accepts it with
+//! `loop user accept-invite` and signs in; an address change waits for `loop user
+//! confirm-email`.
+
+mod support;
+
+use support::server::*;
+use support::smtp::SmtpSink;
+use support::story::*;
+
+/// The code (`prefix`...) in the newest message to `to`.
+fn mailed_code(sink: &SmtpSink, to: &str, prefix: &str) -> String {
+    let m = sink.wait_for(to);
+    let text = m["text"].as_str().expect("a plain-text body");
+    let at = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no code in {m:#?}"));
+    text[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect()
+}
+
+#[test]
+fn a_colleague_joins_and_moves_address_by_mail() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let port = sink.port;
+    let config = move |dir: &std::path::Path| {
+        let path = dir.join("server.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[mail]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n\
+                 poll_seconds = 1\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let s = set_up(Some(&config), "local");
+    let invited = ok(&mut s.admin(
+        "ana",
+        &[
+            "user",
+            "create",
+            "--tenant",
+            &s.customer,
+            "--email",
+            "bo@acme.example",
+            "--first-name",
+            "Bo",
+            "--last-name",
+            "Berg",
+            "--role",
+            "operator",
+            "--invite",
+        ],
+    ));
+    assert!(
+        invited.contains("the invitation goes to bo@acme.example by e-mail"),
+        "{invited}"
+    );
+    assert!(!invited.contains("lpi_"), "the admin never sees the code");
+
+    let bo = s.dir.path().join("bo");
+    let code = mailed_code(&sink, "bo@acme.example", "lpi_");
+    let accepted = ok(s
+        .server
+        .as_user(&bo, &["user", "accept-invite", "--server", &s.server.url])
+        .env("LOOP_INVITE_TOKEN", &code)
+        .env("LOOP_NEW_USER_PASSWORD", "bo-password-1234"));
+    assert!(accepted.contains("invitation accepted"), "{accepted}");
+    // The code works once.
+    let again = fails(
+        s.server
+            .as_user(&bo, &["user", "accept-invite", "--server", &s.server.url])
+            .env("LOOP_INVITE_TOKEN", &code)
+            .env("LOOP_NEW_USER_PASSWORD", "bo-password-5678"),
+    );
+    assert!(again.contains("no such resource"), "{again}");
+    ok(s.server
+        .as_user(
+            &bo,
+            &[
+                "login",
+                "--server",
+                &s.server.url,
+                "--email",
+                "bo@acme.example",
+            ],
+        )
+        .env("LOOP_LOGIN_PASSWORD", "bo-password-1234"));
+    let me = json(&mut s.server.as_user(&bo, &["whoami"]));
+    let bo_id = me["user"]["id"].as_str().unwrap().to_string();
+
+    // Ana moves Bo to a new address: it changes once Bo confirms it.
+    let pending = ok(&mut s.admin(
+        "ana",
+        &["user", "update", &bo_id, "--email", "bo.berg@acme.example"],
+    ));
+    assert!(
+        pending.contains("changing to <bo.berg@acme.example> once confirmed"),
+        "{pending}"
+    );
+    let code = mailed_code(&sink, "bo.berg@acme.example", "lpe_");
+    ok(s.server
+        .as_user(&bo, &["user", "confirm-email", "--server", &s.server.url])
+        .env("LOOP_EMAIL_TOKEN", &code));
+    ok(s.server
+        .as_user(
+            &bo,
+            &[
+                "login",
+                "--server",
+                &s.server.url,
+                "--email",
+                "bo.berg@acme.example",
+            ],
+        )
+        .env("LOOP_LOGIN_PASSWORD", "bo-password-1234"));
+}
