@@ -132,6 +132,13 @@ pub enum Command {
     /// Server administration
     #[command(subcommand)]
     Admin(crate::service_args::AdminCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page in roff, or with --dir write one page per command there
+    Man {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]

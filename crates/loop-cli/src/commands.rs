@@ -71,6 +71,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Session(c) => crate::service::session(g, c),
         Command::Audit(c) => crate::service::audit(g, c),
         Command::Admin(c) => crate::service::admin(g, c),
+        Command::Completions { shell } => crate::manual::completions(shell),
+        Command::Man { dir } => crate::manual::man(dir.as_deref()),
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod args;
 mod commands;
+mod manual;
 mod progress;
 mod repo_open;
 mod service;
