@@ -3,11 +3,12 @@
 use std::io::Read as _;
 use std::time::Duration;
 
-use loop_api::{ObjectEntry, VaultOpenRequest, VaultOpenResponse};
+use loop_api::{ObjectEntry, VAULT_PROTOCOL, VaultOpenRequest, VaultOpenResponse};
 use loop_repo::storage::ObjectInfo;
 use loop_repo::{Error, FileKind, Result, RetryBudget, Storage};
 use reqwest::StatusCode;
 use reqwest::blocking::Response;
+use zeroize::Zeroizing;
 
 use crate::api::{self, ApiError};
 use crate::connection::Connection;
@@ -28,8 +29,8 @@ pub struct VaultSession {
     pub vault_id: String,
     pub permissions: Vec<String>,
     pub key_custody: String,
-    /// The managed vault's key-slot key (32 bytes), when the server holds the key.
-    pub key: Option<[u8; 32]>,
+    /// The managed vault's key-slot key, when the server holds the key (zeroed on drop).
+    pub key: Option<loop_repo::crypto::Key>,
 }
 
 impl VaultSession {
@@ -77,7 +78,7 @@ impl VaultStorage {
             .conn
             .client
             .post(format!(
-                "{}/vaults/{}/v1/open",
+                "{}/vaults/{}/{VAULT_PROTOCOL}/open",
                 self.conn.base, self.vault_id
             ))
             .bearer_auth(&self.token)
@@ -90,13 +91,13 @@ impl VaultStorage {
         if !resp.status().is_success() {
             return Err(api::problem(resp));
         }
-        let r: VaultOpenResponse = resp.json().map_err(|e| ApiError::Decode(e.to_string()))?;
-        let key = match &r.key {
+        let mut r: VaultOpenResponse = resp.json().map_err(|e| ApiError::Decode(e.to_string()))?;
+        let key = match r.key.take().map(Zeroizing::new) {
             Some(h) => {
-                let mut k = [0u8; 32];
-                hex::decode_to_slice(h, &mut k)
+                let mut k = Zeroizing::new([0u8; 32]);
+                hex::decode_to_slice(h.as_bytes(), &mut *k)
                     .map_err(|_| ApiError::Decode("the vault key is malformed".into()))?;
-                Some(k)
+                Some(loop_repo::crypto::Key::from_bytes(*k))
             }
             None => None,
         };
@@ -111,13 +112,13 @@ impl VaultStorage {
     fn url(&self, kind: FileKind, name: Option<&str>) -> String {
         match name {
             Some(n) => format!(
-                "{}/vaults/{}/v1/{}/{n}",
+                "{}/vaults/{}/{VAULT_PROTOCOL}/{}/{n}",
                 self.conn.base,
                 self.vault_id,
                 kind.name()
             ),
             None => format!(
-                "{}/vaults/{}/v1/{}",
+                "{}/vaults/{}/{VAULT_PROTOCOL}/{}",
                 self.conn.base,
                 self.vault_id,
                 kind.name()

@@ -185,10 +185,9 @@ fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
             }
             None => repo_open::storage(g, true)?,
         };
-        if let Some(key) = session.as_ref().and_then(|s| s.key) {
+        if let Some(key) = session.as_ref().and_then(|s| s.key.as_ref()) {
             // A managed vault: the server created it, so --init has nothing to do.
-            let key = loop_repo::crypto::Key::from_bytes(key);
-            Repository::open(storage, Secret::RawKey(&key))?
+            Repository::open(storage, Secret::RawKey(key))?
         } else {
             let pass = repo_open::passphrase(g)?;
             match Repository::open(storage.clone(), Secret::Passphrase(&pass.0)) {

@@ -96,11 +96,8 @@ pub fn open_with_session(g: &Global) -> Result<(Repository, Option<VaultSession>
         Some((storage, session)) => (storage, Some(session)),
         None => (storage(g, false)?, None),
     };
-    let repo = match session.as_ref().and_then(|s| s.key) {
-        Some(bytes) => {
-            let key = loop_repo::crypto::Key::from_bytes(bytes);
-            Repository::open(storage, Secret::RawKey(&key))?
-        }
+    let repo = match session.as_ref().and_then(|s| s.key.as_ref()) {
+        Some(key) => Repository::open(storage, Secret::RawKey(key))?,
         None => {
             let pass = passphrase(g)?;
             Repository::open(storage, Secret::Passphrase(&pass.0))?
