@@ -91,11 +91,11 @@ impl VaultStorage {
         if !resp.status().is_success() {
             return Err(api::problem(resp));
         }
-        let mut r: VaultOpenResponse = resp.json().map_err(|e| ApiError::Decode(e.to_string()))?;
-        let key = match r.key.take().map(Zeroizing::new) {
+        let r: VaultOpenResponse = resp.json().map_err(|e| ApiError::Decode(e.to_string()))?;
+        let key = match &r.key {
             Some(h) => {
                 let mut k = Zeroizing::new([0u8; 32]);
-                hex::decode_to_slice(h.as_bytes(), &mut *k)
+                hex::decode_to_slice(h.expose(), &mut *k)
                     .map_err(|_| ApiError::Decode("the vault key is malformed".into()))?;
                 Some(loop_repo::crypto::Key::from_bytes(*k))
             }

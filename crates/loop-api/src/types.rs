@@ -14,6 +14,39 @@ macro_rules! wire {
     };
 }
 
+/// Text that is a secret (a password, a token, a key): on the wire as a plain string, never
+/// shown by `Debug`, zeroed when dropped.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretText(String);
+
+impl SecretText {
+    pub fn new(s: impl Into<String>) -> SecretText {
+        SecretText(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for SecretText {
+    fn from(s: String) -> SecretText {
+        SecretText(s)
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Drop for SecretText {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 wire! {
     /// An error body (RFC 9457 problem details). `code` is stable; `detail` is for people.
     pub struct Problem {
@@ -29,7 +62,8 @@ wire! {
     /// Sign in with e-mail and password (and a TOTP code when the user enrolled one).
     pub struct LoginRequest {
         pub email: String,
-        pub password: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        pub password: SecretText,
         #[serde(default)]
         pub totp: Option<String>,
         /// A long-lived session instead of the default one.
@@ -45,7 +79,8 @@ wire! {
         pub session: Session,
         /// The session ID, also set as the `loop_session` cookie. Command-line clients keep
         /// it; browsers use the cookie.
-        pub session_token: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        pub session_token: SecretText,
     }
 
     pub struct Me {
@@ -55,18 +90,24 @@ wire! {
     }
 
     pub struct ChangePassword {
-        pub current_password: String,
-        pub new_password: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        pub current_password: SecretText,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        pub new_password: SecretText,
     }
 
     /// Proof that the person at the keyboard knows the password (before a sensitive change).
     pub struct PasswordCheck {
-        pub current_password: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        pub current_password: SecretText,
     }
 
     pub struct TotpEnrollment {
-        pub secret: String,
-        pub otpauth_url: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        pub secret: SecretText,
+        /// Carries the secret too.
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        pub otpauth_url: SecretText,
     }
 
     pub struct TotpCode {
@@ -74,13 +115,16 @@ wire! {
     }
 
     pub struct AcceptInvite {
-        pub invite_token: String,
-        pub password: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        pub invite_token: SecretText,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        pub password: SecretText,
     }
 
     /// Confirm a new e-mail address with the token sent to it.
     pub struct ConfirmEmail {
-        pub token: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        pub token: SecretText,
     }
 
     pub struct Tenant {
@@ -153,7 +197,8 @@ wire! {
         /// e-mail. Only an administrator of the whole service may set a password here, and
         /// only such an administrator receives the invite token in the response.
         #[serde(default)]
-        pub password: Option<String>,
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+        pub password: Option<SecretText>,
         /// A role to bind on the user's tenant at once.
         #[serde(default)]
         pub role: Option<String>,
@@ -162,7 +207,8 @@ wire! {
     pub struct CreatedUser {
         pub user: User,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub invite_token: Option<String>,
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+        pub invite_token: Option<SecretText>,
     }
 
     pub struct UpdateUser {
@@ -237,7 +283,8 @@ wire! {
     pub struct CreatedToken {
         pub token: Token,
         /// The secret, shown once. The server keeps only its hash.
-        pub secret: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        pub secret: SecretText,
     }
 
     pub struct Destination {
@@ -358,7 +405,8 @@ wire! {
         /// For managed vaults: the vault's key-encryption key (hex), which opens its key
         /// slot. Absent for customer-held keys.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub key: Option<String>,
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+        pub key: Option<SecretText>,
     }
 
     /// One object in a vault listing.
@@ -366,5 +414,41 @@ wire! {
         pub name: String,
         pub size: u64,
         pub modified: DateTime<Utc>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_travel_as_plain_strings_but_never_print() {
+        let req: LoginRequest =
+            serde_json::from_str(r#"{"email":"a@example.com","password":"hunter2-hunter2"}"#)
+                .unwrap();
+        assert_eq!(req.password.expose(), "hunter2-hunter2");
+        assert!(!format!("{req:?}").contains("hunter2"), "{req:?}");
+        assert!(format!("{req:?}").contains("a@example.com"));
+        let json = serde_json::to_value(&req).unwrap();
+        assert_eq!(json["password"], "hunter2-hunter2");
+
+        let open = VaultOpenResponse {
+            vault_id: "vt_1".into(),
+            permissions: vec!["backup".into()],
+            key_custody: "managed".into(),
+            key: Some(SecretText::new("00ff".repeat(16))),
+        };
+        assert!(!format!("{open:?}").contains("00ff"));
+        let token = CreatedToken {
+            token: serde_json::from_value(serde_json::json!({
+                "id": "tk_1", "tenant_id": "tn_1", "name": "n", "kind": "api",
+                "permissions": [], "vault_ids": [], "device_id": null,
+                "created_at": "2026-01-01T00:00:00Z", "expires_at": null,
+                "revoked_at": null, "last_used_at": null
+            }))
+            .unwrap_or_else(|e| panic!("a token: {e}")),
+            secret: SecretText::new("lpt_topsecret"),
+        };
+        assert!(!format!("{token:?}").contains("topsecret"));
     }
 }

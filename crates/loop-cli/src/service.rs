@@ -175,7 +175,7 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<ExitCode> {
         "/api/v1/auth/login",
         Some(&LoginRequest {
             email: a.email.clone(),
-            password,
+            password: password.into(),
             totp: a.totp.clone(),
             remember: a.remember,
             device_label: Some(
@@ -189,7 +189,7 @@ pub fn login(g: &Global, a: LoginArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&dir)?;
     let saved = SavedSession {
         server: client.conn.base.clone(),
-        session_token: r.session_token.clone(),
+        session_token: r.session_token.expose().to_string(),
         fingerprint: g.server_fingerprint.clone(),
         cacert: g.cacert.clone(),
     };
@@ -390,14 +390,14 @@ pub fn user(g: &Global, c: UserCommand) -> Result<ExitCode> {
                     first_name,
                     last_name,
                     business_address: address,
-                    password,
+                    password: password.map(SecretText::from),
                     role,
                 }),
             )?;
             show(g, &r, |r| {
                 println!("created user {} ({})", r.user.email, r.user.id);
                 match &r.invite_token {
-                    Some(t) => println!("invite token (shown once): {t}"),
+                    Some(t) => println!("invite token (shown once): {}", t.expose()),
                     None if r.user.status == "invited" => {
                         println!("the invitation goes to {} by e-mail", r.user.email)
                     }
@@ -550,7 +550,10 @@ pub fn token(g: &Global, c: TokenCommand) -> Result<ExitCode> {
                     r.token.id,
                     r.token.permissions.join(",")
                 );
-                println!("secret (shown once; use it as LOOP_TOKEN): {}", r.secret);
+                println!(
+                    "secret (shown once; use it as LOOP_TOKEN): {}",
+                    r.secret.expose()
+                );
             })
         }
         TokenCommand::Revoke { id } => {

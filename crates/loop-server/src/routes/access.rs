@@ -192,7 +192,10 @@ pub async fn create_token(
     .await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(CreatedToken { token: t, secret }),
+        axum::Json(CreatedToken {
+            token: t,
+            secret: secret.into(),
+        }),
     ))
 }
 

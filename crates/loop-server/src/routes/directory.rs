@@ -3,7 +3,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
-    CreateRoleBinding, CreateTenant, CreateUser, CreatedUser, RoleBinding, Tenant, UpdateUser, User,
+    CreateRoleBinding, CreateTenant, CreateUser, CreatedUser, RoleBinding, SecretText, Tenant,
+    UpdateUser, User,
 };
 use serde::Deserialize;
 
@@ -158,8 +159,11 @@ pub async fn create_user(
             ));
         }
         Some(p) => {
-            domain::check_new_password(p)?;
-            (Some(auth::hash_password(p.clone()).await?), None)
+            domain::check_new_password(p.expose())?;
+            (
+                Some(auth::hash_password(p.expose().to_string()).await?),
+                None,
+            )
         }
         None if whole => (None, Some(new_secret("lpi"))),
         None => (None, None),
@@ -238,7 +242,7 @@ pub async fn create_user(
         StatusCode::CREATED,
         axum::Json(CreatedUser {
             user,
-            invite_token: invite,
+            invite_token: invite.map(SecretText::from),
         }),
     ))
 }

@@ -168,7 +168,7 @@ pub async fn login(
         .as_ref()
         .filter(|u| u.user.status == "active")
         .and_then(|u| u.password_hash.clone());
-    let password_ok = auth::verify_password(req.password.clone(), hash).await?;
+    let password_ok = auth::verify_password(req.password.expose().to_string(), hash).await?;
     let Some(user) = user.filter(|_| password_ok) else {
         let known = match &email {
             Ok(e) => identity::user_by_email(&state.db.pool, e).await?,
@@ -299,7 +299,7 @@ pub async fn login(
     let body = LoginResponse {
         user: user.user,
         session: s,
-        session_token: secret.clone(),
+        session_token: secret.clone().into(),
     };
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -382,7 +382,12 @@ pub async fn change_password(
         }
         return Err(throttled());
     }
-    if !auth::verify_password(req.current_password.clone(), u.user.password_hash.clone()).await? {
+    if !auth::verify_password(
+        req.current_password.expose().to_string(),
+        u.user.password_hash.clone(),
+    )
+    .await?
+    {
         refused("wrong_password").await?;
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -391,8 +396,8 @@ pub async fn change_password(
         ));
     }
     state.throttle.succeeded(&account, &ip, now);
-    domain::check_new_password(&req.new_password)?;
-    let hash = auth::hash_password(req.new_password.clone()).await?;
+    domain::check_new_password(req.new_password.expose())?;
+    let hash = auth::hash_password(req.new_password.expose().to_string()).await?;
     let mut tx = state.db.begin().await?;
     identity::set_password(&mut tx, &u.user.user.id, &hash, now).await?;
     let ended = identity::end_user_sessions(
@@ -429,7 +434,12 @@ pub async fn enroll_totp(
     Json(req): Json<PasswordCheck>,
 ) -> ApiResult<axum::Json<TotpEnrollment>> {
     let u = caller.user()?;
-    if !auth::verify_password(req.current_password.clone(), u.user.password_hash.clone()).await? {
+    if !auth::verify_password(
+        req.current_password.expose().to_string(),
+        u.user.password_hash.clone(),
+    )
+    .await?
+    {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "wrong_password",
@@ -466,8 +476,9 @@ pub async fn enroll_totp(
     Ok(axum::Json(TotpEnrollment {
         otpauth_url: totp
             .to_url()
-            .map_err(|e| ApiError::Internal(format!("TOTP URL: {e:?}")))?,
-        secret,
+            .map_err(|e| ApiError::Internal(format!("TOTP URL: {e:?}")))?
+            .into(),
+        secret: secret.into(),
     }))
 }
 
@@ -535,7 +546,7 @@ pub async fn accept_invite(
     Json(req): Json<AcceptInvite>,
 ) -> ApiResult<StatusCode> {
     let Some(user) =
-        identity::user_by_invite(&state.db.pool, &secret_hash(&req.invite_token)).await?
+        identity::user_by_invite(&state.db.pool, &secret_hash(req.invite_token.expose())).await?
     else {
         return Err(ApiError::not_found());
     };
@@ -550,8 +561,8 @@ pub async fn accept_invite(
             "the invitation has expired; ask for a new one",
         ));
     }
-    domain::check_new_password(&req.password)?;
-    let hash = auth::hash_password(req.password.clone()).await?;
+    domain::check_new_password(req.password.expose())?;
+    let hash = auth::hash_password(req.password.expose().to_string()).await?;
     let mut tx = state.db.begin().await?;
     // The address may have become another account's since the invitation was sent; only
     // the holder of the invitation, the address's owner, learns that here.
@@ -602,7 +613,7 @@ pub async fn confirm_email(
     Json(req): Json<ConfirmEmail>,
 ) -> ApiResult<StatusCode> {
     let Some(user) =
-        identity::user_by_email_token(&state.db.pool, &secret_hash(&req.token)).await?
+        identity::user_by_email_token(&state.db.pool, &secret_hash(req.token.expose())).await?
     else {
         return Err(ApiError::not_found());
     };

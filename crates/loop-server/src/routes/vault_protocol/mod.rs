@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use changes::{remove, write};
-use loop_api::{ObjectEntry, Token, Vault, VaultOpenRequest, VaultOpenResponse};
+use loop_api::{ObjectEntry, SecretText, Token, Vault, VaultOpenRequest, VaultOpenResponse};
 use loop_repo::FileKind;
 use object_store::{GetOptions, GetRange, ObjectStoreExt as _};
 
@@ -225,7 +225,7 @@ async fn open(
         vault_id: a.vault.id,
         permissions: a.token.permissions,
         key_custody: a.vault.key_custody,
-        key,
+        key: key.map(SecretText::from),
     }))
 }
 
