@@ -51,6 +51,13 @@ pub struct Global {
     /// Trust the server certificates in this PEM file
     #[arg(long, env = "LOOP_CACERT", global = true)]
     pub cacert: Option<PathBuf>,
+    /// Where a remote repository's index, snapshots and trees are cached (default:
+    /// $XDG_CACHE_HOME/loop, else ~/.cache/loop)
+    #[arg(long, env = "LOOP_CACHE_DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+    /// Read everything from the repository, without the local cache
+    #[arg(long, env = "LOOP_NO_CACHE", global = true)]
+    pub no_cache: bool,
     /// What the command is, as told to the server when a vault is opened.
     #[arg(skip)]
     pub operation: String,

@@ -1,6 +1,7 @@
 //! Opening a repository from the command line: location, S3 settings and the passphrase.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -96,14 +97,37 @@ pub fn open_with_session(g: &Global) -> Result<(Repository, Option<VaultSession>
         Some((storage, session)) => (storage, Some(session)),
         None => (storage(g, false)?, None),
     };
-    let repo = match session.as_ref().and_then(|s| s.key.as_ref()) {
+    let mut repo = match session.as_ref().and_then(|s| s.key.as_ref()) {
         Some(key) => Repository::open(storage, Secret::RawKey(key))?,
         None => {
             let pass = passphrase(g)?;
             Repository::open(storage, Secret::Passphrase(&pass.0))?
         }
     };
+    if let Some(root) = cache_root(g) {
+        repo = repo.with_cache(&root);
+    }
     Ok((repo, session))
+}
+
+/// Where to cache a remote repository's metadata (loop_repo::cache), when this command
+/// benefits: backups and reads. Not check, prune or forget, which must see what storage
+/// holds, and not local repositories, where a read costs no round trip.
+fn cache_root(g: &Global) -> Option<PathBuf> {
+    let repo = g.repo.as_deref()?;
+    let remote = repo.starts_with("https://") || repo.starts_with("s3://");
+    if g.no_cache || !remote || !matches!(g.operation.as_str(), "backup" | "restore" | "browse") {
+        return None;
+    }
+    let env_dir = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    g.cache_dir
+        .clone()
+        .or_else(|| env_dir("XDG_CACHE_HOME").map(|d| d.join("loop")))
+        .or_else(|| env_dir("HOME").map(|d| d.join(".cache/loop")))
 }
 
 fn read_password_file(path: &std::path::Path) -> Result<Passphrase> {

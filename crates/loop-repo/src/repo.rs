@@ -4,12 +4,14 @@
 //! the blob ID key, the chunker parameters and the compression level. Its plaintext header
 //! carries the format version, so a newer repository is reported before any key is tried.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{Local, Utc};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
+use crate::cache::Cache;
 use crate::chunker::ChunkerParams;
 use crate::crypto::{IdKey, Key};
 use crate::error::{Error, Result};
@@ -101,6 +103,8 @@ pub struct Repository {
     id_key: IdKey,
     config: RepoConfig,
     key_id: Id,
+    /// Local copies of index files, snapshots and trees ([`Repository::with_cache`]).
+    cache: Option<Cache>,
 }
 
 impl Repository {
@@ -147,6 +151,7 @@ impl Repository {
         storage.put(FileKind::Key, &key_id.to_hex(), slot)?;
         storage.put(FileKind::Config, "config", sealed)?;
         Ok(Repository {
+            cache: None,
             storage,
             id_key: IdKey::new(&id_key),
             master,
@@ -212,6 +217,7 @@ impl Repository {
             return Err(Error::corrupt("config", "settings out of range"));
         }
         Ok(Repository {
+            cache: None,
             storage,
             id_key: IdKey::new(&id_key),
             master,
@@ -224,6 +230,13 @@ impl Repository {
             },
             key_id,
         })
+    }
+
+    /// Keeps local copies of index files, snapshots and trees under `root` (see
+    /// [`crate::cache`]): for remote repositories, where each of them is a round trip.
+    pub fn with_cache(mut self, root: &Path) -> Repository {
+        self.cache = Some(Cache::new(root, &self.config.id));
+        self
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
@@ -275,6 +288,9 @@ impl Repository {
             .into_iter()
             .map(|o| o.name)
             .collect();
+        if let Some(c) = &self.cache {
+            c.retain_files(FileKind::Index, &names.iter().map(String::as_str).collect());
+        }
         let mut index = Index::new();
         let mut warnings = Vec::new();
         for chunk in names.chunks(64) {
@@ -304,12 +320,39 @@ impl Repository {
     }
 
     pub fn load_index_file(&self, name: &str) -> Result<IndexFile> {
+        let object = FileKind::Index.path(name);
+        let open = |bytes: &[u8]| IndexFile::open(&self.master, &object, bytes);
+        if let Some(file) = self.cached_file(FileKind::Index, name, open) {
+            return Ok(file);
+        }
         let bytes = self.storage.get(
             FileKind::Index,
             name,
             SEALED_OVERHEAD + crate::index::MAX_INDEX_FILE as u64,
         )?;
-        IndexFile::open(&self.master, &FileKind::Index.path(name), &bytes)
+        let file = open(&bytes)?;
+        if let Some(c) = &self.cache {
+            c.put_file(FileKind::Index, name, &bytes);
+        }
+        Ok(file)
+    }
+
+    /// A cached index file or snapshot that still opens; a copy that does not is dropped.
+    fn cached_file<T>(
+        &self,
+        kind: FileKind,
+        name: &str,
+        open: impl Fn(&[u8]) -> Result<T>,
+    ) -> Option<T> {
+        let c = self.cache.as_ref()?;
+        let bytes = c.get_file(kind, name)?;
+        match open(&bytes) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                c.forget_file(kind, name);
+                None
+            }
+        }
     }
 
     pub fn save_index_file(&self, file: &IndexFile) -> Result<Id> {
@@ -342,13 +385,23 @@ impl Repository {
     }
 
     fn read_blob_at(&self, loc: &crate::index::BlobLocation, id: &Id) -> Result<Vec<u8>> {
-        let object = FileKind::Pack.path(&loc.pack.to_hex());
         let stored = self.storage.get_range(
             FileKind::Pack,
             &loc.pack.to_hex(),
             loc.entry.offset as u64,
             loc.entry.length as u64,
         )?;
+        self.decode_stored_blob(loc, id, stored)
+    }
+
+    /// Authenticates and decodes a blob as stored at `loc`, and checks its keyed ID.
+    fn decode_stored_blob(
+        &self,
+        loc: &crate::index::BlobLocation,
+        id: &Id,
+        stored: Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        let object = FileKind::Pack.path(&loc.pack.to_hex());
         let data = pack::decode_blob(
             &pack::pack_cipher(&self.master, &loc.pack),
             &loc.entry,
@@ -366,11 +419,41 @@ impl Repository {
 
     /// Loads and validates one tree.
     pub fn load_tree(&self, index: &Index, id: &Id) -> Result<Tree> {
-        let data = self.read_blob(index, id)?;
+        let data = match &self.cache {
+            Some(c) => self.read_tree_cached(c, index, id)?,
+            None => self.read_blob(index, id)?,
+        };
         let object = format!("tree {}", id.short());
         let tree = Tree::decode(&object, &data)?;
         tree.validate(&object)?;
         Ok(tree)
+    }
+
+    /// A tree blob from the cache, or from storage (and then kept in the cache).
+    fn read_tree_cached(&self, c: &Cache, index: &Index, id: &Id) -> Result<Vec<u8>> {
+        let Some(loc) = index.get(id) else {
+            return self.read_blob(index, id);
+        };
+        if let Some(stored) = c.get_tree(id, &loc) {
+            match self.decode_stored_blob(&loc, id, stored) {
+                Ok(data) => return Ok(data),
+                Err(_) => c.forget_tree(id),
+            }
+        }
+        let stored = self.storage.get_range(
+            FileKind::Pack,
+            &loc.pack.to_hex(),
+            loc.entry.offset as u64,
+            loc.entry.length as u64,
+        )?;
+        match self.decode_stored_blob(&loc, id, stored.clone()) {
+            Ok(data) => {
+                c.put_tree(id, &loc, &stored);
+                Ok(data)
+            }
+            // A damaged copy: the other copies are tried, and not cached.
+            Err(first) => self.read_blob_alternate(index, id).map_err(|_| first),
+        }
     }
 
     /// The ID and encoding a tree gets when stored.
@@ -386,15 +469,31 @@ impl Repository {
     }
 
     pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
+        self.load_snapshot_from(id, false)
+    }
+
+    /// Loads a snapshot; `listed` when a fresh listing just named it, so a cached copy may
+    /// serve (a snapshot asked for by ID alone may have been forgotten since it was cached).
+    fn load_snapshot_from(&self, id: &Id, listed: bool) -> Result<Snapshot> {
         let name = id.to_hex();
         let object = FileKind::Snapshot.path(&name);
+        let open = |bytes: &[u8]| -> Result<Snapshot> {
+            let json = format::open(&self.master, Magic::Snapshot, &object, bytes, MAX_SNAPSHOT)?;
+            serde_json::from_slice(&json).map_err(|e| Error::corrupt(&object, e.to_string()))
+        };
+        if listed && let Some(snap) = self.cached_file(FileKind::Snapshot, &name, open) {
+            return Ok(snap);
+        }
         let bytes = self.storage.get(
             FileKind::Snapshot,
             &name,
             SEALED_OVERHEAD + MAX_SNAPSHOT as u64,
         )?;
-        let json = format::open(&self.master, Magic::Snapshot, &object, &bytes, MAX_SNAPSHOT)?;
-        serde_json::from_slice(&json).map_err(|e| Error::corrupt(object, e.to_string()))
+        let snap = open(&bytes)?;
+        if let Some(c) = &self.cache {
+            c.put_file(FileKind::Snapshot, &name, &bytes);
+        }
+        Ok(snap)
     }
 
     pub fn save_snapshot(&self, snap: &Snapshot) -> Result<Id> {
@@ -420,9 +519,15 @@ impl Repository {
             .into_iter()
             .map(|o| o.name)
             .collect();
+        if let Some(c) = &self.cache {
+            c.retain_files(
+                FileKind::Snapshot,
+                &names.iter().map(String::as_str).collect(),
+            );
+        }
         let loaded = parallel_map(&names, FETCH_THREADS, |name| {
             let id = Id::parse(name)?;
-            match self.load_snapshot(&id) {
+            match self.load_snapshot_from(&id, true) {
                 Ok(s) => Ok(Some((id, s))),
                 // Removed by a concurrent forget between list and get.
                 Err(e) if e.is_not_found() => Ok(None),

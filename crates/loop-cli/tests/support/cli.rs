@@ -48,6 +48,7 @@ impl Env {
         c.env_remove("LOOP_PASSWORD_FILE")
             .env("LOOP_REPOSITORY", &self.repo)
             .env("LOOP_PASSWORD", PASSWORD)
+            .env("XDG_CACHE_HOME", self.dir.path().join(".cache"))
             .args(["--kdf-memory", "64", "--kdf-passes", "1"])
             .stdin(Stdio::null());
         for (k, v) in &self.extra_env {

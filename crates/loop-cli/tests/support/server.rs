@@ -17,14 +17,27 @@ impl Server {
     /// Starts `loop server` on 127.0.0.1 with a fresh data directory, and an optional
     /// configuration file.
     pub fn start(data_dir: &Path, config: Option<&Path>) -> Server {
+        Server::start_logging(data_dir, config, None)
+    }
+
+    /// [`Server::start`], with the access log (one line per request) written to `log`.
+    pub fn start_logging(data_dir: &Path, config: Option<&Path>, log: Option<&Path>) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_loop"));
         cmd.args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("LOOP_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("LOOP_LOG", "warn")
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stdout(Stdio::piped());
+        match log {
+            Some(path) => {
+                let file = std::fs::File::create(path).expect("server log file");
+                cmd.env("LOOP_LOG", "warn,loop_server::access_log=info")
+                    .stderr(file);
+            }
+            None => {
+                cmd.env("LOOP_LOG", "warn").stderr(Stdio::inherit());
+            }
+        }
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("LOOP_") && key != "LOOP_LOG" {
                 cmd.env_remove(&key);
@@ -71,6 +84,7 @@ impl Server {
             }
         }
         c.env("LOOP_CONFIG_DIR", config_dir)
+            .env("XDG_CACHE_HOME", config_dir.join("cache"))
             .env("LOOP_SERVER_FINGERPRINT", &self.fingerprint)
             .stdin(Stdio::null());
         c

@@ -12,6 +12,8 @@ pub fn id(v: &serde_json::Value) -> String {
 
 pub struct Story {
     pub server: Server,
+    /// The server's access log, when the story was set up with one.
+    pub server_log: Option<std::path::PathBuf>,
     pub dir: tempfile::TempDir,
     pub customer: String,
     pub vault: String,
@@ -23,9 +25,23 @@ pub struct Story {
 /// The provider admin creates a customer and its admin; the customer admin creates a vault
 /// at `destination`, a device and its tokens.
 pub fn set_up(config: Option<&dyn Fn(&Path) -> std::path::PathBuf>, destination: &str) -> Story {
+    set_up_logging(config, destination, false)
+}
+
+/// [`set_up`], with the server's access log in `Story::server_log` when `log` is set.
+pub fn set_up_logging(
+    config: Option<&dyn Fn(&Path) -> std::path::PathBuf>,
+    destination: &str,
+    log: bool,
+) -> Story {
     let dir = tempfile::tempdir().unwrap();
     let config_file = config.map(|f| f(dir.path()));
-    let server = Server::start(&dir.path().join("server"), config_file.as_deref());
+    let server_log = log.then(|| dir.path().join("server.log"));
+    let server = Server::start_logging(
+        &dir.path().join("server"),
+        config_file.as_deref(),
+        server_log.as_deref(),
+    );
     let provider_admin = dir.path().join("provider-admin");
     let admin = |args: &[&str]| server.as_user(&provider_admin, args);
     ok(admin(&[
@@ -116,6 +132,7 @@ pub fn set_up(config: Option<&dyn Fn(&Path) -> std::path::PathBuf>, destination:
     let restore_token = token("restore");
     Story {
         server,
+        server_log,
         dir,
         customer,
         vault,

@@ -1,0 +1,169 @@
+//! How many HTTPS requests a backup through the server makes. Round trips are what makes
+//! the server path slower than a local repository, so their number is pinned here: a
+//! change that adds requests per file or per directory fails this test (speed itself is
+//! measured by the benchmarks, not here).
+
+mod support;
+
+use support::cli::write;
+use support::server::*;
+use support::story::*;
+
+/// Vault-protocol requests in the server's access log so far, by route.
+fn vault_requests(s: &Story) -> Vec<String> {
+    let log = std::fs::read_to_string(s.server_log.as_ref().unwrap()).unwrap();
+    log.lines()
+        .filter(|l| l.contains("answered") && l.contains("/vaults/"))
+        .map(|l| {
+            let route = l.split("route=").nth(1).unwrap_or("");
+            route.split_whitespace().next().unwrap_or("").to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn an_unchanged_tree_is_backed_up_in_a_bounded_number_of_requests() {
+    let s = set_up_logging(None, "local", true);
+    let src = s.dir.path().join("tree");
+    // 2,000 small files in 200 directories.
+    for d in 0..200 {
+        for f in 0..10 {
+            write(
+                &src.join(format!("d{d:03}/sub/f{f}.txt")),
+                format!("file {d} {f}\n").as_bytes(),
+            );
+        }
+    }
+    // A token that may also read, so the backup can compare with its parent snapshot (a
+    // backup-only token cannot read snapshots, and re-reads every file instead).
+    let token = json(&mut s.admin(
+        "ana",
+        &[
+            "token",
+            "create",
+            "--tenant",
+            &s.customer,
+            "--name",
+            "laptop-rw",
+            "--device",
+            &s.device_id,
+            "--vault",
+            &s.vault,
+            "--permission",
+            "backup",
+            "--permission",
+            "restore",
+        ],
+    ))["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let backup = || json(&mut s.device(&token, &["backup", src.to_str().unwrap()]));
+    backup();
+    // The second backup reads its parent's trees from the server and keeps them in the
+    // device's cache; from the third on, an unchanged tree costs no request per directory.
+    let before = vault_requests(&s).len();
+    backup();
+    let cold = vault_requests(&s).len() - before;
+    let before = vault_requests(&s).len();
+    let third = backup();
+    assert_eq!(third["files_new"], 0, "{third:#?}");
+    assert_eq!(third["files_changed"], 0, "{third:#?}");
+    let requests: Vec<String> = vault_requests(&s).split_off(before);
+    eprintln!("with a cold cache: {cold} requests");
+    let mut by_route = std::collections::BTreeMap::<&str, usize>::new();
+    for r in &requests {
+        *by_route.entry(r.as_str()).or_default() += 1;
+    }
+    eprintln!(
+        "a no-change backup of 2,000 files in 400 directories: {} requests {by_route:#?}",
+        requests.len()
+    );
+    // Independent of the number of files and directories: no request per tree.
+    assert!(
+        requests.len() <= 40,
+        "{} requests: {by_route:#?}",
+        requests.len()
+    );
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                out.extend(files_under(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_damaged_cache_is_never_trusted_and_a_forgotten_snapshot_stays_gone() {
+    let s = set_up_logging(None, "local", false);
+    let src = s.dir.path().join("tree");
+    for d in 0..20 {
+        write(
+            &src.join(format!("d{d}/f.txt")),
+            format!("file {d}\n").as_bytes(),
+        );
+    }
+    let token = json(&mut s.admin(
+        "ana",
+        &[
+            "token",
+            "create",
+            "--tenant",
+            &s.customer,
+            "--name",
+            "laptop-all",
+            "--device",
+            &s.device_id,
+            "--vault",
+            &s.vault,
+            "--permission",
+            "manage",
+        ],
+    ))["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = json(&mut s.device(&token, &["backup", src.to_str().unwrap()]));
+    json(&mut s.device(&token, &["backup", src.to_str().unwrap()]));
+    let cache = s.dir.path().join("device/cache/loop");
+    let cached = files_under(&cache);
+    for kind in ["trees", "index", "snapshots"] {
+        assert!(
+            cached
+                .iter()
+                .any(|p| p.to_string_lossy().contains(&format!("/{kind}/"))),
+            "nothing cached in {kind}: {cached:?}"
+        );
+    }
+    // Every cached byte altered: the restore still brings back the right files.
+    for f in &cached {
+        let mut bytes = std::fs::read(f).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x55;
+        std::fs::write(f, bytes).unwrap();
+    }
+    let out = s.dir.path().join("restored");
+    ok(&mut s.device(
+        &token,
+        &["restore", "latest", "--target", out.to_str().unwrap()],
+    ));
+    support::cli::assert_same_tree(&src, &out.join(src.file_name().unwrap()));
+    // A snapshot forgotten elsewhere is not listed from the cache.
+    let id = first["snapshot_id"].as_str().unwrap();
+    ok(&mut s.device(&token, &["--no-cache", "forget", id]));
+    let listed = json(&mut s.device(&token, &["snapshots"]));
+    assert!(
+        listed.as_array().unwrap().iter().all(|sn| sn["id"] != id),
+        "{listed:#?}"
+    );
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+}
