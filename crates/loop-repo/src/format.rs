@@ -17,6 +17,24 @@ use crate::error::{Error, Result};
 
 pub const HEADER_LEN: usize = 8;
 
+/// A format version this program reads. Every decoder matches on it, so adding a version
+/// makes the compiler point at each decoder that has to learn it (and writers keep writing
+/// [`Magic::current_version`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    V1,
+}
+
+impl Version {
+    /// The version byte `b`, when this program reads it (0 is never valid).
+    pub fn from_byte(b: u8) -> Option<Version> {
+        match b {
+            1 => Some(Version::V1),
+            _ => None,
+        }
+    }
+}
+
 /// The kinds of framed object. Magic values are frozen: "LP" for Loop, two letters for the kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Magic {
@@ -53,7 +71,7 @@ impl Magic {
     }
 
     /// Checks the header of `bytes` and returns its version.
-    pub fn check(self, object: &str, bytes: &[u8]) -> Result<u8> {
+    pub fn check(self, object: &str, bytes: &[u8]) -> Result<Version> {
         if bytes.len() < HEADER_LEN {
             return Err(Error::corrupt(object, "shorter than its header"));
         }
@@ -67,14 +85,14 @@ impl Magic {
         if version == 0 {
             return Err(Error::corrupt(object, "version 0 is invalid"));
         }
-        if version > self.current_version() {
-            return Err(Error::NewerVersion {
+        match Version::from_byte(version) {
+            Some(v) if version <= self.current_version() => Ok(v),
+            _ => Err(Error::NewerVersion {
                 object: object.to_string(),
                 found: version,
                 supported: self.current_version(),
-            });
+            }),
         }
-        Ok(version)
     }
 }
 
@@ -119,15 +137,16 @@ fn seal_with_salt(
     out
 }
 
-/// Opens a sealed object, refusing more than `max_plain` bytes of payload.
+/// Opens a sealed object, refusing more than `max_plain` bytes of payload. Returns the
+/// object's format version with the payload, for the decoder to match on.
 pub fn open(
     master: &Key,
     magic: Magic,
     object: &str,
     bytes: &[u8],
     max_plain: usize,
-) -> Result<Vec<u8>> {
-    magic.check(object, bytes)?;
+) -> Result<(Version, Vec<u8>)> {
+    let version = magic.check(object, bytes)?;
     if bytes.len() < HEADER_LEN + SALT_LEN + TAG_LEN + 1 {
         return Err(Error::corrupt(object, "truncated"));
     }
@@ -152,17 +171,18 @@ pub fn open(
     if body.is_empty() {
         return Err(Error::corrupt(object, "empty body"));
     }
-    match body[0] {
+    let payload = match body[0] {
         CODEC_RAW => {
             body.remove(0);
             if body.len() > max_plain {
                 return Err(Error::corrupt(object, "larger than allowed"));
             }
-            Ok(body)
+            body
         }
-        CODEC_ZSTD => decompress_bounded(object, &body[1..], max_plain),
-        other => Err(Error::corrupt(object, format!("unknown codec {other}"))),
-    }
+        CODEC_ZSTD => decompress_bounded(object, &body[1..], max_plain)?,
+        other => return Err(Error::corrupt(object, format!("unknown codec {other}"))),
+    };
+    Ok((version, payload))
 }
 
 /// Decompresses zstd data of unknown size, failing once it would exceed `max` bytes. Grows the
@@ -192,7 +212,7 @@ mod tests {
         let sealed = seal(&k, Magic::Snapshot, &data, 3);
         assert_eq!(
             open(&k, Magic::Snapshot, "s", &sealed, 1 << 20).unwrap(),
-            data
+            (Version::V1, data)
         );
         // wrong kind, wrong key, flipped byte, truncated, oversized
         assert!(open(&k, Magic::Index, "s", &sealed, 1 << 20).is_err());

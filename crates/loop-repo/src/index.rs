@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use crate::crypto::Key;
 use crate::error::{Error, Result};
-use crate::format::{self, Magic};
+use crate::format::{self, Magic, Version};
 use crate::id::Id;
 use crate::pack::{BlobKind, MAX_BLOB, PackEntry};
 
@@ -133,8 +133,9 @@ impl IndexFile {
     }
 
     pub fn open(master: &Key, object: &str, bytes: &[u8]) -> Result<IndexFile> {
-        let payload = format::open(master, Magic::Index, object, bytes, MAX_INDEX_FILE)?;
-        IndexFile::decode(object, &payload)
+        match format::open(master, Magic::Index, object, bytes, MAX_INDEX_FILE)? {
+            (Version::V1, payload) => IndexFile::decode(object, &payload),
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{Key, NonceSequence, SALT_LEN, TAG_LEN, random_salt};
 use crate::error::{Error, Result};
-use crate::format::{HEADER_LEN, Magic};
+use crate::format::{HEADER_LEN, Magic, Version};
 
 const KIND_PASSPHRASE: u8 = 1;
 const KIND_RAW: u8 = 2;
@@ -140,7 +140,8 @@ impl KeySlot {
     }
 
     pub fn parse(object: &str, bytes: Vec<u8>) -> Result<KeySlot> {
-        Magic::KeySlot.check(object, &bytes)?;
+        // One layout so far; a second version makes this pattern fail to compile here.
+        let Version::V1 = Magic::KeySlot.check(object, &bytes)?;
         if bytes.len() < FIXED_LEN + 32 + TAG_LEN {
             return Err(Error::corrupt(object, "truncated key slot"));
         }

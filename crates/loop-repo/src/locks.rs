@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::Key;
 use crate::error::{Error, Result};
-use crate::format::{self, Magic};
+use crate::format::{self, Magic, Version};
 use crate::id::Id;
 use crate::repo::Repository;
 use crate::storage::{FileKind, Storage};
@@ -160,7 +160,7 @@ impl Lock {
         };
         let info = format::open(master, Magic::Lock, &object, &bytes, 64 * 1024)
             .ok()
-            .and_then(|j| serde_json::from_slice::<LockInfo>(&j).ok())
+            .and_then(|(v, j)| decode_info(v, &j))
             .ok_or_else(lost)?;
         if info.kind != self.info.kind
             || info.host != self.info.host
@@ -222,6 +222,13 @@ fn remove_stale(repo: &Repository, own: &Id, now: DateTime<Utc>) {
 
 /// Every marker in the repository. A marker that cannot be read is reported as a live backup,
 /// the cautious reading for prune.
+/// A marker's contents, or `None` when they do not decode.
+fn decode_info(version: Version, json: &[u8]) -> Option<LockInfo> {
+    match version {
+        Version::V1 => serde_json::from_slice(json).ok(),
+    }
+}
+
 pub fn list(repo: &Repository) -> Result<Vec<(Id, LockInfo)>> {
     let mut out = Vec::new();
     for obj in repo.storage().list(FileKind::Lock)? {
@@ -230,7 +237,7 @@ pub fn list(repo: &Repository) -> Result<Vec<(Id, LockInfo)>> {
         let info = match repo.storage().get(FileKind::Lock, &obj.name, 64 * 1024) {
             Ok(bytes) => format::open(repo.master(), Magic::Lock, &object, &bytes, 64 * 1024)
                 .ok()
-                .and_then(|j| serde_json::from_slice::<LockInfo>(&j).ok()),
+                .and_then(|(v, j)| decode_info(v, &j)),
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e),
         };

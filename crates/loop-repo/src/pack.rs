@@ -15,7 +15,7 @@
 
 use crate::crypto::{Cipher, Key, NonceSequence, NonceValue, TAG_LEN};
 use crate::error::{Error, Result};
-use crate::format::{HEADER_LEN, Magic};
+use crate::format::{HEADER_LEN, Magic, Version};
 use crate::id::Id;
 
 /// The start of a pack: header and pack ID.
@@ -301,7 +301,7 @@ pub fn parse_trailer(
     mut trailer: Vec<u8>,
     pack_size: u64,
 ) -> Result<(Id, Vec<PackEntry>)> {
-    Magic::Pack.check(object, header)?;
+    let Version::V1 = Magic::Pack.check(object, header)?;
     if header.len() != PACK_HEADER_LEN {
         return Err(Error::corrupt(object, "bad pack header"));
     }

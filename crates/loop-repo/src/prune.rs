@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::format::{self, Magic};
+use crate::format::{self, Magic, Version};
 use crate::id::Id;
 use crate::index::{Index, IndexFile};
 use crate::locks::{self, Lock, LockKind};
@@ -65,15 +65,17 @@ fn load_plans(repo: &Repository) -> Result<Vec<(String, PlanObject)>> {
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e),
         };
-        let json = format::open(
+        let plan: PlanObject = match format::open(
             repo.master(),
             Magic::PrunePlan,
             &object,
             &bytes,
             MAX_PLAN as usize,
-        )?;
-        let plan: PlanObject =
-            serde_json::from_slice(&json).map_err(|e| Error::corrupt(&object, e.to_string()))?;
+        )? {
+            (Version::V1, json) => {
+                serde_json::from_slice(&json).map_err(|e| Error::corrupt(&object, e.to_string()))?
+            }
+        };
         out.push((obj.name, plan));
     }
     Ok(out)

@@ -15,7 +15,7 @@ use crate::cache::Cache;
 use crate::chunker::ChunkerParams;
 use crate::crypto::{IdKey, Key};
 use crate::error::{Error, Result};
-use crate::format::{self, Magic};
+use crate::format::{self, Magic, Version};
 use crate::id::Id;
 use crate::index::{Index, IndexFile};
 use crate::keys::{KdfParams, KeySlot, Secret, SlotMeta};
@@ -171,7 +171,7 @@ impl Repository {
             Err(e) if e.is_not_found() => return Err(Error::NoRepository(storage.location())),
             Err(e) => return Err(e),
         };
-        Magic::Config.check("config", &config_bytes)?;
+        let Version::V1 = Magic::Config.check("config", &config_bytes)?;
         let slots = storage.list(FileKind::Key)?;
         if slots.is_empty() {
             return Err(Error::NoKeySlot(storage.location()));
@@ -198,8 +198,11 @@ impl Repository {
         let Some((master, key_id)) = found else {
             return Err(Error::WrongPassword);
         };
-        let mut json = format::open(&master, Magic::Config, "config", &config_bytes, MAX_CONFIG)?;
-        let parsed: std::result::Result<ConfigFile, _> = serde_json::from_slice(&json);
+        let (version, mut json) =
+            format::open(&master, Magic::Config, "config", &config_bytes, MAX_CONFIG)?;
+        let parsed: std::result::Result<ConfigFile, _> = match version {
+            Version::V1 => serde_json::from_slice(&json),
+        };
         json.zeroize();
         let mut file = parsed.map_err(|e| Error::corrupt("config", e.to_string()))?;
         let mut key_bytes = [0u8; 32];
@@ -478,8 +481,10 @@ impl Repository {
         let name = id.to_hex();
         let object = FileKind::Snapshot.path(&name);
         let open = |bytes: &[u8]| -> Result<Snapshot> {
-            let json = format::open(&self.master, Magic::Snapshot, &object, bytes, MAX_SNAPSHOT)?;
-            serde_json::from_slice(&json).map_err(|e| Error::corrupt(&object, e.to_string()))
+            match format::open(&self.master, Magic::Snapshot, &object, bytes, MAX_SNAPSHOT)? {
+                (Version::V1, json) => serde_json::from_slice(&json)
+                    .map_err(|e| Error::corrupt(&object, e.to_string())),
+            }
         };
         if listed && let Some(snap) = self.cached_file(FileKind::Snapshot, &name, open) {
             return Ok(snap);

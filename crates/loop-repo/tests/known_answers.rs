@@ -145,11 +145,13 @@ fn sealed_objects_from_another_writer_open() {
         1 << 20,
     )
     .expect("codec 0 opens");
-    assert_eq!(hex::encode(raw), v::SEALED_RAW_PAYLOAD);
+    assert_eq!(raw.0, format::Version::V1);
+    assert_eq!(hex::encode(raw.1), v::SEALED_RAW_PAYLOAD);
 
     let sealed = unhex(v::SEALED_SNAPSHOT);
     let json = format::open(&master, Magic::Snapshot, "snapshots/z", &sealed, 1 << 20)
-        .expect("codec 1 opens");
+        .expect("codec 1 opens")
+        .1;
     assert_eq!(json, v::SNAPSHOT_JSON.as_bytes());
 
     // The header is the associated data: the same bytes under another magic do not open.
