@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Backup through `loop server` over HTTPS on loopback against the same backup into a local
-# repository, in the same run. Prints a Markdown table: first backup, no-change backup and restore,
-# wall time (best of 3, each on a fresh vault or repository) and the ratio server/local.
+# repository, in the same run. Prints a Markdown table: first backup, no-change backup (the
+# device's cache cold, then warm), a backup after 1% of the files changed, and restore, wall
+# time (best of 3, each on a fresh vault, repository and client cache) and the ratio
+# server/local; then the HTTPS requests each server phase made (from the access log).
 #
 #   bench/server.sh [CORPUS_DIR]
 #
@@ -36,7 +38,7 @@ cp -a "$corpus" "$src"
 export LOOP_CONFIG_DIR=$WORK/cli LOOP_PASSWORD=bench
 unset LOOP_REPOSITORY LOOP_TOKEN
 
-LOOP_ADMIN_PASSWORD=bench-admin-password LOOP_LOG=warn \
+LOOP_ADMIN_PASSWORD=bench-admin-password LOOP_LOG=warn,loop_server::access_log=info \
   "$LOOP" server --data-dir "$WORK/server" --listen 127.0.0.1:0 >"$WORK/server.out" 2>"$WORK/server.err" &
 server_pid=$!
 trap 'kill $server_pid 2>/dev/null || true' EXIT
@@ -58,28 +60,49 @@ secs() {
   t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc -l
 }
+requests() { grep -c answered "$WORK/server.err" || true; }
+# server PHASE COMMAND...: times a server phase and counts its requests
+server() {
+  local phase=$1 before
+  shift
+  before=$(requests)
+  secs "$@" >>"$WORK/server.$phase"
+  echo $(($(requests) - before)) >>"$WORK/requests.$phase"
+}
+# Appends a line to every 100th file (sorted by path): 1% of the files change.
+change_one_percent() {
+  find "$src" -type f | sort | awk 'NR % 100 == 0' | while IFS= read -r f; do
+    echo "changed $1" >>"$f"
+  done
+}
 
 for i in 1 2 3; do
   vault=$("$LOOP" vault create --tenant "$customer" --name "bench-$i" --json |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
   token=$("$LOOP" token create --tenant "$customer" --name "bench-$i" --kind api --vault "$vault" \
     --permission backup --permission restore --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
-  remote=(env LOOP_TOKEN="$token" "$LOOP" -q -r "$url/vaults/$vault" backup "$src")
+  remote=(env LOOP_TOKEN="$token" LOOP_CACHE_DIR="$WORK/cache-$i" "$LOOP" -q -r "$url/vaults/$vault" backup "$src")
   local_repo=(env LOOP_REPOSITORY="$WORK/repo-$i" "$LOOP" -q backup --init --kdf-memory 65536 "$src")
   secs "${local_repo[@]}" >>"$WORK/local.first"
-  secs "${remote[@]}" >>"$WORK/server.first"
+  server first "${remote[@]}"
   secs "${local_repo[@]}" >>"$WORK/local.nochange"
-  secs "${remote[@]}" >>"$WORK/server.nochange"
+  server nochange "${remote[@]}"
+  secs "${local_repo[@]}" >>"$WORK/local.nochange-warm"
+  server nochange-warm "${remote[@]}"
+  change_one_percent "$i"
+  secs "${local_repo[@]}" >>"$WORK/local.changed-1pct"
+  server changed-1pct "${remote[@]}"
   rm -rf "$WORK/restore-local" "$WORK/restore-server"
   secs env LOOP_REPOSITORY="$WORK/repo-$i" "$LOOP" -q restore latest --target "$WORK/restore-local" >>"$WORK/local.restore"
-  secs env LOOP_TOKEN="$token" "$LOOP" -q -r "$url/vaults/$vault" restore latest --target "$WORK/restore-server" >>"$WORK/server.restore"
-  rm -rf "$WORK/repo-$i" "$WORK/restore-local" "$WORK/restore-server"
+  server restore env LOOP_TOKEN="$token" LOOP_CACHE_DIR="$WORK/cache-$i" "$LOOP" -q -r "$url/vaults/$vault" restore latest --target "$WORK/restore-server"
+  rm -rf "$WORK/repo-$i" "$WORK/restore-local" "$WORK/restore-server" "$WORK/cache-$i"
   "$LOOP" vault delete "$vault" >/dev/null
 done
 
-echo "| phase | local s | server (HTTPS) s | server/local |"
-echo "|---|---|---|---|"
-for phase in first nochange restore; do
+echo "| phase | local s | server (HTTPS) s | server/local | requests |"
+echo "|---|---|---|---|---|"
+for phase in first nochange nochange-warm changed-1pct restore; do
   l=$(best <"$WORK/local.$phase"); s=$(best <"$WORK/server.$phase")
-  printf "| %s | %.2f | %.2f | %.2f |\n" "$phase" "$l" "$s" "$(echo "$s / $l" | bc -l)"
+  r=$(sort -n "$WORK/requests.$phase" | head -1)
+  printf "| %s | %.2f | %.2f | %.2f | %s |\n" "$phase" "$l" "$s" "$(echo "$s / $l" | bc -l)" "$r"
 done
