@@ -22,7 +22,9 @@ const SUBKEY_CONTEXT: &str = "loop-backup 2026-11-30 object subkey v1";
 /// Frozen: the context that turns a raw 256-bit key (managed vaults) into a key-slot KEK.
 const RAW_KEK_CONTEXT: &str = "loop-backup 2026-11-30 raw key slot kek v1";
 
+/// AES-GCM's authentication tag, appended to every ciphertext.
 pub const TAG_LEN: usize = 16;
+/// The random salt of a sealed object or key slot, from which its subkey is derived.
 pub const SALT_LEN: usize = 32;
 
 /// 256 bits of secret key material.

@@ -19,10 +19,14 @@ use crate::format::{self, Magic, Version};
 use crate::id::Id;
 use crate::pack::{BlobKind, MAX_BLOB, PackEntry};
 
+/// An index file's pack record: pack ID, then its blob count (u32).
 const PACK_REC: usize = 32 + 4;
+/// A blob record: kind byte, blob ID, offset, length and raw length (u32 each).
 const BLOB_REC: usize = 1 + 32 + 4 + 4 + 4;
 /// Largest index file payload accepted from storage.
 pub const MAX_INDEX_FILE: usize = 256 * 1024 * 1024;
+/// In memory, a blob's kind rides in the top bit of its raw length (blobs are far smaller
+/// than 2 GiB), which keeps an entry at 48 bytes.
 const TREE_BIT: u32 = 1 << 31;
 
 /// Where a blob lives.

@@ -20,7 +20,10 @@ use crate::id::Id;
 use crate::repo::Repository;
 use crate::storage::{FileKind, Storage};
 
+/// How often a running command rewrites its marker's `refreshed` time.
 pub const REFRESH: Duration = Duration::from_secs(5 * 60);
+/// A marker not refreshed for this long belongs to a dead process (six missed refreshes,
+/// so a slow storage or a suspended laptop does not lose its marker).
 pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -34,6 +34,8 @@ use crate::repo::Repository;
 use crate::storage::FileKind;
 use crate::tree::NodeKind;
 
+/// How far apart two hosts' clocks may be. A backup whose marker was created up to this long
+/// after a prune plan may still have started before it, so the plan waits for it.
 const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 /// Largest prune plan accepted from storage.
 const MAX_PLAN: u64 = 256 << 20;

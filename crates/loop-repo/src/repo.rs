@@ -25,7 +25,10 @@ use crate::storage::{FileKind, Storage};
 use crate::tree::Tree;
 use crate::util::parallel_map;
 
+/// Largest config payload accepted from storage.
 const MAX_CONFIG: usize = 64 * 1024;
+/// Largest snapshot payload accepted from storage (paths, tags and summary; a snapshot of
+/// many paths stays far below).
 const MAX_SNAPSHOT: usize = 16 * 1024 * 1024;
 /// Largest key slot accepted from storage.
 const MAX_KEY_SLOT: u64 = 1024 * 1024;
