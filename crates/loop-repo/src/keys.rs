@@ -23,7 +23,7 @@ const KIND_PASSPHRASE: u8 = 1;
 const KIND_RAW: u8 = 2;
 /// A slot's fixed part: header, kind, Argon2 m/t/p (u32 each), salt, metadata length.
 const FIXED_LEN: usize = HEADER_LEN + 1 + 12 + SALT_LEN + 4;
-/// Largest slot metadata (host, user, time as JSON) accepted from storage.
+/// Largest slot metadata (creation time, host, user and label as JSON) accepted from storage.
 const MAX_META: usize = 64 * 1024;
 
 /// Argon2id cost parameters.
