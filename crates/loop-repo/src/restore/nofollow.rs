@@ -1,0 +1,190 @@
+//! The file-system calls of a restore that touch a name under the target. Auditing this
+//! file is auditing the rule that keeps a restore inside its target:
+//!
+//! - every entry is reached relative to its parent's directory descriptor, by one name
+//!   component, never through a path string. Callers pass single components only (loading a
+//!   tree rejects other names, and the walker checks again), as `O_NOFOLLOW` guards only the
+//!   last component of a path;
+//! - nothing is ever resolved through a symlink: directories are opened with `O_NOFOLLOW`,
+//!   files are created with `O_CREAT | O_EXCL | O_NOFOLLOW`, owners and times are set with
+//!   `AT_SYMLINK_NOFOLLOW`, the mode through an `O_PATH | O_NOFOLLOW` descriptor of the entry,
+//!   xattrs with `lsetxattr`, and a hard link to a symlink links the symlink itself;
+//! - whatever non-directory is in the way (a planted symlink, a FIFO, an old file) is
+//!   unlinked, never opened, and the entry is created afresh.
+//!
+//! So nothing can be written outside the target, whatever a hostile repository or someone
+//! else writing into the target puts there. The one path resolved normally is the target
+//! itself, which the user names ([`open_target`]). The rest of the restore reaches the file
+//! system only through these functions and the descriptors they return.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timestamps, Uid, XattrFlags};
+use rustix::io::Errno;
+
+use crate::tree::{Name, Xattr};
+
+/// Creates (if needed) and opens the restore target, the one path resolved normally.
+pub(super) fn open_target(target: &Path) -> io::Result<OwnedFd> {
+    std::fs::create_dir_all(target)?;
+    Ok(rustix::fs::openat(
+        rustix::fs::CWD,
+        target,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+pub(super) fn open_dir(parent: BorrowedFd<'_>, name: &Name) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        parent,
+        name.to_os(),
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// Creates (or reuses) a directory. Anything else in the way, a planted symlink included, is
+/// unlinked, never followed. The directory stays writable for us until `finish_dirs`.
+pub(super) fn make_dir(parent: BorrowedFd<'_>, name: &Name) -> io::Result<OwnedFd> {
+    let os = name.to_os();
+    match rustix::fs::mkdirat(parent, os, Mode::RWXU) {
+        Ok(()) | Err(Errno::EXIST) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let fd = match open_dir(parent, name) {
+        Ok(fd) => fd,
+        Err(e) if matches!(Errno::from_io_error(&e), Some(Errno::LOOP | Errno::NOTDIR)) => {
+            rustix::fs::unlinkat(parent, os, AtFlags::empty())?;
+            rustix::fs::mkdirat(parent, os, Mode::RWXU)?;
+            open_dir(parent, name)?
+        }
+        Err(e) => return Err(e),
+    };
+    let st = rustix::fs::fstat(&fd)?;
+    if st.st_mode & 0o700 != 0o700 {
+        let _ = rustix::fs::fchmod(&fd, Mode::from_raw_mode(st.st_mode | 0o700));
+    }
+    Ok(fd)
+}
+
+/// Creates an empty regular file, readable and writable only by us until its metadata is set.
+pub(super) fn create_file(dir: BorrowedFd<'_>, name: &Name) -> io::Result<File> {
+    let mut fd = None;
+    replacing(dir, name, || {
+        fd = Some(rustix::fs::openat(
+            dir,
+            name.to_os(),
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::RUSR | Mode::WUSR,
+        )?);
+        Ok(())
+    })?;
+    Ok(File::from(fd.expect("created")))
+}
+
+pub(super) fn make_symlink(dir: BorrowedFd<'_>, name: &Name, target: &OsStr) -> io::Result<()> {
+    replacing(dir, name, || {
+        rustix::fs::symlinkat(target, dir, name.to_os())
+    })
+}
+
+/// A FIFO or a device node.
+pub(super) fn make_node(
+    dir: BorrowedFd<'_>,
+    name: &Name,
+    kind: FileType,
+    mode: Mode,
+    rdev: u64,
+) -> io::Result<()> {
+    replacing(dir, name, || {
+        rustix::fs::mknodat(dir, name.to_os(), kind, mode, rdev)
+    })
+}
+
+/// Links `old_dir`/`old_name` as `dir`/`name`; a symlink at the old name is linked itself
+/// (no `AT_SYMLINK_FOLLOW`).
+pub(super) fn hard_link(
+    old_dir: BorrowedFd<'_>,
+    old_name: &Name,
+    dir: BorrowedFd<'_>,
+    name: &Name,
+) -> io::Result<()> {
+    replacing(dir, name, || {
+        rustix::fs::linkat(
+            old_dir,
+            old_name.to_os(),
+            dir,
+            name.to_os(),
+            AtFlags::empty(),
+        )
+    })
+}
+
+/// Runs `create`; when the name is taken, unlinks what is there (not a directory: unlinkat
+/// refuses those) and tries once more.
+fn replacing(
+    dir: BorrowedFd<'_>,
+    name: &Name,
+    mut create: impl FnMut() -> rustix::io::Result<()>,
+) -> io::Result<()> {
+    match create() {
+        Err(Errno::EXIST) => {
+            rustix::fs::unlinkat(dir, name.to_os(), AtFlags::empty())?;
+            Ok(create()?)
+        }
+        r => Ok(r?),
+    }
+}
+
+pub(super) fn chown_nofollow(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    uid: Uid,
+    gid: Gid,
+) -> rustix::io::Result<()> {
+    rustix::fs::chownat(dir, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
+}
+
+/// chmod without following a symlink: Linux's `fchmodat` cannot, so go through an `O_PATH`
+/// descriptor of the entry itself (what glibc does for `AT_SYMLINK_NOFOLLOW`). A symlink is
+/// left as it is.
+pub(super) fn chmod_nofollow(dir: BorrowedFd<'_>, name: &OsStr, mode: Mode) -> io::Result<()> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::fstat(&fd)?;
+    if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+        return Ok(());
+    }
+    let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    rustix::fs::chmodat(rustix::fs::CWD, proc_path.as_str(), mode, AtFlags::empty())?;
+    Ok(())
+}
+
+/// lsetxattr through the directory descriptor's /proc entry: the directory is the one we
+/// hold, and the last component is not followed.
+pub(super) fn set_xattr_nofollow(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    x: &Xattr,
+) -> rustix::io::Result<()> {
+    let mut at = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    at.push(name);
+    rustix::fs::lsetxattr(&at, x.name.to_os(), &x.value, XattrFlags::empty())
+}
+
+pub(super) fn set_times_nofollow(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    times: &Timestamps,
+) -> rustix::io::Result<()> {
+    rustix::fs::utimensat(dir, name, times, AtFlags::SYMLINK_NOFOLLOW)
+}

@@ -1,0 +1,171 @@
+//! The reader pool, which fetches, decrypts and checks the blobs of planned reads and hands
+//! them to the writer, and the tree loaders, which fetch directory trees ahead of the walker.
+//!
+//! Readers never resolve a path: they write, through the writer, into files the walker opened.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::thread::Scope;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use super::writer::{PendingFile, Restorer};
+use crate::error::Result;
+use crate::id::Id;
+use crate::pack::{self, PackEntry};
+use crate::storage::FileKind;
+use crate::tree::{NodeKind, Tree};
+
+/// At most this many trees are requested ahead, which bounds their memory.
+pub(super) const TREES_AHEAD: usize = 256;
+
+/// One blob and every place it goes.
+pub(super) struct BlobWrites {
+    pub(super) entry: PackEntry,
+    /// Files and the offsets in them.
+    pub(super) targets: Vec<(Arc<PendingFile>, u64)>,
+}
+
+/// One ranged read of a pack.
+pub(super) struct RangeJob {
+    pub(super) pack: Id,
+    pub(super) start: u64,
+    pub(super) len: u64,
+    pub(super) blobs: Vec<BlobWrites>,
+}
+
+/// Starts `threads` readers; they end when the returned sender is dropped and the queue is
+/// empty.
+pub(super) fn spawn_readers<'s>(
+    s: &'s Scope<'s, '_>,
+    ctx: &'s Restorer<'_>,
+    threads: usize,
+) -> Sender<RangeJob> {
+    let (tx, rx) = bounded::<RangeJob>(threads * 2);
+    for _ in 0..threads {
+        let rx = rx.clone();
+        s.spawn(move || {
+            for job in rx {
+                read_range(ctx, job);
+            }
+        });
+    }
+    tx
+}
+
+fn read_range(ctx: &Restorer<'_>, job: RangeJob) {
+    let name = job.pack.to_hex();
+    let object = FileKind::Pack.path(&name);
+    let stored = ctx
+        .repo
+        .storage()
+        .get_range(FileKind::Pack, &name, job.start, job.len);
+    let cipher = pack::pack_cipher(ctx.repo.master(), &job.pack);
+    for blob in job.blobs {
+        let e = &blob.entry;
+        let data = match &stored {
+            Err(err) => Err(err.to_string()),
+            Ok(buf) => {
+                let from = (e.offset as u64 - job.start) as usize;
+                let bytes = buf[from..from + e.length as usize].to_vec();
+                // AES-GCM proves a key holder stored these bytes; the keyed hash proves
+                // they are the content the snapshot names. Both are checked: a holder
+                // of a backup-only token has the key, and must not be able to slip
+                // other content under an existing blob's ID.
+                pack::decode_blob(&cipher, e, bytes, &object)
+                    .map_err(|err| err.to_string())
+                    .and_then(|d| {
+                        if ctx.repo.blob_id(&d) == e.id {
+                            Ok(d)
+                        } else {
+                            Err(format!(
+                                "{object}: blob {} does not match its ID",
+                                e.id.short()
+                            ))
+                        }
+                    })
+            }
+        };
+        // A damaged or wrongly indexed copy: try the blob's other copies.
+        let data = data.or_else(|msg| {
+            ctx.repo
+                .read_blob_alternate(ctx.index, &e.id)
+                .map_err(|_| msg)
+        });
+        for (file, offset) in blob.targets {
+            ctx.write_chunk(&file, offset, &data);
+        }
+    }
+}
+
+/// A tree to load, and where to send it.
+type TreeFetch = (Id, Sender<Result<Tree>>);
+
+/// Trees requested ahead of the walker, by ID.
+pub(super) struct TreeAhead {
+    tx: Option<Sender<TreeFetch>>,
+    pending: HashMap<Id, Receiver<Result<Tree>>>,
+}
+
+/// Starts `loaders` tree loaders (none: each tree is loaded when the walker reaches it). They
+/// end with [`TreeAhead::close`].
+pub(super) fn spawn_tree_loaders<'s>(
+    s: &'s Scope<'s, '_>,
+    ctx: &'s Restorer<'_>,
+    loaders: usize,
+) -> TreeAhead {
+    let (tx, rx) = crossbeam_channel::unbounded::<TreeFetch>();
+    for _ in 0..loaders {
+        let rx = rx.clone();
+        s.spawn(move || {
+            for (id, reply) in rx {
+                let _ = reply.send(ctx.repo.load_tree(ctx.index, &id));
+            }
+        });
+    }
+    TreeAhead {
+        tx: (loaders > 0).then_some(tx),
+        pending: HashMap::new(),
+    }
+}
+
+impl TreeAhead {
+    /// Asks the loaders for the subtrees of `tree`'s directories, up to the bound.
+    pub(super) fn request_children(&mut self, tree: &Tree) {
+        let Some(tx) = &self.tx else { return };
+        for n in &tree.nodes {
+            if self.pending.len() >= TREES_AHEAD {
+                return;
+            }
+            if let (NodeKind::Dir, Some(id)) = (n.kind, n.subtree)
+                && !self.pending.contains_key(&id)
+            {
+                let (reply, rx) = bounded(1);
+                if tx.send((id, reply)).is_ok() {
+                    self.pending.insert(id, rx);
+                }
+            }
+        }
+    }
+
+    /// The tree `id`: from a request made earlier, else loaded now.
+    pub(super) fn get(&mut self, ctx: &Restorer<'_>, id: &Id) -> Result<Tree> {
+        if let Some(rx) = self.pending.remove(id)
+            && let Ok(r) = rx.recv()
+        {
+            return r;
+        }
+        ctx.repo.load_tree(ctx.index, id)
+    }
+
+    /// Drops a request for a tree that will not be entered, which would otherwise hold its
+    /// slot forever.
+    pub(super) fn forget(&mut self, id: &Id) {
+        self.pending.remove(id);
+    }
+
+    /// No more requests: the loaders end.
+    pub(super) fn close(&mut self) {
+        self.tx.take();
+    }
+}

@@ -1,0 +1,641 @@
+//! Whole restores: back up a real directory, restore it, compare what comes back.
+
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use rustix::fs::{FileType, Mode, XattrFlags};
+
+use super::readers::TREES_AHEAD;
+use super::walker::MAX_OPEN_FILES;
+use super::{RestoreOptions, RestoreProgress, RestoreReport, dump, find_node, run};
+use crate::backup::{self, BackupOptions, BackupProgress};
+use crate::id::Id;
+use crate::pack;
+use crate::repo::Repository;
+use crate::storage::FileKind;
+use crate::tree::NodeKind;
+
+fn new_repo(dir: &Path) -> Repository {
+    crate::testutil::local_repo(&dir.join("repo"))
+}
+
+/// A test that this machine cannot run: a failure in CI (which runs as root on a file
+/// system with xattrs and holes), a loud skip elsewhere.
+fn cannot_run_here(why: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must be able to run this test: {why}"
+    );
+    eprintln!("SKIPPED: {why}");
+}
+
+/// Backs up `src` and returns the snapshot's root tree.
+fn backup(repo: &Repository, src: &Path) -> Id {
+    let opts = BackupOptions {
+        paths: vec![src.to_path_buf()],
+        host: "h".into(),
+        threads: 1,
+        ..Default::default()
+    };
+    let result = backup::run(repo, opts, &BackupProgress::default()).unwrap();
+    assert!(result.unreadable.is_empty(), "{:?}", result.unreadable);
+    result.snapshot.tree
+}
+
+fn restore(
+    repo: &Repository,
+    tree: &Id,
+    target: &Path,
+    adjust: impl FnOnce(&mut RestoreOptions),
+) -> RestoreReport {
+    let mut opts = RestoreOptions {
+        target: target.to_path_buf(),
+        threads: 2,
+        ..Default::default()
+    };
+    adjust(&mut opts);
+    run(repo, tree, &opts, &RestoreProgress::default()).unwrap()
+}
+
+fn pseudo_random(len: usize, mut seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        out.extend_from_slice(&seed.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn write(path: &Path, data: &[u8]) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, data).unwrap();
+}
+
+/// Names in a directory, sorted.
+fn names(dir: &Path) -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().as_bytes().to_vec())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Asserts that `copy` has the same type, mode, owner, mtime (to the nanosecond), link
+/// count, content and symlink target as `orig`, recursively.
+fn assert_same(orig: &Path, copy: &Path) {
+    let a = fs::symlink_metadata(orig).unwrap();
+    let b = fs::symlink_metadata(copy).unwrap_or_else(|e| panic!("{}: {e}", copy.display()));
+    let what = copy.display();
+    assert_eq!(a.file_type(), b.file_type(), "type of {what}");
+    assert_eq!(
+        (a.mtime(), a.mtime_nsec()),
+        (b.mtime(), b.mtime_nsec()),
+        "mtime of {what}"
+    );
+    assert_eq!((a.uid(), a.gid()), (b.uid(), b.gid()), "owner of {what}");
+    if !a.file_type().is_symlink() {
+        assert_eq!(a.mode() & 0o7777, b.mode() & 0o7777, "mode of {what}");
+    }
+    if a.is_file() {
+        assert_eq!(a.nlink(), b.nlink(), "link count of {what}");
+        assert!(
+            fs::read(orig).unwrap() == fs::read(copy).unwrap(),
+            "content of {what}"
+        );
+    } else if a.file_type().is_symlink() {
+        assert_eq!(fs::read_link(orig).unwrap(), fs::read_link(copy).unwrap());
+    } else if a.is_dir() {
+        assert_eq!(names(orig), names(copy), "entries of {what}");
+        for name in names(orig) {
+            let name = std::ffi::OsStr::from_bytes(&name);
+            assert_same(&orig.join(name), &copy.join(name));
+        }
+    }
+}
+
+fn mkfifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        FileType::Fifo,
+        Mode::from_raw_mode(0o640),
+        0,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_restored_tree_matches_the_original() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("empty"), b"");
+    write(&src.join("small.txt"), b"hello\n");
+    write(&src.join("big.bin"), &pseudo_random(5 << 20, 7));
+    write(&src.join("sub/deeper/x.txt"), b"deep");
+    std::os::unix::fs::symlink("small.txt", src.join("link")).unwrap();
+    write(&src.join("hard1"), b"linked twice");
+    fs::hard_link(src.join("hard1"), src.join("hard2")).unwrap();
+    fs::hard_link(src.join("hard1"), src.join("sub/hard3")).unwrap();
+    write(&src.join("readonly/file"), b"in a read-only dir");
+    fs::set_permissions(src.join("readonly"), fs::Permissions::from_mode(0o555)).unwrap();
+    mkfifo(&src.join("fifo"));
+    write(&src.join("suid"), b"#!/bin/sh\n");
+    fs::set_permissions(src.join("suid"), fs::Permissions::from_mode(0o4755)).unwrap();
+    write(&src.join("private/inner"), b"secret");
+    fs::set_permissions(src.join("private"), fs::Permissions::from_mode(0o700)).unwrap();
+    write(
+        &src.join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt")),
+        b"latin-1 name",
+    );
+    let xattrs = rustix::fs::setxattr(
+        src.join("small.txt"),
+        "user.test",
+        b"value",
+        XattrFlags::empty(),
+    );
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+
+    let out = tmp.path().join("out");
+    let report = restore(&repo, &tree, &out, |o| o.verify = true);
+
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.files, 9, "{report:?}");
+    assert_eq!(report.verified_files, 9);
+    assert_eq!(
+        (report.hardlinks, report.symlinks, report.special),
+        (2, 1, 1)
+    );
+    assert_eq!(report.bytes, (5 << 20) + 6 + 4 + 12 + 10 + 6 + 12 + 18);
+    assert_same(&src, &out.join("src"));
+    let (h1, h2) = (
+        fs::metadata(out.join("src/hard1")).unwrap(),
+        fs::metadata(out.join("src/hard2")).unwrap(),
+    );
+    assert_eq!(
+        (h1.ino(), h1.nlink()),
+        (h2.ino(), 3),
+        "hard links share one inode"
+    );
+    assert!(
+        fs::symlink_metadata(out.join("src/fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    match xattrs {
+        Ok(()) => {
+            let got = crate::fsmeta::read_xattrs(&out.join("src/small.txt"));
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert_eq!(got[0].name.as_bytes(), b"user.test");
+            assert_eq!(got[0].value, b"value");
+        }
+        Err(e) => cannot_run_here(&format!("the temp filesystem refuses xattrs ({e})")),
+    }
+}
+
+/// Trees loaded ahead by fetcher threads: more directories than may be requested at once,
+/// and identical directories (one tree ID, entered twice).
+#[test]
+fn trees_loaded_ahead_restore_the_same_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for i in 0..TREES_AHEAD + 40 {
+        write(
+            &src.join(format!("d{}/sub{i}/f", i % 9)),
+            format!("{i}").as_bytes(),
+        );
+    }
+    for twin in ["twin-a", "twin-b"] {
+        write(&src.join(format!("{twin}/same/file")), b"identical");
+    }
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+    let out = tmp.path().join("out");
+    let report = restore(&repo, &tree, &out, |o| o.tree_fetchers = 4);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.files as usize, TREES_AHEAD + 40 + 2);
+    assert_same(&src, &out.join("src"));
+}
+
+/// A holder of the key (a backup-only token on a managed vault) stores a second copy of
+/// an existing blob with other content, validly encrypted, and indexes it: a restore must
+/// still write the original content, whichever copy the index lists first.
+#[test]
+fn a_forged_copy_of_a_blob_cannot_change_what_is_restored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let original = pseudo_random(200_000, 11);
+    write(&src.join("file"), &original);
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+    let index = repo.load_index().unwrap();
+    let file_tree = repo.load_tree(&index, &tree).unwrap();
+    let sub = repo
+        .load_tree(&index, &file_tree.nodes[0].subtree.unwrap())
+        .unwrap();
+    let blob = sub.nodes[0].content[0];
+    let loc = index.get(&blob).unwrap();
+    let e = loc.entry;
+    let stored = repo
+        .storage()
+        .get_range(
+            FileKind::Pack,
+            &loc.pack.to_hex(),
+            e.offset as u64,
+            e.length as u64,
+        )
+        .unwrap();
+    let mut payload = pack::decrypt_payload(
+        &pack::pack_cipher(repo.master(), &loc.pack),
+        &e,
+        stored,
+        "p",
+    )
+    .unwrap();
+    let last = payload.len() - 1;
+    payload[last] ^= 0xff;
+    let mut w = pack::PackWriter::new(repo.master(), 1 << 20);
+    w.add(e.kind, e.id, &payload, e.raw_len);
+    let (forged, data, entries) = w.finish();
+    repo.storage()
+        .put(FileKind::Pack, &forged.to_hex(), data)
+        .unwrap();
+    repo.save_index_file(&crate::index::IndexFile {
+        packs: vec![(forged, entries.clone())],
+    })
+    .unwrap();
+
+    // read_blob, with the forged copy first in the index.
+    let mut poisoned = crate::index::Index::new();
+    poisoned.add_pack(forged, &entries);
+    for f in repo.storage().list(FileKind::Index).unwrap() {
+        poisoned.add_file(&repo.load_index_file(&f.name).unwrap());
+    }
+    poisoned.finish();
+    assert_eq!(poisoned.get(&blob).unwrap().pack, forged);
+    assert_eq!(repo.read_blob(&poisoned, &blob).unwrap(), original);
+
+    // A whole restore, with the index as storage lists it.
+    let out = tmp.path().join("out");
+    let report = restore(&repo, &tree, &out, |_| {});
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(fs::read(out.join("src/file")).unwrap(), original);
+}
+
+/// More files than may be open at once, so the walker has to wait for readers.
+#[test]
+fn many_small_files_all_come_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for i in 0..MAX_OPEN_FILES + 150 {
+        write(
+            &src.join(format!("d{}/f{i}", i % 7)),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+    let out = tmp.path().join("out");
+    let progress = RestoreProgress::default();
+    let opts = RestoreOptions {
+        target: out.clone(),
+        threads: 3,
+        ..Default::default()
+    };
+    let report = run(&repo, &tree, &opts, &progress).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.files as usize, MAX_OPEN_FILES + 150);
+    assert_eq!(progress.files_done.load(Ordering::Relaxed), report.files);
+    assert_eq!(progress.bytes_done.load(Ordering::Relaxed), report.bytes);
+    assert_same(&src, &out.join("src"));
+}
+
+#[test]
+fn includes_and_excludes_pick_what_comes_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for f in ["a.txt", "b.log", "sub/c.txt", "sub/d.log", "other/e.log"] {
+        write(&src.join(f), f.as_bytes());
+    }
+    fs::create_dir(src.join("empty_dir")).unwrap();
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+
+    let out = tmp.path().join("txt");
+    let report = restore(&repo, &tree, &out, |o| o.includes = vec!["*.txt".into()]);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        names(&out.join("src")),
+        [b"a.txt".to_vec(), b"sub".to_vec()]
+    );
+    assert_eq!(names(&out.join("src/sub")), [b"c.txt".to_vec()]);
+    // Directories leading to a match get their recorded metadata too.
+    let (a, b) = (
+        fs::metadata(src.join("sub")).unwrap(),
+        fs::metadata(out.join("src/sub")).unwrap(),
+    );
+    assert_eq!((a.mtime(), a.mtime_nsec()), (b.mtime(), b.mtime_nsec()));
+
+    let out = tmp.path().join("sub");
+    restore(&repo, &tree, &out, |o| o.includes = vec!["/src/sub".into()]);
+    assert_eq!(names(&out.join("src")), [b"sub".to_vec()]);
+    assert_same(&src.join("sub"), &out.join("src/sub"));
+
+    let out = tmp.path().join("excl");
+    let report = restore(&repo, &tree, &out, |o| {
+        o.excludes = vec!["sub".into(), "*.log".into()]
+    });
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        names(&out.join("src")),
+        [b"a.txt".to_vec(), b"empty_dir".to_vec(), b"other".to_vec()]
+    );
+    assert!(names(&out.join("src/other")).is_empty());
+}
+
+/// Names inside a target can be planted by whoever else writes there; restore must
+/// replace them, never write through them.
+#[test]
+fn planted_symlinks_are_replaced_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("top.txt"), b"restored");
+    write(&src.join("dir/file.txt"), b"restored too");
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+    let outside = tmp.path().join("outside");
+    write(&outside.join("victim.txt"), b"original");
+
+    // A symlink where the snapshot has a directory.
+    let t1 = tmp.path().join("t1");
+    fs::create_dir(&t1).unwrap();
+    std::os::unix::fs::symlink(&outside, t1.join("src")).unwrap();
+    let report = restore(&repo, &tree, &t1, |_| {});
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(fs::symlink_metadata(t1.join("src")).unwrap().is_dir());
+    assert_same(&src, &t1.join("src"));
+
+    // Symlinks where the snapshot has a file, and a directory one level down.
+    let t2 = tmp.path().join("t2");
+    fs::create_dir_all(t2.join("src")).unwrap();
+    std::os::unix::fs::symlink(outside.join("victim.txt"), t2.join("src/top.txt")).unwrap();
+    std::os::unix::fs::symlink(&outside, t2.join("src/dir")).unwrap();
+    let report = restore(&repo, &tree, &t2, |_| {});
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_same(&src, &t2.join("src"));
+
+    assert_eq!(names(&outside), [b"victim.txt".to_vec()]);
+    assert_eq!(fs::read(outside.join("victim.txt")).unwrap(), b"original");
+}
+
+#[test]
+fn sparse_files_come_back_sparse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let path = src.join("disk.img");
+    write(&path, b"head");
+    let size = (64 << 20) + 8;
+    {
+        let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(size).unwrap();
+        f.write_all_at(b"tail", size - 4).unwrap();
+    }
+    let allocated = |p: &Path| fs::metadata(p).unwrap().blocks() * 512;
+    if allocated(&path) >= size / 4 {
+        return cannot_run_here("the temp filesystem does not keep holes");
+    }
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+    let out = tmp.path().join("out");
+    let report = restore(&repo, &tree, &out, |o| o.verify = true);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let copy = out.join("src/disk.img");
+    assert!(fs::read(&path).unwrap() == fs::read(&copy).unwrap());
+    assert!(
+        allocated(&copy) < size / 4,
+        "{} bytes allocated for a {size}-byte file with a 64 MiB hole",
+        allocated(&copy)
+    );
+}
+
+fn pack_files(repo_dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for fan in fs::read_dir(repo_dir.join("data")).unwrap() {
+        for p in fs::read_dir(fan.unwrap().path()).unwrap() {
+            out.push(p.unwrap().path());
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_damaged_pack_costs_only_the_files_in_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let damaged = pseudo_random(3 << 20, 11);
+    write(&src.join("damaged.bin"), &damaged);
+    let repo = new_repo(tmp.path());
+    backup(&repo, &src);
+    // The first backup wrote one data pack (the file's chunks) and one tree pack; damage
+    // the data pack, the larger one.
+    let mut first_packs = pack_files(&tmp.path().join("repo"));
+    assert_eq!(first_packs.len(), 2, "{first_packs:?}");
+    first_packs.sort_by_key(|p| std::cmp::Reverse(fs::metadata(p).unwrap().len()));
+    write(&src.join("good.txt"), b"still fine");
+    write(&src.join("more/good.bin"), &pseudo_random(1 << 20, 12));
+    let tree = backup(&repo, &src);
+    let mut bytes = fs::read(&first_packs[0]).unwrap();
+    bytes[pack::PACK_HEADER_LEN + 10] ^= 0x01;
+    fs::write(&first_packs[0], bytes).unwrap();
+
+    let out = tmp.path().join("out");
+    let report = restore(&repo, &tree, &out, |o| o.verify = true);
+
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    let err = &report.errors[0];
+    assert!(
+        err.contains("damaged.bin") && err.contains("data/"),
+        "{err}"
+    );
+    let left = fs::metadata(out.join("src/damaged.bin")).unwrap().len();
+    assert!(left < damaged.len() as u64, "left {left} bytes");
+    assert_eq!(fs::read(out.join("src/good.txt")).unwrap(), b"still fine");
+    assert_same(&src.join("more"), &out.join("src/more"));
+    assert_eq!(report.verified_files, 2);
+}
+
+#[test]
+fn an_entry_that_cannot_be_written_does_not_stop_the_restore() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("a.txt"), b"a");
+    write(&src.join("b.txt"), b"b");
+    write(&src.join("c.txt"), b"c");
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+    let out = tmp.path().join("out");
+    // A non-empty directory where the snapshot has a file is not deleted.
+    write(&out.join("src/b.txt/keep"), b"user data");
+
+    let report = restore(&repo, &tree, &out, |_| {});
+
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(report.errors[0].contains("b.txt"), "{}", report.errors[0]);
+    assert_eq!(fs::read(out.join("src/b.txt/keep")).unwrap(), b"user data");
+    assert_eq!(fs::read(out.join("src/a.txt")).unwrap(), b"a");
+    assert_eq!(fs::read(out.join("src/c.txt")).unwrap(), b"c");
+}
+
+/// Owners are restored as root, including other users' files and uid/gid 0.
+#[test]
+fn owners_come_back_as_root() {
+    if !rustix::process::geteuid().is_root() {
+        return cannot_run_here("owners are restored only as root");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let owners = [
+        ("alice", 1234, 5678),
+        ("root-owned", 0, 0),
+        ("dir", 4321, 0),
+    ];
+    for (name, uid, gid) in owners {
+        let path = src.join(name);
+        if name == "dir" {
+            fs::create_dir_all(&path).unwrap();
+        } else {
+            write(&path, name.as_bytes());
+        }
+        rustix::fs::chown(
+            &path,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink("alice", src.join("link")).unwrap();
+    rustix::fs::chownat(
+        rustix::fs::CWD,
+        src.join("link"),
+        Some(rustix::fs::Uid::from_raw(777)),
+        Some(rustix::fs::Gid::from_raw(888)),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+    let out = tmp.path().join("out");
+    let report = restore(&repo, &tree, &out, |_| {});
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    for (name, uid, gid) in owners {
+        let m = fs::symlink_metadata(out.join("src").join(name)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (uid, gid), "owner of {name}");
+    }
+    let link = fs::symlink_metadata(out.join("src/link")).unwrap();
+    assert_eq!(
+        (link.uid(), link.gid()),
+        (777, 888),
+        "owner of the symlink itself"
+    );
+    assert_same(&src, &out.join("src"));
+}
+
+#[test]
+fn device_files_come_back_as_root() {
+    if !rustix::process::geteuid().is_root() {
+        return cannot_run_here("device files are restored only as root");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    let dev = rustix::fs::makedev(1, 3);
+    let made = rustix::fs::mknodat(
+        rustix::fs::CWD,
+        src.join("null"),
+        FileType::CharacterDevice,
+        Mode::from_raw_mode(0o640),
+        dev,
+    );
+    if let Err(e) = made {
+        return cannot_run_here(&format!("cannot create a device node here ({e})"));
+    }
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+    let out = tmp.path().join("out");
+    let report = restore(&repo, &tree, &out, |_| {});
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.special, 1);
+    let m = fs::symlink_metadata(out.join("src/null")).unwrap();
+    assert!(m.file_type().is_char_device());
+    assert_eq!(m.rdev(), dev);
+    assert_same(&src, &out.join("src"));
+}
+
+#[test]
+fn dump_streams_a_file_and_find_node_resolves_paths() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let big = pseudo_random(5 << 20, 3);
+    write(&src.join("dir/big.bin"), &big);
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+    let index = repo.load_index().unwrap();
+
+    let node = find_node(&repo, &index, &tree, "src/dir/big.bin")
+        .unwrap()
+        .unwrap();
+    assert!(node.content.len() > 1, "a multi-chunk file");
+    let mut out = Vec::new();
+    assert_eq!(
+        dump(&repo, &tree, "src/dir/big.bin", &mut out).unwrap(),
+        big.len() as u64
+    );
+    assert!(out == big);
+
+    let root = find_node(&repo, &index, &tree, "").unwrap().unwrap();
+    assert_eq!((root.kind, root.subtree), (NodeKind::Dir, Some(tree)));
+    assert_eq!(
+        find_node(&repo, &index, &tree, "/src/dir/")
+            .unwrap()
+            .unwrap()
+            .kind,
+        NodeKind::Dir
+    );
+    assert!(
+        find_node(&repo, &index, &tree, "src/nothing")
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        find_node(&repo, &index, &tree, "src/dir/big.bin/x")
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        dump(&repo, &tree, "src/nothing", &mut Vec::new())
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(dump(&repo, &tree, "src/dir", &mut Vec::new()).is_err());
+}
+
+#[test]
+fn a_root_tree_that_cannot_be_loaded_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = new_repo(tmp.path());
+    let opts = RestoreOptions {
+        target: tmp.path().join("out"),
+        ..Default::default()
+    };
+    let err = run(&repo, &Id([9; 32]), &opts, &RestoreProgress::default()).unwrap_err();
+    assert!(err.to_string().contains("not in any index"), "{err}");
+}

@@ -1,0 +1,336 @@
+//! The writer: state shared by the walker and the readers, the positioned writes of chunk
+//! data, and the metadata of finished files and directories.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, RwLock};
+
+use rustix::fs::{Gid, Mode, Timespec, Timestamps, Uid, XattrFlags};
+use rustix::io::Errno;
+
+use super::nofollow;
+use super::walker::{DirChain, DirRecord, record_path};
+use super::{RestoreOptions, RestoreProgress, RestoreReport};
+use crate::index::Index;
+use crate::repo::Repository;
+use crate::tree::{Node, NodeKind, Xattr};
+
+/// Zero runs of this size inside a chunk are skipped, so they stay holes.
+const SPARSE_BLOCK: usize = 64 * 1024;
+static ZEROS: [u8; SPARSE_BLOCK] = [0; SPARSE_BLOCK];
+
+#[derive(Default)]
+pub(super) struct Counts {
+    pub(super) files: AtomicU64,
+    pub(super) dirs: AtomicU64,
+    pub(super) symlinks: AtomicU64,
+    pub(super) special: AtomicU64,
+    bytes: AtomicU64,
+    pub(super) hardlinks: AtomicU64,
+    verified: AtomicU64,
+}
+
+/// State shared by the walker and the readers.
+pub(super) struct Restorer<'a> {
+    pub(super) repo: &'a Repository,
+    pub(super) index: &'a Index,
+    pub(super) target: &'a Path,
+    verify: bool,
+    owner: bool,
+    pub(super) progress: &'a RestoreProgress,
+    pub(super) counts: Counts,
+    errors: Mutex<Vec<String>>,
+    pub(super) open_files: Mutex<usize>,
+    pub(super) file_closed: Condvar,
+}
+
+/// A file being written: its chunks may span several batches and readers.
+pub(super) struct PendingFile {
+    path: PathBuf,
+    pub(super) node: Node,
+    pub(super) file: RwLock<Option<File>>,
+    /// Chunk writes still to do, plus one while the walker is still planning.
+    pub(super) remaining: AtomicUsize,
+    /// The smallest offset of a chunk that could not be restored; `u64::MAX` when none.
+    damaged_at: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl PendingFile {
+    pub(super) fn new(path: PathBuf, node: Node, file: File) -> PendingFile {
+        PendingFile {
+            path,
+            node,
+            file: RwLock::new(Some(file)),
+            remaining: AtomicUsize::new(1),
+            damaged_at: AtomicU64::new(u64::MAX),
+            first_error: Mutex::new(None),
+        }
+    }
+
+    pub(super) fn fail(&self, offset: u64, message: String) {
+        self.damaged_at.fetch_min(offset, Ordering::Relaxed);
+        let mut first = self.first_error.lock().expect("error mutex");
+        if first.is_none() {
+            *first = Some(message);
+        }
+    }
+}
+
+impl<'a> Restorer<'a> {
+    pub(super) fn new(
+        repo: &'a Repository,
+        index: &'a Index,
+        opts: &'a RestoreOptions,
+        progress: &'a RestoreProgress,
+    ) -> Restorer<'a> {
+        Restorer {
+            repo,
+            index,
+            target: &opts.target,
+            verify: opts.verify,
+            owner: opts
+                .owner
+                .unwrap_or_else(|| rustix::process::geteuid().is_root()),
+            progress,
+            counts: Counts::default(),
+            errors: Mutex::new(Vec::new()),
+            open_files: Mutex::new(0),
+            file_closed: Condvar::new(),
+        }
+    }
+
+    /// What was restored, once the walker and the readers are done.
+    pub(super) fn into_report(self, warnings: Vec<String>) -> RestoreReport {
+        // Readers finish in any order; sorted lines read (and compare) better.
+        let mut errors = self.errors.into_inner().expect("errors mutex");
+        errors.sort();
+        let c = &self.counts;
+        RestoreReport {
+            files: c.files.load(Ordering::Relaxed),
+            dirs: c.dirs.load(Ordering::Relaxed),
+            symlinks: c.symlinks.load(Ordering::Relaxed),
+            special: c.special.load(Ordering::Relaxed),
+            bytes: c.bytes.load(Ordering::Relaxed),
+            hardlinks: c.hardlinks.load(Ordering::Relaxed),
+            verified_files: c.verified.load(Ordering::Relaxed),
+            errors,
+            warnings,
+        }
+    }
+
+    pub(super) fn error(&self, path: &Path, what: impl std::fmt::Display) {
+        self.errors
+            .lock()
+            .expect("errors mutex")
+            .push(format!("{}: {what}", path.display()));
+    }
+
+    pub(super) fn release_file_slot(&self) {
+        *self.open_files.lock().expect("open files mutex") -= 1;
+        self.file_closed.notify_all();
+    }
+
+    // ---- file data ----
+
+    /// Writes one chunk of `file` at `offset`, or records why it could not be read; the last
+    /// chunk finishes the file.
+    pub(super) fn write_chunk(
+        &self,
+        file: &PendingFile,
+        offset: u64,
+        data: &std::result::Result<Vec<u8>, String>,
+    ) {
+        match data {
+            Err(msg) => file.fail(offset, msg.clone()),
+            Ok(d) => {
+                let guard = file.file.read().expect("file lock");
+                let f = guard.as_ref().expect("open until its last chunk");
+                match write_sparse(f, d, offset) {
+                    Ok(()) => {
+                        let n = d.len() as u64;
+                        self.counts.bytes.fetch_add(n, Ordering::Relaxed);
+                        self.progress.bytes_done.fetch_add(n, Ordering::Relaxed);
+                    }
+                    Err(err) => file.fail(offset, format!("write: {err}")),
+                }
+            }
+        }
+        if file.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.finish_file(file);
+        }
+    }
+
+    /// Runs once per file, after its last chunk: truncate at damage or verify, then
+    /// metadata, then close.
+    pub(super) fn finish_file(&self, pf: &PendingFile) {
+        let Some(file) = pf.file.write().expect("file lock").take() else {
+            return;
+        };
+        let damaged_at = pf.damaged_at.load(Ordering::Relaxed);
+        if damaged_at != u64::MAX {
+            let first = pf.first_error.lock().expect("error mutex").take();
+            let _ = file.set_len(damaged_at);
+            self.error(
+                &pf.path,
+                format!(
+                    "{}; left truncated at {damaged_at} bytes",
+                    first.unwrap_or_default()
+                ),
+            );
+        } else if self.verify {
+            match self.verify_file(&file, &pf.node) {
+                Ok(()) => {
+                    self.counts.verified.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(why) => self.error(&pf.path, format!("verify: {why}")),
+            }
+        }
+        // A damaged file keeps the time of the restore, so it never looks like the original.
+        self.apply_fd_meta(file.as_fd(), &pf.node, &pf.path, damaged_at == u64::MAX);
+        drop(file);
+        self.progress.files_done.fetch_add(1, Ordering::Relaxed);
+        self.release_file_slot();
+    }
+
+    fn verify_file(&self, file: &File, node: &Node) -> std::result::Result<(), String> {
+        let mut buf = Vec::new();
+        let mut offset = 0u64;
+        for id in &node.content {
+            let loc = self
+                .index
+                .get(id)
+                .ok_or_else(|| format!("blob {} is not in any index", id.short()))?;
+            buf.resize(loc.entry.raw_len as usize, 0);
+            file.read_exact_at(&mut buf, offset)
+                .map_err(|e| format!("reading at {offset}: {e}"))?;
+            if self.repo.blob_id(&buf) != *id {
+                return Err(format!(
+                    "bytes {offset}..{} differ from the snapshot",
+                    offset + buf.len() as u64
+                ));
+            }
+            offset += buf.len() as u64;
+        }
+        let len = file.metadata().map_err(|e| e.to_string())?.len();
+        if len != offset {
+            return Err(format!("size is {len}, the snapshot says {offset}"));
+        }
+        Ok(())
+    }
+
+    // ---- metadata ----
+
+    /// Owner, then mode (chown clears setuid), then xattrs, then times (last, as the other
+    /// steps may touch them) on an open file or directory.
+    fn apply_fd_meta(&self, fd: BorrowedFd<'_>, node: &Node, path: &Path, times: bool) {
+        if self.owner
+            && let Err(e) = rustix::fs::fchown(fd, Some(uid(node)), Some(gid(node)))
+        {
+            self.error(path, format!("chown: {e}"));
+        }
+        if let Err(e) = rustix::fs::fchmod(fd, Mode::from_raw_mode(node.mode & 0o7777)) {
+            self.error(path, format!("chmod: {e}"));
+        }
+        for x in &node.xattrs {
+            let r = rustix::fs::fsetxattr(fd, x.name.to_os(), &x.value, XattrFlags::empty());
+            self.xattr_result(path, x, r);
+        }
+        if times && let Err(e) = rustix::fs::futimens(fd, &timestamps(node.mtime_ns)) {
+            self.error(path, format!("set times: {e}"));
+        }
+    }
+
+    /// The same for a symlink, FIFO or device in `dir`, which are not opened.
+    pub(super) fn apply_meta_at(&self, dir: BorrowedFd<'_>, node: &Node, path: &Path) {
+        let name = node.name.to_os();
+        if self.owner
+            && let Err(e) = nofollow::chown_nofollow(dir, name, uid(node), gid(node))
+        {
+            self.error(path, format!("chown: {e}"));
+        }
+        if node.kind != NodeKind::Symlink
+            && let Err(e) =
+                nofollow::chmod_nofollow(dir, name, Mode::from_raw_mode(node.mode & 0o7777))
+        {
+            self.error(path, format!("chmod: {e}"));
+        }
+        for x in &node.xattrs {
+            let r = nofollow::set_xattr_nofollow(dir, name, x);
+            self.xattr_result(path, x, r);
+        }
+        let ts = timestamps(node.mtime_ns);
+        if let Err(e) = nofollow::set_times_nofollow(dir, name, &ts) {
+            self.error(path, format!("set times: {e}"));
+        }
+    }
+
+    /// Filesystems without xattrs, and namespaces we may not write (`trusted.*` as a user),
+    /// are silent; a `user.*` attribute that did not come back is worth a line.
+    fn xattr_result(&self, path: &Path, x: &Xattr, r: rustix::io::Result<()>) {
+        match r {
+            Ok(()) => {}
+            Err(Errno::PERM | Errno::NOTSUP) if !x.name.as_bytes().starts_with(b"user.") => {}
+            Err(e) => self.error(path, format!("xattr {}: {e}", x.name)),
+        }
+    }
+
+    /// Directory metadata, children before parents (reverse creation order), so creating
+    /// entries cannot change a finished directory's times and a read-only one is filled first.
+    pub(super) fn finish_dirs(&self, root: &OwnedFd, records: &[DirRecord]) {
+        let mut chain = DirChain::default();
+        for i in (0..records.len()).rev() {
+            let path = self.target.join(record_path(records, i));
+            match chain.open(root, records, Some(i)) {
+                Ok(fd) => self.apply_fd_meta(fd, &records[i].node, &path, true),
+                Err(e) => self.error(&path, format!("cannot reopen directory: {e}")),
+            }
+        }
+    }
+}
+
+fn uid(node: &Node) -> Uid {
+    Uid::from_raw_unchecked(node.uid)
+}
+
+fn gid(node: &Node) -> Gid {
+    Gid::from_raw_unchecked(node.gid)
+}
+
+/// Access time := modification time (atime is not recorded).
+fn timestamps(ns: i64) -> Timestamps {
+    let t = Timespec {
+        tv_sec: ns.div_euclid(1_000_000_000),
+        tv_nsec: ns.rem_euclid(1_000_000_000) as _,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+fn is_zero(data: &[u8]) -> bool {
+    data.chunks(SPARSE_BLOCK).all(|c| c == &ZEROS[..c.len()])
+}
+
+/// Writes `data` at `offset`, skipping zero blocks so they stay holes in the pre-sized file.
+fn write_sparse(file: &File, data: &[u8], offset: u64) -> io::Result<()> {
+    let block = |i: usize| &data[i..(i + SPARSE_BLOCK).min(data.len())];
+    let mut i = 0;
+    while i < data.len() {
+        if is_zero(block(i)) {
+            i += block(i).len();
+            continue;
+        }
+        let start = i;
+        while i < data.len() && !is_zero(block(i)) {
+            i += block(i).len();
+        }
+        file.write_all_at(&data[start..i], offset + start as u64)?;
+    }
+    Ok(())
+}
