@@ -20,7 +20,7 @@ pub struct Inner {
     pub destinations: Destinations,
     pub clock: Clock,
     pub throttle: SigninThrottle,
-    pub mailer: crate::mail::Mailer,
+    pub mailer: crate::mail::smtp::Mailer,
     /// Wakes the outbox worker when a handler queued mail.
     pub mail_wake: tokio::sync::Notify,
 }

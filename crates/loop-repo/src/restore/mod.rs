@@ -23,6 +23,7 @@
 //! Security: names come from the repository, which may be hostile, and nothing is written
 //! outside the target; `nofollow.rs` states the rule and holds every call it covers.
 
+mod dirs;
 mod nofollow;
 mod readers;
 #[cfg(test)]

@@ -18,7 +18,8 @@ use crossbeam_channel::Sender;
 use rustix::fs::{FileType, Mode};
 
 use super::RestoreOptions;
-use super::nofollow::{self, open_dir};
+use super::dirs::{DirChain, DirRecord};
+use super::nofollow;
 use super::readers::{BlobWrites, RangeJob, TreeAhead};
 use super::writer::{PendingFile, Restorer};
 use crate::error::Result;
@@ -53,64 +54,6 @@ impl Selection {
             excludes: Excluder::new(&opts.excludes)?,
             everything: opts.includes.is_empty(),
         })
-    }
-}
-
-/// A directory that was created (or found) and gets its metadata at the end.
-pub(super) struct DirRecord {
-    /// `None`: directly in the target.
-    parent: Option<usize>,
-    pub(super) node: Node,
-}
-
-/// Path of a directory record relative to the target.
-pub(super) fn record_path(records: &[DirRecord], mut i: usize) -> PathBuf {
-    let mut names = vec![records[i].node.name.to_os()];
-    while let Some(p) = records[i].parent {
-        names.push(records[p].node.name.to_os());
-        i = p;
-    }
-    names.iter().rev().collect()
-}
-
-/// Reopens recorded directories from the target down, one `O_NOFOLLOW` component at a time,
-/// keeping the last chain open (consecutive lookups are usually siblings).
-#[derive(Default)]
-pub(super) struct DirChain {
-    open: Vec<(usize, OwnedFd)>,
-}
-
-impl DirChain {
-    /// The directory of `record`; `None` is the target itself.
-    pub(super) fn open<'a>(
-        &'a mut self,
-        root: &'a OwnedFd,
-        records: &[DirRecord],
-        record: Option<usize>,
-    ) -> io::Result<BorrowedFd<'a>> {
-        let Some(record) = record else {
-            return Ok(root.as_fd());
-        };
-        let mut path = vec![record];
-        while let Some(p) = records[*path.last().expect("non-empty")].parent {
-            path.push(p);
-        }
-        path.reverse();
-        let keep = self
-            .open
-            .iter()
-            .zip(&path)
-            .take_while(|((a, _), b)| a == *b)
-            .count();
-        self.open.truncate(keep);
-        for &i in &path[keep..] {
-            let fd = {
-                let parent = self.open.last().map_or(root.as_fd(), |(_, fd)| fd.as_fd());
-                open_dir(parent, &records[i].node.name)?
-            };
-            self.open.push((i, fd));
-        }
-        Ok(self.open.last().expect("non-empty").1.as_fd())
     }
 }
 

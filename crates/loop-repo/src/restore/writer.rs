@@ -12,8 +12,8 @@ use std::sync::{Condvar, Mutex, RwLock};
 use rustix::fs::{Gid, Mode, Timespec, Timestamps, Uid, XattrFlags};
 use rustix::io::Errno;
 
+use super::dirs::{DirChain, DirRecord, record_path};
 use super::nofollow;
-use super::walker::{DirChain, DirRecord, record_path};
 use super::{RestoreOptions, RestoreProgress, RestoreReport};
 use crate::index::Index;
 use crate::repo::Repository;

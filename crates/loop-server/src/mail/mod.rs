@@ -8,15 +8,12 @@
 //! growing delay for `mail.give_up_hours`.
 
 mod messages;
+pub mod smtp;
 
 use std::time::Duration;
 
-use lettre::message::Mailbox;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+pub use smtp::Mailer;
 
-use crate::config::{MailConfig, SmtpSecurity};
 use crate::db::outbox;
 use crate::state::AppState;
 
@@ -27,72 +24,6 @@ const BATCH: i64 = 20;
 /// The first retry waits this long; each further one twice as long, up to [`MAX_BACKOFF_MS`].
 const FIRST_BACKOFF_MS: i64 = 15_000;
 const MAX_BACKOFF_MS: i64 = 3_600_000;
-
-/// The configured relay, or none (mail then waits in the outbox).
-pub struct Mailer {
-    transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
-    from: Mailbox,
-}
-
-impl Mailer {
-    pub fn from_config(c: &MailConfig) -> Result<Mailer, String> {
-        let from: Mailbox = c
-            .from
-            .parse()
-            .map_err(|e| format!("mail.from {:?}: {e}", c.from))?;
-        let Some(host) = &c.host else {
-            return Ok(Mailer {
-                transport: None,
-                from,
-            });
-        };
-        let tls = || -> Result<TlsParameters, String> {
-            let mut b = TlsParameters::builder(host.clone());
-            if let Some(path) = &c.ca_file {
-                let pem = std::fs::read(path)
-                    .map_err(|e| format!("mail.ca_file {}: {e}", path.display()))?;
-                let cert = Certificate::from_pem(&pem)
-                    .map_err(|e| format!("mail.ca_file {}: {e}", path.display()))?;
-                b = b.add_root_certificate(cert);
-            }
-            b.build_rustls().map_err(|e| format!("mail TLS: {e}"))
-        };
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
-            .port(c.port())
-            .timeout(Some(Duration::from_secs(30)))
-            .tls(match c.security {
-                SmtpSecurity::Starttls => Tls::Required(tls()?),
-                SmtpSecurity::Tls => Tls::Wrapper(tls()?),
-                SmtpSecurity::None => Tls::None,
-            });
-        if let (Some(u), Some(p)) = (&c.username, &c.password) {
-            b = b.credentials(Credentials::new(u.clone(), p.expose().to_string()));
-        }
-        Ok(Mailer {
-            transport: Some(b.build()),
-            from,
-        })
-    }
-
-    pub fn configured(&self) -> bool {
-        self.transport.is_some()
-    }
-
-    async fn send(&self, to: &str, subject: &str, text: String) -> Result<(), String> {
-        let Some(t) = &self.transport else {
-            return Err("no mail relay is configured".into());
-        };
-        let to: Mailbox = to.parse().map_err(|e| format!("recipient: {e}"))?;
-        let message = Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(subject)
-            .header(lettre::message::header::ContentType::TEXT_PLAIN)
-            .body(text)
-            .map_err(|e| format!("building the message: {e}"))?;
-        t.send(message).await.map(|_| ()).map_err(|e| e.to_string())
-    }
-}
 
 /// Drains the outbox until the task is dropped: at once when woken, else every
 /// `mail.poll_seconds`.
@@ -166,6 +97,7 @@ fn backoff_ms(attempts: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::MailConfig;
 
     #[test]
     fn retries_wait_longer_each_time_up_to_an_hour() {
