@@ -13,7 +13,7 @@ use chrono::{DateTime, FixedOffset, Local};
 use loop_repo::backup::{BackupOptions, BackupProgress, ParentChoice, StdinSource};
 use loop_repo::check::{CheckOptions, CheckProgress, ReadData};
 use loop_repo::chunker::ChunkMode;
-use loop_repo::forget::{self, Candidate, Decision, KeepPolicy};
+use loop_repo::forget::{self, Decision, ForgetPlan, ForgetRequest, KeepPolicy};
 use loop_repo::keys::Secret;
 use loop_repo::prune::{PruneOptions, PrunePlan};
 use loop_repo::restore::{RestoreOptions, RestoreProgress};
@@ -356,8 +356,8 @@ fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
 // ---- snapshots ----
 
 /// Says on stderr which snapshots were skipped because they cannot be read.
-fn warn_damaged(list: &loop_repo::SnapshotList) {
-    for (name, e) in &list.damaged {
+fn warn_damaged(damaged: &[(String, loop_repo::Error)]) {
+    for (name, e) in damaged {
         eprintln!(
             "warning: skipped snapshot {name}, which cannot be read ({e}); `loop check` \
              reports it and `loop forget {name}` removes it"
@@ -369,7 +369,7 @@ fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<ExitCode> {
     let repo = repo_open::open(g)?;
     let f = filter(&a.filter);
     let all = repo.list_snapshots()?;
-    warn_damaged(&all);
+    warn_damaged(&all.damaged);
     let list: Vec<(Id, Snapshot)> = all
         .snapshots
         .into_iter()
@@ -707,11 +707,8 @@ fn prune_cmd(g: &Global, a: PruneArgs) -> Result<ExitCode> {
     ok()
 }
 
-/// Host and sorted paths: snapshots are grouped by these before a policy applies.
-type GroupKey = (String, Vec<String>);
-
-fn forget_cmd(g: &Global, a: ForgetArgs) -> Result<ExitCode> {
-    let repo = repo_open::open(g)?;
+/// The engine's request for `loop forget`: named snapshots, or a policy with filters.
+fn forget_request(a: &ForgetArgs) -> Result<ForgetRequest> {
     let policy = KeepPolicy {
         last: a.keep_last,
         hourly: a.keep_hourly,
@@ -727,95 +724,89 @@ fn forget_cmd(g: &Global, a: ForgetArgs) -> Result<ExitCode> {
             .transpose()
             .map_err(anyhow::Error::msg)?,
     };
-    let mut remove: Vec<Id> = Vec::new();
-    let mut groups_json = Vec::new();
     if !a.snapshots.is_empty() {
         if !policy.is_empty() {
             bail!("name snapshots or give a policy, not both");
         }
-        for s in &a.snapshots {
-            // By name, without reading it: a damaged snapshot can be removed too.
-            remove.push(if s == "latest" {
-                repo.find_snapshot(s, &SnapshotFilter::default())?.0
-            } else {
-                repo.snapshot_name(s)?
-            });
-        }
-    } else {
-        if policy.is_empty() {
-            bail!("no policy given: name snapshots or use --keep-* options (nothing was removed)");
-        }
-        let f = filter(&a.filter);
-        let list = repo.list_snapshots()?;
-        // A policy cannot judge a snapshot it cannot read: those are kept.
-        warn_damaged(&list);
-        let all: Vec<(Id, Snapshot)> = list
-            .snapshots
-            .into_iter()
-            .filter(|(_, s)| f.matches(s))
-            .collect();
-        // Group by host and paths, as restic does by default.
-        let mut groups: BTreeMap<GroupKey, Vec<&(Id, Snapshot)>> = BTreeMap::new();
-        for item in &all {
-            let mut paths = item.1.paths.clone();
-            paths.sort();
-            groups
-                .entry((item.1.hostname.clone(), paths))
-                .or_default()
-                .push(item);
-        }
-        for ((host, paths), members) in &groups {
-            let cands: Vec<Candidate> = members
-                .iter()
-                .map(|(_, s)| Candidate {
-                    time: s.time,
-                    tags: &s.tags,
-                })
-                .collect();
-            let decisions = forget::apply(&cands, &policy);
-            let mut keep_list = Vec::new();
-            let mut remove_list = Vec::new();
-            if human(g) {
-                println!("snapshots of host {host}, paths {}:", paths.join(" "));
+        return Ok(ForgetRequest::Snapshots(a.snapshots.clone()));
+    }
+    if policy.is_empty() {
+        bail!("no policy given: name snapshots or use --keep-* options (nothing was removed)");
+    }
+    Ok(ForgetRequest::Policy {
+        policy,
+        filter: filter(&a.filter),
+    })
+}
+
+/// The policy's verdicts, group by group.
+fn print_forget_plan(plan: &ForgetPlan) {
+    for group in &plan.groups {
+        println!(
+            "snapshots of host {}, paths {}:",
+            group.host,
+            group.paths.join(" ")
+        );
+        for v in &group.snapshots {
+            match &v.decision {
+                Decision::Keep(reasons) => {
+                    let why: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
+                    println!(
+                        "  keep   {} {} ({})",
+                        v.id.short(),
+                        v.snapshot.time,
+                        why.join(", ")
+                    );
+                }
+                Decision::Remove => println!("  remove {} {}", v.id.short(), v.snapshot.time),
             }
-            for ((id, s), d) in members.iter().zip(&decisions) {
-                match d {
+        }
+    }
+}
+
+fn forget_plan_json(plan: &ForgetPlan) -> Vec<serde_json::Value> {
+    plan.groups
+        .iter()
+        .map(|group| {
+            let mut keep = Vec::new();
+            let mut remove = Vec::new();
+            for v in &group.snapshots {
+                match &v.decision {
                     Decision::Keep(reasons) => {
                         let why: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
-                        if human(g) {
-                            println!("  keep   {} {} ({})", id.short(), s.time, why.join(", "));
-                        }
-                        keep_list.push(json!({"id": id.to_hex(), "reasons": why}));
+                        keep.push(json!({"id": v.id.to_hex(), "reasons": why}));
                     }
-                    Decision::Remove => {
-                        if human(g) {
-                            println!("  remove {} {}", id.short(), s.time);
-                        }
-                        remove_list.push(id.to_hex());
-                        remove.push(*id);
-                    }
+                    Decision::Remove => remove.push(v.id.to_hex()),
                 }
             }
-            groups_json.push(
-                json!({"host": host, "paths": paths, "keep": keep_list, "remove": remove_list}),
-            );
-        }
+            json!({"host": group.host, "paths": group.paths, "keep": keep, "remove": remove})
+        })
+        .collect()
+}
+
+fn forget_cmd(g: &Global, a: ForgetArgs) -> Result<ExitCode> {
+    let repo = repo_open::open(g)?;
+    let request = forget_request(&a)?;
+    let plan = forget::plan(&repo, &request)?;
+    // A policy cannot judge a snapshot it cannot read: those are kept.
+    warn_damaged(&plan.damaged);
+    if human(g) {
+        print_forget_plan(&plan);
     }
-    if !a.dry_run {
-        for id in &remove {
-            repo.storage()
-                .delete(loop_repo::FileKind::Snapshot, &id.to_hex())?;
-        }
-    }
+    let removed = if a.dry_run {
+        plan.remove.clone()
+    } else {
+        forget::execute(&repo, &plan)?.removed
+    };
     if g.json {
         print_json(
-            &json!({"message_type": "forget", "dry_run": a.dry_run, "groups": groups_json, "removed": remove.iter().map(|i| i.to_hex()).collect::<Vec<_>>()}),
+            &json!({"message_type": "forget", "dry_run": a.dry_run, "groups": forget_plan_json(&plan), "removed": removed.iter().map(|i| i.to_hex()).collect::<Vec<_>>()}),
         )?;
     } else if !g.quiet {
         println!(
             "{} {} snapshots",
             if a.dry_run { "would remove" } else { "removed" },
-            remove.len()
+            removed.len()
         );
     }
     if a.prune {
@@ -918,7 +909,7 @@ fn stats(g: &Global, a: StatsArgs) -> Result<ExitCode> {
     let roots: Vec<Id> = if a.snapshots.is_empty() {
         let f = filter(&a.filter);
         let list = repo.list_snapshots()?;
-        warn_damaged(&list);
+        warn_damaged(&list.damaged);
         list.snapshots
             .into_iter()
             .filter(|(_, s)| f.matches(s))

@@ -24,11 +24,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
-use crate::crypto::TAG_LEN;
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::Index;
-use crate::pack::{self, PACK_HEADER_LEN, PackEntry};
+use crate::pack::{self, PackEntry};
 use crate::prune;
 use crate::repo::{FETCH_THREADS, Repository};
 use crate::snapshot::Snapshot;
@@ -202,47 +201,6 @@ fn child_path(dir: &str, name: &Name) -> String {
     }
 }
 
-/// Size of the trailer a pack of `blobs` blobs ends with, including its length field
-/// (layout in `pack.rs`: count, one entry per blob, GCM tag, then `trailer_len`).
-fn trailer_size(blobs: u64) -> u64 {
-    4 + blobs * crate::pack::TRAILER_ENTRY_LEN as u64 + TAG_LEN as u64 + 4
-}
-
-/// Checks a pack's index entries against its size in storage without reading it: blobs
-/// after the header, not overlapping, followed by exactly the trailer the writer puts there.
-/// Returns the problems and the blobs that lie (partly) beyond the pack's end.
-fn layout_problems(entries: &[PackEntry], size: u64) -> (Vec<String>, Vec<Id>) {
-    let mut problems = Vec::new();
-    let mut end = PACK_HEADER_LEN as u64;
-    for e in entries {
-        let start = e.offset as u64;
-        if start < end {
-            problems.push(format!(
-                "the index places blob {} at offset {start}, over the header or another blob",
-                e.id.short()
-            ));
-        }
-        end = end.max(start + e.length as u64);
-    }
-    let expected = end + trailer_size(entries.len() as u64);
-    let beyond: Vec<Id> = entries
-        .iter()
-        .filter(|e| e.offset as u64 + e.length as u64 > size)
-        .map(|e| e.id)
-        .collect();
-    if size < expected {
-        problems.push(format!(
-            "{size} bytes, but its index entries need {expected} (truncated; {} blobs cut off)",
-            beyond.len()
-        ));
-    } else if size > expected {
-        problems.push(format!(
-            "{size} bytes, but its index entries account for {expected}"
-        ));
-    }
-    (problems, beyond)
-}
-
 /// Picks `percent`% of the packs at random (rounded up, at least one when above zero), in
 /// pack order.
 fn sample_packs(candidates: &[Id], percent: f64) -> Vec<Id> {
@@ -268,30 +226,6 @@ struct PackOutcome {
     errors: Vec<String>,
     warnings: Vec<String>,
     bytes: u64,
-}
-
-/// The trailer of a whole pack in memory: header pack ID, entries, and where the trailer
-/// (and so the blob area's end) starts.
-fn read_trailer(
-    repo: &Repository,
-    object: &str,
-    bytes: &[u8],
-) -> Result<(Id, Vec<PackEntry>, u64)> {
-    let size = bytes.len() as u64;
-    if bytes.len() < PACK_HEADER_LEN + 4 {
-        return Err(Error::corrupt(object, "too short to be a pack"));
-    }
-    let tl = pack::trailer_len(object, &bytes[bytes.len() - 4..], size)?;
-    // trailer_len guarantees header + trailer + length field fit in the pack.
-    let start = size - 4 - tl;
-    let (id, entries) = pack::parse_trailer(
-        repo.master(),
-        object,
-        &bytes[..PACK_HEADER_LEN],
-        bytes[start as usize..bytes.len() - 4].to_vec(),
-        size,
-    )?;
-    Ok((id, entries, start))
 }
 
 /// Authenticates, decodes and re-hashes one blob whose bytes lie in `bytes`.
@@ -352,37 +286,29 @@ fn read_pack(repo: &Repository, pack: Id, listed_size: u64, indexed: &[PackEntry
     };
     out.bytes = bytes.len() as u64;
     let cipher = pack::pack_cipher(repo.master(), &pack);
-    match read_trailer(repo, &object, &bytes) {
-        Ok((header_id, entries, blobs_end)) => {
-            if header_id != pack {
+    match pack::read_contents(repo.master(), &object, &bytes) {
+        Ok(contents) => {
+            if contents.id != pack {
                 out.damage.push(format!(
                     "its header names pack {}, not this one",
-                    header_id.short()
+                    contents.id.short()
                 ));
             }
-            let mut end = PACK_HEADER_LEN as u64;
-            for e in &entries {
-                let e_end = e.offset as u64 + e.length as u64;
-                if e_end > blobs_end {
-                    out.damage.push(format!(
-                        "blob {} in the trailer overlaps the trailer itself",
-                        e.id.short()
-                    ));
-                    out.bad_blobs.push(e.id);
-                    continue;
-                }
+            for e in &contents.entries {
                 verify_blob(repo, &cipher, &object, e, &bytes, &mut out);
-                end = e_end;
             }
-            if end < blobs_end {
+            let slack = contents.slack();
+            if slack > 0 {
                 out.damage.push(format!(
-                    "{} bytes between the last blob and the trailer",
-                    blobs_end - end
+                    "{slack} bytes between the last blob and the trailer"
                 ));
             }
             // PackEntry has no Hash; (ID, offset) is unique within a pack.
-            let in_trailer: HashMap<(Id, u32), &PackEntry> =
-                entries.iter().map(|e| ((e.id, e.offset), e)).collect();
+            let in_trailer: HashMap<(Id, u32), &PackEntry> = contents
+                .entries
+                .iter()
+                .map(|e| ((e.id, e.offset), e))
+                .collect();
             for ie in indexed {
                 if in_trailer.get(&(ie.id, ie.offset)) != Some(&ie) {
                     out.damage.push(format!(
@@ -394,7 +320,8 @@ fn read_pack(repo: &Repository, pack: Id, listed_size: u64, indexed: &[PackEntry
                 }
             }
             let in_index: HashSet<(Id, u32)> = indexed.iter().map(|e| (e.id, e.offset)).collect();
-            let unindexed = entries
+            let unindexed = contents
+                .entries
                 .iter()
                 .filter(|e| !in_index.contains(&(e.id, e.offset)))
                 .count();
@@ -555,12 +482,12 @@ impl<'a> Checker<'a> {
                     }
                 }
                 Some(&size) => {
-                    let (problems, beyond) = layout_problems(&entries, size);
+                    let (problems, beyond) = pack::check_layout(&entries, size);
                     for b in beyond {
                         self.mark_bad(b, id);
                     }
                     for p in problems {
-                        self.mark_damaged(id, p);
+                        self.mark_damaged(id, p.to_string());
                     }
                 }
             }

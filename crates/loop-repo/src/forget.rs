@@ -1,6 +1,16 @@
-//! Retention policies for the `forget` command: given one group of snapshots
-//! (the caller groups them, by host and paths by default) and a [`KeepPolicy`],
-//! decide for every snapshot whether it is kept, and why.
+//! Forget: remove snapshots, named or chosen by a retention policy. Planned first, carried out
+//! second, as prune is.
+//!
+//! [`plan`] reads the repository and changes nothing: the [`ForgetPlan`] it returns holds, per
+//! group, every snapshot with the policy's verdict and reasons, the snapshots to remove, and the
+//! snapshot objects that could not be read (a policy cannot judge those, so they stay).
+//! A dry run shows the plan; [`execute`] removes exactly the plan's snapshots with
+//! [`Repository::remove_snapshot`]. Removing a snapshot frees no data by itself: prune does.
+//!
+//! # Retention policies
+//!
+//! [`apply`] takes one group of snapshots ([`plan`] groups them by host and paths) and a
+//! [`KeepPolicy`], and decides for every snapshot whether it is kept, and why.
 //!
 //! The rules follow restic's `forget --keep-*` options:
 //!
@@ -42,7 +52,7 @@
 //!   that must all be present (`--keep-tag a,b`) are not supported.
 //! * `within` is a fixed [`chrono::Duration`]; see [`parse_within`] for how
 //!   years and months are converted. "Newest" is the newest snapshot of the
-//!   group, whereas restic ignores snapshots dated in the future (this module
+//!   group, whereas restic ignores snapshots dated in the future ([`apply`]
 //!   is pure and does not read the clock). A zero or negative `within` counts as
 //!   not set.
 //! * The restic ≥ 0.17 output marks the extra oldest snapshot as e.g.
@@ -50,10 +60,161 @@
 //!   ([`KeepReason::Daily`]).
 //! * The `--keep-within-{hourly,daily,...}` options are not implemented.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 
 use chrono::{DateTime, Datelike, FixedOffset, Timelike};
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::repo::Repository;
+use crate::snapshot::{Snapshot, SnapshotFilter};
+
+/// What to forget.
+#[derive(Debug, Clone)]
+pub enum ForgetRequest {
+    /// These snapshots, in this order: `latest`, full IDs or unique ID prefixes (at least 4
+    /// hex digits). IDs and prefixes are resolved by name without reading the snapshot, so a
+    /// damaged one can be removed.
+    Snapshots(Vec<String>),
+    /// Every snapshot `filter` selects that `policy` does not keep, judged per group of host
+    /// and paths. An empty policy keeps everything ([`KeepPolicy::is_empty`]).
+    Policy {
+        policy: KeepPolicy,
+        filter: SnapshotFilter,
+    },
+}
+
+/// What [`execute`] will do. [`plan`] makes it without changing the repository.
+#[derive(Debug, Default)]
+pub struct ForgetPlan {
+    /// The policy's verdicts, one group per host and sorted paths, in that order; empty when
+    /// snapshots were named.
+    pub groups: Vec<ForgetGroup>,
+    /// The snapshots [`execute`] removes, in the order they were decided.
+    pub remove: Vec<Id>,
+    /// Snapshot objects that cannot be read (object name, why). A policy cannot judge them,
+    /// so they are kept; naming one removes it.
+    pub damaged: Vec<(String, Error)>,
+}
+
+/// The snapshots of one host with one set of paths: a policy judges each group on its own,
+/// as restic does by default.
+#[derive(Debug, Clone)]
+pub struct ForgetGroup {
+    pub host: String,
+    /// Sorted.
+    pub paths: Vec<String>,
+    /// Oldest first.
+    pub snapshots: Vec<Verdict>,
+}
+
+/// One snapshot and what the policy decided for it.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub id: Id,
+    pub snapshot: Snapshot,
+    pub decision: Decision,
+}
+
+/// What [`execute`] did.
+#[derive(Debug, Default)]
+pub struct ForgetReport {
+    /// The snapshots removed, in plan order.
+    pub removed: Vec<Id>,
+}
+
+/// Decides what `request` removes. Reads snapshots (all of them for a policy, only their
+/// names for IDs and prefixes) and writes nothing.
+pub fn plan(repo: &Repository, request: &ForgetRequest) -> Result<ForgetPlan> {
+    match request {
+        ForgetRequest::Snapshots(specs) => Ok(ForgetPlan {
+            remove: specs
+                .iter()
+                .map(|spec| resolve(repo, spec))
+                .collect::<Result<_>>()?,
+            ..Default::default()
+        }),
+        ForgetRequest::Policy { policy, filter } => plan_policy(repo, policy, filter),
+    }
+}
+
+/// The snapshot `spec` names. Only `latest` reads snapshots: it has to compare their times.
+fn resolve(repo: &Repository, spec: &str) -> Result<Id> {
+    if spec == "latest" {
+        Ok(repo.find_snapshot(spec, &SnapshotFilter::default())?.0)
+    } else {
+        repo.snapshot_name(spec)
+    }
+}
+
+/// Host and sorted paths: a policy judges the snapshots that share them together.
+type GroupKey = (String, Vec<String>);
+
+fn plan_policy(
+    repo: &Repository,
+    policy: &KeepPolicy,
+    filter: &SnapshotFilter,
+) -> Result<ForgetPlan> {
+    let list = repo.list_snapshots()?;
+    let mut groups: BTreeMap<GroupKey, Vec<(Id, Snapshot)>> = BTreeMap::new();
+    for (id, snapshot) in list.snapshots {
+        if !filter.matches(&snapshot) {
+            continue;
+        }
+        let mut paths = snapshot.paths.clone();
+        paths.sort();
+        groups
+            .entry((snapshot.hostname.clone(), paths))
+            .or_default()
+            .push((id, snapshot));
+    }
+    let mut plan = ForgetPlan {
+        damaged: list.damaged,
+        ..Default::default()
+    };
+    for ((host, paths), members) in groups {
+        let candidates: Vec<Candidate<'_>> = members
+            .iter()
+            .map(|(_, s)| Candidate {
+                time: s.time,
+                tags: &s.tags,
+            })
+            .collect();
+        let decisions = apply(&candidates, policy);
+        let snapshots = members
+            .into_iter()
+            .zip(decisions)
+            .map(|((id, snapshot), decision)| {
+                if decision == Decision::Remove {
+                    plan.remove.push(id);
+                }
+                Verdict {
+                    id,
+                    snapshot,
+                    decision,
+                }
+            })
+            .collect();
+        plan.groups.push(ForgetGroup {
+            host,
+            paths,
+            snapshots,
+        });
+    }
+    Ok(plan)
+}
+
+/// Removes the snapshots `plan` names, in order. Stops at the first failure: the snapshots
+/// before it are gone, the rest are still there.
+pub fn execute(repo: &Repository, plan: &ForgetPlan) -> Result<ForgetReport> {
+    let mut report = ForgetReport::default();
+    for id in &plan.remove {
+        repo.remove_snapshot(id)?;
+        report.removed.push(*id);
+    }
+    Ok(report)
+}
 
 /// Which snapshots to keep. All-default means "no policy" (see
 /// [`KeepPolicy::is_empty`]).
@@ -751,6 +912,237 @@ mod tests {
             "9223372036854775807h",
         ] {
             assert!(parse_within(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    // ---- plan and execute ----
+
+    mod plan_and_execute {
+        use super::*;
+        use crate::storage::FileKind;
+
+        fn repo() -> (tempfile::TempDir, Repository) {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = crate::testutil::local_repo(dir.path());
+            (dir, repo)
+        }
+
+        /// Saves a snapshot record; forget never reads the tree it points to.
+        fn snapshot(repo: &Repository, host: &str, paths: &[&str], time: &str) -> Id {
+            repo.save_snapshot(&Snapshot {
+                time: at(time),
+                tree: Id::random(),
+                paths: tags(paths),
+                hostname: host.into(),
+                username: String::new(),
+                tags: Vec::new(),
+                parent: None,
+                excludes: Vec::new(),
+                program_version: String::new(),
+                summary: None,
+            })
+            .unwrap()
+        }
+
+        /// A snapshot object that does not decrypt, as a hostile backup token can write.
+        fn damaged_snapshot(repo: &Repository) -> Id {
+            let id = Id::random();
+            let mut body = crate::format::Magic::Snapshot.header().to_vec();
+            body.extend_from_slice(&[0xAB; 300]);
+            repo.storage()
+                .put(FileKind::Snapshot, &id.to_hex(), body)
+                .unwrap();
+            id
+        }
+
+        /// Every stored object by kind, name and size.
+        fn objects(repo: &Repository) -> Vec<(FileKind, String, u64)> {
+            FileKind::ALL
+                .into_iter()
+                .flat_map(|kind| {
+                    repo.storage()
+                        .list(kind)
+                        .unwrap()
+                        .into_iter()
+                        .map(move |o| (kind, o.name, o.size))
+                })
+                .collect()
+        }
+
+        fn keep_last(n: u32) -> ForgetRequest {
+            ForgetRequest::Policy {
+                policy: KeepPolicy {
+                    last: n,
+                    ..Default::default()
+                },
+                filter: SnapshotFilter::default(),
+            }
+        }
+
+        fn listed(repo: &Repository) -> Vec<Id> {
+            let mut ids: Vec<Id> = repo
+                .list_snapshots()
+                .unwrap()
+                .snapshots
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            ids.sort();
+            ids
+        }
+
+        #[test]
+        fn a_plan_changes_nothing_and_comes_out_the_same_twice() {
+            let (_dir, repo) = repo();
+            snapshot(&repo, "a", &["/x"], "2024-01-01T00:00:00Z");
+            snapshot(&repo, "a", &["/x"], "2024-01-02T00:00:00Z");
+            snapshot(&repo, "b", &["/x"], "2024-01-01T00:00:00Z");
+            damaged_snapshot(&repo);
+            let before = objects(&repo);
+
+            let first = plan(&repo, &keep_last(1)).unwrap();
+            let second = plan(&repo, &keep_last(1)).unwrap();
+
+            assert_eq!(
+                objects(&repo),
+                before,
+                "planning wrote or removed something"
+            );
+            assert_eq!(first.remove, second.remove);
+            assert_eq!(first.remove.len(), 1);
+            assert_eq!(first.damaged.len(), 1);
+        }
+
+        #[test]
+        fn groups_are_by_host_and_sorted_paths_and_every_verdict_has_its_reasons() {
+            let (_dir, repo) = repo();
+            let old = snapshot(&repo, "a", &["/y", "/x"], "2024-01-01T00:00:00Z");
+            let new = snapshot(&repo, "a", &["/x", "/y"], "2024-01-02T00:00:00Z");
+            let other = snapshot(&repo, "b", &["/x"], "2024-01-01T00:00:00Z");
+
+            let p = plan(&repo, &keep_last(1)).unwrap();
+
+            let verdicts = |g: &ForgetGroup| -> Vec<(Id, Decision)> {
+                g.snapshots
+                    .iter()
+                    .map(|v| (v.id, v.decision.clone()))
+                    .collect()
+            };
+            let last = Decision::Keep(vec![KeepReason::Last]);
+            assert_eq!(p.groups.len(), 2);
+            let (a, b) = (&p.groups[0], &p.groups[1]);
+            assert_eq!((a.host.as_str(), &a.paths), ("a", &tags(&["/x", "/y"])));
+            assert_eq!(
+                verdicts(a),
+                vec![(old, Decision::Remove), (new, last.clone())]
+            );
+            assert_eq!((b.host.as_str(), &b.paths), ("b", &tags(&["/x"])));
+            assert_eq!(verdicts(b), vec![(other, last)]);
+            assert_eq!(p.remove, vec![old]);
+        }
+
+        #[test]
+        fn the_filter_leaves_other_snapshots_out_of_the_plan() {
+            let (_dir, repo) = repo();
+            snapshot(&repo, "a", &["/x"], "2024-01-01T00:00:00Z");
+            snapshot(&repo, "b", &["/x"], "2024-01-01T00:00:00Z");
+            snapshot(&repo, "b", &["/x"], "2024-01-02T00:00:00Z");
+            let request = ForgetRequest::Policy {
+                policy: KeepPolicy {
+                    last: 1,
+                    ..Default::default()
+                },
+                filter: SnapshotFilter {
+                    hosts: vec!["a".into()],
+                    ..Default::default()
+                },
+            };
+
+            let p = plan(&repo, &request).unwrap();
+
+            assert_eq!(p.groups.len(), 1);
+            assert_eq!(p.groups[0].host, "a");
+            assert!(p.remove.is_empty());
+        }
+
+        #[test]
+        fn execute_removes_exactly_the_planned_snapshots() {
+            let (_dir, repo) = repo();
+            let a1 = snapshot(&repo, "a", &["/x"], "2024-01-01T00:00:00Z");
+            let a2 = snapshot(&repo, "a", &["/x"], "2024-01-02T00:00:00Z");
+            let a3 = snapshot(&repo, "a", &["/x"], "2024-01-03T00:00:00Z");
+            let b1 = snapshot(&repo, "b", &["/x"], "2024-01-01T00:00:00Z");
+            let bad = damaged_snapshot(&repo);
+            let p = plan(&repo, &keep_last(1)).unwrap();
+            assert_eq!(p.remove, vec![a1, a2]);
+
+            let report = execute(&repo, &p).unwrap();
+
+            assert_eq!(report.removed, p.remove);
+            let mut kept = vec![a3, b1];
+            kept.sort();
+            assert_eq!(listed(&repo), kept);
+            let names: Vec<String> = repo
+                .storage()
+                .list(FileKind::Snapshot)
+                .unwrap()
+                .into_iter()
+                .map(|o| o.name)
+                .collect();
+            assert!(names.contains(&bad.to_hex()), "a policy cannot judge it");
+            assert_eq!(names.len(), 3);
+        }
+
+        #[test]
+        fn a_damaged_snapshot_named_by_id_is_removed_without_being_read() {
+            let (_dir, repo) = repo();
+            let good = snapshot(&repo, "a", &["/x"], "2024-01-01T00:00:00Z");
+            let bad = damaged_snapshot(&repo);
+            let request = ForgetRequest::Snapshots(vec![bad.to_hex()[..12].to_string()]);
+
+            let p = plan(&repo, &request).unwrap();
+            assert_eq!(p.remove, vec![bad]);
+            assert!(p.groups.is_empty() && p.damaged.is_empty());
+            execute(&repo, &p).unwrap();
+
+            assert!(repo.list_snapshots().unwrap().damaged.is_empty());
+            assert_eq!(listed(&repo), vec![good]);
+        }
+
+        #[test]
+        fn latest_names_the_newest_readable_snapshot() {
+            let (_dir, repo) = repo();
+            snapshot(&repo, "a", &["/x"], "2024-01-01T00:00:00Z");
+            let newest = snapshot(&repo, "b", &["/y"], "2024-02-01T00:00:00Z");
+            damaged_snapshot(&repo);
+
+            let p = plan(&repo, &ForgetRequest::Snapshots(vec!["latest".into()])).unwrap();
+
+            assert_eq!(p.remove, vec![newest]);
+        }
+
+        #[test]
+        fn an_unknown_or_ambiguous_name_plans_nothing() {
+            let (_dir, repo) = repo();
+            snapshot(&repo, "a", &["/x"], "2024-01-01T00:00:00Z");
+            let before = objects(&repo);
+            for spec in ["0000000000", "xyz", "ab"] {
+                let request = ForgetRequest::Snapshots(vec![spec.into()]);
+                assert!(plan(&repo, &request).is_err(), "{spec}");
+            }
+            assert_eq!(objects(&repo), before);
+        }
+
+        #[test]
+        fn an_empty_policy_removes_nothing() {
+            let (_dir, repo) = repo();
+            snapshot(&repo, "a", &["/x"], "2024-01-01T00:00:00Z");
+            snapshot(&repo, "a", &["/x"], "2024-01-02T00:00:00Z");
+
+            let p = plan(&repo, &keep_last(0)).unwrap();
+
+            assert!(p.remove.is_empty());
+            assert_eq!(p.groups[0].snapshots.len(), 2);
         }
     }
 

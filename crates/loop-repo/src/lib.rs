@@ -5,7 +5,8 @@
 //!
 //! - [`backup::run`] walks paths and writes a snapshot;
 //! - [`restore::run`] writes a snapshot's files back;
-//! - [`check::run`], [`prune::plan`] / [`prune::execute`], [`forget`] for maintenance.
+//! - [`check::run`], [`forget::plan`] / [`forget::execute`] and [`prune::plan`] /
+//!   [`prune::execute`] for maintenance.
 //!
 //! The on-storage format is described in `docs/FORMAT.md`; each module's doc comment sketches
 //! the byte layout it owns. The engine has no global state: every setting arrives as a value.

@@ -12,6 +12,13 @@
 //! increase inside a pack and every blob is at least a tag long, so using the offset as the
 //! nonce never repeats one under a subkey; [`OffsetNonces`] enforces it. A blob whose stored
 //! length minus the tag equals its raw length is stored raw; anything shorter is zstd.
+//!
+//! Every check of a pack's structure lives here, so nothing else reads the layout:
+//! [`check_envelope`] (and [`EnvelopeProbe`] for a stream) tells without the key whether an
+//! upload is a pack stored under its own ID; [`check_layout`] compares index entries with a
+//! pack's size without reading it; [`read_contents`] opens a whole pack's trailer.
+
+use std::fmt;
 
 use crate::crypto::{Cipher, Key, NonceSequence, NonceValue, TAG_LEN};
 use crate::error::{Error, Result};
@@ -20,7 +27,7 @@ use crate::id::Id;
 
 /// The start of a pack: header and pack ID.
 pub const PACK_HEADER_LEN: usize = HEADER_LEN + 32;
-pub const TRAILER_ENTRY_LEN: usize = 1 + 32 + 4 + 4;
+const TRAILER_ENTRY_LEN: usize = 1 + 32 + 4 + 4;
 /// Largest plaintext blob accepted from storage. Chunks are at most 16 MiB; trees are capped
 /// at this size when written.
 pub const MAX_BLOB: u32 = 64 * 1024 * 1024;
@@ -282,10 +289,11 @@ pub fn decode_blob(
 /// The length of a pack's encrypted trailer, from the pack's last four bytes, checked against
 /// the pack's size.
 pub fn trailer_len(object: &str, last4: &[u8], pack_size: u64) -> Result<u64> {
-    if last4.len() != 4 || pack_size < (PACK_HEADER_LEN + TAG_LEN + 4) as u64 {
-        return Err(Error::corrupt(object, "too short to be a pack"));
+    let too_short = || Error::corrupt(object, "too short to be a pack");
+    if pack_size < (PACK_HEADER_LEN + TAG_LEN + 4) as u64 {
+        return Err(too_short());
     }
-    let n = u32::from_le_bytes(last4.try_into().expect("4 bytes")) as u64;
+    let n = stored_trailer_len(last4).ok_or_else(too_short)?;
     if n < TAG_LEN as u64 + 4 || n > MAX_TRAILER || n + 4 + PACK_HEADER_LEN as u64 > pack_size {
         return Err(Error::corrupt(object, "trailer length out of range"));
     }
@@ -305,7 +313,7 @@ pub fn parse_trailer(
     if header.len() != PACK_HEADER_LEN {
         return Err(Error::corrupt(object, "bad pack header"));
     }
-    let id = Id(header[HEADER_LEN..].try_into().expect("32 bytes"));
+    let id = header_id(header);
     // Blobs end where the trailer starts.
     let blob_limit = pack_size.saturating_sub(4 + trailer.len() as u64);
     let cipher = master.subkey(&id.0).cipher();
@@ -349,6 +357,213 @@ pub fn parse_trailer(
 /// The cipher for reading blobs of one pack.
 pub fn pack_cipher(master: &Key, pack: &Id) -> Cipher {
     master.subkey(&pack.0).cipher()
+}
+
+// ---- verification ----
+
+/// Why a pack's envelope is wrong: what [`check_envelope`] can tell without the key.
+#[derive(Debug, thiserror::Error)]
+pub enum PackEnvelopeError {
+    /// Not a pack, a newer version, or shorter than the frame header; the error names the pack.
+    #[error(transparent)]
+    Header(Error),
+    #[error("a pack is shorter than its header and trailer length")]
+    TooShort,
+    #[error("the pack ID inside the pack differs from its name")]
+    WrongId,
+    #[error("the pack's trailer length points outside the pack")]
+    TrailerOutside,
+}
+
+/// Checks what can be checked of a pack without its key: the header, that the pack ID inside
+/// is `expected` (a pack is stored under its ID), and that the trailer length points inside
+/// the pack. `head` is the pack's start (its first [`PACK_HEADER_LEN`] bytes, or all of a
+/// shorter pack), `last4` its last four bytes and `size` its length. [`EnvelopeProbe`]
+/// gathers these from a stream.
+pub fn check_envelope(
+    expected: &Id,
+    head: &[u8],
+    last4: &[u8],
+    size: u64,
+) -> std::result::Result<(), PackEnvelopeError> {
+    Magic::Pack
+        .check(&expected.to_hex(), head)
+        .map_err(PackEnvelopeError::Header)?;
+    if size < (PACK_HEADER_LEN + 4) as u64 || head.len() < PACK_HEADER_LEN {
+        return Err(PackEnvelopeError::TooShort);
+    }
+    if header_id(head) != *expected {
+        return Err(PackEnvelopeError::WrongId);
+    }
+    let trailer = stored_trailer_len(last4).ok_or(PackEnvelopeError::TooShort)?;
+    if trailer + PACK_HEADER_LEN as u64 + 4 > size {
+        return Err(PackEnvelopeError::TrailerOutside);
+    }
+    Ok(())
+}
+
+/// Gathers what [`check_envelope`] reads while a pack streams past, so an upload is checked
+/// without being held in memory: its first [`PACK_HEADER_LEN`] bytes and its last four.
+#[derive(Debug, Default)]
+pub struct EnvelopeProbe {
+    head: Vec<u8>,
+    last4: Vec<u8>,
+    size: u64,
+}
+
+impl EnvelopeProbe {
+    /// Takes the next bytes of the pack.
+    pub fn observe(&mut self, chunk: &[u8]) {
+        self.size += chunk.len() as u64;
+        if self.head.len() < PACK_HEADER_LEN {
+            let take = (PACK_HEADER_LEN - self.head.len()).min(chunk.len());
+            self.head.extend_from_slice(&chunk[..take]);
+        }
+        self.last4
+            .extend_from_slice(&chunk[chunk.len().saturating_sub(4)..]);
+        let excess = self.last4.len().saturating_sub(4);
+        self.last4.drain(..excess);
+    }
+
+    /// [`check_envelope`] on everything observed so far.
+    pub fn check(&self, expected: &Id) -> std::result::Result<(), PackEnvelopeError> {
+        check_envelope(expected, &self.head, &self.last4, self.size)
+    }
+}
+
+/// The pack ID in a pack's header; `head` is at least [`PACK_HEADER_LEN`] bytes.
+fn header_id(head: &[u8]) -> Id {
+    Id(head[HEADER_LEN..PACK_HEADER_LEN]
+        .try_into()
+        .expect("32 bytes"))
+}
+
+/// The trailer length a pack's last four bytes state, unchecked.
+fn stored_trailer_len(last4: &[u8]) -> Option<u64> {
+    Some(u32::from_le_bytes(last4.try_into().ok()?) as u64)
+}
+
+/// The trailer a pack of `blobs` blobs ends with, including its length field: count, one
+/// entry per blob, the GCM tag, then the length.
+fn trailer_size(blobs: u64) -> u64 {
+    4 + blobs * TRAILER_ENTRY_LEN as u64 + TAG_LEN as u64 + 4
+}
+
+/// Something wrong with where an index places a pack's blobs, seen from the pack's size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayoutProblem {
+    /// A blob starts inside the header or inside the blob before it.
+    Overlap { blob: Id, offset: u64 },
+    /// The pack is shorter than its entries need; `cut_off` blobs lie (partly) beyond its end.
+    Truncated {
+        size: u64,
+        expected: u64,
+        cut_off: usize,
+    },
+    /// The pack is longer than its entries and its trailer.
+    TooLong { size: u64, expected: u64 },
+}
+
+impl fmt::Display for LayoutProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LayoutProblem::Overlap { blob, offset } => write!(
+                f,
+                "the index places blob {} at offset {offset}, over the header or another blob",
+                blob.short()
+            ),
+            LayoutProblem::Truncated {
+                size,
+                expected,
+                cut_off,
+            } => write!(
+                f,
+                "{size} bytes, but its index entries need {expected} (truncated; {cut_off} blobs cut off)"
+            ),
+            LayoutProblem::TooLong { size, expected } => write!(
+                f,
+                "{size} bytes, but its index entries account for {expected}"
+            ),
+        }
+    }
+}
+
+/// Checks a pack's index entries (in offset order) against its size in storage without
+/// reading it: blobs after the header, not overlapping, followed by exactly the trailer a
+/// writer puts there. Returns the problems and the blobs that lie (partly) beyond the end.
+pub fn check_layout(entries: &[PackEntry], size: u64) -> (Vec<LayoutProblem>, Vec<Id>) {
+    let mut problems = Vec::new();
+    let mut end = PACK_HEADER_LEN as u64;
+    for e in entries {
+        let start = e.offset as u64;
+        if start < end {
+            problems.push(LayoutProblem::Overlap {
+                blob: e.id,
+                offset: start,
+            });
+        }
+        end = end.max(start + e.length as u64);
+    }
+    let expected = end + trailer_size(entries.len() as u64);
+    let beyond: Vec<Id> = entries
+        .iter()
+        .filter(|e| e.offset as u64 + e.length as u64 > size)
+        .map(|e| e.id)
+        .collect();
+    if size < expected {
+        problems.push(LayoutProblem::Truncated {
+            size,
+            expected,
+            cut_off: beyond.len(),
+        });
+    } else if size > expected {
+        problems.push(LayoutProblem::TooLong { size, expected });
+    }
+    (problems, beyond)
+}
+
+/// A whole pack read back: the ID its header names, the blobs its trailer lists, and where
+/// the trailer starts. The entries lie back to back from the header on and end at or before
+/// `trailer_start` ([`parse_trailer`] refuses anything else).
+#[derive(Debug)]
+pub struct PackContents {
+    pub id: Id,
+    pub entries: Vec<PackEntry>,
+    pub trailer_start: u64,
+}
+
+impl PackContents {
+    /// Bytes between the last blob and the trailer; a writer leaves none.
+    pub fn slack(&self) -> u64 {
+        let blobs_end = self.entries.last().map_or(PACK_HEADER_LEN as u64, |e| {
+            e.offset as u64 + e.length as u64
+        });
+        self.trailer_start.saturating_sub(blobs_end)
+    }
+}
+
+/// Reads a whole pack held in memory: its size, header and trailer length, then the
+/// decrypted trailer.
+pub fn read_contents(master: &Key, object: &str, bytes: &[u8]) -> Result<PackContents> {
+    let size = bytes.len() as u64;
+    if bytes.len() < PACK_HEADER_LEN + 4 {
+        return Err(Error::corrupt(object, "too short to be a pack"));
+    }
+    let tl = trailer_len(object, &bytes[bytes.len() - 4..], size)?;
+    // trailer_len guarantees header + trailer + length field fit in the pack.
+    let trailer_start = size - 4 - tl;
+    let (id, entries) = parse_trailer(
+        master,
+        object,
+        &bytes[..PACK_HEADER_LEN],
+        bytes[trailer_start as usize..bytes.len() - 4].to_vec(),
+        size,
+    )?;
+    Ok(PackContents {
+        id,
+        entries,
+        trailer_start,
+    })
 }
 
 #[cfg(test)]
@@ -400,6 +615,133 @@ mod tests {
         #[test]
         fn packs_round_trip(blobs in proptest::collection::vec((any::<bool>(), proptest::collection::vec(0u8..4, 0..3000)), 0..20)) {
             roundtrip(&blobs).unwrap();
+        }
+    }
+
+    /// A pack of two small blobs, as a writer makes it.
+    fn small_pack() -> (Key, Id, Vec<u8>, Vec<PackEntry>) {
+        let master = Key::generate();
+        let mut w = PackWriter::new(&master, 1024);
+        w.add(BlobKind::Data, Id([1; 32]), &[7; 50], 50);
+        w.add(BlobKind::Tree, Id([2; 32]), &[8; 30], 30);
+        let (id, bytes, entries) = w.finish();
+        (master, id, bytes, entries)
+    }
+
+    /// [`check_envelope`] on a whole pack in memory.
+    fn envelope(expected: &Id, bytes: &[u8]) -> std::result::Result<(), String> {
+        let head = &bytes[..bytes.len().min(PACK_HEADER_LEN)];
+        let last4 = &bytes[bytes.len().saturating_sub(4)..];
+        check_envelope(expected, head, last4, bytes.len() as u64).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_envelope_is_checked_without_the_key_and_every_refusal_says_why() {
+        let (_, id, bytes, _) = small_pack();
+        assert_eq!(envelope(&id, &bytes), Ok(()));
+        assert_eq!(
+            envelope(&Id([9; 32]), &bytes),
+            Err("the pack ID inside the pack differs from its name".into())
+        );
+        let mut outside = bytes.clone();
+        let end = outside.len();
+        outside[end - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            envelope(&id, &outside),
+            Err("the pack's trailer length points outside the pack".into())
+        );
+        for short in [PACK_HEADER_LEN, PACK_HEADER_LEN + 3] {
+            assert_eq!(
+                envelope(&id, &bytes[..short]),
+                Err("a pack is shorter than its header and trailer length".into())
+            );
+        }
+        let mut not_a_pack = bytes.clone();
+        not_a_pack[..4].copy_from_slice(&Magic::Index.bytes());
+        let err = envelope(&id, &not_a_pack).unwrap_err();
+        assert!(
+            err.contains(&id.to_hex()) && err.contains("bad magic"),
+            "{err}"
+        );
+        let err = envelope(&id, &bytes[..3]).unwrap_err();
+        assert!(err.contains("shorter than its header"), "{err}");
+    }
+
+    #[test]
+    fn a_probe_fed_in_any_chunks_judges_as_the_whole_pack_does() {
+        let (_, id, bytes, _) = small_pack();
+        let mut wrong_trailer = bytes.clone();
+        let end = wrong_trailer.len();
+        wrong_trailer[end - 4..].copy_from_slice(&9999u32.to_le_bytes());
+        for pack in [
+            &bytes,
+            &wrong_trailer,
+            &bytes[..PACK_HEADER_LEN + 2].to_vec(),
+        ] {
+            for (chunk, expected) in [1, 3, 4, 5, PACK_HEADER_LEN, 100, pack.len()]
+                .into_iter()
+                .flat_map(|c| [(c, id), (c, Id([9; 32]))])
+            {
+                let mut probe = EnvelopeProbe::default();
+                for piece in pack.chunks(chunk) {
+                    probe.observe(piece);
+                }
+                assert_eq!(
+                    probe.check(&expected).map_err(|e| e.to_string()),
+                    envelope(&expected, pack),
+                    "chunks of {chunk}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn index_entries_are_checked_against_the_pack_size() {
+        let (_, _, bytes, entries) = small_pack();
+        let size = bytes.len() as u64;
+        assert_eq!(check_layout(&entries, size), (vec![], vec![]));
+
+        // Cut one byte into the second blob.
+        let cut = entries[1].offset as u64 + 1;
+        let (problems, beyond) = check_layout(&entries, cut);
+        assert_eq!(beyond, vec![Id([2; 32])]);
+        assert_eq!(
+            problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            vec![format!(
+                "{cut} bytes, but its index entries need {size} (truncated; 1 blobs cut off)"
+            )]
+        );
+        assert_eq!(
+            check_layout(&entries, size + 1).0[0].to_string(),
+            format!(
+                "{} bytes, but its index entries account for {size}",
+                size + 1
+            )
+        );
+        let mut overlapping = entries.clone();
+        overlapping[1].offset = overlapping[0].offset + 1;
+        let problems = check_layout(&overlapping, size).0;
+        assert_eq!(
+            problems[0].to_string(),
+            format!(
+                "the index places blob {} at offset {}, over the header or another blob",
+                Id([2; 32]).short(),
+                overlapping[1].offset
+            )
+        );
+    }
+
+    #[test]
+    fn a_whole_pack_reads_back_its_entries_and_leaves_no_slack() {
+        let (master, id, bytes, entries) = small_pack();
+        let contents = read_contents(&master, "data/p", &bytes).unwrap();
+        assert_eq!(contents.id, id);
+        assert_eq!(contents.entries, entries);
+        assert_eq!(contents.slack(), 0);
+
+        for garbage in [&bytes[..PACK_HEADER_LEN + 3], &[0u8; 200][..]] {
+            let err = read_contents(&master, "data/p", garbage).unwrap_err();
+            assert!(matches!(err, Error::Corrupt { .. }), "{err}");
         }
     }
 

@@ -559,6 +559,15 @@ impl Repository {
         Ok(out)
     }
 
+    /// Removes a snapshot object without reading it, so a damaged one can go too; one already
+    /// gone counts as removed. Takes no marker, because nothing running depends on the object
+    /// staying: the snapshot's trees and data stay until a prune, which waits for backup,
+    /// restore and check markers, and a reader that listed the snapshot just before skips it
+    /// ([`Repository::list_snapshots`]).
+    pub fn remove_snapshot(&self, id: &Id) -> Result<()> {
+        self.storage.delete(FileKind::Snapshot, &id.to_hex())
+    }
+
     /// The ID of the snapshot object `spec` names (a full ID or a unique prefix of at least 4
     /// hex digits) without reading it, so a damaged snapshot can still be removed.
     pub fn snapshot_name(&self, spec: &str) -> Result<Id> {

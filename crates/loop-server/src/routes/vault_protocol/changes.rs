@@ -7,9 +7,9 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
-use loop_repo::FileKind;
 use loop_repo::format::HEADER_LEN;
-use loop_repo::pack::PACK_HEADER_LEN;
+use loop_repo::pack::EnvelopeProbe;
+use loop_repo::{FileKind, Id};
 use object_store::{ObjectStoreExt as _, PutPayload, WriteMultipart};
 
 use super::{Access, Op, allowed, object_access};
@@ -23,31 +23,6 @@ use crate::state::AppState;
 /// Objects up to this size are received into memory and written in one request; larger
 /// ones are streamed as a multipart upload in parts of this size.
 const PART_SIZE: usize = 8 * 1024 * 1024;
-
-/// Structural checks a stored object must pass before it is committed.
-fn check_object(
-    kind: FileKind,
-    name: &str,
-    head: &[u8],
-    tail: &[u8],
-    size: u64,
-) -> Result<(), String> {
-    let magic = kind.magic();
-    magic.check(name, head).map_err(|e| e.to_string())?;
-    if kind == FileKind::Pack {
-        if size < (PACK_HEADER_LEN + 4) as u64 || head.len() < PACK_HEADER_LEN {
-            return Err("a pack is shorter than its header and trailer length".into());
-        }
-        if hex::encode(&head[HEADER_LEN..PACK_HEADER_LEN]) != name {
-            return Err("the pack ID inside the pack differs from its name".into());
-        }
-        let trailer_len = u32::from_le_bytes(tail.try_into().map_err(|_| "short pack")?) as u64;
-        if trailer_len + (PACK_HEADER_LEN as u64) + 4 > size {
-            return Err("the pack's trailer length points outside the pack".into());
-        }
-    }
-    Ok(())
-}
 
 fn reject(reason: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "object_rejected", reason)
@@ -306,31 +281,57 @@ impl Drop for LeaseKeeper {
     }
 }
 
-/// What is tracked of an upload while it streams: length, hash, first and last bytes.
+/// What is tracked of an upload while it streams: length, hash, and what its structural
+/// check reads (the header; for a pack, what [`EnvelopeProbe`] keeps).
 struct Arrival {
     hasher: blake3::Hasher,
     head: Vec<u8>,
-    tail: Vec<u8>,
+    pack: Option<EnvelopeProbe>,
     received: u64,
     len: u64,
 }
 
 impl Arrival {
+    fn new(kind: FileKind, len: u64) -> Arrival {
+        Arrival {
+            hasher: blake3::Hasher::new(),
+            head: Vec::with_capacity(HEADER_LEN),
+            pack: (kind == FileKind::Pack).then(EnvelopeProbe::default),
+            received: 0,
+            len,
+        }
+    }
+
     fn observe(&mut self, chunk: &[u8]) -> ApiResult<()> {
         self.received += chunk.len() as u64;
         if self.received > self.len {
             return Err(reject("the body is longer than Content-Length"));
         }
         self.hasher.update(chunk);
-        if self.head.len() < PACK_HEADER_LEN {
-            let take = (PACK_HEADER_LEN - self.head.len()).min(chunk.len());
+        if self.head.len() < HEADER_LEN {
+            let take = (HEADER_LEN - self.head.len()).min(chunk.len());
             self.head.extend_from_slice(&chunk[..take]);
         }
-        self.tail
-            .extend_from_slice(&chunk[chunk.len().saturating_sub(4)..]);
-        let excess = self.tail.len().saturating_sub(4);
-        self.tail.drain(..excess);
+        if let Some(probe) = &mut self.pack {
+            probe.observe(chunk);
+        }
         Ok(())
+    }
+
+    /// Structural checks a stored object must pass before it is committed: the header every
+    /// object starts with, and for a pack what can be checked without the key.
+    fn check_structure(&self, kind: FileKind, name: &str) -> Result<(), String> {
+        match &self.pack {
+            Some(probe) => {
+                let id = Id::parse(name).map_err(|e| e.to_string())?;
+                probe.check(&id).map_err(|e| e.to_string())
+            }
+            None => kind
+                .magic()
+                .check(name, &self.head)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+        }
     }
 }
 
@@ -348,13 +349,7 @@ async fn receive(
     keeper: &LeaseKeeper,
 ) -> ApiResult<()> {
     let mut stream = body.into_data_stream();
-    let mut check = Arrival {
-        hasher: blake3::Hasher::new(),
-        head: Vec::with_capacity(PACK_HEADER_LEN),
-        tail: Vec::with_capacity(8),
-        received: 0,
-        len,
-    };
+    let mut check = Arrival::new(kind, len);
     let finish = |c: &Arrival| -> ApiResult<()> {
         if c.received != len {
             return Err(reject("the body is shorter than Content-Length"));
@@ -362,13 +357,7 @@ async fn receive(
         if c.hasher.finalize().to_hex().as_str() != want_hash {
             return Err(reject("the body does not match its BLAKE3 hash"));
         }
-        let keep = if kind == FileKind::Pack {
-            PACK_HEADER_LEN
-        } else {
-            HEADER_LEN
-        };
-        let h = &c.head[..c.head.len().min(keep)];
-        check_object(kind, name, h, &c.tail, len).map_err(reject)
+        c.check_structure(kind, name).map_err(reject)
     };
     let body_error = |e: axum::Error| {
         tracing::debug!(error = %e, "upload body");
@@ -530,28 +519,41 @@ async fn audit_change(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use loop_repo::crypto::Key;
+    use loop_repo::pack::{BlobKind, PackWriter};
+
+    /// Runs an upload's structural check on `bytes`, arriving in small chunks.
+    fn check(kind: FileKind, name: &str, bytes: &[u8]) -> Result<(), String> {
+        let mut arrival = Arrival::new(kind, bytes.len() as u64);
+        for chunk in bytes.chunks(7) {
+            arrival.observe(chunk).map_err(|_| "observe")?;
+        }
+        arrival.check_structure(kind, name)
+    }
 
     #[test]
     fn packs_are_checked_for_magic_id_and_trailer() {
-        let id = "ab".repeat(32);
-        let mut pack = loop_repo::format::Magic::Pack.header().to_vec();
-        pack.extend_from_slice(&hex::decode(&id).unwrap());
-        pack.extend_from_slice(&[0u8; 100]);
-        pack.extend_from_slice(&50u32.to_le_bytes());
-        let size = pack.len() as u64;
-        let tail = &pack[pack.len() - 4..];
-        assert!(check_object(FileKind::Pack, &id, &pack[..40], tail, size).is_ok());
-        assert!(check_object(FileKind::Pack, &"cd".repeat(32), &pack[..40], tail, size).is_err());
-        assert!(
-            check_object(
-                FileKind::Pack,
-                &id,
-                &pack[..40],
-                &9999u32.to_le_bytes(),
-                size
-            )
-            .is_err()
+        let mut writer = PackWriter::new(&Key::generate(), 1024);
+        writer.add(BlobKind::Data, Id([1; 32]), &[0u8; 100], 100);
+        let (id, pack, _) = writer.finish();
+        let id = id.to_hex();
+        assert_eq!(check(FileKind::Pack, &id, &pack), Ok(()));
+        assert_eq!(
+            check(FileKind::Pack, &"cd".repeat(32), &pack),
+            Err("the pack ID inside the pack differs from its name".into())
         );
-        assert!(check_object(FileKind::Index, &id, &pack[..8], tail, size).is_err());
+        let mut long_trailer = pack.clone();
+        let end = long_trailer.len();
+        long_trailer[end - 4..].copy_from_slice(&9999u32.to_le_bytes());
+        assert_eq!(
+            check(FileKind::Pack, &id, &long_trailer),
+            Err("the pack's trailer length points outside the pack".into())
+        );
+        assert_eq!(
+            check(FileKind::Pack, &id, &pack[..40]),
+            Err("a pack is shorter than its header and trailer length".into())
+        );
+        let err = check(FileKind::Index, &id, &pack).unwrap_err();
+        assert!(err.contains("bad magic"), "{err}");
     }
 }
