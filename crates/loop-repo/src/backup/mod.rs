@@ -39,7 +39,8 @@
 //!   the first failure, the open packs.
 //! - `pipeline.rs` starts the threads above and wires their channels.
 //! - `walk.rs` is the walker (and `scan.rs` the optional count ahead of it, for an ETA).
-//! - `hasher.rs` reads files and standard input, and chunks, hashes and deduplicates them.
+//! - `hasher.rs` reads files and standard input through one chunk loop: read, cut, hash,
+//!   deduplicate.
 //! - `finalizer.rs` turns finished directories into trees.
 //! - `packer.rs` compresses blobs into packs, uploads them and writes index files.
 //! - `finish.rs` flushes the last index file, checks that the lock marker and every pack the
@@ -53,6 +54,8 @@ mod pipeline;
 mod scan;
 mod setup;
 mod state;
+#[cfg(test)]
+mod tests;
 mod walk;
 
 use std::io::Read;
