@@ -1,0 +1,175 @@
+//! The hashers: read a file (or standard input) through the chunker, name each chunk with the
+//! vault's keyed BLAKE3, and queue the chunks the vault lacks for the packers.
+//!
+//! Files and standard input share one chunk loop, [`Run::store_chunks`], so both honour a
+//! cancel, reuse chunk buffers and count as a file done alike. They differ in how a read error
+//! is reported: a file that cannot be read is skipped with a warning and the run goes on (exit
+//! code 3), while standard input is the whole backup, so its read error fails the run.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use chrono::Local;
+use crossbeam_channel::{Receiver, Sender};
+
+use super::StdinSource;
+use super::packer::BlobJob;
+use super::state::Run;
+use crate::error::{Error, Result};
+use crate::fsmeta::nanos;
+use crate::id::Id;
+use crate::pack::BlobKind;
+use crate::tree::{Name, Node, NodeKind};
+
+/// A file to read, from the walker.
+pub(super) struct FileJob {
+    pub(super) path: PathBuf,
+    pub(super) node: Node,
+    pub(super) reply: Sender<FileOutcome>,
+}
+
+/// A file's content as stored, for the finalizer.
+pub(super) enum FileOutcome {
+    Done { content: Vec<Id>, size: u64 },
+    Failed,
+}
+
+/// Why a stream's chunks were not all queued.
+enum ChunkError {
+    /// The run failed or was cancelled: stop without a word of its own.
+    Stopped,
+    Read(io::Error),
+}
+
+impl Run<'_> {
+    /// One hasher thread: reads files until the walker is done.
+    pub(super) fn hash_files(&self, jobs: Receiver<FileJob>, blobs: Sender<BlobJob>) {
+        let mut buf = Vec::new();
+        for job in jobs {
+            let outcome = self.hash_file(&job, &mut buf, &blobs);
+            let _ = job.reply.send(outcome);
+            // Most files are small: give back the room a large one needed.
+            if buf.capacity() > 1 << 20 {
+                buf = Vec::new();
+            }
+        }
+    }
+
+    fn hash_file(&self, job: &FileJob, buf: &mut Vec<u8>, blobs: &Sender<BlobJob>) -> FileOutcome {
+        let open = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOATIME.bits() as i32)
+            .open(&job.path)
+            .or_else(|_| File::open(&job.path));
+        let file = match open {
+            Ok(f) => f,
+            Err(e) => {
+                self.warn_unreadable(&job.path, &e);
+                return FileOutcome::Failed;
+            }
+        };
+        let (content, size) = match self.store_chunks(&file, buf, Some(job.node.size), blobs) {
+            Ok(stored) => stored,
+            Err(ChunkError::Stopped) => return FileOutcome::Failed,
+            Err(ChunkError::Read(e)) => {
+                self.warn_unreadable(&job.path, &e);
+                return FileOutcome::Failed;
+            }
+        };
+        if let Ok(after) = file.metadata() {
+            let changed = after.size() != job.node.size
+                || nanos(after.mtime(), after.mtime_nsec()) != job.node.mtime_ns
+                || size != job.node.size;
+            if changed {
+                self.changed
+                    .lock()
+                    .expect("warnings mutex")
+                    .push(job.path.display().to_string());
+            }
+        }
+        FileOutcome::Done { content, size }
+    }
+
+    /// Backs up standard input as one new file, named as the caller asked.
+    pub(super) fn hash_stdin(
+        &self,
+        src: &mut StdinSource,
+        blobs: &Sender<BlobJob>,
+    ) -> Result<Node> {
+        let mut buf = Vec::new();
+        let (content, size) = self
+            .store_chunks(&mut src.reader, &mut buf, None, blobs)
+            .map_err(|e| match e {
+                ChunkError::Stopped => Error::Interrupted,
+                ChunkError::Read(e) => Error::io("standard input", e),
+            })?;
+        self.counters.files_new.fetch_add(1, Ordering::Relaxed);
+        let now = Local::now();
+        let ns = now.timestamp_nanos_opt().unwrap_or(0);
+        Ok(Node {
+            name: Name(src.name.as_bytes().to_vec()),
+            kind: NodeKind::File,
+            mode: 0o600,
+            uid: rustix::process::getuid().as_raw(),
+            gid: rustix::process::getgid().as_raw(),
+            size,
+            mtime_ns: ns,
+            ctime_ns: ns,
+            inode: 0,
+            dev: 0,
+            links: 1,
+            rdev: 0,
+            link_target: None,
+            content,
+            subtree: None,
+            xattrs: Vec::new(),
+        })
+    }
+
+    /// The chunk loop: read, cut, hash, and queue each chunk the vault does not have yet.
+    /// Returns the chunk IDs and the length read, and counts the stream as one file done.
+    /// `buf` is the chunker's window, kept by the caller so it is reused across files.
+    fn store_chunks<R: Read>(
+        &self,
+        input: R,
+        buf: &mut Vec<u8>,
+        size_hint: Option<u64>,
+        blobs: &Sender<BlobJob>,
+    ) -> std::result::Result<(Vec<Id>, u64), ChunkError> {
+        let mut content = Vec::new();
+        let mut size = 0u64;
+        let mut reader = self.chunker.reader(input, buf, size_hint);
+        loop {
+            // Checked per chunk, so a cancelled or failed run stops reading even an endless
+            // stream.
+            if self.stopped() {
+                return Err(ChunkError::Stopped);
+            }
+            let Some(chunk) = reader.next_chunk().map_err(ChunkError::Read)? else {
+                break;
+            };
+            let id = self.repo.blob_id(chunk);
+            size += chunk.len() as u64;
+            self.progress
+                .bytes_done
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            if self.want_blob(&id) {
+                let job = BlobJob {
+                    kind: BlobKind::Data,
+                    id,
+                    data: self.buffer_from(chunk),
+                };
+                // The packers are gone only when the run failed.
+                if blobs.send(job).is_err() {
+                    return Err(ChunkError::Stopped);
+                }
+            }
+            content.push(id);
+        }
+        self.progress.files_done.fetch_add(1, Ordering::Relaxed);
+        Ok((content, size))
+    }
+}

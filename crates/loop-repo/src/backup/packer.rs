@@ -1,0 +1,121 @@
+//! The packers: compress and encrypt blobs into the open pack of their kind, upload full
+//! packs, and write index files often enough for an interrupted run to resume.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crossbeam_channel::Receiver;
+
+use super::state::Run;
+use crate::error::{Error, Result};
+use crate::id::Id;
+use crate::index::IndexFile;
+use crate::pack::{BlobKind, PackWriter, encode_payload};
+use crate::storage::FileKind;
+
+/// A blob the vault does not have yet.
+pub(super) struct BlobJob {
+    pub(super) kind: BlobKind,
+    pub(super) id: Id,
+    pub(super) data: Vec<u8>,
+}
+
+impl Run<'_> {
+    /// One packer thread: runs until every blob sender (hashers, finalizer, walker) is gone.
+    pub(super) fn pack_blobs(&self, blobs: Receiver<BlobJob>) {
+        let target = self.repo.config().pack_size as usize;
+        let mut compressor = match zstd::bulk::Compressor::new(self.repo.config().compression_level)
+        {
+            Ok(c) => c,
+            Err(e) => {
+                self.fail(Error::Invalid(format!("zstd: {e}")));
+                return;
+            }
+        };
+        let mut payload = Vec::new();
+        for job in blobs {
+            if self.failed.load(Ordering::Relaxed) {
+                continue;
+            }
+            encode_payload(&mut compressor, &job.data, &mut payload);
+            let slot = &self.open_packs[job.kind.byte() as usize];
+            let full = {
+                let mut open = slot.lock().expect("pack mutex");
+                let w = open.get_or_insert_with(|| {
+                    PackWriter::new(
+                        self.repo.master(),
+                        crate::pack::pack_buffer_capacity(target),
+                    )
+                });
+                let e = w.add(job.kind, job.id, &payload, job.data.len() as u32);
+                self.counters
+                    .data_added
+                    .fetch_add(job.data.len() as u64, Ordering::Relaxed);
+                self.counters
+                    .data_added_packed
+                    .fetch_add(e.length as u64, Ordering::Relaxed);
+                if w.len() >= target { open.take() } else { None }
+            };
+            match job.kind {
+                BlobKind::Data => self.counters.data_blobs.fetch_add(1, Ordering::Relaxed),
+                BlobKind::Tree => self.counters.tree_blobs.fetch_add(1, Ordering::Relaxed),
+            };
+            self.recycle(job.data);
+            if let Some(w) = full {
+                self.store_pack(w);
+            }
+        }
+    }
+
+    /// After the packers are done: stores the partly filled packs.
+    pub(super) fn store_open_packs(&self) {
+        for slot in &self.open_packs {
+            if let Some(w) = slot.lock().expect("pack mutex").take()
+                && !w.is_empty()
+            {
+                self.store_pack(w);
+            }
+        }
+    }
+
+    /// Uploads a finished pack, then records it for the next index file.
+    fn store_pack(&self, writer: PackWriter) {
+        if self.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let (id, bytes, entries) = writer.finish();
+        let len = bytes.len() as u64;
+        if !self.dry_run {
+            if let Err(e) = self.repo.storage().put(FileKind::Pack, &id.to_hex(), bytes) {
+                self.fail(e);
+                return;
+            }
+            self.written.lock().expect("written mutex").push(id);
+        }
+        self.progress
+            .bytes_uploaded
+            .fetch_add(len, Ordering::Relaxed);
+        let flush = {
+            let mut st = self.index_state.lock().expect("index mutex");
+            st.current.packs.push((id, entries));
+            if st.last_flush.elapsed() >= self.index_flush || st.current.packs.len() >= 256 {
+                st.last_flush = Instant::now();
+                Some(std::mem::take(&mut st.current))
+            } else {
+                None
+            }
+        };
+        if let Some(file) = flush
+            && let Err(e) = self.write_index(&file)
+        {
+            self.fail(e);
+        }
+    }
+
+    pub(super) fn write_index(&self, file: &IndexFile) -> Result<()> {
+        if self.dry_run || file.packs.is_empty() {
+            return Ok(());
+        }
+        self.repo.save_index_file(file).map(|_| ())
+    }
+}
