@@ -2,13 +2,13 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use loop_api::{CreateDevice, CreateToken, CreatedToken, Device, Session, Token};
+use loop_api::{CreateDevice, CreateToken, CreatedToken, Device, Session, Token, TokenKind};
 
 use super::directory::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
 use crate::db::{self, identity, vaults};
-use crate::domain::{self, Permission, TokenPermission, new_id, new_secret, secret_hash};
+use crate::domain::{self, Permission, new_id, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -121,11 +121,7 @@ pub async fn create_token(
     let tenant = caller
         .tenant(&state, Permission::TokenWrite, &req.tenant_id)
         .await?;
-    let mut perms = req
-        .permissions
-        .iter()
-        .map(|p| TokenPermission::parse(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut perms = req.permissions.clone();
     perms.sort();
     perms.dedup();
     if perms.is_empty() {
@@ -133,17 +129,20 @@ pub async fn create_token(
             "a token needs at least one permission",
         ));
     }
-    match (req.kind.as_str(), &req.device_id) {
-        ("device", Some(d)) => {
+    match (req.kind, &req.device_id) {
+        (TokenKind::Device, Some(d)) => {
             let dev = identity::device_by_id(&state.db.pool, d).await?;
             if dev.is_none_or(|dev| dev.tenant_id != tenant.tenant.id) {
                 return Err(ApiError::bad_request("no such device in this tenant"));
             }
         }
-        ("device", None) => return Err(ApiError::bad_request("a device token needs device_id")),
-        ("api", None) => {}
-        ("api", Some(_)) => return Err(ApiError::bad_request("an API token has no device")),
-        _ => return Err(ApiError::bad_request("token kind must be device or api")),
+        (TokenKind::Device, None) => {
+            return Err(ApiError::bad_request("a device token needs device_id"));
+        }
+        (TokenKind::Api, None) => {}
+        (TokenKind::Api, Some(_)) => {
+            return Err(ApiError::bad_request("an API token has no device"));
+        }
     }
     for v in &req.vault_ids {
         let vault = vaults::vault_by_id(&state.db.pool, v).await?;
@@ -162,11 +161,11 @@ pub async fn create_token(
     let t = Token {
         id: new_id("tk"),
         tenant_id: tenant.tenant.id.clone(),
-        kind: req.kind.clone(),
+        kind: req.kind,
         name: domain::parse_name("token name", &req.name)?,
         device_id: req.device_id.clone(),
         vault_ids: req.vault_ids.clone(),
-        permissions: perms.iter().map(|p| p.as_str().to_string()).collect(),
+        permissions: perms,
         created_at: db::time(now),
         expires_at: days.map(|d| db::time(now + d as i64 * 86_400_000)),
         revoked_at: None,

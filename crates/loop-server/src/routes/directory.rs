@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
     CreateRoleBinding, CreateTenant, CreateUser, CreatedUser, RoleBinding, SecretText, Tenant,
-    UpdateUser, User,
+    TenantStatus, UpdateUser, User, UserStatus,
 };
 use serde::Deserialize;
 
@@ -13,7 +13,8 @@ use crate::auth::{self, Caller};
 use crate::db::outbox::{self, MailKind};
 use crate::db::{self, identity};
 use crate::domain::{
-    self, EmailAddress, Permission, Role, TenantKind, new_id, new_secret, secret_hash,
+    self, EmailAddress, Permission, RoleRules as _, TenantTree as _, new_id, new_secret,
+    secret_hash,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -49,22 +50,20 @@ pub async fn create_tenant(
     let parent = caller
         .tenant(&state, Permission::TenantCreate, &req.parent_id)
         .await?;
-    let kind = TenantKind::parse(&req.kind)?;
-    let parent_kind = TenantKind::parse(&parent.tenant.kind)?;
+    let kind = req.kind;
+    let parent_kind = parent.tenant.kind;
     if !parent_kind.may_have_child(kind) {
         return Err(ApiError::bad_request(format!(
-            "a {} tenant cannot have a {} child",
-            parent_kind.as_str(),
-            kind.as_str()
+            "a {parent_kind} tenant cannot have a {kind} child"
         )));
     }
     let now = state.now();
     let t = Tenant {
         id: new_id("tn"),
         parent_id: Some(parent.tenant.id.clone()),
-        kind: kind.as_str().into(),
+        kind,
         name: domain::parse_name("tenant name", &req.name)?,
-        status: "active".into(),
+        status: TenantStatus::Active,
         created_at: db::time(now),
     };
     let path = format!("{}{}/", parent.path, t.id);
@@ -126,12 +125,12 @@ pub async fn create_user(
     let tenant = caller
         .tenant(&state, Permission::UserWrite, &req.tenant_id)
         .await?;
-    let role = req.role.as_deref().map(Role::parse).transpose()?;
+    let role = req.role;
     if let Some(r) = role {
         if !caller.can(Permission::RoleGrant, &tenant.path) {
             return Err(ApiError::forbidden());
         }
-        if !r.bindable_on(TenantKind::parse(&tenant.tenant.kind)?) {
+        if !r.bindable_on(tenant.tenant.kind) {
             return Err(ApiError::bad_request(format!(
                 "the {r} role cannot be bound on a {} tenant",
                 tenant.tenant.kind
@@ -178,11 +177,10 @@ pub async fn create_user(
         last_name: domain::parse_name("last name", &req.last_name)?,
         business_address: domain::parse_address(&req.business_address)?,
         status: if password_hash.is_none() {
-            "invited"
+            UserStatus::Invited
         } else {
-            "active"
-        }
-        .into(),
+            UserStatus::Active
+        },
         totp_enabled: false,
         created_at: db::time(now),
         pending_email: None,
@@ -217,7 +215,7 @@ pub async fn create_user(
             id: new_id("rb"),
             user_id: user.id.clone(),
             tenant_id: tenant.tenant.id.clone(),
-            role: r.as_str().into(),
+            role: r,
             created_at: db::time(now),
         };
         identity::insert_binding(&mut tx, &b, now).await?;
@@ -300,7 +298,7 @@ pub async fn update_user(
             if identity::email_in_tenant(&state.db.pool, &u.tenant_id, e.as_str()).await? {
                 return Err(email_taken());
             }
-            if u.status == "invited" {
+            if u.status == UserStatus::Invited {
                 // Not an account yet: the invitation simply goes to the new address.
                 u.email = e.as_str().into();
                 fields.push("email");
@@ -388,7 +386,7 @@ async fn set_status(
     state: &AppState,
     caller: &Caller,
     id: &str,
-    status: &str,
+    status: UserStatus,
     action: &'static str,
 ) -> ApiResult<axum::Json<User>> {
     let (row, _) = scoped_user(state, caller, Permission::UserWrite, id).await?;
@@ -401,7 +399,7 @@ async fn set_status(
     let now = state.now();
     let mut tx = state.db.begin().await?;
     identity::set_user_status(&mut tx, id, status, now).await?;
-    let ended = if status == "disabled" {
+    let ended = if status == UserStatus::Disabled {
         identity::end_user_sessions(&mut tx, id, None, "user_disabled", now).await?
     } else {
         0
@@ -419,7 +417,7 @@ async fn set_status(
     )
     .await?;
     let mut u = row.user;
-    u.status = status.into();
+    u.status = status;
     Ok(axum::Json(u))
 }
 
@@ -431,7 +429,7 @@ pub async fn disable_user(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<User>> {
-    set_status(&state, &caller, &id, "disabled", "user.disable").await
+    set_status(&state, &caller, &id, UserStatus::Disabled, "user.disable").await
 }
 
 #[utoipa::path(post, path = "/api/v1/users/{id}/enable", tag = "users", params(("id" = String, Path)),
@@ -441,7 +439,7 @@ pub async fn enable_user(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<User>> {
-    set_status(&state, &caller, &id, "active", "user.enable").await
+    set_status(&state, &caller, &id, UserStatus::Active, "user.enable").await
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{id}/roles", tag = "users", params(("id" = String, Path)),
@@ -475,8 +473,8 @@ pub async fn grant_role(
             "a role can be bound only on the user's own tenant or one below it",
         ));
     }
-    let role = Role::parse(&req.role)?;
-    if !role.bindable_on(TenantKind::parse(&target.tenant.kind)?) {
+    let role = req.role;
+    if !role.bindable_on(target.tenant.kind) {
         return Err(ApiError::bad_request(format!(
             "the {role} role cannot be bound on a {} tenant",
             target.tenant.kind
@@ -487,7 +485,7 @@ pub async fn grant_role(
         id: new_id("rb"),
         user_id: user.user.id.clone(),
         tenant_id: target.tenant.id.clone(),
-        role: role.as_str().into(),
+        role,
         created_at: db::time(now),
     };
     let mut tx = state.db.begin().await?;

@@ -29,7 +29,7 @@ pub async fn erase_tenant(
     Json(req): Json<EraseTenant>,
 ) -> ApiResult<axum::Json<TenantErasure>> {
     let tenant = caller.tenant(&state, Permission::TenantErase, &id).await?;
-    if TenantKind::parse(&tenant.tenant.kind)? != TenantKind::Customer {
+    if tenant.tenant.kind != TenantKind::Customer {
         return Err(ApiError::bad_request(
             "only a customer tenant can be erased; erase a partner's customers one by one",
         ));

@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use loop_api::{
-    AcceptInvite, ChangePassword, ConfirmEmail, LoginRequest, LoginResponse, Me, PasswordCheck,
-    TotpCode, TotpEnrollment, User,
+    AcceptInvite, ActorKind, ChangePassword, ConfirmEmail, LoginRequest, LoginResponse, Me,
+    Outcome, PasswordCheck, TotpCode, TotpEnrollment, User, UserStatus,
 };
 
 use super::{Json, commit, commit_audited};
@@ -59,12 +59,12 @@ async fn audit_refusal(
         &mut tx,
         NewEvent {
             tenant_id: tenant_id.to_string(),
-            actor_kind: "anonymous",
+            actor_kind: ActorKind::Anonymous,
             actor_id: None,
             action,
             object_kind: "user",
             object_id: user_id.map(String::from),
-            outcome: "failure",
+            outcome: Outcome::Failure,
             personal: Personal {
                 user_id: user_id.map(String::from),
                 ip: client.ip.clone(),
@@ -166,7 +166,7 @@ pub async fn login(
     };
     let hash = user
         .as_ref()
-        .filter(|u| u.user.status == "active")
+        .filter(|u| u.user.status == UserStatus::Active)
         .and_then(|u| u.password_hash.clone());
     let password_ok = auth::verify_password(req.password.expose().to_string(), hash).await?;
     let Some(user) = user.filter(|_| password_ok) else {
@@ -175,7 +175,7 @@ pub async fn login(
             Err(_) => None,
         };
         let (tenant, uid, reason) = match &known {
-            Some(u) if u.user.status != "active" => (
+            Some(u) if u.user.status != UserStatus::Active => (
                 u.user.tenant_id.as_str(),
                 Some(u.user.id.as_str()),
                 "account_not_active",
@@ -275,12 +275,12 @@ pub async fn login(
         tx,
         NewEvent {
             tenant_id: user.user.tenant_id.clone(),
-            actor_kind: "user",
+            actor_kind: ActorKind::User,
             actor_id: Some(user.user.id.clone()),
             action: "auth.signin",
             object_kind: "session",
             object_id: Some(id.clone()),
-            outcome: "success",
+            outcome: Outcome::Success,
             personal: Personal {
                 user_id: Some(user.user.id.clone()),
                 ip: client.ip.clone(),
@@ -582,12 +582,12 @@ pub async fn accept_invite(
         tx,
         NewEvent {
             tenant_id: user.user.tenant_id.clone(),
-            actor_kind: "user",
+            actor_kind: ActorKind::User,
             actor_id: Some(user.user.id.clone()),
             action: "user.invite_accept",
             object_kind: "user",
             object_id: Some(user.user.id.clone()),
-            outcome: "success",
+            outcome: Outcome::Success,
             personal: Personal {
                 user_id: Some(user.user.id.clone()),
                 ip: client.ip,
@@ -639,12 +639,12 @@ pub async fn confirm_email(
         tx,
         NewEvent {
             tenant_id: user.user.tenant_id.clone(),
-            actor_kind: "user",
+            actor_kind: ActorKind::User,
             actor_id: Some(user.user.id.clone()),
             action: "user.email_confirm",
             object_kind: "user",
             object_id: Some(user.user.id.clone()),
-            outcome: "success",
+            outcome: Outcome::Success,
             personal: Personal {
                 user_id: Some(user.user.id.clone()),
                 ip: client.ip,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use futures_util::TryStreamExt as _;
-use loop_api::{CreateVault, Destination, SnapshotInfo, Vault};
+use loop_api::{CreateVault, Destination, KeyCustody, SnapshotInfo, Vault};
 use loop_repo::keys::{Secret, SlotMeta};
 use loop_repo::{InitOptions, Repository};
 use object_store::ObjectStoreExt as _;
@@ -57,7 +57,7 @@ pub async fn list_destinations(
             .map(|d| Destination {
                 name: d.name.clone(),
                 jurisdiction: d.jurisdiction.clone(),
-                backend: d.backend.into(),
+                backend: d.backend,
             })
             .collect(),
     ))
@@ -94,7 +94,7 @@ pub async fn create_vault(
     let tenant = caller
         .tenant(&state, Permission::VaultWrite, &req.tenant_id)
         .await?;
-    if TenantKind::parse(&tenant.tenant.kind)? != TenantKind::Customer {
+    if tenant.tenant.kind != TenantKind::Customer {
         return Err(ApiError::bad_request("vaults belong to customer tenants"));
     }
     let Some(dest) = state.destinations.get(&req.destination) else {
@@ -103,10 +103,7 @@ pub async fn create_vault(
     if req.quota_bytes.is_some_and(|q| q > i64::MAX as u64) {
         return Err(ApiError::bad_request("quota_bytes is too large"));
     }
-    let custody = req.key_custody.clone().unwrap_or_else(|| "managed".into());
-    if custody != "managed" && custody != "customer" {
-        return Err(ApiError::bad_request("key_custody is managed or customer"));
-    }
+    let custody = req.key_custody.unwrap_or(KeyCustody::Managed);
     let now = state.now();
     let vault = Vault {
         id: new_id("vt"),
@@ -119,7 +116,7 @@ pub async fn create_vault(
         used_bytes: 0,
         created_at: db::time(now),
     };
-    if vault.key_custody == "managed" {
+    if vault.key_custody == KeyCustody::Managed {
         let kek = managed_kek(&state, &vault).await?;
         let storage = dest.repo_storage(&vault.id)?;
         let created = chrono::Utc::now().to_rfc3339();
@@ -236,7 +233,7 @@ pub async fn list_snapshots(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Vec<SnapshotInfo>>> {
     let v = scoped_vault(&state, &caller, Permission::VaultRead, &id).await?;
-    if v.key_custody != "managed" {
+    if v.key_custody != KeyCustody::Managed {
         return Err(ApiError::conflict(
             "customer_key",
             "the server cannot read a vault whose key the customer holds",
