@@ -480,6 +480,8 @@ wire! {
 
     pub struct SnapshotInfo {
         pub id: String,
+        /// RFC 3339, with the offset the snapshot was taken at.
+        #[cfg_attr(feature = "openapi", schema(format = DateTime))]
         pub time: String,
         pub host: String,
         pub paths: Vec<String>,

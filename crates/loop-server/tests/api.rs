@@ -132,6 +132,83 @@ fn the_openapi_document_places_every_parameter_where_it_is_sent() {
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
+/// What a client generator needs from each operation: a summary, how to authenticate
+/// (a session as bearer token or cookie, except for the operations that sign in), errors as
+/// `application/problem+json`, and times as `date-time`.
+#[test]
+fn every_operation_has_a_summary_its_security_and_problem_json_errors() {
+    let server = Server::start();
+    let doc = server.openapi();
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["type"], "http", "{schemes}");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer", "{schemes}");
+    assert_eq!(
+        (
+            &schemes["cookie"]["type"],
+            &schemes["cookie"]["in"],
+            &schemes["cookie"]["name"]
+        ),
+        (
+            &json!("apiKey"),
+            &json!("cookie"),
+            &json!(loop_api::SESSION_COOKIE)
+        ),
+        "{schemes}"
+    );
+    let anonymous = [
+        "/api/v1/auth/login",
+        "/api/v1/auth/accept-invite",
+        "/api/v1/auth/confirm-email",
+    ];
+    let mut wrong = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let what = format!("{method} {path}");
+            let summary = op["summary"].as_str().unwrap_or_default();
+            if summary.is_empty() || summary.contains('\n') {
+                wrong.push(format!("{what}: summary {summary:?}"));
+            }
+            let security = if anonymous.contains(&path.as_str()) {
+                json!([])
+            } else {
+                json!([{ "bearer": [] }, { "cookie": [] }])
+            };
+            if op["security"] != security {
+                wrong.push(format!("{what}: security {}", op["security"]));
+            }
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let types: Vec<&String> = response["content"]
+                    .as_object()
+                    .map(|c| c.keys().collect())
+                    .unwrap_or_default();
+                if status.as_str() >= "400" && types != ["application/problem+json"] {
+                    wrong.push(format!("{what}: {status} is sent as {types:?}"));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+
+    for name in ["since", "until"] {
+        let param = doc["paths"]["/api/v1/audit/export"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is documented"));
+        assert_eq!(param["schema"]["format"], "date-time", "{param}");
+    }
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["AuditEvent"]["properties"]["at"]["format"],
+        "date-time"
+    );
+    assert_eq!(
+        schemas["SnapshotInfo"]["properties"]["time"]["format"],
+        "date-time"
+    );
+}
+
 /// The closed sets appear in the document as enums of the strings on the wire (not the Rust
 /// variant names), so a generated client sends what the server accepts.
 #[test]

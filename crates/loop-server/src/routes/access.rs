@@ -12,6 +12,7 @@ use crate::domain::{self, Permission, new_id, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
+/// List devices
 #[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(TenantFilter),
     responses((status = 200, description = "Success", body = Vec<Device>)))]
 pub async fn list_devices(
@@ -27,7 +28,9 @@ pub async fn list_devices(
     ))
 }
 
-/// Enrol a device (a machine that will back up with a device token).
+/// Enrol a device
+///
+/// A machine that will back up with a device token.
 #[utoipa::path(post, path = "/api/v1/devices", tag = "devices", request_body = CreateDevice,
     responses((status = 201, description = "Created", body = Device)))]
 pub async fn create_device(
@@ -63,7 +66,9 @@ pub async fn create_device(
     Ok((StatusCode::CREATED, axum::Json(d)))
 }
 
-/// Remove a device; its tokens are revoked.
+/// Remove a device
+///
+/// Its tokens are revoked.
 #[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices", params(("id" = String, Path)),
     responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn delete_device(
@@ -96,6 +101,9 @@ pub async fn delete_device(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// List tokens
+///
+/// Without their secrets, which only the creation answer holds.
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(TenantFilter),
     responses((status = 200, description = "Success", body = Vec<Token>)))]
 pub async fn list_tokens(
@@ -109,8 +117,9 @@ pub async fn list_tokens(
     Ok(axum::Json(identity::tokens_in(&state.db.pool, &ids).await?))
 }
 
-/// Create a device or API token. The secret is in the response once; the server keeps only
-/// its hash.
+/// Create a token
+///
+/// A device or API token. The secret is in the response once; the server keeps only its hash.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken,
     responses((status = 201, description = "Created", body = CreatedToken), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
 pub async fn create_token(
@@ -198,6 +207,7 @@ pub async fn create_token(
     ))
 }
 
+/// Revoke a token
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)),
     responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn revoke_token(
@@ -230,8 +240,10 @@ pub async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Without `tenant_id`: the caller's own sessions. With it: the sessions of that tenant's
-/// users (needs the session-read permission there).
+/// List sessions
+///
+/// Without `tenant_id`: the caller's own sessions. With it: the sessions of that tenant's users
+/// (needs the session-read permission there).
 #[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(TenantFilter),
     responses((status = 200, description = "Success", body = Vec<Session>)))]
 pub async fn list_sessions(
@@ -259,7 +271,9 @@ pub async fn list_sessions(
     ))
 }
 
-/// End a session: one's own, or (with the session-revoke permission) one of the tenant's.
+/// End a session
+///
+/// One's own, or (with the session-revoke permission) one of the tenant's.
 #[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
     responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn revoke_session(

@@ -22,8 +22,10 @@ pub struct AuditQuery {
     pub actor_id: Option<String>,
     pub object_id: Option<String>,
     /// RFC 3339; events at or after.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339; events before.
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// Events after this sequence number (a cursor within one tenant).
     pub after_seq: Option<i64>,
@@ -65,7 +67,9 @@ async fn fetch(
     Ok(audit::query(&state.db.pool, &f).await?)
 }
 
-/// Query audit events, ordered by tenant and sequence.
+/// Query audit events
+///
+/// Ordered by tenant and sequence.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, description = "Success", body = Vec<AuditEvent>)))]
 pub async fn query_audit(
@@ -182,8 +186,10 @@ impl ExportCursor {
     }
 }
 
-/// Export audit events as JSON Lines (one event per line, verifiable with `loop admin audit
-/// verify --file`) or CSV. Without `limit`, every matching event; streamed.
+/// Export audit events
+///
+/// As JSON Lines (one event per line, verifiable with `loop admin audit verify --file`) or CSV.
+/// Without `limit`, every matching event; streamed.
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(AuditQuery),
     responses((status = 200, description = "Success: JSON Lines, or CSV with `format=csv`",
         content((String = "application/x-ndjson"), (String = "text/csv")))))]
@@ -236,6 +242,8 @@ pub async fn export_audit(
     Ok(r)
 }
 
+/// Audit chain heads
+///
 /// The head of each visible tenant's chain: its last sequence number and hash. A verifier
 /// compares an export's last event with it, which catches a log cut short at its end.
 #[utoipa::path(get, path = "/api/v1/audit/heads", tag = "audit", params(AuditQuery),

@@ -26,7 +26,9 @@ pub struct TenantFilter {
     pub tenant_id: Option<String>,
 }
 
-/// Tenants the caller can see: the subtrees of their role bindings.
+/// List tenants
+///
+/// The tenants the caller can see: the subtrees of their role bindings.
 #[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants",
     responses((status = 200, description = "Success", body = Vec<Tenant>)))]
 pub async fn list_tenants(
@@ -39,7 +41,9 @@ pub async fn list_tenants(
     Ok(axum::Json(ts.into_iter().map(|t| t.tenant).collect()))
 }
 
-/// Create a child tenant (provider → partner → customer).
+/// Create a tenant
+///
+/// A child of `parent_id`: provider → partner → customer.
 #[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant,
     responses((status = 201, description = "Created", body = Tenant), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn create_tenant(
@@ -85,6 +89,7 @@ pub async fn create_tenant(
     Ok((StatusCode::CREATED, axum::Json(t)))
 }
 
+/// Show a tenant
 #[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants",
     params(("id" = String, Path)), responses((status = 200, description = "Success", body = Tenant), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn get_tenant(
@@ -100,6 +105,7 @@ pub async fn get_tenant(
     ))
 }
 
+/// List users
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(TenantFilter),
     responses((status = 200, description = "Success", body = Vec<User>)))]
 pub async fn list_users(
@@ -113,8 +119,11 @@ pub async fn list_users(
     Ok(axum::Json(identity::users_in(&state.db.pool, &ids).await?))
 }
 
-/// Create a user with a password, or invite one (the response then holds a one-time invite
-/// token that sets the password).
+/// Create or invite a user
+///
+/// With a password, a user; without one, an invitation (the response holds a one-time invite
+/// token only for an administrator of the whole service; otherwise it goes to the address by
+/// e-mail).
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
     responses((status = 201, description = "Created", body = CreatedUser), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn create_user(
@@ -263,6 +272,7 @@ async fn scoped_user(
     Ok((user, tenant))
 }
 
+/// Show a user
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
     responses((status = 200, description = "Success", body = User), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn get_user(
@@ -278,7 +288,10 @@ pub async fn get_user(
     ))
 }
 
-/// Update a user's name, e-mail or business address (rectification).
+/// Update a user
+///
+/// Name, e-mail or business address (rectification). A new address of an account takes effect
+/// once its owner confirms it.
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
     request_body = UpdateUser, responses((status = 200, description = "Success", body = User), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn update_user(
@@ -421,7 +434,9 @@ async fn set_status(
     Ok(axum::Json(u))
 }
 
-/// Disable a user: they can no longer sign in, and their sessions end.
+/// Disable a user
+///
+/// They can no longer sign in, and their sessions end.
 #[utoipa::path(post, path = "/api/v1/users/{id}/disable", tag = "users", params(("id" = String, Path)),
     responses((status = 200, description = "Success", body = User), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn disable_user(
@@ -432,6 +447,7 @@ pub async fn disable_user(
     set_status(&state, &caller, &id, UserStatus::Disabled, "user.disable").await
 }
 
+/// Enable a disabled user
 #[utoipa::path(post, path = "/api/v1/users/{id}/enable", tag = "users", params(("id" = String, Path)),
     responses((status = 200, description = "Success", body = User), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn enable_user(
@@ -442,6 +458,7 @@ pub async fn enable_user(
     set_status(&state, &caller, &id, UserStatus::Active, "user.enable").await
 }
 
+/// List a user's role bindings
 #[utoipa::path(get, path = "/api/v1/users/{id}/roles", tag = "users", params(("id" = String, Path)),
     responses((status = 200, description = "Success", body = Vec<RoleBinding>), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn list_roles(
@@ -454,7 +471,9 @@ pub async fn list_roles(
     Ok(axum::Json(b.into_iter().map(|b| b.binding).collect()))
 }
 
-/// Bind a role to a user on their tenant or a tenant below it.
+/// Bind a role to a user
+///
+/// On the user's own tenant or a tenant below it.
 #[utoipa::path(post, path = "/api/v1/users/{id}/roles", tag = "users", params(("id" = String, Path)),
     request_body = CreateRoleBinding,
     responses((status = 201, description = "Created", body = RoleBinding), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
@@ -510,6 +529,7 @@ pub async fn grant_role(
     Ok((StatusCode::CREATED, axum::Json(b)))
 }
 
+/// Remove a role binding
 #[utoipa::path(delete, path = "/api/v1/users/{id}/roles/{binding_id}", tag = "users",
     params(("id" = String, Path), ("binding_id" = String, Path)),
     responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]

@@ -43,6 +43,9 @@ pub(crate) async fn managed_kek(
     Ok(vault_kek(&tenant_key, &vault.id))
 }
 
+/// List destinations
+///
+/// Where vaults can be placed, with their jurisdiction.
 #[utoipa::path(get, path = "/api/v1/destinations", tag = "vaults",
     responses((status = 200, description = "Success", body = Vec<Destination>)))]
 pub async fn list_destinations(
@@ -63,6 +66,7 @@ pub async fn list_destinations(
     ))
 }
 
+/// List vaults
 #[utoipa::path(get, path = "/api/v1/vaults", tag = "vaults", params(TenantFilter),
     responses((status = 200, description = "Success", body = Vec<Vault>)))]
 pub async fn list_vaults(
@@ -81,9 +85,11 @@ pub async fn list_vaults(
     ))
 }
 
-/// Create a vault for a customer tenant at a destination. A managed vault's repository is
-/// created at once, keyed from the tenant key; a customer-key vault is initialised by the
-/// client (`loop init` with a manage token).
+/// Create a vault
+///
+/// For a customer tenant at a destination. A managed vault's repository is created at once,
+/// keyed from the tenant key; a customer-key vault is initialised by the client (`loop init`
+/// with a manage token).
 #[utoipa::path(post, path = "/api/v1/vaults", tag = "vaults", request_body = CreateVault,
     responses((status = 201, description = "Created", body = Vault), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
 pub async fn create_vault(
@@ -176,6 +182,7 @@ async fn scoped_vault(
     Ok(with_jurisdiction(state, v))
 }
 
+/// Show a vault
 #[utoipa::path(get, path = "/api/v1/vaults/{id}", tag = "vaults", params(("id" = String, Path)),
     responses((status = 200, description = "Success", body = Vault), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn get_vault(
@@ -188,7 +195,9 @@ pub async fn get_vault(
     ))
 }
 
-/// Delete a vault and every object it holds at its destination.
+/// Delete a vault
+///
+/// With every object it holds at its destination.
 #[utoipa::path(delete, path = "/api/v1/vaults/{id}", tag = "vaults", params(("id" = String, Path)),
     responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn delete_vault(
@@ -224,7 +233,10 @@ pub async fn delete_vault(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The snapshots of a managed vault (the server opens it with the tenant key).
+/// List a managed vault's snapshots
+///
+/// The server opens the vault with the tenant key; it cannot read a vault whose key the
+/// customer holds.
 #[utoipa::path(get, path = "/api/v1/vaults/{id}/snapshots", tag = "vaults", params(("id" = String, Path)),
     responses((status = 200, description = "Success", body = Vec<SnapshotInfo>), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn list_snapshots(
