@@ -3,7 +3,9 @@
 use std::io::Read as _;
 use std::time::Duration;
 
-use loop_api::{ObjectEntry, VAULT_PROTOCOL, VaultOpenRequest, VaultOpenResponse};
+use loop_api::{
+    KeyCustody, ObjectEntry, TokenPermission, VAULT_PROTOCOL, VaultOpenRequest, VaultOpenResponse,
+};
 use loop_repo::storage::ObjectInfo;
 use loop_repo::{Error, FileKind, Result, RetryBudget, Storage};
 use reqwest::StatusCode;
@@ -27,17 +29,17 @@ pub fn parse_vault_url(url: &str) -> Option<(String, String)> {
 /// What the server granted when the vault was opened.
 pub struct VaultSession {
     pub vault_id: String,
-    pub permissions: Vec<String>,
-    pub key_custody: String,
+    pub permissions: Vec<TokenPermission>,
+    pub key_custody: KeyCustody,
     /// The managed vault's key-slot key, when the server holds the key (zeroed on drop).
     pub key: Option<loop_repo::crypto::Key>,
 }
 
 impl VaultSession {
-    pub fn can(&self, permission: &str) -> bool {
+    pub fn can(&self, permission: TokenPermission) -> bool {
         self.permissions
             .iter()
-            .any(|p| p == permission || p == "manage")
+            .any(|&p| p == permission || p == TokenPermission::Manage)
     }
 }
 

@@ -52,12 +52,12 @@ fn common_fields(h: &mut blake3::Hasher, e: &AuditEvent) {
     for f in [
         e.tenant_id.as_str(),
         &at,
-        &e.actor_kind,
+        e.actor_kind.as_str(),
         e.actor_id.as_deref().unwrap_or(""),
         &e.action,
         &e.object_kind,
         e.object_id.as_deref().unwrap_or(""),
-        &e.outcome,
+        e.outcome.as_str(),
     ] {
         field(h, f);
     }
@@ -207,12 +207,12 @@ mod tests {
                 seq,
                 tenant_id: "tn_a".into(),
                 at: chrono::DateTime::from_timestamp(1_700_000_000 + seq as i64, 0).unwrap(),
-                actor_kind: "user".into(),
+                actor_kind: crate::ActorKind::User,
                 actor_id: Some("us_1".into()),
                 action: "vault.create".into(),
                 object_kind: "vault".into(),
                 object_id: Some(format!("vt_{seq}")),
-                outcome: "success".into(),
+                outcome: crate::Outcome::Success,
                 ip: None,
                 user_agent: None,
                 details: serde_json::json!({"n": seq}),
@@ -235,7 +235,7 @@ mod tests {
     #[test]
     fn an_edited_event_breaks_the_chain() {
         let mut c = chain(5);
-        c[2].outcome = "failure".into();
+        c[2].outcome = crate::Outcome::Failure;
         assert_eq!(verify(&c).unwrap_err().seq, 3);
     }
 

@@ -3,6 +3,9 @@
 //! Everything here is plain data with serde derives: [`Problem`] (the problem+json error
 //! body), the JSON API's requests and responses (tenants, users, tokens, vaults, sessions,
 //! audit events), and the vault protocol's [`VaultOpenRequest`] / [`VaultOpenResponse`].
+//! Fields that hold one of a fixed set of values are enums ([`Role`], [`TokenPermission`],
+//! [`UserStatus`], ...) that travel as the plain strings they always were, so a client cannot
+//! send, nor a server answer, a value outside the set.
 //! [`audit::chain_hash`] is here too, so that a client can verify an exported audit log
 //! without trusting the server's word.
 //!

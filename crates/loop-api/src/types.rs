@@ -14,6 +14,171 @@ macro_rules! wire {
     };
 }
 
+/// Defines a closed set of values that travels as one of a fixed list of strings: the
+/// variant's name in kebab-case (serde `rename_all`, which the OpenAPI enum schema follows
+/// too), also given as the string `as_str`, [`Display`](std::fmt::Display) and
+/// [`FromStr`](std::str::FromStr) use. The two spellings must agree; a test holds them to
+/// the strings these fields carried when they were plain strings, so the JSON is unchanged.
+macro_rules! closed_set {
+    ($(
+        $(#[$meta:meta])*
+        pub enum $name:ident ($what:literal) {
+            $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+
+        }
+    )*) => {
+        $(
+            $(#[$meta])*
+            #[derive(
+                Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+            )]
+            #[serde(rename_all = "kebab-case")]
+            #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+            pub enum $name {
+                $($(#[$vmeta])* $variant,)+
+            }
+
+            impl $name {
+                /// Every value, in declaration order.
+                pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+                pub fn as_str(self) -> &'static str {
+                    match self {
+                        $($name::$variant => $text,)+
+                    }
+                }
+            }
+
+            impl std::fmt::Display for $name {
+                fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    // `pad`, so that widths in format strings (`{:<8}`) apply.
+                    f.pad(self.as_str())
+                }
+            }
+
+            impl std::str::FromStr for $name {
+                type Err = UnknownValue;
+
+                fn from_str(s: &str) -> Result<$name, UnknownValue> {
+                    match s {
+                        $($text => Ok($name::$variant),)+
+                        _ => Err(UnknownValue {
+                            what: $what,
+                            value: s.to_string(),
+                            expected: &[$($text),+],
+                        }),
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// A string that is not one of a closed set's values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownValue {
+    /// What the value was meant to be, e.g. "token permission".
+    pub what: &'static str,
+    pub value: String,
+    /// The values there are.
+    pub expected: &'static [&'static str],
+}
+
+impl std::fmt::Display for UnknownValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (last, rest) = self.expected.split_last().unwrap_or((&"", &[]));
+        let list = if rest.is_empty() {
+            (*last).to_string()
+        } else {
+            format!("{} or {last}", rest.join(", "))
+        };
+        write!(f, "unknown {} {:?}: expected {list}", self.what, self.value)
+    }
+}
+
+impl std::error::Error for UnknownValue {}
+
+closed_set! {
+    /// A named set of permissions, granted on a tenant and its subtree.
+    pub enum Role("role") {
+        ProviderAdmin = "provider-admin",
+        PartnerAdmin = "partner-admin",
+        Admin = "admin",
+        Operator = "operator",
+        /// Reads everything, the audit log included; changes nothing.
+        Auditor = "auditor",
+        Billing = "billing",
+    }
+
+    /// A node of the tenant tree: provider (the root) → partner → customer.
+    pub enum TenantKind("tenant kind") {
+        Provider = "provider",
+        Partner = "partner",
+        Customer = "customer",
+    }
+
+    pub enum TenantStatus("tenant status") {
+        Active = "active",
+        /// The tenant's keys are destroyed: its backups cannot be read, and nothing of it
+        /// changes any more.
+        Erased = "erased",
+    }
+
+    pub enum UserStatus("user status") {
+        /// An account: may sign in.
+        Active = "active",
+        /// Invited, no password chosen yet: not an account.
+        Invited = "invited",
+        /// May not sign in.
+        Disabled = "disabled",
+    }
+
+    pub enum TokenKind("token kind") {
+        /// Bound to one enrolled device.
+        Device = "device",
+        Api = "api",
+    }
+
+    /// What a token may do with a vault.
+    pub enum TokenPermission("token permission") {
+        /// Add data: write new packs, indexes and snapshots. No reading of snapshots or
+        /// packs, no deletion.
+        Backup = "backup",
+        /// Read everything.
+        Restore = "restore",
+        /// Delete (forget, prune) and rewrite keys.
+        Manage = "manage",
+    }
+
+    /// Who holds a vault's key.
+    pub enum KeyCustody("key custody") {
+        /// The server, wrapped by the tenant key.
+        Managed = "managed",
+        /// The customer, as a passphrase the server never sees.
+        Customer = "customer",
+    }
+
+    /// The storage behind a destination.
+    pub enum Backend("destination backend") {
+        Local = "local",
+        S3 = "s3",
+    }
+
+    /// Who acted, in an audit event.
+    pub enum ActorKind("actor kind") {
+        User = "user",
+        Token = "token",
+        System = "system",
+        /// Nobody signed in (a failed sign-in, for one).
+        Anonymous = "anonymous",
+    }
+
+    /// How an audited action ended.
+    pub enum Outcome("outcome") {
+        Success = "success",
+        Failure = "failure",
+    }
+}
+
 /// Text that is a secret (a password, a token, a key): on the wire as a plain string, never
 /// shown by `Debug`, zeroed when dropped.
 #[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -130,16 +295,16 @@ wire! {
     pub struct Tenant {
         pub id: String,
         pub parent_id: Option<String>,
-        /// provider, partner or customer.
-        pub kind: String,
+        pub kind: TenantKind,
         pub name: String,
-        pub status: String,
+        pub status: TenantStatus,
         pub created_at: DateTime<Utc>,
     }
 
     pub struct CreateTenant {
         pub parent_id: String,
-        pub kind: String,
+        /// partner or customer (a provider is the tree's root).
+        pub kind: TenantKind,
         pub name: String,
     }
 
@@ -164,8 +329,7 @@ wire! {
     /// The key slots deleted from one vault's storage.
     pub struct VaultErasure {
         pub vault_id: String,
-        /// managed or customer.
-        pub key_custody: String,
+        pub key_custody: KeyCustody,
         pub destination: String,
         pub key_slots_deleted: Vec<String>,
     }
@@ -177,8 +341,7 @@ wire! {
         pub first_name: String,
         pub last_name: String,
         pub business_address: String,
-        /// active, invited or disabled.
-        pub status: String,
+        pub status: UserStatus,
         pub totp_enabled: bool,
         pub created_at: DateTime<Utc>,
         /// A new address waiting for its owner to confirm it; `email` stays until then.
@@ -201,7 +364,7 @@ wire! {
         pub password: Option<SecretText>,
         /// A role to bind on the user's tenant at once.
         #[serde(default)]
-        pub role: Option<String>,
+        pub role: Option<Role>,
     }
 
     pub struct CreatedUser {
@@ -226,13 +389,13 @@ wire! {
         pub id: String,
         pub user_id: String,
         pub tenant_id: String,
-        pub role: String,
+        pub role: Role,
         pub created_at: DateTime<Utc>,
     }
 
     pub struct CreateRoleBinding {
         pub tenant_id: String,
-        pub role: String,
+        pub role: Role,
     }
 
     pub struct Device {
@@ -251,14 +414,12 @@ wire! {
     pub struct Token {
         pub id: String,
         pub tenant_id: String,
-        /// device or api.
-        pub kind: String,
+        pub kind: TokenKind,
         pub name: String,
         pub device_id: Option<String>,
         /// Vaults the token reaches; empty means every vault of the tenant.
         pub vault_ids: Vec<String>,
-        /// Any of backup, restore, manage.
-        pub permissions: Vec<String>,
+        pub permissions: Vec<TokenPermission>,
         pub created_at: DateTime<Utc>,
         pub expires_at: Option<DateTime<Utc>>,
         pub revoked_at: Option<DateTime<Utc>>,
@@ -269,12 +430,13 @@ wire! {
         pub tenant_id: String,
         pub name: String,
         /// device (bound to `device_id`) or api.
-        pub kind: String,
+        pub kind: TokenKind,
         #[serde(default)]
         pub device_id: Option<String>,
         #[serde(default)]
         pub vault_ids: Vec<String>,
-        pub permissions: Vec<String>,
+        /// At least one.
+        pub permissions: Vec<TokenPermission>,
         /// Lifetime in days, 1 to 3650; leave it out for a token that does not expire.
         #[serde(default)]
         pub expires_in_days: Option<u32>,
@@ -290,8 +452,7 @@ wire! {
     pub struct Destination {
         pub name: String,
         pub jurisdiction: String,
-        /// local or s3.
-        pub backend: String,
+        pub backend: Backend,
     }
 
     pub struct Vault {
@@ -300,9 +461,7 @@ wire! {
         pub name: String,
         pub destination: String,
         pub jurisdiction: String,
-        /// managed (the server keeps the key, wrapped by the tenant key) or customer (a
-        /// passphrase the server never sees).
-        pub key_custody: String,
+        pub key_custody: KeyCustody,
         pub quota_bytes: Option<u64>,
         pub used_bytes: u64,
         pub created_at: DateTime<Utc>,
@@ -314,13 +473,15 @@ wire! {
         pub destination: String,
         #[serde(default)]
         pub quota_bytes: Option<u64>,
-        /// managed (default) or customer.
+        /// managed when left out.
         #[serde(default)]
-        pub key_custody: Option<String>,
+        pub key_custody: Option<KeyCustody>,
     }
 
     pub struct SnapshotInfo {
         pub id: String,
+        /// RFC 3339, with the offset the snapshot was taken at.
+        #[cfg_attr(feature = "openapi", schema(format = DateTime))]
         pub time: String,
         pub host: String,
         pub paths: Vec<String>,
@@ -346,9 +507,8 @@ wire! {
         pub current: bool,
     }
 
-    /// One audit event. `details` never holds personal data: people appear by ID.
-    /// One audit event. Which fields its hash covers depends on `version`; see
-    /// [`crate::audit`].
+    /// One audit event. `details` never holds personal data: people appear by ID. Which
+    /// fields its hash covers depends on `version`; see [`crate::audit`].
     pub struct AuditEvent {
         /// Event format: 1 (the IP is hashed) or 2 (personal data outside the hash). Exports
         /// from before versions existed have no such field and are version 1.
@@ -357,14 +517,12 @@ wire! {
         pub seq: u64,
         pub tenant_id: String,
         pub at: DateTime<Utc>,
-        /// user, token, system or anonymous.
-        pub actor_kind: String,
+        pub actor_kind: ActorKind,
         pub actor_id: Option<String>,
         pub action: String,
         pub object_kind: String,
         pub object_id: Option<String>,
-        /// success or failure.
-        pub outcome: String,
+        pub outcome: Outcome,
         /// Personal data: the client's address. Absent once erased (version 2).
         pub ip: Option<String>,
         /// Personal data: the client's user agent (version 2). Absent once erased.
@@ -400,8 +558,8 @@ wire! {
 
     pub struct VaultOpenResponse {
         pub vault_id: String,
-        pub permissions: Vec<String>,
-        pub key_custody: String,
+        pub permissions: Vec<TokenPermission>,
+        pub key_custody: KeyCustody,
         /// For managed vaults: the vault's key-encryption key (hex), which opens its key
         /// slot. Absent for customer-held keys.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -421,6 +579,66 @@ wire! {
 mod tests {
     use super::*;
 
+    /// `all` shows, serializes and parses as `strings`: the JSON the fields carried when they
+    /// were strings. Anything else is refused.
+    fn check_closed_set<T>(all: &[T], strings: &[&str])
+    where
+        T: Copy
+            + Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Display
+            + std::str::FromStr<Err = UnknownValue>
+            + PartialEq
+            + std::fmt::Debug,
+    {
+        let shown: Vec<String> = all.iter().map(|v| v.to_string()).collect();
+        assert_eq!(shown, strings);
+        for (v, s) in all.iter().zip(strings) {
+            assert_eq!(serde_json::to_string(v).unwrap(), format!("\"{s}\""));
+            assert_eq!(serde_json::from_str::<T>(&format!("\"{s}\"")).unwrap(), *v);
+            assert_eq!(s.parse::<T>().unwrap(), *v);
+        }
+        assert!(serde_json::from_str::<T>("\"no-such-value\"").is_err());
+        let e = "no-such-value".parse::<T>().unwrap_err();
+        assert_eq!(e.expected, strings);
+        assert!(e.to_string().contains("\"no-such-value\""), "{e}");
+    }
+
+    #[test]
+    fn closed_sets_travel_as_the_strings_they_always_were() {
+        check_closed_set(
+            Role::ALL,
+            &[
+                "provider-admin",
+                "partner-admin",
+                "admin",
+                "operator",
+                "auditor",
+                "billing",
+            ],
+        );
+        check_closed_set(TenantKind::ALL, &["provider", "partner", "customer"]);
+        check_closed_set(TenantStatus::ALL, &["active", "erased"]);
+        check_closed_set(UserStatus::ALL, &["active", "invited", "disabled"]);
+        check_closed_set(TokenKind::ALL, &["device", "api"]);
+        check_closed_set(TokenPermission::ALL, &["backup", "restore", "manage"]);
+        check_closed_set(KeyCustody::ALL, &["managed", "customer"]);
+        check_closed_set(Backend::ALL, &["local", "s3"]);
+        check_closed_set(ActorKind::ALL, &["user", "token", "system", "anonymous"]);
+        check_closed_set(Outcome::ALL, &["success", "failure"]);
+    }
+
+    #[test]
+    fn an_unknown_value_names_what_it_should_have_been() {
+        let e = "delete".parse::<TokenPermission>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown token permission \"delete\": expected backup, restore or manage"
+        );
+        // Widths apply, so tables line up as they did with strings.
+        assert_eq!(format!("[{:<8}]", TokenKind::Api), "[api     ]");
+    }
+
     #[test]
     fn secrets_travel_as_plain_strings_but_never_print() {
         let req: LoginRequest =
@@ -434,8 +652,8 @@ mod tests {
 
         let open = VaultOpenResponse {
             vault_id: "vt_1".into(),
-            permissions: vec!["backup".into()],
-            key_custody: "managed".into(),
+            permissions: vec![TokenPermission::Backup],
+            key_custody: KeyCustody::Managed,
             key: Some(SecretText::new("00ff".repeat(16))),
         };
         assert!(!format!("{open:?}").contains("00ff"));

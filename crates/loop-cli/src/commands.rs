@@ -228,7 +228,9 @@ fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
     }
     // A backup-only token may not read earlier snapshots: such a backup reads every file
     // again, and still uploads only what the vault does not have.
-    let may_read_snapshots = session.as_ref().is_none_or(|s| s.can("restore"));
+    let may_read_snapshots = session
+        .as_ref()
+        .is_none_or(|s| s.can(loop_api::TokenPermission::Restore));
     let parent = if a.force || (!may_read_snapshots && a.parent.is_none()) {
         ParentChoice::None
     } else if let Some(p) = &a.parent {

@@ -398,7 +398,7 @@ pub fn user(g: &Global, c: UserCommand) -> Result<ExitCode> {
                 println!("created user {} ({})", r.user.email, r.user.id);
                 match &r.invite_token {
                     Some(t) => println!("invite token (shown once): {}", t.expose()),
-                    None if r.user.status == "invited" => {
+                    None if r.user.status == UserStatus::Invited => {
                         println!("the invitation goes to {} by e-mail", r.user.email)
                     }
                     None => {}
@@ -517,7 +517,7 @@ pub fn token(g: &Global, c: TokenCommand) -> Result<ExitCode> {
                         state,
                         t.kind,
                         t.name,
-                        t.permissions.join(",")
+                        permission_list(&t.permissions)
                     );
                 }
             })
@@ -548,7 +548,7 @@ pub fn token(g: &Global, c: TokenCommand) -> Result<ExitCode> {
                 println!(
                     "created token {} [{}]",
                     r.token.id,
-                    r.token.permissions.join(",")
+                    permission_list(&r.token.permissions)
                 );
                 println!(
                     "secret (shown once; use it as LOOP_TOKEN): {}",
@@ -563,6 +563,11 @@ pub fn token(g: &Global, c: TokenCommand) -> Result<ExitCode> {
             })
         }
     }
+}
+
+/// `backup,restore`: a token's permissions as `--permission` takes them.
+fn permission_list(ps: &[TokenPermission]) -> String {
+    ps.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",")
 }
 
 fn print_vaults(vs: &[Vault]) {
@@ -604,7 +609,11 @@ pub fn vault(g: &Global, c: VaultCommand) -> Result<ExitCode> {
                     name,
                     destination,
                     quota_bytes: quota,
-                    key_custody: Some(if customer_key { "customer" } else { "managed" }.into()),
+                    key_custody: Some(if customer_key {
+                        KeyCustody::Customer
+                    } else {
+                        KeyCustody::Managed
+                    }),
                 }),
             )?;
             show(g, &v, |v| {

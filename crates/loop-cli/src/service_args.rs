@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use loop_api::{Role, TenantKind, TokenKind, TokenPermission};
 
 #[derive(Args, Debug)]
 pub struct ServerArgs {
@@ -67,7 +68,7 @@ pub enum TenantCommand {
         parent: String,
         /// partner or customer
         #[arg(long)]
-        kind: String,
+        kind: TenantKind,
         #[arg(long)]
         name: String,
     },
@@ -103,7 +104,7 @@ pub enum UserCommand {
         address: String,
         /// Bind this role on the user's tenant
         #[arg(long)]
-        role: Option<String>,
+        role: Option<Role>,
         /// No password: the invitation goes to the address by e-mail (an administrator of
         /// the whole service is shown a one-time invite token instead)
         #[arg(long)]
@@ -145,7 +146,7 @@ pub enum UserCommand {
         #[arg(long)]
         tenant: String,
         #[arg(long)]
-        role: String,
+        role: Role,
     },
     /// Remove a role binding
     Revoke { id: String, binding: String },
@@ -181,7 +182,7 @@ pub enum TokenCommand {
         name: String,
         /// device or api
         #[arg(long, default_value = "device")]
-        kind: String,
+        kind: TokenKind,
         #[arg(long)]
         device: Option<String>,
         /// Limit the token to this vault (repeatable; default every vault of the tenant)
@@ -189,7 +190,7 @@ pub enum TokenCommand {
         vaults: Vec<String>,
         /// backup, restore or manage (repeatable)
         #[arg(long = "permission", required = true)]
-        permissions: Vec<String>,
+        permissions: Vec<TokenPermission>,
         #[arg(long)]
         expires_days: Option<u32>,
     },

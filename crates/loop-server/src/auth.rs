@@ -14,11 +14,11 @@ use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
-use loop_api::Token;
+use loop_api::{ActorKind, Outcome, TenantStatus, Token, UserStatus};
 
 use crate::db::identity::{self, BindingRow, SessionRow, TenantRow, UserRow};
 use crate::db::{self, audit::NewEvent, audit::Personal};
-use crate::domain::{Permission, Role, secret_hash};
+use crate::domain::{Permission, Role, RoleRules as _, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -161,9 +161,6 @@ fn session_cookie(parts: &Parts) -> Option<String> {
     None
 }
 
-/// The status of a tenant whose keys were destroyed (see `erasure`).
-pub const TENANT_ERASED: &str = "erased";
-
 pub fn tenant_erased() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::GONE,
@@ -176,7 +173,7 @@ pub fn tenant_erased() -> ApiError {
 /// (so a restore says why it fails), and nothing else.
 async fn ended_token(state: &AppState, token: &Token) -> ApiError {
     match identity::tenant_by_id(&state.db.pool, &token.tenant_id).await {
-        Ok(Some(t)) if t.tenant.status == TENANT_ERASED => tenant_erased(),
+        Ok(Some(t)) if t.tenant.status == TenantStatus::Erased => tenant_erased(),
         _ => ApiError::unauthenticated(),
     }
 }
@@ -248,12 +245,12 @@ impl FromRequestParts<AppState> for Caller {
                     &mut tx,
                     NewEvent {
                         tenant_id: session.tenant_id.clone(),
-                        actor_kind: "system",
+                        actor_kind: ActorKind::System,
                         actor_id: None,
                         action: "session.expire",
                         object_kind: "session",
                         object_id: Some(s.id.clone()),
-                        outcome: "success",
+                        outcome: Outcome::Success,
                         personal: Personal {
                             user_id: Some(s.user_id.clone()),
                             ip: client.ip.clone(),
@@ -274,7 +271,7 @@ impl FromRequestParts<AppState> for Caller {
         }
         let user = identity::user_by_id(&state.db.pool, &s.user_id)
             .await?
-            .filter(|u| u.user.status == "active")
+            .filter(|u| u.user.status == UserStatus::Active)
             .ok_or_else(ApiError::unauthenticated)?;
         // Writing last-seen on every request would make every read a write; a resolution of
         // a few seconds is plenty for idle timeouts measured in minutes.
@@ -319,10 +316,10 @@ impl Caller {
     }
 
     /// (actor kind, actor ID) for audit events.
-    pub fn actor(&self) -> (&'static str, String) {
+    pub fn actor(&self) -> (ActorKind, String) {
         match &self.principal {
-            Principal::User(u) => ("user", u.user.user.id.clone()),
-            Principal::Token(t) => ("token", t.id.clone()),
+            Principal::User(u) => (ActorKind::User, u.user.user.id.clone()),
+            Principal::Token(t) => (ActorKind::Token, t.id.clone()),
         }
     }
 
@@ -343,7 +340,7 @@ impl Caller {
             action,
             object_kind,
             object_id: object_id.map(String::from),
-            outcome: "success",
+            outcome: Outcome::Success,
             personal: self.personal(),
             details,
         }
@@ -353,7 +350,7 @@ impl Caller {
     pub fn personal(&self) -> Personal {
         let (actor_kind, actor_id) = self.actor();
         // A token's address belongs to a machine, not a person.
-        let person = (actor_kind == "user").then_some(actor_id);
+        let person = (actor_kind == ActorKind::User).then_some(actor_id);
         Personal {
             user_id: person,
             ip: self.client.ip.clone(),
@@ -370,7 +367,7 @@ impl Caller {
         bindings
             .iter()
             .filter(move |b| path.starts_with(&b.tenant_path))
-            .filter_map(|b| Role::parse(&b.binding.role).ok())
+            .map(|b| b.binding.role)
     }
 
     /// True when the caller holds `perm` on the provider tenant, so on every tenant: such a
@@ -382,8 +379,7 @@ impl Caller {
         };
         u.bindings.iter().any(|b| {
             // The provider tenant's path is `/ID/`: one segment.
-            b.tenant_path.matches('/').count() == 2
-                && Role::parse(&b.binding.role).is_ok_and(|r| r.grants(perm))
+            b.tenant_path.matches('/').count() == 2 && b.binding.role.grants(perm)
         })
     }
 
@@ -409,7 +405,9 @@ impl Caller {
         if !self.can(perm, &t.path) {
             return Err(ApiError::forbidden());
         }
-        if t.tenant.status == TENANT_ERASED && !perm.only_reads() && perm != Permission::TenantErase
+        if t.tenant.status == TenantStatus::Erased
+            && !perm.only_reads()
+            && perm != Permission::TenantErase
         {
             return Err(tenant_erased());
         }
@@ -426,7 +424,7 @@ impl Caller {
         let paths: Vec<String> = u
             .bindings
             .iter()
-            .filter(|b| Role::parse(&b.binding.role).is_ok_and(|r| r.grants(perm)))
+            .filter(|b| b.binding.role.grants(perm))
             .map(|b| b.tenant_path.clone())
             .collect();
         Ok(identity::tenants_under(&state.db.pool, &paths).await?)

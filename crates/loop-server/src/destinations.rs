@@ -12,7 +12,7 @@ use crate::config::{BackendConfig, DestinationConfig};
 pub struct Destination {
     pub name: String,
     pub jurisdiction: String,
-    pub backend: &'static str,
+    pub backend: loop_api::Backend,
     pub store: Arc<dyn ObjectStore>,
     prefix: String,
 }
@@ -116,7 +116,7 @@ impl Destinations {
                 name: c.name.clone(),
                 message,
             };
-            let (backend, store, prefix): (&'static str, Arc<dyn ObjectStore>, String) =
+            let (backend, store, prefix): (loop_api::Backend, Arc<dyn ObjectStore>, String) =
                 match &c.backend {
                     BackendConfig::Local { path } => {
                         std::fs::create_dir_all(path)
@@ -124,7 +124,7 @@ impl Destinations {
                         let fs = object_store::local::LocalFileSystem::new_with_prefix(path)
                             .map_err(|e| err(e.to_string()))?
                             .with_fsync(true);
-                        ("local", Arc::new(fs), String::new())
+                        (loop_api::Backend::Local, Arc::new(fs), String::new())
                     }
                     BackendConfig::S3 {
                         bucket,
@@ -152,7 +152,8 @@ impl Destinations {
                             b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
                         }
                         let s3 = b.build().map_err(|e| err(e.to_string()))?;
-                        ("s3", Arc::new(s3), prefix.trim_matches('/').to_string())
+                        let prefix = prefix.trim_matches('/').to_string();
+                        (loop_api::Backend::S3, Arc::new(s3), prefix)
                     }
                 };
             map.insert(

@@ -1,7 +1,7 @@
 //! The service's vocabulary as parsed types: a value of these types is valid by construction,
 //! so handlers parse at the edge and the rest of the code never re-checks.
 
-use std::fmt;
+pub use loop_api::{Role, TenantKind, TokenPermission};
 
 /// A user-visible validation failure; the message is safe to show to the client.
 #[derive(Debug, thiserror::Error)]
@@ -124,32 +124,14 @@ pub fn check_new_password(p: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TenantKind {
-    Provider,
-    Partner,
-    Customer,
+/// The tree's shape, which the wire type [`TenantKind`] does not know.
+pub trait TenantTree {
+    /// Provider → partner → customer, and a provider may also serve customers directly.
+    fn may_have_child(self, child: TenantKind) -> bool;
 }
 
-impl TenantKind {
-    pub fn parse(s: &str) -> Result<TenantKind, Invalid> {
-        match s {
-            "provider" => Ok(TenantKind::Provider),
-            "partner" => Ok(TenantKind::Partner),
-            "customer" => Ok(TenantKind::Customer),
-            _ => Err(invalid("tenant kind must be partner or customer")),
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TenantKind::Provider => "provider",
-            TenantKind::Partner => "partner",
-            TenantKind::Customer => "customer",
-        }
-    }
-    /// The tree's shape: provider → partner → customer, and a provider may also serve
-    /// customers directly.
-    pub fn may_have_child(self, child: TenantKind) -> bool {
+impl TenantTree for TenantKind {
+    fn may_have_child(self, child: TenantKind) -> bool {
         matches!(
             (self, child),
             (TenantKind::Provider, TenantKind::Partner)
@@ -159,7 +141,7 @@ impl TenantKind {
     }
 }
 
-/// What a request may need. Roles are sets of these; see [`Role::grants`].
+/// What a request may need. Roles are sets of these; see [`RoleRules::grants`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Permission {
     TenantRead,
@@ -193,48 +175,16 @@ impl Permission {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    ProviderAdmin,
-    PartnerAdmin,
-    Admin,
-    Operator,
-    Auditor,
-    Billing,
+/// What a role allows, which is the server's business: the wire type [`Role`] is only a name.
+pub trait RoleRules {
+    /// The role's permissions, on the tenant it is bound to and that tenant's subtree.
+    fn grants(self, p: Permission) -> bool;
+    /// Where the role may be bound: the two top roles only on their own kind of tenant.
+    fn bindable_on(self, kind: TenantKind) -> bool;
 }
 
-impl Role {
-    pub const ALL: [Role; 6] = [
-        Role::ProviderAdmin,
-        Role::PartnerAdmin,
-        Role::Admin,
-        Role::Operator,
-        Role::Auditor,
-        Role::Billing,
-    ];
-
-    pub fn parse(s: &str) -> Result<Role, Invalid> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| {
-                invalid("role must be provider-admin, partner-admin, admin, operator, auditor or billing")
-            })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::ProviderAdmin => "provider-admin",
-            Role::PartnerAdmin => "partner-admin",
-            Role::Admin => "admin",
-            Role::Operator => "operator",
-            Role::Auditor => "auditor",
-            Role::Billing => "billing",
-        }
-    }
-
-    /// The role's permissions, on the tenant it is bound to and that tenant's subtree.
-    pub fn grants(self, p: Permission) -> bool {
+impl RoleRules for Role {
+    fn grants(self, p: Permission) -> bool {
         use Permission::*;
         match self {
             Role::ProviderAdmin => true,
@@ -264,48 +214,11 @@ impl Role {
         }
     }
 
-    /// Where the role may be bound: the two top roles only on their own kind of tenant.
-    pub fn bindable_on(self, kind: TenantKind) -> bool {
+    fn bindable_on(self, kind: TenantKind) -> bool {
         match self {
             Role::ProviderAdmin => kind == TenantKind::Provider,
             Role::PartnerAdmin => kind == TenantKind::Partner,
             _ => true,
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What a token may do with a vault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TokenPermission {
-    /// Add data: write new packs, indexes and snapshots. No reading of snapshots or packs,
-    /// no deletion.
-    Backup,
-    /// Read everything.
-    Restore,
-    /// Delete (forget, prune) and rewrite keys.
-    Manage,
-}
-
-impl TokenPermission {
-    pub fn parse(s: &str) -> Result<TokenPermission, Invalid> {
-        match s {
-            "backup" => Ok(TokenPermission::Backup),
-            "restore" => Ok(TokenPermission::Restore),
-            "manage" => Ok(TokenPermission::Manage),
-            _ => Err(invalid("token permissions are backup, restore and manage")),
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenPermission::Backup => "backup",
-            TokenPermission::Restore => "restore",
-            TokenPermission::Manage => "manage",
         }
     }
 }
@@ -350,7 +263,7 @@ mod tests {
 
     #[test]
     fn only_a_provider_admin_may_erase_a_tenant() {
-        for r in Role::ALL {
+        for &r in Role::ALL {
             assert_eq!(
                 r.grants(Permission::TenantErase),
                 r == Role::ProviderAdmin,

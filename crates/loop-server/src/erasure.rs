@@ -7,10 +7,10 @@
 //! slots an interrupted first run left on storage.
 
 use futures_util::TryStreamExt as _;
-use loop_api::{TenantErasure, VaultErasure};
+use loop_api::{ActorKind, Outcome, TenantErasure, TenantStatus, VaultErasure};
 use object_store::ObjectStoreExt as _;
 
-use crate::auth::{Caller, TENANT_ERASED};
+use crate::auth::Caller;
 use crate::db::audit::{self, NewEvent, Personal};
 use crate::db::identity::{self, TenantRow};
 use crate::db::vaults;
@@ -20,7 +20,7 @@ use crate::state::AppState;
 /// Who erases: a person through the API, or the system (a job, the lifecycle timer).
 #[derive(Clone, Debug)]
 pub struct Actor {
-    pub kind: &'static str,
+    pub kind: ActorKind,
     pub id: Option<String>,
     pub personal: Personal,
 }
@@ -28,7 +28,7 @@ pub struct Actor {
 impl Actor {
     pub fn system() -> Actor {
         Actor {
-            kind: "system",
+            kind: ActorKind::System,
             id: None,
             personal: Personal::default(),
         }
@@ -42,7 +42,7 @@ impl Actor {
             action,
             object_kind: "tenant",
             object_id: Some(tenant_id.to_string()),
-            outcome: "success",
+            outcome: Outcome::Success,
             personal: self.personal.clone(),
             details,
         }
@@ -78,7 +78,7 @@ pub async fn erase_tenant(
     let now = state.now();
     let mut tx = state.db.begin().await?;
     let key_destroyed = identity::delete_tenant_key(&mut tx, tenant_id).await?;
-    identity::set_tenant_status(&mut tx, tenant_id, TENANT_ERASED).await?;
+    identity::set_tenant_status(&mut tx, tenant_id, TenantStatus::Erased).await?;
     let (tokens, sessions, users) = identity::lock_out_tenant(&mut tx, tenant_id, now).await?;
     let vault_ids: Vec<&str> = vaults.iter().map(|v| v.id.as_str()).collect();
     audit::append(
@@ -117,7 +117,7 @@ pub async fn erase_tenant(
         }
         erased.push(VaultErasure {
             vault_id: v.id.clone(),
-            key_custody: v.key_custody.clone(),
+            key_custody: v.key_custody,
             destination: v.destination.clone(),
             key_slots_deleted: deleted,
         });

@@ -4,14 +4,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use loop_api::{RoleBinding, Tenant, User};
+use loop_api::{
+    ActorKind, Outcome, Role, RoleBinding, Tenant, TenantKind, TenantStatus, User, UserStatus,
+};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError};
 use crate::db::audit::NewEvent;
 use crate::db::{self, Db, DbError, identity};
 use crate::destinations::{DestinationError, Destinations};
-use crate::domain::{EmailAddress, Role, new_id};
+use crate::domain::{EmailAddress, new_id};
 use crate::keys::{KeyError, MasterKey};
 use crate::listener::Listener;
 use crate::state::{AppState, Clock, Inner, SigninThrottle};
@@ -189,9 +191,9 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
     let tenant = Tenant {
         id: new_id("tn"),
         parent_id: None,
-        kind: "provider".into(),
+        kind: TenantKind::Provider,
         name: "Provider".into(),
-        status: "active".into(),
+        status: TenantStatus::Active,
         created_at: db::time(now),
     };
     let user = User {
@@ -201,7 +203,7 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
         first_name: "Administrator".into(),
         last_name: "-".into(),
         business_address: String::new(),
-        status: "active".into(),
+        status: UserStatus::Active,
         totp_enabled: false,
         created_at: db::time(now),
         pending_email: None,
@@ -210,7 +212,7 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
         id: new_id("rb"),
         user_id: user.id.clone(),
         tenant_id: tenant.id.clone(),
-        role: Role::ProviderAdmin.as_str().into(),
+        role: Role::ProviderAdmin,
         created_at: db::time(now),
     };
     let (_, wrapped) = state.master.new_tenant_key(&tenant.id);
@@ -220,12 +222,12 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
     identity::insert_binding(&mut tx, &binding, now).await?;
     let system = |action, kind, id: &str| NewEvent {
         tenant_id: tenant.id.clone(),
-        actor_kind: "system",
+        actor_kind: ActorKind::System,
         actor_id: None,
         action,
         object_kind: kind,
         object_id: Some(id.to_string()),
-        outcome: "success",
+        outcome: Outcome::Success,
         personal: Default::default(),
         details: serde_json::json!({ "bootstrap": true }),
     };

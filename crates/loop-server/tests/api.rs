@@ -10,6 +10,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use loop_api::Outcome;
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::{ADMIN_EMAIL, ADMIN_PASSWORD, Caller, Customer, Reply, Server, USER_PASSWORD};
@@ -129,6 +130,120 @@ fn the_openapi_document_places_every_parameter_where_it_is_sent() {
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// What a client generator needs from each operation: a summary, how to authenticate
+/// (a session as bearer token or cookie, except for the operations that sign in), errors as
+/// `application/problem+json`, and times as `date-time`.
+#[test]
+fn every_operation_has_a_summary_its_security_and_problem_json_errors() {
+    let server = Server::start();
+    let doc = server.openapi();
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["type"], "http", "{schemes}");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer", "{schemes}");
+    assert_eq!(
+        (
+            &schemes["cookie"]["type"],
+            &schemes["cookie"]["in"],
+            &schemes["cookie"]["name"]
+        ),
+        (
+            &json!("apiKey"),
+            &json!("cookie"),
+            &json!(loop_api::SESSION_COOKIE)
+        ),
+        "{schemes}"
+    );
+    let anonymous = [
+        "/api/v1/auth/login",
+        "/api/v1/auth/accept-invite",
+        "/api/v1/auth/confirm-email",
+    ];
+    let mut wrong = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let what = format!("{method} {path}");
+            let summary = op["summary"].as_str().unwrap_or_default();
+            if summary.is_empty() || summary.contains('\n') {
+                wrong.push(format!("{what}: summary {summary:?}"));
+            }
+            let security = if anonymous.contains(&path.as_str()) {
+                json!([])
+            } else {
+                json!([{ "bearer": [] }, { "cookie": [] }])
+            };
+            if op["security"] != security {
+                wrong.push(format!("{what}: security {}", op["security"]));
+            }
+            for (status, response) in op["responses"].as_object().unwrap() {
+                let types: Vec<&String> = response["content"]
+                    .as_object()
+                    .map(|c| c.keys().collect())
+                    .unwrap_or_default();
+                if status.as_str() >= "400" && types != ["application/problem+json"] {
+                    wrong.push(format!("{what}: {status} is sent as {types:?}"));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+
+    for name in ["since", "until"] {
+        let param = doc["paths"]["/api/v1/audit/export"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is documented"));
+        assert_eq!(param["schema"]["format"], "date-time", "{param}");
+    }
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["AuditEvent"]["properties"]["at"]["format"],
+        "date-time"
+    );
+    assert_eq!(
+        schemas["SnapshotInfo"]["properties"]["time"]["format"],
+        "date-time"
+    );
+}
+
+/// The closed sets appear in the document as enums of the strings on the wire (not the Rust
+/// variant names), so a generated client sends what the server accepts.
+#[test]
+fn the_openapi_document_lists_each_closed_set_with_its_wire_strings() {
+    let server = Server::start();
+    let doc = server.openapi();
+    let schemas = &doc["components"]["schemas"];
+    for (schema, values) in [
+        (
+            "Role",
+            json!([
+                "provider-admin",
+                "partner-admin",
+                "admin",
+                "operator",
+                "auditor",
+                "billing"
+            ]),
+        ),
+        ("TokenPermission", json!(["backup", "restore", "manage"])),
+        ("TokenKind", json!(["device", "api"])),
+        ("TenantKind", json!(["provider", "partner", "customer"])),
+        ("TenantStatus", json!(["active", "erased"])),
+        ("UserStatus", json!(["active", "invited", "disabled"])),
+        ("KeyCustody", json!(["managed", "customer"])),
+        ("Backend", json!(["local", "s3"])),
+        ("ActorKind", json!(["user", "token", "system", "anonymous"])),
+        ("Outcome", json!(["success", "failure"])),
+    ] {
+        assert_eq!(schemas[schema]["enum"], values, "{schema}");
+    }
+    assert_eq!(
+        schemas["CreateToken"]["properties"]["permissions"]["items"]["$ref"],
+        "#/components/schemas/TokenPermission"
+    );
 }
 
 // ---- 1. tenant isolation ----
@@ -894,7 +1009,7 @@ fn every_change_through_the_api_lands_in_the_audit_log() {
         );
         assert!(
             new.iter()
-                .any(|e| e.action == *action && e.outcome == "success"),
+                .any(|e| e.action == *action && e.outcome == Outcome::Success),
             "{method} {path} should record {action}; it recorded {:?}",
             new.iter().map(|e| &e.action).collect::<Vec<_>>()
         );
@@ -932,7 +1047,7 @@ fn the_exported_audit_log_verifies_and_the_csv_has_one_row_per_event() {
     assert!(
         exported
             .iter()
-            .any(|e| e.action == "auth.signin" && e.outcome == "failure")
+            .any(|e| e.action == "auth.signin" && e.outcome == Outcome::Failure)
     );
 
     let csv = admin.get("/api/v1/audit/export?format=csv");
@@ -1337,7 +1452,7 @@ fn five_wrong_passwords_lock_the_account_until_the_window_passes() {
     let admin = server.admin();
     let events = admin.audit_events();
     assert!(events.iter().any(|e| e.action == "auth.signin"
-        && e.outcome == "failure"
+        && e.outcome == Outcome::Failure
         && e.details["reason"] == "throttled"));
 }
 
@@ -1672,4 +1787,85 @@ fn broken_bodies_unknown_routes_and_odd_input_get_problem_answers() {
     for (what, r) in &replies {
         assert_no_internal_text(what, r);
     }
+}
+
+/// A value outside a closed set (a role, a token permission, a kind) is refused as the
+/// request is read: a 400 that names the field, and nothing created, bound or recorded.
+#[test]
+fn an_unknown_role_or_token_permission_is_refused_and_nothing_is_created() {
+    let server = Server::start();
+    let admin = server.admin();
+    let acme = server.customer(&admin, "acme");
+    let t = &acme.tenant_id;
+    let events_before = admin.audit_events().len();
+    let refused = |r: Reply, field: &str| {
+        r.expect_problem(400, "invalid_request");
+        let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
+        assert!(detail.contains(field), "the detail names {field}: {detail}");
+        assert_no_internal_text(field, &r);
+    };
+
+    refused(
+        admin.post(
+            "/api/v1/tokens",
+            json!({ "tenant_id": t, "name": "too-strong", "kind": "api",
+                    "permissions": ["backup", "delete"] }),
+        ),
+        "permissions",
+    );
+    refused(
+        admin.post(
+            "/api/v1/tokens",
+            json!({ "tenant_id": t, "name": "odd-kind", "kind": "robot",
+                    "permissions": ["backup"] }),
+        ),
+        "kind",
+    );
+    refused(
+        admin.post(
+            "/api/v1/users",
+            json!({ "tenant_id": t, "email": "root@acme.example", "first_name": "Root",
+                    "last_name": "User", "password": USER_PASSWORD, "role": "superuser" }),
+        ),
+        "role",
+    );
+    let operator = &acme.member("operator").user_id;
+    refused(
+        admin.post(
+            &format!("/api/v1/users/{operator}/roles"),
+            json!({ "tenant_id": t, "role": "Admin" }),
+        ),
+        "role",
+    );
+
+    let tokens = admin
+        .get(&format!("/api/v1/tokens?tenant_id={t}"))
+        .expect(200);
+    let names: Vec<&str> = tokens
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["token-acme"], "no token was created");
+    let users = admin
+        .get(&format!("/api/v1/users?tenant_id={t}"))
+        .expect(200);
+    assert!(
+        !users.to_string().contains("root@acme.example"),
+        "no user was created: {users}"
+    );
+    let roles = admin
+        .get(&format!("/api/v1/users/{operator}/roles"))
+        .expect(200);
+    assert_eq!(
+        roles.as_array().unwrap().len(),
+        1,
+        "no role was bound: {roles}"
+    );
+    assert_eq!(
+        admin.audit_events().len(),
+        events_before,
+        "nothing was recorded"
+    );
 }

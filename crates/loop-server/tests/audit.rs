@@ -24,10 +24,10 @@ struct Said {
 fn said(e: &AuditEvent) -> Said {
     Said {
         tenant: e.tenant_id.clone(),
-        actor: (e.actor_kind.clone(), e.actor_id.clone()),
+        actor: (e.actor_kind.to_string(), e.actor_id.clone()),
         action: e.action.clone(),
         object: (e.object_kind.clone(), e.object_id.clone()),
-        outcome: e.outcome.clone(),
+        outcome: e.outcome.to_string(),
     }
 }
 

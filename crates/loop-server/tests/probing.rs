@@ -32,7 +32,7 @@ fn guessing_the_current_password_is_throttled_and_audited() {
     let refusals: Vec<_> = admin
         .audit_events()
         .into_iter()
-        .filter(|e| e.action == "user.password_change" && e.outcome == "failure")
+        .filter(|e| e.action == "user.password_change" && e.outcome == loop_api::Outcome::Failure)
         .collect();
     assert_eq!(
         refusals.len(),

@@ -1,21 +1,21 @@
 //! The audit log: append (inside the caller's transaction) and query.
 
-use loop_api::{AuditEvent, AuditHead};
+use loop_api::{ActorKind, AuditEvent, AuditHead, Outcome};
 use sqlx::any::AnyRow;
 
-use super::{DbResult, Tx, col, time};
+use super::{DbResult, Tx, col, col_value, time};
 
 /// An event to record. People and objects appear by ID only; what identifies a person
 /// beyond that goes in [`Personal`], outside the hashed part.
 #[derive(Clone, Debug)]
 pub struct NewEvent {
     pub tenant_id: String,
-    pub actor_kind: &'static str,
+    pub actor_kind: ActorKind,
     pub actor_id: Option<String>,
     pub action: &'static str,
     pub object_kind: &'static str,
     pub object_id: Option<String>,
-    pub outcome: &'static str,
+    pub outcome: Outcome,
     pub personal: Personal,
     pub details: serde_json::Value,
 }
@@ -75,12 +75,12 @@ pub async fn append(tx: &mut Tx, e: NewEvent, now_ms: i64) -> DbResult<AuditEven
         seq: seq as u64,
         tenant_id: e.tenant_id,
         at: time(now_ms),
-        actor_kind: e.actor_kind.into(),
+        actor_kind: e.actor_kind,
         actor_id: e.actor_id,
         action: e.action.into(),
         object_kind: e.object_kind.into(),
         object_id: e.object_id,
-        outcome: e.outcome.into(),
+        outcome: e.outcome,
         ip: e.personal.ip,
         user_agent: e.personal.user_agent,
         details: e.details,
@@ -99,12 +99,12 @@ pub async fn append(tx: &mut Tx, e: NewEvent, now_ms: i64) -> DbResult<AuditEven
     .bind(seq)
     .bind(i64::from(event.version))
     .bind(now_ms)
-    .bind(&event.actor_kind)
+    .bind(event.actor_kind.as_str())
     .bind(&event.actor_id)
     .bind(&event.action)
     .bind(&event.object_kind)
     .bind(&event.object_id)
-    .bind(&event.outcome)
+    .bind(event.outcome.as_str())
     .bind(event.details.to_string())
     .bind(&event.personal_hash)
     .bind(&event.prev_hash)
@@ -173,12 +173,12 @@ fn event(row: &AnyRow) -> DbResult<AuditEvent> {
         seq: col::<i64>(row, "seq")? as u64,
         tenant_id: col(row, "tenant_id")?,
         at: time(col(row, "at")?),
-        actor_kind: col(row, "actor_kind")?,
+        actor_kind: col_value(row, "actor_kind")?,
         actor_id: col(row, "actor_id")?,
         action: col(row, "action")?,
         object_kind: col(row, "object_kind")?,
         object_id: col(row, "object_id")?,
-        outcome: col(row, "outcome")?,
+        outcome: col_value(row, "outcome")?,
         ip,
         user_agent: col(row, "p_user_agent")?,
         details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),

@@ -1,10 +1,12 @@
 //! Tenants, users, role bindings, sessions, devices and tokens.
 
-use loop_api::{Device, RoleBinding, Session, Tenant, Token, User};
+use loop_api::{
+    Device, RoleBinding, Session, Tenant, TenantStatus, Token, TokenPermission, User, UserStatus,
+};
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
-use super::{DbResult, Tx, col, opt_time, time};
+use super::{DbResult, Tx, col, col_value, opt_time, parse_value, time};
 
 // ---- tenants ----
 
@@ -19,9 +21,9 @@ fn tenant(row: &AnyRow) -> DbResult<TenantRow> {
         tenant: Tenant {
             id: col(row, "id")?,
             parent_id: col(row, "parent_id")?,
-            kind: col(row, "kind")?,
+            kind: col_value(row, "kind")?,
             name: col(row, "name")?,
-            status: col(row, "status")?,
+            status: col_value(row, "status")?,
             created_at: time(col(row, "created_at")?),
         },
         path: col(row, "path")?,
@@ -78,9 +80,9 @@ pub async fn insert_tenant(
     .bind(&t.id)
     .bind(&t.parent_id)
     .bind(path)
-    .bind(&t.kind)
+    .bind(t.kind.as_str())
     .bind(&t.name)
-    .bind(&t.status)
+    .bind(t.status.as_str())
     .bind(now)
     .execute(&mut **tx)
     .await?;
@@ -111,9 +113,9 @@ pub async fn delete_tenant_key(tx: &mut Tx, tenant_id: &str) -> DbResult<bool> {
 }
 
 /// Sets a tenant's status; false when it had it already.
-pub async fn set_tenant_status(tx: &mut Tx, id: &str, status: &str) -> DbResult<bool> {
+pub async fn set_tenant_status(tx: &mut Tx, id: &str, status: TenantStatus) -> DbResult<bool> {
     let r = sqlx::query("UPDATE tenants SET status = $1 WHERE id = $2 AND status <> $1")
-        .bind(status)
+        .bind(status.as_str())
         .bind(id)
         .execute(&mut **tx)
         .await?;
@@ -174,7 +176,7 @@ fn user(row: &AnyRow) -> DbResult<UserRow> {
             first_name: col(row, "first_name")?,
             last_name: col(row, "last_name")?,
             business_address: col(row, "business_address")?,
-            status: col(row, "status")?,
+            status: col_value(row, "status")?,
             totp_enabled: col::<i64>(row, "totp_enabled")? != 0,
             created_at: time(col(row, "created_at")?),
             pending_email: col(row, "pending_email")?,
@@ -345,7 +347,7 @@ pub async fn insert_user(
     .bind(&u.last_name)
     .bind(&u.business_address)
     .bind(password_hash)
-    .bind(&u.status)
+    .bind(u.status.as_str())
     .bind(invite_hash)
     .bind(now)
     .execute(&mut **tx)
@@ -369,9 +371,9 @@ pub async fn update_user_profile(tx: &mut Tx, u: &User, now: i64) -> DbResult<()
     Ok(())
 }
 
-pub async fn set_user_status(tx: &mut Tx, id: &str, status: &str, now: i64) -> DbResult<()> {
+pub async fn set_user_status(tx: &mut Tx, id: &str, status: UserStatus, now: i64) -> DbResult<()> {
     sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
-        .bind(status)
+        .bind(status.as_str())
         .bind(now)
         .bind(id)
         .execute(&mut **tx)
@@ -439,7 +441,7 @@ fn binding(row: &AnyRow) -> DbResult<BindingRow> {
             id: col(row, "id")?,
             user_id: col(row, "user_id")?,
             tenant_id: col(row, "tenant_id")?,
-            role: col(row, "role")?,
+            role: col_value(row, "role")?,
             created_at: time(col(row, "created_at")?),
         },
         tenant_path: col(row, "path")?,
@@ -463,7 +465,7 @@ pub async fn insert_binding(tx: &mut Tx, b: &RoleBinding, now: i64) -> DbResult<
     )
     .bind(&b.user_id)
     .bind(&b.tenant_id)
-    .bind(&b.role)
+    .bind(b.role.as_str())
     .fetch_optional(&mut **tx)
     .await?;
     if exists.is_some() {
@@ -476,7 +478,7 @@ pub async fn insert_binding(tx: &mut Tx, b: &RoleBinding, now: i64) -> DbResult<
     .bind(&b.id)
     .bind(&b.user_id)
     .bind(&b.tenant_id)
-    .bind(&b.role)
+    .bind(b.role.as_str())
     .bind(now)
     .execute(&mut **tx)
     .await?;
@@ -733,11 +735,14 @@ fn token(row: &AnyRow) -> DbResult<Token> {
     Ok(Token {
         id: col(row, "id")?,
         tenant_id: col(row, "tenant_id")?,
-        kind: col(row, "kind")?,
+        kind: col_value(row, "kind")?,
         name: col(row, "name")?,
         device_id: col(row, "device_id")?,
         vault_ids: split(col(row, "vault_ids")?),
-        permissions: split(col(row, "permissions")?),
+        permissions: col::<String>(row, "permissions")?
+            .split_whitespace()
+            .map(|p| parse_value::<TokenPermission>("permissions", p))
+            .collect::<DbResult<_>>()?,
         created_at: time(col(row, "created_at")?),
         expires_at: opt_time(col(row, "expires_at")?),
         revoked_at: opt_time(col(row, "revoked_at")?),
@@ -790,11 +795,17 @@ pub async fn insert_token(
     .bind(&t.id)
     .bind(secret_hash)
     .bind(&t.tenant_id)
-    .bind(&t.kind)
+    .bind(t.kind.as_str())
     .bind(&t.name)
     .bind(&t.device_id)
     .bind(t.vault_ids.join(" "))
-    .bind(t.permissions.join(" "))
+    .bind(
+        t.permissions
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
     .bind(created_by)
     .bind(now)
     .bind(t.expires_at.map(|e| e.timestamp_millis()))

@@ -26,6 +26,12 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL (sqlite:// is supported)")]
     Unsupported,
+    /// A stored value outside its closed set: damage, or a row written by a newer version.
+    #[error("database: column {column} holds an {source}")]
+    Value {
+        column: &'static str,
+        source: loop_api::UnknownValue,
+    },
 }
 
 pub type DbResult<T> = Result<T, DbError>;
@@ -107,6 +113,23 @@ where
     row.try_get(name)
 }
 
+/// Reads a text column that holds one value of a closed set (a role, a status, ...).
+pub(crate) fn col_value<T>(row: &AnyRow, name: &'static str) -> DbResult<T>
+where
+    T: std::str::FromStr<Err = loop_api::UnknownValue>,
+{
+    parse_value(name, &col::<String>(row, name)?)
+}
+
+/// Parses a stored value of a closed set; `column` names where it came from.
+pub(crate) fn parse_value<T>(column: &'static str, s: &str) -> DbResult<T>
+where
+    T: std::str::FromStr<Err = loop_api::UnknownValue>,
+{
+    s.parse()
+        .map_err(|source| DbError::Value { column, source })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +137,37 @@ mod tests {
     async fn count(pool: &AnyPool, sql: &'static str) -> i64 {
         let row = sqlx::query(sql).fetch_one(pool).await.unwrap();
         row.try_get::<i64, _>(0).unwrap()
+    }
+
+    /// A value outside its closed set in the database (damage, or a newer version's row)
+    /// reads as an error that names the column and the value, never as a panic.
+    #[tokio::test]
+    async fn an_unknown_stored_value_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("odd.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        for sql in [
+            "INSERT INTO tenants (id, parent_id, path, kind, name, status, created_at)
+             VALUES ('tn_1', NULL, '/tn_1/', 'provider', 'P', 'suspended', 1)",
+            "INSERT INTO users (id, tenant_id, email, first_name, last_name, status, created_at,
+                updated_at)
+             VALUES ('us_a', 'tn_1', 'a@example.com', 'A', 'A', 'active', 1, 1)",
+            "INSERT INTO role_bindings (id, user_id, tenant_id, role, created_at)
+             VALUES ('rb_1', 'us_a', 'tn_1', 'root', 1)",
+        ] {
+            sqlx::query(sql).execute(&db.pool).await.unwrap();
+        }
+        let e = identity::tenant_by_id(&db.pool, "tn_1").await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "database: column status holds an unknown tenant status \"suspended\": expected \
+             active or erased"
+        );
+        let e = identity::bindings_of(&db.pool, "us_a").await.unwrap_err();
+        assert!(
+            matches!(&e, DbError::Value { column: "role", source } if source.value == "root"),
+            "{e}"
+        );
     }
 
     /// Migration 5 rebuilds `users`; a database made by the versions before it keeps every

@@ -4,7 +4,7 @@ use loop_api::Vault;
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
-use super::{DbResult, Tx, col, time};
+use super::{DbResult, Tx, col, col_value, time};
 
 fn vault(row: &AnyRow) -> DbResult<Vault> {
     Ok(Vault {
@@ -13,7 +13,7 @@ fn vault(row: &AnyRow) -> DbResult<Vault> {
         name: col(row, "name")?,
         destination: col(row, "destination")?,
         jurisdiction: String::new(),
-        key_custody: col(row, "key_custody")?,
+        key_custody: col_value(row, "key_custody")?,
         quota_bytes: col::<Option<i64>>(row, "quota_bytes")?.map(|q| q.max(0) as u64),
         used_bytes: col::<i64>(row, "used_bytes")?.max(0) as u64,
         created_at: time(col(row, "created_at")?),
@@ -54,7 +54,7 @@ pub async fn insert_vault(tx: &mut Tx, v: &Vault, now: i64) -> DbResult<()> {
     .bind(&v.tenant_id)
     .bind(&v.name)
     .bind(&v.destination)
-    .bind(&v.key_custody)
+    .bind(v.key_custody.as_str())
     .bind(v.quota_bytes.map(|q| q as i64))
     .bind(v.used_bytes as i64)
     .bind(now)

@@ -5,6 +5,8 @@
 //! (the API answers the same either way); the address's owner is told instead, here, and
 //! the message then carries no token, so nothing can be accepted.
 
+use loop_api::{TenantStatus, UserStatus};
+
 use crate::db::outbox::{MailKind, Queued};
 use crate::db::{DbResult, identity};
 use crate::domain::{new_secret, secret_hash};
@@ -30,7 +32,7 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
     let Some(tenant) = identity::tenant_by_id(pool, &row.user.tenant_id).await? else {
         return Ok(None);
     };
-    if tenant.tenant.status == crate::auth::TENANT_ERASED {
+    if tenant.tenant.status == TenantStatus::Erased {
         return Ok(None);
     }
     let u = &row.user;
@@ -39,7 +41,7 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
     let server = server_hint(state);
     Ok(match kind {
         MailKind::Invitation => {
-            if u.status != "invited" {
+            if u.status != UserStatus::Invited {
                 return Ok(None);
             }
             if identity::user_by_email(pool, &u.email).await?.is_some() {

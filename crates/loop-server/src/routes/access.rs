@@ -2,16 +2,17 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use loop_api::{CreateDevice, CreateToken, CreatedToken, Device, Session, Token};
+use loop_api::{CreateDevice, CreateToken, CreatedToken, Device, Session, Token, TokenKind};
 
 use super::directory::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
 use crate::db::{self, identity, vaults};
-use crate::domain::{self, Permission, TokenPermission, new_id, new_secret, secret_hash};
+use crate::domain::{self, Permission, new_id, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
+/// List devices
 #[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(TenantFilter),
     responses((status = 200, description = "Success", body = Vec<Device>)))]
 pub async fn list_devices(
@@ -27,7 +28,9 @@ pub async fn list_devices(
     ))
 }
 
-/// Enrol a device (a machine that will back up with a device token).
+/// Enrol a device
+///
+/// A machine that will back up with a device token.
 #[utoipa::path(post, path = "/api/v1/devices", tag = "devices", request_body = CreateDevice,
     responses((status = 201, description = "Created", body = Device)))]
 pub async fn create_device(
@@ -63,7 +66,9 @@ pub async fn create_device(
     Ok((StatusCode::CREATED, axum::Json(d)))
 }
 
-/// Remove a device; its tokens are revoked.
+/// Remove a device
+///
+/// Its tokens are revoked.
 #[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices", params(("id" = String, Path)),
     responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn delete_device(
@@ -96,6 +101,9 @@ pub async fn delete_device(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// List tokens
+///
+/// Without their secrets, which only the creation answer holds.
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(TenantFilter),
     responses((status = 200, description = "Success", body = Vec<Token>)))]
 pub async fn list_tokens(
@@ -109,8 +117,9 @@ pub async fn list_tokens(
     Ok(axum::Json(identity::tokens_in(&state.db.pool, &ids).await?))
 }
 
-/// Create a device or API token. The secret is in the response once; the server keeps only
-/// its hash.
+/// Create a token
+///
+/// A device or API token. The secret is in the response once; the server keeps only its hash.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken,
     responses((status = 201, description = "Created", body = CreatedToken), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
 pub async fn create_token(
@@ -121,11 +130,7 @@ pub async fn create_token(
     let tenant = caller
         .tenant(&state, Permission::TokenWrite, &req.tenant_id)
         .await?;
-    let mut perms = req
-        .permissions
-        .iter()
-        .map(|p| TokenPermission::parse(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut perms = req.permissions.clone();
     perms.sort();
     perms.dedup();
     if perms.is_empty() {
@@ -133,17 +138,20 @@ pub async fn create_token(
             "a token needs at least one permission",
         ));
     }
-    match (req.kind.as_str(), &req.device_id) {
-        ("device", Some(d)) => {
+    match (req.kind, &req.device_id) {
+        (TokenKind::Device, Some(d)) => {
             let dev = identity::device_by_id(&state.db.pool, d).await?;
             if dev.is_none_or(|dev| dev.tenant_id != tenant.tenant.id) {
                 return Err(ApiError::bad_request("no such device in this tenant"));
             }
         }
-        ("device", None) => return Err(ApiError::bad_request("a device token needs device_id")),
-        ("api", None) => {}
-        ("api", Some(_)) => return Err(ApiError::bad_request("an API token has no device")),
-        _ => return Err(ApiError::bad_request("token kind must be device or api")),
+        (TokenKind::Device, None) => {
+            return Err(ApiError::bad_request("a device token needs device_id"));
+        }
+        (TokenKind::Api, None) => {}
+        (TokenKind::Api, Some(_)) => {
+            return Err(ApiError::bad_request("an API token has no device"));
+        }
     }
     for v in &req.vault_ids {
         let vault = vaults::vault_by_id(&state.db.pool, v).await?;
@@ -162,11 +170,11 @@ pub async fn create_token(
     let t = Token {
         id: new_id("tk"),
         tenant_id: tenant.tenant.id.clone(),
-        kind: req.kind.clone(),
+        kind: req.kind,
         name: domain::parse_name("token name", &req.name)?,
         device_id: req.device_id.clone(),
         vault_ids: req.vault_ids.clone(),
-        permissions: perms.iter().map(|p| p.as_str().to_string()).collect(),
+        permissions: perms,
         created_at: db::time(now),
         expires_at: days.map(|d| db::time(now + d as i64 * 86_400_000)),
         revoked_at: None,
@@ -199,6 +207,7 @@ pub async fn create_token(
     ))
 }
 
+/// Revoke a token
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)),
     responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn revoke_token(
@@ -231,8 +240,10 @@ pub async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Without `tenant_id`: the caller's own sessions. With it: the sessions of that tenant's
-/// users (needs the session-read permission there).
+/// List sessions
+///
+/// Without `tenant_id`: the caller's own sessions. With it: the sessions of that tenant's users
+/// (needs the session-read permission there).
 #[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(TenantFilter),
     responses((status = 200, description = "Success", body = Vec<Session>)))]
 pub async fn list_sessions(
@@ -260,7 +271,9 @@ pub async fn list_sessions(
     ))
 }
 
-/// End a session: one's own, or (with the session-revoke permission) one of the tenant's.
+/// End a session
+///
+/// One's own, or (with the session-revoke permission) one of the tenant's.
 #[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
     responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn revoke_session(

@@ -22,8 +22,10 @@ pub struct AuditQuery {
     pub actor_id: Option<String>,
     pub object_id: Option<String>,
     /// RFC 3339; events at or after.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339; events before.
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// Events after this sequence number (a cursor within one tenant).
     pub after_seq: Option<i64>,
@@ -65,7 +67,9 @@ async fn fetch(
     Ok(audit::query(&state.db.pool, &f).await?)
 }
 
-/// Query audit events, ordered by tenant and sequence.
+/// Query audit events
+///
+/// Ordered by tenant and sequence.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, description = "Success", body = Vec<AuditEvent>)))]
 pub async fn query_audit(
@@ -94,12 +98,12 @@ fn csv_line(e: &AuditEvent) -> String {
         e.seq.to_string(),
         e.version.to_string(),
         e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        e.actor_kind.clone(),
+        e.actor_kind.to_string(),
         e.actor_id.clone().unwrap_or_default(),
         e.action.clone(),
         e.object_kind.clone(),
         e.object_id.clone().unwrap_or_default(),
-        e.outcome.clone(),
+        e.outcome.to_string(),
         e.details.to_string(),
         e.ip.clone().unwrap_or_default(),
         e.user_agent.clone().unwrap_or_default(),
@@ -182,8 +186,10 @@ impl ExportCursor {
     }
 }
 
-/// Export audit events as JSON Lines (one event per line, verifiable with `loop admin audit
-/// verify --file`) or CSV. Without `limit`, every matching event; streamed.
+/// Export audit events
+///
+/// As JSON Lines (one event per line, verifiable with `loop admin audit verify --file`) or CSV.
+/// Without `limit`, every matching event; streamed.
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "audit", params(AuditQuery),
     responses((status = 200, description = "Success: JSON Lines, or CSV with `format=csv`",
         content((String = "application/x-ndjson"), (String = "text/csv")))))]
@@ -236,6 +242,8 @@ pub async fn export_audit(
     Ok(r)
 }
 
+/// Audit chain heads
+///
 /// The head of each visible tenant's chain: its last sequence number and hash. A verifier
 /// compares an export's last event with it, which catches a log cut short at its end.
 #[utoipa::path(get, path = "/api/v1/audit/heads", tag = "audit", params(AuditQuery),

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
     CreateRoleBinding, CreateTenant, CreateUser, CreatedUser, RoleBinding, SecretText, Tenant,
-    UpdateUser, User,
+    TenantStatus, UpdateUser, User, UserStatus,
 };
 use serde::Deserialize;
 
@@ -13,7 +13,8 @@ use crate::auth::{self, Caller};
 use crate::db::outbox::{self, MailKind};
 use crate::db::{self, identity};
 use crate::domain::{
-    self, EmailAddress, Permission, Role, TenantKind, new_id, new_secret, secret_hash,
+    self, EmailAddress, Permission, RoleRules as _, TenantTree as _, new_id, new_secret,
+    secret_hash,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -25,7 +26,9 @@ pub struct TenantFilter {
     pub tenant_id: Option<String>,
 }
 
-/// Tenants the caller can see: the subtrees of their role bindings.
+/// List tenants
+///
+/// The tenants the caller can see: the subtrees of their role bindings.
 #[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants",
     responses((status = 200, description = "Success", body = Vec<Tenant>)))]
 pub async fn list_tenants(
@@ -38,7 +41,9 @@ pub async fn list_tenants(
     Ok(axum::Json(ts.into_iter().map(|t| t.tenant).collect()))
 }
 
-/// Create a child tenant (provider → partner → customer).
+/// Create a tenant
+///
+/// A child of `parent_id`: provider → partner → customer.
 #[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant,
     responses((status = 201, description = "Created", body = Tenant), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn create_tenant(
@@ -49,22 +54,20 @@ pub async fn create_tenant(
     let parent = caller
         .tenant(&state, Permission::TenantCreate, &req.parent_id)
         .await?;
-    let kind = TenantKind::parse(&req.kind)?;
-    let parent_kind = TenantKind::parse(&parent.tenant.kind)?;
+    let kind = req.kind;
+    let parent_kind = parent.tenant.kind;
     if !parent_kind.may_have_child(kind) {
         return Err(ApiError::bad_request(format!(
-            "a {} tenant cannot have a {} child",
-            parent_kind.as_str(),
-            kind.as_str()
+            "a {parent_kind} tenant cannot have a {kind} child"
         )));
     }
     let now = state.now();
     let t = Tenant {
         id: new_id("tn"),
         parent_id: Some(parent.tenant.id.clone()),
-        kind: kind.as_str().into(),
+        kind,
         name: domain::parse_name("tenant name", &req.name)?,
-        status: "active".into(),
+        status: TenantStatus::Active,
         created_at: db::time(now),
     };
     let path = format!("{}{}/", parent.path, t.id);
@@ -86,6 +89,7 @@ pub async fn create_tenant(
     Ok((StatusCode::CREATED, axum::Json(t)))
 }
 
+/// Show a tenant
 #[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants",
     params(("id" = String, Path)), responses((status = 200, description = "Success", body = Tenant), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn get_tenant(
@@ -101,6 +105,7 @@ pub async fn get_tenant(
     ))
 }
 
+/// List users
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(TenantFilter),
     responses((status = 200, description = "Success", body = Vec<User>)))]
 pub async fn list_users(
@@ -114,8 +119,11 @@ pub async fn list_users(
     Ok(axum::Json(identity::users_in(&state.db.pool, &ids).await?))
 }
 
-/// Create a user with a password, or invite one (the response then holds a one-time invite
-/// token that sets the password).
+/// Create or invite a user
+///
+/// With a password, a user; without one, an invitation (the response holds a one-time invite
+/// token only for an administrator of the whole service; otherwise it goes to the address by
+/// e-mail).
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
     responses((status = 201, description = "Created", body = CreatedUser), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn create_user(
@@ -126,12 +134,12 @@ pub async fn create_user(
     let tenant = caller
         .tenant(&state, Permission::UserWrite, &req.tenant_id)
         .await?;
-    let role = req.role.as_deref().map(Role::parse).transpose()?;
+    let role = req.role;
     if let Some(r) = role {
         if !caller.can(Permission::RoleGrant, &tenant.path) {
             return Err(ApiError::forbidden());
         }
-        if !r.bindable_on(TenantKind::parse(&tenant.tenant.kind)?) {
+        if !r.bindable_on(tenant.tenant.kind) {
             return Err(ApiError::bad_request(format!(
                 "the {r} role cannot be bound on a {} tenant",
                 tenant.tenant.kind
@@ -178,11 +186,10 @@ pub async fn create_user(
         last_name: domain::parse_name("last name", &req.last_name)?,
         business_address: domain::parse_address(&req.business_address)?,
         status: if password_hash.is_none() {
-            "invited"
+            UserStatus::Invited
         } else {
-            "active"
-        }
-        .into(),
+            UserStatus::Active
+        },
         totp_enabled: false,
         created_at: db::time(now),
         pending_email: None,
@@ -217,7 +224,7 @@ pub async fn create_user(
             id: new_id("rb"),
             user_id: user.id.clone(),
             tenant_id: tenant.tenant.id.clone(),
-            role: r.as_str().into(),
+            role: r,
             created_at: db::time(now),
         };
         identity::insert_binding(&mut tx, &b, now).await?;
@@ -265,6 +272,7 @@ async fn scoped_user(
     Ok((user, tenant))
 }
 
+/// Show a user
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
     responses((status = 200, description = "Success", body = User), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn get_user(
@@ -280,7 +288,10 @@ pub async fn get_user(
     ))
 }
 
-/// Update a user's name, e-mail or business address (rectification).
+/// Update a user
+///
+/// Name, e-mail or business address (rectification). A new address of an account takes effect
+/// once its owner confirms it.
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
     request_body = UpdateUser, responses((status = 200, description = "Success", body = User), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn update_user(
@@ -300,7 +311,7 @@ pub async fn update_user(
             if identity::email_in_tenant(&state.db.pool, &u.tenant_id, e.as_str()).await? {
                 return Err(email_taken());
             }
-            if u.status == "invited" {
+            if u.status == UserStatus::Invited {
                 // Not an account yet: the invitation simply goes to the new address.
                 u.email = e.as_str().into();
                 fields.push("email");
@@ -388,7 +399,7 @@ async fn set_status(
     state: &AppState,
     caller: &Caller,
     id: &str,
-    status: &str,
+    status: UserStatus,
     action: &'static str,
 ) -> ApiResult<axum::Json<User>> {
     let (row, _) = scoped_user(state, caller, Permission::UserWrite, id).await?;
@@ -401,7 +412,7 @@ async fn set_status(
     let now = state.now();
     let mut tx = state.db.begin().await?;
     identity::set_user_status(&mut tx, id, status, now).await?;
-    let ended = if status == "disabled" {
+    let ended = if status == UserStatus::Disabled {
         identity::end_user_sessions(&mut tx, id, None, "user_disabled", now).await?
     } else {
         0
@@ -419,11 +430,13 @@ async fn set_status(
     )
     .await?;
     let mut u = row.user;
-    u.status = status.into();
+    u.status = status;
     Ok(axum::Json(u))
 }
 
-/// Disable a user: they can no longer sign in, and their sessions end.
+/// Disable a user
+///
+/// They can no longer sign in, and their sessions end.
 #[utoipa::path(post, path = "/api/v1/users/{id}/disable", tag = "users", params(("id" = String, Path)),
     responses((status = 200, description = "Success", body = User), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn disable_user(
@@ -431,9 +444,10 @@ pub async fn disable_user(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<User>> {
-    set_status(&state, &caller, &id, "disabled", "user.disable").await
+    set_status(&state, &caller, &id, UserStatus::Disabled, "user.disable").await
 }
 
+/// Enable a disabled user
 #[utoipa::path(post, path = "/api/v1/users/{id}/enable", tag = "users", params(("id" = String, Path)),
     responses((status = 200, description = "Success", body = User), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn enable_user(
@@ -441,9 +455,10 @@ pub async fn enable_user(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<User>> {
-    set_status(&state, &caller, &id, "active", "user.enable").await
+    set_status(&state, &caller, &id, UserStatus::Active, "user.enable").await
 }
 
+/// List a user's role bindings
 #[utoipa::path(get, path = "/api/v1/users/{id}/roles", tag = "users", params(("id" = String, Path)),
     responses((status = 200, description = "Success", body = Vec<RoleBinding>), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn list_roles(
@@ -456,7 +471,9 @@ pub async fn list_roles(
     Ok(axum::Json(b.into_iter().map(|b| b.binding).collect()))
 }
 
-/// Bind a role to a user on their tenant or a tenant below it.
+/// Bind a role to a user
+///
+/// On the user's own tenant or a tenant below it.
 #[utoipa::path(post, path = "/api/v1/users/{id}/roles", tag = "users", params(("id" = String, Path)),
     request_body = CreateRoleBinding,
     responses((status = 201, description = "Created", body = RoleBinding), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
@@ -475,8 +492,8 @@ pub async fn grant_role(
             "a role can be bound only on the user's own tenant or one below it",
         ));
     }
-    let role = Role::parse(&req.role)?;
-    if !role.bindable_on(TenantKind::parse(&target.tenant.kind)?) {
+    let role = req.role;
+    if !role.bindable_on(target.tenant.kind) {
         return Err(ApiError::bad_request(format!(
             "the {role} role cannot be bound on a {} tenant",
             target.tenant.kind
@@ -487,7 +504,7 @@ pub async fn grant_role(
         id: new_id("rb"),
         user_id: user.user.id.clone(),
         tenant_id: target.tenant.id.clone(),
-        role: role.as_str().into(),
+        role,
         created_at: db::time(now),
     };
     let mut tx = state.db.begin().await?;
@@ -512,6 +529,7 @@ pub async fn grant_role(
     Ok((StatusCode::CREATED, axum::Json(b)))
 }
 
+/// Remove a role binding
 #[utoipa::path(delete, path = "/api/v1/users/{id}/roles/{binding_id}", tag = "users",
     params(("id" = String, Path), ("binding_id" = String, Path)),
     responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]

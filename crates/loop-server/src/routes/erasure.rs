@@ -12,9 +12,11 @@ use crate::erasure::{self, Actor};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// Erase a customer tenant: destroy its tenant key and the key slots of its vaults, revoke
-/// its tokens, disable its users. Its backups become unreadable at once. Provider-admins
-/// only; `confirm` must repeat the tenant's name or ID.
+/// Erase a customer tenant
+///
+/// Destroys its tenant key and the key slots of its vaults, revokes its tokens and disables its
+/// users: its backups become unreadable at once. Provider-admins only; `confirm` must repeat
+/// the tenant's name or ID.
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/erase", tag = "tenants",
     params(("id" = String, Path)), request_body = EraseTenant,
     responses(
@@ -29,7 +31,7 @@ pub async fn erase_tenant(
     Json(req): Json<EraseTenant>,
 ) -> ApiResult<axum::Json<TenantErasure>> {
     let tenant = caller.tenant(&state, Permission::TenantErase, &id).await?;
-    if TenantKind::parse(&tenant.tenant.kind)? != TenantKind::Customer {
+    if tenant.tenant.kind != TenantKind::Customer {
         return Err(ApiError::bad_request(
             "only a customer tenant can be erased; erase a partner's customers one by one",
         ));

@@ -26,7 +26,8 @@ use crate::state::AppState;
         title = "Loop Backup API",
         description = "Management API of `loop server`. Errors are application/problem+json \
                        with a stable `code`. Authenticate with the `loop_session` cookie or \
-                       `Authorization: Bearer <session token>`."
+                       `Authorization: Bearer <session token>` (the `cookie` and `bearer` \
+                       security schemes)."
     ),
     components(schemas(loop_api::Problem))
 )]
@@ -66,8 +67,76 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(audit::export_audit))
         .routes(routes!(audit::audit_heads))
         .split_for_parts();
+    document_security(&mut doc);
     document_errors(&mut doc);
     (router, doc)
+}
+
+/// Every operation of the document: (path, method, operation).
+fn operations(
+    doc: &mut utoipa::openapi::OpenApi,
+) -> Vec<(
+    &str,
+    utoipa::openapi::path::HttpMethod,
+    &mut utoipa::openapi::path::Operation,
+)> {
+    use utoipa::openapi::path::HttpMethod;
+    let mut out = Vec::new();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for (method, op) in [
+            (HttpMethod::Get, item.get.as_mut()),
+            (HttpMethod::Post, item.post.as_mut()),
+            (HttpMethod::Put, item.put.as_mut()),
+            (HttpMethod::Patch, item.patch.as_mut()),
+            (HttpMethod::Delete, item.delete.as_mut()),
+        ] {
+            if let Some(op) = op {
+                out.push((path.as_str(), method, op));
+            }
+        }
+    }
+    out
+}
+
+/// The two ways to present a session (see `auth::Caller`), declared once and required by
+/// every operation but the [`ANONYMOUS`] ones: either one will do.
+fn document_security(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{
+        ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "`Authorization: Bearer <session token>`: the `session_token` of \
+                     `POST /api/v1/auth/login`. Device and API tokens are for the vault \
+                     protocol and answer 401 `session_required` here.",
+                ))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "cookie",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            loop_api::SESSION_COOKIE,
+            "The session cookie that `POST /api/v1/auth/login` sets (browsers). A change sent \
+             with it must come from this site's own pages, or it answers 403 \
+             `cross_site_request`.",
+        ))),
+    );
+    for (path, _, op) in operations(doc) {
+        op.security = Some(if ANONYMOUS.contains(&path) {
+            Vec::new()
+        } else {
+            vec![
+                SecurityRequirement::new("bearer", Vec::<String>::new()),
+                SecurityRequirement::new("cookie", Vec::<String>::new()),
+            ]
+        });
+    }
 }
 
 /// True when a response body is the Problem schema.
@@ -111,89 +180,72 @@ fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
                 .build(),
         )
     };
-    for (path, item) in doc.paths.paths.iter_mut() {
-        for method in [
-            HttpMethod::Get,
-            HttpMethod::Post,
-            HttpMethod::Put,
-            HttpMethod::Patch,
-            HttpMethod::Delete,
-        ] {
-            let op = match method {
-                HttpMethod::Get => item.get.as_mut(),
-                HttpMethod::Post => item.post.as_mut(),
-                HttpMethod::Put => item.put.as_mut(),
-                HttpMethod::Patch => item.patch.as_mut(),
-                HttpMethod::Delete => item.delete.as_mut(),
-                _ => None,
-            };
-            let Some(op) = op else { continue };
-            let params: Vec<(ParameterIn, String)> = op
-                .parameters
-                .iter()
-                .flatten()
-                .filter_map(|p| match p {
-                    RefOr::T(p) => Some((p.parameter_in.clone(), p.name.clone())),
-                    RefOr::Ref(_) => None,
-                })
-                .collect();
-            let has_body = op.request_body.is_some();
-            let has_query = params.iter().any(|(at, _)| *at == ParameterIn::Query);
-            let in_path = params.iter().any(|(at, _)| *at == ParameterIn::Path);
-            let names_tenant = params.iter().any(|(_, name)| name == "tenant_id");
-            let signed_in = !ANONYMOUS.contains(&path.as_str());
-            let own_account = path.starts_with("/api/v1/me") || path.starts_with("/api/v1/auth/");
-            let mut add = |status: &str, description: &str| {
-                op.responses
-                    .responses
-                    .entry(status.to_string())
-                    .or_insert_with(|| problem(description));
-            };
-            if has_body || has_query {
-                add("400", "Invalid request (problem+json)");
-            }
-            if signed_in {
-                add("401", "Not signed in, or the session ended (problem+json)");
-            }
-            if signed_in && !(own_account && method == HttpMethod::Get) {
-                add(
-                    "403",
-                    "The role or token lacks the permission, or a change came with the \
-                     session cookie from another site (problem+json)",
-                );
-            }
-            if in_path || names_tenant || (has_body && !own_account) {
-                add(
-                    "404",
-                    "Not found, or outside your tenant scope (problem+json)",
-                );
-            }
-            if signed_in && method != HttpMethod::Get && !own_account {
-                add(
-                    "410",
-                    "The tenant was erased: nothing of it changes any more (problem+json)",
-                );
-            }
-            if has_body {
-                add("413", "The request body is too large (problem+json)");
-                add(
-                    "415",
-                    "The body is not sent as application/json (problem+json)",
-                );
-            }
+    for (path, method, op) in operations(doc) {
+        let params: Vec<(ParameterIn, String)> = op
+            .parameters
+            .iter()
+            .flatten()
+            .filter_map(|p| match p {
+                RefOr::T(p) => Some((p.parameter_in.clone(), p.name.clone())),
+                RefOr::Ref(_) => None,
+            })
+            .collect();
+        let has_body = op.request_body.is_some();
+        let has_query = params.iter().any(|(at, _)| *at == ParameterIn::Query);
+        let in_path = params.iter().any(|(at, _)| *at == ParameterIn::Path);
+        let names_tenant = params.iter().any(|(_, name)| name == "tenant_id");
+        let signed_in = !ANONYMOUS.contains(&path);
+        let own_account = path.starts_with("/api/v1/me") || path.starts_with("/api/v1/auth/");
+        let mut add = |status: &str, description: &str| {
+            op.responses
+                .responses
+                .entry(status.to_string())
+                .or_insert_with(|| problem(description));
+        };
+        if has_body || has_query {
+            add("400", "Invalid request (problem+json)");
+        }
+        if signed_in {
+            add("401", "Not signed in, or the session ended (problem+json)");
+        }
+        if signed_in && !(own_account && method == HttpMethod::Get) {
             add(
-                "500",
-                "Internal error: the detail holds only an incident ID (problem+json)",
+                "403",
+                "The role or token lacks the permission, or a change came with the \
+                 session cookie from another site (problem+json)",
             );
-            for response in op.responses.responses.values_mut() {
-                let RefOr::T(response) = response else {
-                    continue;
-                };
-                let json = response.content.get_index_of("application/json");
-                if let Some(i) = json.filter(|&i| is_problem(&response.content[i])) {
-                    let (_, content) = response.content.shift_remove_index(i).expect("index");
-                    response.content.insert(PROBLEM.to_string(), content);
-                }
+        }
+        if in_path || names_tenant || (has_body && !own_account) {
+            add(
+                "404",
+                "Not found, or outside your tenant scope (problem+json)",
+            );
+        }
+        if signed_in && method != HttpMethod::Get && !own_account {
+            add(
+                "410",
+                "The tenant was erased: nothing of it changes any more (problem+json)",
+            );
+        }
+        if has_body {
+            add("413", "The request body is too large (problem+json)");
+            add(
+                "415",
+                "The body is not sent as application/json (problem+json)",
+            );
+        }
+        add(
+            "500",
+            "Internal error: the detail holds only an incident ID (problem+json)",
+        );
+        for response in op.responses.responses.values_mut() {
+            let RefOr::T(response) = response else {
+                continue;
+            };
+            let json = response.content.get_index_of("application/json");
+            if let Some(i) = json.filter(|&i| is_problem(&response.content[i])) {
+                let (_, content) = response.content.shift_remove_index(i).expect("index");
+                response.content.insert(PROBLEM.to_string(), content);
             }
         }
     }

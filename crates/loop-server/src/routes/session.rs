@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use loop_api::{
-    AcceptInvite, ChangePassword, ConfirmEmail, LoginRequest, LoginResponse, Me, PasswordCheck,
-    TotpCode, TotpEnrollment, User,
+    AcceptInvite, ActorKind, ChangePassword, ConfirmEmail, LoginRequest, LoginResponse, Me,
+    Outcome, PasswordCheck, TotpCode, TotpEnrollment, User, UserStatus,
 };
 
 use super::{Json, commit, commit_audited};
@@ -59,12 +59,12 @@ async fn audit_refusal(
         &mut tx,
         NewEvent {
             tenant_id: tenant_id.to_string(),
-            actor_kind: "anonymous",
+            actor_kind: ActorKind::Anonymous,
             actor_id: None,
             action,
             object_kind: "user",
             object_id: user_id.map(String::from),
-            outcome: "failure",
+            outcome: Outcome::Failure,
             personal: Personal {
                 user_id: user_id.map(String::from),
                 ip: client.ip.clone(),
@@ -127,7 +127,9 @@ fn totp_with(secret: Vec<u8>, account: &str) -> ApiResult<totp_rs::Totp> {
         .map_err(|e| ApiError::Internal(format!("TOTP setup: {e:?}")))
 }
 
-/// Sign in. Sets the session cookie and returns the session token for non-browser clients.
+/// Sign in
+///
+/// Sets the session cookie and returns the session token for non-browser clients.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, description = "Success", body = LoginResponse), (status = 401, description = "Not signed in, or the credentials are wrong (problem+json)", body = loop_api::Problem),
               (status = 429, description = "Too many failed sign-ins (problem+json)", body = loop_api::Problem)))]
@@ -166,7 +168,7 @@ pub async fn login(
     };
     let hash = user
         .as_ref()
-        .filter(|u| u.user.status == "active")
+        .filter(|u| u.user.status == UserStatus::Active)
         .and_then(|u| u.password_hash.clone());
     let password_ok = auth::verify_password(req.password.expose().to_string(), hash).await?;
     let Some(user) = user.filter(|_| password_ok) else {
@@ -175,7 +177,7 @@ pub async fn login(
             Err(_) => None,
         };
         let (tenant, uid, reason) = match &known {
-            Some(u) if u.user.status != "active" => (
+            Some(u) if u.user.status != UserStatus::Active => (
                 u.user.tenant_id.as_str(),
                 Some(u.user.id.as_str()),
                 "account_not_active",
@@ -275,12 +277,12 @@ pub async fn login(
         tx,
         NewEvent {
             tenant_id: user.user.tenant_id.clone(),
-            actor_kind: "user",
+            actor_kind: ActorKind::User,
             actor_id: Some(user.user.id.clone()),
             action: "auth.signin",
             object_kind: "session",
             object_id: Some(id.clone()),
-            outcome: "success",
+            outcome: Outcome::Success,
             personal: Personal {
                 user_id: Some(user.user.id.clone()),
                 ip: client.ip.clone(),
@@ -310,7 +312,9 @@ pub async fn login(
     Ok((headers, axum::Json(body)).into_response())
 }
 
-/// Sign out: ends the current session and clears the cookie.
+/// Sign out
+///
+/// Ends the current session and clears the cookie.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     responses((status = 204, description = "Done, no content"), (status = 401, description = "Not signed in, or the credentials are wrong (problem+json)", body = loop_api::Problem)))]
 pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
@@ -335,7 +339,9 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
     Ok((StatusCode::NO_CONTENT, headers).into_response())
 }
 
-/// The signed-in user, their role bindings and the current session.
+/// Who is signed in
+///
+/// The user, their role bindings and the current session.
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth",
     responses((status = 200, description = "Success", body = Me), (status = 401, description = "Not signed in, or the credentials are wrong (problem+json)", body = loop_api::Problem)))]
 pub async fn me(caller: Caller) -> ApiResult<axum::Json<Me>> {
@@ -349,7 +355,9 @@ pub async fn me(caller: Caller) -> ApiResult<axum::Json<Me>> {
     }))
 }
 
-/// Change the password. Every other session of the user ends.
+/// Change your password
+///
+/// Every other session of the user ends.
 #[utoipa::path(post, path = "/api/v1/me/password", tag = "auth", request_body = ChangePassword,
     responses((status = 204, description = "Done, no content"), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem), (status = 429, description = "Too many wrong passwords; wait (problem+json)", body = loop_api::Problem)))]
 pub async fn change_password(
@@ -423,8 +431,10 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Start TOTP enrolment: returns a new secret, which takes effect once confirmed. Asks for
-/// the current password, so a stolen session cannot lock the owner out with its own secret.
+/// Start TOTP enrolment
+///
+/// Returns a new secret, which takes effect once confirmed. Asks for the current password, so a
+/// stolen session cannot lock the owner out with its own secret.
 #[utoipa::path(post, path = "/api/v1/me/totp", tag = "auth", request_body = PasswordCheck,
     responses((status = 200, description = "Success", body = TotpEnrollment),
               (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
@@ -482,7 +492,9 @@ pub async fn enroll_totp(
     }))
 }
 
-/// Confirm TOTP enrolment with a current code; sign-ins then ask for a code.
+/// Confirm TOTP enrolment
+///
+/// With a current code; sign-ins then ask for a code.
 #[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "auth", request_body = TotpCode,
     responses((status = 204, description = "Done, no content"), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn confirm_totp(
@@ -535,7 +547,9 @@ pub async fn confirm_totp(
 /// An invitation, or a code confirming a new address, is valid this long after it was issued.
 const INVITE_LIFETIME_MS: i64 = 7 * 86_400_000;
 
-/// Accept an invitation (valid 7 days): set the password of an invited account.
+/// Accept an invitation
+///
+/// Sets the password of an invited account. An invitation is valid 7 days.
 #[utoipa::path(post, path = "/api/v1/auth/accept-invite", tag = "auth", request_body = AcceptInvite,
     responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem),
               (status = 409, description = "The address has an account already (problem+json)", body = loop_api::Problem),
@@ -582,12 +596,12 @@ pub async fn accept_invite(
         tx,
         NewEvent {
             tenant_id: user.user.tenant_id.clone(),
-            actor_kind: "user",
+            actor_kind: ActorKind::User,
             actor_id: Some(user.user.id.clone()),
             action: "user.invite_accept",
             object_kind: "user",
             object_id: Some(user.user.id.clone()),
-            outcome: "success",
+            outcome: Outcome::Success,
             personal: Personal {
                 user_id: Some(user.user.id.clone()),
                 ip: client.ip,
@@ -601,8 +615,10 @@ pub async fn accept_invite(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Confirm a new e-mail address with the code sent to it (valid 7 days): the account signs
-/// in with the new address from then on.
+/// Confirm a new e-mail address
+///
+/// With the code sent to it (valid 7 days): the account signs in with the new address from then
+/// on.
 #[utoipa::path(post, path = "/api/v1/auth/confirm-email", tag = "auth", request_body = ConfirmEmail,
     responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem),
               (status = 409, description = "The address has an account already (problem+json)", body = loop_api::Problem),
@@ -639,12 +655,12 @@ pub async fn confirm_email(
         tx,
         NewEvent {
             tenant_id: user.user.tenant_id.clone(),
-            actor_kind: "user",
+            actor_kind: ActorKind::User,
             actor_id: Some(user.user.id.clone()),
             action: "user.email_confirm",
             object_kind: "user",
             object_id: Some(user.user.id.clone()),
-            outcome: "success",
+            outcome: Outcome::Success,
             personal: Personal {
                 user_id: Some(user.user.id.clone()),
                 ip: client.ip,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use futures_util::TryStreamExt as _;
-use loop_api::{CreateVault, Destination, SnapshotInfo, Vault};
+use loop_api::{CreateVault, Destination, KeyCustody, SnapshotInfo, Vault};
 use loop_repo::keys::{Secret, SlotMeta};
 use loop_repo::{InitOptions, Repository};
 use object_store::ObjectStoreExt as _;
@@ -43,6 +43,9 @@ pub(crate) async fn managed_kek(
     Ok(vault_kek(&tenant_key, &vault.id))
 }
 
+/// List destinations
+///
+/// Where vaults can be placed, with their jurisdiction.
 #[utoipa::path(get, path = "/api/v1/destinations", tag = "vaults",
     responses((status = 200, description = "Success", body = Vec<Destination>)))]
 pub async fn list_destinations(
@@ -57,12 +60,13 @@ pub async fn list_destinations(
             .map(|d| Destination {
                 name: d.name.clone(),
                 jurisdiction: d.jurisdiction.clone(),
-                backend: d.backend.into(),
+                backend: d.backend,
             })
             .collect(),
     ))
 }
 
+/// List vaults
 #[utoipa::path(get, path = "/api/v1/vaults", tag = "vaults", params(TenantFilter),
     responses((status = 200, description = "Success", body = Vec<Vault>)))]
 pub async fn list_vaults(
@@ -81,9 +85,11 @@ pub async fn list_vaults(
     ))
 }
 
-/// Create a vault for a customer tenant at a destination. A managed vault's repository is
-/// created at once, keyed from the tenant key; a customer-key vault is initialised by the
-/// client (`loop init` with a manage token).
+/// Create a vault
+///
+/// For a customer tenant at a destination. A managed vault's repository is created at once,
+/// keyed from the tenant key; a customer-key vault is initialised by the client (`loop init`
+/// with a manage token).
 #[utoipa::path(post, path = "/api/v1/vaults", tag = "vaults", request_body = CreateVault,
     responses((status = 201, description = "Created", body = Vault), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
 pub async fn create_vault(
@@ -94,7 +100,7 @@ pub async fn create_vault(
     let tenant = caller
         .tenant(&state, Permission::VaultWrite, &req.tenant_id)
         .await?;
-    if TenantKind::parse(&tenant.tenant.kind)? != TenantKind::Customer {
+    if tenant.tenant.kind != TenantKind::Customer {
         return Err(ApiError::bad_request("vaults belong to customer tenants"));
     }
     let Some(dest) = state.destinations.get(&req.destination) else {
@@ -103,10 +109,7 @@ pub async fn create_vault(
     if req.quota_bytes.is_some_and(|q| q > i64::MAX as u64) {
         return Err(ApiError::bad_request("quota_bytes is too large"));
     }
-    let custody = req.key_custody.clone().unwrap_or_else(|| "managed".into());
-    if custody != "managed" && custody != "customer" {
-        return Err(ApiError::bad_request("key_custody is managed or customer"));
-    }
+    let custody = req.key_custody.unwrap_or(KeyCustody::Managed);
     let now = state.now();
     let vault = Vault {
         id: new_id("vt"),
@@ -119,7 +122,7 @@ pub async fn create_vault(
         used_bytes: 0,
         created_at: db::time(now),
     };
-    if vault.key_custody == "managed" {
+    if vault.key_custody == KeyCustody::Managed {
         let kek = managed_kek(&state, &vault).await?;
         let storage = dest.repo_storage(&vault.id)?;
         let created = chrono::Utc::now().to_rfc3339();
@@ -179,6 +182,7 @@ async fn scoped_vault(
     Ok(with_jurisdiction(state, v))
 }
 
+/// Show a vault
 #[utoipa::path(get, path = "/api/v1/vaults/{id}", tag = "vaults", params(("id" = String, Path)),
     responses((status = 200, description = "Success", body = Vault), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn get_vault(
@@ -191,7 +195,9 @@ pub async fn get_vault(
     ))
 }
 
-/// Delete a vault and every object it holds at its destination.
+/// Delete a vault
+///
+/// With every object it holds at its destination.
 #[utoipa::path(delete, path = "/api/v1/vaults/{id}", tag = "vaults", params(("id" = String, Path)),
     responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn delete_vault(
@@ -227,7 +233,10 @@ pub async fn delete_vault(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The snapshots of a managed vault (the server opens it with the tenant key).
+/// List a managed vault's snapshots
+///
+/// The server opens the vault with the tenant key; it cannot read a vault whose key the
+/// customer holds.
 #[utoipa::path(get, path = "/api/v1/vaults/{id}/snapshots", tag = "vaults", params(("id" = String, Path)),
     responses((status = 200, description = "Success", body = Vec<SnapshotInfo>), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn list_snapshots(
@@ -236,7 +245,7 @@ pub async fn list_snapshots(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Vec<SnapshotInfo>>> {
     let v = scoped_vault(&state, &caller, Permission::VaultRead, &id).await?;
-    if v.key_custody != "managed" {
+    if v.key_custody != KeyCustody::Managed {
         return Err(ApiError::conflict(
             "customer_key",
             "the server cannot read a vault whose key the customer holds",

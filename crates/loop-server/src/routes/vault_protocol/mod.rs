@@ -21,7 +21,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use changes::{remove, write};
-use loop_api::{ObjectEntry, SecretText, Token, Vault, VaultOpenRequest, VaultOpenResponse};
+use loop_api::{
+    KeyCustody, ObjectEntry, SecretText, Token, Vault, VaultOpenRequest, VaultOpenResponse,
+};
 use loop_repo::FileKind;
 use object_store::{GetOptions, GetRange, ObjectStoreExt as _};
 
@@ -117,11 +119,7 @@ async fn access(state: &AppState, caller: &Caller, vault_id: &str) -> ApiResult<
         .get(&vault.destination)
         .ok_or_else(|| ApiError::Internal(format!("destination {} is gone", vault.destination)))?
         .clone();
-    let perms = token
-        .permissions
-        .iter()
-        .filter_map(|p| TokenPermission::parse(p).ok())
-        .collect();
+    let perms = token.permissions.clone();
     Ok(Access {
         vault,
         token,
@@ -185,7 +183,7 @@ async fn open(
     Json(req): Json<VaultOpenRequest>,
 ) -> ApiResult<axum::Json<VaultOpenResponse>> {
     let a = access(&state, &caller, &vault_id).await?;
-    let key = if a.vault.key_custody == "managed" {
+    let key = if a.vault.key_custody == KeyCustody::Managed {
         Some(hex::encode(
             super::vaults::managed_kek(&state, &a.vault).await?.expose(),
         ))
