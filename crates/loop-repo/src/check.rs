@@ -16,8 +16,9 @@
 //! lost (prune's rescue and concurrent backups make such copies), so it is not traced.
 //!
 //! Packs no index names are normal: a killed backup or prune leaves them, and prune deletes
-//! them after its grace period. They are counted, not reported. Check takes no marker, so a
-//! prune running at the same time can make packs vanish under it; run it while none does.
+//! them after its grace period. They are counted, not reported. Check holds a read lock when it
+//! can write one, so a prune waits for it; on storage it cannot write to (read-only, full) it
+//! runs without, and a concurrent prune can then make packs vanish under it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
