@@ -6,7 +6,7 @@ use std::time::Duration;
 use loop_api::{
     KeyCustody, ObjectEntry, TokenPermission, VAULT_PROTOCOL, VaultOpenRequest, VaultOpenResponse,
 };
-use loop_repo::storage::ObjectInfo;
+use loop_repo::ObjectInfo;
 use loop_repo::{Error, FileKind, Result, RetryBudget, Storage};
 use reqwest::StatusCode;
 use reqwest::blocking::Response;

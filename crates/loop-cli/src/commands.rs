@@ -14,12 +14,12 @@ use loop_repo::backup::{BackupOptions, BackupProgress, ParentChoice, StdinSource
 use loop_repo::check::{CheckOptions, CheckProgress, ReadData};
 use loop_repo::chunker::ChunkMode;
 use loop_repo::forget::{self, Decision, ForgetPlan, ForgetRequest, KeepPolicy};
+use loop_repo::human_bytes;
 use loop_repo::keys::Secret;
 use loop_repo::prune::{PruneOptions, PrunePlan};
 use loop_repo::restore::{RestoreOptions, RestoreProgress};
 use loop_repo::snapshot::{Snapshot, SnapshotFilter};
 use loop_repo::tree::{Node, NodeKind};
-use loop_repo::util::human_bytes;
 use loop_repo::{Id, InitOptions, Repository, browse, prune};
 use serde_json::json;
 

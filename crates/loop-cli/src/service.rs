@@ -579,9 +579,9 @@ fn print_vaults(vs: &[Vault]) {
             v.destination,
             v.jurisdiction,
             v.key_custody,
-            loop_repo::util::human_bytes(v.used_bytes),
+            loop_repo::human_bytes(v.used_bytes),
             v.quota_bytes
-                .map(|q| format!(" of {}", loop_repo::util::human_bytes(q)))
+                .map(|q| format!(" of {}", loop_repo::human_bytes(q)))
                 .unwrap_or_default()
         );
     }

@@ -25,13 +25,13 @@ use crate::storage::FileKind;
 /// Length of a tree record's header: pack ID, offset, length.
 const TREE_HEADER: usize = 32 + 4 + 4 + 4;
 
-pub struct Cache {
+pub(crate) struct Cache {
     dir: PathBuf,
 }
 
 impl Cache {
     /// The cache of the repository `repo_id` under `root` (created on first write).
-    pub fn new(root: &Path, repo_id: &Id) -> Cache {
+    pub(crate) fn new(root: &Path, repo_id: &Id) -> Cache {
         Cache {
             dir: root.join(repo_id.to_hex()),
         }
@@ -49,24 +49,24 @@ impl Cache {
     }
 
     /// A whole cached file of `kind` (index or snapshot).
-    pub fn get_file(&self, kind: FileKind, name: &str) -> Option<Vec<u8>> {
+    pub(crate) fn get_file(&self, kind: FileKind, name: &str) -> Option<Vec<u8>> {
         std::fs::read(self.file_path(kind, name)?).ok()
     }
 
-    pub fn put_file(&self, kind: FileKind, name: &str, bytes: &[u8]) {
+    pub(crate) fn put_file(&self, kind: FileKind, name: &str, bytes: &[u8]) {
         if let Some(path) = self.file_path(kind, name) {
             write_atomically(&path, &[bytes]);
         }
     }
 
-    pub fn forget_file(&self, kind: FileKind, name: &str) {
+    pub(crate) fn forget_file(&self, kind: FileKind, name: &str) {
         if let Some(path) = self.file_path(kind, name) {
             let _ = std::fs::remove_file(path);
         }
     }
 
     /// Removes cached files of `kind` whose originals are gone (not in `names`).
-    pub fn retain_files(&self, kind: FileKind, names: &HashSet<&str>) {
+    pub(crate) fn retain_files(&self, kind: FileKind, names: &HashSet<&str>) {
         let Some(dir) = self
             .file_path(kind, &"0".repeat(64))
             .and_then(|p| p.parent().map(Path::to_path_buf))
@@ -89,7 +89,7 @@ impl Cache {
     }
 
     /// The stored bytes of tree `id`, if they were cached from where the index says it is.
-    pub fn get_tree(&self, id: &Id, loc: &BlobLocation) -> Option<Vec<u8>> {
+    pub(crate) fn get_tree(&self, id: &Id, loc: &BlobLocation) -> Option<Vec<u8>> {
         let mut bytes = std::fs::read(self.tree_path(id)).ok()?;
         if bytes.len() < TREE_HEADER || bytes[..TREE_HEADER] != tree_header(loc) {
             return None;
@@ -97,11 +97,11 @@ impl Cache {
         Some(bytes.split_off(TREE_HEADER))
     }
 
-    pub fn put_tree(&self, id: &Id, loc: &BlobLocation, stored: &[u8]) {
+    pub(crate) fn put_tree(&self, id: &Id, loc: &BlobLocation, stored: &[u8]) {
         write_atomically(&self.tree_path(id), &[&tree_header(loc), stored]);
     }
 
-    pub fn forget_tree(&self, id: &Id) {
+    pub(crate) fn forget_tree(&self, id: &Id) {
         let _ = std::fs::remove_file(self.tree_path(id));
     }
 }

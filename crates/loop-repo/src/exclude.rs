@@ -9,12 +9,12 @@ use crate::error::{Error, Result};
 /// Compiled `--exclude` patterns. A pattern without `/` matches a name at any depth; one with
 /// `/` matches the absolute path (a leading `/` anchors it at the root); `**` crosses
 /// directories. An excluded directory is skipped with everything below it.
-pub struct Excluder {
+pub(crate) struct Excluder {
     set: GlobSet,
 }
 
 impl Excluder {
-    pub fn new(patterns: &[String]) -> Result<Excluder> {
+    pub(crate) fn new(patterns: &[String]) -> Result<Excluder> {
         let mut b = GlobSetBuilder::new();
         for p in patterns {
             let p = p.trim();
@@ -38,7 +38,7 @@ impl Excluder {
         })
     }
 
-    pub fn is_excluded(&self, path: &Path) -> bool {
+    pub(crate) fn is_excluded(&self, path: &Path) -> bool {
         !self.set.is_empty() && self.set.is_match(path)
     }
 }

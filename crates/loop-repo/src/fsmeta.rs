@@ -20,7 +20,7 @@ pub(crate) fn nanos(secs: i64, nsec: i64) -> i64 {
 /// Builds a node from `lstat` metadata and reads the link target. Extended attributes are
 /// read only with `with_xattrs` (backup reuses the parent's when the change time says they
 /// cannot differ).
-pub fn node_from_metadata(
+pub(crate) fn node_from_metadata(
     name: &OsStr,
     meta: &Metadata,
     path: &Path,
@@ -83,7 +83,7 @@ pub fn node_from_metadata(
 
 /// Extended attributes of a path (not following symlinks). Filesystems without xattr support
 /// give none.
-pub fn read_xattrs(path: &Path) -> Vec<Xattr> {
+pub(crate) fn read_xattrs(path: &Path) -> Vec<Xattr> {
     let mut list = vec![0u8; 4096];
     let n = loop {
         match rustix::fs::llistxattr(path, &mut list[..]) {

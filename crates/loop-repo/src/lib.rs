@@ -11,33 +11,43 @@
 //! The on-storage format is described in `docs/FORMAT.md`; each module's doc comment sketches
 //! the byte layout it owns. The engine has no global state: every setting arrives as a value.
 
+#![warn(unreachable_pub)]
+
+// Operations: what a client runs against a repository.
 pub mod backup;
 pub mod browse;
-pub mod cache;
 pub mod check;
+pub mod forget;
+pub mod prune;
+pub mod restore;
+
+// The on-storage format, public so that servers can check uploads, and so that the
+// known-answer tests and benchmarks can reach each layer.
 pub mod chunker;
 pub mod crypto;
-mod error;
-pub mod exclude;
-pub mod forget;
 pub mod format;
-pub mod fsmeta;
-mod id;
 pub mod index;
 pub mod keys;
-pub mod locks;
 pub mod pack;
-pub mod prune;
-mod repo;
-pub mod restore;
 pub mod snapshot;
-pub mod storage;
-#[cfg(test)]
-mod testutil;
 pub mod tree;
-pub mod util;
+
+// Everything else is the engine's own.
+mod cache;
+mod error;
+mod exclude;
+mod fsmeta;
+mod id;
+mod locks;
+mod repo;
+mod storage;
+#[cfg(test)]
+#[allow(unreachable_pub)]
+mod testutil;
+mod util;
 
 pub use error::{Error, Result};
 pub use id::Id;
 pub use repo::{InitOptions, KeyInfo, RepoConfig, Repository, SnapshotList};
-pub use storage::{FileKind, ObjectStorage, RetryBudget, S3Options, Storage};
+pub use storage::{FileKind, ObjectInfo, ObjectStorage, RetryBudget, S3Options, Storage};
+pub use util::human_bytes;

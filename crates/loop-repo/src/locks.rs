@@ -21,14 +21,14 @@ use crate::repo::Repository;
 use crate::storage::{FileKind, Storage};
 
 /// How often a running command rewrites its marker's `refreshed` time.
-pub const REFRESH: Duration = Duration::from_secs(5 * 60);
+pub(crate) const REFRESH: Duration = Duration::from_secs(5 * 60);
 /// A marker not refreshed for this long belongs to a dead process (six missed refreshes,
 /// so a slow storage or a suspended laptop does not lose its marker).
-pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+pub(crate) const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum LockKind {
+pub(crate) enum LockKind {
     Backup,
     Prune,
     /// A restore or check: reads packs, so prune must not delete them underneath it.
@@ -36,7 +36,7 @@ pub enum LockKind {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LockInfo {
+pub(crate) struct LockInfo {
     pub kind: LockKind,
     pub host: String,
     pub pid: u32,
@@ -47,7 +47,7 @@ pub struct LockInfo {
 impl LockInfo {
     /// Stale: not refreshed for [`STALE_AFTER`], or written on this machine by a process that
     /// no longer exists (killed), as restic also decides.
-    pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
+    pub(crate) fn is_stale(&self, now: DateTime<Utc>) -> bool {
         let expired = now.signed_duration_since(self.refreshed)
             > chrono::Duration::from_std(STALE_AFTER).expect("small duration");
         expired || (self.host == this_host() && !process_exists(self.pid))
@@ -55,7 +55,7 @@ impl LockInfo {
 }
 
 /// This machine's name, recorded in markers so a dead local process can be recognised.
-pub fn this_host() -> String {
+pub(crate) fn this_host() -> String {
     rustix::system::uname()
         .nodename()
         .to_string_lossy()
@@ -77,7 +77,7 @@ fn process_exists(pid: u32) -> bool {
 }
 
 /// A held marker; removed on drop.
-pub struct Lock {
+pub(crate) struct Lock {
     storage: Arc<dyn Storage>,
     pub id: Id,
     pub info: LockInfo,
@@ -95,7 +95,7 @@ fn write_lock(storage: &dyn Storage, master: &Key, id: &Id, info: &LockInfo) -> 
 }
 
 impl Lock {
-    pub fn acquire(repo: &Repository, kind: LockKind) -> Result<Lock> {
+    pub(crate) fn acquire(repo: &Repository, kind: LockKind) -> Result<Lock> {
         let now = Utc::now();
         let info = LockInfo {
             kind,
@@ -147,7 +147,7 @@ impl Lock {
     /// Fails unless this marker is still stored as written. A marker someone removed (or
     /// replaced) means a prune may not have seen this operation, and may have deleted what
     /// it wrote: a backup checks this before it saves its snapshot.
-    pub fn verify_held(&self, master: &Key) -> Result<()> {
+    pub(crate) fn verify_held(&self, master: &Key) -> Result<()> {
         let name = self.id.to_hex();
         let object = FileKind::Lock.path(&name);
         let lost = || {
@@ -176,7 +176,7 @@ impl Lock {
     }
 
     /// Takes a prune marker and fails when another live prune holds one.
-    pub fn acquire_exclusive_prune(repo: &Repository) -> Result<Lock> {
+    pub(crate) fn acquire_exclusive_prune(repo: &Repository) -> Result<Lock> {
         let lock = Lock::acquire(repo, LockKind::Prune)?;
         let others: Vec<_> = list(repo)?
             .into_iter()
@@ -232,7 +232,7 @@ fn decode_info(version: Version, json: &[u8]) -> Option<LockInfo> {
     }
 }
 
-pub fn list(repo: &Repository) -> Result<Vec<(Id, LockInfo)>> {
+pub(crate) fn list(repo: &Repository) -> Result<Vec<(Id, LockInfo)>> {
     let mut out = Vec::new();
     for obj in repo.storage().list(FileKind::Lock)? {
         let id = Id::parse(&obj.name)?;
