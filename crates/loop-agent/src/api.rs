@@ -83,7 +83,7 @@ impl ApiClient {
     }
 
     /// A request whose JSON answer is decoded into `T`.
-    pub fn call<B: Serialize, T: DeserializeOwned>(
+    pub(crate) fn call<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -99,7 +99,7 @@ impl ApiClient {
     }
 
     /// A request without a JSON answer (204).
-    pub fn call_empty<B: Serialize>(
+    pub(crate) fn call_empty<B: Serialize>(
         &self,
         method: Method,
         path: &str,
@@ -112,15 +112,15 @@ impl ApiClient {
         self.send(r).map(|_| ())
     }
 
-    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+    pub(crate) fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
         self.call::<(), T>(Method::GET, path, None)
     }
 
     /// A GET with query parameters, decoded from JSON.
-    pub fn get_query<T: DeserializeOwned>(
+    pub(crate) fn get_query<T: DeserializeOwned, Q: Serialize + ?Sized>(
         &self,
         path: &str,
-        query: &[(&str, String)],
+        query: &Q,
     ) -> Result<T, ApiError> {
         self.send(self.request(Method::GET, path).query(query))?
             .json()
@@ -128,7 +128,11 @@ impl ApiClient {
     }
 
     /// A GET with query parameters whose body is returned as text (exports).
-    pub fn get_text(&self, path: &str, query: &[(&str, String)]) -> Result<String, ApiError> {
+    pub(crate) fn get_text<Q: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        query: &Q,
+    ) -> Result<String, ApiError> {
         self.send(self.request(Method::GET, path).query(query))?
             .text()
             .map_err(|e| ApiError::Decode(e.to_string()))

@@ -2,14 +2,16 @@
 //!
 //! - [`Connection`]: an HTTPS client that trusts the server by certificate fingerprint
 //!   (`--server-fingerprint`), by a CA file (`--cacert`), or by the system's roots.
-//! - [`ApiClient`]: the JSON API with a session token.
+//! - [`ApiClient`]: the JSON API with a session token, one typed method per operation.
 //! - [`VaultStorage`]: a [`loop_repo::Storage`] over the vault protocol, so every engine
 //!   command works against `https://HOST:PORT/vaults/ID` with a token.
 
 mod api;
 mod connection;
+mod endpoints;
 mod vault;
 
 pub use api::{ApiClient, ApiError};
 pub use connection::{ConnectError, Connection, Trust};
+pub use endpoints::{AuditQuery, ExportFormat};
 pub use vault::{SERVER_RETRY, VaultSession, VaultStorage, parse_vault_url};

@@ -5,6 +5,7 @@
 mod args;
 mod commands;
 mod manual;
+mod output;
 mod progress;
 mod repo_open;
 mod service;

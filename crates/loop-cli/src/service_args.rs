@@ -277,7 +277,7 @@ pub enum AuditCommand {
         filter: AuditFilter,
         /// jsonl or csv
         #[arg(long, default_value = "jsonl")]
-        format: String,
+        format: loop_agent::ExportFormat,
         /// Write here instead of standard output
         #[arg(long, short)]
         output: Option<PathBuf>,

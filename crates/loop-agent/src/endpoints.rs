@@ -1,0 +1,231 @@
+//! One typed method per operation of the management API, so that no caller spells a URL.
+//!
+//! IDs go into paths as given: the server answers a malformed or foreign ID with 404, which
+//! arrives as [`ApiError::Problem`].
+
+use loop_api::*;
+use reqwest::Method;
+use serde::Serialize;
+
+use crate::api::{ApiClient, ApiError};
+
+/// The filters of the audit listing and export; `None` leaves a filter out.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct AuditQuery {
+    pub tenant_id: Option<String>,
+    pub action: Option<String>,
+    pub actor_id: Option<String>,
+    pub object_id: Option<String>,
+    /// RFC 3339.
+    pub since: Option<String>,
+    /// RFC 3339.
+    pub until: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// The body format of [`ApiClient::audit_export`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// One event per line, verifiable with `loop admin audit verify --file`.
+    JsonLines,
+    Csv,
+}
+
+impl ExportFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportFormat::JsonLines => "jsonl",
+            ExportFormat::Csv => "csv",
+        }
+    }
+}
+
+impl std::str::FromStr for ExportFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ExportFormat, String> {
+        match s {
+            "jsonl" => Ok(ExportFormat::JsonLines),
+            "csv" => Ok(ExportFormat::Csv),
+            _ => Err(format!("{s:?} is not an export format: use jsonl or csv")),
+        }
+    }
+}
+
+/// `?tenant_id=` when a tenant is given.
+fn in_tenant(tenant: Option<&str>) -> Vec<(&'static str, String)> {
+    tenant
+        .map(|t| ("tenant_id", t.to_string()))
+        .into_iter()
+        .collect()
+}
+
+impl ApiClient {
+    // ---- signing in ----
+
+    pub fn login(&self, r: &LoginRequest) -> Result<LoginResponse, ApiError> {
+        self.call(Method::POST, "/api/v1/auth/login", Some(r))
+    }
+
+    pub fn logout(&self) -> Result<(), ApiError> {
+        self.call_empty::<()>(Method::POST, "/api/v1/auth/logout", None)
+    }
+
+    /// Redeems an invitation's code and sets the new account's password; needs no session.
+    pub fn accept_invite(&self, r: &AcceptInvite) -> Result<(), ApiError> {
+        self.call_empty(Method::POST, "/api/v1/auth/accept-invite", Some(r))
+    }
+
+    /// Confirms a new e-mail address with the code sent to it; needs no session.
+    pub fn confirm_email(&self, r: &ConfirmEmail) -> Result<(), ApiError> {
+        self.call_empty(Method::POST, "/api/v1/auth/confirm-email", Some(r))
+    }
+
+    pub fn me(&self) -> Result<Me, ApiError> {
+        self.get("/api/v1/me")
+    }
+
+    pub fn sessions(&self, tenant: Option<&str>) -> Result<Vec<Session>, ApiError> {
+        self.get_query("/api/v1/sessions", &in_tenant(tenant))
+    }
+
+    pub fn revoke_session(&self, id: &str) -> Result<(), ApiError> {
+        self.call_empty::<()>(Method::DELETE, &format!("/api/v1/sessions/{id}"), None)
+    }
+
+    // ---- tenants ----
+
+    pub fn tenants(&self) -> Result<Vec<Tenant>, ApiError> {
+        self.get("/api/v1/tenants")
+    }
+
+    pub fn tenant(&self, id: &str) -> Result<Tenant, ApiError> {
+        self.get(&format!("/api/v1/tenants/{id}"))
+    }
+
+    pub fn create_tenant(&self, r: &CreateTenant) -> Result<Tenant, ApiError> {
+        self.call(Method::POST, "/api/v1/tenants", Some(r))
+    }
+
+    pub fn erase_tenant(&self, id: &str, r: &EraseTenant) -> Result<TenantErasure, ApiError> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/tenants/{id}/erase"),
+            Some(r),
+        )
+    }
+
+    // ---- users and roles ----
+
+    pub fn users(&self, tenant: Option<&str>) -> Result<Vec<User>, ApiError> {
+        self.get_query("/api/v1/users", &in_tenant(tenant))
+    }
+
+    pub fn create_user(&self, r: &CreateUser) -> Result<CreatedUser, ApiError> {
+        self.call(Method::POST, "/api/v1/users", Some(r))
+    }
+
+    pub fn update_user(&self, id: &str, r: &UpdateUser) -> Result<User, ApiError> {
+        self.call(Method::PATCH, &format!("/api/v1/users/{id}"), Some(r))
+    }
+
+    pub fn disable_user(&self, id: &str) -> Result<User, ApiError> {
+        self.call::<(), _>(Method::POST, &format!("/api/v1/users/{id}/disable"), None)
+    }
+
+    pub fn enable_user(&self, id: &str) -> Result<User, ApiError> {
+        self.call::<(), _>(Method::POST, &format!("/api/v1/users/{id}/enable"), None)
+    }
+
+    pub fn user_roles(&self, id: &str) -> Result<Vec<RoleBinding>, ApiError> {
+        self.get(&format!("/api/v1/users/{id}/roles"))
+    }
+
+    pub fn grant_role(&self, id: &str, r: &CreateRoleBinding) -> Result<RoleBinding, ApiError> {
+        self.call(Method::POST, &format!("/api/v1/users/{id}/roles"), Some(r))
+    }
+
+    pub fn revoke_role(&self, id: &str, binding: &str) -> Result<(), ApiError> {
+        let path = format!("/api/v1/users/{id}/roles/{binding}");
+        self.call_empty::<()>(Method::DELETE, &path, None)
+    }
+
+    // ---- devices and tokens ----
+
+    pub fn devices(&self, tenant: Option<&str>) -> Result<Vec<Device>, ApiError> {
+        self.get_query("/api/v1/devices", &in_tenant(tenant))
+    }
+
+    pub fn create_device(&self, r: &CreateDevice) -> Result<Device, ApiError> {
+        self.call(Method::POST, "/api/v1/devices", Some(r))
+    }
+
+    pub fn delete_device(&self, id: &str) -> Result<(), ApiError> {
+        self.call_empty::<()>(Method::DELETE, &format!("/api/v1/devices/{id}"), None)
+    }
+
+    pub fn tokens(&self, tenant: Option<&str>) -> Result<Vec<Token>, ApiError> {
+        self.get_query("/api/v1/tokens", &in_tenant(tenant))
+    }
+
+    pub fn create_token(&self, r: &CreateToken) -> Result<CreatedToken, ApiError> {
+        self.call(Method::POST, "/api/v1/tokens", Some(r))
+    }
+
+    pub fn revoke_token(&self, id: &str) -> Result<(), ApiError> {
+        self.call_empty::<()>(Method::DELETE, &format!("/api/v1/tokens/{id}"), None)
+    }
+
+    // ---- vaults ----
+
+    pub fn destinations(&self) -> Result<Vec<Destination>, ApiError> {
+        self.get("/api/v1/destinations")
+    }
+
+    pub fn vaults(&self, tenant: Option<&str>) -> Result<Vec<Vault>, ApiError> {
+        self.get_query("/api/v1/vaults", &in_tenant(tenant))
+    }
+
+    pub fn vault(&self, id: &str) -> Result<Vault, ApiError> {
+        self.get(&format!("/api/v1/vaults/{id}"))
+    }
+
+    pub fn create_vault(&self, r: &CreateVault) -> Result<Vault, ApiError> {
+        self.call(Method::POST, "/api/v1/vaults", Some(r))
+    }
+
+    pub fn delete_vault(&self, id: &str) -> Result<(), ApiError> {
+        self.call_empty::<()>(Method::DELETE, &format!("/api/v1/vaults/{id}"), None)
+    }
+
+    /// The snapshots of a managed vault, read by the server with the key it holds.
+    pub fn vault_snapshots(&self, id: &str) -> Result<Vec<SnapshotInfo>, ApiError> {
+        self.get(&format!("/api/v1/vaults/{id}/snapshots"))
+    }
+
+    // ---- audit ----
+
+    pub fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, ApiError> {
+        self.get_query("/api/v1/audit", q)
+    }
+
+    /// Every matching event, as one text body in the given format.
+    pub fn audit_export(&self, q: &AuditQuery, format: ExportFormat) -> Result<String, ApiError> {
+        #[derive(Serialize)]
+        struct Export<'a> {
+            #[serde(flatten)]
+            q: &'a AuditQuery,
+            format: &'static str,
+        }
+        let export = Export {
+            q,
+            format: format.as_str(),
+        };
+        self.get_text("/api/v1/audit/export", &export)
+    }
+
+    /// The head of each visible tenant's audit chain.
+    pub fn audit_heads(&self, tenant: Option<&str>) -> Result<Vec<AuditHead>, ApiError> {
+        self.get_query("/api/v1/audit/heads", &in_tenant(tenant))
+    }
+}

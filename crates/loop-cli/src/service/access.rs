@@ -1,0 +1,106 @@
+//! `loop device` and `loop token`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use loop_api::*;
+use serde_json::json;
+
+use super::api;
+use crate::args::Global;
+use crate::output::show;
+use crate::service_args::*;
+
+pub(crate) fn device(g: &Global, c: DeviceCommand) -> Result<ExitCode> {
+    let api = api(g)?;
+    match c {
+        DeviceCommand::List { tenant } => {
+            let ds: Vec<Device> = api.devices(tenant.as_deref())?;
+            show(g, &ds, |ds| {
+                for d in ds {
+                    println!("{}  {}  {}", d.id, d.tenant_id, d.name);
+                }
+            })
+        }
+        DeviceCommand::Create { tenant, name } => {
+            let d: Device = api.create_device(&CreateDevice {
+                tenant_id: tenant,
+                name,
+            })?;
+            show(g, &d, |d| println!("created device {} ({})", d.name, d.id))
+        }
+        DeviceCommand::Delete { id } => {
+            api.delete_device(&id)?;
+            show(g, &json!({"deleted": id}), |_| {
+                println!("deleted device {id}")
+            })
+        }
+    }
+}
+
+pub(crate) fn token(g: &Global, c: TokenCommand) -> Result<ExitCode> {
+    let api = api(g)?;
+    match c {
+        TokenCommand::List { tenant } => {
+            let ts: Vec<Token> = api.tokens(tenant.as_deref())?;
+            show(g, &ts, |ts| {
+                for t in ts {
+                    let state = if t.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{}  {:<7}  {:<6}  {}  [{}]",
+                        t.id,
+                        state,
+                        t.kind,
+                        t.name,
+                        permission_list(&t.permissions)
+                    );
+                }
+            })
+        }
+        TokenCommand::Create {
+            tenant,
+            name,
+            kind,
+            device,
+            vaults,
+            permissions,
+            expires_days,
+        } => {
+            let r: CreatedToken = api.create_token(&CreateToken {
+                tenant_id: tenant,
+                name,
+                kind,
+                device_id: device,
+                vault_ids: vaults,
+                permissions,
+                expires_in_days: expires_days,
+            })?;
+            show(g, &r, |r| {
+                println!(
+                    "created token {} [{}]",
+                    r.token.id,
+                    permission_list(&r.token.permissions)
+                );
+                println!(
+                    "secret (shown once; use it as LOOP_TOKEN): {}",
+                    r.secret.expose()
+                );
+            })
+        }
+        TokenCommand::Revoke { id } => {
+            api.revoke_token(&id)?;
+            show(g, &json!({"revoked": id}), |_| {
+                println!("revoked token {id}")
+            })
+        }
+    }
+}
+
+/// `backup,restore`: a token's permissions as `--permission` takes them.
+fn permission_list(ps: &[TokenPermission]) -> String {
+    ps.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",")
+}

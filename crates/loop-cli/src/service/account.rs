@@ -1,0 +1,120 @@
+//! Signing in and out, and the signed-in user's sessions.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use loop_agent::{ApiClient, Connection};
+use loop_api::*;
+use serde_json::json;
+
+use super::{SavedSession, api, config_dir, password_from_env_or_prompt, session_file};
+use crate::args::Global;
+use crate::output::show;
+use crate::service_args::*;
+
+pub(crate) fn login(g: &Global, a: LoginArgs) -> Result<ExitCode> {
+    let password = password_from_env_or_prompt("LOOP_LOGIN_PASSWORD", "password: ")?;
+    let conn = Connection::new(&a.server, &g.trust())?;
+    let client = ApiClient::new(conn, None);
+    let r: LoginResponse = client.login(&LoginRequest {
+        email: a.email.clone(),
+        password: password.into(),
+        totp: a.totp.clone(),
+        remember: a.remember,
+        device_label: Some(
+            a.device_label
+                .clone()
+                .unwrap_or_else(|| format!("loop CLI on {}", crate::repo_open::hostname())),
+        ),
+    })?;
+    let dir = config_dir()?;
+    std::fs::create_dir_all(&dir)?;
+    let saved = SavedSession {
+        server: client.conn.base.clone(),
+        session_token: r.session_token.expose().to_string(),
+        fingerprint: g.server_fingerprint.clone(),
+        cacert: g.cacert.clone(),
+    };
+    write_private(
+        &session_file()?,
+        serde_json::to_string_pretty(&saved)?.as_bytes(),
+    )?;
+    show(g, &json!({"user": r.user, "session": r.session}), |_| {
+        println!("signed in as {} ({})", r.user.email, r.user.id)
+    })
+}
+
+pub(super) fn write_private(path: &std::path::Path, data: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    // `mode` applies only when the file is created; an older file may be more open.
+    use std::os::unix::fs::PermissionsExt as _;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(data)?;
+    Ok(())
+}
+
+pub(crate) fn logout(g: &Global) -> Result<ExitCode> {
+    let client = api(g)?;
+    client.logout()?;
+    std::fs::remove_file(session_file()?).ok();
+    if !g.quiet {
+        println!("signed out");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn whoami(g: &Global) -> Result<ExitCode> {
+    let me: Me = api(g)?.me()?;
+    show(g, &me, |m| {
+        println!(
+            "{} {} <{}> {}",
+            m.user.first_name, m.user.last_name, m.user.email, m.user.id
+        );
+        for r in &m.roles {
+            println!("  {} on {}", r.role, r.tenant_id);
+        }
+    })
+}
+
+pub(crate) fn session(g: &Global, c: SessionCommand) -> Result<ExitCode> {
+    let api = api(g)?;
+    match c {
+        SessionCommand::List { tenant } => {
+            let ss: Vec<Session> = api.sessions(tenant.as_deref())?;
+            show(g, &ss, |ss| {
+                for s in ss {
+                    let state = if s.ended_at.is_some() {
+                        "ended"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{}{}  {:<6}  {}  {}  {} / {}  {}",
+                        if s.current { "*" } else { " " },
+                        s.id,
+                        state,
+                        s.created_at.to_rfc3339(),
+                        s.ip.as_deref().unwrap_or("-"),
+                        s.browser.as_deref().unwrap_or("-"),
+                        s.os.as_deref().unwrap_or("-"),
+                        s.device_label.as_deref().unwrap_or("")
+                    );
+                }
+            })
+        }
+        SessionCommand::Revoke { id } => {
+            api.revoke_session(&id)?;
+            show(g, &json!({"revoked": id}), |_| {
+                println!("ended session {id}")
+            })
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! `loop server`: runs the service.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::service_args::*;
+
+/// `loop server reconcile`: one line per vault, or JSON.
+async fn reconcile(
+    config: &loop_server::Config,
+    vault: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
+    let done = loop_server::usage::reconcile(config, vault).await?;
+    if json {
+        let rows: Vec<_> = done
+            .iter()
+            .map(|v| {
+                serde_json::json!({
+                    "vault_id": v.vault_id,
+                    "tenant_id": v.tenant_id,
+                    "objects": v.objects,
+                    "used_bytes_before": v.change.used_before,
+                    "used_bytes": v.change.used_after,
+                    "recorded": v.change.recorded,
+                    "dropped": v.change.dropped,
+                    "resized": v.change.resized,
+                })
+            })
+            .collect();
+        crate::output::print_json(&rows)?;
+    } else {
+        for v in &done {
+            println!(
+                "vault {}: {} objects, used {} -> {} bytes ({} recorded, {} dropped, {} resized)",
+                v.vault_id,
+                v.objects,
+                v.change.used_before,
+                v.change.used_after,
+                v.change.recorded,
+                v.change.dropped,
+                v.change.resized
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn server(a: ServerArgs, json: bool) -> Result<ExitCode> {
+    let mut config = loop_server::Config::load(a.config.as_deref())?;
+    if let Some(d) = a.data_dir {
+        config.data_dir = d;
+    }
+    if let Some(l) = a.listen {
+        config.listen = l;
+    }
+    if let Some(e) = a.admin_email {
+        config.admin_email = e;
+    }
+    if let (Some(c), Some(k)) = (a.tls_cert, a.tls_key) {
+        config.tls.cert = Some(c);
+        config.tls.key = Some(k);
+    }
+    loop_server::init_logging(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("loop-server")
+        .build()?;
+    if let Some(ServerCommand::Reconcile { vault }) = a.command {
+        return runtime.block_on(reconcile(&config, vault.as_deref(), json));
+    }
+    runtime.block_on(async {
+        let admin_email = config.admin_email.clone();
+        let app = loop_server::Application::build(config).await?;
+        println!("loop server listening on https://{}", app.addr);
+        println!("certificate SHA-256 fingerprint: {}", app.fingerprint);
+        if let Some(p) = &app.cert_path {
+            println!("certificate: {}", p.display());
+        }
+        if let Some(pw) = &app.initial_admin_password {
+            println!("first administrator: {admin_email}");
+            println!("password (shown once, change it after signing in): {pw}");
+        }
+        std::io::stdout().flush().ok();
+        app.run().await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,61 @@
+//! `loop tenant`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use loop_api::*;
+
+use super::api;
+use crate::args::Global;
+use crate::output::show;
+use crate::service_args::*;
+
+pub(crate) fn tenant(g: &Global, c: TenantCommand) -> Result<ExitCode> {
+    let api = api(g)?;
+    match c {
+        TenantCommand::List => {
+            let ts: Vec<Tenant> = api.tenants()?;
+            show(g, &ts, |ts| {
+                for t in ts {
+                    println!("{}  {:<8}  {}", t.id, t.kind, t.name);
+                }
+            })
+        }
+        TenantCommand::Create { parent, kind, name } => {
+            let t: Tenant = api.create_tenant(&CreateTenant {
+                parent_id: parent,
+                kind,
+                name,
+            })?;
+            show(g, &t, |t| {
+                println!("created {} tenant {} ({})", t.kind, t.name, t.id)
+            })
+        }
+        TenantCommand::Show { id } => {
+            let t: Tenant = api.tenant(&id)?;
+            show(g, &t, |t| {
+                println!("{}  {}  {}  {}", t.id, t.kind, t.name, t.status)
+            })
+        }
+        TenantCommand::Erase { id, confirm } => {
+            let e: TenantErasure = api.erase_tenant(&id, &EraseTenant { confirm })?;
+            show(g, &e, |e| {
+                println!("erased tenant {}", e.tenant_id);
+                if e.tenant_key_destroyed {
+                    println!("  tenant key destroyed");
+                }
+                for v in &e.vaults {
+                    println!(
+                        "  vault {}: {} key slot(s) deleted",
+                        v.vault_id,
+                        v.key_slots_deleted.len()
+                    );
+                }
+                println!(
+                    "  {} token(s) revoked, {} session(s) ended, {} user(s) disabled",
+                    e.tokens_revoked, e.sessions_ended, e.users_disabled
+                );
+            })
+        }
+    }
+}

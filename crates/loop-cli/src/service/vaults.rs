@@ -1,0 +1,94 @@
+//! `loop vault`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use loop_api::*;
+use serde_json::json;
+
+use super::api;
+use crate::args::Global;
+use crate::output::show;
+use crate::service_args::*;
+
+fn print_vaults(vs: &[Vault]) {
+    for v in vs {
+        println!(
+            "{}  {}  {}@{} ({})  {} used{}",
+            v.id,
+            v.name,
+            v.destination,
+            v.jurisdiction,
+            v.key_custody,
+            loop_repo::human_bytes(v.used_bytes),
+            v.quota_bytes
+                .map(|q| format!(" of {}", loop_repo::human_bytes(q)))
+                .unwrap_or_default()
+        );
+    }
+}
+
+pub(crate) fn vault(g: &Global, c: VaultCommand) -> Result<ExitCode> {
+    let api = api(g)?;
+    match c {
+        VaultCommand::List { tenant } => {
+            let vs: Vec<Vault> = api.vaults(tenant.as_deref())?;
+            show(g, &vs, |vs| print_vaults(vs))
+        }
+        VaultCommand::Create {
+            tenant,
+            name,
+            destination,
+            quota,
+            customer_key,
+        } => {
+            let v: Vault = api.create_vault(&CreateVault {
+                tenant_id: tenant,
+                name,
+                destination,
+                quota_bytes: quota,
+                key_custody: Some(if customer_key {
+                    KeyCustody::Customer
+                } else {
+                    KeyCustody::Managed
+                }),
+            })?;
+            show(g, &v, |v| {
+                println!("created vault {} ({})", v.name, v.id);
+                println!("repository: {}/vaults/{}", api.conn.base, v.id);
+            })
+        }
+        VaultCommand::Show { id } => {
+            let v: Vault = api.vault(&id)?;
+            show(g, &v, |v| print_vaults(std::slice::from_ref(v)))
+        }
+        VaultCommand::Snapshots { id } => {
+            let ss: Vec<SnapshotInfo> = api.vault_snapshots(&id)?;
+            show(g, &ss, |ss| {
+                for s in ss {
+                    println!(
+                        "{}  {}  {}  {}",
+                        s.id.get(..8).unwrap_or(&s.id),
+                        s.time,
+                        s.host,
+                        s.paths.join(" ")
+                    );
+                }
+            })
+        }
+        VaultCommand::Delete { id } => {
+            api.delete_vault(&id)?;
+            show(g, &json!({"deleted": id}), |_| {
+                println!("deleted vault {id}")
+            })
+        }
+        VaultCommand::Destinations => {
+            let ds: Vec<Destination> = api.destinations()?;
+            show(g, &ds, |ds| {
+                for d in ds {
+                    println!("{}  {}  {}", d.name, d.jurisdiction, d.backend);
+                }
+            })
+        }
+    }
+}
