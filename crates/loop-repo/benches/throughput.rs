@@ -11,41 +11,9 @@ use loop_repo::Id;
 use loop_repo::chunker::{ChunkMode, Chunker, ChunkerParams};
 use loop_repo::crypto::{IdKey, Key};
 use loop_repo::pack::{BlobKind, PackWriter, encode_payload};
+use loop_testkit::data::{noise, text};
 
 const SIZE: usize = 64 << 20;
-
-fn random(len: usize) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
-fn text(len: usize) -> Vec<u8> {
-    let words: Vec<&[u8]> = b"fn let mut struct impl return match if else for while loop { } ( ) ; -> static const unsigned int char void #include <linux/module.h> */ /* kernel"
-        .split(|b| *b == b' ')
-        .collect();
-    let r = random(len);
-    let mut v = Vec::with_capacity(len + 64);
-    let mut i = 0;
-    while v.len() < len {
-        v.extend_from_slice(words[r[i] as usize % words.len()]);
-        v.push(if r[i + 1].is_multiple_of(9) {
-            b'\n'
-        } else {
-            b' '
-        });
-        i += 2;
-    }
-    v.truncate(len);
-    v
-}
 
 fn best_of(label: &str, bytes: usize, mut f: impl FnMut()) {
     let mut best = f64::MAX;
@@ -75,7 +43,7 @@ fn main() {
     );
     let ids = IdKey::new(&Key::generate());
     let master = Key::generate();
-    for (name, data) in [("text", text(SIZE)), ("random", random(SIZE))] {
+    for (name, data) in [("text", text(SIZE, 1)), ("random", noise(SIZE, 1))] {
         println!("-- {name} ({} MiB)", SIZE >> 20);
         best_of("chunking (FastCDC, seeded)", SIZE, || {
             black_box(chunks(&chunker, &data));

@@ -6,8 +6,8 @@
 #![allow(dead_code)]
 
 pub mod cli;
-pub mod garage;
 pub mod server;
-#[path = "../../../loop-server/tests/support/smtp.rs"]
-pub mod smtp;
 pub mod story;
+
+#[allow(unused_imports)]
+pub use loop_testkit::{garage, smtp};

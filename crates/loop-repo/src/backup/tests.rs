@@ -4,6 +4,8 @@ use std::io::{Cursor, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use loop_testkit::data::noise;
+
 use super::{BackupOptions, BackupProgress, StdinSource, run};
 use crate::error::Error;
 use crate::testutil::local_repo;
@@ -17,19 +19,6 @@ fn stdin_options(name: &str, reader: impl Read + Send + 'static) -> BackupOption
         }),
         ..Default::default()
     }
-}
-
-/// Bytes that do not compress or repeat, so every chunk is a new blob.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// A stream of zeros that counts what was read and cancels the backup once `cancel_at` bytes

@@ -6,6 +6,7 @@ use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
+use loop_testkit::data::{noise, write};
 use rustix::fs::{FileType, Mode, XattrFlags};
 
 use super::readers::TREES_AHEAD;
@@ -58,23 +59,6 @@ fn restore(
     };
     adjust(&mut opts);
     run(repo, tree, &opts, &RestoreProgress::default()).unwrap()
-}
-
-fn pseudo_random(len: usize, mut seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        out.extend_from_slice(&seed.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-fn write(path: &Path, data: &[u8]) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, data).unwrap();
 }
 
 /// Names in a directory, sorted.
@@ -137,7 +121,7 @@ fn a_restored_tree_matches_the_original() {
     let src = tmp.path().join("src");
     write(&src.join("empty"), b"");
     write(&src.join("small.txt"), b"hello\n");
-    write(&src.join("big.bin"), &pseudo_random(5 << 20, 7));
+    write(&src.join("big.bin"), &noise(5 << 20, 7));
     write(&src.join("sub/deeper/x.txt"), b"deep");
     std::os::unix::fs::symlink("small.txt", src.join("link")).unwrap();
     write(&src.join("hard1"), b"linked twice");
@@ -232,7 +216,7 @@ fn trees_loaded_ahead_restore_the_same_tree() {
 fn a_forged_copy_of_a_blob_cannot_change_what_is_restored() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    let original = pseudo_random(200_000, 11);
+    let original = noise(200_000, 11);
     write(&src.join("file"), &original);
     let repo = new_repo(tmp.path());
     let tree = backup(&repo, &src);
@@ -441,7 +425,7 @@ fn pack_files(repo_dir: &Path) -> Vec<PathBuf> {
 fn a_damaged_pack_costs_only_the_files_in_it() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    let damaged = pseudo_random(3 << 20, 11);
+    let damaged = noise(3 << 20, 11);
     write(&src.join("damaged.bin"), &damaged);
     let repo = new_repo(tmp.path());
     backup(&repo, &src);
@@ -451,7 +435,7 @@ fn a_damaged_pack_costs_only_the_files_in_it() {
     assert_eq!(first_packs.len(), 2, "{first_packs:?}");
     first_packs.sort_by_key(|p| std::cmp::Reverse(fs::metadata(p).unwrap().len()));
     write(&src.join("good.txt"), b"still fine");
-    write(&src.join("more/good.bin"), &pseudo_random(1 << 20, 12));
+    write(&src.join("more/good.bin"), &noise(1 << 20, 12));
     let tree = backup(&repo, &src);
     let mut bytes = fs::read(&first_packs[0]).unwrap();
     bytes[pack::PACK_HEADER_LEN + 10] ^= 0x01;
@@ -584,7 +568,7 @@ fn device_files_come_back_as_root() {
 fn dump_streams_a_file_and_find_node_resolves_paths() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    let big = pseudo_random(5 << 20, 3);
+    let big = noise(5 << 20, 3);
     write(&src.join("dir/big.bin"), &big);
     let repo = new_repo(tmp.path());
     let tree = backup(&repo, &src);

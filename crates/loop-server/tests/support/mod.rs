@@ -7,8 +7,10 @@
 //! without sleeping.
 #![allow(dead_code)]
 
-pub mod smtp;
 pub mod vault;
+
+#[allow(unused_imports)]
+pub use loop_testkit::smtp;
 
 use std::path::PathBuf;
 use std::time::Duration;

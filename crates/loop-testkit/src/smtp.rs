@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::in_ci;
+
 /// The interpreter that has Debian's aiosmtpd (a `python3` earlier on PATH may not).
 const PYTHON: &[&str] = &["/usr/bin/python3", "python3"];
 
@@ -17,10 +19,6 @@ pub struct SmtpSink {
     python: String,
     pub port: u16,
     dir: tempfile::TempDir,
-}
-
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
 fn free_port() -> u16 {
@@ -78,8 +76,7 @@ impl SmtpSink {
     pub fn restart(&mut self) {
         self.stop();
         // Written so that the `loop` CLI's tests can include this file too.
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../loop-server/tests/support/smtp_sink.py");
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/smtp_sink.py");
         let mut child = Command::new(&self.python)
             .arg(script)
             .arg(self.port.to_string())

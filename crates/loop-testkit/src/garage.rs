@@ -11,7 +11,6 @@
 //! `CI` set to anything but empty, `0` or `false`), where they panic: the
 //! suite must never silently skip real-S3 coverage in CI.
 
-use std::ffi::OsStr;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -19,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::in_ci;
 
 /// S3 region configured on the server (`s3_region`).
 const REGION: &str = "garage";
@@ -426,11 +427,6 @@ fn find_binary() -> Option<PathBuf> {
         .unwrap_or_default();
     let in_cargo = std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo/bin/garage"));
     on_path.into_iter().chain(in_cargo).find(|p| p.is_file())
-}
-
-fn in_ci() -> bool {
-    std::env::var_os("CI")
-        .is_some_and(|v| !v.is_empty() && v != OsStr::new("0") && v != OsStr::new("false"))
 }
 
 /// Drops inherited `GARAGE_*` variables (config path, RPC host/secret,

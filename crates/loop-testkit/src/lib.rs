@@ -1,0 +1,21 @@
+//! `loop-testkit`: what the test suites of every crate share.
+//!
+//! - [`data`]: deterministic generated file contents (incompressible noise, compressible text);
+//! - [`tree`]: file trees with every kind of node and metadata, and their comparison;
+//! - [`garage`]: a real Garage S3 server per test;
+//! - [`smtp`]: a real SMTP server that keeps what it receives.
+//!
+//! A test that needs a component this machine lacks skips loudly, except under CI ([`in_ci`]),
+//! where it fails. The servers under test have their own harnesses: `loop-server`'s tests run
+//! the service in process (with a clock they can move), `loop-cli`'s run the `loop` binary.
+
+pub mod data;
+pub mod garage;
+pub mod smtp;
+pub mod tree;
+
+/// True under CI (`CI` set to anything but empty, `0` or `false`), where a missing component
+/// fails a test instead of skipping it.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
