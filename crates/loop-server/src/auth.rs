@@ -16,7 +16,11 @@ use axum::http::header;
 use axum::http::request::Parts;
 use loop_api::{ActorKind, Outcome, TenantStatus, Token, UserStatus};
 
-use crate::db::identity::{self, BindingRow, SessionRow, TenantRow, UserRow};
+use crate::db::bindings::{self, BindingRow};
+use crate::db::sessions::{self, SessionRow};
+use crate::db::tenants::{self, TenantRow};
+use crate::db::tokens;
+use crate::db::users::{self, UserRow};
 use crate::db::{self, audit::NewEvent, audit::Personal};
 use crate::domain::{Permission, Role, RoleRules as _, secret_hash};
 use crate::error::{ApiError, ApiResult};
@@ -172,7 +176,7 @@ pub fn tenant_erased() -> ApiError {
 /// The answer to a revoked or expired token: its holder learns that the tenant was erased
 /// (so a restore says why it fails), and nothing else.
 async fn ended_token(state: &AppState, token: &Token) -> ApiError {
-    match identity::tenant_by_id(&state.db.pool, &token.tenant_id).await {
+    match tenants::tenant_by_id(&state.db.pool, &token.tenant_id).await {
         Ok(Some(t)) if t.tenant.status == TenantStatus::Erased => tenant_erased(),
         _ => ApiError::unauthenticated(),
     }
@@ -209,7 +213,7 @@ impl FromRequestParts<AppState> for Caller {
             return Err(ApiError::unauthenticated());
         }
         if secret.starts_with("lpt_") {
-            let token = identity::token_by_hash(&state.db.pool, &hash)
+            let token = tokens::token_by_hash(&state.db.pool, &hash)
                 .await?
                 .ok_or_else(ApiError::unauthenticated)?;
             let expired = token
@@ -224,7 +228,7 @@ impl FromRequestParts<AppState> for Caller {
                 client,
             });
         }
-        let Some(session) = identity::session_by_hash(&state.db.pool, &hash).await? else {
+        let Some(session) = sessions::session_by_hash(&state.db.pool, &hash).await? else {
             return Err(ApiError::unauthenticated());
         };
         let s = &session.session;
@@ -240,7 +244,7 @@ impl FromRequestParts<AppState> for Caller {
                 "idle_timeout"
             };
             let mut tx = state.db.begin().await?;
-            if identity::end_session(&mut tx, &s.id, reason, now).await? {
+            if sessions::end_session(&mut tx, &s.id, reason, now).await? {
                 db::audit::append(
                     &mut tx,
                     NewEvent {
@@ -269,16 +273,16 @@ impl FromRequestParts<AppState> for Caller {
                 "the session has ended; sign in again",
             ));
         }
-        let user = identity::user_by_id(&state.db.pool, &s.user_id)
+        let user = users::user_by_id(&state.db.pool, &s.user_id)
             .await?
             .filter(|u| u.user.status == UserStatus::Active)
             .ok_or_else(ApiError::unauthenticated)?;
         // Writing last-seen on every request would make every read a write; a resolution of
         // a few seconds is plenty for idle timeouts measured in minutes.
         if now - s.last_seen_at.timestamp_millis() > 5_000 {
-            identity::touch_session(&state.db.pool, &s.id, now).await?;
+            sessions::touch_session(&state.db.pool, &s.id, now).await?;
         }
-        let bindings = identity::bindings_of(&state.db.pool, &user.user.id).await?;
+        let bindings = bindings::bindings_of(&state.db.pool, &user.user.id).await?;
         crate::access_log::note_tenant(&user.user.tenant_id);
         Ok(Caller {
             principal: Principal::User(Box::new(UserPrincipal {
@@ -396,7 +400,7 @@ impl Caller {
         id: &str,
     ) -> ApiResult<TenantRow> {
         self.user()?;
-        let Some(t) = identity::tenant_by_id(&state.db.pool, id).await? else {
+        let Some(t) = tenants::tenant_by_id(&state.db.pool, id).await? else {
             return Err(ApiError::not_found());
         };
         if self.roles_on(&t.path).next().is_none() {
@@ -427,7 +431,7 @@ impl Caller {
             .filter(|b| b.binding.role.grants(perm))
             .map(|b| b.tenant_path.clone())
             .collect();
-        Ok(identity::tenants_under(&state.db.pool, &paths).await?)
+        Ok(tenants::tenants_under(&state.db.pool, &paths).await?)
     }
 
     /// IDs of [`Caller::visible_tenants`], or only `only` when given (checked the same way).

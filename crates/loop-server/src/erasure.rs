@@ -12,7 +12,7 @@ use object_store::ObjectStoreExt as _;
 
 use crate::auth::Caller;
 use crate::db::audit::{self, NewEvent, Personal};
-use crate::db::identity::{self, TenantRow};
+use crate::db::tenants::{self, TenantRow};
 use crate::db::vaults;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -77,9 +77,9 @@ pub async fn erase_tenant(
     let vaults = vaults::vaults_in(&state.db.pool, std::slice::from_ref(tenant_id)).await?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    let key_destroyed = identity::delete_tenant_key(&mut tx, tenant_id).await?;
-    identity::set_tenant_status(&mut tx, tenant_id, TenantStatus::Erased).await?;
-    let (tokens, sessions, users) = identity::lock_out_tenant(&mut tx, tenant_id, now).await?;
+    let key_destroyed = tenants::delete_tenant_key(&mut tx, tenant_id).await?;
+    tenants::set_tenant_status(&mut tx, tenant_id, TenantStatus::Erased).await?;
+    let (tokens, sessions, users) = tenants::lock_out_tenant(&mut tx, tenant_id, now).await?;
     let vault_ids: Vec<&str> = vaults.iter().map(|v| v.id.as_str()).collect();
     audit::append(
         &mut tx,

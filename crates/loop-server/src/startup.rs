@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigError};
 use crate::db::audit::NewEvent;
-use crate::db::{self, Db, DbError, identity};
+use crate::db::{self, Db, DbError, bindings, tenants, users};
 use crate::destinations::{DestinationError, Destinations};
 use crate::domain::{EmailAddress, new_id};
 use crate::keys::{KeyError, MasterKey};
@@ -173,7 +173,7 @@ impl Application {
 
 /// First start: the provider tenant and its administrator. Returns the generated password.
 async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
-    if identity::provider_tenant(&state.db.pool).await?.is_some() {
+    if tenants::provider_tenant(&state.db.pool).await?.is_some() {
         return Ok(None);
     }
     let email = EmailAddress::parse(&state.config.admin_email)
@@ -217,9 +217,9 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
     };
     let (_, wrapped) = state.master.new_tenant_key(&tenant.id);
     let mut tx = state.db.begin().await?;
-    identity::insert_tenant(&mut tx, &tenant, &format!("/{}/", tenant.id), &wrapped, now).await?;
-    identity::insert_user(&mut tx, &user, Some(&hash), None, now).await?;
-    identity::insert_binding(&mut tx, &binding, now).await?;
+    tenants::insert_tenant(&mut tx, &tenant, &format!("/{}/", tenant.id), &wrapped, now).await?;
+    users::insert_user(&mut tx, &user, Some(&hash), None, now).await?;
+    bindings::insert_binding(&mut tx, &binding, now).await?;
     let system = |action, kind, id: &str| NewEvent {
         tenant_id: tenant.id.clone(),
         actor_kind: ActorKind::System,

@@ -7,9 +7,14 @@
 //! commits, so a change and its record land together or not at all.
 
 pub mod audit;
-pub mod identity;
+pub mod bindings;
+pub mod devices;
 pub mod objects;
 pub mod outbox;
+pub mod sessions;
+pub mod tenants;
+pub mod tokens;
+pub mod users;
 pub mod vaults;
 
 use chrono::{DateTime, Utc};
@@ -157,13 +162,13 @@ mod tests {
         ] {
             sqlx::query(sql).execute(&db.pool).await.unwrap();
         }
-        let e = identity::tenant_by_id(&db.pool, "tn_1").await.unwrap_err();
+        let e = tenants::tenant_by_id(&db.pool, "tn_1").await.unwrap_err();
         assert_eq!(
             e.to_string(),
             "database: column status holds an unknown tenant status \"suspended\": expected \
              active or erased"
         );
-        let e = identity::bindings_of(&db.pool, "us_a").await.unwrap_err();
+        let e = bindings::bindings_of(&db.pool, "us_a").await.unwrap_err();
         assert!(
             matches!(&e, DbError::Value { column: "role", source } if source.value == "root"),
             "{e}"

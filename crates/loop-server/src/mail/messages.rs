@@ -8,7 +8,7 @@
 use loop_api::{TenantStatus, UserStatus};
 
 use crate::db::outbox::{MailKind, Queued};
-use crate::db::{DbResult, identity};
+use crate::db::{DbResult, tenants, users};
 use crate::domain::{new_secret, secret_hash};
 use crate::state::AppState;
 
@@ -26,10 +26,10 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
     let Some(kind) = q.kind else {
         return Ok(None);
     };
-    let Some(row) = identity::user_by_id(pool, &q.user_id).await? else {
+    let Some(row) = users::user_by_id(pool, &q.user_id).await? else {
         return Ok(None);
     };
-    let Some(tenant) = identity::tenant_by_id(pool, &row.user.tenant_id).await? else {
+    let Some(tenant) = tenants::tenant_by_id(pool, &row.user.tenant_id).await? else {
         return Ok(None);
     };
     if tenant.tenant.status == TenantStatus::Erased {
@@ -44,7 +44,7 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
             if u.status != UserStatus::Invited {
                 return Ok(None);
             }
-            if identity::user_by_email(pool, &u.email).await?.is_some() {
+            if users::user_by_email(pool, &u.email).await?.is_some() {
                 Some(Mail {
                     to: u.email.clone(),
                     subject: "An invitation to Loop Backup for an address that has an account"
@@ -63,7 +63,7 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
                 })
             } else {
                 let token = new_secret("lpi");
-                if !identity::issue_invite(pool, &u.id, &secret_hash(&token), now).await? {
+                if !users::issue_invite(pool, &u.id, &secret_hash(&token), now).await? {
                     return Ok(None);
                 }
                 Some(Mail {
@@ -87,7 +87,7 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
             let Some(new) = &u.pending_email else {
                 return Ok(None);
             };
-            if identity::user_by_email(pool, new).await?.is_some() {
+            if users::user_by_email(pool, new).await?.is_some() {
                 Some(Mail {
                     to: new.clone(),
                     subject: "A Loop Backup address change that cannot be made".into(),
@@ -103,8 +103,7 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
                 })
             } else {
                 let token = new_secret("lpe");
-                if !identity::issue_email_token(pool, &u.id, new, &secret_hash(&token), now).await?
-                {
+                if !users::issue_email_token(pool, &u.id, new, &secret_hash(&token), now).await? {
                     return Ok(None);
                 }
                 Some(Mail {

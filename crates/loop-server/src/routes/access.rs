@@ -7,7 +7,7 @@ use loop_api::{CreateDevice, CreateToken, CreatedToken, Device, Session, Token, 
 use super::directory::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
-use crate::db::{self, identity, vaults};
+use crate::db::{self, devices, sessions, tokens, vaults};
 use crate::domain::{self, Permission, new_id, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -23,9 +23,7 @@ pub async fn list_devices(
     let ids = caller
         .tenant_ids(&state, Permission::DeviceRead, f.tenant_id.as_deref())
         .await?;
-    Ok(axum::Json(
-        identity::devices_in(&state.db.pool, &ids).await?,
-    ))
+    Ok(axum::Json(devices::devices_in(&state.db.pool, &ids).await?))
 }
 
 /// Enrol a device
@@ -50,7 +48,7 @@ pub async fn create_device(
         last_seen_at: None,
     };
     let mut tx = state.db.begin().await?;
-    identity::insert_device(&mut tx, &d, now).await?;
+    devices::insert_device(&mut tx, &d, now).await?;
     commit_audited(
         tx,
         caller.event(
@@ -77,7 +75,7 @@ pub async fn delete_device(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.user()?;
-    let d = identity::device_by_id(&state.db.pool, &id)
+    let d = devices::device_by_id(&state.db.pool, &id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     caller
@@ -85,7 +83,7 @@ pub async fn delete_device(
         .await?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    identity::delete_device(&mut tx, &id, now).await?;
+    devices::delete_device(&mut tx, &id, now).await?;
     commit_audited(
         tx,
         caller.event(
@@ -114,7 +112,7 @@ pub async fn list_tokens(
     let ids = caller
         .tenant_ids(&state, Permission::TokenRead, f.tenant_id.as_deref())
         .await?;
-    Ok(axum::Json(identity::tokens_in(&state.db.pool, &ids).await?))
+    Ok(axum::Json(tokens::tokens_in(&state.db.pool, &ids).await?))
 }
 
 /// Create a token
@@ -140,7 +138,7 @@ pub async fn create_token(
     }
     match (req.kind, &req.device_id) {
         (TokenKind::Device, Some(d)) => {
-            let dev = identity::device_by_id(&state.db.pool, d).await?;
+            let dev = devices::device_by_id(&state.db.pool, d).await?;
             if dev.is_none_or(|dev| dev.tenant_id != tenant.tenant.id) {
                 return Err(ApiError::bad_request("no such device in this tenant"));
             }
@@ -182,7 +180,7 @@ pub async fn create_token(
     };
     let secret = new_secret("lpt");
     let mut tx = state.db.begin().await?;
-    identity::insert_token(&mut tx, &t, &secret_hash(&secret), &caller.actor().1, now).await?;
+    tokens::insert_token(&mut tx, &t, &secret_hash(&secret), &caller.actor().1, now).await?;
     commit_audited(
         tx,
         caller.event(
@@ -216,7 +214,7 @@ pub async fn revoke_token(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.user()?;
-    let t = identity::token_by_id(&state.db.pool, &id)
+    let t = tokens::token_by_id(&state.db.pool, &id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     caller
@@ -224,7 +222,7 @@ pub async fn revoke_token(
         .await?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    identity::revoke_token(&mut tx, &id, now).await?;
+    tokens::revoke_token(&mut tx, &id, now).await?;
     commit_audited(
         tx,
         caller.event(
@@ -253,10 +251,10 @@ pub async fn list_sessions(
 ) -> ApiResult<axum::Json<Vec<Session>>> {
     let u = caller.user()?;
     let rows = match &f.tenant_id {
-        None => identity::sessions_of(&state.db.pool, Some(&u.user.user.id), &[]).await?,
+        None => sessions::sessions_of(&state.db.pool, Some(&u.user.user.id), &[]).await?,
         Some(t) => {
             let t = caller.tenant(&state, Permission::SessionRead, t).await?;
-            identity::sessions_of(&state.db.pool, None, &[t.tenant.id]).await?
+            sessions::sessions_of(&state.db.pool, None, &[t.tenant.id]).await?
         }
     };
     let current = &u.session.session.id;
@@ -282,7 +280,7 @@ pub async fn revoke_session(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let u = caller.user()?;
-    let s = identity::session_by_id(&state.db.pool, &id)
+    let s = sessions::session_by_id(&state.db.pool, &id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     if s.session.user_id != u.user.user.id {
@@ -292,7 +290,7 @@ pub async fn revoke_session(
     }
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    identity::end_session(&mut tx, &id, "revoked", now).await?;
+    sessions::end_session(&mut tx, &id, "revoked", now).await?;
     commit_audited(
         tx,
         caller.event(

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::{Json, Path, Query, commit, commit_audited};
 use crate::auth::{self, Caller};
 use crate::db::outbox::{self, MailKind};
-use crate::db::{self, identity};
+use crate::db::{self, bindings, sessions, tenants, users};
 use crate::domain::{
     self, EmailAddress, Permission, RoleRules as _, TenantTree as _, new_id, new_secret,
     secret_hash,
@@ -73,7 +73,7 @@ pub async fn create_tenant(
     let path = format!("{}{}/", parent.path, t.id);
     let (_, wrapped) = state.master.new_tenant_key(&t.id);
     let mut tx = state.db.begin().await?;
-    identity::insert_tenant(&mut tx, &t, &path, &wrapped, now).await?;
+    tenants::insert_tenant(&mut tx, &t, &path, &wrapped, now).await?;
     commit_audited(
         tx,
         caller.event(
@@ -116,7 +116,7 @@ pub async fn list_users(
     let ids = caller
         .tenant_ids(&state, Permission::UserRead, f.tenant_id.as_deref())
         .await?;
-    Ok(axum::Json(identity::users_in(&state.db.pool, &ids).await?))
+    Ok(axum::Json(users::users_in(&state.db.pool, &ids).await?))
 }
 
 /// Create or invite a user
@@ -151,9 +151,9 @@ pub async fn create_user(
     // see every tenant; anyone else gets the same answer either way, and the invitation
     // e-mail tells the address's owner (see `mail::messages`).
     let whole = caller.holds_on_whole_service(Permission::UserRead);
-    if identity::email_in_tenant(&state.db.pool, &tenant.tenant.id, email.as_str()).await?
+    if users::email_in_tenant(&state.db.pool, &tenant.tenant.id, email.as_str()).await?
         || (whole
-            && identity::user_by_email(&state.db.pool, email.as_str())
+            && users::user_by_email(&state.db.pool, email.as_str())
                 .await?
                 .is_some())
     {
@@ -195,7 +195,7 @@ pub async fn create_user(
         pending_email: None,
     };
     let mut tx = state.db.begin().await?;
-    identity::insert_user(
+    users::insert_user(
         &mut tx,
         &user,
         password_hash.as_deref(),
@@ -227,7 +227,7 @@ pub async fn create_user(
             role: r,
             created_at: db::time(now),
         };
-        identity::insert_binding(&mut tx, &b, now).await?;
+        bindings::insert_binding(&mut tx, &b, now).await?;
         db::audit::append(
             &mut tx,
             caller.event(
@@ -260,12 +260,12 @@ async fn scoped_user(
     caller: &Caller,
     perm: Permission,
     id: &str,
-) -> ApiResult<(identity::UserRow, identity::TenantRow)> {
+) -> ApiResult<(users::UserRow, tenants::TenantRow)> {
     caller.user()?;
     if domain::parse_id("us", id).is_none() {
         return Err(ApiError::not_found());
     }
-    let user = identity::user_by_id(&state.db.pool, id)
+    let user = users::user_by_id(&state.db.pool, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     let tenant = caller.tenant(state, perm, &user.user.tenant_id).await?;
@@ -308,7 +308,7 @@ pub async fn update_user(
         let e = EmailAddress::parse(e)?;
         if e.as_str() != u.email {
             let whole = caller.holds_on_whole_service(Permission::UserRead);
-            if identity::email_in_tenant(&state.db.pool, &u.tenant_id, e.as_str()).await? {
+            if users::email_in_tenant(&state.db.pool, &u.tenant_id, e.as_str()).await? {
                 return Err(email_taken());
             }
             if u.status == UserStatus::Invited {
@@ -319,7 +319,7 @@ pub async fn update_user(
                     mail = Some(MailKind::Invitation);
                 }
             } else if whole {
-                if identity::user_by_email(&state.db.pool, e.as_str())
+                if users::user_by_email(&state.db.pool, e.as_str())
                     .await?
                     .is_some()
                 {
@@ -351,15 +351,15 @@ pub async fn update_user(
     }
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    identity::update_user_profile(&mut tx, &u, now)
+    users::update_user_profile(&mut tx, &u, now)
         .await
         .map_err(taken_or_internal)?;
     if fields.contains(&"pending_email") || fields.contains(&"email") {
-        identity::set_pending_email(&mut tx, &u.id, u.pending_email.as_deref(), now).await?;
+        users::set_pending_email(&mut tx, &u.id, u.pending_email.as_deref(), now).await?;
     }
     if mail == Some(MailKind::Invitation) {
         // A code already mailed to the old address must not open the account.
-        identity::clear_invite(&mut tx, &u.id).await?;
+        users::clear_invite(&mut tx, &u.id).await?;
     }
     if let Some(kind) = mail {
         outbox::enqueue(&mut tx, kind, &u.id, now).await?;
@@ -411,9 +411,9 @@ async fn set_status(
     }
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    identity::set_user_status(&mut tx, id, status, now).await?;
+    users::set_user_status(&mut tx, id, status, now).await?;
     let ended = if status == UserStatus::Disabled {
-        identity::end_user_sessions(&mut tx, id, None, "user_disabled", now).await?
+        sessions::end_user_sessions(&mut tx, id, None, "user_disabled", now).await?
     } else {
         0
     };
@@ -467,7 +467,7 @@ pub async fn list_roles(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Vec<RoleBinding>>> {
     scoped_user(&state, &caller, Permission::UserRead, &id).await?;
-    let b = identity::bindings_of(&state.db.pool, &id).await?;
+    let b = bindings::bindings_of(&state.db.pool, &id).await?;
     Ok(axum::Json(b.into_iter().map(|b| b.binding).collect()))
 }
 
@@ -508,7 +508,7 @@ pub async fn grant_role(
         created_at: db::time(now),
     };
     let mut tx = state.db.begin().await?;
-    if !identity::insert_binding(&mut tx, &b, now).await? {
+    if !bindings::insert_binding(&mut tx, &b, now).await? {
         return Err(ApiError::conflict(
             "exists",
             "the user already has this role there",
@@ -539,7 +539,7 @@ pub async fn revoke_role(
     Path((id, binding_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     scoped_user(&state, &caller, Permission::UserRead, &id).await?;
-    let bindings = identity::bindings_of(&state.db.pool, &id).await?;
+    let bindings = bindings::bindings_of(&state.db.pool, &id).await?;
     let b = bindings
         .into_iter()
         .find(|b| b.binding.id == binding_id)
@@ -549,7 +549,7 @@ pub async fn revoke_role(
         .await?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    identity::delete_binding(&mut tx, &id, &binding_id).await?;
+    bindings::delete_binding(&mut tx, &id, &binding_id).await?;
     commit_audited(
         tx,
         caller.event(

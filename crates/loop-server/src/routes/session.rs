@@ -11,8 +11,9 @@ use loop_api::{
 use super::{Json, commit, commit_audited};
 use crate::auth::{self, Caller, ClientInfo};
 use crate::db::audit::{NewEvent, Personal};
-use crate::db::identity::{self, NewSession};
+use crate::db::sessions::{self, NewSession};
 use crate::db::{self};
+use crate::db::{tenants, users};
 use crate::domain::{self, EmailAddress, new_id, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, Attempt};
@@ -140,7 +141,7 @@ pub async fn login(
 ) -> ApiResult<Response> {
     let now = state.now();
     let ip = client.ip.clone().unwrap_or_default();
-    let provider = identity::provider_tenant(&state.db.pool)
+    let provider = tenants::provider_tenant(&state.db.pool)
         .await?
         .ok_or_else(|| ApiError::Internal("no provider tenant".into()))?;
     let email = EmailAddress::parse(&req.email)
@@ -152,7 +153,7 @@ pub async fn login(
             return Err(throttled());
         }
         let user = match &email {
-            Ok(e) => identity::user_by_email(&state.db.pool, e).await?,
+            Ok(e) => users::user_by_email(&state.db.pool, e).await?,
             Err(_) => None,
         };
         let tenant = user
@@ -163,7 +164,7 @@ pub async fn login(
         return Err(throttled());
     }
     let user = match &email {
-        Ok(e) => identity::user_by_email(&state.db.pool, e).await?,
+        Ok(e) => users::user_by_email(&state.db.pool, e).await?,
         Err(_) => None,
     };
     let hash = user
@@ -173,7 +174,7 @@ pub async fn login(
     let password_ok = auth::verify_password(req.password.expose().to_string(), hash).await?;
     let Some(user) = user.filter(|_| password_ok) else {
         let known = match &email {
-            Ok(e) => identity::user_by_email(&state.db.pool, e).await?,
+            Ok(e) => users::user_by_email(&state.db.pool, e).await?,
             Err(_) => None,
         };
         let (tenant, uid, reason) = match &known {
@@ -205,7 +206,7 @@ pub async fn login(
         let totp = totp_for(&state, &user.user, &secret)?;
         let step = totp.check(code.trim(), (now / 1000) as u64);
         let fresh = match step {
-            Some(step) => identity::accept_totp_step(&state.db.pool, &user.user.id, step).await?,
+            Some(step) => users::accept_totp_step(&state.db.pool, &user.user.id, step).await?,
             None => false,
         };
         if !fresh {
@@ -254,7 +255,7 @@ pub async fn login(
         .map(|l| domain::parse_name("device label", l))
         .transpose()?;
     let mut tx = state.db.begin().await?;
-    identity::insert_session(
+    sessions::insert_session(
         &mut tx,
         &NewSession {
             id: &id,
@@ -293,7 +294,7 @@ pub async fn login(
         now,
     )
     .await?;
-    let session = identity::session_by_id(&state.db.pool, &id)
+    let session = sessions::session_by_id(&state.db.pool, &id)
         .await?
         .ok_or_else(|| ApiError::Internal("new session vanished".into()))?;
     let mut s = session.session;
@@ -321,7 +322,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
     let u = caller.user()?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    identity::end_session(&mut tx, &u.session.session.id, "signout", now).await?;
+    sessions::end_session(&mut tx, &u.session.session.id, "signout", now).await?;
     commit_audited(
         tx,
         caller.event(
@@ -407,8 +408,8 @@ pub async fn change_password(
     domain::check_new_password(req.new_password.expose())?;
     let hash = auth::hash_password(req.new_password.expose().to_string()).await?;
     let mut tx = state.db.begin().await?;
-    identity::set_password(&mut tx, &u.user.user.id, &hash, now).await?;
-    let ended = identity::end_user_sessions(
+    users::set_password(&mut tx, &u.user.user.id, &hash, now).await?;
+    let ended = sessions::end_user_sessions(
         &mut tx,
         &u.user.user.id,
         Some(&u.session.session.id),
@@ -470,7 +471,7 @@ pub async fn enroll_totp(
     let totp = totp_with(key.expose().to_vec(), &u.user.user.email)?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    identity::set_totp(&mut tx, &u.user.user.id, Some(&stored), false, now).await?;
+    users::set_totp(&mut tx, &u.user.user.id, Some(&stored), false, now).await?;
     commit_audited(
         tx,
         caller.event(
@@ -517,7 +518,7 @@ pub async fn confirm_totp(
     let now = state.now();
     let step = totp_for(&state, &u.user.user, secret)?.check(req.code.trim(), (now / 1000) as u64);
     let fresh = match step {
-        Some(step) => identity::accept_totp_step(&state.db.pool, &u.user.user.id, step).await?,
+        Some(step) => users::accept_totp_step(&state.db.pool, &u.user.user.id, step).await?,
         None => false,
     };
     if !fresh {
@@ -528,7 +529,7 @@ pub async fn confirm_totp(
         ));
     }
     let mut tx = state.db.begin().await?;
-    identity::set_totp(&mut tx, &u.user.user.id, Some(secret), true, now).await?;
+    users::set_totp(&mut tx, &u.user.user.id, Some(secret), true, now).await?;
     commit_audited(
         tx,
         caller.event(
@@ -560,7 +561,7 @@ pub async fn accept_invite(
     Json(req): Json<AcceptInvite>,
 ) -> ApiResult<StatusCode> {
     let Some(user) =
-        identity::user_by_invite(&state.db.pool, &secret_hash(req.invite_token.expose())).await?
+        users::user_by_invite(&state.db.pool, &secret_hash(req.invite_token.expose())).await?
     else {
         return Err(ApiError::not_found());
     };
@@ -580,7 +581,7 @@ pub async fn accept_invite(
     let mut tx = state.db.begin().await?;
     // The address may have become another account's since the invitation was sent; only
     // the holder of the invitation, the address's owner, learns that here.
-    identity::set_password(&mut tx, &user.user.id, &hash, now)
+    users::set_password(&mut tx, &user.user.id, &hash, now)
         .await
         .map_err(|e| {
             if e.is_unique_violation() {
@@ -629,7 +630,7 @@ pub async fn confirm_email(
     Json(req): Json<ConfirmEmail>,
 ) -> ApiResult<StatusCode> {
     let Some(user) =
-        identity::user_by_email_token(&state.db.pool, &secret_hash(req.token.expose())).await?
+        users::user_by_email_token(&state.db.pool, &secret_hash(req.token.expose())).await?
     else {
         return Err(ApiError::not_found());
     };
@@ -642,7 +643,7 @@ pub async fn confirm_email(
         ));
     }
     let mut tx = state.db.begin().await?;
-    identity::confirm_email(&mut tx, &user.user.id, now)
+    users::confirm_email(&mut tx, &user.user.id, now)
         .await
         .map_err(|e| {
             if e.is_unique_violation() {

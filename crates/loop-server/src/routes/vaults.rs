@@ -13,7 +13,7 @@ use object_store::ObjectStoreExt as _;
 use super::directory::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
-use crate::db::{self, identity, vaults};
+use crate::db::{self, tenants, vaults};
 use crate::domain::{self, Permission, TenantKind, new_id};
 use crate::error::{ApiError, ApiResult};
 use crate::keys::vault_kek;
@@ -31,7 +31,7 @@ pub(crate) async fn managed_kek(
     state: &AppState,
     vault: &Vault,
 ) -> ApiResult<loop_repo::crypto::Key> {
-    let wrapped = identity::tenant_key(&state.db.pool, &vault.tenant_id)
+    let wrapped = tenants::tenant_key(&state.db.pool, &vault.tenant_id)
         .await?
         .ok_or_else(|| {
             ApiError::conflict(

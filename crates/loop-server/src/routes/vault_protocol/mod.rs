@@ -29,7 +29,7 @@ use object_store::{GetOptions, GetRange, ObjectStoreExt as _};
 
 use super::{Json, Path, commit_audited};
 use crate::auth::Caller;
-use crate::db::{identity, vaults};
+use crate::db::{devices, tokens, vaults};
 use crate::destinations::Destination;
 use crate::domain::TokenPermission;
 use crate::error::{ApiError, ApiResult};
@@ -198,7 +198,7 @@ async fn open(
     };
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    identity::touch_token(&mut tx, &a.token.id, now).await?;
+    tokens::touch_token(&mut tx, &a.token.id, now).await?;
     commit_audited(
         tx,
         caller.event(
@@ -217,7 +217,7 @@ async fn open(
     )
     .await?;
     if let Some(d) = &a.token.device_id {
-        identity::touch_device(&state.db.pool, d, now).await?;
+        devices::touch_device(&state.db.pool, d, now).await?;
     }
     Ok(axum::Json(VaultOpenResponse {
         vault_id: a.vault.id,

@@ -1,0 +1,165 @@
+//! Sign-in sessions, from creation to their end.
+
+use loop_api::Session;
+use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+
+use super::{DbResult, Tx, col, opt_time, time};
+
+#[derive(Clone, Debug)]
+pub struct SessionRow {
+    pub session: Session,
+    pub tenant_id: String,
+    pub idle_ms: i64,
+}
+
+fn session(row: &AnyRow) -> DbResult<SessionRow> {
+    Ok(SessionRow {
+        session: Session {
+            id: col(row, "id")?,
+            user_id: col(row, "user_id")?,
+            created_at: time(col(row, "created_at")?),
+            last_seen_at: time(col(row, "last_seen_at")?),
+            expires_at: time(col(row, "expires_at")?),
+            ended_at: opt_time(col(row, "ended_at")?),
+            ip: col(row, "ip")?,
+            user_agent: col(row, "user_agent")?,
+            browser: col(row, "browser")?,
+            os: col(row, "os")?,
+            device_label: col(row, "device_label")?,
+            remember: col::<i64>(row, "remember")? != 0,
+            current: false,
+        },
+        tenant_id: col(row, "tenant_id")?,
+        idle_ms: col::<i64>(row, "idle_secs")? * 1000,
+    })
+}
+
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub token_hash: &'a str,
+    pub user_id: &'a str,
+    pub tenant_id: &'a str,
+    pub expires_at: i64,
+    pub idle_secs: i64,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub browser: Option<&'a str>,
+    pub os: Option<&'a str>,
+    pub device_label: Option<&'a str>,
+    pub remember: bool,
+}
+
+pub async fn insert_session(tx: &mut Tx, s: &NewSession<'_>, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO sessions (id, token_hash, user_id, tenant_id, created_at, last_seen_at,
+            expires_at, idle_secs, ip, user_agent, browser, os, device_label, remember)
+         VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(s.id)
+    .bind(s.token_hash)
+    .bind(s.user_id)
+    .bind(s.tenant_id)
+    .bind(now)
+    .bind(s.expires_at)
+    .bind(s.idle_secs)
+    .bind(s.ip)
+    .bind(s.user_agent)
+    .bind(s.browser)
+    .bind(s.os)
+    .bind(s.device_label)
+    .bind(s.remember as i64)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn session_by_hash(pool: &AnyPool, hash: &str) -> DbResult<Option<SessionRow>> {
+    let row = sqlx::query("SELECT * FROM sessions WHERE token_hash = $1")
+        .bind(hash)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(session).transpose()
+}
+
+pub async fn session_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<SessionRow>> {
+    let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(session).transpose()
+}
+
+pub async fn touch_session(pool: &AnyPool, id: &str, now: i64) -> DbResult<()> {
+    sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND ended_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Ends a session; false when it had already ended.
+pub async fn end_session(tx: &mut Tx, id: &str, reason: &str, now: i64) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Ends every live session of a user except `keep`; returns how many ended.
+pub async fn end_user_sessions(
+    tx: &mut Tx,
+    user_id: &str,
+    keep: Option<&str>,
+    reason: &str,
+    now: i64,
+) -> DbResult<u64> {
+    let r = sqlx::query(
+        "UPDATE sessions SET ended_at = $1, end_reason = $2
+         WHERE user_id = $3 AND ended_at IS NULL AND id <> $4",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(user_id)
+    .bind(keep.unwrap_or(""))
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Sessions of users of the given tenants (or of one user), newest first.
+pub async fn sessions_of(
+    pool: &AnyPool,
+    user_id: Option<&str>,
+    tenant_ids: &[String],
+) -> DbResult<Vec<SessionRow>> {
+    let mut out = Vec::new();
+    if let Some(u) = user_id {
+        let rows =
+            sqlx::query("SELECT * FROM sessions WHERE user_id = $1 ORDER BY created_at DESC")
+                .bind(u)
+                .fetch_all(pool)
+                .await?;
+        for r in &rows {
+            out.push(session(r)?);
+        }
+        return Ok(out);
+    }
+    for t in tenant_ids {
+        let rows =
+            sqlx::query("SELECT * FROM sessions WHERE tenant_id = $1 ORDER BY created_at DESC")
+                .bind(t)
+                .fetch_all(pool)
+                .await?;
+        for r in &rows {
+            out.push(session(r)?);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,151 @@
+//! Tenants: the tree of provider, partners and customers, and each tenant's key.
+
+use loop_api::{Tenant, TenantStatus};
+use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+
+use super::{DbResult, Tx, col, col_value, time};
+
+#[derive(Clone, Debug)]
+pub struct TenantRow {
+    pub tenant: Tenant,
+    pub path: String,
+}
+
+fn tenant(row: &AnyRow) -> DbResult<TenantRow> {
+    Ok(TenantRow {
+        tenant: Tenant {
+            id: col(row, "id")?,
+            parent_id: col(row, "parent_id")?,
+            kind: col_value(row, "kind")?,
+            name: col(row, "name")?,
+            status: col_value(row, "status")?,
+            created_at: time(col(row, "created_at")?),
+        },
+        path: col(row, "path")?,
+    })
+}
+
+pub async fn tenant_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<TenantRow>> {
+    let row = sqlx::query("SELECT * FROM tenants WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(tenant).transpose()
+}
+
+pub async fn provider_tenant(pool: &AnyPool) -> DbResult<Option<TenantRow>> {
+    let row = sqlx::query("SELECT * FROM tenants WHERE parent_id IS NULL")
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(tenant).transpose()
+}
+
+/// Tenants whose path starts with one of `paths` (subtrees), ordered by path.
+pub async fn tenants_under(pool: &AnyPool, paths: &[String]) -> DbResult<Vec<TenantRow>> {
+    let mut out: Vec<TenantRow> = Vec::new();
+    for p in paths {
+        let rows =
+            sqlx::query("SELECT * FROM tenants WHERE substr(path, 1, $1) = $2 ORDER BY path")
+                .bind(p.len() as i64)
+                .bind(p)
+                .fetch_all(pool)
+                .await?;
+        for r in &rows {
+            let t = tenant(r)?;
+            if !out.iter().any(|o| o.tenant.id == t.tenant.id) {
+                out.push(t);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+pub async fn insert_tenant(
+    tx: &mut Tx,
+    t: &Tenant,
+    path: &str,
+    wrapped_key: &str,
+    now: i64,
+) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO tenants (id, parent_id, path, kind, name, status, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&t.id)
+    .bind(&t.parent_id)
+    .bind(path)
+    .bind(t.kind.as_str())
+    .bind(&t.name)
+    .bind(t.status.as_str())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("INSERT INTO tenant_keys (tenant_id, wrapped, created_at) VALUES ($1, $2, $3)")
+        .bind(&t.id)
+        .bind(wrapped_key)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn tenant_key(pool: &AnyPool, tenant_id: &str) -> DbResult<Option<String>> {
+    let row = sqlx::query("SELECT wrapped FROM tenant_keys WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|r| col(&r, "wrapped")).transpose()?)
+}
+
+/// Crypto-shredding: after this, no managed vault of the tenant can be opened.
+pub async fn delete_tenant_key(tx: &mut Tx, tenant_id: &str) -> DbResult<bool> {
+    let r = sqlx::query("DELETE FROM tenant_keys WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Sets a tenant's status; false when it had it already.
+pub async fn set_tenant_status(tx: &mut Tx, id: &str, status: TenantStatus) -> DbResult<bool> {
+    let r = sqlx::query("UPDATE tenants SET status = $1 WHERE id = $2 AND status <> $1")
+        .bind(status.as_str())
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Shuts a tenant's people and machines out: revokes its tokens, ends its users' sessions
+/// and disables its users (invitations included). Returns (tokens, sessions, users).
+pub async fn lock_out_tenant(tx: &mut Tx, id: &str, now: i64) -> DbResult<(u64, u64, u64)> {
+    let tokens = sqlx::query(
+        "UPDATE tokens SET revoked_at = $1 WHERE tenant_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    let sessions = sqlx::query(
+        "UPDATE sessions SET ended_at = $1, end_reason = 'tenant_erased'
+         WHERE tenant_id = $2 AND ended_at IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    let users = sqlx::query(
+        "UPDATE users SET status = 'disabled', updated_at = $1
+         WHERE tenant_id = $2 AND status <> 'disabled'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok((tokens, sessions, users))
+}

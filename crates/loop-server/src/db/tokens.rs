@@ -1,0 +1,112 @@
+//! Tokens: the secrets agents and scripts present, and what each may do.
+
+use loop_api::{Token, TokenPermission};
+use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+
+use super::{DbResult, Tx, col, col_value, opt_time, parse_value, time};
+
+fn split(s: String) -> Vec<String> {
+    s.split_whitespace().map(String::from).collect()
+}
+
+fn token(row: &AnyRow) -> DbResult<Token> {
+    Ok(Token {
+        id: col(row, "id")?,
+        tenant_id: col(row, "tenant_id")?,
+        kind: col_value(row, "kind")?,
+        name: col(row, "name")?,
+        device_id: col(row, "device_id")?,
+        vault_ids: split(col(row, "vault_ids")?),
+        permissions: col::<String>(row, "permissions")?
+            .split_whitespace()
+            .map(|p| parse_value::<TokenPermission>("permissions", p))
+            .collect::<DbResult<_>>()?,
+        created_at: time(col(row, "created_at")?),
+        expires_at: opt_time(col(row, "expires_at")?),
+        revoked_at: opt_time(col(row, "revoked_at")?),
+        last_used_at: opt_time(col(row, "last_used_at")?),
+    })
+}
+
+pub async fn token_by_hash(pool: &AnyPool, hash: &str) -> DbResult<Option<Token>> {
+    let row = sqlx::query("SELECT * FROM tokens WHERE secret_hash = $1")
+        .bind(hash)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(token).transpose()
+}
+
+pub async fn token_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<Token>> {
+    let row = sqlx::query("SELECT * FROM tokens WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(token).transpose()
+}
+
+pub async fn tokens_in(pool: &AnyPool, tenant_ids: &[String]) -> DbResult<Vec<Token>> {
+    let mut out = Vec::new();
+    for t in tenant_ids {
+        let rows = sqlx::query("SELECT * FROM tokens WHERE tenant_id = $1 ORDER BY created_at")
+            .bind(t)
+            .fetch_all(pool)
+            .await?;
+        for r in &rows {
+            out.push(token(r)?);
+        }
+    }
+    Ok(out)
+}
+
+pub async fn insert_token(
+    tx: &mut Tx,
+    t: &Token,
+    secret_hash: &str,
+    created_by: &str,
+    now: i64,
+) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO tokens (id, secret_hash, tenant_id, kind, name, device_id, vault_ids,
+            permissions, created_by, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&t.id)
+    .bind(secret_hash)
+    .bind(&t.tenant_id)
+    .bind(t.kind.as_str())
+    .bind(&t.name)
+    .bind(&t.device_id)
+    .bind(t.vault_ids.join(" "))
+    .bind(
+        t.permissions
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+    .bind(created_by)
+    .bind(now)
+    .bind(t.expires_at.map(|e| e.timestamp_millis()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn revoke_token(tx: &mut Tx, id: &str, now: i64) -> DbResult<bool> {
+    let r = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+pub async fn touch_token(tx: &mut Tx, id: &str, now: i64) -> DbResult<()> {
+    sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! Users: accounts, invitations, e-mail changes, passwords and TOTP.
+
+use loop_api::{User, UserStatus};
+use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+
+use super::{DbResult, Tx, col, col_value, time};
+
+#[derive(Clone, Debug)]
+pub struct UserRow {
+    pub user: User,
+    pub password_hash: Option<String>,
+    pub totp_secret: Option<String>,
+    /// When the current invite token was issued.
+    pub invite_issued_at: Option<i64>,
+    /// When the token confirming `pending_email` was issued.
+    pub email_token_issued_at: Option<i64>,
+}
+
+fn user(row: &AnyRow) -> DbResult<UserRow> {
+    Ok(UserRow {
+        user: User {
+            id: col(row, "id")?,
+            tenant_id: col(row, "tenant_id")?,
+            email: col(row, "email")?,
+            first_name: col(row, "first_name")?,
+            last_name: col(row, "last_name")?,
+            business_address: col(row, "business_address")?,
+            status: col_value(row, "status")?,
+            totp_enabled: col::<i64>(row, "totp_enabled")? != 0,
+            created_at: time(col(row, "created_at")?),
+            pending_email: col(row, "pending_email")?,
+        },
+        invite_issued_at: col(row, "invite_issued_at")?,
+        email_token_issued_at: col(row, "email_token_issued_at")?,
+        password_hash: col(row, "password_hash")?,
+        totp_secret: col(row, "totp_secret")?,
+    })
+}
+
+pub async fn user_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<UserRow>> {
+    let row = sqlx::query("SELECT * FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(user).transpose()
+}
+
+/// The account (active or disabled user) signing in with `email`. Invitations not yet
+/// accepted are not accounts: several may name the same address.
+pub async fn user_by_email(pool: &AnyPool, email: &str) -> DbResult<Option<UserRow>> {
+    let row = sqlx::query("SELECT * FROM users WHERE email = $1 AND status <> 'invited'")
+        .bind(email)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(user).transpose()
+}
+
+/// True when a user of `tenant_id` (account or invitation) has `email`.
+pub async fn email_in_tenant(pool: &AnyPool, tenant_id: &str, email: &str) -> DbResult<bool> {
+    let row = sqlx::query("SELECT id FROM users WHERE tenant_id = $1 AND email = $2")
+        .bind(tenant_id)
+        .bind(email)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Replaces an invited user's invite token.
+pub async fn issue_invite(pool: &AnyPool, id: &str, invite_hash: &str, now: i64) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE users SET invite_hash = $1, invite_issued_at = $2
+         WHERE id = $3 AND status = 'invited'",
+    )
+    .bind(invite_hash)
+    .bind(now)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Makes an invited user's invite token stop working.
+pub async fn clear_invite(tx: &mut Tx, id: &str) -> DbResult<()> {
+    sqlx::query("UPDATE users SET invite_hash = NULL WHERE id = $1 AND status = 'invited'")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Records a new address waiting for confirmation, or none (either way any earlier
+/// confirmation code stops working).
+pub async fn set_pending_email(
+    tx: &mut Tx,
+    id: &str,
+    email: Option<&str>,
+    now: i64,
+) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE users SET pending_email = $1, email_token_hash = NULL,
+            email_token_issued_at = NULL, updated_at = $2 WHERE id = $3",
+    )
+    .bind(email)
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Issues the token that confirms the pending address `email` (still pending and unchanged).
+pub async fn issue_email_token(
+    pool: &AnyPool,
+    id: &str,
+    email: &str,
+    token_hash: &str,
+    now: i64,
+) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE users SET email_token_hash = $1, email_token_issued_at = $2
+         WHERE id = $3 AND pending_email = $4",
+    )
+    .bind(token_hash)
+    .bind(now)
+    .bind(id)
+    .bind(email)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+pub async fn user_by_email_token(pool: &AnyPool, token_hash: &str) -> DbResult<Option<UserRow>> {
+    let row = sqlx::query(
+        "SELECT * FROM users WHERE email_token_hash = $1 AND pending_email IS NOT NULL",
+    )
+    .bind(token_hash)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(user).transpose()
+}
+
+/// Makes the pending address the user's address. Fails with a unique violation when the
+/// address became another account's meanwhile.
+pub async fn confirm_email(tx: &mut Tx, id: &str, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE users SET email = pending_email, pending_email = NULL, email_token_hash = NULL,
+            email_token_issued_at = NULL, updated_at = $1
+         WHERE id = $2 AND pending_email IS NOT NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn user_by_invite(pool: &AnyPool, invite_hash: &str) -> DbResult<Option<UserRow>> {
+    let row = sqlx::query("SELECT * FROM users WHERE invite_hash = $1 AND status = 'invited'")
+        .bind(invite_hash)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(user).transpose()
+}
+
+pub async fn users_in(pool: &AnyPool, tenant_ids: &[String]) -> DbResult<Vec<User>> {
+    let mut out = Vec::new();
+    for t in tenant_ids {
+        let rows = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 ORDER BY email")
+            .bind(t)
+            .fetch_all(pool)
+            .await?;
+        for r in &rows {
+            out.push(user(r)?.user);
+        }
+    }
+    Ok(out)
+}
+
+pub async fn insert_user(
+    tx: &mut Tx,
+    u: &User,
+    password_hash: Option<&str>,
+    invite_hash: Option<&str>,
+    now: i64,
+) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO users (id, tenant_id, email, first_name, last_name, business_address,
+            password_hash, status, invite_hash, created_at, updated_at, invite_issued_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10,
+            CASE WHEN $9 IS NULL THEN NULL ELSE $10 END)",
+    )
+    .bind(&u.id)
+    .bind(&u.tenant_id)
+    .bind(&u.email)
+    .bind(&u.first_name)
+    .bind(&u.last_name)
+    .bind(&u.business_address)
+    .bind(password_hash)
+    .bind(u.status.as_str())
+    .bind(invite_hash)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn update_user_profile(tx: &mut Tx, u: &User, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE users SET email = $1, first_name = $2, last_name = $3, business_address = $4,
+            updated_at = $5 WHERE id = $6",
+    )
+    .bind(&u.email)
+    .bind(&u.first_name)
+    .bind(&u.last_name)
+    .bind(&u.business_address)
+    .bind(now)
+    .bind(&u.id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_user_status(tx: &mut Tx, id: &str, status: UserStatus, now: i64) -> DbResult<()> {
+    sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
+        .bind(status.as_str())
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Sets the password (and activates an invited user, consuming the invite).
+pub async fn set_password(tx: &mut Tx, id: &str, hash: &str, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE users SET password_hash = $1, invite_hash = NULL,
+            status = CASE WHEN status = 'invited' THEN 'active' ELSE status END,
+            updated_at = $2 WHERE id = $3",
+    )
+    .bind(hash)
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_totp(
+    tx: &mut Tx,
+    id: &str,
+    secret: Option<&str>,
+    enabled: bool,
+    now: i64,
+) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE users SET totp_secret = $1, totp_enabled = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(secret)
+    .bind(enabled as i64)
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Records `step` as the user's last accepted TOTP step, only if it is newer than the last
+/// one: false means the code was already used (a replay).
+pub async fn accept_totp_step(pool: &AnyPool, id: &str, step: u64) -> DbResult<bool> {
+    let r =
+        sqlx::query("UPDATE users SET totp_last_step = $1 WHERE id = $2 AND totp_last_step < $1")
+            .bind(step as i64)
+            .bind(id)
+            .execute(pool)
+            .await?;
+    Ok(r.rows_affected() > 0)
+}
