@@ -22,7 +22,7 @@ use crate::db::tenants::{self, TenantRow};
 use crate::db::tokens;
 use crate::db::users::{self, UserRow};
 use crate::db::{self, audit::NewEvent, audit::Personal};
-use crate::domain::{Permission, Role, RoleRules as _, secret_hash};
+use crate::domain::{Permission, Role, RoleRules as _, TenantPath, TenantScope, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -362,15 +362,15 @@ impl Caller {
         }
     }
 
-    fn roles_on(&self, path: &str) -> impl Iterator<Item = Role> + '_ {
+    /// The roles the caller holds on the tenant at `path`: those bound on it or above it.
+    fn roles_on<'a>(&'a self, path: &'a TenantPath) -> impl Iterator<Item = Role> + 'a {
         let bindings = match &self.principal {
             Principal::User(u) => u.bindings.as_slice(),
             Principal::Token(_) => &[],
         };
-        let path = path.to_string();
         bindings
             .iter()
-            .filter(move |b| path.starts_with(&b.tenant_path))
+            .filter(move |b| b.tenant_path.contains(path))
             .map(|b| b.binding.role)
     }
 
@@ -381,14 +381,13 @@ impl Caller {
         let Principal::User(u) = &self.principal else {
             return false;
         };
-        u.bindings.iter().any(|b| {
-            // The provider tenant's path is `/ID/`: one segment.
-            b.tenant_path.matches('/').count() == 2 && b.binding.role.grants(perm)
-        })
+        u.bindings
+            .iter()
+            .any(|b| b.tenant_path.is_root() && b.binding.role.grants(perm))
     }
 
     /// True when `perm` is granted on the tenant at `path`.
-    pub fn can(&self, perm: Permission, path: &str) -> bool {
+    pub fn can(&self, perm: Permission, path: &TenantPath) -> bool {
         self.roles_on(path).any(|r| r.grants(perm))
     }
 
@@ -425,13 +424,36 @@ impl Caller {
         perm: Permission,
     ) -> ApiResult<Vec<TenantRow>> {
         let u = self.user()?;
-        let paths: Vec<String> = u
+        let paths: Vec<TenantPath> = u
             .bindings
             .iter()
             .filter(|b| b.binding.role.grants(perm))
             .map(|b| b.tenant_path.clone())
             .collect();
         Ok(tenants::tenants_under(&state.db.pool, &paths).await?)
+    }
+
+    /// What a listing shows: the tenants on which the caller holds `perm`, or only `only` when
+    /// given (checked as [`Caller::tenant`] does).
+    pub async fn scope(
+        &self,
+        state: &AppState,
+        perm: Permission,
+        only: Option<&str>,
+    ) -> ApiResult<TenantScope> {
+        match only {
+            Some(id) => Ok(TenantScope::One(
+                self.tenant(state, perm, id).await?.tenant.id,
+            )),
+            None => Ok(TenantScope::Subtrees(
+                self.user()?
+                    .bindings
+                    .iter()
+                    .filter(|b| b.binding.role.grants(perm))
+                    .map(|b| b.tenant_path.clone())
+                    .collect(),
+            )),
+        }
     }
 
     /// IDs of [`Caller::visible_tenants`], or only `only` when given (checked the same way).

@@ -124,6 +124,66 @@ pub fn check_new_password(p: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// A tenant's place in the tree: `/`, then the ID of each tenant from the provider down to
+/// this one, each followed by `/` (`/tn_p/tn_a/tn_c/`). A tenant's subtree is every tenant
+/// whose path starts with its own; this type is the one place that rule is written.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TenantPath(String);
+
+impl TenantPath {
+    /// The provider's path, the root of the tree.
+    pub fn root(id: &str) -> TenantPath {
+        TenantPath(format!("/{id}/"))
+    }
+
+    /// The path of this tenant's child `id`.
+    pub fn child(&self, id: &str) -> TenantPath {
+        TenantPath(format!("{}{id}/", self.0))
+    }
+
+    /// True when `other` is this tenant or one below it.
+    pub fn contains(&self, other: &TenantPath) -> bool {
+        other.0.starts_with(&self.0)
+    }
+
+    /// True for the provider's path, whose subtree is the whole service.
+    pub fn is_root(&self) -> bool {
+        self.0.matches('/').count() == 2
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for TenantPath {
+    type Err = loop_api::UnknownValue;
+
+    /// A stored path; anything but `/`-separated, non-empty segments is damage.
+    fn from_str(s: &str) -> Result<TenantPath, loop_api::UnknownValue> {
+        let inner = s.strip_prefix('/').and_then(|s| s.strip_suffix('/'));
+        match inner {
+            Some(inner) if inner.split('/').all(|seg| !seg.is_empty()) => {
+                Ok(TenantPath(s.to_string()))
+            }
+            _ => Err(loop_api::UnknownValue {
+                what: "tenant path",
+                value: s.to_string(),
+                expected: &["/ID/ID/.../"],
+            }),
+        }
+    }
+}
+
+/// The tenants a listing covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TenantScope {
+    /// The one tenant a caller named (`?tenant_id=`), without the tenants below it.
+    One(String),
+    /// Every tenant in these subtrees (none: no tenant at all).
+    Subtrees(Vec<TenantPath>),
+}
+
 /// The tree's shape, which the wire type [`TenantKind`] does not know.
 pub trait TenantTree {
     /// Provider → partner → customer, and a provider may also serve customers directly.
@@ -245,6 +305,22 @@ mod tests {
         assert!(parse_id("tn", &id).is_none());
         assert!(parse_id("vt", "vt_../../etc").is_none());
         assert!(parse_id("vt", &id.to_uppercase()).is_none());
+    }
+
+    #[test]
+    fn a_subtree_holds_its_root_and_what_lies_below_and_nothing_else() {
+        let p: TenantPath = "/tn_p/".parse().unwrap();
+        let a = p.child("tn_a");
+        let c = a.child("tn_c");
+        assert_eq!(c.as_str(), "/tn_p/tn_a/tn_c/");
+        assert!(p.is_root() && !a.is_root());
+        assert!(p.contains(&c) && a.contains(&c) && c.contains(&c));
+        assert!(!c.contains(&a));
+        // A sibling whose ID begins with the same letters is not below.
+        assert!(!a.contains(&p.child("tn_ab")));
+        for bad in ["", "/", "//", "tn_p/", "/tn_p", "/tn_p//tn_a/"] {
+            assert!(bad.parse::<TenantPath>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::auth::Caller;
 use crate::db::audit::{self, NewEvent, Personal};
 use crate::db::tenants::{self, TenantRow};
 use crate::db::vaults;
+use crate::domain::TenantScope;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -74,7 +75,7 @@ pub async fn erase_tenant(
     actor: &Actor,
 ) -> ApiResult<TenantErasure> {
     let tenant_id = &tenant.tenant.id;
-    let vaults = vaults::vaults_in(&state.db.pool, std::slice::from_ref(tenant_id)).await?;
+    let vaults = vaults::vaults_in(&state.db.pool, &TenantScope::One(tenant_id.clone())).await?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
     let key_destroyed = tenants::delete_tenant_key(&mut tx, tenant_id).await?;

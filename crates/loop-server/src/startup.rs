@@ -13,7 +13,7 @@ use crate::config::{Config, ConfigError};
 use crate::db::audit::NewEvent;
 use crate::db::{self, Db, DbError, bindings, tenants, users};
 use crate::destinations::{DestinationError, Destinations};
-use crate::domain::{EmailAddress, new_id};
+use crate::domain::{EmailAddress, TenantPath, new_id};
 use crate::keys::{KeyError, MasterKey};
 use crate::listener::Listener;
 use crate::state::{AppState, Clock, Inner, SigninThrottle};
@@ -217,7 +217,14 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
     };
     let (_, wrapped) = state.master.new_tenant_key(&tenant.id);
     let mut tx = state.db.begin().await?;
-    tenants::insert_tenant(&mut tx, &tenant, &format!("/{}/", tenant.id), &wrapped, now).await?;
+    tenants::insert_tenant(
+        &mut tx,
+        &tenant,
+        &TenantPath::root(&tenant.id),
+        &wrapped,
+        now,
+    )
+    .await?;
     users::insert_user(&mut tx, &user, Some(&hash), None, now).await?;
     bindings::insert_binding(&mut tx, &binding, now).await?;
     let system = |action, kind, id: &str| NewEvent {

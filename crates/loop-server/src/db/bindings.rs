@@ -5,11 +5,12 @@ use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
 use super::{DbResult, Tx, col, col_value, time};
+use crate::domain::TenantPath;
 
 #[derive(Clone, Debug)]
 pub struct BindingRow {
     pub binding: RoleBinding,
-    pub tenant_path: String,
+    pub tenant_path: TenantPath,
 }
 
 fn binding(row: &AnyRow) -> DbResult<BindingRow> {
@@ -21,7 +22,7 @@ fn binding(row: &AnyRow) -> DbResult<BindingRow> {
             role: col_value(row, "role")?,
             created_at: time(col(row, "created_at")?),
         },
-        tenant_path: col(row, "path")?,
+        tenant_path: col_value(row, "path")?,
     })
 }
 

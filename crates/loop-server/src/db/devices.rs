@@ -4,7 +4,9 @@ use loop_api::Device;
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
+use super::tenants::in_scope;
 use super::{DbResult, Tx, col, opt_time, time};
+use crate::domain::TenantScope;
 
 fn device(row: &AnyRow) -> DbResult<Device> {
     Ok(Device {
@@ -24,20 +26,16 @@ pub async fn device_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<Device>> 
     row.as_ref().map(device).transpose()
 }
 
-pub async fn devices_in(pool: &AnyPool, tenant_ids: &[String]) -> DbResult<Vec<Device>> {
-    let mut out = Vec::new();
-    for t in tenant_ids {
-        let rows = sqlx::query(
-            "SELECT * FROM devices WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY name",
-        )
-        .bind(t)
-        .fetch_all(pool)
-        .await?;
-        for r in &rows {
-            out.push(device(r)?);
-        }
-    }
-    Ok(out)
+/// The devices of the tenants in `scope`.
+pub async fn devices_in(pool: &AnyPool, scope: &TenantScope) -> DbResult<Vec<Device>> {
+    let rows = in_scope(
+        pool,
+        "SELECT d.* FROM devices d JOIN tenants t ON t.id = d.tenant_id AND d.deleted_at IS NULL",
+        scope,
+        "t.path, d.name",
+    )
+    .await?;
+    rows.iter().map(device).collect()
 }
 
 pub async fn insert_device(tx: &mut Tx, d: &Device, now: i64) -> DbResult<()> {

@@ -5,11 +5,12 @@ use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
 use super::{DbResult, Tx, col, col_value, time};
+use crate::domain::{TenantPath, TenantScope};
 
 #[derive(Clone, Debug)]
 pub struct TenantRow {
     pub tenant: Tenant,
-    pub path: String,
+    pub path: TenantPath,
 }
 
 fn tenant(row: &AnyRow) -> DbResult<TenantRow> {
@@ -22,7 +23,7 @@ fn tenant(row: &AnyRow) -> DbResult<TenantRow> {
             status: col_value(row, "status")?,
             created_at: time(col(row, "created_at")?),
         },
-        path: col(row, "path")?,
+        path: col_value(row, "path")?,
     })
 }
 
@@ -41,31 +42,45 @@ pub async fn provider_tenant(pool: &AnyPool) -> DbResult<Option<TenantRow>> {
     row.as_ref().map(tenant).transpose()
 }
 
-/// Tenants whose path starts with one of `paths` (subtrees), ordered by path.
-pub async fn tenants_under(pool: &AnyPool, paths: &[String]) -> DbResult<Vec<TenantRow>> {
-    let mut out: Vec<TenantRow> = Vec::new();
-    for p in paths {
-        let rows =
-            sqlx::query("SELECT * FROM tenants WHERE substr(path, 1, $1) = $2 ORDER BY path")
-                .bind(p.len() as i64)
-                .bind(p)
-                .fetch_all(pool)
-                .await?;
-        for r in &rows {
-            let t = tenant(r)?;
-            if !out.iter().any(|o| o.tenant.id == t.tenant.id) {
-                out.push(t);
-            }
-        }
+/// Tenants in the subtrees of `paths`, ordered by path; one query.
+pub async fn tenants_under(pool: &AnyPool, paths: &[TenantPath]) -> DbResult<Vec<TenantRow>> {
+    let scope = TenantScope::Subtrees(paths.to_vec());
+    let rows = in_scope(pool, "SELECT t.* FROM tenants t", &scope, "t.path").await?;
+    rows.iter().map(tenant).collect()
+}
+
+/// The rows of `select` (a query over `tenants t`, joined to what it lists) whose tenant lies
+/// in `scope`, in `order`: every listing over a caller's tenants is this one query.
+pub(crate) async fn in_scope(
+    pool: &AnyPool,
+    select: &'static str,
+    scope: &TenantScope,
+    order: &'static str,
+) -> DbResult<Vec<AnyRow>> {
+    let (filter, binds): (String, Vec<&str>) = match scope {
+        TenantScope::One(id) => ("t.id = $1".into(), vec![id.as_str()]),
+        TenantScope::Subtrees(paths) if paths.is_empty() => return Ok(Vec::new()),
+        TenantScope::Subtrees(paths) => (
+            (1..=paths.len())
+                .map(|n| format!("substr(t.path, 1, length(${n})) = ${n}"))
+                .collect::<Vec<_>>()
+                .join(" OR "),
+            paths.iter().map(TenantPath::as_str).collect(),
+        ),
+    };
+    // Safe to assemble: the parts are constants and numbered placeholders; every value is bound.
+    let sql = format!("{select} WHERE ({filter}) ORDER BY {order}");
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for b in binds {
+        q = q.bind(b);
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
+    Ok(q.fetch_all(pool).await?)
 }
 
 pub async fn insert_tenant(
     tx: &mut Tx,
     t: &Tenant,
-    path: &str,
+    path: &TenantPath,
     wrapped_key: &str,
     now: i64,
 ) -> DbResult<()> {
@@ -75,7 +90,7 @@ pub async fn insert_tenant(
     )
     .bind(&t.id)
     .bind(&t.parent_id)
-    .bind(path)
+    .bind(path.as_str())
     .bind(t.kind.as_str())
     .bind(&t.name)
     .bind(t.status.as_str())

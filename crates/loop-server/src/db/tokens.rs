@@ -4,7 +4,9 @@ use loop_api::{Token, TokenPermission};
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
+use super::tenants::in_scope;
 use super::{DbResult, Tx, col, col_value, opt_time, parse_value, time};
+use crate::domain::TenantScope;
 
 fn split(s: String) -> Vec<String> {
     s.split_whitespace().map(String::from).collect()
@@ -45,18 +47,16 @@ pub async fn token_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<Token>> {
     row.as_ref().map(token).transpose()
 }
 
-pub async fn tokens_in(pool: &AnyPool, tenant_ids: &[String]) -> DbResult<Vec<Token>> {
-    let mut out = Vec::new();
-    for t in tenant_ids {
-        let rows = sqlx::query("SELECT * FROM tokens WHERE tenant_id = $1 ORDER BY created_at")
-            .bind(t)
-            .fetch_all(pool)
-            .await?;
-        for r in &rows {
-            out.push(token(r)?);
-        }
-    }
-    Ok(out)
+/// The tokens of the tenants in `scope`.
+pub async fn tokens_in(pool: &AnyPool, scope: &TenantScope) -> DbResult<Vec<Token>> {
+    let rows = in_scope(
+        pool,
+        "SELECT k.* FROM tokens k JOIN tenants t ON t.id = k.tenant_id",
+        scope,
+        "t.path, k.created_at",
+    )
+    .await?;
+    rows.iter().map(token).collect()
 }
 
 pub async fn insert_token(

@@ -4,7 +4,9 @@ use loop_api::{User, UserStatus};
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
+use super::tenants::in_scope;
 use super::{DbResult, Tx, col, col_value, time};
+use crate::domain::TenantScope;
 
 #[derive(Clone, Debug)]
 pub struct UserRow {
@@ -163,18 +165,16 @@ pub async fn user_by_invite(pool: &AnyPool, invite_hash: &str) -> DbResult<Optio
     row.as_ref().map(user).transpose()
 }
 
-pub async fn users_in(pool: &AnyPool, tenant_ids: &[String]) -> DbResult<Vec<User>> {
-    let mut out = Vec::new();
-    for t in tenant_ids {
-        let rows = sqlx::query("SELECT * FROM users WHERE tenant_id = $1 ORDER BY email")
-            .bind(t)
-            .fetch_all(pool)
-            .await?;
-        for r in &rows {
-            out.push(user(r)?.user);
-        }
-    }
-    Ok(out)
+/// The users of the tenants in `scope`.
+pub async fn users_in(pool: &AnyPool, scope: &TenantScope) -> DbResult<Vec<User>> {
+    let rows = in_scope(
+        pool,
+        "SELECT u.* FROM users u JOIN tenants t ON t.id = u.tenant_id",
+        scope,
+        "t.path, u.email",
+    )
+    .await?;
+    rows.iter().map(|r| user(r).map(|u| u.user)).collect()
 }
 
 pub async fn insert_user(

@@ -4,7 +4,9 @@ use loop_api::Vault;
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
+use super::tenants::in_scope;
 use super::{DbResult, Tx, col, col_value, time};
+use crate::domain::TenantScope;
 
 fn vault(row: &AnyRow) -> DbResult<Vault> {
     Ok(Vault {
@@ -28,20 +30,16 @@ pub async fn vault_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<Vault>> {
     row.as_ref().map(vault).transpose()
 }
 
-pub async fn vaults_in(pool: &AnyPool, tenant_ids: &[String]) -> DbResult<Vec<Vault>> {
-    let mut out = Vec::new();
-    for t in tenant_ids {
-        let rows = sqlx::query(
-            "SELECT * FROM vaults WHERE tenant_id = $1 AND deleted_at IS NULL ORDER BY name",
-        )
-        .bind(t)
-        .fetch_all(pool)
-        .await?;
-        for r in &rows {
-            out.push(vault(r)?);
-        }
-    }
-    Ok(out)
+/// The vaults of the tenants in `scope`.
+pub async fn vaults_in(pool: &AnyPool, scope: &TenantScope) -> DbResult<Vec<Vault>> {
+    let rows = in_scope(
+        pool,
+        "SELECT v.* FROM vaults v JOIN tenants t ON t.id = v.tenant_id AND v.deleted_at IS NULL",
+        scope,
+        "t.path, v.name",
+    )
+    .await?;
+    rows.iter().map(vault).collect()
 }
 
 pub async fn insert_vault(tx: &mut Tx, v: &Vault, now: i64) -> DbResult<()> {

@@ -20,10 +20,12 @@ pub async fn list_devices(
     caller: Caller,
     Query(f): Query<TenantFilter>,
 ) -> ApiResult<axum::Json<Vec<Device>>> {
-    let ids = caller
-        .tenant_ids(&state, Permission::DeviceRead, f.tenant_id.as_deref())
+    let scope = caller
+        .scope(&state, Permission::DeviceRead, f.tenant_id.as_deref())
         .await?;
-    Ok(axum::Json(devices::devices_in(&state.db.pool, &ids).await?))
+    Ok(axum::Json(
+        devices::devices_in(&state.db.pool, &scope).await?,
+    ))
 }
 
 /// Enrol a device
@@ -109,10 +111,10 @@ pub async fn list_tokens(
     caller: Caller,
     Query(f): Query<TenantFilter>,
 ) -> ApiResult<axum::Json<Vec<Token>>> {
-    let ids = caller
-        .tenant_ids(&state, Permission::TokenRead, f.tenant_id.as_deref())
+    let scope = caller
+        .scope(&state, Permission::TokenRead, f.tenant_id.as_deref())
         .await?;
-    Ok(axum::Json(tokens::tokens_in(&state.db.pool, &ids).await?))
+    Ok(axum::Json(tokens::tokens_in(&state.db.pool, &scope).await?))
 }
 
 /// Create a token

@@ -70,7 +70,7 @@ pub async fn create_tenant(
         status: TenantStatus::Active,
         created_at: db::time(now),
     };
-    let path = format!("{}{}/", parent.path, t.id);
+    let path = parent.path.child(&t.id);
     let (_, wrapped) = state.master.new_tenant_key(&t.id);
     let mut tx = state.db.begin().await?;
     tenants::insert_tenant(&mut tx, &t, &path, &wrapped, now).await?;
@@ -113,10 +113,10 @@ pub async fn list_users(
     caller: Caller,
     Query(f): Query<TenantFilter>,
 ) -> ApiResult<axum::Json<Vec<User>>> {
-    let ids = caller
-        .tenant_ids(&state, Permission::UserRead, f.tenant_id.as_deref())
+    let scope = caller
+        .scope(&state, Permission::UserRead, f.tenant_id.as_deref())
         .await?;
-    Ok(axum::Json(users::users_in(&state.db.pool, &ids).await?))
+    Ok(axum::Json(users::users_in(&state.db.pool, &scope).await?))
 }
 
 /// Create or invite a user
@@ -487,7 +487,7 @@ pub async fn grant_role(
     let target = caller
         .tenant(&state, Permission::RoleGrant, &req.tenant_id)
         .await?;
-    if !target.path.starts_with(&home.path) {
+    if !home.path.contains(&target.path) {
         return Err(ApiError::bad_request(
             "a role can be bound only on the user's own tenant or one below it",
         ));

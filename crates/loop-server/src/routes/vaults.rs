@@ -74,10 +74,10 @@ pub async fn list_vaults(
     caller: Caller,
     Query(f): Query<TenantFilter>,
 ) -> ApiResult<axum::Json<Vec<Vault>>> {
-    let ids = caller
-        .tenant_ids(&state, Permission::VaultRead, f.tenant_id.as_deref())
+    let scope = caller
+        .scope(&state, Permission::VaultRead, f.tenant_id.as_deref())
         .await?;
-    let vs = vaults::vaults_in(&state.db.pool, &ids).await?;
+    let vs = vaults::vaults_in(&state.db.pool, &scope).await?;
     Ok(axum::Json(
         vs.into_iter()
             .map(|v| with_jurisdiction(&state, v))
