@@ -5,16 +5,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use loop_api::{
     AcceptInvite, ActorKind, ChangePassword, ConfirmEmail, LoginRequest, LoginResponse, Me,
-    Outcome, PasswordCheck, TotpCode, TotpEnrollment, User, UserStatus,
+    Outcome, PasswordCheck, TotpCode, TotpEnrollment, UserStatus,
 };
 
 use super::{Json, commit, commit_audited};
-use crate::auth::{self, Caller, ClientInfo};
+use crate::auth::{self, Caller, ClientInfo, session, totp};
 use crate::db::audit::{NewEvent, Personal};
-use crate::db::sessions::{self, NewSession};
+use crate::db::sessions::{self};
 use crate::db::{self};
 use crate::db::{tenants, users};
-use crate::domain::{self, EmailAddress, new_id, new_secret, secret_hash};
+use crate::domain::{self, EmailAddress, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, Attempt};
 
@@ -77,55 +77,6 @@ async fn audit_refusal(
     )
     .await?;
     commit(tx).await
-}
-
-fn session_cookie(value: &str, max_age: Option<i64>) -> HeaderValue {
-    let mut c = format!(
-        "{}={value}; Path=/; HttpOnly; Secure; SameSite=Lax",
-        loop_api::SESSION_COOKIE
-    );
-    if let Some(secs) = max_age {
-        c.push_str(&format!("; Max-Age={secs}"));
-    }
-    HeaderValue::from_str(&c).expect("cookie is ASCII")
-}
-
-fn parse_user_agent(ua: &str) -> (Option<String>, Option<String>) {
-    match woothee::parser::Parser::new().parse(ua) {
-        Some(r) => {
-            let known = |s: &str| (s != woothee::woothee::VALUE_UNKNOWN).then(|| s.to_string());
-            let browser = known(r.name).map(|n| match known(r.version) {
-                Some(v) => format!("{n} {v}"),
-                None => n,
-            });
-            (browser, known(r.os))
-        }
-        None => (None, None),
-    }
-}
-
-/// The wrapping context of a user's TOTP secret.
-fn totp_context(user_id: &str) -> String {
-    format!("totp:{user_id}")
-}
-
-/// The TOTP generator of a user, from the secret stored wrapped under the master key.
-pub(crate) fn totp_for(state: &AppState, user: &User, stored: &str) -> ApiResult<totp_rs::Totp> {
-    let key = state.master.unwrap(&totp_context(&user.id), stored)?;
-    totp_with(key.expose().to_vec(), &user.email)
-}
-
-fn totp_with(secret: Vec<u8>, account: &str) -> ApiResult<totp_rs::Totp> {
-    totp_rs::Builder::new()
-        .with_algorithm(totp_rs::Algorithm::SHA1)
-        .with_digits(6)
-        .with_skew(1)
-        .with_step_duration(30)
-        .with_secret(secret)
-        .with_account_name(account)
-        .with_issuer(Some("Loop Backup"))
-        .build()
-        .map_err(|e| ApiError::Internal(format!("TOTP setup: {e:?}")))
 }
 
 /// Sign in
@@ -203,14 +154,9 @@ pub async fn login(
                 "enter the code from your authenticator app",
             ));
         };
-        let totp = totp_for(&state, &user.user, &secret)?;
-        let step = totp.check(code.trim(), (now / 1000) as u64);
-        let fresh = match step {
-            Some(step) => users::accept_totp_step(&state.db.pool, &user.user.id, step).await?,
-            None => false,
-        };
-        if !fresh {
-            let reason = if step.is_some() {
+        let checked = totp::check(&state, &user.user, &secret, code, now).await?;
+        if checked != totp::Code::Accepted {
+            let reason = if checked == totp::Code::Reused {
                 "reused_totp"
             } else {
                 "wrong_totp"
@@ -232,48 +178,23 @@ pub async fn login(
     }
     state.throttle.succeeded(&account, &ip, now);
 
-    let cfg = &state.config.session;
-    let (idle_secs, lifetime_ms) = if req.remember {
-        let d = cfg.remember_days as i64 * 86_400;
-        (d, d * 1000)
-    } else {
-        (
-            cfg.idle_minutes as i64 * 60,
-            cfg.absolute_hours as i64 * 3_600_000,
-        )
-    };
-    let secret = new_secret("lps");
-    let id = new_id("se");
-    let (browser, os) = client
-        .user_agent
-        .as_deref()
-        .map(parse_user_agent)
-        .unwrap_or_default();
     let label = req
         .device_label
         .as_deref()
         .map(|l| domain::parse_name("device label", l))
         .transpose()?;
     let mut tx = state.db.begin().await?;
-    sessions::insert_session(
+    let started = session::start(
         &mut tx,
-        &NewSession {
-            id: &id,
-            token_hash: &secret_hash(&secret),
-            user_id: &user.user.id,
-            tenant_id: &user.user.tenant_id,
-            expires_at: now + lifetime_ms,
-            idle_secs,
-            ip: client.ip.as_deref(),
-            user_agent: client.user_agent.as_deref(),
-            browser: browser.as_deref(),
-            os: os.as_deref(),
-            device_label: label.as_deref(),
-            remember: req.remember,
-        },
+        &state,
+        &user.user,
+        &client,
+        label.as_deref(),
+        req.remember,
         now,
     )
     .await?;
+    let (id, secret) = (started.id, started.secret);
     commit_audited(
         tx,
         NewEvent {
@@ -307,7 +228,7 @@ pub async fn login(
     let mut headers = HeaderMap::new();
     headers.insert(
         header::SET_COOKIE,
-        session_cookie(&secret, req.remember.then_some(lifetime_ms / 1000)),
+        session::cookie(&secret, started.cookie_max_age),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok((headers, axum::Json(body)).into_response())
@@ -336,7 +257,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
     )
     .await?;
     let mut headers = HeaderMap::new();
-    headers.insert(header::SET_COOKIE, session_cookie("", Some(0)));
+    headers.insert(header::SET_COOKIE, session::cookie("", Some(0)));
     Ok((StatusCode::NO_CONTENT, headers).into_response())
 }
 
@@ -466,9 +387,9 @@ pub async fn enroll_totp(
     // 256 random bits, kept wrapped under the master key: a copy of the database alone
     // cannot generate codes.
     let key = loop_repo::crypto::Key::generate();
-    let stored = state.master.wrap(&totp_context(&u.user.user.id), &key);
+    let stored = state.master.wrap(&totp::context(&u.user.user.id), &key);
     let secret = totp_rs::Secret::from(key.expose().to_vec()).to_base32();
-    let totp = totp_with(key.expose().to_vec(), &u.user.user.email)?;
+    let totp = totp::with_secret(key.expose().to_vec(), &u.user.user.email)?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
     users::set_totp(&mut tx, &u.user.user.id, Some(&stored), false, now).await?;
@@ -516,12 +437,7 @@ pub async fn confirm_totp(
         ));
     };
     let now = state.now();
-    let step = totp_for(&state, &u.user.user, secret)?.check(req.code.trim(), (now / 1000) as u64);
-    let fresh = match step {
-        Some(step) => users::accept_totp_step(&state.db.pool, &u.user.user.id, step).await?,
-        None => false,
-    };
-    if !fresh {
+    if totp::check(&state, &u.user.user, secret, &req.code, now).await? != totp::Code::Accepted {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_totp",

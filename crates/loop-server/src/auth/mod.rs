@@ -6,13 +6,25 @@
 //! [`Caller::visible_tenants`] (a listing). Both apply the same rule: a tenant outside the
 //! caller's bindings does not exist for the caller (404); inside them but without the
 //! permission is 403.
+//!
+//! - [`password`]: Argon2id hashing;
+//! - [`session`]: a session's life, from sign-in to its end;
+//! - [`totp`]: authenticator codes, each accepted once;
+//! - [`csrf`]: the cross-site check on changes made with the cookie;
+//! - [`request`]: the sender's address, user agent and credential;
+//! - [`vault_access`]: what a token may do on the vault protocol.
 
-use std::net::SocketAddr;
+pub mod csrf;
+pub mod password;
+pub mod request;
+pub mod session;
+pub mod totp;
+pub mod vault_access;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::header;
+pub use password::{hash_password, verify_password};
+pub use request::ClientInfo;
+
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use loop_api::{ActorKind, Outcome, TenantStatus, Token, UserStatus};
 
@@ -21,88 +33,10 @@ use crate::db::sessions::{self, SessionRow};
 use crate::db::tenants::{self, TenantRow};
 use crate::db::tokens;
 use crate::db::users::{self, UserRow};
-use crate::db::{self, audit::NewEvent, audit::Personal};
+use crate::db::{audit::NewEvent, audit::Personal};
 use crate::domain::{Permission, Role, RoleRules as _, TenantPath, TenantScope, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-
-/// Argon2 runs at most this many at once (one per core): each takes 19 MiB and a core for
-/// tens of milliseconds, and a flood of sign-ins must queue, not exhaust memory.
-fn argon2_permits() -> &'static tokio::sync::Semaphore {
-    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    PERMITS.get_or_init(|| {
-        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
-    })
-}
-
-async fn argon2_permit() -> ApiResult<tokio::sync::SemaphorePermit<'static>> {
-    argon2_permits()
-        .acquire()
-        .await
-        .map_err(|e| ApiError::Internal(format!("argon2 permits: {e}")))
-}
-
-/// Hashes a password with Argon2id (PHC string). Runs on a blocking thread.
-pub async fn hash_password(password: String) -> ApiResult<String> {
-    let _permit = argon2_permit().await?;
-    let r = tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-    })
-    .await?;
-    r.map_err(|e| ApiError::Internal(format!("password hashing: {e}")))
-}
-
-/// Checks a password against a stored hash; a missing hash is checked against a dummy so
-/// that unknown accounts take as long as known ones.
-pub async fn verify_password(password: String, hash: Option<String>) -> ApiResult<bool> {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let _permit = argon2_permit().await?;
-    let ok = tokio::task::spawn_blocking(move || {
-        let dummy = DUMMY.get_or_init(|| {
-            Argon2::default()
-                .hash_password(b"loop dummy password")
-                .map(|h| h.to_string())
-                .unwrap_or_default()
-        });
-        let known = hash.is_some();
-        let h = hash.unwrap_or_else(|| dummy.clone());
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), h.as_str())
-            .is_ok();
-        ok && known
-    })
-    .await?;
-    Ok(ok)
-}
-
-/// Where a request comes from.
-#[derive(Clone, Debug, Default)]
-pub struct ClientInfo {
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> ApiResult<Self> {
-        Ok(client_info(parts))
-    }
-}
-
-fn client_info(parts: &Parts) -> ClientInfo {
-    let ip = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
-    let user_agent = parts
-        .headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(512).collect());
-    ClientInfo { ip, user_agent }
-}
 
 /// A signed-in person.
 #[derive(Clone, Debug)]
@@ -123,46 +57,6 @@ pub enum Principal {
 pub struct Caller {
     pub principal: Principal,
     pub client: ClientInfo,
-}
-
-fn bearer(parts: &Parts) -> Option<String> {
-    let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| rest.trim().to_string())
-}
-
-/// True when a browser says the request comes from another origin. Browsers send
-/// `Sec-Fetch-Site` (and `Origin` on unsafe requests); clients that are not browsers send
-/// neither and authenticate with a bearer token anyway. This, with SameSite=Lax cookies, is
-/// the defence against cross-site request forgery.
-fn is_cross_site(parts: &Parts) -> bool {
-    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(site) = header("sec-fetch-site") {
-        return !matches!(site, "same-origin" | "none");
-    }
-    // HTTP/1.1 names the server in Host; HTTP/2 in the :authority of the URI.
-    let host = header("host").or_else(|| parts.uri.authority().map(|a| a.as_str()));
-    match (header("origin"), host) {
-        (Some(origin), Some(host)) => origin != format!("https://{host}"),
-        (Some(_), None) => true,
-        (None, _) => false,
-    }
-}
-
-fn session_cookie(parts: &Parts) -> Option<String> {
-    for v in parts.headers.get_all(header::COOKIE) {
-        let Ok(s) = v.to_str() else { continue };
-        for pair in s.split(';') {
-            if let Some((k, v)) = pair.trim().split_once('=')
-                && k == loop_api::SESSION_COOKIE
-            {
-                return Some(v.to_string());
-            }
-        }
-    }
-    None
 }
 
 pub fn tenant_erased() -> ApiError {
@@ -186,24 +80,20 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Caller> {
-        let client = client_info(parts);
+        let client = request::client_info(parts);
         let from_cookie;
-        let secret = match bearer(parts) {
+        let secret = match request::bearer(parts) {
             Some(b) => {
                 from_cookie = false;
                 b
             }
             None => {
                 from_cookie = true;
-                session_cookie(parts).ok_or_else(ApiError::unauthenticated)?
+                request::session_cookie(parts).ok_or_else(ApiError::unauthenticated)?
             }
         };
-        if from_cookie && !parts.method.is_safe() && is_cross_site(parts) {
-            return Err(ApiError::new(
-                axum::http::StatusCode::FORBIDDEN,
-                "cross_site_request",
-                "a change with the session cookie must come from this site's own pages",
-            ));
+        if from_cookie && !parts.method.is_safe() && csrf::is_cross_site(parts) {
+            return Err(csrf::refused());
         }
         let now = state.now();
         let hash = secret_hash(&secret);
@@ -231,57 +121,13 @@ impl FromRequestParts<AppState> for Caller {
         let Some(session) = sessions::session_by_hash(&state.db.pool, &hash).await? else {
             return Err(ApiError::unauthenticated());
         };
+        session::check_alive(state, &session, &client, now).await?;
         let s = &session.session;
-        if s.ended_at.is_some() {
-            return Err(ApiError::unauthenticated());
-        }
-        let idle = now - s.last_seen_at.timestamp_millis() >= session.idle_ms;
-        let absolute = now >= s.expires_at.timestamp_millis();
-        if idle || absolute {
-            let reason = if absolute {
-                "absolute_timeout"
-            } else {
-                "idle_timeout"
-            };
-            let mut tx = state.db.begin().await?;
-            if sessions::end_session(&mut tx, &s.id, reason, now).await? {
-                db::audit::append(
-                    &mut tx,
-                    NewEvent {
-                        tenant_id: session.tenant_id.clone(),
-                        actor_kind: ActorKind::System,
-                        actor_id: None,
-                        action: "session.expire",
-                        object_kind: "session",
-                        object_id: Some(s.id.clone()),
-                        outcome: Outcome::Success,
-                        personal: Personal {
-                            user_id: Some(s.user_id.clone()),
-                            ip: client.ip.clone(),
-                            user_agent: client.user_agent.clone(),
-                        },
-                        details: serde_json::json!({"reason": reason, "user_id": s.user_id}),
-                    },
-                    now,
-                )
-                .await?;
-            }
-            tx.commit().await.map_err(db::DbError::from)?;
-            return Err(ApiError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                "session_expired",
-                "the session has ended; sign in again",
-            ));
-        }
         let user = users::user_by_id(&state.db.pool, &s.user_id)
             .await?
             .filter(|u| u.user.status == UserStatus::Active)
             .ok_or_else(ApiError::unauthenticated)?;
-        // Writing last-seen on every request would make every read a write; a resolution of
-        // a few seconds is plenty for idle timeouts measured in minutes.
-        if now - s.last_seen_at.timestamp_millis() > 5_000 {
-            sessions::touch_session(&state.db.pool, &s.id, now).await?;
-        }
+        session::seen(state, &session, now).await?;
         let bindings = bindings::bindings_of(&state.db.pool, &user.user.id).await?;
         crate::access_log::note_tenant(&user.user.tenant_id);
         Ok(Caller {
