@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use loop_api::{
     AcceptInvite, ActorKind, ChangePassword, ConfirmEmail, LoginRequest, LoginResponse, Me,
-    Outcome, PasswordCheck, TotpCode, TotpEnrollment, UserStatus,
+    Outcome, PasswordCheck, TotpCode, TotpEnrollment, User, UserStatus,
 };
 
 use super::{Json, commit, commit_audited};
@@ -77,6 +77,33 @@ async fn audit_refusal(
     )
     .await?;
     commit(tx).await
+}
+
+/// An event in which a user acts on their own account with no session yet (signing in, or
+/// redeeming a code from an e-mail): the user is the actor and the subject of its personal data.
+fn own_event(
+    user: &User,
+    client: &ClientInfo,
+    action: &'static str,
+    object_kind: &'static str,
+    object_id: String,
+    details: serde_json::Value,
+) -> NewEvent {
+    NewEvent {
+        tenant_id: user.tenant_id.clone(),
+        actor_kind: ActorKind::User,
+        actor_id: Some(user.id.clone()),
+        action,
+        object_kind,
+        object_id: Some(object_id),
+        outcome: Outcome::Success,
+        personal: Personal {
+            user_id: Some(user.id.clone()),
+            ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+        },
+        details,
+    }
 }
 
 /// Sign in
@@ -197,21 +224,14 @@ pub async fn login(
     let (id, secret) = (started.id, started.secret);
     commit_audited(
         tx,
-        NewEvent {
-            tenant_id: user.user.tenant_id.clone(),
-            actor_kind: ActorKind::User,
-            actor_id: Some(user.user.id.clone()),
-            action: "auth.signin",
-            object_kind: "session",
-            object_id: Some(id.clone()),
-            outcome: Outcome::Success,
-            personal: Personal {
-                user_id: Some(user.user.id.clone()),
-                ip: client.ip.clone(),
-                user_agent: client.user_agent.clone(),
-            },
-            details: serde_json::json!({ "remember": req.remember, "totp": user.user.totp_enabled }),
-        },
+        own_event(
+            &user.user,
+            &client,
+            "auth.signin",
+            "session",
+            id.clone(),
+            serde_json::json!({ "remember": req.remember, "totp": user.user.totp_enabled }),
+        ),
         now,
     )
     .await?;
@@ -511,21 +531,14 @@ pub async fn accept_invite(
         })?;
     commit_audited(
         tx,
-        NewEvent {
-            tenant_id: user.user.tenant_id.clone(),
-            actor_kind: ActorKind::User,
-            actor_id: Some(user.user.id.clone()),
-            action: "user.invite_accept",
-            object_kind: "user",
-            object_id: Some(user.user.id.clone()),
-            outcome: Outcome::Success,
-            personal: Personal {
-                user_id: Some(user.user.id.clone()),
-                ip: client.ip,
-                user_agent: client.user_agent,
-            },
-            details: serde_json::json!({}),
-        },
+        own_event(
+            &user.user,
+            &client,
+            "user.invite_accept",
+            "user",
+            user.user.id.clone(),
+            serde_json::json!({}),
+        ),
         now,
     )
     .await?;
@@ -570,21 +583,14 @@ pub async fn confirm_email(
         })?;
     commit_audited(
         tx,
-        NewEvent {
-            tenant_id: user.user.tenant_id.clone(),
-            actor_kind: ActorKind::User,
-            actor_id: Some(user.user.id.clone()),
-            action: "user.email_confirm",
-            object_kind: "user",
-            object_id: Some(user.user.id.clone()),
-            outcome: Outcome::Success,
-            personal: Personal {
-                user_id: Some(user.user.id.clone()),
-                ip: client.ip,
-                user_agent: client.user_agent,
-            },
-            details: serde_json::json!({}),
-        },
+        own_event(
+            &user.user,
+            &client,
+            "user.email_confirm",
+            "user",
+            user.user.id.clone(),
+            serde_json::json!({}),
+        ),
         now,
     )
     .await?;
