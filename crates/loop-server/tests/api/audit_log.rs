@@ -1,0 +1,442 @@
+//! The audit log: every change lands in it, and the exported chain verifies.
+
+use super::*;
+
+/// Each state-changing route of the API and the audit action a valid request to it records,
+/// in the order the walk takes them (signing out last).
+const AUDITED: &[(&str, &str, &str)] = &[
+    ("post", "/api/v1/auth/login", "auth.signin"),
+    ("post", "/api/v1/tenants", "tenant.create"),
+    ("post", "/api/v1/users", "user.create"),
+    ("patch", "/api/v1/users/{id}", "user.update"),
+    ("post", "/api/v1/users/{id}/disable", "user.disable"),
+    ("post", "/api/v1/users/{id}/enable", "user.enable"),
+    ("post", "/api/v1/users/{id}/roles", "role.grant"),
+    (
+        "delete",
+        "/api/v1/users/{id}/roles/{binding_id}",
+        "role.revoke",
+    ),
+    ("post", "/api/v1/auth/accept-invite", "user.invite_accept"),
+    ("post", "/api/v1/me/password", "user.password_change"),
+    ("post", "/api/v1/me/totp", "user.totp_enroll"),
+    ("post", "/api/v1/me/totp/confirm", "user.totp_enable"),
+    ("post", "/api/v1/devices", "device.create"),
+    ("delete", "/api/v1/devices/{id}", "device.delete"),
+    ("post", "/api/v1/tokens", "token.create"),
+    ("delete", "/api/v1/tokens/{id}", "token.revoke"),
+    ("post", "/api/v1/vaults", "vault.create"),
+    ("delete", "/api/v1/vaults/{id}", "vault.delete"),
+    ("delete", "/api/v1/sessions/{id}", "session.revoke"),
+    ("post", "/api/v1/tenants/{id}/erase", "tenant.erase"),
+    ("post", "/api/v1/auth/confirm-email", "user.email_confirm"),
+    ("post", "/api/v1/auth/logout", "auth.signout"),
+];
+
+/// One request, ready to send.
+struct Call {
+    bearer: Option<String>,
+    path: String,
+    body: Option<Value>,
+}
+
+/// The objects the audit walk acts on.
+struct AuditWalk<'a> {
+    server: &'a Server,
+    admin: Caller<'a>,
+    tenant_id: String,
+    /// A user who changes their own password and enrols TOTP.
+    sam: Caller<'a>,
+    /// Sam's password as it stands (the walk changes it).
+    sam_password: &'static str,
+    made: u32,
+}
+
+impl AuditWalk<'_> {
+    /// A fresh invited user of the customer (no password to hash), optionally with a role.
+    fn user(&mut self, role: Option<&str>) -> String {
+        self.made += 1;
+        let r = self
+            .admin
+            .post(
+                "/api/v1/users",
+                json!({
+                    "tenant_id": self.tenant_id, "email": format!("person{}@example.org", self.made),
+                    "first_name": "Pat", "last_name": "Doe", "role": role,
+                }),
+            )
+            .expect(201);
+        r["user"]["id"].as_str().unwrap().into()
+    }
+
+    fn created(&self, path: &str, body: Value) -> String {
+        let r = self.admin.post(path, body).expect(201);
+        let obj = if r.get("token").is_some() {
+            &r["token"]
+        } else {
+            &r
+        };
+        obj["id"].as_str().unwrap().into()
+    }
+
+    /// Builds what the request to `method path` needs, then the request itself.
+    fn prepare(&mut self, method: &str, path: &str) -> Call {
+        let admin = Some(self.admin.secret.clone());
+        let by_admin = |path: String, body: Option<Value>| Call {
+            bearer: admin.clone(),
+            path,
+            body,
+        };
+        let t = self.tenant_id.clone();
+        match (method, path) {
+            ("post", "/api/v1/auth/login") => Call {
+                bearer: None,
+                path: path.into(),
+                body: Some(json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD })),
+            },
+            ("post", "/api/v1/auth/logout") => Call {
+                bearer: Some(self.server.admin().secret),
+                path: path.into(),
+                body: None,
+            },
+            ("post", "/api/v1/auth/accept-invite") => {
+                let r = self
+                    .admin
+                    .post(
+                        "/api/v1/users",
+                        json!({ "tenant_id": t, "email": "invitee@example.org",
+                                "first_name": "In", "last_name": "Vitee" }),
+                    )
+                    .expect(201);
+                Call {
+                    bearer: None,
+                    path: path.into(),
+                    body: Some(json!({
+                        "invite_token": r["invite_token"], "password": "invitee-password-1",
+                    })),
+                }
+            }
+            ("post", "/api/v1/auth/confirm-email") => Call {
+                bearer: None,
+                path: path.into(),
+                body: Some(json!({
+                    "token": self.server.plant_email_code(&self.sam.user_id, "sam-new@example.org"),
+                })),
+            },
+            ("post", "/api/v1/me/password") => {
+                let current = std::mem::replace(&mut self.sam_password, "sam-new-password-2");
+                Call {
+                    bearer: Some(self.sam.secret.clone()),
+                    path: path.into(),
+                    body: Some(json!({
+                        "current_password": current, "new_password": self.sam_password,
+                    })),
+                }
+            }
+            ("post", "/api/v1/me/totp") => Call {
+                bearer: Some(self.sam.secret.clone()),
+                path: path.into(),
+                body: Some(json!({ "current_password": self.sam_password })),
+            },
+            ("post", "/api/v1/me/totp/confirm") => {
+                let e = self
+                    .server
+                    .call(
+                        "post",
+                        "/api/v1/me/totp",
+                        Some(&self.sam.secret),
+                        Some(&json!({ "current_password": self.sam_password })),
+                    )
+                    .expect(200);
+                let code = totp_code(e["secret"].as_str().unwrap(), self.server);
+                Call {
+                    bearer: Some(self.sam.secret.clone()),
+                    path: path.into(),
+                    body: Some(json!({ "code": code })),
+                }
+            }
+            ("post", "/api/v1/tenants") => {
+                let provider = self.admin.provider_tenant_id();
+                by_admin(
+                    path.into(),
+                    Some(json!({ "parent_id": provider, "kind": "customer", "name": "Second" })),
+                )
+            }
+            ("post", "/api/v1/users") => by_admin(
+                path.into(),
+                Some(json!({
+                    "tenant_id": t, "email": "new.person@example.org", "first_name": "New",
+                    "last_name": "Person", "password": "new-person-password", "role": "operator",
+                })),
+            ),
+            ("patch", "/api/v1/users/{id}") => {
+                let u = self.user(None);
+                by_admin(
+                    format!("/api/v1/users/{u}"),
+                    Some(json!({ "last_name": "Renamed", "business_address": "1 Main St" })),
+                )
+            }
+            ("post", "/api/v1/users/{id}/disable") => {
+                let u = self.user(None);
+                by_admin(format!("/api/v1/users/{u}/disable"), None)
+            }
+            ("post", "/api/v1/users/{id}/enable") => {
+                let u = self.user(None);
+                self.admin
+                    .post(&format!("/api/v1/users/{u}/disable"), json!({}))
+                    .expect(200);
+                by_admin(format!("/api/v1/users/{u}/enable"), None)
+            }
+            ("post", "/api/v1/users/{id}/roles") => {
+                let u = self.user(None);
+                by_admin(
+                    format!("/api/v1/users/{u}/roles"),
+                    Some(json!({ "tenant_id": t, "role": "auditor" })),
+                )
+            }
+            ("delete", "/api/v1/users/{id}/roles/{binding_id}") => {
+                let u = self.user(Some("operator"));
+                let roles = self
+                    .admin
+                    .get(&format!("/api/v1/users/{u}/roles"))
+                    .expect(200);
+                let b = roles[0]["id"].as_str().unwrap();
+                by_admin(format!("/api/v1/users/{u}/roles/{b}"), None)
+            }
+            ("post", "/api/v1/devices") => by_admin(
+                path.into(),
+                Some(json!({ "tenant_id": t, "name": "workstation" })),
+            ),
+            ("delete", "/api/v1/devices/{id}") => {
+                let d = self.created(
+                    "/api/v1/devices",
+                    json!({ "tenant_id": t, "name": "old-pc" }),
+                );
+                by_admin(format!("/api/v1/devices/{d}"), None)
+            }
+            ("post", "/api/v1/tokens") => by_admin(
+                path.into(),
+                Some(json!({
+                    "tenant_id": t, "name": "ci", "kind": "api", "permissions": ["backup"],
+                })),
+            ),
+            ("delete", "/api/v1/tokens/{id}") => {
+                let k = self.created(
+                    "/api/v1/tokens",
+                    json!({ "tenant_id": t, "name": "old", "kind": "api", "permissions": ["backup"] }),
+                );
+                by_admin(format!("/api/v1/tokens/{k}"), None)
+            }
+            ("post", "/api/v1/vaults") => by_admin(
+                path.into(),
+                Some(json!({ "tenant_id": t, "name": "documents", "destination": "local" })),
+            ),
+            ("delete", "/api/v1/vaults/{id}") => {
+                let v = self.created(
+                    "/api/v1/vaults",
+                    json!({ "tenant_id": t, "name": "old-vault", "destination": "local" }),
+                );
+                by_admin(format!("/api/v1/vaults/{v}"), None)
+            }
+            ("delete", "/api/v1/sessions/{id}") => {
+                let other = self.server.admin();
+                by_admin(format!("/api/v1/sessions/{}", other.session_id), None)
+            }
+            ("post", "/api/v1/tenants/{id}/erase") => {
+                let provider = self.admin.provider_tenant_id();
+                let leaving = self.created(
+                    "/api/v1/tenants",
+                    json!({ "parent_id": provider, "kind": "customer", "name": "Leaving" }),
+                );
+                by_admin(
+                    format!("/api/v1/tenants/{leaving}/erase"),
+                    Some(json!({ "confirm": "Leaving" })),
+                )
+            }
+            _ => panic!("{method} {path}: no valid request known; add it to prepare()"),
+        }
+    }
+}
+
+#[test]
+fn every_change_through_the_api_lands_in_the_audit_log() {
+    let server = Server::start();
+    let admin = server.admin();
+    let doc = server.openapi();
+    let documented: BTreeSet<(String, String)> = documented_routes(&doc)
+        .into_iter()
+        .filter(Route::changes_state)
+        .map(|r| (r.method, r.path))
+        .collect();
+    let walked: BTreeSet<(String, String)> = AUDITED
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    let missing: Vec<_> = documented.difference(&walked).collect();
+    let stale: Vec<_> = walked.difference(&documented).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "AUDITED must list exactly the state-changing routes of the OpenAPI document; \
+         missing: {missing:?}, not documented: {stale:?}"
+    );
+
+    let provider = admin.provider_tenant_id();
+    let tenant = admin
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": provider, "kind": "customer", "name": "Acme" }),
+        )
+        .expect(201);
+    let tenant_id = tenant["id"].as_str().unwrap().to_string();
+    admin
+        .post(
+            "/api/v1/users",
+            json!({
+                "tenant_id": tenant_id, "email": "sam@example.org", "first_name": "Sam",
+                "last_name": "Smith", "password": USER_PASSWORD,
+            }),
+        )
+        .expect(201);
+    let sam = server.sign_in("sam@example.org", USER_PASSWORD);
+    let mut walk = AuditWalk {
+        server: &server,
+        admin: admin.clone(),
+        tenant_id,
+        sam,
+        sam_password: USER_PASSWORD,
+        made: 0,
+    };
+
+    for (method, path, action) in AUDITED {
+        let call = walk.prepare(method, path);
+        let before = admin.audit_events();
+        let r = server.call(
+            method,
+            &call.path,
+            call.bearer.as_deref(),
+            call.body.as_ref(),
+        );
+        assert!(
+            (200..300).contains(&r.status),
+            "{method} {}: {} {}",
+            call.path,
+            r.status,
+            r.body
+        );
+        let after = admin.audit_events();
+        support::assert_chained(&after);
+        let seen: BTreeSet<(String, u64)> = before
+            .iter()
+            .map(|e| (e.tenant_id.clone(), e.seq))
+            .collect();
+        let new: Vec<_> = after
+            .iter()
+            .filter(|e| !seen.contains(&(e.tenant_id.clone(), e.seq)))
+            .collect();
+        assert!(
+            after.len() > before.len(),
+            "{method} {path} left no audit event"
+        );
+        assert!(
+            new.iter()
+                .any(|e| e.action == *action && e.outcome == Outcome::Success),
+            "{method} {path} should record {action}; it recorded {:?}",
+            new.iter().map(|e| &e.action).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn the_exported_audit_log_verifies_and_the_csv_has_one_row_per_event() {
+    let server = Server::start();
+    let admin = server.admin();
+    let acme = server.customer(&admin, "acme");
+    assert_eq!(server.login(ADMIN_EMAIL, "not-the-password").status, 401);
+    admin
+        .delete(&format!("/api/v1/tokens/{}", acme.token_id))
+        .expect(204);
+
+    let events = admin.audit_events();
+    let jsonl = admin.get("/api/v1/audit/export?format=jsonl");
+    assert_eq!(jsonl.status, 200);
+    let exported: Vec<loop_api::AuditEvent> = jsonl
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one audit event per line"))
+        .collect();
+    assert_eq!(exported, events);
+    assert_eq!(
+        loop_api::audit::verify(&exported),
+        Ok(events.len() as u64),
+        "the exported chains verify"
+    );
+    let tenants: BTreeSet<&str> = exported.iter().map(|e| e.tenant_id.as_str()).collect();
+    assert_eq!(tenants.len(), 2, "the provider's chain and acme's");
+    assert!(
+        exported
+            .iter()
+            .any(|e| e.action == "auth.signin" && e.outcome == Outcome::Failure)
+    );
+
+    let csv = admin.get("/api/v1/audit/export?format=csv");
+    assert_eq!((csv.status, csv.content_type.as_str()), (200, "text/csv"));
+    let mut lines = csv.body.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "tenant_id,seq,version,at,actor_kind,actor_id,action,object_kind,object_id,outcome,details,ip,user_agent,personal_salt,personal_hash,prev_hash,hash"
+        )
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), events.len());
+    for (row, e) in rows.iter().zip(&events) {
+        assert!(
+            row.starts_with(&format!("{},{},", e.tenant_id, e.seq)),
+            "{row}"
+        );
+        assert!(
+            row.ends_with(&format!(",{},{}", e.prev_hash, e.hash)),
+            "{row}"
+        );
+    }
+
+    // A customer's admin exports only their own chain, and it verifies on its own.
+    let acme_admin = server.as_member(acme.member("admin"));
+    let own: Vec<loop_api::AuditEvent> = acme_admin
+        .get("/api/v1/audit/export")
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!own.is_empty());
+    assert!(own.iter().all(|e| e.tenant_id == acme.tenant_id));
+    assert_eq!(loop_api::audit::verify(&own), Ok(own.len() as u64));
+}
+
+#[test]
+fn an_export_of_a_long_audit_log_holds_every_event() {
+    let server = Server::start();
+    let admin = server.admin();
+    let provider = admin.provider_tenant_id();
+    let user = admin
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": provider, "email": "pat@example.org",
+                    "first_name": "Pat", "last_name": "Doe" }),
+        )
+        .expect(201);
+    let path = format!("/api/v1/users/{}", user["user"]["id"].as_str().unwrap());
+    for n in 0..1000 {
+        admin
+            .patch(&path, json!({ "last_name": format!("Doe {n}") }))
+            .expect(200);
+    }
+    let events = admin.audit_events();
+    assert!(events.len() > 1000);
+    let exported = admin.get("/api/v1/audit/export").body;
+    assert_eq!(
+        exported.lines().count(),
+        events.len(),
+        "the export holds the whole log"
+    );
+}

@@ -1,0 +1,319 @@
+//! Tenant isolation: another tenant's object answers as if it did not exist.
+
+use super::*;
+
+/// A request aimed at a tenant's objects.
+#[derive(Debug)]
+struct Aimed {
+    method: String,
+    path: String,
+    body: Option<Value>,
+}
+
+fn body_naming(method: &str, path: &str, tenant_id: &str) -> Option<Value> {
+    Some(match (method, path) {
+        ("post", "/api/v1/tenants") => {
+            json!({ "parent_id": tenant_id, "kind": "customer", "name": "Mallory Inc" })
+        }
+        ("post", "/api/v1/users") => json!({
+            "tenant_id": tenant_id, "email": "mallory@example.net", "first_name": "Mallory",
+            "last_name": "M", "password": "mallory-password-1", "role": "operator",
+        }),
+        ("post", "/api/v1/devices") => json!({ "tenant_id": tenant_id, "name": "mallory-pc" }),
+        ("post", "/api/v1/tokens") => json!({
+            "tenant_id": tenant_id, "name": "mallory-token", "kind": "api",
+            "permissions": ["restore"],
+        }),
+        ("post", "/api/v1/vaults") => {
+            json!({ "tenant_id": tenant_id, "name": "mallory-vault", "destination": "local" })
+        }
+        ("patch", "/api/v1/users/{id}") => json!({ "first_name": "Mallory" }),
+        ("post", "/api/v1/users/{id}/roles") => {
+            json!({ "tenant_id": tenant_id, "role": "auditor" })
+        }
+        ("post", "/api/v1/tenants/{id}/erase") => json!({ "confirm": tenant_id }),
+        _ => return None,
+    })
+}
+
+/// State-changing routes that act only on the caller (or on nobody yet), so they cannot
+/// be aimed at another tenant.
+const CALLERS_OWN: &[&str] = &[
+    "/api/v1/auth/login",
+    "/api/v1/auth/logout",
+    "/api/v1/auth/accept-invite",
+    "/api/v1/auth/confirm-email",
+    "/api/v1/me/password",
+    "/api/v1/me/totp",
+    "/api/v1/me/totp/confirm",
+];
+
+/// The object of `c` a path parameter stands for, by the resource the path names.
+fn object_for(path: &str, param: &str, c: &Customer) -> String {
+    let resource = segments(path)[0];
+    let operator = c.member("operator");
+    match (resource, param) {
+        ("tenants", "{id}") => c.tenant_id.clone(),
+        ("users", "{id}") => operator.user_id.clone(),
+        ("users", "{binding_id}") => c.binding_id.clone(),
+        ("devices", "{id}") => c.device_id.clone(),
+        ("tokens", "{id}") => c.token_id.clone(),
+        ("vaults", "{id}") => c.vault_id.clone(),
+        ("sessions", "{id}") => operator.session_id.clone(),
+        _ => panic!(
+            "{path}: this test does not know which object {param} stands for; teach object_for"
+        ),
+    }
+}
+
+/// Every documented request that names one of `c`'s objects: by ID in the path, by
+/// `?tenant_id=`, or by the tenant in the body.
+fn requests_aimed_at(doc: &Value, c: &Customer) -> Vec<Aimed> {
+    let mut out = Vec::new();
+    for r in documented_routes(doc) {
+        let aimed = if r.has_path_params() {
+            let path = segments(&r.path)
+                .iter()
+                .map(|s| {
+                    if s.starts_with('{') {
+                        object_for(&r.path, s, c)
+                    } else {
+                        s.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            let body = r.has_body.then(|| {
+                body_naming(&r.method, &r.path, &c.tenant_id)
+                    .unwrap_or_else(|| panic!("{} {}: no request body known", r.method, r.path))
+            });
+            Some((format!("/api/v1/{path}"), body))
+        } else if r.method == "get" && r.has_query("tenant_id") {
+            Some((format!("{}?tenant_id={}", r.path, c.tenant_id), None))
+        } else if r.changes_state() && !CALLERS_OWN.contains(&r.path.as_str()) {
+            let body = body_naming(&r.method, &r.path, &c.tenant_id).unwrap_or_else(|| {
+                panic!(
+                    "{} {}: add a body naming the tenant to body_naming, or the route to CALLERS_OWN",
+                    r.method, r.path
+                )
+            });
+            Some((r.path.clone(), Some(body)))
+        } else {
+            None
+        };
+        if let Some((path, body)) = aimed {
+            out.push(Aimed {
+                method: r.method,
+                path,
+                body,
+            });
+        }
+    }
+    out
+}
+
+/// `s` with every ID of `secrets` replaced by an ID of the same kind that exists nowhere.
+fn ghost(s: &str, secrets: &[String]) -> String {
+    let mut s = s.to_string();
+    for id in secrets {
+        if let Some((kind, _)) = id.split_once('_').filter(|(k, _)| k.len() == 2) {
+            s = s.replace(id.as_str(), &format!("{kind}_{}", "0".repeat(32)));
+        }
+    }
+    s
+}
+
+#[test]
+fn every_route_aimed_at_another_customer_answers_not_found_for_every_role() {
+    let server = Server::start();
+    let admin = server.admin();
+    let alpha = server.customer(&admin, "alpha");
+    let bravo = server.customer(&admin, "bravo");
+    let aimed = requests_aimed_at(&server.openapi(), &bravo);
+    let secrets = bravo.secrets();
+    for list in [
+        "users",
+        "devices",
+        "tokens",
+        "vaults",
+        "sessions",
+        "audit",
+        "audit/export",
+    ] {
+        let filtered = format!("/api/v1/{list}?tenant_id={}", bravo.tenant_id);
+        assert!(
+            aimed.iter().any(|a| a.path == filtered),
+            "the document offers ?tenant_id= on GET /api/v1/{list}"
+        );
+    }
+
+    for member in &alpha.users {
+        for a in &aimed {
+            let what = format!("{} of alpha: {} {}", member.role, a.method, a.path);
+            let r = server.call(&a.method, &a.path, Some(&member.secret), a.body.as_ref());
+            assert_eq!(
+                (r.status, r.code().as_str()),
+                (404, "not_found"),
+                "{what}: {}",
+                r.body
+            );
+            assert_no_leak(&what, &r, &secrets);
+        }
+    }
+
+    // The control: bravo's own admin reaches every one of those objects, so the 404s above
+    // come from the tenant boundary and not from a wrong ID.
+    let bravo_admin = server.as_member(bravo.member("admin"));
+    for a in aimed.iter().filter(|a| a.method == "get") {
+        let r = bravo_admin.get(&a.path);
+        assert_eq!(r.status, 200, "bravo's admin: GET {}: {}", a.path, r.body);
+    }
+    let operator = bravo.member("operator");
+    let sessions = bravo_admin
+        .get(&format!("/api/v1/sessions?tenant_id={}", bravo.tenant_id))
+        .expect(200);
+    assert!(sessions.to_string().contains(&operator.session_id));
+    let roles = bravo_admin
+        .get(&format!("/api/v1/users/{}/roles", operator.user_id))
+        .expect(200);
+    assert!(roles.to_string().contains(&bravo.binding_id));
+    for a in aimed.iter().filter(|a| a.method != "get") {
+        let r = server.call(
+            &a.method,
+            &a.path,
+            Some(&bravo_admin.secret),
+            a.body.as_ref(),
+        );
+        if a.path.ends_with("/erase") {
+            // Erasing is for provider-admins only (roles.rs); the tenant's own admin is
+            // refused, with a 403 since the tenant is in its scope.
+            r.expect_problem(403, "forbidden");
+            continue;
+        }
+        assert!(
+            ![401, 403, 404].contains(&r.status),
+            "bravo's admin: {} {}: {}",
+            a.method,
+            a.path,
+            r.body
+        );
+    }
+}
+
+#[test]
+fn another_customers_ids_inside_a_request_answer_as_if_they_did_not_exist() {
+    let server = Server::start();
+    let admin = server.admin();
+    let alpha = server.customer(&admin, "alpha");
+    let bravo = server.customer(&admin, "bravo");
+    let secrets = bravo.secrets();
+    let alpha_operator = &alpha.member("operator").user_id;
+    let requests = [
+        (
+            "post",
+            format!("/api/v1/users/{alpha_operator}/roles"),
+            Some(json!({ "tenant_id": bravo.tenant_id, "role": "auditor" })),
+        ),
+        (
+            "delete",
+            format!("/api/v1/users/{alpha_operator}/roles/{}", bravo.binding_id),
+            None,
+        ),
+        (
+            "post",
+            "/api/v1/tokens".into(),
+            Some(json!({
+                "tenant_id": alpha.tenant_id, "name": "t", "kind": "api",
+                "vault_ids": [bravo.vault_id], "permissions": ["backup"],
+            })),
+        ),
+        (
+            "post",
+            "/api/v1/tokens".into(),
+            Some(json!({
+                "tenant_id": alpha.tenant_id, "name": "t", "kind": "device",
+                "device_id": bravo.device_id, "permissions": ["backup"],
+            })),
+        ),
+    ];
+    for member in &alpha.users {
+        for (method, path, body) in &requests {
+            let what = format!("{} of alpha: {method} {path} {body:?}", member.role);
+            let r = server.call(method, path, Some(&member.secret), body.as_ref());
+            let nowhere_body = body
+                .as_ref()
+                .map(|b| serde_json::from_str::<Value>(&ghost(&b.to_string(), &secrets)).unwrap());
+            let nowhere = server.call(
+                method,
+                &ghost(path, &secrets),
+                Some(&member.secret),
+                nowhere_body.as_ref(),
+            );
+            assert_eq!(
+                (r.status, r.code()),
+                (nowhere.status, nowhere.code()),
+                "{what}: answers differently for bravo's object ({}) than for none ({})",
+                r.body,
+                nowhere.body
+            );
+            assert!(r.status >= 400, "{what} succeeded: {}", r.body);
+            assert_no_leak(&what, &r, &secrets);
+        }
+    }
+}
+
+#[test]
+fn a_customers_lists_show_only_its_own_objects() {
+    let server = Server::start();
+    let admin = server.admin();
+    let alpha = server.customer(&admin, "alpha");
+    let bravo = server.customer(&admin, "bravo");
+    let secrets = bravo.secrets();
+    let lists: Vec<Route> = documented_routes(&server.openapi())
+        .into_iter()
+        .filter(|r| r.method == "get" && !r.has_path_params())
+        .collect();
+    for member in &alpha.users {
+        for l in &lists {
+            let what = format!("{} of alpha: GET {}", member.role, l.path);
+            let r = server.call("get", &l.path, Some(&member.secret), None);
+            assert!(r.status < 500, "{what}: {}", r.body);
+            assert_no_leak(&what, &r, &secrets);
+        }
+    }
+    // The control: the same lists do show alpha's own objects, and bravo's to the provider.
+    let alpha_admin = server.as_member(alpha.member("admin"));
+    let users = alpha_admin.get("/api/v1/users").expect(200);
+    assert_eq!(users.as_array().unwrap().len(), 4, "alpha's four users");
+    assert!(admin.get("/api/v1/vaults").body.contains(&bravo.vault_id));
+}
+
+#[test]
+fn a_customer_cannot_look_up_the_tree_at_its_provider() {
+    let server = Server::start();
+    let admin = server.admin();
+    let alpha = server.customer(&admin, "alpha");
+    let provider = admin.provider_tenant_id();
+    for member in &alpha.users {
+        let me = server.as_member(member);
+        for path in [
+            format!("/api/v1/tenants/{provider}"),
+            format!("/api/v1/users/{}", admin.user_id),
+            format!("/api/v1/users/{}/roles", admin.user_id),
+            format!("/api/v1/users?tenant_id={provider}"),
+            format!("/api/v1/audit?tenant_id={provider}"),
+        ] {
+            me.get(&path).expect_problem(404, "not_found");
+        }
+        for path in [
+            format!("/api/v1/users/{}/disable", admin.user_id),
+            format!("/api/v1/users/{}/roles", admin.user_id),
+        ] {
+            let r = me.post(&path, json!({ "tenant_id": provider, "role": "admin" }));
+            r.expect_problem(404, "not_found");
+        }
+        me.delete(&format!("/api/v1/sessions/{}", admin.session_id))
+            .expect_problem(404, "not_found");
+    }
+    admin.get("/api/v1/me").expect(200);
+}

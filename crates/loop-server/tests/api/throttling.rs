@@ -1,0 +1,56 @@
+//! Sign-in throttling: per account, per address, and under a burst.
+
+use super::*;
+
+#[test]
+fn five_wrong_passwords_lock_the_account_until_the_window_passes() {
+    let server = Server::start();
+    for _ in 0..5 {
+        server
+            .login(ADMIN_EMAIL, "wrong-password-123")
+            .expect_problem(401, "invalid_credentials");
+    }
+    server
+        .login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        .expect_problem(429, "signin_throttled");
+
+    server.advance(Duration::from_secs(16 * 60));
+    let admin = server.admin();
+    let events = admin.audit_events();
+    assert!(events.iter().any(|e| e.action == "auth.signin"
+        && e.outcome == Outcome::Failure
+        && e.details["reason"] == "throttled"));
+}
+
+#[test]
+fn a_burst_of_simultaneous_guesses_is_throttled_like_a_sequence() {
+    let server = Server::start();
+    let results: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..24)
+            .map(|_| {
+                let server = &server;
+                s.spawn(move || server.login(ADMIN_EMAIL, "a-wrong-guess-123").status)
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = results.iter().filter(|s| **s == 401).count();
+    let refused = results.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + refused, 24, "{results:?}");
+    assert!(checked <= 5, "{checked} guesses were checked: {results:?}");
+}
+
+#[test]
+fn twenty_failures_from_one_address_lock_every_account_from_it() {
+    let server = Server::start();
+    for n in 0..20 {
+        server
+            .login(&format!("nobody{n}@example.org"), "wrong-password-123")
+            .expect_problem(401, "invalid_credentials");
+    }
+    server
+        .login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        .expect_problem(429, "signin_throttled");
+    server.advance(Duration::from_secs(16 * 60));
+    server.admin().get("/api/v1/me").expect(200);
+}
