@@ -111,8 +111,8 @@ fn prune_killed_at_many_points_never_breaks_the_repository() {
     // A prune can finish between the step being seen and the kill; each step is tried up to
     // three times, so that a busy machine still sees prune die mid-run.
     let mut killed_running = 0;
-    for step in 0..4 {
-        for _attempt in 0..3 {
+    for step in 0..4u64 {
+        for attempt in 0..3u64 {
             env.ok(&["forget", "--keep-last", "2"]);
             let packs_before = packs(repo);
             let indexes_before = count_files(&repo.join("index"));
@@ -124,6 +124,11 @@ fn prune_killed_at_many_points_never_breaks_the_repository() {
             };
             let killed = kill_when(&env, &["prune", "--grace", "0s"], reached);
             env.ok(&["check", "--read-data"]);
+            // New data, so that the next forget leaves the next prune something to do.
+            write(
+                &src.join("round"),
+                &noise(4 * 1024 * 1024, 100 + step * 3 + attempt),
+            );
             env.backup(&[&src], &[]);
             if killed {
                 killed_running += 1;
