@@ -1,7 +1,7 @@
 //! One typed method per operation of the management API, so that no caller spells a URL.
 //!
-//! IDs go into paths as given: the server answers a malformed or foreign ID with 404, which
-//! arrives as [`ApiError::Problem`].
+//! IDs are `loop_api`'s ID types, so a malformed one never leaves the client; the server
+//! answers a foreign or unknown ID with 404, which arrives as [`ApiError::Problem`].
 
 use loop_api::*;
 use reqwest::Method;
@@ -12,7 +12,7 @@ use crate::api::{ApiClient, ApiError};
 /// The filters of the audit listing and export; `None` leaves a filter out.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct AuditQuery {
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<TenantId>,
     pub action: Option<String>,
     pub actor_id: Option<String>,
     pub object_id: Option<String>,
@@ -53,7 +53,7 @@ impl std::str::FromStr for ExportFormat {
 }
 
 /// `?tenant_id=` when a tenant is given.
-fn in_tenant(tenant: Option<&str>) -> Vec<(&'static str, String)> {
+fn in_tenant(tenant: Option<&TenantId>) -> Vec<(&'static str, String)> {
     tenant
         .map(|t| ("tenant_id", t.to_string()))
         .into_iter()
@@ -85,11 +85,11 @@ impl ApiClient {
         self.get("/api/v1/me")
     }
 
-    pub fn sessions(&self, tenant: Option<&str>) -> Result<Vec<Session>, ApiError> {
+    pub fn sessions(&self, tenant: Option<&TenantId>) -> Result<Vec<Session>, ApiError> {
         self.get_query("/api/v1/sessions", &in_tenant(tenant))
     }
 
-    pub fn revoke_session(&self, id: &str) -> Result<(), ApiError> {
+    pub fn revoke_session(&self, id: &SessionId) -> Result<(), ApiError> {
         self.call_empty::<()>(Method::DELETE, &format!("/api/v1/sessions/{id}"), None)
     }
 
@@ -99,7 +99,7 @@ impl ApiClient {
         self.get("/api/v1/tenants")
     }
 
-    pub fn tenant(&self, id: &str) -> Result<Tenant, ApiError> {
+    pub fn tenant(&self, id: &TenantId) -> Result<Tenant, ApiError> {
         self.get(&format!("/api/v1/tenants/{id}"))
     }
 
@@ -107,7 +107,7 @@ impl ApiClient {
         self.call(Method::POST, "/api/v1/tenants", Some(r))
     }
 
-    pub fn erase_tenant(&self, id: &str, r: &EraseTenant) -> Result<TenantErasure, ApiError> {
+    pub fn erase_tenant(&self, id: &TenantId, r: &EraseTenant) -> Result<TenantErasure, ApiError> {
         self.call(
             Method::POST,
             &format!("/api/v1/tenants/{id}/erase"),
@@ -117,7 +117,7 @@ impl ApiClient {
 
     // ---- users and roles ----
 
-    pub fn users(&self, tenant: Option<&str>) -> Result<Vec<User>, ApiError> {
+    pub fn users(&self, tenant: Option<&TenantId>) -> Result<Vec<User>, ApiError> {
         self.get_query("/api/v1/users", &in_tenant(tenant))
     }
 
@@ -125,34 +125,34 @@ impl ApiClient {
         self.call(Method::POST, "/api/v1/users", Some(r))
     }
 
-    pub fn update_user(&self, id: &str, r: &UpdateUser) -> Result<User, ApiError> {
+    pub fn update_user(&self, id: &UserId, r: &UpdateUser) -> Result<User, ApiError> {
         self.call(Method::PATCH, &format!("/api/v1/users/{id}"), Some(r))
     }
 
-    pub fn disable_user(&self, id: &str) -> Result<User, ApiError> {
+    pub fn disable_user(&self, id: &UserId) -> Result<User, ApiError> {
         self.call::<(), _>(Method::POST, &format!("/api/v1/users/{id}/disable"), None)
     }
 
-    pub fn enable_user(&self, id: &str) -> Result<User, ApiError> {
+    pub fn enable_user(&self, id: &UserId) -> Result<User, ApiError> {
         self.call::<(), _>(Method::POST, &format!("/api/v1/users/{id}/enable"), None)
     }
 
-    pub fn user_roles(&self, id: &str) -> Result<Vec<RoleBinding>, ApiError> {
+    pub fn user_roles(&self, id: &UserId) -> Result<Vec<RoleBinding>, ApiError> {
         self.get(&format!("/api/v1/users/{id}/roles"))
     }
 
-    pub fn grant_role(&self, id: &str, r: &CreateRoleBinding) -> Result<RoleBinding, ApiError> {
+    pub fn grant_role(&self, id: &UserId, r: &CreateRoleBinding) -> Result<RoleBinding, ApiError> {
         self.call(Method::POST, &format!("/api/v1/users/{id}/roles"), Some(r))
     }
 
-    pub fn revoke_role(&self, id: &str, binding: &str) -> Result<(), ApiError> {
+    pub fn revoke_role(&self, id: &UserId, binding: &RoleBindingId) -> Result<(), ApiError> {
         let path = format!("/api/v1/users/{id}/roles/{binding}");
         self.call_empty::<()>(Method::DELETE, &path, None)
     }
 
     // ---- devices and tokens ----
 
-    pub fn devices(&self, tenant: Option<&str>) -> Result<Vec<Device>, ApiError> {
+    pub fn devices(&self, tenant: Option<&TenantId>) -> Result<Vec<Device>, ApiError> {
         self.get_query("/api/v1/devices", &in_tenant(tenant))
     }
 
@@ -160,11 +160,11 @@ impl ApiClient {
         self.call(Method::POST, "/api/v1/devices", Some(r))
     }
 
-    pub fn delete_device(&self, id: &str) -> Result<(), ApiError> {
+    pub fn delete_device(&self, id: &DeviceId) -> Result<(), ApiError> {
         self.call_empty::<()>(Method::DELETE, &format!("/api/v1/devices/{id}"), None)
     }
 
-    pub fn tokens(&self, tenant: Option<&str>) -> Result<Vec<Token>, ApiError> {
+    pub fn tokens(&self, tenant: Option<&TenantId>) -> Result<Vec<Token>, ApiError> {
         self.get_query("/api/v1/tokens", &in_tenant(tenant))
     }
 
@@ -172,7 +172,7 @@ impl ApiClient {
         self.call(Method::POST, "/api/v1/tokens", Some(r))
     }
 
-    pub fn revoke_token(&self, id: &str) -> Result<(), ApiError> {
+    pub fn revoke_token(&self, id: &TokenId) -> Result<(), ApiError> {
         self.call_empty::<()>(Method::DELETE, &format!("/api/v1/tokens/{id}"), None)
     }
 
@@ -182,11 +182,11 @@ impl ApiClient {
         self.get("/api/v1/destinations")
     }
 
-    pub fn vaults(&self, tenant: Option<&str>) -> Result<Vec<Vault>, ApiError> {
+    pub fn vaults(&self, tenant: Option<&TenantId>) -> Result<Vec<Vault>, ApiError> {
         self.get_query("/api/v1/vaults", &in_tenant(tenant))
     }
 
-    pub fn vault(&self, id: &str) -> Result<Vault, ApiError> {
+    pub fn vault(&self, id: &VaultId) -> Result<Vault, ApiError> {
         self.get(&format!("/api/v1/vaults/{id}"))
     }
 
@@ -194,12 +194,12 @@ impl ApiClient {
         self.call(Method::POST, "/api/v1/vaults", Some(r))
     }
 
-    pub fn delete_vault(&self, id: &str) -> Result<(), ApiError> {
+    pub fn delete_vault(&self, id: &VaultId) -> Result<(), ApiError> {
         self.call_empty::<()>(Method::DELETE, &format!("/api/v1/vaults/{id}"), None)
     }
 
     /// The snapshots of a managed vault, read by the server with the key it holds.
-    pub fn vault_snapshots(&self, id: &str) -> Result<Vec<SnapshotInfo>, ApiError> {
+    pub fn vault_snapshots(&self, id: &VaultId) -> Result<Vec<SnapshotInfo>, ApiError> {
         self.get(&format!("/api/v1/vaults/{id}/snapshots"))
     }
 
@@ -225,7 +225,7 @@ impl ApiClient {
     }
 
     /// The head of each visible tenant's audit chain.
-    pub fn audit_heads(&self, tenant: Option<&str>) -> Result<Vec<AuditHead>, ApiError> {
+    pub fn audit_heads(&self, tenant: Option<&TenantId>) -> Result<Vec<AuditHead>, ApiError> {
         self.get_query("/api/v1/audit/heads", &in_tenant(tenant))
     }
 }

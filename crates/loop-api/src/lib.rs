@@ -5,15 +5,18 @@
 //! audit events), and the vault protocol's [`VaultOpenRequest`] / [`VaultOpenResponse`].
 //! Fields that hold one of a fixed set of values are enums ([`Role`], [`TokenPermission`],
 //! [`UserStatus`], ...) that travel as the plain strings they always were, so a client cannot
-//! send, nor a server answer, a value outside the set.
+//! send, nor a server answer, a value outside the set. IDs in requests are newtypes
+//! ([`TenantId`], [`UserId`], [`VaultId`], ...) that check their shape as they are read.
 //! [`audit::chain_hash`] is here too, so that a client can verify an exported audit log
 //! without trusting the server's word.
 //!
 //! With the `openapi` feature every type also derives an OpenAPI schema.
 
 pub mod audit;
+mod ids;
 mod types;
 
+pub use ids::*;
 pub use types::*;
 
 /// The vault protocol's version segment: `/vaults/{id}/v1/...`.

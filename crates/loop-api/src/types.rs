@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{DeviceId, TenantId, VaultId};
+
 /// Applies the wire derives (and the OpenAPI schema derive, when enabled) to each item.
 macro_rules! wire {
     ($($item:item)*) => {
@@ -302,7 +304,7 @@ wire! {
     }
 
     pub struct CreateTenant {
-        pub parent_id: String,
+        pub parent_id: TenantId,
         /// partner or customer (a provider is the tree's root).
         pub kind: TenantKind,
         pub name: String,
@@ -350,7 +352,7 @@ wire! {
     }
 
     pub struct CreateUser {
-        pub tenant_id: String,
+        pub tenant_id: TenantId,
         pub email: String,
         pub first_name: String,
         pub last_name: String,
@@ -394,7 +396,7 @@ wire! {
     }
 
     pub struct CreateRoleBinding {
-        pub tenant_id: String,
+        pub tenant_id: TenantId,
         pub role: Role,
     }
 
@@ -407,7 +409,7 @@ wire! {
     }
 
     pub struct CreateDevice {
-        pub tenant_id: String,
+        pub tenant_id: TenantId,
         pub name: String,
     }
 
@@ -427,14 +429,15 @@ wire! {
     }
 
     pub struct CreateToken {
-        pub tenant_id: String,
+        pub tenant_id: TenantId,
         pub name: String,
         /// device (bound to `device_id`) or api.
         pub kind: TokenKind,
         #[serde(default)]
-        pub device_id: Option<String>,
+        pub device_id: Option<DeviceId>,
+        /// Vaults the token reaches; empty means every vault of the tenant.
         #[serde(default)]
-        pub vault_ids: Vec<String>,
+        pub vault_ids: Vec<VaultId>,
         /// At least one.
         pub permissions: Vec<TokenPermission>,
         /// Lifetime in days, 1 to 3650; leave it out for a token that does not expire.
@@ -468,7 +471,7 @@ wire! {
     }
 
     pub struct CreateVault {
-        pub tenant_id: String,
+        pub tenant_id: TenantId,
         pub name: String,
         pub destination: String,
         #[serde(default)]

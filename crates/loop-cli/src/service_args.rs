@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use loop_api::{Role, TenantKind, TokenKind, TokenPermission};
+use loop_api::{
+    DeviceId, Role, RoleBindingId, SessionId, TenantId, TenantKind, TokenId, TokenKind,
+    TokenPermission, UserId, VaultId,
+};
 
 #[derive(Args, Debug)]
 pub struct ServerArgs {
@@ -36,7 +39,7 @@ pub enum ServerCommand {
     Reconcile {
         /// Only this vault (default: every vault)
         #[arg(long)]
-        vault: Option<String>,
+        vault: Option<VaultId>,
     },
 }
 
@@ -65,7 +68,7 @@ pub enum TenantCommand {
     /// Create a partner or customer tenant
     Create {
         #[arg(long)]
-        parent: String,
+        parent: TenantId,
         /// partner or customer
         #[arg(long)]
         kind: TenantKind,
@@ -73,10 +76,10 @@ pub enum TenantCommand {
         name: String,
     },
     /// Show one tenant
-    Show { id: String },
+    Show { id: TenantId },
     /// Erase a customer: destroy its keys so its backups can never be read (provider-admins)
     Erase {
-        id: String,
+        id: TenantId,
         /// The tenant's name (or ID) again, to confirm
         #[arg(long)]
         confirm: String,
@@ -88,12 +91,12 @@ pub enum UserCommand {
     /// List users
     List {
         #[arg(long)]
-        tenant: Option<String>,
+        tenant: Option<TenantId>,
     },
     /// Create a user (password from LOOP_NEW_USER_PASSWORD) or, with --invite, invite one
     Create {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         #[arg(long)]
         email: String,
         #[arg(long)]
@@ -124,7 +127,7 @@ pub enum UserCommand {
     /// Change a user's name, e-mail or business address (a new address of an account
     /// changes once its owner confirms it)
     Update {
-        id: String,
+        id: UserId,
         #[arg(long)]
         email: Option<String>,
         #[arg(long)]
@@ -135,59 +138,59 @@ pub enum UserCommand {
         address: Option<String>,
     },
     /// Disable a user (their sessions end)
-    Disable { id: String },
+    Disable { id: UserId },
     /// Enable a disabled user
-    Enable { id: String },
+    Enable { id: UserId },
     /// List a user's role bindings
-    Roles { id: String },
+    Roles { id: UserId },
     /// Bind a role on a tenant
     Grant {
-        id: String,
+        id: UserId,
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         #[arg(long)]
         role: Role,
     },
     /// Remove a role binding
-    Revoke { id: String, binding: String },
+    Revoke { id: UserId, binding: RoleBindingId },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum DeviceCommand {
     List {
         #[arg(long)]
-        tenant: Option<String>,
+        tenant: Option<TenantId>,
     },
     Create {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         #[arg(long)]
         name: String,
     },
     /// Remove a device and revoke its tokens
-    Delete { id: String },
+    Delete { id: DeviceId },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
     List {
         #[arg(long)]
-        tenant: Option<String>,
+        tenant: Option<TenantId>,
     },
     /// Create a token; its secret is printed once
     Create {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         #[arg(long)]
         name: String,
         /// device or api
         #[arg(long, default_value = "device")]
         kind: TokenKind,
         #[arg(long)]
-        device: Option<String>,
+        device: Option<DeviceId>,
         /// Limit the token to this vault (repeatable; default every vault of the tenant)
         #[arg(long = "vault")]
-        vaults: Vec<String>,
+        vaults: Vec<VaultId>,
         /// backup, restore or manage (repeatable)
         #[arg(long = "permission", required = true)]
         permissions: Vec<TokenPermission>,
@@ -195,7 +198,7 @@ pub enum TokenCommand {
         expires_days: Option<u32>,
     },
     Revoke {
-        id: String,
+        id: TokenId,
     },
 }
 
@@ -203,12 +206,12 @@ pub enum TokenCommand {
 pub enum VaultCommand {
     List {
         #[arg(long)]
-        tenant: Option<String>,
+        tenant: Option<TenantId>,
     },
     /// Create a vault for a customer tenant at a destination
     Create {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         #[arg(long)]
         name: String,
         #[arg(long, default_value = "local")]
@@ -221,15 +224,15 @@ pub enum VaultCommand {
         customer_key: bool,
     },
     Show {
-        id: String,
+        id: VaultId,
     },
     /// List a managed vault's snapshots
     Snapshots {
-        id: String,
+        id: VaultId,
     },
     /// Delete a vault and all its data
     Delete {
-        id: String,
+        id: VaultId,
     },
     /// List the destinations vaults can be placed at
     Destinations,
@@ -240,17 +243,17 @@ pub enum SessionCommand {
     /// Your sessions, or with --tenant those of a tenant's users
     List {
         #[arg(long)]
-        tenant: Option<String>,
+        tenant: Option<TenantId>,
     },
     Revoke {
-        id: String,
+        id: SessionId,
     },
 }
 
 #[derive(Args, Debug, Default)]
 pub struct AuditFilter {
     #[arg(long)]
-    pub tenant: Option<String>,
+    pub tenant: Option<TenantId>,
     #[arg(long)]
     pub action: Option<String>,
     #[arg(long)]
@@ -295,7 +298,7 @@ pub enum AdminAuditCommand {
     /// Verify the audit log's hash chains (from the server, or an exported file)
     Verify {
         #[arg(long)]
-        tenant: Option<String>,
+        tenant: Option<TenantId>,
         /// A JSON Lines export to verify offline
         #[arg(long)]
         file: Option<PathBuf>,

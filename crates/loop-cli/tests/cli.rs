@@ -576,3 +576,26 @@ fn stats_and_ls_report_what_was_stored() {
     assert_eq!(a["size"], 100_000);
     assert_eq!(a["type"], "file");
 }
+
+/// An ID of the wrong kind or shape is refused by `loop` itself, before anything is sent,
+/// and the message says what an ID of that kind looks like.
+#[test]
+fn an_id_of_the_wrong_shape_is_refused_before_anything_is_sent() {
+    let env = Env::new();
+    let vault = format!("vt_{}", "0".repeat(32));
+    for (args, expected) in [
+        (vec!["tenant", "show", "acme"], "not a tenant ID"),
+        (vec!["vault", "show", "tn_0"], "not a vault ID"),
+        (
+            vec!["user", "list", "--tenant", vault.as_str()],
+            "not a tenant ID",
+        ),
+    ] {
+        let out = env.run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "loop {args:?} succeeded");
+        assert!(err.contains(expected), "loop {args:?}: {err}");
+        // Refused as the arguments are read: no session or server was needed to say so.
+        assert!(err.contains("invalid value"), "loop {args:?}: {err}");
+    }
+}

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use loop_api::{
-    ActorKind, Outcome, Role, RoleBinding, Tenant, TenantKind, TenantStatus, User, UserStatus,
+    ActorKind, Outcome, Role, RoleBinding, RoleBindingId, Tenant, TenantId, TenantKind,
+    TenantStatus, User, UserId, UserStatus,
 };
 use tokio::net::TcpListener;
 
@@ -189,7 +190,7 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
         .map_err(|_| StartError::Other("hashing the admin password".into()))?;
     let now = state.now();
     let tenant = Tenant {
-        id: new_id("tn"),
+        id: new_id(TenantId::PREFIX),
         parent_id: None,
         kind: TenantKind::Provider,
         name: "Provider".into(),
@@ -197,7 +198,7 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
         created_at: db::time(now),
     };
     let user = User {
-        id: new_id("us"),
+        id: new_id(UserId::PREFIX),
         tenant_id: tenant.id.clone(),
         email: email.as_str().into(),
         first_name: "Administrator".into(),
@@ -209,7 +210,7 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
         pending_email: None,
     };
     let binding = RoleBinding {
-        id: new_id("rb"),
+        id: new_id(RoleBindingId::PREFIX),
         user_id: user.id.clone(),
         tenant_id: tenant.id.clone(),
         role: Role::ProviderAdmin,

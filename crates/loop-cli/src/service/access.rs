@@ -15,7 +15,7 @@ pub(crate) fn device(g: &Global, c: DeviceCommand) -> Result<ExitCode> {
     let api = api(g)?;
     match c {
         DeviceCommand::List { tenant } => {
-            let ds: Vec<Device> = api.devices(tenant.as_deref())?;
+            let ds: Vec<Device> = api.devices(tenant.as_ref())?;
             show(g, &ds, |ds| {
                 for d in ds {
                     println!("{}  {}  {}", d.id, d.tenant_id, d.name);
@@ -42,7 +42,7 @@ pub(crate) fn token(g: &Global, c: TokenCommand) -> Result<ExitCode> {
     let api = api(g)?;
     match c {
         TokenCommand::List { tenant } => {
-            let ts: Vec<Token> = api.tokens(tenant.as_deref())?;
+            let ts: Vec<Token> = api.tokens(tenant.as_ref())?;
             show(g, &ts, |ts| {
                 for t in ts {
                     let state = if t.revoked_at.is_some() {

@@ -88,7 +88,7 @@ pub(crate) fn session(g: &Global, c: SessionCommand) -> Result<ExitCode> {
     let api = api(g)?;
     match c {
         SessionCommand::List { tenant } => {
-            let ss: Vec<Session> = api.sessions(tenant.as_deref())?;
+            let ss: Vec<Session> = api.sessions(tenant.as_ref())?;
             show(g, &ss, |ss| {
                 for s in ss {
                     let state = if s.ended_at.is_some() {

@@ -74,7 +74,7 @@ pub(crate) fn admin(g: &Global, c: AdminCommand) -> Result<ExitCode> {
         None => {
             let api = api(g)?;
             // Heads first: events appended after this moment may follow them in the export.
-            let heads = api.audit_heads(tenant.as_deref())?;
+            let heads = api.audit_heads(tenant.as_ref())?;
             let query = AuditQuery {
                 tenant_id: tenant,
                 ..Default::default()

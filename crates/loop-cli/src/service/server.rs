@@ -4,6 +4,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use loop_api::VaultId;
 
 use crate::service_args::*;
 
@@ -69,7 +70,11 @@ pub(crate) fn server(a: ServerArgs, json: bool) -> Result<ExitCode> {
         .thread_name("loop-server")
         .build()?;
     if let Some(ServerCommand::Reconcile { vault }) = a.command {
-        return runtime.block_on(reconcile(&config, vault.as_deref(), json));
+        return runtime.block_on(reconcile(
+            &config,
+            vault.as_ref().map(VaultId::as_str),
+            json,
+        ));
     }
     runtime.block_on(async {
         let admin_email = config.admin_email.clone();

@@ -67,7 +67,7 @@ pub(crate) fn user(g: &Global, c: UserCommand) -> Result<ExitCode> {
             unreachable!("handled above")
         }
         UserCommand::List { tenant } => {
-            let us: Vec<User> = api.users(tenant.as_deref())?;
+            let us: Vec<User> = api.users(tenant.as_ref())?;
             show(g, &us, |us| print_users(us))
         }
         UserCommand::Create {

@@ -32,7 +32,7 @@ pub(crate) fn vault(g: &Global, c: VaultCommand) -> Result<ExitCode> {
     let api = api(g)?;
     match c {
         VaultCommand::List { tenant } => {
-            let vs: Vec<Vault> = api.vaults(tenant.as_deref())?;
+            let vs: Vec<Vault> = api.vaults(tenant.as_ref())?;
             show(g, &vs, |vs| print_vaults(vs))
         }
         VaultCommand::Create {

@@ -26,7 +26,7 @@ pub use request::ClientInfo;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use loop_api::{ActorKind, Outcome, TenantStatus, Token, UserStatus};
+use loop_api::{ActorKind, Outcome, TenantId, TenantStatus, Token, UserStatus};
 
 use crate::db::bindings::{self, BindingRow};
 use crate::db::sessions::{self, SessionRow};
@@ -285,11 +285,11 @@ impl Caller {
         &self,
         state: &AppState,
         perm: Permission,
-        only: Option<&str>,
+        only: Option<&TenantId>,
     ) -> ApiResult<TenantScope> {
         match only {
             Some(id) => Ok(TenantScope::One(
-                self.tenant(state, perm, id).await?.tenant.id,
+                self.tenant(state, perm, id.as_str()).await?.tenant.id,
             )),
             None => Ok(TenantScope::Subtrees(
                 self.user()?
@@ -307,10 +307,10 @@ impl Caller {
         &self,
         state: &AppState,
         perm: Permission,
-        only: Option<&str>,
+        only: Option<&TenantId>,
     ) -> ApiResult<Vec<String>> {
         match only {
-            Some(id) => Ok(vec![self.tenant(state, perm, id).await?.tenant.id]),
+            Some(id) => Ok(vec![self.tenant(state, perm, id.as_str()).await?.tenant.id]),
             None => Ok(self
                 .visible_tenants(state, perm)
                 .await?

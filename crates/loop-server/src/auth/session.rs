@@ -5,7 +5,7 @@
 //! change) is `db::sessions::end_session` from the handler that audits the reason.
 
 use axum::http::{HeaderValue, StatusCode};
-use loop_api::{ActorKind, Outcome, User};
+use loop_api::{ActorKind, Outcome, SessionId, User};
 
 use super::ClientInfo;
 use crate::db::audit::{NewEvent, Personal};
@@ -45,7 +45,7 @@ pub async fn start(
         )
     };
     let secret = new_secret("lps");
-    let id = new_id("se");
+    let id = new_id(SessionId::PREFIX);
     let (browser, os) = client
         .user_agent
         .as_deref()

@@ -2,7 +2,10 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use loop_api::{CreateDevice, CreateToken, CreatedToken, Device, Session, Token, TokenKind};
+use loop_api::{
+    CreateDevice, CreateToken, CreatedToken, Device, DeviceId, Session, SessionId, Token, TokenId,
+    TokenKind,
+};
 
 use super::directory::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
@@ -21,7 +24,7 @@ pub async fn list_devices(
     Query(f): Query<TenantFilter>,
 ) -> ApiResult<axum::Json<Vec<Device>>> {
     let scope = caller
-        .scope(&state, Permission::DeviceRead, f.tenant_id.as_deref())
+        .scope(&state, Permission::DeviceRead, f.tenant_id.as_ref())
         .await?;
     Ok(axum::Json(
         devices::devices_in(&state.db.pool, &scope).await?,
@@ -39,11 +42,11 @@ pub async fn create_device(
     Json(req): Json<CreateDevice>,
 ) -> ApiResult<(StatusCode, axum::Json<Device>)> {
     let tenant = caller
-        .tenant(&state, Permission::DeviceWrite, &req.tenant_id)
+        .tenant(&state, Permission::DeviceWrite, req.tenant_id.as_str())
         .await?;
     let now = state.now();
     let d = Device {
-        id: new_id("dv"),
+        id: new_id(DeviceId::PREFIX),
         tenant_id: tenant.tenant.id,
         name: domain::parse_name("device name", &req.name)?,
         created_at: db::time(now),
@@ -69,15 +72,15 @@ pub async fn create_device(
 /// Remove a device
 ///
 /// Its tokens are revoked.
-#[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices", params(("id" = DeviceId, Path)),
     responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn delete_device(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<DeviceId>,
 ) -> ApiResult<StatusCode> {
     caller.user()?;
-    let d = devices::device_by_id(&state.db.pool, &id)
+    let d = devices::device_by_id(&state.db.pool, id.as_str())
         .await?
         .ok_or_else(ApiError::not_found)?;
     caller
@@ -85,14 +88,14 @@ pub async fn delete_device(
         .await?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    devices::delete_device(&mut tx, &id, now).await?;
+    devices::delete_device(&mut tx, id.as_str(), now).await?;
     commit_audited(
         tx,
         caller.event(
             &d.tenant_id,
             "device.delete",
             "device",
-            Some(&id),
+            Some(id.as_str()),
             serde_json::json!({}),
         ),
         now,
@@ -112,7 +115,7 @@ pub async fn list_tokens(
     Query(f): Query<TenantFilter>,
 ) -> ApiResult<axum::Json<Vec<Token>>> {
     let scope = caller
-        .scope(&state, Permission::TokenRead, f.tenant_id.as_deref())
+        .scope(&state, Permission::TokenRead, f.tenant_id.as_ref())
         .await?;
     Ok(axum::Json(tokens::tokens_in(&state.db.pool, &scope).await?))
 }
@@ -128,7 +131,7 @@ pub async fn create_token(
     Json(req): Json<CreateToken>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
     let tenant = caller
-        .tenant(&state, Permission::TokenWrite, &req.tenant_id)
+        .tenant(&state, Permission::TokenWrite, req.tenant_id.as_str())
         .await?;
     let mut perms = req.permissions.clone();
     perms.sort();
@@ -140,7 +143,7 @@ pub async fn create_token(
     }
     match (req.kind, &req.device_id) {
         (TokenKind::Device, Some(d)) => {
-            let dev = devices::device_by_id(&state.db.pool, d).await?;
+            let dev = devices::device_by_id(&state.db.pool, d.as_str()).await?;
             if dev.is_none_or(|dev| dev.tenant_id != tenant.tenant.id) {
                 return Err(ApiError::bad_request("no such device in this tenant"));
             }
@@ -154,7 +157,7 @@ pub async fn create_token(
         }
     }
     for v in &req.vault_ids {
-        let vault = vaults::vault_by_id(&state.db.pool, v).await?;
+        let vault = vaults::vault_by_id(&state.db.pool, v.as_str()).await?;
         if vault.is_none_or(|vault| vault.tenant_id != tenant.tenant.id) {
             return Err(ApiError::bad_request("no such vault in this tenant"));
         }
@@ -168,12 +171,12 @@ pub async fn create_token(
     }
     let now = state.now();
     let t = Token {
-        id: new_id("tk"),
+        id: new_id(TokenId::PREFIX),
         tenant_id: tenant.tenant.id.clone(),
         kind: req.kind,
         name: domain::parse_name("token name", &req.name)?,
-        device_id: req.device_id.clone(),
-        vault_ids: req.vault_ids.clone(),
+        device_id: req.device_id.clone().map(String::from),
+        vault_ids: req.vault_ids.iter().cloned().map(String::from).collect(),
         permissions: perms,
         created_at: db::time(now),
         expires_at: days.map(|d| db::time(now + d as i64 * 86_400_000)),
@@ -208,15 +211,15 @@ pub async fn create_token(
 }
 
 /// Revoke a token
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = TokenId, Path)),
     responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<TokenId>,
 ) -> ApiResult<StatusCode> {
     caller.user()?;
-    let t = tokens::token_by_id(&state.db.pool, &id)
+    let t = tokens::token_by_id(&state.db.pool, id.as_str())
         .await?
         .ok_or_else(ApiError::not_found)?;
     caller
@@ -224,14 +227,14 @@ pub async fn revoke_token(
         .await?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    tokens::revoke_token(&mut tx, &id, now).await?;
+    tokens::revoke_token(&mut tx, id.as_str(), now).await?;
     commit_audited(
         tx,
         caller.event(
             &t.tenant_id,
             "token.revoke",
             "token",
-            Some(&id),
+            Some(id.as_str()),
             serde_json::json!({}),
         ),
         now,
@@ -255,7 +258,9 @@ pub async fn list_sessions(
     let rows = match &f.tenant_id {
         None => sessions::sessions_of(&state.db.pool, Some(&u.user.user.id), &[]).await?,
         Some(t) => {
-            let t = caller.tenant(&state, Permission::SessionRead, t).await?;
+            let t = caller
+                .tenant(&state, Permission::SessionRead, t.as_str())
+                .await?;
             sessions::sessions_of(&state.db.pool, None, &[t.tenant.id]).await?
         }
     };
@@ -274,15 +279,15 @@ pub async fn list_sessions(
 /// End a session
 ///
 /// One's own, or (with the session-revoke permission) one of the tenant's.
-#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", tag = "sessions", params(("id" = SessionId, Path)),
     responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn revoke_session(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<SessionId>,
 ) -> ApiResult<StatusCode> {
     let u = caller.user()?;
-    let s = sessions::session_by_id(&state.db.pool, &id)
+    let s = sessions::session_by_id(&state.db.pool, id.as_str())
         .await?
         .ok_or_else(ApiError::not_found)?;
     if s.session.user_id != u.user.user.id {
@@ -292,14 +297,14 @@ pub async fn revoke_session(
     }
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    sessions::end_session(&mut tx, &id, "revoked", now).await?;
+    sessions::end_session(&mut tx, id.as_str(), "revoked", now).await?;
     commit_audited(
         tx,
         caller.event(
             &s.tenant_id,
             "session.revoke",
             "session",
-            Some(&id),
+            Some(id.as_str()),
             serde_json::json!({ "user_id": s.session.user_id }),
         ),
         now,

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use loop_api::{AuditEvent, AuditHead};
+use loop_api::{AuditEvent, AuditHead, TenantId};
 use serde::Deserialize;
 
 use super::Query;
@@ -17,7 +17,7 @@ use crate::state::AppState;
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only this tenant (default: every tenant the caller may audit).
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<TenantId>,
     pub action: Option<String>,
     pub actor_id: Option<String>,
     pub object_id: Option<String>,
@@ -52,7 +52,7 @@ async fn fetch(
     max: i64,
 ) -> ApiResult<Vec<AuditEvent>> {
     let tenant_ids = caller
-        .tenant_ids(state, Permission::AuditRead, q.tenant_id.as_deref())
+        .tenant_ids(state, Permission::AuditRead, q.tenant_id.as_ref())
         .await?;
     let f = Filter {
         tenant_ids,
@@ -204,7 +204,7 @@ pub async fn export_audit(
         _ => return Err(ApiError::bad_request("format is jsonl or csv")),
     };
     let mut tenants = caller
-        .tenant_ids(&state, Permission::AuditRead, q.tenant_id.as_deref())
+        .tenant_ids(&state, Permission::AuditRead, q.tenant_id.as_ref())
         .await?;
     // The same order as the query endpoint: by tenant ID, then sequence.
     tenants.sort();
@@ -254,7 +254,7 @@ pub async fn audit_heads(
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<axum::Json<Vec<AuditHead>>> {
     let tenants = caller
-        .tenant_ids(&state, Permission::AuditRead, q.tenant_id.as_deref())
+        .tenant_ids(&state, Permission::AuditRead, q.tenant_id.as_ref())
         .await?;
     Ok(axum::Json(audit::heads(&state.db.pool, &tenants).await?))
 }

@@ -3,8 +3,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
-    CreateRoleBinding, CreateTenant, CreateUser, CreatedUser, RoleBinding, SecretText, Tenant,
-    TenantStatus, UpdateUser, User, UserStatus,
+    CreateRoleBinding, CreateTenant, CreateUser, CreatedUser, RoleBinding, RoleBindingId,
+    SecretText, Tenant, TenantId, TenantStatus, UpdateUser, User, UserId, UserStatus,
 };
 use serde::Deserialize;
 
@@ -23,7 +23,7 @@ use crate::state::AppState;
 #[into_params(parameter_in = Query)]
 pub struct TenantFilter {
     /// Only this tenant (default: every tenant the caller can see).
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<TenantId>,
 }
 
 /// List tenants
@@ -52,7 +52,7 @@ pub async fn create_tenant(
     Json(req): Json<CreateTenant>,
 ) -> ApiResult<(StatusCode, axum::Json<Tenant>)> {
     let parent = caller
-        .tenant(&state, Permission::TenantCreate, &req.parent_id)
+        .tenant(&state, Permission::TenantCreate, req.parent_id.as_str())
         .await?;
     let kind = req.kind;
     let parent_kind = parent.tenant.kind;
@@ -63,7 +63,7 @@ pub async fn create_tenant(
     }
     let now = state.now();
     let t = Tenant {
-        id: new_id("tn"),
+        id: new_id(TenantId::PREFIX),
         parent_id: Some(parent.tenant.id.clone()),
         kind,
         name: domain::parse_name("tenant name", &req.name)?,
@@ -91,15 +91,15 @@ pub async fn create_tenant(
 
 /// Show a tenant
 #[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants",
-    params(("id" = String, Path)), responses((status = 200, description = "Success", body = Tenant), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
+    params(("id" = TenantId, Path)), responses((status = 200, description = "Success", body = Tenant), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn get_tenant(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<TenantId>,
 ) -> ApiResult<axum::Json<Tenant>> {
     Ok(axum::Json(
         caller
-            .tenant(&state, Permission::TenantRead, &id)
+            .tenant(&state, Permission::TenantRead, id.as_str())
             .await?
             .tenant,
     ))
@@ -114,7 +114,7 @@ pub async fn list_users(
     Query(f): Query<TenantFilter>,
 ) -> ApiResult<axum::Json<Vec<User>>> {
     let scope = caller
-        .scope(&state, Permission::UserRead, f.tenant_id.as_deref())
+        .scope(&state, Permission::UserRead, f.tenant_id.as_ref())
         .await?;
     Ok(axum::Json(users::users_in(&state.db.pool, &scope).await?))
 }
@@ -132,7 +132,7 @@ pub async fn create_user(
     Json(req): Json<CreateUser>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedUser>)> {
     let tenant = caller
-        .tenant(&state, Permission::UserWrite, &req.tenant_id)
+        .tenant(&state, Permission::UserWrite, req.tenant_id.as_str())
         .await?;
     let role = req.role;
     if let Some(r) = role {
@@ -179,7 +179,7 @@ pub async fn create_user(
     let by_mail = password_hash.is_none() && invite.is_none();
     let now = state.now();
     let user = User {
-        id: new_id("us"),
+        id: new_id(UserId::PREFIX),
         tenant_id: tenant.tenant.id.clone(),
         email: email.as_str().into(),
         first_name: domain::parse_name("first name", &req.first_name)?,
@@ -221,7 +221,7 @@ pub async fn create_user(
     .await?;
     if let Some(r) = role {
         let b = RoleBinding {
-            id: new_id("rb"),
+            id: new_id(RoleBindingId::PREFIX),
             user_id: user.id.clone(),
             tenant_id: tenant.tenant.id.clone(),
             role: r,
@@ -259,13 +259,10 @@ async fn scoped_user(
     state: &AppState,
     caller: &Caller,
     perm: Permission,
-    id: &str,
+    id: &UserId,
 ) -> ApiResult<(users::UserRow, tenants::TenantRow)> {
     caller.user()?;
-    if domain::parse_id("us", id).is_none() {
-        return Err(ApiError::not_found());
-    }
-    let user = users::user_by_id(&state.db.pool, id)
+    let user = users::user_by_id(&state.db.pool, id.as_str())
         .await?
         .ok_or_else(ApiError::not_found)?;
     let tenant = caller.tenant(state, perm, &user.user.tenant_id).await?;
@@ -273,12 +270,12 @@ async fn scoped_user(
 }
 
 /// Show a user
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = UserId, Path)),
     responses((status = 200, description = "Success", body = User), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn get_user(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
 ) -> ApiResult<axum::Json<User>> {
     Ok(axum::Json(
         scoped_user(&state, &caller, Permission::UserRead, &id)
@@ -292,12 +289,12 @@ pub async fn get_user(
 ///
 /// Name, e-mail or business address (rectification). A new address of an account takes effect
 /// once its owner confirms it.
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = UserId, Path)),
     request_body = UpdateUser, responses((status = 200, description = "Success", body = User), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn update_user(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     Json(req): Json<UpdateUser>,
 ) -> ApiResult<axum::Json<User>> {
     let (row, _) = scoped_user(&state, &caller, Permission::UserWrite, &id).await?;
@@ -398,7 +395,7 @@ fn taken_or_internal(e: db::DbError) -> ApiError {
 async fn set_status(
     state: &AppState,
     caller: &Caller,
-    id: &str,
+    id: &UserId,
     status: UserStatus,
     action: &'static str,
 ) -> ApiResult<axum::Json<User>> {
@@ -411,9 +408,9 @@ async fn set_status(
     }
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    users::set_user_status(&mut tx, id, status, now).await?;
+    users::set_user_status(&mut tx, id.as_str(), status, now).await?;
     let ended = if status == UserStatus::Disabled {
-        sessions::end_user_sessions(&mut tx, id, None, "user_disabled", now).await?
+        sessions::end_user_sessions(&mut tx, id.as_str(), None, "user_disabled", now).await?
     } else {
         0
     };
@@ -423,7 +420,7 @@ async fn set_status(
             &row.user.tenant_id,
             action,
             "user",
-            Some(id),
+            Some(id.as_str()),
             serde_json::json!({ "sessions_ended": ended }),
         ),
         now,
@@ -437,55 +434,55 @@ async fn set_status(
 /// Disable a user
 ///
 /// They can no longer sign in, and their sessions end.
-#[utoipa::path(post, path = "/api/v1/users/{id}/disable", tag = "users", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/users/{id}/disable", tag = "users", params(("id" = UserId, Path)),
     responses((status = 200, description = "Success", body = User), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn disable_user(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
 ) -> ApiResult<axum::Json<User>> {
     set_status(&state, &caller, &id, UserStatus::Disabled, "user.disable").await
 }
 
 /// Enable a disabled user
-#[utoipa::path(post, path = "/api/v1/users/{id}/enable", tag = "users", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/users/{id}/enable", tag = "users", params(("id" = UserId, Path)),
     responses((status = 200, description = "Success", body = User), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn enable_user(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
 ) -> ApiResult<axum::Json<User>> {
     set_status(&state, &caller, &id, UserStatus::Active, "user.enable").await
 }
 
 /// List a user's role bindings
-#[utoipa::path(get, path = "/api/v1/users/{id}/roles", tag = "users", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/users/{id}/roles", tag = "users", params(("id" = UserId, Path)),
     responses((status = 200, description = "Success", body = Vec<RoleBinding>), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn list_roles(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
 ) -> ApiResult<axum::Json<Vec<RoleBinding>>> {
     scoped_user(&state, &caller, Permission::UserRead, &id).await?;
-    let b = bindings::bindings_of(&state.db.pool, &id).await?;
+    let b = bindings::bindings_of(&state.db.pool, id.as_str()).await?;
     Ok(axum::Json(b.into_iter().map(|b| b.binding).collect()))
 }
 
 /// Bind a role to a user
 ///
 /// On the user's own tenant or a tenant below it.
-#[utoipa::path(post, path = "/api/v1/users/{id}/roles", tag = "users", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/users/{id}/roles", tag = "users", params(("id" = UserId, Path)),
     request_body = CreateRoleBinding,
     responses((status = 201, description = "Created", body = RoleBinding), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn grant_role(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<UserId>,
     Json(req): Json<CreateRoleBinding>,
 ) -> ApiResult<(StatusCode, axum::Json<RoleBinding>)> {
     let (user, home) = scoped_user(&state, &caller, Permission::UserRead, &id).await?;
     let target = caller
-        .tenant(&state, Permission::RoleGrant, &req.tenant_id)
+        .tenant(&state, Permission::RoleGrant, req.tenant_id.as_str())
         .await?;
     if !home.path.contains(&target.path) {
         return Err(ApiError::bad_request(
@@ -501,7 +498,7 @@ pub async fn grant_role(
     }
     let now = state.now();
     let b = RoleBinding {
-        id: new_id("rb"),
+        id: new_id(RoleBindingId::PREFIX),
         user_id: user.user.id.clone(),
         tenant_id: target.tenant.id.clone(),
         role,
@@ -531,32 +528,32 @@ pub async fn grant_role(
 
 /// Remove a role binding
 #[utoipa::path(delete, path = "/api/v1/users/{id}/roles/{binding_id}", tag = "users",
-    params(("id" = String, Path), ("binding_id" = String, Path)),
+    params(("id" = UserId, Path), ("binding_id" = RoleBindingId, Path)),
     responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn revoke_role(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, binding_id)): Path<(String, String)>,
+    Path((id, binding_id)): Path<(UserId, RoleBindingId)>,
 ) -> ApiResult<StatusCode> {
     scoped_user(&state, &caller, Permission::UserRead, &id).await?;
-    let bindings = bindings::bindings_of(&state.db.pool, &id).await?;
+    let bindings = bindings::bindings_of(&state.db.pool, id.as_str()).await?;
     let b = bindings
         .into_iter()
-        .find(|b| b.binding.id == binding_id)
+        .find(|b| b.binding.id == binding_id.as_str())
         .ok_or_else(ApiError::not_found)?;
     caller
         .tenant(&state, Permission::RoleGrant, &b.binding.tenant_id)
         .await?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    bindings::delete_binding(&mut tx, &id, &binding_id).await?;
+    bindings::delete_binding(&mut tx, id.as_str(), binding_id.as_str()).await?;
     commit_audited(
         tx,
         caller.event(
             &b.binding.tenant_id,
             "role.revoke",
             "role_binding",
-            Some(&binding_id),
+            Some(binding_id.as_str()),
             serde_json::json!({ "user_id": id, "role": b.binding.role }),
         ),
         now,

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use loop_api::{EraseTenant, TenantErasure};
+use loop_api::{EraseTenant, TenantErasure, TenantId};
 
 use super::{Json, Path};
 use crate::auth::Caller;
@@ -18,7 +18,7 @@ use crate::state::AppState;
 /// users: its backups become unreadable at once. Provider-admins only; `confirm` must repeat
 /// the tenant's name or ID.
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/erase", tag = "tenants",
-    params(("id" = String, Path)), request_body = EraseTenant,
+    params(("id" = TenantId, Path)), request_body = EraseTenant,
     responses(
         (status = 200, description = "Erased; what was destroyed", body = TenantErasure),
         (status = 400, description = "The confirmation does not match, or the tenant is not a customer (problem+json)", body = loop_api::Problem),
@@ -27,10 +27,12 @@ use crate::state::AppState;
 pub async fn erase_tenant(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<TenantId>,
     Json(req): Json<EraseTenant>,
 ) -> ApiResult<axum::Json<TenantErasure>> {
-    let tenant = caller.tenant(&state, Permission::TenantErase, &id).await?;
+    let tenant = caller
+        .tenant(&state, Permission::TenantErase, id.as_str())
+        .await?;
     if tenant.tenant.kind != TenantKind::Customer {
         return Err(ApiError::bad_request(
             "only a customer tenant can be erased; erase a partner's customers one by one",

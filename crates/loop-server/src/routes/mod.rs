@@ -29,7 +29,17 @@ use crate::state::AppState;
                        `Authorization: Bearer <session token>` (the `cookie` and `bearer` \
                        security schemes)."
     ),
-    components(schemas(loop_api::Problem))
+    // IDs that only path parameters name are not collected from the operations.
+    components(schemas(
+        loop_api::Problem,
+        loop_api::TenantId,
+        loop_api::UserId,
+        loop_api::RoleBindingId,
+        loop_api::DeviceId,
+        loop_api::TokenId,
+        loop_api::VaultId,
+        loop_api::SessionId
+    ))
 )]
 struct ApiDoc;
 

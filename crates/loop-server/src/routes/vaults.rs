@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use futures_util::TryStreamExt as _;
-use loop_api::{CreateVault, Destination, KeyCustody, SnapshotInfo, Vault};
+use loop_api::{CreateVault, Destination, KeyCustody, SnapshotInfo, Vault, VaultId};
 use loop_repo::keys::{Secret, SlotMeta};
 use loop_repo::{InitOptions, Repository};
 use object_store::ObjectStoreExt as _;
@@ -75,7 +75,7 @@ pub async fn list_vaults(
     Query(f): Query<TenantFilter>,
 ) -> ApiResult<axum::Json<Vec<Vault>>> {
     let scope = caller
-        .scope(&state, Permission::VaultRead, f.tenant_id.as_deref())
+        .scope(&state, Permission::VaultRead, f.tenant_id.as_ref())
         .await?;
     let vs = vaults::vaults_in(&state.db.pool, &scope).await?;
     Ok(axum::Json(
@@ -98,7 +98,7 @@ pub async fn create_vault(
     Json(req): Json<CreateVault>,
 ) -> ApiResult<(StatusCode, axum::Json<Vault>)> {
     let tenant = caller
-        .tenant(&state, Permission::VaultWrite, &req.tenant_id)
+        .tenant(&state, Permission::VaultWrite, req.tenant_id.as_str())
         .await?;
     if tenant.tenant.kind != TenantKind::Customer {
         return Err(ApiError::bad_request("vaults belong to customer tenants"));
@@ -112,7 +112,7 @@ pub async fn create_vault(
     let custody = req.key_custody.unwrap_or(KeyCustody::Managed);
     let now = state.now();
     let vault = Vault {
-        id: new_id("vt"),
+        id: new_id(VaultId::PREFIX),
         tenant_id: tenant.tenant.id.clone(),
         name: domain::parse_name("vault name", &req.name)?,
         destination: dest.name.clone(),
@@ -172,10 +172,10 @@ async fn scoped_vault(
     state: &AppState,
     caller: &Caller,
     perm: Permission,
-    id: &str,
+    id: &VaultId,
 ) -> ApiResult<Vault> {
     caller.user()?;
-    let v = vaults::vault_by_id(&state.db.pool, id)
+    let v = vaults::vault_by_id(&state.db.pool, id.as_str())
         .await?
         .ok_or_else(ApiError::not_found)?;
     caller.tenant(state, perm, &v.tenant_id).await?;
@@ -183,12 +183,12 @@ async fn scoped_vault(
 }
 
 /// Show a vault
-#[utoipa::path(get, path = "/api/v1/vaults/{id}", tag = "vaults", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/vaults/{id}", tag = "vaults", params(("id" = VaultId, Path)),
     responses((status = 200, description = "Success", body = Vault), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn get_vault(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<VaultId>,
 ) -> ApiResult<axum::Json<Vault>> {
     Ok(axum::Json(
         scoped_vault(&state, &caller, Permission::VaultRead, &id).await?,
@@ -198,38 +198,38 @@ pub async fn get_vault(
 /// Delete a vault
 ///
 /// With every object it holds at its destination.
-#[utoipa::path(delete, path = "/api/v1/vaults/{id}", tag = "vaults", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/vaults/{id}", tag = "vaults", params(("id" = VaultId, Path)),
     responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
 pub async fn delete_vault(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<VaultId>,
 ) -> ApiResult<StatusCode> {
     let v = scoped_vault(&state, &caller, Permission::VaultWrite, &id).await?;
     let now = state.now();
     // Mark first: the vault protocol stops serving it before its objects go.
     let mut tx = state.db.begin().await?;
-    vaults::mark_vault_deleted(&mut tx, &id, now).await?;
+    vaults::mark_vault_deleted(&mut tx, id.as_str(), now).await?;
     commit_audited(
         tx,
         caller.event(
             &v.tenant_id,
             "vault.delete",
             "vault",
-            Some(&id),
+            Some(id.as_str()),
             serde_json::json!({}),
         ),
         now,
     )
     .await?;
     if let Some(dest) = state.destinations.get(&v.destination) {
-        let prefix = object_store::path::Path::from(dest.vault_prefix(&id));
+        let prefix = object_store::path::Path::from(dest.vault_prefix(id.as_str()));
         let objects: Vec<_> = dest.store.list(Some(&prefix)).try_collect().await?;
         for o in objects {
             dest.store.delete(&o.location).await?;
         }
     }
-    crate::db::objects::forget_vault(&state.db.pool, &id).await?;
+    crate::db::objects::forget_vault(&state.db.pool, id.as_str()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -237,12 +237,12 @@ pub async fn delete_vault(
 ///
 /// The server opens the vault with the tenant key; it cannot read a vault whose key the
 /// customer holds.
-#[utoipa::path(get, path = "/api/v1/vaults/{id}/snapshots", tag = "vaults", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/vaults/{id}/snapshots", tag = "vaults", params(("id" = VaultId, Path)),
     responses((status = 200, description = "Success", body = Vec<SnapshotInfo>), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn list_snapshots(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    Path(id): Path<VaultId>,
 ) -> ApiResult<axum::Json<Vec<SnapshotInfo>>> {
     let v = scoped_vault(&state, &caller, Permission::VaultRead, &id).await?;
     if v.key_custody != KeyCustody::Managed {

@@ -211,13 +211,104 @@ fn broken_bodies_unknown_routes_and_odd_input_get_problem_answers() {
     check(
         "a tenant filter with SQL in it",
         admin.get("/api/v1/users?tenant_id=%27%20OR%20%271%27%3D%271"),
-        404,
-        "not_found",
+        400,
+        "invalid_request",
     );
 
     for (what, r) in &replies {
         assert_no_internal_text(what, r);
     }
+}
+
+/// An ID of the wrong shape is refused as the request is read: in a body or a query it is a
+/// 400 that names what it should have been, in a path a 404 like any path that names nothing.
+/// Nothing is created or recorded. (A well-formed ID that names nothing, or another tenant's
+/// object, stays a 404: see `another_customers_ids_inside_a_request_answer_as_if_they_did_not_exist`.)
+#[test]
+fn a_malformed_id_is_refused_as_the_request_is_read() {
+    let server = Server::start();
+    let admin = server.admin();
+    let acme = server.customer(&admin, "acme");
+    let t = &acme.tenant_id;
+    let events_before = admin.audit_events().len();
+    let refused = |r: Reply, expected: &str| {
+        r.expect_problem(400, "invalid_request");
+        let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
+        assert!(
+            detail.contains(expected),
+            "the detail says {expected:?}: {detail}"
+        );
+        assert_no_internal_text(expected, &r);
+    };
+    // Another kind's ID, a tenant ID one digit too long, or no ID at all.
+    let too_long = format!("{t}0");
+    for bad in [
+        acme.vault_id.as_str(),
+        too_long.as_str(),
+        "tn_' OR '1'='1",
+        "acme",
+        "",
+    ] {
+        refused(
+            admin.post(
+                "/api/v1/devices",
+                json!({ "tenant_id": bad, "name": "laptop" }),
+            ),
+            "not a tenant ID",
+        );
+    }
+    refused(
+        admin.post(
+            "/api/v1/tokens",
+            json!({ "tenant_id": t, "name": "t", "kind": "device", "device_id": "laptop",
+                    "permissions": ["backup"] }),
+        ),
+        "not a device ID",
+    );
+    refused(
+        admin.post(
+            "/api/v1/tokens",
+            json!({ "tenant_id": t, "name": "t", "kind": "api", "vault_ids": [t],
+                    "permissions": ["backup"] }),
+        ),
+        "not a vault ID",
+    );
+    for list in [
+        "users",
+        "devices",
+        "tokens",
+        "vaults",
+        "sessions",
+        "audit",
+        "audit/heads",
+    ] {
+        refused(
+            admin.get(&format!("/api/v1/{list}?tenant_id=acme")),
+            "not a tenant ID",
+        );
+    }
+    // In a path: a user ID where a tenant's belongs, and so on.
+    let user = &acme.member("operator").user_id;
+    for (method, path) in [
+        ("get", format!("/api/v1/tenants/{user}")),
+        ("get", format!("/api/v1/users/{t}")),
+        ("get", format!("/api/v1/vaults/{t}/snapshots")),
+        ("delete", format!("/api/v1/users/{user}/roles/{user}")),
+        ("delete", format!("/api/v1/devices/{}", acme.token_id)),
+    ] {
+        server
+            .call(method, &path, Some(&admin.secret), None)
+            .expect_problem(404, "not_found");
+    }
+    let tokens = admin
+        .get(&format!("/api/v1/tokens?tenant_id={t}"))
+        .expect(200);
+    assert_eq!(tokens.as_array().unwrap().len(), 1, "no token was made");
+    assert_eq!(
+        admin.audit_events().len(),
+        events_before,
+        "nothing was recorded"
+    );
 }
 
 /// A value outside a closed set (a role, a token permission, a kind) is refused as the

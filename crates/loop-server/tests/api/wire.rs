@@ -97,6 +97,103 @@ fn every_operation_has_a_summary_its_security_and_problem_json_errors() {
     );
 }
 
+/// IDs are strings in the document, each kind with the pattern the server holds requests to,
+/// wherever a request carries one: a path, a query or a body.
+#[test]
+fn the_openapi_document_gives_each_id_as_a_string_of_its_shape() {
+    let server = Server::start();
+    let doc = server.openapi();
+    let schemas = &doc["components"]["schemas"];
+    for (schema, prefix) in [
+        ("TenantId", "tn"),
+        ("UserId", "us"),
+        ("RoleBindingId", "rb"),
+        ("DeviceId", "dv"),
+        ("TokenId", "tk"),
+        ("VaultId", "vt"),
+        ("SessionId", "se"),
+    ] {
+        assert_eq!(schemas[schema]["type"], "string", "{schema}");
+        assert_eq!(
+            schemas[schema]["pattern"],
+            format!("^{prefix}_[0-9a-f]{{32}}$"),
+            "{schema}"
+        );
+    }
+    let id_ref = |name: &str| json!({ "$ref": format!("#/components/schemas/{name}") });
+    let param = |path: &str, method: &str, name: &str| {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{method} {path} has {name}"))["schema"]
+            .clone()
+    };
+    assert_eq!(
+        param("/api/v1/tenants/{id}", "get", "id"),
+        id_ref("TenantId")
+    );
+    assert_eq!(
+        param(
+            "/api/v1/users/{id}/roles/{binding_id}",
+            "delete",
+            "binding_id"
+        ),
+        id_ref("RoleBindingId")
+    );
+    assert_eq!(
+        param("/api/v1/sessions/{id}", "delete", "id"),
+        id_ref("SessionId")
+    );
+    let filter = param("/api/v1/users", "get", "tenant_id");
+    assert!(
+        filter.to_string().contains("#/components/schemas/TenantId"),
+        "{filter}"
+    );
+    let token = &schemas["CreateToken"]["properties"];
+    assert_eq!(token["tenant_id"], id_ref("TenantId"));
+    assert_eq!(token["vault_ids"]["items"], id_ref("VaultId"));
+    assert!(
+        token["device_id"]
+            .to_string()
+            .contains("#/components/schemas/DeviceId"),
+        "{}",
+        token["device_id"]
+    );
+}
+
+/// Regression: IDs that only path parameters named were referenced but missing from the
+/// components, which generators reject.
+#[test]
+fn every_reference_in_the_openapi_document_resolves() {
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r);
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let server = Server::start();
+    let doc = server.openapi();
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(all.len() > 50, "{} references", all.len());
+    let dangling: BTreeSet<&str> = all
+        .into_iter()
+        .filter(|r| {
+            r.strip_prefix("#/components/schemas/")
+                .is_none_or(|name| doc["components"]["schemas"].get(name).is_none())
+        })
+        .collect();
+    assert!(dangling.is_empty(), "{dangling:#?}");
+}
+
 /// The closed sets appear in the document as enums of the strings on the wire (not the Rust
 /// variant names), so a generated client sends what the server accepts.
 #[test]

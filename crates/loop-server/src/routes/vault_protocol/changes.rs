@@ -7,6 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
+use loop_api::VaultId;
 use loop_repo::format::HEADER_LEN;
 use loop_repo::pack::EnvelopeProbe;
 use loop_repo::{FileKind, Id};
@@ -43,7 +44,7 @@ fn max_object(kind: FileKind, limit: u64) -> u64 {
 pub(super) async fn write(
     State(state): State<AppState>,
     caller: Caller,
-    Path((vault_id, kind, name)): Path<(String, String, String)>,
+    Path((vault_id, kind, name)): Path<(VaultId, String, String)>,
     req: Request,
 ) -> ApiResult<Response> {
     let (a, kind) = object_access(&state, &caller, &vault_id, &kind, &name, Op::Write).await?;
@@ -405,7 +406,7 @@ async fn receive(
 pub(super) async fn remove(
     State(state): State<AppState>,
     caller: Caller,
-    Path((vault_id, kind, name)): Path<(String, String, String)>,
+    Path((vault_id, kind, name)): Path<(VaultId, String, String)>,
 ) -> ApiResult<Response> {
     let (a, kind) = object_access(&state, &caller, &vault_id, &kind, &name, Op::Delete).await?;
     // As for uploads: a cancelled request cannot leave a deletion unaccounted or unrecorded.

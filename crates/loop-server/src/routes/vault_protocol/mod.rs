@@ -21,7 +21,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use changes::{remove, write};
-use loop_api::{KeyCustody, SecretText, Token, Vault, VaultOpenRequest, VaultOpenResponse};
+use loop_api::{
+    KeyCustody, SecretText, Token, Vault, VaultId, VaultOpenRequest, VaultOpenResponse,
+};
 use loop_repo::FileKind;
 use reads::{head, list, read};
 
@@ -69,9 +71,9 @@ struct Access {
     dest: std::sync::Arc<Destination>,
 }
 
-async fn access(state: &AppState, caller: &Caller, vault_id: &str) -> ApiResult<Access> {
+async fn access(state: &AppState, caller: &Caller, vault_id: &VaultId) -> ApiResult<Access> {
     let token = caller.token()?.clone();
-    let vault = vaults::vault_by_id(&state.db.pool, vault_id)
+    let vault = vaults::vault_by_id(&state.db.pool, vault_id.as_str())
         .await?
         .filter(|v| v.tenant_id == token.tenant_id)
         .filter(|v| token.vault_ids.is_empty() || token.vault_ids.contains(&v.id))
@@ -95,7 +97,7 @@ async fn access(state: &AppState, caller: &Caller, vault_id: &str) -> ApiResult<
 async fn object_access(
     state: &AppState,
     caller: &Caller,
-    vault_id: &str,
+    vault_id: &VaultId,
     kind: &str,
     name: &str,
     op: Op,
@@ -141,7 +143,7 @@ fn storage_error(e: object_store::Error) -> ApiError {
 async fn open(
     State(state): State<AppState>,
     caller: Caller,
-    Path(vault_id): Path<String>,
+    Path(vault_id): Path<VaultId>,
     Json(req): Json<VaultOpenRequest>,
 ) -> ApiResult<axum::Json<VaultOpenResponse>> {
     let a = access(&state, &caller, &vault_id).await?;

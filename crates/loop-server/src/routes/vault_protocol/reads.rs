@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use loop_api::ObjectEntry;
+use loop_api::{ObjectEntry, VaultId};
 use object_store::{GetOptions, GetRange, ObjectStoreExt as _};
 
 use super::{access, no_such_object, object_access, parse_kind, storage_error};
@@ -17,7 +17,7 @@ use super::{access, no_such_object, object_access, parse_kind, storage_error};
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path((vault_id, kind)): Path<(String, String)>,
+    Path((vault_id, kind)): Path<(VaultId, String)>,
 ) -> ApiResult<axum::Json<Vec<ObjectEntry>>> {
     let a = access(&state, &caller, &vault_id).await?;
     let kind = parse_kind(&kind)?;
@@ -45,7 +45,7 @@ fn size_headers(size: u64) -> HeaderMap {
 pub(super) async fn head(
     State(state): State<AppState>,
     caller: Caller,
-    Path((vault_id, kind, name)): Path<(String, String, String)>,
+    Path((vault_id, kind, name)): Path<(VaultId, String, String)>,
 ) -> ApiResult<Response> {
     let (a, kind) = object_access(&state, &caller, &vault_id, &kind, &name, Op::Read).await?;
     let m = a
@@ -90,7 +90,7 @@ fn parse_range(h: &HeaderMap) -> ApiResult<Option<GetRange>> {
 pub(super) async fn read(
     State(state): State<AppState>,
     caller: Caller,
-    Path((vault_id, kind, name)): Path<(String, String, String)>,
+    Path((vault_id, kind, name)): Path<(VaultId, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (a, kind) = object_access(&state, &caller, &vault_id, &kind, &name, Op::Read).await?;
