@@ -4,14 +4,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
     CreateDevice, CreateToken, CreatedToken, Device, DeviceId, Session, SessionId, Token, TokenId,
-    TokenKind,
 };
 
 use super::directory::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
 use crate::db::{self, devices, sessions, tokens, vaults};
-use crate::domain::{self, Permission, new_id, new_secret, secret_hash};
+use crate::domain::{NewDevice, NewToken, Permission, new_id, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -44,11 +43,12 @@ pub async fn create_device(
     let tenant = caller
         .tenant(&state, Permission::DeviceWrite, req.tenant_id.as_str())
         .await?;
+    let req = NewDevice::parse(req)?;
     let now = state.now();
     let d = Device {
         id: new_id(DeviceId::PREFIX),
         tenant_id: tenant.tenant.id,
-        name: domain::parse_name("device name", &req.name)?,
+        name: req.name,
         created_at: db::time(now),
         last_seen_at: None,
     };
@@ -133,27 +133,11 @@ pub async fn create_token(
     let tenant = caller
         .tenant(&state, Permission::TokenWrite, req.tenant_id.as_str())
         .await?;
-    let mut perms = req.permissions.clone();
-    perms.sort();
-    perms.dedup();
-    if perms.is_empty() {
-        return Err(ApiError::bad_request(
-            "a token needs at least one permission",
-        ));
-    }
-    match (req.kind, &req.device_id) {
-        (TokenKind::Device, Some(d)) => {
-            let dev = devices::device_by_id(&state.db.pool, d.as_str()).await?;
-            if dev.is_none_or(|dev| dev.tenant_id != tenant.tenant.id) {
-                return Err(ApiError::bad_request("no such device in this tenant"));
-            }
-        }
-        (TokenKind::Device, None) => {
-            return Err(ApiError::bad_request("a device token needs device_id"));
-        }
-        (TokenKind::Api, None) => {}
-        (TokenKind::Api, Some(_)) => {
-            return Err(ApiError::bad_request("an API token has no device"));
+    let req = NewToken::parse(req)?;
+    if let Some(d) = req.holder.device_id() {
+        let dev = devices::device_by_id(&state.db.pool, d.as_str()).await?;
+        if dev.is_none_or(|dev| dev.tenant_id != tenant.tenant.id) {
+            return Err(ApiError::bad_request("no such device in this tenant"));
         }
     }
     for v in &req.vault_ids {
@@ -162,24 +146,17 @@ pub async fn create_token(
             return Err(ApiError::bad_request("no such vault in this tenant"));
         }
     }
-    // No expiry is said by leaving the field out, never by a number that looks like one.
-    let days = req.expires_in_days;
-    if days.is_some_and(|d| d == 0 || d > 3650) {
-        return Err(ApiError::bad_request(
-            "expires_in_days is 1 to 3650; leave it out for a token that does not expire",
-        ));
-    }
     let now = state.now();
     let t = Token {
         id: new_id(TokenId::PREFIX),
         tenant_id: tenant.tenant.id.clone(),
-        kind: req.kind,
-        name: domain::parse_name("token name", &req.name)?,
-        device_id: req.device_id.clone().map(String::from),
-        vault_ids: req.vault_ids.iter().cloned().map(String::from).collect(),
-        permissions: perms,
+        kind: req.holder.kind(),
+        name: req.name,
+        device_id: req.holder.device_id().map(|d| d.to_string()),
+        vault_ids: req.vault_ids.into_iter().map(String::from).collect(),
+        permissions: req.permissions,
         created_at: db::time(now),
-        expires_at: days.map(|d| db::time(now + d as i64 * 86_400_000)),
+        expires_at: (req.expires_in_days).map(|d| db::time(now + d as i64 * 86_400_000)),
         revoked_at: None,
         last_used_at: None,
     };

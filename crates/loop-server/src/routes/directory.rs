@@ -13,8 +13,8 @@ use crate::auth::{self, Caller};
 use crate::db::outbox::{self, MailKind};
 use crate::db::{self, bindings, sessions, tenants, users};
 use crate::domain::{
-    self, EmailAddress, Permission, RoleRules as _, TenantTree as _, new_id, new_secret,
-    secret_hash,
+    NewTenant, NewUser, Permission, RoleRules as _, TenantTree as _, UserChanges, new_id,
+    new_secret, secret_hash,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -54,6 +54,7 @@ pub async fn create_tenant(
     let parent = caller
         .tenant(&state, Permission::TenantCreate, req.parent_id.as_str())
         .await?;
+    let req = NewTenant::parse(req)?;
     let kind = req.kind;
     let parent_kind = parent.tenant.kind;
     if !parent_kind.may_have_child(kind) {
@@ -66,7 +67,7 @@ pub async fn create_tenant(
         id: new_id(TenantId::PREFIX),
         parent_id: Some(parent.tenant.id.clone()),
         kind,
-        name: domain::parse_name("tenant name", &req.name)?,
+        name: req.name,
         status: TenantStatus::Active,
         created_at: db::time(now),
     };
@@ -146,7 +147,8 @@ pub async fn create_user(
             )));
         }
     }
-    let email = EmailAddress::parse(&req.email)?;
+    let req = NewUser::parse(req)?;
+    let email = &req.email;
     // Whether an address has an account in another tenant is told only to a caller who can
     // see every tenant; anyone else gets the same answer either way, and the invitation
     // e-mail tells the address's owner (see `mail::messages`).
@@ -166,13 +168,10 @@ pub async fn create_user(
                  leave it out and the invitation goes to the address by e-mail",
             ));
         }
-        Some(p) => {
-            domain::check_new_password(p.expose())?;
-            (
-                Some(auth::hash_password(p.expose().to_string()).await?),
-                None,
-            )
-        }
+        Some(p) => (
+            Some(auth::hash_password(p.expose().to_string()).await?),
+            None,
+        ),
         None if whole => (None, Some(new_secret("lpi"))),
         None => (None, None),
     };
@@ -182,9 +181,9 @@ pub async fn create_user(
         id: new_id(UserId::PREFIX),
         tenant_id: tenant.tenant.id.clone(),
         email: email.as_str().into(),
-        first_name: domain::parse_name("first name", &req.first_name)?,
-        last_name: domain::parse_name("last name", &req.last_name)?,
-        business_address: domain::parse_address(&req.business_address)?,
+        first_name: req.first_name,
+        last_name: req.last_name,
+        business_address: req.business_address,
         status: if password_hash.is_none() {
             UserStatus::Invited
         } else {
@@ -298,52 +297,52 @@ pub async fn update_user(
     Json(req): Json<UpdateUser>,
 ) -> ApiResult<axum::Json<User>> {
     let (row, _) = scoped_user(&state, &caller, Permission::UserWrite, &id).await?;
+    let req = UserChanges::parse(req)?;
     let mut u = row.user;
     let mut fields = Vec::new();
     let mut mail = None;
-    if let Some(e) = &req.email {
-        let e = EmailAddress::parse(e)?;
-        if e.as_str() != u.email {
-            let whole = caller.holds_on_whole_service(Permission::UserRead);
-            if users::email_in_tenant(&state.db.pool, &u.tenant_id, e.as_str()).await? {
+    if let Some(e) = &req.email
+        && e.as_str() != u.email
+    {
+        let whole = caller.holds_on_whole_service(Permission::UserRead);
+        if users::email_in_tenant(&state.db.pool, &u.tenant_id, e.as_str()).await? {
+            return Err(email_taken());
+        }
+        if u.status == UserStatus::Invited {
+            // Not an account yet: the invitation simply goes to the new address.
+            u.email = e.as_str().into();
+            fields.push("email");
+            if !whole {
+                mail = Some(MailKind::Invitation);
+            }
+        } else if whole {
+            if users::user_by_email(&state.db.pool, e.as_str())
+                .await?
+                .is_some()
+            {
                 return Err(email_taken());
             }
-            if u.status == UserStatus::Invited {
-                // Not an account yet: the invitation simply goes to the new address.
-                u.email = e.as_str().into();
-                fields.push("email");
-                if !whole {
-                    mail = Some(MailKind::Invitation);
-                }
-            } else if whole {
-                if users::user_by_email(&state.db.pool, e.as_str())
-                    .await?
-                    .is_some()
-                {
-                    return Err(email_taken());
-                }
-                u.email = e.as_str().into();
-                // A change made at once replaces one waiting for confirmation.
-                u.pending_email = None;
-                fields.push("email");
-            } else {
-                // The address changes when its owner confirms it (`mail::messages`).
-                u.pending_email = Some(e.as_str().into());
-                fields.push("pending_email");
-                mail = Some(MailKind::EmailChange);
-            }
+            u.email = e.as_str().into();
+            // A change made at once replaces one waiting for confirmation.
+            u.pending_email = None;
+            fields.push("email");
+        } else {
+            // The address changes when its owner confirms it (`mail::messages`).
+            u.pending_email = Some(e.as_str().into());
+            fields.push("pending_email");
+            mail = Some(MailKind::EmailChange);
         }
     }
-    if let Some(v) = &req.first_name {
-        u.first_name = domain::parse_name("first name", v)?;
+    if let Some(v) = req.first_name {
+        u.first_name = v;
         fields.push("first_name");
     }
-    if let Some(v) = &req.last_name {
-        u.last_name = domain::parse_name("last name", v)?;
+    if let Some(v) = req.last_name {
+        u.last_name = v;
         fields.push("last_name");
     }
-    if let Some(v) = &req.business_address {
-        u.business_address = domain::parse_address(v)?;
+    if let Some(v) = req.business_address {
+        u.business_address = v;
         fields.push("business_address");
     }
     let now = state.now();

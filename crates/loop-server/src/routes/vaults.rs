@@ -14,7 +14,7 @@ use super::directory::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
 use crate::db::{self, tenants, vaults};
-use crate::domain::{self, Permission, TenantKind, new_id};
+use crate::domain::{NewVault, Permission, TenantKind, new_id};
 use crate::error::{ApiError, ApiResult};
 use crate::keys::vault_kek;
 use crate::state::AppState;
@@ -103,21 +103,18 @@ pub async fn create_vault(
     if tenant.tenant.kind != TenantKind::Customer {
         return Err(ApiError::bad_request("vaults belong to customer tenants"));
     }
+    let req = NewVault::parse(req)?;
     let Some(dest) = state.destinations.get(&req.destination) else {
         return Err(ApiError::bad_request("no such destination"));
     };
-    if req.quota_bytes.is_some_and(|q| q > i64::MAX as u64) {
-        return Err(ApiError::bad_request("quota_bytes is too large"));
-    }
-    let custody = req.key_custody.unwrap_or(KeyCustody::Managed);
     let now = state.now();
     let vault = Vault {
         id: new_id(VaultId::PREFIX),
         tenant_id: tenant.tenant.id.clone(),
-        name: domain::parse_name("vault name", &req.name)?,
+        name: req.name,
         destination: dest.name.clone(),
         jurisdiction: dest.jurisdiction.clone(),
-        key_custody: custody,
+        key_custody: req.key_custody,
         quota_bytes: req.quota_bytes,
         used_bytes: 0,
         created_at: db::time(now),

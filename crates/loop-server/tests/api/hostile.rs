@@ -311,6 +311,151 @@ fn a_malformed_id_is_refused_as_the_request_is_read() {
     );
 }
 
+/// Every field of a create or update request that can be wrong on its own is refused with a
+/// 400 that says what is wrong with it, and nothing is created, changed or recorded.
+#[test]
+fn each_wrong_field_of_a_create_or_update_request_is_named_and_nothing_changes() {
+    let server = Server::start();
+    let admin = server.admin();
+    let acme = server.customer(&admin, "acme");
+    let t = acme.tenant_id.as_str();
+    let user = format!("/api/v1/users/{}", acme.member("operator").user_id);
+    let person = |field: &str, value: Value| {
+        let mut body = json!({ "tenant_id": t, "email": "new@acme.example",
+                               "first_name": "New", "last_name": "Person" });
+        body[field] = value;
+        body
+    };
+    let token = |field: &str, value: Value| {
+        let mut body = json!({ "tenant_id": t, "name": "nightly", "kind": "api",
+                               "permissions": ["backup"] });
+        body[field] = value;
+        body
+    };
+    let name_rule = "must be 1 to 200 characters";
+    let cases = [
+        (
+            "post",
+            "/api/v1/tenants".to_string(),
+            json!({ "parent_id": admin.provider_tenant_id(), "kind": "customer", "name": " " }),
+            format!("tenant name {name_rule}"),
+        ),
+        (
+            "post",
+            "/api/v1/users".into(),
+            person("email", json!("not-an-address")),
+            "e-mail address is not valid".into(),
+        ),
+        (
+            "post",
+            "/api/v1/users".into(),
+            person("password", json!("too short")),
+            "password must be 12 to 1024 characters".into(),
+        ),
+        (
+            "post",
+            "/api/v1/users".into(),
+            person("first_name", json!("")),
+            format!("first name {name_rule}"),
+        ),
+        (
+            "post",
+            "/api/v1/users".into(),
+            person("last_name", json!("Per\u{202E}son")),
+            format!("last name {name_rule}"),
+        ),
+        (
+            "post",
+            "/api/v1/users".into(),
+            person("business_address", json!("Main St\u{7}")),
+            "business address is too long or has control characters".into(),
+        ),
+        (
+            "patch",
+            user.clone(),
+            json!({ "email": "@acme.example" }),
+            "e-mail address is not valid".into(),
+        ),
+        (
+            "patch",
+            user.clone(),
+            json!({ "first_name": "Ana", "last_name": "\u{200B}" }),
+            format!("last name {name_rule}"),
+        ),
+        (
+            "patch",
+            user.clone(),
+            json!({ "business_address": "x".repeat(1001) }),
+            "business address is too long or has control characters".into(),
+        ),
+        (
+            "post",
+            "/api/v1/devices".into(),
+            json!({ "tenant_id": t, "name": "" }),
+            format!("device name {name_rule}"),
+        ),
+        (
+            "post",
+            "/api/v1/tokens".into(),
+            token("permissions", json!([])),
+            "a token needs at least one permission".into(),
+        ),
+        (
+            "post",
+            "/api/v1/tokens".into(),
+            token("kind", json!("device")),
+            "a device token needs device_id".into(),
+        ),
+        (
+            "post",
+            "/api/v1/tokens".into(),
+            token("device_id", json!(acme.device_id)),
+            "an API token has no device".into(),
+        ),
+        (
+            "post",
+            "/api/v1/tokens".into(),
+            token("expires_in_days", json!(0)),
+            "expires_in_days is 1 to 3650".into(),
+        ),
+        (
+            "post",
+            "/api/v1/tokens".into(),
+            token("name", json!("\u{7}")),
+            format!("token name {name_rule}"),
+        ),
+        (
+            "post",
+            "/api/v1/vaults".into(),
+            json!({ "tenant_id": t, "name": "v", "destination": "local",
+                    "quota_bytes": 1u64 << 63 }),
+            "quota_bytes is too large".into(),
+        ),
+        (
+            "post",
+            "/api/v1/vaults".into(),
+            json!({ "tenant_id": t, "name": "", "destination": "local" }),
+            format!("vault name {name_rule}"),
+        ),
+    ];
+    let before = (
+        admin.audit_events().len(),
+        admin.get(&format!("/api/v1/users?tenant_id={t}")).body,
+    );
+    for (method, path, body, expected) in &cases {
+        let what = format!("{method} {path} {body}");
+        let r = server.call(method, path, Some(&admin.secret), Some(body));
+        r.expect_problem(400, "invalid_request");
+        let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
+        assert!(detail.starts_with(expected.as_str()), "{what}: {detail}");
+    }
+    let after = (
+        admin.audit_events().len(),
+        admin.get(&format!("/api/v1/users?tenant_id={t}")).body,
+    );
+    assert_eq!(before, after, "nothing was created, changed or recorded");
+}
+
 /// A value outside a closed set (a role, a token permission, a kind) is refused as the
 /// request is read: a 400 that names the field, and nothing created, bound or recorded.
 #[test]

@@ -1,7 +1,11 @@
 //! The service's vocabulary as parsed types: a value of these types is valid by construction,
-//! so handlers parse at the edge and the rest of the code never re-checks.
+//! so handlers parse at the edge and the rest of the code never re-checks. The requests that
+//! create and change things are parsed in [`requests`].
+
+mod requests;
 
 pub use loop_api::{Role, TenantKind, TokenPermission};
+pub use requests::{NewDevice, NewTenant, NewToken, NewUser, NewVault, UserChanges};
 
 /// A user-visible validation failure; the message is safe to show to the client.
 #[derive(Debug, thiserror::Error)]
