@@ -15,6 +15,8 @@ pub enum ApiError {
         status: StatusCode,
         code: &'static str,
         detail: String,
+        /// Sent as `Retry-After` (seconds): the client may try again then.
+        retry_after: Option<u64>,
     },
     /// Anything else; the text is logged, never sent.
     Internal(String),
@@ -26,6 +28,24 @@ impl ApiError {
             status,
             code,
             detail: detail.into(),
+            retry_after: None,
+        }
+    }
+    /// The same error, telling the client to try again in `secs` seconds.
+    pub fn retry_after(self, secs: u64) -> Self {
+        match self {
+            ApiError::Client {
+                status,
+                code,
+                detail,
+                ..
+            } => ApiError::Client {
+                status,
+                code,
+                detail,
+                retry_after: Some(secs),
+            },
+            internal => internal,
         }
     }
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -102,12 +122,12 @@ impl IntoResponse for ApiError {
                 status,
                 code,
                 detail,
+                retry_after,
             } => {
                 let mut r = problem(status, code, Some(detail));
-                if code == "object_busy" {
-                    // Another request holds the object for a moment: clients retry.
+                if let Some(secs) = retry_after {
                     r.headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                 }
                 r
             }

@@ -79,7 +79,8 @@ pub enum Attempt {
     /// Go ahead and check the credentials; the attempt already counts as a failure.
     Allowed,
     /// Refuse without checking; `audit` is false while the flood was recorded recently.
-    Throttled { audit: bool },
+    /// `retry_after_secs` is when the oldest failure that holds the limit leaves the window.
+    Throttled { audit: bool, retry_after_secs: u64 },
 }
 
 /// The most keys kept; past it, expired ones are dropped, and then everything (a flood from
@@ -132,17 +133,38 @@ impl SigninThrottle {
         if self.count(&mut st, &a, now) >= self.max_account
             || self.count(&mut st, &i, now) >= self.max_ip
         {
+            let wait_ms = self
+                .wait_ms(&st, &a, self.max_account, now)
+                .max(self.wait_ms(&st, &i, self.max_ip, now));
             let key = format!("{a}|{i}");
             let audit = st.audited.get(&key).is_none_or(|t| now - *t >= 60_000);
             if audit {
                 st.audited.insert(key, now);
             }
-            return Attempt::Throttled { audit };
+            return Attempt::Throttled {
+                audit,
+                retry_after_secs: (wait_ms.max(1) as u64).div_ceil(1000),
+            };
         }
         for key in [a, i] {
             st.failures.entry(key).or_default().push_back(now);
         }
         Attempt::Allowed
+    }
+
+    /// How long until `key` has fewer than `max` failures in the window (after [`Self::count`]
+    /// dropped the expired ones).
+    fn wait_ms(&self, st: &ThrottleState, key: &str, max: usize, now: i64) -> i64 {
+        let q = st.failures.get(key);
+        let n = q.map_or(0, |q| q.len());
+        if n < max {
+            return 0;
+        }
+        match q.and_then(|q| q.get(n - max)) {
+            Some(t) => t + self.window_ms - now,
+            // A limit of zero: no attempt is ever allowed.
+            None => self.window_ms,
+        }
     }
 
     /// The attempt started at `at` proved the password: it is not a failure, and the

@@ -18,12 +18,13 @@ use crate::domain::{self, EmailAddress, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, Attempt};
 
-fn throttled() -> ApiError {
+fn throttled(retry_after_secs: u64) -> ApiError {
     ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "signin_throttled",
         "too many failed sign-ins; wait and try again",
     )
+    .retry_after(retry_after_secs)
 }
 
 fn bad_credentials() -> ApiError {
@@ -126,9 +127,13 @@ pub async fn login(
         .map(|e| e.as_str().to_string())
         .map_err(|_| ());
     let account = email.clone().unwrap_or_else(|_| req.email.to_lowercase());
-    if let Attempt::Throttled { audit } = state.throttle.begin(&account, &ip, now) {
+    if let Attempt::Throttled {
+        audit,
+        retry_after_secs,
+    } = state.throttle.begin(&account, &ip, now)
+    {
         if !audit {
-            return Err(throttled());
+            return Err(throttled(retry_after_secs));
         }
         let user = match &email {
             Ok(e) => users::user_by_email(&state.db.pool, e).await?,
@@ -139,7 +144,7 @@ pub async fn login(
             .map_or(&provider.tenant.id, |u| &u.user.tenant_id);
         let uid = user.as_ref().map(|u| u.user.id.as_str());
         audit_failure(&state, tenant, uid, &client, "throttled").await?;
-        return Err(throttled());
+        return Err(throttled(retry_after_secs));
     }
     let user = match &email {
         Ok(e) => users::user_by_email(&state.db.pool, e).await?,
@@ -326,11 +331,15 @@ pub async fn change_password(
             reason,
         )
     };
-    if let Attempt::Throttled { audit } = state.throttle.begin(&account, &ip, now) {
+    if let Attempt::Throttled {
+        audit,
+        retry_after_secs,
+    } = state.throttle.begin(&account, &ip, now)
+    {
         if audit {
             refused("throttled").await?;
         }
-        return Err(throttled());
+        return Err(throttled(retry_after_secs));
     }
     if !auth::verify_password(
         req.current_password.expose().to_string(),

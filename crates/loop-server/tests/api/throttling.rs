@@ -10,11 +10,22 @@ fn five_wrong_passwords_lock_the_account_until_the_window_passes() {
             .login(ADMIN_EMAIL, "wrong-password-123")
             .expect_problem(401, "invalid_credentials");
     }
-    server
-        .login(ADMIN_EMAIL, ADMIN_PASSWORD)
-        .expect_problem(429, "signin_throttled");
+    let refused = server.login(ADMIN_EMAIL, ADMIN_PASSWORD);
+    refused.expect_problem(429, "signin_throttled");
+    // The answer says how long the lock lasts: the 15-minute window, from the first failure.
+    let wait = |r: &Reply| -> u64 {
+        let secs = r.retry_after.as_deref().expect("a Retry-After header");
+        secs.parse()
+            .unwrap_or_else(|_| panic!("Retry-After: {secs}"))
+    };
+    let secs = wait(&refused);
+    assert!((890..=900).contains(&secs), "Retry-After: {secs}");
 
-    server.advance(Duration::from_secs(16 * 60));
+    server.advance(Duration::from_secs(secs - 10));
+    let still = server.login(ADMIN_EMAIL, ADMIN_PASSWORD);
+    still.expect_problem(429, "signin_throttled");
+    assert!((1..=10).contains(&wait(&still)), "{:?}", still.retry_after);
+    server.advance(Duration::from_secs(wait(&still)));
     let admin = server.admin();
     let events = admin.audit_events();
     assert!(events.iter().any(|e| e.action == "auth.signin"

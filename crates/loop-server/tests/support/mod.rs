@@ -41,6 +41,8 @@ pub struct Server {
 pub struct Reply {
     pub status: u16,
     pub content_type: String,
+    /// The `Retry-After` header, when there is one.
+    pub retry_after: Option<String>,
     pub body: String,
 }
 
@@ -185,10 +187,16 @@ impl Server {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
+        let retry_after = r
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
         let body = r.text().expect("a readable body");
         Reply {
             status,
             content_type,
+            retry_after,
             body,
         }
     }

@@ -108,11 +108,13 @@ impl Access {
     }
 }
 
+/// Another request holds the object for a moment: clients retry.
 fn object_busy() -> ApiError {
     ApiError::conflict(
         "object_busy",
         "another request is writing or deleting this object; try again",
     )
+    .retry_after(1)
 }
 
 /// How many times a request re-claims an object after settling what storage holds.
