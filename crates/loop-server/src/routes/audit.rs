@@ -35,6 +35,14 @@ pub struct AuditQuery {
     pub format: Option<String>,
 }
 
+/// The query of [`audit_heads`]: the heads do not filter by anything but tenant.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HeadsQuery {
+    /// Only this tenant (default: every tenant the caller may audit).
+    pub tenant_id: Option<TenantId>,
+}
+
 fn parse_time(what: &str, s: &Option<String>) -> ApiResult<Option<i64>> {
     s.as_deref()
         .map(|t| {
@@ -246,12 +254,12 @@ pub async fn export_audit(
 ///
 /// The head of each visible tenant's chain: its last sequence number and hash. A verifier
 /// compares an export's last event with it, which catches a log cut short at its end.
-#[utoipa::path(get, path = "/api/v1/audit/heads", tag = "audit", params(AuditQuery),
+#[utoipa::path(get, path = "/api/v1/audit/heads", tag = "audit", params(HeadsQuery),
     responses((status = 200, description = "Success", body = Vec<AuditHead>)))]
 pub async fn audit_heads(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<AuditQuery>,
+    Query(q): Query<HeadsQuery>,
 ) -> ApiResult<axum::Json<Vec<AuditHead>>> {
     let tenants = caller
         .tenant_ids(&state, Permission::AuditRead, q.tenant_id.as_ref())

@@ -170,10 +170,21 @@ const ANONYMOUS: &[&str] = &[
 /// Adds the error answers every operation of a kind can give, which the shared extractors
 /// produce rather than the handler (`Caller`, `Json`, `Query`, `Path`, the tenant filter), and
 /// serves every Problem as `application/problem+json`, as the server sends it. Written once
-/// here so a handler's own `responses(...)` lists only what is particular to it, and the
-/// document still names every status a client can meet.
+/// here so a handler's own `responses(...)` lists only what is particular to it (409, 429,
+/// ...), and the document still names every status a client can meet. A 429 declares its
+/// `Retry-After` header.
+///
+/// - 400: the body or query does not parse (a malformed ID among them);
+/// - 401: no session, an ended one, or a token where a session is needed;
+/// - 403: a permission is checked on the object or tenant named, or a change came with the
+///   session cookie from another site;
+/// - 404: the object or tenant named is missing or outside the caller's scope;
+/// - 410: a change on an erased tenant, or any request with one of its (revoked) tokens;
+/// - 413, 415: the body is too large, or not JSON.
 fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
     use utoipa::openapi::path::{HttpMethod, ParameterIn};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
     use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
     const PROBLEM: &str = "application/problem+json";
@@ -218,7 +229,7 @@ fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
         if signed_in {
             add("401", "Not signed in, or the session ended (problem+json)");
         }
-        if signed_in && !(own_account && method == HttpMethod::Get) {
+        if signed_in && (method != HttpMethod::Get || in_path || names_tenant) {
             add(
                 "403",
                 "The role or token lacks the permission, or a change came with the \
@@ -231,10 +242,11 @@ fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
                 "Not found, or outside your tenant scope (problem+json)",
             );
         }
-        if signed_in && method != HttpMethod::Get && !own_account {
+        if signed_in {
             add(
                 "410",
-                "The tenant was erased: nothing of it changes any more (problem+json)",
+                "The tenant was erased (`tenant_erased`): nothing of it changes any more, and \
+                 its tokens are refused with this (problem+json)",
             );
         }
         if has_body {
@@ -248,10 +260,21 @@ fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
             "500",
             "Internal error: the detail holds only an incident ID (problem+json)",
         );
-        for response in op.responses.responses.values_mut() {
+        for (status, response) in op.responses.responses.iter_mut() {
             let RefOr::T(response) = response else {
                 continue;
             };
+            if status == "429" {
+                response.headers.insert(
+                    "Retry-After".into(),
+                    RefOr::T(
+                        HeaderBuilder::new()
+                            .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+                            .description(Some("Seconds to wait before trying again."))
+                            .build(),
+                    ),
+                );
+            }
             let json = response.content.get_index_of("application/json");
             if let Some(i) = json.filter(|&i| is_problem(&response.content[i])) {
                 let (_, content) = response.content.shift_remove_index(i).expect("index");
