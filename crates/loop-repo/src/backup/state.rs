@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::walk::TreeRequest;
 use super::{BackupOptions, BackupProgress};
 use crate::chunker::Chunker;
 use crate::error::{Error, Result};
@@ -17,6 +16,11 @@ use crate::id::Id;
 use crate::index::{Index, IndexFile};
 use crate::pack::PackWriter;
 use crate::repo::Repository;
+use crate::tree::Tree;
+
+/// A request to load a parent-snapshot tree, and where to send it (`None` when it cannot be
+/// read). The walker sends these; the run holds the queue, so the type lives with the run.
+pub(super) type TreeRequest = (Id, Sender<Option<Tree>>);
 
 /// What the snapshot's summary counts.
 #[derive(Default)]

@@ -20,8 +20,6 @@ use crate::fsmeta::node_from_metadata;
 use crate::id::Id;
 use crate::tree::{Node, NodeKind, Tree};
 
-/// A request to load a tree, and where to send it (`None` when it cannot be read).
-pub(super) type TreeRequest = (Id, Sender<Option<Tree>>);
 /// A subdirectory's name and where its parent-snapshot tree will arrive.
 type Prefetched = (Vec<u8>, Receiver<Option<Tree>>);
 
