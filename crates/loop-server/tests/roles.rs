@@ -422,26 +422,12 @@ impl<'a> Walk<'a> {
                     .session
                     .post("/api/v1/me/totp", json!({ "current_password": a.password }))
                     .expect(200);
-                Some(json!({ "code": totp_code(e["secret"].as_str().unwrap(), self.server) }))
+                Some(json!({ "code": self.server.totp_code(e["secret"].as_str().unwrap()) }))
             }
             _ => panic!("{method} {path}: the walk knows no request for the caller; add one"),
         };
         (path.into(), body)
     }
-}
-
-/// The current code of a TOTP secret, by the server's clock.
-fn totp_code(secret_b32: &str, server: &Server) -> String {
-    let secret = totp_rs::Secret::try_from_base32(secret_b32).expect("base32 secret");
-    let totp = totp_rs::Builder::new()
-        .with_algorithm(totp_rs::Algorithm::SHA1)
-        .with_digits(6)
-        .with_step_duration(30)
-        .with_secret(secret)
-        .build()
-        .expect("TOTP");
-    totp.generate((server.state.now() / 1000) as u64)
-        .to_string()
 }
 
 /// Compares an answer with the expectation; a description of the difference, if any.

@@ -148,7 +148,7 @@ impl AuditWalk<'_> {
                         Some(&json!({ "current_password": self.sam_password })),
                     )
                     .expect(200);
-                let code = totp_code(e["secret"].as_str().unwrap(), self.server);
+                let code = self.server.totp_code(e["secret"].as_str().unwrap());
                 Call {
                     bearer: Some(self.sam.secret.clone()),
                     path: path.into(),

@@ -122,17 +122,3 @@ fn assert_no_leak(what: &str, r: &Reply, secrets: &[String]) {
         );
     }
 }
-
-/// The current code of a TOTP secret, by the server's clock.
-fn totp_code(secret_b32: &str, server: &Server) -> String {
-    let secret = totp_rs::Secret::try_from_base32(secret_b32).expect("base32 secret");
-    let totp = totp_rs::Builder::new()
-        .with_algorithm(totp_rs::Algorithm::SHA1)
-        .with_digits(6)
-        .with_step_duration(30)
-        .with_secret(secret)
-        .build()
-        .expect("TOTP");
-    totp.generate((server.state.now() / 1000) as u64)
-        .to_string()
-}

@@ -158,7 +158,7 @@ fn once_totp_is_enabled_sign_in_asks_for_the_code() {
     admin
         .post(
             "/api/v1/me/totp/confirm",
-            json!({ "code": totp_code(&secret, &server) }),
+            json!({ "code": server.totp_code(&secret) }),
         )
         .expect(204);
 
@@ -175,9 +175,9 @@ fn once_totp_is_enabled_sign_in_asks_for_the_code() {
             Some(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "totp": code })),
         )
     };
-    with_code(totp_code(&secret, &server)).expect_problem(401, "invalid_totp");
+    with_code(server.totp_code(&secret)).expect_problem(401, "invalid_totp");
     server.advance(Duration::from_secs(30));
-    let wrong = if totp_code(&secret, &server) == "123456" {
+    let wrong = if server.totp_code(&secret) == "123456" {
         "654321"
     } else {
         "123456"
@@ -192,12 +192,12 @@ fn once_totp_is_enabled_sign_in_asks_for_the_code() {
         .expect_problem(401, "invalid_totp");
     let me = server
         .sign_in_with(json!({
-            "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "totp": totp_code(&secret, &server),
+            "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "totp": server.totp_code(&secret),
         }))
         .get("/api/v1/me")
         .expect(200);
     assert_eq!(me["user"]["totp_enabled"], true);
-    with_code(totp_code(&secret, &server)).expect_problem(401, "invalid_totp");
+    with_code(server.totp_code(&secret)).expect_problem(401, "invalid_totp");
 }
 
 #[test]

@@ -169,6 +169,19 @@ impl Server {
         code
     }
 
+    /// The current code of a TOTP secret, by the server's clock.
+    pub fn totp_code(&self, secret_b32: &str) -> String {
+        let secret = totp_rs::Secret::try_from_base32(secret_b32).expect("base32 secret");
+        let totp = totp_rs::Builder::new()
+            .with_algorithm(totp_rs::Algorithm::SHA1)
+            .with_digits(6)
+            .with_step_duration(30)
+            .with_secret(secret)
+            .build()
+            .expect("TOTP");
+        totp.generate((self.state.now() / 1000) as u64).to_string()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
