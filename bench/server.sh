@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Backup through `loop server` over HTTPS on loopback against the same backup into a local
-# repository, in the same run. Prints a Markdown table: first backup, no-change backup (the
-# device's cache cold, then warm), a backup after 1% of the files changed, and restore, wall
+# repository, in the same run. Prints a Markdown table: first backup, no-change backup (with
+# the cache the first backup left, then with none), a backup after 1% of the files changed,
+# and restore, wall
 # time (best of 3, each on a fresh vault, repository and client cache) and the ratio
 # server/local; then the HTTPS requests each server phase made (from the access log).
 #
@@ -87,8 +88,9 @@ for i in 1 2 3; do
   server first "${remote[@]}"
   secs "${local_repo[@]}" >>"$WORK/local.nochange"
   server nochange "${remote[@]}"
-  secs "${local_repo[@]}" >>"$WORK/local.nochange-warm"
-  server nochange-warm "${remote[@]}"
+  secs "${local_repo[@]}" >>"$WORK/local.nochange-cold"
+  rm -rf "$WORK/cache-$i"
+  server nochange-cold "${remote[@]}"
   change_one_percent "$i"
   secs "${local_repo[@]}" >>"$WORK/local.changed-1pct"
   server changed-1pct "${remote[@]}"
@@ -101,7 +103,7 @@ done
 
 echo "| phase | local s | server (HTTPS) s | server/local | requests |"
 echo "|---|---|---|---|---|"
-for phase in first nochange nochange-warm changed-1pct restore; do
+for phase in first nochange nochange-cold changed-1pct restore; do
   l=$(best <"$WORK/local.$phase"); s=$(best <"$WORK/server.$phase")
   r=$(sort -n "$WORK/requests.$phase" | head -1)
   printf "| %s | %.2f | %.2f | %.2f | %s |\n" "$phase" "$l" "$s" "$(echo "$s / $l" | bc -l)" "$r"

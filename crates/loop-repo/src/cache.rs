@@ -1,32 +1,42 @@
-//! A local cache of a remote repository's metadata: index files, snapshots and tree blobs.
+//! A local cache of a remote repository's metadata: index files, snapshots and tree packs.
 //!
 //! Reading a snapshot's trees costs one request per directory, and every backup reads the
 //! whole index: through a server or S3 these round trips dominate a backup that finds little
-//! to do. All three are immutable once written (index and snapshot names are random IDs
-//! never reused; a tree blob is named by the keyed hash of its content), so a copy never
-//! goes stale: it only becomes unused when prune or forget removes the original.
+//! to do. All three are immutable once written (index, snapshot and pack names are random
+//! IDs never reused), so a copy never goes stale: it only becomes unused when prune or
+//! forget removes the original.
+//!
+//! Trees are cached a whole pack at a time, as restic does: packers keep trees apart from
+//! data, so a tree pack is small (a few MiB for the Linux source tree). A backup puts each
+//! tree pack it writes into the cache; a reader that finds a tree's pack missing downloads
+//! the whole pack once (one request instead of one per directory).
 //!
 //! The cache holds bytes exactly as storage returned them, still encrypted. Each use opens
 //! and authenticates them like a download would, so a damaged or altered file in the cache
 //! is detected; it is then dropped and the object fetched again, never trusted.
 //!
 //! Layout under the cache directory (one per repository, named by the repository ID):
-//! `index/NAME`, `snapshots/NAME`, and `trees/ID` holding the pack ID, offset and length
-//! the blob was read at (44 bytes) followed by the stored blob.
+//! `index/NAME`, `snapshots/NAME` and `packs/NAME`.
 
 use std::collections::HashSet;
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::id::Id;
 use crate::index::BlobLocation;
 use crate::storage::FileKind;
 
-/// Length of a tree record's header: pack ID, offset, length.
-const TREE_HEADER: usize = 32 + 4 + 4 + 4;
-
 pub(crate) struct Cache {
     dir: PathBuf,
+    /// Held while a pack is downloaded: one whole-pack download at a time, so concurrent
+    /// tree readers neither fetch the same pack twice nor hold many packs in memory at once.
+    downloading: Mutex<()>,
+    /// Set when a downloaded pack could not be written (full disk, read-only home): then
+    /// no further pack is downloaded whole, and trees are read one request each.
+    unwritable: AtomicBool,
 }
 
 impl Cache {
@@ -34,6 +44,8 @@ impl Cache {
     pub(crate) fn new(root: &Path, repo_id: &Id) -> Cache {
         Cache {
             dir: root.join(repo_id.to_hex()),
+            downloading: Mutex::new(()),
+            unwritable: AtomicBool::new(false),
         }
     }
 
@@ -41,6 +53,7 @@ impl Cache {
         let sub = match kind {
             FileKind::Index => "index",
             FileKind::Snapshot => "snapshots",
+            FileKind::Pack => "packs",
             _ => return None,
         };
         // Names come from listings of untrusted storage: only plain hex names are cached.
@@ -48,15 +61,15 @@ impl Cache {
             .then(|| self.dir.join(sub).join(name))
     }
 
-    /// A whole cached file of `kind` (index or snapshot).
+    /// A whole cached file of `kind` (index, snapshot or pack).
     pub(crate) fn get_file(&self, kind: FileKind, name: &str) -> Option<Vec<u8>> {
         std::fs::read(self.file_path(kind, name)?).ok()
     }
 
-    pub(crate) fn put_file(&self, kind: FileKind, name: &str, bytes: &[u8]) {
-        if let Some(path) = self.file_path(kind, name) {
-            write_atomically(&path, &[bytes]);
-        }
+    /// Caches a file; false when it could not be written.
+    pub(crate) fn put_file(&self, kind: FileKind, name: &str, bytes: &[u8]) -> bool {
+        self.file_path(kind, name)
+            .is_some_and(|path| write_atomically(&path, bytes))
     }
 
     pub(crate) fn forget_file(&self, kind: FileKind, name: &str) {
@@ -73,6 +86,10 @@ impl Cache {
         else {
             return;
         };
+        if kind == FileKind::Pack {
+            // Caches written before trees were cached by pack held one file per tree.
+            let _ = std::fs::remove_dir_all(self.dir.join("trees"));
+        }
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
@@ -84,51 +101,52 @@ impl Cache {
         }
     }
 
-    fn tree_path(&self, id: &Id) -> PathBuf {
-        self.dir.join("trees").join(id.to_hex())
+    /// The stored bytes of the blob at `loc`, from the cached copy of its pack.
+    pub(crate) fn get_blob(&self, loc: &BlobLocation) -> Option<Vec<u8>> {
+        let file = std::fs::File::open(self.file_path(FileKind::Pack, &loc.pack.to_hex())?).ok()?;
+        let mut bytes = vec![0u8; loc.entry.length as usize];
+        file.read_exact_at(&mut bytes, loc.entry.offset as u64)
+            .ok()?;
+        Some(bytes)
     }
 
-    /// The stored bytes of tree `id`, if they were cached from where the index says it is.
-    pub(crate) fn get_tree(&self, id: &Id, loc: &BlobLocation) -> Option<Vec<u8>> {
-        let mut bytes = std::fs::read(self.tree_path(id)).ok()?;
-        if bytes.len() < TREE_HEADER || bytes[..TREE_HEADER] != tree_header(loc) {
-            return None;
+    pub(crate) fn has_pack(&self, pack: &Id) -> bool {
+        self.file_path(FileKind::Pack, &pack.to_hex())
+            .is_some_and(|p| p.exists())
+    }
+
+    /// Runs `download` and caches the pack it returns, unless another caller already
+    /// cached `pack` or the cache cannot be written; one download at a time.
+    pub(crate) fn download_pack(&self, pack: &Id, download: impl FnOnce() -> Option<Vec<u8>>) {
+        let _one_at_a_time = self.downloading.lock().unwrap_or_else(|e| e.into_inner());
+        if self.unwritable.load(Ordering::Relaxed) || self.has_pack(pack) {
+            return;
         }
-        Some(bytes.split_off(TREE_HEADER))
+        if let Some(bytes) = download()
+            && !self.put_file(FileKind::Pack, &pack.to_hex(), &bytes)
+        {
+            self.unwritable.store(true, Ordering::Relaxed);
+        }
     }
-
-    pub(crate) fn put_tree(&self, id: &Id, loc: &BlobLocation, stored: &[u8]) {
-        write_atomically(&self.tree_path(id), &[&tree_header(loc), stored]);
-    }
-
-    pub(crate) fn forget_tree(&self, id: &Id) {
-        let _ = std::fs::remove_file(self.tree_path(id));
-    }
-}
-
-fn tree_header(loc: &BlobLocation) -> [u8; TREE_HEADER] {
-    let mut h = [0u8; TREE_HEADER];
-    h[..32].copy_from_slice(loc.pack.as_bytes());
-    h[32..36].copy_from_slice(&loc.entry.offset.to_le_bytes());
-    h[36..40].copy_from_slice(&loc.entry.length.to_le_bytes());
-    h[40..44].copy_from_slice(&loc.entry.raw_len.to_le_bytes());
-    h
 }
 
 /// Writes via a temporary file and a rename, so a reader never sees half a file. A cache
-/// that cannot be written (full disk, read-only home) only costs speed, so errors are
-/// ignored.
-fn write_atomically(path: &Path, parts: &[&[u8]]) {
-    let Some(dir) = path.parent() else { return };
+/// that cannot be written (full disk, read-only home) only costs speed, so a failure is
+/// only reported as `false`.
+fn write_atomically(path: &Path, bytes: &[u8]) -> bool {
+    let Some(dir) = path.parent() else {
+        return false;
+    };
     if std::fs::create_dir_all(dir).is_err() {
-        return;
+        return false;
     }
     let tmp = dir.join(format!(".tmp-{}", Id::random().to_hex()));
-    let written =
-        std::fs::File::create(&tmp).and_then(|mut f| parts.iter().try_for_each(|p| f.write_all(p)));
+    let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes));
     if written.is_err() || std::fs::rename(&tmp, path).is_err() {
         let _ = std::fs::remove_file(&tmp);
+        return false;
     }
+    true
 }
 
 #[cfg(test)]
@@ -136,37 +154,38 @@ mod tests {
     use super::*;
     use crate::pack::{BlobKind, PackEntry};
 
-    fn loc(offset: u32) -> BlobLocation {
-        BlobLocation {
-            pack: Id::random(),
+    #[test]
+    fn a_blob_is_read_from_its_cached_pack_and_a_missing_pack_is_downloaded_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path(), &Id::random());
+        let pack = Id::random();
+        let loc = BlobLocation {
+            pack,
             entry: PackEntry {
                 kind: BlobKind::Tree,
                 id: Id::random(),
-                offset,
-                length: 40,
-                raw_len: 24,
+                offset: 4,
+                length: 5,
+                raw_len: 5,
             },
+        };
+        assert!(!cache.has_pack(&pack));
+        assert_eq!(cache.get_blob(&loc), None);
+        let mut downloads = 0;
+        for _ in 0..2 {
+            cache.download_pack(&pack, || {
+                downloads += 1;
+                Some(b"headtree-bytestrailer".to_vec())
+            });
         }
-    }
-
-    #[test]
-    fn a_tree_is_served_only_for_the_location_it_was_read_at() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::new(dir.path(), &Id::random());
-        let id = Id::random();
-        let here = loc(0);
-        cache.put_tree(&id, &here, b"stored bytes");
-        assert_eq!(
-            cache.get_tree(&id, &here).as_deref(),
-            Some(&b"stored bytes"[..])
-        );
-        // Repacked by prune: the index points elsewhere, so the copy is not used.
-        let mut moved = here;
-        moved.entry.offset = 4096;
-        assert_eq!(cache.get_tree(&id, &moved), None);
-        assert_eq!(cache.get_tree(&Id::random(), &here), None);
-        cache.forget_tree(&id);
-        assert_eq!(cache.get_tree(&id, &here), None);
+        assert_eq!(downloads, 1);
+        assert_eq!(cache.get_blob(&loc).as_deref(), Some(&b"tree-"[..]));
+        // A location past the end of the cached copy is a miss, not a short read.
+        let mut past = loc;
+        past.entry.offset = 20;
+        assert_eq!(cache.get_blob(&past), None);
+        cache.forget_file(FileKind::Pack, &pack.to_hex());
+        assert_eq!(cache.get_blob(&loc), None);
     }
 
     #[test]
@@ -177,9 +196,9 @@ mod tests {
         cache.put_file(FileKind::Index, &a, b"A");
         cache.put_file(FileKind::Index, &b, b"B");
         cache.put_file(FileKind::Index, "../../escape", b"X");
-        cache.put_file(FileKind::Pack, &a, b"P");
+        cache.put_file(FileKind::Lock, &a, b"L");
         assert_eq!(cache.get_file(FileKind::Index, "../../escape"), None);
-        assert_eq!(cache.get_file(FileKind::Pack, &a), None);
+        assert_eq!(cache.get_file(FileKind::Lock, &a), None);
         cache.retain_files(FileKind::Index, &HashSet::from([a.as_str()]));
         assert_eq!(
             cache.get_file(FileKind::Index, &a).as_deref(),

@@ -148,6 +148,8 @@ impl IndexFile {
 pub struct Index {
     packs: Vec<Id>,
     pack_numbers: HashMap<Id, u32>,
+    /// Per pack number: whether the pack holds any data blob (else it holds only trees).
+    pack_has_data: Vec<bool>,
     entries: Vec<Entry>,
     /// `buckets[b]..buckets[b + 1]` are the entries whose ID starts with the 16-bit prefix `b`.
     /// IDs are uniformly distributed, so a lookup binary-searches a handful of entries
@@ -171,8 +173,12 @@ impl Index {
     pub fn add_pack(&mut self, pack: Id, blobs: &[PackEntry]) {
         let n = *self.pack_numbers.entry(pack).or_insert_with(|| {
             self.packs.push(pack);
+            self.pack_has_data.push(false);
             (self.packs.len() - 1) as u32
         });
+        if blobs.iter().any(|b| b.kind == BlobKind::Data) {
+            self.pack_has_data[n as usize] = true;
+        }
         self.entries.reserve(blobs.len());
         for b in blobs {
             let kind_bit = if b.kind == BlobKind::Tree {
@@ -289,6 +295,13 @@ impl Index {
         &self.packs
     }
 
+    /// Whether `pack` is indexed and holds trees only (packers keep trees and data apart).
+    pub fn is_tree_pack(&self, pack: &Id) -> bool {
+        self.pack_numbers
+            .get(pack)
+            .is_some_and(|&n| !self.pack_has_data[n as usize])
+    }
+
     /// Every blob with its location, in ID order.
     pub fn iter(&self) -> impl Iterator<Item = BlobLocation> + '_ {
         self.entries.iter().map(|e| self.location(e))
@@ -374,5 +387,27 @@ mod tests {
         assert_eq!(alts.len(), 1);
         assert_eq!((alts[0].pack, alts[0].entry.offset), (p2, 140));
         assert!(index.alternates(&Id([8; 32])).is_empty());
+    }
+
+    #[test]
+    fn a_pack_is_a_tree_pack_only_when_every_index_file_lists_only_trees_in_it() {
+        let blob = |kind, n| PackEntry {
+            kind,
+            id: Id([n; 32]),
+            offset: 40 + 100 * n as u32,
+            length: 100,
+            raw_len: 84,
+        };
+        let (trees, mixed, later_mixed) = (Id([1; 32]), Id([2; 32]), Id([3; 32]));
+        let mut index = Index::new();
+        index.add_pack(trees, &[blob(BlobKind::Tree, 1), blob(BlobKind::Tree, 2)]);
+        index.add_pack(mixed, &[blob(BlobKind::Tree, 3), blob(BlobKind::Data, 4)]);
+        index.add_pack(later_mixed, &[blob(BlobKind::Tree, 5)]);
+        index.add_pack(later_mixed, &[blob(BlobKind::Data, 6)]);
+        index.finish();
+        assert!(index.is_tree_pack(&trees));
+        assert!(!index.is_tree_pack(&mixed));
+        assert!(!index.is_tree_pack(&later_mixed));
+        assert!(!index.is_tree_pack(&Id([9; 32])), "a pack no index names");
     }
 }

@@ -349,7 +349,8 @@ pub fn execute(repo: &Repository, mut p: PrunePlan) -> Result<PruneReport> {
     // 1. Copy still-needed blobs out of packs that are going away.
     let mut new_packs: Vec<(Id, Vec<PackEntry>)> = Vec::new();
     let target = repo.config().pack_size as usize;
-    let mut writer: Option<PackWriter> = None;
+    // One writer per blob kind, as in a backup: packs of trees only stay small and cacheable.
+    let mut writers: [Option<PackWriter>; 2] = [None, None];
     let mut sources: Vec<Id> = p.repack.clone();
     let mut exec_sources: Vec<Id> = p
         .executable_packs
@@ -379,23 +380,22 @@ pub fn execute(repo: &Repository, mut p: PrunePlan) -> Result<PruneReport> {
                 return Err(Error::corrupt(&object, "shorter than the index says"));
             }
             let payload = pack::decrypt_payload(&cipher, b, bytes[start..end].to_vec(), &object)?;
-            let w = writer.get_or_insert_with(|| {
+            let slot = &mut writers[b.kind.byte() as usize];
+            let w = slot.get_or_insert_with(|| {
                 PackWriter::new(repo.master(), crate::pack::pack_buffer_capacity(target))
             });
             w.add(b.kind, b.id, &payload, b.raw_len);
             copied.insert(b.id);
             if w.len() >= target {
-                let (id, data, entries) = writer.take().expect("writer").finish();
-                storage.put(FileKind::Pack, &id.to_hex(), data)?;
+                let (id, data, entries) = slot.take().expect("writer").finish();
+                repo.put_pack(&id, data, &entries)?;
                 new_packs.push((id, entries));
             }
         }
     }
-    if let Some(w) = writer.take()
-        && !w.is_empty()
-    {
+    for w in writers.into_iter().flatten().filter(|w| !w.is_empty()) {
         let (id, data, entries) = w.finish();
-        storage.put(FileKind::Pack, &id.to_hex(), data)?;
+        repo.put_pack(&id, data, &entries)?;
         new_packs.push((id, entries));
     }
     report.packs_written = new_packs.len();

@@ -19,7 +19,7 @@ use crate::format::{self, Magic, Version};
 use crate::id::Id;
 use crate::index::{Index, IndexFile};
 use crate::keys::{KdfParams, KeySlot, Secret, SlotMeta};
-use crate::pack::{self, MAX_BLOB};
+use crate::pack::{self, BlobKind, MAX_BLOB, PackEntry};
 use crate::snapshot::{Snapshot, SnapshotFilter};
 use crate::storage::{FileKind, Storage};
 use crate::tree::Tree;
@@ -106,7 +106,7 @@ pub struct Repository {
     id_key: IdKey,
     config: RepoConfig,
     key_id: Id,
-    /// Local copies of index files, snapshots and trees ([`Repository::with_cache`]).
+    /// Local copies of index files, snapshots and tree packs ([`Repository::with_cache`]).
     cache: Option<Cache>,
 }
 
@@ -238,7 +238,7 @@ impl Repository {
         })
     }
 
-    /// Keeps local copies of index files, snapshots and trees under `root` (see
+    /// Keeps local copies of index files, snapshots and tree packs under `root` (see
     /// [`crate::cache`]): for remote repositories, where each of them is a round trip.
     pub fn with_cache(mut self, root: &Path) -> Repository {
         self.cache = Some(Cache::new(root, &self.config.id));
@@ -322,6 +322,10 @@ impl Repository {
             }
         }
         index.finish();
+        if let Some(c) = &self.cache {
+            let packs: Vec<String> = index.pack_ids().iter().map(Id::to_hex).collect();
+            c.retain_files(FileKind::Pack, &packs.iter().map(String::as_str).collect());
+        }
         Ok((index, warnings))
     }
 
@@ -435,31 +439,40 @@ impl Repository {
         Ok(tree)
     }
 
-    /// A tree blob from the cache, or from storage (and then kept in the cache).
+    /// A tree blob from the cached copy of its pack; a tree pack not cached yet is
+    /// downloaded whole first. A cached copy that does not authenticate is dropped, and the
+    /// blob read from storage like an uncached one.
     fn read_tree_cached(&self, c: &Cache, index: &Index, id: &Id) -> Result<Vec<u8>> {
-        let Some(loc) = index.get(id) else {
+        let Some(loc) = index.get(id).filter(|l| index.is_tree_pack(&l.pack)) else {
             return self.read_blob(index, id);
         };
-        if let Some(stored) = c.get_tree(id, &loc) {
+        if !c.has_pack(&loc.pack) {
+            let name = loc.pack.to_hex();
+            let limit = crate::pack::max_pack_size(self.config.pack_size as usize);
+            // A failed download is not an error here: the blob's own read reports it.
+            c.download_pack(&loc.pack, || {
+                self.storage.get(FileKind::Pack, &name, limit).ok()
+            });
+        }
+        if let Some(stored) = c.get_blob(&loc) {
             match self.decode_stored_blob(&loc, id, stored) {
                 Ok(data) => return Ok(data),
-                Err(_) => c.forget_tree(id),
+                Err(_) => c.forget_file(FileKind::Pack, &loc.pack.to_hex()),
             }
         }
-        let stored = self.storage.get_range(
-            FileKind::Pack,
-            &loc.pack.to_hex(),
-            loc.entry.offset as u64,
-            loc.entry.length as u64,
-        )?;
-        match self.decode_stored_blob(&loc, id, stored.clone()) {
-            Ok(data) => {
-                c.put_tree(id, &loc, &stored);
-                Ok(data)
-            }
-            // A damaged copy: the other copies are tried, and not cached.
-            Err(first) => self.read_blob_alternate(index, id).map_err(|_| first),
+        self.read_blob(index, id)
+    }
+
+    /// Stores a finished pack; a pack of trees also goes into the cache, so the next
+    /// backup or restore on this machine reads its trees without a request each.
+    pub fn put_pack(&self, id: &Id, bytes: Vec<u8>, entries: &[PackEntry]) -> Result<()> {
+        if let Some(c) = &self.cache
+            && !entries.is_empty()
+            && entries.iter().all(|e| e.kind == BlobKind::Tree)
+        {
+            c.put_file(FileKind::Pack, &id.to_hex(), &bytes);
         }
+        self.storage.put(FileKind::Pack, &id.to_hex(), bytes)
     }
 
     /// The ID and encoding a tree gets when stored.

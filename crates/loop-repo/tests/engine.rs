@@ -6,7 +6,9 @@ use std::sync::Arc;
 use loop_repo::backup::{self, BackupOptions, BackupProgress};
 use loop_repo::keys::{KdfParams, Secret};
 use loop_repo::prune::{self, PruneOptions};
-use loop_repo::{InitOptions, ObjectStorage, Repository, S3Options, browse};
+use loop_repo::{
+    FileKind, InitOptions, ObjectInfo, ObjectStorage, Repository, S3Options, Storage, browse,
+};
 
 fn repo_at(dir: &Path) -> Repository {
     let storage =
@@ -150,4 +152,190 @@ fn a_repository_whose_key_slots_are_deleted_says_so_instead_of_blaming_the_passp
     std::fs::remove_dir_all(dir.join("keys")).unwrap();
     let err = open().err().expect("no key slot opens nothing").to_string();
     assert!(err.contains("has no key slot"), "{err}");
+}
+
+/// Local storage that counts the reads of packs, whole and by range.
+struct CountingStorage {
+    inner: ObjectStorage,
+    whole_packs: std::sync::atomic::AtomicUsize,
+    pack_ranges: std::sync::atomic::AtomicUsize,
+}
+
+impl CountingStorage {
+    fn reads(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (
+            self.whole_packs.swap(0, SeqCst),
+            self.pack_ranges.swap(0, SeqCst),
+        )
+    }
+}
+
+impl Storage for CountingStorage {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn put(&self, kind: FileKind, name: &str, data: Vec<u8>) -> loop_repo::Result<()> {
+        self.inner.put(kind, name, data)
+    }
+    fn get(&self, kind: FileKind, name: &str, max: u64) -> loop_repo::Result<Vec<u8>> {
+        if kind == FileKind::Pack {
+            self.whole_packs
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.get(kind, name, max)
+    }
+    fn get_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> loop_repo::Result<Vec<u8>> {
+        if kind == FileKind::Pack {
+            self.pack_ranges
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.get_range(kind, name, offset, len)
+    }
+    fn list(&self, kind: FileKind) -> loop_repo::Result<Vec<ObjectInfo>> {
+        self.inner.list(kind)
+    }
+    fn delete(&self, kind: FileKind, name: &str) -> loop_repo::Result<()> {
+        self.inner.delete(kind, name)
+    }
+    fn size(&self, kind: FileKind, name: &str) -> loop_repo::Result<u64> {
+        self.inner.size(kind, name)
+    }
+}
+
+/// Every path under a snapshot's tree, read through `repo` (and so through its cache).
+fn all_paths(repo: &Repository, tree: &loop_repo::Id) -> Vec<String> {
+    let index = repo.load_index().unwrap();
+    let mut paths = Vec::new();
+    browse::walk(repo, &index, tree, "", &mut |p, _| {
+        paths.push(p.to_string());
+        Ok(())
+    })
+    .unwrap();
+    paths
+}
+
+#[test]
+fn trees_are_read_from_cached_tree_packs_and_a_cold_cache_fetches_each_pack_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for d in 0..60 {
+        let dir = src.join(format!("d{d:02}/inner"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("f"), format!("file {d}")).unwrap();
+    }
+    repo_at(&tmp.path().join("repo"));
+    let storage = Arc::new(CountingStorage {
+        inner: ObjectStorage::open(
+            tmp.path().join("repo").to_str().unwrap(),
+            &S3Options::default(),
+            false,
+        )
+        .unwrap(),
+        whole_packs: Default::default(),
+        pack_ranges: Default::default(),
+    });
+    let open = |cache: &Path| {
+        Repository::open(storage.clone(), Secret::Passphrase(b"pw"))
+            .unwrap()
+            .with_cache(cache)
+    };
+    let (warm, cold) = (tmp.path().join("warm"), tmp.path().join("cold"));
+    let repo = open(&warm);
+    let tree = backup::run(&repo, opts(&src), &BackupProgress::default())
+        .unwrap()
+        .snapshot
+        .tree;
+    storage.reads();
+    let expected = all_paths(
+        &Repository::open(storage.clone(), Secret::Passphrase(b"pw")).unwrap(),
+        &tree,
+    );
+    assert_eq!(expected.len(), 1 + 60 * 3);
+    let (_, uncached) = storage.reads();
+    assert_eq!(
+        uncached,
+        1 + 1 + 60 * 2,
+        "one range read per directory without a cache"
+    );
+
+    // The backup put the tree pack it wrote into its cache: no pack read at all.
+    assert_eq!(all_paths(&open(&warm), &tree), expected);
+    assert_eq!(storage.reads(), (0, 0));
+
+    // Another machine's cold cache downloads the one tree pack whole, once.
+    assert_eq!(all_paths(&open(&cold), &tree), expected);
+    assert_eq!(storage.reads(), (1, 0));
+    assert_eq!(all_paths(&open(&cold), &tree), expected);
+    assert_eq!(storage.reads(), (0, 0));
+
+    // A cached pack whose every byte is altered is dropped, never trusted.
+    let packs: Vec<_> = walk_files(&cold)
+        .into_iter()
+        .filter(|p| p.parent().unwrap().ends_with("packs"))
+        .collect();
+    assert_eq!(packs.len(), 1, "{packs:?}");
+    let damaged: Vec<u8> = std::fs::read(&packs[0])
+        .unwrap()
+        .iter()
+        .map(|b| b ^ 0x55)
+        .collect();
+    std::fs::write(&packs[0], damaged).unwrap();
+    assert_eq!(all_paths(&open(&cold), &tree), expected);
+    let (whole, _) = storage.reads();
+    assert!(whole >= 1, "the damaged copy is fetched again");
+}
+
+#[test]
+fn prune_keeps_trees_and_data_in_packs_of_their_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for d in 0..20 {
+        std::fs::create_dir_all(src.join(format!("d{d}"))).unwrap();
+        std::fs::write(src.join(format!("d{d}/f")), format!("first {d}")).unwrap();
+    }
+    let repo = repo_at(&tmp.path().join("repo"));
+    let first = backup::run(&repo, opts(&src), &BackupProgress::default()).unwrap();
+    for d in 0..10 {
+        std::fs::write(src.join(format!("d{d}/f")), format!("second {d}")).unwrap();
+    }
+    let second = backup::run(&repo, opts(&src), &BackupProgress::default()).unwrap();
+    repo.remove_snapshot(&first.snapshot_id.unwrap()).unwrap();
+    let plan = prune::plan(
+        &repo,
+        &PruneOptions {
+            max_unused: 0.0,
+            grace: std::time::Duration::ZERO,
+        },
+    )
+    .unwrap();
+    let report = prune::execute(&repo, plan).unwrap();
+    assert!(report.packs_written >= 2, "{report:?}");
+
+    let index = repo.load_index().unwrap();
+    let mut kinds: std::collections::HashMap<loop_repo::Id, std::collections::HashSet<_>> =
+        Default::default();
+    for loc in index.iter() {
+        kinds.entry(loc.pack).or_default().insert(loc.entry.kind);
+    }
+    assert!(kinds.values().all(|k| k.len() == 1), "{kinds:?}");
+    assert_eq!(all_paths(&repo, &second.snapshot.tree).len(), 1 + 20 * 2);
+}
+
+fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk_files(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
 }

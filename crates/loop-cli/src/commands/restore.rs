@@ -28,6 +28,9 @@ pub(super) fn restore(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
         verify: a.verify,
         threads: io_threads(g),
         tree_fetchers: if remote_store(g) { io_threads(g) } else { 0 },
+        // Through a server or S3 each read is a round trip: plan more files per batch so
+        // their blobs merge into fewer, longer reads.
+        files_per_batch: if remote_store(g) { 1024 } else { 0 },
         owner: None,
     };
     let progress = Arc::new(RestoreProgress::default());

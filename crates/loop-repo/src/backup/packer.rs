@@ -11,7 +11,6 @@ use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::IndexFile;
 use crate::pack::{BlobKind, PackWriter, encode_payload};
-use crate::storage::FileKind;
 
 /// A blob the vault does not have yet.
 pub(super) struct BlobJob {
@@ -86,7 +85,7 @@ impl Run<'_> {
         let (id, bytes, entries) = writer.finish();
         let len = bytes.len() as u64;
         if !self.dry_run {
-            if let Err(e) = self.repo.storage().put(FileKind::Pack, &id.to_hex(), bytes) {
+            if let Err(e) = self.repo.put_pack(&id, bytes, &entries) {
                 self.fail(e);
                 return;
             }

@@ -61,6 +61,11 @@ pub struct RestoreOptions {
     /// walker reaches it, which is fastest on local disk. Use several for a store with
     /// per-request latency (a server).
     pub tree_fetchers: usize,
+    /// Files planned before their reads go out; 0 means 128, fastest on local disk. A store
+    /// with per-request latency (a server) gains from larger batches: the blobs of more
+    /// files merge into fewer, longer reads. Three batches' files are open at once, so the
+    /// open-file limit is raised toward its hard limit when a batch needs it.
+    pub files_per_batch: usize,
     /// Restore owners; `None` means only when running as root.
     pub owner: Option<bool>,
 }

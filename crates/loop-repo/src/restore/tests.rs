@@ -10,7 +10,7 @@ use loop_testkit::data::{noise, write};
 use rustix::fs::{FileType, Mode, XattrFlags};
 
 use super::readers::TREES_AHEAD;
-use super::walker::MAX_OPEN_FILES;
+use super::walker::FILES_PER_BATCH;
 use super::{RestoreOptions, RestoreProgress, RestoreReport, dump, find_node, run};
 use crate::backup::{self, BackupOptions, BackupProgress};
 use crate::id::Id;
@@ -274,32 +274,41 @@ fn a_forged_copy_of_a_blob_cannot_change_what_is_restored() {
     assert_eq!(fs::read(out.join("src/file")).unwrap(), original);
 }
 
-/// More files than may be open at once, so the walker has to wait for readers.
+/// More files than may be open at once (three batches), so the walker has to wait for
+/// readers; with the default batch and with a larger one, as for a server.
 #[test]
 fn many_small_files_all_come_back() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    for i in 0..MAX_OPEN_FILES + 150 {
-        write(
-            &src.join(format!("d{}/f{i}", i % 7)),
-            format!("file {i}").as_bytes(),
-        );
+    for per_batch in [0, 300] {
+        let open_at_most = 3 * if per_batch == 0 {
+            FILES_PER_BATCH
+        } else {
+            per_batch
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        for i in 0..open_at_most + 150 {
+            write(
+                &src.join(format!("d{}/f{i}", i % 7)),
+                format!("file {i}").as_bytes(),
+            );
+        }
+        let repo = new_repo(tmp.path());
+        let tree = backup(&repo, &src);
+        let out = tmp.path().join("out");
+        let progress = RestoreProgress::default();
+        let opts = RestoreOptions {
+            target: out.clone(),
+            threads: 3,
+            files_per_batch: per_batch,
+            ..Default::default()
+        };
+        let report = run(&repo, &tree, &opts, &progress).unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!(report.files as usize, open_at_most + 150);
+        assert_eq!(progress.files_done.load(Ordering::Relaxed), report.files);
+        assert_eq!(progress.bytes_done.load(Ordering::Relaxed), report.bytes);
+        assert_same(&src, &out.join("src"));
     }
-    let repo = new_repo(tmp.path());
-    let tree = backup(&repo, &src);
-    let out = tmp.path().join("out");
-    let progress = RestoreProgress::default();
-    let opts = RestoreOptions {
-        target: out.clone(),
-        threads: 3,
-        ..Default::default()
-    };
-    let report = run(&repo, &tree, &opts, &progress).unwrap();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
-    assert_eq!(report.files as usize, MAX_OPEN_FILES + 150);
-    assert_eq!(progress.files_done.load(Ordering::Relaxed), report.files);
-    assert_eq!(progress.bytes_done.load(Ordering::Relaxed), report.bytes);
-    assert_same(&src, &out.join("src"));
 }
 
 #[test]

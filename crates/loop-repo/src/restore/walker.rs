@@ -28,12 +28,10 @@ use crate::id::Id;
 use crate::pack::PackEntry;
 use crate::tree::{Name, Node, NodeKind, Tree};
 
-/// A batch of planned reads ends after this many newly opened files...
-const FILES_PER_BATCH: usize = 128;
+/// A batch of planned reads ends after this many newly opened files by default...
+pub(super) const FILES_PER_BATCH: usize = 128;
 /// ...or this many chunks (about 100 bytes of plan each).
 const CHUNKS_PER_BATCH: usize = 100_000;
-/// Files open at once, well below the usual soft limit of 1024 descriptors.
-pub(super) const MAX_OPEN_FILES: usize = 384;
 /// Blobs of one pack closer than this are fetched in one read (the gap is read and dropped).
 const RANGE_GAP: u64 = 1 << 20;
 /// Largest merged read; a single larger blob is still read whole.
@@ -369,7 +367,7 @@ impl<'a, 'r> Walker<'a, 'r> {
         if pf.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.ctx.finish_file(&pf);
         }
-        if self.batch_files >= FILES_PER_BATCH {
+        if self.batch_files >= self.ctx.files_per_batch {
             self.flush();
         }
     }
@@ -400,12 +398,13 @@ impl<'a, 'r> Walker<'a, 'r> {
     /// Blocks while too many files are open; what is planned goes out first, so the files
     /// we wait for can finish.
     fn wait_for_file_slot(&mut self) {
-        let full = *self.ctx.open_files.lock().expect("open files mutex") >= MAX_OPEN_FILES;
+        let max = self.ctx.max_open_files;
+        let full = *self.ctx.open_files.lock().expect("open files mutex") >= max;
         if full {
             self.flush();
         }
         let mut open = self.ctx.open_files.lock().expect("open files mutex");
-        while *open >= MAX_OPEN_FILES {
+        while *open >= max {
             open = self.ctx.file_closed.wait(open).expect("open files mutex");
         }
         *open += 1;

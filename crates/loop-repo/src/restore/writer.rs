@@ -14,6 +14,7 @@ use rustix::io::Errno;
 
 use super::dirs::{DirChain, DirRecord, record_path};
 use super::nofollow;
+use super::walker::FILES_PER_BATCH;
 use super::{RestoreOptions, RestoreProgress, RestoreReport};
 use crate::index::Index;
 use crate::repo::Repository;
@@ -46,6 +47,9 @@ pub(super) struct Restorer<'a> {
     errors: Mutex<Vec<String>>,
     pub(super) open_files: Mutex<usize>,
     pub(super) file_closed: Condvar,
+    /// Files opened for writing at most at once (three batches' worth).
+    pub(super) max_open_files: usize,
+    pub(super) files_per_batch: usize,
 }
 
 /// A file being written: its chunks may span several batches and readers.
@@ -81,6 +85,34 @@ impl PendingFile {
     }
 }
 
+/// Descriptors kept aside for directories, the repository and the runtime.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// How many files a restore may hold open: `wanted` when the open-file limit has room for
+/// it beside [`RESERVED_DESCRIPTORS`], raising the soft limit toward the hard one if needed
+/// (as most runtimes do at start); otherwise what the limit allows.
+fn open_file_budget(wanted: usize) -> usize {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let need = wanted as u64 + RESERVED_DESCRIPTORS;
+    let limit = getrlimit(Resource::Nofile);
+    let soft = match limit.current {
+        Some(current) if current < need => {
+            let raised = limit.maximum.map_or(need, |hard| hard.min(need));
+            let set = setrlimit(
+                Resource::Nofile,
+                Rlimit {
+                    current: Some(raised),
+                    maximum: limit.maximum,
+                },
+            );
+            if set.is_ok() { raised } else { current }
+        }
+        Some(current) => current,
+        None => need,
+    };
+    (soft.saturating_sub(RESERVED_DESCRIPTORS) as usize).clamp(3, wanted.max(3))
+}
+
 impl<'a> Restorer<'a> {
     pub(super) fn new(
         repo: &'a Repository,
@@ -88,6 +120,11 @@ impl<'a> Restorer<'a> {
         opts: &'a RestoreOptions,
         progress: &'a RestoreProgress,
     ) -> Restorer<'a> {
+        let per_batch = match opts.files_per_batch {
+            0 => FILES_PER_BATCH,
+            n => n,
+        };
+        let max_open_files = open_file_budget(3 * per_batch);
         Restorer {
             repo,
             index,
@@ -101,6 +138,8 @@ impl<'a> Restorer<'a> {
             errors: Mutex::new(Vec::new()),
             open_files: Mutex::new(0),
             file_closed: Condvar::new(),
+            max_open_files,
+            files_per_batch: (max_open_files / 3).max(1),
         }
     }
 
