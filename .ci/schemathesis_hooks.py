@@ -13,9 +13,10 @@ Why these hooks exist:
 * Random input almost never names an object that exists or carries a secret the server
   issued, so most operations would only ever answer 404 or 400, and their success answers
   would never be checked against the schema. Every second case of an operation therefore
-  gets real IDs (a tenant, users, a device, a token, vaults, a session, a role binding made
-  before the run), and every fourth case a complete valid body; the other cases stay as
-  generated.
+  gets real IDs (a tenant, users, a device, a token, vaults, a session, a role binding, a
+  queued job made before the run), and every fourth case a complete valid body; the other
+  cases stay as generated. The server runs no jobs (`jobs.concurrency = 0`), so the job stays
+  queued until the fuzzer cancels it.
 * An operation counts as covered only if at least one of its cases got a 2xx answer. The
   hooks record every answer in the file named by LOOP_FUZZ_STATS, and `python3
   schemathesis_hooks.py --check STATS OPENAPI JUNIT` fails an operation that never got one
@@ -189,6 +190,7 @@ def make_fixtures() -> None:
     fixtures["doomed_tenant"] = api(admin, "POST", "/api/v1/tenants", {"parent_id": fixtures["provider"], "kind": "customer", "name": "Fuzz Leaving Ltd"})["id"]
     for name in ("vault", "doomed_vault"):
         fixtures[name] = api(admin, "POST", "/api/v1/vaults", {"tenant_id": t["id"], "name": name, "destination": "local"})["id"]
+    fixtures["job"] = api(admin, "POST", f"/api/v1/vaults/{fixtures['vault']}/verify", {"read_data_percent": 0})["id"]
 
 
 def valid_body(op: str, n: int):
@@ -209,6 +211,7 @@ def valid_body(op: str, n: int):
         "POST /api/v1/tokens": {"tenant_id": t, "name": f"fuzz-token-{n}", "kind": "api", "permissions": ["backup"]},
         "POST /api/v1/vaults": {"tenant_id": t, "name": f"fuzz-vault-{n}", "destination": "local"},
         "POST /api/v1/tenants/{id}/erase": {"confirm": "Fuzz Leaving Ltd"},
+        "POST /api/v1/vaults/{id}/verify": {"read_data_percent": n % 101},
     }.get(op)
 
 
@@ -226,6 +229,8 @@ def path_ids(path: str) -> dict[str, str]:
         return {"id": fixtures["session"]}
     if path.startswith("/api/v1/vaults/"):
         return {"id": fixtures["vault"]}
+    if path.startswith("/api/v1/jobs/"):
+        return {"id": fixtures["job"]}
     return {}
 
 

@@ -194,8 +194,18 @@ impl ApiClient {
         self.call(Method::POST, "/api/v1/vaults", Some(r))
     }
 
-    pub fn delete_vault(&self, id: &VaultId) -> Result<(), ApiError> {
-        self.call_empty::<()>(Method::DELETE, &format!("/api/v1/vaults/{id}"), None)
+    /// Deletes a vault; the answer is the erasure job that removes its objects.
+    pub fn delete_vault(&self, id: &VaultId) -> Result<Job, ApiError> {
+        self.call::<(), Job>(Method::DELETE, &format!("/api/v1/vaults/{id}"), None)
+    }
+
+    /// Queues a verify job of a managed vault.
+    pub fn verify_vault(&self, id: &VaultId, r: &VerifyVault) -> Result<Job, ApiError> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/vaults/{id}/verify"),
+            Some(r),
+        )
     }
 
     /// The snapshots of a managed vault, read by the server with the key it holds.
@@ -227,5 +237,23 @@ impl ApiClient {
     /// The head of each visible tenant's audit chain.
     pub fn audit_heads(&self, tenant: Option<&TenantId>) -> Result<Vec<AuditHead>, ApiError> {
         self.get_query("/api/v1/audit/heads", &in_tenant(tenant))
+    }
+
+    // ---- jobs ----
+
+    pub fn jobs(&self, q: &JobQuery) -> Result<Vec<Job>, ApiError> {
+        self.get_query("/api/v1/jobs", q)
+    }
+
+    pub fn job(&self, id: &JobId) -> Result<Job, ApiError> {
+        self.get(&format!("/api/v1/jobs/{id}"))
+    }
+
+    pub fn job_log(&self, id: &JobId) -> Result<Vec<JobLogLine>, ApiError> {
+        self.get(&format!("/api/v1/jobs/{id}/log"))
+    }
+
+    pub fn cancel_job(&self, id: &JobId) -> Result<Job, ApiError> {
+        self.call::<(), Job>(Method::POST, &format!("/api/v1/jobs/{id}/cancel"), None)
     }
 }

@@ -12,11 +12,15 @@
 //!
 //! With the `openapi` feature every type also derives an OpenAPI schema.
 
+#[macro_use]
+mod macros;
 pub mod audit;
 mod ids;
+mod jobs;
 mod types;
 
 pub use ids::*;
+pub use jobs::*;
 pub use types::*;
 
 /// The vault protocol's version segment: `/vaults/{id}/v1/...`.

@@ -130,6 +130,9 @@ pub enum Command {
     /// Vaults and destinations
     #[command(subcommand)]
     Vault(crate::service_args::VaultCommand),
+    /// Jobs the service runs on its own (vault erasure, ...)
+    #[command(subcommand)]
+    Job(crate::service_args::JobCommand),
     /// Sign-in sessions
     #[command(subcommand)]
     Session(crate::service_args::SessionCommand),

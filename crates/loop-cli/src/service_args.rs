@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use loop_api::{
-    DeviceId, Role, RoleBindingId, SessionId, TenantId, TenantKind, TokenId, TokenKind,
-    TokenPermission, UserId, VaultId,
+    DeviceId, JobId, JobKind, JobState, Role, RoleBindingId, SessionId, TenantId, TenantKind,
+    TokenId, TokenKind, TokenPermission, UserId, VaultId,
 };
 
 #[derive(Args, Debug)]
@@ -230,12 +230,47 @@ pub enum VaultCommand {
     Snapshots {
         id: VaultId,
     },
-    /// Delete a vault and all its data
+    /// Check a managed vault on the server (a verify job): its structure, and a share of
+    /// its packs downloaded and authenticated
+    Verify {
+        id: VaultId,
+        /// Percentage of packs to read, 0 to 100 (default 10; 0 checks structure only)
+        #[arg(long)]
+        read_data_percent: Option<f64>,
+    },
+    /// Delete a vault: gone at once; a vault-erasure job then removes its data
     Delete {
         id: VaultId,
     },
     /// List the destinations vaults can be placed at
     Destinations,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JobCommand {
+    /// Jobs, newest first
+    List {
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        #[arg(long)]
+        state: Option<JobState>,
+        #[arg(long)]
+        kind: Option<JobKind>,
+        /// At most this many (default 100)
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    Show {
+        id: JobId,
+    },
+    /// A job's log lines
+    Logs {
+        id: JobId,
+    },
+    /// Cancel a queued or running job
+    Cancel {
+        id: JobId,
+    },
 }
 
 #[derive(Subcommand, Debug)]

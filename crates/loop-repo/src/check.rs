@@ -67,6 +67,9 @@ pub struct CheckProgress {
     pub packs_done: AtomicU64,
     pub packs_total: AtomicU64,
     pub bytes_done: AtomicU64,
+    /// Set to stop reading packs early (a cancelled job); the report's warnings say how
+    /// many selected packs were left unread.
+    pub stop: std::sync::atomic::AtomicBool,
 }
 
 /// What a check found.
@@ -649,12 +652,26 @@ impl<'a> Checker<'a> {
             .store(selected.len() as u64, Ordering::Relaxed);
         let (repo, packs, stored) = (self.repo, &self.packs, &self.stored);
         let outcomes = parallel_map(&selected, threads, |id| {
+            if progress.stop.load(Ordering::Relaxed) {
+                return None;
+            }
             let out = read_pack(repo, *id, stored[id], &packs[id]);
             progress.packs_done.fetch_add(1, Ordering::Relaxed);
             progress.bytes_done.fetch_add(out.bytes, Ordering::Relaxed);
-            out
+            Some(out)
         });
-        self.report.packs_read = selected.len();
+        let unread = outcomes.iter().filter(|o| o.is_none()).count();
+        if unread > 0 {
+            self.report.warnings.push(format!(
+                "stopped early: {unread} of {} selected packs were not read",
+                selected.len()
+            ));
+        }
+        self.report.packs_read = selected.len() - unread;
+        let outcomes: Vec<_> = outcomes
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect();
         for (id, out) in selected.into_iter().zip(outcomes) {
             for b in out.bad_blobs {
                 self.mark_bad(b, id);

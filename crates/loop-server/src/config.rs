@@ -65,6 +65,8 @@ pub struct Config {
     /// Outgoing e-mail (invitations, address confirmations). Without `mail.host`, mail
     /// waits in the outbox until one is configured.
     pub mail: MailConfig,
+    /// The job runner: vault erasure, upload staging sweeps, and what later kinds add.
+    pub jobs: JobsConfig,
     /// Where vaults can live. Empty means one local destination `local` under the data
     /// directory.
     pub destinations: Vec<DestinationConfig>,
@@ -89,6 +91,7 @@ impl Default for Config {
             limits: Limits::default(),
             connections: ConnectionConfig::default(),
             mail: MailConfig::default(),
+            jobs: JobsConfig::default(),
             destinations: Vec::new(),
             log: "info".into(),
         }
@@ -213,6 +216,37 @@ pub enum SmtpSecurity {
     Tls,
     /// No encryption: only for a relay on the same host or a trusted network.
     None,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Jobs this node runs at once; 0 makes a node that only answers requests and leaves
+    /// the jobs to the others.
+    pub concurrency: u32,
+    /// How long a runner's claim on a job lasts unless renewed (it is renewed every third
+    /// of this while the job runs). A node that dies lets its jobs go after this.
+    pub lease_seconds: u64,
+    /// How often due jobs are looked for (a job queued on this node wakes it at once).
+    pub poll_seconds: u64,
+    /// Runs of a job before a transient failure is final; retries wait 30 s, then twice as
+    /// long each time, up to an hour.
+    pub max_attempts: u32,
+    /// The log lines of a job are kept this many days after it ended; the job's record
+    /// itself stays.
+    pub log_days: u32,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            concurrency: 2,
+            lease_seconds: 60,
+            poll_seconds: 5,
+            max_attempts: 5,
+            log_days: 30,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -23,6 +23,7 @@ pub mod domain;
 pub mod erasure;
 pub mod error;
 mod fsutil;
+pub mod jobs;
 pub mod keys;
 mod listener;
 pub mod mail;

@@ -74,6 +74,15 @@ impl Application {
                 "released object claims of the previous run"
             );
         }
+        // Likewise its job leases: the jobs it was running are taken over at once.
+        let now = chrono::Utc::now().timestamp_millis();
+        let released = db::jobs::expire_leases(&db.pool, now).await?;
+        if released > 0 {
+            tracing::info!(
+                jobs = released,
+                "taking over the jobs the previous run left running"
+            );
+        }
         let destinations = Destinations::open(&config.destinations())?;
         let listener = TcpListener::bind(config.listen)
             .await
@@ -101,6 +110,8 @@ impl Application {
             throttle: SigninThrottle::new(&config.signin),
             mailer,
             mail_wake: tokio::sync::Notify::new(),
+            jobs_wake: tokio::sync::Notify::new(),
+            runner_id: crate::domain::new_id("runner"),
             config,
             db,
             master,
@@ -108,23 +119,7 @@ impl Application {
             clock: Clock::default(),
         }));
         let initial_admin_password = bootstrap(&state).await?;
-        // Uploads cut off by an earlier crash leave staging files on local destinations.
-        for d in state.config.destinations() {
-            if let crate::config::BackendConfig::Local { path } = d.backend {
-                tokio::task::spawn_blocking(move || {
-                    match crate::destinations::sweep_staging(
-                        &path,
-                        std::time::Duration::from_secs(86_400),
-                    ) {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(destination = %d.name, removed = n,
-                            "removed staging files of unfinished uploads"),
-                        Err(e) => tracing::warn!(destination = %d.name, error = %e,
-                            "sweeping staging files"),
-                    }
-                });
-            }
-        }
+        queue_staging_sweeps(&state).await?;
         let router = crate::routes::router(state.clone());
         Ok(Application {
             listener,
@@ -151,10 +146,12 @@ impl Application {
             ))
             .layer(axum::middleware::from_fn(crate::access_log::record));
         let outbox = tokio::spawn(crate::mail::run_outbox(self.state.clone()));
+        let jobs = tokio::spawn(crate::jobs::run_jobs(self.state.clone()));
         Listener::new(self.listener, self.tls, router, &connections)
             .run(shutdown)
             .await;
         outbox.abort();
+        jobs.abort();
     }
 
     /// Serves until Ctrl-C or SIGTERM.
@@ -262,4 +259,32 @@ pub fn init_logging(filter: &str) {
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Uploads cut off by an earlier crash leave staging files on local destinations: queues a
+/// sweep of each (one per destination while an earlier one is still open).
+async fn queue_staging_sweeps(state: &AppState) -> Result<(), StartError> {
+    let Some(provider) = db::tenants::provider_tenant(&state.db.pool).await? else {
+        return Ok(());
+    };
+    let mut tx = state.db.begin().await?;
+    for d in state.config.destinations() {
+        if let crate::config::BackendConfig::Local { .. } = d.backend {
+            crate::jobs::queue(
+                state,
+                &mut tx,
+                crate::jobs::Work {
+                    tenant_id: &provider.tenant.id,
+                    kind: loop_api::JobKind::StagingSweep,
+                    target: ("destination", &d.name),
+                    trigger: loop_api::JobTrigger::System,
+                    started_by_id: None,
+                    params: serde_json::json!({}),
+                },
+            )
+            .await?;
+        }
+    }
+    tx.commit().await.map_err(db::DbError::from)?;
+    Ok(())
 }

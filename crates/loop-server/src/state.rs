@@ -23,6 +23,10 @@ pub struct Inner {
     pub mailer: crate::mail::smtp::Mailer,
     /// Wakes the outbox worker when a handler queued mail.
     pub mail_wake: tokio::sync::Notify,
+    /// Wakes this node's job runner when a handler queued a job.
+    pub jobs_wake: tokio::sync::Notify,
+    /// Names this process as the owner of the job leases it holds.
+    pub runner_id: String,
 }
 
 impl std::ops::Deref for AppState {

@@ -33,6 +33,8 @@ enum Need {
     ReadSessions,
     EndSessions,
     ReadAudit,
+    ReadJobs,
+    RunJobs,
 }
 use Need::*;
 
@@ -84,12 +86,21 @@ const ROUTES: &[(&str, &str, Rule)] = &[
     ("post", "/api/v1/vaults", Needs(&[ChangeVaults])),
     ("get", "/api/v1/vaults/{id}", Needs(&[ReadVaults])),
     ("get", "/api/v1/vaults/{id}/snapshots", Needs(&[ReadVaults])),
+    (
+        "post",
+        "/api/v1/vaults/{id}/verify",
+        Needs(&[ReadVaults, RunJobs]),
+    ),
     ("delete", "/api/v1/vaults/{id}", Needs(&[ChangeVaults])),
     ("get", "/api/v1/sessions", Needs(&[ReadSessions])),
     ("delete", "/api/v1/sessions/{id}", Needs(&[EndSessions])),
     ("get", "/api/v1/audit", Needs(&[ReadAudit])),
     ("get", "/api/v1/audit/export", Needs(&[ReadAudit])),
     ("get", "/api/v1/audit/heads", Needs(&[ReadAudit])),
+    ("get", "/api/v1/jobs", Needs(&[ReadJobs])),
+    ("get", "/api/v1/jobs/{id}", Needs(&[ReadJobs])),
+    ("get", "/api/v1/jobs/{id}/log", Needs(&[ReadJobs])),
+    ("post", "/api/v1/jobs/{id}/cancel", Needs(&[RunJobs])),
     ("post", "/api/v1/tenants/{id}/erase", Needs(&[EraseTenants])),
     // The caller's own business, in the order the walk takes them (signing out last).
     ("post", "/api/v1/auth/login", Public),
@@ -105,8 +116,8 @@ const ROUTES: &[(&str, &str, Rule)] = &[
 
 /// What each role holds on its tenant's subtree (docs/SECURITY.md): the three admin roles
 /// everything, except that only a provider-admin erases a tenant; an operator reads the
-/// directory and manages devices, tokens and vaults; an auditor reads everything, the audit
-/// log and sessions included, and changes nothing; billing reads tenants.
+/// directory and manages devices, tokens, vaults and jobs; an auditor reads everything, the
+/// audit log, sessions and jobs included, and changes nothing; billing reads tenants.
 fn holds(role: &str, need: Need) -> bool {
     match role {
         "provider-admin" => true,
@@ -121,6 +132,8 @@ fn holds(role: &str, need: Need) -> bool {
                 | ChangeTokens
                 | ReadVaults
                 | ChangeVaults
+                | ReadJobs
+                | RunJobs
         ),
         "auditor" => matches!(
             need,
@@ -131,6 +144,7 @@ fn holds(role: &str, need: Need) -> bool {
                 | ReadVaults
                 | ReadSessions
                 | ReadAudit
+                | ReadJobs
         ),
         "billing" => need == ReadTenants,
         other => panic!("no such role in the product: {other}"),
@@ -166,6 +180,8 @@ struct Target {
     /// Has a password: each request that ends another user's session signs them in anew.
     bystander_email: String,
     vault: String,
+    /// The erasure job of a vault deleted at the start.
+    job: String,
 }
 
 /// Someone whose role the walk tries.
@@ -264,9 +280,15 @@ impl<'a> Walk<'a> {
         // Listings have something to show.
         self.device(&id);
         self.token(&id);
+        let deleted = self.vault(&id);
+        let job = self
+            .root
+            .delete(&format!("/api/v1/vaults/{deleted}"))
+            .expect(202);
         Target {
             resident_user,
             bystander_email,
+            job: job["id"].as_str().unwrap().to_string(),
             vault: self.vault(&id),
             name: name.into(),
             id,
@@ -291,7 +313,12 @@ impl<'a> Walk<'a> {
             ),
             ("get", "/api/v1/users" | "/api/v1/devices" | "/api/v1/tokens" | "/api/v1/vaults")
             | ("get", "/api/v1/sessions" | "/api/v1/audit" | "/api/v1/audit/export")
-            | ("get", "/api/v1/audit/heads") => filtered(path),
+            | ("get", "/api/v1/audit/heads" | "/api/v1/jobs") => filtered(path),
+            ("get", "/api/v1/jobs/{id}") => (format!("/api/v1/jobs/{}", t.job), None),
+            ("get", "/api/v1/jobs/{id}/log") => (format!("/api/v1/jobs/{}/log", t.job), None),
+            ("post", "/api/v1/jobs/{id}/cancel") => {
+                (format!("/api/v1/jobs/{}/cancel", t.job), Some(json!({})))
+            }
             ("post", "/api/v1/users") => {
                 let email = self.email("new");
                 (
@@ -361,6 +388,10 @@ impl<'a> Walk<'a> {
             ("get", "/api/v1/vaults/{id}/snapshots") => {
                 (format!("/api/v1/vaults/{}/snapshots", t.vault), None)
             }
+            ("post", "/api/v1/vaults/{id}/verify") => (
+                format!("/api/v1/vaults/{}/verify", t.vault),
+                Some(json!({ "read_data_percent": 0 })),
+            ),
             ("delete", "/api/v1/vaults/{id}") => {
                 (format!("/api/v1/vaults/{}", self.vault(&tid)), None)
             }
@@ -437,6 +468,11 @@ fn mismatch(method: &str, path: &str, want: &Expect, r: &Reply, target: &str) ->
         // check and meets the tree's rule instead.
         Expect::Success if (method, path) == ("post", "/api/v1/tenants") => {
             r.status == 400 && r.body.contains("cannot have a customer child")
+        }
+        // The tenant's one job is a vault erasure, which nobody may cancel: a caller who may
+        // cancel jobs passes the role check and meets that rule instead.
+        Expect::Success if (method, path) == ("post", "/api/v1/jobs/{id}/cancel") => {
+            (r.status, r.code().as_str()) == (409, "not_cancellable")
         }
         Expect::Success => (200..300).contains(&r.status),
         Expect::Forbidden => (r.status, r.code().as_str()) == (403, "forbidden"),

@@ -1,9 +1,10 @@
 //! `loop server` and the commands that drive the service's API (`login`, `tenant`, `user`,
-//! `device`, `token`, `vault`, `session`, `audit`, `admin`).
+//! `device`, `token`, `vault`, `job`, `session`, `audit`, `admin`).
 
 mod access;
 mod account;
 mod audit;
+mod jobs;
 mod server;
 mod tenants;
 mod users;
@@ -12,6 +13,7 @@ mod vaults;
 pub(crate) use access::{device, token};
 pub(crate) use account::{login, logout, session, whoami};
 pub(crate) use audit::{admin, audit};
+pub(crate) use jobs::job;
 pub(crate) use server::server;
 pub(crate) use tenants::tenant;
 pub(crate) use users::user;

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use loop_api::*;
-use serde_json::json;
 
 use super::api;
 use crate::args::Global;
@@ -76,10 +75,25 @@ pub(crate) fn vault(g: &Global, c: VaultCommand) -> Result<ExitCode> {
                 }
             })
         }
+        VaultCommand::Verify {
+            id,
+            read_data_percent,
+        } => {
+            let job: Job = api.verify_vault(&id, &VerifyVault { read_data_percent })?;
+            show(g, &job, |job| {
+                println!(
+                    "job {} verifies vault {id} (loop job show {})",
+                    job.id, job.id
+                )
+            })
+        }
         VaultCommand::Delete { id } => {
-            api.delete_vault(&id)?;
-            show(g, &json!({"deleted": id}), |_| {
-                println!("deleted vault {id}")
+            let job: Job = api.delete_vault(&id)?;
+            show(g, &job, |job| {
+                println!(
+                    "deleted vault {id}; job {} erases its objects (loop job show {})",
+                    job.id, job.id
+                )
             })
         }
         VaultCommand::Destinations => {

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod bindings;
 pub mod devices;
+pub mod jobs;
 pub mod objects;
 pub mod outbox;
 pub mod sessions;

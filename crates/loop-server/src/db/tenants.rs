@@ -57,7 +57,20 @@ pub(crate) async fn in_scope(
     scope: &TenantScope,
     order: &'static str,
 ) -> DbResult<Vec<AnyRow>> {
-    let (filter, binds): (String, Vec<&str>) = match scope {
+    in_scope_where(pool, select, scope, &[], order, None).await
+}
+
+/// [`in_scope`], narrowed by `column = value` for each of `also` (columns are constants of
+/// the caller's; values are bound), and at most `limit` rows.
+pub(crate) async fn in_scope_where(
+    pool: &AnyPool,
+    select: &'static str,
+    scope: &TenantScope,
+    also: &[(&'static str, &str)],
+    order: &'static str,
+    limit: Option<u32>,
+) -> DbResult<Vec<AnyRow>> {
+    let (filter, mut binds): (String, Vec<&str>) = match scope {
         TenantScope::One(id) => ("t.id = $1".into(), vec![id.as_str()]),
         TenantScope::Subtrees(paths) if paths.is_empty() => return Ok(Vec::new()),
         TenantScope::Subtrees(paths) => (
@@ -68,8 +81,17 @@ pub(crate) async fn in_scope(
             paths.iter().map(TenantPath::as_str).collect(),
         ),
     };
-    // Safe to assemble: the parts are constants and numbered placeholders; every value is bound.
-    let sql = format!("{select} WHERE ({filter}) ORDER BY {order}");
+    let mut sql = format!("{select} WHERE ({filter})");
+    for (column, value) in also {
+        binds.push(value);
+        sql.push_str(&format!(" AND {column} = ${}", binds.len()));
+    }
+    sql.push_str(&format!(" ORDER BY {order}"));
+    if let Some(n) = limit {
+        sql.push_str(&format!(" LIMIT {n}"));
+    }
+    // Safe to assemble: the parts are constants, numbered placeholders and a number; every
+    // value is bound.
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for b in binds {
         q = q.bind(b);

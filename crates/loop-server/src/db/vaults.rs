@@ -30,6 +30,15 @@ pub async fn vault_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<Vault>> {
     row.as_ref().map(vault).transpose()
 }
 
+/// A vault marked deleted (its objects may still be there, for the erasure job).
+pub async fn deleted_vault(pool: &AnyPool, id: &str) -> DbResult<Option<Vault>> {
+    let row = sqlx::query("SELECT * FROM vaults WHERE id = $1 AND deleted_at IS NOT NULL")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(vault).transpose()
+}
+
 /// The vaults of the tenants in `scope`.
 pub async fn vaults_in(pool: &AnyPool, scope: &TenantScope) -> DbResult<Vec<Vault>> {
     let rows = in_scope(

@@ -212,6 +212,9 @@ pub enum Permission {
     SessionRead,
     SessionRevoke,
     AuditRead,
+    JobRead,
+    /// Cancel a job.
+    JobWrite,
     /// Destroy a tenant's keys (crypto-shredding). Provider-admins only: not even the
     /// tenant's own admin or its partner may make its backups unreadable.
     TenantErase,
@@ -224,7 +227,14 @@ impl Permission {
         use Permission::*;
         matches!(
             self,
-            TenantRead | UserRead | DeviceRead | TokenRead | VaultRead | SessionRead | AuditRead
+            TenantRead
+                | UserRead
+                | DeviceRead
+                | TokenRead
+                | VaultRead
+                | SessionRead
+                | AuditRead
+                | JobRead
         )
     }
 }
@@ -253,6 +263,8 @@ impl RoleRules for Role {
                     | TokenWrite
                     | VaultRead
                     | VaultWrite
+                    | JobRead
+                    | JobWrite
             ),
             Role::Auditor => matches!(
                 p,
@@ -263,6 +275,7 @@ impl RoleRules for Role {
                     | VaultRead
                     | SessionRead
                     | AuditRead
+                    | JobRead
             ),
             Role::Billing => matches!(p, TenantRead),
         }

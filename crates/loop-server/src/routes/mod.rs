@@ -5,6 +5,7 @@ mod access;
 mod audit;
 mod directory;
 mod erasure;
+mod jobs;
 mod session;
 mod vault_protocol;
 mod vaults;
@@ -38,7 +39,8 @@ use crate::state::AppState;
         loop_api::DeviceId,
         loop_api::TokenId,
         loop_api::VaultId,
-        loop_api::SessionId
+        loop_api::SessionId,
+        loop_api::JobId
     ))
 )]
 struct ApiDoc;
@@ -73,9 +75,14 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(vaults::list_vaults, vaults::create_vault))
         .routes(routes!(vaults::get_vault, vaults::delete_vault))
         .routes(routes!(vaults::list_snapshots))
+        .routes(routes!(vaults::verify_vault))
         .routes(routes!(audit::query_audit))
         .routes(routes!(audit::export_audit))
         .routes(routes!(audit::audit_heads))
+        .routes(routes!(jobs::list_jobs))
+        .routes(routes!(jobs::get_job))
+        .routes(routes!(jobs::job_log))
+        .routes(routes!(jobs::cancel_job))
         .split_for_parts();
     document_security(&mut doc);
     document_errors(&mut doc);

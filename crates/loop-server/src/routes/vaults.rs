@@ -4,19 +4,21 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use futures_util::TryStreamExt as _;
-use loop_api::{CreateVault, Destination, KeyCustody, SnapshotInfo, Vault, VaultId};
+use loop_api::{
+    CreateVault, Destination, Job, JobKind, JobTrigger, KeyCustody, SnapshotInfo, Vault, VaultId,
+    VerifyVault,
+};
 use loop_repo::keys::{Secret, SlotMeta};
 use loop_repo::{InitOptions, Repository};
-use object_store::ObjectStoreExt as _;
 
 use super::directory::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
-use crate::db::{self, tenants, vaults};
+use crate::db::{self, vaults};
 use crate::domain::{NewVault, Permission, TenantKind, new_id};
 use crate::error::{ApiError, ApiResult};
-use crate::keys::vault_kek;
+use crate::jobs::Work;
+use crate::keys::managed_kek;
 use crate::state::AppState;
 
 fn with_jurisdiction(state: &AppState, mut v: Vault) -> Vault {
@@ -24,23 +26,6 @@ fn with_jurisdiction(state: &AppState, mut v: Vault) -> Vault {
         v.jurisdiction = d.jurisdiction.clone();
     }
     v
-}
-
-/// The KEK of a managed vault, from its tenant key. Fails once the tenant key is deleted.
-pub(crate) async fn managed_kek(
-    state: &AppState,
-    vault: &Vault,
-) -> ApiResult<loop_repo::crypto::Key> {
-    let wrapped = tenants::tenant_key(&state.db.pool, &vault.tenant_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::conflict(
-                "key_shredded",
-                "the tenant key was deleted; the vault is unreadable",
-            )
-        })?;
-    let tenant_key = state.master.open_tenant_key(&vault.tenant_id, &wrapped)?;
-    Ok(vault_kek(&tenant_key, &vault.id))
 }
 
 /// List destinations
@@ -194,19 +179,35 @@ pub async fn get_vault(
 
 /// Delete a vault
 ///
-/// With every object it holds at its destination.
+/// The vault is gone from the API and the vault protocol at once; a `vault-erasure` job
+/// (the answer) then deletes every object it holds at its destination, resuming after any
+/// interruption until none is left.
 #[utoipa::path(delete, path = "/api/v1/vaults/{id}", tag = "vaults", params(("id" = VaultId, Path)),
-    responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
+    responses((status = 202, description = "Deleted; the erasure job that removes its objects", body = Job)))]
 pub async fn delete_vault(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<VaultId>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<(StatusCode, axum::Json<Job>)> {
     let v = scoped_vault(&state, &caller, Permission::VaultWrite, &id).await?;
     let now = state.now();
     // Mark first: the vault protocol stops serving it before its objects go.
     let mut tx = state.db.begin().await?;
     vaults::mark_vault_deleted(&mut tx, id.as_str(), now).await?;
+    let (_, actor) = caller.actor();
+    let job_id = crate::jobs::queue(
+        &state,
+        &mut tx,
+        Work {
+            tenant_id: &v.tenant_id,
+            kind: JobKind::VaultErasure,
+            target: ("vault", id.as_str()),
+            trigger: JobTrigger::User,
+            started_by_id: Some(&actor),
+            params: serde_json::json!({}),
+        },
+    )
+    .await?;
     commit_audited(
         tx,
         caller.event(
@@ -214,20 +215,91 @@ pub async fn delete_vault(
             "vault.delete",
             "vault",
             Some(id.as_str()),
-            serde_json::json!({}),
+            serde_json::json!({ "erasure_job_id": job_id }),
         ),
         now,
     )
     .await?;
-    if let Some(dest) = state.destinations.get(&v.destination) {
-        let prefix = object_store::path::Path::from(dest.vault_prefix(id.as_str()));
-        let objects: Vec<_> = dest.store.list(Some(&prefix)).try_collect().await?;
-        for o in objects {
-            dest.store.delete(&o.location).await?;
-        }
+    state.jobs_wake.notify_one();
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(queued(&state, &job_id).await?),
+    ))
+}
+
+/// A job just queued, as the answer to the request that queued it.
+async fn queued(state: &AppState, job_id: &str) -> ApiResult<Job> {
+    crate::db::jobs::job_by_id(&state.db.pool, job_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("job {job_id} vanished")))
+}
+
+/// Verify a managed vault
+///
+/// Queues a `verify` job: the server checks the vault's structure and downloads and
+/// authenticates `read_data_percent` of its packs (default 10) with the key it holds. A
+/// vault whose key the customer holds cannot be verified by the server (409).
+#[utoipa::path(post, path = "/api/v1/vaults/{id}/verify", tag = "vaults", params(("id" = VaultId, Path)),
+    request_body = VerifyVault,
+    responses((status = 202, description = "The verify job", body = Job),
+        (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
+pub async fn verify_vault(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<VaultId>,
+    Json(req): Json<VerifyVault>,
+) -> ApiResult<(StatusCode, axum::Json<Job>)> {
+    let v = scoped_vault(&state, &caller, Permission::VaultRead, &id).await?;
+    caller
+        .tenant(&state, Permission::JobWrite, &v.tenant_id)
+        .await?;
+    let percent = req
+        .read_data_percent
+        .unwrap_or(crate::jobs::verify::DEFAULT_READ_PERCENT);
+    if !(0.0..=100.0).contains(&percent) {
+        return Err(ApiError::bad_request(
+            "read_data_percent must be between 0 and 100",
+        ));
     }
-    crate::db::objects::forget_vault(&state.db.pool, id.as_str()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    if v.key_custody != KeyCustody::Managed {
+        return Err(ApiError::conflict(
+            "customer_key",
+            "the server cannot read a vault whose key the customer holds",
+        ));
+    }
+    let now = state.now();
+    let (_, actor) = caller.actor();
+    let mut tx = state.db.begin().await?;
+    let job_id = crate::jobs::queue(
+        &state,
+        &mut tx,
+        Work {
+            tenant_id: &v.tenant_id,
+            kind: JobKind::Verify,
+            target: ("vault", id.as_str()),
+            trigger: JobTrigger::User,
+            started_by_id: Some(&actor),
+            params: serde_json::json!({ "read_data_percent": percent }),
+        },
+    )
+    .await?;
+    commit_audited(
+        tx,
+        caller.event(
+            &v.tenant_id,
+            "vault.verify",
+            "vault",
+            Some(id.as_str()),
+            serde_json::json!({ "job_id": job_id, "read_data_percent": percent }),
+        ),
+        now,
+    )
+    .await?;
+    state.jobs_wake.notify_one();
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(queued(&state, &job_id).await?),
+    ))
 }
 
 /// List a managed vault's snapshots

@@ -26,8 +26,10 @@ const AUDITED: &[(&str, &str, &str)] = &[
     ("post", "/api/v1/tokens", "token.create"),
     ("delete", "/api/v1/tokens/{id}", "token.revoke"),
     ("post", "/api/v1/vaults", "vault.create"),
+    ("post", "/api/v1/vaults/{id}/verify", "vault.verify"),
     ("delete", "/api/v1/vaults/{id}", "vault.delete"),
     ("delete", "/api/v1/sessions/{id}", "session.revoke"),
+    ("post", "/api/v1/jobs/{id}/cancel", "job.cancel"),
     ("post", "/api/v1/tenants/{id}/erase", "tenant.erase"),
     ("post", "/api/v1/auth/confirm-email", "user.email_confirm"),
     ("post", "/api/v1/auth/logout", "auth.signout"),
@@ -231,6 +233,16 @@ impl AuditWalk<'_> {
                 path.into(),
                 Some(json!({ "tenant_id": t, "name": "documents", "destination": "local" })),
             ),
+            ("post", "/api/v1/vaults/{id}/verify") => {
+                let v = self.created(
+                    "/api/v1/vaults",
+                    json!({ "tenant_id": t, "name": "checked", "destination": "local" }),
+                );
+                by_admin(
+                    format!("/api/v1/vaults/{v}/verify"),
+                    Some(json!({ "read_data_percent": 0 })),
+                )
+            }
             ("delete", "/api/v1/vaults/{id}") => {
                 let v = self.created(
                     "/api/v1/vaults",
@@ -241,6 +253,10 @@ impl AuditWalk<'_> {
             ("delete", "/api/v1/sessions/{id}") => {
                 let other = self.server.admin();
                 by_admin(format!("/api/v1/sessions/{}", other.session_id), None)
+            }
+            ("post", "/api/v1/jobs/{id}/cancel") => {
+                let job = self.server.plant_job(&t);
+                by_admin(format!("/api/v1/jobs/{job}/cancel"), Some(json!({})))
             }
             ("post", "/api/v1/tenants/{id}/erase") => {
                 let provider = self.admin.provider_tenant_id();

@@ -94,9 +94,17 @@ const ERRORS: &[(&str, &[u16])] = &[
         "get /api/v1/vaults/{id}/snapshots",
         &[401, 403, 404, 409, 410],
     ),
+    (
+        "post /api/v1/vaults/{id}/verify",
+        &[400, 401, 403, 404, 409, 410, 413, 415],
+    ),
     ("get /api/v1/audit", &[400, 401, 403, 404, 410]),
     ("get /api/v1/audit/export", &[400, 401, 403, 404, 410]),
     ("get /api/v1/audit/heads", &[400, 401, 403, 404, 410]),
+    ("get /api/v1/jobs", &[400, 401, 403, 404, 410]),
+    ("get /api/v1/jobs/{id}", &[401, 403, 404, 410]),
+    ("get /api/v1/jobs/{id}/log", &[401, 403, 404, 410]),
+    ("post /api/v1/jobs/{id}/cancel", &[401, 403, 404, 409, 410]),
 ];
 
 /// What a client generator needs from each operation: a summary, how to authenticate

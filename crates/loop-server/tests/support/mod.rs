@@ -169,6 +169,35 @@ impl Server {
         code
     }
 
+    /// Queues a staging-sweep job for `tenant_id` due in a day, so it stays queued (and can
+    /// be cancelled) while a test runs; returns its ID.
+    pub fn plant_job(&self, tenant_id: &str) -> String {
+        let now = self.state.now();
+        let target = loop_server::domain::new_id("planted");
+        self.block_on(async {
+            let mut tx = self.state.db.begin().await?;
+            let id = loop_server::db::jobs::enqueue(
+                &mut tx,
+                &loop_server::db::jobs::NewJob {
+                    tenant_id,
+                    kind: loop_api::JobKind::StagingSweep,
+                    target_kind: "destination",
+                    target_id: &target,
+                    scheduled_at: now + 86_400_000,
+                    trigger: loop_api::JobTrigger::System,
+                    started_by_id: None,
+                    max_attempts: 1,
+                    params: json!({}),
+                },
+                now,
+            )
+            .await?;
+            tx.commit().await.map_err(loop_server::db::DbError::from)?;
+            Ok::<_, loop_server::db::DbError>(id)
+        })
+        .expect("planting a job")
+    }
+
     /// The current code of a TOTP secret, by the server's clock.
     pub fn totp_code(&self, secret_b32: &str) -> String {
         let secret = totp_rs::Secret::try_from_base32(secret_b32).expect("base32 secret");
@@ -351,6 +380,7 @@ impl Server {
                 }),
             )
             .expect(201);
+        let job_id = self.plant_job(&tenant_id);
         Customer {
             tenant_id,
             name: format!("Tenant {tag}"),
@@ -363,6 +393,7 @@ impl Server {
             token_id: token["token"]["id"].as_str().unwrap().into(),
             token_name: format!("token-{tag}"),
             token_secret: token["secret"].as_str().unwrap().into(),
+            job_id,
         }
     }
 }
@@ -399,6 +430,8 @@ pub struct Customer {
     pub token_id: String,
     pub token_name: String,
     pub token_secret: String,
+    /// A queued job (due in a day, so it can be cancelled).
+    pub job_id: String,
 }
 
 impl Customer {
@@ -418,6 +451,7 @@ impl Customer {
             self.device_name.clone(),
             self.token_id.clone(),
             self.token_name.clone(),
+            self.job_id.clone(),
         ];
         for m in &self.users {
             out.extend([m.email.clone(), m.user_id.clone(), m.session_id.clone()]);

@@ -149,7 +149,7 @@ async fn open(
     let a = access(&state, &caller, &vault_id).await?;
     let key = if a.vault.key_custody == KeyCustody::Managed {
         Some(hex::encode(
-            super::vaults::managed_kek(&state, &a.vault).await?.expose(),
+            crate::keys::managed_kek(&state, &a.vault).await?.expose(),
         ))
     } else {
         None

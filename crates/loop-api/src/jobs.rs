@@ -1,0 +1,130 @@
+//! Jobs: work the service does on its own, recorded from queued to done.
+
+use chrono::{DateTime, Utc};
+
+use crate::ids::TenantId;
+
+closed_set! {
+    /// What a job does.
+    pub enum JobKind("job kind") {
+        /// Deletes every object of a deleted vault at its destination. Resumable: a run
+        /// cut off halfway is continued by the next one.
+        VaultErasure = "vault-erasure",
+        /// Removes staging files that uploads cut off by a crash left on a local
+        /// destination.
+        StagingSweep = "staging-sweep",
+        /// Checks a managed vault: its structure, and a share of its packs read and
+        /// authenticated (`read_data_percent`).
+        Verify = "verify",
+    }
+
+    /// Where a job is. `queued` and `running` are open; every other state is final.
+    pub enum JobState("job state") {
+        /// Waiting for its time (`scheduled_at`) and a free runner; also between retries.
+        Queued = "queued",
+        /// Held by a runner, whose lease is renewed while it works.
+        Running = "running",
+        Succeeded = "succeeded",
+        /// Done, with warnings in its log.
+        SucceededWithWarnings = "succeeded-with-warnings",
+        /// Failed for good: every attempt failed, or the failure was not transient.
+        Failed = "failed",
+        /// Cancelled before it finished.
+        Cancelled = "cancelled",
+        /// Its time window passed without a run.
+        Missed = "missed",
+        /// Not run because the same work was already running.
+        Skipped = "skipped",
+        /// Its runner disappeared (its lease expired) too many times.
+        Abandoned = "abandoned",
+    }
+
+    /// What started a job.
+    pub enum JobTrigger("job trigger") {
+        /// A schedule came due.
+        Schedule = "schedule",
+        /// A person or token asked for it; `started_by_id` names them.
+        User = "user",
+        /// Something that happened, such as a vault deletion or a finished backup.
+        Event = "event",
+        /// The server itself, such as the sweep at start.
+        System = "system",
+    }
+}
+
+impl JobState {
+    /// True once the job will not change again.
+    pub fn is_final(self) -> bool {
+        !matches!(self, JobState::Queued | JobState::Running)
+    }
+}
+
+wire! {
+    /// How far a running job got. Totals are absent until known.
+    #[derive(Default)]
+    pub struct JobProgress {
+        pub bytes_done: u64,
+        pub bytes_total: Option<u64>,
+        pub files_done: u64,
+        pub files_total: Option<u64>,
+    }
+
+    pub struct Job {
+        pub id: String,
+        pub tenant_id: String,
+        pub kind: JobKind,
+        /// What the job works on: `vault`, `destination`, ...
+        pub target_kind: String,
+        pub target_id: String,
+        pub state: JobState,
+        /// Runs started so far (a retry or a takeover after a lost runner adds one).
+        pub attempts: u32,
+        /// Not run before this time.
+        pub scheduled_at: DateTime<Utc>,
+        pub started_at: Option<DateTime<Utc>>,
+        pub finished_at: Option<DateTime<Utc>>,
+        pub progress: JobProgress,
+        /// What the job did, once it ended (kind-specific).
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+        pub summary: Option<serde_json::Value>,
+        /// Why the last attempt failed.
+        pub error: Option<String>,
+        pub trigger: JobTrigger,
+        /// The user or token that started it, for `trigger = user`.
+        pub started_by_id: Option<String>,
+        /// A cancel was asked for and the runner has not stopped yet.
+        pub cancel_requested: bool,
+        pub created_at: DateTime<Utc>,
+    }
+
+    /// One line of a job's log.
+    pub struct JobLogLine {
+        pub at: DateTime<Utc>,
+        /// `info`, `warning` or `error`.
+        pub level: String,
+        pub message: String,
+    }
+}
+
+wire! {
+    /// `POST /api/v1/vaults/{id}/verify`.
+    pub struct VerifyVault {
+        /// Share of the vault's packs to download and authenticate, 0 to 100 (default 10);
+        /// 0 checks the structure only.
+        #[serde(default)]
+        pub read_data_percent: Option<f64>,
+    }
+}
+
+/// Filters of `GET /api/v1/jobs`.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct JobQuery {
+    /// Only this tenant (and not its subtree).
+    pub tenant_id: Option<TenantId>,
+    pub state: Option<JobState>,
+    pub kind: Option<JobKind>,
+    /// The newest this many (default 100, at most 1000).
+    pub limit: Option<u32>,
+}

@@ -1,0 +1,439 @@
+//! Jobs and their logs (`jobs`, `job_log`).
+//!
+//! A runner *claims* a due job with a conditional update that sets its lease and raises the
+//! job's fence number; only the runner whose update changed the row runs it. Every later
+//! write (progress, log line, renewal, the end) names the fence it holds and changes nothing
+//! when the fence moved on: a runner paused past its lease, whose job another runner took
+//! over, finds its writes refused ([`Held::Lost`]). Nothing here depends on process memory,
+//! so any number of server nodes may share the database.
+
+use loop_api::{Job, JobKind, JobLogLine, JobProgress, JobQuery, JobState, JobTrigger};
+use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+
+use super::tenants::in_scope_where;
+use super::{DbResult, Tx, col, col_value, opt_time, time};
+use crate::domain::{TenantScope, new_id};
+
+/// Lines kept per job: a job that logs more keeps its first lines and a note.
+pub const MAX_LOG_LINES: i64 = 1000;
+
+fn job(row: &AnyRow) -> DbResult<Job> {
+    let summary: Option<String> = col(row, "summary")?;
+    let total = |c: &str| -> DbResult<Option<u64>> {
+        Ok(col::<Option<i64>>(row, c)?.map(|v| v.max(0) as u64))
+    };
+    Ok(Job {
+        id: col(row, "id")?,
+        tenant_id: col(row, "tenant_id")?,
+        kind: col_value(row, "kind")?,
+        target_kind: col(row, "target_kind")?,
+        target_id: col(row, "target_id")?,
+        state: col_value(row, "state")?,
+        attempts: col::<i64>(row, "attempts")?.clamp(0, u32::MAX as i64) as u32,
+        scheduled_at: time(col(row, "scheduled_at")?),
+        started_at: opt_time(col(row, "started_at")?),
+        finished_at: opt_time(col(row, "finished_at")?),
+        progress: JobProgress {
+            bytes_done: col::<i64>(row, "bytes_done")?.max(0) as u64,
+            bytes_total: total("bytes_total")?,
+            files_done: col::<i64>(row, "files_done")?.max(0) as u64,
+            files_total: total("files_total")?,
+        },
+        // A summary that does not parse (damage) is shown as absent rather than failing
+        // the whole listing.
+        summary: summary.and_then(|s| serde_json::from_str(&s).ok()),
+        error: col(row, "error")?,
+        trigger: col_value(row, "trigger_kind")?,
+        started_by_id: col(row, "started_by_id")?,
+        cancel_requested: col::<i64>(row, "cancel_requested")? != 0,
+        created_at: time(col(row, "created_at")?),
+    })
+}
+
+/// A job to queue.
+pub struct NewJob<'a> {
+    pub tenant_id: &'a str,
+    pub kind: JobKind,
+    pub target_kind: &'static str,
+    pub target_id: &'a str,
+    pub scheduled_at: i64,
+    pub trigger: JobTrigger,
+    pub started_by_id: Option<&'a str>,
+    pub max_attempts: u32,
+    pub params: serde_json::Value,
+}
+
+/// Queues a job in the caller's transaction, unless a job of the same kind for the same
+/// target is still open (queued or running): the work is asked for once. Returns the ID of
+/// the new or the open job.
+pub async fn enqueue(tx: &mut Tx, j: &NewJob<'_>, now: i64) -> DbResult<String> {
+    let open = sqlx::query(
+        "SELECT id FROM jobs WHERE target_id = $1 AND kind = $2
+         AND state IN ('queued', 'running') ORDER BY created_at LIMIT 1",
+    )
+    .bind(j.target_id)
+    .bind(j.kind.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(row) = open {
+        return Ok(col(&row, "id")?);
+    }
+    let id = new_id(loop_api::JobId::PREFIX);
+    sqlx::query(
+        "INSERT INTO jobs (id, tenant_id, kind, target_kind, target_id, state, max_attempts,
+            scheduled_at, params, trigger_kind, started_by_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&id)
+    .bind(j.tenant_id)
+    .bind(j.kind.as_str())
+    .bind(j.target_kind)
+    .bind(j.target_id)
+    .bind(j.max_attempts.max(1) as i64)
+    .bind(j.scheduled_at)
+    .bind(j.params.to_string())
+    .bind(j.trigger.as_str())
+    .bind(j.started_by_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// A job a runner holds, with the fence its writes name.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub job: Job,
+    pub fence: i64,
+    pub params: serde_json::Value,
+    /// The job was running under another runner whose lease expired.
+    pub taken_over: bool,
+}
+
+/// What [`claim_due`] found besides the jobs it claimed.
+#[derive(Debug, Default)]
+pub struct ClaimReport {
+    pub claimed: Vec<Claimed>,
+    /// Jobs whose runner disappeared once too often, now `abandoned`.
+    pub abandoned: Vec<String>,
+}
+
+/// Claims up to `limit` due jobs for `owner`: queued ones whose time has come, and running
+/// ones whose lease expired (their runner disappeared). A job that was taken over this way
+/// `max_attempts` times is abandoned instead.
+pub async fn claim_due(
+    pool: &AnyPool,
+    owner: &str,
+    now: i64,
+    lease_ms: i64,
+    limit: u32,
+) -> DbResult<ClaimReport> {
+    let mut report = ClaimReport::default();
+    if limit == 0 {
+        return Ok(report);
+    }
+    let candidates = sqlx::query(
+        "SELECT id, fence, state, attempts, max_attempts FROM jobs
+         WHERE (state = 'queued' AND scheduled_at <= $1)
+            OR (state = 'running' AND lease_expires_at <= $1)
+         ORDER BY scheduled_at, created_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit as i64 * 2)
+    .fetch_all(pool)
+    .await?;
+    for c in candidates {
+        if report.claimed.len() >= limit as usize {
+            break;
+        }
+        let id: String = col(&c, "id")?;
+        let fence: i64 = col(&c, "fence")?;
+        let was_running = col::<String>(&c, "state")? == "running";
+        let exhausted = col::<i64>(&c, "attempts")? >= col::<i64>(&c, "max_attempts")?;
+        if was_running && exhausted {
+            let done = sqlx::query(
+                "UPDATE jobs SET state = 'abandoned', finished_at = $1, lease_owner = NULL,
+                    lease_expires_at = NULL, fence = fence + 1,
+                    error = 'its runner disappeared on every attempt'
+                 WHERE id = $2 AND fence = $3 AND state = 'running'",
+            )
+            .bind(now)
+            .bind(&id)
+            .bind(fence)
+            .execute(pool)
+            .await?;
+            if done.rows_affected() == 1 {
+                report.abandoned.push(id);
+            }
+            continue;
+        }
+        // The same conditions again, and the fence read above: of several runners that
+        // saw this job, exactly one changes the row.
+        let taken = sqlx::query(
+            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2,
+                fence = fence + 1, attempts = attempts + 1,
+                started_at = COALESCE(started_at, $3)
+             WHERE id = $4 AND fence = $5
+               AND ((state = 'queued' AND scheduled_at <= $3)
+                 OR (state = 'running' AND lease_expires_at <= $3))",
+        )
+        .bind(owner)
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(&id)
+        .bind(fence)
+        .execute(pool)
+        .await?;
+        if taken.rows_affected() != 1 {
+            continue;
+        }
+        let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
+            .bind(&id)
+            .fetch_one(pool)
+            .await?;
+        let params: String = col(&row, "params")?;
+        report.claimed.push(Claimed {
+            job: job(&row)?,
+            fence: fence + 1,
+            params: serde_json::from_str(&params).unwrap_or_default(),
+            taken_over: was_running,
+        });
+    }
+    Ok(report)
+}
+
+/// Whether a runner still holds its job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    Yes {
+        cancel_requested: bool,
+    },
+    /// The fence moved on: another runner took the job over, or it ended.
+    Lost,
+}
+
+/// Extends the lease of a held job to `until`.
+pub async fn renew(pool: &AnyPool, id: &str, fence: i64, until: i64) -> DbResult<Held> {
+    let r = sqlx::query(
+        "UPDATE jobs SET lease_expires_at = $1
+         WHERE id = $2 AND fence = $3 AND state = 'running'",
+    )
+    .bind(until)
+    .bind(id)
+    .bind(fence)
+    .execute(pool)
+    .await?;
+    if r.rows_affected() != 1 {
+        return Ok(Held::Lost);
+    }
+    let row = sqlx::query("SELECT cancel_requested FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await?;
+    Ok(Held::Yes {
+        cancel_requested: col::<i64>(&row, "cancel_requested")? != 0,
+    })
+}
+
+/// Records progress; false when the job is no longer held.
+pub async fn progress(pool: &AnyPool, id: &str, fence: i64, p: &JobProgress) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE jobs SET bytes_done = $1, bytes_total = $2, files_done = $3, files_total = $4
+         WHERE id = $5 AND fence = $6 AND state = 'running'",
+    )
+    .bind(p.bytes_done as i64)
+    .bind(p.bytes_total.map(|v| v as i64))
+    .bind(p.files_done as i64)
+    .bind(p.files_total.map(|v| v as i64))
+    .bind(id)
+    .bind(fence)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Appends a line to a held job's log; false when the job is no longer held. Past
+/// [`MAX_LOG_LINES`] lines are dropped, and the last line kept says so.
+pub async fn log(
+    pool: &AnyPool,
+    id: &str,
+    fence: i64,
+    level: &str,
+    message: &str,
+    now: i64,
+) -> DbResult<bool> {
+    let r = sqlx::query(
+        "INSERT INTO job_log (job_id, seq, at, level, message)
+         SELECT $1, COALESCE((SELECT MAX(seq) FROM job_log WHERE job_id = $1), 0) + 1, $2, $3,
+            CASE WHEN (SELECT COUNT(*) FROM job_log WHERE job_id = $1) = $4 - 1
+                 THEN 'further lines were dropped' ELSE $5 END
+         WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND fence = $6 AND state = 'running')
+           AND (SELECT COUNT(*) FROM job_log WHERE job_id = $1) < $4",
+    )
+    .bind(id)
+    .bind(now)
+    .bind(level)
+    .bind(MAX_LOG_LINES)
+    .bind(message)
+    .bind(fence)
+    .execute(pool)
+    .await?;
+    if r.rows_affected() == 1 {
+        return Ok(true);
+    }
+    is_held(pool, id, fence).await
+}
+
+async fn is_held(pool: &AnyPool, id: &str, fence: i64) -> DbResult<bool> {
+    Ok(
+        sqlx::query("SELECT 1 FROM jobs WHERE id = $1 AND fence = $2 AND state = 'running'")
+            .bind(id)
+            .bind(fence)
+            .fetch_optional(pool)
+            .await?
+            .is_some(),
+    )
+}
+
+/// Ends a held job in the final `state`; false when it is no longer held.
+pub async fn finish(
+    pool: &AnyPool,
+    id: &str,
+    fence: i64,
+    state: JobState,
+    summary: Option<&serde_json::Value>,
+    error: Option<&str>,
+    now: i64,
+) -> DbResult<bool> {
+    debug_assert!(state.is_final());
+    let r = sqlx::query(
+        "UPDATE jobs SET state = $1, summary = $2, error = $3, finished_at = $4,
+            lease_owner = NULL, lease_expires_at = NULL, fence = fence + 1
+         WHERE id = $5 AND fence = $6 AND state = 'running'",
+    )
+    .bind(state.as_str())
+    .bind(summary.map(|s| s.to_string()))
+    .bind(error)
+    .bind(now)
+    .bind(id)
+    .bind(fence)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Puts a held job back in the queue for another attempt at `at`; false when it is no
+/// longer held.
+pub async fn retry_at(
+    pool: &AnyPool,
+    id: &str,
+    fence: i64,
+    at: i64,
+    error: &str,
+) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE jobs SET state = 'queued', scheduled_at = $1, error = $2, lease_owner = NULL,
+            lease_expires_at = NULL, fence = fence + 1
+         WHERE id = $3 AND fence = $4 AND state = 'running'",
+    )
+    .bind(at)
+    .bind(error)
+    .bind(id)
+    .bind(fence)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Asks for a job to stop: a queued job is cancelled at once; a running one is flagged,
+/// and its runner stops at its next check. Returns the state after the request.
+pub async fn request_cancel(tx: &mut Tx, id: &str, now: i64) -> DbResult<Option<JobState>> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'cancelled', finished_at = $1, fence = fence + 1
+         WHERE id = $2 AND state = 'queued'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = $1 AND state = 'running'")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    let row = sqlx::query("SELECT state FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.as_ref().map(|r| col_value(r, "state")).transpose()
+}
+
+/// Lets every lease go at once, for a node that knows it is the only one (SQLite serves
+/// one process): jobs a killed run left `running` are taken over at start instead of after
+/// their leases expire.
+pub async fn expire_leases(pool: &AnyPool, now: i64) -> DbResult<u64> {
+    let r = sqlx::query(
+        "UPDATE jobs SET lease_expires_at = $1 WHERE state = 'running' AND lease_expires_at > $1",
+    )
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+pub async fn job_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<Job>> {
+    let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(job).transpose()
+}
+
+/// The jobs of the tenants in `scope`, newest first, narrowed by `q`.
+pub async fn jobs_in(pool: &AnyPool, scope: &TenantScope, q: &JobQuery) -> DbResult<Vec<Job>> {
+    let mut also = Vec::new();
+    if let Some(s) = q.state {
+        also.push(("j.state", s.as_str()));
+    }
+    if let Some(k) = q.kind {
+        also.push(("j.kind", k.as_str()));
+    }
+    let rows = in_scope_where(
+        pool,
+        "SELECT j.* FROM jobs j JOIN tenants t ON t.id = j.tenant_id",
+        scope,
+        &also,
+        "j.created_at DESC, j.id",
+        Some(q.limit.unwrap_or(100).clamp(1, 1000)),
+    )
+    .await?;
+    rows.iter().map(job).collect()
+}
+
+pub async fn job_log(pool: &AnyPool, id: &str) -> DbResult<Vec<JobLogLine>> {
+    let rows = sqlx::query("SELECT * FROM job_log WHERE job_id = $1 ORDER BY seq")
+        .bind(id)
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(JobLogLine {
+                at: time(col(r, "at")?),
+                level: col(r, "level")?,
+                message: col(r, "message")?,
+            })
+        })
+        .collect()
+}
+
+/// Deletes the log lines of jobs that ended before `before`; returns how many.
+pub async fn drop_old_logs(pool: &AnyPool, before: i64) -> DbResult<u64> {
+    let r = sqlx::query(
+        "DELETE FROM job_log WHERE job_id IN
+            (SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1)",
+    )
+    .bind(before)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected())
+}

@@ -1,0 +1,331 @@
+//! The job runner: claims due jobs from the database and runs them, apart from the request
+//! handlers.
+//!
+//! Handlers only queue jobs ([`queue`], in the transaction of the change that asks for the
+//! work) and wake the runner. Each node runs [`run_jobs`]: it claims due jobs with a lease
+//! (see `db::jobs`), runs up to `jobs.concurrency` at once, renews each lease every third
+//! of its length, and records the end. A job whose runner dies is taken over by any node
+//! once its lease expires; a runner that lost its lease stops at its next write, which the
+//! fence refuses. Transient failures (storage or database errors) are retried with a
+//! growing delay; a failure that retrying cannot fix ends the job as failed.
+//!
+//! Every kind of job is written to be run again from the start after a cut: it looks at
+//! what is left to do, not at what it did before.
+
+mod erase_vault;
+mod sweep;
+pub mod verify;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use loop_api::{JobKind, JobProgress, JobState, JobTrigger};
+
+use crate::db::jobs::{self, Claimed, Held, NewJob};
+use crate::db::{DbError, Tx};
+use crate::state::AppState;
+
+/// The first retry waits this long; each further one twice as long, up to [`MAX_BACKOFF_MS`].
+const FIRST_BACKOFF_MS: i64 = 30_000;
+const MAX_BACKOFF_MS: i64 = 3_600_000;
+
+/// Why a job stopped before it was done.
+#[derive(Debug)]
+pub enum JobError {
+    /// A cancel was asked for.
+    Cancelled,
+    /// Another runner holds the job now: stop without writing anything.
+    LeaseLost,
+    /// Worth another attempt (storage or database unreachable, a timeout). The message is
+    /// shown to the tenant: it names what failed, never internal detail (that goes to the
+    /// server log with the incident ID the message carries).
+    Transient(String),
+    /// Retrying would not help.
+    Failed(String),
+}
+
+impl JobError {
+    /// A transient failure whose detail goes to the server log only.
+    pub fn transient(what: &str, detail: impl std::fmt::Display) -> JobError {
+        let incident = crate::domain::new_id("inc");
+        tracing::warn!(%incident, error = %detail, "{what}");
+        JobError::Transient(format!("{what}; incident {incident} is in the server log"))
+    }
+}
+
+impl From<DbError> for JobError {
+    fn from(e: DbError) -> JobError {
+        JobError::transient("the database failed", e)
+    }
+}
+
+/// What a finished job reports.
+pub struct Done {
+    pub summary: serde_json::Value,
+    /// Lines logged at `warning`: the job ends as succeeded with warnings.
+    pub warnings: u32,
+}
+
+/// The running job, as its kind sees it.
+pub struct JobCtx {
+    pub state: AppState,
+    pub claimed: Claimed,
+    stop: Arc<Stop>,
+}
+
+#[derive(Default)]
+struct Stop {
+    cancel: AtomicBool,
+    lost: AtomicBool,
+}
+
+impl JobCtx {
+    pub fn id(&self) -> &str {
+        &self.claimed.job.id
+    }
+
+    /// Err when the job should stop now: cancelled, or its lease lost.
+    pub fn check(&self) -> Result<(), JobError> {
+        if self.stop.lost.load(Ordering::Relaxed) {
+            Err(JobError::LeaseLost)
+        } else if self.stop.cancel.load(Ordering::Relaxed) {
+            Err(JobError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Err when another runner holds the job now; for work that must not be cancelled.
+    pub fn check_held(&self) -> Result<(), JobError> {
+        if self.stop.lost.load(Ordering::Relaxed) {
+            Err(JobError::LeaseLost)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Appends a line to the job's log (`info`, `warning` or `error`).
+    pub async fn log(&self, level: &str, message: &str) -> Result<(), JobError> {
+        let held = jobs::log(
+            &self.state.db.pool,
+            self.id(),
+            self.claimed.fence,
+            level,
+            message,
+            self.state.now(),
+        )
+        .await?;
+        self.held(held)
+    }
+
+    pub async fn progress(&self, p: &JobProgress) -> Result<(), JobError> {
+        let held = jobs::progress(&self.state.db.pool, self.id(), self.claimed.fence, p).await?;
+        self.held(held)
+    }
+
+    fn held(&self, held: bool) -> Result<(), JobError> {
+        if !held {
+            self.stop.lost.store(true, Ordering::Relaxed);
+        }
+        self.check()
+    }
+}
+
+/// Work to queue as a job.
+pub struct Work<'a> {
+    pub tenant_id: &'a str,
+    pub kind: JobKind,
+    /// What it works on: (`vault`, ID), (`destination`, name), ...
+    pub target: (&'static str, &'a str),
+    pub trigger: JobTrigger,
+    /// The user or token, for [`JobTrigger::User`].
+    pub started_by_id: Option<&'a str>,
+    /// The kind's parameters.
+    pub params: serde_json::Value,
+}
+
+/// Queues a job in the caller's transaction (see [`jobs::enqueue`]), due now; call
+/// [`AppState::jobs_wake`]`.notify_one()` after the commit.
+pub async fn queue(state: &AppState, tx: &mut Tx, w: Work<'_>) -> Result<String, DbError> {
+    let now = state.now();
+    jobs::enqueue(
+        tx,
+        &NewJob {
+            tenant_id: w.tenant_id,
+            kind: w.kind,
+            target_kind: w.target.0,
+            target_id: w.target.1,
+            scheduled_at: now,
+            trigger: w.trigger,
+            started_by_id: w.started_by_id,
+            max_attempts: state.config.jobs.max_attempts,
+            params: w.params,
+        },
+        now,
+    )
+    .await
+}
+
+/// Runs due jobs until the task is dropped: at once when woken, else every
+/// `jobs.poll_seconds`.
+pub async fn run_jobs(state: AppState) {
+    let cfg = state.config.jobs.clone();
+    if cfg.concurrency == 0 {
+        tracing::info!("jobs.concurrency is 0: this node runs no jobs");
+        return;
+    }
+    let poll = Duration::from_secs(cfg.poll_seconds.max(1));
+    let slots = Arc::new(tokio::sync::Semaphore::new(cfg.concurrency as usize));
+    let mut last_log_sweep: Option<i64> = None;
+    loop {
+        let now = state.now();
+        if last_log_sweep.is_none_or(|t| now - t >= 3_600_000) {
+            last_log_sweep = Some(now);
+            let before = now - cfg.log_days as i64 * 86_400_000;
+            if let Err(e) = jobs::drop_old_logs(&state.db.pool, before).await {
+                tracing::warn!(error = %e, "dropping old job logs");
+            }
+        }
+        let free = slots.available_permits() as u32;
+        match jobs::claim_due(
+            &state.db.pool,
+            &state.runner_id,
+            now,
+            cfg.lease_seconds as i64 * 1000,
+            free,
+        )
+        .await
+        {
+            Ok(report) => {
+                for id in report.abandoned {
+                    tracing::warn!(job = %id, "job abandoned: its runner disappeared on every attempt");
+                }
+                for claimed in report.claimed {
+                    let permit = slots
+                        .clone()
+                        .try_acquire_owned()
+                        .expect("claimed only free slots");
+                    let state = state.clone();
+                    tokio::spawn(async move {
+                        run_one(&state, claimed).await;
+                        drop(permit);
+                        // A slot is free: look for more work now.
+                        state.jobs_wake.notify_one();
+                    });
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "looking for due jobs"),
+        }
+        tokio::select! {
+            _ = state.jobs_wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+/// Runs one claimed job to its end, renewing its lease meanwhile.
+async fn run_one(state: &AppState, claimed: Claimed) {
+    let (id, fence, kind) = (claimed.job.id.clone(), claimed.fence, claimed.job.kind);
+    let stop = Arc::new(Stop::default());
+    stop.cancel
+        .store(claimed.job.cancel_requested, Ordering::Relaxed);
+    let ctx = JobCtx {
+        state: state.clone(),
+        claimed,
+        stop: stop.clone(),
+    };
+    tracing::info!(job = %id, kind = %kind, attempt = ctx.claimed.job.attempts, "job started");
+    if ctx.claimed.taken_over {
+        let _ = ctx
+            .log(
+                "warning",
+                "the previous runner disappeared; continuing where it left off",
+            )
+            .await;
+    }
+    let renewer = tokio::spawn(renew_lease(state.clone(), id.clone(), fence, stop.clone()));
+    let result = match kind {
+        JobKind::VaultErasure => erase_vault::run(&ctx).await,
+        JobKind::StagingSweep => sweep::run(&ctx).await,
+        JobKind::Verify => verify::run(&ctx).await,
+    };
+    renewer.abort();
+    let now = state.now();
+    let pool = &state.db.pool;
+    let recorded = match result {
+        Ok(done) => {
+            let end = if done.warnings > 0 {
+                JobState::SucceededWithWarnings
+            } else {
+                JobState::Succeeded
+            };
+            tracing::info!(job = %id, kind = %kind, state = %end, "job ended");
+            jobs::finish(pool, &id, fence, end, Some(&done.summary), None, now).await
+        }
+        Err(JobError::LeaseLost) => {
+            tracing::warn!(job = %id, "job lease lost to another runner; stopped");
+            return;
+        }
+        Err(JobError::Cancelled) => {
+            tracing::info!(job = %id, "job cancelled");
+            jobs::finish(pool, &id, fence, JobState::Cancelled, None, None, now).await
+        }
+        Err(JobError::Transient(msg)) if ctx.claimed.job.attempts < max_attempts(state) => {
+            let wait = backoff_ms(ctx.claimed.job.attempts as i64);
+            let _ = ctx
+                .log("warning", &format!("{msg}; trying again later"))
+                .await;
+            jobs::retry_at(pool, &id, fence, now + wait, &msg).await
+        }
+        Err(JobError::Transient(msg) | JobError::Failed(msg)) => {
+            let _ = ctx.log("error", &msg).await;
+            tracing::warn!(job = %id, kind = %kind, error = %msg, "job failed");
+            jobs::finish(pool, &id, fence, JobState::Failed, None, Some(&msg), now).await
+        }
+    };
+    match recorded {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(job = %id, "job lease lost before its end was recorded"),
+        Err(e) => tracing::warn!(job = %id, error = %e, "recording the end of a job"),
+    }
+}
+
+fn max_attempts(state: &AppState) -> u32 {
+    state.config.jobs.max_attempts
+}
+
+/// Renews the lease every third of its length until aborted; flags the job when the lease
+/// is lost or a cancel was asked for.
+async fn renew_lease(state: AppState, id: String, fence: i64, stop: Arc<Stop>) {
+    let lease_ms = state.config.jobs.lease_seconds as i64 * 1000;
+    let every = Duration::from_millis((lease_ms / 3).max(100) as u64);
+    loop {
+        tokio::time::sleep(every).await;
+        match jobs::renew(&state.db.pool, &id, fence, state.now() + lease_ms).await {
+            Ok(Held::Yes { cancel_requested }) => {
+                if cancel_requested {
+                    stop.cancel.store(true, Ordering::Relaxed);
+                }
+            }
+            Ok(Held::Lost) => {
+                stop.lost.store(true, Ordering::Relaxed);
+                return;
+            }
+            // The database is away: keep working, and try again; if it stays away, the
+            // lease runs out and the fence refuses this runner's writes.
+            Err(e) => tracing::warn!(job = %id, error = %e, "renewing a job lease"),
+        }
+    }
+}
+
+/// The wait after the `attempts`-th failed run.
+fn backoff_ms(attempts: i64) -> i64 {
+    let doublings = attempts.clamp(1, 20) - 1;
+    FIRST_BACKOFF_MS
+        .saturating_mul(1 << doublings)
+        .min(MAX_BACKOFF_MS)
+}
+
+#[cfg(test)]
+mod tests;

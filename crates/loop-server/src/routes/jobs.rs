@@ -1,0 +1,119 @@
+//! Jobs: what the service did and does on its own, with their logs; cancel.
+
+use axum::extract::State;
+use loop_api::{Job, JobId, JobKind, JobLogLine, JobQuery};
+
+use super::{Path, Query, commit_audited};
+use crate::auth::Caller;
+use crate::db::jobs;
+use crate::domain::Permission;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// The job `id`, when the caller may `perm` on its tenant (else 404 or 403).
+async fn scoped_job(
+    state: &AppState,
+    caller: &Caller,
+    perm: Permission,
+    id: &JobId,
+) -> ApiResult<Job> {
+    caller.user()?;
+    let job = jobs::job_by_id(&state.db.pool, id.as_str())
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    caller.tenant(state, perm, &job.tenant_id).await?;
+    Ok(job)
+}
+
+/// List jobs
+///
+/// Newest first, over the tenants the caller can see (or one of them).
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobQuery),
+    responses((status = 200, description = "Success", body = Vec<Job>)))]
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<JobQuery>,
+) -> ApiResult<axum::Json<Vec<Job>>> {
+    let scope = caller
+        .scope(&state, Permission::JobRead, q.tenant_id.as_ref())
+        .await?;
+    Ok(axum::Json(jobs::jobs_in(&state.db.pool, &scope, &q).await?))
+}
+
+/// Show a job
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = JobId, Path)),
+    responses((status = 200, description = "Success", body = Job)))]
+pub async fn get_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<JobId>,
+) -> ApiResult<axum::Json<Job>> {
+    Ok(axum::Json(
+        scoped_job(&state, &caller, Permission::JobRead, &id).await?,
+    ))
+}
+
+/// A job's log
+///
+/// Its lines in order; kept `jobs.log_days` days after the job ended.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/log", tag = "jobs", params(("id" = JobId, Path)),
+    responses((status = 200, description = "Success", body = Vec<JobLogLine>)))]
+pub async fn job_log(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<JobId>,
+) -> ApiResult<axum::Json<Vec<JobLogLine>>> {
+    scoped_job(&state, &caller, Permission::JobRead, &id).await?;
+    Ok(axum::Json(
+        jobs::job_log(&state.db.pool, id.as_str()).await?,
+    ))
+}
+
+/// Cancel a job
+///
+/// A queued job is cancelled at once; a running one stops at its runner's next check
+/// (`cancel_requested` until then). A vault erasure cannot be cancelled, and a job that
+/// ended cannot either (409).
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = JobId, Path)),
+    responses((status = 200, description = "The job after the request", body = Job),
+        (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<JobId>,
+) -> ApiResult<axum::Json<Job>> {
+    let job = scoped_job(&state, &caller, Permission::JobWrite, &id).await?;
+    if job.kind == JobKind::VaultErasure {
+        return Err(ApiError::conflict(
+            "not_cancellable",
+            "a vault erasure cannot be cancelled: it is how a deleted vault's objects go",
+        ));
+    }
+    if job.state.is_final() {
+        return Err(ApiError::conflict(
+            "job_ended",
+            format!("the job already ended ({})", job.state),
+        ));
+    }
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    let after = jobs::request_cancel(&mut tx, id.as_str(), now).await?;
+    commit_audited(
+        tx,
+        caller.event(
+            &job.tenant_id,
+            "job.cancel",
+            "job",
+            Some(id.as_str()),
+            serde_json::json!({ "kind": job.kind, "state": after }),
+        ),
+        now,
+    )
+    .await?;
+    Ok(axum::Json(
+        jobs::job_by_id(&state.db.pool, id.as_str())
+            .await?
+            .ok_or_else(ApiError::not_found)?,
+    ))
+}

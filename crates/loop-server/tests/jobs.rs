@@ -1,0 +1,285 @@
+//! Jobs through the API: a deleted vault is gone at once and an erasure job removes its
+//! objects, continuing after its runner was killed; jobs are listed, shown and cancelled.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::Server;
+use support::vault::customer_with_vault;
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(files_under(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+/// The job, once it ended (polled; the bound only stops a hung test).
+fn ended(admin: &support::Caller<'_>, id: &str) -> Value {
+    for _ in 0..1200 {
+        let job = admin.get(&format!("/api/v1/jobs/{id}")).expect(200);
+        if !["queued", "running"].contains(&job["state"].as_str().unwrap()) {
+            return job;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("job {id} did not end");
+}
+
+#[test]
+fn a_deleted_vaults_objects_are_erased_by_a_job_that_continues_after_its_runner_was_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A node that runs no jobs takes the deletion, so the job waits in the database.
+    let api_only = Server::start_with(|c| {
+        c.data_dir = data.clone();
+        c.jobs.concurrency = 0;
+    });
+    let admin = api_only.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Leaving", None);
+    let vault_dir = data.join("vaults").join(&vault);
+    let stored = files_under(&vault_dir);
+    assert!(stored.len() >= 2, "config and key slot: {stored:?}");
+
+    let job = admin.delete(&format!("/api/v1/vaults/{vault}")).expect(202);
+    assert_eq!(job["kind"], "vault-erasure");
+    assert_eq!(job["state"], "queued");
+    assert_eq!(
+        (&job["target_kind"], &job["target_id"]),
+        (&"vault".into(), &vault.clone().into())
+    );
+    assert_eq!(job["tenant_id"], tenant.as_str());
+    let job_id = job["id"].as_str().unwrap().to_string();
+    // Gone at once for the API and the vault protocol; the objects are still there.
+    admin
+        .get(&format!("/api/v1/vaults/{vault}"))
+        .expect_problem(404, "not_found");
+    let listed = admin
+        .get(&format!("/api/v1/jobs?tenant_id={tenant}"))
+        .expect(200);
+    assert_eq!(listed[0]["id"], job_id.as_str());
+    // A vault erasure cannot be cancelled.
+    admin
+        .post(
+            &format!("/api/v1/jobs/{job_id}/cancel"),
+            serde_json::json!({}),
+        )
+        .expect_problem(409, "not_cancellable");
+    let events = admin.audit_events();
+    let deleted = events.iter().find(|e| e.action == "vault.delete").unwrap();
+    assert_eq!(deleted.details["erasure_job_id"], job_id.as_str());
+
+    // A runner claimed the job, deleted one object, and was killed: the job stays
+    // `running` under a lease that nobody renews.
+    api_only
+        .block_on(
+            sqlx::query(
+                "UPDATE jobs SET state = 'running', lease_owner = 'killed', fence = fence + 1,
+                attempts = 1, lease_expires_at = $1 WHERE id = $2",
+            )
+            .bind(api_only.state.now() + 3_600_000)
+            .bind(&job_id)
+            .execute(&api_only.state.db.pool),
+        )
+        .unwrap();
+    std::fs::remove_file(&stored[0]).unwrap();
+    drop(admin);
+    drop(api_only);
+
+    // A node that runs jobs starts on the same database: it takes the job over and
+    // finishes it.
+    let worker = Server::start_with(|c| c.data_dir = data.clone());
+    let admin = worker.admin();
+    let job = ended(&admin, &job_id);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(job["attempts"], 2);
+    assert_eq!(job["summary"]["objects_deleted"], stored.len() as u64 - 1);
+    assert_eq!(job["progress"]["files_done"], stored.len() as u64 - 1);
+    assert!(
+        files_under(&vault_dir).is_empty(),
+        "{:?}",
+        files_under(&vault_dir)
+    );
+    let log = admin.get(&format!("/api/v1/jobs/{job_id}/log")).expect(200);
+    let lines: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        lines[0].contains("previous runner disappeared"),
+        "{lines:?}"
+    );
+    assert!(
+        lines.last().unwrap().contains("holds nothing any more"),
+        "{lines:?}"
+    );
+    // Ended: cancelling it is refused as such.
+    admin
+        .post(
+            &format!("/api/v1/jobs/{job_id}/cancel"),
+            serde_json::json!({}),
+        )
+        .expect_problem(409, "not_cancellable");
+}
+
+#[test]
+fn a_queued_job_can_be_cancelled_and_the_sweep_runs_at_start() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, _) = customer_with_vault(&admin, "Acme", None);
+    let job = server.plant_job(&tenant);
+    let after = admin
+        .post(&format!("/api/v1/jobs/{job}/cancel"), serde_json::json!({}))
+        .expect(200);
+    assert_eq!(after["state"], "cancelled");
+    admin
+        .post(&format!("/api/v1/jobs/{job}/cancel"), serde_json::json!({}))
+        .expect_problem(409, "job_ended");
+    let cancelled = admin
+        .get(&format!("/api/v1/jobs?tenant_id={tenant}&state=cancelled"))
+        .expect(200);
+    assert_eq!(cancelled.as_array().unwrap().len(), 1);
+    // The staging sweep of the local destination was queued at start, by the server, for
+    // the provider; it ran.
+    let sweeps = admin.get("/api/v1/jobs?kind=staging-sweep").expect(200);
+    let sweep = sweeps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["target_id"] == "local" && j["trigger"] == "system")
+        .expect("a sweep of the local destination")
+        .clone();
+    let sweep = ended(&admin, sweep["id"].as_str().unwrap());
+    assert_eq!(sweep["state"], "succeeded", "{sweep:#}");
+    assert_eq!(sweep["summary"]["staging_files_removed"], 0);
+    // A malformed filter is a 400, an unknown job a 404.
+    admin
+        .get("/api/v1/jobs?state=sleeping")
+        .expect_problem(400, "invalid_request");
+    admin
+        .get(&format!("/api/v1/jobs/jb_{}", "0".repeat(32)))
+        .expect_problem(404, "not_found");
+}
+
+/// Backs up a small tree into the managed vault `vault`, opening it with the key the server
+/// holds (as the server's own jobs do).
+fn back_up_into(server: &Server, vault: &str, src: &Path) {
+    let v = server
+        .block_on(loop_server::db::vaults::vault_by_id(
+            &server.state.db.pool,
+            vault,
+        ))
+        .unwrap()
+        .unwrap();
+    let kek = server
+        .block_on(loop_server::keys::managed_kek(&server.state, &v))
+        .unwrap();
+    let dir = server.data_dir.join("vaults").join(vault);
+    let storage = std::sync::Arc::new(
+        loop_repo::ObjectStorage::open(dir.to_str().unwrap(), &Default::default(), false).unwrap(),
+    );
+    let repo = loop_repo::Repository::open(storage, loop_repo::keys::Secret::RawKey(&kek)).unwrap();
+    let opts = loop_repo::backup::BackupOptions {
+        paths: vec![src.to_path_buf()],
+        host: "test-host".into(),
+        ..Default::default()
+    };
+    loop_repo::backup::run(&repo, opts, &Default::default()).unwrap();
+}
+
+#[test]
+fn a_verify_job_checks_a_managed_vault_and_fails_on_damage() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (_, vault) = customer_with_vault(&admin, "Checked", None);
+    let src = tempfile::tempdir().unwrap();
+    // Incompressible, so the data pack is the largest object of the vault.
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    for n in 0..20 {
+        let bytes: Vec<u8> = (0..8192)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::write(src.path().join(format!("f{n}")), bytes).unwrap();
+    }
+    back_up_into(&server, &vault, src.path());
+    let verify = |percent: u32| {
+        let job = admin
+            .post(
+                &format!("/api/v1/vaults/{vault}/verify"),
+                serde_json::json!({ "read_data_percent": percent }),
+            )
+            .expect(202);
+        assert_eq!(job["kind"], "verify");
+        ended(&admin, job["id"].as_str().unwrap())
+    };
+    let job = verify(100);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(job["summary"]["snapshots"], 1);
+    assert_eq!(job["summary"]["packs_read"], job["summary"]["packs"]);
+    assert_eq!(job["progress"]["files_done"], job["summary"]["packs"]);
+
+    // A damaged data pack: the structure alone still looks whole, reading the data does not.
+    let packs = files_under(&server.data_dir.join("vaults").join(&vault).join("data"));
+    let pack = packs
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(pack).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(pack, bytes).unwrap();
+    assert_eq!(verify(0)["state"], "succeeded");
+    let job = verify(100);
+    assert_eq!(job["state"], "failed", "{job:#}");
+    assert!(
+        job["error"].as_str().unwrap().contains("damaged"),
+        "{job:#}"
+    );
+    let log = admin
+        .get(&format!("/api/v1/jobs/{}/log", job["id"].as_str().unwrap()))
+        .expect(200);
+    let name = pack.file_name().unwrap().to_str().unwrap();
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["level"] == "error" && l["message"].as_str().unwrap().contains(name)),
+        "{log:#}"
+    );
+    // Out of range, and a vault whose key the customer holds, are refused.
+    admin
+        .post(
+            &format!("/api/v1/vaults/{vault}/verify"),
+            serde_json::json!({ "read_data_percent": 101 }),
+        )
+        .expect_problem(400, "invalid_request");
+    let tenant = job["tenant_id"].as_str().unwrap();
+    let own_key = admin
+        .post(
+            "/api/v1/vaults",
+            serde_json::json!({ "tenant_id": tenant, "name": "own-key", "destination": "local",
+                                "key_custody": "customer" }),
+        )
+        .expect(201);
+    admin
+        .post(
+            &format!("/api/v1/vaults/{}/verify", own_key["id"].as_str().unwrap()),
+            serde_json::json!({}),
+        )
+        .expect_problem(409, "customer_key");
+}
