@@ -12,6 +12,11 @@ use crate::id::Id;
 use crate::index::IndexFile;
 use crate::pack::{BlobKind, PackWriter, encode_payload};
 
+/// An index file is written once it lists this many blobs (as restic does), so a run of
+/// many small files holds a bounded part of its index in memory, and an interrupted run
+/// loses at most this much of what it stored.
+const INDEX_FILE_BLOBS: usize = 50_000;
+
 /// A blob the vault does not have yet.
 pub(super) struct BlobJob {
     pub(super) kind: BlobKind,
@@ -97,7 +102,10 @@ impl Run<'_> {
         let flush = {
             let mut st = self.index_state.lock().expect("index mutex");
             st.current.packs.push((id, entries));
-            if st.last_flush.elapsed() >= self.index_flush || st.current.packs.len() >= 256 {
+            if st.last_flush.elapsed() >= self.index_flush
+                || st.current.packs.len() >= 256
+                || st.current.blob_count() >= INDEX_FILE_BLOBS
+            {
                 st.last_flush = Instant::now();
                 Some(std::mem::take(&mut st.current))
             } else {

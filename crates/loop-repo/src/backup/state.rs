@@ -41,6 +41,9 @@ pub(super) struct IndexState {
     pub(super) last_flush: Instant,
 }
 
+/// Shards of [`Run::pending`].
+const PENDING_SHARDS: usize = 256;
+
 /// One backup run, shared by reference between all its threads.
 pub(super) struct Run<'a> {
     pub(super) repo: &'a Repository,
@@ -51,7 +54,11 @@ pub(super) struct Run<'a> {
     pub(super) dry_run: bool,
     pub(super) index_flush: Duration,
     pub(super) progress: &'a BackupProgress,
-    pending: Mutex<HashSet<Id>>,
+    /// Blobs queued this run, sharded by the first byte of their ID (IDs are uniformly
+    /// distributed): a shard that grows reallocates 1/256 of the set, so a run that adds a
+    /// million blobs never holds the whole set twice during a resize, and threads seldom
+    /// wait on the same lock.
+    pending: Box<[Mutex<HashSet<Id>>]>,
     pub(super) counters: Counters,
     pub(super) failure: Mutex<Option<Error>>,
     pub(super) failed: AtomicBool,
@@ -88,7 +95,9 @@ impl<'a> Run<'a> {
             dry_run: opts.dry_run,
             index_flush: opts.index_flush,
             progress,
-            pending: Mutex::new(HashSet::new()),
+            pending: (0..PENDING_SHARDS)
+                .map(|_| Mutex::new(HashSet::new()))
+                .collect(),
             counters: Counters::default(),
             failure: Mutex::new(None),
             failed: AtomicBool::new(false),
@@ -146,11 +155,17 @@ impl Run<'_> {
 
     /// True when this blob must be stored: not in the index and not already queued this run.
     pub(super) fn want_blob(&self, id: &Id) -> bool {
-        !self.in_index(id) && self.pending.lock().expect("pending mutex").insert(*id)
+        !self.in_index(id) && self.pending_shard(id).insert(*id)
     }
 
     pub(super) fn known(&self, id: &Id) -> bool {
-        self.in_index(id) || self.pending.lock().expect("pending mutex").contains(id)
+        self.in_index(id) || self.pending_shard(id).contains(id)
+    }
+
+    fn pending_shard(&self, id: &Id) -> std::sync::MutexGuard<'_, HashSet<Id>> {
+        self.pending[id.0[0] as usize % PENDING_SHARDS]
+            .lock()
+            .expect("pending mutex")
     }
 
     /// Whether the index holds `id`; if so, its pack is one this snapshot relies on.
