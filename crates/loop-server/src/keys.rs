@@ -99,23 +99,6 @@ pub fn vault_kek(tenant_key: &Key, vault_id: &str) -> Key {
     Key::from_bytes(*h.finalize().as_bytes())
 }
 
-/// The KEK of a managed vault, from its tenant key. Fails once the tenant key is deleted.
-pub async fn managed_kek(
-    state: &crate::state::AppState,
-    vault: &loop_api::Vault,
-) -> crate::error::ApiResult<Key> {
-    let wrapped = crate::db::tenants::tenant_key(&state.db.pool, &vault.tenant_id)
-        .await?
-        .ok_or_else(|| {
-            crate::error::ApiError::conflict(
-                "key_shredded",
-                "the tenant key was deleted; the vault is unreadable",
-            )
-        })?;
-    let tenant_key = state.master.open_tenant_key(&vault.tenant_id, &wrapped)?;
-    Ok(vault_kek(&tenant_key, &vault.id))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

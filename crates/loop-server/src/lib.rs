@@ -27,6 +27,7 @@ pub mod jobs;
 pub mod keys;
 mod listener;
 pub mod mail;
+pub mod managed_keys;
 mod routes;
 mod startup;
 pub mod state;

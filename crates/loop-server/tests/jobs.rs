@@ -182,7 +182,7 @@ fn back_up_into(server: &Server, vault: &str, src: &Path) {
         .unwrap()
         .unwrap();
     let kek = server
-        .block_on(loop_server::keys::managed_kek(&server.state, &v))
+        .block_on(loop_server::managed_keys::managed_kek(&server.state, &v))
         .unwrap();
     let dir = server.data_dir.join("vaults").join(vault);
     let storage = std::sync::Arc::new(

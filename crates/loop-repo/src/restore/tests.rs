@@ -10,7 +10,7 @@ use loop_testkit::data::{noise, write};
 use rustix::fs::{FileType, Mode, XattrFlags};
 
 use super::readers::TREES_AHEAD;
-use super::walker::FILES_PER_BATCH;
+use super::writer::FILES_PER_BATCH;
 use super::{RestoreOptions, RestoreProgress, RestoreReport, dump, find_node, run};
 use crate::backup::{self, BackupOptions, BackupProgress};
 use crate::id::Id;

@@ -28,9 +28,8 @@ use crate::id::Id;
 use crate::pack::PackEntry;
 use crate::tree::{Name, Node, NodeKind, Tree};
 
-/// A batch of planned reads ends after this many newly opened files by default...
-pub(super) const FILES_PER_BATCH: usize = 128;
-/// ...or this many chunks (about 100 bytes of plan each).
+/// A batch of planned reads ends after `Restorer::files_per_batch` newly opened files, or
+/// this many chunks (about 100 bytes of plan each).
 const CHUNKS_PER_BATCH: usize = 100_000;
 /// Blobs of one pack closer than this are fetched in one read (the gap is read and dropped).
 const RANGE_GAP: u64 = 1 << 20;

@@ -14,7 +14,6 @@ use rustix::io::Errno;
 
 use super::dirs::{DirChain, DirRecord, record_path};
 use super::nofollow;
-use super::walker::FILES_PER_BATCH;
 use super::{RestoreOptions, RestoreProgress, RestoreReport};
 use crate::index::Index;
 use crate::repo::Repository;
@@ -84,6 +83,9 @@ impl PendingFile {
         }
     }
 }
+
+/// Files planned per batch of reads by default: fastest on local disk.
+pub(super) const FILES_PER_BATCH: usize = 128;
 
 /// Descriptors kept aside for directories, the repository and the runtime.
 const RESERVED_DESCRIPTORS: u64 = 256;

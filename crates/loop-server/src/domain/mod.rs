@@ -221,8 +221,8 @@ pub enum Permission {
 }
 
 impl Permission {
-    /// True for permissions that only read. An erased tenant is read-only: every other
-    /// permission (but erasing it again) is refused there.
+    /// True for permissions that only read: what an auditor holds. An erased tenant is
+    /// read-only: every other permission (but erasing it again) is refused there.
     pub fn only_reads(self) -> bool {
         use Permission::*;
         matches!(
@@ -266,17 +266,7 @@ impl RoleRules for Role {
                     | JobRead
                     | JobWrite
             ),
-            Role::Auditor => matches!(
-                p,
-                TenantRead
-                    | UserRead
-                    | DeviceRead
-                    | TokenRead
-                    | VaultRead
-                    | SessionRead
-                    | AuditRead
-                    | JobRead
-            ),
+            Role::Auditor => p.only_reads(),
             Role::Billing => matches!(p, TenantRead),
         }
     }

@@ -272,7 +272,11 @@ async fn run_one(state: &AppState, claimed: Claimed) {
             jobs::finish(pool, &id, fence, JobState::Cancelled, None, None, now).await
         }
         Err(JobError::Transient(msg)) if ctx.claimed.job.attempts < max_attempts(state) => {
-            let wait = backoff_ms(ctx.claimed.job.attempts as i64);
+            let wait = backoff_ms(
+                FIRST_BACKOFF_MS,
+                MAX_BACKOFF_MS,
+                ctx.claimed.job.attempts as i64,
+            );
             let _ = ctx
                 .log("warning", &format!("{msg}; trying again later"))
                 .await;
@@ -319,12 +323,11 @@ async fn renew_lease(state: AppState, id: String, fence: i64, stop: Arc<Stop>) {
     }
 }
 
-/// The wait after the `attempts`-th failed run.
-fn backoff_ms(attempts: i64) -> i64 {
+/// The wait after the `attempts`-th failed try: `first_ms`, doubling each time, at most
+/// `max_ms`. Jobs and the mail outbox retry by it.
+pub(crate) fn backoff_ms(first_ms: i64, max_ms: i64, attempts: i64) -> i64 {
     let doublings = attempts.clamp(1, 20) - 1;
-    FIRST_BACKOFF_MS
-        .saturating_mul(1 << doublings)
-        .min(MAX_BACKOFF_MS)
+    first_ms.saturating_mul(1 << doublings).min(max_ms)
 }
 
 #[cfg(test)]

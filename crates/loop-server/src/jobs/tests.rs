@@ -3,7 +3,7 @@
 
 use loop_api::{JobKind, JobProgress, JobQuery, JobState, JobTrigger};
 
-use super::backoff_ms;
+use super::{FIRST_BACKOFF_MS, MAX_BACKOFF_MS, backoff_ms};
 use crate::db::jobs::{self, Held, NewJob};
 use crate::db::{Db, DbResult};
 use crate::domain::TenantScope;
@@ -325,8 +325,9 @@ async fn a_job_log_is_bounded() {
 
 #[test]
 fn retries_wait_longer_each_time_up_to_an_hour() {
-    let waits: Vec<i64> = (1..=10).map(backoff_ms).collect();
+    let wait = |n| backoff_ms(FIRST_BACKOFF_MS, MAX_BACKOFF_MS, n);
+    let waits: Vec<i64> = (1..=10).map(wait).collect();
     assert_eq!(&waits[..3], &[30_000, 60_000, 120_000]);
     assert!(waits.windows(2).all(|w| w[0] <= w[1]));
-    assert_eq!(backoff_ms(i64::MAX), 3_600_000);
+    assert_eq!(wait(i64::MAX), 3_600_000);
 }

@@ -30,7 +30,7 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
             "the server cannot read a vault whose key the customer holds".into(),
         ));
     }
-    let kek = crate::keys::managed_kek(state, &v)
+    let kek = crate::managed_keys::managed_kek(state, &v)
         .await
         .map_err(|_| JobError::Failed("the vault's key is gone; it cannot be read".into()))?;
     let Some(dest) = state.destinations.get(&v.destination) else {

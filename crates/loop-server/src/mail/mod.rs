@@ -88,10 +88,7 @@ async fn deliver(state: &AppState, q: &outbox::Queued) -> Result<(), crate::db::
 
 /// The wait after the `attempts`-th failed try.
 fn backoff_ms(attempts: i64) -> i64 {
-    let doublings = attempts.clamp(1, 20) - 1;
-    FIRST_BACKOFF_MS
-        .saturating_mul(1 << doublings)
-        .min(MAX_BACKOFF_MS)
+    crate::jobs::backoff_ms(FIRST_BACKOFF_MS, MAX_BACKOFF_MS, attempts)
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use crate::db::{self, vaults};
 use crate::domain::{NewVault, Permission, TenantKind, new_id};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::Work;
-use crate::keys::managed_kek;
+use crate::managed_keys::managed_kek;
 use crate::state::AppState;
 
 fn with_jurisdiction(state: &AppState, mut v: Vault) -> Vault {

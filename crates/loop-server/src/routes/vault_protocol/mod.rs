@@ -149,7 +149,9 @@ async fn open(
     let a = access(&state, &caller, &vault_id).await?;
     let key = if a.vault.key_custody == KeyCustody::Managed {
         Some(hex::encode(
-            crate::keys::managed_kek(&state, &a.vault).await?.expose(),
+            crate::managed_keys::managed_kek(&state, &a.vault)
+                .await?
+                .expose(),
         ))
     } else {
         None
