@@ -69,11 +69,20 @@ best() {
     eval "$prep"
     measure "$name" "$phase.$i" "$@"
   done
+  keep_best "$name" "$phase" "$runs"
+}
+keep_best() {
+  local name=$1 phase=$2 runs=$3 i
   for i in $(seq 1 "$runs"); do echo "$(cat "$WORK/times/$name.$phase.$i") $i"; done |
     sort -n | head -1 | cut -d' ' -f1-2 > "$WORK/times/$name.$phase"
 }
 
-init_loop() { rm -rf "$LOOP_REPOSITORY"; "$LOOP" init >/dev/null; }
+# The `tar | zstd -1 -T2` limit is measured right before each of loop's first backups (run $i
+# of `best`), so that both see the machine in the same state even when its speed drifts.
+init_loop() {
+  measure tar-zstd "first.$i" bash -c "tar -C '$src' -cf - . | zstd -1 -T2 -q -o '$WORK/baseline.tar.zst' -f"
+  rm -rf "$LOOP_REPOSITORY"; "$LOOP" init >/dev/null
+}
 init_restic() { rm -rf "$RESTIC_REPOSITORY"; restic init >/dev/null 2>&1; }
 init_borg() { rm -rf "$BORG_REPO"; borg init -e repokey-blake2 "$BORG_REPO" >/dev/null 2>&1; }
 RUNS=${RUNS:-3}
@@ -88,8 +97,8 @@ backup_all() {
   best borg "$phase" "$runs" "${prep:+${prep}_borg}" bash -c "borg create --compression zstd,3 '$BORG_REPO::$phase-{now:%H%M%S.%f}' '$src'"
 }
 
-best tar-zstd first "$RUNS" : bash -c "tar -C '$src' -cf - . | zstd -1 -T2 -q -o '$WORK/baseline.tar.zst' -f"
 backup_all first "$RUNS" init
+keep_best tar-zstd first "$RUNS"
 du -sb "$WORK/repo-loop" | cut -f1 > "$WORK/times/loop.size"
 du -sb "$WORK/repo-restic" | cut -f1 > "$WORK/times/restic.size"
 du -sb "$WORK/repo-borg" | cut -f1 > "$WORK/times/borg.size"

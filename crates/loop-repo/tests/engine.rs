@@ -339,3 +339,75 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Small files travel to the hashers in batches, large files alone; symlinks and
+/// subdirectories between them must keep every entry, in name order, with its own content.
+#[test]
+fn a_directory_mixing_small_files_large_files_links_and_subdirectories_restores_whole() {
+    use loop_repo::restore::{self, RestoreOptions, RestoreProgress};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut expected: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 0..300u32 {
+        let name = format!("f{i:03}");
+        if i % 50 == 7 {
+            // Large files (more than one batch's worth), between small ones.
+            let big: Vec<u8> = (0..(300_000 + i)).map(|b| (b * 31 + i) as u8).collect();
+            std::fs::write(src.join(&name), &big).unwrap();
+            expected.push((name, big));
+        } else if i % 40 == 3 {
+            std::os::unix::fs::symlink(format!("target-{i}"), src.join(&name)).unwrap();
+        } else if i % 90 == 5 {
+            std::fs::create_dir(src.join(&name)).unwrap();
+            std::fs::write(src.join(&name).join("inner"), name.as_bytes()).unwrap();
+        } else {
+            let small = format!("{name} ").repeat((i % 37) as usize).into_bytes();
+            std::fs::write(src.join(&name), &small).unwrap();
+            expected.push((name, small));
+        }
+    }
+    let repo = repo_at(&tmp.path().join("repo"));
+    let run = backup::run(&repo, opts(&src), &BackupProgress::default()).unwrap();
+    assert!(run.unreadable.is_empty());
+
+    let index = repo.load_index().unwrap();
+    let mut listed = Vec::new();
+    browse::walk(&repo, &index, &run.snapshot.tree, "", &mut |p, _| {
+        listed.push(p.to_string());
+        Ok(())
+    })
+    .unwrap();
+    let top: Vec<&String> = listed
+        .iter()
+        .filter(|p| p.matches('/').count() == 2)
+        .collect();
+    assert_eq!(
+        top.len(),
+        300,
+        "every entry of the directory is in the tree"
+    );
+    assert!(top.windows(2).all(|w| w[0] < w[1]), "entries in name order");
+
+    let target = tmp.path().join("restored");
+    let ropts = RestoreOptions {
+        target: target.clone(),
+        ..Default::default()
+    };
+    restore::run(
+        &repo,
+        &run.snapshot.tree,
+        &ropts,
+        &RestoreProgress::default(),
+    )
+    .unwrap();
+    let back = target.join("src");
+    for (name, content) in &expected {
+        assert_eq!(&std::fs::read(back.join(name)).unwrap(), content, "{name}");
+    }
+    assert_eq!(
+        std::fs::read_link(back.join("f003")).unwrap(),
+        Path::new("target-3")
+    );
+    assert_eq!(std::fs::read(back.join("f005/inner")).unwrap(), b"f005");
+}

@@ -3,7 +3,6 @@
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::hasher::FileOutcome;
 use super::packer::BlobJob;
 use super::state::Run;
 use crate::id::Id;
@@ -13,7 +12,8 @@ use crate::tree::{Node, Tree};
 /// One entry of a directory, as the walker found it.
 pub(super) enum Child {
     Ready(Node),
-    File(Node, Receiver<FileOutcome>),
+    /// Files being read by a hasher, in name order, with where their nodes will arrive.
+    Files(usize, Receiver<Vec<Option<Node>>>),
     Dir(Node, Receiver<Option<Id>>),
 }
 
@@ -26,15 +26,22 @@ pub(super) struct PendingDir {
 impl Run<'_> {
     pub(super) fn finalize(&self, dirs: Receiver<PendingDir>, blobs: Sender<BlobJob>) {
         for pd in dirs {
-            let mut nodes = Vec::with_capacity(pd.children.len());
+            let mut nodes = Vec::with_capacity(
+                pd.children
+                    .iter()
+                    .map(|c| match c {
+                        Child::Files(n, _) => *n,
+                        _ => 1,
+                    })
+                    .sum(),
+            );
             for child in pd.children {
                 match child {
                     Child::Ready(n) => nodes.push(n),
-                    Child::File(mut n, rx) => {
-                        if let Ok(FileOutcome::Done { content, size }) = rx.recv() {
-                            n.content = content;
-                            n.size = size;
-                            nodes.push(n);
+                    Child::Files(_, rx) => {
+                        // A failed run drops the reply; the run's failure is recorded.
+                        if let Ok(done) = rx.recv() {
+                            nodes.extend(done.into_iter().flatten());
                         }
                     }
                     Child::Dir(mut n, rx) => {

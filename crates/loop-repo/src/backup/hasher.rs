@@ -9,14 +9,14 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use chrono::Local;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::StdinSource;
-use super::packer::BlobJob;
+use super::packer::{BlobJob, INLINE_BLOB, Packing};
 use super::state::Run;
 use crate::error::{Error, Result};
 use crate::fsmeta::nanos;
@@ -24,17 +24,13 @@ use crate::id::Id;
 use crate::pack::BlobKind;
 use crate::tree::{Name, Node, NodeKind};
 
-/// A file to read, from the walker.
+/// Files to read, from the walker: one large file, or a run of small files of one directory
+/// (see [`super::walk`]), answered together so that a small file costs no channel of its own.
 pub(super) struct FileJob {
-    pub(super) path: PathBuf,
-    pub(super) node: Node,
-    pub(super) reply: Sender<FileOutcome>,
-}
-
-/// A file's content as stored, for the finalizer.
-pub(super) enum FileOutcome {
-    Done { content: Vec<Id>, size: u64 },
-    Failed,
+    pub(super) files: Vec<(PathBuf, Node)>,
+    /// Each file's node with its content filled in, in order; `None` for a file that could
+    /// not be read (it is left out of the snapshot with a warning).
+    pub(super) reply: Sender<Vec<Option<Node>>>,
 }
 
 /// Why a stream's chunks were not all queued.
@@ -48,9 +44,16 @@ impl Run<'_> {
     /// One hasher thread: reads files until the walker is done.
     pub(super) fn hash_files(&self, jobs: Receiver<FileJob>, blobs: Sender<BlobJob>) {
         let mut buf = Vec::new();
+        let Some(mut packing) = self.packing() else {
+            return;
+        };
         for job in jobs {
-            let outcome = self.hash_file(&job, &mut buf, &blobs);
-            let _ = job.reply.send(outcome);
+            let outcomes = job
+                .files
+                .into_iter()
+                .map(|(path, node)| self.hash_file(&path, node, &mut buf, &mut packing, &blobs))
+                .collect();
+            let _ = job.reply.send(outcomes);
             // Most files are small: give back the room a large one needed.
             if buf.capacity() > 1 << 20 {
                 buf = Vec::new();
@@ -58,39 +61,48 @@ impl Run<'_> {
         }
     }
 
-    fn hash_file(&self, job: &FileJob, buf: &mut Vec<u8>, blobs: &Sender<BlobJob>) -> FileOutcome {
+    fn hash_file(
+        &self,
+        path: &Path,
+        mut node: Node,
+        buf: &mut Vec<u8>,
+        packing: &mut Packing,
+        blobs: &Sender<BlobJob>,
+    ) -> Option<Node> {
         let open = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(rustix::fs::OFlags::NOATIME.bits() as i32)
-            .open(&job.path)
-            .or_else(|_| File::open(&job.path));
+            .open(path)
+            .or_else(|_| File::open(path));
         let file = match open {
             Ok(f) => f,
             Err(e) => {
-                self.warn_unreadable(&job.path, &e);
-                return FileOutcome::Failed;
+                self.warn_unreadable(path, &e);
+                return None;
             }
         };
-        let (content, size) = match self.store_chunks(&file, buf, Some(job.node.size), blobs) {
+        let (content, size) = match self.store_chunks(&file, buf, Some(node.size), packing, blobs) {
             Ok(stored) => stored,
-            Err(ChunkError::Stopped) => return FileOutcome::Failed,
+            Err(ChunkError::Stopped) => return None,
             Err(ChunkError::Read(e)) => {
-                self.warn_unreadable(&job.path, &e);
-                return FileOutcome::Failed;
+                self.warn_unreadable(path, &e);
+                return None;
             }
         };
         if let Ok(after) = file.metadata() {
-            let changed = after.size() != job.node.size
-                || nanos(after.mtime(), after.mtime_nsec()) != job.node.mtime_ns
-                || size != job.node.size;
+            let changed = after.size() != node.size
+                || nanos(after.mtime(), after.mtime_nsec()) != node.mtime_ns
+                || size != node.size;
             if changed {
                 self.changed
                     .lock()
                     .expect("warnings mutex")
-                    .push(job.path.display().to_string());
+                    .push(path.display().to_string());
             }
         }
-        FileOutcome::Done { content, size }
+        node.content = content;
+        node.size = size;
+        Some(node)
     }
 
     /// Backs up standard input as one new file, named as the caller asked.
@@ -100,8 +112,9 @@ impl Run<'_> {
         blobs: &Sender<BlobJob>,
     ) -> Result<Node> {
         let mut buf = Vec::new();
+        let mut packing = self.packing().ok_or(Error::Interrupted)?;
         let (content, size) = self
-            .store_chunks(&mut src.reader, &mut buf, None, blobs)
+            .store_chunks(&mut src.reader, &mut buf, None, &mut packing, blobs)
             .map_err(|e| match e {
                 ChunkError::Stopped => Error::Interrupted,
                 ChunkError::Read(e) => Error::io("standard input", e),
@@ -131,12 +144,14 @@ impl Run<'_> {
 
     /// The chunk loop: read, cut, hash, and queue each chunk the vault does not have yet.
     /// Returns the chunk IDs and the length read, and counts the stream as one file done.
-    /// `buf` is the chunker's window, kept by the caller so it is reused across files.
+    /// `buf` is the chunker's window, kept by the caller so it is reused across files; small
+    /// new chunks are packed right here with `packing`, larger ones queued for the packers.
     fn store_chunks<R: Read>(
         &self,
         input: R,
         buf: &mut Vec<u8>,
         size_hint: Option<u64>,
+        packing: &mut Packing,
         blobs: &Sender<BlobJob>,
     ) -> std::result::Result<(Vec<Id>, u64), ChunkError> {
         let mut content = Vec::new();
@@ -157,14 +172,18 @@ impl Run<'_> {
                 .bytes_done
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             if self.want_blob(&id) {
-                let job = BlobJob {
-                    kind: BlobKind::Data,
-                    id,
-                    data: self.buffer_from(chunk),
-                };
-                // The packers are gone only when the run failed.
-                if blobs.send(job).is_err() {
-                    return Err(ChunkError::Stopped);
+                if chunk.len() <= INLINE_BLOB {
+                    self.pack_blob(packing, BlobKind::Data, id, chunk);
+                } else {
+                    let job = BlobJob {
+                        kind: BlobKind::Data,
+                        id,
+                        data: self.buffer_from(chunk),
+                    };
+                    // The packers are gone only when the run failed.
+                    if blobs.send(job).is_err() {
+                        return Err(ChunkError::Stopped);
+                    }
                 }
             }
             content.push(id);

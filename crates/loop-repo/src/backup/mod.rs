@@ -14,10 +14,12 @@
 //! Packers compress in parallel and append to one shared open pack per blob kind (trees and
 //! data go to separate packs, so the small tree packs stay cheap to read); the packer that
 //! fills a pack uploads it. At most one open pack per kind plus one pack per packer being
-//! uploaded is in memory.
+//! uploaded is in memory. Chunks of at most 64 KiB (most files of a typical tree) skip the
+//! hand-over: the hasher that cut one compresses and packs it itself.
 //!
-//! The walker never waits for file contents: it hands each file to a hasher and each finished
-//! directory listing to the finalizer, which receives directories in post-order and so always
+//! The walker never waits for file contents: it hands files to the hashers (a run of small
+//! files of one directory as one job, a large file alone) and each finished directory
+//! listing to the finalizer, which receives directories in post-order and so always
 //! has a directory's subdirectories done before the directory itself. Unchanged files (same
 //! size, mtime, ctime and inode as in the parent snapshot) are not read at all.
 //!

@@ -24,50 +24,77 @@ pub(super) struct BlobJob {
     pub(super) data: Vec<u8>,
 }
 
+/// Blobs up to this size are compressed and packed by the hasher that cut them instead of
+/// being handed to a packer thread: for a file of a few KiB the hand-over (a channel send, a
+/// thread wake-up, a copy of the bytes) costs more than the zstd call itself. Larger chunks
+/// still go to the packers, so reading a big file overlaps compressing it.
+pub(super) const INLINE_BLOB: usize = 64 * 1024;
+
+/// One thread's compression context and payload buffer.
+pub(super) struct Packing {
+    compressor: zstd::bulk::Compressor<'static>,
+    payload: Vec<u8>,
+}
+
 impl Run<'_> {
-    /// One packer thread: runs until every blob sender (hashers, finalizer, walker) is gone.
-    pub(super) fn pack_blobs(&self, blobs: Receiver<BlobJob>) {
-        let target = self.repo.config().pack_size as usize;
-        let mut compressor = match zstd::bulk::Compressor::new(self.repo.config().compression_level)
-        {
-            Ok(c) => c,
+    /// A compression context at the vault's level; `None` (and the run failed) when zstd
+    /// refuses it.
+    pub(super) fn packing(&self) -> Option<Packing> {
+        match zstd::bulk::Compressor::new(self.repo.config().compression_level) {
+            Ok(compressor) => Some(Packing {
+                compressor,
+                payload: Vec::new(),
+            }),
             Err(e) => {
                 self.fail(Error::Invalid(format!("zstd: {e}")));
-                return;
+                None
             }
+        }
+    }
+
+    /// One packer thread: runs until every blob sender (hashers, finalizer, walker) is gone.
+    pub(super) fn pack_blobs(&self, blobs: Receiver<BlobJob>) {
+        let Some(mut packing) = self.packing() else {
+            return;
         };
-        let mut payload = Vec::new();
         for job in blobs {
-            if self.failed.load(Ordering::Relaxed) {
-                continue;
-            }
-            encode_payload(&mut compressor, &job.data, &mut payload);
-            let slot = &self.open_packs[job.kind.byte() as usize];
-            let full = {
-                let mut open = slot.lock().expect("pack mutex");
-                let w = open.get_or_insert_with(|| {
-                    PackWriter::new(
-                        self.repo.master(),
-                        crate::pack::pack_buffer_capacity(target),
-                    )
-                });
-                let e = w.add(job.kind, job.id, &payload, job.data.len() as u32);
-                self.counters
-                    .data_added
-                    .fetch_add(job.data.len() as u64, Ordering::Relaxed);
-                self.counters
-                    .data_added_packed
-                    .fetch_add(e.length as u64, Ordering::Relaxed);
-                if w.len() >= target { open.take() } else { None }
-            };
-            match job.kind {
-                BlobKind::Data => self.counters.data_blobs.fetch_add(1, Ordering::Relaxed),
-                BlobKind::Tree => self.counters.tree_blobs.fetch_add(1, Ordering::Relaxed),
-            };
+            self.pack_blob(&mut packing, job.kind, job.id, &job.data);
             self.recycle(job.data);
-            if let Some(w) = full {
-                self.store_pack(w);
-            }
+        }
+    }
+
+    /// Compresses and encrypts one blob into the open pack of its kind, and stores the pack
+    /// when it is full. Does nothing once the run failed.
+    pub(super) fn pack_blob(&self, packing: &mut Packing, kind: BlobKind, id: Id, data: &[u8]) {
+        if self.failed.load(Ordering::Relaxed) {
+            return;
+        }
+        let target = self.repo.config().pack_size as usize;
+        encode_payload(&mut packing.compressor, data, &mut packing.payload);
+        let slot = &self.open_packs[kind.byte() as usize];
+        let full = {
+            let mut open = slot.lock().expect("pack mutex");
+            let w = open.get_or_insert_with(|| {
+                PackWriter::new(
+                    self.repo.master(),
+                    crate::pack::pack_buffer_capacity(target),
+                )
+            });
+            let e = w.add(kind, id, &packing.payload, data.len() as u32);
+            self.counters
+                .data_added
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            self.counters
+                .data_added_packed
+                .fetch_add(e.length as u64, Ordering::Relaxed);
+            if w.len() >= target { open.take() } else { None }
+        };
+        match kind {
+            BlobKind::Data => self.counters.data_blobs.fetch_add(1, Ordering::Relaxed),
+            BlobKind::Tree => self.counters.tree_blobs.fetch_add(1, Ordering::Relaxed),
+        };
+        if let Some(w) = full {
+            self.store_pack(w);
         }
     }
 

@@ -32,7 +32,7 @@ pub(super) fn run(
     } else {
         opts.threads
     };
-    let (file_tx, file_rx) = bounded::<FileJob>(threads * 64);
+    let (file_tx, file_rx) = bounded::<FileJob>(threads * 16);
     let (dir_tx, dir_rx) = bounded::<PendingDir>(4096);
     let (blob_tx, blob_rx) = bounded::<BlobJob>(threads * 2);
 

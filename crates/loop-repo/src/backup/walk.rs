@@ -37,9 +37,13 @@ impl Run<'_> {
         blobs: Sender<BlobJob>,
     ) -> Result<Receiver<Option<Id>>> {
         let (tx, rx) = bounded(1);
-        let mut children = Vec::new();
+        let mut out = Listing::default();
         if let Some(mut src) = stdin {
-            children.push(Child::Ready(self.hash_stdin(&mut src, &blobs)?));
+            out.push(
+                Child::Ready(self.hash_stdin(&mut src, &blobs)?),
+                &files,
+                self,
+            );
         } else {
             let mut top: Vec<(Vec<u8>, &Path)> =
                 roots.iter().map(|p| (root_name(p), p.as_path())).collect();
@@ -47,19 +51,19 @@ impl Run<'_> {
             let mut subtrees = self.prefetch_subtrees(parent_root);
             for (name, p) in top {
                 let dev = std::fs::symlink_metadata(p).map(|m| m.dev()).unwrap_or(0);
-                if let Some(c) = self.child(
-                    p,
+                self.child(
+                    p.to_path_buf(),
                     OsStr::from_bytes(&name),
                     parent_root,
                     &mut subtrees,
                     dev,
+                    &mut out,
                     &files,
                     &dirs,
-                ) {
-                    children.push(c);
-                }
+                );
             }
         }
+        let children = out.finish(&files, self);
         drop(files);
         dirs.send(PendingDir {
             children,
@@ -92,14 +96,18 @@ impl Run<'_> {
         out
     }
 
+    /// Reuses an unchanged file's content from the parent snapshot, or queues the file to
+    /// be read.
     fn file_child(
         &self,
         path: PathBuf,
         mut node: Node,
         parent: Option<&Tree>,
+        out: &mut Listing,
         files: &Sender<FileJob>,
-    ) -> Child {
-        if let Some(old) = parent.and_then(|t| t.find(&node.name.0))
+    ) {
+        let old = parent.and_then(|t| t.find(&node.name.0));
+        if let Some(old) = old
             && old.same_content_state(&node)
             && old.content.iter().all(|id| self.known(id))
         {
@@ -111,24 +119,15 @@ impl Run<'_> {
             self.progress
                 .bytes_done
                 .fetch_add(node.size, Ordering::Relaxed);
-            return Child::Ready(node);
+            out.push(Child::Ready(node), files, self);
+            return;
         }
-        let is_new = parent.and_then(|t| t.find(&node.name.0)).is_none();
-        if is_new {
+        if old.is_none() {
             self.counters.files_new.fetch_add(1, Ordering::Relaxed);
         } else {
             self.counters.files_changed.fetch_add(1, Ordering::Relaxed);
         }
-        let (tx, rx) = bounded(1);
-        let job = FileJob {
-            path,
-            node: node.clone(),
-            reply: tx,
-        };
-        if files.send(job).is_err() {
-            self.fail(Error::Interrupted);
-        }
-        Child::File(node, rx)
+        out.read(path, node, files, self);
     }
 
     /// Lists one directory, queues its files, recurses into subdirectories and queues the
@@ -142,7 +141,7 @@ impl Run<'_> {
         dirs: &Sender<PendingDir>,
     ) -> Receiver<Option<Id>> {
         let (tx, rx) = bounded(1);
-        let mut children = Vec::new();
+        let mut out = Listing::default();
         self.counters.dirs.fetch_add(1, Ordering::Relaxed);
         let mut subtrees = self.prefetch_subtrees(parent.as_ref());
         match std::fs::read_dir(path) {
@@ -167,20 +166,20 @@ impl Run<'_> {
                     if self.excluder.is_excluded(&child_path) {
                         continue;
                     }
-                    if let Some(c) = self.child(
-                        &child_path,
+                    self.child(
+                        child_path,
                         &name,
                         parent.as_ref(),
                         &mut subtrees,
                         root_dev,
+                        &mut out,
                         files,
                         dirs,
-                    ) {
-                        children.push(c);
-                    }
+                    );
                 }
             }
         }
+        let children = out.finish(files, self);
         if dirs
             .send(PendingDir {
                 children,
@@ -196,19 +195,20 @@ impl Run<'_> {
     #[allow(clippy::too_many_arguments)]
     fn child(
         &self,
-        path: &Path,
+        path: PathBuf,
         name: &OsStr,
         parent: Option<&Tree>,
         subtrees: &mut Vec<Prefetched>,
         root_dev: u64,
+        out: &mut Listing,
         files: &Sender<FileJob>,
         dirs: &Sender<PendingDir>,
-    ) -> Option<Child> {
-        let meta = match std::fs::symlink_metadata(path) {
+    ) {
+        let meta = match std::fs::symlink_metadata(&path) {
             Ok(m) => m,
             Err(e) => {
-                self.warn_unreadable(path, &e);
-                return None;
+                self.warn_unreadable(&path, &e);
+                return;
             }
         };
         // Changing extended attributes changes ctime: with the same inode and ctime as in the
@@ -216,19 +216,21 @@ impl Run<'_> {
         let old = parent.and_then(|t| t.find(name.as_bytes()));
         let ctime = crate::fsmeta::nanos(meta.ctime(), meta.ctime_nsec());
         let reuse = old.filter(|o| o.inode == meta.ino() && o.ctime_ns == ctime);
-        let mut node = match node_from_metadata(name, &meta, path, reuse.is_none()) {
+        let mut node = match node_from_metadata(name, &meta, &path, reuse.is_none()) {
             Ok(n) => n,
             Err(e) => {
-                self.warn_unreadable(path, &e);
-                return None;
+                self.warn_unreadable(&path, &e);
+                return;
             }
         };
         if let Some(o) = reuse {
             node.xattrs = o.xattrs.clone();
         }
-        Some(match node.kind {
-            NodeKind::File => self.file_child(path.to_path_buf(), node, parent, files),
+        match node.kind {
+            NodeKind::File => self.file_child(path, node, parent, out, files),
             NodeKind::Dir => {
+                // Files listed before the subdirectory go to the hashers before its walk.
+                out.flush(files, self);
                 let rx = if self.one_file_system && meta.dev() != root_dev {
                     // A mount point: record the directory itself, not what is mounted there.
                     let (tx, rx) = bounded(1);
@@ -242,11 +244,73 @@ impl Run<'_> {
                         .iter()
                         .position(|(n, _)| n.as_slice() == name.as_bytes())
                         .and_then(|i| subtrees.swap_remove(i).1.recv().ok().flatten());
-                    self.walk_dir(path, sub, root_dev, files, dirs)
+                    self.walk_dir(&path, sub, root_dev, files, dirs)
                 };
-                Child::Dir(node, rx)
+                out.push(Child::Dir(node, rx), files, self);
             }
-            _ => Child::Ready(node),
-        })
+            _ => out.push(Child::Ready(node), files, self),
+        }
+    }
+}
+
+/// Files at most this large are read in batches (see [`Listing`]).
+const SMALL_FILE: u64 = 64 * 1024;
+/// A batch of small files ends at this many files or this many bytes, so that the hashers
+/// share a directory of small files between them.
+const BATCH_FILES: usize = 64;
+const BATCH_BYTES: u64 = 1 << 20;
+
+/// One directory's children in name order, as the walker lists them. Small files that need
+/// reading are gathered into one [`FileJob`] for a hasher, so a file of a few KiB costs no
+/// channel, message or thread wake-up of its own; a large file is a job by itself, so that
+/// the hashers read large files in parallel. A batch is a run of consecutive children,
+/// sent before any other child is added, which keeps the children in name order.
+#[derive(Default)]
+struct Listing {
+    children: Vec<Child>,
+    batch: Vec<(PathBuf, Node)>,
+    batch_bytes: u64,
+}
+
+impl Listing {
+    fn push(&mut self, child: Child, files: &Sender<FileJob>, run: &Run<'_>) {
+        self.flush(files, run);
+        self.children.push(child);
+    }
+
+    /// Queues a file to be read.
+    fn read(&mut self, path: PathBuf, node: Node, files: &Sender<FileJob>, run: &Run<'_>) {
+        let small = node.size <= SMALL_FILE;
+        if !small {
+            self.flush(files, run);
+        }
+        self.batch_bytes += node.size;
+        self.batch.push((path, node));
+        if !small || self.batch.len() >= BATCH_FILES || self.batch_bytes >= BATCH_BYTES {
+            self.flush(files, run);
+        }
+    }
+
+    /// Hands the gathered files to a hasher.
+    fn flush(&mut self, files: &Sender<FileJob>, run: &Run<'_>) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let (tx, rx) = bounded(1);
+        let n = self.batch.len();
+        self.batch_bytes = 0;
+        let job = FileJob {
+            files: std::mem::take(&mut self.batch),
+            reply: tx,
+        };
+        if files.send(job).is_err() {
+            run.fail(Error::Interrupted);
+        }
+        self.children.push(Child::Files(n, rx));
+    }
+
+    fn finish(mut self, files: &Sender<FileJob>, run: &Run<'_>) -> Vec<Child> {
+        self.flush(files, run);
+        self.children
     }
 }
