@@ -31,6 +31,9 @@ pub struct ServerArgs {
     /// PEM private key for --tls-cert
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Server log as `text` (default) or `json` (one object per line)
+    #[arg(long, value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -183,3 +183,33 @@ fn a_damaged_cache_is_never_trusted_and_a_forgotten_snapshot_stays_gone() {
     );
     assert_eq!(listed.as_array().unwrap().len(), 1);
 }
+
+/// `log_format = "json"`: every server log line is one JSON object a log collector can
+/// read, the access log's fields included.
+#[test]
+fn the_server_log_can_be_json_lines() {
+    let s = set_up_logging(
+        Some(&|dir: &std::path::Path| {
+            let path = dir.join("server.toml");
+            std::fs::write(&path, "log_format = \"json\"\n").unwrap();
+            path
+        }),
+        "local",
+        true,
+    );
+    let log = std::fs::read_to_string(s.server_log.as_ref().unwrap()).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let answered: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "answered")
+        .collect();
+    assert!(!answered.is_empty(), "no access log line in {log}");
+    for l in &answered {
+        assert!(l["status"].as_u64().is_some(), "{l}");
+        assert!(l["level"].is_string() && l["timestamp"].is_string(), "{l}");
+    }
+}

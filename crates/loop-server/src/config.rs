@@ -72,6 +72,28 @@ pub struct Config {
     pub destinations: Vec<DestinationConfig>,
     /// `tracing` filter for the server log, like `info` or `loop_server=debug`.
     pub log: String,
+    /// `text` (default) or `json`: one JSON object per line, for log collectors.
+    pub log_format: LogFormat,
+}
+
+/// How the server log is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("unknown log format {s:?} (text or json)")),
+        }
+    }
 }
 
 impl Default for Config {
@@ -94,6 +116,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             destinations: Vec::new(),
             log: "info".into(),
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -420,6 +443,9 @@ impl Config {
         }
         if let Some(v) = get("LOOP_LOG") {
             self.log = v;
+        }
+        if let Some(v) = get("LOOP_LOG_FORMAT") {
+            self.log_format = v.parse().map_err(|e| bad("LOOP_LOG_FORMAT", e))?;
         }
         let num = |name: &str, v: String| -> Result<u64, ConfigError> {
             v.parse().map_err(|e| bad(name, format!("{e}")))

@@ -15,9 +15,37 @@ pub struct Destination {
     pub backend: loop_api::Backend,
     pub store: Arc<dyn ObjectStore>,
     prefix: String,
+    /// A local destination's directory.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl Destination {
+    /// Whether the destination answers: a local one's directory can be listed; an S3 one
+    /// lists its prefix, which needs the endpoint, the bucket and the credentials right.
+    pub async fn probe(&self) -> Result<(), String> {
+        match &self.local_root {
+            Some(root) => {
+                let root = root.clone();
+                tokio::task::spawn_blocking(move || {
+                    std::fs::read_dir(&root)
+                        .map(drop)
+                        .map_err(|e| format!("{}: {e}", root.display()))
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            }
+            None => {
+                let prefix =
+                    (!self.prefix.is_empty()).then(|| StorePath::from(self.prefix.as_str()));
+                self.store
+                    .list_with_delimiter(prefix.as_ref())
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
     /// The store path of a vault object (`rel` as `FileKind::path` gives it).
     pub fn path(&self, vault_id: &str, rel: &str) -> StorePath {
         StorePath::from(self.vault_prefix(vault_id) + "/" + rel)
@@ -116,6 +144,7 @@ impl Destinations {
                 name: c.name.clone(),
                 message,
             };
+            let mut local_root = None;
             let (backend, store, prefix): (loop_api::Backend, Arc<dyn ObjectStore>, String) =
                 match &c.backend {
                     BackendConfig::Local { path } => {
@@ -124,6 +153,7 @@ impl Destinations {
                         let fs = object_store::local::LocalFileSystem::new_with_prefix(path)
                             .map_err(|e| err(e.to_string()))?
                             .with_fsync(true);
+                        local_root = Some(path.clone());
                         (loop_api::Backend::Local, Arc::new(fs), String::new())
                     }
                     BackendConfig::S3 {
@@ -164,6 +194,7 @@ impl Destinations {
                     backend,
                     store,
                     prefix,
+                    local_root,
                 }),
             );
         }

@@ -112,6 +112,7 @@ impl Application {
             mail_wake: tokio::sync::Notify::new(),
             jobs_wake: tokio::sync::Notify::new(),
             runner_id: crate::domain::new_id("runner"),
+            readiness: tokio::sync::Mutex::new(None),
             config,
             db,
             master,
@@ -248,17 +249,22 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
     Ok(generated.then_some(password))
 }
 
-/// Sets up the server log (stderr) from a `tracing` filter string.
-pub fn init_logging(filter: &str) {
+/// Sets up the server log (stderr) from a `tracing` filter string, as text or as one JSON
+/// object per line.
+pub fn init_logging(filter: &str, format: crate::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour codes only for a person watching; a log file or journal gets plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        crate::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        crate::config::LogFormat::Text => {
+            // Colour codes only for a person watching; a log file or journal gets plain text.
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            builder.with_ansi(ansi).try_init()
+        }
+    };
 }
 
 /// Uploads cut off by an earlier crash leave staging files on local destinations: queues a

@@ -27,6 +27,9 @@ pub struct Inner {
     pub jobs_wake: tokio::sync::Notify,
     /// Names this process as the owner of the job leases it holds.
     pub runner_id: String,
+    /// The last readiness answer and when it was made, in [`AppState::now`] milliseconds
+    /// (see `routes::health`).
+    pub readiness: tokio::sync::Mutex<Option<(i64, crate::routes::Readiness)>>,
 }
 
 impl std::ops::Deref for AppState {

@@ -64,7 +64,10 @@ pub(crate) fn server(a: ServerArgs, json: bool) -> Result<ExitCode> {
         config.tls.cert = Some(c);
         config.tls.key = Some(k);
     }
-    loop_server::init_logging(&config.log);
+    if let Some(f) = a.log_format {
+        config.log_format = f.parse().map_err(anyhow::Error::msg)?;
+    }
+    loop_server::init_logging(&config.log, config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("loop-server")

@@ -68,37 +68,47 @@ pub struct NewJob<'a> {
 /// target is still open (queued or running): the work is asked for once. Returns the ID of
 /// the new or the open job.
 pub async fn enqueue(tx: &mut Tx, j: &NewJob<'_>, now: i64) -> DbResult<String> {
-    let open = sqlx::query(
-        "SELECT id FROM jobs WHERE target_id = $1 AND kind = $2
-         AND state IN ('queued', 'running') ORDER BY created_at LIMIT 1",
-    )
-    .bind(j.target_id)
-    .bind(j.kind.as_str())
-    .fetch_optional(&mut **tx)
-    .await?;
-    if let Some(row) = open {
-        return Ok(col(&row, "id")?);
+    // Insert first: the unique index `jobs_one_open` refuses a second open job for the same
+    // target and kind, even from another node's transaction running at the same time.
+    loop {
+        let id = new_id(loop_api::JobId::PREFIX);
+        let inserted = sqlx::query(
+            "INSERT INTO jobs (id, tenant_id, kind, target_kind, target_id, state, max_attempts,
+                scheduled_at, params, trigger_kind, started_by_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&id)
+        .bind(j.tenant_id)
+        .bind(j.kind.as_str())
+        .bind(j.target_kind)
+        .bind(j.target_id)
+        .bind(j.max_attempts.max(1) as i64)
+        .bind(j.scheduled_at)
+        .bind(j.params.to_string())
+        .bind(j.trigger.as_str())
+        .bind(j.started_by_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            return Ok(id);
+        }
+        let open = sqlx::query(
+            "SELECT id FROM jobs WHERE target_id = $1 AND kind = $2
+             AND state IN ('queued', 'running') LIMIT 1",
+        )
+        .bind(j.target_id)
+        .bind(j.kind.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+        // None: the open job ended between the two statements (possible where another
+        // transaction's commit is visible to the next statement); insert again.
+        if let Some(row) = open {
+            return Ok(col(&row, "id")?);
+        }
     }
-    let id = new_id(loop_api::JobId::PREFIX);
-    sqlx::query(
-        "INSERT INTO jobs (id, tenant_id, kind, target_kind, target_id, state, max_attempts,
-            scheduled_at, params, trigger_kind, started_by_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(&id)
-    .bind(j.tenant_id)
-    .bind(j.kind.as_str())
-    .bind(j.target_kind)
-    .bind(j.target_id)
-    .bind(j.max_attempts.max(1) as i64)
-    .bind(j.scheduled_at)
-    .bind(j.params.to_string())
-    .bind(j.trigger.as_str())
-    .bind(j.started_by_id)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(id)
 }
 
 /// A job a runner holds, with the fence its writes name.

@@ -302,6 +302,40 @@ async fn the_same_work_is_queued_once_while_it_is_open() {
 }
 
 #[tokio::test]
+async fn of_requests_racing_to_queue_the_same_work_all_get_one_job() {
+    let (_dir, db) = db().await;
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let db = db.clone();
+            tokio::spawn(async move { queue(&db, "local", 0, 3).await.unwrap() })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for r in racers {
+        ids.push(r.await.unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let open: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM jobs WHERE target_id = 'local' AND state IN ('queued', 'running')",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(open, 1);
+    // The database itself refuses a second open job, whatever path writes it.
+    let dup = sqlx::query(
+        "INSERT INTO jobs (id, tenant_id, kind, target_kind, target_id, state, max_attempts,
+            scheduled_at, trigger_kind, created_at)
+         VALUES ('jb_dup', 'tn_1', 'staging-sweep', 'destination', 'local', 'queued', 1, 0,
+            'system', 0)",
+    )
+    .execute(&db.pool)
+    .await;
+    assert!(dup.is_err(), "a second open job was stored");
+}
+
+#[tokio::test]
 async fn a_job_log_is_bounded() {
     let (_dir, db) = db().await;
     let id = queue(&db, "local", 0, 3).await.unwrap();

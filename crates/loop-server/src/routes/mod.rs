@@ -5,6 +5,7 @@ mod access;
 mod audit;
 mod directory;
 mod erasure;
+mod health;
 mod jobs;
 mod session;
 mod vault_protocol;
@@ -18,6 +19,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use self::health::Readiness;
 use crate::error::{ApiError, problem};
 use crate::state::AppState;
 
@@ -307,6 +309,8 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(json_limit));
     let vault = vault_protocol::router(json_limit).layer(DefaultBodyLimit::disable());
     Router::new()
+        .route("/healthz", axum::routing::get(health::healthz))
+        .route("/readyz", axum::routing::get(health::readyz))
         .merge(api)
         .merge(vault)
         .fallback(|| async { ApiError::not_found().into_response() })
