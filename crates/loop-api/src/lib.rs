@@ -17,6 +17,7 @@ mod macros;
 pub mod audit;
 mod ids;
 mod jobs;
+pub mod schedule;
 mod types;
 
 pub use ids::*;
