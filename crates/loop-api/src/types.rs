@@ -230,6 +230,8 @@ wire! {
         pub kind: TenantKind,
         pub name: String,
         pub status: TenantStatus,
+        /// IANA time zone (`Europe/Amsterdam`): the tenant's schedules run in it.
+        pub time_zone: String,
         pub created_at: DateTime<Utc>,
     }
 
@@ -238,6 +240,9 @@ wire! {
         /// partner or customer (a provider is the tree's root).
         pub kind: TenantKind,
         pub name: String,
+        /// IANA time zone; the parent's when left out.
+        #[serde(default)]
+        pub time_zone: Option<String>,
     }
 
     /// Erase a customer tenant (crypto-shredding). `confirm` must repeat the tenant's name

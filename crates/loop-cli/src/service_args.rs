@@ -77,6 +77,9 @@ pub enum TenantCommand {
         kind: TenantKind,
         #[arg(long)]
         name: String,
+        /// IANA time zone its schedules run in, like Europe/Amsterdam (default: the parent's)
+        #[arg(long)]
+        time_zone: Option<String>,
     },
     /// Show one tenant
     Show { id: TenantId },

@@ -193,6 +193,7 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
         kind: TenantKind::Provider,
         name: "Provider".into(),
         status: TenantStatus::Active,
+        time_zone: "UTC".into(),
         created_at: db::time(now),
     };
     let user = User {

@@ -21,11 +21,17 @@ pub(crate) fn tenant(g: &Global, c: TenantCommand) -> Result<ExitCode> {
                 }
             })
         }
-        TenantCommand::Create { parent, kind, name } => {
+        TenantCommand::Create {
+            parent,
+            kind,
+            name,
+            time_zone,
+        } => {
             let t: Tenant = api.create_tenant(&CreateTenant {
                 parent_id: parent,
                 kind,
                 name,
+                time_zone,
             })?;
             show(g, &t, |t| {
                 println!("created {} tenant {} ({})", t.kind, t.name, t.id)
@@ -34,7 +40,10 @@ pub(crate) fn tenant(g: &Global, c: TenantCommand) -> Result<ExitCode> {
         TenantCommand::Show { id } => {
             let t: Tenant = api.tenant(&id)?;
             show(g, &t, |t| {
-                println!("{}  {}  {}  {}", t.id, t.kind, t.name, t.status)
+                println!(
+                    "{}  {}  {}  {}  {}",
+                    t.id, t.kind, t.name, t.status, t.time_zone
+                )
             })
         }
         TenantCommand::Erase { id, confirm } => {

@@ -21,6 +21,7 @@ fn tenant(row: &AnyRow) -> DbResult<TenantRow> {
             kind: col_value(row, "kind")?,
             name: col(row, "name")?,
             status: col_value(row, "status")?,
+            time_zone: col(row, "time_zone")?,
             created_at: time(col(row, "created_at")?),
         },
         path: col_value(row, "path")?,
@@ -107,8 +108,8 @@ pub async fn insert_tenant(
     now: i64,
 ) -> DbResult<()> {
     sqlx::query(
-        "INSERT INTO tenants (id, parent_id, path, kind, name, status, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO tenants (id, parent_id, path, kind, name, status, time_zone, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&t.id)
     .bind(&t.parent_id)
@@ -116,6 +117,7 @@ pub async fn insert_tenant(
     .bind(t.kind.as_str())
     .bind(&t.name)
     .bind(t.status.as_str())
+    .bind(&t.time_zone)
     .bind(now)
     .execute(&mut **tx)
     .await?;

@@ -20,14 +20,26 @@ pub struct NewTenant {
     pub parent_id: TenantId,
     pub kind: TenantKind,
     pub name: String,
+    /// A known IANA zone, by its canonical name; `None`: the parent's.
+    pub time_zone: Option<String>,
 }
 
 impl NewTenant {
     pub fn parse(req: CreateTenant) -> Result<NewTenant, Invalid> {
+        let time_zone = match &req.time_zone {
+            Some(z) => Some(
+                loop_api::schedule::parse_time_zone(z)
+                    .map_err(Invalid)?
+                    .name()
+                    .to_string(),
+            ),
+            None => None,
+        };
         Ok(NewTenant {
             name: parse_name("tenant name", &req.name)?,
             parent_id: req.parent_id,
             kind: req.kind,
+            time_zone,
         })
     }
 }

@@ -69,6 +69,9 @@ pub async fn create_tenant(
         kind,
         name: req.name,
         status: TenantStatus::Active,
+        time_zone: req
+            .time_zone
+            .unwrap_or_else(|| parent.tenant.time_zone.clone()),
         created_at: db::time(now),
     };
     let path = parent.path.child(&t.id);
@@ -82,7 +85,9 @@ pub async fn create_tenant(
             "tenant.create",
             "tenant",
             Some(&t.id),
-            serde_json::json!({ "parent_id": parent.tenant.id, "kind": t.kind }),
+            serde_json::json!({
+                "parent_id": parent.tenant.id, "kind": t.kind, "time_zone": t.time_zone,
+            }),
         ),
         now,
     )

@@ -6,7 +6,7 @@
 //! route", so a route added later is covered (or makes the test fail until it is).
 //!
 //! One file per story: `wire.rs` (the OpenAPI document), `isolation.rs`, `audit_log.rs`,
-//! `sessions.rs`, `throttling.rs` and `hostile.rs`; helpers more than one story uses are here.
+//! `sessions.rs`, `throttling.rs`, `hostile.rs` and `tenants.rs`; helpers more than one story uses are here.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -23,6 +23,7 @@ mod audit_log;
 mod hostile;
 mod isolation;
 mod sessions;
+mod tenants;
 mod throttling;
 mod wire;
 
