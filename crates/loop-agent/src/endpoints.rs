@@ -107,6 +107,10 @@ impl ApiClient {
         self.call(Method::POST, "/api/v1/tenants", Some(r))
     }
 
+    pub fn update_tenant(&self, id: &TenantId, r: &UpdateTenant) -> Result<Tenant, ApiError> {
+        self.call(Method::PATCH, &format!("/api/v1/tenants/{id}"), Some(r))
+    }
+
     pub fn erase_tenant(&self, id: &TenantId, r: &EraseTenant) -> Result<TenantErasure, ApiError> {
         self.call(
             Method::POST,

@@ -245,6 +245,15 @@ wire! {
         pub time_zone: Option<String>,
     }
 
+    /// Change a tenant's name or time zone; a field left out stays as it is.
+    pub struct UpdateTenant {
+        #[serde(default)]
+        pub name: Option<String>,
+        /// IANA time zone, like `Europe/Amsterdam`.
+        #[serde(default)]
+        pub time_zone: Option<String>,
+    }
+
     /// Erase a customer tenant (crypto-shredding). `confirm` must repeat the tenant's name
     /// or ID, so a mistyped ID cannot erase the wrong customer.
     pub struct EraseTenant {

@@ -83,6 +83,15 @@ pub enum TenantCommand {
     },
     /// Show one tenant
     Show { id: TenantId },
+    /// Rename a tenant or change its time zone
+    Update {
+        id: TenantId,
+        #[arg(long)]
+        name: Option<String>,
+        /// IANA time zone, like Europe/Amsterdam
+        #[arg(long)]
+        time_zone: Option<String>,
+    },
     /// Erase a customer: destroy its keys so its backups can never be read (provider-admins)
     Erase {
         id: TenantId,

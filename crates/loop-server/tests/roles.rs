@@ -20,6 +20,7 @@ use support::{Caller, Reply, Server, USER_PASSWORD};
 enum Need {
     ReadTenants,
     CreateTenants,
+    ChangeTenants,
     EraseTenants,
     ReadUsers,
     ChangeUsers,
@@ -58,6 +59,7 @@ use Rule::*;
 const ROUTES: &[(&str, &str, Rule)] = &[
     ("get", "/api/v1/tenants", Lists(ReadTenants)),
     ("get", "/api/v1/tenants/{id}", Needs(&[ReadTenants])),
+    ("patch", "/api/v1/tenants/{id}", Needs(&[ChangeTenants])),
     ("post", "/api/v1/tenants", Needs(&[CreateTenants])),
     ("get", "/api/v1/users", Needs(&[ReadUsers])),
     ("post", "/api/v1/users", Needs(&[ChangeUsers, GrantRoles])),
@@ -303,6 +305,10 @@ impl<'a> Walk<'a> {
         match (method, path) {
             ("get", "/api/v1/tenants") => (path.into(), None),
             ("get", "/api/v1/tenants/{id}") => (format!("/api/v1/tenants/{tid}"), None),
+            ("patch", "/api/v1/tenants/{id}") => (
+                format!("/api/v1/tenants/{tid}"),
+                Some(json!({ "time_zone": "Europe/Amsterdam" })),
+            ),
             ("post", "/api/v1/tenants") => (
                 path.into(),
                 Some(json!({ "parent_id": tid, "kind": "customer", "name": "Child" })),

@@ -46,6 +46,19 @@ pub(crate) fn tenant(g: &Global, c: TenantCommand) -> Result<ExitCode> {
                 )
             })
         }
+        TenantCommand::Update {
+            id,
+            name,
+            time_zone,
+        } => {
+            let t: Tenant = api.update_tenant(&id, &UpdateTenant { name, time_zone })?;
+            show(g, &t, |t| {
+                println!(
+                    "updated tenant {} ({}), time zone {}",
+                    t.name, t.id, t.time_zone
+                )
+            })
+        }
         TenantCommand::Erase { id, confirm } => {
             let e: TenantErasure = api.erase_tenant(&id, &EraseTenant { confirm })?;
             show(g, &e, |e| {

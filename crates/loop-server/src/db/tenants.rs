@@ -100,6 +100,17 @@ pub(crate) async fn in_scope_where(
     Ok(q.fetch_all(pool).await?)
 }
 
+/// Stores a tenant's name and time zone.
+pub async fn update_tenant_settings(tx: &mut Tx, t: &Tenant) -> DbResult<()> {
+    sqlx::query("UPDATE tenants SET name = $1, time_zone = $2 WHERE id = $3")
+        .bind(&t.name)
+        .bind(&t.time_zone)
+        .bind(&t.id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 pub async fn insert_tenant(
     tx: &mut Tx,
     t: &Tenant,

@@ -5,7 +5,7 @@
 mod requests;
 
 pub use loop_api::{Role, TenantKind, TokenPermission};
-pub use requests::{NewDevice, NewTenant, NewToken, NewUser, NewVault, UserChanges};
+pub use requests::{NewDevice, NewTenant, NewToken, NewUser, NewVault, TenantChanges, UserChanges};
 
 /// A user-visible validation failure; the message is safe to show to the client.
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +200,8 @@ impl TenantTree for TenantKind {
 pub enum Permission {
     TenantRead,
     TenantCreate,
+    /// Change a tenant's name or time zone.
+    TenantWrite,
     UserRead,
     UserWrite,
     RoleGrant,

@@ -8,7 +8,8 @@
 
 use loop_api::{
     CreateDevice, CreateTenant, CreateToken, CreateUser, CreateVault, DeviceId, KeyCustody, Role,
-    SecretText, TenantId, TenantKind, TokenKind, TokenPermission, UpdateUser, VaultId,
+    SecretText, TenantId, TenantKind, TokenKind, TokenPermission, UpdateTenant, UpdateUser,
+    VaultId,
 };
 
 use super::{EmailAddress, Invalid, check_new_password, parse_address, parse_name};
@@ -26,22 +27,38 @@ pub struct NewTenant {
 
 impl NewTenant {
     pub fn parse(req: CreateTenant) -> Result<NewTenant, Invalid> {
-        let time_zone = match &req.time_zone {
-            Some(z) => Some(
-                loop_api::schedule::parse_time_zone(z)
-                    .map_err(Invalid)?
-                    .name()
-                    .to_string(),
-            ),
-            None => None,
-        };
         Ok(NewTenant {
             name: parse_name("tenant name", &req.name)?,
             parent_id: req.parent_id,
             kind: req.kind,
-            time_zone,
+            time_zone: req.time_zone.as_deref().map(parse_time_zone).transpose()?,
         })
     }
+}
+
+/// Changes to a tenant, each checked as on creation.
+#[derive(Debug)]
+pub struct TenantChanges {
+    pub name: Option<String>,
+    pub time_zone: Option<String>,
+}
+
+impl TenantChanges {
+    pub fn parse(req: UpdateTenant) -> Result<TenantChanges, Invalid> {
+        Ok(TenantChanges {
+            name: (req.name.as_deref())
+                .map(|v| parse_name("tenant name", v))
+                .transpose()?,
+            time_zone: req.time_zone.as_deref().map(parse_time_zone).transpose()?,
+        })
+    }
+}
+
+/// A known IANA zone, by its canonical name.
+fn parse_time_zone(name: &str) -> Result<String, Invalid> {
+    loop_api::schedule::parse_time_zone(name)
+        .map(|z| z.name().to_string())
+        .map_err(Invalid)
 }
 
 /// A user to create, or to invite when there is no password.

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
     CreateRoleBinding, CreateTenant, CreateUser, CreatedUser, RoleBinding, RoleBindingId,
-    SecretText, Tenant, TenantId, TenantStatus, UpdateUser, User, UserId, UserStatus,
+    SecretText, Tenant, TenantId, TenantStatus, UpdateTenant, UpdateUser, User, UserId, UserStatus,
 };
 use serde::Deserialize;
 
@@ -13,8 +13,8 @@ use crate::auth::{self, Caller};
 use crate::db::outbox::{self, MailKind};
 use crate::db::{self, bindings, sessions, tenants, users};
 use crate::domain::{
-    NewTenant, NewUser, Permission, RoleRules as _, TenantTree as _, UserChanges, new_id,
-    new_secret, secret_hash,
+    NewTenant, NewUser, Permission, RoleRules as _, TenantChanges, TenantTree as _, UserChanges,
+    new_id, new_secret, secret_hash,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -109,6 +109,51 @@ pub async fn get_tenant(
             .await?
             .tenant,
     ))
+}
+
+/// Update a tenant
+///
+/// Its name or its IANA time zone (the zone its schedules are read in). Admins of the
+/// tenant or above it.
+#[utoipa::path(patch, path = "/api/v1/tenants/{id}", tag = "tenants",
+    params(("id" = TenantId, Path)), request_body = UpdateTenant,
+    responses((status = 200, description = "Success", body = Tenant), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
+pub async fn update_tenant(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<TenantId>,
+    Json(req): Json<UpdateTenant>,
+) -> ApiResult<axum::Json<Tenant>> {
+    let mut t = caller
+        .tenant(&state, Permission::TenantWrite, id.as_str())
+        .await?
+        .tenant;
+    let req = TenantChanges::parse(req)?;
+    let mut fields = Vec::new();
+    if let Some(v) = req.name {
+        t.name = v;
+        fields.push("name");
+    }
+    if let Some(v) = req.time_zone {
+        t.time_zone = v;
+        fields.push("time_zone");
+    }
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    tenants::update_tenant_settings(&mut tx, &t).await?;
+    commit_audited(
+        tx,
+        caller.event(
+            &t.id,
+            "tenant.update",
+            "tenant",
+            Some(&t.id),
+            serde_json::json!({ "fields": fields, "time_zone": t.time_zone }),
+        ),
+        now,
+    )
+    .await?;
+    Ok(axum::Json(t))
 }
 
 /// List users

@@ -59,7 +59,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(session::accept_invite))
         .routes(routes!(session::confirm_email))
         .routes(routes!(directory::list_tenants, directory::create_tenant))
-        .routes(routes!(directory::get_tenant))
+        .routes(routes!(directory::get_tenant, directory::update_tenant))
         .routes(routes!(erasure::erase_tenant))
         .routes(routes!(directory::list_users, directory::create_user))
         .routes(routes!(directory::get_user, directory::update_user))

@@ -7,6 +7,7 @@ use super::*;
 const AUDITED: &[(&str, &str, &str)] = &[
     ("post", "/api/v1/auth/login", "auth.signin"),
     ("post", "/api/v1/tenants", "tenant.create"),
+    ("patch", "/api/v1/tenants/{id}", "tenant.update"),
     ("post", "/api/v1/users", "user.create"),
     ("patch", "/api/v1/users/{id}", "user.update"),
     ("post", "/api/v1/users/{id}/disable", "user.disable"),
@@ -170,6 +171,10 @@ impl AuditWalk<'_> {
                     "tenant_id": t, "email": "new.person@example.org", "first_name": "New",
                     "last_name": "Person", "password": "new-person-password", "role": "operator",
                 })),
+            ),
+            ("patch", "/api/v1/tenants/{id}") => by_admin(
+                format!("/api/v1/tenants/{t}"),
+                Some(json!({ "time_zone": "Asia/Tokyo" })),
             ),
             ("patch", "/api/v1/users/{id}") => {
                 let u = self.user(None);

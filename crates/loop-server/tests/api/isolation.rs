@@ -28,6 +28,7 @@ fn body_naming(method: &str, path: &str, tenant_id: &str) -> Option<Value> {
             json!({ "tenant_id": tenant_id, "name": "mallory-vault", "destination": "local" })
         }
         ("patch", "/api/v1/users/{id}") => json!({ "first_name": "Mallory" }),
+        ("patch", "/api/v1/tenants/{id}") => json!({ "name": "Mallory's now" }),
         ("post", "/api/v1/users/{id}/roles") => {
             json!({ "tenant_id": tenant_id, "role": "auditor" })
         }

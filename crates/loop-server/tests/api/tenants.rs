@@ -1,5 +1,5 @@
-//! A tenant's time zone: given at creation or taken from the parent, and refused when it is
-//! not an IANA zone.
+//! A tenant's time zone: given at creation or taken from the parent, changed later, and
+//! refused when it is not an IANA zone.
 
 use super::*;
 
@@ -48,5 +48,32 @@ fn a_tenant_has_a_time_zone_of_its_own_or_its_parents() {
                         "time_zone": bad }),
             )
             .expect_problem(400, "invalid_request");
+        admin
+            .patch(
+                &format!("/api/v1/tenants/{id}"),
+                json!({ "time_zone": bad }),
+            )
+            .expect_problem(400, "invalid_request");
     }
+
+    // Changed later; a field left out stays.
+    let moved = admin
+        .patch(
+            &format!("/api/v1/tenants/{id}"),
+            json!({ "time_zone": "America/New_York" }),
+        )
+        .expect(200);
+    assert_eq!(moved["time_zone"], "America/New_York");
+    assert_eq!(moved["name"], "Bakkerij");
+    let renamed = admin
+        .patch(
+            &format!("/api/v1/tenants/{id}"),
+            json!({ "name": "Bakkerij Jansen" }),
+        )
+        .expect(200);
+    assert_eq!(renamed["name"], "Bakkerij Jansen");
+    assert_eq!(renamed["time_zone"], "America/New_York");
+    let shown = admin.get(&format!("/api/v1/tenants/{id}")).expect(200);
+    assert_eq!(shown["time_zone"], "America/New_York");
+    assert_eq!(shown["name"], "Bakkerij Jansen");
 }

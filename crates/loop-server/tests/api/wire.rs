@@ -50,6 +50,10 @@ const ERRORS: &[(&str, &[u16])] = &[
     ("post /api/v1/tenants", &[400, 401, 403, 404, 410, 413, 415]),
     ("get /api/v1/tenants/{id}", &[401, 403, 404, 410]),
     (
+        "patch /api/v1/tenants/{id}",
+        &[400, 401, 403, 404, 410, 413, 415],
+    ),
+    (
         "post /api/v1/tenants/{id}/erase",
         &[400, 401, 403, 404, 410, 413, 415],
     ),
