@@ -32,8 +32,8 @@ pub struct ServerArgs {
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Server log as `text` (default) or `json` (one object per line)
-    #[arg(long, value_parser = ["text", "json"])]
-    pub log_format: Option<String>,
+    #[arg(long)]
+    pub log_format: Option<loop_server::logging::LogFormat>,
 }
 
 #[derive(Subcommand, Debug)]

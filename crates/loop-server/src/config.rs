@@ -73,27 +73,7 @@ pub struct Config {
     /// `tracing` filter for the server log, like `info` or `loop_server=debug`.
     pub log: String,
     /// `text` (default) or `json`: one JSON object per line, for log collectors.
-    pub log_format: LogFormat,
-}
-
-/// How the server log is written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
-}
-
-impl std::str::FromStr for LogFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "text" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            _ => Err(format!("unknown log format {s:?} (text or json)")),
-        }
-    }
+    pub log_format: crate::logging::LogFormat,
 }
 
 impl Default for Config {
@@ -116,7 +96,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             destinations: Vec::new(),
             log: "info".into(),
-            log_format: LogFormat::Text,
+            log_format: crate::logging::LogFormat::Text,
         }
     }
 }

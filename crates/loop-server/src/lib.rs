@@ -26,8 +26,10 @@ mod fsutil;
 pub mod jobs;
 pub mod keys;
 mod listener;
+pub mod logging;
 pub mod mail;
 pub mod managed_keys;
+mod probes;
 mod routes;
 mod startup;
 pub mod state;
@@ -35,5 +37,6 @@ pub mod tls;
 pub mod usage;
 
 pub use config::Config;
+pub use logging::init_logging;
 pub use routes::api as api_routes;
-pub use startup::{Application, StartError, init_logging};
+pub use startup::{Application, StartError};

@@ -250,24 +250,6 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
     Ok(generated.then_some(password))
 }
 
-/// Sets up the server log (stderr) from a `tracing` filter string, as text or as one JSON
-/// object per line.
-pub fn init_logging(filter: &str, format: crate::config::LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        crate::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        crate::config::LogFormat::Text => {
-            // Colour codes only for a person watching; a log file or journal gets plain text.
-            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            builder.with_ansi(ansi).try_init()
-        }
-    };
-}
-
 /// Uploads cut off by an earlier crash leave staging files on local destinations: queues a
 /// sweep of each (one per destination while an earlier one is still open).
 async fn queue_staging_sweeps(state: &AppState) -> Result<(), StartError> {

@@ -29,7 +29,7 @@ pub struct Inner {
     pub runner_id: String,
     /// The last readiness answer and when it was made, in [`AppState::now`] milliseconds
     /// (see `routes::health`).
-    pub readiness: tokio::sync::Mutex<Option<(i64, crate::routes::Readiness)>>,
+    pub readiness: tokio::sync::Mutex<Option<(i64, crate::probes::Readiness)>>,
 }
 
 impl std::ops::Deref for AppState {

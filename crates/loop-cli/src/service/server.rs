@@ -65,7 +65,7 @@ pub(crate) fn server(a: ServerArgs, json: bool) -> Result<ExitCode> {
         config.tls.key = Some(k);
     }
     if let Some(f) = a.log_format {
-        config.log_format = f.parse().map_err(anyhow::Error::msg)?;
+        config.log_format = f;
     }
     loop_server::init_logging(&config.log, config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -24,8 +24,8 @@ use crate::id::Id;
 use crate::pack::BlobKind;
 use crate::tree::{Name, Node, NodeKind};
 
-/// Files to read, from the walker: one large file, or a run of small files of one directory
-/// (see [`super::walk`]), answered together so that a small file costs no channel of its own.
+/// Files to read, from the walker: one large file, or a run of small files of one directory,
+/// answered together so that a small file costs no channel of its own.
 pub(super) struct FileJob {
     pub(super) files: Vec<(PathBuf, Node)>,
     /// Each file's node with its content filled in, in order; `None` for a file that could

@@ -6,7 +6,7 @@ use loop_api::{
     CreateDevice, CreateToken, CreatedToken, Device, DeviceId, Session, SessionId, Token, TokenId,
 };
 
-use super::directory::TenantFilter;
+use super::tenants::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
 use crate::db::{self, devices, sessions, tokens, vaults};

@@ -1,160 +1,22 @@
-//! Tenants, users and role bindings.
+//! Users and role bindings (tenants are in `tenants.rs`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
-    CreateRoleBinding, CreateTenant, CreateUser, CreatedUser, RoleBinding, RoleBindingId,
-    SecretText, Tenant, TenantId, TenantStatus, UpdateTenant, UpdateUser, User, UserId, UserStatus,
+    CreateRoleBinding, CreateUser, CreatedUser, RoleBinding, RoleBindingId, SecretText, UpdateUser,
+    User, UserId, UserStatus,
 };
-use serde::Deserialize;
 
+use super::tenants::TenantFilter;
 use super::{Json, Path, Query, commit, commit_audited};
 use crate::auth::{self, Caller};
 use crate::db::outbox::{self, MailKind};
 use crate::db::{self, bindings, sessions, tenants, users};
 use crate::domain::{
-    NewTenant, NewUser, Permission, RoleRules as _, TenantChanges, TenantTree as _, UserChanges,
-    new_id, new_secret, secret_hash,
+    NewUser, Permission, RoleRules as _, UserChanges, new_id, new_secret, secret_hash,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct TenantFilter {
-    /// Only this tenant (default: every tenant the caller can see).
-    pub tenant_id: Option<TenantId>,
-}
-
-/// List tenants
-///
-/// The tenants the caller can see: the subtrees of their role bindings.
-#[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants",
-    responses((status = 200, description = "Success", body = Vec<Tenant>)))]
-pub async fn list_tenants(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> ApiResult<axum::Json<Vec<Tenant>>> {
-    let ts = caller
-        .visible_tenants(&state, Permission::TenantRead)
-        .await?;
-    Ok(axum::Json(ts.into_iter().map(|t| t.tenant).collect()))
-}
-
-/// Create a tenant
-///
-/// A child of `parent_id`: provider → partner → customer.
-#[utoipa::path(post, path = "/api/v1/tenants", tag = "tenants", request_body = CreateTenant,
-    responses((status = 201, description = "Created", body = Tenant), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
-pub async fn create_tenant(
-    State(state): State<AppState>,
-    caller: Caller,
-    Json(req): Json<CreateTenant>,
-) -> ApiResult<(StatusCode, axum::Json<Tenant>)> {
-    let parent = caller
-        .tenant(&state, Permission::TenantCreate, req.parent_id.as_str())
-        .await?;
-    let req = NewTenant::parse(req)?;
-    let kind = req.kind;
-    let parent_kind = parent.tenant.kind;
-    if !parent_kind.may_have_child(kind) {
-        return Err(ApiError::bad_request(format!(
-            "a {parent_kind} tenant cannot have a {kind} child"
-        )));
-    }
-    let now = state.now();
-    let t = Tenant {
-        id: new_id(TenantId::PREFIX),
-        parent_id: Some(parent.tenant.id.clone()),
-        kind,
-        name: req.name,
-        status: TenantStatus::Active,
-        time_zone: req
-            .time_zone
-            .unwrap_or_else(|| parent.tenant.time_zone.clone()),
-        created_at: db::time(now),
-    };
-    let path = parent.path.child(&t.id);
-    let (_, wrapped) = state.master.new_tenant_key(&t.id);
-    let mut tx = state.db.begin().await?;
-    tenants::insert_tenant(&mut tx, &t, &path, &wrapped, now).await?;
-    commit_audited(
-        tx,
-        caller.event(
-            &t.id,
-            "tenant.create",
-            "tenant",
-            Some(&t.id),
-            serde_json::json!({
-                "parent_id": parent.tenant.id, "kind": t.kind, "time_zone": t.time_zone,
-            }),
-        ),
-        now,
-    )
-    .await?;
-    Ok((StatusCode::CREATED, axum::Json(t)))
-}
-
-/// Show a tenant
-#[utoipa::path(get, path = "/api/v1/tenants/{id}", tag = "tenants",
-    params(("id" = TenantId, Path)), responses((status = 200, description = "Success", body = Tenant), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
-pub async fn get_tenant(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<TenantId>,
-) -> ApiResult<axum::Json<Tenant>> {
-    Ok(axum::Json(
-        caller
-            .tenant(&state, Permission::TenantRead, id.as_str())
-            .await?
-            .tenant,
-    ))
-}
-
-/// Update a tenant
-///
-/// Its name or its IANA time zone (the zone its schedules are read in). Admins of the
-/// tenant or above it.
-#[utoipa::path(patch, path = "/api/v1/tenants/{id}", tag = "tenants",
-    params(("id" = TenantId, Path)), request_body = UpdateTenant,
-    responses((status = 200, description = "Success", body = Tenant), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
-pub async fn update_tenant(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<TenantId>,
-    Json(req): Json<UpdateTenant>,
-) -> ApiResult<axum::Json<Tenant>> {
-    let mut t = caller
-        .tenant(&state, Permission::TenantWrite, id.as_str())
-        .await?
-        .tenant;
-    let req = TenantChanges::parse(req)?;
-    let mut fields = Vec::new();
-    if let Some(v) = req.name {
-        t.name = v;
-        fields.push("name");
-    }
-    if let Some(v) = req.time_zone {
-        t.time_zone = v;
-        fields.push("time_zone");
-    }
-    let now = state.now();
-    let mut tx = state.db.begin().await?;
-    tenants::update_tenant_settings(&mut tx, &t).await?;
-    commit_audited(
-        tx,
-        caller.event(
-            &t.id,
-            "tenant.update",
-            "tenant",
-            Some(&t.id),
-            serde_json::json!({ "fields": fields, "time_zone": t.time_zone }),
-        ),
-        now,
-    )
-    .await?;
-    Ok(axum::Json(t))
-}
 
 /// List users
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(TenantFilter),

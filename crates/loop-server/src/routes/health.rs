@@ -10,28 +10,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::probes::{Check, Readiness};
 use crate::state::AppState;
 
 /// How long one part may take to answer before it counts as down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a readiness answer is reused.
 const READY_CACHE: Duration = Duration::from_secs(2);
-
-/// The `/readyz` answer.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Readiness {
-    /// `ready` or `not_ready`.
-    pub status: &'static str,
-    pub checks: Vec<Check>,
-}
-
-/// One part and whether it answered.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Check {
-    /// `database`, or `destination:<name>`.
-    pub component: String,
-    pub ok: bool,
-}
 
 pub async fn healthz() -> Response {
     axum::Json(serde_json::json!({ "status": "ok" })).into_response()

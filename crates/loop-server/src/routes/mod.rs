@@ -8,6 +8,7 @@ mod erasure;
 mod health;
 mod jobs;
 mod session;
+mod tenants;
 mod vault_protocol;
 mod vaults;
 
@@ -19,7 +20,6 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use self::health::Readiness;
 use crate::error::{ApiError, problem};
 use crate::state::AppState;
 
@@ -58,8 +58,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(session::confirm_totp))
         .routes(routes!(session::accept_invite))
         .routes(routes!(session::confirm_email))
-        .routes(routes!(directory::list_tenants, directory::create_tenant))
-        .routes(routes!(directory::get_tenant, directory::update_tenant))
+        .routes(routes!(tenants::list_tenants, tenants::create_tenant))
+        .routes(routes!(tenants::get_tenant, tenants::update_tenant))
         .routes(routes!(erasure::erase_tenant))
         .routes(routes!(directory::list_users, directory::create_user))
         .routes(routes!(directory::get_user, directory::update_user))

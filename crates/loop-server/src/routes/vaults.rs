@@ -11,7 +11,7 @@ use loop_api::{
 use loop_repo::keys::{Secret, SlotMeta};
 use loop_repo::{InitOptions, Repository};
 
-use super::directory::TenantFilter;
+use super::tenants::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
 use crate::db::{self, vaults};
