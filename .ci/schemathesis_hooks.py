@@ -191,6 +191,8 @@ def make_fixtures() -> None:
     for name in ("vault", "doomed_vault"):
         fixtures[name] = api(admin, "POST", "/api/v1/vaults", {"tenant_id": t["id"], "name": name, "destination": "local"})["id"]
     fixtures["job"] = api(admin, "POST", f"/api/v1/vaults/{fixtures['vault']}/verify", {"read_data_percent": 0})["id"]
+    fixtures["policy"] = api(admin, "POST", "/api/v1/policies", {"tenant_id": t["id"], "vault_id": fixtures["vault"], "keep": {"last": 5}})["id"]
+    fixtures["item"] = api(admin, "POST", "/api/v1/items", {"tenant_id": t["id"], "device_id": fixtures["device"], "vault_id": fixtures["vault"], "name": "fuzz-home", "paths": ["/home"], "schedule": "daily"})["id"]
 
 
 def valid_body(op: str, n: int):
@@ -212,6 +214,11 @@ def valid_body(op: str, n: int):
         "POST /api/v1/vaults": {"tenant_id": t, "name": f"fuzz-vault-{n}", "destination": "local"},
         "POST /api/v1/tenants/{id}/erase": {"confirm": "Fuzz Leaving Ltd"},
         "POST /api/v1/vaults/{id}/verify": {"read_data_percent": n % 101},
+        "POST /api/v1/vaults/{id}/retention": {"dry_run": True},
+        "POST /api/v1/policies": {"tenant_id": t, "keep": {"daily": n % 30 + 1}},
+        "PATCH /api/v1/policies/{id}": {"keep": {"last": n % 30 + 1}},
+        "POST /api/v1/items": {"tenant_id": t, "device_id": fixtures["device"], "vault_id": fixtures["vault"], "name": f"fuzz-item-{n}", "paths": ["/srv"], "schedule": "mon..fri 22:00"},
+        "PATCH /api/v1/items/{id}": {"schedule": ["daily", "*:0/15", "0 22 * * 1-5"][n % 3]},
     }.get(op)
 
 
@@ -231,6 +238,10 @@ def path_ids(path: str) -> dict[str, str]:
         return {"id": fixtures["vault"]}
     if path.startswith("/api/v1/jobs/"):
         return {"id": fixtures["job"]}
+    if path.startswith("/api/v1/policies/"):
+        return {"id": fixtures["policy"]}
+    if path.startswith("/api/v1/items/"):
+        return {"id": fixtures["item"]}
     return {}
 
 

@@ -217,6 +217,69 @@ impl ApiClient {
         self.get(&format!("/api/v1/vaults/{id}/snapshots"))
     }
 
+    // ---- protected items ----
+
+    pub fn items(&self, tenant: Option<&TenantId>) -> Result<Vec<ProtectedItem>, ApiError> {
+        self.get_query("/api/v1/items", &in_tenant(tenant))
+    }
+
+    pub fn item(&self, id: &ItemId) -> Result<ProtectedItem, ApiError> {
+        self.get(&format!("/api/v1/items/{id}"))
+    }
+
+    pub fn create_item(&self, r: &CreateItem) -> Result<ProtectedItem, ApiError> {
+        self.call(Method::POST, "/api/v1/items", Some(r))
+    }
+
+    pub fn update_item(&self, id: &ItemId, r: &UpdateItem) -> Result<ProtectedItem, ApiError> {
+        self.call(Method::PATCH, &format!("/api/v1/items/{id}"), Some(r))
+    }
+
+    pub fn delete_item(&self, id: &ItemId) -> Result<(), ApiError> {
+        self.call_empty::<()>(Method::DELETE, &format!("/api/v1/items/{id}"), None)
+    }
+
+    /// Queues a backup of the item now; the answer is the job (or the run still open).
+    pub fn run_item(&self, id: &ItemId) -> Result<Job, ApiError> {
+        self.call::<(), Job>(Method::POST, &format!("/api/v1/items/{id}/run"), None)
+    }
+
+    // ---- policies ----
+
+    pub fn policies(&self, tenant: Option<&TenantId>) -> Result<Vec<Policy>, ApiError> {
+        self.get_query("/api/v1/policies", &in_tenant(tenant))
+    }
+
+    pub fn policy(&self, id: &PolicyId) -> Result<Policy, ApiError> {
+        self.get(&format!("/api/v1/policies/{id}"))
+    }
+
+    pub fn create_policy(&self, r: &CreatePolicy) -> Result<Policy, ApiError> {
+        self.call(Method::POST, "/api/v1/policies", Some(r))
+    }
+
+    pub fn update_policy(&self, id: &PolicyId, r: &UpdatePolicy) -> Result<Policy, ApiError> {
+        self.call(Method::PATCH, &format!("/api/v1/policies/{id}"), Some(r))
+    }
+
+    pub fn delete_policy(&self, id: &PolicyId) -> Result<(), ApiError> {
+        self.call_empty::<()>(Method::DELETE, &format!("/api/v1/policies/{id}"), None)
+    }
+
+    /// The policy that applies to a vault, and where it is attached.
+    pub fn vault_policy(&self, id: &VaultId) -> Result<EffectivePolicy, ApiError> {
+        self.get(&format!("/api/v1/vaults/{id}/policy"))
+    }
+
+    /// Queues a retention job of a managed vault.
+    pub fn run_retention(&self, id: &VaultId, r: &RunRetention) -> Result<Job, ApiError> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/vaults/{id}/retention"),
+            Some(r),
+        )
+    }
+
     // ---- audit ----
 
     pub fn audit(&self, q: &AuditQuery) -> Result<Vec<AuditEvent>, ApiError> {

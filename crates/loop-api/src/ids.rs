@@ -2,7 +2,7 @@
 //!
 //! Every ID the server issues is its kind's prefix, an underscore and 32 lowercase hex
 //! digits (128 random bits): `tn_` tenant, `us_` user, `rb_` role binding, `dv_` device,
-//! `tk_` token, `vt_` vault, `se_` session, `jb_` job. Requests carry them as these types, so an ID of
+//! `tk_` token, `vt_` vault, `se_` session, `jb_` job, `po_` policy, `pi_` protected item. Requests carry them as these types, so an ID of
 //! another shape is refused as the request is read (a path answers 404, as for any path
 //! that names nothing; a body or query answers 400) and never reaches a lookup. On the wire
 //! an ID is the plain string, and the OpenAPI document gives it as a string with a pattern.
@@ -145,6 +145,8 @@ ids! {
     pub struct VaultId("vt", "vault");
     pub struct SessionId("se", "session");
     pub struct JobId("jb", "job");
+    pub struct PolicyId("po", "policy");
+    pub struct ItemId("pi", "protected item");
 }
 
 #[cfg(test)]

@@ -16,6 +16,11 @@ closed_set! {
         /// Checks a managed vault: its structure, and a share of its packs read and
         /// authenticated (`read_data_percent`).
         Verify = "verify",
+        /// Applies a vault's retention policy: forgets the snapshots it does not keep, then
+        /// prunes the data only they used (`dry_run`: logs the plan, changes nothing).
+        Retention = "retention",
+        /// Backs up a protected item; run by the agent of the item's device.
+        Backup = "backup",
     }
 
     /// Where a job is. `queued` and `running` are open; every other state is final.
@@ -94,6 +99,8 @@ wire! {
         pub started_by_id: Option<String>,
         /// A cancel was asked for and the runner has not stopped yet.
         pub cancel_requested: bool,
+        /// A queued run that has not started by then is `missed` (scheduled backups).
+        pub deadline_at: Option<DateTime<Utc>>,
         pub created_at: DateTime<Utc>,
     }
 
@@ -113,6 +120,15 @@ wire! {
         /// 0 checks the structure only.
         #[serde(default)]
         pub read_data_percent: Option<f64>,
+    }
+}
+
+wire! {
+    /// `POST /api/v1/vaults/{id}/retention`.
+    pub struct RunRetention {
+        /// Log what the policy would remove, change nothing.
+        #[serde(default)]
+        pub dry_run: bool,
     }
 }
 

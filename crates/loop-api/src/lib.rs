@@ -16,12 +16,16 @@
 mod macros;
 pub mod audit;
 mod ids;
+mod items;
 mod jobs;
+mod policies;
 pub mod schedule;
 mod types;
 
 pub use ids::*;
+pub use items::*;
 pub use jobs::*;
+pub use policies::*;
 pub use types::*;
 
 /// The vault protocol's version segment: `/vaults/{id}/v1/...`.

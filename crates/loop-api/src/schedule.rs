@@ -76,7 +76,10 @@ impl Schedule {
     pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
         // Wall-clock time at `after`, as a naive time carried in a UTC value: the evaluator
         // then walks wall-clock time without any zone rules of its own.
-        let mut wall = after.with_timezone(&tz).naive_local();
+        // Runs fall on whole seconds: the evaluator keeps the fraction of its start, so the
+        // start is taken at the whole second (its run, if any, is not after `after`).
+        let whole = DateTime::<Utc>::from_timestamp(after.timestamp(), 0)?;
+        let mut wall = whole.with_timezone(&tz).naive_local();
         // More than one round only while stepping through wall times of a repeated hour
         // that already happened (at most one per minute of the fold).
         for _ in 0..200 {
@@ -283,6 +286,19 @@ mod tests {
                 "2026-12-02T10:00:00Z",
                 "UTC",
                 "2026-12-02T11:00:00+00:00",
+            ),
+            // A start with a fraction of a second: runs are on whole seconds all the same.
+            (
+                "hourly",
+                "2026-12-02T10:30:00.976Z",
+                "UTC",
+                "2026-12-02T11:00:00+00:00",
+            ),
+            (
+                "*:0/15",
+                "2026-12-02T10:00:00.500Z",
+                "UTC",
+                "2026-12-02T10:15:00+00:00",
             ),
             (
                 "weekly",

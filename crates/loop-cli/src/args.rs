@@ -130,6 +130,12 @@ pub enum Command {
     /// Vaults and destinations
     #[command(subcommand)]
     Vault(crate::service_args::VaultCommand),
+    /// Protected items: what devices back up, and when
+    #[command(subcommand)]
+    Item(crate::service_args::ItemCommand),
+    /// Retention policies of tenants and vaults
+    #[command(subcommand)]
+    Policy(crate::service_args::PolicyCommand),
     /// Jobs the service runs on its own (vault erasure, ...)
     #[command(subcommand)]
     Job(crate::service_args::JobCommand),

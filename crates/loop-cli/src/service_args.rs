@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use loop_api::{
-    DeviceId, JobId, JobKind, JobState, Role, RoleBindingId, SessionId, TenantId, TenantKind,
-    TokenId, TokenKind, TokenPermission, UserId, VaultId,
+    DeviceId, ItemId, JobId, JobKind, JobState, PolicyId, Role, RoleBindingId, SessionId, TenantId,
+    TenantKind, TokenId, TokenKind, TokenPermission, UserId, VaultId,
 };
 
 #[derive(Args, Debug)]
@@ -257,8 +257,166 @@ pub enum VaultCommand {
     Delete {
         id: VaultId,
     },
+    /// The retention policy that applies to a vault, and where it is attached
+    Policy {
+        id: VaultId,
+    },
+    /// Apply a managed vault's retention policy now (a retention job): forget, then prune
+    Retention {
+        id: VaultId,
+        /// Log what the policy would remove, change nothing
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+    },
     /// List the destinations vaults can be placed at
     Destinations,
+}
+
+/// A policy's keep rules (restic's): a snapshot any rule keeps is kept.
+#[derive(Args, Debug, Default)]
+pub struct KeepArgs {
+    /// Keep the newest N snapshots
+    #[arg(long, default_value_t = 0)]
+    pub keep_last: u32,
+    /// Keep the newest snapshot of each of the last N hours
+    #[arg(long, default_value_t = 0)]
+    pub keep_hourly: u32,
+    #[arg(long, default_value_t = 0)]
+    pub keep_daily: u32,
+    #[arg(long, default_value_t = 0)]
+    pub keep_weekly: u32,
+    #[arg(long, default_value_t = 0)]
+    pub keep_monthly: u32,
+    #[arg(long, default_value_t = 0)]
+    pub keep_yearly: u32,
+    /// Keep every snapshot younger than this, counted from the newest (e.g. 30d, 1y6m)
+    #[arg(long)]
+    pub keep_within: Option<String>,
+    /// Keep every snapshot with this tag (repeatable)
+    #[arg(long = "keep-tag")]
+    pub keep_tags: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneSettings {
+    /// Repack packs with more than this share of unused data (percent; default 10)
+    #[arg(long)]
+    pub max_unused: Option<f64>,
+    /// Leave unindexed packs younger than this many seconds alone (default 3600)
+    #[arg(long)]
+    pub grace_seconds: Option<u64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Retention policies of the tenants you can see
+    List {
+        #[arg(long)]
+        tenant: Option<TenantId>,
+    },
+    Show {
+        id: PolicyId,
+    },
+    /// Attach a retention policy to a tenant (its vaults and sub-tenants inherit it) or,
+    /// with --vault, to one vault
+    Create {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        vault: Option<VaultId>,
+        #[command(flatten)]
+        keep: KeepArgs,
+        #[command(flatten)]
+        prune: PruneSettings,
+    },
+    /// Change a policy: keep options given replace all its keep rules
+    Update {
+        id: PolicyId,
+        #[command(flatten)]
+        keep: KeepArgs,
+        #[command(flatten)]
+        prune: PruneSettings,
+    },
+    /// Delete a policy: its target then follows the nearest policy above it
+    Delete {
+        id: PolicyId,
+    },
+}
+
+/// The settings of a protected item that `create` and `update` share.
+#[derive(Args, Debug)]
+pub struct ItemSettings {
+    /// Exclude pattern, as `loop backup --exclude` reads it (repeatable)
+    #[arg(long = "exclude")]
+    pub excludes: Vec<String>,
+    /// Stay on the file system of each path
+    #[arg(long)]
+    pub one_file_system: Option<bool>,
+    /// Tag for the item's snapshots (repeatable)
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Command the agent runs before the backup, if the device allows commands ("" removes it)
+    #[arg(long)]
+    pub pre_command: Option<String>,
+    /// Command the agent runs after the backup, if the device allows commands ("" removes it)
+    #[arg(long)]
+    pub post_command: Option<String>,
+    /// When it runs: a calendar event (`mon..fri 22:00`, `daily`, `*:0/15`) or a cron line,
+    /// in the tenant's time zone ("" removes it)
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Start each scheduled run up to this many seconds late, at random
+    #[arg(long)]
+    pub jitter_seconds: Option<u32>,
+    /// A run not started this many seconds after its time is missed (default 14400)
+    #[arg(long)]
+    pub window_seconds: Option<u32>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ItemCommand {
+    /// Protected items of the tenants you can see
+    List {
+        #[arg(long)]
+        tenant: Option<TenantId>,
+    },
+    Show {
+        id: ItemId,
+    },
+    /// What a device backs up into which vault, and when
+    Create {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        device: DeviceId,
+        #[arg(long)]
+        vault: VaultId,
+        #[arg(long)]
+        name: String,
+        /// Absolute path to back up (repeatable)
+        #[arg(long = "path", required = true)]
+        paths: Vec<String>,
+        #[command(flatten)]
+        settings: ItemSettings,
+    },
+    /// Change an item: what is given replaces what was (paths, excludes and tags as a whole)
+    Update {
+        id: ItemId,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "path")]
+        paths: Vec<String>,
+        #[command(flatten)]
+        settings: ItemSettings,
+    },
+    /// Delete an item (its snapshots stay in the vault)
+    Delete {
+        id: ItemId,
+    },
+    /// Back up the item now (a backup job for the device's agent)
+    Run {
+        id: ItemId,
+    },
 }
 
 #[derive(Subcommand, Debug)]

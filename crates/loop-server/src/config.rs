@@ -238,6 +238,8 @@ pub struct JobsConfig {
     /// The log lines of a job are kept this many days after it ended; the job's record
     /// itself stays.
     pub log_days: u32,
+    /// How often the scheduler looks for protected items whose run is due.
+    pub scheduler_seconds: u64,
 }
 
 impl Default for JobsConfig {
@@ -248,6 +250,7 @@ impl Default for JobsConfig {
             poll_seconds: 5,
             max_attempts: 5,
             log_days: 30,
+            scheduler_seconds: 30,
         }
     }
 }

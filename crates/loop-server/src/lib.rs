@@ -12,6 +12,8 @@
 //! - `keys`: the server master key → tenant key → vault key chain of managed vaults;
 //! - `destinations`: where vaults live (local disk, S3);
 //! - `mail`: the outbox of e-mail (invitations, address confirmations) and its SMTP sender;
+//! - `vault_objects`: every change of a vault object claims its row first, for the vault
+//!   protocol and the server's own jobs alike;
 //! - `usage`: recomputing vaults' usage from their destinations (`loop server reconcile`).
 
 mod access_log;
@@ -35,6 +37,7 @@ mod startup;
 pub mod state;
 pub mod tls;
 pub mod usage;
+pub mod vault_objects;
 
 pub use config::Config;
 pub use logging::init_logging;

@@ -148,11 +148,13 @@ impl Application {
             .layer(axum::middleware::from_fn(crate::access_log::record));
         let outbox = tokio::spawn(crate::mail::run_outbox(self.state.clone()));
         let jobs = tokio::spawn(crate::jobs::run_jobs(self.state.clone()));
+        let scheduler = tokio::spawn(crate::jobs::scheduler::run_scheduler(self.state.clone()));
         Listener::new(self.listener, self.tls, router, &connections)
             .run(shutdown)
             .await;
         outbox.abort();
         jobs.abort();
+        scheduler.abort();
     }
 
     /// Serves until Ctrl-C or SIGTERM.

@@ -283,3 +283,89 @@ fn a_verify_job_checks_a_managed_vault_and_fails_on_damage() {
         )
         .expect_problem(409, "customer_key");
 }
+
+/// A job's writes to a vault go through the vault's object claims and are fenced by the
+/// job's lease: while the runner holds the job they land and count in the vault's usage;
+/// once the job was taken from it (its lease expired), they are refused and nothing lands.
+#[test]
+fn a_runner_that_lost_its_job_writes_nothing_more_to_a_vault() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use loop_repo::{FileKind, Storage as _};
+    use loop_server::db::jobs::claim_due;
+    use loop_server::vault_objects::{Fence, ServerStorage};
+
+    let server = Server::start_with(|c| c.jobs.concurrency = 0);
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Fenced", None);
+    server.plant_job(&tenant);
+    server.advance(Duration::from_secs(2 * 86_400));
+    let pool = &server.state.db.pool;
+    let held = server
+        .block_on(claim_due(pool, "runner-a", server.state.now(), 1000, 1))
+        .unwrap()
+        .claimed
+        .remove(0);
+    let lost = Arc::new(AtomicBool::new(false));
+    let dest = server.state.destinations.get("local").unwrap().clone();
+    let storage = server
+        .block_on(async {
+            ServerStorage::new(
+                &server.state,
+                dest,
+                &vault,
+                Fence {
+                    job_id: held.job.id.clone(),
+                    fence: held.fence,
+                    lost: lost.clone(),
+                },
+            )
+        })
+        .unwrap();
+    let used = || {
+        server
+            .admin()
+            .get(&format!("/api/v1/vaults/{vault}"))
+            .expect(200)["used_bytes"]
+            .as_u64()
+            .unwrap()
+    };
+    let dir = server
+        .data_dir
+        .join("vaults")
+        .join(&vault)
+        .join("snapshots");
+    let (first, second) = ("ab".repeat(32), "cd".repeat(32));
+
+    let before = used();
+    storage
+        .put(FileKind::Snapshot, &first, vec![7; 1000])
+        .expect("a held job writes");
+    assert!(dir.join(&first).exists());
+    assert_eq!(
+        used(),
+        before + 1000,
+        "the write counts in the vault's usage"
+    );
+
+    // The lease (which each write renews for `jobs.lease_seconds`) runs out and the job is
+    // taken from runner A (here: abandoned, its only attempt spent): its fence moves on.
+    server.advance(Duration::from_secs(120));
+    server
+        .block_on(claim_due(pool, "runner-b", server.state.now(), 60_000, 1))
+        .unwrap();
+    let err = storage
+        .put(FileKind::Snapshot, &second, vec![7; 1000])
+        .unwrap_err();
+    assert!(err.to_string().contains("lost its lease"), "{err}");
+    assert!(
+        lost.load(Ordering::Relaxed),
+        "the runner learns it lost the job"
+    );
+    assert!(!dir.join(&second).exists(), "nothing landed");
+    let err = storage.delete(FileKind::Snapshot, &first).unwrap_err();
+    assert!(err.to_string().contains("lost its lease"), "{err}");
+    assert!(dir.join(&first).exists(), "nothing was deleted");
+    assert_eq!(used(), before + 1000);
+}

@@ -94,6 +94,27 @@ const ROUTES: &[(&str, &str, Rule)] = &[
         Needs(&[ReadVaults, RunJobs]),
     ),
     ("delete", "/api/v1/vaults/{id}", Needs(&[ChangeVaults])),
+    ("get", "/api/v1/vaults/{id}/policy", Needs(&[ReadVaults])),
+    (
+        "post",
+        "/api/v1/vaults/{id}/retention",
+        Needs(&[ChangeVaults, RunJobs]),
+    ),
+    ("get", "/api/v1/policies", Needs(&[ReadVaults])),
+    ("post", "/api/v1/policies", Needs(&[ChangeVaults])),
+    ("get", "/api/v1/policies/{id}", Needs(&[ReadVaults])),
+    ("patch", "/api/v1/policies/{id}", Needs(&[ChangeVaults])),
+    ("delete", "/api/v1/policies/{id}", Needs(&[ChangeVaults])),
+    ("get", "/api/v1/items", Needs(&[ReadDevices])),
+    ("post", "/api/v1/items", Needs(&[ChangeDevices])),
+    ("get", "/api/v1/items/{id}", Needs(&[ReadDevices])),
+    ("patch", "/api/v1/items/{id}", Needs(&[ChangeDevices])),
+    ("delete", "/api/v1/items/{id}", Needs(&[ChangeDevices])),
+    (
+        "post",
+        "/api/v1/items/{id}/run",
+        Needs(&[ReadDevices, RunJobs]),
+    ),
     ("get", "/api/v1/sessions", Needs(&[ReadSessions])),
     ("delete", "/api/v1/sessions/{id}", Needs(&[EndSessions])),
     ("get", "/api/v1/audit", Needs(&[ReadAudit])),
@@ -182,6 +203,10 @@ struct Target {
     /// Has a password: each request that ends another user's session signs them in anew.
     bystander_email: String,
     vault: String,
+    /// The retention policy attached to `vault`.
+    policy: String,
+    /// A protected item of a device of the tenant, into `vault`.
+    item: String,
     /// The erasure job of a vault deleted at the start.
     job: String,
 }
@@ -275,6 +300,29 @@ impl<'a> Walk<'a> {
         )
     }
 
+    /// A fresh vault of `t` with a retention policy of its own: (vault, policy).
+    fn policy(&self, t: &str) -> (String, String) {
+        let vault = self.vault(t);
+        let policy = self.created(
+            "/api/v1/policies",
+            json!({ "tenant_id": t, "vault_id": vault, "keep": { "last": 3 } }),
+        );
+        (vault, policy)
+    }
+
+    /// A fresh protected item of a fresh device of `t`, into `vault`.
+    fn item(&self, t: &str, vault: &str) -> String {
+        let body = self.item_body(t, vault);
+        self.created("/api/v1/items", body)
+    }
+
+    fn item_body(&self, t: &str, vault: &str) -> Value {
+        json!({
+            "tenant_id": t, "device_id": self.device(t), "vault_id": vault, "name": "home",
+            "paths": ["/home"], "schedule": "daily",
+        })
+    }
+
     fn target(&mut self, parent: &str, name: &str) -> Target {
         let id = self.tenant(parent, "customer", name);
         let (resident_user, _) = self.user(&id, None, None);
@@ -287,11 +335,15 @@ impl<'a> Walk<'a> {
             .root
             .delete(&format!("/api/v1/vaults/{deleted}"))
             .expect(202);
+        let (vault, policy) = self.policy(&id);
+        let item = self.item(&id, &vault);
         Target {
+            item,
             resident_user,
             bystander_email,
             job: job["id"].as_str().unwrap().to_string(),
-            vault: self.vault(&id),
+            vault,
+            policy,
             name: name.into(),
             id,
         }
@@ -319,7 +371,8 @@ impl<'a> Walk<'a> {
             ),
             ("get", "/api/v1/users" | "/api/v1/devices" | "/api/v1/tokens" | "/api/v1/vaults")
             | ("get", "/api/v1/sessions" | "/api/v1/audit" | "/api/v1/audit/export")
-            | ("get", "/api/v1/audit/heads" | "/api/v1/jobs") => filtered(path),
+            | ("get", "/api/v1/audit/heads" | "/api/v1/jobs" | "/api/v1/policies")
+            | ("get", "/api/v1/items") => filtered(path),
             ("get", "/api/v1/jobs/{id}") => (format!("/api/v1/jobs/{}", t.job), None),
             ("get", "/api/v1/jobs/{id}/log") => (format!("/api/v1/jobs/{}/log", t.job), None),
             ("post", "/api/v1/jobs/{id}/cancel") => {
@@ -400,6 +453,38 @@ impl<'a> Walk<'a> {
             ),
             ("delete", "/api/v1/vaults/{id}") => {
                 (format!("/api/v1/vaults/{}", self.vault(&tid)), None)
+            }
+            ("get", "/api/v1/vaults/{id}/policy") => {
+                (format!("/api/v1/vaults/{}/policy", t.vault), None)
+            }
+            ("post", "/api/v1/vaults/{id}/retention") => (
+                format!("/api/v1/vaults/{}/retention", t.vault),
+                Some(json!({ "dry_run": true })),
+            ),
+            ("post", "/api/v1/policies") => (
+                path.into(),
+                Some(json!({ "tenant_id": tid, "vault_id": self.vault(&tid),
+                             "keep": { "daily": 7 } })),
+            ),
+            ("get", "/api/v1/policies/{id}") => (format!("/api/v1/policies/{}", t.policy), None),
+            ("post", "/api/v1/items") => (path.into(), Some(self.item_body(&tid, &t.vault))),
+            ("get", "/api/v1/items/{id}") => (format!("/api/v1/items/{}", t.item), None),
+            ("patch", "/api/v1/items/{id}") => (
+                format!("/api/v1/items/{}", t.item),
+                Some(json!({ "schedule": "mon..fri 22:00" })),
+            ),
+            ("delete", "/api/v1/items/{id}") => {
+                (format!("/api/v1/items/{}", self.item(&tid, &t.vault)), None)
+            }
+            ("post", "/api/v1/items/{id}/run") => {
+                (format!("/api/v1/items/{}/run", t.item), Some(json!({})))
+            }
+            ("patch", "/api/v1/policies/{id}") => (
+                format!("/api/v1/policies/{}", t.policy),
+                Some(json!({ "keep": { "last": 4 } })),
+            ),
+            ("delete", "/api/v1/policies/{id}") => {
+                (format!("/api/v1/policies/{}", self.policy(&tid).1), None)
             }
             ("delete", "/api/v1/sessions/{id}") => {
                 let other = self.server.sign_in(&t.bystander_email, USER_PASSWORD);

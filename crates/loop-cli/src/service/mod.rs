@@ -1,10 +1,12 @@
 //! `loop server` and the commands that drive the service's API (`login`, `tenant`, `user`,
-//! `device`, `token`, `vault`, `job`, `session`, `audit`, `admin`).
+//! `device`, `token`, `vault`, `item`, `policy`, `job`, `session`, `audit`, `admin`).
 
 mod access;
 mod account;
 mod audit;
+mod items;
 mod jobs;
+mod policies;
 mod server;
 mod tenants;
 mod users;
@@ -13,7 +15,9 @@ mod vaults;
 pub(crate) use access::{device, token};
 pub(crate) use account::{login, logout, session, whoami};
 pub(crate) use audit::{admin, audit};
+pub(crate) use items::item;
 pub(crate) use jobs::job;
+pub(crate) use policies::policy;
 pub(crate) use server::server;
 pub(crate) use tenants::tenant;
 pub(crate) use users::user;

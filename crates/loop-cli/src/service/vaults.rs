@@ -96,6 +96,25 @@ pub(crate) fn vault(g: &Global, c: VaultCommand) -> Result<ExitCode> {
                 )
             })
         }
+        VaultCommand::Policy { id } => {
+            let e: EffectivePolicy = api.vault_policy(&id)?;
+            show(g, &e, |e| match (&e.policy, &e.source) {
+                (Some(p), Some(source)) => {
+                    println!("policy {} (attached to the {source})", p.id);
+                    super::policies::print_policy(p);
+                }
+                _ => println!("no retention policy applies: every snapshot is kept"),
+            })
+        }
+        VaultCommand::Retention { id, dry_run } => {
+            let job: Job = api.run_retention(&id, &RunRetention { dry_run })?;
+            show(g, &job, |job| {
+                println!(
+                    "job {} applies the retention policy of vault {id} (loop job show {})",
+                    job.id, job.id
+                )
+            })
+        }
         VaultCommand::Destinations => {
             let ds: Vec<Destination> = api.destinations()?;
             show(g, &ds, |ds| {

@@ -47,6 +47,7 @@ fn job(row: &AnyRow) -> DbResult<Job> {
         trigger: col_value(row, "trigger_kind")?,
         started_by_id: col(row, "started_by_id")?,
         cancel_requested: col::<i64>(row, "cancel_requested")? != 0,
+        deadline_at: opt_time(col(row, "deadline_at")?),
         created_at: time(col(row, "created_at")?),
     })
 }
@@ -62,6 +63,96 @@ pub struct NewJob<'a> {
     pub started_by_id: Option<&'a str>,
     pub max_attempts: u32,
     pub params: serde_json::Value,
+    /// Missed when not started by then.
+    pub deadline_at: Option<i64>,
+}
+
+/// Inserts `j` in `state`; with `state = queued`, nothing when a job of the same kind for
+/// the same target is open (the unique index `jobs_one_open`). Returns the new job's ID.
+async fn insert(
+    tx: &mut Tx,
+    j: &NewJob<'_>,
+    state: JobState,
+    error: Option<&str>,
+    now: i64,
+) -> DbResult<Option<String>> {
+    let id = new_id(loop_api::JobId::PREFIX);
+    let finished = state.is_final().then_some(now);
+    let inserted = sqlx::query(
+        "INSERT INTO jobs (id, tenant_id, kind, target_kind, target_id, state, max_attempts,
+            scheduled_at, params, trigger_kind, started_by_id, created_at, deadline_at,
+            finished_at, error)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&id)
+    .bind(j.tenant_id)
+    .bind(j.kind.as_str())
+    .bind(j.target_kind)
+    .bind(j.target_id)
+    .bind(state.as_str())
+    .bind(j.max_attempts.max(1) as i64)
+    .bind(j.scheduled_at)
+    .bind(j.params.to_string())
+    .bind(j.trigger.as_str())
+    .bind(j.started_by_id)
+    .bind(now)
+    .bind(j.deadline_at)
+    .bind(finished)
+    .bind(error)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok((inserted == 1).then_some(id))
+}
+
+/// Queues `j` unless a job of the same kind for the same target is open; `None` then.
+pub async fn enqueue_new(tx: &mut Tx, j: &NewJob<'_>, now: i64) -> DbResult<Option<String>> {
+    insert(tx, j, JobState::Queued, None, now).await
+}
+
+/// Records work that ended without running: `missed` (its window passed) or `skipped`
+/// (the same work was still running), with why.
+pub async fn record_ended(
+    tx: &mut Tx,
+    j: &NewJob<'_>,
+    state: JobState,
+    error: &str,
+    now: i64,
+) -> DbResult<String> {
+    debug_assert!(state.is_final());
+    Ok(insert(tx, j, state, Some(error), now)
+        .await?
+        .expect("only open jobs conflict"))
+}
+
+/// Queued jobs whose deadline passed become `missed`. Returns them.
+pub async fn miss_overdue(pool: &AnyPool, now: i64) -> DbResult<Vec<Job>> {
+    let rows = sqlx::query(
+        "SELECT * FROM jobs WHERE state = 'queued' AND deadline_at IS NOT NULL
+         AND deadline_at < $1",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::new();
+    for row in rows {
+        let mut j = job(&row)?;
+        let r = sqlx::query(
+            "UPDATE jobs SET state = 'missed', finished_at = $1, fence = fence + 1,
+                error = 'it did not start within its window'
+             WHERE id = $2 AND state = 'queued'",
+        )
+        .bind(now)
+        .bind(&j.id)
+        .execute(pool)
+        .await?;
+        if r.rows_affected() == 1 {
+            j.state = JobState::Missed;
+            out.push(j);
+        }
+    }
+    Ok(out)
 }
 
 /// Queues a job in the caller's transaction, unless a job of the same kind for the same
@@ -71,28 +162,7 @@ pub async fn enqueue(tx: &mut Tx, j: &NewJob<'_>, now: i64) -> DbResult<String> 
     // Insert first: the unique index `jobs_one_open` refuses a second open job for the same
     // target and kind, even from another node's transaction running at the same time.
     loop {
-        let id = new_id(loop_api::JobId::PREFIX);
-        let inserted = sqlx::query(
-            "INSERT INTO jobs (id, tenant_id, kind, target_kind, target_id, state, max_attempts,
-                scheduled_at, params, trigger_kind, started_by_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&id)
-        .bind(j.tenant_id)
-        .bind(j.kind.as_str())
-        .bind(j.target_kind)
-        .bind(j.target_id)
-        .bind(j.max_attempts.max(1) as i64)
-        .bind(j.scheduled_at)
-        .bind(j.params.to_string())
-        .bind(j.trigger.as_str())
-        .bind(j.started_by_id)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        if inserted == 1 {
+        if let Some(id) = insert(tx, j, JobState::Queued, None, now).await? {
             return Ok(id);
         }
         let open = sqlx::query(
@@ -129,7 +199,8 @@ pub struct ClaimReport {
     pub abandoned: Vec<String>,
 }
 
-/// Claims up to `limit` due jobs for `owner`: queued ones whose time has come, and running
+/// Claims up to `limit` due jobs for `owner`, of the kinds the server runs (a `backup` is
+/// claimed by its device's agent): queued ones whose time has come, and running
 /// ones whose lease expired (their runner disappeared). A job that was taken over this way
 /// `max_attempts` times is abandoned instead.
 pub async fn claim_due(
@@ -145,8 +216,9 @@ pub async fn claim_due(
     }
     let candidates = sqlx::query(
         "SELECT id, fence, state, attempts, max_attempts FROM jobs
-         WHERE (state = 'queued' AND scheduled_at <= $1)
-            OR (state = 'running' AND lease_expires_at <= $1)
+         WHERE kind <> 'backup'
+           AND ((state = 'queued' AND scheduled_at <= $1)
+             OR (state = 'running' AND lease_expires_at <= $1))
          ORDER BY scheduled_at, created_at LIMIT $2",
     )
     .bind(now)

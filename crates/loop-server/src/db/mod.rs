@@ -9,9 +9,11 @@
 pub mod audit;
 pub mod bindings;
 pub mod devices;
+pub mod items;
 pub mod jobs;
 pub mod objects;
 pub mod outbox;
+pub mod policies;
 pub mod sessions;
 pub mod tenants;
 pub mod tokens;

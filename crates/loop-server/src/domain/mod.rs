@@ -2,10 +2,14 @@
 //! so handlers parse at the edge and the rest of the code never re-checks. The requests that
 //! create and change things are parsed in [`requests`].
 
+mod items;
 mod requests;
 
+pub use items::{DEFAULT_WINDOW_SECONDS, check_item};
 pub use loop_api::{Role, TenantKind, TokenPermission};
-pub use requests::{NewDevice, NewTenant, NewToken, NewUser, NewVault, TenantChanges, UserChanges};
+pub use requests::{
+    NewDevice, NewTenant, NewToken, NewUser, NewVault, TenantChanges, UserChanges, check_policy,
+};
 
 /// A user-visible validation failure; the message is safe to show to the client.
 #[derive(Debug, thiserror::Error)]

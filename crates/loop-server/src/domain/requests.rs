@@ -237,6 +237,37 @@ impl NewVault {
     }
 }
 
+/// Checks a retention policy's settings: rules that remove something (an empty set would
+/// keep everything, which is having no policy), a `within` the engine reads, sane bounds.
+pub fn check_policy(
+    keep: &loop_api::KeepRules,
+    max_unused_percent: f64,
+    grace_seconds: u64,
+) -> Result<(), Invalid> {
+    if keep.is_empty() {
+        return Err(Invalid(
+            "keep at least something: give one of last, hourly, daily, weekly, monthly, \
+             yearly, within or tags (without a policy, every snapshot is kept)"
+                .into(),
+        ));
+    }
+    if let Some(w) = &keep.within {
+        loop_repo::forget::parse_within(w).map_err(|e| Invalid(format!("within: {e}")))?;
+    }
+    if keep.tags.len() > 32 || keep.tags.iter().any(|t| t.is_empty() || t.len() > 128) {
+        return Err(Invalid("tags: at most 32, each 1 to 128 characters".into()));
+    }
+    if !(0.0..=100.0).contains(&max_unused_percent) {
+        return Err(Invalid(
+            "prune_max_unused_percent must be between 0 and 100".into(),
+        ));
+    }
+    if grace_seconds > 30 * 86_400 {
+        return Err(Invalid("prune_grace_seconds is at most 30 days".into()));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

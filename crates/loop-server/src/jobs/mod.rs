@@ -13,6 +13,8 @@
 //! what is left to do, not at what it did before.
 
 mod erase_vault;
+mod retention;
+pub mod scheduler;
 mod sweep;
 pub mod verify;
 
@@ -25,6 +27,7 @@ use loop_api::{JobKind, JobProgress, JobState, JobTrigger};
 use crate::db::jobs::{self, Claimed, Held, NewJob};
 use crate::db::{DbError, Tx};
 use crate::state::AppState;
+use crate::vault_objects::Fence;
 
 /// The first retry waits this long; each further one twice as long, up to [`MAX_BACKOFF_MS`].
 const FIRST_BACKOFF_MS: i64 = 30_000;
@@ -77,12 +80,22 @@ pub struct JobCtx {
 #[derive(Default)]
 struct Stop {
     cancel: AtomicBool,
-    lost: AtomicBool,
+    /// Shared with the job's [`Fence`], which sets it when a write finds the job taken over.
+    lost: Arc<AtomicBool>,
 }
 
 impl JobCtx {
     pub fn id(&self) -> &str {
         &self.claimed.job.id
+    }
+
+    /// What a [`crate::vault_objects::ServerStorage`] of this job checks before each change.
+    pub fn fence(&self) -> Fence {
+        Fence {
+            job_id: self.id().to_string(),
+            fence: self.claimed.fence,
+            lost: self.stop.lost.clone(),
+        }
     }
 
     /// Err when the job should stop now: cancelled, or its lease lost.
@@ -161,6 +174,7 @@ pub async fn queue(state: &AppState, tx: &mut Tx, w: Work<'_>) -> Result<String,
             started_by_id: w.started_by_id,
             max_attempts: state.config.jobs.max_attempts,
             params: w.params,
+            deadline_at: None,
         },
         now,
     )
@@ -249,6 +263,10 @@ async fn run_one(state: &AppState, claimed: Claimed) {
         JobKind::VaultErasure => erase_vault::run(&ctx).await,
         JobKind::StagingSweep => sweep::run(&ctx).await,
         JobKind::Verify => verify::run(&ctx).await,
+        JobKind::Retention => retention::run(&ctx).await,
+        JobKind::Backup => Err(JobError::Failed(
+            "a backup runs on its device's agent, not on the server".into(),
+        )),
     };
     renewer.abort();
     let now = state.now();

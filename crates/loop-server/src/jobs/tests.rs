@@ -38,6 +38,7 @@ async fn queue(db: &Db, target: &str, at: i64, max_attempts: u32) -> DbResult<St
             started_by_id: None,
             max_attempts,
             params: serde_json::json!({}),
+            deadline_at: None,
         },
         at,
     )

@@ -6,7 +6,9 @@ mod audit;
 mod directory;
 mod erasure;
 mod health;
+mod items;
 mod jobs;
+mod policies;
 mod session;
 mod tenants;
 mod vault_protocol;
@@ -42,7 +44,9 @@ use crate::state::AppState;
         loop_api::TokenId,
         loop_api::VaultId,
         loop_api::SessionId,
-        loop_api::JobId
+        loop_api::JobId,
+        loop_api::PolicyId,
+        loop_api::ItemId
     ))
 )]
 struct ApiDoc;
@@ -78,6 +82,21 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(vaults::get_vault, vaults::delete_vault))
         .routes(routes!(vaults::list_snapshots))
         .routes(routes!(vaults::verify_vault))
+        .routes(routes!(policies::list_policies, policies::create_policy))
+        .routes(routes!(
+            policies::get_policy,
+            policies::update_policy,
+            policies::delete_policy
+        ))
+        .routes(routes!(policies::vault_policy))
+        .routes(routes!(policies::run_retention))
+        .routes(routes!(items::list_items, items::create_item))
+        .routes(routes!(
+            items::get_item,
+            items::update_item,
+            items::delete_item
+        ))
+        .routes(routes!(items::run_item))
         .routes(routes!(audit::query_audit))
         .routes(routes!(audit::export_audit))
         .routes(routes!(audit::audit_heads))

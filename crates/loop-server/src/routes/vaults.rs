@@ -150,7 +150,7 @@ pub async fn create_vault(
     Ok((StatusCode::CREATED, axum::Json(vault)))
 }
 
-async fn scoped_vault(
+pub(super) async fn scoped_vault(
     state: &AppState,
     caller: &Caller,
     perm: Permission,
@@ -194,6 +194,8 @@ pub async fn delete_vault(
     // Mark first: the vault protocol stops serving it before its objects go.
     let mut tx = state.db.begin().await?;
     vaults::mark_vault_deleted(&mut tx, id.as_str(), now).await?;
+    db::policies::delete_vault_policy(&mut tx, id.as_str()).await?;
+    db::items::delete_items_of(&mut tx, "vault_id", id.as_str()).await?;
     let (_, actor) = caller.actor();
     let job_id = crate::jobs::queue(
         &state,
@@ -228,7 +230,7 @@ pub async fn delete_vault(
 }
 
 /// A job just queued, as the answer to the request that queued it.
-async fn queued(state: &AppState, job_id: &str) -> ApiResult<Job> {
+pub(super) async fn queued(state: &AppState, job_id: &str) -> ApiResult<Job> {
     crate::db::jobs::job_by_id(&state.db.pool, job_id)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("job {job_id} vanished")))

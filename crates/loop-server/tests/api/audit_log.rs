@@ -28,6 +28,14 @@ const AUDITED: &[(&str, &str, &str)] = &[
     ("delete", "/api/v1/tokens/{id}", "token.revoke"),
     ("post", "/api/v1/vaults", "vault.create"),
     ("post", "/api/v1/vaults/{id}/verify", "vault.verify"),
+    ("post", "/api/v1/policies", "policy.create"),
+    ("patch", "/api/v1/policies/{id}", "policy.update"),
+    ("delete", "/api/v1/policies/{id}", "policy.delete"),
+    ("post", "/api/v1/vaults/{id}/retention", "vault.retention"),
+    ("post", "/api/v1/items", "item.create"),
+    ("patch", "/api/v1/items/{id}", "item.update"),
+    ("post", "/api/v1/items/{id}/run", "item.run"),
+    ("delete", "/api/v1/items/{id}", "item.delete"),
     ("delete", "/api/v1/vaults/{id}", "vault.delete"),
     ("delete", "/api/v1/sessions/{id}", "session.revoke"),
     ("post", "/api/v1/jobs/{id}/cancel", "job.cancel"),
@@ -246,6 +254,61 @@ impl AuditWalk<'_> {
                 by_admin(
                     format!("/api/v1/vaults/{v}/verify"),
                     Some(json!({ "read_data_percent": 0 })),
+                )
+            }
+            ("post", "/api/v1/policies") => by_admin(
+                path.into(),
+                Some(json!({ "tenant_id": t, "keep": { "daily": 7 } })),
+            ),
+            ("patch", "/api/v1/policies/{id}") | ("delete", "/api/v1/policies/{id}") => {
+                let v = self.created(
+                    "/api/v1/vaults",
+                    json!({ "tenant_id": t, "name": format!("kept-{method}"), "destination": "local" }),
+                );
+                let p = self.created(
+                    "/api/v1/policies",
+                    json!({ "tenant_id": t, "vault_id": v, "keep": { "last": 3 } }),
+                );
+                let body = (method == "patch").then(|| json!({ "keep": { "last": 5 } }));
+                by_admin(format!("/api/v1/policies/{p}"), body)
+            }
+            ("post", "/api/v1/items")
+            | ("patch", "/api/v1/items/{id}")
+            | ("post", "/api/v1/items/{id}/run")
+            | ("delete", "/api/v1/items/{id}") => {
+                let d = self.created(
+                    "/api/v1/devices",
+                    json!({ "tenant_id": t, "name": format!("pc-{method}-{}", path.len()) }),
+                );
+                let v = self.created(
+                    "/api/v1/vaults",
+                    json!({ "tenant_id": t, "name": format!("items-{method}-{}", path.len()), "destination": "local" }),
+                );
+                let body = json!({
+                    "tenant_id": t, "device_id": d, "vault_id": v, "name": "documents",
+                    "paths": ["/home/pat/Documents"], "schedule": "mon..fri 22:00",
+                });
+                if (method, path) == ("post", "/api/v1/items") {
+                    return by_admin(path.into(), Some(body));
+                }
+                let i = self.created("/api/v1/items", body);
+                match method {
+                    "patch" => by_admin(
+                        format!("/api/v1/items/{i}"),
+                        Some(json!({ "schedule": "daily" })),
+                    ),
+                    "delete" => by_admin(format!("/api/v1/items/{i}"), None),
+                    _ => by_admin(format!("/api/v1/items/{i}/run"), None),
+                }
+            }
+            ("post", "/api/v1/vaults/{id}/retention") => {
+                let v = self.created(
+                    "/api/v1/vaults",
+                    json!({ "tenant_id": t, "name": "pruned", "destination": "local" }),
+                );
+                by_admin(
+                    format!("/api/v1/vaults/{v}/retention"),
+                    Some(json!({ "dry_run": true })),
                 )
             }
             ("delete", "/api/v1/vaults/{id}") => {

@@ -10,7 +10,8 @@ struct Aimed {
     body: Option<Value>,
 }
 
-fn body_naming(method: &str, path: &str, tenant_id: &str) -> Option<Value> {
+fn body_naming(method: &str, path: &str, c: &Customer) -> Option<Value> {
+    let tenant_id = c.tenant_id.as_str();
     Some(match (method, path) {
         ("post", "/api/v1/tenants") => {
             json!({ "parent_id": tenant_id, "kind": "customer", "name": "Mallory Inc" })
@@ -34,6 +35,14 @@ fn body_naming(method: &str, path: &str, tenant_id: &str) -> Option<Value> {
         }
         ("post", "/api/v1/tenants/{id}/erase") => json!({ "confirm": tenant_id }),
         ("post", "/api/v1/vaults/{id}/verify") => json!({ "read_data_percent": 0 }),
+        ("post", "/api/v1/vaults/{id}/retention") => json!({ "dry_run": true }),
+        ("post", "/api/v1/policies") => json!({ "tenant_id": tenant_id, "keep": { "last": 9 } }),
+        ("patch", "/api/v1/policies/{id}") => json!({ "keep": { "last": 2 } }),
+        ("post", "/api/v1/items") => json!({
+            "tenant_id": tenant_id, "device_id": c.device_id, "vault_id": c.vault_id,
+            "name": "mallory-item", "paths": ["/srv"],
+        }),
+        ("patch", "/api/v1/items/{id}") => json!({ "paths": ["/home"] }),
         _ => return None,
     })
 }
@@ -63,6 +72,8 @@ fn object_for(path: &str, param: &str, c: &Customer) -> String {
         ("vaults", "{id}") => c.vault_id.clone(),
         ("sessions", "{id}") => operator.session_id.clone(),
         ("jobs", "{id}") => c.job_id.clone(),
+        ("policies", "{id}") => c.policy_id.clone(),
+        ("items", "{id}") => c.item_id.clone(),
         _ => panic!(
             "{path}: this test does not know which object {param} stands for; teach object_for"
         ),
@@ -87,14 +98,14 @@ fn requests_aimed_at(doc: &Value, c: &Customer) -> Vec<Aimed> {
                 .collect::<Vec<_>>()
                 .join("/");
             let body = r.has_body.then(|| {
-                body_naming(&r.method, &r.path, &c.tenant_id)
+                body_naming(&r.method, &r.path, c)
                     .unwrap_or_else(|| panic!("{} {}: no request body known", r.method, r.path))
             });
             Some((format!("/api/v1/{path}"), body))
         } else if r.method == "get" && r.has_query("tenant_id") {
             Some((format!("{}?tenant_id={}", r.path, c.tenant_id), None))
         } else if r.changes_state() && !CALLERS_OWN.contains(&r.path.as_str()) {
-            let body = body_naming(&r.method, &r.path, &c.tenant_id).unwrap_or_else(|| {
+            let body = body_naming(&r.method, &r.path, c).unwrap_or_else(|| {
                 panic!(
                     "{} {}: add a body naming the tenant to body_naming, or the route to CALLERS_OWN",
                     r.method, r.path
@@ -143,6 +154,8 @@ fn every_route_aimed_at_another_customer_answers_not_found_for_every_role() {
         "audit",
         "audit/export",
         "jobs",
+        "policies",
+        "items",
     ] {
         let filtered = format!("/api/v1/{list}?tenant_id={}", bravo.tenant_id);
         assert!(
@@ -183,7 +196,13 @@ fn every_route_aimed_at_another_customer_answers_not_found_for_every_role() {
     assert!(roles.to_string().contains(&bravo.binding_id));
     // Deletions last, so every other request still finds its object.
     let mut changes: Vec<&Aimed> = aimed.iter().filter(|a| a.method != "get").collect();
-    changes.sort_by_key(|a| a.method == "delete");
+    // Deleting a device or a vault removes its protected items and policies: those go first.
+    changes.sort_by_key(|a| {
+        (
+            a.method == "delete",
+            a.path.contains("/devices/") || a.path.contains("/vaults/"),
+        )
+    });
     for a in changes {
         let r = server.call(
             &a.method,
@@ -240,6 +259,29 @@ fn another_customers_ids_inside_a_request_answer_as_if_they_did_not_exist() {
             Some(json!({
                 "tenant_id": alpha.tenant_id, "name": "t", "kind": "device",
                 "device_id": bravo.device_id, "permissions": ["backup"],
+            })),
+        ),
+        (
+            "post",
+            "/api/v1/policies".into(),
+            Some(json!({
+                "tenant_id": alpha.tenant_id, "vault_id": bravo.vault_id, "keep": { "last": 1 },
+            })),
+        ),
+        (
+            "post",
+            "/api/v1/items".into(),
+            Some(json!({
+                "tenant_id": alpha.tenant_id, "device_id": bravo.device_id,
+                "vault_id": alpha.vault_id, "name": "x", "paths": ["/x"],
+            })),
+        ),
+        (
+            "post",
+            "/api/v1/items".into(),
+            Some(json!({
+                "tenant_id": alpha.tenant_id, "device_id": alpha.device_id,
+                "vault_id": bravo.vault_id, "name": "x", "paths": ["/x"],
             })),
         ),
     ];

@@ -188,6 +188,7 @@ impl Server {
                     started_by_id: None,
                     max_attempts: 1,
                     params: json!({}),
+                    deadline_at: None,
                 },
                 now,
             )
@@ -381,7 +382,24 @@ impl Server {
             )
             .expect(201);
         let job_id = self.plant_job(&tenant_id);
+        let policy = admin
+            .post(
+                "/api/v1/policies",
+                json!({ "tenant_id": tenant_id, "vault_id": vault["id"], "keep": { "last": 7 } }),
+            )
+            .expect(201);
+        let item = admin
+            .post(
+                "/api/v1/items",
+                json!({
+                    "tenant_id": tenant_id, "device_id": device["id"], "vault_id": vault["id"],
+                    "name": format!("home-{tag}"), "paths": ["/home"], "schedule": "daily",
+                }),
+            )
+            .expect(201);
         Customer {
+            policy_id: policy["id"].as_str().unwrap().into(),
+            item_id: item["id"].as_str().unwrap().into(),
             tenant_id,
             name: format!("Tenant {tag}"),
             users,
@@ -432,6 +450,10 @@ pub struct Customer {
     pub token_secret: String,
     /// A queued job (due in a day, so it can be cancelled).
     pub job_id: String,
+    /// The retention policy attached to the vault.
+    pub policy_id: String,
+    /// A protected item of the device, into the vault.
+    pub item_id: String,
 }
 
 impl Customer {
@@ -452,6 +474,8 @@ impl Customer {
             self.token_id.clone(),
             self.token_name.clone(),
             self.job_id.clone(),
+            self.policy_id.clone(),
+            self.item_id.clone(),
         ];
         for m in &self.users {
             out.extend([m.email.clone(), m.user_id.clone(), m.session_id.clone()]);

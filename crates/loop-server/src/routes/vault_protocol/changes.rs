@@ -15,11 +15,11 @@ use object_store::{ObjectStoreExt as _, PutPayload, WriteMultipart};
 
 use super::{Access, Op, allowed, object_access};
 use crate::auth::Caller;
-use crate::db::objects;
 use crate::domain::TokenPermission;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::{Path, commit_audited};
 use crate::state::AppState;
+use crate::vault_objects::{self, ChangeError, LeaseKeeper, Target};
 
 /// Objects up to this size are received into memory and written in one request; larger
 /// ones are streamed as a multipart upload in parts of this size.
@@ -90,10 +90,11 @@ pub(super) async fn write(
 }
 
 impl Access {
-    fn key<'a>(&'a self, kind: FileKind, name: &'a str) -> objects::ObjectKey<'a> {
-        objects::ObjectKey {
+    fn target<'a>(&'a self, kind: FileKind, name: &'a str) -> Target<'a> {
+        Target {
+            dest: &self.dest,
             vault_id: &self.vault.id,
-            kind: kind.name(),
+            kind,
             name,
         }
     }
@@ -117,25 +118,26 @@ fn object_busy() -> ApiError {
     .retry_after(1)
 }
 
-/// How many times a request re-claims an object after settling what storage holds.
-const CLAIM_ROUNDS: usize = 3;
-/// How long a request waits for another request's claim on the same object (a marker
-/// rewritten by two threads, a retried upload) before it answers `object_busy`.
-const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Claims an object, waiting out short-lived claims of other requests.
-async fn claim_waiting<F, Fut>(mut attempt: F) -> ApiResult<objects::Claimed>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = crate::db::DbResult<objects::Claimed>>,
-{
-    let start = tokio::time::Instant::now();
-    loop {
-        match attempt().await? {
-            objects::Claimed::Busy if start.elapsed() < BUSY_WAIT => {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            other => return Ok(other),
+impl From<ChangeError> for ApiError {
+    fn from(e: ChangeError) -> ApiError {
+        match e {
+            ChangeError::Busy => object_busy(),
+            ChangeError::Exists => ApiError::conflict(
+                "object_exists",
+                "the object exists and this token cannot replace it",
+            ),
+            ChangeError::Refused => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_denied",
+                "only the token that wrote this object, or a manage token, may remove it",
+            ),
+            ChangeError::OverQuota => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "quota_exceeded",
+                "the vault's quota does not allow this upload",
+            ),
+            ChangeError::Storage(e) => e.into(),
+            ChangeError::Db(e) => e.into(),
         }
     }
 }
@@ -151,137 +153,21 @@ async fn store_object(
     want_hash: String,
     body: Body,
 ) -> ApiResult<Response> {
-    let path = a.path(kind, &name);
-    let key = a.key(kind, &name);
-    let lease_ms = state.config.limits.claim_lease_secs as i64 * 1000;
-    let mut claim = None;
-    for _ in 0..CLAIM_ROUNDS {
-        let claimed = claim_waiting(|| {
-            objects::claim_write(
-                &state.db.pool,
-                key,
-                len,
-                &a.token.id,
-                |owner| a.may_change(kind, owner),
-                state.now(),
-                lease_ms,
-            )
-        })
-        .await?;
-        let c = match claimed {
-            objects::Claimed::Yes(c) => c,
-            objects::Claimed::Refused { .. } => {
-                return Err(ApiError::conflict(
-                    "object_exists",
-                    "the object exists and this token cannot replace it",
-                ));
-            }
-            objects::Claimed::Busy | objects::Claimed::Absent => return Err(object_busy()),
-            objects::Claimed::OverQuota => {
-                return Err(ApiError::new(
-                    StatusCode::INSUFFICIENT_STORAGE,
-                    "quota_exceeded",
-                    "the vault's quota does not allow this upload",
-                ));
-            }
-        };
-        if matches!(c.prior, objects::Prior::Stored { .. }) {
-            claim = Some(c);
-            break;
-        }
-        // No row, or a dead request's: storage says whether the object exists.
-        let found = match a.dest.store.head(&path).await {
-            Ok(m) => Some(m.size),
-            Err(object_store::Error::NotFound { .. }) => None,
-            Err(e) => {
-                objects::abort_write(&state.db.pool, key, &c).await?;
-                return Err(e.into());
-            }
-        };
-        if found.is_none() && c.prior == objects::Prior::Unknown {
-            claim = Some(c);
-            break;
-        }
-        let counted = c.prior == objects::Prior::Unknown;
-        objects::settle(&state.db.pool, key, &c, found, counted).await?;
-    }
-    let claim = claim.ok_or_else(object_busy)?;
-    let keeper = LeaseKeeper::start(&state, key, &claim, lease_ms);
-    let received = receive(&a, kind, &name, &path, len, &want_hash, body, &keeper).await;
+    let t = a.target(kind, &name);
+    let claim = vault_objects::claim_write(&state, t, len, &a.token.id, |owner| {
+        a.may_change(kind, owner)
+    })
+    .await?;
+    let keeper = LeaseKeeper::start(&state, t.key(), &claim);
+    let received = receive(&a, kind, &name, &t.path(), len, &want_hash, body, &keeper).await;
     drop(keeper);
     if let Err(e) = received {
-        objects::abort_write(&state.db.pool, key, &claim).await?;
+        vault_objects::abort_write(&state, t, &claim).await?;
         return Err(e);
     }
-    if !objects::complete_write(&state.db.pool, key, &claim, len).await? {
-        tracing::error!(vault = %a.vault.id, object = %name,
-            "an upload finished after its claim was taken over");
-        return Err(object_busy());
-    }
+    vault_objects::complete_write(&state, t, &claim, len).await?;
     audit_change(&state, &caller, &a, kind, &name, true, len).await?;
     Ok(StatusCode::CREATED.into_response())
-}
-
-/// Renews a claim's lease for as long as the request holding it runs (a third of the lease
-/// at a time), so only a request whose server died ever loses its claim. Stops on drop.
-struct LeaseKeeper {
-    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl LeaseKeeper {
-    fn start(
-        state: &AppState,
-        key: objects::ObjectKey<'_>,
-        claim: &objects::Claim,
-        lease_ms: i64,
-    ) -> LeaseKeeper {
-        use std::sync::atomic::Ordering;
-        let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (state, claim, flag) = (state.clone(), claim.clone(), lost.clone());
-        let (vault_id, kind, name) = (
-            key.vault_id.to_string(),
-            key.kind.to_string(),
-            key.name.to_string(),
-        );
-        let every = std::time::Duration::from_millis((lease_ms / 3).max(1) as u64);
-        let task = tokio::spawn(async move {
-            let key = objects::ObjectKey {
-                vault_id: &vault_id,
-                kind: &kind,
-                name: &name,
-            };
-            loop {
-                tokio::time::sleep(every).await;
-                let until = state.now() + lease_ms;
-                match objects::renew(&state.db.pool, key, &claim, until).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        flag.store(true, Ordering::Relaxed);
-                        return;
-                    }
-                    // Tried again next round; the lease has two more rounds to go.
-                    Err(e) => tracing::warn!(error = %e, "renewing an object claim"),
-                }
-            }
-        });
-        LeaseKeeper { lost, task }
-    }
-
-    /// Fails once another request took the claim over.
-    fn check(&self) -> ApiResult<()> {
-        if self.lost.load(std::sync::atomic::Ordering::Relaxed) {
-            Err(object_busy())
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl Drop for LeaseKeeper {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// What is tracked of an upload while it streams: length, hash, and what its structural
@@ -391,7 +277,7 @@ async fn receive(
         finish(&check)
     }
     .await;
-    match outcome.and_then(|()| keeper.check()) {
+    match outcome.and_then(|()| Ok(keeper.check()?)) {
         Ok(()) => {
             w.finish().await?;
             Ok(())
@@ -422,60 +308,11 @@ async fn delete_object(
     kind: FileKind,
     name: String,
 ) -> ApiResult<Response> {
-    let path = a.path(kind, &name);
-    let key = a.key(kind, &name);
-    let lease_ms = state.config.limits.claim_lease_secs as i64 * 1000;
-    let refused = || {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "permission_denied",
-            "only the token that wrote this object, or a manage token, may remove it",
-        )
-    };
-    let mut claimed = claim_waiting(|| {
-        objects::claim_delete(
-            &state.db.pool,
-            key,
-            |owner| a.may_change(kind, owner),
-            state.now(),
-            lease_ms,
-        )
-    })
-    .await?;
-    if let objects::Claimed::Absent = claimed {
-        // No row: an object stored before rows were kept, or nothing at all.
-        let size = match a.dest.store.head(&path).await {
-            Ok(m) => m.size,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Ok(StatusCode::NO_CONTENT.into_response());
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if !a.may_change(kind, None) {
-            return Err(refused());
-        }
-        claimed =
-            objects::claim_unrecorded_delete(&state.db.pool, key, size, state.now(), lease_ms)
-                .await?;
+    let t = a.target(kind, &name);
+    let deleted = vault_objects::delete(&state, t, |owner| a.may_change(kind, owner)).await?;
+    if let Some(size) = deleted {
+        audit_change(&state, &caller, &a, kind, &name, false, size).await?;
     }
-    let claim = match claimed {
-        objects::Claimed::Yes(c) => c,
-        objects::Claimed::Refused { .. } => return Err(refused()),
-        objects::Claimed::Absent => return Ok(StatusCode::NO_CONTENT.into_response()),
-        objects::Claimed::Busy | objects::Claimed::OverQuota => return Err(object_busy()),
-    };
-    let keeper = LeaseKeeper::start(&state, key, &claim, lease_ms);
-    let deleted = a.dest.store.delete(&path).await;
-    drop(keeper);
-    match deleted {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-        Err(e) => {
-            objects::abort_delete(&state.db.pool, key, &claim).await?;
-            return Err(e.into());
-        }
-    }
-    let size = objects::complete_delete(&state.db.pool, key, &claim).await?;
-    audit_change(&state, &caller, &a, kind, &name, false, size).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -1,0 +1,101 @@
+//! Retention policies: which snapshots a vault keeps, and how its unused data is pruned.
+
+use chrono::{DateTime, Utc};
+
+use crate::ids::{TenantId, VaultId};
+
+wire! {
+    /// Which snapshots to keep, judged per group of host and paths (restic's rules). A
+    /// snapshot any rule keeps is kept; rules all zero and empty keep everything.
+    #[derive(Default)]
+    pub struct KeepRules {
+        /// The newest this many.
+        #[serde(default)]
+        pub last: u32,
+        /// The newest of each of the last this many hours that have a snapshot.
+        #[serde(default)]
+        pub hourly: u32,
+        #[serde(default)]
+        pub daily: u32,
+        #[serde(default)]
+        pub weekly: u32,
+        #[serde(default)]
+        pub monthly: u32,
+        #[serde(default)]
+        pub yearly: u32,
+        /// Every snapshot younger than this, counted from the newest snapshot: `30d`,
+        /// `1y6m`, `12h` (units y, m, w, d, h).
+        #[serde(default)]
+        pub within: Option<String>,
+        /// Every snapshot with one of these tags.
+        #[serde(default)]
+        pub tags: Vec<String>,
+    }
+
+    /// A retention policy, attached to a target: a tenant (it then applies to every vault
+    /// of that tenant and of the tenants below it that have none nearer) or one vault. The
+    /// nearest policy applies: the vault's own, else its tenant's, else its parent's, and so
+    /// on up the tree; with none, every snapshot is kept.
+    pub struct Policy {
+        pub id: String,
+        pub tenant_id: String,
+        /// Set when the policy is attached to this vault rather than to the tenant.
+        pub vault_id: Option<String>,
+        pub keep: KeepRules,
+        /// Prune repacks a pack when more than this share of its bytes is unused (percent).
+        pub prune_max_unused_percent: f64,
+        /// Prune leaves unindexed packs younger than this alone (a backup may still be
+        /// writing them).
+        pub prune_grace_seconds: u64,
+        pub created_at: DateTime<Utc>,
+        pub updated_at: DateTime<Utc>,
+    }
+
+    /// `POST /api/v1/policies`.
+    pub struct CreatePolicy {
+        pub tenant_id: TenantId,
+        /// Attach to this vault of the tenant, instead of to the tenant.
+        #[serde(default)]
+        pub vault_id: Option<VaultId>,
+        pub keep: KeepRules,
+        /// Default 10.
+        #[serde(default)]
+        pub prune_max_unused_percent: Option<f64>,
+        /// Default 3600.
+        #[serde(default)]
+        pub prune_grace_seconds: Option<u64>,
+    }
+
+    /// `PATCH /api/v1/policies/{id}`: what is given replaces what was.
+    pub struct UpdatePolicy {
+        #[serde(default)]
+        pub keep: Option<KeepRules>,
+        #[serde(default)]
+        pub prune_max_unused_percent: Option<f64>,
+        #[serde(default)]
+        pub prune_grace_seconds: Option<u64>,
+    }
+
+    /// `GET /api/v1/vaults/{id}/policy`: the policy that applies to the vault.
+    pub struct EffectivePolicy {
+        /// Absent when no policy applies: the vault keeps every snapshot.
+        pub policy: Option<Policy>,
+        /// `vault` when the vault has its own, `tenant` when it comes from the vault's
+        /// tenant or one above it.
+        pub source: Option<String>,
+    }
+}
+
+impl KeepRules {
+    /// True when the rules keep everything (nothing would be removed).
+    pub fn is_empty(&self) -> bool {
+        self.last == 0
+            && self.hourly == 0
+            && self.daily == 0
+            && self.weekly == 0
+            && self.monthly == 0
+            && self.yearly == 0
+            && self.within.is_none()
+            && self.tags.is_empty()
+    }
+}

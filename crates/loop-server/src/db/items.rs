@@ -1,0 +1,167 @@
+//! Protected items, and the scheduler's view of them: which are due.
+
+use loop_api::ProtectedItem;
+use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+
+use super::tenants::in_scope;
+use super::{DbError, DbResult, Tx, col, opt_time, time};
+use crate::domain::TenantScope;
+
+fn list(row: &AnyRow, name: &'static str) -> DbResult<Vec<String>> {
+    let text: String = col(row, name)?;
+    serde_json::from_str(&text).map_err(|e| DbError::Sql(sqlx::Error::Decode(e.into())))
+}
+
+fn item(row: &AnyRow) -> DbResult<ProtectedItem> {
+    Ok(ProtectedItem {
+        id: col(row, "id")?,
+        tenant_id: col(row, "tenant_id")?,
+        device_id: col(row, "device_id")?,
+        vault_id: col(row, "vault_id")?,
+        name: col(row, "name")?,
+        paths: list(row, "paths")?,
+        excludes: list(row, "excludes")?,
+        one_file_system: col::<i64>(row, "one_file_system")? != 0,
+        tags: list(row, "tags")?,
+        pre_command: col(row, "pre_command")?,
+        post_command: col(row, "post_command")?,
+        schedule: col(row, "schedule")?,
+        jitter_seconds: col::<i64>(row, "jitter_seconds")?.clamp(0, u32::MAX as i64) as u32,
+        window_seconds: col::<i64>(row, "window_seconds")?.clamp(0, u32::MAX as i64) as u32,
+        next_run_at: opt_time(col(row, "next_run_at")?),
+        created_at: time(col(row, "created_at")?),
+        updated_at: time(col(row, "updated_at")?),
+    })
+}
+
+fn json(v: &[String]) -> String {
+    serde_json::to_string(v).expect("strings serialize")
+}
+
+pub async fn item_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<ProtectedItem>> {
+    let row = sqlx::query("SELECT * FROM protected_items WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(item).transpose()
+}
+
+/// The items of the tenants in `scope`, by tenant, device and name.
+pub async fn items_in(pool: &AnyPool, scope: &TenantScope) -> DbResult<Vec<ProtectedItem>> {
+    let rows = in_scope(
+        pool,
+        "SELECT i.* FROM protected_items i JOIN tenants t ON t.id = i.tenant_id",
+        scope,
+        "t.path, i.device_id, i.name",
+    )
+    .await?;
+    rows.iter().map(item).collect()
+}
+
+/// Inserts an item (`next_run_at` as the item says); a unique violation means the device
+/// has an item of that name.
+pub async fn insert_item(tx: &mut Tx, i: &ProtectedItem, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO protected_items (id, tenant_id, device_id, vault_id, name, paths, excludes,
+            one_file_system, tags, pre_command, post_command, schedule, jitter_seconds,
+            window_seconds, next_run_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)",
+    )
+    .bind(&i.id)
+    .bind(&i.tenant_id)
+    .bind(&i.device_id)
+    .bind(&i.vault_id)
+    .bind(&i.name)
+    .bind(json(&i.paths))
+    .bind(json(&i.excludes))
+    .bind(i.one_file_system as i64)
+    .bind(json(&i.tags))
+    .bind(&i.pre_command)
+    .bind(&i.post_command)
+    .bind(&i.schedule)
+    .bind(i.jitter_seconds as i64)
+    .bind(i.window_seconds as i64)
+    .bind(i.next_run_at.map(|t| t.timestamp_millis()))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Stores every setting of an item, `next_run_at` included.
+pub async fn update_item(tx: &mut Tx, i: &ProtectedItem, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE protected_items SET name = $1, paths = $2, excludes = $3, one_file_system = $4,
+            tags = $5, pre_command = $6, post_command = $7, schedule = $8, jitter_seconds = $9,
+            window_seconds = $10, next_run_at = $11, updated_at = $12
+         WHERE id = $13",
+    )
+    .bind(&i.name)
+    .bind(json(&i.paths))
+    .bind(json(&i.excludes))
+    .bind(i.one_file_system as i64)
+    .bind(json(&i.tags))
+    .bind(&i.pre_command)
+    .bind(&i.post_command)
+    .bind(&i.schedule)
+    .bind(i.jitter_seconds as i64)
+    .bind(i.window_seconds as i64)
+    .bind(i.next_run_at.map(|t| t.timestamp_millis()))
+    .bind(now)
+    .bind(&i.id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete_item(tx: &mut Tx, id: &str) -> DbResult<()> {
+    sqlx::query("DELETE FROM protected_items WHERE id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Removes the items of a device or a vault that is being deleted (`column` is
+/// `device_id` or `vault_id`).
+pub async fn delete_items_of(tx: &mut Tx, column: &'static str, id: &str) -> DbResult<u64> {
+    let sql = match column {
+        "device_id" => "DELETE FROM protected_items WHERE device_id = $1",
+        "vault_id" => "DELETE FROM protected_items WHERE vault_id = $1",
+        other => unreachable!("no item column {other}"),
+    };
+    Ok(sqlx::query(sql)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+}
+
+/// Items with a schedule whose next run is due at `now`, oldest first, at most `limit`.
+pub async fn due(pool: &AnyPool, now: i64, limit: u32) -> DbResult<Vec<ProtectedItem>> {
+    let rows = sqlx::query(
+        "SELECT * FROM protected_items
+         WHERE schedule IS NOT NULL AND next_run_at IS NOT NULL AND next_run_at <= $1
+         ORDER BY next_run_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(item).collect()
+}
+
+/// Moves an item's next run from `due` to `next`, if it still is `due`: of several nodes
+/// that saw the run due, exactly one moves it on, and that one fires the run.
+pub async fn advance(tx: &mut Tx, id: &str, due: i64, next: Option<i64>) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE protected_items SET next_run_at = $1 WHERE id = $2 AND next_run_at = $3",
+    )
+    .bind(next)
+    .bind(id)
+    .bind(due)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}

@@ -1,0 +1,284 @@
+//! Retention of a managed vault: the engine's forget plan for the policy that applies to the
+//! vault, then prune, run by the server with the key it holds. Every object it writes or
+//! deletes goes through the vault's object claims ([`ServerStorage`]), so the vault's usage
+//! stays exact, and every removed snapshot is in the audit log.
+//!
+//! Cut off at any point, it is safe to run again: forget removes snapshot objects one by
+//! one (what is gone stays gone, the rest is judged again) and prune is the engine's
+//! two-phase prune.
+
+use std::sync::Arc;
+
+use loop_api::{ActorKind, JobProgress, KeepRules, KeyCustody, Outcome};
+use loop_repo::forget::{self, ForgetRequest, KeepPolicy};
+use loop_repo::keys::Secret;
+use loop_repo::prune::{self, PruneOptions};
+use loop_repo::{Repository, Storage};
+
+use super::{Done, JobCtx, JobError};
+use crate::db::audit::NewEvent;
+use crate::db::{policies, tenants, vaults};
+use crate::vault_objects::ServerStorage;
+
+/// Removed snapshots named one by one in the job log.
+const LOGGED: usize = 50;
+
+fn keep_policy(rules: &KeepRules) -> Result<KeepPolicy, String> {
+    Ok(KeepPolicy {
+        last: rules.last,
+        hourly: rules.hourly,
+        daily: rules.daily,
+        weekly: rules.weekly,
+        monthly: rules.monthly,
+        yearly: rules.yearly,
+        tags: rules.tags.clone(),
+        within: rules
+            .within
+            .as_deref()
+            .map(forget::parse_within)
+            .transpose()?,
+    })
+}
+
+/// The open repository. Its storage owns a runtime of its own, which must not be dropped on
+/// an async thread: it is dropped on a blocking thread.
+struct OpenRepo(Option<Arc<Repository>>);
+
+impl OpenRepo {
+    fn get(&self) -> Arc<Repository> {
+        self.0.clone().expect("held until dropped")
+    }
+}
+
+impl Drop for OpenRepo {
+    fn drop(&mut self) {
+        if let Some(repo) = self.0.take() {
+            tokio::task::spawn_blocking(move || drop(repo));
+        }
+    }
+}
+
+/// Runs `f` on a blocking thread; an engine error is transient (storage or a lost lease).
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> loop_repo::Result<T> + Send + 'static,
+) -> Result<T, JobError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(JobError::transient(what, e)),
+        Err(e) => Err(JobError::transient(what, e)),
+    }
+}
+
+pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
+    let state = &ctx.state;
+    let pool = &state.db.pool;
+    let vault_id = ctx.claimed.job.target_id.clone();
+    let Some(v) = vaults::vault_by_id(pool, &vault_id).await? else {
+        return Err(JobError::Failed("the vault was deleted".into()));
+    };
+    if v.key_custody != KeyCustody::Managed {
+        return Err(JobError::Failed(
+            "the server cannot read a vault whose key the customer holds".into(),
+        ));
+    }
+    let Some(tenant) = tenants::tenant_by_id(pool, &v.tenant_id).await? else {
+        return Err(JobError::Failed("the vault's tenant is gone".into()));
+    };
+    let Some((policy, source)) = policies::effective(pool, &v.id, &tenant.path).await? else {
+        ctx.log(
+            "info",
+            "no retention policy applies to this vault: every snapshot is kept",
+        )
+        .await?;
+        return Ok(Done {
+            summary: serde_json::json!({ "policy_id": null, "snapshots_removed": 0 }),
+            warnings: 0,
+        });
+    };
+    let keep = keep_policy(&policy.keep)
+        .map_err(|e| JobError::Failed(format!("policy {} cannot be applied: {e}", policy.id)))?;
+    let dry_run = ctx.claimed.params["dry_run"].as_bool().unwrap_or(false);
+    let kek = crate::managed_keys::managed_kek(state, &v)
+        .await
+        .map_err(|_| JobError::Failed("the vault's key is gone; it cannot be read".into()))?;
+    let Some(dest) = state.destinations.get(&v.destination).cloned() else {
+        return Err(JobError::transient(
+            "the vault's destination is not configured on this node",
+            &v.destination,
+        ));
+    };
+    let storage = ServerStorage::new(state, dest, &v.id, ctx.fence())
+        .map_err(|e| JobError::transient("opening the vault's destination failed", e))?;
+    let storage: Arc<dyn Storage> = Arc::new(storage);
+    let request = ForgetRequest::Policy {
+        policy: keep,
+        filter: Default::default(),
+    };
+    let (repo, plan) = blocking("reading the vault's snapshots failed", move || {
+        let repo = Repository::open(storage, Secret::RawKey(&kek))?;
+        let plan = forget::plan(&repo, &request)?;
+        Ok((OpenRepo(Some(Arc::new(repo))), plan))
+    })
+    .await?;
+    let kept: usize = plan
+        .groups
+        .iter()
+        .map(|g| g.snapshots.len())
+        .sum::<usize>()
+        .saturating_sub(plan.remove.len());
+    let mut warnings = 0;
+    ctx.log(
+        "info",
+        &format!(
+            "policy {} (attached to the {}) keeps {kept} snapshots and removes {}",
+            policy.id,
+            source.as_str(),
+            plan.remove.len()
+        ),
+    )
+    .await?;
+    for (name, e) in &plan.damaged {
+        warnings += 1;
+        ctx.log(
+            "warning",
+            &format!("snapshot {name} cannot be read, so it is kept: {e}"),
+        )
+        .await?;
+    }
+    for id in plan.remove.iter().take(LOGGED) {
+        let verb = if dry_run { "would remove" } else { "removing" };
+        ctx.log("info", &format!("{verb} snapshot {}", id.to_hex()))
+            .await?;
+    }
+    if dry_run {
+        return Ok(Done {
+            summary: serde_json::json!({
+                "policy_id": policy.id, "dry_run": true, "snapshots_kept": kept,
+                "snapshots_removed": 0, "snapshots_to_remove": plan.remove.len(),
+            }),
+            warnings,
+        });
+    }
+    ctx.check()?;
+    let to_remove = plan.remove.clone();
+    let forget_repo = repo.get();
+    let removed = blocking("removing snapshots failed", move || {
+        forget::execute(&forget_repo, &plan)
+    })
+    .await;
+    // What was removed is recorded even when a later removal failed.
+    let removed = match removed {
+        Ok(report) => report.removed,
+        Err(e) => {
+            let gone = still_gone(&repo.get(), &to_remove).await;
+            audit_removed(ctx, &v.tenant_id, &v.id, &policy.id, &gone).await?;
+            return Err(e);
+        }
+    };
+    audit_removed(ctx, &v.tenant_id, &v.id, &policy.id, &removed).await?;
+    ctx.progress(&JobProgress {
+        files_done: removed.len() as u64,
+        files_total: Some(removed.len() as u64),
+        ..Default::default()
+    })
+    .await?;
+    ctx.check()?;
+    let opts = PruneOptions {
+        max_unused: policy.prune_max_unused_percent / 100.0,
+        grace: std::time::Duration::from_secs(policy.prune_grace_seconds),
+    };
+    let prune_repo = repo.get();
+    let (prune_plan, report) = blocking("pruning the vault failed", move || {
+        let plan = prune::plan(&prune_repo, &opts)?;
+        let shown = serde_json::to_value(&plan).unwrap_or_default();
+        let report = prune::execute(&prune_repo, plan)?;
+        Ok((shown, report))
+    })
+    .await?;
+    ctx.log(
+        "info",
+        &format!(
+            "pruned: {} packs deleted, {} written, {} index files rewritten{}",
+            report.packs_deleted,
+            report.packs_written,
+            report.index_files_written,
+            if report.packs_deferred > 0 {
+                format!(
+                    "; {} packs wait for running backups and go at the next run",
+                    report.packs_deferred
+                )
+            } else {
+                String::new()
+            }
+        ),
+    )
+    .await?;
+    Ok(Done {
+        summary: serde_json::json!({
+            "policy_id": policy.id,
+            "policy_source": source.as_str(),
+            "snapshots_kept": kept,
+            "snapshots_removed": removed.len(),
+            "prune_plan": prune_plan,
+            "packs_deleted": report.packs_deleted,
+            "packs_written": report.packs_written,
+            "index_files_written": report.index_files_written,
+            "index_files_deleted": report.index_files_deleted,
+            "packs_deferred": report.packs_deferred,
+        }),
+        warnings,
+    })
+}
+
+/// Which of `ids` are gone from the vault (after a forget that stopped part-way).
+async fn still_gone(repo: &Arc<Repository>, ids: &[loop_repo::Id]) -> Vec<loop_repo::Id> {
+    let (repo, ids) = (repo.clone(), ids.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let listed = match repo.storage().list(loop_repo::FileKind::Snapshot) {
+            Ok(l) => l,
+            Err(_) => return Vec::new(),
+        };
+        let names: std::collections::HashSet<String> = listed.into_iter().map(|o| o.name).collect();
+        ids.into_iter()
+            .filter(|id| !names.contains(&id.to_hex()))
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// One `snapshot.delete` event per removed snapshot, by the job (a system actor).
+async fn audit_removed(
+    ctx: &JobCtx,
+    tenant_id: &str,
+    vault_id: &str,
+    policy_id: &str,
+    removed: &[loop_repo::Id],
+) -> Result<(), JobError> {
+    let state = &ctx.state;
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    for id in removed {
+        crate::db::audit::append(
+            &mut tx,
+            NewEvent {
+                tenant_id: tenant_id.to_string(),
+                actor_kind: ActorKind::System,
+                actor_id: Some(ctx.id().to_string()),
+                action: "snapshot.delete",
+                object_kind: "snapshot",
+                object_id: Some(id.to_hex()),
+                outcome: Outcome::Success,
+                personal: Default::default(),
+                details: serde_json::json!({
+                    "vault_id": vault_id, "job_id": ctx.id(), "policy_id": policy_id,
+                }),
+            },
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(crate::db::DbError::from)?;
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! The scheduler: turns protected items' schedules into backup jobs.
+//!
+//! Each node ticks ([`run_scheduler`], every `jobs.scheduler_seconds`); a tick ([`tick`])
+//! first marks queued runs whose window passed as `missed`, then fires every item whose
+//! next run is due. Firing moves the item's `next_run_at` on with a conditional update, so
+//! of several nodes exactly one fires each run, and queues the run in the same transaction:
+//!
+//! - due and within its window: a `backup` job, due at its time plus a random delay of up
+//!   to `jitter_seconds`, missed if not started `window_seconds` after its time;
+//! - the same item still has a run open: a `skipped` record instead (skip-if-running);
+//! - its window passed before any node fired it (every node was down): a `missed` record,
+//!   and, when the next run is more than a window away, a catch-up run at once.
+
+use chrono::{DateTime, Utc};
+use loop_api::schedule::{Schedule, parse_time_zone};
+use loop_api::{JobKind, JobState, JobTrigger, ProtectedItem};
+use rand::RngExt as _;
+
+use crate::db::jobs::{self, NewJob};
+use crate::db::{DbResult, Tx, items, tenants};
+use crate::state::AppState;
+
+/// Items fired per tick at most; the rest wait for the next tick.
+const PER_TICK: u32 = 1000;
+
+/// What one tick did.
+#[derive(Debug, Default)]
+pub struct TickReport {
+    /// Backup jobs queued (catch-up runs included).
+    pub queued: Vec<String>,
+    /// Runs recorded as skipped: the item's previous run was still open.
+    pub skipped: Vec<String>,
+    /// Runs recorded as missed, or queued runs that became missed.
+    pub missed: Vec<String>,
+}
+
+/// The next run of `item` strictly after `after`, in its tenant's time zone; `None` when it
+/// has no schedule (or one that no longer reads, which is logged).
+pub fn next_run(item: &ProtectedItem, time_zone: &str, after: DateTime<Utc>) -> Option<i64> {
+    let text = item.schedule.as_deref()?;
+    let schedule = match Schedule::parse(text) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(item = %item.id, error = %e, "an item's schedule does not read");
+            return None;
+        }
+    };
+    let tz = parse_time_zone(time_zone)
+        .or_else(|_| parse_time_zone("UTC"))
+        .expect("UTC is a time zone");
+    schedule.next_after(after, tz).map(|t| t.timestamp_millis())
+}
+
+fn backup_job<'a>(item: &'a ProtectedItem, due: i64, params: serde_json::Value) -> NewJob<'a> {
+    NewJob {
+        tenant_id: &item.tenant_id,
+        kind: JobKind::Backup,
+        target_kind: "item",
+        target_id: &item.id,
+        scheduled_at: due,
+        trigger: JobTrigger::Schedule,
+        started_by_id: None,
+        max_attempts: 1,
+        params,
+        deadline_at: Some(due + item.window_seconds as i64 * 1000),
+    }
+}
+
+/// Queues a run of `item` at `at`, or records it as skipped when a run is still open.
+async fn queue_run(
+    tx: &mut Tx,
+    item: &ProtectedItem,
+    at: i64,
+    params: serde_json::Value,
+    now: i64,
+    report: &mut TickReport,
+) -> DbResult<()> {
+    let job = backup_job(item, at, params);
+    match jobs::enqueue_new(tx, &job, now).await? {
+        Some(id) => report.queued.push(id),
+        None => {
+            let id = jobs::record_ended(
+                tx,
+                &job,
+                JobState::Skipped,
+                "the previous run of this item was still queued or running",
+                now,
+            )
+            .await?;
+            report.skipped.push(id);
+        }
+    }
+    Ok(())
+}
+
+/// One round of the scheduler at the state's clock.
+pub async fn tick(state: &AppState) -> DbResult<TickReport> {
+    let pool = &state.db.pool;
+    let now = state.now();
+    let mut report = TickReport::default();
+    for j in jobs::miss_overdue(pool, now).await? {
+        tracing::warn!(job = %j.id, item = %j.target_id, "a scheduled run missed its window");
+        report.missed.push(j.id);
+    }
+    let now_time = crate::db::time(now);
+    let mut zones: std::collections::HashMap<String, String> = Default::default();
+    for item in items::due(pool, now, PER_TICK).await? {
+        let Some(due) = item.next_run_at.map(|t| t.timestamp_millis()) else {
+            continue;
+        };
+        if !zones.contains_key(&item.tenant_id) {
+            let tz = tenants::tenant_by_id(pool, &item.tenant_id)
+                .await?
+                .map(|t| t.tenant.time_zone)
+                .unwrap_or_else(|| "UTC".into());
+            zones.insert(item.tenant_id.clone(), tz);
+        }
+        let next = next_run(&item, &zones[&item.tenant_id], now_time);
+        let window = item.window_seconds as i64 * 1000;
+        let mut tx = state.db.begin().await?;
+        if !items::advance(&mut tx, &item.id, due, next).await? {
+            // Another node fired it.
+            continue;
+        }
+        if now - due <= window {
+            let jitter = if item.jitter_seconds > 0 {
+                rand::rng().random_range(0..=item.jitter_seconds as i64 * 1000)
+            } else {
+                0
+            };
+            let at = (due + jitter).min(due + window);
+            queue_run(&mut tx, &item, at, serde_json::json!({}), now, &mut report).await?;
+        } else {
+            let id = jobs::record_ended(
+                &mut tx,
+                &backup_job(&item, due, serde_json::json!({})),
+                JobState::Missed,
+                "no server was running when it was due",
+                now,
+            )
+            .await?;
+            report.missed.push(id);
+            if next.is_none_or(|n| n - now > window) {
+                let params = serde_json::json!({ "catch_up": true, "missed_at": due });
+                queue_run(&mut tx, &item, now, params, now, &mut report).await?;
+            }
+        }
+        tx.commit().await?;
+    }
+    Ok(report)
+}
+
+/// Ticks every `jobs.scheduler_seconds` until the task is dropped.
+pub async fn run_scheduler(state: AppState) {
+    let every = std::time::Duration::from_secs(state.config.jobs.scheduler_seconds.max(1));
+    loop {
+        if let Err(e) = tick(&state).await {
+            tracing::warn!(error = %e, "scheduler tick");
+        }
+        tokio::time::sleep(every).await;
+    }
+}

@@ -1,0 +1,298 @@
+//! Changes to vault objects, for every writer: the vault protocol's handlers and the server's
+//! own jobs. Every change claims the object's row first (`db::objects`), so each name is
+//! create-once, a lock marker belongs to its writer and a vault's usage is what it stores,
+//! whoever writes.
+//!
+//! A writer is named by an *owner* (a token ID, or `job:<id>` for a job of the server) and a
+//! rule that says which stored objects it may replace or remove (`may_change(owner)`).
+
+mod storage;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use loop_repo::FileKind;
+use object_store::ObjectStoreExt as _;
+use object_store::PutPayload;
+use object_store::path::Path as StorePath;
+
+pub use storage::{Fence, ServerStorage};
+
+use crate::db::objects::{self, Claim, Claimed, ObjectKey, Prior};
+use crate::db::{DbError, DbResult};
+use crate::destinations::Destination;
+use crate::state::AppState;
+
+/// Why a change was not made. Nothing was changed in storage or in the rows.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// Another writer holds the object for a moment: try again.
+    #[error("another writer is changing this object")]
+    Busy,
+    /// The object is stored and this writer may not replace it.
+    #[error("the object exists and this writer cannot replace it")]
+    Exists,
+    /// The object is stored and this writer may not remove it.
+    #[error("this writer may not remove the object")]
+    Refused,
+    #[error("the vault's quota does not allow this object")]
+    OverQuota,
+    #[error("storage: {0}")]
+    Storage(#[from] object_store::Error),
+    #[error("database: {0}")]
+    Db(#[from] DbError),
+}
+
+/// How many times a change re-claims an object after settling what storage holds.
+const CLAIM_ROUNDS: usize = 3;
+/// How long a change waits for another writer's claim on the same object (a marker
+/// rewritten by two threads, a retried upload) before it answers [`ChangeError::Busy`].
+const BUSY_WAIT: Duration = Duration::from_secs(5);
+
+/// One object of one vault at its destination.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub dest: &'a Destination,
+    pub vault_id: &'a str,
+    pub kind: FileKind,
+    pub name: &'a str,
+}
+
+impl<'a> Target<'a> {
+    pub fn key(&self) -> ObjectKey<'a> {
+        ObjectKey {
+            vault_id: self.vault_id,
+            kind: self.kind.name(),
+            name: self.name,
+        }
+    }
+
+    pub fn path(&self) -> StorePath {
+        self.dest.path(self.vault_id, &self.kind.path(self.name))
+    }
+}
+
+fn lease_ms(state: &AppState) -> i64 {
+    state.config.limits.claim_lease_secs as i64 * 1000
+}
+
+/// Claims an object, waiting out short-lived claims of other writers.
+async fn claim_waiting<F, Fut>(mut attempt: F) -> Result<Claimed, ChangeError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = DbResult<Claimed>>,
+{
+    let start = tokio::time::Instant::now();
+    loop {
+        match attempt().await? {
+            Claimed::Busy if start.elapsed() < BUSY_WAIT => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return Ok(other),
+        }
+    }
+}
+
+/// Claims `t` for writing `len` bytes as `owner`. A row left by a dead writer, or an object
+/// stored before rows were kept, is settled against storage first.
+pub async fn claim_write(
+    state: &AppState,
+    t: Target<'_>,
+    len: u64,
+    owner: &str,
+    may_change: impl Fn(Option<&str>) -> bool,
+) -> Result<Claim, ChangeError> {
+    let path = t.path();
+    for _ in 0..CLAIM_ROUNDS {
+        let claimed = claim_waiting(|| {
+            objects::claim_write(
+                &state.db.pool,
+                t.key(),
+                len,
+                owner,
+                &may_change,
+                state.now(),
+                lease_ms(state),
+            )
+        })
+        .await?;
+        let c = match claimed {
+            Claimed::Yes(c) => c,
+            Claimed::Refused { .. } => return Err(ChangeError::Exists),
+            Claimed::Busy | Claimed::Absent => return Err(ChangeError::Busy),
+            Claimed::OverQuota => return Err(ChangeError::OverQuota),
+        };
+        if matches!(c.prior, Prior::Stored { .. }) {
+            return Ok(c);
+        }
+        // No row, or a dead writer's: storage says whether the object exists.
+        let found = match t.dest.store.head(&path).await {
+            Ok(m) => Some(m.size),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => {
+                objects::abort_write(&state.db.pool, t.key(), &c).await?;
+                return Err(e.into());
+            }
+        };
+        if found.is_none() && c.prior == Prior::Unknown {
+            return Ok(c);
+        }
+        let counted = c.prior == Prior::Unknown;
+        objects::settle(&state.db.pool, t.key(), &c, found, counted).await?;
+    }
+    Err(ChangeError::Busy)
+}
+
+/// Records a written object; [`ChangeError::Busy`] when the claim was taken over meanwhile
+/// (the write happened after another writer's settle: that writer decides).
+pub async fn complete_write(
+    state: &AppState,
+    t: Target<'_>,
+    claim: &Claim,
+    len: u64,
+) -> Result<(), ChangeError> {
+    if objects::complete_write(&state.db.pool, t.key(), claim, len).await? {
+        Ok(())
+    } else {
+        tracing::error!(vault = %t.vault_id, object = %t.name,
+            "a write finished after its claim was taken over");
+        Err(ChangeError::Busy)
+    }
+}
+
+pub async fn abort_write(state: &AppState, t: Target<'_>, claim: &Claim) -> DbResult<()> {
+    objects::abort_write(&state.db.pool, t.key(), claim).await
+}
+
+/// Writes a whole object held in memory.
+pub async fn put(
+    state: &AppState,
+    t: Target<'_>,
+    data: Vec<u8>,
+    owner: &str,
+    may_change: impl Fn(Option<&str>) -> bool,
+) -> Result<(), ChangeError> {
+    let len = data.len() as u64;
+    let claim = claim_write(state, t, len, owner, may_change).await?;
+    let keeper = LeaseKeeper::start(state, t.key(), &claim);
+    let written = match keeper.check() {
+        Ok(()) => t
+            .dest
+            .store
+            .put(&t.path(), PutPayload::from(data))
+            .await
+            .map(drop)
+            .map_err(ChangeError::from),
+        Err(e) => Err(e),
+    };
+    drop(keeper);
+    if let Err(e) = written {
+        abort_write(state, t, &claim).await?;
+        return Err(e);
+    }
+    complete_write(state, t, &claim, len).await
+}
+
+/// Deletes an object. `Ok(None)` when there was nothing to delete; else the size it had.
+pub async fn delete(
+    state: &AppState,
+    t: Target<'_>,
+    may_change: impl Fn(Option<&str>) -> bool,
+) -> Result<Option<u64>, ChangeError> {
+    let path = t.path();
+    let pool = &state.db.pool;
+    let mut claimed = claim_waiting(|| {
+        objects::claim_delete(pool, t.key(), &may_change, state.now(), lease_ms(state))
+    })
+    .await?;
+    if let Claimed::Absent = claimed {
+        // No row: an object stored before rows were kept, or nothing at all.
+        let size = match t.dest.store.head(&path).await {
+            Ok(m) => m.size,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if !may_change(None) {
+            return Err(ChangeError::Refused);
+        }
+        claimed =
+            objects::claim_unrecorded_delete(pool, t.key(), size, state.now(), lease_ms(state))
+                .await?;
+    }
+    let claim = match claimed {
+        Claimed::Yes(c) => c,
+        Claimed::Refused { .. } => return Err(ChangeError::Refused),
+        Claimed::Absent => return Ok(None),
+        Claimed::Busy | Claimed::OverQuota => return Err(ChangeError::Busy),
+    };
+    let keeper = LeaseKeeper::start(state, t.key(), &claim);
+    let deleted = t.dest.store.delete(&path).await;
+    drop(keeper);
+    match deleted {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => {
+            objects::abort_delete(pool, t.key(), &claim).await?;
+            return Err(e.into());
+        }
+    }
+    Ok(Some(objects::complete_delete(pool, t.key(), &claim).await?))
+}
+
+/// Renews a claim's lease for as long as the change holding it runs (a third of the lease
+/// at a time), so only a change whose server died ever loses its claim. Stops on drop.
+pub struct LeaseKeeper {
+    lost: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LeaseKeeper {
+    pub fn start(state: &AppState, key: ObjectKey<'_>, claim: &Claim) -> LeaseKeeper {
+        let lease_ms = lease_ms(state);
+        let lost = Arc::new(AtomicBool::new(false));
+        let (state, claim, flag) = (state.clone(), claim.clone(), lost.clone());
+        let (vault_id, kind, name) = (
+            key.vault_id.to_string(),
+            key.kind.to_string(),
+            key.name.to_string(),
+        );
+        let every = Duration::from_millis((lease_ms / 3).max(1) as u64);
+        let task = tokio::spawn(async move {
+            let key = ObjectKey {
+                vault_id: &vault_id,
+                kind: &kind,
+                name: &name,
+            };
+            loop {
+                tokio::time::sleep(every).await;
+                let until = state.now() + lease_ms;
+                match objects::renew(&state.db.pool, key, &claim, until).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        flag.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    // Tried again next round; the lease has two more rounds to go.
+                    Err(e) => tracing::warn!(error = %e, "renewing an object claim"),
+                }
+            }
+        });
+        LeaseKeeper { lost, task }
+    }
+
+    /// Fails once another writer took the claim over.
+    pub fn check(&self) -> Result<(), ChangeError> {
+        if self.lost.load(Ordering::Relaxed) {
+            Err(ChangeError::Busy)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

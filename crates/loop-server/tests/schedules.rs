@@ -1,0 +1,262 @@
+//! Protected items on a schedule: the scheduler queues each run once when the server's clock
+//! passes its time (in the tenant's time zone), skips a run while the previous one is open,
+//! marks runs whose window passed as missed, and catches up a missed run when the next is
+//! far away. The tests drive the clock and the scheduler's tick; nothing waits on wall time.
+
+mod support;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Timelike, Utc};
+use loop_server::jobs::scheduler::{TickReport, tick};
+use serde_json::{Value, json};
+use support::Server;
+use support::vault::customer_with_vault;
+
+fn start() -> Server {
+    // The server's own scheduler ticks once at start and then not again during a test, so
+    // every run below comes from the test's ticks.
+    Server::start_with(|c| c.jobs.scheduler_seconds = 86_400)
+}
+
+fn tick_now(server: &Server) -> TickReport {
+    server.block_on(tick(&server.state)).expect("a tick")
+}
+
+fn time(v: &Value) -> DateTime<Utc> {
+    v.as_str().unwrap().parse().unwrap()
+}
+
+/// A customer with a device and a vault: (tenant, device, vault).
+fn customer(admin: &support::Caller<'_>, name: &str) -> (String, String, String) {
+    let (tenant, vault) = customer_with_vault(admin, name, None);
+    let device = admin
+        .post(
+            "/api/v1/devices",
+            json!({ "tenant_id": tenant, "name": "pc" }),
+        )
+        .expect(201);
+    (tenant, device["id"].as_str().unwrap().to_string(), vault)
+}
+
+fn item(admin: &support::Caller<'_>, ids: &(String, String, String), extra: Value) -> Value {
+    let mut body = json!({
+        "tenant_id": ids.0, "device_id": ids.1, "vault_id": ids.2, "name": "home",
+        "paths": ["/home"],
+    });
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    admin.post("/api/v1/items", body).expect(201)
+}
+
+/// Moves the server's clock to `at` plus `by` (never backwards).
+fn advance_to(server: &Server, at: DateTime<Utc>, by: Duration) {
+    let now = DateTime::from_timestamp_millis(server.state.now()).unwrap();
+    let target = at + chrono::Duration::from_std(by).unwrap();
+    if target > now {
+        server.advance((target - now).to_std().unwrap());
+    }
+}
+
+#[test]
+fn a_scheduled_run_is_queued_once_skipped_while_open_and_missed_when_its_window_passes() {
+    let server = start();
+    let admin = server.admin();
+    let ids = customer(&admin, "Scheduled");
+    let i = item(
+        &admin,
+        &ids,
+        json!({ "schedule": "*:0/15", "window_seconds": 3600 }),
+    );
+    let id = i["id"].as_str().unwrap();
+    let first = time(&i["next_run_at"]);
+    assert_eq!(first.minute() % 15, 0, "{first}");
+    assert_eq!(first.second(), 0);
+
+    // Not due yet: nothing happens.
+    let r = tick_now(&server);
+    assert!(r.queued.is_empty() && r.skipped.is_empty(), "{r:?}");
+
+    // Its time passes: one backup job for the item, due at its time, missed an hour later.
+    advance_to(&server, first, Duration::from_secs(1));
+    // Sessions end when idle: sign in anew after the clock moved.
+    let admin = server.admin();
+    let (a, b) = server.block_on(async { tokio::join!(tick(&server.state), tick(&server.state)) });
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        a.queued.len() + b.queued.len(),
+        1,
+        "two ticks at once fire the run once: {a:?} {b:?}"
+    );
+    let job_id = a.queued.first().or(b.queued.first()).unwrap().clone();
+    let job = admin.get(&format!("/api/v1/jobs/{job_id}")).expect(200);
+    assert_eq!(job["kind"], "backup");
+    assert_eq!(job["state"], "queued");
+    assert_eq!(job["trigger"], "schedule");
+    assert_eq!(
+        (&job["target_kind"], &job["target_id"]),
+        (&json!("item"), &json!(id))
+    );
+    assert_eq!(time(&job["scheduled_at"]), first);
+    assert_eq!(
+        time(&job["deadline_at"]),
+        first + chrono::Duration::hours(1)
+    );
+    let moved = admin.get(&format!("/api/v1/items/{id}")).expect(200);
+    assert_eq!(
+        time(&moved["next_run_at"]),
+        first + chrono::Duration::minutes(15)
+    );
+
+    // The next run comes while the first is still queued (no agent took it): skipped.
+    advance_to(&server, first, Duration::from_secs(15 * 60 + 1));
+    // Sessions end when idle: sign in anew after the clock moved.
+    let admin = server.admin();
+    let r = tick_now(&server);
+    assert!(r.queued.is_empty(), "{r:?}");
+    assert_eq!(r.skipped.len(), 1, "{r:?}");
+    let skipped = admin
+        .get(&format!("/api/v1/jobs/{}", r.skipped[0]))
+        .expect(200);
+    assert_eq!(skipped["state"], "skipped");
+    assert!(skipped["error"].as_str().unwrap().contains("still queued"));
+
+    // Past the first run's window: it is missed; the item's overdue run is missed too
+    // (no tick came in its window), and the next is near, so there is no catch-up.
+    advance_to(&server, first, Duration::from_secs(2 * 3600 + 60));
+    // Sessions end when idle: sign in anew after the clock moved.
+    let admin = server.admin();
+    let r = tick_now(&server);
+    assert!(r.missed.contains(&job_id), "{r:?}");
+    assert_eq!(r.missed.len(), 2, "{r:?}");
+    assert!(r.queued.is_empty(), "{r:?}");
+    let job = admin.get(&format!("/api/v1/jobs/{job_id}")).expect(200);
+    assert_eq!(job["state"], "missed");
+    let missed = admin
+        .get(&format!("/api/v1/jobs?tenant_id={}&state=missed", ids.0))
+        .expect(200);
+    assert_eq!(missed.as_array().unwrap().len(), 2);
+
+    // A missed job cannot be taken any more: the runner of the server never takes backups,
+    // and a run asked for now is a new job.
+    let run = admin
+        .post(&format!("/api/v1/items/{id}/run"), json!({}))
+        .expect(202);
+    assert_eq!(run["kind"], "backup");
+    assert_eq!(run["trigger"], "user");
+    assert_eq!(run["state"], "queued");
+    let again = admin
+        .post(&format!("/api/v1/items/{id}/run"), json!({}))
+        .expect(202);
+    assert_eq!(
+        again["id"], run["id"],
+        "while a run is open, asking again answers it"
+    );
+}
+
+#[test]
+fn a_run_missed_while_no_server_ran_is_caught_up_when_the_next_is_far_away() {
+    let server = start();
+    let admin = server.admin();
+    let ids = customer(&admin, "Daily");
+    let i = item(
+        &admin,
+        &ids,
+        json!({ "schedule": "daily", "window_seconds": 3600, "jitter_seconds": 600 }),
+    );
+    let id = i["id"].as_str().unwrap();
+    let due = time(&i["next_run_at"]);
+    // Three hours late (every node was down): missed, and the next run is a day away, so
+    // one run is queued at once.
+    advance_to(&server, due, Duration::from_secs(3 * 3600));
+    // Sessions end when idle: sign in anew after the clock moved.
+    let admin = server.admin();
+    let r = tick_now(&server);
+    assert_eq!(r.missed.len(), 1, "{r:?}");
+    assert_eq!(r.queued.len(), 1, "{r:?}");
+    let catch_up = admin
+        .get(&format!("/api/v1/jobs/{}", r.queued[0]))
+        .expect(200);
+    assert_eq!(catch_up["target_id"], id);
+    let now = DateTime::from_timestamp_millis(server.state.now()).unwrap();
+    assert!(time(&catch_up["scheduled_at"]) <= now);
+    let missed = admin
+        .get(&format!("/api/v1/jobs/{}", r.missed[0]))
+        .expect(200);
+    assert_eq!(missed["state"], "missed");
+    assert_eq!(time(&missed["scheduled_at"]), due);
+
+    // The next day's run starts within its jitter.
+    let next = time(&admin.get(&format!("/api/v1/items/{id}")).expect(200)["next_run_at"]);
+    assert_eq!(next, due + chrono::Duration::days(1));
+    // The catch-up run is done with (cancelled), so the next run is not skipped.
+    admin
+        .post(&format!("/api/v1/jobs/{}/cancel", r.queued[0]), json!({}))
+        .expect(200);
+    advance_to(&server, next, Duration::from_secs(1));
+    // Sessions end when idle: sign in anew after the clock moved.
+    let admin = server.admin();
+    let r = tick_now(&server);
+    assert_eq!(r.queued.len(), 1, "{r:?}");
+    let job = admin
+        .get(&format!("/api/v1/jobs/{}", r.queued[0]))
+        .expect(200);
+    let at = time(&job["scheduled_at"]);
+    assert!(
+        at >= next && at <= next + chrono::Duration::seconds(600),
+        "{at} is within 10 minutes after {next}"
+    );
+}
+
+#[test]
+fn schedules_are_read_in_the_tenants_time_zone_and_bad_ones_are_refused() {
+    let server = start();
+    let admin = server.admin();
+    let ids = customer(&admin, "Tokyo");
+    admin
+        .patch(
+            &format!("/api/v1/tenants/{}", ids.0),
+            json!({ "time_zone": "Asia/Tokyo" }),
+        )
+        .expect(200);
+    // Midnight in Tokyo is 15:00 UTC (no daylight saving there).
+    let i = item(&admin, &ids, json!({ "schedule": "daily" }));
+    let next = time(&i["next_run_at"]);
+    assert_eq!((next.hour(), next.minute()), (15, 0), "{next}");
+    // Without a schedule: no next run; a schedule can be added and removed.
+    let id = i["id"].as_str().unwrap();
+    let cleared = admin
+        .patch(&format!("/api/v1/items/{id}"), json!({ "schedule": "" }))
+        .expect(200);
+    assert!(cleared["schedule"].is_null() && cleared["next_run_at"].is_null());
+    for (body, what) in [
+        (json!({ "schedule": "someday" }), "schedule"),
+        (json!({ "schedule": "0 0 30 2 *" }), "never happens"),
+        (json!({ "paths": ["relative/path"] }), "absolute"),
+        (json!({ "paths": [] }), "at least one path"),
+        (json!({ "window_seconds": 10 }), "window_seconds"),
+        (
+            json!({ "jitter_seconds": 99999, "window_seconds": 3600 }),
+            "jitter_seconds",
+        ),
+    ] {
+        let r = admin.patch(&format!("/api/v1/items/{id}"), body.clone());
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert!(r.body.contains(what), "{body}: {}", r.body);
+    }
+    // One name per device.
+    let r = admin.post(
+        "/api/v1/items",
+        json!({ "tenant_id": ids.0, "device_id": ids.1, "vault_id": ids.2, "name": "home",
+                "paths": ["/srv"] }),
+    );
+    r.expect_problem(409, "item_exists");
+    // Deleting the device removes its items.
+    admin
+        .delete(&format!("/api/v1/devices/{}", ids.1))
+        .expect(204);
+    admin
+        .get(&format!("/api/v1/items/{id}"))
+        .expect_problem(404, "not_found");
+}
