@@ -191,8 +191,15 @@ def make_fixtures() -> None:
     for name in ("vault", "doomed_vault"):
         fixtures[name] = api(admin, "POST", "/api/v1/vaults", {"tenant_id": t["id"], "name": name, "destination": "local"})["id"]
     fixtures["job"] = api(admin, "POST", f"/api/v1/vaults/{fixtures['vault']}/verify", {"read_data_percent": 0})["id"]
+    # Policies and items have doomed twins for their DELETE; items sit on a device of their
+    # own, since deleting a device deletes its items.
     fixtures["policy"] = api(admin, "POST", "/api/v1/policies", {"tenant_id": t["id"], "vault_id": fixtures["vault"], "keep": {"last": 5}})["id"]
-    fixtures["item"] = api(admin, "POST", "/api/v1/items", {"tenant_id": t["id"], "device_id": fixtures["device"], "vault_id": fixtures["vault"], "name": "fuzz-home", "paths": ["/home"], "schedule": "daily"})["id"]
+    spare_vault = api(admin, "POST", "/api/v1/vaults", {"tenant_id": t["id"], "name": "spare", "destination": "local"})["id"]
+    fixtures["doomed_policy"] = api(admin, "POST", "/api/v1/policies", {"tenant_id": t["id"], "vault_id": spare_vault, "keep": {"last": 5}})["id"]
+    item_device = api(admin, "POST", "/api/v1/devices", {"tenant_id": t["id"], "name": "fuzz-items-pc"})["id"]
+    for name in ("item", "doomed_item"):
+        fixtures[name] = api(admin, "POST", "/api/v1/items", {"tenant_id": t["id"], "device_id": item_device, "vault_id": fixtures["vault"], "name": name, "paths": ["/home"], "schedule": "daily"})["id"]
+    fixtures["item_device"] = item_device
 
 
 def valid_body(op: str, n: int):
@@ -210,6 +217,7 @@ def valid_body(op: str, n: int):
         "PATCH /api/v1/users/{id}": {"first_name": f"Renamed {n}"},
         "POST /api/v1/users/{id}/roles": {"tenant_id": t, "role": ["operator", "auditor", "billing", "admin"][n % 4]},
         "POST /api/v1/devices": {"tenant_id": t, "name": f"fuzz-pc-{n}"},
+        "POST /api/v1/devices/enroll-codes": {"tenant_id": t, "expires_in_minutes": n % 600 + 1},
         "POST /api/v1/tokens": {"tenant_id": t, "name": f"fuzz-token-{n}", "kind": "api", "permissions": ["backup"]},
         "POST /api/v1/vaults": {"tenant_id": t, "name": f"fuzz-vault-{n}", "destination": "local"},
         "POST /api/v1/tenants/{id}/erase": {"confirm": "Fuzz Leaving Ltd"},
@@ -217,7 +225,7 @@ def valid_body(op: str, n: int):
         "POST /api/v1/vaults/{id}/retention": {"dry_run": True},
         "POST /api/v1/policies": {"tenant_id": t, "keep": {"daily": n % 30 + 1}},
         "PATCH /api/v1/policies/{id}": {"keep": {"last": n % 30 + 1}},
-        "POST /api/v1/items": {"tenant_id": t, "device_id": fixtures["device"], "vault_id": fixtures["vault"], "name": f"fuzz-item-{n}", "paths": ["/srv"], "schedule": "mon..fri 22:00"},
+        "POST /api/v1/items": {"tenant_id": t, "device_id": fixtures["item_device"], "vault_id": fixtures["vault"], "name": f"fuzz-item-{n}", "paths": ["/srv"], "schedule": "mon..fri 22:00"},
         "PATCH /api/v1/items/{id}": {"schedule": ["daily", "*:0/15", "0 22 * * 1-5"][n % 3]},
     }.get(op)
 
@@ -277,6 +285,10 @@ def before_call(context, case, kwargs):
             ids = {"id": fixtures["doomed_vault"]}
         if case.operation.path == "/api/v1/tenants/{id}/erase":
             ids = {"id": fixtures["doomed_tenant"]}
+        if case.operation.method.upper() == "DELETE" and case.operation.path == "/api/v1/policies/{id}":
+            ids = {"id": fixtures["doomed_policy"]}
+        if case.operation.method.upper() == "DELETE" and case.operation.path == "/api/v1/items/{id}":
+            ids = {"id": fixtures["doomed_item"]}
         case.path_parameters = {k: ids.get(k, v) for k, v in case.path_parameters.items()}
     if isinstance(case.query, dict) and "tenant_id" in case.query:
         case.query = {**case.query, "tenant_id": fixtures["tenant"]}

@@ -59,7 +59,7 @@ impl ApiClient {
         ApiClient { conn, session }
     }
 
-    fn request(&self, method: Method, path: &str) -> reqwest::blocking::RequestBuilder {
+    pub(crate) fn request(&self, method: Method, path: &str) -> reqwest::blocking::RequestBuilder {
         let mut r = self
             .conn
             .client
@@ -70,7 +70,7 @@ impl ApiClient {
         r
     }
 
-    fn send(
+    pub(crate) fn send(
         &self,
         r: reqwest::blocking::RequestBuilder,
     ) -> Result<reqwest::blocking::Response, ApiError> {

@@ -164,6 +164,14 @@ impl ApiClient {
         self.call(Method::POST, "/api/v1/devices", Some(r))
     }
 
+    /// A single-use code that registers a machine as a device of the tenant.
+    pub fn create_enrolment_code(
+        &self,
+        r: &CreateEnrolmentCode,
+    ) -> Result<EnrolmentCode, ApiError> {
+        self.call(Method::POST, "/api/v1/devices/enroll-codes", Some(r))
+    }
+
     pub fn delete_device(&self, id: &DeviceId) -> Result<(), ApiError> {
         self.call_empty::<()>(Method::DELETE, &format!("/api/v1/devices/{id}"), None)
     }

@@ -5,10 +5,12 @@
 //! - [`ApiClient`]: the JSON API with a session token, one typed method per operation.
 //! - [`VaultStorage`]: a [`loop_repo::Storage`] over the vault protocol, so every engine
 //!   command works against `https://HOST:PORT/vaults/ID` with a token.
+//! - The agent protocol (`protocol.rs`): enrolment, heartbeats, job claims and reports.
 
 mod api;
 mod connection;
 mod endpoints;
+mod protocol;
 mod vault;
 
 pub use api::{ApiClient, ApiError};

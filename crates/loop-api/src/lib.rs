@@ -14,6 +14,7 @@
 
 #[macro_use]
 mod macros;
+mod agent;
 pub mod audit;
 mod ids;
 mod items;
@@ -22,6 +23,7 @@ mod policies;
 pub mod schedule;
 mod types;
 
+pub use agent::*;
 pub use ids::*;
 pub use items::*;
 pub use jobs::*;

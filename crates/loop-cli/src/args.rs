@@ -130,6 +130,9 @@ pub enum Command {
     /// Vaults and destinations
     #[command(subcommand)]
     Vault(crate::service_args::VaultCommand),
+    /// The agent: enrol this machine, then run scheduled backups
+    #[command(subcommand)]
+    Agent(crate::service_args::AgentCommand),
     /// Protected items: what devices back up, and when
     #[command(subcommand)]
     Item(crate::service_args::ItemCommand),

@@ -184,6 +184,53 @@ pub enum DeviceCommand {
     },
     /// Remove a device and revoke its tokens
     Delete { id: DeviceId },
+    /// A single-use code with which `loop agent enroll` registers a machine as a device
+    EnrollCode {
+        #[arg(long)]
+        tenant: TenantId,
+        /// Minutes the code stays valid (default 60)
+        #[arg(long)]
+        expires_minutes: Option<u32>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AgentCommand {
+    /// Register this machine as a device with an enrolment code; keeps the device token in
+    /// the state directory, readable by its owner only
+    Enroll {
+        /// Server address, https://HOST:PORT
+        #[arg(long, env = "LOOP_SERVER")]
+        server: String,
+        #[arg(long, env = "LOOP_ENROL_CODE")]
+        code: String,
+        /// The device's name (default: this host's name)
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        state: AgentState,
+    },
+    /// Run the agent: heartbeats, and the backups the server schedules or is asked for
+    Run {
+        #[command(flatten)]
+        state: AgentState,
+        /// Seconds between heartbeats (and looks for due jobs)
+        #[arg(long, default_value_t = 30)]
+        poll_seconds: u64,
+        /// Run the pre- and post-commands of this device's items (off unless given)
+        #[arg(long)]
+        allow_commands: bool,
+        /// Stop after one heartbeat and the jobs that were due
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct AgentState {
+    /// Where the agent keeps its device token (default /var/lib/loop-agent)
+    #[arg(long, env = "LOOP_AGENT_DIR", default_value = "/var/lib/loop-agent")]
+    pub state_dir: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]

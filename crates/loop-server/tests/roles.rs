@@ -81,6 +81,11 @@ const ROUTES: &[(&str, &str, Rule)] = &[
     ("get", "/api/v1/devices", Needs(&[ReadDevices])),
     ("post", "/api/v1/devices", Needs(&[ChangeDevices])),
     ("delete", "/api/v1/devices/{id}", Needs(&[ChangeDevices])),
+    (
+        "post",
+        "/api/v1/devices/enroll-codes",
+        Needs(&[ChangeDevices]),
+    ),
     ("get", "/api/v1/tokens", Needs(&[ReadTokens])),
     ("post", "/api/v1/tokens", Needs(&[ChangeTokens])),
     ("delete", "/api/v1/tokens/{id}", Needs(&[ChangeTokens])),
@@ -426,6 +431,10 @@ impl<'a> Walk<'a> {
             ("post", "/api/v1/devices") => (
                 path.into(),
                 Some(json!({ "tenant_id": tid, "name": "new-pc" })),
+            ),
+            ("post", "/api/v1/devices/enroll-codes") => (
+                path.into(),
+                Some(json!({ "tenant_id": tid, "expires_in_minutes": 30 })),
             ),
             ("delete", "/api/v1/devices/{id}") => {
                 (format!("/api/v1/devices/{}", self.device(&tid)), None)

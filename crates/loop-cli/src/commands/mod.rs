@@ -56,6 +56,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Device(c) => crate::service::device(g, c),
         Command::Token(c) => crate::service::token(g, c),
         Command::Vault(c) => crate::service::vault(g, c),
+        Command::Agent(c) => crate::service::agent(g, c),
         Command::Item(c) => crate::service::item(g, c),
         Command::Policy(c) => crate::service::policy(g, c),
         Command::Job(c) => crate::service::job(g, c),

@@ -29,6 +29,23 @@ pub(crate) fn device(g: &Global, c: DeviceCommand) -> Result<ExitCode> {
             })?;
             show(g, &d, |d| println!("created device {} ({})", d.name, d.id))
         }
+        DeviceCommand::EnrollCode {
+            tenant,
+            expires_minutes,
+        } => {
+            let c: EnrolmentCode = api.create_enrolment_code(&CreateEnrolmentCode {
+                tenant_id: tenant,
+                expires_in_minutes: expires_minutes,
+            })?;
+            show(g, &c, |c| {
+                println!("enrolment code (shown once, valid until {}):", c.expires_at);
+                println!("{}", c.code.expose());
+                println!(
+                    "on the machine: loop agent enroll --server {} --code CODE",
+                    api.conn.base
+                );
+            })
+        }
         DeviceCommand::Delete { id } => {
             api.delete_device(&id)?;
             show(g, &json!({"deleted": id}), |_| {

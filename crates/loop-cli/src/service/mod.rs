@@ -3,6 +3,7 @@
 
 mod access;
 mod account;
+mod agent;
 mod audit;
 mod items;
 mod jobs;
@@ -14,6 +15,7 @@ mod vaults;
 
 pub(crate) use access::{device, token};
 pub(crate) use account::{login, logout, session, whoami};
+pub(crate) use agent::agent;
 pub(crate) use audit::{admin, audit};
 pub(crate) use items::item;
 pub(crate) use jobs::job;

@@ -250,37 +250,9 @@ pub async fn claim_due(
             }
             continue;
         }
-        // The same conditions again, and the fence read above: of several runners that
-        // saw this job, exactly one changes the row.
-        let taken = sqlx::query(
-            "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2,
-                fence = fence + 1, attempts = attempts + 1,
-                started_at = COALESCE(started_at, $3)
-             WHERE id = $4 AND fence = $5
-               AND ((state = 'queued' AND scheduled_at <= $3)
-                 OR (state = 'running' AND lease_expires_at <= $3))",
-        )
-        .bind(owner)
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(&id)
-        .bind(fence)
-        .execute(pool)
-        .await?;
-        if taken.rows_affected() != 1 {
-            continue;
+        if let Some(c) = take(pool, owner, now, lease_ms, &id, fence, was_running).await? {
+            report.claimed.push(c);
         }
-        let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
-            .bind(&id)
-            .fetch_one(pool)
-            .await?;
-        let params: String = col(&row, "params")?;
-        report.claimed.push(Claimed {
-            job: job(&row)?,
-            fence: fence + 1,
-            params: serde_json::from_str(&params).unwrap_or_default(),
-            taken_over: was_running,
-        });
     }
     Ok(report)
 }
@@ -293,6 +265,105 @@ pub enum Held {
     },
     /// The fence moved on: another runner took the job over, or it ended.
     Lost,
+}
+
+/// Claims the job `id` seen at `fence` for `owner`, if it still is due or its lease still
+/// lapsed: of several runners that saw the job, exactly one changes the row.
+async fn take(
+    pool: &AnyPool,
+    owner: &str,
+    now: i64,
+    lease_ms: i64,
+    id: &str,
+    fence: i64,
+    was_running: bool,
+) -> DbResult<Option<Claimed>> {
+    let taken = sqlx::query(
+        "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2,
+            fence = fence + 1, attempts = attempts + 1,
+            started_at = COALESCE(started_at, $3)
+         WHERE id = $4 AND fence = $5
+           AND ((state = 'queued' AND scheduled_at <= $3)
+             OR (state = 'running' AND lease_expires_at <= $3))",
+    )
+    .bind(owner)
+    .bind(now + lease_ms)
+    .bind(now)
+    .bind(id)
+    .bind(fence)
+    .execute(pool)
+    .await?;
+    if taken.rows_affected() != 1 {
+        return Ok(None);
+    }
+    let row = sqlx::query("SELECT * FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await?;
+    let params: String = col(&row, "params")?;
+    Ok(Some(Claimed {
+        job: job(&row)?,
+        fence: fence + 1,
+        params: serde_json::from_str(&params).unwrap_or_default(),
+        taken_over: was_running,
+    }))
+}
+
+/// Claims the next due backup of one of `device_id`'s items for its agent: a queued run
+/// whose time has come and whose window has not passed.
+pub async fn claim_backup(
+    pool: &AnyPool,
+    device_id: &str,
+    now: i64,
+    lease_ms: i64,
+) -> DbResult<Option<Claimed>> {
+    let candidates = sqlx::query(
+        "SELECT j.id, j.fence FROM jobs j JOIN protected_items i ON i.id = j.target_id
+         WHERE j.kind = 'backup' AND i.device_id = $1 AND j.state = 'queued'
+           AND j.scheduled_at <= $2 AND (j.deadline_at IS NULL OR j.deadline_at >= $2)
+         ORDER BY j.scheduled_at, j.created_at LIMIT 5",
+    )
+    .bind(device_id)
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    for c in candidates {
+        let (id, fence): (String, i64) = (col(&c, "id")?, col(&c, "fence")?);
+        if let Some(claimed) = take(pool, device_id, now, lease_ms, &id, fence, false).await? {
+            return Ok(Some(claimed));
+        }
+    }
+    Ok(None)
+}
+
+/// Backups whose agent stopped renewing their lease (killed, cut off) are `abandoned`; the
+/// item's next run backs up what this one did not. Returns them.
+pub async fn abandon_lapsed_backups(pool: &AnyPool, now: i64) -> DbResult<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT id FROM jobs WHERE kind = 'backup' AND state = 'running'
+         AND lease_expires_at <= $1",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let id: String = col(&r, "id")?;
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'abandoned', finished_at = $1, lease_owner = NULL,
+                lease_expires_at = NULL, fence = fence + 1,
+                error = 'its agent stopped reporting (killed, or cut off from the server)'
+             WHERE id = $2 AND state = 'running' AND lease_expires_at <= $1",
+        )
+        .bind(now)
+        .bind(&id)
+        .execute(pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            out.push(id);
+        }
+    }
+    Ok(out)
 }
 
 /// Extends the lease of a held job to `until`.

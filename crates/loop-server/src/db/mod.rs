@@ -6,6 +6,7 @@
 //! the caller appends the audit event ([`audit::append`]) to the same transaction before it
 //! commits, so a change and its record land together or not at all.
 
+pub mod agents;
 pub mod audit;
 pub mod bindings;
 pub mod devices;

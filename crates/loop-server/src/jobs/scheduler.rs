@@ -32,6 +32,8 @@ pub struct TickReport {
     pub skipped: Vec<String>,
     /// Runs recorded as missed, or queued runs that became missed.
     pub missed: Vec<String>,
+    /// Running backups whose agent stopped renewing their lease.
+    pub abandoned: Vec<String>,
 }
 
 /// The next run of `item` strictly after `after`, in its tenant's time zone; `None` when it
@@ -101,6 +103,10 @@ pub async fn tick(state: &AppState) -> DbResult<TickReport> {
     for j in jobs::miss_overdue(pool, now).await? {
         tracing::warn!(job = %j.id, item = %j.target_id, "a scheduled run missed its window");
         report.missed.push(j.id);
+    }
+    for id in jobs::abandon_lapsed_backups(pool, now).await? {
+        tracing::warn!(job = %id, "a backup's agent stopped reporting; abandoned");
+        report.abandoned.push(id);
     }
     let now_time = crate::db::time(now);
     let mut zones: std::collections::HashMap<String, String> = Default::default();

@@ -41,6 +41,15 @@ async fn schedule_next(state: &AppState, i: &mut ProtectedItem) -> ApiResult<()>
     Ok(())
 }
 
+/// A second item of one name on a device is a conflict; any other failure is what it is.
+fn name_taken(e: crate::db::DbError) -> ApiError {
+    if e.is_unique_violation() {
+        ApiError::conflict("item_exists", "the device has an item of this name")
+    } else {
+        e.into()
+    }
+}
+
 fn details(i: &ProtectedItem) -> serde_json::Value {
     serde_json::json!({
         "device_id": i.device_id, "vault_id": i.vault_id, "name": i.name, "paths": i.paths,
@@ -112,15 +121,9 @@ pub async fn create_item(
     check_item(&mut i)?;
     schedule_next(&state, &mut i).await?;
     let mut tx = state.db.begin().await?;
-    match items::insert_item(&mut tx, &i, now).await {
-        Err(e) if e.is_unique_violation() => {
-            return Err(ApiError::conflict(
-                "item_exists",
-                "the device has an item of this name",
-            ));
-        }
-        other => other?,
-    }
+    items::insert_item(&mut tx, &i, now)
+        .await
+        .map_err(name_taken)?;
     commit_audited(
         tx,
         caller.event(t, "item.create", "item", Some(&i.id), details(&i)),
@@ -185,15 +188,9 @@ pub async fn update_item(
     let now = state.now();
     i.updated_at = db::time(now);
     let mut tx = state.db.begin().await?;
-    match items::update_item(&mut tx, &i, now).await {
-        Err(e) if e.is_unique_violation() => {
-            return Err(ApiError::conflict(
-                "item_exists",
-                "the device has an item of this name",
-            ));
-        }
-        other => other?,
-    }
+    items::update_item(&mut tx, &i, now)
+        .await
+        .map_err(name_taken)?;
     commit_audited(
         tx,
         caller.event(

@@ -2,6 +2,7 @@
 //! document at `/api/v1/openapi.json`) and the vault protocol under `/vaults/{id}/v1`.
 
 mod access;
+mod agent;
 mod audit;
 mod directory;
 mod erasure;
@@ -73,6 +74,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(directory::revoke_role))
         .routes(routes!(access::list_devices, access::create_device))
         .routes(routes!(access::delete_device))
+        .routes(routes!(agent::create_enrolment_code))
         .routes(routes!(access::list_tokens, access::create_token))
         .routes(routes!(access::revoke_token))
         .routes(routes!(access::list_sessions))
@@ -327,11 +329,13 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(DefaultBodyLimit::max(json_limit));
     let vault = vault_protocol::router(json_limit).layer(DefaultBodyLimit::disable());
+    let agent = agent::router(json_limit);
     Router::new()
         .route("/healthz", axum::routing::get(health::healthz))
         .route("/readyz", axum::routing::get(health::readyz))
         .merge(api)
         .merge(vault)
+        .merge(agent)
         .fallback(|| async { ApiError::not_found().into_response() })
         .method_not_allowed_fallback(|| async {
             problem(

@@ -4,18 +4,17 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
-    CreatePolicy, EffectivePolicy, Job, JobKind, JobTrigger, KeyCustody, Policy, PolicyId,
-    RunRetention, UpdatePolicy, VaultId,
+    CreatePolicy, EffectivePolicy, Job, JobKind, Policy, PolicyId, RunRetention, UpdatePolicy,
+    VaultId,
 };
 
 use super::tenants::TenantFilter;
-use super::vaults::{queued, scoped_vault};
+use super::vaults::{queue_managed_job, scoped_vault};
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
 use crate::db::{self, policies, tenants, vaults};
 use crate::domain::{Permission, check_policy, new_id};
 use crate::error::{ApiError, ApiResult};
-use crate::jobs::Work;
 use crate::state::AppState;
 
 /// The default share of unused bytes that makes prune repack a pack, as `loop prune`'s.
@@ -254,43 +253,13 @@ pub async fn run_retention(
     caller
         .tenant(&state, Permission::JobWrite, &v.tenant_id)
         .await?;
-    if v.key_custody != KeyCustody::Managed {
-        return Err(ApiError::conflict(
-            "customer_key",
-            "the server cannot read a vault whose key the customer holds",
-        ));
-    }
-    let now = state.now();
-    let (_, actor) = caller.actor();
-    let mut tx = state.db.begin().await?;
-    let job_id = crate::jobs::queue(
+    queue_managed_job(
         &state,
-        &mut tx,
-        Work {
-            tenant_id: &v.tenant_id,
-            kind: JobKind::Retention,
-            target: ("vault", id.as_str()),
-            trigger: JobTrigger::User,
-            started_by_id: Some(&actor),
-            params: serde_json::json!({ "dry_run": req.dry_run }),
-        },
+        &caller,
+        &v,
+        JobKind::Retention,
+        "vault.retention",
+        serde_json::json!({ "dry_run": req.dry_run }),
     )
-    .await?;
-    commit_audited(
-        tx,
-        caller.event(
-            &v.tenant_id,
-            "vault.retention",
-            "vault",
-            Some(id.as_str()),
-            serde_json::json!({ "job_id": job_id, "dry_run": req.dry_run }),
-        ),
-        now,
-    )
-    .await?;
-    state.jobs_wake.notify_one();
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(queued(&state, &job_id).await?),
-    ))
+    .await
 }

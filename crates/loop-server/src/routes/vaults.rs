@@ -263,6 +263,28 @@ pub async fn verify_vault(
             "read_data_percent must be between 0 and 100",
         ));
     }
+    queue_managed_job(
+        &state,
+        &caller,
+        &v,
+        JobKind::Verify,
+        "vault.verify",
+        serde_json::json!({ "read_data_percent": percent }),
+    )
+    .await
+}
+
+/// Queues `kind` on the managed vault `v` for the caller (audited as `action`, with `params`
+/// and the job's ID) and answers 202 with the job. A vault whose key the customer holds is
+/// `409 customer_key`: the server cannot read it.
+pub(super) async fn queue_managed_job(
+    state: &AppState,
+    caller: &Caller,
+    v: &Vault,
+    kind: JobKind,
+    action: &'static str,
+    params: serde_json::Value,
+) -> ApiResult<(StatusCode, axum::Json<Job>)> {
     if v.key_custody != KeyCustody::Managed {
         return Err(ApiError::conflict(
             "customer_key",
@@ -273,34 +295,30 @@ pub async fn verify_vault(
     let (_, actor) = caller.actor();
     let mut tx = state.db.begin().await?;
     let job_id = crate::jobs::queue(
-        &state,
+        state,
         &mut tx,
         Work {
             tenant_id: &v.tenant_id,
-            kind: JobKind::Verify,
-            target: ("vault", id.as_str()),
+            kind,
+            target: ("vault", &v.id),
             trigger: JobTrigger::User,
             started_by_id: Some(&actor),
-            params: serde_json::json!({ "read_data_percent": percent }),
+            params: params.clone(),
         },
     )
     .await?;
+    let mut details = params;
+    details["job_id"] = job_id.clone().into();
     commit_audited(
         tx,
-        caller.event(
-            &v.tenant_id,
-            "vault.verify",
-            "vault",
-            Some(id.as_str()),
-            serde_json::json!({ "job_id": job_id, "read_data_percent": percent }),
-        ),
+        caller.event(&v.tenant_id, action, "vault", Some(&v.id), details),
         now,
     )
     .await?;
     state.jobs_wake.notify_one();
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(queued(&state, &job_id).await?),
+        axum::Json(queued(state, &job_id).await?),
     ))
 }
 

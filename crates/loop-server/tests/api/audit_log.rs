@@ -24,6 +24,7 @@ const AUDITED: &[(&str, &str, &str)] = &[
     ("post", "/api/v1/me/totp/confirm", "user.totp_enable"),
     ("post", "/api/v1/devices", "device.create"),
     ("delete", "/api/v1/devices/{id}", "device.delete"),
+    ("post", "/api/v1/devices/enroll-codes", "device.enroll_code"),
     ("post", "/api/v1/tokens", "token.create"),
     ("delete", "/api/v1/tokens/{id}", "token.revoke"),
     ("post", "/api/v1/vaults", "vault.create"),
@@ -221,6 +222,10 @@ impl AuditWalk<'_> {
             ("post", "/api/v1/devices") => by_admin(
                 path.into(),
                 Some(json!({ "tenant_id": t, "name": "workstation" })),
+            ),
+            ("post", "/api/v1/devices/enroll-codes") => by_admin(
+                path.into(),
+                Some(json!({ "tenant_id": t, "expires_in_minutes": 5 })),
             ),
             ("delete", "/api/v1/devices/{id}") => {
                 let d = self.created(

@@ -21,6 +21,7 @@ fn body_naming(method: &str, path: &str, c: &Customer) -> Option<Value> {
             "last_name": "M", "password": "mallory-password-1", "role": "operator",
         }),
         ("post", "/api/v1/devices") => json!({ "tenant_id": tenant_id, "name": "mallory-pc" }),
+        ("post", "/api/v1/devices/enroll-codes") => json!({ "tenant_id": tenant_id }),
         ("post", "/api/v1/tokens") => json!({
             "tenant_id": tenant_id, "name": "mallory-token", "kind": "api",
             "permissions": ["restore"],

@@ -1,0 +1,89 @@
+//! The agent protocol: what `loop agent` and the server say to each other (`/agent/v1/...`),
+//! and the management API's enrolment codes.
+
+use chrono::{DateTime, Utc};
+
+use crate::ids::TenantId;
+use crate::{Job, JobProgress, JobState, ProtectedItem, SecretText};
+
+wire! {
+    /// `POST /api/v1/devices/enroll-codes`.
+    pub struct CreateEnrolmentCode {
+        pub tenant_id: TenantId,
+        /// Default 60; at most 10080 (a week).
+        #[serde(default)]
+        pub expires_in_minutes: Option<u32>,
+    }
+
+    /// A single-use code that registers one machine as a device of the tenant. Shown once.
+    pub struct EnrolmentCode {
+        pub tenant_id: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        pub code: SecretText,
+        pub expires_at: DateTime<Utc>,
+    }
+
+    /// `POST /agent/v1/enroll` (no credential but the code).
+    pub struct EnrollAgent {
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        pub code: SecretText,
+        /// The device's name (the machine's host name).
+        pub name: String,
+    }
+
+    /// The new device and its token, which the agent keeps where only root can read it.
+    pub struct AgentEnrolled {
+        pub tenant_id: String,
+        pub device_id: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        pub token: SecretText,
+    }
+
+    /// `POST /agent/v1/heartbeat`.
+    pub struct AgentHeartbeat {
+        /// The agent's version.
+        pub version: String,
+    }
+
+    /// What the device should know: its protected items (with their schedules).
+    pub struct AgentConfig {
+        pub device_id: String,
+        pub items: Vec<ProtectedItem>,
+    }
+
+    /// A job the agent claimed, with the fencing number its reports name.
+    pub struct AgentJob {
+        pub job: Job,
+        pub fence: i64,
+        pub item: ProtectedItem,
+    }
+
+    /// `POST /agent/v1/jobs/{id}/renew` and `.../log`: the fence of the claim.
+    pub struct AgentReport {
+        pub fence: i64,
+        /// A log line (`info`, `warning`, `error`) with `message`, when given.
+        #[serde(default)]
+        pub level: Option<String>,
+        #[serde(default)]
+        pub message: Option<String>,
+        #[serde(default)]
+        pub progress: Option<JobProgress>,
+    }
+
+    /// The answer to a renewal: whether someone asked the job to stop.
+    pub struct AgentLease {
+        pub cancel_requested: bool,
+    }
+
+    /// `POST /agent/v1/jobs/{id}/finish`.
+    pub struct AgentFinish {
+        pub fence: i64,
+        /// `succeeded`, `succeeded-with-warnings`, `failed` or `cancelled`.
+        pub state: JobState,
+        #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+        pub summary: Option<serde_json::Value>,
+        #[serde(default)]
+        pub error: Option<String>,
+    }
+}

@@ -1,0 +1,356 @@
+//! `loop agent`: enrol this machine as a device, then run the backups the server schedules
+//! or is asked for, reporting each job's progress, log and end under the job's fence.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use loop_agent::{ApiClient, ApiError, Connection, Trust, VaultStorage};
+use loop_api::{
+    AgentFinish, AgentHeartbeat, AgentJob, AgentReport, EnrollAgent, JobProgress, JobState,
+};
+use loop_repo::Repository;
+use loop_repo::backup::{self, BackupOptions, BackupProgress};
+use loop_repo::keys::Secret;
+use serde::{Deserialize, Serialize};
+
+use crate::args::Global;
+use crate::output::show;
+use crate::repo_open::{hostname, passphrase, username};
+use crate::service_args::AgentCommand;
+
+/// What enrolment leaves in the state directory (`agent.json`, mode 0600).
+#[derive(Serialize, Deserialize)]
+struct Enrolled {
+    server: String,
+    fingerprint: Option<String>,
+    cacert: Option<PathBuf>,
+    tenant_id: String,
+    device_id: String,
+    token: String,
+}
+
+fn state_file(dir: &Path) -> PathBuf {
+    dir.join("agent.json")
+}
+
+/// Writes the enrolment where only this user (root, for the system's agent) can read it.
+fn save(dir: &Path, e: &Enrolled) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let path = state_file(dir);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(serde_json::to_string_pretty(e)?.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn load(dir: &Path) -> Result<Enrolled> {
+    let path = state_file(dir);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "{}: not enrolled; run `loop agent enroll --server URL --code CODE` first",
+            path.display()
+        )
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("{}: damaged", path.display()))
+}
+
+fn trust(e: &Enrolled) -> Trust {
+    match (&e.fingerprint, &e.cacert) {
+        (Some(f), _) => Trust::Fingerprint(f.clone()),
+        (None, Some(c)) => Trust::CaFile(c.clone()),
+        (None, None) => Trust::System,
+    }
+}
+
+pub(crate) fn agent(g: &Global, c: AgentCommand) -> Result<ExitCode> {
+    match c {
+        AgentCommand::Enroll {
+            server,
+            code,
+            name,
+            state,
+        } => {
+            if state_file(&state.state_dir).exists() {
+                bail!(
+                    "{} exists: this machine is enrolled already (remove it to enrol again)",
+                    state_file(&state.state_dir).display()
+                );
+            }
+            let server = server.trim_end_matches('/').to_string();
+            let conn = Connection::new(&server, &g.trust())?;
+            let enrolled = ApiClient::new(conn, None)
+                .enroll(&EnrollAgent {
+                    code: code.into(),
+                    name: name.unwrap_or_else(hostname),
+                })
+                .context("enrolling")?;
+            let e = Enrolled {
+                server,
+                fingerprint: g.server_fingerprint.clone(),
+                cacert: g.cacert.clone(),
+                tenant_id: enrolled.tenant_id,
+                device_id: enrolled.device_id,
+                token: enrolled.token.expose().to_string(),
+            };
+            save(&state.state_dir, &e)?;
+            show(
+                g,
+                &serde_json::json!({ "device_id": e.device_id, "tenant_id": e.tenant_id }),
+                |_| {
+                    println!(
+                        "enrolled as device {} of tenant {}",
+                        e.device_id, e.tenant_id
+                    )
+                },
+            )
+        }
+        AgentCommand::Run {
+            state,
+            poll_seconds,
+            allow_commands,
+            once,
+        } => {
+            let e = load(&state.state_dir)?;
+            let conn = Connection::new(&e.server, &trust(&e))?;
+            let agent = Agent {
+                client: ApiClient::new(conn.clone(), Some(e.token.clone())),
+                conn,
+                token: e.token,
+                allow_commands,
+            };
+            agent.run(g, Duration::from_secs(poll_seconds.max(1)), once)
+        }
+    }
+}
+
+struct Agent {
+    client: ApiClient,
+    conn: Connection,
+    token: String,
+    allow_commands: bool,
+}
+
+/// Waits after the server could not be reached: 1 s, doubling, at most a minute.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs((1u64 << failures.min(6)).min(60))
+}
+
+impl Agent {
+    fn run(&self, g: &Global, poll: Duration, once: bool) -> Result<ExitCode> {
+        let mut failures = 0;
+        loop {
+            match self.round(g) {
+                Ok(()) => failures = 0,
+                Err(e) if once => return Err(e),
+                Err(e) => {
+                    failures += 1;
+                    eprintln!("loop agent: {e:#}; trying again");
+                    std::thread::sleep(backoff(failures));
+                    continue;
+                }
+            }
+            if once {
+                return Ok(ExitCode::SUCCESS);
+            }
+            std::thread::sleep(poll);
+        }
+    }
+
+    /// One heartbeat, then every due job of this device.
+    fn round(&self, g: &Global) -> Result<()> {
+        self.client
+            .heartbeat(&AgentHeartbeat {
+                version: env!("CARGO_PKG_VERSION").into(),
+            })
+            .context("heartbeat")?;
+        while let Some(job) = self.client.claim_job().context("claiming a job")? {
+            self.run_job(g, job)?;
+        }
+        Ok(())
+    }
+
+    fn run_job(&self, g: &Global, job: AgentJob) -> Result<()> {
+        let id = job.job.id.clone();
+        let progress = Arc::new(BackupProgress::default());
+        let lost = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        let reporter = {
+            let (client, progress, lost, done) = (
+                ApiClient::new(self.conn.clone(), Some(self.token.clone())),
+                progress.clone(),
+                lost.clone(),
+                done.clone(),
+            );
+            let (id, fence) = (id.clone(), job.fence);
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    for _ in 0..50 {
+                        if done.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    let report = AgentReport {
+                        fence,
+                        level: None,
+                        message: None,
+                        progress: Some(snapshot(&progress)),
+                    };
+                    match client.report_job(&id, &report) {
+                        Ok(lease) if lease.cancel_requested => {
+                            progress.cancel.store(true, Ordering::Relaxed)
+                        }
+                        Ok(_) => {}
+                        Err(ApiError::Problem { ref code, .. }) if code == "lease_lost" => {
+                            lost.store(true, Ordering::Relaxed);
+                            progress.cancel.store(true, Ordering::Relaxed);
+                            return;
+                        }
+                        // The server is away for a moment: the next report tries again.
+                        Err(e) => eprintln!("loop agent: reporting on job {id}: {e}"),
+                    }
+                }
+            })
+        };
+        let outcome = self.back_up(g, &job, &progress);
+        done.store(true, Ordering::Relaxed);
+        let _ = reporter.join();
+        if lost.load(Ordering::Relaxed) {
+            eprintln!("loop agent: job {id} was taken from this agent; its result is dropped");
+            return Ok(());
+        }
+        let (state, summary, error) = match outcome {
+            Ok((summary, warnings)) if warnings > 0 => {
+                (JobState::SucceededWithWarnings, Some(summary), None)
+            }
+            Ok((summary, _)) => (JobState::Succeeded, Some(summary), None),
+            Err(_) if progress.cancel.load(Ordering::Relaxed) => (JobState::Cancelled, None, None),
+            Err(e) => (JobState::Failed, None, Some(format!("{e:#}"))),
+        };
+        let finish = AgentFinish {
+            fence: job.fence,
+            state,
+            summary,
+            error,
+        };
+        match self.client.finish_job(&id, &finish) {
+            Ok(()) => Ok(()),
+            Err(ApiError::Problem { ref code, .. }) if code == "lease_lost" => Ok(()),
+            Err(e) => Err(e).context("reporting the end of a job"),
+        }
+    }
+
+    fn log(&self, job: &AgentJob, level: &str, message: &str) {
+        let r = AgentReport {
+            fence: job.fence,
+            level: Some(level.into()),
+            message: Some(message.into()),
+            progress: None,
+        };
+        if let Err(e) = self.client.report_job(&job.job.id, &r) {
+            eprintln!("loop agent: logging on job {}: {e}", job.job.id);
+        }
+    }
+
+    /// Runs a pre- or post-command of the item, when this device allows commands.
+    fn command(&self, job: &AgentJob, what: &str, cmd: Option<&str>) -> Result<()> {
+        let Some(cmd) = cmd else { return Ok(()) };
+        if !self.allow_commands {
+            self.log(
+                job,
+                "warning",
+                &format!("the {what} was not run: this agent runs no commands (--allow-commands)"),
+            );
+            return Ok(());
+        }
+        let status = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(cmd)
+            .status()
+            .with_context(|| format!("starting the {what}"))?;
+        if !status.success() {
+            bail!("the {what} failed ({status})");
+        }
+        self.log(job, "info", &format!("the {what} ran"));
+        Ok(())
+    }
+
+    /// The backup of the job's item: (summary, warnings).
+    fn back_up(
+        &self,
+        g: &Global,
+        job: &AgentJob,
+        progress: &BackupProgress,
+    ) -> Result<(serde_json::Value, usize)> {
+        let item = &job.item;
+        self.command(job, "pre-command", item.pre_command.as_deref())?;
+        let result = (|| {
+            let storage = VaultStorage::new(self.conn.clone(), &item.vault_id, &self.token);
+            let session = storage
+                .open("backup", &hostname())
+                .with_context(|| format!("opening vault {}", item.vault_id))?;
+            let repo = match &session.key {
+                Some(key) => Repository::open(Arc::new(storage), Secret::RawKey(key))?,
+                None => {
+                    let pass = passphrase(g)?;
+                    Repository::open(Arc::new(storage), Secret::Passphrase(&pass.0))?
+                }
+            };
+            let mut tags = item.tags.clone();
+            tags.push(format!("item:{}", item.id));
+            let opts = BackupOptions {
+                paths: item.paths.iter().map(PathBuf::from).collect(),
+                excludes: item.excludes.clone(),
+                one_file_system: item.one_file_system,
+                tags,
+                host: hostname(),
+                user: username(),
+                threads: g.threads,
+                ..Default::default()
+            };
+            Ok::<_, anyhow::Error>(backup::run(&repo, opts, progress)?)
+        })();
+        let post = self.command(job, "post-command", item.post_command.as_deref());
+        let r = result?;
+        post?;
+        let warnings = r.unreadable.len() + r.warnings.len();
+        for w in r.unreadable.iter().chain(&r.warnings).take(50) {
+            self.log(job, "warning", w);
+        }
+        let summary = r.snapshot.summary.clone().unwrap_or_default();
+        Ok((
+            serde_json::json!({
+                "snapshot_id": r.snapshot_id.map(|i| i.to_hex()),
+                "files": summary.total_files_processed,
+                "bytes": summary.total_bytes_processed,
+                "unreadable": r.unreadable.len(),
+            }),
+            warnings,
+        ))
+    }
+}
+
+fn snapshot(p: &BackupProgress) -> JobProgress {
+    let total = |v: u64| (p.scan_finished.load(Ordering::Relaxed)).then_some(v);
+    JobProgress {
+        bytes_done: p.bytes_done.load(Ordering::Relaxed),
+        bytes_total: total(p.bytes_total.load(Ordering::Relaxed)),
+        files_done: p.files_done.load(Ordering::Relaxed),
+        files_total: total(p.files_total.load(Ordering::Relaxed)),
+    }
+}

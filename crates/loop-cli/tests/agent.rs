@@ -1,0 +1,151 @@
+//! The agent end to end: a customer admin makes an enrolment code, a machine enrols with it
+//! (`loop agent enroll`), and a running `loop agent run` process carries out a backup asked
+//! for through the API, reporting it as a job; the snapshot is in the vault, tagged with the
+//! item.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use support::cli::write;
+use support::server::*;
+use support::story::*;
+
+/// The job, once it ended (polled; the bound only stops a hung test).
+fn ended(s: &Story, job: &str) -> serde_json::Value {
+    for _ in 0..600 {
+        let j = json(&mut s.admin("ana", &["job", "show", job]));
+        if !["queued", "running"].contains(&j["state"].as_str().unwrap()) {
+            return j;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("job {job} did not end");
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
+    let s = set_up(None, "local");
+    let code =
+        json(&mut s.admin("ana", &["device", "enroll-code", "--tenant", &s.customer]))["code"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let state = s.dir.path().join("agent-state");
+    let agent = |args: &[&str]| {
+        let mut c = s.server.cli(&s.dir.path().join("agent"));
+        c.args(args).arg("--state-dir").arg(&state);
+        c
+    };
+    let enrolled = json(&mut agent(&[
+        "agent",
+        "enroll",
+        "--server",
+        &s.server.url,
+        "--code",
+        &code,
+        "--name",
+        "file-server",
+    ]));
+    let device = enrolled["device_id"].as_str().unwrap().to_string();
+    assert_eq!(enrolled["tenant_id"], s.customer.as_str());
+    let file = state.join("agent.json");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "only its owner reads the device token");
+    // The code works once.
+    let other = s.dir.path().join("other-state");
+    let err = fails(
+        s.server
+            .cli(&s.dir.path().join("agent"))
+            .args([
+                "agent",
+                "enroll",
+                "--server",
+                &s.server.url,
+                "--code",
+                &code,
+            ])
+            .arg("--state-dir")
+            .arg(&other),
+    );
+    assert!(err.contains("enrolment_refused"), "{err}");
+
+    let src = s.dir.path().join("shared");
+    write(&src.join("report.txt"), b"quarterly numbers");
+    write(&src.join("sub/data.bin"), &[7u8; 100_000]);
+    let item = json(&mut s.admin(
+        "ana",
+        &[
+            "item",
+            "create",
+            "--tenant",
+            &s.customer,
+            "--device",
+            &device,
+            "--vault",
+            &s.vault,
+            "--name",
+            "shared",
+            "--path",
+            src.to_str().unwrap(),
+            "--tag",
+            "office",
+        ],
+    ));
+    let item_id = item["id"].as_str().unwrap().to_string();
+
+    let child = agent(&["agent", "run", "--poll-seconds", "1"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _agent = Running(child);
+    let job = json(&mut s.admin("ana", &["item", "run", &item_id]));
+    assert_eq!(job["kind"], "backup");
+    let job = ended(&s, job["id"].as_str().unwrap());
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    let snapshot = job["summary"]["snapshot_id"].as_str().unwrap().to_string();
+    assert_eq!(job["summary"]["files"], 2);
+
+    // The snapshot is in the vault, tagged with the item, and restores.
+    let snaps = json(&mut s.device(&s.restore_token, &["snapshots"]));
+    let snap = snaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == snapshot.as_str())
+        .unwrap_or_else(|| panic!("{snapshot} in {snaps:#}"));
+    let tags: Vec<&str> = snap["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(tags.contains(&"office") && tags.contains(&format!("item:{item_id}").as_str()));
+    let target = s.dir.path().join("restored");
+    ok(&mut s.device(
+        &s.restore_token,
+        &["restore", &snapshot, "--target", target.to_str().unwrap()],
+    ));
+    support::cli::assert_same_tree(&src, &target.join("shared"));
+
+    // The device was heard from.
+    let devices = json(&mut s.admin("ana", &["device", "list", "--tenant", &s.customer]));
+    let d = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == device.as_str())
+        .unwrap();
+    assert!(d["last_seen_at"].is_string(), "{d}");
+}

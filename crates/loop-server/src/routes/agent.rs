@@ -1,0 +1,289 @@
+//! The agent protocol (`/agent/v1/...`, docs/PROTOCOL.md): a machine enrols with a
+//! single-use code and gets a device token; with it, its agent reports that it is alive,
+//! learns its protected items, claims their backup jobs and reports on them under the
+//! job's fence. And the management API's enrolment codes.
+//!
+//! A device token reaches only its own device's items and jobs: anything else is 404.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use loop_api::{
+    ActorKind, AgentConfig, AgentEnrolled, AgentFinish, AgentHeartbeat, AgentJob, AgentLease,
+    AgentReport, CreateEnrolmentCode, Device, DeviceId, EnrollAgent, EnrolmentCode, JobId,
+    JobState, Outcome, Token, TokenId, TokenKind, TokenPermission,
+};
+
+use super::{Json, Path, commit_audited};
+use crate::auth::Caller;
+use crate::db::audit::NewEvent;
+use crate::db::jobs::{self, Held};
+use crate::db::{self, agents, devices, items, tokens};
+use crate::domain::{Permission, new_id, new_secret, parse_name, secret_hash};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub fn router(json_limit: usize) -> Router<AppState> {
+    Router::new()
+        .route("/agent/v1/enroll", post(enroll))
+        .route("/agent/v1/heartbeat", post(heartbeat))
+        .route("/agent/v1/jobs/claim", post(claim))
+        .route("/agent/v1/jobs/{id}/report", post(report))
+        .route("/agent/v1/jobs/{id}/finish", post(finish))
+        .layer(axum::extract::DefaultBodyLimit::max(json_limit))
+}
+
+/// Create an enrolment code
+///
+/// A single-use code, valid `expires_in_minutes` (default 60, at most a week), with which
+/// `loop agent enroll` registers one machine as a device of the tenant. Shown once.
+#[utoipa::path(post, path = "/api/v1/devices/enroll-codes", tag = "devices",
+    request_body = CreateEnrolmentCode,
+    responses((status = 201, description = "Created", body = EnrolmentCode),
+        (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
+pub async fn create_enrolment_code(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<CreateEnrolmentCode>,
+) -> ApiResult<(StatusCode, axum::Json<EnrolmentCode>)> {
+    let tenant = caller
+        .tenant(&state, Permission::DeviceWrite, req.tenant_id.as_str())
+        .await?;
+    let minutes = req.expires_in_minutes.unwrap_or(60);
+    if !(1..=7 * 24 * 60).contains(&minutes) {
+        return Err(ApiError::bad_request(
+            "expires_in_minutes is between 1 and 10080 (a week)",
+        ));
+    }
+    let now = state.now();
+    let expires = now + minutes as i64 * 60_000;
+    let code = new_secret("lpc");
+    let hash = secret_hash(&code);
+    let (_, actor) = caller.actor();
+    let mut tx = state.db.begin().await?;
+    agents::insert_code(&mut tx, &hash, &tenant.tenant.id, &actor, now, expires).await?;
+    commit_audited(
+        tx,
+        caller.event(
+            &tenant.tenant.id,
+            "device.enroll_code",
+            "tenant",
+            Some(&tenant.tenant.id),
+            serde_json::json!({ "expires_at": db::time(expires) }),
+        ),
+        now,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(EnrolmentCode {
+            tenant_id: tenant.tenant.id,
+            code: code.into(),
+            expires_at: db::time(expires),
+        }),
+    ))
+}
+
+/// A code that is unknown, used or expired: one answer for all three.
+fn bad_code() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "enrolment_refused",
+        "the enrolment code is unknown, used or expired; ask for a new one",
+    )
+}
+
+/// Registers the machine as a device of the code's tenant, with a device token that backs
+/// up to and restores from the tenant's vaults.
+async fn enroll(
+    State(state): State<AppState>,
+    Json(req): Json<EnrollAgent>,
+) -> ApiResult<axum::Json<AgentEnrolled>> {
+    let name = parse_name("device name", &req.name)?;
+    let hash = secret_hash(req.code.expose());
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    let Some(tenant_id) = agents::redeem_code(&mut tx, &hash, now).await? else {
+        return Err(bad_code());
+    };
+    let device = Device {
+        id: new_id(DeviceId::PREFIX),
+        tenant_id: tenant_id.clone(),
+        name,
+        created_at: db::time(now),
+        last_seen_at: None,
+    };
+    devices::insert_device(&mut tx, &device, now).await?;
+    agents::code_made_device(&mut tx, &hash, &device.id).await?;
+    let token = Token {
+        id: new_id(TokenId::PREFIX),
+        tenant_id: tenant_id.clone(),
+        kind: TokenKind::Device,
+        name: format!("agent of {}", device.name),
+        device_id: Some(device.id.clone()),
+        vault_ids: Vec::new(),
+        permissions: vec![TokenPermission::Backup, TokenPermission::Restore],
+        created_at: db::time(now),
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+    };
+    let secret = new_secret("lpt");
+    tokens::insert_token(&mut tx, &token, &secret_hash(&secret), "enrolment", now).await?;
+    commit_audited(
+        tx,
+        NewEvent {
+            tenant_id: tenant_id.clone(),
+            actor_kind: ActorKind::Anonymous,
+            actor_id: None,
+            action: "device.enroll",
+            object_kind: "device",
+            object_id: Some(device.id.clone()),
+            outcome: Outcome::Success,
+            personal: Default::default(),
+            details: serde_json::json!({ "name": device.name, "token_id": token.id }),
+        },
+        now,
+    )
+    .await?;
+    Ok(axum::Json(AgentEnrolled {
+        tenant_id,
+        device_id: device.id,
+        token: secret.into(),
+    }))
+}
+
+/// The device of a device token; other callers are refused.
+fn device_of(caller: &Caller) -> ApiResult<&str> {
+    caller.token()?.device_id.as_deref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "device_token_required",
+            "the agent protocol needs a device token",
+        )
+    })
+}
+
+async fn heartbeat(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<AgentHeartbeat>,
+) -> ApiResult<axum::Json<AgentConfig>> {
+    let device = device_of(&caller)?;
+    let version: String = req
+        .version
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.+".contains(*c))
+        .take(40)
+        .collect();
+    agents::heartbeat(&state.db.pool, device, &version, state.now()).await?;
+    Ok(axum::Json(AgentConfig {
+        device_id: device.to_string(),
+        items: agents::items_of_device(&state.db.pool, device).await?,
+    }))
+}
+
+async fn claim(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    let device = device_of(&caller)?;
+    let lease_ms = state.config.jobs.lease_seconds as i64 * 1000;
+    let Some(c) = jobs::claim_backup(&state.db.pool, device, state.now(), lease_ms).await? else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let item = items::item_by_id(&state.db.pool, &c.job.target_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(axum::Json(AgentJob {
+        job: c.job,
+        fence: c.fence,
+        item,
+    })
+    .into_response())
+}
+
+/// The job `id`, when it is a backup of one of the caller's device's items.
+async fn own_job(state: &AppState, caller: &Caller, id: &JobId) -> ApiResult<loop_api::Job> {
+    let device = device_of(caller)?;
+    let job = jobs::job_by_id(&state.db.pool, id.as_str())
+        .await?
+        .filter(|j| j.kind == loop_api::JobKind::Backup)
+        .ok_or_else(ApiError::not_found)?;
+    items::item_by_id(&state.db.pool, &job.target_id)
+        .await?
+        .filter(|i| i.device_id == device)
+        .ok_or_else(ApiError::not_found)?;
+    Ok(job)
+}
+
+fn lease_lost() -> ApiError {
+    ApiError::conflict(
+        "lease_lost",
+        "this job is no longer held by this agent (it ended, or its lease lapsed)",
+    )
+}
+
+/// Renews the claim, records progress and a log line; answers whether a cancel was asked.
+async fn report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<JobId>,
+    Json(req): Json<AgentReport>,
+) -> ApiResult<axum::Json<AgentLease>> {
+    own_job(&state, &caller, &id).await?;
+    let pool = &state.db.pool;
+    let until = state.now() + state.config.jobs.lease_seconds as i64 * 1000;
+    let cancel_requested = match jobs::renew(pool, id.as_str(), req.fence, until).await? {
+        Held::Yes { cancel_requested } => cancel_requested,
+        Held::Lost => return Err(lease_lost()),
+    };
+    if let Some(p) = &req.progress {
+        jobs::progress(pool, id.as_str(), req.fence, p).await?;
+    }
+    if let Some(message) = &req.message {
+        let level = match req.level.as_deref() {
+            Some("warning") => "warning",
+            Some("error") => "error",
+            _ => "info",
+        };
+        let message: String = message.chars().take(2000).collect();
+        jobs::log(pool, id.as_str(), req.fence, level, &message, state.now()).await?;
+    }
+    Ok(axum::Json(AgentLease { cancel_requested }))
+}
+
+async fn finish(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<JobId>,
+    Json(req): Json<AgentFinish>,
+) -> ApiResult<StatusCode> {
+    own_job(&state, &caller, &id).await?;
+    if !matches!(
+        req.state,
+        JobState::Succeeded
+            | JobState::SucceededWithWarnings
+            | JobState::Failed
+            | JobState::Cancelled
+    ) {
+        return Err(ApiError::bad_request(
+            "a job ends succeeded, succeeded-with-warnings, failed or cancelled",
+        ));
+    }
+    let error: Option<String> = req.error.map(|e| e.chars().take(2000).collect());
+    let ended = jobs::finish(
+        &state.db.pool,
+        id.as_str(),
+        req.fence,
+        req.state,
+        req.summary.as_ref(),
+        error.as_deref(),
+        state.now(),
+    )
+    .await?;
+    if ended {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(lease_lost())
+    }
+}

@@ -1,0 +1,197 @@
+//! The agent protocol: enrolment codes work once and expire; a device token reaches only its
+//! own device's jobs (another device's job is a 404); a claim's reports name its fence, and
+//! a backup whose agent stopped reporting is abandoned.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::Server;
+use support::vault::customer_with_vault;
+
+/// A fresh enrolment code of `tenant`, valid `minutes`.
+fn new_code(admin: &support::Caller<'_>, tenant: &str, minutes: u32) -> String {
+    admin
+        .post(
+            "/api/v1/devices/enroll-codes",
+            json!({ "tenant_id": tenant, "expires_in_minutes": minutes }),
+        )
+        .expect(201)["code"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Enrols a machine of `tenant` with a fresh code: (device ID, device token).
+fn enrol(
+    server: &Server,
+    admin: &support::Caller<'_>,
+    tenant: &str,
+    name: &str,
+) -> (String, String) {
+    let code = new_code(admin, tenant, 60);
+    let r = server
+        .call(
+            "post",
+            "/agent/v1/enroll",
+            None,
+            Some(&json!({ "code": code, "name": name })),
+        )
+        .expect(200);
+    (
+        r["device_id"].as_str().unwrap().into(),
+        r["token"].as_str().unwrap().into(),
+    )
+}
+
+fn agent(server: &Server, token: &str, path: &str, body: Value) -> support::Reply {
+    server.call("post", path, Some(token), Some(&body))
+}
+
+#[test]
+fn a_device_token_reaches_only_its_own_jobs_and_reports_under_the_jobs_fence() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (alpha, vault) = customer_with_vault(&admin, "Alpha", None);
+    let (bravo, _) = customer_with_vault(&admin, "Bravo", None);
+    let (device_a, token_a) = enrol(&server, &admin, &alpha, "alpha-pc");
+    let (_, token_b) = enrol(&server, &admin, &bravo, "bravo-pc");
+
+    // A code works once; an expired one is refused the same way.
+    let code = new_code(&admin, &alpha, 5);
+    let enrol_with = |code: &str| {
+        server.call(
+            "post",
+            "/agent/v1/enroll",
+            None,
+            Some(&json!({ "code": code, "name": "x" })),
+        )
+    };
+    enrol_with(&code).expect(200);
+    enrol_with(&code).expect_problem(403, "enrolment_refused");
+    let late = new_code(&admin, &alpha, 5);
+    server.advance(Duration::from_secs(6 * 60));
+    enrol_with(&late).expect_problem(403, "enrolment_refused");
+    enrol_with(&format!("lpc_{}", "0".repeat(64))).expect_problem(403, "enrolment_refused");
+
+    let admin = server.admin();
+    let item = admin
+        .post(
+            "/api/v1/items",
+            json!({ "tenant_id": alpha, "device_id": device_a, "vault_id": vault,
+                    "name": "docs", "paths": ["/srv/docs"] }),
+        )
+        .expect(201);
+    let item_id = item["id"].as_str().unwrap();
+    // The heartbeat tells the device its items.
+    let config = agent(
+        &server,
+        &token_a,
+        "/agent/v1/heartbeat",
+        json!({ "version": "1.0" }),
+    )
+    .expect(200);
+    assert_eq!(config["items"][0]["id"], item_id);
+    let config_b = agent(
+        &server,
+        &token_b,
+        "/agent/v1/heartbeat",
+        json!({ "version": "1.0" }),
+    )
+    .expect(200);
+    assert_eq!(config_b["items"], json!([]));
+    // A management session is not an agent credential, nor is a token without a device.
+    server
+        .call(
+            "post",
+            "/agent/v1/heartbeat",
+            Some(&admin.secret),
+            Some(&json!({ "version": "1" })),
+        )
+        .expect_problem(401, "token_required");
+
+    let job = admin
+        .post(&format!("/api/v1/items/{item_id}/run"), json!({}))
+        .expect(202);
+    let job_id = job["id"].as_str().unwrap();
+    // Bravo's device sees nothing to do and cannot touch alpha's job.
+    assert_eq!(
+        agent(&server, &token_b, "/agent/v1/jobs/claim", json!({})).status,
+        204
+    );
+    for path in ["report", "finish"] {
+        agent(
+            &server,
+            &token_b,
+            &format!("/agent/v1/jobs/{job_id}/{path}"),
+            json!({ "fence": 1, "state": "succeeded" }),
+        )
+        .expect_problem(404, "not_found");
+    }
+    let claimed = agent(&server, &token_a, "/agent/v1/jobs/claim", json!({})).expect(200);
+    assert_eq!(claimed["job"]["id"], job_id);
+    assert_eq!(claimed["item"]["id"], item_id);
+    let fence = claimed["fence"].as_i64().unwrap();
+    assert_eq!(
+        agent(&server, &token_a, "/agent/v1/jobs/claim", json!({})).status,
+        204,
+        "a running job is not claimed twice"
+    );
+    let report = |fence: i64, body: Value| {
+        let mut b = body;
+        b["fence"] = fence.into();
+        agent(
+            &server,
+            &token_a,
+            &format!("/agent/v1/jobs/{job_id}/report"),
+            b,
+        )
+    };
+    report(fence + 1, json!({})).expect_problem(409, "lease_lost");
+    let lease = report(
+        fence,
+        json!({ "level": "info", "message": "reading /srv/docs",
+                "progress": { "bytes_done": 10, "files_done": 1 } }),
+    )
+    .expect(200);
+    assert_eq!(lease["cancel_requested"], false);
+    let shown = admin.get(&format!("/api/v1/jobs/{job_id}")).expect(200);
+    assert_eq!(shown["state"], "running");
+    assert_eq!(shown["progress"]["files_done"], 1);
+    let log = admin.get(&format!("/api/v1/jobs/{job_id}/log")).expect(200);
+    assert_eq!(log[0]["message"], "reading /srv/docs");
+
+    let finish = |fence: i64, state: &str| {
+        agent(
+            &server,
+            &token_a,
+            &format!("/agent/v1/jobs/{job_id}/finish"),
+            json!({ "fence": fence, "state": state, "summary": { "files": 1 } }),
+        )
+    };
+    finish(fence, "running").expect_problem(400, "invalid_request");
+    assert_eq!(finish(fence, "succeeded").status, 204);
+    finish(fence, "failed").expect_problem(409, "lease_lost");
+    let done = admin.get(&format!("/api/v1/jobs/{job_id}")).expect(200);
+    assert_eq!(done["state"], "succeeded");
+    assert_eq!(done["summary"]["files"], 1);
+
+    // A backup whose agent stops reporting is abandoned once its lease lapses.
+    let again = admin
+        .post(&format!("/api/v1/items/{item_id}/run"), json!({}))
+        .expect(202);
+    agent(&server, &token_a, "/agent/v1/jobs/claim", json!({})).expect(200);
+    server.advance(Duration::from_secs(
+        server.state.config.jobs.lease_seconds + 1,
+    ));
+    let r = server
+        .block_on(loop_server::jobs::scheduler::tick(&server.state))
+        .unwrap();
+    assert_eq!(r.abandoned, vec![again["id"].as_str().unwrap().to_string()]);
+    let admin = server.admin();
+    let gone = admin
+        .get(&format!("/api/v1/jobs/{}", again["id"].as_str().unwrap()))
+        .expect(200);
+    assert_eq!(gone["state"], "abandoned");
+}
