@@ -1,7 +1,8 @@
 //! The agent end to end: a customer admin makes an enrolment code, a machine enrols with it
-//! (`loop agent enroll`), and a running `loop agent run` process carries out a backup asked
-//! for through the API, reporting it as a job; the snapshot is in the vault, tagged with the
-//! item.
+//! (`loop agent enroll`), and a running `loop agent run` process carries out backups asked
+//! for through the API, reporting them as jobs; the snapshot is in the vault, tagged with
+//! the item, and the item's last-success time in `/metrics` moves with each backup (the
+//! scrape passes `promtool check metrics`).
 
 mod support;
 
@@ -23,6 +24,55 @@ fn ended(s: &Story, job: &str) -> serde_json::Value {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("job {job} did not end");
+}
+
+/// The item's `loop_backup_last_success_timestamp_seconds`, when the scrape has it.
+fn last_success(metrics: &str, item: &str) -> Option<f64> {
+    let label = format!("item=\"{item}\"");
+    metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("loop_backup_last_success_timestamp_seconds{") && l.contains(&label)
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+}
+
+/// `promtool check metrics` on a scrape: Prometheus's own parser and linter.
+fn promtool_check(metrics: &str) {
+    use std::io::Write as _;
+    let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is missing (Debian package prometheus)"
+        );
+        eprintln!("SKIPPED promtool check: promtool is not installed");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An RFC 3339 time of the API as Unix seconds.
+fn chrono_secs(v: &serde_json::Value) -> f64 {
+    let t = chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    t.timestamp_millis() as f64 / 1000.0
 }
 
 struct Running(Child);
@@ -105,6 +155,7 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
     ));
     let item_id = item["id"].as_str().unwrap().to_string();
 
+    assert_eq!(last_success(&s.server.metrics(), &item_id), None);
     let child = agent(&["agent", "run", "--poll-seconds", "1"])
         .stdout(Stdio::null())
         .spawn()
@@ -138,6 +189,23 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
         &["restore", &snapshot, "--target", target.to_str().unwrap()],
     ));
     support::cli::assert_same_tree(&src, &target.join("shared"));
+
+    // The item's last success is in the metrics, at the job's end, and moves with the next.
+    let first = last_success(&s.server.metrics(), &item_id).expect("a last success");
+    let finished = chrono_secs(&job["finished_at"]);
+    assert!((first - finished).abs() < 1.0, "{first} vs {finished}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let again = json(&mut s.admin("ana", &["item", "run", &item_id]));
+    let again = ended(&s, again["id"].as_str().unwrap());
+    assert_eq!(again["state"], "succeeded", "{again:#}");
+    let scrape = s.server.metrics();
+    let second = last_success(&scrape, &item_id).unwrap();
+    assert!(second > first, "{second} after {first}");
+    assert!(
+        scrape.contains("loop_jobs_total{kind=\"backup\",state=\"succeeded\"} 2"),
+        "{scrape}"
+    );
+    promtool_check(&scrape);
 
     // The device was heard from.
     let devices = json(&mut s.admin("ana", &["device", "list", "--tenant", &s.customer]));

@@ -14,6 +14,7 @@
 //! - `mail`: the outbox of e-mail (invitations, address confirmations) and its SMTP sender;
 //! - `vault_objects`: every change of a vault object claims its row first, for the vault
 //!   protocol and the server's own jobs alike;
+//! - `metrics`: `/metrics` for Prometheus;
 //! - `usage`: recomputing vaults' usage from their destinations (`loop server reconcile`).
 
 mod access_log;
@@ -31,6 +32,7 @@ mod listener;
 pub mod logging;
 pub mod mail;
 pub mod managed_keys;
+pub mod metrics;
 mod probes;
 mod routes;
 mod startup;

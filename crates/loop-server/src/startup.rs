@@ -112,6 +112,7 @@ impl Application {
             mail_wake: tokio::sync::Notify::new(),
             jobs_wake: tokio::sync::Notify::new(),
             runner_id: crate::domain::new_id("runner"),
+            metrics: Default::default(),
             readiness: tokio::sync::Mutex::new(None),
             config,
             db,
@@ -145,7 +146,11 @@ impl Application {
                 body_read,
                 crate::listener::body_timeout::abort_stalled,
             ))
-            .layer(axum::middleware::from_fn(crate::access_log::record));
+            .layer(axum::middleware::from_fn(crate::access_log::record))
+            .layer(axum::middleware::from_fn_with_state(
+                self.state.clone(),
+                crate::metrics::track,
+            ));
         let outbox = tokio::spawn(crate::mail::run_outbox(self.state.clone()));
         let jobs = tokio::spawn(crate::jobs::run_jobs(self.state.clone()));
         let scheduler = tokio::spawn(crate::jobs::scheduler::run_scheduler(self.state.clone()));

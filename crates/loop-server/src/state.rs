@@ -25,6 +25,8 @@ pub struct Inner {
     pub mail_wake: tokio::sync::Notify,
     /// Wakes this node's job runner when a handler queued a job.
     pub jobs_wake: tokio::sync::Notify,
+    /// What this process counts for `/metrics`.
+    pub metrics: crate::metrics::counters::Metrics,
     /// Names this process as the owner of the job leases it holds.
     pub runner_id: String,
     /// The last readiness answer and when it was made, in [`AppState::now`] milliseconds

@@ -67,3 +67,50 @@ fn readyz_names_the_destination_or_database_that_does_not_answer() {
     assert!(!ok_of(&body, "database"));
     assert!(ok_of(&body, "destination:local"));
 }
+
+/// `/metrics` answers allowed addresses (this machine, by default) and the metrics token;
+/// anyone else gets the 404 of a path that does not exist. Counters name route templates,
+/// never raw paths with IDs in them.
+#[test]
+fn metrics_answer_allowed_addresses_and_the_token_only() {
+    let open = Server::start();
+    let r = open.send(open.request(Method::GET, "/metrics"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    open.admin().get("/api/v1/vaults").expect(200);
+    let r = open.send(open.request(Method::GET, "/metrics"));
+    assert!(
+        r.body.contains(
+            "loop_http_requests_total{method=\"GET\",route=\"/api/v1/vaults\",status=\"200\"} 1"
+        ),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("loop_database_query_duration_seconds "));
+    assert!(
+        r.body
+            .contains("loop_destination_probe_duration_seconds{destination=\"local\"}")
+    );
+
+    let closed = Server::start_with(|c| {
+        c.metrics.allow_from = Vec::new();
+        c.metrics.token = Some(loop_server::config::SecretString::new(
+            "metrics-token-for-tests".into(),
+        ));
+    });
+    let get = |token: Option<&str>| {
+        let mut req = closed.request(Method::GET, "/metrics");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        closed.send(req)
+    };
+    get(None).expect_problem(404, "not_found");
+    get(Some("another-token")).expect_problem(404, "not_found");
+    let r = get(Some("metrics-token-for-tests"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("# TYPE loop_jobs_total counter"),
+        "{}",
+        r.body
+    );
+}

@@ -129,6 +129,13 @@ impl Server {
         (status, code.unwrap_or(text))
     }
 
+    /// `GET /metrics` from this machine (an allowed address by default): the text.
+    pub fn metrics(&self) -> String {
+        let (status, text) = self.vault_request(reqwest::Method::GET, "/metrics", "", None);
+        assert_eq!(status, 200, "{text}");
+        text
+    }
+
     /// Kills the server process at once (SIGKILL), as a crash or power loss would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

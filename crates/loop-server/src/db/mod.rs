@@ -12,6 +12,7 @@ pub mod bindings;
 pub mod devices;
 pub mod items;
 pub mod jobs;
+pub mod metrics;
 pub mod objects;
 pub mod outbox;
 pub mod policies;

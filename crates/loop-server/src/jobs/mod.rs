@@ -271,6 +271,8 @@ async fn run_one(state: &AppState, claimed: Claimed) {
     renewer.abort();
     let now = state.now();
     let pool = &state.db.pool;
+    // A retry is not an end: its run time is not a job's duration.
+    let mut ended = true;
     let recorded = match result {
         Ok(done) => {
             let end = if done.warnings > 0 {
@@ -290,6 +292,7 @@ async fn run_one(state: &AppState, claimed: Claimed) {
             jobs::finish(pool, &id, fence, JobState::Cancelled, None, None, now).await
         }
         Err(JobError::Transient(msg)) if ctx.claimed.job.attempts < max_attempts(state) => {
+            ended = false;
             let wait = backoff_ms(
                 FIRST_BACKOFF_MS,
                 MAX_BACKOFF_MS,
@@ -307,6 +310,14 @@ async fn run_one(state: &AppState, claimed: Claimed) {
         }
     };
     match recorded {
+        Ok(true) if ended => {
+            let started = ctx
+                .claimed
+                .job
+                .started_at
+                .map_or(now, |t| t.timestamp_millis());
+            state.metrics.job_ended(kind, now - started);
+        }
         Ok(true) => {}
         Ok(false) => tracing::warn!(job = %id, "job lease lost before its end was recorded"),
         Err(e) => tracing::warn!(job = %id, error = %e, "recording the end of a job"),

@@ -258,7 +258,7 @@ async fn finish(
     Path(id): Path<JobId>,
     Json(req): Json<AgentFinish>,
 ) -> ApiResult<StatusCode> {
-    own_job(&state, &caller, &id).await?;
+    let job = own_job(&state, &caller, &id).await?;
     if !matches!(
         req.state,
         JobState::Succeeded
@@ -282,6 +282,8 @@ async fn finish(
     )
     .await?;
     if ended {
+        let started = job.started_at.map_or(state.now(), |t| t.timestamp_millis());
+        state.metrics.job_ended(job.kind, state.now() - started);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(lease_lost())

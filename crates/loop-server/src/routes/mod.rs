@@ -333,6 +333,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", axum::routing::get(health::healthz))
         .route("/readyz", axum::routing::get(health::readyz))
+        .route("/metrics", axum::routing::get(crate::metrics::scrape))
         .merge(api)
         .merge(vault)
         .merge(agent)

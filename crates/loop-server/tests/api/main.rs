@@ -1,6 +1,6 @@
 //! The service as its users meet it over HTTPS: tenant isolation, the audit log, sessions,
 //! sign-in throttling, vault tokens and hostile requests. (Roles inside a tenant are in
-//! roles.rs, tenant erasure in erasure.rs.)
+//! roles/, tenant erasure in erasure.rs.)
 //!
 //! Route lists come from the server's own OpenAPI document wherever a test walks "every
 //! route", so a route added later is covered (or makes the test fail until it is).

@@ -67,6 +67,8 @@ pub struct Config {
     pub mail: MailConfig,
     /// The job runner: vault erasure, upload staging sweeps, and what later kinds add.
     pub jobs: JobsConfig,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsConfig,
     /// Where vaults can live. Empty means one local destination `local` under the data
     /// directory.
     pub destinations: Vec<DestinationConfig>,
@@ -94,9 +96,31 @@ impl Default for Config {
             connections: ConnectionConfig::default(),
             mail: MailConfig::default(),
             jobs: JobsConfig::default(),
+            metrics: MetricsConfig::default(),
             destinations: Vec::new(),
             log: "info".into(),
             log_format: crate::logging::LogFormat::Text,
+        }
+    }
+}
+
+/// `/metrics` answers a request from one of `allow_from` (client addresses; by default this
+/// machine's), or one that presents `token` as `Authorization: Bearer`; others get 404.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub allow_from: Vec<std::net::IpAddr>,
+    pub token: Option<SecretString>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            allow_from: vec![
+                std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::Ipv6Addr::LOCALHOST.into(),
+            ],
+            token: None,
         }
     }
 }
@@ -421,6 +445,9 @@ impl Config {
         if let Some(v) = get("LOOP_MAIL_HOST") {
             self.mail.host = Some(v);
         }
+        if let Some(v) = get("LOOP_METRICS_TOKEN") {
+            self.metrics.token = Some(SecretString::new(v));
+        }
         if let Some(v) = get("LOOP_MAIL_PASSWORD") {
             self.mail.password = Some(SecretString::new(v));
         }
@@ -550,66 +577,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_file_with_destinations_parses_and_env_overrides_it() {
-        let text = r#"
-listen = "127.0.0.1:9000"
-[[destinations]]
-name = "eu-disk"
-jurisdiction = "eu"
-backend = "local"
-path = "/srv/loop"
-[[destinations]]
-name = "us-s3"
-jurisdiction = "us"
-backend = "s3"
-bucket = "b"
-access_key_id = "k"
-secret_access_key = "s"
-"#;
-        let mut c: Config = toml::from_str(text).unwrap();
-        assert_eq!(c.destinations().len(), 2);
-        assert!(matches!(
-            c.destinations[1].backend,
-            BackendConfig::S3 { .. }
-        ));
-        c.apply_env(|k| (k == "LOOP_LISTEN").then(|| "127.0.0.1:9001".to_string()))
-            .unwrap();
-        assert_eq!(c.listen.port(), 9001);
-        assert!(!format!("{c:?}").contains("\"s\""));
-    }
-
-    #[test]
-    fn connection_budgets_come_from_the_file_and_the_environment() {
-        let text = "[connections]\nidle_seconds = 5\nmax_per_client = 3\n";
-        let mut c: Config = toml::from_str(text).unwrap();
-        assert_eq!(
-            (c.connections.idle_seconds, c.connections.max_per_client),
-            (5, 3)
-        );
-        assert_eq!(
-            c.connections.body_read_seconds, 60,
-            "unset keys keep defaults"
-        );
-        c.apply_env(|k| match k {
-            "LOOP_CONNECTIONS_BODY_READ_SECONDS" => Some("7".into()),
-            "LOOP_CONNECTIONS_MAX" => Some("9".into()),
-            _ => None,
-        })
-        .unwrap();
-        assert_eq!((c.connections.body_read_seconds, c.connections.max), (7, 9));
-        c.connections.idle_seconds = 0;
-        assert!(
-            c.validate().is_err(),
-            "a zero timeout would close every connection"
-        );
-    }
-
-    #[test]
-    fn an_unknown_key_is_refused() {
-        assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
-    }
-}
+mod tests;

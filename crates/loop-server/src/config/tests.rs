@@ -1,0 +1,61 @@
+use super::*;
+
+#[test]
+fn a_file_with_destinations_parses_and_env_overrides_it() {
+    let text = r#"
+listen = "127.0.0.1:9000"
+[[destinations]]
+name = "eu-disk"
+jurisdiction = "eu"
+backend = "local"
+path = "/srv/loop"
+[[destinations]]
+name = "us-s3"
+jurisdiction = "us"
+backend = "s3"
+bucket = "b"
+access_key_id = "k"
+secret_access_key = "s"
+"#;
+    let mut c: Config = toml::from_str(text).unwrap();
+    assert_eq!(c.destinations().len(), 2);
+    assert!(matches!(
+        c.destinations[1].backend,
+        BackendConfig::S3 { .. }
+    ));
+    c.apply_env(|k| (k == "LOOP_LISTEN").then(|| "127.0.0.1:9001".to_string()))
+        .unwrap();
+    assert_eq!(c.listen.port(), 9001);
+    assert!(!format!("{c:?}").contains("\"s\""));
+}
+
+#[test]
+fn connection_budgets_come_from_the_file_and_the_environment() {
+    let text = "[connections]\nidle_seconds = 5\nmax_per_client = 3\n";
+    let mut c: Config = toml::from_str(text).unwrap();
+    assert_eq!(
+        (c.connections.idle_seconds, c.connections.max_per_client),
+        (5, 3)
+    );
+    assert_eq!(
+        c.connections.body_read_seconds, 60,
+        "unset keys keep defaults"
+    );
+    c.apply_env(|k| match k {
+        "LOOP_CONNECTIONS_BODY_READ_SECONDS" => Some("7".into()),
+        "LOOP_CONNECTIONS_MAX" => Some("9".into()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!((c.connections.body_read_seconds, c.connections.max), (7, 9));
+    c.connections.idle_seconds = 0;
+    assert!(
+        c.validate().is_err(),
+        "a zero timeout would close every connection"
+    );
+}
+
+#[test]
+fn an_unknown_key_is_refused() {
+    assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
+}

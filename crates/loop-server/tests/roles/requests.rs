@@ -1,0 +1,225 @@
+//! The requests the walk sends: one valid request per documented route, aimed at a target
+//! tenant, or concerning only the caller.
+
+use serde_json::{Value, json};
+
+use super::support::USER_PASSWORD;
+use super::{Actor, Target, Walk};
+
+impl Walk<'_> {
+    /// The request the walk sends to `method path` aimed at `t`: (path, body). Objects a
+    /// request consumes are made fresh for it.
+    pub(super) fn aimed(
+        &mut self,
+        method: &str,
+        path: &str,
+        t: &Target,
+    ) -> (String, Option<Value>) {
+        let tid = t.id.clone();
+        let filtered = |p: &str| (format!("{p}?tenant_id={tid}"), None);
+        match (method, path) {
+            ("get", "/api/v1/tenants") => (path.into(), None),
+            ("get", "/api/v1/tenants/{id}") => (format!("/api/v1/tenants/{tid}"), None),
+            ("patch", "/api/v1/tenants/{id}") => (
+                format!("/api/v1/tenants/{tid}"),
+                Some(json!({ "time_zone": "Europe/Amsterdam" })),
+            ),
+            ("post", "/api/v1/tenants") => (
+                path.into(),
+                Some(json!({ "parent_id": tid, "kind": "customer", "name": "Child" })),
+            ),
+            ("post", "/api/v1/tenants/{id}/erase") => (
+                format!("/api/v1/tenants/{tid}/erase"),
+                Some(json!({ "confirm": t.name })),
+            ),
+            ("get", "/api/v1/users" | "/api/v1/devices" | "/api/v1/tokens" | "/api/v1/vaults")
+            | ("get", "/api/v1/sessions" | "/api/v1/audit" | "/api/v1/audit/export")
+            | ("get", "/api/v1/audit/heads" | "/api/v1/jobs" | "/api/v1/policies")
+            | ("get", "/api/v1/items") => filtered(path),
+            ("get", "/api/v1/jobs/{id}") => (format!("/api/v1/jobs/{}", t.job), None),
+            ("get", "/api/v1/jobs/{id}/log") => (format!("/api/v1/jobs/{}/log", t.job), None),
+            ("post", "/api/v1/jobs/{id}/cancel") => {
+                (format!("/api/v1/jobs/{}/cancel", t.job), Some(json!({})))
+            }
+            ("post", "/api/v1/users") => {
+                let email = self.email("new");
+                (
+                    path.into(),
+                    Some(json!({
+                        "tenant_id": tid, "email": email, "first_name": "New",
+                        "last_name": "Person", "role": "operator",
+                    })),
+                )
+            }
+            ("get", "/api/v1/users/{id}") => (format!("/api/v1/users/{}", t.resident_user), None),
+            ("get", "/api/v1/users/{id}/roles") => {
+                (format!("/api/v1/users/{}/roles", t.resident_user), None)
+            }
+            ("patch", "/api/v1/users/{id}") => (
+                format!("/api/v1/users/{}", t.resident_user),
+                Some(json!({ "last_name": "Renamed" })),
+            ),
+            ("post", "/api/v1/users/{id}/disable") => {
+                let (u, _) = self.user(&tid, None, None);
+                (format!("/api/v1/users/{u}/disable"), Some(json!({})))
+            }
+            ("post", "/api/v1/users/{id}/enable") => {
+                let (u, _) = self.user(&tid, None, None);
+                self.root
+                    .post(&format!("/api/v1/users/{u}/disable"), json!({}))
+                    .expect(200);
+                (format!("/api/v1/users/{u}/enable"), Some(json!({})))
+            }
+            ("post", "/api/v1/users/{id}/roles") => {
+                let (u, _) = self.user(&tid, None, None);
+                (
+                    format!("/api/v1/users/{u}/roles"),
+                    Some(json!({ "tenant_id": tid, "role": "auditor" })),
+                )
+            }
+            ("delete", "/api/v1/users/{id}/roles/{binding_id}") => {
+                let (u, _) = self.user(&tid, Some("operator"), None);
+                let roles = self
+                    .root
+                    .get(&format!("/api/v1/users/{u}/roles"))
+                    .expect(200);
+                let b = roles[0]["id"].as_str().unwrap();
+                (format!("/api/v1/users/{u}/roles/{b}"), None)
+            }
+            ("post", "/api/v1/devices") => (
+                path.into(),
+                Some(json!({ "tenant_id": tid, "name": "new-pc" })),
+            ),
+            ("post", "/api/v1/devices/enroll-codes") => (
+                path.into(),
+                Some(json!({ "tenant_id": tid, "expires_in_minutes": 30 })),
+            ),
+            ("delete", "/api/v1/devices/{id}") => {
+                (format!("/api/v1/devices/{}", self.device(&tid)), None)
+            }
+            ("post", "/api/v1/tokens") => (
+                path.into(),
+                Some(json!({
+                    "tenant_id": tid, "name": "new", "kind": "api", "permissions": ["backup"],
+                })),
+            ),
+            ("delete", "/api/v1/tokens/{id}") => {
+                (format!("/api/v1/tokens/{}", self.token(&tid)), None)
+            }
+            ("post", "/api/v1/vaults") => (
+                path.into(),
+                Some(json!({ "tenant_id": tid, "name": "new", "destination": "local" })),
+            ),
+            ("get", "/api/v1/vaults/{id}") => (format!("/api/v1/vaults/{}", t.vault), None),
+            ("get", "/api/v1/vaults/{id}/snapshots") => {
+                (format!("/api/v1/vaults/{}/snapshots", t.vault), None)
+            }
+            ("post", "/api/v1/vaults/{id}/verify") => (
+                format!("/api/v1/vaults/{}/verify", t.vault),
+                Some(json!({ "read_data_percent": 0 })),
+            ),
+            ("delete", "/api/v1/vaults/{id}") => {
+                (format!("/api/v1/vaults/{}", self.vault(&tid)), None)
+            }
+            ("get", "/api/v1/vaults/{id}/policy") => {
+                (format!("/api/v1/vaults/{}/policy", t.vault), None)
+            }
+            ("post", "/api/v1/vaults/{id}/retention") => (
+                format!("/api/v1/vaults/{}/retention", t.vault),
+                Some(json!({ "dry_run": true })),
+            ),
+            ("post", "/api/v1/policies") => (
+                path.into(),
+                Some(json!({ "tenant_id": tid, "vault_id": self.vault(&tid),
+                             "keep": { "daily": 7 } })),
+            ),
+            ("get", "/api/v1/policies/{id}") => (format!("/api/v1/policies/{}", t.policy), None),
+            ("post", "/api/v1/items") => (path.into(), Some(self.item_body(&tid, &t.vault))),
+            ("get", "/api/v1/items/{id}") => (format!("/api/v1/items/{}", t.item), None),
+            ("patch", "/api/v1/items/{id}") => (
+                format!("/api/v1/items/{}", t.item),
+                Some(json!({ "schedule": "mon..fri 22:00" })),
+            ),
+            ("delete", "/api/v1/items/{id}") => {
+                (format!("/api/v1/items/{}", self.item(&tid, &t.vault)), None)
+            }
+            ("post", "/api/v1/items/{id}/run") => {
+                (format!("/api/v1/items/{}/run", t.item), Some(json!({})))
+            }
+            ("patch", "/api/v1/policies/{id}") => (
+                format!("/api/v1/policies/{}", t.policy),
+                Some(json!({ "keep": { "last": 4 } })),
+            ),
+            ("delete", "/api/v1/policies/{id}") => {
+                (format!("/api/v1/policies/{}", self.policy(&tid).1), None)
+            }
+            ("delete", "/api/v1/sessions/{id}") => {
+                let other = self.server.sign_in(&t.bystander_email, USER_PASSWORD);
+                (format!("/api/v1/sessions/{}", other.session_id), None)
+            }
+            _ => panic!("{method} {path}: the walk knows no request aimed at a tenant; add one"),
+        }
+    }
+
+    /// The request the walk sends to a route that concerns only the caller: (bearer, path,
+    /// body). Changes the actor (password, TOTP) as the walk goes.
+    pub(super) fn own(
+        &mut self,
+        method: &str,
+        path: &str,
+        a: &mut Actor<'_>,
+    ) -> (String, Option<Value>) {
+        let body = match (method, path) {
+            ("post", "/api/v1/auth/login") => {
+                Some(json!({ "email": a.email, "password": a.password }))
+            }
+            ("post", "/api/v1/auth/accept-invite") => {
+                let email = self.email("invitee");
+                let provider = self.root.provider_tenant_id();
+                let r = self
+                    .root
+                    .post(
+                        "/api/v1/users",
+                        json!({ "tenant_id": provider, "email": email, "first_name": "In",
+                                "last_name": "Vitee" }),
+                    )
+                    .expect(201);
+                Some(json!({
+                    "invite_token": r["invite_token"], "password": "invitee-password-1",
+                }))
+            }
+            ("post", "/api/v1/auth/confirm-email") => {
+                let email = self.email("invitee");
+                let provider = self.root.provider_tenant_id();
+                let r = self
+                    .root
+                    .post(
+                        "/api/v1/users",
+                        json!({ "tenant_id": provider, "email": email, "first_name": "Con",
+                                "last_name": "Firm" }),
+                    )
+                    .expect(201);
+                let id = r["user"]["id"].as_str().unwrap();
+                let new = self.email("confirmed");
+                Some(json!({ "token": self.root.server().plant_email_code(id, &new) }))
+            }
+            ("get", "/api/v1/me" | "/api/v1/destinations") | ("post", "/api/v1/auth/logout") => {
+                None
+            }
+            ("post", "/api/v1/me/password") => {
+                let current = std::mem::replace(&mut a.password, "a-new-password-42".into());
+                Some(json!({ "current_password": current, "new_password": a.password }))
+            }
+            ("post", "/api/v1/me/totp") => Some(json!({ "current_password": a.password })),
+            ("post", "/api/v1/me/totp/confirm") => {
+                let e = a
+                    .session
+                    .post("/api/v1/me/totp", json!({ "current_password": a.password }))
+                    .expect(200);
+                Some(json!({ "code": self.server.totp_code(e["secret"].as_str().unwrap()) }))
+            }
+            _ => panic!("{method} {path}: the walk knows no request for the caller; add one"),
+        };
+        (path.into(), body)
+    }
+}
