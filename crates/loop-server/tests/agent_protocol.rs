@@ -177,6 +177,39 @@ fn a_device_token_reaches_only_its_own_jobs_and_reports_under_the_jobs_fence() {
     assert_eq!(done["state"], "succeeded");
     assert_eq!(done["summary"]["files"], 1);
 
+    // A cancel asked through the API reaches the agent with its next report; the agent
+    // then ends the job as cancelled.
+    let third = admin
+        .post(&format!("/api/v1/items/{item_id}/run"), json!({}))
+        .expect(202);
+    let third_id = third["id"].as_str().unwrap();
+    let claimed = agent(&server, &token_a, "/agent/v1/jobs/claim", json!({})).expect(200);
+    let fence = claimed["fence"].as_i64().unwrap();
+    let asked = admin
+        .post(&format!("/api/v1/jobs/{third_id}/cancel"), json!({}))
+        .expect(200);
+    assert_eq!(asked["cancel_requested"], true);
+    let lease = agent(
+        &server,
+        &token_a,
+        &format!("/agent/v1/jobs/{third_id}/report"),
+        json!({ "fence": fence }),
+    )
+    .expect(200);
+    assert_eq!(lease["cancel_requested"], true);
+    assert_eq!(
+        agent(
+            &server,
+            &token_a,
+            &format!("/agent/v1/jobs/{third_id}/finish"),
+            json!({ "fence": fence, "state": "cancelled" }),
+        )
+        .status,
+        204
+    );
+    let cancelled = admin.get(&format!("/api/v1/jobs/{third_id}")).expect(200);
+    assert_eq!(cancelled["state"], "cancelled");
+
     // A backup whose agent stops reporting is abandoned once its lease lapses.
     let again = admin
         .post(&format!("/api/v1/items/{item_id}/run"), json!({}))
