@@ -218,6 +218,7 @@ def valid_body(op: str, n: int):
         "POST /api/v1/users/{id}/roles": {"tenant_id": t, "role": ["operator", "auditor", "billing", "admin"][n % 4]},
         "POST /api/v1/devices": {"tenant_id": t, "name": f"fuzz-pc-{n}"},
         "POST /api/v1/devices/enroll-codes": {"tenant_id": t, "expires_in_minutes": n % 600 + 1},
+        "POST /api/v1/devices/{id}/restore": {"vault_id": fixtures["vault"], "snapshot": "latest", "target": f"/srv/restore-{n}"},
         "POST /api/v1/tokens": {"tenant_id": t, "name": f"fuzz-token-{n}", "kind": "api", "permissions": ["backup"]},
         "POST /api/v1/vaults": {"tenant_id": t, "name": f"fuzz-vault-{n}", "destination": "local"},
         "POST /api/v1/tenants/{id}/erase": {"confirm": "Fuzz Leaving Ltd"},
@@ -285,6 +286,9 @@ def before_call(context, case, kwargs):
             ids = {"id": fixtures["doomed_vault"]}
         if case.operation.path == "/api/v1/tenants/{id}/erase":
             ids = {"id": fixtures["doomed_tenant"]}
+        if case.operation.path == "/api/v1/devices/{id}/restore":
+            # The fixture device may be deleted by then; the items' device never is.
+            ids = {"id": fixtures["item_device"]}
         if case.operation.method.upper() == "DELETE" and case.operation.path == "/api/v1/policies/{id}":
             ids = {"id": fixtures["doomed_policy"]}
         if case.operation.method.upper() == "DELETE" and case.operation.path == "/api/v1/items/{id}":

@@ -172,6 +172,15 @@ impl ApiClient {
         self.call(Method::POST, "/api/v1/devices/enroll-codes", Some(r))
     }
 
+    /// Queues a restore to the device, run by its agent.
+    pub fn restore_to_device(&self, id: &DeviceId, r: &RestoreToDevice) -> Result<Job, ApiError> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/devices/{id}/restore"),
+            Some(r),
+        )
+    }
+
     pub fn delete_device(&self, id: &DeviceId) -> Result<(), ApiError> {
         self.call_empty::<()>(Method::DELETE, &format!("/api/v1/devices/{id}"), None)
     }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::ids::TenantId;
+use crate::ids::{TenantId, VaultId};
 use crate::{Job, JobProgress, JobState, ProtectedItem, SecretText};
 
 wire! {
@@ -51,11 +51,27 @@ wire! {
         pub items: Vec<ProtectedItem>,
     }
 
-    /// A job the agent claimed, with the fencing number its reports name.
+    /// A job the agent claimed, with the fencing number its reports name: a backup of
+    /// `item`, or a restore as `params` (a [`RestoreToDevice`]) says.
     pub struct AgentJob {
         pub job: Job,
         pub fence: i64,
-        pub item: ProtectedItem,
+        pub item: Option<ProtectedItem>,
+        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+        pub params: serde_json::Value,
+    }
+
+    /// `POST /api/v1/devices/{id}/restore`: what the device's agent restores, and where.
+    pub struct RestoreToDevice {
+        pub vault_id: VaultId,
+        /// A snapshot ID, a unique prefix of one (at least 4 hex digits), or `latest`.
+        pub snapshot: String,
+        /// Only these paths of the snapshot (globs, as `loop restore --include` reads
+        /// them); everything when empty.
+        #[serde(default)]
+        pub paths: Vec<String>,
+        /// An absolute directory on the device; made when missing.
+        pub target: String,
     }
 
     /// `POST /agent/v1/jobs/{id}/renew` and `.../log`: the fence of the claim.

@@ -21,6 +21,9 @@ closed_set! {
         Retention = "retention",
         /// Backs up a protected item; run by the agent of the item's device.
         Backup = "backup",
+        /// Restores a snapshot (or some of its paths) to a directory of a device; run by the
+        /// device's agent.
+        Restore = "restore",
     }
 
     /// Where a job is. `queued` and `running` are open; every other state is final.

@@ -184,6 +184,21 @@ pub enum DeviceCommand {
     },
     /// Remove a device and revoke its tokens
     Delete { id: DeviceId },
+    /// Restore a snapshot (or some of its paths) to a directory of the device, by its agent
+    Restore {
+        id: DeviceId,
+        #[arg(long)]
+        vault: VaultId,
+        /// Snapshot ID, prefix, or latest
+        #[arg(long, default_value = "latest")]
+        snapshot: String,
+        /// Only this path of the snapshot (glob; repeatable)
+        #[arg(long = "path")]
+        paths: Vec<String>,
+        /// Absolute directory on the device
+        #[arg(long)]
+        target: String,
+    },
     /// A single-use code with which `loop agent enroll` registers a machine as a device
     EnrollCode {
         #[arg(long)]

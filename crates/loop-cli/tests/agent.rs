@@ -2,7 +2,8 @@
 //! (`loop agent enroll`), and a running `loop agent run` process carries out backups asked
 //! for through the API, reporting them as jobs; the snapshot is in the vault, tagged with
 //! the item, and the item's last-success time in `/metrics` moves with each backup (the
-//! scrape passes `promtool check metrics`).
+//! scrape passes `promtool check metrics`); a restore asked through the API lands on the
+//! agent's machine.
 
 mod support;
 
@@ -206,6 +207,38 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
         "{scrape}"
     );
     promtool_check(&scrape);
+
+    // A restore asked through the API: the agent writes the snapshot's files (here: one
+    // path of it) into a directory of its machine.
+    let target = s.dir.path().join("restored-by-agent");
+    let restore = json(&mut s.admin(
+        "ana",
+        &[
+            "device",
+            "restore",
+            &device,
+            "--vault",
+            &s.vault,
+            "--snapshot",
+            &snapshot,
+            "--path",
+            "**/sub",
+            "--target",
+            target.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(restore["kind"], "restore");
+    let restore = ended(&s, restore["id"].as_str().unwrap());
+    assert_eq!(restore["state"], "succeeded", "{restore:#}");
+    let restored = target.join("shared");
+    assert_eq!(
+        std::fs::read(restored.join("sub/data.bin")).unwrap(),
+        vec![7u8; 100_000]
+    );
+    assert!(
+        !restored.join("report.txt").exists(),
+        "only the path asked for is restored"
+    );
 
     // The device was heard from.
     let devices = json(&mut s.admin("ana", &["device", "list", "--tenant", &s.customer]));

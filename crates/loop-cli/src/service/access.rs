@@ -46,6 +46,29 @@ pub(crate) fn device(g: &Global, c: DeviceCommand) -> Result<ExitCode> {
                 );
             })
         }
+        DeviceCommand::Restore {
+            id,
+            vault,
+            snapshot,
+            paths,
+            target,
+        } => {
+            let job: Job = api.restore_to_device(
+                &id,
+                &RestoreToDevice {
+                    vault_id: vault,
+                    snapshot,
+                    paths,
+                    target,
+                },
+            )?;
+            show(g, &job, |job| {
+                println!(
+                    "job {} restores to device {id} when its agent takes it (loop job show {})",
+                    job.id, job.id
+                )
+            })
+        }
         DeviceCommand::Delete { id } => {
             api.delete_device(&id)?;
             show(g, &json!({"deleted": id}), |_| {

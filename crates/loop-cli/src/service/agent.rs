@@ -10,11 +10,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use loop_agent::{ApiClient, ApiError, Connection, Trust, VaultStorage};
 use loop_api::{
-    AgentFinish, AgentHeartbeat, AgentJob, AgentReport, EnrollAgent, JobProgress, JobState,
+    AgentFinish, AgentHeartbeat, AgentJob, AgentReport, EnrollAgent, JobKind, JobProgress,
+    JobState, RestoreToDevice,
 };
 use loop_repo::Repository;
 use loop_repo::backup::{self, BackupOptions, BackupProgress};
 use loop_repo::keys::Secret;
+use loop_repo::restore::{RestoreOptions, RestoreProgress};
 use serde::{Deserialize, Serialize};
 
 use crate::args::Global;
@@ -227,7 +229,11 @@ impl Agent {
                 }
             })
         };
-        let outcome = self.back_up(g, &job, &progress);
+        let outcome = match job.job.kind {
+            JobKind::Backup => self.back_up(g, &job, &progress),
+            JobKind::Restore => self.restore(g, &job),
+            other => Err(anyhow::anyhow!("this agent does not run {other} jobs")),
+        };
         done.store(true, Ordering::Relaxed);
         let _ = reporter.join();
         if lost.load(Ordering::Relaxed) {
@@ -297,20 +303,10 @@ impl Agent {
         job: &AgentJob,
         progress: &BackupProgress,
     ) -> Result<(serde_json::Value, usize)> {
-        let item = &job.item;
+        let item = job.item.as_ref().context("a backup job without its item")?;
         self.command(job, "pre-command", item.pre_command.as_deref())?;
         let result = (|| {
-            let storage = VaultStorage::new(self.conn.clone(), &item.vault_id, &self.token);
-            let session = storage
-                .open("backup", &hostname())
-                .with_context(|| format!("opening vault {}", item.vault_id))?;
-            let repo = match &session.key {
-                Some(key) => Repository::open(Arc::new(storage), Secret::RawKey(key))?,
-                None => {
-                    let pass = passphrase(g)?;
-                    Repository::open(Arc::new(storage), Secret::Passphrase(&pass.0))?
-                }
-            };
+            let repo = self.open_vault(g, &item.vault_id, "backup")?;
             let mut tags = item.tags.clone();
             tags.push(format!("item:{}", item.id));
             let opts = BackupOptions {
@@ -341,6 +337,66 @@ impl Agent {
                 "unreadable": r.unreadable.len(),
             }),
             warnings,
+        ))
+    }
+}
+
+impl Agent {
+    /// A vault of the tenant, through the vault protocol with the device token: a managed
+    /// vault opens with the key the server hands over, another with the passphrase.
+    fn open_vault(&self, g: &Global, vault_id: &str, operation: &str) -> Result<Repository> {
+        let storage = VaultStorage::new(self.conn.clone(), vault_id, &self.token);
+        let session = storage
+            .open(operation, &hostname())
+            .with_context(|| format!("opening vault {vault_id}"))?;
+        Ok(match &session.key {
+            Some(key) => Repository::open(Arc::new(storage), Secret::RawKey(key))?,
+            None => {
+                let pass = passphrase(g)?;
+                Repository::open(Arc::new(storage), Secret::Passphrase(&pass.0))?
+            }
+        })
+    }
+
+    /// A restore to this machine, as the job's parameters say: (summary, warnings).
+    fn restore(&self, g: &Global, job: &AgentJob) -> Result<(serde_json::Value, usize)> {
+        let r: RestoreToDevice =
+            serde_json::from_value(job.params.clone()).context("the restore's parameters")?;
+        let repo = self.open_vault(g, r.vault_id.as_str(), "restore")?;
+        let (id, snap) = repo.find_snapshot(&r.snapshot, &Default::default())?;
+        std::fs::create_dir_all(&r.target).with_context(|| format!("creating {}", r.target))?;
+        let opts = RestoreOptions {
+            target: PathBuf::from(&r.target),
+            includes: r.paths.clone(),
+            excludes: Vec::new(),
+            verify: false,
+            threads: g.threads,
+            tree_fetchers: 4,
+            files_per_batch: 1024,
+            owner: None,
+        };
+        self.log(
+            job,
+            "info",
+            &format!("restoring snapshot {} to {}", id.to_hex(), r.target),
+        );
+        let report =
+            loop_repo::restore::run(&repo, &snap.tree, &opts, &RestoreProgress::default())?;
+        for e in report.errors.iter().chain(&report.warnings).take(50) {
+            self.log(job, "warning", e);
+        }
+        if !report.errors.is_empty() {
+            bail!(
+                "{} entries could not be restored (see the job log)",
+                report.errors.len()
+            );
+        }
+        Ok((
+            serde_json::json!({
+                "snapshot_id": id.to_hex(), "target": r.target, "files": report.files,
+                "dirs": report.dirs, "bytes": report.bytes,
+            }),
+            report.warnings.len(),
         ))
     }
 }

@@ -216,7 +216,7 @@ pub async fn claim_due(
     }
     let candidates = sqlx::query(
         "SELECT id, fence, state, attempts, max_attempts FROM jobs
-         WHERE kind <> 'backup'
+         WHERE kind NOT IN ('backup', 'restore')
            AND ((state = 'queued' AND scheduled_at <= $1)
              OR (state = 'running' AND lease_expires_at <= $1))
          ORDER BY scheduled_at, created_at LIMIT $2",
@@ -309,18 +309,19 @@ async fn take(
     }))
 }
 
-/// Claims the next due backup of one of `device_id`'s items for its agent: a queued run
-/// whose time has come and whose window has not passed.
-pub async fn claim_backup(
+/// Claims the next due job of `device_id` for its agent (a backup of one of its items, or a
+/// restore to it): a queued job whose time has come and whose window has not passed.
+pub async fn claim_for_device(
     pool: &AnyPool,
     device_id: &str,
     now: i64,
     lease_ms: i64,
 ) -> DbResult<Option<Claimed>> {
     let candidates = sqlx::query(
-        "SELECT j.id, j.fence FROM jobs j JOIN protected_items i ON i.id = j.target_id
-         WHERE j.kind = 'backup' AND i.device_id = $1 AND j.state = 'queued'
-           AND j.scheduled_at <= $2 AND (j.deadline_at IS NULL OR j.deadline_at >= $2)
+        "SELECT j.id, j.fence FROM jobs j LEFT JOIN protected_items i ON i.id = j.target_id
+         WHERE ((j.kind = 'backup' AND i.device_id = $1)
+             OR (j.kind = 'restore' AND j.target_kind = 'device' AND j.target_id = $1))
+           AND j.state = 'queued' AND j.scheduled_at <= $2 AND (j.deadline_at IS NULL OR j.deadline_at >= $2)
          ORDER BY j.scheduled_at, j.created_at LIMIT 5",
     )
     .bind(device_id)
@@ -336,11 +337,11 @@ pub async fn claim_backup(
     Ok(None)
 }
 
-/// Backups whose agent stopped renewing their lease (killed, cut off) are `abandoned`; the
-/// item's next run backs up what this one did not. Returns them.
-pub async fn abandon_lapsed_backups(pool: &AnyPool, now: i64) -> DbResult<Vec<String>> {
+/// Agent jobs (backups, restores) whose agent stopped renewing their lease (killed, cut off)
+/// are `abandoned`; an item's next run backs up what this one did not. Returns them.
+pub async fn abandon_lapsed_agent_jobs(pool: &AnyPool, now: i64) -> DbResult<Vec<String>> {
     let rows = sqlx::query(
-        "SELECT id FROM jobs WHERE kind = 'backup' AND state = 'running'
+        "SELECT id FROM jobs WHERE kind IN ('backup', 'restore') AND state = 'running'
          AND lease_expires_at <= $1",
     )
     .bind(now)

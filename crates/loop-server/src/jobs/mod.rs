@@ -264,8 +264,8 @@ async fn run_one(state: &AppState, claimed: Claimed) {
         JobKind::StagingSweep => sweep::run(&ctx).await,
         JobKind::Verify => verify::run(&ctx).await,
         JobKind::Retention => retention::run(&ctx).await,
-        JobKind::Backup => Err(JobError::Failed(
-            "a backup runs on its device's agent, not on the server".into(),
+        JobKind::Backup | JobKind::Restore => Err(JobError::Failed(
+            "this job runs on a device's agent, not on the server".into(),
         )),
     };
     renewer.abort();

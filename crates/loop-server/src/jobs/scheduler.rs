@@ -32,7 +32,7 @@ pub struct TickReport {
     pub skipped: Vec<String>,
     /// Runs recorded as missed, or queued runs that became missed.
     pub missed: Vec<String>,
-    /// Running backups whose agent stopped renewing their lease.
+    /// Running agent jobs whose agent stopped renewing their lease.
     pub abandoned: Vec<String>,
 }
 
@@ -104,8 +104,8 @@ pub async fn tick(state: &AppState) -> DbResult<TickReport> {
         tracing::warn!(job = %j.id, item = %j.target_id, "a scheduled run missed its window");
         report.missed.push(j.id);
     }
-    for id in jobs::abandon_lapsed_backups(pool, now).await? {
-        tracing::warn!(job = %id, "a backup's agent stopped reporting; abandoned");
+    for id in jobs::abandon_lapsed_agent_jobs(pool, now).await? {
+        tracing::warn!(job = %id, "an agent stopped reporting on its job; abandoned");
         report.abandoned.push(id);
     }
     let now_time = crate::db::time(now);

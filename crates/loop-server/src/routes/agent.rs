@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use loop_api::{
     ActorKind, AgentConfig, AgentEnrolled, AgentFinish, AgentHeartbeat, AgentJob, AgentLease,
-    AgentReport, CreateEnrolmentCode, Device, DeviceId, EnrollAgent, EnrolmentCode, JobId,
-    JobState, Outcome, Token, TokenId, TokenKind, TokenPermission,
+    AgentReport, CreateEnrolmentCode, Device, DeviceId, EnrollAgent, EnrolmentCode, JobId, JobKind,
+    JobState, Outcome, RestoreToDevice, Token, TokenId, TokenKind, TokenPermission,
 };
 
 use super::{Json, Path, commit_audited};
@@ -84,6 +84,99 @@ pub async fn create_enrolment_code(
             expires_at: db::time(expires),
         }),
     ))
+}
+
+/// How long a restore waits for the device's agent before it is missed.
+const RESTORE_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// Restore to a device
+///
+/// Queues a `restore` job for the device's agent: it restores the snapshot (`latest`, an ID
+/// or a unique prefix) of a vault of the device's tenant, or only `paths` of it, into
+/// `target`, an absolute directory on the device. Missed if the agent has not started it
+/// within a day.
+#[utoipa::path(post, path = "/api/v1/devices/{id}/restore", tag = "devices",
+    params(("id" = DeviceId, Path)), request_body = RestoreToDevice,
+    responses((status = 202, description = "The restore job", body = loop_api::Job),
+        (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
+pub async fn restore_to_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<DeviceId>,
+    Json(req): Json<RestoreToDevice>,
+) -> ApiResult<(StatusCode, axum::Json<loop_api::Job>)> {
+    caller.user()?;
+    let device = devices::device_by_id(&state.db.pool, id.as_str())
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    caller
+        .tenant(&state, Permission::DeviceWrite, &device.tenant_id)
+        .await?;
+    caller
+        .tenant(&state, Permission::JobWrite, &device.tenant_id)
+        .await?;
+    crate::db::vaults::vault_by_id(&state.db.pool, req.vault_id.as_str())
+        .await?
+        .filter(|v| v.tenant_id == device.tenant_id)
+        .ok_or_else(ApiError::not_found)?;
+    let snapshot_ok = req.snapshot == "latest"
+        || ((4..=64).contains(&req.snapshot.len())
+            && req.snapshot.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !snapshot_ok {
+        return Err(ApiError::bad_request(
+            "snapshot is latest, an ID or a prefix of at least 4 hex digits",
+        ));
+    }
+    let text_ok = |t: &str| !t.is_empty() && t.len() <= 4096 && !t.contains('\0');
+    if !req.target.starts_with('/') || !text_ok(&req.target) {
+        return Err(ApiError::bad_request(
+            "target is an absolute directory on the device",
+        ));
+    }
+    if req.paths.len() > 64 || !req.paths.iter().all(|p| text_ok(p)) {
+        return Err(ApiError::bad_request(
+            "paths: at most 64, each 1 to 4096 bytes",
+        ));
+    }
+    let now = state.now();
+    let (_, actor) = caller.actor();
+    let params = serde_json::to_value(&req).expect("a request serializes");
+    let mut tx = state.db.begin().await?;
+    let job_id = jobs::enqueue(
+        &mut tx,
+        &jobs::NewJob {
+            tenant_id: &device.tenant_id,
+            kind: JobKind::Restore,
+            target_kind: "device",
+            target_id: &device.id,
+            scheduled_at: now,
+            trigger: loop_api::JobTrigger::User,
+            started_by_id: Some(&actor),
+            max_attempts: 1,
+            params: params.clone(),
+            deadline_at: Some(now + RESTORE_WINDOW_MS),
+        },
+        now,
+    )
+    .await?;
+    let mut details = params;
+    details["job_id"] = job_id.clone().into();
+    commit_audited(
+        tx,
+        caller.event(
+            &device.tenant_id,
+            "device.restore",
+            "device",
+            Some(&device.id),
+            details,
+        ),
+        now,
+    )
+    .await?;
+    let job = jobs::job_by_id(&state.db.pool, &job_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("job {job_id} vanished")))?;
+    Ok((StatusCode::ACCEPTED, axum::Json(job)))
 }
 
 /// A code that is unknown, used or expired: one answer for all three.
@@ -188,32 +281,42 @@ async fn heartbeat(
 async fn claim(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let device = device_of(&caller)?;
     let lease_ms = state.config.jobs.lease_seconds as i64 * 1000;
-    let Some(c) = jobs::claim_backup(&state.db.pool, device, state.now(), lease_ms).await? else {
+    let Some(c) = jobs::claim_for_device(&state.db.pool, device, state.now(), lease_ms).await?
+    else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
-    let item = items::item_by_id(&state.db.pool, &c.job.target_id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let item = match c.job.kind {
+        JobKind::Backup => items::item_by_id(&state.db.pool, &c.job.target_id).await?,
+        _ => None,
+    };
     Ok(axum::Json(AgentJob {
         job: c.job,
         fence: c.fence,
         item,
+        params: c.params,
     })
     .into_response())
 }
 
-/// The job `id`, when it is a backup of one of the caller's device's items.
+/// The job `id`, when it is a backup of one of the caller's device's items or a restore to
+/// that device.
 async fn own_job(state: &AppState, caller: &Caller, id: &JobId) -> ApiResult<loop_api::Job> {
     let device = device_of(caller)?;
     let job = jobs::job_by_id(&state.db.pool, id.as_str())
         .await?
-        .filter(|j| j.kind == loop_api::JobKind::Backup)
         .ok_or_else(ApiError::not_found)?;
-    items::item_by_id(&state.db.pool, &job.target_id)
-        .await?
-        .filter(|i| i.device_id == device)
-        .ok_or_else(ApiError::not_found)?;
-    Ok(job)
+    let mine = match job.kind {
+        JobKind::Backup => items::item_by_id(&state.db.pool, &job.target_id)
+            .await?
+            .is_some_and(|i| i.device_id == device),
+        JobKind::Restore => job.target_kind == "device" && job.target_id == device,
+        _ => false,
+    };
+    if mine {
+        Ok(job)
+    } else {
+        Err(ApiError::not_found())
+    }
 }
 
 fn lease_lost() -> ApiError {

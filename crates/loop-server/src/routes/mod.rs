@@ -75,6 +75,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(access::list_devices, access::create_device))
         .routes(routes!(access::delete_device))
         .routes(routes!(agent::create_enrolment_code))
+        .routes(routes!(agent::restore_to_device))
         .routes(routes!(access::list_tokens, access::create_token))
         .routes(routes!(access::revoke_token))
         .routes(routes!(access::list_sessions))

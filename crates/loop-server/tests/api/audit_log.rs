@@ -25,6 +25,7 @@ const AUDITED: &[(&str, &str, &str)] = &[
     ("post", "/api/v1/devices", "device.create"),
     ("delete", "/api/v1/devices/{id}", "device.delete"),
     ("post", "/api/v1/devices/enroll-codes", "device.enroll_code"),
+    ("post", "/api/v1/devices/{id}/restore", "device.restore"),
     ("post", "/api/v1/tokens", "token.create"),
     ("delete", "/api/v1/tokens/{id}", "token.revoke"),
     ("post", "/api/v1/vaults", "vault.create"),
@@ -223,6 +224,20 @@ impl AuditWalk<'_> {
                 path.into(),
                 Some(json!({ "tenant_id": t, "name": "workstation" })),
             ),
+            ("post", "/api/v1/devices/{id}/restore") => {
+                let d = self.created(
+                    "/api/v1/devices",
+                    json!({ "tenant_id": t, "name": "restored-pc" }),
+                );
+                let v = self.created(
+                    "/api/v1/vaults",
+                    json!({ "tenant_id": t, "name": "restore-from", "destination": "local" }),
+                );
+                by_admin(
+                    format!("/api/v1/devices/{d}/restore"),
+                    Some(json!({ "vault_id": v, "snapshot": "latest", "target": "/srv/restore" })),
+                )
+            }
             ("post", "/api/v1/devices/enroll-codes") => by_admin(
                 path.into(),
                 Some(json!({ "tenant_id": t, "expires_in_minutes": 5 })),

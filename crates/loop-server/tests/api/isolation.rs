@@ -22,6 +22,9 @@ fn body_naming(method: &str, path: &str, c: &Customer) -> Option<Value> {
         }),
         ("post", "/api/v1/devices") => json!({ "tenant_id": tenant_id, "name": "mallory-pc" }),
         ("post", "/api/v1/devices/enroll-codes") => json!({ "tenant_id": tenant_id }),
+        ("post", "/api/v1/devices/{id}/restore") => {
+            json!({ "vault_id": c.vault_id, "snapshot": "latest", "target": "/srv/restore" })
+        }
         ("post", "/api/v1/tokens") => json!({
             "tenant_id": tenant_id, "name": "mallory-token", "kind": "api",
             "permissions": ["restore"],
@@ -261,6 +264,11 @@ fn another_customers_ids_inside_a_request_answer_as_if_they_did_not_exist() {
                 "tenant_id": alpha.tenant_id, "name": "t", "kind": "device",
                 "device_id": bravo.device_id, "permissions": ["backup"],
             })),
+        ),
+        (
+            "post",
+            format!("/api/v1/devices/{}/restore", alpha.device_id),
+            Some(json!({ "vault_id": bravo.vault_id, "snapshot": "latest", "target": "/x" })),
         ),
         (
             "post",

@@ -131,6 +131,10 @@ const ERRORS: &[(&str, &[u16])] = &[
     ("delete /api/v1/items/{id}", &[401, 403, 404, 410]),
     ("post /api/v1/items/{id}/run", &[401, 403, 404, 410]),
     (
+        "post /api/v1/devices/{id}/restore",
+        &[400, 401, 403, 404, 410, 413, 415],
+    ),
+    (
         "post /api/v1/devices/enroll-codes",
         &[400, 401, 403, 404, 410, 413, 415],
     ),

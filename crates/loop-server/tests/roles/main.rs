@@ -89,6 +89,11 @@ const ROUTES: &[(&str, &str, Rule)] = &[
         "/api/v1/devices/enroll-codes",
         Needs(&[ChangeDevices]),
     ),
+    (
+        "post",
+        "/api/v1/devices/{id}/restore",
+        Needs(&[ChangeDevices, RunJobs]),
+    ),
     ("get", "/api/v1/tokens", Needs(&[ReadTokens])),
     ("post", "/api/v1/tokens", Needs(&[ChangeTokens])),
     ("delete", "/api/v1/tokens/{id}", Needs(&[ChangeTokens])),

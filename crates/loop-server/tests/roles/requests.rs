@@ -90,6 +90,12 @@ impl Walk<'_> {
                 path.into(),
                 Some(json!({ "tenant_id": tid, "name": "new-pc" })),
             ),
+            ("post", "/api/v1/devices/{id}/restore") => (
+                format!("/api/v1/devices/{}/restore", self.device(&tid)),
+                Some(
+                    json!({ "vault_id": t.vault, "snapshot": "latest", "target": "/srv/restore" }),
+                ),
+            ),
             ("post", "/api/v1/devices/enroll-codes") => (
                 path.into(),
                 Some(json!({ "tenant_id": tid, "expires_in_minutes": 30 })),
