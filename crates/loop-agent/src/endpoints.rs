@@ -340,4 +340,69 @@ impl ApiClient {
     pub fn cancel_job(&self, id: &JobId) -> Result<Job, ApiError> {
         self.call::<(), Job>(Method::POST, &format!("/api/v1/jobs/{id}/cancel"), None)
     }
+
+    // ---- notifications ----
+
+    pub fn notify_targets(&self, tenant: Option<&TenantId>) -> Result<Vec<NotifyTarget>, ApiError> {
+        self.get_query("/api/v1/notify/targets", &in_tenant(tenant))
+    }
+
+    pub fn create_notify_target(&self, r: &CreateTarget) -> Result<CreatedTarget, ApiError> {
+        self.call(Method::POST, "/api/v1/notify/targets", Some(r))
+    }
+
+    pub fn update_notify_target(
+        &self,
+        id: &TargetId,
+        r: &UpdateTarget,
+    ) -> Result<NotifyTarget, ApiError> {
+        self.call(
+            Method::PATCH,
+            &format!("/api/v1/notify/targets/{id}"),
+            Some(r),
+        )
+    }
+
+    pub fn delete_notify_target(&self, id: &TargetId) -> Result<(), ApiError> {
+        self.call_empty::<()>(
+            Method::DELETE,
+            &format!("/api/v1/notify/targets/{id}"),
+            None,
+        )
+    }
+
+    /// Queues a test notification to the target; the answer is its delivery.
+    pub fn test_notify_target(&self, id: &TargetId) -> Result<Delivery, ApiError> {
+        self.call::<(), Delivery>(
+            Method::POST,
+            &format!("/api/v1/notify/targets/{id}/test"),
+            None,
+        )
+    }
+
+    /// The delivery log, newest first.
+    pub fn deliveries(
+        &self,
+        tenant: Option<&TenantId>,
+        target: Option<&TargetId>,
+        limit: Option<u32>,
+    ) -> Result<Vec<Delivery>, ApiError> {
+        let mut q = in_tenant(tenant);
+        q.extend(target.map(|t| ("target_id", t.to_string())));
+        q.extend(limit.map(|l| ("limit", l.to_string())));
+        self.get_query("/api/v1/notify/deliveries", &q)
+    }
+
+    /// The events raised for the visible tenants, newest first.
+    pub fn events(
+        &self,
+        tenant: Option<&TenantId>,
+        kind: Option<EventKind>,
+        limit: Option<u32>,
+    ) -> Result<Vec<Event>, ApiError> {
+        let mut q = in_tenant(tenant);
+        q.extend(kind.map(|k| ("kind", k.to_string())));
+        q.extend(limit.map(|l| ("limit", l.to_string())));
+        self.get_query("/api/v1/events", &q)
+    }
 }

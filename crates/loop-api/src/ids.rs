@@ -147,6 +147,9 @@ ids! {
     pub struct JobId("jb", "job");
     pub struct PolicyId("po", "policy");
     pub struct ItemId("pi", "protected item");
+    pub struct TargetId("nt", "notification target");
+    pub struct EventId("ev", "event");
+    pub struct DeliveryId("dl", "delivery");
 }
 
 #[cfg(test)]

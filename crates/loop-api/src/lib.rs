@@ -19,6 +19,7 @@ pub mod audit;
 mod ids;
 mod items;
 mod jobs;
+mod notify;
 mod policies;
 pub mod schedule;
 mod types;
@@ -27,6 +28,7 @@ pub use agent::*;
 pub use ids::*;
 pub use items::*;
 pub use jobs::*;
+pub use notify::*;
 pub use policies::*;
 pub use types::*;
 

@@ -139,6 +139,9 @@ pub enum Command {
     /// Retention policies of tenants and vaults
     #[command(subcommand)]
     Policy(crate::service_args::PolicyCommand),
+    /// Notifications: targets, their delivery log, and the events raised
+    #[command(subcommand)]
+    Notify(crate::service_args::NotifyCommand),
     /// Jobs the service runs on its own (vault erasure, ...)
     #[command(subcommand)]
     Job(crate::service_args::JobCommand),

@@ -33,6 +33,7 @@ pub mod logging;
 pub mod mail;
 pub mod managed_keys;
 pub mod metrics;
+pub mod notify;
 mod probes;
 mod routes;
 mod startup;

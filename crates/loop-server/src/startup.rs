@@ -111,6 +111,9 @@ impl Application {
             mailer,
             mail_wake: tokio::sync::Notify::new(),
             jobs_wake: tokio::sync::Notify::new(),
+            notify_wake: tokio::sync::Notify::new(),
+            webhooks: crate::notify::webhook::Poster::new(config.notify.allow_private_webhooks)
+                .map_err(StartError::Other)?,
             runner_id: crate::domain::new_id("runner"),
             metrics: Default::default(),
             readiness: tokio::sync::Mutex::new(None),
@@ -154,12 +157,14 @@ impl Application {
         let outbox = tokio::spawn(crate::mail::run_outbox(self.state.clone()));
         let jobs = tokio::spawn(crate::jobs::run_jobs(self.state.clone()));
         let scheduler = tokio::spawn(crate::jobs::scheduler::run_scheduler(self.state.clone()));
+        let notifier = tokio::spawn(crate::notify::run_notifier(self.state.clone()));
         Listener::new(self.listener, self.tls, router, &connections)
             .run(shutdown)
             .await;
         outbox.abort();
         jobs.abort();
         scheduler.abort();
+        notifier.abort();
     }
 
     /// Serves until Ctrl-C or SIGTERM.

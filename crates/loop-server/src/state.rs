@@ -23,6 +23,10 @@ pub struct Inner {
     pub mailer: crate::mail::smtp::Mailer,
     /// Wakes the outbox worker when a handler queued mail.
     pub mail_wake: tokio::sync::Notify,
+    /// Wakes the notifier when a job ended or a target was tested.
+    pub notify_wake: tokio::sync::Notify,
+    /// Posts webhook deliveries.
+    pub webhooks: crate::notify::webhook::Poster,
     /// Wakes this node's job runner when a handler queued a job.
     pub jobs_wake: tokio::sync::Notify,
     /// What this process counts for `/metrics`.

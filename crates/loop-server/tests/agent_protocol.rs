@@ -8,47 +8,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::Server;
+use support::agent::{agent, enrol, new_code};
 use support::vault::customer_with_vault;
 
 /// A fresh enrolment code of `tenant`, valid `minutes`.
-fn new_code(admin: &support::Caller<'_>, tenant: &str, minutes: u32) -> String {
-    admin
-        .post(
-            "/api/v1/devices/enroll-codes",
-            json!({ "tenant_id": tenant, "expires_in_minutes": minutes }),
-        )
-        .expect(201)["code"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-/// Enrols a machine of `tenant` with a fresh code: (device ID, device token).
-fn enrol(
-    server: &Server,
-    admin: &support::Caller<'_>,
-    tenant: &str,
-    name: &str,
-) -> (String, String) {
-    let code = new_code(admin, tenant, 60);
-    let r = server
-        .call(
-            "post",
-            "/agent/v1/enroll",
-            None,
-            Some(&json!({ "code": code, "name": name })),
-        )
-        .expect(200);
-    (
-        r["device_id"].as_str().unwrap().into(),
-        r["token"].as_str().unwrap().into(),
-    )
-}
-
-fn agent(server: &Server, token: &str, path: &str, body: Value) -> support::Reply {
-    server.call("post", path, Some(token), Some(&body))
-}
-
 #[test]
 fn a_device_token_reaches_only_its_own_jobs_and_reports_under_the_jobs_fence() {
     let server = Server::start();

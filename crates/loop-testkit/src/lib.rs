@@ -3,7 +3,8 @@
 //! - [`data`]: deterministic generated file contents (incompressible noise, compressible text);
 //! - [`tree`]: file trees with every kind of node and metadata, and their comparison;
 //! - [`garage`]: a real Garage S3 server per test;
-//! - [`smtp`]: a real SMTP server that keeps what it receives.
+//! - [`smtp`]: a real SMTP server that keeps what it receives;
+//! - [`webhook`]: an HTTP receiver for webhooks that keeps what it receives.
 //!
 //! A test that needs a component this machine lacks skips loudly, except under CI ([`in_ci`]),
 //! where it fails. The servers under test have their own harnesses: `loop-server`'s tests run
@@ -13,6 +14,7 @@ pub mod data;
 pub mod garage;
 pub mod smtp;
 pub mod tree;
+pub mod webhook;
 
 /// True under CI (`CI` set to anything but empty, `0` or `false`), where a missing component
 /// fails a test instead of skipping it.

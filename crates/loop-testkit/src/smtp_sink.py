@@ -5,7 +5,7 @@ Usage: smtp_sink.py PORT DIR
 Accepts every message on 127.0.0.1:PORT, parses it with Python's own MIME parser (an
 implementation independent of the server's) and writes one JSON file per message into
 DIR: envelope sender and recipients, the From/To/Subject headers (decoded), the plain-text
-body (transfer encoding undone) and the raw message. Prints "ready" once it listens.
+and HTML bodies (transfer encoding undone) and the raw message. Prints "ready" once it listens.
 """
 
 import email
@@ -26,6 +26,7 @@ class Sink:
     async def handle_DATA(self, server, session, envelope):
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         body = msg.get_body(preferencelist=("plain",))
+        html = msg.get_body(preferencelist=("html",))
         record = {
             "mail_from": envelope.mail_from,
             "rcpt_tos": list(envelope.rcpt_tos),
@@ -34,6 +35,7 @@ class Sink:
             "subject": str(msg["Subject"]),
             "content_type": msg.get_content_type(),
             "text": body.get_content() if body is not None else None,
+            "html": html.get_content() if html is not None else None,
             "raw": envelope.content.decode("utf-8", "replace"),
         }
         self.count += 1

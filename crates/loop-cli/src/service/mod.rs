@@ -1,5 +1,5 @@
 //! `loop server` and the commands that drive the service's API (`login`, `tenant`, `user`,
-//! `device`, `token`, `vault`, `item`, `policy`, `job`, `session`, `audit`, `admin`).
+//! `device`, `token`, `vault`, `item`, `policy`, `notify`, `job`, `session`, `audit`, `admin`).
 
 mod access;
 mod account;
@@ -7,6 +7,7 @@ mod agent;
 mod audit;
 mod items;
 mod jobs;
+mod notify;
 mod policies;
 mod server;
 mod tenants;
@@ -19,6 +20,7 @@ pub(crate) use agent::agent;
 pub(crate) use audit::{admin, audit};
 pub(crate) use items::item;
 pub(crate) use jobs::job;
+pub(crate) use notify::notify;
 pub(crate) use policies::policy;
 pub(crate) use server::server;
 pub(crate) use tenants::tenant;

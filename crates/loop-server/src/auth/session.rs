@@ -70,6 +70,30 @@ pub async fn start(
         now,
     )
     .await?;
+    if sessions::known_device(tx, &id).await? == Some(false) {
+        let what = [browser.as_deref(), os.as_deref(), device_label]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ");
+        crate::db::notify::raise(
+            tx,
+            crate::db::notify::NewEvent {
+                tenant_id: &user.tenant_id,
+                kind: loop_api::EventKind::SignInNewDevice,
+                subject: Some(("user", &user.id)),
+                message: format!("a sign-in from a device not used before: {what}"),
+                details: serde_json::json!({
+                    "user_id": user.id, "session_id": id, "browser": browser, "os": os,
+                    "device_label": device_label,
+                }),
+                dedupe_key: None,
+            },
+            None,
+            now,
+        )
+        .await?;
+    }
     Ok(Started {
         id,
         secret,

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use zeroize::Zeroize;
 
+mod notify;
+pub use notify::NotifyConfig;
+
 /// A secret string that never prints and is zeroed on drop.
 #[derive(Clone, Default, Deserialize)]
 #[serde(transparent)]
@@ -65,6 +68,8 @@ pub struct Config {
     /// Outgoing e-mail (invitations, address confirmations). Without `mail.host`, mail
     /// waits in the outbox until one is configured.
     pub mail: MailConfig,
+    /// Events, notification targets and their deliveries.
+    pub notify: NotifyConfig,
     /// The job runner: vault erasure, upload staging sweeps, and what later kinds add.
     pub jobs: JobsConfig,
     /// Who may read `/metrics`.
@@ -95,6 +100,7 @@ impl Default for Config {
             limits: Limits::default(),
             connections: ConnectionConfig::default(),
             mail: MailConfig::default(),
+            notify: NotifyConfig::default(),
             jobs: JobsConfig::default(),
             metrics: MetricsConfig::default(),
             destinations: Vec::new(),
@@ -545,6 +551,11 @@ impl Config {
         {
             return Err(ConfigError::Invalid(
                 "connection limits and timeouts must be positive".into(),
+            ));
+        }
+        if self.notify.poll_seconds == 0 || self.notify.check_seconds == 0 {
+            return Err(ConfigError::Invalid(
+                "notify.poll_seconds and notify.check_seconds must be positive".into(),
             ));
         }
         if self.mail.poll_seconds == 0 {

@@ -130,6 +130,7 @@ pub async fn append(tx: &mut Tx, e: NewEvent, now_ms: i64) -> DbResult<AuditEven
         .bind(&event.tenant_id)
         .execute(&mut **tx)
         .await?;
+    super::notify::raise_for_audit(tx, &event, now_ms).await?;
     Ok(event)
 }
 

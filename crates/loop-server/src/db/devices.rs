@@ -8,7 +8,7 @@ use super::tenants::in_scope;
 use super::{DbResult, Tx, col, opt_time, time};
 use crate::domain::TenantScope;
 
-fn device(row: &AnyRow) -> DbResult<Device> {
+pub(super) fn device(row: &AnyRow) -> DbResult<Device> {
     Ok(Device {
         id: col(row, "id")?,
         tenant_id: col(row, "tenant_id")?,

@@ -13,7 +13,7 @@ fn list(row: &AnyRow, name: &'static str) -> DbResult<Vec<String>> {
     serde_json::from_str(&text).map_err(|e| DbError::Sql(sqlx::Error::Decode(e.into())))
 }
 
-fn item(row: &AnyRow) -> DbResult<ProtectedItem> {
+pub(super) fn item(row: &AnyRow) -> DbResult<ProtectedItem> {
     Ok(ProtectedItem {
         id: col(row, "id")?,
         tenant_id: col(row, "tenant_id")?,

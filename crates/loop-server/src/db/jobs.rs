@@ -18,7 +18,7 @@ use crate::domain::{TenantScope, new_id};
 /// Lines kept per job: a job that logs more keeps its first lines and a note.
 pub const MAX_LOG_LINES: i64 = 1000;
 
-fn job(row: &AnyRow) -> DbResult<Job> {
+pub(super) fn job(row: &AnyRow) -> DbResult<Job> {
     let summary: Option<String> = col(row, "summary")?;
     let total = |c: &str| -> DbResult<Option<u64>> {
         Ok(col::<Option<i64>>(row, c)?.map(|v| v.max(0) as u64))

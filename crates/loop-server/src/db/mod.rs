@@ -13,6 +13,7 @@ pub mod devices;
 pub mod items;
 pub mod jobs;
 pub mod metrics;
+pub mod notify;
 pub mod objects;
 pub mod outbox;
 pub mod policies;
@@ -21,6 +22,7 @@ pub mod tenants;
 pub mod tokens;
 pub mod users;
 pub mod vaults;
+pub mod watch;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -105,6 +107,57 @@ async fn open_pool(url: &str) -> DbResult<AnyPool> {
             .await?;
         Ok(pool)
     }
+}
+
+/// A table of queued work that senders take under a claim (`state`, `next_attempt_at`,
+/// `claimed_until`, `attempts`).
+#[derive(Clone, Copy)]
+pub(crate) enum Queue {
+    Mail,
+    Deliveries,
+}
+
+/// Takes up to `limit` due rows of `queue` for `claim_ms`, counting an attempt on each; the
+/// IDs taken. Any number of nodes may call it at once: a row is taken by the conditional
+/// update of exactly one of them.
+pub(crate) async fn take_queued(
+    pool: &AnyPool,
+    queue: Queue,
+    now: i64,
+    claim_ms: i64,
+    limit: i64,
+) -> DbResult<Vec<String>> {
+    let table = match queue {
+        Queue::Mail => "mail_outbox",
+        Queue::Deliveries => "deliveries",
+    };
+    // Safe to assemble: the table name is one of two constants; every value is bound.
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id FROM {table} WHERE state = 'queued' AND next_attempt_at <= $1
+           AND (claimed_until IS NULL OR claimed_until < $1)
+         ORDER BY next_attempt_at LIMIT $2"
+    )))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::new();
+    for r in &rows {
+        let id: String = col(r, "id")?;
+        let taken = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET claimed_until = $1, attempts = attempts + 1
+             WHERE id = $2 AND state = 'queued' AND (claimed_until IS NULL OR claimed_until < $3)"
+        )))
+        .bind(now + claim_ms)
+        .bind(&id)
+        .bind(now)
+        .execute(pool)
+        .await?;
+        if taken.rows_affected() == 1 {
+            out.push(id); // else another node took it first
+        }
+    }
+    Ok(out)
 }
 
 pub fn time(ms: i64) -> DateTime<Utc> {

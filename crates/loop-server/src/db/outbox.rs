@@ -77,30 +77,8 @@ pub async fn take_due(
     claim_ms: i64,
     limit: i64,
 ) -> DbResult<Vec<Queued>> {
-    let rows = sqlx::query(
-        "SELECT id FROM mail_outbox WHERE state = 'queued' AND next_attempt_at <= $1
-           AND (claimed_until IS NULL OR claimed_until < $1)
-         ORDER BY next_attempt_at LIMIT $2",
-    )
-    .bind(now)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
     let mut out = Vec::new();
-    for r in &rows {
-        let id: String = col(r, "id")?;
-        let taken = sqlx::query(
-            "UPDATE mail_outbox SET claimed_until = $1, attempts = attempts + 1
-             WHERE id = $2 AND state = 'queued' AND (claimed_until IS NULL OR claimed_until < $3)",
-        )
-        .bind(now + claim_ms)
-        .bind(&id)
-        .bind(now)
-        .execute(pool)
-        .await?;
-        if taken.rows_affected() != 1 {
-            continue; // another node took it first
-        }
+    for id in super::take_queued(pool, super::Queue::Mail, now, claim_ms, limit).await? {
         let row = sqlx::query("SELECT * FROM mail_outbox WHERE id = $1")
             .bind(&id)
             .fetch_one(pool)

@@ -163,3 +163,22 @@ pub async fn sessions_of(
     }
     Ok(out)
 }
+
+/// Whether an earlier session of the same user came from the same browser, system and
+/// device label as session `id`; `None` when the user has no earlier session at all.
+pub async fn known_device(tx: &mut Tx, id: &str) -> DbResult<Option<bool>> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN COALESCE(s.browser, '') = COALESCE(c.browser, '')
+              AND COALESCE(s.os, '') = COALESCE(c.os, '')
+              AND COALESCE(s.device_label, '') = COALESCE(c.device_label, '')
+            THEN 1 ELSE 0 END), 0) AS same
+         FROM sessions s JOIN sessions c ON c.user_id = s.user_id
+         WHERE c.id = $1 AND s.id <> c.id",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let n: i64 = col(&row, "n")?;
+    let same: i64 = col(&row, "same")?;
+    Ok((n > 0).then_some(same > 0))
+}

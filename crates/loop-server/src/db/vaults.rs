@@ -8,7 +8,7 @@ use super::tenants::in_scope;
 use super::{DbResult, Tx, col, col_value, time};
 use crate::domain::TenantScope;
 
-fn vault(row: &AnyRow) -> DbResult<Vault> {
+pub(super) fn vault(row: &AnyRow) -> DbResult<Vault> {
     Ok(Vault {
         id: col(row, "id")?,
         tenant_id: col(row, "tenant_id")?,

@@ -221,6 +221,10 @@ pub enum Permission {
     JobRead,
     /// Cancel a job.
     JobWrite,
+    /// See notification targets, their deliveries and the tenant's events.
+    NotifyRead,
+    /// Create, change, test and delete notification targets.
+    NotifyWrite,
     /// Destroy a tenant's keys (crypto-shredding). Provider-admins only: not even the
     /// tenant's own admin or its partner may make its backups unreadable.
     TenantErase,
@@ -241,6 +245,7 @@ impl Permission {
                 | SessionRead
                 | AuditRead
                 | JobRead
+                | NotifyRead
         )
     }
 }
@@ -271,6 +276,8 @@ impl RoleRules for Role {
                     | VaultWrite
                     | JobRead
                     | JobWrite
+                    | NotifyRead
+                    | NotifyWrite
             ),
             Role::Auditor => p.only_reads(),
             Role::Billing => matches!(p, TenantRead),

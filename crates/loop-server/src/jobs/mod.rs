@@ -317,6 +317,7 @@ async fn run_one(state: &AppState, claimed: Claimed) {
                 .started_at
                 .map_or(now, |t| t.timestamp_millis());
             state.metrics.job_ended(kind, now - started);
+            state.notify_wake.notify_one();
         }
         Ok(true) => {}
         Ok(false) => tracing::warn!(job = %id, "job lease lost before its end was recorded"),

@@ -60,17 +60,49 @@ impl Mailer {
     }
 
     pub(super) async fn send(&self, to: &str, subject: &str, text: String) -> Result<(), String> {
-        let Some(t) = &self.transport else {
-            return Err("no mail relay is configured".into());
-        };
-        let to: Mailbox = to.parse().map_err(|e| format!("recipient: {e}"))?;
-        let message = Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(subject)
+        let message = self
+            .builder(&[to], subject)?
             .header(lettre::message::header::ContentType::TEXT_PLAIN)
             .body(text)
             .map_err(|e| format!("building the message: {e}"))?;
+        self.deliver(message).await
+    }
+
+    /// Sends one message with a plain-text and an HTML part to every address of `to`.
+    pub async fn send_alternative(
+        &self,
+        to: &[String],
+        subject: &str,
+        text: String,
+        html: String,
+    ) -> Result<(), String> {
+        let to: Vec<&str> = to.iter().map(String::as_str).collect();
+        let message = self
+            .builder(&to, subject)?
+            .multipart(lettre::message::MultiPart::alternative_plain_html(
+                text, html,
+            ))
+            .map_err(|e| format!("building the message: {e}"))?;
+        self.deliver(message).await
+    }
+
+    fn builder(
+        &self,
+        to: &[&str],
+        subject: &str,
+    ) -> Result<lettre::message::MessageBuilder, String> {
+        let mut b = Message::builder().from(self.from.clone()).subject(subject);
+        for a in to {
+            let mailbox: Mailbox = a.parse().map_err(|e| format!("recipient: {e}"))?;
+            b = b.to(mailbox);
+        }
+        Ok(b)
+    }
+
+    async fn deliver(&self, message: Message) -> Result<(), String> {
+        let Some(t) = &self.transport else {
+            return Err("no mail relay is configured".into());
+        };
         t.send(message).await.map(|_| ()).map_err(|e| e.to_string())
     }
 }

@@ -387,6 +387,7 @@ async fn finish(
     if ended {
         let started = job.started_at.map_or(state.now(), |t| t.timestamp_millis());
         state.metrics.job_ended(job.kind, state.now() - started);
+        state.notify_wake.notify_one();
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(lease_lost())

@@ -9,6 +9,7 @@ mod erasure;
 mod health;
 mod items;
 mod jobs;
+mod notify;
 mod policies;
 mod session;
 mod tenants;
@@ -47,7 +48,10 @@ use crate::state::AppState;
         loop_api::SessionId,
         loop_api::JobId,
         loop_api::PolicyId,
-        loop_api::ItemId
+        loop_api::ItemId,
+        loop_api::TargetId,
+        loop_api::EventId,
+        loop_api::DeliveryId
     ))
 )]
 struct ApiDoc;
@@ -107,6 +111,15 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::job_log))
         .routes(routes!(jobs::cancel_job))
+        .routes(routes!(notify::list_targets, notify::create_target))
+        .routes(routes!(
+            notify::get_target,
+            notify::update_target,
+            notify::delete_target
+        ))
+        .routes(routes!(notify::test_target))
+        .routes(routes!(notify::list_deliveries))
+        .routes(routes!(notify::list_events))
         .split_for_parts();
     document_security(&mut doc);
     document_errors(&mut doc);

@@ -38,6 +38,22 @@ const AUDITED: &[(&str, &str, &str)] = &[
     ("patch", "/api/v1/items/{id}", "item.update"),
     ("post", "/api/v1/items/{id}/run", "item.run"),
     ("delete", "/api/v1/items/{id}", "item.delete"),
+    ("post", "/api/v1/notify/targets", "notify_target.create"),
+    (
+        "patch",
+        "/api/v1/notify/targets/{id}",
+        "notify_target.update",
+    ),
+    (
+        "post",
+        "/api/v1/notify/targets/{id}/test",
+        "notify_target.test",
+    ),
+    (
+        "delete",
+        "/api/v1/notify/targets/{id}",
+        "notify_target.delete",
+    ),
     ("delete", "/api/v1/vaults/{id}", "vault.delete"),
     ("delete", "/api/v1/sessions/{id}", "session.revoke"),
     ("post", "/api/v1/jobs/{id}/cancel", "job.cancel"),
@@ -86,6 +102,8 @@ impl AuditWalk<'_> {
         let r = self.admin.post(path, body).expect(201);
         let obj = if r.get("token").is_some() {
             &r["token"]
+        } else if r.get("target").is_some() {
+            &r["target"]
         } else {
             &r
         };
@@ -319,6 +337,27 @@ impl AuditWalk<'_> {
                     ),
                     "delete" => by_admin(format!("/api/v1/items/{i}"), None),
                     _ => by_admin(format!("/api/v1/items/{i}/run"), None),
+                }
+            }
+            ("post", "/api/v1/notify/targets")
+            | ("patch", "/api/v1/notify/targets/{id}")
+            | ("post", "/api/v1/notify/targets/{id}/test")
+            | ("delete", "/api/v1/notify/targets/{id}") => {
+                let body = json!({
+                    "tenant_id": t, "name": format!("alerts-{method}-{}", path.len()),
+                    "webhook": { "url": "https://hooks.example.com/loop" },
+                });
+                if (method, path) == ("post", "/api/v1/notify/targets") {
+                    return by_admin(path.into(), Some(body));
+                }
+                let n = self.created("/api/v1/notify/targets", body);
+                match method {
+                    "patch" => by_admin(
+                        format!("/api/v1/notify/targets/{n}"),
+                        Some(json!({ "min_severity": "error" })),
+                    ),
+                    "delete" => by_admin(format!("/api/v1/notify/targets/{n}"), None),
+                    _ => by_admin(format!("/api/v1/notify/targets/{n}/test"), None),
                 }
             }
             ("post", "/api/v1/vaults/{id}/retention") => {

@@ -47,6 +47,11 @@ fn body_naming(method: &str, path: &str, c: &Customer) -> Option<Value> {
             "name": "mallory-item", "paths": ["/srv"],
         }),
         ("patch", "/api/v1/items/{id}") => json!({ "paths": ["/home"] }),
+        ("post", "/api/v1/notify/targets") => json!({
+            "tenant_id": tenant_id, "name": "mallory-alerts",
+            "email": { "recipients": ["mallory@example.net"] },
+        }),
+        ("patch", "/api/v1/notify/targets/{id}") => json!({ "name": "mallory's alerts" }),
         _ => return None,
     })
 }
@@ -78,6 +83,7 @@ fn object_for(path: &str, param: &str, c: &Customer) -> String {
         ("jobs", "{id}") => c.job_id.clone(),
         ("policies", "{id}") => c.policy_id.clone(),
         ("items", "{id}") => c.item_id.clone(),
+        ("notify", "{id}") => c.target_id.clone(),
         _ => panic!(
             "{path}: this test does not know which object {param} stands for; teach object_for"
         ),
@@ -160,6 +166,9 @@ fn every_route_aimed_at_another_customer_answers_not_found_for_every_role() {
         "jobs",
         "policies",
         "items",
+        "notify/targets",
+        "notify/deliveries",
+        "events",
     ] {
         let filtered = format!("/api/v1/{list}?tenant_id={}", bravo.tenant_id);
         assert!(
@@ -292,6 +301,11 @@ fn another_customers_ids_inside_a_request_answer_as_if_they_did_not_exist() {
                 "tenant_id": alpha.tenant_id, "device_id": alpha.device_id,
                 "vault_id": bravo.vault_id, "name": "x", "paths": ["/x"],
             })),
+        ),
+        (
+            "get",
+            format!("/api/v1/notify/deliveries?target_id={}", bravo.target_id),
+            None,
         ),
     ];
     for member in &alpha.users {

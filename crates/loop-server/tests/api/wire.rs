@@ -119,6 +119,23 @@ const ERRORS: &[(&str, &[u16])] = &[
     ),
     ("delete /api/v1/policies/{id}", &[401, 403, 404, 410]),
     ("get /api/v1/items", &[400, 401, 403, 404, 410]),
+    ("get /api/v1/notify/targets", &[400, 401, 403, 404, 410]),
+    (
+        "post /api/v1/notify/targets",
+        &[400, 401, 403, 404, 410, 413, 415],
+    ),
+    ("get /api/v1/notify/targets/{id}", &[401, 403, 404, 410]),
+    (
+        "patch /api/v1/notify/targets/{id}",
+        &[400, 401, 403, 404, 410, 413, 415],
+    ),
+    ("delete /api/v1/notify/targets/{id}", &[401, 403, 404, 410]),
+    (
+        "post /api/v1/notify/targets/{id}/test",
+        &[401, 403, 404, 410],
+    ),
+    ("get /api/v1/notify/deliveries", &[400, 401, 403, 404, 410]),
+    ("get /api/v1/events", &[400, 401, 403, 404, 410]),
     (
         "post /api/v1/items",
         &[400, 401, 403, 404, 409, 410, 413, 415],

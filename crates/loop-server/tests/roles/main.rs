@@ -39,6 +39,8 @@ enum Need {
     ReadAudit,
     ReadJobs,
     RunJobs,
+    ReadNotifications,
+    ChangeNotifications,
 }
 use Need::*;
 
@@ -128,6 +130,38 @@ const ROUTES: &[(&str, &str, Rule)] = &[
         "/api/v1/items/{id}/run",
         Needs(&[ReadDevices, RunJobs]),
     ),
+    ("get", "/api/v1/notify/targets", Needs(&[ReadNotifications])),
+    (
+        "post",
+        "/api/v1/notify/targets",
+        Needs(&[ChangeNotifications]),
+    ),
+    (
+        "get",
+        "/api/v1/notify/targets/{id}",
+        Needs(&[ReadNotifications]),
+    ),
+    (
+        "patch",
+        "/api/v1/notify/targets/{id}",
+        Needs(&[ChangeNotifications]),
+    ),
+    (
+        "post",
+        "/api/v1/notify/targets/{id}/test",
+        Needs(&[ChangeNotifications]),
+    ),
+    (
+        "delete",
+        "/api/v1/notify/targets/{id}",
+        Needs(&[ChangeNotifications]),
+    ),
+    (
+        "get",
+        "/api/v1/notify/deliveries",
+        Needs(&[ReadNotifications]),
+    ),
+    ("get", "/api/v1/events", Needs(&[ReadNotifications])),
     ("get", "/api/v1/sessions", Needs(&[ReadSessions])),
     ("delete", "/api/v1/sessions/{id}", Needs(&[EndSessions])),
     ("get", "/api/v1/audit", Needs(&[ReadAudit])),
@@ -170,6 +204,8 @@ fn holds(role: &str, need: Need) -> bool {
                 | ChangeVaults
                 | ReadJobs
                 | RunJobs
+                | ReadNotifications
+                | ChangeNotifications
         ),
         "auditor" => matches!(
             need,
@@ -181,6 +217,7 @@ fn holds(role: &str, need: Need) -> bool {
                 | ReadSessions
                 | ReadAudit
                 | ReadJobs
+                | ReadNotifications
         ),
         "billing" => need == ReadTenants,
         other => panic!("no such role in the product: {other}"),
@@ -222,6 +259,8 @@ struct Target {
     item: String,
     /// The erasure job of a vault deleted at the start.
     job: String,
+    /// A notification target of the tenant.
+    notify_target: String,
 }
 
 /// Someone whose role the walk tries.
@@ -292,7 +331,7 @@ impl<'a> Walk<'a> {
 
     fn created(&self, path: &str, body: Value) -> String {
         let r = self.root.post(path, body).expect(201);
-        id(r.get("token").unwrap_or(&r))
+        id(r.get("token").or(r.get("target")).unwrap_or(&r))
     }
 
     fn device(&self, t: &str) -> String {
@@ -329,6 +368,15 @@ impl<'a> Walk<'a> {
         self.created("/api/v1/items", body)
     }
 
+    /// A fresh e-mail notification target of `t`.
+    fn notify_target(&self, t: &str) -> String {
+        self.created(
+            "/api/v1/notify/targets",
+            json!({ "tenant_id": t, "name": "alerts",
+                    "email": { "recipients": ["alerts@roles.example"] } }),
+        )
+    }
+
     fn item_body(&self, t: &str, vault: &str) -> Value {
         json!({
             "tenant_id": t, "device_id": self.device(t), "vault_id": vault, "name": "home",
@@ -350,7 +398,9 @@ impl<'a> Walk<'a> {
             .expect(202);
         let (vault, policy) = self.policy(&id);
         let item = self.item(&id, &vault);
+        let notify_target = self.notify_target(&id);
         Target {
+            notify_target,
             item,
             resident_user,
             bystander_email,

@@ -35,7 +35,28 @@ impl Walk<'_> {
             ("get", "/api/v1/users" | "/api/v1/devices" | "/api/v1/tokens" | "/api/v1/vaults")
             | ("get", "/api/v1/sessions" | "/api/v1/audit" | "/api/v1/audit/export")
             | ("get", "/api/v1/audit/heads" | "/api/v1/jobs" | "/api/v1/policies")
-            | ("get", "/api/v1/items") => filtered(path),
+            | ("get", "/api/v1/items" | "/api/v1/notify/targets" | "/api/v1/events")
+            | ("get", "/api/v1/notify/deliveries") => filtered(path),
+            ("post", "/api/v1/notify/targets") => (
+                path.into(),
+                Some(json!({ "tenant_id": tid, "name": "hook",
+                             "webhook": { "url": "https://hooks.example.com/loop" } })),
+            ),
+            ("get", "/api/v1/notify/targets/{id}") => {
+                (format!("/api/v1/notify/targets/{}", t.notify_target), None)
+            }
+            ("patch", "/api/v1/notify/targets/{id}") => (
+                format!("/api/v1/notify/targets/{}", t.notify_target),
+                Some(json!({ "min_severity": "info" })),
+            ),
+            ("post", "/api/v1/notify/targets/{id}/test") => (
+                format!("/api/v1/notify/targets/{}/test", t.notify_target),
+                None,
+            ),
+            ("delete", "/api/v1/notify/targets/{id}") => (
+                format!("/api/v1/notify/targets/{}", self.notify_target(&tid)),
+                None,
+            ),
             ("get", "/api/v1/jobs/{id}") => (format!("/api/v1/jobs/{}", t.job), None),
             ("get", "/api/v1/jobs/{id}/log") => (format!("/api/v1/jobs/{}/log", t.job), None),
             ("post", "/api/v1/jobs/{id}/cancel") => {

@@ -7,6 +7,7 @@
 //! without sleeping.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod vault;
 
 #[allow(unused_imports)]
@@ -397,7 +398,17 @@ impl Server {
                 }),
             )
             .expect(201);
+        let target = admin
+            .post(
+                "/api/v1/notify/targets",
+                json!({
+                    "tenant_id": tenant_id, "name": format!("alerts-{tag}"),
+                    "email": { "recipients": [format!("alerts@{tag}.example")] },
+                }),
+            )
+            .expect(201);
         Customer {
+            target_id: target["target"]["id"].as_str().unwrap().into(),
             policy_id: policy["id"].as_str().unwrap().into(),
             item_id: item["id"].as_str().unwrap().into(),
             tenant_id,
@@ -454,6 +465,8 @@ pub struct Customer {
     pub policy_id: String,
     /// A protected item of the device, into the vault.
     pub item_id: String,
+    /// An e-mail notification target.
+    pub target_id: String,
 }
 
 impl Customer {
@@ -476,6 +489,7 @@ impl Customer {
             self.job_id.clone(),
             self.policy_id.clone(),
             self.item_id.clone(),
+            self.target_id.clone(),
         ];
         for m in &self.users {
             out.extend([m.email.clone(), m.user_id.clone(), m.session_id.clone()]);

@@ -9,6 +9,9 @@ use loop_api::{
     TenantKind, TokenId, TokenKind, TokenPermission, UserId, VaultId,
 };
 
+mod notify;
+pub use notify::{NotifyCommand, TargetCommand};
+
 #[derive(Args, Debug)]
 pub struct ServerArgs {
     #[command(subcommand)]

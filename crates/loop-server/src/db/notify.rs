@@ -1,0 +1,509 @@
+//! Notification targets, events and deliveries.
+//!
+//! An event is raised in the transaction of the change it reports ([`raise`]) and fans out
+//! there and then into one delivery per target that hears it, so an event is never raised
+//! without its deliveries nor delivered without being recorded. Any number of nodes send
+//! deliveries: a node takes one by a conditional update that sets a short claim, as the
+//! mail outbox does.
+
+use loop_api::{
+    Delivery, DeliveryState, EmailSettings, Event, EventKind, NotifyTarget, TargetKind,
+    WebhookSettings,
+};
+use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+
+use super::tenants::in_scope_where;
+use super::{DbError, DbResult, Tx, col, col_value, opt_time, time};
+use crate::domain::TenantScope;
+
+fn decode<T: serde::de::DeserializeOwned>(row: &AnyRow, name: &str) -> DbResult<T> {
+    let text: String = col(row, name)?;
+    serde_json::from_str(&text).map_err(|e| DbError::Sql(sqlx::Error::Decode(e.into())))
+}
+
+/// A target with what only the server sees.
+#[derive(Clone, Debug)]
+pub struct TargetRow {
+    pub target: NotifyTarget,
+    pub secret_wrapped: Option<String>,
+    pub summary_next_at: Option<i64>,
+}
+
+fn target(row: &AnyRow) -> DbResult<TargetRow> {
+    let kind: TargetKind = col_value(row, "kind")?;
+    let (email, webhook) = match kind {
+        TargetKind::Email => (Some(decode::<EmailSettings>(row, "settings")?), None),
+        TargetKind::Webhook => (None, Some(decode::<WebhookSettings>(row, "settings")?)),
+    };
+    Ok(TargetRow {
+        target: NotifyTarget {
+            id: col(row, "id")?,
+            tenant_id: col(row, "tenant_id")?,
+            name: col(row, "name")?,
+            kind,
+            enabled: col::<i64>(row, "enabled")? != 0,
+            min_severity: col_value(row, "min_severity")?,
+            kinds: decode(row, "kinds")?,
+            include_children: col::<i64>(row, "include_children")? != 0,
+            summary: col_value(row, "summary")?,
+            email,
+            webhook,
+            created_at: time(col(row, "created_at")?),
+            updated_at: time(col(row, "updated_at")?),
+        },
+        secret_wrapped: col(row, "secret_wrapped")?,
+        summary_next_at: col(row, "summary_next_at")?,
+    })
+}
+
+fn settings(t: &NotifyTarget) -> String {
+    match (&t.email, &t.webhook) {
+        (Some(e), _) => serde_json::to_string(e),
+        (_, Some(w)) => serde_json::to_string(w),
+        (None, None) => Ok("{}".into()),
+    }
+    .expect("settings serialize")
+}
+
+fn json_kinds(kinds: &[EventKind]) -> String {
+    serde_json::to_string(kinds).expect("kinds serialize")
+}
+
+pub async fn target_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<TargetRow>> {
+    let row = sqlx::query("SELECT * FROM notify_targets WHERE id = $1 AND deleted_at IS NULL")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(target).transpose()
+}
+
+/// The targets of the tenants in `scope`, by tenant and name.
+pub async fn targets_in(pool: &AnyPool, scope: &TenantScope) -> DbResult<Vec<NotifyTarget>> {
+    let rows = in_scope_where(
+        pool,
+        "SELECT n.* FROM notify_targets n JOIN tenants t ON t.id = n.tenant_id
+           AND n.deleted_at IS NULL",
+        scope,
+        &[],
+        "t.path, n.name, n.id",
+        None,
+    )
+    .await?;
+    rows.iter().map(|r| target(r).map(|t| t.target)).collect()
+}
+
+pub async fn insert_target(tx: &mut Tx, t: &TargetRow, now: i64) -> DbResult<()> {
+    let n = &t.target;
+    sqlx::query(
+        "INSERT INTO notify_targets (id, tenant_id, name, kind, enabled, min_severity, kinds,
+            include_children, summary, summary_next_at, settings, secret_wrapped, created_at,
+            updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+    )
+    .bind(&n.id)
+    .bind(&n.tenant_id)
+    .bind(&n.name)
+    .bind(n.kind.as_str())
+    .bind(n.enabled as i64)
+    .bind(n.min_severity.as_str())
+    .bind(json_kinds(&n.kinds))
+    .bind(n.include_children as i64)
+    .bind(n.summary.as_str())
+    .bind(t.summary_next_at)
+    .bind(settings(n))
+    .bind(&t.secret_wrapped)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn update_target(tx: &mut Tx, t: &TargetRow, now: i64) -> DbResult<()> {
+    let n = &t.target;
+    sqlx::query(
+        "UPDATE notify_targets SET name = $1, enabled = $2, min_severity = $3, kinds = $4,
+            include_children = $5, summary = $6, summary_next_at = $7, settings = $8,
+            updated_at = $9
+         WHERE id = $10 AND deleted_at IS NULL",
+    )
+    .bind(&n.name)
+    .bind(n.enabled as i64)
+    .bind(n.min_severity.as_str())
+    .bind(json_kinds(&n.kinds))
+    .bind(n.include_children as i64)
+    .bind(n.summary.as_str())
+    .bind(t.summary_next_at)
+    .bind(settings(n))
+    .bind(now)
+    .bind(&n.id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Removes a target; what was still queued for it ends as failed. Its delivery log stays
+/// (with the target's row, marked deleted) until the log is trimmed.
+pub async fn delete_target(tx: &mut Tx, id: &str, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE notify_targets SET deleted_at = $1, secret_wrapped = NULL, enabled = 0
+         WHERE id = $2",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE deliveries SET state = 'failed', finished_at = $1, claimed_until = NULL,
+            last_error = 'the target was deleted'
+         WHERE target_id = $2 AND state = 'queued'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The targets whose summary report is due, oldest first.
+pub async fn summaries_due(pool: &AnyPool, now: i64, limit: u32) -> DbResult<Vec<TargetRow>> {
+    let rows = sqlx::query(
+        "SELECT * FROM notify_targets WHERE deleted_at IS NULL AND enabled = 1
+           AND summary <> 'off' AND summary_next_at IS NOT NULL AND summary_next_at <= $1
+         ORDER BY summary_next_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit as i64)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(target).collect()
+}
+
+/// Moves a target's next summary from `due` to `next`; false when another node did first.
+pub async fn advance_summary(tx: &mut Tx, id: &str, due: i64, next: Option<i64>) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE notify_targets SET summary_next_at = $1 WHERE id = $2 AND summary_next_at = $3",
+    )
+    .bind(next)
+    .bind(id)
+    .bind(due)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// An event about to be raised.
+pub struct NewEvent<'a> {
+    pub tenant_id: &'a str,
+    pub kind: EventKind,
+    pub subject: Option<(&'a str, &'a str)>,
+    pub message: String,
+    pub details: serde_json::Value,
+    /// Raised at most once per key (a job's end, an item's missed run, ...).
+    pub dedupe_key: Option<String>,
+}
+
+/// Records `e` and queues a delivery to every target that hears it: or, for the kinds that
+/// are addressed ([`EventKind::addressed`]), to `to` only. `None` when an event with the
+/// same dedupe key was raised before (nothing is queued then).
+pub async fn raise(
+    tx: &mut Tx,
+    e: NewEvent<'_>,
+    to: Option<&str>,
+    now: i64,
+) -> DbResult<Option<String>> {
+    let id = crate::domain::new_id(loop_api::EventId::PREFIX);
+    let inserted = sqlx::query(
+        "INSERT INTO events (id, tenant_id, kind, severity, subject_kind, subject_id, message,
+            details, dedupe_key, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (dedupe_key) DO NOTHING",
+    )
+    .bind(&id)
+    .bind(e.tenant_id)
+    .bind(e.kind.as_str())
+    .bind(e.kind.severity().as_str())
+    .bind(e.subject.map(|s| s.0))
+    .bind(e.subject.map(|s| s.1))
+    .bind(&e.message)
+    .bind(e.details.to_string())
+    .bind(&e.dedupe_key)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if inserted.rows_affected() != 1 {
+        return Ok(None);
+    }
+    let targets: Vec<String> = if e.kind.addressed() {
+        to.map(|t| vec![t.to_string()]).unwrap_or_default()
+    } else {
+        listeners(tx, e.tenant_id, e.kind).await?
+    };
+    for target_id in targets {
+        sqlx::query(
+            "INSERT INTO deliveries (id, target_id, event_id, state, attempts, created_at,
+                next_attempt_at)
+             VALUES ($1, $2, $3, 'queued', 0, $4, $4)",
+        )
+        .bind(crate::domain::new_id(loop_api::DeliveryId::PREFIX))
+        .bind(&target_id)
+        .bind(&id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(Some(id))
+}
+
+/// The enabled targets that hear an event of `kind` raised for `tenant_id`: its own, and
+/// those of the tenants above it that include their children.
+async fn listeners(tx: &mut Tx, tenant_id: &str, kind: EventKind) -> DbResult<Vec<String>> {
+    let row = sqlx::query("SELECT path FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(row) = row else {
+        return Ok(Vec::new());
+    };
+    let path: String = col(&row, "path")?;
+    let mut out = Vec::new();
+    for owner in path.split('/').filter(|s| !s.is_empty()) {
+        let rows = sqlx::query(
+            "SELECT * FROM notify_targets WHERE tenant_id = $1 AND deleted_at IS NULL
+               AND enabled = 1",
+        )
+        .bind(owner)
+        .fetch_all(&mut **tx)
+        .await?;
+        for r in &rows {
+            let t = target(r)?.target;
+            let hears = (t.tenant_id == tenant_id || t.include_children)
+                && kind.severity() >= t.min_severity
+                && (t.kinds.is_empty() || t.kinds.contains(&kind));
+            if hears {
+                out.push(t.id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn event(row: &AnyRow) -> DbResult<Event> {
+    let details: String = col(row, "details")?;
+    Ok(Event {
+        id: col(row, "id")?,
+        tenant_id: col(row, "tenant_id")?,
+        kind: col_value(row, "kind")?,
+        severity: col_value(row, "severity")?,
+        subject_kind: col(row, "subject_kind")?,
+        subject_id: col(row, "subject_id")?,
+        message: col(row, "message")?,
+        details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
+        created_at: time(col(row, "created_at")?),
+    })
+}
+
+pub async fn event_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<Event>> {
+    let row = sqlx::query("SELECT * FROM events WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(event).transpose()
+}
+
+/// The newest events of the tenants in `scope`, narrowed to one kind when given.
+pub async fn events_in(
+    pool: &AnyPool,
+    scope: &TenantScope,
+    kind: Option<EventKind>,
+    limit: u32,
+) -> DbResult<Vec<Event>> {
+    let also: Vec<(&'static str, &str)> = kind.iter().map(|k| ("e.kind", k.as_str())).collect();
+    let rows = in_scope_where(
+        pool,
+        "SELECT e.* FROM events e JOIN tenants t ON t.id = e.tenant_id",
+        scope,
+        &also,
+        "e.created_at DESC, e.id",
+        Some(limit),
+    )
+    .await?;
+    rows.iter().map(event).collect()
+}
+
+fn delivery(row: &AnyRow) -> DbResult<Delivery> {
+    let state: DeliveryState = col_value(row, "state")?;
+    Ok(Delivery {
+        id: col(row, "id")?,
+        target_id: col(row, "target_id")?,
+        event_id: col(row, "event_id")?,
+        event_kind: col_value(row, "event_kind")?,
+        state,
+        attempts: col::<i64>(row, "attempts")?.clamp(0, u32::MAX as i64) as u32,
+        last_error: col(row, "last_error")?,
+        response_status: col::<Option<i64>>(row, "response_status")?
+            .and_then(|s| u16::try_from(s).ok()),
+        created_at: time(col(row, "created_at")?),
+        next_attempt_at: (state == DeliveryState::Queued)
+            .then(|| col(row, "next_attempt_at").map(time))
+            .transpose()?,
+        finished_at: opt_time(col(row, "finished_at")?),
+    })
+}
+
+const DELIVERY_SELECT: &str = "SELECT d.*, e.kind AS event_kind FROM deliveries d
+    JOIN events e ON e.id = d.event_id";
+
+pub async fn delivery_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<Delivery>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{DELIVERY_SELECT} WHERE d.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(delivery).transpose()
+}
+
+/// The newest deliveries to the targets of the tenants in `scope`.
+pub async fn deliveries_in(
+    pool: &AnyPool,
+    scope: &TenantScope,
+    target_id: Option<&str>,
+    limit: u32,
+) -> DbResult<Vec<Delivery>> {
+    let also: Vec<(&'static str, &str)> =
+        target_id.map(|t| ("d.target_id", t)).into_iter().collect();
+    let rows = in_scope_where(
+        pool,
+        "SELECT d.*, e.kind AS event_kind FROM deliveries d JOIN events e ON e.id = d.event_id
+           JOIN notify_targets n ON n.id = d.target_id JOIN tenants t ON t.id = n.tenant_id",
+        scope,
+        &also,
+        "d.created_at DESC, d.id",
+        Some(limit),
+    )
+    .await?;
+    rows.iter().map(delivery).collect()
+}
+
+/// A delivery taken by this node, with what it carries.
+pub struct Taken {
+    pub id: String,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub target: TargetRow,
+    pub event: Event,
+}
+
+/// Takes up to `limit` due deliveries for `claim_ms`, counting an attempt on each.
+pub async fn take_due(pool: &AnyPool, now: i64, claim_ms: i64, limit: i64) -> DbResult<Vec<Taken>> {
+    let mut out = Vec::new();
+    for id in super::take_queued(pool, super::Queue::Deliveries, now, claim_ms, limit).await? {
+        let row = sqlx::query(
+            "SELECT d.attempts AS delivery_attempts, d.created_at AS delivery_created_at,
+                d.event_id AS delivery_event_id, n.* FROM deliveries d
+               JOIN notify_targets n ON n.id = d.target_id WHERE d.id = $1",
+        )
+        .bind(&id)
+        .fetch_one(pool)
+        .await?;
+        let event_id: String = col(&row, "delivery_event_id")?;
+        let event = event_by_id(pool, &event_id)
+            .await?
+            .ok_or(DbError::Sql(sqlx::Error::RowNotFound))?;
+        out.push(Taken {
+            id,
+            attempts: col(&row, "delivery_attempts")?,
+            created_at: col(&row, "delivery_created_at")?,
+            target: target(&row)?,
+            event,
+        });
+    }
+    Ok(out)
+}
+
+/// How one try of a delivery went.
+pub struct Outcome<'a> {
+    pub state: DeliveryState,
+    pub error: Option<&'a str>,
+    pub status: Option<u16>,
+    /// For a delivery put back: when to try again.
+    pub retry_at: Option<i64>,
+}
+
+/// Records a try: the delivery ends (`succeeded`, `failed`) or waits for `retry_at`.
+pub async fn record_try(pool: &AnyPool, id: &str, o: &Outcome<'_>, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE deliveries SET state = $1, claimed_until = NULL, last_error = $2,
+            response_status = $3, finished_at = $4, next_attempt_at = COALESCE($5, next_attempt_at)
+         WHERE id = $6 AND state = 'queued'",
+    )
+    .bind(o.state.as_str())
+    .bind(o.error)
+    .bind(o.status.map(i64::from))
+    .bind((o.state != DeliveryState::Queued).then_some(now))
+    .bind(o.retry_at)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Raises the event an audited action calls for, in the action's transaction: a token
+/// created, sign-ins throttled, an authenticator code refused. The event names the account
+/// (the audit log keeps the address and browser, which erasure can reach).
+pub async fn raise_for_audit(tx: &mut Tx, a: &loop_api::AuditEvent, now: i64) -> DbResult<()> {
+    let reason = a.details.get("reason").and_then(|r| r.as_str());
+    let ok = a.outcome == loop_api::Outcome::Success;
+    let (kind, message) = match (a.action.as_str(), reason) {
+        ("token.create", _) if ok => (EventKind::TokenCreated, "a token was created".to_string()),
+        (_, Some("throttled")) if !ok => (
+            EventKind::SecurityThrottled,
+            format!("{} attempts were throttled", a.action),
+        ),
+        (_, Some("wrong_totp" | "reused_totp")) if !ok => (
+            EventKind::SecurityTotpFailed,
+            "an authenticator code was refused".to_string(),
+        ),
+        _ => return Ok(()),
+    };
+    let subject = a
+        .object_id
+        .as_deref()
+        .map(|id| (a.object_kind.as_str(), id));
+    raise(
+        tx,
+        NewEvent {
+            tenant_id: &a.tenant_id,
+            kind,
+            subject,
+            message,
+            details: serde_json::json!({
+                "action": a.action, "actor_kind": a.actor_kind, "actor_id": a.actor_id,
+                "object_kind": a.object_kind, "object_id": a.object_id, "reason": reason,
+                "audit_seq": a.seq,
+            }),
+            dedupe_key: None,
+        },
+        None,
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes events (and their deliveries) older than `before` that nothing waits on.
+pub async fn drop_old(pool: &AnyPool, before: i64) -> DbResult<u64> {
+    sqlx::query("DELETE FROM deliveries WHERE created_at < $1 AND state <> 'queued'")
+        .bind(before)
+        .execute(pool)
+        .await?;
+    let r = sqlx::query(
+        "DELETE FROM events WHERE created_at < $1
+           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
+    )
+    .bind(before)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected())
+}

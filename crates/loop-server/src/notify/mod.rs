@@ -1,0 +1,213 @@
+//! Notifications: events become e-mail and webhook deliveries.
+//!
+//! Events are raised in the transaction of what they report (`db::notify::raise`), or by
+//! the checks ([`checks`]) that look at what happened: jobs that ended badly, items
+//! without a recent success, devices that went quiet, vaults near their quota, and summary
+//! reports that came due. Raising an event queues one delivery per target that hears it.
+//! Each node's notifier ([`run_notifier`]) takes due deliveries under a short claim (so a
+//! delivery is tried by one node at a time) and sends them; a relay or receiver that fails
+//! delays a delivery (15 s, doubling, at most an hour between tries) until
+//! `notify.give_up_hours`, and never loses it.
+
+mod checks;
+pub mod email;
+pub mod webhook;
+
+pub use checks::next_summary;
+
+use std::time::Duration;
+
+use loop_api::{DeliveryState, TargetKind};
+
+use crate::db::notify::{self, Outcome, Taken};
+use crate::db::{DbResult, tenants};
+use crate::state::AppState;
+
+/// How long a sender holds a delivery it took.
+const CLAIM_MS: i64 = 2 * 60_000;
+/// Deliveries taken at a time.
+const BATCH: i64 = 20;
+const FIRST_BACKOFF_MS: i64 = 15_000;
+const MAX_BACKOFF_MS: i64 = 3_600_000;
+
+/// The context a webhook secret is wrapped under.
+pub fn secret_context(target_id: &str) -> String {
+    format!("loop-backup webhook secret {target_id}")
+}
+
+/// Runs until the task is dropped: the job check and the sender at once when woken, else
+/// every `notify.poll_seconds`; the other checks every `notify.check_seconds`.
+pub async fn run_notifier(state: AppState) {
+    let poll = Duration::from_secs(state.config.notify.poll_seconds);
+    let check_ms = state.config.notify.check_seconds as i64 * 1000;
+    let mut last_check: Option<i64> = None;
+    loop {
+        let now = state.now();
+        let all = last_check.is_none_or(|t| now - t >= check_ms);
+        if let Err(e) = pass(&state, all).await {
+            tracing::warn!(error = %e, "notifications");
+        }
+        if all {
+            last_check = Some(now);
+        }
+        tokio::select! {
+            _ = state.notify_wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+/// One pass: raise the events of jobs that ended (and, with `all`, of every other check),
+/// then send what is due. Public so that tests can drive it with the server's test clock.
+pub async fn pass(state: &AppState, all: bool) -> DbResult<()> {
+    checks::ended_jobs(state).await?;
+    if all {
+        checks::periodic(state).await?;
+    }
+    send_due(state).await
+}
+
+async fn send_due(state: &AppState) -> DbResult<()> {
+    loop {
+        let due = notify::take_due(&state.db.pool, state.now(), CLAIM_MS, BATCH).await?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        for d in due {
+            let result = send(state, &d).await;
+            record(state, &d, result).await?;
+        }
+    }
+}
+
+/// A try that failed: why, and the receiver's status if it answered.
+struct Failure {
+    message: String,
+    status: Option<u16>,
+    /// Trying again cannot help (the target is gone or disabled).
+    for_good: bool,
+}
+
+impl Failure {
+    fn retry(message: String) -> Failure {
+        Failure {
+            message,
+            status: None,
+            for_good: false,
+        }
+    }
+}
+
+async fn send(state: &AppState, d: &Taken) -> Result<Option<u16>, Failure> {
+    let t = &d.target.target;
+    if !t.enabled {
+        return Err(Failure {
+            message: "the target is disabled".into(),
+            status: None,
+            for_good: true,
+        });
+    }
+    let tenant = tenants::tenant_by_id(&state.db.pool, &d.event.tenant_id)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "reading a delivery's tenant");
+            Failure::retry("the database failed; trying again".into())
+        })?;
+    let (tenant_name, tz) = tenant
+        .map(|t| (t.tenant.name, t.tenant.time_zone))
+        .unwrap_or_else(|| (d.event.tenant_id.clone(), "UTC".into()));
+    match t.kind {
+        TargetKind::Email => {
+            let settings = t
+                .email
+                .as_ref()
+                .ok_or_else(|| Failure::retry("no settings".into()))?;
+            let m = email::compose(&d.event, &tenant_name, &tz, settings.language);
+            state
+                .mailer
+                .send_alternative(&settings.recipients, &m.subject, m.text, m.html)
+                .await
+                .map(|()| None)
+                .map_err(Failure::retry)
+        }
+        TargetKind::Webhook => {
+            let url = t
+                .webhook
+                .as_ref()
+                .map(|w| w.url.as_str())
+                .unwrap_or_default();
+            let wrapped = d.target.secret_wrapped.as_deref().unwrap_or_default();
+            let key = state
+                .master
+                .unwrap(&secret_context(&t.id), wrapped)
+                .map_err(|_| Failure {
+                    message: "the target's secret does not open".into(),
+                    status: None,
+                    for_good: true,
+                })?;
+            let body = serde_json::to_vec(&serde_json::json!({
+                "delivery_id": d.id,
+                "target_id": t.id,
+                "tenant": { "id": d.event.tenant_id, "name": tenant_name },
+                "event": d.event,
+            }))
+            .expect("an event serializes");
+            state
+                .webhooks
+                .post(webhook::Post {
+                    url,
+                    secret: key.expose(),
+                    delivery_id: &d.id,
+                    event_kind: d.event.kind.as_str(),
+                    body,
+                    timestamp: state.now().div_euclid(1000),
+                })
+                .await
+                .map(Some)
+                .map_err(|e| Failure {
+                    message: e.message,
+                    status: e.status,
+                    for_good: false,
+                })
+        }
+    }
+}
+
+async fn record(state: &AppState, d: &Taken, result: Result<Option<u16>, Failure>) -> DbResult<()> {
+    let now = state.now();
+    let pool = &state.db.pool;
+    match result {
+        Ok(status) => {
+            tracing::info!(delivery = %d.id, target = %d.target.target.id, "notification sent");
+            let o = Outcome {
+                state: DeliveryState::Succeeded,
+                error: None,
+                status,
+                retry_at: None,
+            };
+            notify::record_try(pool, &d.id, &o, now).await
+        }
+        Err(f) => {
+            let give_up = state.config.notify.give_up_hours as i64 * 3_600_000;
+            let over = f.for_good || now - d.created_at >= give_up;
+            let retry_at = (!over).then(|| {
+                now + crate::jobs::backoff_ms(FIRST_BACKOFF_MS, MAX_BACKOFF_MS, d.attempts)
+            });
+            tracing::warn!(
+                delivery = %d.id, target = %d.target.target.id, error = %f.message,
+                retry_at = ?retry_at, "notification not delivered"
+            );
+            let o = Outcome {
+                state: if over {
+                    DeliveryState::Failed
+                } else {
+                    DeliveryState::Queued
+                },
+                error: Some(&f.message),
+                status: f.status,
+                retry_at,
+            };
+            notify::record_try(pool, &d.id, &o, now).await
+        }
+    }
+}
