@@ -200,6 +200,8 @@ def make_fixtures() -> None:
     for name in ("item", "doomed_item"):
         fixtures[name] = api(admin, "POST", "/api/v1/items", {"tenant_id": t["id"], "device_id": item_device, "vault_id": fixtures["vault"], "name": name, "paths": ["/home"], "schedule": "daily"})["id"]
     fixtures["item_device"] = item_device
+    for name in ("notify_target", "doomed_target"):
+        fixtures[name] = api(admin, "POST", "/api/v1/notify/targets", {"tenant_id": t["id"], "name": name, "email": {"recipients": ["alerts@fuzz.example"]}})["target"]["id"]
 
 
 def valid_body(op: str, n: int):
@@ -228,6 +230,8 @@ def valid_body(op: str, n: int):
         "PATCH /api/v1/policies/{id}": {"keep": {"last": n % 30 + 1}},
         "POST /api/v1/items": {"tenant_id": t, "device_id": fixtures["item_device"], "vault_id": fixtures["vault"], "name": f"fuzz-item-{n}", "paths": ["/srv"], "schedule": "mon..fri 22:00"},
         "PATCH /api/v1/items/{id}": {"schedule": ["daily", "*:0/15", "0 22 * * 1-5"][n % 3]},
+        "POST /api/v1/notify/targets": {"tenant_id": t, "name": f"fuzz-alerts-{n}", "email": {"recipients": [f"ops{n}@fuzz.example"], "language": ["en", "nl"][n % 2]}, "min_severity": ["info", "warning", "error"][n % 3]},
+        "PATCH /api/v1/notify/targets/{id}": {"min_severity": ["info", "warning", "error"][n % 3], "summary": ["off", "daily", "weekly"][n % 3]},
     }.get(op)
 
 
@@ -251,6 +255,8 @@ def path_ids(path: str) -> dict[str, str]:
         return {"id": fixtures["policy"]}
     if path.startswith("/api/v1/items/"):
         return {"id": fixtures["item"]}
+    if path.startswith("/api/v1/notify/targets/"):
+        return {"id": fixtures["notify_target"]}
     return {}
 
 
@@ -293,6 +299,8 @@ def before_call(context, case, kwargs):
             ids = {"id": fixtures["doomed_policy"]}
         if case.operation.method.upper() == "DELETE" and case.operation.path == "/api/v1/items/{id}":
             ids = {"id": fixtures["doomed_item"]}
+        if case.operation.method.upper() == "DELETE" and case.operation.path == "/api/v1/notify/targets/{id}":
+            ids = {"id": fixtures["doomed_target"]}
         case.path_parameters = {k: ids.get(k, v) for k, v in case.path_parameters.items()}
     if isinstance(case.query, dict) and "tenant_id" in case.query:
         case.query = {**case.query, "tenant_id": fixtures["tenant"]}

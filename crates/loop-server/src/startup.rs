@@ -123,6 +123,11 @@ impl Application {
             destinations,
             clock: Clock::default(),
         }));
+        if state.config.test_clock {
+            tracing::warn!(
+                "test_clock is on: POST /api/v1/admin/test-clock moves this server's clock; never in production"
+            );
+        }
         let initial_admin_password = bootstrap(&state).await?;
         queue_staging_sweeps(&state).await?;
         let router = crate::routes::router(state.clone());

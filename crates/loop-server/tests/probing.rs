@@ -136,3 +136,28 @@ fn names_refuse_bidirectional_and_zero_width_characters_and_are_normalized() {
     // Nothing of this touched the provider admin's own sign-in.
     server.login(ADMIN_EMAIL, ADMIN_PASSWORD).expect(200);
 }
+
+#[test]
+fn the_test_clock_exists_only_when_configured_and_only_for_provider_admins() {
+    let off = Server::start();
+    off.admin()
+        .post("/api/v1/admin/test-clock", json!({ "advance_seconds": 60 }))
+        .expect_problem(404, "not_found");
+
+    let on = Server::start_with(|c| c.test_clock = true);
+    let admin = on.admin();
+    let customer = on.customer(&admin, "alpha");
+    on.as_member(customer.member("admin"))
+        .post("/api/v1/admin/test-clock", json!({ "advance_seconds": 60 }))
+        .expect_problem(404, "not_found");
+    let before = on.state.now();
+    let moved = admin
+        .post(
+            "/api/v1/admin/test-clock",
+            json!({ "advance_seconds": 3600 }),
+        )
+        .expect(200);
+    let now: chrono::DateTime<chrono::Utc> = moved["now"].as_str().unwrap().parse().unwrap();
+    assert!(now.timestamp_millis() - before >= 3_600_000);
+    assert!(on.state.now() - before >= 3_600_000);
+}

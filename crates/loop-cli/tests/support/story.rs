@@ -179,6 +179,29 @@ impl Story {
         c
     }
 
+    /// Moves the server's test clock forward (the server must run with `test_clock = true`),
+    /// as the provider admin; the server's time after the move.
+    pub fn advance_clock(&self, seconds: u64) -> chrono::DateTime<chrono::Utc> {
+        let session: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(self.dir.path().join("provider-admin/session.json")).unwrap(),
+        )
+        .unwrap();
+        let pem = std::fs::read(self.server.data_dir.join("tls-cert.pem")).unwrap();
+        let client = reqwest::blocking::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+            .build()
+            .unwrap();
+        let r = client
+            .post(format!("{}/api/v1/admin/test-clock", self.server.url))
+            .bearer_auth(session["session_token"].as_str().unwrap())
+            .json(&serde_json::json!({ "advance_seconds": seconds }))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "the test clock moves");
+        let v: serde_json::Value = r.json().unwrap();
+        v["now"].as_str().unwrap().parse().unwrap()
+    }
+
     pub fn admin(&self, who: &str, args: &[&str]) -> std::process::Command {
         self.server.as_user(&self.dir.path().join(who), args)
     }

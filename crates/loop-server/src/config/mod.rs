@@ -77,6 +77,9 @@ pub struct Config {
     /// Where vaults can live. Empty means one local destination `local` under the data
     /// directory.
     pub destinations: Vec<DestinationConfig>,
+    /// Offer `POST /api/v1/admin/test-clock`, which moves the server's clock forward (for
+    /// end-to-end tests of schedules and timers; never in production).
+    pub test_clock: bool,
     /// `tracing` filter for the server log, like `info` or `loop_server=debug`.
     pub log: String,
     /// `text` (default) or `json`: one JSON object per line, for log collectors.
@@ -104,6 +107,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             metrics: MetricsConfig::default(),
             destinations: Vec::new(),
+            test_clock: false,
             log: "info".into(),
             log_format: crate::logging::LogFormat::Text,
         }

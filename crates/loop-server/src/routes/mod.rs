@@ -13,6 +13,7 @@ mod notify;
 mod policies;
 mod session;
 mod tenants;
+mod test_clock;
 mod vault_protocol;
 mod vaults;
 
@@ -344,7 +345,14 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(json_limit));
     let vault = vault_protocol::router(json_limit).layer(DefaultBodyLimit::disable());
     let agent = agent::router(json_limit);
-    Router::new()
+    let mut service = Router::new();
+    if state.config.test_clock {
+        service = service.route(
+            "/api/v1/admin/test-clock",
+            axum::routing::post(test_clock::advance),
+        );
+    }
+    service
         .route("/healthz", axum::routing::get(health::healthz))
         .route("/readyz", axum::routing::get(health::readyz))
         .route("/metrics", axum::routing::get(crate::metrics::scrape))

@@ -1,0 +1,188 @@
+//! The agent on a schedule, against a real `loop server` whose clock the test moves
+//! (`test_clock`): a scheduled run fires when the server's clock passes its time and the
+//! running agent backs it up; an agent killed mid-backup leaves its job `abandoned` once its
+//! lease lapses (raising a `job-failed` event), and the next run completes.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use loop_testkit::data::noise;
+use support::cli::write;
+use support::server::*;
+use support::story::*;
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Polls `f` until it gives a value (the bound only stops a hung test).
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..1200 {
+        if let Some(v) = f() {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("never happened: {what}");
+}
+
+fn files_under(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            if e.file_type().unwrap().is_dir() {
+                files_under(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn a_scheduled_run_fires_on_the_servers_clock_and_a_killed_agents_job_is_abandoned_then_redone() {
+    let config = |d: &Path| {
+        let p = d.join("server.toml");
+        std::fs::write(
+            &p,
+            "test_clock = true\n[jobs]\nscheduler_seconds = 1\nlease_seconds = 30\n\
+             [session]\nidle_minutes = 100000\nabsolute_hours = 10000\n",
+        )
+        .unwrap();
+        p
+    };
+    let s = set_up(Some(&config), "local");
+    let code =
+        json(&mut s.admin("ana", &["device", "enroll-code", "--tenant", &s.customer]))["code"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let state = s.dir.path().join("agent-state");
+    let agent = |args: &[&str]| {
+        let mut c = s.server.cli(&s.dir.path().join("agent"));
+        c.args(args).arg("--state-dir").arg(&state);
+        c
+    };
+    let device = json(&mut agent(&[
+        "agent",
+        "enroll",
+        "--server",
+        &s.server.url,
+        "--code",
+        &code,
+    ]))["device_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let src = s.dir.path().join("data");
+    write(&src.join("small.txt"), b"scheduled");
+    let item = json(&mut s.admin(
+        "ana",
+        &[
+            "item",
+            "create",
+            "--tenant",
+            &s.customer,
+            "--device",
+            &device,
+            "--vault",
+            &s.vault,
+            "--name",
+            "data",
+            "--path",
+            src.to_str().unwrap(),
+            "--schedule",
+            "daily",
+            "--jitter-seconds",
+            "0",
+        ],
+    ));
+    let item_id = item["id"].as_str().unwrap().to_string();
+    let next: chrono::DateTime<chrono::Utc> =
+        item["next_run_at"].as_str().unwrap().parse().unwrap();
+    let start = |_: ()| {
+        Running(
+            agent(&["agent", "run", "--poll-seconds", "1"])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let running = start(());
+    let backups = || json(&mut s.admin("ana", &["job", "list", "--kind", "backup"]));
+    assert_eq!(
+        backups(),
+        serde_json::json!([]),
+        "nothing runs before its time"
+    );
+
+    // The server's clock passes midnight: the scheduler fires the run, the agent backs up.
+    let now = s.advance_clock(0);
+    s.advance_clock((next - now).num_seconds().max(0) as u64 + 2);
+    let done = wait_for("the scheduled backup", || {
+        let list = backups();
+        let j = list.as_array().unwrap().first()?.clone();
+        (j["state"] == "succeeded").then_some(j)
+    });
+    assert_eq!(done["trigger"], "schedule");
+    assert_eq!(done["target_id"], item_id.as_str());
+    assert_eq!(done["summary"]["files"], 1);
+
+    // A bigger source, and the agent killed once the run has stored its first pack.
+    write(&src.join("big.bin"), &noise(64 << 20, 9));
+    let data_dir = s.server.data_dir.join("vaults").join(&s.vault).join("data");
+    let packs_before = files_under(&data_dir);
+    let killed = json(&mut s.admin("ana", &["item", "run", &item_id]));
+    let killed_id = killed["id"].as_str().unwrap().to_string();
+    wait_for("a pack of the big run", || {
+        (files_under(&data_dir) > packs_before).then_some(())
+    });
+    drop(running);
+    let shown = json(&mut s.admin("ana", &["job", "show", &killed_id]));
+    assert_eq!(shown["state"], "running", "killed mid-run: {shown:#}");
+
+    // Its lease lapses on the server's clock: the job is abandoned, and says so as an event.
+    s.advance_clock(31);
+    wait_for("the abandoned job", || {
+        let j = json(&mut s.admin("ana", &["job", "show", &killed_id]));
+        (j["state"] == "abandoned").then_some(())
+    });
+    let events = wait_for("the job-failed event", || {
+        let e = json(&mut s.admin("ana", &["notify", "events", "--kind", "job-failed"]));
+        (!e.as_array().unwrap().is_empty()).then_some(e)
+    });
+    assert_eq!(events[0]["subject_id"], killed_id.as_str());
+    assert_eq!(events[0]["details"]["state"], "abandoned");
+
+    // The agent comes back and the next run completes; the snapshot restores the source.
+    let _running = start(());
+    let again = json(&mut s.admin("ana", &["item", "run", &item_id]));
+    let again_id = again["id"].as_str().unwrap().to_string();
+    let finished = wait_for("the next run", || {
+        let j = json(&mut s.admin("ana", &["job", "show", &again_id]));
+        (!["queued", "running"].contains(&j["state"].as_str().unwrap())).then_some(j)
+    });
+    assert_eq!(finished["state"], "succeeded", "{finished:#}");
+    assert_eq!(finished["summary"]["files"], 2);
+    let target = s.dir.path().join("restored");
+    ok(&mut s.device(
+        &s.restore_token,
+        &[
+            "restore",
+            finished["summary"]["snapshot_id"].as_str().unwrap(),
+            "--target",
+            target.to_str().unwrap(),
+        ],
+    ));
+    support::cli::assert_same_tree(&src, &target.join("data"));
+}
