@@ -23,6 +23,13 @@ impl Drop for Running {
     }
 }
 
+/// `loop ARGS` as the agent whose state is in `state`.
+fn agent_cmd(s: &Story, state: &Path, args: &[&str]) -> std::process::Command {
+    let mut c = s.server.cli(&s.dir.path().join("agent"));
+    c.args(args).arg("--state-dir").arg(state);
+    c
+}
+
 /// Polls `f` until it gives a value (the bound only stops a hung test).
 fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     for _ in 0..1200 {
@@ -68,11 +75,7 @@ fn a_scheduled_run_fires_on_the_servers_clock_and_a_killed_agents_job_is_abandon
             .unwrap()
             .to_string();
     let state = s.dir.path().join("agent-state");
-    let agent = |args: &[&str]| {
-        let mut c = s.server.cli(&s.dir.path().join("agent"));
-        c.args(args).arg("--state-dir").arg(&state);
-        c
-    };
+    let agent = |args: &[&str]| agent_cmd(&s, &state, args);
     let device = json(&mut agent(&[
         "agent",
         "enroll",
@@ -185,4 +188,96 @@ fn a_scheduled_run_fires_on_the_servers_clock_and_a_killed_agents_job_is_abandon
         ],
     ));
     support::cli::assert_same_tree(&src, &target.join("data"));
+}
+
+#[test]
+fn a_result_made_while_the_server_was_down_is_kept_and_reported_once_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("server.toml");
+    std::fs::write(&config_path, "[jobs]\nlease_seconds = 30\n").unwrap();
+    let config = |_: &Path| config_path.clone();
+    let mut s = set_up(Some(&config), "local");
+    let code =
+        json(&mut s.admin("ana", &["device", "enroll-code", "--tenant", &s.customer]))["code"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let state = s.dir.path().join("agent-state");
+    let device = json(&mut agent_cmd(
+        &s,
+        &state,
+        &[
+            "agent",
+            "enroll",
+            "--server",
+            &s.server.url,
+            "--code",
+            &code,
+        ],
+    ))["device_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let src = s.dir.path().join("data");
+    write(&src.join("a.txt"), b"made while the server went away");
+    // The item's post-command kills the server: the backup is done, its end cannot be told.
+    let kill = format!("kill -9 {}", s.server.pid());
+    let item = json(&mut s.admin(
+        "ana",
+        &[
+            "item",
+            "create",
+            "--tenant",
+            &s.customer,
+            "--device",
+            &device,
+            "--vault",
+            &s.vault,
+            "--name",
+            "data",
+            "--path",
+            src.to_str().unwrap(),
+            "--post-command",
+            &kill,
+        ],
+    ));
+    let item_id = item["id"].as_str().unwrap().to_string();
+    let job = json(&mut s.admin("ana", &["item", "run", &item_id]));
+    let job_id = job["id"].as_str().unwrap().to_string();
+    let running = Running(
+        agent_cmd(
+            &s,
+            &state,
+            &["agent", "run", "--poll-seconds", "1", "--allow-commands"],
+        )
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let kept = state.join("pending").join(format!("{job_id}.json"));
+    wait_for("the kept end of the job", || kept.exists().then_some(()));
+    // The agent restarts too while the server is down: what it kept is on disk.
+    drop(running);
+    s.server.kill();
+    s.server.restart(Some(&config_path));
+    let _running = Running(
+        agent_cmd(&s, &state, &["agent", "run", "--poll-seconds", "1"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Within the job's lease: the restart did not end it, and the kept end is taken.
+    let done = wait_for("the reported end", || {
+        let j = json(&mut s.admin("ana", &["job", "show", &job_id]));
+        (j["state"] != "running").then_some(j)
+    });
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!(done["summary"]["files"], 1);
+    wait_for("the kept file is gone", || (!kept.exists()).then_some(()));
+    let snaps = json(&mut s.device(&s.restore_token, &["snapshots"]));
+    assert!(
+        snaps
+            .to_string()
+            .contains(done["summary"]["snapshot_id"].as_str().unwrap())
+    );
 }

@@ -191,3 +191,63 @@ fn a_device_token_reaches_only_its_own_jobs_and_reports_under_the_jobs_fence() {
         .expect(200);
     assert_eq!(gone["state"], "abandoned");
 }
+
+#[test]
+fn a_job_abandoned_while_its_agent_was_cut_off_ends_as_the_agent_reports_once_back() {
+    let server = Server::start_with(|c| c.jobs.scheduler_seconds = 86_400);
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Alpha", None);
+    let (device, token) = enrol(&server, &admin, &tenant, "pc");
+    let item = admin
+        .post(
+            "/api/v1/items",
+            json!({ "tenant_id": tenant, "device_id": device, "vault_id": vault,
+                    "name": "docs", "paths": ["/srv/docs"] }),
+        )
+        .expect(201);
+    let job = admin
+        .post(
+            &format!("/api/v1/items/{}/run", item["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .expect(202);
+    let job_id = job["id"].as_str().unwrap();
+    let claimed = agent(&server, &token, "/agent/v1/jobs/claim", json!({})).expect(200);
+    let fence = claimed["fence"].as_i64().unwrap();
+
+    // The agent is cut off past its lease: the job is abandoned.
+    server.advance(Duration::from_secs(61));
+    let ticked = server
+        .block_on(loop_server::jobs::scheduler::tick(&server.state))
+        .unwrap();
+    assert_eq!(ticked.abandoned, vec![job_id.to_string()]);
+    let admin = server.admin();
+    assert_eq!(
+        admin.get(&format!("/api/v1/jobs/{job_id}")).expect(200)["state"],
+        "abandoned"
+    );
+
+    // Back, it cannot report progress on the job any more, but its result is taken.
+    agent(
+        &server,
+        &token,
+        &format!("/agent/v1/jobs/{job_id}/report"),
+        json!({ "fence": fence, "message": "still here" }),
+    )
+    .expect_problem(409, "lease_lost");
+    let finish = |f: i64| {
+        agent(
+            &server,
+            &token,
+            &format!("/agent/v1/jobs/{job_id}/finish"),
+            json!({ "fence": f, "state": "succeeded", "summary": { "files": 3 } }),
+        )
+    };
+    finish(fence + 1).expect_problem(409, "lease_lost");
+    assert_eq!(finish(fence).status, 204);
+    let done = admin.get(&format!("/api/v1/jobs/{job_id}")).expect(200);
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!(done["summary"]["files"], 3);
+    assert_eq!(done["error"], serde_json::Value::Null);
+    finish(fence).expect_problem(409, "lease_lost");
+}

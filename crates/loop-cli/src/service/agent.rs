@@ -134,6 +134,7 @@ pub(crate) fn agent(g: &Global, c: AgentCommand) -> Result<ExitCode> {
                 conn,
                 token: e.token,
                 allow_commands,
+                pending: state.state_dir.join("pending"),
             };
             agent.run(g, Duration::from_secs(poll_seconds.max(1)), once)
         }
@@ -145,6 +146,17 @@ struct Agent {
     conn: Connection,
     token: String,
     allow_commands: bool,
+    /// Ends of jobs the server has not taken yet (one JSON file per job), sent first in
+    /// every round: a result made while the server was away is reported once it is back,
+    /// also after the agent restarts.
+    pending: PathBuf,
+}
+
+/// A job's end waiting in [`Agent::pending`].
+#[derive(Serialize, Deserialize)]
+struct PendingFinish {
+    job_id: String,
+    finish: AgentFinish,
 }
 
 /// Waits after the server could not be reached: 1 s, doubling, at most a minute.
@@ -173,8 +185,73 @@ impl Agent {
         }
     }
 
-    /// One heartbeat, then every due job of this device.
+    /// Keeps a job's end to send later, durably (written whole, then renamed into place).
+    fn keep_finish(&self, job_id: &str, finish: AgentFinish) -> Result<()> {
+        use std::io::Write as _;
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.pending)
+            .with_context(|| format!("creating {}", self.pending.display()))?;
+        let path = self.pending.join(format!("{job_id}.json"));
+        let tmp = self.pending.join(format!("{job_id}.json.tmp"));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        let p = PendingFinish {
+            job_id: job_id.into(),
+            finish,
+        };
+        f.write_all(serde_json::to_string(&p)?.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+
+    /// Sends the kept ends of jobs; stops at the first the server does not answer.
+    fn send_pending(&self) -> Result<()> {
+        let Ok(entries) = std::fs::read_dir(&self.pending) else {
+            return Ok(());
+        };
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        for path in files {
+            let p: PendingFinish = match std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+            {
+                Some(p) => p,
+                None => {
+                    eprintln!("loop agent: {} does not read; removed", path.display());
+                    let _ = std::fs::remove_file(&path);
+                    continue;
+                }
+            };
+            match self.client.finish_job(&p.job_id, &p.finish) {
+                Ok(()) => {}
+                Err(e @ ApiError::Transport(_)) => {
+                    return Err(e).context("reporting the end of an earlier job");
+                }
+                // Refused for good (the job was taken from this agent, or is gone).
+                Err(e) => eprintln!("loop agent: the end of job {} was refused: {e}", p.job_id),
+            }
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// One heartbeat, the ends of jobs still to report, then every due job of this device.
     fn round(&self, g: &Global) -> Result<()> {
+        self.send_pending()?;
         self.client
             .heartbeat(&AgentHeartbeat {
                 version: env!("CARGO_PKG_VERSION").into(),
@@ -257,6 +334,12 @@ impl Agent {
         match self.client.finish_job(&id, &finish) {
             Ok(()) => Ok(()),
             Err(ApiError::Problem { ref code, .. }) if code == "lease_lost" => Ok(()),
+            Err(e @ ApiError::Transport(_)) => {
+                self.keep_finish(&id, finish)?;
+                Err(e).context(
+                    "reporting the end of a job; it is kept and sent once the server answers",
+                )
+            }
             Err(e) => Err(e).context("reporting the end of a job"),
         }
     }

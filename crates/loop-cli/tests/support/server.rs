@@ -22,8 +22,28 @@ impl Server {
 
     /// [`Server::start`], with the access log (one line per request) written to `log`.
     pub fn start_logging(data_dir: &Path, config: Option<&Path>, log: Option<&Path>) -> Server {
+        Server::start_at("127.0.0.1:0", data_dir, config, log)
+    }
+
+    /// Starts the server again after [`Server::kill`], on the same address, data and
+    /// configuration (as a restart after a crash).
+    pub fn restart(&mut self, config: Option<&Path>) {
+        let address = self.url.trim_start_matches("https://").to_string();
+        let again = Server::start_at(&address, &self.data_dir, config, None);
+        assert_eq!(again.url, self.url);
+        // The old value's Drop kills the (already dead) old child; the new one takes over.
+        let old = std::mem::replace(self, again);
+        drop(old);
+    }
+
+    fn start_at(
+        listen: &str,
+        data_dir: &Path,
+        config: Option<&Path>,
+        log: Option<&Path>,
+    ) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_loop"));
-        cmd.args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        cmd.args(["server", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .env("LOOP_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdin(Stdio::null())
@@ -134,6 +154,10 @@ impl Server {
         let (status, text) = self.vault_request(reqwest::Method::GET, "/metrics", "", None);
         assert_eq!(status, 200, "{text}");
         text
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Kills the server process at once (SIGKILL), as a crash or power loss would.

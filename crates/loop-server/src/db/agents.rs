@@ -1,8 +1,9 @@
-//! Enrolment codes and what agents report about their devices.
+//! Enrolment codes, what agents report about their devices, and the jobs agents run.
 
-use loop_api::ProtectedItem;
+use loop_api::{JobState, ProtectedItem};
 use sqlx::AnyPool;
 
+use super::jobs::{Claimed, take};
 use super::{DbResult, Tx, col};
 
 pub async fn insert_code(
@@ -83,4 +84,91 @@ pub async fn items_of_device(pool: &AnyPool, device_id: &str) -> DbResult<Vec<Pr
         }
     }
     Ok(out)
+}
+
+// ---- the jobs agents run: backups of their device's items, restores to it ----
+
+/// Claims the next due job of `device_id` for its agent (a backup of one of its items, or a
+/// restore to it): a queued job whose time has come and whose window has not passed.
+pub async fn claim_for_device(
+    pool: &AnyPool,
+    device_id: &str,
+    now: i64,
+    lease_ms: i64,
+) -> DbResult<Option<Claimed>> {
+    let candidates = sqlx::query(
+        "SELECT j.id, j.fence FROM jobs j LEFT JOIN protected_items i ON i.id = j.target_id
+         WHERE ((j.kind = 'backup' AND i.device_id = $1)
+             OR (j.kind = 'restore' AND j.target_kind = 'device' AND j.target_id = $1))
+           AND j.state = 'queued' AND j.scheduled_at <= $2 AND (j.deadline_at IS NULL OR j.deadline_at >= $2)
+         ORDER BY j.scheduled_at, j.created_at LIMIT 5",
+    )
+    .bind(device_id)
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    for c in candidates {
+        let (id, fence): (String, i64) = (col(&c, "id")?, col(&c, "fence")?);
+        if let Some(claimed) = take(pool, device_id, now, lease_ms, &id, fence, false).await? {
+            return Ok(Some(claimed));
+        }
+    }
+    Ok(None)
+}
+
+/// Agent jobs (backups, restores) whose agent stopped renewing their lease (killed, cut off)
+/// are `abandoned`; an item's next run backs up what this one did not. Returns them.
+pub async fn abandon_lapsed_agent_jobs(pool: &AnyPool, now: i64) -> DbResult<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT id FROM jobs WHERE kind IN ('backup', 'restore') AND state = 'running'
+         AND lease_expires_at <= $1",
+    )
+    .bind(now)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        let id: String = col(&r, "id")?;
+        let done = sqlx::query(
+            "UPDATE jobs SET state = 'abandoned', finished_at = $1, lease_owner = NULL,
+                lease_expires_at = NULL, fence = fence + 1,
+                error = 'its agent stopped reporting (killed, or cut off from the server)'
+             WHERE id = $2 AND state = 'running' AND lease_expires_at <= $1",
+        )
+        .bind(now)
+        .bind(&id)
+        .execute(pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Ends an agent job that was `abandoned` while its agent held fence `fence` (its lease
+/// lapsed while the agent was cut off from the server) with the outcome the agent reports
+/// once it is back. Nobody else ever runs an agent job, so the late report is the truth;
+/// false when the job is not such a job.
+pub async fn finish_abandoned(
+    pool: &AnyPool,
+    id: &str,
+    fence: i64,
+    state: JobState,
+    summary: Option<&serde_json::Value>,
+    error: Option<&str>,
+) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE jobs SET state = $1, summary = $2, error = $3
+         WHERE id = $4 AND fence = $5 + 1 AND state = 'abandoned'
+           AND kind IN ('backup', 'restore')",
+    )
+    .bind(state.as_str())
+    .bind(summary.map(|s| s.to_string()))
+    .bind(error)
+    .bind(id)
+    .bind(fence)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }

@@ -269,7 +269,7 @@ pub enum Held {
 
 /// Claims the job `id` seen at `fence` for `owner`, if it still is due or its lease still
 /// lapsed: of several runners that saw the job, exactly one changes the row.
-async fn take(
+pub(super) async fn take(
     pool: &AnyPool,
     owner: &str,
     now: i64,
@@ -307,64 +307,6 @@ async fn take(
         params: serde_json::from_str(&params).unwrap_or_default(),
         taken_over: was_running,
     }))
-}
-
-/// Claims the next due job of `device_id` for its agent (a backup of one of its items, or a
-/// restore to it): a queued job whose time has come and whose window has not passed.
-pub async fn claim_for_device(
-    pool: &AnyPool,
-    device_id: &str,
-    now: i64,
-    lease_ms: i64,
-) -> DbResult<Option<Claimed>> {
-    let candidates = sqlx::query(
-        "SELECT j.id, j.fence FROM jobs j LEFT JOIN protected_items i ON i.id = j.target_id
-         WHERE ((j.kind = 'backup' AND i.device_id = $1)
-             OR (j.kind = 'restore' AND j.target_kind = 'device' AND j.target_id = $1))
-           AND j.state = 'queued' AND j.scheduled_at <= $2 AND (j.deadline_at IS NULL OR j.deadline_at >= $2)
-         ORDER BY j.scheduled_at, j.created_at LIMIT 5",
-    )
-    .bind(device_id)
-    .bind(now)
-    .fetch_all(pool)
-    .await?;
-    for c in candidates {
-        let (id, fence): (String, i64) = (col(&c, "id")?, col(&c, "fence")?);
-        if let Some(claimed) = take(pool, device_id, now, lease_ms, &id, fence, false).await? {
-            return Ok(Some(claimed));
-        }
-    }
-    Ok(None)
-}
-
-/// Agent jobs (backups, restores) whose agent stopped renewing their lease (killed, cut off)
-/// are `abandoned`; an item's next run backs up what this one did not. Returns them.
-pub async fn abandon_lapsed_agent_jobs(pool: &AnyPool, now: i64) -> DbResult<Vec<String>> {
-    let rows = sqlx::query(
-        "SELECT id FROM jobs WHERE kind IN ('backup', 'restore') AND state = 'running'
-         AND lease_expires_at <= $1",
-    )
-    .bind(now)
-    .fetch_all(pool)
-    .await?;
-    let mut out = Vec::new();
-    for r in rows {
-        let id: String = col(&r, "id")?;
-        let done = sqlx::query(
-            "UPDATE jobs SET state = 'abandoned', finished_at = $1, lease_owner = NULL,
-                lease_expires_at = NULL, fence = fence + 1,
-                error = 'its agent stopped reporting (killed, or cut off from the server)'
-             WHERE id = $2 AND state = 'running' AND lease_expires_at <= $1",
-        )
-        .bind(now)
-        .bind(&id)
-        .execute(pool)
-        .await?;
-        if done.rows_affected() == 1 {
-            out.push(id);
-        }
-    }
-    Ok(out)
 }
 
 /// Extends the lease of a held job to `until`.
@@ -522,12 +464,14 @@ pub async fn request_cancel(tx: &mut Tx, id: &str, now: i64) -> DbResult<Option<
     row.as_ref().map(|r| col_value(r, "state")).transpose()
 }
 
-/// Lets every lease go at once, for a node that knows it is the only one (SQLite serves
-/// one process): jobs a killed run left `running` are taken over at start instead of after
-/// their leases expire.
+/// Lets every lease of the server's own jobs go at once, for a node that knows it is the
+/// only one (SQLite serves one process): jobs a killed run left `running` are taken over at
+/// start instead of after their leases expire. Agents' jobs keep their leases: their agents
+/// did not stop with the server, and report once it is back.
 pub async fn expire_leases(pool: &AnyPool, now: i64) -> DbResult<u64> {
     let r = sqlx::query(
-        "UPDATE jobs SET lease_expires_at = $1 WHERE state = 'running' AND lease_expires_at > $1",
+        "UPDATE jobs SET lease_expires_at = $1 WHERE state = 'running' AND lease_expires_at > $1
+           AND kind NOT IN ('backup', 'restore')",
     )
     .bind(now)
     .execute(pool)

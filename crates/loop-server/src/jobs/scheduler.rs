@@ -104,7 +104,7 @@ pub async fn tick(state: &AppState) -> DbResult<TickReport> {
         tracing::warn!(job = %j.id, item = %j.target_id, "a scheduled run missed its window");
         report.missed.push(j.id);
     }
-    for id in jobs::abandon_lapsed_agent_jobs(pool, now).await? {
+    for id in crate::db::agents::abandon_lapsed_agent_jobs(pool, now).await? {
         tracing::warn!(job = %id, "an agent stopped reporting on its job; abandoned");
         report.abandoned.push(id);
     }

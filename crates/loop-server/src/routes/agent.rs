@@ -281,7 +281,8 @@ async fn heartbeat(
 async fn claim(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let device = device_of(&caller)?;
     let lease_ms = state.config.jobs.lease_seconds as i64 * 1000;
-    let Some(c) = jobs::claim_for_device(&state.db.pool, device, state.now(), lease_ms).await?
+    let Some(c) =
+        crate::db::agents::claim_for_device(&state.db.pool, device, state.now(), lease_ms).await?
     else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
@@ -383,7 +384,16 @@ async fn finish(
         error.as_deref(),
         state.now(),
     )
-    .await?;
+    .await?
+        || crate::db::agents::finish_abandoned(
+            &state.db.pool,
+            id.as_str(),
+            req.fence,
+            req.state,
+            req.summary.as_ref(),
+            error.as_deref(),
+        )
+        .await?;
     if ended {
         let started = job.started_at.map_or(state.now(), |t| t.timestamp_millis());
         state.metrics.job_ended(job.kind, state.now() - started);
