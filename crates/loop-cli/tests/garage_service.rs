@@ -192,3 +192,60 @@ fn garage_stopped_during_a_backup_fails_it_clearly_and_the_next_run_completes() 
     ));
     assert!(std::fs::read(target.join("stream.bin")).unwrap() == whole);
 }
+
+#[test]
+fn a_deleted_vaults_objects_are_erased_from_garage_by_its_job_and_no_others() {
+    let Some(garage) = Garage::start() else {
+        return;
+    };
+    let s = set_up(Some(&|d: &Path| config_for(&garage, d)), "garage-eu");
+    s.backup_and_restore();
+    let kept = json(&mut s.admin(
+        "ana",
+        &[
+            "vault",
+            "create",
+            "--tenant",
+            &s.customer,
+            "--name",
+            "kept",
+            "--destination",
+            "garage-eu",
+        ],
+    ));
+    let kept_prefix = format!("loop-server/{}", kept["id"].as_str().unwrap());
+    let kept_before = garage.list(&kept_prefix);
+    assert!(
+        !kept_before.is_empty(),
+        "the kept vault has its config and key"
+    );
+    let prefix = format!("loop-server/{}", s.vault);
+    let stored = garage.list(&prefix);
+    assert!(
+        stored.iter().any(|n| n.contains("/data/")),
+        "the backup's packs are on Garage: {stored:?}"
+    );
+
+    let job = json(&mut s.admin("ana", &["vault", "delete", &s.vault]));
+    let job_id = job["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let j = json(&mut s.admin("ana", &["job", "show", &job_id]));
+        if !["queued", "running"].contains(&j["state"].as_str().unwrap()) {
+            assert_eq!(j["state"], "succeeded", "{j:#}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the erasure did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        garage.list(&prefix),
+        Vec::<String>::new(),
+        "nothing of the vault is left"
+    );
+    assert_eq!(
+        garage.list(&kept_prefix),
+        kept_before,
+        "the other vault is untouched"
+    );
+}

@@ -170,6 +170,35 @@ allow_http = true
         path
     }
 
+    /// The names of every object in the bucket under `prefix`, listed over S3 (what a
+    /// client of the store sees, whoever wrote it).
+    pub fn list(&self, prefix: &str) -> Vec<String> {
+        use futures_util::TryStreamExt as _;
+        use object_store::ObjectStore as _;
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(&self.bucket)
+            .with_region(&self.region)
+            .with_endpoint(&self.endpoint)
+            .with_access_key_id(&self.access_key_id)
+            .with_secret_access_key(&self.secret_access_key)
+            .with_allow_http(true)
+            .build()
+            .expect("an S3 client for Garage");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let prefix = object_store::path::Path::from(prefix);
+        runtime.block_on(async {
+            store
+                .list(Some(&prefix))
+                .map_ok(|m| m.location.to_string())
+                .try_collect()
+                .await
+                .expect("listing the bucket")
+        })
+    }
+
     /// Stops the server process at once (SIGKILL), as a crashed or unreachable store.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
