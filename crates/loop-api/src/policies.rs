@@ -32,6 +32,26 @@ wire! {
         pub tags: Vec<String>,
     }
 
+    /// When the server maintains the managed vaults a policy applies to, on its own.
+    pub struct Maintenance {
+        /// Apply the keep rules and prune (a `retention` job) on this schedule (calendar
+        /// event or cron line, in the tenant's time zone). Absent: only when asked.
+        #[serde(default)]
+        pub retention_schedule: Option<String>,
+        /// Verify the vault (a `verify` job) on this schedule. Absent: only when asked.
+        #[serde(default)]
+        pub verify_schedule: Option<String>,
+        /// The share of packs a scheduled verify downloads and authenticates (percent).
+        #[serde(default = "default_read_data_percent")]
+        pub verify_read_data_percent: f64,
+        /// Skip a scheduled verify (recorded `skipped`) of a vault verified successfully
+        /// less than this many days ago (with an hour's leeway, for a verify that ended a
+        /// little after its own time); PBS's `outdated-after`. Absent:
+        /// verify every time.
+        #[serde(default)]
+        pub reverify_after_days: Option<u32>,
+    }
+
     /// A retention policy, attached to a target: a tenant (it then applies to every vault
     /// of that tenant and of the tenants below it that have none nearer) or one vault. The
     /// nearest policy applies: the vault's own, else its tenant's, else its parent's, and so
@@ -47,6 +67,8 @@ wire! {
         /// Prune leaves unindexed packs younger than this alone (a backup may still be
         /// writing them).
         pub prune_grace_seconds: u64,
+        #[serde(default)]
+        pub maintenance: Maintenance,
         pub created_at: DateTime<Utc>,
         pub updated_at: DateTime<Utc>,
     }
@@ -64,6 +86,9 @@ wire! {
         /// Default 3600.
         #[serde(default)]
         pub prune_grace_seconds: Option<u64>,
+        /// Default: nothing scheduled.
+        #[serde(default)]
+        pub maintenance: Option<Maintenance>,
     }
 
     /// `PATCH /api/v1/policies/{id}`: what is given replaces what was.
@@ -74,6 +99,9 @@ wire! {
         pub prune_max_unused_percent: Option<f64>,
         #[serde(default)]
         pub prune_grace_seconds: Option<u64>,
+        /// Replaces the whole maintenance schedule.
+        #[serde(default)]
+        pub maintenance: Option<Maintenance>,
     }
 
     /// `GET /api/v1/vaults/{id}/policy`: the policy that applies to the vault.
@@ -83,6 +111,21 @@ wire! {
         /// `vault` when the vault has its own, `tenant` when it comes from the vault's
         /// tenant or one above it.
         pub source: Option<String>,
+    }
+}
+
+fn default_read_data_percent() -> f64 {
+    10.0
+}
+
+impl Default for Maintenance {
+    fn default() -> Maintenance {
+        Maintenance {
+            retention_schedule: None,
+            verify_schedule: None,
+            verify_read_data_percent: default_read_data_percent(),
+            reverify_after_days: None,
+        }
     }
 }
 

@@ -206,3 +206,52 @@ fn the_retention_job_applies_the_nearest_policy_as_loop_forget_and_prune_would()
     assert_eq!(job["summary"]["snapshots_removed"], 0);
     assert_eq!(snapshot_ids(&s), after);
 }
+
+#[test]
+fn a_policys_maintenance_schedule_is_set_and_changed_one_setting_at_a_time() {
+    let s = set_up(None, "local");
+    let created = json(&mut s.admin(
+        "ana",
+        &[
+            "policy",
+            "create",
+            "--tenant",
+            &s.customer,
+            "--keep-last",
+            "3",
+            "--verify-schedule",
+            "sun 03:00",
+            "--reverify-after-days",
+            "7",
+        ],
+    ));
+    let id = created["id"].as_str().unwrap().to_string();
+    let m = &created["maintenance"];
+    assert_eq!(m["verify_schedule"], "sun 03:00");
+    assert_eq!(m["reverify_after_days"], 7);
+    assert_eq!(m["retention_schedule"], serde_json::Value::Null);
+    assert_eq!(m["verify_read_data_percent"], 10.0);
+    // Setting the retention schedule keeps the verify settings.
+    let updated = json(&mut s.admin(
+        "ana",
+        &["policy", "update", &id, "--retention-schedule", "daily"],
+    ));
+    let m = &updated["maintenance"];
+    assert_eq!(m["retention_schedule"], "daily");
+    assert_eq!(m["verify_schedule"], "sun 03:00");
+    assert_eq!(m["reverify_after_days"], 7);
+    let shown = ok(&mut s.admin("ana", &["policy", "show", &id]));
+    assert!(shown.contains("applied on schedule: daily"), "{shown}");
+    assert!(shown.contains("skipped within 7 days"), "{shown}");
+    // "" stops a schedule; a schedule that does not read is refused.
+    let cleared = json(&mut s.admin("ana", &["policy", "update", &id, "--verify-schedule", ""]));
+    assert_eq!(
+        cleared["maintenance"]["verify_schedule"],
+        serde_json::Value::Null
+    );
+    let err = fails(&mut s.admin(
+        "ana",
+        &["policy", "update", &id, "--verify-schedule", "whenever"],
+    ));
+    assert!(err.contains("verify_schedule"), "{err}");
+}

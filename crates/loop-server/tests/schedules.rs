@@ -260,3 +260,104 @@ fn schedules_are_read_in_the_tenants_time_zone_and_bad_ones_are_refused() {
         .get(&format!("/api/v1/items/{id}"))
         .expect_problem(404, "not_found");
 }
+
+/// The job, once it ended (polled; the bound only stops a hung test).
+fn ended(server: &Server, id: &str) -> Value {
+    let admin = server.admin();
+    for _ in 0..600 {
+        let j = admin.get(&format!("/api/v1/jobs/{id}")).expect(200);
+        if !["queued", "running"].contains(&j["state"].as_str().unwrap()) {
+            return j;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("job {id} did not end");
+}
+
+#[test]
+fn a_policys_maintenance_runs_retention_and_verify_on_schedule_and_reverifies_when_outdated() {
+    let server = start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Kept", None);
+    let theirs = admin
+        .post(
+            "/api/v1/vaults",
+            json!({ "tenant_id": tenant, "name": "theirs", "destination": "local",
+                    "key_custody": "customer" }),
+        )
+        .expect(201);
+    let policy = |maintenance: Value| {
+        admin.post(
+            "/api/v1/policies",
+            json!({ "tenant_id": tenant, "keep": { "last": 3 }, "maintenance": maintenance }),
+        )
+    };
+    policy(json!({ "verify_schedule": "every full moon" })).expect_problem(400, "invalid_request");
+    policy(json!({ "reverify_after_days": 0 })).expect_problem(400, "invalid_request");
+    let p = policy(json!({
+        "retention_schedule": "daily", "verify_schedule": "daily",
+        "verify_read_data_percent": 100, "reverify_after_days": 3,
+    }))
+    .expect(201);
+    assert_eq!(p["maintenance"]["verify_read_data_percent"], 100.0);
+
+    // The first tick plans the runs; nothing is due yet.
+    let r = tick_now(&server);
+    assert!(r.queued.is_empty(), "{r:?}");
+    let now = DateTime::from_timestamp_millis(server.state.now()).unwrap();
+    let midnight = (now + chrono::Duration::days(1))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    advance_to(&server, midnight, Duration::from_secs(60));
+    let r = tick_now(&server);
+    assert_eq!(r.queued.len(), 2, "a retention and a verify: {r:?}");
+    let mut kinds = Vec::new();
+    for id in &r.queued {
+        let j = ended(&server, id);
+        assert_eq!(j["state"], "succeeded", "{j:#}");
+        assert_eq!(j["trigger"], "schedule");
+        assert_eq!(
+            j["target_id"],
+            vault.as_str(),
+            "never the customer-key vault"
+        );
+        kinds.push(j["kind"].as_str().unwrap().to_string());
+    }
+    kinds.sort();
+    assert_eq!(kinds, ["retention", "verify"]);
+    let verify = r
+        .queued
+        .iter()
+        .map(|id| ended(&server, id))
+        .find(|j| j["kind"] == "verify")
+        .unwrap();
+    assert_eq!(verify["summary"]["read_data_percent"], 100.0, "{verify:#}");
+    let _ = theirs;
+
+    // A day on: retention runs again; the vault was verified a day ago, within three days.
+    advance_to(&server, midnight, Duration::from_secs(86_400 + 60));
+    let r = tick_now(&server);
+    assert_eq!(r.queued.len(), 1, "{r:?}");
+    assert_eq!(ended(&server, &r.queued[0])["kind"], "retention");
+    assert_eq!(r.skipped.len(), 1, "{r:?}");
+    let skipped = server
+        .admin()
+        .get(&format!("/api/v1/jobs/{}", r.skipped[0]))
+        .expect(200);
+    assert_eq!(skipped["kind"], "verify");
+    assert_eq!(skipped["state"], "skipped");
+    assert!(
+        skipped["error"]
+            .as_str()
+            .unwrap()
+            .contains("reverify_after_days")
+    );
+
+    // Three days after the verify, it is outdated: verified again.
+    advance_to(&server, midnight, Duration::from_secs(3 * 86_400 + 60));
+    let r = tick_now(&server);
+    assert_eq!(r.queued.len(), 2, "{r:?}");
+    assert!(r.skipped.is_empty(), "{r:?}");
+}

@@ -8,7 +8,7 @@ use loop_api::*;
 use super::api;
 use crate::args::Global;
 use crate::output::show;
-use crate::service_args::{KeepArgs, PolicyCommand};
+use crate::service_args::{KeepArgs, MaintenanceArgs, PolicyCommand};
 
 impl KeepArgs {
     fn rules(&self) -> KeepRules {
@@ -22,6 +22,35 @@ impl KeepArgs {
             within: self.keep_within.clone(),
             tags: self.keep_tags.clone(),
         }
+    }
+}
+
+impl MaintenanceArgs {
+    /// `m` with what these options set ("" and 0 clear a setting).
+    fn apply(&self, mut m: Maintenance) -> Maintenance {
+        let schedule = |s: &Option<String>, old: Option<String>| match s.as_deref() {
+            None => old,
+            Some("") => None,
+            Some(s) => Some(s.to_string()),
+        };
+        m.retention_schedule = schedule(&self.retention_schedule, m.retention_schedule);
+        m.verify_schedule = schedule(&self.verify_schedule, m.verify_schedule);
+        if let Some(p) = self.verify_read_data_percent {
+            m.verify_read_data_percent = p;
+        }
+        match self.reverify_after_days {
+            Some(0) => m.reverify_after_days = None,
+            Some(d) => m.reverify_after_days = Some(d),
+            None => {}
+        }
+        m
+    }
+
+    fn given(&self) -> bool {
+        self.retention_schedule.is_some()
+            || self.verify_schedule.is_some()
+            || self.verify_read_data_percent.is_some()
+            || self.reverify_after_days.is_some()
     }
 }
 
@@ -61,6 +90,20 @@ pub(super) fn print_policy(p: &Policy) {
         p.prune_max_unused_percent,
         p.prune_grace_seconds
     );
+    let m = &p.maintenance;
+    if let Some(s) = &m.retention_schedule {
+        println!("    applied on schedule: {s}");
+    }
+    if let Some(s) = &m.verify_schedule {
+        let skip = m
+            .reverify_after_days
+            .map(|d| format!(", skipped within {d} days of the last"))
+            .unwrap_or_default();
+        println!(
+            "    verified on schedule: {s}, reading {}% of packs{skip}",
+            m.verify_read_data_percent
+        );
+    }
 }
 
 pub(crate) fn policy(g: &Global, c: PolicyCommand) -> Result<ExitCode> {
@@ -79,6 +122,7 @@ pub(crate) fn policy(g: &Global, c: PolicyCommand) -> Result<ExitCode> {
             vault,
             keep,
             prune,
+            maintenance,
         } => {
             let p: Policy = api.create_policy(&CreatePolicy {
                 tenant_id: tenant,
@@ -86,20 +130,33 @@ pub(crate) fn policy(g: &Global, c: PolicyCommand) -> Result<ExitCode> {
                 keep: keep.rules(),
                 prune_max_unused_percent: prune.max_unused,
                 prune_grace_seconds: prune.grace_seconds,
+                maintenance: Some(maintenance.apply(Maintenance::default())),
             })?;
             show(g, &p, |p| {
                 println!("created policy {}", p.id);
                 print_policy(p);
             })
         }
-        PolicyCommand::Update { id, keep, prune } => {
+        PolicyCommand::Update {
+            id,
+            keep,
+            prune,
+            maintenance,
+        } => {
             let rules = keep.rules();
+            // The API replaces the whole maintenance: start from what the policy has.
+            let m = if maintenance.given() {
+                Some(maintenance.apply(api.policy(&id)?.maintenance))
+            } else {
+                None
+            };
             let p: Policy = api.update_policy(
                 &id,
                 &UpdatePolicy {
                     keep: (!rules.is_empty()).then_some(rules),
                     prune_max_unused_percent: prune.max_unused,
                     prune_grace_seconds: prune.grace_seconds,
+                    maintenance: m,
                 },
             )?;
             show(g, &p, print_policy)

@@ -5,12 +5,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use loop_api::{
-    DeviceId, ItemId, JobId, JobKind, JobState, PolicyId, Role, RoleBindingId, SessionId, TenantId,
+    DeviceId, ItemId, JobId, JobKind, JobState, Role, RoleBindingId, SessionId, TenantId,
     TenantKind, TokenId, TokenKind, TokenPermission, UserId, VaultId,
 };
 
 mod notify;
+mod policy;
 pub use notify::{NotifyCommand, TargetCommand};
+pub use policy::{KeepArgs, MaintenanceArgs, PolicyCommand};
 
 #[derive(Args, Debug)]
 pub struct ServerArgs {
@@ -335,77 +337,6 @@ pub enum VaultCommand {
     },
     /// List the destinations vaults can be placed at
     Destinations,
-}
-
-/// A policy's keep rules (restic's): a snapshot any rule keeps is kept.
-#[derive(Args, Debug, Default)]
-pub struct KeepArgs {
-    /// Keep the newest N snapshots
-    #[arg(long, default_value_t = 0)]
-    pub keep_last: u32,
-    /// Keep the newest snapshot of each of the last N hours
-    #[arg(long, default_value_t = 0)]
-    pub keep_hourly: u32,
-    #[arg(long, default_value_t = 0)]
-    pub keep_daily: u32,
-    #[arg(long, default_value_t = 0)]
-    pub keep_weekly: u32,
-    #[arg(long, default_value_t = 0)]
-    pub keep_monthly: u32,
-    #[arg(long, default_value_t = 0)]
-    pub keep_yearly: u32,
-    /// Keep every snapshot younger than this, counted from the newest (e.g. 30d, 1y6m)
-    #[arg(long)]
-    pub keep_within: Option<String>,
-    /// Keep every snapshot with this tag (repeatable)
-    #[arg(long = "keep-tag")]
-    pub keep_tags: Vec<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct PruneSettings {
-    /// Repack packs with more than this share of unused data (percent; default 10)
-    #[arg(long)]
-    pub max_unused: Option<f64>,
-    /// Leave unindexed packs younger than this many seconds alone (default 3600)
-    #[arg(long)]
-    pub grace_seconds: Option<u64>,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum PolicyCommand {
-    /// Retention policies of the tenants you can see
-    List {
-        #[arg(long)]
-        tenant: Option<TenantId>,
-    },
-    Show {
-        id: PolicyId,
-    },
-    /// Attach a retention policy to a tenant (its vaults and sub-tenants inherit it) or,
-    /// with --vault, to one vault
-    Create {
-        #[arg(long)]
-        tenant: TenantId,
-        #[arg(long)]
-        vault: Option<VaultId>,
-        #[command(flatten)]
-        keep: KeepArgs,
-        #[command(flatten)]
-        prune: PruneSettings,
-    },
-    /// Change a policy: keep options given replace all its keep rules
-    Update {
-        id: PolicyId,
-        #[command(flatten)]
-        keep: KeepArgs,
-        #[command(flatten)]
-        prune: PruneSettings,
-    },
-    /// Delete a policy: its target then follows the nearest policy above it
-    Delete {
-        id: PolicyId,
-    },
 }
 
 /// The settings of a protected item that `create` and `update` share.

@@ -12,6 +12,7 @@ pub mod bindings;
 pub mod devices;
 pub mod items;
 pub mod jobs;
+pub mod maintenance;
 pub mod metrics;
 pub mod notify;
 pub mod objects;

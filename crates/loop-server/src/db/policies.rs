@@ -21,6 +21,10 @@ fn policy(row: &AnyRow) -> DbResult<Policy> {
         keep,
         prune_max_unused_percent: col(row, "prune_max_unused_percent")?,
         prune_grace_seconds: col::<i64>(row, "prune_grace_seconds")?.max(0) as u64,
+        maintenance: {
+            let text: String = col(row, "maintenance")?;
+            serde_json::from_str(&text).map_err(|e| DbError::Sql(sqlx::Error::Decode(e.into())))?
+        },
         created_at: time(col(row, "created_at")?),
         updated_at: time(col(row, "updated_at")?),
     })
@@ -50,8 +54,8 @@ pub async fn policies_in(pool: &AnyPool, scope: &TenantScope) -> DbResult<Vec<Po
 pub async fn insert_policy(tx: &mut Tx, p: &Policy, now: i64) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO policies (id, tenant_id, vault_id, keep_rules, prune_max_unused_percent,
-            prune_grace_seconds, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            prune_grace_seconds, created_at, updated_at, maintenance)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
     )
     .bind(&p.id)
     .bind(&p.tenant_id)
@@ -60,6 +64,7 @@ pub async fn insert_policy(tx: &mut Tx, p: &Policy, now: i64) -> DbResult<()> {
     .bind(p.prune_max_unused_percent)
     .bind(p.prune_grace_seconds as i64)
     .bind(now)
+    .bind(serde_json::to_string(&p.maintenance).expect("maintenance serializes"))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -68,13 +73,14 @@ pub async fn insert_policy(tx: &mut Tx, p: &Policy, now: i64) -> DbResult<()> {
 pub async fn update_policy(tx: &mut Tx, p: &Policy, now: i64) -> DbResult<()> {
     sqlx::query(
         "UPDATE policies SET keep_rules = $1, prune_max_unused_percent = $2,
-            prune_grace_seconds = $3, updated_at = $4
-         WHERE id = $5",
+            prune_grace_seconds = $3, updated_at = $4, maintenance = $5
+         WHERE id = $6",
     )
     .bind(serde_json::to_string(&p.keep).expect("rules serialize"))
     .bind(p.prune_max_unused_percent)
     .bind(p.prune_grace_seconds as i64)
     .bind(now)
+    .bind(serde_json::to_string(&p.maintenance).expect("maintenance serializes"))
     .bind(&p.id)
     .execute(&mut **tx)
     .await?;

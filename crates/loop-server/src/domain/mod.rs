@@ -8,7 +8,8 @@ mod requests;
 pub use items::{DEFAULT_WINDOW_SECONDS, check_item};
 pub use loop_api::{Role, TenantKind, TokenPermission};
 pub use requests::{
-    NewDevice, NewTenant, NewToken, NewUser, NewVault, TenantChanges, UserChanges, check_policy,
+    NewDevice, NewTenant, NewToken, NewUser, NewVault, TenantChanges, UserChanges,
+    check_maintenance, check_policy,
 };
 
 /// A user-visible validation failure; the message is safe to show to the client.

@@ -239,6 +239,28 @@ impl NewVault {
 
 /// Checks a retention policy's settings: rules that remove something (an empty set would
 /// keep everything, which is having no policy), a `within` the engine reads, sane bounds.
+/// Checks a policy's maintenance settings: schedules that read, a share in 0..=100, a
+/// re-verify age of at most a year.
+pub fn check_maintenance(m: &loop_api::Maintenance) -> Result<(), Invalid> {
+    for (what, s) in [
+        ("retention_schedule", &m.retention_schedule),
+        ("verify_schedule", &m.verify_schedule),
+    ] {
+        if let Some(s) = s {
+            loop_api::schedule::Schedule::parse(s).map_err(|e| Invalid(format!("{what}: {e}")))?;
+        }
+    }
+    if !(0.0..=100.0).contains(&m.verify_read_data_percent) {
+        return Err(Invalid(
+            "verify_read_data_percent must be between 0 and 100".into(),
+        ));
+    }
+    if m.reverify_after_days.is_some_and(|d| d == 0 || d > 366) {
+        return Err(Invalid("reverify_after_days is 1 to 366".into()));
+    }
+    Ok(())
+}
+
 pub fn check_policy(
     keep: &loop_api::KeepRules,
     max_unused_percent: f64,

@@ -13,6 +13,7 @@
 //! what is left to do, not at what it did before.
 
 mod erase_vault;
+mod maintenance;
 mod retention;
 pub mod scheduler;
 mod sweep;

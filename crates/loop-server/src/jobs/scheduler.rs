@@ -2,7 +2,7 @@
 //!
 //! Each node ticks ([`run_scheduler`], every `jobs.scheduler_seconds`); a tick ([`tick`])
 //! first marks queued runs whose window passed as `missed`, then fires every item whose
-//! next run is due. Firing moves the item's `next_run_at` on with a conditional update, so
+//! next run is due, then the due maintenance of managed vaults (`super::maintenance`). Firing moves the item's `next_run_at` on with a conditional update, so
 //! of several nodes exactly one fires each run, and queues the run in the same transaction:
 //!
 //! - due and within its window: a `backup` job, due at its time plus a random delay of up
@@ -153,6 +153,7 @@ pub async fn tick(state: &AppState) -> DbResult<TickReport> {
         }
         tx.commit().await?;
     }
+    super::maintenance::tick(state, now, &mut report).await?;
     Ok(report)
 }
 

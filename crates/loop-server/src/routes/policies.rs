@@ -13,7 +13,7 @@ use super::vaults::{queue_managed_job, scoped_vault};
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
 use crate::db::{self, policies, tenants, vaults};
-use crate::domain::{Permission, check_policy, new_id};
+use crate::domain::{Permission, check_maintenance, check_policy, new_id};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -41,7 +41,7 @@ fn details(p: &Policy) -> serde_json::Value {
     serde_json::json!({
         "vault_id": p.vault_id, "keep": p.keep,
         "prune_max_unused_percent": p.prune_max_unused_percent,
-        "prune_grace_seconds": p.prune_grace_seconds,
+        "prune_grace_seconds": p.prune_grace_seconds, "maintenance": p.maintenance,
     })
 }
 
@@ -90,6 +90,8 @@ pub async fn create_policy(
         .unwrap_or(DEFAULT_MAX_UNUSED_PERCENT);
     let grace = req.prune_grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
     check_policy(&req.keep, max_unused, grace)?;
+    let maintenance = req.maintenance.unwrap_or_default();
+    check_maintenance(&maintenance)?;
     let now = state.now();
     let p = Policy {
         id: new_id(PolicyId::PREFIX),
@@ -98,6 +100,7 @@ pub async fn create_policy(
         keep: req.keep,
         prune_max_unused_percent: max_unused,
         prune_grace_seconds: grace,
+        maintenance,
         created_at: db::time(now),
         updated_at: db::time(now),
     };
@@ -162,7 +165,11 @@ pub async fn update_policy(
     if let Some(v) = req.prune_grace_seconds {
         p.prune_grace_seconds = v;
     }
+    if let Some(m) = req.maintenance {
+        p.maintenance = m;
+    }
     check_policy(&p.keep, p.prune_max_unused_percent, p.prune_grace_seconds)?;
+    check_maintenance(&p.maintenance)?;
     let now = state.now();
     p.updated_at = db::time(now);
     let mut tx = state.db.begin().await?;

@@ -1,0 +1,124 @@
+//! Scheduled maintenance of managed vaults: the retention and verify schedules of the
+//! policy that applies to each (the nearest, see `db::policies::effective`), fired like
+//! protected items' runs: once across nodes (a conditional update of the run's time), a
+//! `skipped` record while the previous run is open, and a verify skipped as well when the
+//! vault was verified successfully within `reverify_after_days`.
+
+use loop_api::schedule::{Schedule, parse_time_zone};
+use loop_api::{JobKind, JobState, JobTrigger, Policy};
+
+use super::scheduler::TickReport;
+use crate::db::jobs::{self, NewJob};
+use crate::db::maintenance::{self as runs, Managed};
+use crate::db::{DbResult, policies, time};
+use crate::state::AppState;
+
+const LEEWAY_MS: i64 = 3_600_000;
+
+fn next_after(schedule: &str, time_zone: &str, after: i64) -> Option<i64> {
+    let tz = parse_time_zone(time_zone)
+        .or_else(|_| parse_time_zone("UTC"))
+        .ok()?;
+    Schedule::parse(schedule)
+        .ok()?
+        .next_after(time(after), tz)
+        .map(|t| t.timestamp_millis())
+}
+
+/// Queues the due maintenance runs of every managed vault.
+pub async fn tick(state: &AppState, now: i64, report: &mut TickReport) -> DbResult<()> {
+    let pool = &state.db.pool;
+    for m in runs::managed_vaults(pool).await? {
+        let policy = policies::effective(pool, &m.vault.id, &m.path)
+            .await?
+            .map(|(p, _)| p);
+        for kind in [JobKind::Retention, JobKind::Verify] {
+            vault_kind(state, &m, policy.as_ref(), kind, now, report).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn vault_kind(
+    state: &AppState,
+    m: &Managed,
+    policy: Option<&Policy>,
+    kind: JobKind,
+    now: i64,
+    report: &mut TickReport,
+) -> DbResult<()> {
+    let pool = &state.db.pool;
+    let schedule = policy.and_then(|p| match kind {
+        JobKind::Retention => p.maintenance.retention_schedule.as_deref(),
+        _ => p.maintenance.verify_schedule.as_deref(),
+    });
+    let stored = runs::next_run(pool, &m.vault.id, kind.as_str()).await?;
+    let Some(schedule) = schedule else {
+        if stored.is_some() {
+            runs::set_next_run(pool, &m.vault.id, kind.as_str(), None, None).await?;
+        }
+        return Ok(());
+    };
+    let next = |after| next_after(schedule, &m.time_zone, after);
+    let due = match stored {
+        Some((s, Some(due))) if s == schedule => due,
+        Some((s, None)) if s == schedule => return Ok(()),
+        // New, or the schedule changed: the first run is the next one from now.
+        _ => {
+            return runs::set_next_run(pool, &m.vault.id, kind.as_str(), Some(schedule), next(now))
+                .await;
+        }
+    };
+    if due > now {
+        return Ok(());
+    }
+    let p = policy.expect("a schedule comes from a policy");
+    let params = match kind {
+        JobKind::Retention => serde_json::json!({ "dry_run": false }),
+        _ => serde_json::json!({ "read_data_percent": p.maintenance.verify_read_data_percent }),
+    };
+    let job = NewJob {
+        tenant_id: &m.vault.tenant_id,
+        kind,
+        target_kind: "vault",
+        target_id: &m.vault.id,
+        scheduled_at: now,
+        trigger: JobTrigger::Schedule,
+        started_by_id: None,
+        max_attempts: state.config.jobs.max_attempts,
+        params,
+        deadline_at: None,
+    };
+    let fresh = match (kind, p.maintenance.reverify_after_days) {
+        (JobKind::Verify, Some(days)) => runs::last_success(pool, &m.vault.id, kind.as_str())
+            .await?
+            // With an hour's leeway: a verify that ended a few minutes after its own time
+            // still counts as N days old N daily runs later.
+            .filter(|at| now + LEEWAY_MS - at < days as i64 * 86_400_000),
+        _ => None,
+    };
+    let mut tx = state.db.begin().await?;
+    if !runs::advance(&mut tx, &m.vault.id, kind.as_str(), due, next(now)).await? {
+        return Ok(()); // another node fired it
+    }
+    if let Some(at) = fresh {
+        let why = format!(
+            "verified successfully {} days ago, within reverify_after_days",
+            (now - at) / 86_400_000
+        );
+        let id = jobs::record_ended(&mut tx, &job, JobState::Skipped, &why, now).await?;
+        report.skipped.push(id);
+    } else {
+        match jobs::enqueue_new(&mut tx, &job, now).await? {
+            Some(id) => report.queued.push(id),
+            None => {
+                let why = "the previous run for this vault was still queued or running";
+                let id = jobs::record_ended(&mut tx, &job, JobState::Skipped, why, now).await?;
+                report.skipped.push(id);
+            }
+        }
+    }
+    tx.commit().await?;
+    state.jobs_wake.notify_one();
+    Ok(())
+}
