@@ -8,7 +8,7 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use support::cli::write;
@@ -74,15 +74,6 @@ fn promtool_check(metrics: &str) {
 fn chrono_secs(v: &serde_json::Value) -> f64 {
     let t = chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
     t.timestamp_millis() as f64 / 1000.0
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -6,7 +6,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use loop_testkit::data::noise;
@@ -14,20 +14,59 @@ use support::cli::write;
 use support::server::*;
 use support::story::*;
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `loop ARGS` as the agent whose state is in `state`.
 fn agent_cmd(s: &Story, state: &Path, args: &[&str]) -> std::process::Command {
     let mut c = s.server.cli(&s.dir.path().join("agent"));
     c.args(args).arg("--state-dir").arg(state);
     c
+}
+
+/// Enrols a machine of the story's customer as a device whose agent keeps its state in
+/// `state`; the device ID.
+fn enrol_agent(s: &Story, state: &Path) -> String {
+    let code =
+        json(&mut s.admin("ana", &["device", "enroll-code", "--tenant", &s.customer]))["code"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    json(&mut agent_cmd(
+        s,
+        state,
+        &[
+            "agent",
+            "enroll",
+            "--server",
+            &s.server.url,
+            "--code",
+            &code,
+        ],
+    ))["device_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A protected item of `device` backing up `src` into the story's vault; its ID.
+fn create_item(s: &Story, device: &str, src: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "item",
+        "create",
+        "--tenant",
+        &s.customer,
+        "--device",
+        device,
+        "--vault",
+        &s.vault,
+        "--name",
+        "data",
+        "--path",
+        src.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    json(&mut s.admin("ana", &args))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// Polls `f` until it gives a value (the bound only stops a hung test).
@@ -69,48 +108,18 @@ fn a_scheduled_run_fires_on_the_servers_clock_and_a_killed_agents_job_is_abandon
         p
     };
     let s = set_up(Some(&config), "local");
-    let code =
-        json(&mut s.admin("ana", &["device", "enroll-code", "--tenant", &s.customer]))["code"]
-            .as_str()
-            .unwrap()
-            .to_string();
     let state = s.dir.path().join("agent-state");
     let agent = |args: &[&str]| agent_cmd(&s, &state, args);
-    let device = json(&mut agent(&[
-        "agent",
-        "enroll",
-        "--server",
-        &s.server.url,
-        "--code",
-        &code,
-    ]))["device_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let device = enrol_agent(&s, &state);
     let src = s.dir.path().join("data");
     write(&src.join("small.txt"), b"scheduled");
-    let item = json(&mut s.admin(
-        "ana",
-        &[
-            "item",
-            "create",
-            "--tenant",
-            &s.customer,
-            "--device",
-            &device,
-            "--vault",
-            &s.vault,
-            "--name",
-            "data",
-            "--path",
-            src.to_str().unwrap(),
-            "--schedule",
-            "daily",
-            "--jitter-seconds",
-            "0",
-        ],
-    ));
-    let item_id = item["id"].as_str().unwrap().to_string();
+    let item_id = create_item(
+        &s,
+        &device,
+        &src,
+        &["--schedule", "daily", "--jitter-seconds", "0"],
+    );
+    let item = json(&mut s.admin("ana", &["item", "show", &item_id]));
     let next: chrono::DateTime<chrono::Utc> =
         item["next_run_at"].as_str().unwrap().parse().unwrap();
     let start = |_: ()| {
@@ -197,51 +206,13 @@ fn a_result_made_while_the_server_was_down_is_kept_and_reported_once_it_is_back(
     std::fs::write(&config_path, "[jobs]\nlease_seconds = 30\n").unwrap();
     let config = |_: &Path| config_path.clone();
     let mut s = set_up(Some(&config), "local");
-    let code =
-        json(&mut s.admin("ana", &["device", "enroll-code", "--tenant", &s.customer]))["code"]
-            .as_str()
-            .unwrap()
-            .to_string();
     let state = s.dir.path().join("agent-state");
-    let device = json(&mut agent_cmd(
-        &s,
-        &state,
-        &[
-            "agent",
-            "enroll",
-            "--server",
-            &s.server.url,
-            "--code",
-            &code,
-        ],
-    ))["device_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let device = enrol_agent(&s, &state);
     let src = s.dir.path().join("data");
     write(&src.join("a.txt"), b"made while the server went away");
     // The item's post-command kills the server: the backup is done, its end cannot be told.
     let kill = format!("kill -9 {}", s.server.pid());
-    let item = json(&mut s.admin(
-        "ana",
-        &[
-            "item",
-            "create",
-            "--tenant",
-            &s.customer,
-            "--device",
-            &device,
-            "--vault",
-            &s.vault,
-            "--name",
-            "data",
-            "--path",
-            src.to_str().unwrap(),
-            "--post-command",
-            &kill,
-        ],
-    ));
-    let item_id = item["id"].as_str().unwrap().to_string();
+    let item_id = create_item(&s, &device, &src, &["--post-command", &kill]);
     let job = json(&mut s.admin("ana", &["item", "run", &item_id]));
     let job_id = job["id"].as_str().unwrap().to_string();
     let running = Running(

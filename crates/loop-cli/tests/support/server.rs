@@ -6,6 +6,16 @@ use std::process::{Child, Command, Stdio};
 
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
+/// A child process killed (SIGKILL) and reaped when dropped: an agent a test runs.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub struct Server {
     child: Child,
     pub url: String,

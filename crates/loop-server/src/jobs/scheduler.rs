@@ -12,7 +12,9 @@
 //!   and, when the next run is more than a window away, a catch-up run at once.
 
 use chrono::{DateTime, Utc};
-use loop_api::schedule::{Schedule, parse_time_zone};
+use std::collections::HashMap;
+
+use loop_api::schedule::{Schedule, Tz, parse_time_zone};
 use loop_api::{JobKind, JobState, JobTrigger, ProtectedItem};
 use rand::RngExt as _;
 
@@ -39,18 +41,44 @@ pub struct TickReport {
 /// The next run of `item` strictly after `after`, in its tenant's time zone; `None` when it
 /// has no schedule (or one that no longer reads, which is logged).
 pub fn next_run(item: &ProtectedItem, time_zone: &str, after: DateTime<Utc>) -> Option<i64> {
-    let text = item.schedule.as_deref()?;
-    let schedule = match Schedule::parse(text) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(item = %item.id, error = %e, "an item's schedule does not read");
-            return None;
-        }
-    };
-    let tz = parse_time_zone(time_zone)
-        .or_else(|_| parse_time_zone("UTC"))
-        .expect("UTC is a time zone");
-    schedule.next_after(after, tz).map(|t| t.timestamp_millis())
+    Schedules::default().next_run(item, time_zone, after)
+}
+
+/// Parsed schedules and time zones by their text, for passes over many items that share a
+/// few of each (parsing costs more than finding the next time).
+#[derive(Default)]
+pub struct Schedules {
+    parsed: HashMap<String, Option<Schedule>>,
+    zones: HashMap<String, Tz>,
+}
+
+impl Schedules {
+    /// [`next_run`], parsing each schedule and zone once.
+    pub fn next_run(
+        &mut self,
+        item: &ProtectedItem,
+        time_zone: &str,
+        after: DateTime<Utc>,
+    ) -> Option<i64> {
+        let text = item.schedule.as_deref()?;
+        let schedule = self
+            .parsed
+            .entry(text.to_string())
+            .or_insert_with(|| match Schedule::parse(text) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(item = %item.id, error = %e, "an item's schedule does not read");
+                    None
+                }
+            })
+            .as_ref()?;
+        let tz = *self.zones.entry(time_zone.to_string()).or_insert_with(|| {
+            parse_time_zone(time_zone)
+                .or_else(|_| parse_time_zone("UTC"))
+                .expect("UTC is a time zone")
+        });
+        schedule.next_after(after, tz).map(|t| t.timestamp_millis())
+    }
 }
 
 fn backup_job<'a>(item: &'a ProtectedItem, due: i64, params: serde_json::Value) -> NewJob<'a> {
@@ -109,7 +137,8 @@ pub async fn tick(state: &AppState) -> DbResult<TickReport> {
         report.abandoned.push(id);
     }
     let now_time = crate::db::time(now);
-    let mut zones: std::collections::HashMap<String, String> = Default::default();
+    let mut zones: HashMap<String, String> = Default::default();
+    let mut schedules = Schedules::default();
     for item in items::due(pool, now, PER_TICK).await? {
         let Some(due) = item.next_run_at.map(|t| t.timestamp_millis()) else {
             continue;
@@ -121,7 +150,7 @@ pub async fn tick(state: &AppState) -> DbResult<TickReport> {
                 .unwrap_or_else(|| "UTC".into());
             zones.insert(item.tenant_id.clone(), tz);
         }
-        let next = next_run(&item, &zones[&item.tenant_id], now_time);
+        let next = schedules.next_run(&item, &zones[&item.tenant_id], now_time);
         let window = item.window_seconds as i64 * 1000;
         let mut tx = state.db.begin().await?;
         if !items::advance(&mut tx, &item.id, due, next).await? {

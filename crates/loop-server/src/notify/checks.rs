@@ -7,7 +7,7 @@ use loop_api::{EventKind, Job, JobState, SummaryPeriod};
 
 use crate::db::notify::{self, NewEvent};
 use crate::db::{DbResult, devices, items, tenants, time, vaults, watch};
-use crate::jobs::scheduler::next_run;
+use crate::jobs::scheduler::Schedules;
 use crate::state::AppState;
 
 /// Jobs ended this long ago at most are looked at (older ones were looked at before).
@@ -121,11 +121,12 @@ async fn raise(state: &AppState, e: NewEvent<'_>, to: Option<&str>, now: i64) ->
 /// after it was made) has not succeeded a window plus the grace after its time.
 async fn missed_items(state: &AppState, now: i64) -> DbResult<()> {
     let grace = state.config.notify.missed_grace_minutes as i64 * 60_000;
+    let mut schedules = Schedules::default();
     for w in watch::scheduled_items(&state.db.pool).await? {
         let since = w
             .last_success
             .unwrap_or_else(|| w.item.created_at.timestamp_millis());
-        let Some(expected) = next_run(&w.item, &w.time_zone, time(since)) else {
+        let Some(expected) = schedules.next_run(&w.item, &w.time_zone, time(since)) else {
             continue;
         };
         if now <= expected + w.item.window_seconds as i64 * 1000 + grace {
