@@ -73,9 +73,14 @@ async fn send_due(state: &AppState) -> DbResult<()> {
         if due.is_empty() {
             return Ok(());
         }
-        for d in due {
-            let result = send(state, &d).await;
-            record(state, &d, result).await?;
+        // A batch goes out at once: a receiver or relay that is slow to fail (each try has
+        // at most 20 to 30 s) holds up only its own deliveries, well within their claim.
+        let tries = due.iter().map(|d| async move {
+            let result = send(state, d).await;
+            record(state, d, result).await
+        });
+        for r in futures_util::future::join_all(tries).await {
+            r?;
         }
     }
 }
