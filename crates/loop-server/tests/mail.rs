@@ -271,3 +271,87 @@ fn mail_waits_while_the_relay_is_down_and_goes_out_once_it_is_back() {
     // And the admin of the whole service signs in as always: nothing else waited on mail.
     server.login(ADMIN_EMAIL, ADMIN_PASSWORD).expect(200);
 }
+
+/// A certificate for `localhost` and its key, as PEM files in `dir`: (cert, key).
+fn localhost_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (c, k) = (dir.join("relay.pem"), dir.join("relay.key"));
+    std::fs::write(&c, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    (c, k)
+}
+
+/// A server mailing through `port` with STARTTLS required, trusting `ca`; a test notice to
+/// `to` is queued and one notifier pass made.
+fn send_test_notice_over_starttls(port: u16, ca: &std::path::Path, to: &str) -> (Server, String) {
+    let server = Server::start_with(|c| {
+        c.mail.host = Some("localhost".into());
+        c.mail.port = Some(port);
+        c.mail.security = SmtpSecurity::Starttls;
+        c.mail.ca_file = Some(ca.to_path_buf());
+        c.mail.from = "Loop Backup <backup@provider.example>".into();
+        c.notify.poll_seconds = 86_400;
+    });
+    let admin = server.admin();
+    let target = admin
+        .post(
+            "/api/v1/notify/targets",
+            json!({ "tenant_id": admin.provider_tenant_id(), "name": "ops",
+                    "email": { "recipients": [to] } }),
+        )
+        .expect(201)["target"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin
+        .post(&format!("/api/v1/notify/targets/{target}/test"), json!({}))
+        .expect(202);
+    server
+        .block_on(loop_server::notify::pass(&server.state, false))
+        .unwrap();
+    (server, target)
+}
+
+#[test]
+fn mail_goes_over_starttls_and_never_in_plain_text_to_a_relay_that_lacks_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = localhost_cert(dir.path());
+    let Some(tls_sink) = SmtpSink::start_tls(cert.clone(), key) else {
+        return;
+    };
+    let (_server, _) = send_test_notice_over_starttls(tls_sink.port, &cert, "ops@tls.example");
+    let m = tls_sink.wait_for("ops@tls.example");
+    assert!(
+        m["subject"].as_str().unwrap().contains("Test notification"),
+        "{m:#?}"
+    );
+
+    // A relay that offers no STARTTLS gets nothing: the message waits, with the reason.
+    let plain = SmtpSink::start().expect("the SMTP server started above");
+    let (server, target) = send_test_notice_over_starttls(plain.port, &cert, "ops@plain.example");
+    let admin = server.admin();
+    let mut log = Value::Null;
+    for _ in 0..600 {
+        log = admin
+            .get(&format!("/api/v1/notify/deliveries?target_id={target}"))
+            .expect(200);
+        if log[0]["last_error"].is_string() {
+            break;
+        }
+        server
+            .block_on(loop_server::notify::pass(&server.state, false))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(log[0]["state"], "queued", "{log:#}");
+    assert!(log[0]["last_error"].is_string(), "{log:#}");
+    assert_eq!(
+        plain.count_to("ops@plain.example"),
+        0,
+        "nothing went in plain text"
+    );
+}

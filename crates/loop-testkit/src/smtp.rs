@@ -19,6 +19,8 @@ pub struct SmtpSink {
     python: String,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// PEM certificate and key: the server then offers STARTTLS and takes no mail without it.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 fn free_port() -> u16 {
@@ -30,6 +32,15 @@ impl SmtpSink {
     /// Starts the server, or returns `None` (loudly) when aiosmtpd is missing outside CI.
     /// In CI a missing aiosmtpd fails the test.
     pub fn start() -> Option<SmtpSink> {
+        SmtpSink::start_with(None)
+    }
+
+    /// [`SmtpSink::start`], requiring STARTTLS with this PEM certificate and key.
+    pub fn start_tls(cert: PathBuf, key: PathBuf) -> Option<SmtpSink> {
+        SmtpSink::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(PathBuf, PathBuf)>) -> Option<SmtpSink> {
         let python = PYTHON.iter().find(|p| {
             Command::new(p)
                 .args(["-c", "import aiosmtpd"])
@@ -59,6 +70,7 @@ impl SmtpSink {
             python: python.to_string(),
             port: free_port(),
             dir: tempfile::tempdir().expect("a directory for mail"),
+            tls,
         };
         sink.restart();
         Some(sink)
@@ -77,10 +89,14 @@ impl SmtpSink {
         self.stop();
         // Written so that the `loop` CLI's tests can include this file too.
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/smtp_sink.py");
-        let mut child = Command::new(&self.python)
-            .arg(script)
+        let mut cmd = Command::new(&self.python);
+        cmd.arg(script)
             .arg(self.port.to_string())
-            .arg(self.dir.path())
+            .arg(self.dir.path());
+        if let Some((cert, key)) = &self.tls {
+            cmd.arg(cert).arg(key);
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -1,6 +1,8 @@
 """A real SMTP server (aiosmtpd) for the mail tests.
 
-Usage: smtp_sink.py PORT DIR
+Usage: smtp_sink.py PORT DIR [CERT KEY]
+
+With CERT and KEY (PEM), it offers STARTTLS and refuses mail sent without it.
 
 Accepts every message on 127.0.0.1:PORT, parses it with Python's own MIME parser (an
 implementation independent of the server's) and writes one JSON file per message into
@@ -49,7 +51,14 @@ class Sink:
 
 def main():
     port, directory = int(sys.argv[1]), sys.argv[2]
-    controller = Controller(Sink(directory), hostname="127.0.0.1", port=port)
+    tls = {}
+    if len(sys.argv) > 4:
+        import ssl
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(sys.argv[3], sys.argv[4])
+        tls = {"tls_context": context, "require_starttls": True}
+    controller = Controller(Sink(directory), hostname="127.0.0.1", port=port, **tls)
     controller.start()
     print("ready", flush=True)
     try:
