@@ -7,7 +7,6 @@
 use loop_api::schedule::{Schedule, parse_time_zone};
 use loop_api::{JobKind, JobState, JobTrigger, Policy};
 
-use super::scheduler::TickReport;
 use crate::db::jobs::{self, NewJob};
 use crate::db::maintenance::{self as runs, Managed};
 use crate::db::{DbResult, policies, time};
@@ -25,18 +24,26 @@ fn next_after(schedule: &str, time_zone: &str, after: i64) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
+/// What one pass queued, and recorded as skipped.
+#[derive(Default)]
+pub struct Fired {
+    pub queued: Vec<String>,
+    pub skipped: Vec<String>,
+}
+
 /// Queues the due maintenance runs of every managed vault.
-pub async fn tick(state: &AppState, now: i64, report: &mut TickReport) -> DbResult<()> {
+pub async fn tick(state: &AppState, now: i64) -> DbResult<Fired> {
     let pool = &state.db.pool;
+    let mut report = Fired::default();
     for m in runs::managed_vaults(pool).await? {
         let policy = policies::effective(pool, &m.vault.id, &m.path)
             .await?
             .map(|(p, _)| p);
         for kind in [JobKind::Retention, JobKind::Verify] {
-            vault_kind(state, &m, policy.as_ref(), kind, now, report).await?;
+            vault_kind(state, &m, policy.as_ref(), kind, now, &mut report).await?;
         }
     }
-    Ok(())
+    Ok(report)
 }
 
 async fn vault_kind(
@@ -45,7 +52,7 @@ async fn vault_kind(
     policy: Option<&Policy>,
     kind: JobKind,
     now: i64,
-    report: &mut TickReport,
+    report: &mut Fired,
 ) -> DbResult<()> {
     let pool = &state.db.pool;
     let schedule = policy.and_then(|p| match kind {

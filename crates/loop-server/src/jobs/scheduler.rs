@@ -28,9 +28,10 @@ const PER_TICK: u32 = 1000;
 /// What one tick did.
 #[derive(Debug, Default)]
 pub struct TickReport {
-    /// Backup jobs queued (catch-up runs included).
+    /// Jobs queued: backups (catch-up runs included) and vaults' scheduled maintenance.
     pub queued: Vec<String>,
-    /// Runs recorded as skipped: the item's previous run was still open.
+    /// Runs recorded as skipped: the previous run was still open, or (a verify) the vault
+    /// was verified recently enough.
     pub skipped: Vec<String>,
     /// Runs recorded as missed, or queued runs that became missed.
     pub missed: Vec<String>,
@@ -182,7 +183,9 @@ pub async fn tick(state: &AppState) -> DbResult<TickReport> {
         }
         tx.commit().await?;
     }
-    super::maintenance::tick(state, now, &mut report).await?;
+    let fired = super::maintenance::tick(state, now).await?;
+    report.queued.extend(fired.queued);
+    report.skipped.extend(fired.skipped);
     Ok(report)
 }
 
