@@ -123,6 +123,9 @@ wire! {
     pub struct WebhookSettings {
         /// `https://` (or `http://`); addresses inside private, loopback and link-local
         /// ranges are refused unless the server allows them (`notify.allow_private_webhooks`).
+        /// Shown in full only in the answer to a create; afterwards as scheme, host and port
+        /// with the path and query masked (`https://hooks.example.com/…`), since services
+        /// put a secret there.
         pub url: String,
     }
 

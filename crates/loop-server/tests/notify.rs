@@ -133,6 +133,20 @@ fn a_receiver_that_fails_twice_gets_one_delivery_that_succeeds_on_the_third_try(
     let (tenant, _) = customer_with_vault(&admin, "Alpha", None);
     let receiver = Receiver::start(&[500, 503]);
     let (target, secret) = webhook_target(&admin, &tenant, &receiver.url(), json!({}));
+    // After its creation the URL shows without its path (where chat services keep a secret),
+    // and the audit log never had it.
+    let shown = admin
+        .get(&format!("/api/v1/notify/targets/{target}"))
+        .expect(200);
+    assert_eq!(
+        shown["webhook"]["url"],
+        format!("http://127.0.0.1:{}/…", receiver.port)
+    );
+    let audit = admin
+        .get(&format!("/api/v1/audit?tenant_id={tenant}"))
+        .expect(200);
+    assert!(audit.to_string().contains("notify_target.create"));
+    assert!(!audit.to_string().contains("/hook"), "{audit:#}");
 
     let queued = admin
         .post(&format!("/api/v1/notify/targets/{target}/test"), json!({}))

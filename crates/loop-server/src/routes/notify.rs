@@ -63,8 +63,35 @@ fn check_webhook(state: &AppState, w: &WebhookSettings) -> ApiResult<()> {
         .map_err(ApiError::bad_request)
 }
 
-/// What the audit log records of a target (never its secret).
+/// A webhook URL as it is shown after its creation: scheme, host and port, with the path
+/// and query (where services such as chat webhooks put their secret) masked.
+fn masked(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = u.path().len() > 1 || u.query().is_some();
+            format!(
+                "{}://{}{port}/{}",
+                u.scheme(),
+                u.host_str().unwrap_or_default(),
+                if rest { "…" } else { "" }
+            )
+        }
+        Err(_) => "…".into(),
+    }
+}
+
+/// A target as the API shows it: its webhook URL masked.
+fn shown(mut t: NotifyTarget) -> NotifyTarget {
+    if let Some(w) = &mut t.webhook {
+        w.url = masked(&w.url);
+    }
+    t
+}
+
+/// What the audit log records of a target (never its secret, nor its URL's path).
 fn details(t: &NotifyTarget) -> serde_json::Value {
+    let t = shown(t.clone());
     serde_json::json!({
         "name": t.name, "kind": t.kind, "enabled": t.enabled, "min_severity": t.min_severity,
         "kinds": t.kinds, "include_children": t.include_children, "summary": t.summary,
@@ -91,7 +118,11 @@ pub async fn list_targets(
         .scope(&state, Permission::NotifyRead, f.tenant_id.as_ref())
         .await?;
     Ok(axum::Json(
-        db_notify::targets_in(&state.db.pool, &scope).await?,
+        db_notify::targets_in(&state.db.pool, &scope)
+            .await?
+            .into_iter()
+            .map(shown)
+            .collect(),
     ))
 }
 
@@ -182,7 +213,7 @@ pub async fn get_target(
     Path(id): Path<TargetId>,
 ) -> ApiResult<axum::Json<NotifyTarget>> {
     let t = scoped_target(&state, &caller, Permission::NotifyRead, &id).await?;
-    Ok(axum::Json(t.target))
+    Ok(axum::Json(shown(t.target)))
 }
 
 /// Change a notification target
@@ -246,7 +277,7 @@ pub async fn update_target(
         now,
     )
     .await?;
-    Ok(axum::Json(t))
+    Ok(axum::Json(shown(t)))
 }
 
 /// Delete a notification target
