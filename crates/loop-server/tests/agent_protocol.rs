@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::Server;
-use support::agent::{agent, enrol, new_code};
+use support::agent::{agent, claimed_backup, enrol, new_code};
 use support::vault::customer_with_vault;
 
 /// A fresh enrolment code of `tenant`, valid `minutes`.
@@ -197,23 +197,8 @@ fn a_job_abandoned_while_its_agent_was_cut_off_ends_as_the_agent_reports_once_ba
     let server = Server::start_with(|c| c.jobs.scheduler_seconds = 86_400);
     let admin = server.admin();
     let (tenant, vault) = customer_with_vault(&admin, "Alpha", None);
-    let (device, token) = enrol(&server, &admin, &tenant, "pc");
-    let item = admin
-        .post(
-            "/api/v1/items",
-            json!({ "tenant_id": tenant, "device_id": device, "vault_id": vault,
-                    "name": "docs", "paths": ["/srv/docs"] }),
-        )
-        .expect(201);
-    let job = admin
-        .post(
-            &format!("/api/v1/items/{}/run", item["id"].as_str().unwrap()),
-            json!({}),
-        )
-        .expect(202);
-    let job_id = job["id"].as_str().unwrap();
-    let claimed = agent(&server, &token, "/agent/v1/jobs/claim", json!({})).expect(200);
-    let fence = claimed["fence"].as_i64().unwrap();
+    let held = claimed_backup(&server, &admin, &tenant, &vault, "pc");
+    let (token, job_id, fence) = (held.token, held.job_id.as_str(), held.fence);
 
     // The agent is cut off past its lease: the job is abandoned.
     server.advance(Duration::from_secs(61));

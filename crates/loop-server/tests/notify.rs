@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use loop_server::config::SmtpSecurity;
 use loop_testkit::webhook::{Received, Receiver};
 use serde_json::{Value, json};
-use support::agent::{agent, enrol};
+use support::agent::{agent, claimed_backup, enrol};
 use support::smtp::SmtpSink;
 use support::vault::{blake3_hex, customer_with_vault, holder, index_object};
 use support::{Caller, Server};
@@ -101,29 +101,16 @@ fn failed_backup(
     vault: &str,
     error: &str,
 ) -> String {
-    let (device, token) = enrol(server, admin, tenant, "laptop");
-    let item = admin
-        .post(
-            "/api/v1/items",
-            json!({ "tenant_id": tenant, "device_id": device, "vault_id": vault,
-                    "name": "docs", "paths": ["/srv/docs"] }),
-        )
-        .expect(201);
-    let item_id = item["id"].as_str().unwrap();
-    let job = admin
-        .post(&format!("/api/v1/items/{item_id}/run"), json!({}))
-        .expect(202);
-    let job_id = job["id"].as_str().unwrap().to_string();
-    let claimed = agent(server, &token, "/agent/v1/jobs/claim", json!({})).expect(200);
+    let held = claimed_backup(server, admin, tenant, vault, "laptop");
     let status = agent(
         server,
-        &token,
-        &format!("/agent/v1/jobs/{job_id}/finish"),
-        json!({ "fence": claimed["fence"], "state": "failed", "error": error }),
+        &held.token,
+        &format!("/agent/v1/jobs/{}/finish", held.job_id),
+        json!({ "fence": held.fence, "state": "failed", "error": error }),
     )
     .status;
     assert_eq!(status, 204);
-    job_id
+    held.job_id
 }
 
 #[test]

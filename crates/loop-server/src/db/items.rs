@@ -151,17 +151,3 @@ pub async fn due(pool: &AnyPool, now: i64, limit: u32) -> DbResult<Vec<Protected
     .await?;
     rows.iter().map(item).collect()
 }
-
-/// Moves an item's next run from `due` to `next`, if it still is `due`: of several nodes
-/// that saw the run due, exactly one moves it on, and that one fires the run.
-pub async fn advance(tx: &mut Tx, id: &str, due: i64, next: Option<i64>) -> DbResult<bool> {
-    let r = sqlx::query(
-        "UPDATE protected_items SET next_run_at = $1 WHERE id = $2 AND next_run_at = $3",
-    )
-    .bind(next)
-    .bind(id)
-    .bind(due)
-    .execute(&mut **tx)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}

@@ -4,7 +4,7 @@
 use loop_api::Vault;
 use sqlx::AnyPool;
 
-use super::{DbResult, Tx, col};
+use super::{DbResult, col};
 use crate::domain::TenantPath;
 
 /// A managed vault with its tenant's path and time zone.
@@ -81,27 +81,6 @@ pub async fn set_next_run(
     .execute(pool)
     .await?;
     Ok(())
-}
-
-/// Moves a due run from `due` to `next`; false when another node did first.
-pub async fn advance(
-    tx: &mut Tx,
-    vault_id: &str,
-    kind: &str,
-    due: i64,
-    next: Option<i64>,
-) -> DbResult<bool> {
-    let r = sqlx::query(
-        "UPDATE vault_runs SET next_run_at = $1
-         WHERE vault_id = $2 AND kind = $3 AND next_run_at = $4",
-    )
-    .bind(next)
-    .bind(vault_id)
-    .bind(kind)
-    .bind(due)
-    .execute(&mut **tx)
-    .await?;
-    Ok(r.rows_affected() == 1)
 }
 
 /// When the vault's last successful job of `kind` ended.

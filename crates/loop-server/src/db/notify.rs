@@ -179,19 +179,6 @@ pub async fn summaries_due(pool: &AnyPool, now: i64, limit: u32) -> DbResult<Vec
     rows.iter().map(target).collect()
 }
 
-/// Moves a target's next summary from `due` to `next`; false when another node did first.
-pub async fn advance_summary(tx: &mut Tx, id: &str, due: i64, next: Option<i64>) -> DbResult<bool> {
-    let r = sqlx::query(
-        "UPDATE notify_targets SET summary_next_at = $1 WHERE id = $2 AND summary_next_at = $3",
-    )
-    .bind(next)
-    .bind(id)
-    .bind(due)
-    .execute(&mut **tx)
-    .await?;
-    Ok(r.rows_affected() == 1)
-}
-
 /// An event about to be raised.
 pub struct NewEvent<'a> {
     pub tenant_id: &'a str,
@@ -354,11 +341,17 @@ fn delivery(row: &AnyRow) -> DbResult<Delivery> {
 const DELIVERY_SELECT: &str = "SELECT d.*, e.kind AS event_kind FROM deliveries d
     JOIN events e ON e.id = d.event_id";
 
-pub async fn delivery_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<Delivery>> {
+/// The delivery of event `event_id` to target `target_id`.
+pub async fn delivery_of(
+    pool: &AnyPool,
+    event_id: &str,
+    target_id: &str,
+) -> DbResult<Option<Delivery>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{DELIVERY_SELECT} WHERE d.id = $1"
+        "{DELIVERY_SELECT} WHERE d.event_id = $1 AND d.target_id = $2"
     )))
-    .bind(id)
+    .bind(event_id)
+    .bind(target_id)
     .fetch_optional(pool)
     .await?;
     row.as_ref().map(delivery).transpose()

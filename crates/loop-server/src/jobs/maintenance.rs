@@ -9,7 +9,7 @@ use loop_api::{JobKind, JobState, JobTrigger, Policy};
 
 use crate::db::jobs::{self, NewJob};
 use crate::db::maintenance::{self as runs, Managed};
-use crate::db::{DbResult, policies, time};
+use crate::db::{DbResult, Timer, advance_timer, policies, time};
 use crate::state::AppState;
 
 const LEEWAY_MS: i64 = 3_600_000;
@@ -105,7 +105,11 @@ async fn vault_kind(
         _ => None,
     };
     let mut tx = state.db.begin().await?;
-    if !runs::advance(&mut tx, &m.vault.id, kind.as_str(), due, next(now)).await? {
+    let timer = Timer::VaultRun {
+        vault_id: &m.vault.id,
+        kind: kind.as_str(),
+    };
+    if !advance_timer(&mut tx, timer, due, next(now)).await? {
         return Ok(()); // another node fired it
     }
     if let Some(at) = fresh {

@@ -19,7 +19,7 @@ use loop_api::{JobKind, JobState, JobTrigger, ProtectedItem};
 use rand::RngExt as _;
 
 use crate::db::jobs::{self, NewJob};
-use crate::db::{DbResult, Tx, items, tenants};
+use crate::db::{DbResult, Timer, Tx, advance_timer, items, tenants};
 use crate::state::AppState;
 
 /// Items fired per tick at most; the rest wait for the next tick.
@@ -154,7 +154,7 @@ pub async fn tick(state: &AppState) -> DbResult<TickReport> {
         let next = schedules.next_run(&item, &zones[&item.tenant_id], now_time);
         let window = item.window_seconds as i64 * 1000;
         let mut tx = state.db.begin().await?;
-        if !items::advance(&mut tx, &item.id, due, next).await? {
+        if !advance_timer(&mut tx, Timer::Item(&item.id), due, next).await? {
             // Another node fired it.
             continue;
         }

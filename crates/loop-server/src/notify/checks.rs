@@ -6,7 +6,7 @@ use loop_api::schedule::{Schedule, parse_time_zone};
 use loop_api::{EventKind, Job, JobState, SummaryPeriod};
 
 use crate::db::notify::{self, NewEvent};
-use crate::db::{DbResult, devices, items, tenants, time, vaults, watch};
+use crate::db::{DbResult, Timer, advance_timer, devices, items, tenants, time, vaults, watch};
 use crate::jobs::scheduler::Schedules;
 use crate::state::AppState;
 
@@ -73,9 +73,8 @@ async fn job_event(state: &AppState, j: &Job, now: i64) -> DbResult<()> {
             .map(|e| format!(": {e}"))
             .unwrap_or_default()
     );
-    let mut tx = state.db.begin().await?;
-    notify::raise(
-        &mut tx,
+    raise(
+        state,
         NewEvent {
             tenant_id: &j.tenant_id,
             kind,
@@ -92,9 +91,7 @@ async fn job_event(state: &AppState, j: &Job, now: i64) -> DbResult<()> {
         None,
         now,
     )
-    .await?;
-    tx.commit().await?;
-    Ok(())
+    .await
 }
 
 /// The checks that run every `notify.check_seconds`.
@@ -261,7 +258,7 @@ async fn summaries(state: &AppState, now: i64) -> DbResult<()> {
             })
             .collect();
         let mut tx = state.db.begin().await?;
-        if !notify::advance_summary(&mut tx, &t.id, due, next).await? {
+        if !advance_timer(&mut tx, Timer::Summary(&t.id), due, next).await? {
             continue; // another node made this one
         }
         notify::raise(

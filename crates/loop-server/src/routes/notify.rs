@@ -353,11 +353,8 @@ pub async fn test_target(
     )
     .await?;
     state.notify_wake.notify_one();
-    let scope = crate::domain::TenantScope::One(t.tenant_id.clone());
-    let delivery = db_notify::deliveries_in(&state.db.pool, &scope, Some(&t.id), 20)
+    let delivery = db_notify::delivery_of(&state.db.pool, &event, &t.id)
         .await?
-        .into_iter()
-        .find(|d| d.event_id == event)
         .ok_or_else(|| ApiError::Internal("a test delivery vanished".into()))?;
     Ok((StatusCode::ACCEPTED, axum::Json(delivery)))
 }
