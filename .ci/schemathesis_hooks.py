@@ -200,6 +200,8 @@ def make_fixtures() -> None:
     for name in ("item", "doomed_item"):
         fixtures[name] = api(admin, "POST", "/api/v1/items", {"tenant_id": t["id"], "device_id": item_device, "vault_id": fixtures["vault"], "name": name, "paths": ["/home"], "schedule": "daily"})["id"]
     fixtures["item_device"] = item_device
+    # A customer-key vault, for naming its maintainer (the items' device, never deleted).
+    fixtures["customer_vault"] = api(admin, "POST", "/api/v1/vaults", {"tenant_id": t["id"], "name": "secret", "destination": "local", "key_custody": "customer"})["id"]
     for name in ("notify_target", "doomed_target"):
         fixtures[name] = api(admin, "POST", "/api/v1/notify/targets", {"tenant_id": t["id"], "name": name, "email": {"recipients": ["alerts@fuzz.example"]}})["target"]["id"]
 
@@ -226,6 +228,7 @@ def valid_body(op: str, n: int):
         "POST /api/v1/tenants/{id}/erase": {"confirm": "Fuzz Leaving Ltd"},
         "POST /api/v1/vaults/{id}/verify": {"read_data_percent": n % 101},
         "POST /api/v1/vaults/{id}/retention": {"dry_run": True},
+        "PUT /api/v1/vaults/{id}/maintainer": {"device_id": [fixtures["item_device"], None][n % 8 // 4]},
         "POST /api/v1/policies": {"tenant_id": t, "keep": {"daily": n % 30 + 1}},
         "PATCH /api/v1/policies/{id}": {"keep": {"last": n % 30 + 1}},
         "POST /api/v1/items": {"tenant_id": t, "device_id": fixtures["item_device"], "vault_id": fixtures["vault"], "name": f"fuzz-item-{n}", "paths": ["/srv"], "schedule": "mon..fri 22:00"},
@@ -292,6 +295,8 @@ def before_call(context, case, kwargs):
             ids = {"id": fixtures["doomed_vault"]}
         if case.operation.path == "/api/v1/tenants/{id}/erase":
             ids = {"id": fixtures["doomed_tenant"]}
+        if case.operation.path == "/api/v1/vaults/{id}/maintainer":
+            ids = {"id": fixtures["customer_vault"]}
         if case.operation.path == "/api/v1/devices/{id}/restore":
             # The fixture device may be deleted by then; the items' device never is.
             ids = {"id": fixtures["item_device"]}

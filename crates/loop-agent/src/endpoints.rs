@@ -229,6 +229,14 @@ impl ApiClient {
         )
     }
 
+    pub fn set_maintainer(&self, id: &VaultId, r: &SetMaintainer) -> Result<Vault, ApiError> {
+        self.call(
+            Method::PUT,
+            &format!("/api/v1/vaults/{id}/maintainer"),
+            Some(r),
+        )
+    }
+
     /// The snapshots of a managed vault, read by the server with the key it holds.
     pub fn vault_snapshots(&self, id: &VaultId) -> Result<Vec<SnapshotInfo>, ApiError> {
         self.get(&format!("/api/v1/vaults/{id}/snapshots"))

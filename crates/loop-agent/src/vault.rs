@@ -4,7 +4,8 @@ use std::io::Read as _;
 use std::time::Duration;
 
 use loop_api::{
-    KeyCustody, ObjectEntry, TokenPermission, VAULT_PROTOCOL, VaultOpenRequest, VaultOpenResponse,
+    AnnounceDeletions, DeletionPlan, KeyCustody, ObjectEntry, ObjectRef, TokenPermission,
+    VAULT_PROTOCOL, VaultOpenRequest, VaultOpenResponse,
 };
 use loop_repo::ObjectInfo;
 use loop_repo::{Error, FileKind, Result, RetryBudget, Storage};
@@ -109,6 +110,52 @@ impl VaultStorage {
             key_custody: r.key_custody,
             key,
         })
+    }
+
+    /// The deletions announced for this vault by its maintainer, and which are released.
+    pub fn planned_deletions(&self) -> std::result::Result<DeletionPlan, ApiError> {
+        let req = self.conn.client.get(self.deletions_url());
+        self.json_call(req)
+    }
+
+    /// Announces that a maintainer's prune will delete `objects` (index files, packs, plans)
+    /// once the deletion grace has passed; answers with every announced deletion.
+    pub fn announce_deletions(
+        &self,
+        objects: &[(FileKind, String)],
+    ) -> std::result::Result<DeletionPlan, ApiError> {
+        let body = AnnounceDeletions {
+            objects: objects
+                .iter()
+                .map(|(k, n)| ObjectRef {
+                    kind: k.name().into(),
+                    name: n.clone(),
+                })
+                .collect(),
+        };
+        let req = self.conn.client.post(self.deletions_url()).json(&body);
+        self.json_call(req)
+    }
+
+    fn deletions_url(&self) -> String {
+        format!(
+            "{}/vaults/{}/{VAULT_PROTOCOL}/deletions",
+            self.conn.base, self.vault_id
+        )
+    }
+
+    fn json_call<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::blocking::RequestBuilder,
+    ) -> std::result::Result<T, ApiError> {
+        let resp = req
+            .bearer_auth(&self.token)
+            .send()
+            .map_err(|e| ApiError::Transport(api::error_chain(&e)))?;
+        if !resp.status().is_success() {
+            return Err(api::problem(resp));
+        }
+        resp.json().map_err(|e| ApiError::Decode(e.to_string()))
     }
 
     fn url(&self, kind: FileKind, name: Option<&str>) -> String {

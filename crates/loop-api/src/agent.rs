@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::ids::{TenantId, VaultId};
-use crate::{Job, JobProgress, JobState, ProtectedItem, SecretText};
+use crate::{Job, JobProgress, JobState, KeepRules, ProtectedItem, SecretText};
 
 wire! {
     /// `POST /api/v1/devices/enroll-codes`.
@@ -61,6 +61,24 @@ wire! {
         pub params: serde_json::Value,
     }
 
+    /// The parameters of a `retention` job an agent runs on the customer-key vault it
+    /// maintains (its `params`): the policy that applies, and the snapshots the server will
+    /// not let it delete yet.
+    pub struct AgentRetention {
+        /// Absent when no policy applies: every snapshot is kept, and nothing is pruned.
+        pub policy_id: Option<String>,
+        pub keep: KeepRules,
+        pub prune_max_unused_percent: f64,
+        pub prune_grace_seconds: u64,
+        /// Snapshot objects the server stored less than `min_snapshot_age_days` ago: kept
+        /// whatever the keep rules say.
+        pub young_snapshots: Vec<String>,
+        pub min_snapshot_age_days: u32,
+        pub deletion_grace_hours: u32,
+        #[serde(default)]
+        pub dry_run: bool,
+    }
+
     /// `POST /api/v1/devices/{id}/restore`: what the device's agent restores, and where.
     pub struct RestoreToDevice {
         pub vault_id: VaultId,
@@ -101,5 +119,22 @@ wire! {
         pub summary: Option<serde_json::Value>,
         #[serde(default)]
         pub error: Option<String>,
+    }
+}
+
+impl AgentRetention {
+    /// No policy applies: keep everything, prune nothing.
+    pub fn nothing(dry_run: bool) -> AgentRetention {
+        let m = crate::Maintenance::default();
+        AgentRetention {
+            policy_id: None,
+            keep: KeepRules::default(),
+            prune_max_unused_percent: 0.0,
+            prune_grace_seconds: 0,
+            young_snapshots: Vec::new(),
+            min_snapshot_age_days: m.min_snapshot_age_days,
+            deletion_grace_hours: m.deletion_grace_hours,
+            dry_run,
+        }
     }
 }

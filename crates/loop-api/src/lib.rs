@@ -23,6 +23,7 @@ mod notify;
 mod policies;
 pub mod schedule;
 mod types;
+mod vault;
 
 pub use agent::*;
 pub use ids::*;
@@ -31,6 +32,7 @@ pub use jobs::*;
 pub use notify::*;
 pub use policies::*;
 pub use types::*;
+pub use vault::*;
 
 /// The vault protocol's version segment: `/vaults/{id}/v1/...`.
 pub const VAULT_PROTOCOL: &str = "v1";

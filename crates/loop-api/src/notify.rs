@@ -28,6 +28,9 @@ closed_set! {
         DeviceOffline = "device-offline",
         /// A vault holds more than 90% of its quota.
         VaultQuota = "vault-quota",
+        /// The deletions a customer-key vault's maintainer announced hold more than half
+        /// of the vault's bytes (taking the maintainer away drops them).
+        VaultMassDeletion = "vault-mass-deletion",
         /// A user signed in from a browser or device their account had not used before.
         SignInNewDevice = "sign-in-new-device",
         /// A token was created.
@@ -79,8 +82,8 @@ impl EventKind {
         use EventKind::*;
         match self {
             JobFailed | ItemMissed => Severity::Error,
-            JobWarnings | JobMissed | DeviceOffline | VaultQuota | SecurityThrottled
-            | SecurityTotpFailed => Severity::Warning,
+            JobWarnings | JobMissed | DeviceOffline | VaultQuota | VaultMassDeletion
+            | SecurityThrottled | SecurityTotpFailed => Severity::Warning,
             SignInNewDevice | TokenCreated | SummaryReport | Test => Severity::Info,
         }
     }

@@ -32,7 +32,9 @@ wire! {
         pub tags: Vec<String>,
     }
 
-    /// When the server maintains the managed vaults a policy applies to, on its own.
+    /// When the vaults a policy applies to are maintained on their own: by the server for a
+    /// managed vault, by the maintainer device's agent for a customer-key vault (which the
+    /// server cannot read), within the limits that keep such an agent from destroying data.
     pub struct Maintenance {
         /// Apply the keep rules and prune (a `retention` job) on this schedule (calendar
         /// event or cron line, in the tenant's time zone). Absent: only when asked.
@@ -50,6 +52,15 @@ wire! {
         /// verify every time.
         #[serde(default)]
         pub reverify_after_days: Option<u32>,
+        /// A maintainer agent may delete only snapshots the server stored at least this
+        /// many days ago (default 7): a stolen agent cannot remove the recent backups.
+        #[serde(default = "default_min_snapshot_age_days")]
+        pub min_snapshot_age_days: u32,
+        /// A maintainer agent may delete a pack, index file or prune plan only this many
+        /// hours after it announced the deletion to the server (default 24): time for an
+        /// admin to see it and take the maintainer away, which drops what it announced.
+        #[serde(default = "default_deletion_grace_hours")]
+        pub deletion_grace_hours: u32,
     }
 
     /// A retention policy, attached to a target: a tenant (it then applies to every vault
@@ -118,6 +129,14 @@ fn default_read_data_percent() -> f64 {
     10.0
 }
 
+fn default_min_snapshot_age_days() -> u32 {
+    7
+}
+
+fn default_deletion_grace_hours() -> u32 {
+    24
+}
+
 impl Default for Maintenance {
     fn default() -> Maintenance {
         Maintenance {
@@ -125,6 +144,8 @@ impl Default for Maintenance {
             verify_schedule: None,
             verify_read_data_percent: default_read_data_percent(),
             reverify_after_days: None,
+            min_snapshot_age_days: default_min_snapshot_age_days(),
+            deletion_grace_hours: default_deletion_grace_hours(),
         }
     }
 }

@@ -7,44 +7,12 @@ mod support;
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
 use loop_testkit::data::noise;
+use support::agents::*;
 use support::cli::write;
 use support::server::*;
 use support::story::*;
-
-/// `loop ARGS` as the agent whose state is in `state`.
-fn agent_cmd(s: &Story, state: &Path, args: &[&str]) -> std::process::Command {
-    let mut c = s.server.cli(&s.dir.path().join("agent"));
-    c.args(args).arg("--state-dir").arg(state);
-    c
-}
-
-/// Enrols a machine of the story's customer as a device whose agent keeps its state in
-/// `state`; the device ID.
-fn enrol_agent(s: &Story, state: &Path) -> String {
-    let code =
-        json(&mut s.admin("ana", &["device", "enroll-code", "--tenant", &s.customer]))["code"]
-            .as_str()
-            .unwrap()
-            .to_string();
-    json(&mut agent_cmd(
-        s,
-        state,
-        &[
-            "agent",
-            "enroll",
-            "--server",
-            &s.server.url,
-            "--code",
-            &code,
-        ],
-    ))["device_id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
 
 /// A protected item of `device` backing up `src` into the story's vault; its ID.
 fn create_item(s: &Story, device: &str, src: &Path, extra: &[&str]) -> String {
@@ -67,17 +35,6 @@ fn create_item(s: &Story, device: &str, src: &Path, extra: &[&str]) -> String {
         .as_str()
         .unwrap()
         .to_string()
-}
-
-/// Polls `f` until it gives a value (the bound only stops a hung test).
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    for _ in 0..1200 {
-        if let Some(v) = f() {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("never happened: {what}");
 }
 
 fn files_under(dir: &Path) -> usize {

@@ -168,50 +168,8 @@ fn a_vault_on_a_garage_destination_works_through_the_server() {
 #[test]
 fn a_customer_key_vault_is_opaque_to_the_server() {
     let s = set_up(None, "local");
-    let vault = id(&json(&mut s.admin(
-        "ana",
-        &[
-            "vault",
-            "create",
-            "--tenant",
-            &s.customer,
-            "--name",
-            "secret",
-            "--customer-key",
-        ],
-    )));
-    let manage = json(&mut s.admin(
-        "ana",
-        &[
-            "token",
-            "create",
-            "--tenant",
-            &s.customer,
-            "--name",
-            "m",
-            "--kind",
-            "api",
-            "--vault",
-            &vault,
-            "--permission",
-            "manage",
-        ],
-    ))["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let device = |args: &[&str]| {
-        let mut c = s.server.cli(&s.dir.path().join("device"));
-        c.env(
-            "LOOP_REPOSITORY",
-            format!("{}/vaults/{vault}", s.server.url),
-        )
-        .env("LOOP_TOKEN", &manage)
-        .env("LOOP_PASSWORD", "customer passphrase")
-        .args(["--kdf-memory", "64", "--kdf-passes", "1"])
-        .args(args);
-        c
-    };
+    let (vault, manage) = s.customer_key_vault("secret");
+    let device = |args: &[&str]| s.customer_cli(&vault, &manage, args);
     let src = s.dir.path().join("secret-files");
     build_full_tree(&src);
     ok(&mut device(&["backup", "--init", src.to_str().unwrap()]));

@@ -61,6 +61,20 @@ pub enum ReadData {
     Subset(f64),
 }
 
+impl ReadData {
+    /// `percent` of the packs (clamped to 0 to 100): none at 0, all at 100, else a subset.
+    pub fn percent(percent: f64) -> ReadData {
+        let p = percent.clamp(0.0, 100.0);
+        if p >= 100.0 {
+            ReadData::All
+        } else if p > 0.0 {
+            ReadData::Subset(p)
+        } else {
+            ReadData::None
+        }
+    }
+}
+
 /// Live counters for a progress display (reading packs only; the structure check is quick).
 #[derive(Default)]
 pub struct CheckProgress {

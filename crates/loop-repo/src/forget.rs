@@ -98,6 +98,17 @@ pub struct ForgetPlan {
     pub damaged: Vec<(String, Error)>,
 }
 
+impl ForgetPlan {
+    /// How many of the judged snapshots stay.
+    pub fn kept(&self) -> usize {
+        self.groups
+            .iter()
+            .map(|g| g.snapshots.len())
+            .sum::<usize>()
+            .saturating_sub(self.remove.len())
+    }
+}
+
 /// The snapshots of one host with one set of paths: a policy judges each group on its own,
 /// as restic does by default.
 #[derive(Debug, Clone)]

@@ -17,6 +17,12 @@
 //!
 //! Order of writes, each step safe to interrupt: new packs → plan → new index files → delete
 //! replaced index files → delete packs → delete executed plans.
+//!
+//! [`execute_gated`] runs the same prune for a caller that may delete only some objects now
+//! (an agent whose server releases a deletion only a grace period after it was announced):
+//! what it may not delete yet it leaves in place and reports ([`PruneReport::held`]), and
+//! it never deletes a pack an index file it keeps still names, nor a plan whose packs are
+//! not all gone. Every state it leaves is a whole repository; a later run finishes the job.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -130,6 +136,12 @@ pub struct PrunePlan {
     executable_packs: HashSet<Id>,
     #[serde(skip)]
     index_files: Vec<String>,
+    /// The packs each index file names.
+    #[serde(skip)]
+    index_packs: HashMap<String, Vec<Id>>,
+    /// The packs each executable plan condemns.
+    #[serde(skip)]
+    plan_packs: HashMap<String, Vec<Id>>,
     #[serde(skip)]
     packs: HashMap<Id, Vec<PackEntry>>,
     #[serde(skip)]
@@ -199,6 +211,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
         } else {
             p.executable_plans.push(name.clone());
             p.executable_packs.extend(plan.packs.iter().copied());
+            p.plan_packs.insert(name.clone(), plan.packs.clone());
         }
     }
     // A pack in a waiting plan stays condemned even if an executable plan also names it.
@@ -211,9 +224,12 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
     // Index files and the packs they name.
     for obj in repo.storage().list(FileKind::Index)? {
         let file = repo.load_index_file(&obj.name)?;
+        let mut named = Vec::with_capacity(file.packs.len());
         for (pack, blobs) in file.packs {
+            named.push(pack);
             p.packs.entry(pack).or_insert(blobs);
         }
+        p.index_packs.insert(obj.name.clone(), named);
         p.index_files.push(obj.name);
     }
     let mut index = Index::new();
@@ -338,10 +354,58 @@ pub struct PruneReport {
     pub index_files_deleted: usize,
     /// Packs condemned but kept until running backups finish.
     pub packs_deferred: usize,
+    /// Objects a gated prune wanted to delete but was not allowed to yet (see
+    /// [`execute_gated`]).
+    pub objects_held: usize,
+    #[serde(skip)]
+    pub held: Vec<(FileKind, String)>,
+}
+
+/// Which deletions a prune may carry out now.
+enum Gate<'a> {
+    All,
+    Only(&'a HashSet<(FileKind, String)>),
+}
+
+impl Gate<'_> {
+    /// Deletes `kind`/`name` when allowed; records it as held otherwise. True when deleted.
+    fn delete(
+        &self,
+        repo: &Repository,
+        kind: FileKind,
+        name: &str,
+        report: &mut PruneReport,
+    ) -> Result<bool> {
+        if let Gate::Only(allowed) = self
+            && !allowed.contains(&(kind, name.to_string()))
+        {
+            report.held.push((kind, name.to_string()));
+            return Ok(false);
+        }
+        repo.storage().delete(kind, name)?;
+        Ok(true)
+    }
 }
 
 /// Carries out a plan. Takes the prune marker (only one prune at a time).
-pub fn execute(repo: &Repository, mut p: PrunePlan) -> Result<PruneReport> {
+pub fn execute(repo: &Repository, p: PrunePlan) -> Result<PruneReport> {
+    run(repo, p, Gate::All)
+}
+
+/// Carries out a plan, deleting only the objects in `allowed` (kind, name); the rest of
+/// what it would delete is left in place and listed in [`PruneReport::held`]. A pack is
+/// deleted only when no index file left in place names it, and a plan only when every pack
+/// it condemns is gone, so the repository stays whole. Stale markers of other processes
+/// are left alone. Run again once more deletions are allowed, it finishes the job.
+pub fn execute_gated(
+    repo: &Repository,
+    p: PrunePlan,
+    allowed: &HashSet<(FileKind, String)>,
+) -> Result<PruneReport> {
+    run(repo, p, Gate::Only(allowed))
+}
+
+fn run(repo: &Repository, mut p: PrunePlan, gate: Gate<'_>) -> Result<PruneReport> {
     let _lock = Lock::acquire_exclusive_prune(repo)?;
     let mut report = PruneReport::default();
     let storage = repo.storage();
@@ -450,10 +514,17 @@ pub fn execute(repo: &Repository, mut p: PrunePlan) -> Result<PruneReport> {
         report.index_files_written += 1;
     }
 
-    // 4. Retire the old index files.
+    // 4. Retire the old index files. Packs an index file left in place names stay.
+    let mut named: HashSet<Id> = files
+        .iter()
+        .flat_map(|f| f.packs.iter().map(|(id, _)| *id))
+        .collect();
     for name in &p.index_files {
-        storage.delete(FileKind::Index, name)?;
-        report.index_files_deleted += 1;
+        if gate.delete(repo, FileKind::Index, name, &mut report)? {
+            report.index_files_deleted += 1;
+        } else if let Some(packs) = p.index_packs.get(name) {
+            named.extend(packs.iter().copied());
+        }
     }
 
     // 5. Delete packs: executable condemned packs, orphans, and this run's packs if immediate.
@@ -464,20 +535,41 @@ pub fn execute(repo: &Repository, mut p: PrunePlan) -> Result<PruneReport> {
     }
     doomed.sort();
     doomed.dedup();
+    let mut kept: HashSet<Id> = HashSet::new();
     for id in &doomed {
-        storage.delete(FileKind::Pack, &id.to_hex())?;
-        report.packs_deleted += 1;
+        let name = id.to_hex();
+        if named.contains(id) {
+            report.held.push((FileKind::Pack, name));
+            kept.insert(*id);
+        } else if gate.delete(repo, FileKind::Pack, &name, &mut report)? {
+            report.packs_deleted += 1;
+        } else {
+            kept.insert(*id);
+        }
     }
-    for name in &p.executable_plans {
-        storage.delete(FileKind::Plan, name)?;
-    }
+    // 6. Plans whose packs are all gone. One with a pack left would let backups use it again.
+    let mut plans: Vec<(String, Vec<Id>)> = p
+        .executable_plans
+        .iter()
+        .map(|n| (n.clone(), p.plan_packs.remove(n).unwrap_or_default()))
+        .collect();
     if immediate && let Some(name) = new_plan_name {
-        storage.delete(FileKind::Plan, &name)?;
+        plans.push((name, newly_condemned));
     }
+    for (name, packs) in plans {
+        if packs.iter().any(|id| kept.contains(id)) {
+            report.held.push((FileKind::Plan, name));
+        } else {
+            gate.delete(repo, FileKind::Plan, &name, &mut report)?;
+        }
+    }
+    report.objects_held = report.held.len();
     // Markers of killed processes.
-    for (id, info) in locks::list(repo)? {
-        if info.is_stale(Utc::now()) {
-            storage.delete(FileKind::Lock, &id.to_hex())?;
+    if let Gate::All = gate {
+        for (id, info) in locks::list(repo)? {
+            if info.is_stale(Utc::now()) {
+                storage.delete(FileKind::Lock, &id.to_hex())?;
+            }
         }
     }
     Ok(report)

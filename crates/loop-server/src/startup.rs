@@ -280,6 +280,7 @@ async fn queue_staging_sweeps(state: &AppState) -> Result<(), StartError> {
                 state,
                 &mut tx,
                 crate::jobs::Work {
+                    runner: crate::db::jobs::Runner::Server,
                     tenant_id: &provider.tenant.id,
                     kind: loop_api::JobKind::StagingSweep,
                     target: ("destination", &d.name),

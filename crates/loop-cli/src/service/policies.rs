@@ -43,6 +43,12 @@ impl MaintenanceArgs {
             Some(d) => m.reverify_after_days = Some(d),
             None => {}
         }
+        if let Some(d) = self.min_snapshot_age_days {
+            m.min_snapshot_age_days = d;
+        }
+        if let Some(h) = self.deletion_grace_hours {
+            m.deletion_grace_hours = h;
+        }
         m
     }
 
@@ -51,6 +57,8 @@ impl MaintenanceArgs {
             || self.verify_schedule.is_some()
             || self.verify_read_data_percent.is_some()
             || self.reverify_after_days.is_some()
+            || self.min_snapshot_age_days.is_some()
+            || self.deletion_grace_hours.is_some()
     }
 }
 
@@ -91,6 +99,10 @@ pub(super) fn print_policy(p: &Policy) {
         p.prune_grace_seconds
     );
     let m = &p.maintenance;
+    println!(
+        "    a maintainer agent deletes snapshots stored {} days ago, and other objects {} hours after announcing them",
+        m.min_snapshot_age_days, m.deletion_grace_hours
+    );
     if let Some(s) = &m.retention_schedule {
         println!("    applied on schedule: {s}");
     }

@@ -87,6 +87,17 @@ pub(crate) fn vault(g: &Global, c: VaultCommand) -> Result<ExitCode> {
                 )
             })
         }
+        VaultCommand::Maintainer {
+            id,
+            device,
+            none: _,
+        } => {
+            let v = api.set_maintainer(&id, &SetMaintainer { device_id: device })?;
+            show(g, &v, |v| match &v.maintainer_device_id {
+                Some(d) => println!("device {d} maintains vault {}", v.id),
+                None => println!("vault {} has no maintainer", v.id),
+            })
+        }
         VaultCommand::Delete { id } => {
             let job: Job = api.delete_vault(&id)?;
             show(g, &job, |job| {

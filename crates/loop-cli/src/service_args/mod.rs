@@ -312,8 +312,9 @@ pub enum VaultCommand {
     Snapshots {
         id: VaultId,
     },
-    /// Check a managed vault on the server (a verify job): its structure, and a share of
-    /// its packs downloaded and authenticated
+    /// Check a vault (a verify job, run by the server, or by the maintainer's agent for a
+    /// customer-key vault): its structure, and a share of its packs downloaded and
+    /// authenticated
     Verify {
         id: VaultId,
         /// Percentage of packs to read, 0 to 100 (default 10; 0 checks structure only)
@@ -328,7 +329,18 @@ pub enum VaultCommand {
     Policy {
         id: VaultId,
     },
-    /// Apply a managed vault's retention policy now (a retention job): forget, then prune
+    /// Name the device whose agent maintains a customer-key vault (runs its retention and
+    /// verify with the passphrase, within the policy's limits), or take it away
+    Maintainer {
+        id: VaultId,
+        /// A device of the vault's tenant
+        #[arg(long, required_unless_present = "none", conflicts_with = "none")]
+        device: Option<DeviceId>,
+        /// No maintainer: drops every deletion the last one announced
+        #[arg(long)]
+        none: bool,
+    },
+    /// Apply a vault's retention policy now (a retention job): forget, then prune
     Retention {
         id: VaultId,
         /// Log what the policy would remove, change nothing

@@ -38,7 +38,8 @@ pub struct PruneSettings {
     pub grace_seconds: Option<u64>,
 }
 
-/// When the server maintains the managed vaults a policy applies to.
+/// When the vaults a policy applies to are maintained (by the server, or by a customer-key
+/// vault's maintainer agent), and a maintainer's limits.
 #[derive(Args, Debug)]
 pub struct MaintenanceArgs {
     /// Apply the policy on this schedule (calendar event or cron line, tenant time; "" stops it)
@@ -53,6 +54,12 @@ pub struct MaintenanceArgs {
     /// Skip a scheduled verify of a vault verified within this many days (0 never skips)
     #[arg(long)]
     pub reverify_after_days: Option<u32>,
+    /// A maintainer agent deletes only snapshots the server stored this many days ago (default 7)
+    #[arg(long)]
+    pub min_snapshot_age_days: Option<u32>,
+    /// A maintainer agent's prune deletes an object this many hours after announcing it (default 24)
+    #[arg(long)]
+    pub deletion_grace_hours: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]

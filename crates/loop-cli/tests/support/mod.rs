@@ -5,6 +5,7 @@
 //! the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod agents;
 pub mod cli;
 pub mod server;
 pub mod story;

@@ -167,6 +167,58 @@ impl Story {
             .to_string()
     }
 
+    /// A customer-key vault of the customer and a manage token for it: (vault, token).
+    pub fn customer_key_vault(&self, name: &str) -> (String, String) {
+        let vault = id(&json(&mut self.admin(
+            "ana",
+            &[
+                "vault",
+                "create",
+                "--tenant",
+                &self.customer,
+                "--name",
+                name,
+                "--customer-key",
+            ],
+        )));
+        let manage = json(&mut self.admin(
+            "ana",
+            &[
+                "token",
+                "create",
+                "--tenant",
+                &self.customer,
+                "--name",
+                name,
+                "--kind",
+                "api",
+                "--vault",
+                &vault,
+                "--permission",
+                "manage",
+            ],
+        ))["secret"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (vault, manage)
+    }
+
+    /// `loop` on the customer's own machine, against `vault` with `token` and the
+    /// customer's passphrase (fast key derivation).
+    pub fn customer_cli(&self, vault: &str, token: &str, args: &[&str]) -> std::process::Command {
+        let mut c = self.server.cli(&self.dir.path().join("customer"));
+        c.env(
+            "LOOP_REPOSITORY",
+            format!("{}/vaults/{vault}", self.server.url),
+        )
+        .env("LOOP_TOKEN", token)
+        .env("LOOP_PASSWORD", "customer passphrase")
+        .args(["--kdf-memory", "64", "--kdf-passes", "1"])
+        .args(args);
+        c
+    }
+
     /// `loop` on the device, against the vault, with a token.
     pub fn device(&self, token: &str, args: &[&str]) -> std::process::Command {
         let mut c = self.server.cli(&self.dir.path().join("device"));

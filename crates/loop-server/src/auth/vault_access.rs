@@ -21,9 +21,14 @@ pub enum Op {
 ///   packs, indexes, snapshots and locks. It cannot list or read snapshots, read packs,
 ///   or overwrite or delete anything but the lock markers it wrote itself.
 /// - restore: read and list everything; write locks, and rewrite or delete its own.
+/// - maintain (a customer-key vault's maintainer agent): read and list everything; write
+///   packs, indexes, prune plans and locks; delete snapshots, indexes, packs and plans, each
+///   only within the server's limits (the snapshot's recorded age, an announced deletion past
+///   its grace), which the vault protocol checks per object. Never keys or the config, and
+///   never a stored object rewritten.
 /// - manage: everything, including deletion (forget, prune), key slots and anyone's lock.
 ///
-/// Which marker is whose is decided per object ([`Access::may_change`]), not here.
+/// Which marker is whose, and a maintainer's limits, are decided per object, not here.
 pub fn allowed(perms: &[TokenPermission], op: Op, kind: FileKind) -> bool {
     use FileKind::*;
     let has = |p| perms.contains(&p);
@@ -32,12 +37,16 @@ pub fn allowed(perms: &[TokenPermission], op: Op, kind: FileKind) -> bool {
     }
     let backup = has(TokenPermission::Backup);
     let restore = has(TokenPermission::Restore);
+    let maintain = has(TokenPermission::Maintain);
     match (op, kind) {
+        (Op::List | Op::Read, _) if maintain => true,
         (Op::List | Op::Read, Config | Key | Index | Lock | Plan) => backup || restore,
         (Op::List, Pack) => backup || restore,
         (Op::List | Op::Read, Snapshot | Pack) => restore,
+        (Op::Write, Pack | Index | Plan) if maintain => true,
+        (Op::Delete, Snapshot | Index | Pack | Plan) => maintain,
         (Op::Write, Pack | Index | Snapshot) => backup,
-        (Op::Write | Op::Delete, Lock) => backup || restore,
+        (Op::Write | Op::Delete, Lock) => backup || restore || maintain,
         _ => false,
     }
 }
@@ -65,6 +74,32 @@ mod tests {
         assert!(!allowed(&p, Op::Write, FileKind::Key));
         assert!(!allowed(&p, Op::Write, FileKind::Config));
         assert!(!allowed(&p, Op::Delete, FileKind::Index));
+    }
+
+    #[test]
+    fn a_maintainer_reads_and_prunes_but_never_touches_keys_config_or_new_snapshots() {
+        let p = [Maintain];
+        for kind in FileKind::ALL {
+            assert!(allowed(&p, Op::Read, kind), "{kind:?}");
+            assert!(allowed(&p, Op::List, kind), "{kind:?}");
+        }
+        for kind in [
+            FileKind::Pack,
+            FileKind::Index,
+            FileKind::Plan,
+            FileKind::Lock,
+        ] {
+            assert!(allowed(&p, Op::Write, kind), "{kind:?}");
+        }
+        for kind in [FileKind::Key, FileKind::Config, FileKind::Snapshot] {
+            assert!(!allowed(&p, Op::Write, kind), "{kind:?}");
+        }
+        for kind in [FileKind::Key, FileKind::Config] {
+            assert!(!allowed(&p, Op::Delete, kind), "{kind:?}");
+        }
+        // Allowed here, limited per object by the vault protocol.
+        assert!(allowed(&p, Op::Delete, FileKind::Snapshot));
+        assert!(allowed(&p, Op::Delete, FileKind::Pack));
     }
 
     #[test]

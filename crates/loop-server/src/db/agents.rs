@@ -88,8 +88,9 @@ pub async fn items_of_device(pool: &AnyPool, device_id: &str) -> DbResult<Vec<Pr
 
 // ---- the jobs agents run: backups of their device's items, restores to it ----
 
-/// Claims the next due job of `device_id` for its agent (a backup of one of its items, or a
-/// restore to it): a queued job whose time has come and whose window has not passed.
+/// Claims the next due job of `device_id` for its agent (a backup of one of its items, a
+/// restore to it, or the retention or verify of a customer-key vault it maintains): a
+/// queued job whose time has come and whose window has not passed.
 pub async fn claim_for_device(
     pool: &AnyPool,
     device_id: &str,
@@ -97,9 +98,12 @@ pub async fn claim_for_device(
     lease_ms: i64,
 ) -> DbResult<Option<Claimed>> {
     let candidates = sqlx::query(
-        "SELECT j.id, j.fence FROM jobs j LEFT JOIN protected_items i ON i.id = j.target_id
-         WHERE ((j.kind = 'backup' AND i.device_id = $1)
-             OR (j.kind = 'restore' AND j.target_kind = 'device' AND j.target_id = $1))
+        "SELECT j.id, j.fence FROM jobs j
+           LEFT JOIN protected_items i ON j.target_kind = 'item' AND i.id = j.target_id
+           LEFT JOIN vaults v ON j.target_kind = 'vault' AND v.id = j.target_id
+         WHERE j.runner = 'agent'
+           AND (i.device_id = $1 OR v.maintainer_device_id = $1
+             OR (j.target_kind = 'device' AND j.target_id = $1))
            AND j.state = 'queued' AND j.scheduled_at <= $2 AND (j.deadline_at IS NULL OR j.deadline_at >= $2)
          ORDER BY j.scheduled_at, j.created_at LIMIT 5",
     )
@@ -116,11 +120,11 @@ pub async fn claim_for_device(
     Ok(None)
 }
 
-/// Agent jobs (backups, restores) whose agent stopped renewing their lease (killed, cut off)
-/// are `abandoned`; an item's next run backs up what this one did not. Returns them.
+/// Agent jobs whose agent stopped renewing their lease (killed, cut off) are `abandoned`;
+/// an item's next run backs up what this one did not. Returns them.
 pub async fn abandon_lapsed_agent_jobs(pool: &AnyPool, now: i64) -> DbResult<Vec<String>> {
     let rows = sqlx::query(
-        "SELECT id FROM jobs WHERE kind IN ('backup', 'restore') AND state = 'running'
+        "SELECT id FROM jobs WHERE runner = 'agent' AND state = 'running'
          AND lease_expires_at <= $1",
     )
     .bind(now)
@@ -161,7 +165,7 @@ pub async fn finish_abandoned(
     let r = sqlx::query(
         "UPDATE jobs SET state = $1, summary = $2, error = $3
          WHERE id = $4 AND fence = $5 + 1 AND state = 'abandoned'
-           AND kind IN ('backup', 'restore')",
+           AND runner = 'agent'",
     )
     .bind(state.as_str())
     .bind(summary.map(|s| s.to_string()))

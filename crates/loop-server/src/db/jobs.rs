@@ -52,8 +52,26 @@ pub(super) fn job(row: &AnyRow) -> DbResult<Job> {
     })
 }
 
+/// Who runs a job: the server's job runner, or the agent of a device (backups and restores
+/// of its device; the retention and verify of a customer-key vault it maintains).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runner {
+    Server,
+    Agent,
+}
+
+impl Runner {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runner::Server => "server",
+            Runner::Agent => "agent",
+        }
+    }
+}
+
 /// A job to queue.
 pub struct NewJob<'a> {
+    pub runner: Runner,
     pub tenant_id: &'a str,
     pub kind: JobKind,
     pub target_kind: &'static str,
@@ -81,8 +99,8 @@ async fn insert(
     let inserted = sqlx::query(
         "INSERT INTO jobs (id, tenant_id, kind, target_kind, target_id, state, max_attempts,
             scheduled_at, params, trigger_kind, started_by_id, created_at, deadline_at,
-            finished_at, error)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+            finished_at, error, runner)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
          ON CONFLICT DO NOTHING",
     )
     .bind(&id)
@@ -100,6 +118,7 @@ async fn insert(
     .bind(j.deadline_at)
     .bind(finished)
     .bind(error)
+    .bind(j.runner.as_str())
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -199,8 +218,8 @@ pub struct ClaimReport {
     pub abandoned: Vec<String>,
 }
 
-/// Claims up to `limit` due jobs for `owner`, of the kinds the server runs (a `backup` is
-/// claimed by its device's agent): queued ones whose time has come, and running
+/// Claims up to `limit` due jobs for `owner` that the server runs (an agent claims its
+/// own, see `db::agents`): queued ones whose time has come, and running
 /// ones whose lease expired (their runner disappeared). A job that was taken over this way
 /// `max_attempts` times is abandoned instead.
 pub async fn claim_due(
@@ -216,7 +235,7 @@ pub async fn claim_due(
     }
     let candidates = sqlx::query(
         "SELECT id, fence, state, attempts, max_attempts FROM jobs
-         WHERE kind NOT IN ('backup', 'restore')
+         WHERE runner = 'server'
            AND ((state = 'queued' AND scheduled_at <= $1)
              OR (state = 'running' AND lease_expires_at <= $1))
          ORDER BY scheduled_at, created_at LIMIT $2",
@@ -471,7 +490,7 @@ pub async fn request_cancel(tx: &mut Tx, id: &str, now: i64) -> DbResult<Option<
 pub async fn expire_leases(pool: &AnyPool, now: i64) -> DbResult<u64> {
     let r = sqlx::query(
         "UPDATE jobs SET lease_expires_at = $1 WHERE state = 'running' AND lease_expires_at > $1
-           AND kind NOT IN ('backup', 'restore')",
+           AND runner = 'server'",
     )
     .bind(now)
     .execute(pool)

@@ -1,4 +1,4 @@
-//! Scheduled maintenance of managed vaults: the next run of each vault's retention and
+//! Scheduled maintenance of vaults: the next run of each vault's retention and
 //! verify (`vault_runs`), and what the scheduler needs to decide it.
 
 use loop_api::Vault;
@@ -7,18 +7,20 @@ use sqlx::AnyPool;
 use super::{DbResult, col};
 use crate::domain::TenantPath;
 
-/// A managed vault with its tenant's path and time zone.
+/// A vault someone maintains (the server a managed one, its maintainer's agent a
+/// customer-key one), with its tenant's path and time zone.
 pub struct Managed {
     pub vault: Vault,
     pub path: TenantPath,
     pub time_zone: String,
 }
 
-pub async fn managed_vaults(pool: &AnyPool) -> DbResult<Vec<Managed>> {
+pub async fn maintained_vaults(pool: &AnyPool) -> DbResult<Vec<Managed>> {
     let rows = sqlx::query(
         "SELECT v.*, t.path AS tenant_path, t.time_zone AS tenant_time_zone
          FROM vaults v JOIN tenants t ON t.id = v.tenant_id
-         WHERE v.deleted_at IS NULL AND v.key_custody = 'managed' AND t.status = 'active'
+         WHERE v.deleted_at IS NULL AND t.status = 'active'
+           AND (v.key_custody = 'managed' OR v.maintainer_device_id IS NOT NULL)
          ORDER BY v.id",
     )
     .fetch_all(pool)

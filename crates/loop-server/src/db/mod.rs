@@ -9,6 +9,7 @@
 pub mod agents;
 pub mod audit;
 pub mod bindings;
+pub mod deletions;
 pub mod devices;
 pub mod items;
 pub mod jobs;

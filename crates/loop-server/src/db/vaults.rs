@@ -18,6 +18,7 @@ pub(super) fn vault(row: &AnyRow) -> DbResult<Vault> {
         key_custody: col_value(row, "key_custody")?,
         quota_bytes: col::<Option<i64>>(row, "quota_bytes")?.map(|q| q.max(0) as u64),
         used_bytes: col::<i64>(row, "used_bytes")?.max(0) as u64,
+        maintainer_device_id: col(row, "maintainer_device_id")?,
         created_at: time(col(row, "created_at")?),
     })
 }

@@ -1,13 +1,14 @@
-//! Scheduled maintenance of managed vaults: the retention and verify schedules of the
-//! policy that applies to each (the nearest, see `db::policies::effective`), fired like
+//! Scheduled maintenance of vaults: the retention and verify schedules of the policy that
+//! applies to each managed vault (run by the server) and each customer-key vault with a
+//! maintainer (run by that device's agent) (the nearest, see `db::policies::effective`), fired like
 //! protected items' runs: once across nodes (a conditional update of the run's time), a
 //! `skipped` record while the previous run is open, and a verify skipped as well when the
 //! vault was verified successfully within `reverify_after_days`.
 
 use loop_api::schedule::{Schedule, parse_time_zone};
-use loop_api::{JobKind, JobState, JobTrigger, Policy};
+use loop_api::{AgentRetention, JobKind, JobState, JobTrigger, KeyCustody, Policy};
 
-use crate::db::jobs::{self, NewJob};
+use crate::db::jobs::{self, NewJob, Runner};
 use crate::db::maintenance::{self as runs, Managed};
 use crate::db::{DbResult, Timer, advance_timer, policies, time};
 use crate::state::AppState;
@@ -31,11 +32,11 @@ pub struct Fired {
     pub skipped: Vec<String>,
 }
 
-/// Queues the due maintenance runs of every managed vault.
+/// Queues the due maintenance runs of every maintained vault.
 pub async fn tick(state: &AppState, now: i64) -> DbResult<Fired> {
     let pool = &state.db.pool;
     let mut report = Fired::default();
-    for m in runs::managed_vaults(pool).await? {
+    for m in runs::maintained_vaults(pool).await? {
         let policy = policies::effective(pool, &m.vault.id, &m.path)
             .await?
             .map(|(p, _)| p);
@@ -84,7 +85,12 @@ async fn vault_kind(
         JobKind::Retention => serde_json::json!({ "dry_run": false }),
         _ => serde_json::json!({ "read_data_percent": p.maintenance.verify_read_data_percent }),
     };
+    let runner = match m.vault.key_custody {
+        KeyCustody::Managed => Runner::Server,
+        _ => Runner::Agent,
+    };
     let job = NewJob {
+        runner,
         tenant_id: &m.vault.tenant_id,
         kind,
         target_kind: "vault",
@@ -132,4 +138,36 @@ async fn vault_kind(
     tx.commit().await?;
     state.jobs_wake.notify_one();
     Ok(())
+}
+
+/// The parameters of a retention job the maintainer's agent of the customer-key vault
+/// `vault_id` runs (filled in when the agent claims it, so they are the policy of that
+/// moment): the policy's rules and the snapshots the server would not let it delete yet.
+pub async fn agent_retention(
+    state: &AppState,
+    vault_id: &str,
+    dry_run: bool,
+) -> DbResult<AgentRetention> {
+    let pool = &state.db.pool;
+    let Some(v) = crate::db::vaults::vault_by_id(pool, vault_id).await? else {
+        return Ok(AgentRetention::nothing(dry_run));
+    };
+    let Some(tenant) = crate::db::tenants::tenant_by_id(pool, &v.tenant_id).await? else {
+        return Ok(AgentRetention::nothing(dry_run));
+    };
+    let Some((p, _)) = policies::effective(pool, &v.id, &tenant.path).await? else {
+        return Ok(AgentRetention::nothing(dry_run));
+    };
+    let m = &p.maintenance;
+    let since = state.now() - m.min_snapshot_age_days as i64 * 86_400_000;
+    Ok(AgentRetention {
+        policy_id: Some(p.id.clone()),
+        keep: p.keep.clone(),
+        prune_max_unused_percent: p.prune_max_unused_percent,
+        prune_grace_seconds: p.prune_grace_seconds,
+        young_snapshots: crate::db::deletions::snapshots_stored_after(pool, &v.id, since).await?,
+        min_snapshot_age_days: m.min_snapshot_age_days,
+        deletion_grace_hours: m.deletion_grace_hours,
+        dry_run,
+    })
 }

@@ -14,6 +14,8 @@
 
 mod erase_vault;
 mod maintenance;
+pub use maintenance::agent_retention;
+pub use retention::keep_policy;
 mod retention;
 pub mod scheduler;
 mod sweep;
@@ -148,6 +150,9 @@ impl JobCtx {
 
 /// Work to queue as a job.
 pub struct Work<'a> {
+    /// The server, but for the retention and verify of a customer-key vault (its
+    /// maintainer's agent).
+    pub runner: jobs::Runner,
     pub tenant_id: &'a str,
     pub kind: JobKind,
     /// What it works on: (`vault`, ID), (`destination`, name), ...
@@ -166,6 +171,7 @@ pub async fn queue(state: &AppState, tx: &mut Tx, w: Work<'_>) -> Result<String,
     jobs::enqueue(
         tx,
         &NewJob {
+            runner: w.runner,
             tenant_id: w.tenant_id,
             kind: w.kind,
             target_kind: w.target.0,

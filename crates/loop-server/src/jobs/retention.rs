@@ -23,7 +23,9 @@ use crate::vault_objects::ServerStorage;
 /// Removed snapshots named one by one in the job log.
 const LOGGED: usize = 50;
 
-fn keep_policy(rules: &KeepRules) -> Result<KeepPolicy, String> {
+/// The engine's keep policy for a policy's rules (the server's retention and a maintainer
+/// agent's apply the same).
+pub fn keep_policy(rules: &KeepRules) -> Result<KeepPolicy, String> {
     Ok(KeepPolicy {
         last: rules.last,
         hourly: rules.hourly,
@@ -121,12 +123,7 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
         Ok((OpenRepo(Some(Arc::new(repo))), plan))
     })
     .await?;
-    let kept: usize = plan
-        .groups
-        .iter()
-        .map(|g| g.snapshots.len())
-        .sum::<usize>()
-        .saturating_sub(plan.remove.len());
+    let kept = plan.kept();
     let mut warnings = 0;
     ctx.log(
         "info",

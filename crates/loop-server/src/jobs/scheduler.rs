@@ -84,6 +84,7 @@ impl Schedules {
 
 fn backup_job<'a>(item: &'a ProtectedItem, due: i64, params: serde_json::Value) -> NewJob<'a> {
     NewJob {
+        runner: crate::db::jobs::Runner::Agent,
         tenant_id: &item.tenant_id,
         kind: JobKind::Backup,
         target_kind: "item",

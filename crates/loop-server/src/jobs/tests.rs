@@ -29,6 +29,7 @@ async fn queue(db: &Db, target: &str, at: i64, max_attempts: u32) -> DbResult<St
     let id = jobs::enqueue(
         &mut tx,
         &NewJob {
+            runner: jobs::Runner::Server,
             tenant_id: "tn_1",
             kind: JobKind::StagingSweep,
             target_kind: "destination",

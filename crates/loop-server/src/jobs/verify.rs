@@ -46,13 +46,7 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
         .as_f64()
         .unwrap_or(DEFAULT_READ_PERCENT)
         .clamp(0.0, 100.0);
-    let read_data = if percent >= 100.0 {
-        ReadData::All
-    } else if percent > 0.0 {
-        ReadData::Subset(percent)
-    } else {
-        ReadData::None
-    };
+    let read_data = ReadData::percent(percent);
     ctx.log(
         "info",
         &format!("checking the vault, reading {percent}% of its packs"),

@@ -163,6 +163,19 @@ fn doc(e: &Event, lang: Language, tz: &str) -> Doc {
                 used.saturating_mul(100) / quota
             )
         }
+        EventKind::VaultMassDeletion => {
+            let bytes = ms(d, "announced_bytes").unwrap_or(0).max(0) as u64;
+            rows.push((t(lang, "To be deleted", "Te verwijderen"), size(bytes)));
+            format!(
+                "{} {}",
+                t(
+                    lang,
+                    "Most of a vault is about to be deleted:",
+                    "Het grootste deel van een kluis wordt binnenkort verwijderd:"
+                ),
+                text(d, "vault_name")
+            )
+        }
         EventKind::SignInNewDevice => {
             for (label, key) in [
                 (t(lang, "Browser", "Browser"), "browser"),

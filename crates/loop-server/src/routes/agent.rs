@@ -145,6 +145,7 @@ pub async fn restore_to_device(
     let job_id = jobs::enqueue(
         &mut tx,
         &jobs::NewJob {
+            runner: crate::db::jobs::Runner::Agent,
             tenant_id: &device.tenant_id,
             kind: JobKind::Restore,
             target_kind: "device",
@@ -290,17 +291,25 @@ async fn claim(State(state): State<AppState>, caller: Caller) -> ApiResult<Respo
         JobKind::Backup => items::item_by_id(&state.db.pool, &c.job.target_id).await?,
         _ => None,
     };
+    let params = match c.job.kind {
+        JobKind::Retention => {
+            let dry_run = c.params["dry_run"].as_bool().unwrap_or(false);
+            let r = crate::jobs::agent_retention(&state, &c.job.target_id, dry_run).await?;
+            serde_json::to_value(r).map_err(|e| ApiError::Internal(e.to_string()))?
+        }
+        _ => c.params,
+    };
     Ok(axum::Json(AgentJob {
         job: c.job,
         fence: c.fence,
         item,
-        params: c.params,
+        params,
     })
     .into_response())
 }
 
-/// The job `id`, when it is a backup of one of the caller's device's items or a restore to
-/// that device.
+/// The job `id`, when it is a backup of one of the caller's device's items, a restore to
+/// that device, or the retention or verify of a vault it maintains.
 async fn own_job(state: &AppState, caller: &Caller, id: &JobId) -> ApiResult<loop_api::Job> {
     let device = device_of(caller)?;
     let job = jobs::job_by_id(&state.db.pool, id.as_str())
@@ -311,6 +320,11 @@ async fn own_job(state: &AppState, caller: &Caller, id: &JobId) -> ApiResult<loo
             .await?
             .is_some_and(|i| i.device_id == device),
         JobKind::Restore => job.target_kind == "device" && job.target_id == device,
+        JobKind::Retention | JobKind::Verify if job.target_kind == "vault" => {
+            db::vaults::vault_by_id(&state.db.pool, &job.target_id)
+                .await?
+                .is_some_and(|v| v.maintainer_device_id.as_deref() == Some(device))
+        }
         _ => false,
     };
     if mine {

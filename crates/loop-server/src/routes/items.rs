@@ -257,6 +257,7 @@ pub async fn run_item(
     let job_id = crate::db::jobs::enqueue(
         &mut tx,
         &NewJob {
+            runner: crate::db::jobs::Runner::Agent,
             tenant_id: &i.tenant_id,
             kind: JobKind::Backup,
             target_kind: "item",

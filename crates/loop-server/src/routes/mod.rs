@@ -90,6 +90,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(vaults::get_vault, vaults::delete_vault))
         .routes(routes!(vaults::list_snapshots))
         .routes(routes!(vaults::verify_vault))
+        .routes(routes!(vaults::set_maintainer))
         .routes(routes!(policies::list_policies, policies::create_policy))
         .routes(routes!(
             policies::get_policy,

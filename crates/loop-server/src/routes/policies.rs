@@ -242,10 +242,11 @@ pub async fn vault_policy(
 
 /// Apply a vault's retention policy now
 ///
-/// Queues a `retention` job: the server forgets the snapshots the vault's policy does not
-/// keep and prunes the data only they used, with the key it holds (`dry_run`: it logs the
-/// plan and changes nothing). A vault whose key the customer holds is pruned by the
-/// customer's own client (409).
+/// Queues a `retention` job: the snapshots the vault's policy does not keep are forgotten
+/// and the data only they used is pruned (`dry_run`: the plan is logged, nothing changes).
+/// The server runs it with the key it holds; a customer-key vault's maintainer device runs
+/// it with the passphrase, within the policy's limits. A customer-key vault without a
+/// maintainer is 409.
 #[utoipa::path(post, path = "/api/v1/vaults/{id}/retention", tag = "policies", params(("id" = VaultId, Path)),
     request_body = RunRetention,
     responses((status = 202, description = "The retention job", body = Job),

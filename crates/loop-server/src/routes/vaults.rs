@@ -5,8 +5,8 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
-    CreateVault, Destination, Job, JobKind, JobTrigger, KeyCustody, SnapshotInfo, Vault, VaultId,
-    VerifyVault,
+    CreateVault, Destination, Job, JobKind, JobTrigger, KeyCustody, SetMaintainer, SnapshotInfo,
+    Vault, VaultId, VerifyVault,
 };
 use loop_repo::keys::{Secret, SlotMeta};
 use loop_repo::{InitOptions, Repository};
@@ -102,6 +102,7 @@ pub async fn create_vault(
         key_custody: req.key_custody,
         quota_bytes: req.quota_bytes,
         used_bytes: 0,
+        maintainer_device_id: None,
         created_at: db::time(now),
     };
     if vault.key_custody == KeyCustody::Managed {
@@ -177,6 +178,64 @@ pub async fn get_vault(
     ))
 }
 
+/// Set a vault's maintainer
+///
+/// Names the device whose agent holds a customer-key vault's passphrase and runs the
+/// vault's retention and verify jobs (scheduled by its policy, or asked for), deleting only
+/// within the policy's limits (`min_snapshot_age_days`, `deletion_grace_hours`). A null
+/// `device_id` takes the maintainer away and drops every deletion it announced that has
+/// not happened yet. A managed vault is maintained by the server (409).
+#[utoipa::path(put, path = "/api/v1/vaults/{id}/maintainer", tag = "vaults", params(("id" = VaultId, Path)),
+    request_body = SetMaintainer,
+    responses((status = 200, description = "The vault", body = Vault),
+        (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
+pub async fn set_maintainer(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<VaultId>,
+    Json(req): Json<SetMaintainer>,
+) -> ApiResult<axum::Json<Vault>> {
+    let v = scoped_vault(&state, &caller, Permission::VaultWrite, &id).await?;
+    if v.key_custody == KeyCustody::Managed {
+        return Err(ApiError::conflict(
+            "managed_vault",
+            "the server maintains a managed vault itself",
+        ));
+    }
+    let device = match &req.device_id {
+        Some(d) => Some(
+            db::devices::device_by_id(&state.db.pool, d.as_str())
+                .await?
+                .filter(|d| d.tenant_id == v.tenant_id)
+                .ok_or_else(|| {
+                    ApiError::bad_request("device_id: no such device of the vault's tenant")
+                })?
+                .id,
+        ),
+        None => None,
+    };
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    db::deletions::set_maintainer(&mut tx, &v.id, device.as_deref()).await?;
+    commit_audited(
+        tx,
+        caller.event(
+            &v.tenant_id,
+            "vault.maintainer",
+            "vault",
+            Some(&v.id),
+            serde_json::json!({
+                "device_id": device, "previous_device_id": v.maintainer_device_id,
+            }),
+        ),
+        now,
+    )
+    .await?;
+    Ok(axum::Json(
+        scoped_vault(&state, &caller, Permission::VaultRead, &id).await?,
+    ))
+}
+
 /// Delete a vault
 ///
 /// The vault is gone from the API and the vault protocol at once; a `vault-erasure` job
@@ -196,11 +255,13 @@ pub async fn delete_vault(
     vaults::mark_vault_deleted(&mut tx, id.as_str(), now).await?;
     db::policies::delete_vault_policy(&mut tx, id.as_str()).await?;
     db::items::delete_items_of(&mut tx, "vault_id", id.as_str()).await?;
+    db::deletions::set_maintainer(&mut tx, id.as_str(), None).await?;
     let (_, actor) = caller.actor();
     let job_id = crate::jobs::queue(
         &state,
         &mut tx,
         Work {
+            runner: crate::db::jobs::Runner::Server,
             tenant_id: &v.tenant_id,
             kind: JobKind::VaultErasure,
             target: ("vault", id.as_str()),
@@ -236,11 +297,12 @@ pub(super) async fn queued(state: &AppState, job_id: &str) -> ApiResult<Job> {
         .ok_or_else(|| ApiError::Internal(format!("job {job_id} vanished")))
 }
 
-/// Verify a managed vault
+/// Verify a vault
 ///
-/// Queues a `verify` job: the server checks the vault's structure and downloads and
-/// authenticates `read_data_percent` of its packs (default 10) with the key it holds. A
-/// vault whose key the customer holds cannot be verified by the server (409).
+/// Queues a `verify` job: the vault's structure is checked and `read_data_percent` of its
+/// packs (default 10) downloaded and authenticated, by the server with the key it holds or,
+/// for a customer-key vault, by its maintainer device's agent. A customer-key vault without
+/// a maintainer is 409.
 #[utoipa::path(post, path = "/api/v1/vaults/{id}/verify", tag = "vaults", params(("id" = VaultId, Path)),
     request_body = VerifyVault,
     responses((status = 202, description = "The verify job", body = Job),
@@ -274,9 +336,10 @@ pub async fn verify_vault(
     .await
 }
 
-/// Queues `kind` on the managed vault `v` for the caller (audited as `action`, with `params`
-/// and the job's ID) and answers 202 with the job. A vault whose key the customer holds is
-/// `409 customer_key`: the server cannot read it.
+/// Queues `kind` on the vault `v` for the caller (audited as `action`, with `params` and the
+/// job's ID) and answers 202 with the job: run by the server for a managed vault, by the
+/// maintainer's agent for a customer-key vault. A customer-key vault without a maintainer is
+/// `409 customer_key`: nobody who could read it runs jobs.
 pub(super) async fn queue_managed_job(
     state: &AppState,
     caller: &Caller,
@@ -285,12 +348,18 @@ pub(super) async fn queue_managed_job(
     action: &'static str,
     params: serde_json::Value,
 ) -> ApiResult<(StatusCode, axum::Json<Job>)> {
-    if v.key_custody != KeyCustody::Managed {
-        return Err(ApiError::conflict(
-            "customer_key",
-            "the server cannot read a vault whose key the customer holds",
-        ));
-    }
+    let runner = match (v.key_custody, &v.maintainer_device_id) {
+        (KeyCustody::Managed, _) => crate::db::jobs::Runner::Server,
+        (_, Some(_)) => crate::db::jobs::Runner::Agent,
+        (_, None) => {
+            return Err(ApiError::conflict(
+                "customer_key",
+                "the server cannot read a vault whose key the customer holds; name a \
+                 maintainer device whose agent holds the passphrase (PUT \
+                 /api/v1/vaults/{id}/maintainer)",
+            ));
+        }
+    };
     let now = state.now();
     let (_, actor) = caller.actor();
     let mut tx = state.db.begin().await?;
@@ -298,6 +367,7 @@ pub(super) async fn queue_managed_job(
         state,
         &mut tx,
         Work {
+            runner,
             tenant_id: &v.tenant_id,
             kind,
             target: ("vault", &v.id),

@@ -30,6 +30,7 @@ const AUDITED: &[(&str, &str, &str)] = &[
     ("delete", "/api/v1/tokens/{id}", "token.revoke"),
     ("post", "/api/v1/vaults", "vault.create"),
     ("post", "/api/v1/vaults/{id}/verify", "vault.verify"),
+    ("put", "/api/v1/vaults/{id}/maintainer", "vault.maintainer"),
     ("post", "/api/v1/policies", "policy.create"),
     ("patch", "/api/v1/policies/{id}", "policy.update"),
     ("delete", "/api/v1/policies/{id}", "policy.delete"),
@@ -108,6 +109,12 @@ impl AuditWalk<'_> {
             &r
         };
         obj["id"].as_str().unwrap().into()
+    }
+
+    /// A new device of the tenant.
+    fn device(&self, name: &str) -> String {
+        let body = json!({ "tenant_id": self.tenant_id, "name": name });
+        self.created("/api/v1/devices", body)
     }
 
     /// Builds what the request to `method path` needs, then the request itself.
@@ -243,10 +250,7 @@ impl AuditWalk<'_> {
                 Some(json!({ "tenant_id": t, "name": "workstation" })),
             ),
             ("post", "/api/v1/devices/{id}/restore") => {
-                let d = self.created(
-                    "/api/v1/devices",
-                    json!({ "tenant_id": t, "name": "restored-pc" }),
-                );
+                let d = self.device("restored-pc");
                 let v = self.created(
                     "/api/v1/vaults",
                     json!({ "tenant_id": t, "name": "restore-from", "destination": "local" }),
@@ -261,10 +265,7 @@ impl AuditWalk<'_> {
                 Some(json!({ "tenant_id": t, "expires_in_minutes": 5 })),
             ),
             ("delete", "/api/v1/devices/{id}") => {
-                let d = self.created(
-                    "/api/v1/devices",
-                    json!({ "tenant_id": t, "name": "old-pc" }),
-                );
+                let d = self.device("old-pc");
                 by_admin(format!("/api/v1/devices/{d}"), None)
             }
             ("post", "/api/v1/tokens") => by_admin(
@@ -292,6 +293,18 @@ impl AuditWalk<'_> {
                 by_admin(
                     format!("/api/v1/vaults/{v}/verify"),
                     Some(json!({ "read_data_percent": 0 })),
+                )
+            }
+            ("put", "/api/v1/vaults/{id}/maintainer") => {
+                let v = self.created(
+                    "/api/v1/vaults",
+                    json!({ "tenant_id": t, "name": "maintained", "destination": "local",
+                            "key_custody": "customer" }),
+                );
+                let d = self.device("maintainer-pc");
+                by_admin(
+                    format!("/api/v1/vaults/{v}/maintainer"),
+                    Some(json!({ "device_id": d })),
                 )
             }
             ("post", "/api/v1/policies") => by_admin(

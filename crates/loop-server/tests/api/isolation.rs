@@ -40,6 +40,7 @@ fn body_naming(method: &str, path: &str, c: &Customer) -> Option<Value> {
         ("post", "/api/v1/tenants/{id}/erase") => json!({ "confirm": tenant_id }),
         ("post", "/api/v1/vaults/{id}/verify") => json!({ "read_data_percent": 0 }),
         ("post", "/api/v1/vaults/{id}/retention") => json!({ "dry_run": true }),
+        ("put", "/api/v1/vaults/{id}/maintainer") => json!({ "device_id": c.device_id }),
         ("post", "/api/v1/policies") => json!({ "tenant_id": tenant_id, "keep": { "last": 9 } }),
         ("patch", "/api/v1/policies/{id}") => json!({ "keep": { "last": 2 } }),
         ("post", "/api/v1/items") => json!({

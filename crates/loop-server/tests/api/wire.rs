@@ -106,6 +106,10 @@ const ERRORS: &[(&str, &[u16])] = &[
         "post /api/v1/vaults/{id}/retention",
         &[400, 401, 403, 404, 409, 410, 413, 415],
     ),
+    (
+        "put /api/v1/vaults/{id}/maintainer",
+        &[400, 401, 403, 404, 409, 410, 413, 415],
+    ),
     ("get /api/v1/vaults/{id}/policy", &[401, 403, 404, 410]),
     ("get /api/v1/policies", &[400, 401, 403, 404, 410]),
     (
@@ -390,7 +394,10 @@ fn the_openapi_document_lists_each_closed_set_with_its_wire_strings() {
                 "billing"
             ]),
         ),
-        ("TokenPermission", json!(["backup", "restore", "manage"])),
+        (
+            "TokenPermission",
+            json!(["backup", "restore", "manage", "maintain"]),
+        ),
         ("TokenKind", json!(["device", "api"])),
         ("TenantKind", json!(["provider", "partner", "customer"])),
         ("TenantStatus", json!(["active", "erased"])),

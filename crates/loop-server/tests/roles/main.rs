@@ -115,6 +115,11 @@ const ROUTES: &[(&str, &str, Rule)] = &[
         "/api/v1/vaults/{id}/retention",
         Needs(&[ChangeVaults, RunJobs]),
     ),
+    (
+        "put",
+        "/api/v1/vaults/{id}/maintainer",
+        Needs(&[ChangeVaults]),
+    ),
     ("get", "/api/v1/policies", Needs(&[ReadVaults])),
     ("post", "/api/v1/policies", Needs(&[ChangeVaults])),
     ("get", "/api/v1/policies/{id}", Needs(&[ReadVaults])),
@@ -349,6 +354,15 @@ impl<'a> Walk<'a> {
         self.created(
             "/api/v1/vaults",
             json!({ "tenant_id": t, "name": "files", "destination": "local" }),
+        )
+    }
+
+    /// A fresh customer-key vault of `t`.
+    fn customer_key_vault(&self, t: &str) -> String {
+        self.created(
+            "/api/v1/vaults",
+            json!({ "tenant_id": t, "name": "secret", "destination": "local",
+                    "key_custody": "customer" }),
         )
     }
 

@@ -151,6 +151,13 @@ impl Walk<'_> {
             ("get", "/api/v1/vaults/{id}/policy") => {
                 (format!("/api/v1/vaults/{}/policy", t.vault), None)
             }
+            ("put", "/api/v1/vaults/{id}/maintainer") => (
+                format!(
+                    "/api/v1/vaults/{}/maintainer",
+                    self.customer_key_vault(&tid)
+                ),
+                Some(json!({ "device_id": self.device(&tid) })),
+            ),
             ("post", "/api/v1/vaults/{id}/retention") => (
                 format!("/api/v1/vaults/{}/retention", t.vault),
                 Some(json!({ "dry_run": true })),

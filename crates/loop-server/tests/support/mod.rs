@@ -180,6 +180,7 @@ impl Server {
             let id = loop_server::db::jobs::enqueue(
                 &mut tx,
                 &loop_server::db::jobs::NewJob {
+                    runner: loop_server::db::jobs::Runner::Server,
                     tenant_id,
                     kind: loop_api::JobKind::StagingSweep,
                     target_kind: "destination",

@@ -1,5 +1,8 @@
 //! `loop agent`: enrol this machine as a device, then run the backups the server schedules
-//! or is asked for, reporting each job's progress, log and end under the job's fence.
+//! or is asked for, reporting each job's progress, log and end under the job's fence; and
+//! the maintenance of the customer-key vaults this device maintains (`maintain.rs`).
+
+mod maintain;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -309,6 +312,8 @@ impl Agent {
         let outcome = match job.job.kind {
             JobKind::Backup => self.back_up(g, &job, &progress),
             JobKind::Restore => self.restore(g, &job),
+            JobKind::Retention => self.retention(g, &job),
+            JobKind::Verify => self.verify(g, &job),
             other => Err(anyhow::anyhow!("this agent does not run {other} jobs")),
         };
         done.store(true, Ordering::Relaxed);

@@ -309,8 +309,16 @@ async fn delete_object(
     name: String,
 ) -> ApiResult<Response> {
     let t = a.target(kind, &name);
-    let deleted = vault_objects::delete(&state, t, |owner| a.may_change(kind, owner)).await?;
+    // A maintainer deletes within its limits (checked first); anyone else as `may_change`
+    // says. Lock markers are whose they are for every token.
+    let limited = a.is_maintainer() && kind != FileKind::Lock;
+    if limited {
+        super::maintain::may_delete(&state, &a, kind, &name).await?;
+    }
+    let deleted =
+        vault_objects::delete(&state, t, |owner| limited || a.may_change(kind, owner)).await?;
     if let Some(size) = deleted {
+        crate::db::deletions::forget(&state.db.pool, &a.vault.id, kind.name(), &name).await?;
         audit_change(&state, &caller, &a, kind, &name, false, size).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -7,13 +7,17 @@
 //! HEAD   /vaults/{vault}/v1/{kind}/{name}        size
 //! PUT    /vaults/{vault}/v1/{kind}/{name}        write (streamed; checked before commit)
 //! DELETE /vaults/{vault}/v1/{kind}/{name}        delete
+//! GET    /vaults/{vault}/v1/deletions            a maintainer's announced deletions
+//! POST   /vaults/{vault}/v1/deletions            announce deletions
 //! ```
 //!
-//! Reads are in `reads.rs`, changes (checked uploads, deletes) in `changes.rs`. Every request
+//! Reads are in `reads.rs`, changes (checked uploads, deletes) in `changes.rs`, a
+//! maintainer's limits in `maintain.rs`. Every request
 //! carries `Authorization: Bearer <token>`. Token permissions decide what is
 //! allowed (`auth::vault_access`); a vault outside the token's scope answers 404.
 
 mod changes;
+mod maintain;
 mod reads;
 
 use axum::Router;
@@ -43,6 +47,12 @@ pub fn router(json_limit: usize) -> Router<AppState> {
         .route(
             "/vaults/{vault}/v1/open",
             post(open).layer(axum::extract::DefaultBodyLimit::max(json_limit)),
+        )
+        .route(
+            "/vaults/{vault}/v1/deletions",
+            get(maintain::planned)
+                .post(maintain::announce)
+                .layer(axum::extract::DefaultBodyLimit::max(json_limit)),
         )
         .route("/vaults/{vault}/v1/{kind}", get(list))
         .route(
@@ -83,7 +93,14 @@ async fn access(state: &AppState, caller: &Caller, vault_id: &VaultId) -> ApiRes
         .get(&vault.destination)
         .ok_or_else(|| ApiError::Internal(format!("destination {} is gone", vault.destination)))?
         .clone();
-    let perms = token.permissions.clone();
+    let mut perms = token.permissions.clone();
+    // The maintainer device of a customer-key vault maintains it, within the limits.
+    let maintainer = vault.key_custody == KeyCustody::Customer
+        && token.device_id.is_some()
+        && token.device_id == vault.maintainer_device_id;
+    if maintainer && !perms.contains(&TokenPermission::Maintain) {
+        perms.push(TokenPermission::Maintain);
+    }
     Ok(Access {
         vault,
         token,
