@@ -224,9 +224,15 @@ fn a_maintainer_agent_prunes_a_customer_key_vault_within_the_servers_limits() {
         "{job}"
     );
 
-    // Taken away, the maintainer has nothing announced and no permission left.
+    // Taken away, the maintainer has nothing announced, no job waiting for it and no
+    // permission left.
+    ok(&mut s.admin("ana", &["vault", "retention", &vault]));
+    let waiting = last_job(&s, "retention");
+    assert_eq!(waiting["state"], "queued");
     let v = json(&mut s.admin("ana", &["vault", "maintainer", &vault, "--none"]));
     assert_eq!(v["maintainer_device_id"], serde_json::Value::Null);
+    let job = json(&mut s.admin("ana", &["job", "show", waiting["id"].as_str().unwrap()]));
+    assert_eq!(job["state"], "cancelled", "{job}");
     let (_, body) = s.server.vault_request(
         Method::GET,
         &format!("/vaults/{vault}/v1/deletions"),

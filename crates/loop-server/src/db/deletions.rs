@@ -12,8 +12,26 @@ use sqlx::AnyPool;
 use super::{DbResult, Tx, col, time};
 
 /// Names `device_id` (or nobody) as the vault's maintainer; the announcements of the one
-/// before are dropped.
-pub async fn set_maintainer(tx: &mut Tx, vault_id: &str, device_id: Option<&str>) -> DbResult<()> {
+/// before are dropped. With nobody, the vault's jobs still waiting for an agent are
+/// cancelled (no agent will claim them).
+pub async fn set_maintainer(
+    tx: &mut Tx,
+    vault_id: &str,
+    device_id: Option<&str>,
+    now: i64,
+) -> DbResult<()> {
+    if device_id.is_none() {
+        sqlx::query(
+            "UPDATE jobs SET state = 'cancelled', finished_at = $1,
+                error = 'the vault has no maintainer any more'
+             WHERE target_kind = 'vault' AND target_id = $2 AND runner = 'agent'
+               AND state = 'queued'",
+        )
+        .bind(now)
+        .bind(vault_id)
+        .execute(&mut **tx)
+        .await?;
+    }
     sqlx::query("UPDATE vaults SET maintainer_device_id = $1 WHERE id = $2")
         .bind(device_id)
         .bind(vault_id)

@@ -52,7 +52,7 @@ pub async fn insert_device(tx: &mut Tx, d: &Device, now: i64) -> DbResult<()> {
 /// Removes a device and revokes its tokens; the vaults it maintained have no maintainer.
 pub async fn delete_device(tx: &mut Tx, id: &str, now: i64) -> DbResult<()> {
     for vault_id in super::deletions::maintained_by(tx, id).await? {
-        super::deletions::set_maintainer(tx, &vault_id, None).await?;
+        super::deletions::set_maintainer(tx, &vault_id, None, now).await?;
     }
     sqlx::query("UPDATE devices SET deleted_at = $1 WHERE id = $2")
         .bind(now)

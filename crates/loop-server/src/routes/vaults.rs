@@ -216,7 +216,7 @@ pub async fn set_maintainer(
     };
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    db::deletions::set_maintainer(&mut tx, &v.id, device.as_deref()).await?;
+    db::deletions::set_maintainer(&mut tx, &v.id, device.as_deref(), now).await?;
     commit_audited(
         tx,
         caller.event(
@@ -255,7 +255,7 @@ pub async fn delete_vault(
     vaults::mark_vault_deleted(&mut tx, id.as_str(), now).await?;
     db::policies::delete_vault_policy(&mut tx, id.as_str()).await?;
     db::items::delete_items_of(&mut tx, "vault_id", id.as_str()).await?;
-    db::deletions::set_maintainer(&mut tx, id.as_str(), None).await?;
+    db::deletions::set_maintainer(&mut tx, id.as_str(), None, now).await?;
     let (_, actor) = caller.actor();
     let job_id = crate::jobs::queue(
         &state,
