@@ -75,8 +75,18 @@ wire! {
         pub young_snapshots: Vec<String>,
         pub min_snapshot_age_days: u32,
         pub deletion_grace_hours: u32,
+        /// The items of the vault with policies of their own: their rules judge their
+        /// snapshots (tagged `item:<id>`) in place of `keep`.
+        #[serde(default)]
+        pub item_rules: Vec<ItemKeepRules>,
         #[serde(default)]
         pub dry_run: bool,
+    }
+
+    /// The keep rules of a protected item's own policy.
+    pub struct ItemKeepRules {
+        pub item_id: String,
+        pub keep: KeepRules,
     }
 
     /// `POST /api/v1/devices/{id}/restore`: what the device's agent restores, and where.
@@ -123,17 +133,18 @@ wire! {
 }
 
 impl AgentRetention {
-    /// No policy applies: keep everything, prune nothing.
+    /// No policy applies (yet: [`crate::Policy`]'s defaults for the rest).
     pub fn nothing(dry_run: bool) -> AgentRetention {
         let m = crate::Maintenance::default();
         AgentRetention {
             policy_id: None,
             keep: KeepRules::default(),
-            prune_max_unused_percent: 0.0,
-            prune_grace_seconds: 0,
+            prune_max_unused_percent: crate::DEFAULT_PRUNE_MAX_UNUSED_PERCENT,
+            prune_grace_seconds: crate::DEFAULT_PRUNE_GRACE_SECONDS,
             young_snapshots: Vec::new(),
             min_snapshot_age_days: m.min_snapshot_age_days,
             deletion_grace_hours: m.deletion_grace_hours,
+            item_rules: Vec::new(),
             dry_run,
         }
     }

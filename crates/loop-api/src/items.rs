@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use crate::ids::{DeviceId, TenantId, VaultId};
 
 wire! {
-    /// What to back up on a device, into which vault, on which schedule. The retention
-    /// policy that applies is the vault's (see [`crate::Policy`]); the item's snapshots
-    /// carry its tags and the tag `item:<id>`.
+    /// What to back up on a device, into which vault, on which schedule. Its snapshots
+    /// carry its tags and the tag `item:<id>`; they are kept as the item's own policy says
+    /// when it has one, else as the vault's (see [`crate::Policy`]).
     pub struct ProtectedItem {
         pub id: String,
         pub tenant_id: String,

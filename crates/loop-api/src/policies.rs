@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::ids::{TenantId, VaultId};
+use crate::ids::{ItemId, TenantId, VaultId};
 
 wire! {
     /// Which snapshots to keep, judged per group of host and paths (restic's rules). A
@@ -64,14 +64,20 @@ wire! {
     }
 
     /// A retention policy, attached to a target: a tenant (it then applies to every vault
-    /// of that tenant and of the tenants below it that have none nearer) or one vault. The
-    /// nearest policy applies: the vault's own, else its tenant's, else its parent's, and so
-    /// on up the tree; with none, every snapshot is kept.
+    /// of that tenant and of the tenants below it that have none nearer), one vault, or one
+    /// protected item. The nearest policy applies: the vault's own, else its tenant's, else
+    /// its parent's, and so on up the tree; with none, every snapshot is kept. The
+    /// snapshots of an item with a policy of its own are judged by that one.
     pub struct Policy {
         pub id: String,
         pub tenant_id: String,
         /// Set when the policy is attached to this vault rather than to the tenant.
         pub vault_id: Option<String>,
+        /// Set when the policy is attached to this protected item: its keep rules judge the
+        /// item's snapshots (tagged `item:<id>`) in place of the vault's policy; pruning and
+        /// schedules stay the vault's.
+        #[serde(default)]
+        pub item_id: Option<String>,
         pub keep: KeepRules,
         /// Prune repacks a pack when more than this share of its bytes is unused (percent).
         pub prune_max_unused_percent: f64,
@@ -90,6 +96,9 @@ wire! {
         /// Attach to this vault of the tenant, instead of to the tenant.
         #[serde(default)]
         pub vault_id: Option<VaultId>,
+        /// Attach to this protected item of the tenant (keep rules only), instead.
+        #[serde(default)]
+        pub item_id: Option<ItemId>,
         pub keep: KeepRules,
         /// Default 10.
         #[serde(default)]
@@ -124,6 +133,13 @@ wire! {
         pub source: Option<String>,
     }
 }
+
+/// Prune repacks a pack when more than this share of its bytes is unused, unless a policy
+/// says otherwise (percent; as `loop prune`'s).
+pub const DEFAULT_PRUNE_MAX_UNUSED_PERCENT: f64 = 10.0;
+/// Prune leaves unindexed packs younger than this alone, unless a policy says otherwise
+/// (seconds; as `loop prune`'s).
+pub const DEFAULT_PRUNE_GRACE_SECONDS: u64 = 3600;
 
 fn default_read_data_percent() -> f64 {
     10.0

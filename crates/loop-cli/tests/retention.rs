@@ -255,3 +255,105 @@ fn a_policys_maintenance_schedule_is_set_and_changed_one_setting_at_a_time() {
     ));
     assert!(err.contains("verify_schedule"), "{err}");
 }
+
+#[test]
+fn an_items_own_policy_judges_its_snapshots_in_place_of_the_vaults() {
+    let s = set_up(None, "local");
+    let ana = |args: &[&str]| json(&mut s.admin("ana", args));
+    let item = ana(&[
+        "item",
+        "create",
+        "--tenant",
+        &s.customer,
+        "--device",
+        &s.device_id,
+        "--vault",
+        &s.vault,
+        "--name",
+        "docs",
+        "--path",
+        "/srv/docs",
+    ])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tag = format!("item:{item}");
+    let src = s.dir.path().join("files");
+    // Three snapshots of the item (as its agent tags them) and three others, alternating.
+    let mut made = Vec::new();
+    for n in 0..6u64 {
+        write(&src.join("current.bin"), &noise(4096, n + 1));
+        let mut args = vec!["backup", src.to_str().unwrap()];
+        if n % 2 == 0 {
+            args.extend(["--tag", tag.as_str()]);
+        }
+        let before = snapshot_ids(&s);
+        ok(&mut s.device(&s.backup_token, &args));
+        let new: Vec<String> = snapshot_ids(&s).difference(&before).cloned().collect();
+        made.push(new[0].clone());
+    }
+    ana(&[
+        "policy",
+        "create",
+        "--tenant",
+        &s.customer,
+        "--vault",
+        &s.vault,
+        "--keep-last",
+        "1",
+    ]);
+    let err = fails(&mut s.admin(
+        "ana",
+        &[
+            "policy",
+            "create",
+            "--tenant",
+            &s.customer,
+            "--item",
+            &item,
+            "--keep-last",
+            "2",
+            "--retention-schedule",
+            "daily",
+        ],
+    ));
+    assert!(err.contains("keep rules only"), "{err}");
+    let own = ana(&[
+        "policy",
+        "create",
+        "--tenant",
+        &s.customer,
+        "--item",
+        &item,
+        "--keep-last",
+        "2",
+    ]);
+    assert_eq!(own["item_id"], item.as_str());
+    assert!(own["vault_id"].is_null());
+    // The item's policy is not the vault's.
+    assert_ne!(
+        ana(&["vault", "policy", &s.vault])["policy"]["id"],
+        own["id"]
+    );
+
+    let job = ana(&["vault", "retention", &s.vault]);
+    let job = ended(&s, job["id"].as_str().unwrap());
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["summary"]["item_policies"], 1);
+    // The item keeps its newest two (made 2 and 4), the rest its newest one (made 5).
+    let left = snapshot_ids(&s);
+    let want: BTreeSet<String> = [2, 4, 5].iter().map(|i| made[*i].clone()).collect();
+    assert_eq!(left, want);
+
+    // An item's policy goes with the item.
+    ok(&mut s.admin("ana", &["item", "delete", &item]));
+    let policies = ana(&["policy", "list", "--tenant", &s.customer]);
+    assert!(
+        policies
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["id"] != own["id"]),
+        "{policies}"
+    );
+}

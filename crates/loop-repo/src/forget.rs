@@ -83,6 +83,13 @@ pub enum ForgetRequest {
         policy: KeepPolicy,
         filter: SnapshotFilter,
     },
+    /// Every snapshot judged by the policy of the first entry of `by_tag` whose tag it
+    /// carries, else by `default`; per policy, group of host and paths. For a vault whose
+    /// items (tagged `item:ID`) have retention rules of their own.
+    Policies {
+        default: KeepPolicy,
+        by_tag: Vec<(String, KeepPolicy)>,
+    },
 }
 
 /// What [`execute`] will do. [`plan`] makes it without changing the repository.
@@ -146,7 +153,16 @@ pub fn plan(repo: &Repository, request: &ForgetRequest) -> Result<ForgetPlan> {
                 .collect::<Result<_>>()?,
             ..Default::default()
         }),
-        ForgetRequest::Policy { policy, filter } => plan_policy(repo, policy, filter),
+        ForgetRequest::Policy { policy, filter } => {
+            plan_policy(repo, |s| filter.matches(s).then_some((0, policy)))
+        }
+        ForgetRequest::Policies { default, by_tag } => plan_policy(repo, |s| {
+            by_tag
+                .iter()
+                .position(|(tag, _)| s.tags.contains(tag))
+                .map_or((0, default), |i| (i + 1, &by_tag[i].1))
+                .into()
+        }),
     }
 }
 
@@ -159,32 +175,37 @@ fn resolve(repo: &Repository, spec: &str) -> Result<Id> {
     }
 }
 
-/// Host and sorted paths: a policy judges the snapshots that share them together.
-type GroupKey = (String, Vec<String>);
+/// Which policy judges, host and sorted paths: a policy judges the snapshots that share
+/// them together.
+type GroupKey = (usize, String, Vec<String>);
+/// A group's policy and its snapshots.
+type Group<'p> = (&'p KeepPolicy, Vec<(Id, Snapshot)>);
 
-fn plan_policy(
+/// Judges every snapshot `select` gives a policy to (with a number naming the policy); the
+/// others are not considered.
+fn plan_policy<'p>(
     repo: &Repository,
-    policy: &KeepPolicy,
-    filter: &SnapshotFilter,
+    select: impl Fn(&Snapshot) -> Option<(usize, &'p KeepPolicy)>,
 ) -> Result<ForgetPlan> {
     let list = repo.list_snapshots()?;
-    let mut groups: BTreeMap<GroupKey, Vec<(Id, Snapshot)>> = BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey, Group<'p>> = BTreeMap::new();
     for (id, snapshot) in list.snapshots {
-        if !filter.matches(&snapshot) {
+        let Some((n, policy)) = select(&snapshot) else {
             continue;
-        }
+        };
         let mut paths = snapshot.paths.clone();
         paths.sort();
         groups
-            .entry((snapshot.hostname.clone(), paths))
-            .or_default()
+            .entry((n, snapshot.hostname.clone(), paths))
+            .or_insert_with(|| (policy, Vec::new()))
+            .1
             .push((id, snapshot));
     }
     let mut plan = ForgetPlan {
         damaged: list.damaged,
         ..Default::default()
     };
-    for ((host, paths), members) in groups {
+    for ((_, host, paths), (policy, members)) in groups {
         let candidates: Vec<Candidate<'_>> = members
             .iter()
             .map(|(_, s)| Candidate {

@@ -537,3 +537,41 @@ fn a_gated_prune_deletes_only_what_it_may_and_the_repository_stays_whole_after_e
     assert!(repo.storage().list(FileKind::Plan).unwrap().is_empty());
     assert_eq!(check.snapshots, 1);
 }
+
+/// A vault's policy judges its snapshots, except those of an item with rules of its own
+/// (tagged `item:ID`), which its rules judge, each set apart from the other.
+#[test]
+fn snapshots_of_an_item_with_rules_of_its_own_are_judged_by_them_and_the_rest_by_the_default() {
+    use loop_repo::forget::{self, ForgetRequest, KeepPolicy};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let repo = repo_at(&tmp.path().join("repo"));
+    let mut made = Vec::new();
+    for n in 0..7u8 {
+        std::fs::write(src.join("f"), [n]).unwrap();
+        let tag = if n % 2 == 0 { "item:a" } else { "item:b" };
+        let o = BackupOptions {
+            tags: vec![tag.into()],
+            ..opts(&src)
+        };
+        let r = backup::run(&repo, o, &BackupProgress::default()).unwrap();
+        made.push((tag, r.snapshot_id.unwrap()));
+    }
+    let last = |n: u32| KeepPolicy {
+        last: n,
+        ..Default::default()
+    };
+    let request = ForgetRequest::Policies {
+        default: last(1),
+        by_tag: vec![("item:a".into(), last(3))],
+    };
+    let plan = forget::plan(&repo, &request).unwrap();
+    let removed: std::collections::HashSet<_> = plan.remove.iter().copied().collect();
+    // item:a made snapshots 0, 2, 4, 6: its rules keep the newest three; item:b made 1, 3,
+    // 5: the default keeps the newest one.
+    let kept: Vec<usize> = (0..7).filter(|i| !removed.contains(&made[*i].1)).collect();
+    assert_eq!(kept, vec![2, 4, 5, 6]);
+    assert_eq!(plan.kept(), 4);
+    assert_eq!(plan.groups.len(), 2, "each policy judges its own group");
+}

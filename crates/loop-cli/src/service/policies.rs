@@ -87,9 +87,10 @@ fn rules_text(k: &KeepRules) -> String {
 }
 
 pub(super) fn print_policy(p: &Policy) {
-    let target = match &p.vault_id {
-        Some(v) => format!("vault {v}"),
-        None => format!("tenant {}", p.tenant_id),
+    let target = match (&p.vault_id, &p.item_id) {
+        (Some(v), _) => format!("vault {v}"),
+        (_, Some(i)) => format!("item {i}"),
+        _ => format!("tenant {}", p.tenant_id),
     };
     println!(
         "{}  {target}  {}  prune: repack above {}% unused, grace {}s",
@@ -132,6 +133,7 @@ pub(crate) fn policy(g: &Global, c: PolicyCommand) -> Result<ExitCode> {
         PolicyCommand::Create {
             tenant,
             vault,
+            item,
             keep,
             prune,
             maintenance,
@@ -139,10 +141,13 @@ pub(crate) fn policy(g: &Global, c: PolicyCommand) -> Result<ExitCode> {
             let p: Policy = api.create_policy(&CreatePolicy {
                 tenant_id: tenant,
                 vault_id: vault,
+                item_id: item,
                 keep: keep.rules(),
                 prune_max_unused_percent: prune.max_unused,
                 prune_grace_seconds: prune.grace_seconds,
-                maintenance: Some(maintenance.apply(Maintenance::default())),
+                maintenance: maintenance
+                    .given()
+                    .then(|| maintenance.apply(Maintenance::default())),
             })?;
             show(g, &p, |p| {
                 println!("created policy {}", p.id);

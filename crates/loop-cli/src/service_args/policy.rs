@@ -1,7 +1,7 @@
 //! Arguments of `loop policy`.
 
 use clap::{Args, Subcommand};
-use loop_api::{PolicyId, TenantId, VaultId};
+use loop_api::{ItemId, PolicyId, TenantId, VaultId};
 
 /// A policy's keep rules (restic's): a snapshot any rule keeps is kept.
 #[derive(Args, Debug, Default)]
@@ -72,13 +72,16 @@ pub enum PolicyCommand {
     Show {
         id: PolicyId,
     },
-    /// Attach a retention policy to a tenant (its vaults and sub-tenants inherit it) or,
-    /// with --vault, to one vault
+    /// Attach a retention policy to a tenant (its vaults and sub-tenants inherit it), with
+    /// --vault to one vault, or with --item to one protected item (keep rules only: they
+    /// judge its snapshots in place of the vault's policy)
     Create {
         #[arg(long)]
         tenant: TenantId,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "item")]
         vault: Option<VaultId>,
+        #[arg(long)]
+        item: Option<ItemId>,
         #[command(flatten)]
         keep: KeepArgs,
         #[command(flatten)]

@@ -18,6 +18,7 @@ fn policy(row: &AnyRow) -> DbResult<Policy> {
         id: col(row, "id")?,
         tenant_id: col(row, "tenant_id")?,
         vault_id: col(row, "vault_id")?,
+        item_id: col(row, "item_id")?,
         keep,
         prune_max_unused_percent: col(row, "prune_max_unused_percent")?,
         prune_grace_seconds: col::<i64>(row, "prune_grace_seconds")?.max(0) as u64,
@@ -54,8 +55,8 @@ pub async fn policies_in(pool: &AnyPool, scope: &TenantScope) -> DbResult<Vec<Po
 pub async fn insert_policy(tx: &mut Tx, p: &Policy, now: i64) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO policies (id, tenant_id, vault_id, keep_rules, prune_max_unused_percent,
-            prune_grace_seconds, created_at, updated_at, maintenance)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
+            prune_grace_seconds, created_at, updated_at, maintenance, item_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)",
     )
     .bind(&p.id)
     .bind(&p.tenant_id)
@@ -65,6 +66,7 @@ pub async fn insert_policy(tx: &mut Tx, p: &Policy, now: i64) -> DbResult<()> {
     .bind(p.prune_grace_seconds as i64)
     .bind(now)
     .bind(serde_json::to_string(&p.maintenance).expect("maintenance serializes"))
+    .bind(&p.item_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -95,13 +97,43 @@ pub async fn delete_policy(tx: &mut Tx, id: &str) -> DbResult<()> {
     Ok(())
 }
 
-/// Removes the policy of a vault that is being deleted.
+/// Removes the policy of a vault that is being deleted, and those of its items.
 pub async fn delete_vault_policy(tx: &mut Tx, vault_id: &str) -> DbResult<()> {
-    sqlx::query("DELETE FROM policies WHERE vault_id = $1")
-        .bind(vault_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "DELETE FROM policies WHERE vault_id = $1
+           OR item_id IN (SELECT id FROM protected_items WHERE vault_id = $1)",
+    )
+    .bind(vault_id)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
+}
+
+/// Removes the policies of items that are being deleted: the item `id` (`column` "id"), or
+/// every item of the device `id` ("device_id").
+pub async fn delete_item_policies(tx: &mut Tx, column: &'static str, id: &str) -> DbResult<()> {
+    let sql = match column {
+        "id" => "DELETE FROM policies WHERE item_id = $1",
+        "device_id" => {
+            "DELETE FROM policies WHERE item_id IN
+               (SELECT id FROM protected_items WHERE device_id = $1)"
+        }
+        other => unreachable!("no item column {other}"),
+    };
+    sqlx::query(sql).bind(id).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// The policies attached to items of the vault, with each item's ID.
+pub async fn item_policies(pool: &AnyPool, vault_id: &str) -> DbResult<Vec<Policy>> {
+    let rows = sqlx::query(
+        "SELECT p.* FROM policies p JOIN protected_items i ON i.id = p.item_id
+         WHERE i.vault_id = $1 ORDER BY p.item_id",
+    )
+    .bind(vault_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(policy).collect()
 }
 
 /// Where an applying policy is attached.
@@ -137,7 +169,8 @@ pub async fn effective(
     }
     let inherited = sqlx::query(
         "SELECT p.* FROM policies p JOIN tenants t ON t.id = p.tenant_id
-         WHERE p.vault_id IS NULL AND substr($1, 1, length(t.path)) = t.path
+         WHERE p.vault_id IS NULL AND p.item_id IS NULL
+           AND substr($1, 1, length(t.path)) = t.path
          ORDER BY length(t.path) DESC LIMIT 1",
     )
     .bind(tenant_path.as_str())

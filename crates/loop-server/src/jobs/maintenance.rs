@@ -6,7 +6,7 @@
 //! vault was verified successfully within `reverify_after_days`.
 
 use loop_api::schedule::{Schedule, parse_time_zone};
-use loop_api::{AgentRetention, JobKind, JobState, JobTrigger, KeyCustody, Policy};
+use loop_api::{AgentRetention, ItemKeepRules, JobKind, JobState, JobTrigger, KeyCustody, Policy};
 
 use crate::db::jobs::{self, NewJob, Runner};
 use crate::db::maintenance::{self as runs, Managed};
@@ -155,19 +155,26 @@ pub async fn agent_retention(
     let Some(tenant) = crate::db::tenants::tenant_by_id(pool, &v.tenant_id).await? else {
         return Ok(AgentRetention::nothing(dry_run));
     };
-    let Some((p, _)) = policies::effective(pool, &v.id, &tenant.path).await? else {
-        return Ok(AgentRetention::nothing(dry_run));
-    };
-    let m = &p.maintenance;
-    let since = state.now() - m.min_snapshot_age_days as i64 * 86_400_000;
-    Ok(AgentRetention {
-        policy_id: Some(p.id.clone()),
-        keep: p.keep.clone(),
-        prune_max_unused_percent: p.prune_max_unused_percent,
-        prune_grace_seconds: p.prune_grace_seconds,
-        young_snapshots: crate::db::deletions::snapshots_stored_after(pool, &v.id, since).await?,
-        min_snapshot_age_days: m.min_snapshot_age_days,
-        deletion_grace_hours: m.deletion_grace_hours,
-        dry_run,
-    })
+    let found = policies::effective(pool, &v.id, &tenant.path).await?;
+    let item_rules: Vec<ItemKeepRules> = policies::item_policies(pool, &v.id)
+        .await?
+        .into_iter()
+        .map(|p| ItemKeepRules {
+            item_id: p.item_id.unwrap_or_default(),
+            keep: p.keep,
+        })
+        .collect();
+    let mut r = AgentRetention::nothing(dry_run);
+    if let Some((p, _)) = found {
+        r.policy_id = Some(p.id);
+        r.keep = p.keep;
+        r.prune_max_unused_percent = p.prune_max_unused_percent;
+        r.prune_grace_seconds = p.prune_grace_seconds;
+        r.min_snapshot_age_days = p.maintenance.min_snapshot_age_days;
+        r.deletion_grace_hours = p.maintenance.deletion_grace_hours;
+    }
+    let since = state.now() - r.min_snapshot_age_days as i64 * 86_400_000;
+    r.young_snapshots = crate::db::deletions::snapshots_stored_after(pool, &v.id, since).await?;
+    r.item_rules = item_rules;
+    Ok(r)
 }

@@ -15,7 +15,7 @@
 mod erase_vault;
 mod maintenance;
 pub use maintenance::agent_retention;
-pub use retention::keep_policy;
+pub use retention::{forget_request, keep_policy};
 mod retention;
 pub mod scheduler;
 mod sweep;

@@ -9,7 +9,10 @@
 
 use std::sync::Arc;
 
-use loop_api::{ActorKind, JobProgress, KeepRules, KeyCustody, Outcome};
+use loop_api::{
+    ActorKind, DEFAULT_PRUNE_GRACE_SECONDS, DEFAULT_PRUNE_MAX_UNUSED_PERCENT, JobProgress,
+    KeepRules, KeyCustody, Outcome,
+};
 use loop_repo::forget::{self, ForgetRequest, KeepPolicy};
 use loop_repo::keys::Secret;
 use loop_repo::prune::{self, PruneOptions};
@@ -39,6 +42,22 @@ pub fn keep_policy(rules: &KeepRules) -> Result<KeepPolicy, String> {
             .as_deref()
             .map(forget::parse_within)
             .transpose()?,
+    })
+}
+
+/// What a retention forgets: the snapshots the vault's keep rules do not keep (none when
+/// `vault` is none), except those of items with rules of their own (`(item ID, rules)`),
+/// which those judge.
+pub fn forget_request(
+    vault: Option<&KeepRules>,
+    items: &[(String, KeepRules)],
+) -> Result<ForgetRequest, String> {
+    Ok(ForgetRequest::Policies {
+        default: vault.map(keep_policy).transpose()?.unwrap_or_default(),
+        by_tag: items
+            .iter()
+            .map(|(id, rules)| Ok((format!("item:{id}"), keep_policy(rules)?)))
+            .collect::<Result<_, String>>()?,
     })
 }
 
@@ -87,7 +106,9 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     let Some(tenant) = tenants::tenant_by_id(pool, &v.tenant_id).await? else {
         return Err(JobError::Failed("the vault's tenant is gone".into()));
     };
-    let Some((policy, source)) = policies::effective(pool, &v.id, &tenant.path).await? else {
+    let found = policies::effective(pool, &v.id, &tenant.path).await?;
+    let items = policies::item_policies(pool, &v.id).await?;
+    if found.is_none() && items.is_empty() {
         ctx.log(
             "info",
             "no retention policy applies to this vault: every snapshot is kept",
@@ -97,9 +118,16 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
             summary: serde_json::json!({ "policy_id": null, "snapshots_removed": 0 }),
             warnings: 0,
         });
-    };
-    let keep = keep_policy(&policy.keep)
-        .map_err(|e| JobError::Failed(format!("policy {} cannot be applied: {e}", policy.id)))?;
+    }
+    let item_rules: Vec<(String, KeepRules)> = items
+        .iter()
+        .map(|p| (p.item_id.clone().unwrap_or_default(), p.keep.clone()))
+        .collect();
+    let request = forget_request(found.as_ref().map(|(p, _)| &p.keep), &item_rules)
+        .map_err(|e| JobError::Failed(format!("a policy cannot be applied: {e}")))?;
+    let policy = found.as_ref().map(|(p, _)| p);
+    let policy_id = policy.map(|p| p.id.clone());
+    let source = found.as_ref().map_or("items", |(_, s)| s.as_str());
     let dry_run = ctx.claimed.params["dry_run"].as_bool().unwrap_or(false);
     let kek = crate::managed_keys::managed_kek(state, &v)
         .await
@@ -113,10 +141,6 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     let storage = ServerStorage::new(state, dest, &v.id, ctx.fence())
         .map_err(|e| JobError::transient("opening the vault's destination failed", e))?;
     let storage: Arc<dyn Storage> = Arc::new(storage);
-    let request = ForgetRequest::Policy {
-        policy: keep,
-        filter: Default::default(),
-    };
     let (repo, plan) = blocking("reading the vault's snapshots failed", move || {
         let repo = Repository::open(storage, Secret::RawKey(&kek))?;
         let plan = forget::plan(&repo, &request)?;
@@ -128,10 +152,17 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     ctx.log(
         "info",
         &format!(
-            "policy {} (attached to the {}) keeps {kept} snapshots and removes {}",
-            policy.id,
-            source.as_str(),
-            plan.remove.len()
+            "{} keeps {kept} snapshots and removes {}{}",
+            match &policy_id {
+                Some(id) => format!("policy {id} (attached to the {source})"),
+                None => "no vault policy".into(),
+            },
+            plan.remove.len(),
+            if items.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} items judged by policies of their own)", items.len())
+            }
         ),
     )
     .await?;
@@ -151,7 +182,7 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     if dry_run {
         return Ok(Done {
             summary: serde_json::json!({
-                "policy_id": policy.id, "dry_run": true, "snapshots_kept": kept,
+                "policy_id": policy_id, "dry_run": true, "snapshots_kept": kept,
                 "snapshots_removed": 0, "snapshots_to_remove": plan.remove.len(),
             }),
             warnings,
@@ -169,11 +200,11 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
         Ok(report) => report.removed,
         Err(e) => {
             let gone = still_gone(&repo.get(), &to_remove).await;
-            audit_removed(ctx, &v.tenant_id, &v.id, &policy.id, &gone).await?;
+            audit_removed(ctx, &v.tenant_id, &v.id, policy_id.as_deref(), &gone).await?;
             return Err(e);
         }
     };
-    audit_removed(ctx, &v.tenant_id, &v.id, &policy.id, &removed).await?;
+    audit_removed(ctx, &v.tenant_id, &v.id, policy_id.as_deref(), &removed).await?;
     ctx.progress(&JobProgress {
         files_done: removed.len() as u64,
         files_total: Some(removed.len() as u64),
@@ -182,8 +213,12 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     .await?;
     ctx.check()?;
     let opts = PruneOptions {
-        max_unused: policy.prune_max_unused_percent / 100.0,
-        grace: std::time::Duration::from_secs(policy.prune_grace_seconds),
+        max_unused: policy.map_or(DEFAULT_PRUNE_MAX_UNUSED_PERCENT, |p| {
+            p.prune_max_unused_percent
+        }) / 100.0,
+        grace: std::time::Duration::from_secs(
+            policy.map_or(DEFAULT_PRUNE_GRACE_SECONDS, |p| p.prune_grace_seconds),
+        ),
     };
     let prune_repo = repo.get();
     let (prune_plan, report) = blocking("pruning the vault failed", move || {
@@ -213,8 +248,9 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     .await?;
     Ok(Done {
         summary: serde_json::json!({
-            "policy_id": policy.id,
-            "policy_source": source.as_str(),
+            "policy_id": policy_id,
+            "policy_source": source,
+            "item_policies": items.len(),
             "snapshots_kept": kept,
             "snapshots_removed": removed.len(),
             "prune_plan": prune_plan,
@@ -250,7 +286,7 @@ async fn audit_removed(
     ctx: &JobCtx,
     tenant_id: &str,
     vault_id: &str,
-    policy_id: &str,
+    policy_id: Option<&str>,
     removed: &[loop_repo::Id],
 ) -> Result<(), JobError> {
     let state = &ctx.state;

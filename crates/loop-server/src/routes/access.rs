@@ -89,6 +89,7 @@ pub async fn delete_device(
     let now = state.now();
     let mut tx = state.db.begin().await?;
     devices::delete_device(&mut tx, id.as_str(), now).await?;
+    crate::db::policies::delete_item_policies(&mut tx, "device_id", id.as_str()).await?;
     crate::db::items::delete_items_of(&mut tx, "device_id", id.as_str()).await?;
     commit_audited(
         tx,

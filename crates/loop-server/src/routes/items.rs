@@ -219,6 +219,7 @@ pub async fn delete_item(
     let i = scoped_item(&state, &caller, Permission::DeviceWrite, &id).await?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
+    crate::db::policies::delete_item_policies(&mut tx, "id", &i.id).await?;
     items::delete_item(&mut tx, &i.id).await?;
     commit_audited(
         tx,

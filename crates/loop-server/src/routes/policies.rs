@@ -17,11 +17,6 @@ use crate::domain::{Permission, check_maintenance, check_policy, new_id};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// The default share of unused bytes that makes prune repack a pack, as `loop prune`'s.
-const DEFAULT_MAX_UNUSED_PERCENT: f64 = 10.0;
-/// The default age below which prune leaves unindexed packs alone, as `loop prune`'s.
-const DEFAULT_GRACE_SECONDS: u64 = 3600;
-
 /// The policy `id`, when the caller may `perm` on its tenant (else 404 or 403).
 async fn scoped_policy(
     state: &AppState,
@@ -39,7 +34,7 @@ async fn scoped_policy(
 
 fn details(p: &Policy) -> serde_json::Value {
     serde_json::json!({
-        "vault_id": p.vault_id, "keep": p.keep,
+        "vault_id": p.vault_id, "item_id": p.item_id, "keep": p.keep,
         "prune_max_unused_percent": p.prune_max_unused_percent,
         "prune_grace_seconds": p.prune_grace_seconds, "maintenance": p.maintenance,
     })
@@ -64,8 +59,9 @@ pub async fn list_policies(
 /// Create a policy
 ///
 /// Attached to the tenant (every vault of it and of the tenants below it without a nearer
-/// policy follows it) or, with `vault_id`, to one of its vaults. One policy per target (409
-/// `policy_exists`).
+/// policy follows it), with `vault_id` to one of its vaults, or with `item_id` to one of its
+/// protected items (keep rules only: they judge the item's snapshots in place of the
+/// vault's policy). One policy per target (409 `policy_exists`).
 #[utoipa::path(post, path = "/api/v1/policies", tag = "policies", request_body = CreatePolicy,
     responses((status = 201, description = "Created", body = Policy),
         (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem),
@@ -85,10 +81,28 @@ pub async fn create_policy(
             .filter(|v| v.tenant_id == tenant.tenant.id)
             .ok_or_else(ApiError::not_found)?;
     }
+    if let Some(i) = &req.item_id {
+        if req.vault_id.is_some() {
+            return Err(ApiError::bad_request(
+                "a policy is attached to a vault or to an item, not to both",
+            ));
+        }
+        db::items::item_by_id(&state.db.pool, i.as_str())
+            .await?
+            .filter(|i| i.tenant_id == tenant.tenant.id)
+            .ok_or_else(ApiError::not_found)?;
+        if req.maintenance.is_some() {
+            return Err(ApiError::bad_request(
+                "an item's policy has keep rules only: schedules are the vault's",
+            ));
+        }
+    }
     let max_unused = req
         .prune_max_unused_percent
-        .unwrap_or(DEFAULT_MAX_UNUSED_PERCENT);
-    let grace = req.prune_grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
+        .unwrap_or(loop_api::DEFAULT_PRUNE_MAX_UNUSED_PERCENT);
+    let grace = req
+        .prune_grace_seconds
+        .unwrap_or(loop_api::DEFAULT_PRUNE_GRACE_SECONDS);
     check_policy(&req.keep, max_unused, grace)?;
     let maintenance = req.maintenance.unwrap_or_default();
     check_maintenance(&maintenance)?;
@@ -97,6 +111,7 @@ pub async fn create_policy(
         id: new_id(PolicyId::PREFIX),
         tenant_id: tenant.tenant.id.clone(),
         vault_id: req.vault_id.map(String::from),
+        item_id: req.item_id.map(String::from),
         keep: req.keep,
         prune_max_unused_percent: max_unused,
         prune_grace_seconds: grace,
@@ -166,6 +181,11 @@ pub async fn update_policy(
         p.prune_grace_seconds = v;
     }
     if let Some(m) = req.maintenance {
+        if p.item_id.is_some() {
+            return Err(ApiError::bad_request(
+                "an item's policy has keep rules only: schedules are the vault's",
+            ));
+        }
         p.maintenance = m;
     }
     check_policy(&p.keep, p.prune_max_unused_percent, p.prune_grace_seconds)?;

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use loop_agent::VaultStorage;
-use loop_api::{AgentJob, AgentRetention};
+use loop_api::{AgentJob, AgentRetention, KeepRules};
 use loop_repo::FileKind;
 use loop_repo::check::{self, CheckOptions, ReadData};
-use loop_repo::forget::{self, ForgetRequest};
+use loop_repo::forget;
 use loop_repo::prune::{self, PruneOptions};
 
 use super::Agent;
@@ -37,7 +37,7 @@ impl Agent {
         let r: AgentRetention =
             serde_json::from_value(job.params.clone()).context("the retention's parameters")?;
         let vault_id = job.job.target_id.as_str();
-        let Some(policy_id) = &r.policy_id else {
+        if r.policy_id.is_none() && r.item_rules.is_empty() {
             self.log(
                 job,
                 "info",
@@ -47,14 +47,17 @@ impl Agent {
                 serde_json::json!({ "policy_id": null, "snapshots_removed": 0 }),
                 0,
             ));
-        };
-        let keep = loop_server::jobs::keep_policy(&r.keep)
-            .map_err(|e| anyhow::anyhow!("policy {policy_id} cannot be applied: {e}"))?;
+        }
+        let items: Vec<(String, KeepRules)> = r
+            .item_rules
+            .iter()
+            .map(|i| (i.item_id.clone(), i.keep.clone()))
+            .collect();
+        let request =
+            loop_server::jobs::forget_request(r.policy_id.as_ref().map(|_| &r.keep), &items)
+                .map_err(|e| anyhow::anyhow!("a policy cannot be applied: {e}"))?;
+        let policy_id = r.policy_id.as_deref().unwrap_or("none");
         let repo = self.open_vault(g, vault_id, "retention")?;
-        let request = ForgetRequest::Policy {
-            policy: keep,
-            filter: Default::default(),
-        };
         let mut plan = forget::plan(&repo, &request)?;
         let young: HashSet<&str> = r.young_snapshots.iter().map(String::as_str).collect();
         let before = plan.remove.len();
@@ -67,7 +70,8 @@ impl Agent {
             job,
             "info",
             &format!(
-                "policy {policy_id} keeps {kept} snapshots and removes {}{}",
+                "policy {policy_id} (and {} of items) keeps {kept} snapshots and removes {}{}",
+                r.item_rules.len(),
                 plan.remove.len(),
                 if too_young > 0 {
                     format!(
@@ -91,7 +95,7 @@ impl Agent {
         if r.dry_run {
             return Ok((
                 serde_json::json!({
-                    "policy_id": policy_id, "dry_run": true, "snapshots_kept": kept,
+                    "policy_id": r.policy_id, "dry_run": true, "snapshots_kept": kept,
                     "snapshots_removed": 0, "snapshots_to_remove": plan.remove.len(),
                 }),
                 warnings,
@@ -142,7 +146,8 @@ impl Agent {
         );
         Ok((
             serde_json::json!({
-                "policy_id": policy_id,
+                "policy_id": r.policy_id,
+                "item_policies": r.item_rules.len(),
                 "snapshots_kept": kept,
                 "snapshots_removed": removed.len(),
                 "snapshots_too_young": too_young,
