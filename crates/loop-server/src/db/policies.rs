@@ -1,6 +1,6 @@
 //! Retention policies and which one applies to a vault.
 
-use loop_api::{KeepRules, Policy};
+use loop_api::{KeepRules, Policy, Vault};
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
@@ -150,6 +150,14 @@ impl Source {
             Source::Vault => "vault",
             Source::Tenant => "tenant",
         }
+    }
+}
+
+/// The policy that applies to the vault `v` (see [`effective`]), its tenant's path looked up.
+pub async fn effective_for_vault(pool: &AnyPool, v: &Vault) -> DbResult<Option<(Policy, Source)>> {
+    match super::tenants::tenant_by_id(pool, &v.tenant_id).await? {
+        Some(t) => effective(pool, &v.id, &t.path).await,
+        None => Ok(None),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Scheduled maintenance of vaults: the retention and verify schedules of the policy that
-//! applies to each managed vault (run by the server) and each customer-key vault with a
-//! maintainer (run by that device's agent) (the nearest, see `db::policies::effective`), fired like
-//! protected items' runs: once across nodes (a conditional update of the run's time), a
+//! applies (the nearest, see `db::policies::effective`) to each managed vault, run by the
+//! server, and each customer-key vault with a maintainer, run by that device's agent. Fired
+//! like protected items' runs: once across nodes (a conditional update of the run's time), a
 //! `skipped` record while the previous run is open, and a verify skipped as well when the
 //! vault was verified successfully within `reverify_after_days`.
 
@@ -152,10 +152,7 @@ pub async fn agent_retention(
     let Some(v) = crate::db::vaults::vault_by_id(pool, vault_id).await? else {
         return Ok(AgentRetention::nothing(dry_run));
     };
-    let Some(tenant) = crate::db::tenants::tenant_by_id(pool, &v.tenant_id).await? else {
-        return Ok(AgentRetention::nothing(dry_run));
-    };
-    let found = policies::effective(pool, &v.id, &tenant.path).await?;
+    let found = policies::effective_for_vault(pool, &v).await?;
     let item_rules: Vec<ItemKeepRules> = policies::item_policies(pool, &v.id)
         .await?
         .into_iter()

@@ -19,7 +19,7 @@ use loop_repo::FileKind;
 use super::{Access, Op, access};
 use crate::auth::Caller;
 use crate::db::notify::NewEvent;
-use crate::db::{deletions, policies, tenants};
+use crate::db::{deletions, policies};
 use crate::domain::TokenPermission;
 use crate::error::{ApiError, ApiResult};
 use crate::routes::{Json, Path, commit_audited};
@@ -41,11 +41,7 @@ impl Access {
 /// The maintenance settings of the policy that applies to the vault (the defaults when
 /// none does).
 pub(super) async fn limits(state: &AppState, a: &Access) -> ApiResult<Maintenance> {
-    let pool = &state.db.pool;
-    let tenant = tenants::tenant_by_id(pool, &a.vault.tenant_id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    Ok(policies::effective(pool, &a.vault.id, &tenant.path)
+    Ok(policies::effective_for_vault(&state.db.pool, &a.vault)
         .await?
         .map(|(p, _)| p.maintenance)
         .unwrap_or_default())
