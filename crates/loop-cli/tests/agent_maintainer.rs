@@ -189,6 +189,55 @@ fn a_maintainer_agent_prunes_a_customer_key_vault_within_the_servers_limits() {
         None,
     );
     assert_eq!(status, 404, "the story's tokens are for another vault");
+    // A backup token of this vault can neither read the plan nor announce anything, nor
+    // delete what the maintainer announced.
+    let backup = json(&mut s.admin(
+        "ana",
+        &[
+            "token",
+            "create",
+            "--tenant",
+            &s.customer,
+            "--name",
+            "b",
+            "--kind",
+            "api",
+            "--vault",
+            &vault,
+            "--permission",
+            "backup",
+        ],
+    ))["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deletions = format!("/vaults/{vault}/v1/deletions");
+    let (status, code) = s
+        .server
+        .vault_request(Method::GET, &deletions, &backup, None);
+    assert_eq!((status, code.as_str()), (403, "permission_denied"));
+    let announce = serde_json::json!({ "objects": [{ "kind": "data", "name": &announced_pack }] });
+    let client = reqwest::blocking::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(
+            &std::fs::read(s.server.data_dir.join("tls-cert.pem")).unwrap(),
+        )
+        .unwrap()])
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("{}{deletions}", s.server.url))
+        .bearer_auth(&backup)
+        .json(&announce)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let (status, _) = s.server.vault_request(
+        Method::DELETE,
+        &format!("/vaults/{vault}/v1/data/{announced_pack}"),
+        &backup,
+        None,
+    );
+    assert_eq!(status, 403);
 
     // A day and an hour on: the next run carries out what it announced.
     s.advance_clock(25 * 3600);
