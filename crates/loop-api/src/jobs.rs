@@ -104,6 +104,8 @@ wire! {
         pub cancel_requested: bool,
         /// A queued run that has not started by then is `missed` (scheduled backups).
         pub deadline_at: Option<DateTime<Utc>>,
+        /// The server node that ran it last (its `node_id`); none for an agent's job.
+        pub node: Option<String>,
         pub created_at: DateTime<Utc>,
     }
 

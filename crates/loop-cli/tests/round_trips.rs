@@ -9,9 +9,11 @@ use support::cli::write;
 use support::server::*;
 use support::story::*;
 
-/// Vault-protocol requests in the server's access log so far, by route.
+/// Vault-protocol requests in the server's access log so far, by route. (Every line of
+/// the text log starts with the node's name, by default the host name.)
 fn vault_requests(s: &Story) -> Vec<String> {
     let log = std::fs::read_to_string(s.server_log.as_ref().unwrap()).unwrap();
+    assert!(log.lines().all(|l| l.starts_with("node=")), "{log}");
     log.lines()
         .filter(|l| l.contains("answered") && l.contains("/vaults/"))
         .map(|l| {
@@ -185,13 +187,13 @@ fn a_damaged_cache_is_never_trusted_and_a_forgotten_snapshot_stays_gone() {
 }
 
 /// `log_format = "json"`: every server log line is one JSON object a log collector can
-/// read, the access log's fields included.
+/// read, the access log's fields included, each naming the node (`node_id`).
 #[test]
 fn the_server_log_can_be_json_lines() {
     let s = set_up_logging(
         Some(&|dir: &std::path::Path| {
             let path = dir.join("server.toml");
-            std::fs::write(&path, "log_format = \"json\"\n").unwrap();
+            std::fs::write(&path, "log_format = \"json\"\nnode_id = \"node-7\"\n").unwrap();
             path
         }),
         "local",
@@ -208,6 +210,7 @@ fn the_server_log_can_be_json_lines() {
         .filter(|l| l["message"] == "answered")
         .collect();
     assert!(!answered.is_empty(), "no access log line in {log}");
+    assert!(lines.iter().all(|l| l["node"] == "node-7"), "{log}");
     for l in &answered {
         assert!(l["status"].as_u64().is_some(), "{l}");
         assert!(l["level"].is_string() && l["timestamp"].is_string(), "{l}");

@@ -237,9 +237,9 @@ fn a_server_killed_during_a_backup_loses_nothing_and_the_next_backup_completes()
     let status = backup.wait().unwrap();
     assert!(!status.success(), "a backup whose server died must fail");
 
-    // Same data directory, new process: the vault is intact and the backup completes.
-    let data_dir = s.server.data_dir.clone();
-    s.server = Server::start(&data_dir, None);
+    // Same data directory and database, new process: the vault is intact and the backup
+    // completes.
+    s.server.restart(None);
     let summary = json(&mut s.device(&s.backup_token, &["backup", src.to_str().unwrap()]));
     assert!(summary["snapshot_id"].is_string(), "{summary}");
     ok(&mut s.device(&s.restore_token, &["check", "--read-data"]));

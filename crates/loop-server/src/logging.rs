@@ -23,19 +23,72 @@ impl std::str::FromStr for LogFormat {
 }
 
 /// Sets up the server log (stderr) from a `tracing` filter string, as text or as one JSON
-/// object per line.
-pub fn init_logging(filter: &str, format: LogFormat) {
+/// object per line; every line names the node (`node=NAME` first, or a `node` field).
+pub fn init_logging(filter: &str, format: LogFormat, node: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    let node = node.to_string();
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Json => builder
+            .event_format(WithNode {
+                node,
+                json: true,
+                inner: tracing_subscriber::fmt::format().json().flatten_event(true),
+            })
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .try_init(),
         LogFormat::Text => {
             // Colour codes only for a person watching; a log file or journal gets plain text.
             let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            builder.with_ansi(ansi).try_init()
+            builder
+                .with_ansi(ansi)
+                .event_format(WithNode {
+                    node,
+                    json: false,
+                    inner: tracing_subscriber::fmt::format(),
+                })
+                .try_init()
         }
     };
+}
+
+/// A line format that puts the node's name in front of what `inner` writes.
+struct WithNode<F> {
+    node: String,
+    json: bool,
+    inner: F,
+}
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for WithNode<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        if !self.json {
+            write!(writer, "node={} ", self.node)?;
+            return self.inner.format_event(ctx, writer, event);
+        }
+        // The inner line is one JSON object: the node becomes its first field.
+        let mut line = String::new();
+        self.inner.format_event(
+            ctx,
+            tracing_subscriber::fmt::format::Writer::new(&mut line),
+            event,
+        )?;
+        let node = serde_json::to_string(&self.node).map_err(|_| std::fmt::Error)?;
+        match line.strip_prefix('{') {
+            Some(rest) => write!(writer, "{{\"node\":{node},{rest}"),
+            None => writer.write_str(&line),
+        }
+    }
 }

@@ -65,23 +65,9 @@ impl Application {
             config.master_key.as_ref().map(|k| k.expose()),
             &config.master_key_file(),
         )?;
-        let db = Db::connect(&config.database_url()).await?;
-        // SQLite serves one process: claims on objects left by an earlier run are dead.
-        let lapsed = db::objects::expire_claims(&db.pool).await?;
-        if lapsed > 0 {
-            tracing::info!(
-                claims = lapsed,
-                "released object claims of the previous run"
-            );
-        }
-        // Likewise its job leases: the jobs it was running are taken over at once.
-        let now = chrono::Utc::now().timestamp_millis();
-        let released = db::jobs::expire_leases(&db.pool, now).await?;
-        if released > 0 {
-            tracing::info!(
-                jobs = released,
-                "taking over the jobs the previous run left running"
-            );
+        let db = Db::connect_with(&config.database_url(), &config.database).await?;
+        if db.backend == db::Backend::Sqlite {
+            release_previous_run(&db).await?;
         }
         let destinations = Destinations::open(&config.destinations())?;
         let listener = TcpListener::bind(config.listen)
@@ -115,6 +101,7 @@ impl Application {
             webhooks: crate::notify::webhook::Poster::new(config.notify.allow_private_webhooks)
                 .map_err(StartError::Other)?,
             runner_id: crate::domain::new_id("runner"),
+            node_id: config.node_id(),
             metrics: Default::default(),
             readiness: tokio::sync::Mutex::new(None),
             config,
@@ -188,6 +175,27 @@ impl Application {
 }
 
 /// First start: the provider tenant and its administrator. Returns the generated password.
+/// SQLite serves one process: the object claims and job leases an earlier run left are
+/// dead, and are released at once. (On PostgreSQL other nodes may hold them: they lapse.)
+async fn release_previous_run(db: &Db) -> Result<(), StartError> {
+    let lapsed = db::objects::expire_claims(&db.pool).await?;
+    if lapsed > 0 {
+        tracing::info!(
+            claims = lapsed,
+            "released object claims of the previous run"
+        );
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let released = db::jobs::expire_leases(&db.pool, now).await?;
+    if released > 0 {
+        tracing::info!(
+            jobs = released,
+            "taking over the jobs the previous run left running"
+        );
+    }
+    Ok(())
+}
+
 async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
     if tenants::provider_tenant(&state.db.pool).await?.is_some() {
         return Ok(None);
@@ -234,14 +242,19 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
     };
     let (_, wrapped) = state.master.new_tenant_key(&tenant.id);
     let mut tx = state.db.begin().await?;
-    tenants::insert_tenant(
+    match tenants::insert_tenant(
         &mut tx,
         &tenant,
         &TenantPath::root(&tenant.id),
         &wrapped,
         now,
     )
-    .await?;
+    .await
+    {
+        // Another node starting on the same empty database made the provider first.
+        Err(e) if e.is_unique_violation() => return Ok(None),
+        r => r?,
+    }
     users::insert_user(&mut tx, &user, Some(&hash), None, now).await?;
     bindings::insert_binding(&mut tx, &binding, now).await?;
     let system = |action, kind, id: &str| NewEvent {

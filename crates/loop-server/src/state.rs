@@ -1,12 +1,10 @@
 //! What every request handler shares.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Db, DbResult};
 use crate::destinations::Destinations;
 use crate::keys::MasterKey;
 
@@ -33,6 +31,8 @@ pub struct Inner {
     pub metrics: crate::metrics::counters::Metrics,
     /// Names this process as the owner of the job leases it holds.
     pub runner_id: String,
+    /// This node's name (`node_id`, or the host name), in job records and log lines.
+    pub node_id: String,
     /// The last readiness answer and when it was made, in [`AppState::now`] milliseconds
     /// (see `routes::health`).
     pub readiness: tokio::sync::Mutex<Option<(i64, crate::probes::Readiness)>>,
@@ -71,34 +71,29 @@ impl Clock {
 /// Counts sign-in attempts per account and per IP address over a sliding window. An
 /// attempt counts as a failure from the moment it starts (so a burst of concurrent attempts
 /// cannot all slip under the limit before the first one fails), and a success takes its
-/// count back. Kept in memory: with several server nodes each node throttles on its own
-/// (documented).
+/// count back. The counts live in the database (`db::throttle`), so every node of the
+/// service counts the same attempts.
 pub struct SigninThrottle {
-    window_ms: i64,
-    max_account: usize,
-    max_ip: usize,
-    inner: Mutex<ThrottleState>,
-}
-
-#[derive(Default)]
-struct ThrottleState {
-    failures: HashMap<String, VecDeque<i64>>,
-    /// When a throttled attempt of a key was last audited: a flood is recorded once a minute.
-    audited: HashMap<String, i64>,
+    limits: crate::db::throttle::Limits,
+    /// When this node last dropped expired counts.
+    last_sweep: AtomicI64,
 }
 
 /// What [`SigninThrottle::begin`] decided.
 pub enum Attempt {
-    /// Go ahead and check the credentials; the attempt already counts as a failure.
-    Allowed,
+    /// Go ahead and check the credentials; the attempt already counts as a failure, until
+    /// [`SigninThrottle::succeeded`] or [`SigninThrottle::undecided`] takes it back.
+    Allowed(AttemptId),
     /// Refuse without checking; `audit` is false while the flood was recorded recently.
     /// `retry_after_secs` is when the oldest failure that holds the limit leaves the window.
     Throttled { audit: bool, retry_after_secs: u64 },
 }
 
-/// The most keys kept; past it, expired ones are dropped, and then everything (a flood from
-/// countless addresses must not exhaust memory).
-const MAX_KEYS: usize = 100_000;
+/// An attempt that counts as a failure.
+pub struct AttemptId(String);
+
+/// How often a node drops the counts that left the window.
+const SWEEP_MS: i64 = 60_000;
 
 fn account_key(account: &str) -> String {
     // Hashed: whatever was typed as an e-mail address is neither kept nor allowed to be large.
@@ -108,98 +103,41 @@ fn account_key(account: &str) -> String {
 impl SigninThrottle {
     pub fn new(c: &crate::config::SigninConfig) -> Self {
         SigninThrottle {
-            window_ms: c.window_minutes as i64 * 60_000,
-            max_account: c.max_failures_per_account as usize,
-            max_ip: c.max_failures_per_ip as usize,
-            inner: Mutex::new(ThrottleState::default()),
+            limits: crate::db::throttle::Limits {
+                window_ms: c.window_minutes as i64 * 60_000,
+                max_account: c.max_failures_per_account as i64,
+                max_ip: c.max_failures_per_ip as i64,
+            },
+            last_sweep: AtomicI64::new(0),
         }
-    }
-
-    fn count(&self, st: &mut ThrottleState, key: &str, now: i64) -> usize {
-        let Some(q) = st.failures.get_mut(key) else {
-            return 0;
-        };
-        while q.front().is_some_and(|t| *t <= now - self.window_ms) {
-            q.pop_front();
-        }
-        let n = q.len();
-        if n == 0 {
-            st.failures.remove(key);
-        }
-        n
     }
 
     /// Starts a sign-in attempt for `account` from `ip`.
-    pub fn begin(&self, account: &str, ip: &str, now: i64) -> Attempt {
-        let (a, i) = (account_key(account), format!("i:{ip}"));
-        let mut st = self.inner.lock().expect("throttle lock");
-        if st.failures.len() > MAX_KEYS {
-            let window = self.window_ms;
-            st.failures
-                .retain(|_, q| q.back().is_some_and(|t| *t > now - window));
-            st.audited.retain(|_, t| *t > now - 60_000);
-            if st.failures.len() > MAX_KEYS {
-                tracing::warn!("sign-in throttle table full; starting over");
-                st.failures.clear();
-            }
+    pub async fn begin(&self, db: &Db, account: &str, ip: &str, now: i64) -> DbResult<Attempt> {
+        use crate::db::throttle::{self, Begun};
+        if now - self.last_sweep.swap(now, Ordering::Relaxed) >= SWEEP_MS {
+            throttle::sweep(&db.pool, now, self.limits.window_ms).await?;
         }
-        if self.count(&mut st, &a, now) >= self.max_account
-            || self.count(&mut st, &i, now) >= self.max_ip
-        {
-            let wait_ms = self
-                .wait_ms(&st, &a, self.max_account, now)
-                .max(self.wait_ms(&st, &i, self.max_ip, now));
-            let key = format!("{a}|{i}");
-            let audit = st.audited.get(&key).is_none_or(|t| now - *t >= 60_000);
-            if audit {
-                st.audited.insert(key, now);
-            }
-            return Attempt::Throttled {
-                audit,
-                retry_after_secs: (wait_ms.max(1) as u64).div_ceil(1000),
-            };
-        }
-        for key in [a, i] {
-            st.failures.entry(key).or_default().push_back(now);
-        }
-        Attempt::Allowed
+        let key = format!("i:{ip}");
+        Ok(
+            match throttle::begin(&db.pool, &account_key(account), &key, now, &self.limits).await? {
+                Begun::Counted(id) => Attempt::Allowed(AttemptId(id)),
+                Begun::Throttled { wait_ms, audit } => Attempt::Throttled {
+                    audit,
+                    retry_after_secs: (wait_ms.max(1) as u64).div_ceil(1000),
+                },
+            },
+        )
     }
 
-    /// How long until `key` has fewer than `max` failures in the window (after [`Self::count`]
-    /// dropped the expired ones).
-    fn wait_ms(&self, st: &ThrottleState, key: &str, max: usize, now: i64) -> i64 {
-        let q = st.failures.get(key);
-        let n = q.map_or(0, |q| q.len());
-        if n < max {
-            return 0;
-        }
-        match q.and_then(|q| q.get(n - max)) {
-            Some(t) => t + self.window_ms - now,
-            // A limit of zero: no attempt is ever allowed.
-            None => self.window_ms,
-        }
-    }
-
-    /// The attempt started at `at` proved the password: it is not a failure, and the
+    /// The attempt proved the password of `account`: it is not a failure, and the
     /// account's earlier failures are forgiven.
-    pub fn succeeded(&self, account: &str, ip: &str, at: i64) {
-        let mut st = self.inner.lock().expect("throttle lock");
-        st.failures.remove(&account_key(account));
-        Self::take_back(&mut st, &format!("i:{ip}"), at);
+    pub async fn succeeded(&self, db: &Db, account: &str, attempt: AttemptId) -> DbResult<()> {
+        crate::db::throttle::take_back(&db.pool, &attempt.0, Some(&account_key(account))).await
     }
 
-    /// The attempt started at `at` neither failed nor succeeded (a TOTP code is still due).
-    pub fn undecided(&self, account: &str, ip: &str, at: i64) {
-        let mut st = self.inner.lock().expect("throttle lock");
-        Self::take_back(&mut st, &account_key(account), at);
-        Self::take_back(&mut st, &format!("i:{ip}"), at);
-    }
-
-    fn take_back(st: &mut ThrottleState, key: &str, at: i64) {
-        if let Some(q) = st.failures.get_mut(key)
-            && let Some(pos) = q.iter().rposition(|t| *t == at)
-        {
-            q.remove(pos);
-        }
+    /// The attempt neither failed nor succeeded (a TOTP code is still due).
+    pub async fn undecided(&self, db: &Db, attempt: AttemptId) -> DbResult<()> {
+        crate::db::throttle::take_back(&db.pool, &attempt.0, None).await
     }
 }

@@ -48,7 +48,7 @@ pub async fn reconcile(
     config: &Config,
     vault: Option<&str>,
 ) -> Result<Vec<VaultReconciled>, ReconcileError> {
-    let db = Db::connect(&config.database_url()).await?;
+    let db = Db::connect_with(&config.database_url(), &config.database).await?;
     let destinations = Destinations::open(&config.destinations())?;
     let targets = match vault {
         Some(id) => vec![

@@ -3,36 +3,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::Value;
-use support::Server;
+use std::path::Path;
 use support::vault::customer_with_vault;
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            out.extend(files_under(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
-}
-
-/// The job, once it ended (polled; the bound only stops a hung test).
-fn ended(admin: &support::Caller<'_>, id: &str) -> Value {
-    for _ in 0..1200 {
-        let job = admin.get(&format!("/api/v1/jobs/{id}")).expect(200);
-        if !["queued", "running"].contains(&job["state"].as_str().unwrap()) {
-            return job;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("job {id} did not end");
-}
+use support::{Server, files_under};
 
 #[test]
 fn a_deleted_vaults_objects_are_erased_by_a_job_that_continues_after_its_runner_was_killed() {
@@ -92,13 +67,18 @@ fn a_deleted_vaults_objects_are_erased_by_a_job_that_continues_after_its_runner_
         .unwrap();
     std::fs::remove_file(&stored[0]).unwrap();
     drop(admin);
-    drop(api_only);
+    let database = api_only.stop();
+    let shared = database.is_some();
 
     // A node that runs jobs starts on the same database: it takes the job over and
-    // finishes it.
-    let worker = Server::start_with(|c| c.data_dir = data.clone());
+    // finishes it. On SQLite (one process) it releases the dead run's leases as it starts;
+    // on PostgreSQL, where other nodes may be alive, it waits for the lease to lapse.
+    let worker = Server::start_on(database, |c| c.data_dir = data.clone());
+    if shared {
+        worker.advance(Duration::from_secs(3_660));
+    }
     let admin = worker.admin();
-    let job = ended(&admin, &job_id);
+    let job = admin.job_ended(&job_id);
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert_eq!(job["attempts"], 2);
     assert_eq!(job["summary"]["objects_deleted"], stored.len() as u64 - 1);
@@ -159,7 +139,7 @@ fn a_queued_job_can_be_cancelled_and_the_sweep_runs_at_start() {
         .find(|j| j["target_id"] == "local" && j["trigger"] == "system")
         .expect("a sweep of the local destination")
         .clone();
-    let sweep = ended(&admin, sweep["id"].as_str().unwrap());
+    let sweep = admin.job_ended(sweep["id"].as_str().unwrap());
     assert_eq!(sweep["state"], "succeeded", "{sweep:#}");
     assert_eq!(sweep["summary"]["staging_files_removed"], 0);
     // A malformed filter is a 400, an unknown job a 404.
@@ -225,7 +205,7 @@ fn a_verify_job_checks_a_managed_vault_and_fails_on_damage() {
             )
             .expect(202);
         assert_eq!(job["kind"], "verify");
-        ended(&admin, job["id"].as_str().unwrap())
+        admin.job_ended(job["id"].as_str().unwrap())
     };
     let job = verify(100);
     assert_eq!(job["state"], "succeeded", "{job:#}");
@@ -293,7 +273,7 @@ fn a_runner_that_lost_its_job_writes_nothing_more_to_a_vault() {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use loop_repo::{FileKind, Storage as _};
-    use loop_server::db::jobs::claim_due;
+    use loop_server::db::jobs::{Claimant, claim_due};
     use loop_server::vault_objects::{Fence, ServerStorage};
 
     let server = Server::start_with(|c| c.jobs.concurrency = 0);
@@ -303,7 +283,16 @@ fn a_runner_that_lost_its_job_writes_nothing_more_to_a_vault() {
     server.advance(Duration::from_secs(2 * 86_400));
     let pool = &server.state.db.pool;
     let held = server
-        .block_on(claim_due(pool, "runner-a", server.state.now(), 1000, 1))
+        .block_on(claim_due(
+            pool,
+            Claimant {
+                runner: "runner-a",
+                node: Some("node-a"),
+            },
+            server.state.now(),
+            1000,
+            1,
+        ))
         .unwrap()
         .claimed
         .remove(0);
@@ -353,7 +342,16 @@ fn a_runner_that_lost_its_job_writes_nothing_more_to_a_vault() {
     // taken from runner A (here: abandoned, its only attempt spent): its fence moves on.
     server.advance(Duration::from_secs(120));
     server
-        .block_on(claim_due(pool, "runner-b", server.state.now(), 60_000, 1))
+        .block_on(claim_due(
+            pool,
+            Claimant {
+                runner: "runner-b",
+                node: Some("node-b"),
+            },
+            server.state.now(),
+            60_000,
+            1,
+        ))
         .unwrap();
     let err = storage
         .put(FileKind::Snapshot, &second, vec![7; 1000])

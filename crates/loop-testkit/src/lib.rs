@@ -3,6 +3,7 @@
 //! - [`data`]: deterministic generated file contents (incompressible noise, compressible text);
 //! - [`tree`]: file trees with every kind of node and metadata, and their comparison;
 //! - [`garage`]: a real Garage S3 server per test;
+//! - [`postgres`]: a real PostgreSQL cluster the test processes share, a database per test;
 //! - [`smtp`]: a real SMTP server that keeps what it receives;
 //! - [`webhook`]: an HTTP receiver for webhooks that keeps what it receives.
 //!
@@ -12,6 +13,7 @@
 
 pub mod data;
 pub mod garage;
+pub mod postgres;
 pub mod smtp;
 pub mod tree;
 pub mod webhook;

@@ -57,6 +57,9 @@ pub(crate) fn job(g: &Global, c: JobCommand) -> Result<ExitCode> {
             let j: Job = api.job(&id)?;
             show(g, &j, |j| {
                 print_jobs(std::slice::from_ref(j));
+                if let Some(n) = &j.node {
+                    println!("node: {n}");
+                }
                 if let Some(s) = &j.summary {
                     println!("summary: {s}");
                 }

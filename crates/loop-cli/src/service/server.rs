@@ -67,7 +67,7 @@ pub(crate) fn server(a: ServerArgs, json: bool) -> Result<ExitCode> {
     if let Some(f) = a.log_format {
         config.log_format = f;
     }
-    loop_server::init_logging(&config.log, config.log_format);
+    loop_server::init_logging(&config.log, config.log_format, &config.node_id());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("loop-server")

@@ -3,6 +3,9 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use loop_testkit::postgres::Database;
 
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
@@ -21,6 +24,8 @@ pub struct Server {
     pub url: String,
     pub fingerprint: String,
     pub data_dir: PathBuf,
+    /// The PostgreSQL database, when the run asks for one (a restart keeps it).
+    database: Option<Arc<Database>>,
 }
 
 impl Server {
@@ -32,14 +37,21 @@ impl Server {
 
     /// [`Server::start`], with the access log (one line per request) written to `log`.
     pub fn start_logging(data_dir: &Path, config: Option<&Path>, log: Option<&Path>) -> Server {
-        Server::start_at("127.0.0.1:0", data_dir, config, log)
+        let database = loop_testkit::postgres::for_server().map(Arc::new);
+        Server::start_at("127.0.0.1:0", data_dir, database, config, log)
     }
 
     /// Starts the server again after [`Server::kill`], on the same address, data and
     /// configuration (as a restart after a crash).
     pub fn restart(&mut self, config: Option<&Path>) {
         let address = self.url.trim_start_matches("https://").to_string();
-        let again = Server::start_at(&address, &self.data_dir, config, None);
+        let again = Server::start_at(
+            &address,
+            &self.data_dir,
+            self.database.clone(),
+            config,
+            None,
+        );
         assert_eq!(again.url, self.url);
         // The old value's Drop kills the (already dead) old child; the new one takes over.
         let old = std::mem::replace(self, again);
@@ -49,6 +61,7 @@ impl Server {
     fn start_at(
         listen: &str,
         data_dir: &Path,
+        database: Option<Arc<Database>>,
         config: Option<&Path>,
         log: Option<&Path>,
     ) -> Server {
@@ -74,6 +87,9 @@ impl Server {
             }
         }
         cmd.env("LOOP_ADMIN_PASSWORD", ADMIN_PASSWORD);
+        if let Some(d) = &database {
+            cmd.env("LOOP_DATABASE_URL", &d.url);
+        }
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }
@@ -101,6 +117,7 @@ impl Server {
             url: url.unwrap(),
             fingerprint: fingerprint.unwrap(),
             data_dir: data_dir.to_path_buf(),
+            database,
         }
     }
 

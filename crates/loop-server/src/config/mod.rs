@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use zeroize::Zeroize;
 
+mod database;
+mod env;
 mod notify;
+pub use database::DatabaseConfig;
 pub use notify::NotifyConfig;
 
 /// A secret string that never prints and is zeroed on drop.
@@ -46,8 +49,13 @@ pub struct Config {
     /// Holds the embedded database, the local destination, the generated certificate and
     /// the generated master key file.
     pub data_dir: PathBuf,
-    /// `sqlite://PATH` (default: `sqlite://DATA_DIR/loop.db`).
-    pub database_url: Option<String>,
+    /// The metadata database: SQLite (the embedded default) or PostgreSQL.
+    pub database: DatabaseConfig,
+    /// The older spelling of `database.url`, still read.
+    pub database_url: Option<SecretString>,
+    /// Names this node in job records and log lines, when several nodes share the
+    /// database (default: the host name).
+    pub node_id: Option<String>,
     /// The address people reach this service at, like `https://backup.example.com`; named in
     /// the e-mail the service sends.
     pub public_url: Option<String>,
@@ -91,7 +99,9 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:8443".parse().expect("valid address"),
             data_dir: PathBuf::from("loop-data"),
+            database: DatabaseConfig::default(),
             database_url: None,
+            node_id: None,
             public_url: None,
             admin_email: "admin@localhost".into(),
             admin_password: None,
@@ -416,101 +426,21 @@ impl Config {
         Ok(config)
     }
 
-    /// Applies the environment overrides read through `get`.
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        let bad = |name: &str, message: String| ConfigError::Env {
-            name: name.into(),
-            message,
-        };
-        if let Some(v) = get("LOOP_LISTEN") {
-            self.listen = v.parse().map_err(|e| bad("LOOP_LISTEN", format!("{e}")))?;
+    pub fn database_url(&self) -> String {
+        match self.database.url.as_ref().or(self.database_url.as_ref()) {
+            Some(url) => url.expose().to_string(),
+            None => format!("sqlite://{}", self.data_dir.join("loop.db").display()),
         }
-        if let Some(v) = get("LOOP_DATA_DIR") {
-            self.data_dir = v.into();
-        }
-        if let Some(v) = get("LOOP_DATABASE_URL") {
-            self.database_url = Some(v);
-        }
-        if let Some(v) = get("LOOP_ADMIN_EMAIL") {
-            self.admin_email = v;
-        }
-        if let Some(v) = get("LOOP_ADMIN_PASSWORD") {
-            self.admin_password = Some(SecretString::new(v));
-        }
-        if let Some(v) = get("LOOP_MASTER_KEY") {
-            self.master_key = Some(SecretString::new(v));
-        }
-        if let Some(v) = get("LOOP_MASTER_KEY_FILE") {
-            self.master_key_file = Some(v.into());
-        }
-        if let Some(v) = get("LOOP_TLS_CERT") {
-            self.tls.cert = Some(v.into());
-        }
-        if let Some(v) = get("LOOP_TLS_KEY") {
-            self.tls.key = Some(v.into());
-        }
-        if let Some(v) = get("LOOP_PUBLIC_URL") {
-            self.public_url = Some(v);
-        }
-        if let Some(v) = get("LOOP_MAIL_HOST") {
-            self.mail.host = Some(v);
-        }
-        if let Some(v) = get("LOOP_METRICS_TOKEN") {
-            self.metrics.token = Some(SecretString::new(v));
-        }
-        if let Some(v) = get("LOOP_MAIL_PASSWORD") {
-            self.mail.password = Some(SecretString::new(v));
-        }
-        if let Some(v) = get("LOOP_LOG") {
-            self.log = v;
-        }
-        if let Some(v) = get("LOOP_LOG_FORMAT") {
-            self.log_format = v.parse().map_err(|e| bad("LOOP_LOG_FORMAT", e))?;
-        }
-        let num = |name: &str, v: String| -> Result<u64, ConfigError> {
-            v.parse().map_err(|e| bad(name, format!("{e}")))
-        };
-        if let Some(v) = get("LOOP_SESSION_IDLE_MINUTES") {
-            self.session.idle_minutes = num("LOOP_SESSION_IDLE_MINUTES", v)?;
-        }
-        if let Some(v) = get("LOOP_SESSION_ABSOLUTE_HOURS") {
-            self.session.absolute_hours = num("LOOP_SESSION_ABSOLUTE_HOURS", v)?;
-        }
-        let c = &mut self.connections;
-        for (name, field) in [
-            (
-                "LOOP_CONNECTIONS_TLS_HANDSHAKE_SECONDS",
-                &mut c.tls_handshake_seconds,
-            ),
-            (
-                "LOOP_CONNECTIONS_HEADER_READ_SECONDS",
-                &mut c.header_read_seconds,
-            ),
-            ("LOOP_CONNECTIONS_IDLE_SECONDS", &mut c.idle_seconds),
-            (
-                "LOOP_CONNECTIONS_BODY_READ_SECONDS",
-                &mut c.body_read_seconds,
-            ),
-        ] {
-            if let Some(v) = get(name) {
-                *field = num(name, v)?;
-            }
-        }
-        for (name, field) in [
-            ("LOOP_CONNECTIONS_MAX", &mut c.max),
-            ("LOOP_CONNECTIONS_MAX_PER_CLIENT", &mut c.max_per_client),
-        ] {
-            if let Some(v) = get(name) {
-                *field = v.parse().map_err(|e| bad(name, format!("{e}")))?;
-            }
-        }
-        Ok(())
     }
 
-    pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("loop.db").display()))
+    /// `node_id`, or this machine's host name.
+    pub fn node_id(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            rustix::system::uname()
+                .nodename()
+                .to_string_lossy()
+                .into_owned()
+        })
     }
 
     pub fn master_key_file(&self) -> PathBuf {
@@ -576,6 +506,22 @@ impl Config {
         if self.mail.username.is_some() != self.mail.password.is_some() {
             return Err(ConfigError::Invalid(
                 "mail.username and mail.password must be given together".into(),
+            ));
+        }
+        if let Some(node) = &self.node_id
+            && (node.is_empty()
+                || node.len() > 64
+                || !node
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        {
+            return Err(ConfigError::Invalid(
+                "node_id: 1 to 64 letters, digits, '-', '_' or '.'".into(),
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "database.max_connections must be positive".into(),
             ));
         }
         let mut names = std::collections::HashSet::new();

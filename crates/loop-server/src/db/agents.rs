@@ -111,9 +111,13 @@ pub async fn claim_for_device(
     .bind(now)
     .fetch_all(pool)
     .await?;
+    let owner = super::jobs::Claimant {
+        runner: device_id,
+        node: None,
+    };
     for c in candidates {
         let (id, fence): (String, i64) = (col(&c, "id")?, col(&c, "fence")?);
-        if let Some(claimed) = take(pool, device_id, now, lease_ms, &id, fence, false).await? {
+        if let Some(claimed) = take(pool, owner, now, lease_ms, &id, fence, false).await? {
             return Ok(Some(claimed));
         }
     }

@@ -191,7 +191,7 @@ pub async fn snapshots_stored_after(
 /// The bytes of the vault's announced deletions not carried out yet.
 pub async fn pending_bytes(pool: &AnyPool, vault_id: &str) -> DbResult<u64> {
     let row = sqlx::query(
-        "SELECT COALESCE(SUM(o.size), 0) AS bytes FROM planned_deletions d
+        "SELECT CAST(COALESCE(SUM(o.size), 0) AS BIGINT) AS bytes FROM planned_deletions d
            JOIN vault_objects o ON o.vault_id = d.vault_id AND o.kind = d.kind AND o.name = d.name
          WHERE d.vault_id = $1",
     )

@@ -48,6 +48,7 @@ pub(super) fn job(row: &AnyRow) -> DbResult<Job> {
         started_by_id: col(row, "started_by_id")?,
         cancel_requested: col::<i64>(row, "cancel_requested")? != 0,
         deadline_at: opt_time(col(row, "deadline_at")?),
+        node: col(row, "node")?,
         created_at: time(col(row, "created_at")?),
     })
 }
@@ -224,7 +225,7 @@ pub struct ClaimReport {
 /// `max_attempts` times is abandoned instead.
 pub async fn claim_due(
     pool: &AnyPool,
-    owner: &str,
+    owner: Claimant<'_>,
     now: i64,
     lease_ms: i64,
     limit: u32,
@@ -276,6 +277,15 @@ pub async fn claim_due(
     Ok(report)
 }
 
+/// Who claims a job: a runner (named by the lease) of a server node (named in the job
+/// record).
+#[derive(Clone, Copy, Debug)]
+pub struct Claimant<'a> {
+    pub runner: &'a str,
+    /// None for an agent.
+    pub node: Option<&'a str>,
+}
+
 /// Whether a runner still holds its job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Held {
@@ -290,7 +300,7 @@ pub enum Held {
 /// lapsed: of several runners that saw the job, exactly one changes the row.
 pub(super) async fn take(
     pool: &AnyPool,
-    owner: &str,
+    owner: Claimant<'_>,
     now: i64,
     lease_ms: i64,
     id: &str,
@@ -300,16 +310,17 @@ pub(super) async fn take(
     let taken = sqlx::query(
         "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_at = $2,
             fence = fence + 1, attempts = attempts + 1,
-            started_at = COALESCE(started_at, $3)
+            started_at = COALESCE(started_at, $3), node = $6
          WHERE id = $4 AND fence = $5
            AND ((state = 'queued' AND scheduled_at <= $3)
              OR (state = 'running' AND lease_expires_at <= $3))",
     )
-    .bind(owner)
+    .bind(owner.runner)
     .bind(now + lease_ms)
     .bind(now)
     .bind(id)
     .bind(fence)
+    .bind(owner.node)
     .execute(pool)
     .await?;
     if taken.rows_affected() != 1 {

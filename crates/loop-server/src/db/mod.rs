@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod policies;
 pub mod sessions;
 pub mod tenants;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 pub mod vaults;
@@ -38,7 +39,7 @@ pub enum DbError {
     Sql(#[from] sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database URL (sqlite:// is supported)")]
+    #[error("unsupported database URL (sqlite:// and postgres:// are supported)")]
     Unsupported,
     /// A stored value outside its closed set: damage, or a row written by a newer version.
     #[error("database: column {column} holds an {source}")]
@@ -60,16 +61,52 @@ impl DbError {
 #[derive(Clone)]
 pub struct Db {
     pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+/// Which database a [`Db`] speaks to. The SQL is the same for both; what differs is how a
+/// pool is opened, the migrations, and the few places that say so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> DbResult<Backend> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(DbError::Unsupported)
+        }
+    }
+
+    fn migrations(self) -> &'static sqlx::migrate::Migrator {
+        match self {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl Db {
-    /// Connects and brings the schema up to date.
+    /// Connects with the embedded pool settings and brings the schema up to date.
     pub async fn connect(url: &str) -> DbResult<Db> {
-        let pool = open_pool(url).await?;
-        SQLITE_MIGRATIONS.run(&pool).await?;
-        Ok(Db { pool })
+        Db::connect_with(url, &crate::config::DatabaseConfig::default()).await
+    }
+
+    /// Connects with `pool`'s settings and brings the schema up to date. Several nodes may
+    /// start at once: the migrator takes a database lock first (PostgreSQL's advisory lock).
+    pub async fn connect_with(url: &str, pool: &crate::config::DatabaseConfig) -> DbResult<Db> {
+        let backend = Backend::of_url(url)?;
+        let pool = open_pool(url, backend, pool).await?;
+        backend.migrations().run(&pool).await?;
+        Ok(Db { pool, backend })
     }
 
     pub async fn begin(&self) -> DbResult<Tx> {
@@ -77,38 +114,51 @@ impl Db {
     }
 }
 
-async fn open_pool(url: &str) -> DbResult<AnyPool> {
-    {
-        sqlx::any::install_default_drivers();
-        if !url.starts_with("sqlite:") {
-            return Err(DbError::Unsupported);
-        }
-        let url = if url.contains('?') {
-            url.to_string()
-        } else {
-            format!("{url}?mode=rwc")
-        };
-        let pool = AnyPoolOptions::new()
-            .max_connections(8)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    // WAL lets readers run beside the one writer; the busy timeout makes a
-                    // second writer wait instead of failing.
-                    for pragma in [
-                        "PRAGMA journal_mode = WAL",
-                        "PRAGMA synchronous = FULL",
-                        "PRAGMA foreign_keys = ON",
-                        "PRAGMA busy_timeout = 10000",
-                    ] {
-                        sqlx::query(pragma).execute(&mut *conn).await?;
-                    }
-                    Ok(())
+async fn open_pool(
+    url: &str,
+    backend: Backend,
+    c: &crate::config::DatabaseConfig,
+) -> DbResult<AnyPool> {
+    sqlx::any::install_default_drivers();
+    let options = AnyPoolOptions::new()
+        .max_connections(c.max_connections.max(1))
+        .acquire_timeout(std::time::Duration::from_secs(
+            c.acquire_timeout_seconds.max(1),
+        ));
+    let pool = match backend {
+        Backend::Sqlite => {
+            let url = if url.contains('?') {
+                url.to_string()
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            options
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // WAL lets readers run beside the one writer; the busy timeout makes
+                        // a second writer wait instead of failing.
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = FULL",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA busy_timeout = 10000",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect(&url)
-            .await?;
-        Ok(pool)
-    }
+                .connect(&url)
+                .await?
+        }
+        Backend::Postgres => {
+            options
+                .min_connections(c.min_connections.min(c.max_connections))
+                .connect(url)
+                .await?
+        }
+    };
+    Ok(pool)
 }
 
 /// A table of queued work that senders take under a claim (`state`, `next_attempt_at`,
@@ -283,7 +333,9 @@ mod tests {
     async fn rebuilding_the_users_table_keeps_what_an_older_database_holds() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("old.db").display());
-        let pool = open_pool(&url).await.unwrap();
+        let pool = open_pool(&url, Backend::Sqlite, &Default::default())
+            .await
+            .unwrap();
         SQLITE_MIGRATIONS.run_to(4, &pool).await.unwrap();
         for sql in [
             "INSERT INTO tenants (id, parent_id, path, kind, name, status, created_at)

@@ -211,7 +211,10 @@ pub async fn run_jobs(state: AppState) {
         let free = slots.available_permits() as u32;
         match jobs::claim_due(
             &state.db.pool,
-            &state.runner_id,
+            jobs::Claimant {
+                runner: &state.runner_id,
+                node: Some(&state.node_id),
+            },
             now,
             cfg.lease_seconds as i64 * 1000,
             free,

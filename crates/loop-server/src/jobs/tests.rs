@@ -1,4 +1,4 @@
-//! The job table's rules against a real SQLite database: one runner per job, fencing of a
+//! The job table's rules against a real database (SQLite, or PostgreSQL when the run asks): one runner per job, fencing of a
 //! runner that lost its lease, abandonment, cancel, and the bounded log.
 
 use loop_api::{JobKind, JobProgress, JobQuery, JobState, JobTrigger};
@@ -10,9 +10,17 @@ use crate::domain::TenantScope;
 
 const LEASE: i64 = 60_000;
 
-async fn db() -> (tempfile::TempDir, Db) {
+/// What a test's database needs kept: its directory (SQLite), or its PostgreSQL database
+/// when the run asks for one.
+type Keep = (tempfile::TempDir, Option<loop_testkit::postgres::Database>);
+
+async fn db() -> (Keep, Db) {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("jobs.db").display());
+    let postgres = loop_testkit::postgres::for_server();
+    let url = match &postgres {
+        Some(d) => d.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("jobs.db").display()),
+    };
     let db = Db::connect(&url).await.unwrap();
     sqlx::query(
         "INSERT INTO tenants (id, parent_id, path, kind, name, status, created_at)
@@ -21,7 +29,14 @@ async fn db() -> (tempfile::TempDir, Db) {
     .execute(&db.pool)
     .await
     .unwrap();
-    (dir, db)
+    ((dir, postgres), db)
+}
+
+fn runner(id: &str) -> jobs::Claimant<'_> {
+    jobs::Claimant {
+        runner: id,
+        node: Some("test-node"),
+    }
 }
 
 async fn queue(db: &Db, target: &str, at: i64, max_attempts: u32) -> DbResult<String> {
@@ -60,7 +75,7 @@ async fn of_runners_racing_for_a_job_exactly_one_gets_it() {
         .map(|n| {
             let pool = db.pool.clone();
             tokio::spawn(async move {
-                jobs::claim_due(&pool, &format!("runner-{n}"), 2_000, LEASE, 4)
+                jobs::claim_due(&pool, runner(&format!("runner-{n}")), 2_000, LEASE, 4)
                     .await
                     .unwrap()
                     .claimed
@@ -82,11 +97,11 @@ async fn of_runners_racing_for_a_job_exactly_one_gets_it() {
 async fn a_job_waits_for_its_time() {
     let (_dir, db) = db().await;
     queue(&db, "local", 5_000, 3).await.unwrap();
-    let early = jobs::claim_due(&db.pool, "a", 4_999, LEASE, 4)
+    let early = jobs::claim_due(&db.pool, runner("a"), 4_999, LEASE, 4)
         .await
         .unwrap();
     assert!(early.claimed.is_empty());
-    let due = jobs::claim_due(&db.pool, "a", 5_000, LEASE, 4)
+    let due = jobs::claim_due(&db.pool, runner("a"), 5_000, LEASE, 4)
         .await
         .unwrap();
     assert_eq!(due.claimed.len(), 1);
@@ -97,7 +112,7 @@ async fn a_runner_that_lost_its_lease_has_every_write_refused() {
     let (_dir, db) = db().await;
     let id = queue(&db, "local", 0, 3).await.unwrap();
     let pool = &db.pool;
-    let a = jobs::claim_due(pool, "a", 0, LEASE, 1)
+    let a = jobs::claim_due(pool, runner("a"), 0, LEASE, 1)
         .await
         .unwrap()
         .claimed;
@@ -110,14 +125,14 @@ async fn a_runner_that_lost_its_lease_has_every_write_refused() {
     );
     // Runner A pauses past its lease; B takes the job over.
     assert!(
-        jobs::claim_due(pool, "b", LEASE - 1, LEASE, 1)
+        jobs::claim_due(pool, runner("b"), LEASE - 1, LEASE, 1)
             .await
             .unwrap()
             .claimed
             .is_empty(),
         "not before the lease ends"
     );
-    let b = jobs::claim_due(pool, "b", LEASE + 1, LEASE, 1)
+    let b = jobs::claim_due(pool, runner("b"), LEASE + 1, LEASE, 1)
         .await
         .unwrap()
         .claimed;
@@ -188,11 +203,15 @@ async fn a_job_whose_runner_keeps_disappearing_is_abandoned() {
     let pool = &db.pool;
     let mut now = 0;
     for attempt in 1..=2 {
-        let c = jobs::claim_due(pool, "r", now, LEASE, 1).await.unwrap();
+        let c = jobs::claim_due(pool, runner("r"), now, LEASE, 1)
+            .await
+            .unwrap();
         assert_eq!(c.claimed[0].job.attempts, attempt);
         now += LEASE + 1;
     }
-    let last = jobs::claim_due(pool, "r", now, LEASE, 1).await.unwrap();
+    let last = jobs::claim_due(pool, runner("r"), now, LEASE, 1)
+        .await
+        .unwrap();
     assert!(last.claimed.is_empty());
     assert_eq!(last.abandoned, std::slice::from_ref(&id));
     assert_eq!(state_of(&db, &id).await, JobState::Abandoned);
@@ -203,7 +222,7 @@ async fn a_failed_attempt_goes_back_in_the_queue_for_later() {
     let (_dir, db) = db().await;
     let id = queue(&db, "local", 0, 3).await.unwrap();
     let pool = &db.pool;
-    let c = jobs::claim_due(pool, "r", 0, LEASE, 1)
+    let c = jobs::claim_due(pool, runner("r"), 0, LEASE, 1)
         .await
         .unwrap()
         .claimed;
@@ -216,13 +235,13 @@ async fn a_failed_attempt_goes_back_in_the_queue_for_later() {
     assert_eq!(job.state, JobState::Queued);
     assert_eq!(job.error.as_deref(), Some("storage down"));
     assert!(
-        jobs::claim_due(pool, "r", 29_999, LEASE, 1)
+        jobs::claim_due(pool, runner("r"), 29_999, LEASE, 1)
             .await
             .unwrap()
             .claimed
             .is_empty()
     );
-    let again = jobs::claim_due(pool, "r", 30_000, LEASE, 1)
+    let again = jobs::claim_due(pool, runner("r"), 30_000, LEASE, 1)
         .await
         .unwrap()
         .claimed;
@@ -235,7 +254,7 @@ async fn cancel_ends_a_queued_job_and_flags_a_running_one() {
     let pool = &db.pool;
     let queued = queue(&db, "one", 10_000, 3).await.unwrap();
     let running = queue(&db, "two", 0, 3).await.unwrap();
-    let c = jobs::claim_due(pool, "r", 0, LEASE, 1)
+    let c = jobs::claim_due(pool, runner("r"), 0, LEASE, 1)
         .await
         .unwrap()
         .claimed;
@@ -255,7 +274,7 @@ async fn cancel_ends_a_queued_job_and_flags_a_running_one() {
     );
     // A cancelled job is never claimed.
     assert!(
-        jobs::claim_due(pool, "r", 20_000, LEASE, 4)
+        jobs::claim_due(pool, runner("r"), 20_000, LEASE, 4)
             .await
             .unwrap()
             .claimed
@@ -270,7 +289,7 @@ async fn the_same_work_is_queued_once_while_it_is_open() {
     assert_eq!(queue(&db, "local", 0, 3).await.unwrap(), first);
     let other = queue(&db, "elsewhere", 0, 3).await.unwrap();
     assert_ne!(other, first);
-    let c = jobs::claim_due(&db.pool, "r", 0, LEASE, 1)
+    let c = jobs::claim_due(&db.pool, runner("r"), 0, LEASE, 1)
         .await
         .unwrap()
         .claimed;
@@ -341,7 +360,7 @@ async fn of_requests_racing_to_queue_the_same_work_all_get_one_job() {
 async fn a_job_log_is_bounded() {
     let (_dir, db) = db().await;
     let id = queue(&db, "local", 0, 3).await.unwrap();
-    let c = jobs::claim_due(&db.pool, "r", 0, LEASE, 1)
+    let c = jobs::claim_due(&db.pool, runner("r"), 0, LEASE, 1)
         .await
         .unwrap()
         .claimed;

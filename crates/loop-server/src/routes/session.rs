@@ -127,25 +127,27 @@ pub async fn login(
         .map(|e| e.as_str().to_string())
         .map_err(|_| ());
     let account = email.clone().unwrap_or_else(|_| req.email.to_lowercase());
-    if let Attempt::Throttled {
-        audit,
-        retry_after_secs,
-    } = state.throttle.begin(&account, &ip, now)
-    {
-        if !audit {
+    let attempt = match state.throttle.begin(&state.db, &account, &ip, now).await? {
+        Attempt::Allowed(attempt) => attempt,
+        Attempt::Throttled {
+            audit,
+            retry_after_secs,
+        } => {
+            if !audit {
+                return Err(throttled(retry_after_secs));
+            }
+            let user = match &email {
+                Ok(e) => users::user_by_email(&state.db.pool, e).await?,
+                Err(_) => None,
+            };
+            let tenant = user
+                .as_ref()
+                .map_or(&provider.tenant.id, |u| &u.user.tenant_id);
+            let uid = user.as_ref().map(|u| u.user.id.as_str());
+            audit_failure(&state, tenant, uid, &client, "throttled").await?;
             return Err(throttled(retry_after_secs));
         }
-        let user = match &email {
-            Ok(e) => users::user_by_email(&state.db.pool, e).await?,
-            Err(_) => None,
-        };
-        let tenant = user
-            .as_ref()
-            .map_or(&provider.tenant.id, |u| &u.user.tenant_id);
-        let uid = user.as_ref().map(|u| u.user.id.as_str());
-        audit_failure(&state, tenant, uid, &client, "throttled").await?;
-        return Err(throttled(retry_after_secs));
-    }
+    };
     let user = match &email {
         Ok(e) => users::user_by_email(&state.db.pool, e).await?,
         Err(_) => None,
@@ -179,7 +181,7 @@ pub async fn login(
     if user.user.totp_enabled {
         let secret = user.totp_secret.clone().unwrap_or_default();
         let Some(code) = req.totp.as_deref() else {
-            state.throttle.undecided(&account, &ip, now);
+            state.throttle.undecided(&state.db, attempt).await?;
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "totp_required",
@@ -208,7 +210,10 @@ pub async fn login(
             ));
         }
     }
-    state.throttle.succeeded(&account, &ip, now);
+    state
+        .throttle
+        .succeeded(&state.db, &account, attempt)
+        .await?;
 
     let label = req
         .device_label
@@ -331,16 +336,18 @@ pub async fn change_password(
             reason,
         )
     };
-    if let Attempt::Throttled {
-        audit,
-        retry_after_secs,
-    } = state.throttle.begin(&account, &ip, now)
-    {
-        if audit {
-            refused("throttled").await?;
+    let attempt = match state.throttle.begin(&state.db, &account, &ip, now).await? {
+        Attempt::Allowed(attempt) => attempt,
+        Attempt::Throttled {
+            audit,
+            retry_after_secs,
+        } => {
+            if audit {
+                refused("throttled").await?;
+            }
+            return Err(throttled(retry_after_secs));
         }
-        return Err(throttled(retry_after_secs));
-    }
+    };
     if !auth::verify_password(
         req.current_password.expose().to_string(),
         u.user.password_hash.clone(),
@@ -354,7 +361,10 @@ pub async fn change_password(
             "the current password is wrong",
         ));
     }
-    state.throttle.succeeded(&account, &ip, now);
+    state
+        .throttle
+        .succeeded(&state.db, &account, attempt)
+        .await?;
     domain::check_new_password(req.new_password.expose())?;
     let hash = auth::hash_password(req.new_password.expose().to_string()).await?;
     let mut tx = state.db.begin().await?;

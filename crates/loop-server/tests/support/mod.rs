@@ -14,6 +14,7 @@ pub mod vault;
 pub use loop_testkit::smtp;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use loop_server::Config;
@@ -34,6 +35,8 @@ pub struct Server {
     pub base: String,
     pub data_dir: PathBuf,
     rt: tokio::runtime::Runtime,
+    /// The PostgreSQL database, when the run asks for one; dropped after the runtime.
+    _database: Option<Arc<loop_testkit::postgres::Database>>,
     _dir: tempfile::TempDir,
 }
 
@@ -99,6 +102,18 @@ impl Server {
 
     /// Starts a server after `configure` adjusted its configuration.
     pub fn start_with(configure: impl FnOnce(&mut Config)) -> Server {
+        Server::start_on(
+            loop_testkit::postgres::for_server().map(Arc::new),
+            configure,
+        )
+    }
+
+    /// Starts a server on `database` (PostgreSQL, which other nodes may share), or on
+    /// SQLite in its data directory.
+    pub fn start_on(
+        database: Option<Arc<loop_testkit::postgres::Database>>,
+        configure: impl FnOnce(&mut Config),
+    ) -> Server {
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut config = Config {
             data_dir: dir.path().join("data"),
@@ -106,6 +121,9 @@ impl Server {
             admin_password: Some(SecretString::new(ADMIN_PASSWORD.into())),
             ..Config::default()
         };
+        if let Some(d) = &database {
+            config.database.url = Some(SecretString::new(d.url.clone()));
+        }
         configure(&mut config);
         let data_dir = config.data_dir.clone();
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -136,6 +154,7 @@ impl Server {
             base: format!("https://localhost:{port}"),
             data_dir,
             rt,
+            _database: database,
             _dir: dir,
         }
     }
@@ -428,6 +447,26 @@ impl Server {
     }
 }
 
+impl Server {
+    /// The bytes the metadata database keeps: SQLite's files, or a dump of PostgreSQL's
+    /// database (for tests that a secret is nowhere in it).
+    pub fn database_bytes(&self) -> Vec<Vec<u8>> {
+        match &self._database {
+            Some(d) => vec![d.dump()],
+            None => ["loop.db", "loop.db-wal"]
+                .iter()
+                .map(|f| std::fs::read(self.data_dir.join(f)).unwrap_or_default())
+                .collect(),
+        }
+    }
+
+    /// Stops the server and hands over its PostgreSQL database (if any), for a server
+    /// started after it on the same data ([`Server::start_on`]).
+    pub fn stop(mut self) -> Option<Arc<loop_testkit::postgres::Database>> {
+        self._database.take()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -499,7 +538,32 @@ impl Customer {
     }
 }
 
+/// Every file under `dir`, at any depth.
+pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(files_under(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
 impl<'a> Caller<'a> {
+    /// The job, once it ended (polled; the bound only stops a hung test).
+    pub fn job_ended(&self, id: &str) -> Value {
+        for _ in 0..1200 {
+            let job = self.get(&format!("/api/v1/jobs/{id}")).expect(200);
+            if !["queued", "running"].contains(&job["state"].as_str().unwrap()) {
+                return job;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("job {id} did not end");
+    }
+
     pub fn server(&self) -> &'a Server {
         self.server
     }

@@ -1,0 +1,1 @@
+../sqlite/0001_service.sql

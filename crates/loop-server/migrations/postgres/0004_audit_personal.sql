@@ -1,0 +1,1 @@
+../sqlite/0004_audit_personal.sql

@@ -1,0 +1,1 @@
+../sqlite/0006_jobs.sql

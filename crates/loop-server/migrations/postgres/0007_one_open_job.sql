@@ -1,0 +1,1 @@
+../sqlite/0007_one_open_job.sql

@@ -1,0 +1,1 @@
+../sqlite/0010_protected_items.sql

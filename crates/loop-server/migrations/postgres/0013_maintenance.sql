@@ -1,0 +1,1 @@
+../sqlite/0013_maintenance.sql

@@ -1,0 +1,1 @@
+../sqlite/0015_item_policies.sql

@@ -1,0 +1,1 @@
+../sqlite/0016_nodes.sql

@@ -1,0 +1,96 @@
+//! Two server nodes on one PostgreSQL database and one data directory: what one node
+//! counts, claims or records, the other sees. (Needs PostgreSQL: skips loudly without it,
+//! fails in CI.)
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::vault::customer_with_vault;
+use support::{ADMIN_EMAIL, ADMIN_PASSWORD, Server, files_under};
+
+/// Nodes `node-a` and `node-b`, started one after the other on a fresh database.
+fn two_nodes(data: &Path) -> Option<(Server, Server)> {
+    let cluster = loop_testkit::postgres::Cluster::shared()?;
+    let database = Arc::new(cluster.database());
+    let node = |name: &str| {
+        let name = name.to_string();
+        Server::start_on(Some(database.clone()), |c| {
+            c.data_dir = data.to_path_buf();
+            c.node_id = Some(name);
+        })
+    };
+    Some((node("node-a"), node("node-b")))
+}
+
+#[test]
+fn guesses_spread_over_two_nodes_are_counted_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((a, b)) = two_nodes(dir.path()) else {
+        return;
+    };
+    for n in 0..5 {
+        let node = if n % 2 == 0 { &a } else { &b };
+        node.login(ADMIN_EMAIL, "wrong-password-123")
+            .expect_problem(401, "invalid_credentials");
+    }
+    for node in [&a, &b] {
+        node.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+            .expect_problem(429, "signin_throttled");
+    }
+
+    // A burst of simultaneous guesses at another account, half to each node.
+    let results: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..24)
+            .map(|n| {
+                let node = if n % 2 == 0 { &a } else { &b };
+                s.spawn(move || {
+                    node.login("someone@example.org", "a-wrong-guess-123")
+                        .status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = results.iter().filter(|s| **s == 401).count();
+    let refused = results.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + refused, 24, "{results:?}");
+    assert!(checked <= 5, "{checked} guesses were checked: {results:?}");
+
+    // The window passes on both nodes' clocks: the administrator signs in on either.
+    for node in [&a, &b] {
+        node.advance(Duration::from_secs(16 * 60));
+    }
+    b.admin().get("/api/v1/me").expect(200);
+}
+
+#[test]
+fn a_job_both_nodes_race_for_runs_once_and_names_its_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((a, b)) = two_nodes(dir.path()) else {
+        return;
+    };
+    let admin_a = a.admin();
+    let admin_b = b.admin();
+    let mut jobs = Vec::new();
+    for n in 0..6 {
+        let (_, vault) = customer_with_vault(&admin_a, &format!("Customer {n}"), None);
+        let stored = files_under(&dir.path().join("vaults").join(&vault));
+        assert!(stored.len() >= 2, "config and key slot: {stored:?}");
+        // Deleted on alternating nodes; both nodes' runners look for the erasure jobs.
+        let admin = if n % 2 == 0 { &admin_a } else { &admin_b };
+        let job = admin.delete(&format!("/api/v1/vaults/{vault}")).expect(202);
+        jobs.push((vault, job["id"].as_str().unwrap().to_string()));
+    }
+    for (vault, id) in &jobs {
+        let job = admin_b.job_ended(id);
+        assert_eq!(job["state"], "succeeded", "{job:#}");
+        assert_eq!(job["attempts"], 1, "claimed once: {job:#}");
+        let node = job["node"].as_str().unwrap_or_default();
+        assert!(["node-a", "node-b"].contains(&node), "{job:#}");
+        let left = files_under(&dir.path().join("vaults").join(vault));
+        assert!(left.is_empty(), "vault {vault} was erased: {left:?}");
+    }
+}
