@@ -3,6 +3,7 @@
 //! - [`data`]: deterministic generated file contents (incompressible noise, compressible text);
 //! - [`tree`]: file trees with every kind of node and metadata, and their comparison;
 //! - [`garage`]: a real Garage S3 server per test;
+//! - [`haproxy`]: a real HAProxy in front of server nodes (TCP, PROXY protocol v2);
 //! - [`postgres`]: a real PostgreSQL cluster the test processes share, a database per test;
 //! - [`smtp`]: a real SMTP server that keeps what it receives;
 //! - [`webhook`]: an HTTP receiver for webhooks that keeps what it receives.
@@ -13,6 +14,7 @@
 
 pub mod data;
 pub mod garage;
+pub mod haproxy;
 pub mod postgres;
 pub mod smtp;
 pub mod tree;

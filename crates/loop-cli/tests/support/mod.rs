@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod agents;
+pub mod balancer;
 pub mod cli;
 pub mod server;
 pub mod story;

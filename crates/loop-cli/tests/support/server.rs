@@ -41,6 +41,31 @@ impl Server {
         Server::start_at("127.0.0.1:0", data_dir, database, config, log)
     }
 
+    /// Starts a node on `database`, which other nodes share, with `config` and the access
+    /// log in `log`.
+    pub fn start_node(
+        data_dir: &Path,
+        database: Arc<Database>,
+        config: &Path,
+        log: &Path,
+    ) -> Server {
+        Server::start_at(
+            "127.0.0.1:0",
+            data_dir,
+            Some(database),
+            Some(config),
+            Some(log),
+        )
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.url
+            .trim_start_matches("https://")
+            .parse()
+            .expect("an IP address and port")
+    }
+
     /// Starts the server again after [`Server::kill`], on the same address, data and
     /// configuration (as a restart after a crash).
     pub fn restart(&mut self, config: Option<&Path>) {

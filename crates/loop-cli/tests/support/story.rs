@@ -42,6 +42,16 @@ pub fn set_up_logging(
         config_file.as_deref(),
         server_log.as_deref(),
     );
+    set_up_on(server, server_log, dir, destination)
+}
+
+/// The story's set-up on a running `server` (whose `url` may be a load balancer's).
+pub fn set_up_on(
+    server: Server,
+    server_log: Option<std::path::PathBuf>,
+    dir: tempfile::TempDir,
+    destination: &str,
+) -> Story {
     let provider_admin = dir.path().join("provider-admin");
     let admin = |args: &[&str]| server.as_user(&provider_admin, args);
     ok(admin(&[

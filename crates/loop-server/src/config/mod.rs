@@ -237,6 +237,10 @@ pub struct ConnectionConfig {
     pub idle_seconds: u64,
     /// A request body that sends nothing for this long is aborted (408).
     pub body_read_seconds: u64,
+    /// Load balancers that pass TLS through and send the PROXY protocol (v2) header: a
+    /// connection from one of these addresses must start with the header, and the client
+    /// address it names is the one every limit, session and audit event sees.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for ConnectionConfig {
@@ -248,6 +252,7 @@ impl Default for ConnectionConfig {
             header_read_seconds: 30,
             idle_seconds: 60,
             body_read_seconds: 60,
+            trusted_proxies: Vec::new(),
         }
     }
 }

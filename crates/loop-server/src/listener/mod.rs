@@ -11,6 +11,7 @@ pub(crate) mod body_timeout;
 mod connection;
 mod limits;
 mod linger;
+mod proxy;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub(crate) struct Listener {
     tcp: TcpListener,
     shared: Arc<Shared>,
     limits: Arc<ConnectionLimits>,
+    /// Balancers whose connections start with a PROXY v2 header.
+    trusted_proxies: Arc<[std::net::IpAddr]>,
 }
 
 impl Listener {
@@ -61,6 +64,7 @@ impl Listener {
                 idle: seconds(config.idle_seconds),
             }),
             limits: ConnectionLimits::new(max, config.max_per_client),
+            trusted_proxies: config.trusted_proxies.clone().into(),
         }
     }
 
@@ -84,6 +88,10 @@ impl Listener {
                     continue;
                 }
             };
+            if self.trusted_proxies.contains(&peer.ip()) {
+                tokio::spawn(proxied(self.shared.clone(), self.limits.clone(), tcp, peer));
+                continue;
+            }
             match self.limits.admit(peer.ip()) {
                 Ok(admission) => {
                     tokio::spawn(connection::serve(self.shared.clone(), tcp, peer, admission));
@@ -104,6 +112,36 @@ impl Listener {
                     }
                 }
             }
+        }
+    }
+}
+
+/// A connection from a trusted balancer: its PROXY header (read within the handshake's
+/// time) names the client, whom the limits then count and the handlers see. A connection
+/// without a valid header is closed.
+async fn proxied(
+    shared: Arc<Shared>,
+    limits: Arc<ConnectionLimits>,
+    mut tcp: tokio::net::TcpStream,
+    balancer: std::net::SocketAddr,
+) {
+    let client = match tokio::time::timeout(shared.handshake, proxy::read_header(&mut tcp)).await {
+        Ok(Ok(Some(client))) => client,
+        // The balancer's own connection (a health check).
+        Ok(Ok(None)) => balancer,
+        Ok(Err(e)) => {
+            tracing::debug!(%balancer, error = %e, "closing a balancer connection");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%balancer, "no PROXY header in time");
+            return;
+        }
+    };
+    match limits.admit(client.ip()) {
+        Ok(admission) => connection::serve(shared, tcp, client, admission).await,
+        Err(refusal) => {
+            tracing::debug!(%client, ?refusal, "proxied connection refused: limit reached");
         }
     }
 }
