@@ -261,19 +261,6 @@ fn schedules_are_read_in_the_tenants_time_zone_and_bad_ones_are_refused() {
         .expect_problem(404, "not_found");
 }
 
-/// The job, once it ended (polled; the bound only stops a hung test).
-fn ended(server: &Server, id: &str) -> Value {
-    let admin = server.admin();
-    for _ in 0..600 {
-        let j = admin.get(&format!("/api/v1/jobs/{id}")).expect(200);
-        if !["queued", "running"].contains(&j["state"].as_str().unwrap()) {
-            return j;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("job {id} did not end");
-}
-
 #[test]
 fn a_policys_maintenance_runs_retention_and_verify_on_schedule_and_reverifies_when_outdated() {
     let server = start();
@@ -315,7 +302,7 @@ fn a_policys_maintenance_runs_retention_and_verify_on_schedule_and_reverifies_wh
     assert_eq!(r.queued.len(), 2, "a retention and a verify: {r:?}");
     let mut kinds = Vec::new();
     for id in &r.queued {
-        let j = ended(&server, id);
+        let j = server.admin().job_ended(id);
         assert_eq!(j["state"], "succeeded", "{j:#}");
         assert_eq!(j["trigger"], "schedule");
         assert_eq!(
@@ -330,7 +317,7 @@ fn a_policys_maintenance_runs_retention_and_verify_on_schedule_and_reverifies_wh
     let verify = r
         .queued
         .iter()
-        .map(|id| ended(&server, id))
+        .map(|id| server.admin().job_ended(id))
         .find(|j| j["kind"] == "verify")
         .unwrap();
     assert_eq!(verify["summary"]["read_data_percent"], 100.0, "{verify:#}");
@@ -340,7 +327,7 @@ fn a_policys_maintenance_runs_retention_and_verify_on_schedule_and_reverifies_wh
     advance_to(&server, midnight, Duration::from_secs(86_400 + 60));
     let r = tick_now(&server);
     assert_eq!(r.queued.len(), 1, "{r:?}");
-    assert_eq!(ended(&server, &r.queued[0])["kind"], "retention");
+    assert_eq!(server.admin().job_ended(&r.queued[0])["kind"], "retention");
     assert_eq!(r.skipped.len(), 1, "{r:?}");
     let skipped = server
         .admin()

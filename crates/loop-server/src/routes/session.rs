@@ -107,6 +107,17 @@ fn own_event(
     }
 }
 
+/// The account of a typed address, when it is a valid address that has one.
+async fn account_of(
+    state: &AppState,
+    email: &Result<String, ()>,
+) -> ApiResult<Option<users::UserRow>> {
+    Ok(match email {
+        Ok(e) => users::user_by_email(&state.db.pool, e).await?,
+        Err(_) => None,
+    })
+}
+
 /// Sign in
 ///
 /// Sets the session cookie and returns the session token for non-browser clients.
@@ -136,10 +147,7 @@ pub async fn login(
             if !audit {
                 return Err(throttled(retry_after_secs));
             }
-            let user = match &email {
-                Ok(e) => users::user_by_email(&state.db.pool, e).await?,
-                Err(_) => None,
-            };
+            let user = account_of(&state, &email).await?;
             let tenant = user
                 .as_ref()
                 .map_or(&provider.tenant.id, |u| &u.user.tenant_id);
@@ -148,20 +156,14 @@ pub async fn login(
             return Err(throttled(retry_after_secs));
         }
     };
-    let user = match &email {
-        Ok(e) => users::user_by_email(&state.db.pool, e).await?,
-        Err(_) => None,
-    };
+    let user = account_of(&state, &email).await?;
     let hash = user
         .as_ref()
         .filter(|u| u.user.status == UserStatus::Active)
         .and_then(|u| u.password_hash.clone());
     let password_ok = auth::verify_password(req.password.expose().to_string(), hash).await?;
     let Some(user) = user.filter(|_| password_ok) else {
-        let known = match &email {
-            Ok(e) => users::user_by_email(&state.db.pool, e).await?,
-            Err(_) => None,
-        };
+        let known = account_of(&state, &email).await?;
         let (tenant, uid, reason) = match &known {
             Some(u) if u.user.status != UserStatus::Active => (
                 u.user.tenant_id.as_str(),

@@ -538,6 +538,24 @@ impl Customer {
     }
 }
 
+/// `n` simultaneous sign-ins at `email` with a wrong password, sent to `nodes` in turn:
+/// (guesses checked, guesses refused as throttled).
+pub fn burst_of_guesses(nodes: &[&Server], email: &str, n: usize) -> (usize, usize) {
+    let results: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let node = nodes[i % nodes.len()];
+                s.spawn(move || node.login(email, "a-wrong-guess-123").status)
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = results.iter().filter(|s| **s == 401).count();
+    let refused = results.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + refused, n, "only 401 and 429: {results:?}");
+    (checked, refused)
+}
+
 /// Every file under `dir`, at any depth.
 pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
