@@ -37,7 +37,8 @@ const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pause between readiness polls.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
-/// A running single-node Garage server with one bucket and one key.
+/// A running Garage cluster (one node, or three with replication factor 3) with one
+/// bucket and one key; `endpoint` is the first node's S3 API.
 pub struct Garage {
     /// S3 endpoint, `http://127.0.0.1:PORT` (path-style addressing).
     pub endpoint: String,
@@ -50,6 +51,8 @@ pub struct Garage {
     binary: PathBuf,
     config: PathBuf,
     child: Child,
+    /// The other nodes of a cluster: (configuration, process; `None` while stopped).
+    peers: Vec<(PathBuf, Option<Child>)>,
     cli_runs: usize,
     // Declared last: dropped after the child has been killed in `Drop`.
     dir: tempfile::TempDir,
@@ -62,6 +65,16 @@ impl Garage {
     /// binary is missing and `CI` is not set; panics when it is missing and
     /// `CI` is set, or when the server cannot be started or set up.
     pub fn start() -> Option<Garage> {
+        Garage::start_nodes(1)
+    }
+
+    /// Starts a cluster of three nodes on 127.0.0.1, each in its own zone, with replication
+    /// factor 3: every object is on every node, and any two of them answer.
+    pub fn start_cluster() -> Option<Garage> {
+        Garage::start_nodes(3)
+    }
+
+    fn start_nodes(nodes: usize) -> Option<Garage> {
         let Some(binary) = find_binary() else {
             if in_ci() {
                 panic!(
@@ -85,7 +98,7 @@ impl Garage {
 
         let mut errors = Vec::new();
         for attempt in 1..=START_ATTEMPTS {
-            match Self::try_start(&binary) {
+            match Self::try_start(&binary, nodes) {
                 Ok(garage) => return Some(garage),
                 Err(err) => {
                     eprintln!("garage start attempt {attempt}/{START_ATTEMPTS} failed: {err}");
@@ -208,25 +221,8 @@ allow_http = true
     /// Starts the server again on the same data, ports and keys, and waits until it answers.
     pub fn restart(&mut self) {
         self.stop();
-        let log = |name: &str| {
-            fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(self.dir.path().join(name))
-                .expect("garage log")
-        };
-        let mut server = Command::new(&self.binary);
-        clean_env(&mut server);
-        self.child = server
-            .arg("-c")
-            .arg(&self.config)
-            .arg("server")
-            .env("RUST_LOG", "warn,garage=info")
-            .stdin(Stdio::null())
-            .stdout(log("server.stdout.log"))
-            .stderr(log("server.stderr.log"))
-            .spawn()
-            .expect("restart garage");
+        self.child =
+            spawn_server(&self.binary, &self.config, self.dir.path()).expect("restart garage");
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port()));
         self.poll("S3 port after restart", BOOT_TIMEOUT, |g| {
             g.check_alive()?;
@@ -246,50 +242,37 @@ allow_http = true
             .expect("endpoint ends with a port")
     }
 
-    fn try_start(binary: &Path) -> Result<Garage, String> {
+    fn try_start(binary: &Path, nodes: usize) -> Result<Garage, String> {
         let dir = tempfile::Builder::new()
             .prefix("loop-garage-")
             .tempdir()
             .map_err(|e| format!("creating tempdir: {e}"))?;
-        let (s3_port, rpc_port) = free_ports()?;
         let rpc_secret = random_hex(32)?;
-        let config = dir.path().join("garage.toml");
-        let config_text = format!(
-            r#"metadata_dir = "{meta}"
-data_dir = "{data}"
-db_engine = "sqlite"
-replication_factor = 1
-
-rpc_bind_addr = "127.0.0.1:{rpc_port}"
-rpc_public_addr = "127.0.0.1:{rpc_port}"
-rpc_secret = "{rpc_secret}"
-
-[s3_api]
-s3_region = "{REGION}"
-api_bind_addr = "127.0.0.1:{s3_port}"
-"#,
-            meta = dir.path().join("meta").display(),
-            data = dir.path().join("data").display(),
-        );
-        fs::write(&config, config_text).map_err(|e| format!("writing config: {e}"))?;
-
-        let log = |name: &str| {
-            fs::File::create(dir.path().join(name)).map_err(|e| format!("creating {name}: {e}"))
-        };
-        let mut server = Command::new(binary);
-        clean_env(&mut server);
-        let child = server
-            .arg("-c")
-            .arg(&config)
-            .arg("server")
-            .env("RUST_LOG", "warn,garage=info")
-            .stdin(Stdio::null())
-            .stdout(log("server.stdout.log")?)
-            .stderr(log("server.stderr.log")?)
-            .spawn()
-            .map_err(|e| format!("spawning {} server: {e}", binary.display()))?;
-
-        // From here on, an early return drops `garage`, which kills the child.
+        let replication = if nodes == 1 { 1 } else { 3 };
+        // Node 0 lives in the directory itself, node i in `peer{i}`.
+        let mut configs = Vec::new();
+        let mut s3_port = 0;
+        for i in 0..nodes {
+            let home = match i {
+                0 => dir.path().to_path_buf(),
+                _ => dir.path().join(format!("peer{i}")),
+            };
+            fs::create_dir_all(&home).map_err(|e| format!("creating {}: {e}", home.display()))?;
+            let (s3, rpc) = free_ports()?;
+            if i == 0 {
+                s3_port = s3;
+            }
+            let config = home.join("garage.toml");
+            fs::write(
+                &config,
+                node_config(&home, s3, rpc, &rpc_secret, replication),
+            )
+            .map_err(|e| format!("writing config: {e}"))?;
+            configs.push(config);
+        }
+        let config = configs.remove(0);
+        let child = spawn_server(binary, &config, dir.path())?;
+        // From here on, an early return drops `garage`, which kills the children.
         let mut garage = Garage {
             endpoint: format!("http://127.0.0.1:{s3_port}"),
             region: REGION.to_owned(),
@@ -299,13 +282,35 @@ api_bind_addr = "127.0.0.1:{s3_port}"
             binary: binary.to_owned(),
             config,
             child,
+            peers: Vec::new(),
             cli_runs: 0,
             dir,
         };
+        for peer in configs {
+            let home = peer.parent().expect("a peer directory").to_path_buf();
+            let child = spawn_server(binary, &peer, &home)?;
+            garage.peers.push((peer, Some(child)));
+        }
         garage
             .setup(s3_port)
             .map_err(|e| format!("{e}\n{}", garage.server_log_tail()))?;
         Ok(garage)
+    }
+
+    /// Stops node `i` of a cluster (1 or 2) at once (SIGKILL).
+    pub fn stop_peer(&mut self, i: usize) {
+        if let Some(mut child) = self.peers[i - 1].1.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts node `i` of a cluster again on its data.
+    pub fn start_peer(&mut self, i: usize) {
+        let config = self.peers[i - 1].0.clone();
+        let home = config.parent().expect("a peer directory").to_path_buf();
+        self.stop_peer(i);
+        self.peers[i - 1].1 = Some(spawn_server(&self.binary, &config, &home).expect("garage"));
     }
 
     fn setup(&mut self, s3_port: u16) -> Result<(), String> {
@@ -315,8 +320,22 @@ api_bind_addr = "127.0.0.1:{s3_port}"
         let node_id = parse_node_id(&status)
             .ok_or_else(|| format!("no node ID in `garage status` output:\n{status}"))?;
 
-        // 2. Single-node layout.
-        self.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node_id])?;
+        // 2. The layout: every node in a zone of its own (a cluster's peers first join
+        //    the first node).
+        let mut ids = vec![node_id];
+        let peers: Vec<PathBuf> = self.peers.iter().map(|(c, _)| c.clone()).collect();
+        for peer in peers {
+            let full = self.poll("peer node id", BOOT_TIMEOUT, |g| {
+                g.cli_on(&peer, &["node", "id", "-q"])
+            })?;
+            let full = full.trim().to_string();
+            self.cli(&["node", "connect", &full])?;
+            ids.push(full.split('@').next().unwrap_or_default().to_string());
+        }
+        for (i, id) in ids.iter().enumerate() {
+            let zone = format!("dc{}", i + 1);
+            self.cli(&["layout", "assign", "-z", &zone, "-c", "1G", id])?;
+        }
         self.cli(&["layout", "apply", "--version", "1"])?;
 
         // 3. Bucket and key. Retried briefly in case the new layout is not
@@ -377,6 +396,11 @@ api_bind_addr = "127.0.0.1:{s3_port}"
 
     /// Runs `garage -c CONFIG ARGS...` with a timeout; returns its stdout.
     fn cli(&mut self, args: &[&str]) -> Result<String, String> {
+        self.cli_on(&self.config.clone(), args)
+    }
+
+    /// Runs `garage -c CONFIG ARGS...` against the node of `config`.
+    fn cli_on(&mut self, config: &Path, args: &[&str]) -> Result<String, String> {
         self.cli_runs += 1;
         let n = self.cli_runs;
         let out_path = self.dir.path().join(format!("cli-{n}.stdout"));
@@ -386,7 +410,7 @@ api_bind_addr = "127.0.0.1:{s3_port}"
         clean_env(&mut cmd);
         let mut child = cmd
             .arg("-c")
-            .arg(&self.config)
+            .arg(config)
             .args(args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -442,6 +466,9 @@ impl Drop for Garage {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for i in 1..=self.peers.len() {
+            self.stop_peer(i);
+        }
     }
 }
 
@@ -466,6 +493,50 @@ fn clean_env(cmd: &mut Command) {
             cmd.env_remove(&key);
         }
     }
+}
+
+/// The configuration of a node whose metadata and data live under `home`.
+fn node_config(home: &Path, s3_port: u16, rpc_port: u16, secret: &str, replication: u8) -> String {
+    format!(
+        r#"metadata_dir = "{meta}"
+data_dir = "{data}"
+db_engine = "sqlite"
+replication_factor = {replication}
+
+rpc_bind_addr = "127.0.0.1:{rpc_port}"
+rpc_public_addr = "127.0.0.1:{rpc_port}"
+rpc_secret = "{secret}"
+
+[s3_api]
+s3_region = "{REGION}"
+api_bind_addr = "127.0.0.1:{s3_port}"
+"#,
+        meta = home.join("meta").display(),
+        data = home.join("data").display(),
+    )
+}
+
+/// Starts `garage server` on `config`, its output in `home`'s log files.
+fn spawn_server(binary: &Path, config: &Path, home: &Path) -> Result<Child, String> {
+    let log = |name: &str| {
+        fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(home.join(name))
+            .map_err(|e| format!("opening {name}: {e}"))
+    };
+    let mut server = Command::new(binary);
+    clean_env(&mut server);
+    server
+        .arg("-c")
+        .arg(config)
+        .arg("server")
+        .env("RUST_LOG", "warn,garage=info")
+        .stdin(Stdio::null())
+        .stdout(log("server.stdout.log")?)
+        .stderr(log("server.stderr.log")?)
+        .spawn()
+        .map_err(|e| format!("spawning {} server: {e}", binary.display()))
 }
 
 /// Two distinct free TCP ports on 127.0.0.1 (both held while picking).
