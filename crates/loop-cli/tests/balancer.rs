@@ -176,3 +176,74 @@ fn stored_bytes(dir: &std::path::Path) -> u64 {
     }
     total
 }
+
+#[test]
+fn a_node_killed_in_the_middle_of_a_job_hands_it_to_the_other() {
+    let Some(mut b) = set_up_balanced() else {
+        return;
+    };
+    let src = b.story.dir.path().join("big");
+    for n in 0..4u64 {
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join(format!("part-{n}")), noise(32 << 20, n + 1)).unwrap();
+    }
+    let s = &b.story;
+    ok(&mut s.device(&s.backup_token, &["backup", src.to_str().unwrap()]));
+    let job = json_of(&mut s.admin(
+        "ana",
+        &["vault", "verify", &s.vault, "--read-data-percent", "100"],
+    ));
+    let id = job["id"].as_str().unwrap().to_string();
+    // A job as the survivor sees it; a request the balancer sent to the node just killed
+    // (before its health check noticed) fails and is asked again.
+    let show = |s: &support::story::Story| -> Option<Value> {
+        let out = s
+            .admin("ana", &["job", "show", &id, "--json"])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+    };
+    // Polled every 10 ms; the bound only stops a hung test.
+    let mut running = Value::Null;
+    for _ in 0..6000 {
+        let j = show(s).expect("both nodes answer");
+        if j["state"] == "running" {
+            running = j;
+            break;
+        }
+        assert_eq!(
+            j["state"], "queued",
+            "the verify ended before it was seen: {j:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let first = running["node"]
+        .as_str()
+        .expect("a running job names its node")
+        .to_string();
+    match first.as_str() {
+        "node-a" => b.story.server.kill(),
+        "node-b" => b.node_b.kill(),
+        other => panic!("unknown node {other}"),
+    }
+    let s = &b.story;
+    let mut ended = Value::Null;
+    for _ in 0..1200 {
+        if let Some(j) = show(s) {
+            ended = j;
+            if !["queued", "running"].contains(&ended["state"].as_str().unwrap()) {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(ended["state"], "succeeded", "{ended:#}");
+    assert_eq!(ended["attempts"], 2, "taken over once: {ended:#}");
+    assert_ne!(
+        ended["node"],
+        first.as_str(),
+        "the other node finished it: {ended:#}"
+    );
+}
