@@ -127,6 +127,37 @@ impl ApiClient {
             .map_err(|e| ApiError::Decode(e.to_string()))
     }
 
+    /// Every row of a listing, page after page (following its `Link: rel="next"`), or the
+    /// first `at_most` of them.
+    pub(crate) fn get_pages<T: DeserializeOwned, Q: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        query: &Q,
+        at_most: Option<usize>,
+    ) -> Result<Vec<T>, ApiError> {
+        let mut out: Vec<T> = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = loop_api::PageQuery {
+                limit: Some(at_most.map_or(1000, |m| (m - out.len()).clamp(1, 1000)) as u32),
+                cursor: cursor.take(),
+            };
+            let resp = self.send(self.request(Method::GET, path).query(query).query(&page))?;
+            let next = resp
+                .headers()
+                .get(reqwest::header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(loop_api::next_cursor);
+            let rows: Vec<T> = resp.json().map_err(|e| ApiError::Decode(e.to_string()))?;
+            let empty = rows.is_empty();
+            out.extend(rows);
+            match next {
+                Some(c) if !empty && at_most.is_none_or(|m| out.len() < m) => cursor = Some(c),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     /// A GET with query parameters whose body is returned as text (exports).
     pub(crate) fn get_text<Q: Serialize + ?Sized>(
         &self,

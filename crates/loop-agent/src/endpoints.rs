@@ -86,7 +86,7 @@ impl ApiClient {
     }
 
     pub fn sessions(&self, tenant: Option<&TenantId>) -> Result<Vec<Session>, ApiError> {
-        self.get_query("/api/v1/sessions", &in_tenant(tenant))
+        self.get_pages("/api/v1/sessions", &in_tenant(tenant), None)
     }
 
     pub fn revoke_session(&self, id: &SessionId) -> Result<(), ApiError> {
@@ -96,7 +96,7 @@ impl ApiClient {
     // ---- tenants ----
 
     pub fn tenants(&self) -> Result<Vec<Tenant>, ApiError> {
-        self.get("/api/v1/tenants")
+        self.get_pages("/api/v1/tenants", &(), None)
     }
 
     pub fn tenant(&self, id: &TenantId) -> Result<Tenant, ApiError> {
@@ -122,7 +122,7 @@ impl ApiClient {
     // ---- users and roles ----
 
     pub fn users(&self, tenant: Option<&TenantId>) -> Result<Vec<User>, ApiError> {
-        self.get_query("/api/v1/users", &in_tenant(tenant))
+        self.get_pages("/api/v1/users", &in_tenant(tenant), None)
     }
 
     pub fn create_user(&self, r: &CreateUser) -> Result<CreatedUser, ApiError> {
@@ -157,7 +157,7 @@ impl ApiClient {
     // ---- devices and tokens ----
 
     pub fn devices(&self, tenant: Option<&TenantId>) -> Result<Vec<Device>, ApiError> {
-        self.get_query("/api/v1/devices", &in_tenant(tenant))
+        self.get_pages("/api/v1/devices", &in_tenant(tenant), None)
     }
 
     pub fn create_device(&self, r: &CreateDevice) -> Result<Device, ApiError> {
@@ -186,7 +186,7 @@ impl ApiClient {
     }
 
     pub fn tokens(&self, tenant: Option<&TenantId>) -> Result<Vec<Token>, ApiError> {
-        self.get_query("/api/v1/tokens", &in_tenant(tenant))
+        self.get_pages("/api/v1/tokens", &in_tenant(tenant), None)
     }
 
     pub fn create_token(&self, r: &CreateToken) -> Result<CreatedToken, ApiError> {
@@ -204,7 +204,7 @@ impl ApiClient {
     }
 
     pub fn vaults(&self, tenant: Option<&TenantId>) -> Result<Vec<Vault>, ApiError> {
-        self.get_query("/api/v1/vaults", &in_tenant(tenant))
+        self.get_pages("/api/v1/vaults", &in_tenant(tenant), None)
     }
 
     pub fn vault(&self, id: &VaultId) -> Result<Vault, ApiError> {
@@ -239,13 +239,13 @@ impl ApiClient {
 
     /// The snapshots of a managed vault, read by the server with the key it holds.
     pub fn vault_snapshots(&self, id: &VaultId) -> Result<Vec<SnapshotInfo>, ApiError> {
-        self.get(&format!("/api/v1/vaults/{id}/snapshots"))
+        self.get_pages(&format!("/api/v1/vaults/{id}/snapshots"), &(), None)
     }
 
     // ---- protected items ----
 
     pub fn items(&self, tenant: Option<&TenantId>) -> Result<Vec<ProtectedItem>, ApiError> {
-        self.get_query("/api/v1/items", &in_tenant(tenant))
+        self.get_pages("/api/v1/items", &in_tenant(tenant), None)
     }
 
     pub fn item(&self, id: &ItemId) -> Result<ProtectedItem, ApiError> {
@@ -272,7 +272,7 @@ impl ApiClient {
     // ---- policies ----
 
     pub fn policies(&self, tenant: Option<&TenantId>) -> Result<Vec<Policy>, ApiError> {
-        self.get_query("/api/v1/policies", &in_tenant(tenant))
+        self.get_pages("/api/v1/policies", &in_tenant(tenant), None)
     }
 
     pub fn policy(&self, id: &PolicyId) -> Result<Policy, ApiError> {
@@ -328,13 +328,14 @@ impl ApiClient {
 
     /// The head of each visible tenant's audit chain.
     pub fn audit_heads(&self, tenant: Option<&TenantId>) -> Result<Vec<AuditHead>, ApiError> {
-        self.get_query("/api/v1/audit/heads", &in_tenant(tenant))
+        self.get_pages("/api/v1/audit/heads", &in_tenant(tenant), None)
     }
 
     // ---- jobs ----
 
-    pub fn jobs(&self, q: &JobQuery) -> Result<Vec<Job>, ApiError> {
-        self.get_query("/api/v1/jobs", q)
+    /// The jobs `q` names, newest first: all of them, or the newest `limit`.
+    pub fn jobs(&self, q: &JobQuery, limit: Option<u32>) -> Result<Vec<Job>, ApiError> {
+        self.get_pages("/api/v1/jobs", q, limit.map(|l| l as usize))
     }
 
     pub fn job(&self, id: &JobId) -> Result<Job, ApiError> {
@@ -352,7 +353,7 @@ impl ApiClient {
     // ---- notifications ----
 
     pub fn notify_targets(&self, tenant: Option<&TenantId>) -> Result<Vec<NotifyTarget>, ApiError> {
-        self.get_query("/api/v1/notify/targets", &in_tenant(tenant))
+        self.get_pages("/api/v1/notify/targets", &in_tenant(tenant), None)
     }
 
     pub fn create_notify_target(&self, r: &CreateTarget) -> Result<CreatedTarget, ApiError> {
@@ -397,8 +398,7 @@ impl ApiClient {
     ) -> Result<Vec<Delivery>, ApiError> {
         let mut q = in_tenant(tenant);
         q.extend(target.map(|t| ("target_id", t.to_string())));
-        q.extend(limit.map(|l| ("limit", l.to_string())));
-        self.get_query("/api/v1/notify/deliveries", &q)
+        self.get_pages("/api/v1/notify/deliveries", &q, limit.map(|l| l as usize))
     }
 
     /// The events raised for the visible tenants, newest first.
@@ -410,7 +410,6 @@ impl ApiClient {
     ) -> Result<Vec<Event>, ApiError> {
         let mut q = in_tenant(tenant);
         q.extend(kind.map(|k| ("kind", k.to_string())));
-        q.extend(limit.map(|l| ("limit", l.to_string())));
-        self.get_query("/api/v1/events", &q)
+        self.get_pages("/api/v1/events", &q, limit.map(|l| l as usize))
     }
 }

@@ -146,6 +146,4 @@ pub struct JobQuery {
     pub tenant_id: Option<TenantId>,
     pub state: Option<JobState>,
     pub kind: Option<JobKind>,
-    /// The newest this many (default 100, at most 1000).
-    pub limit: Option<u32>,
 }

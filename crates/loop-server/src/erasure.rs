@@ -75,7 +75,9 @@ pub async fn erase_tenant(
     actor: &Actor,
 ) -> ApiResult<TenantErasure> {
     let tenant_id = &tenant.tenant.id;
-    let vaults = vaults::vaults_in(&state.db.pool, &TenantScope::One(tenant_id.clone())).await?;
+    let vaults = vaults::vaults_in(&state.db.pool, &TenantScope::One(tenant_id.clone()), None)
+        .await?
+        .items;
     let now = state.now();
     let mut tx = state.db.begin().await?;
     let key_destroyed = tenants::delete_tenant_key(&mut tx, tenant_id).await?;

@@ -86,12 +86,21 @@ macro_rules! internal_from {
 }
 
 internal_from!(
-    crate::db::DbError,
     loop_repo::Error,
     object_store::Error,
     crate::keys::KeyError,
     tokio::task::JoinError
 );
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        match e {
+            // A cursor the client brought that fits another listing.
+            crate::db::DbError::Cursor => ApiError::bad_request(e.to_string()),
+            e => ApiError::Internal(e.to_string()),
+        }
+    }
+}
 
 impl From<crate::domain::Invalid> for ApiError {
     fn from(e: crate::domain::Invalid) -> Self {

@@ -48,9 +48,8 @@ pub(crate) fn job(g: &Global, c: JobCommand) -> Result<ExitCode> {
                 tenant_id: tenant,
                 state,
                 kind,
-                limit,
             };
-            let js: Vec<Job> = api.jobs(&q)?;
+            let js: Vec<Job> = api.jobs(&q, Some(limit.unwrap_or(100)))?;
             show(g, &js, |js| print_jobs(js))
         }
         JobCommand::Show { id } => {

@@ -148,7 +148,7 @@ pub(crate) fn notify(g: &Global, c: NotifyCommand) -> Result<ExitCode> {
             target,
             limit,
         } => {
-            let ds = api.deliveries(tenant.as_ref(), target.as_ref(), limit)?;
+            let ds = api.deliveries(tenant.as_ref(), target.as_ref(), limit.or(Some(100)))?;
             show(g, &ds, |ds| ds.iter().for_each(print_delivery))
         }
         NotifyCommand::Events {
@@ -156,7 +156,7 @@ pub(crate) fn notify(g: &Global, c: NotifyCommand) -> Result<ExitCode> {
             kind,
             limit,
         } => {
-            let es = api.events(tenant.as_ref(), kind, limit)?;
+            let es = api.events(tenant.as_ref(), kind, limit.or(Some(100)))?;
             show(g, &es, |es| {
                 for e in es {
                     println!(

@@ -437,7 +437,7 @@ pub enum JobCommand {
         state: Option<JobState>,
         #[arg(long)]
         kind: Option<JobKind>,
-        /// At most this many (default 100)
+        /// The newest this many (default 100)
         #[arg(long)]
         limit: Option<u32>,
     },

@@ -251,20 +251,24 @@ pub async fn query(pool: &sqlx::AnyPool, f: &Filter) -> DbResult<Vec<AuditEvent>
 }
 
 /// The chain heads of the given tenants (tenants without events have none).
-pub async fn heads(pool: &sqlx::AnyPool, tenant_ids: &[String]) -> DbResult<Vec<AuditHead>> {
-    let mut out = Vec::new();
-    for t in tenant_ids {
-        let row = sqlx::query("SELECT seq, hash FROM audit_heads WHERE tenant_id = $1")
-            .bind(t)
-            .fetch_optional(pool)
-            .await?;
-        if let Some(r) = row {
-            out.push(AuditHead {
-                tenant_id: t.clone(),
-                seq: col::<i64>(&r, "seq")? as u64,
-                hash: col(&r, "hash")?,
-            });
-        }
-    }
-    Ok(out)
+pub async fn heads(
+    pool: &sqlx::AnyPool,
+    scope: &crate::domain::TenantScope,
+    page: &super::page::Page,
+) -> DbResult<super::page::Paged<AuditHead>> {
+    super::tenants::in_scope(
+        pool,
+        "SELECT h.tenant_id, h.seq, h.hash FROM audit_heads h JOIN tenants t ON t.id = h.tenant_id",
+        scope,
+        &[super::page::asc("t.path")],
+        Some(page),
+    )
+    .await?
+    .map(|r| {
+        Ok(AuditHead {
+            tenant_id: col(&r, "tenant_id")?,
+            seq: col::<i64>(&r, "seq")?.max(0) as u64,
+            hash: col(&r, "hash")?,
+        })
+    })
 }

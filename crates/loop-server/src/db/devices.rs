@@ -4,6 +4,7 @@ use loop_api::Device;
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
+use super::page::{Page, Paged, asc};
 use super::tenants::in_scope;
 use super::{DbResult, Tx, col, opt_time, time};
 use crate::domain::TenantScope;
@@ -27,15 +28,20 @@ pub async fn device_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<Device>> 
 }
 
 /// The devices of the tenants in `scope`.
-pub async fn devices_in(pool: &AnyPool, scope: &TenantScope) -> DbResult<Vec<Device>> {
+pub async fn devices_in(
+    pool: &AnyPool,
+    scope: &TenantScope,
+    page: Option<&Page>,
+) -> DbResult<Paged<Device>> {
     let rows = in_scope(
         pool,
         "SELECT d.* FROM devices d JOIN tenants t ON t.id = d.tenant_id AND d.deleted_at IS NULL",
         scope,
-        "t.path, d.name",
+        &[asc("t.path"), asc("d.name"), asc("d.id")],
+        page,
     )
     .await?;
-    rows.iter().map(device).collect()
+    rows.map(|r| device(&r))
 }
 
 pub async fn insert_device(tx: &mut Tx, d: &Device, now: i64) -> DbResult<()> {

@@ -4,6 +4,7 @@ use loop_api::ProtectedItem;
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
+use super::page::{Page, Paged, asc};
 use super::tenants::in_scope;
 use super::{DbError, DbResult, Tx, col, opt_time, time};
 use crate::domain::TenantScope;
@@ -48,15 +49,25 @@ pub async fn item_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<ProtectedIt
 }
 
 /// The items of the tenants in `scope`, by tenant, device and name.
-pub async fn items_in(pool: &AnyPool, scope: &TenantScope) -> DbResult<Vec<ProtectedItem>> {
+pub async fn items_in(
+    pool: &AnyPool,
+    scope: &TenantScope,
+    page: Option<&Page>,
+) -> DbResult<Paged<ProtectedItem>> {
     let rows = in_scope(
         pool,
         "SELECT i.* FROM protected_items i JOIN tenants t ON t.id = i.tenant_id",
         scope,
-        "t.path, i.device_id, i.name",
+        &[
+            asc("t.path"),
+            asc("i.device_id"),
+            asc("i.name"),
+            asc("i.id"),
+        ],
+        page,
     )
     .await?;
-    rows.iter().map(item).collect()
+    rows.map(|r| item(&r))
 }
 
 /// Inserts an item (`next_run_at` as the item says); a unique violation means the device

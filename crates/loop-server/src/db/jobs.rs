@@ -11,6 +11,7 @@ use loop_api::{Job, JobKind, JobLogLine, JobProgress, JobQuery, JobState, JobTri
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
+use super::page::{Page, Paged, asc, desc};
 use super::tenants::in_scope_where;
 use super::{DbResult, Tx, col, col_value, opt_time, time};
 use crate::domain::{TenantScope, new_id};
@@ -517,8 +518,13 @@ pub async fn job_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<Job>> {
     row.as_ref().map(job).transpose()
 }
 
-/// The jobs of the tenants in `scope`, newest first, narrowed by `q`.
-pub async fn jobs_in(pool: &AnyPool, scope: &TenantScope, q: &JobQuery) -> DbResult<Vec<Job>> {
+/// A page of the jobs of the tenants in `scope`, newest first, narrowed by `q`.
+pub async fn jobs_in(
+    pool: &AnyPool,
+    scope: &TenantScope,
+    q: &JobQuery,
+    page: &Page,
+) -> DbResult<Paged<Job>> {
     let mut also = Vec::new();
     if let Some(s) = q.state {
         also.push(("j.state", s.as_str()));
@@ -531,11 +537,11 @@ pub async fn jobs_in(pool: &AnyPool, scope: &TenantScope, q: &JobQuery) -> DbRes
         "SELECT j.* FROM jobs j JOIN tenants t ON t.id = j.tenant_id",
         scope,
         &also,
-        "j.created_at DESC, j.id",
-        Some(q.limit.unwrap_or(100).clamp(1, 1000)),
+        &[desc("j.created_at"), asc("j.id")],
+        Some(page),
     )
     .await?;
-    rows.iter().map(job).collect()
+    rows.map(|r| job(&r))
 }
 
 pub async fn job_log(pool: &AnyPool, id: &str) -> DbResult<Vec<JobLogLine>> {

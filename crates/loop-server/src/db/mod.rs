@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod notify;
 pub mod objects;
 pub mod outbox;
+pub mod page;
 pub mod policies;
 pub mod sessions;
 pub mod tenants;
@@ -39,6 +40,9 @@ pub enum DbError {
     Sql(#[from] sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A page cursor that does not fit the listing it was given to.
+    #[error("the cursor is not one this listing gave")]
+    Cursor,
     #[error("unsupported database URL (sqlite:// and postgres:// are supported)")]
     Unsupported,
     /// A stored value outside its closed set: damage, or a row written by a newer version.

@@ -13,6 +13,7 @@ use loop_api::{
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
+use super::page::{Page, Paged, asc, desc};
 use super::tenants::in_scope_where;
 use super::{DbError, DbResult, Tx, col, col_value, opt_time, time};
 use crate::domain::TenantScope;
@@ -79,18 +80,22 @@ pub async fn target_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<TargetRow
 }
 
 /// The targets of the tenants in `scope`, by tenant and name.
-pub async fn targets_in(pool: &AnyPool, scope: &TenantScope) -> DbResult<Vec<NotifyTarget>> {
+pub async fn targets_in(
+    pool: &AnyPool,
+    scope: &TenantScope,
+    page: Option<&Page>,
+) -> DbResult<Paged<NotifyTarget>> {
     let rows = in_scope_where(
         pool,
         "SELECT n.* FROM notify_targets n JOIN tenants t ON t.id = n.tenant_id
            AND n.deleted_at IS NULL",
         scope,
         &[],
-        "t.path, n.name, n.id",
-        None,
+        &[asc("t.path"), asc("n.name"), asc("n.id")],
+        page,
     )
     .await?;
-    rows.iter().map(|r| target(r).map(|t| t.target)).collect()
+    rows.map(|r| target(&r).map(|t| t.target))
 }
 
 pub async fn insert_target(tx: &mut Tx, t: &TargetRow, now: i64) -> DbResult<()> {
@@ -303,19 +308,19 @@ pub async fn events_in(
     pool: &AnyPool,
     scope: &TenantScope,
     kind: Option<EventKind>,
-    limit: u32,
-) -> DbResult<Vec<Event>> {
+    page: &Page,
+) -> DbResult<Paged<Event>> {
     let also: Vec<(&'static str, &str)> = kind.iter().map(|k| ("e.kind", k.as_str())).collect();
     let rows = in_scope_where(
         pool,
         "SELECT e.* FROM events e JOIN tenants t ON t.id = e.tenant_id",
         scope,
         &also,
-        "e.created_at DESC, e.id",
-        Some(limit),
+        &[desc("e.created_at"), asc("e.id")],
+        Some(page),
     )
     .await?;
-    rows.iter().map(event).collect()
+    rows.map(|r| event(&r))
 }
 
 fn delivery(row: &AnyRow) -> DbResult<Delivery> {
@@ -362,8 +367,8 @@ pub async fn deliveries_in(
     pool: &AnyPool,
     scope: &TenantScope,
     target_id: Option<&str>,
-    limit: u32,
-) -> DbResult<Vec<Delivery>> {
+    page: &Page,
+) -> DbResult<Paged<Delivery>> {
     let also: Vec<(&'static str, &str)> =
         target_id.map(|t| ("d.target_id", t)).into_iter().collect();
     let rows = in_scope_where(
@@ -372,11 +377,11 @@ pub async fn deliveries_in(
            JOIN notify_targets n ON n.id = d.target_id JOIN tenants t ON t.id = n.tenant_id",
         scope,
         &also,
-        "d.created_at DESC, d.id",
-        Some(limit),
+        &[desc("d.created_at"), asc("d.id")],
+        Some(page),
     )
     .await?;
-    rows.iter().map(delivery).collect()
+    rows.map(|r| delivery(&r))
 }
 
 /// A delivery taken by this node, with what it carries.

@@ -4,6 +4,7 @@ use loop_api::{KeepRules, Policy, Vault};
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
+use super::page::{Page, Paged, asc};
 use super::tenants::in_scope;
 use super::{DbError, DbResult, Tx, col, time};
 use crate::domain::{TenantPath, TenantScope};
@@ -40,15 +41,20 @@ pub async fn policy_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<Policy>> 
 }
 
 /// The policies of the tenants in `scope`, tenant policies first.
-pub async fn policies_in(pool: &AnyPool, scope: &TenantScope) -> DbResult<Vec<Policy>> {
+pub async fn policies_in(
+    pool: &AnyPool,
+    scope: &TenantScope,
+    page: Option<&Page>,
+) -> DbResult<Paged<Policy>> {
     let rows = in_scope(
         pool,
         "SELECT p.* FROM policies p JOIN tenants t ON t.id = p.tenant_id",
         scope,
-        "t.path, p.vault_id, p.id",
+        &[asc("t.path"), asc("COALESCE(p.vault_id, '')"), asc("p.id")],
+        page,
     )
     .await?;
-    rows.iter().map(policy).collect()
+    rows.map(|r| policy(&r))
 }
 
 /// Inserts a policy; a unique violation means its target has one already.

@@ -4,6 +4,7 @@ use loop_api::Session;
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
+use super::page::{Key, Page, Paged, asc, desc, query_page};
 use super::{DbResult, Tx, col, opt_time, time};
 
 #[derive(Clone, Debug)]
@@ -133,35 +134,33 @@ pub async fn end_user_sessions(
     Ok(r.rows_affected())
 }
 
-/// Sessions of users of the given tenants (or of one user), newest first.
+/// A page of the sessions of one user or of one tenant's users, newest first.
 pub async fn sessions_of(
     pool: &AnyPool,
-    user_id: Option<&str>,
-    tenant_ids: &[String],
-) -> DbResult<Vec<SessionRow>> {
-    let mut out = Vec::new();
-    if let Some(u) = user_id {
-        let rows =
-            sqlx::query("SELECT * FROM sessions WHERE user_id = $1 ORDER BY created_at DESC")
-                .bind(u)
-                .fetch_all(pool)
-                .await?;
-        for r in &rows {
-            out.push(session(r)?);
-        }
-        return Ok(out);
-    }
-    for t in tenant_ids {
-        let rows =
-            sqlx::query("SELECT * FROM sessions WHERE tenant_id = $1 ORDER BY created_at DESC")
-                .bind(t)
-                .fetch_all(pool)
-                .await?;
-        for r in &rows {
-            out.push(session(r)?);
-        }
-    }
-    Ok(out)
+    whose: Whose<'_>,
+    page: &Page,
+) -> DbResult<Paged<SessionRow>> {
+    let (filter, id) = match whose {
+        Whose::User(id) => ("user_id = $1", id),
+        Whose::Tenant(id) => ("tenant_id = $1", id),
+    };
+    query_page(
+        pool,
+        "SELECT * FROM sessions",
+        filter,
+        vec![Key::Text(id.to_string())],
+        &[desc("created_at"), asc("id")],
+        Some(page),
+    )
+    .await?
+    .map(|r| session(&r))
+}
+
+/// Whose sessions a listing shows.
+#[derive(Clone, Copy, Debug)]
+pub enum Whose<'a> {
+    User(&'a str),
+    Tenant(&'a str),
 }
 
 /// Whether an earlier session of the same user came from the same browser, system and

@@ -4,6 +4,7 @@ use loop_api::{Tenant, TenantStatus};
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
+use super::page::{Key, Page, Paged, Sort, asc, query_page};
 use super::{DbResult, Tx, col, col_value, time};
 use crate::domain::{TenantPath, TenantScope};
 
@@ -46,58 +47,82 @@ pub async fn provider_tenant(pool: &AnyPool) -> DbResult<Option<TenantRow>> {
 /// Tenants in the subtrees of `paths`, ordered by path; one query.
 pub async fn tenants_under(pool: &AnyPool, paths: &[TenantPath]) -> DbResult<Vec<TenantRow>> {
     let scope = TenantScope::Subtrees(paths.to_vec());
-    let rows = in_scope(pool, "SELECT t.* FROM tenants t", &scope, "t.path").await?;
-    rows.iter().map(tenant).collect()
+    let rows = in_scope(
+        pool,
+        "SELECT t.* FROM tenants t",
+        &scope,
+        &[asc("t.path")],
+        None,
+    )
+    .await?;
+    rows.items.iter().map(tenant).collect()
+}
+
+/// A page of the tenants in `scope`, by path (a parent before its children).
+pub async fn tenants_in(
+    pool: &AnyPool,
+    scope: &TenantScope,
+    page: &Page,
+) -> DbResult<Paged<Tenant>> {
+    in_scope(
+        pool,
+        "SELECT t.* FROM tenants t",
+        scope,
+        &[asc("t.path")],
+        Some(page),
+    )
+    .await?
+    .map(|r| tenant(&r).map(|t| t.tenant))
 }
 
 /// The rows of `select` (a query over `tenants t`, joined to what it lists) whose tenant lies
-/// in `scope`, in `order`: every listing over a caller's tenants is this one query.
+/// in `scope`, in `order` (which ends in a unique column), one page of them when `page` is
+/// given: every listing over a caller's tenants is this one query.
 pub(crate) async fn in_scope(
     pool: &AnyPool,
     select: &'static str,
     scope: &TenantScope,
-    order: &'static str,
-) -> DbResult<Vec<AnyRow>> {
-    in_scope_where(pool, select, scope, &[], order, None).await
+    order: &[Sort],
+    page: Option<&Page>,
+) -> DbResult<Paged<AnyRow>> {
+    in_scope_where(pool, select, scope, &[], order, page).await
 }
 
 /// [`in_scope`], narrowed by `column = value` for each of `also` (columns are constants of
-/// the caller's; values are bound), and at most `limit` rows.
+/// the caller's; values are bound).
 pub(crate) async fn in_scope_where(
     pool: &AnyPool,
     select: &'static str,
     scope: &TenantScope,
     also: &[(&'static str, &str)],
-    order: &'static str,
-    limit: Option<u32>,
-) -> DbResult<Vec<AnyRow>> {
-    let (filter, mut binds): (String, Vec<&str>) = match scope {
-        TenantScope::One(id) => ("t.id = $1".into(), vec![id.as_str()]),
-        TenantScope::Subtrees(paths) if paths.is_empty() => return Ok(Vec::new()),
+    order: &[Sort],
+    page: Option<&Page>,
+) -> DbResult<Paged<AnyRow>> {
+    let (filter, mut binds): (String, Vec<Key>) = match scope {
+        TenantScope::One(id) => ("t.id = $1".into(), vec![Key::Text(id.as_str().to_string())]),
+        TenantScope::Subtrees(paths) if paths.is_empty() => {
+            return Ok(Paged {
+                items: Vec::new(),
+                next: None,
+            });
+        }
         TenantScope::Subtrees(paths) => (
             (1..=paths.len())
                 .map(|n| format!("substr(t.path, 1, length(${n})) = ${n}"))
                 .collect::<Vec<_>>()
                 .join(" OR "),
-            paths.iter().map(TenantPath::as_str).collect(),
+            paths
+                .iter()
+                .map(|p| Key::Text(p.as_str().to_string()))
+                .collect(),
         ),
     };
-    let mut sql = format!("{select} WHERE ({filter})");
+    let mut filter = format!("({filter})");
     for (column, value) in also {
-        binds.push(value);
-        sql.push_str(&format!(" AND {column} = ${}", binds.len()));
+        binds.push(Key::Text(value.to_string()));
+        filter.push_str(&format!(" AND {column} = ${}", binds.len()));
     }
-    sql.push_str(&format!(" ORDER BY {order}"));
-    if let Some(n) = limit {
-        sql.push_str(&format!(" LIMIT {n}"));
-    }
-    // Safe to assemble: the parts are constants, numbered placeholders and a number; every
-    // value is bound.
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for b in binds {
-        q = q.bind(b);
-    }
-    Ok(q.fetch_all(pool).await?)
+    query_page(pool, select, &filter, binds, order, page).await
 }
 
 /// Stores a tenant's name and time zone.

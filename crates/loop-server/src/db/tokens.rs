@@ -4,6 +4,7 @@ use loop_api::{Token, TokenPermission};
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
+use super::page::{Page, Paged, asc};
 use super::tenants::in_scope;
 use super::{DbResult, Tx, col, col_value, opt_time, parse_value, time};
 use crate::domain::TenantScope;
@@ -48,15 +49,20 @@ pub async fn token_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<Token>> {
 }
 
 /// The tokens of the tenants in `scope`.
-pub async fn tokens_in(pool: &AnyPool, scope: &TenantScope) -> DbResult<Vec<Token>> {
+pub async fn tokens_in(
+    pool: &AnyPool,
+    scope: &TenantScope,
+    page: Option<&Page>,
+) -> DbResult<Paged<Token>> {
     let rows = in_scope(
         pool,
         "SELECT k.* FROM tokens k JOIN tenants t ON t.id = k.tenant_id",
         scope,
-        "t.path, k.created_at",
+        &[asc("t.path"), asc("k.created_at"), asc("k.id")],
+        page,
     )
     .await?;
-    rows.iter().map(token).collect()
+    rows.map(|r| token(&r))
 }
 
 pub async fn insert_token(

@@ -4,6 +4,7 @@ use loop_api::{User, UserStatus};
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
+use super::page::{Page, Paged, asc};
 use super::tenants::in_scope;
 use super::{DbResult, Tx, col, col_value, time};
 use crate::domain::TenantScope;
@@ -166,15 +167,20 @@ pub async fn user_by_invite(pool: &AnyPool, invite_hash: &str) -> DbResult<Optio
 }
 
 /// The users of the tenants in `scope`.
-pub async fn users_in(pool: &AnyPool, scope: &TenantScope) -> DbResult<Vec<User>> {
+pub async fn users_in(
+    pool: &AnyPool,
+    scope: &TenantScope,
+    page: Option<&Page>,
+) -> DbResult<Paged<User>> {
     let rows = in_scope(
         pool,
         "SELECT u.* FROM users u JOIN tenants t ON t.id = u.tenant_id",
         scope,
-        "t.path, u.email",
+        &[asc("t.path"), asc("u.email"), asc("u.id")],
+        page,
     )
     .await?;
-    rows.iter().map(|r| user(r).map(|u| u.user)).collect()
+    rows.map(|r| user(&r).map(|u| u.user))
 }
 
 pub async fn insert_user(

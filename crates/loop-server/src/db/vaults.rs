@@ -4,6 +4,7 @@ use loop_api::Vault;
 use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 
+use super::page::{Page, Paged, asc};
 use super::tenants::in_scope;
 use super::{DbResult, Tx, col, col_value, time};
 use crate::domain::TenantScope;
@@ -41,15 +42,20 @@ pub async fn deleted_vault(pool: &AnyPool, id: &str) -> DbResult<Option<Vault>> 
 }
 
 /// The vaults of the tenants in `scope`.
-pub async fn vaults_in(pool: &AnyPool, scope: &TenantScope) -> DbResult<Vec<Vault>> {
+pub async fn vaults_in(
+    pool: &AnyPool,
+    scope: &TenantScope,
+    page: Option<&Page>,
+) -> DbResult<Paged<Vault>> {
     let rows = in_scope(
         pool,
         "SELECT v.* FROM vaults v JOIN tenants t ON t.id = v.tenant_id AND v.deleted_at IS NULL",
         scope,
-        "t.path, v.name",
+        &[asc("t.path"), asc("v.name"), asc("v.id")],
+        page,
     )
     .await?;
-    rows.iter().map(vault).collect()
+    rows.map(|r| vault(&r))
 }
 
 pub async fn insert_vault(tx: &mut Tx, v: &Vault, now: i64) -> DbResult<()> {

@@ -315,9 +315,11 @@ async fn the_same_work_is_queued_once_while_it_is_open() {
             state: Some(JobState::Succeeded),
             ..Default::default()
         },
+        &crate::db::page::Page::first(10),
     )
     .await
-    .unwrap();
+    .unwrap()
+    .items;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, first);
 }

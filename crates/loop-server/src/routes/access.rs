@@ -1,33 +1,38 @@
 //! Devices, tokens and sessions.
 
+use axum::extract::OriginalUri;
 use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
     CreateDevice, CreateToken, CreatedToken, Device, DeviceId, Session, SessionId, Token, TokenId,
 };
 
+use super::pages::{Listing, page};
 use super::tenants::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
+use crate::db::sessions::Whose;
 use crate::db::{self, devices, sessions, tokens, vaults};
 use crate::domain::{NewDevice, NewToken, Permission, new_id, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use loop_api::PageQuery;
 
 /// List devices
-#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(TenantFilter),
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", params(TenantFilter, PageQuery),
     responses((status = 200, description = "Success", body = Vec<Device>)))]
 pub async fn list_devices(
     State(state): State<AppState>,
     caller: Caller,
     Query(f): Query<TenantFilter>,
-) -> ApiResult<axum::Json<Vec<Device>>> {
+    Query(p): Query<PageQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Listing<Device>> {
     let scope = caller
         .scope(&state, Permission::DeviceRead, f.tenant_id.as_ref())
         .await?;
-    Ok(axum::Json(
-        devices::devices_in(&state.db.pool, &scope).await?,
-    ))
+    let page = devices::devices_in(&state.db.pool, &scope, Some(&page(&p)?)).await?;
+    Ok(Listing::new(uri, page))
 }
 
 /// Enrol a device
@@ -109,17 +114,20 @@ pub async fn delete_device(
 /// List tokens
 ///
 /// Without their secrets, which only the creation answer holds.
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(TenantFilter),
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(TenantFilter, PageQuery),
     responses((status = 200, description = "Success", body = Vec<Token>)))]
 pub async fn list_tokens(
     State(state): State<AppState>,
     caller: Caller,
     Query(f): Query<TenantFilter>,
-) -> ApiResult<axum::Json<Vec<Token>>> {
+    Query(p): Query<PageQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Listing<Token>> {
     let scope = caller
         .scope(&state, Permission::TokenRead, f.tenant_id.as_ref())
         .await?;
-    Ok(axum::Json(tokens::tokens_in(&state.db.pool, &scope).await?))
+    let page = tokens::tokens_in(&state.db.pool, &scope, Some(&page(&p)?)).await?;
+    Ok(Listing::new(uri, page))
 }
 
 /// Create a token
@@ -226,33 +234,33 @@ pub async fn revoke_token(
 ///
 /// Without `tenant_id`: the caller's own sessions. With it: the sessions of that tenant's users
 /// (needs the session-read permission there).
-#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(TenantFilter),
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", params(TenantFilter, PageQuery),
     responses((status = 200, description = "Success", body = Vec<Session>)))]
 pub async fn list_sessions(
     State(state): State<AppState>,
     caller: Caller,
     Query(f): Query<TenantFilter>,
-) -> ApiResult<axum::Json<Vec<Session>>> {
+    Query(p): Query<PageQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Listing<Session>> {
     let u = caller.user()?;
+    let page = page(&p)?;
     let rows = match &f.tenant_id {
-        None => sessions::sessions_of(&state.db.pool, Some(&u.user.user.id), &[]).await?,
+        None => sessions::sessions_of(&state.db.pool, Whose::User(&u.user.user.id), &page).await?,
         Some(t) => {
             let t = caller
                 .tenant(&state, Permission::SessionRead, t.as_str())
                 .await?;
-            sessions::sessions_of(&state.db.pool, None, &[t.tenant.id]).await?
+            sessions::sessions_of(&state.db.pool, Whose::Tenant(&t.tenant.id), &page).await?
         }
     };
     let current = &u.session.session.id;
-    Ok(axum::Json(
-        rows.into_iter()
-            .map(|r| {
-                let mut s = r.session;
-                s.current = &s.id == current;
-                s
-            })
-            .collect(),
-    ))
+    let rows = rows.map(|r| {
+        let mut s = r.session;
+        s.current = &s.id == current;
+        Ok(s)
+    })?;
+    Ok(Listing::new(uri, rows))
 }
 
 /// End a session

@@ -7,11 +7,14 @@ use loop_api::{AuditEvent, AuditHead, TenantId};
 use serde::Deserialize;
 
 use super::Query;
+use super::pages::{Listing, page};
 use crate::auth::Caller;
 use crate::db::audit::{self, Filter};
 use crate::domain::Permission;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use axum::extract::OriginalUri;
+use loop_api::PageQuery;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -254,15 +257,18 @@ pub async fn export_audit(
 ///
 /// The head of each visible tenant's chain: its last sequence number and hash. A verifier
 /// compares an export's last event with it, which catches a log cut short at its end.
-#[utoipa::path(get, path = "/api/v1/audit/heads", tag = "audit", params(HeadsQuery),
+#[utoipa::path(get, path = "/api/v1/audit/heads", tag = "audit", params(HeadsQuery, PageQuery),
     responses((status = 200, description = "Success", body = Vec<AuditHead>)))]
 pub async fn audit_heads(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<HeadsQuery>,
-) -> ApiResult<axum::Json<Vec<AuditHead>>> {
-    let tenants = caller
-        .tenant_ids(&state, Permission::AuditRead, q.tenant_id.as_ref())
+    Query(p): Query<PageQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Listing<AuditHead>> {
+    let scope = caller
+        .scope(&state, Permission::AuditRead, q.tenant_id.as_ref())
         .await?;
-    Ok(axum::Json(audit::heads(&state.db.pool, &tenants).await?))
+    let page = audit::heads(&state.db.pool, &scope, &page(&p)?).await?;
+    Ok(Listing::new(uri, page))
 }

@@ -1,5 +1,6 @@
 //! Users and role bindings (tenants are in `tenants.rs`).
 
+use axum::extract::OriginalUri;
 use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
@@ -7,6 +8,7 @@ use loop_api::{
     User, UserId, UserStatus,
 };
 
+use super::pages::{Listing, page};
 use super::tenants::TenantFilter;
 use super::{Json, Path, Query, commit, commit_audited};
 use crate::auth::{self, Caller};
@@ -17,19 +19,23 @@ use crate::domain::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use loop_api::PageQuery;
 
 /// List users
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(TenantFilter),
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(TenantFilter, PageQuery),
     responses((status = 200, description = "Success", body = Vec<User>)))]
 pub async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
     Query(f): Query<TenantFilter>,
-) -> ApiResult<axum::Json<Vec<User>>> {
+    Query(p): Query<PageQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Listing<User>> {
     let scope = caller
         .scope(&state, Permission::UserRead, f.tenant_id.as_ref())
         .await?;
-    Ok(axum::Json(users::users_in(&state.db.pool, &scope).await?))
+    let page = users::users_in(&state.db.pool, &scope, Some(&page(&p)?)).await?;
+    Ok(Listing::new(uri, page))
 }
 
 /// Create or invite a user

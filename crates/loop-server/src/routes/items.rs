@@ -1,10 +1,13 @@
 //! Protected items: what a device backs up into which vault, on which schedule; and running
 //! one now.
 
+use axum::extract::OriginalUri;
 use axum::extract::State;
 use axum::http::StatusCode;
+use loop_api::PageQuery;
 use loop_api::{CreateItem, ItemId, Job, JobKind, JobTrigger, ProtectedItem, UpdateItem};
 
+use super::pages::{Listing, page};
 use super::tenants::TenantFilter;
 use super::vaults::queued;
 use super::{Json, Path, Query, commit_audited};
@@ -59,17 +62,20 @@ fn details(i: &ProtectedItem) -> serde_json::Value {
 }
 
 /// List protected items
-#[utoipa::path(get, path = "/api/v1/items", tag = "items", params(TenantFilter),
+#[utoipa::path(get, path = "/api/v1/items", tag = "items", params(TenantFilter, PageQuery),
     responses((status = 200, description = "Success", body = Vec<ProtectedItem>)))]
 pub async fn list_items(
     State(state): State<AppState>,
     caller: Caller,
     Query(f): Query<TenantFilter>,
-) -> ApiResult<axum::Json<Vec<ProtectedItem>>> {
+    Query(p): Query<PageQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Listing<ProtectedItem>> {
     let scope = caller
         .scope(&state, Permission::DeviceRead, f.tenant_id.as_ref())
         .await?;
-    Ok(axum::Json(items::items_in(&state.db.pool, &scope).await?))
+    let page = items::items_in(&state.db.pool, &scope, Some(&page(&p)?)).await?;
+    Ok(Listing::new(uri, page))
 }
 
 /// Create a protected item

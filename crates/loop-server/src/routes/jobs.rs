@@ -1,8 +1,11 @@
 //! Jobs: what the service did and does on its own, with their logs; cancel.
 
+use axum::extract::OriginalUri;
 use axum::extract::State;
+use loop_api::PageQuery;
 use loop_api::{Job, JobId, JobKind, JobLogLine, JobQuery};
 
+use super::pages::{Listing, page};
 use super::{Path, Query, commit_audited};
 use crate::auth::Caller;
 use crate::db::jobs;
@@ -28,17 +31,20 @@ async fn scoped_job(
 /// List jobs
 ///
 /// Newest first, over the tenants the caller can see (or one of them).
-#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobQuery),
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobQuery, PageQuery),
     responses((status = 200, description = "Success", body = Vec<Job>)))]
 pub async fn list_jobs(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<JobQuery>,
-) -> ApiResult<axum::Json<Vec<Job>>> {
+    Query(p): Query<PageQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Listing<Job>> {
     let scope = caller
         .scope(&state, Permission::JobRead, q.tenant_id.as_ref())
         .await?;
-    Ok(axum::Json(jobs::jobs_in(&state.db.pool, &scope, &q).await?))
+    let page = jobs::jobs_in(&state.db.pool, &scope, &q, &page(&p)?).await?;
+    Ok(Listing::new(uri, page))
 }
 
 /// Show a job

@@ -10,6 +10,7 @@ mod health;
 mod items;
 mod jobs;
 mod notify;
+mod pages;
 mod policies;
 mod session;
 mod tenants;
@@ -218,7 +219,7 @@ const ANONYMOUS: &[&str] = &[
 /// serves every Problem as `application/problem+json`, as the server sends it. Written once
 /// here so a handler's own `responses(...)` lists only what is particular to it (409, 429,
 /// ...), and the document still names every status a client can meet. A 429 declares its
-/// `Retry-After` header.
+/// `Retry-After` header; the success of a paged listing declares its `Link` header.
 ///
 /// - 400: the body or query does not parse (a malformed ID among them);
 /// - 401: no session, an ended one, or a token where a session is needed;
@@ -261,6 +262,9 @@ fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
         let has_query = params.iter().any(|(at, _)| *at == ParameterIn::Query);
         let in_path = params.iter().any(|(at, _)| *at == ParameterIn::Path);
         let names_tenant = params.iter().any(|(_, name)| name == "tenant_id");
+        let paged = params
+            .iter()
+            .any(|(at, name)| *at == ParameterIn::Query && name == "cursor");
         let signed_in = !ANONYMOUS.contains(&path);
         let own_account = path.starts_with("/api/v1/me") || path.starts_with("/api/v1/auth/");
         let mut add = |status: &str, description: &str| {
@@ -310,6 +314,20 @@ fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
             let RefOr::T(response) = response else {
                 continue;
             };
+            if status == "200" && paged {
+                response.headers.insert(
+                    "Link".into(),
+                    RefOr::T(
+                        HeaderBuilder::new()
+                            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                            .description(Some(
+                                "When more rows follow: `<PATH?QUERY&cursor=C>; rel=\"next\"`, \
+                                 the same request for the next page.",
+                            ))
+                            .build(),
+                    ),
+                );
+            }
             if status == "429" {
                 response.headers.insert(
                     "Retry-After".into(),

@@ -1,5 +1,6 @@
 //! Notification targets, their delivery log, and the events of a tenant.
 
+use axum::extract::OriginalUri;
 use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
@@ -9,6 +10,7 @@ use loop_api::{
 use loop_repo::crypto::Key;
 use serde::Deserialize;
 
+use super::pages::{Listing, page};
 use super::tenants::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
@@ -18,6 +20,7 @@ use crate::domain::{EmailAddress, Permission, new_id, parse_name};
 use crate::error::{ApiError, ApiResult};
 use crate::notify::{secret_context, webhook};
 use crate::state::AppState;
+use loop_api::PageQuery;
 
 /// Recipients of one e-mail target at most.
 const MAX_RECIPIENTS: usize = 20;
@@ -107,23 +110,22 @@ async fn next_summary(state: &AppState, t: &NotifyTarget, now: i64) -> ApiResult
 }
 
 /// List notification targets
-#[utoipa::path(get, path = "/api/v1/notify/targets", tag = "notifications", params(TenantFilter),
+#[utoipa::path(get, path = "/api/v1/notify/targets", tag = "notifications", params(TenantFilter, PageQuery),
     responses((status = 200, description = "Success", body = Vec<NotifyTarget>)))]
 pub async fn list_targets(
     State(state): State<AppState>,
     caller: Caller,
     Query(f): Query<TenantFilter>,
-) -> ApiResult<axum::Json<Vec<NotifyTarget>>> {
+    Query(p): Query<PageQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Listing<NotifyTarget>> {
     let scope = caller
         .scope(&state, Permission::NotifyRead, f.tenant_id.as_ref())
         .await?;
-    Ok(axum::Json(
-        db_notify::targets_in(&state.db.pool, &scope)
-            .await?
-            .into_iter()
-            .map(shown)
-            .collect(),
-    ))
+    let page = db_notify::targets_in(&state.db.pool, &scope, Some(&page(&p)?))
+        .await?
+        .map(|t| Ok(shown(t)))?;
+    Ok(Listing::new(uri, page))
 }
 
 /// Create a notification target
@@ -366,21 +368,21 @@ pub struct DeliveryFilter {
     pub tenant_id: Option<TenantId>,
     /// Only this target.
     pub target_id: Option<TargetId>,
-    /// The newest this many (default 100, at most 1000).
-    pub limit: Option<u32>,
 }
 
 /// The delivery log
 ///
 /// Each event on its way to each target, newest first: its state, tries, the last error
 /// and the receiver's last HTTP status.
-#[utoipa::path(get, path = "/api/v1/notify/deliveries", tag = "notifications", params(DeliveryFilter),
+#[utoipa::path(get, path = "/api/v1/notify/deliveries", tag = "notifications", params(DeliveryFilter, PageQuery),
     responses((status = 200, description = "Success", body = Vec<Delivery>)))]
 pub async fn list_deliveries(
     State(state): State<AppState>,
     caller: Caller,
     Query(f): Query<DeliveryFilter>,
-) -> ApiResult<axum::Json<Vec<Delivery>>> {
+    Query(p): Query<PageQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Listing<Delivery>> {
     if let Some(t) = &f.target_id {
         // Another tenant's target is as absent as one that does not exist.
         scoped_target(&state, &caller, Permission::NotifyRead, t).await?;
@@ -388,16 +390,14 @@ pub async fn list_deliveries(
     let scope = caller
         .scope(&state, Permission::NotifyRead, f.tenant_id.as_ref())
         .await?;
-    let limit = f.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(axum::Json(
-        db_notify::deliveries_in(
-            &state.db.pool,
-            &scope,
-            f.target_id.as_ref().map(TargetId::as_str),
-            limit,
-        )
-        .await?,
-    ))
+    let page = db_notify::deliveries_in(
+        &state.db.pool,
+        &scope,
+        f.target_id.as_ref().map(TargetId::as_str),
+        &page(&p)?,
+    )
+    .await?;
+    Ok(Listing::new(uri, page))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -406,25 +406,23 @@ pub struct EventFilter {
     /// Only this tenant (default: every tenant the caller can see).
     pub tenant_id: Option<TenantId>,
     pub kind: Option<EventKind>,
-    /// The newest this many (default 100, at most 1000).
-    pub limit: Option<u32>,
 }
 
 /// List events
 ///
 /// What the service raised for the tenants the caller can see, newest first.
-#[utoipa::path(get, path = "/api/v1/events", tag = "notifications", params(EventFilter),
+#[utoipa::path(get, path = "/api/v1/events", tag = "notifications", params(EventFilter, PageQuery),
     responses((status = 200, description = "Success", body = Vec<Event>)))]
 pub async fn list_events(
     State(state): State<AppState>,
     caller: Caller,
     Query(f): Query<EventFilter>,
-) -> ApiResult<axum::Json<Vec<Event>>> {
+    Query(p): Query<PageQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Listing<Event>> {
     let scope = caller
         .scope(&state, Permission::NotifyRead, f.tenant_id.as_ref())
         .await?;
-    let limit = f.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(axum::Json(
-        db_notify::events_in(&state.db.pool, &scope, f.kind, limit).await?,
-    ))
+    let page = db_notify::events_in(&state.db.pool, &scope, f.kind, &page(&p)?).await?;
+    Ok(Listing::new(uri, page))
 }

@@ -1,6 +1,7 @@
 //! Retention policies: attached to a tenant or a vault, the nearest one applies; and running
 //! a vault's retention now.
 
+use axum::extract::OriginalUri;
 use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
@@ -8,6 +9,7 @@ use loop_api::{
     VaultId,
 };
 
+use super::pages::{Listing, page};
 use super::tenants::TenantFilter;
 use super::vaults::{queue_managed_job, scoped_vault};
 use super::{Json, Path, Query, commit_audited};
@@ -16,6 +18,7 @@ use crate::db::{self, policies, tenants, vaults};
 use crate::domain::{Permission, check_maintenance, check_policy, new_id};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use loop_api::PageQuery;
 
 /// The policy `id`, when the caller may `perm` on its tenant (else 404 or 403).
 async fn scoped_policy(
@@ -41,19 +44,20 @@ fn details(p: &Policy) -> serde_json::Value {
 }
 
 /// List policies
-#[utoipa::path(get, path = "/api/v1/policies", tag = "policies", params(TenantFilter),
+#[utoipa::path(get, path = "/api/v1/policies", tag = "policies", params(TenantFilter, PageQuery),
     responses((status = 200, description = "Success", body = Vec<Policy>)))]
 pub async fn list_policies(
     State(state): State<AppState>,
     caller: Caller,
     Query(f): Query<TenantFilter>,
-) -> ApiResult<axum::Json<Vec<Policy>>> {
+    Query(p): Query<PageQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Listing<Policy>> {
     let scope = caller
         .scope(&state, Permission::VaultRead, f.tenant_id.as_ref())
         .await?;
-    Ok(axum::Json(
-        policies::policies_in(&state.db.pool, &scope).await?,
-    ))
+    let page = policies::policies_in(&state.db.pool, &scope, Some(&page(&p)?)).await?;
+    Ok(Listing::new(uri, page))
 }
 
 /// Create a policy

@@ -1,11 +1,15 @@
 //! Tenants: the tree of provider, partners and customers, and each tenant's settings.
 //! (Erasing a tenant is in `erasure.rs`.)
 
+use axum::extract::OriginalUri;
 use axum::extract::State;
 use axum::http::StatusCode;
+use loop_api::PageQuery;
 use loop_api::{CreateTenant, Tenant, TenantId, TenantStatus, UpdateTenant};
 use serde::Deserialize;
 
+use super::Query;
+use super::pages::{Listing, page};
 use super::{Json, Path, commit_audited};
 use crate::auth::Caller;
 use crate::db::{self, tenants};
@@ -24,15 +28,17 @@ pub struct TenantFilter {
 ///
 /// The tenants the caller can see: the subtrees of their role bindings.
 #[utoipa::path(get, path = "/api/v1/tenants", tag = "tenants",
+    params(PageQuery),
     responses((status = 200, description = "Success", body = Vec<Tenant>)))]
 pub async fn list_tenants(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<axum::Json<Vec<Tenant>>> {
-    let ts = caller
-        .visible_tenants(&state, Permission::TenantRead)
-        .await?;
-    Ok(axum::Json(ts.into_iter().map(|t| t.tenant).collect()))
+    Query(p): Query<PageQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Listing<Tenant>> {
+    let scope = caller.scope(&state, Permission::TenantRead, None).await?;
+    let page = tenants::tenants_in(&state.db.pool, &scope, &page(&p)?).await?;
+    Ok(Listing::new(uri, page))
 }
 
 /// Create a tenant

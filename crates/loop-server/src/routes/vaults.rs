@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::OriginalUri;
 use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
@@ -11,15 +12,18 @@ use loop_api::{
 use loop_repo::keys::{Secret, SlotMeta};
 use loop_repo::{InitOptions, Repository};
 
+use super::pages::{Listing, page};
 use super::tenants::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
+use crate::db::page::{Key, in_memory};
 use crate::db::{self, vaults};
 use crate::domain::{NewVault, Permission, TenantKind, new_id};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::Work;
 use crate::managed_keys::managed_kek;
 use crate::state::AppState;
+use loop_api::PageQuery;
 
 fn with_jurisdiction(state: &AppState, mut v: Vault) -> Vault {
     if let Some(d) = state.destinations.get(&v.destination) {
@@ -52,22 +56,22 @@ pub async fn list_destinations(
 }
 
 /// List vaults
-#[utoipa::path(get, path = "/api/v1/vaults", tag = "vaults", params(TenantFilter),
+#[utoipa::path(get, path = "/api/v1/vaults", tag = "vaults", params(TenantFilter, PageQuery),
     responses((status = 200, description = "Success", body = Vec<Vault>)))]
 pub async fn list_vaults(
     State(state): State<AppState>,
     caller: Caller,
     Query(f): Query<TenantFilter>,
-) -> ApiResult<axum::Json<Vec<Vault>>> {
+    Query(p): Query<PageQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Listing<Vault>> {
     let scope = caller
         .scope(&state, Permission::VaultRead, f.tenant_id.as_ref())
         .await?;
-    let vs = vaults::vaults_in(&state.db.pool, &scope).await?;
-    Ok(axum::Json(
-        vs.into_iter()
-            .map(|v| with_jurisdiction(&state, v))
-            .collect(),
-    ))
+    let page = vaults::vaults_in(&state.db.pool, &scope, Some(&page(&p)?))
+        .await?
+        .map(|v| Ok(with_jurisdiction(&state, v)))?;
+    Ok(Listing::new(uri, page))
 }
 
 /// Create a vault
@@ -396,13 +400,16 @@ pub(super) async fn queue_managed_job(
 ///
 /// The server opens the vault with the tenant key; it cannot read a vault whose key the
 /// customer holds.
-#[utoipa::path(get, path = "/api/v1/vaults/{id}/snapshots", tag = "vaults", params(("id" = VaultId, Path)),
+#[utoipa::path(get, path = "/api/v1/vaults/{id}/snapshots", tag = "vaults", params(("id" = VaultId, Path), PageQuery),
     responses((status = 200, description = "Success", body = Vec<SnapshotInfo>), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn list_snapshots(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<VaultId>,
-) -> ApiResult<axum::Json<Vec<SnapshotInfo>>> {
+    Query(p): Query<PageQuery>,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Listing<SnapshotInfo>> {
+    let page = page(&p)?;
     let v = scoped_vault(&state, &caller, Permission::VaultRead, &id).await?;
     if v.key_custody != KeyCustody::Managed {
         return Err(ApiError::conflict(
@@ -429,11 +436,17 @@ pub async fn list_snapshots(
         // others, and leave the damaged one to `loop check`.
         tracing::warn!(vault = %v.id, snapshot = %name, error = %e, "skipping a damaged snapshot");
     }
-    Ok(axum::Json(
-        snaps
-            .into_iter()
-            .map(|(id, s)| {
-                let sum = s.summary.clone().unwrap_or_default();
+    // Oldest first, by time and ID.
+    let rows = snaps
+        .into_iter()
+        .map(|(id, s)| {
+            let key = vec![
+                Key::Int(s.time.timestamp_nanos_opt().unwrap_or(i64::MAX)),
+                Key::Text(id.to_hex()),
+            ];
+            let sum = s.summary.clone().unwrap_or_default();
+            (
+                key,
                 SnapshotInfo {
                     id: id.to_hex(),
                     time: s.time.to_rfc3339(),
@@ -442,8 +455,9 @@ pub async fn list_snapshots(
                     tags: s.tags,
                     files: sum.total_files_processed,
                     bytes: sum.total_bytes_processed,
-                }
-            })
-            .collect(),
-    ))
+                },
+            )
+        })
+        .collect();
+    Ok(Listing::new(uri, in_memory(rows, &page)))
 }

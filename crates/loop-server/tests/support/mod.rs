@@ -47,6 +47,8 @@ pub struct Reply {
     pub content_type: String,
     /// The `Retry-After` header, when there is one.
     pub retry_after: Option<String>,
+    /// The `Link` header (the next page of a listing), when there is one.
+    pub link: Option<String>,
     pub body: String,
 }
 
@@ -256,11 +258,17 @@ impl Server {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(String::from);
+        let link = r
+            .headers()
+            .get(reqwest::header::LINK)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
         let body = r.text().expect("a readable body");
         Reply {
             status,
             content_type,
             retry_after,
+            link,
             body,
         }
     }
