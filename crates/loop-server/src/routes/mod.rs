@@ -4,6 +4,7 @@
 mod access;
 mod agent;
 mod audit;
+mod codes;
 mod directory;
 mod erasure;
 mod health;
@@ -67,8 +68,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(session::change_password))
         .routes(routes!(session::enroll_totp))
         .routes(routes!(session::confirm_totp))
-        .routes(routes!(session::accept_invite))
-        .routes(routes!(session::confirm_email))
+        .routes(routes!(codes::accept_invite))
+        .routes(routes!(codes::confirm_email))
         .routes(routes!(tenants::list_tenants, tenants::create_tenant))
         .routes(routes!(tenants::get_tenant, tenants::update_tenant))
         .routes(routes!(erasure::erase_tenant))

@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use loop_api::{
-    AcceptInvite, ActorKind, ChangePassword, ConfirmEmail, LoginRequest, LoginResponse, Me,
-    Outcome, PasswordCheck, TotpCode, TotpEnrollment, User, UserStatus,
+    ActorKind, ChangePassword, LoginRequest, LoginResponse, Me, Outcome, PasswordCheck, TotpCode,
+    TotpEnrollment, User, UserStatus,
 };
 
 use super::{Json, commit, commit_audited};
@@ -14,7 +14,7 @@ use crate::db::audit::{NewEvent, Personal};
 use crate::db::sessions::{self};
 use crate::db::{self};
 use crate::db::{tenants, users};
-use crate::domain::{self, EmailAddress, secret_hash};
+use crate::domain::{self, EmailAddress};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, Attempt};
 
@@ -82,7 +82,7 @@ async fn audit_refusal(
 
 /// An event in which a user acts on their own account with no session yet (signing in, or
 /// redeeming a code from an e-mail): the user is the actor and the subject of its personal data.
-fn own_event(
+pub(super) fn own_event(
     user: &User,
     client: &ClientInfo,
     action: &'static str,
@@ -494,122 +494,6 @@ pub async fn confirm_totp(
             "user.totp_enable",
             "user",
             Some(&u.user.user.id),
-            serde_json::json!({}),
-        ),
-        now,
-    )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// An invitation, or a code confirming a new address, is valid this long after it was issued.
-const INVITE_LIFETIME_MS: i64 = 7 * 86_400_000;
-
-/// Accept an invitation
-///
-/// Sets the password of an invited account. An invitation is valid 7 days.
-#[utoipa::path(post, path = "/api/v1/auth/accept-invite", tag = "auth", request_body = AcceptInvite,
-    responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem),
-              (status = 409, description = "The address has an account already (problem+json)", body = loop_api::Problem),
-              (status = 410, description = "The invitation expired (problem+json)", body = loop_api::Problem)))]
-pub async fn accept_invite(
-    State(state): State<AppState>,
-    client: ClientInfo,
-    Json(req): Json<AcceptInvite>,
-) -> ApiResult<StatusCode> {
-    let Some(user) =
-        users::user_by_invite(&state.db.pool, &secret_hash(req.invite_token.expose())).await?
-    else {
-        return Err(ApiError::not_found());
-    };
-    let now = state.now();
-    let issued = user
-        .invite_issued_at
-        .unwrap_or(user.user.created_at.timestamp_millis());
-    if now - issued > INVITE_LIFETIME_MS {
-        return Err(ApiError::new(
-            StatusCode::GONE,
-            "invite_expired",
-            "the invitation has expired; ask for a new one",
-        ));
-    }
-    domain::check_new_password(req.password.expose())?;
-    let hash = auth::hash_password(req.password.expose().to_string()).await?;
-    let mut tx = state.db.begin().await?;
-    // The address may have become another account's since the invitation was sent; only
-    // the holder of the invitation, the address's owner, learns that here.
-    users::set_password(&mut tx, &user.user.id, &hash, now)
-        .await
-        .map_err(|e| {
-            if e.is_unique_violation() {
-                ApiError::conflict(
-                    "email_taken",
-                    "this address has an account already; sign in with it",
-                )
-            } else {
-                e.into()
-            }
-        })?;
-    commit_audited(
-        tx,
-        own_event(
-            &user.user,
-            &client,
-            "user.invite_accept",
-            "user",
-            user.user.id.clone(),
-            serde_json::json!({}),
-        ),
-        now,
-    )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Confirm a new e-mail address
-///
-/// With the code sent to it (valid 7 days): the account signs in with the new address from then
-/// on.
-#[utoipa::path(post, path = "/api/v1/auth/confirm-email", tag = "auth", request_body = ConfirmEmail,
-    responses((status = 204, description = "Done, no content"), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem),
-              (status = 409, description = "The address has an account already (problem+json)", body = loop_api::Problem),
-              (status = 410, description = "The code expired (problem+json)", body = loop_api::Problem)))]
-pub async fn confirm_email(
-    State(state): State<AppState>,
-    client: ClientInfo,
-    Json(req): Json<ConfirmEmail>,
-) -> ApiResult<StatusCode> {
-    let Some(user) =
-        users::user_by_email_token(&state.db.pool, &secret_hash(req.token.expose())).await?
-    else {
-        return Err(ApiError::not_found());
-    };
-    let now = state.now();
-    if now - user.email_token_issued_at.unwrap_or(0) > INVITE_LIFETIME_MS {
-        return Err(ApiError::new(
-            StatusCode::GONE,
-            "code_expired",
-            "the code has expired; ask for the change again",
-        ));
-    }
-    let mut tx = state.db.begin().await?;
-    users::confirm_email(&mut tx, &user.user.id, now)
-        .await
-        .map_err(|e| {
-            if e.is_unique_violation() {
-                ApiError::conflict("email_taken", "this address has an account already")
-            } else {
-                e.into()
-            }
-        })?;
-    commit_audited(
-        tx,
-        own_event(
-            &user.user,
-            &client,
-            "user.email_confirm",
-            "user",
-            user.user.id.clone(),
             serde_json::json!({}),
         ),
         now,

@@ -8,7 +8,13 @@
 #![allow(dead_code)]
 
 pub mod agent;
+mod checks;
+mod reply;
 pub mod vault;
+
+#[allow(unused_imports)]
+pub use checks::*;
+pub use reply::Reply;
 
 #[allow(unused_imports)]
 pub use loop_testkit::smtp;
@@ -38,54 +44,6 @@ pub struct Server {
     /// The PostgreSQL database, when the run asks for one; dropped after the runtime.
     _database: Option<Arc<loop_testkit::postgres::Database>>,
     _dir: tempfile::TempDir,
-}
-
-/// An answer as a user sees it: status, content type and body text.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub content_type: String,
-    /// The `Retry-After` header, when there is one.
-    pub retry_after: Option<String>,
-    /// The `Link` header (the next page of a listing), when there is one.
-    pub link: Option<String>,
-    pub body: String,
-}
-
-impl Reply {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
-    }
-
-    /// The problem+json `code`, when the answer is an error body.
-    pub fn code(&self) -> String {
-        serde_json::from_str::<Value>(&self.body)
-            .ok()
-            .and_then(|v| v["code"].as_str().map(String::from))
-            .unwrap_or_default()
-    }
-
-    /// Requires `status` and returns the body as JSON (`null` when empty).
-    pub fn expect(&self, status: u16) -> Value {
-        assert_eq!(self.status, status, "unexpected answer: {}", self.body);
-        if self.body.is_empty() {
-            Value::Null
-        } else {
-            self.json()
-        }
-    }
-
-    /// Requires an error with this status and code, as problem+json.
-    pub fn expect_problem(&self, status: u16, code: &str) {
-        assert_eq!(
-            (self.status, self.code().as_str()),
-            (status, code),
-            "unexpected answer: {}",
-            self.body
-        );
-        assert_eq!(self.content_type, "application/problem+json");
-    }
 }
 
 /// A signed-in person (or a token holder): every request carries its bearer secret.
@@ -546,37 +504,6 @@ impl Customer {
     }
 }
 
-/// `n` simultaneous sign-ins at `email` with a wrong password, sent to `nodes` in turn:
-/// (guesses checked, guesses refused as throttled).
-pub fn burst_of_guesses(nodes: &[&Server], email: &str, n: usize) -> (usize, usize) {
-    let results: Vec<u16> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
-            .map(|i| {
-                let node = nodes[i % nodes.len()];
-                s.spawn(move || node.login(email, "a-wrong-guess-123").status)
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let checked = results.iter().filter(|s| **s == 401).count();
-    let refused = results.iter().filter(|s| **s == 429).count();
-    assert_eq!(checked + refused, n, "only 401 and 429: {results:?}");
-    (checked, refused)
-}
-
-/// Every file under `dir`, at any depth.
-pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            out.extend(files_under(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
-}
-
 impl<'a> Caller<'a> {
     /// The job, once it ended (polled; the bound only stops a hung test).
     pub fn job_ended(&self, id: &str) -> Value {
@@ -634,26 +561,5 @@ impl<'a> Caller<'a> {
     pub fn audit_events(&self) -> Vec<loop_api::AuditEvent> {
         serde_json::from_value(self.get("/api/v1/audit?limit=10000").expect(200))
             .expect("audit events")
-    }
-}
-
-/// Requires the events of each tenant (given in sequence order, as the audit API lists
-/// them) to form an unbroken chain: sequence numbers 1, 2, 3, … and each `prev_hash` the
-/// `hash` of the event before it in that tenant (empty for the first). Checked here by
-/// hand, not with `loop_api::audit`, so the chain code cannot vouch for itself.
-pub fn assert_chained(events: &[loop_api::AuditEvent]) {
-    let mut last: std::collections::HashMap<&str, (u64, &str)> = Default::default();
-    for e in events {
-        let (seq, hash) = last.get(e.tenant_id.as_str()).copied().unwrap_or((0, ""));
-        assert_eq!(
-            (e.seq, e.prev_hash.as_str()),
-            (seq + 1, hash),
-            "tenant {} event {} ({}) does not follow the event before it",
-            e.tenant_id,
-            e.seq,
-            e.action
-        );
-        assert_eq!(e.hash.len(), 64, "event {} has no hash", e.seq);
-        last.insert(&e.tenant_id, (e.seq, &e.hash));
     }
 }
