@@ -66,6 +66,7 @@ impl Application {
             &config.master_key_file(),
         )?;
         let db = Db::connect_with(&config.database_url(), &config.database).await?;
+        check_master_key(&db, &master, &config).await?;
         if db.backend == db::Backend::Sqlite {
             release_previous_run(&db).await?;
         }
@@ -175,6 +176,32 @@ impl Application {
 }
 
 /// First start: the provider tenant and its administrator. Returns the generated password.
+/// Refuses to serve a database whose keys the master key does not open (a database restored
+/// without its master key, or a node given another key): every managed vault, TOTP secret
+/// and webhook secret would be unreadable. The provider tenant's key stands for them all.
+async fn check_master_key(db: &Db, master: &MasterKey, config: &Config) -> Result<(), StartError> {
+    let Some(provider) = tenants::provider_tenant(&db.pool).await? else {
+        return Ok(()); // a fresh database
+    };
+    let Some(wrapped) = tenants::tenant_key(&db.pool, &provider.tenant.id).await? else {
+        return Ok(());
+    };
+    if master
+        .open_tenant_key(&provider.tenant.id, &wrapped)
+        .is_err()
+    {
+        let source = match &config.master_key {
+            Some(_) => "master_key (LOOP_MASTER_KEY)".to_string(),
+            None => config.master_key_file().display().to_string(),
+        };
+        return Err(StartError::Other(format!(
+            "the master key in {source} does not open the keys in this database: start with \
+             the master key this database was made with (restored a database without its key?)"
+        )));
+    }
+    Ok(())
+}
+
 /// SQLite serves one process: the object claims and job leases an earlier run left are
 /// dead, and are released at once. (On PostgreSQL other nodes may hold them: they lapse.)
 async fn release_previous_run(db: &Db) -> Result<(), StartError> {

@@ -1,0 +1,106 @@
+//! Disaster recovery of a single-node server (SQLite): the database and the master key,
+//! restored onto a fresh machine, open every managed vault again; the database without its
+//! master key is refused at start. (The vault objects live at their destination, which survives.)
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use support::cli::{assert_same_tree, build_full_tree};
+use support::server::*;
+use support::story::*;
+
+/// A fresh data directory holding what the operator backed up (the database, and the
+/// master key when `with_key`), and a configuration whose `local` destination is the old
+/// server's (the storage that survived).
+fn restored_machine(old: &Path, new: &Path, with_key: bool) -> std::path::PathBuf {
+    std::fs::create_dir_all(new).unwrap();
+    let mut files = vec!["loop.db", "loop.db-wal", "tls-cert.pem", "tls-key.pem"];
+    if with_key {
+        files.push("master.key");
+    }
+    for f in files {
+        if old.join(f).exists() {
+            std::fs::copy(old.join(f), new.join(f)).unwrap();
+        }
+    }
+    let config = new.with_extension("toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[destinations]]\nname = \"local\"\njurisdiction = \"local\"\nbackend = \"local\"\n\
+             path = \"{}\"\n",
+            old.join("vaults").display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn the_database_and_master_key_restored_on_a_fresh_server_open_every_vault() {
+    if loop_testkit::postgres::wanted() {
+        // This story copies SQLite's files; PostgreSQL is restored with its own tools.
+        return;
+    }
+    let mut s = set_up(None, "local");
+    let src = s.dir.path().join("files");
+    build_full_tree(&src);
+    ok(&mut s.device(&s.backup_token, &["backup", src.to_str().unwrap()]));
+    s.server.kill();
+    let old = s.server.data_dir.clone();
+
+    // Without its master key the restored database is refused at start, with the reason,
+    // instead of serving vaults that no longer open.
+    let keyless = restored_machine(&old, &s.dir.path().join("keyless"), false);
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_loop"))
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(s.dir.path().join("keyless"))
+        .arg("--config")
+        .arg(&keyless)
+        .env("LOOP_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env_remove("LOOP_DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until it exits, or announces that it serves (a failure: killed, then reported).
+    for line in BufReader::new(server.stdout.take().unwrap()).lines() {
+        if line.unwrap().starts_with("loop server listening on") {
+            server.kill().unwrap();
+            panic!("a server without its master key started");
+        }
+    }
+    let out = server.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("does not open the keys in this database"),
+        "{err}"
+    );
+
+    // With it, everything is as it was: tokens, accounts and vaults.
+    let config = restored_machine(&old, &s.dir.path().join("rebuilt"), true);
+    s.server = Server::start(&s.dir.path().join("rebuilt"), Some(&config));
+    let target = s.dir.path().join("restored");
+    ok(&mut s.device(
+        &s.restore_token,
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+    ));
+    assert_same_tree(&src, &target.join("files"));
+    ok(&mut s.device(&s.restore_token, &["check", "--read-data"]));
+    ok(s.admin(
+        "ana",
+        &[
+            "login",
+            "--server",
+            &s.server.url,
+            "--email",
+            "ana@acme.example",
+        ],
+    )
+    .env("LOOP_LOGIN_PASSWORD", "ana-password-1234"));
+    let snaps = json(&mut s.admin("ana", &["vault", "snapshots", &s.vault]));
+    assert_eq!(snaps.as_array().unwrap().len(), 1, "{snaps}");
+}
