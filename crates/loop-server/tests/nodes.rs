@@ -80,3 +80,38 @@ fn a_job_both_nodes_race_for_runs_once_and_names_its_node() {
         assert!(left.is_empty(), "vault {vault} was erased: {left:?}");
     }
 }
+
+#[test]
+fn two_nodes_starting_at_once_on_an_empty_database_make_one_provider() {
+    let Some(cluster) = loop_testkit::postgres::Cluster::shared() else {
+        return;
+    };
+    let database = Arc::new(cluster.database());
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = std::thread::scope(|s| {
+        let start = |name: &'static str| {
+            let database = database.clone();
+            let data = dir.path().join(name);
+            s.spawn(move || {
+                Server::start_on(Some(database), |c| {
+                    c.data_dir = data;
+                    // One key for both, as the nodes of one service share it.
+                    c.master_key = Some(loop_server::config::SecretString::new("42".repeat(32)));
+                    c.node_id = Some(name.to_string());
+                })
+            })
+        };
+        let (a, b) = (start("node-a"), start("node-b"));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    for node in [&a, &b] {
+        let tenants = node.admin().get("/api/v1/tenants").expect(200);
+        let providers = tenants
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["kind"] == "provider")
+            .count();
+        assert_eq!(providers, 1, "{tenants}");
+    }
+}
