@@ -1,7 +1,8 @@
 //! Keyset pagination: a listing sorted by columns that end in a unique one continues after
 //! the sort key of the last row it gave, which the client holds as an opaque cursor
-//! (base64url of the key as a JSON array). A page costs one indexed range scan however deep
-//! it is, and rows added or removed between pages neither repeat nor skip the others.
+//! (base64url of the key as a JSON array). A page is one query that starts after that key
+//! (no OFFSET that reads and drops the rows before it), and rows added or removed between
+//! pages neither repeat nor skip the others.
 
 use base64::Engine as _;
 use sqlx::any::AnyRow;
