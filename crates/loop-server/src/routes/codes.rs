@@ -51,30 +51,10 @@ pub async fn accept_invite(
     // the holder of the invitation, the address's owner, learns that here.
     users::set_password(&mut tx, &user.user.id, &hash, now)
         .await
-        .map_err(|e| {
-            if e.is_unique_violation() {
-                ApiError::conflict(
-                    "email_taken",
-                    "this address has an account already; sign in with it",
-                )
-            } else {
-                e.into()
-            }
-        })?;
-    commit_audited(
-        tx,
-        own_event(
-            &user.user,
-            &client,
-            "user.invite_accept",
-            "user",
-            user.user.id.clone(),
-            serde_json::json!({}),
-        ),
-        now,
-    )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+        .map_err(email_taken(
+            "this address has an account already; sign in with it",
+        ))?;
+    redeemed(tx, &user.user, &client, "user.invite_accept", now).await
 }
 
 /// Confirm a new e-mail address
@@ -106,25 +86,37 @@ pub async fn confirm_email(
     let mut tx = state.db.begin().await?;
     users::confirm_email(&mut tx, &user.user.id, now)
         .await
-        .map_err(|e| {
-            if e.is_unique_violation() {
-                ApiError::conflict("email_taken", "this address has an account already")
-            } else {
-                e.into()
-            }
-        })?;
-    commit_audited(
-        tx,
-        own_event(
-            &user.user,
-            &client,
-            "user.email_confirm",
-            "user",
-            user.user.id.clone(),
-            serde_json::json!({}),
-        ),
-        now,
-    )
-    .await?;
+        .map_err(email_taken("this address has an account already"))?;
+    redeemed(tx, &user.user, &client, "user.email_confirm", now).await
+}
+
+/// A change that would give an address to a second account: `409 email_taken`.
+fn email_taken(detail: &'static str) -> impl FnOnce(crate::db::DbError) -> ApiError {
+    move |e| {
+        if e.is_unique_violation() {
+            ApiError::conflict("email_taken", detail)
+        } else {
+            e.into()
+        }
+    }
+}
+
+/// Commits a redeemed code's change with its event, the user acting on their own account.
+async fn redeemed(
+    tx: crate::db::Tx,
+    user: &loop_api::User,
+    client: &ClientInfo,
+    action: &'static str,
+    now: i64,
+) -> ApiResult<StatusCode> {
+    let event = own_event(
+        user,
+        client,
+        action,
+        "user",
+        user.id.clone(),
+        serde_json::json!({}),
+    );
+    commit_audited(tx, event, now).await?;
     Ok(StatusCode::NO_CONTENT)
 }
