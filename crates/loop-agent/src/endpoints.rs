@@ -119,6 +119,14 @@ impl ApiClient {
         )
     }
 
+    pub fn rotate_tenant_key(&self, id: &TenantId) -> Result<Job, ApiError> {
+        self.call::<(), _>(
+            Method::POST,
+            &format!("/api/v1/tenants/{id}/key-rotation"),
+            None,
+        )
+    }
+
     // ---- users and roles ----
 
     pub fn users(&self, tenant: Option<&TenantId>) -> Result<Vec<User>, ApiError> {

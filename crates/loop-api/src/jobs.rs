@@ -19,6 +19,10 @@ closed_set! {
         /// Applies a vault's retention policy: forgets the snapshots it does not keep, then
         /// prunes the data only they used (`dry_run`: logs the plan, changes nothing).
         Retention = "retention",
+        /// Rotates a tenant's key: each managed vault gets a key slot for a new tenant key,
+        /// the new key becomes current, and the old key's slots are removed. Vault data is
+        /// not re-encrypted.
+        TenantKeyRotation = "tenant-key-rotation",
         /// Backs up a protected item; run by the agent of the item's device.
         Backup = "backup",
         /// Restores a snapshot (or some of its paths) to a directory of a device; run by the

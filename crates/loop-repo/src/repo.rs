@@ -662,6 +662,23 @@ impl Repository {
         Ok(out)
     }
 
+    /// The key slots `secret` opens. Each slot is read; a raw key costs no key derivation,
+    /// and a slot of the other kind is skipped without one.
+    pub fn key_slots_opened_by(&self, secret: Secret<'_>) -> Result<Vec<Id>> {
+        let mut out = Vec::new();
+        for info in self.storage.list(FileKind::Key)? {
+            let object = FileKind::Key.path(&info.name);
+            let slot = KeySlot::parse(
+                &object,
+                self.storage.get(FileKind::Key, &info.name, MAX_KEY_SLOT)?,
+            )?;
+            if slot.open(&secret)?.is_some() {
+                out.push(Id::parse(&info.name)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Adds a key slot for another passphrase or raw key. Data is not re-encrypted.
     pub fn add_key(&self, secret: Secret<'_>, kdf: KdfParams, meta: &SlotMeta) -> Result<Id> {
         let slot = KeySlot::create(&self.master, secret, kdf, meta)?;

@@ -61,10 +61,14 @@ impl Application {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| StartError::Io(config.data_dir.display().to_string(), e))?;
-        let master = MasterKey::load(
-            config.master_key.as_ref().map(|k| k.expose()),
-            &config.master_key_file(),
-        )?;
+        let master = config.master_key()?;
+        if master.previous_count() > 0 {
+            tracing::info!(
+                previous = master.previous_count(),
+                "previous master keys open what they wrapped; loop server rewrap-keys moves it \
+                 under the current key"
+            );
+        }
         let db = Db::connect_with(&config.database_url(), &config.database).await?;
         check_master_key(&db, &master, &config).await?;
         if db.backend == db::Backend::Sqlite {

@@ -80,6 +80,36 @@ impl Database {
     }
 }
 
+impl Database {
+    /// Backs the database up into `file` as an operator would: `pg_dump --format=custom`.
+    pub fn back_up(&self, file: &std::path::Path) {
+        let out = self
+            .cluster
+            .client("pg_dump")
+            .args(["--format=custom", "--file"])
+            .arg(file)
+            .arg(&self.name)
+            .output()
+            .expect("running pg_dump");
+        check(&out, "pg_dump");
+    }
+
+    /// A fresh database of the same cluster, restored from `file` (from
+    /// [`Database::back_up`]) by `pg_restore`.
+    pub fn restored(&self, file: &std::path::Path) -> Database {
+        let db = self.cluster.database();
+        let out = self
+            .cluster
+            .client("pg_restore")
+            .args(["--exit-on-error", "--no-owner", "--dbname", &db.name])
+            .arg(file)
+            .output()
+            .expect("running pg_restore");
+        check(&out, "pg_restore");
+        db
+    }
+}
+
 impl Drop for Database {
     fn drop(&mut self) {
         let _ = self

@@ -49,6 +49,50 @@ async fn reconcile(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `loop server rewrap-keys`: one line per wrapped column, or JSON. Fails while any value
+/// opens with no configured key.
+async fn rewrap_keys(config: &loop_server::Config, json: bool) -> Result<ExitCode> {
+    let done = loop_server::rewrap::rewrap(config).await?;
+    if json {
+        let rows: Vec<_> = done
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "column": c.column, "values": c.values, "rewrapped": c.rewrapped,
+                    "unreadable": c.unreadable,
+                })
+            })
+            .collect();
+        crate::output::print_json(&rows)?;
+    } else {
+        for c in &done {
+            println!(
+                "{}: {} values, {} rewrapped, {} unreadable",
+                c.column,
+                c.values,
+                c.rewrapped,
+                c.unreadable.len()
+            );
+        }
+    }
+    let unreadable: Vec<_> = done
+        .iter()
+        .flat_map(|c| {
+            c.unreadable
+                .iter()
+                .map(move |id| format!("{} {id}", c.column))
+        })
+        .collect();
+    if unreadable.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    anyhow::bail!(
+        "{} values open with no configured master key and were left as they are: {}",
+        unreadable.len(),
+        unreadable.join(", ")
+    )
+}
+
 pub(crate) fn server(a: ServerArgs, json: bool) -> Result<ExitCode> {
     let mut config = loop_server::Config::load(a.config.as_deref())?;
     if let Some(d) = a.data_dir {
@@ -72,12 +116,16 @@ pub(crate) fn server(a: ServerArgs, json: bool) -> Result<ExitCode> {
         .enable_all()
         .thread_name("loop-server")
         .build()?;
-    if let Some(ServerCommand::Reconcile { vault }) = a.command {
-        return runtime.block_on(reconcile(
-            &config,
-            vault.as_ref().map(VaultId::as_str),
-            json,
-        ));
+    match a.command {
+        Some(ServerCommand::Reconcile { vault }) => {
+            return runtime.block_on(reconcile(
+                &config,
+                vault.as_ref().map(VaultId::as_str),
+                json,
+            ));
+        }
+        Some(ServerCommand::RewrapKeys) => return runtime.block_on(rewrap_keys(&config, json)),
+        None => {}
     }
     runtime.block_on(async {
         let admin_email = config.admin_email.clone();

@@ -59,6 +59,15 @@ pub(crate) fn tenant(g: &Global, c: TenantCommand) -> Result<ExitCode> {
                 )
             })
         }
+        TenantCommand::RotateKey { id } => {
+            let job: Job = api.rotate_tenant_key(&id)?;
+            show(g, &job, |job| {
+                println!(
+                    "job {} rotates the key of tenant {id} (loop job show {})",
+                    job.id, job.id
+                )
+            })
+        }
         TenantCommand::Erase { id, confirm } => {
             let e: TenantErasure = api.erase_tenant(&id, &EraseTenant { confirm })?;
             show(g, &e, |e| {

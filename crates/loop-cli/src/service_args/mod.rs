@@ -49,6 +49,9 @@ pub enum ServerCommand {
         #[arg(long)]
         vault: Option<VaultId>,
     },
+    /// Wrap every key and secret still under a previous master key under the current one
+    /// (safe while serving; see "Rotating the master key" in docs/OPERATIONS.md)
+    RewrapKeys,
 }
 
 #[derive(Args, Debug)]
@@ -97,6 +100,9 @@ pub enum TenantCommand {
         #[arg(long)]
         time_zone: Option<String>,
     },
+    /// Rotate a tenant's key: its managed vaults get key slots for a new key (a job; no
+    /// data is re-encrypted)
+    RotateKey { id: TenantId },
     /// Erase a customer: destroy its keys so its backups can never be read (provider-admins)
     Erase {
         id: TenantId,

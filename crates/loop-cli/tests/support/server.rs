@@ -9,6 +9,24 @@ use loop_testkit::postgres::Database;
 
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
+/// The `loop` binary the helpers below run: this build's, unless a test switched to another
+/// release's with [`use_release`] (tests/upgrade.rs).
+static BINARY: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+/// Runs servers and commands started from now on with the `loop` binary `bin`, or with
+/// this build's when `None`.
+pub fn use_release(bin: Option<PathBuf>) {
+    *BINARY.lock().unwrap() = bin;
+}
+
+fn loop_binary() -> PathBuf {
+    BINARY
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_loop").into())
+}
+
 /// A child process killed (SIGKILL) and reaped when dropped: an agent a test runs.
 pub struct Running(pub std::process::Child);
 
@@ -41,6 +59,17 @@ impl Server {
         Server::start_at("127.0.0.1:0", data_dir, database, config, log)
     }
 
+    /// Starts `loop server` on `database` (PostgreSQL), or on SQLite in `data_dir` when
+    /// `None`.
+    pub fn start_on(data_dir: &Path, database: Option<Arc<Database>>, config: &Path) -> Server {
+        Server::start_at("127.0.0.1:0", data_dir, database, Some(config), None)
+    }
+
+    /// The PostgreSQL database the server runs on, when the run asks for one.
+    pub fn database(&self) -> Option<Arc<Database>> {
+        self.database.clone()
+    }
+
     /// Starts a node on `database`, which other nodes share, with `config` and the access
     /// log in `log`.
     pub fn start_node(
@@ -64,6 +93,28 @@ impl Server {
             .trim_start_matches("https://")
             .parse()
             .expect("an IP address and port")
+    }
+
+    /// `loop server ARGS` (an operator's command such as `rewrap-keys`) on this server's
+    /// data directory and database, with `config`.
+    pub fn operator(&self, config: Option<&Path>, args: &[&str]) -> Command {
+        let mut cmd = Command::new(loop_binary());
+        cmd.arg("server")
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("LOOP_") {
+                cmd.env_remove(&key);
+            }
+        }
+        if let Some(d) = &self.database {
+            cmd.env("LOOP_DATABASE_URL", &d.url);
+        }
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        cmd
     }
 
     /// Starts the server again after [`Server::kill`], on the same address, data and
@@ -90,7 +141,7 @@ impl Server {
         config: Option<&Path>,
         log: Option<&Path>,
     ) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_loop"));
+        let mut cmd = Command::new(loop_binary());
         cmd.args(["server", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .env("LOOP_ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -149,7 +200,7 @@ impl Server {
     /// `loop` trusting this server by fingerprint, with its own config directory (so each
     /// signed-in person keeps their own session).
     pub fn cli(&self, config_dir: &Path) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_loop"));
+        let mut c = Command::new(loop_binary());
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("LOOP_") {
                 c.env_remove(&key);

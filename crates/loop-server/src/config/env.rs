@@ -30,6 +30,9 @@ impl Config {
         if let Some(v) = get("LOOP_MASTER_KEY") {
             self.master_key = Some(SecretString::new(v));
         }
+        if let Some(v) = get("LOOP_PREVIOUS_MASTER_KEYS") {
+            self.previous_master_keys = Some(SecretString::new(v));
+        }
         if let Some(v) = get("LOOP_MASTER_KEY_FILE") {
             self.master_key_file = Some(v.into());
         }

@@ -68,6 +68,11 @@ pub struct Config {
     /// A file holding the master key (64 hex digits); created on first start when missing
     /// (default: `DATA_DIR/master.key`). Keep it out of database backups.
     pub master_key_file: Option<PathBuf>,
+    /// Files holding earlier master keys (64 hex digits each), during a rotation: what they
+    /// wrapped still opens until `loop server rewrap-keys` wraps it under the current key.
+    pub previous_master_key_files: Vec<PathBuf>,
+    /// Earlier master keys as hex, comma-separated (`LOOP_PREVIOUS_MASTER_KEYS`).
+    pub previous_master_keys: Option<SecretString>,
     pub tls: TlsConfig,
     pub session: SessionConfig,
     pub signin: SigninConfig,
@@ -107,6 +112,8 @@ impl Default for Config {
             admin_password: None,
             master_key: None,
             master_key_file: None,
+            previous_master_key_files: Vec::new(),
+            previous_master_keys: None,
             tls: TlsConfig::default(),
             session: SessionConfig::default(),
             signin: SigninConfig::default(),
@@ -446,6 +453,18 @@ impl Config {
                 .to_string_lossy()
                 .into_owned()
         })
+    }
+
+    /// The master key, with the previous ones of a rotation.
+    pub fn master_key(&self) -> Result<crate::keys::MasterKey, crate::keys::KeyError> {
+        crate::keys::MasterKey::load(
+            self.master_key.as_ref().map(|k| k.expose()),
+            &self.master_key_file(),
+        )?
+        .with_previous(
+            self.previous_master_keys.as_ref().map(|k| k.expose()),
+            &self.previous_master_key_files,
+        )
     }
 
     pub fn master_key_file(&self) -> PathBuf {

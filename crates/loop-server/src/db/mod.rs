@@ -27,6 +27,7 @@ pub mod tokens;
 pub mod users;
 pub mod vaults;
 pub mod watch;
+pub mod wrapped;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};

@@ -174,6 +174,94 @@ pub async fn tenant_key(pool: &AnyPool, tenant_id: &str) -> DbResult<Option<Stri
     Ok(row.map(|r| col(&r, "wrapped")).transpose()?)
 }
 
+/// A tenant's keys, wrapped under the master key: the current one and, while the key is
+/// being rotated, the one rotated to (`next`) or from (`previous`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantKeys {
+    pub current: String,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+}
+
+impl TenantKeys {
+    pub fn rotating(&self) -> bool {
+        self.next.is_some() || self.previous.is_some()
+    }
+}
+
+pub async fn tenant_keys(pool: &AnyPool, tenant_id: &str) -> DbResult<Option<TenantKeys>> {
+    let row = sqlx::query(
+        "SELECT wrapped, next_wrapped, previous_wrapped FROM tenant_keys WHERE tenant_id = $1",
+    )
+    .bind(tenant_id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        Ok(TenantKeys {
+            current: col(&r, "wrapped")?,
+            next: col(&r, "next_wrapped")?,
+            previous: col(&r, "previous_wrapped")?,
+        })
+    })
+    .transpose()
+}
+
+/// Starts a rotation to `next`; false when one is under way or the key is gone.
+pub async fn begin_key_rotation(pool: &AnyPool, tenant_id: &str, next: &str) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE tenant_keys SET next_wrapped = $1
+         WHERE tenant_id = $2 AND next_wrapped IS NULL AND previous_wrapped IS NULL",
+    )
+    .bind(next)
+    .bind(tenant_id)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Makes `next` the current key, keeping the current one as `previous`.
+pub async fn switch_tenant_key(pool: &AnyPool, tenant_id: &str, next: &str) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE tenant_keys SET previous_wrapped = wrapped, wrapped = next_wrapped,
+            next_wrapped = NULL
+         WHERE tenant_id = $1 AND next_wrapped = $2",
+    )
+    .bind(tenant_id)
+    .bind(next)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// Forgets the key rotated from: the rotation is over.
+pub async fn end_key_rotation(pool: &AnyPool, tenant_id: &str, previous: &str) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE tenant_keys SET previous_wrapped = NULL
+         WHERE tenant_id = $1 AND previous_wrapped = $2",
+    )
+    .bind(tenant_id)
+    .bind(previous)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
+/// In a transaction that records a new managed vault: locks the tenant's key row and
+/// answers whether `current` is still the key, with no rotation under way. A rotation that
+/// starts later finds the vault; one that started earlier makes this false.
+pub async fn hold_current_key(tx: &mut Tx, tenant_id: &str, current: &str) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE tenant_keys SET wrapped = wrapped
+         WHERE tenant_id = $1 AND wrapped = $2 AND next_wrapped IS NULL
+            AND previous_wrapped IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(current)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() > 0)
+}
+
 /// Crypto-shredding: after this, no managed vault of the tenant can be opened.
 pub async fn delete_tenant_key(tx: &mut Tx, tenant_id: &str) -> DbResult<bool> {
     let r = sqlx::query("DELETE FROM tenant_keys WHERE tenant_id = $1")

@@ -93,3 +93,15 @@ pub async fn all_vaults(pool: &AnyPool) -> DbResult<Vec<Vault>> {
         .await?;
     rows.iter().map(vault).collect()
 }
+
+/// The managed vaults of one tenant (not of the tenants below it), oldest first.
+pub async fn managed_vaults_of(pool: &AnyPool, tenant_id: &str) -> DbResult<Vec<Vault>> {
+    let rows = sqlx::query(
+        "SELECT * FROM vaults WHERE tenant_id = $1 AND key_custody = 'managed'
+            AND deleted_at IS NULL ORDER BY created_at, id",
+    )
+    .bind(tenant_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(vault).collect()
+}

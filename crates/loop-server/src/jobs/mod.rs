@@ -13,6 +13,7 @@
 //! what is left to do, not at what it did before.
 
 mod erase_vault;
+mod key_rotation;
 mod maintenance;
 pub use maintenance::agent_retention;
 pub use retention::{forget_request, keep_policy};
@@ -63,6 +64,18 @@ impl JobError {
 impl From<DbError> for JobError {
     fn from(e: DbError) -> JobError {
         JobError::transient("the database failed", e)
+    }
+}
+
+/// Runs `f` on a blocking thread; an engine error is transient (storage or a lost lease).
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> loop_repo::Result<T> + Send + 'static,
+) -> Result<T, JobError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(JobError::transient(what, e)),
+        Err(e) => Err(JobError::transient(what, e)),
     }
 }
 
@@ -274,6 +287,7 @@ async fn run_one(state: &AppState, claimed: Claimed) {
         JobKind::StagingSweep => sweep::run(&ctx).await,
         JobKind::Verify => verify::run(&ctx).await,
         JobKind::Retention => retention::run(&ctx).await,
+        JobKind::TenantKeyRotation => key_rotation::run(&ctx).await,
         JobKind::Backup | JobKind::Restore => Err(JobError::Failed(
             "this job runs on a device's agent, not on the server".into(),
         )),

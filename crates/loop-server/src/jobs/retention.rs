@@ -18,7 +18,7 @@ use loop_repo::keys::Secret;
 use loop_repo::prune::{self, PruneOptions};
 use loop_repo::{Repository, Storage};
 
-use super::{Done, JobCtx, JobError};
+use super::{Done, JobCtx, JobError, blocking};
 use crate::db::audit::NewEvent;
 use crate::db::{policies, tenants, vaults};
 use crate::vault_objects::ServerStorage;
@@ -76,18 +76,6 @@ impl Drop for OpenRepo {
         if let Some(repo) = self.0.take() {
             tokio::task::spawn_blocking(move || drop(repo));
         }
-    }
-}
-
-/// Runs `f` on a blocking thread; an engine error is transient (storage or a lost lease).
-async fn blocking<T: Send + 'static>(
-    what: &'static str,
-    f: impl FnOnce() -> loop_repo::Result<T> + Send + 'static,
-) -> Result<T, JobError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(JobError::transient(what, e)),
-        Err(e) => Err(JobError::transient(what, e)),
     }
 }
 

@@ -155,3 +155,60 @@ pub async fn update_tenant(
     .await?;
     Ok(axum::Json(t))
 }
+
+/// Rotate a tenant's key
+///
+/// Queues a `tenant-key-rotation` job: each managed vault of the tenant gets a key slot for
+/// a new tenant key, the new key becomes current, and the old key's slots are removed. No
+/// vault data is re-encrypted. While it runs, creating a managed vault in the tenant is
+/// `409 key_rotation`. Admins of the tenant or above it.
+#[utoipa::path(post, path = "/api/v1/tenants/{id}/key-rotation", tag = "tenants",
+    params(("id" = TenantId, Path)),
+    responses((status = 202, description = "The rotation job", body = loop_api::Job),
+        (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
+pub async fn rotate_tenant_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<TenantId>,
+) -> ApiResult<(StatusCode, axum::Json<loop_api::Job>)> {
+    let t = caller
+        .tenant(&state, Permission::TenantWrite, id.as_str())
+        .await?;
+    caller
+        .tenant(&state, Permission::JobWrite, id.as_str())
+        .await?;
+    let now = state.now();
+    let (_, actor) = caller.actor();
+    let mut tx = state.db.begin().await?;
+    let job_id = crate::jobs::queue(
+        &state,
+        &mut tx,
+        crate::jobs::Work {
+            runner: db::jobs::Runner::Server,
+            tenant_id: &t.tenant.id,
+            kind: loop_api::JobKind::TenantKeyRotation,
+            target: ("tenant", &t.tenant.id),
+            trigger: loop_api::JobTrigger::User,
+            started_by_id: Some(&actor),
+            params: serde_json::json!({}),
+        },
+    )
+    .await?;
+    commit_audited(
+        tx,
+        caller.event(
+            &t.tenant.id,
+            "tenant.key_rotate",
+            "tenant",
+            Some(&t.tenant.id),
+            serde_json::json!({ "job_id": job_id }),
+        ),
+        now,
+    )
+    .await?;
+    state.jobs_wake.notify_one();
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(super::vaults::queued(&state, &job_id).await?),
+    ))
+}

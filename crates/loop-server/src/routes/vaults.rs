@@ -109,8 +109,10 @@ pub async fn create_vault(
         maintainer_device_id: None,
         created_at: db::time(now),
     };
+    let mut held_key = None;
     if vault.key_custody == KeyCustody::Managed {
-        let kek = managed_kek(&state, &vault).await?;
+        let (kek, wrapped) = crate::managed_keys::new_vault_kek(&state, &vault).await?;
+        held_key = Some(wrapped);
         let storage = dest.repo_storage(&vault.id)?;
         let created = chrono::Utc::now().to_rfc3339();
         tokio::task::spawn_blocking(move || {
@@ -128,6 +130,13 @@ pub async fn create_vault(
         .await??;
     }
     let mut tx = state.db.begin().await?;
+    if let Some(wrapped) = &held_key
+        && let Err(e) = crate::managed_keys::hold_new_vault_key(&mut tx, &vault, wrapped).await
+    {
+        drop(tx);
+        discard_objects(dest, &vault.id).await;
+        return Err(e);
+    }
     vaults::insert_vault(&mut tx, &vault, now).await?;
     commit_audited(
         tx,
@@ -153,6 +162,30 @@ pub async fn create_vault(
         ..vault
     };
     Ok((StatusCode::CREATED, axum::Json(vault)))
+}
+
+/// Deletes what was written for a vault that was not recorded after all. Best effort: what
+/// stays is a few hundred bytes under a vault ID nothing refers to, and is logged.
+async fn discard_objects(dest: &crate::destinations::Destination, vault_id: &str) {
+    use futures_util::TryStreamExt as _;
+    use object_store::ObjectStoreExt as _;
+    let prefix = object_store::path::Path::from(dest.vault_prefix(vault_id));
+    let listed: Result<Vec<_>, _> = dest.store.list(Some(&prefix)).try_collect().await;
+    let result = match listed {
+        Ok(objects) => {
+            let mut r = Ok(());
+            for o in objects {
+                if let Err(e) = dest.store.delete(&o.location).await {
+                    r = Err(e);
+                }
+            }
+            r
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::warn!(vault = %vault_id, error = %e, "discarding an unrecorded vault's objects");
+    }
 }
 
 pub(super) async fn scoped_vault(

@@ -8,6 +8,11 @@ const AUDITED: &[(&str, &str, &str)] = &[
     ("post", "/api/v1/auth/login", "auth.signin"),
     ("post", "/api/v1/tenants", "tenant.create"),
     ("patch", "/api/v1/tenants/{id}", "tenant.update"),
+    (
+        "post",
+        "/api/v1/tenants/{id}/key-rotation",
+        "tenant.key_rotate",
+    ),
     ("post", "/api/v1/users", "user.create"),
     ("patch", "/api/v1/users/{id}", "user.update"),
     ("post", "/api/v1/users/{id}/disable", "user.disable"),
@@ -207,6 +212,9 @@ impl AuditWalk<'_> {
                     "last_name": "Person", "password": "new-person-password", "role": "operator",
                 })),
             ),
+            ("post", "/api/v1/tenants/{id}/key-rotation") => {
+                by_admin(format!("/api/v1/tenants/{t}/key-rotation"), None)
+            }
             ("patch", "/api/v1/tenants/{id}") => by_admin(
                 format!("/api/v1/tenants/{t}"),
                 Some(json!({ "time_zone": "Asia/Tokyo" })),

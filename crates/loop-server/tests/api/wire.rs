@@ -54,6 +54,10 @@ const ERRORS: &[(&str, &[u16])] = &[
         &[400, 401, 403, 404, 410, 413, 415],
     ),
     (
+        "post /api/v1/tenants/{id}/key-rotation",
+        &[401, 403, 404, 410],
+    ),
+    (
         "post /api/v1/tenants/{id}/erase",
         &[400, 401, 403, 404, 410, 413, 415],
     ),

@@ -65,6 +65,11 @@ const ROUTES: &[(&str, &str, Rule)] = &[
     ("get", "/api/v1/tenants", Lists(ReadTenants)),
     ("get", "/api/v1/tenants/{id}", Needs(&[ReadTenants])),
     ("patch", "/api/v1/tenants/{id}", Needs(&[ChangeTenants])),
+    (
+        "post",
+        "/api/v1/tenants/{id}/key-rotation",
+        Needs(&[ChangeTenants, RunJobs]),
+    ),
     ("post", "/api/v1/tenants", Needs(&[CreateTenants])),
     ("get", "/api/v1/users", Needs(&[ReadUsers])),
     ("post", "/api/v1/users", Needs(&[ChangeUsers, GrantRoles])),
@@ -337,6 +342,20 @@ impl<'a> Walk<'a> {
     fn created(&self, path: &str, body: Value) -> String {
         let r = self.root.post(path, body).expect(201);
         id(r.get("token").or(r.get("target")).unwrap_or(&r))
+    }
+
+    /// Waits until no `tenant-key-rotation` job of `t` is open.
+    fn rotated(&self, t: &str) {
+        for state in ["queued", "running"] {
+            let path = format!("/api/v1/jobs?tenant_id={t}&kind=tenant-key-rotation&state={state}");
+            for _ in 0..600 {
+                let open = self.root.get(&path).expect(200);
+                if open.as_array().unwrap().is_empty() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
     }
 
     fn device(&self, t: &str) -> String {

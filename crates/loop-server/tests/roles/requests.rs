@@ -16,6 +16,8 @@ impl Walk<'_> {
         t: &Target,
     ) -> (String, Option<Value>) {
         let tid = t.id.clone();
+        // A key rotation the walk started holds back new managed vaults until it ends.
+        self.rotated(&tid);
         let filtered = |p: &str| (format!("{p}?tenant_id={tid}"), None);
         match (method, path) {
             ("get", "/api/v1/tenants") => (path.into(), None),
@@ -28,6 +30,9 @@ impl Walk<'_> {
                 path.into(),
                 Some(json!({ "parent_id": tid, "kind": "customer", "name": "Child" })),
             ),
+            ("post", "/api/v1/tenants/{id}/key-rotation") => {
+                (format!("/api/v1/tenants/{tid}/key-rotation"), None)
+            }
             ("post", "/api/v1/tenants/{id}/erase") => (
                 format!("/api/v1/tenants/{tid}/erase"),
                 Some(json!({ "confirm": t.name })),

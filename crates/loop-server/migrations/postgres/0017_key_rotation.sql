@@ -1,0 +1,1 @@
+../sqlite/0017_key_rotation.sql
