@@ -149,6 +149,9 @@ impl Connection {
         }
         let mut b = reqwest::blocking::Client::builder()
             .https_only(true)
+            // A vault read may be redirected to a presigned store URL, which the vault
+            // storage follows itself with a client that trusts the store (vault_direct.rs).
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(30))
             .timeout(Duration::from_secs(600))
             .user_agent(concat!("loop/", env!("CARGO_PKG_VERSION")));

@@ -12,6 +12,7 @@ mod connection;
 mod endpoints;
 mod protocol;
 mod vault;
+mod vault_direct;
 
 pub use api::{ApiClient, ApiError};
 pub use connection::{ConnectError, Connection, Trust};

@@ -46,10 +46,15 @@ impl VaultSession {
 
 /// One vault on a server, reached with a token.
 pub struct VaultStorage {
-    conn: Connection,
+    pub(crate) conn: Connection,
     vault_id: String,
     token: String,
-    retry: RetryBudget,
+    pub(crate) retry: RetryBudget,
+    /// The server said packs move straight to and from the store (`direct`, at open).
+    pub(crate) direct: std::sync::atomic::AtomicBool,
+    /// The client for presigned store URLs (system trust; the server's pin is not the
+    /// store's), made on first use.
+    pub(crate) store_client: std::sync::OnceLock<reqwest::blocking::Client>,
 }
 
 /// The default retry budget against a server: four retries from 200 ms, about six seconds.
@@ -65,6 +70,8 @@ impl VaultStorage {
             vault_id: vault_id.to_string(),
             token: token.to_string(),
             retry: SERVER_RETRY,
+            direct: Default::default(),
+            store_client: Default::default(),
         }
     }
 
@@ -95,6 +102,8 @@ impl VaultStorage {
             return Err(api::problem(resp));
         }
         let r: VaultOpenResponse = resp.json().map_err(|e| ApiError::Decode(e.to_string()))?;
+        self.direct
+            .store(r.direct, std::sync::atomic::Ordering::Relaxed);
         let key = match &r.key {
             Some(h) => {
                 let mut k = Zeroizing::new([0u8; 32]);
@@ -158,7 +167,7 @@ impl VaultStorage {
         resp.json().map_err(|e| ApiError::Decode(e.to_string()))
     }
 
-    fn url(&self, kind: FileKind, name: Option<&str>) -> String {
+    pub(crate) fn url(&self, kind: FileKind, name: Option<&str>) -> String {
         match name {
             Some(n) => format!(
                 "{}/vaults/{}/{VAULT_PROTOCOL}/{}/{n}",
@@ -175,14 +184,23 @@ impl VaultStorage {
         }
     }
 
-    fn object(&self, kind: FileKind, name: &str) -> String {
+    pub(crate) fn object(&self, kind: FileKind, name: &str) -> String {
         format!("{}:{}", self.vault_id, kind.path(name))
     }
 
     /// Sends a request, retrying transport failures, server errors and answers that ask for
     /// a retry (`Retry-After`, as when another request holds the object) with backoff.
     /// `Ok` holds any answer the server gave; HTTP errors are for the caller to map.
-    fn send(
+    pub(crate) fn send(
+        &self,
+        object: &str,
+        build: impl Fn() -> reqwest::blocking::RequestBuilder,
+    ) -> Result<(Response, u32)> {
+        self.send_to(object, || build().bearer_auth(&self.token))
+    }
+
+    /// [`VaultStorage::send`] without the token: for presigned store URLs.
+    pub(crate) fn send_to(
         &self,
         object: &str,
         build: impl Fn() -> reqwest::blocking::RequestBuilder,
@@ -193,7 +211,7 @@ impl VaultStorage {
         loop {
             attempt += 1;
             let last = attempt > self.retry.max_retries || start.elapsed() >= self.retry.timeout;
-            match build().bearer_auth(&self.token).send() {
+            match build().send() {
                 Ok(r)
                     if (r.status().is_server_error()
                         || r.headers().contains_key(reqwest::header::RETRY_AFTER))
@@ -212,7 +230,7 @@ impl VaultStorage {
         }
     }
 
-    fn fail(&self, object: &str, resp: Response) -> Error {
+    pub(crate) fn fail(&self, object: &str, resp: Response) -> Error {
         if resp.status() == StatusCode::NOT_FOUND {
             // An unknown vault and a missing object are both 404; the code tells them apart.
             let e = api::problem(resp);
@@ -265,6 +283,12 @@ impl Storage for VaultStorage {
         let hash = blake3::hash(&data).to_hex().to_string();
         // Bytes clones share the buffer, so a retry does not copy the pack.
         let body = bytes::Bytes::from(data);
+        if self.direct_for(kind) {
+            match self.put_direct(name, &body, &hash)? {
+                crate::vault_direct::Sent::Stored => return Ok(()),
+                crate::vault_direct::Sent::Unavailable => {}
+            }
+        }
         let (resp, attempt) = self.send(&object, || {
             self.conn
                 .client
@@ -285,7 +309,7 @@ impl Storage for VaultStorage {
 
     fn get(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>> {
         let object = self.object(kind, name);
-        let (resp, _) = self.send(&object, || self.conn.client.get(self.url(kind, Some(name))))?;
+        let resp = self.read(kind, name, None)?;
         if !resp.status().is_success() {
             return Err(self.fail(&object, resp));
         }
@@ -298,12 +322,7 @@ impl Storage for VaultStorage {
             return Ok(Vec::new());
         }
         let range = format!("bytes={offset}-{}", offset + len - 1);
-        let (resp, _) = self.send(&object, || {
-            self.conn
-                .client
-                .get(self.url(kind, Some(name)))
-                .header(reqwest::header::RANGE, &range)
-        })?;
+        let resp = self.read(kind, name, Some(&range))?;
         if resp.status() != StatusCode::PARTIAL_CONTENT {
             return Err(self.fail(&object, resp));
         }

@@ -40,5 +40,8 @@ pub use vault::*;
 pub const VAULT_PROTOCOL: &str = "v1";
 /// The header that carries the BLAKE3 hash (hex) of an uploaded object's body.
 pub const CONTENT_HASH_HEADER: &str = "x-loop-content-blake3";
+/// Sent with a pack read by a client that can fetch from the store itself: a destination
+/// with direct transfers answers `307` to a presigned URL instead of the bytes.
+pub const DIRECT_HEADER: &str = "x-loop-direct";
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "loop_session";

@@ -22,6 +22,11 @@ wire! {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
         pub key: Option<SecretText>,
+        /// The vault's destination takes packs straight from clients (presigned URLs,
+        /// `.../direct`) and hands them out the same way (`307` to reads that send
+        /// `x-loop-direct`). Absent from servers before direct transfers: false.
+        #[serde(default)]
+        pub direct: bool,
     }
 
     /// `POST /vaults/{id}/v1/deletions`: objects (kinds `index`, `data`, `plans`, as in the
@@ -47,6 +52,30 @@ wire! {
         /// From then on the maintainer may delete it.
         pub released_at: DateTime<Utc>,
         pub released: bool,
+    }
+
+    /// `POST /vaults/{id}/v1/data/{name}/direct`: a pack the client will upload straight to
+    /// the destination.
+    pub struct DirectUploadRequest {
+        /// Its exact length in bytes.
+        pub size: u64,
+        /// The BLAKE3 hash of its bytes, 64 hex digits.
+        pub hash: String,
+    }
+
+    /// Where to upload it: `PUT` the bytes to `url` with `headers` before `expires_at`, then
+    /// complete the upload (`.../direct/complete`). The URL writes only a staging object of
+    /// this upload; the server checks it and moves it into place.
+    pub struct DirectUpload {
+        pub upload_id: String,
+        pub url: String,
+        pub headers: std::collections::BTreeMap<String, String>,
+        pub expires_at: DateTime<Utc>,
+    }
+
+    /// `POST /vaults/{id}/v1/data/{name}/direct/complete`.
+    pub struct CompleteDirectUpload {
+        pub upload_id: String,
     }
 
     /// One object in a vault listing.

@@ -17,6 +17,8 @@ pub struct Destination {
     prefix: String,
     /// A local destination's directory.
     local_root: Option<std::path::PathBuf>,
+    /// With direct transfers: signs URLs for clients, valid this long.
+    direct: Option<(Arc<object_store::aws::AmazonS3>, std::time::Duration)>,
 }
 
 impl Destination {
@@ -44,6 +46,37 @@ impl Destination {
                     .map_err(|e| e.to_string())
             }
         }
+    }
+
+    /// Whether clients move packs to and from the store themselves (presigned URLs).
+    pub fn direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// A presigned URL for `method` on `path` that only a request carrying `headers` may use;
+    /// `None` without direct transfers. Returns the URL and how long it stays valid.
+    pub async fn presign(
+        &self,
+        method: object_store::signer::Method,
+        path: &StorePath,
+        headers: object_store::signer::HeaderMap,
+    ) -> Option<object_store::Result<(object_store::signer::Url, std::time::Duration)>> {
+        use object_store::signer::{SignedUrlOptions, Signer as _};
+        let (signer, valid) = self.direct.as_ref()?;
+        let mut options = SignedUrlOptions::default();
+        options.signed_headers = headers;
+        Some(
+            signer
+                .signed_url_opts(method, path, *valid, &options)
+                .await
+                .map(|u| (u, *valid)),
+        )
+    }
+
+    /// Where a direct upload lands before the server checks it: `staging/UPLOAD`, beside
+    /// the vault's objects (no kind lists it; erasing the vault removes it).
+    pub fn staging_path(&self, vault_id: &str, upload_id: &str) -> StorePath {
+        self.path(vault_id, &format!("staging/{upload_id}"))
     }
 
     /// The store path of a vault object (`rel` as `FileKind::path` gives it).
@@ -145,6 +178,7 @@ impl Destinations {
                 message,
             };
             let mut local_root = None;
+            let mut direct = None;
             let (backend, store, prefix): (loop_api::Backend, Arc<dyn ObjectStore>, String) =
                 match &c.backend {
                     BackendConfig::Local { path } => {
@@ -166,6 +200,8 @@ impl Destinations {
                         allow_http,
                         retries,
                         retry_secs,
+                        direct: direct_transfers,
+                        direct_url_secs,
                     } => {
                         let retry = loop_repo::RetryBudget {
                             max_retries: *retries,
@@ -181,9 +217,13 @@ impl Destinations {
                         if let Some(e) = endpoint {
                             b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
                         }
-                        let s3 = b.build().map_err(|e| err(e.to_string()))?;
+                        let s3 = Arc::new(b.build().map_err(|e| err(e.to_string()))?);
+                        if *direct_transfers {
+                            let valid = std::time::Duration::from_secs(*direct_url_secs);
+                            direct = Some((s3.clone(), valid));
+                        }
                         let prefix = prefix.trim_matches('/').to_string();
-                        (loop_api::Backend::S3, Arc::new(s3), prefix)
+                        (loop_api::Backend::S3, s3, prefix)
                     }
                 };
             map.insert(
@@ -195,6 +235,7 @@ impl Destinations {
                     store,
                     prefix,
                     local_root,
+                    direct,
                 }),
             );
         }

@@ -392,7 +392,19 @@ pub enum BackendConfig {
         /// Seconds after which no retry starts (180 by default).
         #[serde(default = "default_retry_secs")]
         retry_secs: u64,
+        /// Direct transfers: clients upload packs to the store with presigned URLs (the server
+        /// checks each and moves it into place) and download them the same way, so pack bytes
+        /// do not pass through the server (docs/SECURITY.md).
+        #[serde(default)]
+        direct: bool,
+        /// How long a presigned URL stays valid (900 seconds by default).
+        #[serde(default = "default_direct_url_secs")]
+        direct_url_secs: u64,
     },
+}
+
+fn default_direct_url_secs() -> u64 {
+    900
 }
 
 fn default_retries() -> usize {

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod bindings;
 pub mod deletions;
 pub mod devices;
+pub mod direct;
 pub mod items;
 pub mod jobs;
 pub mod maintenance;

@@ -2,8 +2,10 @@
 //!
 //! Each node ticks ([`run_scheduler`], every `jobs.scheduler_seconds`); a tick ([`tick`])
 //! first marks queued runs whose window passed as `missed`, then fires every item whose
-//! next run is due, then the due maintenance of managed vaults (`super::maintenance`). Firing moves the item's `next_run_at` on with a conditional update, so
-//! of several nodes exactly one fires each run, and queues the run in the same transaction:
+//! next run is due, then the due maintenance of managed vaults (`super::maintenance`), then
+//! sweeps the staging objects of expired direct uploads (`vault_objects::direct`). Firing
+//! moves the item's `next_run_at` on with a conditional update, so of several nodes
+//! exactly one fires each run, and queues the run in the same transaction:
 //!
 //! - due and within its window: a `backup` job, due at its time plus a random delay of up
 //!   to `jitter_seconds`, missed if not started `window_seconds` after its time;
@@ -37,6 +39,8 @@ pub struct TickReport {
     pub missed: Vec<String>,
     /// Running agent jobs whose agent stopped renewing their lease.
     pub abandoned: Vec<String>,
+    /// Direct uploads whose URL expired: their staging objects removed.
+    pub staging_swept: usize,
 }
 
 /// The next run of `item` strictly after `after`, in its tenant's time zone; `None` when it
@@ -187,6 +191,7 @@ pub async fn tick(state: &AppState) -> DbResult<TickReport> {
     let fired = super::maintenance::tick(state, now).await?;
     report.queued.extend(fired.queued);
     report.skipped.extend(fired.skipped);
+    report.staging_swept = crate::vault_objects::direct::sweep(state).await?;
     Ok(report)
 }
 

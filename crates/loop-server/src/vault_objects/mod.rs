@@ -6,6 +6,7 @@
 //! A writer is named by an *owner* (a token ID, or `job:<id>` for a job of the server) and a
 //! rule that says which stored objects it may replace or remove (`may_change(owner)`).
 
+pub mod direct;
 mod storage;
 
 use std::future::Future;

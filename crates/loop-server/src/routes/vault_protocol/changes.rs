@@ -25,7 +25,7 @@ use crate::vault_objects::{self, ChangeError, LeaseKeeper, Target};
 /// ones are streamed as a multipart upload in parts of this size.
 const PART_SIZE: usize = 8 * 1024 * 1024;
 
-fn reject(reason: impl Into<String>) -> ApiError {
+pub(super) fn reject(reason: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "object_rejected", reason)
 }
 
@@ -33,7 +33,7 @@ fn reject(reason: impl Into<String>) -> ApiError {
 /// are bounded by `limits.object_bytes`; markers, key slots and the config are small (the
 /// engine reads them with these bounds), which also bounds what a backup token can do by
 /// rewriting its own markers.
-fn max_object(kind: FileKind, limit: u64) -> u64 {
+pub(super) fn max_object(kind: FileKind, limit: u64) -> u64 {
     match kind {
         FileKind::Lock | FileKind::Key => 64 * 1024,
         FileKind::Config => 1024 * 1024,
@@ -90,7 +90,7 @@ pub(super) async fn write(
 }
 
 impl Access {
-    fn target<'a>(&'a self, kind: FileKind, name: &'a str) -> Target<'a> {
+    pub(super) fn target<'a>(&'a self, kind: FileKind, name: &'a str) -> Target<'a> {
         Target {
             dest: &self.dest,
             vault_id: &self.vault.id,
@@ -101,7 +101,7 @@ impl Access {
 
     /// Whether this token may replace or remove a stored object that `owner` wrote: a
     /// manage token anything, a backup or restore token only the lock markers it wrote.
-    fn may_change(&self, kind: FileKind, owner: Option<&str>) -> bool {
+    pub(super) fn may_change(&self, kind: FileKind, owner: Option<&str>) -> bool {
         self.perms.contains(&TokenPermission::Manage)
             || (kind == FileKind::Lock
                 && allowed(&self.perms, Op::Delete, kind)
@@ -172,7 +172,7 @@ async fn store_object(
 
 /// What is tracked of an upload while it streams: length, hash, and what its structural
 /// check reads (the header; for a pack, what [`EnvelopeProbe`] keeps).
-struct Arrival {
+pub(super) struct Arrival {
     hasher: blake3::Hasher,
     head: Vec<u8>,
     pack: Option<EnvelopeProbe>,
@@ -181,7 +181,7 @@ struct Arrival {
 }
 
 impl Arrival {
-    fn new(kind: FileKind, len: u64) -> Arrival {
+    pub(super) fn new(kind: FileKind, len: u64) -> Arrival {
         Arrival {
             hasher: blake3::Hasher::new(),
             head: Vec::with_capacity(HEADER_LEN),
@@ -191,7 +191,7 @@ impl Arrival {
         }
     }
 
-    fn observe(&mut self, chunk: &[u8]) -> ApiResult<()> {
+    pub(super) fn observe(&mut self, chunk: &[u8]) -> ApiResult<()> {
         self.received += chunk.len() as u64;
         if self.received > self.len {
             return Err(reject("the body is longer than Content-Length"));
@@ -205,6 +205,17 @@ impl Arrival {
             probe.observe(chunk);
         }
         Ok(())
+    }
+
+    /// Once every byte arrived: the length, the hash the client announced and the structure.
+    pub(super) fn verify(&self, kind: FileKind, name: &str, want_hash: &str) -> ApiResult<()> {
+        if self.received != self.len {
+            return Err(reject("the body is shorter than Content-Length"));
+        }
+        if self.hasher.finalize().to_hex().as_str() != want_hash {
+            return Err(reject("the body does not match its BLAKE3 hash"));
+        }
+        self.check_structure(kind, name).map_err(reject)
     }
 
     /// Structural checks a stored object must pass before it is committed: the header every
@@ -239,15 +250,7 @@ async fn receive(
 ) -> ApiResult<()> {
     let mut stream = body.into_data_stream();
     let mut check = Arrival::new(kind, len);
-    let finish = |c: &Arrival| -> ApiResult<()> {
-        if c.received != len {
-            return Err(reject("the body is shorter than Content-Length"));
-        }
-        if c.hasher.finalize().to_hex().as_str() != want_hash {
-            return Err(reject("the body does not match its BLAKE3 hash"));
-        }
-        c.check_structure(kind, name).map_err(reject)
-    };
+    let finish = |c: &Arrival| c.verify(kind, name, want_hash);
     let body_error = |e: axum::Error| {
         tracing::debug!(error = %e, "upload body");
         reject("the upload was interrupted")

@@ -17,6 +17,7 @@
 //! allowed (`auth::vault_access`); a vault outside the token's scope answers 404.
 
 mod changes;
+pub mod direct;
 mod maintain;
 mod reads;
 
@@ -53,6 +54,14 @@ pub fn router(json_limit: usize) -> Router<AppState> {
             get(maintain::planned)
                 .post(maintain::announce)
                 .layer(axum::extract::DefaultBodyLimit::max(json_limit)),
+        )
+        .route(
+            "/vaults/{vault}/v1/{kind}/{name}/direct",
+            post(direct::start).layer(axum::extract::DefaultBodyLimit::max(json_limit)),
+        )
+        .route(
+            "/vaults/{vault}/v1/{kind}/{name}/direct/complete",
+            post(direct::complete).layer(axum::extract::DefaultBodyLimit::max(json_limit)),
         )
         .route("/vaults/{vault}/v1/{kind}", get(list))
         .route(
@@ -207,5 +216,6 @@ async fn open(
         permissions: a.token.permissions,
         key_custody: a.vault.key_custody,
         key: key.map(SecretText::from),
+        direct: a.dest.direct(),
     }))
 }

@@ -94,6 +94,11 @@ pub(super) async fn read(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (a, kind) = object_access(&state, &caller, &vault_id, &kind, &name, Op::Read).await?;
+    if headers.contains_key(loop_api::DIRECT_HEADER)
+        && let Some(redirect) = super::direct::read_url(&a, kind, &name).await
+    {
+        return redirect;
+    }
     let range = parse_range(&headers)?;
     let partial = range.is_some();
     let opts = GetOptions {

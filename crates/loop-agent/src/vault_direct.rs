@@ -1,0 +1,159 @@
+//! Direct transfers (docs/PROTOCOL.md): when the server says a vault's destination takes
+//! them, packs go to and come from the store with presigned URLs; the server still checks
+//! every pack before it is stored, and every read before it is redirected.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use loop_api::{CompleteDirectUpload, DIRECT_HEADER, DirectUpload, DirectUploadRequest};
+use loop_repo::{Error, FileKind, Result};
+use reqwest::StatusCode;
+use reqwest::blocking::Response;
+
+use crate::api;
+use crate::vault::VaultStorage;
+
+/// How a direct upload ended.
+pub(crate) enum Sent {
+    Stored,
+    /// The server no longer offers direct transfers for this vault: send through it.
+    Unavailable,
+}
+
+impl VaultStorage {
+    pub(crate) fn direct_for(&self, kind: FileKind) -> bool {
+        kind == FileKind::Pack && self.direct.load(Ordering::Relaxed)
+    }
+
+    fn store_client(&self, object: &str) -> Result<&reqwest::blocking::Client> {
+        if let Some(c) = self.store_client.get() {
+            return Ok(c);
+        }
+        let client = reqwest::blocking::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(600))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("loop/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Storage {
+                object: object.into(),
+                message: format!("HTTP client for the store: {e}"),
+            })?;
+        Ok(self.store_client.get_or_init(|| client))
+    }
+
+    /// Asks the server for an upload URL, puts the pack there, and has the server check it
+    /// and store it.
+    pub(crate) fn put_direct(&self, name: &str, body: &bytes::Bytes, hash: &str) -> Result<Sent> {
+        let object = self.object(FileKind::Pack, name);
+        let url = self.url(FileKind::Pack, Some(name));
+        let ask = DirectUploadRequest {
+            size: body.len() as u64,
+            hash: hash.into(),
+        };
+        let (resp, _) = self.send(&object, || {
+            self.conn.client.post(format!("{url}/direct")).json(&ask)
+        })?;
+        if resp.status() == StatusCode::CONFLICT {
+            let e = api::problem(resp);
+            if e.code() == Some("direct_unavailable") {
+                self.direct.store(false, Ordering::Relaxed);
+                return Ok(Sent::Unavailable);
+            }
+            return Err(Error::Storage {
+                object,
+                message: e.to_string(),
+            });
+        }
+        if !resp.status().is_success() {
+            return Err(self.fail(&object, resp));
+        }
+        let upload: DirectUpload = resp.json().map_err(|e| Error::Storage {
+            object: object.clone(),
+            message: format!("the upload URL: {e}"),
+        })?;
+        let client = self.store_client(&object)?;
+        let (put, _) = self.send_to(&object, || {
+            let mut r = client.put(&upload.url).body(body.clone());
+            for (k, v) in &upload.headers {
+                // The body sets its own Content-Length, the one the URL was signed for.
+                if !k.eq_ignore_ascii_case("content-length") {
+                    r = r.header(k, v);
+                }
+            }
+            r
+        })?;
+        if !put.status().is_success() {
+            return Err(store_refused(&object, "upload", put));
+        }
+        let done = CompleteDirectUpload {
+            upload_id: upload.upload_id,
+        };
+        let (resp, _) = self.send(&object, || {
+            self.conn
+                .client
+                .post(format!("{url}/direct/complete"))
+                .json(&done)
+        })?;
+        if resp.status().is_success() {
+            return Ok(Sent::Stored);
+        }
+        Err(self.fail(&object, resp))
+    }
+
+    /// Reads an object (a `range` of it) through the server, or, for a pack of a vault with
+    /// direct transfers, from the store at the URL the server redirects to. A store's
+    /// answer is returned only when it succeeded.
+    pub(crate) fn read(&self, kind: FileKind, name: &str, range: Option<&str>) -> Result<Response> {
+        let object = self.object(kind, name);
+        let direct = self.direct_for(kind);
+        let (resp, _) = self.send(&object, || {
+            let mut r = self.conn.client.get(self.url(kind, Some(name)));
+            if let Some(range) = range {
+                r = r.header(reqwest::header::RANGE, range);
+            }
+            if direct {
+                r = r.header(DIRECT_HEADER, "1");
+            }
+            r
+        })?;
+        if resp.status() != StatusCode::TEMPORARY_REDIRECT {
+            return Ok(resp);
+        }
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Error::Storage {
+                object: object.clone(),
+                message: "the server redirected without a location".into(),
+            })?
+            .to_string();
+        let client = self.store_client(&object)?;
+        let (got, _) = self.send_to(&object, || {
+            let r = client.get(&location);
+            match range {
+                Some(range) => r.header(reqwest::header::RANGE, range),
+                None => r,
+            }
+        })?;
+        if got.status() == StatusCode::NOT_FOUND {
+            return Err(Error::NotFound(object));
+        }
+        if !got.status().is_success() {
+            return Err(store_refused(&object, "read", got));
+        }
+        Ok(got)
+    }
+}
+
+/// A store's refusal: its status only (its XML body names nothing the user can act on).
+fn store_refused(object: &str, what: &str, resp: Response) -> Error {
+    Error::Storage {
+        object: object.into(),
+        message: format!(
+            "the store refused the direct {what}: HTTP {}",
+            resp.status()
+        ),
+    }
+}

@@ -1,0 +1,299 @@
+//! Direct transfers against a real Garage: with `direct = true` on the destination, packs go
+//! from the client to the store and back with presigned URLs, never through the server,
+//! while the server still checks every pack before it is stored and counted. A URL used
+//! again, a pack that is not what was announced and a store that refuses a longer body
+//! change nothing stored.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use loop_repo::Id;
+use loop_repo::crypto::Key;
+use loop_repo::pack::{BlobKind, PackWriter};
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::cli::*;
+use support::garage::Garage;
+use support::server::*;
+use support::story::*;
+
+/// The Garage configuration with direct transfers on its destination, a test clock and a
+/// scheduler that ticks every second (it sweeps expired uploads).
+fn direct_config(garage: &Garage, dir: &Path) -> PathBuf {
+    let path = garage.server_config(dir, false);
+    let base = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        format!("test_clock = true\n[jobs]\nscheduler_seconds = 1\n{base}direct = true\n"),
+    )
+    .unwrap();
+    path
+}
+
+fn used(s: &Story) -> u64 {
+    json(&mut s.admin("ana", &["vault", "show", &s.vault]))["used_bytes"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Access log lines of answers to `method` on `route` with `status`.
+fn answered(s: &Story, method: &str, route: &str, status: u16) -> usize {
+    std::fs::read_to_string(s.server_log.as_ref().unwrap())
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            l.contains(&format!("method={method} "))
+                && l.contains(&format!("route={route} "))
+                && l.contains(&format!("status={status} "))
+        })
+        .count()
+}
+
+fn staging(garage: &Garage, s: &Story) -> Vec<String> {
+    garage.list(&format!("loop-server/{}/staging", s.vault))
+}
+
+#[test]
+fn packs_go_straight_to_the_store_and_back_checked_and_counted_by_the_server() {
+    let Some(garage) = Garage::start() else {
+        return;
+    };
+    let s = set_up_logging(
+        Some(&|d: &Path| direct_config(&garage, d)),
+        "garage-eu",
+        true,
+    );
+    let src = s.dir.path().join("files");
+    build_full_tree(&src);
+    write(&src.join("big.bin"), &noise(24 << 20, 7));
+    ok(&mut s.device(&s.backup_token, &["backup", src.to_str().unwrap()]));
+
+    // Every pack arrived by a direct upload the server completed; none through the server.
+    let (status, listed) = raw(
+        &s,
+        Method::GET,
+        &format!("/vaults/{}/v1/data", s.vault),
+        &s.restore_token,
+        None,
+    );
+    assert_eq!(status, 200);
+    let pack_count = serde_json::from_slice::<Value>(&listed)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(pack_count >= 2, "{pack_count}");
+    let completed = answered(
+        &s,
+        "POST",
+        "/vaults/{vault}/v1/{kind}/{name}/direct/complete",
+        201,
+    );
+    assert_eq!(
+        completed, pack_count,
+        "one completed direct upload per pack"
+    );
+    assert!(
+        staging(&garage, &s).is_empty(),
+        "{:?}",
+        staging(&garage, &s)
+    );
+
+    // Usage is what the store holds: a reconcile finds nothing to correct.
+    let config = s.dir.path().join("server.toml");
+    let reconciled = ok(&mut s
+        .server
+        .operator(Some(&config), &["reconcile", "--vault", &s.vault]));
+    assert!(
+        reconciled.contains("(0 recorded, 0 dropped, 0 resized)"),
+        "{reconciled}"
+    );
+    assert!(used(&s) > 24 << 20);
+
+    // Reads of packs are redirected to the store; the restore is exact and checks out.
+    let target = s.dir.path().join("restored");
+    ok(&mut s.device(
+        &s.restore_token,
+        &[
+            "restore",
+            "latest",
+            "--target",
+            target.to_str().unwrap(),
+            "--verify",
+        ],
+    ));
+    assert_same_tree(&src, &target.join("files"));
+    ok(&mut s.device(&s.restore_token, &["check", "--read-data"]));
+    assert!(answered(&s, "GET", "/vaults/{vault}/v1/{kind}/{name}", 307) > 0);
+}
+
+/// A pack as the engine writes it: (name, bytes).
+fn pack(seed: u8) -> (String, Vec<u8>) {
+    let mut w = PackWriter::new(&Key::generate(), 1 << 20);
+    w.add(
+        BlobKind::Data,
+        Id([seed; 32]),
+        &noise(4096, seed as u64),
+        4096,
+    );
+    let (id, bytes, _) = w.finish();
+    (id.to_hex(), bytes)
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::new()
+}
+
+/// A vault-protocol request with a JSON body (or none): the status and the body's bytes.
+fn raw(s: &Story, method: Method, path: &str, token: &str, body: Option<&Value>) -> (u16, Vec<u8>) {
+    let pem = std::fs::read(s.server.data_dir.join("tls-cert.pem")).unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .build()
+        .unwrap();
+    let mut req = client
+        .request(method, format!("{}{path}", s.server.url))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    let r = req.send().unwrap();
+    (r.status().as_u16(), r.bytes().unwrap().to_vec())
+}
+
+fn code(body: &[u8]) -> String {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v["code"].as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_reused_url_or_a_pack_unlike_its_announcement_changes_nothing_stored() {
+    let Some(garage) = Garage::start() else {
+        return;
+    };
+    let s = set_up_logging(
+        Some(&|d: &Path| direct_config(&garage, d)),
+        "garage-eu",
+        true,
+    );
+    let call = |token: &str, path: String, body: Value| {
+        let (status, body) = raw(&s, Method::POST, &path, token, Some(&body));
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    let data = |name: &str| format!("/vaults/{}/v1/data/{name}", s.vault);
+    let start = |name: &str, size: usize, hash: String| -> Value {
+        let (status, body) = call(
+            &s.backup_token,
+            format!("{}/direct", data(name)),
+            json!({ "size": size, "hash": hash }),
+        );
+        assert_eq!(status, 201, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let complete = |name: &str, upload: &Value| {
+        call(
+            &s.backup_token,
+            format!("{}/direct/complete", data(name)),
+            json!({ "upload_id": upload["upload_id"] }),
+        )
+    };
+    let put = |upload: &Value, bytes: Vec<u8>| {
+        http()
+            .put(upload["url"].as_str().unwrap())
+            .body(bytes)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let before = used(&s);
+
+    // A restore token may not upload.
+    let (a, a_bytes) = pack(1);
+    let hash = |b: &[u8]| blake3::hash(b).to_hex().to_string();
+    let (status, body) = call(
+        &s.restore_token,
+        format!("{}/direct", data(&a)),
+        json!({ "size": a_bytes.len(), "hash": hash(&a_bytes) }),
+    );
+    assert_eq!(status, 403, "{body}");
+
+    // A pack whose bytes are not the announced ones is refused and not counted.
+    let (b, b_bytes) = pack(2);
+    let lie = start(&b, b_bytes.len(), hash(&a_bytes));
+    assert_eq!(put(&lie, b_bytes.clone()), 200);
+    let (status, body) = complete(&b, &lie);
+    assert_eq!(
+        (status, code(body.as_bytes())),
+        (400, "object_rejected".into()),
+        "{body}"
+    );
+    assert!(body.contains("BLAKE3"), "{body}");
+    // A longer body than announced, and an upload that never arrived: refused.
+    let longer = start(&b, b_bytes.len(), hash(&b_bytes));
+    let mut more = b_bytes.clone();
+    more.push(0);
+    assert_eq!(put(&longer, more), 200);
+    let (status, body) = complete(&b, &longer);
+    assert_eq!(
+        (status, code(body.as_bytes())),
+        (400, "object_rejected".into()),
+        "{body}"
+    );
+    assert!(body.contains("length differs"), "{body}");
+    let never = start(&b, b_bytes.len(), hash(&b_bytes));
+    let (status, body) = complete(&b, &never);
+    assert_eq!(
+        (status, code(body.as_bytes())),
+        (400, "object_rejected".into()),
+        "{body}"
+    );
+    assert!(body.contains("did not arrive"), "{body}");
+    assert!(
+        staging(&garage, &s).is_empty(),
+        "{:?}",
+        staging(&garage, &s)
+    );
+    assert_eq!(used(&s), before);
+
+    // The real thing is stored and counted.
+    let up = start(&a, a_bytes.len(), hash(&a_bytes));
+    assert_eq!(put(&up, a_bytes.clone()), 200);
+    assert_eq!(complete(&a, &up).0, 201);
+    assert_eq!(used(&s), before + a_bytes.len() as u64);
+    let stored = || {
+        let (status, body) = raw(&s, Method::GET, &data(&a), &s.restore_token, None);
+        assert_eq!(status, 200);
+        body
+    };
+    let original = stored();
+    assert_eq!(original, a_bytes);
+
+    // The URL used again (same length, other bytes): the stored pack is unchanged; a second
+    // completion changes nothing either. Only the upload's staging name was written.
+    let mut forged = a_bytes.clone();
+    forged[100] ^= 0xff;
+    assert_eq!(put(&up, forged), 200);
+    assert_eq!(complete(&a, &up).0, 201);
+    assert_eq!(stored(), original);
+    assert_eq!(used(&s), before + a_bytes.len() as u64);
+    assert_eq!(staging(&garage, &s).len(), 1, "{:?}", staging(&garage, &s));
+
+    // Once the URLs have expired (15 minutes, then a grace of 10), the sweep removes it.
+    s.advance_clock(1600);
+    for _ in 0..200 {
+        if staging(&garage, &s).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        staging(&garage, &s).is_empty(),
+        "{:?}",
+        staging(&garage, &s)
+    );
+    assert_eq!(stored(), original);
+}
