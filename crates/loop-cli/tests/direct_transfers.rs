@@ -31,6 +31,15 @@ fn direct_config(garage: &Garage, dir: &Path) -> PathBuf {
     path
 }
 
+/// The story on a vault at the direct-transfer destination, with the server's access log.
+fn direct_story(garage: &Garage) -> Story {
+    set_up_logging(
+        Some(&|d: &Path| direct_config(garage, d)),
+        "garage-eu",
+        true,
+    )
+}
+
 fn used(s: &Story) -> u64 {
     json(&mut s.admin("ana", &["vault", "show", &s.vault]))["used_bytes"]
         .as_u64()
@@ -59,11 +68,7 @@ fn packs_go_straight_to_the_store_and_back_checked_and_counted_by_the_server() {
     let Some(garage) = Garage::start() else {
         return;
     };
-    let s = set_up_logging(
-        Some(&|d: &Path| direct_config(&garage, d)),
-        "garage-eu",
-        true,
-    );
+    let s = direct_story(&garage);
     let src = s.dir.path().join("files");
     build_full_tree(&src);
     write(&src.join("big.bin"), &noise(24 << 20, 7));
@@ -174,11 +179,7 @@ fn a_reused_url_or_a_pack_unlike_its_announcement_changes_nothing_stored() {
     let Some(garage) = Garage::start() else {
         return;
     };
-    let s = set_up_logging(
-        Some(&|d: &Path| direct_config(&garage, d)),
-        "garage-eu",
-        true,
-    );
+    let s = direct_story(&garage);
     let call = |token: &str, path: String, body: Value| {
         let (status, body) = raw(&s, Method::POST, &path, token, Some(&body));
         (status, String::from_utf8_lossy(&body).into_owned())

@@ -41,6 +41,17 @@ fn restored_machine(old: &Path, new: &Path, with_key: bool) -> std::path::PathBu
     config
 }
 
+/// The device restores the tree it backed up from `src` exactly, and the vault checks out.
+fn restores_whole(s: &Story, src: &Path) {
+    let target = s.dir.path().join("restored");
+    ok(&mut s.device(
+        &s.restore_token,
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+    ));
+    assert_same_tree(src, &target.join("files"));
+    ok(&mut s.device(&s.restore_token, &["check", "--read-data"]));
+}
+
 #[test]
 fn the_database_and_master_key_restored_on_a_fresh_server_open_every_vault() {
     let mut s = set_up(None, "local");
@@ -93,13 +104,7 @@ fn the_database_and_master_key_restored_on_a_fresh_server_open_every_vault() {
     // With it, everything is as it was: tokens, accounts and vaults.
     let config = restored_machine(&old, &s.dir.path().join("rebuilt"), true);
     s.server = Server::start_on(&s.dir.path().join("rebuilt"), restored_database, &config);
-    let target = s.dir.path().join("restored");
-    ok(&mut s.device(
-        &s.restore_token,
-        &["restore", "latest", "--target", target.to_str().unwrap()],
-    ));
-    assert_same_tree(&src, &target.join("files"));
-    ok(&mut s.device(&s.restore_token, &["check", "--read-data"]));
+    restores_whole(&s, &src);
     ok(s.admin(
         "ana",
         &[
@@ -157,11 +162,5 @@ fn after_rewrap_keys_the_new_master_key_alone_opens_every_vault() {
     s.server.kill();
     std::fs::remove_file(&old).unwrap();
     s.server.restart(None);
-    let target = s.dir.path().join("restored");
-    ok(&mut s.device(
-        &s.restore_token,
-        &["restore", "latest", "--target", target.to_str().unwrap()],
-    ));
-    assert_same_tree(&src, &target.join("files"));
-    ok(&mut s.device(&s.restore_token, &["check", "--read-data"]));
+    restores_whole(&s, &src);
 }

@@ -638,7 +638,8 @@ impl Repository {
 
     // ---- key slots ----
 
-    pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+    /// Every key slot, read and parsed (still locked).
+    fn key_slots(&self) -> Result<Vec<(Id, KeySlot)>> {
         let mut out = Vec::new();
         for info in self.storage.list(FileKind::Key)? {
             let object = FileKind::Key.path(&info.name);
@@ -646,7 +647,14 @@ impl Repository {
                 &object,
                 self.storage.get(FileKind::Key, &info.name, MAX_KEY_SLOT)?,
             )?;
-            let id = Id::parse(&info.name)?;
+            out.push((Id::parse(&info.name)?, slot));
+        }
+        Ok(out)
+    }
+
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let mut out = Vec::new();
+        for (id, slot) in self.key_slots()? {
             out.push(KeyInfo {
                 id,
                 current: id == self.key_id,
@@ -666,14 +674,9 @@ impl Repository {
     /// and a slot of the other kind is skipped without one.
     pub fn key_slots_opened_by(&self, secret: Secret<'_>) -> Result<Vec<Id>> {
         let mut out = Vec::new();
-        for info in self.storage.list(FileKind::Key)? {
-            let object = FileKind::Key.path(&info.name);
-            let slot = KeySlot::parse(
-                &object,
-                self.storage.get(FileKind::Key, &info.name, MAX_KEY_SLOT)?,
-            )?;
+        for (id, slot) in self.key_slots()? {
             if slot.open(&secret)?.is_some() {
-                out.push(Id::parse(&info.name)?);
+                out.push(id);
             }
         }
         Ok(out)

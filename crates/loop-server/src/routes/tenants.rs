@@ -177,38 +177,25 @@ pub async fn rotate_tenant_key(
     caller
         .tenant(&state, Permission::JobWrite, id.as_str())
         .await?;
-    let now = state.now();
     let (_, actor) = caller.actor();
-    let mut tx = state.db.begin().await?;
-    let job_id = crate::jobs::queue(
-        &state,
-        &mut tx,
-        crate::jobs::Work {
-            runner: db::jobs::Runner::Server,
-            tenant_id: &t.tenant.id,
-            kind: loop_api::JobKind::TenantKeyRotation,
-            target: ("tenant", &t.tenant.id),
-            trigger: loop_api::JobTrigger::User,
-            started_by_id: Some(&actor),
-            params: serde_json::json!({}),
-        },
-    )
-    .await?;
-    commit_audited(
-        tx,
+    let tx = state.db.begin().await?;
+    let work = crate::jobs::Work {
+        runner: db::jobs::Runner::Server,
+        tenant_id: &t.tenant.id,
+        kind: loop_api::JobKind::TenantKeyRotation,
+        target: ("tenant", &t.tenant.id),
+        trigger: loop_api::JobTrigger::User,
+        started_by_id: Some(&actor),
+        params: serde_json::json!({}),
+    };
+    super::vaults::queue_audited(&state, tx, work, |job_id| {
         caller.event(
             &t.tenant.id,
             "tenant.key_rotate",
             "tenant",
             Some(&t.tenant.id),
             serde_json::json!({ "job_id": job_id }),
-        ),
-        now,
-    )
-    .await?;
-    state.jobs_wake.notify_one();
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(super::vaults::queued(&state, &job_id).await?),
-    ))
+        )
+    })
+    .await
 }

@@ -294,36 +294,42 @@ pub async fn delete_vault(
     db::items::delete_items_of(&mut tx, "vault_id", id.as_str()).await?;
     db::deletions::set_maintainer(&mut tx, id.as_str(), None, now).await?;
     let (_, actor) = caller.actor();
-    let job_id = crate::jobs::queue(
-        &state,
-        &mut tx,
-        Work {
-            runner: crate::db::jobs::Runner::Server,
-            tenant_id: &v.tenant_id,
-            kind: JobKind::VaultErasure,
-            target: ("vault", id.as_str()),
-            trigger: JobTrigger::User,
-            started_by_id: Some(&actor),
-            params: serde_json::json!({}),
-        },
-    )
-    .await?;
-    commit_audited(
-        tx,
+    let work = Work {
+        runner: crate::db::jobs::Runner::Server,
+        tenant_id: &v.tenant_id,
+        kind: JobKind::VaultErasure,
+        target: ("vault", id.as_str()),
+        trigger: JobTrigger::User,
+        started_by_id: Some(&actor),
+        params: serde_json::json!({}),
+    };
+    queue_audited(&state, tx, work, |job_id| {
         caller.event(
             &v.tenant_id,
             "vault.delete",
             "vault",
             Some(id.as_str()),
             serde_json::json!({ "erasure_job_id": job_id }),
-        ),
-        now,
-    )
-    .await?;
+        )
+    })
+    .await
+}
+
+/// Queues `work` in `tx` and commits both with the audit event `event` makes from the job's
+/// ID; then wakes the runner and answers 202 with the job.
+pub(super) async fn queue_audited(
+    state: &AppState,
+    mut tx: crate::db::Tx,
+    work: Work<'_>,
+    event: impl FnOnce(&str) -> crate::db::audit::NewEvent,
+) -> ApiResult<(StatusCode, axum::Json<Job>)> {
+    let now = state.now();
+    let job_id = crate::jobs::queue(state, &mut tx, work).await?;
+    commit_audited(tx, event(&job_id), now).await?;
     state.jobs_wake.notify_one();
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(queued(&state, &job_id).await?),
+        axum::Json(queued(state, &job_id).await?),
     ))
 }
 
@@ -397,36 +403,23 @@ pub(super) async fn queue_managed_job(
             ));
         }
     };
-    let now = state.now();
     let (_, actor) = caller.actor();
-    let mut tx = state.db.begin().await?;
-    let job_id = crate::jobs::queue(
-        state,
-        &mut tx,
-        Work {
-            runner,
-            tenant_id: &v.tenant_id,
-            kind,
-            target: ("vault", &v.id),
-            trigger: JobTrigger::User,
-            started_by_id: Some(&actor),
-            params: params.clone(),
-        },
-    )
-    .await?;
-    let mut details = params;
-    details["job_id"] = job_id.clone().into();
-    commit_audited(
-        tx,
-        caller.event(&v.tenant_id, action, "vault", Some(&v.id), details),
-        now,
-    )
-    .await?;
-    state.jobs_wake.notify_one();
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(queued(state, &job_id).await?),
-    ))
+    let tx = state.db.begin().await?;
+    let work = Work {
+        runner,
+        tenant_id: &v.tenant_id,
+        kind,
+        target: ("vault", &v.id),
+        trigger: JobTrigger::User,
+        started_by_id: Some(&actor),
+        params: params.clone(),
+    };
+    queue_audited(state, tx, work, |job_id| {
+        let mut details = params;
+        details["job_id"] = job_id.into();
+        caller.event(&v.tenant_id, action, "vault", Some(&v.id), details)
+    })
+    .await
 }
 
 /// List a managed vault's snapshots
