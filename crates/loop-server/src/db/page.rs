@@ -176,7 +176,15 @@ fn after_clause(order: &[Sort], after: &[Key], binds: &mut Vec<Key>) -> DbResult
         return Err(DbError::Cursor);
     }
     // (a > x) OR (a = x AND b > y) OR ... : row comparison spelled out, so that each column
-    // may sort its own way.
+    // may sort its own way. It starts with `a >= x`, which says the same but lets the
+    // database start an index scan of `a` at x instead of reading from the first row.
+    binds.push(after[0].clone());
+    let bound = format!(
+        "{} {} ${}",
+        order[0].expr,
+        if order[0].desc { "<=" } else { ">=" },
+        binds.len()
+    );
     let mut alternatives = Vec::new();
     for i in 0..order.len() {
         let mut terms = Vec::new();
@@ -191,7 +199,7 @@ fn after_clause(order: &[Sort], after: &[Key], binds: &mut Vec<Key>) -> DbResult
         }
         alternatives.push(format!("({})", terms.join(" AND ")));
     }
-    Ok(format!(" AND ({})", alternatives.join(" OR ")))
+    Ok(format!(" AND {bound} AND ({})", alternatives.join(" OR ")))
 }
 
 /// `ORDER BY` of `order`.
@@ -294,9 +302,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             sql,
-            " AND ((j.created_at < $2) OR (j.created_at = $3 AND j.id > $4))"
+            " AND j.created_at <= $2 AND ((j.created_at < $3) OR (j.created_at = $4 AND j.id > $5))"
         );
-        assert_eq!(binds.len(), 4);
+        assert_eq!(binds.len(), 5);
         assert!(after_clause(&[asc("t.path")], &[], &mut binds).is_err());
     }
 }

@@ -6,7 +6,8 @@
 //! route", so a route added later is covered (or makes the test fail until it is).
 //!
 //! One file per story: `wire.rs` (the OpenAPI document), `isolation.rs`, `audit_log.rs`,
-//! `sessions.rs`, `throttling.rs`, `hostile.rs` and `tenants.rs`; helpers more than one story uses are here.
+//! `audit_export.rs`, `pages.rs`, `sessions.rs`, `throttling.rs`, `hostile.rs` and
+//! `tenants.rs`; helpers more than one story uses are here.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -19,6 +20,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use support::{ADMIN_EMAIL, ADMIN_PASSWORD, Caller, Customer, Reply, Server, USER_PASSWORD};
 
+mod audit_export;
 mod audit_log;
 mod hostile;
 mod isolation;

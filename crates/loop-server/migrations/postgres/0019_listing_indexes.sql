@@ -1,0 +1,1 @@
+../sqlite/0019_listing_indexes.sql
