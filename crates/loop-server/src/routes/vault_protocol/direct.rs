@@ -161,10 +161,16 @@ async fn store_upload(
     let t = a.target(kind, &name);
     let staging = a.dest.staging_path(&a.vault.id, &upload.id);
     let checked = checked_path(&a.dest, &a.vault.id, &upload.id);
-    let claim = vault_objects::claim_write(&state, t, upload.size, &a.token.id, |owner| {
+    let claim = match vault_objects::claim_write(&state, t, upload.size, &a.token.id, |owner| {
         a.may_change(kind, owner)
     })
-    .await;
+    .await
+    {
+        // Another request holds the name for a moment: the upload stays, to be completed
+        // again (the answer says when).
+        Err(ChangeError::Busy) => return Err(ChangeError::Busy.into()),
+        claim => claim,
+    };
     let moved = match &claim {
         Ok(claim) => {
             let keeper = LeaseKeeper::start(&state, t.key(), claim);
