@@ -283,11 +283,9 @@ impl Storage for VaultStorage {
         let hash = blake3::hash(&data).to_hex().to_string();
         // Bytes clones share the buffer, so a retry does not copy the pack.
         let body = bytes::Bytes::from(data);
-        if self.direct_for(kind) {
-            match self.put_direct(name, &body, &hash)? {
-                crate::vault_direct::Sent::Stored => return Ok(()),
-                crate::vault_direct::Sent::Unavailable => {}
-            }
+        // Direct when the server offers it; through the server when it no longer does.
+        if self.direct_for(kind) && self.put_direct(name, &body, &hash)? {
+            return Ok(());
         }
         let (resp, attempt) = self.send(&object, || {
             self.conn

@@ -13,13 +13,6 @@ use reqwest::blocking::Response;
 use crate::api;
 use crate::vault::VaultStorage;
 
-/// How a direct upload ended.
-pub(crate) enum Sent {
-    Stored,
-    /// The server no longer offers direct transfers for this vault: send through it.
-    Unavailable,
-}
-
 impl VaultStorage {
     pub(crate) fn direct_for(&self, kind: FileKind) -> bool {
         kind == FileKind::Pack && self.direct.load(Ordering::Relaxed)
@@ -43,8 +36,9 @@ impl VaultStorage {
     }
 
     /// Asks the server for an upload URL, puts the pack there, and has the server check it
-    /// and store it.
-    pub(crate) fn put_direct(&self, name: &str, body: &bytes::Bytes, hash: &str) -> Result<Sent> {
+    /// and store it: true once stored, false when the server no longer offers direct
+    /// transfers for this vault (send it through the server).
+    pub(crate) fn put_direct(&self, name: &str, body: &bytes::Bytes, hash: &str) -> Result<bool> {
         let object = self.object(FileKind::Pack, name);
         let url = self.url(FileKind::Pack, Some(name));
         let ask = DirectUploadRequest {
@@ -58,7 +52,7 @@ impl VaultStorage {
             let e = api::problem(resp);
             if e.code() == Some("direct_unavailable") {
                 self.direct.store(false, Ordering::Relaxed);
-                return Ok(Sent::Unavailable);
+                return Ok(false);
             }
             return Err(Error::Storage {
                 object,
@@ -96,7 +90,7 @@ impl VaultStorage {
                 .json(&done)
         })?;
         if resp.status().is_success() {
-            return Ok(Sent::Stored);
+            return Ok(true);
         }
         Err(self.fail(&object, resp))
     }

@@ -12,10 +12,10 @@
 //!
 //! Rotation never re-encrypts vault data. A new master key is configured with the old one
 //! among `previous_master_key_files`: values still wrapped under an old key open (read
-//! only), new values are wrapped under the new key, and `loop server rewrap-keys`
-//! ([`crate::rewrap`]) rewraps the rest. A tenant key is rotated by a job
-//! ([`crate::jobs`]) that gives each managed vault a key slot for the new key before the
-//! old one's slots are removed.
+//! only), new values are wrapped under the new key, and `loop server rewrap-keys` (the
+//! `rewrap` module) rewraps the rest. A tenant key is rotated by a job
+//! (`tenant-key-rotation`) that gives each managed vault a key slot for the new key before
+//! the old one's slots are removed.
 
 use std::path::Path;
 
@@ -114,6 +114,18 @@ impl MasterKey {
         self.previous.len()
     }
 
+    /// The master key of `config`, with the previous ones of a rotation.
+    pub fn from_config(config: &crate::config::Config) -> Result<MasterKey, KeyError> {
+        MasterKey::load(
+            config.master_key.as_ref().map(|k| k.expose()),
+            &config.master_key_file(),
+        )?
+        .with_previous(
+            config.previous_master_keys.as_ref().map(|k| k.expose()),
+            &config.previous_master_key_files,
+        )
+    }
+
     /// A fresh tenant key, and its wrapped form for the database.
     pub fn new_tenant_key(&self, tenant_id: &str) -> (Key, String) {
         let key = Key::generate();
@@ -157,6 +169,16 @@ impl MasterKey {
             (key, OpenedBy::Previous) => Some(self.wrap(context, &key)),
         })
     }
+}
+
+/// The wrapping context of a user's TOTP secret.
+pub fn totp_context(user_id: &str) -> String {
+    format!("totp:{user_id}")
+}
+
+/// The wrapping context of a webhook target's signing secret.
+pub fn webhook_secret_context(target_id: &str) -> String {
+    format!("loop-backup webhook secret {target_id}")
 }
 
 /// The KEK that opens a managed vault's key slot.

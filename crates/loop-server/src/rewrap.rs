@@ -37,7 +37,7 @@ pub struct ColumnRewrapped {
 
 /// Rewraps, with the database and master keys of `config`.
 pub async fn rewrap(config: &Config) -> Result<Vec<ColumnRewrapped>, RewrapError> {
-    let master = config.master_key()?;
+    let master = crate::keys::MasterKey::from_config(config)?;
     let db = Db::connect_with(&config.database_url(), &config.database).await?;
     let mut report = Vec::new();
     for c in COLUMNS {

@@ -61,7 +61,7 @@ impl Application {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| StartError::Io(config.data_dir.display().to_string(), e))?;
-        let master = config.master_key()?;
+        let master = MasterKey::from_config(&config)?;
         if master.previous_count() > 0 {
             tracing::info!(
                 previous = master.previous_count(),

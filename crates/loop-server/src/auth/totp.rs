@@ -10,7 +10,7 @@ use crate::state::AppState;
 
 /// The wrapping context of a user's TOTP secret.
 pub(crate) fn context(user_id: &str) -> String {
-    format!("totp:{user_id}")
+    crate::keys::totp_context(user_id)
 }
 
 /// The TOTP generator of a user, from the secret stored wrapped under the master key.

@@ -467,18 +467,6 @@ impl Config {
         })
     }
 
-    /// The master key, with the previous ones of a rotation.
-    pub fn master_key(&self) -> Result<crate::keys::MasterKey, crate::keys::KeyError> {
-        crate::keys::MasterKey::load(
-            self.master_key.as_ref().map(|k| k.expose()),
-            &self.master_key_file(),
-        )?
-        .with_previous(
-            self.previous_master_keys.as_ref().map(|k| k.expose()),
-            &self.previous_master_key_files,
-        )
-    }
-
     pub fn master_key_file(&self) -> PathBuf {
         self.master_key_file
             .clone()

@@ -4,6 +4,7 @@
 use sqlx::AnyPool;
 
 use super::{DbResult, col};
+use crate::keys::{totp_context, webhook_secret_context};
 
 /// A column of values wrapped under the master key, each bound to its row by a context.
 /// The names are constants of this file, never input, so the SQL built from them is safe.
@@ -23,14 +24,6 @@ impl WrappedColumn {
 
 fn tenant_context(id: &str) -> String {
     id.to_string()
-}
-
-fn totp_context(id: &str) -> String {
-    crate::auth::totp::context(id)
-}
-
-fn webhook_context(id: &str) -> String {
-    crate::notify::secret_context(id)
 }
 
 pub const COLUMNS: &[WrappedColumn] = &[
@@ -62,7 +55,7 @@ pub const COLUMNS: &[WrappedColumn] = &[
         table: "notify_targets",
         id: "id",
         column: "secret_wrapped",
-        context: webhook_context,
+        context: webhook_secret_context,
     },
 ];
 

@@ -32,7 +32,7 @@ const MAX_BACKOFF_MS: i64 = 3_600_000;
 
 /// The context a webhook secret is wrapped under.
 pub fn secret_context(target_id: &str) -> String {
-    format!("loop-backup webhook secret {target_id}")
+    crate::keys::webhook_secret_context(target_id)
 }
 
 /// Runs until the task is dropped: the job check and the sender at once when woken, else

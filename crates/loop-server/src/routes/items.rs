@@ -8,8 +8,8 @@ use loop_api::PageQuery;
 use loop_api::{CreateItem, ItemId, Job, JobKind, JobTrigger, ProtectedItem, UpdateItem};
 
 use super::pages::{Listing, page};
+use super::queued;
 use super::tenants::TenantFilter;
-use super::vaults::queued;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
 use crate::db::jobs::NewJob;

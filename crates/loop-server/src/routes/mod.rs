@@ -479,3 +479,31 @@ pub(crate) async fn commit(tx: crate::db::Tx) -> Result<(), ApiError> {
     tx.commit().await.map_err(crate::db::DbError::from)?;
     Ok(())
 }
+
+/// Queues `work` in `tx` and commits both with the audit event `event` makes from the job's
+/// ID; then wakes the runner and answers 202 with the job.
+pub(crate) async fn queue_audited(
+    state: &crate::state::AppState,
+    mut tx: crate::db::Tx,
+    work: crate::jobs::Work<'_>,
+    event: impl FnOnce(&str) -> crate::db::audit::NewEvent,
+) -> crate::error::ApiResult<(axum::http::StatusCode, axum::Json<loop_api::Job>)> {
+    let now = state.now();
+    let job_id = crate::jobs::queue(state, &mut tx, work).await?;
+    commit_audited(tx, event(&job_id), now).await?;
+    state.jobs_wake.notify_one();
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        axum::Json(queued(state, &job_id).await?),
+    ))
+}
+
+/// A job just queued, as the answer to the request that queued it.
+pub(crate) async fn queued(
+    state: &crate::state::AppState,
+    job_id: &str,
+) -> crate::error::ApiResult<loop_api::Job> {
+    crate::db::jobs::job_by_id(&state.db.pool, job_id)
+        .await?
+        .ok_or_else(|| crate::error::ApiError::Internal(format!("job {job_id} vanished")))
+}

@@ -188,7 +188,7 @@ pub async fn rotate_tenant_key(
         started_by_id: Some(&actor),
         params: serde_json::json!({}),
     };
-    super::vaults::queue_audited(&state, tx, work, |job_id| {
+    super::queue_audited(&state, tx, work, |job_id| {
         caller.event(
             &t.tenant.id,
             "tenant.key_rotate",

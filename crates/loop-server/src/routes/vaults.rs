@@ -303,7 +303,7 @@ pub async fn delete_vault(
         started_by_id: Some(&actor),
         params: serde_json::json!({}),
     };
-    queue_audited(&state, tx, work, |job_id| {
+    super::queue_audited(&state, tx, work, |job_id| {
         caller.event(
             &v.tenant_id,
             "vault.delete",
@@ -313,31 +313,6 @@ pub async fn delete_vault(
         )
     })
     .await
-}
-
-/// Queues `work` in `tx` and commits both with the audit event `event` makes from the job's
-/// ID; then wakes the runner and answers 202 with the job.
-pub(super) async fn queue_audited(
-    state: &AppState,
-    mut tx: crate::db::Tx,
-    work: Work<'_>,
-    event: impl FnOnce(&str) -> crate::db::audit::NewEvent,
-) -> ApiResult<(StatusCode, axum::Json<Job>)> {
-    let now = state.now();
-    let job_id = crate::jobs::queue(state, &mut tx, work).await?;
-    commit_audited(tx, event(&job_id), now).await?;
-    state.jobs_wake.notify_one();
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(queued(state, &job_id).await?),
-    ))
-}
-
-/// A job just queued, as the answer to the request that queued it.
-pub(super) async fn queued(state: &AppState, job_id: &str) -> ApiResult<Job> {
-    crate::db::jobs::job_by_id(&state.db.pool, job_id)
-        .await?
-        .ok_or_else(|| ApiError::Internal(format!("job {job_id} vanished")))
 }
 
 /// Verify a vault
@@ -414,7 +389,7 @@ pub(super) async fn queue_managed_job(
         started_by_id: Some(&actor),
         params: params.clone(),
     };
-    queue_audited(state, tx, work, |job_id| {
+    super::queue_audited(state, tx, work, |job_id| {
         let mut details = params;
         details["job_id"] = job_id.into();
         caller.event(&v.tenant_id, action, "vault", Some(&v.id), details)
