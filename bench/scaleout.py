@@ -66,12 +66,16 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def rss_mib(pid):
+def proc_status(pid, field):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def rss_mib(pid):
+    return proc_status(pid, "VmRSS") / 1024
 
 
 class Postgres:
@@ -117,11 +121,11 @@ class Postgres:
 
 
 class Node:
-    def __init__(self, name, data_dir, database_url=None, trusted_proxy=False):
+    def __init__(self, name, data_dir, database_url=None, trusted_proxy=False, extra=""):
         self.name = name
         config = f"{WORK}/{name}.toml"
         with open(config, "w") as f:
-            f.write(f'node_id = "{name}"\n')
+            f.write(f'node_id = "{name}"\n{extra}')
             if trusted_proxy:
                 f.write('[connections]\ntrusted_proxies = ["127.0.0.1"]\n')
         env = dict(os.environ, LOOP_ADMIN_PASSWORD=PASSWORD, LOOP_LOG="warn")
@@ -325,7 +329,7 @@ def audit_export(layout, events):
         made += statuses.get("200", 0)
     fill = time.time() - t0
     pid = layout.nodes[0].proc.pid
-    before = rss_mib(pid)
+    before, threads_before = rss_mib(pid), proc_status(pid, "Threads")
     samples, done = [], threading.Event()
 
     def sample():
@@ -351,12 +355,14 @@ def audit_export(layout, events):
                     marks[q] = rss_mib(pid)
     took = time.time() - t0
     done.set()
+    after, threads_after = rss_mib(pid), proc_status(pid, "Threads")
     return [
         f"{made:,} `vault.open` events made through the API in {fill:.0f} s ({made / fill:,.0f}/s)",
         f"export: {lines:,} lines, {size / 2**20:,.0f} MiB in {took:.1f} s ({lines / took:,.0f} events/s)",
         f"server resident memory: {before:.0f} MiB before; at 10% / 50% / 90% of the export "
         f"{marks.get(0.1, 0):.0f} / {marks.get(0.5, 0):.0f} / {marks.get(0.9, 0):.0f} MiB; "
-        f"peak {max(samples or [0]):.0f} MiB",
+        f"peak {max(samples or [0]):.0f} MiB, {after:.0f} MiB after; "
+        f"server threads {threads_before} before, {threads_after} after",
     ]
 
 
