@@ -127,6 +127,22 @@ impl ApiClient {
         )
     }
 
+    pub fn residency(&self, id: &TenantId) -> Result<Residency, ApiError> {
+        self.get(&format!("/api/v1/tenants/{id}/residency"))
+    }
+
+    pub fn set_residency(&self, id: &TenantId, r: &SetResidency) -> Result<Residency, ApiError> {
+        self.call(
+            Method::PUT,
+            &format!("/api/v1/tenants/{id}/residency"),
+            Some(r),
+        )
+    }
+
+    pub fn residency_report(&self, id: &TenantId) -> Result<ResidencyReport, ApiError> {
+        self.get(&format!("/api/v1/tenants/{id}/residency/report"))
+    }
+
     // ---- users and roles ----
 
     pub fn users(&self, tenant: Option<&TenantId>) -> Result<Vec<User>, ApiError> {
@@ -235,6 +251,10 @@ impl ApiClient {
             &format!("/api/v1/vaults/{id}/verify"),
             Some(r),
         )
+    }
+
+    pub fn vault_locations(&self, id: &VaultId) -> Result<Vec<VaultLocation>, ApiError> {
+        self.get(&format!("/api/v1/vaults/{id}/locations"))
     }
 
     pub fn set_maintainer(&self, id: &VaultId, r: &SetMaintainer) -> Result<Vault, ApiError> {

@@ -22,6 +22,7 @@ mod jobs;
 mod notify;
 mod page;
 mod policies;
+mod residency;
 pub mod schedule;
 mod types;
 mod vault;
@@ -33,6 +34,7 @@ pub use jobs::*;
 pub use notify::*;
 pub use page::*;
 pub use policies::*;
+pub use residency::*;
 pub use types::*;
 pub use vault::*;
 

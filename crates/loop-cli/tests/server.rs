@@ -163,6 +163,39 @@ fn a_vault_on_a_garage_destination_works_through_the_server() {
     assert!(!s.dir.path().join("local-vaults").join(&s.vault).exists());
     let v = json(&mut s.admin("ana", &["vault", "show", &s.vault]));
     assert!(v["used_bytes"].as_u64().unwrap() > 0);
+
+    // Residency through the CLI: where the vault lives, and a narrowing that the next
+    // placement in the EU bucket runs into.
+    let at = json(&mut s.admin("ana", &["vault", "locations", &s.vault]));
+    assert_eq!(at[0]["role"], "primary");
+    assert_eq!(at[0]["jurisdiction"], "eu");
+    assert_eq!(at[0]["allowed"], true);
+    let set = json(&mut s.admin(
+        "ana",
+        &["tenant", "residency", &s.customer, "--allow", "nl,de"],
+    ));
+    assert_eq!(set["effective"], serde_json::json!(["de", "nl"]));
+    let err = fails(&mut s.admin(
+        "ana",
+        &["tenant", "residency", &s.customer, "--allow", "eu"],
+    ));
+    assert!(err.contains("only be narrowed"), "{err}");
+    let err = fails(&mut s.admin(
+        "ana",
+        &[
+            "vault",
+            "create",
+            "--tenant",
+            &s.customer,
+            "--name",
+            "second",
+            "--destination",
+            "garage-eu",
+        ],
+    ));
+    assert!(err.contains("jurisdiction eu"), "{err}");
+    let report = json(&mut s.admin("ana", &["tenant", "residency-report", &s.customer]));
+    assert_eq!(report["outside"], 1, "{report}");
 }
 
 #[test]

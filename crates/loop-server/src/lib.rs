@@ -35,6 +35,7 @@ pub mod managed_keys;
 pub mod metrics;
 pub mod notify;
 mod probes;
+pub mod residency;
 pub mod rewrap;
 mod routes;
 mod startup;

@@ -97,7 +97,10 @@ impl Application {
             .is_none()
             .then(|| config.data_dir.join("tls-cert.pem"));
         let mailer = crate::mail::Mailer::from_config(&config.mail).map_err(StartError::Other)?;
+        let jurisdictions = crate::residency::Jurisdictions::new(&config.residency.parents)
+            .map_err(StartError::Other)?;
         let state = AppState(Arc::new(Inner {
+            jurisdictions,
             throttle: SigninThrottle::new(&config.signin),
             mailer,
             mail_wake: tokio::sync::Notify::new(),

@@ -16,6 +16,8 @@ pub struct Inner {
     pub db: Db,
     pub master: MasterKey,
     pub destinations: Destinations,
+    /// The tree of jurisdictions that residency rules are read against.
+    pub jurisdictions: crate::residency::Jurisdictions,
     pub clock: Clock,
     pub throttle: SigninThrottle,
     pub mailer: crate::mail::smtp::Mailer,

@@ -68,6 +68,42 @@ pub(crate) fn tenant(g: &Global, c: TenantCommand) -> Result<ExitCode> {
                 )
             })
         }
+        TenantCommand::Residency { id, allow, inherit } => {
+            let r: Residency = if allow.is_some() || inherit {
+                api.set_residency(&id, &SetResidency { allowed: allow })?
+            } else {
+                api.residency(&id)?
+            };
+            show(g, &r, |r| {
+                let list = |s: &Option<Vec<String>>| match s {
+                    Some(s) => s.join(", "),
+                    None => "any".to_string(),
+                };
+                println!("tenant {}", r.tenant_id);
+                match &r.allowed {
+                    Some(own) => println!("  allows:     {}", own.join(", ")),
+                    None => println!("  allows:     (what its parent allows)"),
+                }
+                println!("  may use:    {}", list(&r.effective));
+            })
+        }
+        TenantCommand::ResidencyReport { id } => {
+            let r: ResidencyReport = api.residency_report(&id)?;
+            show(g, &r, |r| {
+                let may = r.effective.as_ref().map(|e| e.join(", "));
+                println!(
+                    "tenant {} may use: {}",
+                    r.tenant_id,
+                    may.as_deref().unwrap_or("any")
+                );
+                crate::service::vaults::print_locations(&r.locations);
+                println!(
+                    "{} location(s), {} outside the owning tenant's residency",
+                    r.locations.len(),
+                    r.outside
+                );
+            })
+        }
         TenantCommand::Erase { id, confirm } => {
             let e: TenantErasure = api.erase_tenant(&id, &EraseTenant { confirm })?;
             show(g, &e, |e| {

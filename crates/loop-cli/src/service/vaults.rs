@@ -27,6 +27,25 @@ fn print_vaults(vs: &[Vault]) {
     }
 }
 
+/// One line per place: vault, role, destination, jurisdiction, and whether it is allowed.
+pub(crate) fn print_locations(ls: &[VaultLocation]) {
+    for l in ls {
+        println!(
+            "{}  {:<7}  {}@{} ({})  {}",
+            l.vault_id,
+            l.role,
+            l.destination,
+            l.jurisdiction,
+            l.backend,
+            if l.allowed {
+                "allowed"
+            } else {
+                "OUTSIDE the tenant's residency"
+            }
+        );
+    }
+}
+
 pub(crate) fn vault(g: &Global, c: VaultCommand) -> Result<ExitCode> {
     let api = api(g)?;
     match c {
@@ -125,6 +144,10 @@ pub(crate) fn vault(g: &Global, c: VaultCommand) -> Result<ExitCode> {
                     job.id, job.id
                 )
             })
+        }
+        VaultCommand::Locations { id } => {
+            let ls: Vec<VaultLocation> = api.vault_locations(&id)?;
+            show(g, &ls, |ls| print_locations(ls))
         }
         VaultCommand::Destinations => {
             let ds: Vec<Destination> = api.destinations()?;

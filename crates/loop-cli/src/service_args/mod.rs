@@ -103,6 +103,19 @@ pub enum TenantCommand {
     /// Rotate a tenant's key: its managed vaults get key slots for a new key (a job; no
     /// data is re-encrypted)
     RotateKey { id: TenantId },
+    /// Show the jurisdictions a tenant allows, or set them with --allow (or --inherit)
+    Residency {
+        id: TenantId,
+        /// Allow only these jurisdictions (comma-separated, like eu or nl,de); admins above
+        /// the tenant may set any its parent allows, its own admins may only narrow
+        #[arg(long, value_delimiter = ',', conflicts_with = "inherit")]
+        allow: Option<Vec<String>>,
+        /// Set nothing of its own: the tenant has what its parent allows (admins above it)
+        #[arg(long)]
+        inherit: bool,
+    },
+    /// Every place the vaults of a tenant (and the tenants below it) live, with jurisdictions
+    ResidencyReport { id: TenantId },
     /// Erase a customer: destroy its keys so its backups can never be read (provider-admins)
     Erase {
         id: TenantId,
@@ -354,6 +367,10 @@ pub enum VaultCommand {
         dry_run: bool,
     },
     /// List the destinations vaults can be placed at
+    /// Every place the vault's objects live, with jurisdictions
+    Locations {
+        id: VaultId,
+    },
     Destinations,
 }
 

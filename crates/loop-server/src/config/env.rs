@@ -18,6 +18,9 @@ impl Config {
         if let Some(v) = get("LOOP_DATABASE_URL") {
             self.database.url = Some(SecretString::new(v));
         }
+        if let Some(v) = get("LOOP_JURISDICTION") {
+            self.residency.embedded_jurisdiction = v;
+        }
         if let Some(v) = get("LOOP_NODE_ID") {
             self.node_id = Some(v);
         }

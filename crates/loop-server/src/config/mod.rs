@@ -12,8 +12,10 @@ use zeroize::Zeroize;
 mod database;
 mod env;
 mod notify;
+mod residency;
 pub use database::DatabaseConfig;
 pub use notify::NotifyConfig;
+pub use residency::ResidencyConfig;
 
 /// A secret string that never prints and is zeroed on drop.
 #[derive(Clone, Default, Deserialize)]
@@ -90,6 +92,8 @@ pub struct Config {
     /// Where vaults can live. Empty means one local destination `local` under the data
     /// directory.
     pub destinations: Vec<DestinationConfig>,
+    /// Jurisdictions: the embedded destination's, and the tree they form.
+    pub residency: ResidencyConfig,
     /// Offer `POST /api/v1/admin/test-clock`, which moves the server's clock forward (for
     /// end-to-end tests of schedules and timers; never in production).
     pub test_clock: bool,
@@ -124,6 +128,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             metrics: MetricsConfig::default(),
             destinations: Vec::new(),
+            residency: ResidencyConfig::default(),
             test_clock: false,
             log: "info".into(),
             log_format: crate::logging::LogFormat::Text,
@@ -478,7 +483,7 @@ impl Config {
         if self.destinations.is_empty() {
             vec![DestinationConfig {
                 name: "local".into(),
-                jurisdiction: "local".into(),
+                jurisdiction: self.residency.embedded_jurisdiction.clone(),
                 backend: BackendConfig::Local {
                     path: self.data_dir.join("vaults"),
                 },
@@ -549,14 +554,22 @@ impl Config {
             ));
         }
         let mut names = std::collections::HashSet::new();
-        for d in &self.destinations {
-            if !names.insert(d.name.as_str()) {
+        for d in &self.destinations() {
+            if !names.insert(d.name.clone()) {
                 return Err(ConfigError::Invalid(format!(
                     "destination {} is defined twice",
                     d.name
                 )));
             }
+            if !crate::residency::valid_label(&d.jurisdiction) {
+                return Err(ConfigError::Invalid(format!(
+                    "destination {}: jurisdiction {:?} is not a lowercase label like nl or eu",
+                    d.name, d.jurisdiction
+                )));
+            }
         }
+        crate::residency::Jurisdictions::new(&self.residency.parents)
+            .map_err(|e| ConfigError::Invalid(format!("residency.parents: {e}")))?;
         Ok(())
     }
 }

@@ -59,3 +59,25 @@ fn connection_budgets_come_from_the_file_and_the_environment() {
 fn an_unknown_key_is_refused() {
     assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
 }
+
+#[test]
+fn the_embedded_destination_takes_its_jurisdiction_from_the_configuration() {
+    let c = Config::default();
+    assert_eq!(c.destinations()[0].jurisdiction, "local");
+    let mut c: Config = toml::from_str(
+        "[residency]\nembedded_jurisdiction = \"de\"\n[residency.parents]\neu = \"europe\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.destinations()[0].jurisdiction, "de");
+    c.validate().unwrap();
+    c.apply_env(|k| (k == "LOOP_JURISDICTION").then(|| "nl".to_string()))
+        .unwrap();
+    assert_eq!(c.destinations()[0].jurisdiction, "nl");
+    // A malformed label, or a tree the built-in one contradicts, is refused at start.
+    c.residency.embedded_jurisdiction = "The Netherlands".into();
+    assert!(c.validate().is_err());
+    c.residency.embedded_jurisdiction = "nl".into();
+    c.residency.parents.insert("nl".into(), "benelux".into());
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("nl already lies within eu"), "{err}");
+}

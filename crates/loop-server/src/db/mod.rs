@@ -21,6 +21,7 @@ pub mod objects;
 pub mod outbox;
 pub mod page;
 pub mod policies;
+pub mod residency;
 pub mod sessions;
 pub mod tenants;
 pub mod throttle;

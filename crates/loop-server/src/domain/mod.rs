@@ -153,6 +153,18 @@ impl TenantPath {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The IDs on the path, the provider's first and this tenant's last.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/').filter(|s| !s.is_empty())
+    }
+
+    /// The parent's path; `None` for the provider.
+    pub fn parent(&self) -> Option<TenantPath> {
+        let inner = &self.0[..self.0.len() - 1];
+        let cut = inner.rfind('/')?;
+        (cut > 0).then(|| TenantPath(self.0[..=cut].to_string()))
+    }
 }
 
 impl std::str::FromStr for TenantPath {

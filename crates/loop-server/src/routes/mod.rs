@@ -13,6 +13,7 @@ mod jobs;
 mod notify;
 mod pages;
 mod policies;
+mod residency;
 mod session;
 mod tenants;
 mod test_clock;
@@ -73,6 +74,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tenants::list_tenants, tenants::create_tenant))
         .routes(routes!(tenants::get_tenant, tenants::update_tenant))
         .routes(routes!(tenants::rotate_tenant_key))
+        .routes(routes!(residency::get_residency, residency::set_residency))
+        .routes(routes!(residency::residency_report))
         .routes(routes!(erasure::erase_tenant))
         .routes(routes!(directory::list_users, directory::create_user))
         .routes(routes!(directory::get_user, directory::update_user))
@@ -94,6 +97,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(vaults::list_snapshots))
         .routes(routes!(vaults::verify_vault))
         .routes(routes!(vaults::set_maintainer))
+        .routes(routes!(residency::vault_locations))
         .routes(routes!(policies::list_policies, policies::create_policy))
         .routes(routes!(
             policies::get_policy,

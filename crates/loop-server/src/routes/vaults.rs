@@ -96,6 +96,15 @@ pub async fn create_vault(
     let Some(dest) = state.destinations.get(&req.destination) else {
         return Err(ApiError::bad_request("no such destination"));
     };
+    super::residency::check_placement(
+        &state,
+        &caller,
+        &tenant,
+        dest,
+        "vault.create",
+        ("vault", None),
+    )
+    .await?;
     let now = state.now();
     let vault = Vault {
         id: new_id(VaultId::PREFIX),

@@ -13,6 +13,7 @@ const AUDITED: &[(&str, &str, &str)] = &[
         "/api/v1/tenants/{id}/key-rotation",
         "tenant.key_rotate",
     ),
+    ("put", "/api/v1/tenants/{id}/residency", "tenant.residency"),
     ("post", "/api/v1/users", "user.create"),
     ("patch", "/api/v1/users/{id}", "user.update"),
     ("post", "/api/v1/users/{id}/disable", "user.disable"),
@@ -215,6 +216,10 @@ impl AuditWalk<'_> {
             ("post", "/api/v1/tenants/{id}/key-rotation") => {
                 by_admin(format!("/api/v1/tenants/{t}/key-rotation"), None)
             }
+            ("put", "/api/v1/tenants/{id}/residency") => by_admin(
+                format!("/api/v1/tenants/{t}/residency"),
+                Some(json!({ "allowed": ["local", "eu"] })),
+            ),
             ("patch", "/api/v1/tenants/{id}") => by_admin(
                 format!("/api/v1/tenants/{t}"),
                 Some(json!({ "time_zone": "Asia/Tokyo" })),

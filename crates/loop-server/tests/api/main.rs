@@ -6,7 +6,7 @@
 //! route", so a route added later is covered (or makes the test fail until it is).
 //!
 //! One file per story: `wire.rs` (the OpenAPI document), `isolation.rs`, `audit_log.rs`,
-//! `audit_export.rs`, `pages.rs`, `sessions.rs`, `throttling.rs`, `hostile.rs` and
+//! `audit_export.rs`, `pages.rs`, `residency.rs`, `sessions.rs`, `throttling.rs`, `hostile.rs` and
 //! `tenants.rs`; helpers more than one story uses are here.
 
 #[path = "../support/mod.rs"]
@@ -25,6 +25,7 @@ mod audit_log;
 mod hostile;
 mod isolation;
 mod pages;
+mod residency;
 mod sessions;
 mod tenants;
 mod throttling;

@@ -57,6 +57,15 @@ const ERRORS: &[(&str, &[u16])] = &[
         "post /api/v1/tenants/{id}/key-rotation",
         &[401, 403, 404, 410],
     ),
+    ("get /api/v1/tenants/{id}/residency", &[401, 403, 404, 410]),
+    (
+        "put /api/v1/tenants/{id}/residency",
+        &[400, 401, 403, 404, 410, 413, 415],
+    ),
+    (
+        "get /api/v1/tenants/{id}/residency/report",
+        &[401, 403, 404, 410],
+    ),
     (
         "post /api/v1/tenants/{id}/erase",
         &[400, 401, 403, 404, 410, 413, 415],
@@ -98,6 +107,7 @@ const ERRORS: &[(&str, &[u16])] = &[
     ("post /api/v1/vaults", &[400, 401, 403, 404, 410, 413, 415]),
     ("get /api/v1/vaults/{id}", &[401, 403, 404, 410]),
     ("delete /api/v1/vaults/{id}", &[401, 403, 404, 410]),
+    ("get /api/v1/vaults/{id}/locations", &[401, 403, 404, 410]),
     (
         "get /api/v1/vaults/{id}/snapshots",
         &[400, 401, 403, 404, 409, 410],

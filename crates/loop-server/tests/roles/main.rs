@@ -71,6 +71,21 @@ const ROUTES: &[(&str, &str, Rule)] = &[
         Needs(&[ChangeTenants, RunJobs]),
     ),
     ("post", "/api/v1/tenants", Needs(&[CreateTenants])),
+    (
+        "get",
+        "/api/v1/tenants/{id}/residency",
+        Needs(&[ReadTenants]),
+    ),
+    (
+        "put",
+        "/api/v1/tenants/{id}/residency",
+        Needs(&[ChangeTenants]),
+    ),
+    (
+        "get",
+        "/api/v1/tenants/{id}/residency/report",
+        Needs(&[ReadVaults]),
+    ),
     ("get", "/api/v1/users", Needs(&[ReadUsers])),
     ("post", "/api/v1/users", Needs(&[ChangeUsers, GrantRoles])),
     ("get", "/api/v1/users/{id}", Needs(&[ReadUsers])),
@@ -108,6 +123,7 @@ const ROUTES: &[(&str, &str, Rule)] = &[
     ("post", "/api/v1/vaults", Needs(&[ChangeVaults])),
     ("get", "/api/v1/vaults/{id}", Needs(&[ReadVaults])),
     ("get", "/api/v1/vaults/{id}/snapshots", Needs(&[ReadVaults])),
+    ("get", "/api/v1/vaults/{id}/locations", Needs(&[ReadVaults])),
     (
         "post",
         "/api/v1/vaults/{id}/verify",

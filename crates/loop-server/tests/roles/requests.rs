@@ -33,6 +33,17 @@ impl Walk<'_> {
             ("post", "/api/v1/tenants/{id}/key-rotation") => {
                 (format!("/api/v1/tenants/{tid}/key-rotation"), None)
             }
+            ("get", "/api/v1/tenants/{id}/residency") => {
+                (format!("/api/v1/tenants/{tid}/residency"), None)
+            }
+            // Setting nothing where nothing is set: allowed from inside and from above.
+            ("put", "/api/v1/tenants/{id}/residency") => (
+                format!("/api/v1/tenants/{tid}/residency"),
+                Some(json!({ "allowed": null })),
+            ),
+            ("get", "/api/v1/tenants/{id}/residency/report") => {
+                (format!("/api/v1/tenants/{tid}/residency/report"), None)
+            }
             ("post", "/api/v1/tenants/{id}/erase") => (
                 format!("/api/v1/tenants/{tid}/erase"),
                 Some(json!({ "confirm": t.name })),
@@ -143,6 +154,9 @@ impl Walk<'_> {
                 Some(json!({ "tenant_id": tid, "name": "new", "destination": "local" })),
             ),
             ("get", "/api/v1/vaults/{id}") => (format!("/api/v1/vaults/{}", t.vault), None),
+            ("get", "/api/v1/vaults/{id}/locations") => {
+                (format!("/api/v1/vaults/{}/locations", t.vault), None)
+            }
             ("get", "/api/v1/vaults/{id}/snapshots") => {
                 (format!("/api/v1/vaults/{}/snapshots", t.vault), None)
             }

@@ -535,6 +535,11 @@ impl<'a> Caller<'a> {
             .call("patch", path, Some(&self.secret), Some(&body))
     }
 
+    pub fn put(&self, path: &str, body: Value) -> Reply {
+        self.server
+            .call("put", path, Some(&self.secret), Some(&body))
+    }
+
     pub fn delete(&self, path: &str) -> Reply {
         self.server.call("delete", path, Some(&self.secret), None)
     }
