@@ -253,6 +253,18 @@ impl ApiClient {
         )
     }
 
+    pub fn set_retention_lock(
+        &self,
+        id: &VaultId,
+        r: &SetRetentionLock,
+    ) -> Result<Vault, ApiError> {
+        self.call(
+            Method::PUT,
+            &format!("/api/v1/vaults/{id}/retention-lock"),
+            Some(r),
+        )
+    }
+
     pub fn vault_locations(&self, id: &VaultId) -> Result<Vec<VaultLocation>, ApiError> {
         self.get(&format!("/api/v1/vaults/{id}/locations"))
     }

@@ -196,6 +196,14 @@ fn a_vault_on_a_garage_destination_works_through_the_server() {
     assert!(err.contains("jurisdiction eu"), "{err}");
     let report = json(&mut s.admin("ana", &["tenant", "residency-report", &s.customer]));
     assert_eq!(report["outside"], 1, "{report}");
+
+    // A retention lock through the CLI: set, never shortened.
+    let v = json(&mut s.admin("ana", &["vault", "lock", &s.vault, "--days", "7"]));
+    assert_eq!(v["retention_lock_days"], 7);
+    let err = fails(&mut s.admin("ana", &["vault", "lock", &s.vault, "--days", "3"]));
+    assert!(err.contains("never shortened"), "{err}");
+    let err = fails(&mut s.admin("ana", &["vault", "delete", &s.vault]));
+    assert!(err.contains("retention lock"), "{err}");
 }
 
 #[test]

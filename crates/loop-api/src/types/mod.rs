@@ -421,7 +421,17 @@ wire! {
         /// vault's retention and verify jobs.
         #[serde(default)]
         pub maintainer_device_id: Option<String>,
+        /// Retention lock: no stored object of the vault may be replaced or deleted before it
+        /// is this many days old (null: no lock). It can be lengthened, never shortened.
+        #[serde(default)]
+        pub retention_lock_days: Option<u32>,
         pub created_at: DateTime<Utc>,
+    }
+
+    /// `PUT /api/v1/vaults/{id}/retention-lock`.
+    pub struct SetRetentionLock {
+        /// 1 to 36500; at least the vault's current lock.
+        pub days: u32,
     }
 
     /// `PUT /api/v1/vaults/{id}/maintainer`.
@@ -441,6 +451,9 @@ wire! {
         /// managed when left out.
         #[serde(default)]
         pub key_custody: Option<KeyCustody>,
+        /// A retention lock from the start, in days (see `Vault`).
+        #[serde(default)]
+        pub retention_lock_days: Option<u32>,
     }
 
     pub struct SnapshotInfo {

@@ -13,7 +13,7 @@ use crate::service_args::*;
 fn print_vaults(vs: &[Vault]) {
     for v in vs {
         println!(
-            "{}  {}  {}@{} ({})  {} used{}",
+            "{}  {}  {}@{} ({})  {} used{}{}",
             v.id,
             v.name,
             v.destination,
@@ -22,6 +22,9 @@ fn print_vaults(vs: &[Vault]) {
             loop_repo::human_bytes(v.used_bytes),
             v.quota_bytes
                 .map(|q| format!(" of {}", loop_repo::human_bytes(q)))
+                .unwrap_or_default(),
+            v.retention_lock_days
+                .map(|d| format!("  locked {d} days"))
                 .unwrap_or_default()
         );
     }
@@ -59,6 +62,7 @@ pub(crate) fn vault(g: &Global, c: VaultCommand) -> Result<ExitCode> {
             destination,
             quota,
             customer_key,
+            lock_days,
         } => {
             let v: Vault = api.create_vault(&CreateVault {
                 tenant_id: tenant,
@@ -70,6 +74,7 @@ pub(crate) fn vault(g: &Global, c: VaultCommand) -> Result<ExitCode> {
                 } else {
                     KeyCustody::Managed
                 }),
+                retention_lock_days: lock_days,
             })?;
             show(g, &v, |v| {
                 println!("created vault {} ({})", v.name, v.id);
@@ -142,6 +147,17 @@ pub(crate) fn vault(g: &Global, c: VaultCommand) -> Result<ExitCode> {
                 println!(
                     "job {} applies the retention policy of vault {id} (loop job show {})",
                     job.id, job.id
+                )
+            })
+        }
+        VaultCommand::Lock { id, days } => {
+            let v: Vault = api.set_retention_lock(&id, &SetRetentionLock { days })?;
+            show(g, &v, |v| {
+                println!(
+                    "vault {} ({}): no object goes before it is {} days old",
+                    v.name,
+                    v.id,
+                    v.retention_lock_days.unwrap_or(days)
                 )
             })
         }

@@ -323,9 +323,19 @@ pub enum VaultCommand {
         /// The customer keeps the key (a passphrase); the server cannot read the vault
         #[arg(long)]
         customer_key: bool,
+        /// Retention lock: no object may be replaced or deleted before it is this many days
+        /// old (it can be lengthened later, never shortened)
+        #[arg(long)]
+        lock_days: Option<u32>,
     },
     Show {
         id: VaultId,
+    },
+    /// Set or lengthen a vault's retention lock (it can never be shortened)
+    Lock {
+        id: VaultId,
+        #[arg(long)]
+        days: u32,
     },
     /// List a managed vault's snapshots
     Snapshots {

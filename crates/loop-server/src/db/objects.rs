@@ -34,6 +34,7 @@ struct Row {
     owner: Option<String>,
     claim: String,
     lease_until: i64,
+    created_at: i64,
 }
 
 /// What the claim replaced; the caller decides from it whether storage must be consulted.
@@ -68,6 +69,10 @@ pub enum Claimed {
     OverQuota,
     /// (Deletes only) there is nothing to delete.
     Absent,
+    /// The vault's retention lock holds the object until then (ms).
+    Locked {
+        until: i64,
+    },
 }
 
 /// Takes the vault's row first: every claim of the vault is serialized from here on.
@@ -81,7 +86,7 @@ async fn lock_vault(tx: &mut Tx, vault_id: &str) -> DbResult<()> {
 
 async fn row(tx: &mut Tx, k: ObjectKey<'_>) -> DbResult<Option<Row>> {
     let r = sqlx::query(
-        "SELECT size, reserved, state, owner_token, claim, lease_until FROM vault_objects
+        "SELECT size, reserved, state, owner_token, claim, lease_until, created_at FROM vault_objects
          WHERE vault_id = $1 AND kind = $2 AND name = $3",
     )
     .bind(k.vault_id)
@@ -97,9 +102,94 @@ async fn row(tx: &mut Tx, k: ObjectKey<'_>) -> DbResult<Option<Row>> {
             owner: col(&r, "owner_token")?,
             claim: col(&r, "claim")?,
             lease_until: col(&r, "lease_until")?,
+            created_at: col(&r, "created_at")?,
         })
     })
     .transpose()
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// How a delete meets the vault's retention lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockRule {
+    /// The lock holds every kind it covers (every token, admin and job).
+    Holds,
+    /// The tenant key rotation removes key slots of the old key, after the vault was opened
+    /// with a slot of the new one: access is replaced, nothing is lost, so the lock does not
+    /// hold key slots for it (docs/SECURITY.md).
+    SparesReplacedKeySlots,
+}
+
+/// The kinds a retention lock holds: everything but lock markers and prune plans, which
+/// carry no backup data and must come and go for backups and prunes to work.
+pub fn locked_kind(kind: &str) -> bool {
+    !matches!(kind, "locks" | "plans")
+}
+
+/// The vault's retention lock in days, read inside `tx` after the vault's row is locked, so
+/// a lengthening committed before is seen. `None`: no lock.
+async fn lock_days(tx: &mut Tx, vault_id: &str) -> DbResult<Option<i64>> {
+    let r = sqlx::query("SELECT retention_lock_days FROM vaults WHERE id = $1")
+        .bind(vault_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(match r {
+        Some(r) => col::<Option<i64>>(&r, "retention_lock_days")?.filter(|d| *d > 0),
+        None => None,
+    })
+}
+
+/// Until when the vault's retention lock holds a stored object of `kind` that the server
+/// recorded at `created_at`; `None` when it may be replaced or removed now.
+async fn held_until(
+    tx: &mut Tx,
+    k: ObjectKey<'_>,
+    created_at: i64,
+    now: i64,
+) -> DbResult<Option<i64>> {
+    if !locked_kind(k.kind) {
+        return Ok(None);
+    }
+    Ok(lock_days(tx, k.vault_id)
+        .await?
+        .map(|days| created_at.saturating_add(days.saturating_mul(DAY_MS)))
+        .filter(|until| *until > now))
+}
+
+/// Until when the vault's retention lock holds objects whose arrival the server did not
+/// record (stored before rows were kept): their age is unknown, so a lock holds them for its
+/// whole length from now. `None` without a lock or for a kind it does not hold.
+pub async fn unrecorded_held_until(
+    pool: &AnyPool,
+    k: ObjectKey<'_>,
+    now: i64,
+) -> DbResult<Option<i64>> {
+    let mut tx = pool.begin().await?;
+    let until = held_until(&mut tx, k, now, now).await?;
+    tx.commit().await?;
+    Ok(until)
+}
+
+/// When the last object a vault's retention lock holds is released (ms); `None` when the
+/// lock holds nothing now.
+pub async fn vault_held_until(tx: &mut Tx, vault_id: &str, now: i64) -> DbResult<Option<i64>> {
+    let r = sqlx::query(
+        "SELECT v.retention_lock_days AS days, MAX(o.created_at) AS newest
+         FROM vaults v JOIN vault_objects o ON o.vault_id = v.id
+         WHERE v.id = $1 AND o.kind NOT IN ('locks', 'plans')
+         GROUP BY v.retention_lock_days",
+    )
+    .bind(vault_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(r) = r else { return Ok(None) };
+    let days: Option<i64> = col(&r, "days")?;
+    let newest: Option<i64> = col(&r, "newest")?;
+    Ok(match (days.filter(|d| *d > 0), newest) {
+        (Some(d), Some(n)) => Some(n.saturating_add(d.saturating_mul(DAY_MS))).filter(|u| *u > now),
+        _ => None,
+    })
 }
 
 /// Adds `bytes` to the vault's usage if the quota allows it.
@@ -170,6 +260,9 @@ pub async fn claim_write(
             let prior = if r.state == "stored" {
                 if !may_replace(r.owner.as_deref()) {
                     return Ok(Claimed::Refused { owner: r.owner });
+                }
+                if let Some(until) = held_until(&mut tx, k, r.created_at, now).await? {
+                    return Ok(Claimed::Locked { until });
                 }
                 Prior::Stored { size: r.size }
             } else if r.lease_until > now {
@@ -343,6 +436,7 @@ pub async fn claim_delete(
     pool: &AnyPool,
     k: ObjectKey<'_>,
     may_delete: impl Fn(Option<&str>) -> bool,
+    lock: LockRule,
     now: i64,
     lease_ms: i64,
 ) -> DbResult<Claimed> {
@@ -355,6 +449,10 @@ pub async fn claim_delete(
     let prior = if r.state == "stored" {
         if !may_delete(r.owner.as_deref()) {
             return Ok(Claimed::Refused { owner: r.owner });
+        }
+        let spared = lock == LockRule::SparesReplacedKeySlots && k.kind == "keys";
+        if !spared && let Some(until) = held_until(&mut tx, k, r.created_at, now).await? {
+            return Ok(Claimed::Locked { until });
         }
         Prior::Stored { size: r.size }
     } else if r.lease_until > now {

@@ -20,6 +20,8 @@ pub(super) fn vault(row: &AnyRow) -> DbResult<Vault> {
         quota_bytes: col::<Option<i64>>(row, "quota_bytes")?.map(|q| q.max(0) as u64),
         used_bytes: col::<i64>(row, "used_bytes")?.max(0) as u64,
         maintainer_device_id: col(row, "maintainer_device_id")?,
+        retention_lock_days: col::<Option<i64>>(row, "retention_lock_days")?
+            .map(|d| d.clamp(0, u32::MAX as i64) as u32),
         created_at: time(col(row, "created_at")?),
     })
 }
@@ -61,8 +63,8 @@ pub async fn vaults_in(
 pub async fn insert_vault(tx: &mut Tx, v: &Vault, now: i64) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO vaults (id, tenant_id, name, destination, key_custody, quota_bytes,
-            used_bytes, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            used_bytes, created_at, retention_lock_days)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&v.id)
     .bind(&v.tenant_id)
@@ -72,9 +74,25 @@ pub async fn insert_vault(tx: &mut Tx, v: &Vault, now: i64) -> DbResult<()> {
     .bind(v.quota_bytes.map(|q| q as i64))
     .bind(v.used_bytes as i64)
     .bind(now)
+    .bind(v.retention_lock_days.map(i64::from))
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Lengthens a vault's retention lock to `days`. False (nothing changed) when the lock is
+/// already longer, which a concurrent change may have made it.
+pub async fn lengthen_retention_lock(tx: &mut Tx, id: &str, days: u32) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE vaults SET retention_lock_days = $1
+         WHERE id = $2 AND deleted_at IS NULL
+           AND (retention_lock_days IS NULL OR retention_lock_days <= $1)",
+    )
+    .bind(i64::from(days))
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() > 0)
 }
 
 pub async fn mark_vault_deleted(tx: &mut Tx, id: &str, now: i64) -> DbResult<()> {

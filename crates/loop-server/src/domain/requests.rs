@@ -220,6 +220,21 @@ pub struct NewVault {
     /// At most `i64::MAX`, which the database stores.
     pub quota_bytes: Option<u64>,
     pub key_custody: KeyCustody,
+    pub retention_lock_days: Option<u32>,
+}
+
+/// The longest retention lock: a hundred years.
+pub const MAX_RETENTION_LOCK_DAYS: u32 = 36_500;
+
+/// Checks a retention lock's length in days.
+pub fn retention_lock_days(days: u32) -> Result<u32, Invalid> {
+    if (1..=MAX_RETENTION_LOCK_DAYS).contains(&days) {
+        Ok(days)
+    } else {
+        Err(Invalid(format!(
+            "a retention lock is 1 to {MAX_RETENTION_LOCK_DAYS} days"
+        )))
+    }
 }
 
 impl NewVault {
@@ -228,6 +243,10 @@ impl NewVault {
             return Err(Invalid("quota_bytes is too large".into()));
         }
         Ok(NewVault {
+            retention_lock_days: req
+                .retention_lock_days
+                .map(retention_lock_days)
+                .transpose()?,
             name: parse_name("vault name", &req.name)?,
             tenant_id: req.tenant_id,
             destination: req.destination,

@@ -119,8 +119,11 @@ async fn update_slots(
             &v.destination,
         ));
     };
+    // Old slots go only once the vault opened with a new one, so a retention lock does not
+    // hold them.
     let storage = ServerStorage::new(state, dest, &v.id, ctx.fence())
-        .map_err(|e| JobError::transient("opening a vault's destination failed", e))?;
+        .map_err(|e| JobError::transient("opening a vault's destination failed", e))?
+        .replacing_key_slots();
     let storage: Arc<dyn Storage> = Arc::new(storage);
     let (from, to) = (vault_kek(from, &v.id), vault_kek(to, &v.id));
     let vault_id = v.id.clone();

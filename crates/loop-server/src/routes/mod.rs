@@ -14,6 +14,7 @@ mod notify;
 mod pages;
 mod policies;
 mod residency;
+mod retention_lock;
 mod session;
 mod tenants;
 mod test_clock;
@@ -98,6 +99,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(vaults::verify_vault))
         .routes(routes!(vaults::set_maintainer))
         .routes(routes!(residency::vault_locations))
+        .routes(routes!(retention_lock::set_retention_lock))
         .routes(routes!(policies::list_policies, policies::create_policy))
         .routes(routes!(
             policies::get_policy,
@@ -476,6 +478,16 @@ pub(crate) async fn commit_audited(
 ) -> Result<(), ApiError> {
     crate::db::audit::append(&mut tx, event, now).await?;
     commit(tx).await
+}
+
+/// Records `event` as a refused action (outcome `failure`), in a transaction of its own: the
+/// refused change itself wrote nothing.
+pub(crate) async fn audit_refused(
+    state: &crate::state::AppState,
+    mut event: crate::db::audit::NewEvent,
+) -> Result<(), ApiError> {
+    event.outcome = loop_api::Outcome::Failure;
+    commit_audited(state.db.begin().await?, event, state.now()).await
 }
 
 /// Commits a transaction, mapping the error.

@@ -4,11 +4,11 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
-    LocationRole, Outcome, Residency, ResidencyReport, SetResidency, TenantId, Vault, VaultLocation,
+    LocationRole, Residency, ResidencyReport, SetResidency, TenantId, Vault, VaultLocation,
 };
 
 use super::vaults::scoped_vault;
-use super::{Json, Path, commit_audited};
+use super::{Json, Path, audit_refused, commit_audited};
 use crate::auth::Caller;
 use crate::db::tenants::TenantRow;
 use crate::db::{self, residency, vaults};
@@ -45,7 +45,7 @@ pub(crate) async fn check_placement(
         return Ok(());
     }
     let allowed = state.jurisdictions.effective(&chain);
-    let mut event = caller.event(
+    let event = caller.event(
         &tenant.tenant.id,
         action,
         object.0,
@@ -55,9 +55,7 @@ pub(crate) async fn check_placement(
             "jurisdiction": dest.jurisdiction, "allowed": allowed,
         }),
     );
-    event.outcome = Outcome::Failure;
-    let tx = state.db.begin().await?;
-    commit_audited(tx, event, state.now()).await?;
+    audit_refused(state, event).await?;
     Err(refused(format!(
         "destination {} is in jurisdiction {}, which this tenant's residency does not allow \
          (allowed: {})",
@@ -144,15 +142,14 @@ pub async fn set_residency(
         "allowed": allowed, "before": chain.last().cloned().flatten(),
     });
     if widens {
-        let mut event = caller.event(
+        let event = caller.event(
             &t.tenant.id,
             "tenant.residency",
             "tenant",
             Some(&t.tenant.id),
             serde_json::json!({ "reason": "widening", "allowed": allowed }),
         );
-        event.outcome = Outcome::Failure;
-        commit_audited(state.db.begin().await?, event, state.now()).await?;
+        audit_refused(&state, event).await?;
         return Err(refused(format!(
             "a tenant's residency can only be narrowed from inside it; {} allows {}",
             if above { "its parent" } else { "it now" },

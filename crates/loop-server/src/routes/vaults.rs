@@ -116,6 +116,7 @@ pub async fn create_vault(
         quota_bytes: req.quota_bytes,
         used_bytes: 0,
         maintainer_device_id: None,
+        retention_lock_days: req.retention_lock_days,
         created_at: db::time(now),
     };
     let mut held_key = None;
@@ -157,6 +158,7 @@ pub async fn create_vault(
             serde_json::json!({
                 "destination": vault.destination, "jurisdiction": vault.jurisdiction,
                 "key_custody": vault.key_custody, "quota_bytes": vault.quota_bytes,
+                "retention_lock_days": vault.retention_lock_days,
             }),
         ),
         now,
@@ -286,7 +288,8 @@ pub async fn set_maintainer(
 ///
 /// The vault is gone from the API and the vault protocol at once; a `vault-erasure` job
 /// (the answer) then deletes every object it holds at its destination, resuming after any
-/// interruption until none is left.
+/// interruption until none is left. While the vault's retention lock holds any of its
+/// objects, deleting it is `403 retention_locked`.
 #[utoipa::path(delete, path = "/api/v1/vaults/{id}", tag = "vaults", params(("id" = VaultId, Path)),
     responses((status = 202, description = "Deleted; the erasure job that removes its objects", body = Job)))]
 pub async fn delete_vault(
@@ -299,6 +302,7 @@ pub async fn delete_vault(
     // Mark first: the vault protocol stops serving it before its objects go.
     let mut tx = state.db.begin().await?;
     vaults::mark_vault_deleted(&mut tx, id.as_str(), now).await?;
+    let mut tx = super::retention_lock::refuse_locked_deletion(&state, &caller, tx, &v).await?;
     db::policies::delete_vault_policy(&mut tx, id.as_str()).await?;
     db::items::delete_items_of(&mut tx, "vault_id", id.as_str()).await?;
     db::deletions::set_maintainer(&mut tx, id.as_str(), None, now).await?;

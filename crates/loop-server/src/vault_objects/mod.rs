@@ -21,6 +21,7 @@ use object_store::path::Path as StorePath;
 
 pub use storage::{Fence, ServerStorage};
 
+pub use crate::db::objects::LockRule;
 use crate::db::objects::{self, Claim, Claimed, ObjectKey, Prior};
 use crate::db::{DbError, DbResult};
 use crate::destinations::Destination;
@@ -40,6 +41,9 @@ pub enum ChangeError {
     Refused,
     #[error("the vault's quota does not allow this object")]
     OverQuota,
+    /// The vault's retention lock holds the object until then (ms since the epoch).
+    #[error("the vault's retention lock holds this object")]
+    Locked { until: i64 },
     #[error("storage: {0}")]
     Storage(#[from] object_store::Error),
     #[error("database: {0}")]
@@ -124,6 +128,7 @@ pub async fn claim_write(
             Claimed::Refused { .. } => return Err(ChangeError::Exists),
             Claimed::Busy | Claimed::Absent => return Err(ChangeError::Busy),
             Claimed::OverQuota => return Err(ChangeError::OverQuota),
+            Claimed::Locked { until } => return Err(ChangeError::Locked { until }),
         };
         if matches!(c.prior, Prior::Stored { .. }) {
             return Ok(c);
@@ -201,11 +206,19 @@ pub async fn delete(
     state: &AppState,
     t: Target<'_>,
     may_change: impl Fn(Option<&str>) -> bool,
+    lock: LockRule,
 ) -> Result<Option<u64>, ChangeError> {
     let path = t.path();
     let pool = &state.db.pool;
     let mut claimed = claim_waiting(|| {
-        objects::claim_delete(pool, t.key(), &may_change, state.now(), lease_ms(state))
+        objects::claim_delete(
+            pool,
+            t.key(),
+            &may_change,
+            lock,
+            state.now(),
+            lease_ms(state),
+        )
     })
     .await?;
     if let Claimed::Absent = claimed {
@@ -218,6 +231,11 @@ pub async fn delete(
         if !may_change(None) {
             return Err(ChangeError::Refused);
         }
+        if lock == LockRule::Holds
+            && let Some(until) = objects::unrecorded_held_until(pool, t.key(), state.now()).await?
+        {
+            return Err(ChangeError::Locked { until });
+        }
         claimed =
             objects::claim_unrecorded_delete(pool, t.key(), size, state.now(), lease_ms(state))
                 .await?;
@@ -227,6 +245,7 @@ pub async fn delete(
         Claimed::Refused { .. } => return Err(ChangeError::Refused),
         Claimed::Absent => return Ok(None),
         Claimed::Busy | Claimed::OverQuota => return Err(ChangeError::Busy),
+        Claimed::Locked { until } => return Err(ChangeError::Locked { until }),
     };
     let keeper = LeaseKeeper::start(state, t.key(), &claim);
     let deleted = t.dest.store.delete(&path).await;

@@ -28,6 +28,7 @@ pub struct ServerStorage {
     vault_id: String,
     /// Recorded as the writer of what this storage stores: `job:<id>`.
     owner: String,
+    lock: super::LockRule,
     fence: Fence,
     reads: ObjectStorage,
     runtime: tokio::runtime::Handle,
@@ -47,9 +48,17 @@ impl ServerStorage {
             dest,
             vault_id: vault_id.to_string(),
             owner: format!("job:{}", fence.job_id),
+            lock: super::LockRule::Holds,
             fence,
             runtime: tokio::runtime::Handle::current(),
         })
+    }
+
+    /// For the tenant key rotation: key slots it removes are not held by the vault's
+    /// retention lock (see [`super::LockRule::SparesReplacedKeySlots`]).
+    pub fn replacing_key_slots(mut self) -> ServerStorage {
+        self.lock = super::LockRule::SparesReplacedKeySlots;
+        self
     }
 
     fn target<'a>(&'a self, kind: FileKind, name: &'a str) -> Target<'a> {
@@ -130,8 +139,12 @@ impl Storage for ServerStorage {
 
     fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
         let t = self.target(kind, name);
-        self.change(kind, name, super::delete(&self.state, t, |_| true))
-            .map(drop)
+        self.change(
+            kind,
+            name,
+            super::delete(&self.state, t, |_| true, self.lock),
+        )
+        .map(drop)
     }
 
     fn size(&self, kind: FileKind, name: &str) -> Result<u64> {

@@ -37,6 +37,11 @@ const AUDITED: &[(&str, &str, &str)] = &[
     ("post", "/api/v1/vaults", "vault.create"),
     ("post", "/api/v1/vaults/{id}/verify", "vault.verify"),
     ("put", "/api/v1/vaults/{id}/maintainer", "vault.maintainer"),
+    (
+        "put",
+        "/api/v1/vaults/{id}/retention-lock",
+        "vault.retention_lock",
+    ),
     ("post", "/api/v1/policies", "policy.create"),
     ("patch", "/api/v1/policies/{id}", "policy.update"),
     ("delete", "/api/v1/policies/{id}", "policy.delete"),
@@ -385,6 +390,16 @@ impl AuditWalk<'_> {
                     "delete" => by_admin(format!("/api/v1/notify/targets/{n}"), None),
                     _ => by_admin(format!("/api/v1/notify/targets/{n}/test"), None),
                 }
+            }
+            ("put", "/api/v1/vaults/{id}/retention-lock") => {
+                let v = self.created(
+                    "/api/v1/vaults",
+                    json!({ "tenant_id": t, "name": "locked", "destination": "local" }),
+                );
+                by_admin(
+                    format!("/api/v1/vaults/{v}/retention-lock"),
+                    Some(json!({ "days": 30 })),
+                )
             }
             ("post", "/api/v1/vaults/{id}/retention") => {
                 let v = self.created(

@@ -141,6 +141,11 @@ const ROUTES: &[(&str, &str, Rule)] = &[
         "/api/v1/vaults/{id}/maintainer",
         Needs(&[ChangeVaults]),
     ),
+    (
+        "put",
+        "/api/v1/vaults/{id}/retention-lock",
+        Needs(&[ChangeVaults]),
+    ),
     ("get", "/api/v1/policies", Needs(&[ReadVaults])),
     ("post", "/api/v1/policies", Needs(&[ChangeVaults])),
     ("get", "/api/v1/policies/{id}", Needs(&[ReadVaults])),

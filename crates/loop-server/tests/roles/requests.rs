@@ -177,6 +177,10 @@ impl Walk<'_> {
                 ),
                 Some(json!({ "device_id": self.device(&tid) })),
             ),
+            ("put", "/api/v1/vaults/{id}/retention-lock") => (
+                format!("/api/v1/vaults/{}/retention-lock", self.vault(&tid)),
+                Some(json!({ "days": 1 })),
+            ),
             ("post", "/api/v1/vaults/{id}/retention") => (
                 format!("/api/v1/vaults/{}/retention", t.vault),
                 Some(json!({ "dry_run": true })),

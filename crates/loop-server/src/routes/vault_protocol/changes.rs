@@ -136,6 +136,14 @@ impl From<ChangeError> for ApiError {
                 "quota_exceeded",
                 "the vault's quota does not allow this upload",
             ),
+            ChangeError::Locked { until } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "retention_locked",
+                format!(
+                    "the vault's retention lock keeps this object until {}",
+                    crate::db::time(until).format("%Y-%m-%d %H:%M UTC")
+                ),
+            ),
             ChangeError::Storage(e) => e.into(),
             ChangeError::Db(e) => e.into(),
         }
@@ -318,8 +326,13 @@ async fn delete_object(
     if limited {
         super::maintain::may_delete(&state, &a, kind, &name).await?;
     }
-    let deleted =
-        vault_objects::delete(&state, t, |owner| limited || a.may_change(kind, owner)).await?;
+    let deleted = vault_objects::delete(
+        &state,
+        t,
+        |owner| limited || a.may_change(kind, owner),
+        vault_objects::LockRule::Holds,
+    )
+    .await?;
     if let Some(size) = deleted {
         crate::db::deletions::forget(&state.db.pool, &a.vault.id, kind.name(), &name).await?;
         audit_change(&state, &caller, &a, kind, &name, false, size).await?;
