@@ -22,6 +22,7 @@ pub mod outbox;
 pub mod page;
 pub mod policies;
 pub mod residency;
+pub mod retention_lock;
 pub mod sessions;
 pub mod tenants;
 pub mod throttle;

@@ -15,6 +15,7 @@
 
 use sqlx::AnyPool;
 
+use super::retention_lock::{LockRule, held_until};
 use super::{DbResult, Tx, col};
 
 /// Which object.
@@ -108,90 +109,6 @@ async fn row(tx: &mut Tx, k: ObjectKey<'_>) -> DbResult<Option<Row>> {
     .transpose()
 }
 
-const DAY_MS: i64 = 86_400_000;
-
-/// How a delete meets the vault's retention lock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LockRule {
-    /// The lock holds every kind it covers (every token, admin and job).
-    Holds,
-    /// The tenant key rotation removes key slots of the old key, after the vault was opened
-    /// with a slot of the new one: access is replaced, nothing is lost, so the lock does not
-    /// hold key slots for it (docs/SECURITY.md).
-    SparesReplacedKeySlots,
-}
-
-/// The kinds a retention lock holds: everything but lock markers and prune plans, which
-/// carry no backup data and must come and go for backups and prunes to work.
-pub fn locked_kind(kind: &str) -> bool {
-    !matches!(kind, "locks" | "plans")
-}
-
-/// The vault's retention lock in days, read inside `tx` after the vault's row is locked, so
-/// a lengthening committed before is seen. `None`: no lock.
-async fn lock_days(tx: &mut Tx, vault_id: &str) -> DbResult<Option<i64>> {
-    let r = sqlx::query("SELECT retention_lock_days FROM vaults WHERE id = $1")
-        .bind(vault_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(match r {
-        Some(r) => col::<Option<i64>>(&r, "retention_lock_days")?.filter(|d| *d > 0),
-        None => None,
-    })
-}
-
-/// Until when the vault's retention lock holds a stored object of `kind` that the server
-/// recorded at `created_at`; `None` when it may be replaced or removed now.
-async fn held_until(
-    tx: &mut Tx,
-    k: ObjectKey<'_>,
-    created_at: i64,
-    now: i64,
-) -> DbResult<Option<i64>> {
-    if !locked_kind(k.kind) {
-        return Ok(None);
-    }
-    Ok(lock_days(tx, k.vault_id)
-        .await?
-        .map(|days| created_at.saturating_add(days.saturating_mul(DAY_MS)))
-        .filter(|until| *until > now))
-}
-
-/// Until when the vault's retention lock holds objects whose arrival the server did not
-/// record (stored before rows were kept): their age is unknown, so a lock holds them for its
-/// whole length from now. `None` without a lock or for a kind it does not hold.
-pub async fn unrecorded_held_until(
-    pool: &AnyPool,
-    k: ObjectKey<'_>,
-    now: i64,
-) -> DbResult<Option<i64>> {
-    let mut tx = pool.begin().await?;
-    let until = held_until(&mut tx, k, now, now).await?;
-    tx.commit().await?;
-    Ok(until)
-}
-
-/// When the last object a vault's retention lock holds is released (ms); `None` when the
-/// lock holds nothing now.
-pub async fn vault_held_until(tx: &mut Tx, vault_id: &str, now: i64) -> DbResult<Option<i64>> {
-    let r = sqlx::query(
-        "SELECT v.retention_lock_days AS days, MAX(o.created_at) AS newest
-         FROM vaults v JOIN vault_objects o ON o.vault_id = v.id
-         WHERE v.id = $1 AND o.kind NOT IN ('locks', 'plans')
-         GROUP BY v.retention_lock_days",
-    )
-    .bind(vault_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(r) = r else { return Ok(None) };
-    let days: Option<i64> = col(&r, "days")?;
-    let newest: Option<i64> = col(&r, "newest")?;
-    Ok(match (days.filter(|d| *d > 0), newest) {
-        (Some(d), Some(n)) => Some(n.saturating_add(d.saturating_mul(DAY_MS))).filter(|u| *u > now),
-        _ => None,
-    })
-}
-
 /// Adds `bytes` to the vault's usage if the quota allows it.
 async fn reserve(tx: &mut Tx, vault_id: &str, bytes: u64) -> DbResult<bool> {
     let r = sqlx::query(
@@ -261,7 +178,9 @@ pub async fn claim_write(
                 if !may_replace(r.owner.as_deref()) {
                     return Ok(Claimed::Refused { owner: r.owner });
                 }
-                if let Some(until) = held_until(&mut tx, k, r.created_at, now).await? {
+                if let Some(until) =
+                    held_until(&mut tx, k.vault_id, k.kind, r.created_at, now).await?
+                {
                     return Ok(Claimed::Locked { until });
                 }
                 Prior::Stored { size: r.size }
@@ -451,7 +370,9 @@ pub async fn claim_delete(
             return Ok(Claimed::Refused { owner: r.owner });
         }
         let spared = lock == LockRule::SparesReplacedKeySlots && k.kind == "keys";
-        if !spared && let Some(until) = held_until(&mut tx, k, r.created_at, now).await? {
+        if !spared
+            && let Some(until) = held_until(&mut tx, k.vault_id, k.kind, r.created_at, now).await?
+        {
             return Ok(Claimed::Locked { until });
         }
         Prior::Stored { size: r.size }

@@ -8,7 +8,7 @@ use loop_api::{SetRetentionLock, Vault, VaultId};
 use super::vaults::scoped_vault;
 use super::{Json, Path, audit_refused, commit_audited};
 use crate::auth::Caller;
-use crate::db::{Tx, objects, vaults};
+use crate::db::{Tx, retention_lock, vaults};
 use crate::domain::{Permission, retention_lock_days};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -80,7 +80,7 @@ pub(super) async fn refuse_locked_deletion(
     v: &Vault,
 ) -> ApiResult<Tx> {
     let mut tx = tx;
-    let Some(until) = objects::vault_held_until(&mut tx, &v.id, state.now()).await? else {
+    let Some(until) = retention_lock::vault_held_until(&mut tx, &v.id, state.now()).await? else {
         return Ok(tx);
     };
     drop(tx);

@@ -21,8 +21,8 @@ use object_store::path::Path as StorePath;
 
 pub use storage::{Fence, ServerStorage};
 
-pub use crate::db::objects::LockRule;
 use crate::db::objects::{self, Claim, Claimed, ObjectKey, Prior};
+pub use crate::db::retention_lock::LockRule;
 use crate::db::{DbError, DbResult};
 use crate::destinations::Destination;
 use crate::state::AppState;
@@ -232,7 +232,13 @@ pub async fn delete(
             return Err(ChangeError::Refused);
         }
         if lock == LockRule::Holds
-            && let Some(until) = objects::unrecorded_held_until(pool, t.key(), state.now()).await?
+            && let Some(until) = crate::db::retention_lock::unrecorded_held_until(
+                pool,
+                t.vault_id,
+                t.kind.name(),
+                state.now(),
+            )
+            .await?
         {
             return Err(ChangeError::Locked { until });
         }
