@@ -19,6 +19,7 @@ mod session;
 mod tenants;
 mod test_clock;
 mod vault_protocol;
+mod vault_scope;
 mod vaults;
 
 use axum::Router;

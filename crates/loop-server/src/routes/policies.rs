@@ -11,7 +11,8 @@ use loop_api::{
 
 use super::pages::{Listing, page};
 use super::tenants::TenantFilter;
-use super::vaults::{queue_managed_job, scoped_vault};
+use super::vault_scope::scoped_vault;
+use super::vaults::queue_managed_job;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
 use crate::db::{self, policies, tenants, vaults};

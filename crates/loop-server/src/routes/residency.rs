@@ -7,7 +7,7 @@ use loop_api::{
     LocationRole, Residency, ResidencyReport, SetResidency, TenantId, Vault, VaultLocation,
 };
 
-use super::vaults::scoped_vault;
+use super::vault_scope::scoped_vault;
 use super::{Json, Path, audit_refused, commit_audited};
 use crate::auth::Caller;
 use crate::db::tenants::TenantRow;

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{SetRetentionLock, Vault, VaultId};
 
-use super::vaults::scoped_vault;
+use super::vault_scope::scoped_vault;
 use super::{Json, Path, audit_refused, commit_audited};
 use crate::auth::Caller;
 use crate::db::{Tx, retention_lock, vaults};

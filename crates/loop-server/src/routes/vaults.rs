@@ -14,6 +14,7 @@ use loop_repo::{InitOptions, Repository};
 
 use super::pages::{Listing, page};
 use super::tenants::TenantFilter;
+use super::vault_scope::{scoped_vault, with_jurisdiction};
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
 use crate::db::page::{Key, in_memory};
@@ -24,13 +25,6 @@ use crate::jobs::Work;
 use crate::managed_keys::managed_kek;
 use crate::state::AppState;
 use loop_api::PageQuery;
-
-fn with_jurisdiction(state: &AppState, mut v: Vault) -> Vault {
-    if let Some(d) = state.destinations.get(&v.destination) {
-        v.jurisdiction = d.jurisdiction.clone();
-    }
-    v
-}
 
 /// List destinations
 ///
@@ -197,20 +191,6 @@ async fn discard_objects(dest: &crate::destinations::Destination, vault_id: &str
     if let Err(e) = result {
         tracing::warn!(vault = %vault_id, error = %e, "discarding an unrecorded vault's objects");
     }
-}
-
-pub(super) async fn scoped_vault(
-    state: &AppState,
-    caller: &Caller,
-    perm: Permission,
-    id: &VaultId,
-) -> ApiResult<Vault> {
-    caller.user()?;
-    let v = vaults::vault_by_id(&state.db.pool, id.as_str())
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    caller.tenant(state, perm, &v.tenant_id).await?;
-    Ok(with_jurisdiction(state, v))
 }
 
 /// Show a vault
