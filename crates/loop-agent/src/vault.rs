@@ -242,9 +242,17 @@ impl VaultStorage {
                 )),
             };
         }
+        let status = resp.status();
+        let e = api::problem(resp);
+        if status == StatusCode::FORBIDDEN && e.code() == Some("retention_locked") {
+            return Error::Held {
+                object: object.into(),
+                message: e.to_string(),
+            };
+        }
         Error::Storage {
             object: object.into(),
-            message: api::problem(resp).to_string(),
+            message: e.to_string(),
         }
     }
 

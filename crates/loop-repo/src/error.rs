@@ -35,6 +35,9 @@ pub enum Error {
     NotFound(String),
     #[error("storage error on {object}: {message}")]
     Storage { object: String, message: String },
+    /// The store refused to delete or replace the object: a retention lock keeps it.
+    #[error("{object} is held by the vault's retention lock: {message}")]
+    Held { object: String, message: String },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -65,5 +68,10 @@ impl Error {
     /// True when the error means the object does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound(_))
+    }
+
+    /// True when a retention lock kept the object from being deleted or replaced.
+    pub fn is_held(&self) -> bool {
+        matches!(self, Error::Held { .. })
     }
 }

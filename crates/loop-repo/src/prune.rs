@@ -357,6 +357,9 @@ pub struct PruneReport {
     /// Objects a gated prune wanted to delete but was not allowed to yet (see
     /// [`execute_gated`]).
     pub objects_held: usize,
+    /// Of those, the objects the store refused to delete because a retention lock keeps
+    /// them (see [`Error::Held`]); a prune after the lock has passed deletes them.
+    pub objects_locked: usize,
     #[serde(skip)]
     pub held: Vec<(FileKind, String)>,
 }
@@ -382,12 +385,21 @@ impl Gate<'_> {
             report.held.push((kind, name.to_string()));
             return Ok(false);
         }
-        repo.storage().delete(kind, name)?;
-        Ok(true)
+        match repo.storage().delete(kind, name) {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_held() => {
+                report.held.push((kind, name.to_string()));
+                report.objects_locked += 1;
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
-/// Carries out a plan. Takes the prune marker (only one prune at a time).
+/// Carries out a plan. Takes the prune marker (only one prune at a time). An object the
+/// store holds under a retention lock is left in place and counted as held, with the same
+/// care as [`execute_gated`]'s: the repository stays whole and a later prune finishes.
 pub fn execute(repo: &Repository, p: PrunePlan) -> Result<PruneReport> {
     run(repo, p, Gate::All)
 }

@@ -3,34 +3,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
+mod common;
+
+use common::{objects, opts, read_everything, repo_at};
 use loop_repo::backup::{self, BackupOptions, BackupProgress};
-use loop_repo::keys::{KdfParams, Secret};
+use loop_repo::keys::Secret;
 use loop_repo::prune::{self, PruneOptions};
-use loop_repo::{
-    FileKind, InitOptions, ObjectInfo, ObjectStorage, Repository, S3Options, Storage, browse,
-};
-
-fn repo_at(dir: &Path) -> Repository {
-    let storage =
-        Arc::new(ObjectStorage::open(dir.to_str().unwrap(), &S3Options::default(), true).unwrap());
-    let opts = InitOptions {
-        kdf: KdfParams {
-            m_kib: 64,
-            t: 1,
-            p: 1,
-        },
-        ..Default::default()
-    };
-    Repository::init(storage, Secret::Passphrase(b"pw"), &opts).unwrap()
-}
-
-fn opts(path: &Path) -> BackupOptions {
-    BackupOptions {
-        paths: vec![path.to_path_buf()],
-        host: "h".into(),
-        ..Default::default()
-    }
-}
+use loop_repo::{FileKind, ObjectInfo, ObjectStorage, Repository, S3Options, Storage, browse};
 
 #[test]
 fn backup_lists_and_dedups_and_prune_keeps_what_is_used() {
@@ -410,30 +389,6 @@ fn a_directory_mixing_small_files_large_files_links_and_subdirectories_restores_
         Path::new("target-3")
     );
     assert_eq!(std::fs::read(back.join("f005/inner")).unwrap(), b"f005");
-}
-
-/// Every object in the repository, as (kind, name).
-fn objects(repo: &Repository) -> std::collections::BTreeSet<(String, String)> {
-    let mut out = std::collections::BTreeSet::new();
-    for kind in [
-        FileKind::Snapshot,
-        FileKind::Index,
-        FileKind::Pack,
-        FileKind::Plan,
-    ] {
-        for o in repo.storage().list(kind).unwrap() {
-            out.insert((format!("{kind:?}"), o.name));
-        }
-    }
-    out
-}
-
-fn read_everything(repo: &Repository) -> loop_repo::check::CheckReport {
-    let opts = loop_repo::check::CheckOptions {
-        read_data: loop_repo::check::ReadData::All,
-        threads: 1,
-    };
-    loop_repo::check::run(repo, &opts, &Default::default()).unwrap()
 }
 
 /// A gated prune (as an agent runs it, allowed to delete only what its server released)

@@ -109,6 +109,12 @@ fn run_prune(g: &Global, repo: &Repository, o: &PruneOpts, dry_run: bool) -> Res
                 String::new()
             }
         );
+        if report.objects_locked > 0 {
+            println!(
+                "the vault's retention lock keeps {} objects; a prune after it has passed deletes them",
+                report.objects_locked
+            );
+        }
     }
     Ok(())
 }
@@ -205,14 +211,16 @@ pub(super) fn forget_cmd(g: &Global, a: ForgetArgs) -> Result<ExitCode> {
     if human(g) {
         print_forget_plan(&plan);
     }
-    let removed = if a.dry_run {
-        plan.remove.clone()
+    let (removed, held) = if a.dry_run {
+        (plan.remove.clone(), Vec::new())
     } else {
-        forget::execute(&repo, &plan)?.removed
+        let report = forget::execute(&repo, &plan)?;
+        (report.removed, report.held)
     };
+    let hex = |ids: &[loop_repo::Id]| ids.iter().map(|i| i.to_hex()).collect::<Vec<_>>();
     if g.json {
         print_json(
-            &json!({"message_type": "forget", "dry_run": a.dry_run, "groups": forget_plan_json(&plan), "removed": removed.iter().map(|i| i.to_hex()).collect::<Vec<_>>()}),
+            &json!({"message_type": "forget", "dry_run": a.dry_run, "groups": forget_plan_json(&plan), "removed": hex(&removed), "held": hex(&held)}),
         )?;
     } else if !g.quiet {
         println!(
@@ -220,6 +228,12 @@ pub(super) fn forget_cmd(g: &Global, a: ForgetArgs) -> Result<ExitCode> {
             if a.dry_run { "would remove" } else { "removed" },
             removed.len()
         );
+        if !held.is_empty() {
+            println!(
+                "the vault's retention lock keeps {} snapshots; forget them again after it has passed",
+                held.len()
+            );
+        }
     }
     if a.prune {
         run_prune(g, &repo, &a.prune_opts, a.dry_run)?;

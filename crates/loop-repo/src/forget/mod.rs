@@ -140,6 +140,9 @@ pub struct Verdict {
 pub struct ForgetReport {
     /// The snapshots removed, in plan order.
     pub removed: Vec<Id>,
+    /// The snapshots the plan removes that a retention lock keeps for now (see
+    /// [`Error::Held`](crate::Error::Held)); a later run removes them once it has passed.
+    pub held: Vec<Id>,
 }
 
 /// Decides what `request` removes. Reads snapshots (all of them for a policy, only their
@@ -237,13 +240,17 @@ fn plan_policy<'p>(
     Ok(plan)
 }
 
-/// Removes the snapshots `plan` names, in order. Stops at the first failure: the snapshots
+/// Removes the snapshots `plan` names, in order. A snapshot a retention lock holds is kept
+/// and listed in [`ForgetReport::held`]. Stops at the first other failure: the snapshots
 /// before it are gone, the rest are still there.
 pub fn execute(repo: &Repository, plan: &ForgetPlan) -> Result<ForgetReport> {
     let mut report = ForgetReport::default();
     for id in &plan.remove {
-        repo.remove_snapshot(id)?;
-        report.removed.push(*id);
+        match repo.remove_snapshot(id) {
+            Ok(()) => report.removed.push(*id),
+            Err(e) if e.is_held() => report.held.push(*id),
+            Err(e) => return Err(e),
+        }
     }
     Ok(report)
 }

@@ -184,8 +184,8 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     })
     .await;
     // What was removed is recorded even when a later removal failed.
-    let removed = match removed {
-        Ok(report) => report.removed,
+    let (removed, locked) = match removed {
+        Ok(report) => (report.removed, report.held),
         Err(e) => {
             let gone = still_gone(&repo.get(), &to_remove).await;
             audit_removed(ctx, &v.tenant_id, &v.id, policy_id.as_deref(), &gone).await?;
@@ -193,6 +193,17 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
         }
     };
     audit_removed(ctx, &v.tenant_id, &v.id, policy_id.as_deref(), &removed).await?;
+    if !locked.is_empty() {
+        ctx.log(
+            "info",
+            &format!(
+                "the vault's retention lock keeps {} of the snapshots to remove; a later run \
+                 removes them once it has passed",
+                locked.len()
+            ),
+        )
+        .await?;
+    }
     ctx.progress(&JobProgress {
         files_done: removed.len() as u64,
         files_total: Some(removed.len() as u64),
@@ -230,10 +241,21 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
                 )
             } else {
                 String::new()
-            }
+            },
         ),
     )
     .await?;
+    if report.objects_locked > 0 {
+        ctx.log(
+            "info",
+            &format!(
+                "the vault's retention lock keeps {} objects prune would delete; a later run \
+                 deletes them once it has passed",
+                report.objects_locked
+            ),
+        )
+        .await?;
+    }
     Ok(Done {
         summary: serde_json::json!({
             "policy_id": policy_id,
@@ -241,7 +263,9 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
             "item_policies": items.len(),
             "snapshots_kept": kept,
             "snapshots_removed": removed.len(),
+            "snapshots_locked": locked.len(),
             "prune_plan": prune_plan,
+            "objects_locked": report.objects_locked,
             "packs_deleted": report.packs_deleted,
             "packs_written": report.packs_written,
             "index_files_written": report.index_files_written,

@@ -98,15 +98,26 @@ impl ServerStorage {
         name: &str,
         f: impl std::future::Future<Output = std::result::Result<T, ChangeError>>,
     ) -> Result<T> {
-        self.runtime
-            .block_on(async {
-                self.hold().await?;
-                f.await.map_err(|e| e.to_string())
-            })
-            .map_err(|message| Error::Storage {
-                object: kind.path(name),
+        let object = kind.path(name);
+        self.runtime.block_on(async {
+            self.hold().await.map_err(|message| Error::Storage {
+                object: object.clone(),
                 message,
+            })?;
+            f.await.map_err(|e| match e {
+                ChangeError::Locked { until } => Error::Held {
+                    object: object.clone(),
+                    message: format!(
+                        "kept until {}",
+                        crate::db::time(until).format("%Y-%m-%d %H:%M UTC")
+                    ),
+                },
+                e => Error::Storage {
+                    object: object.clone(),
+                    message: e.to_string(),
+                },
             })
+        })
     }
 }
 

@@ -101,7 +101,8 @@ impl Agent {
                 warnings,
             ));
         }
-        let removed = forget::execute(&repo, &plan)?.removed;
+        let forgotten = forget::execute(&repo, &plan)?;
+        let (removed, locked) = (forgotten.removed, forgotten.held);
 
         // Prune: only what the server released goes now; the rest is announced.
         let vault = VaultStorage::new(self.conn.clone(), vault_id, &self.token);
@@ -151,6 +152,8 @@ impl Agent {
                 "snapshots_kept": kept,
                 "snapshots_removed": removed.len(),
                 "snapshots_too_young": too_young,
+                "snapshots_locked": locked.len(),
+                "objects_locked": report.objects_locked,
                 "prune_plan": shown,
                 "packs_deleted": report.packs_deleted,
                 "packs_written": report.packs_written,
