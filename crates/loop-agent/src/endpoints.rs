@@ -269,6 +269,58 @@ impl ApiClient {
         self.get(&format!("/api/v1/vaults/{id}/locations"))
     }
 
+    // ---- replicas ----
+
+    pub fn replicas(&self, id: &VaultId) -> Result<Vec<Replica>, ApiError> {
+        self.get(&format!("/api/v1/vaults/{id}/replicas"))
+    }
+
+    pub fn create_replica(&self, id: &VaultId, r: &CreateReplica) -> Result<Replica, ApiError> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/vaults/{id}/replicas"),
+            Some(r),
+        )
+    }
+
+    /// Removes a replica; the answer is the job that erases its objects.
+    pub fn delete_replica(&self, id: &VaultId, replica: &str) -> Result<Job, ApiError> {
+        self.call::<(), Job>(
+            Method::DELETE,
+            &format!("/api/v1/vaults/{id}/replicas/{replica}"),
+            None,
+        )
+    }
+
+    pub fn promote_replica(&self, id: &VaultId, replica: &str) -> Result<Vault, ApiError> {
+        self.call::<(), Vault>(
+            Method::POST,
+            &format!("/api/v1/vaults/{id}/replicas/{replica}/promote"),
+            None,
+        )
+    }
+
+    pub fn verify_replica(
+        &self,
+        id: &VaultId,
+        replica: &str,
+        r: &VerifyReplica,
+    ) -> Result<Job, ApiError> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/vaults/{id}/replicas/{replica}/verify"),
+            Some(r),
+        )
+    }
+
+    pub fn replicate(&self, id: &VaultId) -> Result<Job, ApiError> {
+        self.call::<(), Job>(
+            Method::POST,
+            &format!("/api/v1/vaults/{id}/replication"),
+            None,
+        )
+    }
+
     pub fn set_maintainer(&self, id: &VaultId, r: &SetMaintainer) -> Result<Vault, ApiError> {
         self.call(
             Method::PUT,

@@ -23,6 +23,16 @@ closed_set! {
         /// the new key becomes current, and the old key's slots are removed. Vault data is
         /// not re-encrypted.
         TenantKeyRotation = "tenant-key-rotation",
+        /// Copies a vault's objects its replicas lack and removes what the primary no
+        /// longer holds: packs, then indexes, then snapshots; removals the other way round.
+        /// Resumable: a run cut off halfway is continued by the next one.
+        Replication = "replication",
+        /// Compares a replica with its primary (names and sizes) and, with `read_data`,
+        /// reads it: checked with the key for a managed vault, byte for byte against the
+        /// primary for a customer-key vault.
+        ReplicaVerify = "replica-verify",
+        /// Deletes every object of a removed replica at its destination.
+        ReplicaErasure = "replica-erasure",
         /// Backs up a protected item; run by the agent of the item's device.
         Backup = "backup",
         /// Restores a snapshot (or some of its paths) to a directory of a device; run by the

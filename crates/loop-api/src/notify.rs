@@ -31,6 +31,10 @@ closed_set! {
         /// The deletions a customer-key vault's maintainer announced hold more than half
         /// of the vault's bytes (taking the maintainer away drops them).
         VaultMassDeletion = "vault-mass-deletion",
+        /// A replica has not completed a replication for `replication.behind_hours`.
+        ReplicaBehind = "replica-behind",
+        /// A replica verify found the replica differing from its primary, or damaged.
+        ReplicaDamaged = "replica-damaged",
         /// A user signed in from a browser or device their account had not used before.
         SignInNewDevice = "sign-in-new-device",
         /// A token was created.
@@ -81,9 +85,9 @@ impl EventKind {
     pub fn severity(self) -> Severity {
         use EventKind::*;
         match self {
-            JobFailed | ItemMissed => Severity::Error,
+            JobFailed | ItemMissed | ReplicaDamaged => Severity::Error,
             JobWarnings | JobMissed | DeviceOffline | VaultQuota | VaultMassDeletion
-            | SecurityThrottled | SecurityTotpFailed => Severity::Warning,
+            | ReplicaBehind | SecurityThrottled | SecurityTotpFailed => Severity::Warning,
             SignInNewDevice | TokenCreated | SummaryReport | Test => Severity::Info,
         }
     }

@@ -102,27 +102,35 @@ pub async fn erase_tenant(
     // Tokens are revoked by now, so no new key slot can arrive while these are listed.
     let mut erased = Vec::new();
     for v in &vaults {
-        let dest = state.destinations.get(&v.destination).ok_or_else(|| {
-            ApiError::Internal(format!(
-                "erasing tenant {tenant_id}: destination {} of vault {} is not configured",
-                v.destination, v.id
-            ))
-        })?;
-        let prefix = object_store::path::Path::from(dest.vault_prefix(&v.id) + "/keys");
-        let slots: Vec<_> = dest.store.list(Some(&prefix)).try_collect().await?;
+        let replicas = crate::db::replicas::of_vault(&state.db.pool, &v.id).await?;
         let mut deleted = Vec::new();
-        for slot in slots {
-            match dest.store.delete(&slot.location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
+        // The primary's slots, then every replica's copies of them.
+        let places = std::iter::once(&v.destination).chain(replicas.iter().map(|r| &r.destination));
+        for (n, place) in places.enumerate() {
+            let dest = state.destinations.get(place).ok_or_else(|| {
+                ApiError::Internal(format!(
+                    "erasing tenant {tenant_id}: destination {place} of vault {} is not configured",
+                    v.id
+                ))
+            })?;
+            let prefix = object_store::path::Path::from(dest.vault_prefix(&v.id) + "/keys");
+            let slots: Vec<_> = dest.store.list(Some(&prefix)).try_collect().await?;
+            for slot in slots {
+                match dest.store.delete(&slot.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                if n == 0 {
+                    deleted.push(slot.location.filename().unwrap_or_default().to_string());
+                }
             }
-            deleted.push(slot.location.filename().unwrap_or_default().to_string());
         }
         erased.push(VaultErasure {
             vault_id: v.id.clone(),
             key_custody: v.key_custody,
             destination: v.destination.clone(),
             key_slots_deleted: deleted,
+            replica_destinations: replicas.into_iter().map(|r| r.destination).collect(),
         });
     }
     let mut tx = state.db.begin().await?;

@@ -35,6 +35,7 @@ pub mod managed_keys;
 pub mod metrics;
 pub mod notify;
 mod probes;
+pub mod replication;
 pub mod residency;
 pub mod rewrap;
 mod routes;

@@ -284,6 +284,9 @@ wire! {
         pub key_custody: KeyCustody,
         pub destination: String,
         pub key_slots_deleted: Vec<String>,
+        /// The vault's replicas whose copies of the key slots were deleted as well.
+        #[serde(default)]
+        pub replica_destinations: Vec<String>,
     }
 
     pub struct User {

@@ -165,6 +165,16 @@ pub(crate) fn vault(g: &Global, c: VaultCommand) -> Result<ExitCode> {
             let ls: Vec<VaultLocation> = api.vault_locations(&id)?;
             show(g, &ls, |ls| print_locations(ls))
         }
+        VaultCommand::Replica { command } => replica(g, &api, command),
+        VaultCommand::Replicate { id } => {
+            let job: Job = api.replicate(&id)?;
+            show(g, &job, |job| {
+                println!(
+                    "job {} brings the replicas of vault {id} up to date (loop job show {})",
+                    job.id, job.id
+                )
+            })
+        }
         VaultCommand::Destinations => {
             let ds: Vec<Destination> = api.destinations()?;
             show(g, &ds, |ds| {
@@ -172,6 +182,75 @@ pub(crate) fn vault(g: &Global, c: VaultCommand) -> Result<ExitCode> {
                     println!("{}  {}  {}", d.name, d.jurisdiction, d.backend);
                 }
             })
+        }
+    }
+}
+
+fn print_replicas(rs: &[Replica]) {
+    for r in rs {
+        println!(
+            "{}  {}@{}  {}  synced {}  behind {} objects ({}){}{}",
+            r.id,
+            r.destination,
+            r.jurisdiction,
+            r.state,
+            r.synced_at
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_else(|| "never".into()),
+            r.objects_behind,
+            loop_repo::human_bytes(r.bytes_behind),
+            match r.verify_ok {
+                Some(true) => "  verified",
+                Some(false) => "  verify FOUND DAMAGE",
+                None => "",
+            },
+            r.last_error
+                .as_deref()
+                .map(|e| format!("  last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+fn replica(g: &Global, api: &super::ApiClient, c: ReplicaCommand) -> Result<ExitCode> {
+    let job_line = |what: &str| {
+        let what = what.to_string();
+        move |job: &Job| println!("job {} {what} (loop job show {})", job.id, job.id)
+    };
+    match c {
+        ReplicaCommand::List { vault } => {
+            let rs: Vec<Replica> = api.replicas(&vault)?;
+            show(g, &rs, |rs: &Vec<Replica>| print_replicas(rs))
+        }
+        ReplicaCommand::Add { vault, destination } => {
+            let r: Replica = api.create_replica(&vault, &CreateReplica { destination })?;
+            show(g, &r, |r| {
+                println!(
+                    "replica {} of vault {vault} at {}@{}; a replication job seeds it",
+                    r.id, r.destination, r.jurisdiction
+                )
+            })
+        }
+        ReplicaCommand::Remove { vault, replica } => {
+            let job: Job = api.delete_replica(&vault, &replica)?;
+            show(g, &job, job_line("erases the replica's objects"))
+        }
+        ReplicaCommand::Promote { vault, replica } => {
+            let v: Vault = api.promote_replica(&vault, &replica)?;
+            show(g, &v, |v| {
+                println!(
+                    "vault {} now lives at {}@{}; the old primary is a replica, seeded again",
+                    v.id, v.destination, v.jurisdiction
+                )
+            })
+        }
+        ReplicaCommand::Verify {
+            vault,
+            replica,
+            read_data,
+        } => {
+            let job: Job = api.verify_replica(&vault, &replica, &VerifyReplica { read_data })?;
+            show(g, &job, job_line("verifies the replica"))
         }
     }
 }

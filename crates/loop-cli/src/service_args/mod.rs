@@ -376,12 +376,46 @@ pub enum VaultCommand {
         #[arg(short = 'n', long)]
         dry_run: bool,
     },
-    /// List the destinations vaults can be placed at
     /// Every place the vault's objects live, with jurisdictions
     Locations {
         id: VaultId,
     },
+    /// List the destinations vaults can be placed at
     Destinations,
+    /// A vault's replicas: copies of its encrypted objects at further destinations
+    Replica {
+        #[command(subcommand)]
+        command: ReplicaCommand,
+    },
+    /// Bring every replica of a vault up to date now (a replication job)
+    Replicate {
+        id: VaultId,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReplicaCommand {
+    /// The vault's replicas, with state, lag and last verify
+    List { vault: VaultId },
+    /// Replicate the vault to a further destination (within the tenant's residency)
+    Add {
+        vault: VaultId,
+        #[arg(long)]
+        destination: String,
+    },
+    /// Stop replicating to a replica; a job erases its objects there
+    Remove { vault: VaultId, replica: String },
+    /// Make a replica the vault's primary (the old primary becomes a replica, seeded again)
+    Promote { vault: VaultId, replica: String },
+    /// Compare a replica with the primary (a replica-verify job)
+    Verify {
+        vault: VaultId,
+        replica: String,
+        /// Also read every object: byte for byte against the primary, and for a managed
+        /// vault checked with its key
+        #[arg(long)]
+        read_data: bool,
+    },
 }
 
 /// The settings of a protected item that `create` and `update` share.

@@ -179,18 +179,24 @@ impl Story {
 
     /// A customer-key vault of the customer and a manage token for it: (vault, token).
     pub fn customer_key_vault(&self, name: &str) -> (String, String) {
-        let vault = id(&json(&mut self.admin(
-            "ana",
-            &[
-                "vault",
-                "create",
-                "--tenant",
-                &self.customer,
-                "--name",
-                name,
-                "--customer-key",
-            ],
-        )));
+        self.customer_key_vault_at(name, None)
+    }
+
+    /// [`Story::customer_key_vault`] at `destination` (the server's default when none).
+    pub fn customer_key_vault_at(&self, name: &str, destination: Option<&str>) -> (String, String) {
+        let mut args = vec![
+            "vault",
+            "create",
+            "--tenant",
+            &self.customer,
+            "--name",
+            name,
+            "--customer-key",
+        ];
+        if let Some(d) = destination {
+            args.extend(["--destination", d]);
+        }
+        let vault = id(&json(&mut self.admin("ana", &args)));
         let manage = json(&mut self.admin(
             "ana",
             &[

@@ -12,9 +12,11 @@ use zeroize::Zeroize;
 mod database;
 mod env;
 mod notify;
+mod replication;
 mod residency;
 pub use database::DatabaseConfig;
 pub use notify::NotifyConfig;
+pub use replication::ReplicationConfig;
 pub use residency::ResidencyConfig;
 
 /// A secret string that never prints and is zeroed on drop.
@@ -94,6 +96,8 @@ pub struct Config {
     pub destinations: Vec<DestinationConfig>,
     /// Jurisdictions: the embedded destination's, and the tree they form.
     pub residency: ResidencyConfig,
+    /// Replicas: copies at once, schedule, when one counts as behind, read fallback.
+    pub replication: ReplicationConfig,
     /// Offer `POST /api/v1/admin/test-clock`, which moves the server's clock forward (for
     /// end-to-end tests of schedules and timers; never in production).
     pub test_clock: bool,
@@ -129,6 +133,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             destinations: Vec::new(),
             residency: ResidencyConfig::default(),
+            replication: ReplicationConfig::default(),
             test_clock: false,
             log: "info".into(),
             log_format: crate::logging::LogFormat::Text,

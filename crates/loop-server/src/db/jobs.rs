@@ -132,6 +132,19 @@ pub async fn enqueue_new(tx: &mut Tx, j: &NewJob<'_>, now: i64) -> DbResult<Opti
     insert(tx, j, JobState::Queued, None, now).await
 }
 
+/// The open (queued or running) job of `kind` for `target_id`, if any.
+pub async fn open_of(pool: &AnyPool, kind: JobKind, target_id: &str) -> DbResult<Option<String>> {
+    let row = sqlx::query(
+        "SELECT id FROM jobs WHERE target_id = $1 AND kind = $2
+         AND state IN ('queued', 'running') LIMIT 1",
+    )
+    .bind(target_id)
+    .bind(kind.as_str())
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| col(&r, "id")).transpose().map_err(Into::into)
+}
+
 /// Records work that ended without running: `missed` (its window passed) or `skipped`
 /// (the same work was still running), with why.
 pub async fn record_ended(

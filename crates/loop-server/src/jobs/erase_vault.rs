@@ -1,6 +1,7 @@
 //! Vault erasure: deletes every object of a deleted vault at its destination, then the
-//! vault's object records. It is the only way a deleted vault's objects are removed, so it
-//! cannot be cancelled. Run again after a cut, it lists what is left and deletes that.
+//! vault's object records; and replica erasure: every object of a removed replica at its
+//! destination. They are the only ways those objects are removed, so they cannot be
+//! cancelled. Run again after a cut, they list what is left and delete that.
 
 use futures_util::TryStreamExt as _;
 use loop_api::JobProgress;
@@ -8,6 +9,7 @@ use object_store::ObjectStoreExt as _;
 
 use super::{Done, JobCtx, JobError};
 use crate::db::{objects, vaults};
+use crate::destinations::Destination;
 
 /// Listings taken before the vault is found empty: an upload that was already under way
 /// when the vault was deleted may land after the first listing.
@@ -21,13 +23,78 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
             "the vault is not deleted, so nothing of it is erased".into(),
         ));
     };
-    let Some(dest) = state.destinations.get(&v.destination) else {
-        // Another node may have it; this one cannot reach it.
-        return Err(JobError::transient(
-            "the vault's destination is not configured on this node",
-            &v.destination,
-        ));
+    let dest = destination(ctx, &v.destination)?;
+    let p = erase_at(ctx, dest, vault_id).await?;
+    objects::forget_vault(&state.db.pool, vault_id).await?;
+    done(ctx, p, "the vault holds nothing any more").await
+}
+
+/// Erases a removed replica: job target (`replica-location`, `VAULT/DESTINATION`), params
+/// `vault_id`, `destination`.
+pub(super) async fn run_replica(ctx: &JobCtx) -> Result<Done, JobError> {
+    let params = &ctx.claimed.params;
+    let (Some(vault_id), Some(name)) =
+        (params["vault_id"].as_str(), params["destination"].as_str())
+    else {
+        return Err(JobError::Failed("the job does not name the replica".into()));
     };
+    // Never erase a place the vault lives again (a replica added back, a promotion).
+    let pool = &ctx.state.db.pool;
+    let primary = vaults::vault_by_id(pool, vault_id)
+        .await?
+        .map(|v| v.destination);
+    let replicas = crate::db::replicas::of_vault(pool, vault_id).await?;
+    if primary.as_deref() == Some(name) || replicas.iter().any(|r| r.destination == name) {
+        return Err(JobError::Failed(format!(
+            "the vault lives at {name} again, so nothing there is erased"
+        )));
+    }
+    let dest = destination(ctx, name)?;
+    let p = erase_at(ctx, dest, vault_id).await?;
+    done(
+        ctx,
+        p,
+        "the replica's destination holds nothing of the vault any more",
+    )
+    .await
+}
+
+fn destination<'a>(ctx: &'a JobCtx, name: &str) -> Result<&'a Destination, JobError> {
+    ctx.state
+        .destinations
+        .get(name)
+        .map(|d| &**d)
+        .ok_or_else(|| {
+            // Another node may have it; this one cannot reach it.
+            JobError::transient("the destination is not configured on this node", name)
+        })
+}
+
+async fn done(ctx: &JobCtx, p: JobProgress, what: &str) -> Result<Done, JobError> {
+    ctx.progress(&p).await?;
+    ctx.log(
+        "info",
+        &format!(
+            "erased {} objects ({} bytes); {what}",
+            p.files_done, p.bytes_done
+        ),
+    )
+    .await?;
+    Ok(Done {
+        summary: serde_json::json!({
+            "objects_deleted": p.files_done, "bytes_deleted": p.bytes_done,
+        }),
+        warnings: 0,
+    })
+}
+
+/// Deletes every object under the vault's prefix at `dest`, listing again until a listing
+/// finds nothing.
+async fn erase_at(
+    ctx: &JobCtx,
+    dest: &Destination,
+    vault_id: &str,
+) -> Result<JobProgress, JobError> {
     let prefix = object_store::path::Path::from(dest.vault_prefix(vault_id));
     let mut p = JobProgress::default();
     for round in 1..=MAX_ROUNDS {
@@ -39,22 +106,7 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
             .await
             .map_err(|e| JobError::transient("listing the vault's objects failed", e))?;
         if objects.is_empty() {
-            objects::forget_vault(&state.db.pool, vault_id).await?;
-            ctx.progress(&p).await?;
-            ctx.log(
-                "info",
-                &format!(
-                    "erased {} objects ({} bytes); the vault holds nothing any more",
-                    p.files_done, p.bytes_done
-                ),
-            )
-            .await?;
-            return Ok(Done {
-                summary: serde_json::json!({
-                    "objects_deleted": p.files_done, "bytes_deleted": p.bytes_done,
-                }),
-                warnings: 0,
-            });
+            return Ok(p);
         }
         let size: u64 = objects.iter().map(|o| o.size).sum();
         p.files_total = Some(p.files_done + objects.len() as u64);

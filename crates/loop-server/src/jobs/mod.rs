@@ -15,6 +15,7 @@
 mod erase_vault;
 mod key_rotation;
 mod maintenance;
+pub mod replicate;
 pub use maintenance::agent_retention;
 pub use retention::{forget_request, keep_policy};
 mod retention;
@@ -288,6 +289,9 @@ async fn run_one(state: &AppState, claimed: Claimed) {
         JobKind::Verify => verify::run(&ctx).await,
         JobKind::Retention => retention::run(&ctx).await,
         JobKind::TenantKeyRotation => key_rotation::run(&ctx).await,
+        JobKind::Replication => replicate::run(&ctx).await,
+        JobKind::ReplicaVerify => replicate::verify(&ctx).await,
+        JobKind::ReplicaErasure => erase_vault::run_replica(&ctx).await,
         JobKind::Backup | JobKind::Restore => Err(JobError::Failed(
             "this job runs on a device's agent, not on the server".into(),
         )),

@@ -256,6 +256,11 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
         )
         .await?;
     }
+    // The replicas follow what it removed.
+    let mut tx = state.db.begin().await?;
+    super::replicate::queue_if_replicated(state, &mut tx, &v, loop_api::JobTrigger::Event).await?;
+    tx.commit().await.map_err(crate::db::DbError::from)?;
+    state.jobs_wake.notify_one();
     Ok(Done {
         summary: serde_json::json!({
             "policy_id": policy_id,

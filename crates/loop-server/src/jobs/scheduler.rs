@@ -191,6 +191,9 @@ pub async fn tick(state: &AppState) -> DbResult<TickReport> {
     let fired = super::maintenance::tick(state, now).await?;
     report.queued.extend(fired.queued);
     report.skipped.extend(fired.skipped);
+    report
+        .queued
+        .extend(super::replicate::tick(state, now).await?);
     report.staging_swept = crate::vault_objects::direct::sweep(state).await?;
     Ok(report)
 }

@@ -30,60 +30,22 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
             "the server cannot read a vault whose key the customer holds".into(),
         ));
     }
-    let kek = crate::managed_keys::managed_kek(state, &v)
-        .await
-        .map_err(|_| JobError::Failed("the vault's key is gone; it cannot be read".into()))?;
     let Some(dest) = state.destinations.get(&v.destination) else {
         return Err(JobError::transient(
             "the vault's destination is not configured on this node",
             &v.destination,
         ));
     };
-    let storage = dest
-        .repo_storage(vault_id)
-        .map_err(|e| JobError::transient("opening the vault's destination failed", e))?;
     let percent = ctx.claimed.params["read_data_percent"]
         .as_f64()
         .unwrap_or(DEFAULT_READ_PERCENT)
         .clamp(0.0, 100.0);
-    let read_data = ReadData::percent(percent);
     ctx.log(
         "info",
         &format!("checking the vault, reading {percent}% of its packs"),
     )
     .await?;
-    let progress = Arc::new(CheckProgress::default());
-    let counters = progress.clone();
-    let mut checking = tokio::task::spawn_blocking(move || {
-        let repo = Repository::open(Arc::new(storage), Secret::RawKey(&kek))?;
-        check::run(
-            &repo,
-            &CheckOptions {
-                read_data,
-                threads: 0,
-            },
-            &counters,
-        )
-    });
-    let result = loop {
-        tokio::select! {
-            r = &mut checking => break r,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {
-                if ctx.check().is_err() {
-                    progress.stop.store(true, Ordering::Relaxed);
-                    continue;
-                }
-                ctx.progress(&snapshot(&progress)).await?;
-            }
-        }
-    };
-    ctx.check()?;
-    let report = match result {
-        Ok(Ok(report)) => report,
-        Ok(Err(e)) => return Err(JobError::transient("the check could not read the vault", e)),
-        Err(e) => return Err(JobError::transient("the check stopped", e)),
-    };
-    ctx.progress(&snapshot(&progress)).await?;
+    let report = engine_check(ctx, &v, dest, percent).await?;
     for e in report.errors.iter().take(LOGGED) {
         ctx.log("error", e).await?;
     }
@@ -139,4 +101,54 @@ fn snapshot(p: &CheckProgress) -> JobProgress {
         files_done: p.packs_done.load(Ordering::Relaxed),
         files_total: Some(p.packs_total.load(Ordering::Relaxed)),
     }
+}
+
+/// The engine's check of managed vault `v` as stored at `dest` (its primary or a replica),
+/// reading `percent` of its packs, with the job's progress and cancel.
+pub(super) async fn engine_check(
+    ctx: &JobCtx,
+    v: &loop_api::Vault,
+    dest: &crate::destinations::Destination,
+    percent: f64,
+) -> Result<check::CheckReport, JobError> {
+    let kek = crate::managed_keys::managed_kek(&ctx.state, v)
+        .await
+        .map_err(|_| JobError::Failed("the vault's key is gone; it cannot be read".into()))?;
+    let storage = dest
+        .repo_storage(&v.id)
+        .map_err(|e| JobError::transient("opening the vault's destination failed", e))?;
+    let read_data = ReadData::percent(percent);
+    let progress = Arc::new(CheckProgress::default());
+    let counters = progress.clone();
+    let mut checking = tokio::task::spawn_blocking(move || {
+        let repo = Repository::open(Arc::new(storage), Secret::RawKey(&kek))?;
+        check::run(
+            &repo,
+            &CheckOptions {
+                read_data,
+                threads: 0,
+            },
+            &counters,
+        )
+    });
+    let result = loop {
+        tokio::select! {
+            r = &mut checking => break r,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                if ctx.check().is_err() {
+                    progress.stop.store(true, Ordering::Relaxed);
+                    continue;
+                }
+                ctx.progress(&snapshot(&progress)).await?;
+            }
+        }
+    };
+    ctx.check()?;
+    let report = match result {
+        Ok(Ok(report)) => report,
+        Ok(Err(e)) => return Err(JobError::transient("the check could not read the vault", e)),
+        Err(e) => return Err(JobError::transient("the check stopped", e)),
+    };
+    ctx.progress(&snapshot(&progress)).await?;
+    Ok(report)
 }

@@ -100,6 +100,7 @@ pub async fn periodic(state: &AppState) -> DbResult<()> {
     missed_items(state, now).await?;
     quiet_devices(state, now).await?;
     full_vaults(state, now).await?;
+    crate::jobs::replicate::raise_behind(state, now).await?;
     summaries(state, now).await?;
     let keep = state.config.notify.keep_days as i64 * 86_400_000;
     notify::drop_old(&state.db.pool, now - keep).await?;

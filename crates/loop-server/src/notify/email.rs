@@ -75,6 +75,8 @@ fn job_word(lang: Language, kind: &str) -> &'static str {
         "verify" => t(lang, "Verification", "Controle"),
         "retention" => t(lang, "Retention", "Opschoning"),
         "erase-vault" => t(lang, "Vault erasure", "Wissen van kluis"),
+        "replication" => t(lang, "Replication", "Replicatie"),
+        "replica-verify" => t(lang, "Replica verification", "Controle van replica"),
         _ => t(lang, "Job", "Taak"),
     }
 }
@@ -175,6 +177,28 @@ fn doc(e: &Event, lang: Language, tz: &str) -> Doc {
                 ),
                 text(d, "vault_name")
             )
+        }
+        EventKind::ReplicaBehind | EventKind::ReplicaDamaged => {
+            rows.push((t(lang, "Vault", "Kluis"), text(d, "vault_id")));
+            rows.push((t(lang, "Destination", "Bestemming"), text(d, "destination")));
+            if e.kind == EventKind::ReplicaBehind {
+                let last = when("synced_at");
+                rows.push((
+                    t(
+                        lang,
+                        "Last complete replication",
+                        "Laatste volledige replicatie",
+                    ),
+                    if last.is_empty() {
+                        t(lang, "never", "nooit").into()
+                    } else {
+                        last
+                    },
+                ));
+                t(lang, "A replica is behind", "Een replica loopt achter").into()
+            } else {
+                t(lang, "A replica is damaged", "Een replica is beschadigd").into()
+            }
         }
         EventKind::SignInNewDevice => {
             for (label, key) in [

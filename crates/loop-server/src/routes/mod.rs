@@ -13,6 +13,7 @@ mod jobs;
 mod notify;
 mod pages;
 mod policies;
+mod replicas;
 mod residency;
 mod retention_lock;
 mod session;
@@ -101,6 +102,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(vaults::set_maintainer))
         .routes(routes!(residency::vault_locations))
         .routes(routes!(retention_lock::set_retention_lock))
+        .routes(routes!(replicas::list_replicas, replicas::create_replica))
+        .routes(routes!(replicas::delete_replica))
+        .routes(routes!(replicas::promote_replica))
+        .routes(routes!(replicas::verify_replica))
+        .routes(routes!(replicas::replicate_now))
         .routes(routes!(policies::list_policies, policies::create_policy))
         .routes(routes!(
             policies::get_policy,
@@ -513,6 +519,36 @@ pub(crate) async fn queue_audited(
         axum::http::StatusCode::ACCEPTED,
         axum::Json(queued(state, &job_id).await?),
     ))
+}
+
+/// Queues job `kind` on vault `v` for the caller, run by `runner`, audited as `action` (with
+/// `params` and the job's ID); answers 202 with the job.
+pub(crate) async fn queue_vault_job(
+    state: &crate::state::AppState,
+    caller: &crate::auth::Caller,
+    v: &loop_api::Vault,
+    runner: crate::db::jobs::Runner,
+    kind: loop_api::JobKind,
+    action: &'static str,
+    params: serde_json::Value,
+) -> crate::error::ApiResult<(axum::http::StatusCode, axum::Json<loop_api::Job>)> {
+    let (_, actor) = caller.actor();
+    let tx = state.db.begin().await?;
+    let work = crate::jobs::Work {
+        runner,
+        tenant_id: &v.tenant_id,
+        kind,
+        target: ("vault", &v.id),
+        trigger: loop_api::JobTrigger::User,
+        started_by_id: Some(&actor),
+        params: params.clone(),
+    };
+    queue_audited(state, tx, work, |job_id| {
+        let mut details = params;
+        details["job_id"] = job_id.into();
+        caller.event(&v.tenant_id, action, "vault", Some(&v.id), details)
+    })
+    .await
 }
 
 /// A job just queued, as the answer to the request that queued it.

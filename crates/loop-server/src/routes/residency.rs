@@ -181,23 +181,38 @@ pub async fn set_residency(
     }))
 }
 
-/// Where `v`'s objects live, judged against its tenant's residency `chain`.
-fn locations_of(state: &AppState, v: &Vault, chain: &[Option<Vec<String>>]) -> Vec<VaultLocation> {
-    let (jurisdiction, backend) = match state.destinations.get(&v.destination) {
-        Some(d) => (d.jurisdiction.clone(), d.backend),
-        // A destination no longer configured: its label is unknown, so it is not allowed.
-        None => (String::new(), loop_api::Backend::Local),
+/// Where `v`'s objects live (its primary, then its replicas), judged against its tenant's
+/// residency `chain`.
+fn locations_of(
+    state: &AppState,
+    v: &Vault,
+    replicas: &[db::replicas::ReplicaRow],
+    chain: &[Option<Vec<String>>],
+) -> Vec<VaultLocation> {
+    let place = |role, destination: &str| {
+        let (jurisdiction, backend) = match state.destinations.get(destination) {
+            Some(d) => (d.jurisdiction.clone(), d.backend),
+            // A destination no longer configured: its label is unknown, so it is not allowed.
+            None => (String::new(), loop_api::Backend::Local),
+        };
+        let allowed = !jurisdiction.is_empty() && state.jurisdictions.admits(chain, &jurisdiction);
+        VaultLocation {
+            vault_id: v.id.clone(),
+            tenant_id: v.tenant_id.clone(),
+            role,
+            destination: destination.to_string(),
+            jurisdiction,
+            backend,
+            allowed,
+        }
     };
-    let allowed = !jurisdiction.is_empty() && state.jurisdictions.admits(chain, &jurisdiction);
-    vec![VaultLocation {
-        vault_id: v.id.clone(),
-        tenant_id: v.tenant_id.clone(),
-        role: LocationRole::Primary,
-        destination: v.destination.clone(),
-        jurisdiction,
-        backend,
-        allowed,
-    }]
+    std::iter::once(place(LocationRole::Primary, &v.destination))
+        .chain(
+            replicas
+                .iter()
+                .map(|r| place(LocationRole::Replica, &r.destination)),
+        )
+        .collect()
 }
 
 /// List a vault's locations
@@ -217,7 +232,8 @@ pub async fn vault_locations(
         .await?
         .ok_or_else(ApiError::not_found)?;
     let chain = residency::chain(&state.db.pool, &t.path).await?;
-    Ok(axum::Json(locations_of(&state, &v, &chain)))
+    let replicas = db::replicas::of_vault(&state.db.pool, &v.id).await?;
+    Ok(axum::Json(locations_of(&state, &v, &replicas, &chain)))
 }
 
 /// Residency report
@@ -249,7 +265,8 @@ pub async fn residency_report(
             let chain = residency::chain(&state.db.pool, &owner.path).await?;
             chains.insert(v.tenant_id.clone(), chain);
         }
-        locations.extend(locations_of(&state, v, &chains[&v.tenant_id]));
+        let replicas = db::replicas::of_vault(&state.db.pool, &v.id).await?;
+        locations.extend(locations_of(&state, v, &replicas, &chains[&v.tenant_id]));
     }
     let chain = residency::chain(&state.db.pool, &t.path).await?;
     Ok(axum::Json(ResidencyReport {

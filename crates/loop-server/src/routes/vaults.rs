@@ -287,6 +287,7 @@ pub async fn delete_vault(
     db::items::delete_items_of(&mut tx, "vault_id", id.as_str()).await?;
     db::deletions::set_maintainer(&mut tx, id.as_str(), None, now).await?;
     let (_, actor) = caller.actor();
+    let replica_erasures = super::replicas::erase_all(&state, &mut tx, &v, &actor).await?;
     let work = Work {
         runner: crate::db::jobs::Runner::Server,
         tenant_id: &v.tenant_id,
@@ -302,7 +303,9 @@ pub async fn delete_vault(
             "vault.delete",
             "vault",
             Some(id.as_str()),
-            serde_json::json!({ "erasure_job_id": job_id }),
+            serde_json::json!({
+                "erasure_job_id": job_id, "replica_erasure_job_ids": replica_erasures,
+            }),
         )
     })
     .await
@@ -371,23 +374,7 @@ pub(super) async fn queue_managed_job(
             ));
         }
     };
-    let (_, actor) = caller.actor();
-    let tx = state.db.begin().await?;
-    let work = Work {
-        runner,
-        tenant_id: &v.tenant_id,
-        kind,
-        target: ("vault", &v.id),
-        trigger: JobTrigger::User,
-        started_by_id: Some(&actor),
-        params: params.clone(),
-    };
-    super::queue_audited(state, tx, work, |job_id| {
-        let mut details = params;
-        details["job_id"] = job_id.into();
-        caller.event(&v.tenant_id, action, "vault", Some(&v.id), details)
-    })
-    .await
+    super::queue_vault_job(state, caller, v, runner, kind, action, params).await
 }
 
 /// List a managed vault's snapshots

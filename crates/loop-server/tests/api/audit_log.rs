@@ -42,6 +42,23 @@ const AUDITED: &[(&str, &str, &str)] = &[
         "/api/v1/vaults/{id}/retention-lock",
         "vault.retention_lock",
     ),
+    ("post", "/api/v1/vaults/{id}/replicas", "vault.replica_add"),
+    ("post", "/api/v1/vaults/{id}/replication", "vault.replicate"),
+    (
+        "post",
+        "/api/v1/vaults/{id}/replicas/{replica}/verify",
+        "vault.replica_verify",
+    ),
+    (
+        "post",
+        "/api/v1/vaults/{id}/replicas/{replica}/promote",
+        "vault.replica_promote",
+    ),
+    (
+        "delete",
+        "/api/v1/vaults/{id}/replicas/{replica}",
+        "vault.replica_delete",
+    ),
     ("post", "/api/v1/policies", "policy.create"),
     ("patch", "/api/v1/policies/{id}", "policy.update"),
     ("delete", "/api/v1/policies/{id}", "policy.delete"),
@@ -108,6 +125,32 @@ impl AuditWalk<'_> {
             )
             .expect(201);
         r["user"]["id"].as_str().unwrap().into()
+    }
+
+    /// The vault the walk replicated (the first with a replica) and its replica.
+    fn replica(&self) -> (String, String) {
+        let v = self.replicated();
+        let r = self
+            .admin
+            .get(&format!("/api/v1/vaults/{v}/replicas"))
+            .expect(200);
+        (v, r[0]["id"].as_str().unwrap().to_string())
+    }
+
+    fn replicated(&self) -> String {
+        let vaults = self
+            .admin
+            .get(&format!("/api/v1/vaults?tenant_id={}", self.tenant_id))
+            .expect(200);
+        vaults
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "replicated")
+            .expect("the walk made the replicated vault first")["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     fn created(&self, path: &str, body: Value) -> String {
@@ -401,6 +444,42 @@ impl AuditWalk<'_> {
                     Some(json!({ "days": 30 })),
                 )
             }
+            ("post", "/api/v1/vaults/{id}/replicas") => {
+                let v = self.created(
+                    "/api/v1/vaults",
+                    json!({ "tenant_id": t, "name": "replicated", "destination": "local" }),
+                );
+                by_admin(
+                    format!("/api/v1/vaults/{v}/replicas"),
+                    Some(json!({ "destination": "spare" })),
+                )
+            }
+            ("post", "/api/v1/vaults/{id}/replication") => by_admin(
+                format!("/api/v1/vaults/{}/replication", self.replicated()),
+                None,
+            ),
+            ("post", "/api/v1/vaults/{id}/replicas/{replica}/verify") => {
+                let (v, r) = self.replica();
+                by_admin(
+                    format!("/api/v1/vaults/{v}/replicas/{r}/verify"),
+                    Some(json!({ "read_data": false })),
+                )
+            }
+            ("post", "/api/v1/vaults/{id}/replicas/{replica}/promote") => {
+                // Only a replica that completed a replication is promoted.
+                let (v, r) = self.replica();
+                let job = self
+                    .admin
+                    .post(&format!("/api/v1/vaults/{v}/replication"), json!({}))
+                    .expect(202);
+                let ended = self.admin.job_ended(job["id"].as_str().unwrap());
+                assert_eq!(ended["state"], "succeeded", "{ended}");
+                by_admin(format!("/api/v1/vaults/{v}/replicas/{r}/promote"), None)
+            }
+            ("delete", "/api/v1/vaults/{id}/replicas/{replica}") => {
+                let (v, r) = self.replica();
+                by_admin(format!("/api/v1/vaults/{v}/replicas/{r}"), None)
+            }
             ("post", "/api/v1/vaults/{id}/retention") => {
                 let v = self.created(
                     "/api/v1/vaults",
@@ -444,7 +523,7 @@ impl AuditWalk<'_> {
 
 #[test]
 fn every_change_through_the_api_lands_in_the_audit_log() {
-    let server = Server::start();
+    let server = Server::start_with_spare();
     let admin = server.admin();
     let doc = server.openapi();
     let documented: BTreeSet<(String, String)> = documented_routes(&doc)

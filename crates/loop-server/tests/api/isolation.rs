@@ -43,6 +43,8 @@ fn body_naming(method: &str, path: &str, c: &Customer) -> Option<Value> {
         ("post", "/api/v1/vaults/{id}/retention") => json!({ "dry_run": true }),
         ("put", "/api/v1/vaults/{id}/maintainer") => json!({ "device_id": c.device_id }),
         ("put", "/api/v1/vaults/{id}/retention-lock") => json!({ "days": 1 }),
+        ("post", "/api/v1/vaults/{id}/replicas") => json!({ "destination": "spare" }),
+        ("post", "/api/v1/vaults/{id}/replicas/{replica}/verify") => json!({ "read_data": false }),
         ("post", "/api/v1/policies") => json!({ "tenant_id": tenant_id, "keep": { "last": 9 } }),
         ("patch", "/api/v1/policies/{id}") => json!({ "keep": { "last": 2 } }),
         ("post", "/api/v1/items") => json!({
@@ -82,6 +84,10 @@ fn object_for(path: &str, param: &str, c: &Customer) -> String {
         ("devices", "{id}") => c.device_id.clone(),
         ("tokens", "{id}") => c.token_id.clone(),
         ("vaults", "{id}") => c.vault_id.clone(),
+        ("vaults", "{replica}") => c
+            .replica_id
+            .clone()
+            .expect("a server with a spare destination"),
         ("sessions", "{id}") => operator.session_id.clone(),
         ("jobs", "{id}") => c.job_id.clone(),
         ("policies", "{id}") => c.policy_id.clone(),
@@ -152,7 +158,7 @@ fn ghost(s: &str, secrets: &[String]) -> String {
 
 #[test]
 fn every_route_aimed_at_another_customer_answers_not_found_for_every_role() {
-    let server = Server::start();
+    let server = Server::start_with_spare();
     let admin = server.admin();
     let alpha = server.customer(&admin, "alpha");
     let bravo = server.customer(&admin, "bravo");

@@ -209,3 +209,76 @@ fn another_tenants_residency_is_not_found() {
         .expect(200);
     assert_eq!(report["locations"], json!([]));
 }
+
+#[test]
+fn replicas_are_added_and_promoted_only_inside_the_tenants_residency() {
+    let server = three_regions();
+    let admin = server.admin();
+    let provider = admin.provider_tenant_id();
+    let (customer, customer_admin) = tenant_with_admin(&server, &admin, &provider, "customer", "r");
+    allow(&admin, &customer, json!(["nl", "de"])).expect(200);
+    let vault = create_vault(&customer_admin, &customer, "ams").expect(201);
+    let vault = vault["id"].as_str().unwrap();
+    let replicas = format!("/api/v1/vaults/{vault}/replicas");
+
+    // A replica outside (the US) is refused for every caller; one in Germany is taken.
+    for caller in [&admin, &customer_admin] {
+        caller
+            .post(&replicas, json!({ "destination": "nyc" }))
+            .expect_problem(403, "residency");
+    }
+    let replica = customer_admin
+        .post(&replicas, json!({ "destination": "fra" }))
+        .expect(201);
+    assert_eq!(replica["jurisdiction"], "de");
+    let replica = replica["id"].as_str().unwrap();
+    let job = customer_admin
+        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+        .expect(202);
+    let ended = customer_admin.job_ended(job["id"].as_str().unwrap());
+    assert_eq!(ended["state"], "succeeded", "{ended}");
+    let listed = customer_admin.get(&replicas).expect(200);
+    assert_eq!(listed[0]["state"], "active", "{listed}");
+    let roles: Vec<_> = customer_admin
+        .get(&format!("/api/v1/vaults/{vault}/locations"))
+        .expect(200)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["role"].clone(), l["jurisdiction"].clone()))
+        .collect();
+    assert_eq!(
+        roles,
+        vec![
+            (json!("primary"), json!("nl")),
+            (json!("replica"), json!("de"))
+        ]
+    );
+
+    // Narrowed to the Netherlands, the German replica cannot become the primary.
+    allow(&customer_admin, &customer, json!(["nl"])).expect(200);
+    customer_admin
+        .post(&format!("{replicas}/{replica}/promote"), json!({}))
+        .expect_problem(403, "residency");
+    let report = admin
+        .get(&format!("/api/v1/tenants/{customer}/residency/report"))
+        .expect(200);
+    assert_eq!(report["outside"], 1, "the replica is now outside: {report}");
+
+    let events = admin.audit_events();
+    let refused = |action: &str| {
+        events
+            .iter()
+            .filter(|e| {
+                e.action == action
+                    && e.outcome == Outcome::Failure
+                    && e.details["reason"] == "residency"
+            })
+            .count()
+    };
+    assert_eq!(refused("vault.replica_add"), 2);
+    assert_eq!(refused("vault.replica_promote"), 1);
+    // Listed, not assumed: nothing of the customer's reached the US.
+    let files = support::files_under(&server.data_dir.join("nyc"));
+    assert!(files.is_empty(), "us: {files:?}");
+}

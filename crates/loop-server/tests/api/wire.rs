@@ -108,6 +108,27 @@ const ERRORS: &[(&str, &[u16])] = &[
     ("get /api/v1/vaults/{id}", &[401, 403, 404, 410]),
     ("delete /api/v1/vaults/{id}", &[401, 403, 404, 410]),
     ("get /api/v1/vaults/{id}/locations", &[401, 403, 404, 410]),
+    ("get /api/v1/vaults/{id}/replicas", &[401, 403, 404, 410]),
+    (
+        "post /api/v1/vaults/{id}/replicas",
+        &[400, 401, 403, 404, 409, 410, 413, 415],
+    ),
+    (
+        "delete /api/v1/vaults/{id}/replicas/{replica}",
+        &[401, 403, 404, 410],
+    ),
+    (
+        "post /api/v1/vaults/{id}/replicas/{replica}/promote",
+        &[401, 403, 404, 409, 410],
+    ),
+    (
+        "post /api/v1/vaults/{id}/replicas/{replica}/verify",
+        &[400, 401, 403, 404, 410, 413, 415],
+    ),
+    (
+        "post /api/v1/vaults/{id}/replication",
+        &[401, 403, 404, 410],
+    ),
     (
         "get /api/v1/vaults/{id}/snapshots",
         &[400, 401, 403, 404, 409, 410],

@@ -181,6 +181,31 @@ impl Walk<'_> {
                 format!("/api/v1/vaults/{}/retention-lock", self.vault(&tid)),
                 Some(json!({ "days": 1 })),
             ),
+            ("get", "/api/v1/vaults/{id}/replicas") => {
+                (format!("/api/v1/vaults/{}/replicas", t.vault), None)
+            }
+            ("post", "/api/v1/vaults/{id}/replicas") => (
+                format!("/api/v1/vaults/{}/replicas", self.vault(&tid)),
+                Some(json!({ "destination": "spare" })),
+            ),
+            ("post", "/api/v1/vaults/{id}/replication") => {
+                (format!("/api/v1/vaults/{}/replication", t.vault), None)
+            }
+            ("post", "/api/v1/vaults/{id}/replicas/{replica}/verify") => {
+                let (v, r) = self.replicated(&tid);
+                (
+                    format!("/api/v1/vaults/{v}/replicas/{r}/verify"),
+                    Some(json!({ "read_data": false })),
+                )
+            }
+            ("post", "/api/v1/vaults/{id}/replicas/{replica}/promote") => {
+                let (v, r) = self.replicated(&tid);
+                (format!("/api/v1/vaults/{v}/replicas/{r}/promote"), None)
+            }
+            ("delete", "/api/v1/vaults/{id}/replicas/{replica}") => {
+                let (v, r) = self.replicated(&tid);
+                (format!("/api/v1/vaults/{v}/replicas/{r}"), None)
+            }
             ("post", "/api/v1/vaults/{id}/retention") => (
                 format!("/api/v1/vaults/{}/retention", t.vault),
                 Some(json!({ "dry_run": true })),

@@ -60,6 +60,25 @@ impl Server {
         Server::start_with(|_| {})
     }
 
+    /// A server with a second local destination, `spare`, where the customers it makes
+    /// ([`Server::customer`]) replicate their vault.
+    pub fn start_with_spare() -> Server {
+        Server::start_with(|c| {
+            c.destinations = ["local", "spare"]
+                .into_iter()
+                .map(|name| loop_server::config::DestinationConfig {
+                    name: name.into(),
+                    jurisdiction: "local".into(),
+                    backend: loop_server::config::BackendConfig::Local {
+                        path: c
+                            .data_dir
+                            .join(if name == "local" { "vaults" } else { name }),
+                    },
+                })
+                .collect();
+        })
+    }
+
     /// Starts a server after `configure` adjusted its configuration.
     pub fn start_with(configure: impl FnOnce(&mut Config)) -> Server {
         Server::start_on(
@@ -353,6 +372,17 @@ impl Server {
                 json!({ "tenant_id": tenant_id, "name": format!("vault-{tag}"), "destination": "local" }),
             )
             .expect(201);
+        let replica_id = self.state.destinations.get("spare").map(|_| {
+            admin
+                .post(
+                    &format!("/api/v1/vaults/{}/replicas", vault["id"].as_str().unwrap()),
+                    json!({ "destination": "spare" }),
+                )
+                .expect(201)["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        });
         let device = admin
             .post(
                 "/api/v1/devices",
@@ -409,6 +439,7 @@ impl Server {
             token_name: format!("token-{tag}"),
             token_secret: token["secret"].as_str().unwrap().into(),
             job_id,
+            replica_id,
         }
     }
 }
@@ -473,6 +504,8 @@ pub struct Customer {
     pub item_id: String,
     /// An e-mail notification target.
     pub target_id: String,
+    /// The vault's replica, on a server started with a spare destination.
+    pub replica_id: Option<String>,
 }
 
 impl Customer {

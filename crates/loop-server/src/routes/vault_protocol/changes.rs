@@ -7,6 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
+use loop_api::JobTrigger;
 use loop_api::VaultId;
 use loop_repo::format::HEADER_LEN;
 use loop_repo::pack::EnvelopeProbe;
@@ -341,7 +342,9 @@ async fn delete_object(
 }
 
 /// Records a stored or deleted snapshot, key slot or config. Packs, indexes, markers and
-/// plans are not recorded one by one: the snapshot that makes them reachable is.
+/// plans are not recorded one by one: the snapshot that makes them reachable is. A stored or
+/// deleted snapshot or prune plan (a backup's or a prune's last step) also queues the
+/// replication of a replicated vault.
 async fn audit_change(
     state: &AppState,
     caller: &Caller,
@@ -351,33 +354,52 @@ async fn audit_change(
     stored: bool,
     size: u64,
 ) -> ApiResult<()> {
-    let (action, object_kind) = match (kind, stored) {
-        (FileKind::Snapshot, true) => ("snapshot.create", "snapshot"),
-        (FileKind::Snapshot, false) => ("snapshot.delete", "snapshot"),
-        (FileKind::Key, true) => ("vault.key_add", "key_slot"),
-        (FileKind::Key, false) => ("vault.key_delete", "key_slot"),
-        (FileKind::Config, true) => ("vault.config_write", "vault"),
-        (FileKind::Config, false) => ("vault.config_delete", "vault"),
-        _ => return Ok(()),
+    let action = match (kind, stored) {
+        (FileKind::Snapshot, true) => Some(("snapshot.create", "snapshot")),
+        (FileKind::Snapshot, false) => Some(("snapshot.delete", "snapshot")),
+        (FileKind::Key, true) => Some(("vault.key_add", "key_slot")),
+        (FileKind::Key, false) => Some(("vault.key_delete", "key_slot")),
+        (FileKind::Config, true) => Some(("vault.config_write", "vault")),
+        (FileKind::Config, false) => Some(("vault.config_delete", "vault")),
+        _ => None,
     };
+    let replicate = matches!(kind, FileKind::Snapshot | FileKind::Plan);
+    if action.is_none() && !replicate {
+        return Ok(());
+    }
     let now = state.now();
-    let tx = state.db.begin().await?;
-    commit_audited(
-        tx,
-        caller.event(
-            &a.vault.tenant_id,
-            action,
-            object_kind,
-            Some(name),
-            serde_json::json!({ "vault_id": a.vault.id, "size": size }),
-        ),
-        now,
-    )
-    .await
-    .inspect_err(|e| {
+    let mut tx = state.db.begin().await?;
+    let queued = if replicate {
+        crate::jobs::replicate::queue_if_replicated(state, &mut tx, &a.vault, JobTrigger::Event)
+            .await?
+    } else {
+        None
+    };
+    let done = match action {
+        Some((action, object_kind)) => {
+            commit_audited(
+                tx,
+                caller.event(
+                    &a.vault.tenant_id,
+                    action,
+                    object_kind,
+                    Some(name),
+                    serde_json::json!({ "vault_id": a.vault.id, "size": size }),
+                ),
+                now,
+            )
+            .await
+        }
+        None => crate::routes::commit(tx).await,
+    };
+    done.inspect_err(|e| {
         tracing::error!(vault = %a.vault.id, object = %name, error = ?e,
             "storage changed but its audit event failed")
-    })
+    })?;
+    if queued.is_some() {
+        state.jobs_wake.notify_one();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,10 +9,17 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
 use loop_api::{ObjectEntry, VaultId};
+use loop_repo::FileKind;
+
+use crate::destinations::{Destination, StoredObject};
 use object_store::{GetOptions, GetRange, ObjectStoreExt as _};
 
-use super::{access, no_such_object, object_access, parse_kind, storage_error};
+use super::{Access, access, no_such_object, object_access, parse_kind, storage_error};
 
 pub(super) async fn list(
     State(state): State<AppState>,
@@ -22,7 +29,7 @@ pub(super) async fn list(
     let a = access(&state, &caller, &vault_id).await?;
     let kind = parse_kind(&kind)?;
     a.require(Op::List, kind)?;
-    let objects = a.dest.list_kind(&a.vault.id, kind).await?;
+    let objects = listing(&state, &a, kind).await?;
     Ok(axum::Json(
         objects
             .into_iter()
@@ -48,12 +55,14 @@ pub(super) async fn head(
     Path((vault_id, kind, name)): Path<(VaultId, String, String)>,
 ) -> ApiResult<Response> {
     let (a, kind) = object_access(&state, &caller, &vault_id, &kind, &name, Op::Read).await?;
-    let m = a
-        .dest
-        .store
-        .head(&a.path(kind, &name))
-        .await
-        .map_err(storage_error)?;
+    let rel = kind.path(&name);
+    let vault = a.vault.id.clone();
+    let m = from_any_place(&state, &a, |d| {
+        let path = d.path(&vault, &rel);
+        async move { d.store.head(&path).await }
+    })
+    .await
+    .map_err(storage_error)?;
     Ok((StatusCode::OK, size_headers(m.size)).into_response())
 }
 
@@ -105,7 +114,14 @@ pub(super) async fn read(
         range,
         ..Default::default()
     };
-    let result = match a.dest.store.get_opts(&a.path(kind, &name), opts).await {
+    let rel = kind.path(&name);
+    let vault = a.vault.id.clone();
+    let got = from_any_place(&state, &a, |d| {
+        let (path, opts) = (d.path(&vault, &rel), opts.clone());
+        async move { d.store.get_opts(&path, opts).await }
+    })
+    .await;
+    let result = match got {
         Ok(r) => r,
         Err(object_store::Error::NotFound { .. }) => return Err(no_such_object()),
         Err(e @ object_store::Error::Generic { .. }) if partial => {
@@ -142,6 +158,101 @@ pub(super) async fn read(
         object_store::GetResultPayload::Stream(s) => Body::from_stream(s),
     };
     Ok((status, h, body).into_response())
+}
+
+/// The vault's healthy replicas, where reads go when the primary fails.
+async fn fallbacks(state: &AppState, a: &Access) -> ApiResult<Vec<Arc<Destination>>> {
+    Ok(crate::replication::fallbacks(state, &a.vault.id).await?)
+}
+
+/// `op` on the primary; when it fails (an error, a missing object, no answer within
+/// `replication.primary_timeout_secs`) and the vault has healthy replicas, on each of them in
+/// turn. The primary's failure is the answer when no replica has the object either.
+async fn from_any_place<T, F, Fut>(state: &AppState, a: &Access, op: F) -> object_store::Result<T>
+where
+    F: Fn(Arc<Destination>) -> Fut,
+    Fut: std::future::Future<Output = object_store::Result<T>>,
+{
+    let replicas = match fallbacks(state, a).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = ?e, "looking up a vault's replicas");
+            Vec::new()
+        }
+    };
+    if replicas.is_empty() {
+        return op(a.dest.clone()).await;
+    }
+    let wait = Duration::from_secs(state.config.replication.primary_timeout_secs.max(1));
+    let first = match tokio::time::timeout(wait, op(a.dest.clone())).await {
+        Ok(Ok(v)) => return Ok(v),
+        Ok(Err(e)) => e,
+        Err(_) => object_store::Error::Generic {
+            store: "primary",
+            source: "no answer in time".into(),
+        },
+    };
+    for r in replicas {
+        if let Ok(v) = op(r.clone()).await {
+            tracing::warn!(vault = %a.vault.id, primary = %a.dest.name, replica = %r.name,
+                error = %first, "the primary failed a read; served from a replica");
+            return Ok(v);
+        }
+    }
+    Err(first)
+}
+
+/// The objects of `kind`: the primary's listing; for a vault with healthy replicas, a
+/// replica's when the primary fails, and the objects the vault's records hold that the
+/// primary lacks filled in from a replica.
+async fn listing(state: &AppState, a: &Access, kind: FileKind) -> ApiResult<Vec<StoredObject>> {
+    let replicas = fallbacks(state, a).await?;
+    if replicas.is_empty() {
+        return Ok(a.dest.list_kind(&a.vault.id, kind).await?);
+    }
+    let wait = Duration::from_secs(state.config.replication.primary_timeout_secs.max(1));
+    let primary = tokio::time::timeout(wait, a.dest.list_kind(&a.vault.id, kind)).await;
+    let mut objects = match primary {
+        Ok(Ok(objects)) => objects,
+        failed => {
+            tracing::warn!(vault = %a.vault.id, primary = %a.dest.name,
+                "the primary failed a listing; listing a replica");
+            let mut last = match failed {
+                Ok(Err(e)) => e,
+                _ => object_store::Error::Generic {
+                    store: "primary",
+                    source: "no answer in time".into(),
+                },
+            };
+            for r in &replicas {
+                match r.list_kind(&a.vault.id, kind).await {
+                    Ok(objects) => return Ok(objects),
+                    Err(e) => last = e,
+                }
+            }
+            return Err(last.into());
+        }
+    };
+    let recorded =
+        crate::db::replicas::stored_names(&state.db.pool, &a.vault.id, kind.name()).await?;
+    let listed: HashSet<String> = objects.iter().map(|o| o.name.clone()).collect();
+    let mut lacking: HashSet<&String> = recorded.difference(&listed).collect();
+    for r in &replicas {
+        if lacking.is_empty() {
+            break;
+        }
+        tracing::warn!(vault = %a.vault.id, primary = %a.dest.name, missing = lacking.len(),
+            "the primary lacks recorded objects; listing them from a replica");
+        let Ok(found) = r.list_kind(&a.vault.id, kind).await else {
+            continue;
+        };
+        for o in found {
+            if lacking.remove(&o.name) {
+                objects.push(o);
+            }
+        }
+    }
+    Ok(objects)
 }
 
 /// Reads `range` of a local file in 1 MiB pieces on the blocking pool. (`object_store`'s own

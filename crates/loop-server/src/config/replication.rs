@@ -1,0 +1,28 @@
+//! `[replication]`: how replicas of vaults are kept up and read from.
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationConfig {
+    /// Objects a replication copies at once.
+    pub transfers: u32,
+    /// Besides after each backup and prune, every replica is brought up to date this often.
+    pub interval_minutes: u64,
+    /// A replica that has not completed a replication for this long raises `replica-behind`.
+    pub behind_hours: u64,
+    /// A read the primary destination has not answered within this long is served from a
+    /// healthy replica (only for vaults that have one).
+    pub primary_timeout_secs: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            transfers: 8,
+            interval_minutes: 15,
+            behind_hours: 24,
+            primary_timeout_secs: 10,
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! The replication of a vault to its replicas (one job per vault, for all its replicas, or
+//! the one its `replica_id` names) and the verify of a replica. See `crate::replication` for
+//! how objects move.
+
+use std::sync::Arc;
+
+use loop_api::{EventKind, JobKind, JobProgress, JobTrigger, KeyCustody, ReplicaState, Vault};
+use loop_repo::FileKind;
+
+use super::{Done, JobCtx, JobError};
+use crate::db::jobs::Runner;
+use crate::db::notify::{self, NewEvent};
+use crate::db::replicas::{self, ReplicaRow};
+use crate::db::{DbResult, Tx, vaults};
+use crate::destinations::Destination;
+use crate::replication::{self, SyncReport};
+use crate::state::AppState;
+
+/// Queues a replication of `vault` in the caller's transaction, when it has replicas (one
+/// already queued or running takes it: a run goes round until nothing new arrived).
+pub async fn queue_if_replicated(
+    state: &AppState,
+    tx: &mut Tx,
+    vault: &Vault,
+    trigger: JobTrigger,
+) -> DbResult<Option<String>> {
+    let any: Option<String> =
+        sqlx::query_scalar("SELECT id FROM vault_replicas WHERE vault_id = $1 LIMIT 1")
+            .bind(&vault.id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    if any.is_none() {
+        return Ok(None);
+    }
+    let id = super::queue(
+        state,
+        tx,
+        super::Work {
+            runner: Runner::Server,
+            tenant_id: &vault.tenant_id,
+            kind: JobKind::Replication,
+            target: ("vault", &vault.id),
+            trigger,
+            started_by_id: None,
+            params: serde_json::json!({}),
+        },
+    )
+    .await?;
+    Ok(Some(id))
+}
+
+fn vault_and_primary(
+    ctx: &JobCtx,
+    v: Option<Vault>,
+) -> Result<(Vault, Arc<Destination>), JobError> {
+    let Some(v) = v else {
+        return Err(JobError::Failed("the vault was deleted".into()));
+    };
+    let Some(primary) = ctx.state.destinations.get(&v.destination).cloned() else {
+        return Err(JobError::transient(
+            "the vault's destination is not configured on this node",
+            &v.destination,
+        ));
+    };
+    Ok((v, primary))
+}
+
+/// The job's replicas: all of the vault's, or the one `replica_id` names.
+async fn targets(ctx: &JobCtx, vault_id: &str) -> Result<Vec<ReplicaRow>, JobError> {
+    let all = replicas::of_vault(&ctx.state.db.pool, vault_id).await?;
+    Ok(match ctx.claimed.params["replica_id"].as_str() {
+        Some(id) => all.into_iter().filter(|r| r.id == id).collect(),
+        None => all,
+    })
+}
+
+pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
+    let state = &ctx.state;
+    let pool = &state.db.pool;
+    let vault_id = ctx.claimed.job.target_id.clone();
+    let (_, primary) = vault_and_primary(ctx, vaults::vault_by_id(pool, &vault_id).await?)?;
+    let targets = targets(ctx, &vault_id).await?;
+    if targets.is_empty() {
+        ctx.log("info", "the vault has no replica to bring up to date")
+            .await?;
+        return Ok(Done {
+            summary: serde_json::json!({ "replicas": [] }),
+            warnings: 0,
+        });
+    }
+    let transfers = state.config.replication.transfers.max(1) as usize;
+    let mut summaries = Vec::new();
+    let mut failures = Vec::new();
+    for r in &targets {
+        ctx.check()?;
+        let Some(dest) = state.destinations.get(&r.destination).cloned() else {
+            let e = format!(
+                "destination {} is not configured on this node",
+                r.destination
+            );
+            replicas::failed(pool, &r.id, &e).await?;
+            failures.push(e);
+            continue;
+        };
+        let from = state.now();
+        let stop = || ctx.check().map_err(|e| format!("{e:?}"));
+        let (tx, mut rx) = tokio::sync::watch::channel(SyncReport::default());
+        let mut publish = move |r: &SyncReport| {
+            let _ = tx.send(r.clone());
+        };
+        let sync = replication::sync(&primary, &dest, &vault_id, transfers, &stop, &mut publish);
+        tokio::pin!(sync);
+        let result = loop {
+            tokio::select! {
+                r = &mut sync => break r,
+                changed = rx.changed() => {
+                    if changed.is_ok() {
+                        let r = rx.borrow_and_update().clone();
+                        ctx.progress(&JobProgress {
+                            files_done: r.objects_copied,
+                            bytes_done: r.bytes_copied,
+                            ..Default::default()
+                        })
+                        .await?;
+                    }
+                }
+            }
+        };
+        ctx.check()?;
+        match result {
+            Ok(report) => {
+                replicas::synced(pool, &r.id, from, state.now()).await?;
+                ctx.log(
+                    "info",
+                    &format!(
+                        "replica at {}: {} objects ({} bytes) copied, {} removed, {} rounds",
+                        r.destination,
+                        report.objects_copied,
+                        report.bytes_copied,
+                        report.objects_removed,
+                        report.rounds
+                    ),
+                )
+                .await?;
+                summaries.push(serde_json::json!({
+                    "replica_id": r.id, "destination": r.destination, "report": report,
+                }));
+            }
+            Err(e) => {
+                // The detail (a storage error) goes to the server log; the tenant sees what.
+                let incident = crate::domain::new_id("inc");
+                tracing::warn!(%incident, replica = %r.id, error = %e, "replication failed");
+                let shown = format!(
+                    "replicating to {} failed; incident {incident} is in the server log",
+                    r.destination
+                );
+                replicas::failed(pool, &r.id, &shown).await?;
+                ctx.log("warning", &shown).await?;
+                failures.push(shown);
+            }
+        }
+    }
+    if !failures.is_empty() {
+        return Err(JobError::Transient(failures.join("; ")));
+    }
+    Ok(Done {
+        summary: serde_json::json!({ "replicas": summaries }),
+        warnings: 0,
+    })
+}
+
+/// Verifies one replica (`replica_id`): compares it with the primary and, with
+/// `read_data`, reads it. A damaged replica is marked so (reads stop using it), raises
+/// `replica-damaged`, has its wrong copies dropped and a replication queued to repair it.
+pub(super) async fn verify(ctx: &JobCtx) -> Result<Done, JobError> {
+    let state = &ctx.state;
+    let pool = &state.db.pool;
+    let vault_id = ctx.claimed.job.target_id.clone();
+    let (v, primary) = vault_and_primary(ctx, vaults::vault_by_id(pool, &vault_id).await?)?;
+    let Some(r) = targets(ctx, &vault_id).await?.into_iter().next() else {
+        return Err(JobError::Failed("the replica was removed".into()));
+    };
+    let Some(dest) = state.destinations.get(&r.destination).cloned() else {
+        return Err(JobError::transient(
+            "the replica's destination is not configured on this node",
+            &r.destination,
+        ));
+    };
+    let read_data = ctx.claimed.params["read_data"].as_bool().unwrap_or(false);
+    // What arrived after the last replication began may be missing without damage.
+    let young = young_objects(state, &vault_id, r.synced_from).await?;
+    let lagging = |kind: FileKind, name: &str| young.contains(&(kind.name().into(), name.into()));
+    let stop = || ctx.check().map_err(|e| format!("{e:?}"));
+    let d = replication::compare(&primary, &dest, &vault_id, read_data, &lagging, &stop)
+        .await
+        .map_err(|e| JobError::transient("comparing the replica failed", e))?;
+    ctx.check()?;
+    let mut problems: Vec<String> = Vec::new();
+    for (what, list) in [
+        ("missing", &d.missing),
+        ("of another size", &d.resized),
+        ("altered", &d.altered),
+    ] {
+        for o in list.iter().take(50) {
+            ctx.log("error", &format!("{o}: {what} on the replica"))
+                .await?;
+        }
+        if !list.is_empty() {
+            problems.push(format!("{} objects {what}", list.len()));
+        }
+    }
+    // A managed vault's replica is also read as the engine reads it, with the key.
+    let mut check_errors = 0;
+    if read_data && v.key_custody == KeyCustody::Managed && r.state != ReplicaState::Seeding {
+        let report = super::verify::engine_check(ctx, &v, &dest, 100.0).await?;
+        for e in report.errors.iter().take(50) {
+            ctx.log("error", &format!("replica: {e}")).await?;
+        }
+        for p in report.damaged.iter().take(50) {
+            ctx.log("error", &format!("replica pack {}: {}", p.pack, p.reason))
+                .await?;
+        }
+        check_errors = report.errors.len() + report.damaged.len();
+        if check_errors > 0 {
+            problems.push(format!("{check_errors} findings of the engine's check"));
+        }
+    }
+    let ok = problems.is_empty();
+    replicas::verified(pool, &r.id, ok, state.now()).await?;
+    let summary = serde_json::json!({
+        "replica_id": r.id, "destination": r.destination, "read_data": read_data, "ok": ok,
+        "objects_compared": d.objects_compared, "bytes_read": d.bytes_read,
+        "missing": d.missing.len(), "resized": d.resized.len(), "altered": d.altered.len(),
+        "extra": d.extra.len(), "check_errors": check_errors,
+    });
+    if ok {
+        ctx.log(
+            "info",
+            &format!(
+                "the replica at {} matches the primary ({} objects compared{})",
+                r.destination,
+                d.objects_compared,
+                if read_data { ", every byte read" } else { "" }
+            ),
+        )
+        .await?;
+        return Ok(Done {
+            summary,
+            warnings: 0,
+        });
+    }
+    let message = format!(
+        "the replica at {} is damaged: {}",
+        r.destination,
+        problems.join(", ")
+    );
+    // Wrong copies go, so the repair copies them again from the primary.
+    let wrong: Vec<String> = d.resized.iter().chain(&d.altered).cloned().collect();
+    replication::drop_copies(&dest, &vault_id, &wrong)
+        .await
+        .map_err(|e| JobError::transient("dropping the replica's damaged copies failed", e))?;
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    notify::raise(
+        &mut tx,
+        NewEvent {
+            tenant_id: &v.tenant_id,
+            kind: EventKind::ReplicaDamaged,
+            subject: Some(("vault", &v.id)),
+            message: message.clone(),
+            details: summary.clone(),
+            dedupe_key: Some(format!("replica-damaged:{}", ctx.id())),
+        },
+        None,
+        now,
+    )
+    .await?;
+    let repair = queue_repair(state, &mut tx, &v, &r.id).await?;
+    tx.commit().await.map_err(crate::db::DbError::from)?;
+    state.jobs_wake.notify_one();
+    state.notify_wake.notify_one();
+    Err(JobError::Failed(format!(
+        "{message}; replication {repair} repairs it"
+    )))
+}
+
+async fn queue_repair(
+    state: &AppState,
+    tx: &mut Tx,
+    v: &Vault,
+    replica_id: &str,
+) -> DbResult<String> {
+    super::queue(
+        state,
+        tx,
+        super::Work {
+            runner: Runner::Server,
+            tenant_id: &v.tenant_id,
+            kind: JobKind::Replication,
+            target: ("vault", &v.id),
+            trigger: JobTrigger::System,
+            started_by_id: None,
+            params: serde_json::json!({ "replica_id": replica_id }),
+        },
+    )
+    .await
+}
+
+/// The vault's objects recorded as arriving at or after `since` (all when `since` is none).
+async fn young_objects(
+    state: &AppState,
+    vault_id: &str,
+    since: Option<i64>,
+) -> DbResult<std::collections::HashSet<(String, String)>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT kind, name FROM vault_objects WHERE vault_id = $1 AND created_at >= $2",
+    )
+    .bind(vault_id)
+    .bind(since.unwrap_or(i64::MIN))
+    .fetch_all(&state.db.pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Queues the replications the schedule has due (`replication.interval_minutes` after the
+/// last); once across nodes. Returns the jobs queued.
+pub async fn tick(state: &AppState, now: i64) -> DbResult<Vec<String>> {
+    let pool = &state.db.pool;
+    let every = state.config.replication.interval_minutes.max(1) as i64 * 60_000;
+    let mut queued = Vec::new();
+    for (vault_id, _) in replicas::due(pool, now, 200).await? {
+        let Some(v) = vaults::vault_by_id(pool, &vault_id).await? else {
+            continue;
+        };
+        let mut tx = state.db.begin().await?;
+        if !replicas::advance(&mut tx, &vault_id, now, now + every).await? {
+            continue;
+        }
+        if let Some(id) = queue_if_replicated(state, &mut tx, &v, JobTrigger::Schedule).await? {
+            queued.push(id);
+        }
+        tx.commit().await?;
+    }
+    if !queued.is_empty() {
+        state.jobs_wake.notify_one();
+    }
+    Ok(queued)
+}
+
+/// Raises `replica-behind` for each replica that has not completed a replication for
+/// `replication.behind_hours` (once per replica and last completion).
+pub async fn raise_behind(state: &AppState, now: i64) -> DbResult<()> {
+    let before = now - state.config.replication.behind_hours as i64 * 3_600_000;
+    for (r, tenant_id) in replicas::behind(&state.db.pool, before).await? {
+        let since = r.synced_at.unwrap_or(r.created_at);
+        let mut tx = state.db.begin().await?;
+        notify::raise(
+            &mut tx,
+            NewEvent {
+                tenant_id: &tenant_id,
+                kind: EventKind::ReplicaBehind,
+                subject: Some(("vault", &r.vault_id)),
+                message: format!(
+                    "the replica of vault {} at {} has not completed a replication since {}",
+                    r.vault_id,
+                    r.destination,
+                    crate::db::time(since).format("%Y-%m-%d %H:%M UTC")
+                ),
+                details: serde_json::json!({
+                    "vault_id": r.vault_id, "replica_id": r.id, "destination": r.destination,
+                    "synced_at": r.synced_at, "last_error": r.last_error,
+                }),
+                dedupe_key: Some(format!(
+                    "replica-behind:{}:{}",
+                    r.id,
+                    r.synced_at.unwrap_or(0)
+                )),
+            },
+            None,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,378 @@
+//! A vault's replicas: added, listed, verified, promoted and removed here; kept up by the
+//! `replication` job (`jobs::replicate`); read from by the vault protocol when the primary
+//! fails (`vault_protocol::reads`).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use loop_api::{
+    CreateReplica, Job, JobKind, JobTrigger, Replica, ReplicaState, Vault, VaultId, VerifyReplica,
+};
+
+use super::residency::check_placement;
+use super::vault_scope::scoped_vault;
+use super::{Json, Path, commit_audited, queue_audited};
+use crate::auth::Caller;
+use crate::db::jobs::Runner;
+use crate::db::replicas::{self, ReplicaRow};
+use crate::db::{self, time};
+use crate::domain::Permission;
+use crate::error::{ApiError, ApiResult};
+use crate::jobs::Work;
+use crate::state::AppState;
+
+async fn replica_view(state: &AppState, r: ReplicaRow) -> ApiResult<Replica> {
+    let (objects_behind, bytes_behind) = if r.state == ReplicaState::Seeding {
+        replicas::lag(&state.db.pool, &r.vault_id, None).await?
+    } else {
+        replicas::lag(&state.db.pool, &r.vault_id, r.synced_from).await?
+    };
+    Ok(Replica {
+        jurisdiction: state
+            .destinations
+            .get(&r.destination)
+            .map(|d| d.jurisdiction.clone())
+            .unwrap_or_default(),
+        id: r.id,
+        vault_id: r.vault_id,
+        destination: r.destination,
+        state: r.state,
+        created_at: time(r.created_at),
+        synced_at: r.synced_at.map(time),
+        objects_behind,
+        bytes_behind,
+        verified_at: r.verified_at.map(time),
+        verify_ok: r.verify_ok,
+        last_error: r.last_error,
+    })
+}
+
+async fn replica_of(state: &AppState, v: &Vault, id: &str) -> ApiResult<ReplicaRow> {
+    replicas::by_id(&state.db.pool, &v.id, id)
+        .await?
+        .ok_or_else(ApiError::not_found)
+}
+
+/// List a vault's replicas
+///
+/// Each with its state, lag (objects and bytes the vault received since its last complete
+/// replication began) and last verify.
+#[utoipa::path(get, path = "/api/v1/vaults/{id}/replicas", tag = "replicas",
+    params(("id" = VaultId, Path)),
+    responses((status = 200, description = "Success", body = Vec<Replica>),
+        (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
+pub async fn list_replicas(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<VaultId>,
+) -> ApiResult<axum::Json<Vec<Replica>>> {
+    let v = scoped_vault(&state, &caller, Permission::VaultRead, &id).await?;
+    let mut out = Vec::new();
+    for r in replicas::of_vault(&state.db.pool, &v.id).await? {
+        out.push(replica_view(&state, r).await?);
+    }
+    Ok(axum::Json(out))
+}
+
+/// Add a replica
+///
+/// The vault's objects are copied to `destination` as stored (encrypted; no key needed) by a
+/// `replication` job queued now, then after each backup and prune and every
+/// `replication.interval_minutes`. A destination outside the tenant's residency is `403
+/// residency` (audited); the primary's own destination, or one the vault is already
+/// replicated to, is `409 exists`.
+#[utoipa::path(post, path = "/api/v1/vaults/{id}/replicas", tag = "replicas",
+    params(("id" = VaultId, Path)), request_body = CreateReplica,
+    responses((status = 201, description = "Created", body = Replica),
+        (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem),
+        (status = 403, description = "Forbidden (problem+json)", body = loop_api::Problem),
+        (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
+pub async fn create_replica(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<VaultId>,
+    Json(req): Json<CreateReplica>,
+) -> ApiResult<(StatusCode, axum::Json<Replica>)> {
+    let v = scoped_vault(&state, &caller, Permission::VaultWrite, &id).await?;
+    let dest = state
+        .destinations
+        .get(&req.destination)
+        .ok_or_else(|| ApiError::bad_request(format!("no destination {:?}", req.destination)))?;
+    let tenant = db::tenants::tenant_by_id(&state.db.pool, &v.tenant_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    check_placement(
+        &state,
+        &caller,
+        &tenant,
+        dest,
+        "vault.replica_add",
+        ("vault", Some(&v.id)),
+    )
+    .await?;
+    let existing = replicas::of_vault(&state.db.pool, &v.id).await?;
+    if dest.name == v.destination || existing.iter().any(|r| r.destination == dest.name) {
+        return Err(ApiError::conflict(
+            "exists",
+            format!("the vault already lives at {}", dest.name),
+        ));
+    }
+    let erasing = location_key(&v.id, &dest.name);
+    if db::jobs::open_of(&state.db.pool, JobKind::ReplicaErasure, &erasing)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::conflict(
+            "replica_erasing",
+            "a removed replica of this vault is still being erased there; add it again once \
+             its erasure job ended",
+        ));
+    }
+    let replica_id = crate::domain::new_id("rp");
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    replicas::insert(&mut tx, &replica_id, &v.id, &dest.name, now).await?;
+    let job =
+        crate::jobs::replicate::queue_if_replicated(&state, &mut tx, &v, JobTrigger::Event).await?;
+    commit_audited(
+        tx,
+        caller.event(
+            &v.tenant_id,
+            "vault.replica_add",
+            "vault",
+            Some(&v.id),
+            serde_json::json!({
+                "replica_id": replica_id, "destination": dest.name,
+                "jurisdiction": dest.jurisdiction, "replication_job_id": job,
+            }),
+        ),
+        now,
+    )
+    .await?;
+    state.jobs_wake.notify_one();
+    let r = replica_of(&state, &v, &replica_id).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(replica_view(&state, r).await?),
+    ))
+}
+
+/// The target of a replica erasure job: one vault at one destination.
+fn location_key(vault_id: &str, destination: &str) -> String {
+    format!("{vault_id}/{destination}")
+}
+
+/// Remove a replica
+///
+/// Reads stop using it at once; a `replica-erasure` job (the answer) deletes every object
+/// of the vault at its destination.
+#[utoipa::path(delete, path = "/api/v1/vaults/{id}/replicas/{replica}", tag = "replicas",
+    params(("id" = VaultId, Path), ("replica" = String, Path)),
+    responses((status = 202, description = "Removed; the erasure job", body = Job),
+        (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
+pub async fn delete_replica(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, replica)): Path<(VaultId, String)>,
+) -> ApiResult<(StatusCode, axum::Json<Job>)> {
+    let v = scoped_vault(&state, &caller, Permission::VaultWrite, &id).await?;
+    let r = replica_of(&state, &v, &replica).await?;
+    let mut tx = state.db.begin().await?;
+    replicas::delete(&mut tx, &r.id).await?;
+    let (_, actor) = caller.actor();
+    let key = location_key(&v.id, &r.destination);
+    let work = Work {
+        runner: Runner::Server,
+        tenant_id: &v.tenant_id,
+        kind: JobKind::ReplicaErasure,
+        target: ("replica-location", &key),
+        trigger: JobTrigger::User,
+        started_by_id: Some(&actor),
+        params: serde_json::json!({ "vault_id": v.id, "destination": r.destination }),
+    };
+    queue_audited(&state, tx, work, |job_id| {
+        caller.event(
+            &v.tenant_id,
+            "vault.replica_delete",
+            "vault",
+            Some(&v.id),
+            serde_json::json!({
+                "replica_id": r.id, "destination": r.destination, "erasure_job_id": job_id,
+            }),
+        )
+    })
+    .await
+}
+
+/// Queues the replica erasure of every replica of a vault being deleted, in its transaction.
+pub(super) async fn erase_all(
+    state: &AppState,
+    tx: &mut crate::db::Tx,
+    v: &Vault,
+    started_by: &str,
+) -> crate::db::DbResult<Vec<String>> {
+    let mut jobs = Vec::new();
+    for r in replicas::delete_of_vault(tx, &v.id).await? {
+        let key = location_key(&v.id, &r.destination);
+        let work = Work {
+            runner: Runner::Server,
+            tenant_id: &v.tenant_id,
+            kind: JobKind::ReplicaErasure,
+            target: ("replica-location", &key),
+            trigger: JobTrigger::Event,
+            started_by_id: Some(started_by),
+            params: serde_json::json!({ "vault_id": v.id, "destination": r.destination }),
+        };
+        jobs.push(crate::jobs::queue(state, tx, work).await?);
+    }
+    Ok(jobs)
+}
+
+/// Promote a replica
+///
+/// The replica becomes the vault's primary (where backups write and reads go first) and the
+/// old primary a replica that the next replication seeds again. Only a replica that completed
+/// a replication can be promoted (`409 replica_not_ready`); objects the vault received after
+/// that are lost unless the old primary is still readable (they are in the answer's
+/// audit event as `objects_lost`). A destination outside the tenant's residency is `403
+/// residency` (audited).
+#[utoipa::path(post, path = "/api/v1/vaults/{id}/replicas/{replica}/promote", tag = "replicas",
+    params(("id" = VaultId, Path), ("replica" = String, Path)),
+    responses((status = 200, description = "The vault, with its new primary", body = Vault),
+        (status = 403, description = "Forbidden (problem+json)", body = loop_api::Problem),
+        (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem),
+        (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
+pub async fn promote_replica(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, replica)): Path<(VaultId, String)>,
+) -> ApiResult<axum::Json<Vault>> {
+    let v = scoped_vault(&state, &caller, Permission::VaultWrite, &id).await?;
+    let r = replica_of(&state, &v, &replica).await?;
+    let dest = state
+        .destinations
+        .get(&r.destination)
+        .ok_or_else(|| ApiError::Internal(format!("destination {} is gone", r.destination)))?
+        .clone();
+    let tenant = db::tenants::tenant_by_id(&state.db.pool, &v.tenant_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    check_placement(
+        &state,
+        &caller,
+        &tenant,
+        &dest,
+        "vault.replica_promote",
+        ("vault", Some(&v.id)),
+    )
+    .await?;
+    if r.state != ReplicaState::Active {
+        return Err(ApiError::conflict(
+            "replica_not_ready",
+            format!(
+                "the replica at {} is {}: only a replica that completed a replication and \
+                 verifies whole can be promoted",
+                r.destination, r.state
+            ),
+        ));
+    }
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    replicas::promote(&mut tx, &r, &v.destination, now).await?;
+    let promoted = Vault {
+        destination: r.destination.clone(),
+        ..v.clone()
+    };
+    let job =
+        crate::jobs::replicate::queue_if_replicated(&state, &mut tx, &promoted, JobTrigger::Event)
+            .await?;
+    super::commit(tx).await?;
+    state.jobs_wake.notify_one();
+    // The vault's object records follow the new primary: what it lacks is gone from them.
+    let (_, change) = crate::usage::reconcile_vault(&state.db.pool, &dest, &v.id)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut tx = state.db.begin().await?;
+    crate::db::audit::append(
+        &mut tx,
+        caller.event(
+            &v.tenant_id,
+            "vault.replica_promote",
+            "vault",
+            Some(&v.id),
+            serde_json::json!({
+                "replica_id": r.id, "destination": r.destination,
+                "previous_destination": v.destination, "objects_lost": change.dropped,
+                "replication_job_id": job,
+            }),
+        ),
+        now,
+    )
+    .await?;
+    super::commit(tx).await?;
+    Ok(axum::Json(
+        scoped_vault(&state, &caller, Permission::VaultRead, &id).await?,
+    ))
+}
+
+/// Verify a replica
+///
+/// Queues a `replica-verify` job: the replica's listing and sizes are compared with the
+/// primary's and, with `read_data`, every object is read (byte for byte against the
+/// primary's copy, and, for a managed vault, checked with the key as `loop check
+/// --read-data` would). A damaged replica is marked `damaged` (reads stop using it), raises
+/// `replica-damaged` and is repaired by a replication.
+#[utoipa::path(post, path = "/api/v1/vaults/{id}/replicas/{replica}/verify", tag = "replicas",
+    params(("id" = VaultId, Path), ("replica" = String, Path)), request_body = VerifyReplica,
+    responses((status = 202, description = "The verify job", body = Job),
+        (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
+pub async fn verify_replica(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, replica)): Path<(VaultId, String)>,
+    Json(req): Json<VerifyReplica>,
+) -> ApiResult<(StatusCode, axum::Json<Job>)> {
+    let v = scoped_vault(&state, &caller, Permission::VaultRead, &id).await?;
+    caller
+        .tenant(&state, Permission::JobWrite, &v.tenant_id)
+        .await?;
+    let r = replica_of(&state, &v, &replica).await?;
+    super::queue_vault_job(
+        &state,
+        &caller,
+        &v,
+        Runner::Server,
+        JobKind::ReplicaVerify,
+        "vault.replica_verify",
+        serde_json::json!({ "replica_id": r.id, "read_data": req.read_data }),
+    )
+    .await
+}
+
+/// Replicate a vault now
+///
+/// Queues a `replication` job that brings every replica of the vault up to date (one
+/// already queued or running is the answer instead).
+#[utoipa::path(post, path = "/api/v1/vaults/{id}/replication", tag = "replicas",
+    params(("id" = VaultId, Path)),
+    responses((status = 202, description = "The replication job", body = Job),
+        (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
+pub async fn replicate_now(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<VaultId>,
+) -> ApiResult<(StatusCode, axum::Json<Job>)> {
+    let v = scoped_vault(&state, &caller, Permission::VaultRead, &id).await?;
+    caller
+        .tenant(&state, Permission::JobWrite, &v.tenant_id)
+        .await?;
+    super::queue_vault_job(
+        &state,
+        &caller,
+        &v,
+        Runner::Server,
+        JobKind::Replication,
+        "vault.replicate",
+        serde_json::json!({}),
+    )
+    .await
+}

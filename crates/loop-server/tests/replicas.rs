@@ -1,0 +1,101 @@
+//! A replica's health as the service reports it: its lag (what the vault received since its
+//! last complete replication began), and `replica-behind` once it has not completed one for
+//! `replication.behind_hours` (the server's clock moves in the test).
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::vault::*;
+use support::{Caller, Server};
+
+fn events(caller: &Caller<'_>, tenant: &str, kind: &str) -> Vec<Value> {
+    caller
+        .get(&format!("/api/v1/events?tenant_id={tenant}&kind={kind}"))
+        .expect(200)
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn a_replicas_lag_is_reported_and_one_that_stops_completing_raises_replica_behind() {
+    let server = Server::start_with(|c| {
+        c.destinations = ["local", "spare"]
+            .into_iter()
+            .map(|name| loop_server::config::DestinationConfig {
+                name: name.into(),
+                jurisdiction: "local".into(),
+                backend: loop_server::config::BackendConfig::Local {
+                    path: c.data_dir.join(name),
+                },
+            })
+            .collect();
+        // The test runs the notifier's checks; the scheduler waits.
+        c.notify.poll_seconds = 86_400;
+        c.notify.check_seconds = 86_400;
+        c.jobs.scheduler_seconds = 86_400;
+        c.replication.behind_hours = 24;
+        // A failed replication ends at once instead of waiting to be retried.
+        c.jobs.max_attempts = 1;
+    });
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Replicated", None);
+    let replicas = format!("/api/v1/vaults/{vault}/replicas");
+    admin
+        .post(&replicas, json!({ "destination": "spare" }))
+        .expect(201);
+    let replicate = |admin: &Caller<'_>| {
+        let job = admin
+            .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+            .expect(202);
+        admin.job_ended(job["id"].as_str().unwrap())
+    };
+    assert_eq!(replicate(&admin)["state"], "succeeded");
+    let r = &admin.get(&replicas).expect(200)[0];
+    assert_eq!(
+        (r["state"].clone(), r["objects_behind"].clone()),
+        (json!("active"), json!(0))
+    );
+
+    // A pack arrives: the replica is one object (its bytes) behind until replicated.
+    let writer = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    let pack = pack_object([9u8; 32]);
+    writer
+        .put("data", &hex::encode([9u8; 32]), &pack)
+        .expect(201);
+    let r = &admin.get(&replicas).expect(200)[0];
+    assert_eq!(r["objects_behind"], 1, "{r}");
+    assert_eq!(r["bytes_behind"], pack.len() as u64, "{r}");
+    assert_eq!(replicate(&admin)["state"], "succeeded");
+    assert_eq!(admin.get(&replicas).expect(200)[0]["objects_behind"], 0);
+
+    // The replica's store breaks: replications fail (and are retried), and once none has
+    // completed for a day, `replica-behind` is raised, once.
+    let spare = server.data_dir.join("spare");
+    std::fs::remove_dir_all(&spare).unwrap();
+    std::fs::write(&spare, b"not a directory").unwrap();
+    let failed = replicate(&admin);
+    assert_ne!(failed["state"], "succeeded", "{failed}");
+    let check = || {
+        server
+            .block_on(loop_server::notify::pass(&server.state, true))
+            .expect("a notifier pass")
+    };
+    check();
+    assert!(events(&admin, &tenant, "replica-behind").is_empty());
+    server.advance(Duration::from_secs(25 * 3600));
+    let admin = server.admin();
+    check();
+    check();
+    let behind = events(&admin, &tenant, "replica-behind");
+    assert_eq!(behind.len(), 1, "{behind:#?}");
+    assert_eq!(behind[0]["subject_id"], vault.as_str());
+    assert_eq!(behind[0]["severity"], "warning");
+    let r = &admin.get(&replicas).expect(200)[0];
+    assert!(
+        r["last_error"].as_str().unwrap().contains("incident"),
+        "the reason is kept, its detail in the server log: {r}"
+    );
+}

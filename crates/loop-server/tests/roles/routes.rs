@@ -1,0 +1,225 @@
+//! What each route of the API needs, in the words of docs/SECURITY.md ("Who may do what").
+
+use Need::*;
+use Rule::*;
+
+/// What a request needs, in the words of docs/SECURITY.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    ReadTenants,
+    CreateTenants,
+    ChangeTenants,
+    EraseTenants,
+    ReadUsers,
+    ChangeUsers,
+    GrantRoles,
+    ReadDevices,
+    ChangeDevices,
+    ReadTokens,
+    ChangeTokens,
+    ReadVaults,
+    ChangeVaults,
+    ReadSessions,
+    EndSessions,
+    ReadAudit,
+    ReadJobs,
+    RunJobs,
+    ReadNotifications,
+    ChangeNotifications,
+}
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug)]
+pub enum Rule {
+    /// Anyone, signed in or not (signing in, accepting an invitation).
+    Public,
+    /// Any signed-in user; acts on the caller or on nothing tenant-bound.
+    SignedIn,
+    /// Every need, on the tenant the request names.
+    Needs(&'static [Need]),
+    /// A listing without a tenant filter: it shows a tenant only to callers with the need
+    /// there, and is never refused.
+    Lists(Need),
+}
+
+/// Every route of the API and what it needs. Tenant-bound routes come first, in the order
+/// the walk takes them: erasing the tenant last, since it ends everything else there.
+pub const ROUTES: &[(&str, &str, Rule)] = &[
+    ("get", "/api/v1/tenants", Lists(ReadTenants)),
+    ("get", "/api/v1/tenants/{id}", Needs(&[ReadTenants])),
+    ("patch", "/api/v1/tenants/{id}", Needs(&[ChangeTenants])),
+    (
+        "post",
+        "/api/v1/tenants/{id}/key-rotation",
+        Needs(&[ChangeTenants, RunJobs]),
+    ),
+    ("post", "/api/v1/tenants", Needs(&[CreateTenants])),
+    (
+        "get",
+        "/api/v1/tenants/{id}/residency",
+        Needs(&[ReadTenants]),
+    ),
+    (
+        "put",
+        "/api/v1/tenants/{id}/residency",
+        Needs(&[ChangeTenants]),
+    ),
+    (
+        "get",
+        "/api/v1/tenants/{id}/residency/report",
+        Needs(&[ReadVaults]),
+    ),
+    ("get", "/api/v1/users", Needs(&[ReadUsers])),
+    ("post", "/api/v1/users", Needs(&[ChangeUsers, GrantRoles])),
+    ("get", "/api/v1/users/{id}", Needs(&[ReadUsers])),
+    ("patch", "/api/v1/users/{id}", Needs(&[ChangeUsers])),
+    ("post", "/api/v1/users/{id}/disable", Needs(&[ChangeUsers])),
+    ("post", "/api/v1/users/{id}/enable", Needs(&[ChangeUsers])),
+    ("get", "/api/v1/users/{id}/roles", Needs(&[ReadUsers])),
+    (
+        "post",
+        "/api/v1/users/{id}/roles",
+        Needs(&[ReadUsers, GrantRoles]),
+    ),
+    (
+        "delete",
+        "/api/v1/users/{id}/roles/{binding_id}",
+        Needs(&[ReadUsers, GrantRoles]),
+    ),
+    ("get", "/api/v1/devices", Needs(&[ReadDevices])),
+    ("post", "/api/v1/devices", Needs(&[ChangeDevices])),
+    ("delete", "/api/v1/devices/{id}", Needs(&[ChangeDevices])),
+    (
+        "post",
+        "/api/v1/devices/enroll-codes",
+        Needs(&[ChangeDevices]),
+    ),
+    (
+        "post",
+        "/api/v1/devices/{id}/restore",
+        Needs(&[ChangeDevices, RunJobs]),
+    ),
+    ("get", "/api/v1/tokens", Needs(&[ReadTokens])),
+    ("post", "/api/v1/tokens", Needs(&[ChangeTokens])),
+    ("delete", "/api/v1/tokens/{id}", Needs(&[ChangeTokens])),
+    ("get", "/api/v1/vaults", Needs(&[ReadVaults])),
+    ("post", "/api/v1/vaults", Needs(&[ChangeVaults])),
+    ("get", "/api/v1/vaults/{id}", Needs(&[ReadVaults])),
+    ("get", "/api/v1/vaults/{id}/snapshots", Needs(&[ReadVaults])),
+    ("get", "/api/v1/vaults/{id}/locations", Needs(&[ReadVaults])),
+    (
+        "post",
+        "/api/v1/vaults/{id}/verify",
+        Needs(&[ReadVaults, RunJobs]),
+    ),
+    ("delete", "/api/v1/vaults/{id}", Needs(&[ChangeVaults])),
+    ("get", "/api/v1/vaults/{id}/policy", Needs(&[ReadVaults])),
+    (
+        "post",
+        "/api/v1/vaults/{id}/retention",
+        Needs(&[ChangeVaults, RunJobs]),
+    ),
+    (
+        "put",
+        "/api/v1/vaults/{id}/maintainer",
+        Needs(&[ChangeVaults]),
+    ),
+    (
+        "put",
+        "/api/v1/vaults/{id}/retention-lock",
+        Needs(&[ChangeVaults]),
+    ),
+    ("get", "/api/v1/vaults/{id}/replicas", Needs(&[ReadVaults])),
+    (
+        "post",
+        "/api/v1/vaults/{id}/replicas",
+        Needs(&[ChangeVaults]),
+    ),
+    (
+        "post",
+        "/api/v1/vaults/{id}/replication",
+        Needs(&[ReadVaults, RunJobs]),
+    ),
+    (
+        "post",
+        "/api/v1/vaults/{id}/replicas/{replica}/verify",
+        Needs(&[ReadVaults, RunJobs]),
+    ),
+    (
+        "post",
+        "/api/v1/vaults/{id}/replicas/{replica}/promote",
+        Needs(&[ChangeVaults]),
+    ),
+    (
+        "delete",
+        "/api/v1/vaults/{id}/replicas/{replica}",
+        Needs(&[ChangeVaults]),
+    ),
+    ("get", "/api/v1/policies", Needs(&[ReadVaults])),
+    ("post", "/api/v1/policies", Needs(&[ChangeVaults])),
+    ("get", "/api/v1/policies/{id}", Needs(&[ReadVaults])),
+    ("patch", "/api/v1/policies/{id}", Needs(&[ChangeVaults])),
+    ("delete", "/api/v1/policies/{id}", Needs(&[ChangeVaults])),
+    ("get", "/api/v1/items", Needs(&[ReadDevices])),
+    ("post", "/api/v1/items", Needs(&[ChangeDevices])),
+    ("get", "/api/v1/items/{id}", Needs(&[ReadDevices])),
+    ("patch", "/api/v1/items/{id}", Needs(&[ChangeDevices])),
+    ("delete", "/api/v1/items/{id}", Needs(&[ChangeDevices])),
+    (
+        "post",
+        "/api/v1/items/{id}/run",
+        Needs(&[ReadDevices, RunJobs]),
+    ),
+    ("get", "/api/v1/notify/targets", Needs(&[ReadNotifications])),
+    (
+        "post",
+        "/api/v1/notify/targets",
+        Needs(&[ChangeNotifications]),
+    ),
+    (
+        "get",
+        "/api/v1/notify/targets/{id}",
+        Needs(&[ReadNotifications]),
+    ),
+    (
+        "patch",
+        "/api/v1/notify/targets/{id}",
+        Needs(&[ChangeNotifications]),
+    ),
+    (
+        "post",
+        "/api/v1/notify/targets/{id}/test",
+        Needs(&[ChangeNotifications]),
+    ),
+    (
+        "delete",
+        "/api/v1/notify/targets/{id}",
+        Needs(&[ChangeNotifications]),
+    ),
+    (
+        "get",
+        "/api/v1/notify/deliveries",
+        Needs(&[ReadNotifications]),
+    ),
+    ("get", "/api/v1/events", Needs(&[ReadNotifications])),
+    ("get", "/api/v1/sessions", Needs(&[ReadSessions])),
+    ("delete", "/api/v1/sessions/{id}", Needs(&[EndSessions])),
+    ("get", "/api/v1/audit", Needs(&[ReadAudit])),
+    ("get", "/api/v1/audit/export", Needs(&[ReadAudit])),
+    ("get", "/api/v1/audit/heads", Needs(&[ReadAudit])),
+    ("get", "/api/v1/jobs", Needs(&[ReadJobs])),
+    ("get", "/api/v1/jobs/{id}", Needs(&[ReadJobs])),
+    ("get", "/api/v1/jobs/{id}/log", Needs(&[ReadJobs])),
+    ("post", "/api/v1/jobs/{id}/cancel", Needs(&[RunJobs])),
+    ("post", "/api/v1/tenants/{id}/erase", Needs(&[EraseTenants])),
+    // The caller's own business, in the order the walk takes them (signing out last).
+    ("post", "/api/v1/auth/login", Public),
+    ("post", "/api/v1/auth/accept-invite", Public),
+    ("post", "/api/v1/auth/confirm-email", Public),
+    ("get", "/api/v1/me", SignedIn),
+    ("get", "/api/v1/destinations", SignedIn),
+    ("post", "/api/v1/me/password", SignedIn),
+    ("post", "/api/v1/me/totp", SignedIn),
+    ("post", "/api/v1/me/totp/confirm", SignedIn),
+    ("post", "/api/v1/auth/logout", SignedIn),
+];
