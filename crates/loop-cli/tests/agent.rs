@@ -15,18 +15,6 @@ use support::cli::write;
 use support::server::*;
 use support::story::*;
 
-/// The job, once it ended (polled; the bound only stops a hung test).
-fn ended(s: &Story, job: &str) -> serde_json::Value {
-    for _ in 0..600 {
-        let j = json(&mut s.admin("ana", &["job", "show", job]));
-        if !["queued", "running"].contains(&j["state"].as_str().unwrap()) {
-            return j;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("job {job} did not end");
-}
-
 /// The item's `loop_backup_last_success_timestamp_seconds`, when the scrape has it.
 fn last_success(metrics: &str, item: &str) -> Option<f64> {
     let label = format!("item=\"{item}\"");
@@ -155,7 +143,7 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
     let _agent = Running(child);
     let job = json(&mut s.admin("ana", &["item", "run", &item_id]));
     assert_eq!(job["kind"], "backup");
-    let job = ended(&s, job["id"].as_str().unwrap());
+    let job = s.job_ended(job["id"].as_str().unwrap());
     assert_eq!(job["state"], "succeeded", "{job:#}");
     let snapshot = job["summary"]["snapshot_id"].as_str().unwrap().to_string();
     assert_eq!(job["summary"]["files"], 2);
@@ -188,7 +176,7 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
     assert!((first - finished).abs() < 1.0, "{first} vs {finished}");
     std::thread::sleep(Duration::from_millis(1100));
     let again = json(&mut s.admin("ana", &["item", "run", &item_id]));
-    let again = ended(&s, again["id"].as_str().unwrap());
+    let again = s.job_ended(again["id"].as_str().unwrap());
     assert_eq!(again["state"], "succeeded", "{again:#}");
     let scrape = s.server.metrics();
     let second = last_success(&scrape, &item_id).unwrap();
@@ -219,7 +207,7 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
         ],
     ));
     assert_eq!(restore["kind"], "restore");
-    let restore = ended(&s, restore["id"].as_str().unwrap());
+    let restore = s.job_ended(restore["id"].as_str().unwrap());
     assert_eq!(restore["state"], "succeeded", "{restore:#}");
     let restored = target.join("shared");
     assert_eq!(

@@ -24,23 +24,6 @@ fn token_of_agent(state: &Path) -> String {
     v["token"].as_str().unwrap().to_string()
 }
 
-/// The object names of `kind` in the vault, listed with a token that may.
-fn names(s: &Story, vault: &str, kind: &str, token: &str) -> Vec<String> {
-    let (status, body) = s.server.vault_request(
-        Method::GET,
-        &format!("/vaults/{vault}/v1/{kind}"),
-        token,
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// The last job of `kind` on the vault.
 fn last_job(s: &Story, kind: &str) -> serde_json::Value {
     let jobs = json(&mut s.admin("ana", &["job", "list", "--kind", kind]));
@@ -73,7 +56,7 @@ fn a_maintainer_agent_prunes_a_customer_key_vault_within_the_servers_limits() {
         args.push(src.to_str().unwrap());
         ok(&mut customer(&args));
     }
-    let snapshots = names(&s, &vault, "snapshots", &manage);
+    let snapshots = s.object_names(&vault, "snapshots", &manage);
     assert_eq!(snapshots.len(), 3);
     ok(&mut s.admin(
         "ana",
@@ -110,7 +93,7 @@ fn a_maintainer_agent_prunes_a_customer_key_vault_within_the_servers_limits() {
             None,
         )
     };
-    let packs = || names(&s, &vault, "data", &manage);
+    let packs = || s.object_names(&vault, "data", &manage);
     let check = || {
         let out = ok(&mut customer(&["check", "--read-data"]));
         assert!(out.contains("no errors"), "{out}");
@@ -121,7 +104,7 @@ fn a_maintainer_agent_prunes_a_customer_key_vault_within_the_servers_limits() {
     let pack = packs()[0].clone();
     assert_eq!(delete("data", &pack).1, "deletion_not_announced");
     assert_eq!(
-        delete("keys", &names(&s, &vault, "keys", &manage)[0]).0,
+        delete("keys", &s.object_names(&vault, "keys", &manage)[0]).0,
         403
     );
     assert_eq!(delete("config", "config").0, 403);
@@ -133,7 +116,7 @@ fn a_maintainer_agent_prunes_a_customer_key_vault_within_the_servers_limits() {
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["summary"]["snapshots_removed"], 0);
     assert_eq!(job["summary"]["snapshots_too_young"], 2);
-    assert_eq!(names(&s, &vault, "snapshots", &manage).len(), 3);
+    assert_eq!(s.object_names(&vault, "snapshots", &manage).len(), 3);
 
     // Eight days on: the two old snapshots go; their data is announced, not deleted.
     s.advance_clock(8 * 86_400);
@@ -148,7 +131,7 @@ fn a_maintainer_agent_prunes_a_customer_key_vault_within_the_servers_limits() {
         job["summary"]["deletions_announced"].as_u64().unwrap() > 0,
         "{job}"
     );
-    assert_eq!(names(&s, &vault, "snapshots", &manage).len(), 1);
+    assert_eq!(s.object_names(&vault, "snapshots", &manage).len(), 1);
     for p in &packs_before {
         assert!(packs().contains(p), "pack {p} was deleted before its grace");
     }
@@ -290,7 +273,7 @@ fn a_maintainer_agent_prunes_a_customer_key_vault_within_the_servers_limits() {
     );
     let plan: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(plan["objects"], serde_json::json!([]), "{plan}");
-    let last = names(&s, &vault, "snapshots", &manage)[0].clone();
+    let last = s.object_names(&vault, "snapshots", &manage)[0].clone();
     assert_eq!(delete("snapshots", &last).1, "permission_denied");
     let audit = ok(&mut s.admin("ana", &["audit", "list"]));
     for action in ["vault.maintainer", "vault.deletions-announce"] {

@@ -11,18 +11,6 @@ use support::cli::{assert_same_tree, noise, write};
 use support::server::*;
 use support::story::*;
 
-/// The job, once it ended (polled; the bound only stops a hung test).
-fn ended(s: &Story, job: &str) -> serde_json::Value {
-    for _ in 0..600 {
-        let j = json(&mut s.admin("ana", &["job", "show", job]));
-        if !["queued", "running"].contains(&j["state"].as_str().unwrap()) {
-            return j;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("job {job} did not end");
-}
-
 /// Bytes of every object of the vault at its local destination.
 fn stored_bytes(s: &Story) -> u64 {
     fn walk(dir: &std::path::Path) -> u64 {
@@ -126,7 +114,7 @@ fn the_retention_job_applies_the_nearest_policy_as_loop_forget_and_prune_would()
     // A dry run logs the plan and changes nothing.
     let job = ana(&["vault", "retention", &s.vault, "--dry-run"]);
     assert_eq!(job["kind"], "retention");
-    let job = ended(&s, job["id"].as_str().unwrap());
+    let job = s.job_ended(job["id"].as_str().unwrap());
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert_eq!(job["summary"]["snapshots_to_remove"], 3);
     assert_eq!(snapshot_ids(&s), before);
@@ -136,7 +124,7 @@ fn the_retention_job_applies_the_nearest_policy_as_loop_forget_and_prune_would()
         .unwrap();
     assert_eq!(used_before, stored_bytes(&s));
     let job = ana(&["vault", "retention", &s.vault]);
-    let job = ended(&s, job["id"].as_str().unwrap());
+    let job = s.job_ended(job["id"].as_str().unwrap());
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert_eq!(job["summary"]["policy_source"], "vault");
     assert_eq!(job["summary"]["snapshots_removed"], 3);
@@ -201,7 +189,7 @@ fn the_retention_job_applies_the_nearest_policy_as_loop_forget_and_prune_would()
         &["policy", "delete", vault_policy["id"].as_str().unwrap()],
     ));
     let job = ana(&["vault", "retention", &s.vault]);
-    let job = ended(&s, job["id"].as_str().unwrap());
+    let job = s.job_ended(job["id"].as_str().unwrap());
     assert_eq!(job["summary"]["policy_source"], "tenant");
     assert_eq!(job["summary"]["snapshots_removed"], 0);
     assert_eq!(snapshot_ids(&s), after);
@@ -337,7 +325,7 @@ fn an_items_own_policy_judges_its_snapshots_in_place_of_the_vaults() {
     );
 
     let job = ana(&["vault", "retention", &s.vault]);
-    let job = ended(&s, job["id"].as_str().unwrap());
+    let job = s.job_ended(job["id"].as_str().unwrap());
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["summary"]["item_policies"], 1);
     // The item keeps its newest two (made 2 and 4), the rest its newest one (made 5).

@@ -13,38 +13,6 @@ use support::cli::write;
 use support::server::*;
 use support::story::*;
 
-/// The object names of `kind` in `vault`, listed with a token that may.
-fn names(s: &Story, vault: &str, kind: &str, token: &str) -> Vec<String> {
-    let (status, body) = s.server.vault_request(
-        Method::GET,
-        &format!("/vaults/{vault}/v1/{kind}"),
-        token,
-        None,
-    );
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let mut names: Vec<String> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["name"].as_str().unwrap().to_string())
-        .collect();
-    names.sort();
-    names
-}
-
-/// The job, once it ended (polled; the bound only stops a hung test).
-fn ended(s: &Story, job: &str) -> serde_json::Value {
-    for _ in 0..600 {
-        let j = json(&mut s.admin("ana", &["job", "show", job]));
-        if !["queued", "running"].contains(&j["state"].as_str().unwrap()) {
-            return j;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("job {job} did not end");
-}
-
 /// Three backups of their own data into a vault through `run` (the first with `init`).
 fn three_backups(s: &Story, name: &str, init: bool, run: &dyn Fn(&[&str]) -> String) {
     let src = s.dir.path().join(name);
@@ -103,7 +71,7 @@ fn forget_and_prune_leave_what_a_retention_lock_holds_until_it_has_passed() {
 
     // Day 2: a ransomware-like run with the manage token: forget all but the newest and prune.
     s.advance_clock(2 * 86_400);
-    let all = |v: &str, t: &str| ["snapshots", "data", "index"].map(|k| names(&s, v, k, t));
+    let all = |v: &str, t: &str| ["snapshots", "data", "index"].map(|k| s.object_names(v, k, t));
     let before = all(&vault, &manage);
     assert_eq!(before[0].len(), 3);
     let forgot = json(&mut s.customer_cli(&vault, &manage, &["forget", "--keep-last", "1"]));
@@ -143,7 +111,7 @@ fn forget_and_prune_leave_what_a_retention_lock_holds_until_it_has_passed() {
     // The server's retention job keeps the same: two snapshots held, the vault whole.
     let managed_before = all(&s.vault, &restore);
     let job = ana(&["vault", "retention", &s.vault]);
-    let job = ended(&s, job["id"].as_str().unwrap());
+    let job = s.job_ended(job["id"].as_str().unwrap());
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert_eq!(job["summary"]["snapshots_removed"], 0, "{job:#}");
     assert_eq!(job["summary"]["snapshots_locked"], 2, "{job:#}");
@@ -159,14 +127,15 @@ fn forget_and_prune_leave_what_a_retention_lock_holds_until_it_has_passed() {
     let forgot = json(&mut s.customer_cli(&vault, &manage, &["forget", "--keep-last", "1"]));
     assert_eq!(forgot["removed"].as_array().unwrap().len(), 2, "{forgot}");
     assert_eq!(forgot["held"], serde_json::json!([]), "{forgot}");
-    assert_eq!(names(&s, &vault, "snapshots", &manage).len(), 1);
+    assert_eq!(s.object_names(&vault, "snapshots", &manage).len(), 1);
     let pruned = json(&mut s.customer_cli(&vault, &manage, &["prune", "--grace", "0s"]));
     assert_eq!(pruned["report"]["objects_locked"], 0, "{pruned}");
     assert!(
-        !names(&s, &vault, "data", &manage).contains(&stray_name),
+        !s.object_names(&vault, "data", &manage)
+            .contains(&stray_name),
         "the stray pack went"
     );
-    let packs_left = names(&s, &vault, "data", &manage);
+    let packs_left = s.object_names(&vault, "data", &manage);
     assert!(
         before[1].iter().filter(|p| packs_left.contains(p)).count() < before[1].len(),
         "the forgotten backups' packs went: {packs_left:?}"
@@ -175,7 +144,7 @@ fn forget_and_prune_leave_what_a_retention_lock_holds_until_it_has_passed() {
     assert!(checked.contains("no errors"), "{checked}");
 
     let job = ana(&["vault", "retention", &s.vault]);
-    let job = ended(&s, job["id"].as_str().unwrap());
+    let job = s.job_ended(job["id"].as_str().unwrap());
     assert_eq!(job["state"], "succeeded", "{job:#}");
     assert_eq!(job["summary"]["snapshots_removed"], 2, "{job:#}");
     assert_eq!(job["summary"]["snapshots_locked"], 0, "{job:#}");
@@ -183,6 +152,6 @@ fn forget_and_prune_leave_what_a_retention_lock_holds_until_it_has_passed() {
         job["summary"]["packs_deleted"].as_u64().unwrap() >= 1,
         "{job:#}"
     );
-    assert_eq!(names(&s, &s.vault, "snapshots", &restore).len(), 1);
+    assert_eq!(s.object_names(&s.vault, "snapshots", &restore).len(), 1);
     ok(&mut s.device(&restore, &["check", "--read-data"]));
 }

@@ -7,7 +7,6 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
 
 use support::agents::{agent_cmd, enrol_agent};
 use support::cli::{assert_same_tree, build_full_tree, write};
@@ -38,18 +37,6 @@ fn previous_release() -> Option<PathBuf> {
             None
         }
     }
-}
-
-/// The job, once it ended (polled; the bound only stops a hung test).
-fn ended(s: &Story, job: &str) -> serde_json::Value {
-    for _ in 0..600 {
-        let j = json(&mut s.admin("ana", &["job", "show", job]));
-        if !["queued", "running"].contains(&j["state"].as_str().unwrap()) {
-            return j;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("job {job} did not end");
 }
 
 #[test]
@@ -100,7 +87,7 @@ fn the_previous_releases_database_agent_and_cli_keep_working_after_the_upgrade()
             .unwrap(),
     );
     let job = json(&mut s.admin("ana", &["item", "run", &item]));
-    assert_eq!(ended(&s, &id(&job))["state"], "succeeded");
+    assert_eq!(s.job_ended(&id(&job))["state"], "succeeded");
     let audit = |s: &Story| {
         let events = json(&mut s.admin(
             "ana",
@@ -141,7 +128,7 @@ fn the_previous_releases_database_agent_and_cli_keep_working_after_the_upgrade()
     // The previous release's agent, still running, reconnects and runs a job the new server
     // queues.
     let job = json(&mut s.admin("ana", &["item", "run", &item]));
-    let job = ended(&s, &id(&job));
+    let job = s.job_ended(&id(&job));
     assert_eq!(job["state"], "succeeded", "{job:#}");
     drop(agent);
 

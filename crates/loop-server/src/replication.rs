@@ -11,11 +11,12 @@
 //! stop when one copies nothing that vanished. Lock markers are not copied: they belong to
 //! processes writing the primary.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use loop_repo::FileKind;
 use object_store::{ObjectStoreExt as _, PutPayload};
+use sqlx::AnyPool;
 
 use crate::destinations::{Destination, StoredObject};
 
@@ -58,6 +59,18 @@ pub async fn list(
     Ok(out)
 }
 
+/// The primary's listing, then the replica's.
+async fn list_both(
+    primary: &Destination,
+    replica: &Destination,
+    vault_id: &str,
+) -> Result<(HashMap<FileKind, Listing>, HashMap<FileKind, Listing>), SyncError> {
+    let failed = |place| move |source| SyncError::List { place, source };
+    let source = list(primary, vault_id).await.map_err(failed("primary"))?;
+    let held = list(replica, vault_id).await.map_err(failed("replica"))?;
+    Ok((source, held))
+}
+
 fn sizes(objects: Vec<StoredObject>) -> Listing {
     objects.into_iter().map(|o| (o.name, o.size)).collect()
 }
@@ -71,6 +84,9 @@ pub struct SyncReport {
     pub rounds: u32,
     /// Objects the primary held, then did not by the time they were copied.
     pub vanished: u64,
+    /// Objects the vault's records hold that the primary lacks (it lost them); the replica
+    /// keeps its copies.
+    pub primary_missing: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,12 +107,31 @@ pub enum SyncError {
     Unsettled,
     #[error("{0}")]
     Stopped(String),
+    #[error("reading the vault's records: {0}")]
+    Db(#[from] crate::db::DbError),
+}
+
+/// The objects the server records as stored in the vault.
+async fn recorded(
+    pool: &AnyPool,
+    vault_id: &str,
+) -> Result<HashSet<(FileKind, String)>, SyncError> {
+    Ok(crate::db::replicas::recorded(pool, vault_id)
+        .await?
+        .into_iter()
+        .filter_map(|(kind, name)| Some((FileKind::from_name(&kind)?, name)))
+        .collect())
 }
 
 /// Brings `replica` up to `primary` for one vault. `transfers` objects move at once.
 /// `check` is asked between objects whether to go on (a job's cancel or lost lease);
 /// `progress` hears the report as it grows.
+///
+/// The server's records of the vault's objects guard the replica against a primary that lost
+/// data: an object they hold throughout a round that the primary's listing lacks is counted
+/// in [`SyncReport::primary_missing`], and the replica keeps every copy they still record.
 pub async fn sync(
+    pool: &AnyPool,
     primary: &Arc<Destination>,
     replica: &Arc<Destination>,
     vault_id: &str,
@@ -107,18 +142,16 @@ pub async fn sync(
     let mut report = SyncReport::default();
     loop {
         report.rounds += 1;
-        let source = list(primary, vault_id)
-            .await
-            .map_err(|source| SyncError::List {
-                place: "primary",
-                source,
-            })?;
-        let held = list(replica, vault_id)
-            .await
-            .map_err(|source| SyncError::List {
-                place: "replica",
-                source,
-            })?;
+        let before = recorded(pool, vault_id).await?;
+        let (source, held) = list_both(primary, replica, vault_id).await?;
+        let after = recorded(pool, vault_id).await?;
+        let listed = |(kind, name): &(FileKind, String)| {
+            source.get(kind).is_some_and(|l| l.contains_key(name))
+        };
+        report.primary_missing = before
+            .intersection(&after)
+            .filter(|o| o.0 != FileKind::Lock && !listed(o))
+            .count() as u64;
         let mut vanished = 0;
         for kind in COPY_ORDER {
             let empty = Listing::new();
@@ -159,9 +192,11 @@ pub async fn sync(
             let Some(have) = held.get(&kind) else {
                 continue;
             };
+            // Gone from the primary and from the records: removed, not lost.
             let mut extra: Vec<&String> = have
                 .keys()
                 .filter(|n| !source[&kind].contains_key(*n))
+                .filter(|n| !after.contains(&(kind, n.to_string())))
                 .collect();
             extra.sort();
             for name in extra {
@@ -263,18 +298,7 @@ pub async fn compare(
     lagging: &(dyn Fn(FileKind, &str) -> bool + Sync),
     check: &(dyn Fn() -> Result<(), String> + Sync),
 ) -> Result<Differences, SyncError> {
-    let source = list(primary, vault_id)
-        .await
-        .map_err(|source| SyncError::List {
-            place: "primary",
-            source,
-        })?;
-    let held = list(replica, vault_id)
-        .await
-        .map_err(|source| SyncError::List {
-            place: "replica",
-            source,
-        })?;
+    let (source, held) = list_both(primary, replica, vault_id).await?;
     let mut d = Differences::default();
     let mut both = Vec::new();
     for kind in COPY_ORDER {

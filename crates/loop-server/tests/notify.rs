@@ -71,15 +71,6 @@ fn deliveries(caller: &Caller<'_>, target: &str) -> Vec<Value> {
         .clone()
 }
 
-fn events(caller: &Caller<'_>, tenant: &str, kind: &str) -> Vec<Value> {
-    caller
-        .get(&format!("/api/v1/events?tenant_id={tenant}&kind={kind}"))
-        .expect(200)
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
 fn webhook_target(caller: &Caller<'_>, tenant: &str, url: &str, extra: Value) -> (String, String) {
     let mut body = json!({ "tenant_id": tenant, "name": "hook", "webhook": { "url": url } });
     body.as_object_mut()
@@ -218,7 +209,7 @@ fn a_failed_backup_reaches_the_targets_that_match_it_up_the_tree_and_no_others()
 
     let job = failed_backup(&server, &admin, &alpha, &vault, "pre-command exited with 3");
     pass_until(&server, "both deliveries", || receiver.got().len() >= 2);
-    let raised = events(&admin, &alpha, "job-failed");
+    let raised = admin.events(&alpha, "job-failed");
     assert_eq!(raised.len(), 1, "{raised:#?}");
     assert_eq!(raised[0]["severity"], "error");
     assert_eq!(raised[0]["subject_id"], job.as_str());
@@ -245,7 +236,7 @@ fn a_failed_backup_reaches_the_targets_that_match_it_up_the_tree_and_no_others()
     }
     // Another pass raises nothing twice.
     pass(&server);
-    assert_eq!(events(&admin, &alpha, "job-failed").len(), 1);
+    assert_eq!(admin.events(&alpha, "job-failed").len(), 1);
     assert_eq!(receiver.got().len(), 2);
 }
 
@@ -398,23 +389,19 @@ fn a_scheduled_item_without_a_success_raises_item_missed_once() {
         .expect(201);
     let item_id = item["id"].as_str().unwrap();
     pass(&server);
-    assert!(events(&admin, &alpha, "item-missed").is_empty());
+    assert!(admin.events(&alpha, "item-missed").is_empty());
     // Past the next midnight, its window (1 h) and the grace (1 h).
     server.advance(Duration::from_secs(86_400 + 2 * 3600 + 60));
     pass(&server);
     let admin = server.admin();
-    let missed = events(&admin, &alpha, "item-missed");
+    let missed = admin.events(&alpha, "item-missed");
     assert_eq!(missed.len(), 1, "{missed:#?}");
     assert_eq!(missed[0]["subject_id"], item_id);
     assert_eq!(missed[0]["severity"], "error");
     assert_eq!(missed[0]["details"]["device_name"], "laptop");
     assert_eq!(missed[0]["details"]["last_success_at"], Value::Null);
     pass(&server);
-    assert_eq!(
-        events(&admin, &alpha, "item-missed").len(),
-        1,
-        "raised once"
-    );
+    assert_eq!(admin.events(&alpha, "item-missed").len(), 1, "raised once");
 }
 
 #[test]
@@ -424,7 +411,7 @@ fn a_full_vault_a_quiet_device_a_new_token_and_a_new_browser_each_raise_their_ev
     let (alpha, vault) = customer_with_vault(&admin, "Alpha", Some(4000));
     let backup = holder(&server, &admin, &alpha, &vault, &["backup"]);
     // `holder` made a token: that raised token-created.
-    let created = events(&admin, &alpha, "token-created");
+    let created = admin.events(&alpha, "token-created");
     assert_eq!(created.len(), 1, "{created:#?}");
     assert_eq!(created[0]["severity"], "info");
 
@@ -434,18 +421,15 @@ fn a_full_vault_a_quiet_device_a_new_token_and_a_new_browser_each_raise_their_ev
     let small = index_object(10);
     backup.put("index", &blake3_hex(&small), &small).expect(201);
     pass(&server);
-    assert!(
-        events(&admin, &alpha, "vault-quota").is_empty(),
-        "under 90%"
-    );
+    assert!(admin.events(&alpha, "vault-quota").is_empty(), "under 90%");
     let big = index_object(3700 - base);
     backup.put("index", &blake3_hex(&big), &big).expect(201);
     pass(&server);
-    let full = events(&admin, &alpha, "vault-quota");
+    let full = admin.events(&alpha, "vault-quota");
     assert_eq!(full.len(), 1, "{full:#?}");
     assert_eq!(full[0]["details"]["quota_bytes"], 4000);
     pass(&server);
-    assert_eq!(events(&admin, &alpha, "vault-quota").len(), 1, "once a day");
+    assert_eq!(admin.events(&alpha, "vault-quota").len(), 1, "once a day");
 
     let (device, token) = enrol(&server, &admin, &alpha, "laptop");
     agent(
@@ -458,22 +442,22 @@ fn a_full_vault_a_quiet_device_a_new_token_and_a_new_browser_each_raise_their_ev
     server.advance(Duration::from_secs(23 * 3600));
     pass(&server);
     let admin = server.admin();
-    assert!(events(&admin, &alpha, "device-offline").is_empty());
+    assert!(admin.events(&alpha, "device-offline").is_empty());
     server.advance(Duration::from_secs(3600 + 60));
     pass(&server);
     let admin = server.admin();
-    let offline = events(&admin, &alpha, "device-offline");
+    let offline = admin.events(&alpha, "device-offline");
     assert_eq!(offline.len(), 1, "{offline:#?}");
     assert_eq!(offline[0]["subject_id"], device.as_str());
 
     // The provider admin signs in again from another browser.
     let provider = admin.provider_tenant_id();
-    let before = events(&admin, &provider, "sign-in-new-device").len();
+    let before = admin.events(&provider, "sign-in-new-device").len();
     let again = server.sign_in_with(json!({
         "email": support::ADMIN_EMAIL, "password": support::ADMIN_PASSWORD,
     }));
     assert_eq!(
-        events(&again, &provider, "sign-in-new-device").len(),
+        again.events(&provider, "sign-in-new-device").len(),
         before,
         "same browser"
     );
@@ -487,7 +471,7 @@ fn a_full_vault_a_quiet_device_a_new_token_and_a_new_browser_each_raise_their_ev
             .json(&json!({ "email": support::ADMIN_EMAIL, "password": support::ADMIN_PASSWORD })),
     );
     assert_eq!(reply.status, 200, "{:?}", reply.json());
-    let new = events(&admin, &provider, "sign-in-new-device");
+    let new = admin.events(&provider, "sign-in-new-device");
     assert_eq!(new.len(), before + 1, "{new:#?}");
     assert_eq!(new[0]["details"]["browser"], "Firefox 128.0");
 }

@@ -6,32 +6,14 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use support::vault::*;
 use support::{Caller, Server};
-
-fn events(caller: &Caller<'_>, tenant: &str, kind: &str) -> Vec<Value> {
-    caller
-        .get(&format!("/api/v1/events?tenant_id={tenant}&kind={kind}"))
-        .expect(200)
-        .as_array()
-        .unwrap()
-        .clone()
-}
 
 #[test]
 fn a_replicas_lag_is_reported_and_one_that_stops_completing_raises_replica_behind() {
     let server = Server::start_with(|c| {
-        c.destinations = ["local", "spare"]
-            .into_iter()
-            .map(|name| loop_server::config::DestinationConfig {
-                name: name.into(),
-                jurisdiction: "local".into(),
-                backend: loop_server::config::BackendConfig::Local {
-                    path: c.data_dir.join(name),
-                },
-            })
-            .collect();
+        support::with_spare(c);
         // The test runs the notifier's checks; the scheduler waits.
         c.notify.poll_seconds = 86_400;
         c.notify.check_seconds = 86_400;
@@ -84,12 +66,12 @@ fn a_replicas_lag_is_reported_and_one_that_stops_completing_raises_replica_behin
             .expect("a notifier pass")
     };
     check();
-    assert!(events(&admin, &tenant, "replica-behind").is_empty());
+    assert!(admin.events(&tenant, "replica-behind").is_empty());
     server.advance(Duration::from_secs(25 * 3600));
     let admin = server.admin();
     check();
     check();
-    let behind = events(&admin, &tenant, "replica-behind");
+    let behind = admin.events(&tenant, "replica-behind");
     assert_eq!(behind.len(), 1, "{behind:#?}");
     assert_eq!(behind[0]["subject_id"], vault.as_str());
     assert_eq!(behind[0]["severity"], "warning");

@@ -270,6 +270,40 @@ impl Story {
         v["now"].as_str().unwrap().parse().unwrap()
     }
 
+    /// The job, once it ended (polled through the customer admin `ana`; the bound only
+    /// stops a hung test).
+    pub fn job_ended(&self, job: &str) -> serde_json::Value {
+        for _ in 0..1200 {
+            let j = json(&mut self.admin("ana", &["job", "show", job]));
+            if !["queued", "running"].contains(&j["state"].as_str().unwrap()) {
+                return j;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("job {job} did not end");
+    }
+
+    /// The object names of `kind` in `vault` (sorted), listed on the vault protocol with a
+    /// token that may.
+    pub fn object_names(&self, vault: &str, kind: &str, token: &str) -> Vec<String> {
+        let (status, body) = self.server.vault_request(
+            reqwest::Method::GET,
+            &format!("/vaults/{vault}/v1/{kind}"),
+            token,
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let mut names: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
     pub fn admin(&self, who: &str, args: &[&str]) -> std::process::Command {
         self.server.as_user(&self.dir.path().join(who), args)
     }

@@ -234,3 +234,13 @@ pub async fn stored_names(
     .await?;
     Ok(names.into_iter().collect())
 }
+
+/// Every stored object of the vault the records hold: (kind, name).
+pub async fn recorded(pool: &AnyPool, vault_id: &str) -> DbResult<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT kind, name FROM vault_objects WHERE vault_id = $1 AND state = 'stored'",
+    )
+    .bind(vault_id)
+    .fetch_all(pool)
+    .await?)
+}

@@ -91,6 +91,7 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     let transfers = state.config.replication.transfers.max(1) as usize;
     let mut summaries = Vec::new();
     let mut failures = Vec::new();
+    let mut warnings = 0;
     for r in &targets {
         ctx.check()?;
         let Some(dest) = state.destinations.get(&r.destination).cloned() else {
@@ -108,7 +109,15 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
         let mut publish = move |r: &SyncReport| {
             let _ = tx.send(r.clone());
         };
-        let sync = replication::sync(&primary, &dest, &vault_id, transfers, &stop, &mut publish);
+        let sync = replication::sync(
+            pool,
+            &primary,
+            &dest,
+            &vault_id,
+            transfers,
+            &stop,
+            &mut publish,
+        );
         tokio::pin!(sync);
         let result = loop {
             tokio::select! {
@@ -129,6 +138,19 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
         ctx.check()?;
         match result {
             Ok(report) => {
+                if report.primary_missing > 0 {
+                    warnings += 1;
+                    ctx.log(
+                        "warning",
+                        &format!(
+                            "the primary ({}) lacks {} objects the vault's records hold: it \
+                             lost data; the replica at {} keeps its copies (promote it, or \
+                             repair the primary)",
+                            primary.name, report.primary_missing, r.destination
+                        ),
+                    )
+                    .await?;
+                }
                 replicas::synced(pool, &r.id, from, state.now()).await?;
                 ctx.log(
                     "info",
@@ -165,7 +187,7 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     }
     Ok(Done {
         summary: serde_json::json!({ "replicas": summaries }),
-        warnings: 0,
+        warnings,
     })
 }
 

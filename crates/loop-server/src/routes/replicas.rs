@@ -52,6 +52,21 @@ async fn replica_of(state: &AppState, v: &Vault, id: &str) -> ApiResult<ReplicaR
         .ok_or_else(ApiError::not_found)
 }
 
+/// Refuses (`403 residency`, audited as `action`) placing vault `v`'s data at `dest`
+/// outside its tenant's residency.
+async fn within_residency(
+    state: &AppState,
+    caller: &Caller,
+    v: &Vault,
+    dest: &crate::destinations::Destination,
+    action: &'static str,
+) -> ApiResult<()> {
+    let tenant = db::tenants::tenant_by_id(&state.db.pool, &v.tenant_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    check_placement(state, caller, &tenant, dest, action, ("vault", Some(&v.id))).await
+}
+
 /// List a vault's replicas
 ///
 /// Each with its state, lag (objects and bytes the vault received since its last complete
@@ -97,18 +112,7 @@ pub async fn create_replica(
         .destinations
         .get(&req.destination)
         .ok_or_else(|| ApiError::bad_request(format!("no destination {:?}", req.destination)))?;
-    let tenant = db::tenants::tenant_by_id(&state.db.pool, &v.tenant_id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    check_placement(
-        &state,
-        &caller,
-        &tenant,
-        dest,
-        "vault.replica_add",
-        ("vault", Some(&v.id)),
-    )
-    .await?;
+    within_residency(&state, &caller, &v, dest, "vault.replica_add").await?;
     let existing = replicas::of_vault(&state.db.pool, &v.id).await?;
     if dest.name == v.destination || existing.iter().any(|r| r.destination == dest.name) {
         return Err(ApiError::conflict(
@@ -253,18 +257,7 @@ pub async fn promote_replica(
         .get(&r.destination)
         .ok_or_else(|| ApiError::Internal(format!("destination {} is gone", r.destination)))?
         .clone();
-    let tenant = db::tenants::tenant_by_id(&state.db.pool, &v.tenant_id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    check_placement(
-        &state,
-        &caller,
-        &tenant,
-        &dest,
-        "vault.replica_promote",
-        ("vault", Some(&v.id)),
-    )
-    .await?;
+    within_residency(&state, &caller, &v, &dest, "vault.replica_promote").await?;
     if r.state != ReplicaState::Active {
         return Err(ApiError::conflict(
             "replica_not_ready",

@@ -55,6 +55,23 @@ pub struct Caller<'a> {
     pub user_id: String,
 }
 
+/// Configures the embedded `local` destination and a second local one, `spare` (in the data
+/// directory's `spare`), both of jurisdiction `local`.
+pub fn with_spare(c: &mut Config) {
+    c.destinations = ["local", "spare"]
+        .into_iter()
+        .map(|name| loop_server::config::DestinationConfig {
+            name: name.into(),
+            jurisdiction: "local".into(),
+            backend: loop_server::config::BackendConfig::Local {
+                path: c
+                    .data_dir
+                    .join(if name == "local" { "vaults" } else { name }),
+            },
+        })
+        .collect();
+}
+
 impl Server {
     pub fn start() -> Server {
         Server::start_with(|_| {})
@@ -63,20 +80,7 @@ impl Server {
     /// A server with a second local destination, `spare`, where the customers it makes
     /// ([`Server::customer`]) replicate their vault.
     pub fn start_with_spare() -> Server {
-        Server::start_with(|c| {
-            c.destinations = ["local", "spare"]
-                .into_iter()
-                .map(|name| loop_server::config::DestinationConfig {
-                    name: name.into(),
-                    jurisdiction: "local".into(),
-                    backend: loop_server::config::BackendConfig::Local {
-                        path: c
-                            .data_dir
-                            .join(if name == "local" { "vaults" } else { name }),
-                    },
-                })
-                .collect();
-        })
+        Server::start_with(with_spare)
     }
 
     /// Starts a server after `configure` adjusted its configuration.
@@ -548,6 +552,15 @@ impl<'a> Caller<'a> {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("job {id} did not end");
+    }
+
+    /// The events of `kind` raised for `tenant`, newest first.
+    pub fn events(&self, tenant: &str, kind: &str) -> Vec<Value> {
+        self.get(&format!("/api/v1/events?tenant_id={tenant}&kind={kind}"))
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     pub fn server(&self) -> &'a Server {
