@@ -22,6 +22,7 @@ use support::{ADMIN_EMAIL, ADMIN_PASSWORD, Caller, Customer, Reply, Server, USER
 
 mod audit_export;
 mod audit_log;
+mod audited;
 mod hostile;
 mod isolation;
 mod pages;

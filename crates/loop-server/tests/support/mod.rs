@@ -9,11 +9,14 @@
 
 pub mod agent;
 mod checks;
+mod customer;
 mod reply;
 pub mod vault;
 
 #[allow(unused_imports)]
 pub use checks::*;
+#[allow(unused_imports)]
+pub use customer::{Customer, Member};
 pub use reply::Reply;
 
 #[allow(unused_imports)]
@@ -330,122 +333,6 @@ impl Server {
         self.call("get", "/api/v1/openapi.json", None, None)
             .expect(200)
     }
-
-    /// A customer tenant made by the provider admin, with one user per tenant role (signed
-    /// in), a managed vault, a device and a restore token for the vault. `tag` goes into every
-    /// name and e-mail, so a test can tell customers apart in any answer.
-    pub fn customer(&self, admin: &Caller<'_>, tag: &str) -> Customer {
-        let provider = admin.provider_tenant_id();
-        let tenant = admin
-            .post(
-                "/api/v1/tenants",
-                json!({ "parent_id": provider, "kind": "customer", "name": format!("Tenant {tag}") }),
-            )
-            .expect(201);
-        let tenant_id = tenant["id"].as_str().unwrap().to_string();
-        let mut users = Vec::new();
-        for role in ["admin", "operator", "auditor", "billing"] {
-            let email = format!("{role}@{tag}.example");
-            let u = admin
-                .post(
-                    "/api/v1/users",
-                    json!({
-                        "tenant_id": tenant_id, "email": email, "first_name": format!("{role}-{tag}"),
-                        "last_name": format!("Person-{tag}"), "password": USER_PASSWORD, "role": role,
-                    }),
-                )
-                .expect(201);
-            let session = self.sign_in(&email, USER_PASSWORD);
-            users.push(Member {
-                role: role.into(),
-                email,
-                user_id: u["user"]["id"].as_str().unwrap().into(),
-                secret: session.secret,
-                session_id: session.session_id,
-            });
-        }
-        let binding_id = admin
-            .get(&format!("/api/v1/users/{}/roles", users[1].user_id))
-            .expect(200)[0]["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let vault = admin
-            .post(
-                "/api/v1/vaults",
-                json!({ "tenant_id": tenant_id, "name": format!("vault-{tag}"), "destination": "local" }),
-            )
-            .expect(201);
-        let replica_id = self.state.destinations.get("spare").map(|_| {
-            admin
-                .post(
-                    &format!("/api/v1/vaults/{}/replicas", vault["id"].as_str().unwrap()),
-                    json!({ "destination": "spare" }),
-                )
-                .expect(201)["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        });
-        let device = admin
-            .post(
-                "/api/v1/devices",
-                json!({ "tenant_id": tenant_id, "name": format!("laptop-{tag}") }),
-            )
-            .expect(201);
-        let token = admin
-            .post(
-                "/api/v1/tokens",
-                json!({
-                    "tenant_id": tenant_id, "name": format!("token-{tag}"), "kind": "device",
-                    "device_id": device["id"], "permissions": ["restore"],
-                }),
-            )
-            .expect(201);
-        let job_id = self.plant_job(&tenant_id);
-        let policy = admin
-            .post(
-                "/api/v1/policies",
-                json!({ "tenant_id": tenant_id, "vault_id": vault["id"], "keep": { "last": 7 } }),
-            )
-            .expect(201);
-        let item = admin
-            .post(
-                "/api/v1/items",
-                json!({
-                    "tenant_id": tenant_id, "device_id": device["id"], "vault_id": vault["id"],
-                    "name": format!("home-{tag}"), "paths": ["/home"], "schedule": "daily",
-                }),
-            )
-            .expect(201);
-        let target = admin
-            .post(
-                "/api/v1/notify/targets",
-                json!({
-                    "tenant_id": tenant_id, "name": format!("alerts-{tag}"),
-                    "email": { "recipients": [format!("alerts@{tag}.example")] },
-                }),
-            )
-            .expect(201);
-        Customer {
-            target_id: target["target"]["id"].as_str().unwrap().into(),
-            policy_id: policy["id"].as_str().unwrap().into(),
-            item_id: item["id"].as_str().unwrap().into(),
-            tenant_id,
-            name: format!("Tenant {tag}"),
-            users,
-            binding_id,
-            vault_id: vault["id"].as_str().unwrap().into(),
-            vault_name: format!("vault-{tag}"),
-            device_id: device["id"].as_str().unwrap().into(),
-            device_name: format!("laptop-{tag}"),
-            token_id: token["token"]["id"].as_str().unwrap().into(),
-            token_name: format!("token-{tag}"),
-            token_secret: token["secret"].as_str().unwrap().into(),
-            job_id,
-            replica_id,
-        }
-    }
 }
 
 impl Server {
@@ -473,71 +360,6 @@ impl Drop for Server {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-    }
-}
-
-/// A user of a [`Customer`], signed in.
-pub struct Member {
-    pub role: String,
-    pub email: String,
-    pub user_id: String,
-    pub secret: String,
-    pub session_id: String,
-}
-
-/// What [`Server::customer`] made.
-pub struct Customer {
-    pub tenant_id: String,
-    pub name: String,
-    /// admin, operator, auditor, billing: in that order.
-    pub users: Vec<Member>,
-    /// The operator's role binding.
-    pub binding_id: String,
-    pub vault_id: String,
-    pub vault_name: String,
-    pub device_id: String,
-    pub device_name: String,
-    pub token_id: String,
-    pub token_name: String,
-    pub token_secret: String,
-    /// A queued job (due in a day, so it can be cancelled).
-    pub job_id: String,
-    /// The retention policy attached to the vault.
-    pub policy_id: String,
-    /// A protected item of the device, into the vault.
-    pub item_id: String,
-    /// An e-mail notification target.
-    pub target_id: String,
-    /// The vault's replica, on a server started with a spare destination.
-    pub replica_id: Option<String>,
-}
-
-impl Customer {
-    pub fn member(&self, role: &str) -> &Member {
-        self.users.iter().find(|m| m.role == role).expect("role")
-    }
-
-    /// Every ID, name and e-mail of this customer: none may reach another tenant's users.
-    pub fn secrets(&self) -> Vec<String> {
-        let mut out = vec![
-            self.tenant_id.clone(),
-            self.name.clone(),
-            self.binding_id.clone(),
-            self.vault_id.clone(),
-            self.vault_name.clone(),
-            self.device_id.clone(),
-            self.device_name.clone(),
-            self.token_id.clone(),
-            self.token_name.clone(),
-            self.job_id.clone(),
-            self.policy_id.clone(),
-            self.item_id.clone(),
-            self.target_id.clone(),
-        ];
-        for m in &self.users {
-            out.extend([m.email.clone(), m.user_id.clone(), m.session_id.clone()]);
-        }
-        out
     }
 }
 
