@@ -453,3 +453,81 @@ fn an_unreadable_snapshot_does_not_break_the_snapshot_list() {
         .collect();
     assert_eq!(ids, saved, "both readable snapshots, in time order");
 }
+
+/// A replication token (another server syncing the vault): reads everything, creates but
+/// never replaces, writes no lock markers, removes only what a replication token wrote (a
+/// later one's too), and a retention lock holds what it wrote like anything else.
+#[test]
+fn a_replication_token_creates_once_and_removes_only_what_replication_wrote() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Synced", None);
+    let sync = holder(&server, &admin, &tenant, &vault, &["replicate"]);
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
+
+    // Opening the managed vault, it gets no key: it copies encrypted objects only.
+    let opened = sync.open().expect(200);
+    assert_eq!(opened["permissions"], json!(["replicate"]));
+    assert!(opened["key"].is_null(), "{opened}");
+    assert!(backup.open().expect(200)["key"].is_string());
+    // It reads what is there (the key slot the server wrote) and lists every kind.
+    let slot = sync.names("keys")[0].clone();
+    assert_eq!(sync.call("get", &format!("keys/{slot}")).status, 200);
+    assert_eq!(sync.call("get", "config").status, 200);
+    // It creates; the same name again is refused, whoever wrote it first.
+    let pushed = hex::encode([5u8; 32]);
+    sync.put("data", &pushed, &pack_object([5u8; 32]))
+        .expect(201);
+    sync.put("data", &pushed, &pack_object([5u8; 32]))
+        .expect_problem(409, "object_exists");
+    let theirs = hex::encode([6u8; 32]);
+    backup
+        .put("data", &theirs, &pack_object([6u8; 32]))
+        .expect(201);
+    sync.put("data", &theirs, &pack_object([6u8; 32]))
+        .expect_problem(409, "object_exists");
+    // Lock markers belong to processes writing the vault, not to a copy of it.
+    sync.put("locks", &"ab".repeat(32), &lock_object(64))
+        .expect_problem(403, "permission_denied");
+
+    // It removes what replication wrote, not what a backup wrote, nor the server's key slot.
+    sync.call("delete", &format!("data/{theirs}"))
+        .expect_problem(403, "permission_denied");
+    sync.call("delete", &format!("keys/{slot}"))
+        .expect_problem(403, "permission_denied");
+    sync.call("delete", &format!("data/{pushed}")).expect(204);
+    assert_eq!(backup.names("data"), vec![theirs.clone()]);
+    // A later replication token (the first revoked) removes what the first one wrote.
+    let again = hex::encode([7u8; 32]);
+    sync.put("data", &again, &pack_object([7u8; 32]))
+        .expect(201);
+    let next = holder(&server, &admin, &tenant, &vault, &["replicate"]);
+    next.call("delete", &format!("data/{again}")).expect(204);
+
+    // A device token cannot be a replication token.
+    let device = admin
+        .post(
+            "/api/v1/devices",
+            json!({ "tenant_id": tenant, "name": "pc" }),
+        )
+        .expect(201);
+    admin
+        .post(
+            "/api/v1/tokens",
+            json!({ "tenant_id": tenant, "name": "d", "kind": "device", "device_id": device["id"],
+                    "permissions": ["replicate"] }),
+        )
+        .expect_problem(400, "invalid_request");
+
+    // Under a retention lock, what it wrote stays.
+    admin
+        .put(
+            &format!("/api/v1/vaults/{vault}/retention-lock"),
+            json!({ "days": 7 }),
+        )
+        .expect(200);
+    let held = hex::encode([8u8; 32]);
+    next.put("data", &held, &pack_object([8u8; 32])).expect(201);
+    next.call("delete", &format!("data/{held}"))
+        .expect_problem(403, "retention_locked");
+}

@@ -85,6 +85,11 @@ closed_set! {
         /// and other objects only `deletion_grace_hours` after announcing them
         /// (`POST /vaults/{id}/v1/deletions`). Never keys or the config.
         Maintain = "maintain",
+        /// Another `loop server` syncing the vault (API tokens only): list and read
+        /// everything; create the config, key slots, packs, indexes, prune plans and
+        /// snapshots (never replace one); delete only objects a replication token wrote,
+        /// and never one a retention lock holds.
+        Replicate = "replicate",
     }
 
     /// Who holds a vault's key.

@@ -26,6 +26,9 @@ pub enum Op {
 ///   only within the server's limits (the snapshot's recorded age, an announced deletion past
 ///   its grace), which the vault protocol checks per object. Never keys or the config, and
 ///   never a stored object rewritten.
+/// - replicate (another server syncing the vault): read and list everything; write every
+///   kind but lock markers, create-once; delete snapshots, indexes, packs, plans and key
+///   slots, but only those a replication token wrote (decided per object).
 /// - manage: everything, including deletion (forget, prune), key slots and anyone's lock.
 ///
 /// Which marker is whose, and a maintainer's limits, are decided per object, not here.
@@ -38,7 +41,11 @@ pub fn allowed(perms: &[TokenPermission], op: Op, kind: FileKind) -> bool {
     let backup = has(TokenPermission::Backup);
     let restore = has(TokenPermission::Restore);
     let maintain = has(TokenPermission::Maintain);
+    let replicate = has(TokenPermission::Replicate);
     match (op, kind) {
+        (Op::List | Op::Read, _) if replicate => true,
+        (Op::Write, Config | Key | Pack | Index | Plan | Snapshot) if replicate => true,
+        (Op::Delete, Key | Pack | Index | Plan | Snapshot) if replicate => true,
         (Op::List | Op::Read, _) if maintain => true,
         (Op::List | Op::Read, Config | Key | Index | Lock | Plan) => backup || restore,
         (Op::List, Pack) => backup || restore,
@@ -100,6 +107,19 @@ mod tests {
         // Allowed here, limited per object by the vault protocol.
         assert!(allowed(&p, Op::Delete, FileKind::Snapshot));
         assert!(allowed(&p, Op::Delete, FileKind::Pack));
+    }
+
+    #[test]
+    fn a_replication_token_reads_and_writes_everything_but_lock_markers() {
+        let p = [Replicate];
+        for kind in FileKind::ALL {
+            assert!(allowed(&p, Op::Read, kind), "{kind:?}");
+            assert!(allowed(&p, Op::List, kind), "{kind:?}");
+            let data = kind != FileKind::Lock;
+            assert_eq!(allowed(&p, Op::Write, kind), data, "{kind:?}");
+            let removable = data && kind != FileKind::Config;
+            assert_eq!(allowed(&p, Op::Delete, kind), removable, "{kind:?}");
+        }
     }
 
     #[test]

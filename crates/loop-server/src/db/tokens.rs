@@ -116,3 +116,15 @@ pub async fn touch_token(tx: &mut Tx, id: &str, now: i64) -> DbResult<()> {
         .await?;
     Ok(())
 }
+
+/// Every replication token of the tenant, revoked ones included (what one wrote, the next
+/// may remove).
+pub async fn replicators(pool: &AnyPool, tenant_id: &str) -> DbResult<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM tokens WHERE tenant_id = $1
+         AND (' ' || permissions || ' ') LIKE '% replicate %'",
+    )
+    .bind(tenant_id)
+    .fetch_all(pool)
+    .await?)
+}

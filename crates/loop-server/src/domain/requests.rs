@@ -190,6 +190,11 @@ impl NewToken {
             (TokenKind::Api, None) => TokenHolder::Api,
             (TokenKind::Api, Some(_)) => return Err(Invalid("an API token has no device".into())),
         };
+        if permissions.contains(&TokenPermission::Replicate) && holder != TokenHolder::Api {
+            return Err(Invalid(
+                "replicate is for API tokens, which another server holds".into(),
+            ));
+        }
         // No expiry is said by leaving the field out, never by a number that looks like one.
         if req
             .expires_in_days

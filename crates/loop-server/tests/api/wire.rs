@@ -438,8 +438,10 @@ fn the_openapi_document_lists_each_closed_set_with_its_wire_strings() {
         ),
         (
             "TokenPermission",
-            json!(["backup", "restore", "manage", "maintain"]),
+            json!(["backup", "restore", "manage", "maintain", "replicate"]),
         ),
+        ("ReplicaState", json!(["seeding", "active", "damaged"])),
+        ("LocationRole", json!(["primary", "replica"])),
         ("TokenKind", json!(["device", "api"])),
         ("TenantKind", json!(["provider", "partner", "customer"])),
         ("TenantStatus", json!(["active", "erased"])),

@@ -100,6 +100,12 @@ impl Access {
         }
     }
 
+    /// Whether this token may remove, as a replication token, an object `owner` wrote: one
+    /// that a replication token of the tenant wrote.
+    pub(super) fn replicated(&self, owner: Option<&str>) -> bool {
+        owner.is_some_and(|o| self.replicators.iter().any(|r| r == o))
+    }
+
     /// Whether this token may replace or remove a stored object that `owner` wrote: a
     /// manage token anything, a backup or restore token only the lock markers it wrote.
     pub(super) fn may_change(&self, kind: FileKind, owner: Option<&str>) -> bool {
@@ -330,7 +336,7 @@ async fn delete_object(
     let deleted = vault_objects::delete(
         &state,
         t,
-        |owner| limited || a.may_change(kind, owner),
+        |owner| limited || a.may_change(kind, owner) || a.replicated(owner),
         vault_objects::LockRule::Holds,
     )
     .await?;

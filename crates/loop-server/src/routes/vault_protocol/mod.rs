@@ -88,6 +88,9 @@ struct Access {
     token: Token,
     perms: Vec<TokenPermission>,
     dest: std::sync::Arc<Destination>,
+    /// For a replication token: the tenant's replication tokens (what they wrote it may
+    /// remove).
+    replicators: Vec<String>,
 }
 
 async fn access(state: &AppState, caller: &Caller, vault_id: &VaultId) -> ApiResult<Access> {
@@ -110,11 +113,17 @@ async fn access(state: &AppState, caller: &Caller, vault_id: &VaultId) -> ApiRes
     if maintainer && !perms.contains(&TokenPermission::Maintain) {
         perms.push(TokenPermission::Maintain);
     }
+    let replicators = if perms.contains(&TokenPermission::Replicate) {
+        tokens::replicators(&state.db.pool, &vault.tenant_id).await?
+    } else {
+        Vec::new()
+    };
     Ok(Access {
         vault,
         token,
         perms,
         dest,
+        replicators,
     })
 }
 
@@ -173,7 +182,9 @@ async fn open(
     Json(req): Json<VaultOpenRequest>,
 ) -> ApiResult<axum::Json<VaultOpenResponse>> {
     let a = access(&state, &caller, &vault_id).await?;
-    let key = if a.vault.key_custody == KeyCustody::Managed {
+    // Another server syncing the vault copies encrypted objects: it never gets the key.
+    let reads_data = a.perms.iter().any(|p| *p != TokenPermission::Replicate);
+    let key = if a.vault.key_custody == KeyCustody::Managed && reads_data {
         Some(hex::encode(
             crate::managed_keys::managed_kek(&state, &a.vault)
                 .await?
