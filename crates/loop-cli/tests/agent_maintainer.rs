@@ -32,16 +32,7 @@ fn last_job(s: &Story, kind: &str) -> serde_json::Value {
 
 #[test]
 fn a_maintainer_agent_prunes_a_customer_key_vault_within_the_servers_limits() {
-    let config = |d: &Path| {
-        let p = d.join("server.toml");
-        std::fs::write(
-            &p,
-            "test_clock = true\n[session]\nidle_minutes = 100000\nabsolute_hours = 10000\n",
-        )
-        .unwrap();
-        p
-    };
-    let s = set_up(Some(&config), "local");
+    let s = set_up(Some(&test_clock_config), "local");
     let (vault, manage) = s.customer_key_vault("secret");
     let customer = |args: &[&str]| s.customer_cli(&vault, &manage, args);
     // Three snapshots: two large ones of their own data, then a small one. Keeping the

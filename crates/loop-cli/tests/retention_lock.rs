@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::path::Path;
-
 use reqwest::Method;
 use support::cli::write;
 use support::server::*;
@@ -30,16 +28,7 @@ fn three_backups(s: &Story, name: &str, init: bool, run: &dyn Fn(&[&str]) -> Str
 
 #[test]
 fn forget_and_prune_leave_what_a_retention_lock_holds_until_it_has_passed() {
-    let config = |d: &Path| {
-        let p = d.join("server.toml");
-        std::fs::write(
-            &p,
-            "test_clock = true\n[session]\nidle_minutes = 100000\nabsolute_hours = 10000\n",
-        )
-        .unwrap();
-        p
-    };
-    let s = set_up(Some(&config), "local");
+    let s = set_up(Some(&test_clock_config), "local");
     let ana = |args: &[&str]| json(&mut s.admin("ana", args));
 
     // A customer-key vault, backed up and pruned by the customer with a manage token.

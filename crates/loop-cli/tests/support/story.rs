@@ -22,6 +22,17 @@ pub struct Story {
     pub restore_token: String,
 }
 
+/// A server configuration with the test clock on and sessions that outlast its jumps.
+pub fn test_clock_config(d: &Path) -> std::path::PathBuf {
+    let p = d.join("server.toml");
+    std::fs::write(
+        &p,
+        "test_clock = true\n[session]\nidle_minutes = 100000\nabsolute_hours = 10000\n",
+    )
+    .unwrap();
+    p
+}
+
 /// The provider admin creates a customer and its admin; the customer admin creates a vault
 /// at `destination`, a device and its tokens.
 pub fn set_up(config: Option<&dyn Fn(&Path) -> std::path::PathBuf>, destination: &str) -> Story {
