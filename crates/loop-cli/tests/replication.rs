@@ -168,6 +168,26 @@ fn replicas_follow_backups_and_prunes_stay_in_the_tenants_residency_and_are_repa
     replicate(&s, &s.vault);
     assert_eq!(files(&copy), pruned);
 
+    // An object deleted at the primary does not come back from the replica that still
+    // holds it (no replication ran since): reads fall back only for what the records hold.
+    let gone = files(&primary)
+        .into_keys()
+        .find(|p| p.starts_with("data/"))
+        .unwrap();
+    let gone_name = gone.rsplit('/').next().unwrap().to_string();
+    let pack_path = format!("/vaults/{}/v1/data/{gone_name}", s.vault);
+    let (status, _) = s
+        .server
+        .vault_request(reqwest::Method::DELETE, &pack_path, &manage, None);
+    assert_eq!(status, 204);
+    assert!(copy.join(&gone).exists(), "the replica still holds it");
+    let (status, body) =
+        s.server
+            .vault_request(reqwest::Method::GET, &pack_path, &s.restore_token, None);
+    assert_eq!(status, 404, "{body}");
+    replicate(&s, &s.vault);
+    assert!(!copy.join(&gone).exists());
+
     // Nothing of this EU-only tenant ever reached the US destination.
     let us = files(&s.dir.path().join("nyc"));
     assert!(us.is_empty(), "objects in the US: {us:?}");

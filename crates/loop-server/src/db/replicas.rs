@@ -244,3 +244,17 @@ pub async fn recorded(pool: &AnyPool, vault_id: &str) -> DbResult<Vec<(String, S
     .fetch_all(pool)
     .await?)
 }
+
+/// Whether the vault's records hold `kind`/`name` as stored.
+pub async fn is_stored(pool: &AnyPool, vault_id: &str, kind: &str, name: &str) -> DbResult<bool> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM vault_objects WHERE vault_id = $1 AND kind = $2 AND name = $3
+         AND state = 'stored'",
+    )
+    .bind(vault_id)
+    .bind(kind)
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.is_some())
+}

@@ -268,6 +268,12 @@ pub async fn promote_replica(
             ),
         ));
     }
+    // The vault's object records follow the new primary: what it lacks (what the vault
+    // received after the replica's last replication) is dropped from them. Done first, so a
+    // replica that cannot be listed is not promoted.
+    let (_, change) = crate::usage::reconcile_vault(&state.db.pool, &dest, &v.id)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
     replicas::promote(&mut tx, &r, &v.destination, now).await?;
@@ -278,15 +284,8 @@ pub async fn promote_replica(
     let job =
         crate::jobs::replicate::queue_if_replicated(&state, &mut tx, &promoted, JobTrigger::Event)
             .await?;
-    super::commit(tx).await?;
-    state.jobs_wake.notify_one();
-    // The vault's object records follow the new primary: what it lacks is gone from them.
-    let (_, change) = crate::usage::reconcile_vault(&state.db.pool, &dest, &v.id)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut tx = state.db.begin().await?;
-    crate::db::audit::append(
-        &mut tx,
+    commit_audited(
+        tx,
         caller.event(
             &v.tenant_id,
             "vault.replica_promote",
@@ -301,7 +300,7 @@ pub async fn promote_replica(
         now,
     )
     .await?;
-    super::commit(tx).await?;
+    state.jobs_wake.notify_one();
     Ok(axum::Json(
         scoped_vault(&state, &caller, Permission::VaultRead, &id).await?,
     ))

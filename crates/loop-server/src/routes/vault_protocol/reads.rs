@@ -57,7 +57,7 @@ pub(super) async fn head(
     let (a, kind) = object_access(&state, &caller, &vault_id, &kind, &name, Op::Read).await?;
     let rel = kind.path(&name);
     let vault = a.vault.id.clone();
-    let m = from_any_place(&state, &a, |d| {
+    let m = from_any_place(&state, &a, (kind, &name), |d| {
         let path = d.path(&vault, &rel);
         async move { d.store.head(&path).await }
     })
@@ -116,7 +116,7 @@ pub(super) async fn read(
     };
     let rel = kind.path(&name);
     let vault = a.vault.id.clone();
-    let got = from_any_place(&state, &a, |d| {
+    let got = from_any_place(&state, &a, (kind, &name), |d| {
         let (path, opts) = (d.path(&vault, &rel), opts.clone());
         async move { d.store.get_opts(&path, opts).await }
     })
@@ -165,10 +165,17 @@ async fn fallbacks(state: &AppState, a: &Access) -> ApiResult<Vec<Arc<Destinatio
     Ok(crate::replication::fallbacks(state, &a.vault.id).await?)
 }
 
-/// `op` on the primary; when it fails (an error, a missing object, no answer within
-/// `replication.primary_timeout_secs`) and the vault has healthy replicas, on each of them in
-/// turn. The primary's failure is the answer when no replica has the object either.
-async fn from_any_place<T, F, Fut>(state: &AppState, a: &Access, op: F) -> object_store::Result<T>
+/// `op` on object `kind`/`name` at the primary; when it fails (an error, a missing object,
+/// no answer within `replication.primary_timeout_secs`), the vault has healthy replicas and
+/// its records hold the object (so a deleted object never comes back from a replica that
+/// has not caught up), on each replica in turn. The primary's failure is the answer when no
+/// replica has the object either.
+async fn from_any_place<T, F, Fut>(
+    state: &AppState,
+    a: &Access,
+    (kind, name): (FileKind, &str),
+    op: F,
+) -> object_store::Result<T>
 where
     F: Fn(Arc<Destination>) -> Fut,
     Fut: std::future::Future<Output = object_store::Result<T>>,
@@ -192,6 +199,14 @@ where
             source: "no answer in time".into(),
         },
     };
+    match crate::db::replicas::is_stored(&state.db.pool, &a.vault.id, kind.name(), name).await {
+        Ok(true) => {}
+        Ok(false) => return Err(first),
+        Err(e) => {
+            tracing::warn!(error = ?e, "looking up a vault's records");
+            return Err(first);
+        }
+    }
     for r in replicas {
         if let Ok(v) = op(r.clone()).await {
             tracing::warn!(vault = %a.vault.id, primary = %a.dest.name, replica = %r.name,
