@@ -139,7 +139,7 @@ pub async fn verified(pool: &AnyPool, id: &str, ok: bool, at: i64) -> DbResult<(
 /// complete replication began then may lack.
 pub async fn lag(pool: &AnyPool, vault_id: &str, since: Option<i64>) -> DbResult<(u64, u64)> {
     let row = sqlx::query(
-        "SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM vault_objects
+        "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(size), 0) AS BIGINT) AS bytes FROM vault_objects
          WHERE vault_id = $1 AND state = 'stored' AND created_at >= $2",
     )
     .bind(vault_id)
@@ -247,8 +247,8 @@ pub async fn recorded(pool: &AnyPool, vault_id: &str) -> DbResult<Vec<(String, S
 
 /// Whether the vault's records hold `kind`/`name` as stored.
 pub async fn is_stored(pool: &AnyPool, vault_id: &str, kind: &str, name: &str) -> DbResult<bool> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM vault_objects WHERE vault_id = $1 AND kind = $2 AND name = $3
+    let found: Option<String> = sqlx::query_scalar(
+        "SELECT name FROM vault_objects WHERE vault_id = $1 AND kind = $2 AND name = $3
          AND state = 'stored'",
     )
     .bind(vault_id)
