@@ -45,7 +45,7 @@ fn closed_sets_travel_as_the_strings_they_always_were() {
     check_closed_set(TokenKind::ALL, &["device", "api"]);
     check_closed_set(
         TokenPermission::ALL,
-        &["backup", "restore", "manage", "maintain"],
+        &["backup", "restore", "manage", "maintain", "replicate"],
     );
     check_closed_set(KeyCustody::ALL, &["managed", "customer"]);
     check_closed_set(Backend::ALL, &["local", "s3"]);
@@ -58,7 +58,7 @@ fn an_unknown_value_names_what_it_should_have_been() {
     let e = "delete".parse::<TokenPermission>().unwrap_err();
     assert_eq!(
         e.to_string(),
-        "unknown token permission \"delete\": expected backup, restore, manage or maintain"
+        "unknown token permission \"delete\": expected backup, restore, manage, maintain or replicate"
     );
     // Widths apply, so tables line up as they did with strings.
     assert_eq!(format!("[{:<8}]", TokenKind::Api), "[api     ]");
