@@ -31,6 +31,7 @@ mod sessions;
 mod tenants;
 mod throttling;
 mod wire;
+mod wire_errors;
 
 /// One operation of the OpenAPI document.
 #[derive(Clone, Debug)]
