@@ -111,12 +111,14 @@ pub enum SyncError {
     Db(#[from] crate::db::DbError),
 }
 
-/// The objects the server records as stored in the vault.
-async fn recorded(
+/// The objects the server records as stored in the vault: all, or those that arrived at or
+/// after `since`.
+pub async fn recorded(
     pool: &AnyPool,
     vault_id: &str,
-) -> Result<HashSet<(FileKind, String)>, SyncError> {
-    Ok(crate::db::replicas::recorded(pool, vault_id)
+    since: Option<i64>,
+) -> crate::db::DbResult<HashSet<(FileKind, String)>> {
+    Ok(crate::db::replicas::recorded(pool, vault_id, since)
         .await?
         .into_iter()
         .filter_map(|(kind, name)| Some((FileKind::from_name(&kind)?, name)))
@@ -142,9 +144,9 @@ pub async fn sync(
     let mut report = SyncReport::default();
     loop {
         report.rounds += 1;
-        let before = recorded(pool, vault_id).await?;
+        let before = recorded(pool, vault_id, None).await?;
         let (source, held) = list_both(primary, replica, vault_id).await?;
-        let after = recorded(pool, vault_id).await?;
+        let after = recorded(pool, vault_id, None).await?;
         let listed = |(kind, name): &(FileKind, String)| {
             source.get(kind).is_some_and(|l| l.contains_key(name))
         };

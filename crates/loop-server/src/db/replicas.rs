@@ -235,14 +235,31 @@ pub async fn stored_names(
     Ok(names.into_iter().collect())
 }
 
-/// Every stored object of the vault the records hold: (kind, name).
-pub async fn recorded(pool: &AnyPool, vault_id: &str) -> DbResult<Vec<(String, String)>> {
+/// The stored objects of the vault the records hold, (kind, name): all, or those that
+/// arrived at or after `since`.
+pub async fn recorded(
+    pool: &AnyPool,
+    vault_id: &str,
+    since: Option<i64>,
+) -> DbResult<Vec<(String, String)>> {
     Ok(sqlx::query_as(
-        "SELECT kind, name FROM vault_objects WHERE vault_id = $1 AND state = 'stored'",
+        "SELECT kind, name FROM vault_objects WHERE vault_id = $1 AND state = 'stored'
+         AND created_at >= $2",
     )
     .bind(vault_id)
+    .bind(since.unwrap_or(i64::MIN))
     .fetch_all(pool)
     .await?)
+}
+
+/// Whether the vault has a replica (in the caller's transaction).
+pub async fn any(tx: &mut Tx, vault_id: &str) -> DbResult<bool> {
+    let id: Option<String> =
+        sqlx::query_scalar("SELECT id FROM vault_replicas WHERE vault_id = $1 LIMIT 1")
+            .bind(vault_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(id.is_some())
 }
 
 /// Whether the vault's records hold `kind`/`name` as stored.

@@ -24,12 +24,7 @@ pub async fn queue_if_replicated(
     vault: &Vault,
     trigger: JobTrigger,
 ) -> DbResult<Option<String>> {
-    let any: Option<String> =
-        sqlx::query_scalar("SELECT id FROM vault_replicas WHERE vault_id = $1 LIMIT 1")
-            .bind(&vault.id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    if any.is_none() {
+    if !replicas::any(tx, &vault.id).await? {
         return Ok(None);
     }
     let id = super::queue(
@@ -210,8 +205,8 @@ pub(super) async fn verify(ctx: &JobCtx) -> Result<Done, JobError> {
     };
     let read_data = ctx.claimed.params["read_data"].as_bool().unwrap_or(false);
     // What arrived after the last replication began may be missing without damage.
-    let young = young_objects(state, &vault_id, r.synced_from).await?;
-    let lagging = |kind: FileKind, name: &str| young.contains(&(kind.name().into(), name.into()));
+    let young = replication::recorded(pool, &vault_id, r.synced_from).await?;
+    let lagging = |kind: FileKind, name: &str| young.contains(&(kind, name.to_string()));
     let stop = || ctx.check().map_err(|e| format!("{e:?}"));
     let d = replication::compare(&primary, &dest, &vault_id, read_data, &lagging, &stop)
         .await
@@ -326,22 +321,6 @@ async fn queue_repair(
         },
     )
     .await
-}
-
-/// The vault's objects recorded as arriving at or after `since` (all when `since` is none).
-async fn young_objects(
-    state: &AppState,
-    vault_id: &str,
-    since: Option<i64>,
-) -> DbResult<std::collections::HashSet<(String, String)>> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT kind, name FROM vault_objects WHERE vault_id = $1 AND created_at >= $2",
-    )
-    .bind(vault_id)
-    .bind(since.unwrap_or(i64::MIN))
-    .fetch_all(&state.db.pool)
-    .await?;
-    Ok(rows.into_iter().collect())
 }
 
 /// Queues the replications the schedule has due (`replication.interval_minutes` after the
