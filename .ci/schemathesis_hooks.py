@@ -13,10 +13,11 @@ Why these hooks exist:
 * Random input almost never names an object that exists or carries a secret the server
   issued, so most operations would only ever answer 404 or 400, and their success answers
   would never be checked against the schema. Every second case of an operation therefore
-  gets real IDs (a tenant, users, a device, a token, vaults, a session, a role binding, a
-  queued job made before the run), and every fourth case a complete valid body; the other
-  cases stay as generated. The server runs no jobs (`jobs.concurrency = 0`), so the job stays
-  queued until the fuzzer cancels it.
+  gets real IDs (a tenant, users, a device, a token, vaults, replicas, a session, a role
+  binding, a queued job made before the run), and every fourth case a complete valid body;
+  the other cases stay as generated. The job is a restore to a device no agent runs on, so it
+  stays queued until the fuzzer cancels it; the replica is made before the run and waited for
+  until a replication completed, so it can be promoted.
 * An operation counts as covered only if at least one of its cases got a 2xx answer. The
   hooks record every answer in the file named by LOOP_FUZZ_STATS, and `python3
   schemathesis_hooks.py --check STATS OPENAPI JUNIT` fails an operation that never got one
@@ -190,7 +191,6 @@ def make_fixtures() -> None:
     fixtures["doomed_tenant"] = api(admin, "POST", "/api/v1/tenants", {"parent_id": fixtures["provider"], "kind": "customer", "name": "Fuzz Leaving Ltd"})["id"]
     for name in ("vault", "doomed_vault"):
         fixtures[name] = api(admin, "POST", "/api/v1/vaults", {"tenant_id": t["id"], "name": name, "destination": "local"})["id"]
-    fixtures["job"] = api(admin, "POST", f"/api/v1/vaults/{fixtures['vault']}/verify", {"read_data_percent": 0})["id"]
     # Policies and items have doomed twins for their DELETE; items sit on a device of their
     # own, since deleting a device deletes its items.
     fixtures["policy"] = api(admin, "POST", "/api/v1/policies", {"tenant_id": t["id"], "vault_id": fixtures["vault"], "keep": {"last": 5}})["id"]
@@ -200,6 +200,18 @@ def make_fixtures() -> None:
     for name in ("item", "doomed_item"):
         fixtures[name] = api(admin, "POST", "/api/v1/items", {"tenant_id": t["id"], "device_id": item_device, "vault_id": fixtures["vault"], "name": name, "paths": ["/home"], "schedule": "daily"})["id"]
     fixtures["item_device"] = item_device
+    fixtures["job"] = api(admin, "POST", f"/api/v1/devices/{item_device}/restore", {"vault_id": fixtures["vault"], "snapshot": "latest", "target": "/srv/restore"})["id"]
+    # Replicas at the second destination: one to verify and promote (once a replication
+    # completed), one to remove, and a vault without one for adding.
+    fixtures["replica"] = api(admin, "POST", f"/api/v1/vaults/{fixtures['vault']}/replicas", {"destination": "second"})["id"]
+    fixtures["doomed_replica"] = api(admin, "POST", f"/api/v1/vaults/{spare_vault}/replicas", {"destination": "second"})["id"]
+    fixtures["spare_vault"] = spare_vault
+    fixtures["unreplicated_vault"] = api(admin, "POST", "/api/v1/vaults", {"tenant_id": t["id"], "name": "unreplicated", "destination": "local"})["id"]
+    deadline = time.time() + 120
+    while api(admin, "GET", f"/api/v1/vaults/{fixtures['vault']}/replicas")[0]["state"] != "active":
+        if time.time() > deadline:
+            raise RuntimeError("the fixture replica never completed a replication")
+        time.sleep(0.5)
     # A customer-key vault, for naming its maintainer (the items' device, never deleted).
     fixtures["customer_vault"] = api(admin, "POST", "/api/v1/vaults", {"tenant_id": t["id"], "name": "secret", "destination": "local", "key_custody": "customer"})["id"]
     for name in ("notify_target", "doomed_target"):
@@ -234,6 +246,8 @@ def valid_body(op: str, n: int):
         "POST /api/v1/items": {"tenant_id": t, "device_id": fixtures["item_device"], "vault_id": fixtures["vault"], "name": f"fuzz-item-{n}", "paths": ["/srv"], "schedule": "mon..fri 22:00"},
         "PATCH /api/v1/items/{id}": {"schedule": ["daily", "*:0/15", "0 22 * * 1-5"][n % 3]},
         "POST /api/v1/notify/targets": {"tenant_id": t, "name": f"fuzz-alerts-{n}", "email": {"recipients": [f"ops{n}@fuzz.example"], "language": ["en", "nl"][n % 2]}, "min_severity": ["info", "warning", "error"][n % 3]},
+        "POST /api/v1/vaults/{id}/replicas": {"destination": "second"},
+        "POST /api/v1/vaults/{id}/replicas/{replica}/verify": {"read_data": n % 8 < 4},
         "PATCH /api/v1/notify/targets/{id}": {"min_severity": ["info", "warning", "error"][n % 3], "summary": ["off", "daily", "weekly"][n % 3]},
     }.get(op)
 
@@ -251,7 +265,7 @@ def path_ids(path: str) -> dict[str, str]:
     if path.startswith("/api/v1/sessions/"):
         return {"id": fixtures["session"]}
     if path.startswith("/api/v1/vaults/"):
-        return {"id": fixtures["vault"]}
+        return {"id": fixtures["vault"], "replica": fixtures["replica"]}
     if path.startswith("/api/v1/jobs/"):
         return {"id": fixtures["job"]}
     if path.startswith("/api/v1/policies/"):
@@ -300,6 +314,10 @@ def before_call(context, case, kwargs):
         if case.operation.path == "/api/v1/devices/{id}/restore":
             # The fixture device may be deleted by then; the items' device never is.
             ids = {"id": fixtures["item_device"]}
+        if case.operation.path == "/api/v1/vaults/{id}/replicas" and case.operation.method.upper() == "POST":
+            ids = {"id": fixtures["unreplicated_vault"]}
+        if case.operation.method.upper() == "DELETE" and case.operation.path == "/api/v1/vaults/{id}/replicas/{replica}":
+            ids = {"id": fixtures["spare_vault"], "replica": fixtures["doomed_replica"]}
         if case.operation.method.upper() == "DELETE" and case.operation.path == "/api/v1/policies/{id}":
             ids = {"id": fixtures["doomed_policy"]}
         if case.operation.method.upper() == "DELETE" and case.operation.path == "/api/v1/items/{id}":
