@@ -13,8 +13,8 @@ Why these hooks exist:
 * Random input almost never names an object that exists or carries a secret the server
   issued, so most operations would only ever answer 404 or 400, and their success answers
   would never be checked against the schema. Every second case of an operation therefore
-  gets real IDs (a tenant, users, a device, a token, vaults, replicas, a session, a role
-  binding, a queued job made before the run), and every fourth case a complete valid body;
+  gets real IDs (a tenant, users, a device, a token, vaults, replicas, remotes (the server
+  itself) and sync jobs, a session, a role binding, a queued job made before the run), and every fourth case a complete valid body;
   the other cases stay as generated. The job is a restore to a device no agent runs on, so it
   stays queued until the fuzzer cancels it; the replica is made before the run and waited for
   until a replication completed, so it can be promoted.
@@ -214,8 +214,29 @@ def make_fixtures() -> None:
         time.sleep(0.5)
     # A customer-key vault, for naming its maintainer (the items' device, never deleted).
     fixtures["customer_vault"] = api(admin, "POST", "/api/v1/vaults", {"tenant_id": t["id"], "name": "secret", "destination": "local", "key_custody": "customer"})["id"]
+    # The server itself as a remote (its address, its certificate's fingerprint, and a
+    # replication token naming a customer-key vault), and sync jobs pushing the vault there.
+    fixtures["mirror"] = api(admin, "POST", "/api/v1/vaults", {"tenant_id": t["id"], "name": "mirror", "destination": "local", "key_custody": "customer"})["id"]
+    fixtures["replicate_token"] = api(admin, "POST", "/api/v1/tokens", {"tenant_id": t["id"], "name": "fuzz-replicate", "kind": "api", "vault_ids": [fixtures["mirror"]], "permissions": ["replicate"]})["secret"]
+    for name in ("remote", "doomed_remote"):
+        fixtures[name] = api(admin, "POST", "/api/v1/remotes", remote_body(f"fuzz-{name}"))["id"]
+    for name in ("sync_job", "doomed_sync_job"):
+        fixtures[name] = api(admin, "POST", "/api/v1/sync-jobs", sync_job_body())["id"]
     for name in ("notify_target", "doomed_target"):
         fixtures[name] = api(admin, "POST", "/api/v1/notify/targets", {"tenant_id": t["id"], "name": name, "email": {"recipients": ["alerts@fuzz.example"]}})["target"]["id"]
+
+
+def remote_body(name: str) -> dict:
+    """A remote of the fixture tenant that is the server itself."""
+    import ssl
+
+    with open(CA) as f:
+        fingerprint = hashlib.sha256(ssl.PEM_cert_to_DER_cert(f.read())).hexdigest()
+    return {"tenant_id": fixtures["tenant"], "name": name, "url": BASE, "fingerprint": fingerprint, "token": fixtures["replicate_token"]}
+
+
+def sync_job_body() -> dict:
+    return {"remote_id": fixtures["remote"], "direction": "push", "vault_id": fixtures["vault"], "remote_vault_id": fixtures["mirror"], "schedule": "daily"}
 
 
 def valid_body(op: str, n: int):
@@ -248,6 +269,8 @@ def valid_body(op: str, n: int):
         "POST /api/v1/notify/targets": {"tenant_id": t, "name": f"fuzz-alerts-{n}", "email": {"recipients": [f"ops{n}@fuzz.example"], "language": ["en", "nl"][n % 2]}, "min_severity": ["info", "warning", "error"][n % 3]},
         "POST /api/v1/vaults/{id}/replicas": {"destination": "second"},
         "POST /api/v1/vaults/{id}/replicas/{replica}/verify": {"read_data": n % 8 < 4},
+        "POST /api/v1/remotes": remote_body(f"fuzz-remote-{n}"),
+        "POST /api/v1/sync-jobs": sync_job_body(),
         "PATCH /api/v1/notify/targets/{id}": {"min_severity": ["info", "warning", "error"][n % 3], "summary": ["off", "daily", "weekly"][n % 3]},
     }.get(op)
 
@@ -272,6 +295,10 @@ def path_ids(path: str) -> dict[str, str]:
         return {"id": fixtures["policy"]}
     if path.startswith("/api/v1/items/"):
         return {"id": fixtures["item"]}
+    if path.startswith("/api/v1/remotes/"):
+        return {"id": fixtures["doomed_remote"]}
+    if path.startswith("/api/v1/sync-jobs/"):
+        return {"id": fixtures["sync_job"]}
     if path.startswith("/api/v1/notify/targets/"):
         return {"id": fixtures["notify_target"]}
     return {}
@@ -322,6 +349,8 @@ def before_call(context, case, kwargs):
             ids = {"id": fixtures["doomed_policy"]}
         if case.operation.method.upper() == "DELETE" and case.operation.path == "/api/v1/items/{id}":
             ids = {"id": fixtures["doomed_item"]}
+        if case.operation.method.upper() == "DELETE" and case.operation.path == "/api/v1/sync-jobs/{id}":
+            ids = {"id": fixtures["doomed_sync_job"]}
         if case.operation.method.upper() == "DELETE" and case.operation.path == "/api/v1/notify/targets/{id}":
             ids = {"id": fixtures["doomed_target"]}
         case.path_parameters = {k: ids.get(k, v) for k, v in case.path_parameters.items()}

@@ -442,6 +442,37 @@ impl ApiClient {
         self.call::<(), Job>(Method::POST, &format!("/api/v1/jobs/{id}/cancel"), None)
     }
 
+    // ---- remotes and sync jobs ----
+
+    pub fn remotes(&self, tenant: Option<&TenantId>) -> Result<Vec<Remote>, ApiError> {
+        self.get_pages("/api/v1/remotes", &in_tenant(tenant), None)
+    }
+
+    pub fn create_remote(&self, r: &CreateRemote) -> Result<Remote, ApiError> {
+        self.call(Method::POST, "/api/v1/remotes", Some(r))
+    }
+
+    pub fn delete_remote(&self, id: &str) -> Result<(), ApiError> {
+        self.call_empty::<()>(Method::DELETE, &format!("/api/v1/remotes/{id}"), None)
+    }
+
+    pub fn sync_jobs(&self, tenant: Option<&TenantId>) -> Result<Vec<SyncJob>, ApiError> {
+        self.get_pages("/api/v1/sync-jobs", &in_tenant(tenant), None)
+    }
+
+    pub fn create_sync_job(&self, r: &CreateSyncJob) -> Result<SyncJob, ApiError> {
+        self.call(Method::POST, "/api/v1/sync-jobs", Some(r))
+    }
+
+    pub fn delete_sync_job(&self, id: &str) -> Result<(), ApiError> {
+        self.call_empty::<()>(Method::DELETE, &format!("/api/v1/sync-jobs/{id}"), None)
+    }
+
+    /// Queues a run of a sync job; the answer is the job.
+    pub fn run_sync_job(&self, id: &str) -> Result<Job, ApiError> {
+        self.call::<(), Job>(Method::POST, &format!("/api/v1/sync-jobs/{id}/run"), None)
+    }
+
     // ---- notifications ----
 
     pub fn notify_targets(&self, tenant: Option<&TenantId>) -> Result<Vec<NotifyTarget>, ApiError> {

@@ -34,6 +34,8 @@ pub struct VaultSession {
     pub key_custody: KeyCustody,
     /// The managed vault's key-slot key, when the server holds the key (zeroed on drop).
     pub key: Option<loop_repo::crypto::Key>,
+    /// Where the vault's primary is, when the server says.
+    pub jurisdiction: Option<String>,
 }
 
 impl VaultSession {
@@ -118,6 +120,7 @@ impl VaultStorage {
             permissions: r.permissions,
             key_custody: r.key_custody,
             key,
+            jurisdiction: r.jurisdiction,
         })
     }
 

@@ -33,6 +33,9 @@ closed_set! {
         ReplicaVerify = "replica-verify",
         /// Deletes every object of a removed replica at its destination.
         ReplicaErasure = "replica-erasure",
+        /// Runs a sync job: pushes a vault to another server's vault, or pulls one from
+        /// it, in the replication's order, over the other server's vault protocol.
+        Sync = "sync",
         /// Backs up a protected item; run by the agent of the item's device.
         Backup = "backup",
         /// Restores a snapshot (or some of its paths) to a directory of a device; run by the

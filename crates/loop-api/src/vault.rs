@@ -27,6 +27,10 @@ wire! {
         /// `x-loop-direct`). Absent from servers before direct transfers: false.
         #[serde(default)]
         pub direct: bool,
+        /// The jurisdiction of the vault's primary destination (a server pushing to this
+        /// vault checks it against its tenant's residency). Absent from older servers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub jurisdiction: Option<String>,
     }
 
     /// `POST /vaults/{id}/v1/deletions`: objects (kinds `index`, `data`, `plans`, as in the

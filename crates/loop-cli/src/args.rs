@@ -139,6 +139,12 @@ pub enum Command {
     /// Retention policies of tenants and vaults
     #[command(subcommand)]
     Policy(crate::service_args::PolicyCommand),
+    /// Other loop servers to sync vaults with
+    #[command(subcommand)]
+    Remote(crate::service_args::RemoteCommand),
+    /// Sync jobs: push vaults to a remote, or pull them from one
+    #[command(subcommand)]
+    Sync(crate::service_args::SyncCommand),
     /// Notifications: targets, their delivery log, and the events raised
     #[command(subcommand)]
     Notify(crate::service_args::NotifyCommand),

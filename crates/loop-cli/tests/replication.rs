@@ -6,10 +6,9 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use support::cli::{assert_same_tree, build_full_tree, noise, write};
+use support::cli::{assert_same_tree, build_full_tree, noise, object_files as files, write};
 use support::garage::Garage;
 use support::server::*;
 use support::story::*;
@@ -28,29 +27,6 @@ fn three_regions(extra: &'static str) -> impl Fn(&Path) -> PathBuf {
         std::fs::write(&p, cfg).unwrap();
         p
     }
-}
-
-/// Every object file under `dir` but lock markers: relative path → BLAKE3 of its bytes. (A
-/// write cut off by a kill leaves a local store's `NAME#N` staging file, which is no
-/// object; the staging sweep removes it a day later.)
-fn files(dir: &Path) -> BTreeMap<String, String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
-                if !rel.starts_with("locks/") && !rel.contains('#') {
-                    let hash = blake3::hash(&std::fs::read(&p).unwrap());
-                    out.insert(rel, hash.to_hex().to_string());
-                }
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
 }
 
 /// Replicates `vault` now (or joins the replication already open) and waits for its end.

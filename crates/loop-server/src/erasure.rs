@@ -83,6 +83,8 @@ pub async fn erase_tenant(
     let key_destroyed = tenants::delete_tenant_key(&mut tx, tenant_id).await?;
     tenants::set_tenant_status(&mut tx, tenant_id, TenantStatus::Erased).await?;
     let (tokens, sessions, users) = tenants::lock_out_tenant(&mut tx, tenant_id, now).await?;
+    // Nothing is synced for it any more; the other servers' tokens go with the remotes.
+    let remotes = crate::db::remotes::delete_of_tenant(&mut tx, tenant_id).await?;
     let vault_ids: Vec<&str> = vaults.iter().map(|v| v.id.as_str()).collect();
     audit::append(
         &mut tx,
@@ -92,6 +94,7 @@ pub async fn erase_tenant(
             serde_json::json!({
                 "tenant_key_destroyed": key_destroyed, "tokens_revoked": tokens,
                 "sessions_ended": sessions, "users_disabled": users, "vault_ids": vault_ids,
+                "remotes_removed": remotes,
             }),
         ),
         now,

@@ -181,6 +181,11 @@ pub fn webhook_secret_context(target_id: &str) -> String {
     format!("loop-backup webhook secret {target_id}")
 }
 
+/// The wrapping context of a remote's replication token.
+pub fn remote_token_context(remote_id: &str) -> String {
+    format!("loop-backup remote token {remote_id}")
+}
+
 /// The KEK that opens a managed vault's key slot.
 pub fn vault_kek(tenant_key: &Key, vault_id: &str) -> Key {
     let mut h = blake3::Hasher::new_derive_key(VAULT_KEK_CONTEXT);

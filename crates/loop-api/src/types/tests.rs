@@ -80,6 +80,7 @@ fn secrets_travel_as_plain_strings_but_never_print() {
         key_custody: KeyCustody::Managed,
         key: Some(SecretText::new("00ff".repeat(16))),
         direct: false,
+        jurisdiction: None,
     };
     assert!(!format!("{open:?}").contains("00ff"));
     let token = CreatedToken {

@@ -60,6 +60,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Item(c) => crate::service::item(g, c),
         Command::Policy(c) => crate::service::policy(g, c),
         Command::Notify(c) => crate::service::notify(g, c),
+        Command::Remote(c) => crate::service::remote(g, c),
+        Command::Sync(c) => crate::service::sync(g, c),
         Command::Job(c) => crate::service::job(g, c),
         Command::Session(c) => crate::service::session(g, c),
         Command::Audit(c) => crate::service::audit(g, c),

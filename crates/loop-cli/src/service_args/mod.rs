@@ -11,8 +11,10 @@ use loop_api::{
 
 mod notify;
 mod policy;
+mod sync;
 pub use notify::{NotifyCommand, TargetCommand};
 pub use policy::{KeepArgs, MaintenanceArgs, PolicyCommand};
+pub use sync::{RemoteCommand, SyncCommand};
 
 #[derive(Args, Debug)]
 pub struct ServerArgs {

@@ -236,3 +236,26 @@ pub fn wait_for_packs(repo: &Path, n: usize) -> Vec<PathBuf> {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Every object file of a vault at a local destination (`dir`) but lock markers: relative
+/// path → BLAKE3 of its bytes. (A write cut off by a kill leaves a local store's `NAME#N`
+/// staging file, which is no object; the staging sweep removes it a day later.)
+pub fn object_files(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
+                if !rel.starts_with("locks/") && !rel.contains('#') {
+                    let hash = blake3::hash(&std::fs::read(&p).unwrap());
+                    out.insert(rel, hash.to_hex().to_string());
+                }
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}

@@ -21,6 +21,7 @@ pub mod objects;
 pub mod outbox;
 pub mod page;
 pub mod policies;
+pub mod remotes;
 pub mod replicas;
 pub mod residency;
 pub mod retention_lock;

@@ -4,7 +4,7 @@
 use sqlx::AnyPool;
 
 use super::{DbResult, col};
-use crate::keys::{totp_context, webhook_secret_context};
+use crate::keys::{remote_token_context, totp_context, webhook_secret_context};
 
 /// A column of values wrapped under the master key, each bound to its row by a context.
 /// The names are constants of this file, never input, so the SQL built from them is safe.
@@ -56,6 +56,12 @@ pub const COLUMNS: &[WrappedColumn] = &[
         id: "id",
         column: "secret_wrapped",
         context: webhook_secret_context,
+    },
+    WrappedColumn {
+        table: "remotes",
+        id: "id",
+        column: "token_wrapped",
+        context: remote_token_context,
     },
 ];
 

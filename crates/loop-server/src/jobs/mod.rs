@@ -21,6 +21,7 @@ pub use retention::{forget_request, keep_policy};
 mod retention;
 pub mod scheduler;
 mod sweep;
+pub mod sync;
 pub mod verify;
 
 use std::sync::Arc;
@@ -292,6 +293,7 @@ async fn run_one(state: &AppState, claimed: Claimed) {
         JobKind::Replication => replicate::run(&ctx).await,
         JobKind::ReplicaVerify => replicate::verify(&ctx).await,
         JobKind::ReplicaErasure => erase_vault::run_replica(&ctx).await,
+        JobKind::Sync => sync::run(&ctx).await,
         JobKind::Backup | JobKind::Restore => Err(JobError::Failed(
             "this job runs on a device's agent, not on the server".into(),
         )),

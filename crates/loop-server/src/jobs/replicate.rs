@@ -13,7 +13,7 @@ use crate::db::notify::{self, NewEvent};
 use crate::db::replicas::{self, ReplicaRow};
 use crate::db::{DbResult, Tx, vaults};
 use crate::destinations::Destination;
-use crate::replication::{self, SyncReport};
+use crate::replication::{self, Place, SyncError, SyncOptions, SyncReport};
 use crate::state::AppState;
 
 /// Queues a replication of `vault` in the caller's transaction, when it has replicas (one
@@ -99,38 +99,17 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
             continue;
         };
         let from = state.now();
-        let stop = || ctx.check().map_err(|e| format!("{e:?}"));
-        let (tx, mut rx) = tokio::sync::watch::channel(SyncReport::default());
-        let mut publish = move |r: &SyncReport| {
-            let _ = tx.send(r.clone());
-        };
-        let sync = replication::sync(
-            pool,
-            &primary,
-            &dest,
-            &vault_id,
+        let opts = SyncOptions {
             transfers,
-            &stop,
-            &mut publish,
-        );
-        tokio::pin!(sync);
-        let result = loop {
-            tokio::select! {
-                r = &mut sync => break r,
-                changed = rx.changed() => {
-                    if changed.is_ok() {
-                        let r = rx.borrow_and_update().clone();
-                        ctx.progress(&JobProgress {
-                            files_done: r.objects_copied,
-                            bytes_done: r.bytes_copied,
-                            ..Default::default()
-                        })
-                        .await?;
-                    }
-                }
-            }
+            remove_vanished: true,
+            bytes_per_sec: None,
+            guard: Some(vault_id.clone()),
         };
-        ctx.check()?;
+        let (source, target) = (
+            Place::stored(&primary, &vault_id),
+            Place::stored(&dest, &vault_id),
+        );
+        let result = sync_reporting(ctx, &source, &target, &opts).await?;
         match result {
             Ok(report) => {
                 if report.primary_missing > 0 {
@@ -186,6 +165,48 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     })
 }
 
+/// Runs [`replication::sync`], reporting its progress as the job's, and checks that the job
+/// may still go on when it ends.
+pub(super) async fn sync_reporting(
+    ctx: &JobCtx,
+    source: &Place,
+    target: &Place,
+    opts: &SyncOptions,
+) -> Result<Result<SyncReport, SyncError>, JobError> {
+    let stop = || ctx.check().map_err(|e| format!("{e:?}"));
+    let (tx, mut rx) = tokio::sync::watch::channel(SyncReport::default());
+    let mut publish = move |r: &SyncReport| {
+        let _ = tx.send(r.clone());
+    };
+    let sync = replication::sync(
+        &ctx.state.db.pool,
+        source,
+        target,
+        opts,
+        &stop,
+        &mut publish,
+    );
+    tokio::pin!(sync);
+    let result = loop {
+        tokio::select! {
+            r = &mut sync => break r,
+            changed = rx.changed() => {
+                if changed.is_ok() {
+                    let r = rx.borrow_and_update().clone();
+                    ctx.progress(&JobProgress {
+                        files_done: r.objects_copied,
+                        bytes_done: r.bytes_copied,
+                        ..Default::default()
+                    })
+                    .await?;
+                }
+            }
+        }
+    };
+    ctx.check()?;
+    Ok(result)
+}
+
 /// Verifies one replica (`replica_id`): compares it with the primary and, with
 /// `read_data`, reads it. A damaged replica is marked so (reads stop using it), raises
 /// `replica-damaged`, has its wrong copies dropped and a replication queued to repair it.
@@ -208,7 +229,11 @@ pub(super) async fn verify(ctx: &JobCtx) -> Result<Done, JobError> {
     let young = replication::recorded(pool, &vault_id, r.synced_from).await?;
     let lagging = |kind: FileKind, name: &str| young.contains(&(kind, name.to_string()));
     let stop = || ctx.check().map_err(|e| format!("{e:?}"));
-    let d = replication::compare(&primary, &dest, &vault_id, read_data, &lagging, &stop)
+    let (source, target) = (
+        Place::stored(&primary, &vault_id),
+        Place::stored(&dest, &vault_id),
+    );
+    let d = replication::compare(&source, &target, read_data, &lagging, &stop)
         .await
         .map_err(|e| JobError::transient("comparing the replica failed", e))?;
     ctx.check()?;

@@ -11,14 +11,19 @@
 //! stop when one copies nothing that vanished. Lock markers are not copied: they belong to
 //! processes writing the primary.
 
+mod place;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use loop_repo::FileKind;
-use object_store::{ObjectStoreExt as _, PutPayload};
+use object_store::ObjectStoreExt as _;
 use sqlx::AnyPool;
 
-use crate::destinations::{Destination, StoredObject};
+pub use place::{At, Place, Removal};
+
+use crate::destinations::Destination;
 
 /// The kinds replicated, in the order they are copied (removed the other way round).
 pub const COPY_ORDER: [FileKind; 6] = [
@@ -46,33 +51,25 @@ const MAX_ROUNDS: u32 = 5;
 /// One kind's objects at one place: name → size.
 pub type Listing = HashMap<String, u64>;
 
-/// The replicated kinds of a vault at a destination, listed in [`LIST_ORDER`].
-pub async fn list(
-    dest: &Destination,
-    vault_id: &str,
-) -> object_store::Result<HashMap<FileKind, Listing>> {
+/// The replicated kinds of a vault at a place, listed in [`LIST_ORDER`].
+pub async fn list(place: &Place) -> Result<HashMap<FileKind, Listing>, SyncError> {
     let mut out = HashMap::new();
     for kind in LIST_ORDER {
-        let objects = dest.list_kind(vault_id, kind).await?;
-        out.insert(kind, sizes(objects));
+        let objects = place.list(kind).await.map_err(|message| SyncError::List {
+            place: place.name(),
+            message,
+        })?;
+        out.insert(kind, objects);
     }
     Ok(out)
 }
 
-/// The primary's listing, then the replica's.
+/// The source's listing, then the target's.
 async fn list_both(
-    primary: &Destination,
-    replica: &Destination,
-    vault_id: &str,
+    source: &Place,
+    target: &Place,
 ) -> Result<(HashMap<FileKind, Listing>, HashMap<FileKind, Listing>), SyncError> {
-    let failed = |place| move |source| SyncError::List { place, source };
-    let source = list(primary, vault_id).await.map_err(failed("primary"))?;
-    let held = list(replica, vault_id).await.map_err(failed("replica"))?;
-    Ok((source, held))
-}
-
-fn sizes(objects: Vec<StoredObject>) -> Listing {
-    objects.into_iter().map(|o| (o.name, o.size)).collect()
+    Ok((list(source).await?, list(target).await?))
 }
 
 /// What a replication did.
@@ -81,8 +78,11 @@ pub struct SyncReport {
     pub objects_copied: u64,
     pub bytes_copied: u64,
     pub objects_removed: u64,
+    /// Objects the source no longer holds that the target kept: its retention lock holds
+    /// them, or another writer wrote them.
+    pub objects_kept: u64,
     pub rounds: u32,
-    /// Objects the primary held, then did not by the time they were copied.
+    /// Objects the source held, then did not by the time they were copied.
     pub vanished: u64,
     /// Objects the vault's records hold that the primary lacks (it lost them); the replica
     /// keeps its copies.
@@ -91,19 +91,13 @@ pub struct SyncReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("listing the {place} failed: {source}")]
-    List {
-        place: &'static str,
-        source: object_store::Error,
-    },
+    #[error("listing {place} failed: {message}")]
+    List { place: String, message: String },
     #[error("copying {object} failed: {message}")]
     Copy { object: String, message: String },
-    #[error("removing {object} from the replica failed: {source}")]
-    Remove {
-        object: String,
-        source: object_store::Error,
-    },
-    #[error("the primary kept changing: {MAX_ROUNDS} rounds did not settle")]
+    #[error("removing {object} failed: {message}")]
+    Remove { object: String, message: String },
+    #[error("the source kept changing: {MAX_ROUNDS} rounds did not settle")]
     Unsettled,
     #[error("{0}")]
     Stopped(String),
@@ -125,30 +119,73 @@ pub async fn recorded(
         .collect())
 }
 
-/// Brings `replica` up to `primary` for one vault. `transfers` objects move at once.
-/// `check` is asked between objects whether to go on (a job's cancel or lost lease);
-/// `progress` hears the report as it grows.
+/// How a sync runs.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    /// Objects moved at once.
+    pub transfers: usize,
+    /// Remove from the target what the source no longer holds.
+    pub remove_vanished: bool,
+    /// At most this many bytes a second are copied (on average).
+    pub bytes_per_sec: Option<u64>,
+    /// The vault of this server whose records guard the target: `source` is its primary.
+    pub guard: Option<String>,
+}
+
+/// Spaces copies so that they move at most `rate` bytes a second on average: each copy
+/// reserves its time after the ones before it and waits for the start of its turn.
+struct Pace {
+    rate: u64,
+    next: tokio::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Pace {
+    async fn take(&self, bytes: u64) {
+        let start = {
+            let mut next = self.next.lock().await;
+            let start = (*next).max(tokio::time::Instant::now());
+            *next = start + Duration::from_secs_f64(bytes as f64 / self.rate.max(1) as f64);
+            start
+        };
+        tokio::time::sleep_until(start).await;
+    }
+}
+
+/// Brings `target` up to `source` for one vault. `check` is asked between objects whether
+/// to go on (a job's cancel or lost lease); `progress` hears the report as it grows.
 ///
-/// The server's records of the vault's objects guard the replica against a primary that lost
-/// data: an object they hold throughout a round that the primary's listing lacks is counted
-/// in [`SyncReport::primary_missing`], and the replica keeps every copy they still record.
+/// With `opts.guard`, the server's records of that vault guard the target against a
+/// source that lost data: an object they hold throughout a round that the source's listing
+/// lacks is counted in [`SyncReport::primary_missing`], and the target keeps every copy
+/// they still record.
 pub async fn sync(
     pool: &AnyPool,
-    primary: &Arc<Destination>,
-    replica: &Arc<Destination>,
-    vault_id: &str,
-    transfers: usize,
+    source: &Place,
+    target: &Place,
+    opts: &SyncOptions,
     check: &(dyn Fn() -> Result<(), String> + Sync),
     progress: &mut (dyn FnMut(&SyncReport) + Send),
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
+    let pace = opts.bytes_per_sec.map(|rate| {
+        Arc::new(Pace {
+            rate,
+            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
+        })
+    });
     loop {
         report.rounds += 1;
-        let before = recorded(pool, vault_id, None).await?;
-        let (source, held) = list_both(primary, replica, vault_id).await?;
-        let after = recorded(pool, vault_id, None).await?;
+        let guarded = |since| async move {
+            Ok::<_, SyncError>(match &opts.guard {
+                Some(v) => recorded(pool, v, since).await?,
+                None => HashSet::new(),
+            })
+        };
+        let before = guarded(None).await?;
+        let (source_list, held) = list_both(source, target).await?;
+        let after = guarded(None).await?;
         let listed = |(kind, name): &(FileKind, String)| {
-            source.get(kind).is_some_and(|l| l.contains_key(name))
+            source_list.get(kind).is_some_and(|l| l.contains_key(name))
         };
         report.primary_missing = before
             .intersection(&after)
@@ -158,7 +195,7 @@ pub async fn sync(
         for kind in COPY_ORDER {
             let empty = Listing::new();
             let have = held.get(&kind).unwrap_or(&empty);
-            let mut wanted: Vec<(String, u64)> = source[&kind]
+            let mut wanted: Vec<(String, u64)> = source_list[&kind]
                 .iter()
                 .filter(|(name, size)| have.get(*name) != Some(size))
                 .map(|(n, s)| (n.clone(), *s))
@@ -168,13 +205,14 @@ pub async fn sync(
             let mut running = tokio::task::JoinSet::new();
             let mut wanted = wanted.into_iter();
             loop {
-                while running.len() < transfers.max(1) {
+                while running.len() < opts.transfers.max(1) {
                     let Some((name, size)) = wanted.next() else {
                         break;
                     };
                     check().map_err(SyncError::Stopped)?;
-                    let (p, r, v) = (primary.clone(), replica.clone(), vault_id.to_string());
-                    running.spawn(async move { copy(&p, &r, &v, kind, &name, size).await });
+                    let (s, t, p) = (source.clone(), target.clone(), pace.clone());
+                    running
+                        .spawn(async move { copy(&s, &t, p.as_deref(), kind, &name, size).await });
                 }
                 let Some(done) = running.join_next().await else {
                     break;
@@ -190,31 +228,34 @@ pub async fn sync(
                 }
             }
         }
-        for kind in COPY_ORDER.into_iter().rev() {
-            let Some(have) = held.get(&kind) else {
-                continue;
-            };
-            // Gone from the primary and from the records: removed, not lost.
-            let mut extra: Vec<&String> = have
-                .keys()
-                .filter(|n| !source[&kind].contains_key(*n))
-                .filter(|n| !after.contains(&(kind, n.to_string())))
-                .collect();
-            extra.sort();
-            for name in extra {
-                check().map_err(SyncError::Stopped)?;
-                let path = replica.path(vault_id, &kind.path(name));
-                match replica.store.delete(&path).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(source) => {
-                        return Err(SyncError::Remove {
-                            object: kind.path(name),
-                            source,
-                        });
+        if opts.remove_vanished {
+            for kind in COPY_ORDER.into_iter().rev() {
+                let Some(have) = held.get(&kind) else {
+                    continue;
+                };
+                // Gone from the source and from the records: removed, not lost.
+                let mut extra: Vec<&String> = have
+                    .keys()
+                    .filter(|n| !source_list[&kind].contains_key(*n))
+                    .filter(|n| !after.contains(&(kind, n.to_string())))
+                    .collect();
+                extra.sort();
+                for name in extra {
+                    check().map_err(SyncError::Stopped)?;
+                    let removed =
+                        target
+                            .remove(kind, name)
+                            .await
+                            .map_err(|message| SyncError::Remove {
+                                object: kind.path(name),
+                                message,
+                            })?;
+                    match removed {
+                        Removal::Removed => report.objects_removed += 1,
+                        Removal::Kept => report.objects_kept += 1,
                     }
+                    progress(&report);
                 }
-                report.objects_removed += 1;
-                progress(&report);
             }
         }
         report.vanished += vanished;
@@ -224,54 +265,40 @@ pub async fn sync(
         if report.rounds >= MAX_ROUNDS {
             return Err(SyncError::Unsettled);
         }
+        // Kept objects are counted again by the next round.
+        report.objects_kept = 0;
     }
 }
 
-/// Copies one object; `None` when the primary no longer holds it (or holds another size).
+/// Copies one object; `None` when the source no longer holds it (or holds another size).
 async fn copy(
-    primary: &Destination,
-    replica: &Destination,
-    vault_id: &str,
+    source: &Place,
+    target: &Place,
+    pace: Option<&Pace>,
     kind: FileKind,
     name: &str,
     size: u64,
 ) -> Result<Option<u64>, SyncError> {
-    let object = kind.path(name);
     let fail = |message: String| SyncError::Copy {
-        object: object.clone(),
+        object: kind.path(name),
         message,
     };
-    let bytes = match read(primary, vault_id, kind, name).await {
-        Ok(b) => b,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(fail(format!("reading the primary: {e}"))),
+    if let Some(p) = pace {
+        p.take(size).await;
+    }
+    let bytes = match source.get(kind, name).await {
+        Ok(Some(b)) => b,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(fail(format!("reading {}: {e}", source.name()))),
     };
     if bytes.len() as u64 != size {
         return Ok(None);
     }
-    replica
-        .store
-        .put(
-            &replica.path(vault_id, &object),
-            PutPayload::from_bytes(bytes),
-        )
+    target
+        .put(kind, name, bytes)
         .await
-        .map_err(|e| fail(format!("writing the replica: {e}")))?;
+        .map_err(|e| fail(format!("writing {}: {e}", target.name())))?;
     Ok(Some(size))
-}
-
-/// One whole object of a vault at `dest`.
-pub async fn read(
-    dest: &Destination,
-    vault_id: &str,
-    kind: FileKind,
-    name: &str,
-) -> object_store::Result<bytes::Bytes> {
-    dest.store
-        .get(&dest.path(vault_id, &kind.path(name)))
-        .await?
-        .bytes()
-        .await
 }
 
 /// How a replica differs from its primary, object by object.
@@ -293,14 +320,13 @@ pub struct Differences {
 /// object's bytes (BLAKE3 of both copies). `lagging` says whether a missing object may be
 /// missing only because it arrived after the last replication began.
 pub async fn compare(
-    primary: &Arc<Destination>,
-    replica: &Arc<Destination>,
-    vault_id: &str,
+    primary: &Place,
+    replica: &Place,
     read_data: bool,
     lagging: &(dyn Fn(FileKind, &str) -> bool + Sync),
     check: &(dyn Fn() -> Result<(), String> + Sync),
 ) -> Result<Differences, SyncError> {
-    let (source, held) = list_both(primary, replica, vault_id).await?;
+    let (source, held) = list_both(primary, replica).await?;
     let mut d = Differences::default();
     let mut both = Vec::new();
     for kind in COPY_ORDER {
@@ -328,14 +354,24 @@ pub async fn compare(
                     break;
                 };
                 check().map_err(SyncError::Stopped)?;
-                let (p, r, v) = (primary.clone(), replica.clone(), vault_id.to_string());
+                let (p, r) = (primary.clone(), replica.clone());
                 running.spawn(async move {
-                    let fail = |e: object_store::Error| SyncError::Copy {
-                        object: kind.path(&name),
-                        message: e.to_string(),
+                    let read = |place: Place| {
+                        let name = name.clone();
+                        async move {
+                            let object = kind.path(&name);
+                            match place.get(kind, &name).await {
+                                Ok(Some(b)) => Ok(b),
+                                Ok(None) => Err(SyncError::Copy {
+                                    object,
+                                    message: format!("{} no longer holds it", place.name()),
+                                }),
+                                Err(message) => Err(SyncError::Copy { object, message }),
+                            }
+                        }
                     };
-                    let a = read(&p, &v, kind, &name).await.map_err(fail)?;
-                    let b = read(&r, &v, kind, &name).await.map_err(fail)?;
+                    let a = read(p).await?;
+                    let b = read(r).await?;
                     let same = blake3::hash(&a) == blake3::hash(&b);
                     Ok::<_, SyncError>((kind.path(&name), same, (a.len() + b.len()) as u64))
                 });

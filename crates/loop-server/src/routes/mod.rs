@@ -13,6 +13,7 @@ mod jobs;
 mod notify;
 mod pages;
 mod policies;
+mod remotes;
 mod replicas;
 mod residency;
 mod retention_lock;
@@ -107,6 +108,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(replicas::promote_replica))
         .routes(routes!(replicas::verify_replica))
         .routes(routes!(replicas::replicate_now))
+        .routes(routes!(remotes::list_remotes, remotes::create_remote))
+        .routes(routes!(remotes::delete_remote))
+        .routes(routes!(remotes::list_sync_jobs, remotes::create_sync_job))
+        .routes(routes!(remotes::delete_sync_job))
+        .routes(routes!(remotes::run_sync_job))
         .routes(routes!(policies::list_policies, policies::create_policy))
         .routes(routes!(
             policies::get_policy,

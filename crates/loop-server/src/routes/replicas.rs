@@ -64,7 +64,16 @@ async fn within_residency(
     let tenant = db::tenants::tenant_by_id(&state.db.pool, &v.tenant_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    check_placement(state, caller, &tenant, dest, action, ("vault", Some(&v.id))).await
+    let place = (dest.name.as_str(), dest.jurisdiction.as_str());
+    check_placement(
+        state,
+        caller,
+        &tenant,
+        place,
+        action,
+        ("vault", Some(&v.id)),
+    )
+    .await
 }
 
 /// List a vault's replicas

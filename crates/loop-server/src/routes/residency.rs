@@ -12,7 +12,6 @@ use super::{Json, Path, audit_refused, commit_audited};
 use crate::auth::Caller;
 use crate::db::tenants::TenantRow;
 use crate::db::{self, residency, vaults};
-use crate::destinations::Destination;
 use crate::domain::{Permission, TenantScope};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -30,18 +29,19 @@ fn describe(set: &Option<Vec<String>>) -> String {
 }
 
 /// Refuses (403 `residency`, recorded in the audit log as a failed `action`) placing the
-/// objects of `tenant` at `dest` when its jurisdiction is outside what the tenant allows.
+/// objects of `tenant` at `place` (a destination's name, or another server's vault) when its
+/// jurisdiction is outside what the tenant allows.
 /// Every route that places data calls this before it writes anything.
 pub(crate) async fn check_placement(
     state: &AppState,
     caller: &Caller,
     tenant: &TenantRow,
-    dest: &Destination,
+    (place, jurisdiction): (&str, &str),
     action: &'static str,
     object: (&'static str, Option<&str>),
 ) -> ApiResult<()> {
     let chain = residency::chain(&state.db.pool, &tenant.path).await?;
-    if state.jurisdictions.admits(&chain, &dest.jurisdiction) {
+    if state.jurisdictions.admits(&chain, jurisdiction) {
         return Ok(());
     }
     let allowed = state.jurisdictions.effective(&chain);
@@ -51,16 +51,20 @@ pub(crate) async fn check_placement(
         object.0,
         object.1,
         serde_json::json!({
-            "reason": "residency", "destination": dest.name,
-            "jurisdiction": dest.jurisdiction, "allowed": allowed,
+            "reason": "residency", "destination": place,
+            "jurisdiction": jurisdiction, "allowed": allowed,
         }),
     );
     audit_refused(state, event).await?;
     Err(refused(format!(
         "destination {} is in jurisdiction {}, which this tenant's residency does not allow \
          (allowed: {})",
-        dest.name,
-        dest.jurisdiction,
+        place,
+        if jurisdiction.is_empty() {
+            "(not reported)"
+        } else {
+            jurisdiction
+        },
         describe(&allowed)
     )))
 }

@@ -94,7 +94,7 @@ pub async fn create_vault(
         &state,
         &caller,
         &tenant,
-        dest,
+        (&dest.name, &dest.jurisdiction),
         "vault.create",
         ("vault", None),
     )
@@ -286,6 +286,7 @@ pub async fn delete_vault(
     db::policies::delete_vault_policy(&mut tx, id.as_str()).await?;
     db::items::delete_items_of(&mut tx, "vault_id", id.as_str()).await?;
     db::deletions::set_maintainer(&mut tx, id.as_str(), None, now).await?;
+    db::remotes::delete_sync_jobs_of_vault(&mut tx, id.as_str()).await?;
     let (_, actor) = caller.actor();
     let replica_erasures = super::replicas::erase_all(&state, &mut tx, &v, &actor).await?;
     let work = Work {

@@ -393,6 +393,72 @@ impl AuditWalk<'_> {
                 let (v, r) = self.replica();
                 by_admin(format!("/api/v1/vaults/{v}/replicas/{r}"), None)
             }
+            ("post", "/api/v1/remotes") => {
+                // The server itself, through a replication token of its own.
+                self.made += 1;
+                let (remote, _) = self
+                    .server
+                    .self_remote(&self.admin, &t, &self.made.to_string());
+                let first = self.admin.get("/api/v1/remotes").expect(200);
+                let shown = first
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|r| r["id"] == remote.as_str())
+                    .unwrap()
+                    .clone();
+                self.admin
+                    .delete(&format!("/api/v1/remotes/{remote}"))
+                    .expect(204);
+                let token = self
+                    .admin
+                    .post(
+                        "/api/v1/tokens",
+                        json!({
+                            "tenant_id": t, "name": "replicate-walk", "kind": "api",
+                            "permissions": ["replicate"],
+                        }),
+                    )
+                    .expect(201);
+                by_admin(
+                    path.into(),
+                    Some(json!({
+                        "tenant_id": t, "name": shown["name"], "url": shown["url"],
+                        "fingerprint": shown["fingerprint"], "token": token["secret"],
+                    })),
+                )
+            }
+            ("delete", "/api/v1/remotes/{id}") => {
+                self.made += 1;
+                let (remote, _) = self
+                    .server
+                    .self_remote(&self.admin, &t, &self.made.to_string());
+                by_admin(format!("/api/v1/remotes/{remote}"), None)
+            }
+            ("post", "/api/v1/sync-jobs") => {
+                self.made += 1;
+                let (remote, mirror) =
+                    self.server
+                        .self_remote(&self.admin, &t, &self.made.to_string());
+                let body = json!({
+                    "remote_id": remote, "direction": "push", "vault_id": self.replicated(),
+                    "remote_vault_id": mirror,
+                });
+                by_admin(path.into(), Some(body))
+            }
+            ("post", "/api/v1/sync-jobs/{id}/run") | ("delete", "/api/v1/sync-jobs/{id}") => {
+                self.made += 1;
+                let v = self.replicated();
+                let (_, job) = self
+                    .server
+                    .sync_job(&self.admin, &t, &v, &self.made.to_string());
+                let path = if method == "post" {
+                    format!("/api/v1/sync-jobs/{job}/run")
+                } else {
+                    format!("/api/v1/sync-jobs/{job}")
+                };
+                by_admin(path, (method == "post").then(|| json!({})))
+            }
             ("post", "/api/v1/vaults/{id}/retention") => {
                 let v = self.created(
                     "/api/v1/vaults",

@@ -42,6 +42,11 @@ pub(super) const AUDITED: &[(&str, &str, &str)] = &[
     ),
     ("post", "/api/v1/vaults/{id}/replicas", "vault.replica_add"),
     ("post", "/api/v1/vaults/{id}/replication", "vault.replicate"),
+    ("post", "/api/v1/remotes", "remote.create"),
+    ("post", "/api/v1/sync-jobs", "sync_job.create"),
+    ("post", "/api/v1/sync-jobs/{id}/run", "sync_job.run"),
+    ("delete", "/api/v1/sync-jobs/{id}", "sync_job.delete"),
+    ("delete", "/api/v1/remotes/{id}", "remote.delete"),
     (
         "post",
         "/api/v1/vaults/{id}/replicas/{replica}/verify",

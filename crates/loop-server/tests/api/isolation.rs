@@ -57,6 +57,14 @@ fn body_naming(method: &str, path: &str, c: &Customer) -> Option<Value> {
             "email": { "recipients": ["mallory@example.net"] },
         }),
         ("patch", "/api/v1/notify/targets/{id}") => json!({ "name": "mallory's alerts" }),
+        ("post", "/api/v1/remotes") => json!({
+            "tenant_id": tenant_id, "name": "mallory-remote", "url": "https://mallory.example",
+            "token": format!("lpt_{}", "ab".repeat(32)),
+        }),
+        ("post", "/api/v1/sync-jobs") => json!({
+            "remote_id": c.sync.as_ref().expect("a server with a spare destination").0,
+            "direction": "push", "vault_id": c.vault_id, "remote_vault_id": c.vault_id,
+        }),
         _ => return None,
     })
 }
@@ -93,6 +101,8 @@ fn object_for(path: &str, param: &str, c: &Customer) -> String {
         ("policies", "{id}") => c.policy_id.clone(),
         ("items", "{id}") => c.item_id.clone(),
         ("notify", "{id}") => c.target_id.clone(),
+        ("remotes", "{id}") => c.sync.as_ref().expect("a spare destination").0.clone(),
+        ("sync-jobs", "{id}") => c.sync.as_ref().expect("a spare destination").1.clone(),
         _ => panic!(
             "{path}: this test does not know which object {param} stands for; teach object_for"
         ),
@@ -218,11 +228,14 @@ fn every_route_aimed_at_another_customer_answers_not_found_for_every_role() {
     assert!(roles.to_string().contains(&bravo.binding_id));
     // Deletions last, so every other request still finds its object.
     let mut changes: Vec<&Aimed> = aimed.iter().filter(|a| a.method != "get").collect();
-    // Deleting a device or a vault removes its protected items and policies: those go first.
+    // Deleting a device, a vault or a remote removes its protected items, policies and sync
+    // jobs: those go first.
     changes.sort_by_key(|a| {
         (
             a.method == "delete",
-            a.path.contains("/devices/") || a.path.contains("/vaults/"),
+            ["/devices/", "/vaults/", "/remotes/"]
+                .iter()
+                .any(|p| a.path.contains(p)),
         )
     });
     for a in changes {

@@ -142,6 +142,19 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
     ),
     ("delete /api/v1/policies/{id}", &[401, 403, 404, 410]),
     ("get /api/v1/items", &[400, 401, 403, 404, 410]),
+    ("get /api/v1/remotes", &[400, 401, 403, 404, 410]),
+    (
+        "post /api/v1/remotes",
+        &[400, 401, 403, 404, 409, 410, 413, 415],
+    ),
+    ("delete /api/v1/remotes/{id}", &[401, 403, 404, 410]),
+    ("get /api/v1/sync-jobs", &[400, 401, 403, 404, 410]),
+    (
+        "post /api/v1/sync-jobs",
+        &[400, 401, 403, 404, 410, 413, 415, 502],
+    ),
+    ("delete /api/v1/sync-jobs/{id}", &[401, 403, 404, 410]),
+    ("post /api/v1/sync-jobs/{id}/run", &[401, 403, 404, 410]),
     ("get /api/v1/notify/targets", &[400, 401, 403, 404, 410]),
     (
         "post /api/v1/notify/targets",

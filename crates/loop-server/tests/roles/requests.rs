@@ -52,7 +52,56 @@ impl Walk<'_> {
             | ("get", "/api/v1/sessions" | "/api/v1/audit" | "/api/v1/audit/export")
             | ("get", "/api/v1/audit/heads" | "/api/v1/jobs" | "/api/v1/policies")
             | ("get", "/api/v1/items" | "/api/v1/notify/targets" | "/api/v1/events")
-            | ("get", "/api/v1/notify/deliveries") => filtered(path),
+            | ("get", "/api/v1/notify/deliveries" | "/api/v1/remotes" | "/api/v1/sync-jobs") => {
+                filtered(path)
+            }
+            ("post", "/api/v1/remotes") => {
+                self.made += 1;
+                let token = self
+                    .root
+                    .post(
+                        "/api/v1/tokens",
+                        json!({ "tenant_id": tid, "name": "replicate", "kind": "api",
+                                "permissions": ["replicate"] }),
+                    )
+                    .expect(201);
+                (
+                    path.into(),
+                    Some(json!({
+                        "tenant_id": tid, "name": format!("remote-{}", self.made),
+                        "url": self.server.base, "fingerprint": self.server.fingerprint,
+                        "token": token["secret"],
+                    })),
+                )
+            }
+            ("delete", "/api/v1/remotes/{id}") => {
+                self.made += 1;
+                let tag = self.made.to_string();
+                let (remote, _) = self.server.self_remote(&self.root, &tid, &tag);
+                (format!("/api/v1/remotes/{remote}"), None)
+            }
+            ("post", "/api/v1/sync-jobs") => {
+                self.made += 1;
+                let tag = self.made.to_string();
+                let (remote, mirror) = self.server.self_remote(&self.root, &tid, &tag);
+                (
+                    path.into(),
+                    Some(json!({
+                        "remote_id": remote, "direction": "push", "vault_id": t.vault,
+                        "remote_vault_id": mirror,
+                    })),
+                )
+            }
+            ("delete", "/api/v1/sync-jobs/{id}") | ("post", "/api/v1/sync-jobs/{id}/run") => {
+                self.made += 1;
+                let tag = self.made.to_string();
+                let (_, job) = self.server.sync_job(&self.root, &tid, &t.vault, &tag);
+                if method == "post" {
+                    (format!("/api/v1/sync-jobs/{job}/run"), None)
+                } else {
+                    (format!("/api/v1/sync-jobs/{job}"), None)
+                }
+            }
             ("post", "/api/v1/notify/targets") => (
                 path.into(),
                 Some(json!({ "tenant_id": tid, "name": "hook",

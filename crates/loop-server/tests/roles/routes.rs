@@ -170,6 +170,13 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
         "/api/v1/items/{id}/run",
         Needs(&[ReadDevices, RunJobs]),
     ),
+    ("get", "/api/v1/remotes", Needs(&[ReadVaults])),
+    ("post", "/api/v1/remotes", Needs(&[ChangeVaults])),
+    ("delete", "/api/v1/remotes/{id}", Needs(&[ChangeVaults])),
+    ("get", "/api/v1/sync-jobs", Needs(&[ReadVaults])),
+    ("post", "/api/v1/sync-jobs", Needs(&[ChangeVaults])),
+    ("delete", "/api/v1/sync-jobs/{id}", Needs(&[ChangeVaults])),
+    ("post", "/api/v1/sync-jobs/{id}/run", Needs(&[RunJobs])),
     ("get", "/api/v1/notify/targets", Needs(&[ReadNotifications])),
     (
         "post",

@@ -102,7 +102,11 @@ impl Server {
                 }),
             )
             .expect(201);
+        let sync = replica_id
+            .is_some()
+            .then(|| self.sync_job(admin, &tenant_id, vault["id"].as_str().unwrap(), tag));
         Customer {
+            sync,
             target_id: target["target"]["id"].as_str().unwrap().into(),
             policy_id: policy["id"].as_str().unwrap().into(),
             item_id: item["id"].as_str().unwrap().into(),
@@ -120,6 +124,72 @@ impl Server {
             job_id,
             replica_id,
         }
+    }
+}
+
+impl Server {
+    /// A remote of `tenant_id` that is this server itself (its own address and certificate),
+    /// with a replication token naming a new customer-key vault of the tenant: (remote,
+    /// that vault).
+    pub fn self_remote(&self, admin: &Caller<'_>, tenant_id: &str, tag: &str) -> (String, String) {
+        let mirror = admin
+            .post(
+                "/api/v1/vaults",
+                json!({
+                    "tenant_id": tenant_id, "name": format!("mirror-{tag}"),
+                    "destination": "local", "key_custody": "customer",
+                }),
+            )
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let token = admin
+            .post(
+                "/api/v1/tokens",
+                json!({
+                    "tenant_id": tenant_id, "name": format!("replicate-{tag}"), "kind": "api",
+                    "vault_ids": [mirror], "permissions": ["replicate"],
+                }),
+            )
+            .expect(201);
+        let remote = admin
+            .post(
+                "/api/v1/remotes",
+                json!({
+                    "tenant_id": tenant_id, "name": format!("self-{tag}"), "url": self.base,
+                    "fingerprint": self.fingerprint, "token": token["secret"],
+                }),
+            )
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (remote, mirror)
+    }
+
+    /// A sync job pushing `vault_id` to a [`Server::self_remote`]: (remote, sync job).
+    pub fn sync_job(
+        &self,
+        admin: &Caller<'_>,
+        tenant_id: &str,
+        vault_id: &str,
+        tag: &str,
+    ) -> (String, String) {
+        let (remote, mirror) = self.self_remote(admin, tenant_id, tag);
+        let job = admin
+            .post(
+                "/api/v1/sync-jobs",
+                json!({
+                    "remote_id": remote, "direction": "push", "vault_id": vault_id,
+                    "remote_vault_id": mirror,
+                }),
+            )
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (remote, job)
     }
 }
 
@@ -157,6 +227,9 @@ pub struct Customer {
     pub target_id: String,
     /// The vault's replica, on a server started with a spare destination.
     pub replica_id: Option<String>,
+    /// On such a server also a remote (the server itself) and a sync job pushing the vault
+    /// there: (remote, sync job).
+    pub sync: Option<(String, String)>,
 }
 
 impl Customer {

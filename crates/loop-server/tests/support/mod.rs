@@ -42,6 +42,8 @@ pub struct Server {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub state: AppState,
     pub base: String,
+    /// SHA-256 of the server's certificate (hex), as a remote pins it.
+    pub fingerprint: String,
     pub data_dir: PathBuf,
     rt: tokio::runtime::Runtime,
     /// The PostgreSQL database, when the run asks for one; dropped after the runtime.
@@ -122,6 +124,7 @@ impl Server {
             .expect("the server starts");
         let port = app.addr.port();
         let state = app.state.clone();
+        let fingerprint = app.fingerprint.clone();
         let pem = std::fs::read(app.cert_path.as_ref().expect("a generated certificate"))
             .expect("certificate file");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -138,6 +141,7 @@ impl Server {
             stop: Some(stop),
             state,
             base: format!("https://localhost:{port}"),
+            fingerprint,
             data_dir,
             rt,
             _database: database,

@@ -228,5 +228,6 @@ async fn open(
         key_custody: a.vault.key_custody,
         key: key.map(SecretText::from),
         direct: a.dest.direct(),
+        jurisdiction: Some(a.dest.jurisdiction.clone()),
     }))
 }

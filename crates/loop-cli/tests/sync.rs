@@ -1,0 +1,313 @@
+//! Server-to-server sync between two real `loop server`s: a push copies a vault to the other
+//! server's vault (which restores and checks there with the customer's passphrase, while
+//! that server holds no key and no plaintext), only into a jurisdiction the tenant allows;
+//! a later push copies only what is new and removes what vanished; a pull brings the copy
+//! back into a vault of the first server; a revoked token stops the sync.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::cli::{assert_same_tree, build_full_tree, noise, object_files, write};
+use support::server::*;
+use support::story::*;
+
+/// Destinations of the given (name, jurisdiction), local under the test's directory.
+fn regions(places: &'static [(&'static str, &'static str)]) -> impl Fn(&Path) -> PathBuf {
+    move |d: &Path| {
+        let mut cfg = String::new();
+        for (name, j) in places {
+            cfg += &format!(
+                "[[destinations]]\nname = \"{name}\"\njurisdiction = \"{j}\"\nbackend = \"local\"\npath = \"{}\"\n",
+                d.join(name).display()
+            );
+        }
+        let p = d.join("server.toml");
+        std::fs::write(&p, cfg).unwrap();
+        p
+    }
+}
+
+/// Every regular file under `dir` but those under `skip`, read whole.
+fn all_bytes(dir: &Path, skip: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let (p, t) = (e.path(), e.file_type().unwrap());
+            if p.starts_with(skip) {
+                continue;
+            }
+            if t.is_dir() {
+                stack.push(p);
+            } else if t.is_file() {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+/// Whether `hay` holds the ASCII text `needle` (std's optimized search, through a lossy
+/// view: ASCII bytes stay as they are).
+fn contains(hay: &[u8], needle: &str) -> bool {
+    String::from_utf8_lossy(hay).contains(needle)
+}
+
+#[test]
+fn sync_pushes_to_an_allowed_jurisdiction_pulls_back_and_stops_when_the_token_is_revoked() {
+    // Site A: the customer's own server, in the Netherlands. Site B: another provider's
+    // server with a vault in the Netherlands and one in the US.
+    let a = set_up(Some(&regions(&[("ams", "nl")])), "ams");
+    let b = set_up(Some(&regions(&[("b-nl", "nl"), ("b-us", "us")])), "b-nl");
+    json(&mut a.admin(
+        "provider-admin",
+        &["tenant", "residency", &a.customer, "--allow", "eu"],
+    ));
+    let at_b = |args: &[&str]| json(&mut b.admin("ana", args));
+    let at_a = |args: &[&str]| json(&mut a.admin("ana", args));
+
+    // B's admin makes two empty customer-key vaults and a replication token naming them.
+    let receiver = |name: &str, dest: &str| {
+        id(&at_b(&[
+            "vault",
+            "create",
+            "--tenant",
+            &b.customer,
+            "--name",
+            name,
+            "--destination",
+            dest,
+            "--customer-key",
+        ]))
+    };
+    let (in_nl, in_us) = (receiver("from-a", "b-nl"), receiver("from-a-us", "b-us"));
+    let token = at_b(&[
+        "token",
+        "create",
+        "--tenant",
+        &b.customer,
+        "--name",
+        "site-a",
+        "--kind",
+        "api",
+        "--vault",
+        &in_nl,
+        "--vault",
+        &in_us,
+        "--permission",
+        "replicate",
+    ]);
+    let (token_id, token_secret) = (
+        token["token"]["id"].as_str().unwrap().to_string(),
+        token["secret"].as_str().unwrap().to_string(),
+    );
+
+    // A's customer backs up into a customer-key vault of its own, and adds B as a remote.
+    let (vault, manage) = a.customer_key_vault_at("own", Some("ams"));
+    let src = a.dir.path().join("files");
+    build_full_tree(&src);
+    let marker = "a plaintext line no server may ever store: 7f3a9c1e";
+    write(&src.join("marker.txt"), marker.as_bytes());
+    ok(&mut a.customer_cli(
+        &vault,
+        &manage,
+        &["backup", "--init", src.to_str().unwrap()],
+    ));
+    let remote = id(&json(
+        a.admin(
+            "ana",
+            &[
+                "remote",
+                "add",
+                "--tenant",
+                &a.customer,
+                "--name",
+                "site-b",
+                "--url",
+                &b.server.url,
+                "--fingerprint",
+                &b.server.fingerprint,
+            ],
+        )
+        .env("LOOP_REMOTE_TOKEN", &token_secret),
+    ));
+    let push = |remote_vault: &str, extra: &[&str]| {
+        let mut args = vec![
+            "sync",
+            "add",
+            "push",
+            "--vault",
+            &vault,
+            "--remote",
+            &remote,
+            "--remote-vault",
+            remote_vault,
+        ];
+        args.extend(extra);
+        a.admin("ana", &args)
+    };
+    // A push into the US is refused: the tenant allows only the EU.
+    let err = fails(&mut push(&in_us, &[]));
+    assert!(err.contains("residency") && err.contains("us"), "{err}");
+    let refused = json(&mut a.admin(
+        "ana",
+        &[
+            "audit",
+            "list",
+            "--tenant",
+            &a.customer,
+            "--action",
+            "sync_job.create",
+        ],
+    ));
+    assert!(
+        refused
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["outcome"] == "failure" && e["details"]["jurisdiction"] == "us"),
+        "{refused:#}"
+    );
+    let job = id(&json(&mut push(&in_nl, &["--remove-vanished"])));
+    let run = |job: &str| {
+        let queued = at_a(&["sync", "run", job]);
+        a.job_ended(queued["id"].as_str().unwrap())
+    };
+    let first = run(&job);
+    assert_eq!(first["state"], "succeeded", "{first:#}");
+    let copied = first["summary"]["report"]["objects_copied"]
+        .as_u64()
+        .unwrap();
+    assert!(copied > 0, "{first:#}");
+
+    // B holds the vault object for object, and it restores and checks there with the
+    // customer's passphrase (and B's own restore token).
+    let here = a.dir.path().join("ams").join(&vault);
+    let there = b.dir.path().join("b-nl").join(&in_nl);
+    assert_eq!(object_files(&there), object_files(&here));
+    let restorer = at_b(&[
+        "token",
+        "create",
+        "--tenant",
+        &b.customer,
+        "--name",
+        "restore",
+        "--kind",
+        "api",
+        "--vault",
+        &in_nl,
+        "--permission",
+        "restore",
+    ])["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let target = b.dir.path().join("restored");
+    ok(&mut b.customer_cli(
+        &in_nl,
+        &restorer,
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+    ));
+    assert_same_tree(&src, &target.join(src.file_name().unwrap()));
+    let checked = ok(&mut b.customer_cli(&in_nl, &restorer, &["check", "--read-data"]));
+    assert!(checked.contains("no errors"), "{checked}");
+    // B never got a key or plaintext; A keeps B's token only wrapped.
+    let a_master = std::fs::read_to_string(a.server.data_dir.join("master.key")).unwrap();
+    for (path, bytes) in all_bytes(b.dir.path(), &target) {
+        assert!(!contains(&bytes, marker), "plaintext in {}", path.display());
+        assert!(!contains(&bytes, a_master.trim()), "{}", path.display());
+    }
+    for (path, bytes) in all_bytes(&a.server.data_dir, &target) {
+        assert!(
+            !contains(&bytes, &token_secret),
+            "the remote's token in the clear in {}",
+            path.display()
+        );
+    }
+
+    // New data: the next push copies only what is new; after a forget and prune at A it
+    // also removes what vanished there.
+    write(&src.join("new.bin"), &noise(2 << 20, 5));
+    ok(&mut a.customer_cli(&vault, &manage, &["backup", src.to_str().unwrap()]));
+    ok(&mut a.customer_cli(&vault, &manage, &["forget", "--keep-last", "1"]));
+    ok(&mut a.customer_cli(&vault, &manage, &["prune", "--grace", "0s"]));
+    let second = run(&job);
+    assert_eq!(second["state"], "succeeded", "{second:#}");
+    let report = &second["summary"]["report"];
+    assert!(
+        report["objects_copied"].as_u64().unwrap() < copied,
+        "{report}"
+    );
+    assert!(report["objects_removed"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(object_files(&there), object_files(&here));
+
+    // A pull brings B's copy into a fresh customer-key vault of A, which restores.
+    let (pulled, pulled_manage) = a.customer_key_vault_at("pulled", Some("ams"));
+    let pull = id(&at_a(&[
+        "sync",
+        "add",
+        "pull",
+        "--vault",
+        &pulled,
+        "--remote",
+        &remote,
+        "--remote-vault",
+        &in_nl,
+    ]));
+    let pulled_run = run(&pull);
+    assert_eq!(pulled_run["state"], "succeeded", "{pulled_run:#}");
+    assert_eq!(
+        object_files(&a.dir.path().join("ams").join(&pulled)),
+        object_files(&there)
+    );
+    let target = a.dir.path().join("pulled-restore");
+    ok(&mut a.customer_cli(
+        &pulled,
+        &pulled_manage,
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+    ));
+    assert_same_tree(&src, &target.join(src.file_name().unwrap()));
+    // The pulled objects count as the vault's usage at A.
+    let shown = at_a(&["vault", "show", &pulled]);
+    assert!(shown["used_bytes"].as_u64().unwrap() > 0, "{shown:#}");
+
+    // The residency narrows to Germany: the next push is refused before it copies.
+    let residency = |allow: &str| {
+        json(&mut a.admin(
+            "provider-admin",
+            &["tenant", "residency", &a.customer, "--allow", allow],
+        ))
+    };
+    residency("de");
+    write(&src.join("later.bin"), &noise(1 << 20, 7));
+    ok(&mut a.customer_cli(&vault, &manage, &["backup", src.to_str().unwrap()]));
+    let before = object_files(&there);
+    let refused = run(&job);
+    assert_eq!(refused["state"], "failed", "{refused:#}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("residency"),
+        "{refused:#}"
+    );
+    assert_eq!(object_files(&there), before);
+    residency("eu");
+
+    // B revokes the token: the next push fails and B's vault stays as it was.
+    at_b(&["token", "revoke", &token_id]);
+    write(&src.join("late.bin"), &noise(1 << 20, 6));
+    ok(&mut a.customer_cli(&vault, &manage, &["backup", src.to_str().unwrap()]));
+    let before = object_files(&there);
+    let third = run(&job);
+    assert_eq!(third["state"], "failed", "{third:#}");
+    assert!(
+        third["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refused"),
+        "{third:#}"
+    );
+    assert_eq!(object_files(&there), before);
+}

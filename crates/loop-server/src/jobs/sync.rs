@@ -1,0 +1,357 @@
+//! A sync job's run: a vault of this server pushed to a vault of another `loop server`, or
+//! pulled from one, over that server's vault protocol with the remote's replication token.
+//! Objects move as stored (encrypted) in the replication's order (`crate::replication`),
+//! so the receiving vault names nothing it lacks at any moment and its server never needs a
+//! key. A push is checked against the tenant's residency with the jurisdiction the other
+//! server reports for its vault; a pull writes through this server's records of the vault
+//! (usage, quota, retention lock), as the job `sync:<sync job>`, and may later remove only
+//! what it wrote.
+
+use std::sync::Arc;
+
+use loop_agent::{Connection, Trust, VaultStorage};
+use loop_api::{
+    ActorKind, JobTrigger, KeyCustody, Outcome, SyncDirection, SyncJob, TokenPermission,
+};
+
+use super::{Done, JobCtx, JobError};
+use crate::db::audit::NewEvent;
+use crate::db::remotes::{self, RemoteRow};
+use crate::db::{residency, tenants, vaults};
+use crate::replication::{At, Place, SyncOptions};
+use crate::state::AppState;
+
+/// The other server's vault, reached with the remote's token; built (and later dropped) on
+/// the blocking pool, as its HTTP client is a blocking one.
+async fn connect(
+    state: &AppState,
+    remote: &RemoteRow,
+    remote_vault_id: &str,
+) -> Result<Arc<VaultStorage>, JobError> {
+    let token = state
+        .master
+        .unwrap(
+            &crate::keys::remote_token_context(&remote.remote.id),
+            &remote.token_wrapped,
+        )
+        .map_err(|e| JobError::Failed(format!("the remote's token does not open: {e}")))?;
+    let token = format!("lpt_{}", hex::encode(token.expose()));
+    let trust = match &remote.remote.fingerprint {
+        Some(f) => Trust::Fingerprint(f.clone()),
+        None => Trust::System,
+    };
+    let (url, vault) = (remote.remote.url.clone(), remote_vault_id.to_string());
+    tokio::task::spawn_blocking(move || {
+        let conn = Connection::new(&url, &trust).map_err(|e| e.to_string())?;
+        Ok::<_, String>(Arc::new(VaultStorage::new(conn, &vault, &token)))
+    })
+    .await
+    .map_err(|e| JobError::Failed(e.to_string()))?
+    .map_err(|e| JobError::Failed(format!("connecting to the remote: {e}")))
+}
+
+/// Opens the other server's vault with the remote's token, which must hold `replicate`;
+/// answers with the jurisdiction that server reports for the vault ("" when it does not).
+async fn open(
+    state: &AppState,
+    storage: &Arc<VaultStorage>,
+    remote: &RemoteRow,
+    remote_vault_id: &str,
+) -> Result<String, String> {
+    let (s, node) = (storage.clone(), state.node_id.clone());
+    let session = tokio::task::spawn_blocking(move || s.open("sync", &node))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| {
+            format!(
+                "the remote {} refused vault {remote_vault_id}: {e} (a revoked or expired \
+                 token, or one that does not name the vault)",
+                remote.remote.name
+            )
+        })?;
+    if !session.can(TokenPermission::Replicate) {
+        return Err(format!(
+            "the remote {}'s token lacks the replicate permission",
+            remote.remote.name
+        ));
+    }
+    Ok(session.jurisdiction.unwrap_or_default())
+}
+
+/// Reaches the remote's vault as a sync job would (a new sync job is checked so): the
+/// jurisdiction it reports, or why it cannot be reached.
+pub async fn reach(
+    state: &AppState,
+    remote: &RemoteRow,
+    remote_vault_id: &str,
+) -> Result<String, String> {
+    let storage = connect(state, remote, remote_vault_id)
+        .await
+        .map_err(|e| match e {
+            JobError::Failed(m) | JobError::Transient(m) => m,
+            other => format!("{other:?}"),
+        })?;
+    let opened = open(state, &storage, remote, remote_vault_id).await;
+    let _ = tokio::task::spawn_blocking(move || drop(storage)).await;
+    opened
+}
+
+pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
+    let pool = &ctx.state.db.pool;
+    let Some(job) = remotes::sync_job_by_id(pool, &ctx.claimed.job.target_id).await? else {
+        return Err(JobError::Failed("the sync job was deleted".into()));
+    };
+    let Some(remote) = remotes::remote_by_id(pool, &job.remote_id).await? else {
+        return Err(JobError::Failed("the remote was deleted".into()));
+    };
+    let storage = connect(&ctx.state, &remote, &job.remote_vault_id).await?;
+    let result = run_with(ctx, &job, &remote, storage.clone()).await;
+    // The last handle on the blocking client goes on the blocking pool.
+    let _ = tokio::task::spawn_blocking(move || drop(storage)).await;
+    result
+}
+
+async fn run_with(
+    ctx: &JobCtx,
+    job: &SyncJob,
+    remote: &RemoteRow,
+    storage: Arc<VaultStorage>,
+) -> Result<Done, JobError> {
+    let state = &ctx.state;
+    let pool = &state.db.pool;
+    let Some(vault) = vaults::vault_by_id(pool, &job.vault_id).await? else {
+        return Err(JobError::Failed("the vault was deleted".into()));
+    };
+    let Some(dest) = state.destinations.get(&vault.destination).cloned() else {
+        return Err(JobError::transient(
+            "the vault's destination is not configured on this node",
+            &vault.destination,
+        ));
+    };
+    let jurisdiction = open(state, &storage, remote, &job.remote_vault_id)
+        .await
+        .map_err(JobError::Failed)?;
+    ctx.log(
+        "info",
+        &format!(
+            "{} vault {} {} {} vault {} (jurisdiction {})",
+            job.direction,
+            vault.id,
+            if job.direction == SyncDirection::Push {
+                "to"
+            } else {
+                "from"
+            },
+            remote.remote.name,
+            job.remote_vault_id,
+            if jurisdiction.is_empty() {
+                "not reported"
+            } else {
+                &jurisdiction
+            },
+        ),
+    )
+    .await?;
+    if job.direction == SyncDirection::Push {
+        admitted(ctx, job, remote, &vault.tenant_id, &jurisdiction).await?;
+    }
+    let remote_place = Place {
+        vault_id: job.remote_vault_id.clone(),
+        at: At::Remote {
+            storage,
+            max_object: state.config.limits.object_bytes,
+        },
+    };
+    let (source, target, guard) = match job.direction {
+        SyncDirection::Push => (
+            Place::stored(&dest, &vault.id),
+            remote_place,
+            Some(vault.id.clone()),
+        ),
+        SyncDirection::Pull => {
+            if vault.key_custody != KeyCustody::Customer {
+                return Err(JobError::Failed(
+                    "a pull writes only into a customer-key vault: the objects it copies are \
+                     encrypted with the other server's keys"
+                        .into(),
+                ));
+            }
+            let local = Place {
+                vault_id: vault.id.clone(),
+                at: At::Recorded {
+                    state: state.clone(),
+                    dest: dest.clone(),
+                    owner: format!("sync:{}", job.id),
+                },
+            };
+            (remote_place, local, None)
+        }
+    };
+    let opts = SyncOptions {
+        transfers: state.config.replication.transfers.max(1) as usize,
+        remove_vanished: job.remove_vanished,
+        bytes_per_sec: job.bytes_per_sec,
+        guard,
+    };
+    let report = super::replicate::sync_reporting(ctx, &source, &target, &opts)
+        .await?
+        .map_err(|e| JobError::transient("the sync failed", e))?;
+    let mut warnings = 0;
+    if report.primary_missing > 0 {
+        warnings += 1;
+        ctx.log(
+            "warning",
+            &format!(
+                "vault {} lacks {} objects its records hold: the remote keeps its copies",
+                vault.id, report.primary_missing
+            ),
+        )
+        .await?;
+    }
+    if report.objects_kept > 0 {
+        ctx.log(
+            "info",
+            &format!(
+                "{} objects the sending vault no longer holds stay: a retention lock holds \
+                 them, or another writer wrote them",
+                report.objects_kept
+            ),
+        )
+        .await?;
+    }
+    ctx.log(
+        "info",
+        &format!(
+            "{} objects ({} bytes) copied, {} removed, {} rounds",
+            report.objects_copied, report.bytes_copied, report.objects_removed, report.rounds
+        ),
+    )
+    .await?;
+    if job.direction == SyncDirection::Pull && report.objects_copied + report.objects_removed > 0 {
+        // What a pull brought in goes on to the vault's own replicas.
+        let mut tx = state.db.begin().await?;
+        super::replicate::queue_if_replicated(state, &mut tx, &vault, JobTrigger::Event).await?;
+        tx.commit().await.map_err(crate::db::DbError::from)?;
+        state.jobs_wake.notify_one();
+    }
+    Ok(Done {
+        summary: serde_json::json!({
+            "sync_job_id": job.id, "direction": job.direction, "remote_id": remote.remote.id,
+            "remote_vault_id": job.remote_vault_id, "jurisdiction": jurisdiction,
+            "report": report,
+        }),
+        warnings,
+    })
+}
+
+/// A push only goes where the tenant's residency allows; a refusal is audited and ends the
+/// job.
+async fn admitted(
+    ctx: &JobCtx,
+    job: &SyncJob,
+    remote: &RemoteRow,
+    tenant_id: &str,
+    jurisdiction: &str,
+) -> Result<(), JobError> {
+    let state = &ctx.state;
+    let Some(tenant) = tenants::tenant_by_id(&state.db.pool, tenant_id).await? else {
+        return Err(JobError::Failed("the tenant was deleted".into()));
+    };
+    let chain = residency::chain(&state.db.pool, &tenant.path).await?;
+    if state.jurisdictions.admits(&chain, jurisdiction) {
+        return Ok(());
+    }
+    let allowed = state.jurisdictions.effective(&chain);
+    let mut tx = state.db.begin().await?;
+    crate::db::audit::append(
+        &mut tx,
+        NewEvent {
+            tenant_id: tenant_id.to_string(),
+            actor_kind: ActorKind::System,
+            actor_id: Some(ctx.id().to_string()),
+            action: "sync.push",
+            object_kind: "vault",
+            object_id: Some(job.vault_id.clone()),
+            outcome: Outcome::Failure,
+            personal: Default::default(),
+            details: serde_json::json!({
+                "reason": "residency", "sync_job_id": job.id, "remote_id": remote.remote.id,
+                "remote_vault_id": job.remote_vault_id, "jurisdiction": jurisdiction,
+                "allowed": allowed,
+            }),
+        },
+        state.now(),
+    )
+    .await?;
+    tx.commit().await.map_err(crate::db::DbError::from)?;
+    Err(JobError::Failed(format!(
+        "the remote's vault {} is in jurisdiction {}, which this tenant's residency does not \
+         allow: nothing was pushed",
+        job.remote_vault_id,
+        if jurisdiction.is_empty() {
+            "(not reported)"
+        } else {
+            jurisdiction
+        }
+    )))
+}
+
+/// Queues the sync jobs whose schedule has a run due; once across nodes. Returns the jobs
+/// queued.
+pub async fn tick(state: &AppState, now: i64) -> crate::db::DbResult<Vec<String>> {
+    let pool = &state.db.pool;
+    let mut queued = Vec::new();
+    for job in remotes::due(pool, now, 200).await? {
+        let Some(was) = job.next_run_at.map(|t| t.timestamp_millis()) else {
+            continue;
+        };
+        let next = next_run(state, &job, now).await?;
+        let mut tx = state.db.begin().await?;
+        if !remotes::advance(&mut tx, &job.id, was, next).await? {
+            continue;
+        }
+        let work = work(&job, JobTrigger::Schedule, None);
+        queued.push(super::queue(state, &mut tx, work).await?);
+        tx.commit().await?;
+    }
+    if !queued.is_empty() {
+        state.jobs_wake.notify_one();
+    }
+    Ok(queued)
+}
+
+/// The next run of a scheduled sync job after `now`, in its tenant's time zone.
+pub async fn next_run(
+    state: &AppState,
+    job: &SyncJob,
+    now: i64,
+) -> crate::db::DbResult<Option<i64>> {
+    let Some(text) = job.schedule.as_deref() else {
+        return Ok(None);
+    };
+    let tz = tenants::tenant_by_id(&state.db.pool, &job.tenant_id)
+        .await?
+        .map_or_else(|| "UTC".to_string(), |t| t.tenant.time_zone);
+    Ok(super::scheduler::next_scheduled(
+        text,
+        &tz,
+        crate::db::time(now),
+    ))
+}
+
+/// A run of `job` to queue (one already queued or running takes it).
+pub fn work<'a>(
+    job: &'a SyncJob,
+    trigger: JobTrigger,
+    started_by: Option<&'a str>,
+) -> super::Work<'a> {
+    super::Work {
+        runner: crate::db::jobs::Runner::Server,
+        tenant_id: &job.tenant_id,
+        kind: loop_api::JobKind::Sync,
+        target: ("sync-job", &job.id),
+        trigger,
+        started_by_id: started_by,
+        params: serde_json::json!({ "direction": job.direction, "vault_id": job.vault_id }),
+    }
+}
