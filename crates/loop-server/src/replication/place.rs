@@ -66,6 +66,16 @@ impl Place {
         }
     }
 
+    /// One object of this vault at `dest`, for the recorded changes.
+    fn target<'a>(&'a self, dest: &'a Destination, kind: FileKind, name: &'a str) -> Target<'a> {
+        Target {
+            dest,
+            vault_id: &self.vault_id,
+            kind,
+            name,
+        }
+    }
+
     fn dest(&self) -> Option<&Arc<Destination>> {
         match &self.at {
             At::Stored(d) | At::Recorded { dest: d, .. } => Some(d),
@@ -148,12 +158,7 @@ impl Place {
                 .map(drop)
                 .map_err(|e| e.to_string()),
             At::Recorded { state, dest, owner } => {
-                let t = Target {
-                    dest,
-                    vault_id: &self.vault_id,
-                    kind,
-                    name,
-                };
+                let t = self.target(dest, kind, name);
                 vault_objects::put(state, t, bytes.to_vec(), owner, |_| false)
                     .await
                     .map_err(|e| e.to_string())
@@ -181,12 +186,7 @@ impl Place {
                 }
             }
             At::Recorded { state, dest, owner } => {
-                let t = Target {
-                    dest,
-                    vault_id: &self.vault_id,
-                    kind,
-                    name,
-                };
+                let t = self.target(dest, kind, name);
                 let mine = |o: Option<&str>| o == Some(owner.as_str());
                 match vault_objects::delete(state, t, mine, LockRule::Holds).await {
                     Ok(_) => Ok(Removal::Removed),
