@@ -17,4 +17,4 @@ mod vault_direct;
 pub use api::{ApiClient, ApiError};
 pub use connection::{ConnectError, Connection, Trust};
 pub use endpoints::{AuditQuery, ExportFormat};
-pub use vault::{SERVER_RETRY, VaultSession, VaultStorage, parse_vault_url};
+pub use vault::{SERVER_RETRY, VaultSession, VaultStorage, list_vaults, parse_vault_url};

@@ -27,6 +27,23 @@ pub fn parse_vault_url(url: &str) -> Option<(String, String)> {
     Some((format!("https://{host}"), id.to_string()))
 }
 
+/// The vaults `token` may use on the server (`GET /vaults` of the vault protocol).
+pub fn list_vaults(
+    conn: &Connection,
+    token: &str,
+) -> std::result::Result<Vec<loop_api::VaultEntry>, ApiError> {
+    let resp = conn
+        .client
+        .get(format!("{}/vaults", conn.base))
+        .bearer_auth(token)
+        .send()
+        .map_err(|e| ApiError::Transport(api::error_chain(&e)))?;
+    if !resp.status().is_success() {
+        return Err(api::problem(resp));
+    }
+    resp.json().map_err(|e| ApiError::Decode(e.to_string()))
+}
+
 /// What the server granted when the vault was opened.
 pub struct VaultSession {
     pub vault_id: String,

@@ -44,10 +44,14 @@ wire! {
         pub tenant_id: String,
         pub remote_id: String,
         pub direction: SyncDirection,
-        /// The vault of this server.
-        pub vault_id: String,
-        /// The vault of the remote.
-        pub remote_vault_id: String,
+        /// The vault of this server; null: every vault of the tenant that `vaults` matches,
+        /// each with the remote's vault of the same name.
+        pub vault_id: Option<String>,
+        /// The vault of the remote (null with `vault_id`).
+        pub remote_vault_id: Option<String>,
+        /// For a job of the whole tenant: glob patterns of the vault names it syncs
+        /// (`db-*`); empty: every vault.
+        pub vaults: Vec<String>,
         /// Remove from the receiving vault what the sending one no longer holds (never what
         /// a retention lock holds).
         pub remove_vanished: bool,
@@ -58,12 +62,18 @@ wire! {
         pub created_at: chrono::DateTime<chrono::Utc>,
     }
 
-    /// `POST /api/v1/sync-jobs`.
+    /// `POST /api/v1/sync-jobs`: one vault (`vault_id` and `remote_vault_id`), or every
+    /// vault of the remote's tenant that `vaults` matches, by name.
     pub struct CreateSyncJob {
         pub remote_id: String,
         pub direction: SyncDirection,
-        pub vault_id: crate::VaultId,
-        pub remote_vault_id: String,
+        #[serde(default)]
+        pub vault_id: Option<crate::VaultId>,
+        #[serde(default)]
+        pub remote_vault_id: Option<String>,
+        /// Glob patterns of vault names, for a job of the whole tenant; empty: every vault.
+        #[serde(default)]
+        pub vaults: Vec<String>,
         #[serde(default)]
         pub remove_vanished: bool,
         /// At most this many bytes a second (on average); none: no limit.
@@ -71,5 +81,16 @@ wire! {
         pub bytes_per_sec: Option<u64>,
         #[serde(default)]
         pub schedule: Option<String>,
+    }
+}
+
+wire! {
+    /// `GET /vaults` on the vault protocol: a vault the token may use.
+    pub struct VaultEntry {
+        pub id: String,
+        pub name: String,
+        pub key_custody: crate::KeyCustody,
+        /// The jurisdiction of its primary destination.
+        pub jurisdiction: String,
     }
 }

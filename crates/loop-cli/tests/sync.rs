@@ -311,3 +311,109 @@ fn sync_pushes_to_an_allowed_jurisdiction_pulls_back_and_stops_when_the_token_is
     );
     assert_eq!(object_files(&there), before);
 }
+
+#[test]
+fn a_sync_of_the_whole_tenant_pushes_every_vault_its_patterns_match_to_the_vault_of_that_name() {
+    let a = set_up(Some(&regions(&[("ams", "nl")])), "ams");
+    let b = set_up(Some(&regions(&[("b-nl", "nl")])), "b-nl");
+    let at_b = |args: &[&str]| json(&mut b.admin("ana", args));
+    // The EU only: B's vaults, in the Netherlands, are inside it.
+    json(&mut a.admin(
+        "provider-admin",
+        &["tenant", "residency", &a.customer, "--allow", "eu"],
+    ));
+
+    // A's customer keeps four vaults; B has a vault of the same name for three of them.
+    let src = a.dir.path().join("files");
+    write(&src.join("a.bin"), &noise(300 << 10, 1));
+    let mut ours = std::collections::BTreeMap::new();
+    for name in ["db-1", "db-2", "db-3", "web"] {
+        let (vault, manage) = a.customer_key_vault_at(name, Some("ams"));
+        ok(&mut a.customer_cli(
+            &vault,
+            &manage,
+            &["backup", "--init", src.to_str().unwrap()],
+        ));
+        ours.insert(name, vault);
+    }
+    let mut theirs = std::collections::BTreeMap::new();
+    for name in ["db-1", "db-2", "web"] {
+        let v = id(&at_b(&[
+            "vault",
+            "create",
+            "--tenant",
+            &b.customer,
+            "--name",
+            name,
+            "--destination",
+            "b-nl",
+            "--customer-key",
+        ]));
+        theirs.insert(name, v);
+    }
+    // A token of every vault of B's tenant.
+    let token = at_b(&[
+        "token",
+        "create",
+        "--tenant",
+        &b.customer,
+        "--name",
+        "site-a",
+        "--kind",
+        "api",
+        "--permission",
+        "replicate",
+    ])["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let remote = id(&json(
+        a.admin(
+            "ana",
+            &[
+                "remote",
+                "add",
+                "--tenant",
+                &a.customer,
+                "--name",
+                "site-b",
+                "--url",
+                &b.server.url,
+                "--fingerprint",
+                &b.server.fingerprint,
+            ],
+        )
+        .env("LOOP_REMOTE_TOKEN", &token),
+    ));
+    let job = json(&mut a.admin(
+        "ana",
+        &[
+            "sync", "add", "push", "--remote", &remote, "--match", "db-*",
+        ],
+    ));
+    assert_eq!(job["vault_id"], serde_json::Value::Null, "{job}");
+    let queued = json(&mut a.admin("ana", &["sync", "run", &id(&job)]));
+    let ended = a.job_ended(queued["id"].as_str().unwrap());
+    // db-3 has no counterpart at B: a warning, not a failure.
+    assert_eq!(ended["state"], "succeeded-with-warnings", "{ended:#}");
+    let synced: Vec<&str> = ended["summary"]["vaults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["remote_vault_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        synced,
+        vec![theirs["db-1"].as_str(), theirs["db-2"].as_str()]
+    );
+    for name in ["db-1", "db-2"] {
+        let here = object_files(&a.dir.path().join("ams").join(&ours[name]));
+        assert!(!here.is_empty());
+        assert_eq!(
+            object_files(&b.dir.path().join("b-nl").join(&theirs[name])),
+            here
+        );
+    }
+    // `web` does not match: B's `web` stays empty.
+    assert!(object_files(&b.dir.path().join("b-nl").join(&theirs["web"])).is_empty());
+}

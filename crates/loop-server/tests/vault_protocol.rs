@@ -470,6 +470,47 @@ fn a_replication_token_creates_once_and_removes_only_what_replication_wrote() {
     assert_eq!(opened["permissions"], json!(["replicate"]));
     assert!(opened["key"].is_null(), "{opened}");
     assert!(backup.open().expect(200)["key"].is_string());
+    // It lists the vaults it may use, with their place: all of its tenant's unless it names
+    // some, never another tenant's.
+    let (_, elsewhere) = customer_with_vault(&admin, "Elsewhere", None);
+    let other = admin
+        .post(
+            "/api/v1/vaults",
+            json!({ "tenant_id": tenant, "name": "other", "destination": "local" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let listed = |secret: &str| -> Vec<String> {
+        let v = server
+            .call("get", "/vaults", Some(secret), None)
+            .expect(200);
+        let mut ids: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .inspect(|e| assert_eq!(e["jurisdiction"], "local", "{e}"))
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let mut both = vec![vault.clone(), other.clone()];
+    both.sort();
+    assert_eq!(listed(&sync.secret), both);
+    assert!(!listed(&sync.secret).contains(&elsewhere));
+    let named = admin
+        .post(
+            "/api/v1/tokens",
+            json!({ "tenant_id": tenant, "name": "one", "kind": "api", "vault_ids": [other],
+                    "permissions": ["replicate"] }),
+        )
+        .expect(201)["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(listed(&named), vec![other]);
     // It reads what is there (the key slot the server wrote) and lists every kind.
     let slot = sync.names("keys")[0].clone();
     assert_eq!(sync.call("get", &format!("keys/{slot}")).status, 200);

@@ -26,13 +26,16 @@ fn print_sync_job(j: &SyncJob) {
         SyncDirection::Push => ("->", "to"),
         SyncDirection::Pull => ("<-", "from"),
     };
+    let (ours, theirs) = match (&j.vault_id, &j.remote_vault_id) {
+        (Some(v), Some(r)) => (v.clone(), r.clone()),
+        _ if j.vaults.is_empty() => ("every vault".to_string(), "same name".to_string()),
+        _ => (j.vaults.join(","), "same name".to_string()),
+    };
     println!(
-        "{}  {}  {} {way} {}:{}  {}{}{}",
+        "{}  {}  {ours} {way} {}:{theirs}  {}{}{}",
         j.id,
         j.direction,
-        j.vault_id,
         j.remote_id,
-        j.remote_vault_id,
         j.schedule
             .as_deref()
             .map(|s| format!("schedule {s}"))
@@ -95,9 +98,10 @@ pub(crate) fn sync(g: &Global, c: SyncCommand) -> Result<ExitCode> {
         }
         SyncCommand::Add {
             direction,
-            vault,
             remote,
+            vault,
             remote_vault,
+            patterns,
             schedule,
             remove_vanished,
             bytes_per_sec,
@@ -107,6 +111,7 @@ pub(crate) fn sync(g: &Global, c: SyncCommand) -> Result<ExitCode> {
                 direction,
                 vault_id: vault,
                 remote_vault_id: remote_vault,
+                vaults: patterns,
                 remove_vanished,
                 bytes_per_sec,
                 schedule,

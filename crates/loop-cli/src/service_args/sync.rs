@@ -35,18 +35,23 @@ pub enum SyncCommand {
         #[arg(long)]
         tenant: Option<TenantId>,
     },
-    /// Push a vault to a remote's vault, or pull one from it (into a customer-key vault)
+    /// Push a vault to a remote's vault, or pull one from it (into a customer-key vault);
+    /// without --vault, every vault of the remote's tenant (--match narrows it by name),
+    /// each with the vault of the same name on the other side
     Add {
         /// push or pull
         direction: SyncDirection,
-        /// The vault of this server
-        #[arg(long)]
-        vault: VaultId,
         #[arg(long)]
         remote: String,
+        /// The vault of this server
+        #[arg(long, requires = "remote_vault")]
+        vault: Option<VaultId>,
         /// The vault of the remote
-        #[arg(long)]
-        remote_vault: String,
+        #[arg(long, requires = "vault")]
+        remote_vault: Option<String>,
+        /// Only vaults whose name matches this glob, like db-* (repeatable; without --vault)
+        #[arg(long = "match", conflicts_with = "vault")]
+        patterns: Vec<String>,
         /// Run by itself on this schedule (as protected items: daily, *:0/15, a cron line)
         #[arg(long)]
         schedule: Option<String>,

@@ -6,13 +6,8 @@ use sqlx::any::AnyRow;
 
 use super::page::{Page, Paged, asc};
 use super::tenants::in_scope;
-use super::{DbError, DbResult, Tx, col, opt_time, time};
+use super::{DbResult, Tx, col, col_json, opt_time, time};
 use crate::domain::TenantScope;
-
-fn list(row: &AnyRow, name: &'static str) -> DbResult<Vec<String>> {
-    let text: String = col(row, name)?;
-    serde_json::from_str(&text).map_err(|e| DbError::Sql(sqlx::Error::Decode(e.into())))
-}
 
 pub(super) fn item(row: &AnyRow) -> DbResult<ProtectedItem> {
     Ok(ProtectedItem {
@@ -21,10 +16,10 @@ pub(super) fn item(row: &AnyRow) -> DbResult<ProtectedItem> {
         device_id: col(row, "device_id")?,
         vault_id: col(row, "vault_id")?,
         name: col(row, "name")?,
-        paths: list(row, "paths")?,
-        excludes: list(row, "excludes")?,
+        paths: col_json(row, "paths")?,
+        excludes: col_json(row, "excludes")?,
         one_file_system: col::<i64>(row, "one_file_system")? != 0,
-        tags: list(row, "tags")?,
+        tags: col_json(row, "tags")?,
         pre_command: col(row, "pre_command")?,
         post_command: col(row, "post_command")?,
         schedule: col(row, "schedule")?,

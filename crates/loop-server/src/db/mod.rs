@@ -280,6 +280,12 @@ where
     row.try_get(name)
 }
 
+/// Reads a text column that holds a JSON value (a list of paths, a target's settings, ...).
+pub(crate) fn col_json<T: serde::de::DeserializeOwned>(row: &AnyRow, name: &str) -> DbResult<T> {
+    let text: String = col(row, name)?;
+    serde_json::from_str(&text).map_err(|e| DbError::Sql(sqlx::Error::Decode(e.into())))
+}
+
 /// Reads a text column that holds one value of a closed set (a role, a status, ...).
 pub(crate) fn col_value<T>(row: &AnyRow, name: &'static str) -> DbResult<T>
 where

@@ -15,13 +15,8 @@ use sqlx::any::AnyRow;
 
 use super::page::{Page, Paged, asc, desc};
 use super::tenants::in_scope_where;
-use super::{DbError, DbResult, Tx, col, col_value, opt_time, time};
+use super::{DbError, DbResult, Tx, col, col_json, col_value, opt_time, time};
 use crate::domain::TenantScope;
-
-fn decode<T: serde::de::DeserializeOwned>(row: &AnyRow, name: &str) -> DbResult<T> {
-    let text: String = col(row, name)?;
-    serde_json::from_str(&text).map_err(|e| DbError::Sql(sqlx::Error::Decode(e.into())))
-}
 
 /// A target with what only the server sees.
 #[derive(Clone, Debug)]
@@ -34,8 +29,8 @@ pub struct TargetRow {
 fn target(row: &AnyRow) -> DbResult<TargetRow> {
     let kind: TargetKind = col_value(row, "kind")?;
     let (email, webhook) = match kind {
-        TargetKind::Email => (Some(decode::<EmailSettings>(row, "settings")?), None),
-        TargetKind::Webhook => (None, Some(decode::<WebhookSettings>(row, "settings")?)),
+        TargetKind::Email => (Some(col_json::<EmailSettings>(row, "settings")?), None),
+        TargetKind::Webhook => (None, Some(col_json::<WebhookSettings>(row, "settings")?)),
     };
     Ok(TargetRow {
         target: NotifyTarget {
@@ -45,7 +40,7 @@ fn target(row: &AnyRow) -> DbResult<TargetRow> {
             kind,
             enabled: col::<i64>(row, "enabled")? != 0,
             min_severity: col_value(row, "min_severity")?,
-            kinds: decode(row, "kinds")?,
+            kinds: col_json(row, "kinds")?,
             include_children: col::<i64>(row, "include_children")? != 0,
             summary: col_value(row, "summary")?,
             email,

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::page::{Page, Paged, asc};
 use super::tenants::in_scope_where;
-use super::{DbResult, Tx, col, col_value, opt_time, time};
+use super::{DbResult, Tx, col, col_json, col_value, opt_time, time};
 use crate::domain::TenantScope;
 
 /// A remote as stored: what the API shows, and the wrapped token.
@@ -108,6 +108,7 @@ fn sync_job(row: &AnyRow) -> DbResult<SyncJob> {
         direction: col_value::<SyncDirection>(row, "direction")?,
         vault_id: col(row, "vault_id")?,
         remote_vault_id: col(row, "remote_vault_id")?,
+        vaults: col_json(row, "vault_filter")?,
         remove_vanished: col::<i64>(row, "remove_vanished")? != 0,
         bytes_per_sec: col::<Option<i64>>(row, "bytes_per_sec")?.map(|b| b.max(0) as u64),
         schedule: col(row, "schedule")?,
@@ -124,8 +125,8 @@ pub async fn insert_sync_job(
 ) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO sync_jobs (id, tenant_id, remote_id, direction, vault_id, remote_vault_id,
-            remove_vanished, bytes_per_sec, schedule, next_run_at, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            vault_filter, remove_vanished, bytes_per_sec, schedule, next_run_at, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&j.id)
     .bind(&j.tenant_id)
@@ -133,6 +134,7 @@ pub async fn insert_sync_job(
     .bind(j.direction.as_str())
     .bind(&j.vault_id)
     .bind(&j.remote_vault_id)
+    .bind(serde_json::Value::from(j.vaults.clone()).to_string())
     .bind(j.remove_vanished as i64)
     .bind(j.bytes_per_sec.map(|b| b.min(i64::MAX as u64) as i64))
     .bind(&j.schedule)

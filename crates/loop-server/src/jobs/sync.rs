@@ -11,15 +11,37 @@ use std::sync::Arc;
 
 use loop_agent::{Connection, Trust, VaultStorage};
 use loop_api::{
-    ActorKind, JobTrigger, KeyCustody, Outcome, SyncDirection, SyncJob, TokenPermission,
+    ActorKind, JobTrigger, KeyCustody, Outcome, SyncDirection, SyncJob, TokenPermission, Vault,
+    VaultEntry,
 };
 
 use super::{Done, JobCtx, JobError};
 use crate::db::audit::NewEvent;
 use crate::db::remotes::{self, RemoteRow};
 use crate::db::{residency, tenants, vaults};
+use crate::domain::TenantScope;
 use crate::replication::{At, Place, SyncOptions};
 use crate::state::AppState;
+
+/// How to reach the remote: its address, how to trust it, and its token (unwrapped).
+fn credentials(state: &AppState, remote: &RemoteRow) -> Result<(String, Trust, String), JobError> {
+    let token = state
+        .master
+        .unwrap(
+            &crate::keys::remote_token_context(&remote.remote.id),
+            &remote.token_wrapped,
+        )
+        .map_err(|e| JobError::Failed(format!("the remote's token does not open: {e}")))?;
+    let trust = match &remote.remote.fingerprint {
+        Some(f) => Trust::Fingerprint(f.clone()),
+        None => Trust::System,
+    };
+    Ok((
+        remote.remote.url.clone(),
+        trust,
+        format!("lpt_{}", hex::encode(token.expose())),
+    ))
+}
 
 /// The other server's vault, reached with the remote's token; built (and later dropped) on
 /// the blocking pool, as its HTTP client is a blocking one.
@@ -28,19 +50,8 @@ async fn connect(
     remote: &RemoteRow,
     remote_vault_id: &str,
 ) -> Result<Arc<VaultStorage>, JobError> {
-    let token = state
-        .master
-        .unwrap(
-            &crate::keys::remote_token_context(&remote.remote.id),
-            &remote.token_wrapped,
-        )
-        .map_err(|e| JobError::Failed(format!("the remote's token does not open: {e}")))?;
-    let token = format!("lpt_{}", hex::encode(token.expose()));
-    let trust = match &remote.remote.fingerprint {
-        Some(f) => Trust::Fingerprint(f.clone()),
-        None => Trust::System,
-    };
-    let (url, vault) = (remote.remote.url.clone(), remote_vault_id.to_string());
+    let (url, trust, token) = credentials(state, remote)?;
+    let vault = remote_vault_id.to_string();
     tokio::task::spawn_blocking(move || {
         let conn = Connection::new(&url, &trust).map_err(|e| e.to_string())?;
         Ok::<_, String>(Arc::new(VaultStorage::new(conn, &vault, &token)))
@@ -48,6 +59,34 @@ async fn connect(
     .await
     .map_err(|e| JobError::Failed(e.to_string()))?
     .map_err(|e| JobError::Failed(format!("connecting to the remote: {e}")))
+}
+
+/// The vaults the remote's token may use there.
+pub async fn remote_vaults(
+    state: &AppState,
+    remote: &RemoteRow,
+) -> Result<Vec<VaultEntry>, String> {
+    let (url, trust, token) = credentials(state, remote).map_err(|e| format!("{e:?}"))?;
+    let name = remote.remote.name.clone();
+    tokio::task::spawn_blocking(move || {
+        let conn = Connection::new(&url, &trust).map_err(|e| e.to_string())?;
+        loop_agent::list_vaults(&conn, &token).map_err(|e| {
+            format!(
+                "the remote {name} refused to list its vaults: {e} (a revoked or expired token?)"
+            )
+        })
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Vault names a tenant-wide sync job syncs: `patterns` (globs), or every name when empty.
+pub fn name_filter(patterns: &[String]) -> Result<globset::GlobSet, String> {
+    let mut b = globset::GlobSetBuilder::new();
+    for p in patterns {
+        b.add(globset::Glob::new(p).map_err(|e| format!("vault pattern {p:?}: {e}"))?);
+    }
+    b.build().map_err(|e| e.to_string())
 }
 
 /// Opens the other server's vault with the remote's token, which must hold `replicate`;
@@ -104,31 +143,129 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     let Some(remote) = remotes::remote_by_id(pool, &job.remote_id).await? else {
         return Err(JobError::Failed("the remote was deleted".into()));
     };
-    let storage = connect(&ctx.state, &remote, &job.remote_vault_id).await?;
-    let result = run_with(ctx, &job, &remote, storage.clone()).await;
-    // The last handle on the blocking client goes on the blocking pool.
-    let _ = tokio::task::spawn_blocking(move || drop(storage)).await;
-    result
+    let (pairs, mut warnings) = match (&job.vault_id, &job.remote_vault_id) {
+        (Some(v), Some(r)) => {
+            let Some(vault) = vaults::vault_by_id(pool, v).await? else {
+                return Err(JobError::Failed("the vault was deleted".into()));
+            };
+            (vec![(vault, r.clone())], 0)
+        }
+        _ => matched(ctx, &job, &remote).await?,
+    };
+    let whole_tenant = job.vault_id.is_none();
+    let mut summaries = Vec::new();
+    let mut failures = Vec::new();
+    for (vault, remote_vault_id) in pairs {
+        ctx.check()?;
+        let storage = connect(&ctx.state, &remote, &remote_vault_id).await?;
+        let result = run_with(
+            ctx,
+            &job,
+            &remote,
+            &vault,
+            &remote_vault_id,
+            storage.clone(),
+        )
+        .await;
+        // The last handle on the blocking client goes on the blocking pool.
+        let _ = tokio::task::spawn_blocking(move || drop(storage)).await;
+        match result {
+            Ok(done) => {
+                warnings += done.warnings;
+                summaries.push(done.summary);
+            }
+            Err(e @ (JobError::Cancelled | JobError::LeaseLost)) => return Err(e),
+            Err(e) if !whole_tenant => return Err(e),
+            Err(JobError::Failed(m) | JobError::Transient(m)) => {
+                ctx.log("error", &format!("vault {}: {m}", vault.name))
+                    .await?;
+                failures.push(format!("{}: {m}", vault.name));
+            }
+        }
+    }
+    if !failures.is_empty() {
+        return Err(JobError::Failed(failures.join("; ")));
+    }
+    if whole_tenant {
+        return Ok(Done {
+            summary: serde_json::json!({ "sync_job_id": job.id, "vaults": summaries }),
+            warnings,
+        });
+    }
+    Ok(Done {
+        summary: summaries.pop().unwrap_or_default(),
+        warnings,
+    })
 }
 
+/// The vault pairs of a tenant-wide sync job: each vault of the tenant (push) or of the
+/// remote (pull) whose name the job's patterns match, with the vault of the same name on
+/// the other side; one without its counterpart is a warning.
+async fn matched(
+    ctx: &JobCtx,
+    job: &SyncJob,
+    remote: &RemoteRow,
+) -> Result<(Vec<(Vault, String)>, u32), JobError> {
+    let filter = name_filter(&job.vaults).map_err(JobError::Failed)?;
+    let wanted = |name: &str| job.vaults.is_empty() || filter.is_match(name);
+    let theirs = remote_vaults(&ctx.state, remote)
+        .await
+        .map_err(JobError::Failed)?;
+    let ours = vaults::vaults_in(
+        &ctx.state.db.pool,
+        &TenantScope::One(job.tenant_id.clone()),
+        None,
+    )
+    .await?
+    .items;
+    let (mut pairs, mut missing) = (Vec::new(), Vec::new());
+    match job.direction {
+        SyncDirection::Push => {
+            for v in ours.into_iter().filter(|v| wanted(&v.name)) {
+                match theirs.iter().find(|t| t.name == v.name) {
+                    Some(t) => pairs.push((v, t.id.clone())),
+                    None => missing.push(format!(
+                        "{} has no vault {} there",
+                        remote.remote.name, v.name
+                    )),
+                }
+            }
+        }
+        SyncDirection::Pull => {
+            for t in theirs.iter().filter(|t| wanted(&t.name)) {
+                match ours.iter().find(|v| v.name == t.name) {
+                    Some(v) => pairs.push((v.clone(), t.id.clone())),
+                    None => missing.push(format!(
+                        "no vault {} here to pull {}'s into (make a customer-key vault of that name)",
+                        t.name, remote.remote.name
+                    )),
+                }
+            }
+        }
+    }
+    for m in &missing {
+        ctx.log("warning", m).await?;
+    }
+    Ok((pairs, missing.len() as u32))
+}
+
+/// Syncs one vault of this server with one of the remote.
 async fn run_with(
     ctx: &JobCtx,
     job: &SyncJob,
     remote: &RemoteRow,
+    vault: &Vault,
+    remote_vault_id: &str,
     storage: Arc<VaultStorage>,
 ) -> Result<Done, JobError> {
     let state = &ctx.state;
-    let pool = &state.db.pool;
-    let Some(vault) = vaults::vault_by_id(pool, &job.vault_id).await? else {
-        return Err(JobError::Failed("the vault was deleted".into()));
-    };
     let Some(dest) = state.destinations.get(&vault.destination).cloned() else {
         return Err(JobError::transient(
             "the vault's destination is not configured on this node",
             &vault.destination,
         ));
     };
-    let jurisdiction = open(state, &storage, remote, &job.remote_vault_id)
+    let jurisdiction = open(state, &storage, remote, remote_vault_id)
         .await
         .map_err(JobError::Failed)?;
     ctx.log(
@@ -143,7 +280,7 @@ async fn run_with(
                 "from"
             },
             remote.remote.name,
-            job.remote_vault_id,
+            remote_vault_id,
             if jurisdiction.is_empty() {
                 "not reported"
             } else {
@@ -153,10 +290,10 @@ async fn run_with(
     )
     .await?;
     if job.direction == SyncDirection::Push {
-        admitted(ctx, job, remote, &vault.tenant_id, &jurisdiction).await?;
+        admitted(ctx, job, remote, (vault, remote_vault_id), &jurisdiction).await?;
     }
     let remote_place = Place {
-        vault_id: job.remote_vault_id.clone(),
+        vault_id: remote_vault_id.to_string(),
         at: At::Remote {
             storage,
             max_object: state.config.limits.object_bytes,
@@ -230,15 +367,15 @@ async fn run_with(
     if job.direction == SyncDirection::Pull && report.objects_copied + report.objects_removed > 0 {
         // What a pull brought in goes on to the vault's own replicas.
         let mut tx = state.db.begin().await?;
-        super::replicate::queue_if_replicated(state, &mut tx, &vault, JobTrigger::Event).await?;
+        super::replicate::queue_if_replicated(state, &mut tx, vault, JobTrigger::Event).await?;
         tx.commit().await.map_err(crate::db::DbError::from)?;
         state.jobs_wake.notify_one();
     }
     Ok(Done {
         summary: serde_json::json!({
             "sync_job_id": job.id, "direction": job.direction, "remote_id": remote.remote.id,
-            "remote_vault_id": job.remote_vault_id, "jurisdiction": jurisdiction,
-            "report": report,
+            "vault_id": vault.id, "remote_vault_id": remote_vault_id,
+            "jurisdiction": jurisdiction, "report": report,
         }),
         warnings,
     })
@@ -250,10 +387,11 @@ async fn admitted(
     ctx: &JobCtx,
     job: &SyncJob,
     remote: &RemoteRow,
-    tenant_id: &str,
+    (vault, remote_vault_id): (&Vault, &str),
     jurisdiction: &str,
 ) -> Result<(), JobError> {
     let state = &ctx.state;
+    let tenant_id = vault.tenant_id.as_str();
     let Some(tenant) = tenants::tenant_by_id(&state.db.pool, tenant_id).await? else {
         return Err(JobError::Failed("the tenant was deleted".into()));
     };
@@ -271,12 +409,12 @@ async fn admitted(
             actor_id: Some(ctx.id().to_string()),
             action: "sync.push",
             object_kind: "vault",
-            object_id: Some(job.vault_id.clone()),
+            object_id: Some(vault.id.clone()),
             outcome: Outcome::Failure,
             personal: Default::default(),
             details: serde_json::json!({
                 "reason": "residency", "sync_job_id": job.id, "remote_id": remote.remote.id,
-                "remote_vault_id": job.remote_vault_id, "jurisdiction": jurisdiction,
+                "remote_vault_id": remote_vault_id, "jurisdiction": jurisdiction,
                 "allowed": allowed,
             }),
         },
@@ -287,7 +425,7 @@ async fn admitted(
     Err(JobError::Failed(format!(
         "the remote's vault {} is in jurisdiction {}, which this tenant's residency does not \
          allow: nothing was pushed",
-        job.remote_vault_id,
+        remote_vault_id,
         if jurisdiction.is_empty() {
             "(not reported)"
         } else {

@@ -87,6 +87,18 @@ fn parse_token(t: &str) -> ApiResult<loop_repo::crypto::Key> {
     }
 }
 
+/// Another server's vault ID, as it gave it.
+fn parse_remote_vault(id: &str) -> ApiResult<String> {
+    let id = id.trim();
+    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(ApiError::bad_request(
+            "remote_vault_id must be the other server's vault ID",
+        ));
+    }
+    Ok(id.to_string())
+}
+
 /// List remotes
 #[utoipa::path(get, path = "/api/v1/remotes", tag = "sync", params(TenantFilter, loop_api::PageQuery),
     responses((status = 200, description = "Success", body = Vec<Remote>)))]
@@ -236,30 +248,7 @@ pub async fn create_sync_job(
     caller: Caller,
     Json(req): Json<CreateSyncJob>,
 ) -> ApiResult<(StatusCode, axum::Json<SyncJob>)> {
-    let v = scoped_vault(&state, &caller, Permission::VaultWrite, &req.vault_id).await?;
     let remote = scoped_remote(&state, &caller, Permission::VaultWrite, &req.remote_id).await?;
-    if remote.remote.tenant_id != v.tenant_id {
-        return Err(ApiError::bad_request(
-            "the remote belongs to another tenant than the vault",
-        ));
-    }
-    if req.direction == SyncDirection::Pull && v.key_custody != KeyCustody::Customer {
-        return Err(ApiError::bad_request(
-            "a pull writes only into a customer-key vault: the objects it copies are \
-             encrypted with the other server's keys",
-        ));
-    }
-    let remote_vault_id = req.remote_vault_id.trim().to_string();
-    if remote_vault_id.is_empty()
-        || remote_vault_id.len() > 64
-        || !remote_vault_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
-        return Err(ApiError::bad_request(
-            "remote_vault_id must be the other server's vault ID",
-        ));
-    }
     if let Some(s) = &req.schedule {
         loop_api::schedule::Schedule::parse(s)
             .map_err(|e| ApiError::bad_request(format!("schedule: {e}")))?;
@@ -267,32 +256,83 @@ pub async fn create_sync_job(
     if req.bytes_per_sec == Some(0) {
         return Err(ApiError::bad_request("bytes_per_sec must be positive"));
     }
-    let jurisdiction = crate::jobs::sync::reach(&state, &remote, &remote_vault_id)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "remote_unreachable", e))?;
+    let unreachable = |e: String| ApiError::new(StatusCode::BAD_GATEWAY, "remote_unreachable", e);
+    let tenant = db::tenants::tenant_by_id(&state.db.pool, &remote.remote.tenant_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    // Where a push would place the tenant's data: (place, jurisdiction) at the remote.
+    let mut places = Vec::new();
+    let (vault, remote_vault_id) = match (&req.vault_id, &req.remote_vault_id) {
+        (Some(vault_id), Some(remote_vault_id)) => {
+            let v = scoped_vault(&state, &caller, Permission::VaultWrite, vault_id).await?;
+            if remote.remote.tenant_id != v.tenant_id {
+                return Err(ApiError::bad_request(
+                    "the remote belongs to another tenant than the vault",
+                ));
+            }
+            if req.direction == SyncDirection::Pull && v.key_custody != KeyCustody::Customer {
+                return Err(ApiError::bad_request(
+                    "a pull writes only into a customer-key vault: the objects it copies are \
+                     encrypted with the other server's keys",
+                ));
+            }
+            let remote_vault_id = parse_remote_vault(remote_vault_id)?;
+            let jurisdiction = crate::jobs::sync::reach(&state, &remote, &remote_vault_id)
+                .await
+                .map_err(unreachable)?;
+            places.push((remote_vault_id.clone(), jurisdiction));
+            (Some(v), Some(remote_vault_id))
+        }
+        (None, None) => {
+            // The whole tenant: every vault whose name the patterns match, by name.
+            let filter =
+                crate::jobs::sync::name_filter(&req.vaults).map_err(ApiError::bad_request)?;
+            let theirs = crate::jobs::sync::remote_vaults(&state, &remote)
+                .await
+                .map_err(unreachable)?;
+            places.extend(
+                theirs
+                    .into_iter()
+                    .filter(|t| req.vaults.is_empty() || filter.is_match(&t.name))
+                    .map(|t| (t.id, t.jurisdiction)),
+            );
+            (None, None)
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "give vault_id and remote_vault_id for one vault, or neither for every vault \
+                 of the tenant (vaults narrows it by name)",
+            ));
+        }
+    };
     if req.direction == SyncDirection::Push {
-        let tenant = db::tenants::tenant_by_id(&state.db.pool, &v.tenant_id)
-            .await?
-            .ok_or_else(ApiError::not_found)?;
-        let place = format!("{}:{remote_vault_id}", remote.remote.name);
-        check_placement(
-            &state,
-            &caller,
-            &tenant,
-            (&place, &jurisdiction),
-            "sync_job.create",
-            ("vault", Some(&v.id)),
-        )
-        .await?;
+        for (remote_vault_id, jurisdiction) in &places {
+            let place = format!("{}:{remote_vault_id}", remote.remote.name);
+            check_placement(
+                &state,
+                &caller,
+                &tenant,
+                (&place, jurisdiction),
+                "sync_job.create",
+                ("vault", vault.as_ref().map(|v| v.id.as_str())),
+            )
+            .await?;
+        }
     }
+    let jurisdiction = places.first().map(|p| p.1.clone());
     let now = state.now();
     let job = SyncJob {
         id: new_id("sj"),
-        tenant_id: v.tenant_id.clone(),
+        tenant_id: tenant.tenant.id.clone(),
         remote_id: remote.remote.id.clone(),
         direction: req.direction,
-        vault_id: v.id.clone(),
+        vault_id: vault.map(|v| v.id),
         remote_vault_id,
+        vaults: if req.vault_id.is_none() {
+            req.vaults
+        } else {
+            Vec::new()
+        },
         remove_vanished: req.remove_vanished,
         bytes_per_sec: req.bytes_per_sec,
         schedule: req.schedule,
@@ -308,10 +348,11 @@ pub async fn create_sync_job(
             &job.tenant_id,
             "sync_job.create",
             "vault",
-            Some(&job.vault_id),
+            job.vault_id.as_deref(),
             serde_json::json!({
                 "sync_job_id": job.id, "direction": job.direction, "remote_id": job.remote_id,
-                "remote_vault_id": job.remote_vault_id, "jurisdiction": jurisdiction,
+                "remote_vault_id": job.remote_vault_id, "vaults": job.vaults,
+                "jurisdiction": jurisdiction,
                 "schedule": job.schedule, "remove_vanished": job.remove_vanished,
                 "bytes_per_sec": job.bytes_per_sec,
             }),
@@ -347,7 +388,7 @@ pub async fn delete_sync_job(
             &j.tenant_id,
             "sync_job.delete",
             "vault",
-            Some(&j.vault_id),
+            j.vault_id.as_deref(),
             serde_json::json!({ "sync_job_id": j.id }),
         ),
         now,
@@ -376,7 +417,7 @@ pub async fn run_sync_job(
             &j.tenant_id,
             "sync_job.run",
             "vault",
-            Some(&j.vault_id),
+            j.vault_id.as_deref(),
             serde_json::json!({ "sync_job_id": j.id, "job_id": job_id }),
         )
     })

@@ -1,6 +1,7 @@
 //! The vault protocol: what `loop` uses as a repository backend (docs/PROTOCOL.md).
 //!
 //! ```text
+//! GET    /vaults                                 the vaults the token may use (JSON)
 //! POST   /vaults/{vault}/v1/open                 start: permissions and (managed) key
 //! GET    /vaults/{vault}/v1/{kind}               list objects of a kind (JSON)
 //! GET    /vaults/{vault}/v1/{kind}/{name}        read, whole or `Range: bytes=a-b`
@@ -27,7 +28,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use changes::{remove, write};
 use loop_api::{
-    KeyCustody, SecretText, Token, Vault, VaultId, VaultOpenRequest, VaultOpenResponse,
+    KeyCustody, SecretText, Token, Vault, VaultEntry, VaultId, VaultOpenRequest, VaultOpenResponse,
 };
 use loop_repo::FileKind;
 use reads::{head, list, read};
@@ -45,6 +46,7 @@ use crate::state::AppState;
 /// JSON body (`open`) keeps the JSON limit.
 pub fn router(json_limit: usize) -> Router<AppState> {
     Router::new()
+        .route("/vaults", get(vaults_of_token))
         .route(
             "/vaults/{vault}/v1/open",
             post(open).layer(axum::extract::DefaultBodyLimit::max(json_limit)),
@@ -171,6 +173,31 @@ fn storage_error(e: object_store::Error) -> ApiError {
         object_store::Error::NotFound { .. } => no_such_object(),
         other => other.into(),
     }
+}
+
+/// The vaults the token may use: those it names, or every vault of its tenant.
+async fn vaults_of_token(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<axum::Json<Vec<VaultEntry>>> {
+    let token = caller.token()?;
+    let scope = crate::domain::TenantScope::One(token.tenant_id.clone());
+    let all = vaults::vaults_in(&state.db.pool, &scope, None).await?.items;
+    Ok(axum::Json(
+        all.into_iter()
+            .filter(|v| token.vault_ids.is_empty() || token.vault_ids.contains(&v.id))
+            .map(|v| VaultEntry {
+                jurisdiction: state
+                    .destinations
+                    .get(&v.destination)
+                    .map(|d| d.jurisdiction.clone())
+                    .unwrap_or_default(),
+                id: v.id,
+                name: v.name,
+                key_custody: v.key_custody,
+            })
+            .collect(),
+    ))
 }
 
 /// Start using a vault: records the token's use and returns its permissions and, for a
