@@ -310,6 +310,8 @@ fn sync_pushes_to_an_allowed_jurisdiction_pulls_back_and_stops_when_the_token_is
         "{third:#}"
     );
     assert_eq!(object_files(&there), before);
+    // After all of it, nothing of the EU-only customer's ever reached B's US destination.
+    assert!(object_files(&b.dir.path().join("b-us")).is_empty());
 }
 
 #[test]

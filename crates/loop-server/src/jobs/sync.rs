@@ -23,6 +23,14 @@ use crate::domain::TenantScope;
 use crate::replication::{At, Place, SyncOptions};
 use crate::state::AppState;
 
+/// What a failure to reach the remote says, for an API answer.
+fn said(e: JobError) -> String {
+    match e {
+        JobError::Failed(m) | JobError::Transient(m) => m,
+        other => format!("{other:?}"),
+    }
+}
+
 /// How to reach the remote: its address, how to trust it, and its token (unwrapped).
 fn credentials(state: &AppState, remote: &RemoteRow) -> Result<(String, Trust, String), JobError> {
     let token = state
@@ -66,7 +74,7 @@ pub async fn remote_vaults(
     state: &AppState,
     remote: &RemoteRow,
 ) -> Result<Vec<VaultEntry>, String> {
-    let (url, trust, token) = credentials(state, remote).map_err(|e| format!("{e:?}"))?;
+    let (url, trust, token) = credentials(state, remote).map_err(said)?;
     let name = remote.remote.name.clone();
     tokio::task::spawn_blocking(move || {
         let conn = Connection::new(&url, &trust).map_err(|e| e.to_string())?;
@@ -126,10 +134,7 @@ pub async fn reach(
 ) -> Result<String, String> {
     let storage = connect(state, remote, remote_vault_id)
         .await
-        .map_err(|e| match e {
-            JobError::Failed(m) | JobError::Transient(m) => m,
-            other => format!("{other:?}"),
-        })?;
+        .map_err(said)?;
     let opened = open(state, &storage, remote, remote_vault_id).await;
     let _ = tokio::task::spawn_blocking(move || drop(storage)).await;
     opened
