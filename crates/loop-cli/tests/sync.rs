@@ -28,6 +28,24 @@ fn regions(places: &'static [(&'static str, &'static str)]) -> impl Fn(&Path) ->
     }
 }
 
+/// A's customer admin adds B as the remote `site-b`, with B's replication token `token`
+/// (given through the environment, as a person would); the remote's ID.
+fn add_remote(a: &Story, b: &Story, token: &str) -> String {
+    let args = [
+        "remote",
+        "add",
+        "--tenant",
+        &a.customer,
+        "--name",
+        "site-b",
+        "--url",
+        &b.server.url,
+        "--fingerprint",
+        &b.server.fingerprint,
+    ];
+    id(&json(a.admin("ana", &args).env("LOOP_REMOTE_TOKEN", token)))
+}
+
 /// Every regular file under `dir` but those under `skip`, read whole.
 fn all_bytes(dir: &Path, skip: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
@@ -114,24 +132,7 @@ fn sync_pushes_to_an_allowed_jurisdiction_pulls_back_and_stops_when_the_token_is
         &manage,
         &["backup", "--init", src.to_str().unwrap()],
     ));
-    let remote = id(&json(
-        a.admin(
-            "ana",
-            &[
-                "remote",
-                "add",
-                "--tenant",
-                &a.customer,
-                "--name",
-                "site-b",
-                "--url",
-                &b.server.url,
-                "--fingerprint",
-                &b.server.fingerprint,
-            ],
-        )
-        .env("LOOP_REMOTE_TOKEN", &token_secret),
-    ));
+    let remote = add_remote(&a, &b, &token_secret);
     let push = |remote_vault: &str, extra: &[&str]| {
         let mut args = vec![
             "sync",
@@ -369,24 +370,7 @@ fn a_sync_of_the_whole_tenant_pushes_every_vault_its_patterns_match_to_the_vault
         .as_str()
         .unwrap()
         .to_string();
-    let remote = id(&json(
-        a.admin(
-            "ana",
-            &[
-                "remote",
-                "add",
-                "--tenant",
-                &a.customer,
-                "--name",
-                "site-b",
-                "--url",
-                &b.server.url,
-                "--fingerprint",
-                &b.server.fingerprint,
-            ],
-        )
-        .env("LOOP_REMOTE_TOKEN", &token),
-    ));
+    let remote = add_remote(&a, &b, &token);
     let job = json(&mut a.admin(
         "ana",
         &[
