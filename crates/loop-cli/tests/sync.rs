@@ -280,37 +280,26 @@ fn sync_pushes_to_an_allowed_jurisdiction_pulls_back_and_stops_when_the_token_is
             &["tenant", "residency", &a.customer, "--allow", allow],
         ))
     };
+    // A new backup, then a run that must fail saying `why`, leaving B's vault as it was.
+    let refused_run = |file: &str, seed: u64, why: &str| {
+        write(&src.join(file), &noise(1 << 20, seed));
+        ok(&mut a.customer_cli(&vault, &manage, &["backup", src.to_str().unwrap()]));
+        let before = object_files(&there);
+        let ended = run(&job);
+        assert_eq!(ended["state"], "failed", "{ended:#}");
+        assert!(
+            ended["error"].as_str().unwrap_or_default().contains(why),
+            "{ended:#}"
+        );
+        assert_eq!(object_files(&there), before);
+    };
     residency("de");
-    write(&src.join("later.bin"), &noise(1 << 20, 7));
-    ok(&mut a.customer_cli(&vault, &manage, &["backup", src.to_str().unwrap()]));
-    let before = object_files(&there);
-    let refused = run(&job);
-    assert_eq!(refused["state"], "failed", "{refused:#}");
-    assert!(
-        refused["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("residency"),
-        "{refused:#}"
-    );
-    assert_eq!(object_files(&there), before);
+    refused_run("later.bin", 7, "residency");
     residency("eu");
 
     // B revokes the token: the next push fails and B's vault stays as it was.
     at_b(&["token", "revoke", &token_id]);
-    write(&src.join("late.bin"), &noise(1 << 20, 6));
-    ok(&mut a.customer_cli(&vault, &manage, &["backup", src.to_str().unwrap()]));
-    let before = object_files(&there);
-    let third = run(&job);
-    assert_eq!(third["state"], "failed", "{third:#}");
-    assert!(
-        third["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("refused"),
-        "{third:#}"
-    );
-    assert_eq!(object_files(&there), before);
+    refused_run("late.bin", 6, "refused");
     // After all of it, nothing of the EU-only customer's ever reached B's US destination.
     assert!(object_files(&b.dir.path().join("b-us")).is_empty());
 }

@@ -49,16 +49,6 @@ pub fn next_run(item: &ProtectedItem, time_zone: &str, after: DateTime<Utc>) -> 
     Schedules::default().next_run(item, time_zone, after)
 }
 
-/// The next time of the schedule `text` strictly after `after` in `time_zone` (UTC when it
-/// does not read); `None` when the schedule does not read or never comes again.
-pub fn next_scheduled(text: &str, time_zone: &str, after: DateTime<Utc>) -> Option<i64> {
-    let schedule = Schedule::parse(text).ok()?;
-    let tz = parse_time_zone(time_zone)
-        .or_else(|_| parse_time_zone("UTC"))
-        .ok()?;
-    schedule.next_after(after, tz).map(|t| t.timestamp_millis())
-}
-
 /// Parsed schedules and time zones by their text, for passes over many items that share a
 /// few of each (parsing costs more than finding the next time).
 #[derive(Default)]

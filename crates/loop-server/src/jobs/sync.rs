@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use loop_agent::{Connection, Trust, VaultStorage};
+use loop_api::schedule::{Schedule, parse_time_zone};
 use loop_api::{
     ActorKind, JobTrigger, KeyCustody, Outcome, SyncDirection, SyncJob, TokenPermission, Vault,
     VaultEntry,
@@ -475,11 +476,17 @@ pub async fn next_run(
     let tz = tenants::tenant_by_id(&state.db.pool, &job.tenant_id)
         .await?
         .map_or_else(|| "UTC".to_string(), |t| t.tenant.time_zone);
-    Ok(super::scheduler::next_scheduled(
-        text,
-        &tz,
-        crate::db::time(now),
-    ))
+    // A schedule or zone that does not read was refused when the job was made; UTC
+    // stands in for a zone that stopped reading since.
+    let Ok(schedule) = Schedule::parse(text) else {
+        return Ok(None);
+    };
+    let tz = parse_time_zone(&tz)
+        .or_else(|_| parse_time_zone("UTC"))
+        .expect("UTC is a time zone");
+    Ok(schedule
+        .next_after(crate::db::time(now), tz)
+        .map(|t| t.timestamp_millis()))
 }
 
 /// A run of `job` to queue (one already queued or running takes it).
