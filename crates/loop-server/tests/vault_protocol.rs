@@ -511,6 +511,10 @@ fn a_replication_token_creates_once_and_removes_only_what_replication_wrote() {
         .unwrap()
         .to_string();
     assert_eq!(listed(&named), vec![other]);
+    // A backup token is not told the tenant's vaults.
+    server
+        .call("get", "/vaults", Some(&backup.secret), None)
+        .expect_problem(403, "permission_denied");
     // It reads what is there (the key slot the server wrote) and lists every kind.
     let slot = sync.names("keys")[0].clone();
     assert_eq!(sync.call("get", &format!("keys/{slot}")).status, 200);

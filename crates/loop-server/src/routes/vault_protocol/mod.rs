@@ -175,12 +175,20 @@ fn storage_error(e: object_store::Error) -> ApiError {
     }
 }
 
-/// The vaults the token may use: those it names, or every vault of its tenant.
+/// The vaults a replication token may use: those it names, or every vault of its tenant.
+/// Other tokens work on the one vault they are given and are not told the others.
 async fn vaults_of_token(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<axum::Json<Vec<VaultEntry>>> {
     let token = caller.token()?;
+    if !token.permissions.contains(&TokenPermission::Replicate) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            "only a token with the replicate permission lists vaults",
+        ));
+    }
     let scope = crate::domain::TenantScope::One(token.tenant_id.clone());
     let all = vaults::vaults_in(&state.db.pool, &scope, None).await?.items;
     Ok(axum::Json(
