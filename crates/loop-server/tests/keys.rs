@@ -27,10 +27,20 @@ fn handed_kek(server: &Server, admin: &Caller<'_>, tenant: &str, vault: &str) ->
 
 /// Opens the vault's repository at its destination with `kek`: the slot IDs, or the error.
 fn slots_opened(server: &Server, vault: &str, kek: &Key) -> Result<usize, loop_repo::Error> {
+    slots_opened_at(server, "local", vault, kek)
+}
+
+/// [`slots_opened`] at destination `dest`.
+fn slots_opened_at(
+    server: &Server,
+    dest: &str,
+    vault: &str,
+    kek: &Key,
+) -> Result<usize, loop_repo::Error> {
     let storage = server
         .state
         .destinations
-        .get("local")
+        .get(dest)
         .unwrap()
         .repo_storage(vault)
         .unwrap();
@@ -200,6 +210,88 @@ fn a_rotation_cut_off_is_finished_by_the_next_run_and_holds_back_new_vaults_mean
             json!({ "tenant_id": tenant, "name": "new", "destination": "local" }),
         )
         .expect(201);
+}
+
+/// A managed vault with a replica at `spare` that completed a replication: (tenant, vault,
+/// replica).
+fn replicated_vault(admin: &Caller<'_>) -> (String, String, String) {
+    let (tenant, vault) = customer_with_vault(admin, "acme", None);
+    let replica = admin
+        .post(
+            &format!("/api/v1/vaults/{vault}/replicas"),
+            json!({ "destination": "spare" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job = admin
+        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+        .expect(202);
+    let ended = admin.job_ended(job["id"].as_str().unwrap());
+    assert_eq!(ended["state"], "succeeded", "{ended}");
+    (tenant, vault, replica)
+}
+
+#[test]
+fn a_rotation_rekeys_the_replicas_too_so_a_replica_promoted_after_it_opens() {
+    let server = Server::start_with(support::with_spare);
+    let admin = server.admin();
+    let (tenant, vault, replica) = replicated_vault(&admin);
+    let promote = format!("/api/v1/vaults/{vault}/replicas/{replica}/promote");
+    let before = handed_kek(&server, &admin, &tenant, &vault);
+
+    // While a rotation is under way no replica is promoted.
+    let (_, next) = server.state.master.new_tenant_key(&tenant);
+    let pool = &server.state.db.pool;
+    assert!(
+        server
+            .block_on(tenants::begin_key_rotation(pool, &tenant, &next))
+            .unwrap()
+    );
+    admin
+        .post(&promote, json!({}))
+        .expect_problem(409, "key_rotation");
+    assert_eq!(rotate(&admin, &tenant)["state"], "succeeded");
+
+    // The replica opens with the new key and no longer with the old one, without a
+    // replication in between.
+    let after = handed_kek(&server, &admin, &tenant, &vault);
+    assert_eq!(
+        slots_opened_at(&server, "spare", &vault, &after).unwrap(),
+        1
+    );
+    assert!(matches!(
+        slots_opened_at(&server, "spare", &vault, &before),
+        Err(loop_repo::Error::WrongPassword)
+    ));
+    // Promoted now, the vault is read at the replica with the current key.
+    let promoted = admin.post(&promote, json!({})).expect(200);
+    assert_eq!(promoted["destination"], "spare", "{promoted}");
+    admin
+        .get(&format!("/api/v1/vaults/{vault}/snapshots"))
+        .expect(200);
+}
+
+#[test]
+fn a_replica_the_current_tenant_key_does_not_open_is_not_promoted() {
+    let server = Server::start_with(support::with_spare);
+    let admin = server.admin();
+    let (_, vault, replica) = replicated_vault(&admin);
+    // The replica's key slots are gone (as a replica whose slots lag the primary's would
+    // be opened by nothing the server holds).
+    std::fs::remove_dir_all(server.data_dir.join("spare").join(&vault).join("keys")).unwrap();
+    admin
+        .post(
+            &format!("/api/v1/vaults/{vault}/replicas/{replica}/promote"),
+            json!({}),
+        )
+        .expect_problem(409, "replica_not_ready");
+    let v = admin.get(&format!("/api/v1/vaults/{vault}")).expect(200);
+    assert_eq!(v["destination"], "local", "the primary stays: {v}");
+    admin
+        .get(&format!("/api/v1/vaults/{vault}/snapshots"))
+        .expect(200);
 }
 
 /// A server on `data_dir` (and `database`, under PostgreSQL) with the master key `key`

@@ -19,8 +19,9 @@ use loop_repo::keys::{KdfParams, Secret, SlotMeta};
 use loop_repo::{Repository, Storage};
 
 use super::{Done, JobCtx, JobError, blocking};
-use crate::db::{tenants, vaults};
+use crate::db::{replicas, tenants, vaults};
 use crate::keys::vault_kek;
+use crate::replication::{self, Place};
 use crate::vault_objects::ServerStorage;
 use loop_repo::crypto::Key;
 
@@ -121,7 +122,7 @@ async fn update_slots(
     };
     // Old slots go only once the vault opened with a new one, so a retention lock does not
     // hold them.
-    let storage = ServerStorage::new(state, dest, &v.id, ctx.fence())
+    let storage = ServerStorage::new(state, dest.clone(), &v.id, ctx.fence())
         .map_err(|e| JobError::transient("opening a vault's destination failed", e))?
         .replacing_key_slots();
     let storage: Arc<dyn Storage> = Arc::new(storage);
@@ -160,9 +161,24 @@ async fn update_slots(
         Ok(Some((added, removed)))
     })
     .await?;
-    opened.ok_or_else(|| {
+    let counts = opened.ok_or_else(|| {
         JobError::Failed(format!(
             "vault {vault_id} opens with neither the old nor the new tenant key"
         ))
-    })
+    })?;
+    // Every replica holds the primary's slots before the old key goes, so a replica
+    // promoted later opens with the key that is current then.
+    let primary = Place::stored(&dest, &v.id);
+    for r in replicas::of_vault(&state.db.pool, &v.id).await? {
+        let Some(at) = state.destinations.get(&r.destination) else {
+            return Err(JobError::transient(
+                "a replica's destination is not configured on this node",
+                &r.destination,
+            ));
+        };
+        replication::mirror_key_slots(&primary, &Place::stored(at, &v.id), remove)
+            .await
+            .map_err(|e| JobError::transient("copying key slots to a replica failed", e))?;
+    }
+    Ok(counts)
 }

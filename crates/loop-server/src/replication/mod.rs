@@ -332,6 +332,52 @@ async fn copy(
     Ok(Some(size))
 }
 
+/// Gives `target` the key slots `source` holds and, with `remove`, takes away those it no
+/// longer holds: the tenant key rotation keeps every replica openable with the key it makes
+/// current, so a replica promoted later opens. Answers (copied, removed).
+pub async fn mirror_key_slots(
+    source: &Place,
+    target: &Place,
+    remove: bool,
+) -> Result<(u64, u64), SyncError> {
+    let listing = |place: &Place| {
+        let place = place.clone();
+        async move {
+            place
+                .list(FileKind::Key)
+                .await
+                .map_err(|message| SyncError::List {
+                    place: place.name(),
+                    message,
+                })
+        }
+    };
+    let (slots, held) = (listing(source).await?, listing(target).await?);
+    let mut copied = 0;
+    for (name, size) in &slots {
+        if held.get(name) != Some(size) {
+            match copy(source, target, None, FileKind::Key, name, *size).await? {
+                Some(_) => copied += 1,
+                None => return Err(SyncError::Unsettled),
+            }
+        }
+    }
+    let mut removed = 0;
+    if remove {
+        for name in held.keys().filter(|n| !slots.contains_key(*n)) {
+            target
+                .remove(FileKind::Key, name)
+                .await
+                .map_err(|message| SyncError::Remove {
+                    object: FileKind::Key.path(name),
+                    message,
+                })?;
+            removed += 1;
+        }
+    }
+    Ok((copied, removed))
+}
+
 /// How a replica differs from its primary, object by object.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Differences {

@@ -5,7 +5,8 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
-    CreateReplica, Job, JobKind, JobTrigger, Replica, ReplicaState, Vault, VaultId, VerifyReplica,
+    CreateReplica, Job, JobKind, JobTrigger, KeyCustody, Replica, ReplicaState, Vault, VaultId,
+    VerifyReplica,
 };
 
 use super::residency::check_placement;
@@ -244,9 +245,10 @@ pub(super) async fn erase_all(
 ///
 /// The replica becomes the vault's primary (where backups write and reads go first) and the
 /// old primary a replica that the next replication seeds again. Only a replica that completed
-/// a replication can be promoted (`409 replica_not_ready`); objects the vault received after
-/// that are lost unless the old primary is still readable (they are in the answer's
-/// audit event as `objects_lost`). A destination outside the tenant's residency is `403
+/// a replication, and for a managed vault one the tenant's current key opens, can be promoted
+/// (`409 replica_not_ready`; `409 key_rotation` while that key is rotated); objects the vault
+/// received after that are lost unless the old primary is still readable (they are in the
+/// answer's audit event as `objects_lost`). A destination outside the tenant's residency is `403
 /// residency` (audited).
 #[utoipa::path(post, path = "/api/v1/vaults/{id}/replicas/{replica}/promote", tag = "replicas",
     params(("id" = VaultId, Path), ("replica" = String, Path)),
@@ -276,6 +278,9 @@ pub async fn promote_replica(
                 r.destination, r.state
             ),
         ));
+    }
+    if v.key_custody == KeyCustody::Managed {
+        crate::managed_keys::check_promotable(&state, &v, &dest).await?;
     }
     // The vault's object records follow the new primary: what it lacks (what the vault
     // received after the replica's last replication) is dropped from them. Done first, so a
