@@ -365,6 +365,8 @@ fn a_new_master_key_reads_with_the_previous_one_until_everything_is_rewrapped() 
                     "webhook": { "url": "https://hooks.example.com/loop" } }),
         )
         .expect(201);
+    // A remote's replication token, wrapped under the master key too.
+    server.self_remote(&admin, &tenant, "rewrap");
     let database = server.stop();
 
     // The new key alone does not open this database: the server refuses to start.
@@ -410,12 +412,14 @@ fn a_new_master_key_reads_with_the_previous_one_until_everything_is_rewrapped() 
         by_column(&report, "notify_targets.secret_wrapped"),
         (1, 1, 0)
     );
+    assert_eq!(by_column(&report, "remotes.token_wrapped"), (1, 1, 0));
     assert_eq!(by_column(&report, "tenant_keys.next_wrapped"), (0, 0, 0));
     // A second run finds nothing left to do.
     assert!(rewrap(&server).iter().all(|c| c.rewrapped == 0));
     let database = server.stop();
 
-    // Now the new key alone opens everything: vaults, TOTP secrets, webhook secrets.
+    // Now the new key alone opens everything: vaults, TOTP secrets, webhook secrets,
+    // remote tokens.
     let server = start(&data, database, &new_key, &[]);
     assert!(
         rewrap(&server)

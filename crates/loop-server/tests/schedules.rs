@@ -1,4 +1,4 @@
-//! Protected items on a schedule: the scheduler queues each run once when the server's clock
+//! Protected items (and sync jobs) on a schedule: the scheduler queues each run once when the server's clock
 //! passes its time (in the tenant's time zone), skips a run while the previous one is open,
 //! marks runs whose window passed as missed, and catches up a missed run when the next is
 //! far away. The tests drive the clock and the scheduler's tick; nothing waits on wall time.
@@ -347,4 +347,60 @@ fn a_policys_maintenance_runs_retention_and_verify_on_schedule_and_reverifies_wh
     let r = tick_now(&server);
     assert_eq!(r.queued.len(), 2, "{r:?}");
     assert!(r.skipped.is_empty(), "{r:?}");
+}
+
+#[test]
+fn a_sync_job_on_a_schedule_is_queued_when_its_time_passes_and_moves_to_its_next_time() {
+    let server = start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Synced", None);
+    let (remote, mirror) = server.self_remote(&admin, &tenant, "scheduled");
+    let created = admin
+        .post(
+            "/api/v1/sync-jobs",
+            json!({ "remote_id": remote, "direction": "push", "vault_id": vault,
+                    "remote_vault_id": mirror, "schedule": "*:0/30" }),
+        )
+        .expect(201);
+    let id = created["id"].as_str().unwrap();
+    let first = time(&created["next_run_at"]);
+    assert_eq!((first.minute() % 30, first.second()), (0, 0), "{first}");
+    assert!(tick_now(&server).queued.is_empty());
+
+    advance_to(&server, first, Duration::from_secs(1));
+    // Sessions end when idle: sign in anew after the clock moved.
+    let admin = server.admin();
+    let r = tick_now(&server);
+    assert_eq!(r.queued.len(), 1, "{r:?}");
+    let job = admin
+        .get(&format!("/api/v1/jobs/{}", r.queued[0]))
+        .expect(200);
+    assert_eq!(
+        (
+            &job["kind"],
+            &job["trigger"],
+            &job["target_kind"],
+            &job["target_id"]
+        ),
+        (
+            &json!("sync"),
+            &json!("schedule"),
+            &json!("sync-job"),
+            &json!(id)
+        ),
+        "{job}"
+    );
+    let listed = admin.get("/api/v1/sync-jobs").expect(200);
+    let moved = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == id)
+        .unwrap();
+    assert_eq!(
+        time(&moved["next_run_at"]),
+        first + chrono::Duration::minutes(30)
+    );
+    // The same time does not fire twice.
+    assert!(tick_now(&server).queued.is_empty());
 }
