@@ -164,8 +164,19 @@ def make_fixtures() -> None:
     admin = sign_in(ADMIN_EMAIL)
     me = api(admin, "GET", "/api/v1/me")
     fixtures["provider"] = me["user"]["tenant_id"]
+    # Billing first, while nothing else exists: a customer paying by invoice, and the test
+    # clock moved past its trial and first month, so it has an open invoice. Sessions idle
+    # out over that move: sign in again after it.
+    for name in ("plan", "doomed_plan"):
+        fixtures[name] = api(admin, "POST", "/api/v1/plans", {"issuer_id": fixtures["provider"], "name": f"fuzz-{name}", "price_cents": 1500, "currency": "EUR"})["id"]
+    billed = api(admin, "POST", "/api/v1/tenants", {"parent_id": fixtures["provider"], "kind": "customer", "name": "Fuzz Billed"})["id"]
+    api(admin, "PUT", f"/api/v1/tenants/{billed}/subscription", {"plan_id": fixtures["plan"], "collection": "invoice"})
+    api(admin, "POST", "/api/v1/admin/test-clock", {"advance_seconds": 47 * 86_400})
+    admin = sign_in(ADMIN_EMAIL)
+    fixtures["invoice"] = api(admin, "GET", f"/api/v1/tenants/{billed}/invoices")[0]["id"]
     t = api(admin, "POST", "/api/v1/tenants", {"parent_id": fixtures["provider"], "kind": "customer", "name": "Fuzz Customer"})
     fixtures["tenant"] = t["id"]
+    api(admin, "PUT", f"/api/v1/tenants/{t['id']}/subscription", {"plan_id": fixtures["plan"]})
 
     def user(tag: str, password: str | None) -> dict:
         body = {"tenant_id": t["id"], "email": f"{tag}@fuzz.example", "first_name": "Fuzz", "last_name": tag.title()}
@@ -269,6 +280,10 @@ def valid_body(op: str, n: int):
         "POST /api/v1/notify/targets": {"tenant_id": t, "name": f"fuzz-alerts-{n}", "email": {"recipients": [f"ops{n}@fuzz.example"], "language": ["en", "nl"][n % 2]}, "min_severity": ["info", "warning", "error"][n % 3]},
         "POST /api/v1/vaults/{id}/replicas": {"destination": "second"},
         "POST /api/v1/vaults/{id}/replicas/{replica}/verify": {"read_data": n % 8 < 4},
+        "POST /api/v1/plans": {"issuer_id": fixtures["provider"], "name": f"fuzz-plan-{n}", "price_cents": n, "currency": "EUR", "device_limit": n + 10},
+        "PUT /api/v1/tenants/{id}/subscription": {"plan_id": fixtures["plan"]},
+        "POST /api/v1/tenants/{id}/subscription/end": {"confirm": "Fuzz Customer"},
+        "POST /api/v1/invoices/{id}/payment": {"reference": f"fuzz transfer {n}"},
         "POST /api/v1/remotes": remote_body(f"fuzz-remote-{n}"),
         "POST /api/v1/sync-jobs": sync_job_body(),
         "PATCH /api/v1/notify/targets/{id}": {"min_severity": ["info", "warning", "error"][n % 3], "summary": ["off", "daily", "weekly"][n % 3]},
@@ -299,6 +314,10 @@ def path_ids(path: str) -> dict[str, str]:
         return {"id": fixtures["doomed_remote"]}
     if path.startswith("/api/v1/sync-jobs/"):
         return {"id": fixtures["sync_job"]}
+    if path.startswith("/api/v1/plans/"):
+        return {"id": fixtures["doomed_plan"]}
+    if path.startswith("/api/v1/invoices/"):
+        return {"id": fixtures["invoice"]}
     if path.startswith("/api/v1/notify/targets/"):
         return {"id": fixtures["notify_target"]}
     return {}

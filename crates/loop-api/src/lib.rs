@@ -16,6 +16,7 @@
 mod macros;
 mod agent;
 pub mod audit;
+mod billing;
 mod ids;
 mod items;
 mod jobs;
@@ -30,6 +31,7 @@ mod types;
 mod vault;
 
 pub use agent::*;
+pub use billing::*;
 pub use ids::*;
 pub use items::*;
 pub use jobs::*;

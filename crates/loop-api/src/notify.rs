@@ -223,6 +223,6 @@ wire! {
     }
 }
 
-fn default_language() -> Language {
+pub(crate) fn default_language() -> Language {
     Language::En
 }

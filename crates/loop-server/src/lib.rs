@@ -19,6 +19,7 @@
 
 mod access_log;
 pub mod auth;
+pub mod billing;
 pub mod config;
 pub mod db;
 pub mod destinations;

@@ -264,6 +264,7 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
         business_address: String::new(),
         status: UserStatus::Active,
         totp_enabled: false,
+        language: loop_api::Language::En,
         created_at: db::time(now),
         pending_email: None,
     };

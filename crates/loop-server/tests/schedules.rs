@@ -1,7 +1,8 @@
-//! Protected items (and sync jobs) on a schedule: the scheduler queues each run once when the server's clock
-//! passes its time (in the tenant's time zone), skips a run while the previous one is open,
-//! marks runs whose window passed as missed, and catches up a missed run when the next is
-//! far away. The tests drive the clock and the scheduler's tick; nothing waits on wall time.
+//! Protected items and sync jobs on a schedule: the scheduler queues each run once when the
+//! server's clock passes its time (in the tenant's time zone), skips a run while the previous
+//! one is open, marks runs whose window passed as missed, and catches up a missed run when the
+//! next is far away. The tests drive the clock and the scheduler's tick; nothing waits on wall
+//! time.
 
 mod support;
 

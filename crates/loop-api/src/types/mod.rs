@@ -254,6 +254,10 @@ wire! {
         /// IANA time zone; the parent's when left out.
         #[serde(default)]
         pub time_zone: Option<String>,
+        /// For a customer: a plan of its partner (or provider); its 14-day trial starts
+        /// now. Left out: the customer is not billed.
+        #[serde(default)]
+        pub plan_id: Option<String>,
     }
 
     /// Change a tenant's name or time zone; a field left out stays as it is.
@@ -303,6 +307,9 @@ wire! {
         pub business_address: String,
         pub status: UserStatus,
         pub totp_enabled: bool,
+        /// The language of the mail the service sends the user.
+        #[serde(default = "crate::notify::default_language")]
+        pub language: crate::Language,
         pub created_at: DateTime<Utc>,
         /// A new address waiting for its owner to confirm it; `email` stays until then.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -343,6 +350,9 @@ wire! {
         pub last_name: Option<String>,
         #[serde(default)]
         pub business_address: Option<String>,
+        /// `en` or `nl`: the language of the mail the service sends the user.
+        #[serde(default)]
+        pub language: Option<crate::Language>,
     }
 
     pub struct RoleBinding {

@@ -26,12 +26,14 @@ pub(crate) fn tenant(g: &Global, c: TenantCommand) -> Result<ExitCode> {
             kind,
             name,
             time_zone,
+            plan,
         } => {
             let t: Tenant = api.create_tenant(&CreateTenant {
                 parent_id: parent,
                 kind,
                 name,
                 time_zone,
+                plan_id: plan,
             })?;
             show(g, &t, |t| {
                 println!("created {} tenant {} ({})", t.kind, t.name, t.id)

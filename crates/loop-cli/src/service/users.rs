@@ -113,6 +113,7 @@ pub(crate) fn user(g: &Global, c: UserCommand) -> Result<ExitCode> {
             first_name,
             last_name,
             address,
+            language,
         } => {
             let u: User = api.update_user(
                 &id,
@@ -121,6 +122,7 @@ pub(crate) fn user(g: &Global, c: UserCommand) -> Result<ExitCode> {
                     first_name,
                     last_name,
                     business_address: address,
+                    language,
                 },
             )?;
             show(g, &u, |u| print_users(std::slice::from_ref(u)))

@@ -90,6 +90,9 @@ pub enum TenantCommand {
         /// IANA time zone its schedules run in, like Europe/Amsterdam (default: the parent's)
         #[arg(long)]
         time_zone: Option<String>,
+        /// For a customer: a plan of its partner (or provider); its free trial starts now
+        #[arg(long)]
+        plan: Option<String>,
     },
     /// Show one tenant
     Show { id: TenantId },
@@ -165,8 +168,8 @@ pub enum UserCommand {
         #[arg(long)]
         server: String,
     },
-    /// Change a user's name, e-mail or business address (a new address of an account
-    /// changes once its owner confirms it)
+    /// Change a user's name, e-mail, business address or language (a new address of an
+    /// account changes once its owner confirms it)
     Update {
         id: UserId,
         #[arg(long)]
@@ -177,6 +180,9 @@ pub enum UserCommand {
         last_name: Option<String>,
         #[arg(long)]
         address: Option<String>,
+        /// The language of the mail the service sends the user: en or nl
+        #[arg(long)]
+        language: Option<loop_api::Language>,
     },
     /// Disable a user (their sessions end)
     Disable { id: UserId },

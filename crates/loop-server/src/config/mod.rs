@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use zeroize::Zeroize;
 
+mod billing;
 mod database;
 mod env;
 mod notify;
 mod replication;
 mod residency;
+pub use billing::BillingConfig;
 pub use database::DatabaseConfig;
 pub use notify::NotifyConfig;
 pub use replication::ReplicationConfig;
@@ -98,6 +100,8 @@ pub struct Config {
     pub residency: ResidencyConfig,
     /// Replicas: copies at once, schedule, when one counts as behind, read fallback.
     pub replication: ReplicationConfig,
+    /// The subscription lifecycle: trial, due date, suspension, termination, warnings.
+    pub billing: BillingConfig,
     /// Offer `POST /api/v1/admin/test-clock`, which moves the server's clock forward (for
     /// end-to-end tests of schedules and timers; never in production).
     pub test_clock: bool,
@@ -134,6 +138,7 @@ impl Default for Config {
             destinations: Vec::new(),
             residency: ResidencyConfig::default(),
             replication: ReplicationConfig::default(),
+            billing: BillingConfig::default(),
             test_clock: false,
             log: "info".into(),
             log_format: crate::logging::LogFormat::Text,

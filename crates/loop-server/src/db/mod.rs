@@ -8,6 +8,7 @@
 
 pub mod agents;
 pub mod audit;
+pub mod billing;
 pub mod bindings;
 pub mod deletions;
 pub mod devices;

@@ -16,21 +16,44 @@ pub enum MailKind {
     Invitation,
     /// A confirmation request to the user's pending new address.
     EmailChange,
+    /// The subscription's trial ends soon and no payment method is on file.
+    TrialEnding,
+    /// An invoice was issued (`invoice_id`).
+    InvoiceIssued,
+    /// An invoice was not paid by its due date (`invoice_id`).
+    PaymentFailed,
+    /// The subscription is suspended.
+    Suspended,
+    /// The tenant's data is deleted soon.
+    DeletionSoon,
+    /// The tenant's data was deleted (`tenant_name`).
+    DeletionDone,
 }
 
 impl MailKind {
+    const NAMES: [(MailKind, &'static str); 8] = [
+        (MailKind::Invitation, "invitation"),
+        (MailKind::EmailChange, "email_change"),
+        (MailKind::TrialEnding, "trial_ending"),
+        (MailKind::InvoiceIssued, "invoice_issued"),
+        (MailKind::PaymentFailed, "payment_failed"),
+        (MailKind::Suspended, "suspended"),
+        (MailKind::DeletionSoon, "deletion_soon"),
+        (MailKind::DeletionDone, "deletion_done"),
+    ];
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            MailKind::Invitation => "invitation",
-            MailKind::EmailChange => "email_change",
-        }
+        Self::NAMES
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map_or("", |(_, name)| name)
     }
+
     fn parse(s: &str) -> Option<MailKind> {
-        match s {
-            "invitation" => Some(MailKind::Invitation),
-            "email_change" => Some(MailKind::EmailChange),
-            _ => None,
-        }
+        Self::NAMES
+            .iter()
+            .find(|(_, name)| *name == s)
+            .map(|(k, _)| *k)
     }
 }
 
@@ -40,6 +63,8 @@ pub struct Queued {
     pub id: String,
     pub kind: Option<MailKind>,
     pub user_id: String,
+    /// What the message is about beyond its kind (an invoice's ID, ...).
+    pub params: serde_json::Value,
     pub attempts: i64,
     pub created_at: i64,
 }
@@ -70,6 +95,30 @@ pub async fn enqueue(tx: &mut Tx, kind: MailKind, user_id: &str, now: i64) -> Db
     Ok(())
 }
 
+/// Queues a message with `params` in the caller's transaction; unlike [`enqueue`], earlier
+/// messages stay (each invoice, each warning is its own message).
+pub async fn enqueue_with(
+    tx: &mut Tx,
+    kind: MailKind,
+    user_id: &str,
+    params: &serde_json::Value,
+    now: i64,
+) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO mail_outbox (id, kind, user_id, params, state, attempts, created_at,
+                                  next_attempt_at)
+         VALUES ($1, $2, $3, $4, 'queued', 0, $5, $5)",
+    )
+    .bind(crate::domain::new_id("ml"))
+    .bind(kind.as_str())
+    .bind(user_id)
+    .bind(params.to_string())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Takes up to `limit` due messages for `claim_ms`, counting an attempt on each.
 pub async fn take_due(
     pool: &AnyPool,
@@ -87,6 +136,7 @@ pub async fn take_due(
             id,
             kind: MailKind::parse(&col::<String>(&row, "kind")?),
             user_id: col(&row, "user_id")?,
+            params: super::col_json(&row, "params")?,
             attempts: col(&row, "attempts")?,
             created_at: col(&row, "created_at")?,
         });

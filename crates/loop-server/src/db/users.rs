@@ -31,6 +31,7 @@ fn user(row: &AnyRow) -> DbResult<UserRow> {
             business_address: col(row, "business_address")?,
             status: col_value(row, "status")?,
             totp_enabled: col::<i64>(row, "totp_enabled")? != 0,
+            language: col_value(row, "language")?,
             created_at: time(col(row, "created_at")?),
             pending_email: col(row, "pending_email")?,
         },
@@ -214,7 +215,7 @@ pub async fn insert_user(
 pub async fn update_user_profile(tx: &mut Tx, u: &User, now: i64) -> DbResult<()> {
     sqlx::query(
         "UPDATE users SET email = $1, first_name = $2, last_name = $3, business_address = $4,
-            updated_at = $5 WHERE id = $6",
+            language = $7, updated_at = $5 WHERE id = $6",
     )
     .bind(&u.email)
     .bind(&u.first_name)
@@ -222,6 +223,7 @@ pub async fn update_user_profile(tx: &mut Tx, u: &User, now: i64) -> DbResult<()
     .bind(&u.business_address)
     .bind(now)
     .bind(&u.id)
+    .bind(u.language.as_str())
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -241,6 +241,11 @@ pub enum Permission {
     /// Destroy a tenant's keys (crypto-shredding). Provider-admins only: not even the
     /// tenant's own admin or its partner may make its backups unreadable.
     TenantErase,
+    /// See plans, a subscription and its invoices.
+    BillingRead,
+    /// On a provider or partner: sell plans, subscribe its customers, record payments. On a
+    /// customer: end its subscription.
+    BillingWrite,
 }
 
 impl Permission {
@@ -259,6 +264,7 @@ impl Permission {
                 | AuditRead
                 | JobRead
                 | NotifyRead
+                | BillingRead
         )
     }
 }
@@ -293,7 +299,7 @@ impl RoleRules for Role {
                     | NotifyWrite
             ),
             Role::Auditor => p.only_reads(),
-            Role::Billing => matches!(p, TenantRead),
+            Role::Billing => matches!(p, TenantRead | BillingRead | BillingWrite),
         }
     }
 

@@ -23,6 +23,8 @@ pub struct NewTenant {
     pub name: String,
     /// A known IANA zone, by its canonical name; `None`: the parent's.
     pub time_zone: Option<String>,
+    /// The plan a customer subscribes to (its trial starts).
+    pub plan_id: Option<String>,
 }
 
 impl NewTenant {
@@ -32,6 +34,7 @@ impl NewTenant {
             parent_id: req.parent_id,
             kind: req.kind,
             time_zone: req.time_zone.as_deref().map(parse_time_zone).transpose()?,
+            plan_id: req.plan_id,
         })
     }
 }
@@ -99,6 +102,7 @@ pub struct UserChanges {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub business_address: Option<String>,
+    pub language: Option<loop_api::Language>,
 }
 
 impl UserChanges {
@@ -116,6 +120,7 @@ impl UserChanges {
                 .as_deref()
                 .map(parse_address)
                 .transpose()?,
+            language: req.language,
         })
     }
 }

@@ -206,6 +206,9 @@ pub async fn run_scheduler(state: AppState) {
         if let Err(e) = tick(&state).await {
             tracing::warn!(error = %e, "scheduler tick");
         }
+        if let Err(e) = crate::billing::tick(&state).await {
+            tracing::warn!(error = ?e, "subscription lifecycle tick");
+        }
         tokio::time::sleep(every).await;
     }
 }

@@ -7,11 +7,13 @@
 //! that is down or refuses delays mail, never loses it: the message is retried with a
 //! growing delay for `mail.give_up_hours`.
 
+mod billing;
 mod messages;
 pub mod smtp;
 
 use std::time::Duration;
 
+pub use billing::money;
 pub use smtp::Mailer;
 
 use crate::db::outbox;

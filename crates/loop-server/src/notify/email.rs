@@ -304,7 +304,7 @@ fn doc(e: &Event, lang: Language, tz: &str) -> Doc {
 }
 
 /// Escapes text for HTML element content and attribute values.
-fn esc(s: &str) -> String {
+pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

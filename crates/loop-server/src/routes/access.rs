@@ -39,7 +39,9 @@ pub async fn list_devices(
 ///
 /// A machine that will back up with a device token.
 #[utoipa::path(post, path = "/api/v1/devices", tag = "devices", request_body = CreateDevice,
-    responses((status = 201, description = "Created", body = Device)))]
+    responses((status = 201, description = "Created", body = Device),
+        (status = 402, description = "The subscription is suspended (problem+json)", body = loop_api::Problem),
+        (status = 409, description = "The plan's device limit is reached (problem+json)", body = loop_api::Problem)))]
 pub async fn create_device(
     State(state): State<AppState>,
     caller: Caller,
@@ -59,6 +61,7 @@ pub async fn create_device(
     };
     let mut tx = state.db.begin().await?;
     devices::insert_device(&mut tx, &d, now).await?;
+    crate::billing::admit_device(&mut tx, &d.tenant_id).await?;
     commit_audited(
         tx,
         caller.event(

@@ -210,6 +210,7 @@ async fn enroll(
         last_seen_at: None,
     };
     devices::insert_device(&mut tx, &device, now).await?;
+    crate::billing::admit_device(&mut tx, &tenant_id).await?;
     agents::code_made_device(&mut tx, &hash, &device.id).await?;
     let token = Token {
         id: new_id(TokenId::PREFIX),

@@ -108,6 +108,7 @@ pub async fn create_user(
             UserStatus::Active
         },
         totp_enabled: false,
+        language: loop_api::Language::En,
         created_at: db::time(now),
         pending_email: None,
     };
@@ -262,6 +263,10 @@ pub async fn update_user(
     if let Some(v) = req.business_address {
         u.business_address = v;
         fields.push("business_address");
+    }
+    if let Some(v) = req.language {
+        u.language = v;
+        fields.push("language");
     }
     let now = state.now();
     let mut tx = state.db.begin().await?;

@@ -38,17 +38,24 @@ pub async fn erase_tenant(
             "only a customer tenant can be erased; erase a partner's customers one by one",
         ));
     }
-    let confirm = req.confirm.trim();
-    if confirm != tenant.tenant.name && confirm != tenant.tenant.id {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "confirmation_mismatch",
-            "confirm must repeat the tenant's name or ID exactly",
-        ));
-    }
+    confirmed(&tenant, &req.confirm)?;
     let actor = Actor::from(&caller);
     // Spawned: a client that hangs up must not stop an erasure between its steps.
     let report =
         tokio::spawn(async move { erasure::erase_tenant(&state, &tenant, &actor).await }).await??;
     Ok(axum::Json(report))
+}
+
+/// Checks that `confirm` repeats the tenant's name or ID (an irreversible request names what
+/// it ends twice, so a mistyped ID cannot end another tenant).
+pub(super) fn confirmed(tenant: &crate::db::tenants::TenantRow, confirm: &str) -> ApiResult<()> {
+    let confirm = confirm.trim();
+    if confirm == tenant.tenant.name || confirm == tenant.tenant.id {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "confirmation_mismatch",
+        "confirm must repeat the tenant's name or ID exactly",
+    ))
 }

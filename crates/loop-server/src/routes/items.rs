@@ -246,9 +246,10 @@ pub async fn delete_item(
 ///
 /// Queues a `backup` job of the item for its device's agent, due now and missed if not
 /// started within the item's window. While a run of the item is open, the answer is that
-/// run.
+/// run. A suspended subscription is `402 subscription_suspended`.
 #[utoipa::path(post, path = "/api/v1/items/{id}/run", tag = "items", params(("id" = ItemId, Path)),
-    responses((status = 202, description = "The backup job", body = Job)))]
+    responses((status = 202, description = "The backup job", body = Job),
+        (status = 402, description = "The subscription is suspended (problem+json)", body = loop_api::Problem)))]
 pub async fn run_item(
     State(state): State<AppState>,
     caller: Caller,
@@ -258,6 +259,7 @@ pub async fn run_item(
     caller
         .tenant(&state, Permission::JobWrite, &i.tenant_id)
         .await?;
+    crate::billing::refuse_if_suspended(&state, &i.tenant_id).await?;
     let now = state.now();
     let (_, actor) = caller.actor();
     let mut tx = state.db.begin().await?;

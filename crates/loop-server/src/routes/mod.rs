@@ -4,6 +4,7 @@
 mod access;
 mod agent;
 mod audit;
+mod billing;
 mod codes;
 mod directory;
 mod erasure;
@@ -22,7 +23,7 @@ mod tenants;
 mod test_clock;
 mod vault_protocol;
 mod vault_scope;
-mod vaults;
+pub(crate) mod vaults;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -108,6 +109,16 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(replicas::promote_replica))
         .routes(routes!(replicas::verify_replica))
         .routes(routes!(replicas::replicate_now))
+        .routes(routes!(billing::list_plans, billing::create_plan))
+        .routes(routes!(billing::delete_plan))
+        .routes(routes!(
+            billing::get_subscription,
+            billing::set_subscription
+        ))
+        .routes(routes!(billing::end_subscription))
+        .routes(routes!(billing::list_invoices))
+        .routes(routes!(billing::get_invoice))
+        .routes(routes!(billing::record_payment))
         .routes(routes!(remotes::list_remotes, remotes::create_remote))
         .routes(routes!(remotes::delete_remote))
         .routes(routes!(remotes::list_sync_jobs, remotes::create_sync_job))

@@ -5,7 +5,7 @@ use axum::extract::OriginalUri;
 use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::PageQuery;
-use loop_api::{CreateTenant, Tenant, TenantId, TenantStatus, UpdateTenant};
+use loop_api::{Collection, CreateTenant, Tenant, TenantId, TenantStatus, UpdateTenant};
 use serde::Deserialize;
 
 use super::Query;
@@ -75,9 +75,23 @@ pub async fn create_tenant(
         created_at: db::time(now),
     };
     let path = parent.path.child(&t.id);
+    let plan = match &req.plan_id {
+        Some(plan_id) => {
+            let row = tenants::TenantRow {
+                tenant: t.clone(),
+                path: path.clone(),
+            };
+            Some(super::billing::plan_for(&state, &caller, &row, plan_id).await?)
+        }
+        None => None,
+    };
     let (_, wrapped) = state.master.new_tenant_key(&t.id);
     let mut tx = state.db.begin().await?;
     tenants::insert_tenant(&mut tx, &t, &path, &wrapped, now).await?;
+    if let Some(plan) = &plan {
+        let s = super::billing::new_subscription(&state, &t.id, plan, Collection::Card);
+        crate::db::billing::insert_subscription(&mut tx, &s).await?;
+    }
     commit_audited(
         tx,
         caller.event(
@@ -87,6 +101,7 @@ pub async fn create_tenant(
             Some(&t.id),
             serde_json::json!({
                 "parent_id": parent.tenant.id, "kind": t.kind, "time_zone": t.time_zone,
+                "plan_id": plan.as_ref().map(|p| &p.id),
             }),
         ),
         now,

@@ -1,5 +1,6 @@
 //! `POST /api/v1/admin/test-clock`: moves the server's clock forward, for end-to-end tests
-//! of schedules, leases and timers against a real server process. It exists only when the
+//! of schedules, leases and timers against a real server process (the subscription
+//! lifecycle's timer runs right after the move). It exists only when the
 //! configuration sets `test_clock = true` (never in production: every time-based rule of
 //! the service follows this clock), answers provider-admins only, and is not in the API
 //! document.
@@ -42,6 +43,8 @@ pub async fn advance(
         seconds = req.advance_seconds,
         "the test clock moved forward"
     );
+    // The subscription lifecycle's timers fire as the clock passes them.
+    crate::billing::tick(&state).await?;
     state.jobs_wake.notify_one();
     state.notify_wake.notify_one();
     Ok(axum::Json(

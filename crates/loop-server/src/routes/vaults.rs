@@ -74,7 +74,8 @@ pub async fn list_vaults(
 /// keyed from the tenant key; a customer-key vault is initialised by the client (`loop init`
 /// with a manage token).
 #[utoipa::path(post, path = "/api/v1/vaults", tag = "vaults", request_body = CreateVault,
-    responses((status = 201, description = "Created", body = Vault), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
+    responses((status = 201, description = "Created", body = Vault), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem),
+        (status = 402, description = "The subscription is suspended (problem+json)", body = loop_api::Problem)))]
 pub async fn create_vault(
     State(state): State<AppState>,
     caller: Caller,
@@ -86,6 +87,7 @@ pub async fn create_vault(
     if tenant.tenant.kind != TenantKind::Customer {
         return Err(ApiError::bad_request("vaults belong to customer tenants"));
     }
+    crate::billing::refuse_if_suspended(&state, &tenant.tenant.id).await?;
     let req = NewVault::parse(req)?;
     let Some(dest) = state.destinations.get(&req.destination) else {
         return Err(ApiError::bad_request("no such destination"));
@@ -283,12 +285,8 @@ pub async fn delete_vault(
     let mut tx = state.db.begin().await?;
     vaults::mark_vault_deleted(&mut tx, id.as_str(), now).await?;
     let mut tx = super::retention_lock::refuse_locked_deletion(&state, &caller, tx, &v).await?;
-    db::policies::delete_vault_policy(&mut tx, id.as_str()).await?;
-    db::items::delete_items_of(&mut tx, "vault_id", id.as_str()).await?;
-    db::deletions::set_maintainer(&mut tx, id.as_str(), None, now).await?;
-    db::remotes::delete_sync_jobs_of_vault(&mut tx, id.as_str()).await?;
     let (_, actor) = caller.actor();
-    let replica_erasures = super::replicas::erase_all(&state, &mut tx, &v, &actor).await?;
+    let replica_erasures = retire(&state, &mut tx, &v, &actor).await?;
     let work = Work {
         runner: crate::db::jobs::Runner::Server,
         tenant_id: &v.tenant_id,
@@ -310,6 +308,22 @@ pub async fn delete_vault(
         )
     })
     .await
+}
+
+/// In the transaction that marked vault `v` deleted: removes what would still use it (its
+/// policy, protected items, maintainer, sync jobs) and queues the erasure of each of its
+/// replicas (the IDs of those jobs). The caller queues the erasure of the vault itself.
+pub(crate) async fn retire(
+    state: &AppState,
+    tx: &mut db::Tx,
+    v: &Vault,
+    started_by: &str,
+) -> ApiResult<Vec<String>> {
+    db::policies::delete_vault_policy(tx, &v.id).await?;
+    db::items::delete_items_of(tx, "vault_id", &v.id).await?;
+    db::deletions::set_maintainer(tx, &v.id, None, state.now()).await?;
+    db::remotes::delete_sync_jobs_of_vault(tx, &v.id).await?;
+    Ok(super::replicas::erase_all(state, tx, v, started_by).await?)
 }
 
 /// Verify a vault

@@ -78,6 +78,25 @@ impl AuditWalk<'_> {
         obj["id"].as_str().unwrap().into()
     }
 
+    /// A valid new plan of the provider.
+    fn plan_body(&self) -> Value {
+        json!({ "issuer_id": self.admin.provider_tenant_id(), "name": format!("plan {}", self.made),
+                "price_cents": 999, "currency": "EUR" })
+    }
+
+    /// A new plan of the provider.
+    fn plan(&mut self) -> String {
+        self.made += 1;
+        self.created("/api/v1/plans", self.plan_body())
+    }
+
+    /// An open invoice of `tenant`, issued by the provider.
+    fn invoice(&mut self, tenant: &str) -> String {
+        let plan = self.plan();
+        let provider = self.admin.provider_tenant_id();
+        self.server.plant_invoice(&provider, tenant, &plan)
+    }
+
     /// A new device of the tenant.
     fn device(&self, name: &str) -> String {
         let body = json!({ "tenant_id": self.tenant_id, "name": name });
@@ -392,6 +411,41 @@ impl AuditWalk<'_> {
             ("delete", "/api/v1/vaults/{id}/replicas/{replica}") => {
                 let (v, r) = self.replica();
                 by_admin(format!("/api/v1/vaults/{v}/replicas/{r}"), None)
+            }
+            ("post", "/api/v1/plans") => {
+                self.made += 1;
+                by_admin(path.into(), Some(self.plan_body()))
+            }
+            ("delete", "/api/v1/plans/{id}") => {
+                let plan = self.plan();
+                by_admin(format!("/api/v1/plans/{plan}"), None)
+            }
+            ("put", "/api/v1/tenants/{id}/subscription") => {
+                let plan = self.plan();
+                by_admin(
+                    format!("/api/v1/tenants/{t}/subscription"),
+                    Some(json!({ "plan_id": plan })),
+                )
+            }
+            ("post", "/api/v1/tenants/{id}/subscription/end") => {
+                // Ending a trial erases the tenant at once: another customer's.
+                let (plan, provider) = (self.plan(), self.admin.provider_tenant_id());
+                let ending = self.created(
+                    "/api/v1/tenants",
+                    json!({ "parent_id": provider, "kind": "customer", "name": "Ending",
+                            "plan_id": plan }),
+                );
+                by_admin(
+                    format!("/api/v1/tenants/{ending}/subscription/end"),
+                    Some(json!({ "confirm": "Ending" })),
+                )
+            }
+            ("post", "/api/v1/invoices/{id}/payment") => {
+                let invoice = self.invoice(&t);
+                by_admin(
+                    format!("/api/v1/invoices/{invoice}/payment"),
+                    Some(json!({ "reference": "transfer 1" })),
+                )
             }
             ("post", "/api/v1/remotes") => {
                 // The server itself, through a replication token of its own.

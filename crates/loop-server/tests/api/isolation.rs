@@ -65,6 +65,12 @@ fn body_naming(method: &str, path: &str, c: &Customer) -> Option<Value> {
             "remote_id": c.sync.as_ref().expect("a server with a spare destination").0,
             "direction": "push", "vault_id": c.vault_id, "remote_vault_id": c.vault_id,
         }),
+        ("post", "/api/v1/plans") => json!({
+            "issuer_id": tenant_id, "name": "mallory-plan", "price_cents": 1, "currency": "EUR",
+        }),
+        ("put", "/api/v1/tenants/{id}/subscription") => json!({ "plan_id": c.plan_id }),
+        ("post", "/api/v1/tenants/{id}/subscription/end") => json!({ "confirm": tenant_id }),
+        ("post", "/api/v1/invoices/{id}/payment") => json!({ "reference": "mallory" }),
         _ => return None,
     })
 }
@@ -103,6 +109,8 @@ fn object_for(path: &str, param: &str, c: &Customer) -> String {
         ("notify", "{id}") => c.target_id.clone(),
         ("remotes", "{id}") => c.sync.as_ref().expect("a spare destination").0.clone(),
         ("sync-jobs", "{id}") => c.sync.as_ref().expect("a spare destination").1.clone(),
+        ("plans", "{id}") => c.plan_id.clone(),
+        ("invoices", "{id}") => c.invoice_id.clone(),
         _ => panic!(
             "{path}: this test does not know which object {param} stands for; teach object_for"
         ),
@@ -254,6 +262,20 @@ fn every_route_aimed_at_another_customer_answers_not_found_for_every_role() {
             // Erasing is for provider-admins only (roles.rs); the tenant's own admin is
             // refused, with a 403 since the tenant is in its scope.
             r.expect_problem(403, "forbidden");
+            continue;
+        }
+        if a.path.ends_with("/payment") {
+            // Only the invoice's issuer records payments (roles.rs); the customer sees its
+            // invoice, so the refusal is a 403.
+            r.expect_problem(403, "forbidden");
+            continue;
+        }
+        if (a.method == "put" && a.path.ends_with("/subscription"))
+            || a.path.starts_with("/api/v1/plans/")
+        {
+            // Plans and subscribing are the seller's; the provider's plan is outside the
+            // customer's scope (roles.rs).
+            r.expect_problem(404, "not_found");
             continue;
         }
         assert!(

@@ -163,6 +163,7 @@ fn every_listing_that_can_grow_pages_and_honours_its_limit() {
         "get /api/v1/jobs",
         "get /api/v1/notify/targets",
         "get /api/v1/notify/deliveries",
+        "get /api/v1/plans",
         "get /api/v1/remotes",
         "get /api/v1/sync-jobs",
         "get /api/v1/events",

@@ -75,7 +75,10 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
         &[401, 403, 404, 410],
     ),
     ("get /api/v1/devices", &[400, 401, 403, 404, 410]),
-    ("post /api/v1/devices", &[400, 401, 403, 404, 410, 413, 415]),
+    (
+        "post /api/v1/devices",
+        &[400, 401, 402, 403, 404, 409, 410, 413, 415],
+    ),
     ("delete /api/v1/devices/{id}", &[401, 403, 404, 410]),
     ("get /api/v1/tokens", &[400, 401, 403, 404, 410]),
     ("post /api/v1/tokens", &[400, 401, 403, 404, 410, 413, 415]),
@@ -84,7 +87,10 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
     ("delete /api/v1/sessions/{id}", &[401, 403, 404, 410]),
     ("get /api/v1/destinations", &[401, 410]),
     ("get /api/v1/vaults", &[400, 401, 403, 404, 410]),
-    ("post /api/v1/vaults", &[400, 401, 403, 404, 410, 413, 415]),
+    (
+        "post /api/v1/vaults",
+        &[400, 401, 402, 403, 404, 410, 413, 415],
+    ),
     ("get /api/v1/vaults/{id}", &[401, 403, 404, 410]),
     ("delete /api/v1/vaults/{id}", &[401, 403, 404, 410]),
     ("get /api/v1/vaults/{id}/locations", &[401, 403, 404, 410]),
@@ -142,6 +148,30 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
     ),
     ("delete /api/v1/policies/{id}", &[401, 403, 404, 410]),
     ("get /api/v1/items", &[400, 401, 403, 404, 410]),
+    ("get /api/v1/plans", &[400, 401, 403, 404, 410]),
+    (
+        "post /api/v1/plans",
+        &[400, 401, 403, 404, 409, 410, 413, 415],
+    ),
+    ("delete /api/v1/plans/{id}", &[401, 403, 404, 409, 410]),
+    (
+        "get /api/v1/tenants/{id}/subscription",
+        &[401, 403, 404, 410],
+    ),
+    (
+        "put /api/v1/tenants/{id}/subscription",
+        &[400, 401, 403, 404, 409, 410, 413, 415],
+    ),
+    (
+        "post /api/v1/tenants/{id}/subscription/end",
+        &[400, 401, 403, 404, 409, 410, 413, 415],
+    ),
+    ("get /api/v1/tenants/{id}/invoices", &[401, 403, 404, 410]),
+    ("get /api/v1/invoices/{id}", &[400, 401, 403, 404, 410]),
+    (
+        "post /api/v1/invoices/{id}/payment",
+        &[400, 401, 403, 404, 409, 410, 413, 415],
+    ),
     ("get /api/v1/remotes", &[400, 401, 403, 404, 410]),
     (
         "post /api/v1/remotes",
@@ -182,7 +212,7 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
         &[400, 401, 403, 404, 409, 410, 413, 415],
     ),
     ("delete /api/v1/items/{id}", &[401, 403, 404, 410]),
-    ("post /api/v1/items/{id}/run", &[401, 403, 404, 410]),
+    ("post /api/v1/items/{id}/run", &[401, 402, 403, 404, 410]),
     (
         "post /api/v1/devices/{id}/restore",
         &[400, 401, 403, 404, 410, 413, 415],

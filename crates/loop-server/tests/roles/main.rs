@@ -26,11 +26,14 @@ use routes::{Need, ROUTES, Rule};
 /// What each role holds on its tenant's subtree (docs/SECURITY.md): the three admin roles
 /// everything, except that only a provider-admin erases a tenant; an operator reads the
 /// directory and manages devices, tokens, vaults and jobs; an auditor reads everything, the
-/// audit log, sessions and jobs included, and changes nothing; billing reads tenants.
+/// audit log, sessions and jobs included, and changes nothing; billing reads tenants and
+/// the subscription and ends it. Plans are sold from above the customer: by its partner's
+/// and the provider's admins.
 fn holds(role: &str, need: Need) -> bool {
     match role {
         "provider-admin" => true,
-        "partner-admin" | "admin" => need != EraseTenants,
+        "partner-admin" => need != EraseTenants,
+        "admin" => need != EraseTenants && need != SellPlans,
         "operator" => matches!(
             need,
             ReadTenants
@@ -57,8 +60,9 @@ fn holds(role: &str, need: Need) -> bool {
                 | ReadAudit
                 | ReadJobs
                 | ReadNotifications
+                | ReadBilling
         ),
-        "billing" => need == ReadTenants,
+        "billing" => matches!(need, ReadTenants | ReadBilling | ChangeBilling),
         other => panic!("no such role in the product: {other}"),
     }
 }
@@ -92,6 +96,9 @@ struct Target {
     /// Has a password: each request that ends another user's session signs them in anew.
     bystander_email: String,
     vault: String,
+    /// Its partner, and the partner's plan it subscribes to.
+    partner: String,
+    plan: String,
     /// The retention policy attached to `vault`.
     policy: String,
     /// A protected item of a device of the tenant, into `vault`.
@@ -129,6 +136,24 @@ impl<'a> Walk<'a> {
                 json!({ "parent_id": parent, "kind": kind, "name": name }),
             )
             .expect(201))
+    }
+
+    /// A new plan sold by `issuer`.
+    fn plan(&mut self, issuer: &str) -> String {
+        self.made += 1;
+        id(&self
+            .root
+            .post(
+                "/api/v1/plans",
+                json!({ "issuer_id": issuer, "name": format!("plan {}", self.made),
+                        "price_cents": 500, "currency": "EUR" }),
+            )
+            .expect(201))
+    }
+
+    /// A new open invoice of customer `t`, issued by its partner.
+    fn invoice(&mut self, t: &Target) -> String {
+        self.server.plant_invoice(&t.partner, &t.id, &t.plan)
     }
 
     fn email(&mut self, what: &str) -> String {
@@ -271,7 +296,16 @@ impl<'a> Walk<'a> {
         let (vault, policy) = self.policy(&id);
         let item = self.item(&id, &vault);
         let notify_target = self.notify_target(&id);
+        let plan = self.plan(parent);
+        self.root
+            .put(
+                &format!("/api/v1/tenants/{id}/subscription"),
+                json!({ "plan_id": plan, "collection": "invoice" }),
+            )
+            .expect(200);
         Target {
+            partner: parent.into(),
+            plan,
             notify_target,
             item,
             resident_user,
@@ -305,6 +339,22 @@ fn mismatch(method: &str, path: &str, want: &Expect, r: &Reply, target: &str) ->
         {
             (200..300).contains(&r.status)
                 || (r.status, r.code().as_str()) == (409, "replica_not_ready")
+        }
+        // A customer sells no plans: a caller who may sell passes the role check and meets
+        // that rule instead.
+        Expect::Success if (method, path) == ("post", "/api/v1/plans") => {
+            r.status == 400 && r.body.contains("sold by a provider or a partner")
+        }
+        // The plans a customer's users may not sell are their partner's, whose objects they
+        // do not see: not found rather than forbidden.
+        Expect::Forbidden
+            if matches!(
+                (method, path),
+                ("delete", "/api/v1/plans/{id}") | ("put", "/api/v1/tenants/{id}/subscription")
+            ) =>
+        {
+            (r.status, r.code().as_str()) == (404, "not_found")
+                || (r.status, r.code().as_str()) == (403, "forbidden")
         }
         Expect::Success => (200..300).contains(&r.status),
         Expect::Forbidden => (r.status, r.code().as_str()) == (403, "forbidden"),

@@ -52,9 +52,37 @@ impl Walk<'_> {
             | ("get", "/api/v1/sessions" | "/api/v1/audit" | "/api/v1/audit/export")
             | ("get", "/api/v1/audit/heads" | "/api/v1/jobs" | "/api/v1/policies")
             | ("get", "/api/v1/items" | "/api/v1/notify/targets" | "/api/v1/events")
-            | ("get", "/api/v1/notify/deliveries" | "/api/v1/remotes" | "/api/v1/sync-jobs") => {
-                filtered(path)
+            | ("get", "/api/v1/notify/deliveries" | "/api/v1/remotes" | "/api/v1/sync-jobs")
+            | ("get", "/api/v1/plans") => filtered(path),
+            ("post", "/api/v1/plans") => {
+                self.made += 1;
+                let name = format!("plan {}", self.made);
+                let body = json!({ "issuer_id": tid, "name": name, "price_cents": 100,
+                                   "currency": "EUR" });
+                (path.into(), Some(body))
             }
+            ("delete", "/api/v1/plans/{id}") => {
+                (format!("/api/v1/plans/{}", self.plan(&t.partner)), None)
+            }
+            ("get", "/api/v1/tenants/{id}/subscription" | "/api/v1/tenants/{id}/invoices") => {
+                (path.replace("{id}", &tid), None)
+            }
+            ("put", "/api/v1/tenants/{id}/subscription") => (
+                format!("/api/v1/tenants/{tid}/subscription"),
+                Some(json!({ "plan_id": t.plan })),
+            ),
+            // During the trial: it ends when the trial would have, so the walk goes on.
+            ("post", "/api/v1/tenants/{id}/subscription/end") => (
+                format!("/api/v1/tenants/{tid}/subscription/end"),
+                Some(json!({ "confirm": t.name })),
+            ),
+            ("get", "/api/v1/invoices/{id}") => {
+                (format!("/api/v1/invoices/{}", self.invoice(t)), None)
+            }
+            ("post", "/api/v1/invoices/{id}/payment") => (
+                format!("/api/v1/invoices/{}/payment", self.invoice(t)),
+                Some(json!({ "reference": "transfer" })),
+            ),
             ("post", "/api/v1/remotes") => {
                 self.made += 1;
                 let token = self

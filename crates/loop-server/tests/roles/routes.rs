@@ -26,6 +26,12 @@ pub enum Need {
     RunJobs,
     ReadNotifications,
     ChangeNotifications,
+    ReadBilling,
+    /// End the tenant's own subscription.
+    ChangeBilling,
+    /// Sell plans, subscribe customers, record payments: billing rights on a partner or
+    /// provider above the customer.
+    SellPlans,
 }
 
 /// Who may call a route.
@@ -169,6 +175,35 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
         "post",
         "/api/v1/items/{id}/run",
         Needs(&[ReadDevices, RunJobs]),
+    ),
+    ("get", "/api/v1/plans", Needs(&[ReadBilling])),
+    ("post", "/api/v1/plans", Needs(&[ChangeBilling])),
+    ("delete", "/api/v1/plans/{id}", Needs(&[SellPlans])),
+    (
+        "get",
+        "/api/v1/tenants/{id}/subscription",
+        Needs(&[ReadBilling]),
+    ),
+    (
+        "put",
+        "/api/v1/tenants/{id}/subscription",
+        Needs(&[ReadBilling, SellPlans]),
+    ),
+    (
+        "post",
+        "/api/v1/tenants/{id}/subscription/end",
+        Needs(&[ChangeBilling]),
+    ),
+    (
+        "get",
+        "/api/v1/tenants/{id}/invoices",
+        Needs(&[ReadBilling]),
+    ),
+    ("get", "/api/v1/invoices/{id}", Needs(&[ReadBilling])),
+    (
+        "post",
+        "/api/v1/invoices/{id}/payment",
+        Needs(&[ReadBilling, SellPlans]),
     ),
     ("get", "/api/v1/remotes", Needs(&[ReadVaults])),
     ("post", "/api/v1/remotes", Needs(&[ChangeVaults])),

@@ -105,8 +105,11 @@ impl Server {
         let sync = replica_id
             .is_some()
             .then(|| self.sync_job(admin, &tenant_id, vault["id"].as_str().unwrap(), tag));
+        let (plan_id, invoice_id) = self.subscribed(admin, &tenant_id, tag);
         Customer {
             sync,
+            plan_id,
+            invoice_id,
             target_id: target["target"]["id"].as_str().unwrap().into(),
             policy_id: policy["id"].as_str().unwrap().into(),
             item_id: item["id"].as_str().unwrap().into(),
@@ -128,6 +131,64 @@ impl Server {
 }
 
 impl Server {
+    /// Subscribes `tenant_id` to a new plan of the provider and records an open invoice of
+    /// it (as the lifecycle timer would): (plan, invoice).
+    pub fn subscribed(&self, admin: &Caller<'_>, tenant_id: &str, tag: &str) -> (String, String) {
+        let provider = admin.provider_tenant_id();
+        let plan = admin
+            .post(
+                "/api/v1/plans",
+                json!({ "issuer_id": provider, "name": format!("plan-{tag}"),
+                        "price_cents": 900, "currency": "EUR" }),
+            )
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        admin
+            .put(
+                &format!("/api/v1/tenants/{tenant_id}/subscription"),
+                json!({ "plan_id": plan }),
+            )
+            .expect(200);
+        let invoice = self.plant_invoice(&provider, tenant_id, &plan);
+        (plan, invoice)
+    }
+
+    /// Records an open invoice of `tenant` from `issuer` for `plan`, due in a day, as the
+    /// lifecycle timer would; answers its ID.
+    pub fn plant_invoice(&self, issuer: &str, tenant: &str, plan: &str) -> String {
+        let now = self.state.now();
+        let inv = loop_api::Invoice {
+            id: loop_server::domain::new_id("in"),
+            issuer_id: issuer.into(),
+            number: 0,
+            tenant_id: tenant.into(),
+            bill_to: tenant.into(),
+            plan_id: plan.into(),
+            // Its own period: one invoice per period and tenant.
+            period_start: loop_server::db::time(now + (rand_ms() as i64)),
+            period_end: loop_server::db::time(now + 2_000_000_000),
+            currency: "EUR".into(),
+            lines: Vec::new(),
+            total_cents: 900,
+            state: loop_api::InvoiceState::Open,
+            issued_at: loop_server::db::time(now),
+            due_at: loop_server::db::time(now + 86_400_000),
+            paid_at: None,
+            payment_reference: None,
+        };
+        self.block_on(async {
+            let mut tx = self.state.db.begin().await.unwrap();
+            loop_server::db::billing::insert_invoice(&mut tx, &inv)
+                .await
+                .unwrap()
+                .expect("a period of its own");
+            tx.commit().await.unwrap();
+        });
+        inv.id
+    }
+
     /// A remote of `tenant_id` that is this server itself (its own address and certificate),
     /// with a replication token naming a new customer-key vault of the tenant: (remote,
     /// that vault).
@@ -225,6 +286,9 @@ pub struct Customer {
     pub item_id: String,
     /// An e-mail notification target.
     pub target_id: String,
+    /// The provider's plan it subscribes to, and an open invoice of it.
+    pub plan_id: String,
+    pub invoice_id: String,
     /// The vault's replica, on a server started with a spare destination.
     pub replica_id: Option<String>,
     /// On such a server also a remote (the server itself) and a sync job pushing the vault
@@ -259,4 +323,11 @@ impl Customer {
         }
         out
     }
+}
+
+/// A number of milliseconds that differs from call to call (an invoice's own period).
+fn rand_ms() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }

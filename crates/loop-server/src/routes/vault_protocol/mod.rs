@@ -143,6 +143,11 @@ async fn object_access(
     let kind = parse_kind(kind)?;
     check_name(kind, name)?;
     a.require(op, kind)?;
+    // A suspended subscription takes no new data; locks still come and go, so restores and
+    // checks run.
+    if op == Op::Write && kind != FileKind::Lock {
+        crate::billing::refuse_if_suspended(state, &a.vault.tenant_id).await?;
+    }
     Ok((a, kind))
 }
 

@@ -1,0 +1,330 @@
+//! The subscription lifecycle's rules: given a subscription, the due date of its oldest
+//! unpaid invoice and the time, what happens next. The timer applies one step at a time
+//! until none is left, so a server that was down catches up in order.
+//!
+//! ```text
+//! trial ──(trial ends, can pay)──────────────▶ active ──(period ends)──▶ invoice
+//!   │                                           │  ▲
+//!   │ (trial ends, no payment method)           │  └──(everything paid)── past-due
+//!   ▼                                           ▼ (invoice due, unpaid)      │
+//! suspended ◀──────────(due + suspend_after, unpaid)─────────────────────────┘
+//!   │  ▲ └──(payment method added / everything paid)──▶ active (a new period)
+//!   ▼
+//! terminated: trial end + terminate_after, due + terminate_after, or the end the customer
+//! chose (`ends_at`)
+//! ```
+
+use loop_api::{LifecycleReason, SubscriptionState};
+
+use crate::config::BillingConfig;
+use crate::db::billing::SubRow;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A mail that goes once per step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Warning {
+    /// The trial ends in `warn_trial_days` and no payment method is on file.
+    TrialEnding,
+    /// The tenant's data is deleted in `warn_deletion_days` or less.
+    DeletionSoon,
+}
+
+impl Warning {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Warning::TrialEnding => "trial-ending",
+            Warning::DeletionSoon => "deletion-soon",
+        }
+    }
+}
+
+/// What happens next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A billing period begins at `start` (the trial's end, or a reactivation).
+    Activate {
+        start: i64,
+    },
+    /// The period under way ended: its invoice is issued and the next period begins.
+    Invoice,
+    /// An invoice is unpaid after its due date.
+    PastDue,
+    /// Everything due is paid: active again.
+    Paid,
+    Suspend {
+        reason: LifecycleReason,
+        terminate_at: i64,
+    },
+    Terminate {
+        reason: LifecycleReason,
+    },
+    Warn(Warning),
+}
+
+/// The next step for `s` at `now`; `unpaid_due` is the due date of its oldest unpaid
+/// invoice.
+pub fn next(s: &SubRow, unpaid_due: Option<i64>, now: i64, c: &BillingConfig) -> Option<Step> {
+    use SubscriptionState::*;
+    let days = |n: u32| i64::from(n) * DAY_MS;
+    if s.state == Terminated {
+        return None;
+    }
+    // A period that ended is billed first, also the last one before an end.
+    if matches!(s.state, Active | PastDue) && s.period_end.is_some_and(|end| now >= end) {
+        return Some(Step::Invoice);
+    }
+    if s.ends_at.is_some_and(|at| now >= at) {
+        return Some(Step::Terminate {
+            reason: LifecycleReason::Ended,
+        });
+    }
+    if s.terminate_at.is_some_and(|at| now >= at) {
+        return Some(Step::Terminate {
+            reason: s.reason.unwrap_or(LifecycleReason::Unpaid),
+        });
+    }
+    let warned = |w: Warning| s.warned.iter().any(|x| x == w.as_str());
+    match s.state {
+        Trial if now >= s.trial_ends_at => {
+            return Some(if s.can_pay() {
+                Step::Activate {
+                    start: s.trial_ends_at,
+                }
+            } else {
+                Step::Suspend {
+                    reason: LifecycleReason::TrialEnded,
+                    terminate_at: s.trial_ends_at + days(c.terminate_after_days),
+                }
+            });
+        }
+        Trial => {
+            if !s.can_pay()
+                && now >= s.trial_ends_at - days(c.warn_trial_days)
+                && !warned(Warning::TrialEnding)
+            {
+                return Some(Step::Warn(Warning::TrialEnding));
+            }
+        }
+        Active | PastDue => match unpaid_due {
+            Some(due) if now >= due + days(c.suspend_after_days) => {
+                return Some(Step::Suspend {
+                    reason: LifecycleReason::Unpaid,
+                    terminate_at: due + days(c.terminate_after_days),
+                });
+            }
+            Some(due) if now >= due && s.state == Active => return Some(Step::PastDue),
+            None if s.state == PastDue => return Some(Step::Paid),
+            _ => {}
+        },
+        Suspended => {
+            let cleared = match s.reason {
+                Some(LifecycleReason::TrialEnded) => s.can_pay() && unpaid_due.is_none(),
+                _ => unpaid_due.is_none(),
+            };
+            if cleared {
+                return Some(Step::Activate { start: now });
+            }
+        }
+        Terminated => {}
+    }
+    let deletion = match (s.ends_at, s.terminate_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if deletion.is_some_and(|at| now >= at - days(c.warn_deletion_days))
+        && !warned(Warning::DeletionSoon)
+    {
+        return Some(Step::Warn(Warning::DeletionSoon));
+    }
+    None
+}
+
+/// One calendar month after `ms` (UTC; the 31st becomes the month's last day).
+pub fn month_after(ms: i64) -> i64 {
+    let at = crate::db::time(ms);
+    at.checked_add_months(chrono::Months::new(1))
+        .unwrap_or(at)
+        .timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loop_api::Collection;
+
+    const T0: i64 = 1_780_000_000_000;
+
+    fn trial() -> SubRow {
+        SubRow {
+            tenant_id: "tn_1".into(),
+            plan_id: "pl_1".into(),
+            state: SubscriptionState::Trial,
+            collection: Collection::Card,
+            processor_customer: None,
+            payment_method: None,
+            trial_ends_at: T0 + 14 * DAY_MS,
+            period_start: None,
+            period_end: None,
+            suspended_at: None,
+            reason: None,
+            ends_at: None,
+            terminate_at: None,
+            terminated_at: None,
+            warned: Vec::new(),
+            created_at: T0,
+            updated_at: T0,
+        }
+    }
+
+    fn day(n: i64) -> i64 {
+        T0 + n * DAY_MS
+    }
+
+    #[test]
+    fn a_trial_without_a_payment_method_is_warned_suspended_and_terminated_on_its_days() {
+        let c = BillingConfig::default();
+        let mut s = trial();
+        assert_eq!(next(&s, None, day(10), &c), None);
+        assert_eq!(
+            next(&s, None, day(11), &c),
+            Some(Step::Warn(Warning::TrialEnding))
+        );
+        s.warned.push("trial-ending".into());
+        assert_eq!(next(&s, None, day(11), &c), None);
+        assert_eq!(
+            next(&s, None, day(14), &c),
+            Some(Step::Suspend {
+                reason: LifecycleReason::TrialEnded,
+                terminate_at: day(44)
+            })
+        );
+        s.state = SubscriptionState::Suspended;
+        s.reason = Some(LifecycleReason::TrialEnded);
+        s.terminate_at = Some(day(44));
+        s.warned.clear();
+        assert_eq!(next(&s, None, day(36), &c), None);
+        assert_eq!(
+            next(&s, None, day(37), &c),
+            Some(Step::Warn(Warning::DeletionSoon))
+        );
+        s.warned.push("deletion-soon".into());
+        assert_eq!(next(&s, None, day(43), &c), None);
+        assert_eq!(
+            next(&s, None, day(44), &c),
+            Some(Step::Terminate {
+                reason: LifecycleReason::TrialEnded
+            })
+        );
+        // A payment method before then reactivates at once.
+        s.collection = Collection::Invoice;
+        assert_eq!(
+            next(&s, None, day(40), &c),
+            Some(Step::Activate { start: day(40) })
+        );
+    }
+
+    #[test]
+    fn an_unpaid_invoice_makes_past_due_then_suspended_at_15_days_and_terminated_at_30() {
+        let c = BillingConfig::default();
+        let mut s = trial();
+        s.collection = Collection::Invoice;
+        assert_eq!(next(&s, None, day(11), &c), None, "no warning: it can pay");
+        assert_eq!(
+            next(&s, None, day(14), &c),
+            Some(Step::Activate { start: day(14) })
+        );
+        s.state = SubscriptionState::Active;
+        s.period_start = Some(day(14));
+        s.period_end = Some(month_after(day(14)));
+        let end = s.period_end.unwrap();
+        assert_eq!(next(&s, None, end - 1, &c), None);
+        assert_eq!(next(&s, None, end, &c), Some(Step::Invoice));
+        s.period_start = Some(end);
+        s.period_end = Some(month_after(end));
+        let due = end + 14 * DAY_MS;
+        assert_eq!(next(&s, Some(due), due - 1, &c), None);
+        assert_eq!(next(&s, Some(due), due, &c), Some(Step::PastDue));
+        s.state = SubscriptionState::PastDue;
+        assert_eq!(next(&s, Some(due), due + 15 * DAY_MS - 1, &c), None);
+        assert_eq!(
+            next(&s, Some(due), due + 15 * DAY_MS, &c),
+            Some(Step::Suspend {
+                reason: LifecycleReason::Unpaid,
+                terminate_at: due + 30 * DAY_MS
+            })
+        );
+        // Paid while past due: active again.
+        assert_eq!(next(&s, None, due + DAY_MS, &c), Some(Step::Paid));
+        s.state = SubscriptionState::Suspended;
+        s.reason = Some(LifecycleReason::Unpaid);
+        s.terminate_at = Some(due + 30 * DAY_MS);
+        s.period_start = None;
+        s.period_end = None;
+        assert_eq!(
+            next(&s, Some(due), due + 23 * DAY_MS, &c),
+            Some(Step::Warn(Warning::DeletionSoon))
+        );
+        assert_eq!(
+            next(&s, Some(due), due + 30 * DAY_MS, &c),
+            Some(Step::Terminate {
+                reason: LifecycleReason::Unpaid
+            })
+        );
+        // Paid while suspended: active at once, a new period from then.
+        assert_eq!(
+            next(&s, None, due + 20 * DAY_MS, &c),
+            Some(Step::Activate {
+                start: due + 20 * DAY_MS
+            })
+        );
+    }
+
+    #[test]
+    fn a_subscription_the_customer_ended_terminates_at_its_end() {
+        let c = BillingConfig::default();
+        let mut s = trial();
+        s.state = SubscriptionState::Active;
+        s.collection = Collection::Invoice;
+        s.period_end = Some(day(40));
+        s.ends_at = Some(day(40));
+        assert_eq!(
+            next(&s, None, day(33), &c),
+            Some(Step::Warn(Warning::DeletionSoon))
+        );
+        s.warned.push("deletion-soon".into());
+        assert_eq!(next(&s, None, day(39), &c), None);
+        assert_eq!(
+            next(&s, None, day(40), &c),
+            Some(Step::Invoice),
+            "the last period is billed first"
+        );
+        s.period_start = Some(day(40));
+        s.period_end = Some(month_after(day(40)));
+        assert_eq!(
+            next(&s, None, day(40), &c),
+            Some(Step::Terminate {
+                reason: LifecycleReason::Ended
+            })
+        );
+        s.state = SubscriptionState::Terminated;
+        assert_eq!(next(&s, None, day(400), &c), None);
+    }
+
+    #[test]
+    fn a_month_is_a_calendar_month() {
+        let ms = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_millis()
+        };
+        assert_eq!(
+            month_after(ms("2027-01-31T10:00:00Z")),
+            ms("2027-02-28T10:00:00Z")
+        );
+        assert_eq!(
+            month_after(ms("2027-03-15T00:00:00Z")),
+            ms("2027-04-15T00:00:00Z")
+        );
+    }
+}

@@ -1,0 +1,385 @@
+//! The subscription lifecycle of customer tenants (docs/OPERATIONS.md, "Subscriptions"):
+//! the timer that moves each subscription along its [`lifecycle`] rules, meters usage once a
+//! day, issues invoices, sends the warnings and, at the end, erases the tenant; and the
+//! checks that keep a suspended tenant from growing.
+//!
+//! A customer created without a plan has no subscription: it is never billed, suspended or
+//! terminated (the provider's own machines, a company backing up itself).
+
+pub mod invoice;
+pub mod lifecycle;
+
+use loop_api::{ActorKind, Invoice, JobKind, JobTrigger, Outcome, SubscriptionState};
+
+use crate::db::audit::{self, NewEvent, Personal};
+use crate::db::billing::{self, SubRow};
+use crate::db::outbox::{self, MailKind};
+use crate::db::{DbResult, Tx, tenants, vaults};
+use crate::domain::{TenantScope, new_id};
+use crate::erasure::{self, Actor};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use lifecycle::{Step, Warning, month_after};
+
+/// Steps one subscription may take in one pass (a server that was down long catches up).
+const MAX_STEPS: usize = 32;
+
+fn suspended() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::PAYMENT_REQUIRED,
+        "subscription_suspended",
+        "the subscription is suspended: new backups, devices and vaults are refused until it \
+         is paid; restores and downloads keep working",
+    )
+}
+
+fn refuses(s: &SubRow) -> bool {
+    matches!(
+        s.state,
+        SubscriptionState::Suspended | SubscriptionState::Terminated
+    )
+}
+
+/// Refuses growth (a backup's writes, a new vault) of a tenant whose subscription is
+/// suspended: `402 subscription_suspended`.
+pub async fn refuse_if_suspended(state: &AppState, tenant_id: &str) -> ApiResult<()> {
+    match billing::subscription(&state.db.pool, tenant_id).await? {
+        Some(s) if refuses(&s) => Err(suspended()),
+        _ => Ok(()),
+    }
+}
+
+/// In the transaction that recorded a new device, after its insert (so the transaction
+/// holds the write and the count includes it): refused while suspended, and beyond the
+/// plan's device limit (`409 device_limit`).
+pub async fn admit_device(tx: &mut Tx, tenant_id: &str) -> ApiResult<()> {
+    let Some(s) = billing::subscription_in(tx, tenant_id).await? else {
+        return Ok(());
+    };
+    if refuses(&s) {
+        return Err(suspended());
+    }
+    let Some(plan) = billing::plan_in(tx, &s.plan_id).await? else {
+        return Ok(());
+    };
+    if let Some(limit) = plan.device_limit
+        && billing::devices_in_tx(tx, tenant_id).await? > limit
+    {
+        return Err(ApiError::conflict(
+            "device_limit",
+            format!("the plan {} allows {limit} devices", plan.name),
+        ));
+    }
+    Ok(())
+}
+
+/// What one pass of the timer did.
+#[derive(Debug, Default)]
+pub struct TickReport {
+    /// (tenant, step) in the order they were taken.
+    pub steps: Vec<(String, Step)>,
+    pub usage_recorded: usize,
+}
+
+/// One pass of the lifecycle timer: today's usage of every billed tenant, then every
+/// subscription's due steps.
+pub async fn tick(state: &AppState) -> ApiResult<TickReport> {
+    let mut report = TickReport::default();
+    let now = state.now();
+    let day = crate::db::time(now).format("%Y-%m-%d").to_string();
+    for s in billing::live_subscriptions(&state.db.pool).await? {
+        let (stored, devices) = billing::current_usage(&state.db.pool, &s.tenant_id).await?;
+        let mut tx = state.db.begin().await?;
+        if billing::record_usage(&mut tx, &s.tenant_id, &day, stored, devices).await? {
+            report.usage_recorded += 1;
+        }
+        tx.commit().await.map_err(crate::db::DbError::from)?;
+        for step in advance(state, &s.tenant_id).await? {
+            report.steps.push((s.tenant_id.clone(), step));
+        }
+    }
+    Ok(report)
+}
+
+/// Takes every step due for the tenant's subscription now (none without one).
+pub async fn advance(state: &AppState, tenant_id: &str) -> ApiResult<Vec<Step>> {
+    let pool = &state.db.pool;
+    let mut taken = Vec::new();
+    for _ in 0..MAX_STEPS {
+        let Some(s) = billing::subscription(pool, tenant_id).await? else {
+            break;
+        };
+        let unpaid = billing::oldest_unpaid_due(pool, tenant_id).await?;
+        let now = state.now();
+        let Some(step) = lifecycle::next(&s, unpaid, now, &state.config.billing) else {
+            break;
+        };
+        if !apply(state, &s, &step, now).await? {
+            // Changed under us (a payment, another node): read it again.
+            continue;
+        }
+        if let Step::Terminate { .. } = step {
+            terminate(state, tenant_id).await?;
+        }
+        taken.push(step);
+    }
+    if !taken.is_empty() {
+        state.mail_wake.notify_one();
+        state.jobs_wake.notify_one();
+    }
+    Ok(taken)
+}
+
+fn event(tenant_id: &str, action: &'static str, details: serde_json::Value) -> NewEvent {
+    NewEvent {
+        tenant_id: tenant_id.to_string(),
+        actor_kind: ActorKind::System,
+        actor_id: None,
+        action,
+        object_kind: "subscription",
+        object_id: Some(tenant_id.to_string()),
+        outcome: Outcome::Success,
+        personal: Personal::default(),
+        details,
+    }
+}
+
+async fn mail_contacts(
+    state: &AppState,
+    tx: &mut Tx,
+    tenant_id: &str,
+    kind: MailKind,
+    params: serde_json::Value,
+    now: i64,
+) -> DbResult<()> {
+    for user in billing::billing_contacts(&state.db.pool, tenant_id).await? {
+        outbox::enqueue_with(tx, kind, &user, &params, now).await?;
+    }
+    Ok(())
+}
+
+/// Applies one step in one transaction (the change, its audit event, its mail). False when
+/// the subscription changed since it was read.
+async fn apply(state: &AppState, was: &SubRow, step: &Step, now: i64) -> ApiResult<bool> {
+    let tenant_id = was.tenant_id.as_str();
+    let mut s = was.clone();
+    s.updated_at = now.max(was.updated_at + 1);
+    let mut tx = state.db.begin().await?;
+    let mut mail: Option<(MailKind, serde_json::Value)> = None;
+    let audited = match step {
+        Step::Activate { start } => {
+            s.state = SubscriptionState::Active;
+            s.period_start = Some(*start);
+            s.period_end = Some(month_after(*start));
+            s.suspended_at = None;
+            s.reason = None;
+            s.terminate_at = None;
+            s.warned.clear();
+            Some(event(
+                tenant_id,
+                "subscription.activate",
+                serde_json::json!({ "period_start": crate::db::time(*start) }),
+            ))
+        }
+        Step::Invoice => {
+            let (Some(start), Some(end)) = (s.period_start, s.period_end) else {
+                return Ok(false);
+            };
+            let inv = issue_invoice(state, &mut tx, &s, start, end).await?;
+            s.period_start = Some(end);
+            s.period_end = Some(month_after(end));
+            inv.map(|inv| {
+                mail = Some((
+                    MailKind::InvoiceIssued,
+                    serde_json::json!({ "invoice_id": inv.id }),
+                ));
+                event(
+                    tenant_id,
+                    "subscription.invoice",
+                    serde_json::json!({
+                        "invoice_id": inv.id, "number": inv.number,
+                        "total_cents": inv.total_cents, "currency": inv.currency,
+                    }),
+                )
+            })
+        }
+        Step::PastDue => {
+            s.state = SubscriptionState::PastDue;
+            s.warned.clear();
+            let invoice = billing::invoices_of(&state.db.pool, tenant_id)
+                .await?
+                .into_iter()
+                .filter(|i| i.state == loop_api::InvoiceState::Open)
+                .min_by_key(|i| i.due_at);
+            if let Some(i) = &invoice {
+                mail = Some((
+                    MailKind::PaymentFailed,
+                    serde_json::json!({ "invoice_id": i.id }),
+                ));
+            }
+            Some(event(
+                tenant_id,
+                "subscription.past_due",
+                serde_json::json!({ "invoice_id": invoice.map(|i| i.id) }),
+            ))
+        }
+        Step::Paid => {
+            s.state = SubscriptionState::Active;
+            s.warned.clear();
+            Some(event(tenant_id, "subscription.paid", serde_json::json!({})))
+        }
+        Step::Suspend {
+            reason,
+            terminate_at,
+        } => {
+            s.state = SubscriptionState::Suspended;
+            s.suspended_at = Some(now);
+            s.reason = Some(*reason);
+            s.terminate_at = Some(*terminate_at);
+            s.period_start = None;
+            s.period_end = None;
+            s.warned.clear();
+            mail = Some((MailKind::Suspended, serde_json::json!({})));
+            Some(event(
+                tenant_id,
+                "subscription.suspend",
+                serde_json::json!({
+                    "reason": reason, "terminate_at": crate::db::time(*terminate_at),
+                }),
+            ))
+        }
+        Step::Terminate { reason } => {
+            s.state = SubscriptionState::Terminated;
+            s.terminated_at = Some(now);
+            s.reason = Some(*reason);
+            mail = Some((MailKind::DeletionDone, serde_json::json!({})));
+            Some(event(
+                tenant_id,
+                "subscription.terminate",
+                serde_json::json!({ "reason": reason }),
+            ))
+        }
+        Step::Warn(w) => {
+            s.warned.push(w.as_str().to_string());
+            mail = Some((
+                match w {
+                    Warning::TrialEnding => MailKind::TrialEnding,
+                    Warning::DeletionSoon => MailKind::DeletionSoon,
+                },
+                serde_json::json!({}),
+            ));
+            None
+        }
+    };
+    if !billing::save_subscription(&mut tx, &s, was.updated_at).await? {
+        return Ok(false);
+    }
+    if let Some((kind, params)) = mail {
+        mail_contacts(state, &mut tx, tenant_id, kind, params, now).await?;
+    }
+    if let Some(e) = audited {
+        audit::append(&mut tx, e, now).await?;
+    }
+    crate::routes::commit(tx).await?;
+    Ok(true)
+}
+
+/// Issues the invoice of the period [start, end): the plan's price, and stored data above
+/// the plan's quota at its price per GiB-month (the average of the period's daily
+/// measurements). `None` when that period was invoiced already.
+async fn issue_invoice(
+    state: &AppState,
+    tx: &mut Tx,
+    s: &SubRow,
+    start: i64,
+    end: i64,
+) -> ApiResult<Option<Invoice>> {
+    let pool = &state.db.pool;
+    let plan = billing::plan_by_id(pool, &s.plan_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("plan {} is gone", s.plan_id)))?;
+    let tenant = tenants::tenant_by_id(pool, &s.tenant_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let day = |ms: i64| crate::db::time(ms).format("%Y-%m-%d").to_string();
+    let usage = billing::usage_between(pool, &s.tenant_id, &day(start), &day(end)).await?;
+    let lines = invoice::lines(&plan, &usage, start, end);
+    let total_cents = lines.iter().map(|l| l.amount_cents).sum();
+    let due = end + i64::from(state.config.billing.due_days) * 86_400_000;
+    let mut inv = Invoice {
+        id: new_id("in"),
+        issuer_id: plan.issuer_id.clone(),
+        number: 0,
+        tenant_id: s.tenant_id.clone(),
+        bill_to: tenant.tenant.name.clone(),
+        plan_id: plan.id.clone(),
+        period_start: crate::db::time(start),
+        period_end: crate::db::time(end),
+        currency: plan.currency.clone(),
+        lines,
+        total_cents,
+        state: loop_api::InvoiceState::Open,
+        issued_at: crate::db::time(end),
+        due_at: crate::db::time(due),
+        paid_at: None,
+        payment_reference: None,
+    };
+    Ok(match billing::insert_invoice(tx, &inv).await? {
+        Some(number) => {
+            inv.number = number;
+            Some(inv)
+        }
+        None => None,
+    })
+}
+
+/// Erases a terminated tenant: its keys are destroyed (nothing of it is readable from then
+/// on), its users and tokens locked out, and every vault deleted, each one's objects
+/// removed at its destination and replicas by erasure jobs. A vault's retention lock does
+/// not hold: this is the lock's one documented exception. Safe to run again.
+pub async fn terminate(state: &AppState, tenant_id: &str) -> ApiResult<()> {
+    let pool = &state.db.pool;
+    let tenant = tenants::tenant_by_id(pool, tenant_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    erasure::erase_tenant(state, &tenant, &Actor::system()).await?;
+    let vaults = vaults::vaults_in(pool, &TenantScope::One(tenant_id.to_string()), None)
+        .await?
+        .items;
+    for v in vaults {
+        let now = state.now();
+        let mut tx = state.db.begin().await?;
+        vaults::mark_vault_deleted(&mut tx, &v.id, now).await?;
+        let replica_jobs = crate::routes::vaults::retire(state, &mut tx, &v, "system").await?;
+        let work = crate::jobs::Work {
+            runner: crate::db::jobs::Runner::Server,
+            tenant_id: &v.tenant_id,
+            kind: JobKind::VaultErasure,
+            target: ("vault", &v.id),
+            trigger: JobTrigger::Event,
+            started_by_id: None,
+            params: serde_json::json!({}),
+        };
+        let job = crate::jobs::queue(state, &mut tx, work).await?;
+        let details = serde_json::json!({
+            "erasure_job_id": job, "replica_erasure_job_ids": replica_jobs,
+            "reason": "subscription terminated",
+            "retention_lock_overridden": v.retention_lock_days.unwrap_or(0) > 0,
+        });
+        let mut e = event(tenant_id, "vault.delete", details);
+        e.object_kind = "vault";
+        e.object_id = Some(v.id.clone());
+        audit::append(&mut tx, e, now).await?;
+        crate::routes::commit(tx).await?;
+    }
+    state.jobs_wake.notify_one();
+    Ok(())
+}
+
+/// Why a change of the subscription is refused while it is terminated.
+pub fn terminated() -> ApiError {
+    ApiError::conflict(
+        "subscription_terminated",
+        "the subscription ended and the tenant's data was erased",
+    )
+}

@@ -1,0 +1,249 @@
+//! The subscription lifecycle's mail (trial ending, invoice, payment failed, suspension,
+//! deletion soon, deletion done), in the recipient's language, with times in the tenant's
+//! time zone. They are service messages, not marketing, and say so.
+
+use loop_api::Language;
+
+use super::messages::Mail;
+use crate::db::DbResult;
+use crate::db::billing::{self, SubRow};
+use crate::db::outbox::{MailKind, Queued};
+use crate::db::tenants::TenantRow;
+use crate::db::users::UserRow;
+use crate::notify::email::local_time;
+use crate::state::AppState;
+
+const DAY_MS: i64 = 86_400_000;
+
+fn t(lang: Language, en: &'static str, nl: &'static str) -> &'static str {
+    match lang {
+        Language::En => en,
+        Language::Nl => nl,
+    }
+}
+
+/// `12.34 EUR`.
+pub fn money(cents: u64, currency: &str) -> String {
+    format!("{}.{:02} {currency}", cents / 100, cents % 100)
+}
+
+/// The message for a lifecycle mail, or `None` when there is nothing to say any more.
+pub async fn compose(
+    state: &AppState,
+    kind: MailKind,
+    q: &Queued,
+    user: &UserRow,
+    tenant: &TenantRow,
+) -> DbResult<Option<Mail>> {
+    let pool = &state.db.pool;
+    let lang = user.user.language;
+    let org = tenant.tenant.name.as_str();
+    let tz = tenant.tenant.time_zone.as_str();
+    let at = |ms: i64| local_time(ms, tz);
+    let sub = billing::subscription(pool, &tenant.tenant.id).await?;
+    let first = &user.user.first_name;
+    let (subject, body) = match (kind, sub) {
+        (MailKind::TrialEnding, Some(s)) => {
+            if s.can_pay() || s.state != loop_api::SubscriptionState::Trial {
+                return Ok(None);
+            }
+            let end = at(s.trial_ends_at);
+            let gone =
+                at(s.trial_ends_at + i64::from(state.config.billing.terminate_after_days) * DAY_MS);
+            match lang {
+                Language::En => (
+                    format!("Your Loop Backup trial for {org} ends on {end}"),
+                    format!(
+                        "The free trial of {org} ends on {end}, and no payment method is on \
+                         file. Add one before then to keep backing up. Without one, new backups, \
+                         devices and vaults are refused from that moment (restores keep \
+                         working), and all of {org}'s data is deleted on {gone}."
+                    ),
+                ),
+                Language::Nl => (
+                    format!("Uw proefperiode van Loop Backup voor {org} eindigt op {end}"),
+                    format!(
+                        "De gratis proefperiode van {org} eindigt op {end} en er is geen \
+                         betaalmethode bekend. Voeg er vóór die tijd een toe om te blijven \
+                         back-uppen. Zonder betaalmethode worden vanaf dan nieuwe back-ups, \
+                         apparaten en kluizen geweigerd (herstellen blijft werken), en op \
+                         {gone} worden alle gegevens van {org} verwijderd."
+                    ),
+                ),
+            }
+        }
+        (MailKind::InvoiceIssued | MailKind::PaymentFailed, _) => {
+            let Some(id) = q.params["invoice_id"].as_str() else {
+                return Ok(None);
+            };
+            let Some(inv) = billing::invoice_by_id(pool, id).await? else {
+                return Ok(None);
+            };
+            let total = money(inv.total_cents, &inv.currency);
+            let due_ms = inv.due_at.timestamp_millis();
+            let (due, n) = (at(due_ms), inv.number);
+            let period = format!(
+                "{} – {}",
+                inv.period_start.format("%Y-%m-%d"),
+                inv.period_end.format("%Y-%m-%d")
+            );
+            let b = &state.config.billing;
+            let suspend = at(due_ms + i64::from(b.suspend_after_days) * DAY_MS);
+            let gone = at(due_ms + i64::from(b.terminate_after_days) * DAY_MS);
+            if kind == MailKind::InvoiceIssued {
+                match lang {
+                    Language::En => (
+                        format!("Invoice {n} for {org}: {total}"),
+                        format!(
+                            "Invoice {n} for {org} covers {period}: {total}, due on {due}. \
+                             It is in the console and at GET /api/v1/invoices/{id}."
+                        ),
+                    ),
+                    Language::Nl => (
+                        format!("Factuur {n} voor {org}: {total}"),
+                        format!(
+                            "Factuur {n} voor {org} betreft {period}: {total}, te betalen \
+                             uiterlijk {due}. U vindt haar in de console en via GET \
+                             /api/v1/invoices/{id}."
+                        ),
+                    ),
+                }
+            } else {
+                if inv.state != loop_api::InvoiceState::Open {
+                    return Ok(None);
+                }
+                match lang {
+                    Language::En => (
+                        format!("Payment failed: invoice {n} for {org} is unpaid"),
+                        format!(
+                            "Invoice {n} for {org} ({total}) was due on {due} and has not \
+                             been paid. If it is still unpaid on {suspend}, the subscription \
+                             is suspended (new backups stop; restores keep working), and on \
+                             {gone} all of {org}'s data is deleted."
+                        ),
+                    ),
+                    Language::Nl => (
+                        format!("Betaling mislukt: factuur {n} voor {org} is niet betaald"),
+                        format!(
+                            "Factuur {n} voor {org} ({total}) moest uiterlijk {due} betaald \
+                             zijn en is nog niet betaald. Is zij op {suspend} nog niet \
+                             betaald, dan wordt het abonnement opgeschort (nieuwe back-ups \
+                             stoppen; herstellen blijft werken), en op {gone} worden alle \
+                             gegevens van {org} verwijderd."
+                        ),
+                    ),
+                }
+            }
+        }
+        (MailKind::Suspended, Some(s)) => {
+            let (Some(since), Some(gone)) = (s.suspended_at, s.terminate_at) else {
+                return Ok(None);
+            };
+            if s.state != loop_api::SubscriptionState::Suspended {
+                return Ok(None);
+            }
+            let why = reason(lang, &s);
+            let (since, gone) = (at(since), at(gone));
+            match lang {
+                Language::En => (
+                    format!("The Loop Backup subscription of {org} is suspended"),
+                    format!(
+                        "The subscription of {org} is suspended since {since}: {why}. New \
+                         backups, devices and vaults are refused; restores and downloads keep \
+                         working, so you can take your data. Paying reactivates it at once. \
+                         Otherwise all of {org}'s data is deleted on {gone}."
+                    ),
+                ),
+                Language::Nl => (
+                    format!("Het Loop Backup-abonnement van {org} is opgeschort"),
+                    format!(
+                        "Het abonnement van {org} is opgeschort sinds {since}: {why}. Nieuwe \
+                         back-ups, apparaten en kluizen worden geweigerd; herstellen en \
+                         downloaden blijven werken, zodat u uw gegevens kunt meenemen. Na \
+                         betaling is het abonnement meteen weer actief. Anders worden op \
+                         {gone} alle gegevens van {org} verwijderd."
+                    ),
+                ),
+            }
+        }
+        (MailKind::DeletionSoon, Some(s)) => {
+            let when = match (s.ends_at, s.terminate_at) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => return Ok(None),
+            };
+            if s.state == loop_api::SubscriptionState::Terminated {
+                return Ok(None);
+            }
+            let when = at(when);
+            match lang {
+                Language::En => (
+                    format!("All data of {org} in Loop Backup is deleted on {when}"),
+                    format!(
+                        "On {when} the subscription of {org} ends and all of its data is \
+                         deleted: every backup in every vault, at every location, for good. \
+                         Restore or download what you want to keep before then."
+                    ),
+                ),
+                Language::Nl => (
+                    format!("Alle gegevens van {org} in Loop Backup worden op {when} verwijderd"),
+                    format!(
+                        "Op {when} eindigt het abonnement van {org} en worden al zijn \
+                         gegevens verwijderd: elke back-up in elke kluis, op elke locatie, \
+                         definitief. Herstel of download vóór die tijd wat u wilt bewaren."
+                    ),
+                ),
+            }
+        }
+        (MailKind::DeletionDone, Some(s)) => {
+            let when = at(s.terminated_at.unwrap_or(q.created_at));
+            match lang {
+                Language::En => (
+                    format!("The data of {org} in Loop Backup was deleted"),
+                    format!(
+                        "The subscription of {org} ended, and on {when} its data was deleted: \
+                         its encryption keys were destroyed, so nothing of it can be read any \
+                         more, and its stored objects are removed from every location."
+                    ),
+                ),
+                Language::Nl => (
+                    format!("De gegevens van {org} in Loop Backup zijn verwijderd"),
+                    format!(
+                        "Het abonnement van {org} is beëindigd, en op {when} zijn de gegevens \
+                         verwijderd: de sleutels zijn vernietigd, zodat er niets meer van te \
+                         lezen is, en de opgeslagen objecten worden van elke locatie \
+                         verwijderd."
+                    ),
+                ),
+            }
+        }
+        _ => return Ok(None),
+    };
+    let hello = match lang {
+        Language::En => format!("Hello {first},"),
+        Language::Nl => format!("Beste {first},"),
+    };
+    let footer = t(
+        lang,
+        "This is a service message about your subscription, sent to its administrators and \
+         billing contacts. It is not marketing.",
+        "Dit is een servicebericht over uw abonnement, verstuurd aan de beheerders en \
+         factuurcontactpersonen. Het is geen reclame.",
+    );
+    Ok(Some(Mail {
+        to: user.user.email.clone(),
+        subject,
+        text: format!("{hello}\n\n{body}\n\n-- \n{footer}\n"),
+    }))
+}
+
+fn reason(lang: Language, s: &SubRow) -> &'static str {
+    match s.reason {
+        Some(loop_api::LifecycleReason::TrialEnded) => t(
+            lang,
+            "the trial ended without a payment method",
+            "de proefperiode is geëindigd zonder betaalmethode",
+        ),
+        _ => t(lang, "an invoice is unpaid", "een factuur is niet betaald"),
+    }
+}

@@ -1,0 +1,422 @@
+//! The subscription lifecycle, driven by the server's clock and the lifecycle timer's tick:
+//! a trial that runs out, a suspension that refuses growth but not restores, a payment
+//! method that reactivates, monthly invoices, a payment, an unpaid invoice that suspends and
+//! then terminates, and the tenant's data erased at every place it lived. Every warning is
+//! mailed to a real SMTP server, in each recipient's language.
+
+mod support;
+
+use std::time::Duration;
+
+use loop_server::config::SmtpSecurity;
+use serde_json::{Value, json};
+use support::smtp::SmtpSink;
+use support::vault::{holder, pack_object};
+use support::{Caller, Server, USER_PASSWORD};
+
+const DAY: u64 = 86_400;
+
+fn server_mailing_to(sink: &SmtpSink) -> Server {
+    let port = sink.port;
+    Server::start_with(|c| {
+        support::with_spare(c);
+        c.mail.host = Some("127.0.0.1".into());
+        c.mail.port = Some(port);
+        c.mail.security = SmtpSecurity::None;
+        c.mail.poll_seconds = 1;
+        // The test ticks; the server's own timer waits.
+        c.jobs.scheduler_seconds = 86_400;
+    })
+}
+
+/// One pass of the lifecycle timer: the steps it took, as their debug names.
+fn tick(server: &Server) -> Vec<String> {
+    let r = server
+        .block_on(loop_server::billing::tick(&server.state))
+        .unwrap_or_else(|e| panic!("a lifecycle tick: {e:?}"));
+    r.steps.iter().map(|(_, s)| format!("{s:?}")).collect()
+}
+
+/// Moves the clock on by `days` (and `secs`), then ticks.
+fn after(server: &Server, days: u64, secs: u64) -> Vec<String> {
+    server.advance(Duration::from_secs(days * DAY + secs));
+    tick(server)
+}
+
+/// Moves the clock to `at` (Unix ms; never backwards), then ticks.
+fn at(server: &Server, at: i64) -> Vec<String> {
+    let now = server.state.now();
+    if at > now {
+        server.advance(Duration::from_millis((at - now) as u64));
+    }
+    tick(server)
+}
+
+fn ms(v: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a time"))
+        .expect("an RFC 3339 time")
+        .timestamp_millis()
+}
+
+/// Waits until `to` received `n` messages whose subject starts with `prefix`; answers the
+/// `n`th one's subject and text.
+fn mail(sink: &SmtpSink, to: &str, prefix: &str, n: usize) -> (String, String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let found: Vec<Value> = sink
+            .messages()
+            .into_iter()
+            .filter(|m| m["rcpt_tos"].as_array().unwrap().iter().any(|r| r == to))
+            .filter(|m| {
+                m["subject"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with(prefix)
+            })
+            .collect();
+        if found.len() >= n {
+            let m = &found[n - 1];
+            return (
+                m["subject"].as_str().unwrap().to_string(),
+                m["text"].as_str().unwrap().to_string(),
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{to} did not get {n} messages starting {prefix:?}; got {:?}",
+            sink.messages()
+                .iter()
+                .map(|m| m["subject"].clone())
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn subscription(admin: &Caller<'_>, tenant: &str) -> Value {
+    admin
+        .get(&format!("/api/v1/tenants/{tenant}/subscription"))
+        .expect(200)
+}
+
+fn user(admin: &Caller<'_>, tenant: &str, email: &str, role: &str) -> String {
+    admin
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": tenant, "email": email, "first_name": role,
+                    "last_name": "Acme", "password": USER_PASSWORD, "role": role }),
+        )
+        .expect(201)["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_subscription_lives_from_trial_to_suspension_payment_and_erasure_at_every_place() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to(&sink);
+    let admin = server.admin();
+    let provider = admin.provider_tenant_id();
+    let plan = admin
+        .post(
+            "/api/v1/plans",
+            json!({ "issuer_id": provider, "name": "Small", "price_cents": 1999,
+                    "currency": "eur", "device_limit": 2, "quota_bytes": 1u64 << 30 }),
+        )
+        .expect(201);
+    assert_eq!(plan["currency"], "EUR");
+    let plan_id = plan["id"].as_str().unwrap();
+    let tenant = admin
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": provider, "kind": "customer", "name": "Acme",
+                    "plan_id": plan_id }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = subscription(&admin, &tenant);
+    assert_eq!(
+        (s["state"].clone(), s["payment_method"].clone()),
+        (json!("trial"), json!(false))
+    );
+    // The customer's admin reads Dutch, its billing contact English.
+    let nl = "beheer@acme.example";
+    let en = "billing@acme.example";
+    let admin_id = user(&admin, &tenant, nl, "admin");
+    admin
+        .patch(
+            &format!("/api/v1/users/{admin_id}"),
+            json!({ "language": "nl" }),
+        )
+        .expect(200);
+    user(&admin, &tenant, en, "billing");
+    let vault = admin
+        .post(
+            "/api/v1/vaults",
+            json!({ "tenant_id": tenant, "name": "files", "destination": "local",
+                    "retention_lock_days": 30 }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin
+        .post(
+            &format!("/api/v1/vaults/{vault}/replicas"),
+            json!({ "destination": "spare" }),
+        )
+        .expect(201);
+    let writer = holder(&server, &admin, &tenant, &vault, &["backup", "restore"]);
+    let pack = pack_object([7u8; 32]);
+    let pack_name = hex::encode([7u8; 32]);
+    writer.put("data", &pack_name, &pack).expect(201);
+    let job = admin
+        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+        .expect(202);
+    assert_eq!(
+        admin.job_ended(job["id"].as_str().unwrap())["state"],
+        "succeeded"
+    );
+
+    // Day 11: the trial ends in three days, and no payment method is on file.
+    assert!(after(&server, 10, 0).is_empty());
+    assert_eq!(after(&server, 1, 0), vec!["Warn(TrialEnding)"]);
+    let (subject, text) = mail(
+        &sink,
+        nl,
+        "Uw proefperiode van Loop Backup voor Acme eindigt op",
+        1,
+    );
+    assert!(
+        text.starts_with("Beste admin,") && text.contains("Het is geen reclame."),
+        "{subject}: {text}"
+    );
+    mail(&sink, en, "Your Loop Backup trial for Acme ends on", 1);
+
+    // Day 14: suspended. Growth is refused everywhere; restores go on.
+    let steps = after(&server, 3, 0);
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    assert!(
+        steps[0].starts_with("Suspend { reason: TrialEnded"),
+        "{steps:?}"
+    );
+    let admin = server.admin();
+    let s = subscription(&admin, &tenant);
+    assert_eq!(
+        (s["state"].clone(), s["reason"].clone()),
+        (json!("suspended"), json!("trial-ended"))
+    );
+    admin
+        .post(
+            "/api/v1/vaults",
+            json!({ "tenant_id": tenant, "name": "more", "destination": "local" }),
+        )
+        .expect_problem(402, "subscription_suspended");
+    admin
+        .post(
+            "/api/v1/devices",
+            json!({ "tenant_id": tenant, "name": "pc" }),
+        )
+        .expect_problem(402, "subscription_suspended");
+    let writer = holder(&server, &admin, &tenant, &vault, &["backup", "restore"]);
+    writer
+        .put("data", &hex::encode([8u8; 32]), &pack_object([8u8; 32]))
+        .expect_problem(402, "subscription_suspended");
+    let read = writer.call("get", &format!("data/{pack_name}"));
+    assert_eq!(read.status, 200, "restores keep working: {}", read.body);
+    mail(
+        &sink,
+        nl,
+        "Het Loop Backup-abonnement van Acme is opgeschort",
+        1,
+    );
+    mail(
+        &sink,
+        en,
+        "The Loop Backup subscription of Acme is suspended",
+        1,
+    );
+
+    // The provider lets it pay by invoice: active at once, a billing period from now.
+    let s = admin
+        .put(
+            &format!("/api/v1/tenants/{tenant}/subscription"),
+            json!({ "plan_id": plan_id, "collection": "invoice" }),
+        )
+        .expect(200);
+    assert_eq!(
+        (s["state"].clone(), s["payment_method"].clone()),
+        (json!("active"), json!(true))
+    );
+    for name in ["pc", "laptop"] {
+        admin
+            .post(
+                "/api/v1/devices",
+                json!({ "tenant_id": tenant, "name": name }),
+            )
+            .expect(201);
+    }
+    admin
+        .post(
+            "/api/v1/devices",
+            json!({ "tenant_id": tenant, "name": "third" }),
+        )
+        .expect_problem(409, "device_limit");
+
+    // The period's end: the first invoice, numbered 1 by its issuer, mailed to both.
+    assert!(at(&server, ms(&s["period_end"]) - 1000).is_empty());
+    assert_eq!(at(&server, ms(&s["period_end"])), vec!["Invoice"]);
+    let admin = server.admin();
+    let invoices = admin
+        .get(&format!("/api/v1/tenants/{tenant}/invoices"))
+        .expect(200);
+    assert_eq!(invoices.as_array().unwrap().len(), 1, "{invoices}");
+    let first = invoices[0].clone();
+    assert_eq!(
+        (
+            first["number"].clone(),
+            first["total_cents"].clone(),
+            first["state"].clone()
+        ),
+        (json!(1), json!(1999), json!("open"))
+    );
+    let first_id = first["id"].as_str().unwrap();
+    let page = admin
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/v1/invoices/{first_id}?format=html"),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = page.text().unwrap();
+    assert!(
+        page.contains("<h1>Invoice 1</h1>") && page.contains("19.99 EUR"),
+        "{page}"
+    );
+    mail(&sink, en, "Invoice 1 for Acme: 19.99 EUR", 1);
+    mail(&sink, nl, "Factuur 1 voor Acme: 19.99 EUR", 1);
+
+    // Unpaid at its due date: past due, "payment failed". Then paid: active again.
+    assert_eq!(at(&server, ms(&first["due_at"])), vec!["PastDue"]);
+    mail(&sink, en, "Payment failed: invoice 1 for Acme is unpaid", 1);
+    let admin = server.admin();
+    // The customer's own billing contact cannot record a payment; the issuer can.
+    let billing = server.sign_in(en, USER_PASSWORD);
+    billing
+        .post(
+            &format!("/api/v1/invoices/{first_id}/payment"),
+            json!({ "reference": "mine" }),
+        )
+        .expect_problem(403, "forbidden");
+    let paid = admin
+        .post(
+            &format!("/api/v1/invoices/{first_id}/payment"),
+            json!({ "reference": "NL12BANK0001 2027-01" }),
+        )
+        .expect(200);
+    assert_eq!(paid["state"], "paid");
+    let s = subscription(&admin, &tenant);
+    assert_eq!(s["state"], "active");
+
+    // The second invoice stays unpaid: past due at its due date, suspended 15 days later,
+    // warned 7 days before the end, terminated 30 days after the due date.
+    assert_eq!(at(&server, ms(&s["period_end"])), vec!["Invoice"]);
+    let admin = server.admin();
+    let second = admin
+        .get(&format!("/api/v1/tenants/{tenant}/invoices"))
+        .expect(200)[0]
+        .clone();
+    assert_eq!(second["number"], 2);
+    let due = ms(&second["due_at"]);
+    assert_eq!(at(&server, due), vec!["PastDue"]);
+    let steps = at(&server, due + 15 * DAY as i64 * 1000);
+    // (A calendar month may end meanwhile: that period is billed first.)
+    assert!(
+        steps
+            .last()
+            .unwrap()
+            .starts_with("Suspend { reason: Unpaid"),
+        "{steps:?}"
+    );
+    assert!(
+        steps[..steps.len() - 1].iter().all(|s| s == "Invoice"),
+        "{steps:?}"
+    );
+    let admin = server.admin();
+    let end = ms(&subscription(&admin, &tenant)["terminate_at"]);
+    assert_eq!(end, due + 30 * DAY as i64 * 1000);
+    assert_eq!(
+        at(&server, end - 7 * DAY as i64 * 1000),
+        vec!["Warn(DeletionSoon)"]
+    );
+    mail(
+        &sink,
+        nl,
+        "Alle gegevens van Acme in Loop Backup worden op",
+        1,
+    );
+    mail(
+        &sink,
+        en,
+        "The Loop Backup subscription of Acme is suspended",
+        2,
+    );
+    assert!(at(&server, end - 1000).is_empty());
+    assert_eq!(at(&server, end), vec!["Terminate { reason: Unpaid }"]);
+
+    // Erased: keys destroyed, users locked out, every object gone from the primary and the
+    // replica (despite the vault's 30-day retention lock), and the chains still verify.
+    let admin = server.admin();
+    let t = admin.get(&format!("/api/v1/tenants/{tenant}")).expect(200);
+    assert_eq!(t["status"], "erased");
+    assert_eq!(subscription(&admin, &tenant)["state"], "terminated");
+    let deletes: Vec<_> = admin
+        .audit_events()
+        .into_iter()
+        .filter(|e| e.action == "vault.delete" && e.object_id.as_deref() == Some(vault.as_str()))
+        .collect();
+    assert_eq!(deletes.len(), 1);
+    assert_eq!(deletes[0].details["retention_lock_overridden"], true);
+    let erasure = deletes[0].details["erasure_job_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(admin.job_ended(&erasure)["state"], "succeeded");
+    for id in deletes[0].details["replica_erasure_job_ids"]
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(admin.job_ended(id.as_str().unwrap())["state"], "succeeded");
+    }
+    for place in ["vaults", "spare"] {
+        let left = support::files_under(&server.data_dir.join(place).join(&vault));
+        assert!(left.is_empty(), "{place} still holds {left:?}");
+    }
+    mail(&sink, en, "The data of Acme in Loop Backup was deleted", 1);
+    mail(
+        &sink,
+        nl,
+        "De gegevens van Acme in Loop Backup zijn verwijderd",
+        1,
+    );
+    support::assert_chained(&admin.audit_events());
+    // A terminated subscription stays terminated; its invoices remain for the books.
+    assert!(after(&server, 60, 0).is_empty());
+    let admin = server.admin();
+    let invoices = admin
+        .get(&format!("/api/v1/tenants/{tenant}/invoices"))
+        .expect(200);
+    assert!(invoices.as_array().unwrap().len() >= 2, "{invoices}");
+}
