@@ -33,6 +33,7 @@ the SMTP sink the server mails to leaves its messages).
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import hmac
 import json
@@ -47,10 +48,14 @@ ADMIN_EMAIL = "admin@localhost"
 OWN_ACCOUNT = ("/api/v1/me/password", "/api/v1/me/totp", "/api/v1/me/totp/confirm")
 
 
+# How far the server's (test) clock runs ahead of this machine's, in seconds.
+clock_ahead = [0.0]
+
+
 def totp_code(secret_b32: str, at: float | None = None) -> str:
-    """RFC 6238 code (SHA-1, 6 digits, 30 s), as the server checks it."""
+    """RFC 6238 code (SHA-1, 6 digits, 30 s), as the server checks it (on its clock)."""
     key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
-    step = int((time.time() if at is None else at) // 30)
+    step = int((time.time() + clock_ahead[0] if at is None else at) // 30)
     mac = hmac.new(key, struct.pack(">Q", step), hashlib.sha1).digest()
     off = mac[-1] & 0x0F
     value = struct.unpack(">I", mac[off : off + 4])[0] & 0x7FFFFFFF
@@ -171,7 +176,9 @@ def make_fixtures() -> None:
         fixtures[name] = api(admin, "POST", "/api/v1/plans", {"issuer_id": fixtures["provider"], "name": f"fuzz-{name}", "price_cents": 1500, "currency": "EUR"})["id"]
     billed = api(admin, "POST", "/api/v1/tenants", {"parent_id": fixtures["provider"], "kind": "customer", "name": "Fuzz Billed"})["id"]
     api(admin, "PUT", f"/api/v1/tenants/{billed}/subscription", {"plan_id": fixtures["plan"], "collection": "invoice"})
-    api(admin, "POST", "/api/v1/admin/test-clock", {"advance_seconds": 47 * 86_400})
+    moved = api(admin, "POST", "/api/v1/admin/test-clock", {"advance_seconds": 47 * 86_400})
+    server_now = datetime.datetime.fromisoformat(moved["now"].replace("Z", "+00:00")).timestamp()
+    clock_ahead[0] = server_now - time.time()
     admin = sign_in(ADMIN_EMAIL)
     fixtures["invoice"] = api(admin, "GET", f"/api/v1/tenants/{billed}/invoices")[0]["id"]
     t = api(admin, "POST", "/api/v1/tenants", {"parent_id": fixtures["provider"], "kind": "customer", "name": "Fuzz Customer"})

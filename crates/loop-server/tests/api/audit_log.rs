@@ -5,22 +5,22 @@ use super::*;
 use super::audited::AUDITED;
 
 /// One request, ready to send.
-struct Call {
+pub(super) struct Call {
     bearer: Option<String>,
     path: String,
     body: Option<Value>,
 }
 
 /// The objects the audit walk acts on.
-struct AuditWalk<'a> {
-    server: &'a Server,
-    admin: Caller<'a>,
-    tenant_id: String,
+pub(super) struct AuditWalk<'a> {
+    pub(super) server: &'a Server,
+    pub(super) admin: Caller<'a>,
+    pub(super) tenant_id: String,
     /// A user who changes their own password and enrols TOTP.
     sam: Caller<'a>,
     /// Sam's password as it stands (the walk changes it).
     sam_password: &'static str,
-    made: u32,
+    pub(super) made: u32,
 }
 
 impl AuditWalk<'_> {
@@ -66,7 +66,7 @@ impl AuditWalk<'_> {
             .to_string()
     }
 
-    fn created(&self, path: &str, body: Value) -> String {
+    pub(super) fn created(&self, path: &str, body: Value) -> String {
         let r = self.admin.post(path, body).expect(201);
         let obj = if r.get("token").is_some() {
             &r["token"]
@@ -76,25 +76,6 @@ impl AuditWalk<'_> {
             &r
         };
         obj["id"].as_str().unwrap().into()
-    }
-
-    /// A valid new plan of the provider.
-    fn plan_body(&self) -> Value {
-        json!({ "issuer_id": self.admin.provider_tenant_id(), "name": format!("plan {}", self.made),
-                "price_cents": 999, "currency": "EUR" })
-    }
-
-    /// A new plan of the provider.
-    fn plan(&mut self) -> String {
-        self.made += 1;
-        self.created("/api/v1/plans", self.plan_body())
-    }
-
-    /// An open invoice of `tenant`, issued by the provider.
-    fn invoice(&mut self, tenant: &str) -> String {
-        let plan = self.plan();
-        let provider = self.admin.provider_tenant_id();
-        self.server.plant_invoice(&provider, tenant, &plan)
     }
 
     /// A new device of the tenant.
@@ -412,40 +393,13 @@ impl AuditWalk<'_> {
                 let (v, r) = self.replica();
                 by_admin(format!("/api/v1/vaults/{v}/replicas/{r}"), None)
             }
-            ("post", "/api/v1/plans") => {
-                self.made += 1;
-                by_admin(path.into(), Some(self.plan_body()))
-            }
-            ("delete", "/api/v1/plans/{id}") => {
-                let plan = self.plan();
-                by_admin(format!("/api/v1/plans/{plan}"), None)
-            }
-            ("put", "/api/v1/tenants/{id}/subscription") => {
-                let plan = self.plan();
-                by_admin(
-                    format!("/api/v1/tenants/{t}/subscription"),
-                    Some(json!({ "plan_id": plan })),
-                )
-            }
-            ("post", "/api/v1/tenants/{id}/subscription/end") => {
-                // Ending a trial erases the tenant at once: another customer's.
-                let (plan, provider) = (self.plan(), self.admin.provider_tenant_id());
-                let ending = self.created(
-                    "/api/v1/tenants",
-                    json!({ "parent_id": provider, "kind": "customer", "name": "Ending",
-                            "plan_id": plan }),
-                );
-                by_admin(
-                    format!("/api/v1/tenants/{ending}/subscription/end"),
-                    Some(json!({ "confirm": "Ending" })),
-                )
-            }
-            ("post", "/api/v1/invoices/{id}/payment") => {
-                let invoice = self.invoice(&t);
-                by_admin(
-                    format!("/api/v1/invoices/{invoice}/payment"),
-                    Some(json!({ "reference": "transfer 1" })),
-                )
+            ("post", "/api/v1/plans")
+            | ("delete", "/api/v1/plans/{id}")
+            | ("put", "/api/v1/tenants/{id}/subscription")
+            | ("post", "/api/v1/tenants/{id}/subscription/end")
+            | ("post", "/api/v1/invoices/{id}/payment") => {
+                let (path, body) = self.billing_request(method, path);
+                by_admin(path, body)
             }
             ("post", "/api/v1/remotes") => {
                 // The server itself, through a replication token of its own.

@@ -20,6 +20,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use support::{ADMIN_EMAIL, ADMIN_PASSWORD, Caller, Customer, Reply, Server, USER_PASSWORD};
 
+mod audit_billing;
 mod audit_export;
 mod audit_log;
 mod audited;
