@@ -156,25 +156,7 @@ mod tests {
     const T0: i64 = 1_780_000_000_000;
 
     fn trial() -> SubRow {
-        SubRow {
-            tenant_id: "tn_1".into(),
-            plan_id: "pl_1".into(),
-            state: SubscriptionState::Trial,
-            collection: Collection::Card,
-            processor_customer: None,
-            payment_method: None,
-            trial_ends_at: T0 + 14 * DAY_MS,
-            period_start: None,
-            period_end: None,
-            suspended_at: None,
-            reason: None,
-            ends_at: None,
-            terminate_at: None,
-            terminated_at: None,
-            warned: Vec::new(),
-            created_at: T0,
-            updated_at: T0,
-        }
+        SubRow::trial("tn_1", "pl_1", Collection::Card, T0, 14)
     }
 
     fn day(n: i64) -> i64 {

@@ -119,6 +119,35 @@ pub struct SubRow {
 }
 
 impl SubRow {
+    /// A new subscription of `tenant_id` to `plan_id` at `now`, in a trial of `trial_days`.
+    pub fn trial(
+        tenant_id: &str,
+        plan_id: &str,
+        collection: Collection,
+        now: i64,
+        trial_days: u32,
+    ) -> SubRow {
+        SubRow {
+            tenant_id: tenant_id.to_string(),
+            plan_id: plan_id.to_string(),
+            state: SubscriptionState::Trial,
+            collection,
+            processor_customer: None,
+            payment_method: None,
+            trial_ends_at: now + i64::from(trial_days) * 86_400_000,
+            period_start: None,
+            period_end: None,
+            suspended_at: None,
+            reason: None,
+            ends_at: None,
+            terminate_at: None,
+            terminated_at: None,
+            warned: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Whether the customer can be charged: a payment method, or payment by invoice.
     pub fn can_pay(&self) -> bool {
         self.collection == Collection::Invoice || self.payment_method.is_some()

@@ -91,26 +91,13 @@ pub(super) fn new_subscription(
     plan: &Plan,
     collection: Collection,
 ) -> SubRow {
-    let now = state.now();
-    SubRow {
-        tenant_id: tenant_id.to_string(),
-        plan_id: plan.id.clone(),
-        state: SubscriptionState::Trial,
+    SubRow::trial(
+        tenant_id,
+        &plan.id,
         collection,
-        processor_customer: None,
-        payment_method: None,
-        trial_ends_at: now + i64::from(state.config.billing.trial_days) * 86_400_000,
-        period_start: None,
-        period_end: None,
-        suspended_at: None,
-        reason: None,
-        ends_at: None,
-        terminate_at: None,
-        terminated_at: None,
-        warned: Vec::new(),
-        created_at: now,
-        updated_at: now,
-    }
+        state.now(),
+        state.config.billing.trial_days,
+    )
 }
 
 /// List plans
