@@ -157,3 +157,19 @@ pub async fn erase_tenant(
         vaults: erased,
     })
 }
+
+/// In the transaction that marked vault `v` deleted: removes what would still use it (its
+/// policy, protected items, maintainer, sync jobs) and queues the erasure of each of its
+/// replicas (the IDs of those jobs). The caller queues the erasure of the vault itself.
+pub async fn retire_vault(
+    state: &AppState,
+    tx: &mut crate::db::Tx,
+    v: &loop_api::Vault,
+    started_by: &str,
+) -> ApiResult<Vec<String>> {
+    crate::db::policies::delete_vault_policy(tx, &v.id).await?;
+    crate::db::items::delete_items_of(tx, "vault_id", &v.id).await?;
+    crate::db::deletions::set_maintainer(tx, &v.id, None, state.now()).await?;
+    crate::db::remotes::delete_sync_jobs_of_vault(tx, &v.id).await?;
+    Ok(crate::routes::replicas::erase_all(state, tx, v, started_by).await?)
+}

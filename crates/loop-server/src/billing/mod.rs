@@ -9,13 +9,16 @@
 pub mod invoice;
 pub mod lifecycle;
 
-use loop_api::{ActorKind, Invoice, JobKind, JobTrigger, Outcome, SubscriptionState};
+use loop_api::{ActorKind, Invoice, JobKind, JobTrigger, Outcome, Plan, SubscriptionState};
+
+use crate::auth::Caller;
 
 use crate::db::audit::{self, NewEvent, Personal};
 use crate::db::billing::{self, SubRow};
 use crate::db::outbox::{self, MailKind};
+use crate::db::tenants::TenantRow;
 use crate::db::{DbResult, Tx, tenants, vaults};
-use crate::domain::{TenantScope, new_id};
+use crate::domain::{Permission, TenantKind, TenantScope, new_id};
 use crate::erasure::{self, Actor};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -71,6 +74,46 @@ pub async fn admit_device(tx: &mut Tx, tenant_id: &str) -> ApiResult<()> {
         ));
     }
     Ok(())
+}
+
+/// A plan the caller may see with `perm` (on its issuer).
+pub async fn scoped_plan(
+    state: &AppState,
+    caller: &Caller,
+    perm: Permission,
+    id: &str,
+) -> ApiResult<Plan> {
+    caller.user()?;
+    let p = billing::plan_by_id(&state.db.pool, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    caller.tenant(state, perm, &p.issuer_id).await?;
+    Ok(p)
+}
+
+/// The plan `plan_id`, if customer `tenant` may subscribe to it: issued by a partner or
+/// provider above it, on which the caller holds `BillingWrite`.
+pub async fn plan_for(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &TenantRow,
+    plan_id: &str,
+) -> ApiResult<Plan> {
+    if tenant.tenant.kind != TenantKind::Customer {
+        return Err(ApiError::bad_request(
+            "only a customer tenant has a subscription",
+        ));
+    }
+    let plan = scoped_plan(state, caller, Permission::BillingWrite, plan_id).await?;
+    let issuer = tenants::tenant_by_id(&state.db.pool, &plan.issuer_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if !issuer.path.contains(&tenant.path) || issuer.path == tenant.path {
+        return Err(ApiError::bad_request(
+            "the plan is sold by a tenant that is not above this customer",
+        ));
+    }
+    Ok(plan)
 }
 
 /// What one pass of the timer did.
@@ -280,7 +323,7 @@ async fn apply(state: &AppState, was: &SubRow, step: &Step, now: i64) -> ApiResu
     if let Some(e) = audited {
         audit::append(&mut tx, e, now).await?;
     }
-    crate::routes::commit(tx).await?;
+    tx.commit().await.map_err(crate::db::DbError::from)?;
     Ok(true)
 }
 
@@ -350,7 +393,7 @@ pub async fn terminate(state: &AppState, tenant_id: &str) -> ApiResult<()> {
         let now = state.now();
         let mut tx = state.db.begin().await?;
         vaults::mark_vault_deleted(&mut tx, &v.id, now).await?;
-        let replica_jobs = crate::routes::vaults::retire(state, &mut tx, &v, "system").await?;
+        let replica_jobs = erasure::retire_vault(state, &mut tx, &v, "system").await?;
         let work = crate::jobs::Work {
             runner: crate::db::jobs::Runner::Server,
             tenant_id: &v.tenant_id,
@@ -370,7 +413,7 @@ pub async fn terminate(state: &AppState, tenant_id: &str) -> ApiResult<()> {
         e.object_kind = "vault";
         e.object_id = Some(v.id.clone());
         audit::append(&mut tx, e, now).await?;
-        crate::routes::commit(tx).await?;
+        tx.commit().await.map_err(crate::db::DbError::from)?;
     }
     state.jobs_wake.notify_one();
     Ok(())

@@ -8,8 +8,7 @@ use super::messages::Mail;
 use crate::db::DbResult;
 use crate::db::billing::{self, SubRow};
 use crate::db::outbox::{MailKind, Queued};
-use crate::db::tenants::TenantRow;
-use crate::db::users::UserRow;
+use crate::db::{tenants, users};
 use crate::notify::email::local_time;
 use crate::state::AppState;
 
@@ -28,14 +27,15 @@ pub fn money(cents: u64, currency: &str) -> String {
 }
 
 /// The message for a lifecycle mail, or `None` when there is nothing to say any more.
-pub async fn compose(
-    state: &AppState,
-    kind: MailKind,
-    q: &Queued,
-    user: &UserRow,
-    tenant: &TenantRow,
-) -> DbResult<Option<Mail>> {
+/// "Deletion done" goes to the users of an erased tenant too.
+pub async fn compose(state: &AppState, kind: MailKind, q: &Queued) -> DbResult<Option<Mail>> {
     let pool = &state.db.pool;
+    let Some(user) = users::user_by_id(pool, &q.user_id).await? else {
+        return Ok(None);
+    };
+    let Some(tenant) = tenants::tenant_by_id(pool, &user.user.tenant_id).await? else {
+        return Ok(None);
+    };
     let lang = user.user.language;
     let org = tenant.tenant.name.as_str();
     let tz = tenant.tenant.time_zone.as_str();

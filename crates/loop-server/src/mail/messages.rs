@@ -32,10 +32,6 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
     let Some(tenant) = tenants::tenant_by_id(pool, &row.user.tenant_id).await? else {
         return Ok(None);
     };
-    if !matches!(kind, MailKind::Invitation | MailKind::EmailChange) {
-        // The lifecycle's mail; "deletion done" goes to an erased tenant too.
-        return super::billing::compose(state, kind, q, &row, &tenant).await;
-    }
     if tenant.tenant.status == TenantStatus::Erased {
         return Ok(None);
     }
@@ -128,6 +124,7 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
                 })
             }
         }
+        // The subscription lifecycle's mail is composed in billing.rs.
         _ => None,
     })
 }

@@ -66,7 +66,13 @@ async fn drain(state: &AppState) -> Result<(), crate::db::DbError> {
 
 async fn deliver(state: &AppState, q: &outbox::Queued) -> Result<(), crate::db::DbError> {
     let pool = &state.db.pool;
-    let Some(m) = messages::compose(state, q).await? else {
+    let composed = match q.kind {
+        Some(outbox::MailKind::Invitation | outbox::MailKind::EmailChange) | None => {
+            messages::compose(state, q).await?
+        }
+        Some(kind) => billing::compose(state, kind, q).await?,
+    };
+    let Some(m) = composed else {
         return outbox::finish(pool, &q.id, "dropped", None, state.now()).await;
     };
     match state.mailer.send(&m.to, &m.subject, m.text).await {

@@ -16,25 +16,10 @@ use super::tenants::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
 use crate::db::billing::{self, SubRow};
-use crate::db::tenants::{self, TenantRow};
+use crate::db::tenants;
 use crate::domain::{Permission, TenantKind, new_id, parse_name};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-
-/// A plan the caller may see with `perm` (on its issuer).
-async fn scoped_plan(
-    state: &AppState,
-    caller: &Caller,
-    perm: Permission,
-    id: &str,
-) -> ApiResult<Plan> {
-    caller.user()?;
-    let p = billing::plan_by_id(&state.db.pool, id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    caller.tenant(state, perm, &p.issuer_id).await?;
-    Ok(p)
-}
 
 /// An invoice the caller may see: its customer's (with `BillingRead`) or its issuer's.
 async fn scoped_invoice(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Invoice> {
@@ -57,47 +42,6 @@ fn parse_currency(c: &str) -> ApiResult<String> {
             "currency must be an ISO 4217 code, like EUR",
         ))
     }
-}
-
-/// The plan `plan_id`, if customer `tenant` may subscribe to it: issued by a partner or
-/// provider above it, on which the caller holds `BillingWrite`.
-pub(super) async fn plan_for(
-    state: &AppState,
-    caller: &Caller,
-    tenant: &TenantRow,
-    plan_id: &str,
-) -> ApiResult<Plan> {
-    if tenant.tenant.kind != TenantKind::Customer {
-        return Err(ApiError::bad_request(
-            "only a customer tenant has a subscription",
-        ));
-    }
-    let plan = scoped_plan(state, caller, Permission::BillingWrite, plan_id).await?;
-    let issuer = tenants::tenant_by_id(&state.db.pool, &plan.issuer_id)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    if !issuer.path.contains(&tenant.path) || issuer.path == tenant.path {
-        return Err(ApiError::bad_request(
-            "the plan is sold by a tenant that is not above this customer",
-        ));
-    }
-    Ok(plan)
-}
-
-/// A new subscription of `tenant_id` to `plan`, its trial starting now.
-pub(super) fn new_subscription(
-    state: &AppState,
-    tenant_id: &str,
-    plan: &Plan,
-    collection: Collection,
-) -> SubRow {
-    SubRow::trial(
-        tenant_id,
-        &plan.id,
-        collection,
-        state.now(),
-        state.config.billing.trial_days,
-    )
 }
 
 /// List plans
@@ -199,7 +143,7 @@ pub async fn delete_plan(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let plan = scoped_plan(&state, &caller, Permission::BillingWrite, &id).await?;
+    let plan = crate::billing::scoped_plan(&state, &caller, Permission::BillingWrite, &id).await?;
     let mut tx = state.db.begin().await?;
     if !billing::delete_unused_plan(&mut tx, &plan.id).await? {
         return Err(ApiError::conflict(
@@ -281,7 +225,7 @@ pub async fn set_subscription(
     let tenant = caller
         .tenant(&state, Permission::BillingRead, id.as_str())
         .await?;
-    let plan = plan_for(&state, &caller, &tenant, &req.plan_id).await?;
+    let plan = crate::billing::plan_for(&state, &caller, &tenant, &req.plan_id).await?;
     let now = state.now();
     // Read before the transaction, whose first statement then writes (SQLite takes its
     // write lock there); a change meanwhile fails the conditional save below.
@@ -289,11 +233,12 @@ pub async fn set_subscription(
     let mut tx = state.db.begin().await?;
     let action = match &was {
         None => {
-            let s = new_subscription(
-                &state,
+            let s = SubRow::trial(
                 id.as_str(),
-                &plan,
+                &plan.id,
                 req.collection.unwrap_or(Collection::Card),
+                now,
+                state.config.billing.trial_days,
             );
             billing::insert_subscription(&mut tx, &s).await?;
             "subscription.start"

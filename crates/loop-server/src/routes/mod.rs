@@ -15,7 +15,7 @@ mod notify;
 mod pages;
 mod policies;
 mod remotes;
-mod replicas;
+pub(crate) mod replicas;
 mod residency;
 mod retention_lock;
 mod session;
@@ -23,7 +23,7 @@ mod tenants;
 mod test_clock;
 mod vault_protocol;
 mod vault_scope;
-pub(crate) mod vaults;
+mod vaults;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -218,7 +218,7 @@ pub async fn delete_replica(
 }
 
 /// Queues the replica erasure of every replica of a vault being deleted, in its transaction.
-pub(super) async fn erase_all(
+pub(crate) async fn erase_all(
     state: &AppState,
     tx: &mut crate::db::Tx,
     v: &Vault,

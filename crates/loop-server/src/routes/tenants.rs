@@ -81,7 +81,7 @@ pub async fn create_tenant(
                 tenant: t.clone(),
                 path: path.clone(),
             };
-            Some(super::billing::plan_for(&state, &caller, &row, plan_id).await?)
+            Some(crate::billing::plan_for(&state, &caller, &row, plan_id).await?)
         }
         None => None,
     };
@@ -89,7 +89,8 @@ pub async fn create_tenant(
     let mut tx = state.db.begin().await?;
     tenants::insert_tenant(&mut tx, &t, &path, &wrapped, now).await?;
     if let Some(plan) = &plan {
-        let s = super::billing::new_subscription(&state, &t.id, plan, Collection::Card);
+        let days = state.config.billing.trial_days;
+        let s = crate::db::billing::SubRow::trial(&t.id, &plan.id, Collection::Card, now, days);
         crate::db::billing::insert_subscription(&mut tx, &s).await?;
     }
     commit_audited(

@@ -286,7 +286,7 @@ pub async fn delete_vault(
     vaults::mark_vault_deleted(&mut tx, id.as_str(), now).await?;
     let mut tx = super::retention_lock::refuse_locked_deletion(&state, &caller, tx, &v).await?;
     let (_, actor) = caller.actor();
-    let replica_erasures = retire(&state, &mut tx, &v, &actor).await?;
+    let replica_erasures = crate::erasure::retire_vault(&state, &mut tx, &v, &actor).await?;
     let work = Work {
         runner: crate::db::jobs::Runner::Server,
         tenant_id: &v.tenant_id,
@@ -308,22 +308,6 @@ pub async fn delete_vault(
         )
     })
     .await
-}
-
-/// In the transaction that marked vault `v` deleted: removes what would still use it (its
-/// policy, protected items, maintainer, sync jobs) and queues the erasure of each of its
-/// replicas (the IDs of those jobs). The caller queues the erasure of the vault itself.
-pub(crate) async fn retire(
-    state: &AppState,
-    tx: &mut db::Tx,
-    v: &Vault,
-    started_by: &str,
-) -> ApiResult<Vec<String>> {
-    db::policies::delete_vault_policy(tx, &v.id).await?;
-    db::items::delete_items_of(tx, "vault_id", &v.id).await?;
-    db::deletions::set_maintainer(tx, &v.id, None, state.now()).await?;
-    db::remotes::delete_sync_jobs_of_vault(tx, &v.id).await?;
-    Ok(super::replicas::erase_all(state, tx, v, started_by).await?)
 }
 
 /// Verify a vault
