@@ -28,6 +28,10 @@ Why these hooks exist:
 Settings come from the environment: LOOP_FUZZ_BASE (https://127.0.0.1:PORT), LOOP_FUZZ_CA
 (the server's tls-cert.pem), LOOP_ADMIN_PASSWORD, LOOP_FUZZ_STATS, LOOP_FUZZ_MAILDIR (where
 the SMTP sink the server mails to leaves its messages).
+
+* The payment processor's webhook takes no session: every second case is an event signed
+  with the stand-in processor's webhook secret (sent as bytes, so the signature covers
+  exactly what goes out), the others go unsigned and must be refused.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ import time
 from collections import defaultdict
 
 ADMIN_EMAIL = "admin@localhost"
+STRIPE_WEBHOOK = "POST /api/v1/billing/stripe/webhook"
+STRIPE_WEBHOOK_SECRET = b"whsec_fake_processor"
 OWN_ACCOUNT = ("/api/v1/me/password", "/api/v1/me/totp", "/api/v1/me/totp/confirm")
 
 
@@ -181,6 +187,11 @@ def make_fixtures() -> None:
     clock_ahead[0] = server_now - time.time()
     admin = sign_in(ADMIN_EMAIL)
     fixtures["invoice"] = api(admin, "GET", f"/api/v1/tenants/{billed}/invoices")[0]["id"]
+    # A plan offered on the self-service sign-up, and a sign-up whose mailed code the
+    # confirmation takes.
+    fixtures["signup_plan"] = api(admin, "POST", "/api/v1/plans", {"issuer_id": fixtures["provider"], "name": "fuzz-signup", "price_cents": 900, "currency": "EUR", "signup": True})["id"]
+    api("", "POST", "/api/v1/signup", signup_body("signup@fuzz.example"))
+    fixtures["signup_code"] = mailed_code("signup@fuzz.example", "lps_")
     t = api(admin, "POST", "/api/v1/tenants", {"parent_id": fixtures["provider"], "kind": "customer", "name": "Fuzz Customer"})
     fixtures["tenant"] = t["id"]
     api(admin, "PUT", f"/api/v1/tenants/{t['id']}/subscription", {"plan_id": fixtures["plan"]})
@@ -193,6 +204,8 @@ def make_fixtures() -> None:
         return api(admin, "POST", "/api/v1/users", body)
 
     fixtures["user"] = user("user", "fuzz-user-password-1")["user"]["id"]
+    # Erasing a person is final: a user of its own.
+    fixtures["doomed_user"] = user("doomed", "fuzz-doomed-password-1")["user"]["id"]
     fixtures["binding"] = api(admin, "POST", f"/api/v1/users/{fixtures['user']}/roles", {"tenant_id": t["id"], "role": "auditor"})["id"]
     fixtures["invite"] = user("invited", None)["invite_token"]
     passwords["own@fuzz.example"] = "fuzz-own-password-1"
@@ -205,6 +218,19 @@ def make_fixtures() -> None:
     fixtures["email_code"] = mailed_code("moved@fuzz.example", "lpe_")
     fixtures["device"] = api(admin, "POST", "/api/v1/devices", {"tenant_id": t["id"], "name": "fuzz-pc"})["id"]
     fixtures["token"] = api(admin, "POST", "/api/v1/tokens", {"tenant_id": t["id"], "name": "fuzz-token", "kind": "api", "permissions": ["restore"]})["token"]["id"]
+    # A customer erased before the run, whose deletion certificate exists once its erasure
+    # job ran.
+    erased = api(admin, "POST", "/api/v1/tenants", {"parent_id": fixtures["provider"], "kind": "customer", "name": "Fuzz Erased Ltd"})["id"]
+    api(admin, "POST", f"/api/v1/tenants/{erased}/erase", {"confirm": "Fuzz Erased Ltd"})
+    deadline = time.time() + 120
+    while True:
+        r = requests.get(f"{BASE}/api/v1/tenants/{erased}/erasure-certificate", headers={"Authorization": f"Bearer {admin}"}, verify=CA, timeout=60)
+        if r.status_code == 200:
+            break
+        if time.time() > deadline:
+            raise RuntimeError("the erased fixture tenant never got its deletion certificate")
+        time.sleep(0.5)
+    fixtures["erased_tenant"] = erased
     # Erasure is final: it gets a customer of its own, so the rest of the run keeps working.
     fixtures["doomed_tenant"] = api(admin, "POST", "/api/v1/tenants", {"parent_id": fixtures["provider"], "kind": "customer", "name": "Fuzz Leaving Ltd"})["id"]
     for name in ("vault", "doomed_vault"):
@@ -244,6 +270,10 @@ def make_fixtures() -> None:
         fixtures[name] = api(admin, "POST", "/api/v1/notify/targets", {"tenant_id": t["id"], "name": name, "email": {"recipients": ["alerts@fuzz.example"]}})["target"]["id"]
 
 
+def signup_body(email: str) -> dict:
+    return {"organisation": "Fuzz Signed Up", "first_name": "Sign", "last_name": "Up", "email": email, "password": "fuzz-signup-password-1", "plan_id": fixtures["signup_plan"]}
+
+
 def remote_body(name: str) -> dict:
     """A remote of the fixture tenant that is the server itself."""
     import ssl
@@ -264,6 +294,8 @@ def valid_body(op: str, n: int):
         "POST /api/v1/auth/login": {"email": ADMIN_EMAIL, "password": passwords[ADMIN_EMAIL]},
         "POST /api/v1/auth/accept-invite": {"invite_token": fixtures["invite"], "password": "fuzz-invited-password-1"},
         "POST /api/v1/auth/confirm-email": {"token": fixtures["email_code"]},
+        "POST /api/v1/signup": signup_body(f"signup{n}@fuzz.example"),
+        "POST /api/v1/signup/confirm": {"token": fixtures["signup_code"]},
         "POST /api/v1/me/password": {"current_password": passwords["own@fuzz.example"], "new_password": f"fuzz-own-password-{n + 2}"},
         "POST /api/v1/me/totp": {"current_password": passwords["own@fuzz.example"]},
         "POST /api/v1/me/totp/confirm": {"code": totp_code(totp_secrets.get("pending", "AAAAAAAA"))},
@@ -277,6 +309,7 @@ def valid_body(op: str, n: int):
         "POST /api/v1/tokens": {"tenant_id": t, "name": f"fuzz-token-{n}", "kind": "api", "permissions": ["backup"]},
         "POST /api/v1/vaults": {"tenant_id": t, "name": f"fuzz-vault-{n}", "destination": "local"},
         "POST /api/v1/tenants/{id}/erase": {"confirm": "Fuzz Leaving Ltd"},
+        "POST /api/v1/users/{id}/erase": {"confirm": "doomed@fuzz.example"},
         "POST /api/v1/vaults/{id}/verify": {"read_data_percent": n % 101},
         "POST /api/v1/vaults/{id}/retention": {"dry_run": True},
         "PUT /api/v1/vaults/{id}/maintainer": {"device_id": [fixtures["item_device"], None][n % 8 // 4]},
@@ -356,12 +389,26 @@ def before_call(context, case, kwargs):
         case.headers["Authorization"] = f"Bearer {own_token['own']}"
     if n % 2:
         return
+    if op == STRIPE_WEBHOOK:
+        event = {"id": f"evt_fuzz_{n}", "object": "event", "type": ["setup_intent.succeeded", "payment_intent.succeeded", "customer.created"][n % 3],
+                 "data": {"object": {"id": f"seti_fuzz_{n}", "customer": "cus_unknown", "payment_method": f"pm_fuzz_{n}", "status": "succeeded"}}}
+        body = json.dumps(event)
+        t = int(time.time())
+        sig = hmac.new(STRIPE_WEBHOOK_SECRET, f"{t}.{body}".encode(), hashlib.sha256).hexdigest()
+        case.body = body.encode()
+        case.media_type = "application/json"
+        case.headers = {**(case.headers or {}), "Stripe-Signature": f"t={t},v1={sig}"}
+        return
     if case.path_parameters:
         ids = path_ids(case.operation.path)
         if case.operation.method.upper() == "DELETE" and case.operation.path == "/api/v1/vaults/{id}":
             ids = {"id": fixtures["doomed_vault"]}
         if case.operation.path == "/api/v1/tenants/{id}/erase":
             ids = {"id": fixtures["doomed_tenant"]}
+        if case.operation.path == "/api/v1/users/{id}/erase":
+            ids = {"id": fixtures["doomed_user"]}
+        if case.operation.path == "/api/v1/tenants/{id}/erasure-certificate":
+            ids = {"id": fixtures["erased_tenant"]}
         if case.operation.path == "/api/v1/vaults/{id}/maintainer":
             ids = {"id": fixtures["customer_vault"]}
         if case.operation.path == "/api/v1/devices/{id}/restore":

@@ -76,6 +76,21 @@ impl ApiClient {
         self.call_empty(Method::POST, "/api/v1/auth/accept-invite", Some(r))
     }
 
+    /// The plans offered on the self-service sign-up; needs no session.
+    pub fn signup_plans(&self) -> Result<Vec<Plan>, ApiError> {
+        self.get("/api/v1/signup/plans")
+    }
+
+    /// Asks for a trial; the code goes to the address. Needs no session.
+    pub fn sign_up(&self, r: &SignUp) -> Result<SignUpAccepted, ApiError> {
+        self.call(Method::POST, "/api/v1/signup", Some(r))
+    }
+
+    /// Confirms a sign-up with the mailed code; needs no session.
+    pub fn confirm_sign_up(&self, r: &ConfirmSignUp) -> Result<SignedUp, ApiError> {
+        self.call(Method::POST, "/api/v1/signup/confirm", Some(r))
+    }
+
     /// Confirms a new e-mail address with the code sent to it; needs no session.
     pub fn confirm_email(&self, r: &ConfirmEmail) -> Result<(), ApiError> {
         self.call_empty(Method::POST, "/api/v1/auth/confirm-email", Some(r))
@@ -159,6 +174,11 @@ impl ApiClient {
 
     pub fn disable_user(&self, id: &UserId) -> Result<User, ApiError> {
         self.call::<(), _>(Method::POST, &format!("/api/v1/users/{id}/disable"), None)
+    }
+
+    /// Erases a person on request (the account stays as a pseudonym).
+    pub fn erase_person(&self, id: &UserId, r: &ErasePerson) -> Result<PersonErased, ApiError> {
+        self.call(Method::POST, &format!("/api/v1/users/{id}/erase"), Some(r))
     }
 
     pub fn enable_user(&self, id: &UserId) -> Result<User, ApiError> {

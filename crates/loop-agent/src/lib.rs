@@ -8,6 +8,7 @@
 //! - The agent protocol (`protocol.rs`): enrolment, heartbeats, job claims and reports.
 
 mod api;
+mod billing;
 mod connection;
 mod endpoints;
 mod protocol;

@@ -35,6 +35,15 @@ closed_set! {
         Open = "open",
         Paid = "paid",
     }
+
+    /// What came of charging an invoice through the payment processor.
+    pub enum ChargeState("charge state") {
+        /// Asked; the processor's answer is not in yet.
+        Pending = "pending",
+        Succeeded = "succeeded",
+        /// Declined, or the payment method needs the customer.
+        Failed = "failed",
+    }
 }
 
 wire! {
@@ -55,6 +64,8 @@ wire! {
         pub extra_gib_cents: Option<u64>,
         /// ISO 4217 (`EUR`).
         pub currency: String,
+        /// Offered on the self-service sign-up (`POST /api/v1/signup`).
+        pub signup: bool,
         pub created_at: chrono::DateTime<chrono::Utc>,
     }
 
@@ -71,6 +82,10 @@ wire! {
         #[serde(default)]
         pub extra_gib_cents: Option<u64>,
         pub currency: String,
+        /// Offer it on the self-service sign-up (default false): a customer who signs up for
+        /// it is created under the plan's issuer.
+        #[serde(default)]
+        pub signup: bool,
     }
 
     /// A customer tenant's subscription (`GET /api/v1/tenants/{id}/subscription`).
@@ -150,5 +165,30 @@ wire! {
     pub struct RecordPayment {
         /// The bank's or processor's reference of the payment.
         pub reference: String,
+    }
+
+    /// `POST /api/v1/tenants/{id}/subscription/payment-method`: the payment processor's page
+    /// where the customer enters a card (or another payment method). The card goes to the
+    /// processor only; the service learns which payment method it holds from the
+    /// processor's signed webhook.
+    pub struct PaymentSetup {
+        pub url: String,
+    }
+
+    /// One attempt to charge an invoice (`GET /api/v1/tenants/{id}/charges`).
+    pub struct Charge {
+        pub id: String,
+        pub invoice_id: String,
+        /// 1 for the first attempt at this invoice.
+        pub attempt: u64,
+        pub amount_cents: u64,
+        pub currency: String,
+        pub state: ChargeState,
+        /// The processor's reference of the payment (a Stripe payment intent).
+        pub processor_reference: Option<String>,
+        /// Why it failed, as the processor says (`insufficient_funds`).
+        pub failure_code: Option<String>,
+        pub failure_message: Option<String>,
+        pub created_at: chrono::DateTime<chrono::Utc>,
     }
 }

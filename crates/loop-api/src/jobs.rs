@@ -33,6 +33,10 @@ closed_set! {
         ReplicaVerify = "replica-verify",
         /// Deletes every object of a removed replica at its destination.
         ReplicaErasure = "replica-erasure",
+        /// After an erased tenant's keys were destroyed: deletes every object of its vaults
+        /// at every place (destinations, replicas, other servers' copies), lists each place
+        /// again, and issues the deletion certificate. Resumable; not cancellable.
+        TenantErasure = "tenant-erasure",
         /// Runs a sync job: pushes a vault to another server's vault, or pulls one from
         /// it, in the replication's order, over the other server's vault protocol.
         Sync = "sync",

@@ -27,6 +27,7 @@ mod remotes;
 mod replicas;
 mod residency;
 pub mod schedule;
+mod signup;
 mod types;
 mod vault;
 
@@ -41,6 +42,7 @@ pub use policies::*;
 pub use remotes::*;
 pub use replicas::*;
 pub use residency::*;
+pub use signup::*;
 pub use types::*;
 pub use vault::*;
 

@@ -113,6 +113,9 @@ pub enum Command {
     Login(crate::service_args::LoginArgs),
     /// Sign out
     Logout,
+    /// Start a free trial for your organisation (a server with self-service sign-up)
+    #[command(subcommand)]
+    Signup(crate::service_args::SignupCommand),
     /// Show the signed-in user and their roles
     Whoami,
     /// Tenants (provider, partners, customers)
@@ -121,6 +124,15 @@ pub enum Command {
     /// Users and their roles
     #[command(subcommand)]
     User(crate::service_args::UserCommand),
+    /// Plans sold by providers and partners
+    #[command(subcommand)]
+    Plan(crate::service_args::PlanCommand),
+    /// A customer's subscription: plan, payment, end
+    #[command(subcommand)]
+    Subscription(crate::service_args::SubscriptionCommand),
+    /// Invoices, and payments recorded by their issuer
+    #[command(subcommand)]
+    Invoice(crate::service_args::InvoiceCommand),
     /// Devices (machines that back up)
     #[command(subcommand)]
     Device(crate::service_args::DeviceCommand),

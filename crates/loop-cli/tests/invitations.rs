@@ -121,4 +121,127 @@ fn a_colleague_joins_and_moves_address_by_mail() {
             ],
         )
         .env("LOOP_LOGIN_PASSWORD", "bo-password-1234"));
+
+    // Bo leaves and asks to be erased: Ana erases him, and he cannot sign in any more.
+    let erased = ok(&mut s.admin(
+        "ana",
+        &["user", "erase", &bo_id, "--confirm", "bo.berg@acme.example"],
+    ));
+    assert!(
+        erased.contains("the account stays as a pseudonym"),
+        "{erased}"
+    );
+    fails(
+        s.server
+            .as_user(
+                &bo,
+                &[
+                    "login",
+                    "--server",
+                    &s.server.url,
+                    "--email",
+                    "bo.berg@acme.example",
+                ],
+            )
+            .env("LOOP_LOGIN_PASSWORD", "bo-password-1234"),
+    );
+}
+
+/// An organisation starts its own trial: the provider offers a plan with `loop plan create
+/// --signup`, the organisation asks with `loop signup request`, confirms the mailed code with
+/// `loop signup confirm`, signs in, and sees its subscription with `loop subscription show`.
+#[test]
+fn an_organisation_signs_up_with_the_cli() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let port = sink.port;
+    let config = move |dir: &std::path::Path| {
+        let path = dir.join("server.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[mail]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n\
+                 poll_seconds = 1\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let s = set_up(Some(&config), "local");
+    let tenants = json(&mut s.admin("provider-admin", &["tenant", "list"]));
+    let provider = id(&tenants[0]);
+    let plan = json(&mut s.admin(
+        "provider-admin",
+        &[
+            "plan",
+            "create",
+            "--issuer",
+            &provider,
+            "--name",
+            "Starter",
+            "--price-cents",
+            "1250",
+            "--currency",
+            "EUR",
+            "--signup",
+        ],
+    ));
+    let url = &s.server.url;
+    let zoe = s.dir.path().join("zoe");
+    let offered = ok(&mut s
+        .server
+        .as_user(&zoe, &["signup", "plans", "--server", url]));
+    assert!(offered.contains("Starter  12.50 EUR/month"), "{offered}");
+    let asked = ok(s
+        .server
+        .as_user(
+            &zoe,
+            &[
+                "signup",
+                "request",
+                "--server",
+                url,
+                "--organisation",
+                "Zeta Works",
+                "--email",
+                "zoe@zeta.example",
+                "--first-name",
+                "Zoë",
+                "--last-name",
+                "Zeta",
+            ],
+        )
+        .env("LOOP_NEW_USER_PASSWORD", "zoe-password-1234"));
+    assert!(
+        asked.contains("a confirmation code is on its way to zoe@zeta.example"),
+        "{asked}"
+    );
+    let code = mailed_code(&sink, "zoe@zeta.example", "lps_");
+    let made = json(
+        s.server
+            .as_user(&zoe, &["signup", "confirm", "--server", url])
+            .env("LOOP_SIGNUP_TOKEN", &code),
+    );
+    let tenant = made["tenant_id"].as_str().unwrap().to_string();
+    ok(s.server
+        .as_user(
+            &zoe,
+            &["login", "--server", url, "--email", "zoe@zeta.example"],
+        )
+        .env("LOOP_LOGIN_PASSWORD", "zoe-password-1234"));
+    let sub = json(&mut s.server.as_user(&zoe, &["subscription", "show", &tenant]));
+    assert_eq!(
+        (&sub["state"], &sub["plan"]["id"]),
+        (&serde_json::json!("trial"), &plan["id"])
+    );
+    let shown = ok(&mut s.server.as_user(&zoe, &["subscription", "show", &tenant]));
+    assert!(shown.contains("trial ends"), "{shown}");
+    assert!(
+        ok(&mut s
+            .server
+            .as_user(&zoe, &["invoice", "list", "--tenant", &tenant]))
+        .is_empty(),
+        "no invoice during the trial"
+    );
 }

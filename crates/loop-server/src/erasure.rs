@@ -1,17 +1,23 @@
-//! Tenant erasure, step one of the erasure sequence (DESIGN.md): destroy the keys, so the
-//! tenant's backups are unreadable at once, wherever copies of their objects remain.
+//! Tenant erasure (DESIGN.md's erasure sequence), one operation whether a provider-admin
+//! (`POST /api/v1/tenants/{id}/erase`) or the subscription lifecycle starts it: first the keys
+//! are destroyed, so the tenant's backups are unreadable at once wherever copies of their
+//! objects remain; then the tenant-erasure job (`jobs::erase_tenant`) deletes every object at
+//! every place, verifies each place empty and issues the deletion certificate.
 //!
-//! [`erase_tenant`] is the one entry point, called by `POST /api/v1/tenants/{id}/erase` and
-//! meant to be called by the erasure job that later deletes the objects themselves. It is
-//! safe to run again: a second run finds the database part done and deletes whatever key
-//! slots an interrupted first run left on storage.
+//! [`erase_tenant`] is safe to run again: a second run finds the database part done, deletes
+//! whatever key slots an interrupted first run left on storage, and queues the job again only
+//! when it is neither under way nor done.
 
 use futures_util::TryStreamExt as _;
-use loop_api::{ActorKind, Outcome, TenantErasure, TenantStatus, VaultErasure};
+use loop_api::{
+    ActorKind, JobKind, JobTrigger, Outcome, SyncDirection, TenantErasure, TenantStatus,
+    VaultErasure,
+};
 use object_store::ObjectStoreExt as _;
 
 use crate::auth::Caller;
 use crate::db::audit::{self, NewEvent, Personal};
+use crate::db::erasure::LocationRow;
 use crate::db::tenants::{self, TenantRow};
 use crate::db::vaults;
 use crate::domain::TenantScope;
@@ -61,11 +67,16 @@ impl From<&Caller> for Actor {
     }
 }
 
-/// Erases `tenant`: in one audited transaction, deletes its tenant key (managed vaults are
+/// Erases `tenant`. In one audited transaction: deletes its tenant key (managed vaults are
 /// unreadable from then on), marks it erased, revokes its tokens, ends its users' sessions
-/// and disables them; then deletes every key slot of each of its vaults at its destination
-/// (customer-key vaults become unreadable, and managed vaults stay so even against an old
-/// database backup and the master key), and records what it deleted.
+/// and disables them, stops its sync jobs, marks every vault deleted (a retention lock does
+/// not hold: this is the lock's one documented exception), records every place each vault's
+/// objects are held (its destination, its replicas', the vaults on other servers its push
+/// sync jobs copied to) and queues the tenant-erasure job that deletes them all, verifies
+/// each place empty and issues the deletion certificate (`jobs::erase_tenant`). Then it
+/// deletes every key slot at each of this server's places at once (customer-key vaults
+/// become unreadable, managed vaults stay so even against an old database backup and the
+/// master key), and records what it deleted.
 ///
 /// The caller checks who may do this. Run it where a dropped request cannot stop it halfway
 /// (the route spawns it); if it fails halfway, running it again finishes the work.
@@ -74,17 +85,29 @@ pub async fn erase_tenant(
     tenant: &TenantRow,
     actor: &Actor,
 ) -> ApiResult<TenantErasure> {
+    let pool = &state.db.pool;
     let tenant_id = &tenant.tenant.id;
-    let vaults = vaults::vaults_in(&state.db.pool, &TenantScope::One(tenant_id.clone()), None)
+    let scope = TenantScope::One(tenant_id.clone());
+    let vaults = vaults::vaults_in(pool, &scope, None).await?.items;
+    // Read before the transaction (whose first statement writes): who hears of the
+    // certificate, and where the push sync jobs copied to.
+    let notify = crate::db::billing::billing_contacts(pool, tenant_id).await?;
+    let pushes: Vec<_> = crate::db::remotes::sync_jobs_in(pool, &scope, None)
         .await?
-        .items;
+        .items
+        .into_iter()
+        .filter(|j| j.direction == SyncDirection::Push)
+        .collect();
+    let mut copies = Vec::new();
+    for job in &pushes {
+        copies.extend(pushed_to(state, job, &vaults).await?);
+    }
     let now = state.now();
     let mut tx = state.db.begin().await?;
     let key_destroyed = tenants::delete_tenant_key(&mut tx, tenant_id).await?;
     tenants::set_tenant_status(&mut tx, tenant_id, TenantStatus::Erased).await?;
     let (tokens, sessions, users) = tenants::lock_out_tenant(&mut tx, tenant_id, now).await?;
-    // Nothing is synced for it any more; the other servers' tokens go with the remotes.
-    let remotes = crate::db::remotes::delete_of_tenant(&mut tx, tenant_id).await?;
+    let sync_jobs = crate::db::remotes::delete_sync_jobs_of_tenant(&mut tx, tenant_id).await?;
     let vault_ids: Vec<&str> = vaults.iter().map(|v| v.id.as_str()).collect();
     audit::append(
         &mut tx,
@@ -94,47 +117,102 @@ pub async fn erase_tenant(
             serde_json::json!({
                 "tenant_key_destroyed": key_destroyed, "tokens_revoked": tokens,
                 "sessions_ended": sessions, "users_disabled": users, "vault_ids": vault_ids,
-                "remotes_removed": remotes,
+                "sync_jobs_removed": sync_jobs,
             }),
         ),
         now,
     )
     .await?;
+    for v in &vaults {
+        vaults::mark_vault_deleted(&mut tx, &v.id, now).await?;
+        unhook_vault(state, &mut tx, v).await?;
+        let mut places = vec![v.destination.clone()];
+        for r in crate::db::replicas::delete_of_vault(&mut tx, &v.id).await? {
+            places.push(r.destination);
+        }
+        for place in &places {
+            let jurisdiction = state
+                .destinations
+                .get(place)
+                .map(|d| d.jurisdiction.clone());
+            let l = location(tenant_id, &v.id, "destination", place, jurisdiction);
+            crate::db::erasure::insert_location(&mut tx, &l).await?;
+        }
+        let mut e = actor.event(
+            tenant_id,
+            "vault.delete",
+            serde_json::json!({
+                "reason": "tenant erased", "places": places,
+                "retention_lock_overridden": v.retention_lock_days.unwrap_or(0) > 0,
+            }),
+        );
+        e.object_kind = "vault";
+        e.object_id = Some(v.id.clone());
+        audit::append(&mut tx, e, now).await?;
+    }
+    for c in &copies {
+        crate::db::erasure::insert_location(&mut tx, c).await?;
+    }
+    let open = crate::db::jobs::open_of(pool, JobKind::TenantErasure, tenant_id).await?;
+    let done = crate::db::erasure::certificate_of(pool, tenant_id).await?;
+    let erasure_job_id = match (open, done) {
+        (Some(j), _) => Some(j),
+        (None, Some(_)) => None,
+        (None, None) => {
+            let work = crate::jobs::Work {
+                runner: crate::db::jobs::Runner::Server,
+                tenant_id,
+                kind: JobKind::TenantErasure,
+                target: ("tenant", tenant_id),
+                trigger: JobTrigger::Event,
+                started_by_id: actor.id.as_deref(),
+                params: serde_json::json!({ "notify": notify }),
+            };
+            Some(crate::jobs::queue(state, &mut tx, work).await?)
+        }
+    };
     crate::routes::commit(tx).await?;
+    state.jobs_wake.notify_one();
 
     // Tokens are revoked by now, so no new key slot can arrive while these are listed.
-    let mut erased = Vec::new();
-    for v in &vaults {
-        let replicas = crate::db::replicas::of_vault(&state.db.pool, &v.id).await?;
-        let mut deleted = Vec::new();
-        // The primary's slots, then every replica's copies of them.
-        let places = std::iter::once(&v.destination).chain(replicas.iter().map(|r| &r.destination));
-        for (n, place) in places.enumerate() {
-            let dest = state.destinations.get(place).ok_or_else(|| {
-                ApiError::Internal(format!(
-                    "erasing tenant {tenant_id}: destination {place} of vault {} is not configured",
-                    v.id
-                ))
-            })?;
-            let prefix = object_store::path::Path::from(dest.vault_prefix(&v.id) + "/keys");
-            let slots: Vec<_> = dest.store.list(Some(&prefix)).try_collect().await?;
-            for slot in slots {
-                match dest.store.delete(&slot.location).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                if n == 0 {
-                    deleted.push(slot.location.filename().unwrap_or_default().to_string());
-                }
+    let mut erased: Vec<VaultErasure> = Vec::new();
+    for l in crate::db::erasure::locations_of(pool, tenant_id).await? {
+        if l.kind != "destination" {
+            continue;
+        }
+        let dest = state.destinations.get(&l.place).ok_or_else(|| {
+            ApiError::Internal(format!(
+                "erasing tenant {tenant_id}: destination {} of vault {} is not configured",
+                l.place, l.vault_id
+            ))
+        })?;
+        let prefix = object_store::path::Path::from(dest.vault_prefix(&l.vault_id) + "/keys");
+        let slots: Vec<_> = dest.store.list(Some(&prefix)).try_collect().await?;
+        for slot in &slots {
+            match dest.store.delete(&slot.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
             }
         }
-        erased.push(VaultErasure {
-            vault_id: v.id.clone(),
-            key_custody: v.key_custody,
-            destination: v.destination.clone(),
-            key_slots_deleted: deleted,
-            replica_destinations: replicas.into_iter().map(|r| r.destination).collect(),
-        });
+        let names = slots
+            .iter()
+            .map(|s| s.location.filename().unwrap_or_default().to_string());
+        let vault = vaults::deleted_vault(pool, &l.vault_id).await?;
+        match erased.iter_mut().find(|e| e.vault_id == l.vault_id) {
+            Some(e) => {
+                e.replica_destinations.push(l.place.clone());
+                if e.key_slots_deleted.is_empty() {
+                    e.key_slots_deleted.extend(names);
+                }
+            }
+            None => erased.push(VaultErasure {
+                vault_id: l.vault_id.clone(),
+                key_custody: vault.map_or(loop_api::KeyCustody::Managed, |v| v.key_custody),
+                destination: l.place.clone(),
+                key_slots_deleted: names.collect(),
+                replica_destinations: Vec::new(),
+            }),
+        }
     }
     let mut tx = state.db.begin().await?;
     audit::append(
@@ -155,7 +233,82 @@ pub async fn erase_tenant(
         sessions_ended: sessions,
         users_disabled: users,
         vaults: erased,
+        erasure_job_id,
     })
+}
+
+fn location(
+    tenant_id: &str,
+    vault_id: &str,
+    kind: &str,
+    place: &str,
+    jurisdiction: Option<String>,
+) -> LocationRow {
+    LocationRow {
+        id: crate::domain::new_id("el"),
+        tenant_id: tenant_id.to_string(),
+        vault_id: vault_id.to_string(),
+        kind: kind.to_string(),
+        place: place.to_string(),
+        jurisdiction,
+        remote_vault_id: None,
+        remote_url: None,
+        objects_deleted: 0,
+        bytes_deleted: 0,
+        objects_left: None,
+        verified_at: None,
+        note: None,
+    }
+}
+
+/// The vaults on another server that push sync job `job` copied the tenant's `vaults` to:
+/// the one it names, or (a job of the whole tenant) each vault there of the same name. A
+/// remote that cannot be listed now is recorded without its vault, and the certificate
+/// says so.
+async fn pushed_to(
+    state: &AppState,
+    job: &loop_api::SyncJob,
+    vaults: &[loop_api::Vault],
+) -> ApiResult<Vec<LocationRow>> {
+    let Some(remote) = crate::db::remotes::remote_by_id(&state.db.pool, &job.remote_id).await?
+    else {
+        return Ok(Vec::new());
+    };
+    let copy = |vault_id: &str, remote_vault: Option<String>, note: Option<String>| {
+        let mut l = location(&job.tenant_id, vault_id, "remote", &remote.remote.id, None);
+        l.remote_vault_id = remote_vault;
+        l.remote_url = Some(remote.remote.url.clone());
+        l.note = note;
+        l
+    };
+    if let (Some(v), Some(r)) = (&job.vault_id, &job.remote_vault_id) {
+        return Ok(vec![copy(v, Some(r.clone()), None)]);
+    }
+    let wanted = crate::jobs::sync::name_filter(&job.vaults).map_err(ApiError::Internal)?;
+    let ours = vaults
+        .iter()
+        .filter(|v| job.vaults.is_empty() || wanted.is_match(&v.name));
+    Ok(
+        match crate::jobs::sync::remote_vaults(state, &remote).await {
+            Ok(theirs) => ours
+                .filter_map(|v| {
+                    theirs
+                        .iter()
+                        .find(|t| t.name == v.name)
+                        .map(|t| copy(&v.id, Some(t.id.clone()), None))
+                })
+                .collect(),
+            Err(e) => ours
+                .map(|v| {
+                    copy(
+                        &v.id,
+                        None,
+                        Some(format!("the remote could not be listed: {e}")),
+                    )
+                })
+                .collect(),
+        },
+    )
 }
 
 /// In the transaction that marked vault `v` deleted: removes what would still use it (its
@@ -167,9 +320,20 @@ pub async fn retire_vault(
     v: &loop_api::Vault,
     started_by: &str,
 ) -> ApiResult<Vec<String>> {
+    unhook_vault(state, tx, v).await?;
+    Ok(crate::routes::replicas::erase_all(state, tx, v, started_by).await?)
+}
+
+/// Removes what would still use a vault being deleted: its policy, protected items,
+/// maintainer and sync jobs.
+async fn unhook_vault(
+    state: &AppState,
+    tx: &mut crate::db::Tx,
+    v: &loop_api::Vault,
+) -> ApiResult<()> {
     crate::db::policies::delete_vault_policy(tx, &v.id).await?;
     crate::db::items::delete_items_of(tx, "vault_id", &v.id).await?;
     crate::db::deletions::set_maintainer(tx, &v.id, None, state.now()).await?;
     crate::db::remotes::delete_sync_jobs_of_vault(tx, &v.id).await?;
-    Ok(crate::routes::replicas::erase_all(state, tx, v, started_by).await?)
+    Ok(())
 }

@@ -108,6 +108,13 @@ impl Application {
             notify_wake: tokio::sync::Notify::new(),
             webhooks: crate::notify::webhook::Poster::new(config.notify.allow_private_webhooks)
                 .map_err(StartError::Other)?,
+            stripe: config
+                .billing
+                .stripe
+                .as_ref()
+                .map(crate::billing::stripe::Stripe::new)
+                .transpose()
+                .map_err(StartError::Other)?,
             runner_id: crate::domain::new_id("runner"),
             node_id: config.node_id(),
             metrics: Default::default(),

@@ -27,6 +27,8 @@ pub struct Inner {
     pub notify_wake: tokio::sync::Notify,
     /// Posts webhook deliveries.
     pub webhooks: crate::notify::webhook::Poster,
+    /// The payment processor, when `[billing.stripe]` is configured.
+    pub stripe: Option<crate::billing::stripe::Stripe>,
     /// Wakes this node's job runner when a handler queued a job.
     pub jobs_wake: tokio::sync::Notify,
     /// What this process counts for `/metrics`.
@@ -97,9 +99,15 @@ pub struct AttemptId(String);
 /// How often a node drops the counts that left the window.
 const SWEEP_MS: i64 = 60_000;
 
-fn account_key(account: &str) -> String {
+/// The throttle's key of an account (or of a sign-up's address).
+pub fn account_key(account: &str) -> String {
     // Hashed: whatever was typed as an e-mail address is neither kept nor allowed to be large.
     format!("a:{}", &blake3::hash(account.as_bytes()).to_hex()[..32])
+}
+
+/// The throttle's key of a client address.
+pub fn ip_key(ip: &str) -> String {
+    format!("i:{ip}")
 }
 
 impl SigninThrottle {
@@ -120,7 +128,7 @@ impl SigninThrottle {
         if now - self.last_sweep.swap(now, Ordering::Relaxed) >= SWEEP_MS {
             throttle::sweep(&db.pool, now, self.limits.window_ms).await?;
         }
-        let key = format!("i:{ip}");
+        let key = ip_key(ip);
         Ok(
             match throttle::begin(&db.pool, &account_key(account), &key, now, &self.limits).await? {
                 Begun::Counted(id) => Attempt::Allowed(AttemptId(id)),

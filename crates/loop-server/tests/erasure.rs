@@ -215,10 +215,17 @@ fn an_erased_tenant_keeps_its_records_but_no_key_and_no_way_in() {
     )
     .err()
     .expect("the right passphrase opens nothing");
-    assert!(err.to_string().contains("has no key slot"), "{err}");
+    // No key slot is left, and (once the erasure job has run) no repository either.
+    assert!(
+        ["has no key slot", "no repository"]
+            .iter()
+            .any(|m| err.to_string().contains(m)),
+        "{err}"
+    );
+    // The vaults are deleted with the tenant.
     admin
         .get(&format!("/api/v1/vaults/{}/snapshots", l.managed))
-        .expect_problem(409, "key_shredded");
+        .expect_problem(404, "not_found");
 
     // No way in: the token says why, people are signed out and cannot sign in.
     server
@@ -249,7 +256,8 @@ fn an_erased_tenant_keeps_its_records_but_no_key_and_no_way_in() {
         )
         .expect_problem(410, "tenant_erased");
 
-    // What stays visible: the tenant (marked erased), its vault records, users, tokens.
+    // What stays visible: the tenant (marked erased), its users and tokens; its vaults are
+    // deleted, and the erasure job deletes their objects.
     let t = admin
         .get(&format!("/api/v1/tenants/{}", l.tenant))
         .expect(200);
@@ -257,7 +265,9 @@ fn an_erased_tenant_keeps_its_records_but_no_key_and_no_way_in() {
     let vaults = admin
         .get(&format!("/api/v1/vaults?tenant_id={}", l.tenant))
         .expect(200);
-    assert_eq!(vaults.as_array().unwrap().len(), 2);
+    assert_eq!(vaults.as_array().unwrap().len(), 0);
+    let job = report["erasure_job_id"].as_str().expect("an erasure job");
+    assert_eq!(admin.job_ended(job)["state"], "succeeded");
     let users = admin
         .get(&format!("/api/v1/users?tenant_id={}", l.tenant))
         .expect(200);
@@ -294,4 +304,173 @@ fn an_erased_tenant_keeps_its_records_but_no_key_and_no_way_in() {
             .all(|v| v["key_slots_deleted"] == json!([])),
         "{again}"
     );
+}
+
+/// The erasure reaches every place a tenant's objects were: the vault's local destination,
+/// its replica on a real S3 store (Garage), and the copy a push sync job made on another
+/// operator's server. Each place is listed again and found empty, by the server (the
+/// certificate) and by this test; the certificate's hash is in the audit chain, which
+/// still verifies.
+#[test]
+fn erasure_deletes_every_object_at_every_place_and_certifies_it() {
+    let Some(garage) = loop_testkit::garage::Garage::start() else {
+        return;
+    };
+    let server = Server::start_with(|c| {
+        c.destinations = vec![
+            loop_server::config::DestinationConfig {
+                name: "local".into(),
+                jurisdiction: "local".into(),
+                backend: loop_server::config::BackendConfig::Local {
+                    path: c.data_dir.join("vaults"),
+                },
+            },
+            loop_server::config::DestinationConfig {
+                name: "garage".into(),
+                jurisdiction: "local".into(),
+                backend: loop_server::config::BackendConfig::S3 {
+                    bucket: garage.bucket.clone(),
+                    prefix: String::new(),
+                    endpoint: Some(garage.endpoint.clone()),
+                    region: Some(garage.region.clone()),
+                    access_key_id: garage.access_key_id.clone(),
+                    secret_access_key: loop_server::config::SecretString::new(
+                        garage.secret_access_key.clone(),
+                    ),
+                    allow_http: true,
+                    retries: 2,
+                    retry_secs: 10,
+                    direct: false,
+                    direct_url_secs: 900,
+                },
+            },
+        ];
+    });
+    // Another operator's server, holding a copy: a customer-key vault there and a token
+    // that may replicate into it.
+    let other = Server::start();
+    let theirs = other.admin();
+    let mirror_co = id(&theirs
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": theirs.provider_tenant_id(), "kind": "customer",
+                    "name": "Mirror Co" }),
+        )
+        .expect(201));
+    let copy = id(&theirs
+        .post(
+            "/api/v1/vaults",
+            json!({ "tenant_id": mirror_co, "name": "copy", "destination": "local",
+                    "key_custody": "customer" }),
+        )
+        .expect(201));
+    let token = theirs
+        .post(
+            "/api/v1/tokens",
+            json!({ "tenant_id": mirror_co, "name": "replicate", "kind": "api",
+                    "vault_ids": [copy], "permissions": ["replicate"] }),
+        )
+        .expect(201)["secret"]
+        .clone();
+
+    // Here: a customer whose vault has a replica on Garage and is pushed to the copy.
+    let admin = server.admin();
+    let tenant = id(&admin
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": admin.provider_tenant_id(), "kind": "customer",
+                    "name": "Acme" }),
+        )
+        .expect(201));
+    let vault = id(&admin
+        .post(
+            "/api/v1/vaults",
+            json!({ "tenant_id": tenant, "name": "files", "destination": "local" }),
+        )
+        .expect(201));
+    admin
+        .post(
+            &format!("/api/v1/vaults/{vault}/replicas"),
+            json!({ "destination": "garage" }),
+        )
+        .expect(201);
+    let writer = support::vault::holder(&server, &admin, &tenant, &vault, &["backup"]);
+    for b in 1..=3u8 {
+        let name = hex::encode([b; 32]);
+        writer
+            .put("data", &name, &support::vault::pack_object([b; 32]))
+            .expect(201);
+    }
+    let job = admin
+        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+        .expect(202);
+    assert_eq!(admin.job_ended(&id(&job))["state"], "succeeded");
+    let remote = id(&admin
+        .post(
+            "/api/v1/remotes",
+            json!({ "tenant_id": tenant, "name": "other", "url": other.base,
+                    "fingerprint": other.fingerprint, "token": token }),
+        )
+        .expect(201));
+    let sync = id(&admin
+        .post(
+            "/api/v1/sync-jobs",
+            json!({ "remote_id": remote, "direction": "push", "vault_id": vault,
+                    "remote_vault_id": copy }),
+        )
+        .expect(201));
+    let run = admin
+        .post(&format!("/api/v1/sync-jobs/{sync}/run"), json!({}))
+        .expect(202);
+    assert_eq!(admin.job_ended(&id(&run))["state"], "succeeded");
+    let here = server.data_dir.join("vaults").join(&vault);
+    let there = other.data_dir.join("vaults").join(&copy);
+    assert!(support::files_under(&here).len() >= 3);
+    assert!(garage.list(&vault).len() >= 3);
+    assert!(support::files_under(&there).len() >= 3);
+
+    let report = admin
+        .post(
+            &format!("/api/v1/tenants/{tenant}/erase"),
+            json!({ "confirm": "Acme" }),
+        )
+        .expect(200);
+    let job = report["erasure_job_id"].as_str().expect("an erasure job");
+    let ended = admin.job_ended(job);
+    assert_eq!(ended["state"], "succeeded", "{ended}");
+    let cert = support::certificate(&admin, &tenant);
+    assert_eq!(cert["complete"], true, "{cert}");
+    let places = cert["places"].as_array().unwrap();
+    let at = |kind: &str, name: &str| {
+        places
+            .iter()
+            .find(|p| p["kind"] == kind && p["place"].as_str().unwrap().contains(name))
+            .unwrap_or_else(|| panic!("{kind} {name} in {cert}"))
+    };
+    for p in [
+        at("destination", "local"),
+        at("destination", "garage"),
+        at("remote", &other.base),
+    ] {
+        assert!(p["objects_deleted"].as_u64().unwrap() >= 3, "{p}");
+        assert_eq!(p["objects_left"], 0, "{p}");
+        assert!(p["verified_at"].is_string(), "{p}");
+    }
+    assert_eq!(at("destination", "garage")["jurisdiction"], "local");
+    assert_eq!(
+        at("remote", &other.base)["jurisdiction"],
+        "local",
+        "as the other server says"
+    );
+    // Nothing is left, as this test lists it too.
+    assert_eq!(
+        support::files_under(&here),
+        Vec::<std::path::PathBuf>::new()
+    );
+    assert_eq!(garage.list(&vault), Vec::<String>::new());
+    assert_eq!(
+        support::files_under(&there),
+        Vec::<std::path::PathBuf>::new()
+    );
+    support::assert_chained(&admin.audit_events());
 }

@@ -6,111 +6,11 @@
 
 mod support;
 
-use std::time::Duration;
-
-use loop_server::config::SmtpSecurity;
 use serde_json::{Value, json};
+use support::USER_PASSWORD;
+use support::lifecycle::{DAY, after, at, mail, ms, server_mailing_to, subscription, user};
 use support::smtp::SmtpSink;
 use support::vault::{holder, pack_object};
-use support::{Caller, Server, USER_PASSWORD};
-
-const DAY: u64 = 86_400;
-
-fn server_mailing_to(sink: &SmtpSink) -> Server {
-    let port = sink.port;
-    Server::start_with(|c| {
-        support::with_spare(c);
-        c.mail.host = Some("127.0.0.1".into());
-        c.mail.port = Some(port);
-        c.mail.security = SmtpSecurity::None;
-        c.mail.poll_seconds = 1;
-        // The test ticks; the server's own timer waits.
-        c.jobs.scheduler_seconds = 86_400;
-    })
-}
-
-/// One pass of the lifecycle timer: the steps it took, as their debug names.
-fn tick(server: &Server) -> Vec<String> {
-    let r = server
-        .block_on(loop_server::billing::tick(&server.state))
-        .unwrap_or_else(|e| panic!("a lifecycle tick: {e:?}"));
-    r.steps.iter().map(|(_, s)| format!("{s:?}")).collect()
-}
-
-/// Moves the clock on by `days` (and `secs`), then ticks.
-fn after(server: &Server, days: u64, secs: u64) -> Vec<String> {
-    server.advance(Duration::from_secs(days * DAY + secs));
-    tick(server)
-}
-
-/// Moves the clock to `at` (Unix ms; never backwards), then ticks.
-fn at(server: &Server, at: i64) -> Vec<String> {
-    let now = server.state.now();
-    if at > now {
-        server.advance(Duration::from_millis((at - now) as u64));
-    }
-    tick(server)
-}
-
-fn ms(v: &Value) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a time"))
-        .expect("an RFC 3339 time")
-        .timestamp_millis()
-}
-
-/// Waits until `to` received `n` messages whose subject starts with `prefix`; answers the
-/// `n`th one's subject and text.
-fn mail(sink: &SmtpSink, to: &str, prefix: &str, n: usize) -> (String, String) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let found: Vec<Value> = sink
-            .messages()
-            .into_iter()
-            .filter(|m| m["rcpt_tos"].as_array().unwrap().iter().any(|r| r == to))
-            .filter(|m| {
-                m["subject"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .starts_with(prefix)
-            })
-            .collect();
-        if found.len() >= n {
-            let m = &found[n - 1];
-            return (
-                m["subject"].as_str().unwrap().to_string(),
-                m["text"].as_str().unwrap().to_string(),
-            );
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{to} did not get {n} messages starting {prefix:?}; got {:?}",
-            sink.messages()
-                .iter()
-                .map(|m| m["subject"].clone())
-                .collect::<Vec<_>>()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn subscription(admin: &Caller<'_>, tenant: &str) -> Value {
-    admin
-        .get(&format!("/api/v1/tenants/{tenant}/subscription"))
-        .expect(200)
-}
-
-fn user(admin: &Caller<'_>, tenant: &str, email: &str, role: &str) -> String {
-    admin
-        .post(
-            "/api/v1/users",
-            json!({ "tenant_id": tenant, "email": email, "first_name": role,
-                    "last_name": "Acme", "password": USER_PASSWORD, "role": role }),
-        )
-        .expect(201)["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
 
 #[test]
 fn a_subscription_lives_from_trial_to_suspension_payment_and_erasure_at_every_place() {
@@ -389,17 +289,16 @@ fn a_subscription_lives_from_trial_to_suspension_payment_and_erasure_at_every_pl
         .collect();
     assert_eq!(deletes.len(), 1);
     assert_eq!(deletes[0].details["retention_lock_overridden"], true);
-    let erasure = deletes[0].details["erasure_job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(admin.job_ended(&erasure)["state"], "succeeded");
-    for id in deletes[0].details["replica_erasure_job_ids"]
-        .as_array()
-        .unwrap()
-    {
-        assert_eq!(admin.job_ended(id.as_str().unwrap())["state"], "succeeded");
-    }
+    // The erasure job deletes every object at both places, lists them again, and certifies.
+    let cert = support::certificate(&admin, &tenant);
+    let places: Vec<&Value> = cert["places"].as_array().unwrap().iter().collect();
+    assert_eq!(places.len(), 2, "{cert}");
+    assert!(
+        places
+            .iter()
+            .all(|p| p["objects_left"] == 0 && p["objects_deleted"].as_u64().unwrap() > 0),
+        "{cert}"
+    );
     for place in ["vaults", "spare"] {
         let left = support::files_under(&server.data_dir.join(place).join(&vault));
         assert!(left.is_empty(), "{place} still holds {left:?}");

@@ -6,6 +6,7 @@
 //! - [`haproxy`]: a real HAProxy in front of server nodes (TCP, PROXY protocol v2);
 //! - [`postgres`]: a real PostgreSQL cluster the test processes share, a database per test;
 //! - [`smtp`]: a real SMTP server that keeps what it receives;
+//! - [`stripe`]: a strict stand-in for the payment processor's API (no real one is reachable);
 //! - [`webhook`]: an HTTP receiver for webhooks that keeps what it receives.
 //!
 //! A test that needs a component this machine lacks skips loudly, except under CI ([`in_ci`]),
@@ -17,6 +18,7 @@ pub mod garage;
 pub mod haproxy;
 pub mod postgres;
 pub mod smtp;
+pub mod stripe;
 pub mod tree;
 pub mod webhook;
 

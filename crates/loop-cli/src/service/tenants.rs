@@ -124,6 +124,20 @@ pub(crate) fn tenant(g: &Global, c: TenantCommand) -> Result<ExitCode> {
                     "  {} token(s) revoked, {} session(s) ended, {} user(s) disabled",
                     e.tokens_revoked, e.sessions_ended, e.users_disabled
                 );
+                if let Some(job) = &e.erasure_job_id {
+                    println!(
+                        "  job {job} deletes every object at every place; then `loop tenant \
+                         certificate {}` shows the deletion certificate",
+                        e.tenant_id
+                    );
+                }
+            })
+        }
+        TenantCommand::Certificate { id } => {
+            let c = api.erasure_certificate(&id)?;
+            show(g, &c, |c| {
+                println!("{}", c.body);
+                println!("SHA-256 {} (in the tenant's audit log)", c.sha256);
             })
         }
     }

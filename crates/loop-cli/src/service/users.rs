@@ -135,6 +135,20 @@ pub(crate) fn user(g: &Global, c: UserCommand) -> Result<ExitCode> {
             let u: User = api.enable_user(&id)?;
             show(g, &u, |u| print_users(std::slice::from_ref(u)))
         }
+        UserCommand::Erase { id, confirm } => {
+            let e = api.erase_person(&id, &ErasePerson { confirm })?;
+            show(g, &e, |e| {
+                println!(
+                    "erased {}: {} session(s), the audit log's addresses of {} event(s), {} \
+                     role(s), {} notification recipient(s); the account stays as a pseudonym",
+                    e.user_id,
+                    e.sessions_deleted,
+                    e.audit_personal_erased,
+                    e.role_bindings_removed,
+                    e.notify_recipients_removed
+                )
+            })
+        }
         UserCommand::Roles { id } => {
             let bs: Vec<RoleBinding> = api.user_roles(&id)?;
             show(g, &bs, |bs| {

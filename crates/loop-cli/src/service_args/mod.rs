@@ -9,11 +9,15 @@ use loop_api::{
     TenantKind, TokenId, TokenKind, TokenPermission, UserId, VaultId,
 };
 
+mod billing;
 mod notify;
 mod policy;
+mod signup;
 mod sync;
+pub use billing::{InvoiceCommand, PlanCommand, SubscriptionCommand};
 pub use notify::{NotifyCommand, TargetCommand};
 pub use policy::{KeepArgs, MaintenanceArgs, PolicyCommand};
+pub use signup::SignupCommand;
 pub use sync::{RemoteCommand, SyncCommand};
 
 #[derive(Args, Debug)]
@@ -121,13 +125,16 @@ pub enum TenantCommand {
     },
     /// Every place the vaults of a tenant (and the tenants below it) live, with jurisdictions
     ResidencyReport { id: TenantId },
-    /// Erase a customer: destroy its keys so its backups can never be read (provider-admins)
+    /// Erase a customer: destroy its keys so its backups can never be read, then delete
+    /// every object at every place (provider-admins)
     Erase {
         id: TenantId,
         /// The tenant's name (or ID) again, to confirm
         #[arg(long)]
         confirm: String,
     },
+    /// An erased customer's deletion certificate (once every place was found empty)
+    Certificate { id: TenantId },
 }
 
 #[derive(Subcommand, Debug)]
@@ -188,6 +195,14 @@ pub enum UserCommand {
     Disable { id: UserId },
     /// Enable a disabled user
     Enable { id: UserId },
+    /// Erase a person on request: their name, e-mail, address, sessions and IP addresses
+    /// go; the account stays as a pseudonym, so the audit log still verifies
+    Erase {
+        id: UserId,
+        /// The user's e-mail address again, to confirm
+        #[arg(long)]
+        confirm: String,
+    },
     /// List a user's role bindings
     Roles { id: UserId },
     /// Bind a role on a tenant

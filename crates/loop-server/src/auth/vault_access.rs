@@ -27,8 +27,9 @@ pub enum Op {
 ///   its grace), which the vault protocol checks per object. Never keys or the config, and
 ///   never a stored object rewritten.
 /// - replicate (another server syncing the vault): read and list everything; write every
-///   kind but lock markers, create-once; delete snapshots, indexes, packs, plans and key
-///   slots, but only those a replication token wrote (decided per object).
+///   kind but lock markers, create-once; delete every kind it writes (the config too, so the
+///   server that pushed a copy can erase all of it), but only what a replication token wrote
+///   (decided per object).
 /// - manage: everything, including deletion (forget, prune), key slots and anyone's lock.
 ///
 /// Which marker is whose, and a maintainer's limits, are decided per object, not here.
@@ -45,7 +46,7 @@ pub fn allowed(perms: &[TokenPermission], op: Op, kind: FileKind) -> bool {
     match (op, kind) {
         (Op::List | Op::Read, _) if replicate => true,
         (Op::Write, Config | Key | Pack | Index | Plan | Snapshot) if replicate => true,
-        (Op::Delete, Key | Pack | Index | Plan | Snapshot) if replicate => true,
+        (Op::Delete, Config | Key | Pack | Index | Plan | Snapshot) if replicate => true,
         (Op::List | Op::Read, _) if maintain => true,
         (Op::List | Op::Read, Config | Key | Index | Lock | Plan) => backup || restore,
         (Op::List, Pack) => backup || restore,
@@ -117,8 +118,8 @@ mod tests {
             assert!(allowed(&p, Op::List, kind), "{kind:?}");
             let data = kind != FileKind::Lock;
             assert_eq!(allowed(&p, Op::Write, kind), data, "{kind:?}");
-            let removable = data && kind != FileKind::Config;
-            assert_eq!(allowed(&p, Op::Delete, kind), removable, "{kind:?}");
+            // What it writes it may remove (the config too: the erasure of a pushed copy).
+            assert_eq!(allowed(&p, Op::Delete, kind), data, "{kind:?}");
         }
     }
 

@@ -112,6 +112,7 @@ mod tests {
             price_cents: 1_999,
             extra_gib_cents: extra,
             currency: "EUR".into(),
+            signup: false,
             created_at: crate::db::time(0),
         }
     }

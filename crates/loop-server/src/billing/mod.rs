@@ -8,8 +8,10 @@
 
 pub mod invoice;
 pub mod lifecycle;
+pub mod payments;
+pub mod stripe;
 
-use loop_api::{ActorKind, Invoice, JobKind, JobTrigger, Outcome, Plan, SubscriptionState};
+use loop_api::{ActorKind, Invoice, Outcome, Plan, SubscriptionState};
 
 use crate::auth::Caller;
 
@@ -17,8 +19,8 @@ use crate::db::audit::{self, NewEvent, Personal};
 use crate::db::billing::{self, SubRow};
 use crate::db::outbox::{self, MailKind};
 use crate::db::tenants::TenantRow;
-use crate::db::{DbResult, Tx, tenants, vaults};
-use crate::domain::{Permission, TenantKind, TenantScope, new_id};
+use crate::db::{DbResult, Tx, tenants};
+use crate::domain::{Permission, TenantKind, new_id};
 use crate::erasure::{self, Actor};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -129,6 +131,7 @@ pub struct TickReport {
 pub async fn tick(state: &AppState) -> ApiResult<TickReport> {
     let mut report = TickReport::default();
     let now = state.now();
+    crate::db::signups::sweep_expired(&state.db.pool, now).await?;
     let day = crate::db::time(now).format("%Y-%m-%d").to_string();
     for s in billing::live_subscriptions(&state.db.pool).await? {
         let (stored, devices) = billing::current_usage(&state.db.pool, &s.tenant_id).await?;
@@ -139,6 +142,12 @@ pub async fn tick(state: &AppState) -> ApiResult<TickReport> {
         tx.commit().await.map_err(crate::db::DbError::from)?;
         for step in advance(state, &s.tenant_id).await? {
             report.steps.push((s.tenant_id.clone(), step));
+        }
+        // An invoice just issued is charged at once; a paid one moves the lifecycle on.
+        if payments::charge_open(state, &s.tenant_id).await? > 0 {
+            for step in advance(state, &s.tenant_id).await? {
+                report.steps.push((s.tenant_id.clone(), step));
+            }
         }
     }
     Ok(report)
@@ -295,7 +304,7 @@ async fn apply(state: &AppState, was: &SubRow, step: &Step, now: i64) -> ApiResu
             s.state = SubscriptionState::Terminated;
             s.terminated_at = Some(now);
             s.reason = Some(*reason);
-            mail = Some((MailKind::DeletionDone, serde_json::json!({})));
+            // "Deletion done" goes with the deletion certificate, once every place is empty.
             Some(event(
                 tenant_id,
                 "subscription.terminate",
@@ -376,46 +385,16 @@ async fn issue_invoice(
     })
 }
 
-/// Erases a terminated tenant: its keys are destroyed (nothing of it is readable from then
-/// on), its users and tokens locked out, and every vault deleted, each one's objects
-/// removed at its destination and replicas by erasure jobs. A vault's retention lock does
-/// not hold: this is the lock's one documented exception. Safe to run again.
+/// Erases a terminated tenant, as `loop tenant erase` does: its keys are destroyed (nothing
+/// of it is readable from then on), its users and tokens locked out, every vault deleted
+/// (a retention lock does not hold: this is the lock's one documented exception), and the
+/// tenant-erasure job deletes every object at every place and issues the deletion
+/// certificate, mailed to its former administrators ("deletion done"). Safe to run again.
 pub async fn terminate(state: &AppState, tenant_id: &str) -> ApiResult<()> {
-    let pool = &state.db.pool;
-    let tenant = tenants::tenant_by_id(pool, tenant_id)
+    let tenant = tenants::tenant_by_id(&state.db.pool, tenant_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     erasure::erase_tenant(state, &tenant, &Actor::system()).await?;
-    let vaults = vaults::vaults_in(pool, &TenantScope::One(tenant_id.to_string()), None)
-        .await?
-        .items;
-    for v in vaults {
-        let now = state.now();
-        let mut tx = state.db.begin().await?;
-        vaults::mark_vault_deleted(&mut tx, &v.id, now).await?;
-        let replica_jobs = erasure::retire_vault(state, &mut tx, &v, "system").await?;
-        let work = crate::jobs::Work {
-            runner: crate::db::jobs::Runner::Server,
-            tenant_id: &v.tenant_id,
-            kind: JobKind::VaultErasure,
-            target: ("vault", &v.id),
-            trigger: JobTrigger::Event,
-            started_by_id: None,
-            params: serde_json::json!({}),
-        };
-        let job = crate::jobs::queue(state, &mut tx, work).await?;
-        let details = serde_json::json!({
-            "erasure_job_id": job, "replica_erasure_job_ids": replica_jobs,
-            "reason": "subscription terminated",
-            "retention_lock_overridden": v.retention_lock_days.unwrap_or(0) > 0,
-        });
-        let mut e = event(tenant_id, "vault.delete", details);
-        e.object_kind = "vault";
-        e.object_id = Some(v.id.clone());
-        audit::append(&mut tx, e, now).await?;
-        tx.commit().await.map_err(crate::db::DbError::from)?;
-    }
-    state.jobs_wake.notify_one();
     Ok(())
 }
 

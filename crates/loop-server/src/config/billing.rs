@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use super::SecretString;
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BillingConfig {
@@ -19,6 +21,49 @@ pub struct BillingConfig {
     pub warn_trial_days: u32,
     /// The "your data will be deleted" mail goes this long before a termination.
     pub warn_deletion_days: u32,
+    /// A declined charge is tried again this long after (a new payment method: at once).
+    pub retry_days: u32,
+    /// Charges of one invoice at most (each after `retry_days`) while its payment method
+    /// stays the same.
+    pub charge_attempts: u32,
+    /// The payment processor that charges cards (`collection: card`). Without it, a payment
+    /// method cannot be added and invoices are paid by transfer.
+    pub stripe: Option<StripeConfig>,
+}
+
+/// `[billing.stripe]`: Stripe's HTTP API (docs/OPERATIONS.md, "Payments").
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StripeConfig {
+    /// The account's secret API key (`sk_live_…`; `LOOP_STRIPE_SECRET_KEY`).
+    #[serde(default)]
+    pub secret_key: SecretString,
+    /// The webhook endpoint's signing secret (`whsec_…`; `LOOP_STRIPE_WEBHOOK_SECRET`).
+    #[serde(default)]
+    pub webhook_secret: SecretString,
+    /// Where the API answers; `http://` only for a processor on this machine (tests).
+    #[serde(default = "stripe_api")]
+    pub api_base: String,
+    /// Where the processor's payment page sends the customer back (default: the public
+    /// address).
+    #[serde(default)]
+    pub return_url: Option<String>,
+}
+
+fn stripe_api() -> String {
+    "https://api.stripe.com".into()
+}
+
+impl StripeConfig {
+    /// A processor at `api_base` with these secrets.
+    pub fn new(api_base: &str, secret_key: &str, webhook_secret: &str) -> StripeConfig {
+        StripeConfig {
+            secret_key: SecretString::new(secret_key.into()),
+            webhook_secret: SecretString::new(webhook_secret.into()),
+            api_base: api_base.into(),
+            return_url: None,
+        }
+    }
 }
 
 impl Default for BillingConfig {
@@ -30,6 +75,9 @@ impl Default for BillingConfig {
             terminate_after_days: 30,
             warn_trial_days: 3,
             warn_deletion_days: 7,
+            retry_days: 3,
+            charge_attempts: 4,
+            stripe: None,
         }
     }
 }

@@ -57,6 +57,22 @@ impl Config {
         if let Some(v) = get("LOOP_MAIL_PASSWORD") {
             self.mail.password = Some(SecretString::new(v));
         }
+        for (name, secret) in [
+            ("LOOP_STRIPE_SECRET_KEY", true),
+            ("LOOP_STRIPE_WEBHOOK_SECRET", false),
+        ] {
+            if let Some(v) = get(name) {
+                let stripe = self.billing.stripe.get_or_insert_with(|| {
+                    super::StripeConfig::new("https://api.stripe.com", "", "")
+                });
+                let field = if secret {
+                    &mut stripe.secret_key
+                } else {
+                    &mut stripe.webhook_secret
+                };
+                *field = SecretString::new(v);
+            }
+        }
         if let Some(v) = get("LOOP_LOG") {
             self.log = v;
         }

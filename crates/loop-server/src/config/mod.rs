@@ -15,7 +15,7 @@ mod env;
 mod notify;
 mod replication;
 mod residency;
-pub use billing::BillingConfig;
+pub use billing::{BillingConfig, StripeConfig};
 pub use database::DatabaseConfig;
 pub use notify::NotifyConfig;
 pub use replication::ReplicationConfig;
@@ -580,6 +580,15 @@ impl Config {
         }
         crate::residency::Jurisdictions::new(&self.residency.parents)
             .map_err(|e| ConfigError::Invalid(format!("residency.parents: {e}")))?;
+        if self.billing.charge_attempts == 0 {
+            return Err(ConfigError::Invalid(
+                "billing.charge_attempts must be positive".into(),
+            ));
+        }
+        if let Some(s) = &self.billing.stripe {
+            crate::billing::stripe::check_config(s)
+                .map_err(|e| ConfigError::Invalid(format!("billing.stripe: {e}")))?;
+        }
         Ok(())
     }
 }

@@ -190,6 +190,21 @@ fn event(row: &AnyRow) -> DbResult<AuditEvent> {
     })
 }
 
+/// When the tenant's first event of `action` happened.
+pub async fn first_of(
+    pool: &sqlx::AnyPool,
+    tenant_id: &str,
+    action: &str,
+) -> DbResult<Option<i64>> {
+    let row =
+        sqlx::query("SELECT MIN(at) AS at FROM audit_events WHERE tenant_id = $1 AND action = $2")
+            .bind(tenant_id)
+            .bind(action)
+            .fetch_one(pool)
+            .await?;
+    Ok(super::col(&row, "at")?)
+}
+
 /// Events matching `f`, ordered by tenant and sequence (the order the chain verifies in).
 pub async fn query(pool: &sqlx::AnyPool, f: &Filter) -> DbResult<Vec<AuditEvent>> {
     if f.tenant_ids.is_empty() {

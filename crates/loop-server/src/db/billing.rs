@@ -25,6 +25,7 @@ fn plan(row: &AnyRow) -> DbResult<Plan> {
         price_cents: col::<i64>(row, "price_cents")?.max(0) as u64,
         extra_gib_cents: opt_u64(row, "extra_gib_cents")?,
         currency: col(row, "currency")?,
+        signup: col::<i64>(row, "signup")? != 0,
         created_at: time(col(row, "created_at")?),
     })
 }
@@ -32,8 +33,8 @@ fn plan(row: &AnyRow) -> DbResult<Plan> {
 pub async fn insert_plan(tx: &mut Tx, p: &Plan, now: i64) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO plans (id, issuer_id, name, quota_bytes, device_limit, price_cents,
-                            extra_gib_cents, currency, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                            extra_gib_cents, currency, signup, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&p.id)
     .bind(&p.issuer_id)
@@ -43,6 +44,7 @@ pub async fn insert_plan(tx: &mut Tx, p: &Plan, now: i64) -> DbResult<()> {
     .bind(p.price_cents as i64)
     .bind(p.extra_gib_cents.map(|v| v as i64))
     .bind(&p.currency)
+    .bind(i64::from(p.signup))
     .bind(now)
     .execute(&mut **tx)
     .await?;
@@ -82,6 +84,16 @@ pub async fn plans_in(
     )
     .await?;
     rows.map(|r| plan(&r))
+}
+
+/// The plans offered on the self-service sign-up, by name.
+pub async fn signup_plans(pool: &AnyPool) -> DbResult<Vec<Plan>> {
+    sqlx::query("SELECT * FROM plans WHERE signup <> 0 ORDER BY name, id")
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(plan)
+        .collect()
 }
 
 /// Deletes a plan no subscription uses; false when one does.

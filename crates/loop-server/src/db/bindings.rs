@@ -71,3 +71,12 @@ pub async fn delete_binding(tx: &mut Tx, user_id: &str, id: &str) -> DbResult<bo
         .await?;
     Ok(r.rows_affected() > 0)
 }
+
+/// Removes every role binding of a user; answers how many.
+pub async fn delete_of_user(tx: &mut Tx, user_id: &str) -> DbResult<u64> {
+    let done = sqlx::query("DELETE FROM role_bindings WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected())
+}

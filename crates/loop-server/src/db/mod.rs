@@ -13,6 +13,7 @@ pub mod bindings;
 pub mod deletions;
 pub mod devices;
 pub mod direct;
+pub mod erasure;
 pub mod items;
 pub mod jobs;
 pub mod maintenance;
@@ -21,12 +22,14 @@ pub mod notify;
 pub mod objects;
 pub mod outbox;
 pub mod page;
+pub mod payments;
 pub mod policies;
 pub mod remotes;
 pub mod replicas;
 pub mod residency;
 pub mod retention_lock;
 pub mod sessions;
+pub mod signups;
 pub mod tenants;
 pub mod throttle;
 pub mod tokens;
@@ -125,6 +128,18 @@ impl Db {
     }
 }
 
+/// Leaves no copy of deleted rows in the database's files: on SQLite (deleted content is
+/// overwritten already) the write-ahead log is checkpointed into the database and truncated;
+/// PostgreSQL needs nothing here (a dump holds only live rows).
+pub async fn scrub(db: &Db) -> DbResult<()> {
+    if db.backend == Backend::Sqlite {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&db.pool)
+            .await?;
+    }
+    Ok(())
+}
+
 async fn open_pool(
     url: &str,
     backend: Backend,
@@ -147,9 +162,11 @@ async fn open_pool(
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         // WAL lets readers run beside the one writer; the busy timeout makes
-                        // a second writer wait instead of failing.
+                        // a second writer wait instead of failing; deleted content is
+                        // overwritten, so erased personal data leaves no copy in free pages.
                         for pragma in [
                             "PRAGMA journal_mode = WAL",
+                            "PRAGMA secure_delete = ON",
                             "PRAGMA synchronous = FULL",
                             "PRAGMA foreign_keys = ON",
                             "PRAGMA busy_timeout = 10000",

@@ -142,6 +142,37 @@ pub async fn update_target(tx: &mut Tx, t: &TargetRow, now: i64) -> DbResult<()>
     Ok(())
 }
 
+/// Removes an address from every e-mail target's recipients (a person's erasure); answers
+/// how many targets named it.
+pub async fn remove_recipient(tx: &mut Tx, email: &str) -> DbResult<u64> {
+    let rows = sqlx::query("SELECT id, settings FROM notify_targets WHERE kind = 'email'")
+        .fetch_all(&mut **tx)
+        .await?;
+    let mut changed = 0;
+    for row in rows {
+        let id: String = col(&row, "id")?;
+        let text: String = col(&row, "settings")?;
+        let Ok(mut settings) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let Some(list) = settings["recipients"].as_array_mut() else {
+            continue;
+        };
+        let before = list.len();
+        list.retain(|r| !r.as_str().is_some_and(|r| r.eq_ignore_ascii_case(email)));
+        if list.len() == before {
+            continue;
+        }
+        sqlx::query("UPDATE notify_targets SET settings = $1 WHERE id = $2")
+            .bind(settings.to_string())
+            .bind(&id)
+            .execute(&mut **tx)
+            .await?;
+        changed += 1;
+    }
+    Ok(changed)
+}
+
 /// Removes a target; what was still queued for it ends as failed. Its delivery log stays
 /// (with the target's row, marked deleted) until the log is trimmed.
 pub async fn delete_target(tx: &mut Tx, id: &str, now: i64) -> DbResult<()> {

@@ -28,10 +28,12 @@ pub enum MailKind {
     DeletionSoon,
     /// The tenant's data was deleted (`tenant_name`).
     DeletionDone,
+    /// A sign-up's confirmation code (`signup_id`; the row's `user_id` is the sign-up's).
+    Signup,
 }
 
 impl MailKind {
-    const NAMES: [(MailKind, &'static str); 8] = [
+    const NAMES: [(MailKind, &'static str); 9] = [
         (MailKind::Invitation, "invitation"),
         (MailKind::EmailChange, "email_change"),
         (MailKind::TrialEnding, "trial_ending"),
@@ -40,6 +42,7 @@ impl MailKind {
         (MailKind::Suspended, "suspended"),
         (MailKind::DeletionSoon, "deletion_soon"),
         (MailKind::DeletionDone, "deletion_done"),
+        (MailKind::Signup, "signup"),
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -185,4 +188,13 @@ pub async fn queued(pool: &AnyPool) -> DbResult<i64> {
         .fetch_one(pool)
         .await?;
     Ok(col(&row, "n")?)
+}
+
+/// Deletes the mail queued for, or sent to, a user.
+pub async fn delete_of_user(tx: &mut Tx, user_id: &str) -> DbResult<()> {
+    sqlx::query("DELETE FROM mail_outbox WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -100,6 +100,16 @@ pub async fn delete_of_tenant(tx: &mut Tx, tenant_id: &str) -> DbResult<u64> {
     Ok(done.rows_affected())
 }
 
+/// Removes the tenant's sync jobs (its remotes stay: the erasure reaches the copies there
+/// through them); answers how many.
+pub async fn delete_sync_jobs_of_tenant(tx: &mut Tx, tenant_id: &str) -> DbResult<u64> {
+    let done = sqlx::query("DELETE FROM sync_jobs WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 fn sync_job(row: &AnyRow) -> DbResult<SyncJob> {
     Ok(SyncJob {
         id: col(row, "id")?,

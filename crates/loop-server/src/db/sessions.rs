@@ -181,3 +181,22 @@ pub async fn known_device(tx: &mut Tx, id: &str) -> DbResult<Option<bool>> {
     let same: i64 = col(&row, "same")?;
     Ok((n > 0).then_some(same > 0))
 }
+
+/// The addresses a user's sessions came from.
+pub async fn ips_of_user(pool: &AnyPool, user_id: &str) -> DbResult<Vec<String>> {
+    let rows =
+        sqlx::query("SELECT DISTINCT ip FROM sessions WHERE user_id = $1 AND ip IS NOT NULL")
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?;
+    rows.iter().map(|r| Ok(col(r, "ip")?)).collect()
+}
+
+/// Deletes every session record of a user (times, addresses, browsers); answers how many.
+pub async fn delete_of_user(tx: &mut Tx, user_id: &str) -> DbResult<u64> {
+    let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected())
+}

@@ -145,3 +145,25 @@ pub async fn sweep(pool: &AnyPool, now: i64, window_ms: i64) -> DbResult<()> {
         .await?;
     Ok(())
 }
+
+/// Forgets a key (an account's address, or a client address): its failures, and every
+/// record naming it.
+pub async fn forget_key(tx: &mut super::Tx, key: &str) -> DbResult<()> {
+    sqlx::query("DELETE FROM signin_failures WHERE key = $1")
+        .bind(key)
+        .execute(&mut **tx)
+        .await?;
+    let keys = sqlx::query("SELECT key FROM signin_keys")
+        .fetch_all(&mut **tx)
+        .await?;
+    for row in keys {
+        let k: String = col(&row, "key")?;
+        if k == key || k.split('|').any(|part| part == key) {
+            sqlx::query("DELETE FROM signin_keys WHERE key = $1")
+                .bind(&k)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}

@@ -193,9 +193,10 @@ pub async fn insert_user(
 ) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO users (id, tenant_id, email, first_name, last_name, business_address,
-            password_hash, status, invite_hash, created_at, updated_at, invite_issued_at)
+            password_hash, status, invite_hash, created_at, updated_at, invite_issued_at,
+            language)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10,
-            CASE WHEN $9 IS NULL THEN NULL ELSE $10 END)",
+            CASE WHEN $9 IS NULL THEN NULL ELSE $10 END, $11)",
     )
     .bind(&u.id)
     .bind(&u.tenant_id)
@@ -207,6 +208,7 @@ pub async fn insert_user(
     .bind(u.status.as_str())
     .bind(invite_hash)
     .bind(now)
+    .bind(u.language.as_str())
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -283,4 +285,23 @@ pub async fn accept_totp_step(pool: &AnyPool, id: &str, step: u64) -> DbResult<b
             .execute(pool)
             .await?;
     Ok(r.rows_affected() > 0)
+}
+
+/// Replaces a user's personal data with a pseudonym: the address `pseudonym`, the name
+/// "Erased user", no business address, no password, no pending address or codes, no TOTP;
+/// disabled.
+pub async fn pseudonymise(tx: &mut Tx, id: &str, pseudonym: &str, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE users SET email = $1, first_name = 'Erased', last_name = 'user',
+             business_address = '', password_hash = NULL, status = 'disabled',
+             invite_hash = NULL, pending_email = NULL, email_token_hash = NULL,
+             totp_secret = NULL, totp_enabled = 0, updated_at = $2
+         WHERE id = $3",
+    )
+    .bind(pseudonym)
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

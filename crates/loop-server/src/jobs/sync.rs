@@ -54,7 +54,7 @@ fn credentials(state: &AppState, remote: &RemoteRow) -> Result<(String, Trust, S
 
 /// The other server's vault, reached with the remote's token; built (and later dropped) on
 /// the blocking pool, as its HTTP client is a blocking one.
-async fn connect(
+pub(super) async fn connect(
     state: &AppState,
     remote: &RemoteRow,
     remote_vault_id: &str,
@@ -100,7 +100,7 @@ pub fn name_filter(patterns: &[String]) -> Result<globset::GlobSet, String> {
 
 /// Opens the other server's vault with the remote's token, which must hold `replicate`;
 /// answers with the jurisdiction that server reports for the vault ("" when it does not).
-async fn open(
+pub(super) async fn open(
     state: &AppState,
     storage: &Arc<VaultStorage>,
     remote: &RemoteRow,

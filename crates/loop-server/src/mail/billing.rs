@@ -112,8 +112,32 @@ pub async fn compose(state: &AppState, kind: MailKind, q: &Queued) -> DbResult<O
                 if inv.state != loop_api::InvoiceState::Open {
                     return Ok(None);
                 }
-                match lang {
-                    Language::En => (
+                let declined = q.params["declined"].as_str();
+                match (lang, declined) {
+                    (Language::En, Some(why)) => (
+                        format!("Payment failed: invoice {n} for {org} could not be charged"),
+                        format!(
+                            "The charge of {total} for invoice {n} of {org} was declined by \
+                             the payment processor: {why} Please add another payment method \
+                             before {due}. If the invoice is still unpaid on {suspend}, the \
+                             subscription is suspended (new backups stop; restores keep \
+                             working), and on {gone} all of {org}'s data is deleted."
+                        ),
+                    ),
+                    (Language::Nl, Some(why)) => (
+                        format!(
+                            "Betaling mislukt: factuur {n} voor {org} kon niet worden afgeschreven"
+                        ),
+                        format!(
+                            "De afschrijving van {total} voor factuur {n} van {org} is door de \
+                             betaalverwerker geweigerd: {why} Voeg vóór {due} een andere \
+                             betaalmethode toe. Is de factuur op {suspend} nog niet betaald, \
+                             dan wordt het abonnement opgeschort (nieuwe back-ups stoppen; \
+                             herstellen blijft werken), en op {gone} worden alle gegevens van \
+                             {org} verwijderd."
+                        ),
+                    ),
+                    (Language::En, None) => (
                         format!("Payment failed: invoice {n} for {org} is unpaid"),
                         format!(
                             "Invoice {n} for {org} ({total}) was due on {due} and has not \
@@ -122,7 +146,7 @@ pub async fn compose(state: &AppState, kind: MailKind, q: &Queued) -> DbResult<O
                              {gone} all of {org}'s data is deleted."
                         ),
                     ),
-                    Language::Nl => (
+                    (Language::Nl, None) => (
                         format!("Betaling mislukt: factuur {n} voor {org} is niet betaald"),
                         format!(
                             "Factuur {n} voor {org} ({total}) moest uiterlijk {due} betaald \
@@ -195,24 +219,47 @@ pub async fn compose(state: &AppState, kind: MailKind, q: &Queued) -> DbResult<O
                 ),
             }
         }
-        (MailKind::DeletionDone, Some(s)) => {
-            let when = at(s.terminated_at.unwrap_or(q.created_at));
+        (MailKind::DeletionDone, _) => {
+            let Some(c) = crate::db::erasure::certificate_of(pool, &tenant.tenant.id).await? else {
+                return Ok(None);
+            };
+            let body: serde_json::Value = serde_json::from_str(&c.body).unwrap_or_default();
+            let places = body["places"].as_array().map_or(0, Vec::len);
+            let complete = body["complete"] == true;
+            let (when, id, sha, cert) = (at(c.issued_at), &c.id, &c.sha256, &c.body);
             match lang {
                 Language::En => (
                     format!("The data of {org} in Loop Backup was deleted"),
                     format!(
-                        "The subscription of {org} ended, and on {when} its data was deleted: \
-                         its encryption keys were destroyed, so nothing of it can be read any \
-                         more, and its stored objects are removed from every location."
+                        "On {when} the deletion of {org}'s data was completed. Its encryption \
+                         keys were destroyed first, so nothing of it could be read from then \
+                         on; then every stored object was deleted at each of the {places} \
+                         places it was kept, and each place was listed again afterwards{}.\n\n\
+                         Deletion certificate {id}, SHA-256 {sha} (recorded in the audit log):\n\n\
+                         {cert}",
+                        if complete {
+                            ": nothing was left"
+                        } else {
+                            ". At some places objects are left: the certificate says where and why"
+                        }
                     ),
                 ),
                 Language::Nl => (
                     format!("De gegevens van {org} in Loop Backup zijn verwijderd"),
                     format!(
-                        "Het abonnement van {org} is beëindigd, en op {when} zijn de gegevens \
-                         verwijderd: de sleutels zijn vernietigd, zodat er niets meer van te \
-                         lezen is, en de opgeslagen objecten worden van elke locatie \
-                         verwijderd."
+                        "Op {when} is de verwijdering van de gegevens van {org} voltooid. \
+                         Eerst zijn de sleutels vernietigd, zodat er vanaf dat moment niets meer \
+                         van te lezen was; daarna is elk opgeslagen object verwijderd op elk van \
+                         de {places} plaatsen waar het bewaard werd, en is elke plaats daarna \
+                         opnieuw doorzocht{}.\n\n\
+                         Verwijderingscertificaat {id}, SHA-256 {sha} (vastgelegd in het \
+                         auditlogboek):\n\n{cert}",
+                        if complete {
+                            ": er is niets achtergebleven"
+                        } else {
+                            ". Op sommige plaatsen zijn objecten achtergebleven: het certificaat \
+                             zegt waar en waarom"
+                        }
                     ),
                 ),
             }

@@ -130,7 +130,7 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
 }
 
 /// ` --server URL` when the service knows the address people reach it at.
-fn server_hint(state: &AppState) -> String {
+pub(super) fn server_hint(state: &AppState) -> String {
     state
         .config
         .public_url

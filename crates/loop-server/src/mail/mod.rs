@@ -9,6 +9,7 @@
 
 mod billing;
 mod messages;
+mod signup;
 pub mod smtp;
 
 use std::time::Duration;
@@ -70,6 +71,7 @@ async fn deliver(state: &AppState, q: &outbox::Queued) -> Result<(), crate::db::
         Some(outbox::MailKind::Invitation | outbox::MailKind::EmailChange) | None => {
             messages::compose(state, q).await?
         }
+        Some(outbox::MailKind::Signup) => signup::compose(state, q).await?,
         Some(kind) => billing::compose(state, kind, q).await?,
     };
     let Some(m) = composed else {

@@ -189,7 +189,7 @@ impl Poster {
 }
 
 /// What went wrong, for the delivery log: the kind of failure and its innermost cause.
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let what = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

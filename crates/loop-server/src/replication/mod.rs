@@ -36,7 +36,7 @@ pub const COPY_ORDER: [FileKind; 6] = [
 ];
 
 /// The order the primary is listed in: what a later kind's objects name is listed after it.
-const LIST_ORDER: [FileKind; 6] = [
+pub(crate) const LIST_ORDER: [FileKind; 6] = [
     FileKind::Snapshot,
     FileKind::Plan,
     FileKind::Index,

@@ -95,6 +95,7 @@ pub async fn create_plan(
         price_cents: req.price_cents,
         extra_gib_cents: req.extra_gib_cents,
         currency: parse_currency(&req.currency)?,
+        signup: req.signup,
         created_at: crate::db::time(now),
     };
     let sane = |v: Option<u64>| v.is_none_or(|v| v <= i64::MAX as u64);
@@ -122,7 +123,7 @@ pub async fn create_plan(
             serde_json::json!({
                 "name": plan.name, "price_cents": plan.price_cents, "currency": plan.currency,
                 "quota_bytes": plan.quota_bytes, "device_limit": plan.device_limit,
-                "extra_gib_cents": plan.extra_gib_cents,
+                "extra_gib_cents": plan.extra_gib_cents, "signup": plan.signup,
             }),
         ),
         now,

@@ -328,6 +328,12 @@ async fn set_status(
             "you cannot change your own status",
         ));
     }
+    if crate::person::is_erased(&row) {
+        return Err(ApiError::conflict(
+            "user_erased",
+            "this person was erased: the account is a pseudonym and stays disabled",
+        ));
+    }
     let now = state.now();
     let mut tx = state.db.begin().await?;
     users::set_user_status(&mut tx, id.as_str(), status, now).await?;

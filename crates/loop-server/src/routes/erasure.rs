@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use loop_api::{EraseTenant, TenantErasure, TenantId};
+use loop_api::{DeletionCertificate, EraseTenant, TenantErasure, TenantId};
 
 use super::{Json, Path};
 use crate::auth::Caller;
@@ -15,8 +15,10 @@ use crate::state::AppState;
 /// Erase a customer tenant
 ///
 /// Destroys its tenant key and the key slots of its vaults, revokes its tokens and disables its
-/// users: its backups become unreadable at once. Provider-admins only; `confirm` must repeat
-/// the tenant's name or ID.
+/// users: its backups become unreadable at once. Every vault is deleted (a retention lock
+/// does not hold), and the erasure job (`erasure_job_id`) deletes every object at every
+/// place, lists each place again and issues the deletion certificate. Provider-admins only;
+/// `confirm` must repeat the tenant's name or ID.
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/erase", tag = "tenants",
     params(("id" = TenantId, Path)), request_body = EraseTenant,
     responses(
@@ -44,6 +46,35 @@ pub async fn erase_tenant(
     let report =
         tokio::spawn(async move { erasure::erase_tenant(&state, &tenant, &actor).await }).await??;
     Ok(axum::Json(report))
+}
+
+/// Show a deletion certificate
+///
+/// An erased tenant's certificate, once the erasure job deleted every object at every place
+/// and listed each place again (`404` before). `sha256` is that of `body`, recorded in the
+/// tenant's audit chain.
+#[utoipa::path(get, path = "/api/v1/tenants/{id}/erasure-certificate", tag = "tenants",
+    params(("id" = TenantId, Path)),
+    responses((status = 200, description = "The certificate", body = DeletionCertificate),
+        (status = 404, description = "Not erased yet, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
+pub async fn erasure_certificate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<TenantId>,
+) -> ApiResult<axum::Json<DeletionCertificate>> {
+    caller
+        .tenant(&state, Permission::TenantRead, id.as_str())
+        .await?;
+    let c = crate::db::erasure::certificate_of(&state.db.pool, id.as_str())
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(axum::Json(DeletionCertificate {
+        id: c.id,
+        tenant_id: c.tenant_id,
+        issued_at: crate::db::time(c.issued_at),
+        sha256: c.sha256,
+        body: c.body,
+    }))
 }
 
 /// Checks that `confirm` repeats the tenant's name or ID (an irreversible request names what

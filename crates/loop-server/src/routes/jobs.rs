@@ -90,10 +90,10 @@ pub async fn cancel_job(
     Path(id): Path<JobId>,
 ) -> ApiResult<axum::Json<Job>> {
     let job = scoped_job(&state, &caller, Permission::JobWrite, &id).await?;
-    if job.kind == JobKind::VaultErasure {
+    if matches!(job.kind, JobKind::VaultErasure | JobKind::TenantErasure) {
         return Err(ApiError::conflict(
             "not_cancellable",
-            "a vault erasure cannot be cancelled: it is how a deleted vault's objects go",
+            "an erasure cannot be cancelled: it is how a deleted vault's objects go",
         ));
     }
     if job.state.is_final() {

@@ -13,12 +13,15 @@ mod items;
 mod jobs;
 mod notify;
 mod pages;
+mod payments;
+mod person;
 mod policies;
 mod remotes;
 pub(crate) mod replicas;
 mod residency;
 mod retention_lock;
 mod session;
+mod signup;
 mod tenants;
 mod test_clock;
 mod vault_protocol;
@@ -82,6 +85,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(residency::get_residency, residency::set_residency))
         .routes(routes!(residency::residency_report))
         .routes(routes!(erasure::erase_tenant))
+        .routes(routes!(erasure::erasure_certificate))
         .routes(routes!(directory::list_users, directory::create_user))
         .routes(routes!(directory::get_user, directory::update_user))
         .routes(routes!(directory::disable_user))
@@ -119,6 +123,13 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(billing::list_invoices))
         .routes(routes!(billing::get_invoice))
         .routes(routes!(billing::record_payment))
+        .routes(routes!(person::erase_person))
+        .routes(routes!(payments::add_payment_method))
+        .routes(routes!(payments::list_charges))
+        .routes(routes!(payments::stripe_webhook))
+        .routes(routes!(signup::signup_plans))
+        .routes(routes!(signup::sign_up))
+        .routes(routes!(signup::confirm_sign_up))
         .routes(routes!(remotes::list_remotes, remotes::create_remote))
         .routes(routes!(remotes::delete_remote))
         .routes(routes!(remotes::list_sync_jobs, remotes::create_sync_job))
@@ -244,6 +255,10 @@ const ANONYMOUS: &[&str] = &[
     "/api/v1/auth/login",
     "/api/v1/auth/accept-invite",
     "/api/v1/auth/confirm-email",
+    "/api/v1/billing/stripe/webhook",
+    "/api/v1/signup/plans",
+    "/api/v1/signup",
+    "/api/v1/signup/confirm",
 ];
 
 /// Adds the error answers every operation of a kind can give, which the shared extractors

@@ -93,12 +93,18 @@ fn shown(mut t: NotifyTarget) -> NotifyTarget {
 }
 
 /// What the audit log records of a target (never its secret, nor its URL's path).
+/// A target as its audit event records it. Recipients' addresses are personal data and the
+/// hashed part of an event cannot be erased, so only their number is recorded.
 fn details(t: &NotifyTarget) -> serde_json::Value {
     let t = shown(t.clone());
+    let email = t
+        .email
+        .as_ref()
+        .map(|e| serde_json::json!({ "recipients": e.recipients.len(), "language": e.language }));
     serde_json::json!({
         "name": t.name, "kind": t.kind, "enabled": t.enabled, "min_severity": t.min_severity,
         "kinds": t.kinds, "include_children": t.include_children, "summary": t.summary,
-        "email": t.email, "webhook": t.webhook,
+        "email": email, "webhook": t.webhook,
     })
 }
 

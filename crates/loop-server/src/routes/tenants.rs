@@ -5,7 +5,7 @@ use axum::extract::OriginalUri;
 use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::PageQuery;
-use loop_api::{Collection, CreateTenant, Tenant, TenantId, TenantStatus, UpdateTenant};
+use loop_api::{CreateTenant, Tenant, TenantId, UpdateTenant};
 use serde::Deserialize;
 
 use super::Query;
@@ -13,7 +13,7 @@ use super::pages::{Listing, page};
 use super::{Json, Path, commit_audited};
 use crate::auth::Caller;
 use crate::db::{self, tenants};
-use crate::domain::{NewTenant, Permission, TenantChanges, TenantTree as _, new_id};
+use crate::domain::{NewTenant, Permission, TenantChanges, TenantTree as _};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -63,36 +63,14 @@ pub async fn create_tenant(
         )));
     }
     let now = state.now();
-    let t = Tenant {
-        id: new_id(TenantId::PREFIX),
-        parent_id: Some(parent.tenant.id.clone()),
-        kind,
-        name: req.name,
-        status: TenantStatus::Active,
-        time_zone: req
-            .time_zone
-            .unwrap_or_else(|| parent.tenant.time_zone.clone()),
-        created_at: db::time(now),
-    };
-    let path = parent.path.child(&t.id);
+    let draft = crate::tenancy::draft(&parent, kind, &req.name, req.time_zone, now);
     let plan = match &req.plan_id {
-        Some(plan_id) => {
-            let row = tenants::TenantRow {
-                tenant: t.clone(),
-                path: path.clone(),
-            };
-            Some(crate::billing::plan_for(&state, &caller, &row, plan_id).await?)
-        }
+        Some(plan_id) => Some(crate::billing::plan_for(&state, &caller, &draft, plan_id).await?),
         None => None,
     };
-    let (_, wrapped) = state.master.new_tenant_key(&t.id);
     let mut tx = state.db.begin().await?;
-    tenants::insert_tenant(&mut tx, &t, &path, &wrapped, now).await?;
-    if let Some(plan) = &plan {
-        let days = state.config.billing.trial_days;
-        let s = crate::db::billing::SubRow::trial(&t.id, &plan.id, Collection::Card, now, days);
-        crate::db::billing::insert_subscription(&mut tx, &s).await?;
-    }
+    crate::tenancy::record(&state, &mut tx, &draft, plan.as_ref(), now).await?;
+    let t = draft.tenant;
     commit_audited(
         tx,
         caller.event(

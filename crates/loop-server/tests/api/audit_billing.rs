@@ -44,8 +44,52 @@ impl AuditWalk<'_> {
                     Some(json!({ "reference": "transfer 1" })),
                 )
             }
+            ("post", "/api/v1/tenants/{id}/subscription/payment-method") => (
+                format!(
+                    "/api/v1/tenants/{}/subscription/payment-method",
+                    self.tenant_id
+                ),
+                None,
+            ),
+            ("post", "/api/v1/signup") => {
+                let plan = self.server.signup_plan(&self.admin);
+                (
+                    path.into(),
+                    Some(json!({
+                        "organisation": "Self Service", "first_name": "Sign",
+                        "last_name": "Up", "email": "signup@audit.example",
+                        "password": "signup-password-1", "plan_id": plan,
+                    })),
+                )
+            }
+            ("post", "/api/v1/signup/confirm") => {
+                let plan = self.server.signup_plan(&self.admin);
+                let token = self.server.plant_signup(&plan, "signed@audit.example");
+                (path.into(), Some(json!({ "token": token })))
+            }
             _ => panic!("{method} {path}: not a billing route"),
         }
+    }
+
+    /// The processor's webhook telling that the walk's customer entered a card: a signed
+    /// event, posted without a session.
+    pub(super) fn stripe_webhook(&mut self) -> Reply {
+        let page = self
+            .admin
+            .post(
+                &format!(
+                    "/api/v1/tenants/{}/subscription/payment-method",
+                    self.tenant_id
+                ),
+                json!({}),
+            )
+            .expect(200);
+        let (body, sig) = support::stripe::setup_event(
+            &self.server.stripe,
+            page["url"].as_str().unwrap(),
+            support::stripe::Card::Pays,
+        );
+        support::stripe::post_webhook(self.server, &body, &sig)
     }
 
     /// A valid new plan of the provider.

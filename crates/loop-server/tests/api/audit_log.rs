@@ -196,6 +196,14 @@ impl AuditWalk<'_> {
                 let u = self.user(None);
                 by_admin(format!("/api/v1/users/{u}/disable"), None)
             }
+            ("post", "/api/v1/users/{id}/erase") => {
+                let u = self.user(None);
+                let email = format!("person{}@example.org", self.made);
+                by_admin(
+                    format!("/api/v1/users/{u}/erase"),
+                    Some(json!({ "confirm": email })),
+                )
+            }
             ("post", "/api/v1/users/{id}/enable") => {
                 let u = self.user(None);
                 self.admin
@@ -397,7 +405,9 @@ impl AuditWalk<'_> {
             | ("delete", "/api/v1/plans/{id}")
             | ("put", "/api/v1/tenants/{id}/subscription")
             | ("post", "/api/v1/tenants/{id}/subscription/end")
-            | ("post", "/api/v1/invoices/{id}/payment") => {
+            | ("post", "/api/v1/invoices/{id}/payment")
+            | ("post", "/api/v1/tenants/{id}/subscription/payment-method")
+            | ("post", "/api/v1/signup" | "/api/v1/signup/confirm") => {
                 let (path, body) = self.billing_request(method, path);
                 by_admin(path, body)
             }
@@ -558,18 +568,21 @@ fn every_change_through_the_api_lands_in_the_audit_log() {
     };
 
     for (method, path, action) in AUDITED {
-        let call = walk.prepare(method, path);
         let before = admin.audit_events();
-        let r = server.call(
-            method,
-            &call.path,
-            call.bearer.as_deref(),
-            call.body.as_ref(),
-        );
+        let r = if *path == "/api/v1/billing/stripe/webhook" {
+            walk.stripe_webhook()
+        } else {
+            let call = walk.prepare(method, path);
+            server.call(
+                method,
+                &call.path,
+                call.bearer.as_deref(),
+                call.body.as_ref(),
+            )
+        };
         assert!(
             (200..300).contains(&r.status),
-            "{method} {}: {} {}",
-            call.path,
+            "{method} {path}: {} {}",
             r.status,
             r.body
         );

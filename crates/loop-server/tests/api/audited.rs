@@ -15,6 +15,7 @@ pub(super) const AUDITED: &[(&str, &str, &str)] = &[
     ("post", "/api/v1/users", "user.create"),
     ("patch", "/api/v1/users/{id}", "user.update"),
     ("post", "/api/v1/users/{id}/disable", "user.disable"),
+    ("post", "/api/v1/users/{id}/erase", "user.erase"),
     ("post", "/api/v1/users/{id}/enable", "user.enable"),
     ("post", "/api/v1/users/{id}/roles", "role.grant"),
     (
@@ -55,6 +56,18 @@ pub(super) const AUDITED: &[(&str, &str, &str)] = &[
         "subscription.end",
     ),
     ("post", "/api/v1/invoices/{id}/payment", "invoice.pay"),
+    (
+        "post",
+        "/api/v1/tenants/{id}/subscription/payment-method",
+        "subscription.payment_method_setup",
+    ),
+    (
+        "post",
+        "/api/v1/billing/stripe/webhook",
+        "subscription.payment_method",
+    ),
+    ("post", "/api/v1/signup", "signup.request"),
+    ("post", "/api/v1/signup/confirm", "tenant.signup"),
     ("post", "/api/v1/remotes", "remote.create"),
     ("post", "/api/v1/sync-jobs", "sync_job.create"),
     ("post", "/api/v1/sync-jobs/{id}/run", "sync_job.run"),

@@ -30,6 +30,10 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
     ("post /api/v1/tenants", &[400, 401, 403, 404, 410, 413, 415]),
     ("get /api/v1/tenants/{id}", &[401, 403, 404, 410]),
     (
+        "get /api/v1/tenants/{id}/erasure-certificate",
+        &[401, 403, 404, 410],
+    ),
+    (
         "patch /api/v1/tenants/{id}",
         &[400, 401, 403, 404, 410, 413, 415],
     ),
@@ -65,6 +69,10 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
         &[401, 403, 404, 409, 410],
     ),
     ("post /api/v1/users/{id}/enable", &[401, 403, 404, 409, 410]),
+    (
+        "post /api/v1/users/{id}/erase",
+        &[400, 401, 403, 404, 409, 410, 413, 415],
+    ),
     ("get /api/v1/users/{id}/roles", &[401, 403, 404, 410]),
     (
         "post /api/v1/users/{id}/roles",
@@ -172,6 +180,15 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
         "post /api/v1/invoices/{id}/payment",
         &[400, 401, 403, 404, 409, 410, 413, 415],
     ),
+    (
+        "post /api/v1/tenants/{id}/subscription/payment-method",
+        &[401, 403, 404, 409, 410, 503],
+    ),
+    ("get /api/v1/tenants/{id}/charges", &[401, 403, 404, 410]),
+    ("post /api/v1/billing/stripe/webhook", &[400, 404, 413, 415]),
+    ("get /api/v1/signup/plans", &[404]),
+    ("post /api/v1/signup", &[400, 404, 413, 415, 429]),
+    ("post /api/v1/signup/confirm", &[400, 404, 409, 413, 415]),
     ("get /api/v1/remotes", &[400, 401, 403, 404, 410]),
     (
         "post /api/v1/remotes",

@@ -64,6 +64,10 @@ impl Walk<'_> {
             ("delete", "/api/v1/plans/{id}") => {
                 (format!("/api/v1/plans/{}", self.plan(&t.partner)), None)
             }
+            ("get", "/api/v1/tenants/{id}/erasure-certificate") => {
+                self.server.plant_certificate(&tid);
+                (path.replace("{id}", &tid), None)
+            }
             ("get", "/api/v1/tenants/{id}/subscription" | "/api/v1/tenants/{id}/invoices") => {
                 (path.replace("{id}", &tid), None)
             }
@@ -83,6 +87,17 @@ impl Walk<'_> {
                 format!("/api/v1/invoices/{}/payment", self.invoice(t)),
                 Some(json!({ "reference": "transfer" })),
             ),
+            ("post", "/api/v1/tenants/{id}/subscription/payment-method") => {
+                // Cards are for card collection: the walk's customers pay by invoice.
+                self.root
+                    .put(
+                        &format!("/api/v1/tenants/{tid}/subscription"),
+                        json!({ "plan_id": t.plan, "collection": "card" }),
+                    )
+                    .expect(200);
+                (path.replace("{id}", &tid), None)
+            }
+            ("get", "/api/v1/tenants/{id}/charges") => (path.replace("{id}", &tid), None),
             ("post", "/api/v1/remotes") => {
                 self.made += 1;
                 let token = self
@@ -176,6 +191,13 @@ impl Walk<'_> {
             ("post", "/api/v1/users/{id}/disable") => {
                 let (u, _) = self.user(&tid, None, None);
                 (format!("/api/v1/users/{u}/disable"), Some(json!({})))
+            }
+            ("post", "/api/v1/users/{id}/erase") => {
+                let (u, email) = self.user(&tid, None, None);
+                (
+                    format!("/api/v1/users/{u}/erase"),
+                    Some(json!({ "confirm": email })),
+                )
             }
             ("post", "/api/v1/users/{id}/enable") => {
                 let (u, _) = self.user(&tid, None, None);
@@ -361,6 +383,23 @@ impl Walk<'_> {
                 let id = r["user"]["id"].as_str().unwrap();
                 let new = self.email("confirmed");
                 Some(json!({ "token": self.root.server().plant_email_code(id, &new) }))
+            }
+            ("get", "/api/v1/signup/plans") => {
+                self.root.server().signup_plan(&self.root);
+                None
+            }
+            ("post", "/api/v1/signup") => {
+                let plan = self.root.server().signup_plan(&self.root);
+                Some(json!({
+                    "organisation": "Self Service", "first_name": "Sign", "last_name": "Up",
+                    "email": self.email("signup"), "password": "signup-password-1",
+                    "plan_id": plan,
+                }))
+            }
+            ("post", "/api/v1/signup/confirm") => {
+                let plan = self.root.server().signup_plan(&self.root);
+                let email = self.email("signed");
+                Some(json!({ "token": self.root.server().plant_signup(&plan, &email) }))
             }
             ("get", "/api/v1/me" | "/api/v1/destinations") | ("post", "/api/v1/auth/logout") => {
                 None

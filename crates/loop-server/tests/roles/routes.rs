@@ -41,6 +41,10 @@ pub enum Rule {
     Public,
     /// Any signed-in user; acts on the caller or on nothing tenant-bound.
     SignedIn,
+    /// No caller at all: a signature over the body is the credential (the payment
+    /// processor's webhook, whose signature checks `tests/payments.rs` makes). The walk
+    /// leaves it out.
+    Signed,
     /// Every need, on the tenant the request names.
     Needs(&'static [Need]),
     /// A listing without a tenant filter: it shows a tenant only to callers with the need
@@ -53,6 +57,11 @@ pub enum Rule {
 pub const ROUTES: &[(&str, &str, Rule)] = &[
     ("get", "/api/v1/tenants", Lists(ReadTenants)),
     ("get", "/api/v1/tenants/{id}", Needs(&[ReadTenants])),
+    (
+        "get",
+        "/api/v1/tenants/{id}/erasure-certificate",
+        Needs(&[ReadTenants]),
+    ),
     ("patch", "/api/v1/tenants/{id}", Needs(&[ChangeTenants])),
     (
         "post",
@@ -80,6 +89,7 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
     ("get", "/api/v1/users/{id}", Needs(&[ReadUsers])),
     ("patch", "/api/v1/users/{id}", Needs(&[ChangeUsers])),
     ("post", "/api/v1/users/{id}/disable", Needs(&[ChangeUsers])),
+    ("post", "/api/v1/users/{id}/erase", Needs(&[ChangeUsers])),
     ("post", "/api/v1/users/{id}/enable", Needs(&[ChangeUsers])),
     ("get", "/api/v1/users/{id}/roles", Needs(&[ReadUsers])),
     (
@@ -205,6 +215,12 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
         "/api/v1/invoices/{id}/payment",
         Needs(&[ReadBilling, SellPlans]),
     ),
+    (
+        "post",
+        "/api/v1/tenants/{id}/subscription/payment-method",
+        Needs(&[ChangeBilling]),
+    ),
+    ("get", "/api/v1/tenants/{id}/charges", Needs(&[ReadBilling])),
     ("get", "/api/v1/remotes", Needs(&[ReadVaults])),
     ("post", "/api/v1/remotes", Needs(&[ChangeVaults])),
     ("delete", "/api/v1/remotes/{id}", Needs(&[ChangeVaults])),
@@ -258,6 +274,10 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
     ("post", "/api/v1/auth/login", Public),
     ("post", "/api/v1/auth/accept-invite", Public),
     ("post", "/api/v1/auth/confirm-email", Public),
+    ("post", "/api/v1/billing/stripe/webhook", Signed),
+    ("get", "/api/v1/signup/plans", Public),
+    ("post", "/api/v1/signup", Public),
+    ("post", "/api/v1/signup/confirm", Public),
     ("get", "/api/v1/me", SignedIn),
     ("get", "/api/v1/destinations", SignedIn),
     ("post", "/api/v1/me/password", SignedIn),

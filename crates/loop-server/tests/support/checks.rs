@@ -56,3 +56,35 @@ pub fn assert_chained(events: &[loop_api::AuditEvent]) {
         last.insert(&e.tenant_id, (e.seq, &e.hash));
     }
 }
+
+/// An erased tenant's deletion certificate, once its erasure job issued it (waits up to a
+/// minute), as JSON; its `sha256` is checked against its text and the audit chain.
+pub fn certificate(admin: &super::Caller<'_>, tenant: &str) -> serde_json::Value {
+    for _ in 0..1200 {
+        let r = admin.server().call(
+            "get",
+            &format!("/api/v1/tenants/{tenant}/erasure-certificate"),
+            Some(&admin.secret),
+            None,
+        );
+        if r.status == 200 {
+            let c = r.json();
+            let body = c["body"].as_str().unwrap();
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes());
+            assert_eq!(
+                c["sha256"],
+                hex::encode(digest.as_ref()),
+                "the hash of the text"
+            );
+            let recorded = admin
+                .audit_events()
+                .into_iter()
+                .find(|e| e.tenant_id == tenant && e.action == "tenant.erasure_certificate")
+                .expect("the certificate in the audit log");
+            assert_eq!(recorded.details["sha256"], c["sha256"]);
+            return serde_json::from_str(body).expect("the certificate is JSON");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("no deletion certificate for {tenant}");
+}

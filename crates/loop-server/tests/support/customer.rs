@@ -155,6 +155,78 @@ impl Server {
         (plan, invoice)
     }
 
+    /// Records a deletion certificate of `tenant` (as the erasure job would), unless it has
+    /// one.
+    pub fn plant_certificate(&self, tenant: &str) {
+        let body = json!({ "tenant_id": tenant, "places": [] }).to_string();
+        let c = loop_server::db::erasure::CertificateRow {
+            id: loop_server::domain::new_id("dc"),
+            tenant_id: tenant.into(),
+            issued_at: self.state.now(),
+            sha256: "0".repeat(64),
+            body,
+        };
+        self.block_on(async {
+            let mut tx = self.state.db.begin().await.unwrap();
+            loop_server::db::erasure::insert_certificate(&mut tx, &c)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        });
+    }
+
+    /// A plan of the provider offered on the self-service sign-up (made the first time).
+    pub fn signup_plan(&self, admin: &Caller<'_>) -> String {
+        let offered = self.call("get", "/api/v1/signup/plans", None, None);
+        if offered.status == 200 {
+            return offered.json()[0]["id"].as_str().unwrap().to_string();
+        }
+        admin
+            .post(
+                "/api/v1/plans",
+                json!({ "issuer_id": admin.provider_tenant_id(), "name": "Self service",
+                        "price_cents": 1500, "currency": "EUR", "signup": true }),
+            )
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Records a sign-up of `email` for `plan` as its mail would have, and answers its code.
+    pub fn plant_signup(&self, plan: &str, email: &str) -> String {
+        let code = loop_server::domain::new_secret("lps");
+        let now = self.state.now();
+        let s = loop_server::db::signups::SignupRow {
+            id: loop_server::domain::new_id("su"),
+            email: email.into(),
+            organisation: format!("Signed up {email}"),
+            first_name: "Sign".into(),
+            last_name: "Up".into(),
+            business_address: String::new(),
+            language: loop_api::Language::En,
+            plan_id: plan.into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+                .into(),
+            created_at: now,
+            expires_at: now + loop_server::signup::VALID_MS,
+        };
+        self.block_on(async {
+            let mut tx = self.state.db.begin().await.unwrap();
+            loop_server::db::signups::insert_signup(&mut tx, &s)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            let hash = loop_server::domain::secret_hash(&code);
+            assert!(
+                loop_server::db::signups::set_code(&self.state.db.pool, &s.id, &hash)
+                    .await
+                    .unwrap()
+            );
+        });
+        code
+    }
+
     /// Records an open invoice of `tenant` from `issuer` for `plan`, due in a day, as the
     /// lifecycle timer would; answers its ID.
     pub fn plant_invoice(&self, issuer: &str, tenant: &str, plan: &str) -> String {

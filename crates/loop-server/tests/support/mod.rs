@@ -10,7 +10,9 @@
 pub mod agent;
 mod checks;
 mod customer;
+pub mod lifecycle;
 mod reply;
+pub mod stripe;
 pub mod vault;
 
 #[allow(unused_imports)]
@@ -45,6 +47,9 @@ pub struct Server {
     /// SHA-256 of the server's certificate (hex), as a remote pins it.
     pub fingerprint: String,
     pub data_dir: PathBuf,
+    /// The payment processor's stand-in the server charges cards through (unless the test
+    /// configured none).
+    pub stripe: stripe::FakeStripe,
     rt: tokio::runtime::Runtime,
     /// The PostgreSQL database, when the run asks for one; dropped after the runtime.
     _database: Option<Arc<loop_testkit::postgres::Database>>,
@@ -112,6 +117,8 @@ impl Server {
         if let Some(d) = &database {
             config.database.url = Some(SecretString::new(d.url.clone()));
         }
+        let stripe = stripe::FakeStripe::start();
+        config.billing.stripe = Some(stripe::config(&stripe));
         configure(&mut config);
         let data_dir = config.data_dir.clone();
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -143,6 +150,7 @@ impl Server {
             base: format!("https://localhost:{port}"),
             fingerprint,
             data_dir,
+            stripe,
             rt,
             _database: database,
             _dir: dir,

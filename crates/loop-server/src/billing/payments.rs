@@ -1,0 +1,444 @@
+//! Paying by card (`collection: card`) through the payment processor ([`super::stripe`]):
+//! the page where a customer adds a payment method, the charge of each invoice (retried,
+//! and idempotent across lost answers and restarts), and the processor's webhooks, which
+//! say which payment method it holds and how a charge that was still processing ended.
+//!
+//! What the service keeps: the processor's customer and payment-method IDs on the
+//! subscription, and one `charges` row per attempt (amount, outcome, the processor's
+//! reference and decline code). Never a card number.
+
+use loop_api::{ChargeState, Collection, InvoiceState, Outcome, SubscriptionState};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::stripe::{ChargeOutcome, ChargeRequest, Stripe, StripeError};
+use super::{event, mail_contacts};
+use crate::db::audit;
+use crate::db::billing;
+use crate::db::outbox::MailKind;
+use crate::db::payments::{self, ChargeRow};
+use crate::db::tenants::TenantRow;
+use crate::domain::new_id;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The processor, or why there is none.
+pub fn processor(state: &AppState) -> ApiResult<&Stripe> {
+    state.stripe.as_ref().ok_or_else(|| {
+        ApiError::conflict(
+            "no_payment_processor",
+            "this service takes no card payments: invoices are paid by transfer",
+        )
+    })
+}
+
+/// What a client is told when the processor failed us (the detail goes to the log).
+fn unavailable(e: StripeError) -> ApiError {
+    tracing::warn!("payment processor: {e}");
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "payment_processor_unavailable",
+        "the payment processor did not answer as expected; try again later",
+    )
+    .retry_after(60)
+}
+
+/// Starts adding a payment method for a customer: its customer at the processor (made
+/// once), then the processor's page where it enters the card. Answers the page's address.
+pub async fn setup(state: &AppState, tenant: &TenantRow, email: Option<&str>) -> ApiResult<String> {
+    let stripe = processor(state)?;
+    let tenant_id = tenant.tenant.id.as_str();
+    let s = billing::subscription(&state.db.pool, tenant_id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if s.state == SubscriptionState::Terminated {
+        return Err(super::terminated());
+    }
+    if s.collection != Collection::Card {
+        return Err(ApiError::conflict(
+            "collection_invoice",
+            "this subscription is paid by invoice; its issuer changes that first",
+        ));
+    }
+    let plan = billing::plan_by_id(&state.db.pool, &s.plan_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("plan {} is gone", s.plan_id)))?;
+    let customer = match s.processor_customer {
+        Some(c) => c,
+        None => {
+            let made = stripe
+                .create_customer(tenant_id, &tenant.tenant.name, email)
+                .await
+                .map_err(unavailable)?;
+            let mut tx = state.db.begin().await?;
+            payments::set_customer(&mut tx, tenant_id, &made, state.now()).await?;
+            tx.commit().await.map_err(crate::db::DbError::from)?;
+            // Another request may have stored its own first; that one counts.
+            billing::subscription(&state.db.pool, tenant_id)
+                .await?
+                .and_then(|s| s.processor_customer)
+                .unwrap_or(made)
+        }
+    };
+    let back = stripe
+        .return_url()
+        .map(str::to_string)
+        .or_else(|| state.config.public_url.clone())
+        .unwrap_or_else(|| format!("https://{}/", state.config.listen));
+    let session = stripe
+        .setup_session(
+            &customer,
+            tenant_id,
+            &plan.currency,
+            &back,
+            &new_id("setup"),
+        )
+        .await
+        .map_err(unavailable)?;
+    Ok(session.url)
+}
+
+/// Charges every open invoice of a card-paying tenant that is due a try: the first try at
+/// once, a declined one again after `retry_days` (at most `charge_attempts` times with the
+/// same payment method; a new payment method tries at once), and an attempt whose answer
+/// was lost again with the same idempotency key. Answers how many invoices were paid (the
+/// caller then moves the lifecycle on).
+pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> {
+    let Some(stripe) = state.stripe.as_ref() else {
+        return Ok(0);
+    };
+    let pool = &state.db.pool;
+    let Some(s) = billing::subscription(pool, tenant_id).await? else {
+        return Ok(0);
+    };
+    let (Some(customer), Some(pm)) = (&s.processor_customer, &s.payment_method) else {
+        return Ok(0);
+    };
+    if s.collection != Collection::Card || s.state == SubscriptionState::Terminated {
+        return Ok(0);
+    }
+    let b = &state.config.billing;
+    let mut paid = 0;
+    for inv in billing::invoices_of(pool, tenant_id).await? {
+        if inv.state != InvoiceState::Open || inv.total_cents == 0 {
+            continue;
+        }
+        let tries = payments::charges_of_invoice(pool, &inv.id).await?;
+        let now = state.now();
+        let attempt = match tries.last() {
+            Some(c) if c.state == ChargeState::Pending => c.clone(),
+            Some(c) if c.state == ChargeState::Succeeded => {
+                // Charged, but the invoice was not marked (a crash in between).
+                settle(
+                    state,
+                    c,
+                    &Settled::Paid(c.processor_ref.clone().unwrap_or_default()),
+                )
+                .await?;
+                paid += 1;
+                continue;
+            }
+            _ => {
+                let failed: Vec<&ChargeRow> = tries
+                    .iter()
+                    .filter(|c| c.payment_method == *pm && c.state == ChargeState::Failed)
+                    .collect();
+                if let Some(last) = failed.last()
+                    && (failed.len() as u32 >= b.charge_attempts
+                        || now < last.created_at + i64::from(b.retry_days) * DAY_MS)
+                {
+                    continue;
+                }
+                let row = ChargeRow {
+                    id: new_id("ch"),
+                    invoice_id: inv.id.clone(),
+                    tenant_id: tenant_id.to_string(),
+                    attempt: tries.len() as u64 + 1,
+                    payment_method: pm.clone(),
+                    amount_cents: inv.total_cents,
+                    currency: inv.currency.clone(),
+                    state: ChargeState::Pending,
+                    processor_ref: None,
+                    failure_code: None,
+                    failure_message: None,
+                    created_at: now,
+                };
+                let mut tx = state.db.begin().await?;
+                let fresh = payments::insert_charge(&mut tx, &row).await?;
+                tx.commit().await.map_err(crate::db::DbError::from)?;
+                if !fresh {
+                    continue;
+                }
+                row
+            }
+        };
+        let description = format!("Invoice {} ({})", inv.number, inv.bill_to);
+        let asked = stripe
+            .charge(&ChargeRequest {
+                customer,
+                payment_method: &attempt.payment_method,
+                amount_cents: attempt.amount_cents,
+                currency: &attempt.currency,
+                invoice_id: &inv.id,
+                tenant_id,
+                description: &description,
+                idempotency_key: &attempt.idempotency_key(),
+            })
+            .await;
+        let settled = match asked {
+            Ok(ChargeOutcome::Succeeded { payment_intent }) => Settled::Paid(payment_intent),
+            Ok(ChargeOutcome::Processing { payment_intent }) => {
+                let mut tx = state.db.begin().await?;
+                payments::note_ref(&mut tx, &attempt.id, &payment_intent).await?;
+                tx.commit().await.map_err(crate::db::DbError::from)?;
+                continue;
+            }
+            Ok(ChargeOutcome::Failed {
+                payment_intent,
+                code,
+                message,
+            }) => Settled::Declined {
+                reference: payment_intent,
+                code,
+                message,
+            },
+            Err(e @ StripeError::Unavailable(_)) => {
+                // Asked again at the next tick with the same key.
+                tracing::warn!(invoice = %inv.id, "charge: {e}");
+                continue;
+            }
+            Err(e @ StripeError::Refused(_)) => {
+                tracing::error!(invoice = %inv.id, "charge: {e}");
+                Settled::Refused
+            }
+        };
+        if settle(state, &attempt, &settled).await? && matches!(settled, Settled::Paid(_)) {
+            paid += 1;
+        }
+    }
+    Ok(paid)
+}
+
+/// How a charge ended.
+enum Settled {
+    Paid(String),
+    Declined {
+        reference: Option<String>,
+        code: String,
+        message: String,
+    },
+    /// The processor refused the request itself (the service's configuration): not the
+    /// customer's doing, so no mail; tried again after `retry_days`.
+    Refused,
+}
+
+/// Records how a charge ended, in one transaction: the charge, the invoice (paid), the
+/// audit event and, for a decline, the "payment failed" mail. False when it had settled
+/// already.
+async fn settle(state: &AppState, c: &ChargeRow, how: &Settled) -> ApiResult<bool> {
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    let changed = settle_in(state, &mut tx, c, how, now).await?;
+    tx.commit().await.map_err(crate::db::DbError::from)?;
+    state.mail_wake.notify_one();
+    Ok(changed)
+}
+
+/// [`settle`] in the caller's transaction.
+async fn settle_in(
+    state: &AppState,
+    tx: &mut crate::db::Tx,
+    c: &ChargeRow,
+    how: &Settled,
+    now: i64,
+) -> ApiResult<bool> {
+    let (st, reference, failure) = match how {
+        Settled::Paid(r) => (ChargeState::Succeeded, Some(r.as_str()), None),
+        Settled::Declined {
+            reference,
+            code,
+            message,
+        } => (
+            ChargeState::Failed,
+            reference.as_deref(),
+            Some((code.as_str(), message.as_str())),
+        ),
+        Settled::Refused => (
+            ChargeState::Failed,
+            None,
+            Some((
+                "processor_refused",
+                "the payment processor refused the request",
+            )),
+        ),
+    };
+    let changed = payments::settle_charge(tx, &c.id, st, reference, failure, now).await?;
+    let marked = match how {
+        Settled::Paid(r) => billing::mark_paid(tx, &c.invoice_id, r, now).await?,
+        _ => false,
+    };
+    if !changed && !marked {
+        return Ok(false);
+    }
+    let mut e = event(
+        &c.tenant_id,
+        "invoice.charge",
+        json!({
+            "attempt": c.attempt, "amount_cents": c.amount_cents, "currency": c.currency,
+            "processor_reference": reference, "failure_code": failure.map(|f| f.0),
+        }),
+    );
+    e.object_kind = "invoice";
+    e.object_id = Some(c.invoice_id.clone());
+    if st == ChargeState::Failed {
+        e.outcome = Outcome::Failure;
+    }
+    if let Settled::Declined { message, .. } = how {
+        let params = json!({ "invoice_id": c.invoice_id, "declined": message });
+        mail_contacts(
+            state,
+            tx,
+            &c.tenant_id,
+            MailKind::PaymentFailed,
+            params,
+            now,
+        )
+        .await?;
+    }
+    audit::append(tx, e, now).await?;
+    Ok(true)
+}
+
+/// A processor event (the parts read here).
+#[derive(Deserialize)]
+struct Event {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    data: EventData,
+}
+
+#[derive(Deserialize)]
+struct EventData {
+    object: Value,
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// Handles one webhook delivery: its signature is checked against this machine's real
+/// clock (the processor signs with its own), then the event is applied once.
+pub async fn webhook(state: &AppState, payload: &[u8], signature: Option<&str>) -> ApiResult<()> {
+    let Some(stripe) = state.stripe.as_ref() else {
+        return Err(ApiError::not_found());
+    };
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    if let Err(why) = stripe.verify(payload, signature.unwrap_or(""), now_secs) {
+        tracing::warn!("payment processor webhook refused: {why}");
+        return Err(ApiError::bad_request(
+            "the Stripe-Signature header does not verify",
+        ));
+    }
+    let ev: Event = serde_json::from_slice(payload)
+        .map_err(|_| ApiError::bad_request("the body is not a processor event"))?;
+    let o = &ev.data.object;
+    let pool = &state.db.pool;
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    if !payments::first_delivery(&mut tx, &ev.id, &ev.kind, now).await? {
+        return Ok(());
+    }
+    // The tenant whose subscription may move on once the event is recorded.
+    let mut then: Option<String> = None;
+    match ev.kind.as_str() {
+        "setup_intent.succeeded" => {
+            if let (Some(customer), Some(pm)) = (text(o, "customer"), text(o, "payment_method"))
+                && let Some(tenant_id) = payments::tenant_of_customer(pool, customer).await?
+            {
+                payments::set_payment_method(&mut tx, &tenant_id, Some(pm), now).await?;
+                audit::append(
+                    &mut tx,
+                    event(
+                        &tenant_id,
+                        "subscription.payment_method",
+                        json!({ "added": true }),
+                    ),
+                    now,
+                )
+                .await?;
+                then = Some(tenant_id);
+            }
+        }
+        "payment_method.detached" => {
+            if let Some(pm) = text(o, "id")
+                && let Some(tenant_id) = payments::tenant_of_payment_method(pool, pm).await?
+            {
+                payments::set_payment_method(&mut tx, &tenant_id, None, now).await?;
+                audit::append(
+                    &mut tx,
+                    event(
+                        &tenant_id,
+                        "subscription.payment_method",
+                        json!({ "added": false }),
+                    ),
+                    now,
+                )
+                .await?;
+            }
+        }
+        "payment_intent.succeeded" | "payment_intent.payment_failed" => {
+            let found = match text(o, "id") {
+                Some(r) => payments::charge_by_ref(pool, r).await?,
+                None => None,
+            };
+            // An attempt whose answer was lost has no reference yet: its invoice names it.
+            let found = match found {
+                Some(c) => Some(c),
+                None => match o.pointer("/metadata/invoice_id").and_then(Value::as_str) {
+                    Some(inv) => payments::charges_of_invoice(pool, inv)
+                        .await?
+                        .into_iter()
+                        .rfind(|c| c.state == ChargeState::Pending),
+                    None => None,
+                },
+            };
+            if let Some(c) = found {
+                let how = match super::stripe::outcome_of(o) {
+                    Ok(ChargeOutcome::Succeeded { payment_intent }) => {
+                        Some(Settled::Paid(payment_intent))
+                    }
+                    Ok(ChargeOutcome::Failed {
+                        payment_intent,
+                        code,
+                        message,
+                    }) => Some(Settled::Declined {
+                        reference: payment_intent,
+                        code,
+                        message,
+                    }),
+                    _ => None,
+                };
+                if let Some(how) = how {
+                    settle_in(state, &mut tx, &c, &how, now).await?;
+                    then = Some(c.tenant_id.clone());
+                }
+            }
+        }
+        // Other events are not subscribed to; recorded and ignored.
+        _ => {}
+    }
+    tx.commit().await.map_err(crate::db::DbError::from)?;
+    state.mail_wake.notify_one();
+    if let Some(tenant_id) = then {
+        super::advance(state, &tenant_id).await?;
+        if charge_open(state, &tenant_id).await? > 0 {
+            super::advance(state, &tenant_id).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! Charges through the payment processor and the processor events already handled.
+
+use loop_api::{Charge, ChargeState};
+use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+
+use super::{DbResult, Tx, col, col_value, time};
+
+/// A charge as stored.
+#[derive(Clone, Debug)]
+pub struct ChargeRow {
+    pub id: String,
+    pub invoice_id: String,
+    pub tenant_id: String,
+    pub attempt: u64,
+    pub payment_method: String,
+    pub amount_cents: u64,
+    pub currency: String,
+    pub state: ChargeState,
+    pub processor_ref: Option<String>,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub created_at: i64,
+}
+
+impl ChargeRow {
+    pub fn view(&self) -> Charge {
+        Charge {
+            id: self.id.clone(),
+            invoice_id: self.invoice_id.clone(),
+            attempt: self.attempt,
+            amount_cents: self.amount_cents,
+            currency: self.currency.clone(),
+            state: self.state,
+            processor_reference: self.processor_ref.clone(),
+            failure_code: self.failure_code.clone(),
+            failure_message: self.failure_message.clone(),
+            created_at: time(self.created_at),
+        }
+    }
+
+    /// The idempotency key of this attempt: asking again repeats the answer.
+    pub fn idempotency_key(&self) -> String {
+        format!("{}-{}", self.invoice_id, self.attempt)
+    }
+}
+
+fn charge(row: &AnyRow) -> DbResult<ChargeRow> {
+    Ok(ChargeRow {
+        id: col(row, "id")?,
+        invoice_id: col(row, "invoice_id")?,
+        tenant_id: col(row, "tenant_id")?,
+        attempt: col::<i64>(row, "attempt")?.max(0) as u64,
+        payment_method: col(row, "payment_method")?,
+        amount_cents: col::<i64>(row, "amount_cents")?.max(0) as u64,
+        currency: col(row, "currency")?,
+        state: col_value(row, "state")?,
+        processor_ref: col(row, "processor_ref")?,
+        failure_code: col(row, "failure_code")?,
+        failure_message: col(row, "failure_message")?,
+        created_at: col(row, "created_at")?,
+    })
+}
+
+/// Every attempt at an invoice, first first.
+pub async fn charges_of_invoice(pool: &AnyPool, invoice_id: &str) -> DbResult<Vec<ChargeRow>> {
+    sqlx::query("SELECT * FROM charges WHERE invoice_id = $1 ORDER BY attempt")
+        .bind(invoice_id)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(charge)
+        .collect()
+}
+
+/// A tenant's charges, newest first (at most `limit`).
+pub async fn charges_of_tenant(
+    pool: &AnyPool,
+    tenant_id: &str,
+    limit: i64,
+) -> DbResult<Vec<ChargeRow>> {
+    sqlx::query(
+        "SELECT * FROM charges WHERE tenant_id = $1 ORDER BY created_at DESC, attempt DESC
+         LIMIT $2",
+    )
+    .bind(tenant_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(charge)
+    .collect()
+}
+
+/// The charge the processor knows as `reference` (its payment intent).
+pub async fn charge_by_ref(pool: &AnyPool, reference: &str) -> DbResult<Option<ChargeRow>> {
+    let row = sqlx::query("SELECT * FROM charges WHERE processor_ref = $1")
+        .bind(reference)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(charge).transpose()
+}
+
+/// Records a new attempt as pending; false when that attempt exists (another node asked).
+pub async fn insert_charge(tx: &mut Tx, c: &ChargeRow) -> DbResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO charges (id, invoice_id, tenant_id, attempt, payment_method, amount_cents,
+                              currency, state, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8)
+         ON CONFLICT (invoice_id, attempt) DO NOTHING",
+    )
+    .bind(&c.id)
+    .bind(&c.invoice_id)
+    .bind(&c.tenant_id)
+    .bind(c.attempt as i64)
+    .bind(&c.payment_method)
+    .bind(c.amount_cents as i64)
+    .bind(&c.currency)
+    .bind(c.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records what came of a charge; false when it had settled already (a webhook was first).
+pub async fn settle_charge(
+    tx: &mut Tx,
+    id: &str,
+    state: ChargeState,
+    processor_ref: Option<&str>,
+    failure: Option<(&str, &str)>,
+    now: i64,
+) -> DbResult<bool> {
+    let done = sqlx::query(
+        "UPDATE charges SET state = $1, processor_ref = COALESCE($2, processor_ref),
+             failure_code = $3, failure_message = $4, updated_at = $5
+         WHERE id = $6 AND state = 'pending'",
+    )
+    .bind(state.as_str())
+    .bind(processor_ref)
+    .bind(failure.map(|f| f.0))
+    .bind(failure.map(|f| f.1))
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Notes a processor event as handled; false when it was handled before.
+pub async fn first_delivery(tx: &mut Tx, id: &str, kind: &str, now: i64) -> DbResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO processor_events (id, kind, received_at) VALUES ($1, $2, $3)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id)
+    .bind(kind)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The tenant whose subscription has the processor's customer `customer`.
+pub async fn tenant_of_customer(pool: &AnyPool, customer: &str) -> DbResult<Option<String>> {
+    let row = sqlx::query("SELECT tenant_id FROM subscriptions WHERE processor_customer = $1")
+        .bind(customer)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|r| col(&r, "tenant_id")).transpose()?)
+}
+
+/// Records the processor's customer of a tenant, unless one is recorded already.
+pub async fn set_customer(tx: &mut Tx, tenant_id: &str, customer: &str, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE subscriptions SET processor_customer = $1,
+             updated_at = CASE WHEN updated_at < $2 THEN $2 ELSE updated_at + 1 END
+         WHERE tenant_id = $3 AND processor_customer IS NULL",
+    )
+    .bind(customer)
+    .bind(now)
+    .bind(tenant_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Records (or, with `None`, forgets) the payment method the processor holds for a tenant.
+/// Moves `updated_at` on, so a lifecycle step that read the subscription before saves
+/// nothing and reads it again.
+pub async fn set_payment_method(
+    tx: &mut Tx,
+    tenant_id: &str,
+    payment_method: Option<&str>,
+    now: i64,
+) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE subscriptions SET payment_method = $1,
+             updated_at = CASE WHEN updated_at < $2 THEN $2 ELSE updated_at + 1 END
+         WHERE tenant_id = $3",
+    )
+    .bind(payment_method)
+    .bind(now)
+    .bind(tenant_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The tenant whose subscription holds the payment method `pm`.
+pub async fn tenant_of_payment_method(pool: &AnyPool, pm: &str) -> DbResult<Option<String>> {
+    let row = sqlx::query("SELECT tenant_id FROM subscriptions WHERE payment_method = $1")
+        .bind(pm)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|r| col(&r, "tenant_id")).transpose()?)
+}
+
+/// Notes the processor's reference of a charge still processing.
+pub async fn note_ref(tx: &mut Tx, id: &str, processor_ref: &str) -> DbResult<()> {
+    sqlx::query("UPDATE charges SET processor_ref = $1 WHERE id = $2 AND state = 'pending'")
+        .bind(processor_ref)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

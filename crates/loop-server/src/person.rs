@@ -1,0 +1,68 @@
+//! Erasing a person (GDPR Art. 17), on a controller's request: a user's name, e-mail,
+//! business address, password, sessions (with their IP addresses and browsers), the IP
+//! addresses and browsers the audit log holds about them, their role bindings, their
+//! throttle records and their address on notification targets are removed; the user stays
+//! as a pseudonym (`erased-ID@erased.invalid`, "Erased user"), so the audit events they
+//! caused remain events of that pseudonymous actor. Those events' hashes cover only a salted
+//! commitment to the personal data (docs/SECURITY.md, "Audit log"), so every chain still
+//! verifies afterwards. On SQLite, deleted content is overwritten (`secure_delete`) and the
+//! write-ahead log is checkpointed and truncated, so no copy stays in the database files.
+
+use loop_api::{PersonErased, UserStatus};
+
+use crate::db::audit::{self, NewEvent};
+use crate::db::users::UserRow;
+use crate::db::{self, DbResult, Tx};
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// The pseudonym a person's account keeps.
+pub fn pseudonym(user_id: &str) -> String {
+    format!("erased-{user_id}@erased.invalid")
+}
+
+/// Erases `u`'s personal data in one transaction with `event` (the request, audited without
+/// personal data), then clears the database files of copies.
+pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiResult<PersonErased> {
+    let id = u.user.id.as_str();
+    let email = u.user.email.clone();
+    let ips = db::sessions::ips_of_user(&state.db.pool, id).await?;
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    let sessions_deleted = db::sessions::delete_of_user(&mut tx, id).await?;
+    db::users::pseudonymise(&mut tx, id, &pseudonym(id), now).await?;
+    let done = PersonErased {
+        user_id: id.to_string(),
+        sessions_deleted,
+        audit_personal_erased: audit::erase_personal(&mut tx, id).await?,
+        role_bindings_removed: db::bindings::delete_of_user(&mut tx, id).await?,
+        notify_recipients_removed: db::notify::remove_recipient(&mut tx, &email).await?,
+    };
+    forget_throttle(&mut tx, &email, &ips).await?;
+    db::outbox::delete_of_user(&mut tx, id).await?;
+    event.details = serde_json::to_value(&done).unwrap_or_default();
+    audit::append(&mut tx, event, now).await?;
+    tx.commit().await.map_err(db::DbError::from)?;
+    db::scrub(&state.db).await?;
+    Ok(done)
+}
+
+/// The sign-in throttle's records of the address and of the addresses the person signed in
+/// from (a shared address only loses its count of failures).
+async fn forget_throttle(tx: &mut Tx, email: &str, ips: &[String]) -> DbResult<()> {
+    use crate::state::{account_key, ip_key};
+    let mut keys = vec![account_key(email), account_key(&format!("signup:{email}"))];
+    for ip in ips {
+        keys.push(ip_key(ip));
+        keys.push(ip_key(&format!("signup:{ip}")));
+    }
+    for k in keys {
+        db::throttle::forget_key(tx, &k).await?;
+    }
+    Ok(())
+}
+
+/// Whether `u` was erased (a pseudonym now).
+pub fn is_erased(u: &UserRow) -> bool {
+    u.user.status == UserStatus::Disabled && u.user.email == pseudonym(&u.user.id)
+}

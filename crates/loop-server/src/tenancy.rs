@@ -1,0 +1,52 @@
+//! Making tenants: the row and place in the tree, the tenant key (made and wrapped under
+//! the master key), and a customer's subscription, whose trial starts then. The API's
+//! `POST /tenants` and the self-service sign-up both make them here.
+
+use loop_api::{Collection, Plan, Tenant, TenantId, TenantKind, TenantStatus};
+
+use crate::db::tenants::{self, TenantRow};
+use crate::db::{self, Tx, billing};
+use crate::domain::new_id;
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// A new tenant of `kind` under `parent`, in the parent's time zone unless one is given; not
+/// recorded yet.
+pub fn draft(
+    parent: &TenantRow,
+    kind: TenantKind,
+    name: &str,
+    time_zone: Option<String>,
+    now: i64,
+) -> TenantRow {
+    let tenant = Tenant {
+        id: new_id(TenantId::PREFIX),
+        parent_id: Some(parent.tenant.id.clone()),
+        kind,
+        name: name.to_string(),
+        status: TenantStatus::Active,
+        time_zone: time_zone.unwrap_or_else(|| parent.tenant.time_zone.clone()),
+        created_at: db::time(now),
+    };
+    let path = parent.path.child(&tenant.id);
+    TenantRow { tenant, path }
+}
+
+/// Records a drafted tenant with its key, and with `plan`'s subscription (card collection,
+/// its trial from `now`).
+pub async fn record(
+    state: &AppState,
+    tx: &mut Tx,
+    t: &TenantRow,
+    plan: Option<&Plan>,
+    now: i64,
+) -> ApiResult<()> {
+    let (_, wrapped) = state.master.new_tenant_key(&t.tenant.id);
+    tenants::insert_tenant(tx, &t.tenant, &t.path, &wrapped, now).await?;
+    if let Some(plan) = plan {
+        let days = state.config.billing.trial_days;
+        let s = billing::SubRow::trial(&t.tenant.id, &plan.id, Collection::Card, now, days);
+        billing::insert_subscription(tx, &s).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,274 @@
+//! Paying by card through the payment processor (a strict stand-in for Stripe's API,
+//! `support::stripe`): the customer adds a card on the processor's page and the processor's
+//! signed webhook tells the server; each invoice is charged when it is issued; a lost
+//! answer is asked again without a second charge; a decline mails the customer and is
+//! retried; a suspended customer who adds a working card is active again at once. Forged,
+//! replayed and stale webhooks change nothing.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::USER_PASSWORD;
+use support::lifecycle::{after, mail, server_mailing_to, subscription, tick, user};
+use support::smtp::SmtpSink;
+use support::stripe::{
+    Card, WEBHOOK_SECRET, complete_setup, post_as_server, post_webhook, setup_event,
+};
+use support::{Caller, Server};
+
+fn charges(c: &Caller<'_>, tenant: &str) -> Vec<Value> {
+    c.get(&format!("/api/v1/tenants/{tenant}/charges"))
+        .expect(200)
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn invoices(c: &Caller<'_>, tenant: &str) -> Vec<Value> {
+    c.get(&format!("/api/v1/tenants/{tenant}/invoices"))
+        .expect(200)
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The card page's address, as the customer's billing user asks for it.
+fn card_page(c: &Caller<'_>, tenant: &str) -> String {
+    c.post(
+        &format!("/api/v1/tenants/{tenant}/subscription/payment-method"),
+        json!({}),
+    )
+    .expect(200)["url"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The tenant's audit events of `action`.
+fn audited(c: &Caller<'_>, tenant: &str, action: &str) -> Vec<Value> {
+    c.get(&format!(
+        "/api/v1/audit?tenant_id={tenant}&action={action}&limit=1000"
+    ))
+    .expect(200)
+    .as_array()
+    .unwrap()
+    .clone()
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn a_card_pays_each_invoice_and_a_decline_suspends_until_a_new_card_pays() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to(&sink);
+    let stripe = &server.stripe;
+    let admin = server.admin();
+    let provider = admin.provider_tenant_id();
+    let plan = admin
+        .post(
+            "/api/v1/plans",
+            json!({ "issuer_id": provider, "name": "Small", "price_cents": 1999,
+                    "currency": "EUR" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tenant = admin
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": provider, "kind": "customer", "name": "Acme",
+                    "plan_id": plan }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let en = "billing@acme.example";
+    user(&admin, &tenant, en, "billing");
+    // Sessions end as the clock moves on by months: each step signs in afresh.
+    let admin = || server.admin();
+    let billing = || server.sign_in(en, USER_PASSWORD);
+
+    // The card page: the processor's customer carries the tenant's name and address.
+    let page = card_page(&billing(), &tenant);
+    assert!(page.starts_with("https://checkout.stripe.com/"), "{page}");
+    let customers = stripe.customers();
+    assert_eq!(customers.len(), 1);
+    assert_eq!(
+        (&customers[0]["name"], &customers[0]["email"]),
+        (&json!("Acme"), &json!(en))
+    );
+    assert_eq!(customers[0]["metadata"]["tenant_id"], json!(tenant));
+    // A second page reuses the customer.
+    card_page(&billing(), &tenant);
+    assert_eq!(stripe.customers().len(), 1);
+
+    // Webhooks that are not the processor's change nothing: a changed byte, a stale
+    // signature, none at all.
+    let (body, sig) = setup_event(stripe, &page, Card::Pays);
+    let forged = body.replace("\"pm_", "\"pm_x");
+    assert_ne!(forged, body);
+    post_webhook(&server, &forged, &sig).expect_problem(400, "invalid_request");
+    let stale = loop_server::notify::webhook::signature(
+        WEBHOOK_SECRET.as_bytes(),
+        now_secs() - 600,
+        body.as_bytes(),
+    );
+    post_webhook(&server, &body, &stale).expect_problem(400, "invalid_request");
+    post_webhook(&server, &body, "").expect_problem(400, "invalid_request");
+    assert_eq!(subscription(&admin(), &tenant)["payment_method"], false);
+
+    // The processor's own delivery counts, once however often it comes.
+    post_webhook(&server, &body, &sig).expect(204);
+    assert_eq!(subscription(&admin(), &tenant)["payment_method"], true);
+    post_webhook(&server, &body, &sig).expect(204);
+    assert_eq!(
+        audited(&admin(), &tenant, "subscription.payment_method").len(),
+        1
+    );
+
+    // Day 14: the trial ends with a card on file; a month later the first invoice is
+    // charged at once.
+    let steps = after(&server, 14, 1);
+    assert!(steps[0].starts_with("Activate"), "{steps:?}");
+    let steps = after(&server, 31, 0);
+    assert_eq!(
+        steps.first().map(String::as_str),
+        Some("Invoice"),
+        "{steps:?}"
+    );
+    let inv = &invoices(&admin(), &tenant)[0];
+    let intents = stripe.intents();
+    assert_eq!(intents.len(), 1);
+    assert_eq!(intents[0]["amount"], inv["total_cents"]);
+    assert_eq!(intents[0]["currency"], "eur");
+    assert_eq!(intents[0]["off_session"], "true");
+    assert_eq!(intents[0]["metadata"]["invoice_id"], inv["id"]);
+    assert_eq!(inv["state"], "paid");
+    assert_eq!(inv["payment_reference"], intents[0]["id"]);
+    let ch = charges(&billing(), &tenant);
+    assert_eq!(
+        (&ch[0]["state"], &ch[0]["attempt"]),
+        (&json!("succeeded"), &json!(1))
+    );
+
+    // A lost answer: the charge stays pending, is asked again with the same key, and the
+    // processor charges once.
+    stripe.lose_next_answer();
+    after(&server, 31, 0);
+    assert_eq!(charges(&billing(), &tenant)[0]["state"], "pending");
+    tick(&server);
+    assert_eq!(charges(&billing(), &tenant)[0]["state"], "succeeded");
+    assert_eq!(stripe.intents().len(), 2, "one charge per invoice");
+    assert!(
+        invoices(&admin(), &tenant)
+            .iter()
+            .all(|i| i["state"] == "paid")
+    );
+
+    // The card now declines: the next invoice fails, the customer hears why, and the
+    // charge is tried again after three days, not before.
+    complete_setup(
+        stripe,
+        &server,
+        &card_page(&billing(), &tenant),
+        Card::Declines("insufficient_funds"),
+    )
+    .expect(204);
+    after(&server, 31, 0);
+    let ch = charges(&billing(), &tenant);
+    assert_eq!(
+        (&ch[0]["state"], &ch[0]["failure_code"]),
+        (&json!("failed"), &json!("insufficient_funds"))
+    );
+    let (_, text) = mail(&sink, en, "Payment failed: invoice 3 for Acme", 1);
+    assert!(text.contains("Your card was declined."), "{text}");
+    after(&server, 2, 0);
+    assert_eq!(charges(&billing(), &tenant).len(), ch.len());
+    after(&server, 1, 1);
+    let again = charges(&billing(), &tenant);
+    assert_eq!(
+        (again.len(), &again[0]["attempt"], &again[0]["state"]),
+        (ch.len() + 1, &json!(2), &json!("failed"))
+    );
+
+    // Fifteen days past the due date: suspended. A working card pays at once.
+    let steps = after(&server, 30, 0);
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.starts_with("Suspend { reason: Unpaid")),
+        "{steps:?}"
+    );
+    assert_eq!(subscription(&admin(), &tenant)["state"], "suspended");
+    complete_setup(stripe, &server, &card_page(&billing(), &tenant), Card::Pays).expect(204);
+    assert_eq!(subscription(&admin(), &tenant)["state"], "active");
+    assert!(
+        invoices(&admin(), &tenant)
+            .iter()
+            .all(|i| i["state"] == "paid")
+    );
+    let charged = audited(&admin(), &tenant, "invoice.charge");
+    assert!(
+        charged.iter().any(|e| e["outcome"] == "failure")
+            && charged.iter().any(|e| e["outcome"] == "success"),
+        "{charged:?}"
+    );
+
+    // Every request the server made was one the processor's API has.
+    assert_eq!(
+        stripe
+            .refused()
+            .iter()
+            .filter(|r| !r.contains("card_declined") && !r.contains("\"lost\""))
+            .collect::<Vec<_>>(),
+        Vec::<&String>::new()
+    );
+    // And the stand-in is strict: a parameter Stripe does not have is refused.
+    let (status, answer) = post_as_server(
+        stripe,
+        "/v1/payment_intents",
+        &[
+            ("amount", "100"),
+            ("currency", "eur"),
+            ("card_number", "4242424242424242"),
+        ],
+    );
+    assert_eq!(
+        (status, &answer["error"]["code"]),
+        (400, &json!("parameter_unknown"))
+    );
+}
+
+#[test]
+fn without_a_processor_cards_are_refused_and_the_webhook_is_not_there() {
+    let server = Server::start_with(|c| c.billing.stripe = None);
+    let admin = server.admin();
+    let tenant = admin.provider_tenant_id();
+    let customer = admin
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": tenant, "kind": "customer", "name": "Beta" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.subscribed(&admin, &customer, "beta");
+    admin
+        .post(
+            &format!("/api/v1/tenants/{customer}/subscription/payment-method"),
+            json!({}),
+        )
+        .expect_problem(409, "no_payment_processor");
+    post_webhook(&server, "{}", "t=1,v1=00").expect_problem(404, "not_found");
+    assert!(charges(&admin, &customer).is_empty());
+}

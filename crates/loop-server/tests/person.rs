@@ -1,0 +1,178 @@
+//! Erasing a person on request (`POST /api/v1/users/{id}/erase`): afterwards their name,
+//! e-mail, address, IP address and browser are nowhere in the database's files (SQLite's
+//! database and write-ahead log, searched byte by byte, or a PostgreSQL dump), the events
+//! they caused stay as events of a pseudonymous actor, and every audit chain still
+//! verifies.
+
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Server, USER_PASSWORD};
+
+const EMAIL: &str = "zoetje.vanderveken@person.example";
+const FIRST: &str = "Zoëtje";
+const LAST: &str = "Vanderveken";
+const ADDRESS: &str = "Kerkstraat 12, 9000 Gent";
+/// Where she connects from, and her browser: no one else's.
+const HER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 77);
+const HER_BROWSER: &str = "ZoetjesBrowser/7.7";
+
+/// A client that connects from her address with her browser.
+fn her_client(server: &Server) -> reqwest::blocking::Client {
+    let pem = std::fs::read(server.data_dir.join("tls-cert.pem")).expect("the certificate");
+    reqwest::blocking::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .local_address(IpAddr::V4(HER_IP))
+        .user_agent(HER_BROWSER)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn an_erased_person_leaves_no_trace_and_every_chain_verifies() {
+    let server = Server::start();
+    let admin = server.admin();
+    let tenant = admin
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": admin.provider_tenant_id(), "kind": "customer",
+                    "name": "Gent Bakery" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let zoe = admin
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": tenant, "email": EMAIL, "first_name": FIRST,
+                    "last_name": LAST, "business_address": ADDRESS,
+                    "password": USER_PASSWORD, "role": "admin" }),
+        )
+        .expect(201)["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Her address is on a notification target too.
+    admin
+        .post(
+            "/api/v1/notify/targets",
+            json!({ "tenant_id": tenant, "name": "alerts",
+                    "email": { "recipients": [EMAIL, "ops@person.example"] } }),
+        )
+        .expect(201);
+
+    // She signs in from her own address with her browser, mistypes once, and works.
+    let client = her_client(&server);
+    let login = |password: &str| {
+        client
+            .post(server.url("/api/v1/auth/login"))
+            .json(&json!({ "email": EMAIL, "password": password }))
+            .send()
+            .unwrap()
+    };
+    assert_eq!(login("not-her-password-1").status(), 401);
+    let session: Value = login(USER_PASSWORD).json().unwrap();
+    let secret = session["session_token"].as_str().unwrap().to_string();
+    let made = client
+        .post(server.url("/api/v1/tokens"))
+        .bearer_auth(&secret)
+        .json(
+            &json!({ "tenant_id": tenant, "name": "her-token", "kind": "api",
+                       "permissions": ["restore"] }),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(made.status(), 201);
+    let before = admin.audit_events();
+    let hers: Vec<u64> = before
+        .iter()
+        .filter(|e| e.actor_id.as_deref() == Some(zoe.as_str()))
+        .map(|e| e.seq)
+        .collect();
+    assert!(!hers.is_empty());
+    assert!(
+        before
+            .iter()
+            .any(|e| e.ip.as_deref() == Some(&HER_IP.to_string())),
+        "her address is recorded while she is a user"
+    );
+    let files = server.database_bytes().concat();
+    assert!(contains(&files, EMAIL) && contains(&files, HER_BROWSER));
+
+    // Erased, on request, by an administrator who repeats her address.
+    let path = format!("/api/v1/users/{zoe}/erase");
+    admin
+        .post(&path, json!({ "confirm": "someone@else.example" }))
+        .expect_problem(400, "confirmation_mismatch");
+    let erased = admin.post(&path, json!({ "confirm": EMAIL })).expect(200);
+    assert!(
+        erased["sessions_deleted"].as_u64().unwrap() >= 1,
+        "{erased}"
+    );
+    assert!(
+        erased["audit_personal_erased"].as_u64().unwrap() >= 1,
+        "{erased}"
+    );
+    assert_eq!(erased["notify_recipients_removed"], 1);
+    admin
+        .post(&path, json!({ "confirm": EMAIL }))
+        .expect_problem(409, "user_erased");
+
+    // A pseudonym stays; she cannot sign in, and the account cannot be enabled again.
+    let u = admin.get(&format!("/api/v1/users/{zoe}")).expect(200);
+    assert_eq!(
+        (&u["email"], &u["first_name"], &u["status"]),
+        (
+            &json!(format!("erased-{zoe}@erased.invalid")),
+            &json!("Erased"),
+            &json!("disabled")
+        )
+    );
+    // (Tried from elsewhere: a try from her address would be a new record of it.)
+    assert_eq!(server.login(EMAIL, USER_PASSWORD).status, 401);
+    admin
+        .post(&format!("/api/v1/users/{zoe}/enable"), json!({}))
+        .expect_problem(409, "user_erased");
+
+    // Her events stay, as a pseudonymous actor's, without personal data; every chain
+    // verifies.
+    let after = admin.audit_events();
+    support::assert_chained(&after);
+    for seq in &hers {
+        let e = after
+            .iter()
+            .find(|e| e.tenant_id == tenant && e.seq == *seq)
+            .or_else(|| after.iter().find(|e| e.seq == *seq))
+            .expect("her event stays");
+        assert_eq!(e.ip, None);
+        assert_eq!(e.user_agent, None);
+    }
+    assert!(after.iter().any(|e| e.action == "user.erase"));
+
+    // And nothing of her is left in the database's files.
+    let files = server.database_bytes().concat();
+    for trace in [
+        EMAIL,
+        FIRST,
+        LAST,
+        "Kerkstraat",
+        &HER_IP.to_string(),
+        HER_BROWSER,
+    ] {
+        assert!(
+            !contains(&files, trace),
+            "{trace:?} is still in the database"
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! Self-service sign-up: an organisation asks for a trial without any account, confirms the
+//! code mailed to it (through a real SMTP server), and its administrator signs in to a
+//! customer whose 14-day trial started then. An address that has an account is told so by
+//! mail and gets no code; the one who signed up cannot tell. Codes work once and expire;
+//! sign-ups are throttled; without a plan offered, sign-up is not there.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::lifecycle::{mail, ms, server_mailing_to, tick};
+use support::smtp::SmtpSink;
+use support::{ADMIN_EMAIL, Server};
+
+const PASSWORD: &str = "a-long-signup-password";
+
+fn sign_up(server: &Server, email: &str, language: &str) -> support::Reply {
+    server.call(
+        "post",
+        "/api/v1/signup",
+        None,
+        Some(&json!({
+            "organisation": "Zeta Works", "first_name": "Zoë", "last_name": "Zeta",
+            "email": email, "password": PASSWORD, "language": language,
+        })),
+    )
+}
+
+fn confirm(server: &Server, token: &str) -> support::Reply {
+    server.call(
+        "post",
+        "/api/v1/signup/confirm",
+        None,
+        Some(&json!({ "token": token })),
+    )
+}
+
+/// The code in a sign-up mail.
+fn code_in(text: &str) -> String {
+    let at = text.find("lps_").expect("a code in the mail");
+    text[at..].split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn an_organisation_signs_up_confirms_and_its_trial_starts() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to(&sink);
+    // Nothing offered yet: sign-up is off.
+    server
+        .call("get", "/api/v1/signup/plans", None, None)
+        .expect_problem(404, "not_found");
+    sign_up(&server, "zoe@zeta.example", "en").expect_problem(404, "not_found");
+
+    let admin = server.admin();
+    let plan = server.signup_plan(&admin);
+    let offered = server
+        .call("get", "/api/v1/signup/plans", None, None)
+        .expect(200);
+    assert_eq!(offered.as_array().unwrap().len(), 1);
+    assert_eq!(offered[0]["id"], json!(plan));
+
+    // The request: nothing is made until the code comes back.
+    let before: Vec<Value> = admin
+        .get("/api/v1/tenants")
+        .expect(200)
+        .as_array()
+        .unwrap()
+        .clone();
+    let accepted = sign_up(&server, "zoe@zeta.example", "nl").expect(202);
+    assert_eq!(accepted["status"], "confirmation_sent");
+    assert_eq!(
+        admin
+            .get("/api/v1/tenants")
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .len(),
+        before.len()
+    );
+    let (subject, text) = mail(
+        &sink,
+        "zoe@zeta.example",
+        "Bevestig uw proefperiode van Loop Backup voor Zeta Works",
+        1,
+    );
+    let code = code_in(&text);
+    assert!(text.starts_with("Beste Zoë,"), "{subject}: {text}");
+
+    // The code makes the customer, its administrator and the trial.
+    let before = server.state.now();
+    let made = confirm(&server, &code).expect(201);
+    let after = server.state.now();
+    let tenant = made["tenant_id"].as_str().unwrap();
+    let trial_start = ms(&made["trial_ends_at"]) - 14 * 86_400_000;
+    assert!(
+        (before..=after).contains(&trial_start),
+        "the trial starts at the confirmation"
+    );
+    confirm(&server, &code).expect_problem(404, "not_found");
+    let zoe = server.sign_in("zoe@zeta.example", PASSWORD);
+    let t = zoe.get(&format!("/api/v1/tenants/{tenant}")).expect(200);
+    assert_eq!(
+        (&t["kind"], &t["name"], &t["parent_id"]),
+        (
+            &json!("customer"),
+            &json!("Zeta Works"),
+            &json!(admin.provider_tenant_id())
+        )
+    );
+    let s = zoe
+        .get(&format!("/api/v1/tenants/{tenant}/subscription"))
+        .expect(200);
+    assert_eq!(
+        (&s["state"], &s["plan"]["id"]),
+        (&json!("trial"), &json!(plan))
+    );
+    assert_eq!(s["trial_ends_at"], made["trial_ends_at"]);
+    let me = zoe.get("/api/v1/me").expect(200);
+    assert_eq!(me["user"]["language"], "nl");
+    // She administers it: she adds a colleague.
+    zoe.post(
+        "/api/v1/users",
+        json!({ "tenant_id": tenant, "email": "ops@zeta.example", "first_name": "Op",
+                "last_name": "Zeta", "role": "operator" }),
+    )
+    .expect(201);
+    let actions: Vec<String> = admin
+        .audit_events()
+        .into_iter()
+        .filter(|e| e.tenant_id == tenant)
+        .map(|e| e.action)
+        .collect();
+    for a in [
+        "tenant.signup",
+        "user.create",
+        "role.grant",
+        "subscription.start",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
+    }
+
+    // An address with an account: the same answer, and its owner is told, without a code.
+    sign_up(&server, ADMIN_EMAIL, "en").expect(202);
+    let (subject, text) = mail(
+        &sink,
+        ADMIN_EMAIL,
+        "A Loop Backup sign-up for an address that has an account",
+        1,
+    );
+    assert!(!text.contains("lps_"), "{subject}: {text}");
+
+    // Three sign-ups per address within the throttle's window.
+    for _ in 0..3 {
+        sign_up(&server, "again@zeta.example", "en").expect(202);
+    }
+    let refused = sign_up(&server, "again@zeta.example", "en");
+    refused.expect_problem(429, "throttled");
+    assert!(refused.retry_after.is_some(), "{refused:?}");
+    let (_, text) = mail(
+        &sink,
+        "again@zeta.example",
+        "Confirm your Loop Backup trial",
+        3,
+    );
+    let late = code_in(&text);
+
+    // A code expires after 7 days, and the sign-up's personal data is gone then.
+    server.advance(Duration::from_secs(7 * 86_400 + 1));
+    tick(&server);
+    confirm(&server, &late).expect_problem(404, "not_found");
+    let left = server.block_on(
+        sqlx::query("SELECT COUNT(*) AS n FROM signups").fetch_one(&server.state.db.pool),
+    );
+    let n: i64 = sqlx::Row::get(&left.unwrap(), "n");
+    assert_eq!(n, 0, "expired sign-ups are deleted");
+}

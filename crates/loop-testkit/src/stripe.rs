@@ -1,0 +1,498 @@
+//! A small stand-in for Stripe's HTTP API (no real processor is reachable from a test),
+//! strict where the real one is: it wants the secret key, the pinned `Stripe-Version`, a
+//! form body whose every parameter exists in Stripe's API reference for that operation
+//! (`400 parameter_unknown` otherwise), the parameters Stripe requires, and it honours
+//! idempotency keys (the same key answers the same, a key reused with other parameters is
+//! refused). It plays the customer's side too: [`FakeStripe::enter_card`] is the card
+//! entered on the processor's page; the caller delivers the event that follows, signed with
+//! [`WEBHOOK_SECRET`]. `fake-stripe` runs it as a program (for the API fuzzing in CI).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+pub const SECRET_KEY: &str = "sk_test_fake_processor";
+pub const WEBHOOK_SECRET: &str = "whsec_fake_processor";
+/// The version the server pins (docs/OPERATIONS.md); anything else is refused.
+pub const API_VERSION: &str = "2024-06-20";
+
+/// Each operation's parameters in Stripe's API reference (version 2024-06-20), and the
+/// second-level keys checked where the adapter sends nested ones.
+const CUSTOMER_PARAMS: &[&str] = &[
+    "address",
+    "balance",
+    "cash_balance",
+    "coupon",
+    "description",
+    "email",
+    "expand",
+    "invoice_prefix",
+    "invoice_settings",
+    "metadata",
+    "name",
+    "next_invoice_sequence",
+    "payment_method",
+    "phone",
+    "preferred_locales",
+    "promotion_code",
+    "shipping",
+    "source",
+    "tax",
+    "tax_exempt",
+    "tax_id_data",
+    "test_clock",
+    "validate",
+];
+const SESSION_PARAMS: &[&str] = &[
+    "after_expiration",
+    "allow_promotion_codes",
+    "automatic_tax",
+    "billing_address_collection",
+    "cancel_url",
+    "client_reference_id",
+    "consent_collection",
+    "currency",
+    "custom_fields",
+    "custom_text",
+    "customer",
+    "customer_creation",
+    "customer_email",
+    "customer_update",
+    "discounts",
+    "expand",
+    "expires_at",
+    "invoice_creation",
+    "line_items",
+    "locale",
+    "metadata",
+    "mode",
+    "payment_intent_data",
+    "payment_method_collection",
+    "payment_method_configuration",
+    "payment_method_options",
+    "payment_method_types",
+    "phone_number_collection",
+    "redirect_on_completion",
+    "return_url",
+    "saved_payment_method_options",
+    "setup_intent_data",
+    "shipping_address_collection",
+    "shipping_options",
+    "submit_type",
+    "subscription_data",
+    "success_url",
+    "tax_id_collection",
+    "ui_mode",
+];
+const INTENT_PARAMS: &[&str] = &[
+    "amount",
+    "currency",
+    "application_fee_amount",
+    "automatic_payment_methods",
+    "capture_method",
+    "confirm",
+    "confirmation_method",
+    "confirmation_token",
+    "customer",
+    "description",
+    "error_on_requires_action",
+    "expand",
+    "mandate",
+    "mandate_data",
+    "metadata",
+    "off_session",
+    "on_behalf_of",
+    "payment_method",
+    "payment_method_configuration",
+    "payment_method_data",
+    "payment_method_options",
+    "payment_method_types",
+    "radar_options",
+    "receipt_email",
+    "return_url",
+    "setup_future_usage",
+    "shipping",
+    "statement_descriptor",
+    "statement_descriptor_suffix",
+    "transfer_data",
+    "transfer_group",
+    "use_stripe_sdk",
+];
+const NESTED: &[(&str, &[&str])] = &[
+    (
+        "setup_intent_data",
+        &["description", "metadata", "on_behalf_of"],
+    ),
+    ("automatic_payment_methods", &["allow_redirects", "enabled"]),
+];
+
+/// How a card entered on the processor's page behaves when charged.
+#[derive(Clone, Debug)]
+pub enum Card {
+    Pays,
+    /// Declined with this decline code (`insufficient_funds`).
+    Declines(&'static str),
+}
+
+#[derive(Default)]
+struct Books {
+    next: u64,
+    customers: HashMap<String, Value>,
+    sessions: HashMap<String, Value>,
+    cards: HashMap<String, (String, Card)>,
+    intents: Vec<Value>,
+    /// Idempotency key → (operation and parameters, status, answer).
+    answered: HashMap<String, (String, u16, Value)>,
+    /// Answer the next charge with HTTP 500 after making it (a lost answer).
+    lose_next_answer: bool,
+    refused: Vec<String>,
+}
+
+impl Books {
+    fn id(&mut self, prefix: &str) -> String {
+        self.next += 1;
+        format!("{prefix}_fake{:06}", self.next)
+    }
+}
+
+pub struct FakeStripe {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    books: Arc<Mutex<Books>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+fn error(status: StatusCode, kind: &str, code: &str, message: String) -> (u16, Value) {
+    (
+        status.as_u16(),
+        json!({ "error": { "type": kind, "code": code, "message": message } }),
+    )
+}
+
+fn invalid(code: &str, message: String) -> (u16, Value) {
+    error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request_error",
+        code,
+        message,
+    )
+}
+
+/// Refuses a parameter the operation does not have.
+fn check_params(form: &[(String, String)], allowed: &[&str]) -> Result<(), (u16, Value)> {
+    for (key, _) in form {
+        let mut parts = key.split('[');
+        let top = parts.next().unwrap_or_default();
+        let second = parts.next().map(|p| p.trim_end_matches(']'));
+        let known = allowed.contains(&top)
+            && match (NESTED.iter().find(|(n, _)| *n == top), second) {
+                (Some((_, subs)), Some(s)) => subs.contains(&s),
+                _ => true,
+            };
+        if !known {
+            return Err(invalid(
+                "parameter_unknown",
+                format!("Received unknown parameter: {key}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn get<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn metadata(form: &[(String, String)], prefix: &str) -> Value {
+    let mut m = serde_json::Map::new();
+    for (k, v) in form {
+        if let Some(rest) = k.strip_prefix(prefix) {
+            m.insert(rest.trim_end_matches(']').to_string(), json!(v));
+        }
+    }
+    Value::Object(m)
+}
+
+fn require(form: &[(String, String)], key: &str) -> Result<String, (u16, Value)> {
+    get(form, key).map(str::to_string).ok_or_else(|| {
+        invalid(
+            "parameter_missing",
+            format!("Missing required param: {key}."),
+        )
+    })
+}
+
+fn create(books: &mut Books, path: &str, form: &[(String, String)]) -> Result<Value, (u16, Value)> {
+    match path {
+        "/v1/customers" => {
+            check_params(form, CUSTOMER_PARAMS)?;
+            let id = books.id("cus");
+            let c = json!({
+                "id": id, "object": "customer", "name": get(form, "name"),
+                "email": get(form, "email"), "metadata": metadata(form, "metadata["),
+            });
+            books.customers.insert(id, c.clone());
+            Ok(c)
+        }
+        "/v1/checkout/sessions" => {
+            check_params(form, SESSION_PARAMS)?;
+            let mode = require(form, "mode")?;
+            require(form, "success_url")?;
+            if mode == "setup" && get(form, "currency").is_none() {
+                return Err(invalid(
+                    "parameter_missing",
+                    "currency is required in setup mode without payment_method_types".into(),
+                ));
+            }
+            let customer = require(form, "customer")?;
+            if !books.customers.contains_key(&customer) {
+                return Err(invalid(
+                    "resource_missing",
+                    format!("No such customer: '{customer}'"),
+                ));
+            }
+            let id = books.id("cs");
+            let s = json!({
+                "id": id, "object": "checkout.session", "mode": mode, "customer": customer,
+                "url": format!("https://checkout.stripe.com/c/pay/{id}"),
+                "client_reference_id": get(form, "client_reference_id"),
+                "setup_intent_metadata": metadata(form, "setup_intent_data[metadata]["),
+            });
+            books.sessions.insert(id, s.clone());
+            Ok(s)
+        }
+        "/v1/payment_intents" => {
+            check_params(form, INTENT_PARAMS)?;
+            let amount: u64 = require(form, "amount")?
+                .parse()
+                .map_err(|_| invalid("parameter_invalid_integer", "Invalid integer".into()))?;
+            let currency = require(form, "currency")?;
+            if currency != currency.to_ascii_lowercase() {
+                return Err(invalid(
+                    "invalid_currency",
+                    "currency must be lower case".into(),
+                ));
+            }
+            if get(form, "confirm") == Some("true")
+                && get(form, "automatic_payment_methods[allow_redirects]") != Some("never")
+                && get(form, "return_url").is_none()
+            {
+                return Err(invalid(
+                    "parameter_missing",
+                    "return_url is required to confirm with redirect-based payment methods".into(),
+                ));
+            }
+            let pm = require(form, "payment_method")?;
+            let customer = require(form, "customer")?;
+            let card = match books.cards.get(&pm) {
+                Some((owner, card)) if *owner == customer => card.clone(),
+                _ => {
+                    return Err(invalid(
+                        "resource_missing",
+                        format!("No such PaymentMethod: '{pm}' for this customer"),
+                    ));
+                }
+            };
+            let id = books.id("pi");
+            let mut pi = json!({
+                "id": id, "object": "payment_intent", "amount": amount, "currency": currency,
+                "customer": customer, "payment_method": pm,
+                "description": get(form, "description"),
+                "metadata": metadata(form, "metadata["),
+                "off_session": get(form, "off_session"),
+            });
+            match card {
+                Card::Pays => {
+                    pi["status"] = json!("succeeded");
+                    books.intents.push(pi.clone());
+                    Ok(pi)
+                }
+                Card::Declines(code) => {
+                    let message = "Your card was declined.";
+                    pi["status"] = json!("requires_payment_method");
+                    pi["last_payment_error"] = json!({ "code": "card_declined", "decline_code": code, "message": message });
+                    books.intents.push(pi.clone());
+                    Err((
+                        402,
+                        json!({ "error": {
+                            "type": "card_error", "code": "card_declined", "decline_code": code,
+                            "message": message, "payment_intent": pi,
+                        }}),
+                    ))
+                }
+            }
+        }
+        _ => Err(error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "resource_missing",
+            format!("Unrecognized request URL (POST: {path})"),
+        )),
+    }
+}
+
+async fn handle(
+    State(books): State<Arc<Mutex<Books>>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: String,
+) -> impl IntoResponse {
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let path = uri.path().to_string();
+    let form: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut b = books.lock().unwrap();
+    let (status, answer) = if header("authorization") != format!("Bearer {SECRET_KEY}") {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "api_key_invalid",
+            "Invalid API Key provided".into(),
+        )
+    } else if header("stripe-version") != API_VERSION {
+        invalid(
+            "invalid_version",
+            format!("Invalid Stripe API version: {}", header("stripe-version")),
+        )
+    } else if !header("content-type").starts_with("application/x-www-form-urlencoded") {
+        invalid(
+            "invalid_content_type",
+            "the body must be form-encoded".into(),
+        )
+    } else {
+        let key = header("idempotency-key").to_string();
+        let request = format!("{path}?{body}");
+        match b.answered.get(&key) {
+            Some((asked, status, answer)) if !key.is_empty() => {
+                if *asked == request {
+                    (*status, answer.clone())
+                } else {
+                    invalid(
+                        "idempotency_error",
+                        "Keys for idempotent requests can only be used with the same parameters"
+                            .into(),
+                    )
+                }
+            }
+            _ => {
+                let (status, answer) = match create(&mut b, &path, &form) {
+                    Ok(v) => (200, v),
+                    Err(e) => e,
+                };
+                if !key.is_empty() && status != 400 && status != 401 {
+                    b.answered.insert(key, (request, status, answer.clone()));
+                }
+                if path == "/v1/payment_intents" && std::mem::take(&mut b.lose_next_answer) {
+                    (
+                        500,
+                        json!({ "error": { "type": "api_error", "message": "lost" } }),
+                    )
+                } else {
+                    (status, answer)
+                }
+            }
+        }
+    };
+    if status >= 400 {
+        b.refused.push(format!("{path}: {answer}"));
+    }
+    (
+        StatusCode::from_u16(status).unwrap(),
+        [("content-type", "application/json")],
+        answer.to_string(),
+    )
+}
+
+impl FakeStripe {
+    /// Serves on a free port of 127.0.0.1 from a thread of its own.
+    pub fn start() -> FakeStripe {
+        FakeStripe::start_on("127.0.0.1:0")
+    }
+
+    pub fn start_on(addr: &str) -> FakeStripe {
+        let books = Arc::new(Mutex::new(Books::default()));
+        let listener = std::net::TcpListener::bind(addr).expect("a port");
+        listener.set_nonblocking(true).unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .fallback(axum::routing::post(handle))
+            .with_state(books.clone());
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(l, app).await.unwrap();
+            });
+        });
+        FakeStripe {
+            base,
+            books,
+            thread,
+        }
+    }
+
+    /// Serves until the process ends.
+    pub fn serve_forever(self) {
+        let _ = self.thread.join();
+    }
+
+    /// The customer finishes the processor's page `session_url` with `card`: the processor
+    /// holds a new payment method. Answers the setup intent that the
+    /// `setup_intent.succeeded` event carries.
+    pub fn enter_card(&self, session_url: &str, card: Card) -> Value {
+        let mut b = self.books.lock().unwrap();
+        let id = session_url.rsplit('/').next().unwrap().to_string();
+        let s = b
+            .sessions
+            .get(&id)
+            .cloned()
+            .expect("a session the processor made");
+        let pm = b.id("pm");
+        let customer = s["customer"].as_str().unwrap().to_string();
+        b.cards.insert(pm.clone(), (customer.clone(), card));
+        json!({
+            "id": format!("seti_for_{pm}"), "object": "setup_intent", "status": "succeeded",
+            "customer": customer, "payment_method": pm,
+            "metadata": s["setup_intent_metadata"], "usage": "off_session",
+        })
+    }
+
+    /// A new ID of the processor's (`evt_…`).
+    pub fn new_id(&self, prefix: &str) -> String {
+        self.books.lock().unwrap().id(prefix)
+    }
+
+    /// The payment intents made, oldest first.
+    pub fn intents(&self) -> Vec<Value> {
+        self.books.lock().unwrap().intents.clone()
+    }
+
+    /// The customers made.
+    pub fn customers(&self) -> Vec<Value> {
+        self.books
+            .lock()
+            .unwrap()
+            .customers
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Requests the processor refused (with the reason), for assertions.
+    pub fn refused(&self) -> Vec<String> {
+        self.books.lock().unwrap().refused.clone()
+    }
+
+    /// The next charge is made but its answer is lost (HTTP 500).
+    pub fn lose_next_answer(&self) {
+        self.books.lock().unwrap().lose_next_answer = true;
+    }
+}
