@@ -9,6 +9,23 @@ use support::server::*;
 use support::smtp::SmtpSink;
 use support::story::*;
 
+/// A server configuration that mails to `sink`.
+fn mail_to(sink: &SmtpSink) -> impl Fn(&std::path::Path) -> std::path::PathBuf + use<> {
+    let port = sink.port;
+    move |dir: &std::path::Path| {
+        let path = dir.join("server.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[mail]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n\
+                 poll_seconds = 1\n"
+            ),
+        )
+        .unwrap();
+        path
+    }
+}
+
 /// The code (`prefix`...) in the newest message to `to`.
 fn mailed_code(sink: &SmtpSink, to: &str, prefix: &str) -> String {
     let m = sink.wait_for(to);
@@ -27,19 +44,7 @@ fn a_colleague_joins_and_moves_address_by_mail() {
     let Some(sink) = SmtpSink::start() else {
         return;
     };
-    let port = sink.port;
-    let config = move |dir: &std::path::Path| {
-        let path = dir.join("server.toml");
-        std::fs::write(
-            &path,
-            format!(
-                "[mail]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n\
-                 poll_seconds = 1\n"
-            ),
-        )
-        .unwrap();
-        path
-    };
+    let config = mail_to(&sink);
     let s = set_up(Some(&config), "local");
     let invited = ok(&mut s.admin(
         "ana",
@@ -155,19 +160,7 @@ fn an_organisation_signs_up_with_the_cli() {
     let Some(sink) = SmtpSink::start() else {
         return;
     };
-    let port = sink.port;
-    let config = move |dir: &std::path::Path| {
-        let path = dir.join("server.toml");
-        std::fs::write(
-            &path,
-            format!(
-                "[mail]\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"none\"\n\
-                 poll_seconds = 1\n"
-            ),
-        )
-        .unwrap();
-        path
-    };
+    let config = mail_to(&sink);
     let s = set_up(Some(&config), "local");
     let tenants = json(&mut s.admin("provider-admin", &["tenant", "list"]));
     let provider = id(&tenants[0]);

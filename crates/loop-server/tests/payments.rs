@@ -9,7 +9,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::USER_PASSWORD;
-use support::lifecycle::{after, mail, server_mailing_to, subscription, tick, user};
+use support::lifecycle::{acme_on, after, mail, server_mailing_to, subscription, tick, user};
 use support::smtp::SmtpSink;
 use support::stripe::{
     Card, WEBHOOK_SECRET, complete_setup, post_as_server, post_webhook, setup_event,
@@ -81,16 +81,7 @@ fn a_card_pays_each_invoice_and_a_decline_suspends_until_a_new_card_pays() {
         .as_str()
         .unwrap()
         .to_string();
-    let tenant = admin
-        .post(
-            "/api/v1/tenants",
-            json!({ "parent_id": provider, "kind": "customer", "name": "Acme",
-                    "plan_id": plan }),
-        )
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let tenant = acme_on(&admin, &plan);
     let en = "billing@acme.example";
     user(&admin, &tenant, en, "billing");
     // Sessions end as the clock moves on by months: each step signs in afresh.

@@ -8,7 +8,9 @@ mod support;
 
 use serde_json::{Value, json};
 use support::USER_PASSWORD;
-use support::lifecycle::{DAY, after, at, mail, ms, server_mailing_to, subscription, user};
+use support::lifecycle::{
+    DAY, acme_on, after, at, mail, ms, server_mailing_to, subscription, user,
+};
 use support::smtp::SmtpSink;
 use support::vault::{holder, pack_object};
 
@@ -29,16 +31,7 @@ fn a_subscription_lives_from_trial_to_suspension_payment_and_erasure_at_every_pl
         .expect(201);
     assert_eq!(plan["currency"], "EUR");
     let plan_id = plan["id"].as_str().unwrap();
-    let tenant = admin
-        .post(
-            "/api/v1/tenants",
-            json!({ "parent_id": provider, "kind": "customer", "name": "Acme",
-                    "plan_id": plan_id }),
-        )
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let tenant = acme_on(&admin, plan_id);
     let s = subscription(&admin, &tenant);
     assert_eq!(
         (s["state"].clone(), s["payment_method"].clone()),

@@ -10,7 +10,8 @@ use crate::args::Global;
 use crate::output::show;
 use crate::service_args::{InvoiceCommand, PlanCommand, SubscriptionCommand};
 
-fn money(cents: u64, currency: &str) -> String {
+/// `12.50 EUR`.
+pub(super) fn money(cents: u64, currency: &str) -> String {
     format!("{}.{:02} {currency}", cents / 100, cents % 100)
 }
 

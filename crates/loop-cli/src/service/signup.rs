@@ -20,14 +20,8 @@ pub(crate) fn signup(g: &Global, c: SignupCommand) -> Result<ExitCode> {
             let plans: Vec<Plan> = client(&server)?.signup_plans()?;
             show(g, &plans, |ps| {
                 for p in ps {
-                    println!(
-                        "{}  {}  {}.{:02} {}/month",
-                        p.id,
-                        p.name,
-                        p.price_cents / 100,
-                        p.price_cents % 100,
-                        p.currency
-                    );
+                    let price = super::billing::money(p.price_cents, &p.currency);
+                    println!("{}  {}  {price}/month", p.id, p.name);
                 }
             })
         }

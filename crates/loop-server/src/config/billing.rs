@@ -64,6 +64,27 @@ impl StripeConfig {
             return_url: None,
         }
     }
+
+    /// Refuses a configuration that cannot work.
+    pub fn check(&self) -> Result<(), String> {
+        if self.secret_key.expose().trim().is_empty()
+            || self.webhook_secret.expose().trim().is_empty()
+        {
+            return Err("secret_key and webhook_secret are both needed".into());
+        }
+        let url = reqwest::Url::parse(&self.api_base).map_err(|e| format!("api_base: {e}"))?;
+        let loopback = url.host_str().is_some_and(|h| {
+            h == "localhost"
+                || h.trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+        match url.scheme() {
+            "https" => Ok(()),
+            "http" if loopback => Ok(()),
+            _ => Err("api_base must be https:// (http:// only on this machine)".into()),
+        }
+    }
 }
 
 impl Default for BillingConfig {

@@ -586,7 +586,7 @@ impl Config {
             ));
         }
         if let Some(s) = &self.billing.stripe {
-            crate::billing::stripe::check_config(s)
+            s.check()
                 .map_err(|e| ConfigError::Invalid(format!("billing.stripe: {e}")))?;
         }
         Ok(())

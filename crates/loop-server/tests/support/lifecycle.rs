@@ -113,3 +113,17 @@ pub fn user(admin: &Caller<'_>, tenant: &str, email: &str, role: &str) -> String
         .unwrap()
         .to_string()
 }
+
+/// A customer "Acme" of the provider subscribed to `plan`, whose trial starts now.
+pub fn acme_on(admin: &Caller<'_>, plan: &str) -> String {
+    admin
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": admin.provider_tenant_id(), "kind": "customer",
+                    "name": "Acme", "plan_id": plan }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
