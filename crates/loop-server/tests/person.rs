@@ -22,10 +22,15 @@ const HER_BROWSER: &str = "ZoetjesBrowser/7.7";
 
 /// A client that connects from her address with her browser.
 fn her_client(server: &Server) -> reqwest::blocking::Client {
+    client_from(server, HER_IP)
+}
+
+/// A client that connects from `ip` (any 127.x.y.z) with her browser.
+fn client_from(server: &Server, ip: Ipv4Addr) -> reqwest::blocking::Client {
     let pem = std::fs::read(server.data_dir.join("tls-cert.pem")).expect("the certificate");
     reqwest::blocking::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
-        .local_address(IpAddr::V4(HER_IP))
+        .local_address(IpAddr::V4(ip))
         .user_agent(HER_BROWSER)
         .timeout(Duration::from_secs(60))
         .build()
@@ -175,4 +180,75 @@ fn an_erased_person_leaves_no_trace_and_every_chain_verifies() {
             "{trace:?} is still in the database"
         );
     }
+}
+
+/// A session that came from `ip`: (session ID, its token).
+fn sign_in_from(server: &Server, ip: Ipv4Addr, email: &str) -> (String, String) {
+    let r: Value = client_from(server, ip)
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({ "email": email, "password": USER_PASSWORD }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    (
+        r["session"]["id"].as_str().unwrap().to_string(),
+        r["session_token"].as_str().unwrap().to_string(),
+    )
+}
+
+/// The address a session record holds.
+fn session_ip(server: &Server, id: &str) -> Option<String> {
+    let row = server
+        .block_on(
+            sqlx::query("SELECT ip FROM sessions WHERE id = $1")
+                .bind(id)
+                .fetch_one(&server.state.db.pool),
+        )
+        .unwrap();
+    sqlx::Row::get(&row, "ip")
+}
+
+fn scheduler_tick(server: &Server) -> u64 {
+    server
+        .block_on(loop_server::jobs::scheduler::tick(&server.state))
+        .unwrap()
+        .session_data_cleared
+}
+
+#[test]
+fn an_ended_sessions_address_is_removed_after_90_days_and_no_sooner() {
+    let server = Server::start();
+    let admin = server.admin();
+    let tenant = admin.provider_tenant_id();
+    admin
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": tenant, "email": EMAIL, "first_name": FIRST,
+                    "last_name": LAST, "password": USER_PASSWORD }),
+        )
+        .expect(201);
+    let old_ip = Ipv4Addr::new(127, 0, 0, 78);
+    let (old, token) = sign_in_from(&server, old_ip, EMAIL);
+    let out = server.send(
+        server
+            .request(reqwest::Method::POST, "/api/v1/auth/logout")
+            .bearer_auth(&token),
+    );
+    assert_eq!(out.status, 204, "{}", out.body);
+    assert_eq!(session_ip(&server, &old), Some(old_ip.to_string()));
+
+    // 89 days after it ended: kept.
+    server.advance(Duration::from_secs(89 * 86_400));
+    scheduler_tick(&server);
+    assert_eq!(session_ip(&server, &old), Some(old_ip.to_string()));
+
+    // Past 90 days: gone from the record (the audit log keeps the sign-in's address as
+    // long as it keeps the event); a session of today keeps its own.
+    server.advance(Duration::from_secs(2 * 86_400));
+    let new_ip = Ipv4Addr::new(127, 0, 0, 79);
+    let (new, _) = sign_in_from(&server, new_ip, EMAIL);
+    assert!(scheduler_tick(&server) >= 1);
+    assert_eq!(session_ip(&server, &old), None);
+    assert_eq!(session_ip(&server, &new), Some(new_ip.to_string()));
 }

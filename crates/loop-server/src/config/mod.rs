@@ -185,6 +185,9 @@ pub struct SessionConfig {
     pub absolute_hours: u64,
     /// "Remember me": idle and absolute lifetime of a remembered session.
     pub remember_days: u64,
+    /// An ended session's IP address, browser and device are kept this long, then removed
+    /// (its times stay).
+    pub ended_data_days: u64,
 }
 
 impl Default for SessionConfig {
@@ -193,6 +196,7 @@ impl Default for SessionConfig {
             idle_minutes: 30,
             absolute_hours: 12,
             remember_days: 30,
+            ended_data_days: 90,
         }
     }
 }

@@ -200,3 +200,20 @@ pub async fn delete_of_user(tx: &mut Tx, user_id: &str) -> DbResult<u64> {
         .await?;
     Ok(done.rows_affected())
 }
+
+/// Removes the IP address, browser and device of every session that ended (was ended, or
+/// expired) at or before `cutoff`; answers how many lost them. Newer sessions keep theirs.
+pub async fn clear_ended_personal(pool: &AnyPool, cutoff: i64) -> DbResult<u64> {
+    let done = sqlx::query(
+        "UPDATE sessions SET ip = NULL, user_agent = NULL, browser = NULL, os = NULL,
+             device_label = NULL
+         WHERE (ip IS NOT NULL OR user_agent IS NOT NULL OR device_label IS NOT NULL)
+           AND CASE WHEN ended_at IS NOT NULL THEN ended_at
+                    WHEN expires_at < last_seen_at + idle_secs * 1000 THEN expires_at
+                    ELSE last_seen_at + idle_secs * 1000 END <= $1",
+    )
+    .bind(cutoff)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -41,6 +41,9 @@ pub struct TickReport {
     pub abandoned: Vec<String>,
     /// Direct uploads whose URL expired: their staging objects removed.
     pub staging_swept: usize,
+    /// Sessions ended more than `session.ended_data_days` ago that lost their IP address,
+    /// browser and device.
+    pub session_data_cleared: u64,
 }
 
 /// The next run of `item` strictly after `after`, in its tenant's time zone; `None` when it
@@ -196,6 +199,12 @@ pub async fn tick(state: &AppState) -> DbResult<TickReport> {
         .extend(super::replicate::tick(state, now).await?);
     report.queued.extend(super::sync::tick(state, now).await?);
     report.staging_swept = crate::vault_objects::direct::sweep(state).await?;
+    let keep_ms = state.config.session.ended_data_days as i64 * 86_400_000;
+    report.session_data_cleared =
+        crate::db::sessions::clear_ended_personal(pool, now - keep_ms).await?;
+    if report.session_data_cleared > 0 {
+        crate::db::scrub(&state.db).await?;
+    }
     Ok(report)
 }
 
