@@ -4,10 +4,10 @@ use super::*;
 
 /// A request aimed at a tenant's objects.
 #[derive(Debug)]
-struct Aimed {
-    method: String,
-    path: String,
-    body: Option<Value>,
+pub(super) struct Aimed {
+    pub(super) method: String,
+    pub(super) path: String,
+    pub(super) body: Option<Value>,
 }
 
 fn body_naming(method: &str, path: &str, c: &Customer) -> Option<Value> {
@@ -124,7 +124,7 @@ fn object_for(path: &str, param: &str, c: &Customer) -> String {
 
 /// Every documented request that names one of `c`'s objects: by ID in the path, by
 /// `?tenant_id=`, or by the tenant in the body.
-fn requests_aimed_at(doc: &Value, c: &Customer) -> Vec<Aimed> {
+pub(super) fn requests_aimed_at(doc: &Value, c: &Customer) -> Vec<Aimed> {
     let mut out = Vec::new();
     for r in documented_routes(doc) {
         let aimed = if r.has_path_params() {

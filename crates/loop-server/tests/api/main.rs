@@ -29,6 +29,7 @@ mod isolation;
 mod pages;
 mod residency;
 mod sessions;
+mod suspended;
 mod tenants;
 mod throttling;
 mod wire;

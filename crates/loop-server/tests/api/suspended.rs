@@ -1,0 +1,96 @@
+//! A suspended customer grows by no route: every state-changing request of the API document
+//! aimed at it, by its own admin and by the provider's, leaves it without a device or vault
+//! it did not have, and an agent's enrolment is refused too. (Paying and changing the
+//! subscription are left out: they are how a suspension ends.)
+
+use super::isolation::requests_aimed_at;
+use super::*;
+
+/// The tenant's live devices and vaults.
+fn holdings(server: &Server, tenant: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let ids = |sql: &'static str| -> BTreeSet<String> {
+        server
+            .block_on(
+                sqlx::query(sql)
+                    .bind(tenant)
+                    .fetch_all(&server.state.db.pool),
+            )
+            .unwrap()
+            .iter()
+            .map(|r| sqlx::Row::get::<String, _>(r, "id"))
+            .collect()
+    };
+    (
+        ids("SELECT id FROM devices WHERE tenant_id = $1"),
+        ids("SELECT id FROM vaults WHERE tenant_id = $1 AND deleted_at IS NULL"),
+    )
+}
+
+#[test]
+fn a_suspended_customer_gets_no_new_device_or_vault_by_any_route() {
+    let server = Server::start_with_spare();
+    let admin = server.admin();
+    let c = server.customer(&admin, "bravo");
+    // Past the trial (no payment method) and the planted invoice's due date: suspended.
+    server.advance(Duration::from_secs(16 * 86_400));
+    server
+        .block_on(loop_server::billing::tick(&server.state))
+        .unwrap();
+    let admin = server.admin();
+    let own = server.sign_in(&c.member("admin").email, USER_PASSWORD);
+    let s = admin
+        .get(&format!("/api/v1/tenants/{}/subscription", c.tenant_id))
+        .expect(200);
+    assert_eq!(s["state"], "suspended");
+
+    let before = holdings(&server, &c.tenant_id);
+    let aimed = requests_aimed_at(&server.openapi(), &c);
+    let mut refused = BTreeSet::new();
+    for caller in [&own, &admin] {
+        for a in aimed.iter().filter(|a| a.method != "get") {
+            let lifts = a.path.contains("/invoices/")
+                || a.path.contains("/subscription")
+                || a.path.ends_with("/erase");
+            if lifts {
+                continue;
+            }
+            let r = server.call(&a.method, &a.path, Some(&caller.secret), a.body.as_ref());
+            if r.code() == "subscription_suspended" {
+                assert_eq!(r.status, 402, "{} {}", a.method, a.path);
+                refused.insert(format!("{} {}", a.method, a.path));
+            }
+        }
+    }
+    // Enrolling an agent with a code made now.
+    let code = own
+        .post(
+            "/api/v1/devices/enroll-codes",
+            json!({ "tenant_id": c.tenant_id }),
+        )
+        .expect(201)["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server
+        .call(
+            "post",
+            "/agent/v1/enroll",
+            None,
+            Some(&json!({ "code": code, "name": "new-pc" })),
+        )
+        .expect_problem(402, "subscription_suspended");
+
+    let after = holdings(&server, &c.tenant_id);
+    assert!(
+        after.0.is_subset(&before.0) && after.1.is_subset(&before.1),
+        "devices {:?} → {:?}, vaults {:?} → {:?}",
+        before.0,
+        after.0,
+        before.1,
+        after.1
+    );
+    // The refusals say why.
+    for r in ["post /api/v1/devices", "post /api/v1/vaults"] {
+        assert!(refused.contains(r), "{r} in {refused:?}");
+    }
+}
