@@ -51,7 +51,7 @@ from collections import defaultdict
 ADMIN_EMAIL = "admin@localhost"
 STRIPE_WEBHOOK = "POST /api/v1/billing/stripe/webhook"
 STRIPE_WEBHOOK_SECRET = b"whsec_fake_processor"
-OWN_ACCOUNT = ("/api/v1/me/password", "/api/v1/me/totp", "/api/v1/me/totp/confirm")
+OWN_ACCOUNT = ("/api/v1/me", "/api/v1/me/password", "/api/v1/me/totp", "/api/v1/me/totp/confirm")
 
 
 # How far the server's (test) clock runs ahead of this machine's, in seconds.
@@ -296,6 +296,7 @@ def valid_body(op: str, n: int):
         "POST /api/v1/auth/confirm-email": {"token": fixtures["email_code"]},
         "POST /api/v1/signup": signup_body(f"signup{n}@fuzz.example"),
         "POST /api/v1/signup/confirm": {"token": fixtures["signup_code"]},
+        "PATCH /api/v1/me": {"first_name": f"Own {n}", "language": ["en", "nl"][n % 2]},
         "POST /api/v1/me/password": {"current_password": passwords["own@fuzz.example"], "new_password": f"fuzz-own-password-{n + 2}"},
         "POST /api/v1/me/totp": {"current_password": passwords["own@fuzz.example"]},
         "POST /api/v1/me/totp/confirm": {"code": totp_code(totp_secrets.get("pending", "AAAAAAAA"))},

@@ -252,3 +252,59 @@ fn an_ended_sessions_address_is_removed_after_90_days_and_no_sooner() {
     assert_eq!(session_ip(&server, &old), None);
     assert_eq!(session_ip(&server, &new), Some(new_ip.to_string()));
 }
+
+#[test]
+fn a_person_corrects_their_own_profile_and_a_new_address_waits_for_its_owner() {
+    let server = Server::start();
+    let admin = server.admin();
+    let c = server.customer(&admin, "gent");
+    let operator = c.member("operator");
+    let me = server.sign_in(&operator.email, USER_PASSWORD);
+    // An operator may not change users, but may correct themselves.
+    me.patch(
+        &format!("/api/v1/users/{}", operator.user_id),
+        json!({ "first_name": "Op" }),
+    )
+    .expect_problem(403, "forbidden");
+    let new = "new.address@person.example";
+    let u = me
+        .patch(
+            "/api/v1/me",
+            json!({ "first_name": FIRST, "business_address": ADDRESS, "email": new }),
+        )
+        .expect(200);
+    assert_eq!(
+        (
+            &u["first_name"],
+            &u["business_address"],
+            &u["email"],
+            &u["pending_email"]
+        ),
+        (
+            &json!(FIRST),
+            &json!(ADDRESS),
+            &json!(operator.email),
+            &json!(new)
+        )
+    );
+    // The new address counts once its owner confirms it.
+    assert_eq!(server.login(new, USER_PASSWORD).status, 401);
+    let code = server.plant_email_code(&operator.user_id, new);
+    server
+        .call(
+            "post",
+            "/api/v1/auth/confirm-email",
+            None,
+            Some(&json!({ "token": code })),
+        )
+        .expect(204);
+    server.sign_in(new, USER_PASSWORD);
+    let changed = admin
+        .audit_events()
+        .into_iter()
+        .filter(|e| {
+            e.action == "user.update" && e.actor_id.as_deref() == Some(operator.user_id.as_str())
+        })
+        .count();
+    assert_eq!(changed, 1, "audited as the person's own change");
+}

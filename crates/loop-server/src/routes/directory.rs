@@ -216,6 +216,40 @@ pub async fn update_user(
     Json(req): Json<UpdateUser>,
 ) -> ApiResult<axum::Json<User>> {
     let (row, _) = scoped_user(&state, &caller, Permission::UserWrite, &id).await?;
+    let whole = caller.holds_on_whole_service(Permission::UserRead);
+    Ok(axum::Json(
+        change_user(&state, &caller, row, req, whole).await?,
+    ))
+}
+
+/// Update your own profile
+///
+/// Any signed-in user corrects their own name, business address, language or e-mail
+/// (rectification). A new address takes effect once confirmed with the code mailed to it.
+#[utoipa::path(patch, path = "/api/v1/me", tag = "auth", request_body = UpdateUser,
+    responses((status = 200, description = "Success", body = User),
+        (status = 409, description = "The address is taken (problem+json)", body = loop_api::Problem)))]
+pub async fn update_me(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<UpdateUser>,
+) -> ApiResult<axum::Json<User>> {
+    let me = caller.user()?.user.clone();
+    // Your own new address is always confirmed by mail, whoever you are.
+    Ok(axum::Json(
+        change_user(&state, &caller, me, req, false).await?,
+    ))
+}
+
+/// Applies `req` to `row` and audits it; `whole`: the caller sees every tenant, so a new
+/// address of an account changes at once (anyone else's waits for its owner's confirmation).
+async fn change_user(
+    state: &AppState,
+    caller: &Caller,
+    row: users::UserRow,
+    req: UpdateUser,
+    whole: bool,
+) -> ApiResult<User> {
     let req = UserChanges::parse(req)?;
     let mut u = row.user;
     let mut fields = Vec::new();
@@ -223,7 +257,6 @@ pub async fn update_user(
     if let Some(e) = &req.email
         && e.as_str() != u.email
     {
-        let whole = caller.holds_on_whole_service(Permission::UserRead);
         if users::email_in_tenant(&state.db.pool, &u.tenant_id, e.as_str()).await? {
             return Err(email_taken());
         }
@@ -298,7 +331,7 @@ pub async fn update_user(
     if mail.is_some() {
         state.mail_wake.notify_one();
     }
-    Ok(axum::Json(u))
+    Ok(u)
 }
 
 fn email_taken() -> ApiError {

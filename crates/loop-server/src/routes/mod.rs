@@ -73,7 +73,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(session::login))
         .routes(routes!(session::logout))
-        .routes(routes!(session::me))
+        .routes(routes!(session::me, directory::update_me))
         .routes(routes!(session::change_password))
         .routes(routes!(session::enroll_totp))
         .routes(routes!(session::confirm_totp))

@@ -190,6 +190,11 @@ impl AuditWalk<'_> {
                     Some(json!({ "last_name": "Renamed", "business_address": "1 Main St" })),
                 )
             }
+            ("patch", "/api/v1/me") => Call {
+                bearer: Some(self.sam.secret.clone()),
+                path: path.into(),
+                body: Some(json!({ "first_name": "Samuel" })),
+            },
             ("post", "/api/v1/users/{id}/disable") => {
                 let u = self.user(None);
                 by_admin(format!("/api/v1/users/{u}/disable"), None)

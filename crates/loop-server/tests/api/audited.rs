@@ -19,6 +19,7 @@ pub(super) const AUDITED: &[(&str, &str, &str)] = &[
     ("put", "/api/v1/tenants/{id}/residency", "tenant.residency"),
     ("post", "/api/v1/users", "user.create"),
     ("patch", "/api/v1/users/{id}", "user.update"),
+    ("patch", "/api/v1/me", "user.update"),
     ("post", "/api/v1/users/{id}/disable", "user.disable"),
     ("post", "/api/v1/users/{id}/erase", "user.erase"),
     ("post", "/api/v1/users/{id}/enable", "user.enable"),

@@ -87,6 +87,7 @@ const CALLERS_OWN: &[&str] = &[
     "/api/v1/billing/stripe/webhook",
     "/api/v1/signup",
     "/api/v1/signup/confirm",
+    "/api/v1/me",
     "/api/v1/me/password",
     "/api/v1/me/totp",
     "/api/v1/me/totp/confirm",

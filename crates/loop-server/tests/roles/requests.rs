@@ -401,6 +401,7 @@ impl Walk<'_> {
                 let email = self.email("signed");
                 Some(json!({ "token": self.root.server().plant_signup(&plan, &email) }))
             }
+            ("patch", "/api/v1/me") => Some(json!({ "business_address": "Dorpsstraat 1" })),
             ("get", "/api/v1/me" | "/api/v1/destinations") | ("post", "/api/v1/auth/logout") => {
                 None
             }

@@ -279,6 +279,7 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
     ("post", "/api/v1/signup", Public),
     ("post", "/api/v1/signup/confirm", Public),
     ("get", "/api/v1/me", SignedIn),
+    ("patch", "/api/v1/me", SignedIn),
     ("get", "/api/v1/destinations", SignedIn),
     ("post", "/api/v1/me/password", SignedIn),
     ("post", "/api/v1/me/totp", SignedIn),
