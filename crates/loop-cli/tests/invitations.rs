@@ -9,6 +9,15 @@ use support::server::*;
 use support::smtp::SmtpSink;
 use support::story::*;
 
+/// `loop login` as `email` with `password`, keeping the session in `dir`.
+fn login(s: &Story, dir: &std::path::Path, email: &str, password: &str) -> std::process::Command {
+    let mut c = s
+        .server
+        .as_user(dir, &["login", "--server", &s.server.url, "--email", email]);
+    c.env("LOOP_LOGIN_PASSWORD", password);
+    c
+}
+
 /// A server configuration that mails to `sink`.
 fn mail_to(sink: &SmtpSink) -> impl Fn(&std::path::Path) -> std::path::PathBuf + use<> {
     let port = sink.port;
@@ -86,18 +95,7 @@ fn a_colleague_joins_and_moves_address_by_mail() {
             .env("LOOP_NEW_USER_PASSWORD", "bo-password-5678"),
     );
     assert!(again.contains("no such resource"), "{again}");
-    ok(s.server
-        .as_user(
-            &bo,
-            &[
-                "login",
-                "--server",
-                &s.server.url,
-                "--email",
-                "bo@acme.example",
-            ],
-        )
-        .env("LOOP_LOGIN_PASSWORD", "bo-password-1234"));
+    ok(&mut login(&s, &bo, "bo@acme.example", "bo-password-1234"));
     let me = json(&mut s.server.as_user(&bo, &["whoami"]));
     let bo_id = me["user"]["id"].as_str().unwrap().to_string();
 
@@ -114,18 +112,12 @@ fn a_colleague_joins_and_moves_address_by_mail() {
     ok(s.server
         .as_user(&bo, &["user", "confirm-email", "--server", &s.server.url])
         .env("LOOP_EMAIL_TOKEN", &code));
-    ok(s.server
-        .as_user(
-            &bo,
-            &[
-                "login",
-                "--server",
-                &s.server.url,
-                "--email",
-                "bo.berg@acme.example",
-            ],
-        )
-        .env("LOOP_LOGIN_PASSWORD", "bo-password-1234"));
+    ok(&mut login(
+        &s,
+        &bo,
+        "bo.berg@acme.example",
+        "bo-password-1234",
+    ));
 
     // Bo leaves and asks to be erased: Ana erases him, and he cannot sign in any more.
     let erased = ok(&mut s.admin(
@@ -136,20 +128,12 @@ fn a_colleague_joins_and_moves_address_by_mail() {
         erased.contains("the account stays as a pseudonym"),
         "{erased}"
     );
-    fails(
-        s.server
-            .as_user(
-                &bo,
-                &[
-                    "login",
-                    "--server",
-                    &s.server.url,
-                    "--email",
-                    "bo.berg@acme.example",
-                ],
-            )
-            .env("LOOP_LOGIN_PASSWORD", "bo-password-1234"),
-    );
+    fails(&mut login(
+        &s,
+        &bo,
+        "bo.berg@acme.example",
+        "bo-password-1234",
+    ));
 }
 
 /// An organisation starts its own trial: the provider offers a plan with `loop plan create

@@ -185,8 +185,7 @@ pub struct SessionConfig {
     pub absolute_hours: u64,
     /// "Remember me": idle and absolute lifetime of a remembered session.
     pub remember_days: u64,
-    /// An ended session's IP address, browser and device are kept this long, then removed
-    /// (its times stay).
+    /// An ended session's IP address, browser and device are removed this long after.
     pub ended_data_days: u64,
 }
 
