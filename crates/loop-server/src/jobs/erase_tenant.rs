@@ -10,7 +10,6 @@
 
 use futures_util::TryStreamExt as _;
 use loop_api::{ActorKind, JobProgress, Outcome};
-use object_store::ObjectStoreExt as _;
 use serde_json::{Value, json};
 
 use super::{Done, JobCtx, JobError};
@@ -19,10 +18,6 @@ use crate::db::erasure::{self, CertificateRow, LocationRow};
 use crate::db::outbox::{self, MailKind};
 use crate::db::{objects, remotes, tenants, vaults};
 use crate::replication::{At, Place};
-
-/// Listings taken at a place before it is found empty (an upload under way when the keys
-/// went may land after the first).
-const MAX_ROUNDS: u32 = 5;
 
 pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     let state = &ctx.state;
@@ -99,8 +94,9 @@ fn place_name(l: &LocationRow) -> String {
     }
 }
 
-/// Deletes everything under the vault's prefix at one of this server's destinations,
-/// listing again until a listing finds nothing: ((objects, bytes) deleted, left, note).
+/// Deletes everything under the vault's prefix at one of this server's destinations (as a
+/// vault's erasure does), then lists it again: ((objects, bytes) deleted, left, note). What
+/// a failed pass deleted is counted before the job tries again.
 async fn at_destination(ctx: &JobCtx, loc: &LocationRow) -> Result<PlaceResult, JobError> {
     let Some(dest) = ctx.state.destinations.get(&loc.place) else {
         // Another node may have it; this one cannot reach it.
@@ -109,40 +105,25 @@ async fn at_destination(ctx: &JobCtx, loc: &LocationRow) -> Result<PlaceResult, 
             &loc.place,
         ));
     };
-    let prefix = object_store::path::Path::from(dest.vault_prefix(&loc.vault_id));
-    let list = || async {
-        dest.store
-            .list(Some(&prefix))
-            .try_collect::<Vec<_>>()
-            .await
-            .map_err(|e| JobError::transient("listing the vault's objects failed", e))
+    let pool = &ctx.state.db.pool;
+    let p = match super::erase_vault::erase_at(ctx, dest, &loc.vault_id).await {
+        Ok(p) => p,
+        Err((p, e)) => {
+            erasure::add_deleted(pool, &loc.id, p.files_done, p.bytes_done).await?;
+            return Err(e);
+        }
     };
-    let (mut objects, mut bytes) = (0, 0);
-    for _ in 0..MAX_ROUNDS {
-        let found = list().await?;
-        if found.is_empty() {
-            return Ok(((objects, bytes), Some(0), None));
-        }
-        let (mut n, mut b) = (0, 0);
-        for o in &found {
-            ctx.check_held()?;
-            match dest.store.delete(&o.location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => {
-                    erasure::add_deleted(&ctx.state.db.pool, &loc.id, n, b).await?;
-                    return Err(JobError::transient("deleting an object failed", e));
-                }
-            }
-            n += 1;
-            b += o.size;
-        }
-        erasure::add_deleted(&ctx.state.db.pool, &loc.id, n, b).await?;
-        objects += n;
-        bytes += b;
-    }
-    let left = list().await?.len() as u64;
+    erasure::add_deleted(pool, &loc.id, p.files_done, p.bytes_done).await?;
+    let prefix = object_store::path::Path::from(dest.vault_prefix(&loc.vault_id));
+    let left = dest
+        .store
+        .list(Some(&prefix))
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|e| JobError::transient("listing the vault's objects failed", e))?
+        .len() as u64;
     Ok((
-        (objects, bytes),
+        (p.files_done, p.bytes_done),
         Some(left),
         (left > 0).then(|| "objects kept arriving".to_string()),
     ))

@@ -24,7 +24,7 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
         ));
     };
     let dest = destination(ctx, &v.destination)?;
-    let p = erase_at(ctx, dest, vault_id).await?;
+    let p = erase_at(ctx, dest, vault_id).await.map_err(|(_, e)| e)?;
     objects::forget_vault(&state.db.pool, vault_id).await?;
     done(ctx, p, "the vault holds nothing any more").await
 }
@@ -50,7 +50,7 @@ pub(super) async fn run_replica(ctx: &JobCtx) -> Result<Done, JobError> {
         )));
     }
     let dest = destination(ctx, name)?;
-    let p = erase_at(ctx, dest, vault_id).await?;
+    let p = erase_at(ctx, dest, vault_id).await.map_err(|(_, e)| e)?;
     done(
         ctx,
         p,
@@ -89,52 +89,65 @@ async fn done(ctx: &JobCtx, p: JobProgress, what: &str) -> Result<Done, JobError
 }
 
 /// Deletes every object under the vault's prefix at `dest`, listing again until a listing
-/// finds nothing.
-async fn erase_at(
+/// finds nothing. On failure, what was deleted before it comes with the error (a tenant's
+/// erasure counts it for its certificate).
+pub(super) async fn erase_at(
     ctx: &JobCtx,
     dest: &Destination,
     vault_id: &str,
-) -> Result<JobProgress, JobError> {
+) -> Result<JobProgress, (JobProgress, JobError)> {
     let prefix = object_store::path::Path::from(dest.vault_prefix(vault_id));
     let mut p = JobProgress::default();
     for round in 1..=MAX_ROUNDS {
-        ctx.check_held()?;
-        let objects: Vec<_> = dest
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| JobError::transient("listing the vault's objects failed", e))?;
+        let objects: Vec<_> = match dest.store.list(Some(&prefix)).try_collect().await {
+            Ok(o) => o,
+            Err(e) => {
+                return Err((
+                    p,
+                    JobError::transient("listing the vault's objects failed", e),
+                ));
+            }
+        };
         if objects.is_empty() {
             return Ok(p);
         }
         let size: u64 = objects.iter().map(|o| o.size).sum();
         p.files_total = Some(p.files_done + objects.len() as u64);
         p.bytes_total = Some(p.bytes_done + size);
-        ctx.progress(&p).await?;
-        ctx.log(
-            "info",
-            &format!(
-                "round {round}: {} objects ({size} bytes) to delete",
-                objects.len()
-            ),
-        )
-        .await?;
+        let logged = async {
+            ctx.progress(&p).await?;
+            ctx.log(
+                "info",
+                &format!(
+                    "round {round}: {} objects ({size} bytes) to delete",
+                    objects.len()
+                ),
+            )
+            .await
+        };
+        if let Err(e) = logged.await {
+            return Err((p, e));
+        }
         for (i, o) in objects.iter().enumerate() {
-            ctx.check_held()?;
-            match dest.store.delete(&o.location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(JobError::transient("deleting an object failed", e)),
+            let step = async {
+                ctx.check_held()?;
+                match dest.store.delete(&o.location).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(JobError::transient("deleting an object failed", e)),
+                }
+            };
+            if let Err(e) = step.await {
+                return Err((p, e));
             }
             p.files_done += 1;
             p.bytes_done += o.size;
-            if i % 256 == 255 {
-                ctx.progress(&p).await?;
+            if i % 256 == 255
+                && let Err(e) = ctx.progress(&p).await
+            {
+                return Err((p, e));
             }
         }
     }
-    Err(JobError::transient(
-        "objects kept arriving in the deleted vault",
-        vault_id,
-    ))
+    let e = JobError::transient("objects kept arriving in the deleted vault", vault_id);
+    Err((p, e))
 }
