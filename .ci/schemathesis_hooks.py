@@ -14,7 +14,9 @@ Why these hooks exist:
   issued, so most operations would only ever answer 404 or 400, and their success answers
   would never be checked against the schema. Every second case of an operation therefore
   gets real IDs (a tenant, users, a device, a token, vaults, replicas, remotes (the server
-  itself) and sync jobs, a session, a role binding, a queued job made before the run), and every fourth case a complete valid body;
+  itself) and sync jobs, a session, a role binding, a queued job made before the run, an
+  unsubscribe link, a data-subject request, a sub-processor, a personal-data archive), and
+  every fourth case a complete valid body;
   the other cases stay as generated. The job is a restore to a device no agent runs on, so it
   stays queued until the fuzzer cancels it; the replica is made before the run and waited for
   until a replication completed, so it can be promoted.
@@ -268,6 +270,22 @@ def make_fixtures() -> None:
         fixtures[name] = api(admin, "POST", "/api/v1/sync-jobs", sync_job_body())["id"]
     for name in ("notify_target", "doomed_target"):
         fixtures[name] = api(admin, "POST", "/api/v1/notify/targets", {"tenant_id": t["id"], "name": name, "email": {"recipients": ["alerts@fuzz.example"]}})["target"]["id"]
+    # A privacy policy in force, and an unsubscribe link: the throw-away user consents to
+    # product news and gets an announcement, whose link the one-click operations use.
+    api(admin, "POST", "/api/v1/privacy/policies", {"version": "fuzz", "url": "https://provider.example/privacy"})
+    api(sign_in("own@fuzz.example"), "PUT", "/api/v1/me/marketing-consent", {"given": True})
+    api(admin, "POST", "/api/v1/announcements", {"subject": "Fuzz news", "text": "Faster restores."})
+    fixtures["unsubscribe"] = mailed_code("own@fuzz.example", "lpu_")
+    # A data-subject request, a sub-processor to remove, and a personal-data archive made
+    # (its job waited for), for the privacy operations.
+    fixtures["subject_request"] = api(admin, "POST", "/api/v1/subject-requests", {"user_id": fixtures["user"], "kind": "access"})["id"]
+    fixtures["doomed_subprocessor"] = api(admin, "POST", "/api/v1/subprocessors", {"name": "Fuzz Doomed Processor", "purpose": "hosting", "location": "EU"})["id"]
+    fixtures["export"] = api(admin, "POST", f"/api/v1/users/{fixtures['user']}/data-export")["id"]
+    deadline = time.time() + 120
+    while api(admin, "GET", f"/api/v1/data-exports/{fixtures['export']}")["state"] != "ready":
+        if time.time() > deadline:
+            raise RuntimeError("the fixture archive was never made")
+        time.sleep(0.2)
 
 
 def signup_body(email: str) -> dict:
@@ -327,6 +345,13 @@ def valid_body(op: str, n: int):
         "POST /api/v1/invoices/{id}/payment": {"reference": f"fuzz transfer {n}"},
         "POST /api/v1/remotes": remote_body(f"fuzz-remote-{n}"),
         "POST /api/v1/sync-jobs": sync_job_body(),
+        "POST /api/v1/privacy/policies": {"version": f"fuzz-{n}", "url": f"https://provider.example/privacy/{n}", "summary": "What changed."},
+        "PUT /api/v1/me/marketing-consent": {"given": n % 8 < 4},
+        "PUT /api/v1/users/{id}/restriction": {"restricted": n % 8 < 4},
+        "POST /api/v1/announcements": {"subject": f"Fuzz news {n}", "text": "Faster restores."},
+        "POST /api/v1/subject-requests": {"user_id": fixtures["user"], "kind": ["access", "rectification", "erasure", "restriction"][n % 4], "details": f"Request {n}."},
+        "POST /api/v1/subject-requests/{id}/close": {"outcome": ["done", "refused"][n % 8 // 4], "action": f"Answered {n}."},
+        "POST /api/v1/subprocessors": {"name": f"Fuzz Processor {n}", "purpose": "hosting", "location": "EU"},
         "PATCH /api/v1/notify/targets/{id}": {"min_severity": ["info", "warning", "error"][n % 3], "summary": ["off", "daily", "weekly"][n % 3]},
     }.get(op)
 
@@ -361,6 +386,14 @@ def path_ids(path: str) -> dict[str, str]:
         return {"id": fixtures["invoice"]}
     if path.startswith("/api/v1/notify/targets/"):
         return {"id": fixtures["notify_target"]}
+    if path.startswith("/api/v1/unsubscribe/"):
+        return {"token": fixtures["unsubscribe"]}
+    if path.startswith("/api/v1/subject-requests/"):
+        return {"id": fixtures["subject_request"]}
+    if path.startswith("/api/v1/subprocessors/"):
+        return {"id": fixtures["doomed_subprocessor"]}
+    if path.startswith("/api/v1/data-exports/"):
+        return {"id": fixtures["export"]}
     return {}
 
 
@@ -430,7 +463,16 @@ def before_call(context, case, kwargs):
         case.path_parameters = {k: ids.get(k, v) for k, v in case.path_parameters.items()}
     if isinstance(case.query, dict) and "tenant_id" in case.query:
         case.query = {**case.query, "tenant_id": fixtures["tenant"]}
+    if op == "POST /api/v1/unsubscribe/{token}":
+        # The one body RFC 8058 prescribes, as a mail client sends it.
+        case.body = {"List-Unsubscribe": "One-Click"}
+        case.media_type = "application/x-www-form-urlencoded"
+        return
     body = valid_body(op, n) if n % 4 == 0 else None
+    if op == "POST /api/v1/me/policy-acknowledgement" and n % 4 == 0:
+        # The version in force, which the fuzzer's own publications keep changing.
+        current = requests.get(f"{BASE}/api/v1/privacy/policy", verify=CA, timeout=60).json()
+        body = {"version": current["version"]}
     if body is not None:
         case.body = body
         case.media_type = "application/json"

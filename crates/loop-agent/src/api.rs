@@ -158,6 +158,14 @@ impl ApiClient {
         }
     }
 
+    /// A GET whose body is returned as bytes (archives).
+    pub(crate) fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ApiError> {
+        self.send(self.request(Method::GET, path))?
+            .bytes()
+            .map(|b| b.to_vec())
+            .map_err(|e| ApiError::Decode(e.to_string()))
+    }
+
     /// A GET with query parameters whose body is returned as text (exports).
     pub(crate) fn get_text<Q: Serialize + ?Sized>(
         &self,

@@ -11,6 +11,7 @@ mod api;
 mod billing;
 mod connection;
 mod endpoints;
+mod privacy;
 mod protocol;
 mod vault;
 mod vault_direct;

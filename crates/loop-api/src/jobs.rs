@@ -37,6 +37,9 @@ closed_set! {
         /// at every place (destinations, replicas, other servers' copies), lists each place
         /// again, and issues the deletion certificate. Resumable; not cancellable.
         TenantErasure = "tenant-erasure",
+        /// Gathers everything the service holds on one person into a zip file of JSON
+        /// files ("download my data"), kept for the download period.
+        DataExport = "data-export",
         /// Runs a sync job: pushes a vault to another server's vault, or pulls one from
         /// it, in the replication's order, over the other server's vault protocol.
         Sync = "sync",

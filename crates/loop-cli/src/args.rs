@@ -124,6 +124,9 @@ pub enum Command {
     /// Users and their roles
     #[command(subcommand)]
     User(crate::service_args::UserCommand),
+    /// The privacy policy, your consent to product news, announcements
+    #[command(subcommand)]
+    Privacy(crate::service_args::PrivacyCommand),
     /// Plans sold by providers and partners
     #[command(subcommand)]
     Plan(crate::service_args::PlanCommand),

@@ -265,6 +265,33 @@ fn location(
 /// the one it names, or (a job of the whole tenant) each vault there of the same name. A
 /// remote that cannot be listed now is recorded without its vault, and the certificate
 /// says so.
+/// After a tenant's erasure: once its deletion certificate was issued and mailed, its
+/// people are erased as on their own request (`person::erase`, by the system), so nothing of
+/// them stays but pseudonyms in the audit log and the billing details the invoices were
+/// issued with (kept for the books). Returns how many people were erased.
+pub async fn forget_people(state: &AppState) -> ApiResult<u64> {
+    let mut n = 0;
+    for id in crate::db::erasure::people_to_forget(&state.db.pool).await? {
+        let Some(u) = crate::db::users::user_by_id(&state.db.pool, &id).await? else {
+            continue;
+        };
+        let event = NewEvent {
+            tenant_id: u.user.tenant_id.clone(),
+            actor_kind: ActorKind::System,
+            actor_id: None,
+            action: "user.erase",
+            object_kind: "user",
+            object_id: Some(id),
+            outcome: loop_api::Outcome::Success,
+            personal: Personal::default(),
+            details: serde_json::json!({}),
+        };
+        crate::person::erase(state, &u, event).await?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 async fn pushed_to(
     state: &AppState,
     job: &loop_api::SyncJob,

@@ -40,6 +40,8 @@ pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiRes
     };
     forget_throttle(&mut tx, &email, &ips).await?;
     db::outbox::delete_of_user(&mut tx, id).await?;
+    db::subject_requests::forget_details_of(&mut tx, id).await?;
+    db::exports::delete_of_user(&mut tx, id).await?;
     event.details = serde_json::to_value(&done).unwrap_or_default();
     audit::append(&mut tx, event, now).await?;
     tx.commit().await.map_err(db::DbError::from)?;

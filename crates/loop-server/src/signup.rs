@@ -185,6 +185,8 @@ pub async fn confirm(state: &AppState, req: ConfirmSignUp) -> ApiResult<SignedUp
         language: s.language,
         created_at: db::time(now),
         pending_email: None,
+        marketing_consent: false,
+        restricted: false,
     };
     users::insert_user(&mut tx, &user, Some(&s.password_hash), None, now)
         .await

@@ -274,6 +274,8 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
         language: loop_api::Language::En,
         created_at: db::time(now),
         pending_email: None,
+        marketing_consent: false,
+        restricted: false,
     };
     let binding = RoleBinding {
         id: new_id(RoleBindingId::PREFIX),

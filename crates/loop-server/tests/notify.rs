@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use support::agent::{agent, claimed_backup, enrol};
 use support::smtp::SmtpSink;
 use support::vault::{blake3_hex, customer_with_vault, holder, index_object};
-use support::{Caller, Server};
+use support::{Caller, Server, USER_PASSWORD};
 
 /// Checks `Loop-Signature` the way docs/PROTOCOL.md tells a receiver to.
 fn signature_holds(secret: &str, r: &Received) -> bool {
@@ -279,11 +279,31 @@ fn mail_tells_of_a_failure_in_the_recipients_language_sends_the_summary_and_wait
         json!({ "email": {
         "recipients": ["ops@alpha.example"], "language": "nl" } }),
     );
+    // The summary goes to two people; one of them asked for processing of their data to
+    // be restricted, so it leaves them out.
+    let aside = admin
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": alpha, "email": "aside@alpha.example", "first_name": "Aside",
+                    "last_name": "Doe", "role": "operator", "password": USER_PASSWORD }),
+        )
+        .expect(201)["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let restricted = admin
+        .put(
+            &format!("/api/v1/users/{aside}/restriction"),
+            json!({ "restricted": true }),
+        )
+        .expect(200);
+    assert_eq!(restricted["restricted"], true);
     let summary_target = email_target(
         &admin,
         &alpha,
         "boss@alpha.example",
-        json!({ "summary": "daily", "kinds": ["token-created"] }),
+        json!({ "summary": "daily", "kinds": ["token-created"],
+                "email": { "recipients": ["boss@alpha.example", "aside@alpha.example"] } }),
     );
 
     failed_backup(&server, &admin, &alpha, &vault, "schijf vol");
@@ -297,6 +317,10 @@ fn mail_tells_of_a_failure_in_the_recipients_language_sends_the_summary_and_wait
     let text = notice["text"].as_str().unwrap();
     assert!(text.contains("Fout: schijf vol"), "{text}");
     assert!(text.contains("Apparaat: laptop"), "{text}");
+    assert!(
+        text.contains("Dit is een servicebericht") && text.contains("Het is geen reclame."),
+        "a service message says it is not marketing: {text}"
+    );
     // The time is Amsterdam's (CET or CEST), not UTC.
     assert!(text.contains(" CET") || text.contains(" CEST"), "{text}");
     let html = notice["html"].as_str().expect("an HTML part");
@@ -331,6 +355,11 @@ fn mail_tells_of_a_failure_in_the_recipients_language_sends_the_summary_and_wait
     );
     pass(&server);
     assert_eq!(sink.count_to("boss@alpha.example"), 1, "one summary a day");
+    assert_eq!(
+        sink.count_to("aside@alpha.example"),
+        0,
+        "a restricted person is left out of summary reports"
+    );
 
     // The relay is down: the test notice waits, and goes out once the relay is back.
     sink.stop();

@@ -304,11 +304,34 @@ fn a_subscription_lives_from_trial_to_suspension_payment_and_erasure_at_every_pl
         1,
     );
     support::assert_chained(&admin.audit_events());
-    // A terminated subscription stays terminated; its invoices remain for the books.
+    // A terminated subscription stays terminated; its invoices remain for the books, and
+    // once the certificate went out, its people are erased: only pseudonyms stay.
     assert!(after(&server, 60, 0).is_empty());
     let admin = server.admin();
     let invoices = admin
         .get(&format!("/api/v1/tenants/{tenant}/invoices"))
         .expect(200);
     assert!(invoices.as_array().unwrap().len() >= 2, "{invoices}");
+    let people = admin
+        .get(&format!("/api/v1/users?tenant_id={tenant}"))
+        .expect(200);
+    let people = people.as_array().unwrap();
+    assert!(!people.is_empty());
+    for p in people {
+        assert!(
+            p["email"].as_str().unwrap().ends_with("@erased.invalid")
+                && p["first_name"] == "Erased"
+                && p["business_address"] == "",
+            "{p}"
+        );
+    }
+    let events = admin.audit_events();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.tenant_id == tenant && e.action == "user.erase")
+            .count(),
+        people.len()
+    );
+    support::assert_chained(&events);
 }

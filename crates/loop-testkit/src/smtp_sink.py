@@ -6,7 +6,7 @@ With CERT and KEY (PEM), it offers STARTTLS and refuses mail sent without it.
 
 Accepts every message on 127.0.0.1:PORT, parses it with Python's own MIME parser (an
 implementation independent of the server's) and writes one JSON file per message into
-DIR: envelope sender and recipients, the From/To/Subject headers (decoded), the plain-text
+DIR: envelope sender and recipients, the From/To/Subject headers and every header (decoded), the plain-text
 and HTML bodies (transfer encoding undone) and the raw message. Prints "ready" once it listens.
 """
 
@@ -38,6 +38,7 @@ class Sink:
             "content_type": msg.get_content_type(),
             "text": body.get_content() if body is not None else None,
             "html": html.get_content() if html is not None else None,
+            "headers": {k: str(v) for k, v in msg.items()},
             "raw": envelope.content.decode("utf-8", "replace"),
         }
         self.count += 1

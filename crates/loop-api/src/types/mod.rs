@@ -189,12 +189,19 @@ wire! {
         /// it; browsers use the cookie.
         #[cfg_attr(feature = "openapi", schema(value_type = String))]
         pub session_token: SecretText,
+        /// The privacy policy in force, when the user has not acknowledged it yet
+        /// (`POST /api/v1/me/policy-acknowledgement`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub policy_to_acknowledge: Option<crate::PrivacyPolicy>,
     }
 
     pub struct Me {
         pub user: User,
         pub roles: Vec<RoleBinding>,
         pub session: Option<Session>,
+        /// The privacy policy in force, when the user has not acknowledged it yet.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub policy_to_acknowledge: Option<crate::PrivacyPolicy>,
     }
 
     pub struct ChangePassword {
@@ -351,6 +358,13 @@ wire! {
         /// A new address waiting for its owner to confirm it; `email` stays until then.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub pending_email: Option<String>,
+        /// The user agreed to product news (marketing mail); off until they give it.
+        #[serde(default)]
+        pub marketing_consent: bool,
+        /// Processing of the user's data is restricted: it is kept, and used for nothing
+        /// beyond storage and the service itself (no announcements, no summary reports).
+        #[serde(default)]
+        pub restricted: bool,
     }
 
     pub struct CreateUser {

@@ -53,6 +53,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Whoami => crate::service::whoami(g),
         Command::Tenant(c) => crate::service::tenant(g, c),
         Command::User(c) => crate::service::user(g, c),
+        Command::Privacy(c) => crate::service::privacy(g, c),
         Command::Signup(c) => crate::service::signup(g, c),
         Command::Plan(c) => crate::service::plan(g, c),
         Command::Subscription(c) => crate::service::subscription(g, c),

@@ -40,8 +40,30 @@ pub(crate) fn login(g: &Global, a: LoginArgs) -> Result<ExitCode> {
         &session_file()?,
         serde_json::to_string_pretty(&saved)?.as_bytes(),
     )?;
-    show(g, &json!({"user": r.user, "session": r.session}), |_| {
-        println!("signed in as {} ({})", r.user.email, r.user.id)
+    let shown = json!({
+        "user": r.user,
+        "session": r.session,
+        "policy_to_acknowledge": r.policy_to_acknowledge,
+    });
+    show(g, &shown, |_| {
+        println!("signed in as {} ({})", r.user.email, r.user.id);
+        if let Some(p) = &r.policy_to_acknowledge {
+            println!(
+                "the privacy policy changed: version {} at {}{}
+                 acknowledge it with `loop privacy accept`",
+                p.version,
+                p.url,
+                if p.summary.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "
+{}",
+                        p.summary
+                    )
+                }
+            );
+        }
     })
 }
 

@@ -149,6 +149,19 @@ pub(crate) fn user(g: &Global, c: UserCommand) -> Result<ExitCode> {
                 )
             })
         }
+        UserCommand::Restrict { id, lift } => {
+            let u = api.set_restriction(&id, &SetRestriction { restricted: !lift })?;
+            show(g, &u, |u| {
+                if u.restricted {
+                    println!(
+                        "{}: processing restricted (kept; no announcements, no summary reports)",
+                        u.id
+                    )
+                } else {
+                    println!("{}: restriction lifted", u.id)
+                }
+            })
+        }
         UserCommand::Roles { id } => {
             let bs: Vec<RoleBinding> = api.user_roles(&id)?;
             show(g, &bs, |bs| {

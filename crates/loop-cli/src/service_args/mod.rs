@@ -12,12 +12,14 @@ use loop_api::{
 mod billing;
 mod notify;
 mod policy;
+mod privacy;
 mod signup;
 mod sync;
 mod users;
 pub use billing::{InvoiceCommand, PlanCommand, SubscriptionCommand};
 pub use notify::{NotifyCommand, TargetCommand};
 pub use policy::{KeepArgs, MaintenanceArgs, PolicyCommand};
+pub use privacy::{OnOff, PrivacyCommand, RequestCommand, SubprocessorCommand};
 pub use signup::SignupCommand;
 pub use sync::{RemoteCommand, SyncCommand};
 pub use users::UserCommand;

@@ -69,6 +69,13 @@ pub enum UserCommand {
         #[arg(long)]
         confirm: String,
     },
+    /// Restrict processing of a person's data (kept, but left out of announcements and
+    /// summary reports), or lift the restriction
+    Restrict {
+        id: UserId,
+        #[arg(long)]
+        lift: bool,
+    },
     /// List a user's role bindings
     Roles { id: UserId },
     /// Bind a role on a tenant

@@ -237,6 +237,20 @@ impl Caller {
         self.roles_on(path).any(|r| r.grants(perm))
     }
 
+    /// The provider tenant, when the caller holds `perm` there: for the acts that concern the
+    /// whole service (publishing the privacy policy, announcements). Anyone else gets 403:
+    /// the provider is no secret.
+    pub async fn provider(&self, state: &AppState, perm: Permission) -> ApiResult<TenantRow> {
+        self.user()?;
+        let t = tenants::provider_tenant(&state.db.pool)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        if !self.can(perm, &t.path) {
+            return Err(ApiError::forbidden());
+        }
+        self.tenant(state, perm, &t.tenant.id).await
+    }
+
     /// The tenant `id`, when the caller holds `perm` on it. Outside every binding: 404.
     pub async fn tenant(
         &self,

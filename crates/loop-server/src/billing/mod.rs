@@ -124,6 +124,8 @@ pub struct TickReport {
     /// (tenant, step) in the order they were taken.
     pub steps: Vec<(String, Step)>,
     pub usage_recorded: usize,
+    /// People of erased tenants erased once the deletion certificate went out.
+    pub people_erased: u64,
 }
 
 /// One pass of the lifecycle timer: today's usage of every billed tenant, then every
@@ -150,6 +152,7 @@ pub async fn tick(state: &AppState) -> ApiResult<TickReport> {
             }
         }
     }
+    report.people_erased = crate::erasure::forget_people(state).await?;
     Ok(report)
 }
 

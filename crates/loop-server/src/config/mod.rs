@@ -12,12 +12,16 @@ use zeroize::Zeroize;
 mod billing;
 mod database;
 mod env;
+mod metrics;
 mod notify;
+mod privacy;
 mod replication;
 mod residency;
 pub use billing::{BillingConfig, StripeConfig};
 pub use database::DatabaseConfig;
+pub use metrics::MetricsConfig;
 pub use notify::NotifyConfig;
+pub use privacy::PrivacyConfig;
 pub use replication::ReplicationConfig;
 pub use residency::ResidencyConfig;
 
@@ -102,6 +106,8 @@ pub struct Config {
     pub replication: ReplicationConfig,
     /// The subscription lifecycle: trial, due date, suspension, termination, warnings.
     pub billing: BillingConfig,
+    /// How long personal data is kept (audit events' addresses, archives).
+    pub privacy: PrivacyConfig,
     /// Offer `POST /api/v1/admin/test-clock`, which moves the server's clock forward (for
     /// end-to-end tests of schedules and timers; never in production).
     pub test_clock: bool,
@@ -139,30 +145,10 @@ impl Default for Config {
             residency: ResidencyConfig::default(),
             replication: ReplicationConfig::default(),
             billing: BillingConfig::default(),
+            privacy: PrivacyConfig::default(),
             test_clock: false,
             log: "info".into(),
             log_format: crate::logging::LogFormat::Text,
-        }
-    }
-}
-
-/// `/metrics` answers a request from one of `allow_from` (client addresses; by default this
-/// machine's), or one that presents `token` as `Authorization: Bearer`; others get 404.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetricsConfig {
-    pub allow_from: Vec<std::net::IpAddr>,
-    pub token: Option<SecretString>,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        MetricsConfig {
-            allow_from: vec![
-                std::net::Ipv4Addr::LOCALHOST.into(),
-                std::net::Ipv6Addr::LOCALHOST.into(),
-            ],
-            token: None,
         }
     }
 }

@@ -146,6 +146,21 @@ pub async fn erase_personal(tx: &mut Tx, user_id: &str) -> DbResult<u64> {
     Ok(done.rows_affected())
 }
 
+/// Removes the personal data (IP address, browser) of events older than `before` (ms): the
+/// retention period ends; the events and their chain stay. Returns how many went.
+pub async fn clear_personal_before(pool: &sqlx::AnyPool, before: i64) -> DbResult<u64> {
+    let done = sqlx::query(
+        "DELETE FROM audit_personal WHERE EXISTS (
+             SELECT 1 FROM audit_events e
+             WHERE e.tenant_id = audit_personal.tenant_id AND e.seq = audit_personal.seq
+               AND e.at < $1)",
+    )
+    .bind(before)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Filters for [`query`]. Tenants are given as a list (the caller's visible subtree).
 #[derive(Clone, Debug, Default)]
 pub struct Filter {

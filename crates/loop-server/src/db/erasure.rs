@@ -177,3 +177,23 @@ pub async fn certificate_of(pool: &AnyPool, tenant_id: &str) -> DbResult<Option<
         .await?;
     row.as_ref().map(certificate).transpose()
 }
+
+/// The people of erased tenants who are still themselves though the tenant's deletion
+/// certificate was issued and no mail to them waits any more (the certificate's went out).
+pub async fn people_to_forget(pool: &AnyPool) -> DbResult<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT u.id FROM users u JOIN tenants t ON t.id = u.tenant_id
+         WHERE t.status = 'erased'
+           AND EXISTS (SELECT 1 FROM deletion_certificates c WHERE c.tenant_id = t.id)
+           AND u.email NOT LIKE 'erased-%@erased.invalid'
+           AND NOT EXISTS (SELECT 1 FROM mail_outbox m
+                           WHERE m.user_id = u.id AND m.state = 'queued')
+         ORDER BY u.id",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| col(r, "id"))
+        .collect::<Result<_, _>>()?)
+}

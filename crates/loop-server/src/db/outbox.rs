@@ -30,10 +30,16 @@ pub enum MailKind {
     DeletionDone,
     /// A sign-up's confirmation code (`signup_id`; the row's `user_id` is the sign-up's).
     Signup,
+    /// The provider's product news (`announcement_id`): marketing, so sent only while the
+    /// user consents and is not restricted.
+    Announcement,
+    /// The provider's sub-processor register changed (`change`, `name`, `purpose`,
+    /// `location`): a notice to the controllers' admins.
+    SubprocessorChange,
 }
 
 impl MailKind {
-    const NAMES: [(MailKind, &'static str); 9] = [
+    const NAMES: [(MailKind, &'static str); 11] = [
         (MailKind::Invitation, "invitation"),
         (MailKind::EmailChange, "email_change"),
         (MailKind::TrialEnding, "trial_ending"),
@@ -43,6 +49,8 @@ impl MailKind {
         (MailKind::DeletionSoon, "deletion_soon"),
         (MailKind::DeletionDone, "deletion_done"),
         (MailKind::Signup, "signup"),
+        (MailKind::Announcement, "announcement"),
+        (MailKind::SubprocessorChange, "subprocessor_change"),
     ];
 
     pub fn as_str(self) -> &'static str {

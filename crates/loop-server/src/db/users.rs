@@ -34,6 +34,8 @@ fn user(row: &AnyRow) -> DbResult<UserRow> {
             language: col_value(row, "language")?,
             created_at: time(col(row, "created_at")?),
             pending_email: col(row, "pending_email")?,
+            marketing_consent: col::<i64>(row, "marketing_consent")? != 0,
+            restricted: col::<Option<i64>>(row, "restricted_at")?.is_some(),
         },
         invite_issued_at: col(row, "invite_issued_at")?,
         email_token_issued_at: col(row, "email_token_issued_at")?,
@@ -295,7 +297,7 @@ pub async fn pseudonymise(tx: &mut Tx, id: &str, pseudonym: &str, now: i64) -> D
         "UPDATE users SET email = $1, first_name = 'Erased', last_name = 'user',
              business_address = '', password_hash = NULL, status = 'disabled',
              invite_hash = NULL, pending_email = NULL, email_token_hash = NULL,
-             totp_secret = NULL, totp_enabled = 0, updated_at = $2
+             totp_secret = NULL, totp_enabled = 0, marketing_consent = 0, updated_at = $2
          WHERE id = $3",
     )
     .bind(pseudonym)
@@ -303,5 +305,9 @@ pub async fn pseudonymise(tx: &mut Tx, id: &str, pseudonym: &str, now: i64) -> D
     .bind(id)
     .execute(&mut **tx)
     .await?;
+    sqlx::query("DELETE FROM unsubscribe_links WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }

@@ -12,6 +12,7 @@
 //! Every kind of job is written to be run again from the start after a cut: it looks at
 //! what is left to do, not at what it did before.
 
+mod data_export;
 mod erase_tenant;
 mod erase_vault;
 mod key_rotation;
@@ -295,6 +296,7 @@ async fn run_one(state: &AppState, claimed: Claimed) {
         JobKind::ReplicaVerify => replicate::verify(&ctx).await,
         JobKind::ReplicaErasure => erase_vault::run_replica(&ctx).await,
         JobKind::TenantErasure => erase_tenant::run(&ctx).await,
+        JobKind::DataExport => data_export::run(&ctx).await,
         JobKind::Sync => sync::run(&ctx).await,
         JobKind::Backup | JobKind::Restore => Err(JobError::Failed(
             "this job runs on a device's agent, not on the server".into(),

@@ -44,6 +44,11 @@ pub struct TickReport {
     /// Sessions ended more than `session.ended_data_days` ago that lost their IP address,
     /// browser and device.
     pub session_data_cleared: u64,
+    /// Audit events older than `privacy.audit_personal_days` whose IP address and browser
+    /// were removed.
+    pub audit_personal_cleared: u64,
+    /// Personal-data archives whose download period ended, deleted.
+    pub exports_expired: u64,
 }
 
 /// The next run of `item` strictly after `after`, in its tenant's time zone; `None` when it
@@ -202,7 +207,14 @@ pub async fn tick(state: &AppState) -> DbResult<TickReport> {
     let keep_ms = state.config.session.ended_data_days as i64 * 86_400_000;
     report.session_data_cleared =
         crate::db::sessions::clear_ended_personal(pool, now - keep_ms).await?;
-    if report.session_data_cleared > 0 {
+    let keep_ms = state.config.privacy.audit_personal_days as i64 * 86_400_000;
+    report.audit_personal_cleared =
+        crate::db::audit::clear_personal_before(pool, now - keep_ms).await?;
+    report.exports_expired = crate::db::exports::expire(pool, now).await?;
+    if report.session_data_cleared > 0
+        || report.audit_personal_cleared > 0
+        || report.exports_expired > 0
+    {
         crate::db::scrub(&state.db).await?;
     }
     Ok(report)

@@ -278,6 +278,7 @@ pub async fn compose(state: &AppState, kind: MailKind, q: &Queued) -> DbResult<O
          factuurcontactpersonen. Het is geen reclame.",
     );
     Ok(Some(Mail {
+        unsubscribe: None,
         to: user.user.email.clone(),
         subject,
         text: format!("{hello}\n\n{body}\n\n-- \n{footer}\n"),

@@ -14,6 +14,9 @@ use crate::state::AppState;
 
 /// One message, ready for the relay.
 pub struct Mail {
+    /// A marketing message's one-click unsubscribe URL (RFC 8058); service messages have
+    /// none.
+    pub unsubscribe: Option<String>,
     pub to: String,
     pub subject: String,
     pub text: String,
@@ -46,6 +49,7 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
             }
             if users::user_by_email(pool, &u.email).await?.is_some() {
                 Some(Mail {
+                    unsubscribe: None,
                     to: u.email.clone(),
                     subject: "An invitation to Loop Backup for an address that has an account"
                         .into(),
@@ -67,6 +71,7 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
                     return Ok(None);
                 }
                 Some(Mail {
+                    unsubscribe: None,
                     to: u.email.clone(),
                     subject: format!("{org} invites you to Loop Backup"),
                     text: format!(
@@ -89,6 +94,7 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
             };
             if users::user_by_email(pool, new).await?.is_some() {
                 Some(Mail {
+                    unsubscribe: None,
                     to: new.clone(),
                     subject: "A Loop Backup address change that cannot be made".into(),
                     text: format!(
@@ -107,6 +113,7 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
                     return Ok(None);
                 }
                 Some(Mail {
+                    unsubscribe: None,
                     to: new.clone(),
                     subject: "Confirm your new address for Loop Backup".into(),
                     text: format!(

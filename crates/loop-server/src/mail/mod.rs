@@ -8,7 +8,9 @@
 //! growing delay for `mail.give_up_hours`.
 
 mod billing;
+mod marketing;
 mod messages;
+mod notices;
 mod signup;
 pub mod smtp;
 
@@ -72,12 +74,18 @@ async fn deliver(state: &AppState, q: &outbox::Queued) -> Result<(), crate::db::
             messages::compose(state, q).await?
         }
         Some(outbox::MailKind::Signup) => signup::compose(state, q).await?,
+        Some(outbox::MailKind::Announcement) => marketing::compose(state, q).await?,
+        Some(outbox::MailKind::SubprocessorChange) => notices::compose(state, q).await?,
         Some(kind) => billing::compose(state, kind, q).await?,
     };
     let Some(m) = composed else {
         return outbox::finish(pool, &q.id, "dropped", None, state.now()).await;
     };
-    match state.mailer.send(&m.to, &m.subject, m.text).await {
+    match state
+        .mailer
+        .send(&m.to, &m.subject, m.text, m.unsubscribe.as_deref())
+        .await
+    {
         Ok(()) => {
             tracing::info!(mail = %q.id, kind = ?q.kind, "mail sent");
             outbox::finish(pool, &q.id, "sent", None, state.now()).await

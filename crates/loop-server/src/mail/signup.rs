@@ -46,6 +46,7 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
             ),
         };
         return Ok(Some(Mail {
+            unsubscribe: None,
             to: s.email,
             subject,
             text,
@@ -87,6 +88,7 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
         ),
     };
     Ok(Some(Mail {
+        unsubscribe: None,
         to: s.email,
         subject,
         text,

@@ -59,9 +59,25 @@ impl Mailer {
         self.transport.is_some()
     }
 
-    pub(super) async fn send(&self, to: &str, subject: &str, text: String) -> Result<(), String> {
-        let message = self
-            .builder(&[to], subject)?
+    /// Sends a plain-text message; with `unsubscribe`, as marketing that carries RFC 8058
+    /// one-click unsubscribe headers.
+    pub(super) async fn send(
+        &self,
+        to: &str,
+        subject: &str,
+        text: String,
+        unsubscribe: Option<&str>,
+    ) -> Result<(), String> {
+        let mut b = self.builder(&[to], subject)?;
+        if let Some(url) = unsubscribe {
+            b = b
+                .raw_header(raw_header("List-Unsubscribe", format!("<{url}>")))
+                .raw_header(raw_header(
+                    "List-Unsubscribe-Post",
+                    "List-Unsubscribe=One-Click".into(),
+                ));
+        }
+        let message = b
             .header(lettre::message::header::ContentType::TEXT_PLAIN)
             .body(text)
             .map_err(|e| format!("building the message: {e}"))?;
@@ -105,4 +121,11 @@ impl Mailer {
         };
         t.send(message).await.map(|_| ()).map_err(|e| e.to_string())
     }
+}
+
+fn raw_header(name: &'static str, value: String) -> lettre::message::header::HeaderValue {
+    lettre::message::header::HeaderValue::new(
+        lettre::message::header::HeaderName::new_from_ascii_str(name),
+        value,
+    )
 }

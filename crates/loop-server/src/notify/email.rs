@@ -339,7 +339,18 @@ pub fn compose(e: &Event, tenant_name: &str, tz: &str, lang: Language) -> Mail {
         ),
     ];
     head.extend(d.rows);
-    let footer = format!("{} {}", t(lang, "Event", "Gebeurtenis"), e.id);
+    let footer = format!(
+        "{} {}. {}",
+        t(lang, "Event", "Gebeurtenis"),
+        e.id,
+        t(
+            lang,
+            "This is a service message about your backups, sent to this notification \
+             target's recipients. It is not marketing.",
+            "Dit is een servicebericht over uw back-ups, verstuurd aan de ontvangers van dit \
+             meldingsdoel. Het is geen reclame."
+        )
+    );
 
     let mut text = format!("{}\n\n", d.title);
     for (k, v) in &head {

@@ -17,7 +17,7 @@ pub use checks::next_summary;
 
 use std::time::Duration;
 
-use loop_api::{DeliveryState, TargetKind};
+use loop_api::{DeliveryState, EventKind, TargetKind};
 
 use crate::db::notify::{self, Outcome, Taken};
 use crate::db::{DbResult, tenants};
@@ -128,9 +128,28 @@ async fn send(state: &AppState, d: &Taken) -> Result<Option<u16>, Failure> {
                 .as_ref()
                 .ok_or_else(|| Failure::retry("no settings".into()))?;
             let m = email::compose(&d.event, &tenant_name, &tz, settings.language);
+            let mut to = settings.recipients.clone();
+            if d.event.kind == EventKind::SummaryReport {
+                // A summary report is more than the service needs: people whose processing
+                // is restricted are left out of it.
+                let restricted = crate::db::privacy::restricted_among(&state.db.pool, &to)
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "reading restricted recipients");
+                        Failure::retry("the database failed; trying again".into())
+                    })?;
+                to.retain(|a| !restricted.contains(a));
+                if to.is_empty() {
+                    return Err(Failure {
+                        message: "every recipient's processing is restricted".into(),
+                        status: None,
+                        for_good: true,
+                    });
+                }
+            }
             state
                 .mailer
-                .send_alternative(&settings.recipients, &m.subject, m.text, m.html)
+                .send_alternative(&to, &m.subject, m.text, m.html)
                 .await
                 .map(|()| None)
                 .map_err(Failure::retry)

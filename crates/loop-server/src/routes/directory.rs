@@ -111,6 +111,8 @@ pub async fn create_user(
         language: loop_api::Language::En,
         created_at: db::time(now),
         pending_email: None,
+        marketing_consent: false,
+        restricted: false,
     };
     let mut tx = state.db.begin().await?;
     users::insert_user(

@@ -3,16 +3,14 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use loop_api::{
-    LocationRole, Residency, ResidencyReport, SetResidency, TenantId, Vault, VaultLocation,
-};
+use loop_api::{Residency, ResidencyReport, SetResidency, TenantId, VaultLocation};
 
 use super::vault_scope::scoped_vault;
 use super::{Json, Path, audit_refused, commit_audited};
 use crate::auth::Caller;
 use crate::db::tenants::TenantRow;
-use crate::db::{self, residency, vaults};
-use crate::domain::{Permission, TenantScope};
+use crate::db::{self, residency};
+use crate::domain::Permission;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -185,40 +183,6 @@ pub async fn set_residency(
     }))
 }
 
-/// Where `v`'s objects live (its primary, then its replicas), judged against its tenant's
-/// residency `chain`.
-fn locations_of(
-    state: &AppState,
-    v: &Vault,
-    replicas: &[db::replicas::ReplicaRow],
-    chain: &[Option<Vec<String>>],
-) -> Vec<VaultLocation> {
-    let place = |role, destination: &str| {
-        let (jurisdiction, backend) = match state.destinations.get(destination) {
-            Some(d) => (d.jurisdiction.clone(), d.backend),
-            // A destination no longer configured: its label is unknown, so it is not allowed.
-            None => (String::new(), loop_api::Backend::Local),
-        };
-        let allowed = !jurisdiction.is_empty() && state.jurisdictions.admits(chain, &jurisdiction);
-        VaultLocation {
-            vault_id: v.id.clone(),
-            tenant_id: v.tenant_id.clone(),
-            role,
-            destination: destination.to_string(),
-            jurisdiction,
-            backend,
-            allowed,
-        }
-    };
-    std::iter::once(place(LocationRole::Primary, &v.destination))
-        .chain(
-            replicas
-                .iter()
-                .map(|r| place(LocationRole::Replica, &r.destination)),
-        )
-        .collect()
-}
-
 /// List a vault's locations
 ///
 /// Every place the vault's objects live, with its jurisdiction.
@@ -237,7 +201,9 @@ pub async fn vault_locations(
         .ok_or_else(ApiError::not_found)?;
     let chain = residency::chain(&state.db.pool, &t.path).await?;
     let replicas = db::replicas::of_vault(&state.db.pool, &v.id).await?;
-    Ok(axum::Json(locations_of(&state, &v, &replicas, &chain)))
+    Ok(axum::Json(crate::residency::locations_of(
+        &state, &v, &replicas, &chain,
+    )))
 }
 
 /// Residency report
@@ -256,27 +222,5 @@ pub async fn residency_report(
     let t = caller
         .tenant(&state, Permission::VaultRead, id.as_str())
         .await?;
-    let scope = TenantScope::Subtrees(vec![t.path.clone()]);
-    let vaults = vaults::vaults_in(&state.db.pool, &scope, None).await?.items;
-    let tenants = db::tenants::tenants_under(&state.db.pool, std::slice::from_ref(&t.path)).await?;
-    let mut chains = std::collections::HashMap::new();
-    let mut locations = Vec::new();
-    for v in &vaults {
-        if !chains.contains_key(&v.tenant_id) {
-            let Some(owner) = tenants.iter().find(|o| o.tenant.id == v.tenant_id) else {
-                continue;
-            };
-            let chain = residency::chain(&state.db.pool, &owner.path).await?;
-            chains.insert(v.tenant_id.clone(), chain);
-        }
-        let replicas = db::replicas::of_vault(&state.db.pool, &v.id).await?;
-        locations.extend(locations_of(&state, v, &replicas, &chains[&v.tenant_id]));
-    }
-    let chain = residency::chain(&state.db.pool, &t.path).await?;
-    Ok(axum::Json(ResidencyReport {
-        tenant_id: t.tenant.id,
-        effective: state.jurisdictions.effective(&chain),
-        outside: locations.iter().filter(|l| !l.allowed).count() as u32,
-        locations,
-    }))
+    Ok(axum::Json(crate::residency::report(&state, &t).await?))
 }

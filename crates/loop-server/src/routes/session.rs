@@ -252,10 +252,13 @@ pub async fn login(
         .ok_or_else(|| ApiError::Internal("new session vanished".into()))?;
     let mut s = session.session;
     s.current = true;
+    let policy_to_acknowledge =
+        crate::db::privacy::policy_to_acknowledge(&state.db.pool, &user.user.id).await?;
     let body = LoginResponse {
         user: user.user,
         session: s,
         session_token: secret.clone().into(),
+        policy_to_acknowledge,
     };
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -295,10 +298,11 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
 
 /// Who is signed in
 ///
-/// The user, their role bindings and the current session.
+/// The user, their role bindings, the current session, and the privacy policy in force
+/// when they have not acknowledged it yet.
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth",
     responses((status = 200, description = "Success", body = Me), (status = 401, description = "Not signed in, or the credentials are wrong (problem+json)", body = loop_api::Problem)))]
-pub async fn me(caller: Caller) -> ApiResult<axum::Json<Me>> {
+pub async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<axum::Json<Me>> {
     let u = caller.user()?;
     let mut s = u.session.session.clone();
     s.current = true;
@@ -306,6 +310,11 @@ pub async fn me(caller: Caller) -> ApiResult<axum::Json<Me>> {
         user: u.user.user.clone(),
         roles: u.bindings.iter().map(|b| b.binding.clone()).collect(),
         session: Some(s),
+        policy_to_acknowledge: crate::db::privacy::policy_to_acknowledge(
+            &state.db.pool,
+            &u.user.user.id,
+        )
+        .await?,
     }))
 }
 

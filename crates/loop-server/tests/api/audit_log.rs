@@ -414,6 +414,14 @@ impl AuditWalk<'_> {
                 let (path, body) = self.billing_request(method, path);
                 by_admin(path, body)
             }
+            ("post", "/api/v1/privacy/policies" | "/api/v1/me/policy-acknowledgement")
+            | ("put", "/api/v1/me/marketing-consent" | "/api/v1/users/{id}/restriction")
+            | ("post", "/api/v1/announcements" | "/api/v1/subject-requests")
+            | ("post", "/api/v1/subject-requests/{id}/close" | "/api/v1/subprocessors")
+            | ("delete", "/api/v1/subprocessors/{id}")
+            | ("post", "/api/v1/me/data-export" | "/api/v1/users/{id}/data-export") => {
+                self.privacy_request(method, path)
+            }
             ("post", "/api/v1/remotes") => {
                 // The server itself, through a replication token of its own.
                 self.made += 1;

@@ -74,6 +74,34 @@ pub(super) const AUDITED: &[(&str, &str, &str)] = &[
     ),
     ("post", "/api/v1/signup", "signup.request"),
     ("post", "/api/v1/signup/confirm", "tenant.signup"),
+    ("post", "/api/v1/privacy/policies", "privacy.policy_publish"),
+    (
+        "post",
+        "/api/v1/me/policy-acknowledgement",
+        "user.policy_acknowledge",
+    ),
+    (
+        "put",
+        "/api/v1/me/marketing-consent",
+        "user.marketing_consent",
+    ),
+    ("post", "/api/v1/unsubscribe/{token}", "user.unsubscribe"),
+    ("put", "/api/v1/users/{id}/restriction", "user.restrict"),
+    ("post", "/api/v1/announcements", "announcement.send"),
+    ("post", "/api/v1/subject-requests", "subject_request.create"),
+    (
+        "post",
+        "/api/v1/subject-requests/{id}/close",
+        "subject_request.close",
+    ),
+    ("post", "/api/v1/subprocessors", "subprocessor.add"),
+    (
+        "delete",
+        "/api/v1/subprocessors/{id}",
+        "subprocessor.remove",
+    ),
+    ("post", "/api/v1/me/data-export", "user.data_export"),
+    ("post", "/api/v1/users/{id}/data-export", "user.data_export"),
     ("post", "/api/v1/remotes", "remote.create"),
     ("post", "/api/v1/sync-jobs", "sync_job.create"),
     ("post", "/api/v1/sync-jobs/{id}/run", "sync_job.run"),
@@ -128,7 +156,11 @@ pub(super) const AUDITED: &[(&str, &str, &str)] = &[
 
 #[test]
 fn every_change_through_the_api_lands_in_the_audit_log() {
-    let server = Server::start_with_spare();
+    // Announcements need the address people reach the server at.
+    let server = Server::start_with(|c| {
+        support::with_spare(c);
+        c.public_url = Some("https://backup.provider.example".into());
+    });
     let admin = server.admin();
     let doc = server.openapi();
     let documented: BTreeSet<(String, String)> = documented_routes(&doc)
@@ -179,6 +211,8 @@ fn every_change_through_the_api_lands_in_the_audit_log() {
         let before = admin.audit_events();
         let r = if *path == "/api/v1/billing/stripe/webhook" {
             walk.stripe_webhook()
+        } else if *path == "/api/v1/unsubscribe/{token}" {
+            walk.unsubscribe()
         } else {
             let call = walk.prepare(method, path);
             server.call(

@@ -72,6 +72,13 @@ fn body_naming(method: &str, path: &str, c: &Customer) -> Option<Value> {
         ("put", "/api/v1/tenants/{id}/subscription") => json!({ "plan_id": c.plan_id }),
         ("post", "/api/v1/tenants/{id}/subscription/end") => json!({ "confirm": tenant_id }),
         ("post", "/api/v1/invoices/{id}/payment") => json!({ "reference": "mallory" }),
+        ("put", "/api/v1/users/{id}/restriction") => json!({ "restricted": true }),
+        ("post", "/api/v1/subject-requests") => {
+            json!({ "user_id": c.member("operator").user_id, "kind": "erasure" })
+        }
+        ("post", "/api/v1/subject-requests/{id}/close") => {
+            json!({ "outcome": "refused", "action": "mallory" })
+        }
         _ => return None,
     })
 }
@@ -91,7 +98,19 @@ const CALLERS_OWN: &[&str] = &[
     "/api/v1/me/password",
     "/api/v1/me/totp",
     "/api/v1/me/totp/confirm",
+    "/api/v1/me/policy-acknowledgement",
+    "/api/v1/me/marketing-consent",
+    // The whole service's, published by the provider's admins (roles.rs).
+    "/api/v1/privacy/policies",
+    "/api/v1/announcements",
+    "/api/v1/subprocessors",
+    "/api/v1/me/data-export",
 ];
+
+/// Routes whose path parameter names no tenant's object: an unsubscribe link, which is
+/// itself the credential of whoever received it (tests/privacy.rs), and the provider's
+/// sub-processors, the whole service's (roles.rs).
+const NOT_TENANTS: &[&str] = &["/api/v1/unsubscribe/{token}", "/api/v1/subprocessors/{id}"];
 
 /// The object of `c` a path parameter stands for, by the resource the path names.
 fn object_for(path: &str, param: &str, c: &Customer) -> String {
@@ -117,6 +136,8 @@ fn object_for(path: &str, param: &str, c: &Customer) -> String {
         ("sync-jobs", "{id}") => c.sync.as_ref().expect("a spare destination").1.clone(),
         ("plans", "{id}") => c.plan_id.clone(),
         ("invoices", "{id}") => c.invoice_id.clone(),
+        ("subject-requests", "{id}") => c.request_id.clone(),
+        ("data-exports", "{id}") => c.export_id.clone(),
         _ => panic!(
             "{path}: this test does not know which object {param} stands for; teach object_for"
         ),
@@ -128,7 +149,9 @@ fn object_for(path: &str, param: &str, c: &Customer) -> String {
 pub(super) fn requests_aimed_at(doc: &Value, c: &Customer) -> Vec<Aimed> {
     let mut out = Vec::new();
     for r in documented_routes(doc) {
-        let aimed = if r.has_path_params() {
+        let aimed = if NOT_TENANTS.contains(&r.path.as_str()) {
+            None
+        } else if r.has_path_params() {
             let path = segments(&r.path)
                 .iter()
                 .map(|s| {

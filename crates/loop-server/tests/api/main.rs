@@ -23,6 +23,7 @@ use support::{ADMIN_EMAIL, ADMIN_PASSWORD, Caller, Customer, Reply, Server, USER
 mod audit_billing;
 mod audit_export;
 mod audit_log;
+mod audit_privacy;
 mod audited;
 mod hostile;
 mod isolation;

@@ -168,6 +168,7 @@ fn every_listing_that_can_grow_pages_and_honours_its_limit() {
         "get /api/v1/sync-jobs",
         "get /api/v1/events",
         "get /api/v1/sessions",
+        "get /api/v1/subject-requests",
         "get /api/v1/audit/heads",
         "get /api/v1/vaults/{id}/snapshots",
     ]

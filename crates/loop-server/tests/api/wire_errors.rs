@@ -187,6 +187,60 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
     ),
     ("get /api/v1/tenants/{id}/charges", &[401, 403, 404, 410]),
     ("post /api/v1/billing/stripe/webhook", &[400, 404, 413, 415]),
+    ("get /api/v1/privacy/policy", &[404]),
+    (
+        "post /api/v1/privacy/policies",
+        &[400, 401, 403, 404, 409, 410, 413, 415],
+    ),
+    (
+        "post /api/v1/me/policy-acknowledgement",
+        &[400, 401, 403, 404, 409, 410, 413, 415],
+    ),
+    ("get /api/v1/me/marketing-consent", &[401, 410]),
+    (
+        "put /api/v1/me/marketing-consent",
+        &[400, 401, 403, 410, 413, 415],
+    ),
+    ("get /api/v1/unsubscribe/{token}", &[404]),
+    ("post /api/v1/unsubscribe/{token}", &[400, 404, 413, 415]),
+    (
+        "put /api/v1/users/{id}/restriction",
+        &[400, 401, 403, 404, 410, 413, 415],
+    ),
+    (
+        "post /api/v1/announcements",
+        &[400, 401, 403, 404, 409, 410, 413, 415],
+    ),
+    ("get /api/v1/subject-requests", &[400, 401, 403, 404, 410]),
+    (
+        "post /api/v1/subject-requests",
+        &[400, 401, 403, 404, 410, 413, 415],
+    ),
+    ("get /api/v1/subject-requests/{id}", &[401, 403, 404, 410]),
+    (
+        "post /api/v1/subject-requests/{id}/close",
+        &[400, 401, 403, 404, 409, 410, 413, 415],
+    ),
+    ("get /api/v1/subprocessors", &[401, 410]),
+    (
+        "post /api/v1/subprocessors",
+        &[400, 401, 403, 404, 409, 410, 413, 415],
+    ),
+    ("delete /api/v1/subprocessors/{id}", &[401, 403, 404, 410]),
+    (
+        "get /api/v1/tenants/{id}/privacy-report",
+        &[401, 403, 404, 410],
+    ),
+    ("post /api/v1/me/data-export", &[401, 403, 410]),
+    (
+        "post /api/v1/users/{id}/data-export",
+        &[401, 403, 404, 409, 410],
+    ),
+    ("get /api/v1/data-exports/{id}", &[401, 403, 404, 410]),
+    (
+        "get /api/v1/data-exports/{id}/archive",
+        &[401, 403, 404, 409, 410],
+    ),
     ("get /api/v1/signup/plans", &[404]),
     ("post /api/v1/signup", &[400, 404, 413, 415, 429]),
     ("post /api/v1/signup/confirm", &[400, 404, 409, 413, 415]),

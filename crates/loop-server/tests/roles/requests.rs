@@ -338,6 +338,69 @@ impl Walk<'_> {
                 let other = self.server.sign_in(&t.bystander_email, USER_PASSWORD);
                 (format!("/api/v1/sessions/{}", other.session_id), None)
             }
+            ("put", "/api/v1/users/{id}/restriction") => (
+                format!("/api/v1/users/{}/restriction", t.resident_user),
+                Some(json!({ "restricted": true })),
+            ),
+            // The whole service's, whichever tenant the walk aims at.
+            ("post", "/api/v1/privacy/policies") => {
+                self.made += 1;
+                let version = format!("walk-{}", self.made);
+                let body = json!({ "version": version, "url": "https://provider.example/p" });
+                (path.into(), Some(body))
+            }
+            ("get", "/api/v1/subject-requests") => filtered(path),
+            ("post", "/api/v1/subject-requests") => (
+                path.into(),
+                Some(json!({ "user_id": t.resident_user, "kind": "access" })),
+            ),
+            ("get", "/api/v1/subject-requests/{id}") => (
+                format!("/api/v1/subject-requests/{}", self.subject_request(t)),
+                None,
+            ),
+            ("post", "/api/v1/subject-requests/{id}/close") => (
+                format!("/api/v1/subject-requests/{}/close", self.subject_request(t)),
+                Some(json!({ "outcome": "done", "action": "Answered." })),
+            ),
+            ("get", "/api/v1/tenants/{id}/privacy-report") => {
+                (format!("/api/v1/tenants/{tid}/privacy-report"), None)
+            }
+            ("post", "/api/v1/users/{id}/data-export") => (
+                format!("/api/v1/users/{}/data-export", t.resident_user),
+                None,
+            ),
+            ("get", "/api/v1/data-exports/{id}") => {
+                (format!("/api/v1/data-exports/{}", self.export(t)), None)
+            }
+            ("get", "/api/v1/data-exports/{id}/archive") => (
+                format!("/api/v1/data-exports/{}/archive", self.export(t)),
+                None,
+            ),
+            ("post", "/api/v1/subprocessors") => {
+                self.made += 1;
+                let body = json!({ "name": format!("Processor {}", self.made),
+                                   "purpose": "hosting", "location": "EU" });
+                (path.into(), Some(body))
+            }
+            ("delete", "/api/v1/subprocessors/{id}") => {
+                self.made += 1;
+                let s = self
+                    .root
+                    .post(
+                        "/api/v1/subprocessors",
+                        json!({ "name": format!("Processor {}", self.made),
+                                "purpose": "mail", "location": "EU" }),
+                    )
+                    .expect(201);
+                (
+                    format!("/api/v1/subprocessors/{}", s["id"].as_str().unwrap()),
+                    None,
+                )
+            }
+            ("post", "/api/v1/announcements") => (
+                path.into(),
+                Some(json!({ "subject": "News", "text": "Faster restores." })),
+            ),
             _ => panic!("{method} {path}: the walk knows no request aimed at a tenant; add one"),
         }
     }
@@ -402,6 +465,16 @@ impl Walk<'_> {
                 Some(json!({ "token": self.root.server().plant_signup(&plan, &email) }))
             }
             ("patch", "/api/v1/me") => Some(json!({ "business_address": "Dorpsstraat 1" })),
+            ("get", "/api/v1/privacy/policy") => {
+                self.privacy_policy();
+                None
+            }
+            ("post", "/api/v1/me/policy-acknowledgement") => {
+                Some(json!({ "version": self.privacy_policy() }))
+            }
+            ("get", "/api/v1/me/marketing-consent" | "/api/v1/subprocessors") => None,
+            ("post", "/api/v1/me/data-export") => None,
+            ("put", "/api/v1/me/marketing-consent") => Some(json!({ "given": true })),
             ("get", "/api/v1/me" | "/api/v1/destinations") | ("post", "/api/v1/auth/logout") => {
                 None
             }
@@ -420,5 +493,41 @@ impl Walk<'_> {
             _ => panic!("{method} {path}: the walk knows no request for the caller; add one"),
         };
         (path.into(), body)
+    }
+
+    /// The version of the privacy policy in force, published by the provider when none is.
+    fn privacy_policy(&self) -> String {
+        let server = self.root.server();
+        let r = server.call("get", "/api/v1/privacy/policy", None, None);
+        if r.status == 200 {
+            return r.json()["version"].as_str().unwrap().to_string();
+        }
+        self.root
+            .post(
+                "/api/v1/privacy/policies",
+                json!({ "version": "walk", "url": "https://provider.example/p" }),
+            )
+            .expect(201)["version"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// A fresh data-subject request about `t`'s resident user, recorded by the provider.
+    fn subject_request(&self, t: &Target) -> String {
+        self.root
+            .post(
+                "/api/v1/subject-requests",
+                json!({ "user_id": t.resident_user, "kind": "access" }),
+            )
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// An archive of `t`'s resident user's data, ready.
+    fn export(&self, t: &Target) -> String {
+        self.server.data_export(&self.root, &t.resident_user)
     }
 }

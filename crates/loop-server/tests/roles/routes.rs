@@ -45,6 +45,12 @@ pub enum Rule {
     /// processor's webhook, whose signature checks `tests/payments.rs` makes). The walk
     /// leaves it out.
     Signed,
+    /// No caller at all: the path's token is the credential, held by whoever received it
+    /// (an unsubscribe link, which `tests/privacy.rs` tests). The walk leaves it out.
+    Link,
+    /// The need on the provider tenant, whichever tenant the walk aims at: acts on the
+    /// whole service (the privacy policy, announcements). Anyone else is refused.
+    Provider(Need),
     /// Every need, on the tenant the request names.
     Needs(&'static [Need]),
     /// A listing without a tenant filter: it shows a tenant only to callers with the need
@@ -90,6 +96,11 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
     ("patch", "/api/v1/users/{id}", Needs(&[ChangeUsers])),
     ("post", "/api/v1/users/{id}/disable", Needs(&[ChangeUsers])),
     ("post", "/api/v1/users/{id}/erase", Needs(&[ChangeUsers])),
+    (
+        "put",
+        "/api/v1/users/{id}/restriction",
+        Needs(&[ChangeUsers]),
+    ),
     ("post", "/api/v1/users/{id}/enable", Needs(&[ChangeUsers])),
     ("get", "/api/v1/users/{id}/roles", Needs(&[ReadUsers])),
     (
@@ -269,6 +280,42 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
     ("get", "/api/v1/jobs/{id}", Needs(&[ReadJobs])),
     ("get", "/api/v1/jobs/{id}/log", Needs(&[ReadJobs])),
     ("post", "/api/v1/jobs/{id}/cancel", Needs(&[RunJobs])),
+    ("post", "/api/v1/privacy/policies", Provider(ChangeTenants)),
+    ("post", "/api/v1/announcements", Provider(ChangeTenants)),
+    ("get", "/api/v1/subject-requests", Needs(&[ChangeUsers])),
+    ("post", "/api/v1/subject-requests", Needs(&[ChangeUsers])),
+    (
+        "get",
+        "/api/v1/subject-requests/{id}",
+        Needs(&[ChangeUsers]),
+    ),
+    (
+        "post",
+        "/api/v1/subject-requests/{id}/close",
+        Needs(&[ChangeUsers]),
+    ),
+    (
+        "get",
+        "/api/v1/tenants/{id}/privacy-report",
+        Needs(&[ReadAudit]),
+    ),
+    (
+        "post",
+        "/api/v1/users/{id}/data-export",
+        Needs(&[ChangeUsers]),
+    ),
+    ("get", "/api/v1/data-exports/{id}", Needs(&[ChangeUsers])),
+    (
+        "get",
+        "/api/v1/data-exports/{id}/archive",
+        Needs(&[ChangeUsers]),
+    ),
+    ("post", "/api/v1/subprocessors", Provider(ChangeTenants)),
+    (
+        "delete",
+        "/api/v1/subprocessors/{id}",
+        Provider(ChangeTenants),
+    ),
     ("post", "/api/v1/tenants/{id}/erase", Needs(&[EraseTenants])),
     // The caller's own business, in the order the walk takes them (signing out last).
     ("post", "/api/v1/auth/login", Public),
@@ -278,6 +325,14 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
     ("get", "/api/v1/signup/plans", Public),
     ("post", "/api/v1/signup", Public),
     ("post", "/api/v1/signup/confirm", Public),
+    ("get", "/api/v1/privacy/policy", Public),
+    ("get", "/api/v1/unsubscribe/{token}", Link),
+    ("post", "/api/v1/unsubscribe/{token}", Link),
+    ("post", "/api/v1/me/policy-acknowledgement", SignedIn),
+    ("get", "/api/v1/me/marketing-consent", SignedIn),
+    ("put", "/api/v1/me/marketing-consent", SignedIn),
+    ("get", "/api/v1/subprocessors", SignedIn),
+    ("post", "/api/v1/me/data-export", SignedIn),
     ("get", "/api/v1/me", SignedIn),
     ("patch", "/api/v1/me", SignedIn),
     ("get", "/api/v1/destinations", SignedIn),

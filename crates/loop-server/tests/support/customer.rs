@@ -106,7 +106,19 @@ impl Server {
             .is_some()
             .then(|| self.sync_job(admin, &tenant_id, vault["id"].as_str().unwrap(), tag));
         let (plan_id, invoice_id) = self.subscribed(admin, &tenant_id, tag);
+        let request_id = admin
+            .post(
+                "/api/v1/subject-requests",
+                json!({ "user_id": users[1].user_id, "kind": "access" }),
+            )
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let export_id = self.data_export(admin, &users[1].user_id);
         Customer {
+            request_id,
+            export_id,
             sync,
             plan_id,
             invoice_id,
@@ -131,6 +143,22 @@ impl Server {
 }
 
 impl Server {
+    /// An archive of `user_id`'s data made at `admin`'s request, once its job made it.
+    pub fn data_export(&self, admin: &Caller<'_>, user_id: &str) -> String {
+        let asked = admin
+            .post(&format!("/api/v1/users/{user_id}/data-export"), json!({}))
+            .expect(202);
+        let id = asked["id"].as_str().unwrap().to_string();
+        for _ in 0..1200 {
+            let e = admin.get(&format!("/api/v1/data-exports/{id}")).expect(200);
+            if e["state"] == "ready" {
+                return id;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("the archive {id} was never made");
+    }
+
     /// Subscribes `tenant_id` to a new plan of the provider and records an open invoice of
     /// it (as the lifecycle timer would): (plan, invoice).
     pub fn subscribed(&self, admin: &Caller<'_>, tenant_id: &str, tag: &str) -> (String, String) {
@@ -366,6 +394,10 @@ pub struct Customer {
     /// On such a server also a remote (the server itself) and a sync job pushing the vault
     /// there: (remote, sync job).
     pub sync: Option<(String, String)>,
+    /// A data-subject request about the operator.
+    pub request_id: String,
+    /// A personal-data archive of the operator, ready to download.
+    pub export_id: String,
 }
 
 impl Customer {
@@ -389,6 +421,8 @@ impl Customer {
             self.policy_id.clone(),
             self.item_id.clone(),
             self.target_id.clone(),
+            self.request_id.clone(),
+            self.export_id.clone(),
         ];
         for m in &self.users {
             out.extend([m.email.clone(), m.user_id.clone(), m.session_id.clone()]);

@@ -187,6 +187,20 @@ impl Server {
         code
     }
 
+    /// Records an unsubscribe link as a marketing message to `user_id` would carry it (the
+    /// message itself is tested in tests/privacy.rs), and returns its token.
+    pub fn plant_unsubscribe_link(&self, user_id: &str) -> String {
+        let token = loop_server::domain::new_secret("lpu");
+        self.block_on(loop_server::db::privacy::insert_unsubscribe_link(
+            &self.state.db.pool,
+            &loop_server::domain::secret_hash(&token),
+            user_id,
+            self.state.now(),
+        ))
+        .expect("planting an unsubscribe link");
+        token
+    }
+
     /// Queues a staging-sweep job for `tenant_id` due in a day, so it stays queued (and can
     /// be cancelled) while a test runs; returns its ID.
     pub fn plant_job(&self, tenant_id: &str) -> String {

@@ -1,0 +1,162 @@
+//! The privacy commands as a person and their provider use them: the provider publishes a
+//! privacy policy with `loop privacy publish`, and `loop login` shows it until `loop
+//! privacy accept`; a person gives consent to product news with `loop privacy consent on`
+//! and downloads everything held on them with `loop privacy export`; the organisation
+//! records a data-subject request, closes it, restricts processing, and reads `loop privacy
+//! report`; the provider keeps the sub-processor register.
+
+mod support;
+
+use std::io::Read as _;
+
+use support::server::*;
+use support::story::*;
+
+fn login(s: &Story) -> String {
+    ok(s.admin(
+        "ana",
+        &[
+            "login",
+            "--server",
+            &s.server.url,
+            "--email",
+            "ana@acme.example",
+        ],
+    )
+    .env("LOOP_LOGIN_PASSWORD", "ana-password-1234"))
+}
+
+#[test]
+fn privacy_from_the_command_line() {
+    let s = set_up(None, "local");
+    let published = ok(&mut s.admin(
+        "provider-admin",
+        &[
+            "privacy",
+            "publish",
+            "--version",
+            "2026-12",
+            "--url",
+            "https://provider.example/privacy",
+            "--summary",
+            "Sub-processors are listed in the service.",
+        ],
+    ));
+    assert!(
+        published.contains("published privacy policy 2026-12"),
+        "{published}"
+    );
+    let shown = login(&s);
+    assert!(
+        shown.contains("the privacy policy changed: version 2026-12")
+            && shown.contains("loop privacy accept"),
+        "{shown}"
+    );
+    let accepted = ok(&mut s.admin("ana", &["privacy", "accept"]));
+    assert!(
+        accepted.contains("acknowledged privacy policy 2026-12"),
+        "{accepted}"
+    );
+    assert!(
+        !login(&s).contains("privacy policy"),
+        "shown until acknowledged"
+    );
+
+    let consent = ok(&mut s.admin("ana", &["privacy", "consent"]));
+    assert_eq!(consent.trim(), "consent to product news: not given");
+    let consent = ok(&mut s.admin("ana", &["privacy", "consent", "on"]));
+    assert!(
+        consent.starts_with("consent to product news: given (")
+            && consent.contains("policy 2026-12"),
+        "{consent}"
+    );
+
+    // Everything held on her, in one zip file.
+    let zip = s.dir.path().join("my-data.zip");
+    let done = ok(&mut s.admin(
+        "ana",
+        &["privacy", "export", "--output", zip.to_str().unwrap()],
+    ));
+    assert!(done.contains("bytes written to"), "{done}");
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+    let mut profile = String::new();
+    archive
+        .by_name("profile.json")
+        .unwrap()
+        .read_to_string(&mut profile)
+        .unwrap();
+    let profile: serde_json::Value = serde_json::from_str(&profile).unwrap();
+    assert_eq!(profile["user"]["email"], "ana@acme.example");
+    assert_eq!(profile["marketing_consent"]["given"], true);
+    let ana = profile["user"]["id"].as_str().unwrap().to_string();
+
+    // The organisation answers a request about her, and restricts processing.
+    let r = json(&mut s.admin(
+        "provider-admin",
+        &[
+            "privacy",
+            "request",
+            "add",
+            "--user",
+            &ana,
+            "--kind",
+            "rectification",
+        ],
+    ));
+    let listed = ok(&mut s.admin("provider-admin", &["privacy", "request", "list", "--open"]));
+    assert!(
+        listed.contains(&id(&r)) && listed.contains("rectification"),
+        "{listed}"
+    );
+    let closed = ok(&mut s.admin(
+        "provider-admin",
+        &[
+            "privacy",
+            "request",
+            "close",
+            &id(&r),
+            "--action",
+            "Corrected her address.",
+        ],
+    ));
+    assert!(
+        closed.contains("(done: Corrected her address.)"),
+        "{closed}"
+    );
+    let restricted = ok(&mut s.admin("provider-admin", &["user", "restrict", &ana]));
+    assert!(restricted.contains("processing restricted"), "{restricted}");
+
+    ok(&mut s.admin(
+        "provider-admin",
+        &[
+            "privacy",
+            "subprocessor",
+            "add",
+            "--name",
+            "Mailgun",
+            "--purpose",
+            "sending mail",
+            "--location",
+            "EU",
+        ],
+    ));
+    let register = ok(&mut s.admin("ana", &["privacy", "subprocessor", "list"]));
+    assert!(
+        register.contains("Mailgun (EU): sending mail"),
+        "{register}"
+    );
+    let report = ok(&mut s.admin(
+        "provider-admin",
+        &["privacy", "report", "--tenant", &s.customer],
+    ));
+    for part in [
+        "personal data held:",
+        "users: name, e-mail",
+        "where it lives:",
+        "retention:",
+        "Mailgun (EU)",
+        "open data-subject requests: 0",
+    ] {
+        assert!(report.contains(part), "{part} in {report}");
+    }
+}
