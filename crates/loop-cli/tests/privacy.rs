@@ -3,7 +3,8 @@
 //! privacy accept`; a person gives consent to product news with `loop privacy consent on`
 //! and downloads everything held on them with `loop privacy export`; the organisation
 //! records a data-subject request, closes it, restricts processing, and reads `loop privacy
-//! report`; the provider keeps the sub-processor register.
+//! report`; the provider keeps the sub-processor register. The server's log names no person
+//! and no client address all along.
 
 mod support;
 
@@ -28,7 +29,7 @@ fn login(s: &Story) -> String {
 
 #[test]
 fn privacy_from_the_command_line() {
-    let s = set_up(None, "local");
+    let s = set_up_logging(None, "local", true);
     let published = ok(&mut s.admin(
         "provider-admin",
         &[
@@ -149,6 +150,17 @@ fn privacy_from_the_command_line() {
         "provider-admin",
         &["privacy", "report", "--tenant", &s.customer],
     ));
+    // The server's log, at its default level, names no person and no client address.
+    let log = std::fs::read_to_string(s.server_log.as_ref().unwrap()).unwrap();
+    assert!(
+        log.contains("route=/api/v1/me/data-export"),
+        "the story is in the log: {log}"
+    );
+    for person in ["ana@acme.example", "Ana", "Alves", "admin@localhost"] {
+        assert!(!log.contains(person), "{person} is in the server's log");
+    }
+    let addressed: Vec<&str> = log.lines().filter(|l| l.contains("127.0.0.1")).collect();
+    assert!(addressed.is_empty(), "{addressed:#?}");
     for part in [
         "personal data held:",
         "users: name, e-mail",
