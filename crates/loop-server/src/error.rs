@@ -124,34 +124,40 @@ pub fn problem(status: StatusCode, code: &str, detail: Option<String>) -> Respon
     r
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// What the client is told: status, code, message, and when to try again. An internal
+    /// error is logged here with a random incident ID, which is all the client learns.
+    pub fn told(self) -> (StatusCode, &'static str, String, Option<u64>) {
         match self {
             ApiError::Client {
                 status,
                 code,
                 detail,
                 retry_after,
-            } => {
-                let mut r = problem(status, code, Some(detail));
-                if let Some(secs) = retry_after {
-                    r.headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-                }
-                r
-            }
+            } => (status, code, detail, retry_after),
             ApiError::Internal(text) => {
                 let incident = crate::domain::new_id("inc");
                 tracing::error!(%incident, error = %text, "internal error");
-                problem(
+                (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
-                    Some(format!(
-                        "internal error; incident {incident} is in the server log"
-                    )),
+                    format!("internal error; incident {incident} is in the server log"),
+                    None,
                 )
             }
         }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, detail, retry_after) = self.told();
+        let mut r = problem(status, code, Some(detail));
+        if let Some(secs) = retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        r
     }
 }
 

@@ -36,6 +36,7 @@ pub mod mail;
 pub mod managed_keys;
 pub mod metrics;
 pub mod notify;
+mod pages;
 pub mod person;
 pub mod privacy;
 mod probes;

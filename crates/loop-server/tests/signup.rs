@@ -177,3 +177,133 @@ fn an_organisation_signs_up_confirms_and_its_trial_starts() {
     let n: i64 = sqlx::Row::get(&left.unwrap(), "n");
     assert_eq!(n, 0, "expired sign-ups are deleted");
 }
+
+/// A form as a browser sends it.
+fn post_form(
+    server: &Server,
+    path: &str,
+    fields: &[(&str, &str)],
+    origin: Option<&str>,
+) -> support::Reply {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let mut req = server
+        .request(reqwest::Method::POST, path)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Accept-Language", "en-GB,en;q=0.9")
+        .body(body);
+    if let Some(o) = origin {
+        req = req.header("Origin", o);
+    }
+    server.send(req)
+}
+
+#[test]
+fn an_organisation_signs_up_in_the_browser_and_confirms_from_the_link() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    const PUBLIC: &str = "https://backup.provider.example";
+    let server = support::lifecycle::server_mailing_to_with(&sink, |c| {
+        c.public_url = Some(PUBLIC.into());
+    });
+    let page = |path: &str, lang: &str| {
+        server.send(
+            server
+                .request(reqwest::Method::GET, path)
+                .header("Accept-Language", lang),
+        )
+    };
+    // Nothing offered: the page says so, as the API does.
+    assert_eq!(page("/signup", "en").status, 404);
+    let admin = server.admin();
+    server.signup_plan(&admin);
+
+    // The form, in the browser's language, under a policy that allows nothing but itself.
+    let form = page("/signup", "nl-BE,nl;q=0.9,en;q=0.5");
+    assert_eq!(form.status, 200);
+    assert_eq!(form.content_type, "text/html; charset=utf-8");
+    assert!(form.body.contains("<html lang=\"nl\">"), "{}", form.body);
+    assert!(form.body.contains("Aanmelden") && form.body.contains("Self service"));
+    let headers = server
+        .request(reqwest::Method::GET, "/signup")
+        .send()
+        .unwrap()
+        .headers()
+        .clone();
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+
+    let fields = |password: &'static str| {
+        vec![
+            ("organisation", "Yonder & Co"),
+            ("first_name", "Yara"),
+            ("last_name", "Yonder"),
+            ("email", "yara@yonder.example"),
+            ("password", password),
+        ]
+    };
+    // Another site's page cannot post it.
+    let forged = post_form(
+        &server,
+        "/signup",
+        &fields(PASSWORD),
+        Some("https://evil.example"),
+    );
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    // A short password: the form again, filled in (escaped), with what is wrong.
+    let short = post_form(&server, "/signup", &fields("short"), None);
+    assert_eq!(short.status, 400, "{}", short.body);
+    assert!(short.body.contains("role=\"alert\""), "{}", short.body);
+    assert!(
+        short.body.contains("value=\"Yonder &amp; Co\""),
+        "{}",
+        short.body
+    );
+    let sent = post_form(&server, "/signup", &fields(PASSWORD), None);
+    assert_eq!(sent.status, 202, "{}", sent.body);
+    assert!(sent.body.contains("Check your mail"), "{}", sent.body);
+
+    // The mail's link opens a page; opening it confirms nothing (a mail scanner may open
+    // it), the button does.
+    let (_, text) = mail(
+        &sink,
+        "yara@yonder.example",
+        "Confirm your Loop Backup trial",
+        1,
+    );
+    let at = text
+        .find(&format!("{PUBLIC}/signup/confirm?token="))
+        .expect("a link");
+    let link = text[at + PUBLIC.len()..].split_whitespace().next().unwrap();
+    let opened = page(link, "en");
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    assert!(opened.body.contains("method=\"post\""));
+    assert_eq!(
+        server.login("yara@yonder.example", PASSWORD).status,
+        401,
+        "not confirmed by opening the link"
+    );
+    let token = link.split("token=").nth(1).unwrap();
+    let started = post_form(&server, "/signup/confirm", &[("token", token)], None);
+    assert_eq!(started.status, 201, "{}", started.body);
+    assert!(
+        started.body.contains("Your trial started"),
+        "{}",
+        started.body
+    );
+    assert!(
+        started
+            .body
+            .contains(&format!("loop login --server {PUBLIC}"))
+    );
+    server.login("yara@yonder.example", PASSWORD).expect(200);
+    let again = post_form(&server, "/signup/confirm", &[("token", token)], None);
+    assert_eq!(again.status, 404, "the link works once");
+}

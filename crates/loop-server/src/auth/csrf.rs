@@ -9,7 +9,7 @@ use crate::error::ApiError;
 /// `Sec-Fetch-Site` (and `Origin` on unsafe requests); clients that are not browsers send
 /// neither and authenticate with a bearer token anyway. This, with SameSite=Lax cookies, is
 /// the defence against cross-site request forgery.
-pub(super) fn is_cross_site(parts: &Parts) -> bool {
+pub(crate) fn is_cross_site(parts: &Parts) -> bool {
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(site) = header("sec-fetch-site") {
         return !matches!(site, "same-origin" | "none");
@@ -24,7 +24,7 @@ pub(super) fn is_cross_site(parts: &Parts) -> bool {
 }
 
 /// The answer to a cross-site change.
-pub(super) fn refused() -> ApiError {
+pub(crate) fn refused() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::FORBIDDEN,
         "cross_site_request",

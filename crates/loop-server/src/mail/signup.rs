@@ -57,6 +57,27 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
         return Ok(None);
     }
     let server = server_hint(state);
+    // With the address people reach the service at, the code also comes as a link to the
+    // confirmation page.
+    let link = state
+        .config
+        .public_url
+        .as_deref()
+        .map(|u| format!("{}/signup/confirm?token={token}", u.trim_end_matches('/')));
+    let (open_en, open_nl) = match &link {
+        Some(l) => (
+            format!(
+                "Open this link to confirm:\n\n    {l}\n\nor confirm with the command-line client:"
+            ),
+            format!(
+                "Open deze link om te bevestigen:\n\n    {l}\n\nof bevestig met de opdrachtregel:"
+            ),
+        ),
+        None => (
+            "With the command-line client:".to_string(),
+            "Met de opdrachtregel:".to_string(),
+        ),
+    };
     let (subject, text) = match s.language {
         Language::En => (
             format!("Confirm your Loop Backup trial for {org}"),
@@ -64,7 +85,7 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
                 "Hello {first},\n\n\
                  To start the free trial of Loop Backup for {org}, confirm this address within \
                  7 days with this code (it works once):\n\n    {token}\n\n\
-                 With the command-line client:\n\n    \
+                 {open_en}\n\n    \
                  LOOP_SIGNUP_TOKEN=<the code> loop signup confirm{server}\n\n\
                  or POST it as {{\"token\": \"…\"}} to /api/v1/signup/confirm. Then sign in \
                  with this address and the password you chose.\n\n\
@@ -78,7 +99,7 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
                 "Beste {first},\n\n\
                  Bevestig dit adres binnen 7 dagen met deze code (eenmalig bruikbaar) om de \
                  gratis proefperiode van Loop Backup voor {org} te starten:\n\n    {token}\n\n\
-                 Met de opdrachtregel:\n\n    \
+                 {open_nl}\n\n    \
                  LOOP_SIGNUP_TOKEN=<de code> loop signup confirm{server}\n\n\
                  of stuur haar als {{\"token\": \"…\"}} naar /api/v1/signup/confirm. Meld u \
                  daarna aan met dit adres en het wachtwoord dat u koos.\n\n\

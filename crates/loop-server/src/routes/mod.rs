@@ -227,6 +227,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", axum::routing::get(health::readyz))
         .route("/metrics", axum::routing::get(crate::metrics::scrape))
         .merge(api)
+        .merge(crate::pages::router())
         .merge(vault)
         .merge(agent)
         .fallback(|| async { ApiError::not_found().into_response() })
