@@ -10,7 +10,6 @@ use crate::db::exports::{self, ExportRow};
 use crate::db::{self, users};
 use crate::domain::{Permission, new_id};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::commit_audited;
 use crate::state::AppState;
 
 /// The API's view of a stored archive.
@@ -98,7 +97,7 @@ pub async fn request(
         Some(&e.user_id),
         serde_json::json!({ "export_id": e.id }),
     );
-    commit_audited(tx, event, now).await?;
+    crate::db::audit::commit_audited(tx, event, now).await?;
     state.jobs_wake.notify_one();
     Ok(view(&e))
 }

@@ -12,7 +12,6 @@ use crate::db::privacy::{self, Via};
 use crate::db::{self, users};
 use crate::domain::{Permission, secret_hash};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::commit_audited;
 use crate::state::AppState;
 
 /// Longest policy version name, URL, summary; announcement subject and text.
@@ -73,7 +72,7 @@ pub async fn publish(
         Some(&p.version),
         serde_json::json!({ "url": p.url }),
     );
-    commit_audited(tx, event, now).await?;
+    crate::db::audit::commit_audited(tx, event, now).await?;
     Ok(p)
 }
 
@@ -106,7 +105,7 @@ pub async fn acknowledge(state: &AppState, caller: &Caller, version: &str) -> Ap
         Some(version),
         serde_json::json!({}),
     );
-    commit_audited(tx, event, now).await
+    Ok(crate::db::audit::commit_audited(tx, event, now).await?)
 }
 
 /// Gives or withdraws the caller's consent to marketing.
@@ -132,7 +131,7 @@ pub async fn set_consent(
             Some(&user.id),
             serde_json::json!({ "given": given, "policy_version": version }),
         );
-        commit_audited(tx, event, now).await?;
+        crate::db::audit::commit_audited(tx, event, now).await?;
     }
     Ok(privacy::marketing_consent(&state.db.pool, &user.id, given).await?)
 }
@@ -187,7 +186,7 @@ pub async fn unsubscribe(state: &AppState, client: &ClientInfo, token: &str) -> 
             },
             details: serde_json::json!({ "policy_version": version }),
         };
-        commit_audited(tx, event, now).await?;
+        crate::db::audit::commit_audited(tx, event, now).await?;
     }
     Ok(())
 }
@@ -219,7 +218,7 @@ pub async fn restrict(
             Some(user_id),
             serde_json::json!({ "restricted": restricted }),
         );
-        commit_audited(tx, event, now).await?;
+        crate::db::audit::commit_audited(tx, event, now).await?;
     }
     let mut u = row.user;
     u.restricted = restricted;
@@ -256,7 +255,7 @@ pub async fn announce(state: &AppState, caller: &Caller, req: Announce) -> ApiRe
         Some(&id),
         serde_json::json!({ "recipients": recipients }),
     );
-    commit_audited(tx, event, now).await?;
+    crate::db::audit::commit_audited(tx, event, now).await?;
     state.mail_wake.notify_one();
     Ok(Announcement {
         id,

@@ -15,7 +15,6 @@ use crate::db::page::Page;
 use crate::db::{self, subject_requests, subprocessors, users};
 use crate::domain::{Permission, new_id};
 use crate::error::{ApiError, ApiResult};
-use crate::routes::commit_audited;
 use crate::state::AppState;
 
 const MAX_DETAILS: usize = 2000;
@@ -74,7 +73,7 @@ pub async fn create_request(
         Some(&r.id),
         serde_json::json!({ "kind": r.kind, "user_id": r.user_id }),
     );
-    commit_audited(tx, event, now).await?;
+    crate::db::audit::commit_audited(tx, event, now).await?;
     Ok(r)
 }
 
@@ -129,7 +128,7 @@ pub async fn close_request(
         Some(id),
         serde_json::json!({ "kind": r.kind, "outcome": req.outcome, "overdue": r.overdue }),
     );
-    commit_audited(tx, event, now).await?;
+    crate::db::audit::commit_audited(tx, event, now).await?;
     request(state, caller, id).await
 }
 
@@ -177,7 +176,7 @@ pub async fn add_subprocessor(
         Some(&s.id),
         serde_json::json!({ "name": s.name, "location": s.location, "notified": notified }),
     );
-    commit_audited(tx, event, now).await?;
+    crate::db::audit::commit_audited(tx, event, now).await?;
     state.mail_wake.notify_one();
     Ok(s)
 }
@@ -201,7 +200,7 @@ pub async fn remove_subprocessor(state: &AppState, caller: &Caller, id: &str) ->
         Some(id),
         serde_json::json!({ "name": s.name, "notified": notified }),
     );
-    commit_audited(tx, event, now).await?;
+    crate::db::audit::commit_audited(tx, event, now).await?;
     state.mail_wake.notify_one();
     Ok(())
 }

@@ -146,6 +146,14 @@ pub async fn erase_personal(tx: &mut Tx, user_id: &str) -> DbResult<u64> {
     Ok(done.rows_affected())
 }
 
+/// Appends `event` inside `tx` and commits: the change and its record land together or not
+/// at all.
+pub async fn commit_audited(mut tx: Tx, event: NewEvent, now: i64) -> DbResult<()> {
+    append(&mut tx, event, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Removes the personal data (IP address, browser) of events older than `before` (ms): the
 /// retention period ends; the events and their chain stay. Returns how many went.
 pub async fn clear_personal_before(pool: &sqlx::AnyPool, before: i64) -> DbResult<u64> {

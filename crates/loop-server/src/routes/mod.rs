@@ -316,12 +316,11 @@ where
 /// Appends `event` to the audit log inside `tx` and commits: the change and its record land
 /// together or not at all.
 pub(crate) async fn commit_audited(
-    mut tx: crate::db::Tx,
+    tx: crate::db::Tx,
     event: crate::db::audit::NewEvent,
     now: i64,
 ) -> Result<(), ApiError> {
-    crate::db::audit::append(&mut tx, event, now).await?;
-    commit(tx).await
+    Ok(crate::db::audit::commit_audited(tx, event, now).await?)
 }
 
 /// Records `event` as a refused action (outcome `failure`), in a transaction of its own: the
