@@ -423,6 +423,14 @@ mod tests {
     }
 
     #[test]
+    fn every_character_html_gives_meaning_is_escaped() {
+        assert_eq!(
+            esc(r#"<a href="x">Tom & Jerry's</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;Tom &amp; Jerry&#39;s&lt;/a&gt;"
+        );
+    }
+
+    #[test]
     fn a_failed_backup_reads_in_dutch_with_local_time_and_escaped_names() {
         let e = event(
             EventKind::JobFailed,

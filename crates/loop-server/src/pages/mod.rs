@@ -10,6 +10,7 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use loop_api::Language;
 
+pub use crate::notify::email::esc;
 use crate::state::AppState;
 
 /// The pages' routes.
@@ -23,22 +24,6 @@ pub fn router() -> Router<AppState> {
             "/signup/confirm",
             axum::routing::get(signup::confirm_form).post(signup::confirm),
         )
-}
-
-/// `s` with the characters HTML gives meaning to escaped.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The reader's language: `nl` when the browser puts Dutch before English, else English.
@@ -128,14 +113,6 @@ pub fn cross_site(parts: &axum::http::request::Parts, lang: Language) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_character_html_gives_meaning_is_escaped() {
-        assert_eq!(
-            esc(r#"<a href="x">Tom & Jerry's</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;Tom &amp; Jerry&#39;s&lt;/a&gt;"
-        );
-    }
 
     #[test]
     fn dutch_only_when_the_browser_prefers_it_to_english() {
