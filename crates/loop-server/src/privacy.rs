@@ -12,6 +12,7 @@ use crate::db::privacy::{self, Via};
 use crate::db::{self, users};
 use crate::domain::{Permission, secret_hash};
 use crate::error::{ApiError, ApiResult};
+use crate::records::text;
 use crate::state::AppState;
 
 /// Longest policy version name, URL, summary; announcement subject and text.
@@ -21,16 +22,6 @@ const MAX_SUMMARY: usize = 4000;
 const MAX_SUBJECT: usize = 200;
 const MAX_TEXT: usize = 20_000;
 
-fn bounded(what: &str, v: &str, min: usize, max: usize) -> ApiResult<()> {
-    let n = v.chars().count();
-    if n < min || n > max || v.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(ApiError::bad_request(format!(
-            "{what} must be {min} to {max} characters, without control characters"
-        )));
-    }
-    Ok(())
-}
-
 /// Publishes a version of the privacy policy (provider admins).
 pub async fn publish(
     state: &AppState,
@@ -38,23 +29,22 @@ pub async fn publish(
     req: PublishPolicy,
 ) -> ApiResult<PrivacyPolicy> {
     let provider = caller.provider(state, Permission::TenantWrite).await?;
-    let version = req.version.trim();
-    bounded("version", version, 1, MAX_VERSION)?;
+    let version = text("version", &req.version, 1, MAX_VERSION)?;
     if version.contains('\n') {
         return Err(ApiError::bad_request("version is one line"));
     }
-    bounded("url", &req.url, 1, MAX_URL)?;
-    if !(req.url.starts_with("https://") || req.url.starts_with("http://"))
-        || req.url.contains(char::is_whitespace)
+    let url = text("url", &req.url, 1, MAX_URL)?;
+    if !(url.starts_with("https://") || url.starts_with("http://"))
+        || url.contains(char::is_whitespace)
     {
         return Err(ApiError::bad_request("url must be an http(s) URL"));
     }
-    bounded("summary", &req.summary, 0, MAX_SUMMARY)?;
+    let summary = text("summary", &req.summary, 0, MAX_SUMMARY)?;
     let now = state.now();
     let p = PrivacyPolicy {
-        version: version.into(),
-        url: req.url,
-        summary: req.summary,
+        version,
+        url,
+        summary,
         published_at: db::time(now),
     };
     let mut tx = state.db.begin().await?;
@@ -230,11 +220,11 @@ pub async fn restrict(
 /// service must know the address people reach it at (`public_url`).
 pub async fn announce(state: &AppState, caller: &Caller, req: Announce) -> ApiResult<Announcement> {
     let provider = caller.provider(state, Permission::TenantWrite).await?;
-    bounded("subject", req.subject.trim(), 1, MAX_SUBJECT)?;
-    if req.subject.contains('\n') {
+    let subject = text("subject", &req.subject, 1, MAX_SUBJECT)?;
+    if subject.contains('\n') {
         return Err(ApiError::bad_request("subject is one line"));
     }
-    bounded("text", req.text.trim(), 1, MAX_TEXT)?;
+    let body = text("text", &req.text, 1, MAX_TEXT)?;
     if state.config.public_url.is_none() {
         return Err(ApiError::conflict(
             "public_url_missing",
@@ -244,10 +234,9 @@ pub async fn announce(state: &AppState, caller: &Caller, req: Announce) -> ApiRe
     let now = state.now();
     let id = crate::domain::new_id("an");
     let (_, sender) = caller.actor();
-    let subject = req.subject.trim().to_string();
     let mut tx = state.db.begin().await?;
     let recipients =
-        privacy::queue_announcement(&mut tx, &id, &subject, req.text.trim(), &sender, now).await?;
+        privacy::queue_announcement(&mut tx, &id, &subject, &body, &sender, now).await?;
     let event = caller.event(
         &provider.tenant.id,
         "announcement.send",

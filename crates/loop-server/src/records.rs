@@ -19,7 +19,9 @@ use crate::state::AppState;
 
 const MAX_DETAILS: usize = 2000;
 
-fn text(what: &str, v: &str, min: usize, max: usize) -> ApiResult<String> {
+/// `v` trimmed, when it has `min` to `max` characters and no control character but line
+/// breaks; else a clear refusal naming `what`.
+pub fn text(what: &str, v: &str, min: usize, max: usize) -> ApiResult<String> {
     let v = v.trim();
     let n = v.chars().count();
     if n < min || n > max || v.chars().any(|c| c.is_control() && c != '\n') {
