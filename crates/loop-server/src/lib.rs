@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod notify;
 mod pages;
 pub mod person;
+pub mod placement;
 pub mod privacy;
 mod probes;
 pub mod records;

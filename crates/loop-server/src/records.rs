@@ -274,7 +274,7 @@ pub async fn report(
         tenant_id: t.tenant.id.clone(),
         generated_at: db::time(state.now()),
         categories,
-        residency: crate::residency::report(state, &t).await?,
+        residency: crate::placement::report(state, &t).await?,
         retention,
         subprocessors: subprocessors::list(pool).await?,
         open_requests,

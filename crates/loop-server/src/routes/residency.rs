@@ -201,7 +201,7 @@ pub async fn vault_locations(
         .ok_or_else(ApiError::not_found)?;
     let chain = residency::chain(&state.db.pool, &t.path).await?;
     let replicas = db::replicas::of_vault(&state.db.pool, &v.id).await?;
-    Ok(axum::Json(crate::residency::locations_of(
+    Ok(axum::Json(crate::placement::locations_of(
         &state, &v, &replicas, &chain,
     )))
 }
@@ -222,5 +222,5 @@ pub async fn residency_report(
     let t = caller
         .tenant(&state, Permission::VaultRead, id.as_str())
         .await?;
-    Ok(axum::Json(crate::residency::report(&state, &t).await?))
+    Ok(axum::Json(crate::placement::report(&state, &t).await?))
 }
