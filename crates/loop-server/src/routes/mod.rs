@@ -333,6 +333,17 @@ pub(crate) async fn audit_refused(
     commit_audited(state.db.begin().await?, event, state.now()).await
 }
 
+/// The request's media type (`Content-Type` without parameters, lowercase; empty without
+/// one).
+pub(crate) fn media_type(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
 /// Commits a transaction, mapping the error.
 pub(crate) async fn commit(tx: crate::db::Tx) -> Result<(), ApiError> {
     tx.commit().await.map_err(crate::db::DbError::from)?;

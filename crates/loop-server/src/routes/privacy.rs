@@ -163,12 +163,7 @@ fn one_click_body(
     headers: &HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<()> {
-    let kind = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .unwrap_or_default();
+    let kind = super::media_type(headers);
     let body = body.map_err(|e| ApiError::new(e.status(), "invalid_body", e.body_text()))?;
     let text = String::from_utf8_lossy(&body);
     let one_click = match kind.as_str() {
