@@ -125,6 +125,14 @@ pub fn problem(status: StatusCode, code: &str, detail: Option<String>) -> Respon
 }
 
 impl ApiError {
+    /// The status the client will be told.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Client { status, .. } => *status,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
     /// What the client is told: status, code, message, and when to try again. An internal
     /// error is logged here with a random incident ID, which is all the client learns.
     pub fn told(self) -> (StatusCode, &'static str, String, Option<u64>) {

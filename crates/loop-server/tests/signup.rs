@@ -249,7 +249,8 @@ fn an_organisation_signs_up_in_the_browser_and_confirms_from_the_link() {
             ("password", password),
         ]
     };
-    // Another site's page cannot post it.
+    // Another site's page cannot post it, nor can a form without the token of this
+    // browser's form cookie.
     let forged = post_form(
         &server,
         "/signup",
@@ -257,8 +258,18 @@ fn an_organisation_signs_up_in_the_browser_and_confirms_from_the_link() {
         Some("https://evil.example"),
     );
     assert_eq!(forged.status, 403, "{}", forged.body);
+    let untokened = post_form(&server, "/signup", &fields(PASSWORD), None);
+    assert_eq!(untokened.status, 403, "{}", untokened.body);
+    let shown = server.page("/signup", "", "en-GB");
+    let cookie = format!("loop_form={}", shown.set_cookie("loop_form").unwrap());
+    let token = shown.form_token();
+    let post = |path: &str, fields: &[(&str, &str)]| {
+        let mut with = fields.to_vec();
+        with.push(("csrf", token.as_str()));
+        server.post_page(path, &cookie, &with)
+    };
     // A short password: the form again, filled in (escaped), with what is wrong.
-    let short = post_form(&server, "/signup", &fields("short"), None);
+    let short = post("/signup", &fields("short"));
     assert_eq!(short.status, 400, "{}", short.body);
     assert!(short.body.contains("role=\"alert\""), "{}", short.body);
     assert!(
@@ -266,7 +277,7 @@ fn an_organisation_signs_up_in_the_browser_and_confirms_from_the_link() {
         "{}",
         short.body
     );
-    let sent = post_form(&server, "/signup", &fields(PASSWORD), None);
+    let sent = post("/signup", &fields(PASSWORD));
     assert_eq!(sent.status, 202, "{}", sent.body);
     assert!(sent.body.contains("Check your mail"), "{}", sent.body);
 
@@ -290,8 +301,8 @@ fn an_organisation_signs_up_in_the_browser_and_confirms_from_the_link() {
         401,
         "not confirmed by opening the link"
     );
-    let token = link.split("token=").nth(1).unwrap();
-    let started = post_form(&server, "/signup/confirm", &[("token", token)], None);
+    let link_token = link.split("token=").nth(1).unwrap();
+    let started = post("/signup/confirm", &[("token", link_token)]);
     assert_eq!(started.status, 201, "{}", started.body);
     assert!(
         started.body.contains("Your trial started"),
@@ -304,6 +315,6 @@ fn an_organisation_signs_up_in_the_browser_and_confirms_from_the_link() {
             .contains(&format!("loop login --server {PUBLIC}"))
     );
     server.login("yara@yonder.example", PASSWORD).expect(200);
-    let again = post_form(&server, "/signup/confirm", &[("token", token)], None);
+    let again = post("/signup/confirm", &[("token", link_token)]);
     assert_eq!(again.status, 404, "the link works once");
 }

@@ -1,5 +1,6 @@
 //! `loop-testkit`: what the test suites of every crate share.
 //!
+//! - [`browser`]: a real headless Chromium driven over WebDriver (feature `browser`);
 //! - [`data`]: deterministic generated file contents (incompressible noise, compressible text);
 //! - [`tree`]: file trees with every kind of node and metadata, and their comparison;
 //! - [`garage`]: a real Garage S3 server per test;
@@ -13,6 +14,8 @@
 //! where it fails. The servers under test have their own harnesses: `loop-server`'s tests run
 //! the service in process (with a clock they can move), `loop-cli`'s run the `loop` binary.
 
+#[cfg(feature = "browser")]
+pub mod browser;
 pub mod data;
 pub mod garage;
 pub mod haproxy;

@@ -129,8 +129,13 @@ pub(crate) fn server(a: ServerArgs, json: bool) -> Result<ExitCode> {
     }
     runtime.block_on(async {
         let admin_email = config.admin_email.clone();
+        let public_url = config.public_url.clone();
         let app = loop_server::Application::build(config).await?;
         println!("loop server listening on https://{}", app.addr);
+        println!(
+            "console: {}/",
+            console_address(public_url.as_deref(), app.addr)
+        );
         println!("certificate SHA-256 fingerprint: {}", app.fingerprint);
         if let Some(p) = &app.cert_path {
             println!("certificate: {}", p.display());
@@ -138,10 +143,21 @@ pub(crate) fn server(a: ServerArgs, json: bool) -> Result<ExitCode> {
         if let Some(pw) = &app.initial_admin_password {
             println!("first administrator: {admin_email}");
             println!("password (shown once, change it after signing in): {pw}");
+            println!("sign in at the console with this address and password");
         }
         std::io::stdout().flush().ok();
         app.run().await;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where a browser finds the console: the configured public address, else this machine on
+/// the port listened on (`localhost` when listening on every address).
+fn console_address(public_url: Option<&str>, addr: std::net::SocketAddr) -> String {
+    match public_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None if addr.ip().is_unspecified() => format!("https://localhost:{}", addr.port()),
+        None => format!("https://{addr}"),
+    }
 }

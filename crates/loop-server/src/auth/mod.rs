@@ -9,6 +9,7 @@
 //!
 //! - [`password`]: Argon2id hashing;
 //! - [`session`]: a session's life, from sign-in to its end;
+//! - [`signin`]: signing in, in stages the API and the console share;
 //! - [`totp`]: authenticator codes, each accepted once;
 //! - [`csrf`]: the cross-site check on changes made with the cookie;
 //! - [`request`]: the sender's address, user agent and credential;
@@ -18,6 +19,7 @@ pub mod csrf;
 pub mod password;
 pub mod request;
 pub mod session;
+pub mod signin;
 pub mod totp;
 pub mod vault_access;
 

@@ -45,12 +45,17 @@ pub(super) fn bearer(parts: &Parts) -> Option<String> {
 }
 
 /// The session cookie's value, when the request carries one.
-pub(super) fn session_cookie(parts: &Parts) -> Option<String> {
-    for v in parts.headers.get_all(header::COOKIE) {
+pub(crate) fn session_cookie(parts: &Parts) -> Option<String> {
+    cookie(&parts.headers, loop_api::SESSION_COOKIE)
+}
+
+/// The value of the cookie `name`, when the request carries it.
+pub(crate) fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    for v in headers.get_all(header::COOKIE) {
         let Ok(s) = v.to_str() else { continue };
         for pair in s.split(';') {
             if let Some((k, v)) = pair.trim().split_once('=')
-                && k == loop_api::SESSION_COOKIE
+                && k == name
             {
                 return Some(v.to_string());
             }

@@ -176,6 +176,23 @@ pub fn cookie(value: &str, max_age: Option<i64>) -> HeaderValue {
     HeaderValue::from_str(&c).expect("cookie is ASCII")
 }
 
+/// Ends the session `caller` signed in with, at its own request (sign-out), audited.
+pub async fn end_by_request(state: &AppState, caller: &super::Caller) -> ApiResult<()> {
+    let u = caller.user()?;
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    sessions::end_session(&mut tx, &u.session.session.id, "signout", now).await?;
+    let event = caller.event(
+        &u.user.user.tenant_id,
+        "auth.signout",
+        "session",
+        Some(&u.session.session.id),
+        serde_json::json!({}),
+    );
+    db::audit::commit_audited(tx, event, now).await?;
+    Ok(())
+}
+
 /// Browser and operating system, as the session list shows them.
 fn parse_user_agent(ua: &str) -> (Option<String>, Option<String>) {
     match woothee::parser::Parser::new().parse(ua) {

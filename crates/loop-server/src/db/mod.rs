@@ -10,6 +10,8 @@ pub mod agents;
 pub mod audit;
 pub mod billing;
 pub mod bindings;
+pub mod challenges;
+pub mod dashboard;
 pub mod deletions;
 pub mod devices;
 pub mod direct;

@@ -1,28 +1,51 @@
-//! Pages for browsers, served by the server itself: plain HTML without scripts or outside
-//! resources, under a Content-Security-Policy that allows nothing else, never framed, never
-//! cached, and sending no referrer (a page's address may carry a one-time code). Forms post
-//! only to this site: a post another site's page makes is refused.
+//! The console: pages for browsers, served by the server itself, rendered on the server
+//! (maud), working without scripts. Every page carries a Content-Security-Policy that allows
+//! only the server's own files, is never framed, never cached, and sends no referrer (an
+//! address may carry a one-time code). Forms post only to this site and carry a token of the
+//! browser's cookie ([`reader::Posted`]); a signed-in page resolves its reader with the same
+//! session cookie and the same authorization path as the API, so another tenant's object is
+//! a 404 here as there.
+//!
+//! - [`catalogue`]: every word, in English and Dutch;
+//! - [`layout`]: the document, its headers and menu, form pieces;
+//! - [`reader`]: who reads ([`reader::Viewer`], [`reader::Visitor`]) and what they post;
+//! - [`signin`], [`signup`], [`dashboard`] (with its [`chart`]s): the pages.
 
+mod assets;
+mod catalogue;
+mod chart;
+mod dashboard;
+mod layout;
+mod reader;
+mod signin;
 mod signup;
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post};
 use loop_api::Language;
 
-pub use crate::notify::email::esc;
 use crate::state::AppState;
+use catalogue::M;
+pub use layout::secured;
 
 /// The pages' routes.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/", get(dashboard::start))
+        .route("/t/{tenant}", get(dashboard::show))
+        .route("/signin", get(signin::show).post(signin::submit))
         .route(
-            "/signup",
-            axum::routing::get(signup::form).post(signup::submit),
+            "/signin/code",
+            get(signin::show_code).post(signin::submit_code),
         )
+        .route("/signout", post(signin::sign_out))
+        .route("/assets/{file}", get(assets::serve))
+        .route("/signup", get(signup::form).post(signup::submit))
         .route(
             "/signup/confirm",
-            axum::routing::get(signup::confirm_form).post(signup::confirm),
+            get(signup::confirm_form).post(signup::confirm),
         )
 }
 
@@ -43,71 +66,46 @@ pub fn language(headers: &axum::http::HeaderMap) -> Language {
     }
 }
 
-/// The same words in both languages.
-pub fn t(lang: Language, en: &'static str, nl: &'static str) -> &'static str {
-    match lang {
-        Language::En => en,
-        Language::Nl => nl,
-    }
-}
-
-/// A whole page: `title` and `body` (HTML, escaped by the caller) with the security headers.
-pub fn page(status: StatusCode, lang: Language, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!DOCTYPE html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · Loop Backup</title></head><body><main><h1>{title}</h1>{body}\
-         </main></body></html>",
-        lang = lang.as_str(),
-        title = esc(title),
-    );
-    let mut r = (status, html).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        HeaderName::from_static("x-frame-options"),
-        HeaderValue::from_static("DENY"),
-    );
-    r
-}
-
 /// A page saying why a request failed, with the status the API would answer.
 pub fn failed(lang: Language, e: crate::error::ApiError) -> Response {
     let (status, _, message, retry_after) = e.told();
-    let mut r = page(
-        status,
+    match status {
+        StatusCode::NOT_FOUND => {
+            let text = M::NotFoundText.text(lang);
+            shown_failure(lang, status, retry_after, M::NotFound, text)
+        }
+        _ => shown_failure(lang, status, retry_after, M::Failed, &message),
+    }
+}
+
+/// A page saying why a request failed in the catalogue's words `m`.
+pub fn failed_with(lang: Language, e: crate::error::ApiError, m: M) -> Response {
+    let (status, _, _, retry_after) = e.told();
+    shown_failure(lang, status, retry_after, M::Failed, m.text(lang))
+}
+
+fn shown_failure(
+    lang: Language,
+    status: StatusCode,
+    retry_after: Option<u64>,
+    title: M,
+    text: &str,
+) -> Response {
+    let body = maud::html! {
+        (layout::alert(text))
+        p { a href="/" { (M::BackToDashboard.text(lang)) } }
+    };
+    let frame = layout::Frame {
         lang,
-        t(lang, "That did not work", "Dat is niet gelukt"),
-        &format!("<p role=\"alert\">{}</p>", esc(&message)),
-    );
+        menu: None,
+        csrf: "",
+    };
+    let mut r = layout::document(status, &frame, title.text(lang), body);
     if let Some(secs) = retry_after {
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     r
-}
-
-/// The refusal of a form another site's page posted, if this is one.
-pub fn cross_site(parts: &axum::http::request::Parts, lang: Language) -> Option<Response> {
-    crate::auth::csrf::is_cross_site(parts).then(|| failed(lang, crate::auth::csrf::refused()))
 }
 
 #[cfg(test)]

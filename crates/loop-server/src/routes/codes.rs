@@ -5,8 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{AcceptInvite, ConfirmEmail};
 
-use super::session::own_event;
 use super::{Json, commit_audited};
+use crate::auth::signin::own_event;
 use crate::auth::{self, ClientInfo};
 use crate::db::users;
 use crate::domain::{self, secret_hash};

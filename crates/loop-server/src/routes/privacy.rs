@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 use loop_api::{
     AcknowledgePolicy, Announce, Announcement, MarketingConsent, PrivacyPolicy, PublishPolicy,
     SetMarketingConsent, SetRestriction, Unsubscribed, User, UserId,
@@ -117,7 +117,7 @@ pub async fn unsubscribe_page(
     if !crate::privacy::is_unsubscribe_link(&state, &token).await? {
         return Err(ApiError::not_found());
     }
-    Ok(Html(format!(
+    let page = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width\">\
          <title>Unsubscribe from Loop Backup news</title></head><body>\
@@ -127,7 +127,8 @@ pub async fn unsubscribe_page(
          <form method=\"post\" action=\"{token}\">\
          <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
          <button type=\"submit\">Unsubscribe</button></form></body></html>"
-    )))
+    );
+    Ok(crate::pages::secured(StatusCode::OK, page))
 }
 
 /// Unsubscribe with one click

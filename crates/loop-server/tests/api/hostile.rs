@@ -161,8 +161,8 @@ fn broken_bodies_unknown_routes_and_odd_input_get_problem_answers() {
         "not_found",
     );
     check(
-        "the site root",
-        server.call("get", "/", None, None),
+        "a path neither the API's nor the console's",
+        server.call("get", "/nothing-here", None, None),
         404,
         "not_found",
     );

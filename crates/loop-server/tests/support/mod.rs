@@ -9,6 +9,7 @@
 
 pub mod agent;
 mod checks;
+pub mod console;
 mod customer;
 pub mod lifecycle;
 mod reply;
@@ -41,6 +42,8 @@ pub const USER_PASSWORD: &str = "user-password-123";
 
 pub struct Server {
     client: reqwest::blocking::Client,
+    /// A client that follows no redirect, as [`console`] needs to see them.
+    pages: reqwest::blocking::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub state: AppState,
     pub base: String,
@@ -143,8 +146,15 @@ impl Server {
             .timeout(Duration::from_secs(120))
             .build()
             .expect("HTTPS client");
+        let pages = reqwest::blocking::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("PEM certificate")])
+            .timeout(Duration::from_secs(120))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTPS client");
         Server {
             client,
+            pages,
             stop: Some(stop),
             state,
             base: format!("https://localhost:{port}"),

@@ -1,0 +1,122 @@
+//! What a tenant's dashboard reads: each protected item with its last backup, devices heard
+//! from, storage, stored bytes per day and job outcomes per day.
+
+use sqlx::AnyPool;
+
+use super::{DbResult, col};
+
+/// A protected item and how its backups went.
+pub struct ItemHealth {
+    pub id: String,
+    pub name: String,
+    pub device: String,
+    pub scheduled: bool,
+    /// The state of its last backup that ended, and when (ms).
+    pub last: Option<(String, i64)>,
+    /// When its last good backup ended (ms).
+    pub last_ok_at: Option<i64>,
+}
+
+pub async fn items(pool: &AnyPool, tenant_id: &str) -> DbResult<Vec<ItemHealth>> {
+    let rows = sqlx::query(
+        "SELECT i.id, i.name, d.name AS device, i.schedule,
+             (SELECT j.state FROM jobs j
+              WHERE j.target_id = i.id AND j.kind = 'backup' AND j.finished_at IS NOT NULL
+              ORDER BY j.finished_at DESC, j.id DESC LIMIT 1) AS last_state,
+             (SELECT MAX(j.finished_at) FROM jobs j
+              WHERE j.target_id = i.id AND j.kind = 'backup') AS last_at,
+             (SELECT MAX(j.finished_at) FROM jobs j
+              WHERE j.target_id = i.id AND j.kind = 'backup'
+                AND j.state IN ('succeeded', 'succeeded-with-warnings')) AS ok_at
+         FROM protected_items i JOIN devices d ON d.id = i.device_id
+         WHERE i.tenant_id = $1
+         ORDER BY i.name, d.name, i.id",
+    )
+    .bind(tenant_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let state: Option<String> = col(r, "last_state")?;
+            let at: Option<i64> = col(r, "last_at")?;
+            Ok(ItemHealth {
+                id: col(r, "id")?,
+                name: col(r, "name")?,
+                device: col(r, "device")?,
+                scheduled: col::<Option<String>>(r, "schedule")?.is_some(),
+                last: state.zip(at),
+                last_ok_at: col(r, "ok_at")?,
+            })
+        })
+        .collect()
+}
+
+/// (devices, devices heard from since `since` ms) of the tenant.
+pub async fn devices(pool: &AnyPool, tenant_id: &str, since: i64) -> DbResult<(i64, i64)> {
+    let r = sqlx::query(
+        "SELECT COUNT(*) AS n,
+                COALESCE(SUM(CASE WHEN last_seen_at >= $2 THEN 1 ELSE 0 END), 0) AS online
+         FROM devices WHERE tenant_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(tenant_id)
+    .bind(since)
+    .fetch_one(pool)
+    .await?;
+    Ok((col(&r, "n")?, col(&r, "online")?))
+}
+
+/// (bytes used, quota) over the tenant's vaults; the quota only when every vault has one.
+pub async fn storage(pool: &AnyPool, tenant_id: &str) -> DbResult<(i64, Option<i64>)> {
+    let r = sqlx::query(
+        "SELECT COALESCE(SUM(used_bytes), 0) AS used, COALESCE(SUM(quota_bytes), 0) AS quota,
+                COALESCE(SUM(CASE WHEN quota_bytes IS NULL THEN 1 ELSE 0 END), 0) AS open
+         FROM vaults WHERE tenant_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(tenant_id)
+    .fetch_one(pool)
+    .await?;
+    let open: i64 = col(&r, "open")?;
+    Ok((
+        col(&r, "used")?,
+        (open == 0).then(|| col(&r, "quota")).transpose()?,
+    ))
+}
+
+/// (day `YYYY-MM-DD`, stored bytes) of the tenant from `since_day` on, oldest first.
+pub async fn stored_per_day(
+    pool: &AnyPool,
+    tenant_id: &str,
+    since_day: &str,
+) -> DbResult<Vec<(String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT day, stored_bytes FROM usage_days WHERE tenant_id = $1 AND day >= $2
+         ORDER BY day",
+    )
+    .bind(tenant_id)
+    .bind(since_day)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((col(r, "day")?, col(r, "stored_bytes")?)))
+        .collect()
+}
+
+/// (day number since 1970, state, jobs) of the tenant's jobs that ended since `since` ms.
+pub async fn outcomes_per_day(
+    pool: &AnyPool,
+    tenant_id: &str,
+    since: i64,
+) -> DbResult<Vec<(i64, String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT finished_at / 86400000 AS day, state, COUNT(*) AS n FROM jobs
+         WHERE tenant_id = $1 AND finished_at >= $2
+         GROUP BY finished_at / 86400000, state",
+    )
+    .bind(tenant_id)
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((col(r, "day")?, col(r, "state")?, col(r, "n")?)))
+        .collect()
+}

@@ -1,0 +1,202 @@
+//! Every word the console shows, in English and Dutch. A message is a name in [`M`]; a page
+//! asks for it in the reader's language with [`M::text`], or with [`M::fill`] when it has
+//! places (`{0}`, `{1}`) for values. A new language is a new column here.
+
+use loop_api::Language;
+
+macro_rules! catalogue {
+    ($($name:ident: $en:literal, $nl:literal;)*) => {
+        /// A message of the console.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum M { $($name),* }
+
+        impl M {
+            /// Every message, for the catalogue's own checks.
+            #[cfg(test)]
+            pub const ALL: &'static [M] = &[$(M::$name),*];
+
+            /// The message in `lang`.
+            pub fn text(self, lang: Language) -> &'static str {
+                match (self, lang) {
+                    $((M::$name, Language::En) => $en, (M::$name, Language::Nl) => $nl,)*
+                }
+            }
+        }
+    };
+}
+
+impl M {
+    /// The message in `lang` with its places `{0}`, `{1}`, … taken by `values`.
+    pub fn fill(self, lang: Language, values: &[&str]) -> String {
+        // One pass over the message: a value is never read again, so a value that itself
+        // holds `{1}` stays as it is.
+        let text = self.text(lang);
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let place = after
+                .find('}')
+                .and_then(|close| Some((after[..close].parse::<usize>().ok()?, close)));
+            match place {
+                Some((i, close)) => {
+                    out.push_str(values.get(i).copied().unwrap_or(""));
+                    rest = &after[close + 1..];
+                }
+                None => {
+                    out.push('{');
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+catalogue! {
+    // The frame of every page.
+    Product: "Loop Backup", "Loop Backup";
+    SkipToContent: "Skip to the content", "Naar de inhoud";
+    MainMenu: "Main menu", "Hoofdmenu";
+    Dashboard: "Dashboard", "Overzicht";
+    Account: "Account", "Account";
+    SignedInAs: "Signed in as {0}", "Ingelogd als {0}";
+    SignOut: "Sign out", "Uitloggen";
+    NotFound: "Not found", "Niet gevonden";
+    NotFoundText: "There is nothing here, or you may not see it.",
+        "Hier is niets, of u mag het niet zien.";
+    Failed: "That did not work", "Dat is niet gelukt";
+    BackToDashboard: "Back to the dashboard", "Terug naar het overzicht";
+    FormExpired: "This form has expired. Open the page again and repeat what you did.",
+        "Dit formulier is verlopen. Open de pagina opnieuw en doe het nog eens.";
+
+    // Signing in.
+    SignIn: "Sign in", "Inloggen";
+    Email: "E-mail address", "E-mailadres";
+    Password: "Password", "Wachtwoord";
+    RememberMe: "Remember me on this device", "Onthoud mij op dit apparaat";
+    WrongCredentials: "The e-mail address or the password is wrong.",
+        "Het e-mailadres of het wachtwoord klopt niet.";
+    Throttled: "Too many failed attempts. Try again in {0} seconds.",
+        "Te veel mislukte pogingen. Probeer het over {0} seconden opnieuw.";
+    CodeTitle: "Authenticator code", "Code uit de authenticator-app";
+    CodeHelp: "Enter the six-digit code your authenticator app shows for this account.",
+        "Voer de code van zes cijfers in die uw authenticator-app voor dit account toont.";
+    Code: "Code", "Code";
+    Continue: "Continue", "Verder";
+    WrongCode: "That code is wrong or was already used. Wait for the next one.",
+        "Die code klopt niet of is al gebruikt. Wacht op de volgende.";
+    ChallengeGone: "Too long ago or too many codes: sign in again.",
+        "Te lang geleden of te veel codes: log opnieuw in.";
+
+    // Signing up.
+    SignUp: "Sign up", "Aanmelden";
+    SignUpIntro: "Start a free trial of Loop Backup for your organisation. We mail you a link to \
+                  confirm your address; the trial starts when you open it.",
+        "Start een gratis proefperiode van Loop Backup voor uw organisatie. We mailen u een \
+         link om uw adres te bevestigen; de proefperiode begint wanneer u die opent.";
+    Organisation: "Organisation", "Organisatie";
+    FirstName: "First name", "Voornaam";
+    LastName: "Last name", "Achternaam";
+    BusinessAddress: "Business address (optional)", "Bedrijfsadres (niet verplicht)";
+    NewPassword: "Password (at least 12 characters)", "Wachtwoord (minstens 12 tekens)";
+    Plan: "Plan", "Abonnement";
+    PlanPrice: "{0} ({1} a month)", "{0} ({1} per maand)";
+    StartTrial: "Start the trial", "Start de proefperiode";
+    CheckMail: "Check your mail", "Kijk in uw mailbox";
+    LinkSent: "If the address can be used, a message with a link to confirm it is on its way \
+               to {0}. The link works once, for 7 days.",
+        "Als het adres gebruikt kan worden, is er een bericht met een link om het te \
+         bevestigen onderweg naar {0}. De link werkt eenmaal, 7 dagen lang.";
+    ConfirmSignUp: "Confirm your sign-up", "Bevestig uw aanmelding";
+    ConfirmAndStart: "Confirm and start the trial", "Bevestig en start de proefperiode";
+    TrialStarted: "Your trial started", "Uw proefperiode is begonnen";
+    TrialEnds: "It ends on {0}.", "Ze eindigt op {0}.";
+    SignInToStart: "Sign in with your address and the password you chose.",
+        "Log in met uw adres en het wachtwoord dat u koos.";
+    OrFromTerminal: "From a terminal:", "Vanuit een terminal:";
+
+    // The dashboard.
+    Problems: "Needs attention", "Vraagt aandacht";
+    NoProblems: "Every protected item is backed up on time.",
+        "Elk beschermd item heeft op tijd een back-up.";
+    ProtectedItems: "Protected items", "Beschermde items";
+    NoItems: "Nothing is protected yet: enrol a device and give it an item to back up.",
+        "Er wordt nog niets beschermd: meld een apparaat aan en geef het iets om te back-uppen.";
+    Item: "Item", "Item";
+    Device: "Device", "Apparaat";
+    LastResult: "Last result", "Laatste resultaat";
+    LastSuccess: "Last good backup", "Laatste goede back-up";
+    Never: "never", "nooit";
+    AgoMinutes: "{0} min ago", "{0} min geleden";
+    AgoHours: "{0} h ago", "{0} u geleden";
+    AgoDays: "{0} days ago", "{0} dagen geleden";
+    HealthOk: "OK", "In orde";
+    HealthWarning: "Warning", "Waarschuwing";
+    HealthFailed: "Failed", "Mislukt";
+    HealthMissed: "Missed", "Gemist";
+    HealthNone: "Not run yet", "Nog niet gedraaid";
+    Devices: "Devices", "Apparaten";
+    DevicesOnline: "{0} of {1} online", "{0} van {1} online";
+    Storage: "Storage", "Opslag";
+    StorageOf: "{0} of {1}", "{0} van {1}";
+    NoQuota: "{0}, no quota", "{0}, geen quotum";
+    StoredOverTime: "Stored bytes, last 30 days", "Opgeslagen bytes, laatste 30 dagen";
+    JobsPerDay: "Job outcomes per day, last 14 days", "Uitkomsten van taken per dag, laatste 14 dagen";
+    NoData: "No data yet.", "Nog geen gegevens.";
+    Succeeded: "succeeded", "gelukt";
+    FailedJobs: "failed", "mislukt";
+    OtherJobs: "other", "overig";
+    ChartStoredDesc: "Stored bytes per day: from {0} on {1} to {2} on {3}.",
+        "Opgeslagen bytes per dag: van {0} op {1} tot {2} op {3}.";
+    ChartJobsDesc: "{0} jobs in {1} days: {2} succeeded, {3} failed, {4} other.",
+        "{0} taken in {1} dagen: {2} gelukt, {3} mislukt, {4} overig.";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Places a message has, as the set of their numbers.
+    fn places(s: &str) -> Vec<usize> {
+        let mut out: Vec<usize> = (0..10)
+            .filter(|i| s.contains(&format!("{{{i}}}")))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn every_message_exists_in_both_languages_with_the_same_places() {
+        for m in M::ALL {
+            let (en, nl) = (m.text(Language::En), m.text(Language::Nl));
+            assert!(!en.trim().is_empty() && !nl.trim().is_empty(), "{m:?}");
+            assert_eq!(places(en), places(nl), "{m:?}");
+            // Places are numbered from 0 without gaps.
+            assert_eq!(
+                places(en),
+                (0..places(en).len()).collect::<Vec<_>>(),
+                "{m:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn fill_puts_each_value_in_its_place() {
+        assert_eq!(
+            M::DevicesOnline.fill(Language::Nl, &["3", "7"]),
+            "3 van 7 online"
+        );
+        assert_eq!(
+            M::ChartJobsDesc.fill(Language::En, &["9", "14", "7", "1", "1"]),
+            "9 jobs in 14 days: 7 succeeded, 1 failed, 1 other."
+        );
+        // A value is put in once, never read as a place itself.
+        assert_eq!(
+            M::StorageOf.fill(Language::En, &["{1}", "2 GB"]),
+            "{1} of 2 GB"
+        );
+    }
+}

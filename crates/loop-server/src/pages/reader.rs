@@ -1,0 +1,202 @@
+//! Who reads a page, and what they post.
+//!
+//! - [`Viewer`]: a signed-in person, resolved by the same [`Caller`] as the API (the session
+//!   cookie only); anyone else is sent to the sign-in page.
+//! - [`Visitor`]: anyone, on the pages before a session (sign-in, sign-up): their language and
+//!   the form cookie that gives their forms a token.
+//! - [`Posted`]: a form's fields, taken only when the form carries its token.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use loop_api::Language;
+
+use super::catalogue::M;
+use super::layout::{Frame, Link};
+use crate::auth::{Caller, Principal, UserPrincipal, csrf, request};
+use crate::domain::new_secret;
+use crate::state::AppState;
+
+/// A signed-in person reading a page.
+pub struct Viewer {
+    pub caller: Caller,
+    pub lang: Language,
+    /// The token of the forms this person's pages show.
+    pub csrf: String,
+    /// The page's path, for the menu to mark.
+    pub path: String,
+}
+
+impl Viewer {
+    pub fn user(&self) -> &UserPrincipal {
+        match &self.caller.principal {
+            Principal::User(u) => u,
+            Principal::Token(_) => unreachable!("a viewer is resolved from a session cookie"),
+        }
+    }
+
+    /// The frame of this person's pages: their menu and name.
+    pub fn frame(&self) -> Frame<'_> {
+        let u = &self.user().user.user;
+        let home = format!("/t/{}", u.tenant_id);
+        let link = |href: String, label: M| Link {
+            current: self.path == href,
+            href,
+            label: label.text(self.lang),
+        };
+        Frame {
+            lang: self.lang,
+            menu: Some((
+                vec![
+                    link(home, M::Dashboard),
+                    link("/account".into(), M::Account),
+                ],
+                u.first_name.as_str(),
+            )),
+            csrf: &self.csrf,
+        }
+    }
+
+    pub fn t(&self, m: M) -> &'static str {
+        m.text(self.lang)
+    }
+}
+
+/// Where a browser without a session goes: the sign-in page, which sends it back here after.
+fn to_sign_in(parts: &Parts) -> Response {
+    let here = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let next: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
+    Redirect::to(&format!("/signin?next={next}")).into_response()
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        // Pages know only the cookie: a bearer credential is for the API.
+        parts.headers.remove(header::AUTHORIZATION);
+        let Some(secret) = request::session_cookie(parts) else {
+            return Err(to_sign_in(parts));
+        };
+        let caller = match Caller::from_request_parts(parts, state).await {
+            Ok(c) => c,
+            Err(e) if e.status() == StatusCode::UNAUTHORIZED => return Err(to_sign_in(parts)),
+            Err(e) => return Err(super::failed(super::language(&parts.headers), e)),
+        };
+        let Principal::User(u) = &caller.principal else {
+            return Err(to_sign_in(parts));
+        };
+        let lang = u.user.user.language;
+        Ok(Viewer {
+            caller,
+            lang,
+            csrf: csrf::form_token(&secret),
+            path: parts.uri.path().to_string(),
+        })
+    }
+}
+
+/// Anyone reading a page before a session.
+pub struct Visitor {
+    pub lang: Language,
+    pub csrf: String,
+    /// The form cookie to set, when the browser had none yet.
+    new_cookie: Option<HeaderValue>,
+}
+
+impl Visitor {
+    pub fn frame(&self) -> Frame<'_> {
+        Frame {
+            lang: self.lang,
+            menu: None,
+            csrf: &self.csrf,
+        }
+    }
+
+    pub fn t(&self, m: M) -> &'static str {
+        m.text(self.lang)
+    }
+
+    /// `page` with the form cookie, when this visit made one.
+    pub fn answer(&self, mut page: Response) -> Response {
+        if let Some(c) = &self.new_cookie {
+            page.headers_mut().append(header::SET_COOKIE, c.clone());
+        }
+        page
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Visitor {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let lang = super::language(&parts.headers);
+        let (secret, new_cookie) = match request::cookie(&parts.headers, csrf::FORM_COOKIE) {
+            Some(s) if !s.is_empty() => (s, None),
+            _ => {
+                let s = new_secret("lpf");
+                let c = format!(
+                    "{}={s}; Path=/; HttpOnly; Secure; SameSite=Strict",
+                    csrf::FORM_COOKIE
+                );
+                let c = HeaderValue::from_str(&c).expect("cookie is ASCII");
+                (s, Some(c))
+            }
+        };
+        Ok(Visitor {
+            lang,
+            csrf: csrf::form_token(&secret),
+            new_cookie,
+        })
+    }
+}
+
+/// A form's fields, when the form came from this site's page in this browser: another site's
+/// post, or one without the token of a cookie the browser holds, is refused (403).
+pub struct Posted<T>(pub T);
+
+impl<T, S> FromRequest<S> for Posted<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
+        let lang = super::language(&parts.headers);
+        if csrf::is_cross_site(&parts) {
+            return Err(super::failed(lang, csrf::refused()));
+        }
+        let bytes =
+            axum::body::Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+                .await
+                .map_err(|_| {
+                    super::failed(lang, crate::error::ApiError::bad_request("unreadable form"))
+                })?;
+        let token = form_urlencoded::parse(&bytes)
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        if !csrf::form_token_ok(&parts, &token) {
+            return Err(super::failed_with(
+                lang,
+                csrf::token_refused(),
+                M::FormExpired,
+            ));
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(v)) => Ok(Posted(v)),
+            Err(e) => Err(super::failed(
+                lang,
+                crate::error::ApiError::bad_request(e.body_text()),
+            )),
+        }
+    }
+}

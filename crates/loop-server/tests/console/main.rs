@@ -1,0 +1,49 @@
+//! The console in a real headless Chromium (and, where a browser adds nothing, as plain
+//! HTTP): what a person signing in, reading a dashboard or posting a form sees.
+//!
+//! One file per story: `signin.rs` (password, authenticator code, remember me, sign-out, the
+//! keyboard alone), `security.rs` (headers on every page, form tokens, where a sign-in may
+//! lead), `dashboard.rs` (health, devices, storage, charts; another tenant's is a 404).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use loop_testkit::browser::Browser;
+use serde_json::json;
+use support::{Caller, Server};
+
+mod dashboard;
+mod security;
+mod signin;
+
+/// A browser reading the server's pages in English, or `None` when the machine has none
+/// (outside CI).
+fn browser(server: &Server) -> Option<Browser> {
+    Browser::start(&server.base, "en-GB")
+}
+
+/// Turns on the authenticator of the signed-in `user` (whose password is `password`) and
+/// answers its secret. The server's clock is moved to just after a step begins, so the next
+/// code a test asks for is a new one.
+fn enable_totp(server: &Server, user: &Caller<'_>, password: &str) -> String {
+    let secret = user
+        .post("/api/v1/me/totp", json!({ "current_password": password }))
+        .expect(200)["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    next_step(server);
+    user.post(
+        "/api/v1/me/totp/confirm",
+        json!({ "code": server.totp_code(&secret) }),
+    )
+    .expect(204);
+    next_step(server);
+    secret
+}
+
+/// Moves the server's clock into the next 30-second step (plus a second).
+fn next_step(server: &Server) {
+    let into_step = server.state.now().rem_euclid(30_000) as u64;
+    server.advance(std::time::Duration::from_millis(30_000 - into_step + 1_000));
+}

@@ -1,0 +1,233 @@
+//! What every page promises a browser: the security headers, forms that need their token,
+//! and a sign-in that never sends anyone to another site.
+
+use super::support::console::{Page, session_cookie};
+use super::support::{ADMIN_EMAIL, ADMIN_PASSWORD, Server};
+
+/// The policy every page carries, word for word.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn assert_secured(path: &str, p: &Page) {
+    let h = |name: &str| {
+        p.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{path} ({}) has no {name}", p.status))
+            .to_string()
+    };
+    assert_eq!(h("content-security-policy"), CSP, "{path}");
+    assert_eq!(h("x-frame-options"), "DENY", "{path}");
+    assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
+    assert_eq!(h("referrer-policy"), "no-referrer", "{path}");
+    assert_eq!(h("cache-control"), "no-store", "{path}");
+    assert_eq!(h("content-type"), "text/html; charset=utf-8", "{path}");
+}
+
+/// The form cookie a page gave, as the browser sends it back.
+fn form_cookie(p: &Page) -> String {
+    format!(
+        "loop_form={}",
+        p.set_cookie("loop_form").expect("a form cookie")
+    )
+}
+
+#[test]
+fn every_page_carries_the_security_headers() {
+    let server = Server::start();
+    let admin = server.admin();
+    let provider = admin.provider_tenant_id();
+    let signed_in = session_cookie(&admin.secret);
+    let pages = [
+        ("/signin", ""),
+        ("/signin?next=%2Ft%2Fx", ""),
+        ("/signup", ""),
+        ("/signup/confirm?token=lps_x", ""),
+        (&format!("/t/{provider}") as &str, &signed_in as &str),
+        ("/t/tnt_00000000000000000000000000", &signed_in),
+    ];
+    for (path, cookie) in pages {
+        let p = server.page(path, cookie, "en");
+        assert!(
+            [200, 404].contains(&p.status),
+            "{path}: {} {}",
+            p.status,
+            p.body
+        );
+        assert_secured(path, &p);
+        assert!(p.body.starts_with("<!DOCTYPE html>"), "{path}");
+    }
+    // The style sheet is the server's own, kept by browsers, never sniffed as anything else.
+    let page = server.page("/signin", "", "en");
+    let at = page.body.find("/assets/console-").expect("a style sheet");
+    let href = &page.body[at..at + page.body[at..].find('"').unwrap()];
+    let css = server.page(href, "", "en");
+    assert_eq!(css.status, 200);
+    assert_eq!(css.headers["content-type"], "text/css; charset=utf-8");
+    assert_eq!(css.headers["x-content-type-options"], "nosniff");
+    assert!(css.body.contains(":focus-visible"));
+    assert_eq!(server.page("/assets/console-0.css", "", "en").status, 404);
+}
+
+#[test]
+fn a_form_without_its_token_is_refused_and_changes_nothing() {
+    let server = Server::start();
+    let admin = server.admin();
+    let other = server.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD);
+    let cookie = session_cookie(&admin.secret);
+    let home = server.page("/", &cookie, "en");
+    assert_eq!(home.status, 303);
+    let dashboard = server.page(home.location().unwrap(), &cookie, "en");
+    let token = dashboard.form_token();
+    // Without a token, with the token of another session, or an empty one: refused, and
+    // the session goes on.
+    let other_token = server
+        .page(
+            home.location().unwrap(),
+            &session_cookie(&other.secret),
+            "en",
+        )
+        .form_token();
+    assert_ne!(token, other_token);
+    for fields in [
+        vec![],
+        vec![("csrf", other_token.as_str())],
+        vec![("csrf", "")],
+    ] {
+        let refused = server.post_page("/signout", &cookie, &fields);
+        assert_eq!(refused.status, 403, "{fields:?}: {}", refused.body);
+        assert_secured("/signout", &refused);
+        assert!(
+            refused.body.contains("This form has expired"),
+            "{}",
+            refused.body
+        );
+        admin.get("/api/v1/me").expect(200);
+    }
+    // With it: signed out.
+    let out = server.post_page("/signout", &cookie, &[("csrf", &token)]);
+    assert_eq!(out.status, 303, "{}", out.body);
+    assert_eq!(out.location(), Some("/signin"));
+    admin
+        .get("/api/v1/me")
+        .expect_problem(401, "unauthenticated");
+
+    // Before a session, the form cookie gives the token: a sign-in without it is refused
+    // before the password is even looked at.
+    let form = server.page("/signin", "", "en");
+    let fields = [("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)];
+    let refused = server.post_page("/signin", "", &fields);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let refused = server.post_page("/signin", &form_cookie(&form), &fields);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let token = form.form_token();
+    let mut with = fields.to_vec();
+    with.push(("csrf", &token));
+    let signed_in = server.post_page("/signin", &form_cookie(&form), &with);
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    assert!(signed_in.set_cookie("loop_session").is_some());
+}
+
+#[test]
+fn a_sign_in_leads_only_to_this_site_and_remembers_only_when_asked() {
+    let server = Server::start();
+    let form = server.page("/signin", "", "en");
+    let cookie = form_cookie(&form);
+    let token = form.form_token();
+    let sign_in = |next: &str, remember: bool| {
+        let mut fields = vec![
+            ("email", ADMIN_EMAIL),
+            ("password", ADMIN_PASSWORD),
+            ("csrf", token.as_str()),
+            ("next", next),
+        ];
+        if remember {
+            fields.push(("remember", "on"));
+        }
+        server.post_page("/signin", &cookie, &fields)
+    };
+    for (next, to) in [
+        ("/t/abc?x=1", "/t/abc?x=1"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("", "/"),
+    ] {
+        let p = sign_in(next, false);
+        assert_eq!(p.status, 303, "{next}: {}", p.body);
+        assert_eq!(p.location(), Some(to), "{next}");
+    }
+    // Without "remember me" the cookie lasts while the browser runs; with it, for the
+    // configured days.
+    let session = |p: &Page| {
+        p.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .find(|c| c.starts_with("loop_session="))
+            .expect("a session cookie")
+    };
+    let plain = session(&sign_in("/", false));
+    assert!(!plain.contains("Max-Age"), "{plain}");
+    assert!(
+        plain.contains("HttpOnly") && plain.contains("Secure"),
+        "{plain}"
+    );
+    let days = server.state.config.session.remember_days as i64;
+    let remembered = session(&sign_in("/", true));
+    assert!(
+        remembered.contains(&format!("Max-Age={}", days * 86_400)),
+        "{remembered}"
+    );
+}
+
+#[test]
+fn a_wrong_password_is_told_as_the_api_tells_it_and_kept_out_of_the_page() {
+    let server = Server::start();
+    let form = server.page("/signin", "", "nl-NL,nl;q=0.9");
+    assert!(form.body.contains("<html lang=\"nl\">"), "{}", form.body);
+    assert!(form.body.contains("Inloggen"));
+    let cookie = form_cookie(&form);
+    let token = form.form_token();
+    let attempt = |email: &str, password: &str| {
+        server.post_page(
+            "/signin",
+            &cookie,
+            &[("email", email), ("password", password), ("csrf", &token)],
+        )
+    };
+    let wrong = attempt(ADMIN_EMAIL, "not-the-password");
+    let unknown = attempt("nobody@<b>x</b>.example", "not-the-password");
+    for p in [&wrong, &unknown] {
+        assert_eq!(p.status, 401, "{}", p.body);
+        assert!(
+            p.body
+                .contains("The e-mail address or the password is wrong."),
+            "{}",
+            p.body
+        );
+        assert!(
+            !p.body.contains("not-the-password"),
+            "the password is never shown"
+        );
+    }
+    // The typed address is shown again, escaped.
+    assert!(
+        unknown
+            .body
+            .contains("value=\"nobody@&lt;b&gt;x&lt;/b&gt;.example\"")
+    );
+    // Too many: throttled, with the wait in the page and in Retry-After.
+    let max = server.state.config.signin.max_failures_per_account as usize;
+    let mut last = wrong;
+    for _ in 0..max {
+        last = attempt(ADMIN_EMAIL, "not-the-password");
+    }
+    assert_eq!(last.status, 429, "{}", last.body);
+    assert!(last.headers.contains_key("retry-after"));
+    assert!(
+        last.body.contains("Too many failed attempts"),
+        "{}",
+        last.body
+    );
+}

@@ -1,0 +1,93 @@
+//! The console's pages as a browser without scripts meets them: cookies sent and kept by
+//! hand, redirects seen rather than followed, forms posted with the token the page gave.
+
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+
+use super::Server;
+
+/// A page as the server answered it.
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    /// Where a redirect sends the browser.
+    pub fn location(&self) -> Option<&str> {
+        self.headers.get("location").and_then(|v| v.to_str().ok())
+    }
+
+    /// The value the page sets for the cookie `name`, when it sets one.
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| {
+                let (k, rest) = c.split_once('=')?;
+                (k == name).then(|| rest.split(';').next().unwrap_or("").to_string())
+            })
+    }
+
+    /// The token of the page's forms.
+    pub fn form_token(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .unwrap_or_else(|| panic!("no form token on the page: {}", self.body));
+        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
+        rest[..rest.find('"').unwrap()].to_string()
+    }
+}
+
+impl Server {
+    /// Opens `path` with `cookie` (`name=value; …`) in `language`, following no redirect.
+    pub fn page(&self, path: &str, cookie: &str, language: &str) -> Page {
+        self.page_request(Method::GET, path, cookie, language, None)
+    }
+
+    /// Posts the form `fields` to `path`, as a page of this site does.
+    pub fn post_page(&self, path: &str, cookie: &str, fields: &[(&str, &str)]) -> Page {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.page_request(Method::POST, path, cookie, "en", Some(body))
+    }
+
+    fn page_request(
+        &self,
+        method: Method,
+        path: &str,
+        cookie: &str,
+        language: &str,
+        form: Option<String>,
+    ) -> Page {
+        let mut req = self
+            .pages
+            .request(method, self.url(path))
+            .header("Accept-Language", language);
+        if !cookie.is_empty() {
+            req = req.header("Cookie", cookie);
+        }
+        if let Some(body) = form {
+            req = req
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .header("Sec-Fetch-Site", "same-origin")
+                .body(body);
+        }
+        let r = req.send().expect("the server answers");
+        Page {
+            status: r.status().as_u16(),
+            headers: r.headers().clone(),
+            body: r.text().expect("a readable body"),
+        }
+    }
+}
+
+/// The session cookie of a session secret.
+pub fn session_cookie(secret: &str) -> String {
+    format!("{}={secret}", loop_api::SESSION_COOKIE)
+}

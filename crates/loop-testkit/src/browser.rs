@@ -1,0 +1,293 @@
+//! A real headless Chromium (Debian's `chromium`), driven over WebDriver by Debian's
+//! `chromedriver` through the `fantoccini` crate, for the console's tests.
+//!
+//! [`Browser::start`] runs a chromedriver of its own on a free port and opens one browser with
+//! an empty profile; the methods are blocking (the browser's calls run on a runtime of its
+//! own), so a test reads as a person's steps. Missing Chromium or chromedriver skips loudly,
+//! except under CI, where it fails.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use crate::in_ci;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// One headless Chromium; closed (and its driver stopped) when dropped.
+pub struct Browser {
+    rt: tokio::runtime::Runtime,
+    client: Option<Client>,
+    driver: Child,
+    /// The site every path is relative to (`https://127.0.0.1:port`).
+    base: String,
+    _profile: tempfile::TempDir,
+}
+
+/// The browser's window: a desktop's, or a phone's (375×667).
+#[derive(Clone, Copy, Debug)]
+pub enum Window {
+    Desktop,
+    Phone,
+}
+
+impl Browser {
+    /// Opens a browser for the site at `base`, reading pages in `language` (its
+    /// `Accept-Language`). `None` (after a loud message) when Chromium or chromedriver is not
+    /// installed and CI is not set.
+    pub fn start(base: &str, language: &str) -> Option<Browser> {
+        let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
+            .into_iter()
+            .filter(|p| !Path::new(p).is_file())
+            .collect();
+        if !missing.is_empty() {
+            if in_ci() {
+                panic!(
+                    "{missing:?} not found and CI is set: the console's browser tests must not \
+                     be skipped in CI. Install Debian's `chromium` and `chromium-driver` \
+                     packages (.ci/run does)."
+                );
+            }
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n########## SKIPPING BROWSER TEST ##########\n\
+                 {missing:?} not found (apt-get install chromium chromium-driver).\n\
+                 (With CI set this is a hard failure.)\n"
+            );
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting chromedriver");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = tempfile::tempdir().expect("a profile directory");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("the browser's runtime");
+        let args = [
+            "--headless=new".to_string(),
+            "--no-sandbox".into(),
+            "--disable-gpu".into(),
+            "--disable-dev-shm-usage".into(),
+            "--disable-quic".into(),
+            "--no-first-run".into(),
+            "--disable-background-networking".into(),
+            "--disable-component-update".into(),
+            "--disable-sync".into(),
+            "--window-size=1280,900".into(),
+            format!("--lang={language}"),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let caps = json!({
+            "acceptInsecureCerts": true,
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": args,
+                "prefs": { "intl.accept_languages": language },
+            },
+        });
+        let caps = match caps {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let client = rt
+            .block_on(
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                    .capabilities(caps)
+                    .connect(&format!("http://127.0.0.1:{port}")),
+            )
+            .expect("a Chromium session");
+        Some(Browser {
+            rt,
+            client: Some(client),
+            driver,
+            base: base.trim_end_matches('/').to_string(),
+            _profile: profile,
+        })
+    }
+
+    fn c(&self) -> &Client {
+        self.client.as_ref().expect("the browser is open")
+    }
+
+    /// Opens `path` of the site (or a whole address).
+    pub fn goto(&self, path: &str) {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        self.rt
+            .block_on(self.c().goto(&url))
+            .unwrap_or_else(|e| panic!("opening {url}: {e}"));
+    }
+
+    /// The path and query of the page shown.
+    pub fn path(&self) -> String {
+        let url = self
+            .rt
+            .block_on(self.c().current_url())
+            .expect("the address");
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        }
+    }
+
+    /// Waits (up to 30 s) until the page shown has a path starting with `prefix`, and
+    /// answers its path and query.
+    pub fn wait_for_path(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let path = self.path();
+            if path.starts_with(prefix) {
+                return path;
+            }
+            assert!(Instant::now() < deadline, "still on {path}, not {prefix}…");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits (up to 30 s) for an element matching `css` and answers it.
+    fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.rt
+            .block_on(
+                self.c()
+                    .wait()
+                    .at_most(Duration::from_secs(30))
+                    .for_element(Locator::Css(css)),
+            )
+            .unwrap_or_else(|e| panic!("no element {css} on {}: {e}", self.path()))
+    }
+
+    /// True when the page has an element matching `css` now.
+    pub fn has(&self, css: &str) -> bool {
+        self.rt
+            .block_on(self.c().find_all(Locator::Css(css)))
+            .is_ok_and(|found| !found.is_empty())
+    }
+
+    /// Types `text` into the field matching `css`, replacing what it held.
+    pub fn fill(&self, css: &str, text: &str) {
+        let e = self.find(css);
+        self.rt.block_on(async {
+            e.clear().await.expect("clearing a field");
+            e.send_keys(text).await.expect("typing");
+        });
+    }
+
+    /// Clicks the element matching `css`.
+    pub fn click(&self, css: &str) {
+        let e = self.find(css);
+        self.rt.block_on(e.click()).expect("clicking");
+    }
+
+    /// The visible text of the element matching `css`.
+    pub fn text(&self, css: &str) -> String {
+        let e = self.find(css);
+        self.rt.block_on(e.text()).expect("reading text")
+    }
+
+    /// The attribute `name` of the element matching `css`.
+    pub fn attr(&self, css: &str, name: &str) -> Option<String> {
+        let e = self.find(css);
+        self.rt
+            .block_on(e.attr(name))
+            .expect("reading an attribute")
+    }
+
+    /// Presses keys on whatever has the focus (WebDriver key codes, `\u{e004}` for Tab,
+    /// `\u{e007}` for Enter).
+    pub fn keys(&self, keys: &str) {
+        self.rt.block_on(async {
+            let e = self
+                .c()
+                .active_element()
+                .await
+                .expect("the focused element");
+            e.send_keys(keys).await.expect("pressing keys");
+        });
+    }
+
+    /// The `id` (or `name`) of the element that has the focus.
+    pub fn focused(&self) -> String {
+        self.run("const e = document.activeElement; return e.id || e.name || e.tagName;")
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Runs `script` in the page and answers what it returns.
+    pub fn run(&self, script: &str) -> Value {
+        self.rt
+            .block_on(self.c().execute(script, vec![]))
+            .unwrap_or_else(|e| panic!("running a script: {e}"))
+    }
+
+    /// Runs `script`, which calls its last argument with its answer, and waits for it.
+    pub fn run_async(&self, script: &str) -> Value {
+        self.rt
+            .block_on(self.c().execute_async(script, vec![]))
+            .unwrap_or_else(|e| panic!("running a script: {e}"))
+    }
+
+    /// The page's title.
+    pub fn title(&self) -> String {
+        self.rt.block_on(self.c().title()).expect("the title")
+    }
+
+    /// The value of the cookie `name`, when the browser holds it for this site.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let all = self.rt.block_on(self.c().get_all_cookies()).ok()?;
+        all.iter()
+            .find(|c| c.name() == name)
+            .map(|c| c.value().to_string())
+    }
+
+    /// Sizes the window as a desktop's or a phone's.
+    pub fn window(&self, w: Window) {
+        let (width, height) = match w {
+            Window::Desktop => (1280, 900),
+            Window::Phone => (375, 667),
+        };
+        self.rt
+            .block_on(self.c().set_window_size(width, height))
+            .expect("sizing the window");
+    }
+
+    /// A PNG of the window.
+    pub fn screenshot(&self) -> Vec<u8> {
+        self.rt
+            .block_on(self.c().screenshot())
+            .expect("a screenshot")
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = self.rt.block_on(c.close());
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
