@@ -18,6 +18,7 @@
 //! - `usage`: recomputing vaults' usage from their destinations (`loop server reconcile`).
 
 mod access_log;
+pub mod accounts;
 pub mod auth;
 pub mod billing;
 pub mod config;

@@ -102,7 +102,11 @@ impl Browser {
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
                 "args": args,
-                "prefs": { "intl.accept_languages": language },
+                "prefs": {
+                    "intl.accept_languages": language,
+                    "download.default_directory": profile.path().join("downloads"),
+                    "download.prompt_for_download": false,
+                },
             },
         });
         let caps = match caps {
@@ -272,6 +276,33 @@ impl Browser {
         self.rt
             .block_on(self.c().set_window_size(width, height))
             .expect("sizing the window");
+    }
+
+    /// Waits (up to 60 s) for a download to complete whose file name starts with `prefix`,
+    /// and answers its name and bytes (the file is removed, so the next download of the
+    /// same name is a new one).
+    pub fn downloaded(&self, prefix: &str) -> (String, Vec<u8>) {
+        let dir = self._profile.path().join("downloads");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let done = std::fs::read_dir(&dir).ok().and_then(|entries| {
+                entries.flatten().find_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    (name.starts_with(prefix) && !name.ends_with(".crdownload"))
+                        .then_some((name, e.path()))
+                })
+            });
+            if let Some((name, path)) = done {
+                let bytes = std::fs::read(&path).expect("reading a download");
+                std::fs::remove_file(&path).expect("removing a download");
+                return (name, bytes);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no download {prefix}… in {dir:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// A PNG of the window.

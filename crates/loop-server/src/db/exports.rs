@@ -70,6 +70,20 @@ pub async fn by_id(pool: &AnyPool, id: &str) -> DbResult<Option<ExportRow>> {
     row.as_ref().map(export).transpose()
 }
 
+/// The last `limit` archives of `user_id`, newest first.
+pub async fn of_user(pool: &AnyPool, user_id: &str, limit: i64) -> DbResult<Vec<ExportRow>> {
+    // COLUMNS is a constant of this file.
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM data_exports WHERE user_id = $1
+         ORDER BY created_at DESC, id DESC LIMIT $2"
+    )))
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(export).collect()
+}
+
 /// The archive's bytes, while held.
 pub async fn archive(pool: &AnyPool, id: &str) -> DbResult<Option<Vec<u8>>> {
     let row = sqlx::query("SELECT archive FROM data_exports WHERE id = $1")

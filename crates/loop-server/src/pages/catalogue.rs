@@ -118,6 +118,69 @@ catalogue! {
         "Log in met uw adres en het wachtwoord dat u koos.";
     OrFromTerminal: "From a terminal:", "Vanuit een terminal:";
 
+    // The account.
+    Profile: "Profile", "Profiel";
+    Language: "Language", "Taal";
+    English: "English", "Engels";
+    Dutch: "Dutch", "Nederlands";
+    Save: "Save", "Opslaan";
+    Saved: "Saved.", "Opgeslagen.";
+    PendingEmail: "{0} waits for confirmation: open the link we mailed to it.",
+        "{0} wacht op bevestiging: open de link die we ernaartoe mailden.";
+    ChangePassword: "Change the password", "Wachtwoord wijzigen";
+    CurrentPassword: "Current password", "Huidig wachtwoord";
+    PasswordChanged: "The password is changed; every other session of yours has ended.",
+        "Het wachtwoord is gewijzigd; al uw andere sessies zijn beëindigd.";
+    Authenticator: "Authenticator app", "Authenticator-app";
+    AuthenticatorOn: "Sign-in asks for a code from your authenticator app.",
+        "Bij het inloggen wordt om een code uit uw authenticator-app gevraagd.";
+    AuthenticatorOff: "Sign-in asks only for your password.",
+        "Bij het inloggen wordt alleen om uw wachtwoord gevraagd.";
+    Privacy: "Privacy", "Privacy";
+    PolicyAccepted: "You acknowledged privacy policy version {0}.",
+        "U heeft versie {0} van de privacyverklaring erkend.";
+    PolicyToAccept: "Privacy policy version {0} is in force and you have not acknowledged it yet.",
+        "Versie {0} van de privacyverklaring geldt en u heeft die nog niet erkend.";
+    ReadPolicy: "Read the privacy policy", "Lees de privacyverklaring";
+    Acknowledge: "I have read it", "Ik heb die gelezen";
+    NoPolicy: "No privacy policy is published yet.", "Er is nog geen privacyverklaring gepubliceerd.";
+    Acknowledged: "Acknowledged.", "Erkend.";
+    MarketingOn: "You receive product news by mail.", "U ontvangt productnieuws per mail.";
+    MarketingOff: "You receive no product news. Service messages still come.",
+        "U ontvangt geen productnieuws. Berichten over de dienst komen wel.";
+    WithdrawConsent: "Stop the product news", "Stop het productnieuws";
+    GiveConsent: "Send me product news", "Stuur mij productnieuws";
+    ConsentChanged: "Your choice is saved.", "Uw keuze is opgeslagen.";
+    MyData: "Download my data", "Mijn gegevens downloaden";
+    MyDataHelp: "A zip file of everything the service keeps about you, ready in a minute, \
+                 downloadable for 7 days.",
+        "Een zip-bestand met alles wat de dienst over u bewaart, binnen een minuut klaar en \
+         7 dagen te downloaden.";
+    MakeArchive: "Make the archive", "Maak het archief";
+    ArchiveRequested: "The archive is being made. Reload this page to download it.",
+        "Het archief wordt gemaakt. Laad deze pagina opnieuw om het te downloaden.";
+    ArchivePreparing: "being made", "wordt gemaakt";
+    ArchiveExpired: "expired", "verlopen";
+    Download: "Download", "Downloaden";
+    Requested: "Requested", "Aangevraagd";
+    State: "State", "Status";
+
+    // Sessions.
+    Sessions: "Sessions", "Sessies";
+    YourSessions: "Your sessions", "Uw sessies";
+    TenantSessions: "Sessions of {0}", "Sessies van {0}";
+    Started: "Started", "Begonnen";
+    LastSeen: "Last seen", "Laatst gezien";
+    Browser: "Browser", "Browser";
+    Address: "Address", "Adres";
+    Person: "Person", "Persoon";
+    ThisSession: "this session", "deze sessie";
+    Ended: "ended", "beëindigd";
+    Revoke: "Sign out", "Uitloggen";
+    RevokeSession: "Sign out the session of {0}", "Sessie van {0} uitloggen";
+    Revoked: "That session is signed out.", "Die sessie is uitgelogd.";
+    NoSessions: "No sessions.", "Geen sessies.";
+
     // The dashboard.
     Problems: "Needs attention", "Vraagt aandacht";
     NoProblems: "Every protected item is backed up on time.",

@@ -153,3 +153,12 @@ impl<'a> Input<'a> {
 pub fn alert(text: &str) -> Markup {
     html! { p.alert role="alert" { (text) } }
 }
+
+/// A moment as the page shows it: `YYYY-MM-DD HH:MM` (UTC), machine-readable in `datetime`.
+pub fn time(at: chrono::DateTime<chrono::Utc>) -> Markup {
+    html! {
+        time datetime=(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) {
+            (at.format("%Y-%m-%d %H:%M UTC"))
+        }
+    }
+}

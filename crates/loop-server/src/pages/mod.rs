@@ -9,8 +9,9 @@
 //! - [`catalogue`]: every word, in English and Dutch;
 //! - [`layout`]: the document, its headers and menu, form pieces;
 //! - [`reader`]: who reads ([`reader::Viewer`], [`reader::Visitor`]) and what they post;
-//! - [`signin`], [`signup`], [`dashboard`] (with its [`chart`]s): the pages.
+//! - [`signin`], [`signup`], [`dashboard`] (with its [`chart`]s), [`account`]: the pages.
 
+mod account;
 mod assets;
 mod catalogue;
 mod chart;
@@ -41,6 +42,15 @@ pub fn router() -> Router<AppState> {
             get(signin::show_code).post(signin::submit_code),
         )
         .route("/signout", post(signin::sign_out))
+        .route("/account", get(account::show))
+        .route("/account/profile", post(account::profile))
+        .route("/account/password", post(account::password))
+        .route("/account/consent", post(account::consent))
+        .route("/account/policy", post(account::policy))
+        .route("/account/export", post(account::export))
+        .route("/account/sessions", get(account::sessions))
+        .route("/t/{tenant}/sessions", get(account::tenant_sessions))
+        .route("/sessions/{id}/revoke", post(account::revoke))
         .route("/assets/{file}", get(assets::serve))
         .route("/signup", get(signup::form).post(signup::submit))
         .route(

@@ -50,6 +50,7 @@ impl Viewer {
             menu: Some((
                 vec![
                     link(home, M::Dashboard),
+                    link("/account/sessions".into(), M::Sessions),
                     link("/account".into(), M::Account),
                 ],
                 u.first_name.as_str(),

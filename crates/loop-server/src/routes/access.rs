@@ -11,8 +11,7 @@ use super::pages::{Listing, page};
 use super::tenants::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
-use crate::db::sessions::Whose;
-use crate::db::{self, devices, sessions, tokens, vaults};
+use crate::db::{self, devices, tokens, vaults};
 use crate::domain::{NewDevice, NewToken, Permission, new_id, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -246,23 +245,7 @@ pub async fn list_sessions(
     Query(p): Query<PageQuery>,
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Listing<Session>> {
-    let u = caller.user()?;
-    let page = page(&p)?;
-    let rows = match &f.tenant_id {
-        None => sessions::sessions_of(&state.db.pool, Whose::User(&u.user.user.id), &page).await?,
-        Some(t) => {
-            let t = caller
-                .tenant(&state, Permission::SessionRead, t.as_str())
-                .await?;
-            sessions::sessions_of(&state.db.pool, Whose::Tenant(&t.tenant.id), &page).await?
-        }
-    };
-    let current = &u.session.session.id;
-    let rows = rows.map(|r| {
-        let mut s = r.session;
-        s.current = &s.id == current;
-        Ok(s)
-    })?;
+    let rows = crate::accounts::sessions(&state, &caller, f.tenant_id.as_ref(), &page(&p)?).await?;
     Ok(Listing::new(uri, rows))
 }
 
@@ -276,29 +259,6 @@ pub async fn revoke_session(
     caller: Caller,
     Path(id): Path<SessionId>,
 ) -> ApiResult<StatusCode> {
-    let u = caller.user()?;
-    let s = sessions::session_by_id(&state.db.pool, id.as_str())
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    if s.session.user_id != u.user.user.id {
-        caller
-            .tenant(&state, Permission::SessionRevoke, &s.tenant_id)
-            .await?;
-    }
-    let now = state.now();
-    let mut tx = state.db.begin().await?;
-    sessions::end_session(&mut tx, id.as_str(), "revoked", now).await?;
-    commit_audited(
-        tx,
-        caller.event(
-            &s.tenant_id,
-            "session.revoke",
-            "session",
-            Some(id.as_str()),
-            serde_json::json!({ "user_id": s.session.user_id }),
-        ),
-        now,
-    )
-    .await?;
+    crate::accounts::revoke_session(&state, &caller, id.as_str()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

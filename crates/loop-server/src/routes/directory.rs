@@ -14,9 +14,7 @@ use super::{Json, Path, Query, commit, commit_audited};
 use crate::auth::{self, Caller};
 use crate::db::outbox::{self, MailKind};
 use crate::db::{self, bindings, sessions, tenants, users};
-use crate::domain::{
-    NewUser, Permission, RoleRules as _, UserChanges, new_id, new_secret, secret_hash,
-};
+use crate::domain::{NewUser, Permission, RoleRules as _, new_id, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use loop_api::PageQuery;
@@ -77,7 +75,7 @@ pub async fn create_user(
                 .await?
                 .is_some())
     {
-        return Err(email_taken());
+        return Err(crate::accounts::email_taken());
     }
     let (password_hash, invite) = match &req.password {
         Some(_) if !whole => {
@@ -123,7 +121,7 @@ pub async fn create_user(
         now,
     )
     .await
-    .map_err(taken_or_internal)?;
+    .map_err(crate::accounts::taken_or_internal)?;
     if by_mail {
         outbox::enqueue(&mut tx, MailKind::Invitation, &user.id, now).await?;
     }
@@ -220,7 +218,7 @@ pub async fn update_user(
     let (row, _) = scoped_user(&state, &caller, Permission::UserWrite, &id).await?;
     let whole = caller.holds_on_whole_service(Permission::UserRead);
     Ok(axum::Json(
-        change_user(&state, &caller, row, req, whole).await?,
+        crate::accounts::change(&state, &caller, row, req, whole).await?,
     ))
 }
 
@@ -239,114 +237,8 @@ pub async fn update_me(
     let me = caller.user()?.user.clone();
     // Your own new address is always confirmed by mail, whoever you are.
     Ok(axum::Json(
-        change_user(&state, &caller, me, req, false).await?,
+        crate::accounts::change(&state, &caller, me, req, false).await?,
     ))
-}
-
-/// Applies `req` to `row` and audits it; `whole`: the caller sees every tenant, so a new
-/// address of an account changes at once (anyone else's waits for its owner's confirmation).
-async fn change_user(
-    state: &AppState,
-    caller: &Caller,
-    row: users::UserRow,
-    req: UpdateUser,
-    whole: bool,
-) -> ApiResult<User> {
-    let req = UserChanges::parse(req)?;
-    let mut u = row.user;
-    let mut fields = Vec::new();
-    let mut mail = None;
-    if let Some(e) = &req.email
-        && e.as_str() != u.email
-    {
-        if users::email_in_tenant(&state.db.pool, &u.tenant_id, e.as_str()).await? {
-            return Err(email_taken());
-        }
-        if u.status == UserStatus::Invited {
-            // Not an account yet: the invitation simply goes to the new address.
-            u.email = e.as_str().into();
-            fields.push("email");
-            if !whole {
-                mail = Some(MailKind::Invitation);
-            }
-        } else if whole {
-            if users::user_by_email(&state.db.pool, e.as_str())
-                .await?
-                .is_some()
-            {
-                return Err(email_taken());
-            }
-            u.email = e.as_str().into();
-            // A change made at once replaces one waiting for confirmation.
-            u.pending_email = None;
-            fields.push("email");
-        } else {
-            // The address changes when its owner confirms it (`mail::messages`).
-            u.pending_email = Some(e.as_str().into());
-            fields.push("pending_email");
-            mail = Some(MailKind::EmailChange);
-        }
-    }
-    if let Some(v) = req.first_name {
-        u.first_name = v;
-        fields.push("first_name");
-    }
-    if let Some(v) = req.last_name {
-        u.last_name = v;
-        fields.push("last_name");
-    }
-    if let Some(v) = req.business_address {
-        u.business_address = v;
-        fields.push("business_address");
-    }
-    if let Some(v) = req.language {
-        u.language = v;
-        fields.push("language");
-    }
-    let now = state.now();
-    let mut tx = state.db.begin().await?;
-    users::update_user_profile(&mut tx, &u, now)
-        .await
-        .map_err(taken_or_internal)?;
-    if fields.contains(&"pending_email") || fields.contains(&"email") {
-        users::set_pending_email(&mut tx, &u.id, u.pending_email.as_deref(), now).await?;
-    }
-    if mail == Some(MailKind::Invitation) {
-        // A code already mailed to the old address must not open the account.
-        users::clear_invite(&mut tx, &u.id).await?;
-    }
-    if let Some(kind) = mail {
-        outbox::enqueue(&mut tx, kind, &u.id, now).await?;
-    }
-    commit_audited(
-        tx,
-        caller.event(
-            &u.tenant_id,
-            "user.update",
-            "user",
-            Some(&u.id),
-            serde_json::json!({ "fields": fields }),
-        ),
-        now,
-    )
-    .await?;
-    if mail.is_some() {
-        state.mail_wake.notify_one();
-    }
-    Ok(u)
-}
-
-fn email_taken() -> ApiError {
-    ApiError::conflict("email_taken", "a user with this e-mail exists")
-}
-
-/// A unique violation on the address (another request took it meanwhile) as `email_taken`.
-fn taken_or_internal(e: db::DbError) -> ApiError {
-    if e.is_unique_violation() {
-        email_taken()
-    } else {
-        e.into()
-    }
 }
 
 async fn set_status(

@@ -8,13 +8,12 @@ use loop_api::{
 };
 
 use super::{Json, commit_audited};
-use crate::auth::signin::{self, audit_refusal, throttled};
+use crate::auth::signin;
 use crate::auth::{self, Caller, ClientInfo, session, totp};
-use crate::db::sessions;
 use crate::db::users;
 use crate::domain;
 use crate::error::{ApiError, ApiResult};
-use crate::state::{AppState, Attempt};
+use crate::state::AppState;
 
 /// Sign in
 ///
@@ -115,76 +114,11 @@ pub async fn change_password(
     caller: Caller,
     Json(req): Json<ChangePassword>,
 ) -> ApiResult<StatusCode> {
-    let u = caller.user()?;
-    // Guessing the current password here counts like guessing it at sign-in: the same
-    // throttle, and every refusal is audited.
-    let now = state.now();
-    let (account, ip) = (
-        u.user.user.email.clone(),
-        caller.client.ip.clone().unwrap_or_default(),
-    );
-    let (tenant_id, user_id) = (&u.user.user.tenant_id, u.user.user.id.as_str());
-    let refused = |reason: &'static str| {
-        audit_refusal(
-            &state,
-            "user.password_change",
-            tenant_id,
-            Some(user_id),
-            &caller.client,
-            reason,
-        )
-    };
-    let attempt = match state.throttle.begin(&state.db, &account, &ip, now).await? {
-        Attempt::Allowed(attempt) => attempt,
-        Attempt::Throttled {
-            audit,
-            retry_after_secs,
-        } => {
-            if audit {
-                refused("throttled").await?;
-            }
-            return Err(throttled(retry_after_secs));
-        }
-    };
-    if !auth::verify_password(
-        req.current_password.expose().to_string(),
-        u.user.password_hash.clone(),
-    )
-    .await?
-    {
-        refused("wrong_password").await?;
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "wrong_password",
-            "the current password is wrong",
-        ));
-    }
-    state
-        .throttle
-        .succeeded(&state.db, &account, attempt)
-        .await?;
-    domain::check_new_password(req.new_password.expose())?;
-    let hash = auth::hash_password(req.new_password.expose().to_string()).await?;
-    let mut tx = state.db.begin().await?;
-    users::set_password(&mut tx, &u.user.user.id, &hash, now).await?;
-    let ended = sessions::end_user_sessions(
-        &mut tx,
-        &u.user.user.id,
-        Some(&u.session.session.id),
-        "password_change",
-        now,
-    )
-    .await?;
-    commit_audited(
-        tx,
-        caller.event(
-            &u.user.user.tenant_id,
-            "user.password_change",
-            "user",
-            Some(&u.user.user.id),
-            serde_json::json!({ "sessions_ended": ended }),
-        ),
-        now,
+    crate::accounts::change_password(
+        &state,
+        &caller,
+        req.current_password.expose(),
+        req.new_password.expose(),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)

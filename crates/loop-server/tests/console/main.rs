@@ -1,7 +1,8 @@
 //! The console in a real headless Chromium (and, where a browser adds nothing, as plain
 //! HTTP): what a person signing in, reading a dashboard or posting a form sees.
 //!
-//! One file per story: `signin.rs` (password, authenticator code, remember me, sign-out, the
+//! One file per story: `account.rs` (profile, password, consent, "download my data",
+//! sessions signed out from another browser), `signin.rs` (password, authenticator code, remember me, sign-out, the
 //! keyboard alone), `security.rs` (headers on every page, form tokens, where a sign-in may
 //! lead), `dashboard.rs` (health, devices, storage, charts; another tenant's is a 404).
 
@@ -12,6 +13,7 @@ use loop_testkit::browser::Browser;
 use serde_json::json;
 use support::{Caller, Server};
 
+mod account;
 mod dashboard;
 mod security;
 mod signin;

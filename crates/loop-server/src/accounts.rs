@@ -1,0 +1,255 @@
+//! A person's own account, as the API and the console change it: the profile
+//! (rectification), the password, and sessions (listed, revoked). Each change is audited.
+
+use axum::http::StatusCode;
+use loop_api::{Session, TenantId, UpdateUser, User, UserStatus};
+
+use crate::auth::signin::{audit_refusal, throttled};
+use crate::auth::{self, Caller};
+use crate::db::outbox::{self, MailKind};
+use crate::db::sessions::{self, Whose};
+use crate::db::{self, users};
+use crate::domain::{self, Permission, UserChanges};
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, Attempt};
+
+/// Applies `req` to `row` and audits it; `whole`: the caller sees every tenant, so a new
+/// address of an account changes at once (anyone else's waits for its owner's confirmation).
+pub async fn change(
+    state: &AppState,
+    caller: &Caller,
+    row: users::UserRow,
+    req: UpdateUser,
+    whole: bool,
+) -> ApiResult<User> {
+    let req = UserChanges::parse(req)?;
+    let mut u = row.user;
+    let mut fields = Vec::new();
+    let mut mail = None;
+    if let Some(e) = &req.email
+        && e.as_str() != u.email
+    {
+        if users::email_in_tenant(&state.db.pool, &u.tenant_id, e.as_str()).await? {
+            return Err(email_taken());
+        }
+        if u.status == UserStatus::Invited {
+            // Not an account yet: the invitation simply goes to the new address.
+            u.email = e.as_str().into();
+            fields.push("email");
+            if !whole {
+                mail = Some(MailKind::Invitation);
+            }
+        } else if whole {
+            if users::user_by_email(&state.db.pool, e.as_str())
+                .await?
+                .is_some()
+            {
+                return Err(email_taken());
+            }
+            u.email = e.as_str().into();
+            // A change made at once replaces one waiting for confirmation.
+            u.pending_email = None;
+            fields.push("email");
+        } else {
+            // The address changes when its owner confirms it (`mail::messages`).
+            u.pending_email = Some(e.as_str().into());
+            fields.push("pending_email");
+            mail = Some(MailKind::EmailChange);
+        }
+    }
+    if let Some(v) = req.first_name {
+        u.first_name = v;
+        fields.push("first_name");
+    }
+    if let Some(v) = req.last_name {
+        u.last_name = v;
+        fields.push("last_name");
+    }
+    if let Some(v) = req.business_address {
+        u.business_address = v;
+        fields.push("business_address");
+    }
+    if let Some(v) = req.language {
+        u.language = v;
+        fields.push("language");
+    }
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    users::update_user_profile(&mut tx, &u, now)
+        .await
+        .map_err(taken_or_internal)?;
+    if fields.contains(&"pending_email") || fields.contains(&"email") {
+        users::set_pending_email(&mut tx, &u.id, u.pending_email.as_deref(), now).await?;
+    }
+    if mail == Some(MailKind::Invitation) {
+        // A code already mailed to the old address must not open the account.
+        users::clear_invite(&mut tx, &u.id).await?;
+    }
+    if let Some(kind) = mail {
+        outbox::enqueue(&mut tx, kind, &u.id, now).await?;
+    }
+    db::audit::commit_audited(
+        tx,
+        caller.event(
+            &u.tenant_id,
+            "user.update",
+            "user",
+            Some(&u.id),
+            serde_json::json!({ "fields": fields }),
+        ),
+        now,
+    )
+    .await?;
+    if mail.is_some() {
+        state.mail_wake.notify_one();
+    }
+    Ok(u)
+}
+
+pub fn email_taken() -> ApiError {
+    ApiError::conflict("email_taken", "a user with this e-mail exists")
+}
+
+/// A unique violation on the address (another request took it meanwhile) as `email_taken`.
+pub fn taken_or_internal(e: db::DbError) -> ApiError {
+    if e.is_unique_violation() {
+        email_taken()
+    } else {
+        e.into()
+    }
+}
+
+/// Changes the caller's password after checking the current one: guessing it here counts like
+/// guessing it at sign-in (the same throttle, every refusal audited). Every other session of
+/// the user ends.
+pub async fn change_password(
+    state: &AppState,
+    caller: &Caller,
+    current: &str,
+    new: &str,
+) -> ApiResult<()> {
+    let u = caller.user()?;
+    // Guessing the current password here counts like guessing it at sign-in: the same
+    // throttle, and every refusal is audited.
+    let now = state.now();
+    let (account, ip) = (
+        u.user.user.email.clone(),
+        caller.client.ip.clone().unwrap_or_default(),
+    );
+    let (tenant_id, user_id) = (&u.user.user.tenant_id, u.user.user.id.as_str());
+    let refused = |reason: &'static str| {
+        audit_refusal(
+            state,
+            "user.password_change",
+            tenant_id,
+            Some(user_id),
+            &caller.client,
+            reason,
+        )
+    };
+    let attempt = match state.throttle.begin(&state.db, &account, &ip, now).await? {
+        Attempt::Allowed(attempt) => attempt,
+        Attempt::Throttled {
+            audit,
+            retry_after_secs,
+        } => {
+            if audit {
+                refused("throttled").await?;
+            }
+            return Err(throttled(retry_after_secs));
+        }
+    };
+    if !auth::verify_password(current.to_string(), u.user.password_hash.clone()).await? {
+        refused("wrong_password").await?;
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "wrong_password",
+            "the current password is wrong",
+        ));
+    }
+    state
+        .throttle
+        .succeeded(&state.db, &account, attempt)
+        .await?;
+    domain::check_new_password(new)?;
+    let hash = auth::hash_password(new.to_string()).await?;
+    let mut tx = state.db.begin().await?;
+    users::set_password(&mut tx, &u.user.user.id, &hash, now).await?;
+    let ended = sessions::end_user_sessions(
+        &mut tx,
+        &u.user.user.id,
+        Some(&u.session.session.id),
+        "password_change",
+        now,
+    )
+    .await?;
+    db::audit::commit_audited(
+        tx,
+        caller.event(
+            &u.user.user.tenant_id,
+            "user.password_change",
+            "user",
+            Some(&u.user.user.id),
+            serde_json::json!({ "sessions_ended": ended }),
+        ),
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The caller's own sessions, or (with `tenant`, and the session-read permission there) those
+/// of that tenant's users; the caller's current one is marked.
+pub async fn sessions(
+    state: &AppState,
+    caller: &Caller,
+    tenant: Option<&TenantId>,
+    page: &db::page::Page,
+) -> ApiResult<db::page::Paged<Session>> {
+    let u = caller.user()?;
+    let rows = match tenant {
+        None => sessions::sessions_of(&state.db.pool, Whose::User(&u.user.user.id), page).await?,
+        Some(t) => {
+            let t = caller
+                .tenant(state, Permission::SessionRead, t.as_str())
+                .await?;
+            sessions::sessions_of(&state.db.pool, Whose::Tenant(&t.tenant.id), page).await?
+        }
+    };
+    let current = &u.session.session.id;
+    let rows = rows.map(|r| {
+        let mut s = r.session;
+        s.current = &s.id == current;
+        Ok(s)
+    })?;
+    Ok(rows)
+}
+
+/// Ends session `id`: one's own, or (with the session-revoke permission) one of the tenant's.
+pub async fn revoke_session(state: &AppState, caller: &Caller, id: &str) -> ApiResult<()> {
+    let u = caller.user()?;
+    let s = sessions::session_by_id(&state.db.pool, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if s.session.user_id != u.user.user.id {
+        caller
+            .tenant(state, Permission::SessionRevoke, &s.tenant_id)
+            .await?;
+    }
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    sessions::end_session(&mut tx, id, "revoked", now).await?;
+    db::audit::commit_audited(
+        tx,
+        caller.event(
+            &s.tenant_id,
+            "session.revoke",
+            "session",
+            Some(id),
+            serde_json::json!({ "user_id": s.session.user_id }),
+        ),
+        now,
+    )
+    .await?;
+    Ok(())
+}

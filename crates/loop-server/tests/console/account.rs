@@ -1,0 +1,192 @@
+//! The reader's own account in the browser: withdrawing consent to product news,
+//! downloading "my data", signing out another browser's session; and, as plain HTTP, the
+//! profile and password forms with the API's rules.
+
+use loop_testkit::browser::Browser;
+use serde_json::json;
+
+use super::browser;
+use super::support::console::session_cookie;
+use super::support::{ADMIN_EMAIL, ADMIN_PASSWORD, Server};
+
+/// Signs `b` in with the form.
+fn sign_in(b: &Browser, email: &str, password: &str) {
+    b.goto("/signin");
+    b.fill("#email", email);
+    b.fill("#password", password);
+    b.click("button[type=submit]");
+    b.wait_for_path("/t/");
+}
+
+#[test]
+fn a_person_withdraws_consent_and_downloads_their_data_in_the_browser() {
+    let server = Server::start();
+    let admin = server.admin();
+    admin
+        .put("/api/v1/me/marketing-consent", json!({ "given": true }))
+        .expect(200);
+    let Some(b) = browser(&server) else {
+        return;
+    };
+    sign_in(&b, ADMIN_EMAIL, ADMIN_PASSWORD);
+    b.click("nav a[href='/account']");
+    b.wait_for_path("/account");
+    assert!(b.text("main").contains("You receive product news by mail."));
+    b.click("form[action='/account/consent'] button");
+    b.wait_for_path("/account?done=consent");
+    assert!(b.text("[role=status]").contains("Your choice is saved."));
+    assert!(b.text("main").contains("You receive no product news."));
+    let me = admin.get("/api/v1/me").expect(200);
+    assert_eq!(me["user"]["marketing_consent"], false);
+    let consents = admin
+        .get(&format!(
+            "/api/v1/audit?tenant_id={}&action=user.marketing_consent",
+            admin.provider_tenant_id()
+        ))
+        .expect(200);
+    assert!(
+        consents
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["details"]["given"] == false),
+        "{consents}"
+    );
+
+    // "Download my data": the archive is made by a job; the page offers it once it is ready.
+    b.click("form[action='/account/export'] button");
+    b.wait_for_path("/account?done=export");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !b.has("a.download") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the archive never became ready"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        b.goto("/account");
+    }
+    b.click("a.download");
+    let (name, bytes) = b.downloaded("loop-backup-data-");
+    assert!(name.ends_with(".zip"), "{name}");
+    let id = name
+        .trim_start_matches("loop-backup-data-")
+        .trim_end_matches(".zip");
+    let record = admin.get(&format!("/api/v1/data-exports/{id}")).expect(200);
+    let sha = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
+    assert_eq!(record["sha256"], hex::encode(sha.as_ref()));
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip file");
+    let mut profile = String::new();
+    std::io::Read::read_to_string(
+        &mut zip.by_name("profile.json").expect("the profile"),
+        &mut profile,
+    )
+    .unwrap();
+    assert!(profile.contains(ADMIN_EMAIL), "{profile}");
+}
+
+#[test]
+fn signing_out_another_browser_ends_its_session_there() {
+    let server = Server::start();
+    let (Some(laptop), Some(phone)) = (browser(&server), browser(&server)) else {
+        return;
+    };
+    sign_in(&laptop, ADMIN_EMAIL, ADMIN_PASSWORD);
+    sign_in(&phone, ADMIN_EMAIL, ADMIN_PASSWORD);
+    let phone_secret = phone.cookie("loop_session").unwrap();
+    let phone_id = server
+        .call("get", "/api/v1/me", Some(&phone_secret), None)
+        .expect(200)["session"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    laptop.click("nav a[href='/account/sessions']");
+    laptop.wait_for_path("/account/sessions");
+    // The laptop's own session is marked, and has no sign-out button of its own.
+    assert!(laptop.text("main").contains("this session"));
+    laptop.click(&format!("tr[data-session='{phone_id}'] button"));
+    laptop.wait_for_path("/account/sessions?done=revoked");
+    assert!(
+        laptop
+            .text("[role=status]")
+            .contains("That session is signed out.")
+    );
+    assert!(
+        laptop
+            .text(&format!("tr[data-session='{phone_id}']"))
+            .contains("ended")
+    );
+
+    // The phone's next page is the sign-in form; the laptop goes on.
+    phone.goto("/account");
+    phone.wait_for_path("/signin?next=%2Faccount");
+    laptop.goto("/account");
+    laptop.wait_for_path("/account");
+}
+
+#[test]
+fn the_profile_and_password_forms_follow_the_apis_rules() {
+    let server = Server::start();
+    let admin = server.admin();
+    let cookie = session_cookie(&admin.secret);
+    let page = server.page("/account", &cookie, "en");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let token = page.form_token();
+    let profile = |first: &str, language: &str| {
+        server.post_page(
+            "/account/profile",
+            &cookie,
+            &[
+                ("csrf", &token),
+                ("first_name", first),
+                ("last_name", "Admin"),
+                ("business_address", ""),
+                ("email", ADMIN_EMAIL),
+                ("language", language),
+            ],
+        )
+    };
+    let saved = profile("Ada", "nl");
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    assert_eq!(saved.location(), Some("/account?done=profile"));
+    let me = admin.get("/api/v1/me").expect(200);
+    assert_eq!(me["user"]["first_name"], "Ada");
+    assert_eq!(me["user"]["language"], "nl");
+    // The chosen language wins over the browser's.
+    let shown = server.page("/account?done=profile", &cookie, "en");
+    assert!(shown.body.contains("<html lang=\"nl\">"), "{}", shown.body);
+    assert!(shown.body.contains("Opgeslagen."), "{}", shown.body);
+    // A name the API refuses is refused here too, with its reason.
+    let bad = profile("Ada\u{202e}", "en");
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("role=\"alert\""), "{}", bad.body);
+    assert_eq!(
+        admin.get("/api/v1/me").expect(200)["user"]["first_name"],
+        "Ada"
+    );
+
+    // The password: the current one is checked (and a wrong one audited), then every other
+    // session ends.
+    let other = server.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD);
+    let change = |current: &str| {
+        server.post_page(
+            "/account/password",
+            &cookie,
+            &[
+                ("csrf", &token),
+                ("current_password", current),
+                ("new_password", "a-new-long-password"),
+            ],
+        )
+    };
+    let wrong = change("not-it");
+    assert_eq!(wrong.status, 400, "{}", wrong.body);
+    other.get("/api/v1/me").expect(200);
+    let changed = change(ADMIN_PASSWORD);
+    assert_eq!(changed.status, 303, "{}", changed.body);
+    other
+        .get("/api/v1/me")
+        .expect_problem(401, "unauthenticated");
+    admin.get("/api/v1/me").expect(200);
+    server.sign_in(ADMIN_EMAIL, "a-new-long-password");
+}
