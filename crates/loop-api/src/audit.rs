@@ -131,12 +131,29 @@ pub struct ChainBreak {
 /// Verifies the chains of `events` (any order of tenants; each tenant's events in sequence
 /// order, starting at 1). Returns the number of events checked.
 pub fn verify<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> Result<u64, ChainBreak> {
-    let mut heads: std::collections::HashMap<&str, (u64, &str, u32)> = Default::default();
-    let mut n = 0;
+    let mut v = Verifier::default();
     for e in events {
-        let (last_seq, last_hash, last_version) = heads
+        v.push(e)?;
+    }
+    Ok(v.checked())
+}
+
+/// Verifies chains an event at a time, so a long log can be read in pages: each tenant's
+/// events in sequence order, starting at 1.
+#[derive(Debug, Default)]
+pub struct Verifier {
+    /// Per tenant: the last event's sequence number, hash and format version.
+    heads: std::collections::HashMap<String, (u64, String, u32)>,
+    checked: u64,
+}
+
+impl Verifier {
+    /// Checks the next event of its tenant's chain.
+    pub fn push(&mut self, e: &AuditEvent) -> Result<(), ChainBreak> {
+        let (last_seq, last_hash, last_version) = self
+            .heads
             .get(e.tenant_id.as_str())
-            .copied()
+            .map(|(s, h, v)| (*s, h.as_str(), *v))
             .unwrap_or((0, "", V1));
         let fail = |reason| ChainBreak {
             tenant_id: e.tenant_id.clone(),
@@ -159,10 +176,21 @@ pub fn verify<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> Result<u6
             }
             Some(_) => {}
         }
-        heads.insert(&e.tenant_id, (e.seq, &e.hash, e.version));
-        n += 1;
+        self.heads
+            .insert(e.tenant_id.clone(), (e.seq, e.hash.clone(), e.version));
+        self.checked += 1;
+        Ok(())
     }
-    Ok(n)
+
+    /// How many events were checked.
+    pub fn checked(&self) -> u64 {
+        self.checked
+    }
+
+    /// The last event checked of `tenant_id`: its sequence number and hash.
+    pub fn head(&self, tenant_id: &str) -> Option<(u64, &str)> {
+        self.heads.get(tenant_id).map(|(s, h, _)| (*s, h.as_str()))
+    }
 }
 
 /// Checks that `events` reach each chain head taken *before* the export: the event at the

@@ -37,7 +37,7 @@ pub mod mail;
 pub mod managed_keys;
 pub mod metrics;
 pub mod notify;
-mod pages;
+pub mod pages;
 pub mod person;
 pub mod placement;
 pub mod privacy;

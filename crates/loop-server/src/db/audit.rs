@@ -180,6 +180,10 @@ pub struct Filter {
     pub until_ms: Option<i64>,
     /// Events with `seq` greater than this (per tenant; with one tenant, a cursor).
     pub after_seq: Option<i64>,
+    /// Events with `seq` less than this (a cursor going back, with `newest_first`).
+    pub before_seq: Option<i64>,
+    /// The newest events first (per tenant), as a reader of the log pages back from now.
+    pub newest_first: bool,
     pub limit: i64,
 }
 
@@ -270,8 +274,12 @@ pub async fn query(pool: &sqlx::AnyPool, f: &Filter) -> DbResult<Vec<AuditEvent>
     if f.after_seq.is_some() {
         push("e.seq >");
     }
+    if f.before_seq.is_some() {
+        push("e.seq <");
+    }
     n += 1;
-    sql.push_str(&format!(" ORDER BY e.tenant_id, e.seq LIMIT ${n}"));
+    let order = if f.newest_first { "DESC" } else { "ASC" };
+    sql.push_str(&format!(" ORDER BY e.tenant_id, e.seq {order} LIMIT ${n}"));
     // Built only from fixed clauses and numbered placeholders; values are bound.
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for t in &f.tenant_ids {
@@ -280,7 +288,10 @@ pub async fn query(pool: &sqlx::AnyPool, f: &Filter) -> DbResult<Vec<AuditEvent>
     for v in [&f.action, &f.actor_id, &f.object_id].into_iter().flatten() {
         q = q.bind(v);
     }
-    for v in [f.since_ms, f.until_ms, f.after_seq].into_iter().flatten() {
+    for v in [f.since_ms, f.until_ms, f.after_seq, f.before_seq]
+        .into_iter()
+        .flatten()
+    {
         q = q.bind(v);
     }
     q = q.bind(f.limit);

@@ -11,7 +11,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::catalogue::M;
-use super::layout::{Input, alert, document, time, token};
+use super::layout::{Input, alert, document, scroll, time, token};
 use super::reader::{Posted, Viewer};
 use crate::db::page::Page;
 use crate::error::{ApiError, ApiResult};
@@ -152,7 +152,7 @@ async fn account(
             h2 #data-h { (v.t(M::MyData)) }
             p { (v.t(M::MyDataHelp)) }
             @if !exports.is_empty() {
-                div.scroll { table {
+                (scroll(v.t(M::MyData), html! { table {
                     thead { tr {
                         th scope="col" { (v.t(M::Requested)) }
                         th scope="col" { (v.t(M::State)) }
@@ -177,7 +177,7 @@ async fn account(
                             }
                         }
                     }
-                } }
+                } }))
             }
             form method="post" action="/account/export" {
                 (token(&v.csrf))
@@ -355,7 +355,7 @@ async fn sessions_page(
         @if rows.is_empty() {
             p { (v.t(M::NoSessions)) }
         } @else {
-            div.scroll { table {
+            (scroll(&title, html! { table {
                 thead { tr {
                     @if tenant.is_some() { th scope="col" { (v.t(M::Person)) } }
                     th scope="col" { (v.t(M::Started)) }
@@ -392,7 +392,7 @@ async fn sessions_page(
                         }
                     }
                 }
-            } }
+            } }))
         }
     };
     document(StatusCode::OK, &v.frame(), &title, content)

@@ -181,6 +181,31 @@ catalogue! {
     Revoked: "That session is signed out.", "Die sessie is uitgelogd.";
     NoSessions: "No sessions.", "Geen sessies.";
 
+    // The audit log.
+    AuditLog: "Audit log", "Auditlog";
+    AuditOf: "Audit log of {0}", "Auditlog van {0}";
+    Action: "Action", "Handeling";
+    Actor: "Actor", "Actor";
+    Object: "Object", "Object";
+    Outcome: "Outcome", "Uitkomst";
+    Time: "Time", "Tijd";
+    Since: "From (date)", "Vanaf (datum)";
+    Until: "Before (date)", "Voor (datum)";
+    Filter: "Filter", "Filteren";
+    NoEvents: "No events match.", "Geen gebeurtenissen gevonden.";
+    OlderEvents: "Older events", "Oudere gebeurtenissen";
+    ExportCsv: "Export as CSV", "Exporteren als CSV";
+    ExportJsonl: "Export as JSON Lines", "Exporteren als JSON Lines";
+    VerifyChain: "Verify the chain", "Controleer de keten";
+    ChainIntact: "The chain is intact: {0} events, up to event {1}, which matches the head the \
+                  server keeps.",
+        "De keten is intact: {0} gebeurtenissen, tot en met gebeurtenis {1}, die overeenkomt \
+         met de kop die de server bewaart.";
+    ChainBroken: "The chain is broken at event {0}: {1}.",
+        "De keten is verbroken bij gebeurtenis {0}: {1}.";
+    ChainEmpty: "The log has no events yet.", "Het log heeft nog geen gebeurtenissen.";
+    BadDate: "A date is written as YYYY-MM-DD.", "Een datum schrijft u als JJJJ-MM-DD.";
+
     // The dashboard.
     Problems: "Needs attention", "Vraagt aandacht";
     NoProblems: "Every protected item is backed up on time.",

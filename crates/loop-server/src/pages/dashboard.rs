@@ -15,7 +15,7 @@ use maud::{Markup, html};
 
 use super::catalogue::M;
 use super::chart;
-use super::layout::document;
+use super::layout::{document, scroll};
 use super::reader::Viewer;
 use crate::db::dashboard::{self as q, ItemHealth};
 use crate::domain::Permission;
@@ -204,7 +204,7 @@ fn badge(lang: Language, h: Health) -> Markup {
 fn items_table(v: &Viewer, items: &[(Health, ItemHealth)], now: i64) -> Markup {
     let lang = v.lang;
     html! {
-        div.scroll {
+        (scroll(v.t(M::ProtectedItems), html! {
             table {
                 thead { tr {
                     th scope="col" { (v.t(M::Item)) }
@@ -223,7 +223,7 @@ fn items_table(v: &Viewer, items: &[(Health, ItemHealth)], now: i64) -> Markup {
                     }
                 }
             }
-        }
+        }))
     }
 }
 

@@ -162,3 +162,9 @@ pub fn time(at: chrono::DateTime<chrono::Utc>) -> Markup {
         }
     }
 }
+
+/// A region that scrolls sideways on its own when its content (a wide table) does not fit,
+/// reachable with the keyboard and named for screen readers.
+pub fn scroll(label: &str, content: Markup) -> Markup {
+    html! { div.scroll tabindex="0" role="region" aria-label=(label) { (content) } }
+}

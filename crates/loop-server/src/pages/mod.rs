@@ -9,10 +9,12 @@
 //! - [`catalogue`]: every word, in English and Dutch;
 //! - [`layout`]: the document, its headers and menu, form pieces;
 //! - [`reader`]: who reads ([`reader::Viewer`], [`reader::Visitor`]) and what they post;
-//! - [`signin`], [`signup`], [`dashboard`] (with its [`chart`]s), [`account`]: the pages.
+//! - [`signin`], [`signup`], [`dashboard`] (with its [`chart`]s), [`account`], [`audit`]:
+//!   the pages.
 
 mod account;
 mod assets;
+mod audit;
 mod catalogue;
 mod chart;
 mod dashboard;
@@ -30,6 +32,25 @@ use loop_api::Language;
 use crate::state::AppState;
 use catalogue::M;
 pub use layout::secured;
+
+/// Every page a signed-in reader opens or posts to, as (method, path): the isolation test
+/// aims each at another tenant's objects (`{tenant}`, `{session}`). A new page is added here.
+pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
+    ("get", "/"),
+    ("get", "/t/{tenant}"),
+    ("get", "/t/{tenant}/sessions"),
+    ("get", "/t/{tenant}/audit"),
+    ("get", "/t/{tenant}/audit?verify=1"),
+    ("get", "/account"),
+    ("get", "/account/sessions"),
+    ("post", "/account/profile"),
+    ("post", "/account/password"),
+    ("post", "/account/consent"),
+    ("post", "/account/policy"),
+    ("post", "/account/export"),
+    ("post", "/sessions/{session}/revoke"),
+    ("post", "/signout"),
+];
 
 /// The pages' routes.
 pub fn router() -> Router<AppState> {
@@ -50,6 +71,7 @@ pub fn router() -> Router<AppState> {
         .route("/account/export", post(account::export))
         .route("/account/sessions", get(account::sessions))
         .route("/t/{tenant}/sessions", get(account::tenant_sessions))
+        .route("/t/{tenant}/audit", get(audit::show))
         .route("/sessions/{id}/revoke", post(account::revoke))
         .route("/assets/{file}", get(assets::serve))
         .route("/signup", get(signup::form).post(signup::submit))

@@ -16,6 +16,7 @@ use super::catalogue::M;
 use super::layout::{Frame, Link};
 use crate::auth::{Caller, Principal, UserPrincipal, csrf, request};
 use crate::domain::new_secret;
+use crate::domain::{Permission, RoleRules as _};
 use crate::state::AppState;
 
 /// A signed-in person reading a page.
@@ -36,25 +37,38 @@ impl Viewer {
         }
     }
 
-    /// The frame of this person's pages: their menu and name.
+    /// The frame of this person's pages: their menu (what their roles open) and name.
     pub fn frame(&self) -> Frame<'_> {
-        let u = &self.user().user.user;
-        let home = format!("/t/{}", u.tenant_id);
+        let u = self.user();
+        let me = &u.user.user;
         let link = |href: String, label: M| Link {
             current: self.path == href,
             href,
             label: label.text(self.lang),
         };
+        // The tenant where a role grants `perm`: the person's own when one of theirs does.
+        let tenant_with = |perm: Permission| {
+            let granted: Vec<&str> = u
+                .bindings
+                .iter()
+                .filter(|b| b.binding.role.grants(perm))
+                .map(|b| b.binding.tenant_id.as_str())
+                .collect();
+            granted
+                .iter()
+                .find(|t| **t == me.tenant_id)
+                .or(granted.first())
+                .map(|t| t.to_string())
+        };
+        let mut links = vec![link(format!("/t/{}", me.tenant_id), M::Dashboard)];
+        if let Some(t) = tenant_with(Permission::AuditRead) {
+            links.push(link(format!("/t/{t}/audit"), M::AuditLog));
+        }
+        links.push(link("/account/sessions".into(), M::Sessions));
+        links.push(link("/account".into(), M::Account));
         Frame {
             lang: self.lang,
-            menu: Some((
-                vec![
-                    link(home, M::Dashboard),
-                    link("/account/sessions".into(), M::Sessions),
-                    link("/account".into(), M::Account),
-                ],
-                u.first_name.as_str(),
-            )),
+            menu: Some((links, me.first_name.as_str())),
             csrf: &self.csrf,
         }
     }

@@ -74,6 +74,7 @@ async fn fetch(
         until_ms: parse_time("until", &q.until)?,
         after_seq: q.after_seq,
         limit: q.limit.unwrap_or(max.min(1000)).clamp(1, max),
+        ..Filter::default()
     };
     Ok(audit::query(&state.db.pool, &f).await?)
 }
@@ -226,8 +227,8 @@ pub async fn export_audit(
         object_id: q.object_id.clone(),
         since_ms: parse_time("since", &q.since)?,
         until_ms: parse_time("until", &q.until)?,
-        after_seq: None,
         limit: 0,
+        ..Filter::default()
     };
     let cursor = ExportCursor {
         state,
@@ -248,8 +249,14 @@ pub async fn export_audit(
     } else {
         "application/x-ndjson"
     };
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    let name = if csv {
+        "attachment; filename=\"loop-audit.csv\""
+    } else {
+        "attachment; filename=\"loop-audit.jsonl\""
+    };
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static(name));
     Ok(r)
 }
 

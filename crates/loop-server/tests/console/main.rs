@@ -13,8 +13,11 @@ use loop_testkit::browser::Browser;
 use serde_json::json;
 use support::{Caller, Server};
 
+mod accessibility;
 mod account;
+mod audit;
 mod dashboard;
+mod isolation;
 mod security;
 mod signin;
 

@@ -38,15 +38,25 @@ fn every_page_carries_the_security_headers() {
     let admin = server.admin();
     let provider = admin.provider_tenant_id();
     let signed_in = session_cookie(&admin.secret);
-    let pages = [
-        ("/signin", ""),
-        ("/signin?next=%2Ft%2Fx", ""),
-        ("/signup", ""),
-        ("/signup/confirm?token=lps_x", ""),
-        (&format!("/t/{provider}") as &str, &signed_in as &str),
-        ("/t/tnt_00000000000000000000000000", &signed_in),
-    ];
-    for (path, cookie) in pages {
+    let mut pages: Vec<(String, String)> = [
+        "/signin",
+        "/signin?next=%2Ft%2Fx",
+        "/signup",
+        "/signup/confirm?token=lps_x",
+    ]
+    .into_iter()
+    .map(|p| (p.to_string(), String::new()))
+    .collect();
+    // Every page of a signed-in reader, from the server's own list, on the provider's tenant
+    // and on one that does not exist.
+    for tenant in [provider.as_str(), "tn_00000000000000000000000000000000"] {
+        for (method, path) in loop_server::pages::SIGNED_IN_PAGES {
+            if *method == "get" && path != &"/" {
+                pages.push((path.replace("{tenant}", tenant), signed_in.clone()));
+            }
+        }
+    }
+    for (path, cookie) in &pages {
         let p = server.page(path, cookie, "en");
         assert!(
             [200, 404].contains(&p.status),

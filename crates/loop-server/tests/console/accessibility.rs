@@ -1,0 +1,100 @@
+//! Every page, read by axe-core (the npm package, vendored in `vendor/`) in Chromium: no
+//! serious or critical violation of WCAG 2 A/AA or best practice; and on a phone's screen
+//! (375×667) no page scrolls sideways.
+
+use loop_testkit::browser::{Browser, Window};
+
+use super::browser;
+use super::support::{Server, USER_PASSWORD, with_spare};
+
+const AXE: &str = include_str!("vendor/axe-4.14.1.min.js");
+
+/// The serious and critical violations axe finds on the page shown.
+fn violations(b: &Browser) -> Vec<String> {
+    b.run(AXE);
+    let found = b.run_async(
+        "const done = arguments[arguments.length - 1];
+         axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa',
+                                       'best-practice'] })
+            .then(r => done(r.violations
+                .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                .map(v => v.id + ': ' + v.help + ' at ' +
+                     v.nodes.map(n => n.target.join(' ')).join(', '))))
+            .catch(e => done(['axe failed: ' + e]));",
+    );
+    found
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The elements that stick out of the window on the right (the page would scroll sideways),
+/// outside the regions that scroll on their own.
+fn sticking_out(b: &Browser) -> Vec<String> {
+    let found = b.run(
+        "if (document.documentElement.scrollWidth <= window.innerWidth) return [];
+         const out = [...document.querySelectorAll('body *')]
+            .filter(e => !(e.closest('.scroll') && e.closest('.scroll') !== e) && e.getBoundingClientRect().right > window.innerWidth)
+            .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right) + ' ' + (e.textContent || '').slice(0, 40));
+         return out.length ? out : ['the page: ' + document.documentElement.scrollWidth + ' px'];",
+    );
+    found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn every_page_passes_axe_and_fits_a_phone() {
+    let server = Server::start_with(with_spare);
+    let admin = server.admin();
+    let acme = server.customer(&admin, "acme");
+    server.signup_plan(&admin);
+    let Some(b) = browser(&server) else {
+        return;
+    };
+    let t = &acme.tenant_id;
+    let before_sign_in = ["/signin", "/signup"];
+    let signed_in = [
+        format!("/t/{t}"),
+        format!("/t/{t}/sessions"),
+        format!("/t/{t}/audit"),
+        format!("/t/{t}/audit?verify=1"),
+        "/account".to_string(),
+        "/account/sessions".to_string(),
+        "/t/tn_00000000000000000000000000000000".to_string(),
+    ];
+    let mut problems = Vec::new();
+    let mut check = |b: &Browser, path: &str| {
+        for window in [Window::Desktop, Window::Phone] {
+            b.window(window);
+            b.goto(path);
+            for v in violations(b) {
+                problems.push(format!("{path} ({window:?}): {v}"));
+            }
+            if matches!(window, Window::Phone) {
+                let out = sticking_out(b);
+                if !out.is_empty() {
+                    problems.push(format!("{path} scrolls sideways on a phone: {out:?}"));
+                }
+            }
+        }
+    };
+    for path in before_sign_in {
+        check(&b, path);
+    }
+    b.window(Window::Desktop);
+    b.goto("/signin");
+    b.fill("#email", "admin@acme.example");
+    b.fill("#password", USER_PASSWORD);
+    b.click("button[type=submit]");
+    b.wait_for_path("/t/");
+    for path in &signed_in {
+        check(&b, path);
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}

@@ -1,0 +1,58 @@
+//! Every page, for every role of one customer, aimed at another customer's objects: 404, and
+//! nothing of the other customer on the page. The pages come from the server's own list
+//! (`loop_server::pages::SIGNED_IN_PAGES`), so a page added there is walked here.
+
+use super::support::console::session_cookie;
+use super::support::{Server, with_spare};
+
+#[test]
+fn another_tenants_pages_are_not_found_for_every_role() {
+    let server = Server::start_with(with_spare);
+    let admin = server.admin();
+    let acme = server.customer(&admin, "acme");
+    let zeta = server.customer(&admin, "zeta");
+    let zeta_session = &zeta.member("admin").session_id;
+    let theirs = [
+        "zeta".to_string(),
+        zeta.tenant_id.clone(),
+        zeta_session.clone(),
+        zeta.device_name.clone(),
+        zeta.vault_name.clone(),
+    ];
+    let mut aimed = 0;
+    for role in ["admin", "operator", "auditor", "billing"] {
+        let cookie = session_cookie(&acme.member(role).secret);
+        let token = server.page("/account", &cookie, "en").form_token();
+        for (method, path) in loop_server::pages::SIGNED_IN_PAGES {
+            let at_theirs = path.contains('{');
+            let path = path
+                .replace("{tenant}", &zeta.tenant_id)
+                .replace("{session}", zeta_session);
+            let page = match *method {
+                "get" => server.page(&path, &cookie, "en"),
+                // A post that names nothing of another tenant changes the reader's own
+                // account (or signs them out): not aimed at anyone else.
+                _ if !at_theirs => continue,
+                _ => server.post_page(&path, &cookie, &[("csrf", &token)]),
+            };
+            let what = format!("{role}: {method} {path}");
+            if at_theirs {
+                aimed += 1;
+                assert_eq!(page.status, 404, "{what}: {}", page.body);
+            }
+            for name in &theirs {
+                assert!(!page.body.contains(name.as_str()), "{what} shows {name}");
+            }
+        }
+    }
+    assert!(aimed >= 4 * 5, "{aimed} pages aimed at the other customer");
+    // Their session is untouched by every attempt to sign it out.
+    server
+        .call(
+            "get",
+            "/api/v1/me",
+            Some(&zeta.member("admin").secret),
+            None,
+        )
+        .expect(200);
+}
