@@ -6,8 +6,8 @@ use loop_api::{Collection, Plan, Tenant, TenantId, TenantKind, TenantStatus};
 
 use crate::db::tenants::{self, TenantRow};
 use crate::db::{self, Tx, billing};
-use crate::domain::new_id;
-use crate::error::ApiResult;
+use crate::domain::{NewTenant, Permission, TenantTree as _, new_id};
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// A new tenant of `kind` under `parent`, in the parent's time zone unless one is given; not
@@ -49,4 +49,49 @@ pub async fn record(
         billing::insert_subscription(tx, &s).await?;
     }
     Ok(())
+}
+
+/// Makes the tenant `req` describes under its parent (tenant-create there), with its plan when
+/// one is named; audited.
+pub async fn create(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    req: loop_api::CreateTenant,
+) -> crate::error::ApiResult<loop_api::Tenant> {
+    let parent = caller
+        .tenant(state, Permission::TenantCreate, req.parent_id.as_str())
+        .await?;
+    let req = NewTenant::parse(req)?;
+    let kind = req.kind;
+    let parent_kind = parent.tenant.kind;
+    if !parent_kind.may_have_child(kind) {
+        return Err(ApiError::bad_request(format!(
+            "a {parent_kind} tenant cannot have a {kind} child"
+        )));
+    }
+    let now = state.now();
+    let draft = draft(&parent, kind, &req.name, req.time_zone, now);
+    let plan = match &req.plan_id {
+        Some(plan_id) => Some(crate::billing::plan_for(state, caller, &draft, plan_id).await?),
+        None => None,
+    };
+    let mut tx = state.db.begin().await?;
+    crate::tenancy::record(state, &mut tx, &draft, plan.as_ref(), now).await?;
+    let t = draft.tenant;
+    crate::db::audit::commit_audited(
+        tx,
+        caller.event(
+            &t.id,
+            "tenant.create",
+            "tenant",
+            Some(&t.id),
+            serde_json::json!({
+                "parent_id": parent.tenant.id, "kind": t.kind, "time_zone": t.time_zone,
+                "plan_id": plan.as_ref().map(|p| &p.id),
+            }),
+        ),
+        now,
+    )
+    .await?;
+    Ok(t)
 }

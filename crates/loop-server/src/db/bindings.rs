@@ -37,6 +37,18 @@ pub async fn bindings_of(pool: &AnyPool, user_id: &str) -> DbResult<Vec<BindingR
     rows.iter().map(binding).collect()
 }
 
+/// The role bindings on tenant `tenant_id` (not those above or below it).
+pub async fn bindings_in(pool: &AnyPool, tenant_id: &str) -> DbResult<Vec<RoleBinding>> {
+    let rows = sqlx::query(
+        "SELECT b.*, t.path FROM role_bindings b JOIN tenants t ON t.id = b.tenant_id
+         WHERE b.tenant_id = $1 ORDER BY b.user_id, b.role",
+    )
+    .bind(tenant_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(|r| binding(r).map(|b| b.binding)).collect()
+}
+
 pub async fn insert_binding(tx: &mut Tx, b: &RoleBinding, now: i64) -> DbResult<bool> {
     let exists = sqlx::query(
         "SELECT id FROM role_bindings WHERE user_id = $1 AND tenant_id = $2 AND role = $3",

@@ -120,3 +120,61 @@ pub async fn outcomes_per_day(
         .map(|r| Ok((col(r, "day")?, col(r, "state")?, col(r, "n")?)))
         .collect()
 }
+
+/// A tenant of a subtree as the tree page shows it.
+pub struct TenantHealth {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub status: String,
+    pub path: String,
+    pub subscription: Option<String>,
+    pub stored: i64,
+    pub items: i64,
+    /// Items whose last backup failed, was missed or abandoned.
+    pub failing: i64,
+}
+
+/// The tenants under `path` (itself first), with their health, a page at a time.
+pub async fn tree(
+    pool: &AnyPool,
+    path: &crate::domain::TenantPath,
+    page: &super::page::Page,
+) -> DbResult<super::page::Paged<TenantHealth>> {
+    super::tenants::in_scope(
+        pool,
+        // Only joins after the first FROM: the listing splits the query there.
+        "SELECT t.id, t.name, t.kind, t.status, t.path, s.state AS sub_state,
+                COALESCE(v.stored, 0) AS stored, COALESCE(i.items, 0) AS items,
+                COALESCE(i.failing, 0) AS failing
+         FROM tenants t
+         LEFT JOIN subscriptions s ON s.tenant_id = t.id
+         LEFT JOIN (SELECT tenant_id, CAST(SUM(used_bytes) AS BIGINT) AS stored FROM vaults
+                    WHERE deleted_at IS NULL GROUP BY tenant_id) v ON v.tenant_id = t.id
+         LEFT JOIN (SELECT pi.tenant_id, COUNT(*) AS items,
+                           CAST(SUM(CASE WHEN (SELECT j.state FROM jobs j
+                                               WHERE j.target_id = pi.id AND j.kind = 'backup'
+                                                 AND j.finished_at IS NOT NULL
+                                               ORDER BY j.finished_at DESC, j.id DESC LIMIT 1)
+                                              IN ('failed', 'missed', 'abandoned')
+                                         THEN 1 ELSE 0 END) AS BIGINT) AS failing
+                    FROM protected_items pi GROUP BY pi.tenant_id) i ON i.tenant_id = t.id",
+        &crate::domain::TenantScope::Subtrees(vec![path.clone()]),
+        &[super::page::asc("t.path")],
+        Some(page),
+    )
+    .await?
+    .map(|r| {
+        Ok(TenantHealth {
+            id: col(&r, "id")?,
+            name: col(&r, "name")?,
+            kind: col(&r, "kind")?,
+            status: col(&r, "status")?,
+            path: col(&r, "path")?,
+            subscription: col(&r, "sub_state")?,
+            stored: col(&r, "stored")?,
+            items: col(&r, "items")?,
+            failing: col(&r, "failing")?,
+        })
+    })
+}

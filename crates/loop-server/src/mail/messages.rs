@@ -70,6 +70,18 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
                 if !users::issue_invite(pool, &u.id, &secret_hash(&token), now).await? {
                     return Ok(None);
                 }
+                // With the console's address known, the mail links to its page.
+                let page = state
+                    .config
+                    .public_url
+                    .as_deref()
+                    .map(|p| {
+                        format!(
+                            "In your browser:\n\n    {}/invite?token={token}\n\n",
+                            p.trim_end_matches('/')
+                        )
+                    })
+                    .unwrap_or_default();
                 Some(Mail {
                     unsubscribe: None,
                     to: u.email.clone(),
@@ -79,6 +91,7 @@ pub async fn compose(state: &AppState, q: &Queued) -> DbResult<Option<Mail>> {
                          An administrator of {org} created a Loop Backup account for you.\n\n\
                          To accept, choose your password within 7 days with this invitation \
                          code (it works once):\n\n    {token}\n\n\
+                         {page}\
                          With the command-line client:\n\n    \
                          LOOP_INVITE_TOKEN=<the code> loop user accept-invite{server}\n\n\
                          If you did not expect this message, ignore it: nothing happens unless \

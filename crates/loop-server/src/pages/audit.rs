@@ -143,6 +143,7 @@ async fn render(state: &AppState, v: &Viewer, id: &str, f: &AuditForm) -> ApiRes
         });
     let title = M::AuditOf.fill(v.lang, &[&t.tenant.name]);
     let content = html! {
+        (v.tenant_menu(&t))
         @if let Some(r) = &verified { (r) }
         (filters(v, id, f))
         p.actions {

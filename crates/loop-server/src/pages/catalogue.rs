@@ -206,6 +206,41 @@ catalogue! {
     ChainEmpty: "The log has no events yet.", "Het log heeft nog geen gebeurtenissen.";
     BadDate: "A date is written as YYYY-MM-DD.", "Een datum schrijft u als JJJJ-MM-DD.";
 
+    // The tenant tree.
+    Customers: "Customers", "Klanten";
+    TenantsUnder: "Tenants of {0}", "Tenants van {0}";
+    Tenant: "Tenant", "Tenant";
+    Kind: "Kind", "Soort";
+    Subscription: "Subscription", "Abonnement";
+    Health: "Health", "Gezondheid";
+    ItemsFailing: "{0} of {1} items failing", "{0} van {1} items falen";
+    ItemsOk: "{0} items, all well", "{0} items, alles in orde";
+    NoTenants: "No tenants below this one yet.", "Nog geen tenants hieronder.";
+    NewTenant: "New tenant", "Nieuwe tenant";
+    Name: "Name", "Naam";
+    Create: "Create", "Aanmaken";
+    KindCustomer: "customer", "klant";
+    KindPartner: "partner", "partner";
+    Created: "Created.", "Aangemaakt.";
+
+    // Users and invitations.
+    Users: "Users", "Gebruikers";
+    UsersOf: "Users of {0}", "Gebruikers van {0}";
+    Role: "Role", "Rol";
+    NoRole: "no role", "geen rol";
+    Status: "Status", "Status";
+    Invite: "Invite", "Uitnodigen";
+    InviteSomeone: "Invite someone", "Iemand uitnodigen";
+    InviteHelp: "We mail an invitation to the address; its owner chooses a password within 7 days.",
+        "We mailen een uitnodiging naar het adres; de eigenaar kiest binnen 7 dagen een wachtwoord.";
+    Invited: "The invitation is on its way.", "De uitnodiging is onderweg.";
+    AcceptInvitation: "Accept the invitation", "De uitnodiging aannemen";
+    ChoosePassword: "Choose the password you will sign in with.",
+        "Kies het wachtwoord waarmee u gaat inloggen.";
+    SetPassword: "Set the password", "Wachtwoord instellen";
+    InvitationAccepted: "Your password is set. Sign in with your address and that password.",
+        "Uw wachtwoord is ingesteld. Log in met uw adres en dat wachtwoord.";
+
     // The dashboard.
     Problems: "Needs attention", "Vraagt aandacht";
     NoProblems: "Every protected item is backed up on time.",

@@ -140,6 +140,7 @@ async fn render(state: &AppState, v: &Viewer, id: &str) -> ApiResult<Response> {
         false => None,
     };
     let content = html! {
+        (v.tenant_menu(&t))
         @if let Some(items) = &items {
             @let problems: Vec<_> = items.iter().filter(|(h, _)| h.is_problem()).collect();
             section aria-labelledby="problems" {

@@ -9,8 +9,8 @@
 //! - [`catalogue`]: every word, in English and Dutch;
 //! - [`layout`]: the document, its headers and menu, form pieces;
 //! - [`reader`]: who reads ([`reader::Viewer`], [`reader::Visitor`]) and what they post;
-//! - [`signin`], [`signup`], [`dashboard`] (with its [`chart`]s), [`account`], [`audit`]:
-//!   the pages.
+//! - [`signin`], [`signup`], [`dashboard`] (with its [`chart`]s), [`account`], [`audit`],
+//!   [`people`] (the tenant tree, users, invitations): the pages.
 
 mod account;
 mod assets;
@@ -19,6 +19,7 @@ mod catalogue;
 mod chart;
 mod dashboard;
 mod layout;
+mod people;
 mod reader;
 mod signin;
 mod signup;
@@ -41,6 +42,10 @@ pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
     ("get", "/t/{tenant}/sessions"),
     ("get", "/t/{tenant}/audit"),
     ("get", "/t/{tenant}/audit?verify=1"),
+    ("get", "/t/{tenant}/tenants"),
+    ("post", "/t/{tenant}/tenants"),
+    ("get", "/t/{tenant}/users"),
+    ("post", "/t/{tenant}/users"),
     ("get", "/account"),
     ("get", "/account/sessions"),
     ("post", "/account/profile"),
@@ -72,6 +77,12 @@ pub fn router() -> Router<AppState> {
         .route("/account/sessions", get(account::sessions))
         .route("/t/{tenant}/sessions", get(account::tenant_sessions))
         .route("/t/{tenant}/audit", get(audit::show))
+        .route(
+            "/t/{tenant}/tenants",
+            get(people::tree).post(people::create_tenant),
+        )
+        .route("/t/{tenant}/users", get(people::users).post(people::invite))
+        .route("/invite", get(people::invitation).post(people::accept))
         .route("/sessions/{id}/revoke", post(account::revoke))
         .route("/assets/{file}", get(assets::serve))
         .route("/signup", get(signup::form).post(signup::submit))

@@ -27,6 +27,9 @@ pub struct Viewer {
     pub csrf: String,
     /// The page's path, for the menu to mark.
     pub path: String,
+    /// The kind of the reader's own tenant: a partner's or the provider's menu has the
+    /// tenants below it.
+    home_kind: loop_api::TenantKind,
 }
 
 impl Viewer {
@@ -61,6 +64,12 @@ impl Viewer {
                 .map(|t| t.to_string())
         };
         let mut links = vec![link(format!("/t/{}", me.tenant_id), M::Dashboard)];
+        if self.home_kind != loop_api::TenantKind::Customer {
+            links.push(link(format!("/t/{}/tenants", me.tenant_id), M::Customers));
+        }
+        if let Some(t) = tenant_with(Permission::UserRead) {
+            links.push(link(format!("/t/{t}/users"), M::Users));
+        }
         if let Some(t) = tenant_with(Permission::AuditRead) {
             links.push(link(format!("/t/{t}/audit"), M::AuditLog));
         }
@@ -75,6 +84,34 @@ impl Viewer {
 
     pub fn t(&self, m: M) -> &'static str {
         m.text(self.lang)
+    }
+
+    /// The pages of tenant `t` this reader may open, as a row of links (the current one
+    /// marked): how a partner steps into a customer and finds its people and log.
+    pub fn tenant_menu(&self, t: &crate::db::tenants::TenantRow) -> maud::Markup {
+        let id = &t.tenant.id;
+        let mut links = vec![(format!("/t/{id}"), M::Dashboard)];
+        if t.tenant.kind != loop_api::TenantKind::Customer {
+            links.push((format!("/t/{id}/tenants"), M::Customers));
+        }
+        for (perm, path, m) in [
+            (Permission::UserRead, "users", M::Users),
+            (Permission::AuditRead, "audit", M::AuditLog),
+            (Permission::SessionRead, "sessions", M::Sessions),
+        ] {
+            if self.caller.can(perm, &t.path) {
+                links.push((format!("/t/{id}/{path}"), m));
+            }
+        }
+        maud::html! {
+            nav.tenant aria-label=(t.tenant.name) {
+                ul {
+                    @for (href, m) in &links {
+                        li { a href=(href) aria-current=[(self.path == *href).then_some("page")] { (self.t(*m)) } }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -107,11 +144,18 @@ impl FromRequestParts<AppState> for Viewer {
             return Err(to_sign_in(parts));
         };
         let lang = u.user.user.language;
+        let home_kind =
+            match crate::db::tenants::tenant_by_id(&state.db.pool, &u.user.user.tenant_id).await {
+                Ok(Some(t)) => t.tenant.kind,
+                Ok(None) => loop_api::TenantKind::Customer,
+                Err(e) => return Err(super::failed(lang, e.into())),
+            };
         Ok(Viewer {
             caller,
             lang,
             csrf: csrf::form_token(&secret),
             path: parts.uri.path().to_string(),
+            home_kind,
         })
     }
 }

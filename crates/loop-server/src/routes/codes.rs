@@ -5,16 +5,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{AcceptInvite, ConfirmEmail};
 
-use super::{Json, commit_audited};
-use crate::auth::signin::own_event;
-use crate::auth::{self, ClientInfo};
-use crate::db::users;
-use crate::domain::{self, secret_hash};
-use crate::error::{ApiError, ApiResult};
+use super::Json;
+use crate::auth::ClientInfo;
+use crate::error::ApiResult;
 use crate::state::AppState;
-
-/// An invitation, or a code confirming a new address, is valid this long after it was issued.
-const INVITE_LIFETIME_MS: i64 = 7 * 86_400_000;
 
 /// Accept an invitation
 ///
@@ -28,33 +22,14 @@ pub async fn accept_invite(
     client: ClientInfo,
     Json(req): Json<AcceptInvite>,
 ) -> ApiResult<StatusCode> {
-    let Some(user) =
-        users::user_by_invite(&state.db.pool, &secret_hash(req.invite_token.expose())).await?
-    else {
-        return Err(ApiError::not_found());
-    };
-    let now = state.now();
-    let issued = user
-        .invite_issued_at
-        .unwrap_or(user.user.created_at.timestamp_millis());
-    if now - issued > INVITE_LIFETIME_MS {
-        return Err(ApiError::new(
-            StatusCode::GONE,
-            "invite_expired",
-            "the invitation has expired; ask for a new one",
-        ));
-    }
-    domain::check_new_password(req.password.expose())?;
-    let hash = auth::hash_password(req.password.expose().to_string()).await?;
-    let mut tx = state.db.begin().await?;
-    // The address may have become another account's since the invitation was sent; only
-    // the holder of the invitation, the address's owner, learns that here.
-    users::set_password(&mut tx, &user.user.id, &hash, now)
-        .await
-        .map_err(email_taken(
-            "this address has an account already; sign in with it",
-        ))?;
-    redeemed(tx, &user.user, &client, "user.invite_accept", now).await
+    crate::codes::accept_invite(
+        &state,
+        &client,
+        req.invite_token.expose(),
+        req.password.expose(),
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Confirm a new e-mail address
@@ -70,53 +45,6 @@ pub async fn confirm_email(
     client: ClientInfo,
     Json(req): Json<ConfirmEmail>,
 ) -> ApiResult<StatusCode> {
-    let Some(user) =
-        users::user_by_email_token(&state.db.pool, &secret_hash(req.token.expose())).await?
-    else {
-        return Err(ApiError::not_found());
-    };
-    let now = state.now();
-    if now - user.email_token_issued_at.unwrap_or(0) > INVITE_LIFETIME_MS {
-        return Err(ApiError::new(
-            StatusCode::GONE,
-            "code_expired",
-            "the code has expired; ask for the change again",
-        ));
-    }
-    let mut tx = state.db.begin().await?;
-    users::confirm_email(&mut tx, &user.user.id, now)
-        .await
-        .map_err(email_taken("this address has an account already"))?;
-    redeemed(tx, &user.user, &client, "user.email_confirm", now).await
-}
-
-/// A change that would give an address to a second account: `409 email_taken`.
-fn email_taken(detail: &'static str) -> impl FnOnce(crate::db::DbError) -> ApiError {
-    move |e| {
-        if e.is_unique_violation() {
-            ApiError::conflict("email_taken", detail)
-        } else {
-            e.into()
-        }
-    }
-}
-
-/// Commits a redeemed code's change with its event, the user acting on their own account.
-async fn redeemed(
-    tx: crate::db::Tx,
-    user: &loop_api::User,
-    client: &ClientInfo,
-    action: &'static str,
-    now: i64,
-) -> ApiResult<StatusCode> {
-    let event = own_event(
-        user,
-        client,
-        action,
-        "user",
-        user.id.clone(),
-        serde_json::json!({}),
-    );
-    commit_audited(tx, event, now).await?;
+    crate::codes::confirm_email(&state, &client, req.token.expose()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

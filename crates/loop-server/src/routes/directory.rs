@@ -4,17 +4,16 @@ use axum::extract::OriginalUri;
 use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
-    CreateRoleBinding, CreateUser, CreatedUser, RoleBinding, RoleBindingId, SecretText, UpdateUser,
-    User, UserId, UserStatus,
+    CreateRoleBinding, CreateUser, CreatedUser, RoleBinding, RoleBindingId, UpdateUser, User,
+    UserId, UserStatus,
 };
 
 use super::pages::{Listing, page};
 use super::tenants::TenantFilter;
-use super::{Json, Path, Query, commit, commit_audited};
-use crate::auth::{self, Caller};
-use crate::db::outbox::{self, MailKind};
+use super::{Json, Path, Query, commit_audited};
+use crate::auth::Caller;
 use crate::db::{self, bindings, sessions, tenants, users};
-use crate::domain::{NewUser, Permission, RoleRules as _, new_id, new_secret, secret_hash};
+use crate::domain::{Permission, RoleRules as _, new_id};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use loop_api::PageQuery;
@@ -48,128 +47,8 @@ pub async fn create_user(
     caller: Caller,
     Json(req): Json<CreateUser>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedUser>)> {
-    let tenant = caller
-        .tenant(&state, Permission::UserWrite, req.tenant_id.as_str())
-        .await?;
-    let role = req.role;
-    if let Some(r) = role {
-        if !caller.can(Permission::RoleGrant, &tenant.path) {
-            return Err(ApiError::forbidden());
-        }
-        if !r.bindable_on(tenant.tenant.kind) {
-            return Err(ApiError::bad_request(format!(
-                "the {r} role cannot be bound on a {} tenant",
-                tenant.tenant.kind
-            )));
-        }
-    }
-    let req = NewUser::parse(req)?;
-    let email = &req.email;
-    // Whether an address has an account in another tenant is told only to a caller who can
-    // see every tenant; anyone else gets the same answer either way, and the invitation
-    // e-mail tells the address's owner (see `mail::messages`).
-    let whole = caller.holds_on_whole_service(Permission::UserRead);
-    if users::email_in_tenant(&state.db.pool, &tenant.tenant.id, email.as_str()).await?
-        || (whole
-            && users::user_by_email(&state.db.pool, email.as_str())
-                .await?
-                .is_some())
-    {
-        return Err(crate::accounts::email_taken());
-    }
-    let (password_hash, invite) = match &req.password {
-        Some(_) if !whole => {
-            return Err(ApiError::bad_request(
-                "only an administrator of the whole service sets another person's password; \
-                 leave it out and the invitation goes to the address by e-mail",
-            ));
-        }
-        Some(p) => (
-            Some(auth::hash_password(p.expose().to_string()).await?),
-            None,
-        ),
-        None if whole => (None, Some(new_secret("lpi"))),
-        None => (None, None),
-    };
-    let by_mail = password_hash.is_none() && invite.is_none();
-    let now = state.now();
-    let user = User {
-        id: new_id(UserId::PREFIX),
-        tenant_id: tenant.tenant.id.clone(),
-        email: email.as_str().into(),
-        first_name: req.first_name,
-        last_name: req.last_name,
-        business_address: req.business_address,
-        status: if password_hash.is_none() {
-            UserStatus::Invited
-        } else {
-            UserStatus::Active
-        },
-        totp_enabled: false,
-        language: loop_api::Language::En,
-        created_at: db::time(now),
-        pending_email: None,
-        marketing_consent: false,
-        restricted: false,
-    };
-    let mut tx = state.db.begin().await?;
-    users::insert_user(
-        &mut tx,
-        &user,
-        password_hash.as_deref(),
-        invite.as_deref().map(secret_hash).as_deref(),
-        now,
-    )
-    .await
-    .map_err(crate::accounts::taken_or_internal)?;
-    if by_mail {
-        outbox::enqueue(&mut tx, MailKind::Invitation, &user.id, now).await?;
-    }
-    db::audit::append(
-        &mut tx,
-        caller.event(
-            &user.tenant_id,
-            "user.create",
-            "user",
-            Some(&user.id),
-            serde_json::json!({ "invited": password_hash.is_none(), "by_mail": by_mail }),
-        ),
-        now,
-    )
-    .await?;
-    if let Some(r) = role {
-        let b = RoleBinding {
-            id: new_id(RoleBindingId::PREFIX),
-            user_id: user.id.clone(),
-            tenant_id: tenant.tenant.id.clone(),
-            role: r,
-            created_at: db::time(now),
-        };
-        bindings::insert_binding(&mut tx, &b, now).await?;
-        db::audit::append(
-            &mut tx,
-            caller.event(
-                &b.tenant_id,
-                "role.grant",
-                "role_binding",
-                Some(&b.id),
-                serde_json::json!({ "user_id": user.id, "role": b.role }),
-            ),
-            now,
-        )
-        .await?;
-    }
-    commit(tx).await?;
-    if by_mail {
-        state.mail_wake.notify_one();
-    }
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(CreatedUser {
-            user,
-            invite_token: invite.map(SecretText::from),
-        }),
-    ))
+    let made = crate::directory::create_user(&state, &caller, req).await?;
+    Ok((StatusCode::CREATED, axum::Json(made)))
 }
 
 /// Loads a user the caller may see with `perm` (404 otherwise).

@@ -13,8 +13,8 @@ use super::pages::{Listing, page};
 use super::{Json, Path, commit_audited};
 use crate::auth::Caller;
 use crate::db::{self, tenants};
-use crate::domain::{NewTenant, Permission, TenantChanges, TenantTree as _};
-use crate::error::{ApiError, ApiResult};
+use crate::domain::{Permission, TenantChanges};
+use crate::error::ApiResult;
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -51,41 +51,7 @@ pub async fn create_tenant(
     caller: Caller,
     Json(req): Json<CreateTenant>,
 ) -> ApiResult<(StatusCode, axum::Json<Tenant>)> {
-    let parent = caller
-        .tenant(&state, Permission::TenantCreate, req.parent_id.as_str())
-        .await?;
-    let req = NewTenant::parse(req)?;
-    let kind = req.kind;
-    let parent_kind = parent.tenant.kind;
-    if !parent_kind.may_have_child(kind) {
-        return Err(ApiError::bad_request(format!(
-            "a {parent_kind} tenant cannot have a {kind} child"
-        )));
-    }
-    let now = state.now();
-    let draft = crate::tenancy::draft(&parent, kind, &req.name, req.time_zone, now);
-    let plan = match &req.plan_id {
-        Some(plan_id) => Some(crate::billing::plan_for(&state, &caller, &draft, plan_id).await?),
-        None => None,
-    };
-    let mut tx = state.db.begin().await?;
-    crate::tenancy::record(&state, &mut tx, &draft, plan.as_ref(), now).await?;
-    let t = draft.tenant;
-    commit_audited(
-        tx,
-        caller.event(
-            &t.id,
-            "tenant.create",
-            "tenant",
-            Some(&t.id),
-            serde_json::json!({
-                "parent_id": parent.tenant.id, "kind": t.kind, "time_zone": t.time_zone,
-                "plan_id": plan.as_ref().map(|p| &p.id),
-            }),
-        ),
-        now,
-    )
-    .await?;
+    let t = crate::tenancy::create(&state, &caller, req).await?;
     Ok((StatusCode::CREATED, axum::Json(t)))
 }
 

@@ -4,8 +4,8 @@
 
 use loop_testkit::browser::{Browser, Window};
 
-use super::browser;
 use super::support::{Server, USER_PASSWORD, with_spare};
+use super::{browser, sign_in};
 
 const AXE: &str = include_str!("vendor/axe-4.14.1.min.js");
 
@@ -58,12 +58,14 @@ fn every_page_passes_axe_and_fits_a_phone() {
         return;
     };
     let t = &acme.tenant_id;
-    let before_sign_in = ["/signin", "/signup"];
+    let before_sign_in = ["/signin", "/signup", "/invite?token=lpi_x"];
     let signed_in = [
         format!("/t/{t}"),
         format!("/t/{t}/sessions"),
         format!("/t/{t}/audit"),
         format!("/t/{t}/audit?verify=1"),
+        format!("/t/{t}/users"),
+        format!("/t/{t}/tenants"),
         "/account".to_string(),
         "/account/sessions".to_string(),
         "/t/tn_00000000000000000000000000000000".to_string(),
@@ -88,11 +90,7 @@ fn every_page_passes_axe_and_fits_a_phone() {
         check(&b, path);
     }
     b.window(Window::Desktop);
-    b.goto("/signin");
-    b.fill("#email", "admin@acme.example");
-    b.fill("#password", USER_PASSWORD);
-    b.click("button[type=submit]");
-    b.wait_for_path("/t/");
+    sign_in(&b, "admin@acme.example", USER_PASSWORD);
     for path in &signed_in {
         check(&b, path);
     }

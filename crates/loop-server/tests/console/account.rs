@@ -2,21 +2,11 @@
 //! downloading "my data", signing out another browser's session; and, as plain HTTP, the
 //! profile and password forms with the API's rules.
 
-use loop_testkit::browser::Browser;
 use serde_json::json;
 
-use super::browser;
 use super::support::console::session_cookie;
 use super::support::{ADMIN_EMAIL, ADMIN_PASSWORD, Server};
-
-/// Signs `b` in with the form.
-fn sign_in(b: &Browser, email: &str, password: &str) {
-    b.goto("/signin");
-    b.fill("#email", email);
-    b.fill("#password", password);
-    b.click("button[type=submit]");
-    b.wait_for_path("/t/");
-}
+use super::{browser, sign_in};
 
 #[test]
 fn a_person_withdraws_consent_and_downloads_their_data_in_the_browser() {

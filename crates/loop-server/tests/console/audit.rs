@@ -2,9 +2,9 @@
 //! API's export), and its chain verified — intact, then broken where the database was
 //! tampered with. Another tenant's log is a 404.
 
-use super::browser;
 use super::support::console::session_cookie;
 use super::support::{Server, USER_PASSWORD};
+use super::{browser, sign_in};
 
 #[test]
 fn an_admin_filters_exports_and_verifies_the_audit_log() {
@@ -15,11 +15,7 @@ fn an_admin_filters_exports_and_verifies_the_audit_log() {
     let Some(b) = browser(&server) else {
         return;
     };
-    b.goto("/signin");
-    b.fill("#email", "admin@acme.example");
-    b.fill("#password", USER_PASSWORD);
-    b.click("button[type=submit]");
-    b.wait_for_path("/t/");
+    sign_in(&b, "admin@acme.example", USER_PASSWORD);
     b.click("nav a[href$='/audit']");
     let path = b.wait_for_path(&format!("/t/{}/audit", acme.tenant_id));
     assert_eq!(path, format!("/t/{}/audit", acme.tenant_id));

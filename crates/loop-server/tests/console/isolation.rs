@@ -33,7 +33,20 @@ fn another_tenants_pages_are_not_found_for_every_role() {
                 // A post that names nothing of another tenant changes the reader's own
                 // account (or signs them out): not aimed at anyone else.
                 _ if !at_theirs => continue,
-                _ => server.post_page(&path, &cookie, &[("csrf", &token)]),
+                // Every form's fields, filled in, so each post reaches its authorization.
+                _ => server.post_page(
+                    &path,
+                    &cookie,
+                    &[
+                        ("csrf", &token),
+                        ("name", "Intruder"),
+                        ("kind", "customer"),
+                        ("email", "intruder@acme.example"),
+                        ("first_name", "In"),
+                        ("last_name", "Truder"),
+                        ("role", "admin"),
+                    ],
+                ),
             };
             let what = format!("{role}: {method} {path}");
             if at_theirs {
@@ -46,6 +59,13 @@ fn another_tenants_pages_are_not_found_for_every_role() {
         }
     }
     assert!(aimed >= 4 * 5, "{aimed} pages aimed at the other customer");
+    // Nothing was made in their tenant by any of the posts.
+    let tenants = admin.get("/api/v1/tenants?limit=500").expect(200);
+    assert!(!tenants.to_string().contains("Intruder"), "{tenants}");
+    let users = admin
+        .get(&format!("/api/v1/users?tenant_id={}", zeta.tenant_id))
+        .expect(200);
+    assert!(!users.to_string().contains("intruder@"), "{users}");
     // Their session is untouched by every attempt to sign it out.
     server
         .call(

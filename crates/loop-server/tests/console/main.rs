@@ -18,6 +18,7 @@ mod account;
 mod audit;
 mod dashboard;
 mod isolation;
+mod people;
 mod security;
 mod signin;
 
@@ -25,6 +26,15 @@ mod signin;
 /// (outside CI).
 fn browser(server: &Server) -> Option<Browser> {
     Browser::start(&server.base, "en-GB")
+}
+
+/// Signs `b` in with the sign-in form, and waits for the dashboard.
+fn sign_in(b: &Browser, email: &str, password: &str) {
+    b.goto("/signin");
+    b.fill("#email", email);
+    b.fill("#password", password);
+    b.click("button[type=submit]");
+    b.wait_for_path("/t/");
 }
 
 /// Turns on the authenticator of the signed-in `user` (whose password is `password`) and

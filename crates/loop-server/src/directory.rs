@@ -1,0 +1,141 @@
+//! People in a tenant: a user made with a password (by an administrator of the whole
+//! service) or invited by mail, with an optional first role. The API and the console both
+//! call this; the change is audited with its role grant.
+
+use loop_api::{
+    CreateUser, CreatedUser, RoleBinding, RoleBindingId, SecretText, User, UserId, UserStatus,
+};
+
+use crate::auth::{self, Caller};
+use crate::db::outbox::{self, MailKind};
+use crate::db::{self, bindings, users};
+use crate::domain::{NewUser, Permission, RoleRules as _, new_id, new_secret, secret_hash};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Makes the user `req` describes in its tenant (user-write there; a role needs role-grant).
+pub async fn create_user(
+    state: &AppState,
+    caller: &Caller,
+    req: CreateUser,
+) -> ApiResult<CreatedUser> {
+    let tenant = caller
+        .tenant(state, Permission::UserWrite, req.tenant_id.as_str())
+        .await?;
+    let role = req.role;
+    if let Some(r) = role {
+        if !caller.can(Permission::RoleGrant, &tenant.path) {
+            return Err(ApiError::forbidden());
+        }
+        if !r.bindable_on(tenant.tenant.kind) {
+            return Err(ApiError::bad_request(format!(
+                "the {r} role cannot be bound on a {} tenant",
+                tenant.tenant.kind
+            )));
+        }
+    }
+    let req = NewUser::parse(req)?;
+    let email = &req.email;
+    // Whether an address has an account in another tenant is told only to a caller who can
+    // see every tenant; anyone else gets the same answer either way, and the invitation
+    // e-mail tells the address's owner (see `mail::messages`).
+    let whole = caller.holds_on_whole_service(Permission::UserRead);
+    if users::email_in_tenant(&state.db.pool, &tenant.tenant.id, email.as_str()).await?
+        || (whole
+            && users::user_by_email(&state.db.pool, email.as_str())
+                .await?
+                .is_some())
+    {
+        return Err(crate::accounts::email_taken());
+    }
+    let (password_hash, invite) = match &req.password {
+        Some(_) if !whole => {
+            return Err(ApiError::bad_request(
+                "only an administrator of the whole service sets another person's password; \
+                 leave it out and the invitation goes to the address by e-mail",
+            ));
+        }
+        Some(p) => (
+            Some(auth::hash_password(p.expose().to_string()).await?),
+            None,
+        ),
+        None if whole => (None, Some(new_secret("lpi"))),
+        None => (None, None),
+    };
+    let by_mail = password_hash.is_none() && invite.is_none();
+    let now = state.now();
+    let user = User {
+        id: new_id(UserId::PREFIX),
+        tenant_id: tenant.tenant.id.clone(),
+        email: email.as_str().into(),
+        first_name: req.first_name,
+        last_name: req.last_name,
+        business_address: req.business_address,
+        status: if password_hash.is_none() {
+            UserStatus::Invited
+        } else {
+            UserStatus::Active
+        },
+        totp_enabled: false,
+        language: loop_api::Language::En,
+        created_at: db::time(now),
+        pending_email: None,
+        marketing_consent: false,
+        restricted: false,
+    };
+    let mut tx = state.db.begin().await?;
+    users::insert_user(
+        &mut tx,
+        &user,
+        password_hash.as_deref(),
+        invite.as_deref().map(secret_hash).as_deref(),
+        now,
+    )
+    .await
+    .map_err(crate::accounts::taken_or_internal)?;
+    if by_mail {
+        outbox::enqueue(&mut tx, MailKind::Invitation, &user.id, now).await?;
+    }
+    db::audit::append(
+        &mut tx,
+        caller.event(
+            &user.tenant_id,
+            "user.create",
+            "user",
+            Some(&user.id),
+            serde_json::json!({ "invited": password_hash.is_none(), "by_mail": by_mail }),
+        ),
+        now,
+    )
+    .await?;
+    if let Some(r) = role {
+        let b = RoleBinding {
+            id: new_id(RoleBindingId::PREFIX),
+            user_id: user.id.clone(),
+            tenant_id: tenant.tenant.id.clone(),
+            role: r,
+            created_at: db::time(now),
+        };
+        bindings::insert_binding(&mut tx, &b, now).await?;
+        db::audit::append(
+            &mut tx,
+            caller.event(
+                &b.tenant_id,
+                "role.grant",
+                "role_binding",
+                Some(&b.id),
+                serde_json::json!({ "user_id": user.id, "role": b.role }),
+            ),
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(db::DbError::from)?;
+    if by_mail {
+        state.mail_wake.notify_one();
+    }
+    Ok(CreatedUser {
+        user,
+        invite_token: invite.map(SecretText::from),
+    })
+}
