@@ -27,6 +27,7 @@ pub mod db;
 pub mod destinations;
 pub mod directory;
 pub mod domain;
+pub mod enrolment;
 pub mod erasure;
 pub mod error;
 pub mod exports;

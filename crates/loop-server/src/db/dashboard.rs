@@ -178,3 +178,30 @@ pub async fn tree(
         })
     })
 }
+
+/// A device as the devices page shows it: with the version its agent last reported.
+pub struct DeviceRow {
+    pub device: loop_api::Device,
+    pub agent_version: Option<String>,
+    pub items: i64,
+}
+
+/// The devices of tenant `tenant_id`, by name.
+pub async fn devices_of(pool: &AnyPool, tenant_id: &str) -> DbResult<Vec<DeviceRow>> {
+    let rows = sqlx::query(
+        "SELECT d.*, (SELECT COUNT(*) FROM protected_items i WHERE i.device_id = d.id) AS items
+         FROM devices d WHERE d.tenant_id = $1 AND d.deleted_at IS NULL ORDER BY d.name, d.id",
+    )
+    .bind(tenant_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DeviceRow {
+                device: super::devices::device(r)?,
+                agent_version: col(r, "agent_version")?,
+                items: col(r, "items")?,
+            })
+        })
+        .collect()
+}

@@ -241,6 +241,21 @@ catalogue! {
     InvitationAccepted: "Your password is set. Sign in with your address and that password.",
         "Uw wachtwoord is ingesteld. Log in met uw adres en dat wachtwoord.";
 
+    // Devices.
+    DevicesOf: "Devices of {0}", "Apparaten van {0}";
+    Online: "online", "online";
+    Offline: "offline", "offline";
+    NeverSeen: "never seen", "nooit gezien";
+    AgentVersion: "Agent", "Agent";
+    Items: "Items", "Items";
+    NoDevices: "No devices yet.", "Nog geen apparaten.";
+    EnrolDevice: "Enrol a device", "Een apparaat aanmelden";
+    EnrolHelp: "Make a code, then run this on the machine; the code works once, for an hour.",
+        "Maak een code en voer dit uit op de machine; de code werkt eenmaal, een uur lang.";
+    MakeCode: "Make a code", "Maak een code";
+    CodeShownOnce: "This code is shown once and works until {0}:",
+        "Deze code wordt eenmaal getoond en werkt tot {0}:";
+
     // The dashboard.
     Problems: "Needs attention", "Vraagt aandacht";
     NoProblems: "Every protected item is backed up on time.",

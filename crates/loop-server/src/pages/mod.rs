@@ -10,7 +10,7 @@
 //! - [`layout`]: the document, its headers and menu, form pieces;
 //! - [`reader`]: who reads ([`reader::Viewer`], [`reader::Visitor`]) and what they post;
 //! - [`signin`], [`signup`], [`dashboard`] (with its [`chart`]s), [`account`], [`audit`],
-//!   [`people`] (the tenant tree, users, invitations): the pages.
+//!   [`people`] (the tenant tree, users, invitations), [`devices`]: the pages.
 
 mod account;
 mod assets;
@@ -18,6 +18,7 @@ mod audit;
 mod catalogue;
 mod chart;
 mod dashboard;
+mod devices;
 mod layout;
 mod people;
 mod reader;
@@ -45,6 +46,8 @@ pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
     ("get", "/t/{tenant}/tenants"),
     ("post", "/t/{tenant}/tenants"),
     ("get", "/t/{tenant}/users"),
+    ("get", "/t/{tenant}/devices"),
+    ("post", "/t/{tenant}/devices"),
     ("post", "/t/{tenant}/users"),
     ("get", "/account"),
     ("get", "/account/sessions"),
@@ -82,6 +85,10 @@ pub fn router() -> Router<AppState> {
             get(people::tree).post(people::create_tenant),
         )
         .route("/t/{tenant}/users", get(people::users).post(people::invite))
+        .route(
+            "/t/{tenant}/devices",
+            get(devices::show).post(devices::new_code),
+        )
         .route("/invite", get(people::invitation).post(people::accept))
         .route("/sessions/{id}/revoke", post(account::revoke))
         .route("/assets/{file}", get(assets::serve))

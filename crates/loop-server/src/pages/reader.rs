@@ -96,6 +96,7 @@ impl Viewer {
         }
         for (perm, path, m) in [
             (Permission::UserRead, "users", M::Users),
+            (Permission::DeviceRead, "devices", M::Devices),
             (Permission::AuditRead, "audit", M::AuditLog),
             (Permission::SessionRead, "sessions", M::Sessions),
         ] {

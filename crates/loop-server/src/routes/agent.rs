@@ -48,42 +48,14 @@ pub async fn create_enrolment_code(
     caller: Caller,
     Json(req): Json<CreateEnrolmentCode>,
 ) -> ApiResult<(StatusCode, axum::Json<EnrolmentCode>)> {
-    let tenant = caller
-        .tenant(&state, Permission::DeviceWrite, req.tenant_id.as_str())
-        .await?;
-    let minutes = req.expires_in_minutes.unwrap_or(60);
-    if !(1..=7 * 24 * 60).contains(&minutes) {
-        return Err(ApiError::bad_request(
-            "expires_in_minutes is between 1 and 10080 (a week)",
-        ));
-    }
-    let now = state.now();
-    let expires = now + minutes as i64 * 60_000;
-    let code = new_secret("lpc");
-    let hash = secret_hash(&code);
-    let (_, actor) = caller.actor();
-    let mut tx = state.db.begin().await?;
-    agents::insert_code(&mut tx, &hash, &tenant.tenant.id, &actor, now, expires).await?;
-    commit_audited(
-        tx,
-        caller.event(
-            &tenant.tenant.id,
-            "device.enroll_code",
-            "tenant",
-            Some(&tenant.tenant.id),
-            serde_json::json!({ "expires_at": db::time(expires) }),
-        ),
-        now,
+    let code = crate::enrolment::new_code(
+        &state,
+        &caller,
+        req.tenant_id.as_str(),
+        req.expires_in_minutes,
     )
     .await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(EnrolmentCode {
-            tenant_id: tenant.tenant.id,
-            code: code.into(),
-            expires_at: db::time(expires),
-        }),
-    ))
+    Ok((StatusCode::CREATED, axum::Json(code)))
 }
 
 /// How long a restore waits for the device's agent before it is missed.

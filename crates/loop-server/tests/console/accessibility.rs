@@ -65,6 +65,7 @@ fn every_page_passes_axe_and_fits_a_phone() {
         format!("/t/{t}/audit"),
         format!("/t/{t}/audit?verify=1"),
         format!("/t/{t}/users"),
+        format!("/t/{t}/devices"),
         format!("/t/{t}/tenants"),
         "/account".to_string(),
         "/account/sessions".to_string(),

@@ -17,6 +17,7 @@ mod accessibility;
 mod account;
 mod audit;
 mod dashboard;
+mod devices;
 mod isolation;
 mod people;
 mod security;
