@@ -116,13 +116,17 @@ impl Viewer {
     }
 }
 
-/// Where a browser without a session goes: the sign-in page, which sends it back here after.
+/// Where a browser without a session goes: the sign-in page, which sends it back to the page
+/// it asked for (a form it posted goes to the start page: its post is not repeated).
 fn to_sign_in(parts: &Parts) -> Response {
-    let here = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
+    let here = match parts.method {
+        axum::http::Method::GET => parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/"),
+        _ => "/",
+    };
     let next: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
     Redirect::to(&format!("/signin?next={next}")).into_response()
 }

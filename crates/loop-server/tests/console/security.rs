@@ -167,6 +167,15 @@ fn a_sign_in_leads_only_to_this_site_and_remembers_only_when_asked() {
         assert_eq!(p.status, 303, "{next}: {}", p.body);
         assert_eq!(p.location(), Some(to), "{next}");
     }
+    // Without a session, a page leads to sign-in and back to it; a form posted leads to
+    // sign-in and then to the start page (its post is not repeated).
+    let page = server.page("/account?x=1", "", "en");
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location(), Some("/signin?next=%2Faccount%3Fx%3D1"));
+    let post = server.post_page("/account/consent", "", &[("given", "yes")]);
+    assert_eq!(post.status, 303);
+    assert_eq!(post.location(), Some("/signin?next=%2F"));
+
     // Without "remember me" the cookie lasts while the browser runs; with it, for the
     // configured days.
     let session = |p: &Page| {
