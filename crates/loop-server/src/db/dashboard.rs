@@ -55,7 +55,8 @@ pub async fn items(pool: &AnyPool, tenant_id: &str) -> DbResult<Vec<ItemHealth>>
 pub async fn devices(pool: &AnyPool, tenant_id: &str, since: i64) -> DbResult<(i64, i64)> {
     let r = sqlx::query(
         "SELECT COUNT(*) AS n,
-                COALESCE(SUM(CASE WHEN last_seen_at >= $2 THEN 1 ELSE 0 END), 0) AS online
+                CAST(COALESCE(SUM(CASE WHEN last_seen_at >= $2 THEN 1 ELSE 0 END), 0) AS BIGINT)
+                    AS online
          FROM devices WHERE tenant_id = $1 AND deleted_at IS NULL",
     )
     .bind(tenant_id)
@@ -68,8 +69,11 @@ pub async fn devices(pool: &AnyPool, tenant_id: &str, since: i64) -> DbResult<(i
 /// (bytes used, quota) over the tenant's vaults; the quota only when every vault has one.
 pub async fn storage(pool: &AnyPool, tenant_id: &str) -> DbResult<(i64, Option<i64>)> {
     let r = sqlx::query(
-        "SELECT COALESCE(SUM(used_bytes), 0) AS used, COALESCE(SUM(quota_bytes), 0) AS quota,
-                COALESCE(SUM(CASE WHEN quota_bytes IS NULL THEN 1 ELSE 0 END), 0) AS open
+        // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back.
+        "SELECT CAST(COALESCE(SUM(used_bytes), 0) AS BIGINT) AS used,
+                CAST(COALESCE(SUM(quota_bytes), 0) AS BIGINT) AS quota,
+                CAST(COALESCE(SUM(CASE WHEN quota_bytes IS NULL THEN 1 ELSE 0 END), 0) AS BIGINT)
+                    AS open
          FROM vaults WHERE tenant_id = $1 AND deleted_at IS NULL",
     )
     .bind(tenant_id)

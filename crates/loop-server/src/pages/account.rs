@@ -328,21 +328,22 @@ async fn sessions_page(
             .map(loop_api::TenantId::parse)
             .transpose()
             .map_err(|_| ApiError::not_found())?;
-        let title = match &id {
+        let (title, menu) = match &id {
             Some(t) => {
                 let t = v
                     .caller
                     .tenant(state, crate::domain::Permission::SessionRead, t.as_str())
                     .await?;
-                M::TenantSessions.fill(v.lang, &[&t.tenant.name])
+                let title = M::TenantSessions.fill(v.lang, &[&t.tenant.name]);
+                (title, Some(v.tenant_menu(&t)))
             }
-            None => v.t(M::YourSessions).to_string(),
+            None => (v.t(M::YourSessions).to_string(), None),
         };
         let page = Page::first(200);
         let rows = crate::accounts::sessions(state, &v.caller, id.as_ref(), &page).await?;
-        Ok::<_, ApiError>((title, rows.items))
+        Ok::<_, ApiError>((title, menu, rows.items))
     };
-    let (title, rows) = match listed.await {
+    let (title, menu, rows) = match listed.await {
         Ok(found) => found,
         Err(e) => return super::failed(v.lang, e),
     };
@@ -351,6 +352,7 @@ async fn sessions_page(
         None => "/account/sessions".to_string(),
     };
     let content = html! {
+        @if let Some(m) = menu { (m) }
         @if let Some(n) = note { (status_line(n)) }
         @if rows.is_empty() {
             p { (v.t(M::NoSessions)) }
