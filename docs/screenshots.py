@@ -44,7 +44,7 @@ def selenium():
     if not os.path.exists(py):
         subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
         subprocess.run([py, "-m", "pip", "install", "-q", SELENIUM], check=True)
-    if os.path.realpath(sys.executable) != os.path.realpath(py):
+    if os.path.realpath(sys.prefix) != os.path.realpath(VENV):
         os.execv(py, [py] + sys.argv)
 
 
