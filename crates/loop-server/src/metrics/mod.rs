@@ -24,7 +24,7 @@ pub mod counters;
 pub use counters::Metrics;
 
 /// A device heard from within this long counts as online.
-const ONLINE_MS: i64 = 5 * 60 * 1000;
+pub(crate) const ONLINE_MS: i64 = 5 * 60 * 1000;
 
 /// Counts every request by its route template (never the raw path, which holds IDs).
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {

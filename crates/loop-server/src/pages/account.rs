@@ -12,17 +12,10 @@ use serde::Deserialize;
 
 use super::catalogue::M;
 use super::layout::{Input, alert, document, scroll, time, token};
-use super::reader::{Posted, Viewer};
+use super::reader::{Done, NoFields, Posted, Viewer};
 use crate::db::page::Page;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-
-/// What a change just done says, as `?done=` names it.
-#[derive(Debug, Default, Deserialize)]
-pub struct Done {
-    #[serde(default)]
-    done: Option<String>,
-}
 
 fn done_message(done: Option<&str>) -> Option<M> {
     Some(match done? {
@@ -282,10 +275,6 @@ pub async fn policy(
         Err(e) => refused(&state, &v, e).await,
     }
 }
-
-/// A form with nothing but its token.
-#[derive(Debug, Default, Deserialize)]
-pub struct NoFields {}
 
 /// `POST /account/export`: asks for an archive of the reader's data.
 pub async fn export(

@@ -20,13 +20,12 @@ use super::reader::Viewer;
 use crate::db::dashboard::{self as q, ItemHealth};
 use crate::domain::Permission;
 use crate::error::ApiResult;
+use crate::metrics::ONLINE_MS;
 use crate::state::AppState;
 
 const DAY_MS: i64 = 86_400_000;
 /// A scheduled item without a good backup for this long needs attention.
 const STALE_MS: i64 = 2 * DAY_MS;
-/// A device heard from this recently is online (as `/metrics` counts it).
-const ONLINE_MS: i64 = 5 * 60_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Health {

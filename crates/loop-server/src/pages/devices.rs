@@ -6,17 +6,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
-use serde::Deserialize;
 
 use super::catalogue::M;
 use super::layout::{document, scroll, time, token};
-use super::reader::{Posted, Viewer};
+use super::reader::{NoFields, Posted, Viewer};
 use crate::domain::Permission;
 use crate::error::ApiResult;
+use crate::metrics::ONLINE_MS;
 use crate::state::AppState;
-
-/// A device heard from this recently is online.
-const ONLINE_MS: i64 = 5 * 60_000;
 
 /// `GET /t/{tenant}/devices`.
 pub async fn show(State(state): State<AppState>, v: Viewer, Path(id): Path<String>) -> Response {
@@ -82,10 +79,6 @@ async fn page(state: &AppState, v: &Viewer, id: &str, code: Option<Markup>) -> A
     };
     Ok(document(StatusCode::OK, &v.frame(), &title, content))
 }
-
-/// A form with nothing but its token.
-#[derive(Debug, Default, Deserialize)]
-pub struct NoFields {}
 
 /// `POST /t/{tenant}/devices`: a new enrolment code, shown once on the page it answers with
 /// (never in an address), with the command that uses it.

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::catalogue::M;
 use super::layout::{Input, alert, document, scroll, token};
-use super::reader::{Posted, Viewer, Visitor};
+use super::reader::{Done, Posted, Viewer, Visitor};
 use crate::auth::ClientInfo;
 use crate::db::page::Page;
 use crate::domain::{Permission, TenantScope};
@@ -22,12 +22,6 @@ use crate::state::AppState;
 
 /// Tenants on one page of the tree.
 const TREE_PAGE: u32 = 500;
-
-#[derive(Debug, Default, Deserialize)]
-pub struct Done {
-    #[serde(default)]
-    done: Option<String>,
-}
 
 fn note(v: &Viewer, done: Option<&str>) -> Option<&'static str> {
     match done? {

@@ -19,6 +19,17 @@ use crate::domain::new_secret;
 use crate::domain::{Permission, RoleRules as _};
 use crate::state::AppState;
 
+/// What a change just done says, as the page after it is asked for (`?done=`).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Done {
+    #[serde(default)]
+    pub done: Option<String>,
+}
+
+/// A form with nothing but its token.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct NoFields {}
+
 /// A signed-in person reading a page.
 pub struct Viewer {
     pub caller: Caller,

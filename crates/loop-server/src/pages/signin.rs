@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::catalogue::M;
 use super::layout::{Input, alert, document, token};
-use super::reader::{Posted, Viewer, Visitor};
+use super::reader::{NoFields, Posted, Viewer, Visitor};
 use crate::auth::{ClientInfo, request, session, signin};
 use crate::db::{challenges, users};
 use crate::domain::{new_secret, secret_hash};
@@ -57,10 +57,6 @@ pub struct SignInForm {
     #[serde(default)]
     next: Option<String>,
 }
-
-/// A form with nothing but its token.
-#[derive(Debug, Default, Deserialize)]
-pub struct NoFields {}
 
 #[derive(Debug, Default, Deserialize)]
 pub struct CodeForm {
