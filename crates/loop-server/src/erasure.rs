@@ -153,8 +153,8 @@ pub async fn erase_tenant(
     for c in &copies {
         crate::db::erasure::insert_location(&mut tx, c).await?;
     }
-    let open = crate::db::jobs::open_of(pool, JobKind::TenantErasure, tenant_id).await?;
-    let done = crate::db::erasure::certificate_of(pool, tenant_id).await?;
+    let open = crate::db::jobs::open_of(&mut *tx, JobKind::TenantErasure, tenant_id).await?;
+    let done = crate::db::erasure::certificate_of(&mut *tx, tenant_id).await?;
     let erasure_job_id = match (open, done) {
         (Some(j), _) => Some(j),
         (None, Some(_)) => None,

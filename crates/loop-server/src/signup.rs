@@ -160,14 +160,13 @@ pub async fn confirm(state: &AppState, req: ConfirmSignUp) -> ApiResult<SignedUp
     else {
         return Err(ApiError::not_found());
     };
-    let Some(plan) = billing::plan_in(&mut tx, &s.plan_id).await? else {
+    let Some(plan) = billing::plan_by_id(&mut *tx, &s.plan_id).await? else {
         return Err(ApiError::conflict(
             "plan_withdrawn",
             "the plan chosen is no longer offered; sign up again",
         ));
     };
-    // The transaction holds the write lock since its first statement: reads are safe.
-    let issuer = tenants::tenant_by_id(&state.db.pool, &plan.issuer_id)
+    let issuer = tenants::tenant_by_id(&mut *tx, &plan.issuer_id)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("issuer {} is gone", plan.issuer_id)))?;
     let draft = tenancy::draft(&issuer, TenantKind::Customer, &s.organisation, None, now);

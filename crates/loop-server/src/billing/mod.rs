@@ -64,7 +64,7 @@ pub async fn admit_device(tx: &mut Tx, tenant_id: &str) -> ApiResult<()> {
     if refuses(&s) {
         return Err(suspended());
     }
-    let Some(plan) = billing::plan_in(tx, &s.plan_id).await? else {
+    let Some(plan) = billing::plan_by_id(&mut **tx, &s.plan_id).await? else {
         return Ok(());
     };
     if let Some(limit) = plan.device_limit
@@ -200,14 +200,13 @@ fn event(tenant_id: &str, action: &'static str, details: serde_json::Value) -> N
 }
 
 async fn mail_contacts(
-    state: &AppState,
     tx: &mut Tx,
     tenant_id: &str,
     kind: MailKind,
     params: serde_json::Value,
     now: i64,
 ) -> DbResult<()> {
-    for user in billing::billing_contacts(&state.db.pool, tenant_id).await? {
+    for user in billing::billing_contacts(&mut **tx, tenant_id).await? {
         outbox::enqueue_with(tx, kind, &user, &params, now).await?;
     }
     Ok(())
@@ -261,7 +260,7 @@ async fn apply(state: &AppState, was: &SubRow, step: &Step, now: i64) -> ApiResu
         Step::PastDue => {
             s.state = SubscriptionState::PastDue;
             s.warned.clear();
-            let invoice = billing::invoices_of(&state.db.pool, tenant_id)
+            let invoice = billing::invoices_of(&mut *tx, tenant_id)
                 .await?
                 .into_iter()
                 .filter(|i| i.state == loop_api::InvoiceState::Open)
@@ -330,7 +329,7 @@ async fn apply(state: &AppState, was: &SubRow, step: &Step, now: i64) -> ApiResu
         return Ok(false);
     }
     if let Some((kind, params)) = mail {
-        mail_contacts(state, &mut tx, tenant_id, kind, params, now).await?;
+        mail_contacts(&mut tx, tenant_id, kind, params, now).await?;
     }
     if let Some(e) = audited {
         audit::append(&mut tx, e, now).await?;
@@ -349,15 +348,14 @@ async fn issue_invoice(
     start: i64,
     end: i64,
 ) -> ApiResult<Option<Invoice>> {
-    let pool = &state.db.pool;
-    let plan = billing::plan_by_id(pool, &s.plan_id)
+    let plan = billing::plan_by_id(&mut **tx, &s.plan_id)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("plan {} is gone", s.plan_id)))?;
-    let tenant = tenants::tenant_by_id(pool, &s.tenant_id)
+    let tenant = tenants::tenant_by_id(&mut **tx, &s.tenant_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     let day = |ms: i64| crate::db::time(ms).format("%Y-%m-%d").to_string();
-    let usage = billing::usage_between(pool, &s.tenant_id, &day(start), &day(end)).await?;
+    let usage = billing::usage_between(&mut **tx, &s.tenant_id, &day(start), &day(end)).await?;
     let lines = invoice::lines(&plan, &usage, start, end);
     let total_cents = lines.iter().map(|l| l.amount_cents).sum();
     let due = end + i64::from(state.config.billing.due_days) * 86_400_000;

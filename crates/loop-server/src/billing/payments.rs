@@ -240,7 +240,7 @@ enum Settled {
 async fn settle(state: &AppState, c: &ChargeRow, how: &Settled) -> ApiResult<bool> {
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    let changed = settle_in(state, &mut tx, c, how, now).await?;
+    let changed = settle_in(&mut tx, c, how, now).await?;
     tx.commit().await.map_err(crate::db::DbError::from)?;
     state.mail_wake.notify_one();
     Ok(changed)
@@ -248,7 +248,6 @@ async fn settle(state: &AppState, c: &ChargeRow, how: &Settled) -> ApiResult<boo
 
 /// [`settle`] in the caller's transaction.
 async fn settle_in(
-    state: &AppState,
     tx: &mut crate::db::Tx,
     c: &ChargeRow,
     how: &Settled,
@@ -297,15 +296,7 @@ async fn settle_in(
     }
     if let Settled::Declined { message, .. } = how {
         let params = json!({ "invoice_id": c.invoice_id, "declined": message });
-        mail_contacts(
-            state,
-            tx,
-            &c.tenant_id,
-            MailKind::PaymentFailed,
-            params,
-            now,
-        )
-        .await?;
+        mail_contacts(tx, &c.tenant_id, MailKind::PaymentFailed, params, now).await?;
     }
     audit::append(tx, e, now).await?;
     Ok(true)
@@ -347,7 +338,6 @@ pub async fn webhook(state: &AppState, payload: &[u8], signature: Option<&str>) 
     let ev: Event = serde_json::from_slice(payload)
         .map_err(|_| ApiError::bad_request("the body is not a processor event"))?;
     let o = &ev.data.object;
-    let pool = &state.db.pool;
     let now = state.now();
     let mut tx = state.db.begin().await?;
     if !payments::first_delivery(&mut tx, &ev.id, &ev.kind, now).await? {
@@ -358,7 +348,7 @@ pub async fn webhook(state: &AppState, payload: &[u8], signature: Option<&str>) 
     match ev.kind.as_str() {
         "setup_intent.succeeded" => {
             if let (Some(customer), Some(pm)) = (text(o, "customer"), text(o, "payment_method"))
-                && let Some(tenant_id) = payments::tenant_of_customer(pool, customer).await?
+                && let Some(tenant_id) = payments::tenant_of_customer(&mut *tx, customer).await?
             {
                 payments::set_payment_method(&mut tx, &tenant_id, Some(pm), now).await?;
                 audit::append(
@@ -376,7 +366,7 @@ pub async fn webhook(state: &AppState, payload: &[u8], signature: Option<&str>) 
         }
         "payment_method.detached" => {
             if let Some(pm) = text(o, "id")
-                && let Some(tenant_id) = payments::tenant_of_payment_method(pool, pm).await?
+                && let Some(tenant_id) = payments::tenant_of_payment_method(&mut *tx, pm).await?
             {
                 payments::set_payment_method(&mut tx, &tenant_id, None, now).await?;
                 audit::append(
@@ -393,14 +383,14 @@ pub async fn webhook(state: &AppState, payload: &[u8], signature: Option<&str>) 
         }
         "payment_intent.succeeded" | "payment_intent.payment_failed" => {
             let found = match text(o, "id") {
-                Some(r) => payments::charge_by_ref(pool, r).await?,
+                Some(r) => payments::charge_by_ref(&mut *tx, r).await?,
                 None => None,
             };
             // An attempt whose answer was lost has no reference yet: its invoice names it.
             let found = match found {
                 Some(c) => Some(c),
                 None => match o.pointer("/metadata/invoice_id").and_then(Value::as_str) {
-                    Some(inv) => payments::charges_of_invoice(pool, inv)
+                    Some(inv) => payments::charges_of_invoice(&mut *tx, inv)
                         .await?
                         .into_iter()
                         .rfind(|c| c.state == ChargeState::Pending),
@@ -424,7 +414,7 @@ pub async fn webhook(state: &AppState, payload: &[u8], signature: Option<&str>) 
                     _ => None,
                 };
                 if let Some(how) = how {
-                    settle_in(state, &mut tx, &c, &how, now).await?;
+                    settle_in(&mut tx, &c, &how, now).await?;
                     then = Some(c.tenant_id.clone());
                 }
             }

@@ -51,19 +51,11 @@ pub async fn insert_plan(tx: &mut Tx, p: &Plan, now: i64) -> DbResult<()> {
     Ok(())
 }
 
-pub async fn plan_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<Plan>> {
+/// Through the pool or a transaction (`&mut **tx`).
+pub async fn plan_by_id<'c>(db: impl sqlx::AnyExecutor<'c>, id: &str) -> DbResult<Option<Plan>> {
     let row = sqlx::query("SELECT * FROM plans WHERE id = $1")
         .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    row.as_ref().map(plan).transpose()
-}
-
-/// [`plan_by_id`] in a transaction.
-pub async fn plan_in(tx: &mut Tx, id: &str) -> DbResult<Option<Plan>> {
-    let row = sqlx::query("SELECT * FROM plans WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(db)
         .await?;
     row.as_ref().map(plan).transpose()
 }
@@ -309,8 +301,8 @@ pub async fn record_usage(
 }
 
 /// The measurements of days `from` to `until` (exclusive), as (stored bytes, devices).
-pub async fn usage_between(
-    pool: &AnyPool,
+pub async fn usage_between<'c>(
+    db: impl sqlx::AnyExecutor<'c>,
     tenant_id: &str,
     from: &str,
     until: &str,
@@ -322,7 +314,7 @@ pub async fn usage_between(
     .bind(tenant_id)
     .bind(from)
     .bind(until)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     rows.iter()
         .map(|r| {
@@ -446,11 +438,14 @@ pub async fn invoice_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<Invoice>
     row.as_ref().map(invoice).transpose()
 }
 
-/// A tenant's invoices, newest first.
-pub async fn invoices_of(pool: &AnyPool, tenant_id: &str) -> DbResult<Vec<Invoice>> {
+/// A tenant's invoices, newest first (through the pool or a transaction).
+pub async fn invoices_of<'c>(
+    db: impl sqlx::AnyExecutor<'c>,
+    tenant_id: &str,
+) -> DbResult<Vec<Invoice>> {
     sqlx::query("SELECT * FROM invoices WHERE tenant_id = $1 ORDER BY period_start DESC")
         .bind(tenant_id)
-        .fetch_all(pool)
+        .fetch_all(db)
         .await?
         .iter()
         .map(invoice)
@@ -485,14 +480,17 @@ pub async fn mark_paid(tx: &mut Tx, id: &str, reference: &str, now: i64) -> DbRe
 
 /// The active users bound as `admin` or `billing` on the tenant itself: who hears about
 /// its subscription.
-pub async fn billing_contacts(pool: &AnyPool, tenant_id: &str) -> DbResult<Vec<String>> {
+pub async fn billing_contacts<'c>(
+    db: impl sqlx::AnyExecutor<'c>,
+    tenant_id: &str,
+) -> DbResult<Vec<String>> {
     let rows = sqlx::query(
         "SELECT DISTINCT u.id AS id FROM users u JOIN role_bindings b ON b.user_id = u.id
          WHERE b.tenant_id = $1 AND b.role IN ('admin', 'billing') AND u.status = 'active'
          ORDER BY u.id",
     )
     .bind(tenant_id)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     rows.iter().map(|r| Ok(col(r, "id")?)).collect()
 }

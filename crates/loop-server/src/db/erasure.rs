@@ -170,10 +170,13 @@ pub async fn insert_certificate(tx: &mut Tx, c: &CertificateRow) -> DbResult<boo
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn certificate_of(pool: &AnyPool, tenant_id: &str) -> DbResult<Option<CertificateRow>> {
+pub async fn certificate_of<'c>(
+    db: impl sqlx::AnyExecutor<'c>,
+    tenant_id: &str,
+) -> DbResult<Option<CertificateRow>> {
     let row = sqlx::query("SELECT * FROM deletion_certificates WHERE tenant_id = $1")
         .bind(tenant_id)
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await?;
     row.as_ref().map(certificate).transpose()
 }

@@ -133,14 +133,18 @@ pub async fn enqueue_new(tx: &mut Tx, j: &NewJob<'_>, now: i64) -> DbResult<Opti
 }
 
 /// The open (queued or running) job of `kind` for `target_id`, if any.
-pub async fn open_of(pool: &AnyPool, kind: JobKind, target_id: &str) -> DbResult<Option<String>> {
+pub async fn open_of<'c>(
+    db: impl sqlx::AnyExecutor<'c>,
+    kind: JobKind,
+    target_id: &str,
+) -> DbResult<Option<String>> {
     let row = sqlx::query(
         "SELECT id FROM jobs WHERE target_id = $1 AND kind = $2
          AND state IN ('queued', 'running') LIMIT 1",
     )
     .bind(target_id)
     .bind(kind.as_str())
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     row.map(|r| col(&r, "id")).transpose().map_err(Into::into)
 }

@@ -129,8 +129,16 @@ impl Db {
         Ok(Db { pool, backend })
     }
 
+    /// Opens a transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
+    /// a transaction that read first and wrote later would fail (`SQLITE_BUSY_SNAPSHOT`,
+    /// which no busy timeout waits out) whenever another connection wrote in between.
+    /// While a transaction is open, read through it, never through the pool: on SQLite the
+    /// pool's other connections may all be waiting for this one's lock.
     pub async fn begin(&self) -> DbResult<Tx> {
-        Ok(self.pool.begin().await?)
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 }
 
@@ -334,6 +342,50 @@ mod tests {
     async fn count(pool: &AnyPool, sql: &'static str) -> i64 {
         let row = sqlx::query(sql).fetch_one(pool).await.unwrap();
         row.try_get::<i64, _>(0).unwrap()
+    }
+
+    /// A transaction that reads, then writes after another connection wrote, still commits
+    /// (SQLite's deferred transactions would fail it with SQLITE_BUSY_SNAPSHOT, which no busy
+    /// timeout waits out), and both writes are kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_that_reads_then_writes_survives_a_write_in_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("busy.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        sqlx::query("CREATE TABLE notes (id TEXT NOT NULL)")
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let insert = |id: &'static str| format!("INSERT INTO notes (id) VALUES ('{id}')");
+        let mut first = db.begin().await.unwrap();
+        sqlx::query("SELECT COUNT(*) FROM notes")
+            .fetch_one(&mut *first)
+            .await
+            .unwrap();
+        let (wrote, written) = tokio::sync::oneshot::channel();
+        let other = {
+            let db = db.clone();
+            let sql = insert("tn_other");
+            tokio::spawn(async move {
+                let mut tx = db.begin().await?;
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                let _ = wrote.send(());
+                Ok::<_, DbError>(())
+            })
+        };
+        // Give the other writer its chance to commit in between (it cannot while this
+        // transaction holds the lock, so waiting longer changes nothing).
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), written).await;
+        sqlx::query(sqlx::AssertSqlSafe(insert("tn_first")))
+            .execute(&mut *first)
+            .await
+            .expect("the write after the read");
+        first.commit().await.unwrap();
+        other.await.unwrap().expect("the other writer");
+        assert_eq!(count(&db.pool, "SELECT COUNT(*) FROM notes").await, 2);
     }
 
     /// A value outside its closed set in the database (damage, or a newer version's row)

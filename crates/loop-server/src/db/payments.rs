@@ -63,10 +63,13 @@ fn charge(row: &AnyRow) -> DbResult<ChargeRow> {
 }
 
 /// Every attempt at an invoice, first first.
-pub async fn charges_of_invoice(pool: &AnyPool, invoice_id: &str) -> DbResult<Vec<ChargeRow>> {
+pub async fn charges_of_invoice<'c>(
+    db: impl sqlx::AnyExecutor<'c>,
+    invoice_id: &str,
+) -> DbResult<Vec<ChargeRow>> {
     sqlx::query("SELECT * FROM charges WHERE invoice_id = $1 ORDER BY attempt")
         .bind(invoice_id)
-        .fetch_all(pool)
+        .fetch_all(db)
         .await?
         .iter()
         .map(charge)
@@ -93,10 +96,13 @@ pub async fn charges_of_tenant(
 }
 
 /// The charge the processor knows as `reference` (its payment intent).
-pub async fn charge_by_ref(pool: &AnyPool, reference: &str) -> DbResult<Option<ChargeRow>> {
+pub async fn charge_by_ref<'c>(
+    db: impl sqlx::AnyExecutor<'c>,
+    reference: &str,
+) -> DbResult<Option<ChargeRow>> {
     let row = sqlx::query("SELECT * FROM charges WHERE processor_ref = $1")
         .bind(reference)
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await?;
     row.as_ref().map(charge).transpose()
 }
@@ -162,10 +168,13 @@ pub async fn first_delivery(tx: &mut Tx, id: &str, kind: &str, now: i64) -> DbRe
 }
 
 /// The tenant whose subscription has the processor's customer `customer`.
-pub async fn tenant_of_customer(pool: &AnyPool, customer: &str) -> DbResult<Option<String>> {
+pub async fn tenant_of_customer<'c>(
+    db: impl sqlx::AnyExecutor<'c>,
+    customer: &str,
+) -> DbResult<Option<String>> {
     let row = sqlx::query("SELECT tenant_id FROM subscriptions WHERE processor_customer = $1")
         .bind(customer)
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await?;
     Ok(row.map(|r| col(&r, "tenant_id")).transpose()?)
 }
@@ -208,10 +217,13 @@ pub async fn set_payment_method(
 }
 
 /// The tenant whose subscription holds the payment method `pm`.
-pub async fn tenant_of_payment_method(pool: &AnyPool, pm: &str) -> DbResult<Option<String>> {
+pub async fn tenant_of_payment_method<'c>(
+    db: impl sqlx::AnyExecutor<'c>,
+    pm: &str,
+) -> DbResult<Option<String>> {
     let row = sqlx::query("SELECT tenant_id FROM subscriptions WHERE payment_method = $1")
         .bind(pm)
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await?;
     Ok(row.map(|r| col(&r, "tenant_id")).transpose()?)
 }

@@ -29,10 +29,14 @@ fn tenant(row: &AnyRow) -> DbResult<TenantRow> {
     })
 }
 
-pub async fn tenant_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<TenantRow>> {
+/// Through the pool or, inside a transaction, through it (`&mut *tx`).
+pub async fn tenant_by_id<'c>(
+    db: impl sqlx::AnyExecutor<'c>,
+    id: &str,
+) -> DbResult<Option<TenantRow>> {
     let row = sqlx::query("SELECT * FROM tenants WHERE id = $1")
         .bind(id)
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await?;
     row.as_ref().map(tenant).transpose()
 }

@@ -117,8 +117,16 @@ impl Server {
             admin_password: Some(SecretString::new(ADMIN_PASSWORD.into())),
             ..Config::default()
         };
-        if let Some(d) = &database {
-            config.database.url = Some(SecretString::new(d.url.clone()));
+        match &database {
+            Some(d) => config.database.url = Some(SecretString::new(d.url.clone())),
+            None => {
+                // One connection: code that reads through the pool while its own
+                // transaction holds SQLite's write lock waits for itself, which in
+                // production only shows under load (every other connection waiting for that
+                // lock); here it fails every time.
+                config.database.max_connections = 1;
+                config.database.acquire_timeout_seconds = 20;
+            }
         }
         let stripe = stripe::FakeStripe::start();
         config.billing.stripe = Some(stripe::config(&stripe));
