@@ -57,6 +57,7 @@ pub mod tenancy;
 pub mod tls;
 pub mod usage;
 pub mod vault_objects;
+pub mod vaults;
 
 pub use config::Config;
 pub use logging::init_logging;

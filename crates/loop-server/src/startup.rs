@@ -119,6 +119,7 @@ impl Application {
             node_id: config.node_id(),
             metrics: Default::default(),
             readiness: tokio::sync::Mutex::new(None),
+            readers: Default::default(),
             config,
             db,
             master,

@@ -40,6 +40,8 @@ pub struct Inner {
     /// The last readiness answer and when it was made, in [`AppState::now`] milliseconds
     /// (see `routes::health`).
     pub readiness: tokio::sync::Mutex<Option<(i64, crate::probes::Readiness)>>,
+    /// Managed vaults opened lately for reading (the console's snapshot browser).
+    pub readers: crate::vaults::reader::Readers,
 }
 
 impl std::ops::Deref for AppState {

@@ -5,8 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use std::path::Path;
-use support::vault::customer_with_vault;
+use support::vault::{back_up_into, customer_with_vault};
 use support::{Server, files_under};
 
 #[test]
@@ -149,32 +148,6 @@ fn a_queued_job_can_be_cancelled_and_the_sweep_runs_at_start() {
     admin
         .get(&format!("/api/v1/jobs/jb_{}", "0".repeat(32)))
         .expect_problem(404, "not_found");
-}
-
-/// Backs up a small tree into the managed vault `vault`, opening it with the key the server
-/// holds (as the server's own jobs do).
-fn back_up_into(server: &Server, vault: &str, src: &Path) {
-    let v = server
-        .block_on(loop_server::db::vaults::vault_by_id(
-            &server.state.db.pool,
-            vault,
-        ))
-        .unwrap()
-        .unwrap();
-    let kek = server
-        .block_on(loop_server::managed_keys::managed_kek(&server.state, &v))
-        .unwrap();
-    let dir = server.data_dir.join("vaults").join(vault);
-    let storage = std::sync::Arc::new(
-        loop_repo::ObjectStorage::open(dir.to_str().unwrap(), &Default::default(), false).unwrap(),
-    );
-    let repo = loop_repo::Repository::open(storage, loop_repo::keys::Secret::RawKey(&kek)).unwrap();
-    let opts = loop_repo::backup::BackupOptions {
-        paths: vec![src.to_path_buf()],
-        host: "test-host".into(),
-        ..Default::default()
-    };
-    loop_repo::backup::run(&repo, opts, &Default::default()).unwrap();
 }
 
 #[test]

@@ -228,6 +228,9 @@ pub enum Permission {
     TokenWrite,
     VaultRead,
     VaultWrite,
+    /// Read the files inside a managed vault's snapshots: browse and download them. Not an
+    /// auditor's: they see that backups exist and when, not what they hold.
+    VaultContents,
     SessionRead,
     SessionRevoke,
     AuditRead,
@@ -293,6 +296,7 @@ impl RoleRules for Role {
                     | TokenWrite
                     | VaultRead
                     | VaultWrite
+                    | VaultContents
                     | JobRead
                     | JobWrite
                     | NotifyRead

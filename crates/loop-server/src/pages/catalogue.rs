@@ -291,6 +291,59 @@ catalogue! {
         "Opgeslagen bytes per dag: van {0} op {1} tot {2} op {3}.";
     ChartJobsDesc: "{0} jobs in {1} days: {2} succeeded, {3} failed, {4} other.",
         "{0} taken in {1} dagen: {2} gelukt, {3} mislukt, {4} overig.";
+
+    // Vaults and snapshots.
+    Vaults: "Vaults", "Kluizen";
+    VaultsOf: "Vaults of {0}", "Kluizen van {0}";
+    NoVaults: "This tenant has no vaults yet.", "Deze tenant heeft nog geen kluizen.";
+    VaultNamed: "Vault {0}", "Kluis {0}";
+    Location: "Location", "Locatie";
+    Jurisdiction: "Jurisdiction", "Rechtsgebied";
+    Key: "Key", "Sleutel";
+    KeyManaged: "Held by the service", "Bewaard door de dienst";
+    KeyCustomer: "Held by the customer", "Bewaard door de klant";
+    Used: "Used", "Gebruikt";
+    RetentionLock: "Retention lock", "Bewaarslot";
+    LockDays: "{0} days", "{0} dagen";
+    NoLock: "None", "Geen";
+    Replicas: "Replicas", "Replica's";
+    NoReplicas: "This vault has no replica.", "Deze kluis heeft geen replica.";
+    LastSynced: "Last replicated", "Laatst gerepliceerd";
+    Behind: "Behind", "Achterstand";
+    BehindBy: "{0} objects, {1}", "{0} objecten, {1}";
+    Verified: "Verified", "Gecontroleerd";
+    Whole: "Whole", "Compleet";
+    Damaged: "Damaged", "Beschadigd";
+    Snapshots: "Snapshots", "Momentopnamen";
+    NoSnapshots: "This vault holds no snapshot yet.", "Deze kluis bevat nog geen momentopname.";
+    CustomerKeyText: "This vault is encrypted with a key only the customer holds, so the service \
+        cannot list or open its snapshots. Use loop snapshots and loop restore on a device that \
+        has the passphrase.",
+        "Deze kluis is versleuteld met een sleutel die alleen de klant heeft; de dienst kan de \
+        momentopnamen dus niet tonen of openen. Gebruik loop snapshots en loop restore op een \
+        apparaat dat het wachtwoord kent.";
+    Host: "Host", "Machine";
+    Paths: "Paths", "Paden";
+    Files: "Files", "Bestanden";
+    Size: "Size", "Grootte";
+    SnapshotOf: "Snapshot of {0}, {1}", "Momentopname van {0}, {1}";
+    SearchByName: "Search by name", "Zoeken op naam";
+    Search: "Search", "Zoeken";
+    DownloadZip: "Download this folder as .zip", "Deze map downloaden als .zip";
+    DownloadTarZst: "as .tar.zst", "als .tar.zst";
+    Where: "Folder path", "Pad van de map";
+    Top: "Top", "Begin";
+    Folder: "Folder", "Map";
+    FileKind: "File", "Bestand";
+    SymlinkKind: "Link", "Koppeling";
+    OtherKind: "Other", "Overig";
+    Modified: "Modified", "Gewijzigd";
+    EmptyFolder: "This folder is empty.", "Deze map is leeg.";
+    EntriesShown: "{0} to {1} of {2}", "{0} tot {1} van {2}";
+    NextEntries: "Next {0}", "Volgende {0}";
+    Found: "{0} found.", "{0} gevonden.";
+    FoundFirst: "The first {0} found; search more precisely for the rest.",
+        "De eerste {0} gevonden; zoek preciezer voor de rest.";
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@
 //! - [`layout`]: the document, its headers and menu, form pieces;
 //! - [`reader`]: who reads ([`reader::Viewer`], [`reader::Visitor`]) and what they post;
 //! - [`signin`], [`signup`], [`dashboard`] (with its [`chart`]s), [`account`], [`audit`],
-//!   [`people`] (the tenant tree, users, invitations), [`devices`]: the pages.
+//!   [`people`] (the tenant tree, users, invitations), [`devices`], [`vaults`] (with the
+//!   snapshot browser): the pages.
 
 mod account;
 mod assets;
@@ -24,6 +25,7 @@ mod people;
 mod reader;
 mod signin;
 mod signup;
+mod vaults;
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -36,7 +38,8 @@ use catalogue::M;
 pub use layout::secured;
 
 /// Every page a signed-in reader opens or posts to, as (method, path): the isolation test
-/// aims each at another tenant's objects (`{tenant}`, `{session}`). A new page is added here.
+/// aims each at another tenant's objects (`{tenant}`, `{session}`, `{vault}`, `{snapshot}`).
+/// A new page is added here.
 pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
     ("get", "/"),
     ("get", "/t/{tenant}"),
@@ -49,6 +52,18 @@ pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
     ("get", "/t/{tenant}/devices"),
     ("post", "/t/{tenant}/devices"),
     ("post", "/t/{tenant}/users"),
+    ("get", "/t/{tenant}/vaults"),
+    ("get", "/vaults/{vault}"),
+    ("get", "/vaults/{vault}/snapshots/{snapshot}"),
+    ("get", "/vaults/{vault}/snapshots/{snapshot}?q=e"),
+    (
+        "get",
+        "/vaults/{vault}/snapshots/{snapshot}/download?as=zip",
+    ),
+    (
+        "get",
+        "/vaults/{vault}/snapshots/{snapshot}/download?as=file&path=/f0",
+    ),
     ("get", "/account"),
     ("get", "/account/sessions"),
     ("post", "/account/profile"),
@@ -88,6 +103,13 @@ pub fn router() -> Router<AppState> {
         .route(
             "/t/{tenant}/devices",
             get(devices::show).post(devices::new_code),
+        )
+        .route("/t/{tenant}/vaults", get(vaults::list))
+        .route("/vaults/{id}", get(vaults::show))
+        .route("/vaults/{id}/snapshots/{snapshot}", get(vaults::browse))
+        .route(
+            "/vaults/{id}/snapshots/{snapshot}/download",
+            get(vaults::download),
         )
         .route("/invite", get(people::invitation).post(people::accept))
         .route("/sessions/{id}/revoke", post(account::revoke))

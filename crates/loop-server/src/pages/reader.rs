@@ -108,6 +108,7 @@ impl Viewer {
         for (perm, path, m) in [
             (Permission::UserRead, "users", M::Users),
             (Permission::DeviceRead, "devices", M::Devices),
+            (Permission::VaultRead, "vaults", M::Vaults),
             (Permission::AuditRead, "audit", M::AuditLog),
             (Permission::SessionRead, "sessions", M::Sessions),
         ] {

@@ -29,7 +29,6 @@ mod signup;
 mod tenants;
 mod test_clock;
 mod vault_protocol;
-mod vault_scope;
 mod vaults;
 
 use axum::Router;

@@ -11,7 +11,6 @@ use loop_api::{
 
 use super::pages::{Listing, page};
 use super::tenants::TenantFilter;
-use super::vault_scope::scoped_vault;
 use super::vaults::queue_managed_job;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
@@ -19,6 +18,7 @@ use crate::db::{self, policies, tenants, vaults};
 use crate::domain::{Permission, check_maintenance, check_policy, new_id};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::vaults::scoped_vault;
 use loop_api::PageQuery;
 
 /// The policy `id`, when the caller may `perm` on its tenant (else 404 or 403).

@@ -10,7 +10,6 @@ use loop_api::{
 use super::pages::{Listing, page};
 use super::residency::check_placement;
 use super::tenants::TenantFilter;
-use super::vault_scope::scoped_vault;
 use super::{Json, Path, Query, commit_audited, queue_audited};
 use crate::auth::Caller;
 use crate::db;
@@ -18,6 +17,7 @@ use crate::db::remotes::{self, RemoteRow};
 use crate::domain::{Permission, new_id, parse_name};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::vaults::scoped_vault;
 
 async fn scoped_remote(
     state: &AppState,

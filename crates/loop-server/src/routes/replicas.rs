@@ -10,42 +10,16 @@ use loop_api::{
 };
 
 use super::residency::check_placement;
-use super::vault_scope::scoped_vault;
 use super::{Json, Path, commit_audited, queue_audited};
 use crate::auth::Caller;
+use crate::db;
 use crate::db::jobs::Runner;
 use crate::db::replicas::{self, ReplicaRow};
-use crate::db::{self, time};
 use crate::domain::Permission;
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::Work;
 use crate::state::AppState;
-
-async fn replica_view(state: &AppState, r: ReplicaRow) -> ApiResult<Replica> {
-    let (objects_behind, bytes_behind) = if r.state == ReplicaState::Seeding {
-        replicas::lag(&state.db.pool, &r.vault_id, None).await?
-    } else {
-        replicas::lag(&state.db.pool, &r.vault_id, r.synced_from).await?
-    };
-    Ok(Replica {
-        jurisdiction: state
-            .destinations
-            .get(&r.destination)
-            .map(|d| d.jurisdiction.clone())
-            .unwrap_or_default(),
-        id: r.id,
-        vault_id: r.vault_id,
-        destination: r.destination,
-        state: r.state,
-        created_at: time(r.created_at),
-        synced_at: r.synced_at.map(time),
-        objects_behind,
-        bytes_behind,
-        verified_at: r.verified_at.map(time),
-        verify_ok: r.verify_ok,
-        last_error: r.last_error,
-    })
-}
+use crate::vaults::{replica_view, scoped_vault};
 
 async fn replica_of(state: &AppState, v: &Vault, id: &str) -> ApiResult<ReplicaRow> {
     replicas::by_id(&state.db.pool, &v.id, id)

@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{Residency, ResidencyReport, SetResidency, TenantId, VaultLocation};
 
-use super::vault_scope::scoped_vault;
 use super::{Json, Path, audit_refused, commit_audited};
 use crate::auth::Caller;
 use crate::db::tenants::TenantRow;
@@ -13,6 +12,7 @@ use crate::db::{self, residency};
 use crate::domain::Permission;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::vaults::scoped_vault;
 
 fn refused(detail: String) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "residency", detail)

@@ -5,13 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{SetRetentionLock, Vault, VaultId};
 
-use super::vault_scope::scoped_vault;
 use super::{Json, Path, audit_refused, commit_audited};
 use crate::auth::Caller;
 use crate::db::{Tx, retention_lock, vaults};
 use crate::domain::{Permission, retention_lock_days};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::vaults::scoped_vault;
 
 /// Set a vault's retention lock
 ///

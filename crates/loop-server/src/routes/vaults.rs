@@ -14,7 +14,6 @@ use loop_repo::{InitOptions, Repository};
 
 use super::pages::{Listing, page};
 use super::tenants::TenantFilter;
-use super::vault_scope::{scoped_vault, with_jurisdiction};
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
 use crate::db::page::{Key, in_memory};
@@ -22,8 +21,8 @@ use crate::db::{self, vaults};
 use crate::domain::{NewVault, Permission, TenantKind, new_id};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::Work;
-use crate::managed_keys::managed_kek;
 use crate::state::AppState;
+use crate::vaults::{scoped_vault, with_jurisdiction};
 use loop_api::PageQuery;
 
 /// List destinations
@@ -391,31 +390,8 @@ pub async fn list_snapshots(
 ) -> ApiResult<Listing<SnapshotInfo>> {
     let page = page(&p)?;
     let v = scoped_vault(&state, &caller, Permission::VaultRead, &id).await?;
-    if v.key_custody != KeyCustody::Managed {
-        return Err(ApiError::conflict(
-            "customer_key",
-            "the server cannot read a vault whose key the customer holds",
-        ));
-    }
-    let kek = managed_kek(&state, &v).await?;
-    let dest = state
-        .destinations
-        .get(&v.destination)
-        .ok_or_else(|| ApiError::Internal(format!("destination {} is gone", v.destination)))?;
-    let storage = dest.repo_storage(&v.id)?;
-    let loop_repo::SnapshotList {
-        snapshots: snaps,
-        damaged,
-    } = tokio::task::spawn_blocking(move || {
-        let repo = Repository::open(Arc::new(storage), Secret::RawKey(&kek))?;
-        repo.list_snapshots()
-    })
-    .await??;
-    for (name, e) in &damaged {
-        // A token holder can write a snapshot object the server cannot check: list the
-        // others, and leave the damaged one to `loop check`.
-        tracing::warn!(vault = %v.id, snapshot = %name, error = %e, "skipping a damaged snapshot");
-    }
+    let opened = crate::vaults::reader::open(&state, &v).await?;
+    let snaps = crate::vaults::reader::snapshots(&opened, &v.id).await?;
     // Oldest first, by time and ID.
     let rows = snaps
         .into_iter()

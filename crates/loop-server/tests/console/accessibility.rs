@@ -4,6 +4,7 @@
 
 use loop_testkit::browser::{Browser, Window};
 
+use super::support::vault::back_up_into;
 use super::support::{Server, USER_PASSWORD, with_spare};
 use super::{browser, sign_in};
 
@@ -58,6 +59,11 @@ fn every_page_passes_axe_and_fits_a_phone() {
         return;
     };
     let t = &acme.tenant_id;
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(src.path().join("docs/reports")).unwrap();
+    std::fs::write(src.path().join("docs/reports/q1.csv"), b"q1,42\n").unwrap();
+    let snapshot = back_up_into(&server, &acme.vault_id, src.path());
+    let here = format!("/vaults/{}/snapshots/{snapshot}", acme.vault_id);
     let before_sign_in = ["/signin", "/signup", "/invite?token=lpi_x"];
     let signed_in = [
         format!("/t/{t}"),
@@ -67,6 +73,14 @@ fn every_page_passes_axe_and_fits_a_phone() {
         format!("/t/{t}/users"),
         format!("/t/{t}/devices"),
         format!("/t/{t}/tenants"),
+        format!("/t/{t}/vaults"),
+        format!("/vaults/{}", acme.vault_id),
+        here.clone(),
+        format!(
+            "{here}?path=%2F{}%2Fdocs",
+            src.path().file_name().unwrap().to_string_lossy()
+        ),
+        format!("{here}?q=q1"),
         "/account".to_string(),
         "/account/sessions".to_string(),
         "/t/tn_00000000000000000000000000000000".to_string(),

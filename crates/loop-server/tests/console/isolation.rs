@@ -3,6 +3,7 @@
 //! (`loop_server::pages::SIGNED_IN_PAGES`), so a page added there is walked here.
 
 use super::support::console::session_cookie;
+use super::support::vault::back_up_into;
 use super::support::{Server, with_spare};
 
 #[test]
@@ -12,12 +13,16 @@ fn another_tenants_pages_are_not_found_for_every_role() {
     let acme = server.customer(&admin, "acme");
     let zeta = server.customer(&admin, "zeta");
     let zeta_session = &zeta.member("admin").session_id;
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("f0"), b"theirs").unwrap();
+    let zeta_snapshot = back_up_into(&server, &zeta.vault_id, src.path());
     let theirs = [
         "zeta".to_string(),
         zeta.tenant_id.clone(),
         zeta_session.clone(),
         zeta.device_name.clone(),
         zeta.vault_name.clone(),
+        zeta_snapshot.clone(),
     ];
     let mut aimed = 0;
     for role in ["admin", "operator", "auditor", "billing"] {
@@ -27,7 +32,9 @@ fn another_tenants_pages_are_not_found_for_every_role() {
             let at_theirs = path.contains('{');
             let path = path
                 .replace("{tenant}", &zeta.tenant_id)
-                .replace("{session}", zeta_session);
+                .replace("{session}", zeta_session)
+                .replace("{vault}", &zeta.vault_id)
+                .replace("{snapshot}", &zeta_snapshot);
             let page = match *method {
                 "get" => server.page(&path, &cookie, "en"),
                 // A post that names nothing of another tenant changes the reader's own

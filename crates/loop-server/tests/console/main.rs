@@ -4,7 +4,8 @@
 //! One file per story: `account.rs` (profile, password, consent, "download my data",
 //! sessions signed out from another browser), `signin.rs` (password, authenticator code, remember me, sign-out, the
 //! keyboard alone), `security.rs` (headers on every page, form tokens, where a sign-in may
-//! lead), `dashboard.rs` (health, devices, storage, charts; another tenant's is a 404).
+//! lead), `dashboard.rs` (health, devices, storage, charts; another tenant's is a 404),
+//! `vaults.rs` (the snapshot browser and its downloads, compared byte for byte).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -22,6 +23,7 @@ mod isolation;
 mod people;
 mod security;
 mod signin;
+mod vaults;
 
 /// A browser reading the server's pages in English, or `None` when the machine has none
 /// (outside CI).

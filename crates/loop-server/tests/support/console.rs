@@ -57,6 +57,18 @@ impl Server {
         self.page_request(Method::POST, path, cookie, "en", Some(body))
     }
 
+    /// A download's status, headers and bytes, fetched with the browser's `cookie`.
+    pub fn download(&self, path: &str, cookie: &str) -> (u16, HeaderMap, Vec<u8>) {
+        let r = self
+            .pages
+            .get(self.url(path))
+            .header("Cookie", cookie)
+            .send()
+            .expect("the server answers");
+        let (status, headers) = (r.status().as_u16(), r.headers().clone());
+        (status, headers, r.bytes().expect("a whole body").to_vec())
+    }
+
     fn page_request(
         &self,
         method: Method,

@@ -205,3 +205,31 @@ pub fn restore_size(
         .as_u64()
         .unwrap()
 }
+
+/// Backs up a tree into the managed vault `vault`, opening it with the key the server
+/// holds (as the server's own jobs do), and answers
+/// the snapshot's ID.
+pub fn back_up_into(server: &Server, vault: &str, src: &std::path::Path) -> String {
+    let v = server
+        .block_on(loop_server::db::vaults::vault_by_id(
+            &server.state.db.pool,
+            vault,
+        ))
+        .unwrap()
+        .unwrap();
+    let kek = server
+        .block_on(loop_server::managed_keys::managed_kek(&server.state, &v))
+        .unwrap();
+    let dir = server.data_dir.join("vaults").join(vault);
+    let storage = std::sync::Arc::new(
+        loop_repo::ObjectStorage::open(dir.to_str().unwrap(), &Default::default(), false).unwrap(),
+    );
+    let repo = loop_repo::Repository::open(storage, loop_repo::keys::Secret::RawKey(&kek)).unwrap();
+    let opts = loop_repo::backup::BackupOptions {
+        paths: vec![src.to_path_buf()],
+        host: "test-host".into(),
+        ..Default::default()
+    };
+    let report = loop_repo::backup::run(&repo, opts, &Default::default()).unwrap();
+    report.snapshot_id.expect("not a dry run").to_hex()
+}

@@ -1,0 +1,531 @@
+//! Vaults and their snapshots: a tenant's vaults; one vault with its location, jurisdiction,
+//! retention lock, replicas (and how far behind they are) and snapshots; a snapshot browser
+//! (directories, files with size and time, search by name) with downloads of a file, or of a
+//! directory as .zip or .tar.zst, streamed as they are read. Only a managed vault can be
+//! opened here; for a customer-key vault the page says why not. Reading what a snapshot holds
+//! takes [`Permission::VaultContents`] (not an auditor's), and every download is audited.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use loop_api::{KeyCustody, Vault, VaultId};
+use loop_repo::tree::NodeKind;
+use maud::{Markup, html};
+
+use super::catalogue::M;
+use super::layout::{document, scroll, time};
+use super::reader::Viewer;
+use crate::domain::Permission;
+use crate::domain::TenantScope;
+use crate::error::{ApiError, ApiResult};
+use crate::notify::email::size;
+use crate::state::AppState;
+use crate::vaults::archive::{self, Format};
+use crate::vaults::reader::{self, DIR_PAGE, Entry};
+
+fn vault_id(id: &str) -> ApiResult<VaultId> {
+    VaultId::parse(id).map_err(|_| ApiError::not_found())
+}
+
+/// The vault `id` as this reader may see it (404 otherwise), with `perm`.
+async fn vault(state: &AppState, v: &Viewer, id: &str, perm: Permission) -> ApiResult<Vault> {
+    crate::vaults::scoped_vault(state, &v.caller, perm, &vault_id(id)?).await
+}
+
+/// `GET /t/{tenant}/vaults`.
+pub async fn list(State(state): State<AppState>, v: Viewer, Path(id): Path<String>) -> Response {
+    let shown = async {
+        let t = v.caller.tenant(&state, Permission::VaultRead, &id).await?;
+        let vaults = crate::db::vaults::vaults_in(
+            &state.db.pool,
+            &TenantScope::One(t.tenant.id.clone()),
+            None,
+        )
+        .await?
+        .items;
+        let title = M::VaultsOf.fill(v.lang, &[&t.tenant.name]);
+        let content = html! {
+            (v.tenant_menu(&t))
+            @if vaults.is_empty() {
+                p { (v.t(M::NoVaults)) }
+            } @else {
+                (scroll(&title, html! { table {
+                    thead { tr {
+                        th scope="col" { (v.t(M::Name)) }
+                        th scope="col" { (v.t(M::Location)) }
+                        th scope="col" { (v.t(M::Key)) }
+                        th scope="col" { (v.t(M::Used)) }
+                        th scope="col" { (v.t(M::RetentionLock)) }
+                    } }
+                    tbody {
+                        @for x in &vaults {
+                            @let x = crate::vaults::with_jurisdiction(&state, x.clone());
+                            tr {
+                                th scope="row" { a href={"/vaults/" (x.id)} { (x.name) } }
+                                td { (x.destination) " (" (x.jurisdiction) ")" }
+                                td { (custody(&v, x.key_custody)) }
+                                td { (used(&v, &x)) }
+                                td { (lock(&v, x.retention_lock_days)) }
+                            }
+                        }
+                    }
+                } }))
+            }
+        };
+        Ok(document(StatusCode::OK, &v.frame(), &title, content))
+    };
+    shown
+        .await
+        .unwrap_or_else(|e: ApiError| super::failed(v.lang, e))
+}
+
+fn custody(v: &Viewer, k: KeyCustody) -> &'static str {
+    match k {
+        KeyCustody::Managed => v.t(M::KeyManaged),
+        _ => v.t(M::KeyCustomer),
+    }
+}
+
+fn used(v: &Viewer, x: &Vault) -> String {
+    match x.quota_bytes {
+        Some(q) => M::StorageOf.fill(v.lang, &[&size(x.used_bytes), &size(q)]),
+        None => size(x.used_bytes),
+    }
+}
+
+fn lock(v: &Viewer, days: Option<u32>) -> String {
+    match days {
+        Some(d) if d > 0 => M::LockDays.fill(v.lang, &[&d.to_string()]),
+        _ => v.t(M::NoLock).to_string(),
+    }
+}
+
+/// `GET /vaults/{vault}`: the vault, its replicas and its snapshots.
+pub async fn show(State(state): State<AppState>, v: Viewer, Path(id): Path<String>) -> Response {
+    let shown = async {
+        let x = vault(&state, &v, &id, Permission::VaultRead).await?;
+        let t = v
+            .caller
+            .tenant(&state, Permission::VaultRead, &x.tenant_id)
+            .await?;
+        let mut replicas = Vec::new();
+        for r in crate::db::replicas::of_vault(&state.db.pool, &x.id).await? {
+            replicas.push(crate::vaults::replica_view(&state, r).await?);
+        }
+        let snapshots = match x.key_custody {
+            KeyCustody::Managed => {
+                let opened = reader::open(&state, &x).await?;
+                Some(reader::snapshots(&opened, &x.id).await?)
+            }
+            _ => None,
+        };
+        let browse = v.caller.can(Permission::VaultContents, &t.path);
+        let title = M::VaultNamed.fill(v.lang, &[&x.name]);
+        let content = html! {
+            (v.tenant_menu(&t))
+            dl.facts {
+                dt { (v.t(M::Tenant)) } dd { (t.tenant.name) }
+                dt { (v.t(M::Location)) } dd { (x.destination) }
+                dt { (v.t(M::Jurisdiction)) } dd { (x.jurisdiction) }
+                dt { (v.t(M::Key)) } dd { (custody(&v, x.key_custody)) }
+                dt { (v.t(M::Used)) } dd { (used(&v, &x)) }
+                dt { (v.t(M::RetentionLock)) } dd { (lock(&v, x.retention_lock_days)) }
+                dt { (v.t(M::Created)) } dd { (time(x.created_at)) }
+            }
+            section aria-labelledby="replicas-h" {
+                h2 #replicas-h { (v.t(M::Replicas)) }
+                @if replicas.is_empty() {
+                    p { (v.t(M::NoReplicas)) }
+                } @else {
+                    (scroll(v.t(M::Replicas), html! { table {
+                        thead { tr {
+                            th scope="col" { (v.t(M::Location)) }
+                            th scope="col" { (v.t(M::Jurisdiction)) }
+                            th scope="col" { (v.t(M::State)) }
+                            th scope="col" { (v.t(M::LastSynced)) }
+                            th scope="col" { (v.t(M::Behind)) }
+                            th scope="col" { (v.t(M::Verified)) }
+                        } }
+                        tbody {
+                            @for r in &replicas {
+                                tr {
+                                    th scope="row" { (r.destination) }
+                                    td { (r.jurisdiction) }
+                                    td { (r.state) }
+                                    td { @match r.synced_at { Some(s) => (time(s)), None => (v.t(M::Never)) } }
+                                    td { (M::BehindBy.fill(v.lang, &[&r.objects_behind.to_string(), &size(r.bytes_behind)])) }
+                                    td {
+                                        @match (r.verified_at, r.verify_ok) {
+                                            (Some(at), Some(true)) => { span.badge.ok { (v.t(M::Whole)) } " " (time(at)) }
+                                            (Some(at), _) => { span.badge.failed { (v.t(M::Damaged)) } " " (time(at)) }
+                                            _ => (v.t(M::Never)),
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    } }))
+                }
+            }
+            section aria-labelledby="snapshots-h" {
+                h2 #snapshots-h { (v.t(M::Snapshots)) }
+                @match &snapshots {
+                    None => p { (v.t(M::CustomerKeyText)) },
+                    Some(list) if list.is_empty() => p { (v.t(M::NoSnapshots)) },
+                    Some(list) => (scroll(v.t(M::Snapshots), html! { table {
+                        thead { tr {
+                            th scope="col" { (v.t(M::Time)) }
+                            th scope="col" { (v.t(M::Host)) }
+                            th scope="col" { (v.t(M::Paths)) }
+                            th scope="col" { (v.t(M::Files)) }
+                            th scope="col" { (v.t(M::Size)) }
+                        } }
+                        tbody {
+                            @for (sid, s) in list {
+                                @let sum = s.summary.clone().unwrap_or_default();
+                                @let at = s.time.with_timezone(&chrono::Utc);
+                                tr data-snapshot=(sid.to_hex()) {
+                                    th scope="row" {
+                                        @if browse {
+                                            a href={"/vaults/" (x.id) "/snapshots/" (sid.to_hex())} { (time(at)) }
+                                        } @else {
+                                            (time(at))
+                                        }
+                                    }
+                                    td { (s.hostname) }
+                                    td { (s.paths.join(", ")) }
+                                    td { (sum.total_files_processed) }
+                                    td { (size(sum.total_bytes_processed)) }
+                                }
+                            }
+                        }
+                    } })),
+                }
+            }
+        };
+        Ok(document(StatusCode::OK, &v.frame(), &title, content))
+    };
+    shown
+        .await
+        .unwrap_or_else(|e: ApiError| super::failed(v.lang, e))
+}
+
+/// Where in a snapshot, and what to do there.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct At {
+    #[serde(default)]
+    pub path: String,
+    /// The first entry shown (a directory of more than a page).
+    #[serde(default)]
+    pub start: usize,
+    /// A search by name below `path`.
+    #[serde(default)]
+    pub q: String,
+    /// `file`, `zip` or `tar.zst` (downloads).
+    #[serde(default, rename = "as")]
+    pub format: String,
+}
+
+impl At {
+    /// The path, `/`-led, with no empty, `.` or `..` part (such a path names nothing).
+    fn clean(&self) -> ApiResult<String> {
+        let mut out = String::new();
+        for part in self.path.split('/').filter(|p| !p.is_empty()) {
+            if part == "." || part == ".." || part.contains('\0') {
+                return Err(ApiError::not_found());
+            }
+            out.push('/');
+            out.push_str(part);
+        }
+        Ok(if out.is_empty() { "/".into() } else { out })
+    }
+}
+
+fn query(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// `GET /vaults/{vault}/snapshots/{snapshot}?path=&start=&q=`: a directory of a snapshot,
+/// or what a search below it found.
+pub async fn browse(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path((id, snapshot)): Path<(String, String)>,
+    Query(at): Query<At>,
+) -> Response {
+    let shown = async {
+        let x = vault(&state, &v, &id, Permission::VaultContents).await?;
+        let t = v
+            .caller
+            .tenant(&state, Permission::VaultContents, &x.tenant_id)
+            .await?;
+        let path = at.clean()?;
+        let opened = reader::open(&state, &x).await?;
+        let (sid, snap) = reader::snapshot(&opened, &snapshot).await?;
+        let dir = reader::node(&opened, snap.tree, &path).await?;
+        if dir.kind != NodeKind::Dir {
+            return Err(ApiError::not_found());
+        }
+        let q = at.q.trim();
+        let here = format!("/vaults/{}/snapshots/{}", x.id, sid.to_hex());
+        let listing = if q.is_empty() {
+            let (entries, all) = reader::directory(&opened, &dir, at.start).await?;
+            directory(&v, &here, &path, &entries, at.start, all)
+        } else {
+            let (found, more) = reader::search(&opened, dir, &path, q).await?;
+            results(&v, &here, &found, more)
+        };
+        let when = snap.time.with_timezone(&chrono::Utc);
+        let title = M::SnapshotOf.fill(
+            v.lang,
+            &[
+                &snap.hostname,
+                &when.format("%Y-%m-%d %H:%M UTC").to_string(),
+            ],
+        );
+        let content = html! {
+            (v.tenant_menu(&t))
+            p { a href={"/vaults/" (x.id)} { (x.name) } }
+            (crumbs(&v, &here, &path))
+            form.search method="get" action=(here) role="search" {
+                input type="hidden" name="path" value=(path);
+                p.field {
+                    label for="q" { (v.t(M::SearchByName)) }
+                    input #q name="q" type="search" value=(q);
+                }
+                p { button type="submit" { (v.t(M::Search)) } }
+            }
+            p.downloads {
+                a href={(here) "/download?as=zip&path=" (query(&path))} download { (v.t(M::DownloadZip)) }
+                " · "
+                a href={(here) "/download?as=tar.zst&path=" (query(&path))} download { (v.t(M::DownloadTarZst)) }
+            }
+            (listing)
+        };
+        Ok(document(StatusCode::OK, &v.frame(), &title, content))
+    };
+    shown
+        .await
+        .unwrap_or_else(|e: ApiError| super::failed(v.lang, e))
+}
+
+/// The path as links: the snapshot's top, then each directory down to this one.
+fn crumbs(v: &Viewer, here: &str, path: &str) -> Markup {
+    let mut at = String::new();
+    let parts: Vec<(&str, String)> = path
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .map(|part| {
+            at.push('/');
+            at.push_str(part);
+            (part, at.clone())
+        })
+        .collect();
+    html! {
+        nav.crumbs aria-label=(v.t(M::Where)) {
+            ol {
+                li { a href=(here) { (v.t(M::Top)) } }
+                @for (part, to) in &parts {
+                    li { a href={(here) "?path=" (query(to))} { (part) } }
+                }
+            }
+        }
+    }
+}
+
+fn kind(v: &Viewer, k: NodeKind) -> &'static str {
+    match k {
+        NodeKind::Dir => v.t(M::Folder),
+        NodeKind::File => v.t(M::FileKind),
+        NodeKind::Symlink => v.t(M::SymlinkKind),
+        _ => v.t(M::OtherKind),
+    }
+}
+
+/// An entry's name: a folder opens, a file downloads.
+fn entry_link(here: &str, path: &str, e: &Entry) -> Markup {
+    match e.kind {
+        NodeKind::Dir => html! { a href={(here) "?path=" (query(path))} { (e.name) } },
+        NodeKind::File => html! {
+            a href={(here) "/download?as=file&path=" (query(path))} download { (e.name) }
+        },
+        _ => html! { (e.name) },
+    }
+}
+
+fn entry_rows(v: &Viewer, here: &str, rows: &[(String, &Entry)], show_path: bool) -> Markup {
+    html! {
+        @for (path, e) in rows {
+            tr {
+                th scope="row" {
+                    (entry_link(here, path, e))
+                    @if show_path { br; span.path { (path) } }
+                }
+                td { (kind(v, e.kind)) }
+                td { @if e.kind == NodeKind::File { (size(e.size)) } }
+                td { (time(e.mtime)) }
+            }
+        }
+    }
+}
+
+fn entry_table(v: &Viewer, label: &str, rows: Markup) -> Markup {
+    scroll(
+        label,
+        html! { table {
+            thead { tr {
+                th scope="col" { (v.t(M::Name)) }
+                th scope="col" { (v.t(M::Kind)) }
+                th scope="col" { (v.t(M::Size)) }
+                th scope="col" { (v.t(M::Modified)) }
+            } }
+            tbody { (rows) }
+        } },
+    )
+}
+
+fn directory(
+    v: &Viewer,
+    here: &str,
+    path: &str,
+    entries: &[Entry],
+    start: usize,
+    all: usize,
+) -> Markup {
+    let base = path.trim_end_matches('/');
+    let rows: Vec<(String, &Entry)> = entries
+        .iter()
+        .map(|e| (format!("{base}/{}", e.name), e))
+        .collect();
+    let end = start + entries.len();
+    html! {
+        @if all == 0 {
+            p { (v.t(M::EmptyFolder)) }
+        } @else {
+            @if all > DIR_PAGE {
+                p { (M::EntriesShown.fill(v.lang, &[&(start + 1).to_string(), &end.to_string(), &all.to_string()])) }
+            }
+            (entry_table(v, path, entry_rows(v, here, &rows, false)))
+            @if end < all {
+                p { a href={(here) "?path=" (query(path)) "&start=" (end)} rel="next" {
+                    (M::NextEntries.fill(v.lang, &[&DIR_PAGE.min(all - end).to_string()]))
+                } }
+            }
+        }
+    }
+}
+
+fn results(v: &Viewer, here: &str, found: &[(String, Entry)], more: bool) -> Markup {
+    let rows: Vec<(String, &Entry)> = found.iter().map(|(p, e)| (p.clone(), e)).collect();
+    html! {
+        p role="status" {
+            @if more {
+                (M::FoundFirst.fill(v.lang, &[&found.len().to_string()]))
+            } @else {
+                (M::Found.fill(v.lang, &[&found.len().to_string()]))
+            }
+        }
+        @if !found.is_empty() {
+            (entry_table(v, v.t(M::Search), entry_rows(v, here, &rows, true)))
+        }
+    }
+}
+
+/// `GET /vaults/{vault}/snapshots/{snapshot}/download?path=&as=file|zip|tar.zst`: a file as
+/// it is, or a directory as an archive, streamed while it is read; audited before the first
+/// byte leaves.
+pub async fn download(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path((id, snapshot)): Path<(String, String)>,
+    Query(at): Query<At>,
+) -> Response {
+    let sent = async {
+        let x = vault(&state, &v, &id, Permission::VaultContents).await?;
+        let format = Format::parse(&at.format)
+            .ok_or_else(|| ApiError::bad_request("as is file, zip or tar.zst"))?;
+        let path = at.clean()?;
+        let opened = reader::open(&state, &x).await?;
+        let (sid, snap) = reader::snapshot(&opened, &snapshot).await?;
+        let node = reader::node(&opened, snap.tree, &path).await?;
+        let fits = match format {
+            Format::File => node.kind == NodeKind::File,
+            _ => node.kind == NodeKind::Dir,
+        };
+        if !fits {
+            return Err(ApiError::not_found());
+        }
+        let name = match path.rsplit('/').next().filter(|n| !n.is_empty()) {
+            Some(n) => n.to_string(),
+            None => format!("snapshot-{}", sid.short()),
+        };
+        let now = state.now();
+        let tx = state.db.begin().await?;
+        crate::db::audit::commit_audited(
+            tx,
+            v.caller.event(
+                &x.tenant_id,
+                "snapshot.download",
+                "vault",
+                Some(&x.id),
+                serde_json::json!({
+                    "snapshot": sid.to_hex(), "path": path, "format": at.format,
+                }),
+            ),
+            now,
+        )
+        .await?;
+        let file_name = format.file_name(&name);
+        let body = archive::stream(opened, node, name, format);
+        let mut r = body.into_response();
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        );
+        h.insert(header::CONTENT_DISPOSITION, attachment(&file_name));
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; sandbox"),
+        );
+        Ok(r)
+    };
+    sent.await
+        .unwrap_or_else(|e: ApiError| super::failed(v.lang, e))
+}
+
+/// `attachment` with the name in ASCII (others replaced) and exactly in UTF-8 (RFC 6266).
+fn attachment(name: &str) -> HeaderValue {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let exact: String = name
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    HeaderValue::from_str(&format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{exact}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}

@@ -1,0 +1,296 @@
+//! Vaults and the snapshot browser: a customer's admin opens the vault, walks into a folder
+//! of a real snapshot, searches it by name, and downloads a file and a folder (.zip in
+//! Chromium, .tar.zst as plain HTTP), each compared byte for byte with what was backed up;
+//! every download is audited. An auditor sees the snapshots but not what they hold; a
+//! customer-key vault says why it cannot be opened; paths that name nothing are 404.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use serde_json::json;
+
+use super::support::console::session_cookie;
+use super::support::vault::{back_up_into, blake3_hex};
+use super::support::{Server, USER_PASSWORD};
+use super::{browser, sign_in};
+
+/// What a folder holds, by path below it: a file's length and BLAKE3 hash, a link's target
+/// (`-> target`), or nothing for a folder.
+type Tree = BTreeMap<String, Option<String>>;
+
+fn digest(data: &[u8]) -> Option<String> {
+    Some(format!("{} bytes, {}", data.len(), blake3_hex(data)))
+}
+
+/// A folder `docs` with nested folders, a file of several chunks, an empty file, a name that
+/// is not ASCII and a symbolic link.
+fn make_docs(root: &Path) -> std::path::PathBuf {
+    let docs = root.join("docs");
+    std::fs::create_dir_all(docs.join("reports/2026")).unwrap();
+    std::fs::create_dir_all(docs.join("reports/deep/a/b")).unwrap();
+    std::fs::write(docs.join("readme.txt"), b"Hello from the snapshot\n").unwrap();
+    std::fs::write(docs.join("reports/2026/q1.csv"), b"quarter,total\nq1,42\n").unwrap();
+    std::fs::write(docs.join("reports/deep/a/b/c.txt"), b"deep down\n").unwrap();
+    std::fs::write(docs.join("empty"), b"").unwrap();
+    std::fs::write(docs.join("Überblick 2026.txt"), "Grüße\n".as_bytes()).unwrap();
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    let big: Vec<u8> = (0..3 * 1024 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(docs.join("big.bin"), big).unwrap();
+    std::os::unix::fs::symlink("readme.txt", docs.join("link")).unwrap();
+    docs
+}
+
+/// `dir` as a [`Tree`], paths under `prefix`.
+fn tree_of(dir: &Path, prefix: &str) -> Tree {
+    let mut out = Tree::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let path = format!("{prefix}/{}", e.file_name().to_string_lossy());
+        let t = e.file_type().unwrap();
+        if t.is_symlink() {
+            let target = std::fs::read_link(e.path()).unwrap();
+            out.insert(path, Some(format!("-> {}", target.display())));
+        } else if t.is_dir() {
+            out.extend(tree_of(&e.path(), &path));
+            out.insert(path, None);
+        } else {
+            out.insert(path, digest(&std::fs::read(e.path()).unwrap()));
+        }
+    }
+    out
+}
+
+fn zip_tree(bytes: &[u8]) -> Tree {
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a readable zip");
+    let mut out = Tree::new();
+    for i in 0..z.len() {
+        let mut f = z.by_index(i).unwrap();
+        let name = f.name().unwrap().trim_end_matches('/').to_string();
+        if f.is_dir() {
+            out.insert(name, None);
+        } else if f.is_symlink() {
+            let mut target = String::new();
+            f.read_to_string(&mut target).unwrap();
+            out.insert(name, Some(format!("-> {target}")));
+        } else {
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).unwrap();
+            out.insert(name, digest(&data));
+        }
+    }
+    out
+}
+
+fn tar_zst_tree(bytes: &[u8]) -> Tree {
+    let tar = zstd::decode_all(bytes).expect("a whole zstd stream");
+    let mut a = tar::Archive::new(&tar[..]);
+    let mut out = Tree::new();
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_string();
+        match e.header().entry_type() {
+            tar::EntryType::Directory => {
+                out.insert(name, None);
+            }
+            tar::EntryType::Symlink => {
+                let target = e.link_name().unwrap().unwrap().display().to_string();
+                out.insert(name, Some(format!("-> {target}")));
+            }
+            _ => {
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).unwrap();
+                out.insert(name, digest(&data));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_snapshot_is_browsed_searched_and_downloaded_byte_for_byte() {
+    let server = Server::start();
+    let admin = server.admin();
+    let acme = server.customer(&admin, "acme");
+    let src = tempfile::tempdir().unwrap();
+    let docs = make_docs(src.path());
+    let snapshot = back_up_into(&server, &acme.vault_id, &docs);
+    let mut expected = tree_of(&docs, "docs");
+    expected.insert("docs".into(), None);
+
+    // As plain HTTP first: the whole folder as .tar.zst, and what refuses.
+    let cookie = session_cookie(&acme.member("admin").secret);
+    let here = format!("/vaults/{}/snapshots/{snapshot}", acme.vault_id);
+    let (status, headers, body) =
+        server.download(&format!("{here}/download?as=tar.zst&path=/docs"), &cookie);
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/zstd");
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"docs.tar.zst\"; filename*=UTF-8''docs.tar.zst"
+    );
+    assert_eq!(tar_zst_tree(&body), expected);
+    for (path, status) in [
+        (format!("{here}/download?as=file&path=/docs"), 404),
+        (format!("{here}/download?as=zip&path=/docs/readme.txt"), 404),
+        (format!("{here}/download?as=exe&path=/docs"), 400),
+        (
+            format!("{here}/download?as=file&path=/docs/../docs/readme.txt"),
+            404,
+        ),
+        (format!("{here}/download?as=file&path=/docs/missing"), 404),
+        (format!("{here}?path=/docs/readme.txt"), 404),
+        (
+            format!("/vaults/{}/snapshots/{}", acme.vault_id, "0".repeat(64)),
+            404,
+        ),
+        (format!("/vaults/{}/snapshots/nonsense", acme.vault_id), 404),
+    ] {
+        assert_eq!(server.download(&path, &cookie).0, status, "{path}");
+    }
+
+    // In Chromium: from the tenant's vaults to a folder, a search, two downloads.
+    let Some(b) = browser(&server) else {
+        return;
+    };
+    sign_in(&b, &acme.member("admin").email, USER_PASSWORD);
+    b.goto(&format!("/t/{}/vaults", acme.tenant_id));
+    b.click(&format!("a[href='/vaults/{}']", acme.vault_id));
+    b.wait_for_path(&format!("/vaults/{}", acme.vault_id));
+    assert!(b.text("main").contains("Held by the service"));
+    b.click(&format!("tr[data-snapshot='{snapshot}'] a"));
+    b.wait_for_path(&here);
+    b.click("main table a[href$='path=%2Fdocs']");
+    b.wait_for_path(&format!("{here}?path=%2Fdocs"));
+    let listing = b.text("main table");
+    for name in [
+        "reports",
+        "readme.txt",
+        "big.bin",
+        "Überblick 2026.txt",
+        "link",
+    ] {
+        assert!(listing.contains(name), "{name} in {listing}");
+    }
+    // Folders first: `reports` comes before every file.
+    assert!(
+        listing.find("reports") < listing.find("big.bin"),
+        "{listing}"
+    );
+    assert!(listing.contains("3.0 MiB"), "{listing}");
+
+    b.click("main table a[download][href$='big.bin']");
+    let (name, bytes) = b.downloaded("big.bin");
+    assert_eq!(name, "big.bin");
+    assert!(
+        bytes == std::fs::read(docs.join("big.bin")).unwrap(),
+        "big.bin differs"
+    );
+
+    b.click("p.downloads a[href*='as=zip']");
+    let (name, bytes) = b.downloaded("docs.zip");
+    assert_eq!(name, "docs.zip");
+    assert_eq!(zip_tree(&bytes), expected);
+
+    b.fill("#q", "C.TXT");
+    b.click("form.search button");
+    b.wait_for_path(&format!("{here}?path=%2Fdocs&q=C.TXT"));
+    assert!(b.text("[role=status]").contains("1 found."));
+    assert!(
+        b.text("main table")
+            .contains("/docs/reports/deep/a/b/c.txt")
+    );
+
+    // Each download is in the tenant's audit log, with what was downloaded.
+    let events = admin
+        .get(&format!(
+            "/api/v1/audit?tenant_id={}&action=snapshot.download",
+            acme.tenant_id
+        ))
+        .expect(200);
+    let got: Vec<(String, String)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["details"]["snapshot"], json!(snapshot));
+            (
+                e["details"]["format"].as_str().unwrap().to_string(),
+                e["details"]["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("tar.zst", "/docs"),
+        ("file", "/docs/big.bin"),
+        ("zip", "/docs"),
+    ] {
+        assert!(
+            got.contains(&(want.0.to_string(), want.1.to_string())),
+            "{want:?} in {got:?}"
+        );
+    }
+}
+
+#[test]
+fn an_auditor_sees_snapshots_but_not_their_files_and_a_customer_key_vault_says_why() {
+    let server = Server::start();
+    let admin = server.admin();
+    let acme = server.customer(&admin, "acme");
+    let src = tempfile::tempdir().unwrap();
+    let snapshot = back_up_into(&server, &acme.vault_id, &make_docs(src.path()));
+    let auditor = session_cookie(&acme.member("auditor").secret);
+    let page = server.page(&format!("/vaults/{}", acme.vault_id), &auditor, "en");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains(&format!("data-snapshot=\"{snapshot}\"")));
+    assert!(
+        !page.body.contains(&format!("/snapshots/{snapshot}")),
+        "an auditor gets no link into the snapshot"
+    );
+    let here = format!("/vaults/{}/snapshots/{snapshot}", acme.vault_id);
+    for path in [
+        here.clone(),
+        format!("{here}/download?as=zip&path=/docs"),
+        format!("{here}/download?as=file&path=/docs/readme.txt"),
+    ] {
+        assert_eq!(server.download(&path, &auditor).0, 403, "{path}");
+    }
+
+    let operator = acme.member("operator");
+    let vault = server
+        .call(
+            "post",
+            "/api/v1/vaults",
+            Some(&operator.secret),
+            Some(
+                &json!({ "tenant_id": acme.tenant_id, "name": "own-key", "destination": "local",
+                          "key_custody": "customer" }),
+            ),
+        )
+        .expect(201);
+    let id = vault["id"].as_str().unwrap();
+    let page = server.page(
+        &format!("/vaults/{id}"),
+        &session_cookie(&operator.secret),
+        "en",
+    );
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains("encrypted with a key only the customer holds"),
+        "{}",
+        page.body
+    );
+}
