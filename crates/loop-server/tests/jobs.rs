@@ -157,16 +157,8 @@ fn a_verify_job_checks_a_managed_vault_and_fails_on_damage() {
     let (_, vault) = customer_with_vault(&admin, "Checked", None);
     let src = tempfile::tempdir().unwrap();
     // Incompressible, so the data pack is the largest object of the vault.
-    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
     for n in 0..20 {
-        let bytes: Vec<u8> = (0..8192)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let bytes = loop_testkit::data::noise(8192, n);
         std::fs::write(src.path().join(format!("f{n}")), bytes).unwrap();
     }
     back_up_into(&server, &vault, src.path());

@@ -34,16 +34,7 @@ fn make_docs(root: &Path) -> std::path::PathBuf {
     std::fs::write(docs.join("reports/deep/a/b/c.txt"), b"deep down\n").unwrap();
     std::fs::write(docs.join("empty"), b"").unwrap();
     std::fs::write(docs.join("Überblick 2026.txt"), "Grüße\n".as_bytes()).unwrap();
-    let mut x = 0x2545_f491_4f6c_dd1d_u64;
-    let big: Vec<u8> = (0..3 * 1024 * 1024)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    std::fs::write(docs.join("big.bin"), big).unwrap();
+    std::fs::write(docs.join("big.bin"), loop_testkit::data::noise(3 << 20, 7)).unwrap();
     std::os::unix::fs::symlink("readme.txt", docs.join("link")).unwrap();
     docs
 }
