@@ -12,6 +12,7 @@
 //! Every kind of job is written to be run again from the start after a cut: it looks at
 //! what is left to do, not at what it did before.
 
+pub mod control;
 mod data_export;
 mod erase_tenant;
 mod erase_vault;

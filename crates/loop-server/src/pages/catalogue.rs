@@ -344,6 +344,34 @@ catalogue! {
     Found: "{0} found.", "{0} gevonden.";
     FoundFirst: "The first {0} found; search more precisely for the rest.",
         "De eerste {0} gevonden; zoek preciezer voor de rest.";
+
+    // Jobs.
+    Jobs: "Jobs", "Taken";
+    JobsOf: "Jobs of {0}", "Taken van {0}";
+    NoJobs: "No jobs yet.", "Nog geen taken.";
+    Job: "Job", "Taak";
+    JobTitle: "Job: {0}", "Taak: {0}";
+    Target: "Works on", "Werkt aan";
+    Finished: "Finished", "Klaar";
+    Progress: "Progress", "Voortgang";
+    JobDone: "{0} of {1} files, {2} of {3}", "{0} van {1} bestanden, {2} van {3}";
+    Error: "Error", "Fout";
+    Log: "Log", "Logboek";
+    Level: "Level", "Niveau";
+    Message: "Message", "Bericht";
+    CancelJob: "Cancel this job", "Deze taak annuleren";
+    CancelAsked: "Cancelling: a running job stops at its next check.",
+        "Wordt geannuleerd: een lopende taak stopt bij de volgende controle.";
+    BackUpNow: "Back up now", "Nu back-up maken";
+    JobQueued: "Queued", "In de wachtrij";
+    JobRunning: "Running", "Bezig";
+    JobSucceeded: "Succeeded", "Gelukt";
+    JobWarned: "Succeeded with warnings", "Gelukt met waarschuwingen";
+    JobFailed: "Failed", "Mislukt";
+    JobCancelled: "Cancelled", "Geannuleerd";
+    JobMissed: "Missed", "Gemist";
+    JobSkipped: "Skipped", "Overgeslagen";
+    JobAbandoned: "Abandoned", "Opgegeven";
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use maud::{Markup, html};
 
 use super::catalogue::M;
 use super::chart;
-use super::layout::{document, scroll};
+use super::layout::{document, scroll, token};
 use super::reader::Viewer;
 use crate::db::dashboard::{self as q, ItemHealth};
 use crate::domain::Permission;
@@ -176,7 +176,7 @@ async fn render(state: &AppState, v: &Viewer, id: &str) -> ApiResult<Response> {
                 @if items.is_empty() {
                     p { (v.t(M::NoItems)) }
                 } @else {
-                    (items_table(v, items, now))
+                    (items_table(v, items, now, can(Permission::JobWrite) && can(Permission::DeviceRead)))
                 }
             }
         }
@@ -201,7 +201,7 @@ fn badge(lang: Language, h: Health) -> Markup {
     html! { span class={"badge " (h.class())} { (h.word().text(lang)) } }
 }
 
-fn items_table(v: &Viewer, items: &[(Health, ItemHealth)], now: i64) -> Markup {
+fn items_table(v: &Viewer, items: &[(Health, ItemHealth)], now: i64, can_run: bool) -> Markup {
     let lang = v.lang;
     html! {
         (scroll(v.t(M::ProtectedItems), html! {
@@ -211,6 +211,7 @@ fn items_table(v: &Viewer, items: &[(Health, ItemHealth)], now: i64) -> Markup {
                     th scope="col" { (v.t(M::Device)) }
                     th scope="col" { (v.t(M::LastResult)) }
                     th scope="col" { (v.t(M::LastSuccess)) }
+                    @if can_run { th scope="col" { span.visually-hidden { (v.t(M::BackUpNow)) } } }
                 } }
                 tbody {
                     @for (h, i) in items {
@@ -219,6 +220,14 @@ fn items_table(v: &Viewer, items: &[(Health, ItemHealth)], now: i64) -> Markup {
                             td { (i.device) }
                             td { (badge(lang, *h)) " " (ago(lang, now, i.last.as_ref().map(|l| l.1))) }
                             td { (ago(lang, now, i.last_ok_at)) }
+                            @if can_run {
+                                td {
+                                    form.inline method="post" action={"/items/" (i.id) "/run"} {
+                                        (token(&v.csrf))
+                                        button type="submit" aria-label={(v.t(M::BackUpNow)) ": " (i.name)} { (v.t(M::BackUpNow)) }
+                                    }
+                                }
+                            }
                         }
                     }
                 }

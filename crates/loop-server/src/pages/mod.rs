@@ -11,7 +11,7 @@
 //! - [`reader`]: who reads ([`reader::Viewer`], [`reader::Visitor`]) and what they post;
 //! - [`signin`], [`signup`], [`dashboard`] (with its [`chart`]s), [`account`], [`audit`],
 //!   [`people`] (the tenant tree, users, invitations), [`devices`], [`vaults`] (with the
-//!   snapshot browser): the pages.
+//!   snapshot browser), [`jobs`] (followed live): the pages.
 
 mod account;
 mod assets;
@@ -20,6 +20,7 @@ mod catalogue;
 mod chart;
 mod dashboard;
 mod devices;
+mod jobs;
 mod layout;
 mod people;
 mod reader;
@@ -38,7 +39,8 @@ use catalogue::M;
 pub use layout::secured;
 
 /// Every page a signed-in reader opens or posts to, as (method, path): the isolation test
-/// aims each at another tenant's objects (`{tenant}`, `{session}`, `{vault}`, `{snapshot}`).
+/// aims each at another tenant's objects (`{tenant}`, `{session}`, `{vault}`, `{snapshot}`,
+/// `{job}`, `{item}`).
 /// A new page is added here.
 pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
     ("get", "/"),
@@ -53,6 +55,11 @@ pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
     ("post", "/t/{tenant}/devices"),
     ("post", "/t/{tenant}/users"),
     ("get", "/t/{tenant}/vaults"),
+    ("get", "/t/{tenant}/jobs"),
+    ("get", "/jobs/{job}"),
+    ("get", "/jobs/{job}/events"),
+    ("post", "/jobs/{job}/cancel"),
+    ("post", "/items/{item}/run"),
     ("get", "/vaults/{vault}"),
     ("get", "/vaults/{vault}/snapshots/{snapshot}"),
     ("get", "/vaults/{vault}/snapshots/{snapshot}?q=e"),
@@ -105,6 +112,11 @@ pub fn router() -> Router<AppState> {
             get(devices::show).post(devices::new_code),
         )
         .route("/t/{tenant}/vaults", get(vaults::list))
+        .route("/t/{tenant}/jobs", get(jobs::list))
+        .route("/jobs/{id}", get(jobs::show))
+        .route("/jobs/{id}/events", get(jobs::events))
+        .route("/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/items/{id}/run", post(jobs::run_item))
         .route("/vaults/{id}", get(vaults::show))
         .route("/vaults/{id}/snapshots/{snapshot}", get(vaults::browse))
         .route(

@@ -109,6 +109,7 @@ impl Viewer {
             (Permission::UserRead, "users", M::Users),
             (Permission::DeviceRead, "devices", M::Devices),
             (Permission::VaultRead, "vaults", M::Vaults),
+            (Permission::JobRead, "jobs", M::Jobs),
             (Permission::AuditRead, "audit", M::AuditLog),
             (Permission::SessionRead, "sessions", M::Sessions),
         ] {

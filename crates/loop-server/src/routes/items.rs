@@ -5,14 +5,12 @@ use axum::extract::OriginalUri;
 use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::PageQuery;
-use loop_api::{CreateItem, ItemId, Job, JobKind, JobTrigger, ProtectedItem, UpdateItem};
+use loop_api::{CreateItem, ItemId, Job, ProtectedItem, UpdateItem};
 
 use super::pages::{Listing, page};
-use super::queued;
 use super::tenants::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
-use crate::db::jobs::NewJob;
 use crate::db::{self, devices, items, tenants, vaults};
 use crate::domain::{DEFAULT_WINDOW_SECONDS, Permission, check_item, new_id};
 use crate::error::{ApiError, ApiResult};
@@ -26,12 +24,7 @@ async fn scoped_item(
     perm: Permission,
     id: &ItemId,
 ) -> ApiResult<ProtectedItem> {
-    caller.user()?;
-    let i = items::item_by_id(&state.db.pool, id.as_str())
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    caller.tenant(state, perm, &i.tenant_id).await?;
-    Ok(i)
+    crate::jobs::control::scoped_item(state, caller, perm, id.as_str()).await
 }
 
 /// Sets the item's next scheduled run from now, in its tenant's time zone.
@@ -255,46 +248,6 @@ pub async fn run_item(
     caller: Caller,
     Path(id): Path<ItemId>,
 ) -> ApiResult<(StatusCode, axum::Json<Job>)> {
-    let i = scoped_item(&state, &caller, Permission::DeviceRead, &id).await?;
-    caller
-        .tenant(&state, Permission::JobWrite, &i.tenant_id)
-        .await?;
-    crate::billing::refuse_if_suspended(&state, &i.tenant_id).await?;
-    let now = state.now();
-    let (_, actor) = caller.actor();
-    let mut tx = state.db.begin().await?;
-    let job_id = crate::db::jobs::enqueue(
-        &mut tx,
-        &NewJob {
-            runner: crate::db::jobs::Runner::Agent,
-            tenant_id: &i.tenant_id,
-            kind: JobKind::Backup,
-            target_kind: "item",
-            target_id: &i.id,
-            scheduled_at: now,
-            trigger: JobTrigger::User,
-            started_by_id: Some(&actor),
-            max_attempts: 1,
-            params: serde_json::json!({}),
-            deadline_at: Some(now + i.window_seconds as i64 * 1000),
-        },
-        now,
-    )
-    .await?;
-    commit_audited(
-        tx,
-        caller.event(
-            &i.tenant_id,
-            "item.run",
-            "item",
-            Some(&i.id),
-            serde_json::json!({ "job_id": job_id }),
-        ),
-        now,
-    )
-    .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(queued(&state, &job_id).await?),
-    ))
+    let job = crate::jobs::control::run_item(&state, &caller, id.as_str()).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(job)))
 }

@@ -3,14 +3,14 @@
 use axum::extract::OriginalUri;
 use axum::extract::State;
 use loop_api::PageQuery;
-use loop_api::{Job, JobId, JobKind, JobLogLine, JobQuery};
+use loop_api::{Job, JobId, JobLogLine, JobQuery};
 
 use super::pages::{Listing, page};
-use super::{Path, Query, commit_audited};
+use super::{Path, Query};
 use crate::auth::Caller;
 use crate::db::jobs;
 use crate::domain::Permission;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::state::AppState;
 
 /// The job `id`, when the caller may `perm` on its tenant (else 404 or 403).
@@ -20,12 +20,7 @@ async fn scoped_job(
     perm: Permission,
     id: &JobId,
 ) -> ApiResult<Job> {
-    caller.user()?;
-    let job = jobs::job_by_id(&state.db.pool, id.as_str())
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    caller.tenant(state, perm, &job.tenant_id).await?;
-    Ok(job)
+    crate::jobs::control::scoped_job(state, caller, perm, id.as_str()).await
 }
 
 /// List jobs
@@ -89,37 +84,7 @@ pub async fn cancel_job(
     caller: Caller,
     Path(id): Path<JobId>,
 ) -> ApiResult<axum::Json<Job>> {
-    let job = scoped_job(&state, &caller, Permission::JobWrite, &id).await?;
-    if matches!(job.kind, JobKind::VaultErasure | JobKind::TenantErasure) {
-        return Err(ApiError::conflict(
-            "not_cancellable",
-            "an erasure cannot be cancelled: it is how a deleted vault's objects go",
-        ));
-    }
-    if job.state.is_final() {
-        return Err(ApiError::conflict(
-            "job_ended",
-            format!("the job already ended ({})", job.state),
-        ));
-    }
-    let now = state.now();
-    let mut tx = state.db.begin().await?;
-    let after = jobs::request_cancel(&mut tx, id.as_str(), now).await?;
-    commit_audited(
-        tx,
-        caller.event(
-            &job.tenant_id,
-            "job.cancel",
-            "job",
-            Some(id.as_str()),
-            serde_json::json!({ "kind": job.kind, "state": after }),
-        ),
-        now,
-    )
-    .await?;
     Ok(axum::Json(
-        jobs::job_by_id(&state.db.pool, id.as_str())
-            .await?
-            .ok_or_else(ApiError::not_found)?,
+        crate::jobs::control::cancel(&state, &caller, id.as_str()).await?,
     ))
 }

@@ -397,12 +397,4 @@ pub(crate) async fn queue_vault_job(
     .await
 }
 
-/// A job just queued, as the answer to the request that queued it.
-pub(crate) async fn queued(
-    state: &crate::state::AppState,
-    job_id: &str,
-) -> crate::error::ApiResult<loop_api::Job> {
-    crate::db::jobs::job_by_id(&state.db.pool, job_id)
-        .await?
-        .ok_or_else(|| crate::error::ApiError::Internal(format!("job {job_id} vanished")))
-}
+pub(crate) use crate::jobs::control::queued;

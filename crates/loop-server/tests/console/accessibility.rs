@@ -74,6 +74,8 @@ fn every_page_passes_axe_and_fits_a_phone() {
         format!("/t/{t}/devices"),
         format!("/t/{t}/tenants"),
         format!("/t/{t}/vaults"),
+        format!("/t/{t}/jobs"),
+        format!("/jobs/{}", acme.job_id),
         format!("/vaults/{}", acme.vault_id),
         here.clone(),
         format!(

@@ -24,6 +24,20 @@ fn another_tenants_pages_are_not_found_for_every_role() {
         zeta.vault_name.clone(),
         zeta_snapshot.clone(),
     ];
+    let item_runs = || {
+        let jobs = admin
+            .get(&format!(
+                "/api/v1/jobs?tenant_id={}&kind=backup",
+                zeta.tenant_id
+            ))
+            .expect(200);
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["target_id"] == zeta.item_id.as_str())
+            .count()
+    };
+    let runs_before = item_runs();
     let mut aimed = 0;
     for role in ["admin", "operator", "auditor", "billing"] {
         let cookie = session_cookie(&acme.member(role).secret);
@@ -34,7 +48,9 @@ fn another_tenants_pages_are_not_found_for_every_role() {
                 .replace("{tenant}", &zeta.tenant_id)
                 .replace("{session}", zeta_session)
                 .replace("{vault}", &zeta.vault_id)
-                .replace("{snapshot}", &zeta_snapshot);
+                .replace("{snapshot}", &zeta_snapshot)
+                .replace("{job}", &zeta.job_id)
+                .replace("{item}", &zeta.item_id);
             let page = match *method {
                 "get" => server.page(&path, &cookie, "en"),
                 // A post that names nothing of another tenant changes the reader's own
@@ -73,6 +89,17 @@ fn another_tenants_pages_are_not_found_for_every_role() {
         .get(&format!("/api/v1/users?tenant_id={}", zeta.tenant_id))
         .expect(200);
     assert!(!users.to_string().contains("intruder@"), "{users}");
+    // Their job is neither cancelled nor run again by any of the posts.
+    let job = admin
+        .get(&format!("/api/v1/jobs/{}", zeta.job_id))
+        .expect(200);
+    assert_eq!(job["state"], "queued", "{job}");
+    assert_eq!(job["cancel_requested"], false, "{job}");
+    assert_eq!(
+        item_runs(),
+        runs_before,
+        "no backup of their item was queued"
+    );
     // Their session is untouched by every attempt to sign it out.
     server
         .call(

@@ -20,6 +20,7 @@ mod audit;
 mod dashboard;
 mod devices;
 mod isolation;
+mod jobs;
 mod people;
 mod security;
 mod signin;

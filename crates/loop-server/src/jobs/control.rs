@@ -1,0 +1,127 @@
+//! What a person does to jobs, for the API and the console alike: find one they may see,
+//! cancel one, back up an item now.
+
+use loop_api::{Job, JobKind, JobTrigger, ProtectedItem};
+
+use crate::auth::Caller;
+use crate::db::audit::commit_audited;
+use crate::db::items;
+use crate::db::jobs::{self, NewJob, Runner};
+use crate::domain::Permission;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// The job `id`, when the caller may `perm` on its tenant (else 404 or 403).
+pub async fn scoped_job(
+    state: &AppState,
+    caller: &Caller,
+    perm: Permission,
+    id: &str,
+) -> ApiResult<Job> {
+    caller.user()?;
+    let job = jobs::job_by_id(&state.db.pool, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    caller.tenant(state, perm, &job.tenant_id).await?;
+    Ok(job)
+}
+
+/// The item `id`, when the caller may `perm` on its tenant (else 404 or 403).
+pub async fn scoped_item(
+    state: &AppState,
+    caller: &Caller,
+    perm: Permission,
+    id: &str,
+) -> ApiResult<ProtectedItem> {
+    caller.user()?;
+    let i = items::item_by_id(&state.db.pool, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    caller.tenant(state, perm, &i.tenant_id).await?;
+    Ok(i)
+}
+
+/// The job `id` as it is now; a job the caller just made cannot be missing.
+pub async fn queued(state: &AppState, id: &str) -> ApiResult<Job> {
+    jobs::job_by_id(&state.db.pool, id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("job {id} vanished")))
+}
+
+/// Cancels the job `id` (audited): a queued job at once, a running one at its runner's next
+/// check. An erasure, or a job that ended, is a conflict.
+pub async fn cancel(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
+    let job = scoped_job(state, caller, Permission::JobWrite, id).await?;
+    if matches!(job.kind, JobKind::VaultErasure | JobKind::TenantErasure) {
+        return Err(ApiError::conflict(
+            "not_cancellable",
+            "an erasure cannot be cancelled: it is how a deleted vault's objects go",
+        ));
+    }
+    if job.state.is_final() {
+        return Err(ApiError::conflict(
+            "job_ended",
+            format!("the job already ended ({})", job.state),
+        ));
+    }
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    let after = jobs::request_cancel(&mut tx, id, now).await?;
+    commit_audited(
+        tx,
+        caller.event(
+            &job.tenant_id,
+            "job.cancel",
+            "job",
+            Some(id),
+            serde_json::json!({ "kind": job.kind, "state": after }),
+        ),
+        now,
+    )
+    .await?;
+    queued(state, id).await
+}
+
+/// Queues a backup of the item `id` for its device's agent, due now and missed when not
+/// started within the item's window (audited). A suspended subscription is refused.
+pub async fn run_item(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
+    let i = scoped_item(state, caller, Permission::DeviceRead, id).await?;
+    caller
+        .tenant(state, Permission::JobWrite, &i.tenant_id)
+        .await?;
+    crate::billing::refuse_if_suspended(state, &i.tenant_id).await?;
+    let now = state.now();
+    let (_, actor) = caller.actor();
+    let mut tx = state.db.begin().await?;
+    let job_id = jobs::enqueue(
+        &mut tx,
+        &NewJob {
+            runner: Runner::Agent,
+            tenant_id: &i.tenant_id,
+            kind: JobKind::Backup,
+            target_kind: "item",
+            target_id: &i.id,
+            scheduled_at: now,
+            trigger: JobTrigger::User,
+            started_by_id: Some(&actor),
+            max_attempts: 1,
+            params: serde_json::json!({}),
+            deadline_at: Some(now + i.window_seconds as i64 * 1000),
+        },
+        now,
+    )
+    .await?;
+    commit_audited(
+        tx,
+        caller.event(
+            &i.tenant_id,
+            "item.run",
+            "item",
+            Some(&i.id),
+            serde_json::json!({ "job_id": job_id }),
+        ),
+        now,
+    )
+    .await?;
+    queued(state, &job_id).await
+}

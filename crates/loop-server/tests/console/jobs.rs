@@ -1,0 +1,137 @@
+//! Jobs in the browser: "Back up now" on the dashboard queues the item's backup and opens its
+//! job, whose page then follows the agent's progress, log and end live (server-sent events)
+//! without a reload; a queued job is cancelled from its page. Both are audited as the API's.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::support::agent::{agent, enrol};
+use super::support::{Server, USER_PASSWORD};
+use super::{browser, sign_in};
+
+/// Waits (up to 30 s) until `f` holds, re-reading the page as it is (never reloading it).
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_backup_run_from_the_dashboard_is_followed_live_to_its_end_and_another_is_cancelled() {
+    let server = Server::start();
+    let admin = server.admin();
+    let acme = server.customer(&admin, "acme");
+    let (device, token) = enrol(&server, &admin, &acme.tenant_id, "laptop-7");
+    let item = admin
+        .post(
+            "/api/v1/items",
+            json!({ "tenant_id": acme.tenant_id, "device_id": device, "vault_id": acme.vault_id,
+                    "name": "photos", "paths": ["/home/ana/photos"] }),
+        )
+        .expect(201);
+    let item = item["id"].as_str().unwrap().to_string();
+    let Some(b) = browser(&server) else {
+        return;
+    };
+    sign_in(&b, &acme.member("operator").email, USER_PASSWORD);
+    b.click(&format!("tr[data-item='{item}'] button"));
+    let page = b.wait_for_path("/jobs/");
+    let job = page.trim_start_matches("/jobs/").to_string();
+    assert_eq!(b.text("#job-state"), "Queued");
+
+    // The agent takes the job, reports progress and a line, and ends it: the page follows.
+    let claimed = agent(&server, &token, "/agent/v1/jobs/claim", json!({})).expect(200);
+    assert_eq!(claimed["job"]["id"], json!(job));
+    let fence = claimed["fence"].as_i64().unwrap();
+    let report = |body: serde_json::Value| {
+        agent(
+            &server,
+            &token,
+            &format!("/agent/v1/jobs/{job}/report"),
+            body,
+        )
+        .expect(200);
+    };
+    report(
+        json!({ "fence": fence, "level": "info", "message": "reading /home/ana/photos",
+                   "progress": { "bytes_done": 1048576, "bytes_total": 4194304,
+                                 "files_done": 3, "files_total": 12 } }),
+    );
+    until("the page shows the job running", || {
+        b.text("#job-state") == "Running"
+    });
+    until("the page shows the progress", || {
+        b.text("#job-done") == "3 of 12 files, 1.0 MiB of 4.0 MiB"
+    });
+    until("the log line arrives", || {
+        b.text("#job-log").contains("reading /home/ana/photos")
+    });
+    assert_eq!(b.attr("#job-progress", "value").as_deref(), Some("1048576"));
+    agent(
+        &server,
+        &token,
+        &format!("/agent/v1/jobs/{job}/finish"),
+        json!({ "fence": fence, "state": "succeeded", "summary": { "files_new": 12 } }),
+    )
+    .expect(204);
+    until("the page shows the job succeeded", || {
+        b.text("#job-state") == "Succeeded"
+    });
+    until("the page stops listening", || b.has("#job[data-ended]"));
+    assert_eq!(b.path(), format!("/jobs/{job}"), "never reloaded");
+    let ran = admin
+        .get(&format!(
+            "/api/v1/audit?tenant_id={}&action=item.run",
+            acme.tenant_id
+        ))
+        .expect(200);
+    assert!(ran.to_string().contains(&job), "{ran}");
+
+    // A second run, cancelled from its page while it waits for the agent.
+    b.goto(&format!("/t/{}", acme.tenant_id));
+    b.click(&format!("tr[data-item='{item}'] button"));
+    let page = b.wait_for_path("/jobs/");
+    let second = page.trim_start_matches("/jobs/").to_string();
+    assert_ne!(second, job);
+    b.click(&format!("form[action='/jobs/{second}/cancel'] button"));
+    b.wait_for_path(&format!("/jobs/{second}?done=cancel"));
+    assert_eq!(b.text("#job-state"), "Cancelled");
+    assert!(!b.has(&format!("form[action='/jobs/{second}/cancel']")));
+    let cancelled = admin.get(&format!("/api/v1/jobs/{second}")).expect(200);
+    assert_eq!(cancelled["state"], "cancelled");
+
+    // The tenant's jobs list shows both, newest first.
+    b.goto(&format!("/t/{}/jobs", acme.tenant_id));
+    let rows = b.text("main table tbody");
+    assert!(rows.find("Cancelled") < rows.find("Succeeded"), "{rows}");
+}
+
+#[test]
+fn an_auditor_reads_a_job_but_cannot_run_or_cancel_one() {
+    let server = Server::start();
+    let admin = server.admin();
+    let acme = server.customer(&admin, "acme");
+    let auditor = super::support::console::session_cookie(&acme.member("auditor").secret);
+    let page = server.page(&format!("/jobs/{}", acme.job_id), &auditor, "en");
+    assert_eq!(page.status, 200);
+    assert!(
+        !page.body.contains("/cancel"),
+        "no cancel form for an auditor"
+    );
+    let token = page.form_token();
+    for path in [
+        format!("/jobs/{}/cancel", acme.job_id),
+        format!("/items/{}/run", acme.item_id),
+    ] {
+        let r = server.post_page(&path, &auditor, &[("csrf", &token)]);
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+    }
+    let job = admin
+        .get(&format!("/api/v1/jobs/{}", acme.job_id))
+        .expect(200);
+    assert_eq!(job["cancel_requested"], false);
+    assert_eq!(job["state"], "queued");
+}
