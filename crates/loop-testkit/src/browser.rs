@@ -20,6 +20,13 @@ use crate::in_ci;
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
+/// The Tab key, for [`Browser::keys`].
+pub const TAB: &str = "\u{e004}";
+/// The Enter key.
+pub const ENTER: &str = "\u{e007}";
+/// Control+A then the modifier released: selects a field's whole text, so typing replaces it.
+pub const SELECT_ALL: &str = "\u{e009}a\u{e000}";
+
 /// One headless Chromium; closed (and its driver stopped) when dropped.
 pub struct Browser {
     rt: tokio::runtime::Runtime,
@@ -221,6 +228,8 @@ impl Browser {
 
     /// Presses keys on whatever has the focus (WebDriver key codes, `\u{e004}` for Tab,
     /// `\u{e007}` for Enter).
+    /// Presses `keys` in the element that has the focus ([`TAB`], [`ENTER`], [`SELECT_ALL`]
+    /// are keys).
     pub fn keys(&self, keys: &str) {
         self.rt.block_on(async {
             let e = self

@@ -125,3 +125,88 @@ pub async fn run_item(state: &AppState, caller: &Caller, id: &str) -> ApiResult<
     .await?;
     queued(state, &job_id).await
 }
+
+/// How long a restore waits for the device's agent before it is missed.
+const RESTORE_WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+/// Queues a `restore` job for the device's agent (audited `device.restore`): the snapshot
+/// (`latest`, an ID or a unique prefix) of a vault of the device's tenant, or only `paths` of
+/// it, into `target`, an absolute directory on the device; missed if the agent has not started
+/// it within a day.
+pub async fn restore_to_device(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    req: &loop_api::RestoreToDevice,
+) -> ApiResult<Job> {
+    caller.user()?;
+    let device = crate::db::devices::device_by_id(&state.db.pool, id)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    caller
+        .tenant(state, Permission::DeviceWrite, &device.tenant_id)
+        .await?;
+    caller
+        .tenant(state, Permission::JobWrite, &device.tenant_id)
+        .await?;
+    crate::db::vaults::vault_by_id(&state.db.pool, req.vault_id.as_str())
+        .await?
+        .filter(|v| v.tenant_id == device.tenant_id)
+        .ok_or_else(ApiError::not_found)?;
+    let snapshot_ok = req.snapshot == "latest"
+        || ((4..=64).contains(&req.snapshot.len())
+            && req.snapshot.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !snapshot_ok {
+        return Err(ApiError::bad_request(
+            "snapshot is latest, an ID or a prefix of at least 4 hex digits",
+        ));
+    }
+    let text_ok = |t: &str| !t.is_empty() && t.len() <= 4096 && !t.contains('\0');
+    if !req.target.starts_with('/') || !text_ok(&req.target) {
+        return Err(ApiError::bad_request(
+            "target is an absolute directory on the device",
+        ));
+    }
+    if req.paths.len() > 64 || !req.paths.iter().all(|p| text_ok(p)) {
+        return Err(ApiError::bad_request(
+            "paths: at most 64, each 1 to 4096 bytes",
+        ));
+    }
+    let now = state.now();
+    let (_, actor) = caller.actor();
+    let params = serde_json::to_value(req).expect("a request serializes");
+    let mut tx = state.db.begin().await?;
+    let job_id = jobs::enqueue(
+        &mut tx,
+        &jobs::NewJob {
+            runner: crate::db::jobs::Runner::Agent,
+            tenant_id: &device.tenant_id,
+            kind: JobKind::Restore,
+            target_kind: "device",
+            target_id: &device.id,
+            scheduled_at: now,
+            trigger: loop_api::JobTrigger::User,
+            started_by_id: Some(&actor),
+            max_attempts: 1,
+            params: params.clone(),
+            deadline_at: Some(now + RESTORE_WINDOW_MS),
+        },
+        now,
+    )
+    .await?;
+    let mut details = params;
+    details["job_id"] = job_id.clone().into();
+    commit_audited(
+        tx,
+        caller.event(
+            &device.tenant_id,
+            "device.restore",
+            "device",
+            Some(&device.id),
+            details,
+        ),
+        now,
+    )
+    .await?;
+    queued(state, &job_id).await
+}

@@ -372,6 +372,9 @@ catalogue! {
     JobMissed: "Missed", "Gemist";
     JobSkipped: "Skipped", "Overgeslagen";
     JobAbandoned: "Abandoned", "Opgegeven";
+    RestoreToDevice: "Restore to a device", "Terugzetten op een apparaat";
+    RestoreInto: "Into this folder on the device", "In deze map op het apparaat";
+    RestoreFolder: "Restore {0}", "{0} terugzetten";
 }
 
 #[cfg(test)]

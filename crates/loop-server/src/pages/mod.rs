@@ -120,6 +120,10 @@ pub fn router() -> Router<AppState> {
         .route("/vaults/{id}", get(vaults::show))
         .route("/vaults/{id}/snapshots/{snapshot}", get(vaults::browse))
         .route(
+            "/vaults/{id}/snapshots/{snapshot}/restore",
+            post(vaults::restore),
+        )
+        .route(
             "/vaults/{id}/snapshots/{snapshot}/download",
             get(vaults::download),
         )

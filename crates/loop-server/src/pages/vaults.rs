@@ -7,14 +7,14 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use loop_api::{KeyCustody, Vault, VaultId};
 use loop_repo::tree::NodeKind;
 use maud::{Markup, html};
 
 use super::catalogue::M;
-use super::layout::{document, scroll, time};
-use super::reader::Viewer;
+use super::layout::{Input, document, scroll, time, token};
+use super::reader::{Posted, Viewer};
 use crate::domain::Permission;
 use crate::domain::TenantScope;
 use crate::error::{ApiError, ApiResult};
@@ -275,6 +275,14 @@ pub async fn browse(
             let (found, more) = reader::search(&opened, dir, &path, q).await?;
             results(&v, &here, &found, more)
         };
+        let restore = if v.caller.can(Permission::DeviceWrite, &t.path)
+            && v.caller.can(Permission::JobWrite, &t.path)
+        {
+            let devices = crate::db::dashboard::devices_of(&state.db.pool, &x.tenant_id).await?;
+            restore_form(&v, &here, &path, &devices)
+        } else {
+            html! {}
+        };
         let when = snap.time.with_timezone(&chrono::Utc);
         let title = M::SnapshotOf.fill(
             v.lang,
@@ -301,12 +309,88 @@ pub async fn browse(
                 a href={(here) "/download?as=tar.zst&path=" (query(&path))} download { (v.t(M::DownloadTarZst)) }
             }
             (listing)
+            (restore)
         };
         Ok(document(StatusCode::OK, &v.frame(), &title, content))
     };
     shown
         .await
         .unwrap_or_else(|e: ApiError| super::failed(v.lang, e))
+}
+
+/// The form that restores this folder (the whole snapshot at its top) onto a device of the
+/// tenant, into a folder there.
+fn restore_form(
+    v: &Viewer,
+    here: &str,
+    path: &str,
+    devices: &[crate::db::dashboard::DeviceRow],
+) -> Markup {
+    html! {
+        section aria-labelledby="restore-h" {
+            h2 #restore-h { (v.t(M::RestoreToDevice)) }
+            @if devices.is_empty() {
+                p { (v.t(M::NoDevices)) }
+            } @else {
+                form method="post" action={(here) "/restore"} {
+                    (token(&v.csrf))
+                    input type="hidden" name="path" value=(path);
+                    p.field {
+                        label for="device" { (v.t(M::Device)) }
+                        select #device name="device" {
+                            @for d in devices {
+                                option value=(d.device.id) { (d.device.name) }
+                            }
+                        }
+                    }
+                    (Input { value: "/restore", required: true, ..Input::new("target", v.t(M::RestoreInto), "text") }.render())
+                    p { button type="submit" { (M::RestoreFolder.fill(v.lang, &[path])) } }
+                }
+            }
+        }
+    }
+}
+
+/// A restore asked for from the snapshot browser.
+#[derive(Debug, serde::Deserialize)]
+pub struct RestoreForm {
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    device: String,
+    #[serde(default)]
+    target: String,
+}
+
+/// `POST /vaults/{vault}/snapshots/{snapshot}/restore`: a restore job for the device's agent
+/// (the API's rules: device-write and job-write, audited), then the job's page.
+pub async fn restore(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path((id, snapshot)): Path<(String, String)>,
+    Posted(f): Posted<RestoreForm>,
+) -> Response {
+    let queued = async {
+        let x = vault(&state, &v, &id, Permission::VaultRead).await?;
+        let path = At {
+            path: f.path.clone(),
+            ..At::default()
+        }
+        .clean()?;
+        let opened = reader::open(&state, &x).await?;
+        let (sid, _) = reader::snapshot(&opened, &snapshot).await?;
+        let req = loop_api::RestoreToDevice {
+            vault_id: vault_id(&x.id)?,
+            snapshot: sid.to_hex(),
+            paths: if path == "/" { Vec::new() } else { vec![path] },
+            target: f.target.trim().to_string(),
+        };
+        crate::jobs::control::restore_to_device(&state, &v.caller, &f.device, &req).await
+    };
+    match queued.await {
+        Ok(j) => Redirect::to(&format!("/jobs/{}", j.id)).into_response(),
+        Err(e) => super::failed(v.lang, e),
+    }
 }
 
 /// The path as links: the snapshot's top, then each directory down to this one.

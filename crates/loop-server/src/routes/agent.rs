@@ -21,7 +21,7 @@ use crate::auth::Caller;
 use crate::db::audit::NewEvent;
 use crate::db::jobs::{self, Held};
 use crate::db::{self, agents, devices, items, tokens};
-use crate::domain::{Permission, new_id, new_secret, parse_name, secret_hash};
+use crate::domain::{new_id, new_secret, parse_name, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -58,9 +58,6 @@ pub async fn create_enrolment_code(
     Ok((StatusCode::CREATED, axum::Json(code)))
 }
 
-/// How long a restore waits for the device's agent before it is missed.
-const RESTORE_WINDOW_MS: i64 = 24 * 3600 * 1000;
-
 /// Restore to a device
 ///
 /// Queues a `restore` job for the device's agent: it restores the snapshot (`latest`, an ID
@@ -77,78 +74,7 @@ pub async fn restore_to_device(
     Path(id): Path<DeviceId>,
     Json(req): Json<RestoreToDevice>,
 ) -> ApiResult<(StatusCode, axum::Json<loop_api::Job>)> {
-    caller.user()?;
-    let device = devices::device_by_id(&state.db.pool, id.as_str())
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    caller
-        .tenant(&state, Permission::DeviceWrite, &device.tenant_id)
-        .await?;
-    caller
-        .tenant(&state, Permission::JobWrite, &device.tenant_id)
-        .await?;
-    crate::db::vaults::vault_by_id(&state.db.pool, req.vault_id.as_str())
-        .await?
-        .filter(|v| v.tenant_id == device.tenant_id)
-        .ok_or_else(ApiError::not_found)?;
-    let snapshot_ok = req.snapshot == "latest"
-        || ((4..=64).contains(&req.snapshot.len())
-            && req.snapshot.bytes().all(|b| b.is_ascii_hexdigit()));
-    if !snapshot_ok {
-        return Err(ApiError::bad_request(
-            "snapshot is latest, an ID or a prefix of at least 4 hex digits",
-        ));
-    }
-    let text_ok = |t: &str| !t.is_empty() && t.len() <= 4096 && !t.contains('\0');
-    if !req.target.starts_with('/') || !text_ok(&req.target) {
-        return Err(ApiError::bad_request(
-            "target is an absolute directory on the device",
-        ));
-    }
-    if req.paths.len() > 64 || !req.paths.iter().all(|p| text_ok(p)) {
-        return Err(ApiError::bad_request(
-            "paths: at most 64, each 1 to 4096 bytes",
-        ));
-    }
-    let now = state.now();
-    let (_, actor) = caller.actor();
-    let params = serde_json::to_value(&req).expect("a request serializes");
-    let mut tx = state.db.begin().await?;
-    let job_id = jobs::enqueue(
-        &mut tx,
-        &jobs::NewJob {
-            runner: crate::db::jobs::Runner::Agent,
-            tenant_id: &device.tenant_id,
-            kind: JobKind::Restore,
-            target_kind: "device",
-            target_id: &device.id,
-            scheduled_at: now,
-            trigger: loop_api::JobTrigger::User,
-            started_by_id: Some(&actor),
-            max_attempts: 1,
-            params: params.clone(),
-            deadline_at: Some(now + RESTORE_WINDOW_MS),
-        },
-        now,
-    )
-    .await?;
-    let mut details = params;
-    details["job_id"] = job_id.clone().into();
-    commit_audited(
-        tx,
-        caller.event(
-            &device.tenant_id,
-            "device.restore",
-            "device",
-            Some(&device.id),
-            details,
-        ),
-        now,
-    )
-    .await?;
-    let job = jobs::job_by_id(&state.db.pool, &job_id)
-        .await?
-        .ok_or_else(|| ApiError::Internal(format!("job {job_id} vanished")))?;
+    let job = crate::jobs::control::restore_to_device(&state, &caller, id.as_str(), &req).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(job)))
 }
 

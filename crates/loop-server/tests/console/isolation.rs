@@ -68,6 +68,8 @@ fn another_tenants_pages_are_not_found_for_every_role() {
                         ("first_name", "In"),
                         ("last_name", "Truder"),
                         ("role", "admin"),
+                        ("device", &zeta.device_id),
+                        ("target", "/intruder"),
                     ],
                 ),
             };

@@ -4,8 +4,7 @@
 use super::support::{ADMIN_EMAIL, ADMIN_PASSWORD, Server};
 use super::{browser, enable_totp};
 
-const TAB: &str = "\u{e004}";
-const ENTER: &str = "\u{e007}";
+use loop_testkit::browser::{ENTER, TAB};
 
 #[test]
 fn a_person_signs_in_with_an_authenticator_code_using_the_keyboard_alone() {

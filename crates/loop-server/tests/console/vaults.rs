@@ -10,6 +10,9 @@ use std::path::Path;
 
 use serde_json::json;
 
+use loop_testkit::browser::{ENTER, SELECT_ALL, TAB};
+
+use super::support::agent::enrol;
 use super::support::console::session_cookie;
 use super::support::vault::{back_up_into, blake3_hex};
 use super::support::{Server, USER_PASSWORD};
@@ -284,4 +287,53 @@ fn an_auditor_sees_snapshots_but_not_their_files_and_a_customer_key_vault_says_w
         "{}",
         page.body
     );
+}
+
+#[test]
+fn a_folder_is_restored_to_a_device_with_the_keyboard_alone() {
+    let server = Server::start();
+    let admin = server.admin();
+    let acme = server.customer(&admin, "acme");
+    let (device, _) = enrol(&server, &admin, &acme.tenant_id, "laptop-9");
+    let src = tempfile::tempdir().unwrap();
+    let snapshot = back_up_into(&server, &acme.vault_id, &make_docs(src.path()));
+    let Some(b) = browser(&server) else {
+        return;
+    };
+    sign_in(&b, &acme.member("operator").email, USER_PASSWORD);
+    let here = format!("/vaults/{}/snapshots/{snapshot}", acme.vault_id);
+    b.goto(&format!("{here}?path=%2Fdocs%2Freports"));
+    // From the top of the page, Tab reaches the device, then the folder, then the button.
+    let mut presses = 0;
+    while b.focused() != "device" {
+        b.keys(TAB);
+        presses += 1;
+        assert!(presses < 200, "Tab never reached the device");
+    }
+    b.keys("laptop-9");
+    b.keys(TAB);
+    assert_eq!(b.focused(), "target");
+    b.keys(SELECT_ALL);
+    b.keys("/home/ana/restored");
+    b.keys(TAB);
+    assert_eq!(b.text(":focus"), "Restore /docs/reports");
+    b.keys(ENTER);
+    let page = b.wait_for_path("/jobs/");
+    assert_eq!(b.text("#job-state"), "Queued");
+    let job = admin
+        .get(&page.replace("/jobs/", "/api/v1/jobs/"))
+        .expect(200);
+    assert_eq!(job["kind"], "restore");
+    assert_eq!(job["target_id"], json!(device));
+    let asked = admin
+        .get(&format!(
+            "/api/v1/audit?tenant_id={}&action=device.restore",
+            acme.tenant_id
+        ))
+        .expect(200);
+    let details = &asked.as_array().unwrap()[0]["details"];
+    assert_eq!(details["target"], "/home/ana/restored");
+    assert_eq!(details["paths"], json!(["/docs/reports"]));
+    assert_eq!(details["snapshot"], json!(snapshot));
+    assert_eq!(details["vault_id"], json!(acme.vault_id));
 }
