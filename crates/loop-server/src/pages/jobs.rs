@@ -153,7 +153,7 @@ pub async fn show(
             @if done.done.as_deref() == Some("cancel") {
                 p.status role="status" { (v.t(M::CancelAsked)) }
             }
-            div #job data-events=[(!j.state.is_final()).then(|| format!("/jobs/{}/events", j.id))] {
+            div #job data-events=[(!j.state.is_final()).then(|| format!("/jobs/{}/events?from={}", j.id, log.len()))] {
                 dl.facts {
                     dt { (v.t(M::State)) } dd { (state_badge(v.lang, j.state)) }
                     dt { (v.t(M::Target)) } dd { (j.target_kind) " " (j.target_id) }
@@ -210,16 +210,28 @@ struct Update<'a> {
     last: bool,
 }
 
-/// `GET /jobs/{id}/events`: the job's progress as server-sent events, one a second while it
-/// changes, until it ends.
-pub async fn events(State(state): State<AppState>, v: Viewer, Path(id): Path<String>) -> Response {
+/// The log lines a job's page already shows.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct From {
+    #[serde(default)]
+    from: usize,
+}
+
+/// `GET /jobs/{id}/events?from=N`: the job's progress as server-sent events, one a second
+/// while it changes, until it ends; log lines from the `N`th on.
+pub async fn events(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path(id): Path<String>,
+    axum::extract::Query(from): axum::extract::Query<From>,
+) -> Response {
     let j = match control::scoped_job(&state, &v.caller, Permission::JobRead, &id).await {
         Ok(j) => j,
         Err(e) => return super::failed(v.lang, e),
     };
     let lang = v.lang;
     let stream = futures_util::stream::unfold(
-        (state, j.id, 0usize, None::<String>, false),
+        (state, j.id, from.from, None::<String>, false),
         move |(state, id, shown, last_sent, ended)| async move {
             if ended {
                 return None;
