@@ -230,39 +230,67 @@ pub async fn events(
         Err(e) => return super::failed(v.lang, e),
     };
     let lang = v.lang;
+    let session = v.user().session.session.id.clone();
     let stream = futures_util::stream::unfold(
         (state, j.id, from.from, None::<String>, false),
-        move |(state, id, shown, last_sent, ended)| async move {
-            if ended {
-                return None;
-            }
-            let (event, shown, sent, ended) = loop {
-                match update(&state, &id, lang, shown).await {
-                    Ok((json, shown, ended)) if Some(&json) != last_sent.as_ref() || ended => {
-                        break (
-                            Event::default().event("job").data(json.clone()),
-                            shown,
-                            json,
-                            ended,
-                        );
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(job = %id, error = ?e, "job events stopped");
-                        return None;
-                    }
+        move |(state, id, shown, last_sent, ended)| {
+            let session = session.clone();
+            async move {
+                if ended {
+                    return None;
                 }
-                tokio::time::sleep(EVERY).await;
-            };
-            Some((
-                Ok::<_, Infallible>(event),
-                (state, id, shown, Some(sent), ended),
-            ))
+                let (event, shown, sent, ended) = loop {
+                    // A session signed out (or run out) meanwhile hears no more.
+                    match still_signed_in(&state, &session).await {
+                        Ok(true) => {}
+                        Ok(false) => return None,
+                        Err(e) => {
+                            tracing::warn!(job = %id, error = ?e, "job events stopped");
+                            return None;
+                        }
+                    }
+                    match update(&state, &id, lang, shown).await {
+                        Ok((json, shown, ended)) if Some(&json) != last_sent.as_ref() || ended => {
+                            break (
+                                Event::default().event("job").data(json.clone()),
+                                shown,
+                                json,
+                                ended,
+                            );
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(job = %id, error = ?e, "job events stopped");
+                            return None;
+                        }
+                    }
+                    tokio::time::sleep(EVERY).await;
+                };
+                Some((
+                    Ok::<_, Infallible>(event),
+                    (state, id, shown, Some(sent), ended),
+                ))
+            }
         },
     );
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// Whether the session is still open: not ended, not expired, not idle too long.
+async fn still_signed_in(state: &AppState, session: &str) -> ApiResult<bool> {
+    let now = state.now();
+    Ok(
+        match crate::db::sessions::session_by_id(&state.db.pool, session).await? {
+            Some(s) => {
+                s.session.ended_at.is_none()
+                    && s.session.expires_at.timestamp_millis() > now
+                    && s.session.last_seen_at.timestamp_millis() + s.idle_ms > now
+            }
+            None => false,
+        },
+    )
 }
 
 async fn update(

@@ -148,3 +148,40 @@ fn an_auditor_reads_a_job_but_cannot_run_or_cancel_one() {
     assert_eq!(job["cancel_requested"], false);
     assert_eq!(job["state"], "queued");
 }
+
+#[test]
+fn a_jobs_live_events_end_when_its_reader_signs_out() {
+    let server = Server::start();
+    let admin = server.admin();
+    let acme = server.customer(&admin, "acme");
+    let operator = acme.member("operator");
+    let cookie = super::support::console::session_cookie(&operator.secret);
+    let mut events = server.events(&format!("/jobs/{}/events", acme.job_id), &cookie);
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("event: job") {
+        let n = std::io::Read::read(&mut events, &mut buf).expect("the first event");
+        assert!(n > 0, "the stream ended before its first event");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains("Queued"), "{seen}");
+    server
+        .call("post", "/api/v1/auth/logout", Some(&operator.secret), None)
+        .expect(204);
+    // The job goes on (queued for a day), but the signed-out reader's stream ends (a live
+    // stream sends a keep-alive comment every 15 s and would never end by itself).
+    let (ended, end) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut rest = Vec::new();
+        let _ = ended.send(std::io::Read::read_to_end(&mut events, &mut rest).is_ok());
+    });
+    assert_eq!(
+        end.recv_timeout(Duration::from_secs(60)),
+        Ok(true),
+        "the stream went on after sign-out"
+    );
+    let job = admin
+        .get(&format!("/api/v1/jobs/{}", acme.job_id))
+        .expect(200);
+    assert_eq!(job["state"], "queued");
+}

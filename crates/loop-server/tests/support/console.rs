@@ -69,6 +69,19 @@ impl Server {
         (status, headers, r.bytes().expect("a whole body").to_vec())
     }
 
+    /// A stream of server-sent events, opened with the browser's `cookie` (read it as it
+    /// comes; it ends when the server closes it, or after the client's 120 s).
+    pub fn events(&self, path: &str, cookie: &str) -> reqwest::blocking::Response {
+        let r = self
+            .pages
+            .get(self.url(path))
+            .header("Cookie", cookie)
+            .send()
+            .expect("the server answers");
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        r
+    }
+
     fn page_request(
         &self,
         method: Method,
