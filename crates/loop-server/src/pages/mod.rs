@@ -10,8 +10,8 @@
 //! - [`layout`]: the document, its headers and menu, form pieces;
 //! - [`reader`]: who reads ([`reader::Viewer`], [`reader::Visitor`]) and what they post;
 //! - [`signin`], [`signup`], [`dashboard`] (with its [`chart`]s), [`account`], [`audit`],
-//!   [`people`] (the tenant tree, users, invitations), [`devices`], [`vaults`] (with the
-//!   snapshot browser), [`jobs`] (followed live): the pages.
+//!   [`people`] (the tenant tree, users, invitations), [`devices`], [`vaults`],
+//!   [`snapshots`] (the snapshot browser), [`jobs`] (followed live): the pages.
 
 mod account;
 mod assets;
@@ -26,6 +26,7 @@ mod people;
 mod reader;
 mod signin;
 mod signup;
+mod snapshots;
 mod vaults;
 
 use axum::Router;
@@ -118,14 +119,14 @@ pub fn router() -> Router<AppState> {
         .route("/jobs/{id}/cancel", post(jobs::cancel))
         .route("/items/{id}/run", post(jobs::run_item))
         .route("/vaults/{id}", get(vaults::show))
-        .route("/vaults/{id}/snapshots/{snapshot}", get(vaults::browse))
+        .route("/vaults/{id}/snapshots/{snapshot}", get(snapshots::browse))
         .route(
             "/vaults/{id}/snapshots/{snapshot}/restore",
-            post(vaults::restore),
+            post(snapshots::restore),
         )
         .route(
             "/vaults/{id}/snapshots/{snapshot}/download",
-            get(vaults::download),
+            get(snapshots::download),
         )
         .route("/invite", get(people::invitation).post(people::accept))
         .route("/sessions/{id}/revoke", post(account::revoke))
