@@ -171,7 +171,7 @@ pub async fn erase_tenant(
             Some(crate::jobs::queue(state, &mut tx, work).await?)
         }
     };
-    crate::routes::commit(tx).await?;
+    tx.commit().await.map_err(crate::db::DbError::from)?;
     state.jobs_wake.notify_one();
 
     // Tokens are revoked by now, so no new key slot can arrive while these are listed.
@@ -225,7 +225,7 @@ pub async fn erase_tenant(
         state.now(),
     )
     .await?;
-    crate::routes::commit(tx).await?;
+    tx.commit().await.map_err(crate::db::DbError::from)?;
     Ok(TenantErasure {
         tenant_id: tenant_id.clone(),
         tenant_key_destroyed: key_destroyed,

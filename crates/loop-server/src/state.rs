@@ -41,7 +41,7 @@ pub struct Inner {
     /// (see `routes::health`).
     pub readiness: tokio::sync::Mutex<Option<(i64, crate::probes::Readiness)>>,
     /// Managed vaults opened lately for reading (the console's snapshot browser).
-    pub readers: crate::vaults::reader::Readers,
+    pub readers: crate::vaults::opened::Readers,
 }
 
 impl std::ops::Deref for AppState {

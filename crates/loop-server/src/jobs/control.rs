@@ -3,6 +3,7 @@
 
 use loop_api::{Job, JobKind, JobTrigger, ProtectedItem};
 
+use super::queued;
 use crate::auth::Caller;
 use crate::db::audit::commit_audited;
 use crate::db::items;
@@ -39,13 +40,6 @@ pub async fn scoped_item(
         .ok_or_else(ApiError::not_found)?;
     caller.tenant(state, perm, &i.tenant_id).await?;
     Ok(i)
-}
-
-/// The job `id` as it is now; a job the caller just made cannot be missing.
-pub async fn queued(state: &AppState, id: &str) -> ApiResult<Job> {
-    jobs::job_by_id(&state.db.pool, id)
-        .await?
-        .ok_or_else(|| ApiError::Internal(format!("job {id} vanished")))
 }
 
 /// Cancels the job `id` (audited): a queued job at once, a running one at its runner's next

@@ -206,6 +206,13 @@ pub async fn queue(state: &AppState, tx: &mut Tx, w: Work<'_>) -> Result<String,
     .await
 }
 
+/// The job `id` as it is now; a job the caller just made cannot be missing.
+pub async fn queued(state: &AppState, id: &str) -> crate::error::ApiResult<loop_api::Job> {
+    jobs::job_by_id(&state.db.pool, id)
+        .await?
+        .ok_or_else(|| crate::error::ApiError::Internal(format!("job {id} vanished")))
+}
+
 /// Runs due jobs until the task is dropped: at once when woken, else every
 /// `jobs.poll_seconds`.
 pub async fn run_jobs(state: AppState) {

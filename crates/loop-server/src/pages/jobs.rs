@@ -299,7 +299,7 @@ async fn update(
     lang: Language,
     shown: usize,
 ) -> ApiResult<(String, usize, bool)> {
-    let j = control::queued(state, id).await?;
+    let j = crate::jobs::queued(state, id).await?;
     let log = crate::db::jobs::job_log(&state.db.pool, id).await?;
     let fresh = log
         .iter()

@@ -13,7 +13,6 @@ use maud::{Markup, html};
 use super::catalogue::M;
 use super::layout::{Input, document, scroll, time, token};
 use super::reader::{Posted, Viewer};
-use super::vaults::{vault, vault_id};
 use crate::domain::Permission;
 use crate::error::{ApiError, ApiResult};
 use crate::notify::email::size;
@@ -65,7 +64,8 @@ pub async fn browse(
     Query(at): Query<At>,
 ) -> Response {
     let shown = async {
-        let x = vault(&state, &v, &id, Permission::VaultContents).await?;
+        let x = crate::vaults::scoped_vault_text(&state, &v.caller, Permission::VaultContents, &id)
+            .await?;
         let t = v
             .caller
             .tenant(&state, Permission::VaultContents, &x.tenant_id)
@@ -182,7 +182,8 @@ pub async fn restore(
     Posted(f): Posted<RestoreForm>,
 ) -> Response {
     let queued = async {
-        let x = vault(&state, &v, &id, Permission::VaultRead).await?;
+        let x =
+            crate::vaults::scoped_vault_text(&state, &v.caller, Permission::VaultRead, &id).await?;
         let path = At {
             path: f.path.clone(),
             ..At::default()
@@ -191,7 +192,7 @@ pub async fn restore(
         let opened = reader::open(&state, &x).await?;
         let (sid, _) = reader::snapshot(&opened, &snapshot).await?;
         let req = loop_api::RestoreToDevice {
-            vault_id: vault_id(&x.id)?,
+            vault_id: loop_api::VaultId::parse(&x.id).map_err(|_| ApiError::not_found())?,
             snapshot: sid.to_hex(),
             paths: if path == "/" { Vec::new() } else { vec![path] },
             target: f.target.trim().to_string(),
@@ -336,7 +337,8 @@ pub async fn download(
     Query(at): Query<At>,
 ) -> Response {
     let sent = async {
-        let x = vault(&state, &v, &id, Permission::VaultContents).await?;
+        let x = crate::vaults::scoped_vault_text(&state, &v.caller, Permission::VaultContents, &id)
+            .await?;
         let format = Format::parse(&at.format)
             .ok_or_else(|| ApiError::bad_request("as is file, zip or tar.zst"))?;
         let path = at.clean()?;

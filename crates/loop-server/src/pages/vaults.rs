@@ -1,12 +1,12 @@
 //! Vaults: a tenant's vaults; one vault with its location, jurisdiction, retention lock,
 //! replicas (and how far behind they are) and snapshots, each opening in the snapshot
-//! browser ([`super::snapshots`]). Only a managed vault's snapshots can be listed here; for a
+//! browser (`pages::snapshots`). Only a managed vault's snapshots can be listed here; for a
 //! customer-key vault the page says why not.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use loop_api::{KeyCustody, Vault, VaultId};
+use loop_api::{KeyCustody, Vault};
 use maud::html;
 
 use super::catalogue::M;
@@ -14,24 +14,10 @@ use super::layout::{document, scroll, time};
 use super::reader::Viewer;
 use crate::domain::Permission;
 use crate::domain::TenantScope;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiError;
 use crate::notify::email::size;
 use crate::state::AppState;
 use crate::vaults::reader;
-
-pub(super) fn vault_id(id: &str) -> ApiResult<VaultId> {
-    VaultId::parse(id).map_err(|_| ApiError::not_found())
-}
-
-/// The vault `id` as this reader may see it (404 otherwise), with `perm`.
-pub(super) async fn vault(
-    state: &AppState,
-    v: &Viewer,
-    id: &str,
-    perm: Permission,
-) -> ApiResult<Vault> {
-    crate::vaults::scoped_vault(state, &v.caller, perm, &vault_id(id)?).await
-}
 
 /// `GET /t/{tenant}/vaults`.
 pub async fn list(State(state): State<AppState>, v: Viewer, Path(id): Path<String>) -> Response {
@@ -104,7 +90,8 @@ fn lock(v: &Viewer, days: Option<u32>) -> String {
 /// `GET /vaults/{vault}`: the vault, its replicas and its snapshots.
 pub async fn show(State(state): State<AppState>, v: Viewer, Path(id): Path<String>) -> Response {
     let shown = async {
-        let x = vault(&state, &v, &id, Permission::VaultRead).await?;
+        let x =
+            crate::vaults::scoped_vault_text(&state, &v.caller, Permission::VaultRead, &id).await?;
         let t = v
             .caller
             .tenant(&state, Permission::VaultRead, &x.tenant_id)

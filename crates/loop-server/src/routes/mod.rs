@@ -397,4 +397,4 @@ pub(crate) async fn queue_vault_job(
     .await
 }
 
-pub(crate) use crate::jobs::control::queued;
+pub(crate) use crate::jobs::queued;

@@ -18,7 +18,7 @@ use loop_repo::Id;
 use loop_repo::tree::{Node, NodeKind};
 use tokio::sync::mpsc;
 
-use super::reader::{Opened, walk};
+use super::opened::{Opened, walk};
 
 /// Bytes the writer gathers before it hands them to the response.
 const CHUNK: usize = 256 * 1024;

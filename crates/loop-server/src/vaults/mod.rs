@@ -3,9 +3,11 @@
 //! - [`scoped_vault`]: the one lookup every request about a vault goes through;
 //! - [`replica_view`]: a replica with its lag;
 //! - [`reader`]: a managed vault's snapshots read on the server (list, directories, search);
+//! - [`opened`]: an opened managed vault, the ones a node keeps, and the walk over a tree;
 //! - [`archive`]: a file or a directory of a snapshot streamed as it is read (.zip, .tar.zst).
 
 pub mod archive;
+pub mod opened;
 pub mod reader;
 
 use loop_api::{Replica, ReplicaState, Vault, VaultId};
@@ -39,6 +41,18 @@ pub async fn scoped_vault(
         .ok_or_else(ApiError::not_found)?;
     caller.tenant(state, perm, &v.tenant_id).await?;
     Ok(with_jurisdiction(state, v))
+}
+
+/// [`scoped_vault`] for an ID as a page's address carries it: one that is not an ID names
+/// nothing (404).
+pub async fn scoped_vault_text(
+    state: &AppState,
+    caller: &Caller,
+    perm: Permission,
+    id: &str,
+) -> ApiResult<Vault> {
+    let id = VaultId::parse(id).map_err(|_| ApiError::not_found())?;
+    scoped_vault(state, caller, perm, &id).await
 }
 
 /// A replica as its readers see it: where it is, and what it may lack (the objects and bytes

@@ -9,10 +9,9 @@
 //! open, so an erased tenant's vault is unreadable at once.
 
 use std::ops::ControlFlow;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use loop_api::{KeyCustody, Vault};
-use loop_repo::index::Index;
 use loop_repo::keys::Secret;
 use loop_repo::snapshot::Snapshot;
 use loop_repo::tree::{Node, NodeKind};
@@ -22,43 +21,14 @@ use crate::error::{ApiError, ApiResult};
 use crate::managed_keys::managed_kek;
 use crate::state::AppState;
 
-/// Opened vaults kept at most (each holds its index in memory).
-const KEPT: usize = 8;
+use super::opened::Opened;
+use super::opened::walk;
 
 /// Entries a directory page shows at most; the rest are on the pages after it.
 pub const DIR_PAGE: usize = 1000;
 
 /// Matches a search returns at most.
 pub const FOUND_MAX: usize = 500;
-
-/// A managed vault opened for reading.
-pub struct Opened {
-    pub repo: Repository,
-    pub index: Index,
-    index_files: Vec<String>,
-}
-
-/// The vaults this node has opened lately (see the module's documentation).
-#[derive(Default)]
-pub struct Readers {
-    kept: Mutex<Vec<(String, Arc<Opened>)>>,
-}
-
-impl Readers {
-    fn get(&self, vault: &str) -> Option<Arc<Opened>> {
-        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        kept.iter()
-            .find(|(v, _)| v == vault)
-            .map(|(_, o)| o.clone())
-    }
-
-    fn keep(&self, vault: &str, opened: Arc<Opened>) {
-        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        kept.retain(|(v, _)| v != vault);
-        kept.insert(0, (vault.to_string(), opened));
-        kept.truncate(KEPT);
-    }
-}
 
 /// Why the server cannot read a vault whose key the customer holds.
 pub fn customer_key() -> ApiError {
@@ -192,37 +162,6 @@ pub async fn directory(
         Ok((page, all))
     })
     .await
-}
-
-/// What [`walk`] calls for each node, with its path: go on, or stop the walk.
-pub type Visit<'a, E> = dyn FnMut(&[u8], &Node) -> Result<ControlFlow<()>, E> + 'a;
-
-/// Visits `top` (at `path`) and everything below it, depth first, each directory before its
-/// entries and the entries by name. The walk keeps its own stack, so a snapshot nested
-/// however deep (anyone with a token may write one) cannot exhaust the thread's.
-pub fn walk<E: From<loop_repo::Error>>(
-    o: &Opened,
-    path: Vec<u8>,
-    top: Node,
-    visit: &mut Visit<'_, E>,
-) -> Result<(), E> {
-    let mut stack = vec![(path, top)];
-    while let Some((path, n)) = stack.pop() {
-        if visit(&path, &n)?.is_break() {
-            break;
-        }
-        if let (NodeKind::Dir, Some(sub)) = (n.kind, n.subtree) {
-            let t = o.repo.load_tree(&o.index, &sub)?;
-            for c in t.nodes.into_iter().rev() {
-                let mut p = Vec::with_capacity(path.len() + 1 + c.name.0.len());
-                p.extend_from_slice(&path);
-                p.push(b'/');
-                p.extend_from_slice(c.name.as_bytes());
-                stack.push((p, c));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The entries below the directory `top` whose name holds `query` (ignoring case), as
