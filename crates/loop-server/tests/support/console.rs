@@ -59,12 +59,7 @@ impl Server {
 
     /// A download's status, headers and bytes, fetched with the browser's `cookie`.
     pub fn download(&self, path: &str, cookie: &str) -> (u16, HeaderMap, Vec<u8>) {
-        let r = self
-            .pages
-            .get(self.url(path))
-            .header("Cookie", cookie)
-            .send()
-            .expect("the server answers");
+        let r = self.get_with(path, cookie);
         let (status, headers) = (r.status().as_u16(), r.headers().clone());
         (status, headers, r.bytes().expect("a whole body").to_vec())
     }
@@ -72,14 +67,18 @@ impl Server {
     /// A stream of server-sent events, opened with the browser's `cookie` (read it as it
     /// comes; it ends when the server closes it, or after the client's 120 s).
     pub fn events(&self, path: &str, cookie: &str) -> reqwest::blocking::Response {
-        let r = self
-            .pages
+        let r = self.get_with(path, cookie);
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        r
+    }
+
+    /// `path` fetched with `cookie`, its body unread.
+    fn get_with(&self, path: &str, cookie: &str) -> reqwest::blocking::Response {
+        self.pages
             .get(self.url(path))
             .header("Cookie", cookie)
             .send()
-            .expect("the server answers");
-        assert_eq!(r.status().as_u16(), 200, "{path}");
-        r
+            .expect("the server answers")
     }
 
     fn page_request(
