@@ -206,8 +206,36 @@ impl Browser {
         });
     }
 
-    /// Clicks the element matching `css`.
+    /// Clicks the element matching `css`, a link or a form's button, and waits (up to 30 s)
+    /// until the browser shows the document that answered it. Reading the page right after
+    /// a click could otherwise find the old document's elements, gone a moment later.
     pub fn click(&self, css: &str) {
+        let e = self.find(css);
+        // A mark on the window: a new document has a new window object without it.
+        self.run("window.__loopOld = true;");
+        self.rt.block_on(e.click()).expect("clicking");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            // While the old document unloads, scripts may fail: that is not an answer yet.
+            let old = self.rt.block_on(
+                self.c()
+                    .execute("return window.__loopOld === true;", vec![]),
+            );
+            if old.is_ok_and(|v| v == Value::Bool(false)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "clicking {css} on {} opened no new page",
+                self.path()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Clicks the element matching `css` that changes no page (a download link, a control
+    /// a script handles).
+    pub fn click_here(&self, css: &str) {
         let e = self.find(css);
         self.rt.block_on(e.click()).expect("clicking");
     }

@@ -55,7 +55,7 @@ fn a_person_withdraws_consent_and_downloads_their_data_in_the_browser() {
         std::thread::sleep(std::time::Duration::from_millis(200));
         b.goto("/account");
     }
-    b.click("a.download");
+    b.click_here("a.download");
     let (name, bytes) = b.downloaded("loop-backup-data-");
     assert!(name.ends_with(".zip"), "{name}");
     let id = name

@@ -38,7 +38,7 @@ fn an_admin_filters_exports_and_verifies_the_audit_log() {
     );
 
     // The export Chromium saves is the API's, with the same filter.
-    b.click("a[href*='format=csv']");
+    b.click_here("a[href*='format=csv']");
     let (name, bytes) = b.downloaded("loop-audit");
     assert!(name.ends_with(".csv"), "{name}");
     let csv = String::from_utf8(bytes).unwrap();

@@ -185,7 +185,7 @@ fn a_snapshot_is_browsed_searched_and_downloaded_byte_for_byte() {
     );
     assert!(listing.contains("3.0 MiB"), "{listing}");
 
-    b.click("main table a[download][href$='big.bin']");
+    b.click_here("main table a[download][href$='big.bin']");
     let (name, bytes) = b.downloaded("big.bin");
     assert_eq!(name, "big.bin");
     assert!(
@@ -193,7 +193,7 @@ fn a_snapshot_is_browsed_searched_and_downloaded_byte_for_byte() {
         "big.bin differs"
     );
 
-    b.click("p.downloads a[href*='as=zip']");
+    b.click_here("p.downloads a[href*='as=zip']");
     let (name, bytes) = b.downloaded("docs.zip");
     assert_eq!(name, "docs.zip");
     assert_eq!(zip_tree(&bytes), expected);
