@@ -218,6 +218,10 @@ def make_fixtures() -> None:
     mover = user("mover", "fuzz-mover-password-1")["user"]["id"]
     api(sign_in("own@fuzz.example"), "PATCH", f"/api/v1/users/{mover}", {"email": "moved@fuzz.example"})
     fixtures["email_code"] = mailed_code("moved@fuzz.example", "lpe_")
+    # A password reset's code, mailed to an account that asked for one.
+    user("resetter", "fuzz-resetter-password-1")
+    api("", "POST", "/api/v1/auth/password-reset", {"email": "resetter@fuzz.example"})
+    fixtures["reset_code"] = mailed_code("resetter@fuzz.example", "lpr_")
     fixtures["device"] = api(admin, "POST", "/api/v1/devices", {"tenant_id": t["id"], "name": "fuzz-pc"})["id"]
     fixtures["token"] = api(admin, "POST", "/api/v1/tokens", {"tenant_id": t["id"], "name": "fuzz-token", "kind": "api", "permissions": ["restore"]})["token"]["id"]
     # A customer erased before the run, whose deletion certificate exists once its erasure
@@ -312,6 +316,8 @@ def valid_body(op: str, n: int):
         "POST /api/v1/auth/login": {"email": ADMIN_EMAIL, "password": passwords[ADMIN_EMAIL]},
         "POST /api/v1/auth/accept-invite": {"invite_token": fixtures["invite"], "password": "fuzz-invited-password-1"},
         "POST /api/v1/auth/confirm-email": {"token": fixtures["email_code"]},
+        "POST /api/v1/auth/password-reset": {"email": f"reset{n}@fuzz.example"},
+        "POST /api/v1/auth/password-reset/confirm": {"token": fixtures["reset_code"], "password": f"fuzz-reset-password-{n}"},
         "POST /api/v1/signup": signup_body(f"signup{n}@fuzz.example"),
         "POST /api/v1/signup/confirm": {"token": fixtures["signup_code"]},
         "PATCH /api/v1/me": {"first_name": f"Own {n}", "language": ["en", "nl"][n % 2]},

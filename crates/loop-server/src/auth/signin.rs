@@ -168,7 +168,7 @@ pub async fn attempt(
     }
 }
 
-async fn provider_id(state: &AppState) -> ApiResult<String> {
+pub(crate) async fn provider_id(state: &AppState) -> ApiResult<String> {
     Ok(tenants::provider_tenant(&state.db.pool)
         .await?
         .ok_or_else(|| ApiError::Internal("no provider tenant".into()))?

@@ -36,10 +36,12 @@ pub enum MailKind {
     /// The provider's sub-processor register changed (`change`, `name`, `purpose`,
     /// `location`): a notice to the controllers' admins.
     SubprocessorChange,
+    /// A password reset code to an active user, asked for on the reset page or the API.
+    PasswordReset,
 }
 
 impl MailKind {
-    const NAMES: [(MailKind, &'static str); 11] = [
+    const NAMES: [(MailKind, &'static str); 12] = [
         (MailKind::Invitation, "invitation"),
         (MailKind::EmailChange, "email_change"),
         (MailKind::TrialEnding, "trial_ending"),
@@ -51,6 +53,7 @@ impl MailKind {
         (MailKind::Signup, "signup"),
         (MailKind::Announcement, "announcement"),
         (MailKind::SubprocessorChange, "subprocessor_change"),
+        (MailKind::PasswordReset, "password_reset"),
     ];
 
     pub fn as_str(self) -> &'static str {

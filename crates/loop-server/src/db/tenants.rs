@@ -306,7 +306,7 @@ pub async fn lock_out_tenant(tx: &mut Tx, id: &str, now: i64) -> DbResult<(u64, 
     .await?
     .rows_affected();
     let users = sqlx::query(
-        "UPDATE users SET status = 'disabled', updated_at = $1
+        "UPDATE users SET status = 'disabled', reset_hash = NULL, updated_at = $1
          WHERE tenant_id = $2 AND status <> 'disabled'",
     )
     .bind(now)

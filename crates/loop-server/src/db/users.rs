@@ -18,6 +18,8 @@ pub struct UserRow {
     pub invite_issued_at: Option<i64>,
     /// When the token confirming `pending_email` was issued.
     pub email_token_issued_at: Option<i64>,
+    /// When the current password reset code was mailed.
+    pub reset_issued_at: Option<i64>,
 }
 
 fn user(row: &AnyRow) -> DbResult<UserRow> {
@@ -39,6 +41,7 @@ fn user(row: &AnyRow) -> DbResult<UserRow> {
         },
         invite_issued_at: col(row, "invite_issued_at")?,
         email_token_issued_at: col(row, "email_token_issued_at")?,
+        reset_issued_at: col(row, "reset_issued_at")?,
         password_hash: col(row, "password_hash")?,
         totp_secret: col(row, "totp_secret")?,
     })
@@ -146,12 +149,57 @@ pub async fn user_by_email_token(pool: &AnyPool, token_hash: &str) -> DbResult<O
     row.as_ref().map(user).transpose()
 }
 
+/// Gives an active user a new password reset code (replacing any earlier one): false when
+/// the user is not active (any more).
+pub async fn issue_reset(pool: &AnyPool, id: &str, code_hash: &str, now: i64) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE users SET reset_hash = $1, reset_issued_at = $2 WHERE id = $3 AND status = 'active'",
+    )
+    .bind(code_hash)
+    .bind(now)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The active user whose reset code has the hash `code_hash`.
+pub async fn user_by_reset(pool: &AnyPool, code_hash: &str) -> DbResult<Option<UserRow>> {
+    let row = sqlx::query("SELECT * FROM users WHERE reset_hash = $1 AND status = 'active'")
+        .bind(code_hash)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(user).transpose()
+}
+
+/// Sets the password of the user whose reset code has the hash `code_hash`, using the code
+/// up: false when another request used it first.
+pub async fn reset_password(
+    tx: &mut Tx,
+    id: &str,
+    code_hash: &str,
+    password_hash: &str,
+    now: i64,
+) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE users SET password_hash = $1, reset_hash = NULL, updated_at = $2
+         WHERE id = $3 AND reset_hash = $4 AND status = 'active'",
+    )
+    .bind(password_hash)
+    .bind(now)
+    .bind(id)
+    .bind(code_hash)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// Makes the pending address the user's address. Fails with a unique violation when the
 /// address became another account's meanwhile.
 pub async fn confirm_email(tx: &mut Tx, id: &str, now: i64) -> DbResult<()> {
     sqlx::query(
         "UPDATE users SET email = pending_email, pending_email = NULL, email_token_hash = NULL,
-            email_token_issued_at = NULL, updated_at = $1
+            email_token_issued_at = NULL, reset_hash = NULL, updated_at = $1
          WHERE id = $2 AND pending_email IS NOT NULL",
     )
     .bind(now)
@@ -233,8 +281,9 @@ pub async fn update_user_profile(tx: &mut Tx, u: &User, now: i64) -> DbResult<()
     Ok(())
 }
 
+/// Sets a user's status; a password reset code waiting for them stops working.
 pub async fn set_user_status(tx: &mut Tx, id: &str, status: UserStatus, now: i64) -> DbResult<()> {
-    sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
+    sqlx::query("UPDATE users SET status = $1, reset_hash = NULL, updated_at = $2 WHERE id = $3")
         .bind(status.as_str())
         .bind(now)
         .bind(id)
@@ -246,7 +295,7 @@ pub async fn set_user_status(tx: &mut Tx, id: &str, status: UserStatus, now: i64
 /// Sets the password (and activates an invited user, consuming the invite).
 pub async fn set_password(tx: &mut Tx, id: &str, hash: &str, now: i64) -> DbResult<()> {
     sqlx::query(
-        "UPDATE users SET password_hash = $1, invite_hash = NULL,
+        "UPDATE users SET password_hash = $1, invite_hash = NULL, reset_hash = NULL,
             status = CASE WHEN status = 'invited' THEN 'active' ELSE status END,
             updated_at = $2 WHERE id = $3",
     )
@@ -296,7 +345,7 @@ pub async fn pseudonymise(tx: &mut Tx, id: &str, pseudonym: &str, now: i64) -> D
     sqlx::query(
         "UPDATE users SET email = $1, first_name = 'Erased', last_name = 'user',
              business_address = '', password_hash = NULL, status = 'disabled',
-             invite_hash = NULL, pending_email = NULL, email_token_hash = NULL,
+             invite_hash = NULL, pending_email = NULL, email_token_hash = NULL, reset_hash = NULL,
              totp_secret = NULL, totp_enabled = 0, marketing_consent = 0, updated_at = $2
          WHERE id = $3",
     )

@@ -11,6 +11,7 @@ mod billing;
 mod marketing;
 mod messages;
 mod notices;
+mod reset;
 mod signup;
 pub mod smtp;
 
@@ -74,6 +75,7 @@ async fn deliver(state: &AppState, q: &outbox::Queued) -> Result<(), crate::db::
             messages::compose(state, q).await?
         }
         Some(outbox::MailKind::Signup) => signup::compose(state, q).await?,
+        Some(outbox::MailKind::PasswordReset) => reset::compose(state, q).await?,
         Some(outbox::MailKind::Announcement) => marketing::compose(state, q).await?,
         Some(outbox::MailKind::SubprocessorChange) => notices::compose(state, q).await?,
         Some(kind) => billing::compose(state, kind, q).await?,

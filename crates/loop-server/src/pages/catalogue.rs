@@ -240,6 +240,27 @@ catalogue! {
     SetPassword: "Set the password", "Wachtwoord instellen";
     InvitationAccepted: "Your password is set. Sign in with your address and that password.",
         "Uw wachtwoord is ingesteld. Log in met uw adres en dat wachtwoord.";
+    // A forgotten password.
+    ForgotPassword: "Forgot your password?", "Wachtwoord vergeten?";
+    ResetHelp: "Give the address you sign in with: a link to choose a new password goes to it.",
+        "Geef het adres waarmee u inlogt: er gaat een link naartoe om een nieuw \
+         wachtwoord te kiezen.";
+    SendLink: "Send the link", "Stuur de link";
+    ResetSent: "If {0} is the address of an account, a link to choose a new password is on its \
+         way. It works once, for an hour.",
+        "Als {0} het adres van een account is, is er een link onderweg om een nieuw wachtwoord \
+         te kiezen. Die werkt eenmaal, een uur lang.";
+    ResetThrottled: "Too many links were asked for from here or for this address. Try again \
+         in {0} seconds.",
+        "Er zijn te veel links gevraagd vanaf hier of voor dit adres. Probeer het over {0} \
+         seconden opnieuw.";
+    NewPasswordTitle: "Choose a new password", "Kies een nieuw wachtwoord";
+    PasswordResetDone: "Your new password is set, and every session of the account has ended. \
+         Sign in with it.",
+        "Uw nieuwe wachtwoord is ingesteld en elke sessie van het account is beëindigd. Log \
+         ermee in.";
+    ResetLinkInvalid: "This link is unknown, used or expired. Ask for a new one here.",
+        "Deze link is onbekend, gebruikt of verlopen. Vraag hier een nieuwe aan.";
 
     // Devices.
     DevicesOf: "Devices of {0}", "Apparaten van {0}";

@@ -9,7 +9,7 @@
 //! - [`catalogue`]: every word, in English and Dutch;
 //! - [`layout`]: the document, its headers and menu, form pieces;
 //! - [`reader`]: who reads ([`reader::Viewer`], [`reader::Visitor`]) and what they post;
-//! - [`signin`], [`signup`], [`dashboard`] (with its [`chart`]s), [`account`], [`audit`],
+//! - [`signin`], [`reset`] (a forgotten password), [`signup`], [`dashboard`] (with its [`chart`]s), [`account`], [`audit`],
 //!   [`people`] (the tenant tree, users, invitations), [`devices`], [`vaults`],
 //!   [`snapshots`] (the snapshot browser), [`jobs`] (followed live): the pages.
 
@@ -24,6 +24,7 @@ mod jobs;
 mod layout;
 mod people;
 mod reader;
+mod reset;
 mod signin;
 mod signup;
 mod snapshots;
@@ -94,6 +95,8 @@ pub fn router() -> Router<AppState> {
             get(signin::show_code).post(signin::submit_code),
         )
         .route("/signout", post(signin::sign_out))
+        .route("/reset", get(reset::show).post(reset::request))
+        .route("/reset/confirm", post(reset::confirm))
         .route("/account", get(account::show))
         .route("/account/profile", post(account::profile))
         .route("/account/password", post(account::password))

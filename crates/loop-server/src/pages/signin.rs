@@ -83,6 +83,7 @@ fn form(v: &Visitor, status: StatusCode, email: &str, next: &str, error: Option<
             }
             p { button type="submit" { (v.t(M::SignIn)) } }
         }
+        p { a href="/reset" { (v.t(M::ForgotPassword)) } }
     };
     v.answer(document(status, &v.frame(), v.t(M::SignIn), content))
 }

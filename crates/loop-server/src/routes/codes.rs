@@ -1,9 +1,11 @@
-//! Redeeming a code that came by e-mail: an invitation (the invited account's password is
-//! set) or the confirmation of a new address.
+//! Codes that come by e-mail: an invitation (the invited account's password is set), the
+//! confirmation of a new address, and a password reset (asked for here too).
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use loop_api::{AcceptInvite, ConfirmEmail};
+use loop_api::{
+    AcceptInvite, ConfirmEmail, PasswordResetRequested, RequestPasswordReset, ResetPassword,
+};
 
 use super::Json;
 use crate::auth::ClientInfo;
@@ -46,5 +48,48 @@ pub async fn confirm_email(
     Json(req): Json<ConfirmEmail>,
 ) -> ApiResult<StatusCode> {
     crate::codes::confirm_email(&state, &client, req.token.expose()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ask for a password reset
+///
+/// Mails a link that sets a new password (valid an hour, works once) to the address, when it
+/// is an active account's. The answer is the same whether or not the address has an account.
+/// At most 3 requests per address and 10 per client address within the sign-in throttle's
+/// window (15 minutes by default; `429` with `Retry-After`). Every request is audited.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = RequestPasswordReset,
+    responses((status = 202, description = "The link is on its way, if the address has an account", body = PasswordResetRequested),
+              (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem),
+              (status = 429, description = "Too many requests (problem+json)", body = loop_api::Problem)))]
+pub async fn request_password_reset(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(req): Json<RequestPasswordReset>,
+) -> ApiResult<(StatusCode, axum::Json<PasswordResetRequested>)> {
+    crate::codes::request_reset(&state, &client, &req.email).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(PasswordResetRequested {
+            status: "reset_sent".into(),
+        }),
+    ))
+}
+
+/// Reset a password
+///
+/// Sets a new password with the code from a reset mail (valid an hour, works once) and ends
+/// every session of the account. An authenticator stays: signing in still asks for its code.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = "auth", request_body = ResetPassword,
+    responses((status = 204, description = "Done, no content"),
+              (status = 400, description = "Invalid request, or a password too short or too long (problem+json)", body = loop_api::Problem),
+              (status = 404, description = "The code is unknown or used (problem+json)", body = loop_api::Problem),
+              (status = 410, description = "The code expired (problem+json)", body = loop_api::Problem)))]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(req): Json<ResetPassword>,
+) -> ApiResult<StatusCode> {
+    crate::codes::reset_password(&state, &client, req.token.expose(), req.password.expose())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -82,6 +82,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(session::confirm_totp))
         .routes(routes!(codes::accept_invite))
         .routes(routes!(codes::confirm_email))
+        .routes(routes!(codes::request_password_reset))
+        .routes(routes!(codes::reset_password))
         .routes(routes!(tenants::list_tenants, tenants::create_tenant))
         .routes(routes!(tenants::get_tenant, tenants::update_tenant))
         .routes(routes!(tenants::rotate_tenant_key))

@@ -84,6 +84,8 @@ const ANONYMOUS: &[&str] = &[
     "/api/v1/auth/login",
     "/api/v1/auth/accept-invite",
     "/api/v1/auth/confirm-email",
+    "/api/v1/auth/password-reset",
+    "/api/v1/auth/password-reset/confirm",
     "/api/v1/billing/stripe/webhook",
     "/api/v1/signup/plans",
     "/api/v1/signup",

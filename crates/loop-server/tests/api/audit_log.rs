@@ -119,6 +119,34 @@ impl AuditWalk<'_> {
                     })),
                 }
             }
+            ("post", "/api/v1/auth/password-reset") => Call {
+                bearer: None,
+                path: path.into(),
+                body: Some(json!({ "email": "sam@example.org" })),
+            },
+            ("post", "/api/v1/auth/password-reset/confirm") => {
+                // Not Sam: a reset ends every session of the account.
+                self.made += 1;
+                let r = self
+                    .admin
+                    .post(
+                        "/api/v1/users",
+                        json!({
+                            "tenant_id": self.tenant_id, "first_name": "Re", "last_name": "Set",
+                            "email": format!("reset{}@example.org", self.made),
+                            "password": "reset-password-12",
+                        }),
+                    )
+                    .expect(201);
+                let id = r["user"]["id"].as_str().unwrap();
+                Call {
+                    bearer: None,
+                    path: path.into(),
+                    body: Some(json!({
+                        "token": self.server.plant_reset_code(id), "password": "reset-password-13",
+                    })),
+                }
+            }
             ("post", "/api/v1/auth/confirm-email") => Call {
                 bearer: None,
                 path: path.into(),

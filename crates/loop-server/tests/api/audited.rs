@@ -30,6 +30,16 @@ pub(super) const AUDITED: &[(&str, &str, &str)] = &[
         "role.revoke",
     ),
     ("post", "/api/v1/auth/accept-invite", "user.invite_accept"),
+    (
+        "post",
+        "/api/v1/auth/password-reset",
+        "user.password_reset_request",
+    ),
+    (
+        "post",
+        "/api/v1/auth/password-reset/confirm",
+        "user.password_reset",
+    ),
     ("post", "/api/v1/me/password", "user.password_change"),
     ("post", "/api/v1/me/totp", "user.totp_enroll"),
     ("post", "/api/v1/me/totp/confirm", "user.totp_enable"),

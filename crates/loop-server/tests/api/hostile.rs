@@ -11,6 +11,8 @@ fn every_route_refuses_a_caller_without_credentials() {
         "/api/v1/auth/login",
         "/api/v1/auth/accept-invite",
         "/api/v1/auth/confirm-email",
+        "/api/v1/auth/password-reset",
+        "/api/v1/auth/password-reset/confirm",
         "/api/v1/billing/stripe/webhook",
         "/api/v1/signup/plans",
         "/api/v1/signup",

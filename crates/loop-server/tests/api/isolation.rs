@@ -90,6 +90,8 @@ const CALLERS_OWN: &[&str] = &[
     "/api/v1/auth/logout",
     "/api/v1/auth/accept-invite",
     "/api/v1/auth/confirm-email",
+    "/api/v1/auth/password-reset",
+    "/api/v1/auth/password-reset/confirm",
     // Names its tenant only inside the processor's signed event.
     "/api/v1/billing/stripe/webhook",
     "/api/v1/signup",

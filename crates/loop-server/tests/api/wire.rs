@@ -50,6 +50,8 @@ fn every_operation_has_a_summary_its_security_and_problem_json_errors() {
         "/api/v1/auth/login",
         "/api/v1/auth/accept-invite",
         "/api/v1/auth/confirm-email",
+        "/api/v1/auth/password-reset",
+        "/api/v1/auth/password-reset/confirm",
         "/api/v1/billing/stripe/webhook",
         "/api/v1/signup/plans",
         "/api/v1/signup",

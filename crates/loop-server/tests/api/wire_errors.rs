@@ -16,6 +16,11 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
         "post /api/v1/auth/confirm-email",
         &[400, 404, 409, 410, 413, 415],
     ),
+    ("post /api/v1/auth/password-reset", &[400, 413, 415, 429]),
+    (
+        "post /api/v1/auth/password-reset/confirm",
+        &[400, 404, 410, 413, 415],
+    ),
     ("get /api/v1/me", &[401, 410]),
     ("patch /api/v1/me", &[400, 401, 403, 409, 410, 413, 415]),
     (

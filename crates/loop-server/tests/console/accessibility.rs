@@ -64,7 +64,13 @@ fn every_page_passes_axe_and_fits_a_phone() {
     std::fs::write(src.path().join("docs/reports/q1.csv"), b"q1,42\n").unwrap();
     let snapshot = back_up_into(&server, &acme.vault_id, src.path());
     let here = format!("/vaults/{}/snapshots/{snapshot}", acme.vault_id);
-    let before_sign_in = ["/signin", "/signup", "/invite?token=lpi_x"];
+    let before_sign_in = [
+        "/signin",
+        "/signup",
+        "/invite?token=lpi_x",
+        "/reset",
+        "/reset?code=lpr_x",
+    ];
     let signed_in = [
         format!("/t/{t}"),
         format!("/t/{t}/sessions"),

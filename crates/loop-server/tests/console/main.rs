@@ -5,7 +5,8 @@
 //! sessions signed out from another browser), `signin.rs` (password, authenticator code, remember me, sign-out, the
 //! keyboard alone), `security.rs` (headers on every page, form tokens, where a sign-in may
 //! lead), `dashboard.rs` (health, devices, storage, charts; another tenant's is a 404),
-//! `vaults.rs` (the snapshot browser and its downloads, compared byte for byte).
+//! `vaults.rs` (the snapshot browser and its downloads, compared byte for byte), `reset.rs`
+//! (a forgotten password, from the mail's link).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -22,6 +23,7 @@ mod devices;
 mod isolation;
 mod jobs;
 mod people;
+mod reset;
 mod security;
 mod signin;
 mod vaults;

@@ -43,6 +43,8 @@ fn every_page_carries_the_security_headers() {
         "/signin?next=%2Ft%2Fx",
         "/signup",
         "/signup/confirm?token=lps_x",
+        "/reset",
+        "/reset?code=lpr_x",
     ]
     .into_iter()
     .map(|p| (p.to_string(), String::new()))

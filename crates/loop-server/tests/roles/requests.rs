@@ -447,6 +447,25 @@ impl Walk<'_> {
                 let new = self.email("confirmed");
                 Some(json!({ "token": self.root.server().plant_email_code(id, &new) }))
             }
+            ("post", "/api/v1/auth/password-reset") => Some(json!({ "email": a.email })),
+            ("post", "/api/v1/auth/password-reset/confirm") => {
+                let provider = self.root.provider_tenant_id();
+                let email = self.email("reset");
+                let r = self
+                    .root
+                    .post(
+                        "/api/v1/users",
+                        json!({ "tenant_id": provider, "email": email,
+                                "first_name": "Re", "last_name": "Set",
+                                "password": "reset-password-12" }),
+                    )
+                    .expect(201);
+                let id = r["user"]["id"].as_str().unwrap();
+                Some(json!({
+                    "token": self.root.server().plant_reset_code(id),
+                    "password": "reset-password-13",
+                }))
+            }
             ("get", "/api/v1/signup/plans") => {
                 self.root.server().signup_plan(&self.root);
                 None

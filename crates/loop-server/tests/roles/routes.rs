@@ -321,6 +321,8 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
     ("post", "/api/v1/auth/login", Public),
     ("post", "/api/v1/auth/accept-invite", Public),
     ("post", "/api/v1/auth/confirm-email", Public),
+    ("post", "/api/v1/auth/password-reset", Public),
+    ("post", "/api/v1/auth/password-reset/confirm", Public),
     ("post", "/api/v1/billing/stripe/webhook", Signed),
     ("get", "/api/v1/signup/plans", Public),
     ("post", "/api/v1/signup", Public),

@@ -205,6 +205,24 @@ impl Server {
         code
     }
 
+    /// Records a password reset code for `user_id` as its mail would (the mail itself is
+    /// tested in tests/mail.rs), and returns the code.
+    pub fn plant_reset_code(&self, user_id: &str) -> String {
+        let code = loop_server::domain::new_secret("lpr");
+        let hash = loop_server::domain::secret_hash(&code);
+        let planted = self.block_on(loop_server::db::users::issue_reset(
+            &self.state.db.pool,
+            user_id,
+            &hash,
+            self.state.now(),
+        ));
+        assert!(
+            planted.expect("planting a reset code"),
+            "{user_id} is not active"
+        );
+        code
+    }
+
     /// Records an unsubscribe link as a marketing message to `user_id` would carry it (the
     /// message itself is tested in tests/privacy.rs), and returns its token.
     pub fn plant_unsubscribe_link(&self, user_id: &str) -> String {
