@@ -2,10 +2,10 @@
 //! (rectification), the password, and sessions (listed, revoked). Each change is audited.
 
 use axum::http::StatusCode;
-use loop_api::{Session, TenantId, UpdateUser, User, UserStatus};
+use loop_api::{Session, TenantId, TotpEnrollment, UpdateUser, User, UserStatus};
 
 use crate::auth::signin::{audit_refusal, throttled};
-use crate::auth::{self, Caller};
+use crate::auth::{self, Caller, totp};
 use crate::db::outbox::{self, MailKind};
 use crate::db::sessions::{self, Whose};
 use crate::db::{self, users};
@@ -129,8 +129,44 @@ pub async fn change_password(
     new: &str,
 ) -> ApiResult<()> {
     let u = caller.user()?;
-    // Guessing the current password here counts like guessing it at sign-in: the same
-    // throttle, and every refusal is audited.
+    current_password(state, caller, current, "user.password_change").await?;
+    let now = state.now();
+    domain::check_new_password(new)?;
+    let hash = auth::hash_password(new.to_string()).await?;
+    let mut tx = state.db.begin().await?;
+    users::set_password(&mut tx, &u.user.user.id, &hash, now).await?;
+    let ended = sessions::end_user_sessions(
+        &mut tx,
+        &u.user.user.id,
+        Some(&u.session.session.id),
+        "password_change",
+        now,
+    )
+    .await?;
+    db::audit::commit_audited(
+        tx,
+        caller.event(
+            &u.user.user.tenant_id,
+            "user.password_change",
+            "user",
+            Some(&u.user.user.id),
+            serde_json::json!({ "sessions_ended": ended }),
+        ),
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Checks the caller's current password. Guessing it here counts like guessing it at sign-in:
+/// the same throttle, and every refusal is audited (as `action`).
+async fn current_password(
+    state: &AppState,
+    caller: &Caller,
+    current: &str,
+    action: &'static str,
+) -> ApiResult<()> {
+    let u = caller.user()?;
     let now = state.now();
     let (account, ip) = (
         u.user.user.email.clone(),
@@ -140,7 +176,7 @@ pub async fn change_password(
     let refused = |reason: &'static str| {
         audit_refusal(
             state,
-            "user.password_change",
+            action,
             tenant_id,
             Some(user_id),
             &caller.client,
@@ -171,30 +207,103 @@ pub async fn change_password(
         .throttle
         .succeeded(&state.db, &account, attempt)
         .await?;
-    domain::check_new_password(new)?;
-    let hash = auth::hash_password(new.to_string()).await?;
+    Ok(())
+}
+
+/// Starts the caller's authenticator: a new secret, kept wrapped under the master key (a copy
+/// of the database alone cannot make codes) until a code confirms it ([`confirm_totp`]). Asks
+/// for the current password, so a stolen session cannot lock the owner out with a secret of
+/// its own.
+pub async fn enrol_totp(
+    state: &AppState,
+    caller: &Caller,
+    current: &str,
+) -> ApiResult<TotpEnrollment> {
+    let u = caller.user()?;
+    current_password(state, caller, current, "user.totp_enroll").await?;
+    if u.user.user.totp_enabled {
+        return Err(ApiError::conflict(
+            "totp_enabled",
+            "TOTP is already enabled",
+        ));
+    }
+    let key = loop_repo::crypto::Key::generate();
+    let stored = state.master.wrap(&totp::context(&u.user.user.id), &key);
+    let enrolment = totp::enrolment(key.expose(), &u.user.user.email)?;
+    let now = state.now();
     let mut tx = state.db.begin().await?;
-    users::set_password(&mut tx, &u.user.user.id, &hash, now).await?;
-    let ended = sessions::end_user_sessions(
-        &mut tx,
-        &u.user.user.id,
-        Some(&u.session.session.id),
-        "password_change",
-        now,
-    )
-    .await?;
-    db::audit::commit_audited(
-        tx,
-        caller.event(
-            &u.user.user.tenant_id,
-            "user.password_change",
-            "user",
-            Some(&u.user.user.id),
-            serde_json::json!({ "sessions_ended": ended }),
-        ),
-        now,
-    )
-    .await?;
+    users::set_totp(&mut tx, &u.user.user.id, Some(&stored), false, now).await?;
+    let event = caller.event(
+        &u.user.user.tenant_id,
+        "user.totp_enroll",
+        "user",
+        Some(&u.user.user.id),
+        serde_json::json!({}),
+    );
+    db::audit::commit_audited(tx, event, now).await?;
+    Ok(enrolment)
+}
+
+/// The enrolment the caller started, when `secret` is its secret (base32, as shown): for
+/// showing it again after a wrong code, to the one who was shown it.
+pub async fn pending_totp(
+    state: &AppState,
+    caller: &Caller,
+    secret: &str,
+) -> ApiResult<Option<TotpEnrollment>> {
+    let u = caller.user()?;
+    let Some(stored) = u
+        .user
+        .totp_secret
+        .as_deref()
+        .filter(|_| !u.user.user.totp_enabled)
+    else {
+        return Ok(None);
+    };
+    let key = state
+        .master
+        .unwrap(&totp::context(&u.user.user.id), stored)?;
+    let enrolment = totp::enrolment(key.expose(), &u.user.user.email)?;
+    // Compared as hashes (BLAKE3's equality takes constant time): the answer's timing tells
+    // nothing of the secret.
+    let same = blake3::hash(enrolment.secret.expose().as_bytes())
+        == blake3::hash(secret.trim().as_bytes());
+    Ok(same.then_some(enrolment))
+}
+
+/// Turns on the authenticator the caller enrolled, with a code it makes now; sign-ins then
+/// ask for a code.
+pub async fn confirm_totp(state: &AppState, caller: &Caller, code: &str) -> ApiResult<()> {
+    let u = caller.user()?;
+    let Some(secret) = u
+        .user
+        .totp_secret
+        .as_deref()
+        .filter(|_| !u.user.user.totp_enabled)
+    else {
+        return Err(ApiError::conflict(
+            "no_enrolment",
+            "start TOTP enrolment first",
+        ));
+    };
+    let now = state.now();
+    if totp::check(state, &u.user.user, secret, code, now).await? != totp::Code::Accepted {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_totp",
+            "the authenticator code is wrong",
+        ));
+    }
+    let mut tx = state.db.begin().await?;
+    users::set_totp(&mut tx, &u.user.user.id, Some(secret), true, now).await?;
+    let event = caller.event(
+        &u.user.user.tenant_id,
+        "user.totp_enable",
+        "user",
+        Some(&u.user.user.id),
+        serde_json::json!({}),
+    );
+    db::audit::commit_audited(tx, event, now).await?;
     Ok(())
 }
 

@@ -49,6 +49,43 @@ fn guessing_the_current_password_is_throttled_and_audited() {
     guess(USER_PASSWORD).expect(204);
 }
 
+#[test]
+fn guessing_the_password_to_enrol_an_authenticator_is_throttled_and_audited() {
+    let server = Server::start();
+    let admin = server.admin();
+    let acme = server.customer(&admin, "acme");
+    let ana = server.as_member(acme.member("operator"));
+    let enrol = |current: &str| ana.post("/api/v1/me/totp", json!({ "current_password": current }));
+    for i in 0..5 {
+        enrol(&format!("wrong-guess-{i}")).expect_problem(400, "wrong_password");
+    }
+    enrol(USER_PASSWORD).expect_problem(429, "signin_throttled");
+    let refusals = admin
+        .audit_events()
+        .into_iter()
+        .filter(|e| e.action == "user.totp_enroll" && e.outcome == loop_api::Outcome::Failure)
+        .count();
+    assert_eq!(
+        refusals, 6,
+        "five wrong guesses and the first throttled one"
+    );
+    server.advance(Duration::from_secs(16 * 60));
+    let ana = server.sign_in(&acme.member("operator").email, USER_PASSWORD);
+    let started = ana
+        .post(
+            "/api/v1/me/totp",
+            json!({ "current_password": USER_PASSWORD }),
+        )
+        .expect(200);
+    assert!(
+        started["otpauth_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/"),
+        "{started}"
+    );
+}
+
 /// Regression: a vault token sent as the session cookie was accepted.
 #[test]
 fn a_token_is_never_accepted_as_a_session_cookie() {

@@ -342,6 +342,12 @@ impl Browser {
         }
     }
 
+    /// The texts of the QR codes the window shows, read from a screenshot as a phone's camera
+    /// would read the screen.
+    pub fn qr_codes(&self) -> Vec<String> {
+        read_qr_codes(&self.screenshot())
+    }
+
     /// A PNG of the window.
     pub fn screenshot(&self) -> Vec<u8> {
         self.rt
@@ -358,4 +364,35 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// The texts of the QR codes in the PNG image `png`.
+pub fn read_qr_codes(png: &[u8]) -> Vec<String> {
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(png));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("a PNG of sane size")];
+    let frame = reader.next_frame(&mut pixels).expect("the PNG's pixels");
+    let (width, height) = (frame.width as usize, frame.height as usize);
+    let channels = frame.color_type.samples();
+    let grey = |x: usize, y: usize| {
+        let at = (y * width + x) * channels;
+        match channels {
+            1 | 2 => pixels[at],
+            _ => {
+                let (r, g, b) = (
+                    pixels[at] as u32,
+                    pixels[at + 1] as u32,
+                    pixels[at + 2] as u32,
+                );
+                ((r * 299 + g * 587 + b * 114) / 1000) as u8
+            }
+        }
+    };
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(width, height, grey);
+    image
+        .detect_grids()
+        .into_iter()
+        .filter_map(|grid| grid.decode().ok().map(|(_, text)| text))
+        .collect()
 }

@@ -33,6 +33,18 @@ pub(crate) fn with_secret(secret: Vec<u8>, account: &str) -> ApiResult<totp_rs::
         .map_err(|e| ApiError::Internal(format!("TOTP setup: {e:?}")))
 }
 
+/// What a new authenticator is shown: its secret in base32 and as an `otpauth://` address
+/// (which a QR code carries).
+pub(crate) fn enrolment(secret: &[u8], account: &str) -> ApiResult<loop_api::TotpEnrollment> {
+    let url = with_secret(secret.to_vec(), account)?
+        .to_url()
+        .map_err(|e| ApiError::Internal(format!("TOTP URL: {e:?}")))?;
+    Ok(loop_api::TotpEnrollment {
+        secret: totp_rs::Secret::from(secret.to_vec()).to_base32().into(),
+        otpauth_url: url.into(),
+    })
+}
+
 /// What a code turned out to be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Code {

@@ -25,6 +25,7 @@ fn done_message(done: Option<&str>) -> Option<M> {
         "policy" => M::Acknowledged,
         "export" => M::ArchiveRequested,
         "revoked" => M::Revoked,
+        "totp" => M::AuthenticatorEnabled,
         _ => return None,
     })
 }
@@ -113,6 +114,9 @@ async fn account(
         section aria-labelledby="totp-h" {
             h2 #totp-h { (v.t(M::Authenticator)) }
             p { (v.t(if me.totp_enabled { M::AuthenticatorOn } else { M::AuthenticatorOff })) }
+            @if !me.totp_enabled {
+                p { a href="/account/authenticator" { (v.t(M::SetUpAuthenticator)) } }
+            }
         }
         section aria-labelledby="privacy-h" {
             h2 #privacy-h { (v.t(M::Privacy)) }

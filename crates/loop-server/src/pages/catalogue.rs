@@ -136,6 +136,24 @@ catalogue! {
         "Bij het inloggen wordt om een code uit uw authenticator-app gevraagd.";
     AuthenticatorOff: "Sign-in asks only for your password.",
         "Bij het inloggen wordt alleen om uw wachtwoord gevraagd.";
+    SetUpAuthenticator: "Set up an authenticator app", "Een authenticator-app instellen";
+    AuthenticatorPassword: "Give your password to begin. The app's key is shown once, on the \
+         next page.",
+        "Geef uw wachtwoord om te beginnen. De sleutel voor de app wordt eenmaal getoond, op de \
+         volgende pagina.";
+    ScanCode: "Scan this code with your authenticator app, or type the key below into it. Then \
+         give the code the app shows.",
+        "Scan deze code met uw authenticator-app, of typ de sleutel hieronder erin. Geef daarna \
+         de code die de app toont.";
+    QrLabel: "QR code for your authenticator app", "QR-code voor uw authenticator-app";
+    SecretKey: "Key", "Sleutel";
+    OpenInApp: "Open in an authenticator app on this device",
+        "Openen in een authenticator-app op dit apparaat";
+    TurnOn: "Turn on", "Inschakelen";
+    AuthenticatorEnabled: "Your authenticator app is on: sign-in asks for its code from now on.",
+        "Uw authenticator-app staat aan: bij het inloggen wordt voortaan om de code gevraagd.";
+    EnrolmentGone: "This set-up was started again elsewhere. Begin again here.",
+        "Dit instellen is elders opnieuw begonnen. Begin hier opnieuw.";
     Privacy: "Privacy", "Privacy";
     PolicyAccepted: "You acknowledged privacy policy version {0}.",
         "U heeft versie {0} van de privacyverklaring erkend.";

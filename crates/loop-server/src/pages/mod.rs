@@ -9,13 +9,15 @@
 //! - [`catalogue`]: every word, in English and Dutch;
 //! - [`layout`]: the document, its headers and menu, form pieces;
 //! - [`reader`]: who reads ([`reader::Viewer`], [`reader::Visitor`]) and what they post;
-//! - [`signin`], [`reset`] (a forgotten password), [`signup`], [`dashboard`] (with its [`chart`]s), [`account`], [`audit`],
+//! - [`signin`], [`reset`] (a forgotten password), [`signup`], [`dashboard`] (with its [`chart`]s), [`account`]
+//!   (with its [`authenticator`] set-up), [`audit`],
 //!   [`people`] (the tenant tree, users, invitations), [`devices`], [`vaults`],
 //!   [`snapshots`] (the snapshot browser), [`jobs`] (followed live): the pages.
 
 mod account;
 mod assets;
 mod audit;
+mod authenticator;
 mod catalogue;
 mod chart;
 mod dashboard;
@@ -75,6 +77,9 @@ pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
     ),
     ("get", "/account"),
     ("get", "/account/sessions"),
+    ("get", "/account/authenticator"),
+    ("post", "/account/authenticator"),
+    ("post", "/account/authenticator/confirm"),
     ("post", "/account/profile"),
     ("post", "/account/password"),
     ("post", "/account/consent"),
@@ -104,6 +109,14 @@ pub fn router() -> Router<AppState> {
         .route("/account/policy", post(account::policy))
         .route("/account/export", post(account::export))
         .route("/account/sessions", get(account::sessions))
+        .route(
+            "/account/authenticator",
+            get(authenticator::show).post(authenticator::start),
+        )
+        .route(
+            "/account/authenticator/confirm",
+            post(authenticator::confirm),
+        )
         .route("/t/{tenant}/sessions", get(account::tenant_sessions))
         .route("/t/{tenant}/audit", get(audit::show))
         .route(

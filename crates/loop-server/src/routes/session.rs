@@ -7,12 +7,11 @@ use loop_api::{
     ChangePassword, LoginRequest, LoginResponse, Me, PasswordCheck, TotpCode, TotpEnrollment,
 };
 
-use super::{Json, commit_audited};
+use super::Json;
 use crate::auth::signin;
-use crate::auth::{self, Caller, ClientInfo, session, totp};
-use crate::db::users;
+use crate::auth::{Caller, ClientInfo, session};
 use crate::domain;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::state::AppState;
 
 /// Sign in
@@ -127,62 +126,20 @@ pub async fn change_password(
 /// Start TOTP enrolment
 ///
 /// Returns a new secret, which takes effect once confirmed. Asks for the current password, so a
-/// stolen session cannot lock the owner out with its own secret.
+/// stolen session cannot lock the owner out with its own secret; a wrong one counts like a
+/// wrong password at sign-in (the same throttle, audited).
 #[utoipa::path(post, path = "/api/v1/me/totp", tag = "auth", request_body = PasswordCheck,
     responses((status = 200, description = "Success", body = TotpEnrollment),
-              (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
+              (status = 400, description = "Invalid request, or the current password is wrong (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem),
+              (status = 429, description = "Too many wrong passwords (problem+json)", body = loop_api::Problem)))]
 pub async fn enroll_totp(
     State(state): State<AppState>,
     caller: Caller,
     Json(req): Json<PasswordCheck>,
 ) -> ApiResult<axum::Json<TotpEnrollment>> {
-    let u = caller.user()?;
-    if !auth::verify_password(
-        req.current_password.expose().to_string(),
-        u.user.password_hash.clone(),
-    )
-    .await?
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "wrong_password",
-            "the current password is wrong",
-        ));
-    }
-    if u.user.user.totp_enabled {
-        return Err(ApiError::conflict(
-            "totp_enabled",
-            "TOTP is already enabled",
-        ));
-    }
-    // 256 random bits, kept wrapped under the master key: a copy of the database alone
-    // cannot generate codes.
-    let key = loop_repo::crypto::Key::generate();
-    let stored = state.master.wrap(&totp::context(&u.user.user.id), &key);
-    let secret = totp_rs::Secret::from(key.expose().to_vec()).to_base32();
-    let totp = totp::with_secret(key.expose().to_vec(), &u.user.user.email)?;
-    let now = state.now();
-    let mut tx = state.db.begin().await?;
-    users::set_totp(&mut tx, &u.user.user.id, Some(&stored), false, now).await?;
-    commit_audited(
-        tx,
-        caller.event(
-            &u.user.user.tenant_id,
-            "user.totp_enroll",
-            "user",
-            Some(&u.user.user.id),
-            serde_json::json!({}),
-        ),
-        now,
-    )
-    .await?;
-    Ok(axum::Json(TotpEnrollment {
-        otpauth_url: totp
-            .to_url()
-            .map_err(|e| ApiError::Internal(format!("TOTP URL: {e:?}")))?
-            .into(),
-        secret: secret.into(),
-    }))
+    let enrolment =
+        crate::accounts::enrol_totp(&state, &caller, req.current_password.expose()).await?;
+    Ok(axum::Json(enrolment))
 }
 
 /// Confirm TOTP enrolment
@@ -195,39 +152,6 @@ pub async fn confirm_totp(
     caller: Caller,
     Json(req): Json<TotpCode>,
 ) -> ApiResult<StatusCode> {
-    let u = caller.user()?;
-    let Some(secret) = u
-        .user
-        .totp_secret
-        .as_deref()
-        .filter(|_| !u.user.user.totp_enabled)
-    else {
-        return Err(ApiError::conflict(
-            "no_enrolment",
-            "start TOTP enrolment first",
-        ));
-    };
-    let now = state.now();
-    if totp::check(&state, &u.user.user, secret, &req.code, now).await? != totp::Code::Accepted {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_totp",
-            "the authenticator code is wrong",
-        ));
-    }
-    let mut tx = state.db.begin().await?;
-    users::set_totp(&mut tx, &u.user.user.id, Some(secret), true, now).await?;
-    commit_audited(
-        tx,
-        caller.event(
-            &u.user.user.tenant_id,
-            "user.totp_enable",
-            "user",
-            Some(&u.user.user.id),
-            serde_json::json!({}),
-        ),
-        now,
-    )
-    .await?;
+    crate::accounts::confirm_totp(&state, &caller, &req.code).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -27,7 +27,10 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
         "post /api/v1/me/password",
         &[400, 401, 403, 410, 413, 415, 429],
     ),
-    ("post /api/v1/me/totp", &[400, 401, 403, 409, 410, 413, 415]),
+    (
+        "post /api/v1/me/totp",
+        &[400, 401, 403, 409, 410, 413, 415, 429],
+    ),
     (
         "post /api/v1/me/totp/confirm",
         &[400, 401, 403, 409, 410, 413, 415],

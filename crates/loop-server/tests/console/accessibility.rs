@@ -91,6 +91,7 @@ fn every_page_passes_axe_and_fits_a_phone() {
         format!("{here}?q=q1"),
         "/account".to_string(),
         "/account/sessions".to_string(),
+        "/account/authenticator".to_string(),
         "/t/tn_00000000000000000000000000000000".to_string(),
     ];
     let mut problems = Vec::new();
@@ -116,6 +117,20 @@ fn every_page_passes_axe_and_fits_a_phone() {
     sign_in(&b, "admin@acme.example", USER_PASSWORD);
     for path in &signed_in {
         check(&b, path);
+    }
+    // The authenticator's key is on the answer to a form: checked where the form leads.
+    b.window(Window::Phone);
+    b.goto("/account/authenticator");
+    b.fill("#current_password", USER_PASSWORD);
+    b.click("form[action='/account/authenticator'] button");
+    for v in violations(&b) {
+        problems.push(format!("the authenticator's key: {v}"));
+    }
+    let out = sticking_out(&b);
+    if !out.is_empty() {
+        problems.push(format!(
+            "the authenticator's key scrolls sideways on a phone: {out:?}"
+        ));
     }
     assert!(problems.is_empty(), "{problems:#?}");
 }

@@ -6,7 +6,7 @@
 //! keyboard alone), `security.rs` (headers on every page, form tokens, where a sign-in may
 //! lead), `dashboard.rs` (health, devices, storage, charts; another tenant's is a 404),
 //! `vaults.rs` (the snapshot browser and its downloads, compared byte for byte), `reset.rs`
-//! (a forgotten password, from the mail's link).
+//! (a forgotten password, from the mail's link), `authenticator.rs` (set up from the QR code).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -18,6 +18,7 @@ use support::{Caller, Server};
 mod accessibility;
 mod account;
 mod audit;
+mod authenticator;
 mod dashboard;
 mod devices;
 mod isolation;
