@@ -1,14 +1,15 @@
 //! People in a tenant: a user made with a password (by an administrator of the whole
-//! service) or invited by mail, with an optional first role. The API and the console both
-//! call this; the change is audited with its role grant.
+//! service) or invited by mail, with an optional first role; roles granted and revoked. The
+//! API and the console both call this; each change is audited.
 
 use loop_api::{
-    CreateUser, CreatedUser, RoleBinding, RoleBindingId, SecretText, User, UserId, UserStatus,
+    CreateRoleBinding, CreateUser, CreatedUser, RoleBinding, RoleBindingId, SecretText, User,
+    UserId, UserStatus,
 };
 
 use crate::auth::{self, Caller};
 use crate::db::outbox::{self, MailKind};
-use crate::db::{self, bindings, users};
+use crate::db::{self, bindings, tenants, users};
 use crate::domain::{NewUser, Permission, RoleRules as _, new_id, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -138,4 +139,100 @@ pub async fn create_user(
         user,
         invite_token: invite.map(SecretText::from),
     })
+}
+
+/// Loads a user the caller may see with `perm` (404 otherwise), with the user's tenant.
+pub async fn scoped_user(
+    state: &AppState,
+    caller: &Caller,
+    perm: Permission,
+    id: &UserId,
+) -> ApiResult<(users::UserRow, tenants::TenantRow)> {
+    caller.user()?;
+    let user = users::user_by_id(&state.db.pool, id.as_str())
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let tenant = caller.tenant(state, perm, &user.user.tenant_id).await?;
+    Ok((user, tenant))
+}
+
+/// Binds `req.role` to user `id` on `req.tenant_id`: the user's own tenant or one below it,
+/// where the caller has role-grant; audited (`role.grant`).
+pub async fn grant_role(
+    state: &AppState,
+    caller: &Caller,
+    id: &UserId,
+    req: CreateRoleBinding,
+) -> ApiResult<RoleBinding> {
+    let (user, home) = scoped_user(state, caller, Permission::UserRead, id).await?;
+    let target = caller
+        .tenant(state, Permission::RoleGrant, req.tenant_id.as_str())
+        .await?;
+    if !home.path.contains(&target.path) {
+        return Err(ApiError::bad_request(
+            "a role can be bound only on the user's own tenant or one below it",
+        ));
+    }
+    let role = req.role;
+    if !role.bindable_on(target.tenant.kind) {
+        return Err(ApiError::bad_request(format!(
+            "the {role} role cannot be bound on a {} tenant",
+            target.tenant.kind
+        )));
+    }
+    let now = state.now();
+    let b = RoleBinding {
+        id: new_id(RoleBindingId::PREFIX),
+        user_id: user.user.id.clone(),
+        tenant_id: target.tenant.id.clone(),
+        role,
+        created_at: db::time(now),
+    };
+    let mut tx = state.db.begin().await?;
+    if !bindings::insert_binding(&mut tx, &b, now).await? {
+        return Err(ApiError::conflict(
+            "exists",
+            "the user already has this role there",
+        ));
+    }
+    let event = caller.event(
+        &b.tenant_id,
+        "role.grant",
+        "role_binding",
+        Some(&b.id),
+        serde_json::json!({ "user_id": b.user_id, "role": b.role }),
+    );
+    db::audit::commit_audited(tx, event, now).await?;
+    Ok(b)
+}
+
+/// Removes role binding `binding_id` of user `id` (role-grant on the binding's tenant);
+/// audited (`role.revoke`).
+pub async fn revoke_role(
+    state: &AppState,
+    caller: &Caller,
+    id: &UserId,
+    binding_id: &RoleBindingId,
+) -> ApiResult<()> {
+    scoped_user(state, caller, Permission::UserRead, id).await?;
+    let bindings = bindings::bindings_of(&state.db.pool, id.as_str()).await?;
+    let b = bindings
+        .into_iter()
+        .find(|b| b.binding.id == binding_id.as_str())
+        .ok_or_else(ApiError::not_found)?;
+    caller
+        .tenant(state, Permission::RoleGrant, &b.binding.tenant_id)
+        .await?;
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    bindings::delete_binding(&mut tx, id.as_str(), binding_id.as_str()).await?;
+    let event = caller.event(
+        &b.binding.tenant_id,
+        "role.revoke",
+        "role_binding",
+        Some(binding_id.as_str()),
+        serde_json::json!({ "user_id": id, "role": b.binding.role }),
+    );
+    db::audit::commit_audited(tx, event, now).await?;
+    Ok(())
 }

@@ -55,6 +55,7 @@ mod startup;
 pub mod state;
 pub mod tenancy;
 pub mod tls;
+pub mod tokens;
 pub mod usage;
 pub mod vault_objects;
 pub mod vaults;

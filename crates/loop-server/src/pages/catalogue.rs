@@ -251,6 +251,10 @@ catalogue! {
     InviteSomeone: "Invite someone", "Iemand uitnodigen";
     InviteHelp: "We mail an invitation to the address; its owner chooses a password within 7 days.",
         "We mailen een uitnodiging naar het adres; de eigenaar kiest binnen 7 dagen een wachtwoord.";
+    RemoveRole: "Remove the role {0} of {1}", "De rol {0} van {1} intrekken";
+    RoleFor: "Another role for {0}", "Nog een rol voor {0}";
+    AddRole: "Add", "Toevoegen";
+    RolesChanged: "The roles are changed.", "De rollen zijn gewijzigd.";
     Invited: "The invitation is on its way.", "De uitnodiging is onderweg.";
     AcceptInvitation: "Accept the invitation", "De uitnodiging aannemen";
     ChoosePassword: "Choose the password you will sign in with.",
@@ -279,6 +283,32 @@ catalogue! {
          ermee in.";
     ResetLinkInvalid: "This link is unknown, used or expired. Ask for a new one here.",
         "Deze link is onbekend, gebruikt of verlopen. Vraag hier een nieuwe aan.";
+
+    // Tokens.
+    TokensOf: "Tokens of {0}", "Tokens van {0}";
+    Tokens: "Tokens", "Tokens";
+    NoTokens: "No tokens yet.", "Nog geen tokens.";
+    Holder: "Held by", "In handen van";
+    MayDo: "May", "Mag";
+    ApiToken: "a program (API token)", "een programma (API-token)";
+    EveryVault: "every vault", "elke kluis";
+    Expires: "Expires", "Verloopt";
+    LastUsed: "Last used", "Laatst gebruikt";
+    NeverUsed: "not yet", "nog niet";
+    RevokedState: "revoked", "ingetrokken";
+    Live: "in use", "in gebruik";
+    RevokeButton: "Revoke", "Intrekken";
+    RevokeToken: "Revoke the token {0}", "Het token {0} intrekken";
+    TokenRevoked: "The token is revoked: it no longer works.",
+        "Het token is ingetrokken: het werkt niet meer.";
+    NewApiToken: "A token for a program", "Een token voor een programma";
+    VaultsHelp: "Only these vaults (none ticked: every vault)",
+        "Alleen deze kluizen (niets aangevinkt: elke kluis)";
+    ExpiresInDays: "Expires after this many days (empty: never)",
+        "Verloopt na zoveel dagen (leeg: nooit)";
+    MakeToken: "Make the token", "Het token maken";
+    TokenShownOnce: "The token {0} is made. Its secret is shown once, here: copy it now.",
+        "Het token {0} is gemaakt. Het geheim wordt eenmaal getoond, hier: kopieer het nu.";
 
     // Devices.
     DevicesOf: "Devices of {0}", "Apparaten van {0}";

@@ -12,7 +12,7 @@
 //! - [`signin`], [`reset`] (a forgotten password), [`signup`], [`dashboard`] (with its [`chart`]s), [`account`]
 //!   (with its [`authenticator`] set-up), [`audit`],
 //!   [`people`] (the tenant tree, users, invitations), [`devices`], [`vaults`],
-//!   [`snapshots`] (the snapshot browser), [`jobs`] (followed live): the pages.
+//!   [`snapshots`] (the snapshot browser), [`jobs`] (followed live), [`tokens`]: the pages.
 
 mod account;
 mod assets;
@@ -30,6 +30,7 @@ mod reset;
 mod signin;
 mod signup;
 mod snapshots;
+mod tokens;
 mod vaults;
 
 use axum::Router;
@@ -44,7 +45,7 @@ pub use layout::secured;
 
 /// Every page a signed-in reader opens or posts to, as (method, path): the isolation test
 /// aims each at another tenant's objects (`{tenant}`, `{session}`, `{vault}`, `{snapshot}`,
-/// `{job}`, `{item}`).
+/// `{job}`, `{item}`, `{user}`, `{binding}`, `{token}`).
 /// A new page is added here.
 pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
     ("get", "/"),
@@ -58,7 +59,12 @@ pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
     ("get", "/t/{tenant}/devices"),
     ("post", "/t/{tenant}/devices"),
     ("post", "/t/{tenant}/users"),
+    ("post", "/users/{user}/roles"),
+    ("post", "/users/{user}/roles/{binding}/revoke"),
     ("get", "/t/{tenant}/vaults"),
+    ("get", "/t/{tenant}/tokens"),
+    ("post", "/t/{tenant}/tokens"),
+    ("post", "/tokens/{token}/revoke"),
     ("get", "/t/{tenant}/jobs"),
     ("get", "/jobs/{job}"),
     ("get", "/jobs/{job}/events"),
@@ -124,11 +130,15 @@ pub fn router() -> Router<AppState> {
             get(people::tree).post(people::create_tenant),
         )
         .route("/t/{tenant}/users", get(people::users).post(people::invite))
+        .route("/users/{id}/roles", post(people::grant))
+        .route("/users/{id}/roles/{binding}/revoke", post(people::revoke))
         .route(
             "/t/{tenant}/devices",
             get(devices::show).post(devices::new_code),
         )
         .route("/t/{tenant}/vaults", get(vaults::list))
+        .route("/t/{tenant}/tokens", get(tokens::show).post(tokens::create))
+        .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route("/t/{tenant}/jobs", get(jobs::list))
         .route("/jobs/{id}", get(jobs::show))
         .route("/jobs/{id}/events", get(jobs::events))

@@ -27,6 +27,7 @@ fn note(v: &Viewer, done: Option<&str>) -> Option<&'static str> {
     match done? {
         "created" => Some(v.t(M::Created)),
         "invited" => Some(v.t(M::Invited)),
+        "roles" => Some(v.t(M::RolesChanged)),
         _ => None,
     }
 }
@@ -228,10 +229,11 @@ async fn users_page(
     let scope = TenantScope::One(t.tenant.id.clone());
     let people =
         crate::db::users::users_in(&state.db.pool, &scope, Some(&Page::first(500))).await?;
-    let mut roles = std::collections::HashMap::<String, Vec<Role>>::new();
+    let mut roles = std::collections::HashMap::<String, Vec<(String, Role)>>::new();
     for b in crate::db::bindings::bindings_in(&state.db.pool, &t.tenant.id).await? {
-        roles.entry(b.user_id).or_default().push(b.role);
+        roles.entry(b.user_id).or_default().push((b.id, b.role));
     }
+    let can_grant = v.caller.can(Permission::RoleGrant, &t.path);
     let grantable: Vec<Role> = [
         Role::PartnerAdmin,
         Role::Admin,
@@ -260,8 +262,14 @@ async fn users_page(
                         td { (u.email) }
                         td {
                             @match roles.get(&u.id) {
-                                Some(rs) => (rs.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")),
+                                Some(rs) if can_grant => @for (binding, role) in rs {
+                                    (role_revoke(v, &t.tenant.id, &u.id, binding, *role, &u.email))
+                                },
+                                Some(rs) => (rs.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>().join(", ")),
                                 None => (v.t(M::NoRole)),
+                            }
+                            @if can_grant {
+                                (role_grant(v, &t.tenant.id, &u.id, &u.email, &grantable))
                             }
                         }
                         td { (u.status.as_str()) }
@@ -295,6 +303,101 @@ async fn users_page(
         }
     };
     Ok(document(status, &v.frame(), &title, content))
+}
+
+/// A role of a user with its button that removes it.
+fn role_revoke(
+    v: &Viewer,
+    tenant: &str,
+    user: &str,
+    binding: &str,
+    role: Role,
+    who: &str,
+) -> Markup {
+    html! {
+        form.inline.role method="post" action={"/users/" (user) "/roles/" (binding) "/revoke"} {
+            (token(&v.csrf))
+            input type="hidden" name="tenant_id" value=(tenant);
+            (role.as_str()) " "
+            button type="submit" aria-label=(M::RemoveRole.fill(v.lang, &[role.as_str(), who])) { "×" }
+        }
+    }
+}
+
+/// The form that gives a user another role on this tenant.
+fn role_grant(v: &Viewer, tenant: &str, user: &str, who: &str, grantable: &[Role]) -> Markup {
+    let field = format!("role-{user}");
+    html! {
+        form.inline.role method="post" action={"/users/" (user) "/roles"} {
+            (token(&v.csrf))
+            input type="hidden" name="tenant_id" value=(tenant);
+            label.visually-hidden for=(field) { (M::RoleFor.fill(v.lang, &[who])) }
+            select id=(field) name="role" {
+                @for r in grantable { option value=(r.as_str()) { (r.as_str()) } }
+            }
+            " "
+            button type="submit" { (v.t(M::AddRole)) }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RoleForm {
+    tenant_id: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// `POST /users/{user}/roles`: gives the user a role on the tenant whose page posted it.
+pub async fn grant(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path(user): Path<String>,
+    Posted(f): Posted<RoleForm>,
+) -> Response {
+    let made = async {
+        let user = loop_api::UserId::parse(&user).map_err(|_| ApiError::not_found())?;
+        let req = loop_api::CreateRoleBinding {
+            tenant_id: TenantId::parse(&f.tenant_id).map_err(|_| ApiError::not_found())?,
+            role: f
+                .role
+                .parse::<Role>()
+                .map_err(|_| ApiError::bad_request("unknown role"))?,
+        };
+        crate::directory::grant_role(&state, &v.caller, &user, req).await
+    };
+    let made = made.await;
+    roles_changed(&state, &v, &f.tenant_id, made).await
+}
+
+/// `POST /users/{user}/roles/{binding}/revoke`: takes a role away.
+pub async fn revoke(
+    State(state): State<AppState>,
+    v: Viewer,
+    Path((user, binding)): Path<(String, String)>,
+    Posted(f): Posted<RoleForm>,
+) -> Response {
+    let made = async {
+        let user = loop_api::UserId::parse(&user).map_err(|_| ApiError::not_found())?;
+        let binding =
+            loop_api::RoleBindingId::parse(&binding).map_err(|_| ApiError::not_found())?;
+        crate::directory::revoke_role(&state, &v.caller, &user, &binding).await
+    };
+    let made = made.await;
+    roles_changed(&state, &v, &f.tenant_id, made).await
+}
+
+/// Back to the users of the tenant whose page changed a role (a tenant ID, nothing else).
+async fn roles_changed<T>(
+    state: &AppState,
+    v: &Viewer,
+    tenant: &str,
+    made: ApiResult<T>,
+) -> Response {
+    match TenantId::parse(tenant) {
+        Ok(t) => after_change(state, v, t.as_str(), Listing::Users, made, "roles").await,
+        Err(_) => super::failed(v.lang, made.err().unwrap_or_else(ApiError::not_found)),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -110,6 +110,7 @@ impl Viewer {
             (Permission::DeviceRead, "devices", M::Devices),
             (Permission::VaultRead, "vaults", M::Vaults),
             (Permission::JobRead, "jobs", M::Jobs),
+            (Permission::TokenRead, "tokens", M::Tokens),
             (Permission::AuditRead, "audit", M::AuditLog),
             (Permission::SessionRead, "sessions", M::Sessions),
         ] {

@@ -11,8 +11,8 @@ use super::pages::{Listing, page};
 use super::tenants::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
-use crate::db::{self, devices, tokens, vaults};
-use crate::domain::{NewDevice, NewToken, Permission, new_id, new_secret, secret_hash};
+use crate::db::{self, devices, tokens};
+use crate::domain::{NewDevice, Permission, new_id};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use loop_api::PageQuery;
@@ -142,61 +142,8 @@ pub async fn create_token(
     caller: Caller,
     Json(req): Json<CreateToken>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
-    let tenant = caller
-        .tenant(&state, Permission::TokenWrite, req.tenant_id.as_str())
-        .await?;
-    let req = NewToken::parse(req)?;
-    if let Some(d) = req.holder.device_id() {
-        let dev = devices::device_by_id(&state.db.pool, d.as_str()).await?;
-        if dev.is_none_or(|dev| dev.tenant_id != tenant.tenant.id) {
-            return Err(ApiError::bad_request("no such device in this tenant"));
-        }
-    }
-    for v in &req.vault_ids {
-        let vault = vaults::vault_by_id(&state.db.pool, v.as_str()).await?;
-        if vault.is_none_or(|vault| vault.tenant_id != tenant.tenant.id) {
-            return Err(ApiError::bad_request("no such vault in this tenant"));
-        }
-    }
-    let now = state.now();
-    let t = Token {
-        id: new_id(TokenId::PREFIX),
-        tenant_id: tenant.tenant.id.clone(),
-        kind: req.holder.kind(),
-        name: req.name,
-        device_id: req.holder.device_id().map(|d| d.to_string()),
-        vault_ids: req.vault_ids.into_iter().map(String::from).collect(),
-        permissions: req.permissions,
-        created_at: db::time(now),
-        expires_at: (req.expires_in_days).map(|d| db::time(now + d as i64 * 86_400_000)),
-        revoked_at: None,
-        last_used_at: None,
-    };
-    let secret = new_secret("lpt");
-    let mut tx = state.db.begin().await?;
-    tokens::insert_token(&mut tx, &t, &secret_hash(&secret), &caller.actor().1, now).await?;
-    commit_audited(
-        tx,
-        caller.event(
-            &t.tenant_id,
-            "token.create",
-            "token",
-            Some(&t.id),
-            serde_json::json!({
-                "kind": t.kind, "permissions": t.permissions, "vault_ids": t.vault_ids,
-                "device_id": t.device_id,
-            }),
-        ),
-        now,
-    )
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(CreatedToken {
-            token: t,
-            secret: secret.into(),
-        }),
-    ))
+    let made = crate::tokens::create(&state, &caller, req).await?;
+    Ok((StatusCode::CREATED, axum::Json(made)))
 }
 
 /// Revoke a token
@@ -207,28 +154,7 @@ pub async fn revoke_token(
     caller: Caller,
     Path(id): Path<TokenId>,
 ) -> ApiResult<StatusCode> {
-    caller.user()?;
-    let t = tokens::token_by_id(&state.db.pool, id.as_str())
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    caller
-        .tenant(&state, Permission::TokenWrite, &t.tenant_id)
-        .await?;
-    let now = state.now();
-    let mut tx = state.db.begin().await?;
-    tokens::revoke_token(&mut tx, id.as_str(), now).await?;
-    commit_audited(
-        tx,
-        caller.event(
-            &t.tenant_id,
-            "token.revoke",
-            "token",
-            Some(id.as_str()),
-            serde_json::json!({}),
-        ),
-        now,
-    )
-    .await?;
+    crate::tokens::revoke(&state, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -12,8 +12,8 @@ use super::pages::{Listing, page};
 use super::tenants::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
-use crate::db::{self, bindings, sessions, tenants, users};
-use crate::domain::{Permission, RoleRules as _, new_id};
+use crate::db::{bindings, sessions, users};
+use crate::domain::Permission;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use loop_api::PageQuery;
@@ -51,21 +51,6 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, axum::Json(made)))
 }
 
-/// Loads a user the caller may see with `perm` (404 otherwise).
-async fn scoped_user(
-    state: &AppState,
-    caller: &Caller,
-    perm: Permission,
-    id: &UserId,
-) -> ApiResult<(users::UserRow, tenants::TenantRow)> {
-    caller.user()?;
-    let user = users::user_by_id(&state.db.pool, id.as_str())
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let tenant = caller.tenant(state, perm, &user.user.tenant_id).await?;
-    Ok((user, tenant))
-}
-
 /// Show a user
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = UserId, Path)),
     responses((status = 200, description = "Success", body = User), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
@@ -75,7 +60,7 @@ pub async fn get_user(
     Path(id): Path<UserId>,
 ) -> ApiResult<axum::Json<User>> {
     Ok(axum::Json(
-        scoped_user(&state, &caller, Permission::UserRead, &id)
+        crate::directory::scoped_user(&state, &caller, Permission::UserRead, &id)
             .await?
             .0
             .user,
@@ -94,7 +79,8 @@ pub async fn update_user(
     Path(id): Path<UserId>,
     Json(req): Json<UpdateUser>,
 ) -> ApiResult<axum::Json<User>> {
-    let (row, _) = scoped_user(&state, &caller, Permission::UserWrite, &id).await?;
+    let (row, _) =
+        crate::directory::scoped_user(&state, &caller, Permission::UserWrite, &id).await?;
     let whole = caller.holds_on_whole_service(Permission::UserRead);
     Ok(axum::Json(
         crate::accounts::change(&state, &caller, row, req, whole).await?,
@@ -127,7 +113,7 @@ async fn set_status(
     status: UserStatus,
     action: &'static str,
 ) -> ApiResult<axum::Json<User>> {
-    let (row, _) = scoped_user(state, caller, Permission::UserWrite, id).await?;
+    let (row, _) = crate::directory::scoped_user(state, caller, Permission::UserWrite, id).await?;
     if caller.actor().1 == row.user.id {
         return Err(ApiError::conflict(
             "self",
@@ -197,7 +183,7 @@ pub async fn list_roles(
     caller: Caller,
     Path(id): Path<UserId>,
 ) -> ApiResult<axum::Json<Vec<RoleBinding>>> {
-    scoped_user(&state, &caller, Permission::UserRead, &id).await?;
+    crate::directory::scoped_user(&state, &caller, Permission::UserRead, &id).await?;
     let b = bindings::bindings_of(&state.db.pool, id.as_str()).await?;
     Ok(axum::Json(b.into_iter().map(|b| b.binding).collect()))
 }
@@ -214,49 +200,7 @@ pub async fn grant_role(
     Path(id): Path<UserId>,
     Json(req): Json<CreateRoleBinding>,
 ) -> ApiResult<(StatusCode, axum::Json<RoleBinding>)> {
-    let (user, home) = scoped_user(&state, &caller, Permission::UserRead, &id).await?;
-    let target = caller
-        .tenant(&state, Permission::RoleGrant, req.tenant_id.as_str())
-        .await?;
-    if !home.path.contains(&target.path) {
-        return Err(ApiError::bad_request(
-            "a role can be bound only on the user's own tenant or one below it",
-        ));
-    }
-    let role = req.role;
-    if !role.bindable_on(target.tenant.kind) {
-        return Err(ApiError::bad_request(format!(
-            "the {role} role cannot be bound on a {} tenant",
-            target.tenant.kind
-        )));
-    }
-    let now = state.now();
-    let b = RoleBinding {
-        id: new_id(RoleBindingId::PREFIX),
-        user_id: user.user.id.clone(),
-        tenant_id: target.tenant.id.clone(),
-        role,
-        created_at: db::time(now),
-    };
-    let mut tx = state.db.begin().await?;
-    if !bindings::insert_binding(&mut tx, &b, now).await? {
-        return Err(ApiError::conflict(
-            "exists",
-            "the user already has this role there",
-        ));
-    }
-    commit_audited(
-        tx,
-        caller.event(
-            &b.tenant_id,
-            "role.grant",
-            "role_binding",
-            Some(&b.id),
-            serde_json::json!({ "user_id": b.user_id, "role": b.role }),
-        ),
-        now,
-    )
-    .await?;
+    let b = crate::directory::grant_role(&state, &caller, &id, req).await?;
     Ok((StatusCode::CREATED, axum::Json(b)))
 }
 
@@ -269,29 +213,6 @@ pub async fn revoke_role(
     caller: Caller,
     Path((id, binding_id)): Path<(UserId, RoleBindingId)>,
 ) -> ApiResult<StatusCode> {
-    scoped_user(&state, &caller, Permission::UserRead, &id).await?;
-    let bindings = bindings::bindings_of(&state.db.pool, id.as_str()).await?;
-    let b = bindings
-        .into_iter()
-        .find(|b| b.binding.id == binding_id.as_str())
-        .ok_or_else(ApiError::not_found)?;
-    caller
-        .tenant(&state, Permission::RoleGrant, &b.binding.tenant_id)
-        .await?;
-    let now = state.now();
-    let mut tx = state.db.begin().await?;
-    bindings::delete_binding(&mut tx, id.as_str(), binding_id.as_str()).await?;
-    commit_audited(
-        tx,
-        caller.event(
-            &b.binding.tenant_id,
-            "role.revoke",
-            "role_binding",
-            Some(binding_id.as_str()),
-            serde_json::json!({ "user_id": id, "role": b.binding.role }),
-        ),
-        now,
-    )
-    .await?;
+    crate::directory::revoke_role(&state, &caller, &id, &binding_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

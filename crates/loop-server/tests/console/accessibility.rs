@@ -81,6 +81,7 @@ fn every_page_passes_axe_and_fits_a_phone() {
         format!("/t/{t}/tenants"),
         format!("/t/{t}/vaults"),
         format!("/t/{t}/jobs"),
+        format!("/t/{t}/tokens"),
         format!("/jobs/{}", acme.job_id),
         format!("/vaults/{}", acme.vault_id),
         here.clone(),

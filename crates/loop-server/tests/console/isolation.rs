@@ -50,7 +50,10 @@ fn another_tenants_pages_are_not_found_for_every_role() {
                 .replace("{vault}", &zeta.vault_id)
                 .replace("{snapshot}", &zeta_snapshot)
                 .replace("{job}", &zeta.job_id)
-                .replace("{item}", &zeta.item_id);
+                .replace("{item}", &zeta.item_id)
+                .replace("{user}", &zeta.member("operator").user_id)
+                .replace("{binding}", &zeta.binding_id)
+                .replace("{token}", &zeta.token_id);
             let page = match *method {
                 "get" => server.page(&path, &cookie, "en"),
                 // A post that names nothing of another tenant changes the reader's own
@@ -70,6 +73,8 @@ fn another_tenants_pages_are_not_found_for_every_role() {
                         ("role", "admin"),
                         ("device", &zeta.device_id),
                         ("target", "/intruder"),
+                        ("tenant_id", &zeta.tenant_id),
+                        ("permissions", "backup"),
                     ],
                 ),
             };
@@ -101,6 +106,26 @@ fn another_tenants_pages_are_not_found_for_every_role() {
         item_runs(),
         runs_before,
         "no backup of their item was queued"
+    );
+    // Their operator keeps exactly the role they had, and their token works.
+    let roles = admin
+        .get(&format!(
+            "/api/v1/users/{}/roles",
+            zeta.member("operator").user_id
+        ))
+        .expect(200);
+    assert_eq!(roles.as_array().unwrap().len(), 1, "{roles}");
+    assert_eq!(roles[0]["id"], zeta.binding_id.as_str(), "{roles}");
+    let tokens = admin
+        .get(&format!("/api/v1/tokens?tenant_id={}", zeta.tenant_id))
+        .expect(200);
+    assert!(
+        tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["revoked_at"].is_null()),
+        "{tokens}"
     );
     // Their session is untouched by every attempt to sign it out.
     server

@@ -6,7 +6,7 @@
 //! keyboard alone), `security.rs` (headers on every page, form tokens, where a sign-in may
 //! lead), `dashboard.rs` (health, devices, storage, charts; another tenant's is a 404),
 //! `vaults.rs` (the snapshot browser and its downloads, compared byte for byte), `reset.rs`
-//! (a forgotten password, from the mail's link), `authenticator.rs` (set up from the QR code).
+//! (a forgotten password, from the mail's link), `authenticator.rs` (set up from the QR code), `access.rs` (roles and tokens).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -15,6 +15,7 @@ use loop_testkit::browser::Browser;
 use serde_json::json;
 use support::{Caller, Server};
 
+mod access;
 mod accessibility;
 mod account;
 mod audit;
