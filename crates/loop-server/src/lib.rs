@@ -32,6 +32,7 @@ pub mod erasure;
 pub mod error;
 pub mod exports;
 mod fsutil;
+pub mod items;
 pub mod jobs;
 pub mod keys;
 mod listener;

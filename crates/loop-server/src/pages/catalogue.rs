@@ -2,60 +2,63 @@
 //! asks for it in the reader's language with [`M::text`], or with [`M::fill`] when it has
 //! places (`{0}`, `{1}`) for values. A new language is a new column here.
 
-use loop_api::Language;
-
 macro_rules! catalogue {
-    ($($name:ident: $en:literal, $nl:literal;)*) => {
-        /// A message of the console.
+    ($(#[$doc:meta])* $words:ident { $($name:ident: $en:literal, $nl:literal;)* }) => {
+        $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum M { $($name),* }
+        pub enum $words { $($name),* }
 
-        impl M {
+        impl $words {
             /// Every message, for the catalogue's own checks.
             #[cfg(test)]
-            pub const ALL: &'static [M] = &[$(M::$name),*];
+            pub const ALL: &'static [$words] = &[$($words::$name),*];
 
             /// The message in `lang`.
-            pub fn text(self, lang: Language) -> &'static str {
+            pub fn text(self, lang: loop_api::Language) -> &'static str {
                 match (self, lang) {
-                    $((M::$name, Language::En) => $en, (M::$name, Language::Nl) => $nl,)*
+                    $(($words::$name, loop_api::Language::En) => $en, ($words::$name, loop_api::Language::Nl) => $nl,)*
                 }
+            }
+
+            /// The message in `lang` with its places `{0}`, `{1}`, … taken by `values`.
+            pub fn fill(self, lang: loop_api::Language, values: &[&str]) -> String {
+                $crate::pages::catalogue::fill(self.text(lang), values)
             }
         }
     };
 }
+pub(crate) use catalogue;
 
-impl M {
-    /// The message in `lang` with its places `{0}`, `{1}`, … taken by `values`.
-    pub fn fill(self, lang: Language, values: &[&str]) -> String {
-        // One pass over the message: a value is never read again, so a value that itself
-        // holds `{1}` stays as it is.
-        let text = self.text(lang);
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(open) = rest.find('{') {
-            out.push_str(&rest[..open]);
-            let after = &rest[open + 1..];
-            let place = after
-                .find('}')
-                .and_then(|close| Some((after[..close].parse::<usize>().ok()?, close)));
-            match place {
-                Some((i, close)) => {
-                    out.push_str(values.get(i).copied().unwrap_or(""));
-                    rest = &after[close + 1..];
-                }
-                None => {
-                    out.push('{');
-                    rest = after;
-                }
+/// `text` with its places `{0}`, `{1}`, … taken by `values`.
+pub fn fill(text: &str, values: &[&str]) -> String {
+    // One pass over the message: a value is never read again, so a value that itself
+    // holds `{1}` stays as it is.
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let place = after
+            .find('}')
+            .and_then(|close| Some((after[..close].parse::<usize>().ok()?, close)));
+        match place {
+            Some((i, close)) => {
+                out.push_str(values.get(i).copied().unwrap_or(""));
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
             }
         }
-        out.push_str(rest);
-        out
     }
+    out.push_str(rest);
+    out
 }
 
 catalogue! {
+    /// A message of the console.
+    M {
     // The frame of every page.
     Product: "Loop Backup", "Loop Backup";
     SkipToContent: "Skip to the content", "Naar de inhoud";
@@ -445,10 +448,12 @@ catalogue! {
     RestoreInto: "Into this folder on the device", "In deze map op het apparaat";
     RestoreFolder: "Restore {0}", "{0} terugzetten";
 }
+}
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use loop_api::Language;
 
     /// Places a message has, as the set of their numbers.
     fn places(s: &str) -> Vec<usize> {
@@ -459,17 +464,25 @@ mod tests {
         out
     }
 
+    /// Each of `texts` (a message's English and Dutch) is there, with the same places,
+    /// numbered from 0 without gaps. Every catalogue of the console is checked with this.
+    pub fn check_both_languages(name: &str, en: &str, nl: &str) {
+        assert!(!en.trim().is_empty() && !nl.trim().is_empty(), "{name}");
+        assert_eq!(places(en), places(nl), "{name}");
+        assert_eq!(
+            places(en),
+            (0..places(en).len()).collect::<Vec<_>>(),
+            "{name}"
+        );
+    }
+
     #[test]
     fn every_message_exists_in_both_languages_with_the_same_places() {
         for m in M::ALL {
-            let (en, nl) = (m.text(Language::En), m.text(Language::Nl));
-            assert!(!en.trim().is_empty() && !nl.trim().is_empty(), "{m:?}");
-            assert_eq!(places(en), places(nl), "{m:?}");
-            // Places are numbered from 0 without gaps.
-            assert_eq!(
-                places(en),
-                (0..places(en).len()).collect::<Vec<_>>(),
-                "{m:?}"
+            check_both_languages(
+                &format!("{m:?}"),
+                m.text(Language::En),
+                m.text(Language::Nl),
             );
         }
     }

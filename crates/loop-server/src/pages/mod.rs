@@ -12,7 +12,8 @@
 //! - [`signin`], [`reset`] (a forgotten password), [`signup`], [`dashboard`] (with its [`chart`]s), [`account`]
 //!   (with its [`authenticator`] set-up), [`audit`],
 //!   [`people`] (the tenant tree, users, invitations), [`devices`], [`vaults`],
-//!   [`snapshots`] (the snapshot browser), [`jobs`] (followed live), [`tokens`]: the pages.
+//!   [`snapshots`] (the snapshot browser), [`jobs`] (followed live), [`tokens`], [`items`] (protected items and their
+//!   schedules): the pages.
 
 mod account;
 mod assets;
@@ -22,6 +23,7 @@ mod catalogue;
 mod chart;
 mod dashboard;
 mod devices;
+mod items;
 mod jobs;
 mod layout;
 mod people;
@@ -70,6 +72,11 @@ pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
     ("get", "/jobs/{job}/events"),
     ("post", "/jobs/{job}/cancel"),
     ("post", "/items/{item}/run"),
+    ("get", "/t/{tenant}/items"),
+    ("post", "/t/{tenant}/items"),
+    ("get", "/items/{item}"),
+    ("post", "/items/{item}"),
+    ("post", "/items/{item}/delete"),
     ("get", "/vaults/{vault}"),
     ("get", "/vaults/{vault}/snapshots/{snapshot}"),
     ("get", "/vaults/{vault}/snapshots/{snapshot}?q=e"),
@@ -144,6 +151,9 @@ pub fn router() -> Router<AppState> {
         .route("/jobs/{id}/events", get(jobs::events))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
         .route("/items/{id}/run", post(jobs::run_item))
+        .route("/t/{tenant}/items", get(items::list).post(items::create))
+        .route("/items/{id}", get(items::show).post(items::update))
+        .route("/items/{id}/delete", post(items::delete))
         .route("/vaults/{id}", get(vaults::show))
         .route("/vaults/{id}/snapshots/{snapshot}", get(snapshots::browse))
         .route(

@@ -108,6 +108,7 @@ impl Viewer {
         for (perm, path, m) in [
             (Permission::UserRead, "users", M::Users),
             (Permission::DeviceRead, "devices", M::Devices),
+            (Permission::DeviceRead, "items", M::Items),
             (Permission::VaultRead, "vaults", M::Vaults),
             (Permission::JobRead, "jobs", M::Jobs),
             (Permission::TokenRead, "tokens", M::Tokens),

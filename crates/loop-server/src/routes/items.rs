@@ -9,12 +9,11 @@ use loop_api::{CreateItem, ItemId, Job, ProtectedItem, UpdateItem};
 
 use super::pages::{Listing, page};
 use super::tenants::TenantFilter;
-use super::{Json, Path, Query, commit_audited};
+use super::{Json, Path, Query};
 use crate::auth::Caller;
-use crate::db::{self, devices, items, tenants, vaults};
-use crate::domain::{DEFAULT_WINDOW_SECONDS, Permission, check_item, new_id};
-use crate::error::{ApiError, ApiResult};
-use crate::jobs::scheduler::next_run;
+use crate::db::items;
+use crate::domain::Permission;
+use crate::error::ApiResult;
 use crate::state::AppState;
 
 /// The item `id`, when the caller may `perm` on its tenant (else 404 or 403).
@@ -25,33 +24,6 @@ async fn scoped_item(
     id: &ItemId,
 ) -> ApiResult<ProtectedItem> {
     crate::jobs::control::scoped_item(state, caller, perm, id.as_str()).await
-}
-
-/// Sets the item's next scheduled run from now, in its tenant's time zone.
-async fn schedule_next(state: &AppState, i: &mut ProtectedItem) -> ApiResult<()> {
-    let tz = tenants::tenant_by_id(&state.db.pool, &i.tenant_id)
-        .await?
-        .map(|t| t.tenant.time_zone)
-        .unwrap_or_else(|| "UTC".into());
-    i.next_run_at = next_run(i, &tz, db::time(state.now())).map(db::time);
-    Ok(())
-}
-
-/// A second item of one name on a device is a conflict; any other failure is what it is.
-fn name_taken(e: crate::db::DbError) -> ApiError {
-    if e.is_unique_violation() {
-        ApiError::conflict("item_exists", "the device has an item of this name")
-    } else {
-        e.into()
-    }
-}
-
-fn details(i: &ProtectedItem) -> serde_json::Value {
-    serde_json::json!({
-        "device_id": i.device_id, "vault_id": i.vault_id, "name": i.name, "paths": i.paths,
-        "schedule": i.schedule, "pre_command": i.pre_command.is_some(),
-        "post_command": i.post_command.is_some(),
-    })
 }
 
 /// List protected items
@@ -84,51 +56,7 @@ pub async fn create_item(
     caller: Caller,
     Json(req): Json<CreateItem>,
 ) -> ApiResult<(StatusCode, axum::Json<ProtectedItem>)> {
-    let tenant = caller
-        .tenant(&state, Permission::DeviceWrite, req.tenant_id.as_str())
-        .await?;
-    let t = &tenant.tenant.id;
-    // A device or vault of another tenant is as absent as one that does not exist.
-    devices::device_by_id(&state.db.pool, req.device_id.as_str())
-        .await?
-        .filter(|d| &d.tenant_id == t)
-        .ok_or_else(ApiError::not_found)?;
-    vaults::vault_by_id(&state.db.pool, req.vault_id.as_str())
-        .await?
-        .filter(|v| &v.tenant_id == t)
-        .ok_or_else(ApiError::not_found)?;
-    let now = state.now();
-    let mut i = ProtectedItem {
-        id: new_id(ItemId::PREFIX),
-        tenant_id: t.clone(),
-        device_id: req.device_id.into(),
-        vault_id: req.vault_id.into(),
-        name: req.name,
-        paths: req.paths,
-        excludes: req.excludes,
-        one_file_system: req.one_file_system,
-        tags: req.tags,
-        pre_command: req.pre_command,
-        post_command: req.post_command,
-        schedule: req.schedule,
-        jitter_seconds: req.jitter_seconds.unwrap_or(0),
-        window_seconds: req.window_seconds.unwrap_or(DEFAULT_WINDOW_SECONDS),
-        next_run_at: None,
-        created_at: db::time(now),
-        updated_at: db::time(now),
-    };
-    check_item(&mut i)?;
-    schedule_next(&state, &mut i).await?;
-    let mut tx = state.db.begin().await?;
-    items::insert_item(&mut tx, &i, now)
-        .await
-        .map_err(name_taken)?;
-    commit_audited(
-        tx,
-        caller.event(t, "item.create", "item", Some(&i.id), details(&i)),
-        now,
-    )
-    .await?;
+    let i = crate::items::create(&state, &caller, req).await?;
     Ok((StatusCode::CREATED, axum::Json(i)))
 }
 
@@ -160,49 +88,9 @@ pub async fn update_item(
     Path(id): Path<ItemId>,
     Json(req): Json<UpdateItem>,
 ) -> ApiResult<axum::Json<ProtectedItem>> {
-    let mut i = scoped_item(&state, &caller, Permission::DeviceWrite, &id).await?;
-    macro_rules! take {
-        ($($field:ident),*) => { $(if let Some(v) = req.$field { i.$field = v; })* };
-    }
-    take!(
-        name,
-        paths,
-        excludes,
-        one_file_system,
-        tags,
-        jitter_seconds,
-        window_seconds
-    );
-    if let Some(v) = req.pre_command {
-        i.pre_command = Some(v);
-    }
-    if let Some(v) = req.post_command {
-        i.post_command = Some(v);
-    }
-    if let Some(v) = req.schedule {
-        i.schedule = Some(v);
-    }
-    check_item(&mut i)?;
-    schedule_next(&state, &mut i).await?;
-    let now = state.now();
-    i.updated_at = db::time(now);
-    let mut tx = state.db.begin().await?;
-    items::update_item(&mut tx, &i, now)
-        .await
-        .map_err(name_taken)?;
-    commit_audited(
-        tx,
-        caller.event(
-            &i.tenant_id,
-            "item.update",
-            "item",
-            Some(&i.id),
-            details(&i),
-        ),
-        now,
-    )
-    .await?;
-    Ok(axum::Json(i))
+    Ok(axum::Json(
+        crate::items::update(&state, &caller, &id, req).await?,
+    ))
 }
 
 /// Delete a protected item
@@ -215,23 +103,7 @@ pub async fn delete_item(
     caller: Caller,
     Path(id): Path<ItemId>,
 ) -> ApiResult<StatusCode> {
-    let i = scoped_item(&state, &caller, Permission::DeviceWrite, &id).await?;
-    let now = state.now();
-    let mut tx = state.db.begin().await?;
-    crate::db::policies::delete_item_policies(&mut tx, "id", &i.id).await?;
-    items::delete_item(&mut tx, &i.id).await?;
-    commit_audited(
-        tx,
-        caller.event(
-            &i.tenant_id,
-            "item.delete",
-            "item",
-            Some(&i.id),
-            details(&i),
-        ),
-        now,
-    )
-    .await?;
+    crate::items::delete(&state, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

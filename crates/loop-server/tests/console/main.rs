@@ -6,7 +6,8 @@
 //! keyboard alone), `security.rs` (headers on every page, form tokens, where a sign-in may
 //! lead), `dashboard.rs` (health, devices, storage, charts; another tenant's is a 404),
 //! `vaults.rs` (the snapshot browser and its downloads, compared byte for byte), `reset.rs`
-//! (a forgotten password, from the mail's link), `authenticator.rs` (set up from the QR code), `access.rs` (roles and tokens).
+//! (a forgotten password, from the mail's link), `authenticator.rs` (set up from the QR code), `access.rs` (roles and tokens),
+//! `items.rs` (protected items and their schedules).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -23,6 +24,7 @@ mod authenticator;
 mod dashboard;
 mod devices;
 mod isolation;
+mod items;
 mod jobs;
 mod people;
 mod reset;
