@@ -184,19 +184,50 @@ pub struct ObjectStorage {
     local: Option<object_store::local::LocalFileSystem>,
     prefix: String,
     location: String,
-    runtime: tokio::runtime::Runtime,
+    runtime: OwnRuntime,
+}
+
+/// A storage's own runtime, which every operation `block_on`s. Dropped without waiting for
+/// its threads, so a storage may be dropped anywhere, an async task included, where tokio
+/// refuses to wait (a server that keeps opened repositories drops them there); nothing is
+/// lost, since every operation has finished by the time it returns.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnRuntime {
+    fn new(name: &str) -> Result<OwnRuntime> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .map(|r| OwnRuntime(Some(r)))
+            .map_err(|e| Error::io("tokio runtime", e))
+    }
+}
+
+impl std::ops::Deref for OwnRuntime {
+    type Target = tokio::runtime::Runtime;
+
+    fn deref(&self) -> &tokio::runtime::Runtime {
+        self.0
+            .as_ref()
+            .expect("the runtime lives until the storage is dropped")
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(r) = self.0.take() {
+            r.shutdown_background();
+        }
+    }
 }
 
 impl ObjectStorage {
     /// Opens a repository location: a filesystem path, or `s3://bucket/prefix`.
     /// With `create`, a local directory is created when missing.
     pub fn open(location: &str, s3: &S3Options, create: bool) -> Result<ObjectStorage> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("loop-storage")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("tokio runtime", e))?;
+        let runtime = OwnRuntime::new("loop-storage")?;
         let storage_err = |e: object_store::Error| Error::Storage {
             object: location.to_string(),
             message: e.to_string(),
@@ -262,11 +293,7 @@ impl ObjectStorage {
         prefix: &str,
         location: &str,
     ) -> Result<ObjectStorage> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("tokio runtime", e))?;
+        let runtime = OwnRuntime::new("loop-storage")?;
         Ok(ObjectStorage {
             store,
             local: None,
@@ -461,5 +488,30 @@ mod tests {
         assert_eq!(FileKind::from_name("data"), Some(FileKind::Pack));
         assert_eq!(FileKind::from_name(""), None);
         assert_eq!(FileKind::from_name("../keys"), None);
+    }
+
+    /// A server keeps opened repositories and drops them inside its async tasks, where
+    /// tokio refuses to wait for a runtime's threads.
+    #[test]
+    fn a_storage_is_dropped_inside_an_async_task_and_kept_what_it_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().to_str().unwrap().to_string();
+        let storage = ObjectStorage::open(&location, &S3Options::default(), true).unwrap();
+        storage
+            .put(
+                FileKind::Config,
+                "config",
+                b"written before the drop".to_vec(),
+            )
+            .unwrap();
+        let outer = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        outer.block_on(async move { drop(storage) });
+        let again = ObjectStorage::open(&location, &S3Options::default(), false).unwrap();
+        assert_eq!(
+            again.get(FileKind::Config, "config", 1024).unwrap(),
+            b"written before the drop"
+        );
     }
 }
