@@ -13,12 +13,13 @@
 //!   (with its [`authenticator`] set-up), [`audit`],
 //!   [`people`] (the tenant tree, users, invitations), [`devices`], [`vaults`],
 //!   [`snapshots`] (the snapshot browser), [`jobs`] (followed live), [`tokens`], [`items`] (protected items and their
-//!   schedules): the pages.
+//!   schedules), [`billing`] (subscription and invoices): the pages.
 
 mod account;
 mod assets;
 mod audit;
 mod authenticator;
+mod billing;
 mod catalogue;
 mod chart;
 mod dashboard;
@@ -64,6 +65,7 @@ pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
     ("post", "/users/{user}/roles"),
     ("post", "/users/{user}/roles/{binding}/revoke"),
     ("get", "/t/{tenant}/vaults"),
+    ("get", "/t/{tenant}/billing"),
     ("get", "/t/{tenant}/tokens"),
     ("post", "/t/{tenant}/tokens"),
     ("post", "/tokens/{token}/revoke"),
@@ -144,6 +146,7 @@ pub fn router() -> Router<AppState> {
             get(devices::show).post(devices::new_code),
         )
         .route("/t/{tenant}/vaults", get(vaults::list))
+        .route("/t/{tenant}/billing", get(billing::show))
         .route("/t/{tenant}/tokens", get(tokens::show).post(tokens::create))
         .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route("/t/{tenant}/jobs", get(jobs::list))

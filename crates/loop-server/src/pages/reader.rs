@@ -114,6 +114,7 @@ impl Viewer {
             (Permission::TokenRead, "tokens", M::Tokens),
             (Permission::AuditRead, "audit", M::AuditLog),
             (Permission::SessionRead, "sessions", M::Sessions),
+            (Permission::BillingRead, "billing", M::Subscription),
         ] {
             if self.caller.can(perm, &t.path) {
                 links.push((format!("/t/{id}/{path}"), m));

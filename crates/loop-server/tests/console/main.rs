@@ -7,7 +7,7 @@
 //! lead), `dashboard.rs` (health, devices, storage, charts; another tenant's is a 404),
 //! `vaults.rs` (the snapshot browser and its downloads, compared byte for byte), `reset.rs`
 //! (a forgotten password, from the mail's link), `authenticator.rs` (set up from the QR code), `access.rs` (roles and tokens),
-//! `items.rs` (protected items and their schedules).
+//! `items.rs` (protected items and their schedules), `billing.rs` (subscription and invoices).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -21,6 +21,7 @@ mod accessibility;
 mod account;
 mod audit;
 mod authenticator;
+mod billing;
 mod dashboard;
 mod devices;
 mod isolation;
