@@ -68,10 +68,9 @@ async fn page(state: &AppState, v: &Viewer, id: &str) -> ApiResult<Response> {
     let pool = &state.db.pool;
     let lang = v.lang;
     let sub = match crate::db::billing::subscription(pool, &t.tenant.id).await? {
-        Some(s) => match crate::db::billing::plan_by_id(pool, &s.plan_id).await? {
-            Some(plan) => Some(s.view(plan)),
-            None => None,
-        },
+        Some(s) => crate::db::billing::plan_by_id(pool, &s.plan_id)
+            .await?
+            .map(|plan| s.view(plan)),
         None => None,
     };
     let invoices = crate::db::billing::invoices_of(pool, &t.tenant.id).await?;
@@ -171,23 +170,6 @@ fn subscription(v: &Viewer, s: &Subscription, used: i64, devices: i64) -> Markup
                 (W::Stored.text(lang)) ": " (M::StorageOf.fill(lang, &[&size(used.max(0) as u64), &quota])) "; "
                 (v.t(M::Devices)) ": " (devices)
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use loop_api::Language;
-
-    #[test]
-    fn every_word_exists_in_both_languages_with_the_same_places() {
-        for w in W::ALL {
-            crate::pages::catalogue::tests::check_both_languages(
-                &format!("{w:?}"),
-                w.text(Language::En),
-                w.text(Language::Nl),
-            );
         }
     }
 }

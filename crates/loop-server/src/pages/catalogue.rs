@@ -25,6 +25,18 @@ macro_rules! catalogue {
                 $crate::pages::catalogue::fill(self.text(lang), values)
             }
         }
+
+        #[cfg(test)]
+        #[test]
+        fn every_message_exists_in_both_languages_with_the_same_places() {
+            for m in $words::ALL {
+                $crate::pages::catalogue::tests::check_both_languages(
+                    &format!("{m:?}"),
+                    m.text(loop_api::Language::En),
+                    m.text(loop_api::Language::Nl),
+                );
+            }
+        }
     };
 }
 pub(crate) use catalogue;
@@ -474,17 +486,6 @@ pub(crate) mod tests {
             (0..places(en).len()).collect::<Vec<_>>(),
             "{name}"
         );
-    }
-
-    #[test]
-    fn every_message_exists_in_both_languages_with_the_same_places() {
-        for m in M::ALL {
-            check_both_languages(
-                &format!("{m:?}"),
-                m.text(Language::En),
-                m.text(Language::Nl),
-            );
-        }
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod devices;
 mod items;
 mod jobs;
 mod layout;
+mod names;
 mod people;
 mod reader;
 mod reset;

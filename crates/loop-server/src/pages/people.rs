@@ -488,18 +488,7 @@ pub async fn accept(
     Posted(f): Posted<AcceptForm>,
 ) -> Response {
     match crate::codes::accept_invite(&state, &client, &f.token, &f.password).await {
-        Ok(()) => {
-            let content = html! {
-                p.status role="status" { (v.t(M::InvitationAccepted)) }
-                p { a href="/signin" { (v.t(M::SignIn)) } }
-            };
-            v.answer(document(
-                StatusCode::OK,
-                &v.frame(),
-                v.t(M::AcceptInvitation),
-                content,
-            ))
-        }
+        Ok(()) => v.done_then_sign_in(M::AcceptInvitation, M::InvitationAccepted),
         Err(e) if e.status() == StatusCode::BAD_REQUEST => {
             let (status, _, message, _) = e.told();
             invitation_form(&v, status, &f.token, Some(&message))

@@ -202,6 +202,16 @@ impl Visitor {
         m.text(self.lang)
     }
 
+    /// A page titled `title` saying `done` went well, with the way on to sign in.
+    pub fn done_then_sign_in(&self, title: M, done: M) -> Response {
+        let content = maud::html! {
+            p.status role="status" { (self.t(done)) }
+            p { a href="/signin" { (self.t(M::SignIn)) } }
+        };
+        let page = super::layout::document(StatusCode::OK, &self.frame(), self.t(title), content);
+        self.answer(page)
+    }
+
     /// `page` with the form cookie, when this visit made one.
     pub fn answer(&self, mut page: Response) -> Response {
         if let Some(c) = &self.new_cookie {

@@ -102,18 +102,7 @@ pub async fn confirm(
     Posted(f): Posted<ResetForm>,
 ) -> Response {
     match codes::reset_password(&state, &client, &f.code, &f.password).await {
-        Ok(()) => {
-            let content = html! {
-                p.status role="status" { (v.t(M::PasswordResetDone)) }
-                p { a href="/signin" { (v.t(M::SignIn)) } }
-            };
-            v.answer(document(
-                StatusCode::OK,
-                &v.frame(),
-                v.t(M::NewPasswordTitle),
-                content,
-            ))
-        }
+        Ok(()) => v.done_then_sign_in(M::NewPasswordTitle, M::PasswordResetDone),
         Err(e) if e.status() == StatusCode::BAD_REQUEST => {
             let (status, _, message, _) = e.told();
             password_form(&v, status, &f.code, Some(&message))

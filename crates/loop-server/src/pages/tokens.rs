@@ -3,8 +3,6 @@
 //! token, whose secret the answering page shows once; each live token can be revoked. Both
 //! changes go through the API's own functions ([`crate::tokens`]).
 
-use std::collections::HashMap;
-
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -13,6 +11,7 @@ use maud::{Markup, html};
 
 use super::catalogue::M;
 use super::layout::{Input, alert, document, scroll, time, token};
+use super::names::Names;
 use super::reader::{Done, Posted, Viewer};
 use crate::db::page::Page;
 use crate::domain::{Permission, TenantScope};
@@ -47,17 +46,7 @@ async fn page(
     let pool = &state.db.pool;
     let scope = TenantScope::One(t.tenant.id.clone());
     let tokens = crate::db::tokens::tokens_in(pool, &scope, Some(&Page::first(500))).await?;
-    let vaults = crate::db::vaults::vaults_in(pool, &scope, Some(&Page::first(500))).await?;
-    let devices = crate::db::dashboard::devices_of(pool, &t.tenant.id).await?;
-    let vault_names: HashMap<&str, &str> = vaults
-        .items
-        .iter()
-        .map(|v| (v.id.as_str(), v.name.as_str()))
-        .collect();
-    let device_names: HashMap<&str, &str> = devices
-        .iter()
-        .map(|d| (d.device.id.as_str(), d.device.name.as_str()))
-        .collect();
+    let names = Names::of(state, &t.tenant.id).await?;
     let can_write = v.caller.can(Permission::TokenWrite, &t.path);
     let title = M::TokensOf.fill(v.lang, &[&t.tenant.name]);
     let content = html! {
@@ -82,14 +71,14 @@ async fn page(
                             th scope="row" { (k.name) }
                             td {
                                 @match (&k.kind, &k.device_id) {
-                                    (TokenKind::Device, Some(d)) => (device_names.get(d.as_str()).copied().unwrap_or("—")),
+                                    (TokenKind::Device, Some(d)) => (names.device(d)),
                                     _ => (v.t(M::ApiToken)),
                                 }
                             }
                             td { (k.permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")) }
                             td {
                                 @if k.vault_ids.is_empty() { (v.t(M::EveryVault)) }
-                                @else { (k.vault_ids.iter().map(|id| vault_names.get(id.as_str()).copied().unwrap_or("—")).collect::<Vec<_>>().join(", ")) }
+                                @else { (k.vault_ids.iter().map(|id| names.vault(id)).collect::<Vec<_>>().join(", ")) }
                             }
                             td { @match k.expires_at { Some(e) => (time(e)), None => (v.t(M::Never)) } }
                             td { @match k.last_used_at { Some(u) => (time(u)), None => (v.t(M::NeverUsed)) } }
@@ -125,10 +114,10 @@ async fn page(
                             }
                         }
                     }
-                    @if !vaults.items.is_empty() {
+                    @if !names.vaults.is_empty() {
                         fieldset {
                             legend { (v.t(M::VaultsHelp)) }
-                            @for vault in &vaults.items {
+                            @for vault in &names.vaults {
                                 p.check {
                                     input type="checkbox" name="vault" value=(vault.id) id={"vault-" (vault.id)};
                                     label for={"vault-" (vault.id)} { (vault.name) }
