@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::catalogue::M;
 use super::layout::{Input, alert, document, scroll, token};
-use super::reader::{Done, Posted, Viewer, Visitor};
+use super::reader::{CodeForm, Done, Posted, Viewer, Visitor};
 use crate::auth::ClientInfo;
 use crate::db::page::Page;
 use crate::domain::{Permission, TenantScope};
@@ -455,23 +455,14 @@ pub async fn invitation(v: Visitor, Query(q): Query<InviteToken>) -> Response {
 }
 
 fn invitation_form(v: &Visitor, status: StatusCode, code: &str, error: Option<&str>) -> Response {
-    let content = html! {
-        @if let Some(e) = error { (alert(e)) }
-        p { (v.t(M::ChoosePassword)) }
-        form method="post" action="/invite" {
-            (token(&v.csrf))
-            input type="hidden" name="token" value=(code);
-            (Input { required: true, autofocus: true, autocomplete: Some("new-password"),
-                     ..Input::new("password", v.t(M::NewPassword), "password") }.render())
-            p { button type="submit" { (v.t(M::SetPassword)) } }
-        }
+    let to = CodeForm {
+        action: "/invite",
+        field: "token",
+        code,
+        title: M::AcceptInvitation,
+        intro: Some(M::ChoosePassword),
     };
-    v.answer(document(
-        status,
-        &v.frame(),
-        v.t(M::AcceptInvitation),
-        content,
-    ))
+    v.code_password_form(to, status, error)
 }
 
 #[derive(Debug, Deserialize)]

@@ -202,6 +202,29 @@ impl Visitor {
         m.text(self.lang)
     }
 
+    /// The form that sets a password with a code from a mail (`to`), with `error` above it.
+    pub fn code_password_form(
+        &self,
+        to: CodeForm<'_>,
+        status: StatusCode,
+        error: Option<&str>,
+    ) -> Response {
+        use super::layout::{Input, alert, token};
+        let content = maud::html! {
+            @if let Some(e) = error { (alert(e)) }
+            @if let Some(i) = to.intro { p { (self.t(i)) } }
+            form method="post" action=(to.action) {
+                (token(&self.csrf))
+                input type="hidden" name=(to.field) value=(to.code);
+                (Input { required: true, autofocus: true, autocomplete: Some("new-password"),
+                         ..Input::new("password", self.t(M::NewPassword), "password") }.render())
+                p { button type="submit" { (self.t(M::SetPassword)) } }
+            }
+        };
+        let page = super::layout::document(status, &self.frame(), self.t(to.title), content);
+        self.answer(page)
+    }
+
     /// A page titled `title` saying `done` went well, with the way on to sign in.
     pub fn done_then_sign_in(&self, title: M, done: M) -> Response {
         let content = maud::html! {
@@ -244,6 +267,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Visitor {
             new_cookie,
         })
     }
+}
+
+/// Where a form that sets a password with a mailed code goes, and what it says.
+pub struct CodeForm<'a> {
+    pub action: &'a str,
+    pub field: &'a str,
+    pub code: &'a str,
+    pub title: M,
+    pub intro: Option<M>,
 }
 
 /// A form's fields, when the form came from this site's page in this browser: another site's

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::catalogue::M;
 use super::layout::{Input, alert, document, token};
-use super::reader::{Posted, Visitor};
+use super::reader::{CodeForm, Posted, Visitor};
 use crate::auth::ClientInfo;
 use crate::codes;
 use crate::error::ApiError;
@@ -142,20 +142,12 @@ fn address_form(v: &Visitor, status: StatusCode, email: &str, error: Option<&str
 }
 
 fn password_form(v: &Visitor, status: StatusCode, code: &str, error: Option<&str>) -> Response {
-    let content = html! {
-        @if let Some(e) = error { (alert(e)) }
-        form method="post" action="/reset/confirm" {
-            (token(&v.csrf))
-            input type="hidden" name="code" value=(code);
-            (Input { required: true, autofocus: true, autocomplete: Some("new-password"),
-                     ..Input::new("password", v.t(M::NewPassword), "password") }.render())
-            p { button type="submit" { (v.t(M::SetPassword)) } }
-        }
+    let to = CodeForm {
+        action: "/reset/confirm",
+        field: "code",
+        code,
+        title: M::NewPasswordTitle,
+        intro: None,
     };
-    v.answer(document(
-        status,
-        &v.frame(),
-        v.t(M::NewPasswordTitle),
-        content,
-    ))
+    v.code_password_form(to, status, error)
 }
