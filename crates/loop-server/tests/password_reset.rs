@@ -195,6 +195,19 @@ fn a_code_expires_after_an_hour_and_dies_with_a_newer_one_or_any_other_change() 
             .expect(200);
     }
     reset(&server, &third, "bo-back-again-1").expect_problem(404, "not_found");
+
+    // And so does a confirmed change of address: the code went to the old one.
+    let code = server.plant_reset_code(&bo.user_id);
+    let moved = server.plant_email_code(&bo.user_id, "bo-moved@acme.example");
+    server
+        .call(
+            "post",
+            "/api/v1/auth/confirm-email",
+            None,
+            Some(&json!({ "token": moved })),
+        )
+        .expect(204);
+    reset(&server, &code, "bo-after-moving-1").expect_problem(404, "not_found");
 }
 
 #[test]
