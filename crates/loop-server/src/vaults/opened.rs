@@ -1,6 +1,6 @@
 //! A managed vault opened for reading, the opened vaults a node keeps, and the walk over a
 //! snapshot's tree that the search and the archives share. Nothing here knows the service's
-//! state: [`super::reader`] opens vaults and keeps them here.
+//! state: the vault reader opens vaults and keeps them here.
 
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,6 @@
 //! A managed vault's snapshots, read on the server with the key it holds for the vault: the
-//! list, one directory, a search by name, and the nodes an [`archive`](super::archive)
-//! streams. A customer-key vault cannot be read here (`409 customer_key`): the server never
-//! had its key.
+//! list, one directory, a search by name, and the nodes a download's archive streams. A
+//! customer-key vault cannot be read here (`409 customer_key`): the server never had its key.
 //!
 //! An opened vault is kept with its index while the vault's index files stay the same, so a
 //! reader moving from directory to directory costs one listing of the index files and the
