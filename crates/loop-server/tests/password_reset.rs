@@ -31,6 +31,14 @@ fn reset(server: &Server, code: &str, password: &str) -> support::Reply {
 
 const SUBJECT: &str = "Choose a new Loop Backup password";
 
+/// A server mailing to `sink` that knows the address people reach it at, so its mail links
+/// to the reset page.
+fn server_at_its_address(sink: &SmtpSink) -> Server {
+    server_mailing_to_with(sink, |c| {
+        c.public_url = Some("https://backup.provider.example".into());
+    })
+}
+
 /// The page address in the text of a reset mail, and the code it carries.
 fn link_in(text: &str) -> (String, String) {
     let at = text
@@ -49,9 +57,7 @@ fn a_mailed_code_sets_a_new_password_once_and_ends_every_session() {
     let Some(sink) = SmtpSink::start() else {
         return;
     };
-    let server = server_mailing_to_with(&sink, |c| {
-        c.public_url = Some("https://backup.provider.example".into());
-    });
+    let server = server_at_its_address(&sink);
     let root = server.admin();
     let acme = server.customer(&root, "acme");
     let ana = acme.member("operator");
@@ -156,9 +162,7 @@ fn a_code_expires_after_an_hour_and_dies_with_a_newer_one_or_any_other_change() 
     let Some(sink) = SmtpSink::start() else {
         return;
     };
-    let server = server_mailing_to_with(&sink, |c| {
-        c.public_url = Some("https://backup.provider.example".into());
-    });
+    let server = server_at_its_address(&sink);
     let root = server.admin();
     let acme = server.customer(&root, "acme");
     let bo = acme.member("auditor");
