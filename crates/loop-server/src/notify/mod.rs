@@ -11,6 +11,7 @@
 
 mod checks;
 pub mod email;
+pub mod targets;
 pub mod webhook;
 
 pub use checks::next_summary;

@@ -332,6 +332,7 @@ catalogue! {
     NeverSeen: "never seen", "nooit gezien";
     AgentVersion: "Agent", "Agent";
     Items: "Items", "Items";
+    Notifications: "Notifications", "Meldingen";
     NoDevices: "No devices yet.", "Nog geen apparaten.";
     EnrolDevice: "Enrol a device", "Een apparaat aanmelden";
     EnrolHelp: "Make a code, then run this on the machine; the code works once, for an hour.",

@@ -13,7 +13,7 @@
 //!   (with its [`authenticator`] set-up), [`audit`],
 //!   [`people`] (the tenant tree, users, invitations), [`devices`], [`vaults`],
 //!   [`snapshots`] (the snapshot browser), [`jobs`] (followed live), [`tokens`], [`items`] (protected items and their
-//!   schedules), [`billing`] (subscription and invoices): the pages.
+//!   schedules), [`notify`] (notification targets and their deliveries), [`billing`] (subscription and invoices): the pages.
 
 mod account;
 mod assets;
@@ -28,6 +28,7 @@ mod items;
 mod jobs;
 mod layout;
 mod names;
+mod notify;
 mod people;
 mod reader;
 mod reset;
@@ -49,7 +50,7 @@ pub use layout::secured;
 
 /// Every page a signed-in reader opens or posts to, as (method, path): the isolation test
 /// aims each at another tenant's objects (`{tenant}`, `{session}`, `{vault}`, `{snapshot}`,
-/// `{job}`, `{item}`, `{user}`, `{binding}`, `{token}`).
+/// `{job}`, `{item}`, `{user}`, `{binding}`, `{token}`, `{target}`).
 /// A new page is added here.
 pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
     ("get", "/"),
@@ -70,6 +71,11 @@ pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
     ("get", "/t/{tenant}/tokens"),
     ("post", "/t/{tenant}/tokens"),
     ("post", "/tokens/{token}/revoke"),
+    ("get", "/t/{tenant}/notifications"),
+    ("post", "/t/{tenant}/notifications"),
+    ("post", "/notifications/{target}/test"),
+    ("post", "/notifications/{target}/enabled"),
+    ("post", "/notifications/{target}/delete"),
     ("get", "/t/{tenant}/jobs"),
     ("get", "/jobs/{job}"),
     ("get", "/jobs/{job}/events"),
@@ -150,6 +156,13 @@ pub fn router() -> Router<AppState> {
         .route("/t/{tenant}/billing", get(billing::show))
         .route("/t/{tenant}/tokens", get(tokens::show).post(tokens::create))
         .route("/tokens/{id}/revoke", post(tokens::revoke))
+        .route(
+            "/t/{tenant}/notifications",
+            get(notify::show).post(notify::create),
+        )
+        .route("/notifications/{id}/test", post(notify::test))
+        .route("/notifications/{id}/enabled", post(notify::enabled))
+        .route("/notifications/{id}/delete", post(notify::delete))
         .route("/t/{tenant}/jobs", get(jobs::list))
         .route("/jobs/{id}", get(jobs::show))
         .route("/jobs/{id}/events", get(jobs::events))

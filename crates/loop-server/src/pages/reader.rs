@@ -112,6 +112,7 @@ impl Viewer {
             (Permission::VaultRead, "vaults", M::Vaults),
             (Permission::JobRead, "jobs", M::Jobs),
             (Permission::TokenRead, "tokens", M::Tokens),
+            (Permission::NotifyRead, "notifications", M::Notifications),
             (Permission::AuditRead, "audit", M::AuditLog),
             (Permission::SessionRead, "sessions", M::Sessions),
             (Permission::BillingRead, "billing", M::Subscription),

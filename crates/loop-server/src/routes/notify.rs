@@ -4,116 +4,20 @@ use axum::extract::OriginalUri;
 use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
-    CreateTarget, CreatedTarget, Delivery, EmailSettings, Event, EventKind, NotifyTarget, Severity,
-    SummaryPeriod, TargetId, TargetKind, TenantId, UpdateTarget, WebhookSettings,
+    CreateTarget, CreatedTarget, Delivery, Event, EventKind, NotifyTarget, PageQuery, TargetId,
+    TenantId, UpdateTarget,
 };
-use loop_repo::crypto::Key;
 use serde::Deserialize;
 
 use super::pages::{Listing, page};
 use super::tenants::TenantFilter;
-use super::{Json, Path, Query, commit_audited};
+use super::{Json, Path, Query};
 use crate::auth::Caller;
-use crate::db::notify::{self as db_notify, NewEvent, TargetRow};
-use crate::db::{self, tenants};
-use crate::domain::{EmailAddress, Permission, new_id, parse_name};
-use crate::error::{ApiError, ApiResult};
-use crate::notify::{secret_context, webhook};
+use crate::db::notify as db_notify;
+use crate::domain::Permission;
+use crate::error::ApiResult;
+use crate::notify::targets;
 use crate::state::AppState;
-use loop_api::PageQuery;
-
-/// Recipients of one e-mail target at most.
-const MAX_RECIPIENTS: usize = 20;
-
-/// The target `id`, when the caller may `perm` on its tenant (else 404 or 403).
-async fn scoped_target(
-    state: &AppState,
-    caller: &Caller,
-    perm: Permission,
-    id: &TargetId,
-) -> ApiResult<TargetRow> {
-    caller.user()?;
-    let t = db_notify::target_by_id(&state.db.pool, id.as_str())
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    caller.tenant(state, perm, &t.target.tenant_id).await?;
-    Ok(t)
-}
-
-fn check_email(e: &EmailSettings) -> ApiResult<EmailSettings> {
-    if e.recipients.is_empty() || e.recipients.len() > MAX_RECIPIENTS {
-        return Err(ApiError::bad_request(format!(
-            "an e-mail target has 1 to {MAX_RECIPIENTS} recipients"
-        )));
-    }
-    let recipients = e
-        .recipients
-        .iter()
-        .map(|r| {
-            EmailAddress::parse(r)
-                .map(|a| a.as_str().to_string())
-                .map_err(|_| ApiError::bad_request(format!("{r:?} is not an e-mail address")))
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
-    Ok(EmailSettings {
-        recipients,
-        language: e.language,
-    })
-}
-
-fn check_webhook(state: &AppState, w: &WebhookSettings) -> ApiResult<()> {
-    webhook::check_url(&w.url, state.config.notify.allow_private_webhooks)
-        .map_err(ApiError::bad_request)
-}
-
-/// A webhook URL as it is shown after its creation: scheme, host and port, with the path
-/// and query (where services such as chat webhooks put their secret) masked.
-fn masked(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(u) => {
-            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-            let rest = u.path().len() > 1 || u.query().is_some();
-            format!(
-                "{}://{}{port}/{}",
-                u.scheme(),
-                u.host_str().unwrap_or_default(),
-                if rest { "…" } else { "" }
-            )
-        }
-        Err(_) => "…".into(),
-    }
-}
-
-/// A target as the API shows it: its webhook URL masked.
-fn shown(mut t: NotifyTarget) -> NotifyTarget {
-    if let Some(w) = &mut t.webhook {
-        w.url = masked(&w.url);
-    }
-    t
-}
-
-/// What the audit log records of a target (never its secret, nor its URL's path).
-/// A target as its audit event records it. Recipients' addresses are personal data and the
-/// hashed part of an event cannot be erased, so only their number is recorded.
-fn details(t: &NotifyTarget) -> serde_json::Value {
-    let t = shown(t.clone());
-    let email = t
-        .email
-        .as_ref()
-        .map(|e| serde_json::json!({ "recipients": e.recipients.len(), "language": e.language }));
-    serde_json::json!({
-        "name": t.name, "kind": t.kind, "enabled": t.enabled, "min_severity": t.min_severity,
-        "kinds": t.kinds, "include_children": t.include_children, "summary": t.summary,
-        "email": email, "webhook": t.webhook,
-    })
-}
-
-async fn next_summary(state: &AppState, t: &NotifyTarget, now: i64) -> ApiResult<Option<i64>> {
-    let tz = tenants::tenant_by_id(&state.db.pool, &t.tenant_id)
-        .await?
-        .map_or_else(|| "UTC".to_string(), |t| t.tenant.time_zone);
-    Ok(crate::notify::next_summary(t.summary, &tz, now))
-}
 
 /// List notification targets
 #[utoipa::path(get, path = "/api/v1/notify/targets", tag = "notifications", params(TenantFilter, PageQuery),
@@ -130,7 +34,7 @@ pub async fn list_targets(
         .await?;
     let page = db_notify::targets_in(&state.db.pool, &scope, Some(&page(&p)?))
         .await?
-        .map(|t| Ok(shown(t)))?;
+        .map(|t| Ok(targets::shown(t)))?;
     Ok(Listing::new(uri, page))
 }
 
@@ -148,68 +52,8 @@ pub async fn create_target(
     caller: Caller,
     Json(req): Json<CreateTarget>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedTarget>)> {
-    let tenant = caller
-        .tenant(&state, Permission::NotifyWrite, req.tenant_id.as_str())
-        .await?;
-    let name = parse_name("target name", &req.name)?;
-    let (kind, email, webhook) = match (&req.email, &req.webhook) {
-        (Some(e), None) => (TargetKind::Email, Some(check_email(e)?), None),
-        (None, Some(w)) => {
-            check_webhook(&state, w)?;
-            (TargetKind::Webhook, None, Some(w.clone()))
-        }
-        _ => {
-            return Err(ApiError::bad_request(
-                "give either email or webhook settings",
-            ));
-        }
-    };
-    let now = state.now();
-    let target = NotifyTarget {
-        id: new_id(TargetId::PREFIX),
-        tenant_id: tenant.tenant.id.clone(),
-        name,
-        kind,
-        enabled: true,
-        min_severity: req.min_severity.unwrap_or(Severity::Warning),
-        kinds: req.kinds,
-        include_children: req.include_children.unwrap_or(true),
-        summary: req.summary.unwrap_or(SummaryPeriod::Off),
-        email,
-        webhook,
-        created_at: db::time(now),
-        updated_at: db::time(now),
-    };
-    let secret = (kind == TargetKind::Webhook).then(Key::generate);
-    let row = TargetRow {
-        secret_wrapped: secret
-            .as_ref()
-            .map(|k| state.master.wrap(&secret_context(&target.id), k)),
-        summary_next_at: crate::notify::next_summary(target.summary, &tenant.tenant.time_zone, now),
-        target,
-    };
-    let mut tx = state.db.begin().await?;
-    db_notify::insert_target(&mut tx, &row, now).await?;
-    let t = row.target;
-    commit_audited(
-        tx,
-        caller.event(
-            &t.tenant_id,
-            "notify_target.create",
-            "notify_target",
-            Some(&t.id),
-            details(&t),
-        ),
-        now,
-    )
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(CreatedTarget {
-            target: t,
-            webhook_secret: secret.map(|k| format!("lwh_{}", hex::encode(k.expose()))),
-        }),
-    ))
+    let made = targets::create(&state, &caller, req).await?;
+    Ok((StatusCode::CREATED, axum::Json(made)))
 }
 
 /// Show a notification target
@@ -220,8 +64,8 @@ pub async fn get_target(
     caller: Caller,
     Path(id): Path<TargetId>,
 ) -> ApiResult<axum::Json<NotifyTarget>> {
-    let t = scoped_target(&state, &caller, Permission::NotifyRead, &id).await?;
-    Ok(axum::Json(shown(t.target)))
+    let t = targets::scoped(&state, &caller, Permission::NotifyRead, &id).await?;
+    Ok(axum::Json(targets::shown(t.target)))
 }
 
 /// Change a notification target
@@ -238,54 +82,9 @@ pub async fn update_target(
     Path(id): Path<TargetId>,
     Json(req): Json<UpdateTarget>,
 ) -> ApiResult<axum::Json<NotifyTarget>> {
-    let mut row = scoped_target(&state, &caller, Permission::NotifyWrite, &id).await?;
-    let now = state.now();
-    let t = &mut row.target;
-    if let Some(n) = &req.name {
-        t.name = parse_name("target name", n)?;
-    }
-    match (t.kind, &req.email, &req.webhook) {
-        (_, None, None) => {}
-        (TargetKind::Email, Some(e), None) => t.email = Some(check_email(e)?),
-        (TargetKind::Webhook, None, Some(w)) => {
-            check_webhook(&state, w)?;
-            t.webhook = Some(w.clone());
-        }
-        _ => {
-            return Err(ApiError::bad_request(
-                "a target keeps its kind: give the settings of its kind",
-            ));
-        }
-    }
-    t.enabled = req.enabled.unwrap_or(t.enabled);
-    t.min_severity = req.min_severity.unwrap_or(t.min_severity);
-    t.include_children = req.include_children.unwrap_or(t.include_children);
-    if let Some(k) = req.kinds {
-        t.kinds = k;
-    }
-    if let Some(s) = req.summary
-        && s != t.summary
-    {
-        t.summary = s;
-        row.summary_next_at = next_summary(&state, &row.target, now).await?;
-    }
-    row.target.updated_at = db::time(now);
-    let mut tx = state.db.begin().await?;
-    db_notify::update_target(&mut tx, &row, now).await?;
-    let t = row.target;
-    commit_audited(
-        tx,
-        caller.event(
-            &t.tenant_id,
-            "notify_target.update",
-            "notify_target",
-            Some(&t.id),
-            details(&t),
-        ),
-        now,
-    )
-    .await?;
-    Ok(axum::Json(shown(t)))
+    Ok(axum::Json(
+        targets::update(&state, &caller, &id, req).await?,
+    ))
 }
 
 /// Delete a notification target
@@ -299,22 +98,7 @@ pub async fn delete_target(
     caller: Caller,
     Path(id): Path<TargetId>,
 ) -> ApiResult<StatusCode> {
-    let row = scoped_target(&state, &caller, Permission::NotifyWrite, &id).await?;
-    let now = state.now();
-    let mut tx = state.db.begin().await?;
-    db_notify::delete_target(&mut tx, &row.target.id, now).await?;
-    commit_audited(
-        tx,
-        caller.event(
-            &row.target.tenant_id,
-            "notify_target.delete",
-            "notify_target",
-            Some(&row.target.id),
-            details(&row.target),
-        ),
-        now,
-    )
-    .await?;
+    targets::delete(&state, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -329,41 +113,7 @@ pub async fn test_target(
     caller: Caller,
     Path(id): Path<TargetId>,
 ) -> ApiResult<(StatusCode, axum::Json<Delivery>)> {
-    let row = scoped_target(&state, &caller, Permission::NotifyWrite, &id).await?;
-    let t = &row.target;
-    let now = state.now();
-    let mut tx = state.db.begin().await?;
-    let event = db_notify::raise(
-        &mut tx,
-        NewEvent {
-            tenant_id: &t.tenant_id,
-            kind: EventKind::Test,
-            subject: Some(("notify_target", &t.id)),
-            message: format!("a test of target {}", t.name),
-            details: serde_json::json!({ "target_id": t.id, "target_name": t.name }),
-            dedupe_key: None,
-        },
-        Some(&t.id),
-        now,
-    )
-    .await?
-    .ok_or_else(|| ApiError::Internal("a test event without dedupe key was refused".into()))?;
-    commit_audited(
-        tx,
-        caller.event(
-            &t.tenant_id,
-            "notify_target.test",
-            "notify_target",
-            Some(&t.id),
-            serde_json::json!({ "event_id": event }),
-        ),
-        now,
-    )
-    .await?;
-    state.notify_wake.notify_one();
-    let delivery = db_notify::delivery_of(&state.db.pool, &event, &t.id)
-        .await?
-        .ok_or_else(|| ApiError::Internal("a test delivery vanished".into()))?;
+    let delivery = targets::test(&state, &caller, &id).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(delivery)))
 }
 
@@ -391,7 +141,7 @@ pub async fn list_deliveries(
 ) -> ApiResult<Listing<Delivery>> {
     if let Some(t) = &f.target_id {
         // Another tenant's target is as absent as one that does not exist.
-        scoped_target(&state, &caller, Permission::NotifyRead, t).await?;
+        targets::scoped(&state, &caller, Permission::NotifyRead, t).await?;
     }
     let scope = caller
         .scope(&state, Permission::NotifyRead, f.tenant_id.as_ref())

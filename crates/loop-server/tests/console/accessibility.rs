@@ -83,6 +83,7 @@ fn every_page_passes_axe_and_fits_a_phone() {
         format!("/t/{t}/jobs"),
         format!("/t/{t}/tokens"),
         format!("/t/{t}/items"),
+        format!("/t/{t}/notifications"),
         format!("/t/{t}/billing"),
         format!("/items/{}", acme.item_id),
         format!("/jobs/{}", acme.job_id),

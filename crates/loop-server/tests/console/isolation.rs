@@ -53,7 +53,8 @@ fn another_tenants_pages_are_not_found_for_every_role() {
                 .replace("{item}", &zeta.item_id)
                 .replace("{user}", &zeta.member("operator").user_id)
                 .replace("{binding}", &zeta.binding_id)
-                .replace("{token}", &zeta.token_id);
+                .replace("{token}", &zeta.token_id)
+                .replace("{target}", &zeta.target_id);
             let page = match *method {
                 "get" => server.page(&path, &cookie, "en"),
                 // A post that names nothing of another tenant changes the reader's own
@@ -75,6 +76,11 @@ fn another_tenants_pages_are_not_found_for_every_role() {
                         ("target", "/intruder"),
                         ("tenant_id", &zeta.tenant_id),
                         ("permissions", "backup"),
+                        ("recipients", "intruder@acme.example"),
+                        ("min_severity", "info"),
+                        ("summary", "off"),
+                        ("language", "en"),
+                        ("enabled", "false"),
                     ],
                 ),
             };
@@ -127,6 +133,18 @@ fn another_tenants_pages_are_not_found_for_every_role() {
             .all(|t| t["revoked_at"].is_null()),
         "{tokens}"
     );
+    // Their notification target is still there, still on, and was sent no test.
+    let target = admin
+        .get(&format!("/api/v1/notify/targets/{}", zeta.target_id))
+        .expect(200);
+    assert_eq!(target["enabled"], true, "{target}");
+    let deliveries = admin
+        .get(&format!(
+            "/api/v1/notify/deliveries?target_id={}",
+            zeta.target_id
+        ))
+        .expect(200);
+    assert!(!deliveries.to_string().contains("\"test\""), "{deliveries}");
     // Their session is untouched by every attempt to sign it out.
     server
         .call(

@@ -7,7 +7,7 @@
 //! lead), `dashboard.rs` (health, devices, storage, charts; another tenant's is a 404),
 //! `vaults.rs` (the snapshot browser and its downloads, compared byte for byte), `reset.rs`
 //! (a forgotten password, from the mail's link), `authenticator.rs` (set up from the QR code), `access.rs` (roles and tokens),
-//! `items.rs` (protected items and their schedules), `billing.rs` (subscription and invoices).
+//! `items.rs` (protected items and their schedules), `billing.rs` (subscription and invoices), `notify.rs` (notification targets, a test sent, the delivery log).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -27,6 +27,7 @@ mod devices;
 mod isolation;
 mod items;
 mod jobs;
+mod notify;
 mod people;
 mod reset;
 mod security;
