@@ -22,7 +22,7 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, Offset as _, TimeZone, Utc};
-pub use chrono_tz::Tz;
+pub use chrono_tz::{TZ_VARIANTS, Tz};
 
 /// A parsed schedule. Keeps the text it was written as.
 #[derive(Clone, Debug)]

@@ -73,6 +73,10 @@ pub async fn change(
         u.language = v;
         fields.push("language");
     }
+    if let Some(v) = req.time_zone {
+        u.time_zone = v;
+        fields.push("time_zone");
+    }
     let now = state.now();
     let mut tx = state.db.begin().await?;
     users::update_user_profile(&mut tx, &u, now)

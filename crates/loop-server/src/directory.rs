@@ -83,6 +83,7 @@ pub async fn create_user(
         pending_email: None,
         marketing_consent: false,
         restricted: false,
+        time_zone: None,
     };
     let mut tx = state.db.begin().await?;
     users::insert_user(

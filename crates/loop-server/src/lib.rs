@@ -60,6 +60,7 @@ pub mod tokens;
 pub mod usage;
 pub mod vault_objects;
 pub mod vaults;
+pub mod zone;
 
 pub use config::Config;
 pub use logging::init_logging;

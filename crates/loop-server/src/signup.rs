@@ -186,6 +186,7 @@ pub async fn confirm(state: &AppState, req: ConfirmSignUp) -> ApiResult<SignedUp
         pending_email: None,
         marketing_consent: false,
         restricted: false,
+        time_zone: None,
     };
     users::insert_user(&mut tx, &user, Some(&s.password_hash), None, now)
         .await

@@ -277,6 +277,7 @@ async fn bootstrap(state: &AppState) -> Result<Option<String>, StartError> {
         pending_email: None,
         marketing_consent: false,
         restricted: false,
+        time_zone: None,
     };
     let binding = RoleBinding {
         id: new_id(RoleBindingId::PREFIX),

@@ -365,6 +365,9 @@ wire! {
         /// beyond storage and the service itself (no announcements, no summary reports).
         #[serde(default)]
         pub restricted: bool,
+        /// IANA time zone the console shows this person's times in; none: their tenant's.
+        #[serde(default)]
+        pub time_zone: Option<String>,
     }
 
     pub struct CreateUser {
@@ -404,6 +407,10 @@ wire! {
         /// `en` or `nl`: the language of the mail the service sends the user.
         #[serde(default)]
         pub language: Option<crate::Language>,
+        /// IANA time zone (`Europe/Amsterdam`) for the times the console shows; an empty
+        /// string goes back to the tenant's.
+        #[serde(default)]
+        pub time_zone: Option<String>,
     }
 
     pub struct RoleBinding {

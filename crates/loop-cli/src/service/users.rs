@@ -114,6 +114,7 @@ pub(crate) fn user(g: &Global, c: UserCommand) -> Result<ExitCode> {
             last_name,
             address,
             language,
+            time_zone,
         } => {
             let u: User = api.update_user(
                 &id,
@@ -123,6 +124,7 @@ pub(crate) fn user(g: &Global, c: UserCommand) -> Result<ExitCode> {
                     last_name,
                     business_address: address,
                     language,
+                    time_zone,
                 },
             )?;
             show(g, &u, |u| print_users(std::slice::from_ref(u)))

@@ -56,6 +56,10 @@ pub enum UserCommand {
         /// The language of the mail the service sends the user: en or nl
         #[arg(long)]
         language: Option<loop_api::Language>,
+        /// The IANA time zone the console shows the user's times in (Europe/Amsterdam);
+        /// "" for the tenant's
+        #[arg(long)]
+        time_zone: Option<String>,
     },
     /// Disable a user (their sessions end)
     Disable { id: UserId },

@@ -38,6 +38,7 @@ fn user(row: &AnyRow) -> DbResult<UserRow> {
             pending_email: col(row, "pending_email")?,
             marketing_consent: col::<i64>(row, "marketing_consent")? != 0,
             restricted: col::<Option<i64>>(row, "restricted_at")?.is_some(),
+            time_zone: col(row, "time_zone")?,
         },
         invite_issued_at: col(row, "invite_issued_at")?,
         email_token_issued_at: col(row, "email_token_issued_at")?,
@@ -267,7 +268,7 @@ pub async fn insert_user(
 pub async fn update_user_profile(tx: &mut Tx, u: &User, now: i64) -> DbResult<()> {
     sqlx::query(
         "UPDATE users SET email = $1, first_name = $2, last_name = $3, business_address = $4,
-            language = $7, updated_at = $5 WHERE id = $6",
+            language = $7, time_zone = $8, updated_at = $5 WHERE id = $6",
     )
     .bind(&u.email)
     .bind(&u.first_name)
@@ -276,6 +277,7 @@ pub async fn update_user_profile(tx: &mut Tx, u: &User, now: i64) -> DbResult<()
     .bind(now)
     .bind(&u.id)
     .bind(u.language.as_str())
+    .bind(u.time_zone.as_deref())
     .execute(&mut **tx)
     .await?;
     Ok(())

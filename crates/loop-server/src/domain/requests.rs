@@ -103,6 +103,8 @@ pub struct UserChanges {
     pub last_name: Option<String>,
     pub business_address: Option<String>,
     pub language: Option<loop_api::Language>,
+    /// `Some(None)`: back to the tenant's zone.
+    pub time_zone: Option<Option<String>>,
 }
 
 impl UserChanges {
@@ -121,6 +123,11 @@ impl UserChanges {
                 .map(parse_address)
                 .transpose()?,
             language: req.language,
+            time_zone: match req.time_zone.as_deref().map(str::trim) {
+                None => None,
+                Some("") => Some(None),
+                Some(name) => Some(Some(parse_time_zone(name)?)),
+            },
         })
     }
 }

@@ -29,14 +29,7 @@ fn t(lang: Language, en: &'static str, nl: &'static str) -> &'static str {
 
 /// A time in the tenant's zone, like `2026-12-03 07:00 CET`.
 pub fn local_time(ms: i64, time_zone: &str) -> String {
-    let at = crate::db::time(ms);
-    match loop_api::schedule::parse_time_zone(time_zone) {
-        Ok(tz) => at
-            .with_timezone(&tz)
-            .format("%Y-%m-%d %H:%M %Z")
-            .to_string(),
-        Err(_) => at.format("%Y-%m-%d %H:%M UTC").to_string(),
-    }
+    crate::zone::Zone::of(time_zone).text(crate::db::time(ms))
 }
 
 fn text(v: &Value, key: &str) -> String {

@@ -10,12 +10,20 @@ use loop_api::{DataExportState, Language, UpdateUser};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::catalogue::M;
-use super::layout::{Input, alert, document, scroll, time, token};
+use super::catalogue::{M, catalogue};
+use super::layout::{Input, alert, document, scroll, token};
 use super::reader::{Done, NoFields, Posted, Viewer};
 use crate::db::page::Page;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+
+catalogue! {
+    /// The account page's own words.
+    W {
+        TimeZone: "Time zone of the times you read", "Tijdzone van de tijden die je leest";
+        TenantsZone: "Your organisation's ({0})", "Die van je organisatie ({0})";
+    }
+}
 
 fn done_message(done: Option<&str>) -> Option<M> {
     Some(match done? {
@@ -97,6 +105,17 @@ async fn account(
                         option value="nl" selected[me.language == Language::Nl] { (v.t(M::Dutch)) }
                     }
                 }
+                p.field {
+                    label for="time_zone" { (W::TimeZone.text(lang)) }
+                    select #time_zone name="time_zone" {
+                        option value="" selected[me.time_zone.is_none()] {
+                            (W::TenantsZone.fill(lang, &[v.home_zone.name()]))
+                        }
+                        @for z in loop_api::schedule::TZ_VARIANTS {
+                            option value=(z.name()) selected[me.time_zone.as_deref() == Some(z.name())] { (z.name()) }
+                        }
+                    }
+                }
                 p { button type="submit" { (v.t(M::Save)) } }
             }
         }
@@ -158,7 +177,7 @@ async fn account(
                         @for e in &exports {
                             @let view = crate::exports::view(e);
                             tr {
-                                td { (time(view.created_at)) }
+                                td { (v.time(view.created_at)) }
                                 td {
                                     @match (view.state, &view.download) {
                                         (DataExportState::Ready, Some(url)) => a.download href=(url) download {
@@ -203,6 +222,8 @@ pub struct ProfileForm {
     business_address: String,
     email: String,
     language: Language,
+    #[serde(default)]
+    time_zone: String,
 }
 
 /// `POST /account/profile`.
@@ -218,6 +239,7 @@ pub async fn profile(
         last_name: Some(f.last_name),
         business_address: Some(f.business_address),
         language: Some(f.language),
+        time_zone: Some(f.time_zone),
     };
     match crate::accounts::change(&state, &v.caller, me, changes, false).await {
         Ok(_) => after("/account", "profile"),
@@ -365,8 +387,8 @@ async fn sessions_page(
                             .into_iter().flatten().collect::<Vec<_>>().join(" · ");
                         tr data-session=(s.id) {
                             @if tenant.is_some() { td { (s.user_id) } }
-                            td { (time(s.created_at)) }
-                            td { (time(s.last_seen_at)) }
+                            td { (v.time(s.created_at)) }
+                            td { (v.time(s.last_seen_at)) }
                             td { (what) }
                             td { (s.ip.as_deref().unwrap_or("")) }
                             td {

@@ -11,7 +11,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::catalogue::M;
-use super::layout::{alert, document, scroll, time};
+use super::layout::{alert, document, scroll};
 use super::reader::Viewer;
 use crate::db::audit::{self, Filter};
 use crate::domain::{Permission, TenantScope};
@@ -168,7 +168,7 @@ async fn render(state: &AppState, v: &Viewer, id: &str, f: &AuditForm) -> ApiRes
                     @for e in &events {
                         tr data-seq=(e.seq) {
                             td { (e.seq) }
-                            td { (time(e.at)) }
+                            td { (v.time(e.at)) }
                             td { (e.actor_kind.as_str()) " " (e.actor_id.as_deref().unwrap_or("")) }
                             td { code { (e.action) } }
                             td { (e.object_kind) " " (e.object_id.as_deref().unwrap_or("")) }

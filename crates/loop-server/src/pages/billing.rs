@@ -9,7 +9,7 @@ use loop_api::{Collection, InvoiceState, Subscription, SubscriptionState};
 use maud::{Markup, html};
 
 use super::catalogue::{M, catalogue};
-use super::layout::{document, scroll, time};
+use super::layout::{document, scroll};
 use super::reader::Viewer;
 use crate::domain::Permission;
 use crate::error::ApiResult;
@@ -104,12 +104,12 @@ async fn page(state: &AppState, v: &Viewer, id: &str) -> ApiResult<Response> {
                                     a href={"/api/v1/invoices/" (i.id) "?format=html"}
                                         aria-label=(W::Read.fill(lang, &[&i.number.to_string()])) { (i.number) }
                                 }
-                                td { (time(i.period_start)) " – " (time(i.period_end)) }
+                                td { (v.time(i.period_start)) " – " (v.time(i.period_end)) }
                                 td { (money(i.total_cents, &i.currency)) }
-                                td { (time(i.due_at)) }
+                                td { (v.time(i.due_at)) }
                                 td {
                                     @match (i.state, i.paid_at) {
-                                        (InvoiceState::Paid, Some(p)) => span.badge.ok { (W::Paid.fill(lang, &[&p.format("%Y-%m-%d").to_string()])) },
+                                        (InvoiceState::Paid, Some(p)) => span.badge.ok { (W::Paid.fill(lang, &[&v.zone.day(p)])) },
                                         _ => span.badge.warning { (W::Open.text(lang)) },
                                     }
                                 }
@@ -126,7 +126,7 @@ async fn page(state: &AppState, v: &Viewer, id: &str) -> ApiResult<Response> {
 fn subscription(v: &Viewer, s: &Subscription, used: i64, devices: i64) -> Markup {
     let lang = v.lang;
     let p = &s.plan;
-    let day = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d").to_string();
+    let day = |t| v.zone.day(t);
     let state = match s.state {
         SubscriptionState::Trial => W::Trial.fill(lang, &[&day(s.trial_ends_at)]),
         SubscriptionState::Active => W::Active.text(lang).to_string(),
@@ -156,7 +156,7 @@ fn subscription(v: &Viewer, s: &Subscription, used: i64, devices: i64) -> Markup
             dt { (W::State.text(lang)) }
             dd.state { (state) }
             @if let (Some(a), Some(b)) = (s.period_start, s.period_end) {
-                dt { (W::Period.text(lang)) } dd { (time(a)) " – " (time(b)) }
+                dt { (W::Period.text(lang)) } dd { (v.time(a)) " – " (v.time(b)) }
             }
             dt { (W::PaidBy.text(lang)) }
             dd {

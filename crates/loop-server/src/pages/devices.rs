@@ -8,7 +8,7 @@ use axum::response::Response;
 use maud::{Markup, html};
 
 use super::catalogue::M;
-use super::layout::{document, scroll, time, token};
+use super::layout::{document, scroll, token};
 use super::reader::{NoFields, Posted, Viewer};
 use crate::domain::Permission;
 use crate::error::ApiResult;
@@ -55,7 +55,7 @@ async fn page(state: &AppState, v: &Viewer, id: &str, code: Option<Markup>) -> A
                             }
                             td {
                                 @match seen {
-                                    Some(s) => (time(s)),
+                                    Some(s) => (v.time(s)),
                                     None => (v.t(M::NeverSeen)),
                                 }
                             }
@@ -97,7 +97,7 @@ pub async fn new_code(
             .unwrap_or_else(|| "https://SERVER".to_string());
         let secret = code.code.expose().to_string();
         let box_ = html! {
-            p.status role="status" { (M::CodeShownOnce.fill(v.lang, &[&code.expires_at.format("%Y-%m-%d %H:%M UTC").to_string()])) }
+            p.status role="status" { (M::CodeShownOnce.fill(v.lang, &[&v.zone.text(code.expires_at)])) }
             pre.code { code #enrolment-code { (secret) } }
             pre.code { "loop agent enroll --server " (server) " --code " (secret) }
         };

@@ -11,7 +11,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::catalogue::{M, catalogue};
-use super::layout::{Input, alert, document, scroll, time, token};
+use super::layout::{Input, alert, document, scroll, token};
 use super::names::Names;
 use super::reader::{Done, NoFields, Posted, Viewer};
 use crate::db::page::Page;
@@ -124,7 +124,7 @@ async fn list_page(
                             td { (names.vault(&i.vault_id)) }
                             td { span.path { (i.paths.join(", ")) } }
                             td { (i.schedule.as_deref().unwrap_or(W::OnlyAsked.text(lang))) }
-                            td { @match i.next_run_at { Some(n) => (time(n)), None => "—" } }
+                            td { @match i.next_run_at { Some(n) => (v.time(n)), None => "—" } }
                         }
                     }
                 }
@@ -295,7 +295,7 @@ async fn item_page(
             dt { (W::Schedule.text(lang)) }
             dd { (i.schedule.as_deref().unwrap_or(W::OnlyAsked.text(lang))) " (" (t.tenant.time_zone) ")" }
             dt { (W::NextRun.text(lang)) }
-            dd { @match i.next_run_at { Some(n) => (time(n)), None => "—" } }
+            dd { @match i.next_run_at { Some(n) => (v.time(n)), None => "—" } }
         }
         @if v.caller.can(Permission::JobWrite, &t.path) {
             form method="post" action={"/items/" (i.id) "/run"} {

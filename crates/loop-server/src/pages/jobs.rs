@@ -20,6 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::jobs::control;
 use crate::notify::email::size;
 use crate::state::AppState;
+use crate::zone::Zone;
 
 /// Jobs a tenant's list shows (its newest).
 const LISTED: u32 = 100;
@@ -108,8 +109,8 @@ pub async fn list(State(state): State<AppState>, v: Viewer, Path(id): Path<Strin
                             tr data-job=(j.id) {
                                 th scope="row" { a href={"/jobs/" (j.id)} { (j.kind) " " (j.target_kind) } }
                                 td { span class=(state_class(j.state)) { (v.t(state_word(j.state))) } }
-                                td { @if let Some(s) = j.started_at { (time(s)) } }
-                                td { @if let Some(f) = j.finished_at { (time(f)) } }
+                                td { @if let Some(s) = j.started_at { (v.time(s)) } }
+                                td { @if let Some(f) = j.finished_at { (v.time(f)) } }
                             }
                         }
                     }
@@ -123,10 +124,10 @@ pub async fn list(State(state): State<AppState>, v: Viewer, Path(id): Path<Strin
         .unwrap_or_else(|e: ApiError| super::failed(v.lang, e))
 }
 
-fn log_rows(lines: &[JobLogLine]) -> Markup {
+fn log_rows(zone: Zone, lines: &[JobLogLine]) -> Markup {
     html! {
         @for l in lines {
-            tr { td { (time(l.at)) } td { (l.level) } td { (l.message) } }
+            tr { td { (time(zone, l.at)) } td { (l.level) } td { (l.message) } }
         }
     }
 }
@@ -157,8 +158,8 @@ pub async fn show(
                 dl.facts {
                     dt { (v.t(M::State)) } dd { (state_badge(v.lang, j.state)) }
                     dt { (v.t(M::Target)) } dd { (j.target_kind) " " (j.target_id) }
-                    dt { (v.t(M::Started)) } dd { @if let Some(s) = j.started_at { (time(s)) } }
-                    dt { (v.t(M::Finished)) } dd #job-ended { @if let Some(f) = j.finished_at { (time(f)) } }
+                    dt { (v.t(M::Started)) } dd #job-started { @if let Some(s) = j.started_at { (v.time(s)) } }
+                    dt { (v.t(M::Finished)) } dd #job-ended { @if let Some(f) = j.finished_at { (v.time(f)) } }
                     dt { (v.t(M::Progress)) }
                     dd {
                         progress #job-progress aria-labelledby="job-done"
@@ -166,8 +167,9 @@ pub async fn show(
                             value=[p.bytes_total.map(|_| p.bytes_done)] {}
                         " " span #job-done { (done_text(v.lang, &j)) }
                     }
-                    @if let Some(e) = &j.error {
-                        dt { (v.t(M::Error)) } dd #job-error { (e) }
+                    // Shown when the job fails, also while the page follows it.
+                    div #job-failed hidden[j.error.is_none()] {
+                        dt { (v.t(M::Error)) } dd #job-error { (j.error.as_deref().unwrap_or_default()) }
                     }
                 }
                 h2 #log-h { (v.t(M::Log)) }
@@ -177,11 +179,11 @@ pub async fn show(
                         th scope="col" { (v.t(M::Level)) }
                         th scope="col" { (v.t(M::Message)) }
                     } }
-                    tbody #job-log { (log_rows(&log)) }
+                    tbody #job-log { (log_rows(v.zone, &log)) }
                 } }))
             }
             @if can_cancel {
-                form method="post" action={"/jobs/" (j.id) "/cancel"} {
+                form #job-cancel method="post" action={"/jobs/" (j.id) "/cancel"} {
                     (token(&v.csrf))
                     p { button type="submit" { (v.t(M::CancelJob)) } }
                 }
@@ -204,6 +206,7 @@ struct Update<'a> {
     done: String,
     bytes_done: u64,
     bytes_total: Option<u64>,
+    started: Option<String>,
     ended: Option<String>,
     error: Option<&'a str>,
     log: Vec<[String; 3]>,
@@ -229,7 +232,7 @@ pub async fn events(
         Ok(j) => j,
         Err(e) => return super::failed(v.lang, e),
     };
-    let lang = v.lang;
+    let (lang, zone) = (v.lang, v.zone);
     let session = v.user().session.session.id.clone();
     let stream = futures_util::stream::unfold(
         (state, j.id, from.from, None::<String>, false),
@@ -249,7 +252,7 @@ pub async fn events(
                             return None;
                         }
                     }
-                    match update(&state, &id, lang, shown).await {
+                    match update(&state, &id, lang, zone, shown).await {
                         Ok((json, shown, ended)) if Some(&json) != last_sent.as_ref() || ended => {
                             break (
                                 Event::default().event("job").data(json.clone()),
@@ -297,6 +300,7 @@ async fn update(
     state: &AppState,
     id: &str,
     lang: Language,
+    zone: Zone,
     shown: usize,
 ) -> ApiResult<(String, usize, bool)> {
     let j = crate::jobs::queued(state, id).await?;
@@ -304,13 +308,7 @@ async fn update(
     let fresh = log
         .iter()
         .skip(shown)
-        .map(|l| {
-            [
-                l.at.format("%Y-%m-%d %H:%M UTC").to_string(),
-                l.level.clone(),
-                l.message.clone(),
-            ]
-        })
+        .map(|l| [zone.text(l.at), l.level.clone(), l.message.clone()])
         .collect();
     let last = j.state.is_final();
     let u = Update {
@@ -319,9 +317,8 @@ async fn update(
         done: done_text(lang, &j),
         bytes_done: j.progress.bytes_done,
         bytes_total: j.progress.bytes_total,
-        ended: j
-            .finished_at
-            .map(|f| f.format("%Y-%m-%d %H:%M UTC").to_string()),
+        started: j.started_at.map(|s| zone.text(s)),
+        ended: j.finished_at.map(|f| zone.text(f)),
         error: j.error.as_deref(),
         log: fresh,
         last,

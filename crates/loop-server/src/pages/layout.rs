@@ -154,12 +154,11 @@ pub fn alert(text: &str) -> Markup {
     html! { p.alert role="alert" { (text) } }
 }
 
-/// A moment as the page shows it: `YYYY-MM-DD HH:MM` (UTC), machine-readable in `datetime`.
-pub fn time(at: chrono::DateTime<chrono::Utc>) -> Markup {
+/// A moment as the page shows it, in the reader's `zone` (`2026-12-03 07:00 CET`), and
+/// machine-readable (UTC) in `datetime`.
+pub fn time(zone: crate::zone::Zone, at: chrono::DateTime<chrono::Utc>) -> Markup {
     html! {
-        time datetime=(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) {
-            (at.format("%Y-%m-%d %H:%M UTC"))
-        }
+        time datetime=(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) { (zone.text(at)) }
     }
 }
 

@@ -15,7 +15,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::catalogue::{M, catalogue};
-use super::layout::{Input, alert, document, scroll, time, token};
+use super::layout::{Input, alert, document, scroll, token};
 use super::reader::{Done, NoFields, Posted, Viewer};
 use crate::db::page::Page;
 use crate::domain::{Permission, TenantScope};
@@ -214,7 +214,7 @@ async fn page(
                 tbody {
                     @for d in &log.items {
                         tr data-delivery=(d.id) {
-                            td { (time(d.created_at)) }
+                            td { (v.time(d.created_at)) }
                             td { code { (d.event_kind.as_str()) } }
                             td { (target_name(&d.target_id)) }
                             td {
@@ -528,7 +528,9 @@ mod tests {
             language: "nl".into(),
             ..TargetForm::default()
         };
-        let r = f.request(TenantId::parse("ten_x").unwrap()).unwrap();
+        let r = f
+            .request(TenantId::parse("tn_00000000000000000000000000000000").unwrap())
+            .unwrap();
         let e = r.email.unwrap();
         assert_eq!(
             e.recipients,
@@ -543,6 +545,10 @@ mod tests {
             min_severity: "error".into(),
             ..TargetForm::default()
         };
-        assert!(unknown.request(TenantId::parse("ten_x").unwrap()).is_err());
+        assert!(
+            unknown
+                .request(TenantId::parse("tn_00000000000000000000000000000000").unwrap())
+                .is_err()
+        );
     }
 }

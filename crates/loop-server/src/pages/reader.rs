@@ -18,6 +18,7 @@ use crate::auth::{Caller, Principal, UserPrincipal, csrf, request};
 use crate::domain::new_secret;
 use crate::domain::{Permission, RoleRules as _};
 use crate::state::AppState;
+use crate::zone::Zone;
 
 /// What a change just done says, as the page after it is asked for (`?done=`).
 #[derive(Debug, Default, serde::Deserialize)]
@@ -41,6 +42,10 @@ pub struct Viewer {
     /// The kind of the reader's own tenant: a partner's or the provider's menu has the
     /// tenants below it.
     home_kind: loop_api::TenantKind,
+    /// The zone the reader's times are shown in: their own, else their tenant's.
+    pub zone: Zone,
+    /// Their tenant's zone (the account page offers it as the default).
+    pub home_zone: Zone,
 }
 
 impl Viewer {
@@ -95,6 +100,11 @@ impl Viewer {
 
     pub fn t(&self, m: M) -> &'static str {
         m.text(self.lang)
+    }
+
+    /// A moment in the reader's zone.
+    pub fn time(&self, at: chrono::DateTime<chrono::Utc>) -> maud::Markup {
+        super::layout::time(self.zone, at)
     }
 
     /// The pages of tenant `t` this reader may open, as a row of links (the current one
@@ -166,18 +176,21 @@ impl FromRequestParts<AppState> for Viewer {
             return Err(to_sign_in(parts));
         };
         let lang = u.user.user.language;
-        let home_kind =
+        let (home_kind, home_zone) =
             match crate::db::tenants::tenant_by_id(&state.db.pool, &u.user.user.tenant_id).await {
-                Ok(Some(t)) => t.tenant.kind,
-                Ok(None) => loop_api::TenantKind::Customer,
+                Ok(Some(t)) => (t.tenant.kind, Zone::of(&t.tenant.time_zone)),
+                Ok(None) => (loop_api::TenantKind::Customer, Zone::UTC),
                 Err(e) => return Err(super::failed(lang, e.into())),
             };
+        let zone = u.user.user.time_zone.as_deref().map_or(home_zone, Zone::of);
         Ok(Viewer {
             caller,
             lang,
             csrf: csrf::form_token(&secret),
             path: parts.uri.path().to_string(),
             home_kind,
+            zone,
+            home_zone,
         })
     }
 }

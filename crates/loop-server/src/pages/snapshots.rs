@@ -11,7 +11,7 @@ use loop_repo::tree::NodeKind;
 use maud::{Markup, html};
 
 use super::catalogue::M;
-use super::layout::{Input, document, scroll, time, token};
+use super::layout::{Input, document, scroll, token};
 use super::reader::{Posted, Viewer};
 use crate::domain::Permission;
 use crate::error::{ApiError, ApiResult};
@@ -95,13 +95,7 @@ pub async fn browse(
             html! {}
         };
         let when = snap.time.with_timezone(&chrono::Utc);
-        let title = M::SnapshotOf.fill(
-            v.lang,
-            &[
-                &snap.hostname,
-                &when.format("%Y-%m-%d %H:%M UTC").to_string(),
-            ],
-        );
+        let title = M::SnapshotOf.fill(v.lang, &[&snap.hostname, &v.zone.text(when)]);
         let content = html! {
             (v.tenant_menu(&t))
             p { a href={"/vaults/" (x.id)} { (x.name) } }
@@ -259,7 +253,7 @@ fn entry_rows(v: &Viewer, here: &str, rows: &[(String, &Entry)], show_path: bool
                 }
                 td { (kind(v, e.kind)) }
                 td { @if e.kind == NodeKind::File { (size(e.size)) } }
-                td { (time(e.mtime)) }
+                td { (v.time(e.mtime)) }
             }
         }
     }

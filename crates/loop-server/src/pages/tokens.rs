@@ -10,7 +10,7 @@ use loop_api::{CreateToken, TenantId, TokenId, TokenKind, TokenPermission, Vault
 use maud::{Markup, html};
 
 use super::catalogue::M;
-use super::layout::{Input, alert, document, scroll, time, token};
+use super::layout::{Input, alert, document, scroll, token};
 use super::names::Names;
 use super::reader::{Done, Posted, Viewer};
 use crate::db::page::Page;
@@ -80,8 +80,8 @@ async fn page(
                                 @if k.vault_ids.is_empty() { (v.t(M::EveryVault)) }
                                 @else { (k.vault_ids.iter().map(|id| names.vault(id)).collect::<Vec<_>>().join(", ")) }
                             }
-                            td { @match k.expires_at { Some(e) => (time(e)), None => (v.t(M::Never)) } }
-                            td { @match k.last_used_at { Some(u) => (time(u)), None => (v.t(M::NeverUsed)) } }
+                            td { @match k.expires_at { Some(e) => (v.time(e)), None => (v.t(M::Never)) } }
+                            td { @match k.last_used_at { Some(u) => (v.time(u)), None => (v.t(M::NeverUsed)) } }
                             td {
                                 @if k.revoked_at.is_some() {
                                     span.badge.none { (v.t(M::RevokedState)) }

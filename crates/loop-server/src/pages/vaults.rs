@@ -10,7 +10,7 @@ use loop_api::{KeyCustody, Vault};
 use maud::html;
 
 use super::catalogue::M;
-use super::layout::{document, scroll, time};
+use super::layout::{document, scroll};
 use super::reader::Viewer;
 use crate::domain::Permission;
 use crate::domain::TenantScope;
@@ -118,7 +118,7 @@ pub async fn show(State(state): State<AppState>, v: Viewer, Path(id): Path<Strin
                 dt { (v.t(M::Key)) } dd { (custody(&v, x.key_custody)) }
                 dt { (v.t(M::Used)) } dd { (used(&v, &x)) }
                 dt { (v.t(M::RetentionLock)) } dd { (lock(&v, x.retention_lock_days)) }
-                dt { (v.t(M::Created)) } dd { (time(x.created_at)) }
+                dt { (v.t(M::Created)) } dd { (v.time(x.created_at)) }
             }
             section aria-labelledby="replicas-h" {
                 h2 #replicas-h { (v.t(M::Replicas)) }
@@ -140,12 +140,12 @@ pub async fn show(State(state): State<AppState>, v: Viewer, Path(id): Path<Strin
                                     th scope="row" { (r.destination) }
                                     td { (r.jurisdiction) }
                                     td { (r.state) }
-                                    td { @match r.synced_at { Some(s) => (time(s)), None => (v.t(M::Never)) } }
+                                    td { @match r.synced_at { Some(s) => (v.time(s)), None => (v.t(M::Never)) } }
                                     td { (M::BehindBy.fill(v.lang, &[&r.objects_behind.to_string(), &size(r.bytes_behind)])) }
                                     td {
                                         @match (r.verified_at, r.verify_ok) {
-                                            (Some(at), Some(true)) => { span.badge.ok { (v.t(M::Whole)) } " " (time(at)) }
-                                            (Some(at), _) => { span.badge.failed { (v.t(M::Damaged)) } " " (time(at)) }
+                                            (Some(at), Some(true)) => { span.badge.ok { (v.t(M::Whole)) } " " (v.time(at)) }
+                                            (Some(at), _) => { span.badge.failed { (v.t(M::Damaged)) } " " (v.time(at)) }
                                             _ => (v.t(M::Never)),
                                         }
                                     }
@@ -175,9 +175,9 @@ pub async fn show(State(state): State<AppState>, v: Viewer, Path(id): Path<Strin
                                 tr data-snapshot=(sid.to_hex()) {
                                     th scope="row" {
                                         @if browse {
-                                            a href={"/vaults/" (x.id) "/snapshots/" (sid.to_hex())} { (time(at)) }
+                                            a href={"/vaults/" (x.id) "/snapshots/" (sid.to_hex())} { (v.time(at)) }
                                         } @else {
-                                            (time(at))
+                                            (v.time(at))
                                         }
                                     }
                                     td { (s.hostname) }

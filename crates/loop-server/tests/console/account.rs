@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::support::console::session_cookie;
-use super::support::{ADMIN_EMAIL, ADMIN_PASSWORD, Server};
+use super::support::{ADMIN_EMAIL, ADMIN_PASSWORD, Server, USER_PASSWORD};
 use super::{browser, sign_in};
 
 #[test]
@@ -179,4 +179,79 @@ fn the_profile_and_password_forms_follow_the_apis_rules() {
         .expect_problem(401, "unauthenticated");
     admin.get("/api/v1/me").expect(200);
     server.sign_in(ADMIN_EMAIL, "a-new-long-password");
+}
+
+/// The first time a page shows, as (its UTC moment, its text).
+fn first_time(b: &loop_testkit::browser::Browser) -> (chrono::DateTime<chrono::Utc>, String) {
+    let at = b.attr("main time", "datetime").expect("a time on the page");
+    let at = chrono::DateTime::parse_from_rfc3339(&at).unwrap().to_utc();
+    (at, b.text("main time"))
+}
+
+#[test]
+fn times_show_in_the_tenants_zone_until_a_person_chooses_their_own() {
+    use loop_api::schedule::parse_time_zone;
+    let server = Server::start();
+    let root = server.admin();
+    let acme = server.customer(&root, "acme");
+    root.patch(
+        &format!("/api/v1/tenants/{}", acme.tenant_id),
+        json!({ "time_zone": "Asia/Tokyo" }),
+    )
+    .expect(200);
+    let Some(b) = browser(&server) else {
+        return;
+    };
+    let ana = acme.member("admin");
+    let me = || server.as_member(ana).get("/api/v1/me").expect(200);
+    sign_in(&b, &ana.email, USER_PASSWORD);
+    b.goto("/account/sessions");
+    let (at, shown) = first_time(&b);
+    let tokyo = at.with_timezone(&parse_time_zone("Asia/Tokyo").unwrap());
+    assert_eq!(shown, tokyo.format("%Y-%m-%d %H:%M JST").to_string());
+
+    // Her own zone, chosen on the account page, wins over the tenant's.
+    b.goto("/account");
+    assert!(
+        b.text("#time_zone option:checked").contains("Asia/Tokyo"),
+        "the tenant's zone is the default: {}",
+        b.text("#time_zone option:checked")
+    );
+    b.click_here("#time_zone option[value='America/New_York']");
+    b.click("form[action='/account/profile'] button[type=submit]");
+    assert_eq!(me()["user"]["time_zone"], "America/New_York");
+    b.goto("/account/sessions");
+    let (at, shown) = first_time(&b);
+    let new_york = at.with_timezone(&parse_time_zone("America/New_York").unwrap());
+    let abbreviation = if shown.ends_with("EDT") { "EDT" } else { "EST" };
+    assert_eq!(
+        shown,
+        new_york
+            .format(&format!("%Y-%m-%d %H:%M {abbreviation}"))
+            .to_string()
+    );
+
+    // Back to the tenant's.
+    b.goto("/account");
+    b.click_here("#time_zone option[value='']");
+    b.click("form[action='/account/profile'] button[type=submit]");
+    assert!(me()["user"]["time_zone"].is_null());
+    // A zone that does not exist is refused as the API refuses it.
+    let cookie = session_cookie(&ana.secret);
+    let token = server.page("/account", &cookie, "en").form_token();
+    let now = me();
+    let refused = server.post_page(
+        "/account/profile",
+        &cookie,
+        &[
+            ("csrf", &token),
+            ("first_name", now["user"]["first_name"].as_str().unwrap()),
+            ("last_name", now["user"]["last_name"].as_str().unwrap()),
+            ("email", &ana.email),
+            ("language", "en"),
+            ("time_zone", "Mars/Olympus"),
+        ],
+    );
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(me()["user"]["time_zone"].is_null());
 }

@@ -63,6 +63,9 @@ fn a_backup_run_from_the_dashboard_is_followed_live_to_its_end_and_another_is_ca
     until("the page shows the job running", || {
         b.text("#job-state") == "Running"
     });
+    until("the page shows when it started", || {
+        !b.text("#job-started").is_empty()
+    });
     until("the page shows the progress", || {
         b.text("#job-done") == "3 of 12 files, 1.0 MiB of 4.0 MiB"
     });
@@ -115,6 +118,33 @@ fn a_backup_run_from_the_dashboard_is_followed_live_to_its_end_and_another_is_ca
     assert!(!b.has(&format!("form[action='/jobs/{second}/cancel']")));
     let cancelled = admin.get(&format!("/api/v1/jobs/{second}")).expect(200);
     assert_eq!(cancelled["state"], "cancelled");
+
+    // A third run fails while its page follows it: the page shows why, and no cancel button.
+    b.goto(&format!("/t/{}", acme.tenant_id));
+    b.click(&format!("tr[data-item='{item}'] button"));
+    let third = b
+        .wait_for_path("/jobs/")
+        .trim_start_matches("/jobs/")
+        .to_string();
+    assert_eq!(
+        b.text("#job-error"),
+        "",
+        "no error shown before one happens"
+    );
+    let claimed = agent(&server, &token, "/agent/v1/jobs/claim", json!({})).expect(200);
+    assert_eq!(claimed["job"]["id"], json!(third));
+    agent(
+        &server,
+        &token,
+        &format!("/agent/v1/jobs/{third}/finish"),
+        json!({ "fence": claimed["fence"], "state": "failed", "error": "the disk is full" }),
+    )
+    .expect(204);
+    until("the page shows why the job failed", || {
+        b.text("#job-error") == "the disk is full"
+    });
+    assert_eq!(b.text("#job-state"), "Failed");
+    assert_eq!(b.text("#job-cancel"), "", "{}", b.text("main"));
 
     // The tenant's jobs list shows both, newest first.
     b.goto(&format!("/t/{}/jobs", acme.tenant_id));

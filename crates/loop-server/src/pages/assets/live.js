@@ -20,6 +20,7 @@
     state.textContent = job.state;
     state.className = job.class;
     set("job-done", job.done);
+    set("job-started", job.started || "");
     set("job-ended", job.ended || "");
     var bar = document.getElementById("job-progress");
     if (job.bytes_total) {
@@ -38,8 +39,13 @@
     });
     if (job.error) {
       set("job-error", job.error);
+      document.getElementById("job-failed").hidden = false;
     }
     if (job.last) {
+      var cancel = document.getElementById("job-cancel");
+      if (cancel) {
+        cancel.hidden = true;
+      }
       source.close();
       box.setAttribute("data-ended", "");
     }
