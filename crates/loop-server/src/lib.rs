@@ -44,6 +44,7 @@ pub mod notify;
 pub mod pages;
 pub mod person;
 pub mod placement;
+pub mod policies;
 pub mod privacy;
 mod probes;
 pub mod records;

@@ -333,6 +333,7 @@ catalogue! {
     AgentVersion: "Agent", "Agent";
     Items: "Items", "Items";
     Notifications: "Notifications", "Meldingen";
+    Policies: "Retention", "Bewaarbeleid";
     NoDevices: "No devices yet.", "Nog geen apparaten.";
     EnrolDevice: "Enrol a device", "Een apparaat aanmelden";
     EnrolHelp: "Make a code, then run this on the machine; the code works once, for an hour.",

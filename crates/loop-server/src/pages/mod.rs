@@ -13,7 +13,7 @@
 //!   (with its [`authenticator`] set-up), [`audit`],
 //!   [`people`] (the tenant tree, users, invitations), [`devices`], [`vaults`],
 //!   [`snapshots`] (the snapshot browser), [`jobs`] (followed live), [`tokens`], [`items`] (protected items and their
-//!   schedules), [`notify`] (notification targets and their deliveries), [`billing`] (subscription and invoices): the pages.
+//!   schedules), [`notify`] (notification targets and their deliveries), [`policies`] (retention), [`billing`] (subscription and invoices): the pages.
 
 mod account;
 mod assets;
@@ -30,6 +30,7 @@ mod layout;
 mod names;
 mod notify;
 mod people;
+mod policies;
 mod reader;
 mod reset;
 mod signin;
@@ -50,7 +51,7 @@ pub use layout::secured;
 
 /// Every page a signed-in reader opens or posts to, as (method, path): the isolation test
 /// aims each at another tenant's objects (`{tenant}`, `{session}`, `{vault}`, `{snapshot}`,
-/// `{job}`, `{item}`, `{user}`, `{binding}`, `{token}`, `{target}`).
+/// `{job}`, `{item}`, `{user}`, `{binding}`, `{token}`, `{target}`, `{policy}`).
 /// A new page is added here.
 pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
     ("get", "/"),
@@ -86,6 +87,11 @@ pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
     ("get", "/items/{item}"),
     ("post", "/items/{item}"),
     ("post", "/items/{item}/delete"),
+    ("get", "/t/{tenant}/policies"),
+    ("post", "/t/{tenant}/policies"),
+    ("get", "/policies/{policy}"),
+    ("post", "/policies/{policy}"),
+    ("post", "/policies/{policy}/delete"),
     ("get", "/vaults/{vault}"),
     ("get", "/vaults/{vault}/snapshots/{snapshot}"),
     ("get", "/vaults/{vault}/snapshots/{snapshot}?q=e"),
@@ -171,6 +177,12 @@ pub fn router() -> Router<AppState> {
         .route("/t/{tenant}/items", get(items::list).post(items::create))
         .route("/items/{id}", get(items::show).post(items::update))
         .route("/items/{id}/delete", post(items::delete))
+        .route(
+            "/t/{tenant}/policies",
+            get(policies::list).post(policies::create),
+        )
+        .route("/policies/{id}", get(policies::show).post(policies::update))
+        .route("/policies/{id}/delete", post(policies::delete))
         .route("/vaults/{id}", get(vaults::show))
         .route("/vaults/{id}/snapshots/{snapshot}", get(snapshots::browse))
         .route(

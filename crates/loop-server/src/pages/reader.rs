@@ -120,6 +120,7 @@ impl Viewer {
             (Permission::DeviceRead, "devices", M::Devices),
             (Permission::DeviceRead, "items", M::Items),
             (Permission::VaultRead, "vaults", M::Vaults),
+            (Permission::VaultRead, "policies", M::Policies),
             (Permission::JobRead, "jobs", M::Jobs),
             (Permission::TokenRead, "tokens", M::Tokens),
             (Permission::NotifyRead, "notifications", M::Notifications),

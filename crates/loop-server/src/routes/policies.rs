@@ -12,37 +12,14 @@ use loop_api::{
 use super::pages::{Listing, page};
 use super::tenants::TenantFilter;
 use super::vaults::queue_managed_job;
-use super::{Json, Path, Query, commit_audited};
+use super::{Json, Path, Query};
 use crate::auth::Caller;
-use crate::db::{self, policies, tenants, vaults};
-use crate::domain::{Permission, check_maintenance, check_policy, new_id};
+use crate::db::{policies, tenants};
+use crate::domain::Permission;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::vaults::scoped_vault;
 use loop_api::PageQuery;
-
-/// The policy `id`, when the caller may `perm` on its tenant (else 404 or 403).
-async fn scoped_policy(
-    state: &AppState,
-    caller: &Caller,
-    perm: Permission,
-    id: &PolicyId,
-) -> ApiResult<Policy> {
-    caller.user()?;
-    let p = policies::policy_by_id(&state.db.pool, id.as_str())
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    caller.tenant(state, perm, &p.tenant_id).await?;
-    Ok(p)
-}
-
-fn details(p: &Policy) -> serde_json::Value {
-    serde_json::json!({
-        "vault_id": p.vault_id, "item_id": p.item_id, "keep": p.keep,
-        "prune_max_unused_percent": p.prune_max_unused_percent,
-        "prune_grace_seconds": p.prune_grace_seconds, "maintenance": p.maintenance,
-    })
-}
 
 /// List policies
 #[utoipa::path(get, path = "/api/v1/policies", tag = "policies", params(TenantFilter, PageQuery),
@@ -76,76 +53,7 @@ pub async fn create_policy(
     caller: Caller,
     Json(req): Json<CreatePolicy>,
 ) -> ApiResult<(StatusCode, axum::Json<Policy>)> {
-    let tenant = caller
-        .tenant(&state, Permission::VaultWrite, req.tenant_id.as_str())
-        .await?;
-    if let Some(v) = &req.vault_id {
-        // A vault of another tenant is as absent as one that does not exist.
-        vaults::vault_by_id(&state.db.pool, v.as_str())
-            .await?
-            .filter(|v| v.tenant_id == tenant.tenant.id)
-            .ok_or_else(ApiError::not_found)?;
-    }
-    if let Some(i) = &req.item_id {
-        if req.vault_id.is_some() {
-            return Err(ApiError::bad_request(
-                "a policy is attached to a vault or to an item, not to both",
-            ));
-        }
-        db::items::item_by_id(&state.db.pool, i.as_str())
-            .await?
-            .filter(|i| i.tenant_id == tenant.tenant.id)
-            .ok_or_else(ApiError::not_found)?;
-        if req.maintenance.is_some() {
-            return Err(ApiError::bad_request(
-                "an item's policy has keep rules only: schedules are the vault's",
-            ));
-        }
-    }
-    let max_unused = req
-        .prune_max_unused_percent
-        .unwrap_or(loop_api::DEFAULT_PRUNE_MAX_UNUSED_PERCENT);
-    let grace = req
-        .prune_grace_seconds
-        .unwrap_or(loop_api::DEFAULT_PRUNE_GRACE_SECONDS);
-    check_policy(&req.keep, max_unused, grace)?;
-    let maintenance = req.maintenance.unwrap_or_default();
-    check_maintenance(&maintenance)?;
-    let now = state.now();
-    let p = Policy {
-        id: new_id(PolicyId::PREFIX),
-        tenant_id: tenant.tenant.id.clone(),
-        vault_id: req.vault_id.map(String::from),
-        item_id: req.item_id.map(String::from),
-        keep: req.keep,
-        prune_max_unused_percent: max_unused,
-        prune_grace_seconds: grace,
-        maintenance,
-        created_at: db::time(now),
-        updated_at: db::time(now),
-    };
-    let mut tx = state.db.begin().await?;
-    match policies::insert_policy(&mut tx, &p, now).await {
-        Err(e) if e.is_unique_violation() => {
-            return Err(ApiError::conflict(
-                "policy_exists",
-                "this target has a policy already: change that one",
-            ));
-        }
-        other => other?,
-    }
-    commit_audited(
-        tx,
-        caller.event(
-            &p.tenant_id,
-            "policy.create",
-            "policy",
-            Some(&p.id),
-            details(&p),
-        ),
-        now,
-    )
-    .await?;
+    let p = crate::policies::create(&state, &caller, req).await?;
     Ok((StatusCode::CREATED, axum::Json(p)))
 }
 
@@ -157,9 +65,8 @@ pub async fn get_policy(
     caller: Caller,
     Path(id): Path<PolicyId>,
 ) -> ApiResult<axum::Json<Policy>> {
-    Ok(axum::Json(
-        scoped_policy(&state, &caller, Permission::VaultRead, &id).await?,
-    ))
+    let p = crate::policies::scoped(&state, &caller, Permission::VaultRead, &id).await?;
+    Ok(axum::Json(p))
 }
 
 /// Update a policy
@@ -175,43 +82,9 @@ pub async fn update_policy(
     Path(id): Path<PolicyId>,
     Json(req): Json<UpdatePolicy>,
 ) -> ApiResult<axum::Json<Policy>> {
-    let mut p = scoped_policy(&state, &caller, Permission::VaultWrite, &id).await?;
-    if let Some(keep) = req.keep {
-        p.keep = keep;
-    }
-    if let Some(v) = req.prune_max_unused_percent {
-        p.prune_max_unused_percent = v;
-    }
-    if let Some(v) = req.prune_grace_seconds {
-        p.prune_grace_seconds = v;
-    }
-    if let Some(m) = req.maintenance {
-        if p.item_id.is_some() {
-            return Err(ApiError::bad_request(
-                "an item's policy has keep rules only: schedules are the vault's",
-            ));
-        }
-        p.maintenance = m;
-    }
-    check_policy(&p.keep, p.prune_max_unused_percent, p.prune_grace_seconds)?;
-    check_maintenance(&p.maintenance)?;
-    let now = state.now();
-    p.updated_at = db::time(now);
-    let mut tx = state.db.begin().await?;
-    policies::update_policy(&mut tx, &p, now).await?;
-    commit_audited(
-        tx,
-        caller.event(
-            &p.tenant_id,
-            "policy.update",
-            "policy",
-            Some(&p.id),
-            details(&p),
-        ),
-        now,
-    )
-    .await?;
-    Ok(axum::Json(p))
+    Ok(axum::Json(
+        crate::policies::update(&state, &caller, &id, req).await?,
+    ))
 }
 
 /// Delete a policy
@@ -224,22 +97,7 @@ pub async fn delete_policy(
     caller: Caller,
     Path(id): Path<PolicyId>,
 ) -> ApiResult<StatusCode> {
-    let p = scoped_policy(&state, &caller, Permission::VaultWrite, &id).await?;
-    let now = state.now();
-    let mut tx = state.db.begin().await?;
-    policies::delete_policy(&mut tx, &p.id).await?;
-    commit_audited(
-        tx,
-        caller.event(
-            &p.tenant_id,
-            "policy.delete",
-            "policy",
-            Some(&p.id),
-            details(&p),
-        ),
-        now,
-    )
-    .await?;
+    crate::policies::delete(&state, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -84,6 +84,8 @@ fn every_page_passes_axe_and_fits_a_phone() {
         format!("/t/{t}/tokens"),
         format!("/t/{t}/items"),
         format!("/t/{t}/notifications"),
+        format!("/t/{t}/policies"),
+        format!("/policies/{}", acme.policy_id),
         format!("/t/{t}/billing"),
         format!("/items/{}", acme.item_id),
         format!("/jobs/{}", acme.job_id),

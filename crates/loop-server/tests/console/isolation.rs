@@ -54,7 +54,8 @@ fn another_tenants_pages_are_not_found_for_every_role() {
                 .replace("{user}", &zeta.member("operator").user_id)
                 .replace("{binding}", &zeta.binding_id)
                 .replace("{token}", &zeta.token_id)
-                .replace("{target}", &zeta.target_id);
+                .replace("{target}", &zeta.target_id)
+                .replace("{policy}", &zeta.policy_id);
             let page = match *method {
                 "get" => server.page(&path, &cookie, "en"),
                 // A post that names nothing of another tenant changes the reader's own
@@ -81,6 +82,7 @@ fn another_tenants_pages_are_not_found_for_every_role() {
                         ("summary", "off"),
                         ("language", "en"),
                         ("enabled", "false"),
+                        ("last", "1"),
                     ],
                 ),
             };
@@ -145,6 +147,11 @@ fn another_tenants_pages_are_not_found_for_every_role() {
         ))
         .expect(200);
     assert!(!deliveries.to_string().contains("\"test\""), "{deliveries}");
+    // Their retention policy keeps what it kept.
+    let policy = admin
+        .get(&format!("/api/v1/policies/{}", zeta.policy_id))
+        .expect(200);
+    assert_ne!(policy["keep"]["last"], 1, "{policy}");
     // Their session is untouched by every attempt to sign it out.
     server
         .call(

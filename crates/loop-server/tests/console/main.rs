@@ -7,7 +7,8 @@
 //! lead), `dashboard.rs` (health, devices, storage, charts; another tenant's is a 404),
 //! `vaults.rs` (the snapshot browser and its downloads, compared byte for byte), `reset.rs`
 //! (a forgotten password, from the mail's link), `authenticator.rs` (set up from the QR code), `access.rs` (roles and tokens),
-//! `items.rs` (protected items and their schedules), `billing.rs` (subscription and invoices), `notify.rs` (notification targets, a test sent, the delivery log).
+//! `items.rs` (protected items and their schedules), `billing.rs` (subscription and invoices), `notify.rs` (notification targets, a test sent, the delivery log), `policies.rs`
+//! (retention policies).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -29,6 +30,7 @@ mod items;
 mod jobs;
 mod notify;
 mod people;
+mod policies;
 mod reset;
 mod security;
 mod signin;
