@@ -358,12 +358,16 @@ def valid_body(op: str, n: int):
         "POST /api/v1/subject-requests": {"user_id": fixtures["user"], "kind": ["access", "rectification", "erasure", "restriction"][n % 4], "details": f"Request {n}."},
         "POST /api/v1/subject-requests/{id}/close": {"outcome": ["done", "refused"][n % 8 // 4], "action": f"Answered {n}."},
         "POST /api/v1/subprocessors": {"name": f"Fuzz Processor {n}", "purpose": "hosting", "location": "EU"},
+        "PUT /api/v1/tenants/{id}/branding": {"product_name": f"Fuzz Backup {n}", "accent": ["#0a58ca", "#ffd400"][n % 2]},
         "PATCH /api/v1/notify/targets/{id}": {"min_severity": ["info", "warning", "error"][n % 3], "summary": ["off", "daily", "weekly"][n % 3]},
     }.get(op)
 
 
 def path_ids(path: str) -> dict[str, str]:
     """Existing objects for the path parameters of `path`."""
+    if path == "/api/v1/tenants/{id}/branding":
+        # A partner or the provider brands the console, not a customer.
+        return {"id": fixtures["provider"]}
     if path.startswith("/api/v1/tenants/"):
         return {"id": fixtures["tenant"]}
     if path.startswith("/api/v1/users/"):

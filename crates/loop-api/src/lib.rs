@@ -17,6 +17,8 @@ mod macros;
 mod agent;
 pub mod audit;
 mod billing;
+mod branding;
+mod erasure;
 mod ids;
 mod items;
 mod jobs;
@@ -35,6 +37,8 @@ mod vault;
 
 pub use agent::*;
 pub use billing::*;
+pub use branding::*;
+pub use erasure::*;
 pub use ids::*;
 pub use items::*;
 pub use jobs::*;

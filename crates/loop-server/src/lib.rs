@@ -21,6 +21,7 @@ mod access_log;
 pub mod accounts;
 pub mod auth;
 pub mod billing;
+pub mod branding;
 pub mod codes;
 pub mod config;
 pub mod db;

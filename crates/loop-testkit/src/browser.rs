@@ -206,6 +206,15 @@ impl Browser {
         });
     }
 
+    /// Chooses the file at `path` in the file field matching `css`.
+    pub fn choose_file(&self, css: &str, path: &std::path::Path) {
+        let e = self.find(css);
+        let path = path.to_str().expect("a file path in UTF-8");
+        self.rt
+            .block_on(e.send_keys(path))
+            .expect("choosing a file");
+    }
+
     /// Clicks the element matching `css`, a link or a form's button, and waits (up to 30 s)
     /// until the browser shows the document that answered it. Reading the page right after
     /// a click could otherwise find the old document's elements, gone a moment later.
@@ -364,6 +373,19 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// A PNG image of `width`×`height` pixels, all of colour `rgb`.
+pub fn png_image(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().expect("a PNG header");
+    let pixels: Vec<u8> = (0..width * height).flat_map(|_| rgb).collect();
+    writer.write_image_data(&pixels).expect("the PNG's pixels");
+    writer.finish().expect("a whole PNG");
+    out
 }
 
 /// The texts of the QR codes in the PNG image `png`.

@@ -10,6 +10,7 @@ pub mod agents;
 pub mod audit;
 pub mod billing;
 pub mod bindings;
+pub mod brandings;
 pub mod challenges;
 pub mod dashboard;
 pub mod deletions;

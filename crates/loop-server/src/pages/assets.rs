@@ -1,12 +1,16 @@
-//! The console's own files (its style sheet and its one script), built into the server: nothing is fetched from
-//! anywhere else. Their addresses carry a hash of their content, so a browser may keep them
+//! The console's own files (its style sheet and its one script), built into the server, and
+//! a partner's style sheet and logo, kept in the database: nothing is fetched from anywhere
+//! else. Their addresses carry a hash of their content, so a browser may keep them
 //! for a year and still never uses a stale one.
 
 use std::sync::LazyLock;
 
-use axum::extract::Path;
+use axum::body::Body;
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+
+use crate::state::AppState;
 
 const CONSOLE_CSS: &str = include_str!("assets/console.css");
 
@@ -24,13 +28,16 @@ pub static SCRIPT: LazyLock<String> = LazyLock::new(|| {
     format!("/assets/live-{}.js", &hash[..16])
 });
 
-/// `GET /assets/{file}`.
-pub async fn serve(Path(file): Path<String>) -> Response {
+/// `GET /assets/{file}`: the console's own files, and a partner's style sheet and logo
+/// (`brand-{tenant}-{hash}.css` and `.png`, answered only while the branding has that hash).
+pub async fn serve(State(state): State<AppState>, Path(file): Path<String>) -> Response {
     let asked = format!("/assets/{file}");
-    let (body, kind) = if asked == *STYLE {
-        (CONSOLE_CSS, "text/css; charset=utf-8")
+    let (body, kind): (Body, _) = if asked == *STYLE {
+        (CONSOLE_CSS.into(), "text/css; charset=utf-8")
     } else if asked == *SCRIPT {
-        (LIVE_JS, "text/javascript; charset=utf-8")
+        (LIVE_JS.into(), "text/javascript; charset=utf-8")
+    } else if let Some(brand) = brand_file(&state, &file).await {
+        brand
     } else {
         return crate::error::ApiError::not_found().into_response();
     };
@@ -46,4 +53,19 @@ pub async fn serve(Path(file): Path<String>) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     r
+}
+
+/// A partner's style sheet or logo named `file`, when its branding is current.
+async fn brand_file(state: &AppState, file: &str) -> Option<(Body, &'static str)> {
+    let (stem, ext) = file.strip_prefix("brand-")?.rsplit_once('.')?;
+    let (tenant, hash) = stem.rsplit_once('-')?;
+    let row = crate::db::brandings::branding_of(&state.db.pool, tenant)
+        .await
+        .ok()??;
+    let brand = crate::branding::Brand::of(row).filter(|b| b.hash == hash)?;
+    match ext {
+        "css" => Some((brand.css().into(), "text/css; charset=utf-8")),
+        "png" => Some((brand.logo?.into(), "image/png")),
+        _ => None,
+    }
 }

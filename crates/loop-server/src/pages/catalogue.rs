@@ -334,6 +334,7 @@ catalogue! {
     Items: "Items", "Items";
     Notifications: "Notifications", "Meldingen";
     Policies: "Retention", "Bewaarbeleid";
+    Branding: "Branding", "Huisstijl";
     NoDevices: "No devices yet.", "Nog geen apparaten.";
     EnrolDevice: "Enrol a device", "Een apparaat aanmelden";
     EnrolHelp: "Make a code, then run this on the machine; the code works once, for an hour.",

@@ -7,6 +7,7 @@ use loop_api::Language;
 use maud::{DOCTYPE, Markup, html};
 
 use super::catalogue::M;
+use crate::branding::Brand;
 
 /// What a page may load: its own style sheet and scripts, images of its own or inline, and
 /// nothing from anywhere else; forms post only here; never framed.
@@ -57,12 +58,15 @@ pub struct Frame<'a> {
     pub menu: Option<(Vec<Link>, &'a str)>,
     /// The form token of the reader's browser (for the sign-out form).
     pub csrf: &'a str,
+    /// The partner's look the reader's tenant takes, if any.
+    pub brand: Option<&'a Brand>,
 }
 
 /// A whole page: `title` above `content`, in `frame`.
 pub fn document(status: StatusCode, frame: &Frame, title: &str, content: Markup) -> Response {
     let lang = frame.lang;
-    let product = M::Product.text(lang);
+    let brand = frame.brand;
+    let product = brand.map_or(M::Product.text(lang), |b| b.product_name.as_str());
     let page = html! {
         (DOCTYPE)
         html lang=(lang.as_str()) {
@@ -71,11 +75,19 @@ pub fn document(status: StatusCode, frame: &Frame, title: &str, content: Markup)
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · " (product) }
                 link rel="stylesheet" href=(super::assets::STYLE.as_str());
+                @if let Some(b) = brand {
+                    link rel="stylesheet" href=(b.style());
+                }
             }
             body {
                 a.skip href="#content" { (M::SkipToContent.text(lang)) }
-                header.top {
-                    span.product { (product) }
+                header.top.branded[brand.is_some()] {
+                    span.product {
+                        @if let Some(logo) = brand.and_then(Brand::logo_address) {
+                            img src=(logo) alt="";
+                        }
+                        (product)
+                    }
                     @if let Some((links, name)) = &frame.menu {
                         nav aria-label=(M::MainMenu.text(lang)) {
                             ul {

@@ -13,13 +13,14 @@
 //!   (with its [`authenticator`] set-up), [`audit`],
 //!   [`people`] (the tenant tree, users, invitations), [`devices`], [`vaults`],
 //!   [`snapshots`] (the snapshot browser), [`jobs`] (followed live), [`tokens`], [`items`] (protected items and their
-//!   schedules), [`notify`] (notification targets and their deliveries), [`policies`] (retention), [`billing`] (subscription and invoices): the pages.
+//!   schedules), [`notify`] (notification targets and their deliveries), [`policies`] (retention), [`branding`] (a partner's look), [`billing`] (subscription and invoices): the pages.
 
 mod account;
 mod assets;
 mod audit;
 mod authenticator;
 mod billing;
+mod branding;
 mod catalogue;
 mod chart;
 mod dashboard;
@@ -69,6 +70,8 @@ pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
     ("post", "/users/{user}/roles/{binding}/revoke"),
     ("get", "/t/{tenant}/vaults"),
     ("get", "/t/{tenant}/billing"),
+    ("get", "/t/{tenant}/branding"),
+    ("post", "/t/{tenant}/branding/clear"),
     ("get", "/t/{tenant}/tokens"),
     ("post", "/t/{tenant}/tokens"),
     ("post", "/tokens/{token}/revoke"),
@@ -160,6 +163,11 @@ pub fn router() -> Router<AppState> {
         )
         .route("/t/{tenant}/vaults", get(vaults::list))
         .route("/t/{tenant}/billing", get(billing::show))
+        .route(
+            "/t/{tenant}/branding",
+            get(branding::show).post(branding::save),
+        )
+        .route("/t/{tenant}/branding/clear", post(branding::clear))
         .route("/t/{tenant}/tokens", get(tokens::show).post(tokens::create))
         .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route(
@@ -253,6 +261,7 @@ fn shown_failure(
         lang,
         menu: None,
         csrf: "",
+        brand: None,
     };
     let mut r = layout::document(status, &frame, title.text(lang), body);
     if let Some(secs) = retry_after {

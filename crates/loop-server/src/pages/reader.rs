@@ -15,8 +15,10 @@ use loop_api::Language;
 use super::catalogue::M;
 use super::layout::{Frame, Link};
 use crate::auth::{Caller, Principal, UserPrincipal, csrf, request};
+use crate::branding::Brand;
 use crate::domain::new_secret;
 use crate::domain::{Permission, RoleRules as _};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::zone::Zone;
 
@@ -46,6 +48,8 @@ pub struct Viewer {
     pub zone: Zone,
     /// Their tenant's zone (the account page offers it as the default).
     pub home_zone: Zone,
+    /// The look of their partner's console, if it has one.
+    pub brand: Option<Brand>,
 }
 
 impl Viewer {
@@ -95,6 +99,7 @@ impl Viewer {
             lang: self.lang,
             menu: Some((links, me.first_name.as_str())),
             csrf: &self.csrf,
+            brand: self.brand.as_ref(),
         }
     }
 
@@ -131,6 +136,11 @@ impl Viewer {
             if self.caller.can(perm, &t.path) {
                 links.push((format!("/t/{id}/{path}"), m));
             }
+        }
+        if t.tenant.kind != loop_api::TenantKind::Customer
+            && self.caller.can(Permission::TenantWrite, &t.path)
+        {
+            links.push((format!("/t/{id}/branding"), M::Branding));
         }
         maud::html! {
             nav.tenant aria-label=(t.tenant.name) {
@@ -177,12 +187,18 @@ impl FromRequestParts<AppState> for Viewer {
             return Err(to_sign_in(parts));
         };
         let lang = u.user.user.language;
-        let (home_kind, home_zone) =
+        let home =
             match crate::db::tenants::tenant_by_id(&state.db.pool, &u.user.user.tenant_id).await {
-                Ok(Some(t)) => (t.tenant.kind, Zone::of(&t.tenant.time_zone)),
-                Ok(None) => (loop_api::TenantKind::Customer, Zone::UTC),
+                Ok(home) => home,
                 Err(e) => return Err(super::failed(lang, e.into())),
             };
+        let (home_kind, home_zone, brand) = match home {
+            Some(t) => match crate::branding::nearest(state, &t.path).await {
+                Ok(b) => (t.tenant.kind, Zone::of(&t.tenant.time_zone), b),
+                Err(e) => return Err(super::failed(lang, e)),
+            },
+            None => (loop_api::TenantKind::Customer, Zone::UTC, None),
+        };
         let zone = u.user.user.time_zone.as_deref().map_or(home_zone, Zone::of);
         Ok(Viewer {
             caller,
@@ -192,6 +208,7 @@ impl FromRequestParts<AppState> for Viewer {
             home_kind,
             zone,
             home_zone,
+            brand,
         })
     }
 }
@@ -210,6 +227,7 @@ impl Visitor {
             lang: self.lang,
             menu: None,
             csrf: &self.csrf,
+            brand: None,
         }
     }
 
@@ -335,5 +353,75 @@ where
                 crate::error::ApiError::bad_request(e.body_text()),
             )),
         }
+    }
+}
+
+/// The fields of a form that uploads a file (`multipart/form-data`), each at most
+/// `UPLOAD_FIELD_BYTES`, with the same checks as [`Posted`]: from this site's page in this
+/// browser, with its token.
+pub struct Uploaded(pub Vec<(String, Vec<u8>)>);
+
+/// A field of an uploading form at most (a partner's logo is the largest).
+const UPLOAD_FIELD_BYTES: usize = crate::branding::MAX_LOGO_BYTES + 1;
+
+impl<S> FromRequest<S> for Uploaded
+where
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let (parts, body) = req.into_parts();
+        let lang = super::language(&parts.headers);
+        if csrf::is_cross_site(&parts) {
+            return Err(super::failed(lang, csrf::refused()));
+        }
+        let unreadable = || super::failed(lang, ApiError::bad_request("unreadable form"));
+        let mut form =
+            axum::extract::Multipart::from_request(Request::from_parts(parts.clone(), body), state)
+                .await
+                .map_err(|_| unreadable())?;
+        let mut fields = Vec::new();
+        while let Some(mut field) = form.next_field().await.map_err(|_| unreadable())? {
+            let name = field.name().unwrap_or_default().to_string();
+            let mut value = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(|_| unreadable())? {
+                if value.len() + chunk.len() > UPLOAD_FIELD_BYTES {
+                    // Kept one byte over the limit, so the check of the field says why.
+                    value.extend_from_slice(&chunk[..UPLOAD_FIELD_BYTES - value.len()]);
+                    break;
+                }
+                value.extend_from_slice(&chunk);
+            }
+            fields.push((name, value));
+        }
+        let token = fields
+            .iter()
+            .find(|(k, _)| k == "csrf")
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
+        if !csrf::form_token_ok(&parts, &token) {
+            return Err(super::failed_with(
+                lang,
+                csrf::token_refused(),
+                M::FormExpired,
+            ));
+        }
+        Ok(Uploaded(fields))
+    }
+}
+
+impl Uploaded {
+    /// The field `name`'s value, when the form had it.
+    pub fn field(&self, name: &str) -> Option<&[u8]> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The field `name` as text (empty when absent).
+    pub fn text(&self, name: &str) -> String {
+        String::from_utf8_lossy(self.field(name).unwrap_or_default()).into_owned()
     }
 }

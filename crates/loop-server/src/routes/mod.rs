@@ -5,6 +5,7 @@ mod access;
 mod agent;
 mod audit;
 mod billing;
+mod branding;
 mod codes;
 mod directory;
 mod erasure;
@@ -87,6 +88,11 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tenants::list_tenants, tenants::create_tenant))
         .routes(routes!(tenants::get_tenant, tenants::update_tenant))
         .routes(routes!(tenants::rotate_tenant_key))
+        .routes(routes!(
+            branding::get_branding,
+            branding::set_branding,
+            branding::clear_branding
+        ))
         .routes(routes!(residency::get_residency, residency::set_residency))
         .routes(routes!(residency::residency_report))
         .routes(routes!(erasure::erase_tenant))

@@ -203,6 +203,21 @@ impl AuditWalk<'_> {
             ("post", "/api/v1/tenants/{id}/key-rotation") => {
                 by_admin(format!("/api/v1/tenants/{t}/key-rotation"), None)
             }
+            // A partner or the provider brands the console: the provider here.
+            ("put", "/api/v1/tenants/{id}/branding") => by_admin(
+                format!(
+                    "/api/v1/tenants/{}/branding",
+                    self.admin.provider_tenant_id()
+                ),
+                Some(json!({ "product_name": "Our Backup", "accent": "#0a58ca" })),
+            ),
+            ("delete", "/api/v1/tenants/{id}/branding") => by_admin(
+                format!(
+                    "/api/v1/tenants/{}/branding",
+                    self.admin.provider_tenant_id()
+                ),
+                None,
+            ),
             ("put", "/api/v1/tenants/{id}/residency") => by_admin(
                 format!("/api/v1/tenants/{t}/residency"),
                 Some(json!({ "allowed": ["local", "eu"] })),

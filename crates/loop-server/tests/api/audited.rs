@@ -17,6 +17,12 @@ pub(super) const AUDITED: &[(&str, &str, &str)] = &[
         "tenant.key_rotate",
     ),
     ("put", "/api/v1/tenants/{id}/residency", "tenant.residency"),
+    ("put", "/api/v1/tenants/{id}/branding", "tenant.branding"),
+    (
+        "delete",
+        "/api/v1/tenants/{id}/branding",
+        "tenant.branding_clear",
+    ),
     ("post", "/api/v1/users", "user.create"),
     ("patch", "/api/v1/users/{id}", "user.update"),
     ("patch", "/api/v1/me", "user.update"),

@@ -35,6 +35,9 @@ fn body_naming(method: &str, path: &str, c: &Customer) -> Option<Value> {
         ("patch", "/api/v1/users/{id}") => json!({ "first_name": "Mallory" }),
         ("patch", "/api/v1/tenants/{id}") => json!({ "name": "Mallory's now" }),
         ("put", "/api/v1/tenants/{id}/residency") => json!({ "allowed": ["local"] }),
+        ("put", "/api/v1/tenants/{id}/branding") => {
+            json!({ "product_name": "Mallory's", "accent": "#000000" })
+        }
         ("post", "/api/v1/users/{id}/roles") => {
             json!({ "tenant_id": tenant_id, "role": "auditor" })
         }

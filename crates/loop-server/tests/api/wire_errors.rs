@@ -51,6 +51,15 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
         &[401, 403, 404, 410],
     ),
     ("get /api/v1/tenants/{id}/residency", &[401, 403, 404, 410]),
+    ("get /api/v1/tenants/{id}/branding", &[401, 403, 404, 410]),
+    (
+        "put /api/v1/tenants/{id}/branding",
+        &[400, 401, 403, 404, 410, 413, 415],
+    ),
+    (
+        "delete /api/v1/tenants/{id}/branding",
+        &[401, 403, 404, 410],
+    ),
     (
         "put /api/v1/tenants/{id}/residency",
         &[400, 401, 403, 404, 410, 413, 415],

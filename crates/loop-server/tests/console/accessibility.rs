@@ -5,7 +5,7 @@
 use loop_testkit::browser::{Browser, Window};
 
 use super::support::vault::back_up_into;
-use super::support::{Server, USER_PASSWORD, with_spare};
+use super::support::{ADMIN_EMAIL, ADMIN_PASSWORD, Server, USER_PASSWORD, with_spare};
 use super::{browser, sign_in};
 
 const AXE: &str = include_str!("vendor/axe-4.14.1.min.js");
@@ -125,6 +125,26 @@ fn every_page_passes_axe_and_fits_a_phone() {
     for path in &signed_in {
         check(&b, path);
     }
+    // Branded by the provider with a light colour and a logo, the pages still pass.
+    use base64::Engine as _;
+    let provider = admin.provider_tenant_id();
+    let logo = loop_testkit::browser::png_image(120, 40, [0x12, 0x34, 0x56]);
+    admin
+        .put(
+            &format!("/api/v1/tenants/{provider}/branding"),
+            serde_json::json!({
+                "product_name": "Northwind Backup", "accent": "#ffd400",
+                "logo_png": base64::engine::general_purpose::STANDARD.encode(logo),
+            }),
+        )
+        .expect(200);
+    for path in [format!("/t/{t}"), format!("/t/{t}/jobs"), "/account".into()] {
+        check(&b, &path);
+    }
+    // The branding page, as the provider's admin sees it.
+    let root = browser(&server).unwrap();
+    sign_in(&root, ADMIN_EMAIL, ADMIN_PASSWORD);
+    check(&root, &format!("/t/{provider}/branding"));
     // The authenticator's key is on the answer to a form: checked where the form leads.
     b.window(Window::Phone);
     b.goto("/account/authenticator");

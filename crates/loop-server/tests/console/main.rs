@@ -8,7 +8,7 @@
 //! `vaults.rs` (the snapshot browser and its downloads, compared byte for byte), `reset.rs`
 //! (a forgotten password, from the mail's link), `authenticator.rs` (set up from the QR code), `access.rs` (roles and tokens),
 //! `items.rs` (protected items and their schedules), `billing.rs` (subscription and invoices), `notify.rs` (notification targets, a test sent, the delivery log), `policies.rs`
-//! (retention policies).
+//! (retention policies), `branding.rs` (a partner's look).
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -23,6 +23,7 @@ mod account;
 mod audit;
 mod authenticator;
 mod billing;
+mod branding;
 mod dashboard;
 mod devices;
 mod isolation;

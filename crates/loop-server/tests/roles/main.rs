@@ -342,6 +342,11 @@ fn mismatch(method: &str, path: &str, want: &Expect, r: &Reply, target: &str) ->
             (200..300).contains(&r.status)
                 || (r.status, r.code().as_str()) == (409, "replica_not_ready")
         }
+        // A customer takes its partner's branding: a caller who may change the tenant passes
+        // the role check and meets that rule instead.
+        Expect::Success if (method, path) == ("put", "/api/v1/tenants/{id}/branding") => {
+            r.status == 400 && r.body.contains("not a customer")
+        }
         // A customer sells no plans: a caller who may sell passes the role check and meets
         // that rule instead.
         Expect::Success if (method, path) == ("post", "/api/v1/plans") => {

@@ -41,6 +41,13 @@ impl Walk<'_> {
                 format!("/api/v1/tenants/{tid}/residency"),
                 Some(json!({ "allowed": null })),
             ),
+            ("get" | "delete", "/api/v1/tenants/{id}/branding") => {
+                (format!("/api/v1/tenants/{tid}/branding"), None)
+            }
+            ("put", "/api/v1/tenants/{id}/branding") => (
+                format!("/api/v1/tenants/{tid}/branding"),
+                Some(json!({ "product_name": "Their Backup", "accent": "#123456" })),
+            ),
             ("get", "/api/v1/tenants/{id}/residency/report") => {
                 (format!("/api/v1/tenants/{tid}/residency/report"), None)
             }

@@ -87,6 +87,21 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
     ),
     (
         "get",
+        "/api/v1/tenants/{id}/branding",
+        Needs(&[ReadTenants]),
+    ),
+    (
+        "put",
+        "/api/v1/tenants/{id}/branding",
+        Needs(&[ChangeTenants]),
+    ),
+    (
+        "delete",
+        "/api/v1/tenants/{id}/branding",
+        Needs(&[ChangeTenants]),
+    ),
+    (
+        "get",
         "/api/v1/tenants/{id}/residency/report",
         Needs(&[ReadVaults]),
     ),

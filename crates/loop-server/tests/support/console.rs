@@ -54,7 +54,28 @@ impl Server {
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(fields)
             .finish();
-        self.page_request(Method::POST, path, cookie, "en", Some(body))
+        let form = (
+            "application/x-www-form-urlencoded".to_string(),
+            body.into_bytes(),
+        );
+        self.page_request(Method::POST, path, cookie, "en", Some(form))
+    }
+
+    /// Posts the `multipart/form-data` form `fields` (a form that uploads a file) to `path`.
+    pub fn post_multipart(&self, path: &str, cookie: &str, fields: &[(&str, &[u8])]) -> Page {
+        const BOUNDARY: &str = "loop-test-boundary-7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
+                    .as_bytes(),
+            );
+            body.extend_from_slice(value);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        let kind = format!("multipart/form-data; boundary={BOUNDARY}");
+        self.page_request(Method::POST, path, cookie, "en", Some((kind, body)))
     }
 
     /// A download's status, headers and bytes, fetched with the browser's `cookie`.
@@ -87,7 +108,7 @@ impl Server {
         path: &str,
         cookie: &str,
         language: &str,
-        form: Option<String>,
+        form: Option<(String, Vec<u8>)>,
     ) -> Page {
         let mut req = self
             .pages
@@ -96,9 +117,9 @@ impl Server {
         if !cookie.is_empty() {
             req = req.header("Cookie", cookie);
         }
-        if let Some(body) = form {
+        if let Some((kind, body)) = form {
             req = req
-                .header("Content-Type", "application/x-www-form-urlencoded")
+                .header("Content-Type", kind)
                 .header("Sec-Fetch-Site", "same-origin")
                 .body(body);
         }
