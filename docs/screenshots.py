@@ -6,18 +6,21 @@
 Starts `loop server` (target/debug/loop, built first) on a fresh data directory under WORK
 (default /tmp/loop-screenshots), gives it a partner with two customers, enrols two real agents
 (`loop agent run`) whose protected items back up (one of them fails: its folder is gone), and
-then signs in with Debian's chromium and chromedriver through Selenium (installed from PyPI
-into a venv under ~/.cache/loop-docs) to photograph the main pages at desktop size and the
-dashboard at a phone's. Nothing in the repository changes but the PNG files in --out.
+gives it retention policies and a notification target, then signs in with Debian's chromium
+and chromedriver through Selenium (installed from PyPI into a venv under ~/.cache/loop-docs)
+to photograph the main pages at desktop size and the dashboard at a phone's; last, the
+partner brands the console (white label) and the customer's dashboard is photographed again. Nothing in the repository changes but the PNG files in --out.
 """
 
 import argparse
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import time
+import zlib
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.environ.get("WORK", "/tmp/loop-screenshots")
@@ -36,6 +39,18 @@ def run(*args, env=None):
 
 def cli(*args):
     return json.loads(run(LOOP, *args, "--json", env=CLI_ENV))
+
+
+def png(width, height, rgb):
+    """A PNG of one colour, with a lighter band across its middle (a stand-in logo)."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    light = bytes(min(255, c + 90) for c in rgb)
+    rows = b"".join(
+        b"\0" + (light if height // 3 <= y < 2 * height // 3 else bytes(rgb)) * width
+        for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 def selenium():
@@ -116,12 +131,21 @@ def main():
                 stdout=subprocess.DEVNULL, stderr=open(f"{state}.err", "w"),
                 env=dict(os.environ, **CLI_ENV),
             ))
+        jobs = []
         for it in items:
             job = cli("item", "run", it)["id"]
+            jobs.append(job)
             for _ in range(600):
                 if cli("job", "show", job)["state"] not in ("queued", "running"):
                     break
                 time.sleep(0.2)
+        snapshot = cli("job", "show", jobs[0])["summary"]["snapshot_id"]
+        cli("policy", "create", "--tenant", acme, "--keep-daily", "14", "--keep-weekly", "8",
+            "--keep-monthly", "12")
+        cli("policy", "create", "--tenant", acme, "--vault", vault, "--keep-last", "30",
+            "--keep-within", "90d")
+        cli("notify", "target", "create", "--tenant", acme, "--name", "IT on call",
+            "--email", "oncall@acme.example", "--email", "it@acme.example")
         run(LOOP, "user", "create", "--tenant", acme, "--email", "ana@acme.example",
             "--first-name", "Ana", "--last-name", "Acme", "--role", "admin", "--json",
             env=dict(CLI_ENV, LOOP_NEW_USER_PASSWORD="ana-password-123"))
@@ -161,6 +185,26 @@ def main():
         shot(f"/t/{acme}/audit", "audit.png")
         shot(f"/t/{acme}/users", "users.png")
         shot("/account", "account.png", (1280, 1100))
+        shot(f"/t/{acme}/items", "items.png")
+        shot(f"/jobs/{jobs[0]}", "job.png", (1280, 1000))
+        shot(f"/vaults/{vault}/snapshots/{snapshot}?q=document-1", "snapshot.png", (1280, 1000))
+        shot(f"/t/{acme}/policies", "policies.png", (1280, 1100))
+        shot(f"/t/{acme}/notifications", "notifications.png", (1280, 1300))
+
+        # The partner brands the console: its customers see its name, colour and logo.
+        logo = f"{WORK}/logo.png"
+        with open(logo, "wb") as fh:
+            fh.write(png(96, 32, (0x0b, 0x6e, 0x4f)))
+        sign_in("admin@localhost", PASSWORD)
+        browser.get(f"{base}/t/{partner}/branding")
+        browser.find_element(By.ID, "product_name").send_keys("Northwind Backup")
+        browser.execute_script("document.getElementById('accent').value = '#0b6e4f';")
+        browser.find_element(By.ID, "logo").send_keys(logo)
+        browser.find_element(By.CSS_SELECTOR, "form[enctype] button[type=submit]").click()
+        time.sleep(0.5)
+        shot(f"/t/{partner}/branding", "branding.png", (1280, 900))
+        sign_in("ana@acme.example", "ana-password-123")
+        shot(f"/t/{acme}", "dashboard-branded.png", (1280, 1200))
     finally:
         if browser:
             browser.quit()

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 
 use super::catalogue::catalogue;
-use super::layout::{Input, alert, document, token};
+use super::layout::{Input, document, token};
 use super::reader::{Done, NoFields, Posted, Uploaded, Viewer};
 use crate::branding::Brand;
 use crate::domain::Permission;
@@ -158,13 +158,12 @@ pub async fn save(
     };
     match saved.await {
         Ok(t) => Redirect::to(&format!("/t/{t}/branding?done=saved")).into_response(),
-        Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
-            let (status, _, message, _) = e.told();
-            page(&state, &v, &id, status, Some(alert(&message)))
-                .await
-                .unwrap_or_else(|e| super::failed(v.lang, e))
+        Err(e) => {
+            super::refused(v.lang, e, |status, why| {
+                page(&state, &v, &id, status, Some(why))
+            })
+            .await
         }
-        Err(e) => super::failed(v.lang, e),
     }
 }
 

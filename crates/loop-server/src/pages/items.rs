@@ -11,7 +11,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::catalogue::{M, catalogue};
-use super::layout::{Input, alert, document, scroll, token};
+use super::layout::{Input, document, scroll, token};
 use super::names::Names;
 use super::reader::{Done, NoFields, Posted, Viewer};
 use crate::db::page::Page;
@@ -235,13 +235,12 @@ pub async fn create(
     };
     match made.await {
         Ok(i) => Redirect::to(&format!("/items/{}?done=created", i.id)).into_response(),
-        Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
-            let (status, _, message, _) = e.told();
-            list_page(&state, &v, &id, status, Some(alert(&message)), &f)
-                .await
-                .unwrap_or_else(|e| super::failed(v.lang, e))
+        Err(e) => {
+            super::refused(v.lang, e, |status, why| {
+                list_page(&state, &v, &id, status, Some(why), &f)
+            })
+            .await
         }
-        Err(e) => super::failed(v.lang, e),
     }
 }
 
@@ -352,13 +351,12 @@ pub async fn update(
     };
     match changed.await {
         Ok(i) => Redirect::to(&format!("/items/{}?done=saved", i.id)).into_response(),
-        Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
-            let (status, _, message, _) = e.told();
-            item_page(&state, &v, &id, status, Some(alert(&message)), Some(&f))
-                .await
-                .unwrap_or_else(|e| super::failed(v.lang, e))
+        Err(e) => {
+            super::refused(v.lang, e, |status, why| {
+                item_page(&state, &v, &id, status, Some(why), Some(&f))
+            })
+            .await
         }
-        Err(e) => super::failed(v.lang, e),
     }
 }
 

@@ -240,6 +240,26 @@ pub fn failed(lang: Language, e: crate::error::ApiError) -> Response {
     }
 }
 
+/// The answer to a form the service refused: for a refusal of what was posted (a client
+/// error other than 404), the form's page again, made by `again` with the status and why;
+/// for anything else, the failure page (a 404 names nothing).
+pub async fn refused<F>(
+    lang: Language,
+    e: crate::error::ApiError,
+    again: impl FnOnce(StatusCode, maud::Markup) -> F,
+) -> Response
+where
+    F: std::future::Future<Output = crate::error::ApiResult<Response>>,
+{
+    if !e.status().is_client_error() || e.status() == StatusCode::NOT_FOUND {
+        return failed(lang, e);
+    }
+    let (status, _, message, _) = e.told();
+    again(status, layout::alert(&message))
+        .await
+        .unwrap_or_else(|e| failed(lang, e))
+}
+
 /// A page saying why a request failed in the catalogue's words `m`.
 pub fn failed_with(lang: Language, e: crate::error::ApiError, m: M) -> Response {
     let (status, _, _, retry_after) = e.told();

@@ -15,7 +15,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::catalogue::{M, catalogue};
-use super::layout::{Input, alert, document, scroll, token};
+use super::layout::{Input, document, scroll, token};
 use super::reader::{Done, NoFields, Posted, Viewer};
 use crate::db::page::Page;
 use crate::domain::{Permission, TenantScope};
@@ -427,13 +427,12 @@ pub async fn create(
             }
             None => Redirect::to(&format!("/t/{id}/notifications?done=made")).into_response(),
         },
-        Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
-            let (status, _, message, _) = e.told();
-            page(&state, &v, &id, status, Some(alert(&message)), &f)
-                .await
-                .unwrap_or_else(|e| super::failed(v.lang, e))
+        Err(e) => {
+            super::refused(v.lang, e, |status, why| {
+                page(&state, &v, &id, status, Some(why), &f)
+            })
+            .await
         }
-        Err(e) => super::failed(v.lang, e),
     }
 }
 

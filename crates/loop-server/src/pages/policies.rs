@@ -7,14 +7,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use loop_api::{
-    CreatePolicy, ItemId, KeepRules, Maintenance, Policy, PolicyId, ProtectedItem, TenantId,
-    UpdatePolicy, VaultId,
+    CreatePolicy, ItemId, KeepRules, Language, Maintenance, Policy, PolicyId, ProtectedItem,
+    TenantId, UpdatePolicy, VaultId,
 };
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::catalogue::{M, catalogue};
-use super::layout::{Input, alert, document, scroll, token};
+use super::layout::{Input, document, scroll, token};
 use super::names::Names;
 use super::reader::{Done, NoFields, Posted, Viewer};
 use crate::db::page::Page;
@@ -309,13 +309,14 @@ impl PolicyForm {
         }
     }
 
-    /// The keep rules, keeping the tags a policy already had (the API sets those).
-    fn keep(&self, tags: Vec<String>) -> ApiResult<KeepRules> {
+    /// The keep rules, keeping the tags a policy already had (the API sets those); a count
+    /// that is not a number is refused in `lang`.
+    fn keep(&self, tags: Vec<String>, lang: Language) -> ApiResult<KeepRules> {
         let n = |s: &str| match s.trim() {
             "" => Ok(0),
             s => s
                 .parse::<u32>()
-                .map_err(|_| ApiError::bad_request("not a number")),
+                .map_err(|_| ApiError::bad_request(W::NotANumber.text(lang))),
         };
         Ok(KeepRules {
             last: n(&self.last)?,
@@ -339,29 +340,6 @@ impl PolicyForm {
     }
 }
 
-/// A refused form: the page again with why, or the failure page for anything but a refusal.
-async fn refused<F>(
-    v: &Viewer,
-    e: ApiError,
-    again: impl FnOnce(StatusCode, Markup) -> F,
-) -> Response
-where
-    F: std::future::Future<Output = ApiResult<Response>>,
-{
-    if !e.status().is_client_error() || e.status() == StatusCode::NOT_FOUND {
-        return super::failed(v.lang, e);
-    }
-    let (status, _, message, _) = e.told();
-    let message = if message == "not a number" {
-        W::NotANumber.text(v.lang).to_string()
-    } else {
-        message
-    };
-    again(status, alert(&message))
-        .await
-        .unwrap_or_else(|e| super::failed(v.lang, e))
-}
-
 /// `POST /t/{tenant}/policies`: makes the policy, then opens its page.
 pub async fn create(
     State(state): State<AppState>,
@@ -383,7 +361,7 @@ pub async fn create(
             tenant_id,
             vault_id,
             item_id,
-            keep: f.keep(Vec::new())?,
+            keep: f.keep(Vec::new(), v.lang)?,
             prune_max_unused_percent: None,
             prune_grace_seconds: None,
             // Given for an item too, so the API says why an item's policy takes none.
@@ -394,7 +372,7 @@ pub async fn create(
     match made.await {
         Ok(p) => Redirect::to(&format!("/policies/{}?done=created", p.id)).into_response(),
         Err(e) => {
-            refused(&v, e, |status, why| {
+            super::refused(v.lang, e, |status, why| {
                 list_page(&state, &v, &id, status, Some(why), &f)
             })
             .await
@@ -490,7 +468,7 @@ pub async fn update(
     let changed = async {
         let p = scoped(&state, &v, &id).await?;
         let req = UpdatePolicy {
-            keep: Some(f.keep(p.keep.tags.clone())?),
+            keep: Some(f.keep(p.keep.tags.clone(), v.lang)?),
             prune_max_unused_percent: None,
             prune_grace_seconds: None,
             maintenance: p
@@ -504,7 +482,7 @@ pub async fn update(
     match changed.await {
         Ok(p) => Redirect::to(&format!("/policies/{}?done=saved", p.id)).into_response(),
         Err(e) => {
-            refused(&v, e, |status, why| {
+            super::refused(v.lang, e, |status, why| {
                 policy_page(&state, &v, &id, status, Some(why), Some(&f))
             })
             .await
@@ -567,7 +545,7 @@ mod tests {
             within: " ".into(),
             ..PolicyForm::default()
         };
-        let k = f.keep(vec!["x".into()]).unwrap();
+        let k = f.keep(vec!["x".into()], Language::En).unwrap();
         assert_eq!(
             (k.last, k.daily, k.within, k.tags),
             (0, 14, None, vec!["x".to_string()])
@@ -576,6 +554,6 @@ mod tests {
             weekly: "four".into(),
             ..PolicyForm::default()
         };
-        assert!(bad.keep(Vec::new()).is_err());
+        assert!(bad.keep(Vec::new(), Language::En).is_err());
     }
 }

@@ -10,7 +10,7 @@ use loop_api::{CreateToken, TenantId, TokenId, TokenKind, TokenPermission, Vault
 use maud::{Markup, html};
 
 use super::catalogue::M;
-use super::layout::{Input, alert, document, scroll, token};
+use super::layout::{Input, document, scroll, token};
 use super::names::Names;
 use super::reader::{Done, Posted, Viewer};
 use crate::db::page::Page;
@@ -181,13 +181,12 @@ pub async fn create(
             p.status role="status" { (M::TokenShownOnce.fill(v.lang, &[&made.token.name])) }
             pre.code { code #token-secret { (made.secret.expose()) } }
         },
-        Err(e) if e.status().is_client_error() && e.status() != StatusCode::NOT_FOUND => {
-            let (status, _, message, _) = e.told();
-            return page(&state, &v, &id, status, Some(alert(&message)))
-                .await
-                .unwrap_or_else(|e| super::failed(v.lang, e));
+        Err(e) => {
+            return super::refused(v.lang, e, |status, why| {
+                page(&state, &v, &id, status, Some(why))
+            })
+            .await;
         }
-        Err(e) => return super::failed(v.lang, e),
     };
     page(&state, &v, &id, StatusCode::CREATED, Some(shown))
         .await
