@@ -6,8 +6,10 @@
 //! The colour is never trusted to be readable: the header's text is black or white,
 //! whichever contrasts more with it (one of them always reaches 4.5:1), and links and
 //! buttons use the colour darkened until it reaches 4.5:1 against the white page. The logo
-//! must be a PNG (checked by its signature and header), so no script can ride in it; it and
-//! the style sheet are files of the server's own, at addresses that carry their hash.
+//! must read as a PNG (its signature and header are checked) and is only ever served as
+//! `image/png` with `nosniff` and a sandboxing policy, so a browser never runs what else it
+//! might hold; it and the style sheet are files of the server's own, at addresses that carry
+//! their hash.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

@@ -115,6 +115,14 @@ fn an_erased_person_leaves_no_trace_and_every_chain_verifies() {
     let files = server.database_bytes().concat();
     assert!(contains(&files, EMAIL) && contains(&files, HER_BROWSER));
 
+    // The time zone she reads in is hers too.
+    admin
+        .patch(
+            &format!("/api/v1/users/{zoe}"),
+            json!({ "time_zone": "Europe/Lisbon" }),
+        )
+        .expect(200);
+
     // Erased, on request, by an administrator who repeats her address.
     let path = format!("/api/v1/users/{zoe}/erase");
     admin
@@ -144,6 +152,7 @@ fn an_erased_person_leaves_no_trace_and_every_chain_verifies() {
             &json!("disabled")
         )
     );
+    assert!(u["time_zone"].is_null(), "{u}");
     // (Tried from elsewhere: a try from her address would be a new record of it.)
     assert_eq!(server.login(EMAIL, USER_PASSWORD).status, 401);
     admin

@@ -348,7 +348,8 @@ pub async fn pseudonymise(tx: &mut Tx, id: &str, pseudonym: &str, now: i64) -> D
         "UPDATE users SET email = $1, first_name = 'Erased', last_name = 'user',
              business_address = '', password_hash = NULL, status = 'disabled',
              invite_hash = NULL, pending_email = NULL, email_token_hash = NULL, reset_hash = NULL,
-             totp_secret = NULL, totp_enabled = 0, marketing_consent = 0, updated_at = $2
+             totp_secret = NULL, totp_enabled = 0, marketing_consent = 0, time_zone = NULL,
+             updated_at = $2
          WHERE id = $3",
     )
     .bind(pseudonym)

@@ -3,9 +3,10 @@
 //! the logo, so it is `multipart/form-data` ([`super::reader::Uploaded`]); the changes go
 //! through the API's own functions ([`crate::branding`]).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine as _;
 use maud::{Markup, html};
 
 use super::catalogue::catalogue;
@@ -13,7 +14,7 @@ use super::layout::{Input, document, token};
 use super::reader::{Done, NoFields, Posted, Uploaded, Viewer};
 use crate::branding::Brand;
 use crate::domain::Permission;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 catalogue! {
@@ -124,26 +125,27 @@ async fn page(
 }
 
 /// `POST /t/{tenant}/branding` (multipart): saves the name and colour, and the logo when a
-/// file comes with them (or drops it when asked); else the logo stays.
+/// file comes with them (or drops it when asked); else the logo stays. Who may brand the
+/// tenant is settled before the upload is read.
 pub async fn save(
     State(state): State<AppState>,
     v: Viewer,
     Path(id): Path<String>,
-    form: Uploaded,
+    req: Request,
 ) -> Response {
+    let t = match v.caller.tenant(&state, Permission::TenantWrite, &id).await {
+        Ok(t) => t,
+        Err(e) => return super::failed(v.lang, e),
+    };
+    let form = match Uploaded::from_request(req, &state).await {
+        Ok(f) => f,
+        Err(refused) => return refused,
+    };
     let saved = async {
-        let t = v
-            .caller
-            .tenant(&state, Permission::TenantWrite, &id)
-            .await?;
-        let kept = crate::db::brandings::branding_of(&state.db.pool, &t.tenant.id)
-            .await?
-            .and_then(Brand::of)
-            .and_then(|b| b.logo);
         let logo = match form.field("logo") {
             Some(file) if !file.is_empty() => Some(file.to_vec()),
             _ if form.field("drop_logo").is_some() => None,
-            _ => kept,
+            _ => kept_logo(&state, &t.tenant.id).await?,
         };
         crate::branding::set(
             &state,
@@ -153,17 +155,28 @@ pub async fn save(
             &form.text("accent"),
             logo,
         )
-        .await?;
-        Ok::<_, crate::error::ApiError>(t.tenant.id)
+        .await
     };
     match saved.await {
-        Ok(t) => Redirect::to(&format!("/t/{t}/branding?done=saved")).into_response(),
+        Ok(_) => Redirect::to(&format!("/t/{}/branding?done=saved", t.tenant.id)).into_response(),
         Err(e) => {
             super::refused(v.lang, e, |status, why| {
                 page(&state, &v, &id, status, Some(why))
             })
             .await
         }
+    }
+}
+
+/// The logo the tenant's branding has now, to keep when the form brings none.
+async fn kept_logo(state: &AppState, tenant: &str) -> ApiResult<Option<Vec<u8>>> {
+    let row = crate::db::brandings::branding_of(&state.db.pool, tenant).await?;
+    match row.and_then(|r| r.logo_png) {
+        Some(b) => base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .map(Some)
+            .map_err(|_| ApiError::Internal(format!("the stored logo of {tenant} does not read"))),
+        None => Ok(None),
     }
 }
 

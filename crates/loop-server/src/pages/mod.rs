@@ -71,6 +71,7 @@ pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
     ("get", "/t/{tenant}/vaults"),
     ("get", "/t/{tenant}/billing"),
     ("get", "/t/{tenant}/branding"),
+    ("post", "/t/{tenant}/branding"),
     ("post", "/t/{tenant}/branding/clear"),
     ("get", "/t/{tenant}/tokens"),
     ("post", "/t/{tenant}/tokens"),

@@ -348,8 +348,10 @@ pub async fn create(
     Posted(f): Posted<PolicyForm>,
 ) -> Response {
     let made = async {
+        // Who may write here before what the form says.
+        let t = v.caller.tenant(&state, Permission::VaultWrite, &id).await?;
         let not_found = |_| ApiError::not_found();
-        let tenant_id = TenantId::parse(&id).map_err(not_found)?;
+        let tenant_id = TenantId::parse(&t.tenant.id).map_err(not_found)?;
         let (vault_id, item_id) = match f.target.split_once(':') {
             None if f.target.is_empty() => (None, None),
             Some(("vault", v)) => (Some(VaultId::parse(v).map_err(not_found)?), None),
@@ -466,7 +468,9 @@ pub async fn update(
     Posted(f): Posted<PolicyForm>,
 ) -> Response {
     let changed = async {
-        let p = scoped(&state, &v, &id).await?;
+        // Who may write it before what the form says.
+        let pid = PolicyId::parse(&id).map_err(|_| ApiError::not_found())?;
+        let p = crate::policies::scoped(&state, &v.caller, Permission::VaultWrite, &pid).await?;
         let req = UpdatePolicy {
             keep: Some(f.keep(p.keep.tags.clone(), v.lang)?),
             prune_max_unused_percent: None,
@@ -476,8 +480,7 @@ pub async fn update(
                 .is_none()
                 .then(|| f.maintenance(p.maintenance.clone())),
         };
-        let id = PolicyId::parse(&p.id).map_err(|_| ApiError::not_found())?;
-        crate::policies::update(&state, &v.caller, &id, req).await
+        crate::policies::update(&state, &v.caller, &pid, req).await
     };
     match changed.await {
         Ok(p) => Redirect::to(&format!("/policies/{}?done=saved", p.id)).into_response(),

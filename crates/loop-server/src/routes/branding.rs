@@ -12,6 +12,9 @@ use crate::domain::Permission;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
+/// A branding request at most: a logo of `MAX_LOGO_BYTES` in base64, and the rest.
+pub const BODY_BYTES: usize = crate::branding::MAX_LOGO_BYTES * 4 / 3 + 8 * 1024;
+
 /// Show the branding that applies to a tenant
 ///
 /// The tenant's own, else the nearest one above it (its `tenant_id` says whose); none: the

@@ -88,11 +88,16 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(tenants::list_tenants, tenants::create_tenant))
         .routes(routes!(tenants::get_tenant, tenants::update_tenant))
         .routes(routes!(tenants::rotate_tenant_key))
-        .routes(routes!(
-            branding::get_branding,
-            branding::set_branding,
-            branding::clear_branding
-        ))
+        // A logo travels as base64: its route takes a body a third larger than the logo.
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(
+                    branding::get_branding,
+                    branding::set_branding,
+                    branding::clear_branding
+                ))
+                .layer(DefaultBodyLimit::max(branding::BODY_BYTES)),
+        )
         .routes(routes!(residency::get_residency, residency::set_residency))
         .routes(routes!(residency::residency_report))
         .routes(routes!(erasure::erase_tenant))

@@ -124,6 +124,17 @@ fn a_partners_customers_see_its_name_colour_and_logo() {
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "image/png");
     assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(
+        headers["content-security-policy"],
+        "default-src 'none'; sandbox"
+    );
+    // A name that is not a tenant's and a hash is not looked up: not found.
+    for wrong in [
+        "/assets/brand-x-0123456789abcdef.css",
+        &path.replace(".png", ".css").replace("-", "-x"),
+    ] {
+        assert_eq!(server.page(wrong, "", "en").status, 404, "{wrong}");
+    }
     assert!(served == logo_bytes, "the logo served is the one uploaded");
 
     // A customer of the provider sees the console's own look.
@@ -196,6 +207,25 @@ fn only_a_partner_brands_itself_and_nobody_else() {
     with_token.extend(fields);
     let saved = server.post_multipart(&format!("/t/{north}/branding"), &cookie, &with_token);
     assert_eq!(saved.status, 303, "{}", saved.body);
+    // Through the API a logo of up to 64 KiB fits, in base64; a larger one is refused.
+    use base64::Engine as _;
+    let sized = |len: usize| {
+        let mut png = png_image(64, 32, [1, 2, 3]);
+        png.resize(len, 0);
+        json!({ "product_name": "North Backup", "accent": "#123456",
+                "logo_png": base64::engine::general_purpose::STANDARD.encode(png) })
+    };
+    north_caller
+        .put(
+            &format!("/api/v1/tenants/{north}/branding"),
+            sized(64 * 1024),
+        )
+        .expect(200);
+    let too_big = north_caller.put(
+        &format!("/api/v1/tenants/{north}/branding"),
+        sized(64 * 1024 + 1),
+    );
+    assert_eq!(too_big.status, 400, "{}", too_big.body);
     // And its customer reads which branding applies to it: north's.
     let applied = customer_caller
         .get(&format!("/api/v1/tenants/{customer}/branding"))

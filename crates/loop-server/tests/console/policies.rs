@@ -99,6 +99,17 @@ fn an_admin_makes_changes_and_deletes_a_tenants_retention_policy() {
     let p = root.get(&format!("/api/v1/policies/{id}")).expect(200);
     assert_eq!(p["maintenance"]["verify_schedule"], "sun 04:00");
 
+    // An auditor who posts the form anyway is refused for who they are, not what they typed.
+    let auditor = session_cookie(&acme.member("auditor").secret);
+    let token = server
+        .page(&format!("/policies/{id}"), &auditor, "en")
+        .form_token();
+    let refused = server.post_page(
+        &format!("/policies/{id}"),
+        &auditor,
+        &[("csrf", &token), ("daily", "many")],
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
     // An auditor reads it, with no form.
     let page = server.page(
         &format!("/policies/{id}"),
