@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use loop_testkit::browser::Browser;
-use support::agents::agent_cmd;
+use support::agents::{agent_cmd, enroll_with};
 use support::server::{Running, json};
 
 #[test]
@@ -121,20 +121,7 @@ fn a_machine_enrolled_from_the_console_backs_up_a_folder_and_its_file_downloads_
 
     // 3. The file server enrols with it; until its agent runs it has never been heard from.
     let state = s.dir.path().join("agent-state");
-    let enrolled = json(&mut agent_cmd(
-        &s,
-        &state,
-        &[
-            "agent",
-            "enroll",
-            "--server",
-            &s.server.url,
-            "--code",
-            &code,
-            "--name",
-            "file-server",
-        ],
-    ));
+    let enrolled = enroll_with(&s, &state, &code, &["--name", "file-server"]);
     let device = enrolled["device_id"].as_str().unwrap().to_string();
     let row = format!("tr[data-device='{device}']");
     b.goto(&format!("/t/{tenant}/devices"));

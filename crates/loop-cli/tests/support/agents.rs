@@ -21,21 +21,18 @@ pub fn enrol_agent(s: &Story, state: &Path) -> String {
             .as_str()
             .unwrap()
             .to_string();
-    json(&mut agent_cmd(
-        s,
-        state,
-        &[
-            "agent",
-            "enroll",
-            "--server",
-            &s.server.url,
-            "--code",
-            &code,
-        ],
-    ))["device_id"]
+    enroll_with(s, state, &code, &[])["device_id"]
         .as_str()
         .unwrap()
         .to_string()
+}
+
+/// `loop agent enroll` with `code` (and `extra` arguments) as the agent whose state is in
+/// `state`: its answer.
+pub fn enroll_with(s: &Story, state: &Path, code: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["agent", "enroll", "--server", &s.server.url, "--code", code];
+    args.extend_from_slice(extra);
+    json(&mut agent_cmd(s, state, &args))
 }
 
 /// Polls `f` until it gives a value (the bound only stops a hung test).
