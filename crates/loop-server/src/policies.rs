@@ -6,7 +6,7 @@
 use loop_api::{CreatePolicy, Policy, PolicyId, UpdatePolicy};
 
 use crate::auth::Caller;
-use crate::db::{self, policies, vaults};
+use crate::db::{self, Tx, policies, vaults};
 use crate::domain::{Permission, check_maintenance, check_policy, new_id};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -26,12 +26,21 @@ pub async fn scoped(
     Ok(p)
 }
 
-fn details(p: &Policy) -> serde_json::Value {
-    serde_json::json!({
+/// Commits `tx` with the audit event `action` of policy `p` (its target, rules and schedules).
+async fn commit(
+    tx: Tx,
+    caller: &Caller,
+    action: &'static str,
+    p: &Policy,
+    now: i64,
+) -> ApiResult<()> {
+    let details = serde_json::json!({
         "vault_id": p.vault_id, "item_id": p.item_id, "keep": p.keep,
         "prune_max_unused_percent": p.prune_max_unused_percent,
         "prune_grace_seconds": p.prune_grace_seconds, "maintenance": p.maintenance,
-    })
+    });
+    let event = caller.event(&p.tenant_id, action, "policy", Some(&p.id), details);
+    Ok(db::audit::commit_audited(tx, event, now).await?)
 }
 
 /// Makes the policy `req` describes (vault-write on its tenant); its vault or item must be
@@ -95,18 +104,7 @@ pub async fn create(state: &AppState, caller: &Caller, req: CreatePolicy) -> Api
         }
         other => other?,
     }
-    db::audit::commit_audited(
-        tx,
-        caller.event(
-            &p.tenant_id,
-            "policy.create",
-            "policy",
-            Some(&p.id),
-            details(&p),
-        ),
-        now,
-    )
-    .await?;
+    commit(tx, caller, "policy.create", &p, now).await?;
     Ok(p)
 }
 
@@ -141,18 +139,7 @@ pub async fn update(
     p.updated_at = db::time(now);
     let mut tx = state.db.begin().await?;
     policies::update_policy(&mut tx, &p, now).await?;
-    db::audit::commit_audited(
-        tx,
-        caller.event(
-            &p.tenant_id,
-            "policy.update",
-            "policy",
-            Some(&p.id),
-            details(&p),
-        ),
-        now,
-    )
-    .await?;
+    commit(tx, caller, "policy.update", &p, now).await?;
     Ok(p)
 }
 
@@ -163,17 +150,6 @@ pub async fn delete(state: &AppState, caller: &Caller, id: &PolicyId) -> ApiResu
     let now = state.now();
     let mut tx = state.db.begin().await?;
     policies::delete_policy(&mut tx, &p.id).await?;
-    db::audit::commit_audited(
-        tx,
-        caller.event(
-            &p.tenant_id,
-            "policy.delete",
-            "policy",
-            Some(&p.id),
-            details(&p),
-        ),
-        now,
-    )
-    .await?;
+    commit(tx, caller, "policy.delete", &p, now).await?;
     Ok(p)
 }

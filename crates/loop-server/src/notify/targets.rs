@@ -11,7 +11,7 @@ use loop_repo::crypto::Key;
 use super::{secret_context, webhook};
 use crate::auth::Caller;
 use crate::db::notify::{self as db_notify, NewEvent, TargetRow};
-use crate::db::{self, tenants};
+use crate::db::{self, Tx, tenants};
 use crate::domain::{EmailAddress, Permission, new_id, parse_name};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -86,8 +86,7 @@ pub fn shown(mut t: NotifyTarget) -> NotifyTarget {
     t
 }
 
-/// What the audit log records of a target (never its secret, nor its URL's path).
-/// A target as its audit event records it. Recipients' addresses are personal data and the
+/// What the audit log records of a target: never its secret, nor its URL's path. Recipients' addresses are personal data and the
 /// hashed part of an event cannot be erased, so only their number is recorded.
 fn details(t: &NotifyTarget) -> serde_json::Value {
     let t = shown(t.clone());
@@ -100,6 +99,24 @@ fn details(t: &NotifyTarget) -> serde_json::Value {
         "kinds": t.kinds, "include_children": t.include_children, "summary": t.summary,
         "email": email, "webhook": t.webhook,
     })
+}
+
+/// Commits `tx` with the audit event `action` of target `t`.
+async fn commit(
+    tx: Tx,
+    caller: &Caller,
+    action: &'static str,
+    t: &NotifyTarget,
+    now: i64,
+) -> ApiResult<()> {
+    let event = caller.event(
+        &t.tenant_id,
+        action,
+        "notify_target",
+        Some(&t.id),
+        details(t),
+    );
+    Ok(db::audit::commit_audited(tx, event, now).await?)
 }
 
 async fn next_summary(state: &AppState, t: &NotifyTarget, now: i64) -> ApiResult<Option<i64>> {
@@ -158,18 +175,7 @@ pub async fn create(
     let mut tx = state.db.begin().await?;
     db_notify::insert_target(&mut tx, &row, now).await?;
     let t = row.target;
-    db::audit::commit_audited(
-        tx,
-        caller.event(
-            &t.tenant_id,
-            "notify_target.create",
-            "notify_target",
-            Some(&t.id),
-            details(&t),
-        ),
-        now,
-    )
-    .await?;
+    commit(tx, caller, "notify_target.create", &t, now).await?;
     Ok(CreatedTarget {
         target: t,
         webhook_secret: secret.map(|k| format!("lwh_{}", hex::encode(k.expose()))),
@@ -218,18 +224,7 @@ pub async fn update(
     let mut tx = state.db.begin().await?;
     db_notify::update_target(&mut tx, &row, now).await?;
     let t = row.target;
-    db::audit::commit_audited(
-        tx,
-        caller.event(
-            &t.tenant_id,
-            "notify_target.update",
-            "notify_target",
-            Some(&t.id),
-            details(&t),
-        ),
-        now,
-    )
-    .await?;
+    commit(tx, caller, "notify_target.update", &t, now).await?;
     Ok(shown(t))
 }
 
@@ -239,18 +234,7 @@ pub async fn delete(state: &AppState, caller: &Caller, id: &TargetId) -> ApiResu
     let now = state.now();
     let mut tx = state.db.begin().await?;
     db_notify::delete_target(&mut tx, &row.target.id, now).await?;
-    db::audit::commit_audited(
-        tx,
-        caller.event(
-            &row.target.tenant_id,
-            "notify_target.delete",
-            "notify_target",
-            Some(&row.target.id),
-            details(&row.target),
-        ),
-        now,
-    )
-    .await?;
+    commit(tx, caller, "notify_target.delete", &row.target, now).await?;
     Ok(())
 }
 

@@ -55,12 +55,8 @@ pub async fn show(
     Path(id): Path<String>,
     Query(q): Query<Done>,
 ) -> Response {
-    let note = match q.done.as_deref() {
-        Some("saved") => Some(W::Saved),
-        Some("cleared") => Some(W::Cleared),
-        _ => None,
-    }
-    .map(|w| html! { p.status role="status" { (w.text(v.lang)) } });
+    let w = |w: W| w.text(v.lang);
+    let note = q.note(&[("saved", w(W::Saved)), ("cleared", w(W::Cleared))]);
     page(&state, &v, &id, StatusCode::OK, note)
         .await
         .unwrap_or_else(|e| super::failed(v.lang, e))

@@ -75,11 +75,7 @@ pub async fn list(
     Path(id): Path<String>,
     Query(q): Query<Done>,
 ) -> Response {
-    let note = (q.done.as_deref() == Some("deleted")).then(|| {
-        html! {
-            p.status role="status" { (W::ItemDeleted.text(v.lang)) }
-        }
-    });
+    let note = q.note(&[("deleted", W::ItemDeleted.text(v.lang))]);
     list_page(&state, &v, &id, StatusCode::OK, note, &ItemForm::default())
         .await
         .unwrap_or_else(|e| super::failed(v.lang, e))
@@ -251,12 +247,8 @@ pub async fn show(
     Path(id): Path<String>,
     Query(q): Query<Done>,
 ) -> Response {
-    let note = match q.done.as_deref() {
-        Some("created") => Some(W::ItemMade),
-        Some("saved") => Some(W::ItemSaved),
-        _ => None,
-    }
-    .map(|w| html! { p.status role="status" { (w.text(v.lang)) } });
+    let w = |w: W| w.text(v.lang);
+    let note = q.note(&[("created", w(W::ItemMade)), ("saved", w(W::ItemSaved))]);
     item_page(&state, &v, &id, StatusCode::OK, note, None)
         .await
         .unwrap_or_else(|e| super::failed(v.lang, e))

@@ -115,14 +115,13 @@ pub async fn show(
     Path(id): Path<String>,
     Query(q): Query<Done>,
 ) -> Response {
-    let note = match q.done.as_deref() {
-        Some("tested") => Some(W::TestSent),
-        Some("made") => Some(W::TargetMade),
-        Some("saved") => Some(W::TargetSaved),
-        Some("deleted") => Some(W::TargetDeleted),
-        _ => None,
-    }
-    .map(|w| html! { p.status role="status" { (w.text(v.lang)) } });
+    let w = |w: W| w.text(v.lang);
+    let note = q.note(&[
+        ("tested", w(W::TestSent)),
+        ("made", w(W::TargetMade)),
+        ("saved", w(W::TargetSaved)),
+        ("deleted", w(W::TargetDeleted)),
+    ]);
     page(
         &state,
         &v,

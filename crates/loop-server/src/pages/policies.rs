@@ -138,8 +138,7 @@ pub async fn list(
     Path(id): Path<String>,
     Query(q): Query<Done>,
 ) -> Response {
-    let note = (q.done.as_deref() == Some("deleted"))
-        .then(|| html! { p.status role="status" { (W::Deleted.text(v.lang)) } });
+    let note = q.note(&[("deleted", W::Deleted.text(v.lang))]);
     list_page(
         &state,
         &v,
@@ -389,12 +388,8 @@ pub async fn show(
     Path(id): Path<String>,
     Query(q): Query<Done>,
 ) -> Response {
-    let note = match q.done.as_deref() {
-        Some("created") => Some(W::Made),
-        Some("saved") => Some(W::Saved),
-        _ => None,
-    }
-    .map(|w| html! { p.status role="status" { (w.text(v.lang)) } });
+    let w = |w: W| w.text(v.lang);
+    let note = q.note(&[("created", w(W::Made)), ("saved", w(W::Saved))]);
     policy_page(&state, &v, &id, StatusCode::OK, note, None)
         .await
         .unwrap_or_else(|e| super::failed(v.lang, e))

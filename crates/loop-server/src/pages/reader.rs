@@ -29,6 +29,15 @@ pub struct Done {
     pub done: Option<String>,
 }
 
+impl Done {
+    /// The status line saying what was just done, when `done` is one of `said`'s names.
+    pub fn note(&self, said: &[(&str, &str)]) -> Option<maud::Markup> {
+        let done = self.done.as_deref()?;
+        let (_, text) = said.iter().find(|(name, _)| *name == done)?;
+        Some(maud::html! { p.status role="status" { (text) } })
+    }
+}
+
 /// A form with nothing but its token.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct NoFields {}

@@ -25,11 +25,7 @@ pub async fn show(
     Path(id): Path<String>,
     Query(q): Query<Done>,
 ) -> Response {
-    let note = (q.done.as_deref() == Some("revoked")).then(|| {
-        html! {
-            p.status role="status" { (v.t(M::TokenRevoked)) }
-        }
-    });
+    let note = q.note(&[("revoked", v.t(M::TokenRevoked))]);
     page(&state, &v, &id, StatusCode::OK, note)
         .await
         .unwrap_or_else(|e| super::failed(v.lang, e))
