@@ -36,9 +36,15 @@ impl Bar {
         )
     }
 
+    /// Whether a bar asked for with `enabled` is drawn: only on a terminal. Work done only
+    /// for the bar (the backup's count ahead of the walker, for an ETA) is skipped otherwise.
+    pub fn shown(enabled: bool) -> bool {
+        enabled && std::io::stderr().is_terminal()
+    }
+
     fn start(enabled: bool, poll: Poll, template: &str) -> Bar {
         let stop = Arc::new(AtomicBool::new(false));
-        if !enabled || !std::io::stderr().is_terminal() {
+        if !Self::shown(enabled) {
             return Bar {
                 stop,
                 thread: None,

@@ -23,6 +23,13 @@ const KIND_PASSPHRASE: u8 = 1;
 const KIND_RAW: u8 = 2;
 /// A slot's fixed part: header, kind, Argon2 m/t/p (u32 each), salt, metadata length.
 const FIXED_LEN: usize = HEADER_LEN + 1 + 12 + SALT_LEN + 4;
+/// What a raw-key slot stores in its unused cost fields: fixed, so that its bytes do not
+/// follow the passphrase default.
+const RAW_SLOT_PARAMS: KdfParams = KdfParams {
+    m_kib: 64 * 1024,
+    t: 3,
+    p: 1,
+};
 /// Largest slot metadata (creation time, host, user and label as JSON) accepted from storage.
 const MAX_META: usize = 64 * 1024;
 
@@ -35,13 +42,15 @@ pub struct KdfParams {
 }
 
 impl Default for KdfParams {
-    /// 64 MiB, 3 passes, 1 lane: about a quarter of a second on a current core, in line with
-    /// OWASP's Argon2id guidance for interactive unlocks.
+    /// 64 MiB, 3 passes, 4 lanes: the second option RFC 9106 recommends (section 4), about
+    /// a tenth of a second. The lanes are computed on as many cores as there are, so the
+    /// unlock every command starts with takes half the time on two cores that one lane did
+    /// (slots written with one lane, the default before, keep their own parameters).
     fn default() -> Self {
         KdfParams {
             m_kib: 64 * 1024,
             t: 3,
-            p: 1,
+            p: 4,
         }
     }
 }
@@ -121,9 +130,9 @@ impl KeySlot {
         meta: &SlotMeta,
         salt: &[u8; SALT_LEN],
     ) -> Result<Vec<u8>> {
-        let (kind, kek) = match secret {
-            Secret::Passphrase(p) => (KIND_PASSPHRASE, argon2_kek(p, salt, params)?),
-            Secret::RawKey(k) => (KIND_RAW, k.raw_kek(salt)),
+        let (kind, kek, params) = match secret {
+            Secret::Passphrase(p) => (KIND_PASSPHRASE, argon2_kek(p, salt, params)?, params),
+            Secret::RawKey(k) => (KIND_RAW, k.raw_kek(salt), RAW_SLOT_PARAMS),
         };
         let meta_json = serde_json::to_vec(meta).expect("metadata serializes");
         let mut out = Vec::with_capacity(FIXED_LEN + meta_json.len() + 48);
@@ -271,6 +280,31 @@ mod tests {
         );
     }
 
+    /// docs/FORMAT.md: a new passphrase slot takes 64 MiB, 3 passes and 4 lanes, and a slot
+    /// written with one lane (the default before) still opens with its own parameters.
+    #[test]
+    fn new_slots_take_the_documented_default_and_one_lane_slots_still_open() {
+        let master = Key::generate();
+        let one_lane = KdfParams {
+            p: 1,
+            ..KdfParams::default()
+        };
+        for (params, lanes) in [(KdfParams::default(), 4), (one_lane, 1)] {
+            let bytes = KeySlot::create(
+                &master,
+                Secret::Passphrase(b"pw"),
+                params,
+                &SlotMeta::default(),
+            )
+            .unwrap();
+            let slot = KeySlot::parse("keys/d", bytes).unwrap();
+            let p = slot.params();
+            assert_eq!((p.m_kib, p.t, p.p), (64 * 1024, 3, lanes));
+            let got = slot.open(&Secret::Passphrase(b"pw")).unwrap().unwrap();
+            assert_eq!(got.expose(), master.expose());
+        }
+    }
+
     #[test]
     fn hostile_slots_are_rejected_without_work() {
         let master = Key::generate();
@@ -309,7 +343,8 @@ mod tests {
         for (params, expected) in [
             ((64, 1, 1), v::KEK_FAST),
             ((256, 2, 2), v::KEK_LANES),
-            ((65536, 3, 1), v::KEK_DEFAULT),
+            ((65536, 3, 1), v::KEK_ONE_LANE),
+            ((65536, 3, 4), v::KEK_DEFAULT),
         ] {
             let (m_kib, t, p) = params;
             let kek =

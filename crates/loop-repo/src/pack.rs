@@ -243,7 +243,7 @@ pub fn looks_random(data: &[u8]) -> bool {
     // Four tables, so consecutive bytes do not wait on each other's counter.
     let mut counts = [[0u32; 256]; 4];
     // The first slice decides most blobs: text and machine code measure far below the
-    // threshold already in 4 KiB, while random data never does (a random 4 KiB slice
+    // threshold already in its first KiB, while random data never does (a random KiB
     // measures above 7.9 bits), so only a blob that still looks random is counted further.
     let sample = RANDOM_SLICES * RANDOM_SLICE;
     let step = if data.len() <= sample {
@@ -258,7 +258,17 @@ pub fn looks_random(data: &[u8]) -> bool {
             break;
         }
         let slice = &data[start..(start + RANDOM_SLICE).min(data.len())];
-        count(&mut counts, slice);
+        if i == 0 {
+            // Text is ruled out by its first KiB already, so most blobs count no further.
+            let (head, rest) = slice.split_at(RANDOM_MIN_LEN);
+            count(&mut counts, head);
+            if !above(&counts, RANDOM_MIN_LEN as u64, RANDOM_EARLY_BITS) {
+                return false;
+            }
+            count(&mut counts, rest);
+        } else {
+            count(&mut counts, slice);
+        }
         n += slice.len() as u64;
         if i == 0 && data.len() > RANDOM_SLICE && !above(&counts, n, RANDOM_EARLY_BITS) {
             return false;

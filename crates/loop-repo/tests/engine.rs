@@ -391,6 +391,49 @@ fn a_directory_mixing_small_files_large_files_links_and_subdirectories_restores_
     assert_eq!(std::fs::read(back.join("f005/inner")).unwrap(), b"f005");
 }
 
+/// The walker reads metadata relative to directories it holds open, and lets go of them
+/// below a depth (so a deep tree cannot run it out of file descriptors): entries before and
+/// after a subdirectory, above and below that depth, all come back with their content.
+#[test]
+fn a_tree_deeper_than_the_walker_holds_open_restores_whole() {
+    use loop_repo::restore::{self, RestoreOptions, RestoreProgress};
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let mut dir = src.clone();
+    let mut expected = Vec::new();
+    for level in 0..100 {
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["a", "z"] {
+            let content = format!("{name} at level {level}\n").repeat(level + 1);
+            std::fs::write(dir.join(name), &content).unwrap();
+            expected.push((dir.strip_prefix(&src).unwrap().join(name), content));
+        }
+        dir = dir.join("m");
+    }
+    let repo = repo_at(&tmp.path().join("repo"));
+    let run = backup::run(&repo, opts(&src), &BackupProgress::default()).unwrap();
+    assert!(run.unreadable.is_empty(), "{:?}", run.unreadable);
+
+    let target = tmp.path().join("restored");
+    let ropts = RestoreOptions {
+        target: target.clone(),
+        ..Default::default()
+    };
+    restore::run(
+        &repo,
+        &run.snapshot.tree,
+        &ropts,
+        &RestoreProgress::default(),
+    )
+    .unwrap();
+    let back = target.join("src");
+    assert_eq!(walk_files(&back).len(), expected.len());
+    for (path, content) in &expected {
+        let got = std::fs::read_to_string(back.join(path)).unwrap();
+        assert_eq!(&got, content, "{}", path.display());
+    }
+}
+
 /// A gated prune (as an agent runs it, allowed to delete only what its server released)
 /// deletes nothing it was not allowed to, leaves a whole repository after every run, and
 /// finishes what an ungated prune does within three runs when each run's held deletions

@@ -147,7 +147,9 @@ pub(super) fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
             reader: Box::new(std::io::stdin()),
         }),
         time,
-        scan: human(g),
+        // The count ahead of the walker only serves the bar's ETA: a second pass over every
+        // entry's metadata, skipped when no bar is drawn (a pipe, a log, a scheduler).
+        scan: Bar::shown(human(g)),
     };
     if matches!(opts.chunk_mode, ChunkMode::Fixed(n) if !(4096..=16 << 20).contains(&n)) {
         bail!("--fixed-chunks must be between 4096 and 16777216 bytes");

@@ -2,6 +2,8 @@
 //! and hands files to the hashers and finished listings to the finalizer.
 
 use std::ffi::{OsStr, OsString};
+use std::fs::{DirEntry, Metadata};
+use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,20 @@ use crate::error::{Error, Result};
 use crate::fsmeta::node_from_metadata;
 use crate::id::Id;
 use crate::tree::{Node, NodeKind, Tree};
+
+/// A child as listed: its path, its name, and its metadata (not following a symlink), or
+/// why that could not be read.
+struct Entry<'a> {
+    path: PathBuf,
+    name: &'a OsStr,
+    meta: io::Result<Metadata>,
+    /// How many directories down from a backed-up path (0 for the path itself).
+    depth: usize,
+}
+
+/// Directories at most this deep are held open while the walk is below them, so the walker
+/// holds at most this many file descriptors however deep the tree.
+const OPEN_DEPTH: usize = 64;
 
 /// A subdirectory's name and where its parent-snapshot tree will arrive.
 type Prefetched = (Vec<u8>, Receiver<Option<Tree>>);
@@ -50,10 +66,15 @@ impl Run<'_> {
             top.sort();
             let mut subtrees = self.prefetch_subtrees(parent_root);
             for (name, p) in top {
-                let dev = std::fs::symlink_metadata(p).map(|m| m.dev()).unwrap_or(0);
+                let meta = std::fs::symlink_metadata(p);
+                let dev = meta.as_ref().map(|m| m.dev()).unwrap_or(0);
                 self.child(
-                    p.to_path_buf(),
-                    OsStr::from_bytes(&name),
+                    Entry {
+                        path: p.to_path_buf(),
+                        name: OsStr::from_bytes(&name),
+                        meta,
+                        depth: 0,
+                    },
                     parent_root,
                     &mut subtrees,
                     dev,
@@ -130,11 +151,13 @@ impl Run<'_> {
         out.read(path, node, files, self);
     }
 
-    /// Lists one directory, queues its files, recurses into subdirectories and queues the
-    /// directory for the finalizer. Returns where its tree ID will arrive.
+    /// Lists one directory (`depth` levels below a backed-up path), queues its files, recurses
+    /// into subdirectories and queues the directory for the finalizer. Returns where its tree
+    /// ID will arrive.
     fn walk_dir(
         &self,
         path: &Path,
+        depth: usize,
         parent: Option<Tree>,
         root_dev: u64,
         files: &Sender<FileJob>,
@@ -147,18 +170,27 @@ impl Run<'_> {
         match std::fs::read_dir(path) {
             Err(e) => self.warn_unreadable(path, &e),
             Ok(rd) => {
-                let mut names: Vec<OsString> = Vec::new();
+                let mut entries: Vec<(OsString, DirEntry)> = Vec::new();
                 for entry in rd {
                     match entry {
-                        Ok(e) => names.push(e.file_name()),
+                        Ok(e) => entries.push((e.file_name(), e)),
                         Err(e) => {
                             self.warn_unreadable(path, &e);
                             break;
                         }
                     }
                 }
-                names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-                for name in names {
+                entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                // A child's metadata is read right before the child is handled, relative to
+                // the open directory (one lookup instead of a walk of the whole path from the
+                // root). The entries hold their directory open while its subdirectories are
+                // walked, so below `OPEN_DEPTH` levels they are let go and paths are used.
+                let held = depth < OPEN_DEPTH;
+                let entries: Vec<(OsString, Option<DirEntry>)> = entries
+                    .into_iter()
+                    .map(|(name, e)| (name, held.then_some(e)))
+                    .collect();
+                for (name, e) in entries {
                     if self.stopped() {
                         break;
                     }
@@ -166,9 +198,17 @@ impl Run<'_> {
                     if self.excluder.is_excluded(&child_path) {
                         continue;
                     }
+                    let meta = match e {
+                        Some(e) => e.metadata(),
+                        None => std::fs::symlink_metadata(&child_path),
+                    };
                     self.child(
-                        child_path,
-                        &name,
+                        Entry {
+                            path: child_path,
+                            name: &name,
+                            meta,
+                            depth: depth + 1,
+                        },
                         parent.as_ref(),
                         &mut subtrees,
                         root_dev,
@@ -195,8 +235,7 @@ impl Run<'_> {
     #[allow(clippy::too_many_arguments)]
     fn child(
         &self,
-        path: PathBuf,
-        name: &OsStr,
+        entry: Entry<'_>,
         parent: Option<&Tree>,
         subtrees: &mut Vec<Prefetched>,
         root_dev: u64,
@@ -204,7 +243,13 @@ impl Run<'_> {
         files: &Sender<FileJob>,
         dirs: &Sender<PendingDir>,
     ) {
-        let meta = match std::fs::symlink_metadata(&path) {
+        let Entry {
+            path,
+            name,
+            meta,
+            depth,
+        } = entry;
+        let meta = match meta {
             Ok(m) => m,
             Err(e) => {
                 self.warn_unreadable(&path, &e);
@@ -244,7 +289,7 @@ impl Run<'_> {
                         .iter()
                         .position(|(n, _)| n.as_slice() == name.as_bytes())
                         .and_then(|i| subtrees.swap_remove(i).1.recv().ok().flatten());
-                    self.walk_dir(&path, sub, root_dev, files, dirs)
+                    self.walk_dir(&path, depth, sub, root_dev, files, dirs)
                 };
                 out.push(Child::Dir(node, rx), files, self);
             }

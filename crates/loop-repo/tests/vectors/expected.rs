@@ -30,7 +30,9 @@ pub const KEK_FAST: &str = "40f785259f3b10be573d2a51bd21f0e2c1ca2ab467ace515097c
 /// Argon2id v0x13 (PASSPHRASE, SALT, 256 KiB, 2 passes, 2 lanes), 32 bytes.
 pub const KEK_LANES: &str = "8c2de4faefd4e06707dc98adede6ed60a1c9ea9ba30cf4bcbcb50773712646e0";
 /// Argon2id v0x13 (PASSPHRASE, SALT, 65536 KiB, 3 passes, 1 lanes), 32 bytes.
-pub const KEK_DEFAULT: &str = "c0be8cee923eb6d155ea71b0f5ed90a0cae58741dbb148820fa8fa4fc599de10";
+pub const KEK_ONE_LANE: &str = "c0be8cee923eb6d155ea71b0f5ed90a0cae58741dbb148820fa8fa4fc599de10";
+/// Argon2id v0x13 (PASSPHRASE, SALT, 65536 KiB, 3 passes, 4 lanes), 32 bytes.
+pub const KEK_DEFAULT: &str = "7f0b50de9c948ae7e38ceec7fa464192bfb67bf08462d47075dca9ec4282ba41";
 
 /// A passphrase key slot (64 KiB, 1 pass, 1 lane) wrapping MASTER.
 pub const PASSPHRASE_SLOT: &str = concat!(

@@ -200,7 +200,12 @@ def main():
     print()
 
     # Argon2id.
-    kdf_cases = [("KEK_FAST", (64, 1, 1)), ("KEK_LANES", (256, 2, 2)), ("KEK_DEFAULT", (65536, 3, 1))]
+    kdf_cases = [
+        ("KEK_FAST", (64, 1, 1)),
+        ("KEK_LANES", (256, 2, 2)),
+        ("KEK_ONE_LANE", (65536, 3, 1)),
+        ("KEK_DEFAULT", (65536, 3, 4)),
+    ]
     for name, (m, t, p) in kdf_cases:
         rs_hex(
             name,
