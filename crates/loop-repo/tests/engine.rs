@@ -319,11 +319,22 @@ fn walk_files(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// Restores a snapshot of a folder named `src` into `dir/restored`; returns where it landed.
+fn restore_src(repo: &Repository, tree: &loop_repo::Id, dir: &Path) -> std::path::PathBuf {
+    use loop_repo::restore::{self, RestoreOptions, RestoreProgress};
+    let target = dir.join("restored");
+    let ropts = RestoreOptions {
+        target: target.clone(),
+        ..Default::default()
+    };
+    restore::run(repo, tree, &ropts, &RestoreProgress::default()).unwrap();
+    target.join("src")
+}
+
 /// Small files travel to the hashers in batches, large files alone; symlinks and
 /// subdirectories between them must keep every entry, in name order, with its own content.
 #[test]
 fn a_directory_mixing_small_files_large_files_links_and_subdirectories_restores_whole() {
-    use loop_repo::restore::{self, RestoreOptions, RestoreProgress};
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
@@ -368,19 +379,7 @@ fn a_directory_mixing_small_files_large_files_links_and_subdirectories_restores_
     );
     assert!(top.windows(2).all(|w| w[0] < w[1]), "entries in name order");
 
-    let target = tmp.path().join("restored");
-    let ropts = RestoreOptions {
-        target: target.clone(),
-        ..Default::default()
-    };
-    restore::run(
-        &repo,
-        &run.snapshot.tree,
-        &ropts,
-        &RestoreProgress::default(),
-    )
-    .unwrap();
-    let back = target.join("src");
+    let back = restore_src(&repo, &run.snapshot.tree, tmp.path());
     for (name, content) in &expected {
         assert_eq!(&std::fs::read(back.join(name)).unwrap(), content, "{name}");
     }
@@ -396,7 +395,6 @@ fn a_directory_mixing_small_files_large_files_links_and_subdirectories_restores_
 /// after a subdirectory, above and below that depth, all come back with their content.
 #[test]
 fn a_tree_deeper_than_the_walker_holds_open_restores_whole() {
-    use loop_repo::restore::{self, RestoreOptions, RestoreProgress};
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     let mut dir = src.clone();
@@ -414,19 +412,7 @@ fn a_tree_deeper_than_the_walker_holds_open_restores_whole() {
     let run = backup::run(&repo, opts(&src), &BackupProgress::default()).unwrap();
     assert!(run.unreadable.is_empty(), "{:?}", run.unreadable);
 
-    let target = tmp.path().join("restored");
-    let ropts = RestoreOptions {
-        target: target.clone(),
-        ..Default::default()
-    };
-    restore::run(
-        &repo,
-        &run.snapshot.tree,
-        &ropts,
-        &RestoreProgress::default(),
-    )
-    .unwrap();
-    let back = target.join("src");
+    let back = restore_src(&repo, &run.snapshot.tree, tmp.path());
     assert_eq!(walk_files(&back).len(), expected.len());
     for (path, content) in &expected {
         let got = std::fs::read_to_string(back.join(path)).unwrap();
