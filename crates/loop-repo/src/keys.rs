@@ -43,9 +43,10 @@ pub struct KdfParams {
 
 impl Default for KdfParams {
     /// 64 MiB, 3 passes, 4 lanes: the second option RFC 9106 recommends (section 4), about
-    /// a tenth of a second. The lanes are computed on as many cores as there are, so the
-    /// unlock every command starts with takes half the time on two cores that one lane did
-    /// (slots written with one lane, the default before, keep their own parameters).
+    /// a tenth of a second on one core. The lanes are computed on as many cores as there
+    /// are, so the unlock every command starts with takes 0.06 s on two cores where one
+    /// lane took 0.09 (slots written with one lane, the default before, keep their own
+    /// parameters).
     fn default() -> Self {
         KdfParams {
             m_kib: 64 * 1024,
