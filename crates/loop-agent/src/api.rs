@@ -74,7 +74,9 @@ impl ApiClient {
         &self,
         r: reqwest::blocking::RequestBuilder,
     ) -> Result<reqwest::blocking::Response, ApiError> {
-        let resp = r.send().map_err(|e| ApiError::Transport(error_chain(&e)))?;
+        let resp = r
+            .send()
+            .map_err(|e| ApiError::Transport(loop_repo::one_line(&e)))?;
         if resp.status().is_success() {
             Ok(resp)
         } else {
@@ -176,16 +178,4 @@ impl ApiClient {
             .text()
             .map_err(|e| ApiError::Decode(e.to_string()))
     }
-}
-
-/// The error and its sources on one line (reqwest's own message hides the cause).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

@@ -37,7 +37,7 @@ pub fn list_vaults(
         .get(format!("{}/vaults", conn.base))
         .bearer_auth(token)
         .send()
-        .map_err(|e| ApiError::Transport(api::error_chain(&e)))?;
+        .map_err(|e| ApiError::Transport(loop_repo::one_line(&e)))?;
     if !resp.status().is_success() {
         return Err(api::problem(resp));
     }
@@ -116,7 +116,7 @@ impl VaultStorage {
                 host: Some(host.into()),
             })
             .send()
-            .map_err(|e| ApiError::Transport(api::error_chain(&e)))?;
+            .map_err(|e| ApiError::Transport(loop_repo::one_line(&e)))?;
         if !resp.status().is_success() {
             return Err(api::problem(resp));
         }
@@ -180,7 +180,7 @@ impl VaultStorage {
         let resp = req
             .bearer_auth(&self.token)
             .send()
-            .map_err(|e| ApiError::Transport(api::error_chain(&e)))?;
+            .map_err(|e| ApiError::Transport(loop_repo::one_line(&e)))?;
         if !resp.status().is_success() {
             return Err(api::problem(resp));
         }
@@ -240,7 +240,7 @@ impl VaultStorage {
                 Err(e) if last => {
                     return Err(Error::Storage {
                         object: object.into(),
-                        message: api::error_chain(&e),
+                        message: loop_repo::one_line(&e),
                     });
                 }
                 Err(_) => {}

@@ -47,7 +47,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", loop_repo::one_line(&*e));
             ExitCode::from(1)
         }
     }

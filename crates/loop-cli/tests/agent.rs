@@ -219,6 +219,33 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
         "only the path asked for is restored"
     );
 
+    // An item whose folder is gone fails, saying which folder and why, once.
+    let gone = s.dir.path().join("gone");
+    let item = json(&mut s.admin(
+        "ana",
+        &[
+            "item",
+            "create",
+            "--tenant",
+            &s.customer,
+            "--device",
+            &device,
+            "--vault",
+            &s.vault,
+            "--name",
+            "gone",
+            "--path",
+            gone.to_str().unwrap(),
+        ],
+    ));
+    let failed = json(&mut s.admin("ana", &["item", "run", item["id"].as_str().unwrap()]));
+    let failed = s.job_ended(failed["id"].as_str().unwrap());
+    assert_eq!(failed["state"], "failed", "{failed:#}");
+    let error = failed["error"].as_str().unwrap();
+    let cause = std::io::Error::from_raw_os_error(2).to_string(); // ENOENT
+    assert!(error.contains(gone.to_str().unwrap()), "{error}");
+    assert_eq!(error.matches(&cause).count(), 1, "{error}");
+
     // The device was heard from.
     let devices = json(&mut s.admin("ana", &["device", "list", "--tenant", &s.customer]));
     let d = devices

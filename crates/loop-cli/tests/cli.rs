@@ -110,6 +110,18 @@ fn wrong_passphrase_is_one_line_and_exit_1() {
 }
 
 #[test]
+fn a_missing_folder_is_named_with_its_cause_once() {
+    let env = Env::new();
+    env.init();
+    let gone = env.path("gone");
+    let err = env.fails(&["backup", gone.to_str().unwrap()]);
+    let cause = std::io::Error::from_raw_os_error(2).to_string(); // ENOENT
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains(gone.to_str().unwrap()), "{err}");
+    assert_eq!(err.matches(&cause).count(), 1, "{err}");
+}
+
+#[test]
 fn a_missing_repository_and_a_second_init_are_clear_errors() {
     let env = Env::new();
     assert!(env.fails(&["snapshots"]).contains("no repository"));

@@ -75,3 +75,41 @@ impl Error {
         matches!(self, Error::Held { .. })
     }
 }
+
+/// An error and its causes on one line, as users see every error: `error: cause: cause`.
+/// A cause whose text the line already holds is left out, since many errors (this crate's
+/// [`Error::Io`] among them) print their source in their own message and return it as well.
+pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_is_told_once_and_every_other_cause_is_kept() {
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let cause = missing.to_string();
+        let e = Error::io("/srv/gone", missing);
+        let line = one_line(&e);
+        assert_eq!(line.matches(&cause).count(), 1, "{line}");
+        assert!(line.starts_with("/srv/gone: "), "{line}");
+
+        #[derive(Debug, thiserror::Error)]
+        #[error("backing up the folders")]
+        struct Outer(#[source] Error);
+        let line = one_line(&Outer(e));
+        assert_eq!(line, format!("backing up the folders: /srv/gone: {cause}"));
+    }
+}

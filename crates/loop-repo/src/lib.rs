@@ -46,7 +46,7 @@ mod storage;
 mod testutil;
 mod util;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, one_line};
 pub use id::Id;
 pub use repo::{InitOptions, KeyInfo, RepoConfig, Repository, SnapshotList};
 pub use storage::{FileKind, ObjectInfo, ObjectStorage, RetryBudget, S3Options, Storage};

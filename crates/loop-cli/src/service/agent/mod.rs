@@ -176,7 +176,7 @@ impl Agent {
                 Err(e) if once => return Err(e),
                 Err(e) => {
                     failures += 1;
-                    eprintln!("loop agent: {e:#}; trying again");
+                    eprintln!("loop agent: {}; trying again", loop_repo::one_line(&*e));
                     std::thread::sleep(backoff(failures));
                     continue;
                 }
@@ -328,7 +328,7 @@ impl Agent {
             }
             Ok((summary, _)) => (JobState::Succeeded, Some(summary), None),
             Err(_) if progress.cancel.load(Ordering::Relaxed) => (JobState::Cancelled, None, None),
-            Err(e) => (JobState::Failed, None, Some(format!("{e:#}"))),
+            Err(e) => (JobState::Failed, None, Some(loop_repo::one_line(&*e))),
         };
         let finish = AgentFinish {
             fence: job.fence,
