@@ -114,26 +114,7 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
     let src = s.dir.path().join("shared");
     write(&src.join("report.txt"), b"quarterly numbers");
     write(&src.join("sub/data.bin"), &[7u8; 100_000]);
-    let item = json(&mut s.admin(
-        "ana",
-        &[
-            "item",
-            "create",
-            "--tenant",
-            &s.customer,
-            "--device",
-            &device,
-            "--vault",
-            &s.vault,
-            "--name",
-            "shared",
-            "--path",
-            src.to_str().unwrap(),
-            "--tag",
-            "office",
-        ],
-    ));
-    let item_id = item["id"].as_str().unwrap().to_string();
+    let item_id = s.item(&device, "shared", &src, &["--tag", "office"]);
 
     assert_eq!(last_success(&s.server.metrics(), &item_id), None);
     let child = agent(&["agent", "run", "--poll-seconds", "1"])
@@ -221,24 +202,8 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
 
     // An item whose folder is gone fails, saying which folder and why, once.
     let gone = s.dir.path().join("gone");
-    let item = json(&mut s.admin(
-        "ana",
-        &[
-            "item",
-            "create",
-            "--tenant",
-            &s.customer,
-            "--device",
-            &device,
-            "--vault",
-            &s.vault,
-            "--name",
-            "gone",
-            "--path",
-            gone.to_str().unwrap(),
-        ],
-    ));
-    let failed = json(&mut s.admin("ana", &["item", "run", item["id"].as_str().unwrap()]));
+    let item = s.item(&device, "gone", &gone, &[]);
+    let failed = json(&mut s.admin("ana", &["item", "run", &item]));
     let failed = s.job_ended(failed["id"].as_str().unwrap());
     assert_eq!(failed["state"], "failed", "{failed:#}");
     let error = failed["error"].as_str().unwrap();

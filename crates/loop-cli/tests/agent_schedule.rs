@@ -14,29 +14,6 @@ use support::cli::write;
 use support::server::*;
 use support::story::*;
 
-/// A protected item of `device` backing up `src` into the story's vault; its ID.
-fn create_item(s: &Story, device: &str, src: &Path, extra: &[&str]) -> String {
-    let mut args = vec![
-        "item",
-        "create",
-        "--tenant",
-        &s.customer,
-        "--device",
-        device,
-        "--vault",
-        &s.vault,
-        "--name",
-        "data",
-        "--path",
-        src.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    json(&mut s.admin("ana", &args))["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 fn files_under(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .into_iter()
@@ -70,9 +47,9 @@ fn a_scheduled_run_fires_on_the_servers_clock_and_a_killed_agents_job_is_abandon
     let device = enrol_agent(&s, &state);
     let src = s.dir.path().join("data");
     write(&src.join("small.txt"), b"scheduled");
-    let item_id = create_item(
-        &s,
+    let item_id = s.item(
         &device,
+        "data",
         &src,
         &["--schedule", "daily", "--jitter-seconds", "0"],
     );
@@ -169,7 +146,7 @@ fn a_result_made_while_the_server_was_down_is_kept_and_reported_once_it_is_back(
     write(&src.join("a.txt"), b"made while the server went away");
     // The item's post-command kills the server: the backup is done, its end cannot be told.
     let kill = format!("kill -9 {}", s.server.pid());
-    let item_id = create_item(&s, &device, &src, &["--post-command", &kill]);
+    let item_id = s.item(&device, "data", &src, &["--post-command", &kill]);
     let job = json(&mut s.admin("ana", &["item", "run", &item_id]));
     let job_id = job["id"].as_str().unwrap().to_string();
     let running = Running(

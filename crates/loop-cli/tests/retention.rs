@@ -248,23 +248,7 @@ fn a_policys_maintenance_schedule_is_set_and_changed_one_setting_at_a_time() {
 fn an_items_own_policy_judges_its_snapshots_in_place_of_the_vaults() {
     let s = set_up(None, "local");
     let ana = |args: &[&str]| json(&mut s.admin("ana", args));
-    let item = ana(&[
-        "item",
-        "create",
-        "--tenant",
-        &s.customer,
-        "--device",
-        &s.device_id,
-        "--vault",
-        &s.vault,
-        "--name",
-        "docs",
-        "--path",
-        "/srv/docs",
-    ])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let item = s.item(&s.device_id, "docs", std::path::Path::new("/srv/docs"), &[]);
     let tag = format!("item:{item}");
     let src = s.dir.path().join("files");
     // Three snapshots of the item (as its agent tags them) and three others, alternating.

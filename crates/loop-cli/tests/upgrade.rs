@@ -62,24 +62,7 @@ fn the_previous_releases_database_agent_and_cli_keep_working_after_the_upgrade()
     let shared = s.dir.path().join("shared");
     write(&shared.join("report.txt"), b"quarterly numbers");
     write(&shared.join("sub/data.bin"), &[7u8; 100_000]);
-    let item = json(&mut s.admin(
-        "ana",
-        &[
-            "item",
-            "create",
-            "--tenant",
-            &s.customer,
-            "--device",
-            &device,
-            "--vault",
-            &s.vault,
-            "--name",
-            "shared",
-            "--path",
-            shared.to_str().unwrap(),
-        ],
-    ));
-    let item = id(&item);
+    let item = s.item(&device, "shared", &shared, &[]);
     let agent = Running(
         agent_cmd(&s, &state, &["agent", "run", "--poll-seconds", "1"])
             .stdout(Stdio::null())

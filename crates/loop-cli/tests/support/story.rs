@@ -164,6 +164,30 @@ pub fn set_up_on(
 }
 
 impl Story {
+    /// A protected item of `device` backing up `path` into the story's vault, made by the
+    /// customer admin with further `item create` arguments; its ID.
+    pub fn item(&self, device: &str, name: &str, path: &Path, extra: &[&str]) -> String {
+        let mut args = vec![
+            "item",
+            "create",
+            "--tenant",
+            &self.customer,
+            "--device",
+            device,
+            "--vault",
+            &self.vault,
+            "--name",
+            name,
+            "--path",
+            path.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        json(&mut self.admin("ana", &args))["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// A further token of the device for the vault, made by the customer admin.
     pub fn token(&self, name: &str, permission: &str) -> String {
         json(&mut self.admin(
