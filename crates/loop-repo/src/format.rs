@@ -204,6 +204,7 @@ pub fn decompress_bounded(object: &str, data: &[u8], max: usize) -> Result<Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn sealed_objects_round_trip_and_reject_damage() {
@@ -248,5 +249,42 @@ mod tests {
         let payload = unhex(v::SEALED_RAW_PAYLOAD);
         let sealed = seal_with_salt(&key(v::MASTER), Magic::Snapshot, &payload, 3, &salt);
         assert_eq!(hex::encode(sealed), v::SEALED_RAW);
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_as_a_sealed_object_are_refused_without_a_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let k = Key::generate();
+            let mut bytes = Magic::Snapshot.header().to_vec();
+            bytes.extend_from_slice(&body);
+            prop_assert!(open(&k, Magic::Snapshot, "s", &bytes, 1024).is_err());
+            prop_assert!(open(&k, Magic::Snapshot, "s", &body, 1024).is_err());
+        }
+
+        /// A key holder can seal any body: any codec byte, any frame. Opening it yields at
+        /// most the caller's limit or an error.
+        #[test]
+        fn a_sealed_body_of_any_content_opens_within_its_limit_or_is_refused(
+            codec in 0u8..3,
+            rest in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..200),
+                (1usize..4096).prop_map(|n| zstd::bulk::compress(&vec![b'a'; n], 3).unwrap()),
+            ],
+        ) {
+            let k = Key::generate();
+            let salt = [5u8; SALT_LEN];
+            let header = Magic::Snapshot.header();
+            let mut bytes = header.to_vec();
+            bytes.extend_from_slice(&salt);
+            let mut body = vec![codec];
+            body.extend_from_slice(&rest);
+            let nonce = NonceSequence::new().final_nonce().unwrap();
+            k.subkey(&salt).cipher().seal_into(nonce, &header, &body, &mut bytes);
+            if let Ok((_, payload)) = open(&k, Magic::Snapshot, "s", &bytes, 1024) {
+                prop_assert!(payload.len() <= 1024);
+            }
+        }
     }
 }

@@ -234,6 +234,7 @@ fn argon2_kek(passphrase: &[u8], salt: &[u8; SALT_LEN], p: KdfParams) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const FAST: KdfParams = KdfParams {
         m_kib: 64,
@@ -385,5 +386,55 @@ mod tests {
         )
         .unwrap();
         assert_eq!(hex::encode(raw), v::RAW_KEY_SLOT);
+    }
+
+    /// Key-slot bytes as anyone who can write the repository could store them: the real
+    /// header, a kind, cost fields in and out of range, metadata that may be JSON, a length
+    /// that may lie, and a wrapped key of any length.
+    fn slot_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let costs = prop_oneof![
+            (8u32..70_000, 1u32..5, 1u32..5).prop_map(|(m, t, p)| [m, t, p]),
+            any::<[u32; 3]>(),
+        ];
+        let meta = prop_oneof![
+            Just(br#"{"created":"2026-12-05T00:00:00Z"}"#.to_vec()),
+            proptest::collection::vec(any::<u8>(), 0..40)
+        ];
+        let lie = prop_oneof![3 => Just(None), 1 => any::<u32>().prop_map(Some)];
+        let wrapped = prop_oneof![3 => Just(32 + TAG_LEN), 1 => 0usize..100];
+        (0u8..3, costs, meta, lie, wrapped).prop_map(|(kind, costs, meta, lie, wrapped)| {
+            let mut b = Magic::KeySlot.header().to_vec();
+            b.push(kind);
+            for c in costs {
+                b.extend_from_slice(&c.to_le_bytes());
+            }
+            b.extend_from_slice(&[3; SALT_LEN]);
+            b.extend_from_slice(&lie.unwrap_or(meta.len() as u32).to_le_bytes());
+            b.extend_from_slice(&meta);
+            b.extend_from_slice(&vec![7; wrapped]);
+            b
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_as_a_key_slot_parse_within_the_limits_or_are_refused(
+            bytes in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..300),
+                slot_bytes(),
+            ],
+        ) {
+            if let Ok(slot) = KeySlot::parse("keys/x", bytes.clone()) {
+                // A slot that parses asks for no more work than the documented limits.
+                if slot.kind == KIND_PASSPHRASE {
+                    prop_assert!(slot.params.check("keys/x").is_ok());
+                }
+                prop_assert_eq!(slot.bytes.len(), slot.aad_len + 32 + TAG_LEN);
+                // And opening it with the wrong kind of secret is a plain "not this slot".
+                if slot.kind == KIND_PASSPHRASE {
+                    prop_assert!(slot.open(&Secret::RawKey(&Key::generate())).unwrap().is_none());
+                }
+            }
+        }
     }
 }

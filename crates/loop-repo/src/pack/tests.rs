@@ -221,3 +221,83 @@ fn packs_are_written_byte_for_byte_as_documented() {
         .collect();
     assert_eq!(placed, v::PACK_ENTRIES);
 }
+
+/// A pack of `blob_area` bytes of blobs and a trailer a key holder sealed around `plain`.
+fn pack_with_trailer(master: &Key, blob_area: &[u8], plain: &[u8]) -> Vec<u8> {
+    let id = Id([9; 32]);
+    let mut bytes = Magic::Pack.header().to_vec();
+    bytes.extend_from_slice(&id.0);
+    bytes.extend_from_slice(blob_area);
+    let start = bytes.len();
+    let aad = bytes[..PACK_HEADER_LEN].to_vec();
+    let nonce = NonceSequence::new().final_nonce().unwrap();
+    master
+        .subkey(&id.0)
+        .cipher()
+        .seal_into(nonce, &aad, plain, &mut bytes);
+    let sealed = (bytes.len() - start) as u32;
+    bytes.extend_from_slice(&sealed.to_le_bytes());
+    bytes
+}
+
+/// Trailer plaintexts as a key holder could seal them: a count that may lie, records with
+/// any kind, length and raw length, and sometimes stray bytes after them.
+fn trailer_plain() -> impl Strategy<Value = Vec<u8>> {
+    let record = (
+        0u8..3,
+        prop_oneof![3 => 0u32..120, 1 => any::<u32>()],
+        prop_oneof![3 => 0u32..1000, 1 => any::<u32>()],
+    );
+    (
+        proptest::collection::vec(record, 0..5),
+        prop_oneof![3 => Just(None), 1 => any::<u32>().prop_map(Some)],
+        prop_oneof![3 => Just(Vec::new()), 1 => proptest::collection::vec(any::<u8>(), 1..3)],
+    )
+        .prop_map(|(records, count, tail)| {
+            let count = count.unwrap_or(records.len() as u32);
+            let mut plain = count.to_le_bytes().to_vec();
+            for (kind, length, raw_len) in records {
+                plain.push(kind);
+                plain.extend_from_slice(&[kind; 32]);
+                plain.extend_from_slice(&length.to_le_bytes());
+                plain.extend_from_slice(&raw_len.to_le_bytes());
+            }
+            plain.extend_from_slice(&tail);
+            plain
+        })
+}
+
+proptest! {
+    #[test]
+    fn any_bytes_as_a_pack_are_refused_without_a_panic(
+        bytes in proptest::collection::vec(any::<u8>(), 0..600),
+        size in any::<u64>(),
+    ) {
+        let master = Key::generate();
+        prop_assert!(read_contents(&master, "p", &bytes).is_err());
+        let head = &bytes[..bytes.len().min(PACK_HEADER_LEN)];
+        let last4 = &bytes[bytes.len().saturating_sub(4)..];
+        let _ = check_envelope(&Id([9; 32]), head, last4, size);
+    }
+
+    #[test]
+    fn a_sealed_trailer_of_any_content_is_read_within_the_pack_or_refused(
+        blob_area in proptest::collection::vec(any::<u8>(), 0..300),
+        plain in trailer_plain(),
+    ) {
+        let master = Key::generate();
+        let bytes = pack_with_trailer(&master, &blob_area, &plain);
+        prop_assert!(check_envelope(&Id([9; 32]), &bytes[..PACK_HEADER_LEN], &bytes[bytes.len() - 4..], bytes.len() as u64).is_ok());
+        if let Ok(contents) = read_contents(&master, "p", &bytes) {
+            // Whatever the trailer says, every entry it yields lies in the blob area.
+            let mut at = PACK_HEADER_LEN as u64;
+            for e in &contents.entries {
+                prop_assert_eq!(e.offset as u64, at);
+                prop_assert!(e.length as usize >= TAG_LEN && e.raw_len <= MAX_BLOB);
+                at += e.length as u64;
+            }
+            prop_assert!(at <= contents.trailer_start);
+            prop_assert_eq!(contents.trailer_start, (PACK_HEADER_LEN + blob_area.len()) as u64);
+        }
+    }
+}
