@@ -239,7 +239,7 @@ pub enum TokenCommand {
         /// Limit the token to this vault (repeatable; default every vault of the tenant)
         #[arg(long = "vault")]
         vaults: Vec<VaultId>,
-        /// backup, restore or manage (repeatable)
+        /// backup, restore, maintain, manage or replicate (repeatable; replicate on API tokens only)
         #[arg(long = "permission", required = true)]
         permissions: Vec<TokenPermission>,
         #[arg(long)]
