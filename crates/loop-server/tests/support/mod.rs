@@ -410,6 +410,16 @@ impl Server {
         }
     }
 
+    /// Whether `text` appears anywhere in the database's stored bytes (its files, or a dump
+    /// of its PostgreSQL database): what an attacker holding a copy of it would find.
+    pub fn database_holds(&self, text: &str) -> bool {
+        let stored = self.database_bytes();
+        assert!(!stored[0].is_empty(), "the database has content");
+        stored
+            .iter()
+            .any(|bytes| bytes.windows(text.len()).any(|w| w == text.as_bytes()))
+    }
+
     /// Stops the server and hands over its PostgreSQL database (if any), for a server
     /// started after it on the same data ([`Server::start_on`]).
     pub fn stop(mut self) -> Option<Arc<loop_testkit::postgres::Database>> {
