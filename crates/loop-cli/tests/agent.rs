@@ -200,6 +200,27 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
         "only the path asked for is restored"
     );
 
+    // This agent was started without --allow-commands: an item's pre- and post-commands
+    // (which a tenant admin sets, and the agent would run as its own user) are not run, and
+    // the job's log says so.
+    let ran = s.dir.path().join("command-ran");
+    let touch = format!("touch {}", ran.display());
+    let item = s.item(
+        &device,
+        "commands",
+        &src,
+        &["--pre-command", &touch, "--post-command", &touch],
+    );
+    let run = json(&mut s.admin("ana", &["item", "run", &item]));
+    let run_id = run["id"].as_str().unwrap();
+    let run = s.job_ended(run_id);
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+    assert!(!ran.exists(), "a command ran without --allow-commands");
+    let logs = json(&mut s.admin("ana", &["job", "logs", run_id])).to_string();
+    for what in ["pre-command", "post-command"] {
+        assert!(logs.contains(&format!("the {what} was not run")), "{logs}");
+    }
+
     // An item whose folder is gone fails, saying which folder and why, once.
     let gone = s.dir.path().join("gone");
     let item = s.item(&device, "gone", &gone, &[]);
