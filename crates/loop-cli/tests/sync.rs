@@ -243,6 +243,25 @@ fn sync_pushes_to_an_allowed_jurisdiction_pulls_back_and_stops_when_the_token_is
     assert!(report["objects_removed"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(object_files(&there), object_files(&here));
 
+    // A pack lost from A's disk (its records still hold it) is not mirrored: the push
+    // removes nothing, warns, and B keeps its copy.
+    let lost = object_files(&here)
+        .into_keys()
+        .find(|p| p.starts_with("data/"))
+        .unwrap();
+    let kept = std::fs::read(here.join(&lost)).unwrap();
+    std::fs::remove_file(here.join(&lost)).unwrap();
+    let after_loss = run(&job);
+    assert_eq!(
+        after_loss["state"], "succeeded-with-warnings",
+        "{after_loss:#}"
+    );
+    let report = &after_loss["summary"]["report"];
+    assert_eq!(report["objects_removed"], 0, "{report}");
+    assert!(report["primary_missing"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(std::fs::read(there.join(&lost)).unwrap(), kept);
+    std::fs::write(here.join(&lost), kept).unwrap();
+
     // A pull brings B's copy into a fresh customer-key vault of A, which restores.
     let (pulled, pulled_manage) = a.customer_key_vault_at("pulled", Some("ams"));
     let pull = id(&at_a(&[
