@@ -263,4 +263,71 @@ mod tests {
             assert!(check_url(bad, true).is_err(), "{bad}");
         }
     }
+
+    /// A name passes the URL check, so the guard at connect time decides: a name that
+    /// resolves only to private or loopback addresses gets no connection.
+    #[tokio::test]
+    async fn a_name_resolving_to_a_private_address_is_not_connected_unless_allowed() {
+        use std::str::FromStr;
+        let name = || Name::from_str("localhost").unwrap();
+        let refused = GuardedResolver {
+            allow_private: false,
+        }
+        .resolve(name())
+        .await
+        .err()
+        .expect("no address for localhost");
+        assert!(
+            refused.to_string().contains("no public address"),
+            "{refused}"
+        );
+        let allowed: Vec<SocketAddr> = GuardedResolver {
+            allow_private: true,
+        }
+        .resolve(name())
+        .await
+        .unwrap()
+        .collect();
+        assert!(allowed.iter().any(|a| a.ip().is_loopback()), "{allowed:?}");
+    }
+
+    /// A receiver's redirect is an answer, not a place to go: the client follows none.
+    #[tokio::test]
+    async fn a_redirect_is_not_followed() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        elsewhere.set_nonblocking(true).unwrap();
+        let target = format!("http://{}/", elsewhere.local_addr().unwrap());
+        let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", receiver.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut c, _) = receiver.accept().await.unwrap();
+            let mut buf = vec![0u8; 65536];
+            let _ = c.read(&mut buf).await;
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: {target}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            c.write_all(answer.as_bytes()).await.unwrap();
+        });
+        let poster = Poster::new(true).unwrap();
+        let answer = poster
+            .post(Post {
+                url: &url,
+                secret: b"s",
+                timestamp: 1,
+                delivery_id: "d",
+                event_kind: "test",
+                body: b"{}".to_vec(),
+            })
+            .await
+            .expect_err("a redirect is no success");
+        assert_eq!(answer.status, Some(307));
+        // Had the client followed it, the connection would wait in the listener's queue.
+        let followed = elsewhere.accept();
+        assert_eq!(
+            followed.map(|_| ()).unwrap_err().kind(),
+            std::io::ErrorKind::WouldBlock,
+            "the redirect was followed"
+        );
+    }
 }
