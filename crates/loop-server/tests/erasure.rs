@@ -268,6 +268,12 @@ fn an_erased_tenant_keeps_its_records_but_no_key_and_no_way_in() {
     assert_eq!(vaults.as_array().unwrap().len(), 0);
     let job = report["erasure_job_id"].as_str().expect("an erasure job");
     assert_eq!(admin.job_ended(job)["state"], "succeeded");
+    // A tenant erasure is never cancelled: like everything of the erased tenant, its job
+    // answers that the tenant is gone.
+    admin
+        .post(&format!("/api/v1/jobs/{job}/cancel"), json!({}))
+        .expect_problem(410, "tenant_erased");
+    assert_eq!(admin.job_ended(job)["state"], "succeeded");
     let users = admin
         .get(&format!("/api/v1/users?tenant_id={}", l.tenant))
         .expect(200);
