@@ -1,5 +1,6 @@
 //! Jobs through the API: a deleted vault is gone at once and an erasure job removes its
-//! objects, continuing after its runner was killed; jobs are listed, shown and cancelled.
+//! objects, continuing after its runner was killed; jobs are listed, shown and cancelled; a
+//! removed replica comes back only after its erasure.
 
 mod support;
 
@@ -331,4 +332,43 @@ fn a_runner_that_lost_its_job_writes_nothing_more_to_a_vault() {
     assert!(err.to_string().contains("lost its lease"), "{err}");
     assert!(dir.join(&first).exists(), "nothing was deleted");
     assert_eq!(used(), before + 1000);
+}
+
+#[test]
+fn a_removed_replica_is_not_added_again_while_its_erasure_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A node that runs no jobs: the removed replica's erasure waits in the database.
+    let api_only = Server::start_with(|c| {
+        c.data_dir = data.clone();
+        support::with_spare(c);
+        c.jobs.concurrency = 0;
+    });
+    let admin = api_only.admin();
+    let (_, vault) = customer_with_vault(&admin, "Acme", None);
+    let add = |admin: &support::Caller<'_>| {
+        admin.post(
+            &format!("/api/v1/vaults/{vault}/replicas"),
+            serde_json::json!({ "destination": "spare" }),
+        )
+    };
+    let replica = add(&admin).expect(201)["id"].as_str().unwrap().to_string();
+    let erasure = admin
+        .delete(&format!("/api/v1/vaults/{vault}/replicas/{replica}"))
+        .expect(202);
+    assert_eq!(erasure["kind"], "replica-erasure");
+    // Added again now, the erasure would delete what the new replica is being seeded with.
+    add(&admin).expect_problem(409, "replica_erasing");
+    drop(admin);
+    let database = api_only.stop();
+
+    // Once a node that runs jobs has finished the erasure, the replica can come back.
+    let worker = Server::start_on(database, |c| {
+        c.data_dir = data.clone();
+        support::with_spare(c);
+    });
+    let admin = worker.admin();
+    let ended = admin.job_ended(erasure["id"].as_str().unwrap());
+    assert_eq!(ended["state"], "succeeded", "{ended:#}");
+    add(&admin).expect(201);
 }
