@@ -238,6 +238,59 @@ fn a_snapshot_is_browsed_searched_and_downloaded_byte_for_byte() {
     }
 }
 
+/// Headers go out before the archive is written, so a blob that fails its check halfway
+/// cannot turn into an error page: the body breaks off with an error instead, and no client
+/// takes a short archive for a whole one.
+#[test]
+fn a_damaged_pack_breaks_a_download_off_instead_of_ending_it_short() {
+    let server = Server::start();
+    let admin = server.admin();
+    let acme = server.customer(&admin, "acme");
+    let src = tempfile::tempdir().unwrap();
+    let docs = make_docs(src.path());
+    let snapshot = back_up_into(&server, &acme.vault_id, &docs);
+    // The largest pack holds big.bin's data; a byte in its middle is damaged.
+    let packs = super::support::files_under(
+        &server
+            .data_dir
+            .join("vaults")
+            .join(&acme.vault_id)
+            .join("data"),
+    );
+    let largest = packs
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(largest).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(largest, bytes).unwrap();
+
+    let cookie = session_cookie(&acme.member("admin").secret);
+    let here = format!("/vaults/{}/snapshots/{snapshot}", acme.vault_id);
+    for format in ["zip", "tar.zst"] {
+        let (status, body) =
+            server.try_download(&format!("{here}/download?as={format}&path=/docs"), &cookie);
+        assert_eq!(status, 200, "{format}");
+        assert!(body.is_err(), "{format}: a whole body despite the damage");
+    }
+    let (status, body) = server.try_download(
+        &format!("{here}/download?as=file&path=/docs/big.bin"),
+        &cookie,
+    );
+    assert_eq!(status, 200);
+    assert!(body.is_err(), "big.bin: a whole body despite the damage");
+    // A file the damage did not touch still downloads whole.
+    let (status, body) = server.try_download(
+        &format!("{here}/download?as=file&path=/docs/readme.txt"),
+        &cookie,
+    );
+    assert_eq!(
+        (status, body.unwrap()),
+        (200, b"Hello from the snapshot\n".to_vec())
+    );
+}
+
 #[test]
 fn an_auditor_sees_snapshots_but_not_their_files_and_a_customer_key_vault_says_why() {
     let server = Server::start();

@@ -85,6 +85,16 @@ impl Server {
         (status, headers, r.bytes().expect("a whole body").to_vec())
     }
 
+    /// [`Server::download`] for a body that may break off: then `Err`, with why.
+    pub fn try_download(&self, path: &str, cookie: &str) -> (u16, Result<Vec<u8>, String>) {
+        let r = self.get_with(path, cookie);
+        let status = r.status().as_u16();
+        (
+            status,
+            r.bytes().map(|b| b.to_vec()).map_err(|e| e.to_string()),
+        )
+    }
+
     /// A stream of server-sent events, opened with the browser's `cookie` (read it as it
     /// comes; it ends when the server closes it, or after the client's 120 s).
     pub fn events(&self, path: &str, cookie: &str) -> reqwest::blocking::Response {
