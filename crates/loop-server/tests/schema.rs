@@ -1,6 +1,7 @@
 //! The two backends' migrations make the same schema: every table, column (type,
 //! nullability, default), primary key, unique constraint, foreign key, check and index of a
-//! fresh SQLite database is in a fresh PostgreSQL one, and nothing else.
+//! fresh SQLite database is in a fresh PostgreSQL one, and nothing else. A database a newer
+//! release migrated is refused, on both.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -271,5 +272,43 @@ fn both_backends_migrate_to_the_same_schema() {
             table, &postgres[name],
             "table {name}: SQLite, then PostgreSQL"
         );
+    }
+}
+
+/// What a newer release leaves behind: a migration this binary does not have.
+async fn mark_newer(db: &Db) {
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99991231000000, 'from a newer release', TRUE, $1, 0)",
+    )
+    .bind(vec![0u8; 48])
+    .execute(&db.pool)
+    .await
+    .unwrap();
+}
+
+#[test]
+fn a_database_a_newer_release_migrated_is_refused_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![format!("sqlite://{}", dir.path().join("loop.db").display())];
+    let cluster = loop_testkit::postgres::Cluster::shared();
+    let database = cluster.as_ref().map(|c| c.database());
+    urls.extend(database.as_ref().map(|d| d.url.clone()));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for url in urls {
+        rt.block_on(async {
+            let db = Db::connect(&url).await.unwrap();
+            mark_newer(&db).await;
+            db.pool.close().await;
+            let err = Db::connect(&url)
+                .await
+                .err()
+                .expect("a newer database is refused");
+            let said = err.to_string();
+            assert!(
+                said.contains("newer release") && said.contains("99991231000000"),
+                "{said}"
+            );
+        });
     }
 }

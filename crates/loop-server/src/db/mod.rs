@@ -57,6 +57,12 @@ pub enum DbError {
     Sql(#[from] sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database holds a migration this binary does not know: a newer release ran on it.
+    #[error(
+        "the database was upgraded by a newer release of loop (its migration {0} is unknown \
+         to this one): run that release or a newer one"
+    )]
+    NewerSchema(i64),
     /// A page cursor that does not fit the listing it was given to.
     #[error("the cursor is not one this listing gave")]
     Cursor,
@@ -126,7 +132,10 @@ impl Db {
     pub async fn connect_with(url: &str, pool: &crate::config::DatabaseConfig) -> DbResult<Db> {
         let backend = Backend::of_url(url)?;
         let pool = open_pool(url, backend, pool).await?;
-        backend.migrations().run(&pool).await?;
+        backend.migrations().run(&pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::VersionMissing(v) => DbError::NewerSchema(v),
+            e => DbError::Migrate(e),
+        })?;
         Ok(Db { pool, backend })
     }
 
