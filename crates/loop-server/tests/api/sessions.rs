@@ -187,14 +187,17 @@ fn once_totp_is_enabled_sign_in_asks_for_the_code() {
             Some(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "totp": wrong })),
         )
         .expect_problem(401, "invalid_totp");
-    let me = server
-        .sign_in_with(json!({
-            "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "totp": server.totp_code(&secret),
-        }))
-        .get("/api/v1/me")
-        .expect(200);
+    let admin = server.sign_in_with(json!({
+        "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "totp": server.totp_code(&secret),
+    }));
+    let me = admin.get("/api/v1/me").expect(200);
     assert_eq!(me["user"]["totp_enabled"], true);
     with_code(server.totp_code(&secret)).expect_problem(401, "invalid_totp");
+    // Each refused code (reused, wrong, reused) raised an event the account's tenant's
+    // notification targets hear.
+    let refused = admin.events(&admin.provider_tenant_id(), "security-totp-failed");
+    assert_eq!(refused.len(), 3, "{refused:#?}");
+    assert_eq!(refused[0]["severity"], "warning");
 }
 
 #[test]

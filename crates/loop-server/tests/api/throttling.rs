@@ -31,6 +31,10 @@ fn five_wrong_passwords_lock_the_account_until_the_window_passes() {
     assert!(events.iter().any(|e| e.action == "auth.signin"
         && e.outcome == Outcome::Failure
         && e.details["reason"] == "throttled"));
+    // Each throttled attempt also raised an event for the notification targets.
+    let raised = admin.events(&admin.provider_tenant_id(), "security-throttled");
+    assert_eq!(raised.len(), 2, "{raised:#?}");
+    assert_eq!(raised[0]["severity"], "warning");
 }
 
 #[test]
