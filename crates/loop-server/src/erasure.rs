@@ -102,6 +102,8 @@ pub async fn erase_tenant(
     for job in &pushes {
         copies.extend(pushed_to(state, job, &vaults).await?);
     }
+    // Copies whose remote was removed since they were made: out of reach, but named.
+    copies.extend(crate::db::erasure::departed_of(pool, tenant_id).await?);
     let now = state.now();
     let mut tx = state.db.begin().await?;
     let key_destroyed = tenants::delete_tenant_key(&mut tx, tenant_id).await?;
@@ -292,7 +294,7 @@ pub async fn forget_people(state: &AppState) -> ApiResult<u64> {
     Ok(n)
 }
 
-async fn pushed_to(
+pub(crate) async fn pushed_to(
     state: &AppState,
     job: &loop_api::SyncJob,
     vaults: &[loop_api::Vault],

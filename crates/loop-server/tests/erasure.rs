@@ -352,32 +352,7 @@ fn erasure_deletes_every_object_at_every_place_and_certifies_it() {
             },
         ];
     });
-    // Another operator's server, holding a copy: a customer-key vault there and a token
-    // that may replicate into it.
-    let other = Server::start();
-    let theirs = other.admin();
-    let mirror_co = id(&theirs
-        .post(
-            "/api/v1/tenants",
-            json!({ "parent_id": theirs.provider_tenant_id(), "kind": "customer",
-                    "name": "Mirror Co" }),
-        )
-        .expect(201));
-    let copy = id(&theirs
-        .post(
-            "/api/v1/vaults",
-            json!({ "tenant_id": mirror_co, "name": "copy", "destination": "local",
-                    "key_custody": "customer" }),
-        )
-        .expect(201));
-    let token = theirs
-        .post(
-            "/api/v1/tokens",
-            json!({ "tenant_id": mirror_co, "name": "replicate", "kind": "api",
-                    "vault_ids": [copy], "permissions": ["replicate"] }),
-        )
-        .expect(201)["secret"]
-        .clone();
+    let (other, copy, token) = other_operator();
 
     // Here: a customer whose vault has a replica on Garage and is pushed to the copy.
     let admin = server.admin();
@@ -419,24 +394,7 @@ fn erasure_deletes_every_object_at_every_place_and_certifies_it() {
         .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
         .expect(202);
     assert_eq!(admin.job_ended(&id(&job))["state"], "succeeded");
-    let remote = id(&admin
-        .post(
-            "/api/v1/remotes",
-            json!({ "tenant_id": tenant, "name": "other", "url": other.base,
-                    "fingerprint": other.fingerprint, "token": token }),
-        )
-        .expect(201));
-    let sync = id(&admin
-        .post(
-            "/api/v1/sync-jobs",
-            json!({ "remote_id": remote, "direction": "push", "vault_id": vault,
-                    "remote_vault_id": copy }),
-        )
-        .expect(201));
-    let run = admin
-        .post(&format!("/api/v1/sync-jobs/{sync}/run"), json!({}))
-        .expect(202);
-    assert_eq!(admin.job_ended(&id(&run))["state"], "succeeded");
+    push_to(&admin, &tenant, &vault, (&other, &copy, &token));
     let here = server.data_dir.join("vaults").join(&vault);
     let there = other.data_dir.join("vaults").join(&copy);
     assert!(support::files_under(&here).len() >= 3);
@@ -487,4 +445,108 @@ fn erasure_deletes_every_object_at_every_place_and_certifies_it() {
         Vec::<std::path::PathBuf>::new()
     );
     support::assert_chained(&admin.audit_events());
+}
+
+/// Another operator's server that can hold a copy: (the server, a customer-key vault there,
+/// a token that may replicate into it).
+fn other_operator() -> (Server, String, Value) {
+    let other = Server::start();
+    let theirs = other.admin();
+    let mirror_co = id(&theirs
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": theirs.provider_tenant_id(), "kind": "customer",
+                    "name": "Mirror Co" }),
+        )
+        .expect(201));
+    let copy = id(&theirs
+        .post(
+            "/api/v1/vaults",
+            json!({ "tenant_id": mirror_co, "name": "copy", "destination": "local",
+                    "key_custody": "customer" }),
+        )
+        .expect(201));
+    let token = theirs
+        .post(
+            "/api/v1/tokens",
+            json!({ "tenant_id": mirror_co, "name": "replicate", "kind": "api",
+                    "vault_ids": [copy], "permissions": ["replicate"] }),
+        )
+        .expect(201)["secret"]
+        .clone();
+    drop(theirs);
+    (other, copy, token)
+}
+
+/// `vault` of `tenant` pushed once to `copy` at the other operator, through a remote made for
+/// it; the remote's ID.
+fn push_to(admin: &Caller<'_>, tenant: &str, vault: &str, to: (&Server, &str, &Value)) -> String {
+    let (other, copy, token) = to;
+    let remote = id(&admin
+        .post(
+            "/api/v1/remotes",
+            json!({ "tenant_id": tenant, "name": "other", "url": other.base,
+                    "fingerprint": other.fingerprint, "token": token }),
+        )
+        .expect(201));
+    let sync = id(&admin
+        .post(
+            "/api/v1/sync-jobs",
+            json!({ "remote_id": remote, "direction": "push", "vault_id": vault,
+                    "remote_vault_id": copy }),
+        )
+        .expect(201));
+    let run = admin
+        .post(&format!("/api/v1/sync-jobs/{sync}/run"), json!({}))
+        .expect(202);
+    assert_eq!(admin.job_ended(&id(&run))["state"], "succeeded");
+    remote
+}
+
+/// A copy the server can no longer reach (its remote was removed) is not erased, and the
+/// certificate says so: not complete, the place named with why, nothing claimed of it.
+#[test]
+fn a_certificate_is_not_complete_when_a_copy_is_out_of_reach() {
+    let server = Server::start();
+    let (other, copy, token) = other_operator();
+    let admin = server.admin();
+    let (tenant, vault) = support::vault::customer_with_vault(&admin, "Acme", None);
+    let writer = support::vault::holder(&server, &admin, &tenant, &vault, &["backup"]);
+    let name = hex::encode([1u8; 32]);
+    writer
+        .put("data", &name, &support::vault::pack_object([1; 32]))
+        .expect(201);
+    let remote = push_to(&admin, &tenant, &vault, (&other, &copy, &token));
+    admin
+        .delete(&format!("/api/v1/remotes/{remote}"))
+        .expect(204);
+
+    let report = admin
+        .post(
+            &format!("/api/v1/tenants/{tenant}/erase"),
+            json!({ "confirm": "Acme" }),
+        )
+        .expect(200);
+    admin.job_ended(report["erasure_job_id"].as_str().unwrap());
+    let cert = support::certificate(&admin, &tenant);
+    assert_eq!(cert["complete"], false, "{cert}");
+    let places = cert["places"].as_array().unwrap();
+    let remote_place = places
+        .iter()
+        .find(|p| p["kind"] == "remote")
+        .unwrap_or_else(|| panic!("the remote copy in {cert}"));
+    assert!(remote_place["objects_left"].is_null(), "{remote_place}");
+    assert!(
+        remote_place["note"].as_str().unwrap().contains("removed"),
+        "{remote_place}"
+    );
+    // The copy is still there, as the certificate says; the local place was erased.
+    let there = other.data_dir.join("vaults").join(&copy);
+    assert!(
+        support::files_under(&there)
+            .iter()
+            .any(|p| p.ends_with(&name))
+    );
+    let local = places.iter().find(|p| p["kind"] == "destination").unwrap();
+    assert_eq!(local["objects_left"], 0, "{local}");
 }

@@ -53,6 +53,54 @@ fn location(row: &AnyRow) -> DbResult<LocationRow> {
     })
 }
 
+/// Records that the copy `l` (a vault on another server a push sync job copied to) lost its
+/// remote at `now`: a later erasure of the tenant cannot reach it ([`departed_of`]).
+pub async fn insert_departed(tx: &mut Tx, l: &LocationRow, now: i64) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO departed_copies (id, tenant_id, vault_id, remote_id, remote_url,
+             remote_vault_id, removed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(crate::domain::new_id("dc"))
+    .bind(&l.tenant_id)
+    .bind(&l.vault_id)
+    .bind(&l.place)
+    .bind(l.remote_url.as_deref().unwrap_or_default())
+    .bind(&l.remote_vault_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The copies of `tenant_id`'s vaults whose remote was removed, as places of its erasure:
+/// each is out of reach, so the certificate names it and is not complete.
+pub async fn departed_of(pool: &AnyPool, tenant_id: &str) -> DbResult<Vec<LocationRow>> {
+    let rows = sqlx::query("SELECT * FROM departed_copies WHERE tenant_id = $1 ORDER BY id")
+        .bind(tenant_id)
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(LocationRow {
+                id: crate::domain::new_id("el"),
+                tenant_id: col(r, "tenant_id")?,
+                vault_id: col(r, "vault_id")?,
+                kind: "remote".into(),
+                place: col(r, "remote_id")?,
+                jurisdiction: None,
+                remote_vault_id: col(r, "remote_vault_id")?,
+                remote_url: Some(col(r, "remote_url")?),
+                objects_deleted: 0,
+                bytes_deleted: 0,
+                objects_left: None,
+                verified_at: None,
+                note: None,
+            })
+        })
+        .collect()
+}
+
 /// Records a place, unless that vault's place is recorded already (erasing again).
 pub async fn insert_location(tx: &mut Tx, l: &LocationRow) -> DbResult<()> {
     sqlx::query(

@@ -183,7 +183,8 @@ pub async fn create_remote(
 
 /// Remove a remote
 ///
-/// Its sync jobs go with it; what they copied stays where it is.
+/// Its sync jobs go with it; what they copied stays where it is (and a later erasure of the
+/// tenant names those copies as out of its reach).
 #[utoipa::path(delete, path = "/api/v1/remotes/{id}", tag = "sync", params(("id" = String, Path)),
     responses((status = 204, description = "Removed"),
         (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
@@ -193,8 +194,22 @@ pub async fn delete_remote(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let r = scoped_remote(&state, &caller, Permission::VaultWrite, &id).await?;
+    // What this remote's push sync jobs copied stays there: remembered, so that the tenant's
+    // erasure names those copies as out of its reach instead of forgetting them.
+    let pool = &state.db.pool;
+    let scope = crate::domain::TenantScope::One(r.remote.tenant_id.clone());
+    let vaults = db::vaults::vaults_in(pool, &scope, None).await?.items;
+    let mut copies = Vec::new();
+    for job in remotes::sync_jobs_in(pool, &scope, None).await?.items {
+        if job.remote_id == r.remote.id && job.direction == loop_api::SyncDirection::Push {
+            copies.extend(crate::erasure::pushed_to(&state, &job, &vaults).await?);
+        }
+    }
     let now = state.now();
     let mut tx = state.db.begin().await?;
+    for c in &copies {
+        db::erasure::insert_departed(&mut tx, c, now).await?;
+    }
     remotes::delete_remote(&mut tx, &r.remote.id).await?;
     commit_audited(
         tx,
