@@ -102,21 +102,23 @@ impl VaultStorage {
 
     /// Starts a session on the vault: the server records the token's use for `operation`
     /// and answers with the permissions (and a managed vault's key).
+    /// Retried like every other request (a server restarting as a backup starts is waited
+    /// out); a retry after a lost answer records the opening twice, which is harmless.
     pub fn open(&self, operation: &str, host: &str) -> std::result::Result<VaultSession, ApiError> {
-        let resp = self
-            .conn
-            .client
-            .post(format!(
-                "{}/vaults/{}/{VAULT_PROTOCOL}/open",
-                self.conn.base, self.vault_id
-            ))
-            .bearer_auth(&self.token)
-            .json(&VaultOpenRequest {
-                operation: operation.into(),
-                host: Some(host.into()),
-            })
-            .send()
-            .map_err(|e| ApiError::Transport(loop_repo::one_line(&e)))?;
+        let url = format!(
+            "{}/vaults/{}/{VAULT_PROTOCOL}/open",
+            self.conn.base, self.vault_id
+        );
+        let request = VaultOpenRequest {
+            operation: operation.into(),
+            host: Some(host.into()),
+        };
+        let (resp, _) = self
+            .send("open", || self.conn.client.post(&url).json(&request))
+            .map_err(|e| match e {
+                Error::Storage { message, .. } => ApiError::Transport(message),
+                e => ApiError::Transport(e.to_string()),
+            })?;
         if !resp.status().is_success() {
             return Err(api::problem(resp));
         }
