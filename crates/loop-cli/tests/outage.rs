@@ -1,6 +1,6 @@
 //! A moment in which the server cannot be reached: the client retries (4 times within 30
-//! seconds by default, as docs/OPERATIONS.md says) and the backup completes; with retries off, the
-//! same moment fails the run with one clear line and leaves what the vault held as it was.
+//! seconds by default, as docs/OPERATIONS.md says) and the backup completes; with retries
+//! off, the same moment fails the run with one clear line and leaves the vault as it was.
 
 mod support;
 
