@@ -96,6 +96,11 @@ fn write_lock(storage: &dyn Storage, master: &Key, id: &Id, info: &LockInfo) -> 
 
 impl Lock {
     pub(crate) fn acquire(repo: &Repository, kind: LockKind) -> Result<Lock> {
+        Lock::acquire_refreshing(repo, kind, REFRESH)
+    }
+
+    /// [`Lock::acquire`] with the marker rewritten every `every` (tests use a short one).
+    fn acquire_refreshing(repo: &Repository, kind: LockKind, every: Duration) -> Result<Lock> {
         let now = Utc::now();
         let info = LockInfo {
             kind,
@@ -122,8 +127,7 @@ impl Lock {
                     // The flag is checked before every wait: a lock dropped before this thread
                     // first ran must not leave it (and the dropping thread) waiting.
                     while !*stopped {
-                        let (guard, timeout) =
-                            cv.wait_timeout(stopped, REFRESH).expect("lock mutex");
+                        let (guard, timeout) = cv.wait_timeout(stopped, every).expect("lock mutex");
                         stopped = guard;
                         if !*stopped && timeout.timed_out() {
                             info.refreshed = Utc::now();
@@ -223,8 +227,6 @@ fn remove_stale(repo: &Repository, own: &Id, now: DateTime<Utc>) {
     }
 }
 
-/// Every marker in the repository. A marker that cannot be read is reported as a live backup,
-/// the cautious reading for prune.
 /// A marker's contents, or `None` when they do not decode.
 fn decode_info(version: Version, json: &[u8]) -> Option<LockInfo> {
     match version {
@@ -232,6 +234,8 @@ fn decode_info(version: Version, json: &[u8]) -> Option<LockInfo> {
     }
 }
 
+/// Every marker in the repository. A marker that cannot be read is reported as a live backup,
+/// the cautious reading for prune.
 pub(crate) fn list(repo: &Repository) -> Result<Vec<(Id, LockInfo)>> {
     let mut out = Vec::new();
     for obj in repo.storage().list(FileKind::Lock)? {
@@ -262,6 +266,37 @@ mod tests {
 
     fn repo(dir: &std::path::Path) -> Repository {
         crate::testutil::local_repo(dir)
+    }
+
+    /// A running command's marker keeps being rewritten, so it never looks stale to a prune
+    /// however long the command runs.
+    #[test]
+    fn a_held_marker_is_refreshed_while_its_command_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = repo(dir.path());
+        let lock =
+            Lock::acquire_refreshing(&repo, LockKind::Backup, Duration::from_millis(20)).unwrap();
+        let refreshed = || {
+            let (id, info) = list(&repo).unwrap().pop().expect("the marker");
+            assert_eq!(id, lock.id);
+            info.refreshed
+        };
+        let first = refreshed();
+        let mut later = first;
+        for _ in 0..500 {
+            later = refreshed();
+            if later > first {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            later > first,
+            "the marker was not rewritten: {first} then {later}"
+        );
+        lock.verify_held(repo.master()).unwrap();
+        drop(lock);
+        assert!(list(&repo).unwrap().is_empty());
     }
 
     /// Regression: dropping a lock before its refresher thread first ran left that thread
