@@ -84,7 +84,27 @@ fn webhook_target(caller: &Caller<'_>, tenant: &str, url: &str, extra: Value) ->
 }
 
 /// A backup job of a new item on an enrolled device of `tenant`, ended by its agent as
-/// failed with `error`; returns the job ID.
+/// `end` says (the finish request's state and error or summary); returns the job ID.
+fn ended_backup(
+    server: &Server,
+    admin: &Caller<'_>,
+    (tenant, vault): (&str, &str),
+    mut end: Value,
+) -> String {
+    let held = claimed_backup(server, admin, tenant, vault, "laptop");
+    end["fence"] = json!(held.fence);
+    let status = agent(
+        server,
+        &held.token,
+        &format!("/agent/v1/jobs/{}/finish", held.job_id),
+        end,
+    )
+    .status;
+    assert_eq!(status, 204);
+    held.job_id
+}
+
+/// [`ended_backup`] as failed with `error`.
 fn failed_backup(
     server: &Server,
     admin: &Caller<'_>,
@@ -92,16 +112,27 @@ fn failed_backup(
     vault: &str,
     error: &str,
 ) -> String {
-    let held = claimed_backup(server, admin, tenant, vault, "laptop");
-    let status = agent(
-        server,
-        &held.token,
-        &format!("/agent/v1/jobs/{}/finish", held.job_id),
-        json!({ "fence": held.fence, "state": "failed", "error": error }),
-    )
-    .status;
-    assert_eq!(status, 204);
-    held.job_id
+    let end = json!({ "state": "failed", "error": error });
+    ended_backup(server, admin, (tenant, vault), end)
+}
+
+#[test]
+fn a_backup_with_warnings_raises_job_warnings_and_a_clean_one_nothing() {
+    let server = start(|_| {});
+    let admin = server.admin();
+    let (alpha, vault) = customer_with_vault(&admin, "Alpha", None);
+    let summary = json!({ "snapshot_id": "5e".repeat(32), "files": 2 });
+    let clean = json!({ "state": "succeeded", "summary": summary });
+    ended_backup(&server, &admin, (&alpha, &vault), clean);
+    pass(&server);
+    assert!(admin.events(&alpha, "job-warnings").is_empty());
+    let warned = json!({ "state": "succeeded-with-warnings", "summary": summary });
+    let job = ended_backup(&server, &admin, (&alpha, &vault), warned);
+    pass(&server);
+    let raised = admin.events(&alpha, "job-warnings");
+    assert_eq!(raised.len(), 1, "{raised:#?}");
+    assert_eq!(raised[0]["severity"], "warning");
+    assert_eq!(raised[0]["subject_id"], job.as_str());
 }
 
 #[test]

@@ -138,6 +138,13 @@ fn a_scheduled_run_is_queued_once_skipped_while_open_and_missed_when_its_window_
         .get(&format!("/api/v1/jobs?tenant_id={}&state=missed", ids.0))
         .expect(200);
     assert_eq!(missed.as_array().unwrap().len(), 2);
+    // Each missed run raises a `job-missed` event for the tenant's notification targets.
+    server
+        .block_on(loop_server::notify::pass(&server.state, true))
+        .expect("a notifier pass");
+    let raised = admin.events(&ids.0, "job-missed");
+    assert_eq!(raised.len(), 2, "{raised:#?}");
+    assert_eq!(raised[0]["severity"], "warning");
 
     // A missed job cannot be taken any more: the runner of the server never takes backups,
     // and a run asked for now is a new job.
