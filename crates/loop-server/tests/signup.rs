@@ -179,6 +179,25 @@ fn an_organisation_signs_up_confirms_and_its_trial_starts() {
 }
 
 /// A form as a browser sends it.
+#[test]
+fn ten_sign_ups_from_one_client_address_are_taken_and_the_eleventh_waits_for_the_window() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to(&sink);
+    let admin = server.admin();
+    server.signup_plan(&admin);
+    // Each address once, all from this test's one address: the limit is the client's.
+    for n in 0..10 {
+        sign_up(&server, &format!("person{n}@many.example"), "en").expect(202);
+    }
+    let refused = sign_up(&server, "person10@many.example", "en");
+    refused.expect_problem(429, "throttled");
+    assert!(refused.retry_after.is_some(), "{refused:?}");
+    server.advance(Duration::from_secs(15 * 60 + 1));
+    sign_up(&server, "person10@many.example", "en").expect(202);
+}
+
 fn post_form(
     server: &Server,
     path: &str,
