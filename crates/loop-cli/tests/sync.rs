@@ -410,4 +410,27 @@ fn a_sync_of_the_whole_tenant_pushes_every_vault_its_patterns_match_to_the_vault
     }
     // `web` does not match: B's `web` stays empty.
     assert!(object_files(&b.dir.path().join("b-nl").join(&theirs["web"])).is_empty());
+
+    // B out of reach: the run is not failed for good (no token was refused); it waits for
+    // another attempt and says why.
+    let mut b = b;
+    b.server.kill();
+    let queued = json(&mut a.admin("ana", &["sync", "run", &id(&job)]));
+    let run = id(&queued);
+    let mut shown = serde_json::Value::Null;
+    for _ in 0..600 {
+        shown = json(&mut a.admin("ana", &["job", "show", &run]));
+        if shown["attempts"].as_u64().unwrap_or(0) >= 1 && shown["state"] == "queued" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(shown["state"], "queued", "{shown:#}");
+    assert!(
+        shown["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("could not be reached"),
+        "{shown:#}"
+    );
 }

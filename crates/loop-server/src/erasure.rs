@@ -327,15 +327,17 @@ pub(crate) async fn pushed_to(
                         .map(|t| copy(&v.id, Some(t.id.clone()), None))
                 })
                 .collect(),
-            Err(e) => ours
-                .map(|v| {
+            Err(e) => {
+                let why = crate::jobs::sync::said(e);
+                ours.map(|v| {
                     copy(
                         &v.id,
                         None,
-                        Some(format!("the remote could not be listed: {e}")),
+                        Some(format!("the remote could not be listed: {why}")),
                     )
                 })
-                .collect(),
+                .collect()
+            }
         },
     )
 }

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use loop_agent::{Connection, Trust, VaultStorage};
+use loop_agent::{ApiError, Connection, Trust, VaultStorage};
 use loop_api::schedule::{Schedule, parse_time_zone};
 use loop_api::{
     ActorKind, JobTrigger, KeyCustody, Outcome, SyncDirection, SyncJob, TokenPermission, Vault,
@@ -25,7 +25,7 @@ use crate::replication::{At, Place, SyncOptions};
 use crate::state::AppState;
 
 /// What a failure to reach the remote says, for an API answer.
-fn said(e: JobError) -> String {
+pub(crate) fn said(e: JobError) -> String {
     match e {
         JobError::Failed(m) | JobError::Transient(m) => m,
         other => format!("{other:?}"),
@@ -70,23 +70,29 @@ pub(super) async fn connect(
     .map_err(|e| JobError::Failed(format!("connecting to the remote: {e}")))
 }
 
-/// The vaults the remote's token may use there.
+/// The vaults the remote's token may use there. A remote out of reach is worth another
+/// attempt; one that refuses is not.
 pub async fn remote_vaults(
     state: &AppState,
     remote: &RemoteRow,
-) -> Result<Vec<VaultEntry>, String> {
-    let (url, trust, token) = credentials(state, remote).map_err(said)?;
+) -> Result<Vec<VaultEntry>, JobError> {
+    let (url, trust, token) = credentials(state, remote)?;
     let name = remote.remote.name.clone();
     tokio::task::spawn_blocking(move || {
-        let conn = Connection::new(&url, &trust).map_err(|e| e.to_string())?;
-        loop_agent::list_vaults(&conn, &token).map_err(|e| {
-            format!(
+        let conn = Connection::new(&url, &trust)
+            .map_err(|e| JobError::Failed(format!("connecting to the remote {name}: {e}")))?;
+        loop_agent::list_vaults(&conn, &token).map_err(|e| match e {
+            ApiError::Transport(detail) => {
+                JobError::transient(&format!("the remote {name} could not be reached"), detail)
+            }
+            ApiError::Problem { .. } => JobError::Failed(format!(
                 "the remote {name} refused to list its vaults: {e} (a revoked or expired token?)"
-            )
+            )),
+            ApiError::Decode(_) => JobError::Failed(format!("the remote {name}: {e}")),
         })
     })
     .await
-    .map_err(|e| e.to_string())?
+    .map_err(|e| JobError::Failed(e.to_string()))?
 }
 
 /// Vault names a tenant-wide sync job syncs: `patterns` (globs), or every name when empty.
@@ -214,9 +220,7 @@ async fn matched(
 ) -> Result<(Vec<(Vault, String)>, u32), JobError> {
     let filter = name_filter(&job.vaults).map_err(JobError::Failed)?;
     let wanted = |name: &str| job.vaults.is_empty() || filter.is_match(name);
-    let theirs = remote_vaults(&ctx.state, remote)
-        .await
-        .map_err(JobError::Failed)?;
+    let theirs = remote_vaults(&ctx.state, remote).await?;
     let ours = vaults::vaults_in(
         &ctx.state.db.pool,
         &TenantScope::One(job.tenant_id.clone()),

@@ -304,7 +304,7 @@ pub async fn create_sync_job(
                 crate::jobs::sync::name_filter(&req.vaults).map_err(ApiError::bad_request)?;
             let theirs = crate::jobs::sync::remote_vaults(&state, &remote)
                 .await
-                .map_err(unreachable)?;
+                .map_err(|e| unreachable(crate::jobs::sync::said(e)))?;
             places.extend(
                 theirs
                     .into_iter()
