@@ -155,7 +155,9 @@ async fn at_remote(ctx: &JobCtx, loc: &LocationRow) -> Result<PlaceResult, JobEr
     };
     let jurisdiction = super::sync::open(&ctx.state, &storage, &remote, remote_vault)
         .await
-        .map_err(|e| JobError::transient("opening the remote's vault failed", e))?;
+        .map_err(|e| {
+            JobError::transient("opening the remote's vault failed", super::sync::said(e))
+        })?;
     if !jurisdiction.is_empty() {
         erasure::set_jurisdiction(pool, &loc.id, &jurisdiction).await?;
     }

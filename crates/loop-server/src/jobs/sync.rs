@@ -106,28 +106,32 @@ pub fn name_filter(patterns: &[String]) -> Result<globset::GlobSet, String> {
 
 /// Opens the other server's vault with the remote's token, which must hold `replicate`;
 /// answers with the jurisdiction that server reports for the vault ("" when it does not).
+/// A remote out of reach (after the requests' own retries) is worth another attempt; one
+/// that refuses is not.
 pub(super) async fn open(
     state: &AppState,
     storage: &Arc<VaultStorage>,
     remote: &RemoteRow,
     remote_vault_id: &str,
-) -> Result<String, String> {
+) -> Result<String, JobError> {
     let (s, node) = (storage.clone(), state.node_id.clone());
+    let name = &remote.remote.name;
     let session = tokio::task::spawn_blocking(move || s.open("sync", &node))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| {
-            format!(
-                "the remote {} refused vault {remote_vault_id}: {e} (a revoked or expired \
-                 token, or one that does not name the vault)",
-                remote.remote.name
-            )
+        .map_err(|e| JobError::Failed(e.to_string()))?
+        .map_err(|e| match e {
+            ApiError::Transport(detail) => {
+                JobError::transient(&format!("the remote {name} could not be reached"), detail)
+            }
+            e => JobError::Failed(format!(
+                "the remote {name} refused vault {remote_vault_id}: {e} (a revoked or expired \
+                 token, or one that does not name the vault)"
+            )),
         })?;
     if !session.can(TokenPermission::Replicate) {
-        return Err(format!(
-            "the remote {}'s token lacks the replicate permission",
-            remote.remote.name
-        ));
+        return Err(JobError::Failed(format!(
+            "the remote {name}'s token lacks the replicate permission"
+        )));
     }
     Ok(session.jurisdiction.unwrap_or_default())
 }
@@ -142,7 +146,9 @@ pub async fn reach(
     let storage = connect(state, remote, remote_vault_id)
         .await
         .map_err(said)?;
-    let opened = open(state, &storage, remote, remote_vault_id).await;
+    let opened = open(state, &storage, remote, remote_vault_id)
+        .await
+        .map_err(said);
     let _ = tokio::task::spawn_blocking(move || drop(storage)).await;
     opened
 }
@@ -275,9 +281,7 @@ async fn run_with(
             &vault.destination,
         ));
     };
-    let jurisdiction = open(state, &storage, remote, remote_vault_id)
-        .await
-        .map_err(JobError::Failed)?;
+    let jurisdiction = open(state, &storage, remote, remote_vault_id).await?;
     ctx.log(
         "info",
         &format!(
