@@ -81,18 +81,29 @@ pub async fn remote_vaults(
     tokio::task::spawn_blocking(move || {
         let conn = Connection::new(&url, &trust)
             .map_err(|e| JobError::Failed(format!("connecting to the remote {name}: {e}")))?;
-        loop_agent::list_vaults(&conn, &token).map_err(|e| match e {
-            ApiError::Transport(detail) => {
-                JobError::transient(&format!("the remote {name} could not be reached"), detail)
-            }
-            ApiError::Problem { .. } => JobError::Failed(format!(
-                "the remote {name} refused to list its vaults: {e} (a revoked or expired token?)"
-            )),
-            ApiError::Decode(_) => JobError::Failed(format!("the remote {name}: {e}")),
+        loop_agent::list_vaults(&conn, &token).map_err(|e| {
+            remote_error(&name, e, |e| match e {
+                ApiError::Decode(_) => format!("the remote {name}: {e}"),
+                e => format!(
+                    "the remote {name} refused to list its vaults: {e} (a revoked or expired \
+                     token?)"
+                ),
+            })
         })
     })
     .await
     .map_err(|e| JobError::Failed(e.to_string()))?
+}
+
+/// A remote out of reach (after each request's own retries) is worth another attempt later;
+/// any answer it gave is final, in the words `refused` finds for it.
+fn remote_error(name: &str, e: ApiError, refused: impl FnOnce(ApiError) -> String) -> JobError {
+    match e {
+        ApiError::Transport(detail) => {
+            JobError::transient(&format!("the remote {name} could not be reached"), detail)
+        }
+        e => JobError::Failed(refused(e)),
+    }
 }
 
 /// Vault names a tenant-wide sync job syncs: `patterns` (globs), or every name when empty.
@@ -119,14 +130,13 @@ pub(super) async fn open(
     let session = tokio::task::spawn_blocking(move || s.open("sync", &node))
         .await
         .map_err(|e| JobError::Failed(e.to_string()))?
-        .map_err(|e| match e {
-            ApiError::Transport(detail) => {
-                JobError::transient(&format!("the remote {name} could not be reached"), detail)
-            }
-            e => JobError::Failed(format!(
-                "the remote {name} refused vault {remote_vault_id}: {e} (a revoked or expired \
-                 token, or one that does not name the vault)"
-            )),
+        .map_err(|e| {
+            remote_error(name, e, |e| {
+                format!(
+                    "the remote {name} refused vault {remote_vault_id}: {e} (a revoked or \
+                     expired token, or one that does not name the vault)"
+                )
+            })
         })?;
     if !session.can(TokenPermission::Replicate) {
         return Err(JobError::Failed(format!(
