@@ -242,24 +242,12 @@ fn mail_waits_while_the_relay_is_down_and_goes_out_once_it_is_back() {
         )
         .expect(201);
     // Wait until the server has tried and failed at least once.
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let failed: Option<String> = server.block_on(async {
-            sqlx::query_scalar("SELECT last_error FROM mail_outbox WHERE state = 'queued'")
-                .fetch_optional(&server.state.db.pool)
-                .await
-                .unwrap()
-                .flatten()
-        });
-        if failed.is_some() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server never tried to send"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    outbox_until(
+        &server,
+        "late@example.org",
+        "a failed try",
+        |state, failed| state == "queued" && failed,
+    );
     assert_eq!(sink.count_to("late@example.org"), 0);
     sink.restart();
     // The retry is due after the back-off; move the server's clock past it.
@@ -270,6 +258,80 @@ fn mail_waits_while_the_relay_is_down_and_goes_out_once_it_is_back() {
     assert_eq!(sink.count_to("late@example.org"), 1, "sent once");
     // And the admin of the whole service signs in as always: nothing else waited on mail.
     server.login(ADMIN_EMAIL, ADMIN_PASSWORD).expect(200);
+}
+
+/// The state and last error of the mail to `email` in the outbox.
+fn outbox_of(server: &Server, email: &str) -> (String, Option<String>) {
+    server.block_on(async {
+        sqlx::query_as(
+            "SELECT m.state, m.last_error FROM mail_outbox m JOIN users u ON u.id = m.user_id
+             WHERE u.email = $1",
+        )
+        .bind(email)
+        .fetch_one(&server.state.db.pool)
+        .await
+        .unwrap()
+    })
+}
+
+/// Waits (up to two minutes of wall time) until the mail to `email` is in such a state.
+fn outbox_until(server: &Server, email: &str, what: &str, done: impl Fn(&str, bool) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let (state, error) = outbox_of(server, email);
+        if done(&state, error.is_some()) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn mail_the_relay_refuses_for_give_up_hours_is_marked_failed_and_never_sent() {
+    let Some(mut sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to(&sink);
+    sink.stop();
+    let root = server.admin();
+    let bravo = server.customer(&root, "bravo");
+    // (Signed in anew each time: a session does not outlive the days the clock moves.)
+    let invite = |email: &str| {
+        server
+            .sign_in(&bravo.member("admin").email, USER_PASSWORD)
+            .post(
+                "/api/v1/users",
+                json!({ "tenant_id": bravo.tenant_id, "email": email,
+                        "first_name": "Late", "last_name": "Doe" }),
+            )
+            .expect(201);
+    };
+    invite("never@example.org");
+    outbox_until(
+        &server,
+        "never@example.org",
+        "a failed try",
+        |state, failed| state == "queued" && failed,
+    );
+    // Past `mail.give_up_hours` (72 by default) the next failed try is the last.
+    server.advance(Duration::from_secs(73 * 3600));
+    outbox_until(
+        &server,
+        "never@example.org",
+        "the mail given up",
+        |state, _| state == "failed",
+    );
+    // With the relay back, later mail goes out and the given-up one stays unsent.
+    sink.restart();
+    server.advance(Duration::from_secs(3600));
+    invite("later@example.org");
+    sink.wait_for("later@example.org");
+    assert_eq!(sink.count_to("never@example.org"), 0);
+    assert_eq!(outbox_of(&server, "never@example.org").0, "failed");
 }
 
 /// A certificate for `localhost` and its key, as PEM files in `dir`: (cert, key).

@@ -216,6 +216,56 @@ fn a_receiver_that_fails_twice_gets_one_delivery_that_succeeds_on_the_third_try(
 }
 
 #[test]
+fn a_delivery_that_keeps_failing_is_tried_until_give_up_hours_then_marked_failed() {
+    let server = start(|c| c.notify.give_up_hours = 2);
+    let admin = server.admin();
+    let (tenant, _) = customer_with_vault(&admin, "Alpha", None);
+    let receiver = Receiver::start(&[500; 64]);
+    let (target, _) = webhook_target(&admin, &tenant, &receiver.url(), json!({}));
+    let queued = admin
+        .post(&format!("/api/v1/notify/targets/{target}/test"), json!({}))
+        .expect(202);
+    let delivery = queued["id"].as_str().unwrap().to_string();
+    // (Signed in anew after each move of the clock: a session does not outlive the hours.)
+    let state_of = |admin: &Caller<'_>| {
+        deliveries(admin, &target)
+            .into_iter()
+            .find(|d| d["id"] == delivery.as_str())
+            .expect("the delivery is in the log")
+    };
+    pass_until(&server, "the first try", || {
+        state_of(&admin)["attempts"] == 1
+    });
+    // An hour later, within the two hours, it is tried again and still waits for another.
+    server.advance(Duration::from_secs(3600));
+    let admin = server.admin();
+    pass_until(&server, "a try an hour later", || {
+        state_of(&admin)["attempts"] == 2
+    });
+    assert_eq!(state_of(&admin)["state"], "queued");
+    // The first try past the two hours is the last.
+    server.advance(Duration::from_secs(3600 + 60));
+    let admin = server.admin();
+    pass_until(&server, "the delivery given up", || {
+        state_of(&admin)["state"] == "failed"
+    });
+    let last = state_of(&admin);
+    assert_eq!(last["attempts"], 3, "{last:#}");
+    assert!(
+        last["last_error"].as_str().unwrap().contains("500"),
+        "{last:#}"
+    );
+    server.advance(Duration::from_secs(86_400));
+    pass(&server);
+    assert_eq!(
+        receiver.got().len(),
+        3,
+        "a failed delivery is not tried again"
+    );
+    assert_eq!(state_of(&server.admin())["state"], "failed");
+}
+
+#[test]
 fn a_failed_backup_reaches_the_targets_that_match_it_up_the_tree_and_no_others() {
     let server = start(|_| {});
     let admin = server.admin();

@@ -1,6 +1,7 @@
 //! A replica's health as the service reports it: its lag (what the vault received since its
 //! last complete replication began), and `replica-behind` once it has not completed one for
-//! `replication.behind_hours` (the server's clock moves in the test).
+//! `replication.behind_hours` (the server's clock moves in the test); and a read the primary
+//! does not answer, served from the replica.
 
 mod support;
 
@@ -80,4 +81,64 @@ fn a_replicas_lag_is_reported_and_one_that_stops_completing_raises_replica_behin
         r["last_error"].as_str().unwrap().contains("incident"),
         "the reason is kept, its detail in the server log: {r}"
     );
+}
+
+#[test]
+fn a_read_the_primary_does_not_answer_is_served_from_the_replica_after_primary_timeout_secs() {
+    let server = Server::start_with(|c| {
+        support::with_spare(c);
+        c.replication.primary_timeout_secs = 1;
+    });
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Replicated", None);
+    admin
+        .post(
+            &format!("/api/v1/vaults/{vault}/replicas"),
+            json!({ "destination": "spare" }),
+        )
+        .expect(201);
+    let writer = holder(&server, &admin, &tenant, &vault, &["backup", "restore"]);
+    let pack = pack_object([7u8; 32]);
+    let name = hex::encode([7u8; 32]);
+    writer.put("data", &name, &pack).expect(201);
+    let job = admin
+        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+        .expect(202);
+    assert_eq!(
+        admin.job_ended(job["id"].as_str().unwrap())["state"],
+        "succeeded"
+    );
+
+    // The primary's copy becomes a named pipe with no writer: opening it never returns, as
+    // a store that accepted the connection and stopped answering.
+    let at_primary = walk(&server.data_dir.join("vaults"))
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == name.as_str()))
+        .expect("the pack at the primary");
+    std::fs::remove_file(&at_primary).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&at_primary)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let read = |range: Option<&str>| {
+        let mut req = server
+            .request(reqwest::Method::GET, &writer.path(&format!("data/{name}")))
+            .bearer_auth(&writer.secret);
+        if let Some(r) = range {
+            req = req.header("range", r);
+        }
+        let got = req.send().expect("an answer");
+        (got.status().as_u16(), got.bytes().unwrap().to_vec())
+    };
+    assert_eq!(read(None), (200, pack.clone()), "the whole object");
+    assert_eq!(
+        read(Some("bytes=4-19")),
+        (206, pack[4..20].to_vec()),
+        "a range"
+    );
+
+    // Let the reads still waiting on the pipe end, so the server can stop (the opening
+    // thread itself waits for a reader, if none is left).
+    std::thread::spawn(move || drop(std::fs::OpenOptions::new().write(true).open(at_primary)));
 }
