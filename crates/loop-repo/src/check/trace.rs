@@ -1,0 +1,161 @@
+//! Damage traced to what a user cares about: for each damaged pack, the snapshots and paths
+//! that can no longer be restored.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{Checker, child_path, fetch_tree};
+use crate::id::Id;
+use crate::snapshot::Snapshot;
+use crate::storage::FileKind;
+
+/// Affected files listed per damaged pack; the rest are counted in a final line.
+const MAX_FILES_PER_PACK: usize = 100;
+
+/// Where lost data shows up, for one damaged pack.
+#[derive(Default)]
+pub(super) struct Trace {
+    pub(super) snapshots: Vec<String>,
+    pub(super) files: Vec<String>,
+    pub(super) more: usize,
+}
+
+impl Checker<'_> {
+    /// Finds the snapshots and paths that lost data to each damaged pack. A tree is loaded
+    /// at most once to learn whether anything below it is lost, then again only along the
+    /// paths to lost blobs, once per snapshot.
+    pub(super) fn trace_damage(&mut self, snapshots: &[(Id, Snapshot)]) {
+        let mut healthy: HashSet<Id> = HashSet::new();
+        for (pack, entries) in &self.packs {
+            if self.stored.contains_key(pack) {
+                healthy.extend(
+                    entries
+                        .iter()
+                        .filter(|e| self.bad.contains_key(&e.id) && !self.is_bad(&e.id, pack))
+                        .map(|e| e.id),
+                );
+            }
+        }
+        let mut lost: HashMap<Id, Vec<Id>> = self
+            .bad
+            .iter()
+            .filter(|(blob, _)| !healthy.contains(*blob))
+            .map(|(blob, packs)| (*blob, packs.clone()))
+            .collect();
+        for pack in std::mem::take(&mut self.vanished_condemned) {
+            let object = FileKind::Pack.path(&pack.to_hex());
+            let needed = self.packs[&pack]
+                .iter()
+                .filter(|e| lost.contains_key(&e.id))
+                .count();
+            if needed > 0 {
+                self.mark_damaged(
+                    pack,
+                    format!("deleted by a prune, but {needed} of its blobs had no other copy"),
+                );
+            } else {
+                self.report.warnings.push(format!(
+                    "{object}: deleted by a prune that has not finished (the index still names it)"
+                ));
+            }
+        }
+        // Lost blobs in a vanished pack a prune no longer needed are not in `damage`.
+        lost.retain(|_, packs| {
+            packs.retain(|p| self.damage.contains_key(p));
+            !packs.is_empty()
+        });
+        if lost.is_empty() {
+            return;
+        }
+        let index = self.good_index();
+        let repo = self.repo;
+
+        // Which trees have lost data at or below them, each tree loaded once (post-order).
+        enum Step {
+            Visit(Id),
+            Done(Id, bool, Vec<Id>),
+        }
+        let mut affected: HashMap<Id, bool> = HashMap::new();
+        let mut stack: Vec<Step> = snapshots.iter().map(|(_, s)| Step::Visit(s.tree)).collect();
+        while let Some(step) = stack.pop() {
+            match step {
+                Step::Visit(id) => {
+                    if affected.contains_key(&id) {
+                        continue;
+                    }
+                    affected.insert(id, false);
+                    let Ok(tree) = fetch_tree(repo, &index, &id) else {
+                        continue;
+                    };
+                    let mut direct = false;
+                    let mut subtrees = Vec::new();
+                    for node in &tree.nodes {
+                        direct |= node.content.iter().any(|b| lost.contains_key(b));
+                        if let Some(sub) = node.subtree {
+                            if lost.contains_key(&sub) {
+                                direct = true;
+                            } else {
+                                subtrees.push(sub);
+                            }
+                        }
+                    }
+                    let visits: Vec<Step> = subtrees.iter().map(|s| Step::Visit(*s)).collect();
+                    stack.push(Step::Done(id, direct, subtrees));
+                    stack.extend(visits);
+                }
+                Step::Done(id, direct, subtrees) => {
+                    let any = direct || subtrees.iter().any(|s| affected.get(s) == Some(&true));
+                    affected.insert(id, any);
+                }
+            }
+        }
+
+        // The paths, per snapshot, descending only into affected trees.
+        let traces = &mut self.traces;
+        for (snap_id, snap) in snapshots {
+            let short = snap_id.short();
+            let mut note = |packs: &[Id], path: &str| {
+                for pack in packs {
+                    let t = traces.entry(*pack).or_default();
+                    if t.snapshots.last() != Some(&short) {
+                        t.snapshots.push(short.clone());
+                    }
+                    if t.files.len() < MAX_FILES_PER_PACK {
+                        t.files.push(format!("{short}:{path}"));
+                    } else {
+                        t.more += 1;
+                    }
+                }
+            };
+            if let Some(packs) = lost.get(&snap.tree) {
+                note(packs, "/");
+                continue;
+            }
+            let mut dirs = vec![(snap.tree, String::from("/"))];
+            while let Some((tree_id, dir)) = dirs.pop() {
+                if affected.get(&tree_id) != Some(&true) {
+                    continue;
+                }
+                let Ok(tree) = fetch_tree(repo, &index, &tree_id) else {
+                    continue;
+                };
+                for node in &tree.nodes {
+                    let path = child_path(&dir, &node.name);
+                    let mut hit: Vec<Id> = Vec::new();
+                    let blobs = node.content.iter().chain(node.subtree.as_ref());
+                    for packs in blobs.filter_map(|b| lost.get(b)) {
+                        for p in packs {
+                            if !hit.contains(p) {
+                                hit.push(*p);
+                            }
+                        }
+                    }
+                    if !hit.is_empty() {
+                        note(&hit, &path);
+                    } else if let Some(sub) = node.subtree {
+                        dirs.push((sub, path));
+                    }
+                }
+            }
+        }
+    }
+}
