@@ -3,11 +3,14 @@
 //! The `config` object is sealed (`LPCF`) under the master key and holds the repository ID,
 //! the blob ID key, the chunker parameters and the compression level. Its plaintext header
 //! carries the format version, so a newer repository is reported before any key is tried.
+//!
+//! Here: init, open, index, blobs and trees; `snapshots.rs` and `key_slots.rs` hold the rest
+//! of what a `Repository` does.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use chrono::{Local, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
@@ -20,7 +23,7 @@ use crate::id::Id;
 use crate::index::{Index, IndexFile};
 use crate::keys::{KdfParams, KeySlot, Secret, SlotMeta};
 use crate::pack::{self, BlobKind, MAX_BLOB, PackEntry};
-use crate::snapshot::{Snapshot, SnapshotFilter};
+use crate::snapshot::Snapshot;
 use crate::storage::{FileKind, Storage};
 use crate::tree::Tree;
 use crate::util::parallel_map;
@@ -36,6 +39,9 @@ const MAX_KEY_SLOT: u64 = 1024 * 1024;
 pub(crate) const SEALED_OVERHEAD: u64 = 1024;
 /// Threads for fetching many small objects (index files, snapshots).
 pub(crate) const FETCH_THREADS: usize = 8;
+
+mod key_slots;
+mod snapshots;
 
 #[derive(Serialize, Deserialize)]
 struct ConfigFile {
@@ -485,259 +491,5 @@ impl Repository {
             )));
         }
         Ok((self.blob_id(&data), data))
-    }
-
-    pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
-        self.load_snapshot_from(id, false)
-    }
-
-    /// Loads a snapshot; `listed` when a fresh listing just named it, so a cached copy may
-    /// serve (a snapshot asked for by ID alone may have been forgotten since it was cached).
-    fn load_snapshot_from(&self, id: &Id, listed: bool) -> Result<Snapshot> {
-        let name = id.to_hex();
-        let object = FileKind::Snapshot.path(&name);
-        let open = |bytes: &[u8]| -> Result<Snapshot> {
-            match format::open(&self.master, Magic::Snapshot, &object, bytes, MAX_SNAPSHOT)? {
-                (Version::V1, json) => serde_json::from_slice(&json)
-                    .map_err(|e| Error::corrupt(&object, e.to_string())),
-            }
-        };
-        if listed && let Some(snap) = self.cached_file(FileKind::Snapshot, &name, open) {
-            return Ok(snap);
-        }
-        let bytes = self.storage.get(
-            FileKind::Snapshot,
-            &name,
-            SEALED_OVERHEAD + MAX_SNAPSHOT as u64,
-        )?;
-        let snap = open(&bytes)?;
-        if let Some(c) = &self.cache {
-            c.put_file(FileKind::Snapshot, &name, &bytes);
-        }
-        Ok(snap)
-    }
-
-    pub fn save_snapshot(&self, snap: &Snapshot) -> Result<Id> {
-        let id = Id::random();
-        let json = serde_json::to_vec(snap).expect("snapshots serialize");
-        self.storage.put(
-            FileKind::Snapshot,
-            &id.to_hex(),
-            format::seal(&self.master, Magic::Snapshot, &json, 3),
-        )?;
-        Ok(id)
-    }
-
-    /// Every snapshot that can be read, oldest first, and apart from them the snapshot
-    /// objects that cannot (damaged, or of a newer format), with the reason. One bad object
-    /// (a token holder can write any snapshot object) never hides the others: listing,
-    /// `latest`, forget and stats skip it and say so, prune refuses to delete anything while
-    /// it cannot know what a snapshot uses, and check reports it. Storage errors still fail.
-    pub fn list_snapshots(&self) -> Result<SnapshotList> {
-        let names: Vec<String> = self
-            .storage
-            .list(FileKind::Snapshot)?
-            .into_iter()
-            .map(|o| o.name)
-            .collect();
-        if let Some(c) = &self.cache {
-            c.retain_files(
-                FileKind::Snapshot,
-                &names.iter().map(String::as_str).collect(),
-            );
-        }
-        let loaded = parallel_map(&names, FETCH_THREADS, |name| {
-            let id = Id::parse(name)?;
-            match self.load_snapshot_from(&id, true) {
-                Ok(s) => Ok(Some((id, s))),
-                // Removed by a concurrent forget between list and get.
-                Err(e) if e.is_not_found() => Ok(None),
-                Err(e) => Err(e),
-            }
-        });
-        let mut out = SnapshotList::default();
-        for (name, r) in names.into_iter().zip(loaded) {
-            match r {
-                Ok(Some(s)) => out.snapshots.push(s),
-                Ok(None) => {}
-                Err(e @ (Error::Corrupt { .. } | Error::NewerVersion { .. })) => {
-                    out.damaged.push((name, e))
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        out.snapshots
-            .sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-        out.damaged.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
-    }
-
-    /// Removes a snapshot object without reading it, so a damaged one can go too; one already
-    /// gone counts as removed. Takes no marker, because nothing running depends on the object
-    /// staying: the snapshot's trees and data stay until a prune, which waits for backup,
-    /// restore and check markers, and a reader that listed the snapshot just before skips it
-    /// ([`Repository::list_snapshots`]).
-    pub fn remove_snapshot(&self, id: &Id) -> Result<()> {
-        self.storage.delete(FileKind::Snapshot, &id.to_hex())
-    }
-
-    /// The ID of the snapshot object `spec` names (a full ID or a unique prefix of at least 4
-    /// hex digits) without reading it, so a damaged snapshot can still be removed.
-    pub fn snapshot_name(&self, spec: &str) -> Result<Id> {
-        if spec.len() < 4 || spec.len() > 64 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Invalid(format!(
-                "{spec:?} is not a snapshot ID (at least 4 hex digits)"
-            )));
-        }
-        let spec_lower = spec.to_ascii_lowercase();
-        let matches: Vec<String> = self
-            .storage
-            .list(FileKind::Snapshot)?
-            .into_iter()
-            .map(|o| o.name)
-            .filter(|n| n.starts_with(&spec_lower))
-            .collect();
-        match matches.as_slice() {
-            [one] => Id::parse(one),
-            [] => Err(Error::NotFound(format!("snapshot {spec}"))),
-            _ => Err(Error::Invalid(format!(
-                "snapshot prefix {spec} is ambiguous"
-            ))),
-        }
-    }
-
-    /// Resolves `latest`, a full ID or a unique ID prefix (at least 4 hex digits).
-    pub fn find_snapshot(&self, spec: &str, filter: &SnapshotFilter) -> Result<(Id, Snapshot)> {
-        if spec == "latest" {
-            return self
-                .list_snapshots()?
-                .snapshots
-                .into_iter()
-                .rev()
-                .find(|(_, s)| filter.matches(s))
-                .ok_or_else(|| Error::NotFound("a snapshot matching the filter".into()));
-        }
-        if spec.len() == 64 {
-            let id = Id::parse(spec)?;
-            return self.load_snapshot(&id).map(|s| (id, s)).map_err(|e| {
-                if e.is_not_found() {
-                    Error::NotFound(format!("snapshot {spec}"))
-                } else {
-                    e
-                }
-            });
-        }
-        if spec.len() < 4 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Invalid(format!(
-                "{spec:?} is neither `latest` nor a snapshot ID (at least 4 hex digits)"
-            )));
-        }
-        let id = self.snapshot_name(spec)?;
-        Ok((id, self.load_snapshot(&id)?))
-    }
-
-    // ---- key slots ----
-
-    /// Every key slot, read and parsed (still locked).
-    fn key_slots(&self) -> Result<Vec<(Id, KeySlot)>> {
-        let mut out = Vec::new();
-        for info in self.storage.list(FileKind::Key)? {
-            let object = FileKind::Key.path(&info.name);
-            let slot = KeySlot::parse(
-                &object,
-                self.storage.get(FileKind::Key, &info.name, MAX_KEY_SLOT)?,
-            )?;
-            out.push((Id::parse(&info.name)?, slot));
-        }
-        Ok(out)
-    }
-
-    pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
-        let mut out = Vec::new();
-        for (id, slot) in self.key_slots()? {
-            out.push(KeyInfo {
-                id,
-                current: id == self.key_id,
-                kind: if slot.is_passphrase() {
-                    "passphrase"
-                } else {
-                    "raw-key"
-                },
-                meta: slot.meta,
-            });
-        }
-        out.sort_by(|a, b| a.meta.created.cmp(&b.meta.created));
-        Ok(out)
-    }
-
-    /// The key slots `secret` opens. Each slot is read; a raw key costs no key derivation,
-    /// and a slot of the other kind is skipped without one.
-    pub fn key_slots_opened_by(&self, secret: Secret<'_>) -> Result<Vec<Id>> {
-        let mut out = Vec::new();
-        for (id, slot) in self.key_slots()? {
-            if slot.open(&secret)?.is_some() {
-                out.push(id);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Adds a key slot for another passphrase or raw key. Data is not re-encrypted.
-    pub fn add_key(&self, secret: Secret<'_>, kdf: KdfParams, meta: &SlotMeta) -> Result<Id> {
-        let slot = KeySlot::create(&self.master, secret, kdf, meta)?;
-        let id = Id::random();
-        self.storage.put(FileKind::Key, &id.to_hex(), slot)?;
-        Ok(id)
-    }
-
-    /// Removes a key slot. Refuses the slot this session opened with, so nobody locks
-    /// themselves out by accident; removing the last slot needs [`Repository::destroy_keys`].
-    pub fn remove_key(&self, id: &Id) -> Result<()> {
-        if *id == self.key_id {
-            return Err(Error::Invalid(
-                "refusing to remove the key slot in use; open with another key to remove it".into(),
-            ));
-        }
-        let name = id.to_hex();
-        self.storage.size(FileKind::Key, &name).map_err(|e| {
-            if e.is_not_found() {
-                Error::NotFound(format!("key {}", id.short()))
-            } else {
-                e
-            }
-        })?;
-        self.storage.delete(FileKind::Key, &name)
-    }
-
-    /// Replaces the current slot's passphrase: adds a new slot, then removes the old one.
-    pub fn change_passphrase(&mut self, new: &[u8], kdf: KdfParams, meta: &SlotMeta) -> Result<Id> {
-        let new_id = self.add_key(Secret::Passphrase(new), kdf, meta)?;
-        let old = self.key_id;
-        self.key_id = new_id;
-        self.storage.delete(FileKind::Key, &old.to_hex())?;
-        Ok(new_id)
-    }
-
-    /// Deletes every key slot: the repository becomes unreadable for good (crypto-shredding).
-    pub fn destroy_keys(storage: &dyn Storage) -> Result<usize> {
-        let slots = storage.list(FileKind::Key)?;
-        for s in &slots {
-            storage.delete(FileKind::Key, &s.name)?;
-        }
-        Ok(slots.len())
-    }
-
-    pub fn key_id(&self) -> Id {
-        self.key_id
-    }
-
-    /// Host and user metadata for a new key slot.
-    pub fn default_slot_meta(host: &str, user: &str) -> SlotMeta {
-        SlotMeta {
-            created: Local::now().to_rfc3339(),
-            host: host.to_string(),
-            user: user.to_string(),
-            label: String::new(),
-        }
     }
 }
