@@ -10,7 +10,7 @@ use std::time::Duration;
 use loop_server::config::SmtpSecurity;
 use serde_json::{Value, json};
 use support::smtp::SmtpSink;
-use support::{ADMIN_EMAIL, ADMIN_PASSWORD, Server, USER_PASSWORD};
+use support::{ADMIN_EMAIL, ADMIN_PASSWORD, Customer, Server, USER_PASSWORD};
 
 fn server_mailing_to(sink: &SmtpSink) -> Server {
     let port = sink.port;
@@ -224,15 +224,21 @@ fn a_new_address_of_an_account_takes_effect_when_its_owner_confirms_it() {
         .expect(200);
 }
 
-#[test]
-fn mail_waits_while_the_relay_is_down_and_goes_out_once_it_is_back() {
-    let Some(mut sink) = SmtpSink::start() else {
-        return;
-    };
+/// A server mailing to a relay that is down, and its customer `bravo` (`None` where no SMTP
+/// server can run here; `SmtpSink::start` says so).
+fn relay_down() -> Option<(SmtpSink, Server, Customer)> {
+    let mut sink = SmtpSink::start()?;
     let server = server_mailing_to(&sink);
     sink.stop();
-    let root = server.admin();
-    let bravo = server.customer(&root, "bravo");
+    let bravo = server.customer(&server.admin(), "bravo");
+    Some((sink, server, bravo))
+}
+
+#[test]
+fn mail_waits_while_the_relay_is_down_and_goes_out_once_it_is_back() {
+    let Some((mut sink, server, bravo)) = relay_down() else {
+        return;
+    };
     let bravo_admin = server.as_member(bravo.member("admin"));
     bravo_admin
         .post(
@@ -292,13 +298,9 @@ fn outbox_until(server: &Server, email: &str, what: &str, done: impl Fn(&str, bo
 
 #[test]
 fn mail_the_relay_refuses_for_give_up_hours_is_marked_failed_and_never_sent() {
-    let Some(mut sink) = SmtpSink::start() else {
+    let Some((mut sink, server, bravo)) = relay_down() else {
         return;
     };
-    let server = server_mailing_to(&sink);
-    sink.stop();
-    let root = server.admin();
-    let bravo = server.customer(&root, "bravo");
     // (Signed in anew each time: a session does not outlive the days the clock moves.)
     let invite = |email: &str| {
         server

@@ -91,23 +91,7 @@ fn a_read_the_primary_does_not_answer_is_served_from_the_replica_after_primary_t
     });
     let admin = server.admin();
     let (tenant, vault) = customer_with_vault(&admin, "Replicated", None);
-    admin
-        .post(
-            &format!("/api/v1/vaults/{vault}/replicas"),
-            json!({ "destination": "spare" }),
-        )
-        .expect(201);
-    let writer = holder(&server, &admin, &tenant, &vault, &["backup", "restore"]);
-    let pack = pack_object([7u8; 32]);
-    let name = hex::encode([7u8; 32]);
-    writer.put("data", &name, &pack).expect(201);
-    let job = admin
-        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
-        .expect(202);
-    assert_eq!(
-        admin.job_ended(job["id"].as_str().unwrap())["state"],
-        "succeeded"
-    );
+    let (writer, pack, name) = replicated_pack(&server, &admin, &tenant, &vault);
 
     // The primary's copy becomes a named pipe with no writer: opening it never returns, as
     // a store that accepted the connection and stopped answering.

@@ -12,7 +12,7 @@ use support::lifecycle::{
     DAY, acme_on, after, at, mail, ms, server_mailing_to, subscription, user,
 };
 use support::smtp::SmtpSink;
-use support::vault::{holder, pack_object};
+use support::vault::{holder, pack_object, replicated_pack};
 
 #[test]
 fn a_subscription_lives_from_trial_to_suspension_payment_and_erasure_at_every_place() {
@@ -58,23 +58,8 @@ fn a_subscription_lives_from_trial_to_suspension_payment_and_erasure_at_every_pl
         .as_str()
         .unwrap()
         .to_string();
-    admin
-        .post(
-            &format!("/api/v1/vaults/{vault}/replicas"),
-            json!({ "destination": "spare" }),
-        )
-        .expect(201);
-    let writer = holder(&server, &admin, &tenant, &vault, &["backup", "restore"]);
-    let pack = pack_object([7u8; 32]);
-    let pack_name = hex::encode([7u8; 32]);
-    writer.put("data", &pack_name, &pack).expect(201);
-    let job = admin
-        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
-        .expect(202);
-    assert_eq!(
-        admin.job_ended(job["id"].as_str().unwrap())["state"],
-        "succeeded"
-    );
+    // A replica holding the vault's one pack: its data is in two places, both erased at the end.
+    let (_, _, pack_name) = replicated_pack(&server, &admin, &tenant, &vault);
 
     // Day 11: the trial ends in three days, and no payment method is on file.
     assert!(after(&server, 10, 0).is_empty());

@@ -131,6 +131,33 @@ impl VaultAs<'_> {
     }
 }
 
+/// Gives `vault` a replica at the `spare` destination ([`super::with_spare`]), stores one
+/// pack through a token holding `backup` and `restore`, and replicates: the holder, the pack's
+/// bytes and its name.
+pub fn replicated_pack<'a>(
+    server: &'a Server,
+    admin: &Caller<'_>,
+    tenant: &str,
+    vault: &str,
+) -> (VaultAs<'a>, Vec<u8>, String) {
+    admin
+        .post(
+            &format!("/api/v1/vaults/{vault}/replicas"),
+            json!({ "destination": "spare" }),
+        )
+        .expect(201);
+    let writer = holder(server, admin, tenant, vault, &["backup", "restore"]);
+    let pack = pack_object([7u8; 32]);
+    let name = hex::encode([7u8; 32]);
+    writer.put("data", &name, &pack).expect(201);
+    let job = admin
+        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+        .expect(202);
+    let ended = admin.job_ended(job["id"].as_str().unwrap());
+    assert_eq!(ended["state"], "succeeded", "{ended}");
+    (writer, pack, name)
+}
+
 pub fn blake3_hex(b: &[u8]) -> String {
     blake3::hash(b).to_hex().to_string()
 }
