@@ -27,21 +27,62 @@ pub fn parse_vault_url(url: &str) -> Option<(String, String)> {
     Some((format!("https://{host}"), id.to_string()))
 }
 
-/// The vaults `token` may use on the server (`GET /vaults` of the vault protocol).
+/// The vaults `token` may use on the server (`GET /vaults` of the vault protocol), retried
+/// within [`SERVER_RETRY`] like every vault-protocol request.
 pub fn list_vaults(
     conn: &Connection,
     token: &str,
 ) -> std::result::Result<Vec<loop_api::VaultEntry>, ApiError> {
-    let resp = conn
-        .client
-        .get(format!("{}/vaults", conn.base))
-        .bearer_auth(token)
-        .send()
-        .map_err(|e| ApiError::Transport(loop_repo::one_line(&e)))?;
+    let url = format!("{}/vaults", conn.base);
+    let (resp, _) = send_retrying(SERVER_RETRY, "vaults", || {
+        conn.client.get(&url).bearer_auth(token)
+    })
+    .map_err(gave_up)?;
     if !resp.status().is_success() {
         return Err(api::problem(resp));
     }
     resp.json().map_err(|e| ApiError::Decode(e.to_string()))
+}
+
+/// Sends a request, retrying transport failures, server errors and answers that ask for a
+/// retry (`Retry-After`) with backoff from 200 ms, within `budget`: the answer the server
+/// gave at last (HTTP errors are the caller's to map) and the attempts it took.
+fn send_retrying(
+    budget: RetryBudget,
+    object: &str,
+    build: impl Fn() -> reqwest::blocking::RequestBuilder,
+) -> Result<(Response, u32)> {
+    let mut delay = Duration::from_millis(200);
+    let start = std::time::Instant::now();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let last = attempt > budget.max_retries || start.elapsed() >= budget.timeout;
+        match build().send() {
+            Ok(r)
+                if (r.status().is_server_error()
+                    || r.headers().contains_key(reqwest::header::RETRY_AFTER))
+                    && !last => {}
+            Ok(r) => return Ok((r, attempt as u32)),
+            Err(e) if last => {
+                return Err(Error::Storage {
+                    object: object.into(),
+                    message: loop_repo::one_line(&e),
+                });
+            }
+            Err(_) => {}
+        }
+        std::thread::sleep(delay);
+        delay *= 2;
+    }
+}
+
+/// A request [`send_retrying`] gave up on, as the API client reports it.
+fn gave_up(e: Error) -> ApiError {
+    match e {
+        Error::Storage { message, .. } => ApiError::Transport(message),
+        e => ApiError::Transport(e.to_string()),
+    }
 }
 
 /// What the server granted when the vault was opened.
@@ -115,10 +156,7 @@ impl VaultStorage {
         };
         let (resp, _) = self
             .send("open", || self.conn.client.post(&url).json(&request))
-            .map_err(|e| match e {
-                Error::Storage { message, .. } => ApiError::Transport(message),
-                e => ApiError::Transport(e.to_string()),
-            })?;
+            .map_err(gave_up)?;
         if !resp.status().is_success() {
             return Err(api::problem(resp));
         }
@@ -227,29 +265,7 @@ impl VaultStorage {
         object: &str,
         build: impl Fn() -> reqwest::blocking::RequestBuilder,
     ) -> Result<(Response, u32)> {
-        let mut delay = Duration::from_millis(200);
-        let start = std::time::Instant::now();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let last = attempt > self.retry.max_retries || start.elapsed() >= self.retry.timeout;
-            match build().send() {
-                Ok(r)
-                    if (r.status().is_server_error()
-                        || r.headers().contains_key(reqwest::header::RETRY_AFTER))
-                        && !last => {}
-                Ok(r) => return Ok((r, attempt as u32)),
-                Err(e) if last => {
-                    return Err(Error::Storage {
-                        object: object.into(),
-                        message: loop_repo::one_line(&e),
-                    });
-                }
-                Err(_) => {}
-            }
-            std::thread::sleep(delay);
-            delay *= 2;
-        }
+        send_retrying(self.retry, object, build)
     }
 
     pub(crate) fn fail(&self, object: &str, resp: Response) -> Error {

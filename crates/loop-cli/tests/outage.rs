@@ -4,34 +4,11 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 
 use support::cli::{assert_same_tree, object_files, write};
 use support::server::*;
 use support::story::*;
-
-/// Forwards connections to `to`, closing the first `refused` of them at once (the client
-/// sees the connection end before any answer); the address to connect to.
-fn flaky_proxy(to: SocketAddr, refused: usize) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let at = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for (n, client) in listener.incoming().enumerate() {
-            let Ok(client) = client else { continue };
-            if n < refused {
-                continue;
-            }
-            let Ok(server) = TcpStream::connect(to) else {
-                continue;
-            };
-            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-            std::thread::spawn(move || std::io::copy(&mut c_in, &mut s_out));
-            let (mut s_in, mut c_out) = (server, client);
-            std::thread::spawn(move || std::io::copy(&mut s_in, &mut c_out));
-        }
-    });
-    at
-}
 
 #[test]
 fn a_server_out_of_reach_for_a_moment_is_retried_and_the_backup_completes() {

@@ -31,15 +31,20 @@ fn regions(places: &'static [(&'static str, &'static str)]) -> impl Fn(&Path) ->
 /// A's customer admin adds B as the remote `site-b`, with B's replication token `token`
 /// (given through the environment, as a person would); the remote's ID.
 fn add_remote(a: &Story, b: &Story, token: &str) -> String {
+    add_remote_at(a, b, token, "site-b", &b.server.url)
+}
+
+/// [`add_remote`] named `name`, reaching B at `url` (B's certificate pinned all the same).
+fn add_remote_at(a: &Story, b: &Story, token: &str, name: &str, url: &str) -> String {
     let args = [
         "remote",
         "add",
         "--tenant",
         &a.customer,
         "--name",
-        "site-b",
+        name,
         "--url",
-        &b.server.url,
+        url,
         "--fingerprint",
         &b.server.fingerprint,
     ];
@@ -415,6 +420,23 @@ fn a_sync_of_the_whole_tenant_pushes_every_vault_its_patterns_match_to_the_vault
     }
     // `web` does not match: B's `web` stays empty.
     assert!(object_files(&b.dir.path().join("b-nl").join(&theirs["web"])).is_empty());
+
+    // B reached through a moment in which it refuses connections (the first two): the listing
+    // of B's vaults that adding the job makes is retried within its own budget, and the run
+    // ends in its first attempt.
+    let b_at: std::net::SocketAddr = b.server.url.trim_start_matches("https://").parse().unwrap();
+    let flaky = format!("https://{}", flaky_proxy(b_at, 2));
+    let remote = add_remote_at(&a, &b, &token, "site-b-flaky", &flaky);
+    let flaky_job = json(&mut a.admin(
+        "ana",
+        &[
+            "sync", "add", "push", "--remote", &remote, "--match", "db-*",
+        ],
+    ));
+    let run = json(&mut a.admin("ana", &["sync", "run", &id(&flaky_job)]));
+    let ended = a.job_ended(run["id"].as_str().unwrap());
+    assert_eq!(ended["state"], "succeeded-with-warnings", "{ended:#}");
+    assert_eq!(ended["attempts"], 1, "{ended:#}");
 
     // B out of reach: the run is not failed for good (no token was refused).
     let mut b = b;

@@ -1,6 +1,7 @@
 //! A real `loop server` process on a free port, and `loop` commands signed in to it.
 
 use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -303,4 +304,27 @@ pub fn fails(cmd: &mut Command) -> String {
 
 pub fn json(cmd: &mut Command) -> serde_json::Value {
     serde_json::from_str(&ok(cmd.arg("--json"))).expect("JSON output")
+}
+
+/// Forwards connections to `to`, closing the first `refused` of them at once (the client
+/// sees the connection end before any answer); the address to connect to.
+pub fn flaky_proxy(to: SocketAddr, refused: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for (n, client) in listener.incoming().enumerate() {
+            let Ok(client) = client else { continue };
+            if n < refused {
+                continue;
+            }
+            let Ok(server) = TcpStream::connect(to) else {
+                continue;
+            };
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut c_in, &mut s_out));
+            let (mut s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || std::io::copy(&mut s_in, &mut c_out));
+        }
+    });
+    at
 }
