@@ -263,10 +263,6 @@ fn location(
     }
 }
 
-/// The vaults on another server that push sync job `job` copied the tenant's `vaults` to:
-/// the one it names, or (a job of the whole tenant) each vault there of the same name. A
-/// remote that cannot be listed now is recorded without its vault, and the certificate
-/// says so.
 /// After a tenant's erasure: once its deletion certificate was issued and mailed, its
 /// people are erased as on their own request (`person::erase`, by the system), so nothing of
 /// them stays but pseudonyms in the audit log and the billing details the invoices were
@@ -294,6 +290,10 @@ pub async fn forget_people(state: &AppState) -> ApiResult<u64> {
     Ok(n)
 }
 
+/// The vaults on another server that push sync job `job` copied the tenant's `vaults` to:
+/// the one it names, or (a job of the whole tenant) each vault there of the same name. A
+/// remote that cannot be listed now is recorded without its vault, and the certificate
+/// says so.
 pub(crate) async fn pushed_to(
     state: &AppState,
     job: &loop_api::SyncJob,

@@ -550,3 +550,47 @@ fn a_certificate_is_not_complete_when_a_copy_is_out_of_reach() {
     let local = places.iter().find(|p| p["kind"] == "destination").unwrap();
     assert_eq!(local["objects_left"], 0, "{local}");
 }
+
+/// A whole-tenant push whose remote cannot be listed when the erasure starts: the copies
+/// there are named as out of reach because of that, not as if the remote had been removed.
+#[test]
+fn a_certificate_says_when_a_remote_could_not_be_listed() {
+    let server = Server::start();
+    let (other, _, token) = other_operator();
+    let admin = server.admin();
+    let (tenant, _) = support::vault::customer_with_vault(&admin, "Acme", None);
+    let remote = id(&admin
+        .post(
+            "/api/v1/remotes",
+            json!({ "tenant_id": tenant, "name": "other", "url": other.base,
+                    "fingerprint": other.fingerprint, "token": token }),
+        )
+        .expect(201));
+    admin
+        .post(
+            "/api/v1/sync-jobs",
+            json!({ "remote_id": remote, "direction": "push" }),
+        )
+        .expect(201);
+    drop(other);
+
+    let report = admin
+        .post(
+            &format!("/api/v1/tenants/{tenant}/erase"),
+            json!({ "confirm": "Acme" }),
+        )
+        .expect(200);
+    admin.job_ended(report["erasure_job_id"].as_str().unwrap());
+    let cert = support::certificate(&admin, &tenant);
+    assert_eq!(cert["complete"], false, "{cert}");
+    let remote_place = cert["places"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "remote")
+        .unwrap_or_else(|| panic!("the remote copy in {cert}"));
+    assert!(remote_place["objects_left"].is_null(), "{remote_place}");
+    let note = remote_place["note"].as_str().unwrap();
+    assert!(note.contains("could not be listed"), "{remote_place}");
+    assert!(!note.contains("removed"), "{remote_place}");
+}

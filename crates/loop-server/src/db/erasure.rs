@@ -105,8 +105,8 @@ pub async fn departed_of(pool: &AnyPool, tenant_id: &str) -> DbResult<Vec<Locati
 pub async fn insert_location(tx: &mut Tx, l: &LocationRow) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO erasure_locations (id, tenant_id, vault_id, kind, place, jurisdiction,
-             remote_vault_id, remote_url, objects_deleted, bytes_deleted)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, 0)
+             remote_vault_id, remote_url, note, objects_deleted, bytes_deleted)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0)
          ON CONFLICT (vault_id, kind, place) DO NOTHING",
     )
     .bind(&l.id)
@@ -117,6 +117,7 @@ pub async fn insert_location(tx: &mut Tx, l: &LocationRow) -> DbResult<()> {
     .bind(&l.jurisdiction)
     .bind(&l.remote_vault_id)
     .bind(&l.remote_url)
+    .bind(&l.note)
     .execute(&mut **tx)
     .await?;
     Ok(())
