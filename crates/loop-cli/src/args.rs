@@ -242,7 +242,7 @@ pub struct BackupArgs {
     #[arg(long)]
     pub fixed_chunks: Option<u32>,
     /// Write an index at least this often (seconds), bounding what an interruption loses
-    #[arg(long, default_value_t = 30, hide = true)]
+    #[arg(long, default_value_t = loop_repo::backup::INDEX_FLUSH.as_secs(), hide = true)]
     pub index_flush_secs: u64,
     /// Record this time instead of now (RFC 3339)
     #[arg(long, hide = true)]

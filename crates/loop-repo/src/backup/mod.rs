@@ -117,6 +117,10 @@ pub struct BackupOptions {
     pub scan: bool,
 }
 
+/// How often a backup writes an index file of the packs stored since the last one, by
+/// default: what an interrupted backup loses at most (docs/FORMAT.md, docs/OPERATIONS.md).
+pub const INDEX_FLUSH: Duration = Duration::from_secs(30);
+
 impl Default for BackupOptions {
     fn default() -> Self {
         BackupOptions {
@@ -131,7 +135,7 @@ impl Default for BackupOptions {
             chunk_mode: ChunkMode::ContentDefined,
             threads: 0,
             tree_fetchers: 0,
-            index_flush: Duration::from_secs(30),
+            index_flush: INDEX_FLUSH,
             stdin: None,
             time: None,
             scan: false,
