@@ -1,7 +1,7 @@
 //! Links `loop` with packed relative relocations (DT_RELR) where the toolchain and C library
 //! support them. A position-independent binary of this size carries 80,000 relative
 //! relocations: as classic records they are 1.9 MB that the loader reads at every start, as
-//! RELR bitmaps 30 KB, which lowers every command's resident memory by about 3 MiB
+//! RELR bitmaps 30 KB, which lowers every command's resident memory by 2 to 3 MiB
 //! (docs/BENCHMARKS.md). The loader of glibc 2.36 or later applies them; where the host's
 //! linker or C library cannot (older systems, cross builds), the binary is linked as before.
 
