@@ -503,6 +503,28 @@ fn push_to(admin: &Caller<'_>, tenant: &str, vault: &str, to: (&Server, &str, &V
     remote
 }
 
+/// Erases the tenant "Acme" and waits for the job: its certificate, which must say it is not
+/// complete, and the certificate's place at the other server.
+fn erased_with_a_copy_left(admin: &Caller<'_>, tenant: &str) -> (Value, Value) {
+    let report = admin
+        .post(
+            &format!("/api/v1/tenants/{tenant}/erase"),
+            json!({ "confirm": "Acme" }),
+        )
+        .expect(200);
+    admin.job_ended(report["erasure_job_id"].as_str().unwrap());
+    let cert = support::certificate(admin, tenant);
+    assert_eq!(cert["complete"], false, "{cert}");
+    let remote_place = cert["places"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "remote")
+        .unwrap_or_else(|| panic!("the remote copy in {cert}"))
+        .clone();
+    (cert, remote_place)
+}
+
 /// A copy the server can no longer reach (its remote was removed) is not erased, and the
 /// certificate says so: not complete, the place named with why, nothing claimed of it.
 #[test]
@@ -521,20 +543,8 @@ fn a_certificate_is_not_complete_when_a_copy_is_out_of_reach() {
         .delete(&format!("/api/v1/remotes/{remote}"))
         .expect(204);
 
-    let report = admin
-        .post(
-            &format!("/api/v1/tenants/{tenant}/erase"),
-            json!({ "confirm": "Acme" }),
-        )
-        .expect(200);
-    admin.job_ended(report["erasure_job_id"].as_str().unwrap());
-    let cert = support::certificate(&admin, &tenant);
-    assert_eq!(cert["complete"], false, "{cert}");
+    let (cert, remote_place) = erased_with_a_copy_left(&admin, &tenant);
     let places = cert["places"].as_array().unwrap();
-    let remote_place = places
-        .iter()
-        .find(|p| p["kind"] == "remote")
-        .unwrap_or_else(|| panic!("the remote copy in {cert}"));
     assert!(remote_place["objects_left"].is_null(), "{remote_place}");
     assert!(
         remote_place["note"].as_str().unwrap().contains("removed"),
@@ -574,21 +584,7 @@ fn a_certificate_says_when_a_remote_could_not_be_listed() {
         .expect(201);
     drop(other);
 
-    let report = admin
-        .post(
-            &format!("/api/v1/tenants/{tenant}/erase"),
-            json!({ "confirm": "Acme" }),
-        )
-        .expect(200);
-    admin.job_ended(report["erasure_job_id"].as_str().unwrap());
-    let cert = support::certificate(&admin, &tenant);
-    assert_eq!(cert["complete"], false, "{cert}");
-    let remote_place = cert["places"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["kind"] == "remote")
-        .unwrap_or_else(|| panic!("the remote copy in {cert}"));
+    let (_, remote_place) = erased_with_a_copy_left(&admin, &tenant);
     assert!(remote_place["objects_left"].is_null(), "{remote_place}");
     let note = remote_place["note"].as_str().unwrap();
     assert!(note.contains("could not be listed"), "{remote_place}");
