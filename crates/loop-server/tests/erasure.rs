@@ -427,6 +427,7 @@ fn erasure_deletes_every_object_at_every_place_and_certifies_it() {
         assert!(p["objects_deleted"].as_u64().unwrap() >= 3, "{p}");
         assert_eq!(p["objects_left"], 0, "{p}");
         assert!(p["verified_at"].is_string(), "{p}");
+        assert!(p["verified_by"].is_string(), "{p}");
     }
     assert_eq!(at("destination", "garage")["jurisdiction"], "local");
     assert_eq!(
@@ -504,7 +505,7 @@ fn push_to(admin: &Caller<'_>, tenant: &str, vault: &str, to: (&Server, &str, &V
 }
 
 /// Erases the tenant "Acme" and waits for the job: its certificate, which must say it is not
-/// complete, and the certificate's place at the other server.
+/// complete, and the certificate's place at the other server, which must not claim a listing.
 fn erased_with_a_copy_left(admin: &Caller<'_>, tenant: &str) -> (Value, Value) {
     let report = admin
         .post(
@@ -522,6 +523,10 @@ fn erased_with_a_copy_left(admin: &Caller<'_>, tenant: &str) -> (Value, Value) {
         .find(|p| p["kind"] == "remote")
         .unwrap_or_else(|| panic!("the remote copy in {cert}"))
         .clone();
+    // Not listed afterwards, so not verified: the certificate claims no listing of it.
+    assert!(remote_place["objects_left"].is_null(), "{remote_place}");
+    assert!(remote_place["verified_at"].is_null(), "{remote_place}");
+    assert!(remote_place["verified_by"].is_null(), "{remote_place}");
     (cert, remote_place)
 }
 
@@ -545,7 +550,6 @@ fn a_certificate_is_not_complete_when_a_copy_is_out_of_reach() {
 
     let (cert, remote_place) = erased_with_a_copy_left(&admin, &tenant);
     let places = cert["places"].as_array().unwrap();
-    assert!(remote_place["objects_left"].is_null(), "{remote_place}");
     assert!(
         remote_place["note"].as_str().unwrap().contains("removed"),
         "{remote_place}"
@@ -585,7 +589,6 @@ fn a_certificate_says_when_a_remote_could_not_be_listed() {
     drop(other);
 
     let (_, remote_place) = erased_with_a_copy_left(&admin, &tenant);
-    assert!(remote_place["objects_left"].is_null(), "{remote_place}");
     let note = remote_place["note"].as_str().unwrap();
     assert!(note.contains("could not be listed"), "{remote_place}");
     assert!(!note.contains("removed"), "{remote_place}");

@@ -227,6 +227,9 @@ async fn certify(
     let mut places = Vec::new();
     for l in locations {
         let vault = vaults::deleted_vault(pool, &l.vault_id).await?;
+        // A place that could not be listed afterwards was not verified: no time, no method,
+        // and its note says why.
+        let listed = l.objects_left.is_some();
         places.push(json!({
             "vault_id": l.vault_id,
             "vault_name": vault.as_ref().map(|v| v.name.clone()),
@@ -237,11 +240,11 @@ async fn certify(
             "objects_deleted": l.objects_deleted,
             "bytes_deleted": l.bytes_deleted,
             "objects_left": l.objects_left,
-            "verified_at": l.verified_at.map(crate::db::time),
-            "verified_by": match l.kind.as_str() {
+            "verified_at": l.verified_at.filter(|_| listed).map(crate::db::time),
+            "verified_by": listed.then_some(match l.kind.as_str() {
                 "destination" => "a listing of every object under the vault's prefix at the destination",
                 _ => "a listing of every object kind of the vault through the other server's vault protocol",
-            },
+            }),
             "note": l.note,
         }));
     }
