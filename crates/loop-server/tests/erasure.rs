@@ -479,17 +479,22 @@ fn other_operator() -> (Server, String, Value) {
     (other, copy, token)
 }
 
-/// `vault` of `tenant` pushed once to `copy` at the other operator, through a remote made for
-/// it; the remote's ID.
-fn push_to(admin: &Caller<'_>, tenant: &str, vault: &str, to: (&Server, &str, &Value)) -> String {
-    let (other, copy, token) = to;
-    let remote = id(&admin
+/// A remote of `tenant` for the other operator's server, with its `token`; the remote's ID.
+fn remote_to(admin: &Caller<'_>, tenant: &str, other: &Server, token: &Value) -> String {
+    id(&admin
         .post(
             "/api/v1/remotes",
             json!({ "tenant_id": tenant, "name": "other", "url": other.base,
                     "fingerprint": other.fingerprint, "token": token }),
         )
-        .expect(201));
+        .expect(201))
+}
+
+/// `vault` of `tenant` pushed once to `copy` at the other operator, through a remote made for
+/// it; the remote's ID.
+fn push_to(admin: &Caller<'_>, tenant: &str, vault: &str, to: (&Server, &str, &Value)) -> String {
+    let (other, copy, token) = to;
+    let remote = remote_to(admin, tenant, other, token);
     let sync = id(&admin
         .post(
             "/api/v1/sync-jobs",
@@ -573,13 +578,7 @@ fn a_certificate_says_when_a_remote_could_not_be_listed() {
     let (other, _, token) = other_operator();
     let admin = server.admin();
     let (tenant, _) = support::vault::customer_with_vault(&admin, "Acme", None);
-    let remote = id(&admin
-        .post(
-            "/api/v1/remotes",
-            json!({ "tenant_id": tenant, "name": "other", "url": other.base,
-                    "fingerprint": other.fingerprint, "token": token }),
-        )
-        .expect(201));
+    let remote = remote_to(&admin, &tenant, &other, &token);
     admin
         .post(
             "/api/v1/sync-jobs",
