@@ -91,6 +91,19 @@ fn run(repo: &Repository, mut p: PrunePlan, gate: Gate<'_>) -> Result<PruneRepor
     let _lock = Lock::acquire_exclusive_prune(repo)?;
     let mut report = PruneReport::default();
     let storage = repo.storage();
+    // Only a prune retires index files: one gone means another prune ran after this plan was
+    // made, and what the plan keeps or copies may no longer be there.
+    let present: HashSet<String> = storage
+        .list(FileKind::Index)?
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    if let Some(gone) = p.index_files.iter().find(|n| !present.contains(*n)) {
+        return Err(Error::Invalid(format!(
+            "another prune changed the repository after this prune was planned (index file \
+             {gone} is gone); nothing was changed, prune again"
+        )));
+    }
 
     // 1. Copy still-needed blobs out of packs that are going away.
     let mut new_packs: Vec<(Id, Vec<PackEntry>)> = Vec::new();
@@ -163,12 +176,24 @@ fn run(repo: &Repository, mut p: PrunePlan, gate: Gate<'_>) -> Result<PruneRepor
         )?;
         new_plan_name = Some(name);
     }
-    // With no live backup after the plan is visible, it can run now.
+    // With no live backup after the plan is visible, it can run now, unless a backup ended
+    // while prune was planning: it left no marker, only a snapshot the plan did not see
+    // (saved before its marker went, so listed here after the markers), which may use what
+    // the plan condemns. Then a later prune, which sees that snapshot, carries it out, and
+    // the unindexed packs its index files may name stay until then too.
     let now = Utc::now();
     let backups_running = locks::list(repo)?
         .into_iter()
         .any(|(_, l)| l.kind != LockKind::Prune && !l.is_stale(now));
-    let immediate = !backups_running;
+    let unplanned_snapshot = !backups_running
+        && storage
+            .list(FileKind::Snapshot)?
+            .iter()
+            .any(|o| Id::parse(&o.name).map_or(true, |id| !p.snapshots_seen.contains(&id)));
+    if unplanned_snapshot {
+        p.orphans.clear();
+    }
+    let immediate = !backups_running && !unplanned_snapshot;
     if !immediate {
         report.packs_deferred = newly_condemned.len();
     }

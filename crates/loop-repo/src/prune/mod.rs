@@ -7,10 +7,16 @@
 //! that could have seen it as live is still running:
 //!
 //! - right away, when prune sees no live backup, restore or check marker after writing the
-//!   plan (a backup that writes its marker later lists plans after that, so it sees the plan);
+//!   plan (a backup that writes its marker later lists plans after that, so it sees the plan)
+//!   and no snapshot it did not plan for (one saved by a backup that ran while prune was
+//!   planning, and ended before prune looked for markers);
 //! - otherwise by a later prune, once every backup marker created before the plan (with a
-//!   five-minute allowance for clock skew) is gone or stale. Before deleting, that prune
-//!   copies out any blob a newer snapshot still uses ("rescue"), exactly as it repacks.
+//!   five-minute allowance for clock skew) and every restore and check marker is gone or
+//!   stale. Before deleting, that prune copies out any blob a newer snapshot still uses
+//!   ("rescue"), exactly as it repacks.
+//!
+//! A plan is carried out only on the repository it was made for: when another prune has
+//! retired an index file the plan read, it is refused and must be made again.
 //!
 //! Packs no index names (left by a killed backup, or being written by a running one) are
 //! deleted only once older than the grace period.
@@ -150,6 +156,9 @@ pub struct PrunePlan {
     packs: HashMap<Id, Vec<PackEntry>>,
     #[serde(skip)]
     copy: HashSet<Id>,
+    /// The snapshots the plan was made for.
+    #[serde(skip)]
+    snapshots_seen: HashSet<Id>,
     #[serde(skip)]
     keep: HashSet<Id>,
 }
@@ -199,7 +208,7 @@ fn mark_used(repo: &Repository, index: &Index, root: &Id, used: &mut HashSet<Id>
 /// Plans a prune without changing anything.
 pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
     let now = Utc::now();
-    let live_backups: Vec<_> = locks::list(repo)?
+    let live: Vec<_> = locks::list(repo)?
         .into_iter()
         .filter(|(_, l)| l.kind != LockKind::Prune && !l.is_stale(now))
         .collect();
@@ -207,9 +216,12 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
     let mut p = PrunePlan::default();
     let mut waiting: HashSet<Id> = HashSet::new();
     for (name, plan) in &plans {
-        let blocked = live_backups
+        // A backup that started after the plan saw it and stays off its packs. A restore or
+        // check reads condemned packs too (they may hold the only copy it knows of), however
+        // late it started.
+        let blocked = live
             .iter()
-            .any(|(_, l)| l.created < plan.created + CLOCK_SKEW);
+            .any(|(_, l)| l.kind == LockKind::Read || l.created < plan.created + CLOCK_SKEW);
         if blocked {
             waiting.extend(plan.packs.iter().copied());
         } else {
@@ -254,6 +266,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
     }
     let snapshots = list.snapshots;
     p.snapshots = snapshots.len();
+    p.snapshots_seen = snapshots.iter().map(|(id, _)| *id).collect();
     let mut used = HashSet::new();
     for (id, s) in &snapshots {
         mark_used(repo, &index, &s.tree, &mut used).map_err(|e| {
@@ -348,3 +361,6 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
     p.orphan_packs_delete = p.orphans.len();
     Ok(p)
 }
+
+#[cfg(test)]
+mod tests;

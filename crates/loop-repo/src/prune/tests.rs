@@ -1,0 +1,78 @@
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+use crate::backup::{self, BackupOptions, BackupProgress};
+use crate::locks::Lock;
+use crate::testutil::local_repo;
+
+fn options() -> PruneOptions {
+    PruneOptions {
+        grace: Duration::ZERO,
+        ..Default::default()
+    }
+}
+
+fn packs(repo: &Repository) -> HashSet<String> {
+    let list = repo.storage().list(FileKind::Pack).unwrap();
+    list.into_iter().map(|o| o.name).collect()
+}
+
+/// A repository whose only snapshot was forgotten: every pack it holds is unused.
+fn forgotten(dir: &Path) -> Repository {
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), b"what a forgotten snapshot held").unwrap();
+    let repo = local_repo(&dir.join("repo"));
+    let opts = BackupOptions {
+        paths: vec![src],
+        host: "h".into(),
+        ..Default::default()
+    };
+    let r = backup::run(&repo, opts, &BackupProgress::default()).unwrap();
+    repo.remove_snapshot(&r.snapshot_id.unwrap()).unwrap();
+    repo
+}
+
+/// Makes every plan look `by` older, beyond the allowance for clock skew.
+fn age_plans(repo: &Repository, by: chrono::Duration) {
+    for (name, mut plan) in load_plans(repo).unwrap() {
+        plan.created -= by;
+        let json = serde_json::to_vec(&plan).unwrap();
+        let sealed = format::seal(repo.master(), Magic::PrunePlan, &json, 3);
+        repo.storage().put(FileKind::Plan, &name, sealed).unwrap();
+    }
+}
+
+#[test]
+fn a_restore_or_check_holds_back_a_plan_however_late_it_started() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = forgotten(tmp.path());
+    let unused = packs(&repo);
+    assert!(!unused.is_empty());
+
+    // A backup is running: the packs are condemned, not deleted.
+    let backup = Lock::acquire(&repo, LockKind::Backup).unwrap();
+    let report = execute(&repo, plan(&repo, &options()).unwrap()).unwrap();
+    assert_eq!(report.packs_deleted, 0);
+    assert!(report.packs_deferred > 0);
+    drop(backup);
+    age_plans(&repo, chrono::Duration::hours(1));
+
+    // A restore starts after the plan, with an index that still names the condemned packs.
+    let restore = Lock::acquire(&repo, LockKind::Read).unwrap();
+    let p = plan(&repo, &options()).unwrap();
+    assert_eq!(p.condemned_packs_waiting, unused.len(), "{p:?}");
+    let report = execute(&repo, p).unwrap();
+    assert_eq!(
+        report.packs_deleted, 0,
+        "nothing is deleted under a restore"
+    );
+    assert!(unused.is_subset(&packs(&repo)));
+    drop(restore);
+
+    // Once it is done, the next prune carries the plan out.
+    let report = execute(&repo, plan(&repo, &options()).unwrap()).unwrap();
+    assert_eq!(report.packs_deleted, unused.len());
+    assert!(unused.is_disjoint(&packs(&repo)));
+}
