@@ -72,7 +72,9 @@ impl Schedule {
     }
 
     /// The first run strictly after `after`, with the schedule read in `tz`. `None` when
-    /// there is none within the search limits of the evaluator (about five years).
+    /// there is none before the year 5000, where the evaluator stops looking (a pattern that
+    /// never happens walks all those years, about 0.1 s in a release build, once, when it is
+    /// refused).
     pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
         // Wall-clock time at `after`, as a naive time carried in a UTC value: the evaluator
         // then walks wall-clock time without any zone rules of its own.
