@@ -36,7 +36,8 @@ pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiRes
         sessions_deleted,
         audit_personal_erased: audit::erase_personal(&mut tx, id).await?,
         role_bindings_removed: db::bindings::delete_of_user(&mut tx, id).await?,
-        notify_recipients_removed: db::notify::remove_recipient(&mut tx, &email).await?,
+        notify_recipients_removed: db::notify::remove_recipient(&mut tx, &u.user.tenant_id, &email)
+            .await?,
     };
     forget_throttle(&mut tx, &email, &ips).await?;
     db::outbox::delete_of_user(&mut tx, id).await?;

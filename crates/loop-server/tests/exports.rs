@@ -303,3 +303,68 @@ fn the_archive_holds_exactly_the_persons_data_and_nothing_of_anyone_else() {
     root.get(&format!("/api/v1/data-exports/{id}/archive"))
         .expect_problem(410, "export_expired");
 }
+
+#[test]
+fn a_namesake_in_another_customer_gets_none_of_that_customers_notifications() {
+    let server = Server::start();
+    let root = server.admin();
+    let customer = |name: &str| {
+        root.post(
+            "/api/v1/tenants",
+            json!({ "parent_id": root.provider_tenant_id(), "kind": "customer",
+                    "name": name }),
+        )
+        .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (alpha, bravo) = (customer("Alpha Export"), customer("Bravo Export"));
+    // Bravo's alerts go to an address; Alpha invites someone under the same address.
+    let target = root
+        .post(
+            "/api/v1/notify/targets",
+            json!({ "tenant_id": bravo, "name": "bravo-alerts",
+                    "email": { "recipients": [ANNA.email] } }),
+        )
+        .expect(201)["target"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    root.post(&format!("/api/v1/notify/targets/{target}/test"), json!({}))
+        .expect(202);
+    let namesake = root
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": alpha, "email": ANNA.email, "first_name": "Namesake",
+                    "last_name": "Tester", "role": "admin" }),
+        )
+        .expect(201)["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let asked = root
+        .post(&format!("/api/v1/users/{namesake}/data-export"), json!({}))
+        .expect(202);
+    let id = asked["id"].as_str().unwrap();
+    assert_eq!(ready(&root, id)["state"], "ready");
+    let bytes = root
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/v1/data-exports/{id}/archive"),
+        )
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let files = unzip(&bytes);
+    let notified = &files
+        .iter()
+        .find(|(n, _)| n == "notifications.json")
+        .unwrap()
+        .1;
+    let notified: Value = serde_json::from_str(notified).unwrap();
+    assert_eq!(notified["notification_targets"], json!([]), "{notified}");
+    assert!(!files.iter().any(|(_, t)| t.contains("bravo-alerts")));
+}

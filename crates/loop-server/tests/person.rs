@@ -317,3 +317,59 @@ fn a_person_corrects_their_own_profile_and_a_new_address_waits_for_its_owner() {
         .count();
     assert_eq!(changed, 1, "audited as the person's own change");
 }
+
+/// An address another customer's alerts go to.
+const THEIRS: &str = "alerts@bravo.example";
+
+#[test]
+fn erasing_a_namesake_in_another_customer_leaves_that_customers_targets_alone() {
+    let server = Server::start();
+    let admin = server.admin();
+    let customer = |name: &str| {
+        admin
+            .post(
+                "/api/v1/tenants",
+                json!({ "parent_id": admin.provider_tenant_id(), "kind": "customer",
+                        "name": name }),
+            )
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (alpha, bravo) = (customer("Alpha Erasure"), customer("Bravo Erasure"));
+    let target = admin
+        .post(
+            "/api/v1/notify/targets",
+            json!({ "tenant_id": bravo, "name": "alerts", "email": { "recipients": [THEIRS] } }),
+        )
+        .expect(201)["target"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Alpha invites someone under the same address, and erases them.
+    let namesake = admin
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": alpha, "email": THEIRS, "first_name": "Namesake",
+                    "last_name": "Tester", "role": "admin" }),
+        )
+        .expect(201)["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let erased = admin
+        .post(
+            &format!("/api/v1/users/{namesake}/erase"),
+            json!({ "confirm": THEIRS }),
+        )
+        .expect(200);
+    assert_eq!(erased["notify_recipients_removed"], 0, "{erased}");
+
+    // Bravo's alerts still go to the address.
+    let t = admin
+        .get(&format!("/api/v1/notify/targets/{target}"))
+        .expect(200);
+    assert_eq!(t["email"]["recipients"], json!([THEIRS]), "{t}");
+}

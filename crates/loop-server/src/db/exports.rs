@@ -231,18 +231,24 @@ pub async fn mail_to(pool: &AnyPool, user_id: &str) -> DbResult<Vec<Value>> {
         .collect()
 }
 
-/// The notifications delivered to notification targets that name the person's address:
-/// the target, the event's kind and message, the delivery's state (the targets' other
-/// recipients are left out).
-pub async fn notifications_to(pool: &AnyPool, email: &str) -> DbResult<Vec<Value>> {
+/// The notifications delivered to the person's tenant's notification targets that name
+/// their address: the target, the event's kind and message, the delivery's state (the
+/// targets' other recipients are left out). Another tenant's targets are that tenant's
+/// records, even when they name the same address.
+pub async fn notifications_to(
+    pool: &AnyPool,
+    tenant_id: &str,
+    email: &str,
+) -> DbResult<Vec<Value>> {
     let rows = sqlx::query(
         "SELECT t.id AS target_id, t.name AS target, e.kind, e.message, d.state,
                 d.created_at, d.finished_at, t.settings
          FROM deliveries d JOIN notify_targets t ON t.id = d.target_id
               JOIN events e ON e.id = d.event_id
-         WHERE t.kind = 'email' AND t.settings LIKE $1
+         WHERE t.kind = 'email' AND t.tenant_id = $1 AND t.settings LIKE $2
          ORDER BY d.created_at, d.id",
     )
+    .bind(tenant_id)
     // A first cut in SQL (it may take too much, never too little); the exact test follows.
     .bind(format!("%{email}%"))
     .fetch_all(pool)

@@ -142,12 +142,16 @@ pub async fn update_target(tx: &mut Tx, t: &TargetRow, now: i64) -> DbResult<()>
     Ok(())
 }
 
-/// Removes an address from every e-mail target's recipients (a person's erasure); answers
-/// how many targets named it.
-pub async fn remove_recipient(tx: &mut Tx, email: &str) -> DbResult<u64> {
-    let rows = sqlx::query("SELECT id, settings FROM notify_targets WHERE kind = 'email'")
-        .fetch_all(&mut **tx)
-        .await?;
+/// Removes an address from the recipients of a tenant's e-mail targets (a person's
+/// erasure); answers how many targets named it. Other tenants' targets are theirs to change,
+/// even when they name the same address.
+pub async fn remove_recipient(tx: &mut Tx, tenant_id: &str, email: &str) -> DbResult<u64> {
+    let rows = sqlx::query(
+        "SELECT id, settings FROM notify_targets WHERE kind = 'email' AND tenant_id = $1",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut **tx)
+    .await?;
     let mut changed = 0;
     for row in rows {
         let id: String = col(&row, "id")?;

@@ -215,14 +215,23 @@ pub async fn set_restricted(
     Ok(r.rows_affected() == 1)
 }
 
-/// The addresses among `emails` that belong to users whose processing is restricted.
-pub async fn restricted_among(pool: &AnyPool, emails: &[String]) -> DbResult<Vec<String>> {
+/// The addresses among `emails`, on a target of `tenant_id`, that belong to people whose
+/// processing is restricted: an account's holder (an address has one account), wherever
+/// the target is, or someone invited into that tenant. An invitation elsewhere under the
+/// same address says nothing about who reads this tenant's mail.
+pub async fn restricted_among(
+    pool: &AnyPool,
+    tenant_id: &str,
+    emails: &[String],
+) -> DbResult<Vec<String>> {
     let mut out = Vec::new();
     for e in emails {
         let row = sqlx::query(
-            "SELECT id FROM users WHERE email = $1 AND restricted_at IS NOT NULL LIMIT 1",
+            "SELECT id FROM users WHERE email = $1 AND restricted_at IS NOT NULL
+               AND (status <> 'invited' OR tenant_id = $2) LIMIT 1",
         )
         .bind(e)
+        .bind(tenant_id)
         .fetch_optional(pool)
         .await?;
         if row.is_some() {

@@ -133,12 +133,13 @@ async fn send(state: &AppState, d: &Taken) -> Result<Option<u16>, Failure> {
             if d.event.kind == EventKind::SummaryReport {
                 // A summary report is more than the service needs: people whose processing
                 // is restricted are left out of it.
-                let restricted = crate::db::privacy::restricted_among(&state.db.pool, &to)
-                    .await
-                    .map_err(|e| {
-                        tracing::warn!(error = %e, "reading restricted recipients");
-                        Failure::retry("the database failed; trying again".into())
-                    })?;
+                let restricted =
+                    crate::db::privacy::restricted_among(&state.db.pool, &t.tenant_id, &to)
+                        .await
+                        .map_err(|e| {
+                            tracing::warn!(error = %e, "reading restricted recipients");
+                            Failure::retry("the database failed; trying again".into())
+                        })?;
                 to.retain(|a| !restricted.contains(a));
                 if to.is_empty() {
                     return Err(Failure {

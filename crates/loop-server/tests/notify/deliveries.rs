@@ -180,6 +180,34 @@ fn mail_tells_of_a_failure_in_the_recipients_language_sends_the_summary_and_wait
         )
         .expect(200);
     assert_eq!(restricted["restricted"], true);
+    // Another customer invites someone under the summary reader's address and restricts
+    // them: that says nothing about who reads Alpha's mail.
+    let bravo = admin
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": admin.provider_tenant_id(), "kind": "customer",
+                    "name": "Bravo" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let namesake = admin
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": bravo, "email": "boss@alpha.example", "first_name": "Namesake",
+                    "last_name": "Doe", "role": "operator" }),
+        )
+        .expect(201)["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin
+        .put(
+            &format!("/api/v1/users/{namesake}/restriction"),
+            json!({ "restricted": true }),
+        )
+        .expect(200);
     let summary_target = email_target(
         &admin,
         &alpha,
