@@ -564,6 +564,16 @@ fn a_replication_token_creates_once_and_removes_only_what_replication_wrote() {
         )
         .expect_problem(400, "invalid_request");
 
+    // It neither reads a maintainer's deletion plan nor announces deletions of its own.
+    let deletions = format!("/vaults/{vault}/v1/deletions");
+    server
+        .call("get", &deletions, Some(&sync.secret), None)
+        .expect_problem(403, "permission_denied");
+    let announce = json!({ "objects": [{ "kind": "data", "name": hex::encode([8u8; 32]) }] });
+    server
+        .call("post", &deletions, Some(&sync.secret), Some(&announce))
+        .expect_problem(403, "permission_denied");
+
     // Under a retention lock, what it wrote stays.
     admin
         .put(

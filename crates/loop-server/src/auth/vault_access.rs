@@ -11,6 +11,9 @@ pub enum Op {
     Read,
     Write,
     Delete,
+    /// Announce (or read the announcements of) deletions a maintainer may carry out once
+    /// their grace period has passed.
+    Announce,
 }
 
 /// The permission table of the vault protocol.
@@ -24,8 +27,8 @@ pub enum Op {
 /// - maintain (a customer-key vault's maintainer agent): read and list everything; write
 ///   packs, indexes, prune plans and locks; delete snapshots, indexes, packs and plans, each
 ///   only within the server's limits (the snapshot's recorded age, an announced deletion past
-///   its grace), which the vault protocol checks per object. Never keys or the config, and
-///   never a stored object rewritten.
+///   its grace), which the vault protocol checks per object; announce those deletions. Never
+///   keys or the config, and never a stored object rewritten.
 /// - replicate (another server syncing the vault): read and list everything; write every
 ///   kind but lock markers, create-once; delete every kind it writes (the config too, so the
 ///   server that pushed a copy can erase all of it), but only what a replication token wrote
@@ -52,7 +55,7 @@ pub fn allowed(perms: &[TokenPermission], op: Op, kind: FileKind) -> bool {
         (Op::List, Pack) => backup || restore,
         (Op::List | Op::Read, Snapshot | Pack) => restore,
         (Op::Write, Pack | Index | Plan) if maintain => true,
-        (Op::Delete, Snapshot | Index | Pack | Plan) => maintain,
+        (Op::Delete | Op::Announce, Snapshot | Index | Pack | Plan) => maintain,
         (Op::Write, Pack | Index | Snapshot) => backup,
         (Op::Write | Op::Delete, Lock) => backup || restore || maintain,
         _ => false,
@@ -108,6 +111,7 @@ mod tests {
         // Allowed here, limited per object by the vault protocol.
         assert!(allowed(&p, Op::Delete, FileKind::Snapshot));
         assert!(allowed(&p, Op::Delete, FileKind::Pack));
+        assert!(allowed(&p, Op::Announce, FileKind::Pack));
     }
 
     #[test]
@@ -120,6 +124,8 @@ mod tests {
             assert_eq!(allowed(&p, Op::Write, kind), data, "{kind:?}");
             // What it writes it may remove (the config too: the erasure of a pushed copy).
             assert_eq!(allowed(&p, Op::Delete, kind), data, "{kind:?}");
+            // Removing what it wrote is not announcing what a maintainer may remove.
+            assert!(!allowed(&p, Op::Announce, kind), "{kind:?}");
         }
     }
 

@@ -110,9 +110,10 @@ pub(super) async fn may_delete(
     }
 }
 
-/// Announcing deletions takes what deleting packs takes: maintain (or manage).
+/// Announcing deletions, and reading what was announced, is a maintainer's (or a manager's):
+/// a replication token, which may delete packs it wrote, may not.
 fn maintainer_only(a: &Access) -> ApiResult<()> {
-    a.require(Op::Delete, FileKind::Pack)
+    a.require(Op::Announce, FileKind::Pack)
 }
 
 async fn plan_of(state: &AppState, a: &Access) -> ApiResult<DeletionPlan> {
