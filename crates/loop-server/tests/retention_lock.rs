@@ -201,3 +201,45 @@ fn a_vault_can_be_locked_from_its_creation_and_a_lock_is_bounded() {
         .call("delete", &format!("keys/{}", slots[0]))
         .expect_problem(403, "retention_locked");
 }
+
+/// An upload that reached storage while its server died before recording it as stored
+/// leaves a claim whose lease lapses: a deletion that takes such a claim over still asks
+/// the lock, and whose the object is.
+#[test]
+fn an_object_whose_upload_was_never_recorded_as_done_is_held_like_any_other() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Crashed Ltd", None);
+    let manage = holder(&server, &admin, &tenant, &vault, &["restore", "manage"]);
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    set_lock(&admin, &vault, 7).expect(200);
+    let snapshot = snapshot_object(9);
+    let name = blake3_hex(&snapshot);
+    backup.put("snapshots", &name, &snapshot).expect(201);
+    let marker = hex::encode([4u8; 32]);
+    backup.put("locks", &marker, &lock_object(64)).expect(201);
+    let pool = server.state.db.pool.clone();
+    let (v, lapsed) = (vault.clone(), server.state.now() - 1);
+    server.block_on(async move {
+        sqlx::query(
+            "UPDATE vault_objects SET state = 'writing', claim = 'clm_dead', lease_until = $1
+             WHERE vault_id = $2 AND kind IN ('snapshots', 'locks')",
+        )
+        .bind(lapsed)
+        .bind(&v)
+        .execute(&pool)
+        .await
+        .unwrap();
+    });
+
+    manage
+        .call("delete", &format!("snapshots/{name}"))
+        .expect_problem(403, "retention_locked");
+    assert_eq!(manage.call("get", &format!("snapshots/{name}")).status, 200);
+    // Another backup's marker is still not a backup token's to remove.
+    let other = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    other
+        .call("delete", &format!("locks/{marker}"))
+        .expect_problem(403, "permission_denied");
+    assert_eq!(manage.call("get", &format!("locks/{marker}")).status, 200);
+}

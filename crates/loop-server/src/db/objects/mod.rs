@@ -369,19 +369,23 @@ pub async fn claim_delete(
     let Some(r) = row(&mut tx, k).await? else {
         return Ok(Claimed::Absent);
     };
-    let prior = if r.state == "stored" {
-        if !may_delete(r.owner.as_deref()) {
-            return Ok(Claimed::Refused { owner: r.owner });
-        }
-        let spared = lock == LockRule::SparesReplacedKeySlots && k.kind == "keys";
-        if !spared
-            && let Some(until) = held_until(&mut tx, k.vault_id, k.kind, r.created_at, now).await?
-        {
-            return Ok(Claimed::Locked { until });
-        }
-        Prior::Stored { size: r.size }
-    } else if r.lease_until > now {
+    let stored = r.state == "stored";
+    if !stored && r.lease_until > now {
         return Ok(Claimed::Busy);
+    }
+    // A claim whose lease lapsed may have left the object in storage (an upload that
+    // finished as its server died): whose it is and the lock are asked all the same.
+    if !may_delete(r.owner.as_deref()) {
+        return Ok(Claimed::Refused { owner: r.owner });
+    }
+    let spared = lock == LockRule::SparesReplacedKeySlots && k.kind == "keys";
+    if !spared
+        && let Some(until) = held_until(&mut tx, k.vault_id, k.kind, r.created_at, now).await?
+    {
+        return Ok(Claimed::Locked { until });
+    }
+    let prior = if stored {
+        Prior::Stored { size: r.size }
     } else {
         Prior::Abandoned
     };
