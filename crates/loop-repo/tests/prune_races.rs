@@ -104,3 +104,29 @@ fn a_plan_another_prune_overtook_is_refused() {
     assert_eq!(repo.storage().list(FileKind::Index).unwrap().len(), before);
     assert_whole(&repo);
 }
+
+#[test]
+fn after_a_pack_vanishes_under_a_backup_the_next_prune_lets_backups_store_it_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), noise(300_000, 9)).unwrap();
+    let repo = repo_at(&tmp.path().join("repo"));
+    let first = backup(&repo, &src);
+    repo.remove_snapshot(&first.snapshot_id.unwrap()).unwrap();
+    // Its packs go as a prune with no grace would take them from a running backup.
+    for p in repo.storage().list(FileKind::Pack).unwrap() {
+        repo.storage().delete(FileKind::Pack, &p.name).unwrap();
+    }
+    std::fs::write(src.join("b"), b"something new").unwrap();
+
+    let failed = backup::run(&repo, opts(&src), &BackupProgress::default()).unwrap_err();
+    assert!(failed.to_string().contains("disappeared"), "{failed}");
+    prune::execute(&repo, prune::plan(&repo, &no_grace()).unwrap()).unwrap();
+    let again = backup(&repo, &src);
+    assert!(
+        again.snapshot.summary.unwrap().data_blobs >= 2,
+        "a is stored again"
+    );
+    assert_whole(&repo);
+}

@@ -2,9 +2,9 @@
 //! packs, and write index files often enough for an interrupted run to resume.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::state::Run;
 use crate::error::{Error, Result};
@@ -143,6 +143,30 @@ impl Run<'_> {
             && let Err(e) = self.write_index(&file)
         {
             self.fail(e);
+        }
+    }
+
+    /// Writes the index entries of stored packs once they have waited `index_flush`, also
+    /// while no further pack is stored (a long stretch of unchanged files): a prune takes a
+    /// pack no index names, once older than its grace period, for a killed backup's. Runs
+    /// until `stop`'s sender is dropped.
+    pub(super) fn flush_index_while(&self, stop: Receiver<()>) {
+        let tick = (self.index_flush / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(tick) {
+            if self.failed.load(Ordering::Relaxed) {
+                return;
+            }
+            let file = {
+                let mut st = self.index_state.lock().expect("index mutex");
+                if st.current.packs.is_empty() || st.last_flush.elapsed() < self.index_flush {
+                    continue;
+                }
+                st.last_flush = Instant::now();
+                std::mem::take(&mut st.current)
+            };
+            if let Err(e) = self.write_index(&file) {
+                self.fail(e);
+            }
         }
     }
 

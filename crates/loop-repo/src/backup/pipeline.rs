@@ -60,6 +60,9 @@ pub(super) fn run(
             packers.push(s.spawn(move || run.pack_blobs(rx)));
         }
         drop(blob_rx);
+        // Dropped when this closure ends, which ends the flusher.
+        let (_flusher_stop, flusher_wait) = bounded::<()>(0);
+        s.spawn(move || run.flush_index_while(flusher_wait));
         for _ in 0..threads {
             let (rx, tx) = (file_rx.clone(), blob_tx.clone());
             s.spawn(move || run.hash_files(rx, tx));

@@ -135,3 +135,82 @@ fn a_stream_with_a_files_bytes_stores_no_new_data() {
     assert_eq!(file_dir.nodes[0].content, stdin_root.nodes[0].content);
     assert_eq!(stdin_root.nodes[0].size, data.len() as u64);
 }
+
+/// Serves its bytes, then waits (like a slow source between two bursts) until released.
+struct StallingStream {
+    data: Cursor<Vec<u8>>,
+    release: crossbeam_channel::Receiver<()>,
+}
+
+impl Read for StallingStream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.data.read(buf)?;
+        if n == 0 {
+            let _ = self.release.recv();
+        }
+        Ok(n)
+    }
+}
+
+/// Stored packs are indexed within the flush interval even while no further pack is stored:
+/// a prune takes a pack no index names, once past its grace, for a killed backup's.
+#[test]
+fn stored_packs_are_indexed_while_the_backup_waits_for_more_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let storage = crate::ObjectStorage::open(
+        tmp.path().to_str().unwrap(),
+        &crate::S3Options::default(),
+        true,
+    )
+    .unwrap();
+    let init = crate::InitOptions {
+        kdf: crate::keys::KdfParams {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        },
+        pack_size: 1 << 20,
+        ..Default::default()
+    };
+    let repo = crate::Repository::init(
+        Arc::new(storage),
+        crate::keys::Secret::Passphrase(b"pw"),
+        &init,
+    )
+    .unwrap();
+    let (release, released) = crossbeam_channel::bounded(1);
+    let stream = StallingStream {
+        data: Cursor::new(noise(12 << 20, 3)),
+        release: released,
+    };
+    let opts = BackupOptions {
+        index_flush: std::time::Duration::from_secs(3),
+        ..stdin_options("dump.sql", stream)
+    };
+
+    std::thread::scope(|s| {
+        let backup = s.spawn(|| run(&repo, opts, &BackupProgress::default()));
+        // While the stream waits, every pack stored so far comes to be named by an index.
+        let all_indexed = || {
+            let packs: std::collections::HashSet<_> = repo
+                .storage()
+                .list(crate::FileKind::Pack)
+                .unwrap()
+                .into_iter()
+                .map(|o| o.name)
+                .collect();
+            let index = repo.load_index().unwrap();
+            let named: std::collections::HashSet<_> =
+                index.pack_ids().iter().map(|id| id.to_hex()).collect();
+            !packs.is_empty() && packs.is_subset(&named)
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !all_indexed() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let indexed = all_indexed();
+        release.send(()).unwrap();
+        assert!(backup.join().unwrap().is_ok());
+        assert!(indexed, "packs stored before the pause stayed unindexed");
+    });
+}
