@@ -6,8 +6,8 @@
 //! is reported: a file that cannot be read is skipped with a warning and the run goes on (exit
 //! code 3), while standard input is the whole backup, so its read error fails the run.
 
-use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -61,7 +61,9 @@ impl Run<'_> {
         }
     }
 
-    fn hash_file(
+    /// Reads a file the walker found, as it is when opened: what was opened is what the node
+    /// describes.
+    pub(super) fn hash_file(
         &self,
         path: &Path,
         mut node: Node,
@@ -69,18 +71,50 @@ impl Run<'_> {
         packing: &mut Packing,
         blobs: &Sender<BlobJob>,
     ) -> Option<Node> {
-        let open = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NOATIME.bits() as i32)
-            .open(path)
-            .or_else(|_| File::open(path));
-        let file = match open {
-            Ok(f) => f,
+        use rustix::fs::OFlags;
+        // A symlink or FIFO put in the file's place since the walker looked is neither
+        // followed nor waited on (reads of a regular file ignore O_NONBLOCK). NOATIME is
+        // refused for others' files: then without it.
+        let open = |extra: OFlags| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK | extra).bits() as i32)
+                .open(path)
+        };
+        let opened = open(OFlags::NOATIME)
+            .or_else(|_| open(OFlags::empty()))
+            .and_then(|f| f.metadata().map(|m| (f, m)));
+        let (file, meta) = match opened {
+            Ok(opened) => opened,
             Err(e) => {
                 self.warn_unreadable(path, &e);
                 return None;
             }
         };
+        if !meta.file_type().is_file() {
+            self.warn_unreadable(
+                path,
+                &"replaced by something other than a file during the backup",
+            );
+            return None;
+        }
+        if (meta.ino(), meta.dev()) != (node.inode, node.dev) {
+            // Another file now (saved over, or a directory above it swapped for a symlink):
+            // its own owner, mode and times, never the old file's; its extended attributes
+            // cannot be read by name without following the path again, so it has none.
+            let name = std::ffi::OsStr::from_bytes(node.name.as_bytes()).to_os_string();
+            match crate::fsmeta::node_from_metadata(&name, &meta, path, false) {
+                Ok(n) => node = n,
+                Err(e) => {
+                    self.warn_unreadable(path, &e);
+                    return None;
+                }
+            }
+            self.changed
+                .lock()
+                .expect("warnings mutex")
+                .push(path.display().to_string());
+        }
         let (content, size) = match self.store_chunks(&file, buf, Some(node.size), packing, blobs) {
             Ok(stored) => stored,
             Err(ChunkError::Stopped) => return None,

@@ -214,3 +214,88 @@ fn stored_packs_are_indexed_while_the_backup_waits_for_more_input() {
         assert!(indexed, "packs stored before the pause stayed unindexed");
     });
 }
+
+/// Reads `path` as a hasher does for a node the walker made of it before `swap` ran.
+fn hash_after_swap(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    swap: impl FnOnce(),
+) -> (Option<crate::tree::Node>, Vec<String>) {
+    let repo = local_repo(&dir.join("repo"));
+    let index = repo.load_index().unwrap();
+    let progress = BackupProgress::default();
+    let (prefetch, _) = crossbeam_channel::unbounded();
+    let run = super::state::Run::new(
+        &repo,
+        &index,
+        &BackupOptions::default(),
+        &progress,
+        prefetch,
+    )
+    .unwrap();
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    let node =
+        crate::fsmeta::node_from_metadata(path.file_name().unwrap(), &meta, path, false).unwrap();
+    swap();
+    let (blobs, _kept) = crossbeam_channel::unbounded();
+    let mut packing = run.packing().unwrap();
+    let hashed = run.hash_file(path, node, &mut Vec::new(), &mut packing, &blobs);
+    let unreadable = run.unreadable.lock().unwrap().clone();
+    (hashed, unreadable)
+}
+
+/// A file swapped for a symlink between the walker's look and the read is not followed: a
+/// user who swaps their own file for a link to /etc/shadow gets no copy of it.
+#[test]
+fn a_file_swapped_for_a_symlink_or_fifo_is_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let secret = tmp.path().join("secret");
+    std::fs::write(&secret, b"root's secret").unwrap();
+    let victim = tmp.path().join("victim");
+    std::fs::write(&victim, b"harmless").unwrap();
+    let (hashed, unreadable) = hash_after_swap(tmp.path(), &victim, || {
+        std::fs::remove_file(&victim).unwrap();
+        std::os::unix::fs::symlink(&secret, &victim).unwrap();
+    });
+    assert!(hashed.is_none(), "{hashed:?}");
+    assert_eq!(unreadable.len(), 1, "{unreadable:?}");
+
+    // Nor is a FIFO waited on.
+    let piped = tmp.path().join("piped");
+    std::fs::write(&piped, b"harmless").unwrap();
+    let (hashed, unreadable) = hash_after_swap(&tmp.path().join("two"), &piped, || {
+        std::fs::remove_file(&piped).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &piped,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+    });
+    assert!(hashed.is_none(), "{hashed:?}");
+    assert!(
+        unreadable[0].contains("other than a file"),
+        "{unreadable:?}"
+    );
+}
+
+/// A file saved over (a new file renamed into its place) is stored with its own metadata.
+#[test]
+fn a_file_saved_over_during_the_backup_is_described_as_it_now_is() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = tmp.path().join("doc");
+    std::fs::write(&doc, b"draft").unwrap();
+    std::fs::set_permissions(&doc, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (hashed, _) = hash_after_swap(tmp.path(), &doc, || {
+        let new = tmp.path().join("doc.new");
+        std::fs::write(&new, b"the final text").unwrap();
+        std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::rename(&new, &doc).unwrap();
+    });
+    let node = hashed.expect("the new file is stored");
+    let now = std::fs::metadata(&doc).unwrap();
+    assert_eq!((node.mode, node.inode, node.size), (0o600, now.ino(), 14));
+}
