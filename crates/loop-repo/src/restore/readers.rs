@@ -56,35 +56,41 @@ pub(super) fn spawn_readers<'s>(
 fn read_range(ctx: &Restorer<'_>, job: RangeJob) {
     let name = job.pack.to_hex();
     let object = FileKind::Pack.path(&name);
-    let stored = ctx
-        .repo
-        .storage()
-        .get_range(FileKind::Pack, &name, job.start, job.len);
+    let storage = ctx.repo.storage();
+    let stored = storage.get_range(FileKind::Pack, &name, job.start, job.len);
     let cipher = pack::pack_cipher(ctx.repo.master(), &job.pack);
+    // AES-GCM proves a key holder stored these bytes; the keyed hash proves they are the
+    // content the snapshot names. Both are checked: a holder of a backup-only token has the
+    // key, and must not be able to slip other content under an existing blob's ID.
+    let decode = |e: &PackEntry, bytes: Vec<u8>| {
+        pack::decode_blob(&cipher, e, bytes, &object)
+            .map_err(|err| err.to_string())
+            .and_then(|d| {
+                if ctx.repo.blob_id(&d) == e.id {
+                    Ok(d)
+                } else {
+                    Err(format!(
+                        "{object}: blob {} does not match its ID",
+                        e.id.short()
+                    ))
+                }
+            })
+    };
     for blob in job.blobs {
         let e = &blob.entry;
         let data = match &stored {
-            Err(err) => Err(err.to_string()),
             Ok(buf) => {
                 let from = (e.offset as u64 - job.start) as usize;
-                let bytes = buf[from..from + e.length as usize].to_vec();
-                // AES-GCM proves a key holder stored these bytes; the keyed hash proves
-                // they are the content the snapshot names. Both are checked: a holder
-                // of a backup-only token has the key, and must not be able to slip
-                // other content under an existing blob's ID.
-                pack::decode_blob(&cipher, e, bytes, &object)
-                    .map_err(|err| err.to_string())
-                    .and_then(|d| {
-                        if ctx.repo.blob_id(&d) == e.id {
-                            Ok(d)
-                        } else {
-                            Err(format!(
-                                "{object}: blob {} does not match its ID",
-                                e.id.short()
-                            ))
-                        }
-                    })
+                decode(e, buf[from..from + e.length as usize].to_vec())
             }
+            // The pack is gone: no blob of it can be read.
+            Err(err) if err.is_not_found() => Err(err.to_string()),
+            // The merged read failed (a pack cut short fails every blob the range spans):
+            // this blob on its own may still be whole.
+            Err(err) => storage
+                .get_range(FileKind::Pack, &name, e.offset as u64, e.length as u64)
+                .map_err(|_| err.to_string())
+                .and_then(|bytes| decode(e, bytes)),
         };
         // A damaged or wrongly indexed copy: try the blob's other copies.
         let data = data.or_else(|msg| {

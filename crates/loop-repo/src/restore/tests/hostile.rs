@@ -184,3 +184,34 @@ fn a_root_tree_that_cannot_be_loaded_is_an_error() {
     let err = run(&repo, &Id([9; 32]), &opts, &RestoreProgress::default()).unwrap_err();
     assert!(err.to_string().contains("not in any index"), "{err}");
 }
+
+/// Reads of neighbouring blobs are merged into one ranged read; a pack cut short fails that
+/// read, and each blob is then read on its own, so only the cut-off blobs' files suffer.
+#[test]
+fn a_truncated_pack_costs_only_the_blobs_cut_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let whole = noise(2 << 20, 21);
+    write(&src.join("a.bin"), &whole);
+    write(&src.join("b.bin"), &noise(2 << 20, 22));
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+    let mut packs = pack_files(&tmp.path().join("repo"));
+    packs.sort_by_key(|p| std::cmp::Reverse(fs::metadata(p).unwrap().len()));
+    // Cut the data pack in its last tenth: inside b.bin's last chunk, well after a.bin's.
+    let data_pack = &packs[0];
+    let len = fs::metadata(data_pack).unwrap().len();
+    let f = fs::OpenOptions::new().write(true).open(data_pack).unwrap();
+    f.set_len(len * 9 / 10).unwrap();
+
+    let out = tmp.path().join("out");
+    let report = restore(&repo, &tree, &out, |o| o.verify = true);
+
+    assert!(!report.errors.is_empty());
+    assert!(
+        report.errors.iter().all(|e| e.contains("b.bin")),
+        "{:?}",
+        report.errors
+    );
+    assert_eq!(fs::read(out.join("src/a.bin")).unwrap(), whole);
+}
