@@ -6,6 +6,7 @@
 //! ignored (and removed by prune). Markers are sealed objects (`LPLK`) with random names, so
 //! creating one never needs a conditional write.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -83,6 +84,9 @@ pub(crate) struct Lock {
     pub info: LockInfo,
     stop: Arc<(Mutex<bool>, Condvar)>,
     refresher: Option<JoinHandle<()>>,
+    /// Set when the refresher found the marker gone (a prune took it for stale while this
+    /// process was suspended or cut off): it is not written again, and the lock is lost.
+    removed: Arc<AtomicBool>,
 }
 
 fn write_lock(storage: &dyn Storage, master: &Key, id: &Id, info: &LockInfo) -> Result<()> {
@@ -114,8 +118,10 @@ impl Lock {
         write_lock(storage.as_ref(), repo.master(), &id, &info)?;
         remove_stale(repo, &id, now);
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let removed = Arc::new(AtomicBool::new(false));
         let refresher = {
             let stop = stop.clone();
+            let removed = removed.clone();
             let storage = storage.clone();
             let master = repo.master().clone();
             let mut info = info.clone();
@@ -130,6 +136,15 @@ impl Lock {
                         let (guard, timeout) = cv.wait_timeout(stopped, every).expect("lock mutex");
                         stopped = guard;
                         if !*stopped && timeout.timed_out() {
+                            // Rewriting a marker a prune removed would hide from the backup's
+                            // last check that the prune ran without it.
+                            let name = id.to_hex();
+                            if let Err(e) = storage.size(FileKind::Lock, &name)
+                                && e.is_not_found()
+                            {
+                                removed.store(true, Ordering::Relaxed);
+                                return;
+                            }
                             info.refreshed = Utc::now();
                             // A failed refresh is retried next round; the marker goes stale
                             // only after several misses.
@@ -145,6 +160,7 @@ impl Lock {
             info,
             stop,
             refresher: Some(refresher),
+            removed,
         })
     }
 
@@ -160,6 +176,9 @@ impl Lock {
                  so a prune may have deleted data it wrote"
             ))
         };
+        if self.removed.load(Ordering::Relaxed) {
+            return Err(lost());
+        }
         let bytes = match self.storage.get(FileKind::Lock, &name, 64 * 1024) {
             Ok(b) => b,
             Err(e) if e.is_not_found() => return Err(lost()),
@@ -297,6 +316,23 @@ mod tests {
         lock.verify_held(repo.master()).unwrap();
         drop(lock);
         assert!(list(&repo).unwrap().is_empty());
+    }
+
+    /// A marker a prune removed (it took a suspended process for dead) is not written back:
+    /// the backup's last check must see that the prune ran without it.
+    #[test]
+    fn a_marker_removed_under_a_running_command_is_not_written_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = repo(dir.path());
+        let lock =
+            Lock::acquire_refreshing(&repo, LockKind::Backup, Duration::from_millis(20)).unwrap();
+        repo.storage()
+            .delete(FileKind::Lock, &lock.id.to_hex())
+            .unwrap();
+        // Enough refresh rounds to have written it back.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(list(&repo).unwrap().is_empty(), "the marker came back");
+        assert!(lock.verify_held(repo.master()).is_err());
     }
 
     /// Regression: dropping a lock before its refresher thread first ran left that thread
