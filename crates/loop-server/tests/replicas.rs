@@ -126,3 +126,68 @@ fn a_read_the_primary_does_not_answer_is_served_from_the_replica_after_primary_t
     // thread itself waits for a reader, if none is left).
     std::thread::spawn(move || drop(std::fs::OpenOptions::new().write(true).open(at_primary)));
 }
+
+/// Promoting a replica drops what it lacks, and the replication that follows makes the old
+/// primary match: under a retention lock, refused while the primary still holds the vault.
+#[test]
+fn a_replica_lacking_what_the_lock_holds_is_promoted_only_once_the_primary_is_gone() {
+    let server = Server::start_with(support::with_spare);
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Locked", None);
+    let replicas = format!("/api/v1/vaults/{vault}/replicas");
+    let replica = admin
+        .post(&replicas, json!({ "destination": "spare" }))
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let replicate = || {
+        let job = admin
+            .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+            .expect(202);
+        assert_eq!(
+            admin.job_ended(job["id"].as_str().unwrap())["state"],
+            "succeeded"
+        );
+    };
+    replicate();
+    admin
+        .put(
+            &format!("/api/v1/vaults/{vault}/retention-lock"),
+            json!({ "days": 7 }),
+        )
+        .expect(200);
+    let writer = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    writer
+        .put("data", &hex::encode([7u8; 32]), &pack_object([7u8; 32]))
+        .expect(201);
+
+    let promote = format!("{replicas}/{replica}/promote");
+    admin
+        .post(&promote, json!({}))
+        .expect_problem(409, "replica_behind_lock");
+    replicate();
+    let promoted = admin.post(&promote, json!({})).expect(200);
+    assert_eq!(promoted["destination"], "spare");
+    replicate();
+
+    // The old primary is the replica now. Something arrives, and the new primary is lost:
+    // then the replica is all there is, and is promoted.
+    writer
+        .put("data", &hex::encode([8u8; 32]), &pack_object([8u8; 32]))
+        .expect(201);
+    let old = admin.get(&replicas).expect(200)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let back = format!("{replicas}/{old}/promote");
+    admin
+        .post(&back, json!({}))
+        .expect_problem(409, "replica_behind_lock");
+    let lost = server.data_dir.join("spare").join(&vault);
+    std::fs::rename(&lost, server.data_dir.join("spare-lost")).unwrap();
+    assert_eq!(
+        admin.post(&back, json!({})).expect(200)["destination"],
+        "local"
+    );
+}

@@ -90,3 +90,20 @@ pub async fn vault_held_until(tx: &mut Tx, vault_id: &str, now: i64) -> DbResult
         _ => None,
     })
 }
+
+/// How many objects the vault's retention lock holds now that the server recorded at or
+/// after `since`: what a replica whose last complete replication began then may lack.
+pub async fn held_since(pool: &AnyPool, vault_id: &str, since: i64, now: i64) -> DbResult<i64> {
+    let r = sqlx::query(
+        "SELECT COUNT(*) AS n FROM vaults v JOIN vault_objects o ON o.vault_id = v.id
+         WHERE v.id = $1 AND v.retention_lock_days > 0 AND o.kind NOT IN ('locks', 'plans')
+           AND o.created_at >= $2 AND o.created_at + v.retention_lock_days * $3 > $4",
+    )
+    .bind(vault_id)
+    .bind(since)
+    .bind(DAY_MS)
+    .bind(now)
+    .fetch_one(pool)
+    .await?;
+    Ok(col(&r, "n")?)
+}

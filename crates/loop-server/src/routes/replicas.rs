@@ -222,7 +222,9 @@ pub(crate) async fn erase_all(
 /// a replication, and for a managed vault one the tenant's current key opens, can be promoted
 /// (`409 replica_not_ready`; `409 key_rotation` while that key is rotated); objects the vault
 /// received after that are lost unless the old primary is still readable (they are in the
-/// answer's audit event as `objects_lost`). A destination outside the tenant's residency is `403
+/// answer's audit event as `objects_lost`). Under a retention lock, a replica that lacks
+/// objects the lock holds is promoted only when the primary no longer answers (`409
+/// replica_behind_lock`: replicate first). A destination outside the tenant's residency is `403
 /// residency` (audited).
 #[utoipa::path(post, path = "/api/v1/vaults/{id}/replicas/{replica}/promote", tag = "replicas",
     params(("id" = VaultId, Path), ("replica" = String, Path)),
@@ -255,6 +257,28 @@ pub async fn promote_replica(
     }
     if v.key_custody == KeyCustody::Managed {
         crate::managed_keys::check_promotable(&state, &v, &dest).await?;
+    }
+    // What the replica lacks is dropped from the vault, and the replication that follows
+    // makes the old primary match: under a retention lock that would remove held objects.
+    // Refused while the primary still answers (replicate first); a primary that is gone
+    // holds nothing to protect.
+    let held = crate::db::retention_lock::held_since(
+        &state.db.pool,
+        &v.id,
+        r.synced_from.unwrap_or(0),
+        state.now(),
+    )
+    .await?;
+    if held > 0 && primary_answers(&state, &v).await {
+        return Err(ApiError::conflict(
+            "replica_behind_lock",
+            format!(
+                "the replica at {} lacks {held} object(s) that arrived after its last \
+                 replication began and that the vault's retention lock holds: replicate, then \
+                 promote",
+                r.destination
+            ),
+        ));
     }
     // The vault's object records follow the new primary: what it lacks (what the vault
     // received after the replica's last replication) is dropped from them. Done first, so a
@@ -292,6 +316,17 @@ pub async fn promote_replica(
     Ok(axum::Json(
         scoped_vault(&state, &caller, Permission::VaultRead, &id).await?,
     ))
+}
+
+/// Whether the vault's primary destination still holds the vault (its config answers).
+async fn primary_answers(state: &AppState, v: &Vault) -> bool {
+    match state.destinations.get(&v.destination) {
+        Some(d) => d
+            .list_kind(&v.id, loop_repo::FileKind::Config)
+            .await
+            .is_ok_and(|found| !found.is_empty()),
+        None => false,
+    }
 }
 
 /// Verify a replica
