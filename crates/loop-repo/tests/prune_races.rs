@@ -34,6 +34,18 @@ fn backup(repo: &Repository, src: &Path) -> backup::BackupResult {
     backup::run(repo, opts(src), &BackupProgress::default()).unwrap()
 }
 
+/// A repository and a source directory holding `files`, in a new temporary directory.
+fn setup(files: &[(&str, Vec<u8>)]) -> (tempfile::TempDir, std::path::PathBuf, Repository) {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(src.join(name), bytes).unwrap();
+    }
+    let repo = repo_at(&tmp.path().join("repo"));
+    (tmp, src, repo)
+}
+
 fn assert_whole(repo: &Repository) {
     let check = read_everything(repo);
     assert!(check.is_ok(), "{:?}", check.errors);
@@ -41,11 +53,7 @@ fn assert_whole(repo: &Repository) {
 
 #[test]
 fn a_backup_that_ends_while_prune_plans_keeps_everything_it_uses() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("a"), noise(300_000, 1)).unwrap();
-    let repo = repo_at(&tmp.path().join("repo"));
+    let (_tmp, src, repo) = setup(&[("a", noise(300_000, 1))]);
     let first = backup(&repo, &src);
     repo.remove_snapshot(&first.snapshot_id.unwrap()).unwrap();
 
@@ -69,12 +77,7 @@ fn a_backup_that_ends_while_prune_plans_keeps_everything_it_uses() {
 
 #[test]
 fn a_plan_another_prune_overtook_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("kept"), noise(200_000, 5)).unwrap();
-    std::fs::write(src.join("dropped"), noise(200_000, 7)).unwrap();
-    let repo = repo_at(&tmp.path().join("repo"));
+    let (_tmp, src, repo) = setup(&[("kept", noise(200_000, 5)), ("dropped", noise(200_000, 7))]);
     let first = backup(&repo, &src);
     std::fs::remove_file(src.join("dropped")).unwrap();
     backup(&repo, &src);
@@ -107,11 +110,7 @@ fn a_plan_another_prune_overtook_is_refused() {
 
 #[test]
 fn after_a_pack_vanishes_under_a_backup_the_next_prune_lets_backups_store_it_again() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("a"), noise(300_000, 9)).unwrap();
-    let repo = repo_at(&tmp.path().join("repo"));
+    let (_tmp, src, repo) = setup(&[("a", noise(300_000, 9))]);
     let first = backup(&repo, &src);
     repo.remove_snapshot(&first.snapshot_id.unwrap()).unwrap();
     // Its packs go as a prune with no grace would take them from a running backup.

@@ -88,16 +88,7 @@ fn unzip(bytes: &[u8]) -> Vec<(String, String)> {
 fn the_archive_holds_exactly_the_persons_data_and_nothing_of_anyone_else() {
     let server = Server::start();
     let root = server.admin();
-    let tenant = root
-        .post(
-            "/api/v1/tenants",
-            json!({ "parent_id": root.provider_tenant_id(), "kind": "customer",
-                    "name": "Export Bakery" }),
-        )
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let tenant = root.customer_tenant("Export Bakery");
     let mut ids = Vec::new();
     for (p, role) in [(&ANNA, "admin"), (&BRAM, "operator")] {
         let u = root
@@ -308,18 +299,10 @@ fn the_archive_holds_exactly_the_persons_data_and_nothing_of_anyone_else() {
 fn a_namesake_in_another_customer_gets_none_of_that_customers_notifications() {
     let server = Server::start();
     let root = server.admin();
-    let customer = |name: &str| {
-        root.post(
-            "/api/v1/tenants",
-            json!({ "parent_id": root.provider_tenant_id(), "kind": "customer",
-                    "name": name }),
-        )
-        .expect(201)["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let (alpha, bravo) = (customer("Alpha Export"), customer("Bravo Export"));
+    let (alpha, bravo) = (
+        root.customer_tenant("Alpha Export"),
+        root.customer_tenant("Bravo Export"),
+    );
     // Bravo's alerts go to an address; Alpha invites someone under the same address.
     let target = root
         .post(

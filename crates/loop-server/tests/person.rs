@@ -47,16 +47,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 fn an_erased_person_leaves_no_trace_and_every_chain_verifies() {
     let server = Server::start();
     let admin = server.admin();
-    let tenant = admin
-        .post(
-            "/api/v1/tenants",
-            json!({ "parent_id": admin.provider_tenant_id(), "kind": "customer",
-                    "name": "Gent Bakery" }),
-        )
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let tenant = admin.customer_tenant("Gent Bakery");
     let zoe = admin
         .post(
             "/api/v1/users",
@@ -325,19 +316,10 @@ const THEIRS: &str = "alerts@bravo.example";
 fn erasing_a_namesake_in_another_customer_leaves_that_customers_targets_alone() {
     let server = Server::start();
     let admin = server.admin();
-    let customer = |name: &str| {
-        admin
-            .post(
-                "/api/v1/tenants",
-                json!({ "parent_id": admin.provider_tenant_id(), "kind": "customer",
-                        "name": name }),
-            )
-            .expect(201)["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let (alpha, bravo) = (customer("Alpha Erasure"), customer("Bravo Erasure"));
+    let (alpha, bravo) = (
+        admin.customer_tenant("Alpha Erasure"),
+        admin.customer_tenant("Bravo Erasure"),
+    );
     let target = admin
         .post(
             "/api/v1/notify/targets",

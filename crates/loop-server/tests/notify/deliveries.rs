@@ -182,16 +182,7 @@ fn mail_tells_of_a_failure_in_the_recipients_language_sends_the_summary_and_wait
     assert_eq!(restricted["restricted"], true);
     // Another customer invites someone under the summary reader's address and restricts
     // them: that says nothing about who reads Alpha's mail.
-    let bravo = admin
-        .post(
-            "/api/v1/tenants",
-            json!({ "parent_id": admin.provider_tenant_id(), "kind": "customer",
-                    "name": "Bravo" }),
-        )
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bravo = admin.customer_tenant("Bravo");
     let namesake = admin
         .post(
             "/api/v1/users",

@@ -489,6 +489,18 @@ impl<'a> Caller<'a> {
         self.server.request(method, path).bearer_auth(&self.secret)
     }
 
+    /// A new customer tenant under the provider; its ID.
+    pub fn customer_tenant(&self, name: &str) -> String {
+        self.post(
+            "/api/v1/tenants",
+            json!({ "parent_id": self.provider_tenant_id(), "kind": "customer", "name": name }),
+        )
+        .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     pub fn provider_tenant_id(&self) -> String {
         let tenants = self.get("/api/v1/tenants").expect(200);
         tenants
