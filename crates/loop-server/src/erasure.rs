@@ -102,8 +102,18 @@ pub async fn erase_tenant(
     for job in &pushes {
         copies.extend(pushed_to(state, job, &vaults).await?);
     }
-    // Copies whose remote was removed since they were made: out of reach, but named.
+    // Copies whose sync job or remote was removed since they were made: erased through the
+    // remote while it exists, else named as out of reach. One copy is one place, however
+    // many jobs reached it.
     copies.extend(crate::db::erasure::departed_of(pool, tenant_id).await?);
+    let mut seen = std::collections::HashSet::new();
+    copies.retain(|c| {
+        seen.insert((
+            c.vault_id.clone(),
+            c.place.clone(),
+            c.remote_vault_id.clone(),
+        ))
+    });
     let now = state.now();
     let mut tx = state.db.begin().await?;
     let key_destroyed = tenants::delete_tenant_key(&mut tx, tenant_id).await?;

@@ -191,3 +191,58 @@ fn a_replica_lacking_what_the_lock_holds_is_promoted_only_once_the_primary_is_go
         "local"
     );
 }
+
+/// A replication under way copies from the old primary into the replica and, at its end,
+/// would mark the old primary in step: promotion waits for it.
+#[test]
+fn a_replica_is_not_promoted_while_a_replication_runs() {
+    let server = Server::start_with(support::with_spare);
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Busy", None);
+    let replicas = format!("/api/v1/vaults/{vault}/replicas");
+    let replica = admin
+        .post(&replicas, json!({ "destination": "spare" }))
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let job = admin
+        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+        .expect(202);
+    assert_eq!(
+        admin.job_ended(job["id"].as_str().unwrap())["state"],
+        "succeeded"
+    );
+    // Another node runs a replication of the vault.
+    let state = server.state.clone();
+    let (t, v) = (tenant.clone(), vault.clone());
+    server.block_on(async move {
+        let mut tx = state.db.begin().await.unwrap();
+        let work = loop_server::jobs::Work {
+            runner: loop_server::db::jobs::Runner::Server,
+            tenant_id: &t,
+            kind: loop_api::JobKind::Replication,
+            target: ("vault", &v),
+            trigger: loop_api::JobTrigger::User,
+            started_by_id: None,
+            params: json!({}),
+        };
+        let id = loop_server::jobs::queue(&state, &mut tx, work)
+            .await
+            .unwrap();
+        sqlx::query(
+            "UPDATE jobs SET state = 'running', lease_owner = 'another-node',
+                lease_expires_at = $1 WHERE id = $2",
+        )
+        .bind(state.now() + 3_600_000)
+        .bind(&id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    });
+
+    admin
+        .post(&format!("{replicas}/{replica}/promote"), json!({}))
+        .expect_problem(409, "replication_running");
+}

@@ -54,7 +54,8 @@ fn location(row: &AnyRow) -> DbResult<LocationRow> {
 }
 
 /// Records that the copy `l` (a vault on another server a push sync job copied to) lost its
-/// remote at `now`: a later erasure of the tenant cannot reach it ([`departed_of`]).
+/// sync job, or its remote, at `now`: a later erasure of the tenant still reaches it through
+/// the remote while that exists, and names it once it is gone ([`departed_of`]).
 pub async fn insert_departed(tx: &mut Tx, l: &LocationRow, now: i64) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO departed_copies (id, tenant_id, vault_id, remote_id, remote_url,
@@ -73,8 +74,9 @@ pub async fn insert_departed(tx: &mut Tx, l: &LocationRow, now: i64) -> DbResult
     Ok(())
 }
 
-/// The copies of `tenant_id`'s vaults whose remote was removed, as places of its erasure:
-/// each is out of reach, so the certificate names it and is not complete.
+/// The copies of `tenant_id`'s vaults whose sync job or remote was removed, as places of its
+/// erasure: erased through the remote while it exists; else out of reach, so the certificate
+/// names it and is not complete.
 pub async fn departed_of(pool: &AnyPool, tenant_id: &str) -> DbResult<Vec<LocationRow>> {
     let rows = sqlx::query("SELECT * FROM departed_copies WHERE tenant_id = $1 ORDER BY id")
         .bind(tenant_id)

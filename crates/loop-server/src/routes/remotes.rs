@@ -194,17 +194,16 @@ pub async fn delete_remote(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let r = scoped_remote(&state, &caller, Permission::VaultWrite, &id).await?;
-    // What this remote's push sync jobs copied stays there: remembered, so that the tenant's
-    // erasure names those copies as out of its reach instead of forgetting them.
-    let pool = &state.db.pool;
     let scope = crate::domain::TenantScope::One(r.remote.tenant_id.clone());
-    let vaults = db::vaults::vaults_in(pool, &scope, None).await?.items;
-    let mut copies = Vec::new();
-    for job in remotes::sync_jobs_in(pool, &scope, None).await?.items {
-        if job.remote_id == r.remote.id && job.direction == loop_api::SyncDirection::Push {
-            copies.extend(crate::erasure::pushed_to(&state, &job, &vaults).await?);
-        }
-    }
+    let jobs = remotes::sync_jobs_in(&state.db.pool, &scope, None)
+        .await?
+        .items;
+    let copies = copies_left(
+        &state,
+        &r.remote.tenant_id,
+        jobs.iter().filter(|j| j.remote_id == r.remote.id),
+    )
+    .await?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
     for c in &copies {
@@ -384,7 +383,29 @@ pub async fn create_sync_job(
     ))
 }
 
+/// Where push sync jobs about to go copied the tenant's vaults to. What they copied stays
+/// there: remembered ([`db::erasure::insert_departed`]), so that the tenant's erasure still
+/// deletes those copies through the remote while it exists, and names them once it is gone.
+async fn copies_left<'j>(
+    state: &AppState,
+    tenant_id: &str,
+    jobs: impl Iterator<Item = &'j SyncJob>,
+) -> ApiResult<Vec<crate::db::erasure::LocationRow>> {
+    let scope = crate::domain::TenantScope::One(tenant_id.to_string());
+    let vaults = db::vaults::vaults_in(&state.db.pool, &scope, None)
+        .await?
+        .items;
+    let mut copies = Vec::new();
+    for job in jobs.filter(|j| j.direction == loop_api::SyncDirection::Push) {
+        copies.extend(crate::erasure::pushed_to(state, job, &vaults).await?);
+    }
+    Ok(copies)
+}
+
 /// Delete a sync job
+///
+/// What a push job copied stays at the remote and is remembered: the tenant's erasure still
+/// erases it there.
 #[utoipa::path(delete, path = "/api/v1/sync-jobs/{id}", tag = "sync", params(("id" = String, Path)),
     responses((status = 204, description = "Deleted"),
         (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
@@ -394,8 +415,12 @@ pub async fn delete_sync_job(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let j = scoped_sync_job(&state, &caller, Permission::VaultWrite, &id).await?;
+    let copies = copies_left(&state, &j.tenant_id, std::iter::once(&j)).await?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
+    for c in &copies {
+        db::erasure::insert_departed(&mut tx, c, now).await?;
+    }
     remotes::delete_sync_job(&mut tx, &j.id).await?;
     commit_audited(
         tx,

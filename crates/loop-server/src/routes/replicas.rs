@@ -224,7 +224,8 @@ pub(crate) async fn erase_all(
 /// received after that are lost unless the old primary is still readable (they are in the
 /// answer's audit event as `objects_lost`). Under a retention lock, a replica that lacks
 /// objects the lock holds is promoted only when the primary no longer answers (`409
-/// replica_behind_lock`: replicate first). A destination outside the tenant's residency is `403
+/// replica_behind_lock`: replicate first), and none while a replication of the vault is
+/// queued or running (`409 replication_running`). A destination outside the tenant's residency is `403
 /// residency` (audited).
 #[utoipa::path(post, path = "/api/v1/vaults/{id}/replicas/{replica}/promote", tag = "replicas",
     params(("id" = VaultId, Path), ("replica" = String, Path)),
@@ -257,6 +258,14 @@ pub async fn promote_replica(
     }
     if v.key_custody == KeyCustody::Managed {
         crate::managed_keys::check_promotable(&state, &v, &dest).await?;
+    }
+    // A replication under way copies from the old primary into the replica, and on its end
+    // would mark the old primary (the replica then) as in step.
+    if let Some(job) = db::jobs::open_of(&state.db.pool, JobKind::Replication, &v.id).await? {
+        return Err(ApiError::conflict(
+            "replication_running",
+            format!("replication job {job} is queued or running: promote once it has ended"),
+        ));
     }
     // What the replica lacks is dropped from the vault, and the replication that follows
     // makes the old primary match: under a retention lock that would remove held objects.

@@ -1,0 +1,206 @@
+//! Copies a push sync job made at another operator's server: erased through the remote while
+//! the server can reach it, named as out of reach when it cannot.
+
+use super::*;
+
+/// Another operator's server that can hold a copy: (the server, a customer-key vault there,
+/// a token that may replicate into it).
+pub(crate) fn other_operator() -> (Server, String, Value) {
+    let other = Server::start();
+    let theirs = other.admin();
+    let mirror_co = id(&theirs
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": theirs.provider_tenant_id(), "kind": "customer",
+                    "name": "Mirror Co" }),
+        )
+        .expect(201));
+    let copy = id(&theirs
+        .post(
+            "/api/v1/vaults",
+            json!({ "tenant_id": mirror_co, "name": "copy", "destination": "local",
+                    "key_custody": "customer" }),
+        )
+        .expect(201));
+    let token = theirs
+        .post(
+            "/api/v1/tokens",
+            json!({ "tenant_id": mirror_co, "name": "replicate", "kind": "api",
+                    "vault_ids": [copy], "permissions": ["replicate"] }),
+        )
+        .expect(201)["secret"]
+        .clone();
+    drop(theirs);
+    (other, copy, token)
+}
+
+/// A remote of `tenant` for the other operator's server, with its `token`; the remote's ID.
+fn remote_to(admin: &Caller<'_>, tenant: &str, other: &Server, token: &Value) -> String {
+    id(&admin
+        .post(
+            "/api/v1/remotes",
+            json!({ "tenant_id": tenant, "name": "other", "url": other.base,
+                    "fingerprint": other.fingerprint, "token": token }),
+        )
+        .expect(201))
+}
+
+/// `vault` of `tenant` pushed once to `copy` at the other operator, through a remote made for
+/// it; the remote's ID.
+pub(crate) fn push_to(
+    admin: &Caller<'_>,
+    tenant: &str,
+    vault: &str,
+    to: (&Server, &str, &Value),
+) -> String {
+    let (other, copy, token) = to;
+    let remote = remote_to(admin, tenant, other, token);
+    let sync = id(&admin
+        .post(
+            "/api/v1/sync-jobs",
+            json!({ "remote_id": remote, "direction": "push", "vault_id": vault,
+                    "remote_vault_id": copy }),
+        )
+        .expect(201));
+    let run = admin
+        .post(&format!("/api/v1/sync-jobs/{sync}/run"), json!({}))
+        .expect(202);
+    assert_eq!(admin.job_ended(&id(&run))["state"], "succeeded");
+    remote
+}
+
+/// Erases the tenant "Acme" and waits for the job: its certificate, which must say it is not
+/// complete, and the certificate's place at the other server, which must not claim a listing.
+fn erased_with_a_copy_left(admin: &Caller<'_>, tenant: &str) -> (Value, Value) {
+    let report = admin
+        .post(
+            &format!("/api/v1/tenants/{tenant}/erase"),
+            json!({ "confirm": "Acme" }),
+        )
+        .expect(200);
+    admin.job_ended(report["erasure_job_id"].as_str().unwrap());
+    let cert = support::certificate(admin, tenant);
+    assert_eq!(cert["complete"], false, "{cert}");
+    let remote_place = cert["places"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "remote")
+        .unwrap_or_else(|| panic!("the remote copy in {cert}"))
+        .clone();
+    // Not listed afterwards, so not verified: the certificate claims no listing of it.
+    assert!(remote_place["objects_left"].is_null(), "{remote_place}");
+    assert!(remote_place["verified_at"].is_null(), "{remote_place}");
+    assert!(remote_place["verified_by"].is_null(), "{remote_place}");
+    (cert, remote_place)
+}
+
+/// A copy the server can no longer reach (its remote was removed) is not erased, and the
+/// certificate says so: not complete, the place named with why, nothing claimed of it.
+#[test]
+fn a_certificate_is_not_complete_when_a_copy_is_out_of_reach() {
+    let server = Server::start();
+    let (other, copy, token) = other_operator();
+    let admin = server.admin();
+    let (tenant, vault) = support::vault::customer_with_vault(&admin, "Acme", None);
+    let writer = support::vault::holder(&server, &admin, &tenant, &vault, &["backup"]);
+    let name = hex::encode([1u8; 32]);
+    writer
+        .put("data", &name, &support::vault::pack_object([1; 32]))
+        .expect(201);
+    let remote = push_to(&admin, &tenant, &vault, (&other, &copy, &token));
+    admin
+        .delete(&format!("/api/v1/remotes/{remote}"))
+        .expect(204);
+
+    let (cert, remote_place) = erased_with_a_copy_left(&admin, &tenant);
+    let places = cert["places"].as_array().unwrap();
+    assert!(
+        remote_place["note"].as_str().unwrap().contains("removed"),
+        "{remote_place}"
+    );
+    // The copy is still there, as the certificate says; the local place was erased.
+    let there = other.data_dir.join("vaults").join(&copy);
+    assert!(
+        support::files_under(&there)
+            .iter()
+            .any(|p| p.ends_with(&name))
+    );
+    let local = places.iter().find(|p| p["kind"] == "destination").unwrap();
+    assert_eq!(local["objects_left"], 0, "{local}");
+}
+
+/// A whole-tenant push whose remote cannot be listed when the erasure starts: the copies
+/// there are named as out of reach because of that, not as if the remote had been removed.
+#[test]
+fn a_certificate_says_when_a_remote_could_not_be_listed() {
+    let server = Server::start();
+    let (other, _, token) = other_operator();
+    let admin = server.admin();
+    let (tenant, _) = support::vault::customer_with_vault(&admin, "Acme", None);
+    let remote = remote_to(&admin, &tenant, &other, &token);
+    admin
+        .post(
+            "/api/v1/sync-jobs",
+            json!({ "remote_id": remote, "direction": "push" }),
+        )
+        .expect(201);
+    drop(other);
+
+    let (_, remote_place) = erased_with_a_copy_left(&admin, &tenant);
+    let note = remote_place["note"].as_str().unwrap();
+    assert!(note.contains("could not be listed"), "{remote_place}");
+    assert!(!note.contains("removed"), "{remote_place}");
+}
+
+/// A push sync job removed before the erasure: what it copied is still erased, through the
+/// remote that is still there.
+#[test]
+fn a_copy_made_by_a_removed_sync_job_is_still_erased() {
+    let server = Server::start();
+    let (other, copy, token) = other_operator();
+    let admin = server.admin();
+    let (tenant, vault) = support::vault::customer_with_vault(&admin, "Acme", None);
+    let writer = support::vault::holder(&server, &admin, &tenant, &vault, &["backup"]);
+    let name = hex::encode([2u8; 32]);
+    writer
+        .put("data", &name, &support::vault::pack_object([2; 32]))
+        .expect(201);
+    push_to(&admin, &tenant, &vault, (&other, &copy, &token));
+    let there = other.data_dir.join("vaults").join(&copy);
+    assert!(
+        support::files_under(&there)
+            .iter()
+            .any(|p| p.ends_with(&name))
+    );
+    let jobs = admin
+        .get(&format!("/api/v1/sync-jobs?tenant_id={tenant}"))
+        .expect(200);
+    let sync = id(&jobs.as_array().unwrap()[0]);
+    admin
+        .delete(&format!("/api/v1/sync-jobs/{sync}"))
+        .expect(204);
+
+    let report = admin
+        .post(
+            &format!("/api/v1/tenants/{tenant}/erase"),
+            json!({ "confirm": "Acme" }),
+        )
+        .expect(200);
+    admin.job_ended(report["erasure_job_id"].as_str().unwrap());
+    let cert = support::certificate(&admin, &tenant);
+    let remote_place = cert["places"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "remote")
+        .unwrap_or_else(|| panic!("the remote copy in {cert}"))
+        .clone();
+    assert_eq!(remote_place["objects_left"], 0, "{remote_place}");
+    assert!(
+        !support::files_under(&there)
+            .iter()
+            .any(|p| p.ends_with(&name)),
+        "the copy is erased"
+    );
+}
