@@ -320,3 +320,39 @@ fn a_subscription_lives_from_trial_to_suspension_payment_and_erasure_at_every_pl
     );
     support::assert_chained(&events);
 }
+
+/// The process stopped after a termination was recorded and before its erasure ran: the
+/// next pass of the timer erases the tenant.
+#[test]
+fn a_termination_whose_erasure_never_ran_is_carried_out_by_the_next_tick() {
+    let server = support::Server::start();
+    let admin = server.admin();
+    let plan = admin
+        .post(
+            "/api/v1/plans",
+            json!({ "issuer_id": admin.provider_tenant_id(), "name": "Small",
+                    "price_cents": 1999, "currency": "eur" }),
+        )
+        .expect(201);
+    let tenant = acme_on(&admin, plan["id"].as_str().unwrap());
+    let pool = server.state.db.pool.clone();
+    let t = tenant.clone();
+    server.block_on(async move {
+        sqlx::query("UPDATE subscriptions SET state = 'terminated' WHERE tenant_id = $1")
+            .bind(&t)
+            .execute(&pool)
+            .await
+            .unwrap();
+    });
+    assert_eq!(
+        admin.get(&format!("/api/v1/tenants/{tenant}")).expect(200)["status"],
+        "active"
+    );
+
+    support::lifecycle::tick(&server);
+    assert_eq!(
+        admin.get(&format!("/api/v1/tenants/{tenant}")).expect(200)["status"],
+        "erased"
+    );
+    assert!(support::certificate(&admin, &tenant)["places"].is_array());
+}

@@ -152,6 +152,11 @@ pub async fn tick(state: &AppState) -> ApiResult<TickReport> {
             }
         }
     }
+    // A termination recorded but never followed by its erasure (the process stopped between
+    // the two): erased now. Erasing again finishes what a first run left.
+    for tenant_id in billing::terminated_not_erased(&state.db.pool).await? {
+        terminate(state, &tenant_id).await?;
+    }
     report.people_erased = crate::erasure::forget_people(state).await?;
     Ok(report)
 }

@@ -229,6 +229,20 @@ pub async fn live_subscriptions(pool: &AnyPool) -> DbResult<Vec<SubRow>> {
         .collect()
 }
 
+/// Tenants whose subscription is terminated but who are not erased.
+pub async fn terminated_not_erased(pool: &AnyPool) -> DbResult<Vec<String>> {
+    sqlx::query(
+        "SELECT s.tenant_id FROM subscriptions s JOIN tenants t ON t.id = s.tenant_id
+         WHERE s.state = 'terminated' AND t.status <> 'erased' ORDER BY s.tenant_id",
+    )
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| col(r, "tenant_id"))
+    .collect::<Result<_, _>>()
+    .map_err(Into::into)
+}
+
 pub async fn insert_subscription(tx: &mut Tx, s: &SubRow) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO subscriptions (tenant_id, plan_id, state, collection, trial_ends_at,

@@ -278,7 +278,12 @@ pub async fn set_subscription(
         now,
     )
     .await?;
-    crate::billing::advance(&state, id.as_str()).await?;
+    // Ending a suspended subscription terminates it at once, and termination erases the
+    // tenant: run where a dropped request cannot stop it halfway.
+    let (st, tenant) = (state.clone(), id.to_string());
+    tokio::spawn(async move { crate::billing::advance(&st, &tenant).await })
+        .await
+        .map_err(|e| ApiError::Internal(format!("the lifecycle step stopped: {e}")))??;
     let s = current(&state, id.as_str()).await?;
     Ok(axum::Json(subscription_view(&state, &s).await?))
 }
