@@ -13,6 +13,29 @@ use crate::domain::{self, Permission, UserChanges};
 use crate::error::{ApiError, ApiResult};
 use crate::state::{AppState, Attempt};
 
+/// The caller changes their own profile. A new address also asks for the current password
+/// (audited and throttled like a sign-in), so a stolen session cannot move the account to a
+/// mailbox of its own and reset the password from there.
+pub async fn change_own(state: &AppState, caller: &Caller, req: UpdateUser) -> ApiResult<User> {
+    let me = caller.user()?.user.clone();
+    let new_address = req
+        .email
+        .as_deref()
+        .is_some_and(|e| !e.trim().eq_ignore_ascii_case(&me.user.email));
+    if new_address {
+        let Some(current) = &req.current_password else {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "password_required",
+                "a new e-mail address needs your current password (current_password)",
+            ));
+        };
+        current_password(state, caller, current.expose(), "user.email_change").await?;
+    }
+    // Your own new address is always confirmed by mail, whoever you are.
+    change(state, caller, me, req, false).await
+}
+
 /// Applies `req` to `row` and audits it; `whole`: the caller sees every tenant, so a new
 /// address of an account changes at once (anyone else's waits for its owner's confirmation).
 pub async fn change(

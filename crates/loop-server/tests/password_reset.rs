@@ -212,6 +212,32 @@ fn a_code_expires_after_an_hour_and_dies_with_a_newer_one_or_any_other_change() 
         )
         .expect(204);
     reset(&server, &code, "bo-after-moving-1").expect_problem(404, "not_found");
+    // As does a change an administrator of the whole service makes at once.
+    let code = server.plant_reset_code(&bo.user_id);
+    root.patch(
+        &format!("/api/v1/users/{}", bo.user_id),
+        json!({ "email": "bo-moved-again@acme.example" }),
+    )
+    .expect(200);
+    reset(&server, &code, "bo-after-moving-2").expect_problem(404, "not_found");
+    // And a password changed after someone asked for a new address voids that request: the
+    // owner who changed it may not know who asked.
+    let pending = server.plant_email_code(&bo.user_id, "bo-elsewhere@acme.example");
+    server
+        .sign_in("bo-moved-again@acme.example", "bo-changed-it-1")
+        .post(
+            "/api/v1/me/password",
+            json!({ "current_password": "bo-changed-it-1", "new_password": "bo-changed-it-2" }),
+        )
+        .expect(204);
+    server
+        .call(
+            "post",
+            "/api/v1/auth/confirm-email",
+            None,
+            Some(&json!({ "token": pending })),
+        )
+        .expect_problem(404, "not_found");
 }
 
 #[test]

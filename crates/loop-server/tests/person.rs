@@ -267,12 +267,19 @@ fn a_person_corrects_their_own_profile_and_a_new_address_waits_for_its_owner() {
     )
     .expect_problem(403, "forbidden");
     let new = "new.address@person.example";
-    let u = me
-        .patch(
-            "/api/v1/me",
-            json!({ "first_name": FIRST, "business_address": ADDRESS, "email": new }),
-        )
-        .expect(200);
+    // A new address asks for the password: a stolen session cannot move the account to a
+    // mailbox of its own (and reset the password from there).
+    let change = json!({ "first_name": FIRST, "business_address": ADDRESS, "email": new });
+    me.patch("/api/v1/me", change.clone())
+        .expect_problem(400, "password_required");
+    let mut wrong = change.clone();
+    wrong["current_password"] = json!("not-the-password-1");
+    me.patch("/api/v1/me", wrong)
+        .expect_problem(400, "wrong_password");
+    assert!(me.get("/api/v1/me").expect(200)["pending_email"].is_null());
+    let mut right = change;
+    right["current_password"] = json!(USER_PASSWORD);
+    let u = me.patch("/api/v1/me", right).expect(200);
     assert_eq!(
         (
             &u["first_name"],

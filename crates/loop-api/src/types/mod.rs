@@ -345,6 +345,11 @@ wire! {
         /// string goes back to the tenant's.
         #[serde(default)]
         pub time_zone: Option<String>,
+        /// Your current password: asked when you change your own e-mail address (`PATCH
+        /// /me`), so a stolen session cannot move the account to another mailbox.
+        #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+        pub current_password: Option<SecretText>,
     }
 
     pub struct RoleBinding {

@@ -125,6 +125,7 @@ pub(crate) fn user(g: &Global, c: UserCommand) -> Result<ExitCode> {
                     business_address: address,
                     language,
                     time_zone,
+                    current_password: None,
                 },
             )?;
             show(g, &u, |u| print_users(std::slice::from_ref(u)))

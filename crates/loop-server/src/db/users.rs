@@ -265,10 +265,13 @@ pub async fn insert_user(
     Ok(())
 }
 
+/// Stores a user's profile. A new address voids a password reset code waiting for the old one.
 pub async fn update_user_profile(tx: &mut Tx, u: &User, now: i64) -> DbResult<()> {
     sqlx::query(
         "UPDATE users SET email = $1, first_name = $2, last_name = $3, business_address = $4,
-            language = $7, time_zone = $8, updated_at = $5 WHERE id = $6",
+            language = $7, time_zone = $8, updated_at = $5,
+            reset_hash = CASE WHEN email = $1 THEN reset_hash ELSE NULL END
+         WHERE id = $6",
     )
     .bind(&u.email)
     .bind(&u.first_name)
@@ -294,10 +297,12 @@ pub async fn set_user_status(tx: &mut Tx, id: &str, status: UserStatus, now: i64
     Ok(())
 }
 
-/// Sets the password (and activates an invited user, consuming the invite).
+/// Sets the password (and activates an invited user, consuming the invite). A new address
+/// waiting for confirmation is dropped: whoever changes the password may not know who asked.
 pub async fn set_password(tx: &mut Tx, id: &str, hash: &str, now: i64) -> DbResult<()> {
     sqlx::query(
         "UPDATE users SET password_hash = $1, invite_hash = NULL, reset_hash = NULL,
+            pending_email = NULL, email_token_hash = NULL, email_token_issued_at = NULL,
             status = CASE WHEN status = 'invited' THEN 'active' ELSE status END,
             updated_at = $2 WHERE id = $3",
     )

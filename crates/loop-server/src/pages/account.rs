@@ -95,6 +95,7 @@ async fn account(
                 (Input { required: true, ..field("last_name", M::LastName, &me.last_name, "family-name") }.render())
                 (field("business_address", M::BusinessAddress, &me.business_address, "street-address").render())
                 (Input { kind: "email", required: true, ..field("email", M::Email, &me.email, "email") }.render())
+                (Input { autocomplete: Some("current-password"), ..Input::new("email_password", v.t(M::EmailPassword), "password") }.render())
                 @if let Some(p) = &me.pending_email {
                     p { (M::PendingEmail.fill(lang, &[p])) }
                 }
@@ -224,6 +225,9 @@ pub struct ProfileForm {
     language: Language,
     #[serde(default)]
     time_zone: String,
+    /// Asked for a new address only.
+    #[serde(default)]
+    email_password: loop_api::SecretText,
 }
 
 /// `POST /account/profile`.
@@ -240,8 +244,9 @@ pub async fn profile(
         business_address: Some(f.business_address),
         language: Some(f.language),
         time_zone: Some(f.time_zone),
+        current_password: Some(f.email_password).filter(|p| !p.expose().is_empty()),
     };
-    match crate::accounts::change(&state, &v.caller, me, changes, false).await {
+    match crate::accounts::change_own(&state, &v.caller, changes).await {
         Ok(_) => after("/account", "profile"),
         Err(e) => refused(&state, &v, e).await,
     }

@@ -144,6 +144,8 @@ catalogue! {
         "{0} wacht op bevestiging: open de link die we ernaartoe mailden.";
     ChangePassword: "Change the password", "Wachtwoord wijzigen";
     CurrentPassword: "Current password", "Huidig wachtwoord";
+    EmailPassword: "Current password (to change the e-mail address)",
+        "Huidig wachtwoord (om het e-mailadres te wijzigen)";
     PasswordChanged: "The password is changed; every other session of yours has ended.",
         "Het wachtwoord is gewijzigd; al uw andere sessies zijn beëindigd.";
     Authenticator: "Authenticator app", "Authenticator-app";

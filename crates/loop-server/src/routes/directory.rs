@@ -90,7 +90,8 @@ pub async fn update_user(
 /// Update your own profile
 ///
 /// Any signed-in user corrects their own name, business address, language or e-mail
-/// (rectification). A new address takes effect once confirmed with the code mailed to it.
+/// (rectification). A new address takes effect once confirmed with the code mailed to it,
+/// and needs `current_password` (`400 password_required`, `400 wrong_password`).
 #[utoipa::path(patch, path = "/api/v1/me", tag = "auth", request_body = UpdateUser,
     responses((status = 200, description = "Success", body = User),
         (status = 409, description = "The address is taken (problem+json)", body = loop_api::Problem)))]
@@ -99,10 +100,8 @@ pub async fn update_me(
     caller: Caller,
     Json(req): Json<UpdateUser>,
 ) -> ApiResult<axum::Json<User>> {
-    let me = caller.user()?.user.clone();
-    // Your own new address is always confirmed by mail, whoever you are.
     Ok(axum::Json(
-        crate::accounts::change(&state, &caller, me, req, false).await?,
+        crate::accounts::change_own(&state, &caller, req).await?,
     ))
 }
 

@@ -154,6 +154,28 @@ fn the_profile_and_password_forms_follow_the_apis_rules() {
         admin.get("/api/v1/me").expect(200)["user"]["first_name"],
         "Ada"
     );
+    // A new address asks for the current password.
+    let moved = |password: &str| {
+        server.post_page(
+            "/account/profile",
+            &cookie,
+            &[
+                ("csrf", &token),
+                ("first_name", "Ada"),
+                ("last_name", "Admin"),
+                ("email", "ada.moved@example.org"),
+                ("language", "nl"),
+                ("email_password", password),
+            ],
+        )
+    };
+    assert_eq!(moved("").status, 400);
+    assert!(admin.get("/api/v1/me").expect(200)["user"]["pending_email"].is_null());
+    assert_eq!(moved(ADMIN_PASSWORD).status, 303);
+    assert_eq!(
+        admin.get("/api/v1/me").expect(200)["user"]["pending_email"],
+        "ada.moved@example.org"
+    );
 
     // The password: the current one is checked (and a wrong one audited), then every other
     // session ends.
