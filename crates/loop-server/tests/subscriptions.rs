@@ -172,12 +172,17 @@ fn a_subscription_lives_from_trial_to_suspension_payment_and_erasure_at_every_pl
         .send()
         .unwrap();
     assert_eq!(page.status(), 200);
+    let header = |name: &str| page.headers()[name].to_str().unwrap().to_string();
+    assert!(header("content-type").starts_with("text/html"));
+    // A page of the console's site like the others: not framed, not cached, no script.
+    let csp = header("content-security-policy");
     assert!(
-        page.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
     );
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert_eq!(header("cache-control"), "no-store");
+    assert_eq!(header("x-content-type-options"), "nosniff");
     let page = page.text().unwrap();
     assert!(
         page.contains("<h1>Invoice 1</h1>") && page.contains("19.99 EUR"),

@@ -18,6 +18,21 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 /// `body` as an HTML response with the headers every page carries: the policy above, no
 /// sniffing, no referrer (an address may carry a one-time code), never cached, never framed.
 pub fn secured(status: StatusCode, body: String) -> Response {
+    secured_with(status, body, CSP)
+}
+
+/// A standalone HTML document that holds its own style and nothing else (an invoice to
+/// print): no script, no request to anywhere, the console's other headers.
+pub fn standalone(body: String) -> Response {
+    secured_with(
+        StatusCode::OK,
+        body,
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; \
+         frame-ancestors 'none'; base-uri 'none'",
+    )
+}
+
+fn secured_with(status: StatusCode, body: String, csp: &'static str) -> Response {
     let mut r = (status, body).into_response();
     let h = r.headers_mut();
     h.insert(
@@ -26,7 +41,7 @@ pub fn secured(status: StatusCode, body: String) -> Response {
     );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_static(csp),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

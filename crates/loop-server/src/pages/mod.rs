@@ -48,7 +48,7 @@ use loop_api::Language;
 
 use crate::state::AppState;
 use catalogue::M;
-pub use layout::secured;
+pub use layout::{secured, standalone};
 
 /// Every page a signed-in reader opens or posts to, as (method, path): the isolation test
 /// aims each at another tenant's objects (`{tenant}`, `{session}`, `{vault}`, `{snapshot}`,

@@ -3,7 +3,7 @@
 //! decide and then let the timer take whatever step is due at once.
 
 use axum::extract::{OriginalUri, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use loop_api::{
     Collection, CreatePlan, EndSubscription, Invoice, InvoiceState, Plan, RecordPayment,
@@ -402,11 +402,9 @@ pub async fn get_invoice(
         .await?
         .map(|t| t.tenant.name)
         .unwrap_or_default();
-    Ok((
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        crate::billing::invoice::html(&inv, &issuer),
-    )
-        .into_response())
+    Ok(crate::pages::standalone(crate::billing::invoice::html(
+        &inv, &issuer,
+    )))
 }
 
 /// Record a payment
