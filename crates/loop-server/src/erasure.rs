@@ -114,6 +114,20 @@ pub async fn erase_tenant(
             c.remote_vault_id.clone(),
         ))
     });
+    // Vaults deleted before: their own erasure may not have finished (or failed for good),
+    // so each is a place of this one too (an emptied place is found empty). Not twice when
+    // this runs again.
+    let recorded: std::collections::HashSet<String> =
+        crate::db::erasure::locations_of(pool, tenant_id)
+            .await?
+            .into_iter()
+            .map(|l| l.vault_id)
+            .collect();
+    let deleted: Vec<_> = vaults::deleted_vaults_of(pool, tenant_id)
+        .await?
+        .into_iter()
+        .filter(|v| !recorded.contains(&v.id))
+        .collect();
     let now = state.now();
     let mut tx = state.db.begin().await?;
     let key_destroyed = tenants::delete_tenant_key(&mut tx, tenant_id).await?;
@@ -161,6 +175,20 @@ pub async fn erase_tenant(
         e.object_kind = "vault";
         e.object_id = Some(v.id.clone());
         audit::append(&mut tx, e, now).await?;
+    }
+    for v in &deleted {
+        let jurisdiction = state
+            .destinations
+            .get(&v.destination)
+            .map(|d| d.jurisdiction.clone());
+        let l = location(
+            tenant_id,
+            &v.id,
+            "destination",
+            &v.destination,
+            jurisdiction,
+        );
+        crate::db::erasure::insert_location(&mut tx, &l).await?;
     }
     for c in &copies {
         crate::db::erasure::insert_location(&mut tx, c).await?;

@@ -43,6 +43,17 @@ pub async fn deleted_vault(pool: &AnyPool, id: &str) -> DbResult<Option<Vault>> 
     row.as_ref().map(vault).transpose()
 }
 
+/// A tenant's vaults marked deleted.
+pub async fn deleted_vaults_of(pool: &AnyPool, tenant_id: &str) -> DbResult<Vec<Vault>> {
+    let rows = sqlx::query(
+        "SELECT * FROM vaults WHERE tenant_id = $1 AND deleted_at IS NOT NULL ORDER BY id",
+    )
+    .bind(tenant_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(vault).collect()
+}
+
 /// The vaults of the tenants in `scope`.
 pub async fn vaults_in(
     pool: &AnyPool,

@@ -453,3 +453,46 @@ fn erasure_deletes_every_object_at_every_place_and_certifies_it() {
     );
     support::assert_chained(&admin.audit_events());
 }
+
+/// A vault deleted before the tenant's erasure, whose own erasure left something behind (it
+/// failed for good, or an upload under way landed after it): the tenant's erasure erases that
+/// place too, and the certificate names it.
+#[test]
+fn a_vault_deleted_before_the_erasure_is_erased_with_it() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, kept) = support::vault::customer_with_vault(&admin, "Acme", None);
+    let gone = id(&admin
+        .post(
+            "/api/v1/vaults",
+            json!({ "tenant_id": tenant, "name": "old", "destination": "local",
+                    "key_custody": "customer" }),
+        )
+        .expect(201));
+    let job = admin.delete(&format!("/api/v1/vaults/{gone}")).expect(202);
+    admin.job_ended(&id(&job));
+    let left = server.data_dir.join("vaults").join(&gone).join("keys");
+    std::fs::create_dir_all(&left).unwrap();
+    std::fs::write(left.join(hex::encode([3u8; 32])), b"a key slot left behind").unwrap();
+
+    let report = admin
+        .post(
+            &format!("/api/v1/tenants/{tenant}/erase"),
+            json!({ "confirm": "Acme" }),
+        )
+        .expect(200);
+    admin.job_ended(report["erasure_job_id"].as_str().unwrap());
+    let cert = support::certificate(&admin, &tenant);
+    let vaults: Vec<&str> = cert["places"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["vault_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        vaults.contains(&kept.as_str()) && vaults.contains(&gone.as_str()),
+        "{cert}"
+    );
+    assert_eq!(cert["complete"], true, "{cert}");
+    assert!(support::files_under(&server.data_dir.join("vaults").join(&gone)).is_empty());
+}
