@@ -20,7 +20,7 @@ use crate::db::throttle::{self, Begun, Limits};
 use crate::db::{sessions, users};
 use crate::domain::{self, EmailAddress, secret_hash};
 use crate::error::{ApiError, ApiResult};
-use crate::state::{AppState, account_key, ip_key};
+use crate::state::{AppState, account_key, ip_key_for};
 
 /// An invitation, or a code confirming a new address, is valid this long after it was issued.
 const INVITE_LIFETIME_MS: i64 = 7 * 86_400_000;
@@ -101,10 +101,7 @@ pub async fn request_reset(state: &AppState, client: &ClientInfo, email: &str) -
         max_ip: RESETS_PER_CLIENT,
     };
     let account = account_key(&format!("reset:{}", email.as_str()));
-    let from = ip_key(&format!(
-        "reset:{}",
-        client.ip.as_deref().unwrap_or_default()
-    ));
+    let from = ip_key_for("reset", client.ip.as_deref().unwrap_or_default());
     let begun = throttle::begin(&state.db.pool, &account, &from, now, &limits).await?;
     let user = users::user_by_email(&state.db.pool, email.as_str()).await?;
     let provider = provider_id(state).await?;

@@ -53,11 +53,11 @@ pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiRes
 /// The sign-in throttle's records of the address and of the addresses the person signed in
 /// from (a shared address only loses its count of failures).
 async fn forget_throttle(tx: &mut Tx, email: &str, ips: &[String]) -> DbResult<()> {
-    use crate::state::{account_key, ip_key};
+    use crate::state::{account_key, ip_key, ip_key_for};
     let mut keys = vec![account_key(email), account_key(&format!("signup:{email}"))];
     for ip in ips {
         keys.push(ip_key(ip));
-        keys.push(ip_key(&format!("signup:{ip}")));
+        keys.push(ip_key_for("signup", ip));
     }
     for k in keys {
         db::throttle::forget_key(tx, &k).await?;

@@ -80,7 +80,7 @@ pub async fn sign_up(state: &AppState, client: &ClientInfo, req: SignUp) -> ApiR
         max_ip: MAX_PER_CLIENT,
     };
     let account = crate::state::account_key(&format!("signup:{}", email.as_str()));
-    let from = crate::state::ip_key(&format!("signup:{ip}"));
+    let from = crate::state::ip_key_for("signup", ip);
     if let Begun::Throttled { wait_ms, .. } =
         throttle::begin(&state.db.pool, &account, &from, now, &limits).await?
     {

@@ -107,9 +107,22 @@ pub fn account_key(account: &str) -> String {
     format!("a:{}", &blake3::hash(account.as_bytes()).to_hex()[..32])
 }
 
-/// The throttle's key of a client address.
+/// The throttle's key of a client address: one IPv4 address or one IPv6 /64, as the
+/// connection limits count clients (a host usually holds a whole /64).
 pub fn ip_key(ip: &str) -> String {
-    format!("i:{ip}")
+    format!("i:{}", client(ip))
+}
+
+/// [`ip_key`] of the counts kept apart for `purpose` (`signup`, `reset`).
+pub fn ip_key_for(purpose: &str, ip: &str) -> String {
+    format!("i:{purpose}:{}", client(ip))
+}
+
+fn client(ip: &str) -> String {
+    match ip.parse() {
+        Ok(addr) => crate::listener::client_key(addr).to_string(),
+        Err(_) => ip.to_string(),
+    }
 }
 
 impl SigninThrottle {
@@ -151,5 +164,24 @@ impl SigninThrottle {
     /// The attempt neither failed nor succeeded (a TOTP code is still due).
     pub async fn undecided(&self, db: &Db, attempt: AttemptId) -> DbResult<()> {
         crate::db::throttle::take_back(&db.pool, &attempt.0, None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sign-in throttle counts clients as the connection limits do: one IPv6 host holds
+    /// a whole /64, and must not get a fresh allowance from each of its addresses.
+    #[test]
+    fn an_ipv6_64_is_one_client_to_the_throttle() {
+        assert_eq!(ip_key("2001:db8::1"), ip_key("2001:db8::ffff:1"));
+        assert_ne!(ip_key("2001:db8::1"), ip_key("2001:db8:0:1::1"));
+        assert_ne!(ip_key("192.0.2.1"), ip_key("192.0.2.2"));
+        assert_eq!(
+            ip_key_for("signup", "2001:db8::1"),
+            ip_key_for("signup", "2001:db8::2")
+        );
+        assert_ne!(ip_key_for("signup", "192.0.2.1"), ip_key("192.0.2.1"));
     }
 }

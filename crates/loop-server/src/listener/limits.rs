@@ -81,7 +81,7 @@ impl Drop for Admission {
 
 /// One client is one IPv4 address or one IPv6 /64: a single IPv6 host usually holds a
 /// whole /64 and could otherwise open connections from as many addresses as it likes.
-fn client_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
         v4 => v4,

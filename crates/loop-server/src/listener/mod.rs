@@ -10,6 +10,8 @@ mod activity;
 pub(crate) mod body_timeout;
 mod connection;
 mod limits;
+
+pub(crate) use limits::client_key;
 mod linger;
 mod proxy;
 
