@@ -127,13 +127,8 @@ fn a_read_the_primary_does_not_answer_is_served_from_the_replica_after_primary_t
     std::thread::spawn(move || drop(std::fs::OpenOptions::new().write(true).open(at_primary)));
 }
 
-/// Promoting a replica drops what it lacks, and the replication that follows makes the old
-/// primary match: under a retention lock, refused while the primary still holds the vault.
-#[test]
-fn a_replica_lacking_what_the_lock_holds_is_promoted_only_once_the_primary_is_gone() {
-    let server = Server::start_with(support::with_spare);
-    let admin = server.admin();
-    let (tenant, vault) = customer_with_vault(&admin, "Locked", None);
+/// A replica of `vault` at the spare destination: (the vault's replicas path, its ID).
+fn with_replica(admin: &Caller<'_>, vault: &str) -> (String, String) {
     let replicas = format!("/api/v1/vaults/{vault}/replicas");
     let replica = admin
         .post(&replicas, json!({ "destination": "spare" }))
@@ -141,16 +136,29 @@ fn a_replica_lacking_what_the_lock_holds_is_promoted_only_once_the_primary_is_go
         .as_str()
         .unwrap()
         .to_string();
-    let replicate = || {
-        let job = admin
-            .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
-            .expect(202);
-        assert_eq!(
-            admin.job_ended(job["id"].as_str().unwrap())["state"],
-            "succeeded"
-        );
-    };
-    replicate();
+    (replicas, replica)
+}
+
+/// Replicates `vault` now and waits until that succeeded.
+fn replicate(admin: &Caller<'_>, vault: &str) {
+    let job = admin
+        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+        .expect(202);
+    assert_eq!(
+        admin.job_ended(job["id"].as_str().unwrap())["state"],
+        "succeeded"
+    );
+}
+
+/// Promoting a replica drops what it lacks, and the replication that follows makes the old
+/// primary match: under a retention lock, refused while the primary still holds the vault.
+#[test]
+fn a_replica_lacking_what_the_lock_holds_is_promoted_only_once_the_primary_is_gone() {
+    let server = Server::start_with(support::with_spare);
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Locked", None);
+    let (replicas, replica) = with_replica(&admin, &vault);
+    replicate(&admin, &vault);
     admin
         .put(
             &format!("/api/v1/vaults/{vault}/retention-lock"),
@@ -166,10 +174,10 @@ fn a_replica_lacking_what_the_lock_holds_is_promoted_only_once_the_primary_is_go
     admin
         .post(&promote, json!({}))
         .expect_problem(409, "replica_behind_lock");
-    replicate();
+    replicate(&admin, &vault);
     let promoted = admin.post(&promote, json!({})).expect(200);
     assert_eq!(promoted["destination"], "spare");
-    replicate();
+    replicate(&admin, &vault);
 
     // The old primary is the replica now. Something arrives, and the new primary is lost:
     // then the replica is all there is, and is promoted.
@@ -199,20 +207,8 @@ fn a_replica_is_not_promoted_while_a_replication_runs() {
     let server = Server::start_with(support::with_spare);
     let admin = server.admin();
     let (tenant, vault) = customer_with_vault(&admin, "Busy", None);
-    let replicas = format!("/api/v1/vaults/{vault}/replicas");
-    let replica = admin
-        .post(&replicas, json!({ "destination": "spare" }))
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let job = admin
-        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
-        .expect(202);
-    assert_eq!(
-        admin.job_ended(job["id"].as_str().unwrap())["state"],
-        "succeeded"
-    );
+    let (replicas, replica) = with_replica(&admin, &vault);
+    replicate(&admin, &vault);
     // Another node runs a replication of the vault.
     let state = server.state.clone();
     let (t, v) = (tenant.clone(), vault.clone());

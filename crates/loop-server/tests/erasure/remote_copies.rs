@@ -95,6 +95,17 @@ fn erased_with_a_copy_left(admin: &Caller<'_>, tenant: &str) -> (Value, Value) {
     (cert, remote_place)
 }
 
+/// The customer "Acme" with a vault holding one pack of `fill`: (tenant, vault, pack name).
+fn acme_with_a_pack(server: &Server, admin: &Caller<'_>, fill: u8) -> (String, String, String) {
+    let (tenant, vault) = support::vault::customer_with_vault(admin, "Acme", None);
+    let writer = support::vault::holder(server, admin, &tenant, &vault, &["backup"]);
+    let name = hex::encode([fill; 32]);
+    writer
+        .put("data", &name, &support::vault::pack_object([fill; 32]))
+        .expect(201);
+    (tenant, vault, name)
+}
+
 /// A copy the server can no longer reach (its remote was removed) is not erased, and the
 /// certificate says so: not complete, the place named with why, nothing claimed of it.
 #[test]
@@ -102,12 +113,7 @@ fn a_certificate_is_not_complete_when_a_copy_is_out_of_reach() {
     let server = Server::start();
     let (other, copy, token) = other_operator();
     let admin = server.admin();
-    let (tenant, vault) = support::vault::customer_with_vault(&admin, "Acme", None);
-    let writer = support::vault::holder(&server, &admin, &tenant, &vault, &["backup"]);
-    let name = hex::encode([1u8; 32]);
-    writer
-        .put("data", &name, &support::vault::pack_object([1; 32]))
-        .expect(201);
+    let (tenant, vault, name) = acme_with_a_pack(&server, &admin, 1);
     let remote = push_to(&admin, &tenant, &vault, (&other, &copy, &token));
     admin
         .delete(&format!("/api/v1/remotes/{remote}"))
@@ -160,12 +166,7 @@ fn a_copy_made_by_a_removed_sync_job_is_still_erased() {
     let server = Server::start();
     let (other, copy, token) = other_operator();
     let admin = server.admin();
-    let (tenant, vault) = support::vault::customer_with_vault(&admin, "Acme", None);
-    let writer = support::vault::holder(&server, &admin, &tenant, &vault, &["backup"]);
-    let name = hex::encode([2u8; 32]);
-    writer
-        .put("data", &name, &support::vault::pack_object([2; 32]))
-        .expect(201);
+    let (tenant, vault, name) = acme_with_a_pack(&server, &admin, 2);
     push_to(&admin, &tenant, &vault, (&other, &copy, &token));
     let there = other.data_dir.join("vaults").join(&copy);
     assert!(
