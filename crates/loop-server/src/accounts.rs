@@ -21,7 +21,7 @@ pub async fn change_own(state: &AppState, caller: &Caller, req: UpdateUser) -> A
     let new_address = req
         .email
         .as_deref()
-        .is_some_and(|e| !e.trim().eq_ignore_ascii_case(&me.user.email));
+        .is_some_and(|e| e.trim().to_lowercase() != me.user.email);
     if new_address {
         let Some(current) = &req.current_password else {
             return Err(ApiError::new(
