@@ -122,9 +122,26 @@ fn a_read_the_primary_does_not_answer_is_served_from_the_replica_after_primary_t
         "a range"
     );
 
-    // Let the reads still waiting on the pipe end, so the server can stop (the opening
-    // thread itself waits for a reader, if none is left).
-    std::thread::spawn(move || drop(std::fs::OpenOptions::new().write(true).open(at_primary)));
+    // Let every read still waiting on the pipe end, so the server can stop: a writer that
+    // comes and goes (without waiting for a reader) releases whoever opened it by then, and
+    // keeps coming until the server has stopped, for an open that starts late.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let releaser = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                    .open(&at_primary);
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        })
+    };
+    drop(server);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    releaser.join().unwrap();
 }
 
 /// A replica of `vault` at the spare destination: (the vault's replicas path, its ID).
