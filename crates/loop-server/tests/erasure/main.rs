@@ -362,13 +362,7 @@ fn erasure_deletes_every_object_at_every_place_and_certifies_it() {
 
     // Here: a customer whose vault has a replica on Garage and is pushed to the copy.
     let admin = server.admin();
-    let tenant = id(&admin
-        .post(
-            "/api/v1/tenants",
-            json!({ "parent_id": admin.provider_tenant_id(), "kind": "customer",
-                    "name": "Acme" }),
-        )
-        .expect(201));
+    let tenant = admin.customer_tenant("Acme");
     let vault = id(&admin
         .post(
             "/api/v1/vaults",
@@ -454,6 +448,18 @@ fn erasure_deletes_every_object_at_every_place_and_certifies_it() {
     support::assert_chained(&admin.audit_events());
 }
 
+/// Erases the tenant "Acme" and waits for its erasure job; its deletion certificate.
+fn erase_acme(admin: &Caller<'_>, tenant: &str) -> Value {
+    let report = admin
+        .post(
+            &format!("/api/v1/tenants/{tenant}/erase"),
+            json!({ "confirm": "Acme" }),
+        )
+        .expect(200);
+    admin.job_ended(report["erasure_job_id"].as_str().unwrap());
+    support::certificate(admin, tenant)
+}
+
 /// A vault deleted before the tenant's erasure, whose own erasure left something behind (it
 /// failed for good, or an upload under way landed after it): the tenant's erasure erases that
 /// place too, and the certificate names it.
@@ -475,14 +481,7 @@ fn a_vault_deleted_before_the_erasure_is_erased_with_it() {
     std::fs::create_dir_all(&left).unwrap();
     std::fs::write(left.join(hex::encode([3u8; 32])), b"a key slot left behind").unwrap();
 
-    let report = admin
-        .post(
-            &format!("/api/v1/tenants/{tenant}/erase"),
-            json!({ "confirm": "Acme" }),
-        )
-        .expect(200);
-    admin.job_ended(report["erasure_job_id"].as_str().unwrap());
-    let cert = support::certificate(&admin, &tenant);
+    let cert = erase_acme(&admin, &tenant);
     let vaults: Vec<&str> = cert["places"]
         .as_array()
         .unwrap()

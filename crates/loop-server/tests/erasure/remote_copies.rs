@@ -8,13 +8,7 @@ use super::*;
 pub(crate) fn other_operator() -> (Server, String, Value) {
     let other = Server::start();
     let theirs = other.admin();
-    let mirror_co = id(&theirs
-        .post(
-            "/api/v1/tenants",
-            json!({ "parent_id": theirs.provider_tenant_id(), "kind": "customer",
-                    "name": "Mirror Co" }),
-        )
-        .expect(201));
+    let mirror_co = theirs.customer_tenant("Mirror Co");
     let copy = id(&theirs
         .post(
             "/api/v1/vaults",
@@ -72,14 +66,7 @@ pub(crate) fn push_to(
 /// Erases the tenant "Acme" and waits for the job: its certificate, which must say it is not
 /// complete, and the certificate's place at the other server, which must not claim a listing.
 fn erased_with_a_copy_left(admin: &Caller<'_>, tenant: &str) -> (Value, Value) {
-    let report = admin
-        .post(
-            &format!("/api/v1/tenants/{tenant}/erase"),
-            json!({ "confirm": "Acme" }),
-        )
-        .expect(200);
-    admin.job_ended(report["erasure_job_id"].as_str().unwrap());
-    let cert = support::certificate(admin, tenant);
+    let cert = erase_acme(admin, tenant);
     assert_eq!(cert["complete"], false, "{cert}");
     let remote_place = cert["places"]
         .as_array()
@@ -182,14 +169,7 @@ fn a_copy_made_by_a_removed_sync_job_is_still_erased() {
         .delete(&format!("/api/v1/sync-jobs/{sync}"))
         .expect(204);
 
-    let report = admin
-        .post(
-            &format!("/api/v1/tenants/{tenant}/erase"),
-            json!({ "confirm": "Acme" }),
-        )
-        .expect(200);
-    admin.job_ended(report["erasure_job_id"].as_str().unwrap());
-    let cert = support::certificate(&admin, &tenant);
+    let cert = erase_acme(&admin, &tenant);
     let remote_place = cert["places"]
         .as_array()
         .unwrap()
