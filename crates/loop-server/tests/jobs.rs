@@ -112,6 +112,110 @@ fn a_deleted_vaults_objects_are_erased_by_a_job_that_continues_after_its_runner_
         .expect_problem(409, "not_cancellable");
 }
 
+/// A retention run records the snapshots it is about to remove: when its runner is killed
+/// after removing some, the run that takes the job over puts those in the audit log too,
+/// so every removed snapshot is there exactly once.
+#[test]
+fn snapshots_a_killed_retention_run_removed_are_audited_by_the_run_that_takes_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let api_only = Server::start_with(|c| {
+        c.data_dir = data.clone();
+        c.jobs.concurrency = 0;
+    });
+    let admin = api_only.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Kept", None);
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let snapshots: Vec<String> = (0..4u8)
+        .map(|n| {
+            std::fs::write(src.join("file"), [n; 100]).unwrap();
+            back_up_into(&api_only, &vault, &src)
+        })
+        .collect();
+    let policy = admin
+        .post(
+            "/api/v1/policies",
+            serde_json::json!({ "tenant_id": tenant, "vault_id": vault, "keep": { "last": 1 } }),
+        )
+        .expect(201);
+    let policy_id = policy["id"].as_str().unwrap();
+    let job = admin
+        .post(
+            &format!("/api/v1/vaults/{vault}/retention"),
+            serde_json::json!({}),
+        )
+        .expect(202);
+    let job_id = job["id"].as_str().unwrap().to_string();
+
+    // A runner claimed the job, recorded the three older snapshots as about to go, removed
+    // two and was killed before it could say so.
+    let doomed = snapshots[..3].to_vec();
+    api_only
+        .block_on(async {
+            let pool = &api_only.state.db.pool;
+            sqlx::query(
+                "UPDATE jobs SET state = 'running', lease_owner = 'killed', fence = fence + 1,
+                attempts = 1, lease_expires_at = $1 WHERE id = $2",
+            )
+            .bind(api_only.state.now() + 3_600_000)
+            .bind(&job_id)
+            .execute(pool)
+            .await?;
+            loop_server::db::removals::record(
+                pool,
+                &tenant,
+                &vault,
+                &job_id,
+                Some(policy_id),
+                &doomed,
+            )
+            .await
+        })
+        .unwrap();
+    let snapshot_dir = data.join("vaults").join(&vault).join("snapshots");
+    for s in &doomed[..2] {
+        std::fs::remove_file(snapshot_dir.join(s)).unwrap();
+    }
+    drop(admin);
+    let database = api_only.stop();
+    let shared = database.is_some();
+
+    let worker = Server::start_on(database, |c| c.data_dir = data.clone());
+    if shared {
+        worker.advance(Duration::from_secs(3_660));
+    }
+    let admin = worker.admin();
+    let job = admin.job_ended(&job_id);
+    assert_eq!(job["state"], "succeeded", "{job:#}");
+    assert_eq!(job["attempts"], 2);
+    assert_eq!(job["summary"]["snapshots_removed"], 1, "{job:#}");
+    assert!(!snapshot_dir.join(&doomed[2]).exists());
+    assert!(snapshot_dir.join(&snapshots[3]).exists());
+
+    let mut audited: Vec<(String, String)> = admin
+        .audit_events()
+        .into_iter()
+        .filter(|e| e.action == "snapshot.delete")
+        .map(|e| {
+            assert_eq!(e.details["policy_id"], policy_id);
+            (e.object_id.unwrap(), e.actor_id.unwrap())
+        })
+        .collect();
+    audited.sort();
+    let mut expected: Vec<(String, String)> =
+        doomed.iter().map(|s| (s.clone(), job_id.clone())).collect();
+    expected.sort();
+    assert_eq!(audited, expected, "each removed snapshot once, by the job");
+    let left = worker
+        .block_on(loop_server::db::removals::of_vault(
+            &worker.state.db.pool,
+            &vault,
+        ))
+        .unwrap();
+    assert!(left.is_empty(), "every record is settled: {left:?}");
+}
+
 #[test]
 fn a_queued_job_can_be_cancelled_and_the_sweep_runs_at_start() {
     let server = Server::start();

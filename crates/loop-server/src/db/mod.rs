@@ -30,6 +30,7 @@ pub mod payments;
 pub mod policies;
 pub mod privacy;
 pub mod remotes;
+pub mod removals;
 pub mod replicas;
 pub mod residency;
 pub mod retention_lock;

@@ -5,8 +5,10 @@
 //!
 //! Cut off at any point, it is safe to run again: forget removes snapshot objects one by
 //! one (what is gone stays gone, the rest is judged again) and prune is the engine's
-//! two-phase prune.
+//! two-phase prune. The snapshots it is about to remove are recorded first
+//! ([`removals`]): those a run cut off removed are audited by the vault's next run.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use loop_api::{
@@ -20,6 +22,7 @@ use loop_repo::{Repository, Storage};
 
 use super::{Done, JobCtx, JobError, blocking};
 use crate::db::audit::NewEvent;
+use crate::db::removals::{self, Removal};
 use crate::db::{policies, tenants, vaults};
 use crate::vault_objects::ServerStorage;
 
@@ -135,6 +138,7 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
         Ok((OpenRepo(Some(Arc::new(repo))), plan))
     })
     .await?;
+    catch_up(ctx, &repo, &v.tenant_id, &v.id).await?;
     let kept = plan.kept();
     let mut warnings = 0;
     ctx.log(
@@ -177,22 +181,44 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
         });
     }
     ctx.check()?;
-    let to_remove = plan.remove.clone();
+    let to_remove: Vec<String> = plan.remove.iter().map(|id| id.to_hex()).collect();
+    removals::record(
+        pool,
+        &v.tenant_id,
+        &v.id,
+        ctx.id(),
+        policy_id.as_deref(),
+        &to_remove,
+    )
+    .await?;
+    let by_this_run = |snapshot: String| Removal {
+        snapshot,
+        job_id: ctx.id().to_string(),
+        policy_id: policy_id.clone(),
+    };
     let forget_repo = repo.get();
     let removed = blocking("removing snapshots failed", move || {
         forget::execute(&forget_repo, &plan)
     })
     .await;
-    // What was removed is recorded even when a later removal failed.
+    // What was removed is recorded even when a later removal failed (when the vault cannot
+    // be listed either, the next run does it).
     let (removed, locked) = match removed {
         Ok(report) => (report.removed, report.held),
         Err(e) => {
-            let gone = still_gone(&repo.get(), &to_remove).await;
-            audit_removed(ctx, &v.tenant_id, &v.id, policy_id.as_deref(), &gone).await?;
+            if let Some(present) = snapshots_in(&repo).await {
+                let gone: Vec<Removal> = to_remove
+                    .iter()
+                    .filter(|s| !present.contains(*s))
+                    .map(|s| by_this_run(s.clone()))
+                    .collect();
+                audit_removed(ctx, &v.tenant_id, &v.id, &gone, &to_remove).await?;
+            }
             return Err(e);
         }
     };
-    audit_removed(ctx, &v.tenant_id, &v.id, policy_id.as_deref(), &removed).await?;
+    let audited: Vec<Removal> = removed.iter().map(|id| by_this_run(id.to_hex())).collect();
+    audit_removed(ctx, &v.tenant_id, &v.id, &audited, &to_remove).await?;
     if !locked.is_empty() {
         ctx.log(
             "info",
@@ -281,54 +307,85 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     })
 }
 
-/// Which of `ids` are gone from the vault (after a forget that stopped part-way).
-async fn still_gone(repo: &Arc<Repository>, ids: &[loop_repo::Id]) -> Vec<loop_repo::Id> {
-    let (repo, ids) = (repo.clone(), ids.to_vec());
+/// The names of the vault's snapshots; None when they cannot be listed.
+async fn snapshots_in(repo: &OpenRepo) -> Option<HashSet<String>> {
+    let repo = repo.get();
     tokio::task::spawn_blocking(move || {
-        let listed = match repo.storage().list(loop_repo::FileKind::Snapshot) {
-            Ok(l) => l,
-            Err(_) => return Vec::new(),
-        };
-        let names: std::collections::HashSet<String> = listed.into_iter().map(|o| o.name).collect();
-        ids.into_iter()
-            .filter(|id| !names.contains(&id.to_hex()))
-            .collect()
+        let listed = repo.storage().list(loop_repo::FileKind::Snapshot).ok()?;
+        Some(listed.into_iter().map(|o| o.name).collect())
     })
     .await
-    .unwrap_or_default()
+    .ok()
+    .flatten()
 }
 
-/// One `snapshot.delete` event per removed snapshot, by the job (a system actor).
+/// Puts in the audit log the snapshots an earlier run set out to remove and removed, but
+/// was cut off before it said so (its server killed); the records of the rest are dropped,
+/// as this run judges them again.
+async fn catch_up(
+    ctx: &JobCtx,
+    repo: &OpenRepo,
+    tenant_id: &str,
+    vault_id: &str,
+) -> Result<(), JobError> {
+    let recorded = removals::of_vault(&ctx.state.db.pool, vault_id).await?;
+    if recorded.is_empty() {
+        return Ok(());
+    }
+    let Some(present) = snapshots_in(repo).await else {
+        return Ok(());
+    };
+    let settled: Vec<String> = recorded.iter().map(|r| r.snapshot.clone()).collect();
+    let gone: Vec<Removal> = recorded
+        .into_iter()
+        .filter(|r| !present.contains(&r.snapshot))
+        .collect();
+    if !gone.is_empty() {
+        ctx.log(
+            "info",
+            &format!(
+                "{} snapshots removed by a run that was cut off are recorded in the audit log now",
+                gone.len()
+            ),
+        )
+        .await?;
+    }
+    audit_removed(ctx, tenant_id, vault_id, &gone, &settled).await
+}
+
+/// One `snapshot.delete` event per removed snapshot, by the job that removed it (a system
+/// actor); the records of `settled` are dropped in the same transaction.
 async fn audit_removed(
     ctx: &JobCtx,
     tenant_id: &str,
     vault_id: &str,
-    policy_id: Option<&str>,
-    removed: &[loop_repo::Id],
+    removed: &[Removal],
+    settled: &[String],
 ) -> Result<(), JobError> {
     let state = &ctx.state;
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    for id in removed {
+    for r in removed {
         crate::db::audit::append(
             &mut tx,
             NewEvent {
                 tenant_id: tenant_id.to_string(),
                 actor_kind: ActorKind::System,
-                actor_id: Some(ctx.id().to_string()),
+                actor_id: Some(r.job_id.clone()),
                 action: "snapshot.delete",
                 object_kind: "snapshot",
-                object_id: Some(id.to_hex()),
+                object_id: Some(r.snapshot.clone()),
                 outcome: Outcome::Success,
                 personal: Default::default(),
                 details: serde_json::json!({
-                    "vault_id": vault_id, "job_id": ctx.id(), "policy_id": policy_id,
+                    "vault_id": vault_id, "job_id": r.job_id, "policy_id": r.policy_id,
                 }),
             },
             now,
         )
         .await?;
     }
+    removals::settle(&mut tx, vault_id, settled).await?;
     tx.commit().await.map_err(crate::db::DbError::from)?;
     Ok(())
 }

@@ -476,12 +476,15 @@ pub async fn abort_delete(pool: &AnyPool, k: ObjectKey<'_>, claim: &Claim) -> Db
     Ok(())
 }
 
-/// Forgets every row of a vault (its objects are gone).
+/// Forgets every row of a vault, and the snapshots retention set out to remove from it
+/// (its objects are gone).
 pub async fn forget_vault(pool: &AnyPool, vault_id: &str) -> DbResult<()> {
-    sqlx::query("DELETE FROM vault_objects WHERE vault_id = $1")
-        .bind(vault_id)
-        .execute(pool)
-        .await?;
+    for sql in [
+        "DELETE FROM vault_objects WHERE vault_id = $1",
+        "DELETE FROM retention_removals WHERE vault_id = $1",
+    ] {
+        sqlx::query(sql).bind(vault_id).execute(pool).await?;
+    }
     Ok(())
 }
 
