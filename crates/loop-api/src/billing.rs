@@ -29,6 +29,8 @@ closed_set! {
         Unpaid = "unpaid",
         /// The customer ended the subscription.
         Ended = "ended",
+        /// The tenant was erased by hand (`loop tenant erase`).
+        Erased = "erased",
     }
 
     pub enum InvoiceState("invoice state") {

@@ -134,6 +134,18 @@ pub async fn erase_tenant(
     tenants::set_tenant_status(&mut tx, tenant_id, TenantStatus::Erased).await?;
     let (tokens, sessions, users) = tenants::lock_out_tenant(&mut tx, tenant_id, now).await?;
     let sync_jobs = crate::db::remotes::delete_sync_jobs_of_tenant(&mut tx, tenant_id).await?;
+    // Nothing is invoiced for an erased tenant (a termination by its lifecycle ended it
+    // already).
+    if crate::db::billing::terminate_for_erasure(&mut tx, tenant_id, now).await? {
+        let mut e = actor.event(
+            tenant_id,
+            "subscription.terminate",
+            serde_json::json!({ "reason": loop_api::LifecycleReason::Erased }),
+        );
+        e.object_kind = "subscription";
+        e.object_id = Some(tenant_id.to_string());
+        audit::append(&mut tx, e, now).await?;
+    }
     let vault_ids: Vec<&str> = vaults.iter().map(|v| v.id.as_str()).collect();
     audit::append(
         &mut tx,

@@ -159,6 +159,14 @@ fn a_card_pays_each_invoice_and_a_decline_suspends_until_a_new_card_pays() {
     tick(&server);
     assert_eq!(charges(&billing(), &tenant)[0]["state"], "succeeded");
     assert_eq!(stripe.intents().len(), 2, "one charge per invoice");
+    // Another request with the same key still in progress (two nodes charging at once):
+    // the processor answers 409, and the charge waits for that request's outcome.
+    stripe.conflict_next();
+    after(&server, 31, 0);
+    assert_eq!(charges(&billing(), &tenant)[0]["state"], "pending");
+    tick(&server);
+    assert_eq!(charges(&billing(), &tenant)[0]["state"], "succeeded");
+    assert_eq!(stripe.intents().len(), 3, "one charge per invoice");
     assert!(
         invoices(&admin(), &tenant)
             .iter()
@@ -180,7 +188,7 @@ fn a_card_pays_each_invoice_and_a_decline_suspends_until_a_new_card_pays() {
         (&ch[0]["state"], &ch[0]["failure_code"]),
         (&json!("failed"), &json!("insufficient_funds"))
     );
-    let (_, text) = mail(&sink, en, "Payment failed: invoice 3 for Acme", 1);
+    let (_, text) = mail(&sink, en, "Payment failed: invoice 4 for Acme", 1);
     assert!(text.contains("Your card was declined."), "{text}");
     after(&server, 2, 0);
     assert_eq!(charges(&billing(), &tenant).len(), ch.len());
@@ -219,7 +227,9 @@ fn a_card_pays_each_invoice_and_a_decline_suspends_until_a_new_card_pays() {
         stripe
             .refused()
             .iter()
-            .filter(|r| !r.contains("card_declined") && !r.contains("\"lost\""))
+            .filter(|r| !r.contains("card_declined")
+                && !r.contains("\"lost\"")
+                && !r.contains("idempotency_key_in_use"))
             .collect::<Vec<_>>(),
         Vec::<&String>::new()
     );
@@ -237,6 +247,120 @@ fn a_card_pays_each_invoice_and_a_decline_suspends_until_a_new_card_pays() {
         (status, &answer["error"]["code"]),
         (400, &json!("parameter_unknown"))
     );
+}
+
+/// What a subscription owes ends with it: a customer who ends theirs pays the last period's
+/// invoice, a customer erased by hand is billed no more (and cannot start again), and an
+/// invoice with nothing to pay is paid as it is issued instead of falling due.
+#[test]
+fn the_last_invoice_is_charged_an_erased_tenant_is_billed_no_more_and_nothing_owed_never_falls_due()
+{
+    let server = Server::start_with(|c| c.jobs.scheduler_seconds = 86_400);
+    let stripe = &server.stripe;
+    let admin = || server.admin();
+    let provider = admin().provider_tenant_id();
+    let plan = |price: u64| {
+        admin()
+            .post(
+                "/api/v1/plans",
+                json!({ "issuer_id": provider, "name": format!("Plan {price}"),
+                        "price_cents": price, "extra_gib_cents": 10, "quota_bytes": 1 << 30,
+                        "currency": "EUR" }),
+            )
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (paid_plan, free_plan) = (plan(1999), plan(0));
+    // Prices are in hundredths: a currency without them would be charged 100 times over.
+    let yen = admin().post(
+        "/api/v1/plans",
+        json!({ "issuer_id": provider, "name": "Yen", "price_cents": 1500, "currency": "jpy" }),
+    );
+    yen.expect_problem(400, "invalid_request");
+    assert!(
+        yen.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("JPY does not have"),
+        "{}",
+        yen.json()
+    );
+    let customer = |name: &str, plan: &str| {
+        admin()
+            .post(
+                "/api/v1/tenants",
+                json!({ "parent_id": provider, "kind": "customer", "name": name,
+                        "plan_id": plan }),
+            )
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (leaving, erased, free) = (
+        customer("Leaving", &paid_plan),
+        customer("Erased", &paid_plan),
+        customer("Free", &free_plan),
+    );
+    for t in [&leaving, &erased] {
+        complete_setup(stripe, &server, &card_page(&admin(), t), Card::Pays).expect(204);
+    }
+    admin()
+        .put(
+            &format!("/api/v1/tenants/{free}/subscription"),
+            json!({ "plan_id": free_plan, "collection": "invoice" }),
+        )
+        .expect(200);
+    after(&server, 14, 1);
+    for t in [&leaving, &erased, &free] {
+        assert_eq!(subscription(&admin(), t)["state"], "active");
+    }
+    admin()
+        .post(
+            &format!("/api/v1/tenants/{leaving}/subscription/end"),
+            json!({ "confirm": leaving }),
+        )
+        .expect(200);
+    admin()
+        .post(
+            &format!("/api/v1/tenants/{erased}/erase"),
+            json!({ "confirm": erased }),
+        )
+        .expect(200);
+    let ended = subscription(&admin(), &erased);
+    assert_eq!(
+        (&ended["state"], &ended["reason"]),
+        (&json!("terminated"), &json!("erased"))
+    );
+
+    // The period ends: the leaving customer's last invoice is issued and charged as its
+    // subscription ends; the erased one gets no invoice and no charge.
+    after(&server, 31, 0);
+    assert_eq!(subscription(&admin(), &leaving)["state"], "terminated");
+    let last = invoices(&admin(), &leaving);
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0]["state"], "paid", "{last:#?}");
+    assert!(invoices(&admin(), &erased).is_empty());
+    let intents = stripe.intents();
+    assert_eq!(intents.len(), 1, "{intents:#?}");
+    assert_eq!(intents[0]["metadata"]["invoice_id"], last[0]["id"]);
+    admin()
+        .put(
+            &format!("/api/v1/tenants/{erased}/subscription"),
+            json!({ "plan_id": paid_plan }),
+        )
+        .expect_problem(410, "tenant_erased");
+
+    // Nothing to pay: paid as issued, so the free customer never falls due.
+    let owed = invoices(&admin(), &free);
+    assert_eq!(
+        (owed.len(), &owed[0]["total_cents"], &owed[0]["state"]),
+        (1, &json!(0), &json!("paid"))
+    );
+    after(&server, 40, 0);
+    assert_eq!(subscription(&admin(), &free)["state"], "active");
 }
 
 #[test]

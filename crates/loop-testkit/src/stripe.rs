@@ -149,6 +149,9 @@ struct Books {
     answered: HashMap<String, (String, u16, Value)>,
     /// Answer the next charge with HTTP 500 after making it (a lost answer).
     lose_next_answer: bool,
+    /// Answer the next charge with Stripe's `409 idempotency_error` after making it, as
+    /// Stripe answers a request while another with the same key is still in progress.
+    conflict_next: bool,
     refused: Vec<String>,
 }
 
@@ -392,6 +395,16 @@ async fn handle(
                         500,
                         json!({ "error": { "type": "api_error", "message": "lost" } }),
                     )
+                } else if path == "/v1/payment_intents" && std::mem::take(&mut b.conflict_next) {
+                    error(
+                        StatusCode::CONFLICT,
+                        "idempotency_error",
+                        "idempotency_key_in_use",
+                        "There is currently another in-progress request using this \
+                         Idempotent Key (that probably means you submitted twice, and the \
+                         other request is still going through)"
+                            .into(),
+                    )
                 } else {
                     (status, answer)
                 }
@@ -494,5 +507,11 @@ impl FakeStripe {
     /// The next charge is made but its answer is lost (HTTP 500).
     pub fn lose_next_answer(&self) {
         self.books.lock().unwrap().lose_next_answer = true;
+    }
+
+    /// The next charge is made by a request still in progress, and the one asking is
+    /// answered `409 idempotency_error` (two nodes charging the same invoice at once).
+    pub fn conflict_next(&self) {
+        self.books.lock().unwrap().conflict_next = true;
     }
 }

@@ -152,6 +152,10 @@ pub async fn tick(state: &AppState) -> ApiResult<TickReport> {
             }
         }
     }
+    // Invoices a subscription was issued before it ended are still collected.
+    for tenant_id in billing::terminated_with_open_invoices(&state.db.pool).await? {
+        payments::charge_open(state, &tenant_id).await?;
+    }
     // A termination recorded but never followed by its erasure (the process stopped between
     // the two): erased now. Erasing again finishes what a first run left.
     for tenant_id in billing::terminated_not_erased(&state.db.pool).await? {
@@ -364,6 +368,9 @@ async fn issue_invoice(
     let lines = invoice::lines(&plan, &usage, start, end);
     let total_cents = lines.iter().map(|l| l.amount_cents).sum();
     let due = end + i64::from(state.config.billing.due_days) * 86_400_000;
+    // Nothing to pay (a free plan within its quota): paid as it is issued, so it never
+    // falls due.
+    let free = total_cents == 0;
     let mut inv = Invoice {
         id: new_id("in"),
         issuer_id: plan.issuer_id.clone(),
@@ -376,10 +383,14 @@ async fn issue_invoice(
         currency: plan.currency.clone(),
         lines,
         total_cents,
-        state: loop_api::InvoiceState::Open,
+        state: if free {
+            loop_api::InvoiceState::Paid
+        } else {
+            loop_api::InvoiceState::Open
+        },
         issued_at: crate::db::time(end),
         due_at: crate::db::time(due),
-        paid_at: None,
+        paid_at: free.then(|| crate::db::time(end)),
         payment_reference: None,
     };
     Ok(match billing::insert_invoice(tx, &inv).await? {

@@ -100,7 +100,8 @@ pub async fn setup(state: &AppState, tenant: &TenantRow, email: Option<&str>) ->
     Ok(session.url)
 }
 
-/// Charges every open invoice of a card-paying tenant that is due a try: the first try at
+/// Charges every open invoice of a card-paying tenant (also one whose subscription ended)
+/// that is due a try: the first try at
 /// once, a declined one again after `retry_days` (at most `charge_attempts` times with the
 /// same payment method; a new payment method tries at once), and an attempt whose answer
 /// was lost again with the same idempotency key. Answers how many invoices were paid (the
@@ -116,7 +117,9 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
     let (Some(customer), Some(pm)) = (&s.processor_customer, &s.payment_method) else {
         return Ok(0);
     };
-    if s.collection != Collection::Card || s.state == SubscriptionState::Terminated {
+    // A terminated subscription's open invoices were issued for periods it was served
+    // (the last one as it ended): they are charged like any other.
+    if s.collection != Collection::Card {
         return Ok(0);
     }
     let b = &state.config.billing;

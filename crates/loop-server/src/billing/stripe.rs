@@ -150,9 +150,11 @@ impl Stripe {
             .to_string();
         match (status.as_u16(), kind) {
             (402, "card_error") => Ok(Err(error)),
-            (429 | 500..=599, _) | (_, "api_error") => Err(StripeError::Unavailable(format!(
-                "HTTP {status}: {message}"
-            ))),
+            // 409: another request with the same idempotency key is still in progress (its
+            // outcome is this request's: asked again later with the same key).
+            (409 | 429 | 500..=599, _) | (_, "api_error") => Err(StripeError::Unavailable(
+                format!("HTTP {status}: {message}"),
+            )),
             _ => Err(StripeError::Refused(format!(
                 "HTTP {status} ({kind}): {message}"
             ))),

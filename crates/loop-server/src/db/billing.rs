@@ -229,6 +229,38 @@ pub async fn live_subscriptions(pool: &AnyPool) -> DbResult<Vec<SubRow>> {
         .collect()
 }
 
+/// Ends the subscription of a tenant being erased by hand (in the erasure's transaction):
+/// nothing is invoiced for it from then on. False when it has none, or it ended already.
+pub async fn terminate_for_erasure(tx: &mut Tx, tenant_id: &str, now: i64) -> DbResult<bool> {
+    let done = sqlx::query(
+        "UPDATE subscriptions SET state = 'terminated', reason = 'erased', terminated_at = $1,
+             period_start = NULL, period_end = NULL,
+             updated_at = CASE WHEN updated_at < $1 THEN $1 ELSE updated_at + 1 END
+         WHERE tenant_id = $2 AND state <> 'terminated'",
+    )
+    .bind(now)
+    .bind(tenant_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Terminated subscriptions that still have an open invoice (issued for a period they
+/// were served), for the timer to collect.
+pub async fn terminated_with_open_invoices(pool: &AnyPool) -> DbResult<Vec<String>> {
+    sqlx::query(
+        "SELECT DISTINCT s.tenant_id FROM subscriptions s
+         JOIN invoices i ON i.tenant_id = s.tenant_id
+         WHERE s.state = 'terminated' AND i.state = 'open' ORDER BY s.tenant_id",
+    )
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| col(r, "tenant_id"))
+    .collect::<Result<_, _>>()
+    .map_err(Into::into)
+}
+
 /// Tenants whose subscription is terminated but who are not erased.
 pub async fn terminated_not_erased(pool: &AnyPool) -> DbResult<Vec<String>> {
     sqlx::query(
@@ -411,9 +443,9 @@ pub async fn insert_invoice(tx: &mut Tx, i: &Invoice) -> DbResult<Option<u64>> {
     let done = sqlx::query(
         "INSERT INTO invoices (id, issuer_id, number, tenant_id, bill_to, plan_id,
                                period_start, period_end, currency, lines, total_cents, state,
-                               issued_at, due_at)
-         SELECT $1, $2, COALESCE(MAX(number), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, 'open',
-                $11, $12
+                               issued_at, due_at, paid_at)
+         SELECT $1, $2, COALESCE(MAX(number), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $13,
+                $11, $12, $14
          FROM invoices WHERE issuer_id = $2
          ON CONFLICT (tenant_id, period_start) DO NOTHING",
     )
@@ -429,6 +461,8 @@ pub async fn insert_invoice(tx: &mut Tx, i: &Invoice) -> DbResult<Option<u64>> {
     .bind(i.total_cents as i64)
     .bind(i.issued_at.timestamp_millis())
     .bind(i.due_at.timestamp_millis())
+    .bind(i.state.as_str())
+    .bind(i.paid_at.map(|t| t.timestamp_millis()))
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 0 {

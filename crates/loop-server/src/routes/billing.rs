@@ -33,15 +33,26 @@ async fn scoped_invoice(state: &AppState, caller: &Caller, id: &str) -> ApiResul
     Ok(i)
 }
 
+/// Currencies without hundredths (Stripe's zero-decimal and three-decimal ones): a price in
+/// cents would be charged 100 or 10 times off.
+const NOT_IN_HUNDREDTHS: &[&str] = &[
+    "BHD", "BIF", "CLP", "DJF", "GNF", "JOD", "JPY", "KMF", "KRW", "KWD", "MGA", "OMR", "PYG",
+    "RWF", "TND", "UGX", "VND", "VUV", "XAF", "XOF", "XPF",
+];
+
 fn parse_currency(c: &str) -> ApiResult<String> {
     let c = c.trim().to_ascii_uppercase();
-    if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase()) {
-        Ok(c)
-    } else {
-        Err(ApiError::bad_request(
+    if c.len() != 3 || !c.chars().all(|ch| ch.is_ascii_uppercase()) {
+        return Err(ApiError::bad_request(
             "currency must be an ISO 4217 code, like EUR",
-        ))
+        ));
     }
+    if NOT_IN_HUNDREDTHS.contains(&c.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "prices are in hundredths of the currency, which {c} does not have"
+        )));
+    }
+    Ok(c)
 }
 
 /// List plans
@@ -226,6 +237,9 @@ pub async fn set_subscription(
     let tenant = caller
         .tenant(&state, Permission::BillingRead, id.as_str())
         .await?;
+    if tenant.tenant.status == loop_api::TenantStatus::Erased {
+        return Err(crate::auth::tenant_erased());
+    }
     let plan = crate::billing::plan_for(&state, &caller, &tenant, &req.plan_id).await?;
     let now = state.now();
     // Read before the transaction, whose first statement then writes (SQLite takes its
