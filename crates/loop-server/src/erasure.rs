@@ -134,6 +134,9 @@ pub async fn erase_tenant(
     tenants::set_tenant_status(&mut tx, tenant_id, TenantStatus::Erased).await?;
     let (tokens, sessions, users) = tenants::lock_out_tenant(&mut tx, tenant_id, now).await?;
     let sync_jobs = crate::db::remotes::delete_sync_jobs_of_tenant(&mut tx, tenant_id).await?;
+    // A replication or sync under way would copy on after its places were emptied: each is
+    // asked to stop, and the erasure job waits until it has.
+    let jobs_cancelled = crate::db::jobs::cancel_open_of_tenant(&mut tx, tenant_id, now).await?;
     // Nothing is invoiced for an erased tenant (a termination by its lifecycle ended it
     // already).
     if crate::db::billing::terminate_for_erasure(&mut tx, tenant_id, now).await? {
@@ -155,7 +158,7 @@ pub async fn erase_tenant(
             serde_json::json!({
                 "tenant_key_destroyed": key_destroyed, "tokens_revoked": tokens,
                 "sessions_ended": sessions, "users_disabled": users, "vault_ids": vault_ids,
-                "sync_jobs_removed": sync_jobs,
+                "sync_jobs_removed": sync_jobs, "jobs_cancelled": jobs_cancelled,
             }),
         ),
         now,

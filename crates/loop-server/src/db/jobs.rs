@@ -512,6 +512,53 @@ pub async fn request_cancel(tx: &mut Tx, id: &str, now: i64) -> DbResult<Option<
     row.as_ref().map(|r| col_value(r, "state")).transpose()
 }
 
+/// Ends the tenant's open jobs other than erasures (in its erasure's transaction): queued
+/// ones are cancelled, running ones asked to stop. Answers how many.
+pub async fn cancel_open_of_tenant(tx: &mut Tx, tenant_id: &str, now: i64) -> DbResult<u64> {
+    let queued = sqlx::query(
+        "UPDATE jobs SET state = 'cancelled', finished_at = $1, fence = fence + 1,
+            error = 'the tenant was erased'
+         WHERE tenant_id = $2 AND state = 'queued' AND kind NOT IN ($3, $4, $5)",
+    )
+    .bind(now)
+    .bind(tenant_id)
+    .bind(JobKind::TenantErasure.as_str())
+    .bind(JobKind::VaultErasure.as_str())
+    .bind(JobKind::ReplicaErasure.as_str())
+    .execute(&mut **tx)
+    .await?;
+    let running = sqlx::query(
+        "UPDATE jobs SET cancel_requested = 1
+         WHERE tenant_id = $1 AND state = 'running' AND kind NOT IN ($2, $3, $4)",
+    )
+    .bind(tenant_id)
+    .bind(JobKind::TenantErasure.as_str())
+    .bind(JobKind::VaultErasure.as_str())
+    .bind(JobKind::ReplicaErasure.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(queued.rows_affected() + running.rows_affected())
+}
+
+/// The tenant's jobs other than erasures that the server still runs: (ID, kind).
+pub async fn running_of_tenant(pool: &AnyPool, tenant_id: &str) -> DbResult<Vec<(String, String)>> {
+    let rows = sqlx::query(
+        "SELECT id, kind FROM jobs
+         WHERE tenant_id = $1 AND state = 'running' AND runner = 'server'
+           AND kind NOT IN ($2, $3, $4)
+         ORDER BY id",
+    )
+    .bind(tenant_id)
+    .bind(JobKind::TenantErasure.as_str())
+    .bind(JobKind::VaultErasure.as_str())
+    .bind(JobKind::ReplicaErasure.as_str())
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((col(r, "id")?, col(r, "kind")?)))
+        .collect()
+}
+
 /// Lets every lease of the server's own jobs go at once, for a node that knows it is the
 /// only one (SQLite serves one process): jobs a killed run left `running` are taken over at
 /// start instead of after their leases expire. Agents' jobs keep their leases: their agents

@@ -5,6 +5,7 @@
 //! `remote_copies.rs`: copies a push sync job made at another operator's server.
 
 mod remote_copies;
+mod running_jobs;
 #[path = "../support/mod.rs"]
 mod support;
 

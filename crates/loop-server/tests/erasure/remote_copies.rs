@@ -29,7 +29,7 @@ pub(crate) fn other_operator() -> (Server, String, Value) {
 }
 
 /// A remote of `tenant` for the other operator's server, with its `token`; the remote's ID.
-fn remote_to(admin: &Caller<'_>, tenant: &str, other: &Server, token: &Value) -> String {
+pub(crate) fn remote_to(admin: &Caller<'_>, tenant: &str, other: &Server, token: &Value) -> String {
     id(&admin
         .post(
             "/api/v1/remotes",
