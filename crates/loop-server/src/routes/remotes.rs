@@ -402,6 +402,26 @@ async fn copies_left<'j>(
     Ok(copies)
 }
 
+/// Where the tenant's push sync jobs copied vault `v` to (those naming it, and those of the
+/// whole tenant whose names take it in), for a deletion of `v` to remember.
+pub(crate) async fn copies_of_vault(
+    state: &AppState,
+    v: &loop_api::Vault,
+) -> ApiResult<Vec<crate::db::erasure::LocationRow>> {
+    let scope = crate::domain::TenantScope::One(v.tenant_id.clone());
+    let jobs = remotes::sync_jobs_in(&state.db.pool, &scope, None)
+        .await?
+        .items;
+    let mut copies = Vec::new();
+    for job in jobs.iter().filter(|j| {
+        j.direction == loop_api::SyncDirection::Push
+            && j.vault_id.as_ref().is_none_or(|id| id.as_str() == v.id)
+    }) {
+        copies.extend(crate::erasure::pushed_to(state, job, std::slice::from_ref(v)).await?);
+    }
+    Ok(copies)
+}
+
 /// Delete a sync job
 ///
 /// What a push job copied stays at the remote and is remembered: the tenant's erasure still

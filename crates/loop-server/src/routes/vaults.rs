@@ -279,10 +279,16 @@ pub async fn delete_vault(
     Path(id): Path<VaultId>,
 ) -> ApiResult<(StatusCode, axum::Json<Job>)> {
     let v = scoped_vault(&state, &caller, Permission::VaultWrite, &id).await?;
+    // What push sync jobs copied it to stays there, remembered for the tenant's erasure
+    // (the jobs naming it go with it).
+    let copies = super::remotes::copies_of_vault(&state, &v).await?;
     let now = state.now();
     // Mark first: the vault protocol stops serving it before its objects go.
     let mut tx = state.db.begin().await?;
     vaults::mark_vault_deleted(&mut tx, id.as_str(), now).await?;
+    for c in &copies {
+        crate::db::erasure::insert_departed(&mut tx, c, now).await?;
+    }
     let mut tx = super::retention_lock::refuse_locked_deletion(&state, &caller, tx, &v).await?;
     let (_, actor) = caller.actor();
     let replica_erasures = crate::erasure::retire_vault(&state, &mut tx, &v, &actor).await?;

@@ -155,12 +155,6 @@ fn a_copy_made_by_a_removed_sync_job_is_still_erased() {
     let admin = server.admin();
     let (tenant, vault, name) = acme_with_a_pack(&server, &admin, 2);
     push_to(&admin, &tenant, &vault, (&other, &copy, &token));
-    let there = other.data_dir.join("vaults").join(&copy);
-    assert!(
-        support::files_under(&there)
-            .iter()
-            .any(|p| p.ends_with(&name))
-    );
     let jobs = admin
         .get(&format!("/api/v1/sync-jobs?tenant_id={tenant}"))
         .expect(200);
@@ -168,8 +162,47 @@ fn a_copy_made_by_a_removed_sync_job_is_still_erased() {
     admin
         .delete(&format!("/api/v1/sync-jobs/{sync}"))
         .expect(204);
+    erased_through_the_remote(
+        &admin,
+        &tenant,
+        &other.data_dir.join("vaults").join(&copy),
+        &name,
+    );
+}
 
-    let cert = erase_acme(&admin, &tenant);
+/// A vault deleted before the erasure, which a push sync job had copied: the copy is still
+/// erased through the remote (the job went with the vault).
+#[test]
+fn a_copy_of_a_vault_deleted_before_the_erasure_is_still_erased() {
+    let server = Server::start();
+    let (other, copy, token) = other_operator();
+    let admin = server.admin();
+    let (tenant, vault, name) = acme_with_a_pack(&server, &admin, 3);
+    push_to(&admin, &tenant, &vault, (&other, &copy, &token));
+    let job = admin.delete(&format!("/api/v1/vaults/{vault}")).expect(202);
+    admin.job_ended(&id(&job));
+    erased_through_the_remote(
+        &admin,
+        &tenant,
+        &other.data_dir.join("vaults").join(&copy),
+        &name,
+    );
+}
+
+/// Erases Acme, whose pack `name` another server holds at `there`: the certificate names
+/// that copy, found empty, and it is gone.
+fn erased_through_the_remote(
+    admin: &Caller<'_>,
+    tenant: &str,
+    there: &std::path::Path,
+    name: &str,
+) {
+    assert!(
+        support::files_under(there)
+            .iter()
+            .any(|p| p.ends_with(name))
+    );
+    let cert = erase_acme(admin, tenant);
     let remote_place = cert["places"]
         .as_array()
         .unwrap()
@@ -179,9 +212,9 @@ fn a_copy_made_by_a_removed_sync_job_is_still_erased() {
         .clone();
     assert_eq!(remote_place["objects_left"], 0, "{remote_place}");
     assert!(
-        !support::files_under(&there)
+        !support::files_under(there)
             .iter()
-            .any(|p| p.ends_with(&name)),
+            .any(|p| p.ends_with(name)),
         "the copy is erased"
     );
 }
