@@ -259,3 +259,74 @@ fn a_replica_is_not_promoted_while_a_replication_runs() {
         .post(&format!("{replicas}/{replica}/promote"), json!({}))
         .expect_problem(409, "replication_running");
 }
+
+/// Damage at the primary is not copied over the replica's good copy: the server recorded each
+/// object's size and BLAKE3 hash as it was stored, and of two copies that differ, the one
+/// that matches them is right.
+#[test]
+fn damage_at_the_primary_is_not_copied_over_the_replicas_good_copy() {
+    let server = Server::start_with(support::with_spare);
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Replicated", None);
+    let (_, pack, name) = replicated_pack(&server, &admin, &tenant, &vault);
+    let found = |dir: &str| {
+        walk(&server.data_dir.join(dir).join(&vault))
+            .into_iter()
+            .find(|p| p.file_name().is_some_and(|n| n == name.as_str()))
+            .unwrap_or_else(|| panic!("the pack in {dir}"))
+    };
+    let (at_primary, at_replica) = (found("vaults"), found("spare"));
+    let replica = admin
+        .get(&format!("/api/v1/vaults/{vault}/replicas"))
+        .expect(200)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A bit flips at the primary: reading both copies finds the primary's wrong, and the
+    // replica's copy stays.
+    let mut flipped = pack.clone();
+    flipped[40] ^= 1;
+    std::fs::write(&at_primary, &flipped).unwrap();
+    let job = admin
+        .post(
+            &format!("/api/v1/vaults/{vault}/replicas/{replica}/verify"),
+            json!({ "read_data": true }),
+        )
+        .expect(202);
+    let job = admin.job_ended(job["id"].as_str().unwrap());
+    assert_eq!(job["state"], "failed", "{job:#}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .contains("1 objects are damaged at the primary"),
+        "{job:#}"
+    );
+    let r = &admin
+        .get(&format!("/api/v1/vaults/{vault}/replicas"))
+        .expect(200)[0];
+    assert_eq!(
+        r["state"], "active",
+        "the replica is not the damaged one: {r}"
+    );
+    // Whatever replication runs next (a repair would have been queued) copies nothing over it.
+    let job = admin
+        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+        .expect(202);
+    admin.job_ended(job["id"].as_str().unwrap());
+    assert_eq!(std::fs::read(&at_replica).unwrap(), pack);
+
+    // The primary's copy is cut short: replication does not copy it over the replica's.
+    std::fs::write(&at_primary, &pack[..pack.len() - 8]).unwrap();
+    let job = admin
+        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+        .expect(202);
+    let job = admin.job_ended(job["id"].as_str().unwrap());
+    assert_eq!(job["state"], "succeeded-with-warnings", "{job:#}");
+    assert_eq!(
+        job["summary"]["replicas"][0]["report"]["primary_damaged"], 1,
+        "{job:#}"
+    );
+    assert_eq!(std::fs::read(&at_replica).unwrap(), pack);
+}

@@ -252,6 +252,21 @@ pub async fn recorded(
     .await?)
 }
 
+/// Every object the server records as stored in the vault: (kind, name, size, BLAKE3 hash
+/// as stored, when known).
+pub async fn stored_copies(
+    pool: &AnyPool,
+    vault_id: &str,
+) -> DbResult<Vec<(String, String, i64, Option<String>)>> {
+    Ok(sqlx::query_as(
+        "SELECT kind, name, size, blake3 FROM vault_objects
+         WHERE vault_id = $1 AND state = 'stored'",
+    )
+    .bind(vault_id)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// Whether the vault has a replica (in the caller's transaction).
 pub async fn any(tx: &mut Tx, vault_id: &str) -> DbResult<bool> {
     let id: Option<String> =

@@ -125,6 +125,19 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
                     )
                     .await?;
                 }
+                if report.primary_damaged > 0 {
+                    warnings += 1;
+                    ctx.log(
+                        "warning",
+                        &format!(
+                            "the primary ({}) holds {} objects at another size than they were \
+                             stored at: they are damaged there; the replica at {} keeps its \
+                             copies as stored (promote it, or repair the primary)",
+                            primary.name, report.primary_damaged, r.destination
+                        ),
+                    )
+                    .await?;
+                }
                 replicas::synced(pool, &r.id, from, state.now()).await?;
                 ctx.log(
                     "info",
@@ -233,7 +246,8 @@ pub(super) async fn verify(ctx: &JobCtx) -> Result<Done, JobError> {
         Place::stored(&primary, &vault_id),
         Place::stored(&dest, &vault_id),
     );
-    let d = replication::compare(&source, &target, read_data, &lagging, &stop)
+    let stored = replication::as_stored(pool, &vault_id).await?;
+    let d = replication::compare(&source, &target, read_data, &stored, &lagging, &stop)
         .await
         .map_err(|e| JobError::transient("comparing the replica failed", e))?;
     ctx.check()?;
@@ -269,12 +283,33 @@ pub(super) async fn verify(ctx: &JobCtx) -> Result<Done, JobError> {
     }
     let ok = problems.is_empty();
     replicas::verified(pool, &r.id, ok, state.now()).await?;
+    // The primary's damage is not the replica's: its copies stay, and the job says so.
+    for o in d.primary_damaged.iter().take(50) {
+        ctx.log(
+            "error",
+            &format!("{o}: damaged at the primary; the replica's copy is as it was stored"),
+        )
+        .await?;
+    }
     let summary = serde_json::json!({
         "replica_id": r.id, "destination": r.destination, "read_data": read_data, "ok": ok,
         "objects_compared": d.objects_compared, "bytes_read": d.bytes_read,
         "missing": d.missing.len(), "resized": d.resized.len(), "altered": d.altered.len(),
         "extra": d.extra.len(), "check_errors": check_errors,
+        "primary_damaged": d.primary_damaged.len(),
     });
+    let primary_damage = (!d.primary_damaged.is_empty()).then(|| {
+        format!(
+            "{} objects are damaged at the primary ({}); the replica at {} holds them as they \
+             were stored: promote it, or copy them back",
+            d.primary_damaged.len(),
+            primary.name,
+            r.destination
+        )
+    });
+    if ok && let Some(m) = primary_damage {
+        return Err(JobError::Failed(m));
+    }
     if ok {
         ctx.log(
             "info",
@@ -291,11 +326,14 @@ pub(super) async fn verify(ctx: &JobCtx) -> Result<Done, JobError> {
             warnings: 0,
         });
     }
-    let message = format!(
+    let mut message = format!(
         "the replica at {} is damaged: {}",
         r.destination,
         problems.join(", ")
     );
+    if let Some(m) = primary_damage {
+        message = format!("{message}; {m}");
+    }
     // Wrong copies go, so the repair copies them again from the primary.
     let wrong: Vec<String> = d.resized.iter().chain(&d.altered).cloned().collect();
     replication::drop_copies(&dest, &vault_id, &wrong)

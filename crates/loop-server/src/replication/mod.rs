@@ -87,6 +87,9 @@ pub struct SyncReport {
     /// Objects the vault's records hold that the primary lacks (it lost them); the replica
     /// keeps its copies.
     pub primary_missing: u64,
+    /// Objects the primary holds at another size than they were stored at, whose copy at the
+    /// target still has that size: not copied over it (the primary's is damaged).
+    pub primary_damaged: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +119,32 @@ pub async fn recorded(
         .await?
         .into_iter()
         .filter_map(|(kind, name)| Some((FileKind::from_name(&kind)?, name)))
+        .collect())
+}
+
+/// What the server recorded of an object as it was stored: its size and BLAKE3 hash (hex;
+/// none for objects stored before hashes were kept). Of two copies that differ, the one that
+/// matches it is right.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AsStored {
+    pub size: u64,
+    pub blake3: Option<String>,
+}
+
+pub type StoredCopies = HashMap<(FileKind, String), AsStored>;
+
+/// The vault's objects as the server recorded them when they were stored.
+pub async fn as_stored(pool: &AnyPool, vault_id: &str) -> crate::db::DbResult<StoredCopies> {
+    Ok(crate::db::replicas::stored_copies(pool, vault_id)
+        .await?
+        .into_iter()
+        .filter_map(|(kind, name, size, blake3)| {
+            let size = u64::try_from(size).ok()?;
+            Some((
+                (FileKind::from_name(&kind)?, name),
+                AsStored { size, blake3 },
+            ))
+        })
         .collect())
 }
 
@@ -213,6 +242,10 @@ pub async fn sync(
             })
         };
         let before = guarded(None).await?;
+        let stored = match &opts.guard {
+            Some(v) => as_stored(pool, v).await?,
+            None => StoredCopies::new(),
+        };
         let (source_list, held) = list_both(source, target).await?;
         let after = guarded(None).await?;
         let listed = |(kind, name): &(FileKind, String)| {
@@ -223,12 +256,25 @@ pub async fn sync(
             .filter(|o| o.0 != FileKind::Lock && !listed(o))
             .count() as u64;
         let mut vanished = 0;
+        report.primary_damaged = 0;
         for kind in COPY_ORDER {
             let empty = Listing::new();
             let have = held.get(&kind).unwrap_or(&empty);
+            // A source copy of another size than the object was stored at, where the target
+            // holds it at that size, is damage: the target's copy stays.
+            let damaged = |name: &String, size: &u64| {
+                stored
+                    .get(&(kind, name.clone()))
+                    .is_some_and(|s| s.size != *size && have.get(name) == Some(&s.size))
+            };
             let mut wanted: Vec<(String, u64)> = source_list[&kind]
                 .iter()
                 .filter(|(name, size)| have.get(*name) != Some(size))
+                .filter(|(name, size)| {
+                    let d = damaged(name, size);
+                    report.primary_damaged += u64::from(d);
+                    !d
+                })
                 .map(|(n, s)| (n.clone(), *s))
                 .collect();
             wanted.sort();
@@ -387,6 +433,10 @@ pub struct Differences {
     pub resized: Vec<String>,
     /// Objects both hold whose bytes differ (only when read).
     pub altered: Vec<String>,
+    /// Objects whose copy at the primary is not as it was stored (another size, or with
+    /// `read_data` other bytes) while the replica's is, or both are wrong: the replica's copy
+    /// is not replaced from it.
+    pub primary_damaged: Vec<String>,
     /// Objects the replica holds and the primary no longer does.
     pub extra: Vec<String>,
     pub objects_compared: u64,
@@ -395,11 +445,14 @@ pub struct Differences {
 
 /// Compares the replica with the primary: names and sizes, and with `read_data` every
 /// object's bytes (BLAKE3 of both copies). `lagging` says whether a missing object may be
-/// missing only because it arrived after the last replication began.
+/// missing only because it arrived after the last replication began. Where the copies
+/// differ, `stored` (what the server recorded as each object was stored) says which one is
+/// wrong.
 pub async fn compare(
     primary: &Place,
     replica: &Place,
     read_data: bool,
+    stored: &StoredCopies,
     lagging: &(dyn Fn(FileKind, &str) -> bool + Sync),
     check: &(dyn Fn() -> Result<(), String> + Sync),
 ) -> Result<Differences, SyncError> {
@@ -411,7 +464,16 @@ pub async fn compare(
             match held[&kind].get(name) {
                 None if lagging(kind, name) => {}
                 None => d.missing.push(kind.path(name)),
-                Some(s) if s != size => d.resized.push(kind.path(name)),
+                Some(s) if s != size => {
+                    let replica_as_stored = stored
+                        .get(&(kind, name.clone()))
+                        .is_some_and(|r| r.size == *s);
+                    if replica_as_stored {
+                        d.primary_damaged.push(kind.path(name));
+                    } else {
+                        d.resized.push(kind.path(name));
+                    }
+                }
                 Some(_) => both.push((kind, name.clone())),
             }
         }
@@ -432,6 +494,9 @@ pub async fn compare(
                 };
                 check().map_err(SyncError::Stopped)?;
                 let (p, r) = (primary.clone(), replica.clone());
+                let recorded = stored
+                    .get(&(kind, name.clone()))
+                    .and_then(|s| s.blake3.clone());
                 running.spawn(async move {
                     let read = |place: Place| {
                         let name = name.clone();
@@ -449,24 +514,46 @@ pub async fn compare(
                     };
                     let a = read(p).await?;
                     let b = read(r).await?;
-                    let same = blake3::hash(&a) == blake3::hash(&b);
-                    Ok::<_, SyncError>((kind.path(&name), same, (a.len() + b.len()) as u64))
+                    let (at_primary, at_replica) = (blake3::hash(&a), blake3::hash(&b));
+                    let verdict = match recorded {
+                        Some(h) if at_primary.to_hex().as_str() != h => Verdict::PrimaryWrong,
+                        _ if at_primary != at_replica => Verdict::ReplicaWrong,
+                        _ => Verdict::Same,
+                    };
+                    Ok::<_, SyncError>((kind.path(&name), verdict, (a.len() + b.len()) as u64))
                 });
             }
             let Some(done) = running.join_next().await else {
                 break;
             };
-            let (object, same, read) = done.map_err(|e| SyncError::Stopped(e.to_string()))??;
+            let (object, verdict, read) = done.map_err(|e| SyncError::Stopped(e.to_string()))??;
             d.bytes_read += read;
-            if !same {
-                d.altered.push(object);
+            match verdict {
+                Verdict::Same => {}
+                Verdict::ReplicaWrong => d.altered.push(object),
+                Verdict::PrimaryWrong => d.primary_damaged.push(object),
             }
         }
     }
-    for list in [&mut d.missing, &mut d.resized, &mut d.altered, &mut d.extra] {
+    for list in [
+        &mut d.missing,
+        &mut d.resized,
+        &mut d.altered,
+        &mut d.primary_damaged,
+        &mut d.extra,
+    ] {
         list.sort();
     }
     Ok(d)
+}
+
+/// Which copy of an object read at both places is wrong.
+enum Verdict {
+    Same,
+    /// The replica's differs from the primary's, which is as stored (or nothing says).
+    ReplicaWrong,
+    /// The primary's is not as it was stored.
+    PrimaryWrong,
 }
 
 impl Differences {

@@ -151,15 +151,17 @@ pub async fn claim_write(
     Err(ChangeError::Busy)
 }
 
-/// Records a written object; [`ChangeError::Busy`] when the claim was taken over meanwhile
-/// (the write happened after another writer's settle: that writer decides).
+/// Records a written object of BLAKE3 hash `hash` (hex); [`ChangeError::Busy`] when the
+/// claim was taken over meanwhile (the write happened after another writer's settle: that
+/// writer decides).
 pub async fn complete_write(
     state: &AppState,
     t: Target<'_>,
     claim: &Claim,
     len: u64,
+    hash: &str,
 ) -> Result<(), ChangeError> {
-    if objects::complete_write(&state.db.pool, t.key(), claim, len).await? {
+    if objects::complete_write(&state.db.pool, t.key(), claim, len, hash).await? {
         Ok(())
     } else {
         tracing::error!(vault = %t.vault_id, object = %t.name,
@@ -181,6 +183,7 @@ pub async fn put(
     may_change: impl Fn(Option<&str>) -> bool,
 ) -> Result<(), ChangeError> {
     let len = data.len() as u64;
+    let hash = blake3::hash(&data).to_hex();
     let claim = claim_write(state, t, len, owner, may_change).await?;
     let keeper = LeaseKeeper::start(state, t.key(), &claim);
     let written = match keeper.check() {
@@ -198,7 +201,7 @@ pub async fn put(
         abort_write(state, t, &claim).await?;
         return Err(e);
     }
-    complete_write(state, t, &claim, len).await
+    complete_write(state, t, &claim, len, &hash).await
 }
 
 /// Deletes an object. `Ok(None)` when there was nothing to delete; else the size it had.

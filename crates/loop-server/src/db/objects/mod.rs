@@ -256,7 +256,7 @@ pub async fn settle(
 /// the rows changed (0 when the claim was taken over).
 async fn mark_stored(tx: &mut Tx, k: ObjectKey<'_>, claim: &str, size: u64) -> DbResult<u64> {
     let r = sqlx::query(
-        "UPDATE vault_objects SET state = 'stored', size = $1, reserved = 0
+        "UPDATE vault_objects SET state = 'stored', size = $1, reserved = 0, blake3 = NULL
          WHERE vault_id = $2 AND kind = $3 AND name = $4 AND claim = $5",
     )
     .bind(size as i64)
@@ -298,13 +298,15 @@ pub async fn renew(pool: &AnyPool, k: ObjectKey<'_>, claim: &Claim, until: i64) 
     Ok(r.rows_affected() > 0)
 }
 
-/// The upload of a held write claim is stored: the row says so and the replaced object's
-/// bytes are given back. False when the claim was taken over meanwhile (fenced off).
+/// The upload of a held write claim is stored (its BLAKE3 hash, hex, is `hash`): the row
+/// says so and the replaced object's bytes are given back. False when the claim was taken
+/// over meanwhile (fenced off).
 pub async fn complete_write(
     pool: &AnyPool,
     k: ObjectKey<'_>,
     claim: &Claim,
     len: u64,
+    hash: &str,
 ) -> DbResult<bool> {
     let mut tx = pool.begin().await?;
     lock_vault(&mut tx, k.vault_id).await?;
@@ -312,6 +314,17 @@ pub async fn complete_write(
         return Ok(false);
     };
     mark_stored(&mut tx, k, &claim.id, len).await?;
+    sqlx::query(
+        "UPDATE vault_objects SET blake3 = $1
+         WHERE vault_id = $2 AND kind = $3 AND name = $4 AND claim = $5",
+    )
+    .bind(hash)
+    .bind(k.vault_id)
+    .bind(k.kind)
+    .bind(k.name)
+    .bind(&claim.id)
+    .execute(&mut *tx)
+    .await?;
     adjust(
         &mut tx,
         k.vault_id,

@@ -180,7 +180,7 @@ async fn store_object(
         vault_objects::abort_write(&state, t, &claim).await?;
         return Err(e);
     }
-    vault_objects::complete_write(&state, t, &claim, len).await?;
+    vault_objects::complete_write(&state, t, &claim, len, &want_hash).await?;
     audit_change(&state, &caller, &a, kind, &name, true, len).await?;
     Ok(StatusCode::CREATED.into_response())
 }

@@ -189,7 +189,7 @@ async fn store_upload(
         vault_objects::abort_write(&state, t, &claim).await?;
         return Err(e);
     }
-    vault_objects::complete_write(&state, t, &claim, upload.size).await?;
+    vault_objects::complete_write(&state, t, &claim, upload.size, &upload.hash).await?;
     Ok(StatusCode::CREATED.into_response())
 }
 
