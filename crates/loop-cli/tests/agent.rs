@@ -8,6 +8,7 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -117,7 +118,11 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
     let item_id = s.item(&device, "shared", &src, &["--tag", "office"]);
 
     assert_eq!(last_success(&s.server.metrics(), &item_id), None);
+    let roots = s.dir.path().join("restores");
+    std::fs::create_dir(&roots).unwrap();
     let child = agent(&["agent", "run", "--poll-seconds", "1"])
+        .arg("--restore-root")
+        .arg(&roots)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -169,26 +174,50 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
     promtool_check(&scrape);
 
     // A restore asked through the API: the agent writes the snapshot's files (here: one
-    // path of it) into a directory of its machine.
-    let target = s.dir.path().join("restored-by-agent");
-    let restore = json(&mut s.admin(
-        "ana",
-        &[
-            "device",
-            "restore",
-            &device,
-            "--vault",
-            &s.vault,
-            "--snapshot",
-            &snapshot,
-            "--path",
-            "**/sub",
-            "--target",
-            target.to_str().unwrap(),
-        ],
-    ));
-    assert_eq!(restore["kind"], "restore");
-    let restore = s.job_ended(restore["id"].as_str().unwrap());
+    // path of it) into a directory of its machine, under a root its owner allowed.
+    let restore_to = |target: &Path| {
+        let restore = json(&mut s.admin(
+            "ana",
+            &[
+                "device",
+                "restore",
+                &device,
+                "--vault",
+                &s.vault,
+                "--snapshot",
+                &snapshot,
+                "--path",
+                "**/sub",
+                "--target",
+                target.to_str().unwrap(),
+            ],
+        ));
+        assert_eq!(restore["kind"], "restore");
+        s.job_ended(restore["id"].as_str().unwrap())
+    };
+    // Elsewhere is refused, however it is named: outside the roots, through `..`, or through
+    // a symbolic link inside a root that points out of it.
+    let elsewhere = s.dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, roots.join("link")).unwrap();
+    for (target, why) in [
+        (elsewhere.clone(), "outside this agent's restore roots"),
+        (roots.join("../elsewhere"), "without . or .."),
+        (roots.join("link/x"), "outside this agent's restore roots"),
+    ] {
+        let refused = restore_to(&target);
+        assert_eq!(refused["state"], "failed", "{refused:#}");
+        assert!(
+            refused["error"].as_str().unwrap().contains(why),
+            "{target:?}: {refused:#}"
+        );
+        assert!(
+            std::fs::read_dir(&elsewhere).unwrap().next().is_none(),
+            "{target:?} wrote outside the roots"
+        );
+    }
+    let target = roots.join("by-agent");
+    let restore = restore_to(&target);
     assert_eq!(restore["state"], "succeeded", "{restore:#}");
     let restored = target.join("shared");
     assert_eq!(

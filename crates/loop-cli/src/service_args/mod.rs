@@ -206,6 +206,10 @@ pub enum AgentCommand {
         /// Run the pre- and post-commands of this device's items (off unless given)
         #[arg(long)]
         allow_commands: bool,
+        /// A directory under which restores the server asks for may write (repeatable;
+        /// default STATE_DIR/restores). `/` allows every directory of the machine
+        #[arg(long = "restore-root")]
+        restore_roots: Vec<PathBuf>,
         /// Stop after one heartbeat and the jobs that were due
         #[arg(long)]
         once: bool,

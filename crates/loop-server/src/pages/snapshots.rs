@@ -148,7 +148,8 @@ fn restore_form(
                             }
                         }
                     }
-                    (Input { value: "/restore", required: true, ..Input::new("target", v.t(M::RestoreInto), "text") }.render())
+                    // The agent's default restore root (`loop agent run --restore-root`).
+                    (Input { value: "/var/lib/loop-agent/restores", required: true, ..Input::new("target", v.t(M::RestoreInto), "text") }.render())
                     p { button type="submit" { (M::RestoreFolder.fill(v.lang, &[path])) } }
                 }
             }

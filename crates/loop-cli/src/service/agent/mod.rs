@@ -3,6 +3,7 @@
 //! the maintenance of the customer-key vaults this device maintains (`maintain.rs`).
 
 mod maintain;
+mod restore;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,13 +14,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use loop_agent::{ApiClient, ApiError, Connection, Trust, VaultStorage};
 use loop_api::{
-    AgentFinish, AgentHeartbeat, AgentJob, AgentReport, EnrollAgent, JobKind, JobProgress,
-    JobState, RestoreToDevice,
+    AgentFinish, AgentHeartbeat, AgentJob, AgentReport, EnrollAgent, JobKind, JobProgress, JobState,
 };
 use loop_repo::Repository;
 use loop_repo::backup::{self, BackupOptions, BackupProgress};
 use loop_repo::keys::Secret;
-use loop_repo::restore::{RestoreOptions, RestoreProgress};
 use serde::{Deserialize, Serialize};
 
 use crate::args::Global;
@@ -128,15 +127,30 @@ pub(crate) fn agent(g: &Global, c: AgentCommand) -> Result<ExitCode> {
             state,
             poll_seconds,
             allow_commands,
+            restore_roots,
             once,
         } => {
             let e = load(&state.state_dir)?;
+            let restore_roots = if restore_roots.is_empty() {
+                use std::os::unix::fs::DirBuilderExt as _;
+                // The default root, which only this user (root, for the system's agent) reads.
+                let default = state.state_dir.join("restores");
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&default)
+                    .with_context(|| format!("creating {}", default.display()))?;
+                vec![default]
+            } else {
+                restore_roots
+            };
             let conn = Connection::new(&e.server, &trust(&e))?;
             let agent = Agent {
                 client: ApiClient::new(conn.clone(), Some(e.token.clone())),
                 conn,
                 token: e.token,
                 allow_commands,
+                restore_roots,
                 pending: state.state_dir.join("pending"),
             };
             agent.run(g, Duration::from_secs(poll_seconds.max(1)), once)
@@ -149,6 +163,8 @@ struct Agent {
     conn: Connection,
     token: String,
     allow_commands: bool,
+    /// Directories under which a restore the server asks for may write.
+    restore_roots: Vec<PathBuf>,
     /// Ends of jobs the server has not taken yet (one JSON file per job), sent first in
     /// every round: a result made while the server was away is reported once it is back,
     /// also after the agent restarts.
@@ -160,6 +176,19 @@ struct Agent {
 struct PendingFinish {
     job_id: String,
     finish: AgentFinish,
+}
+
+/// Where the end of job `job_id` waits. The ID comes from the server: one that is not an ID
+/// (a path, say) is refused, so it cannot name a file elsewhere.
+fn pending_file(dir: &Path, job_id: &str) -> Result<PathBuf> {
+    let plain = (1..=64).contains(&job_id.len())
+        && job_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !plain {
+        bail!("the server named a job {job_id:?}, which is not a job ID");
+    }
+    Ok(dir.join(format!("{job_id}.json")))
 }
 
 /// Waits after the server could not be reached: 1 s, doubling, at most a minute.
@@ -197,8 +226,8 @@ impl Agent {
             .mode(0o700)
             .create(&self.pending)
             .with_context(|| format!("creating {}", self.pending.display()))?;
-        let path = self.pending.join(format!("{job_id}.json"));
-        let tmp = self.pending.join(format!("{job_id}.json.tmp"));
+        let path = pending_file(&self.pending, job_id)?;
+        let tmp = path.with_extension("json.tmp");
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -445,48 +474,6 @@ impl Agent {
             }
         })
     }
-
-    /// A restore to this machine, as the job's parameters say: (summary, warnings).
-    fn restore(&self, g: &Global, job: &AgentJob) -> Result<(serde_json::Value, usize)> {
-        let r: RestoreToDevice =
-            serde_json::from_value(job.params.clone()).context("the restore's parameters")?;
-        let repo = self.open_vault(g, r.vault_id.as_str(), "restore")?;
-        let (id, snap) = repo.find_snapshot(&r.snapshot, &Default::default())?;
-        std::fs::create_dir_all(&r.target).with_context(|| format!("creating {}", r.target))?;
-        let opts = RestoreOptions {
-            target: PathBuf::from(&r.target),
-            includes: r.paths.clone(),
-            excludes: Vec::new(),
-            verify: false,
-            threads: g.threads,
-            tree_fetchers: 4,
-            files_per_batch: 1024,
-            owner: None,
-        };
-        self.log(
-            job,
-            "info",
-            &format!("restoring snapshot {} to {}", id.to_hex(), r.target),
-        );
-        let report =
-            loop_repo::restore::run(&repo, &snap.tree, &opts, &RestoreProgress::default())?;
-        for e in report.errors.iter().chain(&report.warnings).take(50) {
-            self.log(job, "warning", e);
-        }
-        if !report.errors.is_empty() {
-            bail!(
-                "{} entries could not be restored (see the job log)",
-                report.errors.len()
-            );
-        }
-        Ok((
-            serde_json::json!({
-                "snapshot_id": id.to_hex(), "target": r.target, "files": report.files,
-                "dirs": report.dirs, "bytes": report.bytes,
-            }),
-            report.warnings.len(),
-        ))
-    }
 }
 
 fn snapshot(p: &BackupProgress) -> JobProgress {
@@ -496,5 +483,29 @@ fn snapshot(p: &BackupProgress) -> JobProgress {
         bytes_total: total(p.bytes_total.load(Ordering::Relaxed)),
         files_done: p.files_done.load(Ordering::Relaxed),
         files_total: total(p.files_total.load(Ordering::Relaxed)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_id_from_the_server_names_a_file_of_the_pending_directory_or_nothing() {
+        let dir = Path::new("/var/lib/loop-agent/pending");
+        assert_eq!(
+            pending_file(dir, "jb_0123abcd").unwrap(),
+            dir.join("jb_0123abcd.json")
+        );
+        for bad in [
+            "",
+            "../../etc/cron.d/x",
+            "a/b",
+            "..",
+            "x.json",
+            &"j".repeat(65),
+        ] {
+            assert!(pending_file(dir, bad).is_err(), "{bad:?}");
+        }
     }
 }
