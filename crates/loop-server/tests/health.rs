@@ -86,6 +86,22 @@ fn metrics_answer_allowed_addresses_and_the_token_only() {
         r.body
     );
     assert!(r.body.contains("loop_database_query_duration_seconds "));
+    // Methods HTTP allows but the API has not are counted as one.
+    for made_up in ["FOO1", "FOO2", "BAR"] {
+        open.send(open.request(
+            Method::from_bytes(made_up.as_bytes()).unwrap(),
+            "/api/v1/vaults",
+        ));
+    }
+    let r = open.send(open.request(Method::GET, "/metrics"));
+    assert!(!r.body.contains("FOO1"), "{}", r.body);
+    assert!(
+        r.body.contains(
+            "loop_http_requests_total{method=\"other\",route=\"/api/v1/vaults\",status=\"405\"} 3"
+        ),
+        "{}",
+        r.body
+    );
     assert!(
         r.body
             .contains("loop_destination_probe_duration_seconds{destination=\"local\"}")
