@@ -92,7 +92,13 @@ pub async fn query_audit(
     Ok(axum::Json(fetch(&state, &caller, &q, 10_000).await?))
 }
 
+/// One field of a CSV row. A field a spreadsheet would take for a formula (starting with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return; a user agent or a name can) gets a `'`
+/// before it, so it shows as text; the JSON Lines export holds the exact bytes.
 fn csv_field(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        return format!("\"'{}\"", s.replace('"', "\"\""));
+    }
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

