@@ -71,6 +71,13 @@ impl KdfParams {
                 "key derivation parallelism out of range",
             ));
         }
+        // Argon2 gives each lane at least 8 KiB; less is not a slot anyone wrote.
+        if self.m_kib < 8 * self.p {
+            return Err(Error::corrupt(
+                object,
+                "key derivation memory below 8 KiB per lane",
+            ));
+        }
         Ok(())
     }
 }
@@ -324,6 +331,14 @@ mod tests {
             Err(Error::Corrupt { .. })
         ));
         assert!(KeySlot::parse("k", bytes[..10].to_vec()).is_err());
+        // 64 KiB for 16 lanes is within each limit but below Argon2's 8 KiB a lane: refused
+        // as damage (so opening skips it), not an error that stops every other slot.
+        bytes[HEADER_LEN + 1..HEADER_LEN + 5].copy_from_slice(&64u32.to_le_bytes());
+        bytes[HEADER_LEN + 9..HEADER_LEN + 13].copy_from_slice(&16u32.to_le_bytes());
+        assert!(matches!(
+            KeySlot::parse("k", bytes.clone()),
+            Err(Error::Corrupt { .. })
+        ));
         let mut tampered = KeySlot::create(
             &master,
             Secret::Passphrase(b"p"),
