@@ -104,6 +104,12 @@ impl Cache {
     /// The stored bytes of the blob at `loc`, from the cached copy of its pack.
     pub(crate) fn get_blob(&self, loc: &BlobLocation) -> Option<Vec<u8>> {
         let file = std::fs::File::open(self.file_path(FileKind::Pack, &loc.pack.to_hex())?).ok()?;
+        // The index's length is checked against the blob only once read: bound it by the
+        // cached pack first, so a wrong one cannot ask for gigabytes.
+        let end = u64::from(loc.entry.offset) + u64::from(loc.entry.length);
+        if end > file.metadata().ok()?.len() {
+            return None;
+        }
         let mut bytes = vec![0u8; loc.entry.length as usize];
         file.read_exact_at(&mut bytes, loc.entry.offset as u64)
             .ok()?;
