@@ -3,7 +3,10 @@
 use std::io::Write as _;
 use std::path::Path;
 
-/// Writes a file readable by its owner only (mode 0600), replacing it atomically.
+/// Writes a file readable by its owner only (mode 0600), replacing it atomically and durably:
+/// the file's bytes, then its name in the directory, reach the disk before this returns (a
+/// master key whose name a power loss took would be made again, and every tenant key
+/// wrapped under the first lost).
 pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let tmp = path.with_extension("tmp");
@@ -15,5 +18,10 @@ pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .open(&tmp)?;
     f.write_all(data)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
 }
