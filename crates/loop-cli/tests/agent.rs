@@ -73,6 +73,25 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
             .as_str()
             .unwrap()
             .to_string();
+    // A state directory this user cannot make fails before the server is asked, so the
+    // code is not used up.
+    let not_a_dir = s.dir.path().join("a-file");
+    write(&not_a_dir, b"not a directory");
+    let err = fails(
+        s.server
+            .cli(&s.dir.path().join("agent"))
+            .args([
+                "agent",
+                "enroll",
+                "--server",
+                &s.server.url,
+                "--code",
+                &code,
+            ])
+            .arg("--state-dir")
+            .arg(not_a_dir.join("state")),
+    );
+    assert!(err.contains("creating"), "{err}");
     let state = s.dir.path().join("agent-state");
     let agent = |args: &[&str]| {
         let mut c = s.server.cli(&s.dir.path().join("agent"));

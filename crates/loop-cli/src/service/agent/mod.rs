@@ -41,24 +41,36 @@ fn state_file(dir: &Path) -> PathBuf {
     dir.join("agent.json")
 }
 
-/// Writes the enrolment where only this user (root, for the system's agent) can read it.
-fn save(dir: &Path, e: &Enrolled) -> Result<()> {
-    use std::io::Write as _;
+/// The file an enrolment is written to before it takes its name, made before the server is
+/// asked (so a state directory this user cannot write fails before the code is used up),
+/// where only this user (root, for the system's agent) can read it.
+fn prepare_save(dir: &Path) -> Result<(std::fs::File, PathBuf)> {
     use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("creating {}", dir.display()))?;
-    let path = state_file(dir);
-    let mut f = std::fs::OpenOptions::new()
+    let tmp = dir.join("agent.json.tmp");
+    let f = std::fs::OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("writing {}", path.display()))?;
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    Ok((f, tmp))
+}
+
+/// Writes the enrolment whole, then gives it its name: a crash leaves either no enrolment
+/// or all of it.
+fn save(dir: &Path, (mut f, tmp): (std::fs::File, PathBuf), e: &Enrolled) -> Result<()> {
+    use std::io::Write as _;
     f.write_all(serde_json::to_string_pretty(e)?.as_bytes())?;
     f.sync_all()?;
+    let path = state_file(dir);
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 
@@ -97,12 +109,20 @@ pub(crate) fn agent(g: &Global, c: AgentCommand) -> Result<ExitCode> {
             }
             let server = server.trim_end_matches('/').to_string();
             let conn = Connection::new(&server, &g.trust())?;
+            let file = prepare_save(&state.state_dir)?;
             let enrolled = ApiClient::new(conn, None)
                 .enroll(&EnrollAgent {
                     code: code.into(),
                     name: name.unwrap_or_else(hostname),
                 })
-                .context("enrolling")?;
+                .context("enrolling");
+            let enrolled = match enrolled {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&file.1);
+                    return Err(e);
+                }
+            };
             let e = Enrolled {
                 server,
                 fingerprint: g.server_fingerprint.clone(),
@@ -111,7 +131,7 @@ pub(crate) fn agent(g: &Global, c: AgentCommand) -> Result<ExitCode> {
                 device_id: enrolled.device_id,
                 token: enrolled.token.expose().to_string(),
             };
-            save(&state.state_dir, &e)?;
+            save(&state.state_dir, file, &e)?;
             show(
                 g,
                 &serde_json::json!({ "device_id": e.device_id, "tenant_id": e.tenant_id }),
