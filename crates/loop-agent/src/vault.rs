@@ -344,9 +344,18 @@ impl Storage for VaultStorage {
             return Ok(());
         }
         if resp.status() == StatusCode::CONFLICT && attempt > 1 {
-            // A retried upload whose first attempt landed: the names are unique random IDs,
-            // so the object there is ours.
-            return Ok(());
+            // A retried upload: its first attempt may have landed (`object_exists`), or may
+            // still be under way (`object_busy` until the retries ran out). It is stored only
+            // if the object there holds the bytes sent.
+            drop(resp);
+            return match self.get(kind, name, body.len() as u64) {
+                Ok(there) if blake3::hash(&there).to_hex().as_str() == hash => Ok(()),
+                _ => Err(Error::Storage {
+                    object,
+                    message: "a retried upload found other bytes, or none yet, under its name"
+                        .into(),
+                }),
+            };
         }
         Err(self.fail(&object, resp))
     }

@@ -370,3 +370,49 @@ fn reconcile_recomputes_usage_from_what_the_destination_holds() {
         .put("data", &extra, &pack_variant([20; 32], 3))
         .expect_problem(409, "object_exists");
 }
+
+/// A client whose upload finds its name held by another upload (`409 object_busy`) until its
+/// retries run out does not take the object for stored: it reads what is there, and only the
+/// bytes it sent count (an index file taken for stored that is not would be lost).
+#[test]
+fn an_upload_that_never_got_its_name_is_not_taken_for_stored() {
+    use loop_repo::{FileKind, RetryBudget, Storage as _};
+
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Busy", None);
+    let (_, secret) = token(&admin, &tenant, &["backup", "restore"], None);
+    let storage = || {
+        let conn = loop_agent::Connection::new(
+            &server.base,
+            &loop_agent::Trust::Fingerprint(server.fingerprint.clone()),
+        )
+        .unwrap();
+        loop_agent::VaultStorage::new(conn, &vault, &secret).with_retry(RetryBudget {
+            max_retries: 2,
+            timeout: Duration::from_secs(2),
+        })
+    };
+    let name = hex::encode([9u8; 32]);
+    let kind = FileKind::Index.name();
+    // Another upload of the name is under way (claimed for an hour, not stored yet).
+    server
+        .block_on(loop_server::db::objects::claim_write(
+            &server.state.db.pool,
+            loop_server::db::objects::ObjectKey {
+                vault_id: &vault,
+                kind,
+                name: &name,
+            },
+            100,
+            "another-upload",
+            |_| true,
+            server.state.now(),
+            3_600_000,
+        ))
+        .unwrap();
+    let err = storage()
+        .put(FileKind::Index, &name, index_object(100))
+        .unwrap_err();
+    assert!(err.to_string().contains("under its name"), "{err}");
+}
