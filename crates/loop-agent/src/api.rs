@@ -23,6 +23,17 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Whether asking again later may be answered: the server could not be reached, or it
+    /// (or a proxy before it) failed or asked to be left alone for a moment (5xx, 429). A
+    /// refusal (any other 4xx) would be answered the same.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            ApiError::Transport(_) => true,
+            ApiError::Problem { status, .. } => *status >= 500 || *status == 429,
+            ApiError::Decode(_) => false,
+        }
+    }
+
     pub fn code(&self) -> Option<&str> {
         match self {
             ApiError::Problem { code, .. } => Some(code),

@@ -186,3 +186,60 @@ fn a_result_made_while_the_server_was_down_is_kept_and_reported_once_it_is_back(
             .contains(done["summary"]["snapshot_id"].as_str().unwrap())
     );
 }
+
+/// The server answers the job's end with an error of its own (its database is locked for
+/// longer than it waits, as a stuck transaction of another program would hold it): the end is
+/// kept and reported once the server can take it, not lost. SQLite's lock is what the test
+/// can hold from outside; on PostgreSQL the same path runs in the other tests of this file.
+#[test]
+fn a_result_the_server_fails_to_take_is_kept_and_reported_when_it_can() {
+    if loop_testkit::postgres::wanted() {
+        eprintln!("this test locks SQLite's database; it runs in the SQLite pass");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("server.toml");
+    std::fs::write(&config_path, "[jobs]\nlease_seconds = 60\n").unwrap();
+    let config = |_: &Path| config_path.clone();
+    let s = set_up(Some(&config), "local");
+    let state = s.dir.path().join("agent-state");
+    let device = enrol_agent(&s, &state);
+    let src = s.dir.path().join("data");
+    write(&src.join("a.txt"), b"backed up while the database was held");
+    // The item's post-command takes the database's write lock for 30 seconds (longer than
+    // the server's 10-second wait, twice) and returns at once: the end arrives while it is
+    // held, and is refused with a 500.
+    let db = s.server.data_dir.join("loop.db");
+    let locked = s.dir.path().join("locked");
+    let hold = format!(
+        "python3 -c 'import sqlite3, time, pathlib; c = sqlite3.connect(\"{}\", timeout=0, \
+         isolation_level=None); c.execute(\"BEGIN EXCLUSIVE\"); pathlib.Path(\"{}\").touch(); \
+         time.sleep(30)' > /dev/null 2>&1 & \
+         while [ ! -e {} ]; do sleep 0.05; done",
+        db.display(),
+        locked.display(),
+        locked.display()
+    );
+    let item_id = s.item(&device, "data", &src, &["--post-command", &hold]);
+    let job = json(&mut s.admin("ana", &["item", "run", &item_id]));
+    let job_id = job["id"].as_str().unwrap().to_string();
+    let _running = Running(
+        agent_cmd(
+            &s,
+            &state,
+            &["agent", "run", "--poll-seconds", "1", "--allow-commands"],
+        )
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let kept = state.join("pending").join(format!("{job_id}.json"));
+    wait_for("the kept end of the job", || kept.exists().then_some(()));
+    let done = wait_for("the reported end", || {
+        let j = json(&mut s.admin("ana", &["job", "show", &job_id]));
+        (j["state"] != "running").then_some(j)
+    });
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!(done["summary"]["files"], 1);
+    wait_for("the kept file is gone", || (!kept.exists()).then_some(()));
+}

@@ -290,7 +290,7 @@ impl Agent {
             };
             match self.client.finish_job(&p.job_id, &p.finish) {
                 Ok(()) => {}
-                Err(e @ ApiError::Transport(_)) => {
+                Err(e) if e.is_temporary() => {
                     return Err(e).context("reporting the end of an earlier job");
                 }
                 // Refused for good (the job was taken from this agent, or is gone).
@@ -388,7 +388,9 @@ impl Agent {
         match self.client.finish_job(&id, &finish) {
             Ok(()) => Ok(()),
             Err(ApiError::Problem { ref code, .. }) if code == "lease_lost" => Ok(()),
-            Err(e @ ApiError::Transport(_)) => {
+            // The server is away, restarting, or failed for a moment (a 5xx from it or a
+            // proxy): the end is kept, not lost.
+            Err(e) if e.is_temporary() => {
                 self.keep_finish(&id, finish)?;
                 Err(e).context(
                     "reporting the end of a job; it is kept and sent once the server answers",
