@@ -361,3 +361,87 @@ fn a_termination_whose_erasure_never_ran_is_carried_out_by_the_next_tick() {
     );
     assert!(support::certificate(&admin, &tenant)["places"].is_array());
 }
+
+/// A reseller's billing staff, bound to a customer below it, hear of that customer's
+/// subscription: the invoice names the customer, and the deletion certificate is the
+/// customer's (not mail about, or dropped for, their own tenant).
+#[test]
+fn staff_bound_from_above_get_the_customers_mail() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to(&sink);
+    let admin = server.admin();
+    let provider = admin.provider_tenant_id();
+    let reseller = admin
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": provider, "kind": "partner", "name": "Reseller" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let plan = admin
+        .post(
+            "/api/v1/plans",
+            json!({ "issuer_id": provider, "name": "Small", "price_cents": 1999,
+                    "currency": "EUR" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let acme = admin
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": reseller, "kind": "customer", "name": "Acme",
+                    "plan_id": plan }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin
+        .put(
+            &format!("/api/v1/tenants/{acme}/subscription"),
+            json!({ "plan_id": plan, "collection": "invoice" }),
+        )
+        .expect(200);
+    let books = "books@reseller.example";
+    let staff = user(&admin, &reseller, books, "billing");
+    admin
+        .post(
+            &format!("/api/v1/users/{staff}/roles"),
+            json!({ "tenant_id": acme, "role": "billing" }),
+        )
+        .expect(201);
+
+    after(&server, 14, 1);
+    after(&server, 31, 0);
+    let (subject, _) = mail(&sink, books, "Invoice 1 for ", 1);
+    assert!(
+        subject.starts_with("Invoice 1 for Acme: 19.99 EUR"),
+        "{subject}"
+    );
+
+    let admin = server.admin();
+    let erased = admin
+        .post(
+            &format!("/api/v1/tenants/{acme}/erase"),
+            json!({ "confirm": "Acme" }),
+        )
+        .expect(200);
+    admin.job_ended(erased["erasure_job_id"].as_str().unwrap());
+    let (_, text) = mail(
+        &sink,
+        books,
+        "The data of Acme in Loop Backup was deleted",
+        1,
+    );
+    let cert = support::certificate(&admin, &acme);
+    assert!(
+        text.contains(cert["id"].as_str().unwrap()),
+        "the customer's certificate: {text}"
+    );
+}

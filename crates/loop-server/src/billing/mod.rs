@@ -208,13 +208,16 @@ fn event(tenant_id: &str, action: &'static str, details: serde_json::Value) -> N
     }
 }
 
+/// Mails `kind` about tenant `tenant_id` to its admins and billing users, also those bound to
+/// it from a tenant above (a reseller's staff): the mail names the tenant it is about.
 async fn mail_contacts(
     tx: &mut Tx,
     tenant_id: &str,
     kind: MailKind,
-    params: serde_json::Value,
+    mut params: serde_json::Value,
     now: i64,
 ) -> DbResult<()> {
+    params["tenant_id"] = tenant_id.into();
     for user in billing::billing_contacts(&mut **tx, tenant_id).await? {
         outbox::enqueue_with(tx, kind, &user, &params, now).await?;
     }

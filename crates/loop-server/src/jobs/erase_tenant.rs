@@ -353,7 +353,7 @@ async fn certify(
         now,
     )
     .await?;
-    let params = json!({ "certificate_id": cert.id });
+    let params = json!({ "certificate_id": cert.id, "tenant_id": tenant.tenant.id });
     for user in &notify {
         outbox::enqueue_with(&mut tx, MailKind::DeletionDone, user, &params, now).await?;
     }

@@ -33,7 +33,13 @@ pub async fn compose(state: &AppState, kind: MailKind, q: &Queued) -> DbResult<O
     let Some(user) = users::user_by_id(pool, &q.user_id).await? else {
         return Ok(None);
     };
-    let Some(tenant) = tenants::tenant_by_id(pool, &user.user.tenant_id).await? else {
+    // The tenant the mail is about (a reseller's staff bound to a customer get the
+    // customer's); mail queued before it was named is about the recipient's own.
+    let about = q.params["tenant_id"]
+        .as_str()
+        .unwrap_or(&user.user.tenant_id)
+        .to_string();
+    let Some(tenant) = tenants::tenant_by_id(pool, &about).await? else {
         return Ok(None);
     };
     let lang = user.user.language;
