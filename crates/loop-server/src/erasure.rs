@@ -136,7 +136,14 @@ pub async fn erase_tenant(
     let sync_jobs = crate::db::remotes::delete_sync_jobs_of_tenant(&mut tx, tenant_id).await?;
     // A replication or sync under way would copy on after its places were emptied: each is
     // asked to stop, and the erasure job waits until it has.
-    let jobs_cancelled = crate::db::jobs::cancel_open_of_tenant(&mut tx, tenant_id, now).await?;
+    let jobs_cancelled = crate::db::jobs::cancel_open(
+        &mut tx,
+        crate::db::jobs::Erasing::Tenant(tenant_id),
+        None,
+        "the tenant was erased",
+        now,
+    )
+    .await?;
     // Nothing is invoiced for an erased tenant (a termination by its lifecycle ended it
     // already).
     if crate::db::billing::terminate_for_erasure(&mut tx, tenant_id, now).await? {
@@ -405,6 +412,15 @@ pub async fn retire_vault(
     started_by: &str,
 ) -> ApiResult<Vec<String>> {
     unhook_vault(state, tx, v).await?;
+    // Its jobs end; the erasures wait until they have.
+    crate::db::jobs::cancel_open(
+        tx,
+        crate::db::jobs::Erasing::Vault(&v.id),
+        None,
+        "the vault was deleted",
+        state.now(),
+    )
+    .await?;
     Ok(crate::routes::replicas::erase_all(state, tx, v, started_by).await?)
 }
 

@@ -476,3 +476,81 @@ fn a_removed_replica_is_not_added_again_while_its_erasure_is_open() {
     assert_eq!(ended["state"], "succeeded", "{ended:#}");
     add(&admin).expect(201);
 }
+
+/// A replica removed while a replication runs: the replication is asked to stop, and the
+/// replica's erasure waits until it has, so nothing is copied into the replica after the
+/// erasure found it empty.
+#[test]
+fn a_replica_removed_while_a_replication_runs_is_erased_once_the_replication_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let configure = |c: &mut loop_server::Config| {
+        c.data_dir = data.clone();
+        support::with_spare(c);
+    };
+    let api_only = Server::start_with(|c| {
+        configure(c);
+        c.jobs.concurrency = 0;
+    });
+    let admin = api_only.admin();
+    let (_, vault) = customer_with_vault(&admin, "Replicated", None);
+    let replica = admin
+        .post(
+            &format!("/api/v1/vaults/{vault}/replicas"),
+            serde_json::json!({ "destination": "spare" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let replication = admin
+        .post(
+            &format!("/api/v1/vaults/{vault}/replication"),
+            serde_json::json!({}),
+        )
+        .expect(202)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A runner took the replication and is copying (its lease runs for an hour).
+    api_only
+        .block_on(
+            sqlx::query(
+                "UPDATE jobs SET state = 'running', lease_owner = 'copying', fence = fence + 1,
+                attempts = 1, lease_expires_at = $1 WHERE id = $2",
+            )
+            .bind(api_only.state.now() + 3_600_000)
+            .bind(&replication)
+            .execute(&api_only.state.db.pool),
+        )
+        .unwrap();
+    let erasure = admin
+        .delete(&format!("/api/v1/vaults/{vault}/replicas/{replica}"))
+        .expect(202)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let asked = admin
+        .get(&format!("/api/v1/jobs/{replication}"))
+        .expect(200);
+    assert_eq!(asked["cancel_requested"], true, "{asked:#}");
+    drop(admin);
+    let database = api_only.stop();
+    let shared = database.is_some();
+
+    let worker = Server::start_on(database, configure);
+    if shared {
+        worker.advance(Duration::from_secs(3_660));
+    }
+    let admin = worker.admin();
+    let erased = admin.job_ended(&erasure);
+    assert_eq!(erased["state"], "succeeded", "{erased:#}");
+    let stopped = admin
+        .get(&format!("/api/v1/jobs/{replication}"))
+        .expect(200);
+    assert_eq!(stopped["state"], "cancelled", "{stopped:#}");
+    assert!(
+        files_under(&data.join("spare").join(&vault)).is_empty(),
+        "nothing of the vault is left at the removed replica's destination"
+    );
+}

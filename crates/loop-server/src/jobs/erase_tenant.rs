@@ -15,51 +15,10 @@ use serde_json::{Value, json};
 use super::{Done, JobCtx, JobError};
 use crate::db::audit::{self, NewEvent, Personal};
 use crate::db::erasure::{self, CertificateRow, LocationRow};
+use crate::db::jobs::Erasing;
 use crate::db::outbox::{self, MailKind};
 use crate::db::{objects, remotes, tenants, vaults};
 use crate::replication::{At, Place};
-
-/// How long the erasure waits for the tenant's other jobs to stop before it tries again
-/// later. A job notices it was asked to stop at its next lease renewal (a third of
-/// `jobs.lease_seconds`) and after the copies it has under way.
-const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Waits until no other job of the tenant runs on this server's nodes: the erasure asked
-/// them to stop, and a replication or sync still under way would copy into a place after
-/// it was found empty. (Jobs of the tenant's devices cannot: their tokens are revoked.)
-async fn wait_for_stopped(ctx: &JobCtx, tenant_id: &str) -> Result<(), JobError> {
-    let started = std::time::Instant::now();
-    let mut told = false;
-    loop {
-        let running = crate::db::jobs::running_of_tenant(&ctx.state.db.pool, tenant_id).await?;
-        if running.is_empty() {
-            return Ok(());
-        }
-        let named: Vec<String> = running
-            .iter()
-            .map(|(id, kind)| format!("{kind} {id}"))
-            .collect();
-        if started.elapsed() > STOP_WAIT {
-            return Err(JobError::Transient(format!(
-                "jobs of the tenant are still running: {}",
-                named.join(", ")
-            )));
-        }
-        if !told {
-            ctx.log(
-                "info",
-                &format!(
-                    "waiting for jobs of the tenant to stop: {}",
-                    named.join(", ")
-                ),
-            )
-            .await?;
-            told = true;
-        }
-        ctx.check_held()?;
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
-}
 
 pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     let state = &ctx.state;
@@ -73,7 +32,7 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
             "the tenant's keys are not destroyed, so nothing of it is deleted".into(),
         ));
     }
-    wait_for_stopped(ctx, &tenant_id).await?;
+    super::wait_for_stopped(ctx, Erasing::Tenant(&tenant_id), None).await?;
     let mut p = JobProgress::default();
     for loc in erasure::locations_of(pool, &tenant_id).await? {
         if loc.verified_at.is_some() {

@@ -8,6 +8,7 @@ use loop_api::JobProgress;
 use object_store::ObjectStoreExt as _;
 
 use super::{Done, JobCtx, JobError};
+use crate::db::jobs::{Erasing, REPLICATING};
 use crate::db::{objects, vaults};
 use crate::destinations::Destination;
 
@@ -24,6 +25,7 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
         ));
     };
     let dest = destination(ctx, &v.destination)?;
+    super::wait_for_stopped(ctx, Erasing::Vault(vault_id), None).await?;
     let p = erase_at(ctx, dest, vault_id).await.map_err(|(_, e)| e)?;
     objects::forget_vault(&state.db.pool, vault_id).await?;
     done(ctx, p, "the vault holds nothing any more").await
@@ -50,6 +52,8 @@ pub(super) async fn run_replica(ctx: &JobCtx) -> Result<Done, JobError> {
         )));
     }
     let dest = destination(ctx, name)?;
+    // A replication under way copies into every replica it set out with.
+    super::wait_for_stopped(ctx, Erasing::Vault(vault_id), Some(REPLICATING)).await?;
     let p = erase_at(ctx, dest, vault_id).await.map_err(|(_, e)| e)?;
     done(
         ctx,

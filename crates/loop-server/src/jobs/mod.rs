@@ -395,6 +395,53 @@ async fn renew_lease(state: AppState, id: String, fence: i64, stop: Arc<Stop>) {
     }
 }
 
+/// How long an erasure waits for the jobs it asked to stop before it tries again later. A job
+/// notices it was asked at its next lease renewal (a third of `jobs.lease_seconds`) and after
+/// the copies it has under way.
+const STOP_WAIT: Duration = Duration::from_secs(600);
+
+/// Waits until none of the jobs an erasure of `of` must outlast runs on this server's nodes:
+/// the erasure asked them to stop, and a replication or sync still under way would copy into
+/// a place after it was found empty. (Jobs of devices cannot: their tokens are revoked, or
+/// they do not write where the erasure deletes.)
+pub(super) async fn wait_for_stopped(
+    ctx: &JobCtx,
+    of: crate::db::jobs::Erasing<'_>,
+    kinds: Option<&[JobKind]>,
+) -> Result<(), JobError> {
+    let started = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        let running = jobs::still_running(&ctx.state.db.pool, of, kinds).await?;
+        if running.is_empty() {
+            return Ok(());
+        }
+        let named: Vec<String> = running
+            .iter()
+            .map(|(id, kind)| format!("{kind} {id}"))
+            .collect();
+        if started.elapsed() > STOP_WAIT {
+            return Err(JobError::Transient(format!(
+                "jobs that would copy into its places are still running: {}",
+                named.join(", ")
+            )));
+        }
+        if !told {
+            ctx.log(
+                "info",
+                &format!(
+                    "waiting for jobs that would copy into its places to stop: {}",
+                    named.join(", ")
+                ),
+            )
+            .await?;
+            told = true;
+        }
+        ctx.check_held()?;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// The wait after the `attempts`-th failed try: `first_ms`, doubling each time, at most
 /// `max_ms`. Jobs and the mail outbox retry by it.
 pub(crate) fn backoff_ms(first_ms: i64, max_ms: i64, attempts: i64) -> i64 {

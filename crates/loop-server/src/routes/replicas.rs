@@ -166,6 +166,16 @@ pub async fn delete_replica(
     let r = replica_of(&state, &v, &replica).await?;
     let mut tx = state.db.begin().await?;
     replicas::delete(&mut tx, &r.id).await?;
+    // A replication under way writes into every replica it set out with: it stops, and the
+    // erasure waits until it has (the next one serves the other replicas).
+    db::jobs::cancel_open(
+        &mut tx,
+        db::jobs::Erasing::Vault(&v.id),
+        Some(db::jobs::REPLICATING),
+        "a replica was removed",
+        state.now(),
+    )
+    .await?;
     let (_, actor) = caller.actor();
     let key = location_key(&v.id, &r.destination);
     let work = Work {
