@@ -73,8 +73,15 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     let state = &ctx.state;
     let pool = &state.db.pool;
     let vault_id = ctx.claimed.job.target_id.clone();
-    let (_, primary) = vault_and_primary(ctx, vaults::vault_by_id(pool, &vault_id).await?)?;
+    let (v, primary) = vault_and_primary(ctx, vaults::vault_by_id(pool, &vault_id).await?)?;
     let targets = targets(ctx, &vault_id).await?;
+    // Residency is asked again at every run: a tenant narrowed since a replica was added
+    // gets nothing new copied there (what is there stays until the replica is removed).
+    let chain = match crate::db::tenants::tenant_by_id(pool, &v.tenant_id).await? {
+        Some(t) => crate::db::residency::chain(pool, &t.path).await?,
+        None => return Err(JobError::Failed("the vault's tenant is gone".into())),
+    };
+    let mut refused = Vec::new();
     if targets.is_empty() {
         ctx.log("info", "the vault has no replica to bring up to date")
             .await?;
@@ -98,6 +105,17 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
             failures.push(e);
             continue;
         };
+        if !state.jurisdictions.admits(&chain, &dest.jurisdiction) {
+            let e = format!(
+                "the tenant's residency no longer admits {} ({}): nothing is copied there; \
+                 remove the replica",
+                r.destination, dest.jurisdiction
+            );
+            replicas::failed(pool, &r.id, &e).await?;
+            ctx.log("error", &e).await?;
+            refused.push(e);
+            continue;
+        }
         let from = state.now();
         let opts = SyncOptions {
             transfers,
@@ -171,6 +189,9 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     }
     if !failures.is_empty() {
         return Err(JobError::Transient(failures.join("; ")));
+    }
+    if !refused.is_empty() {
+        return Err(JobError::Failed(refused.join("; ")));
     }
     Ok(Done {
         summary: serde_json::json!({ "replicas": summaries }),

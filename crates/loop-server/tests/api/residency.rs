@@ -264,6 +264,29 @@ fn replicas_are_added_and_promoted_only_inside_the_tenants_residency() {
         .get(&format!("/api/v1/tenants/{customer}/residency/report"))
         .expect(200);
     assert_eq!(report["outside"], 1, "the replica is now outside: {report}");
+    // Nothing new is copied there: a replication refuses the German replica.
+    let writer = support::vault::holder(&server, &admin, &customer, vault, &["backup"]);
+    let name = hex::encode([5u8; 32]);
+    writer
+        .put("data", &name, &support::vault::pack_object([5u8; 32]))
+        .expect(201);
+    let job = customer_admin
+        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+        .expect(202);
+    let ended = customer_admin.job_ended(job["id"].as_str().unwrap());
+    assert_eq!(ended["state"], "failed", "{ended}");
+    assert!(
+        ended["error"]
+            .as_str()
+            .unwrap()
+            .contains("residency no longer admits fra"),
+        "{ended}"
+    );
+    let at_fra = support::files_under(&server.data_dir.join("fra"));
+    assert!(
+        !at_fra.iter().any(|p| p.ends_with(&name)),
+        "copied to Germany after the narrowing: {at_fra:?}"
+    );
 
     let events = admin.audit_events();
     let refused = |action: &str| {
