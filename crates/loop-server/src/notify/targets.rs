@@ -240,10 +240,36 @@ pub async fn delete(state: &AppState, caller: &Caller, id: &TargetId) -> ApiResu
 
 /// Raises a test event for target `id` only (notify-write on its tenant) and wakes the
 /// sender: the answer is the queued delivery.
+/// Test sends a target takes within the sign-in window, and a tenant's targets together: a
+/// target's addresses are anyone's, so the test must not make the server a mail cannon.
+const TESTS_PER_TARGET: i64 = 5;
+const TESTS_PER_TENANT: i64 = 20;
+
 pub async fn test(state: &AppState, caller: &Caller, id: &TargetId) -> ApiResult<Delivery> {
     let row = scoped(state, caller, Permission::NotifyWrite, id).await?;
     let t = &row.target;
     let now = state.now();
+    let limits = crate::db::throttle::Limits {
+        window_ms: state.config.signin.window_minutes as i64 * 60_000,
+        max_account: TESTS_PER_TARGET,
+        max_ip: TESTS_PER_TENANT,
+    };
+    if let crate::db::throttle::Begun::Throttled { wait_ms, .. } = crate::db::throttle::begin(
+        &state.db.pool,
+        &format!("notify-test:{}", t.id),
+        &format!("notify-test-tenant:{}", t.tenant_id),
+        now,
+        &limits,
+    )
+    .await?
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            "too many test notifications; try again later",
+        )
+        .retry_after((wait_ms.max(0) as u64).div_ceil(1000).max(1)));
+    }
     let mut tx = state.db.begin().await?;
     let event = db_notify::raise(
         &mut tx,

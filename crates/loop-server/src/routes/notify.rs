@@ -105,9 +105,11 @@ pub async fn delete_target(
 /// Send a test notification
 ///
 /// Raises a `test` event addressed to this target only and queues its delivery; the
-/// answer is the delivery, to follow in the delivery log.
+/// answer is the delivery, to follow in the delivery log. At most 5 tests of a target, and
+/// 20 of a tenant's targets, within `signin.window_minutes` (then `429 throttled`).
 #[utoipa::path(post, path = "/api/v1/notify/targets/{id}/test", tag = "notifications", params(("id" = TargetId, Path)),
-    responses((status = 202, description = "The queued delivery", body = Delivery)))]
+    responses((status = 202, description = "The queued delivery", body = Delivery),
+        (status = 429, description = "Too many tests; wait (problem+json)", body = loop_api::Problem)))]
 pub async fn test_target(
     State(state): State<AppState>,
     caller: Caller,

@@ -287,7 +287,7 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
     ("delete /api/v1/notify/targets/{id}", &[401, 403, 404, 410]),
     (
         "post /api/v1/notify/targets/{id}/test",
-        &[401, 403, 404, 410],
+        &[401, 403, 404, 410, 429],
     ),
     ("get /api/v1/notify/deliveries", &[400, 401, 403, 404, 410]),
     ("get /api/v1/events", &[400, 401, 403, 404, 410]),

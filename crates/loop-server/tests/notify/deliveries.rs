@@ -359,3 +359,38 @@ fn a_receiver_that_never_answers_holds_up_only_its_own_deliveries() {
     );
     assert_eq!(deliveries(&admin, &fine)[0]["state"], "succeeded");
 }
+
+/// Test sends are few: a target's addresses are anyone's, so a tenant cannot make the server
+/// mail (or call) them in a loop. Five tests of a target, twenty of a tenant's targets, per
+/// sign-in window.
+#[test]
+fn test_sends_of_a_target_and_of_a_tenant_are_throttled() {
+    let server = start(|_| {});
+    let admin = server.admin();
+    let (tenant, _) = customer_with_vault(&admin, "Alpha", None);
+    let receiver = Receiver::start(&[200; 64]);
+    let target = |admin: &Caller<'_>| webhook_target(admin, &tenant, &receiver.url(), json!({})).0;
+    let test = |admin: &Caller<'_>, t: &str| {
+        admin.post(&format!("/api/v1/notify/targets/{t}/test"), json!({}))
+    };
+    let first = target(&admin);
+    for _ in 0..5 {
+        test(&admin, &first).expect(202);
+    }
+    test(&admin, &first).expect_problem(429, "throttled");
+    // The tenant's other targets have their own five, up to twenty in all.
+    for _ in 0..3 {
+        let t = target(&admin);
+        for _ in 0..5 {
+            test(&admin, &t).expect(202);
+        }
+    }
+    let last = target(&admin);
+    test(&admin, &last).expect_problem(429, "throttled");
+    // Once the window has passed, a test goes again.
+    server.advance(Duration::from_secs(
+        server.state.config.signin.window_minutes * 60 + 1,
+    ));
+    let admin = server.admin();
+    test(&admin, &last).expect(202);
+}
