@@ -136,9 +136,9 @@ pub async fn erase_tenant(
     let sync_jobs = crate::db::remotes::delete_sync_jobs_of_tenant(&mut tx, tenant_id).await?;
     // A replication or sync under way would copy on after its places were emptied: each is
     // asked to stop, and the erasure job waits until it has.
-    let jobs_cancelled = crate::db::jobs::cancel_open(
+    let jobs_cancelled = crate::db::stopping::cancel_open(
         &mut tx,
-        crate::db::jobs::Erasing::Tenant(tenant_id),
+        crate::db::stopping::Erasing::Tenant(tenant_id),
         None,
         "the tenant was erased",
         now,
@@ -413,9 +413,9 @@ pub async fn retire_vault(
 ) -> ApiResult<Vec<String>> {
     unhook_vault(state, tx, v).await?;
     // Its jobs end; the erasures wait until they have.
-    crate::db::jobs::cancel_open(
+    crate::db::stopping::cancel_open(
         tx,
-        crate::db::jobs::Erasing::Vault(&v.id),
+        crate::db::stopping::Erasing::Vault(&v.id),
         None,
         "the vault was deleted",
         state.now(),

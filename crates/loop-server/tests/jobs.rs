@@ -9,6 +9,34 @@ use std::time::Duration;
 use support::vault::{back_up_into, customer_with_vault};
 use support::{Server, files_under};
 
+/// Leaves job `id` as a runner that took it and was killed leaves it: `running`, under a
+/// lease (an hour) that nobody renews.
+async fn hold_as_killed(server: &Server, id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'running', lease_owner = 'killed', fence = fence + 1,
+        attempts = 1, lease_expires_at = $1 WHERE id = $2",
+    )
+    .bind(server.state.now() + 3_600_000)
+    .bind(id)
+    .execute(&server.state.db.pool)
+    .await
+    .map(drop)
+}
+
+/// Stops a node that runs no jobs and starts one that does on the same database (configured
+/// by `configure`), which takes over the jobs a killed runner held. On SQLite (one process)
+/// it releases the dead run's leases as it starts; on PostgreSQL, where other nodes may be
+/// alive, it waits for the lease to lapse.
+fn take_over(api_only: Server, configure: impl FnOnce(&mut loop_server::Config)) -> Server {
+    let database = api_only.stop();
+    let shared = database.is_some();
+    let worker = Server::start_on(database, configure);
+    if shared {
+        worker.advance(Duration::from_secs(3_660));
+    }
+    worker
+}
+
 #[test]
 fn a_deleted_vaults_objects_are_erased_by_a_job_that_continues_after_its_runner_was_killed() {
     let dir = tempfile::tempdir().unwrap();
@@ -55,28 +83,14 @@ fn a_deleted_vaults_objects_are_erased_by_a_job_that_continues_after_its_runner_
     // A runner claimed the job, deleted one object, and was killed: the job stays
     // `running` under a lease that nobody renews.
     api_only
-        .block_on(
-            sqlx::query(
-                "UPDATE jobs SET state = 'running', lease_owner = 'killed', fence = fence + 1,
-                attempts = 1, lease_expires_at = $1 WHERE id = $2",
-            )
-            .bind(api_only.state.now() + 3_600_000)
-            .bind(&job_id)
-            .execute(&api_only.state.db.pool),
-        )
+        .block_on(hold_as_killed(&api_only, &job_id))
         .unwrap();
     std::fs::remove_file(&stored[0]).unwrap();
     drop(admin);
-    let database = api_only.stop();
-    let shared = database.is_some();
 
     // A node that runs jobs starts on the same database: it takes the job over and
-    // finishes it. On SQLite (one process) it releases the dead run's leases as it starts;
-    // on PostgreSQL, where other nodes may be alive, it waits for the lease to lapse.
-    let worker = Server::start_on(database, |c| c.data_dir = data.clone());
-    if shared {
-        worker.advance(Duration::from_secs(3_660));
-    }
+    // finishes it.
+    let worker = take_over(api_only, |c| c.data_dir = data.clone());
     let admin = worker.admin();
     let job = admin.job_ended(&job_id);
     assert_eq!(job["state"], "succeeded", "{job:#}");
@@ -154,14 +168,7 @@ fn snapshots_a_killed_retention_run_removed_are_audited_by_the_run_that_takes_ov
     api_only
         .block_on(async {
             let pool = &api_only.state.db.pool;
-            sqlx::query(
-                "UPDATE jobs SET state = 'running', lease_owner = 'killed', fence = fence + 1,
-                attempts = 1, lease_expires_at = $1 WHERE id = $2",
-            )
-            .bind(api_only.state.now() + 3_600_000)
-            .bind(&job_id)
-            .execute(pool)
-            .await?;
+            hold_as_killed(&api_only, &job_id).await?;
             loop_server::db::removals::record(
                 pool,
                 &tenant,
@@ -178,13 +185,7 @@ fn snapshots_a_killed_retention_run_removed_are_audited_by_the_run_that_takes_ov
         std::fs::remove_file(snapshot_dir.join(s)).unwrap();
     }
     drop(admin);
-    let database = api_only.stop();
-    let shared = database.is_some();
-
-    let worker = Server::start_on(database, |c| c.data_dir = data.clone());
-    if shared {
-        worker.advance(Duration::from_secs(3_660));
-    }
+    let worker = take_over(api_only, |c| c.data_dir = data.clone());
     let admin = worker.admin();
     let job = admin.job_ended(&job_id);
     assert_eq!(job["state"], "succeeded", "{job:#}");
@@ -512,17 +513,9 @@ fn a_replica_removed_while_a_replication_runs_is_erased_once_the_replication_sto
         .as_str()
         .unwrap()
         .to_string();
-    // A runner took the replication and is copying (its lease runs for an hour).
+    // A runner took the replication and is copying.
     api_only
-        .block_on(
-            sqlx::query(
-                "UPDATE jobs SET state = 'running', lease_owner = 'copying', fence = fence + 1,
-                attempts = 1, lease_expires_at = $1 WHERE id = $2",
-            )
-            .bind(api_only.state.now() + 3_600_000)
-            .bind(&replication)
-            .execute(&api_only.state.db.pool),
-        )
+        .block_on(hold_as_killed(&api_only, &replication))
         .unwrap();
     let erasure = admin
         .delete(&format!("/api/v1/vaults/{vault}/replicas/{replica}"))
@@ -535,13 +528,7 @@ fn a_replica_removed_while_a_replication_runs_is_erased_once_the_replication_sto
         .expect(200);
     assert_eq!(asked["cancel_requested"], true, "{asked:#}");
     drop(admin);
-    let database = api_only.stop();
-    let shared = database.is_some();
-
-    let worker = Server::start_on(database, configure);
-    if shared {
-        worker.advance(Duration::from_secs(3_660));
-    }
+    let worker = take_over(api_only, configure);
     let admin = worker.admin();
     let erased = admin.job_ended(&erasure);
     assert_eq!(erased["state"], "succeeded", "{erased:#}");

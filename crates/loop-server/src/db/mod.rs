@@ -36,6 +36,7 @@ pub mod residency;
 pub mod retention_lock;
 pub mod sessions;
 pub mod signups;
+pub mod stopping;
 pub mod subject_requests;
 pub mod subprocessors;
 pub mod tenants;

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use super::{Done, JobCtx, JobError};
 use crate::db::audit::{self, NewEvent, Personal};
 use crate::db::erasure::{self, CertificateRow, LocationRow};
-use crate::db::jobs::Erasing;
 use crate::db::outbox::{self, MailKind};
+use crate::db::stopping::Erasing;
 use crate::db::{objects, remotes, tenants, vaults};
 use crate::replication::{At, Place};
 

@@ -8,7 +8,7 @@ use loop_api::JobProgress;
 use object_store::ObjectStoreExt as _;
 
 use super::{Done, JobCtx, JobError};
-use crate::db::jobs::{Erasing, REPLICATING};
+use crate::db::stopping::{Erasing, REPLICATING};
 use crate::db::{objects, vaults};
 use crate::destinations::Destination;
 

@@ -406,13 +406,13 @@ const STOP_WAIT: Duration = Duration::from_secs(600);
 /// they do not write where the erasure deletes.)
 pub(super) async fn wait_for_stopped(
     ctx: &JobCtx,
-    of: crate::db::jobs::Erasing<'_>,
+    of: crate::db::stopping::Erasing<'_>,
     kinds: Option<&[JobKind]>,
 ) -> Result<(), JobError> {
     let started = std::time::Instant::now();
     let mut told = false;
     loop {
-        let running = jobs::still_running(&ctx.state.db.pool, of, kinds).await?;
+        let running = crate::db::stopping::still_running(&ctx.state.db.pool, of, kinds).await?;
         if running.is_empty() {
             return Ok(());
         }

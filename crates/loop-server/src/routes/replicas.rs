@@ -168,10 +168,10 @@ pub async fn delete_replica(
     replicas::delete(&mut tx, &r.id).await?;
     // A replication under way writes into every replica it set out with: it stops, and the
     // erasure waits until it has (the next one serves the other replicas).
-    db::jobs::cancel_open(
+    db::stopping::cancel_open(
         &mut tx,
-        db::jobs::Erasing::Vault(&v.id),
-        Some(db::jobs::REPLICATING),
+        db::stopping::Erasing::Vault(&v.id),
+        Some(db::stopping::REPLICATING),
         "a replica was removed",
         state.now(),
     )
