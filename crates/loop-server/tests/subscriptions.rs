@@ -419,11 +419,12 @@ fn staff_bound_from_above_get_the_customers_mail() {
 
     after(&server, 14, 1);
     after(&server, 31, 0);
-    let (subject, _) = mail(&sink, books, "Invoice 1 for ", 1);
+    let (subject, text) = mail(&sink, books, "Invoice 1 for ", 1);
     assert!(
         subject.starts_with("Invoice 1 for Acme: 19.99 EUR"),
         "{subject}"
     );
+    assert!(text.contains("19.99 EUR, due on "), "{text}");
 
     let admin = server.admin();
     let erased = admin

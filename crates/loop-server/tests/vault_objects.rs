@@ -396,7 +396,7 @@ fn an_upload_that_never_got_its_name_is_not_taken_for_stored() {
     let name = hex::encode([9u8; 32]);
     let kind = FileKind::Index.name();
     // Another upload of the name is under way (claimed for an hour, not stored yet).
-    server
+    let claimed = server
         .block_on(loop_server::db::objects::claim_write(
             &server.state.db.pool,
             loop_server::db::objects::ObjectKey {
@@ -411,8 +411,40 @@ fn an_upload_that_never_got_its_name_is_not_taken_for_stored() {
             3_600_000,
         ))
         .unwrap();
+    assert!(matches!(claimed, loop_server::db::objects::Claimed::Yes(_)));
     let err = storage()
         .put(FileKind::Index, &name, index_object(100))
         .unwrap_err();
     assert!(err.to_string().contains("under its name"), "{err}");
+}
+
+/// A deleted vault takes no object more, from any writer (a pull sync still under way as it
+/// was deleted would otherwise write into what its erasure emptied).
+#[test]
+fn a_deleted_vault_takes_no_object_more() {
+    let server = Server::start_with(|c| c.jobs.concurrency = 0);
+    let admin = server.admin();
+    let (_, vault) = customer_with_vault(&admin, "Leaving", None);
+    let claim = || {
+        server
+            .block_on(loop_server::db::objects::claim_write(
+                &server.state.db.pool,
+                loop_server::db::objects::ObjectKey {
+                    vault_id: &vault,
+                    kind: "data",
+                    name: &hex::encode([4u8; 32]),
+                },
+                100,
+                "a-pull-sync",
+                |_| true,
+                server.state.now(),
+                60_000,
+            ))
+            .unwrap()
+    };
+    admin.delete(&format!("/api/v1/vaults/{vault}")).expect(202);
+    assert!(matches!(
+        claim(),
+        loop_server::db::objects::Claimed::Refused { owner: None }
+    ));
 }

@@ -97,20 +97,31 @@ pub async fn compose(state: &AppState, kind: MailKind, q: &Queued) -> DbResult<O
             let suspend = at(due_ms + i64::from(b.suspend_after_days) * DAY_MS);
             let gone = at(due_ms + i64::from(b.terminate_after_days) * DAY_MS);
             if kind == MailKind::InvoiceIssued {
+                // An invoice of nothing was paid as it was issued: nothing falls due.
+                let owed = inv.state == loop_api::InvoiceState::Open;
                 match lang {
                     Language::En => (
                         format!("Invoice {n} for {org}: {total}"),
                         format!(
-                            "Invoice {n} for {org} covers {period}: {total}, due on {due}. \
-                             It is in the console and at GET /api/v1/invoices/{id}."
+                            "Invoice {n} for {org} covers {period}: {total}, {}. It is in \
+                             the console and at GET /api/v1/invoices/{id}.",
+                            if owed {
+                                format!("due on {due}")
+                            } else {
+                                "nothing to pay".to_string()
+                            }
                         ),
                     ),
                     Language::Nl => (
                         format!("Factuur {n} voor {org}: {total}"),
                         format!(
-                            "Factuur {n} voor {org} betreft {period}: {total}, te betalen \
-                             uiterlijk {due}. U vindt haar in de console en via GET \
-                             /api/v1/invoices/{id}."
+                            "Factuur {n} voor {org} betreft {period}: {total}, {}. U vindt \
+                             haar in de console en via GET /api/v1/invoices/{id}.",
+                            if owed {
+                                format!("te betalen uiterlijk {due}")
+                            } else {
+                                "er is niets te betalen".to_string()
+                            }
                         ),
                     ),
                 }

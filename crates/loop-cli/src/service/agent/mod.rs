@@ -52,10 +52,16 @@ fn prepare_save(dir: &Path) -> Result<(std::fs::File, PathBuf)> {
         .create(dir)
         .with_context(|| format!("creating {}", dir.display()))?;
     let tmp = dir.join("agent.json.tmp");
+    // One an earlier enrolment left goes (a link is removed, not followed); the new one is
+    // made afresh, never through something already there.
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {}", tmp.display())),
+    }
     let f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&tmp)
         .with_context(|| format!("writing {}", tmp.display()))?;
@@ -290,8 +296,17 @@ impl Agent {
             };
             match self.client.finish_job(&p.job_id, &p.finish) {
                 Ok(()) => {}
-                Err(e) if e.is_temporary() => {
+                Err(e @ ApiError::Transport(_)) => {
                     return Err(e).context("reporting the end of an earlier job");
+                }
+                // The server failed this one for a moment: kept for the next round, and the
+                // agent goes on (a result the server keeps failing never stops its backups).
+                Err(e) if e.is_temporary() => {
+                    eprintln!(
+                        "loop agent: the end of job {} was not taken ({e}); kept",
+                        p.job_id
+                    );
+                    continue;
                 }
                 // Refused for good (the job was taken from this agent, or is gone).
                 Err(e) => eprintln!("loop agent: the end of job {} was refused: {e}", p.job_id),

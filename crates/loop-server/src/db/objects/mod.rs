@@ -156,6 +156,16 @@ pub async fn claim_write(
 ) -> DbResult<Claimed> {
     let mut tx = pool.begin().await?;
     lock_vault(&mut tx, k.vault_id).await?;
+    // A deleted vault takes nothing more (a pull sync that was under way as it was deleted
+    // would write into what its erasure emptied).
+    let deleted: Option<i64> = sqlx::query_scalar("SELECT deleted_at FROM vaults WHERE id = $1")
+        .bind(k.vault_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .flatten();
+    if deleted.is_some() {
+        return Ok(Claimed::Refused { owner: None });
+    }
     let id = new_claim_id();
     let lease = now + lease_ms;
     let prior = match row(&mut tx, k).await? {
