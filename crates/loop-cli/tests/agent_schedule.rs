@@ -133,6 +133,42 @@ fn a_scheduled_run_fires_on_the_servers_clock_and_a_killed_agents_job_is_abandon
     support::cli::assert_same_tree(&src, &target.join("data"));
 }
 
+/// Backs up `src` for `device` with `post_command` run after it, by a running agent (kept in
+/// the answer) whose report of the end the server does not take: (job ID, the agent, the
+/// file the end is kept in, once it is there).
+fn kept_end_of(
+    s: &Story,
+    state: &Path,
+    device: &str,
+    src: &Path,
+    post_command: &str,
+) -> (String, Running, std::path::PathBuf) {
+    let item_id = s.item(device, "data", src, &["--post-command", post_command]);
+    let job = json(&mut s.admin("ana", &["item", "run", &item_id]));
+    let job_id = job["id"].as_str().unwrap().to_string();
+    let running = Running(
+        agent_cmd(
+            s,
+            state,
+            &["agent", "run", "--poll-seconds", "1", "--allow-commands"],
+        )
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let kept = state.join("pending").join(format!("{job_id}.json"));
+    wait_for("the kept end of the job", || kept.exists().then_some(()));
+    (job_id, running, kept)
+}
+
+/// The job once the server took its end.
+fn reported_end(s: &Story, job_id: &str) -> serde_json::Value {
+    wait_for("the reported end", || {
+        let j = json(&mut s.admin("ana", &["job", "show", job_id]));
+        (j["state"] != "running").then_some(j)
+    })
+}
+
 #[test]
 fn a_result_made_while_the_server_was_down_is_kept_and_reported_once_it_is_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -146,21 +182,7 @@ fn a_result_made_while_the_server_was_down_is_kept_and_reported_once_it_is_back(
     write(&src.join("a.txt"), b"made while the server went away");
     // The item's post-command kills the server: the backup is done, its end cannot be told.
     let kill = format!("kill -9 {}", s.server.pid());
-    let item_id = s.item(&device, "data", &src, &["--post-command", &kill]);
-    let job = json(&mut s.admin("ana", &["item", "run", &item_id]));
-    let job_id = job["id"].as_str().unwrap().to_string();
-    let running = Running(
-        agent_cmd(
-            &s,
-            &state,
-            &["agent", "run", "--poll-seconds", "1", "--allow-commands"],
-        )
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap(),
-    );
-    let kept = state.join("pending").join(format!("{job_id}.json"));
-    wait_for("the kept end of the job", || kept.exists().then_some(()));
+    let (job_id, running, kept) = kept_end_of(&s, &state, &device, &src, &kill);
     // The agent restarts too while the server is down: what it kept is on disk.
     drop(running);
     s.server.kill();
@@ -172,10 +194,7 @@ fn a_result_made_while_the_server_was_down_is_kept_and_reported_once_it_is_back(
             .unwrap(),
     );
     // Within the job's lease: the restart did not end it, and the kept end is taken.
-    let done = wait_for("the reported end", || {
-        let j = json(&mut s.admin("ana", &["job", "show", &job_id]));
-        (j["state"] != "running").then_some(j)
-    });
+    let done = reported_end(&s, &job_id);
     assert_eq!(done["state"], "succeeded", "{done:#}");
     assert_eq!(done["summary"]["files"], 1);
     wait_for("the kept file is gone", || (!kept.exists()).then_some(()));
@@ -220,25 +239,8 @@ fn a_result_the_server_fails_to_take_is_kept_and_reported_when_it_can() {
         locked.display(),
         locked.display()
     );
-    let item_id = s.item(&device, "data", &src, &["--post-command", &hold]);
-    let job = json(&mut s.admin("ana", &["item", "run", &item_id]));
-    let job_id = job["id"].as_str().unwrap().to_string();
-    let _running = Running(
-        agent_cmd(
-            &s,
-            &state,
-            &["agent", "run", "--poll-seconds", "1", "--allow-commands"],
-        )
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap(),
-    );
-    let kept = state.join("pending").join(format!("{job_id}.json"));
-    wait_for("the kept end of the job", || kept.exists().then_some(()));
-    let done = wait_for("the reported end", || {
-        let j = json(&mut s.admin("ana", &["job", "show", &job_id]));
-        (j["state"] != "running").then_some(j)
-    });
+    let (job_id, _running, kept) = kept_end_of(&s, &state, &device, &src, &hold);
+    let done = reported_end(&s, &job_id);
     assert_eq!(done["state"], "succeeded", "{done:#}");
     assert_eq!(done["summary"]["files"], 1);
     wait_for("the kept file is gone", || (!kept.exists()).then_some(()));
