@@ -330,7 +330,7 @@ fn sync_pushes_to_an_allowed_jurisdiction_pulls_back_and_stops_when_the_token_is
     // B out of reach: not a refusal, so the run waits for another attempt.
     let mut b = b;
     b.server.kill();
-    waits_for_another_attempt(&a, &job);
+    waits_for_another_attempt(&a, &job, "could not be reached");
 }
 
 #[test]
@@ -355,7 +355,7 @@ fn a_sync_of_the_whole_tenant_pushes_every_vault_its_patterns_match_to_the_vault
             &manage,
             &["backup", "--init", src.to_str().unwrap()],
         ));
-        ours.insert(name, vault);
+        ours.insert(name, (vault, manage));
     }
     let mut theirs = std::collections::BTreeMap::new();
     for name in ["db-1", "db-2", "web"] {
@@ -411,7 +411,7 @@ fn a_sync_of_the_whole_tenant_pushes_every_vault_its_patterns_match_to_the_vault
         vec![theirs["db-1"].as_str(), theirs["db-2"].as_str()]
     );
     for name in ["db-1", "db-2"] {
-        let here = object_files(&a.dir.path().join("ams").join(&ours[name]));
+        let here = object_files(&a.dir.path().join("ams").join(&ours[name].0));
         assert!(!here.is_empty());
         assert_eq!(
             object_files(&b.dir.path().join("b-nl").join(&theirs[name])),
@@ -438,15 +438,33 @@ fn a_sync_of_the_whole_tenant_pushes_every_vault_its_patterns_match_to_the_vault
     assert_eq!(ended["state"], "succeeded-with-warnings", "{ended:#}");
     assert_eq!(ended["attempts"], 1, "{ended:#}");
 
+    // B fails to store into its db-2 (the vault's directory is a file there): db-1 is still
+    // pushed, and the run waits for another attempt rather than failing for good.
+    write(&src.join("b.bin"), &noise(200 << 10, 2));
+    for name in ["db-1", "db-2"] {
+        let (vault, manage) = &ours[name];
+        ok(&mut a.customer_cli(vault, manage, &["backup", src.to_str().unwrap()]));
+    }
+    let b_db2 = b.dir.path().join("b-nl").join(&theirs["db-2"]);
+    std::fs::rename(&b_db2, b.dir.path().join("db-2-aside")).unwrap();
+    write(&b_db2, b"not a directory");
+    let error = waits_for_another_attempt(&a, &id(&flaky_job), "db-2: ");
+    assert!(!error.contains("db-1"), "{error}");
+    assert_eq!(
+        object_files(&b.dir.path().join("b-nl").join(&theirs["db-1"])),
+        object_files(&a.dir.path().join("ams").join(&ours["db-1"].0))
+    );
+
     // B out of reach: the run is not failed for good (no token was refused).
     let mut b = b;
     b.server.kill();
-    waits_for_another_attempt(&a, &id(&job));
+    waits_for_another_attempt(&a, &id(&job), "could not be reached");
 }
 
-/// Runs sync job `job` of `a` while its remote is down: the run is not failed for good but
-/// waits for another attempt, saying the remote could not be reached.
-fn waits_for_another_attempt(a: &Story, job: &str) {
+/// Runs sync job `job` of `a` while something at its remote fails: the run is not failed
+/// for good but waits for another attempt, with an error that `says` something. Answers the
+/// error.
+fn waits_for_another_attempt(a: &Story, job: &str, says: &str) -> String {
     let run = id(&json(&mut a.admin("ana", &["sync", "run", job])));
     let mut shown = serde_json::Value::Null;
     for _ in 0..600 {
@@ -458,5 +476,6 @@ fn waits_for_another_attempt(a: &Story, job: &str) {
     }
     assert_eq!(shown["state"], "queued", "{shown:#}");
     let error = shown["error"].as_str().unwrap_or_default();
-    assert!(error.contains("could not be reached"), "{shown:#}");
+    assert!(error.contains(says), "{shown:#}");
+    error.to_string()
 }

@@ -95,12 +95,16 @@ pub async fn remote_vaults(
     .map_err(|e| JobError::Failed(e.to_string()))?
 }
 
-/// A remote out of reach (after each request's own retries) is worth another attempt later;
-/// any answer it gave is final, in the words `refused` finds for it.
+/// A remote out of reach, or one that answers it cannot serve now (5xx, 429; after each
+/// request's own retries), is worth another attempt later; any other answer is final, in
+/// the words `refused` finds for it.
 fn remote_error(name: &str, e: ApiError, refused: impl FnOnce(ApiError) -> String) -> JobError {
     match e {
         ApiError::Transport(detail) => {
             JobError::transient(&format!("the remote {name} could not be reached"), detail)
+        }
+        e if e.is_temporary() => {
+            JobError::Transient(format!("the remote {name} cannot serve now: {e}"))
         }
         e => JobError::Failed(refused(e)),
     }
@@ -182,7 +186,7 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     };
     let whole_tenant = job.vault_id.is_none();
     let mut summaries = Vec::new();
-    let mut failures = Vec::new();
+    let (mut failures, mut worth_another) = (Vec::new(), false);
     for (vault, remote_vault_id) in pairs {
         ctx.check()?;
         let storage = connect(&ctx.state, &remote, &remote_vault_id).await?;
@@ -204,7 +208,9 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
             }
             Err(e @ (JobError::Cancelled | JobError::LeaseLost)) => return Err(e),
             Err(e) if !whole_tenant => return Err(e),
-            Err(JobError::Failed(m) | JobError::Transient(m)) => {
+            Err(e) => {
+                worth_another |= matches!(e, JobError::Transient(_));
+                let m = said(e);
                 ctx.log("error", &format!("vault {}: {m}", vault.name))
                     .await?;
                 failures.push(format!("{}: {m}", vault.name));
@@ -212,7 +218,14 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
         }
     }
     if !failures.is_empty() {
-        return Err(JobError::Failed(failures.join("; ")));
+        // One vault that may copy on another attempt makes the run worth one (the vaults
+        // already copied are only compared again); only refusals end it for good.
+        let m = failures.join("; ");
+        return Err(if worth_another {
+            JobError::Transient(m)
+        } else {
+            JobError::Failed(m)
+        });
     }
     if whole_tenant {
         return Ok(Done {
@@ -521,5 +534,48 @@ pub fn work<'a>(
         trigger,
         started_by_id: started_by,
         params: serde_json::json!({ "direction": job.direction, "vault_id": job.vault_id }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(status: u16) -> ApiError {
+        ApiError::Problem {
+            status,
+            code: "x".into(),
+            message: "y".into(),
+        }
+    }
+
+    #[test]
+    fn a_remote_that_cannot_serve_now_is_asked_again_and_a_refusal_is_final() {
+        for e in [
+            ApiError::Transport("connection refused".into()),
+            answered(503),
+            answered(500),
+            answered(429),
+        ] {
+            let said = e.to_string();
+            assert!(
+                matches!(
+                    remote_error("b", e, |_| String::new()),
+                    JobError::Transient(_)
+                ),
+                "{said}"
+            );
+        }
+        for e in [
+            answered(401),
+            answered(404),
+            ApiError::Decode("html".into()),
+        ] {
+            let said = e.to_string();
+            assert!(
+                matches!(remote_error("b", e, |e| e.to_string()), JobError::Failed(m) if m == said),
+                "{said}"
+            );
+        }
     }
 }
