@@ -135,6 +135,11 @@ impl VaultStorage {
         }
     }
 
+    /// The vault's ID, as this client asked for it.
+    pub fn vault_id(&self) -> &str {
+        &self.vault_id
+    }
+
     /// Retries failed requests within `budget` instead of [`SERVER_RETRY`].
     pub fn with_retry(mut self, budget: RetryBudget) -> VaultStorage {
         self.retry = budget;

@@ -4,6 +4,7 @@
 
 mod args;
 mod commands;
+mod known_vaults;
 mod manual;
 mod output;
 mod progress;

@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use loop_agent::VaultSession;
+use loop_agent::{VaultSession, VaultStorage};
 use loop_repo::keys::{KdfParams, Secret};
 use loop_repo::{ObjectStorage, Repository, RetryBudget, S3Options, Storage};
 use zeroize::Zeroize;
 
 use crate::args::Global;
+use crate::known_vaults::KnownVaults;
 
 /// A passphrase, overwritten in memory when dropped.
 pub struct Passphrase(pub Vec<u8>);
@@ -61,7 +62,7 @@ pub fn storage(g: &Global, create: bool) -> Result<Arc<dyn Storage>> {
 
 /// A vault on a server (`https://HOST:PORT/vaults/ID`), opened with LOOP_TOKEN: its storage
 /// and what the server granted.
-pub fn remote(g: &Global) -> Result<Option<(Arc<dyn Storage>, VaultSession)>> {
+pub fn remote(g: &Global) -> Result<Option<(Arc<VaultStorage>, VaultSession)>> {
     let Some(repo) = &g.repo else {
         return Ok(None);
     };
@@ -93,21 +94,56 @@ pub fn remote(g: &Global) -> Result<Option<(Arc<dyn Storage>, VaultSession)>> {
 /// A managed vault opens with the key the server handed over, anything else with the
 /// passphrase.
 pub fn open_with_session(g: &Global) -> Result<(Repository, Option<VaultSession>)> {
-    let (storage, session) = match remote(g)? {
-        Some((storage, session)) => (storage, Some(session)),
-        None => (storage(g, false)?, None),
+    let by_passphrase = |storage| {
+        let pass = passphrase(g)?;
+        Ok(Repository::open(storage, Secret::Passphrase(&pass.0))?)
     };
-    let mut repo = match session.as_ref().and_then(|s| s.key.as_ref()) {
-        Some(key) => Repository::open(storage, Secret::RawKey(key))?,
-        None => {
-            let pass = passphrase(g)?;
-            Repository::open(storage, Secret::Passphrase(&pass.0))?
-        }
+    let (mut repo, session) = match remote(g)? {
+        Some((storage, session)) => (
+            open_served(storage, &session, &known_vaults(), by_passphrase)?,
+            Some(session),
+        ),
+        None => (by_passphrase(storage(g, false)?)?, None),
     };
     if let Some(root) = cache_root(g) {
         repo = repo.with_cache(&root);
     }
     Ok((repo, session))
+}
+
+/// Opens a server vault's repository (`session` is what the server granted at open): with
+/// the key the server handed over when it holds the vault's key, else as `by_passphrase`
+/// does. A server's key for a vault this client has opened with a passphrase is refused
+/// (crate::known_vaults); a vault that opened with a passphrase is recorded there.
+pub fn open_served(
+    storage: Arc<VaultStorage>,
+    session: &VaultSession,
+    known: &KnownVaults,
+    by_passphrase: impl FnOnce(Arc<dyn Storage>) -> Result<Repository>,
+) -> Result<Repository> {
+    let vault_id = storage.vault_id().to_string();
+    match &session.key {
+        Some(key) => {
+            known.check_offered_key(&vault_id)?;
+            Ok(Repository::open(storage, Secret::RawKey(key))?)
+        }
+        None => {
+            let repo = by_passphrase(storage)?;
+            known.remember(&vault_id);
+            Ok(repo)
+        }
+    }
+}
+
+/// The vaults this user's `loop` has opened with a passphrase: `known-vaults` in the
+/// configuration directory (LOOP_CONFIG_DIR, else XDG_CONFIG_HOME/loop, else
+/// ~/.config/loop); none without a home directory.
+pub fn known_vaults() -> KnownVaults {
+    KnownVaults::at(
+        crate::service::config_dir()
+            .ok()
+            .map(|d| d.join("known-vaults")),
+    )
 }
 
 /// Where to cache a remote repository's metadata (loop_repo::cache), when this command

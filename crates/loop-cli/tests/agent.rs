@@ -280,6 +280,19 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
     assert!(error.contains(gone.to_str().unwrap()), "{error}");
     assert_eq!(error.matches(&cause).count(), 1, "{error}");
 
+    // A vault this agent knows as one it opened with a passphrase (the managed vault's ID
+    // written in as if it had): the server's offer of its own key for it is refused, and
+    // nothing is written there.
+    let snapshots = || s.object_names(&s.vault, "snapshots", &s.restore_token);
+    let before = snapshots();
+    std::fs::write(state.join("known-vaults"), format!("{}\n", s.vault)).unwrap();
+    let refused = json(&mut s.admin("ana", &["item", "run", &item_id]));
+    let refused = s.job_ended(refused["id"].as_str().unwrap());
+    assert_eq!(refused["state"], "failed", "{refused:#}");
+    let error = refused["error"].as_str().unwrap();
+    assert!(error.contains("offers its own key for vault"), "{error}");
+    assert_eq!(snapshots(), before);
+
     // The device was heard from.
     let devices = json(&mut s.admin("ana", &["device", "list", "--tenant", &s.customer]));
     let d = devices

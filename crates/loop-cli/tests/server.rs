@@ -231,6 +231,30 @@ fn a_customer_key_vault_is_opaque_to_the_server() {
         target.to_str().unwrap(),
     ]));
     assert_same_tree(&src, &target.join(src.file_name().unwrap()));
+    // The client remembers the vault as one it opened with a passphrase, once.
+    let known = s.dir.path().join("customer/known-vaults");
+    assert_eq!(
+        std::fs::read_to_string(&known).unwrap(),
+        format!("{vault}\n")
+    );
+    // A server that offers its own key for such a vault (here: the managed vault's ID
+    // written in as if this client had opened it with a passphrase) is refused before
+    // anything is written: taking the key would back up under a key the server holds.
+    std::fs::write(&known, format!("{vault}\n{}\n", s.vault)).unwrap();
+    let snapshots = || s.object_names(&s.vault, "snapshots", &s.restore_token);
+    let before = snapshots();
+    for (token, args) in [
+        (
+            &s.backup_token,
+            &["backup", "--init", src.to_str().unwrap()][..],
+        ),
+        (&s.backup_token, &["backup", src.to_str().unwrap()]),
+        (&s.restore_token, &["snapshots"]),
+    ] {
+        let err = fails(&mut s.customer_cli(&s.vault, token, args));
+        assert!(err.contains("offers its own key for vault"), "{err}");
+    }
+    assert_eq!(snapshots(), before);
     // On a managed vault --init has nothing to do, and a backup-only token may use it.
     ok(&mut s.device(
         &s.backup_token,

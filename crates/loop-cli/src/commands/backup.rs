@@ -12,7 +12,7 @@ use loop_repo::chunker::ChunkMode;
 use loop_repo::human_bytes;
 use loop_repo::keys::Secret;
 use loop_repo::snapshot::SnapshotFilter;
-use loop_repo::{InitOptions, Repository};
+use loop_repo::{InitOptions, Repository, Storage};
 use serde_json::json;
 
 use super::io_threads;
@@ -50,6 +50,31 @@ pub(super) fn init(g: &Global, a: InitArgs) -> Result<ExitCode> {
     ok()
 }
 
+/// `--init`: the repository the passphrase opens, or a new one where there is none.
+fn open_or_init(g: &Global, storage: Arc<dyn Storage>) -> Result<Repository> {
+    let pass = repo_open::passphrase(g)?;
+    match Repository::open(storage.clone(), Secret::Passphrase(&pass.0)) {
+        Err(loop_repo::Error::NoRepository(_)) => {
+            repo_open::validate_password(&pass)?;
+            let opts = InitOptions {
+                kdf: repo_open::kdf(g),
+                meta: Repository::default_slot_meta(&repo_open::hostname(), &repo_open::username()),
+                ..Default::default()
+            };
+            let repo = Repository::init(storage, Secret::Passphrase(&pass.0), &opts)?;
+            if human(g) {
+                println!(
+                    "created repository {} at {}",
+                    repo.config().id.short(),
+                    repo.storage().location()
+                );
+            }
+            Ok(repo)
+        }
+        other => Ok(other?),
+    }
+}
+
 pub(super) fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
     let mut session = None;
     let repo = if !a.init {
@@ -57,41 +82,18 @@ pub(super) fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
         session = s;
         repo
     } else {
-        let storage = match repo_open::remote(g)? {
+        // A managed vault opens with the server's key: the server made its repository, so
+        // --init has nothing to do there.
+        match repo_open::remote(g)? {
             Some((storage, s)) => {
+                let known = repo_open::known_vaults();
+                let repo = repo_open::open_served(storage, &s, &known, |storage| {
+                    open_or_init(g, storage)
+                })?;
                 session = Some(s);
-                storage
+                repo
             }
-            None => repo_open::storage(g, true)?,
-        };
-        if let Some(key) = session.as_ref().and_then(|s| s.key.as_ref()) {
-            // A managed vault: the server created it, so --init has nothing to do.
-            Repository::open(storage, Secret::RawKey(key))?
-        } else {
-            let pass = repo_open::passphrase(g)?;
-            match Repository::open(storage.clone(), Secret::Passphrase(&pass.0)) {
-                Err(loop_repo::Error::NoRepository(_)) => {
-                    repo_open::validate_password(&pass)?;
-                    let opts = InitOptions {
-                        kdf: repo_open::kdf(g),
-                        meta: Repository::default_slot_meta(
-                            &repo_open::hostname(),
-                            &repo_open::username(),
-                        ),
-                        ..Default::default()
-                    };
-                    let repo = Repository::init(storage, Secret::Passphrase(&pass.0), &opts)?;
-                    if human(g) {
-                        println!(
-                            "created repository {} at {}",
-                            repo.config().id.short(),
-                            repo.storage().location()
-                        );
-                    }
-                    repo
-                }
-                other => other?,
-            }
+            None => open_or_init(g, repo_open::storage(g, true)?)?,
         }
     };
     let mut excludes = a.excludes.clone();

@@ -45,7 +45,7 @@ use crate::args::Global;
 
 /// Where `loop login` keeps its session: LOOP_CONFIG_DIR, else XDG_CONFIG_HOME/loop, else
 /// ~/.config/loop.
-pub(super) fn config_dir() -> Result<PathBuf> {
+pub(crate) fn config_dir() -> Result<PathBuf> {
     if let Some(d) = std::env::var_os("LOOP_CONFIG_DIR") {
         return Ok(d.into());
     }

@@ -45,6 +45,7 @@ impl Env {
             .env("LOOP_REPOSITORY", &self.repo)
             .env("LOOP_PASSWORD", PASSWORD)
             .env("XDG_CACHE_HOME", self.dir.path().join(".cache"))
+            .env("LOOP_CONFIG_DIR", self.dir.path().join(".config"))
             .args(["--kdf-memory", "64", "--kdf-passes", "1"])
             .stdin(Stdio::null());
         for (k, v) in &self.extra_env {

@@ -33,7 +33,7 @@ mod writer;
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use self::readers::{spawn_readers, spawn_tree_loaders};
 use self::walker::{Selection, Walker};
@@ -77,6 +77,9 @@ pub struct RestoreProgress {
     pub bytes_done: AtomicU64,
     pub files_total: AtomicU64,
     pub bytes_total: AtomicU64,
+    /// Set to stop (a cancelled job): no further file is planned, reads not yet made are
+    /// dropped, and [`run`] answers [`Error::Interrupted`]. Files already written stay.
+    pub cancel: AtomicBool,
 }
 
 /// What a restore did. `files` counts files written; `hardlinks` the further names linked to
@@ -136,6 +139,9 @@ pub fn run(
         // The readers drain the queue and the scope joins them.
     });
     ctx.finish_dirs(&root, &records);
+    if progress.cancel.load(Ordering::Relaxed) {
+        return Err(Error::Interrupted);
+    }
     Ok(ctx.into_report(warnings))
 }
 

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread::Scope;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
@@ -54,6 +55,15 @@ pub(super) fn spawn_readers<'s>(
 }
 
 fn read_range(ctx: &Restorer<'_>, job: RangeJob) {
+    if ctx.progress.cancel.load(Ordering::Relaxed) {
+        // Each file still ends (and gives back its slot), as one whose read failed.
+        for blob in job.blobs {
+            for (file, offset) in blob.targets {
+                ctx.write_chunk(&file, offset, &Err("the restore was cancelled".into()));
+            }
+        }
+        return;
+    }
     let name = job.pack.to_hex();
     let object = FileKind::Pack.path(&name);
     let storage = ctx.repo.storage();

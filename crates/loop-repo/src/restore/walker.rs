@@ -146,6 +146,9 @@ impl<'a, 'r> Walker<'a, 'r> {
     /// Depth first with an explicit stack, so a hostile deep tree cannot overflow ours.
     fn walk(&mut self) {
         while let Some(top) = self.frames.last_mut() {
+            if self.ctx.progress.cancel.load(Ordering::Relaxed) {
+                return;
+            }
             let Some(node) = top.nodes.next() else {
                 self.frames.pop();
                 continue;

@@ -11,17 +11,18 @@
 //!   deletions happen at the first run after the grace.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use loop_agent::VaultStorage;
 use loop_api::{AgentJob, AgentRetention, KeepRules};
 use loop_repo::FileKind;
-use loop_repo::check::{self, CheckOptions, ReadData};
+use loop_repo::check::{self, CheckOptions, CheckProgress, ReadData};
 use loop_repo::forget;
 use loop_repo::prune::{self, PruneOptions};
 
-use super::Agent;
+use super::{Agent, Watch};
 use crate::args::Global;
 
 /// Lines of each kind copied into the job log.
@@ -29,11 +30,20 @@ const LOGGED: usize = 50;
 
 impl Agent {
     /// Forget by the policy, then a gated prune: (summary, warnings).
+    /// A cancel is taken between the steps: before any snapshot is removed, and before the
+    /// prune (whose work the vault's next run then does).
     pub(super) fn retention(
         &self,
         g: &Global,
         job: &AgentJob,
+        watch: &Watch,
     ) -> Result<(serde_json::Value, usize)> {
+        let go_on = |next: &str| {
+            if watch.stopped() {
+                bail!("stopped before {next}");
+            }
+            Ok(())
+        };
         let r: AgentRetention =
             serde_json::from_value(job.params.clone()).context("the retention's parameters")?;
         let vault_id = job.job.target_id.as_str();
@@ -101,6 +111,7 @@ impl Agent {
                 warnings,
             ));
         }
+        go_on("removing any snapshot")?;
         let forgotten = forget::execute(&repo, &plan)?;
         let (removed, locked) = (forgotten.removed, forgotten.held);
 
@@ -118,6 +129,7 @@ impl Agent {
             max_unused: r.prune_max_unused_percent / 100.0,
             grace: Duration::from_secs(r.prune_grace_seconds),
         };
+        go_on("the prune")?;
         let prune_plan = prune::plan(&repo, &opts)?;
         let shown = serde_json::to_value(&prune_plan).unwrap_or_default();
         // A plan with nothing to do still carries out deletions released since the last run.
@@ -167,7 +179,12 @@ impl Agent {
 
     /// The engine's check, reading the job's share of packs: (summary, warnings). Damage
     /// fails the job, with each finding in its log.
-    pub(super) fn verify(&self, g: &Global, job: &AgentJob) -> Result<(serde_json::Value, usize)> {
+    pub(super) fn verify(
+        &self,
+        g: &Global,
+        job: &AgentJob,
+        progress: &CheckProgress,
+    ) -> Result<(serde_json::Value, usize)> {
         let percent = job.params["read_data_percent"]
             .as_f64()
             .unwrap_or(10.0)
@@ -182,7 +199,10 @@ impl Agent {
             read_data: ReadData::percent(percent),
             threads: g.threads,
         };
-        let report = check::run(&repo, &opts, &Default::default())?;
+        let report = check::run(&repo, &opts, progress)?;
+        if progress.stop.load(Ordering::Relaxed) {
+            bail!("the check was stopped before it read its share of packs");
+        }
         for e in report.errors.iter().take(LOGGED) {
             self.log(job, "error", e);
         }

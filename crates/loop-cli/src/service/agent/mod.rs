@@ -18,12 +18,15 @@ use loop_api::{
 };
 use loop_repo::Repository;
 use loop_repo::backup::{self, BackupOptions, BackupProgress};
+use loop_repo::check::CheckProgress;
 use loop_repo::keys::Secret;
+use loop_repo::restore::RestoreProgress;
 use serde::{Deserialize, Serialize};
 
 use crate::args::Global;
+use crate::known_vaults::KnownVaults;
 use crate::output::show;
-use crate::repo_open::{hostname, passphrase, username};
+use crate::repo_open::{hostname, open_served, passphrase, username};
 use crate::service_args::AgentCommand;
 
 /// What enrolment leaves in the state directory (`agent.json`, mode 0600).
@@ -178,6 +181,7 @@ pub(crate) fn agent(g: &Global, c: AgentCommand) -> Result<ExitCode> {
                 allow_commands,
                 restore_roots,
                 pending: state.state_dir.join("pending"),
+                known: KnownVaults::at(Some(state.state_dir.join("known-vaults"))),
             };
             agent.run(g, Duration::from_secs(poll_seconds.max(1)), once)
         }
@@ -195,6 +199,8 @@ struct Agent {
     /// every round: a result made while the server was away is reported once it is back,
     /// also after the agent restarts.
     pending: PathBuf,
+    /// The vaults this agent opened with a passphrase, whose key the server may never offer.
+    known: KnownVaults,
 }
 
 /// A job's end waiting in [`Agent::pending`].
@@ -332,13 +338,13 @@ impl Agent {
 
     fn run_job(&self, g: &Global, job: AgentJob) -> Result<()> {
         let id = job.job.id.clone();
-        let progress = Arc::new(BackupProgress::default());
+        let watch = Arc::new(Watch::default());
         let lost = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicBool::new(false));
         let reporter = {
-            let (client, progress, lost, done) = (
+            let (client, watch, lost, done) = (
                 ApiClient::new(self.conn.clone(), Some(self.token.clone())),
-                progress.clone(),
+                watch.clone(),
                 lost.clone(),
                 done.clone(),
             );
@@ -355,16 +361,23 @@ impl Agent {
                         fence,
                         level: None,
                         message: None,
-                        progress: Some(snapshot(&progress)),
+                        progress: Some(watch.progress()),
                     };
                     match client.report_job(&id, &report) {
-                        Ok(lease) if lease.cancel_requested => {
-                            progress.cancel.store(true, Ordering::Relaxed)
+                        Ok(lease) if lease.cancel_requested && !watch.stopped() => {
+                            watch.stop();
+                            let said = AgentReport {
+                                fence,
+                                level: Some("info".into()),
+                                message: Some("a cancel was asked for: stopping".into()),
+                                progress: None,
+                            };
+                            let _ = client.report_job(&id, &said);
                         }
                         Ok(_) => {}
                         Err(ApiError::Problem { ref code, .. }) if code == "lease_lost" => {
                             lost.store(true, Ordering::Relaxed);
-                            progress.cancel.store(true, Ordering::Relaxed);
+                            watch.stop();
                             return;
                         }
                         // The server is away for a moment: the next report tries again.
@@ -374,10 +387,10 @@ impl Agent {
             })
         };
         let outcome = match job.job.kind {
-            JobKind::Backup => self.back_up(g, &job, &progress),
-            JobKind::Restore => self.restore(g, &job),
-            JobKind::Retention => self.retention(g, &job),
-            JobKind::Verify => self.verify(g, &job),
+            JobKind::Backup => self.back_up(g, &job, &watch.backup),
+            JobKind::Restore => self.restore(g, &job, &watch.restore),
+            JobKind::Retention => self.retention(g, &job, &watch),
+            JobKind::Verify => self.verify(g, &job, &watch.check),
             other => Err(anyhow::anyhow!("this agent does not run {other} jobs")),
         };
         done.store(true, Ordering::Relaxed);
@@ -391,7 +404,7 @@ impl Agent {
                 (JobState::SucceededWithWarnings, Some(summary), None)
             }
             Ok((summary, _)) => (JobState::Succeeded, Some(summary), None),
-            Err(_) if progress.cancel.load(Ordering::Relaxed) => (JobState::Cancelled, None, None),
+            Err(_) if watch.stopped() => (JobState::Cancelled, None, None),
             Err(e) => (JobState::Failed, None, Some(loop_repo::one_line(&*e))),
         };
         let finish = AgentFinish {
@@ -503,23 +516,46 @@ impl Agent {
         let session = storage
             .open(operation, &hostname())
             .with_context(|| format!("opening vault {vault_id}"))?;
-        Ok(match &session.key {
-            Some(key) => Repository::open(Arc::new(storage), Secret::RawKey(key))?,
-            None => {
-                let pass = passphrase(g)?;
-                Repository::open(Arc::new(storage), Secret::Passphrase(&pass.0))?
-            }
+        open_served(Arc::new(storage), &session, &self.known, |storage| {
+            let pass = passphrase(g)?;
+            Ok(Repository::open(storage, Secret::Passphrase(&pass.0))?)
         })
     }
 }
 
-fn snapshot(p: &BackupProgress) -> JobProgress {
-    let total = |v: u64| (p.scan_finished.load(Ordering::Relaxed)).then_some(v);
-    JobProgress {
-        bytes_done: p.bytes_done.load(Ordering::Relaxed),
-        bytes_total: total(p.bytes_total.load(Ordering::Relaxed)),
-        files_done: p.files_done.load(Ordering::Relaxed),
-        files_total: total(p.files_total.load(Ordering::Relaxed)),
+/// A running job's live counters, as the engine keeps them for its kind (the others stay
+/// zero), and the flags that stop it.
+#[derive(Default)]
+pub(super) struct Watch {
+    backup: BackupProgress,
+    restore: RestoreProgress,
+    check: CheckProgress,
+}
+
+impl Watch {
+    /// Asks the job to stop (a cancel, or the job taken from this agent), whatever its kind.
+    fn stop(&self) {
+        self.backup.cancel.store(true, Ordering::Relaxed);
+        self.restore.cancel.store(true, Ordering::Relaxed);
+        self.check.stop.store(true, Ordering::Relaxed);
+    }
+
+    pub(super) fn stopped(&self) -> bool {
+        self.backup.cancel.load(Ordering::Relaxed)
+    }
+
+    /// What the job reports it has done. A restore's totals grow as it plans, and a check
+    /// counts bytes only, so neither says a total.
+    fn progress(&self) -> JobProgress {
+        let load = |v: &std::sync::atomic::AtomicU64| v.load(Ordering::Relaxed);
+        let (b, r) = (&self.backup, &self.restore);
+        let total = |v| b.scan_finished.load(Ordering::Relaxed).then_some(v);
+        JobProgress {
+            bytes_done: load(&b.bytes_done) + load(&r.bytes_done) + load(&self.check.bytes_done),
+            bytes_total: total(load(&b.bytes_total)),
+            files_done: load(&b.files_done) + load(&r.files_done),
+            files_total: total(load(&b.files_total)),
+        }
     }
 }
 

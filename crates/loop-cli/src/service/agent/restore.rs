@@ -64,7 +64,12 @@ pub(super) fn allowed_target(target: &Path, roots: &[PathBuf]) -> Result<PathBuf
 
 impl Agent {
     /// A restore to this machine, as the job's parameters say: (summary, warnings).
-    pub(super) fn restore(&self, g: &Global, job: &AgentJob) -> Result<(serde_json::Value, usize)> {
+    pub(super) fn restore(
+        &self,
+        g: &Global,
+        job: &AgentJob,
+        progress: &RestoreProgress,
+    ) -> Result<(serde_json::Value, usize)> {
         let r: RestoreToDevice =
             serde_json::from_value(job.params.clone()).context("the restore's parameters")?;
         let target = allowed_target(Path::new(&r.target), &self.restore_roots)?;
@@ -87,8 +92,7 @@ impl Agent {
             "info",
             &format!("restoring snapshot {} to {}", id.to_hex(), r.target),
         );
-        let report =
-            loop_repo::restore::run(&repo, &snap.tree, &opts, &RestoreProgress::default())?;
+        let report = loop_repo::restore::run(&repo, &snap.tree, &opts, progress)?;
         for e in report.errors.iter().chain(&report.warnings).take(50) {
             self.log(job, "warning", e);
         }

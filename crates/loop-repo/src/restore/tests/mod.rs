@@ -453,3 +453,95 @@ fn dump_streams_a_file_and_find_node_resolves_paths() {
 }
 
 mod hostile;
+
+/// Storage that asks a restore to stop once it has served `after` pack reads.
+struct CancelAfter {
+    inner: std::sync::Arc<dyn crate::Storage>,
+    progress: std::sync::Arc<RestoreProgress>,
+    reads: std::sync::atomic::AtomicU64,
+    after: u64,
+}
+
+impl crate::Storage for CancelAfter {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn put(&self, kind: FileKind, name: &str, data: Vec<u8>) -> crate::Result<()> {
+        self.inner.put(kind, name, data)
+    }
+    fn get(&self, kind: FileKind, name: &str, max: u64) -> crate::Result<Vec<u8>> {
+        self.inner.get(kind, name, max)
+    }
+    fn get_range(&self, kind: FileKind, name: &str, at: u64, len: u64) -> crate::Result<Vec<u8>> {
+        if kind == FileKind::Pack && self.reads.fetch_add(1, Ordering::Relaxed) + 1 >= self.after {
+            self.progress.cancel.store(true, Ordering::Relaxed);
+        }
+        self.inner.get_range(kind, name, at, len)
+    }
+    fn list(&self, kind: FileKind) -> crate::Result<Vec<crate::ObjectInfo>> {
+        self.inner.list(kind)
+    }
+    fn delete(&self, kind: FileKind, name: &str) -> crate::Result<()> {
+        self.inner.delete(kind, name)
+    }
+    fn size(&self, kind: FileKind, name: &str) -> crate::Result<u64> {
+        self.inner.size(kind, name)
+    }
+}
+
+#[test]
+fn a_cancelled_restore_stops_and_says_it_was_interrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let count = 3000;
+    for i in 0..count {
+        write(
+            &src.join(format!("d{}/f{i}", i % 10)),
+            format!("file {i}").as_bytes(),
+        );
+    }
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+    let restored = |out: &Path| {
+        (0..count)
+            .filter(|i| {
+                fs::read(out.join(format!("src/d{}/f{i}", i % 10))).ok()
+                    == Some(format!("file {i}").into_bytes())
+            })
+            .count()
+    };
+    for after in [0, 3] {
+        let progress = std::sync::Arc::new(RestoreProgress::default());
+        let storage = std::sync::Arc::new(CancelAfter {
+            inner: repo.storage().clone(),
+            progress: progress.clone(),
+            reads: Default::default(),
+            after,
+        });
+        let repo = Repository::open(storage, crate::keys::Secret::Passphrase(b"pw")).unwrap();
+        progress.cancel.store(after == 0, Ordering::Relaxed);
+        let out = tmp.path().join(format!("out-{after}"));
+        let opts = RestoreOptions {
+            target: out.clone(),
+            threads: 2,
+            files_per_batch: 100,
+            ..Default::default()
+        };
+        let result = run(&repo, &tree, &opts, &progress);
+        assert!(
+            matches!(result, Err(crate::Error::Interrupted)),
+            "{after}: {result:?}"
+        );
+        // Cancelled at once, nothing is written; after three reads, at most the three
+        // batches of files then open.
+        let whole = restored(&out);
+        assert!(
+            whole <= 3 * 100 && (after > 0 || whole == 0),
+            "{after}: {whole}"
+        );
+    }
+    // Not cancelled, all of it comes back.
+    let out = tmp.path().join("out");
+    restore(&repo, &tree, &out, |_| {});
+    assert_eq!(restored(&out), count);
+}
