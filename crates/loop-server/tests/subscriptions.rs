@@ -446,3 +446,57 @@ fn staff_bound_from_above_get_the_customers_mail() {
         "the customer's certificate: {text}"
     );
 }
+
+/// Two invoices of one issuer recorded at once (the lifecycle timers of two nodes, each at
+/// its own customer) take consecutive numbers: the second waits for the first, rather than
+/// take the same number and fail on it.
+#[test]
+fn invoices_of_one_issuer_recorded_at_once_take_consecutive_numbers() {
+    use loop_server::db::billing::insert_invoice;
+    let server = support::Server::start();
+    let admin = server.admin();
+    let issuer = admin.provider_tenant_id();
+    let (a, b) = (admin.customer_tenant("A"), admin.customer_tenant("B"));
+    let now = chrono::Utc::now();
+    let invoice = |tenant: &str| loop_api::Invoice {
+        id: format!("in_{tenant}"),
+        issuer_id: issuer.clone(),
+        number: 0,
+        tenant_id: tenant.to_string(),
+        bill_to: tenant.to_string(),
+        plan_id: "pl_none".into(),
+        period_start: now,
+        period_end: now,
+        currency: "EUR".into(),
+        lines: Vec::new(),
+        total_cents: 100,
+        state: loop_api::InvoiceState::Open,
+        issued_at: now,
+        due_at: now,
+        paid_at: None,
+        payment_reference: None,
+    };
+    let (first, second) = server.block_on(async {
+        let state = server.state.clone();
+        let mut tx = state.db.begin().await.unwrap();
+        let first = insert_invoice(&mut tx, &invoice(&a)).await.unwrap();
+        let second = tokio::spawn({
+            let (state, inv) = (state.clone(), invoice(&b));
+            async move {
+                let mut tx = state.db.begin().await.map_err(|e| e.to_string())?;
+                let n = insert_invoice(&mut tx, &inv)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tx.commit().await.map_err(|e| e.to_string())?;
+                Ok::<_, String>(n)
+            }
+        });
+        // Time for the second to reach its insert while the first is open (no assertion
+        // rests on it: started later, the second sees the first's number anyway).
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        tx.commit().await.unwrap();
+        (first, second.await.unwrap())
+    });
+    assert_eq!(first, Some(1));
+    assert_eq!(second, Ok(Some(2)));
+}

@@ -439,6 +439,13 @@ fn invoice(row: &AnyRow) -> DbResult<Invoice> {
 /// Records an invoice under the issuer's next number. Answers the number, or `None` when
 /// the tenant already has the invoice of that period.
 pub async fn insert_invoice(tx: &mut Tx, i: &Invoice) -> DbResult<Option<u64>> {
+    // The issuer's row is locked first: two invoices of one issuer recorded at once (the
+    // timers of two nodes) then number one after the other, where both would take the next
+    // number and the second fail on it (PostgreSQL; SQLite has one writer anyway).
+    sqlx::query("UPDATE tenants SET name = name WHERE id = $1")
+        .bind(&i.issuer_id)
+        .execute(&mut **tx)
+        .await?;
     let lines = serde_json::to_string(&i.lines).unwrap_or_else(|_| "[]".into());
     let done = sqlx::query(
         "INSERT INTO invoices (id, issuer_id, number, tenant_id, bill_to, plan_id,
