@@ -20,8 +20,8 @@ use support::story::*;
 
 /// The Garage configuration with direct transfers on its destination, a test clock and a
 /// scheduler that ticks every second (it sweeps expired uploads).
-fn direct_config(garage: &Garage, dir: &Path) -> PathBuf {
-    let path = garage.server_config(dir, false);
+fn direct_config(garage: &Garage, dir: &Path, short_budgets: bool) -> PathBuf {
+    let path = garage.server_config(dir, short_budgets);
     let base = std::fs::read_to_string(&path).unwrap();
     std::fs::write(
         &path,
@@ -32,9 +32,9 @@ fn direct_config(garage: &Garage, dir: &Path) -> PathBuf {
 }
 
 /// The story on a vault at the direct-transfer destination, with the server's access log.
-fn direct_story(garage: &Garage) -> Story {
+fn direct_story(garage: &Garage, short_budgets: bool) -> Story {
     set_up_logging(
-        Some(&|d: &Path| direct_config(garage, d)),
+        Some(&|d: &Path| direct_config(garage, d, short_budgets)),
         "garage-eu",
         true,
     )
@@ -68,7 +68,7 @@ fn packs_go_straight_to_the_store_and_back_checked_and_counted_by_the_server() {
     let Some(garage) = Garage::start() else {
         return;
     };
-    let s = direct_story(&garage);
+    let s = direct_story(&garage, false);
     let src = s.dir.path().join("files");
     build_full_tree(&src);
     write(&src.join("big.bin"), &noise(24 << 20, 7));
@@ -167,6 +167,52 @@ fn raw(s: &Story, method: Method, path: &str, token: &str, body: Option<&Value>)
     (r.status().as_u16(), r.bytes().unwrap().to_vec())
 }
 
+/// A POST of the vault protocol: (status, body as text).
+fn call(s: &Story, token: &str, path: String, body: Value) -> (u16, String) {
+    let (status, body) = raw(s, Method::POST, &path, token, Some(&body));
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn data(s: &Story, name: &str) -> String {
+    format!("/vaults/{}/v1/data/{name}", s.vault)
+}
+
+fn hash(b: &[u8]) -> String {
+    blake3::hash(b).to_hex().to_string()
+}
+
+/// Starts a direct upload of pack `name` with the backup token: the upload (ID and URL).
+fn start(s: &Story, name: &str, size: usize, hash: String) -> Value {
+    let (status, body) = call(
+        s,
+        &s.backup_token,
+        format!("{}/direct", data(s, name)),
+        json!({ "size": size, "hash": hash }),
+    );
+    assert_eq!(status, 201, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn complete(s: &Story, name: &str, upload: &Value) -> (u16, String) {
+    call(
+        s,
+        &s.backup_token,
+        format!("{}/direct/complete", data(s, name)),
+        json!({ "upload_id": upload["upload_id"] }),
+    )
+}
+
+/// The bytes sent to an upload's URL, straight to the store: the store's status.
+fn put(upload: &Value, bytes: Vec<u8>) -> u16 {
+    http()
+        .put(upload["url"].as_str().unwrap())
+        .body(bytes)
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 fn code(body: &[u8]) -> String {
     serde_json::from_slice::<Value>(body)
         .ok()
@@ -179,42 +225,15 @@ fn a_reused_url_or_a_pack_unlike_its_announcement_changes_nothing_stored() {
     let Some(garage) = Garage::start() else {
         return;
     };
-    let s = direct_story(&garage);
-    let call = |token: &str, path: String, body: Value| {
-        let (status, body) = raw(&s, Method::POST, &path, token, Some(&body));
-        (status, String::from_utf8_lossy(&body).into_owned())
-    };
-    let data = |name: &str| format!("/vaults/{}/v1/data/{name}", s.vault);
-    let start = |name: &str, size: usize, hash: String| -> Value {
-        let (status, body) = call(
-            &s.backup_token,
-            format!("{}/direct", data(name)),
-            json!({ "size": size, "hash": hash }),
-        );
-        assert_eq!(status, 201, "{body}");
-        serde_json::from_str(&body).unwrap()
-    };
-    let complete = |name: &str, upload: &Value| {
-        call(
-            &s.backup_token,
-            format!("{}/direct/complete", data(name)),
-            json!({ "upload_id": upload["upload_id"] }),
-        )
-    };
-    let put = |upload: &Value, bytes: Vec<u8>| {
-        http()
-            .put(upload["url"].as_str().unwrap())
-            .body(bytes)
-            .send()
-            .unwrap()
-            .status()
-            .as_u16()
-    };
+    let s = direct_story(&garage, false);
+    let call = |token: &str, path: String, body: Value| call(&s, token, path, body);
+    let data = |name: &str| data(&s, name);
+    let start = |name: &str, size: usize, hash: String| start(&s, name, size, hash);
+    let complete = |name: &str, upload: &Value| complete(&s, name, upload);
     let before = used(&s);
 
     // A restore token may not upload.
     let (a, a_bytes) = pack(1);
-    let hash = |b: &[u8]| blake3::hash(b).to_hex().to_string();
     let (status, body) = call(
         &s.restore_token,
         format!("{}/direct", data(&a)),
@@ -297,4 +316,30 @@ fn a_reused_url_or_a_pack_unlike_its_announcement_changes_nothing_stored() {
         staging(&garage, &s)
     );
     assert_eq!(stored(), original);
+}
+
+#[test]
+fn a_completion_the_store_fails_leaves_the_upload_to_be_completed_again() {
+    let Some(mut garage) = Garage::start() else {
+        return;
+    };
+    let s = direct_story(&garage, true);
+    let before = used(&s);
+    let (a, a_bytes) = pack(3);
+    let up = start(&s, &a, a_bytes.len(), hash(&a_bytes));
+    assert_eq!(put(&up, a_bytes.clone()), 200);
+    // The store is away as the upload is completed: the server cannot check or place the
+    // pack, and says so with a status worth trying again; nothing is stored or counted.
+    garage.stop();
+    let (status, body) = complete(&s, &a, &up);
+    assert!((500..600).contains(&status), "{status} {body}");
+    garage.restart();
+    assert_eq!(used(&s), before);
+    // The same completion again, once the store is back: the pack uploaded before is
+    // stored (not a new upload's), checked and counted.
+    let (status, body) = complete(&s, &a, &up);
+    assert_eq!(status, 201, "{body}");
+    let (status, stored) = raw(&s, Method::GET, &data(&s, &a), &s.restore_token, None);
+    assert_eq!((status, stored), (200, a_bytes.clone()));
+    assert_eq!(used(&s), before + a_bytes.len() as u64);
 }

@@ -166,9 +166,11 @@ async fn store_upload(
     })
     .await
     {
-        // Another request holds the name for a moment: the upload stays, to be completed
-        // again (the answer says when).
-        Err(ChangeError::Busy) => return Err(ChangeError::Busy.into()),
+        // Another request holds the name for a moment, or the database or the destination
+        // failed for one: the upload stays, to be completed again (the answer says when).
+        Err(e @ (ChangeError::Busy | ChangeError::Storage(_) | ChangeError::Db(_))) => {
+            return Err(e.into());
+        }
         claim => claim,
     };
     let moved = match &claim {
@@ -181,7 +183,17 @@ async fn store_upload(
         }
         Err(_) => Ok(()),
     };
-    // Whatever happened, this upload is over: a new attempt starts a new one.
+    if let (Ok(claim), Err(e)) = (&claim, &moved)
+        && e.status().is_server_error()
+    {
+        // The destination failed part-way, not the upload: the name and quota are given
+        // back, and the uploaded pack stays to be completed again.
+        vault_objects::abort_write(&state, t, claim).await?;
+        remove_staging(&a.dest, &[&checked]).await;
+        return moved.map(|()| StatusCode::CREATED.into_response());
+    }
+    // Otherwise this upload is over (stored, or refused for good): a new attempt starts a
+    // new one.
     direct::complete(&state.db.pool, &upload.id, state.now()).await?;
     remove_staging(&a.dest, &[&staging, &checked]).await;
     let claim = claim?;
