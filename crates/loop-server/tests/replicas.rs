@@ -330,3 +330,47 @@ fn damage_at_the_primary_is_not_copied_over_the_replicas_good_copy() {
     );
     assert_eq!(std::fs::read(&at_replica).unwrap(), pack);
 }
+
+/// A listing the primary fails is answered from a replica only when that replica holds every
+/// object the vault's records hold: a replica that is behind would hide what was written
+/// since (a backup's newest snapshot, the packs a prune must keep).
+#[test]
+fn a_listing_the_primary_fails_comes_from_a_replica_only_if_it_lacks_nothing_recorded() {
+    let server = Server::start_with(support::with_spare);
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Listed", None);
+    let (writer, _, first) = replicated_pack(&server, &admin, &tenant, &vault);
+    let second = hex::encode([8u8; 32]);
+    writer
+        .put("data", &second, &pack_object([8u8; 32]))
+        .expect(201);
+    replicate(&admin, &vault);
+    let listed = || {
+        let mut names = writer.names("data");
+        names.sort();
+        names
+    };
+    let mut both = vec![first, second.clone()];
+    both.sort();
+
+    // The primary fails every listing: its vault's directory is a file now.
+    let primary = server.data_dir.join("vaults").join(&vault);
+    let aside = server.data_dir.join("primary-aside");
+    std::fs::rename(&primary, &aside).unwrap();
+    std::fs::write(&primary, b"not a directory").unwrap();
+    assert_eq!(listed(), both, "the replica holds everything recorded");
+    // The replica falls behind (it lacks the second pack): no listing rather than one
+    // without it.
+    let at_replica = walk(&server.data_dir.join("spare"))
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == second.as_str()))
+        .expect("the second pack at the replica");
+    std::fs::remove_file(&at_replica).unwrap();
+    let r = writer.call("get", "data");
+    assert!((500..600).contains(&r.status), "{}: {}", r.status, r.body);
+
+    // The primary back: its listing, whole.
+    std::fs::remove_file(&primary).unwrap();
+    std::fs::rename(&aside, &primary).unwrap();
+    assert_eq!(listed(), both);
+}

@@ -218,20 +218,26 @@ where
 }
 
 /// The objects of `kind`: the primary's listing; for a vault with healthy replicas, a
-/// replica's when the primary fails, and the objects the vault's records hold that the
-/// primary lacks filled in from a replica.
+/// replica's when the primary fails (only one that holds every object the vault's records
+/// hold, and only those: a replica that is behind would hide what was written since), and
+/// the objects the records hold that the primary lacks filled in from a replica.
 async fn listing(state: &AppState, a: &Access, kind: FileKind) -> ApiResult<Vec<StoredObject>> {
     let replicas = fallbacks(state, a).await?;
     if replicas.is_empty() {
         return Ok(a.dest.list_kind(&a.vault.id, kind).await?);
     }
     let wait = Duration::from_secs(state.config.replication.primary_timeout_secs.max(1));
-    let primary = tokio::time::timeout(wait, a.dest.list_kind(&a.vault.id, kind)).await;
-    let mut objects = match primary {
+    let primary = a.dest.list_kind(&a.vault.id, kind);
+    tokio::pin!(primary);
+    let answered = tokio::time::timeout(wait, &mut primary).await;
+    let recorded =
+        crate::db::replicas::stored_names(&state.db.pool, &a.vault.id, kind.name()).await?;
+    let mut objects = match answered {
         Ok(Ok(objects)) => objects,
         failed => {
             tracing::warn!(vault = %a.vault.id, primary = %a.dest.name,
                 "the primary failed a listing; listing a replica");
+            let timed_out = failed.is_err();
             let mut last = match failed {
                 Ok(Err(e)) => e,
                 _ => object_store::Error::Generic {
@@ -241,15 +247,35 @@ async fn listing(state: &AppState, a: &Access, kind: FileKind) -> ApiResult<Vec<
             };
             for r in &replicas {
                 match r.list_kind(&a.vault.id, kind).await {
-                    Ok(objects) => return Ok(objects),
+                    Ok(listed) => {
+                        let held: Vec<StoredObject> = listed
+                            .into_iter()
+                            .filter(|o| recorded.contains(&o.name))
+                            .collect();
+                        if held.len() == recorded.len() {
+                            return Ok(held);
+                        }
+                        last = object_store::Error::Generic {
+                            store: "replica",
+                            source: format!(
+                                "{} lacks {} of the vault's objects",
+                                r.name,
+                                recorded.len() - held.len()
+                            )
+                            .into(),
+                        };
+                    }
                     Err(e) => last = e,
                 }
             }
-            return Err(last.into());
+            if !timed_out {
+                return Err(last.into());
+            }
+            // No replica can stand in for a primary that is only slow (a long listing):
+            // its answer is still the one to give.
+            primary.await?
         }
     };
-    let recorded =
-        crate::db::replicas::stored_names(&state.db.pool, &a.vault.id, kind.name()).await?;
     let listed: HashSet<String> = objects.iter().map(|o| o.name.clone()).collect();
     let mut lacking: HashSet<&String> = recorded.difference(&listed).collect();
     for r in &replicas {
