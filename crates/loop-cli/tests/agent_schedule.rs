@@ -246,23 +246,6 @@ fn a_result_the_server_fails_to_take_is_kept_and_reported_when_it_can() {
     wait_for("the kept file is gone", || (!kept.exists()).then_some(()));
 }
 
-/// The largest file under `dir`.
-fn largest_file(dir: &Path) -> std::path::PathBuf {
-    let mut best = (0, dir.to_path_buf());
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let meta = e.metadata().unwrap();
-            if meta.is_dir() {
-                stack.push(e.path());
-            } else if meta.len() > best.0 {
-                best = (meta.len(), e.path());
-            }
-        }
-    }
-    best.1
-}
-
 #[test]
 fn a_restore_cancelled_while_it_runs_is_stopped_by_the_agent_and_ends_cancelled() {
     let s = set_up(None, "local");
@@ -274,19 +257,6 @@ fn a_restore_cancelled_while_it_runs_is_stopped_by_the_agent_and_ends_cancelled(
         &s.backup_token,
         &["backup", "--init", src.to_str().unwrap()],
     ));
-    // The server's copy of the data pack becomes a FIFO: the restore's read of it waits
-    // there until the test lets it go, so the cancel surely finds the restore running.
-    let pack = largest_file(&s.server.data_dir.join("vaults").join(&s.vault));
-    let (real, fifo) = (s.dir.path().join("pack"), s.dir.path().join("fifo"));
-    std::fs::rename(&pack, &real).unwrap();
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &pack,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from(0o600),
-        0,
-    )
-    .unwrap();
     let _agent = Running(
         agent_cmd(&s, &state, &["agent", "run", "--poll-seconds", "1"])
             .stdout(Stdio::null())
@@ -294,40 +264,22 @@ fn a_restore_cancelled_while_it_runs_is_stopped_by_the_agent_and_ends_cancelled(
             .unwrap(),
     );
     let target = state.join("restores/cancelled");
-    let job = json(&mut s.admin(
-        "ana",
-        &[
-            "device",
-            "restore",
-            &device,
-            "--vault",
-            &s.vault,
-            "--snapshot",
-            "latest",
-            "--target",
-            target.to_str().unwrap(),
-        ],
-    ));
-    let job = id(&job);
-    let show = || json(&mut s.admin("ana", &["job", "show", &job]));
-    wait_for("the restore to run", || {
-        (show()["state"] == "running").then_some(())
+    let ended = cancelled_while_reading(&s, &s.vault, || {
+        id(&json(&mut s.admin(
+            "ana",
+            &[
+                "device",
+                "restore",
+                &device,
+                "--vault",
+                &s.vault,
+                "--snapshot",
+                "latest",
+                "--target",
+                target.to_str().unwrap(),
+            ],
+        )))
     });
-    ok(&mut s.admin("ana", &["job", "cancel", &job]));
-    // The agent takes the cancel while the read still waits (its log says so) ...
-    wait_for("the agent to take the cancel", || {
-        let logs = json(&mut s.admin("ana", &["job", "logs", &job])).to_string();
-        logs.contains("a cancel was asked for").then_some(())
-    });
-    // ... and once the read ends, the restore stops rather than reporting success.
-    std::fs::rename(&pack, &fifo).unwrap();
-    std::fs::rename(&real, &pack).unwrap();
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let _ = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(&fifo);
-    let ended = s.job_ended(&job);
     assert_eq!(ended["state"], "cancelled", "{ended:#}");
     assert_eq!(ended["summary"], serde_json::Value::Null, "{ended:#}");
 }

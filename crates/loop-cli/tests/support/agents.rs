@@ -45,3 +45,61 @@ pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
     panic!("never happened: {what}");
 }
+
+/// The largest file under `dir`.
+fn largest_file(dir: &Path) -> std::path::PathBuf {
+    let mut best = (0, dir.to_path_buf());
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else if meta.len() > best.0 {
+                best = (meta.len(), e.path());
+            }
+        }
+    }
+    best.1
+}
+
+/// Has the server's copy of the largest object of `vault` (a local destination) stand still:
+/// it becomes a FIFO, and a read of it waits until the job `run` started is cancelled and
+/// its agent has taken the cancel (its log says so). Then the object is put back and the
+/// waiting read let go; answers the job once it ended.
+pub fn cancelled_while_reading(
+    s: &Story,
+    vault: &str,
+    run: impl FnOnce() -> String,
+) -> serde_json::Value {
+    let object = largest_file(&s.server.data_dir.join("vaults").join(vault));
+    let (real, fifo) = (s.dir.path().join("stalled"), s.dir.path().join("fifo"));
+    std::fs::rename(&object, &real).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &object,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from(0o600),
+        0,
+    )
+    .unwrap();
+    let job = run();
+    let show = || json(&mut s.admin("ana", &["job", "show", &job]));
+    wait_for("the job to run", || {
+        (show()["state"] == "running").then_some(())
+    });
+    super::server::ok(&mut s.admin("ana", &["job", "cancel", &job]));
+    wait_for("the agent to take the cancel", || {
+        let logs = json(&mut s.admin("ana", &["job", "logs", &job])).to_string();
+        logs.contains("a cancel was asked for").then_some(())
+    });
+    std::fs::rename(&object, &fifo).unwrap();
+    std::fs::rename(&real, &object).unwrap();
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // A writer that comes and goes lets the waiting read go (it reads the end).
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(&fifo);
+    s.job_ended(&job)
+}
