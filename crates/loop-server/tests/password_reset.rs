@@ -230,14 +230,32 @@ fn a_code_expires_after_an_hour_and_dies_with_a_newer_one_or_any_other_change() 
             json!({ "current_password": "bo-changed-it-1", "new_password": "bo-changed-it-2" }),
         )
         .expect(204);
-    server
-        .call(
+    let confirm = |token: &str| {
+        server.call(
             "post",
             "/api/v1/auth/confirm-email",
             None,
-            Some(&json!({ "token": pending })),
+            Some(&json!({ "token": token })),
         )
-        .expect_problem(404, "not_found");
+    };
+    confirm(&pending).expect_problem(404, "not_found");
+    // So does a reset: whoever asked for the new address may be the one the owner is
+    // taking the account back from.
+    let pending = server.plant_email_code(&bo.user_id, "bo-taken@evil.example");
+    let code = server.plant_reset_code(&bo.user_id);
+    reset(&server, &code, "bo-took-it-back-1").expect(204);
+    confirm(&pending).expect_problem(404, "not_found");
+    // And disabling the account; a code of a disabled account confirms nothing either.
+    let pending = server.plant_email_code(&bo.user_id, "bo-taken@evil.example");
+    root.post(&format!("/api/v1/users/{}/disable", bo.user_id), json!({}))
+        .expect(200);
+    confirm(&pending).expect_problem(404, "not_found");
+    root.post(&format!("/api/v1/users/{}/enable", bo.user_id), json!({}))
+        .expect(200);
+    confirm(&pending).expect_problem(404, "not_found");
+    server
+        .login("bo-moved-again@acme.example", "bo-took-it-back-1")
+        .expect(200);
 }
 
 #[test]

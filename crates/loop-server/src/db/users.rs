@@ -142,7 +142,8 @@ pub async fn issue_email_token(
 
 pub async fn user_by_email_token(pool: &AnyPool, token_hash: &str) -> DbResult<Option<UserRow>> {
     let row = sqlx::query(
-        "SELECT * FROM users WHERE email_token_hash = $1 AND pending_email IS NOT NULL",
+        "SELECT * FROM users WHERE email_token_hash = $1 AND pending_email IS NOT NULL
+            AND status = 'active'",
     )
     .bind(token_hash)
     .fetch_optional(pool)
@@ -174,7 +175,9 @@ pub async fn user_by_reset(pool: &AnyPool, code_hash: &str) -> DbResult<Option<U
 }
 
 /// Sets the password of the user whose reset code has the hash `code_hash`, using the code
-/// up: false when another request used it first.
+/// up: false when another request used it first. A new address waiting for confirmation is
+/// dropped, as at a password change: whoever reset may be taking the account back from
+/// whoever asked for it.
 pub async fn reset_password(
     tx: &mut Tx,
     id: &str,
@@ -183,7 +186,8 @@ pub async fn reset_password(
     now: i64,
 ) -> DbResult<bool> {
     let r = sqlx::query(
-        "UPDATE users SET password_hash = $1, reset_hash = NULL, updated_at = $2
+        "UPDATE users SET password_hash = $1, reset_hash = NULL, pending_email = NULL,
+            email_token_hash = NULL, email_token_issued_at = NULL, updated_at = $2
          WHERE id = $3 AND reset_hash = $4 AND status = 'active'",
     )
     .bind(password_hash)
@@ -286,14 +290,19 @@ pub async fn update_user_profile(tx: &mut Tx, u: &User, now: i64) -> DbResult<()
     Ok(())
 }
 
-/// Sets a user's status; a password reset code waiting for them stops working.
+/// Sets a user's status; a password reset code or a new address waiting for them stops
+/// working.
 pub async fn set_user_status(tx: &mut Tx, id: &str, status: UserStatus, now: i64) -> DbResult<()> {
-    sqlx::query("UPDATE users SET status = $1, reset_hash = NULL, updated_at = $2 WHERE id = $3")
-        .bind(status.as_str())
-        .bind(now)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "UPDATE users SET status = $1, reset_hash = NULL, pending_email = NULL,
+            email_token_hash = NULL, email_token_issued_at = NULL, updated_at = $2
+         WHERE id = $3",
+    )
+    .bind(status.as_str())
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
