@@ -3,7 +3,7 @@
 //! API and the console both call this; each change is audited.
 
 use loop_api::{
-    CreateRoleBinding, CreateUser, CreatedUser, RoleBinding, RoleBindingId, SecretText, User,
+    CreateRoleBinding, CreateUser, CreatedUser, Role, RoleBinding, RoleBindingId, SecretText, User,
     UserId, UserStatus,
 };
 
@@ -28,12 +28,7 @@ pub async fn create_user(
         if !caller.can(Permission::RoleGrant, &tenant.path) {
             return Err(ApiError::forbidden());
         }
-        if !r.bindable_on(tenant.tenant.kind) {
-            return Err(ApiError::bad_request(format!(
-                "the {r} role cannot be bound on a {} tenant",
-                tenant.tenant.kind
-            )));
-        }
+        may_bind(caller, r, &tenant)?;
     }
     let req = NewUser::parse(req)?;
     let email = &req.email;
@@ -157,6 +152,29 @@ pub async fn scoped_user(
     Ok((user, tenant))
 }
 
+/// Whether `caller` (who holds role-grant there) may bind `role` on `tenant`: a role its kind
+/// of tenant takes, and one that grants nothing the caller does not hold there itself (an
+/// admin of the provider cannot make anyone, itself included, a provider-admin).
+fn may_bind(caller: &Caller, role: Role, tenant: &tenants::TenantRow) -> ApiResult<()> {
+    if !role.bindable_on(tenant.tenant.kind) {
+        return Err(ApiError::bad_request(format!(
+            "the {role} role cannot be bound on a {} tenant",
+            tenant.tenant.kind
+        )));
+    }
+    if Permission::ALL
+        .into_iter()
+        .any(|p| role.grants(p) && !caller.can(p, &tenant.path))
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "permission_denied",
+            format!("the {role} role grants more than you hold there"),
+        ));
+    }
+    Ok(())
+}
+
 /// Binds `req.role` to user `id` on `req.tenant_id`: the user's own tenant or one below it,
 /// where the caller has role-grant; audited (`role.grant`).
 pub async fn grant_role(
@@ -175,12 +193,7 @@ pub async fn grant_role(
         ));
     }
     let role = req.role;
-    if !role.bindable_on(target.tenant.kind) {
-        return Err(ApiError::bad_request(format!(
-            "the {role} role cannot be bound on a {} tenant",
-            target.tenant.kind
-        )));
-    }
+    may_bind(caller, role, &target)?;
     let now = state.now();
     let b = RoleBinding {
         id: new_id(RoleBindingId::PREFIX),

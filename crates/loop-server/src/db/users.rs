@@ -143,7 +143,7 @@ pub async fn issue_email_token(
 pub async fn user_by_email_token(pool: &AnyPool, token_hash: &str) -> DbResult<Option<UserRow>> {
     let row = sqlx::query(
         "SELECT * FROM users WHERE email_token_hash = $1 AND pending_email IS NOT NULL
-            AND status = 'active'",
+            AND status IN ('active', 'invited')",
     )
     .bind(token_hash)
     .fetch_optional(pool)

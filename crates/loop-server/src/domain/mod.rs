@@ -252,6 +252,35 @@ pub enum Permission {
 }
 
 impl Permission {
+    pub const ALL: [Permission; 23] = {
+        use Permission::*;
+        [
+            TenantRead,
+            TenantCreate,
+            TenantWrite,
+            UserRead,
+            UserWrite,
+            RoleGrant,
+            DeviceRead,
+            DeviceWrite,
+            TokenRead,
+            TokenWrite,
+            VaultRead,
+            VaultWrite,
+            VaultContents,
+            SessionRead,
+            SessionRevoke,
+            AuditRead,
+            JobRead,
+            JobWrite,
+            NotifyRead,
+            NotifyWrite,
+            TenantErase,
+            BillingRead,
+            BillingWrite,
+        ]
+    };
+
     /// True for permissions that only read: what an auditor holds. An erased tenant is
     /// read-only: every other permission (but erasing it again) is refused there.
     pub fn only_reads(self) -> bool {

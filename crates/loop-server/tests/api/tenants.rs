@@ -77,3 +77,60 @@ fn a_tenant_has_a_time_zone_of_its_own_or_its_parents() {
     assert_eq!(shown["time_zone"], "America/New_York");
     assert_eq!(shown["name"], "Bakkerij Jansen");
 }
+
+/// A role grants nothing its granter does not hold there: an admin of the provider (all but
+/// erasing tenants) cannot make itself, or anyone, a provider-admin, by a grant or by a
+/// new user's first role; it can still grant the roles it holds or less.
+#[test]
+fn a_grant_never_gives_more_than_the_granter_holds() {
+    let server = Server::start();
+    let root = server.admin();
+    let provider = root.provider_tenant_id();
+    let sam = root
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": provider, "email": "sam@provider.example", "first_name": "Sam",
+                    "last_name": "Support", "password": USER_PASSWORD, "role": "admin" }),
+        )
+        .expect(201)["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sam_signed_in = server.sign_in("sam@provider.example", USER_PASSWORD);
+    let grant = |user: &str, role: &str| {
+        sam_signed_in.post(
+            &format!("/api/v1/users/{user}/roles"),
+            json!({ "tenant_id": provider, "role": role }),
+        )
+    };
+    grant(&sam, "provider-admin").expect_problem(403, "permission_denied");
+    sam_signed_in
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": provider, "email": "ally@provider.example", "first_name": "Ally",
+                    "last_name": "Accomplice", "password": USER_PASSWORD,
+                    "role": "provider-admin" }),
+        )
+        .expect_problem(403, "permission_denied");
+    let customer = root.customer_tenant("Kept");
+    sam_signed_in
+        .post(
+            &format!("/api/v1/tenants/{customer}/erase"),
+            json!({ "confirm": "Kept" }),
+        )
+        .expect(403);
+    // What it holds, it may grant.
+    let ally = sam_signed_in
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": provider, "email": "ally@provider.example", "first_name": "Ally",
+                    "last_name": "Operator", "password": USER_PASSWORD, "role": "operator" }),
+        )
+        .expect(201)["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    grant(&ally, "admin").expect(201);
+    let roles = root.get(&format!("/api/v1/users/{sam}/roles")).expect(200);
+    assert!(!roles.to_string().contains("provider-admin"), "{roles}");
+}
