@@ -125,6 +125,16 @@ async fn set_status(
             "this person was erased: the account is a pseudonym and stays disabled",
         ));
     }
+    // An invitation is not an account yet: made one here, it would hold its address across
+    // the service (and whether it could would tell whether the address has an account
+    // elsewhere). It is the same answer either way.
+    if row.user.status == UserStatus::Invited {
+        return Err(ApiError::conflict(
+            "invited",
+            "this person has not accepted the invitation yet: there is no account to enable \
+             or disable (erase the invitation to withdraw it)",
+        ));
+    }
     let now = state.now();
     let mut tx = state.db.begin().await?;
     users::set_user_status(&mut tx, id.as_str(), status, now).await?;

@@ -24,6 +24,15 @@ pub(super) struct AuditWalk<'a> {
 impl AuditWalk<'_> {
     /// A fresh invited user of the customer (no password to hash), optionally with a role.
     fn user(&mut self, role: Option<&str>) -> String {
+        self.person(role, None)
+    }
+
+    /// A fresh account of the customer (an invitation has no status to change).
+    fn account(&mut self) -> String {
+        self.person(None, Some(USER_PASSWORD))
+    }
+
+    fn person(&mut self, role: Option<&str>, password: Option<&str>) -> String {
         self.made += 1;
         let r = self
             .admin
@@ -31,7 +40,7 @@ impl AuditWalk<'_> {
                 "/api/v1/users",
                 json!({
                     "tenant_id": self.tenant_id, "email": format!("person{}@example.org", self.made),
-                    "first_name": "Pat", "last_name": "Doe", "role": role,
+                    "first_name": "Pat", "last_name": "Doe", "role": role, "password": password,
                 }),
             )
             .expect(201);
@@ -239,7 +248,7 @@ impl AuditWalk<'_> {
                 body: Some(json!({ "first_name": "Samuel" })),
             },
             ("post", "/api/v1/users/{id}/disable") => {
-                let u = self.user(None);
+                let u = self.account();
                 by_admin(format!("/api/v1/users/{u}/disable"), None)
             }
             ("post", "/api/v1/users/{id}/erase") => {
@@ -251,7 +260,7 @@ impl AuditWalk<'_> {
                 )
             }
             ("post", "/api/v1/users/{id}/enable") => {
-                let u = self.user(None);
+                let u = self.account();
                 self.admin
                     .post(&format!("/api/v1/users/{u}/disable"), json!({}))
                     .expect(200);

@@ -134,3 +134,41 @@ fn a_grant_never_gives_more_than_the_granter_holds() {
     let roles = root.get(&format!("/api/v1/users/{sam}/roles")).expect(200);
     assert!(!roles.to_string().contains("provider-admin"), "{roles}");
 }
+
+/// An invitation is not an account: enabling or disabling one is refused the same way
+/// whether or not its address has an account elsewhere, and the address stays free.
+#[test]
+fn an_invitation_is_neither_enabled_nor_disabled() {
+    let server = Server::start();
+    let root = server.admin();
+    let (a, b) = (root.customer_tenant("A"), root.customer_tenant("B"));
+    let person = |tenant: &str, email: &str, role: Option<&str>| {
+        let mut body = json!({ "tenant_id": tenant, "email": email, "first_name": "Pat",
+                               "last_name": "Person" });
+        if let Some(role) = role {
+            body["password"] = json!(USER_PASSWORD);
+            body["role"] = json!(role);
+        }
+        root.post("/api/v1/users", body).expect(201)
+    };
+    person(&a, "taken@a.example", Some("operator"));
+    person(&b, "admin@b.example", Some("admin"));
+    let admin_b = server.sign_in("admin@b.example", USER_PASSWORD);
+    for address in ["taken@a.example", "free@nowhere.example"] {
+        let invited = admin_b
+            .post(
+                "/api/v1/users",
+                json!({ "tenant_id": b, "email": address, "first_name": "In",
+                        "last_name": "Vited" }),
+            )
+            .expect(201);
+        let id = invited["user"]["id"].as_str().unwrap().to_string();
+        for step in ["disable", "enable"] {
+            admin_b
+                .post(&format!("/api/v1/users/{id}/{step}"), json!({}))
+                .expect_problem(409, "invited");
+        }
+    }
+    // The free address was not taken by the invitation: it can still become an account.
+    person(&a, "free@nowhere.example", Some("auditor"));
+}

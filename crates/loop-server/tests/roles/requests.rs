@@ -196,7 +196,7 @@ impl Walk<'_> {
                 Some(json!({ "last_name": "Renamed" })),
             ),
             ("post", "/api/v1/users/{id}/disable") => {
-                let (u, _) = self.user(&tid, None, None);
+                let (u, _) = self.user(&tid, None, Some(USER_PASSWORD));
                 (format!("/api/v1/users/{u}/disable"), Some(json!({})))
             }
             ("post", "/api/v1/users/{id}/erase") => {
@@ -207,7 +207,7 @@ impl Walk<'_> {
                 )
             }
             ("post", "/api/v1/users/{id}/enable") => {
-                let (u, _) = self.user(&tid, None, None);
+                let (u, _) = self.user(&tid, None, Some(USER_PASSWORD));
                 self.root
                     .post(&format!("/api/v1/users/{u}/disable"), json!({}))
                     .expect(200);
