@@ -39,7 +39,11 @@ pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiRes
         notify_recipients_removed: db::notify::remove_recipient(&mut tx, &u.user.tenant_id, &email)
             .await?,
     };
-    forget_throttle(&mut tx, &email, &ips).await?;
+    // An invitation's address may be another tenant's account: its throttle is that
+    // account's, not this person's.
+    if u.user.status != UserStatus::Invited {
+        forget_throttle(&mut tx, &email, &ips).await?;
+    }
     db::outbox::delete_of_user(&mut tx, id).await?;
     db::subject_requests::forget_details_of(&mut tx, id).await?;
     db::exports::delete_of_user(&mut tx, id).await?;
@@ -50,14 +54,19 @@ pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiRes
     Ok(done)
 }
 
-/// The sign-in throttle's records of the address and of the addresses the person signed in
-/// from (a shared address only loses its count of failures).
+/// The throttle's records of the address (sign-in, sign-up, password reset) and of the
+/// addresses the person signed in from (a shared address only loses its count of failures).
 async fn forget_throttle(tx: &mut Tx, email: &str, ips: &[String]) -> DbResult<()> {
     use crate::state::{account_key, ip_key, ip_key_for};
-    let mut keys = vec![account_key(email), account_key(&format!("signup:{email}"))];
+    let mut keys = vec![
+        account_key(email),
+        account_key(&format!("signup:{email}")),
+        account_key(&format!("reset:{email}")),
+    ];
     for ip in ips {
         keys.push(ip_key(ip));
         keys.push(ip_key_for("signup", ip));
+        keys.push(ip_key_for("reset", ip));
     }
     for k in keys {
         db::throttle::forget_key(tx, &k).await?;

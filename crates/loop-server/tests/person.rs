@@ -362,3 +362,59 @@ fn erasing_a_namesake_in_another_customer_leaves_that_customers_targets_alone() 
         .expect(200);
     assert_eq!(t["email"]["recipients"], json!([THEIRS]), "{t}");
 }
+
+/// Erasing an invitation leaves alone the sign-in throttle of the account that has its
+/// address elsewhere: inviting and erasing again and again would otherwise lift that
+/// account's limit on password guesses.
+#[test]
+fn erasing_an_invitation_keeps_the_throttle_of_the_account_with_its_address() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (alpha, bravo) = (
+        admin.customer_tenant("Alpha Guess"),
+        admin.customer_tenant("Bravo Guess"),
+    );
+    let victim = "victim@bravo.example";
+    admin
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": bravo, "email": victim, "first_name": "Vic", "last_name": "Tim",
+                    "password": USER_PASSWORD, "role": "admin" }),
+        )
+        .expect(201);
+    for _ in 0..5 {
+        server
+            .login(victim, "a-wrong-guess-123")
+            .expect_problem(401, "invalid_credentials");
+    }
+    server
+        .login(victim, USER_PASSWORD)
+        .expect_problem(429, "signin_throttled");
+    // Alpha's admin (who, not seeing the whole service, may invite any address).
+    admin
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": alpha, "email": "guesser@alpha.example", "first_name": "Gus",
+                    "last_name": "Ser", "password": USER_PASSWORD, "role": "admin" }),
+        )
+        .expect(201);
+    let guesser = server.sign_in("guesser@alpha.example", USER_PASSWORD);
+    let invited = guesser
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": alpha, "email": victim, "first_name": "In", "last_name": "Vited" }),
+        )
+        .expect(201)["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    guesser
+        .post(
+            &format!("/api/v1/users/{invited}/erase"),
+            json!({ "confirm": victim }),
+        )
+        .expect(200);
+    server
+        .login(victim, "another-guess-123")
+        .expect_problem(429, "signin_throttled");
+}
