@@ -240,7 +240,15 @@ pub fn decode_blob(
     stored: Vec<u8>,
     object: &str,
 ) -> Result<Vec<u8>> {
-    let stored = decrypt_payload(cipher, entry, stored, object)?;
+    decode_payload(
+        entry,
+        decrypt_payload(cipher, entry, stored, object)?,
+        object,
+    )
+}
+
+/// The blob a decrypted payload holds (decompressed when it was stored compressed).
+pub fn decode_payload(entry: &PackEntry, stored: Vec<u8>, object: &str) -> Result<Vec<u8>> {
     if stored.len() as u64 == entry.raw_len as u64 {
         return Ok(stored);
     }

@@ -25,6 +25,44 @@ pub fn local_repo(dir: &Path) -> Repository {
     Repository::init(Arc::new(storage), Secret::Passphrase(b"pw"), &opts).expect("init")
 }
 
+/// Stores, as a holder of the key could, a second copy of blob `blob` under its ID with its
+/// last byte changed (validly encrypted, in a pack of its own) and indexes it. Answers the
+/// forged pack and its entries.
+pub fn plant_forged_copy(
+    repo: &Repository,
+    blob: &crate::Id,
+) -> (crate::Id, Vec<crate::pack::PackEntry>) {
+    use crate::{FileKind, pack};
+    let index = repo.load_index().expect("index");
+    let loc = index.get(blob).expect("the blob is indexed");
+    let e = loc.entry;
+    let stored = repo
+        .storage()
+        .get_range(
+            FileKind::Pack,
+            &loc.pack.to_hex(),
+            e.offset as u64,
+            e.length as u64,
+        )
+        .expect("the blob's bytes");
+    let cipher = pack::pack_cipher(repo.master(), &loc.pack);
+    let mut payload = pack::decrypt_payload(&cipher, &e, stored, "p").expect("decrypts");
+    assert!(!e.is_compressed(), "forge an incompressible blob");
+    let last = payload.len() - 1;
+    payload[last] ^= 0xff;
+    let mut w = pack::PackWriter::new(repo.master(), 1 << 20);
+    w.add(e.kind, e.id, &payload, e.raw_len);
+    let (forged, data, entries) = w.finish();
+    repo.storage()
+        .put(FileKind::Pack, &forged.to_hex(), data)
+        .expect("store the forged pack");
+    repo.save_index_file(&crate::index::IndexFile {
+        packs: vec![(forged, entries.clone())],
+    })
+    .expect("index the forged pack");
+    (forged, entries)
+}
+
 /// Known answers computed by `tests/vectors/make_vectors.py`, independently of the engine.
 #[allow(dead_code)]
 pub mod vectors {

@@ -139,6 +139,11 @@ fn run(repo: &Repository, mut p: PrunePlan, gate: Gate<'_>) -> Result<PruneRepor
                 return Err(Error::corrupt(&object, "shorter than the index says"));
             }
             let payload = pack::decrypt_payload(&cipher, b, bytes[start..end].to_vec(), &object)?;
+            if !is_the_blob(repo, b, &payload, &object) {
+                // A copy stored under the blob's ID with other content: another copy (in a
+                // later pack) is copied, or the check below stops the prune.
+                continue;
+            }
             let slot = &mut writers[b.kind.byte() as usize];
             let w = slot.get_or_insert_with(|| {
                 PackWriter::new(repo.master(), crate::pack::pack_buffer_capacity(target))
@@ -158,6 +163,16 @@ fn run(repo: &Repository, mut p: PrunePlan, gate: Gate<'_>) -> Result<PruneRepor
         new_packs.push((id, entries));
     }
     report.packs_written = new_packs.len();
+    let mut lost: Vec<&Id> = p.copy.iter().filter(|id| !copied.contains(id)).collect();
+    if !lost.is_empty() {
+        lost.sort();
+        return Err(Error::Invalid(format!(
+            "{} blobs a snapshot uses have no intact copy to keep (first {}); nothing was \
+             deleted: run `loop check --read-data`",
+            lost.len(),
+            lost[0].short()
+        )));
+    }
 
     // 2. Condemn the packs this run retires.
     let newly_condemned: Vec<Id> = p.repack.iter().chain(p.delete.iter()).copied().collect();
@@ -280,4 +295,22 @@ fn run(repo: &Repository, mut p: PrunePlan, gate: Gate<'_>) -> Result<PruneRepor
         }
     }
     Ok(report)
+}
+
+/// Whether a payload read from a pack about to go is blob `b`: decoded, it has `b`'s keyed
+/// ID. (A key holder can store other content under an existing blob's ID.)
+fn is_the_blob(repo: &Repository, b: &PackEntry, payload: &[u8], object: &str) -> bool {
+    let decoded;
+    let plain: &[u8] = if b.is_compressed() {
+        match pack::decode_payload(b, payload.to_vec(), object) {
+            Ok(d) => {
+                decoded = d;
+                &decoded
+            }
+            Err(_) => return false,
+        }
+    } else {
+        payload
+    };
+    repo.blob_id(plain) == b.id
 }

@@ -327,6 +327,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
             }
         }
     }
+    verify_standing_in(repo, &mut p, &used, &covered, &sources)?;
     // A used blob with no copy anywhere means damage: stop before deleting anything.
     for id in &used {
         if !covered.contains(id) && !p.copy.contains(id) {
@@ -364,3 +365,55 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
 
 #[cfg(test)]
 mod tests;
+
+/// A used blob in a pack about to go whose copy in a kept pack would stand in for it: that
+/// copy stands in only if it is the blob. Anyone with the key (a backup-only token) can
+/// store a copy under an existing blob's ID with other content, and prune must not drop the
+/// genuine copy for it; such a blob is copied out of the pack about to go instead (and
+/// checked again there). Normally no blob is stored twice, so this reads next to nothing.
+fn verify_standing_in(
+    repo: &Repository,
+    p: &mut PrunePlan,
+    used: &HashSet<Id>,
+    covered: &HashSet<Id>,
+    sources: &[Id],
+) -> Result<()> {
+    let mut doubted: HashMap<Id, u32> = HashMap::new();
+    for id in sources {
+        for b in &p.packs[id] {
+            if used.contains(&b.id) && covered.contains(&b.id) && !p.copy.contains(&b.id) {
+                doubted.insert(b.id, b.length);
+            }
+        }
+    }
+    if doubted.is_empty() {
+        return Ok(());
+    }
+    let mut stands: HashSet<Id> = HashSet::new();
+    let mut kept: Vec<&Id> = p.keep.iter().collect();
+    kept.sort();
+    for pack in kept {
+        for entry in &p.packs[pack] {
+            if !doubted.contains_key(&entry.id) || stands.contains(&entry.id) {
+                continue;
+            }
+            let loc = crate::index::BlobLocation {
+                pack: *pack,
+                entry: *entry,
+            };
+            match repo.read_blob_at(&loc, &entry.id) {
+                Ok(_) => {
+                    stands.insert(entry.id);
+                }
+                Err(Error::Corrupt { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    for (id, length) in doubted {
+        if !stands.contains(&id) && p.copy.insert(id) {
+            p.bytes_to_repack += length as u64;
+        }
+    }
+    Ok(())
+}

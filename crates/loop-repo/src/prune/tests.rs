@@ -76,3 +76,49 @@ fn a_restore_or_check_holds_back_a_plan_however_late_it_started() {
     assert_eq!(report.packs_deleted, unused.len());
     assert!(unused.is_disjoint(&packs(&repo)));
 }
+
+/// A holder of the key stores a copy of a used blob under its ID with other content (a
+/// backup-only token can): when the genuine copy's pack is repacked, prune keeps the genuine
+/// copy rather than let the forged one stand in, and what the snapshot holds still restores.
+#[test]
+fn a_forged_copy_never_stands_in_for_the_genuine_one_prune_drops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let kept = loop_testkit::data::noise(200_000, 21);
+    loop_testkit::data::write(&src.join("kept"), &kept);
+    loop_testkit::data::write(&src.join("gone"), &loop_testkit::data::noise(2_000_000, 22));
+    let repo = local_repo(&tmp.path().join("repo"));
+    let back_up = || {
+        let opts = BackupOptions {
+            paths: vec![src.clone()],
+            host: "h".into(),
+            ..Default::default()
+        };
+        backup::run(&repo, opts, &BackupProgress::default()).unwrap()
+    };
+    let first = back_up();
+    std::fs::remove_file(src.join("gone")).unwrap();
+    let second = back_up();
+    repo.remove_snapshot(&first.snapshot_id.unwrap()).unwrap();
+    // The blob of `kept`, as the second snapshot names it.
+    let index = repo.load_index().unwrap();
+    let root = repo.load_tree(&index, &second.snapshot.tree).unwrap();
+    let dir = repo
+        .load_tree(&index, &root.nodes[0].subtree.unwrap())
+        .unwrap();
+    let blob = dir.nodes[0].content[0];
+    crate::testutil::plant_forged_copy(&repo, &blob);
+
+    let p = plan(&repo, &options()).unwrap();
+    assert!(p.packs_repack > 0, "{p:?}");
+    execute(&repo, p).unwrap();
+    let out = tmp.path().join("out");
+    let opts = crate::restore::RestoreOptions {
+        target: out.clone(),
+        ..Default::default()
+    };
+    let report =
+        crate::restore::run(&repo, &second.snapshot.tree, &opts, &Default::default()).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(std::fs::read(out.join("src/kept")).unwrap(), kept);
+}

@@ -400,7 +400,12 @@ impl Repository {
         Err(last)
     }
 
-    fn read_blob_at(&self, loc: &crate::index::BlobLocation, id: &Id) -> Result<Vec<u8>> {
+    /// The copy of blob `id` at `loc`, authenticated and checked against its keyed ID.
+    pub(crate) fn read_blob_at(
+        &self,
+        loc: &crate::index::BlobLocation,
+        id: &Id,
+    ) -> Result<Vec<u8>> {
         let stored = self.storage.get_range(
             FileKind::Pack,
             &loc.pack.to_hex(),

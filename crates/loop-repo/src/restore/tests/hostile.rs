@@ -21,36 +21,7 @@ fn a_forged_copy_of_a_blob_cannot_change_what_is_restored() {
         .load_tree(&index, &file_tree.nodes[0].subtree.unwrap())
         .unwrap();
     let blob = sub.nodes[0].content[0];
-    let loc = index.get(&blob).unwrap();
-    let e = loc.entry;
-    let stored = repo
-        .storage()
-        .get_range(
-            FileKind::Pack,
-            &loc.pack.to_hex(),
-            e.offset as u64,
-            e.length as u64,
-        )
-        .unwrap();
-    let mut payload = pack::decrypt_payload(
-        &pack::pack_cipher(repo.master(), &loc.pack),
-        &e,
-        stored,
-        "p",
-    )
-    .unwrap();
-    let last = payload.len() - 1;
-    payload[last] ^= 0xff;
-    let mut w = pack::PackWriter::new(repo.master(), 1 << 20);
-    w.add(e.kind, e.id, &payload, e.raw_len);
-    let (forged, data, entries) = w.finish();
-    repo.storage()
-        .put(FileKind::Pack, &forged.to_hex(), data)
-        .unwrap();
-    repo.save_index_file(&crate::index::IndexFile {
-        packs: vec![(forged, entries.clone())],
-    })
-    .unwrap();
+    let (forged, entries) = crate::testutil::plant_forged_copy(&repo, &blob);
 
     // read_blob, with the forged copy first in the index.
     let mut poisoned = crate::index::Index::new();
