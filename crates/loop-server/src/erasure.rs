@@ -329,7 +329,8 @@ fn location(
 /// issued with (kept for the books). Returns how many people were erased.
 pub async fn forget_people(state: &AppState) -> ApiResult<u64> {
     let mut n = 0;
-    for id in crate::db::erasure::people_to_forget(&state.db.pool).await? {
+    let mail_goes_out = state.mailer.configured();
+    for id in crate::db::erasure::people_to_forget(&state.db.pool, mail_goes_out).await? {
         let Some(u) = crate::db::users::user_by_id(&state.db.pool, &id).await? else {
             continue;
         };

@@ -285,6 +285,20 @@ fn an_erased_tenant_keeps_its_records_but_no_key_and_no_way_in() {
         .get(&format!("/api/v1/users?tenant_id={}", l.tenant))
         .expect(200);
     assert_eq!(users[0]["status"], "disabled");
+    // Once the certificate went out, its people are erased too, also on this server without
+    // a mail relay, where the certificate's mail to them never leaves the outbox.
+    server
+        .block_on(loop_server::billing::tick(&server.state))
+        .unwrap();
+    let users = admin
+        .get(&format!("/api/v1/users?tenant_id={}", l.tenant))
+        .expect(200);
+    for u in users.as_array().unwrap() {
+        assert!(
+            u["email"].as_str().unwrap().ends_with("@erased.invalid"),
+            "{u}"
+        );
+    }
 
     // The audit log says who erased what.
     let events = admin.audit_events();
