@@ -144,6 +144,16 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
+    /// This caller with the roles it holds now: for a request that goes on long after it
+    /// was authorised (a live stream), whose roles may have been taken away meanwhile.
+    pub async fn with_current_roles(&self, state: &AppState) -> ApiResult<Caller> {
+        let mut now = self.clone();
+        if let Principal::User(u) = &mut now.principal {
+            u.bindings = bindings::bindings_of(&state.db.pool, &u.user.user.id).await?;
+        }
+        Ok(now)
+    }
+
     /// The signed-in person; tokens are not accepted on the management API.
     pub fn user(&self) -> ApiResult<&UserPrincipal> {
         match &self.principal {

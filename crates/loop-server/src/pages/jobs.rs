@@ -15,6 +15,7 @@ use maud::{Markup, html};
 use super::catalogue::M;
 use super::layout::{document, scroll, time, token};
 use super::reader::{Done, NoFields, Posted, Viewer};
+use crate::auth::Caller;
 use crate::domain::{Permission, TenantScope};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::control;
@@ -233,18 +234,19 @@ pub async fn events(
         Err(e) => return super::failed(v.lang, e),
     };
     let (lang, zone) = (v.lang, v.zone);
-    let session = v.user().session.session.id.clone();
+    let caller = v.caller.clone();
     let stream = futures_util::stream::unfold(
         (state, j.id, from.from, None::<String>, false),
         move |(state, id, shown, last_sent, ended)| {
-            let session = session.clone();
+            let caller = caller.clone();
             async move {
                 if ended {
                     return None;
                 }
                 let (event, shown, sent, ended) = loop {
-                    // A session signed out (or run out) meanwhile hears no more.
-                    match still_signed_in(&state, &session).await {
+                    // A session signed out (or run out) meanwhile, or a reader whose role
+                    // was taken away, hears no more.
+                    match still_allowed(&state, &caller, &id).await {
                         Ok(true) => {}
                         Ok(false) => return None,
                         Err(e) => {
@@ -279,6 +281,19 @@ pub async fn events(
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// Whether `caller` may still follow job `id`: its session open, and job-read on the job's
+/// tenant with the roles it holds now.
+async fn still_allowed(state: &AppState, caller: &Caller, id: &str) -> ApiResult<bool> {
+    let session = &caller.user()?.session.session.id;
+    if !still_signed_in(state, session).await? {
+        return Ok(false);
+    }
+    let now = caller.with_current_roles(state).await?;
+    Ok(control::scoped_job(state, &now, Permission::JobRead, id)
+        .await
+        .is_ok())
 }
 
 /// Whether the session is still open: not ended, not expired, not idle too long.

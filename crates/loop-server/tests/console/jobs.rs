@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::support::agent::{agent, enrol};
-use super::support::{Server, USER_PASSWORD};
+use super::support::{Caller, Customer, Member, Server, USER_PASSWORD};
 use super::{browser, sign_in};
 
 /// Waits (up to 30 s) until `f` holds, re-reading the page as it is (never reloading it).
@@ -181,6 +181,28 @@ fn an_auditor_reads_a_job_but_cannot_run_or_cancel_one() {
 
 #[test]
 fn a_jobs_live_events_end_when_its_reader_signs_out() {
+    events_end_when(|server, _, operator| {
+        server
+            .call("post", "/api/v1/auth/logout", Some(&operator.secret), None)
+            .expect(204);
+    });
+}
+
+#[test]
+fn a_jobs_live_events_end_when_its_reader_loses_the_role() {
+    events_end_when(|_, (admin, acme), operator| {
+        admin
+            .delete(&format!(
+                "/api/v1/users/{}/roles/{}",
+                operator.user_id, acme.binding_id
+            ))
+            .expect(204);
+    });
+}
+
+/// The operator of a customer follows a job's live events; after `what` (to the operator,
+/// by the provider's admin), the stream ends while the job goes on.
+fn events_end_when(what: impl FnOnce(&Server, (&Caller<'_>, &Customer), &Member)) {
     let server = Server::start();
     let admin = server.admin();
     let acme = server.customer(&admin, "acme");
@@ -195,11 +217,9 @@ fn a_jobs_live_events_end_when_its_reader_signs_out() {
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     assert!(seen.contains("Queued"), "{seen}");
-    server
-        .call("post", "/api/v1/auth/logout", Some(&operator.secret), None)
-        .expect(204);
-    // The job goes on (queued for a day), but the signed-out reader's stream ends (a live
-    // stream sends a keep-alive comment every 15 s and would never end by itself).
+    what(&server, (&admin, &acme), operator);
+    // The job goes on (queued for a day), but the reader's stream ends (a live stream sends
+    // a keep-alive comment every 15 s and would never end by itself).
     let (ended, end) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut rest = Vec::new();
@@ -208,7 +228,7 @@ fn a_jobs_live_events_end_when_its_reader_signs_out() {
     assert_eq!(
         end.recv_timeout(Duration::from_secs(60)),
         Ok(true),
-        "the stream went on after sign-out"
+        "the stream went on"
     );
     let job = admin
         .get(&format!("/api/v1/jobs/{}", acme.job_id))
