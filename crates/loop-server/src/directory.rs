@@ -14,11 +14,21 @@ use crate::domain::{NewUser, Permission, RoleRules as _, new_id, new_secret, sec
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
+/// Where an invitation's code goes when an administrator of the whole service invites: to
+/// that caller in the answer (the API, so it can be handed over without mail), or by mail
+/// as for everyone else (the console, whose page shows no code).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum InviteCode {
+    ToCaller,
+    ByMail,
+}
+
 /// Makes the user `req` describes in its tenant (user-write there; a role needs role-grant).
 pub async fn create_user(
     state: &AppState,
     caller: &Caller,
     req: CreateUser,
+    code: InviteCode,
 ) -> ApiResult<CreatedUser> {
     let tenant = caller
         .tenant(state, Permission::UserWrite, req.tenant_id.as_str())
@@ -55,7 +65,7 @@ pub async fn create_user(
             Some(auth::hash_password(p.expose().to_string()).await?),
             None,
         ),
-        None if whole => (None, Some(new_secret("lpi"))),
+        None if whole && code == InviteCode::ToCaller => (None, Some(new_secret("lpi"))),
         None => (None, None),
     };
     let by_mail = password_hash.is_none() && invite.is_none();

@@ -434,7 +434,8 @@ pub async fn invite(
             password: None,
             role,
         };
-        crate::directory::create_user(&state, &v.caller, req).await
+        let code = crate::directory::InviteCode::ByMail;
+        crate::directory::create_user(&state, &v.caller, req, code).await
     };
     after_change(&state, &v, &id, Listing::Users, made.await, "invited").await
 }

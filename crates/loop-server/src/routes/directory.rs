@@ -47,7 +47,8 @@ pub async fn create_user(
     caller: Caller,
     Json(req): Json<CreateUser>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedUser>)> {
-    let made = crate::directory::create_user(&state, &caller, req).await?;
+    let code = crate::directory::InviteCode::ToCaller;
+    let made = crate::directory::create_user(&state, &caller, req, code).await?;
     Ok((StatusCode::CREATED, axum::Json(made)))
 }
 

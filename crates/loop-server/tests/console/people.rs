@@ -110,3 +110,33 @@ fn a_partner_makes_a_customer_and_invites_its_admin_who_accepts_in_the_browser()
     ana.click("form[action='/invite'] button");
     assert!(ana.text("h1").contains("Not found"), "{}", ana.text("main"));
 }
+
+/// An administrator of the whole service invites through the console: the invitation goes by
+/// mail, as anyone else's (the API hands such a caller the code instead, which the console's
+/// page would not show, and the invitation would reach no one).
+#[test]
+fn a_provider_admins_invitation_from_the_console_goes_by_mail() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to_with(&sink, |c| c.public_url = Some(PUBLIC.into()));
+    let admin = server.admin();
+    let tenant = admin.customer_tenant("Acme GmbH");
+    let cookie = super::support::console::session_cookie(&admin.secret);
+    let users = format!("/t/{tenant}/users");
+    let token = server.page(&users, &cookie, "en").form_token();
+    let sent = server.post_page(
+        &users,
+        &cookie,
+        &[
+            ("csrf", &token),
+            ("email", "bea@acme.example"),
+            ("first_name", "Bea"),
+            ("last_name", "Acme"),
+            ("role", "admin"),
+        ],
+    );
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    let (_, text) = mail(&sink, "bea@acme.example", "Acme GmbH invites you", 1);
+    assert!(text.contains(&format!("{PUBLIC}/invite?token=")), "{text}");
+}
