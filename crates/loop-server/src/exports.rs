@@ -126,8 +126,10 @@ pub async fn download(state: &AppState, caller: &Caller, id: &str) -> ApiResult<
             "the archive is still being made: see its job",
         ));
     }
+    // Past its period it is gone, even before the scheduler's next pass deletes it.
+    let expired = e.expires_at.is_some_and(|t| t <= state.now());
     match exports::archive(&state.db.pool, id).await? {
-        Some(bytes) if e.held => Ok(bytes),
+        Some(bytes) if e.held && !expired => Ok(bytes),
         _ => Err(ApiError::new(
             axum::http::StatusCode::GONE,
             "export_expired",
