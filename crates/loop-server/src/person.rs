@@ -39,10 +39,11 @@ pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiRes
         notify_recipients_removed: db::notify::remove_recipient(&mut tx, &u.user.tenant_id, &email)
             .await?,
     };
-    // An invitation's address may be another tenant's account: its throttle is that
-    // account's, not this person's.
+    // An invitation's address may be another tenant's account: its throttle and sign-ups
+    // are that account's, not this person's.
     if u.user.status != UserStatus::Invited {
         forget_throttle(&mut tx, &email, &ips).await?;
+        db::signups::delete_of_email(&mut tx, &email).await?;
     }
     db::outbox::delete_of_user(&mut tx, id).await?;
     db::subject_requests::forget_details_of(&mut tx, id).await?;

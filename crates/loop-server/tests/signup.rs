@@ -337,3 +337,36 @@ fn an_organisation_signs_up_in_the_browser_and_confirms_from_the_link() {
     let again = post("/signup/confirm", &[("token", link_token)]);
     assert_eq!(again.status, 404, "the link works once");
 }
+
+/// A person who signed up twice and confirmed once is erased: the other sign-up (their name,
+/// organisation, password hash) goes too, and its code no longer makes the account again.
+#[test]
+fn an_erased_persons_other_sign_up_goes_with_them() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to(&sink);
+    let admin = server.admin();
+    server.signup_plan(&admin);
+    let email = "twice@zeta.example";
+    sign_up(&server, email, "en").expect(202);
+    sign_up(&server, email, "en").expect(202);
+    let first = code_in(&mail(&sink, email, "Confirm", 1).1);
+    let second = code_in(&mail(&sink, email, "Confirm", 2).1);
+    let made = confirm(&server, &second).expect(201);
+    let users = admin
+        .get(&format!(
+            "/api/v1/users?tenant_id={}",
+            made["tenant_id"].as_str().unwrap()
+        ))
+        .expect(200);
+    let user = users[0]["id"].as_str().unwrap().to_string();
+    admin
+        .post(
+            &format!("/api/v1/users/{user}/erase"),
+            json!({ "confirm": email }),
+        )
+        .expect(200);
+    confirm(&server, &first).expect_problem(404, "not_found");
+    assert!(!server.database_holds("Zoë"));
+}

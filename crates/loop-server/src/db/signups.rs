@@ -98,3 +98,13 @@ pub async fn sweep_expired(pool: &AnyPool, now: i64) -> DbResult<u64> {
         .await?;
     Ok(done.rows_affected())
 }
+
+/// Deletes the sign-ups still waiting for an address (an erased person's: their name,
+/// organisation and password hash go, and their codes confirm nothing); answers how many.
+pub async fn delete_of_email(tx: &mut Tx, email: &str) -> DbResult<u64> {
+    let done = sqlx::query("DELETE FROM signups WHERE email = $1")
+        .bind(email)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected())
+}
