@@ -63,6 +63,56 @@ pub fn plant_forged_copy(
     (forged, entries)
 }
 
+/// What a [`Hooked`] storage's hook may answer for a read in place of the storage.
+pub type ReadHook = Box<
+    dyn Fn(&dyn crate::Storage, crate::FileKind, &str) -> Option<crate::Result<Vec<u8>>>
+        + Send
+        + Sync,
+>;
+
+/// Storage that passes every call to `inner`, but lets `read` see each read (`get` and
+/// `get_range`) first and answer it instead (`Some`), for tests of what happens meanwhile.
+pub struct Hooked {
+    pub inner: Arc<dyn crate::Storage>,
+    pub read: ReadHook,
+}
+
+impl crate::Storage for Hooked {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn put(&self, kind: crate::FileKind, name: &str, data: Vec<u8>) -> crate::Result<()> {
+        self.inner.put(kind, name, data)
+    }
+    fn get(&self, kind: crate::FileKind, name: &str, max: u64) -> crate::Result<Vec<u8>> {
+        match (self.read)(&*self.inner, kind, name) {
+            Some(answer) => answer,
+            None => self.inner.get(kind, name, max),
+        }
+    }
+    fn get_range(
+        &self,
+        kind: crate::FileKind,
+        name: &str,
+        at: u64,
+        len: u64,
+    ) -> crate::Result<Vec<u8>> {
+        match (self.read)(&*self.inner, kind, name) {
+            Some(answer) => answer,
+            None => self.inner.get_range(kind, name, at, len),
+        }
+    }
+    fn list(&self, kind: crate::FileKind) -> crate::Result<Vec<crate::ObjectInfo>> {
+        self.inner.list(kind)
+    }
+    fn delete(&self, kind: crate::FileKind, name: &str) -> crate::Result<()> {
+        self.inner.delete(kind, name)
+    }
+    fn size(&self, kind: crate::FileKind, name: &str) -> crate::Result<u64> {
+        self.inner.size(kind, name)
+    }
+}
+
 /// Known answers computed by `tests/vectors/make_vectors.py`, independently of the engine.
 #[allow(dead_code)]
 pub mod vectors {

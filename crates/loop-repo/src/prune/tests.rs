@@ -1,4 +1,6 @@
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::*;
@@ -121,4 +123,47 @@ fn a_forged_copy_never_stands_in_for_the_genuine_one_prune_drops() {
         crate::restore::run(&repo, &second.snapshot.tree, &opts, &Default::default()).unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(std::fs::read(out.join("src/kept")).unwrap(), kept);
+}
+
+/// A reader lists the index while a prune replaces an index file: the file it listed is gone
+/// when it reads it (a prune writes the replacement first, then removes the old one). Listed
+/// again, the replacement is read, and no blob is missing from the reader's index.
+#[test]
+fn an_index_file_replaced_while_it_is_read_is_read_under_its_new_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = forgotten(tmp.path());
+    let src = tmp.path().join("src");
+    std::fs::write(src.join("b"), b"what the next snapshot holds").unwrap();
+    let opts = BackupOptions {
+        paths: vec![src],
+        host: "h".into(),
+        ..Default::default()
+    };
+    backup::run(&repo, opts, &BackupProgress::default()).unwrap();
+    let mut blobs = Vec::new();
+    for f in repo.storage().list(FileKind::Index).unwrap() {
+        for (_, entries) in repo.load_index_file(&f.name).unwrap().packs {
+            blobs.extend(entries.iter().map(|e| e.id));
+        }
+    }
+    assert!(!blobs.is_empty());
+
+    let replaced = std::sync::atomic::AtomicBool::new(false);
+    let storage = Arc::new(crate::testutil::Hooked {
+        inner: repo.storage().clone(),
+        read: Box::new(move |inner, kind, name| {
+            if kind != FileKind::Index || replaced.swap(true, Ordering::SeqCst) {
+                return None;
+            }
+            let bytes = inner.get(kind, name, 1 << 30).unwrap();
+            inner.put(kind, &Id::random().to_hex(), bytes).unwrap();
+            inner.delete(kind, name).unwrap();
+            Some(Err(Error::NotFound(name.to_string())))
+        }),
+    });
+    let reader = Repository::open(storage, crate::keys::Secret::Passphrase(b"pw")).unwrap();
+    let index = reader.load_index().unwrap();
+    for id in &blobs {
+        assert!(index.get(id).is_some(), "blob {} is missing", id.short());
+    }
 }

@@ -39,6 +39,9 @@ const MAX_KEY_SLOT: u64 = 1024 * 1024;
 pub(crate) const SEALED_OVERHEAD: u64 = 1024;
 /// Threads for fetching many small objects (index files, snapshots).
 pub(crate) const FETCH_THREADS: usize = 8;
+/// How many times the index is listed when a file it listed is gone by the time it is read
+/// (a concurrent prune replaced it).
+const INDEX_ROUNDS: usize = 4;
 
 mod key_slots;
 mod snapshots;
@@ -294,38 +297,57 @@ impl Repository {
         skip: &std::collections::HashSet<Id>,
         lenient: bool,
     ) -> Result<(Index, Vec<String>)> {
-        let names: Vec<String> = self
-            .storage
-            .list(FileKind::Index)?
-            .into_iter()
-            .map(|o| o.name)
-            .collect();
+        let list = || -> Result<Vec<String>> {
+            Ok(self
+                .storage
+                .list(FileKind::Index)?
+                .into_iter()
+                .map(|o| o.name)
+                .collect())
+        };
+        let mut names = list()?;
         if let Some(c) = &self.cache {
             c.retain_files(FileKind::Index, &names.iter().map(String::as_str).collect());
         }
         let mut index = Index::new();
         let mut warnings = Vec::new();
-        for chunk in names.chunks(64) {
-            let files = parallel_map(chunk, FETCH_THREADS, |name| self.load_index_file(name));
-            for f in files {
-                let file = match f {
-                    Ok(file) => file,
-                    // Removed by a concurrent prune between list and get.
-                    Err(e) if e.is_not_found() => continue,
-                    Err(e @ (Error::Corrupt { .. } | Error::NewerVersion { .. })) if lenient => {
-                        warnings.push(format!(
-                            "{e}; the blobs it names are used from elsewhere or stored again"
-                        ));
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
-                for (pack, blobs) in &file.packs {
-                    if !skip.contains(pack) {
-                        index.add_pack(*pack, blobs);
+        let mut read: std::collections::HashSet<String> = Default::default();
+        // A file removed between the listing and its read was replaced by a concurrent
+        // prune, which writes the new index file before it removes the old: listed again,
+        // the new one is read (a few rounds, in case prunes follow one another).
+        for _ in 0..INDEX_ROUNDS {
+            let mut vanished = false;
+            names.retain(|n| read.insert(n.clone()));
+            for chunk in names.chunks(64) {
+                let files = parallel_map(chunk, FETCH_THREADS, |name| self.load_index_file(name));
+                for f in files {
+                    let file = match f {
+                        Ok(file) => file,
+                        Err(e) if e.is_not_found() => {
+                            vanished = true;
+                            continue;
+                        }
+                        Err(e @ (Error::Corrupt { .. } | Error::NewerVersion { .. }))
+                            if lenient =>
+                        {
+                            warnings.push(format!(
+                                "{e}; the blobs it names are used from elsewhere or stored again"
+                            ));
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    for (pack, blobs) in &file.packs {
+                        if !skip.contains(pack) {
+                            index.add_pack(*pack, blobs);
+                        }
                     }
                 }
             }
+            if !vanished {
+                break;
+            }
+            names = list()?;
         }
         index.finish();
         if let Some(c) = &self.cache {

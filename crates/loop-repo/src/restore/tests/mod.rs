@@ -454,41 +454,6 @@ fn dump_streams_a_file_and_find_node_resolves_paths() {
 
 mod hostile;
 
-/// Storage that asks a restore to stop once it has served `after` pack reads.
-struct CancelAfter {
-    inner: std::sync::Arc<dyn crate::Storage>,
-    progress: std::sync::Arc<RestoreProgress>,
-    reads: std::sync::atomic::AtomicU64,
-    after: u64,
-}
-
-impl crate::Storage for CancelAfter {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn put(&self, kind: FileKind, name: &str, data: Vec<u8>) -> crate::Result<()> {
-        self.inner.put(kind, name, data)
-    }
-    fn get(&self, kind: FileKind, name: &str, max: u64) -> crate::Result<Vec<u8>> {
-        self.inner.get(kind, name, max)
-    }
-    fn get_range(&self, kind: FileKind, name: &str, at: u64, len: u64) -> crate::Result<Vec<u8>> {
-        if kind == FileKind::Pack && self.reads.fetch_add(1, Ordering::Relaxed) + 1 >= self.after {
-            self.progress.cancel.store(true, Ordering::Relaxed);
-        }
-        self.inner.get_range(kind, name, at, len)
-    }
-    fn list(&self, kind: FileKind) -> crate::Result<Vec<crate::ObjectInfo>> {
-        self.inner.list(kind)
-    }
-    fn delete(&self, kind: FileKind, name: &str) -> crate::Result<()> {
-        self.inner.delete(kind, name)
-    }
-    fn size(&self, kind: FileKind, name: &str) -> crate::Result<u64> {
-        self.inner.size(kind, name)
-    }
-}
-
 #[test]
 fn a_cancelled_restore_stops_and_says_it_was_interrupted() {
     let tmp = tempfile::tempdir().unwrap();
@@ -511,12 +476,17 @@ fn a_cancelled_restore_stops_and_says_it_was_interrupted() {
             .count()
     };
     for after in [0, 3] {
+        // The storage asks the restore to stop once it has served `after` pack reads.
         let progress = std::sync::Arc::new(RestoreProgress::default());
-        let storage = std::sync::Arc::new(CancelAfter {
+        let (reads, stop) = (std::sync::atomic::AtomicU64::new(0), progress.clone());
+        let storage = std::sync::Arc::new(crate::testutil::Hooked {
             inner: repo.storage().clone(),
-            progress: progress.clone(),
-            reads: Default::default(),
-            after,
+            read: Box::new(move |_, kind, _| {
+                if kind == FileKind::Pack && reads.fetch_add(1, Ordering::Relaxed) + 1 >= after {
+                    stop.cancel.store(true, Ordering::Relaxed);
+                }
+                None
+            }),
         });
         let repo = Repository::open(storage, crate::keys::Secret::Passphrase(b"pw")).unwrap();
         progress.cancel.store(after == 0, Ordering::Relaxed);
