@@ -36,8 +36,66 @@ struct Entry<'a> {
 /// holds at most this many file descriptors however deep the tree.
 const OPEN_DEPTH: usize = 64;
 
-/// A subdirectory's name and where its parent-snapshot tree will arrive.
-type Prefetched = (Vec<u8>, Receiver<Option<Tree>>);
+/// How many of one directory's parent-snapshot subtrees are loaded ahead of the walker at
+/// once: enough to hide a store's latency, few enough that a directory of many thousands of
+/// subdirectories does not hold all their trees in memory (at most this many per level of
+/// the walk).
+const SUBTREES_AHEAD: usize = 32;
+
+/// The parent snapshot's subtrees of one directory, by name, loaded ahead of the walker
+/// ([`SUBTREES_AHEAD`] at a time, in the parent tree's order, which is the walk's).
+#[derive(Default)]
+struct Subtrees {
+    /// Not asked for yet.
+    waiting: std::collections::VecDeque<(Vec<u8>, Id)>,
+    /// Asked for: each name and where its tree will arrive.
+    asked: Vec<(Vec<u8>, Receiver<Option<Tree>>)>,
+}
+
+/// Asks the tree loaders for a tree: where it will arrive.
+type AskTree<'a> = &'a dyn Fn(Id) -> Option<Receiver<Option<Tree>>>;
+
+impl Subtrees {
+    /// The parent tree of subdirectory `name` (none when the parent snapshot had none, or
+    /// it cannot be read); the window moves past it. The walk goes in name order, as the
+    /// parent tree does: subtrees named before `name` are not needed any more (their
+    /// directories are gone).
+    fn take(&mut self, ask: AskTree<'_>, name: &[u8]) -> Option<Tree> {
+        self.asked.retain(|(n, _)| n.as_slice() >= name);
+        while self
+            .waiting
+            .front()
+            .is_some_and(|(n, _)| n.as_slice() < name)
+        {
+            self.waiting.pop_front();
+        }
+        let rx = match self.asked.first() {
+            Some((n, _)) if n == name => Some(self.asked.remove(0).1),
+            _ => match self.waiting.front() {
+                Some((n, id)) if n == name => {
+                    let id = *id;
+                    self.waiting.pop_front();
+                    ask(id)
+                }
+                _ => None,
+            },
+        };
+        self.top_up(ask);
+        rx?.recv().ok().flatten()
+    }
+
+    /// Asks for the next subtrees until [`SUBTREES_AHEAD`] are on their way.
+    fn top_up(&mut self, ask: AskTree<'_>) {
+        while self.asked.len() < SUBTREES_AHEAD {
+            let Some((name, id)) = self.waiting.pop_front() else {
+                return;
+            };
+            if let Some(rx) = ask(id) {
+                self.asked.push((name, rx));
+            }
+        }
+    }
+}
 
 impl Run<'_> {
     /// The walker thread. The root tree holds one entry per backed-up path, or the one
@@ -97,24 +155,23 @@ impl Run<'_> {
     /// Starts loading the parent snapshot's subtrees of one directory, so they are ready by
     /// the time the walker descends. A parent tree that cannot be read only costs re-reading
     /// the files below it.
-    fn prefetch_subtrees(&self, parent: Option<&Tree>) -> Vec<Prefetched> {
-        let Some(parent) = parent else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        let guard = self.prefetch.lock().expect("prefetch mutex");
-        let Some(prefetch) = guard.as_ref() else {
-            return out;
-        };
-        for node in &parent.nodes {
+    fn prefetch_subtrees(&self, parent: Option<&Tree>) -> Subtrees {
+        let mut out = Subtrees::default();
+        for node in parent.iter().flat_map(|p| &p.nodes) {
             if let (NodeKind::Dir, Some(id)) = (node.kind, node.subtree) {
-                let (tx, rx) = bounded(1);
-                if prefetch.send((id, tx)).is_ok() {
-                    out.push((node.name.0.clone(), rx));
-                }
+                out.waiting.push_back((node.name.0.clone(), id));
             }
         }
+        out.top_up(&|id| self.ask_tree(id));
         out
+    }
+
+    /// Asks the tree loaders for tree `id`: where it will arrive (none once the walk ended).
+    fn ask_tree(&self, id: Id) -> Option<Receiver<Option<Tree>>> {
+        let guard = self.prefetch.lock().expect("prefetch mutex");
+        let (tx, rx) = bounded(1);
+        guard.as_ref()?.send((id, tx)).ok()?;
+        Some(rx)
     }
 
     /// Reuses an unchanged file's content from the parent snapshot, or queues the file to
@@ -237,7 +294,7 @@ impl Run<'_> {
         &self,
         entry: Entry<'_>,
         parent: Option<&Tree>,
-        subtrees: &mut Vec<Prefetched>,
+        subtrees: &mut Subtrees,
         root_dev: u64,
         out: &mut Listing,
         files: &Sender<FileJob>,
@@ -285,10 +342,7 @@ impl Run<'_> {
                     });
                     rx
                 } else {
-                    let sub = subtrees
-                        .iter()
-                        .position(|(n, _)| n.as_slice() == name.as_bytes())
-                        .and_then(|i| subtrees.swap_remove(i).1.recv().ok().flatten());
+                    let sub = subtrees.take(&|id| self.ask_tree(id), name.as_bytes());
                     self.walk_dir(&path, depth, sub, root_dev, files, dirs)
                 };
                 out.push(Child::Dir(node, rx), files, self);
@@ -357,5 +411,51 @@ impl Listing {
     fn finish(mut self, files: &Sender<FileJob>, run: &Run<'_>) -> Vec<Child> {
         self.flush(files, run);
         self.children
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    /// A directory of 1,000 subdirectories, every tenth gone since the parent snapshot, and
+    /// new ones between: at most [`SUBTREES_AHEAD`] of their trees are on their way at any
+    /// time, each taken only once asked for, and gone or new ones cost no request.
+    #[test]
+    fn subtrees_are_loaded_a_bounded_window_ahead_of_the_walker() {
+        let name = |i: usize| format!("d{i:04}").into_bytes();
+        let mut subtrees = Subtrees::default();
+        for i in 0..1000 {
+            subtrees
+                .waiting
+                .push_back((name(i), Id([(i % 251) as u8; 32])));
+        }
+        let asks = Cell::new(0usize);
+        let ask = |_: Id| {
+            asks.set(asks.get() + 1);
+            let (tx, rx) = bounded(1);
+            tx.send(Some(Tree::default())).unwrap();
+            Some(rx)
+        };
+        subtrees.top_up(&ask);
+        assert_eq!(asks.get(), SUBTREES_AHEAD);
+        for i in 0..1000 {
+            if i % 10 == 0 {
+                // A directory that is new: nothing to take.
+                let new = format!("d{i:04}-new").into_bytes();
+                assert!(subtrees.take(&ask, &new).is_none());
+                continue;
+            }
+            assert!(subtrees.take(&ask, &name(i)).is_some(), "d{i:04}");
+            assert!(subtrees.asked.len() <= SUBTREES_AHEAD);
+            assert!(
+                asks.get() <= i + 1 + SUBTREES_AHEAD,
+                "{} asked by d{i:04}",
+                asks.get()
+            );
+        }
+        assert!(subtrees.take(&ask, b"zzz").is_none());
     }
 }
