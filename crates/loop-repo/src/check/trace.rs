@@ -41,29 +41,10 @@ impl Checker<'_> {
             .filter(|(blob, _)| !healthy.contains(*blob))
             .map(|(blob, packs)| (*blob, packs.clone()))
             .collect();
-        for pack in std::mem::take(&mut self.vanished_condemned) {
-            let object = FileKind::Pack.path(&pack.to_hex());
-            let needed = self.packs[&pack]
-                .iter()
-                .filter(|e| lost.contains_key(&e.id))
-                .count();
-            if needed > 0 {
-                self.mark_damaged(
-                    pack,
-                    format!("deleted by a prune, but {needed} of its blobs had no other copy"),
-                );
-            } else {
-                self.report.warnings.push(format!(
-                    "{object}: deleted by a prune that has not finished (the index still names it)"
-                ));
-            }
-        }
-        // Lost blobs in a vanished pack a prune no longer needed are not in `damage`.
-        lost.retain(|_, packs| {
-            packs.retain(|p| self.damage.contains_key(p));
-            !packs.is_empty()
-        });
         if lost.is_empty() {
+            for pack in std::mem::take(&mut self.vanished_condemned) {
+                self.prune_not_finished(pack);
+            }
             return;
         }
         let index = self.good_index();
@@ -75,6 +56,13 @@ impl Checker<'_> {
             Done(Id, bool, Vec<Id>),
         }
         let mut affected: HashMap<Id, bool> = HashMap::new();
+        // The lost blobs a snapshot uses: a condemned pack a prune deleted is damage only for
+        // those (the blobs it condemned are unused by definition).
+        let mut used_lost: HashSet<Id> = snapshots
+            .iter()
+            .map(|(_, s)| s.tree)
+            .filter(|t| lost.contains_key(t))
+            .collect();
         let mut stack: Vec<Step> = snapshots.iter().map(|(_, s)| Step::Visit(s.tree)).collect();
         while let Some(step) = stack.pop() {
             match step {
@@ -89,10 +77,14 @@ impl Checker<'_> {
                     let mut direct = false;
                     let mut subtrees = Vec::new();
                     for node in &tree.nodes {
-                        direct |= node.content.iter().any(|b| lost.contains_key(b));
+                        for b in node.content.iter().filter(|b| lost.contains_key(*b)) {
+                            direct = true;
+                            used_lost.insert(*b);
+                        }
                         if let Some(sub) = node.subtree {
                             if lost.contains_key(&sub) {
                                 direct = true;
+                                used_lost.insert(sub);
                             } else {
                                 subtrees.push(sub);
                             }
@@ -107,6 +99,29 @@ impl Checker<'_> {
                     affected.insert(id, any);
                 }
             }
+        }
+
+        for pack in std::mem::take(&mut self.vanished_condemned) {
+            let needed = self.packs[&pack]
+                .iter()
+                .filter(|e| used_lost.contains(&e.id))
+                .count();
+            if needed > 0 {
+                self.mark_damaged(
+                    pack,
+                    format!("deleted by a prune, but {needed} of its blobs had no other copy"),
+                );
+            } else {
+                self.prune_not_finished(pack);
+            }
+        }
+        // Lost blobs in a vanished pack a prune no longer needed are not in `damage`.
+        lost.retain(|_, packs| {
+            packs.retain(|p| self.damage.contains_key(p));
+            !packs.is_empty()
+        });
+        if lost.is_empty() {
+            return;
         }
 
         // The paths, per snapshot, descending only into affected trees.
@@ -157,5 +172,14 @@ impl Checker<'_> {
                 }
             }
         }
+    }
+
+    /// A condemned pack that is gone while the index still names it: a prune deleted it and
+    /// has not finished (it writes the index without it next). Not damage.
+    fn prune_not_finished(&mut self, pack: Id) {
+        let object = FileKind::Pack.path(&pack.to_hex());
+        self.report.warnings.push(format!(
+            "{object}: deleted by a prune that has not finished (the index still names it)"
+        ));
     }
 }

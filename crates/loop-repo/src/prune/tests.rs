@@ -167,3 +167,60 @@ fn an_index_file_replaced_while_it_is_read_is_read_under_its_new_name() {
         assert!(index.get(id).is_some(), "blob {} is missing", id.short());
     }
 }
+
+/// A check while a prune is carried out: a condemned pack the prune deleted while the index
+/// still names it is not damage (its blobs are unused); it is once a snapshot uses a blob
+/// that has no other copy.
+#[test]
+fn a_condemned_pack_a_prune_deleted_is_damage_only_when_a_snapshot_uses_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), b"what a forgotten snapshot held").unwrap();
+    let repo = local_repo(&tmp.path().join("repo"));
+    let opts = BackupOptions {
+        paths: vec![src],
+        host: "h".into(),
+        ..Default::default()
+    };
+    let snapshot = backup::run(&repo, opts, &BackupProgress::default())
+        .unwrap()
+        .snapshot;
+    let id = repo.list_snapshots().unwrap().snapshots[0].0;
+    repo.remove_snapshot(&id).unwrap();
+    let condemned = packs(&repo);
+    let backup = Lock::acquire(&repo, LockKind::Backup).unwrap();
+    let report = execute(&repo, plan(&repo, &options()).unwrap()).unwrap();
+    assert!(report.packs_deferred > 0, "{report:?}");
+    drop(backup);
+    // As a check finds them while the prune deletes: gone, and still indexed.
+    for name in &condemned {
+        repo.storage().delete(FileKind::Pack, name).unwrap();
+    }
+    let structure = crate::check::CheckOptions {
+        read_data: crate::check::ReadData::None,
+        threads: 1,
+    };
+    let check = || crate::check::run(&repo, &structure, &Default::default()).unwrap();
+    let found = check();
+    assert!(found.is_ok(), "{found:?}");
+    assert!(
+        found
+            .warnings
+            .iter()
+            .any(|w| w.contains("has not finished")),
+        "{:?}",
+        found.warnings
+    );
+    // A snapshot that uses them (here: the forgotten one saved again) makes them damage.
+    repo.save_snapshot(&snapshot).unwrap();
+    let found = check();
+    assert!(!found.is_ok(), "{found:?}");
+    assert!(
+        found
+            .damaged
+            .iter()
+            .any(|d| d.reason.contains("had no other copy")),
+        "{found:?}"
+    );
+}
