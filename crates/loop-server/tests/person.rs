@@ -19,6 +19,8 @@ const ADDRESS: &str = "Kerkstraat 12, 9000 Gent";
 /// Where she connects from, and her browser: no one else's.
 const HER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 77);
 const HER_BROWSER: &str = "ZoetjesBrowser/7.7";
+/// The name she gives her laptop's sessions.
+const HER_LAPTOP: &str = "Zoetjes-Laptop-77";
 
 /// A client that connects from her address with her browser.
 fn her_client(server: &Server) -> reqwest::blocking::Client {
@@ -90,6 +92,18 @@ fn an_erased_person_leaves_no_trace_and_every_chain_verifies() {
         .send()
         .unwrap();
     assert_eq!(made.status(), 201);
+    // Later from her laptop too, which she named: a sign-in from a new device, an event of
+    // her tenant that names the device.
+    let laptop = client
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({ "email": EMAIL, "password": USER_PASSWORD, "device_label": HER_LAPTOP }))
+        .send()
+        .unwrap();
+    assert_eq!(laptop.status(), 200);
+    let events = admin
+        .get(&format!("/api/v1/events?tenant_id={tenant}"))
+        .expect(200);
+    assert!(events.to_string().contains(HER_LAPTOP), "{events}");
     let before = admin.audit_events();
     let hers: Vec<u64> = before
         .iter()
@@ -174,6 +188,7 @@ fn an_erased_person_leaves_no_trace_and_every_chain_verifies() {
         "Kerkstraat",
         &HER_IP.to_string(),
         HER_BROWSER,
+        HER_LAPTOP,
     ] {
         assert!(
             !contains(&files, trace),

@@ -535,3 +535,17 @@ pub async fn drop_old(pool: &AnyPool, before: i64) -> DbResult<u64> {
     .await?;
     Ok(r.rows_affected())
 }
+
+/// Forgets what events about user `user_id` say of them (a new device's browser, system and
+/// name): each stays an event of its kind about that user, without its text or details.
+/// Answers how many.
+pub async fn forget_subject(tx: &mut Tx, user_id: &str) -> DbResult<u64> {
+    let done = sqlx::query(
+        "UPDATE events SET message = 'about a person who was erased', details = '{}'
+         WHERE subject_kind = 'user' AND subject_id = $1",
+    )
+    .bind(user_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
