@@ -80,7 +80,7 @@ mod tests {
     use super::*;
 
     /// A known answer (BLAKE3 in key-derivation mode, as the reference implementation gives
-    /// it): the token is a keyed hash of the cookie's value, and changes with it.
+    /// it): the token is a hash of the cookie's value in a context of its own, and changes with it.
     #[test]
     fn the_form_token_is_fixed_by_the_cookie() {
         let t = form_token("lps_00");

@@ -2,7 +2,7 @@
 //! only while the user still consents and is not restricted, so a withdrawal takes effect
 //! at once, also for messages already queued. Each carries its own opaque unsubscribe link
 //! (`List-Unsubscribe`, with `List-Unsubscribe-Post` for one click, RFC 8058); the link's
-//! token exists only as a keyed hash in the database and in that one message.
+//! token exists only as its hash in the database and in that one message.
 
 use loop_api::{Language, TenantStatus, UserStatus};
 

@@ -99,6 +99,7 @@ pub const SIGNED_IN_PAGES: &[(&str, &str)] = &[
     ("get", "/vaults/{vault}"),
     ("get", "/vaults/{vault}/snapshots/{snapshot}"),
     ("get", "/vaults/{vault}/snapshots/{snapshot}?q=e"),
+    ("post", "/vaults/{vault}/snapshots/{snapshot}/restore"),
     (
         "get",
         "/vaults/{vault}/snapshots/{snapshot}/download?as=zip",
