@@ -1,6 +1,7 @@
 //! "Download my data": the archive holds exactly one person's data (profile, roles,
 //! sessions with their addresses and browsers, devices, consents, notifications, audited
-//! actions, requests about them) and nothing of anyone else; an admin of their tenant can
+//! actions and the audited events about them, requests about them) and nothing of anyone
+//! else (not even where an admin who acted on them connected from); an admin of their tenant can
 //! produce it for them; it is gone after its download period.
 
 mod support;
@@ -36,16 +37,30 @@ const BRAM: Person = Person {
     device: "brams-desktop",
 };
 
-/// Signs `p` in from their own address with their browser; returns the client and secret.
-fn sign_in(server: &Server, p: &Person) -> (reqwest::blocking::Client, String) {
+/// Where the provider's admin connects from when they change her account.
+const ADMIN_ELSEWHERE: Person = Person {
+    email: "",
+    first: "",
+    ip: Ipv4Addr::new(127, 0, 0, 63),
+    browser: "AdminsBrowser/6.3",
+    device: "",
+};
+
+/// A client that connects from `p`'s address with their browser.
+fn client_of(server: &Server, p: &Person) -> reqwest::blocking::Client {
     let pem = std::fs::read(server.data_dir.join("tls-cert.pem")).expect("the certificate");
-    let client = reqwest::blocking::Client::builder()
+    reqwest::blocking::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
         .local_address(IpAddr::V4(p.ip))
         .user_agent(p.browser)
         .timeout(Duration::from_secs(60))
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Signs `p` in from their own address with their browser; returns the client and secret.
+fn sign_in(server: &Server, p: &Person) -> (reqwest::blocking::Client, String) {
+    let client = client_of(server, p);
     let r: Value = client
         .post(server.url("/api/v1/auth/login"))
         .json(&json!({ "email": p.email, "password": USER_PASSWORD }))
@@ -136,6 +151,22 @@ fn the_archive_holds_exactly_the_persons_data_and_nothing_of_anyone_else() {
         .send()
         .unwrap();
     assert_eq!(consented.status(), 200);
+    // She mistypes her password once; the provider's admin, from an address and browser of
+    // their own, corrects her name: both are about her.
+    let mistyped = client
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({ "email": ANNA.email, "password": "not her password" }))
+        .send()
+        .unwrap();
+    assert_eq!(mistyped.status(), 401);
+    let admins = client_of(&server, &ADMIN_ELSEWHERE);
+    let renamed = admins
+        .patch(server.url(&format!("/api/v1/users/{anna_id}")))
+        .bearer_auth(&root.secret)
+        .json(&json!({ "first_name": "Annabelle" }))
+        .send()
+        .unwrap();
+    assert_eq!(renamed.status(), 200, "{}", renamed.text().unwrap());
     root.post(
         "/api/v1/subject-requests",
         json!({ "user_id": anna_id, "kind": "access", "details": "All of it, please." }),
@@ -234,11 +265,31 @@ fn the_archive_holds_exactly_the_persons_data_and_nothing_of_anyone_else() {
         assert!(e["ip"] == ANNA.ip.to_string() || e["ip"].is_null(), "{e}");
     }
     assert!(audited.to_string().contains("device.create"));
+    let found = |action: &str, outcome: &str| {
+        audited
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == action && e["outcome"] == outcome)
+            .unwrap_or_else(|| panic!("no {action} ({outcome}) in {audited}"))
+            .clone()
+    };
+    let failed = found("auth.signin", "failure");
+    assert_eq!(failed["object_id"], anna_id.as_str());
+    assert_eq!(failed["user_agent"], ANNA.browser);
+    let renamed = found("user.update", "success");
+    assert_eq!(renamed["object_id"], anna_id.as_str());
+    assert_eq!(
+        renamed["actor"], "user",
+        "another actor is named by kind only"
+    );
+    assert!(renamed["ip"].is_null() && renamed["user_agent"].is_null());
     assert_eq!(
         file("subject_requests.json")[0]["details"],
         "All of it, please."
     );
-    // Nothing of Bram's: not his address, name, IP, browser, ID or device.
+    // Nothing of Bram's (his address, name, IP, browser, ID or device), nor where the admin
+    // who renamed her connected from.
     let all = files.iter().map(|(_, t)| t.as_str()).collect::<String>();
     for theirs in [
         BRAM.email,
@@ -247,6 +298,9 @@ fn the_archive_holds_exactly_the_persons_data_and_nothing_of_anyone_else() {
         BRAM.browser,
         &bram_id,
         BRAM.device,
+        &ADMIN_ELSEWHERE.ip.to_string(),
+        ADMIN_ELSEWHERE.browser,
+        &root.user_id,
     ] {
         assert!(
             !all.contains(theirs),

@@ -272,14 +272,22 @@ pub async fn notifications_to(
     Ok(out)
 }
 
-/// The audit events the person caused, with the address and browser recorded for them.
-pub async fn audit_events_by(pool: &AnyPool, user_id: &str) -> DbResult<Vec<Value>> {
+/// The audit events about the person: those they caused, those whose address and browser
+/// are theirs (a failed sign-in to their account), and those whose object is their account
+/// (an admin changing it). An address and browser are given only where they are the
+/// person's own: in their personal record, or in a version-1 event they caused (which kept
+/// its actor's address inside the event); another actor's never. Whoever else acted is
+/// named by kind only.
+pub async fn audit_events_about(pool: &AnyPool, user_id: &str) -> DbResult<Vec<Value>> {
     let rows = sqlx::query(
-        "SELECT e.tenant_id, e.seq, e.at, e.action, e.object_kind, e.object_id, e.outcome,
-                e.details, p.ip, p.user_agent
+        "SELECT e.tenant_id, e.seq, e.at, e.version, e.actor_kind, e.actor_id, e.action,
+                e.object_kind, e.object_id, e.outcome, e.details, e.ip AS v1_ip,
+                p.user_id AS p_user_id, p.ip, p.user_agent
          FROM audit_events e LEFT JOIN audit_personal p
               ON p.tenant_id = e.tenant_id AND p.seq = e.seq
-         WHERE e.actor_id = $1 ORDER BY e.at, e.tenant_id, e.seq",
+         WHERE e.actor_id = $1 OR p.user_id = $1
+            OR (e.object_kind = 'user' AND e.object_id = $1)
+         ORDER BY e.at, e.tenant_id, e.seq",
     )
     .bind(user_id)
     .fetch_all(pool)
@@ -287,13 +295,30 @@ pub async fn audit_events_by(pool: &AnyPool, user_id: &str) -> DbResult<Vec<Valu
     rows.iter()
         .map(|r| {
             let details: String = col(r, "details")?;
+            let is_them = |name| -> DbResult<bool> {
+                Ok(col::<Option<String>>(r, name)?.as_deref() == Some(user_id))
+            };
+            let (by_them, theirs) = (is_them("actor_id")?, is_them("p_user_id")?);
+            let v1 = col::<i64>(r, "version")? == i64::from(loop_api::audit::V1);
+            let (ip, user_agent) = if theirs {
+                (text(r, "ip")?, text(r, "user_agent")?)
+            } else if v1 && by_them {
+                (text(r, "v1_ip")?, Value::Null)
+            } else {
+                (Value::Null, Value::Null)
+            };
+            let actor = if by_them {
+                json!("you")
+            } else {
+                text(r, "actor_kind")?
+            };
             Ok(json!({
                 "tenant_id": text(r, "tenant_id")?, "seq": col::<i64>(r, "seq")?,
-                "at": ms(r, "at")?, "action": text(r, "action")?,
+                "at": ms(r, "at")?, "actor": actor, "action": text(r, "action")?,
                 "object_kind": text(r, "object_kind")?, "object_id": text(r, "object_id")?,
                 "outcome": text(r, "outcome")?,
                 "details": serde_json::from_str::<Value>(&details).unwrap_or(Value::Null),
-                "ip": text(r, "ip")?, "user_agent": text(r, "user_agent")?,
+                "ip": ip, "user_agent": user_agent,
             }))
         })
         .collect()

@@ -22,8 +22,10 @@ RFC 3339):
                          policy versions you acknowledged
   notifications.json     the mail the service sent you, and the notifications delivered
                          to notification targets that name your address
-  audit_events.json      the audited actions you took, with the IP address and browser
-                         recorded for them
+  audit_events.json      the audited actions you took and the events about you (sign-ins
+                         to your account that failed, changes an admin made to it),
+                         with the IP address and browser where they are yours;
+                         someone else who acted is named by kind only (a user)
   subject_requests.json  requests about your data that your organisation recorded
 
 It does not hold the content of your backups: that is encrypted data of your organisation,
@@ -78,7 +80,7 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
         ),
         (
             "audit_events.json",
-            json!(exports::audit_events_by(pool, &u.id).await?),
+            json!(exports::audit_events_about(pool, &u.id).await?),
         ),
         (
             "subject_requests.json",

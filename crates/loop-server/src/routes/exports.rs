@@ -29,7 +29,7 @@ impl utoipa::ToSchema for ZipFile {}
 ///
 /// Asks for an archive of everything the service holds on you (profile, roles, sessions
 /// with IP addresses and browsers, devices you registered, consents, notifications sent to
-/// you, the audited actions you took, requests about your data) as JSON files with a
+/// you, the audited actions you took and those about you, requests about your data) as JSON files with a
 /// README in a zip file. A job makes it; then it can be downloaded for 7 days.
 #[utoipa::path(post, path = "/api/v1/me/data-export", tag = "privacy",
     responses((status = 202, description = "Being made", body = DataExport)))]
