@@ -121,7 +121,7 @@ fn the_archive_holds_exactly_the_persons_data_and_nothing_of_anyone_else() {
     let target = root
         .post(
             "/api/v1/notify/targets",
-            json!({ "tenant_id": tenant, "name": "alerts",
+            json!({ "tenant_id": tenant, "name": "alerts", "min_severity": "info",
                     "email": { "recipients": [ANNA.email, BRAM.email] } }),
         )
         .expect(201);
@@ -143,6 +143,15 @@ fn the_archive_holds_exactly_the_persons_data_and_nothing_of_anyone_else() {
             .unwrap();
         assert_eq!(made.status(), 201, "{}", made.text().unwrap());
     }
+    // Bram signs in from a device he names: an event about him, which tells the target
+    // (so Anna's mail) his browser and device.
+    let named = client_of(&server, &BRAM)
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({ "email": BRAM.email, "password": USER_PASSWORD,
+                       "device_label": BRAM.device }))
+        .send()
+        .unwrap();
+    assert_eq!(named.status(), 200);
     let (client, anna_secret) = sign_in(&server, &ANNA);
     let consented = client
         .put(server.url("/api/v1/me/marketing-consent"))
@@ -260,6 +269,13 @@ fn the_archive_holds_exactly_the_persons_data_and_nothing_of_anyone_else() {
     let notified = file("notifications.json");
     assert_eq!(notified["notification_targets"][0]["target"], "alerts");
     assert_eq!(notified["notification_targets"][0]["event"], "test");
+    let his_sign_in = notified["notification_targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["event"] == "sign-in-new-device")
+        .unwrap_or_else(|| panic!("Bram's sign-in was delivered: {notified}"));
+    assert!(his_sign_in["message"].is_null(), "{his_sign_in}");
     let audited = file("audit_events.json");
     for e in audited.as_array().unwrap() {
         assert!(e["ip"] == ANNA.ip.to_string() || e["ip"].is_null(), "{e}");

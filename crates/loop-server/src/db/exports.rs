@@ -232,25 +232,21 @@ pub async fn mail_to(pool: &AnyPool, user_id: &str) -> DbResult<Vec<Value>> {
 }
 
 /// The notifications delivered to the person's tenant's notification targets that name
-/// their address: the target, the event's kind and message, the delivery's state (the
-/// targets' other recipients are left out). Another tenant's targets are that tenant's
+/// their address: the target, the event's kind and message (not the message of an event
+/// about another person), the delivery's state (the targets' other recipients are left out). Another tenant's targets are that tenant's
 /// records, even when they name the same address.
-pub async fn notifications_to(
-    pool: &AnyPool,
-    tenant_id: &str,
-    email: &str,
-) -> DbResult<Vec<Value>> {
+pub async fn notifications_to(pool: &AnyPool, user: &loop_api::User) -> DbResult<Vec<Value>> {
     let rows = sqlx::query(
-        "SELECT t.id AS target_id, t.name AS target, e.kind, e.message, d.state,
-                d.created_at, d.finished_at, t.settings
+        "SELECT t.id AS target_id, t.name AS target, e.kind, e.message, e.subject_kind,
+                e.subject_id, d.state, d.created_at, d.finished_at, t.settings
          FROM deliveries d JOIN notify_targets t ON t.id = d.target_id
               JOIN events e ON e.id = d.event_id
          WHERE t.kind = 'email' AND t.tenant_id = $1 AND t.settings LIKE $2
          ORDER BY d.created_at, d.id",
     )
-    .bind(tenant_id)
+    .bind(&user.tenant_id)
     // A first cut in SQL (it may take too much, never too little); the exact test follows.
-    .bind(format!("%{email}%"))
+    .bind(format!("%{}%", user.email))
     .fetch_all(pool)
     .await?;
     let mut out = Vec::new();
@@ -259,11 +255,20 @@ pub async fn notifications_to(
         let names_them = serde_json::from_str::<Value>(&settings)
             .ok()
             .and_then(|s| s["recipients"].as_array().cloned())
-            .is_some_and(|to| to.iter().any(|a| a.as_str() == Some(email)));
+            .is_some_and(|to| to.iter().any(|a| a.as_str() == Some(user.email.as_str())));
+        // An event about a colleague (their new device's browser, system and name) is
+        // theirs: its kind is told, not its text.
+        let about_another = col::<Option<String>>(r, "subject_kind")?.as_deref() == Some("user")
+            && col::<Option<String>>(r, "subject_id")?.as_deref() != Some(user.id.as_str());
         if names_them {
+            let message = if about_another {
+                Value::Null
+            } else {
+                text(r, "message")?
+            };
             out.push(json!({
                 "target_id": text(r, "target_id")?, "target": text(r, "target")?,
-                "event": text(r, "kind")?, "message": text(r, "message")?,
+                "event": text(r, "kind")?, "message": message,
                 "state": text(r, "state")?, "queued_at": ms(r, "created_at")?,
                 "finished_at": ms(r, "finished_at")?,
             }));
