@@ -26,6 +26,12 @@ pub(crate) const REFRESH: Duration = Duration::from_secs(5 * 60);
 /// A marker not refreshed for this long belongs to a dead process (six missed refreshes,
 /// so a slow storage or a suspended laptop does not lose its marker).
 pub(crate) const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+/// A command that has not rewritten its marker for this long, by its own clock, takes it for
+/// lost and never writes it again: a prune may already have judged it stale (on a machine
+/// whose clock runs up to [`STALE_AFTER`] minus this ahead) and deleted what it protects. A
+/// laptop that slept through a backup wakes to a backup that fails instead of one that saves
+/// a snapshot of deleted packs.
+pub(crate) const LOST_AFTER: Duration = Duration::from_secs(20 * 60);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -43,16 +49,36 @@ pub(crate) struct LockInfo {
     pub pid: u32,
     pub created: DateTime<Utc>,
     pub refreshed: DateTime<Utc>,
+    /// The process's PID namespace (the inode of `/proc/self/ns/pid`), so that `pid` is
+    /// looked up only where it means the same process: two containers may share a host name
+    /// but not their process numbers. Absent in markers of older versions and where `/proc`
+    /// is not mounted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_namespace: Option<u64>,
 }
 
 impl LockInfo {
-    /// Stale: not refreshed for [`STALE_AFTER`], or written on this machine by a process that
-    /// no longer exists (killed), as restic also decides.
+    /// Stale: not refreshed for [`STALE_AFTER`], or written on this machine, in this PID
+    /// namespace, by a process that no longer exists (killed), as restic also decides. A
+    /// marker that does not name its namespace is judged by its refresh time only.
     pub(crate) fn is_stale(&self, now: DateTime<Utc>) -> bool {
         let expired = now.signed_duration_since(self.refreshed)
             > chrono::Duration::from_std(STALE_AFTER).expect("small duration");
-        expired || (self.host == this_host() && !process_exists(self.pid))
+        let here = self.host == this_host()
+            && self.pid_namespace.is_some()
+            && self.pid_namespace == pid_namespace();
+        expired || (here && !process_exists(self.pid))
     }
+}
+
+/// This process's PID namespace: the inode `/proc/self/ns/pid` names (`pid:[4026531836]`).
+fn pid_namespace() -> Option<u64> {
+    static NS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *NS.get_or_init(|| {
+        let link = std::fs::read_link("/proc/self/ns/pid").ok()?;
+        let link = link.to_str()?;
+        link.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
+    })
 }
 
 /// This machine's name, recorded in markers so a dead local process can be recognised.
@@ -87,6 +113,15 @@ pub(crate) struct Lock {
     /// Set when the refresher found the marker gone (a prune took it for stale while this
     /// process was suspended or cut off): it is not written again, and the lock is lost.
     removed: Arc<AtomicBool>,
+    /// The `refreshed` time of the marker last written; older than [`LOST_AFTER`], the lock
+    /// is lost.
+    written: Arc<Mutex<DateTime<Utc>>>,
+}
+
+/// Whether a marker last written at `written` may already look stale to a prune.
+fn too_old(written: &Mutex<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    let at = *written.lock().expect("lock time mutex");
+    now.signed_duration_since(at) > chrono::Duration::from_std(LOST_AFTER).expect("small duration")
 }
 
 fn write_lock(storage: &dyn Storage, master: &Key, id: &Id, info: &LockInfo) -> Result<()> {
@@ -112,6 +147,7 @@ impl Lock {
             pid: std::process::id(),
             created: now,
             refreshed: now,
+            pid_namespace: pid_namespace(),
         };
         let id = Id::random();
         let storage = repo.storage().clone();
@@ -119,9 +155,11 @@ impl Lock {
         remove_stale(repo, &id, now);
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let removed = Arc::new(AtomicBool::new(false));
+        let written = Arc::new(Mutex::new(now));
         let refresher = {
             let stop = stop.clone();
             let removed = removed.clone();
+            let written = written.clone();
             let storage = storage.clone();
             let master = repo.master().clone();
             let mut info = info.clone();
@@ -136,9 +174,14 @@ impl Lock {
                         let (guard, timeout) = cv.wait_timeout(stopped, every).expect("lock mutex");
                         stopped = guard;
                         if !*stopped && timeout.timed_out() {
-                            // Rewriting a marker a prune removed would hide from the backup's
-                            // last check that the prune ran without it.
+                            // Rewriting a marker a prune removed, or one old enough that a
+                            // prune may have taken it for stale, would hide from the
+                            // backup's last check that the prune ran without it.
                             let name = id.to_hex();
+                            if too_old(&written, Utc::now()) {
+                                removed.store(true, Ordering::Relaxed);
+                                return;
+                            }
                             if let Err(e) = storage.size(FileKind::Lock, &name)
                                 && e.is_not_found()
                             {
@@ -148,7 +191,9 @@ impl Lock {
                             info.refreshed = Utc::now();
                             // A failed refresh is retried next round; the marker goes stale
                             // only after several misses.
-                            let _ = write_lock(storage.as_ref(), &master, &id, &info);
+                            if write_lock(storage.as_ref(), &master, &id, &info).is_ok() {
+                                *written.lock().expect("lock time mutex") = info.refreshed;
+                            }
                         }
                     }
                 })
@@ -161,15 +206,26 @@ impl Lock {
             stop,
             refresher: Some(refresher),
             removed,
+            written,
         })
     }
 
-    /// Fails unless this marker is still stored as written. A marker someone removed (or
-    /// replaced) means a prune may not have seen this operation, and may have deleted what
-    /// it wrote: a backup checks this before it saves its snapshot.
+    /// Fails unless this marker is still stored as written and was rewritten within
+    /// [`LOST_AFTER`]. A marker someone removed (or replaced), or one a prune may have
+    /// taken for stale (the process was suspended, or could not reach the storage), means a
+    /// prune may not have seen this operation, and may have deleted what it wrote: a backup
+    /// checks this before it saves its snapshot, and again after.
     pub(crate) fn verify_held(&self, master: &Key) -> Result<()> {
         let name = self.id.to_hex();
         let object = FileKind::Lock.path(&name);
+        if too_old(&self.written, Utc::now()) {
+            return Err(Error::Invalid(format!(
+                "this operation's lock marker {object} was not refreshed for over {} minutes \
+                 (the process was suspended, or the storage could not be reached), so a prune \
+                 may have taken it for stale and deleted data it wrote",
+                LOST_AFTER.as_secs() / 60
+            )));
+        }
         let lost = || {
             Error::Invalid(format!(
                 "this operation's lock marker {object} was removed or replaced while it ran, \
@@ -273,6 +329,7 @@ pub(crate) fn list(repo: &Repository) -> Result<Vec<(Id, LockInfo)>> {
             pid: 0,
             created: obj.modified,
             refreshed: obj.modified,
+            pid_namespace: None,
         });
         out.push((id, info));
     }
@@ -335,6 +392,44 @@ mod tests {
         assert!(lock.verify_held(repo.master()).is_err());
     }
 
+    /// A command that could not rewrite its marker for [`LOST_AFTER`] (a laptop asleep
+    /// through its backup) takes the lock for lost: a prune may have judged the marker stale
+    /// meanwhile. It neither writes the marker back nor passes its last check.
+    #[test]
+    fn a_marker_not_rewritten_for_too_long_is_lost_and_not_written_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = repo(dir.path());
+        let lock =
+            Lock::acquire_refreshing(&repo, LockKind::Backup, Duration::from_secs(3600)).unwrap();
+        lock.verify_held(repo.master()).unwrap();
+        let asleep = Utc::now() - chrono::Duration::minutes(21);
+        *lock.written.lock().unwrap() = asleep;
+        let refused = lock.verify_held(repo.master()).unwrap_err().to_string();
+        assert!(refused.contains("not refreshed"), "{refused}");
+        drop(lock);
+
+        // Its refresher, waking, gives the lock up and leaves the old marker as it was.
+        let lock =
+            Lock::acquire_refreshing(&repo, LockKind::Backup, Duration::from_millis(200)).unwrap();
+        *lock.written.lock().unwrap() = asleep;
+        for _ in 0..500 {
+            if lock.removed.load(Ordering::Relaxed) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            lock.removed.load(Ordering::Relaxed),
+            "the refresher kept the lock"
+        );
+        let (_, stored) = list(&repo).unwrap().pop().expect("the marker");
+        assert_eq!(
+            stored.refreshed, lock.info.refreshed,
+            "the marker was written again"
+        );
+        assert!(lock.verify_held(repo.master()).is_err());
+    }
+
     /// Regression: dropping a lock before its refresher thread first ran left that thread
     /// waiting five minutes, and the dropping thread joined it (a `check` that failed fast hung).
     #[test]
@@ -358,6 +453,14 @@ mod tests {
         let mut dead = info.clone();
         dead.pid = i32::MAX as u32; // above pid_max: no such process
         assert!(dead.is_stale(now));
+        assert_eq!(info.pid_namespace, pid_namespace());
+        // The same host name in another PID namespace (another container): its process
+        // numbers are not ours to look up.
+        let mut elsewhere = dead.clone();
+        elsewhere.pid_namespace = pid_namespace().map(|n| n + 1);
+        assert!(!elsewhere.is_stale(now));
+        elsewhere.pid_namespace = None;
+        assert!(!elsewhere.is_stale(now), "a marker naming no namespace");
         let mut remote = dead.clone();
         remote.host = "another-machine".into();
         assert!(

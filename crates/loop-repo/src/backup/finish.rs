@@ -55,7 +55,20 @@ pub(super) fn finish(
         None => None,
         Some(lock) => {
             run.verify_relied_on(lock)?;
-            Some(run.repo.save_snapshot(&snapshot)?)
+            let id = run.repo.save_snapshot(&snapshot)?;
+            // The marker held all the while the snapshot was written, or a prune that took it
+            // for stale meanwhile may have deleted what the snapshot uses.
+            if let Err(lost) = lock.verify_held(run.repo.master()) {
+                return Err(match run.repo.remove_snapshot(&id) {
+                    Ok(()) => lost,
+                    Err(e) => Error::Invalid(format!(
+                        "{lost}; the snapshot {} it saved could not be removed again ({e}): \
+                         `loop check` tells whether it is whole",
+                        id.short()
+                    )),
+                });
+            }
+            Some(id)
         }
     };
     let changed_while_reading = std::mem::take(&mut *run.changed.lock().expect("warnings mutex"));

@@ -299,3 +299,35 @@ fn a_file_saved_over_during_the_backup_is_described_as_it_now_is() {
     let now = std::fs::metadata(&doc).unwrap();
     assert_eq!((node.mode, node.inode, node.size), (0o600, now.ino(), 14));
 }
+
+/// A marker that vanishes while the snapshot is written (a prune took it for stale just
+/// then, and may have deleted what the snapshot uses): the backup fails and takes back the
+/// snapshot it saved, instead of leaving one that may not restore.
+#[test]
+fn a_backup_whose_marker_vanished_while_its_snapshot_was_saved_fails_and_keeps_no_snapshot() {
+    use crate::storage::FileKind;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = local_repo(tmp.path());
+    let storage = Arc::new(crate::testutil::Hooked {
+        inner: repo.storage().clone(),
+        // Once a snapshot is stored, markers are gone.
+        read: Box::new(|inner, kind, name| {
+            let saved = !inner.list(FileKind::Snapshot).unwrap().is_empty();
+            (kind == FileKind::Lock && saved).then(|| Err(Error::NotFound(name.to_string())))
+        }),
+    });
+    let repo = crate::Repository::open(storage, crate::keys::Secret::Passphrase(b"pw")).unwrap();
+    let failed = run(
+        &repo,
+        stdin_options("db.sql", Cursor::new(noise(1 << 20, 3))),
+        &BackupProgress::default(),
+    )
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    assert!(failed.contains("lock marker"), "{failed}");
+    assert!(
+        repo.list_snapshots().unwrap().snapshots.is_empty(),
+        "a snapshot stayed"
+    );
+}
