@@ -26,7 +26,10 @@ pub fn pseudonym(user_id: &str) -> String {
 pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiResult<PersonErased> {
     let id = u.user.id.as_str();
     let email = u.user.email.clone();
-    let ips = db::sessions::ips_of_user(&state.db.pool, id).await?;
+    let mut ips = db::sessions::ips_of_user(&state.db.pool, id).await?;
+    ips.extend(audit::ips_of_user(&state.db.pool, id).await?);
+    ips.sort();
+    ips.dedup();
     let now = state.now();
     let mut tx = state.db.begin().await?;
     let sessions_deleted = db::sessions::delete_of_user(&mut tx, id).await?;
@@ -57,7 +60,7 @@ pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiRes
 }
 
 /// The throttle's records of the address (sign-in, sign-up, password reset) and of the
-/// addresses the person signed in from (a shared address only loses its count of failures).
+/// addresses the person signed in or signed up from (a shared address only loses its count of failures).
 async fn forget_throttle(tx: &mut Tx, email: &str, ips: &[String]) -> DbResult<()> {
     use crate::state::{account_key, ip_key, ip_key_for};
     let mut keys = vec![

@@ -197,6 +197,13 @@ pub async fn confirm(state: &AppState, req: ConfirmSignUp) -> ApiResult<SignedUp
             ),
             false => e.into(),
         })?;
+    // Where the sign-ups of this address came from is now this person's, and goes when
+    // they are erased.
+    let mut asked = signups::ids_of_email(&mut tx, &s.email).await?;
+    asked.push(s.id.clone());
+    for id in &asked {
+        audit::attribute_personal(&mut tx, "signup", id, &user.id).await?;
+    }
     let binding = loop_api::RoleBinding {
         id: new_id(RoleBindingId::PREFIX),
         user_id: user.id.clone(),

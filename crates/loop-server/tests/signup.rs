@@ -339,7 +339,8 @@ fn an_organisation_signs_up_in_the_browser_and_confirms_from_the_link() {
 }
 
 /// A person who signed up twice and confirmed once is erased: the other sign-up (their name,
-/// organisation, password hash) goes too, and its code no longer makes the account again.
+/// organisation, password hash) goes too, and its code no longer makes the account again;
+/// where both requests came from (address, browser) goes with them.
 #[test]
 fn an_erased_persons_other_sign_up_goes_with_them() {
     let Some(sink) = SmtpSink::start() else {
@@ -349,8 +350,29 @@ fn an_erased_persons_other_sign_up_goes_with_them() {
     let admin = server.admin();
     server.signup_plan(&admin);
     let email = "twice@zeta.example";
-    sign_up(&server, email, "en").expect(202);
-    sign_up(&server, email, "en").expect(202);
+    let (zoes_ip, zoes_browser) = (std::net::Ipv4Addr::new(127, 0, 0, 88), "ZoesBrowser/8.8");
+    let pem = std::fs::read(server.data_dir.join("tls-cert.pem")).unwrap();
+    let from_zoe = reqwest::blocking::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .local_address(std::net::IpAddr::V4(zoes_ip))
+        .user_agent(zoes_browser)
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let asked = from_zoe
+            .post(server.url("/api/v1/signup"))
+            .json(&json!({
+                "organisation": "Zeta Works", "first_name": "Zoë", "last_name": "Zeta",
+                "email": email, "password": PASSWORD, "language": "en",
+            }))
+            .send()
+            .unwrap();
+        assert_eq!(asked.status(), 202);
+    }
+    assert!(
+        server.database_holds(zoes_browser),
+        "the requests were audited"
+    );
     let first = code_in(&mail(&sink, email, "Confirm", 1).1);
     let second = code_in(&mail(&sink, email, "Confirm", 2).1);
     let made = confirm(&server, &second).expect(201);
@@ -368,5 +390,10 @@ fn an_erased_persons_other_sign_up_goes_with_them() {
         )
         .expect(200);
     confirm(&server, &first).expect_problem(404, "not_found");
-    assert!(!server.database_holds("Zoë"));
+    for trace in ["Zoë", zoes_browser, &zoes_ip.to_string()] {
+        assert!(
+            !server.database_holds(trace),
+            "{trace} is still in the database"
+        );
+    }
 }

@@ -146,6 +146,38 @@ pub async fn erase_personal(tx: &mut Tx, user_id: &str) -> DbResult<u64> {
     Ok(done.rows_affected())
 }
 
+/// The addresses the audit log's personal data of `user_id` names (sign-ups, sign-ins).
+pub async fn ips_of_user(pool: &sqlx::AnyPool, user_id: &str) -> DbResult<Vec<String>> {
+    let rows =
+        sqlx::query("SELECT DISTINCT ip FROM audit_personal WHERE user_id = $1 AND ip IS NOT NULL")
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows
+        .iter()
+        .map(|r| col(r, "ip"))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Gives the personal data (IP, user agent) of the events about object `kind` `id` that
+/// name no person yet to `user_id`, so that erasing that user finds it: a sign-up's request,
+/// once the sign-up made the account. Answers how many.
+pub async fn attribute_personal(tx: &mut Tx, kind: &str, id: &str, user_id: &str) -> DbResult<u64> {
+    let done = sqlx::query(
+        "UPDATE audit_personal SET user_id = $1
+         WHERE user_id IS NULL AND EXISTS (
+             SELECT 1 FROM audit_events e
+             WHERE e.tenant_id = audit_personal.tenant_id AND e.seq = audit_personal.seq
+               AND e.object_kind = $2 AND e.object_id = $3)",
+    )
+    .bind(user_id)
+    .bind(kind)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Appends `event` inside `tx` and commits: the change and its record land together or not
 /// at all.
 pub async fn commit_audited(mut tx: Tx, event: NewEvent, now: i64) -> DbResult<()> {

@@ -99,6 +99,18 @@ pub async fn sweep_expired(pool: &AnyPool, now: i64) -> DbResult<u64> {
     Ok(done.rows_affected())
 }
 
+/// The sign-ups still waiting for an address.
+pub async fn ids_of_email(tx: &mut Tx, email: &str) -> DbResult<Vec<String>> {
+    let rows = sqlx::query("SELECT id FROM signups WHERE email = $1")
+        .bind(email)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| super::col(r, "id"))
+        .collect::<Result<_, _>>()?)
+}
+
 /// Deletes the sign-ups still waiting for an address (an erased person's: their name,
 /// organisation and password hash go, and their codes confirm nothing); answers how many.
 pub async fn delete_of_email(tx: &mut Tx, email: &str) -> DbResult<u64> {
