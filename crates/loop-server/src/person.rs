@@ -49,6 +49,7 @@ pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiRes
         db::signups::delete_of_email(&mut tx, &email).await?;
     }
     db::notify::forget_subject(&mut tx, id).await?;
+    db::notify::forget_address_in_errors(&mut tx, &u.user.tenant_id, &email).await?;
     db::outbox::delete_of_user(&mut tx, id).await?;
     db::subject_requests::forget_details_of(&mut tx, id).await?;
     db::exports::delete_of_user(&mut tx, id).await?;

@@ -433,3 +433,72 @@ fn erasing_an_invitation_keeps_the_throttle_of_the_account_with_its_address() {
         .login(victim, "another-guess-123")
         .expect_problem(429, "signin_throttled");
 }
+
+/// A relay that refused the person's address named it in its answer, which the delivery
+/// keeps as its error (shown to the tenant's admins): erasing them takes the address out
+/// of that answer too, and the answer still says why the delivery failed.
+#[test]
+fn an_erased_persons_address_leaves_the_relays_answers() {
+    let Some(sink) = support::smtp::SmtpSink::start() else {
+        return;
+    };
+    let server = support::lifecycle::server_mailing_to(&sink);
+    let admin = server.admin();
+    let tenant = admin.customer_tenant("Refused Erasure");
+    let address = "refused.rosa@erasure.example";
+    let user = admin
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": tenant, "email": address, "first_name": "Rosa",
+                    "last_name": "Tester", "password": USER_PASSWORD, "role": "operator" }),
+        )
+        .expect(201)["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let target = admin
+        .post(
+            "/api/v1/notify/targets",
+            json!({ "tenant_id": tenant, "name": "alerts", "email": { "recipients": [address] } }),
+        )
+        .expect(201)["target"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin
+        .post(&format!("/api/v1/notify/targets/{target}/test"), json!({}))
+        .expect(202);
+    let answer = || {
+        admin
+            .get(&format!("/api/v1/notify/deliveries?target_id={target}"))
+            .expect(200)[0]["last_error"]
+            .as_str()
+            .map(String::from)
+    };
+    let mut refused = None;
+    for _ in 0..600 {
+        refused = answer();
+        if refused.is_some() {
+            break;
+        }
+        server
+            .block_on(loop_server::notify::pass(&server.state, false))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let refused = refused.expect("the relay's answer");
+    assert!(refused.contains(address), "{refused}");
+
+    admin
+        .post(
+            &format!("/api/v1/users/{user}/erase"),
+            json!({ "confirm": address }),
+        )
+        .expect(200);
+    assert!(
+        !server.database_holds(address),
+        "the address is still in the database"
+    );
+    let after = answer().expect("the answer stays");
+    assert!(after.contains("550"), "{after}");
+}

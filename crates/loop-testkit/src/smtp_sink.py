@@ -4,7 +4,8 @@ Usage: smtp_sink.py PORT DIR [CERT KEY]
 
 With CERT and KEY (PEM), it offers STARTTLS and refuses mail sent without it.
 
-Accepts every message on 127.0.0.1:PORT, parses it with Python's own MIME parser (an
+Refuses recipients whose address starts with "refused" (550, naming the address, as
+relays do); accepts every other message on 127.0.0.1:PORT, parses it with Python's own MIME parser (an
 implementation independent of the server's) and writes one JSON file per message into
 DIR: envelope sender and recipients, the From/To/Subject headers and every header (decoded), the plain-text
 and HTML bodies (transfer encoding undone) and the raw message. Prints "ready" once it listens.
@@ -24,6 +25,13 @@ class Sink:
     def __init__(self, directory):
         self.directory = directory
         self.count = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        # A relay that knows no such mailbox names it in its answer, as most do.
+        if address.startswith("refused"):
+            return "550 5.1.1 <%s>: no such mailbox here" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)

@@ -549,3 +549,32 @@ pub async fn forget_subject(tx: &mut Tx, user_id: &str) -> DbResult<u64> {
     .await?;
     Ok(done.rows_affected())
 }
+
+/// Takes `email` out of the relays' answers that deliveries of tenant `tenant_id`'s targets
+/// keep as their error (a relay that refused an address names it): the rest of the answer
+/// stays, so the delivery still says why it failed. Answers how many.
+pub async fn forget_address_in_errors(tx: &mut Tx, tenant_id: &str, email: &str) -> DbResult<u64> {
+    let rows = sqlx::query(
+        "SELECT d.id, d.last_error FROM deliveries d JOIN notify_targets t ON t.id = d.target_id
+         WHERE t.tenant_id = $1 AND d.last_error LIKE $2",
+    )
+    .bind(tenant_id)
+    // A first cut in SQL (`_` and `%` may match more); the exact test follows.
+    .bind(format!("%{email}%"))
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut n = 0;
+    for r in &rows {
+        let said: String = col(r, "last_error")?;
+        if !said.contains(email) {
+            continue;
+        }
+        sqlx::query("UPDATE deliveries SET last_error = $1 WHERE id = $2")
+            .bind(said.replace(email, "(an erased address)"))
+            .bind(col::<String>(r, "id")?)
+            .execute(&mut **tx)
+            .await?;
+        n += 1;
+    }
+    Ok(n)
+}
