@@ -30,8 +30,15 @@ pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiRes
     ips.extend(audit::ips_of_user(&state.db.pool, id).await?);
     ips.sort();
     ips.dedup();
+    // The tenants whose targets may name them: theirs, and a partner's customers.
+    let tenants = db::tenants::subtree_ids(&state.db.pool, &u.user.tenant_id).await?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
+    let mut notify_recipients_removed = 0;
+    for t in &tenants {
+        notify_recipients_removed += db::notify::remove_recipient(&mut tx, t, &email).await?;
+        db::notify::forget_address_in_errors(&mut tx, t, &email).await?;
+    }
     let sessions_deleted = db::sessions::delete_of_user(&mut tx, id).await?;
     db::users::pseudonymise(&mut tx, id, &pseudonym(id), now).await?;
     let done = PersonErased {
@@ -39,8 +46,7 @@ pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiRes
         sessions_deleted,
         audit_personal_erased: audit::erase_personal(&mut tx, id).await?,
         role_bindings_removed: db::bindings::delete_of_user(&mut tx, id).await?,
-        notify_recipients_removed: db::notify::remove_recipient(&mut tx, &u.user.tenant_id, &email)
-            .await?,
+        notify_recipients_removed,
     };
     // An invitation's address may be another tenant's account: its throttle and sign-ups
     // are that account's, not this person's.
@@ -49,7 +55,6 @@ pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiRes
         db::signups::delete_of_email(&mut tx, &email).await?;
     }
     db::notify::forget_subject(&mut tx, id).await?;
-    db::notify::forget_address_in_errors(&mut tx, &u.user.tenant_id, &email).await?;
     db::outbox::delete_of_user(&mut tx, id).await?;
     db::subject_requests::forget_details_of(&mut tx, id).await?;
     db::exports::delete_of_user(&mut tx, id).await?;

@@ -425,3 +425,72 @@ fn a_namesake_in_another_customer_gets_none_of_that_customers_notifications() {
     assert_eq!(notified["notification_targets"], json!([]), "{notified}");
     assert!(!files.iter().any(|(_, t)| t.contains("bravo-alerts")));
 }
+
+/// A partner's admin on a customer's alerts: what those alerts sent them is in their
+/// archive, as it is theirs to erase.
+#[test]
+fn a_partners_admin_gets_what_its_customers_targets_sent_them() {
+    let server = Server::start();
+    let root = server.admin();
+    let provider = root.provider_tenant_id();
+    let partner = root
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": provider, "kind": "partner", "name": "Lowlands Export IT" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let customer = root
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": partner, "kind": "customer", "name": "Bakkerij Export" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pia = "pia.partner@export.example";
+    root.post(
+        "/api/v1/users",
+        json!({ "tenant_id": partner, "email": pia, "first_name": "Pia",
+                "last_name": "Tester", "password": USER_PASSWORD, "role": "admin" }),
+    )
+    .expect(201);
+    let target = root
+        .post(
+            "/api/v1/notify/targets",
+            json!({ "tenant_id": customer, "name": "bakery alerts",
+                    "email": { "recipients": [pia] } }),
+        )
+        .expect(201)["target"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    root.post(&format!("/api/v1/notify/targets/{target}/test"), json!({}))
+        .expect(202);
+
+    let me = server.sign_in(pia, USER_PASSWORD);
+    let asked = me.post("/api/v1/me/data-export", json!({})).expect(202);
+    let id = asked["id"].as_str().unwrap().to_string();
+    assert_eq!(ready(&me, &id)["state"], "ready");
+    let bytes = client_of(&server, &ANNA)
+        .get(server.url(&format!("/api/v1/data-exports/{id}/archive")))
+        .bearer_auth(&me.secret)
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let files = unzip(&bytes);
+    let notified = &files
+        .iter()
+        .find(|(n, _)| n == "notifications.json")
+        .unwrap()
+        .1;
+    let notified: Value = serde_json::from_str(notified).unwrap();
+    assert_eq!(
+        notified["notification_targets"][0]["target"], "bakery alerts",
+        "{notified}"
+    );
+}

@@ -502,3 +502,70 @@ fn an_erased_persons_address_leaves_the_relays_answers() {
     let after = answer().expect("the answer stays");
     assert!(after.contains("550"), "{after}");
 }
+
+/// A partner's admin put themselves on a customer's alerts: erasing them takes their address
+/// off that customer's targets too, not only off their own tenant's.
+#[test]
+fn erasing_a_partners_admin_takes_them_off_its_customers_targets() {
+    let server = Server::start();
+    let admin = server.admin();
+    let provider = admin.provider_tenant_id();
+    let partner = admin
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": provider, "kind": "partner", "name": "Lowlands Erasure IT" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let customer = admin
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": partner, "kind": "customer", "name": "Bakkerij Erasure" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pia = "pia.partner@erasure.example";
+    let user = admin
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": partner, "email": pia, "first_name": "Pia",
+                    "last_name": "Tester", "password": USER_PASSWORD, "role": "admin" }),
+        )
+        .expect(201)["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let target = admin
+        .post(
+            "/api/v1/notify/targets",
+            json!({ "tenant_id": customer, "name": "alerts",
+                    "email": { "recipients": [pia, "baker@erasure.example"] } }),
+        )
+        .expect(201)["target"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let erased = admin
+        .post(
+            &format!("/api/v1/users/{user}/erase"),
+            json!({ "confirm": pia }),
+        )
+        .expect(200);
+    assert_eq!(erased["notify_recipients_removed"], 1, "{erased}");
+    let t = admin
+        .get(&format!("/api/v1/notify/targets/{target}"))
+        .expect(200);
+    assert_eq!(
+        t["email"]["recipients"],
+        json!(["baker@erasure.example"]),
+        "{t}"
+    );
+    assert!(
+        !server.database_holds(pia),
+        "the address is still in the database"
+    );
+}

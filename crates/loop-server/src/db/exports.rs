@@ -231,24 +231,35 @@ pub async fn mail_to(pool: &AnyPool, user_id: &str) -> DbResult<Vec<Value>> {
         .collect()
 }
 
-/// The notifications delivered to the person's tenant's notification targets that name
-/// their address: the target, the event's kind and message (not the message of an event
-/// about another person), the delivery's state (the targets' other recipients are left out). Another tenant's targets are that tenant's
+/// The notifications delivered to the notification targets of `tenants` (the person's
+/// tenant, and a partner's customers) that name their address: the target, the event's kind
+/// and message (not the message of an event about another person), the delivery's state (the
+/// targets' other recipients are left out). Other tenants' targets are those tenants'
 /// records, even when they name the same address.
-pub async fn notifications_to(pool: &AnyPool, user: &loop_api::User) -> DbResult<Vec<Value>> {
-    let rows = sqlx::query(
-        "SELECT t.id AS target_id, t.name AS target, e.kind, e.message, e.subject_kind,
-                e.subject_id, d.state, d.created_at, d.finished_at, t.settings
-         FROM deliveries d JOIN notify_targets t ON t.id = d.target_id
-              JOIN events e ON e.id = d.event_id
-         WHERE t.kind = 'email' AND t.tenant_id = $1 AND t.settings LIKE $2
-         ORDER BY d.created_at, d.id",
-    )
-    .bind(&user.tenant_id)
-    // A first cut in SQL (it may take too much, never too little); the exact test follows.
-    .bind(format!("%{}%", user.email))
-    .fetch_all(pool)
-    .await?;
+pub async fn notifications_to(
+    pool: &AnyPool,
+    user: &loop_api::User,
+    tenants: &[String],
+) -> DbResult<Vec<Value>> {
+    let mut rows = Vec::new();
+    for tenant in tenants {
+        rows.extend(
+            sqlx::query(
+                "SELECT t.id AS target_id, t.name AS target, e.kind, e.message, e.subject_kind,
+                        e.subject_id, d.state, d.created_at, d.finished_at, t.settings
+                 FROM deliveries d JOIN notify_targets t ON t.id = d.target_id
+                      JOIN events e ON e.id = d.event_id
+                 WHERE t.kind = 'email' AND t.tenant_id = $1 AND t.settings LIKE $2
+                 ORDER BY d.created_at, d.id",
+            )
+            .bind(tenant)
+            // A first cut in SQL (it may take too much, never too little); the exact test
+            // follows.
+            .bind(format!("%{}%", user.email))
+            .fetch_all(pool)
+            .await?,
+        );
+    }
     let mut out = Vec::new();
     for r in &rows {
         let settings: String = col(r, "settings")?;

@@ -62,6 +62,19 @@ pub async fn tenants_under(pool: &AnyPool, paths: &[TenantPath]) -> DbResult<Vec
     rows.items.iter().map(tenant).collect()
 }
 
+/// The IDs of tenant `id` and every tenant below it (a partner's customers); only `id` when
+/// it is not found.
+pub async fn subtree_ids(pool: &AnyPool, id: &str) -> DbResult<Vec<String>> {
+    Ok(match tenant_by_id(pool, id).await? {
+        Some(t) => tenants_under(pool, &[t.path])
+            .await?
+            .into_iter()
+            .map(|t| t.tenant.id)
+            .collect(),
+        None => vec![id.to_string()],
+    })
+}
+
 /// A page of the tenants in `scope`, by path (a parent before its children).
 pub async fn tenants_in(
     pool: &AnyPool,
