@@ -432,52 +432,17 @@ fn a_namesake_in_another_customer_gets_none_of_that_customers_notifications() {
 fn a_partners_admin_gets_what_its_customers_targets_sent_them() {
     let server = Server::start();
     let root = server.admin();
-    let provider = root.provider_tenant_id();
-    let partner = root
-        .post(
-            "/api/v1/tenants",
-            json!({ "parent_id": provider, "kind": "partner", "name": "Lowlands Export IT" }),
-        )
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let customer = root
-        .post(
-            "/api/v1/tenants",
-            json!({ "parent_id": partner, "kind": "customer", "name": "Bakkerij Export" }),
-        )
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (partner, customer) = root.partner_with_customer("Lowlands Export IT", "Bakkerij Export");
     let pia = "pia.partner@export.example";
-    root.post(
-        "/api/v1/users",
-        json!({ "tenant_id": partner, "email": pia, "first_name": "Pia",
-                "last_name": "Tester", "password": USER_PASSWORD, "role": "admin" }),
-    )
-    .expect(201);
-    let target = root
-        .post(
-            "/api/v1/notify/targets",
-            json!({ "tenant_id": customer, "name": "bakery alerts",
-                    "email": { "recipients": [pia] } }),
-        )
-        .expect(201)["target"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let pia_id = root.user_in(&partner, pia, "Pia", "admin");
+    let target = root.email_target(&customer, "bakery alerts", &[pia]);
     root.post(&format!("/api/v1/notify/targets/{target}/test"), json!({}))
         .expect(202);
 
-    let me = server.sign_in(pia, USER_PASSWORD);
-    let asked = me.post("/api/v1/me/data-export", json!({})).expect(202);
-    let id = asked["id"].as_str().unwrap().to_string();
-    assert_eq!(ready(&me, &id)["state"], "ready");
+    let id = server.data_export(&root, &pia_id);
     let bytes = client_of(&server, &ANNA)
         .get(server.url(&format!("/api/v1/data-exports/{id}/archive")))
-        .bearer_auth(&me.secret)
+        .bearer_auth(&root.secret)
         .send()
         .unwrap()
         .bytes()

@@ -397,22 +397,8 @@ fn mail_goes_over_starttls_and_never_in_plain_text_to_a_relay_that_lacks_it() {
     // A relay that offers no STARTTLS gets nothing: the message waits, with the reason.
     let plain = SmtpSink::start().expect("the SMTP server started above");
     let (server, target) = send_test_notice_over_starttls(plain.port, &cert, "ops@plain.example");
-    let admin = server.admin();
-    let mut log = Value::Null;
-    for _ in 0..600 {
-        log = admin
-            .get(&format!("/api/v1/notify/deliveries?target_id={target}"))
-            .expect(200);
-        if log[0]["last_error"].is_string() {
-            break;
-        }
-        server
-            .block_on(loop_server::notify::pass(&server.state, false))
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(log[0]["state"], "queued", "{log:#}");
-    assert!(log[0]["last_error"].is_string(), "{log:#}");
+    let failed = support::lifecycle::failed_delivery(&server, &target);
+    assert_eq!(failed["state"], "queued", "{failed:#}");
     assert_eq!(
         plain.count_to("ops@plain.example"),
         0,

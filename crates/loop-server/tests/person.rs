@@ -446,25 +446,8 @@ fn an_erased_persons_address_leaves_the_relays_answers() {
     let admin = server.admin();
     let tenant = admin.customer_tenant("Refused Erasure");
     let address = "refused.rosa@erasure.example";
-    let user = admin
-        .post(
-            "/api/v1/users",
-            json!({ "tenant_id": tenant, "email": address, "first_name": "Rosa",
-                    "last_name": "Tester", "password": USER_PASSWORD, "role": "operator" }),
-        )
-        .expect(201)["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let target = admin
-        .post(
-            "/api/v1/notify/targets",
-            json!({ "tenant_id": tenant, "name": "alerts", "email": { "recipients": [address] } }),
-        )
-        .expect(201)["target"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let user = admin.user_in(&tenant, address, "Rosa", "operator");
+    let target = admin.email_target(&tenant, "alerts", &[address]);
     admin
         .post(&format!("/api/v1/notify/targets/{target}/test"), json!({}))
         .expect(202);
@@ -475,17 +458,9 @@ fn an_erased_persons_address_leaves_the_relays_answers() {
             .as_str()
             .map(String::from)
     };
-    let mut refused = None;
-    for _ in 0..600 {
-        refused = answer();
-        if refused.is_some() {
-            break;
-        }
-        server
-            .block_on(loop_server::notify::pass(&server.state, false))
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let refused = support::lifecycle::failed_delivery(&server, &target)["last_error"]
+        .as_str()
+        .map(String::from);
     let refused = refused.expect("the relay's answer");
     assert!(refused.contains(address), "{refused}");
 
@@ -509,46 +484,11 @@ fn an_erased_persons_address_leaves_the_relays_answers() {
 fn erasing_a_partners_admin_takes_them_off_its_customers_targets() {
     let server = Server::start();
     let admin = server.admin();
-    let provider = admin.provider_tenant_id();
-    let partner = admin
-        .post(
-            "/api/v1/tenants",
-            json!({ "parent_id": provider, "kind": "partner", "name": "Lowlands Erasure IT" }),
-        )
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let customer = admin
-        .post(
-            "/api/v1/tenants",
-            json!({ "parent_id": partner, "kind": "customer", "name": "Bakkerij Erasure" }),
-        )
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (partner, customer) =
+        admin.partner_with_customer("Lowlands Erasure IT", "Bakkerij Erasure");
     let pia = "pia.partner@erasure.example";
-    let user = admin
-        .post(
-            "/api/v1/users",
-            json!({ "tenant_id": partner, "email": pia, "first_name": "Pia",
-                    "last_name": "Tester", "password": USER_PASSWORD, "role": "admin" }),
-        )
-        .expect(201)["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let target = admin
-        .post(
-            "/api/v1/notify/targets",
-            json!({ "tenant_id": customer, "name": "alerts",
-                    "email": { "recipients": [pia, "baker@erasure.example"] } }),
-        )
-        .expect(201)["target"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let user = admin.user_in(&partner, pia, "Pia", "admin");
+    let target = admin.email_target(&customer, "alerts", &[pia, "baker@erasure.example"]);
     let erased = admin
         .post(
             &format!("/api/v1/users/{user}/erase"),

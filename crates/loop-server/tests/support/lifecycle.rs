@@ -127,3 +127,22 @@ pub fn acme_on(admin: &Caller<'_>, plan: &str) -> String {
         .unwrap()
         .to_string()
 }
+
+/// The first delivery of `target` once a try of it failed (the notifier run by hand until
+/// then): its record, with the reason in `last_error`.
+pub fn failed_delivery(server: &Server, target: &str) -> Value {
+    let admin = server.admin();
+    for _ in 0..600 {
+        let log = admin
+            .get(&format!("/api/v1/notify/deliveries?target_id={target}"))
+            .expect(200);
+        if log[0]["last_error"].is_string() {
+            return log[0].clone();
+        }
+        server
+            .block_on(loop_server::notify::pass(&server.state, false))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no try of a delivery to {target} failed");
+}

@@ -501,6 +501,50 @@ impl<'a> Caller<'a> {
             .to_string()
     }
 
+    /// A partner under the provider and a customer under that partner: (partner, customer).
+    pub fn partner_with_customer(&self, partner: &str, customer: &str) -> (String, String) {
+        let mut parent = self.provider_tenant_id();
+        let mut made = Vec::new();
+        for (kind, name) in [("partner", partner), ("customer", customer)] {
+            parent = self
+                .post(
+                    "/api/v1/tenants",
+                    json!({ "parent_id": parent, "kind": kind, "name": name }),
+                )
+                .expect(201)["id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            made.push(parent.clone());
+        }
+        (made[0].clone(), made[1].clone())
+    }
+
+    /// A new active user of `tenant` with [`USER_PASSWORD`] and `role`; their ID.
+    pub fn user_in(&self, tenant: &str, email: &str, first_name: &str, role: &str) -> String {
+        self.post(
+            "/api/v1/users",
+            json!({ "tenant_id": tenant, "email": email, "first_name": first_name,
+                    "last_name": "Tester", "password": USER_PASSWORD, "role": role }),
+        )
+        .expect(201)["user"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// A new e-mail notification target of `tenant`; its ID.
+    pub fn email_target(&self, tenant: &str, name: &str, recipients: &[&str]) -> String {
+        self.post(
+            "/api/v1/notify/targets",
+            json!({ "tenant_id": tenant, "name": name, "email": { "recipients": recipients } }),
+        )
+        .expect(201)["target"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     pub fn provider_tenant_id(&self) -> String {
         let tenants = self.get("/api/v1/tenants").expect(200);
         tenants
