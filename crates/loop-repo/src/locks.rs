@@ -174,25 +174,31 @@ impl Lock {
                         let (guard, timeout) = cv.wait_timeout(stopped, every).expect("lock mutex");
                         stopped = guard;
                         if !*stopped && timeout.timed_out() {
-                            // Rewriting a marker a prune removed, or one old enough that a
-                            // prune may have taken it for stale, would hide from the
-                            // backup's last check that the prune ran without it.
+                            // Rewriting a marker a prune removed would hide from the backup's
+                            // last check that the prune ran without it.
                             let name = id.to_hex();
-                            if too_old(&written, Utc::now()) {
-                                removed.store(true, Ordering::Relaxed);
-                                return;
-                            }
                             if let Err(e) = storage.size(FileKind::Lock, &name)
                                 && e.is_not_found()
                             {
                                 removed.store(true, Ordering::Relaxed);
                                 return;
                             }
-                            info.refreshed = Utc::now();
+                            // So would rewriting a backup's marker old enough that a prune may
+                            // have taken it for stale. The time checked is the time written:
+                            // a process suspended after the check writes a time that is old
+                            // when it wakes. (A restore's or prune's marker is written again:
+                            // only a backup checks its marker at the end, and a marker back
+                            // protects them from the next prune.)
+                            let now = Utc::now();
+                            if info.kind == LockKind::Backup && too_old(&written, now) {
+                                removed.store(true, Ordering::Relaxed);
+                                return;
+                            }
+                            info.refreshed = now;
                             // A failed refresh is retried next round; the marker goes stale
                             // only after several misses.
                             if write_lock(storage.as_ref(), &master, &id, &info).is_ok() {
-                                *written.lock().expect("lock time mutex") = info.refreshed;
+                                *written.lock().expect("lock time mutex") = now;
                             }
                         }
                     }
@@ -214,7 +220,8 @@ impl Lock {
     /// [`LOST_AFTER`]. A marker someone removed (or replaced), or one a prune may have
     /// taken for stale (the process was suspended, or could not reach the storage), means a
     /// prune may not have seen this operation, and may have deleted what it wrote: a backup
-    /// checks this before it saves its snapshot, and again after.
+    /// checks this before it saves its snapshot, and again after. Such a loss is an
+    /// [`Error::Invalid`]; any other error is the storage's, and says nothing of the marker.
     pub(crate) fn verify_held(&self, master: &Key) -> Result<()> {
         let name = self.id.to_hex();
         let object = FileKind::Lock.path(&name);
@@ -408,10 +415,12 @@ mod tests {
         assert!(refused.contains("not refreshed"), "{refused}");
         drop(lock);
 
-        // Its refresher, waking, gives the lock up and leaves the old marker as it was.
+        // Its refresher, waking, gives the lock up and writes the marker no more: what it
+        // holds is at the latest from a round that began before the lock aged.
         let lock =
-            Lock::acquire_refreshing(&repo, LockKind::Backup, Duration::from_millis(200)).unwrap();
+            Lock::acquire_refreshing(&repo, LockKind::Backup, Duration::from_millis(20)).unwrap();
         *lock.written.lock().unwrap() = asleep;
+        let aged = Utc::now();
         for _ in 0..500 {
             if lock.removed.load(Ordering::Relaxed) {
                 break;
@@ -423,11 +432,27 @@ mod tests {
             "the refresher kept the lock"
         );
         let (_, stored) = list(&repo).unwrap().pop().expect("the marker");
-        assert_eq!(
-            stored.refreshed, lock.info.refreshed,
-            "the marker was written again"
-        );
+        assert!(stored.refreshed <= aged, "the marker was written again");
         assert!(lock.verify_held(repo.master()).is_err());
+        drop(lock);
+
+        // A restore's marker is written again: a marker back protects it from the next prune.
+        let read =
+            Lock::acquire_refreshing(&repo, LockKind::Read, Duration::from_millis(20)).unwrap();
+        *read.written.lock().unwrap() = asleep;
+        let aged = Utc::now();
+        let mut rewritten = false;
+        for _ in 0..500 {
+            rewritten = list(&repo)
+                .unwrap()
+                .iter()
+                .any(|(id, info)| *id == read.id && info.refreshed > aged);
+            if rewritten {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(rewritten, "the restore's marker was given up");
     }
 
     /// Regression: dropping a lock before its refresher thread first ran left that thread

@@ -57,8 +57,9 @@ pub(super) fn finish(
             run.verify_relied_on(lock)?;
             let id = run.repo.save_snapshot(&snapshot)?;
             // The marker held all the while the snapshot was written, or a prune that took it
-            // for stale meanwhile may have deleted what the snapshot uses.
-            if let Err(lost) = lock.verify_held(run.repo.master()) {
+            // for stale meanwhile may have deleted what the snapshot uses. (A storage error
+            // reading it says nothing of the marker: the snapshot, checked before, stays.)
+            if let Err(lost @ Error::Invalid(_)) = lock.verify_held(run.repo.master()) {
                 return Err(match run.repo.remove_snapshot(&id) {
                     Ok(()) => lost,
                     Err(e) => Error::Invalid(format!(

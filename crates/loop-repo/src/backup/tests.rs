@@ -331,3 +331,36 @@ fn a_backup_whose_marker_vanished_while_its_snapshot_was_saved_fails_and_keeps_n
         "a snapshot stayed"
     );
 }
+
+/// A storage error reading the marker back after the snapshot was saved says nothing of the
+/// marker (checked, with every pack, just before): the snapshot stays and the backup succeeds.
+#[test]
+fn a_storage_error_reading_the_marker_after_saving_keeps_the_snapshot() {
+    use crate::storage::FileKind;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = local_repo(tmp.path());
+    let storage = Arc::new(crate::testutil::Hooked {
+        inner: repo.storage().clone(),
+        read: Box::new(|inner, kind, name| {
+            let saved = !inner.list(FileKind::Snapshot).unwrap().is_empty();
+            (kind == FileKind::Lock && saved).then(|| {
+                Err(Error::Storage {
+                    object: name.to_string(),
+                    message: "503 Slow Down".into(),
+                })
+            })
+        }),
+    });
+    let repo = crate::Repository::open(storage, crate::keys::Secret::Passphrase(b"pw")).unwrap();
+    let saved = run(
+        &repo,
+        stdin_options("db.sql", Cursor::new(noise(1 << 20, 4))),
+        &BackupProgress::default(),
+    )
+    .unwrap()
+    .snapshot_id
+    .expect("a snapshot");
+    let listed = repo.list_snapshots().unwrap().snapshots;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].0, saved);
+}
