@@ -30,8 +30,13 @@ pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiRes
     ips.extend(audit::ips_of_user(&state.db.pool, id).await?);
     ips.sort();
     ips.dedup();
-    // The tenants whose targets may name them: theirs, and a partner's customers.
-    let tenants = db::tenants::subtree_ids(&state.db.pool, &u.user.tenant_id).await?;
+    // The tenants whose targets may name them: theirs, and a partner's customers. (An
+    // invitation's address may be another tenant's account: only its own tenant's targets.)
+    let invited = u.user.status == UserStatus::Invited;
+    let tenants = match invited {
+        true => vec![u.user.tenant_id.clone()],
+        false => db::tenants::subtree_ids(&state.db.pool, &u.user.tenant_id).await?,
+    };
     let now = state.now();
     let mut tx = state.db.begin().await?;
     let mut notify_recipients_removed = 0;
@@ -50,8 +55,13 @@ pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiRes
     };
     // An invitation's address may be another tenant's account: its throttle and sign-ups
     // are that account's, not this person's.
-    if u.user.status != UserStatus::Invited {
+    if !invited {
         forget_throttle(&mut tx, &email, &ips).await?;
+        // Sign-ups still waiting asked for an account in their name at their address:
+        // where they were asked from goes with them.
+        for id in db::signups::ids_of_email(&mut tx, &email).await? {
+            audit::erase_personal_of(&mut tx, "signup", &id).await?;
+        }
         db::signups::delete_of_email(&mut tx, &email).await?;
     }
     db::notify::forget_subject(&mut tx, id).await?;

@@ -197,13 +197,10 @@ pub async fn confirm(state: &AppState, req: ConfirmSignUp) -> ApiResult<SignedUp
             ),
             false => e.into(),
         })?;
-    // Where the sign-ups of this address came from is now this person's, and goes when
-    // they are erased.
-    let mut asked = signups::ids_of_email(&mut tx, &s.email).await?;
-    asked.push(s.id.clone());
-    for id in &asked {
-        audit::attribute_personal(&mut tx, "signup", id, &user.id).await?;
-    }
+    // Where this sign-up was asked from is now this person's (the code reached their
+    // mailbox), and goes when they are erased. Another sign-up of the address may have been
+    // asked by someone else: it is not theirs to see.
+    audit::attribute_personal(&mut tx, &plan.issuer_id, "signup", &s.id, &user.id).await?;
     let binding = loop_api::RoleBinding {
         id: new_id(RoleBindingId::PREFIX),
         user_id: user.id.clone(),

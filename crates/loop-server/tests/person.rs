@@ -508,4 +508,67 @@ fn erasing_a_partners_admin_takes_them_off_its_customers_targets() {
         !server.database_holds(pia),
         "the address is still in the database"
     );
+
+    // An invitation's address may be the customer's own person: erasing the invitation
+    // leaves the customer's targets alone.
+    let baker = "baker@erasure.example";
+    let invited = admin
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": partner, "email": baker, "first_name": "In",
+                    "last_name": "Vited" }),
+        )
+        .expect(201)["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin
+        .post(
+            &format!("/api/v1/users/{invited}/erase"),
+            json!({ "confirm": baker }),
+        )
+        .expect(200);
+    let t = admin
+        .get(&format!("/api/v1/notify/targets/{target}"))
+        .expect(200);
+    assert_eq!(t["email"]["recipients"], json!([baker]), "{t}");
+}
+
+/// Someone guessed at her password from their own address until it was throttled: erasing
+/// her forgets where she signed in from, not the guesser's address, whose limit stays.
+#[test]
+fn erasing_a_person_keeps_the_throttle_of_whoever_guessed_at_their_password() {
+    let server = Server::start_with(|c| c.signin.max_failures_per_ip = 3);
+    let admin = server.admin();
+    let tenant = admin.customer_tenant("Guessed Erasure");
+    let rosa = "rosa@guessed.example";
+    let user = admin.user_in(&tenant, rosa, "Rosa", "operator");
+    let guesser = client_from(&server, Ipv4Addr::new(127, 0, 0, 99));
+    let guess = |email: &str| {
+        guesser
+            .post(server.url("/api/v1/auth/login"))
+            .json(&json!({ "email": email, "password": "a-wrong-guess-123" }))
+            .send()
+            .unwrap()
+            .status()
+    };
+    for _ in 0..3 {
+        assert_eq!(guess(rosa), 401);
+    }
+    assert_eq!(
+        guess("someone@else.example"),
+        429,
+        "the guesser's address is throttled"
+    );
+    admin
+        .post(
+            &format!("/api/v1/users/{user}/erase"),
+            json!({ "confirm": rosa }),
+        )
+        .expect(200);
+    assert_eq!(
+        guess("someone@else.example"),
+        429,
+        "the guesser's limit was lifted"
+    );
 }

@@ -146,31 +146,58 @@ pub async fn erase_personal(tx: &mut Tx, user_id: &str) -> DbResult<u64> {
     Ok(done.rows_affected())
 }
 
-/// The addresses the audit log's personal data of `user_id` names (sign-ups, sign-ins).
+/// The addresses the person acted from, by the audit log's personal data of `user_id`
+/// (their sign-up, sign-ins): not those of failures, such as someone else's wrong guesses at
+/// their password.
 pub async fn ips_of_user(pool: &sqlx::AnyPool, user_id: &str) -> DbResult<Vec<String>> {
-    let rows =
-        sqlx::query("SELECT DISTINCT ip FROM audit_personal WHERE user_id = $1 AND ip IS NOT NULL")
-            .bind(user_id)
-            .fetch_all(pool)
-            .await?;
+    let rows = sqlx::query(
+        "SELECT DISTINCT p.ip FROM audit_personal p JOIN audit_events e
+              ON e.tenant_id = p.tenant_id AND e.seq = p.seq
+         WHERE p.user_id = $1 AND p.ip IS NOT NULL AND e.outcome = 'success'",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?;
     Ok(rows
         .iter()
         .map(|r| col(r, "ip"))
         .collect::<Result<_, _>>()?)
 }
 
-/// Gives the personal data (IP, user agent) of the events about object `kind` `id` that
-/// name no person yet to `user_id`, so that erasing that user finds it: a sign-up's request,
-/// once the sign-up made the account. Answers how many.
-pub async fn attribute_personal(tx: &mut Tx, kind: &str, id: &str, user_id: &str) -> DbResult<u64> {
+/// Gives the personal data (IP, user agent) of tenant `tenant_id`'s events about object
+/// `kind` `id` that name no person yet to `user_id`, so that erasing that user finds it: a
+/// sign-up's request, once the sign-up made the account. Answers how many.
+pub async fn attribute_personal(
+    tx: &mut Tx,
+    tenant_id: &str,
+    kind: &str,
+    id: &str,
+    user_id: &str,
+) -> DbResult<u64> {
     let done = sqlx::query(
         "UPDATE audit_personal SET user_id = $1
-         WHERE user_id IS NULL AND EXISTS (
-             SELECT 1 FROM audit_events e
-             WHERE e.tenant_id = audit_personal.tenant_id AND e.seq = audit_personal.seq
-               AND e.object_kind = $2 AND e.object_id = $3)",
+         WHERE tenant_id = $2 AND user_id IS NULL AND seq IN (
+             SELECT seq FROM audit_events
+             WHERE tenant_id = $2 AND object_kind = $3 AND object_id = $4)",
     )
     .bind(user_id)
+    .bind(tenant_id)
+    .bind(kind)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Erases the personal data (IP, user agent) of the events about object `kind` `id` that
+/// name no person (a sign-up that made no account). Answers how many.
+pub async fn erase_personal_of(tx: &mut Tx, kind: &str, id: &str) -> DbResult<u64> {
+    let done = sqlx::query(
+        "DELETE FROM audit_personal WHERE user_id IS NULL AND EXISTS (
+             SELECT 1 FROM audit_events e
+             WHERE e.tenant_id = audit_personal.tenant_id AND e.seq = audit_personal.seq
+               AND e.object_kind = $1 AND e.object_id = $2)",
+    )
     .bind(kind)
     .bind(id)
     .execute(&mut **tx)

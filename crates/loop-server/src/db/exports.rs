@@ -285,6 +285,8 @@ pub async fn notifications_to(
             }));
         }
     }
+    // One list in time order, whichever tenant's target each came through.
+    out.sort_by(|a, b| a["queued_at"].as_str().cmp(&b["queued_at"].as_str()));
     Ok(out)
 }
 
