@@ -300,23 +300,28 @@ fn a_file_saved_over_during_the_backup_is_described_as_it_now_is() {
     assert_eq!((node.mode, node.inode, node.size), (0o600, now.ino(), 14));
 }
 
+/// A repository in `dir` whose lock markers, once a snapshot is stored, read as `answer`
+/// gives (a prune removing them, a storage failing).
+fn markers_after_saving(dir: &std::path::Path, answer: fn(&str) -> Error) -> crate::Repository {
+    use crate::storage::FileKind;
+    let repo = local_repo(dir);
+    let storage = Arc::new(crate::testutil::Hooked {
+        inner: repo.storage().clone(),
+        read: Box::new(move |inner, kind, name| {
+            let saved = !inner.list(FileKind::Snapshot).unwrap().is_empty();
+            (kind == FileKind::Lock && saved).then(|| Err(answer(name)))
+        }),
+    });
+    crate::Repository::open(storage, crate::keys::Secret::Passphrase(b"pw")).unwrap()
+}
+
 /// A marker that vanishes while the snapshot is written (a prune took it for stale just
 /// then, and may have deleted what the snapshot uses): the backup fails and takes back the
 /// snapshot it saved, instead of leaving one that may not restore.
 #[test]
 fn a_backup_whose_marker_vanished_while_its_snapshot_was_saved_fails_and_keeps_no_snapshot() {
-    use crate::storage::FileKind;
     let tmp = tempfile::tempdir().unwrap();
-    let repo = local_repo(tmp.path());
-    let storage = Arc::new(crate::testutil::Hooked {
-        inner: repo.storage().clone(),
-        // Once a snapshot is stored, markers are gone.
-        read: Box::new(|inner, kind, name| {
-            let saved = !inner.list(FileKind::Snapshot).unwrap().is_empty();
-            (kind == FileKind::Lock && saved).then(|| Err(Error::NotFound(name.to_string())))
-        }),
-    });
-    let repo = crate::Repository::open(storage, crate::keys::Secret::Passphrase(b"pw")).unwrap();
+    let repo = markers_after_saving(tmp.path(), |name| Error::NotFound(name.to_string()));
     let failed = run(
         &repo,
         stdin_options("db.sql", Cursor::new(noise(1 << 20, 3))),
@@ -336,22 +341,11 @@ fn a_backup_whose_marker_vanished_while_its_snapshot_was_saved_fails_and_keeps_n
 /// marker (checked, with every pack, just before): the snapshot stays and the backup succeeds.
 #[test]
 fn a_storage_error_reading_the_marker_after_saving_keeps_the_snapshot() {
-    use crate::storage::FileKind;
     let tmp = tempfile::tempdir().unwrap();
-    let repo = local_repo(tmp.path());
-    let storage = Arc::new(crate::testutil::Hooked {
-        inner: repo.storage().clone(),
-        read: Box::new(|inner, kind, name| {
-            let saved = !inner.list(FileKind::Snapshot).unwrap().is_empty();
-            (kind == FileKind::Lock && saved).then(|| {
-                Err(Error::Storage {
-                    object: name.to_string(),
-                    message: "503 Slow Down".into(),
-                })
-            })
-        }),
+    let repo = markers_after_saving(tmp.path(), |name| Error::Storage {
+        object: name.to_string(),
+        message: "503 Slow Down".into(),
     });
-    let repo = crate::Repository::open(storage, crate::keys::Secret::Passphrase(b"pw")).unwrap();
     let saved = run(
         &repo,
         stdin_options("db.sql", Cursor::new(noise(1 << 20, 4))),
