@@ -172,6 +172,12 @@ fn may_bind(caller: &Caller, role: Role, tenant: &tenants::TenantRow) -> ApiResu
             tenant.tenant.kind
         )));
     }
+    holds_all_of(caller, role, tenant)
+}
+
+/// Whether `caller` holds on `tenant` every permission `role` grants: only then may they
+/// give it, or take it away (an admin of the provider cannot remove its provider-admins).
+fn holds_all_of(caller: &Caller, role: Role, tenant: &tenants::TenantRow) -> ApiResult<()> {
     if Permission::ALL
         .into_iter()
         .any(|p| role.grants(p) && !caller.can(p, &tenant.path))
@@ -230,8 +236,8 @@ pub async fn grant_role(
     Ok(b)
 }
 
-/// Removes role binding `binding_id` of user `id` (role-grant on the binding's tenant);
-/// audited (`role.revoke`).
+/// Removes role binding `binding_id` of user `id` (role-grant on the binding's tenant, and
+/// every permission of the role there); audited (`role.revoke`).
 pub async fn revoke_role(
     state: &AppState,
     caller: &Caller,
@@ -244,9 +250,10 @@ pub async fn revoke_role(
         .into_iter()
         .find(|b| b.binding.id == binding_id.as_str())
         .ok_or_else(ApiError::not_found)?;
-    caller
+    let tenant = caller
         .tenant(state, Permission::RoleGrant, &b.binding.tenant_id)
         .await?;
+    holds_all_of(caller, b.binding.role, &tenant)?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
     bindings::delete_binding(&mut tx, id.as_str(), binding_id.as_str()).await?;

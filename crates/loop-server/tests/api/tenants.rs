@@ -80,7 +80,8 @@ fn a_tenant_has_a_time_zone_of_its_own_or_its_parents() {
 
 /// A role grants nothing its granter does not hold there: an admin of the provider (all but
 /// erasing tenants) cannot make itself, or anyone, a provider-admin, by a grant or by a
-/// new user's first role; it can still grant the roles it holds or less.
+/// new user's first role, nor take that role from anyone; it can still grant and revoke the
+/// roles it holds or less.
 #[test]
 fn a_grant_never_gives_more_than_the_granter_holds() {
     let server = Server::start();
@@ -130,9 +131,32 @@ fn a_grant_never_gives_more_than_the_granter_holds() {
         .as_str()
         .unwrap()
         .to_string();
-    grant(&ally, "admin").expect(201);
+    let given = grant(&ally, "admin").expect(201);
     let roles = root.get(&format!("/api/v1/users/{sam}/roles")).expect(200);
     assert!(!roles.to_string().contains("provider-admin"), "{roles}");
+    // Nor can it take a provider-admin's role away (leaving no one who may erase a tenant);
+    // what it holds, it may take away.
+    let binding_of = |user: &str, role: &str| {
+        root.get(&format!("/api/v1/users/{user}/roles"))
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["role"] == role)
+            .map(|b| b["id"].as_str().unwrap().to_string())
+    };
+    let roots = binding_of(&root.user_id, "provider-admin").expect("the root's role");
+    sam_signed_in
+        .delete(&format!("/api/v1/users/{}/roles/{roots}", root.user_id))
+        .expect_problem(403, "permission_denied");
+    assert_eq!(binding_of(&root.user_id, "provider-admin"), Some(roots));
+    sam_signed_in
+        .delete(&format!(
+            "/api/v1/users/{ally}/roles/{}",
+            given["id"].as_str().unwrap()
+        ))
+        .expect(204);
+    assert_eq!(binding_of(&ally, "admin"), None);
 }
 
 /// An invitation is not an account: enabling or disabling one is refused the same way
