@@ -264,6 +264,13 @@ fn a_customer_key_vault_is_opaque_to_the_server() {
     // Manage may prune through the server.
     ok(&mut device(&["forget", "--keep-last", "1", "--prune"]));
     ok(&mut device(&["check", "--read-data"]));
+
+    // A vault made by `loop init` is remembered at once: a server offering its own key at
+    // the first open after is refused too.
+    let (fresh, fresh_manage) = s.customer_key_vault("fresh");
+    ok(&mut s.customer_cli(&fresh, &fresh_manage, &["init"]));
+    let remembered = std::fs::read_to_string(&known).unwrap();
+    assert!(remembered.lines().any(|l| l == fresh), "{remembered}");
 }
 
 #[test]

@@ -25,7 +25,11 @@ pub(super) fn init(g: &Global, a: InitArgs) -> Result<ExitCode> {
     if !(1..=22).contains(&a.compression) {
         bail!("--compression must be between 1 and 22");
     }
-    let storage = repo_open::storage(g, true)?;
+    let served = repo_open::remote(g)?;
+    let storage: Arc<dyn Storage> = match &served {
+        Some((storage, _)) => storage.clone(),
+        None => repo_open::storage(g, true)?,
+    };
     let pass = repo_open::init_passphrase(g)?;
     repo_open::validate_password(&pass)?;
     let opts = InitOptions {
@@ -35,6 +39,11 @@ pub(super) fn init(g: &Global, a: InitArgs) -> Result<ExitCode> {
         ..Default::default()
     };
     let repo = Repository::init(storage, Secret::Passphrase(&pass.0), &opts)?;
+    // A server vault made with a passphrase: a server that offers its own key for it later
+    // is refused (crate::known_vaults).
+    if let Some((storage, _)) = &served {
+        repo_open::known_vaults().remember(storage.vault_id());
+    }
     if g.json {
         print_json(
             &json!({"message_type": "initialized", "id": repo.config().id.to_hex(), "repository": repo.storage().location()}),
