@@ -370,7 +370,8 @@ mod tests;
 /// copy stands in only if it is the blob. Anyone with the key (a backup-only token) can
 /// store a copy under an existing blob's ID with other content, and prune must not drop the
 /// genuine copy for it; such a blob is copied out of the pack about to go instead (and
-/// checked again there). Normally no blob is stored twice, so this reads next to nothing.
+/// checked again there). Normally a blob is stored twice only after a prune that was put off
+/// (its copies and their condemned originals), read a kept pack at a time.
 fn verify_standing_in(
     repo: &Repository,
     p: &mut PrunePlan,
@@ -389,19 +390,22 @@ fn verify_standing_in(
     if doubted.is_empty() {
         return Ok(());
     }
+    // Each kept pack's copies are read together (after a deferred prune, every blob it
+    // copied out is doubled until its condemned pack goes: many blobs, few packs).
     let mut stands: HashSet<Id> = HashSet::new();
     let mut kept: Vec<&Id> = p.keep.iter().collect();
     kept.sort();
     for pack in kept {
-        for entry in &p.packs[pack] {
-            if !doubted.contains_key(&entry.id) || stands.contains(&entry.id) {
-                continue;
-            }
-            let loc = crate::index::BlobLocation {
-                pack: *pack,
-                entry: *entry,
-            };
-            match repo.read_blob_at(&loc, &entry.id) {
+        let copies: Vec<PackEntry> = p.packs[pack]
+            .iter()
+            .filter(|e| doubted.contains_key(&e.id) && !stands.contains(&e.id))
+            .copied()
+            .collect();
+        if copies.is_empty() {
+            continue;
+        }
+        for (entry, read) in copies.iter().zip(repo.read_blobs_in_pack(pack, &copies)?) {
+            match read {
                 Ok(_) => {
                     stands.insert(entry.id);
                 }

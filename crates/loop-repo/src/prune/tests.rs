@@ -125,6 +125,60 @@ fn a_forged_copy_never_stands_in_for_the_genuine_one_prune_drops() {
     assert_eq!(std::fs::read(out.join("src/kept")).unwrap(), kept);
 }
 
+/// After a prune that was put off, the blobs it copied out are stored twice until their
+/// condemned packs go, and the next plan checks every kept copy: it reads each kept pack's
+/// copies together, not one read per blob, and finds them standing.
+#[test]
+fn the_copies_of_a_prune_put_off_are_checked_a_pack_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    for i in 0..100 {
+        loop_testkit::data::write(
+            &src.join(format!("kept-{i}")),
+            &loop_testkit::data::noise(2_000, 100 + i),
+        );
+    }
+    loop_testkit::data::write(&src.join("gone"), &loop_testkit::data::noise(2_000_000, 23));
+    let repo = local_repo(&tmp.path().join("repo"));
+    let back_up = || {
+        let opts = BackupOptions {
+            paths: vec![src.clone()],
+            host: "h".into(),
+            ..Default::default()
+        };
+        backup::run(&repo, opts, &BackupProgress::default()).unwrap()
+    };
+    let first = back_up();
+    std::fs::remove_file(src.join("gone")).unwrap();
+    back_up();
+    repo.remove_snapshot(&first.snapshot_id.unwrap()).unwrap();
+    let backup = Lock::acquire(&repo, LockKind::Backup).unwrap();
+    let p = plan(&repo, &options()).unwrap();
+    assert!(p.packs_repack > 0, "{p:?}");
+    let before = packs(&repo);
+    let report = execute(&repo, p).unwrap();
+    assert!(report.packs_deferred > 0, "{report:?}");
+    drop(backup);
+    let written: HashSet<String> = packs(&repo).difference(&before).cloned().collect();
+
+    let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = reads.clone();
+    let storage = Arc::new(crate::testutil::Hooked {
+        inner: repo.storage().clone(),
+        read: Box::new(move |_, kind, name| {
+            if kind == FileKind::Pack && written.contains(name) {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+            None
+        }),
+    });
+    let planner = Repository::open(storage, crate::keys::Secret::Passphrase(b"pw")).unwrap();
+    let p = plan(&planner, &options()).unwrap();
+    assert_eq!(p.packs_repack, 0, "the copies stand in: {p:?}");
+    let reads = reads.load(Ordering::SeqCst);
+    assert_eq!(reads, 1, "reads of the one pack holding about 100 copies");
+}
+
 /// A reader lists the index while a prune replaces an index file: the file it listed is gone
 /// when it reads it (a prune writes the replacement first, then removes the old one). Listed
 /// again, the replacement is read, and no blob is missing from the reader's index.
