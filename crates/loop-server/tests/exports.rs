@@ -86,6 +86,16 @@ fn ready(caller: &support::Caller<'_>, id: &str) -> Value {
     panic!("the archive {id} was never made");
 }
 
+/// The archive's `notifications.json`.
+fn notifications_in(files: &[(String, String)]) -> Value {
+    let text = &files
+        .iter()
+        .find(|(n, _)| n == "notifications.json")
+        .expect("notifications.json in the archive")
+        .1;
+    serde_json::from_str(text).unwrap()
+}
+
 /// The files of a zip archive, by name.
 fn unzip(bytes: &[u8]) -> Vec<(String, String)> {
     let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip file");
@@ -416,12 +426,7 @@ fn a_namesake_in_another_customer_gets_none_of_that_customers_notifications() {
         .bytes()
         .unwrap();
     let files = unzip(&bytes);
-    let notified = &files
-        .iter()
-        .find(|(n, _)| n == "notifications.json")
-        .unwrap()
-        .1;
-    let notified: Value = serde_json::from_str(notified).unwrap();
+    let notified = notifications_in(&files);
     assert_eq!(notified["notification_targets"], json!([]), "{notified}");
     assert!(!files.iter().any(|(_, t)| t.contains("bravo-alerts")));
 }
@@ -448,12 +453,7 @@ fn a_partners_admin_gets_what_its_customers_targets_sent_them() {
         .bytes()
         .unwrap();
     let files = unzip(&bytes);
-    let notified = &files
-        .iter()
-        .find(|(n, _)| n == "notifications.json")
-        .unwrap()
-        .1;
-    let notified: Value = serde_json::from_str(notified).unwrap();
+    let notified = notifications_in(&files);
     assert_eq!(
         notified["notification_targets"][0]["target"], "bakery alerts",
         "{notified}"

@@ -39,6 +39,24 @@ fn client_from(server: &Server, ip: Ipv4Addr) -> reqwest::blocking::Client {
         .unwrap()
 }
 
+/// Erases user `id`, whose address is `email`; the answer.
+fn erase(admin: &support::Caller<'_>, id: &str, email: &str) -> Value {
+    admin
+        .post(
+            &format!("/api/v1/users/{id}/erase"),
+            json!({ "confirm": email }),
+        )
+        .expect(200)
+}
+
+/// The recipients of e-mail target `id`.
+fn recipients(admin: &support::Caller<'_>, id: &str) -> Value {
+    admin
+        .get(&format!("/api/v1/notify/targets/{id}"))
+        .expect(200)["email"]["recipients"]
+        .clone()
+}
+
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
@@ -363,19 +381,11 @@ fn erasing_a_namesake_in_another_customer_leaves_that_customers_targets_alone() 
         .as_str()
         .unwrap()
         .to_string();
-    let erased = admin
-        .post(
-            &format!("/api/v1/users/{namesake}/erase"),
-            json!({ "confirm": THEIRS }),
-        )
-        .expect(200);
+    let erased = erase(&admin, &namesake, THEIRS);
     assert_eq!(erased["notify_recipients_removed"], 0, "{erased}");
 
     // Bravo's alerts still go to the address.
-    let t = admin
-        .get(&format!("/api/v1/notify/targets/{target}"))
-        .expect(200);
-    assert_eq!(t["email"]["recipients"], json!([THEIRS]), "{t}");
+    assert_eq!(recipients(&admin, &target), json!([THEIRS]));
 }
 
 /// Erasing an invitation leaves alone the sign-in throttle of the account that has its
@@ -423,12 +433,7 @@ fn erasing_an_invitation_keeps_the_throttle_of_the_account_with_its_address() {
         .as_str()
         .unwrap()
         .to_string();
-    guesser
-        .post(
-            &format!("/api/v1/users/{invited}/erase"),
-            json!({ "confirm": victim }),
-        )
-        .expect(200);
+    erase(&guesser, &invited, victim);
     server
         .login(victim, "another-guess-123")
         .expect_problem(429, "signin_throttled");
@@ -464,12 +469,7 @@ fn an_erased_persons_address_leaves_the_relays_answers() {
     let refused = refused.expect("the relay's answer");
     assert!(refused.contains(address), "{refused}");
 
-    admin
-        .post(
-            &format!("/api/v1/users/{user}/erase"),
-            json!({ "confirm": address }),
-        )
-        .expect(200);
+    erase(&admin, &user, address);
     assert!(
         !server.database_holds(address),
         "the address is still in the database"
@@ -489,20 +489,11 @@ fn erasing_a_partners_admin_takes_them_off_its_customers_targets() {
     let pia = "pia.partner@erasure.example";
     let user = admin.user_in(&partner, pia, "Pia", "admin");
     let target = admin.email_target(&customer, "alerts", &[pia, "baker@erasure.example"]);
-    let erased = admin
-        .post(
-            &format!("/api/v1/users/{user}/erase"),
-            json!({ "confirm": pia }),
-        )
-        .expect(200);
+    let erased = erase(&admin, &user, pia);
     assert_eq!(erased["notify_recipients_removed"], 1, "{erased}");
-    let t = admin
-        .get(&format!("/api/v1/notify/targets/{target}"))
-        .expect(200);
     assert_eq!(
-        t["email"]["recipients"],
-        json!(["baker@erasure.example"]),
-        "{t}"
+        recipients(&admin, &target),
+        json!(["baker@erasure.example"])
     );
     assert!(
         !server.database_holds(pia),
@@ -522,16 +513,8 @@ fn erasing_a_partners_admin_takes_them_off_its_customers_targets() {
         .as_str()
         .unwrap()
         .to_string();
-    admin
-        .post(
-            &format!("/api/v1/users/{invited}/erase"),
-            json!({ "confirm": baker }),
-        )
-        .expect(200);
-    let t = admin
-        .get(&format!("/api/v1/notify/targets/{target}"))
-        .expect(200);
-    assert_eq!(t["email"]["recipients"], json!([baker]), "{t}");
+    erase(&admin, &invited, baker);
+    assert_eq!(recipients(&admin, &target), json!([baker]));
 }
 
 /// Someone guessed at her password from their own address until it was throttled: erasing
@@ -560,12 +543,7 @@ fn erasing_a_person_keeps_the_throttle_of_whoever_guessed_at_their_password() {
         429,
         "the guesser's address is throttled"
     );
-    admin
-        .post(
-            &format!("/api/v1/users/{user}/erase"),
-            json!({ "confirm": rosa }),
-        )
-        .expect(200);
+    erase(&admin, &user, rosa);
     assert_eq!(
         guess("someone@else.example"),
         429,

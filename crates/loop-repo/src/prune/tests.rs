@@ -36,6 +36,25 @@ fn forgotten(dir: &Path) -> Repository {
     repo
 }
 
+/// Backs `src` up, then again without its file `gone`, and forgets the first snapshot: the
+/// packs that held `gone` are mostly unused, and what they hold besides is used. The second
+/// backup's result.
+fn without_gone(repo: &Repository, src: &Path) -> backup::BackupResult {
+    let back_up = || {
+        let opts = BackupOptions {
+            paths: vec![src.to_path_buf()],
+            host: "h".into(),
+            ..Default::default()
+        };
+        backup::run(repo, opts, &BackupProgress::default()).unwrap()
+    };
+    let first = back_up();
+    std::fs::remove_file(src.join("gone")).unwrap();
+    let second = back_up();
+    repo.remove_snapshot(&first.snapshot_id.unwrap()).unwrap();
+    second
+}
+
 /// Makes every plan look `by` older, beyond the allowance for clock skew.
 fn age_plans(repo: &Repository, by: chrono::Duration) {
     for (name, mut plan) in load_plans(repo).unwrap() {
@@ -90,18 +109,7 @@ fn a_forged_copy_never_stands_in_for_the_genuine_one_prune_drops() {
     loop_testkit::data::write(&src.join("kept"), &kept);
     loop_testkit::data::write(&src.join("gone"), &loop_testkit::data::noise(2_000_000, 22));
     let repo = local_repo(&tmp.path().join("repo"));
-    let back_up = || {
-        let opts = BackupOptions {
-            paths: vec![src.clone()],
-            host: "h".into(),
-            ..Default::default()
-        };
-        backup::run(&repo, opts, &BackupProgress::default()).unwrap()
-    };
-    let first = back_up();
-    std::fs::remove_file(src.join("gone")).unwrap();
-    let second = back_up();
-    repo.remove_snapshot(&first.snapshot_id.unwrap()).unwrap();
+    let second = without_gone(&repo, &src);
     // The blob of `kept`, as the second snapshot names it.
     let index = repo.load_index().unwrap();
     let root = repo.load_tree(&index, &second.snapshot.tree).unwrap();
@@ -140,18 +148,7 @@ fn the_copies_of_a_prune_put_off_are_checked_a_pack_at_a_time() {
     }
     loop_testkit::data::write(&src.join("gone"), &loop_testkit::data::noise(2_000_000, 23));
     let repo = local_repo(&tmp.path().join("repo"));
-    let back_up = || {
-        let opts = BackupOptions {
-            paths: vec![src.clone()],
-            host: "h".into(),
-            ..Default::default()
-        };
-        backup::run(&repo, opts, &BackupProgress::default()).unwrap()
-    };
-    let first = back_up();
-    std::fs::remove_file(src.join("gone")).unwrap();
-    back_up();
-    repo.remove_snapshot(&first.snapshot_id.unwrap()).unwrap();
+    without_gone(&repo, &src);
     let backup = Lock::acquire(&repo, LockKind::Backup).unwrap();
     let p = plan(&repo, &options()).unwrap();
     assert!(p.packs_repack > 0, "{p:?}");
