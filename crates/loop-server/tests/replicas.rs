@@ -115,12 +115,9 @@ fn a_read_the_primary_does_not_answer_is_served_from_the_replica_after_primary_t
         let got = req.send().expect("an answer");
         (got.status().as_u16(), got.bytes().unwrap().to_vec())
     };
-    assert_eq!(read(None), (200, pack.clone()), "the whole object");
-    assert_eq!(
-        read(Some("bytes=4-19")),
-        (206, pack[4..20].to_vec()),
-        "a range"
-    );
+    // The answers are checked once the server stopped, so a wrong one fails the test at once
+    // instead of leaving reads waiting on the pipe.
+    let (whole, range) = (read(None), read(Some("bytes=4-19")));
 
     // Let every read still waiting on the pipe end, so the server can stop: a writer that
     // comes and goes (without waiting for a reader) releases whoever opened it by then, and
@@ -142,6 +139,8 @@ fn a_read_the_primary_does_not_answer_is_served_from_the_replica_after_primary_t
     drop(server);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     releaser.join().unwrap();
+    assert_eq!(whole, (200, pack.clone()), "the whole object");
+    assert_eq!(range, (206, pack[4..20].to_vec()), "a range");
 }
 
 /// A replica of `vault` at the spare destination: (the vault's replicas path, its ID).
