@@ -86,6 +86,20 @@ fn ready(caller: &support::Caller<'_>, id: &str) -> Value {
     panic!("the archive {id} was never made");
 }
 
+/// The files of archive `id`, downloaded by `caller`.
+fn archive_files(caller: &support::Caller<'_>, id: &str) -> Vec<(String, String)> {
+    let bytes = caller
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/v1/data-exports/{id}/archive"),
+        )
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    unzip(&bytes)
+}
+
 /// The archive's `notifications.json`.
 fn notifications_in(files: &[(String, String)]) -> Value {
     let text = &files
@@ -416,16 +430,7 @@ fn a_namesake_in_another_customer_gets_none_of_that_customers_notifications() {
         .expect(202);
     let id = asked["id"].as_str().unwrap();
     assert_eq!(ready(&root, id)["state"], "ready");
-    let bytes = root
-        .request(
-            reqwest::Method::GET,
-            &format!("/api/v1/data-exports/{id}/archive"),
-        )
-        .send()
-        .unwrap()
-        .bytes()
-        .unwrap();
-    let files = unzip(&bytes);
+    let files = archive_files(&root, id);
     let notified = notifications_in(&files);
     assert_eq!(notified["notification_targets"], json!([]), "{notified}");
     assert!(!files.iter().any(|(_, t)| t.contains("bravo-alerts")));
@@ -445,14 +450,7 @@ fn a_partners_admin_gets_what_its_customers_targets_sent_them() {
         .expect(202);
 
     let id = server.data_export(&root, &pia_id);
-    let bytes = client_of(&server, &ANNA)
-        .get(server.url(&format!("/api/v1/data-exports/{id}/archive")))
-        .bearer_auth(&root.secret)
-        .send()
-        .unwrap()
-        .bytes()
-        .unwrap();
-    let files = unzip(&bytes);
+    let files = archive_files(&root, &id);
     let notified = notifications_in(&files);
     assert_eq!(
         notified["notification_targets"][0]["target"], "bakery alerts",

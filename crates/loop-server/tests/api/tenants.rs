@@ -87,16 +87,7 @@ fn a_grant_never_gives_more_than_the_granter_holds() {
     let server = Server::start();
     let root = server.admin();
     let provider = root.provider_tenant_id();
-    let sam = root
-        .post(
-            "/api/v1/users",
-            json!({ "tenant_id": provider, "email": "sam@provider.example", "first_name": "Sam",
-                    "last_name": "Support", "password": USER_PASSWORD, "role": "admin" }),
-        )
-        .expect(201)["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let sam = root.user_in(&provider, "sam@provider.example", "Sam", "admin");
     let sam_signed_in = server.sign_in("sam@provider.example", USER_PASSWORD);
     let grant = |user: &str, role: &str| {
         sam_signed_in.post(
@@ -121,16 +112,7 @@ fn a_grant_never_gives_more_than_the_granter_holds() {
         )
         .expect(403);
     // What it holds, it may grant.
-    let ally = sam_signed_in
-        .post(
-            "/api/v1/users",
-            json!({ "tenant_id": provider, "email": "ally@provider.example", "first_name": "Ally",
-                    "last_name": "Operator", "password": USER_PASSWORD, "role": "operator" }),
-        )
-        .expect(201)["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let ally = sam_signed_in.user_in(&provider, "ally@provider.example", "Ally", "operator");
     let given = grant(&ally, "admin").expect(201);
     let roles = root.get(&format!("/api/v1/users/{sam}/roles")).expect(200);
     assert!(!roles.to_string().contains("provider-admin"), "{roles}");
