@@ -13,6 +13,7 @@ use loop_api::{PersonErased, UserStatus};
 use crate::db::audit::{self, NewEvent};
 use crate::db::users::UserRow;
 use crate::db::{self, DbResult, Tx};
+use crate::domain::TenantScope;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
@@ -33,17 +34,15 @@ pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiRes
     // The tenants whose targets may name them: theirs, and a partner's customers. (An
     // invitation's address may be another tenant's account: only its own tenant's targets.)
     let invited = u.user.status == UserStatus::Invited;
-    let tenants = match invited {
-        true => vec![u.user.tenant_id.clone()],
-        false => db::tenants::subtree_ids(&state.db.pool, &u.user.tenant_id).await?,
+    let targets_of = match invited {
+        true => TenantScope::One(u.user.tenant_id.clone()),
+        false => db::tenants::subtree_of(&state.db.pool, &u.user.tenant_id).await?,
     };
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    let mut notify_recipients_removed = 0;
-    for t in &tenants {
-        notify_recipients_removed += db::notify::remove_recipient(&mut tx, t, &email).await?;
-        db::notify::forget_address_in_errors(&mut tx, t, &email).await?;
-    }
+    let notify_recipients_removed =
+        db::notify::remove_recipient(&mut tx, &targets_of, &email).await?;
+    db::notify::forget_address_in_errors(&mut tx, &targets_of, &email).await?;
     let sessions_deleted = db::sessions::delete_of_user(&mut tx, id).await?;
     db::users::pseudonymise(&mut tx, id, &pseudonym(id), now).await?;
     let done = PersonErased {
@@ -76,7 +75,8 @@ pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiRes
 }
 
 /// The throttle's records of the address (sign-in, sign-up, password reset) and of the
-/// addresses the person signed in or signed up from (a shared address only loses its count of failures).
+/// addresses the person signed in or signed up from (a shared address only loses its count
+/// of failures).
 async fn forget_throttle(tx: &mut Tx, email: &str, ips: &[String]) -> DbResult<()> {
     use crate::state::{account_key, ip_key, ip_key_for};
     let mut keys = vec![

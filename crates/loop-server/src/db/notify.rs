@@ -142,16 +142,23 @@ pub async fn update_target(tx: &mut Tx, t: &TargetRow, now: i64) -> DbResult<()>
     Ok(())
 }
 
-/// Removes an address from the recipients of a tenant's e-mail targets (a person's
-/// erasure); answers how many targets named it. Other tenants' targets are theirs to change,
-/// even when they name the same address.
-pub async fn remove_recipient(tx: &mut Tx, tenant_id: &str, email: &str) -> DbResult<u64> {
-    let rows = sqlx::query(
-        "SELECT id, settings FROM notify_targets WHERE kind = 'email' AND tenant_id = $1",
-    )
-    .bind(tenant_id)
-    .fetch_all(&mut **tx)
-    .await?;
+/// Removes an address from the recipients of the e-mail targets of the tenants in `scope`
+/// (a person's erasure); answers how many targets named it. Other tenants' targets are
+/// theirs to change, even when they name the same address.
+pub async fn remove_recipient(tx: &mut Tx, scope: &TenantScope, email: &str) -> DbResult<u64> {
+    let Some((filter, values)) = super::tenants::scope_filter(scope) else {
+        return Ok(0);
+    };
+    let sql = format!(
+        "SELECT n.id, n.settings FROM notify_targets n JOIN tenants t ON t.id = n.tenant_id
+         WHERE n.kind = 'email' AND ({filter})"
+    );
+    // Only constants and parameter numbers in the text; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for v in &values {
+        query = query.bind(v);
+    }
+    let rows = query.fetch_all(&mut **tx).await?;
     let mut changed = 0;
     for row in rows {
         let id: String = col(&row, "id")?;
@@ -550,19 +557,33 @@ pub async fn forget_subject(tx: &mut Tx, user_id: &str) -> DbResult<u64> {
     Ok(done.rows_affected())
 }
 
-/// Takes `email` out of the relays' answers that deliveries of tenant `tenant_id`'s targets
-/// keep as their error (a relay that refused an address names it): the rest of the answer
-/// stays, so the delivery still says why it failed. Answers how many.
-pub async fn forget_address_in_errors(tx: &mut Tx, tenant_id: &str, email: &str) -> DbResult<u64> {
-    let rows = sqlx::query(
-        "SELECT d.id, d.last_error FROM deliveries d JOIN notify_targets t ON t.id = d.target_id
-         WHERE t.tenant_id = $1 AND d.last_error LIKE $2",
-    )
-    .bind(tenant_id)
+/// Takes `email` out of the relays' answers that deliveries of the targets of the tenants in
+/// `scope` keep as their error (a relay that refused an address names it): the rest of the
+/// answer stays, so the delivery still says why it failed. Answers how many.
+pub async fn forget_address_in_errors(
+    tx: &mut Tx,
+    scope: &TenantScope,
+    email: &str,
+) -> DbResult<u64> {
+    let Some((filter, values)) = super::tenants::scope_filter(scope) else {
+        return Ok(0);
+    };
+    let sql = format!(
+        "SELECT d.id, d.last_error FROM deliveries d JOIN notify_targets n ON n.id = d.target_id
+              JOIN tenants t ON t.id = n.tenant_id
+         WHERE ({filter}) AND d.last_error LIKE ${}",
+        values.len() + 1
+    );
+    // Only constants and parameter numbers in the text; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for v in &values {
+        query = query.bind(v);
+    }
     // A first cut in SQL (`_` and `%` may match more); the exact test follows.
-    .bind(format!("%{email}%"))
-    .fetch_all(&mut **tx)
-    .await?;
+    let rows = query
+        .bind(format!("%{email}%"))
+        .fetch_all(&mut **tx)
+        .await?;
     let mut n = 0;
     for r in &rows {
         let said: String = col(r, "last_error")?;

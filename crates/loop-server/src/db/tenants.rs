@@ -62,17 +62,29 @@ pub async fn tenants_under(pool: &AnyPool, paths: &[TenantPath]) -> DbResult<Vec
     rows.items.iter().map(tenant).collect()
 }
 
-/// The IDs of tenant `id` and every tenant below it (a partner's customers); only `id` when
-/// it is not found.
-pub async fn subtree_ids(pool: &AnyPool, id: &str) -> DbResult<Vec<String>> {
+/// Tenant `id` and every tenant below it (a partner's customers); only `id` when it is not
+/// found.
+pub async fn subtree_of(pool: &AnyPool, id: &str) -> DbResult<TenantScope> {
     Ok(match tenant_by_id(pool, id).await? {
-        Some(t) => tenants_under(pool, &[t.path])
-            .await?
-            .into_iter()
-            .map(|t| t.tenant.id)
-            .collect(),
-        None => vec![id.to_string()],
+        Some(t) => TenantScope::Subtrees(vec![t.path]),
+        None => TenantScope::One(id.to_string()),
     })
+}
+
+/// The condition that tenant row `t` lies in `scope`, over parameters `$1`… (`None` when
+/// the scope holds no tenant), and the values to bind to them in order.
+pub(crate) fn scope_filter(scope: &TenantScope) -> Option<(String, Vec<String>)> {
+    match scope {
+        TenantScope::One(id) => Some(("t.id = $1".into(), vec![id.clone()])),
+        TenantScope::Subtrees(paths) if paths.is_empty() => None,
+        TenantScope::Subtrees(paths) => Some((
+            (1..=paths.len())
+                .map(|n| format!("substr(t.path, 1, length(${n})) = ${n}"))
+                .collect::<Vec<_>>()
+                .join(" OR "),
+            paths.iter().map(|p| p.as_str().to_string()).collect(),
+        )),
+    }
 }
 
 /// A page of the tenants in `scope`, by path (a parent before its children).
@@ -115,25 +127,13 @@ pub(crate) async fn in_scope_where(
     order: &[Sort],
     page: Option<&Page>,
 ) -> DbResult<Paged<AnyRow>> {
-    let (filter, mut binds): (String, Vec<Key>) = match scope {
-        TenantScope::One(id) => ("t.id = $1".into(), vec![Key::Text(id.as_str().to_string())]),
-        TenantScope::Subtrees(paths) if paths.is_empty() => {
-            return Ok(Paged {
-                items: Vec::new(),
-                next: None,
-            });
-        }
-        TenantScope::Subtrees(paths) => (
-            (1..=paths.len())
-                .map(|n| format!("substr(t.path, 1, length(${n})) = ${n}"))
-                .collect::<Vec<_>>()
-                .join(" OR "),
-            paths
-                .iter()
-                .map(|p| Key::Text(p.as_str().to_string()))
-                .collect(),
-        ),
+    let Some((filter, values)) = scope_filter(scope) else {
+        return Ok(Paged {
+            items: Vec::new(),
+            next: None,
+        });
     };
+    let mut binds: Vec<Key> = values.into_iter().map(Key::Text).collect();
     let mut filter = format!("({filter})");
     for (column, value) in also {
         binds.push(Key::Text(value.to_string()));

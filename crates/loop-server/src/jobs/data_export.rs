@@ -75,7 +75,7 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
             "notifications.json",
             json!({
                 "mail": exports::mail_to(pool, &u.id).await?,
-                "notification_targets": exports::notifications_to(pool, u, &db::tenants::subtree_ids(pool, &u.tenant_id).await?).await?,
+                "notification_targets": exports::notifications_to(pool, u, &db::tenants::subtree_of(pool, &u.tenant_id).await?).await?,
             }),
         ),
         (
