@@ -41,8 +41,8 @@ pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiRes
     let now = state.now();
     let mut tx = state.db.begin().await?;
     let notify_recipients_removed =
-        db::notify::remove_recipient(&mut tx, &targets_of, &email).await?;
-    db::notify::forget_address_in_errors(&mut tx, &targets_of, &email).await?;
+        db::notify_people::remove_recipient(&mut tx, &targets_of, &email).await?;
+    db::notify_people::forget_address_in_errors(&mut tx, &targets_of, &email).await?;
     let sessions_deleted = db::sessions::delete_of_user(&mut tx, id).await?;
     db::users::pseudonymise(&mut tx, id, &pseudonym(id), now).await?;
     let done = PersonErased {
@@ -63,7 +63,7 @@ pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiRes
         }
         db::signups::delete_of_email(&mut tx, &email).await?;
     }
-    db::notify::forget_subject(&mut tx, id).await?;
+    db::notify_people::forget_subject(&mut tx, id).await?;
     db::outbox::delete_of_user(&mut tx, id).await?;
     db::subject_requests::forget_details_of(&mut tx, id).await?;
     db::exports::delete_of_user(&mut tx, id).await?;

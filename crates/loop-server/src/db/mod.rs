@@ -23,6 +23,7 @@ pub mod jobs;
 pub mod maintenance;
 pub mod metrics;
 pub mod notify;
+pub mod notify_people;
 pub mod objects;
 pub mod outbox;
 pub mod page;
