@@ -143,6 +143,68 @@ fn a_read_the_primary_does_not_answer_is_served_from_the_replica_after_primary_t
     assert_eq!(range, (206, pack[4..20].to_vec()), "a range");
 }
 
+#[test]
+fn a_replication_goes_round_again_for_what_the_vault_received_while_it_ran() {
+    // No job runs on its own: the replication below is the only one.
+    let server = Server::start_with(|c| {
+        support::with_spare(c);
+        c.jobs.concurrency = 0;
+    });
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Replicated", None);
+    with_replica(&admin, &vault);
+    let writer = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    writer
+        .put("data", &hex::encode([1u8; 32]), &pack_object([1u8; 32]))
+        .expect(201);
+
+    // A backup stores a second pack once the replication has listed the primary (when it
+    // is about to copy the first): a replication asked for now would be this running one.
+    let late = hex::encode([2u8; 32]);
+    let stored_late = std::sync::atomic::AtomicBool::new(false);
+    let check = || {
+        if !stored_late.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    writer
+                        .put("data", &late, &pack_object([2u8; 32]))
+                        .expect(201)
+                });
+            });
+        }
+        Ok(())
+    };
+    let place = |name: &str| {
+        loop_server::replication::Place::stored(
+            server.state.destinations.get(name).unwrap(),
+            &vault,
+        )
+    };
+    let opts = loop_server::replication::SyncOptions {
+        transfers: 1,
+        remove_vanished: true,
+        bytes_per_sec: None,
+        guard: Some(vault.clone()),
+    };
+    let report = server
+        .block_on(loop_server::replication::sync(
+            &server.state.db.pool,
+            &place("local"),
+            &place("spare"),
+            &opts,
+            &check,
+            &mut |_| {},
+        ))
+        .expect("the replication");
+    assert!(stored_late.into_inner(), "the second pack was stored");
+    assert_eq!(report.rounds, 2, "{report:?}");
+    let at_replica: Vec<_> = walk(&server.data_dir.join("spare"))
+        .into_iter()
+        .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
+        .collect();
+    assert!(at_replica.contains(&late), "{at_replica:?}");
+}
+
 /// A replica of `vault` at the spare destination: (the vault's replicas path, its ID).
 fn with_replica(admin: &Caller<'_>, vault: &str) -> (String, String) {
     let replicas = format!("/api/v1/vaults/{vault}/replicas");

@@ -201,6 +201,10 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
 
 /// Runs [`replication::sync`], reporting its progress as the job's, and checks that the job
 /// may still go on when it ends.
+///
+/// The sync and the reporting are polled together, never one while the other waits: a sync
+/// paused in the middle of a query would hold its pooled connection while the report waited
+/// for one (with a small pool, until the pool's timeout).
 pub(super) async fn sync_reporting(
     ctx: &JobCtx,
     source: &Place,
@@ -209,34 +213,34 @@ pub(super) async fn sync_reporting(
 ) -> Result<Result<SyncReport, SyncError>, JobError> {
     let stop = || ctx.check().map_err(|e| format!("{e:?}"));
     let (tx, mut rx) = tokio::sync::watch::channel(SyncReport::default());
-    let mut publish = move |r: &SyncReport| {
-        let _ = tx.send(r.clone());
+    let syncing = async {
+        let mut publish = move |r: &SyncReport| {
+            let _ = tx.send(r.clone());
+        };
+        // `publish` (the sender) goes when the sync ends, which ends the reporting.
+        Ok(replication::sync(
+            &ctx.state.db.pool,
+            source,
+            target,
+            opts,
+            &stop,
+            &mut publish,
+        )
+        .await)
     };
-    let sync = replication::sync(
-        &ctx.state.db.pool,
-        source,
-        target,
-        opts,
-        &stop,
-        &mut publish,
-    );
-    tokio::pin!(sync);
-    let result = loop {
-        tokio::select! {
-            r = &mut sync => break r,
-            changed = rx.changed() => {
-                if changed.is_ok() {
-                    let r = rx.borrow_and_update().clone();
-                    ctx.progress(&JobProgress {
-                        files_done: r.objects_copied,
-                        bytes_done: r.bytes_copied,
-                        ..Default::default()
-                    })
-                    .await?;
-                }
-            }
+    let reporting = async {
+        while rx.changed().await.is_ok() {
+            let r = rx.borrow_and_update().clone();
+            ctx.progress(&JobProgress {
+                files_done: r.objects_copied,
+                bytes_done: r.bytes_copied,
+                ..Default::default()
+            })
+            .await?;
         }
+        Ok::<_, JobError>(())
     };
+    let (result, ()) = tokio::try_join!(syncing, reporting)?;
     ctx.check()?;
     Ok(result)
 }

@@ -7,9 +7,11 @@
 //! slots, then packs, then indexes and plans, then snapshots, each kind finished before the
 //! next begins) and removes what the primary no longer holds (the other way round). A
 //! replica stopped at any moment therefore names nothing it lacks. An object that vanished
-//! from the primary between listing and copying (a prune ran) makes another round; the rounds
-//! stop when one copies nothing that vanished. Lock markers are not copied: they belong to
-//! processes writing the primary.
+//! from the primary between listing and copying (a prune ran) makes another round, and so
+//! does, for a vault of this server, an object its records gained while the round ran (it was
+//! stored after the listing); the rounds stop when one has neither, or after [`MAX_ROUNDS`]
+//! (a vault written faster than it is copied keeps its newest objects for the next
+//! replication). Lock markers are not copied: they belong to processes writing the primary.
 
 mod place;
 
@@ -336,10 +338,25 @@ pub async fn sync(
             }
         }
         report.vanished += vanished;
-        if vanished == 0 {
+        // What the vault received while the round ran was not in its listing: another round
+        // copies it, so a replication asked for while one runs (which takes it) is answered.
+        let arrived = match &opts.guard {
+            Some(_) if vanished == 0 => guarded(None)
+                .await?
+                .difference(&before)
+                .filter(|o| COPY_ORDER.contains(&o.0) && !listed(o))
+                .count(),
+            _ => 0,
+        };
+        if vanished == 0 && arrived == 0 {
             return Ok(report);
         }
         if report.rounds >= MAX_ROUNDS {
+            // A vault written faster than it is copied: what arrived last waits for the next
+            // replication (and counts in the replica's lag until then).
+            if vanished == 0 {
+                return Ok(report);
+            }
             return Err(SyncError::Unsettled);
         }
         // Kept objects are counted again by the next round.
