@@ -439,11 +439,13 @@ fn erasing_an_invitation_keeps_the_throttle_of_the_account_with_its_address() {
         .expect_problem(429, "signin_throttled");
 }
 
-/// A relay that refused the person's address named it in its answer, which the delivery
-/// keeps as its error (shown to the tenant's admins): erasing them takes the address out
-/// of that answer too, and the answer still says why the delivery failed.
+/// A relay that refused the person's address named it in its answer: the delivery keeps
+/// that answer as its error (shown to the tenant's admins) with the address replaced by its
+/// place on the target, so nothing is left to erase there, even from a delivery under way
+/// during an erasure. An answer kept with the address (by a version before that) loses it
+/// when the person is erased, and still says why the delivery failed.
 #[test]
-fn an_erased_persons_address_leaves_the_relays_answers() {
+fn a_relays_answer_keeps_no_address_and_an_erased_persons_leaves_older_answers() {
     let Some(sink) = support::smtp::SmtpSink::start() else {
         return;
     };
@@ -452,7 +454,7 @@ fn an_erased_persons_address_leaves_the_relays_answers() {
     let tenant = admin.customer_tenant("Refused Erasure");
     let address = "refused.rosa@erasure.example";
     let user = admin.user_in(&tenant, address, "Rosa", "operator");
-    let target = admin.email_target(&tenant, "alerts", &[address]);
+    let target = admin.email_target(&tenant, "alerts", &["ops@erasure.example", address]);
     admin
         .post(&format!("/api/v1/notify/targets/{target}/test"), json!({}))
         .expect(202);
@@ -467,8 +469,21 @@ fn an_erased_persons_address_leaves_the_relays_answers() {
         .as_str()
         .map(String::from);
     let refused = refused.expect("the relay's answer");
-    assert!(refused.contains(address), "{refused}");
+    assert!(
+        refused.contains("550") && refused.contains("recipient 2"),
+        "{refused}"
+    );
+    assert!(!server.database_holds(&format!("<{address}>")), "{refused}");
 
+    let kept = format!("permanent error (550): 5.1.1 <{address}>: mailbox unknown");
+    server
+        .block_on(
+            sqlx::query("UPDATE deliveries SET last_error = $1 WHERE target_id = $2")
+                .bind(&kept)
+                .bind(&target)
+                .execute(&server.state.db.pool),
+        )
+        .expect("an answer as an older version kept it");
     erase(&admin, &user, address);
     assert!(
         !server.database_holds(address),
