@@ -133,6 +133,75 @@ fn a_forged_copy_never_stands_in_for_the_genuine_one_prune_drops() {
     assert_eq!(std::fs::read(out.join("src/kept")).unwrap(), kept);
 }
 
+/// A restore listed the index just before a prune (which had found no reader's marker) wrote
+/// its new index and deleted the packs it repacked: the restore's index names packs that are
+/// gone. It lists the index again and reads the trees and blobs where the prune put them.
+#[test]
+fn a_restore_finds_what_a_prune_moved_after_it_read_the_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let kept = loop_testkit::data::noise(200_000, 31);
+    // `stay`'s tree is the same in both snapshots: it is in the pack of the first one's trees,
+    // which the prune repacks too.
+    loop_testkit::data::write(&src.join("stay/kept"), &kept);
+    loop_testkit::data::write(&src.join("gone"), &loop_testkit::data::noise(2_000_000, 32));
+    let repo = local_repo(&tmp.path().join("repo"));
+    let second = without_gone(&repo, &src);
+    let storage = repo.storage().clone();
+    let index_files = || -> std::collections::HashMap<String, Vec<u8>> {
+        let listed = storage.list(FileKind::Index).unwrap();
+        listed
+            .into_iter()
+            .map(|o| {
+                let bytes = storage.get(FileKind::Index, &o.name, 1 << 30).unwrap();
+                (o.name, bytes)
+            })
+            .collect()
+    };
+    let before = index_files();
+    let report = execute(&repo, plan(&repo, &options()).unwrap()).unwrap();
+    assert!(report.packs_deleted > 0, "{report:?}");
+    let mut retired = before.clone();
+    let mut written = index_files();
+    retired.retain(|name, _| !written.contains_key(name));
+    written.retain(|name, _| !before.contains_key(name));
+    assert!(!retired.is_empty() && !written.is_empty());
+
+    // The index as the restore lists it: the prune's new packs are there, its index not yet;
+    // by the restore's first pack read, the prune has gone on to its end.
+    let swap = |inner: &dyn crate::Storage,
+                put: &std::collections::HashMap<String, Vec<u8>>,
+                drop: &std::collections::HashMap<String, Vec<u8>>| {
+        for (name, bytes) in put {
+            inner.put(FileKind::Index, name, bytes.clone()).unwrap();
+        }
+        for name in drop.keys() {
+            inner.delete(FileKind::Index, name).unwrap();
+        }
+    };
+    swap(&*storage, &retired, &written);
+    let moved_on = std::sync::atomic::AtomicBool::new(false);
+    let hooked = Arc::new(crate::testutil::Hooked {
+        inner: storage.clone(),
+        read: Box::new(move |inner, kind, _| {
+            if kind == FileKind::Pack && !moved_on.swap(true, Ordering::SeqCst) {
+                swap(inner, &written, &retired);
+            }
+            None
+        }),
+    });
+    let reader = Repository::open(hooked, crate::keys::Secret::Passphrase(b"pw")).unwrap();
+    let out = tmp.path().join("out");
+    let opts = crate::restore::RestoreOptions {
+        target: out.clone(),
+        ..Default::default()
+    };
+    let restored =
+        crate::restore::run(&reader, &second.snapshot.tree, &opts, &Default::default()).unwrap();
+    assert!(restored.errors.is_empty(), "{:?}", restored.errors);
+    assert_eq!(std::fs::read(out.join("src/stay/kept")).unwrap(), kept);
+}
+
 /// After a prune that was put off, the blobs it copied out are stored twice until their
 /// condemned packs go, and the next plan checks every kept copy: it reads each kept pack's
 /// copies together, not one read per blob, and finds them standing.

@@ -116,7 +116,8 @@ pub fn run(
     // A damaged index file must not make the rest of the repository unreachable: restore
     // what the other index files name, and report files whose data is lost.
     let (index, warnings) = repo.load_index_lenient(&Default::default())?;
-    let root_tree = repo.load_tree(&index, tree).map_err(|e| {
+    let ctx = Restorer::new(repo, &index, opts, progress);
+    let root_tree = ctx.load_tree(tree).map_err(|e| {
         if warnings.is_empty() {
             e
         } else {
@@ -129,7 +130,6 @@ pub fn run(
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let ctx = Restorer::new(repo, &index, opts, progress);
     let records = std::thread::scope(|s| {
         let jobs = spawn_readers(s, &ctx, threads);
         // Tree loaders: a directory's subtrees are fetched while the walker is still busy

@@ -49,6 +49,8 @@ pub(super) struct Restorer<'a> {
     /// Files opened for writing at most at once (three batches' worth).
     pub(super) max_open_files: usize,
     pub(super) files_per_batch: usize,
+    /// The index listed again, for blobs a prune moved while the restore ran.
+    pub(super) relisted: super::readers::Relisted,
 }
 
 /// A file being written: its chunks may span several batches and readers.
@@ -142,6 +144,18 @@ impl<'a> Restorer<'a> {
             file_closed: Condvar::new(),
             max_open_files,
             files_per_batch: (max_open_files / 3).max(1),
+            relisted: Default::default(),
+        }
+    }
+
+    /// Tree `id`; when its pack is gone, from where a prune moved it.
+    pub(super) fn load_tree(&self, id: &crate::id::Id) -> crate::error::Result<crate::tree::Tree> {
+        match self.repo.load_tree(self.index, id) {
+            Err(e) if e.is_not_found() => self
+                .relisted
+                .read(self.repo, |index| self.repo.load_tree(index, id))
+                .map_err(|_| e),
+            loaded => loaded,
         }
     }
 
