@@ -78,7 +78,8 @@ pub struct RestoreProgress {
     pub files_total: AtomicU64,
     pub bytes_total: AtomicU64,
     /// Set to stop (a cancelled job): no further file is planned, reads not yet made are
-    /// dropped, and [`run`] answers [`Error::Interrupted`]. Files already written stay.
+    /// dropped, and [`run`] answers [`Error::Interrupted`] when that left anything out (a
+    /// cancel that came after the last read changes nothing). Files already written stay.
     pub cancel: AtomicBool,
 }
 
@@ -139,7 +140,7 @@ pub fn run(
         // The readers drain the queue and the scope joins them.
     });
     ctx.finish_dirs(&root, &records);
-    if progress.cancel.load(Ordering::Relaxed) {
+    if ctx.cut.load(Ordering::Relaxed) {
         return Err(Error::Interrupted);
     }
     Ok(ctx.into_report(warnings))

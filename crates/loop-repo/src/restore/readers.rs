@@ -108,6 +108,7 @@ pub(super) fn spawn_readers<'s>(
 
 fn read_range(ctx: &Restorer<'_>, job: RangeJob) {
     if ctx.progress.cancel.load(Ordering::Relaxed) {
+        ctx.cut.store(true, Ordering::Relaxed);
         // Each file still ends (and gives back its slot), as one whose read failed.
         for blob in job.blobs {
             for (file, offset) in blob.targets {

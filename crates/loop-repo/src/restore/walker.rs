@@ -146,13 +146,15 @@ impl<'a, 'r> Walker<'a, 'r> {
     /// Depth first with an explicit stack, so a hostile deep tree cannot overflow ours.
     fn walk(&mut self) {
         while let Some(top) = self.frames.last_mut() {
-            if self.ctx.progress.cancel.load(Ordering::Relaxed) {
-                return;
-            }
             let Some(node) = top.nodes.next() else {
                 self.frames.pop();
                 continue;
             };
+            // Asked only with an entry left: a cancel after the last one cut nothing.
+            if self.ctx.progress.cancel.load(Ordering::Relaxed) {
+                self.ctx.cut.store(true, Ordering::Relaxed);
+                return;
+            }
             let rel = top.rel.join(node.name.to_os());
             let parent_included = top.included;
             // Trees are validated on load; this keeps the walker safe on its own.

@@ -51,6 +51,8 @@ pub(super) struct Restorer<'a> {
     pub(super) files_per_batch: usize,
     /// The index listed again, for blobs a prune moved while the restore ran.
     pub(super) relisted: super::readers::Relisted,
+    /// A cancel left an entry out or a read undone.
+    pub(super) cut: std::sync::atomic::AtomicBool,
 }
 
 /// A file being written: its chunks may span several batches and readers.
@@ -145,6 +147,7 @@ impl<'a> Restorer<'a> {
             max_open_files,
             files_per_batch: (max_open_files / 3).max(1),
             relisted: Default::default(),
+            cut: Default::default(),
         }
     }
 

@@ -515,3 +515,41 @@ fn a_cancelled_restore_stops_and_says_it_was_interrupted() {
     restore(&repo, &tree, &out, |_| {});
     assert_eq!(restored(&out), count);
 }
+
+/// A cancel asked for while the last read was under way cut nothing: the restore ends as
+/// done, not interrupted.
+#[test]
+fn a_cancel_after_the_last_read_leaves_the_restore_done() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("only"), b"the one file");
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+    let index = repo.load_index().unwrap();
+    let progress = std::sync::Arc::new(RestoreProgress::default());
+    let stop = progress.clone();
+    // The storage asks the restore to stop as it serves the read of the file's data.
+    let storage = std::sync::Arc::new(crate::testutil::Hooked {
+        inner: repo.storage().clone(),
+        read: Box::new(move |_, kind, name| {
+            let pack = Id::parse(name).ok()?;
+            if kind == FileKind::Pack && !index.is_tree_pack(&pack) {
+                stop.cancel.store(true, Ordering::Relaxed);
+            }
+            None
+        }),
+    });
+    let repo = Repository::open(storage, crate::keys::Secret::Passphrase(b"pw")).unwrap();
+    let out = tmp.path().join("out");
+    let opts = RestoreOptions {
+        target: out.clone(),
+        ..Default::default()
+    };
+    let report = run(&repo, &tree, &opts, &progress).expect("a restore that finished");
+    assert!(
+        progress.cancel.load(Ordering::Relaxed),
+        "the cancel was asked for"
+    );
+    assert_eq!(report.files, 1);
+    assert_eq!(fs::read(out.join("src/only")).unwrap(), b"the one file");
+}
