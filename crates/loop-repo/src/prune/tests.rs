@@ -55,6 +55,36 @@ fn without_gone(repo: &Repository, src: &Path) -> backup::BackupResult {
     second
 }
 
+/// A repository where `src/<kept_at>` (200 kB of noise from `seed`) was backed up beside a
+/// 2 MB file `gone`, and again without it, the first snapshot forgotten (see
+/// [`without_gone`]): (the repository, the kept file's bytes, the second backup).
+fn kept_beside_gone(
+    dir: &Path,
+    kept_at: &str,
+    seed: u64,
+) -> (Repository, Vec<u8>, backup::BackupResult) {
+    let src = dir.join("src");
+    let kept = loop_testkit::data::noise(200_000, seed);
+    loop_testkit::data::write(&src.join(kept_at), &kept);
+    loop_testkit::data::write(
+        &src.join("gone"),
+        &loop_testkit::data::noise(2_000_000, seed + 1),
+    );
+    let repo = local_repo(&dir.join("repo"));
+    let second = without_gone(&repo, &src);
+    (repo, kept, second)
+}
+
+/// Restores `tree` into `out`, every entry of it.
+fn restore_whole(repo: &Repository, tree: &Id, out: &Path) {
+    let opts = crate::restore::RestoreOptions {
+        target: out.to_path_buf(),
+        ..Default::default()
+    };
+    let report = crate::restore::run(repo, tree, &opts, &Default::default()).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+}
+
 /// Makes every plan look `by` older, beyond the allowance for clock skew.
 fn age_plans(repo: &Repository, by: chrono::Duration) {
     for (name, mut plan) in load_plans(repo).unwrap() {
@@ -104,12 +134,7 @@ fn a_restore_or_check_holds_back_a_plan_however_late_it_started() {
 #[test]
 fn a_forged_copy_never_stands_in_for_the_genuine_one_prune_drops() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    let kept = loop_testkit::data::noise(200_000, 21);
-    loop_testkit::data::write(&src.join("kept"), &kept);
-    loop_testkit::data::write(&src.join("gone"), &loop_testkit::data::noise(2_000_000, 22));
-    let repo = local_repo(&tmp.path().join("repo"));
-    let second = without_gone(&repo, &src);
+    let (repo, kept, second) = kept_beside_gone(tmp.path(), "kept", 21);
     // The blob of `kept`, as the second snapshot names it.
     let index = repo.load_index().unwrap();
     let root = repo.load_tree(&index, &second.snapshot.tree).unwrap();
@@ -123,13 +148,7 @@ fn a_forged_copy_never_stands_in_for_the_genuine_one_prune_drops() {
     assert!(p.packs_repack > 0, "{p:?}");
     execute(&repo, p).unwrap();
     let out = tmp.path().join("out");
-    let opts = crate::restore::RestoreOptions {
-        target: out.clone(),
-        ..Default::default()
-    };
-    let report =
-        crate::restore::run(&repo, &second.snapshot.tree, &opts, &Default::default()).unwrap();
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    restore_whole(&repo, &second.snapshot.tree, &out);
     assert_eq!(std::fs::read(out.join("src/kept")).unwrap(), kept);
 }
 
@@ -139,14 +158,9 @@ fn a_forged_copy_never_stands_in_for_the_genuine_one_prune_drops() {
 #[test]
 fn a_restore_finds_what_a_prune_moved_after_it_read_the_index() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    let kept = loop_testkit::data::noise(200_000, 31);
     // `stay`'s tree is the same in both snapshots: it is in the pack of the first one's trees,
     // which the prune repacks too.
-    loop_testkit::data::write(&src.join("stay/kept"), &kept);
-    loop_testkit::data::write(&src.join("gone"), &loop_testkit::data::noise(2_000_000, 32));
-    let repo = local_repo(&tmp.path().join("repo"));
-    let second = without_gone(&repo, &src);
+    let (repo, kept, second) = kept_beside_gone(tmp.path(), "stay/kept", 31);
     let storage = repo.storage().clone();
     let index_files = || -> std::collections::HashMap<String, Vec<u8>> {
         let listed = storage.list(FileKind::Index).unwrap();
@@ -192,13 +206,7 @@ fn a_restore_finds_what_a_prune_moved_after_it_read_the_index() {
     });
     let reader = Repository::open(hooked, crate::keys::Secret::Passphrase(b"pw")).unwrap();
     let out = tmp.path().join("out");
-    let opts = crate::restore::RestoreOptions {
-        target: out.clone(),
-        ..Default::default()
-    };
-    let restored =
-        crate::restore::run(&reader, &second.snapshot.tree, &opts, &Default::default()).unwrap();
-    assert!(restored.errors.is_empty(), "{:?}", restored.errors);
+    restore_whole(&reader, &second.snapshot.tree, &out);
     assert_eq!(std::fs::read(out.join("src/stay/kept")).unwrap(), kept);
 }
 
