@@ -205,6 +205,80 @@ fn a_replication_goes_round_again_for_what_the_vault_received_while_it_ran() {
     assert!(at_replica.contains(&late), "{at_replica:?}");
 }
 
+/// A vault with two replicas: what the vault receives while the second is copied, after the
+/// first was brought up to date, reaches the first too before the job ends (another pass).
+#[test]
+fn what_arrives_while_a_later_replica_is_copied_reaches_the_earlier_ones_in_the_same_job() {
+    let server = Server::start_with(|c| {
+        support::with_destinations(c, &["local", "spare", "third"]);
+        c.jobs.scheduler_seconds = 86_400;
+    });
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Two Replicas", None);
+    for destination in ["spare", "third"] {
+        admin
+            .post(
+                &format!("/api/v1/vaults/{vault}/replicas"),
+                json!({ "destination": destination }),
+            )
+            .expect(201);
+    }
+    // The second replication is one of its own, for both replicas.
+    replicate(&admin, &vault);
+    replicate(&admin, &vault);
+    let writer = holder(&server, &admin, &tenant, &vault, &["backup"]);
+
+    // The primary's configuration becomes a pipe (its size is 0): the first replica is given
+    // an empty one (the same size, nothing to copy), the second none, so the second's copy
+    // waits on the pipe, after the first replica was done.
+    let config_at = |place: &str| server.data_dir.join(place).join(&vault).join("config");
+    let config = std::fs::read(config_at("vaults")).unwrap();
+    std::fs::remove_file(config_at("vaults")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(config_at("vaults"))
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    std::fs::write(config_at("spare"), b"").unwrap();
+    std::fs::remove_file(config_at("third")).unwrap();
+    let job = admin
+        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+        .expect(202);
+    // A writer opens without waiting only once a reader waits.
+    let pipe = (0..3000)
+        .find_map(|_| {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let opened = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+                .open(config_at("vaults"));
+            if opened.is_err() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            opened.ok()
+        })
+        .expect("the second replica's copy reads the configuration");
+
+    // A backup stores a pack meanwhile; the configuration is put back and the pipe ends.
+    let late = hex::encode([4u8; 32]);
+    writer
+        .put("data", &late, &pack_object([4u8; 32]))
+        .expect(201);
+    std::fs::remove_file(config_at("vaults")).unwrap();
+    std::fs::write(config_at("vaults"), &config).unwrap();
+    drop(pipe);
+    let ended = admin.job_ended(job["id"].as_str().unwrap());
+    assert_eq!(ended["state"], "succeeded", "{ended}");
+    for place in ["spare", "third"] {
+        let held: Vec<_> = walk(&server.data_dir.join(place))
+            .into_iter()
+            .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
+            .collect();
+        assert!(held.contains(&late), "{place}: {held:?}");
+        assert_eq!(std::fs::read(config_at(place)).unwrap(), config, "{place}");
+    }
+}
+
 /// A replica of `vault` at the spare destination: (the vault's replicas path, its ID).
 fn with_replica(admin: &Caller<'_>, vault: &str) -> (String, String) {
     let replicas = format!("/api/v1/vaults/{vault}/replicas");

@@ -81,7 +81,6 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
         Some(t) => crate::db::residency::chain(pool, &t.path).await?,
         None => return Err(JobError::Failed("the vault's tenant is gone".into())),
     };
-    let mut refused = Vec::new();
     if targets.is_empty() {
         ctx.log("info", "the vault has no replica to bring up to date")
             .await?;
@@ -90,101 +89,45 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
             warnings: 0,
         });
     }
-    let transfers = state.config.replication.transfers.max(1) as usize;
-    let mut summaries = Vec::new();
-    let mut failures = Vec::new();
-    let mut warnings = 0;
-    for r in &targets {
-        ctx.check()?;
-        let Some(dest) = state.destinations.get(&r.destination).cloned() else {
-            let e = format!(
-                "destination {} is not configured on this node",
-                r.destination
-            );
-            replicas::failed(pool, &r.id, &e).await?;
-            failures.push(e);
-            continue;
-        };
-        if !state.jurisdictions.admits(&chain, &dest.jurisdiction) {
-            let e = format!(
-                "the tenant's residency no longer admits {} ({}): nothing is copied there; \
-                 remove the replica",
-                r.destination, dest.jurisdiction
-            );
-            replicas::failed(pool, &r.id, &e).await?;
-            ctx.log("error", &e).await?;
-            refused.push(e);
-            continue;
+    // Each replica's sync goes round for what arrives while it runs; what arrived while a
+    // later replica was copied sends the earlier ones round again (a few passes at most).
+    let mut ended: Vec<(String, Ended)> = Vec::new();
+    let mut pending: Vec<&ReplicaRow> = targets.iter().collect();
+    for pass in 1..=MAX_PASSES {
+        let at_start = replication::recorded(pool, &vault_id, None).await?;
+        let mut synced = Vec::new();
+        for r in pending {
+            ctx.check()?;
+            let end = replicate_one(ctx, (&vault_id, &primary), &chain, r).await?;
+            if matches!(end, Ended::Synced { .. }) {
+                synced.push(r);
+            }
+            ended.retain(|(id, _)| *id != r.id);
+            ended.push((r.id.clone(), end));
         }
-        let from = state.now();
-        let opts = SyncOptions {
-            transfers,
-            remove_vanished: true,
-            bytes_per_sec: None,
-            guard: Some(vault_id.clone()),
-        };
-        let (source, target) = (
-            Place::stored(&primary, &vault_id),
-            Place::stored(&dest, &vault_id),
-        );
-        let result = sync_reporting(ctx, &source, &target, &opts).await?;
-        match result {
-            Ok(report) => {
-                if report.primary_missing > 0 {
-                    warnings += 1;
-                    ctx.log(
-                        "warning",
-                        &format!(
-                            "the primary ({}) lacks {} objects the vault's records hold: it \
-                             lost data; the replica at {} keeps its copies (promote it, or \
-                             repair the primary)",
-                            primary.name, report.primary_missing, r.destination
-                        ),
-                    )
-                    .await?;
-                }
-                if report.primary_damaged > 0 {
-                    warnings += 1;
-                    ctx.log(
-                        "warning",
-                        &format!(
-                            "the primary ({}) holds {} objects at another size than they were \
-                             stored at: they are damaged there; the replica at {} keeps its \
-                             copies as stored (promote it, or repair the primary)",
-                            primary.name, report.primary_damaged, r.destination
-                        ),
-                    )
-                    .await?;
-                }
-                replicas::synced(pool, &r.id, from, state.now()).await?;
-                ctx.log(
-                    "info",
-                    &format!(
-                        "replica at {}: {} objects ({} bytes) copied, {} removed, {} rounds",
-                        r.destination,
-                        report.objects_copied,
-                        report.bytes_copied,
-                        report.objects_removed,
-                        report.rounds
-                    ),
-                )
-                .await?;
-                summaries.push(serde_json::json!({
-                    "replica_id": r.id, "destination": r.destination, "report": report,
-                }));
+        if synced.len() < 2 || pass == MAX_PASSES {
+            break;
+        }
+        let arrived = replication::recorded(pool, &vault_id, None)
+            .await?
+            .difference(&at_start)
+            .any(|o| replication::COPY_ORDER.contains(&o.0));
+        if !arrived {
+            break;
+        }
+        // The last one copied took what arrived; going again it only compares.
+        pending = synced;
+    }
+    let (mut summaries, mut failures, mut refused, mut warnings) =
+        (Vec::new(), Vec::new(), Vec::new(), 0);
+    for (_, end) in ended {
+        match end {
+            Ended::Synced { summary, warned } => {
+                summaries.push(summary);
+                warnings += warned;
             }
-            Err(e) => {
-                // The detail (a storage error) goes to the server log; the tenant sees what.
-                let incident = crate::domain::new_id("inc");
-                tracing::warn!(%incident, replica = %r.id, error = %e, "replication failed");
-                let shown = format!(
-                    "replicating to {} failed; incident {incident} is in the server log",
-                    r.destination
-                );
-                replicas::failed(pool, &r.id, &shown).await?;
-                ctx.log("warning", &shown).await?;
-                failures.push(shown);
-            }
+            Ended::Failed(e) => failures.push(e),
+            Ended::Refused(e) => refused.push(e),
         }
     }
     if !failures.is_empty() {
@@ -196,6 +139,122 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     Ok(Done {
         summary: serde_json::json!({ "replicas": summaries }),
         warnings,
+    })
+}
+
+/// Passes over a vault's replicas in one replication job.
+const MAX_PASSES: u32 = 3;
+
+/// How one replica's replication ended.
+enum Ended {
+    Synced {
+        summary: serde_json::Value,
+        warned: u32,
+    },
+    /// Worth another attempt (a storage error, a destination this node lacks).
+    Failed(String),
+    /// Refused for good (the tenant's residency).
+    Refused(String),
+}
+
+/// Brings replica `r` up to the primary, unless the tenant's residency (`chain`) no longer
+/// admits its destination.
+async fn replicate_one(
+    ctx: &JobCtx,
+    (vault_id, primary): (&str, &Arc<Destination>),
+    chain: &[Option<Vec<String>>],
+    r: &ReplicaRow,
+) -> Result<Ended, JobError> {
+    let state = &ctx.state;
+    let pool = &state.db.pool;
+    let Some(dest) = state.destinations.get(&r.destination).cloned() else {
+        let e = format!(
+            "destination {} is not configured on this node",
+            r.destination
+        );
+        replicas::failed(pool, &r.id, &e).await?;
+        return Ok(Ended::Failed(e));
+    };
+    if !state.jurisdictions.admits(chain, &dest.jurisdiction) {
+        let e = format!(
+            "the tenant's residency no longer admits {} ({}): nothing is copied there; \
+             remove the replica",
+            r.destination, dest.jurisdiction
+        );
+        replicas::failed(pool, &r.id, &e).await?;
+        ctx.log("error", &e).await?;
+        return Ok(Ended::Refused(e));
+    }
+    let from = state.now();
+    let opts = SyncOptions {
+        transfers: state.config.replication.transfers.max(1) as usize,
+        remove_vanished: true,
+        bytes_per_sec: None,
+        guard: Some(vault_id.to_string()),
+    };
+    let (source, target) = (
+        Place::stored(primary, vault_id),
+        Place::stored(&dest, vault_id),
+    );
+    let report = match sync_reporting(ctx, &source, &target, &opts).await? {
+        Ok(report) => report,
+        Err(e) => {
+            // The detail (a storage error) goes to the server log; the tenant sees what.
+            let incident = crate::domain::new_id("inc");
+            tracing::warn!(%incident, replica = %r.id, error = %e, "replication failed");
+            let shown = format!(
+                "replicating to {} failed; incident {incident} is in the server log",
+                r.destination
+            );
+            replicas::failed(pool, &r.id, &shown).await?;
+            ctx.log("warning", &shown).await?;
+            return Ok(Ended::Failed(shown));
+        }
+    };
+    let mut warned = 0;
+    if report.primary_missing > 0 {
+        warned += 1;
+        ctx.log(
+            "warning",
+            &format!(
+                "the primary ({}) lacks {} objects the vault's records hold: it lost data; the \
+                 replica at {} keeps its copies (promote it, or repair the primary)",
+                primary.name, report.primary_missing, r.destination
+            ),
+        )
+        .await?;
+    }
+    if report.primary_damaged > 0 {
+        warned += 1;
+        ctx.log(
+            "warning",
+            &format!(
+                "the primary ({}) holds {} objects at another size than they were stored at: \
+                 they are damaged there; the replica at {} keeps its copies as stored (promote \
+                 it, or repair the primary)",
+                primary.name, report.primary_damaged, r.destination
+            ),
+        )
+        .await?;
+    }
+    replicas::synced(pool, &r.id, from, state.now()).await?;
+    ctx.log(
+        "info",
+        &format!(
+            "replica at {}: {} objects ({} bytes) copied, {} removed, {} rounds",
+            r.destination,
+            report.objects_copied,
+            report.bytes_copied,
+            report.objects_removed,
+            report.rounds
+        ),
+    )
+    .await?;
+    Ok(Ended::Synced {
+        summary: serde_json::json!({
+            "replica_id": r.id, "destination": r.destination, "report": report,
+        }),
+        warned,
     })
 }
 
@@ -380,35 +439,15 @@ pub(super) async fn verify(ctx: &JobCtx) -> Result<Done, JobError> {
         now,
     )
     .await?;
-    let repair = queue_repair(state, &mut tx, &v, &r.id).await?;
+    // A replication of all the vault's replicas: a backup's that joins it is answered too.
+    let repair = queue_if_replicated(state, &mut tx, &v, JobTrigger::System).await?;
     tx.commit().await.map_err(crate::db::DbError::from)?;
     state.jobs_wake.notify_one();
     state.notify_wake.notify_one();
-    Err(JobError::Failed(format!(
-        "{message}; replication {repair} repairs it"
-    )))
-}
-
-async fn queue_repair(
-    state: &AppState,
-    tx: &mut Tx,
-    v: &Vault,
-    replica_id: &str,
-) -> DbResult<String> {
-    super::queue(
-        state,
-        tx,
-        super::Work {
-            runner: Runner::Server,
-            tenant_id: &v.tenant_id,
-            kind: JobKind::Replication,
-            target: ("vault", &v.id),
-            trigger: JobTrigger::System,
-            started_by_id: None,
-            params: serde_json::json!({ "replica_id": replica_id }),
-        },
-    )
-    .await
+    Err(JobError::Failed(match repair {
+        Some(id) => format!("{message}; replication {id} repairs it"),
+        None => message,
+    }))
 }
 
 /// Queues the replications the schedule has due (`replication.interval_minutes` after the

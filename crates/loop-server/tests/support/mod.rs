@@ -71,9 +71,15 @@ pub struct Caller<'a> {
 /// Configures the embedded `local` destination and a second local one, `spare` (in the data
 /// directory's `spare`), both of jurisdiction `local`.
 pub fn with_spare(c: &mut Config) {
-    c.destinations = ["local", "spare"]
-        .into_iter()
-        .map(|name| loop_server::config::DestinationConfig {
+    with_destinations(c, &["local", "spare"]);
+}
+
+/// Local destinations `names` (in jurisdiction `local`): `local` in the data directory's
+/// `vaults`, each other in the directory of its name.
+pub fn with_destinations(c: &mut Config, names: &[&str]) {
+    c.destinations = names
+        .iter()
+        .map(|&name| loop_server::config::DestinationConfig {
             name: name.into(),
             jurisdiction: "local".into(),
             backend: loop_server::config::BackendConfig::Local {
