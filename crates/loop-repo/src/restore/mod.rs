@@ -78,8 +78,10 @@ pub struct RestoreProgress {
     pub files_total: AtomicU64,
     pub bytes_total: AtomicU64,
     /// Set to stop (a cancelled job): no further file is planned, reads not yet made are
-    /// dropped, and [`run`] answers [`Error::Interrupted`] when that left anything out (a
-    /// cancel that came after the last read changes nothing). Files already written stay.
+    /// dropped, and [`run`] answers [`Error::Interrupted`] when that may have left anything
+    /// out (an entry not reached yet, even one the includes would skip, or a read not made;
+    /// a cancel that came after the last entry and read changes nothing). Files already
+    /// written stay.
     pub cancel: AtomicBool,
 }
 

@@ -11,7 +11,7 @@ use std::thread::Scope;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::writer::{PendingFile, Restorer};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::id::Id;
 use crate::index::Index;
 use crate::pack::{self, PackEntry};
@@ -22,53 +22,35 @@ use crate::tree::{NodeKind, Tree};
 /// At most this many trees are requested ahead, which bounds their memory.
 pub(super) const TREES_AHEAD: usize = 256;
 
-/// Times a restore lists the index again for blobs whose pack went (a prune each time).
-const RELISTS: u32 = 3;
-
 /// The index as listed again once a pack the restore's index names was gone: a prune that
 /// ended after the restore read the index moved the pack's blobs (it writes their new pack
 /// and index file before it deletes the old pack), so they are read from where they are now.
-/// Listed once for every reader that finds a pack gone, and again (up to [`RELISTS`] in all)
-/// only when a later prune moved a blob once more.
+/// Listed once in a restore, by the first reader that finds a pack gone (the others wait for
+/// that listing); a pack gone from it too is lost, or moved again by a later prune, and its
+/// blobs' first error stands.
 #[derive(Default)]
 pub(super) struct Relisted {
-    state: Mutex<(Option<Arc<Index>>, u32)>,
+    index: Mutex<Option<Option<Arc<Index>>>>,
 }
 
 impl Relisted {
-    /// `read` (a blob or tree read) on the index as listed now.
+    /// `read` (a blob or tree read) on the index as listed again; `None` when it could not
+    /// be listed.
     pub(super) fn read<T>(
         &self,
         repo: &Repository,
         read: impl Fn(&Index) -> Result<T>,
-    ) -> Result<T> {
-        let mut tried: Option<Arc<Index>> = None;
-        loop {
-            let index = {
-                let mut state = self.state.lock().expect("relisted index");
-                let (current, lists) = &mut *state;
-                let stale = match (&*current, &tried) {
-                    (Some(c), Some(t)) => Arc::ptr_eq(c, t),
-                    (None, _) => true,
-                    (Some(_), None) => false,
-                };
-                if stale {
-                    if *lists >= RELISTS {
-                        return Err(Error::corrupt(
-                            "index",
-                            "packs kept going while the restore ran (prunes); restore again",
-                        ));
-                    }
-                    *lists += 1;
-                    *current = Some(Arc::new(repo.load_index_lenient(&Default::default())?.0));
-                }
-                current.clone().expect("listed above")
-            };
-            match read(&index) {
-                Err(e) if e.is_not_found() => tried = Some(index),
-                done => return done,
-            }
-        }
+    ) -> Option<Result<T>> {
+        let index = self
+            .index
+            .lock()
+            .expect("relisted index")
+            .get_or_insert_with(|| {
+                let listed = repo.load_index_lenient(&Default::default());
+                listed.ok().map(|(index, _)| Arc::new(index))
+            })
+            .clone()?;
+        Some(read(&index))
     }
 }
 
@@ -147,10 +129,15 @@ fn read_range(ctx: &Restorer<'_>, job: RangeJob) {
                 decode(e, buf[from..from + e.length as usize].to_vec())
             }
             // The pack is gone: a prune moved its blobs since the index was read.
-            Err(err) if err.is_not_found() => ctx
-                .relisted
-                .read(ctx.repo, |index| ctx.repo.read_blob(index, &e.id))
-                .map_err(|_| err.to_string()),
+            Err(err) if err.is_not_found() => {
+                match ctx
+                    .relisted
+                    .read(ctx.repo, |index| ctx.repo.read_blob(index, &e.id))
+                {
+                    Some(Ok(data)) => Ok(data),
+                    _ => Err(err.to_string()),
+                }
+            }
             // The merged read failed (a pack cut short fails every blob the range spans):
             // this blob on its own may still be whole.
             Err(err) => storage

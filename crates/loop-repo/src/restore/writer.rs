@@ -154,10 +154,15 @@ impl<'a> Restorer<'a> {
     /// Tree `id`; when its pack is gone, from where a prune moved it.
     pub(super) fn load_tree(&self, id: &crate::id::Id) -> crate::error::Result<crate::tree::Tree> {
         match self.repo.load_tree(self.index, id) {
-            Err(e) if e.is_not_found() => self
-                .relisted
-                .read(self.repo, |index| self.repo.load_tree(index, id))
-                .map_err(|_| e),
+            Err(e) if e.is_not_found() => {
+                match self
+                    .relisted
+                    .read(self.repo, |index| self.repo.load_tree(index, id))
+                {
+                    Some(Ok(tree)) => Ok(tree),
+                    _ => Err(e),
+                }
+            }
             loaded => loaded,
         }
     }

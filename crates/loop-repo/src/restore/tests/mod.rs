@@ -553,3 +553,41 @@ fn a_cancel_after_the_last_read_leaves_the_restore_done() {
     assert_eq!(report.files, 1);
     assert_eq!(fs::read(out.join("src/only")).unwrap(), b"the one file");
 }
+
+/// A cancel asked for as the walker enters the last directory, which is empty: nothing is
+/// left to restore, and the restore ends as done.
+#[test]
+fn a_cancel_as_the_walker_enters_an_empty_last_directory_leaves_the_restore_done() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("a"), b"");
+    fs::create_dir_all(src.join("z")).unwrap();
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+    let progress = std::sync::Arc::new(RestoreProgress::default());
+    let (reads, stop) = (std::sync::atomic::AtomicU64::new(0), progress.clone());
+    // Trees are read as the walker reaches them: the root, `src`, then `z`.
+    let storage = std::sync::Arc::new(crate::testutil::Hooked {
+        inner: repo.storage().clone(),
+        read: Box::new(move |_, kind, _| {
+            if kind == FileKind::Pack && reads.fetch_add(1, Ordering::Relaxed) + 1 == 3 {
+                stop.cancel.store(true, Ordering::Relaxed);
+            }
+            None
+        }),
+    });
+    let repo = Repository::open(storage, crate::keys::Secret::Passphrase(b"pw")).unwrap();
+    let out = tmp.path().join("out");
+    let opts = RestoreOptions {
+        target: out.clone(),
+        tree_fetchers: 0,
+        ..Default::default()
+    };
+    let report = run(&repo, &tree, &opts, &progress).expect("a restore that finished");
+    assert!(
+        progress.cancel.load(Ordering::Relaxed),
+        "the cancel was asked for"
+    );
+    assert_eq!((report.files, report.dirs), (1, 2), "{report:?}");
+    assert!(out.join("src/z").is_dir());
+}
