@@ -179,7 +179,8 @@ fn may_bind(caller: &Caller, role: Role, tenant: &tenants::TenantRow) -> ApiResu
 /// give it, or take it away (an admin of the provider cannot remove its provider-admins).
 fn holds_all_of(caller: &Caller, role: Role, tenant: &tenants::TenantRow) -> ApiResult<()> {
     if Permission::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .any(|p| role.grants(p) && !caller.can(p, &tenant.path))
     {
         return Err(ApiError::new(

@@ -212,9 +212,23 @@ impl TenantTree for TenantKind {
     }
 }
 
-/// What a request may need. Roles are sets of these; see [`RoleRules::grants`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Permission {
+/// Declares [`Permission`] and its list of every value from one list of variants.
+macro_rules! permissions {
+    ($($(#[$meta:meta])* $variant:ident,)+) => {
+        /// What a request may need. Roles are sets of these; see [`RoleRules::grants`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Permission {
+            $($(#[$meta])* $variant,)+
+        }
+
+        impl Permission {
+            /// Every permission, in declaration order.
+            pub const ALL: &'static [Permission] = &[$(Permission::$variant),+];
+        }
+    };
+}
+
+permissions! {
     TenantRead,
     TenantCreate,
     /// Change a tenant's name or time zone.
@@ -252,35 +266,6 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 23] = {
-        use Permission::*;
-        [
-            TenantRead,
-            TenantCreate,
-            TenantWrite,
-            UserRead,
-            UserWrite,
-            RoleGrant,
-            DeviceRead,
-            DeviceWrite,
-            TokenRead,
-            TokenWrite,
-            VaultRead,
-            VaultWrite,
-            VaultContents,
-            SessionRead,
-            SessionRevoke,
-            AuditRead,
-            JobRead,
-            JobWrite,
-            NotifyRead,
-            NotifyWrite,
-            TenantErase,
-            BillingRead,
-            BillingWrite,
-        ]
-    };
-
     /// True for permissions that only read: what an auditor holds. An erased tenant is
     /// read-only: every other permission (but erasing it again) is refused there.
     pub fn only_reads(self) -> bool {
