@@ -13,16 +13,17 @@
 //! (a vault written faster than it is copied keeps its newest objects for the next
 //! replication). Lock markers are not copied: they belong to processes writing the primary.
 
+mod pace;
 mod place;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use loop_repo::FileKind;
 use object_store::ObjectStoreExt as _;
 use sqlx::AnyPool;
 
+use pace::Pace;
 pub use place::{At, Place, Removal};
 
 use crate::destinations::Destination;
@@ -163,56 +164,6 @@ pub struct SyncOptions {
     pub guard: Option<String>,
 }
 
-/// Spaces copies so that they move at most `rate` bytes a second on average: each copy
-/// reserves its time after the ones before it and waits for the start of its turn.
-struct Pace {
-    rate: u64,
-    next: tokio::sync::Mutex<tokio::time::Instant>,
-}
-
-impl Pace {
-    async fn take(&self, bytes: u64) {
-        let start = {
-            let mut next = self.next.lock().await;
-            let (start, after) = turn(*next, tokio::time::Instant::now(), bytes, self.rate);
-            *next = after;
-            start
-        };
-        tokio::time::sleep_until(start).await;
-    }
-}
-
-/// A copy of `bytes` at `rate` bytes a second: it starts at `now` or when the copies before
-/// it have had their time (`next`), whichever is later, and the next copy may start once
-/// this one's time has passed. Answers (start, next).
-fn turn<T>(next: T, now: T, bytes: u64, rate: u64) -> (T, T)
-where
-    T: Ord + std::ops::Add<Duration, Output = T> + Copy,
-{
-    let start = next.max(now);
-    let time = Duration::from_secs_f64(bytes as f64 / rate.max(1) as f64);
-    (start, start + time)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn copies_are_spaced_to_the_rate_and_an_idle_pace_starts_at_once() {
-        let t0 = std::time::Instant::now();
-        let ms = |n: u64| t0 + Duration::from_millis(n);
-        // Three copies of 1 MB asked for at once at 2 MB/s: 0 ms, 500 ms, 1000 ms.
-        let (a, next) = turn(t0, t0, 1_000_000, 2_000_000);
-        let (b, next) = turn(next, t0, 1_000_000, 2_000_000);
-        let (c, next) = turn(next, t0, 1_000_000, 2_000_000);
-        assert_eq!((a, b, c, next), (ms(0), ms(500), ms(1000), ms(1500)));
-        // Asked for long after the last copy's time: at once.
-        let (d, next) = turn(next, ms(5000), 250_000, 2_000_000);
-        assert_eq!((d, next), (ms(5000), ms(5125)));
-    }
-}
-
 /// Brings `target` up to `source` for one vault. `check` is asked between objects whether
 /// to go on (a job's cancel or lost lease); `progress` hears the report as it grows.
 ///
@@ -229,12 +180,7 @@ pub async fn sync(
     progress: &mut (dyn FnMut(&SyncReport) + Send),
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
-    let pace = opts.bytes_per_sec.map(|rate| {
-        Arc::new(Pace {
-            rate,
-            next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
-        })
-    });
+    let pace = opts.bytes_per_sec.map(|rate| Arc::new(Pace::new(rate)));
     loop {
         report.rounds += 1;
         let guarded = |since| async move {
