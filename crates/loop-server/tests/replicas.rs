@@ -269,6 +269,15 @@ fn what_arrives_while_a_later_replica_is_copied_reaches_the_earlier_ones_in_the_
     drop(pipe);
     let ended = admin.job_ended(job["id"].as_str().unwrap());
     assert_eq!(ended["state"], "succeeded", "{ended}");
+    // The first replica's summary counts both its passes: one round each.
+    let first = ended["summary"]["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["destination"] == "spare")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(first["report"]["rounds"], 2, "{ended}");
     for place in ["spare", "third"] {
         let held: Vec<_> = walk(&server.data_dir.join(place))
             .into_iter()

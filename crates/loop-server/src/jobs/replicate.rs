@@ -98,9 +98,15 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
         let mut synced = Vec::new();
         for r in pending {
             ctx.check()?;
-            let end = replicate_one(ctx, (&vault_id, &primary), &chain, r).await?;
-            if matches!(end, Ended::Synced { .. }) {
+            let mut end = replicate_one(ctx, (&vault_id, &primary), &chain, r).await?;
+            if let Ended::Synced { report, .. } = &mut end {
                 synced.push(r);
+                // The summary counts what every pass copied.
+                if let Some((_, Ended::Synced { report: before, .. })) =
+                    ended.iter().find(|(id, _)| *id == r.id)
+                {
+                    *report = before.then(report);
+                }
             }
             ended.retain(|(id, _)| *id != r.id);
             ended.push((r.id.clone(), end));
@@ -120,10 +126,16 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     }
     let (mut summaries, mut failures, mut refused, mut warnings) =
         (Vec::new(), Vec::new(), Vec::new(), 0);
-    for (_, end) in ended {
+    for (replica_id, end) in ended {
         match end {
-            Ended::Synced { summary, warned } => {
-                summaries.push(summary);
+            Ended::Synced {
+                destination,
+                report,
+                warned,
+            } => {
+                summaries.push(serde_json::json!({
+                    "replica_id": replica_id, "destination": destination, "report": report,
+                }));
                 warnings += warned;
             }
             Ended::Failed(e) => failures.push(e),
@@ -148,7 +160,8 @@ const MAX_PASSES: u32 = 3;
 /// How one replica's replication ended.
 enum Ended {
     Synced {
-        summary: serde_json::Value,
+        destination: String,
+        report: SyncReport,
         warned: u32,
     },
     /// Worth another attempt (a storage error, a destination this node lacks).
@@ -251,9 +264,8 @@ async fn replicate_one(
     )
     .await?;
     Ok(Ended::Synced {
-        summary: serde_json::json!({
-            "replica_id": r.id, "destination": r.destination, "report": report,
-        }),
+        destination: r.destination.clone(),
+        report,
         warned,
     })
 }

@@ -95,6 +95,21 @@ pub struct SyncReport {
     pub primary_damaged: u64,
 }
 
+impl SyncReport {
+    /// This report, then `later`'s on the same target: what both moved, and what the
+    /// target and source were found to be in at the end.
+    pub fn then(&self, later: &SyncReport) -> SyncReport {
+        SyncReport {
+            objects_copied: self.objects_copied + later.objects_copied,
+            bytes_copied: self.bytes_copied + later.bytes_copied,
+            objects_removed: self.objects_removed + later.objects_removed,
+            rounds: self.rounds + later.rounds,
+            vanished: self.vanished + later.vanished,
+            ..later.clone()
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error("listing {place} failed: {message}")]
