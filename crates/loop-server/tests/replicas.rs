@@ -228,46 +228,43 @@ fn what_arrives_while_a_later_replica_is_copied_reaches_the_earlier_ones_in_the_
     replicate(&admin, &vault);
     let writer = holder(&server, &admin, &tenant, &vault, &["backup"]);
 
-    // The primary's configuration becomes a pipe (its size is 0): the first replica is given
-    // an empty one (the same size, nothing to copy), the second none, so the second's copy
-    // waits on the pipe, after the first replica was done.
+    // The second replica's configuration becomes a pipe: the job, having brought the first
+    // replica up to date, waits there as it lists the second (only it reads that place).
     let config_at = |place: &str| server.data_dir.join(place).join(&vault).join("config");
     let config = std::fs::read(config_at("vaults")).unwrap();
-    std::fs::remove_file(config_at("vaults")).unwrap();
+    std::fs::remove_file(config_at("third")).unwrap();
     let made = std::process::Command::new("mkfifo")
-        .arg(config_at("vaults"))
+        .arg(config_at("third"))
         .status()
         .expect("mkfifo");
     assert!(made.success());
-    std::fs::write(config_at("spare"), b"").unwrap();
-    std::fs::remove_file(config_at("third")).unwrap();
     let job = admin
         .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
         .expect(202);
-    // A writer opens without waiting only once a reader waits.
-    let pipe = (0..3000)
-        .find_map(|_| {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            let opened = std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-                .open(config_at("vaults"));
-            if opened.is_err() {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            opened.ok()
-        })
-        .expect("the second replica's copy reads the configuration");
+    let mut waited = 0;
+    while !waits_on_a_pipe() {
+        waited += 1;
+        assert!(waited < 3000, "the job never listed the second replica");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
-    // A backup stores a pack meanwhile; the configuration is put back and the pipe ends.
+    // A backup stores a pack meanwhile; then the listing goes on (the pipe reads as an
+    // empty configuration, which the job replaces with the primary's).
     let late = hex::encode([4u8; 32]);
     writer
         .put("data", &late, &pack_object([4u8; 32]))
         .expect(201);
-    std::fs::remove_file(config_at("vaults")).unwrap();
-    std::fs::write(config_at("vaults"), &config).unwrap();
-    drop(pipe);
+    let pipe = {
+        // A writer that opens (without waiting: a reader waits) lets the reader go on.
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(config_at("third"))
+            .expect("the job waits on the pipe")
+    };
     let ended = admin.job_ended(job["id"].as_str().unwrap());
+    drop(pipe);
     assert_eq!(ended["state"], "succeeded", "{ended}");
     // The first replica's summary counts both its passes: one round each.
     let first = ended["summary"]["replicas"]
@@ -286,6 +283,16 @@ fn what_arrives_while_a_later_replica_is_copied_reaches_the_earlier_ones_in_the_
         assert!(held.contains(&late), "{place}: {held:?}");
         assert_eq!(std::fs::read(config_at(place)).unwrap(), config, "{place}");
     }
+}
+
+/// Whether a thread of this process (where the server runs) waits in the kernel for a
+/// pipe's writer to open it.
+fn waits_on_a_pipe() -> bool {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
+    tasks.flatten().any(|t| {
+        std::fs::read_to_string(t.path().join("wchan"))
+            .is_ok_and(|w| w.trim() == "wait_for_partner")
+    })
 }
 
 /// A replica of `vault` at the spare destination: (the vault's replicas path, its ID).
