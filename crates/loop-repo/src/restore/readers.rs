@@ -128,6 +128,11 @@ fn read_range(ctx: &Restorer<'_>, job: RangeJob) {
                 let from = (e.offset as u64 - job.start) as usize;
                 decode(e, buf[from..from + e.length as usize].to_vec())
             }
+            // A cancel asked for meanwhile: nothing is read again, and the blob is left out.
+            Err(err) if ctx.progress.cancel.load(Ordering::Relaxed) => {
+                ctx.cut.store(true, Ordering::Relaxed);
+                Err(err.to_string())
+            }
             // The pack is gone: a prune moved its blobs since the index was read.
             Err(err) if err.is_not_found() => {
                 match ctx
@@ -147,6 +152,10 @@ fn read_range(ctx: &Restorer<'_>, job: RangeJob) {
         };
         // A damaged or wrongly indexed copy: try the blob's other copies.
         let data = data.or_else(|msg| {
+            if ctx.progress.cancel.load(Ordering::Relaxed) {
+                ctx.cut.store(true, Ordering::Relaxed);
+                return Err(msg);
+            }
             ctx.repo
                 .read_blob_alternate(ctx.index, &e.id)
                 .map_err(|_| msg)
