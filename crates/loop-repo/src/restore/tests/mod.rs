@@ -454,6 +454,28 @@ fn dump_streams_a_file_and_find_node_resolves_paths() {
 
 mod hostile;
 
+/// `repo` read through storage that asks the restore of the returned progress to stop when
+/// `when` says so of a pack read (the pack's name, and how many pack reads there have been,
+/// this one included).
+fn cancelling(
+    repo: &Repository,
+    when: impl Fn(&str, u64) -> bool + Send + Sync + 'static,
+) -> (Repository, std::sync::Arc<RestoreProgress>) {
+    let progress = std::sync::Arc::new(RestoreProgress::default());
+    let (reads, stop) = (std::sync::atomic::AtomicU64::new(0), progress.clone());
+    let storage = std::sync::Arc::new(crate::testutil::Hooked {
+        inner: repo.storage().clone(),
+        read: Box::new(move |_, kind, name| {
+            if kind == FileKind::Pack && when(name, reads.fetch_add(1, Ordering::Relaxed) + 1) {
+                stop.cancel.store(true, Ordering::Relaxed);
+            }
+            None
+        }),
+    });
+    let repo = Repository::open(storage, crate::keys::Secret::Passphrase(b"pw")).unwrap();
+    (repo, progress)
+}
+
 #[test]
 fn a_cancelled_restore_stops_and_says_it_was_interrupted() {
     let tmp = tempfile::tempdir().unwrap();
@@ -477,18 +499,7 @@ fn a_cancelled_restore_stops_and_says_it_was_interrupted() {
     };
     for after in [0, 3] {
         // The storage asks the restore to stop once it has served `after` pack reads.
-        let progress = std::sync::Arc::new(RestoreProgress::default());
-        let (reads, stop) = (std::sync::atomic::AtomicU64::new(0), progress.clone());
-        let storage = std::sync::Arc::new(crate::testutil::Hooked {
-            inner: repo.storage().clone(),
-            read: Box::new(move |_, kind, _| {
-                if kind == FileKind::Pack && reads.fetch_add(1, Ordering::Relaxed) + 1 >= after {
-                    stop.cancel.store(true, Ordering::Relaxed);
-                }
-                None
-            }),
-        });
-        let repo = Repository::open(storage, crate::keys::Secret::Passphrase(b"pw")).unwrap();
+        let (repo, progress) = cancelling(&repo, move |_, reads| reads >= after);
         progress.cancel.store(after == 0, Ordering::Relaxed);
         let out = tmp.path().join(format!("out-{after}"));
         let opts = RestoreOptions {
@@ -526,20 +537,10 @@ fn a_cancel_after_the_last_read_leaves_the_restore_done() {
     let repo = new_repo(tmp.path());
     let tree = backup(&repo, &src);
     let index = repo.load_index().unwrap();
-    let progress = std::sync::Arc::new(RestoreProgress::default());
-    let stop = progress.clone();
     // The storage asks the restore to stop as it serves the read of the file's data.
-    let storage = std::sync::Arc::new(crate::testutil::Hooked {
-        inner: repo.storage().clone(),
-        read: Box::new(move |_, kind, name| {
-            let pack = Id::parse(name).ok()?;
-            if kind == FileKind::Pack && !index.is_tree_pack(&pack) {
-                stop.cancel.store(true, Ordering::Relaxed);
-            }
-            None
-        }),
+    let (repo, progress) = cancelling(&repo, move |name, _| {
+        Id::parse(name).is_ok_and(|pack| !index.is_tree_pack(&pack))
     });
-    let repo = Repository::open(storage, crate::keys::Secret::Passphrase(b"pw")).unwrap();
     let out = tmp.path().join("out");
     let opts = RestoreOptions {
         target: out.clone(),
@@ -564,19 +565,8 @@ fn a_cancel_as_the_walker_enters_an_empty_last_directory_leaves_the_restore_done
     fs::create_dir_all(src.join("z")).unwrap();
     let repo = new_repo(tmp.path());
     let tree = backup(&repo, &src);
-    let progress = std::sync::Arc::new(RestoreProgress::default());
-    let (reads, stop) = (std::sync::atomic::AtomicU64::new(0), progress.clone());
     // Trees are read as the walker reaches them: the root, `src`, then `z`.
-    let storage = std::sync::Arc::new(crate::testutil::Hooked {
-        inner: repo.storage().clone(),
-        read: Box::new(move |_, kind, _| {
-            if kind == FileKind::Pack && reads.fetch_add(1, Ordering::Relaxed) + 1 == 3 {
-                stop.cancel.store(true, Ordering::Relaxed);
-            }
-            None
-        }),
-    });
-    let repo = Repository::open(storage, crate::keys::Secret::Passphrase(b"pw")).unwrap();
+    let (repo, progress) = cancelling(&repo, |_, reads| reads == 3);
     let out = tmp.path().join("out");
     let opts = RestoreOptions {
         target: out.clone(),
