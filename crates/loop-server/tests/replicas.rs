@@ -209,62 +209,20 @@ fn a_replication_goes_round_again_for_what_the_vault_received_while_it_ran() {
 /// first was brought up to date, reaches the first too before the job ends (another pass).
 #[test]
 fn what_arrives_while_a_later_replica_is_copied_reaches_the_earlier_ones_in_the_same_job() {
-    let server = Server::start_with(|c| {
-        support::with_destinations(c, &["local", "spare", "third"]);
-        c.jobs.scheduler_seconds = 86_400;
-    });
+    let server = Server::start_with(with_two_replicas);
     let admin = server.admin();
-    let (tenant, vault) = customer_with_vault(&admin, "Two Replicas", None);
-    for destination in ["spare", "third"] {
-        admin
-            .post(
-                &format!("/api/v1/vaults/{vault}/replicas"),
-                json!({ "destination": destination }),
-            )
-            .expect(201);
-    }
-    // The second replication is one of its own, for both replicas.
-    replicate(&admin, &vault);
-    replicate(&admin, &vault);
+    let (tenant, vault) = vault_with_two_replicas(&server, &admin, &[]);
     let writer = holder(&server, &admin, &tenant, &vault, &["backup"]);
-
-    // The second replica's configuration becomes a pipe: the job, having brought the first
-    // replica up to date, waits there as it lists the second (only it reads that place).
     let config_at = |place: &str| server.data_dir.join(place).join(&vault).join("config");
     let config = std::fs::read(config_at("vaults")).unwrap();
-    std::fs::remove_file(config_at("third")).unwrap();
-    let made = std::process::Command::new("mkfifo")
-        .arg(config_at("third"))
-        .status()
-        .expect("mkfifo");
-    assert!(made.success());
-    let job = admin
-        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
-        .expect(202);
-    let mut waited = 0;
-    while !waits_on_a_pipe() {
-        waited += 1;
-        assert!(waited < 3000, "the job never listed the second replica");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (job, held) = replication_held_at_the_second(&server, &admin, &vault);
 
-    // A backup stores a pack meanwhile; then the listing goes on (the pipe reads as an
-    // empty configuration, which the job replaces with the primary's).
+    // A backup stores a pack meanwhile.
     let late = hex::encode([4u8; 32]);
     writer
         .put("data", &late, &pack_object([4u8; 32]))
         .expect(201);
-    let pipe = {
-        // A writer that opens (without waiting: a reader waits) lets the reader go on.
-        use std::os::unix::fs::OpenOptionsExt as _;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-            .open(config_at("third"))
-            .expect("the job waits on the pipe")
-    };
-    let ended = admin.job_ended(job["id"].as_str().unwrap());
-    drop(pipe);
+    let ended = held.release(&admin, &job);
     assert_eq!(ended["state"], "succeeded", "{ended}");
     // The first replica's summary counts both its passes: one round each.
     let first = ended["summary"]["replicas"]
@@ -282,6 +240,149 @@ fn what_arrives_while_a_later_replica_is_copied_reaches_the_earlier_ones_in_the_
             .collect();
         assert!(held.contains(&late), "{place}: {held:?}");
         assert_eq!(std::fs::read(config_at(place)).unwrap(), config, "{place}");
+    }
+}
+
+/// A verify finds the first replica damaged while a replication of the vault runs that
+/// already brought that replica up to date: that replication is the verify's repair, and it
+/// goes over the replica again before it ends.
+#[test]
+fn a_replica_found_damaged_while_a_replication_runs_is_repaired_by_it() {
+    let server = Server::start_with(with_two_replicas);
+    let admin = server.admin();
+    let pack = pack_object([3u8; 32]);
+    let name = hex::encode([3u8; 32]);
+    let (_, vault) = vault_with_two_replicas(&server, &admin, &[(&name, &pack)]);
+    let at_spare = walk(&server.data_dir.join("spare").join(&vault))
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == name.as_str()))
+        .expect("the pack at the first replica");
+    let mut altered = pack.clone();
+    altered[40] ^= 1;
+    std::fs::write(&at_spare, &altered).unwrap();
+    let (job, held) = replication_held_at_the_second(&server, &admin, &vault);
+    let job_id = job["id"].as_str().unwrap();
+
+    let replicas = admin
+        .get(&format!("/api/v1/vaults/{vault}/replicas"))
+        .expect(200);
+    let spare = replicas
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["destination"] == "spare")
+        .expect("the first replica")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let verify = admin
+        .post(
+            &format!("/api/v1/vaults/{vault}/replicas/{spare}/verify"),
+            json!({ "read_data": true }),
+        )
+        .expect(202);
+    let verify = admin.job_ended(verify["id"].as_str().unwrap());
+    assert_eq!(verify["state"], "failed", "{verify:#}");
+    assert!(
+        verify["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("replication {job_id} repairs it")),
+        "{verify:#}"
+    );
+
+    let ended = held.release(&admin, &job);
+    assert_eq!(ended["state"], "succeeded", "{ended}");
+    let r = admin
+        .get(&format!("/api/v1/vaults/{vault}/replicas"))
+        .expect(200);
+    let r = r
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == spare.as_str())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(r["state"], "active", "{r}");
+    assert_eq!(std::fs::read(&at_spare).unwrap(), pack);
+}
+
+/// Destinations `local` (the primary), `spare` and `third`; no scheduled replication.
+fn with_two_replicas(c: &mut loop_server::config::Config) {
+    support::with_destinations(c, &["local", "spare", "third"]);
+    c.jobs.scheduler_seconds = 86_400;
+}
+
+/// A vault with replicas at `spare` and `third` (in that order), holding the packs `packs`
+/// (name, bytes), all replicated: (its tenant, the vault).
+fn vault_with_two_replicas(
+    server: &Server,
+    admin: &Caller<'_>,
+    packs: &[(&str, &[u8])],
+) -> (String, String) {
+    let (tenant, vault) = customer_with_vault(admin, "Two Replicas", None);
+    let writer = holder(server, admin, &tenant, &vault, &["backup"]);
+    for (name, bytes) in packs {
+        writer.put("data", name, bytes).expect(201);
+    }
+    for destination in ["spare", "third"] {
+        admin
+            .post(
+                &format!("/api/v1/vaults/{vault}/replicas"),
+                json!({ "destination": destination }),
+            )
+            .expect(201);
+    }
+    // The second replication is one of its own, for both replicas.
+    replicate(admin, &vault);
+    replicate(admin, &vault);
+    (tenant, vault)
+}
+
+/// A replication of `vault` asked for now, held once it brought the first replica up to date:
+/// the second replica's configuration becomes a pipe, where the job waits as it lists that
+/// replica (only it reads that place). (The job, the pipe.)
+fn replication_held_at_the_second(
+    server: &Server,
+    admin: &Caller<'_>,
+    vault: &str,
+) -> (serde_json::Value, HeldAtPipe) {
+    let pipe = server.data_dir.join("third").join(vault).join("config");
+    std::fs::remove_file(&pipe).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&pipe)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let job = admin
+        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+        .expect(202);
+    let mut waited = 0;
+    while !waits_on_a_pipe() {
+        waited += 1;
+        assert!(waited < 3000, "the job never listed the second replica");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (job, HeldAtPipe(pipe))
+}
+
+/// A job held at a pipe it opened for reading.
+struct HeldAtPipe(std::path::PathBuf);
+
+impl HeldAtPipe {
+    /// Lets the job go on (the pipe reads as an empty configuration, which the job replaces
+    /// with the primary's) and waits for its end.
+    fn release(self, admin: &Caller<'_>, job: &serde_json::Value) -> serde_json::Value {
+        // A writer that opens (without waiting: a reader waits) lets the reader go on.
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let writer = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+            .open(&self.0)
+            .expect("the job waits on the pipe");
+        let ended = admin.job_ended(job["id"].as_str().unwrap());
+        drop(writer);
+        ended
     }
 }
 

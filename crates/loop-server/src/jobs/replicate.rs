@@ -111,18 +111,30 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
             ended.retain(|(id, _)| *id != r.id);
             ended.push((r.id.clone(), end));
         }
-        if synced.len() < 2 || pass == MAX_PASSES {
+        if synced.is_empty() || pass == MAX_PASSES {
             break;
         }
-        let arrived = replication::recorded(pool, &vault_id, None)
+        let arrived = synced.len() > 1
+            && replication::recorded(pool, &vault_id, None)
+                .await?
+                .difference(&at_start)
+                .any(|o| replication::COPY_ORDER.contains(&o.0));
+        // A verify that found one damaged after it was brought up to date dropped its
+        // wrong copies and made this job its repair.
+        let damaged: Vec<String> = replicas::of_vault(pool, &vault_id)
             .await?
-            .difference(&at_start)
-            .any(|o| replication::COPY_ORDER.contains(&o.0));
-        if !arrived {
+            .into_iter()
+            .filter(|r| r.state == ReplicaState::Damaged)
+            .map(|r| r.id)
+            .collect();
+        // The last one copied took what arrived; going again it only compares.
+        pending = synced
+            .into_iter()
+            .filter(|r| arrived || damaged.contains(&r.id))
+            .collect();
+        if pending.is_empty() {
             break;
         }
-        // The last one copied took what arrived; going again it only compares.
-        pending = synced;
     }
     let (mut summaries, mut failures, mut refused, mut warnings) =
         (Vec::new(), Vec::new(), Vec::new(), 0);
