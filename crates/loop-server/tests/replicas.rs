@@ -263,25 +263,11 @@ fn a_replica_found_damaged_while_a_replication_runs_is_repaired_by_it() {
     let (job, held) = replication_held_at_the_second(&server, &admin, &vault);
     let job_id = job["id"].as_str().unwrap();
 
-    let replicas = admin
-        .get(&format!("/api/v1/vaults/{vault}/replicas"))
-        .expect(200);
-    let spare = replicas
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["destination"] == "spare")
-        .expect("the first replica")["id"]
+    let spare = replica_at(&admin, &vault, "spare")["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let verify = admin
-        .post(
-            &format!("/api/v1/vaults/{vault}/replicas/{spare}/verify"),
-            json!({ "read_data": true }),
-        )
-        .expect(202);
-    let verify = admin.job_ended(verify["id"].as_str().unwrap());
+    let verify = verified(&admin, &vault, &spare);
     assert_eq!(verify["state"], "failed", "{verify:#}");
     assert!(
         verify["error"]
@@ -293,18 +279,35 @@ fn a_replica_found_damaged_while_a_replication_runs_is_repaired_by_it() {
 
     let ended = held.release(&admin, &job);
     assert_eq!(ended["state"], "succeeded", "{ended}");
-    let r = admin
+    let r = replica_at(&admin, &vault, "spare");
+    assert_eq!(r["state"], "active", "{r}");
+    assert_eq!(std::fs::read(&at_spare).unwrap(), pack);
+}
+
+/// The replica of `vault` at `destination`, as the API lists it.
+fn replica_at(admin: &Caller<'_>, vault: &str, destination: &str) -> serde_json::Value {
+    let listed = admin
         .get(&format!("/api/v1/vaults/{vault}/replicas"))
         .expect(200);
-    let r = r
+    let found = listed
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["id"] == spare.as_str())
+        .find(|r| r["destination"] == destination);
+    found
         .cloned()
-        .unwrap_or_default();
-    assert_eq!(r["state"], "active", "{r}");
-    assert_eq!(std::fs::read(&at_spare).unwrap(), pack);
+        .unwrap_or_else(|| panic!("no replica at {destination}: {listed}"))
+}
+
+/// Verifies `replica` of `vault`, reading every object, and waits for the verify's end.
+fn verified(admin: &Caller<'_>, vault: &str, replica: &str) -> serde_json::Value {
+    let job = admin
+        .post(
+            &format!("/api/v1/vaults/{vault}/replicas/{replica}/verify"),
+            json!({ "read_data": true }),
+        )
+        .expect(202);
+    admin.job_ended(job["id"].as_str().unwrap())
 }
 
 /// Destinations `local` (the primary), `spare` and `third`; no scheduled replication.
@@ -540,13 +543,7 @@ fn damage_at_the_primary_is_not_copied_over_the_replicas_good_copy() {
     let mut flipped = pack.clone();
     flipped[40] ^= 1;
     std::fs::write(&at_primary, &flipped).unwrap();
-    let job = admin
-        .post(
-            &format!("/api/v1/vaults/{vault}/replicas/{replica}/verify"),
-            json!({ "read_data": true }),
-        )
-        .expect(202);
-    let job = admin.job_ended(job["id"].as_str().unwrap());
+    let job = verified(&admin, &vault, &replica);
     assert_eq!(job["state"], "failed", "{job:#}");
     assert!(
         job["error"]
