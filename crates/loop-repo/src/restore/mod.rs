@@ -26,6 +26,7 @@
 mod dirs;
 mod nofollow;
 mod readers;
+mod relisted;
 #[cfg(test)]
 mod tests;
 mod walker;

@@ -50,7 +50,7 @@ pub(super) struct Restorer<'a> {
     pub(super) max_open_files: usize,
     pub(super) files_per_batch: usize,
     /// The index listed again, for blobs a prune moved while the restore ran.
-    pub(super) relisted: super::readers::Relisted,
+    pub(super) relisted: super::relisted::Relisted,
     /// A cancel left an entry out or a read undone.
     pub(super) cut: std::sync::atomic::AtomicBool,
 }
