@@ -99,11 +99,13 @@ pub async fn delete_of_vault(tx: &mut Tx, vault_id: &str) -> DbResult<Vec<Replic
 }
 
 /// A replication that began at `from` completed at `at`: the replica holds what the primary
-/// held then, and reads may fall back to it.
+/// held then, and reads may fall back to it. A replica a verify found damaged at `from` or
+/// later stays `damaged`: the replication may have listed the copies that verify dropped.
 pub async fn synced(pool: &AnyPool, id: &str, from: i64, at: i64) -> DbResult<()> {
     sqlx::query(
-        "UPDATE vault_replicas SET state = 'active', synced_from = $1, synced_at = $2,
-            last_error = NULL
+        "UPDATE vault_replicas SET synced_from = $1, synced_at = $2, last_error = NULL,
+            state = CASE WHEN state = 'damaged' AND verify_ok = 0 AND verified_at >= $1
+                THEN 'damaged' ELSE 'active' END
          WHERE id = $3",
     )
     .bind(from)

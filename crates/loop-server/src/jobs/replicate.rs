@@ -448,6 +448,9 @@ pub(super) async fn verify(ctx: &JobCtx) -> Result<Done, JobError> {
         .await
         .map_err(|e| JobError::transient("dropping the replica's damaged copies failed", e))?;
     let now = state.now();
+    // Found damaged again once the copies are gone: a replication of the replica that began
+    // before now may have listed them, and leaves it damaged (see `replicas::synced`).
+    replicas::verified(pool, &r.id, false, now).await?;
     let mut tx = state.db.begin().await?;
     notify::raise(
         &mut tx,

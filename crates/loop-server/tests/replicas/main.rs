@@ -1,9 +1,15 @@
 //! A replica's health as the service reports it: its lag (what the vault received since its
 //! last complete replication began), and `replica-behind` once it has not completed one for
 //! `replication.behind_hours` (the server's clock moves in the test); and a read the primary
-//! does not answer, served from the replica.
+//! does not answer, served from the replica; promotion, and damage at either end.
+//!
+//! `passes.rs`: how a replication goes round and over its replicas again for what arrived
+//! or was found damaged while it ran.
 
+#[path = "../support/mod.rs"]
 mod support;
+
+mod passes;
 
 use std::time::Duration;
 
@@ -143,262 +149,6 @@ fn a_read_the_primary_does_not_answer_is_served_from_the_replica_after_primary_t
     assert_eq!(range, (206, pack[4..20].to_vec()), "a range");
 }
 
-#[test]
-fn a_replication_goes_round_again_for_what_the_vault_received_while_it_ran() {
-    // No job runs on its own: the replication below is the only one.
-    let server = Server::start_with(|c| {
-        support::with_spare(c);
-        c.jobs.concurrency = 0;
-    });
-    let admin = server.admin();
-    let (tenant, vault) = customer_with_vault(&admin, "Replicated", None);
-    with_replica(&admin, &vault);
-    let writer = holder(&server, &admin, &tenant, &vault, &["backup"]);
-    writer
-        .put("data", &hex::encode([1u8; 32]), &pack_object([1u8; 32]))
-        .expect(201);
-
-    // A backup stores a second pack once the replication has listed the primary (when it
-    // is about to copy the first): a replication asked for now would be this running one.
-    let late = hex::encode([2u8; 32]);
-    let stored_late = std::sync::atomic::AtomicBool::new(false);
-    let check = || {
-        if !stored_late.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            std::thread::scope(|s| {
-                s.spawn(|| {
-                    writer
-                        .put("data", &late, &pack_object([2u8; 32]))
-                        .expect(201)
-                });
-            });
-        }
-        Ok(())
-    };
-    let place = |name: &str| {
-        loop_server::replication::Place::stored(
-            server.state.destinations.get(name).unwrap(),
-            &vault,
-        )
-    };
-    let opts = loop_server::replication::SyncOptions {
-        transfers: 1,
-        remove_vanished: true,
-        bytes_per_sec: None,
-        guard: Some(vault.clone()),
-    };
-    let report = server
-        .block_on(loop_server::replication::sync(
-            &server.state.db.pool,
-            &place("local"),
-            &place("spare"),
-            &opts,
-            &check,
-            &mut |_| {},
-        ))
-        .expect("the replication");
-    assert!(stored_late.into_inner(), "the second pack was stored");
-    assert_eq!(report.rounds, 2, "{report:?}");
-    let at_replica: Vec<_> = walk(&server.data_dir.join("spare"))
-        .into_iter()
-        .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
-        .collect();
-    assert!(at_replica.contains(&late), "{at_replica:?}");
-}
-
-/// A vault with two replicas: what the vault receives while the second is copied, after the
-/// first was brought up to date, reaches the first too before the job ends (another pass).
-#[test]
-fn what_arrives_while_a_later_replica_is_copied_reaches_the_earlier_ones_in_the_same_job() {
-    let server = Server::start_with(with_two_replicas);
-    let admin = server.admin();
-    let (tenant, vault) = vault_with_two_replicas(&server, &admin, &[]);
-    let writer = holder(&server, &admin, &tenant, &vault, &["backup"]);
-    let config_at = |place: &str| server.data_dir.join(place).join(&vault).join("config");
-    let config = std::fs::read(config_at("vaults")).unwrap();
-    let (job, held) = replication_held_at_the_second(&server, &admin, &vault);
-
-    // A backup stores a pack meanwhile.
-    let late = hex::encode([4u8; 32]);
-    writer
-        .put("data", &late, &pack_object([4u8; 32]))
-        .expect(201);
-    let ended = held.release(&admin, &job);
-    assert_eq!(ended["state"], "succeeded", "{ended}");
-    // The first replica's summary counts both its passes: one round each.
-    let first = ended["summary"]["replicas"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["destination"] == "spare")
-        .cloned()
-        .unwrap_or_default();
-    assert_eq!(first["report"]["rounds"], 2, "{ended}");
-    for place in ["spare", "third"] {
-        let held: Vec<_> = walk(&server.data_dir.join(place))
-            .into_iter()
-            .filter_map(|p| Some(p.file_name()?.to_str()?.to_string()))
-            .collect();
-        assert!(held.contains(&late), "{place}: {held:?}");
-        assert_eq!(std::fs::read(config_at(place)).unwrap(), config, "{place}");
-    }
-}
-
-/// A verify finds the first replica damaged while a replication of the vault runs that
-/// already brought that replica up to date: that replication is the verify's repair, and it
-/// goes over the replica again before it ends.
-#[test]
-fn a_replica_found_damaged_while_a_replication_runs_is_repaired_by_it() {
-    let server = Server::start_with(with_two_replicas);
-    let admin = server.admin();
-    let pack = pack_object([3u8; 32]);
-    let name = hex::encode([3u8; 32]);
-    let (_, vault) = vault_with_two_replicas(&server, &admin, &[(&name, &pack)]);
-    let at_spare = walk(&server.data_dir.join("spare").join(&vault))
-        .into_iter()
-        .find(|p| p.file_name().is_some_and(|n| n == name.as_str()))
-        .expect("the pack at the first replica");
-    let mut altered = pack.clone();
-    altered[40] ^= 1;
-    std::fs::write(&at_spare, &altered).unwrap();
-    let (job, held) = replication_held_at_the_second(&server, &admin, &vault);
-    let job_id = job["id"].as_str().unwrap();
-
-    let spare = replica_at(&admin, &vault, "spare")["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let verify = verified(&admin, &vault, &spare);
-    assert_eq!(verify["state"], "failed", "{verify:#}");
-    assert!(
-        verify["error"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("replication {job_id} repairs it")),
-        "{verify:#}"
-    );
-
-    let ended = held.release(&admin, &job);
-    assert_eq!(ended["state"], "succeeded", "{ended}");
-    let r = replica_at(&admin, &vault, "spare");
-    assert_eq!(r["state"], "active", "{r}");
-    assert_eq!(std::fs::read(&at_spare).unwrap(), pack);
-}
-
-/// The replica of `vault` at `destination`, as the API lists it.
-fn replica_at(admin: &Caller<'_>, vault: &str, destination: &str) -> serde_json::Value {
-    let listed = admin
-        .get(&format!("/api/v1/vaults/{vault}/replicas"))
-        .expect(200);
-    let found = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["destination"] == destination);
-    found
-        .cloned()
-        .unwrap_or_else(|| panic!("no replica at {destination}: {listed}"))
-}
-
-/// Verifies `replica` of `vault`, reading every object, and waits for the verify's end.
-fn verified(admin: &Caller<'_>, vault: &str, replica: &str) -> serde_json::Value {
-    let job = admin
-        .post(
-            &format!("/api/v1/vaults/{vault}/replicas/{replica}/verify"),
-            json!({ "read_data": true }),
-        )
-        .expect(202);
-    admin.job_ended(job["id"].as_str().unwrap())
-}
-
-/// Destinations `local` (the primary), `spare` and `third`; no scheduled replication.
-fn with_two_replicas(c: &mut loop_server::config::Config) {
-    support::with_destinations(c, &["local", "spare", "third"]);
-    c.jobs.scheduler_seconds = 86_400;
-}
-
-/// A vault with replicas at `spare` and `third` (in that order), holding the packs `packs`
-/// (name, bytes), all replicated: (its tenant, the vault).
-fn vault_with_two_replicas(
-    server: &Server,
-    admin: &Caller<'_>,
-    packs: &[(&str, &[u8])],
-) -> (String, String) {
-    let (tenant, vault) = customer_with_vault(admin, "Two Replicas", None);
-    let writer = holder(server, admin, &tenant, &vault, &["backup"]);
-    for (name, bytes) in packs {
-        writer.put("data", name, bytes).expect(201);
-    }
-    for destination in ["spare", "third"] {
-        admin
-            .post(
-                &format!("/api/v1/vaults/{vault}/replicas"),
-                json!({ "destination": destination }),
-            )
-            .expect(201);
-    }
-    // The second replication is one of its own, for both replicas.
-    replicate(admin, &vault);
-    replicate(admin, &vault);
-    (tenant, vault)
-}
-
-/// A replication of `vault` asked for now, held once it brought the first replica up to date:
-/// the second replica's configuration becomes a pipe, where the job waits as it lists that
-/// replica (only it reads that place). (The job, the pipe.)
-fn replication_held_at_the_second(
-    server: &Server,
-    admin: &Caller<'_>,
-    vault: &str,
-) -> (serde_json::Value, HeldAtPipe) {
-    let pipe = server.data_dir.join("third").join(vault).join("config");
-    std::fs::remove_file(&pipe).unwrap();
-    let made = std::process::Command::new("mkfifo")
-        .arg(&pipe)
-        .status()
-        .expect("mkfifo");
-    assert!(made.success());
-    let job = admin
-        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
-        .expect(202);
-    let mut waited = 0;
-    while !waits_on_a_pipe() {
-        waited += 1;
-        assert!(waited < 3000, "the job never listed the second replica");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (job, HeldAtPipe(pipe))
-}
-
-/// A job held at a pipe it opened for reading.
-struct HeldAtPipe(std::path::PathBuf);
-
-impl HeldAtPipe {
-    /// Lets the job go on (the pipe reads as an empty configuration, which the job replaces
-    /// with the primary's) and waits for its end.
-    fn release(self, admin: &Caller<'_>, job: &serde_json::Value) -> serde_json::Value {
-        // A writer that opens (without waiting: a reader waits) lets the reader go on.
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let writer = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-            .open(&self.0)
-            .expect("the job waits on the pipe");
-        let ended = admin.job_ended(job["id"].as_str().unwrap());
-        drop(writer);
-        ended
-    }
-}
-
-/// Whether a thread of this process (where the server runs) waits in the kernel for a
-/// pipe's writer to open it.
-fn waits_on_a_pipe() -> bool {
-    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
-    tasks.flatten().any(|t| {
-        std::fs::read_to_string(t.path().join("wchan"))
-            .is_ok_and(|w| w.trim() == "wait_for_partner")
-    })
-}
-
 /// A replica of `vault` at the spare destination: (the vault's replicas path, its ID).
 fn with_replica(admin: &Caller<'_>, vault: &str) -> (String, String) {
     let replicas = format!("/api/v1/vaults/{vault}/replicas");
@@ -420,6 +170,17 @@ fn replicate(admin: &Caller<'_>, vault: &str) {
         admin.job_ended(job["id"].as_str().unwrap())["state"],
         "succeeded"
     );
+}
+
+/// Verifies `replica` of `vault`, reading every object, and waits for the verify's end.
+fn verified(admin: &Caller<'_>, vault: &str, replica: &str) -> serde_json::Value {
+    let job = admin
+        .post(
+            &format!("/api/v1/vaults/{vault}/replicas/{replica}/verify"),
+            json!({ "read_data": true }),
+        )
+        .expect(202);
+    admin.job_ended(job["id"].as_str().unwrap())
 }
 
 /// Promoting a replica drops what it lacks, and the replication that follows makes the old
