@@ -163,46 +163,29 @@ fn a_replication_that_began_before_a_verify_found_damage_leaves_the_replica_dama
     let (_, replica) = with_replica(&admin, &vault);
     replicate(&admin, &vault);
     assert_eq!(replica_at(&admin, &vault, "spare")["state"], "active");
+    use loop_server::db::replicas::{synced, verified};
     let pool = &server.state.db.pool;
     let now = server.state.now();
     server
-        .block_on(loop_server::db::replicas::verified(
-            pool, &replica, false, now,
-        ))
+        .block_on(verified(pool, &replica, false, now))
         .unwrap();
     assert_eq!(replica_at(&admin, &vault, "spare")["state"], "damaged");
-
-    // Began a moment before the verify ended.
-    server
-        .block_on(loop_server::db::replicas::synced(
-            pool,
-            &replica,
-            now - 1,
-            now + 5,
-        ))
-        .unwrap();
-    let r = replica_at(&admin, &vault, "spare");
-    assert_eq!(r["state"], "damaged", "{r}");
-    // Began as it ended, which is not after it either.
-    server
-        .block_on(loop_server::db::replicas::synced(
-            pool,
-            &replica,
-            now,
-            now + 5,
-        ))
-        .unwrap();
-    assert_eq!(replica_at(&admin, &vault, "spare")["state"], "damaged");
-    // Began after it.
-    server
-        .block_on(loop_server::db::replicas::synced(
-            pool,
-            &replica,
-            now + 1,
-            now + 5,
-        ))
-        .unwrap();
-    let r = replica_at(&admin, &vault, "spare");
+    // The replica after a replication that began at `from` ended.
+    let synced_from = |from: i64| {
+        server
+            .block_on(synced(pool, &replica, from, now + 5))
+            .unwrap();
+        replica_at(&admin, &vault, "spare")
+    };
+    // Began a moment before the verify ended, or as it ended (not after it either).
+    for from in [now - 1, now] {
+        let r = synced_from(from);
+        assert_eq!(
+            r["state"], "damaged",
+            "began at {from}, verified at {now}: {r}"
+        );
+    }
+    let r = synced_from(now + 1);
     assert_eq!(r["state"], "active", "{r}");
     assert!(r["synced_at"].is_string(), "{r}");
 }
