@@ -10,7 +10,9 @@ use loop_api::{
 use crate::auth::{self, Caller};
 use crate::db::outbox::{self, MailKind};
 use crate::db::{self, bindings, tenants, users};
-use crate::domain::{NewUser, Permission, RoleRules as _, new_id, new_secret, secret_hash};
+use crate::domain::{
+    NewUser, Permission, RoleRules as _, TenantPath, new_id, new_secret, secret_hash,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -162,6 +164,22 @@ pub async fn scoped_user(
     Ok((user, tenant))
 }
 
+/// Loads a user whose account the caller may act on: change, disable, enable or erase
+/// (`user-write` on the user's tenant, 404 otherwise). A user bound to a role the caller does
+/// not wholly hold where it is bound is out of reach (403): an admin of the provider cannot
+/// take over, lock out or erase a provider-admin, nor anyone else ranking above them.
+pub async fn account_in_reach(
+    state: &AppState,
+    caller: &Caller,
+    id: &UserId,
+) -> ApiResult<(users::UserRow, tenants::TenantRow)> {
+    let found = scoped_user(state, caller, Permission::UserWrite, id).await?;
+    for b in bindings::bindings_of(&state.db.pool, id.as_str()).await? {
+        holds_all_of(caller, b.binding.role, &b.tenant_path)?;
+    }
+    Ok(found)
+}
+
 /// Whether `caller` (who holds role-grant there) may bind `role` on `tenant`: a role its kind
 /// of tenant takes, and one that grants nothing the caller does not hold there itself (an
 /// admin of the provider cannot make anyone, itself included, a provider-admin).
@@ -172,16 +190,17 @@ fn may_bind(caller: &Caller, role: Role, tenant: &tenants::TenantRow) -> ApiResu
             tenant.tenant.kind
         )));
     }
-    holds_all_of(caller, role, tenant)
+    holds_all_of(caller, role, &tenant.path)
 }
 
-/// Whether `caller` holds on `tenant` every permission `role` grants: only then may they
-/// give it, or take it away (an admin of the provider cannot remove its provider-admins).
-fn holds_all_of(caller: &Caller, role: Role, tenant: &tenants::TenantRow) -> ApiResult<()> {
+/// Whether `caller` holds on the tenant at `path` every permission `role` grants: only then
+/// may they give it, take it away, or act on the account of someone bound to it there (an
+/// admin of the provider cannot remove its provider-admins).
+fn holds_all_of(caller: &Caller, role: Role, path: &TenantPath) -> ApiResult<()> {
     if Permission::ALL
         .iter()
         .copied()
-        .any(|p| role.grants(p) && !caller.can(p, &tenant.path))
+        .any(|p| role.grants(p) && !caller.can(p, path))
     {
         return Err(ApiError::new(
             axum::http::StatusCode::FORBIDDEN,
@@ -254,7 +273,7 @@ pub async fn revoke_role(
     let tenant = caller
         .tenant(state, Permission::RoleGrant, &b.binding.tenant_id)
         .await?;
-    holds_all_of(caller, b.binding.role, &tenant)?;
+    holds_all_of(caller, b.binding.role, &tenant.path)?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
     bindings::delete_binding(&mut tx, id.as_str(), binding_id.as_str()).await?;

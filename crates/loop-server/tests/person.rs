@@ -305,6 +305,14 @@ fn a_person_corrects_their_own_profile_and_a_new_address_waits_for_its_owner() {
     let change = json!({ "first_name": FIRST, "business_address": ADDRESS, "email": new });
     me.patch("/api/v1/me", change.clone())
         .expect_problem(400, "password_required");
+    // So does an admin's own account changed as a user's (`/api/v1/users/{own ID}`).
+    let boss = c.member("admin");
+    let boss_signed_in = server.sign_in(&boss.email, USER_PASSWORD);
+    let own = format!("/api/v1/users/{}", boss.user_id);
+    boss_signed_in
+        .patch(&own, json!({ "email": "boss.elsewhere@person.example" }))
+        .expect_problem(400, "password_required");
+    assert!(boss_signed_in.get(&own).expect(200)["pending_email"].is_null());
     let mut wrong = change.clone();
     wrong["current_password"] = json!("not-the-password-1");
     me.patch("/api/v1/me", wrong)

@@ -71,7 +71,9 @@ pub async fn get_user(
 /// Update a user
 ///
 /// Name, e-mail or business address (rectification). A new address of an account takes effect
-/// once its owner confirms it.
+/// once its owner confirms it. Your own account changes as through `PATCH /api/v1/me` (a new
+/// address needs `current_password`); someone holding a role you do not wholly hold is out
+/// of reach (403).
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = UserId, Path)),
     request_body = UpdateUser, responses((status = 200, description = "Success", body = User), (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem), (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
 pub async fn update_user(
@@ -80,8 +82,12 @@ pub async fn update_user(
     Path(id): Path<UserId>,
     Json(req): Json<UpdateUser>,
 ) -> ApiResult<axum::Json<User>> {
-    let (row, _) =
-        crate::directory::scoped_user(&state, &caller, Permission::UserWrite, &id).await?;
+    let (row, _) = crate::directory::account_in_reach(&state, &caller, &id).await?;
+    if caller.actor().1 == row.user.id {
+        return Ok(axum::Json(
+            crate::accounts::change_own(&state, &caller, req).await?,
+        ));
+    }
     let whole = caller.holds_on_whole_service(Permission::UserRead);
     Ok(axum::Json(
         crate::accounts::change(&state, &caller, row, req, whole).await?,
@@ -113,7 +119,7 @@ async fn set_status(
     status: UserStatus,
     action: &'static str,
 ) -> ApiResult<axum::Json<User>> {
-    let (row, _) = crate::directory::scoped_user(state, caller, Permission::UserWrite, id).await?;
+    let (row, _) = crate::directory::account_in_reach(state, caller, id).await?;
     if caller.actor().1 == row.user.id {
         return Err(ApiError::conflict(
             "self",

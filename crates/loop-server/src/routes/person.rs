@@ -5,8 +5,6 @@ use loop_api::{ErasePerson, PersonErased, UserId};
 
 use super::{Json, Path};
 use crate::auth::Caller;
-use crate::db::users;
-use crate::domain::Permission;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -30,13 +28,7 @@ pub async fn erase_person(
     Path(id): Path<UserId>,
     Json(req): Json<ErasePerson>,
 ) -> ApiResult<axum::Json<PersonErased>> {
-    caller.user()?;
-    let u = users::user_by_id(&state.db.pool, id.as_str())
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    caller
-        .tenant(&state, Permission::UserWrite, &u.user.tenant_id)
-        .await?;
+    let (u, _) = crate::directory::account_in_reach(&state, &caller, &id).await?;
     if caller.actor().1 == u.user.id {
         return Err(ApiError::conflict(
             "self",

@@ -131,6 +131,25 @@ fn a_grant_never_gives_more_than_the_granter_holds() {
     sam_signed_in
         .delete(&format!("/api/v1/users/{}/roles/{roots}", root.user_id))
         .expect_problem(403, "permission_denied");
+    // Nor take over, lock out or erase the account of someone who holds more than it does.
+    let roots_account = format!("/api/v1/users/{}", root.user_id);
+    let before = root.get(&roots_account).expect(200);
+    sam_signed_in
+        .patch(
+            &roots_account,
+            json!({ "email": "sam.again@provider.example" }),
+        )
+        .expect_problem(403, "permission_denied");
+    sam_signed_in
+        .post(&format!("{roots_account}/disable"), json!({}))
+        .expect_problem(403, "permission_denied");
+    sam_signed_in
+        .post(
+            &format!("{roots_account}/erase"),
+            json!({ "confirm": before["email"] }),
+        )
+        .expect_problem(403, "permission_denied");
+    assert_eq!(root.get(&roots_account).expect(200), before);
     assert_eq!(binding_of(&root.user_id, "provider-admin"), Some(roots));
     sam_signed_in
         .delete(&format!(
