@@ -84,6 +84,21 @@ closed_set! {
     }
 }
 
+impl JobKind {
+    /// Whether a job of this kind may be cancelled. The erasures may not (they are the only
+    /// way the objects they delete go, and nothing queues them again), nor a tenant key
+    /// rotation (stopped halfway, it would leave the old key opening vaults).
+    pub fn cancellable(self) -> bool {
+        !matches!(
+            self,
+            JobKind::VaultErasure
+                | JobKind::ReplicaErasure
+                | JobKind::TenantErasure
+                | JobKind::TenantKeyRotation
+        )
+    }
+}
+
 impl JobState {
     /// True once the job will not change again.
     pub fn is_final(self) -> bool {

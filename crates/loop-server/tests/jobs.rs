@@ -450,7 +450,7 @@ fn a_removed_replica_is_not_added_again_while_its_erasure_is_open() {
         c.jobs.concurrency = 0;
     });
     let admin = api_only.admin();
-    let (_, vault) = customer_with_vault(&admin, "Acme", None);
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
     let add = |admin: &support::Caller<'_>| {
         admin.post(
             &format!("/api/v1/vaults/{vault}/replicas"),
@@ -464,6 +464,24 @@ fn a_removed_replica_is_not_added_again_while_its_erasure_is_open() {
     assert_eq!(erasure["kind"], "replica-erasure");
     // Added again now, the erasure would delete what the new replica is being seeded with.
     add(&admin).expect_problem(409, "replica_erasing");
+    // Nothing else removes what the replica holds, so its erasure is not cancelled; nor is
+    // a key rotation, which stopped halfway would leave the old key opening vaults.
+    let rotation = admin
+        .post(
+            &format!("/api/v1/tenants/{tenant}/key-rotation"),
+            serde_json::json!({}),
+        )
+        .expect(202);
+    for job in [&erasure, &rotation] {
+        let id = job["id"].as_str().unwrap();
+        admin
+            .post(&format!("/api/v1/jobs/{id}/cancel"), serde_json::json!({}))
+            .expect_problem(409, "not_cancellable");
+        assert_eq!(
+            admin.get(&format!("/api/v1/jobs/{id}")).expect(200)["state"],
+            "queued"
+        );
+    }
     drop(admin);
     let database = api_only.stop();
 

@@ -43,13 +43,18 @@ pub async fn scoped_item(
 }
 
 /// Cancels the job `id` (audited): a queued job at once, a running one at its runner's next
-/// check. An erasure, or a job that ended, is a conflict.
+/// check. An erasure or a key rotation ([`JobKind::cancellable`]), or a job that ended, is a
+/// conflict.
 pub async fn cancel(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
     let job = scoped_job(state, caller, Permission::JobWrite, id).await?;
-    if matches!(job.kind, JobKind::VaultErasure | JobKind::TenantErasure) {
+    if !job.kind.cancellable() {
         return Err(ApiError::conflict(
             "not_cancellable",
-            "an erasure cannot be cancelled: it is how a deleted vault's objects go",
+            format!(
+                "a {} cannot be cancelled: stopped halfway, it would leave objects or keys \
+                 that nothing else removes",
+                job.kind
+            ),
         ));
     }
     if job.state.is_final() {

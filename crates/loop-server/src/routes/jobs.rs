@@ -74,8 +74,8 @@ pub async fn job_log(
 /// Cancel a job
 ///
 /// A queued job is cancelled at once; a running one stops at its runner's next check
-/// (`cancel_requested` until then). A vault erasure cannot be cancelled, and a job that
-/// ended cannot either (409).
+/// (`cancel_requested` until then). An erasure (of a vault, a replica or a tenant) or a
+/// tenant key rotation cannot be cancelled, and a job that ended cannot either (409).
 #[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = JobId, Path)),
     responses((status = 200, description = "The job after the request", body = Job),
         (status = 409, description = "Conflict (problem+json)", body = loop_api::Problem)))]
