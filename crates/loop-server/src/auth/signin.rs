@@ -24,7 +24,7 @@ pub(crate) fn throttled(retry_after_secs: u64) -> ApiError {
     .retry_after(retry_after_secs)
 }
 
-fn bad_credentials() -> ApiError {
+pub(crate) fn bad_credentials() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
         "invalid_credentials",
@@ -260,7 +260,9 @@ pub struct Opened {
 }
 
 /// Opens the session of a user who passed every check: clears the attempt's failure, starts
-/// the session and audits the sign-in.
+/// the session and audits the sign-in. A password change, reset, disabling or erasure of the
+/// account committed since its password was checked (against `user`, as read then) refuses
+/// it (401): nothing of the sign-in is written.
 pub async fn open(
     state: &AppState,
     client: &ClientInfo,
@@ -275,6 +277,10 @@ pub async fn open(
         .succeeded(&state.db, &attempted.account, attempted.attempt)
         .await?;
     let mut tx = state.db.begin().await?;
+    let verified = user.password_hash.as_deref();
+    if !users::signs_in_as_verified(&mut tx, &user.user.id, verified).await? {
+        return Err(bad_credentials());
+    }
     let started = session::start(
         &mut tx,
         state,

@@ -14,24 +14,29 @@ pub struct Challenge {
     pub remember: bool,
 }
 
+/// Opens a challenge for `user_id`, whose password was checked against `verified` (its hash
+/// as read then). False, and nothing opened, when the account changed since: a password
+/// change, reset, disabling or erasure (each ends the user's challenges too).
 pub async fn insert(
     pool: &AnyPool,
     secret_hash: &str,
-    user_id: &str,
+    (user_id, verified): (&str, &str),
     remember: bool,
     expires_at: i64,
-) -> DbResult<()> {
-    sqlx::query(
+) -> DbResult<bool> {
+    let r = sqlx::query(
         "INSERT INTO signin_challenges (secret_hash, user_id, remember, tries, expires_at)
-         VALUES ($1, $2, $3, 0, $4)",
+         SELECT $1, id, $3, 0, $4 FROM users
+         WHERE id = $2 AND status = 'active' AND password_hash = $5",
     )
     .bind(secret_hash)
     .bind(user_id)
     .bind(remember as i64)
     .bind(expires_at)
+    .bind(verified)
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
 /// Counts one more code against the challenge and answers it while it is open (not expired,

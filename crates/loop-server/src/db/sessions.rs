@@ -113,7 +113,8 @@ pub async fn end_session(tx: &mut Tx, id: &str, reason: &str, now: i64) -> DbRes
     Ok(r.rows_affected() > 0)
 }
 
-/// Ends every live session of a user except `keep`; returns how many ended.
+/// Ends every live session of a user except `keep`, and their sign-ins still waiting for
+/// an authenticator code; returns how many sessions ended.
 pub async fn end_user_sessions(
     tx: &mut Tx,
     user_id: &str,
@@ -121,6 +122,11 @@ pub async fn end_user_sessions(
     reason: &str,
     now: i64,
 ) -> DbResult<u64> {
+    // A sign-in waiting for its authenticator code would open a session after this.
+    sqlx::query("DELETE FROM signin_challenges WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
     let r = sqlx::query(
         "UPDATE sessions SET ended_at = $1, end_reason = $2
          WHERE user_id = $3 AND ended_at IS NULL AND id <> $4",

@@ -306,6 +306,22 @@ pub async fn set_user_status(tx: &mut Tx, id: &str, status: UserStatus, now: i64
     Ok(())
 }
 
+/// Whether user `id` is still active with the password hash `hash` a sign-in verified: a
+/// password change, reset, disabling or erasure committed since then makes it false.
+pub async fn signs_in_as_verified(tx: &mut Tx, id: &str, hash: Option<&str>) -> DbResult<bool> {
+    let Some(hash) = hash else {
+        return Ok(false);
+    };
+    let row = sqlx::query(
+        "SELECT id FROM users WHERE id = $1 AND status = 'active' AND password_hash = $2",
+    )
+    .bind(id)
+    .bind(hash)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.is_some())
+}
+
 /// Sets the password (and activates an invited user, consuming the invite). A new address
 /// waiting for confirmation is dropped: whoever changes the password may not know who asked.
 pub async fn set_password(tx: &mut Tx, id: &str, hash: &str, now: i64) -> DbResult<()> {

@@ -158,20 +158,27 @@ pub async fn submit(
     }
     // The password was right: its attempt is taken back, each code counts on its own.
     let challenge = new_secret("lpc");
+    let verified = user.password_hash.as_deref().unwrap_or_default();
     let kept = async {
         signin::undecided(&state, attempted).await?;
-        challenges::insert(
+        let opened = challenges::insert(
             &state.db.pool,
             &secret_hash(&challenge),
-            &user.user.id,
+            (&user.user.id, verified),
             remember,
             now + CHALLENGE_MS,
         )
         .await?;
-        Ok::<_, ApiError>(())
+        Ok::<_, ApiError>(opened)
     };
-    if let Err(e) = kept.await {
-        return super::failed(v.lang, e);
+    match kept.await {
+        Ok(true) => {}
+        // The password changed (or the account was disabled) while it was checked.
+        Ok(false) => {
+            let (status, text, _) = refusal(&v, signin::bad_credentials());
+            return form(&v, status, &f.email, &next, Some(&text));
+        }
+        Err(e) => return super::failed(v.lang, e),
     }
     let next: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
     let mut r = Redirect::to(&format!("/signin/code?next={next}")).into_response();

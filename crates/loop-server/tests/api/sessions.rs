@@ -118,6 +118,81 @@ fn changing_the_password_ends_the_other_sessions_but_not_this_one() {
     server.sign_in(ADMIN_EMAIL, "a-brand-new-password");
 }
 
+/// A sign-in whose password was checked before a password change committed opens no
+/// session after it; nor does one waiting for its authenticator code, before or after.
+#[test]
+fn a_sign_in_checked_before_a_password_change_opens_nothing_after_it() {
+    use loop_server::auth::{ClientInfo, signin};
+    use loop_server::db::challenges;
+    let server = Server::start();
+    let here = server.admin();
+    let client = ClientInfo {
+        ip: Some("192.0.2.7".into()),
+        user_agent: Some("racing".into()),
+    };
+    let now = server.state.now();
+    let state = &server.state;
+    let checked = || {
+        server
+            .block_on(signin::password(
+                state,
+                &client,
+                ADMIN_EMAIL,
+                ADMIN_PASSWORD,
+                now,
+            ))
+            .expect("the password is right")
+    };
+    let sessions = || {
+        here.get("/api/v1/sessions")
+            .expect(200)
+            .as_array()
+            .map(Vec::len)
+    };
+    let (user, attempted) = checked();
+    let verified = user.password_hash.clone().unwrap();
+    let challenge = |secret: &str| {
+        server.block_on(challenges::insert(
+            &state.db.pool,
+            secret,
+            (&user.user.id, &verified),
+            false,
+            now + 60_000,
+        ))
+    };
+    assert!(challenge("waiting").unwrap());
+    let sessions_before = sessions();
+
+    here.post(
+        "/api/v1/me/password",
+        json!({ "current_password": ADMIN_PASSWORD, "new_password": "a-brand-new-password" }),
+    )
+    .expect(204);
+    let refused = server
+        .block_on(signin::open(
+            state, &client, &user, attempted, None, true, now,
+        ))
+        .err()
+        .expect("no session opens");
+    assert_eq!(refused.status().as_u16(), 401);
+    assert_eq!(sessions(), sessions_before);
+    // The challenge opened before the change is gone; one opened after it is refused.
+    let pool = &state.db.pool;
+    assert!(
+        server
+            .block_on(challenges::try_once(pool, "waiting", now))
+            .unwrap()
+            .is_none()
+    );
+    assert!(!challenge("late").unwrap());
+    assert!(
+        server
+            .block_on(challenges::try_once(pool, "late", now))
+            .unwrap()
+            .is_none()
+    );
+}
+
 #[test]
 fn once_totp_is_enabled_sign_in_asks_for_the_code() {
     let server = Server::start();
