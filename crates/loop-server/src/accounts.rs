@@ -46,6 +46,13 @@ pub async fn change(
     whole: bool,
 ) -> ApiResult<User> {
     let req = UserChanges::parse(req)?;
+    if crate::person::is_erased(&row) {
+        return Err(ApiError::conflict(
+            "user_erased",
+            "this person was erased: the account is a pseudonym and is not changed",
+        ));
+    }
+    let was = row.user.clone();
     let mut u = row.user;
     let mut fields = Vec::new();
     let mut mail = None;
@@ -102,9 +109,16 @@ pub async fn change(
     }
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    users::update_user_profile(&mut tx, &u, now)
+    let stored = users::update_user_profile(&mut tx, &u, &was, now)
         .await
         .map_err(taken_or_internal)?;
+    if !stored {
+        return Err(ApiError::conflict(
+            "user_changed",
+            "the account changed meanwhile (erased, disabled or its address confirmed): read \
+             it again",
+        ));
+    }
     if fields.contains(&"pending_email") || fields.contains(&"email") {
         users::set_pending_email(&mut tx, &u.id, u.pending_email.as_deref(), now).await?;
     }

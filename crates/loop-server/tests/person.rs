@@ -9,6 +9,7 @@ mod support;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use loop_server::db::users;
 use serde_json::{Value, json};
 use support::{Server, USER_PASSWORD};
 
@@ -147,6 +148,11 @@ fn an_erased_person_leaves_no_trace_and_every_chain_verifies() {
         .expect(200);
 
     // Erased, on request, by an administrator who repeats her address.
+    let pool = &server.state.db.pool;
+    let read_before = server
+        .block_on(users::user_by_id(pool, &zoe))
+        .unwrap()
+        .unwrap();
     let path = format!("/api/v1/users/{zoe}/erase");
     admin
         .post(&path, json!({ "confirm": "someone@else.example" }))
@@ -181,6 +187,18 @@ fn an_erased_person_leaves_no_trace_and_every_chain_verifies() {
     admin
         .post(&format!("/api/v1/users/{zoe}/enable"), json!({}))
         .expect_problem(409, "user_erased");
+    // Nor changed: not asked now, nor by a change that read her before the erasure.
+    admin
+        .patch(&format!("/api/v1/users/{zoe}"), json!({ "language": "nl" }))
+        .expect_problem(409, "user_erased");
+    let stale = &read_before.user;
+    let written = server.block_on(async {
+        let mut tx = server.state.db.begin().await.unwrap();
+        let written = users::update_user_profile(&mut tx, stale, stale, 1).await;
+        tx.commit().await.unwrap();
+        written.unwrap()
+    });
+    assert!(!written);
 
     // Her events stay, as a pseudonymous actor's, without personal data; every chain
     // verifies.

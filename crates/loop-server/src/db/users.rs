@@ -270,12 +270,15 @@ pub async fn insert_user(
 }
 
 /// Stores a user's profile. A new address voids a password reset code waiting for the old one.
-pub async fn update_user_profile(tx: &mut Tx, u: &User, now: i64) -> DbResult<()> {
-    sqlx::query(
+/// False, and nothing written, when the account no longer has the address and status `was`
+/// (as read before the change): an erasure, a confirmed address or a status change came in
+/// between, and writing over it would undo it.
+pub async fn update_user_profile(tx: &mut Tx, u: &User, was: &User, now: i64) -> DbResult<bool> {
+    let r = sqlx::query(
         "UPDATE users SET email = $1, first_name = $2, last_name = $3, business_address = $4,
             language = $7, time_zone = $8, updated_at = $5,
             reset_hash = CASE WHEN email = $1 THEN reset_hash ELSE NULL END
-         WHERE id = $6",
+         WHERE id = $6 AND email = $9 AND status = $10",
     )
     .bind(&u.email)
     .bind(&u.first_name)
@@ -285,9 +288,11 @@ pub async fn update_user_profile(tx: &mut Tx, u: &User, now: i64) -> DbResult<()
     .bind(&u.id)
     .bind(u.language.as_str())
     .bind(u.time_zone.as_deref())
+    .bind(&was.email)
+    .bind(was.status.as_str())
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
 /// Sets a user's status; a password reset code or a new address waiting for them stops
