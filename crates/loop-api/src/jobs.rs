@@ -85,11 +85,13 @@ closed_set! {
 }
 
 impl JobKind {
-    /// Whether a job of this kind may be cancelled. The erasures may not (they are the only
-    /// way the objects they delete go, and nothing queues them again), nor a tenant key
-    /// rotation (stopped halfway, it would leave the old key opening vaults).
-    pub fn cancellable(self) -> bool {
-        !matches!(
+    /// Whether a job of this kind must run to its end: the erasures (the only way the
+    /// objects they delete go, and nothing queues them again) and a tenant key rotation
+    /// (stopped halfway, it would leave the old key opening vaults). Such a job cannot be
+    /// cancelled, and a failure worth another attempt is tried again however often it
+    /// happens.
+    pub fn must_finish(self) -> bool {
+        matches!(
             self,
             JobKind::VaultErasure
                 | JobKind::ReplicaErasure

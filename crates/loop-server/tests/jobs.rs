@@ -217,6 +217,72 @@ fn snapshots_a_killed_retention_run_removed_are_audited_by_the_run_that_takes_ov
     assert!(left.is_empty(), "every record is settled: {left:?}");
 }
 
+/// A vault erasure that fails on something passing (here its destination, not configured
+/// on the node that runs it) more often than a job is tried is tried again, not left
+/// `failed` with the vault's objects in place; it finishes once it can.
+#[test]
+fn a_vault_erasure_failing_more_often_than_a_job_is_tried_is_tried_until_it_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let api_only = Server::start_with(|c| {
+        c.data_dir = data.clone();
+        support::with_spare(c);
+        c.jobs.concurrency = 0;
+    });
+    let admin = api_only.admin();
+    let (tenant, _) = customer_with_vault(&admin, "Acme", None);
+    let vault = admin
+        .post(
+            "/api/v1/vaults",
+            serde_json::json!({ "tenant_id": tenant, "name": "spare", "destination": "spare" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let vault_dir = data.join("spare").join(&vault);
+    assert!(!files_under(&vault_dir).is_empty());
+    let job = admin.delete(&format!("/api/v1/vaults/{vault}")).expect(202);
+    let job_path = format!("/api/v1/jobs/{}", job["id"].as_str().unwrap());
+    drop(admin);
+
+    // A node without that destination, where a job gets one attempt.
+    let lacking = take_over(api_only, |c| {
+        c.data_dir = data.clone();
+        c.jobs.max_attempts = 1;
+    });
+    let admin = lacking.admin();
+    let mut tried = admin.get(&job_path).expect(200);
+    for _ in 0..1200 {
+        if tried["attempts"].as_u64() >= Some(1) && tried["state"] != "running" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        tried = admin.get(&job_path).expect(200);
+    }
+    assert_eq!(tried["state"], "queued", "{tried:#}");
+    assert!(
+        tried["error"].as_str().unwrap().contains("not configured"),
+        "{tried:#}"
+    );
+    assert!(!files_under(&vault_dir).is_empty());
+    drop(admin);
+
+    let able = take_over(lacking, |c| {
+        c.data_dir = data.clone();
+        support::with_spare(c);
+        c.jobs.max_attempts = 1;
+    });
+    able.advance(Duration::from_secs(60));
+    let ended = able.admin().job_ended(job["id"].as_str().unwrap());
+    assert_eq!(ended["state"], "succeeded", "{ended:#}");
+    assert!(
+        files_under(&vault_dir).is_empty(),
+        "{:?}",
+        files_under(&vault_dir)
+    );
+}
+
 #[test]
 fn a_queued_job_can_be_cancelled_and_the_sweep_runs_at_start() {
     let server = Server::start();

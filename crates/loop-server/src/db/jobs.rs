@@ -240,7 +240,8 @@ pub struct ClaimReport {
 /// Claims up to `limit` due jobs for `owner` that the server runs (an agent claims its
 /// own, see `db::agents`): queued ones whose time has come, and running
 /// ones whose lease expired (their runner disappeared). A job that was taken over this way
-/// `max_attempts` times is abandoned instead.
+/// `max_attempts` times is abandoned instead, unless it must finish
+/// ([`JobKind::must_finish`]): that one is taken over again.
 pub async fn claim_due(
     pool: &AnyPool,
     owner: Claimant<'_>,
@@ -253,7 +254,7 @@ pub async fn claim_due(
         return Ok(report);
     }
     let candidates = sqlx::query(
-        "SELECT id, fence, state, attempts, max_attempts FROM jobs
+        "SELECT id, kind, fence, state, attempts, max_attempts FROM jobs
          WHERE runner = 'server'
            AND ((state = 'queued' AND scheduled_at <= $1)
              OR (state = 'running' AND lease_expires_at <= $1))
@@ -270,7 +271,11 @@ pub async fn claim_due(
         let id: String = col(&c, "id")?;
         let fence: i64 = col(&c, "fence")?;
         let was_running = col::<String>(&c, "state")? == "running";
-        let exhausted = col::<i64>(&c, "attempts")? >= col::<i64>(&c, "max_attempts")?;
+        let must_finish = col::<String>(&c, "kind")?
+            .parse::<JobKind>()
+            .is_ok_and(JobKind::must_finish);
+        let exhausted =
+            col::<i64>(&c, "attempts")? >= col::<i64>(&c, "max_attempts")? && !must_finish;
         if was_running && exhausted {
             let done = sqlx::query(
                 "UPDATE jobs SET state = 'abandoned', finished_at = $1, lease_owner = NULL,

@@ -43,11 +43,11 @@ pub async fn scoped_item(
 }
 
 /// Cancels the job `id` (audited): a queued job at once, a running one at its runner's next
-/// check. An erasure or a key rotation ([`JobKind::cancellable`]), or a job that ended, is a
+/// check. An erasure or a key rotation ([`JobKind::must_finish`]), or a job that ended, is a
 /// conflict.
 pub async fn cancel(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Job> {
     let job = scoped_job(state, caller, Permission::JobWrite, id).await?;
-    if !job.kind.cancellable() {
+    if job.kind.must_finish() {
         return Err(ApiError::conflict(
             "not_cancellable",
             format!(

@@ -333,16 +333,28 @@ async fn run_one(state: &AppState, claimed: Claimed) {
             tracing::info!(job = %id, "job cancelled");
             jobs::finish(pool, &id, fence, JobState::Cancelled, None, None, now).await
         }
-        Err(JobError::Transient(msg)) if ctx.claimed.job.attempts < max_attempts(state) => {
+        Err(JobError::Transient(msg))
+            if ctx.claimed.job.attempts < max_attempts(state) || kind.must_finish() =>
+        {
             ended = false;
             let wait = backoff_ms(
                 FIRST_BACKOFF_MS,
                 MAX_BACKOFF_MS,
                 ctx.claimed.job.attempts as i64,
             );
-            let _ = ctx
-                .log("warning", &format!("{msg}; trying again later"))
-                .await;
+            // Past the attempts another job gets, one that must finish says so as an error.
+            let (level, line) = if ctx.claimed.job.attempts < max_attempts(state) {
+                ("warning", format!("{msg}; trying again later"))
+            } else {
+                let every = MAX_BACKOFF_MS / 60_000;
+                let line = format!(
+                    "{msg}; attempt {}: this job must finish, so it is tried again (at most \
+                     {every} minutes apart) until it does",
+                    ctx.claimed.job.attempts
+                );
+                ("error", line)
+            };
+            let _ = ctx.log(level, &line).await;
             jobs::retry_at(pool, &id, fence, now + wait, &msg).await
         }
         Err(JobError::Transient(msg) | JobError::Failed(msg)) => {

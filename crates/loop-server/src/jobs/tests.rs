@@ -40,13 +40,23 @@ fn runner(id: &str) -> jobs::Claimant<'_> {
 }
 
 async fn queue(db: &Db, target: &str, at: i64, max_attempts: u32) -> DbResult<String> {
+    queue_of(db, JobKind::StagingSweep, target, at, max_attempts).await
+}
+
+async fn queue_of(
+    db: &Db,
+    kind: JobKind,
+    target: &str,
+    at: i64,
+    max_attempts: u32,
+) -> DbResult<String> {
     let mut tx = db.begin().await?;
     let id = jobs::enqueue(
         &mut tx,
         &NewJob {
             runner: jobs::Runner::Server,
             tenant_id: "tn_1",
-            kind: JobKind::StagingSweep,
+            kind,
             target_kind: "destination",
             target_id: target,
             scheduled_at: at,
@@ -215,6 +225,25 @@ async fn a_job_whose_runner_keeps_disappearing_is_abandoned() {
     assert!(last.claimed.is_empty());
     assert_eq!(last.abandoned, std::slice::from_ref(&id));
     assert_eq!(state_of(&db, &id).await, JobState::Abandoned);
+}
+
+/// A job that must finish (an erasure) is taken over however often its runner disappeared.
+#[tokio::test]
+async fn a_job_that_must_finish_is_taken_over_however_often_its_runner_disappears() {
+    let (_dir, db) = db().await;
+    let id = queue_of(&db, JobKind::VaultErasure, "vt_1", 0, 2)
+        .await
+        .unwrap();
+    let mut now = 0;
+    for attempt in 1..=4 {
+        let c = jobs::claim_due(&db.pool, runner("r"), now, LEASE, 1)
+            .await
+            .unwrap();
+        assert!(c.abandoned.is_empty());
+        assert_eq!(c.claimed[0].job.attempts, attempt);
+        now += LEASE + 1;
+    }
+    assert_eq!(state_of(&db, &id).await, JobState::Running);
 }
 
 #[tokio::test]
