@@ -133,6 +133,7 @@ pub async fn erase_tenant(
     let key_destroyed = tenants::delete_tenant_key(&mut tx, tenant_id).await?;
     tenants::set_tenant_status(&mut tx, tenant_id, TenantStatus::Erased).await?;
     let (tokens, sessions, users) = tenants::lock_out_tenant(&mut tx, tenant_id, now).await?;
+    let targets = crate::db::notify::erase_targets_of(&mut tx, tenant_id, now).await?;
     let sync_jobs = crate::db::remotes::delete_sync_jobs_of_tenant(&mut tx, tenant_id).await?;
     // A replication or sync under way would copy on after its places were emptied: each is
     // asked to stop, and the erasure job waits until it has.
@@ -166,6 +167,7 @@ pub async fn erase_tenant(
                 "tenant_key_destroyed": key_destroyed, "tokens_revoked": tokens,
                 "sessions_ended": sessions, "users_disabled": users, "vault_ids": vault_ids,
                 "sync_jobs_removed": sync_jobs, "jobs_cancelled": jobs_cancelled,
+                "notify_targets_removed": targets,
             }),
         ),
         now,

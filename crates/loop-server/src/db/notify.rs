@@ -165,6 +165,34 @@ pub async fn delete_target(tx: &mut Tx, id: &str, now: i64) -> DbResult<()> {
     Ok(())
 }
 
+/// Removes every notification target of an erased tenant with what it held: its name,
+/// recipients or URL and signing key. What was still queued for them ends as failed.
+/// Returns how many targets were removed.
+pub async fn erase_targets_of(tx: &mut Tx, tenant_id: &str, now: i64) -> DbResult<u64> {
+    sqlx::query(
+        "UPDATE deliveries SET state = 'failed', finished_at = $1, claimed_until = NULL,
+            last_error = 'the tenant was erased'
+         WHERE state = 'queued'
+           AND target_id IN (SELECT id FROM notify_targets WHERE tenant_id = $2)",
+    )
+    .bind(now)
+    .bind(tenant_id)
+    .execute(&mut **tx)
+    .await?;
+    let r = sqlx::query(
+        "UPDATE notify_targets SET name = 'erased', enabled = 0, secret_wrapped = NULL,
+            settings = CASE kind WHEN 'email' THEN '{\"recipients\":[]}'
+                ELSE '{\"url\":\"\"}' END,
+            deleted_at = COALESCE(deleted_at, $1), updated_at = $1
+         WHERE tenant_id = $2",
+    )
+    .bind(now)
+    .bind(tenant_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected())
+}
+
 /// The targets whose summary report is due, oldest first.
 pub async fn summaries_due(pool: &AnyPool, now: i64, limit: u32) -> DbResult<Vec<TargetRow>> {
     let rows = sqlx::query(

@@ -298,9 +298,18 @@ pub async fn set_tenant_status(tx: &mut Tx, id: &str, status: TenantStatus) -> D
     Ok(r.rows_affected() > 0)
 }
 
-/// Shuts a tenant's people and machines out: revokes its tokens, ends its users' sessions
-/// and disables its users (invitations included). Returns (tokens, sessions, users).
+/// Shuts a tenant's people and machines out: revokes its tokens, ends its users' sessions,
+/// disables its users (invitations included) and expires its unused enrolment codes (a
+/// device enrolled with one would get a live token). Returns (tokens, sessions, users).
 pub async fn lock_out_tenant(tx: &mut Tx, id: &str, now: i64) -> DbResult<(u64, u64, u64)> {
+    sqlx::query(
+        "UPDATE enrolment_codes SET expires_at = $1
+         WHERE tenant_id = $2 AND used_at IS NULL AND expires_at > $1",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
     let tokens = sqlx::query(
         "UPDATE tokens SET revoked_at = $1 WHERE tenant_id = $2 AND revoked_at IS NULL",
     )

@@ -191,6 +191,15 @@ fn an_erased_tenant_keeps_its_records_but_no_key_and_no_way_in() {
         )
         .expect(201);
     let ana = server.sign_in("ana@leaving.example", USER_PASSWORD);
+    // Its summary mail goes to someone without an account; a machine was to be enrolled.
+    admin
+        .post(
+            "/api/v1/notify/targets",
+            json!({ "tenant_id": l.tenant, "name": "Night desk", "summary": "daily",
+                    "email": { "recipients": ["night.desk@leaving.example"] } }),
+        )
+        .expect(201);
+    let code = support::agent::new_code(&admin, &l.tenant, 60);
 
     let report = admin
         .post(
@@ -248,6 +257,14 @@ fn an_erased_tenant_keeps_its_records_but_no_key_and_no_way_in() {
         server.login("ana@leaving.example", USER_PASSWORD).status,
         401
     );
+    server
+        .call(
+            "post",
+            "/agent/v1/enroll",
+            None,
+            Some(&json!({ "code": code, "name": "late" })),
+        )
+        .expect_problem(403, "enrolment_refused");
     // And nothing new can be given to it.
     admin
         .post(
@@ -299,6 +316,14 @@ fn an_erased_tenant_keeps_its_records_but_no_key_and_no_way_in() {
             "{u}"
         );
     }
+    // Its notification targets went with it: nothing is mailed on about it.
+    assert!(!server.database_holds("night.desk@leaving.example"));
+    let due = server.block_on(loop_server::db::notify::summaries_due(
+        &server.state.db.pool,
+        i64::MAX,
+        100,
+    ));
+    assert!(due.unwrap().iter().all(|t| t.target.tenant_id != l.tenant));
 
     // The audit log says who erased what.
     let events = admin.audit_events();
