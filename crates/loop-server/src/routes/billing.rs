@@ -292,12 +292,7 @@ pub async fn set_subscription(
         now,
     )
     .await?;
-    // Ending a suspended subscription terminates it at once, and termination erases the
-    // tenant: run where a dropped request cannot stop it halfway.
-    let (st, tenant) = (state.clone(), id.to_string());
-    tokio::spawn(async move { crate::billing::advance(&st, &tenant).await })
-        .await
-        .map_err(|e| ApiError::Internal(format!("the lifecycle step stopped: {e}")))??;
+    advance_detached(&state, id.as_str()).await?;
     let s = current(&state, id.as_str()).await?;
     Ok(axum::Json(subscription_view(&state, &s).await?))
 }
@@ -355,9 +350,20 @@ pub async fn end_subscription(
         now,
     )
     .await?;
-    crate::billing::advance(&state, id.as_str()).await?;
+    advance_detached(&state, id.as_str()).await?;
     let s = current(&state, id.as_str()).await?;
     Ok(axum::Json(subscription_view(&state, &s).await?))
+}
+
+/// Takes the tenant's lifecycle step now. Ending a suspended subscription terminates it at
+/// once, and termination erases the tenant: run where a dropped request cannot stop it
+/// halfway.
+async fn advance_detached(state: &AppState, tenant: &str) -> ApiResult<()> {
+    let (st, tenant) = (state.clone(), tenant.to_string());
+    tokio::spawn(async move { crate::billing::advance(&st, &tenant).await })
+        .await
+        .map_err(|e| ApiError::Internal(format!("the lifecycle step stopped: {e}")))??;
+    Ok(())
 }
 
 /// List a tenant's invoices
