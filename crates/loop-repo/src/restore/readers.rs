@@ -126,6 +126,22 @@ fn read_range(ctx: &Restorer<'_>, job: RangeJob) {
                 .read_blob_alternate(ctx.index, &e.id)
                 .map_err(|_| msg)
         });
+        // The walker sized each file and placed its later chunks by the raw length this
+        // entry gives. The bytes that came back may be another copy's (the entry read first
+        // was damaged or lied), whose length is the blob's own: written anyway, they would
+        // leave the file padded or its chunks shifted without a word.
+        let data = data.and_then(|d| {
+            if d.len() as u64 == e.raw_len as u64 {
+                Ok(d)
+            } else {
+                Err(format!(
+                    "blob {} is {} bytes, but the index entry the restore planned with says {}",
+                    e.id.short(),
+                    d.len(),
+                    e.raw_len
+                ))
+            }
+        });
         for (file, offset) in blob.targets {
             ctx.write_chunk(&file, offset, &data);
         }

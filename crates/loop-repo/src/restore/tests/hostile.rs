@@ -1,8 +1,10 @@
-//! Restores of what an attacker or an accident left: a forged copy of a blob, symlinks
-//! planted in the target, a damaged pack, an entry that cannot be written, a root tree that
-//! does not load.
+//! Restores of what an attacker or an accident left: a forged copy of a blob, index entries
+//! that lie about a blob, symlinks planted in the target, a damaged pack, an entry that
+//! cannot be written, a root tree that does not load.
 
 use super::*;
+use crate::index::IndexFile;
+use crate::pack::PackEntry;
 
 /// A holder of the key (a backup-only token on a managed vault) stores a second copy of
 /// an existing blob with other content, validly encrypted, and indexes it: a restore must
@@ -185,4 +187,71 @@ fn a_truncated_pack_costs_only_the_blobs_cut_off() {
         report.errors
     );
     assert_eq!(fs::read(out.join("src/a.bin")).unwrap(), whole);
+}
+
+/// Every pack the repository's index files name, with its blobs.
+fn indexed_packs(repo: &Repository) -> Vec<(Id, Vec<PackEntry>)> {
+    let mut out = Vec::new();
+    for f in repo.storage().list(FileKind::Index).unwrap() {
+        out.extend(repo.load_index_file(&f.name).unwrap().packs);
+    }
+    out
+}
+
+/// Replaces every index file with `files`. Which copy of a blob lookups take first follows
+/// where its pack is first named, so a pack named first in each file is the first copy
+/// whatever order storage lists the files in.
+fn reindex(repo: &Repository, files: Vec<IndexFile>) {
+    for f in repo.storage().list(FileKind::Index).unwrap() {
+        repo.storage().delete(FileKind::Index, &f.name).unwrap();
+    }
+    for f in files {
+        repo.save_index_file(&f).unwrap();
+    }
+}
+
+/// The content blobs of the file at `path` (relative to the snapshot root).
+fn content_of(repo: &Repository, tree: &Id, path: &str) -> Vec<Id> {
+    let index = repo.load_index().unwrap();
+    find_node(repo, &index, tree, path)
+        .unwrap()
+        .unwrap()
+        .content
+}
+
+/// A key holder indexes a blob with a raw length one byte too long, first, in a pack that
+/// does not exist. The restore sizes the file by that entry and reads the blob from its
+/// genuine copy, which is shorter: the file must fail, not come back a byte too long.
+#[test]
+fn a_blob_of_another_length_than_planned_fails_its_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("big.bin"), &noise(200_000, 31));
+    write(&src.join("small.txt"), b"untouched");
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+    let blob = content_of(&repo, &tree, "src/big.bin")[0];
+    let genuine = repo.load_index().unwrap().get(&blob).unwrap().entry;
+    let lying = PackEntry {
+        raw_len: genuine.raw_len + 1,
+        length: genuine.length + 1,
+        ..genuine
+    };
+    let mut packs = vec![(Id([0xf0; 32]), vec![lying])];
+    packs.extend(indexed_packs(&repo));
+    reindex(&repo, vec![IndexFile { packs }]);
+    assert_eq!(repo.load_index().unwrap().get(&blob).unwrap().entry, lying);
+
+    let out = tmp.path().join("out");
+    let report = restore(&repo, &tree, &out, |_| {});
+
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    let err = &report.errors[0];
+    assert!(
+        err.contains("big.bin") && err.contains(&blob.short()),
+        "{err}"
+    );
+    let len = fs::metadata(out.join("src/big.bin")).unwrap().len();
+    assert_ne!(len, lying.raw_len as u64);
+    assert_eq!(fs::read(out.join("src/small.txt")).unwrap(), b"untouched");
 }
