@@ -425,7 +425,10 @@ impl<'a, 'r> Walker<'a, 'r> {
             let end = start + r.entry.length as u64;
             if let Some(j) = job.as_mut() {
                 let last = j.blobs.last_mut().expect("a job holds a blob");
-                if j.pack == r.pack && last.entry.offset == r.entry.offset {
+                // Only the same entry is read once for both: an entry of another blob at
+                // this place (a forged one) is read on its own, fails its ID and falls back
+                // to that blob's other copies, instead of taking this blob's bytes.
+                if j.pack == r.pack && last.entry == r.entry {
                     last.targets.push((r.file, r.offset));
                     continue;
                 }

@@ -255,3 +255,65 @@ fn a_blob_of_another_length_than_planned_fails_its_file() {
     assert_ne!(len, lying.raw_len as u64);
     assert_eq!(fs::read(out.join("src/small.txt")).unwrap(), b"untouched");
 }
+
+/// Stores a valid copy of blob `id` in a new pack of its own, not indexed: its pack and entry.
+fn copy_to_new_pack(repo: &Repository, id: &Id) -> (Id, PackEntry) {
+    let loc = repo.load_index().unwrap().get(id).unwrap();
+    let e = loc.entry;
+    let stored = repo
+        .storage()
+        .get_range(
+            FileKind::Pack,
+            &loc.pack.to_hex(),
+            e.offset as u64,
+            e.length as u64,
+        )
+        .unwrap();
+    let cipher = pack::pack_cipher(repo.master(), &loc.pack);
+    let payload = pack::decrypt_payload(&cipher, &e, stored, "p").unwrap();
+    let mut w = pack::PackWriter::new(repo.master(), 1 << 20);
+    w.add(e.kind, e.id, &payload, e.raw_len);
+    let (copy, data, entries) = w.finish();
+    repo.storage()
+        .put(FileKind::Pack, &copy.to_hex(), data)
+        .unwrap();
+    (copy, entries[0])
+}
+
+/// A key holder indexes blob B at the exact place of blob A (a valid copy of A in a pack of
+/// its own, which both entries name first). Files A and B are planned in one batch; each
+/// must come back with its own bytes.
+#[test]
+fn two_blobs_indexed_at_one_place_do_not_trade_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let (a, b) = (noise(200_000, 41), noise(200_000, 42));
+    write(&src.join("a.bin"), &a);
+    write(&src.join("b.bin"), &b);
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+    let blob_a = content_of(&repo, &tree, "src/a.bin")[0];
+    let blob_b = content_of(&repo, &tree, "src/b.bin")[0];
+    let (copy, at_a) = copy_to_new_pack(&repo, &blob_a);
+    let b_at_a = PackEntry { id: blob_b, ..at_a };
+    // The copy's pack first in both files: the first copy of A, and of B.
+    let mut first = vec![(copy, vec![at_a])];
+    first.extend(indexed_packs(&repo));
+    let second = vec![(copy, vec![b_at_a])];
+    reindex(
+        &repo,
+        vec![IndexFile { packs: first }, IndexFile { packs: second }],
+    );
+    let index = repo.load_index().unwrap();
+    for (blob, entry) in [(blob_a, at_a), (blob_b, b_at_a)] {
+        let loc = index.get(&blob).unwrap();
+        assert_eq!((loc.pack, loc.entry), (copy, entry));
+    }
+
+    let out = tmp.path().join("out");
+    let report = restore(&repo, &tree, &out, |_| {});
+
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(fs::read(out.join("src/a.bin")).unwrap() == a, "a.bin");
+    assert!(fs::read(out.join("src/b.bin")).unwrap() == b, "b.bin");
+}
