@@ -63,6 +63,27 @@ pub fn plant_forged_copy(
     (forged, entries)
 }
 
+/// Stores `trees` as a holder of the key could, in one pack of tree blobs and one index
+/// file. Answers their IDs, in order.
+pub fn store_trees(repo: &Repository, trees: &[crate::tree::Tree]) -> Vec<crate::Id> {
+    use crate::pack::{BlobKind, PackWriter};
+    let mut w = PackWriter::new(repo.master(), 1 << 20);
+    let mut ids = Vec::with_capacity(trees.len());
+    for tree in trees {
+        let (id, data) = repo.encode_tree(tree).expect("a tree of blob size");
+        w.add(BlobKind::Tree, id, &data, data.len() as u32);
+        ids.push(id);
+    }
+    let (pack, data, entries) = w.finish();
+    repo.put_pack(&pack, data, &entries)
+        .expect("store the pack");
+    repo.save_index_file(&crate::index::IndexFile {
+        packs: vec![(pack, entries)],
+    })
+    .expect("index the pack");
+    ids
+}
+
 /// What a [`Hooked`] storage's hook may answer for a read in place of the storage.
 pub type ReadHook = Box<
     dyn Fn(&dyn crate::Storage, crate::FileKind, &str) -> Option<crate::Result<Vec<u8>>>

@@ -74,6 +74,14 @@ struct Frame {
     included: bool,
 }
 
+/// The first name of a file with several links: where it was restored and what it holds.
+struct FirstLink {
+    record: Option<usize>,
+    name: Name,
+    size: u64,
+    content: Vec<Id>,
+}
+
 /// One chunk of a file, planned but not yet sent to the readers.
 struct ChunkRef {
     pack: Id,
@@ -89,8 +97,8 @@ pub(super) struct Walker<'a, 'r> {
     root: &'a OwnedFd,
     frames: Vec<Frame>,
     records: Vec<DirRecord>,
-    /// (dev, inode) of files with several links → where the first one was restored.
-    hardlinks: HashMap<(u64, u64), (Option<usize>, Name)>,
+    /// (dev, inode) of files with several links → the first one restored.
+    hardlinks: HashMap<(u64, u64), FirstLink>,
     chain: DirChain,
     refs: Vec<ChunkRef>,
     batch_files: usize,
@@ -305,9 +313,15 @@ impl<'a, 'r> Walker<'a, 'r> {
             return;
         }
         let key = (node.links > 1 && node.inode != 0).then_some((node.dev, node.inode));
-        if let Some(first) = key.and_then(|key| self.hardlinks.get(&key)) {
-            let (old_record, old_name) = first.clone();
-            self.link(k, &node.name, old_record, &old_name, &path);
+        // A later name is linked only when it holds what the first holds: a file written
+        // between the reads of its two names, or a hostile tree, gives names of one inode
+        // different content, and linking would lose the later name's.
+        if let Some(first) = key
+            .and_then(|key| self.hardlinks.get(&key))
+            .filter(|f| f.size == node.size && f.content == node.content)
+        {
+            let (record, name) = (first.record, first.name.clone());
+            self.link(k, &node.name, record, &name, &path);
             return;
         }
         self.wait_for_file_slot();
@@ -324,8 +338,12 @@ impl<'a, 'r> Walker<'a, 'r> {
         p.files_total.fetch_add(1, Ordering::Relaxed);
         p.bytes_total.fetch_add(node.size, Ordering::Relaxed);
         if let Some(key) = key {
-            self.hardlinks
-                .insert(key, (self.frames[k].record, node.name.clone()));
+            self.hardlinks.entry(key).or_insert_with(|| FirstLink {
+                record: self.frames[k].record,
+                name: node.name.clone(),
+                size: node.size,
+                content: node.content.clone(),
+            });
         }
         self.batch_files += 1;
         let pf = Arc::new(PendingFile::new(path, node, file));

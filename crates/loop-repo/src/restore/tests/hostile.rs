@@ -1,6 +1,6 @@
 //! Restores of what an attacker or an accident left: a forged copy of a blob, index entries
-//! that lie about a blob, symlinks planted in the target, a damaged pack, an entry that
-//! cannot be written, a root tree that does not load.
+//! that lie about a blob, names of one inode that differ, symlinks planted in the target, a
+//! damaged pack, an entry that cannot be written, a root tree that does not load.
 
 use super::*;
 use crate::index::IndexFile;
@@ -316,4 +316,38 @@ fn two_blobs_indexed_at_one_place_do_not_trade_bytes() {
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert!(fs::read(out.join("src/a.bin")).unwrap() == a, "a.bin");
     assert!(fs::read(out.join("src/b.bin")).unwrap() == b, "b.bin");
+}
+
+/// Two names of one inode (same dev and inode, two links) whose content differs: the file
+/// changed between the backup's reads of its names, or the tree is hostile. Each name must
+/// come back with its own content, not the first one's through a link.
+#[test]
+fn names_of_one_inode_with_different_content_are_restored_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("one"), b"first content");
+    write(&src.join("two"), b"later, longer content");
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+    let index = repo.load_index().unwrap();
+    let mut root = repo.load_tree(&index, &tree).unwrap();
+    let mut dir = repo
+        .load_tree(&index, &root.nodes[0].subtree.unwrap())
+        .unwrap();
+    for n in &mut dir.nodes {
+        (n.dev, n.inode, n.links) = (7, 42, 2);
+    }
+    root.nodes[0].subtree = Some(crate::testutil::store_trees(&repo, &[dir])[0]);
+    let forged = crate::testutil::store_trees(&repo, &[root])[0];
+
+    let out = tmp.path().join("out");
+    let report = restore(&repo, &forged, &out, |_| {});
+
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(fs::read(out.join("src/one")).unwrap(), b"first content");
+    assert_eq!(
+        fs::read(out.join("src/two")).unwrap(),
+        b"later, longer content"
+    );
+    assert_eq!((report.files, report.hardlinks), (2, 0));
 }
