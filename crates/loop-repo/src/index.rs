@@ -11,7 +11,7 @@
 //! offset, length, and the raw length with the blob kind in its top bit) plus one table of pack
 //! IDs. That is 48 bytes per chunk, against about 350 in restic, and lookups are a binary search.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::crypto::Key;
 use crate::error::{Error, Result};
@@ -83,6 +83,11 @@ impl IndexFile {
 
     /// Parses a payload, checking every count against the bytes actually present before it
     /// allocates, so a hostile count cannot demand memory.
+    ///
+    /// Each pack is named once, and its blobs come in pack order without overlapping (each
+    /// starts at or after the end of the one before), as every writer lists them. Records
+    /// that repeat compress to almost nothing: without this rule a small index file could
+    /// decode into millions of entries and hundreds of MiB.
     pub fn decode(object: &str, data: &[u8]) -> Result<IndexFile> {
         let bad = |why: &str| Error::corrupt(object, why.to_string());
         let mut pos = 0usize;
@@ -102,13 +107,22 @@ impl IndexFile {
         let mut out = IndexFile {
             packs: Vec::with_capacity(packs),
         };
+        let mut named = HashSet::new();
         for _ in 0..packs {
             let pack = Id(take(32)?.try_into().expect("32"));
+            if !named.insert(pack) {
+                return Err(Error::corrupt(
+                    object,
+                    format!("pack {} is named twice", pack.short()),
+                ));
+            }
             let n = u32_of(take(4)?) as usize;
             if n > data.len() / BLOB_REC {
                 return Err(bad("blob count larger than the file"));
             }
             let mut blobs = Vec::with_capacity(n);
+            // Where the blob before ends.
+            let mut end = 0u64;
             for _ in 0..n {
                 let rec = take(BLOB_REC)?;
                 let kind = BlobKind::from_byte(rec[0]).ok_or_else(|| bad("unknown blob kind"))?;
@@ -122,6 +136,20 @@ impl IndexFile {
                 if e.raw_len > MAX_BLOB || (e.length as usize) < crate::crypto::TAG_LEN {
                     return Err(bad("blob size out of range"));
                 }
+                if (e.offset as u64) < end {
+                    return Err(Error::corrupt(
+                        object,
+                        format!(
+                            "pack {}: blob {} at offset {} starts before the blob listed \
+                             before it ends ({end}); blobs must be listed in pack order, \
+                             each once",
+                            pack.short(),
+                            e.id.short(),
+                            e.offset
+                        ),
+                    ));
+                }
+                end = e.offset as u64 + e.length as u64;
                 blobs.push(e);
             }
             out.packs.push((pack, blobs));
@@ -316,26 +344,41 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn arb_entry() -> impl Strategy<Value = PackEntry> {
+    /// An entry with its offset still to be placed: (kind, ID, gap before it, length, raw
+    /// length).
+    fn arb_entry() -> impl Strategy<Value = (bool, [u8; 32], u32, u32, u32)> {
         (
             any::<bool>(),
             any::<[u8; 32]>(),
-            any::<u32>(),
-            16u32..1 << 30,
+            0u32..1 << 20,
+            16u32..1 << 24,
             0..MAX_BLOB,
         )
-            .prop_map(|(t, id, offset, length, raw_len)| PackEntry {
-                kind: if t { BlobKind::Tree } else { BlobKind::Data },
-                id: Id(id),
-                offset,
-                length,
-                raw_len,
-            })
+    }
+
+    /// A pack's entries as writers list them: in pack order, from offset 40, with any gaps.
+    fn arb_pack() -> impl Strategy<Value = Vec<PackEntry>> {
+        proptest::collection::vec(arb_entry(), 0..10).prop_map(|raw| {
+            let mut at = 40u32;
+            raw.into_iter()
+                .map(|(t, id, gap, length, raw_len)| {
+                    let offset = at + gap;
+                    at = offset + length;
+                    PackEntry {
+                        kind: if t { BlobKind::Tree } else { BlobKind::Data },
+                        id: Id(id),
+                        offset,
+                        length,
+                        raw_len,
+                    }
+                })
+                .collect()
+        })
     }
 
     proptest! {
         #[test]
-        fn index_files_round_trip(packs in proptest::collection::vec((any::<[u8; 32]>(), proptest::collection::vec(arb_entry(), 0..10)), 0..6)) {
+        fn index_files_round_trip(packs in proptest::collection::vec((any::<[u8; 32]>(), arb_pack()), 0..6)) {
             let file = IndexFile { packs: packs.into_iter().map(|(p, b)| (Id(p), b)).collect() };
             let k = Key::generate();
             let sealed = file.seal(&k);
@@ -365,6 +408,41 @@ mod tests {
         let mut data = u32::MAX.to_le_bytes().to_vec();
         data.extend_from_slice(&[0; 40]);
         assert!(IndexFile::decode("i", &data).is_err());
+    }
+
+    fn entry(n: u8, offset: u32, length: u32) -> PackEntry {
+        PackEntry {
+            kind: BlobKind::Data,
+            id: Id([n; 32]),
+            offset,
+            length,
+            raw_len: 1,
+        }
+    }
+
+    fn decode_packs(packs: Vec<(Id, Vec<PackEntry>)>) -> Result<IndexFile> {
+        IndexFile::decode("index/x", &IndexFile { packs }.encode())
+    }
+
+    /// Writers list each pack once, its blobs in pack order; gaps between blobs (what a
+    /// repack left) are allowed, anything else is refused with the pack and blob named.
+    #[test]
+    fn blobs_out_of_pack_order_overlapping_or_repeated_are_refused() {
+        let p = Id([1; 32]);
+        let ordered = vec![entry(1, 40, 20), entry(2, 60, 20), entry(3, 200, 16)];
+        assert!(decode_packs(vec![(p, ordered.clone())]).is_ok());
+        for (blobs, blob) in [
+            (vec![entry(1, 60, 20), entry(2, 40, 20)], 2),
+            (vec![entry(1, 40, 20), entry(2, 59, 20)], 2),
+            (vec![entry(1, 40, 20), entry(1, 40, 20)], 1),
+        ] {
+            let err = decode_packs(vec![(p, blobs)]).unwrap_err().to_string();
+            let want = format!("pack {}: blob {}", p.short(), Id([blob; 32]).short());
+            assert!(err.contains(&want) && err.contains("pack order"), "{err}");
+        }
+        let twice = vec![(p, vec![entry(1, 40, 20)]), (p, vec![entry(2, 60, 20)])];
+        let err = decode_packs(twice).unwrap_err().to_string();
+        assert!(err.contains("named twice"), "{err}");
     }
 
     #[test]

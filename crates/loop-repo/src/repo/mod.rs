@@ -20,13 +20,12 @@ use crate::crypto::{IdKey, Key};
 use crate::error::{Error, Result};
 use crate::format::{self, Magic, Version};
 use crate::id::Id;
-use crate::index::{Index, IndexFile};
+use crate::index::Index;
 use crate::keys::{KdfParams, KeySlot, Secret, SlotMeta};
 use crate::pack::{self, BlobKind, MAX_BLOB, PackEntry};
 use crate::snapshot::Snapshot;
 use crate::storage::{FileKind, Storage};
 use crate::tree::Tree;
-use crate::util::parallel_map;
 
 /// Largest config payload accepted from storage.
 const MAX_CONFIG: usize = 64 * 1024;
@@ -39,10 +38,7 @@ const MAX_KEY_SLOT: u64 = 1024 * 1024;
 pub(crate) const SEALED_OVERHEAD: u64 = 1024;
 /// Threads for fetching many small objects (index files, snapshots).
 pub(crate) const FETCH_THREADS: usize = 8;
-/// How many times the index is listed when a file it listed is gone by the time it is read
-/// (a concurrent prune replaced it).
-const INDEX_ROUNDS: usize = 4;
-
+mod index_files;
 mod key_slots;
 mod snapshots;
 
@@ -271,110 +267,6 @@ impl Repository {
         self.id_key.id(data)
     }
 
-    /// Loads every index file into one in-memory index.
-    pub fn load_index(&self) -> Result<Index> {
-        self.load_index_excluding(&std::collections::HashSet::new())
-    }
-
-    /// Loads the index without the packs in `skip` (packs a pending prune will delete).
-    pub fn load_index_excluding(&self, skip: &std::collections::HashSet<Id>) -> Result<Index> {
-        self.load_index_with(skip, false).map(|(index, _)| index)
-    }
-
-    /// Like [`Repository::load_index_excluding`], but an index file that is damaged or from a
-    /// newer version is skipped with a warning instead of failing. Backups use this: a lost
-    /// index file only costs deduplication against the blobs it names. Anything that deletes
-    /// data (prune) must never use it.
-    pub fn load_index_lenient(
-        &self,
-        skip: &std::collections::HashSet<Id>,
-    ) -> Result<(Index, Vec<String>)> {
-        self.load_index_with(skip, true)
-    }
-
-    fn load_index_with(
-        &self,
-        skip: &std::collections::HashSet<Id>,
-        lenient: bool,
-    ) -> Result<(Index, Vec<String>)> {
-        let list = || -> Result<Vec<String>> {
-            Ok(self
-                .storage
-                .list(FileKind::Index)?
-                .into_iter()
-                .map(|o| o.name)
-                .collect())
-        };
-        let mut names = list()?;
-        if let Some(c) = &self.cache {
-            c.retain_files(FileKind::Index, &names.iter().map(String::as_str).collect());
-        }
-        let mut index = Index::new();
-        let mut warnings = Vec::new();
-        let mut read: std::collections::HashSet<String> = Default::default();
-        // A file removed between the listing and its read was replaced by a concurrent
-        // prune, which writes the new index file before it removes the old: listed again,
-        // the new one is read (a few rounds, in case prunes follow one another).
-        for _ in 0..INDEX_ROUNDS {
-            let mut vanished = false;
-            names.retain(|n| read.insert(n.clone()));
-            for chunk in names.chunks(64) {
-                let files = parallel_map(chunk, FETCH_THREADS, |name| self.load_index_file(name));
-                for f in files {
-                    let file = match f {
-                        Ok(file) => file,
-                        Err(e) if e.is_not_found() => {
-                            vanished = true;
-                            continue;
-                        }
-                        Err(e @ (Error::Corrupt { .. } | Error::NewerVersion { .. }))
-                            if lenient =>
-                        {
-                            warnings.push(format!(
-                                "{e}; the blobs it names are used from elsewhere or stored again"
-                            ));
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    for (pack, blobs) in &file.packs {
-                        if !skip.contains(pack) {
-                            index.add_pack(*pack, blobs);
-                        }
-                    }
-                }
-            }
-            if !vanished {
-                break;
-            }
-            names = list()?;
-        }
-        index.finish();
-        if let Some(c) = &self.cache {
-            let packs: Vec<String> = index.pack_ids().iter().map(Id::to_hex).collect();
-            c.retain_files(FileKind::Pack, &packs.iter().map(String::as_str).collect());
-        }
-        Ok((index, warnings))
-    }
-
-    pub fn load_index_file(&self, name: &str) -> Result<IndexFile> {
-        let object = FileKind::Index.path(name);
-        let open = |bytes: &[u8]| IndexFile::open(&self.master, &object, bytes);
-        if let Some(file) = self.cached_file(FileKind::Index, name, open) {
-            return Ok(file);
-        }
-        let bytes = self.storage.get(
-            FileKind::Index,
-            name,
-            SEALED_OVERHEAD + crate::index::MAX_INDEX_FILE as u64,
-        )?;
-        let file = open(&bytes)?;
-        if let Some(c) = &self.cache {
-            c.put_file(FileKind::Index, name, &bytes);
-        }
-        Ok(file)
-    }
-
     /// A cached index file or snapshot that still opens; a copy that does not is dropped.
     fn cached_file<T>(
         &self,
@@ -391,13 +283,6 @@ impl Repository {
                 None
             }
         }
-    }
-
-    pub fn save_index_file(&self, file: &IndexFile) -> Result<Id> {
-        let id = Id::random();
-        self.storage
-            .put(FileKind::Index, &id.to_hex(), file.seal(&self.master))?;
-        Ok(id)
     }
 
     /// Reads, authenticates and decodes one blob, and checks its keyed ID. When that copy
