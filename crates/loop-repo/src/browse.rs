@@ -1,6 +1,6 @@
 //! Read-only views of snapshots: listing (`ls`), comparing (`diff`) and sizes (`stats`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -8,10 +8,11 @@ use crate::error::Result;
 use crate::id::Id;
 use crate::index::Index;
 use crate::repo::Repository;
-use crate::tree::{Node, NodeKind, Tree};
+use crate::tree::{Node, NodeKind};
 
 /// Calls `f` for every node below `tree`, depth first in name order, with its path inside the
-/// snapshot (starting with `/`).
+/// snapshot (starting with `/`). Trees come from the repository, which may be hostile: the
+/// walk keeps its own stack, so however deep they nest, ours does not grow.
 pub fn walk(
     repo: &Repository,
     index: &Index,
@@ -19,14 +20,20 @@ pub fn walk(
     prefix: &str,
     f: &mut dyn FnMut(&str, &Node) -> Result<()>,
 ) -> Result<()> {
-    let t = repo.load_tree(index, tree)?;
-    for node in &t.nodes {
-        let path = format!("{prefix}/{}", node.name);
-        f(&path, node)?;
+    let root = repo.load_tree(index, tree)?;
+    let mut stack = vec![(root.nodes.into_iter(), prefix.to_string())];
+    while let Some((nodes, dir)) = stack.last_mut() {
+        let Some(node) = nodes.next() else {
+            stack.pop();
+            continue;
+        };
+        let path = format!("{dir}/{}", node.name);
+        f(&path, &node)?;
         if node.kind == NodeKind::Dir
             && let Some(sub) = &node.subtree
         {
-            walk(repo, index, sub, &path, f)?;
+            let t = repo.load_tree(index, sub)?;
+            stack.push((t.nodes.into_iter(), path));
         }
     }
     Ok(())
@@ -43,67 +50,80 @@ pub struct Change {
 /// Compares two trees. Identical subtrees (same ID) are skipped without loading them.
 pub fn diff(repo: &Repository, index: &Index, a: &Id, b: &Id) -> Result<Vec<Change>> {
     let mut out = Vec::new();
-    diff_trees(repo, index, Some(a), Some(b), "", &mut out)?;
+    diff_trees(repo, index, Some(a), Some(b), &mut out)?;
     Ok(out)
 }
 
+/// Two directories being compared: their entries and how far each is read.
+struct DiffFrame {
+    a: Vec<Node>,
+    b: Vec<Node>,
+    i: usize,
+    j: usize,
+    prefix: String,
+}
+
+/// Compares trees `a` and `b` (a missing one reads as empty) and everything below them,
+/// depth first with a stack of its own, like [`walk`].
 fn diff_trees(
     repo: &Repository,
     index: &Index,
     a: Option<&Id>,
     b: Option<&Id>,
-    prefix: &str,
     out: &mut Vec<Change>,
 ) -> Result<()> {
-    if a.is_some() && a == b {
-        return Ok(());
-    }
-    let load = |id: Option<&Id>| -> Result<Tree> {
-        match id {
-            Some(id) => repo.load_tree(index, id),
-            None => Ok(Tree::default()),
+    let frame = |a: Option<&Id>, b: Option<&Id>, prefix: String| -> Result<Option<DiffFrame>> {
+        if a.is_some() && a == b {
+            return Ok(None);
         }
+        let load = |id: Option<&Id>| -> Result<Vec<Node>> {
+            match id {
+                Some(id) => Ok(repo.load_tree(index, id)?.nodes),
+                None => Ok(Vec::new()),
+            }
+        };
+        Ok(Some(DiffFrame {
+            a: load(a)?,
+            b: load(b)?,
+            i: 0,
+            j: 0,
+            prefix,
+        }))
     };
-    let (ta, tb) = (load(a)?, load(b)?);
-    let (mut i, mut j) = (0, 0);
-    while i < ta.nodes.len() || j < tb.nodes.len() {
-        let na = ta.nodes.get(i);
-        let nb = tb.nodes.get(j);
+    let mut stack: Vec<DiffFrame> = frame(a, b, String::new())?.into_iter().collect();
+    while let Some(top) = stack.last_mut() {
+        let (na, nb) = (top.a.get(top.i), top.b.get(top.j));
         let order = match (na, nb) {
+            (None, None) => {
+                stack.pop();
+                continue;
+            }
             (Some(x), Some(y)) => x.name.cmp(&y.name),
             (Some(_), None) => std::cmp::Ordering::Less,
-            _ => std::cmp::Ordering::Greater,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
         };
         match order {
             std::cmp::Ordering::Less => {
-                let n = na.expect("present");
-                report_all(repo, index, n, prefix, '-', out)?;
-                i += 1;
+                report_all(repo, index, na.expect("present"), &top.prefix, '-', out)?;
+                top.i += 1;
             }
             std::cmp::Ordering::Greater => {
-                let n = nb.expect("present");
-                report_all(repo, index, n, prefix, '+', out)?;
-                j += 1;
+                report_all(repo, index, nb.expect("present"), &top.prefix, '+', out)?;
+                top.j += 1;
             }
             std::cmp::Ordering::Equal => {
                 let (x, y) = (na.expect("present"), nb.expect("present"));
-                let path = format!("{prefix}/{}", x.name);
+                let path = format!("{}/{}", top.prefix, x.name);
                 if x.kind != y.kind {
                     out.push(Change {
                         kind: 'T',
                         path: path.clone(),
                     });
                 }
+                let mut below = None;
                 if x.kind == NodeKind::Dir || y.kind == NodeKind::Dir {
                     // A missing side (the other node is not a directory) reads as empty.
-                    diff_trees(
-                        repo,
-                        index,
-                        x.subtree.as_ref(),
-                        y.subtree.as_ref(),
-                        &path,
-                        out,
-                    )?;
+                    below = Some((x.subtree, y.subtree, path));
                 } else if x.kind != y.kind {
                     // Reported above.
                 } else if x.content != y.content
@@ -119,8 +139,13 @@ fn diff_trees(
                 {
                     out.push(Change { kind: 'U', path });
                 }
-                i += 1;
-                j += 1;
+                top.i += 1;
+                top.j += 1;
+                if let Some((sa, sb, path)) = below
+                    && let Some(f) = frame(sa.as_ref(), sb.as_ref(), path)?
+                {
+                    stack.push(f);
+                }
             }
         }
     }
@@ -178,40 +203,105 @@ impl Stats {
     }
 }
 
+/// Sizes of the snapshots whose root trees are `roots`. Files and restore size count every
+/// place a file appears (a directory stored once but found under two names is restored
+/// twice); the unique figures count each blob once. Each distinct tree is loaded once and
+/// its totals kept, so shared subtrees cost nothing more, however often a hostile
+/// repository repeats them.
 pub fn stats(repo: &Repository, index: &Index, roots: &[Id]) -> Result<Stats> {
     let mut st = Stats {
         snapshots: roots.len(),
         ..Default::default()
     };
     let mut seen: HashSet<Id> = HashSet::new();
+    let mut totals: HashMap<Id, Totals> = HashMap::new();
     for root in roots {
         if seen.insert(*root) {
             count_blob(index, root, &mut st);
         }
-        walk(repo, index, root, "", &mut |_, node| {
-            match node.kind {
-                NodeKind::File => {
-                    st.total_files += 1;
-                    st.restore_size += node.size;
-                    for id in &node.content {
-                        if seen.insert(*id) {
-                            count_blob(index, id, &mut st);
-                        }
-                    }
-                }
-                NodeKind::Dir => {
-                    if let Some(sub) = node.subtree
-                        && seen.insert(sub)
-                    {
-                        count_blob(index, &sub, &mut st);
-                    }
-                }
-                _ => {}
-            }
-            Ok(())
-        })?;
+        let t = tree_totals(repo, index, root, &mut totals, &mut seen, &mut st)?;
+        st.total_files = st.total_files.saturating_add(t.files);
+        st.restore_size = st.restore_size.saturating_add(t.bytes);
     }
     Ok(st)
+}
+
+/// Files and their bytes below one tree, every place counted.
+#[derive(Clone, Copy, Default)]
+struct Totals {
+    files: u64,
+    bytes: u64,
+}
+
+impl Totals {
+    fn add(&mut self, other: Totals) {
+        self.files = self.files.saturating_add(other.files);
+        self.bytes = self.bytes.saturating_add(other.bytes);
+    }
+}
+
+/// The totals of tree `root`, from `totals` or computed (depth first, with a stack of its
+/// own) and kept there with those of every tree below it. Blobs not in `seen` yet are added
+/// to `st`'s unique figures.
+fn tree_totals(
+    repo: &Repository,
+    index: &Index,
+    root: &Id,
+    totals: &mut HashMap<Id, Totals>,
+    seen: &mut HashSet<Id>,
+    st: &mut Stats,
+) -> Result<Totals> {
+    if let Some(t) = totals.get(root) {
+        return Ok(*t);
+    }
+    let open = |id: &Id| -> Result<(Id, std::vec::IntoIter<Node>, Totals)> {
+        Ok((
+            *id,
+            repo.load_tree(index, id)?.nodes.into_iter(),
+            Totals::default(),
+        ))
+    };
+    let mut stack = vec![open(root)?];
+    // The trees on the stack. A tree's ID is the keyed hash of its content, so none can
+    // contain itself; this only keeps a forged one from looping.
+    let mut entered: HashSet<Id> = HashSet::from([*root]);
+    while let Some((_, nodes, sum)) = stack.last_mut() {
+        let Some(node) = nodes.next() else {
+            let (id, _, done) = stack.pop().expect("the top");
+            entered.remove(&id);
+            totals.insert(id, done);
+            match stack.last_mut() {
+                Some((_, _, parent)) => parent.add(done),
+                None => return Ok(done),
+            }
+            continue;
+        };
+        match (node.kind, node.subtree) {
+            (NodeKind::File, _) => {
+                sum.add(Totals {
+                    files: 1,
+                    bytes: node.size,
+                });
+                for id in &node.content {
+                    if seen.insert(*id) {
+                        count_blob(index, id, st);
+                    }
+                }
+            }
+            (NodeKind::Dir, Some(sub)) => {
+                if seen.insert(sub) {
+                    count_blob(index, &sub, st);
+                }
+                if let Some(t) = totals.get(&sub) {
+                    sum.add(*t);
+                } else if entered.insert(sub) {
+                    stack.push(open(&sub)?);
+                }
+            }
+            _ => {}
+        }
+    }
+    unreachable!("the root's frame returns")
 }
 
 fn count_blob(index: &Index, id: &Id, st: &mut Stats) {
@@ -219,5 +309,117 @@ fn count_blob(index: &Index, id: &Id, st: &mut Stats) {
         st.unique_blobs += 1;
         st.unique_size += loc.entry.raw_len as u64;
         st.stored_size += loc.entry.length as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{local_repo, store_trees};
+    use crate::tree::{Name, Tree};
+
+    fn node(name: &str, kind: NodeKind, size: u64, subtree: Option<Id>) -> Node {
+        Node {
+            name: Name(name.as_bytes().to_vec()),
+            kind,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            size,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            inode: 0,
+            dev: 0,
+            links: 0,
+            rdev: 0,
+            link_target: None,
+            content: Vec::new(),
+            subtree,
+            xattrs: Vec::new(),
+        }
+    }
+
+    /// Stores trees from the bottom up: `bottom`, then `levels` trees whose directories
+    /// `names` each hold the tree below. Answers the top tree.
+    fn stack_of_trees(repo: &Repository, bottom: Tree, levels: usize, names: &[&str]) -> Id {
+        let mut trees = vec![bottom];
+        let mut below = repo.encode_tree(&trees[0]).unwrap().0;
+        for _ in 0..levels {
+            let nodes = names
+                .iter()
+                .map(|n| node(n, NodeKind::Dir, 0, Some(below)))
+                .collect();
+            let tree = Tree { nodes };
+            below = repo.encode_tree(&tree).unwrap().0;
+            trees.push(tree);
+        }
+        *store_trees(repo, &trees).last().unwrap()
+    }
+
+    /// A hostile repository nests 20,000 directories. Listing, comparing and counting it
+    /// must not overflow a small stack (which aborts the whole process).
+    #[test]
+    fn a_chain_of_20000_nested_trees_is_walked_on_a_small_stack() {
+        const DEPTH: usize = 20_000;
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = local_repo(tmp.path());
+        // Two chains that differ only in the bottom file's time.
+        let leaf = |mtime_ns| {
+            let mut f = node("f", NodeKind::File, 3, None);
+            f.mtime_ns = mtime_ns;
+            Tree { nodes: vec![f] }
+        };
+        let a = stack_of_trees(&repo, leaf(1), DEPTH, &["d"]);
+        let b = stack_of_trees(&repo, leaf(2), DEPTH, &["d"]);
+        let index = repo.load_index().unwrap();
+        let deepest = format!("{}/f", "/d".repeat(DEPTH));
+
+        let (walked, changes, st) = std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .stack_size(256 << 10)
+                .spawn_scoped(s, || {
+                    let mut walked = 0usize;
+                    walk(&repo, &index, &a, "", &mut |_, _| {
+                        walked += 1;
+                        Ok(())
+                    })?;
+                    let changes = diff(&repo, &index, &a, &b)?;
+                    let st = stats(&repo, &index, &[a])?;
+                    Ok::<_, crate::Error>((walked, changes, st))
+                })
+                .unwrap()
+                .join()
+                .unwrap()
+        })
+        .unwrap();
+
+        assert_eq!(walked, DEPTH + 1);
+        assert_eq!(changes.len(), 1);
+        assert_eq!((changes[0].kind, &changes[0].path), ('U', &deepest));
+        assert_eq!((st.total_files, st.restore_size), (1, 3));
+        assert_eq!(st.unique_blobs, DEPTH as u64 + 1);
+    }
+
+    /// Directories whose trees are shared: 40 levels of two directories that hold the same
+    /// tree name 2^40 places of the one file at the bottom. Stats count every place (a
+    /// restore writes each), and every distinct blob once, loading each tree once.
+    #[test]
+    fn stats_count_every_place_of_a_shared_subtree_and_each_blob_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = local_repo(tmp.path());
+        let leaf = Tree {
+            nodes: vec![node("f", NodeKind::File, 5, None)],
+        };
+        let top = stack_of_trees(&repo, leaf, 40, &["a", "b"]);
+        let index = repo.load_index().unwrap();
+
+        let st = stats(&repo, &index, &[top, top]).unwrap();
+
+        assert_eq!(st.snapshots, 2);
+        assert_eq!(st.total_files, 2 << 40);
+        assert_eq!(st.restore_size, 5 * (2 << 40));
+        assert_eq!(st.unique_blobs, 41);
+        let stored: u64 = index.iter().map(|l| l.entry.length as u64).sum();
+        assert_eq!(st.stored_size, stored);
     }
 }
