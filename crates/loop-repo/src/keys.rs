@@ -56,27 +56,29 @@ impl Default for KdfParams {
     }
 }
 
+/// The most Argon2id work a passphrase slot may ask for: 256 MiB, 8 passes, 16 lanes. loop
+/// writes 64 MiB, 3 passes and 4 lanes (1 lane before 2026-12-05), and the bounds leave
+/// room above that for a stronger choice. Anyone who can write the repository's storage
+/// can plant a slot that every passphrase open tries, so the bounds are also what one open
+/// can be made to cost: about ten times the default.
+pub const MAX_KDF: KdfParams = KdfParams {
+    m_kib: 256 * 1024,
+    t: 8,
+    p: 16,
+};
+
 impl KdfParams {
-    /// Bounds that keep a hostile slot from demanding unbounded memory or time.
-    fn check(&self, object: &str) -> Result<()> {
-        if self.m_kib < 8 || self.m_kib > 4 * 1024 * 1024 || self.t == 0 || self.t > 64 {
-            return Err(Error::corrupt(
-                object,
-                "key derivation parameters out of range",
-            ));
+    /// Whether these parameters are within [`MAX_KDF`] and Argon2's minimums; why not.
+    fn check(&self) -> std::result::Result<(), &'static str> {
+        if self.m_kib < 8 || self.m_kib > MAX_KDF.m_kib || self.t == 0 || self.t > MAX_KDF.t {
+            return Err("key derivation parameters out of range");
         }
-        if self.p == 0 || self.p > 16 {
-            return Err(Error::corrupt(
-                object,
-                "key derivation parallelism out of range",
-            ));
+        if self.p == 0 || self.p > MAX_KDF.p {
+            return Err("key derivation parallelism out of range");
         }
         // Argon2 gives each lane at least 8 KiB; less is not a slot anyone wrote.
         if self.m_kib < 8 * self.p {
-            return Err(Error::corrupt(
-                object,
-                "key derivation memory below 8 KiB per lane",
-            ));
+            return Err("key derivation memory below 8 KiB per lane");
         }
         Ok(())
     }
@@ -139,7 +141,16 @@ impl KeySlot {
         salt: &[u8; SALT_LEN],
     ) -> Result<Vec<u8>> {
         let (kind, kek, params) = match secret {
-            Secret::Passphrase(p) => (KIND_PASSPHRASE, argon2_kek(p, salt, params)?, params),
+            Secret::Passphrase(p) => {
+                // A slot this program would refuse to open is never written.
+                params.check().map_err(|why| {
+                    Error::Invalid(format!(
+                        "{why}: at most {} KiB, {} passes and {} lanes",
+                        MAX_KDF.m_kib, MAX_KDF.t, MAX_KDF.p
+                    ))
+                })?;
+                (KIND_PASSPHRASE, argon2_kek(p, salt, params)?, params)
+            }
             Secret::RawKey(k) => (KIND_RAW, k.raw_kek(salt), RAW_SLOT_PARAMS),
         };
         let meta_json = serde_json::to_vec(meta).expect("metadata serializes");
@@ -179,7 +190,7 @@ impl KeySlot {
             p: u32_at(HEADER_LEN + 9),
         };
         if kind == KIND_PASSPHRASE {
-            params.check(object)?;
+            params.check().map_err(|why| Error::corrupt(object, why))?;
         }
         let salt: [u8; SALT_LEN] = bytes[HEADER_LEN + 13..HEADER_LEN + 13 + SALT_LEN]
             .try_into()
@@ -352,6 +363,53 @@ mod tests {
         assert!(slot.open(&Secret::Passphrase(b"p")).unwrap().is_none());
     }
 
+    /// A slot asking for more than [`MAX_KDF`] in any one parameter is refused as damage
+    /// before any derivation (opening then skips it), and none is ever written; a slot at
+    /// the bounds parses.
+    #[test]
+    fn slots_beyond_the_work_bounds_are_refused_and_never_written() {
+        let master = Key::generate();
+        let meta = SlotMeta::default();
+        let cheap = KeySlot::create(&master, Secret::Passphrase(b"p"), FAST, &meta).unwrap();
+        let with = |p: KdfParams| {
+            let mut b = cheap.clone();
+            for (i, v) in [p.m_kib, p.t, p.p].into_iter().enumerate() {
+                let at = HEADER_LEN + 1 + 4 * i;
+                b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+            }
+            KeySlot::parse("keys/k", b)
+        };
+        assert!(with(MAX_KDF).is_ok());
+        let old_bound = KdfParams {
+            m_kib: 4 * 1024 * 1024,
+            t: 64,
+            p: 4,
+        };
+        for over in [
+            old_bound,
+            KdfParams {
+                m_kib: MAX_KDF.m_kib + 1,
+                ..MAX_KDF
+            },
+            KdfParams {
+                t: MAX_KDF.t + 1,
+                ..MAX_KDF
+            },
+            KdfParams {
+                p: MAX_KDF.p + 1,
+                ..MAX_KDF
+            },
+        ] {
+            let err = with(over)
+                .err()
+                .unwrap_or_else(|| panic!("{over:?} parsed"));
+            assert!(matches!(err, Error::Corrupt { .. }), "{err}");
+            let made = KeySlot::create(&master, Secret::Passphrase(b"p"), over, &meta);
+            let err = made.err().unwrap_or_else(|| panic!("{over:?} written"));
+            assert!(err.to_string().contains("out of range"), "{err}");
+        }
+    }
+
     /// The passphrase KDF of existing slots must never change: Argon2id v0x13, 32 bytes.
     #[test]
     fn argon2id_matches_the_independent_vectors() {
@@ -442,7 +500,7 @@ mod tests {
             if let Ok(slot) = KeySlot::parse("keys/x", bytes.clone()) {
                 // A slot that parses asks for no more work than the documented limits.
                 if slot.kind == KIND_PASSPHRASE {
-                    prop_assert!(slot.params.check("keys/x").is_ok());
+                    prop_assert!(slot.params.check().is_ok());
                 }
                 prop_assert_eq!(slot.bytes.len(), slot.aad_len + 32 + TAG_LEN);
                 // And opening it with the wrong kind of secret is a plain "not this slot".

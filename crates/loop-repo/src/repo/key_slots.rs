@@ -112,3 +112,115 @@ impl Repository {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::keys::MAX_KDF;
+    use crate::storage::ObjectInfo;
+    use crate::testutil::local_repo;
+
+    /// Storage whose listing of key slots puts the names in `first` before the others, and
+    /// whose reads of the names in `unreadable` fail.
+    struct Planted {
+        inner: Arc<dyn Storage>,
+        first: Vec<String>,
+        unreadable: Vec<String>,
+    }
+
+    impl Storage for Planted {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        fn put(&self, kind: FileKind, name: &str, data: Vec<u8>) -> Result<()> {
+            self.inner.put(kind, name, data)
+        }
+        fn get(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>> {
+            if kind == FileKind::Key && self.unreadable.iter().any(|n| n == name) {
+                let e = std::io::Error::other("connection reset");
+                return Err(Error::io(kind.path(name), e));
+            }
+            self.inner.get(kind, name, max)
+        }
+        fn get_range(&self, kind: FileKind, name: &str, at: u64, len: u64) -> Result<Vec<u8>> {
+            self.inner.get_range(kind, name, at, len)
+        }
+        fn list(&self, kind: FileKind) -> Result<Vec<ObjectInfo>> {
+            let mut all = self.inner.list(kind)?;
+            all.sort_by_key(|o| !self.first.contains(&o.name));
+            Ok(all)
+        }
+        fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
+            self.inner.delete(kind, name)
+        }
+        fn size(&self, kind: FileKind, name: &str) -> Result<u64> {
+            self.inner.size(kind, name)
+        }
+    }
+
+    /// Someone who can write the storage but holds no key plants slots that are listed
+    /// first: one that asks for a 4 GiB, 64-pass Argon2id (the most slots could ask for
+    /// before), one just over today's bounds, and one whose reads fail. The right
+    /// passphrase still opens the repository, without running any planted derivation; a
+    /// wrong one is told that a slot could not be read, which may have been the right one.
+    #[test]
+    fn planted_slots_cannot_stop_or_slow_an_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = local_repo(tmp.path());
+        let other = crate::crypto::Key::generate();
+        let cheap = KdfParams {
+            m_kib: 64,
+            t: 1,
+            p: 1,
+        };
+        let slot = KeySlot::create(
+            &other,
+            Secret::Passphrase(b"x"),
+            cheap,
+            &SlotMeta::default(),
+        )
+        .unwrap();
+        let costly = |m_kib: u32, t: u32| {
+            let mut b = slot.clone();
+            b[9..13].copy_from_slice(&m_kib.to_le_bytes());
+            b[13..17].copy_from_slice(&t.to_le_bytes());
+            b
+        };
+        let mut first = Vec::new();
+        for bytes in [
+            costly(4 * 1024 * 1024, 64),
+            costly(MAX_KDF.m_kib + 1, MAX_KDF.t),
+            slot.clone(),
+        ] {
+            let name = Id::random().to_hex();
+            assert_eq!(
+                KeySlot::parse(&name, bytes.clone()).is_ok(),
+                bytes == slot,
+                "only the cheap slot parses"
+            );
+            repo.storage().put(FileKind::Key, &name, bytes).unwrap();
+            first.push(name);
+        }
+        let unreadable = vec![first[2].clone()];
+        let storage: Arc<dyn Storage> = Arc::new(Planted {
+            inner: repo.storage().clone(),
+            first,
+            unreadable: unreadable.clone(),
+        });
+
+        let opened = Repository::open(storage.clone(), Secret::Passphrase(b"pw")).unwrap();
+        assert_eq!(opened.key_id(), repo.key_id());
+        assert_eq!(opened.config().id, repo.config().id);
+
+        let err = Repository::open(storage, Secret::Passphrase(b"wrong"))
+            .err()
+            .expect("a wrong passphrase opens nothing")
+            .to_string();
+        assert!(
+            err.contains(&unreadable[0]) && err.contains("connection reset"),
+            "{err}"
+        );
+    }
+}

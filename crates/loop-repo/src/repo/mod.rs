@@ -184,16 +184,28 @@ impl Repository {
         if slots.is_empty() {
             return Err(Error::NoKeySlot(storage.location()));
         }
+        // Anyone who can write the storage can add slots, so none of them may stop the
+        // others from being tried: a slot that is damaged, of a newer version, asks for more
+        // work than slots may (refused as damage before any) or cannot be read is skipped.
+        // When no slot opens, a slot that could not be read may have been the right one: its
+        // error is the answer rather than a wrong passphrase.
         let mut found = None;
+        let mut unread = None;
         for info in &slots {
             let object = FileKind::Key.path(&info.name);
             if info.size > MAX_KEY_SLOT {
                 continue;
             }
-            let slot = match KeySlot::parse(
-                &object,
-                storage.get(FileKind::Key, &info.name, MAX_KEY_SLOT)?,
-            ) {
+            let bytes = match storage.get(FileKind::Key, &info.name, MAX_KEY_SLOT) {
+                Ok(b) => b,
+                // Deleted since the listing (a passphrase change replaced it): not a slot.
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => {
+                    unread.get_or_insert(e);
+                    continue;
+                }
+            };
+            let slot = match KeySlot::parse(&object, bytes) {
                 Ok(s) => s,
                 Err(Error::NewerVersion { .. }) | Err(Error::Corrupt { .. }) => continue,
                 Err(e) => return Err(e),
@@ -204,7 +216,7 @@ impl Repository {
             }
         }
         let Some((master, key_id)) = found else {
-            return Err(Error::WrongPassword);
+            return Err(unread.unwrap_or(Error::WrongPassword));
         };
         let (version, mut json) =
             format::open(&master, Magic::Config, "config", &config_bytes, MAX_CONFIG)?;
