@@ -48,10 +48,17 @@ fn refuses(s: &SubRow) -> bool {
 /// Refuses growth (a backup's writes, a new vault) of a tenant whose subscription is
 /// suspended: `402 subscription_suspended`.
 pub async fn refuse_if_suspended(state: &AppState, tenant_id: &str) -> ApiResult<()> {
-    match billing::subscription(&state.db.pool, tenant_id).await? {
-        Some(s) if refuses(&s) => Err(suspended()),
-        _ => Ok(()),
+    if is_suspended(state, tenant_id).await? {
+        return Err(suspended());
     }
+    Ok(())
+}
+
+/// Whether the tenant's subscription is suspended (or terminated): it may not grow.
+pub async fn is_suspended(state: &AppState, tenant_id: &str) -> crate::db::DbResult<bool> {
+    Ok(billing::subscription(&state.db.pool, tenant_id)
+        .await?
+        .is_some_and(|s| refuses(&s)))
 }
 
 /// In the transaction that recorded a new device, after its insert (so the transaction

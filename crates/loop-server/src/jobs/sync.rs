@@ -175,6 +175,15 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     let Some(remote) = remotes::remote_by_id(pool, &job.remote_id).await? else {
         return Err(JobError::Failed("the remote was deleted".into()));
     };
+    // A pull would grow a tenant that may not (a push only copies out).
+    if job.direction == SyncDirection::Pull
+        && crate::billing::is_suspended(&ctx.state, &job.tenant_id).await?
+    {
+        return Err(JobError::Failed(
+            "the subscription is suspended: nothing is pulled into its vaults until it is paid"
+                .into(),
+        ));
+    }
     let (pairs, mut warnings) = match (&job.vault_id, &job.remote_vault_id) {
         (Some(v), Some(r)) => {
             let Some(vault) = vaults::vault_by_id(pool, v).await? else {

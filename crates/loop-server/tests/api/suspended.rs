@@ -94,3 +94,77 @@ fn a_suspended_customer_gets_no_new_device_or_vault_by_any_route() {
         assert!(refused.contains(r), "{r} in {refused:?}");
     }
 }
+
+/// Nor by a pull: a pull sync job run while the customer is suspended fails saying why and
+/// copies nothing into its vault.
+#[test]
+fn a_suspended_customers_pull_copies_nothing_in() {
+    use support::vault::{holder, pack_object, walk};
+    // Another operator's vault holds a pack, and a token that may replicate it.
+    let other = Server::start();
+    let theirs = other.admin();
+    let source = other.customer(&theirs, "source");
+    let vault = |admin: &Caller<'_>, tenant: &str| -> String {
+        admin
+            .post(
+                "/api/v1/vaults",
+                json!({ "tenant_id": tenant, "name": "copy", "destination": "local",
+                        "key_custody": "customer" }),
+            )
+            .expect(201)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let copy = vault(&theirs, &source.tenant_id);
+    holder(&other, &theirs, &source.tenant_id, &copy, &["backup"])
+        .put("data", &hex::encode([9u8; 32]), &pack_object([9u8; 32]))
+        .expect(201);
+    let token = theirs
+        .post(
+            "/api/v1/tokens",
+            json!({ "tenant_id": source.tenant_id, "name": "replicate", "kind": "api",
+                    "vault_ids": [copy], "permissions": ["replicate"] }),
+        )
+        .expect(201)["secret"]
+        .clone();
+
+    let server = Server::start();
+    let admin = server.admin();
+    let c = server.customer(&admin, "pulling");
+    let ours = vault(&admin, &c.tenant_id);
+    let remote = admin
+        .post(
+            "/api/v1/remotes",
+            json!({ "tenant_id": c.tenant_id, "name": "other", "url": other.base,
+                    "fingerprint": other.fingerprint, "token": token }),
+        )
+        .expect(201)["id"]
+        .clone();
+    let sync = admin
+        .post(
+            "/api/v1/sync-jobs",
+            json!({ "remote_id": remote, "direction": "pull", "vault_id": ours,
+                    "remote_vault_id": copy }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.advance(Duration::from_secs(16 * 86_400));
+    server
+        .block_on(loop_server::billing::tick(&server.state))
+        .unwrap();
+    let admin = server.admin();
+    let run = admin
+        .post(&format!("/api/v1/sync-jobs/{sync}/run"), json!({}))
+        .expect(202);
+    let ended = admin.job_ended(run["id"].as_str().unwrap());
+    assert_eq!(ended["state"], "failed", "{ended:#}");
+    assert!(
+        ended["error"].as_str().unwrap().contains("suspended"),
+        "{ended:#}"
+    );
+    let pulled = walk(&server.data_dir.join("vaults").join(&ours));
+    assert!(pulled.is_empty(), "{pulled:?}");
+}
