@@ -106,13 +106,22 @@ pub fn personal_hash(salt: &[u8; 32], ip: Option<&str>, user_agent: Option<&str>
 }
 
 /// Whether a v2 event's personal data (`ip`, `user_agent`) is what its hash committed to:
-/// `None` when it cannot be told (v1, no personal data, or erased). The chain does not
+/// `None` when there is nothing to tell (v1, or no personal data shown where none was
+/// committed to or it was erased). Personal data shown on an event that committed to none,
+/// or whose salt is gone (erased), was added since: `Some(false)`. The chain does not
 /// depend on it, so [`verify`] does not ask.
 pub fn personal_matches(e: &AuditEvent) -> Option<bool> {
-    if e.version != V2 || e.personal_hash.is_empty() {
+    if e.version != V2 {
         return None;
     }
-    let salt = e.personal_salt.as_deref()?;
+    let shown = e.ip.is_some() || e.user_agent.is_some();
+    let Some(salt) = e
+        .personal_salt
+        .as_deref()
+        .filter(|_| !e.personal_hash.is_empty())
+    else {
+        return shown.then_some(false);
+    };
     let mut s = [0u8; 32];
     if hex::decode_to_slice(salt, &mut s).is_err() {
         return Some(false);

@@ -135,6 +135,22 @@ fn personal_data_of_a_version_2_event_is_outside_the_hash() {
     // Erased (event 4) or absent (event 3): nothing to compare.
     assert_eq!(personal_matches(&events(&original)[2]), None);
     assert_eq!(personal_matches(&events(&original)[3]), None);
+    // Unless some was added since: to an event that committed to none, or over an erasure.
+    for (at, name, value) in [
+        (2, "ip", json!("198.51.100.7")),
+        (3, "user_agent", json!("curl/1.0")),
+    ] {
+        let mut l = original.clone();
+        l[at][name] = value;
+        assert_eq!(
+            personal_matches(&events(&l)[at]),
+            Some(false),
+            "{name} on {at}"
+        );
+    }
+    let mut l = original.clone();
+    l[1]["personal_salt"] = Value::Null;
+    assert_eq!(personal_matches(&events(&l)[1]), Some(false));
 }
 
 #[test]
