@@ -49,7 +49,13 @@ pub async fn create(
     };
     let secret = new_secret("lpt");
     let mut tx = state.db.begin().await?;
-    tokens::insert_token(&mut tx, &t, &secret_hash(&secret), &caller.actor().1, now).await?;
+    let hash = secret_hash(&secret);
+    if !tokens::insert_token(&mut tx, &t, &hash, &caller.actor().1, now).await? {
+        return Err(ApiError::conflict(
+            "changed",
+            "the tenant was erased or the device removed meanwhile",
+        ));
+    }
     let event = caller.event(
         &t.tenant_id,
         "token.create",

@@ -160,6 +160,18 @@ fn removing_a_device_stops_its_tokens() {
         .get(&format!("/api/v1/tokens?tenant_id={}", acme.tenant_id))
         .expect(200);
     assert!(!tokens[0]["revoked_at"].is_null(), "{tokens}");
+    // A token made for it by a request that checked the device before the removal
+    // committed is not stored after it.
+    let mut t: loop_api::Token = serde_json::from_value(tokens[0].clone()).unwrap();
+    t.id = "tk_made_meanwhile".into();
+    t.revoked_at = None;
+    let stored = server.block_on(async {
+        let mut tx = server.state.db.begin().await.unwrap();
+        let stored = loop_server::db::tokens::insert_token(&mut tx, &t, "hash", "test", 1).await;
+        tx.commit().await.unwrap();
+        stored.unwrap()
+    });
+    assert!(!stored);
 }
 
 #[test]

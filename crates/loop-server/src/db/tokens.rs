@@ -65,13 +65,38 @@ pub async fn tokens_in(
     rows.map(|r| token(&r))
 }
 
+/// Stores a new token, unless its tenant was erased or its device removed since the caller
+/// checked them (false, and nothing stored). The tenant's row and the device's are written
+/// first: an erasure or a removal running at once either committed before (and is seen
+/// here) or waits for this transaction, and then revokes this token with the others.
 pub async fn insert_token(
     tx: &mut Tx,
     t: &Token,
     secret_hash: &str,
     created_by: &str,
     now: i64,
-) -> DbResult<()> {
+) -> DbResult<bool> {
+    let tenant =
+        sqlx::query("UPDATE tenants SET status = status WHERE id = $1 AND status <> 'erased'")
+            .bind(&t.tenant_id)
+            .execute(&mut **tx)
+            .await?;
+    if tenant.rows_affected() != 1 {
+        return Ok(false);
+    }
+    if let Some(d) = &t.device_id {
+        let device = sqlx::query(
+            "UPDATE devices SET deleted_at = deleted_at
+             WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(d)
+        .bind(&t.tenant_id)
+        .execute(&mut **tx)
+        .await?;
+        if device.rows_affected() != 1 {
+            return Ok(false);
+        }
+    }
     sqlx::query(
         "INSERT INTO tokens (id, secret_hash, tenant_id, kind, name, device_id, vault_ids,
             permissions, created_by, created_at, expires_at)
@@ -96,7 +121,7 @@ pub async fn insert_token(
     .bind(t.expires_at.map(|e| e.timestamp_millis()))
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(true)
 }
 
 pub async fn revoke_token(tx: &mut Tx, id: &str, now: i64) -> DbResult<bool> {

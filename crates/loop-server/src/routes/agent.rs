@@ -124,7 +124,9 @@ async fn enroll(
         last_used_at: None,
     };
     let secret = new_secret("lpt");
-    tokens::insert_token(&mut tx, &token, &secret_hash(&secret), "enrolment", now).await?;
+    if !tokens::insert_token(&mut tx, &token, &secret_hash(&secret), "enrolment", now).await? {
+        return Err(bad_code());
+    }
     commit_audited(
         tx,
         NewEvent {

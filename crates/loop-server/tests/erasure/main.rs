@@ -279,6 +279,19 @@ fn an_erased_tenant_keeps_its_records_but_no_key_and_no_way_in() {
             json!({ "tenant_id": l.tenant, "name": "again", "destination": "local" }),
         )
         .expect_problem(410, "tenant_erased");
+    // Not even by a request that checked the tenant before the erasure committed.
+    let tokens = admin
+        .get(&format!("/api/v1/tokens?tenant_id={}", l.tenant))
+        .expect(200);
+    let mut late: loop_api::Token = serde_json::from_value(tokens[0].clone()).unwrap();
+    (late.id, late.device_id, late.revoked_at) = ("tk_late".into(), None, None);
+    let stored = server.block_on(async {
+        let mut tx = server.state.db.begin().await.unwrap();
+        let stored = loop_server::db::tokens::insert_token(&mut tx, &late, "h", "test", 1).await;
+        tx.commit().await.unwrap();
+        stored.unwrap()
+    });
+    assert!(!stored);
 
     // What stays visible: the tenant (marked erased), its users and tokens; its vaults are
     // deleted, and the erasure job deletes their objects.
