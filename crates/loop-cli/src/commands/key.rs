@@ -32,7 +32,7 @@ pub(super) fn key(g: &Global, k: KeyCommand) -> Result<ExitCode> {
                         k.meta.created,
                         k.meta.host,
                         k.meta.user,
-                        k.meta.label
+                        k.problem.as_deref().unwrap_or(&k.meta.label)
                     );
                 }
             }

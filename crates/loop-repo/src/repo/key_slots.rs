@@ -9,44 +9,62 @@ use crate::keys::{KdfParams, KeySlot, Secret, SlotMeta};
 use crate::storage::{FileKind, Storage};
 
 impl Repository {
-    /// Every key slot, read and parsed (still locked).
-    fn key_slots(&self) -> Result<Vec<(Id, KeySlot)>> {
+    /// Every key slot, read and parsed (still locked); a slot that cannot be read or is not
+    /// a valid slot (damaged, or planted by someone who can write the storage) comes with
+    /// why, so it is listed and can be removed without stopping the others' use.
+    fn key_slots(&self) -> Result<Vec<(Id, Result<KeySlot>)>> {
         let mut out = Vec::new();
         for info in self.storage.list(FileKind::Key)? {
+            let Ok(id) = Id::parse(&info.name) else {
+                continue;
+            };
             let object = FileKind::Key.path(&info.name);
-            let slot = KeySlot::parse(
-                &object,
-                self.storage.get(FileKind::Key, &info.name, MAX_KEY_SLOT)?,
-            )?;
-            out.push((Id::parse(&info.name)?, slot));
+            let slot = self
+                .storage
+                .get(FileKind::Key, &info.name, MAX_KEY_SLOT)
+                .and_then(|bytes| KeySlot::parse(&object, bytes));
+            out.push((id, slot));
         }
         Ok(out)
     }
 
+    /// The key slots, oldest first; one that cannot be used is of kind `unusable`, with why.
     pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
         let mut out = Vec::new();
         for (id, slot) in self.key_slots()? {
-            out.push(KeyInfo {
-                id,
-                current: id == self.key_id,
-                kind: if slot.is_passphrase() {
-                    "passphrase"
-                } else {
-                    "raw-key"
+            out.push(match slot {
+                Ok(slot) => KeyInfo {
+                    id,
+                    current: id == self.key_id,
+                    kind: if slot.is_passphrase() {
+                        "passphrase"
+                    } else {
+                        "raw-key"
+                    },
+                    meta: slot.meta,
+                    problem: None,
                 },
-                meta: slot.meta,
+                Err(e) => KeyInfo {
+                    id,
+                    current: false,
+                    kind: "unusable",
+                    meta: SlotMeta::default(),
+                    problem: Some(e.to_string()),
+                },
             });
         }
         out.sort_by(|a, b| a.meta.created.cmp(&b.meta.created));
         Ok(out)
     }
 
-    /// The key slots `secret` opens. Each slot is read; a raw key costs no key derivation,
-    /// and a slot of the other kind is skipped without one.
+    /// The key slots `secret` opens. Each usable slot is read; a raw key costs no key
+    /// derivation, and a slot of the other kind is skipped without one.
     pub fn key_slots_opened_by(&self, secret: Secret<'_>) -> Result<Vec<Id>> {
         let mut out = Vec::new();
         for (id, slot) in self.key_slots()? {
-            if slot.open(&secret)?.is_some() {
+            if let Ok(slot) = slot
+                && slot.open(&secret)?.is_some()
+            {
                 out.push(id);
             }
         }
@@ -213,6 +231,25 @@ mod tests {
         let opened = Repository::open(storage.clone(), Secret::Passphrase(b"pw")).unwrap();
         assert_eq!(opened.key_id(), repo.key_id());
         assert_eq!(opened.config().id, repo.config().id);
+        // Listed, each planted one as unusable with why (so it can be removed); the slots a
+        // key opens are found past them.
+        let listed = opened.list_keys().unwrap();
+        let kinds: Vec<(&str, bool)> = listed
+            .iter()
+            .map(|k| (k.kind, k.problem.is_some()))
+            .collect();
+        assert_eq!(kinds.len(), 4, "{listed:?}");
+        assert_eq!(
+            kinds.iter().filter(|k| **k == ("unusable", true)).count(),
+            3
+        );
+        assert!(listed.iter().any(|k| k.current && k.kind == "passphrase"));
+        assert_eq!(
+            opened
+                .key_slots_opened_by(Secret::Passphrase(b"pw"))
+                .unwrap(),
+            vec![repo.key_id()]
+        );
 
         let err = Repository::open(storage, Secret::Passphrase(b"wrong"))
             .err()

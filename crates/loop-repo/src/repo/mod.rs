@@ -93,6 +93,9 @@ pub struct KeyInfo {
     pub kind: &'static str,
     #[serde(flatten)]
     pub meta: SlotMeta,
+    /// Why a slot of kind `unusable` cannot be used (it cannot be read, or is no valid slot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// An opened repository.
