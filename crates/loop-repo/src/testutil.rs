@@ -25,13 +25,8 @@ pub fn local_repo(dir: &Path) -> Repository {
     Repository::init(Arc::new(storage), Secret::Passphrase(b"pw"), &opts).expect("init")
 }
 
-/// Stores, as a holder of the key could, a second copy of blob `blob` under its ID with its
-/// last byte changed (validly encrypted, in a pack of its own) and indexes it. Answers the
-/// forged pack and its entries.
-pub fn plant_forged_copy(
-    repo: &Repository,
-    blob: &crate::Id,
-) -> (crate::Id, Vec<crate::pack::PackEntry>) {
+/// Blob `blob` as stored: its index entry and its decrypted payload (compressed if it was).
+pub fn stored_payload(repo: &Repository, blob: &crate::Id) -> (crate::pack::PackEntry, Vec<u8>) {
     use crate::{FileKind, pack};
     let index = repo.load_index().expect("index");
     let loc = index.get(blob).expect("the blob is indexed");
@@ -46,16 +41,38 @@ pub fn plant_forged_copy(
         )
         .expect("the blob's bytes");
     let cipher = pack::pack_cipher(repo.master(), &loc.pack);
-    let mut payload = pack::decrypt_payload(&cipher, &e, stored, "p").expect("decrypts");
+    let payload = pack::decrypt_payload(&cipher, &e, stored, "p").expect("decrypts");
+    (e, payload)
+}
+
+/// Stores `payload` as blob `e.id` (validly encrypted) in a new pack of its own, not
+/// indexed: the pack and its entries.
+pub fn store_in_new_pack(
+    repo: &Repository,
+    e: &crate::pack::PackEntry,
+    payload: &[u8],
+) -> (crate::Id, Vec<crate::pack::PackEntry>) {
+    let mut w = crate::pack::PackWriter::new(repo.master(), 1 << 20);
+    w.add(e.kind, e.id, payload, e.raw_len);
+    let (pack, data, entries) = w.finish();
+    repo.storage()
+        .put(crate::FileKind::Pack, &pack.to_hex(), data)
+        .expect("store the pack");
+    (pack, entries)
+}
+
+/// Stores, as a holder of the key could, a second copy of blob `blob` under its ID with its
+/// last byte changed (validly encrypted, in a pack of its own) and indexes it. Answers the
+/// forged pack and its entries.
+pub fn plant_forged_copy(
+    repo: &Repository,
+    blob: &crate::Id,
+) -> (crate::Id, Vec<crate::pack::PackEntry>) {
+    let (e, mut payload) = stored_payload(repo, blob);
     assert!(!e.is_compressed(), "forge an incompressible blob");
     let last = payload.len() - 1;
     payload[last] ^= 0xff;
-    let mut w = pack::PackWriter::new(repo.master(), 1 << 20);
-    w.add(e.kind, e.id, &payload, e.raw_len);
-    let (forged, data, entries) = w.finish();
-    repo.storage()
-        .put(FileKind::Pack, &forged.to_hex(), data)
-        .expect("store the forged pack");
+    let (forged, entries) = store_in_new_pack(repo, &e, &payload);
     repo.save_index_file(&crate::index::IndexFile {
         packs: vec![(forged, entries.clone())],
     })

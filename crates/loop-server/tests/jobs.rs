@@ -27,6 +27,18 @@ async fn hold_as_killed(server: &Server, id: &str) -> Result<(), sqlx::Error> {
 /// by `configure`), which takes over the jobs a killed runner held. On SQLite (one process)
 /// it releases the dead run's leases as it starts; on PostgreSQL, where other nodes may be
 /// alive, it waits for the lease to lapse.
+/// A node that runs no jobs on the data directory `data` (with the local destinations
+/// `destinations`, when given): what it queues waits in the database.
+fn api_only_on(data: &std::path::Path, destinations: &[&str]) -> Server {
+    Server::start_with(|c| {
+        c.data_dir = data.to_path_buf();
+        if !destinations.is_empty() {
+            support::with_destinations(c, destinations);
+        }
+        c.jobs.concurrency = 0;
+    })
+}
+
 fn take_over(api_only: Server, configure: impl FnOnce(&mut loop_server::Config)) -> Server {
     let database = api_only.stop();
     let shared = database.is_some();
@@ -42,10 +54,7 @@ fn a_deleted_vaults_objects_are_erased_by_a_job_that_continues_after_its_runner_
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // A node that runs no jobs takes the deletion, so the job waits in the database.
-    let api_only = Server::start_with(|c| {
-        c.data_dir = data.clone();
-        c.jobs.concurrency = 0;
-    });
+    let api_only = api_only_on(&data, &[]);
     let admin = api_only.admin();
     let (tenant, vault) = customer_with_vault(&admin, "Leaving", None);
     let vault_dir = data.join("vaults").join(&vault);
@@ -133,10 +142,7 @@ fn a_deleted_vaults_objects_are_erased_by_a_job_that_continues_after_its_runner_
 fn snapshots_a_killed_retention_run_removed_are_audited_by_the_run_that_takes_over() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let api_only = Server::start_with(|c| {
-        c.data_dir = data.clone();
-        c.jobs.concurrency = 0;
-    });
+    let api_only = api_only_on(&data, &[]);
     let admin = api_only.admin();
     let (tenant, vault) = customer_with_vault(&admin, "Kept", None);
     let src = dir.path().join("src");
@@ -224,11 +230,7 @@ fn snapshots_a_killed_retention_run_removed_are_audited_by_the_run_that_takes_ov
 fn a_vault_erasure_failing_more_often_than_a_job_is_tried_is_tried_until_it_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let api_only = Server::start_with(|c| {
-        c.data_dir = data.clone();
-        support::with_spare(c);
-        c.jobs.concurrency = 0;
-    });
+    let api_only = api_only_on(&data, &["local", "spare"]);
     let admin = api_only.admin();
     let (tenant, _) = customer_with_vault(&admin, "Acme", None);
     let vault = admin
@@ -510,11 +512,7 @@ fn a_removed_replica_is_not_added_again_while_its_erasure_is_open() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // A node that runs no jobs: the removed replica's erasure waits in the database.
-    let api_only = Server::start_with(|c| {
-        c.data_dir = data.clone();
-        support::with_spare(c);
-        c.jobs.concurrency = 0;
-    });
+    let api_only = api_only_on(&data, &["local", "spare"]);
     let admin = api_only.admin();
     let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
     let add = |admin: &support::Caller<'_>| {

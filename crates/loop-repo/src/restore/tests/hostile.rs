@@ -258,25 +258,8 @@ fn a_blob_of_another_length_than_planned_fails_its_file() {
 
 /// Stores a valid copy of blob `id` in a new pack of its own, not indexed: its pack and entry.
 fn copy_to_new_pack(repo: &Repository, id: &Id) -> (Id, PackEntry) {
-    let loc = repo.load_index().unwrap().get(id).unwrap();
-    let e = loc.entry;
-    let stored = repo
-        .storage()
-        .get_range(
-            FileKind::Pack,
-            &loc.pack.to_hex(),
-            e.offset as u64,
-            e.length as u64,
-        )
-        .unwrap();
-    let cipher = pack::pack_cipher(repo.master(), &loc.pack);
-    let payload = pack::decrypt_payload(&cipher, &e, stored, "p").unwrap();
-    let mut w = pack::PackWriter::new(repo.master(), 1 << 20);
-    w.add(e.kind, e.id, &payload, e.raw_len);
-    let (copy, data, entries) = w.finish();
-    repo.storage()
-        .put(FileKind::Pack, &copy.to_hex(), data)
-        .unwrap();
+    let (e, payload) = crate::testutil::stored_payload(repo, id);
+    let (copy, entries) = crate::testutil::store_in_new_pack(repo, &e, &payload);
     (copy, entries[0])
 }
 
