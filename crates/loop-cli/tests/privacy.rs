@@ -79,6 +79,10 @@ fn privacy_from_the_command_line() {
         &["privacy", "export", "--output", zip.to_str().unwrap()],
     ));
     assert!(done.contains("bytes written to"), "{done}");
+    // Personal data: readable by her only.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&zip).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
     let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
     let mut profile = String::new();
     archive

@@ -78,6 +78,10 @@ fn a_device_backs_up_and_restores_through_the_server_and_every_step_is_audited()
             export.to_str().unwrap(),
         ],
     ));
+    // It holds IP addresses and browsers: readable by its owner only.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&export).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
     let text = std::fs::read_to_string(&export).unwrap();
     let tampered = text.replacen("\"outcome\":\"success\"", "\"outcome\":\"failure\"", 1);
     assert_ne!(text, tampered);

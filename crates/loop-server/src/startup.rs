@@ -59,7 +59,7 @@ impl Application {
     /// listener (port 0 picks a free port).
     pub async fn build(config: Config) -> Result<Application, StartError> {
         config.validate()?;
-        std::fs::create_dir_all(&config.data_dir)
+        crate::fsutil::private_dir(&config.data_dir)
             .map_err(|e| StartError::Io(config.data_dir.display().to_string(), e))?;
         let master = MasterKey::from_config(&config)?;
         if master.previous_count() > 0 {
@@ -69,7 +69,14 @@ impl Application {
                  under the current key"
             );
         }
-        let db = Db::connect_with(&config.database_url(), &config.database).await?;
+        let url = config.database_url();
+        // A new SQLite database (and so its journal files) is its owner's only.
+        if let Some(file) = url.strip_prefix("sqlite://") {
+            let file = file.split('?').next().unwrap_or(file);
+            crate::fsutil::private_file(std::path::Path::new(file))
+                .map_err(|e| StartError::Io(file.to_string(), e))?;
+        }
+        let db = Db::connect_with(&url, &config.database).await?;
         check_master_key(&db, &master, &config).await?;
         if db.backend == db::Backend::Sqlite {
             release_previous_run(&db).await?;

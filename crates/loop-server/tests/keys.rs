@@ -435,3 +435,19 @@ fn a_new_master_key_reads_with_the_previous_one_until_everything_is_rewrapped() 
         .get(&format!("/api/v1/vaults/{vault}/snapshots"))
         .expect(200);
 }
+
+/// A fresh data directory, the master key the server made in it and its new SQLite database
+/// are readable by their owner only, whatever the umask the server started under.
+#[test]
+fn the_data_directory_its_master_key_and_database_are_their_owners_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = Server::start();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&server.data_dir), 0o700);
+    assert_eq!(mode(&server.data_dir.join("master.key")) & 0o077, 0);
+    // (Under PostgreSQL there is no database file.)
+    let database = server.data_dir.join("loop.db");
+    if database.exists() {
+        assert_eq!(mode(&database) & 0o077, 0);
+    }
+}

@@ -54,9 +54,8 @@ pub(crate) fn audit(g: &Global, c: AuditCommand) -> Result<ExitCode> {
         } => {
             let text = api.audit_export(&audit_query(&filter), format)?;
             match output {
-                Some(p) => {
-                    std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?
-                }
+                // It holds IP addresses and browsers: readable by its owner only.
+                Some(p) => super::account::write_private(&p, text.as_bytes())?,
                 None => print!("{text}"),
             }
             Ok(ExitCode::SUCCESS)

@@ -233,7 +233,8 @@ fn export(
         e = api.data_export(&e.id)?;
     }
     let zip = api.data_export_archive(&e.id)?;
-    std::fs::write(output, &zip).with_context(|| format!("writing {}", output.display()))?;
+    // Personal data: readable by its owner only.
+    super::account::write_private(output, &zip)?;
     show(g, &e, |e| {
         println!(
             "{}: {} bytes written to {} (SHA-256 {}); on the server until {}",
