@@ -337,15 +337,22 @@ pub async fn promote_replica(
     ))
 }
 
-/// Whether the vault's primary destination still holds the vault (its config answers).
+/// Whether the vault's primary destination still holds any of the vault's objects (a
+/// primary that cannot be listed does not answer). Any object, not the config alone: the
+/// config is as old as the vault, so a lock that held the newest objects may no longer hold
+/// it, and deleting it must not make the primary look gone.
 async fn primary_answers(state: &AppState, v: &Vault) -> bool {
-    match state.destinations.get(&v.destination) {
-        Some(d) => d
-            .list_kind(&v.id, loop_repo::FileKind::Config)
-            .await
-            .is_ok_and(|found| !found.is_empty()),
-        None => false,
+    let Some(d) = state.destinations.get(&v.destination) else {
+        return false;
+    };
+    for kind in crate::replication::COPY_ORDER {
+        match d.list_kind(&v.id, kind).await {
+            Ok(found) if !found.is_empty() => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
     }
+    false
 }
 
 /// Verify a replica

@@ -233,6 +233,43 @@ fn a_replica_lacking_what_the_lock_holds_is_promoted_only_once_the_primary_is_go
     );
 }
 
+/// The primary still answers while it holds any of the vault's objects: deleting its config
+/// (older than the lock, so no longer held) does not make a replica that lacks held objects
+/// promotable, which would drop them.
+#[test]
+fn deleting_the_primarys_config_does_not_promote_a_replica_lacking_held_objects() {
+    let server = Server::start_with(support::with_spare);
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Locked", None);
+    let (replicas, replica) = with_replica(&admin, &vault);
+    replicate(&admin, &vault);
+    admin
+        .put(
+            &format!("/api/v1/vaults/{vault}/retention-lock"),
+            json!({ "days": 7 }),
+        )
+        .expect(200);
+    let (writer, manager) = (
+        holder(&server, &admin, &tenant, &vault, &["backup"]),
+        holder(&server, &admin, &tenant, &vault, &["manage"]),
+    );
+    server.advance(Duration::from_secs(8 * 86_400));
+    let pack = hex::encode([7u8; 32]);
+    writer
+        .put("data", &pack, &pack_object([7u8; 32]))
+        .expect(201);
+    manager.call("DELETE", "config/config").expect(204);
+    server
+        .admin()
+        .post(&format!("{replicas}/{replica}/promote"), json!({}))
+        .expect_problem(409, "replica_behind_lock");
+    let at_primary = walk(&server.data_dir.join("vaults").join(&vault));
+    assert!(
+        at_primary.iter().any(|p| p.ends_with(&pack)),
+        "{at_primary:?}"
+    );
+}
+
 /// A replication under way copies from the old primary into the replica and, at its end,
 /// would mark the old primary in step: promotion waits for it.
 #[test]
