@@ -139,6 +139,9 @@ impl Application {
             );
         }
         let initial_admin_password = bootstrap(&state).await?;
+        // Another node starting at once on the same empty database may have made the
+        // provider, with its own master key: asked again now that there is one.
+        check_master_key(&state.db, &state.master, &state.config).await?;
         queue_staging_sweeps(&state).await?;
         let router = crate::routes::router(state.clone());
         Ok(Application {

@@ -115,3 +115,47 @@ fn two_nodes_starting_at_once_on_an_empty_database_make_one_provider() {
         assert_eq!(providers, 1, "{tenants}");
     }
 }
+
+/// Two nodes started at once on an empty database with different master keys: one makes the
+/// provider, and the other does not serve with a key that opens nothing of it.
+#[test]
+fn of_two_nodes_starting_at_once_with_different_master_keys_one_serves() {
+    let Some(cluster) = loop_testkit::postgres::Cluster::shared() else {
+        return;
+    };
+    let database = cluster.database();
+    let dir = tempfile::tempdir().unwrap();
+    let started: Vec<Result<(), String>> = std::thread::scope(|s| {
+        let start = |name: &'static str, key: &'static str| {
+            let config = loop_server::Config {
+                data_dir: dir.path().join(name),
+                listen: "127.0.0.1:0".parse().unwrap(),
+                admin_password: Some(loop_server::config::SecretString::new(
+                    ADMIN_PASSWORD.into(),
+                )),
+                master_key: Some(loop_server::config::SecretString::new(key.repeat(32))),
+                node_id: Some(name.to_string()),
+                database: loop_server::config::DatabaseConfig {
+                    url: Some(loop_server::config::SecretString::new(database.url.clone())),
+                    ..Default::default()
+                },
+                ..loop_server::Config::default()
+            };
+            s.spawn(move || {
+                let rt = tokio::runtime::Runtime::new().unwrap();
+                rt.block_on(loop_server::Application::build(config))
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            })
+        };
+        let (a, b) = (start("node-a", "42"), start("node-b", "17"));
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    assert_eq!(
+        started.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{started:?}"
+    );
+    let refused = started.iter().find_map(|r| r.clone().err()).unwrap();
+    assert!(refused.contains("does not open the keys"), "{refused}");
+}
