@@ -77,12 +77,15 @@ pub async fn by_id(pool: &AnyPool, vault_id: &str, id: &str) -> DbResult<Option<
     row.as_ref().map(replica).transpose()
 }
 
-pub async fn delete(tx: &mut Tx, id: &str) -> DbResult<()> {
-    sqlx::query("DELETE FROM vault_replicas WHERE id = $1")
-        .bind(id)
+/// Removes replica `r` if it is still as read (a promotion may have swapped it with the
+/// primary since: false then, and nothing removed).
+pub async fn delete(tx: &mut Tx, r: &ReplicaRow) -> DbResult<bool> {
+    let gone = sqlx::query("DELETE FROM vault_replicas WHERE id = $1 AND destination = $2")
+        .bind(&r.id)
+        .bind(&r.destination)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    Ok(gone.rows_affected() == 1)
 }
 
 /// Every replica of a vault goes (the vault is deleted; its erasure removes their objects).
@@ -186,24 +189,32 @@ pub async fn advance(tx: &mut Tx, vault_id: &str, due: i64, next: i64) -> DbResu
 
 /// The replica becomes the primary and the old primary a replica to seed again: the vault's
 /// `destination` and the replica's swap.
-pub async fn promote(tx: &mut Tx, r: &ReplicaRow, old_primary: &str, now: i64) -> DbResult<()> {
-    sqlx::query("UPDATE vaults SET destination = $1 WHERE id = $2")
-        .bind(&r.destination)
-        .bind(&r.vault_id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(
+pub async fn promote(tx: &mut Tx, r: &ReplicaRow, old_primary: &str, now: i64) -> DbResult<bool> {
+    // The replica's row first: a removal of it running at once either committed before (and
+    // nothing is promoted) or waits, and then finds the row changed.
+    let swapped = sqlx::query(
         "UPDATE vault_replicas SET destination = $1, state = 'seeding', synced_from = NULL,
             synced_at = NULL, verified_at = NULL, verify_ok = NULL, last_error = NULL,
             next_sync_at = $2
-         WHERE id = $3",
+         WHERE id = $3 AND destination = $4",
     )
     .bind(old_primary)
     .bind(now)
     .bind(&r.id)
+    .bind(&r.destination)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    if swapped.rows_affected() != 1 {
+        return Ok(false);
+    }
+    let moved =
+        sqlx::query("UPDATE vaults SET destination = $1 WHERE id = $2 AND destination = $3")
+            .bind(&r.destination)
+            .bind(&r.vault_id)
+            .bind(old_primary)
+            .execute(&mut **tx)
+            .await?;
+    Ok(moved.rows_affected() == 1)
 }
 
 /// Replicas whose last complete replication (or, before the first, their creation) is older

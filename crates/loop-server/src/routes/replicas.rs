@@ -156,7 +156,8 @@ fn location_key(vault_id: &str, destination: &str) -> String {
 #[utoipa::path(delete, path = "/api/v1/vaults/{id}/replicas/{replica}", tag = "replicas",
     params(("id" = VaultId, Path), ("replica" = String, Path)),
     responses((status = 202, description = "Removed; the erasure job", body = Job),
-        (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
+        (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem),
+        (status = 409, description = "Promoted meanwhile (problem+json)", body = loop_api::Problem)))]
 pub async fn delete_replica(
     State(state): State<AppState>,
     caller: Caller,
@@ -165,7 +166,9 @@ pub async fn delete_replica(
     let v = scoped_vault(&state, &caller, Permission::VaultWrite, &id).await?;
     let r = replica_of(&state, &v, &replica).await?;
     let mut tx = state.db.begin().await?;
-    replicas::delete(&mut tx, &r.id).await?;
+    if !replicas::delete(&mut tx, &r).await? {
+        return Err(changed_meanwhile());
+    }
     // A replication under way writes into every replica it set out with: it stops, and the
     // erasure waits until it has (the next one serves the other replicas).
     db::stopping::cancel_open(
@@ -307,7 +310,9 @@ pub async fn promote_replica(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    replicas::promote(&mut tx, &r, &v.destination, now).await?;
+    if !replicas::promote(&mut tx, &r, &v.destination, now).await? {
+        return Err(changed_meanwhile());
+    }
     let promoted = Vault {
         destination: r.destination.clone(),
         ..v.clone()
@@ -335,6 +340,14 @@ pub async fn promote_replica(
     Ok(axum::Json(
         scoped_vault(&state, &caller, Permission::VaultRead, &id).await?,
     ))
+}
+
+/// A replica removed, or promoted, by a request that ran at the same time.
+fn changed_meanwhile() -> ApiError {
+    ApiError::conflict(
+        "replica_changed",
+        "the replica was removed or promoted meanwhile: list the replicas again",
+    )
 }
 
 /// Whether the vault's primary destination still holds any of the vault's objects (a

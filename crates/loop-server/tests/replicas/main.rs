@@ -270,6 +270,47 @@ fn deleting_the_primarys_config_does_not_promote_a_replica_lacking_held_objects(
     );
 }
 
+/// A removal and a promotion of one replica at once: the one that comes second finds the
+/// replica changed and does nothing, so every place holding the vault stays recorded.
+#[test]
+fn a_replica_promoted_while_removed_or_removed_while_promoted_changes_nothing_more() {
+    use loop_server::db::replicas;
+    let server = Server::start_with(support::with_spare);
+    let admin = server.admin();
+    let (_, vault) = customer_with_vault(&admin, "Racing", None);
+    let (listed, replica) = with_replica(&admin, &vault);
+    replicate(&admin, &vault);
+    let pool = &server.state.db.pool;
+    let read = || server.block_on(replicas::of_vault(pool, &vault)).unwrap();
+    let before = read().remove(0);
+    admin
+        .post(&format!("{listed}/{replica}/promote"), json!({}))
+        .expect(200);
+    // A removal that read the replica before the promotion.
+    let removed = server.block_on(async {
+        let mut tx = server.state.db.begin().await.unwrap();
+        let removed = replicas::delete(&mut tx, &before).await.unwrap();
+        tx.commit().await.unwrap();
+        removed
+    });
+    assert!(!removed);
+    assert_eq!(read()[0].destination, "local");
+    // A promotion that read it before a removal.
+    let before = read().remove(0);
+    admin.delete(&format!("{listed}/{replica}")).expect(202);
+    let promoted = server.block_on(async {
+        let mut tx = server.state.db.begin().await.unwrap();
+        let promoted = replicas::promote(&mut tx, &before, "spare", 1)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        promoted
+    });
+    assert!(!promoted);
+    let v = admin.get(&format!("/api/v1/vaults/{vault}")).expect(200);
+    assert_eq!(v["destination"], "spare", "{v}");
+}
+
 /// A replication under way copies from the old primary into the replica and, at its end,
 /// would mark the old primary in step: promotion waits for it.
 #[test]
