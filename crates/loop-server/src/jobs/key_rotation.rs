@@ -90,7 +90,14 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
             p.files_done += 1;
             ctx.progress(&p).await?;
         }
-        tenants::end_key_rotation(pool, tenant_id, previous).await?;
+        // A master key rotation (`rewrap-keys`) may have wrapped the old key anew meanwhile:
+        // then it is not forgotten yet, and the next attempt finds it as it is now.
+        if !tenants::end_key_rotation(pool, tenant_id, previous).await? {
+            return Err(JobError::transient(
+                "the old tenant key was wrapped anew while it was being forgotten",
+                tenant_id,
+            ));
+        }
         ctx.log(
             "info",
             &format!("removed {removed} key slots of the old key; the old key is forgotten"),
@@ -167,8 +174,13 @@ async fn update_slots(
         ))
     })?;
     // Every replica holds the primary's slots before the old key goes, so a replica
-    // promoted later opens with the key that is current then.
+    // promoted later opens with the key that is current then. A replica where the tenant's
+    // residency no longer admits anything new gets no new slot, only loses the old ones.
     let primary = Place::stored(&dest, &v.id);
+    let chain = match tenants::tenant_by_id(&state.db.pool, &v.tenant_id).await? {
+        Some(t) => crate::db::residency::chain(&state.db.pool, &t.path).await?,
+        None => Vec::new(),
+    };
     for r in replicas::of_vault(&state.db.pool, &v.id).await? {
         let Some(at) = state.destinations.get(&r.destination) else {
             return Err(JobError::transient(
@@ -176,7 +188,8 @@ async fn update_slots(
                 &r.destination,
             ));
         };
-        replication::mirror_key_slots(&primary, &Place::stored(at, &v.id), remove)
+        let copy = state.jurisdictions.admits(&chain, &at.jurisdiction);
+        replication::mirror_key_slots(&primary, &Place::stored(at, &v.id), copy, remove)
             .await
             .map_err(|e| JobError::transient("copying key slots to a replica failed", e))?;
     }

@@ -356,12 +356,13 @@ async fn copy(
     Ok(Some(size))
 }
 
-/// Gives `target` the key slots `source` holds and, with `remove`, takes away those it no
-/// longer holds: the tenant key rotation keeps every replica openable with the key it makes
-/// current, so a replica promoted later opens. Answers (copied, removed).
+/// With `give`, gives `target` the key slots `source` holds and, with `remove`, takes away
+/// those it no longer holds: the tenant key rotation keeps every replica openable with the
+/// key it makes current, so a replica promoted later opens. Answers (copied, removed).
 pub async fn mirror_key_slots(
     source: &Place,
     target: &Place,
+    give: bool,
     remove: bool,
 ) -> Result<(u64, u64), SyncError> {
     let listing = |place: &Place| {
@@ -378,7 +379,7 @@ pub async fn mirror_key_slots(
     };
     let (slots, held) = (listing(source).await?, listing(target).await?);
     let mut copied = 0;
-    for (name, size) in &slots {
+    for (name, size) in slots.iter().filter(|_| give) {
         if held.get(name) != Some(size) {
             match copy(source, target, None, FileKind::Key, name, *size).await? {
                 Some(_) => copied += 1,

@@ -287,6 +287,23 @@ fn replicas_are_added_and_promoted_only_inside_the_tenants_residency() {
         !at_fra.iter().any(|p| p.ends_with(&name)),
         "copied to Germany after the narrowing: {at_fra:?}"
     );
+    // Nor a key slot of a new tenant key: the rotation only takes the old key's away there.
+    let slots_at_fra =
+        || support::files_under(&server.data_dir.join("fra").join(vault).join("keys"));
+    let before = slots_at_fra();
+    let job = customer_admin
+        .post(
+            &format!("/api/v1/tenants/{customer}/key-rotation"),
+            json!({}),
+        )
+        .expect(202);
+    let ended = customer_admin.job_ended(job["id"].as_str().unwrap());
+    assert_eq!(ended["state"], "succeeded", "{ended}");
+    let after = slots_at_fra();
+    assert!(
+        after.iter().all(|s| before.contains(s)),
+        "{before:?} → {after:?}"
+    );
 
     let events = admin.audit_events();
     let refused = |action: &str| {
