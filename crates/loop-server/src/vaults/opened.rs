@@ -17,6 +17,8 @@ pub struct Opened {
     pub repo: Repository,
     pub index: Index,
     pub(super) index_files: Vec<String>,
+    /// Where it was opened: kept only while the vault lives there (a promotion moves it).
+    pub(super) destination: String,
 }
 
 /// The vaults this node has opened lately (see the module's documentation).

@@ -48,7 +48,11 @@ pub async fn open(state: &AppState, v: &Vault) -> ApiResult<Arc<Opened>> {
         .get(&v.destination)
         .ok_or_else(|| ApiError::Internal(format!("destination {} is gone", v.destination)))?;
     let storage = Arc::new(dest.repo_storage(&v.id)?);
-    let kept = state.readers.get(&v.id);
+    let kept = state
+        .readers
+        .get(&v.id)
+        .filter(|k| k.destination == v.destination);
+    let destination = v.destination.clone();
     let opened = tokio::task::spawn_blocking(move || -> loop_repo::Result<Arc<Opened>> {
         let mut names: Vec<String> = storage
             .list(FileKind::Index)?
@@ -65,6 +69,7 @@ pub async fn open(state: &AppState, v: &Vault) -> ApiResult<Arc<Opened>> {
             repo,
             index,
             index_files: names,
+            destination,
         }))
     })
     .await??;

@@ -311,6 +311,33 @@ fn a_replica_promoted_while_removed_or_removed_while_promoted_changes_nothing_mo
     assert_eq!(v["destination"], "spare", "{v}");
 }
 
+/// The vault this node keeps opened for reading (console browsing, downloads) is the one at
+/// the vault's primary: after a promotion it is read at the new primary, not the old one.
+#[test]
+fn a_vault_kept_opened_is_read_at_its_new_primary_after_a_promotion() {
+    let server = Server::start_with(support::with_spare);
+    let admin = server.admin();
+    let (_, vault) = customer_with_vault(&admin, "Kept Open", None);
+    let (listed, replica) = with_replica(&admin, &vault);
+    replicate(&admin, &vault);
+    let read_at = || {
+        let v: loop_api::Vault =
+            serde_json::from_value(admin.get(&format!("/api/v1/vaults/{vault}")).expect(200))
+                .unwrap();
+        let opened = server
+            .block_on(loop_server::vaults::reader::open(&server.state, &v))
+            .unwrap();
+        opened.repo.storage().location()
+    };
+    let at = read_at();
+    assert!(at.starts_with("local:"), "{at}");
+    admin
+        .post(&format!("{listed}/{replica}/promote"), json!({}))
+        .expect(200);
+    let at = read_at();
+    assert!(at.starts_with("spare:"), "{at}");
+}
+
 /// A replication under way copies from the old primary into the replica and, at its end,
 /// would mark the old primary in step: promotion waits for it.
 #[test]
