@@ -243,3 +243,41 @@ fn an_object_whose_upload_was_never_recorded_as_done_is_held_like_any_other() {
         .expect_problem(403, "permission_denied");
     assert_eq!(manage.call("get", &format!("locks/{marker}")).status, 200);
 }
+
+/// Replacing an object stores new content under its name: the lock holds that content for
+/// its whole length from its arrival, not from the first upload of the name.
+#[test]
+fn a_replaced_object_is_held_from_the_arrival_of_its_new_content() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Rewritten Ltd", None);
+    let manage = holder(&server, &admin, &tenant, &vault, &["restore", "manage"]);
+    set_lock(&admin, &vault, 7).expect(200);
+    let first = snapshot_object(1);
+    let name = blake3_hex(&first);
+    let object = format!("snapshots/{name}");
+    manage.put("snapshots", &name, &first).expect(201);
+
+    // Day 8: the first content is past the lock, so a manage token may replace it.
+    server.advance(8 * DAY);
+    let admin = server.admin();
+    let second = snapshot_object(2);
+    manage.put("snapshots", &name, &second).expect(201);
+    manage
+        .call("delete", &object)
+        .expect_problem(403, "retention_locked");
+    manage
+        .put("snapshots", &name, &snapshot_object(3))
+        .expect_problem(403, "retention_locked");
+    admin
+        .delete(&format!("/api/v1/vaults/{vault}"))
+        .expect_problem(403, "retention_locked");
+    let stored = manage.call("get", &object);
+    assert_eq!(stored.status, 200);
+    assert_eq!(stored.body.as_bytes(), second, "the new content is stored");
+
+    // Day 15: the new content is 7 days old and may go.
+    server.advance(7 * DAY);
+    manage.call("delete", &object).expect(204);
+    assert!(manage.names("snapshots").is_empty());
+}

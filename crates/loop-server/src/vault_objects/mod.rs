@@ -161,7 +161,7 @@ pub async fn complete_write(
     len: u64,
     hash: &str,
 ) -> Result<(), ChangeError> {
-    if objects::complete_write(&state.db.pool, t.key(), claim, len, hash).await? {
+    if objects::complete_write(&state.db.pool, t.key(), claim, len, hash, state.now()).await? {
         Ok(())
     } else {
         tracing::error!(vault = %t.vault_id, object = %t.name,

@@ -47,8 +47,9 @@ struct Row {
 pub enum Prior {
     /// No row: the object is new, unless storage holds one from before rows were kept.
     Unknown,
-    /// A stored object of this size, which this claim may replace or remove.
-    Stored { size: u64 },
+    /// A stored object of this size, recorded as arrived at `created_at` (ms), which this
+    /// claim may replace or remove.
+    Stored { size: u64, created_at: i64 },
     /// A claim whose request died; what storage holds is unknown.
     Abandoned,
 }
@@ -188,7 +189,7 @@ pub async fn claim_write(
             Prior::Unknown
         }
         Some(r) => {
-            let prior = if r.state == "stored" {
+            let (prior, arrived) = if r.state == "stored" {
                 if !may_replace(r.owner.as_deref()) {
                     return Ok(Claimed::Refused { owner: r.owner });
                 }
@@ -197,23 +198,31 @@ pub async fn claim_write(
                 {
                     return Ok(Claimed::Locked { until });
                 }
-                Prior::Stored { size: r.size }
+                // From here on storage may hold the new content, so the object's age (which
+                // the retention lock and a maintainer's limits read) counts from now;
+                // completing records the arrival again, an abort puts the old age back.
+                let prior = Prior::Stored {
+                    size: r.size,
+                    created_at: r.created_at,
+                };
+                (prior, now)
             } else if r.lease_until > now {
                 return Ok(Claimed::Busy);
             } else {
                 // The request that held it died: its reservation goes back.
                 adjust(&mut tx, k.vault_id, -(r.reserved as i64)).await?;
-                Prior::Abandoned
+                (Prior::Abandoned, r.created_at)
             };
             sqlx::query(
                 "UPDATE vault_objects SET state = 'writing', reserved = $1, claim = $2,
-                    lease_until = $3, owner_token = COALESCE(owner_token, $4)
-                 WHERE vault_id = $5 AND kind = $6 AND name = $7 AND claim = $8",
+                    lease_until = $3, owner_token = COALESCE(owner_token, $4), created_at = $5
+                 WHERE vault_id = $6 AND kind = $7 AND name = $8 AND claim = $9",
             )
             .bind(len as i64)
             .bind(&id)
             .bind(lease)
             .bind(token)
+            .bind(arrived)
             .bind(k.vault_id)
             .bind(k.kind)
             .bind(k.name)
@@ -308,15 +317,17 @@ pub async fn renew(pool: &AnyPool, k: ObjectKey<'_>, claim: &Claim, until: i64) 
     Ok(r.rows_affected() > 0)
 }
 
-/// The upload of a held write claim is stored (its BLAKE3 hash, hex, is `hash`): the row
-/// says so and the replaced object's bytes are given back. False when the claim was taken
-/// over meanwhile (fenced off).
+/// The upload of a held write claim is stored (its BLAKE3 hash, hex, is `hash`) at `now`: the
+/// row says so, records `now` as the object's arrival (a replaced object's age starts again)
+/// and the replaced object's bytes are given back. False when the claim was taken over
+/// meanwhile (fenced off).
 pub async fn complete_write(
     pool: &AnyPool,
     k: ObjectKey<'_>,
     claim: &Claim,
     len: u64,
     hash: &str,
+    now: i64,
 ) -> DbResult<bool> {
     let mut tx = pool.begin().await?;
     lock_vault(&mut tx, k.vault_id).await?;
@@ -325,10 +336,11 @@ pub async fn complete_write(
     };
     mark_stored(&mut tx, k, &claim.id, len).await?;
     sqlx::query(
-        "UPDATE vault_objects SET blake3 = $1
-         WHERE vault_id = $2 AND kind = $3 AND name = $4 AND claim = $5",
+        "UPDATE vault_objects SET blake3 = $1, created_at = $2
+         WHERE vault_id = $3 AND kind = $4 AND name = $5 AND claim = $6",
     )
     .bind(hash)
+    .bind(now)
     .bind(k.vault_id)
     .bind(k.kind)
     .bind(k.name)
@@ -354,11 +366,12 @@ pub async fn abort_write(pool: &AnyPool, k: ObjectKey<'_>, claim: &Claim) -> DbR
         return Ok(());
     };
     match claim.prior {
-        Prior::Stored { .. } => {
+        Prior::Stored { created_at, .. } => {
             sqlx::query(
-                "UPDATE vault_objects SET state = 'stored', reserved = 0
-                 WHERE vault_id = $1 AND kind = $2 AND name = $3 AND claim = $4",
+                "UPDATE vault_objects SET state = 'stored', reserved = 0, created_at = $1
+                 WHERE vault_id = $2 AND kind = $3 AND name = $4 AND claim = $5",
             )
+            .bind(created_at)
             .bind(k.vault_id)
             .bind(k.kind)
             .bind(k.name)
@@ -408,7 +421,10 @@ pub async fn claim_delete(
         return Ok(Claimed::Locked { until });
     }
     let prior = if stored {
-        Prior::Stored { size: r.size }
+        Prior::Stored {
+            size: r.size,
+            created_at: r.created_at,
+        }
     } else {
         Prior::Abandoned
     };
@@ -460,7 +476,10 @@ pub async fn claim_unrecorded_delete(
     tx.commit().await?;
     Ok(Claimed::Yes(Claim {
         id,
-        prior: Prior::Stored { size },
+        prior: Prior::Stored {
+            size,
+            created_at: now,
+        },
     }))
 }
 
