@@ -235,27 +235,21 @@ fn usage_follows_what_is_stored_through_failures_overwrites_and_racing_deletes()
     assert_eq!(used(&admin, &vault), stored_bytes(&restore));
 }
 
-#[test]
-fn a_claim_left_by_a_dead_request_blocks_others_until_its_lease_lapses() {
-    let server = Server::start();
-    let admin = server.admin();
-    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
-    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
-    let restore = holder(&server, &admin, &tenant, &vault, &["restore"]);
-    let name = hex::encode([5u8; 32]);
-    let body = pack_variant([5u8; 32], 5);
-    // A node died while uploading this name: its claim stays until its lease lapses.
+/// What a server node that died while uploading `name` (a pack) leaves: a claim of 1000
+/// reserved bytes, counted in the vault's usage, whose lease lapses in a minute.
+fn plant_dead_claim(server: &Server, vault: &str, name: &str) {
     let pool = server.state.db.pool.clone();
-    let (v, n) = (vault.clone(), name.clone());
+    let (v, n) = (vault.to_string(), name.to_string());
     let now = server.state.now();
     server.block_on(async move {
         sqlx::query(
             "INSERT INTO vault_objects (vault_id, kind, name, size, reserved, state, owner_token,
                 claim, lease_until, created_at)
-             VALUES ($1, 'data', $2, 0, 1000, 'writing', NULL, 'clm_dead', $3, $4)",
+             VALUES ($1, 'data', $2, 0, 1000, 'writing', NULL, $3, $4, $5)",
         )
         .bind(&v)
         .bind(&n)
+        .bind(format!("clm_dead_{n}"))
         .bind(now + 60_000)
         .bind(now)
         .execute(&pool)
@@ -267,6 +261,19 @@ fn a_claim_left_by_a_dead_request_blocks_others_until_its_lease_lapses() {
             .await
             .unwrap();
     });
+}
+
+#[test]
+fn a_claim_left_by_a_dead_request_blocks_others_until_its_lease_lapses() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    let restore = holder(&server, &admin, &tenant, &vault, &["restore"]);
+    let name = hex::encode([5u8; 32]);
+    let body = pack_variant([5u8; 32], 5);
+    // A node died while uploading this name: its claim stays until its lease lapses.
+    plant_dead_claim(&server, &vault, &name);
     let r = server
         .request(Method::PUT, &format!("/vaults/{vault}/v1/data/{name}"))
         .bearer_auth(&backup.secret)
@@ -289,6 +296,50 @@ fn a_claim_left_by_a_dead_request_blocks_others_until_its_lease_lapses() {
         stored_bytes(&restore),
         "the dead claim's bytes went back"
     );
+}
+
+/// A dead request's claim on a name that no client uploads again is settled by the
+/// scheduler against what storage holds, so its reservation does not stay in the usage.
+#[test]
+fn the_scheduler_settles_claims_that_dead_requests_left_and_nobody_took_over() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    let restore = holder(&server, &admin, &tenant, &vault, &["restore"]);
+    // Two nodes died uploading: one before its pack reached storage, one just after.
+    let lost = hex::encode([15u8; 32]);
+    let landed = hex::encode([16u8; 32]);
+    let body = pack_variant([16u8; 32], 16);
+    let fan = server
+        .data_dir
+        .join("vaults")
+        .join(&vault)
+        .join("data")
+        .join(&landed[..2]);
+    std::fs::create_dir_all(&fan).unwrap();
+    std::fs::write(fan.join(&landed), &body).unwrap();
+    plant_dead_claim(&server, &vault, &lost);
+    plant_dead_claim(&server, &vault, &landed);
+    assert_ne!(used(&admin, &vault), stored_bytes(&restore));
+
+    server.advance(Duration::from_secs(15 * 60));
+    server
+        .block_on(loop_server::jobs::scheduler::tick(&server.state))
+        .unwrap();
+    let admin = server.admin();
+    assert_eq!(
+        used(&admin, &vault),
+        stored_bytes(&restore),
+        "the dead claims' reservations went back, the pack that landed counts"
+    );
+    assert_eq!(read(&restore, "data", &landed), body);
+    assert!(!restore.names("data").contains(&lost));
+    // The pack that landed is recorded: create-once like any other.
+    backup
+        .put("data", &landed, &pack_variant([16u8; 32], 17))
+        .expect_problem(409, "object_exists");
+    assert_eq!(used(&admin, &vault), stored_bytes(&restore));
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! Each node ticks ([`run_scheduler`], every `jobs.scheduler_seconds`); a tick ([`tick`])
 //! first marks queued runs whose window passed as `missed`, then fires every item whose
 //! next run is due, then the due maintenance of managed vaults (`super::maintenance`), then
-//! sweeps the staging objects of expired direct uploads (`vault_objects::direct`). Firing
+//! sweeps the staging objects of expired direct uploads (`vault_objects::direct`) and settles
+//! the object claims of requests that died (`vault_objects::settle_lapsed`). Firing
 //! moves the item's `next_run_at` on with a conditional update, so of several nodes
 //! exactly one fires each run, and queues the run in the same transaction:
 //!
@@ -41,6 +42,9 @@ pub struct TickReport {
     pub abandoned: Vec<String>,
     /// Direct uploads whose URL expired: their staging objects removed.
     pub staging_swept: usize,
+    /// Claims of requests that died, no later request took over, settled against what
+    /// storage holds (`vault_objects::settle_lapsed`).
+    pub claims_settled: usize,
     /// Sessions ended more than `session.ended_data_days` ago that lost their IP address,
     /// browser and device.
     pub session_data_cleared: u64,
@@ -204,6 +208,7 @@ pub async fn tick(state: &AppState) -> DbResult<TickReport> {
         .extend(super::replicate::tick(state, now).await?);
     report.queued.extend(super::sync::tick(state, now).await?);
     report.staging_swept = crate::vault_objects::direct::sweep(state).await?;
+    report.claims_settled = crate::vault_objects::settle_lapsed(state).await?;
     let keep_ms = state.config.session.ended_data_days as i64 * 86_400_000;
     report.session_data_cleared =
         crate::db::sessions::clear_ended_personal(pool, now - keep_ms).await?;

@@ -269,6 +269,54 @@ pub async fn delete(
     Ok(Some(objects::complete_delete(pool, t.key(), &claim).await?))
 }
 
+/// A claim is settled by [`settle_lapsed`] this long after its lease lapsed: a request that
+/// is alive renews its lease every third of it, so one this late is gone.
+const SETTLE_AFTER: Duration = Duration::from_secs(600);
+/// Claims settled per pass at most; the rest wait for the next pass.
+const SETTLE_PER_PASS: i64 = 1000;
+
+/// Settles the claims of requests that died and that no request took over since (the
+/// client never uploaded that name again): storage is asked what it holds, an object found
+/// is recorded as stored at its size, one not found loses its row, and either way the dead
+/// request's reservation leaves the vault's usage. A claim storage cannot be asked about
+/// stays for the next pass. Returns how many were settled.
+pub async fn settle_lapsed(state: &AppState) -> DbResult<usize> {
+    let pool = &state.db.pool;
+    let now = state.now();
+    let before = now - SETTLE_AFTER.as_millis() as i64;
+    let mut settled = 0;
+    for l in objects::lapsed(pool, before, SETTLE_PER_PASS).await? {
+        let (Some(dest), Some(kind)) = (
+            state.destinations.get(&l.destination),
+            FileKind::from_name(&l.kind),
+        ) else {
+            continue;
+        };
+        let t = Target {
+            dest,
+            vault_id: &l.vault_id,
+            kind,
+            name: &l.name,
+        };
+        let taken =
+            objects::take_lapsed(pool, t.key(), &l.claim, before, now, lease_ms(state)).await?;
+        let Some(claim) = taken else { continue };
+        let found = match t.dest.store.head(&t.path()).await {
+            Ok(m) => Some(m.size),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => {
+                tracing::warn!(vault = %t.vault_id, object = %t.name, error = %e,
+                    "settling a lapsed claim: storage did not answer");
+                objects::release(pool, t.key(), &claim).await?;
+                continue;
+            }
+        };
+        objects::settle(pool, t.key(), &claim, found, false).await?;
+        settled += 1;
+    }
+    Ok(settled)
+}
+
 /// Renews a claim's lease for as long as the change holding it runs (a third of the lease
 /// at a time), so only a change whose server died ever loses its claim. Stops on drop.
 pub struct LeaseKeeper {

@@ -18,8 +18,10 @@ use sqlx::AnyPool;
 use super::retention_lock::{LockRule, held_until};
 use super::{DbResult, Tx, col};
 
+mod lapsed;
 mod reconcile;
 
+pub use lapsed::{Lapsed, lapsed, release, take_lapsed};
 pub use reconcile::{Reconciled, RecordedObject, reconcile, recorded};
 
 /// Which object.
