@@ -161,6 +161,25 @@ fn with_replica(admin: &Caller<'_>, vault: &str) -> (String, String) {
     (replicas, replica)
 }
 
+/// A vault of a new customer `name` with a replica at the spare destination, replicated
+/// once: (its tenant, the vault, the vault's replicas path, the replica's ID).
+fn replicated_vault(admin: &Caller<'_>, name: &str) -> (String, String, String, String) {
+    let (tenant, vault) = customer_with_vault(admin, name, None);
+    let (replicas, replica) = with_replica(admin, &vault);
+    replicate(admin, &vault);
+    (tenant, vault, replicas, replica)
+}
+
+/// Puts a retention lock of `days` on `vault`.
+fn lock(admin: &Caller<'_>, vault: &str, days: u32) {
+    admin
+        .put(
+            &format!("/api/v1/vaults/{vault}/retention-lock"),
+            json!({ "days": days }),
+        )
+        .expect(200);
+}
+
 /// Replicates `vault` now and waits until that succeeded.
 fn replicate(admin: &Caller<'_>, vault: &str) {
     let job = admin
@@ -189,15 +208,8 @@ fn verified(admin: &Caller<'_>, vault: &str, replica: &str) -> serde_json::Value
 fn a_replica_lacking_what_the_lock_holds_is_promoted_only_once_the_primary_is_gone() {
     let server = Server::start_with(support::with_spare);
     let admin = server.admin();
-    let (tenant, vault) = customer_with_vault(&admin, "Locked", None);
-    let (replicas, replica) = with_replica(&admin, &vault);
-    replicate(&admin, &vault);
-    admin
-        .put(
-            &format!("/api/v1/vaults/{vault}/retention-lock"),
-            json!({ "days": 7 }),
-        )
-        .expect(200);
+    let (tenant, vault, replicas, replica) = replicated_vault(&admin, "Locked");
+    lock(&admin, &vault, 7);
     let writer = holder(&server, &admin, &tenant, &vault, &["backup"]);
     writer
         .put("data", &hex::encode([7u8; 32]), &pack_object([7u8; 32]))
@@ -240,15 +252,8 @@ fn a_replica_lacking_what_the_lock_holds_is_promoted_only_once_the_primary_is_go
 fn deleting_the_primarys_config_does_not_promote_a_replica_lacking_held_objects() {
     let server = Server::start_with(support::with_spare);
     let admin = server.admin();
-    let (tenant, vault) = customer_with_vault(&admin, "Locked", None);
-    let (replicas, replica) = with_replica(&admin, &vault);
-    replicate(&admin, &vault);
-    admin
-        .put(
-            &format!("/api/v1/vaults/{vault}/retention-lock"),
-            json!({ "days": 7 }),
-        )
-        .expect(200);
+    let (tenant, vault, replicas, replica) = replicated_vault(&admin, "Locked");
+    lock(&admin, &vault, 7);
     let (writer, manager) = (
         holder(&server, &admin, &tenant, &vault, &["backup"]),
         holder(&server, &admin, &tenant, &vault, &["manage"]),
@@ -277,9 +282,7 @@ fn a_replica_promoted_while_removed_or_removed_while_promoted_changes_nothing_mo
     use loop_server::db::replicas;
     let server = Server::start_with(support::with_spare);
     let admin = server.admin();
-    let (_, vault) = customer_with_vault(&admin, "Racing", None);
-    let (listed, replica) = with_replica(&admin, &vault);
-    replicate(&admin, &vault);
+    let (_, vault, listed, replica) = replicated_vault(&admin, "Racing");
     let pool = &server.state.db.pool;
     let read = || server.block_on(replicas::of_vault(pool, &vault)).unwrap();
     let before = read().remove(0);
@@ -317,9 +320,7 @@ fn a_replica_promoted_while_removed_or_removed_while_promoted_changes_nothing_mo
 fn a_vault_kept_opened_is_read_at_its_new_primary_after_a_promotion() {
     let server = Server::start_with(support::with_spare);
     let admin = server.admin();
-    let (_, vault) = customer_with_vault(&admin, "Kept Open", None);
-    let (listed, replica) = with_replica(&admin, &vault);
-    replicate(&admin, &vault);
+    let (_, vault, listed, replica) = replicated_vault(&admin, "Kept Open");
     let read_at = || {
         let v: loop_api::Vault =
             serde_json::from_value(admin.get(&format!("/api/v1/vaults/{vault}")).expect(200))
@@ -344,9 +345,7 @@ fn a_vault_kept_opened_is_read_at_its_new_primary_after_a_promotion() {
 fn a_replica_is_not_promoted_while_a_replication_runs() {
     let server = Server::start_with(support::with_spare);
     let admin = server.admin();
-    let (tenant, vault) = customer_with_vault(&admin, "Busy", None);
-    let (replicas, replica) = with_replica(&admin, &vault);
-    replicate(&admin, &vault);
+    let (tenant, vault, replicas, replica) = replicated_vault(&admin, "Busy");
     // Another node runs a replication of the vault.
     let state = server.state.clone();
     let (t, v) = (tenant.clone(), vault.clone());
