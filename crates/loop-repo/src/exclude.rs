@@ -42,3 +42,47 @@ impl Excluder {
         !self.set.is_empty() && self.set.is_match(path)
     }
 }
+
+/// A pattern that matches the path `path` itself and nothing else: every character patterns
+/// read specially is escaped, and whitespace at the end (which patterns trim) is written as a
+/// class of its own. For a place chosen by name, such as a folder picked to restore.
+pub fn literal_pattern(path: &str) -> String {
+    let kept = path.trim_end();
+    let mut out = String::with_capacity(path.len() + 8);
+    for c in kept.chars() {
+        if matches!(c, '\\' | '*' | '?' | '[' | ']' | '{' | '}') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    for c in path[kept.len()..].chars() {
+        out.push('[');
+        out.push(c);
+        out.push(']');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Known answers, and each pattern matches its own path and not one its characters would
+    /// match as a pattern.
+    #[test]
+    fn a_literal_pattern_matches_its_path_only() {
+        for (path, pattern, not) in [
+            ("/data/[x]", "/data/\\[x\\]", "/data/x"),
+            ("/a/*", "/a/\\*", "/a/b"),
+            ("/a/{b,c}", "/a/\\{b,c\\}", "/a/b"),
+            ("/a/b?", "/a/b\\?", "/a/bc"),
+            ("/a/back\\slash", "/a/back\\\\slash", "/a/backslash"),
+            ("/a/b ", "/a/b[ ]", "/a/b"),
+        ] {
+            assert_eq!(literal_pattern(path), pattern);
+            let set = Excluder::new(&[literal_pattern(path)]).unwrap();
+            assert!(set.is_excluded(Path::new(path)), "{path}");
+            assert!(!set.is_excluded(Path::new(not)), "{path} matched {not}");
+        }
+    }
+}

@@ -47,6 +47,7 @@ mod testutil;
 mod util;
 
 pub use error::{Error, Result, one_line};
+pub use exclude::literal_pattern;
 pub use id::Id;
 pub use repo::{InitOptions, KeyInfo, RepoConfig, Repository, SnapshotList};
 pub use storage::{FileKind, ObjectInfo, ObjectStorage, RetryBudget, S3Options, Storage};

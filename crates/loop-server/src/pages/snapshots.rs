@@ -189,7 +189,12 @@ pub async fn restore(
         let req = loop_api::RestoreToDevice {
             vault_id: loop_api::VaultId::parse(&x.id).map_err(|_| ApiError::not_found())?,
             snapshot: sid.to_hex(),
-            paths: if path == "/" { Vec::new() } else { vec![path] },
+            // The folder chosen by name: its name is no pattern.
+            paths: if path == "/" {
+                Vec::new()
+            } else {
+                vec![loop_repo::literal_pattern(&path)]
+            },
             target: f.target.trim().to_string(),
         };
         crate::jobs::control::restore_to_device(&state, &v.caller, &f.device, &req).await

@@ -349,13 +349,17 @@ fn a_folder_is_restored_to_a_device_with_the_keyboard_alone() {
     let acme = server.customer(&admin, "acme");
     let (device, _) = enrol(&server, &admin, &acme.tenant_id, "laptop-9");
     let src = tempfile::tempdir().unwrap();
-    let snapshot = back_up_into(&server, &acme.vault_id, &make_docs(src.path()));
+    let docs = make_docs(src.path());
+    // A folder whose name would read as a pattern: it is asked for as itself.
+    std::fs::create_dir_all(docs.join("reports [old]")).unwrap();
+    std::fs::write(docs.join("reports [old]/r.txt"), b"old\n").unwrap();
+    let snapshot = back_up_into(&server, &acme.vault_id, &docs);
     let Some(b) = browser(&server) else {
         return;
     };
     sign_in(&b, &acme.member("operator").email, USER_PASSWORD);
     let here = format!("/vaults/{}/snapshots/{snapshot}", acme.vault_id);
-    b.goto(&format!("{here}?path=%2Fdocs%2Freports"));
+    b.goto(&format!("{here}?path=%2Fdocs%2Freports%20%5Bold%5D"));
     // From the top of the page, Tab reaches the device, then the folder, then the button.
     let mut presses = 0;
     while b.focused() != "device" {
@@ -369,7 +373,7 @@ fn a_folder_is_restored_to_a_device_with_the_keyboard_alone() {
     b.keys(SELECT_ALL);
     b.keys("/home/ana/restored");
     b.keys(TAB);
-    assert_eq!(b.text(":focus"), "Restore /docs/reports");
+    assert_eq!(b.text(":focus"), "Restore /docs/reports [old]");
     b.keys(ENTER);
     let page = b.wait_for_path("/jobs/");
     assert_eq!(b.text("#job-state"), "Queued");
@@ -386,7 +390,7 @@ fn a_folder_is_restored_to_a_device_with_the_keyboard_alone() {
         .expect(200);
     let details = &asked.as_array().unwrap()[0]["details"];
     assert_eq!(details["target"], "/home/ana/restored");
-    assert_eq!(details["paths"], json!(["/docs/reports"]));
+    assert_eq!(details["paths"], json!(["/docs/reports \\[old\\]"]));
     assert_eq!(details["snapshot"], json!(snapshot));
     assert_eq!(details["vault_id"], json!(acme.vault_id));
 }
