@@ -364,6 +364,15 @@ fn objects_stored_before_the_server_recorded_them_stay_create_once_and_counted()
             .unwrap();
     });
     let before = used(&admin, &vault);
+    // A replication token that tries to write it first does not become its owner: it may
+    // remove only what replication wrote, never a client's backup.
+    let replicate = holder(&server, &admin, &tenant, &vault, &["replicate"]);
+    replicate
+        .put("data", &name, &pack_variant([6u8; 32], 8))
+        .expect_problem(409, "object_exists");
+    replicate
+        .call("delete", &format!("data/{name}"))
+        .expect_problem(403, "permission_denied");
     backup
         .put("data", &name, &pack_variant([6u8; 32], 7))
         .expect_problem(409, "object_exists");

@@ -265,6 +265,21 @@ pub async fn settle(
     match found {
         Some(size) => {
             mark_stored(&mut tx, k, &claim.id, size).await?;
+            // Stored before any row knew of it: nobody wrote it through this claim, so the
+            // claimer is not its owner (a replication token may remove only what
+            // replication wrote).
+            if matches!(claim.prior, Prior::Unknown) {
+                sqlx::query(
+                    "UPDATE vault_objects SET owner_token = NULL
+                     WHERE vault_id = $1 AND kind = $2 AND name = $3 AND claim = $4",
+                )
+                .bind(k.vault_id)
+                .bind(k.kind)
+                .bind(k.name)
+                .bind(&claim.id)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         None => delete_row(&mut tx, k, &claim.id).await?,
     }
