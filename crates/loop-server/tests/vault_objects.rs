@@ -263,6 +263,72 @@ fn plant_dead_claim(server: &Server, vault: &str, name: &str) {
     });
 }
 
+/// A request that took over a dead request's claim and could not finish (storage failed)
+/// leaves the object's record as it found it, not gone: the object may be stored, so it
+/// stays counted, held by a retention lock, and settled later by asking storage.
+#[test]
+fn a_failed_takeover_of_a_dead_claim_keeps_the_objects_record() {
+    use loop_server::db::objects::{self, Claimed, ObjectKey};
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
+    let backup = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    let restore = holder(&server, &admin, &tenant, &vault, &["restore"]);
+    let name = hex::encode([4u8; 32]);
+    let body = pack_variant([4u8; 32], 4);
+    backup.put("data", &name, &body).expect(201);
+    // The object was being replaced by a request that died: a lapsed claim on it.
+    let pool = server.state.db.pool.clone();
+    let now = server.state.now();
+    server.block_on(async {
+        sqlx::query(
+            "UPDATE vault_objects SET state = 'writing', reserved = 1000, claim = 'clm_dead',
+                lease_until = $1 WHERE vault_id = $2 AND name = $3",
+        )
+        .bind(now - 1)
+        .bind(&vault)
+        .bind(&name)
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query("UPDATE vaults SET used_bytes = used_bytes + 1000 WHERE id = $1")
+            .bind(&vault)
+            .execute(&pool)
+            .await
+            .unwrap();
+    });
+    let key = ObjectKey {
+        vault_id: &vault,
+        kind: "data",
+        name: &name,
+    };
+    let claimed = server
+        .block_on(objects::claim_write(
+            &pool,
+            key,
+            50,
+            "tk_x",
+            |_| true,
+            now,
+            60_000,
+        ))
+        .unwrap();
+    let Claimed::Yes(claim) = claimed else {
+        panic!("the dead claim is taken over");
+    };
+    server
+        .block_on(objects::abort_write(&pool, key, &claim))
+        .unwrap();
+    // Still recorded and counted; the next pass over lapsed claims settles it as stored.
+    server.advance(Duration::from_secs(15 * 60));
+    server
+        .block_on(loop_server::jobs::scheduler::tick(&server.state))
+        .unwrap();
+    assert_eq!(used(&admin, &vault), stored_bytes(&restore));
+    assert!(restore.names("data").contains(&name));
+    assert_eq!(read(&restore, "data", &name), body);
+}
+
 #[test]
 fn a_claim_left_by_a_dead_request_blocks_others_until_its_lease_lapses() {
     let server = Server::start();

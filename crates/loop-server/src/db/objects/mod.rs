@@ -397,9 +397,25 @@ pub async fn abort_write(pool: &AnyPool, k: ObjectKey<'_>, claim: &Claim) -> DbR
             .await?;
             adjust(&mut tx, k.vault_id, -(r.reserved as i64)).await?;
         }
-        Prior::Unknown | Prior::Abandoned => {
+        Prior::Unknown => {
             delete_row(&mut tx, k, &claim.id).await?;
             adjust(&mut tx, k.vault_id, -((r.size + r.reserved) as i64)).await?;
+        }
+        // A dead request's claim, taken over: what it left in storage is still unknown (it
+        // may have finished, or a dead delete may not have run). The row stays, lapsed, for
+        // the settling of lapsed claims to ask storage; only this claim's reservation goes.
+        Prior::Abandoned => {
+            sqlx::query(
+                "UPDATE vault_objects SET reserved = 0, lease_until = 0
+                 WHERE vault_id = $1 AND kind = $2 AND name = $3 AND claim = $4",
+            )
+            .bind(k.vault_id)
+            .bind(k.kind)
+            .bind(k.name)
+            .bind(&claim.id)
+            .execute(&mut *tx)
+            .await?;
+            adjust(&mut tx, k.vault_id, -(r.reserved as i64)).await?;
         }
     }
     tx.commit().await?;
