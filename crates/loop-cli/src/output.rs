@@ -44,3 +44,35 @@ pub(crate) fn show<T: Serialize>(g: &Global, v: &T, human: impl Fn(&T)) -> Resul
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Text that came from elsewhere (a server's job log, a file name a backup met), made safe
+/// to print on a terminal: control characters are shown escaped (`\u{1b}`), so none can
+/// move the cursor, retitle the window or write the clipboard.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_print_escaped() {
+        assert_eq!(printable("plain text"), "plain text");
+        assert_eq!(
+            printable("a\u{1b}]52;c;eA==\u{7}b\n"),
+            "a\\u{1b}]52;c;eA==\\u{7}b\\u{a}"
+        );
+    }
+}

@@ -29,7 +29,7 @@ fn print_jobs(js: &[Job]) {
             j.attempts,
             j.error
                 .as_deref()
-                .map(|e| format!("  ({e})"))
+                .map(|e| format!("  ({})", crate::output::printable(e)))
                 .unwrap_or_default()
         );
     }
@@ -72,7 +72,7 @@ pub(crate) fn job(g: &Global, c: JobCommand) -> Result<ExitCode> {
                         "{}  {:<7} {}",
                         l.at.format("%Y-%m-%d %H:%M:%S"),
                         l.level,
-                        l.message
+                        crate::output::printable(&l.message)
                     );
                 }
             })
