@@ -269,16 +269,7 @@ pub async fn settle(
             // claimer is not its owner (a replication token may remove only what
             // replication wrote).
             if matches!(claim.prior, Prior::Unknown) {
-                sqlx::query(
-                    "UPDATE vault_objects SET owner_token = NULL
-                     WHERE vault_id = $1 AND kind = $2 AND name = $3 AND claim = $4",
-                )
-                .bind(k.vault_id)
-                .bind(k.kind)
-                .bind(k.name)
-                .bind(&claim.id)
-                .execute(&mut *tx)
-                .await?;
+                set_on_claim(&mut tx, k, &claim.id, "owner_token = NULL").await?;
             }
         }
         None => delete_row(&mut tx, k, &claim.id).await?,
@@ -303,6 +294,26 @@ async fn mark_stored(tx: &mut Tx, k: ObjectKey<'_>, claim: &str, size: u64) -> D
     .execute(&mut **tx)
     .await?;
     Ok(r.rows_affected())
+}
+
+/// Sets `assignments` (fixed SQL, never input) on the row of `k` that claim `claim` holds.
+async fn set_on_claim(
+    tx: &mut Tx,
+    k: ObjectKey<'_>,
+    claim: &str,
+    assignments: &'static str,
+) -> DbResult<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE vault_objects SET {assignments}
+         WHERE vault_id = $1 AND kind = $2 AND name = $3 AND claim = $4"
+    )))
+    .bind(k.vault_id)
+    .bind(k.kind)
+    .bind(k.name)
+    .bind(claim)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn delete_row(tx: &mut Tx, k: ObjectKey<'_>, claim: &str) -> DbResult<()> {
@@ -405,16 +416,7 @@ pub async fn abort_write(pool: &AnyPool, k: ObjectKey<'_>, claim: &Claim) -> DbR
         // may have finished, or a dead delete may not have run). The row stays, lapsed, for
         // the settling of lapsed claims to ask storage; only this claim's reservation goes.
         Prior::Abandoned => {
-            sqlx::query(
-                "UPDATE vault_objects SET reserved = 0, lease_until = 0
-                 WHERE vault_id = $1 AND kind = $2 AND name = $3 AND claim = $4",
-            )
-            .bind(k.vault_id)
-            .bind(k.kind)
-            .bind(k.name)
-            .bind(&claim.id)
-            .execute(&mut *tx)
-            .await?;
+            set_on_claim(&mut tx, k, &claim.id, "reserved = 0, lease_until = 0").await?;
             adjust(&mut tx, k.vault_id, -(r.reserved as i64)).await?;
         }
     }
