@@ -136,7 +136,8 @@ pub async fn list_tokens(
 ///
 /// A device or API token. The secret is in the response once; the server keeps only its hash.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken,
-    responses((status = 201, description = "Created", body = CreatedToken), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
+    responses((status = 201, description = "Created", body = CreatedToken), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem),
+        (status = 409, description = "The tenant was erased or the device removed meanwhile (problem+json)", body = loop_api::Problem)))]
 pub async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
