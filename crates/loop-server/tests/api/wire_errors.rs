@@ -107,7 +107,10 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
     ),
     ("delete /api/v1/devices/{id}", &[401, 403, 404, 410]),
     ("get /api/v1/tokens", &[400, 401, 403, 404, 410]),
-    ("post /api/v1/tokens", &[400, 401, 403, 404, 409, 410, 413, 415]),
+    (
+        "post /api/v1/tokens",
+        &[400, 401, 403, 404, 409, 410, 413, 415],
+    ),
     ("delete /api/v1/tokens/{id}", &[401, 403, 404, 410]),
     ("get /api/v1/sessions", &[400, 401, 403, 404, 410]),
     ("delete /api/v1/sessions/{id}", &[401, 403, 404, 410]),
