@@ -38,27 +38,13 @@ fn suspended() -> ApiError {
     )
 }
 
-fn refuses(s: &SubRow) -> bool {
-    matches!(
-        s.state,
-        SubscriptionState::Suspended | SubscriptionState::Terminated
-    )
-}
-
 /// Refuses growth (a backup's writes, a new vault) of a tenant whose subscription is
 /// suspended: `402 subscription_suspended`.
 pub async fn refuse_if_suspended(state: &AppState, tenant_id: &str) -> ApiResult<()> {
-    if is_suspended(state, tenant_id).await? {
+    if billing::suspended(&state.db.pool, tenant_id).await? {
         return Err(suspended());
     }
     Ok(())
-}
-
-/// Whether the tenant's subscription is suspended (or terminated): it may not grow.
-pub async fn is_suspended(state: &AppState, tenant_id: &str) -> crate::db::DbResult<bool> {
-    Ok(billing::subscription(&state.db.pool, tenant_id)
-        .await?
-        .is_some_and(|s| refuses(&s)))
 }
 
 /// In the transaction that recorded a new device, after its insert (so the transaction
@@ -68,7 +54,7 @@ pub async fn admit_device(tx: &mut Tx, tenant_id: &str) -> ApiResult<()> {
     let Some(s) = billing::subscription_in(tx, tenant_id).await? else {
         return Ok(());
     };
-    if refuses(&s) {
+    if s.refuses_growth() {
         return Err(suspended());
     }
     let Some(plan) = billing::plan_by_id(&mut **tx, &s.plan_id).await? else {

@@ -123,6 +123,16 @@ pub struct SubRow {
 }
 
 impl SubRow {
+    /// Suspended (or terminated): the tenant may not grow.
+    pub fn refuses_growth(&self) -> bool {
+        matches!(
+            self.state,
+            SubscriptionState::Suspended | SubscriptionState::Terminated
+        )
+    }
+}
+
+impl SubRow {
     /// A new subscription of `tenant_id` to `plan_id` at `now`, in a trial of `trial_days`.
     pub fn trial(
         tenant_id: &str,
@@ -208,6 +218,13 @@ pub async fn subscription(pool: &AnyPool, tenant_id: &str) -> DbResult<Option<Su
         .fetch_optional(pool)
         .await?;
     row.as_ref().map(sub).transpose()
+}
+
+/// Whether the tenant's subscription is suspended (or terminated): it may not grow.
+pub async fn suspended(pool: &AnyPool, tenant_id: &str) -> DbResult<bool> {
+    Ok(subscription(pool, tenant_id)
+        .await?
+        .is_some_and(|s| s.refuses_growth()))
 }
 
 /// In a transaction (the one that checks a device or vault against it).

@@ -177,7 +177,7 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     };
     // A pull would grow a tenant that may not (a push only copies out).
     if job.direction == SyncDirection::Pull
-        && crate::billing::is_suspended(&ctx.state, &job.tenant_id).await?
+        && crate::db::billing::suspended(pool, &job.tenant_id).await?
     {
         return Err(JobError::Failed(
             "the subscription is suspended: nothing is pulled into its vaults until it is paid"
