@@ -29,19 +29,21 @@ fn files_under(dir: &Path) -> usize {
         .sum()
 }
 
+/// A server whose clock the test moves, with a 30-second job lease.
+fn clock_config(d: &Path) -> std::path::PathBuf {
+    let p = d.join("server.toml");
+    std::fs::write(
+        &p,
+        "test_clock = true\n[jobs]\nscheduler_seconds = 1\nlease_seconds = 30\n\
+         [session]\nidle_minutes = 100000\nabsolute_hours = 10000\n",
+    )
+    .unwrap();
+    p
+}
+
 #[test]
 fn a_scheduled_run_fires_on_the_servers_clock_and_a_killed_agents_job_is_abandoned_then_redone() {
-    let config = |d: &Path| {
-        let p = d.join("server.toml");
-        std::fs::write(
-            &p,
-            "test_clock = true\n[jobs]\nscheduler_seconds = 1\nlease_seconds = 30\n\
-             [session]\nidle_minutes = 100000\nabsolute_hours = 10000\n",
-        )
-        .unwrap();
-        p
-    };
-    let s = set_up(Some(&config), "local");
+    let s = set_up(Some(&clock_config), "local");
     let state = s.dir.path().join("agent-state");
     let agent = |args: &[&str]| agent_cmd(&s, &state, args);
     let device = enrol_agent(&s, &state);
@@ -126,6 +128,69 @@ fn a_scheduled_run_fires_on_the_servers_clock_and_a_killed_agents_job_is_abandon
         &[
             "restore",
             finished["summary"]["snapshot_id"].as_str().unwrap(),
+            "--target",
+            target.to_str().unwrap(),
+        ],
+    ));
+    support::cli::assert_same_tree(&src, &target.join("data"));
+}
+
+/// An agent cut off from the server for longer than its job's lease (a laptop asleep, a
+/// network cut) while it backs up: the server records the job `abandoned`, the agent learns it
+/// at its next report and goes on, and the end it reports once done is taken, so the job ends
+/// `succeeded` with the snapshot it made.
+#[test]
+fn a_backup_whose_lease_lapsed_while_its_agent_was_away_ends_with_the_agents_result() {
+    let s = set_up(Some(&clock_config), "local");
+    let state = s.dir.path().join("agent-state");
+    let device = enrol_agent(&s, &state);
+    let src = s.dir.path().join("data");
+    write(&src.join("a.txt"), b"backed up across a lapsed lease");
+    let (started, gate) = (s.dir.path().join("started"), s.dir.path().join("gate"));
+    let pre = format!(
+        "touch {}; while [ ! -e {} ]; do sleep 0.05; done",
+        started.display(),
+        gate.display()
+    );
+    let item_id = s.item(&device, "data", &src, &["--pre-command", &pre]);
+    let job_id = id(&json(&mut s.admin("ana", &["item", "run", &item_id])));
+    let log = s.dir.path().join("agent.log");
+    let _running = Running(
+        agent_cmd(
+            &s,
+            &state,
+            &["agent", "run", "--poll-seconds", "1", "--allow-commands"],
+        )
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap(),
+    );
+    wait_for("the pre-command", || started.exists().then_some(()));
+    // The server's clock passes the lease: the job is abandoned, and the agent's next report
+    // is refused.
+    s.advance_clock(31);
+    wait_for("the abandoned job", || {
+        let j = json(&mut s.admin("ana", &["job", "show", &job_id]));
+        (j["state"] == "abandoned").then_some(())
+    });
+    wait_for("the agent hearing of it", || {
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        said.contains("its lease lapsed").then_some(())
+    });
+    write(&gate, b"");
+    let done = wait_for("the agent's end", || {
+        let j = json(&mut s.admin("ana", &["job", "show", &job_id]));
+        (j["state"] != "abandoned").then_some(j)
+    });
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_eq!(done["summary"]["files"], 1, "{done:#}");
+    let target = s.dir.path().join("restored");
+    ok(&mut s.device(
+        &s.restore_token,
+        &[
+            "restore",
+            done["summary"]["snapshot_id"].as_str().unwrap(),
             "--target",
             target.to_str().unwrap(),
         ],

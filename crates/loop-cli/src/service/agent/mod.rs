@@ -339,13 +339,11 @@ impl Agent {
     fn run_job(&self, g: &Global, job: AgentJob) -> Result<()> {
         let id = job.job.id.clone();
         let watch = Arc::new(Watch::default());
-        let lost = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicBool::new(false));
         let reporter = {
-            let (client, watch, lost, done) = (
+            let (client, watch, done) = (
                 ApiClient::new(self.conn.clone(), Some(self.token.clone())),
                 watch.clone(),
-                lost.clone(),
                 done.clone(),
             );
             let (id, fence) = (id.clone(), job.fence);
@@ -375,9 +373,15 @@ impl Agent {
                             let _ = client.report_job(&id, &said);
                         }
                         Ok(_) => {}
+                        // The server no longer counts the job as held by this agent: its
+                        // lease lapsed while the agent was away (a laptop asleep, a network
+                        // cut), and it was recorded `abandoned`. The work goes on; the server
+                        // takes the end of such a job when it comes, and `finish` tells.
                         Err(ApiError::Problem { ref code, .. }) if code == "lease_lost" => {
-                            lost.store(true, Ordering::Relaxed);
-                            watch.stop();
+                            eprintln!(
+                                "loop agent: job {id}: its lease lapsed while this agent was \
+                                 away; it goes on and reports its end when done"
+                            );
                             return;
                         }
                         // The server is away for a moment: the next report tries again.
@@ -395,10 +399,6 @@ impl Agent {
         };
         done.store(true, Ordering::Relaxed);
         let _ = reporter.join();
-        if lost.load(Ordering::Relaxed) {
-            eprintln!("loop agent: job {id} was taken from this agent; its result is dropped");
-            return Ok(());
-        }
         let (state, summary, error) = match outcome {
             Ok((summary, warnings)) if warnings > 0 => {
                 (JobState::SucceededWithWarnings, Some(summary), None)
@@ -415,7 +415,12 @@ impl Agent {
         };
         match self.client.finish_job(&id, &finish) {
             Ok(()) => Ok(()),
-            Err(ApiError::Problem { ref code, .. }) if code == "lease_lost" => Ok(()),
+            Err(ApiError::Problem { ref code, .. }) if code == "lease_lost" => {
+                eprintln!(
+                    "loop agent: job {id} ended on the server meanwhile; its result is dropped"
+                );
+                Ok(())
+            }
             // The server is away, restarting, or failed for a moment (a 5xx from it or a
             // proxy): the end is kept, not lost.
             Err(e) if e.is_temporary() => {
