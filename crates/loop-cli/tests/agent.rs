@@ -65,6 +65,69 @@ fn chrono_secs(v: &serde_json::Value) -> f64 {
     t.timestamp_millis() as f64 / 1000.0
 }
 
+/// A sign-in and an agent enrolment (its code from the environment, not the command line)
+/// with a CA file named relative to where they ran keep the file's whole path, so commands
+/// run from elsewhere (a service manager's `/`) still trust the server.
+#[test]
+fn a_session_and_an_agent_set_up_with_a_relative_ca_file_work_from_any_directory() {
+    let s = set_up(None, "local");
+    let state = s.dir.path().join("agent-state");
+    let conf = s.dir.path().join("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::copy(
+        s.server.data_dir.join("tls-cert.pem"),
+        conf.join("server.pem"),
+    )
+    .unwrap();
+    let code =
+        json(&mut s.admin("ana", &["device", "enroll-code", "--tenant", &s.customer]))["code"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let in_dir = |dir: &Path, args: &[&str]| {
+        let mut c = support::agents::agent_cmd(&s, &state, args);
+        c.env_remove("LOOP_SERVER_FINGERPRINT").current_dir(dir);
+        c
+    };
+    let enrolled = json(
+        in_dir(
+            &conf,
+            &[
+                "agent",
+                "enroll",
+                "--server",
+                &s.server.url,
+                "--cacert",
+                "server.pem",
+            ],
+        )
+        .env("LOOP_ENROL_CODE", &code),
+    );
+    assert!(enrolled["device_id"].is_string(), "{enrolled}");
+    ok(&mut in_dir(Path::new("/"), &["agent", "run", "--once"]));
+
+    let ana = s.dir.path().join("ana-with-ca-file");
+    let as_ana = |dir: &Path, args: &[&str]| {
+        let mut c = s.server.as_user(&ana, args);
+        c.env_remove("LOOP_SERVER_FINGERPRINT").current_dir(dir);
+        c
+    };
+    ok(as_ana(
+        &conf,
+        &[
+            "login",
+            "--server",
+            &s.server.url,
+            "--email",
+            "ana@acme.example",
+        ],
+    )
+    .args(["--cacert", "server.pem"])
+    .env("LOOP_LOGIN_PASSWORD", "ana-password-1234"));
+    let tenants = json(&mut as_ana(Path::new("/"), &["tenant", "list"]));
+    assert_eq!(tenants[0]["id"], s.customer.as_str(), "{tenants}");
+}
+
 #[test]
 fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
     let s = set_up(None, "local");

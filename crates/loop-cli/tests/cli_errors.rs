@@ -319,3 +319,22 @@ fn an_id_of_the_wrong_shape_is_refused_before_anything_is_sent() {
         assert!(err.contains("invalid value"), "loop {args:?}: {err}");
     }
 }
+
+/// Enrolling with no code given and no terminal to ask on says where the code goes, and
+/// writes nothing.
+#[test]
+fn an_enrolment_without_a_code_or_a_terminal_says_where_the_code_goes() {
+    let env = Env::new();
+    let state = env.path("agent-state");
+    let err = env.fails(&[
+        "agent",
+        "enroll",
+        "--server",
+        "https://backup.invalid:8443",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("LOOP_ENROL_CODE is not set"), "{err}");
+    assert!(!state.exists(), "nothing is written");
+}

@@ -41,7 +41,8 @@ pub(crate) fn device(g: &Global, c: DeviceCommand) -> Result<ExitCode> {
                 println!("enrolment code (shown once, valid until {}):", c.expires_at);
                 println!("{}", c.code.expose());
                 println!(
-                    "on the machine: loop agent enroll --server {} --code CODE",
+                    "on the machine: loop agent enroll --server {} (it asks for the code; \
+                     or set LOOP_ENROL_CODE)",
                     api.conn.base
                 );
             })

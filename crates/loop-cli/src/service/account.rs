@@ -34,7 +34,7 @@ pub(crate) fn login(g: &Global, a: LoginArgs) -> Result<ExitCode> {
         server: client.conn.base.clone(),
         session_token: r.session_token.expose().to_string(),
         fingerprint: g.server_fingerprint.clone(),
-        cacert: g.cacert.clone(),
+        cacert: super::cacert_to_keep(g)?,
     };
     write_private(
         &session_file()?,

@@ -87,12 +87,21 @@ pub(super) fn api(g: &Global) -> Result<ApiClient> {
     ))
 }
 
+/// The `--cacert` to keep with a saved session or enrolment: made absolute, so later commands
+/// run from any directory find it.
+pub(super) fn cacert_to_keep(g: &Global) -> Result<Option<PathBuf>> {
+    g.cacert
+        .as_deref()
+        .map(|c| std::path::absolute(c).with_context(|| format!("{}", c.display())))
+        .transpose()
+}
+
 pub(super) fn password_from_env_or_prompt(var: &str, prompt: &str) -> Result<String> {
     if let Ok(p) = std::env::var(var) {
         return Ok(p);
     }
     if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        bail!("no password: set {var} or run on a terminal");
+        bail!("{var} is not set, and there is no terminal to ask on");
     }
     Ok(rpassword::prompt_password(prompt)?)
 }

@@ -188,8 +188,11 @@ pub enum AgentCommand {
         /// Server address, https://HOST:PORT
         #[arg(long, env = "LOOP_SERVER")]
         server: String,
-        #[arg(long, env = "LOOP_ENROL_CODE")]
-        code: String,
+        /// The enrolment code; asked for on the terminal when neither this nor
+        /// LOOP_ENROL_CODE gives it (a code on the command line is visible to the machine's
+        /// other users while the command runs)
+        #[arg(long, env = "LOOP_ENROL_CODE", hide_env_values = true)]
+        code: Option<String>,
         /// The device's name (default: this host's name)
         #[arg(long)]
         name: Option<String>,

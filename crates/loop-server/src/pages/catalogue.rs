@@ -344,6 +344,8 @@ catalogue! {
     MakeCode: "Make a code", "Maak een code";
     CodeShownOnce: "This code is shown once and works until {0}:",
         "Deze code wordt eenmaal getoond en werkt tot {0}:";
+    EnrolOnTheMachine: "On the machine, run this and give the code when it asks:",
+        "Voer dit uit op de machine en geef de code wanneer erom gevraagd wordt:";
 
     // The dashboard.
     Problems: "Needs attention", "Vraagt aandacht";

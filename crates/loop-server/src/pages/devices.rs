@@ -99,7 +99,8 @@ pub async fn new_code(
         let box_ = html! {
             p.status role="status" { (M::CodeShownOnce.fill(v.lang, &[&v.zone.text(code.expires_at)])) }
             pre.code { code #enrolment-code { (secret) } }
-            pre.code { "loop agent enroll --server " (server) " --code " (secret) }
+            p { (M::EnrolOnTheMachine.text(v.lang)) }
+            pre.code { "loop agent enroll --server " (server) }
         };
         page(&state, &v, &id, Some(box_)).await
     };

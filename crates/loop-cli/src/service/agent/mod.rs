@@ -87,7 +87,7 @@ fn load(dir: &Path) -> Result<Enrolled> {
     let path = state_file(dir);
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
-            "{}: not enrolled; run `loop agent enroll --server URL --code CODE` first",
+            "{}: not enrolled; run `loop agent enroll --server URL` first",
             path.display()
         )
     })?;
@@ -117,6 +117,11 @@ pub(crate) fn agent(g: &Global, c: AgentCommand) -> Result<ExitCode> {
                 );
             }
             let server = server.trim_end_matches('/').to_string();
+            let cacert = super::cacert_to_keep(g)?;
+            let code = match code {
+                Some(c) => c,
+                None => super::password_from_env_or_prompt("LOOP_ENROL_CODE", "enrolment code: ")?,
+            };
             let conn = Connection::new(&server, &g.trust())?;
             let file = prepare_save(&state.state_dir)?;
             let enrolled = ApiClient::new(conn, None)
@@ -135,7 +140,7 @@ pub(crate) fn agent(g: &Global, c: AgentCommand) -> Result<ExitCode> {
             let e = Enrolled {
                 server,
                 fingerprint: g.server_fingerprint.clone(),
-                cacert: g.cacert.clone(),
+                cacert,
                 tenant_id: enrolled.tenant_id,
                 device_id: enrolled.device_id,
                 token: enrolled.token.expose().to_string(),
