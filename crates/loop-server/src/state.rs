@@ -72,6 +72,11 @@ impl Clock {
         self.offset_ms
             .fetch_add(by.as_millis() as i64, Ordering::Relaxed);
     }
+    /// Moves the clock back, as a wall clock stepped back by its time service is.
+    pub fn step_back(&self, by: std::time::Duration) {
+        self.offset_ms
+            .fetch_sub(by.as_millis() as i64, Ordering::Relaxed);
+    }
 }
 
 /// Counts sign-in attempts per account and per IP address over a sliding window. An

@@ -60,6 +60,15 @@ fn readyz_names_the_destination_or_database_that_does_not_answer() {
     std::fs::rename(server.data_dir.join("vaults-away"), &vaults).unwrap();
     assert_eq!(readiness(&server).0, 200);
 
+    // The wall clock is stepped back an hour just after a ready answer, and the destination
+    // goes: the next question is probed again, not answered from an answer "made later".
+    std::fs::rename(&vaults, server.data_dir.join("vaults-away")).unwrap();
+    server.step_back(Duration::from_secs(3600));
+    let r = server.send(server.request(Method::GET, "/readyz"));
+    assert_eq!(r.status, 503, "{}", r.body);
+    std::fs::rename(server.data_dir.join("vaults-away"), &vaults).unwrap();
+    assert_eq!(readiness(&server).0, 200);
+
     // The database goes away.
     server.block_on(server.state.db.pool.close());
     let (status, body) = readiness(&server);

@@ -186,6 +186,11 @@ impl Server {
         self.state.clock.advance(by);
     }
 
+    /// Steps the server's clock back.
+    pub fn step_back(&self, by: Duration) {
+        self.state.clock.step_back(by);
+    }
+
     /// Runs a future on the server's runtime (direct database access in tests).
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
