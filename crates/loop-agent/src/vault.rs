@@ -404,14 +404,7 @@ impl Storage for VaultStorage {
             object: object.clone(),
             message: format!("listing: {e}"),
         })?;
-        Ok(entries
-            .into_iter()
-            .map(|e| ObjectInfo {
-                name: e.name,
-                size: e.size,
-                modified: e.modified,
-            })
-            .collect())
+        listed(kind, object, entries)
     }
 
     fn delete(&self, kind: FileKind, name: &str) -> Result<()> {
@@ -458,6 +451,28 @@ impl Storage for VaultStorage {
     }
 }
 
+/// A server's listing of `kind`. Its names become request paths, cache entries and, in a pull
+/// sync, another server's records: a name this program never gives an object is refused.
+fn listed(kind: FileKind, object: String, entries: Vec<ObjectEntry>) -> Result<Vec<ObjectInfo>> {
+    if let Some(odd) = entries.iter().find(|e| !kind.is_object_name(&e.name)) {
+        return Err(Error::Corrupt {
+            object,
+            reason: format!(
+                "the listing names {:?}, which is no object name",
+                odd.name.chars().take(80).collect::<String>()
+            ),
+        });
+    }
+    Ok(entries
+        .into_iter()
+        .map(|e| ObjectInfo {
+            name: e.name,
+            size: e.size,
+            modified: e.modified,
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,5 +490,39 @@ mod tests {
         assert_eq!(parse_vault_url("http://h/vaults/x"), None);
         assert_eq!(parse_vault_url("https://h/other/x"), None);
         assert_eq!(parse_vault_url("https://h/vaults/a/b"), None);
+    }
+
+    #[test]
+    fn a_listing_naming_what_is_no_object_is_refused() {
+        let entry = |name: &str| ObjectEntry {
+            name: name.into(),
+            size: 1,
+            modified: chrono::Utc::now(),
+        };
+        let good = "ab".repeat(32);
+        let got = listed(FileKind::Pack, "v:data/".into(), vec![entry(&good)]).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].name, good);
+        for odd in [
+            "../../etc/passwd".to_string(),
+            "AB".repeat(32),
+            "ab".repeat(33),
+            "config".to_string(),
+            String::new(),
+        ] {
+            let e = listed(
+                FileKind::Pack,
+                "v:data/".into(),
+                vec![entry(&good), entry(&odd)],
+            )
+            .unwrap_err();
+            assert!(
+                matches!(&e, Error::Corrupt { reason, .. } if reason.contains("no object name")),
+                "{odd}: {e}"
+            );
+        }
+        // The config is listed by its own name, and only by it.
+        assert!(listed(FileKind::Config, "v:".into(), vec![entry("config")]).is_ok());
+        assert!(listed(FileKind::Config, "v:".into(), vec![entry(&good)]).is_err());
     }
 }

@@ -67,6 +67,15 @@ impl FileKind {
         }
     }
 
+    /// Whether `name` is a name this program gives an object of this kind: `config` for the
+    /// config, 64 lowercase hex digits for everything else.
+    pub fn is_object_name(self, name: &str) -> bool {
+        match self {
+            FileKind::Config => name == "config",
+            _ => name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+        }
+    }
+
     /// The kind named `name` (see [`FileKind::name`]).
     pub fn from_name(name: &str) -> Option<FileKind> {
         FileKind::ALL.into_iter().find(|k| k.name() == name)
@@ -443,8 +452,7 @@ impl Storage for ObjectStorage {
                 };
                 // Only names this program writes: 64 hex digits. Anything else (a stray
                 // editor file, a half-written temp file) is not part of the repository.
-                if name.len() != 64 || !name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-                {
+                if !kind.is_object_name(name) {
                     continue;
                 }
                 out.push(ObjectInfo {

@@ -149,15 +149,7 @@ pub struct StoredObject {
 
 /// Whether `name` is a valid object name of `kind`: `config`, or 64 lowercase hex digits.
 pub fn valid_name(kind: loop_repo::FileKind, name: &str) -> bool {
-    match kind {
-        loop_repo::FileKind::Config => name == "config",
-        _ => {
-            name.len() == 64
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        }
-    }
+    kind.is_object_name(name)
 }
 
 pub struct Destinations(BTreeMap<String, Arc<Destination>>);
