@@ -108,7 +108,7 @@ impl VaultSession {
 pub struct VaultStorage {
     pub(crate) conn: Connection,
     vault_id: String,
-    token: String,
+    token: Zeroizing<String>,
     pub(crate) retry: RetryBudget,
     /// The server said packs move straight to and from the store (`direct`, at open).
     pub(crate) direct: std::sync::atomic::AtomicBool,
@@ -128,7 +128,7 @@ impl VaultStorage {
         VaultStorage {
             conn,
             vault_id: vault_id.to_string(),
-            token: token.to_string(),
+            token: Zeroizing::new(token.to_string()),
             retry: SERVER_RETRY,
             direct: Default::default(),
             store_client: Default::default(),
@@ -223,7 +223,7 @@ impl VaultStorage {
         req: reqwest::blocking::RequestBuilder,
     ) -> std::result::Result<T, ApiError> {
         let resp = req
-            .bearer_auth(&self.token)
+            .bearer_auth(self.token.as_str())
             .send()
             .map_err(|e| ApiError::Transport(loop_repo::one_line(&e)))?;
         if !resp.status().is_success() {
@@ -261,7 +261,7 @@ impl VaultStorage {
         object: &str,
         build: impl Fn() -> reqwest::blocking::RequestBuilder,
     ) -> Result<(Response, u32)> {
-        self.send_to(object, || build().bearer_auth(&self.token))
+        self.send_to(object, || build().bearer_auth(self.token.as_str()))
     }
 
     /// [`VaultStorage::send`] without the token: for presigned store URLs.

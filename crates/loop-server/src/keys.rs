@@ -188,10 +188,16 @@ pub fn remote_token_context(remote_id: &str) -> String {
 
 /// The KEK that opens a managed vault's key slot.
 pub fn vault_kek(tenant_key: &Key, vault_id: &str) -> Key {
+    use zeroize::Zeroize as _;
     let mut h = blake3::Hasher::new_derive_key(VAULT_KEK_CONTEXT);
     h.update(tenant_key.expose());
     h.update(vault_id.as_bytes());
-    Key::from_bytes(*h.finalize().as_bytes())
+    let mut kek = h.finalize();
+    // The hasher's state holds the tenant key's bytes, and the result is the key itself.
+    h.zeroize();
+    let key = Key::from_bytes(*kek.as_bytes());
+    kek.zeroize();
+    key
 }
 
 #[cfg(test)]

@@ -33,7 +33,10 @@ pub(crate) fn said(e: JobError) -> String {
 }
 
 /// How to reach the remote: its address, how to trust it, and its token (unwrapped).
-fn credentials(state: &AppState, remote: &RemoteRow) -> Result<(String, Trust, String), JobError> {
+fn credentials(
+    state: &AppState,
+    remote: &RemoteRow,
+) -> Result<(String, Trust, zeroize::Zeroizing<String>), JobError> {
     let token = state
         .master
         .unwrap(
@@ -45,11 +48,13 @@ fn credentials(state: &AppState, remote: &RemoteRow) -> Result<(String, Trust, S
         Some(f) => Trust::Fingerprint(f.clone()),
         None => Trust::System,
     };
-    Ok((
-        remote.remote.url.clone(),
-        trust,
-        format!("lpt_{}", hex::encode(token.expose())),
-    ))
+    Ok((remote.remote.url.clone(), trust, {
+        let hex = zeroize::Zeroizing::new(hex::encode(token.expose()));
+        let mut t = zeroize::Zeroizing::new(String::with_capacity(4 + hex.len()));
+        t.push_str("lpt_");
+        t.push_str(&hex);
+        t
+    }))
 }
 
 /// The other server's vault, reached with the remote's token; built (and later dropped) on
