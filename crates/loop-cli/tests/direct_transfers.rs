@@ -343,3 +343,35 @@ fn a_completion_the_store_fails_leaves_the_upload_to_be_completed_again() {
     assert_eq!((status, stored), (200, a_bytes.clone()));
     assert_eq!(used(&s), before + a_bytes.len() as u64);
 }
+
+/// A completion sent more than 5 minutes after its upload's URL expired (a client paused
+/// between its `PUT` and the completion) is refused as expired, stores and counts nothing, and
+/// so never reads what the sweep removes; a new upload of the same pack is stored.
+#[test]
+fn a_completion_long_after_the_url_expired_is_refused_and_a_new_upload_stores_the_pack() {
+    let Some(garage) = Garage::start() else {
+        return;
+    };
+    let s = direct_story(&garage, false);
+    let before = used(&s);
+    let (a, a_bytes) = pack(4);
+    let up = start(&s, &a, a_bytes.len(), hash(&a_bytes));
+    assert_eq!(put(&up, a_bytes.clone()), 200);
+    // The URL lives 15 minutes; the sweep comes 10 minutes after that.
+    s.advance_clock(900 + 330);
+    let (status, body) = complete(&s, &a, &up);
+    assert_eq!(
+        (status, code(body.as_bytes())),
+        (410, "upload_expired".into()),
+        "{body}"
+    );
+    assert_eq!(used(&s), before);
+    let (status, _) = raw(&s, Method::GET, &data(&s, &a), &s.restore_token, None);
+    assert_eq!(status, 404, "nothing is stored");
+    let again = start(&s, &a, a_bytes.len(), hash(&a_bytes));
+    assert_eq!(put(&again, a_bytes.clone()), 200);
+    assert_eq!(complete(&s, &a, &again).0, 201);
+    let (status, stored) = raw(&s, Method::GET, &data(&s, &a), &s.restore_token, None);
+    assert_eq!((status, stored), (200, a_bytes.clone()));
+    assert_eq!(used(&s), before + a_bytes.len() as u64);
+}

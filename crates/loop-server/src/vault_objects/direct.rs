@@ -14,6 +14,10 @@ use crate::state::AppState;
 /// just before may still be reading them).
 const SWEEP_GRACE: Duration = Duration::from_secs(600);
 
+/// An upload is completed at most this long after its URL expired, so every completion has
+/// at least the rest of [`SWEEP_GRACE`] before the sweep removes what it reads.
+pub const COMPLETE_GRACE: Duration = Duration::from_secs(300);
+
 /// The copy of an upload's staging object that the server checks: no URL reaches it.
 pub fn checked_path(dest: &Destination, vault_id: &str, upload_id: &str) -> StorePath {
     dest.staging_path(vault_id, &format!("{upload_id}.checked"))

@@ -34,7 +34,7 @@ use crate::db::direct::{self, DirectUpload as Row};
 use crate::error::{ApiError, ApiResult};
 use crate::routes::{Json, Path};
 use crate::state::AppState;
-use crate::vault_objects::direct::{checked_path, remove_staging};
+use crate::vault_objects::direct::{COMPLETE_GRACE, checked_path, remove_staging};
 use crate::vault_objects::{self, ChangeError, LeaseKeeper};
 
 fn unavailable() -> ApiError {
@@ -146,6 +146,14 @@ pub(super) async fn complete(
             Err(object_store::Error::NotFound { .. }) => Err(no_such_upload()),
             Err(e) => Err(e.into()),
         };
+    }
+    if state.now() > upload.expires_at + COMPLETE_GRACE.as_millis() as i64 {
+        // The sweep may already be removing what it uploaded: upload again.
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "upload_expired",
+            "this upload's URL expired before it was completed; upload the pack again",
+        ));
     }
     // As for proxied uploads: a cancelled request cannot leave the claim or quota behind.
     tokio::spawn(store_upload(state, a, kind, name, upload)).await?
