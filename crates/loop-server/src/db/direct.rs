@@ -16,13 +16,16 @@ pub struct DirectUpload {
     pub hash: String,
     pub expires_at: i64,
     pub completed_at: Option<i64>,
+    /// The destination its URL writes to (`None` for uploads begun before it was recorded:
+    /// the vault's destination then).
+    pub destination: Option<String>,
 }
 
 pub async fn insert(pool: &AnyPool, u: &DirectUpload, now: i64) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO direct_uploads (id, vault_id, kind, name, token_id, size, hash,
-            created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            created_at, expires_at, destination)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&u.id)
     .bind(&u.vault_id)
@@ -33,6 +36,7 @@ pub async fn insert(pool: &AnyPool, u: &DirectUpload, now: i64) -> DbResult<()> 
     .bind(&u.hash)
     .bind(now)
     .bind(u.expires_at)
+    .bind(&u.destination)
     .execute(pool)
     .await?;
     Ok(())
@@ -49,6 +53,7 @@ fn upload(r: &sqlx::any::AnyRow) -> DbResult<DirectUpload> {
         hash: col(r, "hash")?,
         expires_at: col(r, "expires_at")?,
         completed_at: col(r, "completed_at")?,
+        destination: col(r, "destination")?,
     })
 }
 
@@ -87,14 +92,16 @@ pub async fn complete(pool: &AnyPool, id: &str, now: i64) -> DbResult<bool> {
     Ok(r.rows_affected() > 0)
 }
 
-/// Uploads whose URL expired before `before`, oldest first, with their vault's destination.
+/// Uploads whose URL expired before `before`, oldest first, with the destination their
+/// staging objects are at.
 pub async fn expired(
     pool: &AnyPool,
     before: i64,
     limit: i64,
 ) -> DbResult<Vec<(DirectUpload, String)>> {
     let rows = sqlx::query(
-        "SELECT u.*, v.destination FROM direct_uploads u JOIN vaults v ON v.id = u.vault_id
+        "SELECT u.*, COALESCE(u.destination, v.destination) AS swept_at
+         FROM direct_uploads u JOIN vaults v ON v.id = u.vault_id
          WHERE u.expires_at < $1 ORDER BY u.expires_at LIMIT $2",
     )
     .bind(before)
@@ -102,7 +109,7 @@ pub async fn expired(
     .fetch_all(pool)
     .await?;
     rows.iter()
-        .map(|r| Ok((upload(r)?, col(r, "destination")?)))
+        .map(|r| Ok((upload(r)?, col(r, "swept_at")?)))
         .collect()
 }
 

@@ -5,11 +5,14 @@
 //!
 //! `passes.rs`: how a replication goes round and over its replicas again for what arrived
 //! or was found damaged while it ran.
+//!
+//! `staging.rs`: a direct upload's staging objects after a promotion.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod passes;
+mod staging;
 
 use std::time::Duration;
 

@@ -107,6 +107,7 @@ pub(super) async fn start(
             hash,
             expires_at,
             completed_at: None,
+            destination: Some(a.dest.name.clone()),
         },
         now,
     )
@@ -153,6 +154,18 @@ pub(super) async fn complete(
             StatusCode::GONE,
             "upload_expired",
             "this upload's URL expired before it was completed; upload the pack again",
+        ));
+    }
+    if upload
+        .destination
+        .as_deref()
+        .is_some_and(|d| d != a.dest.name)
+    {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "upload_expired",
+            "the vault moved to another destination since this upload began; upload the \
+             pack again",
         ));
     }
     // As for proxied uploads: a cancelled request cannot leave the claim or quota behind.

@@ -1,0 +1,64 @@
+//! A direct upload's staging objects are swept where its URL put them, also when a promotion
+//! moved the vault to another destination since.
+
+use std::time::Duration;
+
+use loop_server::db::direct::{self, DirectUpload};
+use object_store::ObjectStoreExt as _;
+use serde_json::json;
+
+use super::replicated_vault;
+use super::support::{self, Server};
+
+#[test]
+fn staging_objects_are_swept_at_the_destination_they_were_put_on_after_a_promotion() {
+    let server = Server::start_with(support::with_spare);
+    let admin = server.admin();
+    let (_, vault, replicas, replica) = replicated_vault(&admin, "Moved");
+    let local = server.state.destinations.get("local").unwrap().clone();
+    // An upload begun at the primary, whose client put part of a pack there and went away.
+    let staged = server.block_on(async {
+        let now = server.state.now();
+        let upload = DirectUpload {
+            id: "du_moved".into(),
+            vault_id: vault.clone(),
+            kind: "data".into(),
+            name: hex::encode([9u8; 32]),
+            token_id: "tk_gone".into(),
+            size: 7,
+            hash: hex::encode([0u8; 32]),
+            expires_at: now + 900_000,
+            completed_at: None,
+            destination: Some("local".into()),
+        };
+        direct::insert(&server.state.db.pool, &upload, now)
+            .await
+            .unwrap();
+        let path = local.staging_path(&vault, &upload.id);
+        local
+            .store
+            .put(&path, b"partial".to_vec().into())
+            .await
+            .unwrap();
+        path
+    });
+    let promoted = admin
+        .post(&format!("{replicas}/{replica}/promote"), json!({}))
+        .expect(200);
+    assert_eq!(promoted["destination"], "spare");
+    // Past the URL's expiry and the sweep's grace.
+    server.advance(Duration::from_secs(3600));
+    server.block_on(async {
+        let swept = loop_server::vault_objects::direct::sweep(&server.state)
+            .await
+            .unwrap();
+        assert_eq!(swept, 1);
+        assert!(
+            matches!(
+                local.store.head(&staged).await,
+                Err(object_store::Error::NotFound { .. })
+            ),
+            "the staging object at the old primary is gone"
+        );
+    });
+}
