@@ -1,5 +1,6 @@
 //! A direct upload's staging objects are swept where its URL put them, also when a promotion
-//! moved the vault to another destination since.
+//! moved the vault to another destination since; such an upload is not completed at the new
+//! destination.
 
 use std::time::Duration;
 
@@ -8,13 +9,15 @@ use object_store::ObjectStoreExt as _;
 use serde_json::json;
 
 use super::replicated_vault;
+use super::support::vault::token;
 use super::support::{self, Server};
 
 #[test]
 fn staging_objects_are_swept_at_the_destination_they_were_put_on_after_a_promotion() {
     let server = Server::start_with(support::with_spare);
     let admin = server.admin();
-    let (_, vault, replicas, replica) = replicated_vault(&admin, "Moved");
+    let (tenant, vault, replicas, replica) = replicated_vault(&admin, "Moved");
+    let (token_id, secret) = token(&admin, &tenant, &["backup"], None);
     let local = server.state.destinations.get("local").unwrap().clone();
     // An upload begun at the primary, whose client put part of a pack there and went away.
     let staged = server.block_on(async {
@@ -24,7 +27,7 @@ fn staging_objects_are_swept_at_the_destination_they_were_put_on_after_a_promoti
             vault_id: vault.clone(),
             kind: "data".into(),
             name: hex::encode([9u8; 32]),
-            token_id: "tk_gone".into(),
+            token_id: token_id.clone(),
             size: 7,
             hash: hex::encode([0u8; 32]),
             expires_at: now + 900_000,
@@ -46,6 +49,15 @@ fn staging_objects_are_swept_at_the_destination_they_were_put_on_after_a_promoti
         .post(&format!("{replicas}/{replica}/promote"), json!({}))
         .expect(200);
     assert_eq!(promoted["destination"], "spare");
+    let name = hex::encode([9u8; 32]);
+    let completed = server.call(
+        "post",
+        &format!("/vaults/{vault}/v1/data/{name}/direct/complete"),
+        Some(&secret),
+        Some(&json!({ "upload_id": "du_moved" })),
+    );
+    assert_eq!(completed.status, 410, "{}", completed.body);
+    assert_eq!(completed.json()["code"], "upload_expired");
     // Past the URL's expiry and the sweep's grace.
     server.advance(Duration::from_secs(3600));
     server.block_on(async {
