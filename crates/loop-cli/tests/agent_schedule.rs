@@ -29,6 +29,21 @@ fn files_under(dir: &Path) -> usize {
         .sum()
 }
 
+/// The snapshot a backup job made restores `src` (an item named `data`).
+fn assert_restores(s: &Story, job: &serde_json::Value, src: &Path) {
+    let target = s.dir.path().join("restored");
+    ok(&mut s.device(
+        &s.restore_token,
+        &[
+            "restore",
+            job["summary"]["snapshot_id"].as_str().unwrap(),
+            "--target",
+            target.to_str().unwrap(),
+        ],
+    ));
+    support::cli::assert_same_tree(src, &target.join("data"));
+}
+
 /// A server whose clock the test moves, with a 30-second job lease.
 fn clock_config(d: &Path) -> std::path::PathBuf {
     let p = d.join("server.toml");
@@ -122,17 +137,7 @@ fn a_scheduled_run_fires_on_the_servers_clock_and_a_killed_agents_job_is_abandon
     });
     assert_eq!(finished["state"], "succeeded", "{finished:#}");
     assert_eq!(finished["summary"]["files"], 2);
-    let target = s.dir.path().join("restored");
-    ok(&mut s.device(
-        &s.restore_token,
-        &[
-            "restore",
-            finished["summary"]["snapshot_id"].as_str().unwrap(),
-            "--target",
-            target.to_str().unwrap(),
-        ],
-    ));
-    support::cli::assert_same_tree(&src, &target.join("data"));
+    assert_restores(&s, &finished, &src);
 }
 
 /// An agent cut off from the server for longer than its job's lease (a laptop asleep, a
@@ -185,17 +190,7 @@ fn a_backup_whose_lease_lapsed_while_its_agent_was_away_ends_with_the_agents_res
     });
     assert_eq!(done["state"], "succeeded", "{done:#}");
     assert_eq!(done["summary"]["files"], 1, "{done:#}");
-    let target = s.dir.path().join("restored");
-    ok(&mut s.device(
-        &s.restore_token,
-        &[
-            "restore",
-            done["summary"]["snapshot_id"].as_str().unwrap(),
-            "--target",
-            target.to_str().unwrap(),
-        ],
-    ));
-    support::cli::assert_same_tree(&src, &target.join("data"));
+    assert_restores(&s, &done, &src);
 }
 
 /// Backs up `src` for `device` with `post_command` run after it, by a running agent (kept in

@@ -203,6 +203,15 @@ fn complete(s: &Story, name: &str, upload: &Value) -> (u16, String) {
 }
 
 /// The bytes sent to an upload's URL, straight to the store: the store's status.
+/// A pack made from `seed`, uploaded to a new upload's URL and not completed yet: (its name,
+/// its bytes, the upload).
+fn uploaded(s: &Story, seed: u8) -> (String, Vec<u8>, Value) {
+    let (name, bytes) = pack(seed);
+    let up = start(s, &name, bytes.len(), hash(&bytes));
+    assert_eq!(put(&up, bytes.clone()), 200);
+    (name, bytes, up)
+}
+
 fn put(upload: &Value, bytes: Vec<u8>) -> u16 {
     http()
         .put(upload["url"].as_str().unwrap())
@@ -325,9 +334,7 @@ fn a_completion_the_store_fails_leaves_the_upload_to_be_completed_again() {
     };
     let s = direct_story(&garage, true);
     let before = used(&s);
-    let (a, a_bytes) = pack(3);
-    let up = start(&s, &a, a_bytes.len(), hash(&a_bytes));
-    assert_eq!(put(&up, a_bytes.clone()), 200);
+    let (a, a_bytes, up) = uploaded(&s, 3);
     // The store is away as the upload is completed: the server cannot check or place the
     // pack, and says so with a status worth trying again; nothing is stored or counted.
     garage.stop();
@@ -354,9 +361,7 @@ fn a_completion_long_after_the_url_expired_is_refused_and_a_new_upload_stores_th
     };
     let s = direct_story(&garage, false);
     let before = used(&s);
-    let (a, a_bytes) = pack(4);
-    let up = start(&s, &a, a_bytes.len(), hash(&a_bytes));
-    assert_eq!(put(&up, a_bytes.clone()), 200);
+    let (a, a_bytes, up) = uploaded(&s, 4);
     // The URL lives 15 minutes; the sweep comes 10 minutes after that.
     s.advance_clock(900 + 330);
     let (status, body) = complete(&s, &a, &up);
