@@ -319,24 +319,7 @@ mod tests {
     use crate::tree::{Name, Tree};
 
     fn node(name: &str, kind: NodeKind, size: u64, subtree: Option<Id>) -> Node {
-        Node {
-            name: Name(name.as_bytes().to_vec()),
-            kind,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            size,
-            mtime_ns: 0,
-            ctime_ns: 0,
-            inode: 0,
-            dev: 0,
-            links: 0,
-            rdev: 0,
-            link_target: None,
-            content: Vec::new(),
-            subtree,
-            xattrs: Vec::new(),
-        }
+        Node::bare(Name(name.as_bytes().to_vec()), kind, size, subtree)
     }
 
     /// Stores trees from the bottom up: `bottom`, then `levels` trees whose directories

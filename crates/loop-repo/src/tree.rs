@@ -145,6 +145,29 @@ pub struct Node {
 }
 
 impl Node {
+    /// A node of `kind` with no metadata but its size and subtree (mode 0755, owner and times
+    /// 0): the root a walk through a snapshot's trees starts from.
+    pub fn bare(name: Name, kind: NodeKind, size: u64, subtree: Option<Id>) -> Node {
+        Node {
+            name,
+            kind,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            size,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            inode: 0,
+            dev: 0,
+            links: 0,
+            rdev: 0,
+            link_target: None,
+            content: Vec::new(),
+            subtree,
+            xattrs: Vec::new(),
+        }
+    }
+
     /// True when a file's recorded state says its content cannot have changed: same size,
     /// modification time, change time and inode. Ctime catches writes that reset mtime.
     pub fn same_content_state(&self, other: &Node) -> bool {

@@ -178,24 +178,7 @@ pub fn dump(repo: &Repository, tree: &Id, path: &str, out: &mut dyn io::Write) -
 /// `tree` (the root has no recorded metadata, so its mode is 0o755 and its times are zero).
 /// A path through something that is not a directory gives `None`.
 pub fn find_node(repo: &Repository, index: &Index, tree: &Id, path: &str) -> Result<Option<Node>> {
-    let mut current = Node {
-        name: Name::default(),
-        kind: NodeKind::Dir,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        mtime_ns: 0,
-        ctime_ns: 0,
-        inode: 0,
-        dev: 0,
-        links: 0,
-        rdev: 0,
-        link_target: None,
-        content: Vec::new(),
-        subtree: Some(*tree),
-        xattrs: Vec::new(),
-    };
+    let mut current = Node::bare(Name::default(), NodeKind::Dir, 0, Some(*tree));
     for part in path.split('/').filter(|p| !p.is_empty()) {
         let Some(subtree) = current.subtree.filter(|_| current.kind == NodeKind::Dir) else {
             return Ok(None);

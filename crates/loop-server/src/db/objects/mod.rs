@@ -303,23 +303,25 @@ async fn set_on_claim(
     claim: &str,
     assignments: &'static str,
 ) -> DbResult<()> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE vault_objects SET {assignments}
-         WHERE vault_id = $1 AND kind = $2 AND name = $3 AND claim = $4"
-    )))
-    .bind(k.vault_id)
-    .bind(k.kind)
-    .bind(k.name)
-    .bind(claim)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    on_claim(
+        tx,
+        k,
+        claim,
+        &format!("UPDATE vault_objects SET {assignments}"),
+    )
+    .await
 }
 
 async fn delete_row(tx: &mut Tx, k: ObjectKey<'_>, claim: &str) -> DbResult<()> {
-    sqlx::query(
-        "DELETE FROM vault_objects WHERE vault_id = $1 AND kind = $2 AND name = $3 AND claim = $4",
-    )
+    on_claim(tx, k, claim, "DELETE FROM vault_objects").await
+}
+
+/// Runs `change` (an UPDATE or DELETE of `vault_objects`, without its WHERE) on the row of
+/// `k` while `claim` holds it.
+async fn on_claim(tx: &mut Tx, k: ObjectKey<'_>, claim: &str, change: &str) -> DbResult<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{change} WHERE vault_id = $1 AND kind = $2 AND name = $3 AND claim = $4"
+    )))
     .bind(k.vault_id)
     .bind(k.kind)
     .bind(k.name)
