@@ -333,6 +333,9 @@ pub struct MailConfig {
     pub poll_seconds: u64,
     /// A message that could not be sent is retried with a growing delay for this long.
     pub give_up_hours: u64,
+    /// One message's whole conversation with the relay (connection, TLS, sign-in, sending)
+    /// ends in failure after this long, so a relay that stops answering holds nothing up.
+    pub timeout_seconds: u64,
 }
 
 impl Default for MailConfig {
@@ -347,6 +350,7 @@ impl Default for MailConfig {
             from: "Loop Backup <no-reply@localhost>".into(),
             poll_seconds: 30,
             give_up_hours: 72,
+            timeout_seconds: 45,
         }
     }
 }
@@ -518,6 +522,11 @@ impl Config {
         if self.notify.poll_seconds == 0 || self.notify.check_seconds == 0 {
             return Err(ConfigError::Invalid(
                 "notify.poll_seconds and notify.check_seconds must be positive".into(),
+            ));
+        }
+        if !(1..=600).contains(&self.mail.timeout_seconds) {
+            return Err(ConfigError::Invalid(
+                "mail.timeout_seconds must be between 1 and 600".into(),
             ));
         }
         if self.mail.poll_seconds == 0 {

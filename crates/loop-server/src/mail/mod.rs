@@ -23,10 +23,18 @@ pub use smtp::Mailer;
 use crate::db::outbox;
 use crate::state::AppState;
 
-/// How long a sender holds a message it took (a node that dies lets it go after this).
+/// How long a sender holds a message it took at least (a node that dies lets it go after
+/// this); longer when a batch's sends may take longer (see [`claim_ms`]).
 const CLAIM_MS: i64 = 5 * 60_000;
-/// Messages taken at a time.
-const BATCH: i64 = 20;
+/// Messages taken at a time (sent one after another).
+const BATCH: i64 = 5;
+
+/// The claim on a batch: long enough for each of its messages to take the whole of
+/// `mail.timeout_seconds`, so no other node sends a message again while this one still may.
+fn claim_ms(state: &AppState) -> i64 {
+    let send = state.mailer.timeout().as_millis() as i64;
+    CLAIM_MS.max(BATCH * send + 60_000)
+}
 /// The first retry waits this long; each further one twice as long, up to [`MAX_BACKOFF_MS`].
 const FIRST_BACKOFF_MS: i64 = 15_000;
 const MAX_BACKOFF_MS: i64 = 3_600_000;
@@ -58,7 +66,7 @@ pub async fn run_outbox(state: AppState) {
 async fn drain(state: &AppState) -> Result<(), crate::db::DbError> {
     loop {
         let now = state.now();
-        let due = outbox::take_due(&state.db.pool, now, CLAIM_MS, BATCH).await?;
+        let due = outbox::take_due(&state.db.pool, now, claim_ms(state), BATCH).await?;
         if due.is_empty() {
             return Ok(());
         }

@@ -13,6 +13,9 @@ use crate::config::{MailConfig, SmtpSecurity};
 pub struct Mailer {
     transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
     from: Mailbox,
+    /// A whole send's limit (`mail.timeout_seconds`): lettre's own covers the connection
+    /// only, not a relay that accepts it and then never answers.
+    timeout: Duration,
 }
 
 impl Mailer {
@@ -21,10 +24,12 @@ impl Mailer {
             .from
             .parse()
             .map_err(|e| format!("mail.from {:?}: {e}", c.from))?;
+        let timeout = Duration::from_secs(c.timeout_seconds);
         let Some(host) = &c.host else {
             return Ok(Mailer {
                 transport: None,
                 from,
+                timeout,
             });
         };
         let tls = || -> Result<TlsParameters, String> {
@@ -40,7 +45,7 @@ impl Mailer {
         };
         let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
             .port(c.port())
-            .timeout(Some(Duration::from_secs(30)))
+            .timeout(Some(timeout))
             .tls(match c.security {
                 SmtpSecurity::Starttls => Tls::Required(tls()?),
                 SmtpSecurity::Tls => Tls::Wrapper(tls()?),
@@ -52,6 +57,7 @@ impl Mailer {
         Ok(Mailer {
             transport: Some(b.build()),
             from,
+            timeout,
         })
     }
 
@@ -119,7 +125,18 @@ impl Mailer {
         let Some(t) = &self.transport else {
             return Err("no mail relay is configured".into());
         };
-        t.send(message).await.map(|_| ()).map_err(|e| e.to_string())
+        match tokio::time::timeout(self.timeout, t.send(message)).await {
+            Ok(sent) => sent.map(|_| ()).map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "the mail relay did not finish within {} s",
+                self.timeout.as_secs()
+            )),
+        }
+    }
+
+    /// The longest one send takes before it fails.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 }
 
@@ -128,4 +145,39 @@ fn raw_header(name: &'static str, value: String) -> lettre::message::header::Hea
         lettre::message::header::HeaderName::new_from_ascii_str(name),
         value,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A relay that takes the connection and then never says a word: the send fails after
+    /// `mail.timeout_seconds` instead of waiting for ever (lettre's own limit covers the
+    /// connection only), so the outbox and the notifier go on.
+    #[tokio::test]
+    async fn a_relay_that_never_answers_fails_the_send_in_time() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            let (conn, _) = listener.accept().await.unwrap();
+            std::future::pending::<()>().await;
+            drop(conn);
+        });
+        let config = MailConfig {
+            host: Some("127.0.0.1".into()),
+            port: Some(port),
+            security: SmtpSecurity::None,
+            timeout_seconds: 1,
+            ..Default::default()
+        };
+        let mailer = Mailer::from_config(&config).unwrap();
+        let sent = tokio::time::timeout(
+            Duration::from_secs(120),
+            mailer.send("ana@example.com", "hello", "text".into(), None),
+        )
+        .await;
+        held.abort();
+        let err = sent.expect("the send ends by itself").unwrap_err();
+        assert!(err.contains("did not finish"), "{err}");
+    }
 }

@@ -70,12 +70,15 @@ pub async fn pass(state: &AppState, all: bool) -> DbResult<()> {
 
 async fn send_due(state: &AppState) -> DbResult<()> {
     loop {
-        let due = notify::take_due(&state.db.pool, state.now(), CLAIM_MS, BATCH).await?;
+        // An e-mail's send may take the whole of `mail.timeout_seconds`.
+        let claim = CLAIM_MS.max(state.mailer.timeout().as_millis() as i64 + 60_000);
+        let due = notify::take_due(&state.db.pool, state.now(), claim, BATCH).await?;
         if due.is_empty() {
             return Ok(());
         }
-        // A batch goes out at once: a receiver or relay that is slow to fail (each try has
-        // at most 20 to 30 s) holds up only its own deliveries, well within their claim.
+        // A batch goes out at once: a receiver or relay that is slow to fail (a webhook's
+        // try has at most 20 s, an e-mail's `mail.timeout_seconds`) holds up only its own
+        // batch, within its claim.
         let tries = due.iter().map(|d| async move {
             let result = send(state, d).await;
             record(state, d, result).await
