@@ -126,3 +126,70 @@ fn a_customer_admin_sets_up_a_webhook_tests_it_and_reads_the_delivery_log() {
     let after = json(&mut ana(&["notify", "target", "list"]));
     assert_eq!(after, serde_json::json!([]));
 }
+
+/// A proxy in the server's environment (`HTTPS_PROXY`, `HTTP_PROXY`) is not used for
+/// webhooks: through it, the proxy would resolve the receiver's name, past the check that
+/// keeps webhooks off internal addresses. The delivery is tried without it, and a name that
+/// resolves to nothing public fails with one message whatever the cause.
+#[test]
+fn webhooks_never_go_through_a_proxy_of_the_servers_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    proxy.set_nonblocking(true).unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let config = dir.path().join("server.toml");
+    std::fs::write(&config, "[notify]\npoll_seconds = 1\n").unwrap();
+    let server = Server::start_with_env(
+        &dir.path().join("data"),
+        &config,
+        &[("HTTPS_PROXY", &proxy_url), ("HTTP_PROXY", &proxy_url)],
+    );
+    let admin_dir = dir.path().join("admin");
+    let admin = |args: &[&str]| server.as_user(&admin_dir, args);
+    ok(admin(&[
+        "login",
+        "--server",
+        &server.url,
+        "--email",
+        "admin@localhost",
+    ])
+    .env("LOOP_LOGIN_PASSWORD", ADMIN_PASSWORD));
+    let provider = id(&json(&mut admin(&["tenant", "list"]))[0]);
+    let created = json(&mut admin(&[
+        "notify",
+        "target",
+        "create",
+        "--tenant",
+        &provider,
+        "--name",
+        "internal",
+        "--webhook",
+        "https://metadata.internal.invalid/hook",
+        "--min-severity",
+        "info",
+    ]));
+    let target = id(&created["target"]);
+    ok(&mut admin(&["notify", "target", "test", &target]));
+    let mut log = serde_json::Value::Null;
+    for _ in 0..600 {
+        log = json(&mut admin(&["notify", "deliveries", "--target", &target]));
+        // The try is over once its failure is recorded.
+        if log[0]["last_error"].is_string() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(log[0]["attempts"], 1, "{log:#}");
+    assert_ne!(log[0]["state"], "succeeded", "{log:#}");
+    assert!(
+        log[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("no public address"),
+        "{log:#}"
+    );
+    assert!(
+        matches!(proxy.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the proxy was asked to connect"
+    );
+}

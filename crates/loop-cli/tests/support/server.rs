@@ -57,13 +57,18 @@ impl Server {
     /// [`Server::start`], with the access log (one line per request) written to `log`.
     pub fn start_logging(data_dir: &Path, config: Option<&Path>, log: Option<&Path>) -> Server {
         let database = loop_testkit::postgres::for_server().map(Arc::new);
-        Server::start_at("127.0.0.1:0", data_dir, database, config, log)
+        Server::start_at("127.0.0.1:0", data_dir, database, config, log, &[])
     }
 
     /// Starts `loop server` on `database` (PostgreSQL), or on SQLite in `data_dir` when
     /// `None`.
     pub fn start_on(data_dir: &Path, database: Option<Arc<Database>>, config: &Path) -> Server {
-        Server::start_at("127.0.0.1:0", data_dir, database, Some(config), None)
+        Server::start_at("127.0.0.1:0", data_dir, database, Some(config), None, &[])
+    }
+
+    /// [`Server::start`] (on SQLite) with `env` set in the server's environment.
+    pub fn start_with_env(data_dir: &Path, config: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_at("127.0.0.1:0", data_dir, None, Some(config), None, env)
     }
 
     /// The PostgreSQL database the server runs on, when the run asks for one.
@@ -85,6 +90,7 @@ impl Server {
             Some(database),
             Some(config),
             Some(log),
+            &[],
         )
     }
 
@@ -128,6 +134,7 @@ impl Server {
             self.database.clone(),
             config,
             None,
+            &[],
         );
         assert_eq!(again.url, self.url);
         // The old value's Drop kills the (already dead) old child; the new one takes over.
@@ -141,8 +148,10 @@ impl Server {
         database: Option<Arc<Database>>,
         config: Option<&Path>,
         log: Option<&Path>,
+        env: &[(&str, &str)],
     ) -> Server {
         let mut cmd = Command::new(loop_binary());
+        cmd.envs(env.iter().copied());
         cmd.args(["server", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .env("LOOP_ADMIN_PASSWORD", ADMIN_PASSWORD)

@@ -128,8 +128,12 @@ impl Resolve for GuardedResolver {
         let allow = self.allow_private;
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            // A name that resolves to nothing and one that resolves to internal addresses
+            // only get the same answer, so a tenant cannot map the internal names.
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map(|found| found.collect())
+                .unwrap_or_default();
             let kept: Vec<SocketAddr> = found
                 .into_iter()
                 .filter(|a| allow || is_public(a.ip()))
@@ -144,7 +148,10 @@ impl Resolve for GuardedResolver {
 
 impl Poster {
     pub fn new(allow_private: bool) -> Result<Poster, String> {
+        // Never through a proxy of the environment (`HTTPS_PROXY`): the proxy would resolve
+        // the receiver's name, past the resolver that keeps webhooks off internal addresses.
         let client = reqwest::Client::builder()
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver { allow_private }))
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
