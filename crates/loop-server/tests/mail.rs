@@ -336,6 +336,35 @@ fn mail_the_relay_refuses_for_give_up_hours_is_marked_failed_and_never_sent() {
     assert_eq!(outbox_of(&server, "never@example.org").0, "failed");
 }
 
+/// A relay that refuses a recipient names the address in its answer: the outbox keeps the
+/// answer with the address replaced ("recipient 1"), so no erasure has to find it there.
+#[test]
+fn a_refusal_naming_the_recipient_is_kept_without_the_address() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to(&sink);
+    let bravo = server.customer(&server.admin(), "bravo");
+    server
+        .as_member(bravo.member("admin"))
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": bravo.tenant_id, "email": "refused-rosa@example.org",
+                    "first_name": "Rosa", "last_name": "Doe" }),
+        )
+        .expect(201);
+    outbox_until(
+        &server,
+        "refused-rosa@example.org",
+        "a refused try",
+        |state, failed| state == "queued" && failed,
+    );
+    let (_, error) = outbox_of(&server, "refused-rosa@example.org");
+    let error = error.unwrap();
+    assert!(error.contains("recipient 1"), "{error}");
+    assert!(!error.to_lowercase().contains("refused-rosa"), "{error}");
+}
+
 /// A certificate for `localhost` and its key, as PEM files in `dir`: (cert, key).
 fn localhost_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();

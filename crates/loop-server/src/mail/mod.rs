@@ -18,7 +18,7 @@ pub mod smtp;
 use std::time::Duration;
 
 pub use billing::money;
-pub use smtp::Mailer;
+pub use smtp::{Mailer, naming_no_address};
 
 use crate::db::outbox;
 use crate::state::AppState;
@@ -101,6 +101,8 @@ async fn deliver(state: &AppState, q: &outbox::Queued) -> Result<(), crate::db::
             outbox::finish(pool, &q.id, "sent", None, state.now()).await
         }
         Err(e) => {
+            // A relay's refusal may name the address; the log and the outbox keep none.
+            let e = naming_no_address(&e, std::slice::from_ref(&m.to));
             let now = state.now();
             let give_up = state.config.mail.give_up_hours as i64 * 3_600_000;
             if now - q.created_at >= give_up {

@@ -140,6 +140,32 @@ impl Mailer {
     }
 }
 
+/// The relay's answer with each of the recipients' addresses (in any case) replaced by its
+/// place among them ("recipient 2"): a refusal still says which recipient it was, and no
+/// address goes into a delivery's or a message's error or the log, where an erasure would have to find it
+/// (a delivery under way when one runs would write it back).
+pub fn naming_no_address(answer: &str, recipients: &[String]) -> String {
+    let mut out = answer.to_string();
+    let mut by_length: Vec<(usize, &String)> = recipients.iter().enumerate().collect();
+    // The longer first: an address inside another is not cut out of it.
+    by_length.sort_by_key(|(_, a)| std::cmp::Reverse(a.len()));
+    for (i, address) in by_length {
+        let needle = address.to_ascii_lowercase();
+        if needle.is_empty() {
+            continue;
+        }
+        let name = format!("recipient {}", i + 1);
+        let mut from = 0;
+        // ASCII case folding keeps every byte where it was, so positions carry over.
+        while let Some(at) = out.to_ascii_lowercase()[from..].find(&needle) {
+            let at = from + at;
+            out.replace_range(at..at + needle.len(), &name);
+            from = at + name.len();
+        }
+    }
+    out
+}
+
 fn raw_header(name: &'static str, value: String) -> lettre::message::header::HeaderValue {
     lettre::message::header::HeaderValue::new(
         lettre::message::header::HeaderName::new_from_ascii_str(name),
@@ -179,5 +205,28 @@ mod tests {
         held.abort();
         let err = sent.expect("the send ends by itself").unwrap_err();
         assert!(err.contains("did not finish"), "{err}");
+    }
+
+    #[test]
+    fn a_relays_answer_names_recipients_by_their_place_not_their_address() {
+        let recipients = [
+            "a@x.example",
+            "Refused.Rosa@erasure.example",
+            "ba@x.example",
+        ]
+        .map(String::from);
+        assert_eq!(
+            naming_no_address(
+                "550 5.1.1 <refused.rosa@ERASURE.example>: Recipient address rejected; \
+                 also <ba@x.example>, <a@x.example> and refused.rosa@erasure.example",
+                &recipients,
+            ),
+            "550 5.1.1 <recipient 2>: Recipient address rejected; \
+             also <recipient 3>, <recipient 1> and recipient 2"
+        );
+        assert_eq!(
+            naming_no_address("421 try later", &recipients),
+            "421 try later"
+        );
     }
 }

@@ -157,7 +157,12 @@ async fn send(state: &AppState, d: &Taken) -> Result<Option<u16>, Failure> {
                 .send_alternative(&to, &m.subject, m.text, m.html)
                 .await
                 .map(|()| None)
-                .map_err(|answer| Failure::retry(naming_no_address(&answer, &settings.recipients)))
+                .map_err(|answer| {
+                    Failure::retry(crate::mail::naming_no_address(
+                        &answer,
+                        &settings.recipients,
+                    ))
+                })
         }
         TargetKind::Webhook => {
             let url = t
@@ -202,32 +207,6 @@ async fn send(state: &AppState, d: &Taken) -> Result<Option<u16>, Failure> {
     }
 }
 
-/// The relay's answer with each of the target's addresses (in any case) replaced by its place
-/// on the target ("recipient 2"): a refusal still says which recipient it was, and no
-/// address goes into the delivery's error or the log, where an erasure would have to find it
-/// (a delivery under way when one runs would write it back).
-fn naming_no_address(answer: &str, recipients: &[String]) -> String {
-    let mut out = answer.to_string();
-    let mut by_length: Vec<(usize, &String)> = recipients.iter().enumerate().collect();
-    // The longer first: an address inside another is not cut out of it.
-    by_length.sort_by_key(|(_, a)| std::cmp::Reverse(a.len()));
-    for (i, address) in by_length {
-        let needle = address.to_ascii_lowercase();
-        if needle.is_empty() {
-            continue;
-        }
-        let name = format!("recipient {}", i + 1);
-        let mut from = 0;
-        // ASCII case folding keeps every byte where it was, so positions carry over.
-        while let Some(at) = out.to_ascii_lowercase()[from..].find(&needle) {
-            let at = from + at;
-            out.replace_range(at..at + needle.len(), &name);
-            from = at + name.len();
-        }
-    }
-    out
-}
-
 async fn record(state: &AppState, d: &Taken, result: Result<Option<u16>, Failure>) -> DbResult<()> {
     let now = state.now();
     let pool = &state.db.pool;
@@ -264,33 +243,5 @@ async fn record(state: &AppState, d: &Taken, result: Result<Option<u16>, Failure
             };
             notify::record_try(pool, &d.id, &o, now).await
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::naming_no_address;
-
-    #[test]
-    fn a_relays_answer_names_recipients_by_their_place_not_their_address() {
-        let recipients = [
-            "a@x.example",
-            "Refused.Rosa@erasure.example",
-            "ba@x.example",
-        ]
-        .map(String::from);
-        assert_eq!(
-            naming_no_address(
-                "550 5.1.1 <refused.rosa@ERASURE.example>: Recipient address rejected; \
-                 also <ba@x.example>, <a@x.example> and refused.rosa@erasure.example",
-                &recipients,
-            ),
-            "550 5.1.1 <recipient 2>: Recipient address rejected; \
-             also <recipient 3>, <recipient 1> and recipient 2"
-        );
-        assert_eq!(
-            naming_no_address("421 try later", &recipients),
-            "421 try later"
-        );
     }
 }
