@@ -12,7 +12,7 @@ use support::USER_PASSWORD;
 use support::lifecycle::{acme_on, after, mail, server_mailing_to, subscription, tick, user};
 use support::smtp::SmtpSink;
 use support::stripe::{
-    Card, WEBHOOK_SECRET, complete_setup, post_as_server, post_webhook, setup_event,
+    Card, WEBHOOK_SECRET, complete_setup, event, post_as_server, post_webhook, setup_event,
 };
 use support::{Caller, Server};
 
@@ -386,4 +386,83 @@ fn without_a_processor_cards_are_refused_and_the_webhook_is_not_there() {
         .expect_problem(409, "no_payment_processor");
     post_webhook(&server, "{}", "t=1,v1=00").expect_problem(404, "not_found");
     assert!(charges(&admin, &customer).is_empty());
+}
+
+/// A charge the processor accepted but has not settled (a bank debit stays `processing` for
+/// days) is not asked for again: once the processor has forgotten the request's key (after
+/// 24 hours) the same request would be a second charge. Its webhook settles it.
+#[test]
+fn a_charge_still_processing_is_asked_for_once_and_settled_by_its_webhook() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to(&sink);
+    let stripe = &server.stripe;
+    let admin = server.admin();
+    let plan = admin
+        .post(
+            "/api/v1/plans",
+            json!({ "issuer_id": admin.provider_tenant_id(), "name": "Small",
+                    "price_cents": 1999, "currency": "EUR" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tenant = acme_on(&admin, &plan);
+    let en = "billing@acme.example";
+    user(&admin, &tenant, en, "billing");
+    let billing = || server.sign_in(en, USER_PASSWORD);
+    complete_setup(
+        stripe,
+        &server,
+        &card_page(&billing(), &tenant),
+        Card::Processes,
+    )
+    .expect(204);
+    after(&server, 14, 1);
+    after(&server, 31, 0);
+    assert_eq!(stripe.charge_requests(), 1);
+    assert_eq!(charges(&billing(), &tenant)[0]["state"], "pending");
+    tick(&server);
+    for _ in 0..3 {
+        after(&server, 1, 0);
+    }
+    assert_eq!(
+        stripe.charge_requests(),
+        1,
+        "a charge still processing is not asked for again"
+    );
+    let mut settled = stripe.intents()[0].clone();
+    settled["status"] = json!("succeeded");
+    let (body, sig) = event(stripe, "payment_intent.succeeded", settled);
+    post_webhook(&server, &body, &sig).expect(204);
+    assert_eq!(charges(&billing(), &tenant)[0]["state"], "succeeded");
+    assert_eq!(invoices(&server.admin(), &tenant)[0]["state"], "paid");
+
+    // The next invoice's charge is made but its answer lost. Within the day it would be
+    // asked again with the same key (the first test); a day on, the processor may have
+    // forgotten the key, and it is not asked again. Its webhook, which names the invoice,
+    // settles it.
+    stripe.lose_next_answer();
+    after(&server, 28, 0);
+    assert_eq!(stripe.charge_requests(), 2);
+    assert_eq!(charges(&billing(), &tenant)[0]["state"], "pending");
+    after(&server, 1, 0);
+    after(&server, 1, 0);
+    assert_eq!(
+        stripe.charge_requests(),
+        2,
+        "not asked once the key may be gone"
+    );
+    assert_eq!(stripe.intents().len(), 2);
+    let mut settled = stripe.intents()[1].clone();
+    settled["status"] = json!("succeeded");
+    let (body, sig) = event(stripe, "payment_intent.succeeded", settled);
+    post_webhook(&server, &body, &sig).expect(204);
+    assert!(
+        invoices(&server.admin(), &tenant)
+            .iter()
+            .all(|i| i["state"] == "paid")
+    );
 }

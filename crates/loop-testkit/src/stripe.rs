@@ -134,6 +134,8 @@ const NESTED: &[(&str, &[&str])] = &[
 #[derive(Clone, Debug)]
 pub enum Card {
     Pays,
+    /// Accepted, and still `processing` (a bank debit that settles days later).
+    Processes,
     /// Declined with this decline code (`insufficient_funds`).
     Declines(&'static str),
 }
@@ -153,6 +155,8 @@ struct Books {
     /// Stripe answers a request while another with the same key is still in progress.
     conflict_next: bool,
     refused: Vec<String>,
+    /// Charge requests received, answered from the idempotency keys' answers or not.
+    charge_requests: usize,
 }
 
 impl Books {
@@ -314,6 +318,11 @@ fn create(books: &mut Books, path: &str, form: &[(String, String)]) -> Result<Va
                     books.intents.push(pi.clone());
                     Ok(pi)
                 }
+                Card::Processes => {
+                    pi["status"] = json!("processing");
+                    books.intents.push(pi.clone());
+                    Ok(pi)
+                }
                 Card::Declines(code) => {
                     let message = "Your card was declined.";
                     pi["status"] = json!("requires_payment_method");
@@ -370,6 +379,9 @@ async fn handle(
     } else {
         let key = header("idempotency-key").to_string();
         let request = format!("{path}?{body}");
+        if path == "/v1/payment_intents" {
+            b.charge_requests += 1;
+        }
         match b.answered.get(&key) {
             Some((asked, status, answer)) if !key.is_empty() => {
                 if *asked == request {
@@ -505,6 +517,11 @@ impl FakeStripe {
     }
 
     /// The next charge is made but its answer is lost (HTTP 500).
+    /// How many charges were asked for (each request, a repeated key's too).
+    pub fn charge_requests(&self) -> usize {
+        self.books.lock().unwrap().charge_requests
+    }
+
     pub fn lose_next_answer(&self) {
         self.books.lock().unwrap().lose_next_answer = true;
     }

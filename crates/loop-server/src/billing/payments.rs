@@ -100,6 +100,10 @@ pub async fn setup(state: &AppState, tenant: &TenantRow, email: Option<&str>) ->
     Ok(session.url)
 }
 
+/// How long a charge whose answer was lost is asked again with its idempotency key: less
+/// than the 24 hours the processor keeps a key, after which the same request is a new charge.
+const KEY_KEPT_MS: i64 = 23 * 3_600_000;
+
 /// Charges every open invoice of a card-paying tenant (also one whose subscription ended)
 /// that is due a try: the first try at
 /// once, a declined one again after `retry_days` (at most `charge_attempts` times with the
@@ -131,7 +135,22 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
         let tries = payments::charges_of_invoice(pool, &inv.id).await?;
         let now = state.now();
         let attempt = match tries.last() {
-            Some(c) if c.state == ChargeState::Pending => c.clone(),
+            // Accepted and still processing at the processor (a bank debit): its webhook
+            // settles it. Asked again, it would be charged again once the processor has
+            // forgotten the request's key (after 24 hours).
+            Some(c) if c.state == ChargeState::Pending && c.processor_ref.is_some() => continue,
+            // An answer lost: asked again with the same key, while the processor keeps it.
+            Some(c) if c.state == ChargeState::Pending && now - c.created_at < KEY_KEPT_MS => {
+                c.clone()
+            }
+            Some(c) if c.state == ChargeState::Pending => {
+                tracing::error!(
+                    invoice = %inv.id, charge = %c.id,
+                    "a charge's answer was lost over a day ago and its key has expired at the \
+                     processor: it is not asked again; look it up there and record the payment"
+                );
+                continue;
+            }
             Some(c) if c.state == ChargeState::Succeeded => {
                 // Charged, but the invoice was not marked (a crash in between).
                 settle(
