@@ -466,3 +466,47 @@ fn a_charge_still_processing_is_asked_for_once_and_settled_by_its_webhook() {
             .all(|i| i["state"] == "paid")
     );
 }
+
+/// The processor delivers events in no set order and retries them for days: a card's setup
+/// whose event arrives after a newer card's does not put the older card back.
+#[test]
+fn a_late_setup_event_does_not_put_an_older_card_back() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to(&sink);
+    let stripe = &server.stripe;
+    let admin = server.admin();
+    let plan = admin
+        .post(
+            "/api/v1/plans",
+            json!({ "issuer_id": admin.provider_tenant_id(), "name": "Small",
+                    "price_cents": 1999, "currency": "EUR" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tenant = acme_on(&admin, &plan);
+    let en = "billing@acme.example";
+    user(&admin, &tenant, en, "billing");
+    let billing = || server.sign_in(en, USER_PASSWORD);
+    // The old card (it declines) is set up first, the new one (it pays) after it; the new
+    // one's event arrives first.
+    let (old_body, old_sig) = setup_event(
+        stripe,
+        &card_page(&billing(), &tenant),
+        Card::Declines("insufficient_funds"),
+    );
+    complete_setup(stripe, &server, &card_page(&billing(), &tenant), Card::Pays).expect(204);
+    post_webhook(&server, &old_body, &old_sig).expect(204);
+    after(&server, 14, 1);
+    after(&server, 31, 0);
+    let ch = charges(&billing(), &tenant);
+    assert_eq!(ch.len(), 1, "{ch:#?}");
+    assert_eq!(
+        ch[0]["state"], "succeeded",
+        "charged to the new card: {ch:#?}"
+    );
+    assert_eq!(invoices(&server.admin(), &tenant)[0]["state"], "paid");
+}

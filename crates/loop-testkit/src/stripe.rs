@@ -483,8 +483,11 @@ impl FakeStripe {
         let pm = b.id("pm");
         let customer = s["customer"].as_str().unwrap().to_string();
         b.cards.insert(pm.clone(), (customer.clone(), card));
+        // Stripe's `created` is in seconds; a later setup here is always a later second.
+        let created = 1_700_000_000 + b.next;
         json!({
             "id": format!("seti_for_{pm}"), "object": "setup_intent", "status": "succeeded",
+            "created": created,
             "customer": customer, "payment_method": pm,
             "metadata": s["setup_intent_metadata"], "usage": "off_session",
         })

@@ -371,8 +371,17 @@ pub async fn webhook(state: &AppState, payload: &[u8], signature: Option<&str>) 
         "setup_intent.succeeded" => {
             if let (Some(customer), Some(pm)) = (text(o, "customer"), text(o, "payment_method"))
                 && let Some(tenant_id) = payments::tenant_of_customer(&mut *tx, customer).await?
+                // Stripe delivers events in no set order (and retries for days): a setup
+                // older than the payment method's is over.
+                && payments::adopt_payment_method(
+                    &mut tx,
+                    &tenant_id,
+                    pm,
+                    o.get("created").and_then(Value::as_i64).unwrap_or(0).saturating_mul(1000),
+                    now,
+                )
+                .await?
             {
-                payments::set_payment_method(&mut tx, &tenant_id, Some(pm), now).await?;
                 audit::append(
                     &mut tx,
                     event(

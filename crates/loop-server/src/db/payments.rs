@@ -204,7 +204,7 @@ pub async fn set_payment_method(
     now: i64,
 ) -> DbResult<()> {
     sqlx::query(
-        "UPDATE subscriptions SET payment_method = $1,
+        "UPDATE subscriptions SET payment_method = $1, payment_method_created = NULL,
              updated_at = CASE WHEN updated_at < $2 THEN $2 ELSE updated_at + 1 END
          WHERE tenant_id = $3",
     )
@@ -214,6 +214,30 @@ pub async fn set_payment_method(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Makes `payment_method`, which the processor made at `created` (ms), the subscription's,
+/// unless the one it has was made later (its setup's event came first). False then.
+pub async fn adopt_payment_method(
+    tx: &mut Tx,
+    tenant_id: &str,
+    payment_method: &str,
+    created: i64,
+    now: i64,
+) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE subscriptions SET payment_method = $1, payment_method_created = $2,
+             updated_at = CASE WHEN updated_at < $3 THEN $3 ELSE updated_at + 1 END
+         WHERE tenant_id = $4
+           AND (payment_method_created IS NULL OR payment_method_created <= $2)",
+    )
+    .bind(payment_method)
+    .bind(created)
+    .bind(now)
+    .bind(tenant_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 /// The tenant whose subscription holds the payment method `pm`.
