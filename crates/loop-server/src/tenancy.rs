@@ -2,7 +2,7 @@
 //! the master key), and a customer's subscription, whose trial starts then. The API's
 //! `POST /tenants` and the self-service sign-up both make them here.
 
-use loop_api::{Collection, Plan, Tenant, TenantId, TenantKind, TenantStatus};
+use loop_api::{Plan, Tenant, TenantId, TenantKind, TenantStatus};
 
 use crate::db::tenants::{self, TenantRow};
 use crate::db::{self, Tx, billing};
@@ -32,8 +32,8 @@ pub fn draft(
     TenantRow { tenant, path }
 }
 
-/// Records a drafted tenant with its key, and with `plan`'s subscription (card collection,
-/// its trial from `now`).
+/// Records a drafted tenant with its key, and with `plan`'s subscription (the default
+/// collection, its trial from `now`).
 pub async fn record(
     state: &AppState,
     tx: &mut Tx,
@@ -45,7 +45,8 @@ pub async fn record(
     tenants::insert_tenant(tx, &t.tenant, &t.path, &wrapped, now).await?;
     if let Some(plan) = plan {
         let days = state.config.billing.trial_days;
-        let s = billing::SubRow::trial(&t.tenant.id, &plan.id, Collection::Card, now, days);
+        let collection = crate::billing::payments::default_collection(state);
+        let s = billing::SubRow::trial(&t.tenant.id, &plan.id, collection, now, days);
         billing::insert_subscription(tx, &s).await?;
     }
     Ok(())

@@ -384,8 +384,18 @@ fn without_a_processor_cards_are_refused_and_the_webhook_is_not_there() {
             json!({}),
         )
         .expect_problem(409, "no_payment_processor");
+    // A card cannot be added, so a subscription is paid by invoice unless said otherwise:
+    // its trial ends in the paid plan, billed by invoice, not suspended (and, unpaid for a
+    // month, erased).
+    assert_eq!(subscription(&admin, &customer)["collection"], "invoice");
+    let steps = after(&server, 14, 1);
+    assert!(steps[0].starts_with("Activate"), "{steps:?}");
+    assert_ne!(
+        subscription(&server.admin(), &customer)["state"],
+        "suspended"
+    );
     post_webhook(&server, "{}", "t=1,v1=00").expect_problem(404, "not_found");
-    assert!(charges(&admin, &customer).is_empty());
+    assert!(charges(&server.admin(), &customer).is_empty());
 }
 
 /// A charge the processor accepted but has not settled (a bank debit stays `processing` for

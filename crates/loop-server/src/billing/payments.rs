@@ -34,6 +34,17 @@ pub fn processor(state: &AppState) -> ApiResult<&Stripe> {
     })
 }
 
+/// How a new subscription is paid unless its issuer says otherwise: by card where a payment
+/// processor takes cards, else by invoice (a card could not be added, so a trial would end
+/// suspended and, unpaid, be erased).
+pub fn default_collection(state: &AppState) -> Collection {
+    if state.stripe.is_some() {
+        Collection::Card
+    } else {
+        Collection::Invoice
+    }
+}
+
 /// What a client is told when the processor failed us (the detail goes to the log).
 fn unavailable(e: StripeError) -> ApiError {
     tracing::warn!("payment processor: {e}");

@@ -6,8 +6,8 @@ use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use loop_api::{
-    Collection, CreatePlan, EndSubscription, Invoice, InvoiceState, Plan, RecordPayment,
-    SetSubscription, Subscription, SubscriptionState, TenantId,
+    CreatePlan, EndSubscription, Invoice, InvoiceState, Plan, RecordPayment, SetSubscription,
+    Subscription, SubscriptionState, TenantId,
 };
 use serde::Deserialize;
 
@@ -251,7 +251,8 @@ pub async fn set_subscription(
             let s = SubRow::trial(
                 id.as_str(),
                 &plan.id,
-                req.collection.unwrap_or(Collection::Card),
+                req.collection
+                    .unwrap_or_else(|| crate::billing::payments::default_collection(&state)),
                 now,
                 state.config.billing.trial_days,
             );
