@@ -92,3 +92,42 @@ fn changed_or_erased_personal_data_leaves_the_chain_verified_and_is_flagged() {
     assert_eq!(code, Some(0), "{report}");
     assert_eq!(report["personal_data_altered"], 0);
 }
+
+/// A file cut at its end is a shorter chain that verifies by itself (with a note saying so);
+/// held to chain heads kept apart from it (`loop admin audit heads`), it fails.
+#[test]
+fn a_file_cut_at_its_end_fails_against_heads_kept_apart() {
+    let env = Env::new();
+    let original = lines();
+    let last = original.last().unwrap();
+    let heads = env.path("heads.json");
+    std::fs::write(
+        &heads,
+        json!([{ "tenant_id": last["tenant_id"], "seq": last["seq"], "hash": last["hash"] }])
+            .to_string(),
+    )
+    .unwrap();
+    let file = env.path("audit.jsonl");
+    let check = |lines: &[Value], with_heads: bool| {
+        let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        std::fs::write(&file, text).unwrap();
+        let mut args = vec!["admin", "audit", "verify", "--file", file.to_str().unwrap()];
+        if with_heads {
+            args.extend(["--heads", heads.to_str().unwrap()]);
+        }
+        env.run(&args)
+    };
+    let cut = &original[..original.len() - 1];
+    let alone = check(cut, false);
+    assert_eq!(alone.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&alone.stderr).contains("cannot show events cut from its end"),
+        "{}",
+        String::from_utf8_lossy(&alone.stderr)
+    );
+    let held = check(cut, true);
+    assert_eq!(held.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&held.stderr);
+    assert!(err.contains("audit log broken"), "{err}");
+    assert_eq!(check(&original, true).status.code(), Some(0));
+}

@@ -56,6 +56,11 @@ fn a_device_backs_up_and_restores_through_the_server_and_every_step_is_audited()
     // The provider admin verifies the whole log; an export verifies offline, and a
     // tampered export does not.
     ok(&mut s.admin("provider-admin", &["admin", "audit", "verify"]));
+    // The chain's head, kept apart before the export: the export must reach it.
+    let heads = s.dir.path().join("heads.json");
+    let kept = ok(&mut s.admin("ana", &["admin", "audit", "heads", "--tenant", &s.customer]));
+    assert!(kept.contains(&s.customer), "{kept}");
+    std::fs::write(&heads, &kept).unwrap();
     let export = s.dir.path().join("audit.jsonl");
     ok(&mut s.admin(
         "ana",
@@ -76,6 +81,8 @@ fn a_device_backs_up_and_restores_through_the_server_and_every_step_is_audited()
             "verify",
             "--file",
             export.to_str().unwrap(),
+            "--heads",
+            heads.to_str().unwrap(),
         ],
     ));
     // It holds IP addresses and browsers: readable by its owner only.

@@ -64,12 +64,38 @@ pub(crate) fn audit(g: &Global, c: AuditCommand) -> Result<ExitCode> {
 }
 
 pub(crate) fn admin(g: &Global, c: AdminCommand) -> Result<ExitCode> {
-    let AdminCommand::Audit(AdminAuditCommand::Verify { tenant, file }) = c;
+    let AdminCommand::Audit(c) = c;
+    let (tenant, file, kept_heads) = match c {
+        AdminAuditCommand::Verify {
+            tenant,
+            file,
+            heads,
+        } => (tenant, file, heads),
+        AdminAuditCommand::Heads { tenant } => {
+            crate::output::print_json(&api(g)?.audit_heads(tenant.as_ref())?)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let (text, heads) = match file {
-        Some(f) => (
-            std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?,
-            Vec::new(),
-        ),
+        Some(f) => {
+            let text =
+                std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+            let heads: Vec<AuditHead> = match &kept_heads {
+                Some(h) => serde_json::from_str(
+                    &std::fs::read_to_string(h)
+                        .with_context(|| format!("reading {}", h.display()))?,
+                )
+                .with_context(|| format!("{}: not a list of chain heads", h.display()))?,
+                None => {
+                    eprintln!(
+                        "note: a file alone cannot show events cut from its end; give --heads \
+                         (kept from `loop admin audit heads`) or verify against the server"
+                    );
+                    Vec::new()
+                }
+            };
+            (text, heads)
+        }
         None => {
             let api = api(g)?;
             // Heads first: events appended after this moment may follow them in the export.

@@ -539,5 +539,16 @@ pub enum AdminAuditCommand {
         /// A JSON Lines export to verify offline
         #[arg(long)]
         file: Option<PathBuf>,
+        /// With --file: chain heads kept apart from the server (what `loop admin audit
+        /// heads` printed), which the file must reach; without them a file cut at its end
+        /// still verifies
+        #[arg(long, requires = "file")]
+        heads: Option<PathBuf>,
+    },
+    /// Print each tenant chain's head (tenant, last event, its hash) as JSON, to keep apart
+    /// from the server: a later export must reach them
+    Heads {
+        #[arg(long)]
+        tenant: Option<TenantId>,
     },
 }
