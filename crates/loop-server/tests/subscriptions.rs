@@ -500,3 +500,42 @@ fn invoices_of_one_issuer_recorded_at_once_take_consecutive_numbers() {
     assert_eq!(first, Some(1));
     assert_eq!(second, Ok(Some(2)));
 }
+
+/// Devices made at once (several admins, or agents enrolling together) stay within the
+/// plan's device limit: on PostgreSQL each request's count would otherwise miss the others'
+/// devices not yet committed.
+#[test]
+fn devices_made_at_once_stay_within_the_plans_limit() {
+    let server = support::Server::start();
+    let admin = server.admin();
+    let plan = admin
+        .post(
+            "/api/v1/plans",
+            json!({ "issuer_id": admin.provider_tenant_id(), "name": "One", "price_cents": 500,
+                    "currency": "eur", "device_limit": 1 }),
+        )
+        .expect(201);
+    let tenant = acme_on(&admin, plan["id"].as_str().unwrap());
+    let answers: Vec<u16> = std::thread::scope(|s| {
+        let made: Vec<_> = (0..8)
+            .map(|n| {
+                let (admin, tenant) = (&admin, &tenant);
+                s.spawn(move || {
+                    admin
+                        .post(
+                            "/api/v1/devices",
+                            json!({ "tenant_id": tenant, "name": format!("pc-{n}") }),
+                        )
+                        .status
+                })
+            })
+            .collect();
+        made.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(
+        answers.iter().filter(|&&s| s == 201).count(),
+        1,
+        "{answers:?}"
+    );
+    assert!(answers.iter().all(|&s| s == 201 || s == 409), "{answers:?}");
+}

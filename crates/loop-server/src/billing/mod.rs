@@ -51,6 +51,9 @@ pub async fn refuse_if_suspended(state: &AppState, tenant_id: &str) -> ApiResult
 /// holds the write and the count includes it): refused while suspended, and beyond the
 /// plan's device limit (`409 device_limit`).
 pub async fn admit_device(tx: &mut Tx, tenant_id: &str) -> ApiResult<()> {
+    // Another enrolment's device, not yet committed, is counted once its transaction ends
+    // (PostgreSQL's READ COMMITTED would count each transaction's own device only).
+    billing::hold_subscription(tx, tenant_id).await?;
     let Some(s) = billing::subscription_in(tx, tenant_id).await? else {
         return Ok(());
     };

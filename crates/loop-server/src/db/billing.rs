@@ -419,6 +419,16 @@ pub async fn devices_of(pool: &AnyPool, tenant_id: &str) -> DbResult<u64> {
 }
 
 /// [`devices_of`] in a transaction.
+/// Locks the tenant's subscription row until the transaction ends (a write that changes
+/// nothing), so checks against its plan in concurrent transactions run one after another.
+pub async fn hold_subscription(tx: &mut Tx, tenant_id: &str) -> DbResult<()> {
+    sqlx::query("UPDATE subscriptions SET updated_at = updated_at WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 pub async fn devices_in_tx(tx: &mut Tx, tenant_id: &str) -> DbResult<u64> {
     let n: i64 = col(
         &sqlx::query(
