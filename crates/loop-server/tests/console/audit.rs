@@ -62,6 +62,26 @@ fn an_admin_filters_exports_and_verifies_the_audit_log() {
     b.click("form.verify button");
     b.wait_for_path(&format!("/t/{}/audit?verify=1", acme.tenant_id));
     assert!(b.has("[data-chain=intact]"), "{}", b.text("main"));
+    // The chain's last event removed behind the server's back: what is left verifies by
+    // itself, but does not reach the head the server keeps.
+    for table in ["audit_personal", "audit_events"] {
+        server
+            .block_on(
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE tenant_id = $1
+                     AND seq = (SELECT MAX(seq) FROM audit_events WHERE tenant_id = $1)"
+                )))
+                .bind(&acme.tenant_id)
+                .execute(&server.state.db.pool),
+            )
+            .unwrap();
+    }
+    b.goto(&format!("/t/{}/audit?verify=1", acme.tenant_id));
+    assert!(
+        b.text("[data-chain=broken]").contains("missing"),
+        "{}",
+        b.text("main")
+    );
     server
         .block_on(
             sqlx::query(
