@@ -176,6 +176,15 @@ fn the_archive_holds_exactly_the_persons_data_and_nothing_of_anyone_else() {
         .send()
         .unwrap();
     assert_eq!(named.status(), 200);
+    // So does Anna: an event about her, which her archive holds whether or not a target
+    // heard of it.
+    let hers = client_of(&server, &ANNA)
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({ "email": ANNA.email, "password": USER_PASSWORD,
+                       "device_label": ANNA.device }))
+        .send()
+        .unwrap();
+    assert_eq!(hers.status(), 200);
     let (client, anna_secret) = sign_in(&server, &ANNA);
     let consented = client
         .put(server.url("/api/v1/me/marketing-consent"))
@@ -300,6 +309,19 @@ fn the_archive_holds_exactly_the_persons_data_and_nothing_of_anyone_else() {
         .find(|n| n["event"] == "sign-in-new-device")
         .unwrap_or_else(|| panic!("Bram's sign-in was delivered: {notified}"));
     assert!(his_sign_in["message"].is_null(), "{his_sign_in}");
+    let about_her = notified["events_about_you"].as_array().unwrap();
+    assert_eq!(about_her.len(), 1, "{about_her:?}");
+    assert_eq!(about_her[0]["kind"], "sign-in-new-device");
+    assert!(
+        about_her[0].to_string().contains(ANNA.device),
+        "{about_her:?}"
+    );
+    assert!(
+        !notified["events_about_you"]
+            .to_string()
+            .contains(BRAM.device),
+        "{notified}"
+    );
     let audited = file("audit_events.json");
     for e in audited.as_array().unwrap() {
         assert!(e["ip"] == ANNA.ip.to_string() || e["ip"].is_null(), "{e}");

@@ -232,6 +232,29 @@ pub async fn mail_to(pool: &AnyPool, user_id: &str) -> DbResult<Vec<Value>> {
         .collect()
 }
 
+/// The notification events about the person (a sign-in from a new browser names its browser,
+/// system and device), whether or not a target heard of them.
+pub async fn events_about(pool: &AnyPool, user_id: &str) -> DbResult<Vec<Value>> {
+    let rows = sqlx::query(
+        "SELECT kind, severity, message, details, created_at FROM events
+         WHERE subject_kind = 'user' AND subject_id = $1 ORDER BY created_at, id",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let details: String = col::<Option<String>>(r, "details")?.unwrap_or_default();
+            Ok(json!({
+                "kind": text(r, "kind")?, "severity": text(r, "severity")?,
+                "message": text(r, "message")?,
+                "details": serde_json::from_str::<Value>(&details).unwrap_or(Value::Null),
+                "raised_at": ms(r, "created_at")?,
+            }))
+        })
+        .collect()
+}
+
 /// The notifications delivered to the notification targets of the tenants in `scope` (the
 /// person's tenant, and a partner's customers) that name their address: the target, the
 /// event's kind and message (not the message of an event about another person), the

@@ -20,7 +20,8 @@ RFC 3339):
   devices.json           the devices you registered (created, or enrolled with your code)
   consents.json          every change of your consent to product news, and the privacy
                          policy versions you acknowledged
-  notifications.json     the mail the service sent you, and the notifications delivered
+  notifications.json     the mail the service sent you, the notification events about you
+                         (a sign-in from a new device), and the notifications delivered
                          to notification targets that name your address
   audit_events.json      the audited actions you took and the events about you (sign-ins
                          to your account that failed, changes an admin made to it),
@@ -75,6 +76,7 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
             "notifications.json",
             json!({
                 "mail": exports::mail_to(pool, &u.id).await?,
+                "events_about_you": exports::events_about(pool, &u.id).await?,
                 "notification_targets": exports::notifications_to(pool, u, &db::tenants::subtree_of(pool, &u.tenant_id).await?).await?,
             }),
         ),
