@@ -539,3 +539,21 @@ fn devices_made_at_once_stay_within_the_plans_limit() {
     );
     assert!(answers.iter().all(|&s| s == 201 || s == 409), "{answers:?}");
 }
+
+/// A plan's prices are at most what a payment processor charges (99,999,999 in the minor
+/// unit), so no invoice's total can overflow.
+#[test]
+fn a_plan_priced_beyond_what_a_processor_charges_is_refused() {
+    let server = support::Server::start();
+    let admin = server.admin();
+    let plan = |name: &str, price: u64, extra: Option<u64>| {
+        admin.post(
+            "/api/v1/plans",
+            json!({ "issuer_id": admin.provider_tenant_id(), "name": name, "price_cents": price,
+                    "currency": "eur", "extra_gib_cents": extra }),
+        )
+    };
+    plan("Top", 99_999_999, Some(99_999_999)).expect(201);
+    plan("Over", 100_000_000, None).expect_problem(400, "invalid_request");
+    plan("Extra", 100, Some(u64::MAX)).expect_problem(400, "invalid_request");
+}

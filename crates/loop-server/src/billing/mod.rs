@@ -365,7 +365,11 @@ async fn issue_invoice(
     let day = |ms: i64| crate::db::time(ms).format("%Y-%m-%d").to_string();
     let usage = billing::usage_between(&mut **tx, &s.tenant_id, &day(start), &day(end)).await?;
     let lines = invoice::lines(&plan, &usage, start, end);
-    let total_cents = lines.iter().map(|l| l.amount_cents).sum();
+    // Saturating, and within what the database keeps: plan prices are bounded, usage is not.
+    let total_cents = lines
+        .iter()
+        .fold(0u64, |t, l| t.saturating_add(l.amount_cents))
+        .min(i64::MAX as u64);
     let due = end + i64::from(state.config.billing.due_days) * 86_400_000;
     // Nothing to pay (a free plan within its quota): paid as it is issued, so it never
     // falls due.

@@ -33,6 +33,9 @@ async fn scoped_invoice(state: &AppState, caller: &Caller, id: &str) -> ApiResul
     Ok(i)
 }
 
+/// The largest price a plan may name, in the currency's minor unit (999,999.99).
+const MAX_PRICE_CENTS: u64 = 99_999_999;
+
 /// Currencies without hundredths (Stripe's zero-decimal and three-decimal ones): a price in
 /// cents would be charged 100 or 10 times off.
 const NOT_IN_HUNDREDTHS: &[&str] = &[
@@ -110,12 +113,17 @@ pub async fn create_plan(
         created_at: crate::db::time(now),
     };
     let sane = |v: Option<u64>| v.is_none_or(|v| v <= i64::MAX as u64);
+    // Prices as a payment processor takes them (Stripe: at most 8 digits in the minor unit),
+    // so no invoice's total can overflow.
+    let price = |v: Option<u64>| v.is_none_or(|v| v <= MAX_PRICE_CENTS);
     if !(sane(plan.quota_bytes)
         && sane(plan.device_limit)
-        && sane(Some(plan.price_cents))
-        && sane(plan.extra_gib_cents))
+        && price(Some(plan.price_cents))
+        && price(plan.extra_gib_cents))
     {
-        return Err(ApiError::bad_request("a number is too large"));
+        return Err(ApiError::bad_request(format!(
+            "a number is too large (prices are at most {MAX_PRICE_CENTS} in the minor unit)"
+        )));
     }
     let mut tx = state.db.begin().await?;
     billing::insert_plan(&mut tx, &plan, now)
