@@ -93,6 +93,17 @@ pub async fn targets_in(
     rows.map(|r| target(&r).map(|t| t.target))
 }
 
+/// How many notification targets the tenant has.
+pub async fn targets_of_tenant(tx: &mut Tx, tenant_id: &str) -> DbResult<u64> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n FROM notify_targets WHERE tenant_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(tenant_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(col::<i64>(&row, "n")?.max(0) as u64)
+}
+
 pub async fn insert_target(tx: &mut Tx, t: &TargetRow, now: i64) -> DbResult<()> {
     let n = &t.target;
     sqlx::query(

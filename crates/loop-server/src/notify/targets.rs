@@ -127,6 +127,10 @@ async fn next_summary(state: &AppState, t: &NotifyTarget, now: i64) -> ApiResult
 }
 
 /// Makes the target `req` describes in its tenant (notify-write there).
+/// Targets one tenant may have: each event is delivered to every target that hears it, and a
+/// tenant's deliveries share the senders with every other tenant's.
+pub const MAX_TARGETS: u64 = 20;
+
 pub async fn create(
     state: &AppState,
     caller: &Caller,
@@ -173,6 +177,12 @@ pub async fn create(
         target,
     };
     let mut tx = state.db.begin().await?;
+    if db_notify::targets_of_tenant(&mut tx, &row.target.tenant_id).await? >= MAX_TARGETS {
+        return Err(ApiError::conflict(
+            "too_many_targets",
+            format!("a tenant has at most {MAX_TARGETS} notification targets"),
+        ));
+    }
     db_notify::insert_target(&mut tx, &row, now).await?;
     let t = row.target;
     commit(tx, caller, "notify_target.create", &t, now).await?;

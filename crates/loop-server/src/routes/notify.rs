@@ -46,7 +46,8 @@ pub async fn list_targets(
 /// target's signing secret is in the answer, once.
 #[utoipa::path(post, path = "/api/v1/notify/targets", tag = "notifications", request_body = CreateTarget,
     responses((status = 201, description = "Created", body = CreatedTarget),
-        (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
+        (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem),
+        (status = 409, description = "The tenant has as many targets as it may (problem+json)", body = loop_api::Problem)))]
 pub async fn create_target(
     State(state): State<AppState>,
     caller: Caller,

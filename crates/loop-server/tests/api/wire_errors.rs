@@ -280,7 +280,7 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
     ("get /api/v1/notify/targets", &[400, 401, 403, 404, 410]),
     (
         "post /api/v1/notify/targets",
-        &[400, 401, 403, 404, 410, 413, 415],
+        &[400, 401, 403, 404, 409, 410, 413, 415],
     ),
     ("get /api/v1/notify/targets/{id}", &[401, 403, 404, 410]),
     (

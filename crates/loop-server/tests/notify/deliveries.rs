@@ -394,3 +394,33 @@ fn test_sends_of_a_target_and_of_a_tenant_are_throttled() {
     let admin = server.admin();
     test(&admin, &last).expect(202);
 }
+
+/// A tenant has at most 20 targets: every event is delivered to each target that hears it,
+/// and the senders are shared with every other tenant. Removing one makes room.
+#[test]
+fn a_tenant_has_at_most_twenty_targets() {
+    let server = start(|_| {});
+    let admin = server.admin();
+    let (tenant, _) = customer_with_vault(&admin, "Alpha", None);
+    let (other, _) = customer_with_vault(&admin, "Beta", None);
+    let had = admin
+        .get(&format!("/api/v1/notify/targets?tenant_id={tenant}"))
+        .expect(200)
+        .as_array()
+        .unwrap()
+        .len();
+    let made: Vec<String> = (had..20)
+        .map(|n| email_target(&admin, &tenant, &format!("ops{n}@alpha.example"), json!({})))
+        .collect();
+    let more = json!({ "tenant_id": tenant, "name": "one more",
+                       "email": { "recipients": ["more@alpha.example"] } });
+    admin
+        .post("/api/v1/notify/targets", more.clone())
+        .expect_problem(409, "too_many_targets");
+    // Another tenant's count is its own.
+    email_target(&admin, &other, "ops@beta.example", json!({}));
+    admin
+        .delete(&format!("/api/v1/notify/targets/{}", made[0]))
+        .expect(204);
+    admin.post("/api/v1/notify/targets", more).expect(201);
+}
