@@ -146,14 +146,7 @@ fn webhooks_never_go_through_a_proxy_of_the_servers_environment() {
     );
     let admin_dir = dir.path().join("admin");
     let admin = |args: &[&str]| server.as_user(&admin_dir, args);
-    ok(admin(&[
-        "login",
-        "--server",
-        &server.url,
-        "--email",
-        "admin@localhost",
-    ])
-    .env("LOOP_LOGIN_PASSWORD", ADMIN_PASSWORD));
+    server.sign_in_provider_admin(&admin_dir);
     let provider = id(&json(&mut admin(&["tenant", "list"]))[0]);
     let created = json(&mut admin(&[
         "notify",

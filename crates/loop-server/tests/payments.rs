@@ -398,16 +398,11 @@ fn without_a_processor_cards_are_refused_and_the_webhook_is_not_there() {
     assert!(charges(&server.admin(), &customer).is_empty());
 }
 
-/// A charge the processor accepted but has not settled (a bank debit stays `processing` for
-/// days) is not asked for again: once the processor has forgotten the request's key (after
-/// 24 hours) the same request would be a second charge. Its webhook settles it.
-#[test]
-fn a_charge_still_processing_is_asked_for_once_and_settled_by_its_webhook() {
-    let Some(sink) = SmtpSink::start() else {
-        return;
-    };
-    let server = server_mailing_to(&sink);
-    let stripe = &server.stripe;
+/// Acme's billing user.
+const BILLING: &str = "billing@acme.example";
+
+/// Acme, on a new plan of 19.99 EUR a month in its trial, with its billing user: the tenant.
+fn acme_with_billing(server: &Server) -> String {
     let admin = server.admin();
     let plan = admin
         .post(
@@ -420,9 +415,22 @@ fn a_charge_still_processing_is_asked_for_once_and_settled_by_its_webhook() {
         .unwrap()
         .to_string();
     let tenant = acme_on(&admin, &plan);
-    let en = "billing@acme.example";
-    user(&admin, &tenant, en, "billing");
-    let billing = || server.sign_in(en, USER_PASSWORD);
+    user(&admin, &tenant, BILLING, "billing");
+    tenant
+}
+
+/// A charge the processor accepted but has not settled (a bank debit stays `processing` for
+/// days) is not asked for again: once the processor has forgotten the request's key (after
+/// 24 hours) the same request would be a second charge. Its webhook settles it.
+#[test]
+fn a_charge_still_processing_is_asked_for_once_and_settled_by_its_webhook() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to(&sink);
+    let stripe = &server.stripe;
+    let tenant = acme_with_billing(&server);
+    let billing = || server.sign_in(BILLING, USER_PASSWORD);
     complete_setup(
         stripe,
         &server,
@@ -486,21 +494,8 @@ fn a_late_setup_event_does_not_put_an_older_card_back() {
     };
     let server = server_mailing_to(&sink);
     let stripe = &server.stripe;
-    let admin = server.admin();
-    let plan = admin
-        .post(
-            "/api/v1/plans",
-            json!({ "issuer_id": admin.provider_tenant_id(), "name": "Small",
-                    "price_cents": 1999, "currency": "EUR" }),
-        )
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let tenant = acme_on(&admin, &plan);
-    let en = "billing@acme.example";
-    user(&admin, &tenant, en, "billing");
-    let billing = || server.sign_in(en, USER_PASSWORD);
+    let tenant = acme_with_billing(&server);
+    let billing = || server.sign_in(BILLING, USER_PASSWORD);
     // The old card (it declines) is set up first, the new one (it pays) after it; the new
     // one's event arrives first.
     let (old_body, old_sig) = setup_event(

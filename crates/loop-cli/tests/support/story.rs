@@ -65,14 +65,7 @@ pub fn set_up_on(
 ) -> Story {
     let provider_admin = dir.path().join("provider-admin");
     let admin = |args: &[&str]| server.as_user(&provider_admin, args);
-    ok(admin(&[
-        "login",
-        "--server",
-        &server.url,
-        "--email",
-        "admin@localhost",
-    ])
-    .env("LOOP_LOGIN_PASSWORD", ADMIN_PASSWORD));
+    server.sign_in_provider_admin(&provider_admin);
     let tenants = json(&mut admin(&["tenant", "list"]));
     let provider = id(&tenants[0]);
     assert_eq!(tenants[0]["kind"], "provider");
