@@ -93,7 +93,7 @@ const RESETS_PER_CLIENT: i64 = 10;
 /// request 429, counted by address and client alike).
 pub async fn request_reset(state: &AppState, client: &ClientInfo, email: &str) -> ApiResult<()> {
     const ACTION: &str = "user.password_reset_request";
-    let email = EmailAddress::parse(email)?;
+    let email = EmailAddress::lookup(email)?;
     let now = state.now();
     let limits = Limits {
         window_ms: state.config.signin.window_minutes as i64 * 60_000,

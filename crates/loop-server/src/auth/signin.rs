@@ -185,7 +185,7 @@ pub async fn password(
     password: &str,
     now: i64,
 ) -> ApiResult<(users::UserRow, Attempted)> {
-    let parsed = EmailAddress::parse(email)
+    let parsed = EmailAddress::lookup(email)
         .map(|e| e.as_str().to_string())
         .map_err(|_| ());
     let account = parsed.clone().unwrap_or_else(|_| email.to_lowercase());
