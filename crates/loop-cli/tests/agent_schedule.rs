@@ -160,7 +160,7 @@ fn a_backup_whose_lease_lapsed_while_its_agent_was_away_ends_with_the_agents_res
     let item_id = s.item(&device, "data", &src, &["--pre-command", &pre]);
     let job_id = id(&json(&mut s.admin("ana", &["item", "run", &item_id])));
     let log = s.dir.path().join("agent.log");
-    let _running = Running(
+    let running = Running(
         agent_cmd(
             &s,
             &state,
@@ -172,13 +172,29 @@ fn a_backup_whose_lease_lapsed_while_its_agent_was_away_ends_with_the_agents_res
         .unwrap(),
     );
     wait_for("the pre-command", || started.exists().then_some(()));
-    // The server's clock passes the lease: the job is abandoned, and the agent's next report
-    // is refused.
-    s.advance_clock(31);
+    // The machine sleeps (the agent is stopped) while the server's clock passes the lease:
+    // the job is abandoned. (Moved on again now and then, in case a report sent just
+    // before the stop renewed the lease after the first move.)
+    let signal = |sig: &str| {
+        let pid = running.0.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    signal("-STOP");
+    let mut polls = 0;
     wait_for("the abandoned job", || {
+        if polls % 20 == 0 {
+            s.advance_clock(31);
+        }
+        polls += 1;
         let j = json(&mut s.admin("ana", &["job", "show", &job_id]));
         (j["state"] == "abandoned").then_some(())
     });
+    // It wakes: its next report is refused.
+    signal("-CONT");
     wait_for("the agent hearing of it", || {
         let said = std::fs::read_to_string(&log).unwrap_or_default();
         said.contains("its lease lapsed").then_some(())
