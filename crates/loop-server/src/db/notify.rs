@@ -504,15 +504,19 @@ pub async fn raise_for_audit(tx: &mut Tx, a: &loop_api::AuditEvent, now: i64) ->
         .as_deref()
         .map(|id| (a.object_kind.as_str(), id));
     // Throttled attempts need no sign-in: anyone can make them, with a new address each
-    // time. One event per tenant and hour tells the targets; the audit log has them all.
+    // time. One event per account and hour tells the targets (and one for all the addresses
+    // with no account, so those cannot drown, or mute, an attack on a real account); the
+    // audit log has them all.
     if kind == EventKind::SecurityThrottled {
         let recent = sqlx::query(
             "SELECT 1 FROM events WHERE tenant_id = $1 AND kind = $2 AND created_at > $3
+               AND COALESCE(subject_id, '') = $4
              LIMIT 1",
         )
         .bind(&a.tenant_id)
         .bind(kind.as_str())
         .bind(now - 3_600_000)
+        .bind(a.object_id.as_deref().unwrap_or(""))
         .fetch_optional(&mut **tx)
         .await?;
         if recent.is_some() {
