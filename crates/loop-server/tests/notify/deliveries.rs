@@ -417,8 +417,34 @@ fn a_tenant_has_at_most_twenty_targets() {
     admin
         .post("/api/v1/notify/targets", more.clone())
         .expect_problem(409, "too_many_targets");
-    // Another tenant's count is its own.
-    email_target(&admin, &other, "ops@beta.example", json!({}));
+    // Another tenant's count is its own, also when its targets are made at once.
+    let answers: Vec<u16> = std::thread::scope(|s| {
+        let made: Vec<_> = (0..24)
+            .map(|n| {
+                let (admin, other) = (&admin, &other);
+                s.spawn(move || {
+                    admin
+                        .post(
+                            "/api/v1/notify/targets",
+                            json!({ "tenant_id": other, "name": format!("t{n}"),
+                                    "email": { "recipients": [format!("ops{n}@beta.example")] } }),
+                        )
+                        .status
+                })
+            })
+            .collect();
+        made.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let had_other = 24 - answers.iter().filter(|&&s| s == 201).count();
+    assert_eq!(
+        answers.iter().filter(|&&s| s == 409).count(),
+        had_other,
+        "{answers:?}"
+    );
+    let listed = admin
+        .get(&format!("/api/v1/notify/targets?tenant_id={other}"))
+        .expect(200);
+    assert_eq!(listed.as_array().unwrap().len(), 20, "{listed}");
     admin
         .delete(&format!("/api/v1/notify/targets/{}", made[0]))
         .expect(204);
