@@ -503,7 +503,8 @@ fn a_late_setup_event_does_not_put_an_older_card_back() {
         &card_page(&billing(), &tenant),
         Card::Declines("insufficient_funds"),
     );
-    complete_setup(stripe, &server, &card_page(&billing(), &tenant), Card::Pays).expect(204);
+    let (new_body, new_sig) = setup_event(stripe, &card_page(&billing(), &tenant), Card::Pays);
+    post_webhook(&server, &new_body, &new_sig).expect(204);
     post_webhook(&server, &old_body, &old_sig).expect(204);
     after(&server, 14, 1);
     after(&server, 31, 0);
@@ -514,4 +515,26 @@ fn a_late_setup_event_does_not_put_an_older_card_back() {
         "charged to the new card: {ch:#?}"
     );
     assert_eq!(invoices(&server.admin(), &tenant)[0]["state"], "paid");
+
+    // The customer removes the new card at the processor; the old card's event, delivered
+    // once more, does not bring the old card back either.
+    let new: Value = serde_json::from_str(&new_body).unwrap();
+    let pm = new["data"]["object"]["payment_method"].clone();
+    let (gone, gone_sig) = event(stripe, "payment_method.detached", json!({ "id": pm }));
+    post_webhook(&server, &gone, &gone_sig).expect(204);
+    assert_eq!(
+        subscription(&server.admin(), &tenant)["payment_method"],
+        false
+    );
+    let old: Value = serde_json::from_str(&old_body).unwrap();
+    let (again, again_sig) = event(
+        stripe,
+        "setup_intent.succeeded",
+        old["data"]["object"].clone(),
+    );
+    post_webhook(&server, &again, &again_sig).expect(204);
+    assert_eq!(
+        subscription(&server.admin(), &tenant)["payment_method"],
+        false
+    );
 }

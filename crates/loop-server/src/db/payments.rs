@@ -196,7 +196,8 @@ pub async fn set_customer(tx: &mut Tx, tenant_id: &str, customer: &str, now: i64
 
 /// Records (or, with `None`, forgets) the payment method the processor holds for a tenant.
 /// Moves `updated_at` on, so a lifecycle step that read the subscription before saves
-/// nothing and reads it again.
+/// nothing and reads it again. The forgotten method's setup time stays: a setup older than
+/// it, delivered late, is still over.
 pub async fn set_payment_method(
     tx: &mut Tx,
     tenant_id: &str,
@@ -204,7 +205,7 @@ pub async fn set_payment_method(
     now: i64,
 ) -> DbResult<()> {
     sqlx::query(
-        "UPDATE subscriptions SET payment_method = $1, payment_method_created = NULL,
+        "UPDATE subscriptions SET payment_method = $1,
              updated_at = CASE WHEN updated_at < $2 THEN $2 ELSE updated_at + 1 END
          WHERE tenant_id = $3",
     )

@@ -14,7 +14,11 @@ use super::support::{self, Server};
 
 #[test]
 fn staging_objects_are_swept_at_the_destination_they_were_put_on_after_a_promotion() {
-    let server = Server::start_with(support::with_spare);
+    let server = Server::start_with(|c| {
+        support::with_spare(c);
+        // The test sweeps; the scheduler's own sweep waits.
+        c.jobs.scheduler_seconds = 86_400;
+    });
     let admin = server.admin();
     let (tenant, vault, replicas, replica) = replicated_vault(&admin, "Moved");
     let (token_id, secret) = token(&admin, &tenant, &["backup"], None);
