@@ -118,7 +118,8 @@ wire! {
     /// the plan.
     pub struct SetSubscription {
         pub plan_id: String,
-        /// How it is paid (the issuer's choice; default `card`).
+        /// How it is paid (the issuer's choice; default `card` where the server takes card
+        /// payments, else `invoice`).
         #[serde(default)]
         pub collection: Option<Collection>,
     }

@@ -202,7 +202,6 @@ fn complete(s: &Story, name: &str, upload: &Value) -> (u16, String) {
     )
 }
 
-/// The bytes sent to an upload's URL, straight to the store: the store's status.
 /// A pack made from `seed`, uploaded to a new upload's URL and not completed yet: (its name,
 /// its bytes, the upload).
 fn uploaded(s: &Story, seed: u8) -> (String, Vec<u8>, Value) {
@@ -212,6 +211,7 @@ fn uploaded(s: &Story, seed: u8) -> (String, Vec<u8>, Value) {
     (name, bytes, up)
 }
 
+/// The bytes sent to an upload's URL, straight to the store: the store's status.
 fn put(upload: &Value, bytes: Vec<u8>) -> u16 {
     http()
         .put(upload["url"].as_str().unwrap())

@@ -519,12 +519,12 @@ impl FakeStripe {
         self.books.lock().unwrap().refused.clone()
     }
 
-    /// The next charge is made but its answer is lost (HTTP 500).
     /// How many charges were asked for (each request, a repeated key's too).
     pub fn charge_requests(&self) -> usize {
         self.books.lock().unwrap().charge_requests
     }
 
+    /// The next charge is made but its answer is lost (HTTP 500).
     pub fn lose_next_answer(&self) {
         self.books.lock().unwrap().lose_next_answer = true;
     }

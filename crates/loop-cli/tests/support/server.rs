@@ -225,7 +225,6 @@ impl Server {
 }
 
 impl Server {
-    /// `loop ARGS` as the person whose session lives in `config_dir`.
     /// Signs the provider's first admin in, keeping the session in `config_dir` (then use
     /// [`Server::as_user`] with it).
     pub fn sign_in_provider_admin(&self, config_dir: &Path) {
@@ -237,6 +236,7 @@ impl Server {
             .env("LOOP_LOGIN_PASSWORD", ADMIN_PASSWORD));
     }
 
+    /// `loop ARGS` as the person whose session lives in `config_dir`.
     pub fn as_user(&self, config_dir: &Path, args: &[&str]) -> Command {
         let mut c = self.cli(config_dir);
         c.args(args);

@@ -418,7 +418,6 @@ pub async fn devices_of(pool: &AnyPool, tenant_id: &str) -> DbResult<u64> {
     Ok(n.max(0) as u64)
 }
 
-/// [`devices_of`] in a transaction.
 /// Locks the tenant's subscription row until the transaction ends (a write that changes
 /// nothing), so checks against its plan in concurrent transactions run one after another.
 pub async fn hold_subscription(tx: &mut Tx, tenant_id: &str) -> DbResult<()> {
@@ -429,6 +428,7 @@ pub async fn hold_subscription(tx: &mut Tx, tenant_id: &str) -> DbResult<()> {
     Ok(())
 }
 
+/// [`devices_of`] in a transaction.
 pub async fn devices_in_tx(tx: &mut Tx, tenant_id: &str) -> DbResult<u64> {
     let n: i64 = col(
         &sqlx::query(

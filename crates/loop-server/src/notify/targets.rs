@@ -126,11 +126,11 @@ async fn next_summary(state: &AppState, t: &NotifyTarget, now: i64) -> ApiResult
     Ok(crate::notify::next_summary(t.summary, &tz, now))
 }
 
-/// Makes the target `req` describes in its tenant (notify-write there).
 /// Targets one tenant may have: each event is delivered to every target that hears it, and a
 /// tenant's deliveries share the senders with every other tenant's.
 pub const MAX_TARGETS: u64 = 20;
 
+/// Makes the target `req` describes in its tenant (notify-write there).
 pub async fn create(
     state: &AppState,
     caller: &Caller,
