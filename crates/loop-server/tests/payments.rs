@@ -474,6 +474,13 @@ fn a_charge_still_processing_is_asked_for_once_and_settled_by_its_webhook() {
         "not asked once the key may be gone"
     );
     assert_eq!(stripe.intents().len(), 2);
+    // Still pending, and marked for the operator to look up.
+    let ch = charges(&billing(), &tenant);
+    assert_eq!(
+        (&ch[0]["state"], &ch[0]["failure_code"]),
+        (&json!("pending"), &json!("answer_lost")),
+        "{ch:#?}"
+    );
     let mut settled = stripe.intents()[1].clone();
     settled["status"] = json!("succeeded");
     let (body, sig) = event(stripe, "payment_intent.succeeded", settled);

@@ -155,11 +155,15 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
                 c.clone()
             }
             Some(c) if c.state == ChargeState::Pending => {
-                tracing::error!(
-                    invoice = %inv.id, charge = %c.id,
-                    "a charge's answer was lost over a day ago and its key has expired at the \
-                     processor: it is not asked again; look it up there and record the payment"
-                );
+                // Said once (in the log, and as the charge's failure code), not every tick.
+                if payments::note_answer_lost(pool, &c.id, now).await? {
+                    tracing::error!(
+                        invoice = %inv.id, charge = %c.id,
+                        "a charge's answer was lost a day ago and its key may have expired at \
+                         the processor: it is not asked again; look it up there and record the \
+                         payment"
+                    );
+                }
                 continue;
             }
             Some(c) if c.state == ChargeState::Succeeded => {

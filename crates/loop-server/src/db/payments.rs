@@ -253,6 +253,23 @@ pub async fn tenant_of_payment_method<'c>(
     Ok(row.map(|r| col(&r, "tenant_id")).transpose()?)
 }
 
+/// Marks a pending charge whose answer was lost and whose key the processor may have
+/// forgotten (`failure_code = answer_lost`, still pending: its webhook may yet settle it).
+/// True the first time only.
+pub async fn note_answer_lost(pool: &sqlx::AnyPool, id: &str, now: i64) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE charges SET failure_code = 'answer_lost',
+             failure_message = 'the processor''s answer was lost; look the charge up there',
+             updated_at = $1
+         WHERE id = $2 AND state = 'pending' AND failure_code IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// Notes the processor's reference of a charge still processing.
 pub async fn note_ref(tx: &mut Tx, id: &str, processor_ref: &str) -> DbResult<()> {
     sqlx::query("UPDATE charges SET processor_ref = $1 WHERE id = $2 AND state = 'pending'")
