@@ -516,22 +516,12 @@ fn devices_made_at_once_stay_within_the_plans_limit() {
         )
         .expect(201);
     let tenant = acme_on(&admin, plan["id"].as_str().unwrap());
-    let answers: Vec<u16> = std::thread::scope(|s| {
-        let made: Vec<_> = (0..8)
-            .map(|n| {
-                let (admin, tenant) = (&admin, &tenant);
-                s.spawn(move || {
-                    admin
-                        .post(
-                            "/api/v1/devices",
-                            json!({ "tenant_id": tenant, "name": format!("pc-{n}") }),
-                        )
-                        .status
-                })
-            })
-            .collect();
-        made.into_iter().map(|t| t.join().unwrap()).collect()
-    });
+    let answers = admin.post_at_once(
+        "/api/v1/devices",
+        (0..8)
+            .map(|n| json!({ "tenant_id": tenant, "name": format!("pc-{n}") }))
+            .collect(),
+    );
     assert_eq!(
         answers.iter().filter(|&&s| s == 201).count(),
         1,
