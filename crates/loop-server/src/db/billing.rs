@@ -130,9 +130,7 @@ impl SubRow {
             SubscriptionState::Suspended | SubscriptionState::Terminated
         )
     }
-}
 
-impl SubRow {
     /// A new subscription of `tenant_id` to `plan_id` at `now`, in a trial of `trial_days`.
     pub fn trial(
         tenant_id: &str,

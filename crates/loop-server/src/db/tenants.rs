@@ -263,6 +263,17 @@ pub async fn end_key_rotation(pool: &AnyPool, tenant_id: &str, previous: &str) -
     Ok(r.rows_affected() > 0)
 }
 
+/// Holds the tenant's row until the transaction ends (a write that changes nothing), so
+/// transactions that check something of the tenant's and then write run one after another,
+/// and an erasure either committed before or waits. False when the tenant is erased.
+pub async fn hold_live(tx: &mut Tx, tenant_id: &str) -> DbResult<bool> {
+    let r = sqlx::query("UPDATE tenants SET status = status WHERE id = $1 AND status <> 'erased'")
+        .bind(tenant_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// In a transaction that records a new managed vault: locks the tenant's key row and
 /// answers whether `current` is still the key, with no rotation under way. A rotation that
 /// starts later finds the vault; one that started earlier makes this false.

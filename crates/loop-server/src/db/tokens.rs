@@ -76,12 +76,7 @@ pub async fn insert_token(
     created_by: &str,
     now: i64,
 ) -> DbResult<bool> {
-    let tenant =
-        sqlx::query("UPDATE tenants SET status = status WHERE id = $1 AND status <> 'erased'")
-            .bind(&t.tenant_id)
-            .execute(&mut **tx)
-            .await?;
-    if tenant.rows_affected() != 1 {
+    if !super::tenants::hold_live(tx, &t.tenant_id).await? {
         return Ok(false);
     }
     if let Some(d) = &t.device_id {

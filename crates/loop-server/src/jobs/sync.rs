@@ -48,13 +48,9 @@ fn credentials(
         Some(f) => Trust::Fingerprint(f.clone()),
         None => Trust::System,
     };
-    Ok((remote.remote.url.clone(), trust, {
-        let hex = zeroize::Zeroizing::new(hex::encode(token.expose()));
-        let mut t = zeroize::Zeroizing::new(String::with_capacity(4 + hex.len()));
-        t.push_str("lpt_");
-        t.push_str(&hex);
-        t
-    }))
+    let hex = zeroize::Zeroizing::new(hex::encode(token.expose()));
+    let secret = zeroize::Zeroizing::new(format!("lpt_{}", hex.as_str()));
+    Ok((remote.remote.url.clone(), trust, secret))
 }
 
 /// The other server's vault, reached with the remote's token; built (and later dropped) on

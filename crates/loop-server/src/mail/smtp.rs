@@ -142,8 +142,8 @@ impl Mailer {
 
 /// The relay's answer with each of the recipients' addresses (in any case) replaced by its
 /// place among them ("recipient 2"): a refusal still says which recipient it was, and no
-/// address goes into a delivery's or a message's error or the log, where an erasure would have to find it
-/// (a delivery under way when one runs would write it back).
+/// address goes into a delivery's or a message's error or the log, where an erasure would
+/// have to find it (a delivery under way when one runs would write it back).
 pub fn naming_no_address(answer: &str, recipients: &[String]) -> String {
     let mut out = answer.to_string();
     let mut by_length: Vec<(usize, &String)> = recipients.iter().enumerate().collect();
