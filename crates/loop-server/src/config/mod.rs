@@ -524,6 +524,11 @@ impl Config {
                 "notify.poll_seconds and notify.check_seconds must be positive".into(),
             ));
         }
+        if self.replication.bytes_per_sec == Some(0) {
+            return Err(ConfigError::Invalid(
+                "replication.bytes_per_sec must be positive (leave it out for no limit)".into(),
+            ));
+        }
         if !(1..=600).contains(&self.mail.timeout_seconds) {
             return Err(ConfigError::Invalid(
                 "mail.timeout_seconds must be between 1 and 600".into(),

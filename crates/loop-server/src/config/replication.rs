@@ -14,6 +14,9 @@ pub struct ReplicationConfig {
     /// A read the primary destination has not answered within this long is served from a
     /// healthy replica (only for vaults that have one).
     pub primary_timeout_secs: u64,
+    /// At most this many bytes a second a replication copies to each replica (on average);
+    /// none: as fast as the destinations take them.
+    pub bytes_per_sec: Option<u64>,
 }
 
 impl Default for ReplicationConfig {
@@ -23,6 +26,7 @@ impl Default for ReplicationConfig {
             interval_minutes: 15,
             behind_hours: 24,
             primary_timeout_secs: 10,
+            bytes_per_sec: None,
         }
     }
 }

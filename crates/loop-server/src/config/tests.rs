@@ -56,6 +56,16 @@ fn connection_budgets_come_from_the_file_and_the_environment() {
 }
 
 #[test]
+fn a_replication_pace_is_read_and_zero_is_refused() {
+    let c: Config = toml::from_str("[replication]\nbytes_per_sec = 1048576").unwrap();
+    assert_eq!(c.replication.bytes_per_sec, Some(1_048_576));
+    c.validate().unwrap();
+    let zero: Config = toml::from_str("[replication]\nbytes_per_sec = 0").unwrap();
+    let e = zero.validate().unwrap_err().to_string();
+    assert!(e.contains("replication.bytes_per_sec"), "{e}");
+}
+
+#[test]
 fn an_unknown_key_is_refused() {
     assert!(toml::from_str::<Config>("lisen = \"x\"").is_err());
 }

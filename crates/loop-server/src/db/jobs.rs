@@ -203,9 +203,12 @@ pub async fn enqueue(tx: &mut Tx, j: &NewJob<'_>, now: i64) -> DbResult<String> 
         if let Some(id) = insert(tx, j, JobState::Queued, None, now).await? {
             return Ok(id);
         }
+        // Joining counts in `asked_again` (see [`end_answering`]). The update holds the
+        // open job's row until the caller commits, so the job's end waits for the request.
         let open = sqlx::query(
-            "SELECT id FROM jobs WHERE target_id = $1 AND kind = $2
-             AND state IN ('queued', 'running') LIMIT 1",
+            "UPDATE jobs SET asked_again = asked_again + 1
+             WHERE target_id = $1 AND kind = $2 AND state IN ('queued', 'running')
+             RETURNING id",
         )
         .bind(j.target_id)
         .bind(j.kind.as_str())
@@ -402,7 +405,8 @@ pub async fn progress(pool: &AnyPool, id: &str, fence: i64, p: &JobProgress) -> 
     Ok(r.rows_affected() == 1)
 }
 
-/// Appends a line to a held job's log; false when the job is no longer held. Past
+/// Appends a line to the log of the job open at `fence` (held by the caller, or queued again
+/// by it); false when the job moved on. Past
 /// [`MAX_LOG_LINES`] lines are dropped, and the last line kept says so.
 pub async fn log(
     pool: &AnyPool,
@@ -417,7 +421,8 @@ pub async fn log(
          SELECT $1, COALESCE((SELECT MAX(seq) FROM job_log WHERE job_id = $1), 0) + 1, $2, $3,
             CASE WHEN (SELECT COUNT(*) FROM job_log WHERE job_id = $1) = $4 - 1
                  THEN 'further lines were dropped' ELSE $5 END
-         WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND fence = $6 AND state = 'running')
+         WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND fence = $6
+                         AND state IN ('queued', 'running'))
            AND (SELECT COUNT(*) FROM job_log WHERE job_id = $1) < $4",
     )
     .bind(id)
@@ -470,6 +475,76 @@ pub async fn finish(
     .execute(pool)
     .await?;
     Ok(r.rows_affected() == 1)
+}
+
+/// How many requests joined the job `id` while it was open; a job that answers requests
+/// reads it before it looks at its work.
+pub async fn asked_again(pool: &AnyPool, id: &str) -> DbResult<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT asked_again FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+            .unwrap_or(0),
+    )
+}
+
+/// How [`end_answering`] left a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answering {
+    /// Its end is recorded.
+    Ended,
+    /// A request joined it after its last look (`asked_again` moved on from what it read):
+    /// it is queued again under the same ID, due now, and its run is not counted as an
+    /// attempt.
+    AskedAgain,
+    /// No longer held by this runner.
+    Lost,
+}
+
+/// Records the end of a held job that read `asked_again` as `seen` before its last look at
+/// its work, unless a request joined it since; then it is queued to run again.
+pub async fn end_answering(
+    pool: &AnyPool,
+    id: &str,
+    fence: i64,
+    state: JobState,
+    summary: &serde_json::Value,
+    seen: i64,
+    now: i64,
+) -> DbResult<Answering> {
+    debug_assert!(state.is_final());
+    let ended = sqlx::query(
+        "UPDATE jobs SET state = $1, summary = $2, finished_at = $3, lease_owner = NULL,
+            lease_expires_at = NULL, fence = fence + 1
+         WHERE id = $4 AND fence = $5 AND state = 'running' AND asked_again = $6",
+    )
+    .bind(state.as_str())
+    .bind(summary.to_string())
+    .bind(now)
+    .bind(id)
+    .bind(fence)
+    .bind(seen)
+    .execute(pool)
+    .await?;
+    if ended.rows_affected() == 1 {
+        return Ok(Answering::Ended);
+    }
+    let again = sqlx::query(
+        "UPDATE jobs SET state = 'queued', scheduled_at = $1, lease_owner = NULL,
+            lease_expires_at = NULL, fence = fence + 1, attempts = attempts - 1
+         WHERE id = $2 AND fence = $3 AND state = 'running'",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(fence)
+    .execute(pool)
+    .await?;
+    Ok(if again.rows_affected() == 1 {
+        Answering::AskedAgain
+    } else {
+        Answering::Lost
+    })
 }
 
 /// Puts a held job back in the queue for another attempt at `at`; false when it is no

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use loop_api::{JobKind, JobProgress, JobState, JobTrigger};
 
-use crate::db::jobs::{self, Claimed, Held, NewJob};
+use crate::db::jobs::{self, Answering, Claimed, Held, NewJob};
 use crate::db::{DbError, Tx};
 use crate::state::AppState;
 use crate::vault_objects::Fence;
@@ -96,6 +96,9 @@ pub struct JobCtx {
     pub state: AppState,
     pub claimed: Claimed,
     stop: Arc<Stop>,
+    /// The job's `asked_again` as it read it before its last look at its work, when it
+    /// answers the requests that join it (see [`JobCtx::look`]).
+    looked: std::sync::Mutex<Option<i64>>,
 }
 
 #[derive(Default)]
@@ -128,6 +131,24 @@ impl JobCtx {
         } else {
             Ok(())
         }
+    }
+
+    /// Called before the job looks at its work, by a job that answers every request that
+    /// joins it: when one joined after the last call, the job runs again (under its ID)
+    /// instead of ending.
+    pub async fn look(&self) -> Result<(), JobError> {
+        let n = jobs::asked_again(&self.state.db.pool, self.id()).await?;
+        *self.looked.lock().unwrap_or_else(|e| e.into_inner()) = Some(n);
+        Ok(())
+    }
+
+    /// Whether a request joined the job since its last [`JobCtx::look`].
+    pub async fn asked_since_look(&self) -> Result<bool, JobError> {
+        let seen = *self.looked.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(match seen {
+            Some(seen) => jobs::asked_again(&self.state.db.pool, self.id()).await? != seen,
+            None => false,
+        })
     }
 
     /// Err when another runner holds the job now; for work that must not be cancelled.
@@ -283,6 +304,7 @@ async fn run_one(state: &AppState, claimed: Claimed) {
         state: state.clone(),
         claimed,
         stop: stop.clone(),
+        looked: std::sync::Mutex::new(None),
     };
     tracing::info!(job = %id, kind = %kind, attempt = ctx.claimed.job.attempts, "job started");
     if ctx.claimed.taken_over {
@@ -322,8 +344,32 @@ async fn run_one(state: &AppState, claimed: Claimed) {
             } else {
                 JobState::Succeeded
             };
-            tracing::info!(job = %id, kind = %kind, state = %end, "job ended");
-            jobs::finish(pool, &id, fence, end, Some(&done.summary), None, now).await
+            let looked = *ctx.looked.lock().unwrap_or_else(|e| e.into_inner());
+            match looked {
+                None => jobs::finish(pool, &id, fence, end, Some(&done.summary), None, now).await,
+                Some(seen) => {
+                    match jobs::end_answering(pool, &id, fence, end, &done.summary, seen, now).await
+                    {
+                        Ok(Answering::Ended) => Ok(true),
+                        Ok(Answering::AskedAgain) => {
+                            ended = false;
+                            tracing::info!(job = %id, kind = %kind, "job asked for again as it ended; it runs again");
+                            let _ = jobs::log(
+                                pool,
+                                &id,
+                                fence + 1,
+                                "info",
+                                "asked for again after its last look: it runs again",
+                                now,
+                            )
+                            .await;
+                            Ok(true)
+                        }
+                        Ok(Answering::Lost) => Ok(false),
+                        Err(e) => Err(e),
+                    }
+                }
+            }
         }
         Err(JobError::LeaseLost) => {
             tracing::warn!(job = %id, "job lease lost to another runner; stopped");

@@ -94,6 +94,9 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     let mut ended: Vec<(String, Ended)> = Vec::new();
     let mut pending: Vec<&ReplicaRow> = targets.iter().collect();
     for pass in 1..=MAX_PASSES {
+        // A request that joins the job after this is answered by another pass, or by
+        // running again when it came after the last.
+        ctx.look().await?;
         let at_start = replication::recorded(pool, &vault_id, None).await?;
         let mut synced = Vec::new();
         for r in pending {
@@ -114,11 +117,12 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
         if synced.is_empty() || pass == MAX_PASSES {
             break;
         }
-        let arrived = synced.len() > 1
+        let arrived = (synced.len() > 1
             && replication::recorded(pool, &vault_id, None)
                 .await?
                 .difference(&at_start)
-                .any(|o| replication::COPY_ORDER.contains(&o.0));
+                .any(|o| replication::COPY_ORDER.contains(&o.0)))
+            || ctx.asked_since_look().await?;
         // A verify that found one damaged after it was brought up to date dropped its
         // wrong copies and made this job its repair.
         let damaged: Vec<String> = replicas::of_vault(pool, &vault_id)
@@ -214,7 +218,7 @@ async fn replicate_one(
     let opts = SyncOptions {
         transfers: state.config.replication.transfers.max(1) as usize,
         remove_vanished: true,
-        bytes_per_sec: None,
+        bytes_per_sec: state.config.replication.bytes_per_sec,
         guard: Some(vault_id.to_string()),
     };
     let (source, target) = (

@@ -293,3 +293,139 @@ fn waits_on_a_pipe() -> bool {
             .is_ok_and(|w| w.trim() == "wait_for_partner")
     })
 }
+
+/// A replication asked for while one runs is answered by the running one, which goes over
+/// its replicas again: here the replica lost a copy after the running job had listed it, and
+/// the job the request was given puts the copy back.
+#[test]
+fn a_replication_asked_for_while_one_runs_is_answered_by_that_job() {
+    // Paced so the second of two packs waits four seconds for its turn.
+    const PACK: usize = 256 * 1024;
+    let server = Server::start_with(|c| {
+        support::with_spare(c);
+        c.replication.bytes_per_sec = Some(PACK as u64 / 4);
+    });
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Replicated", None);
+    let (writer, old, name) = replicated_pack(&server, &admin, &tenant, &vault);
+    let at_replica = walk(&server.data_dir.join("spare").join(&vault))
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == name.as_str()))
+        .expect("the first pack at the replica");
+    for id in [[8u8; 32], [9u8; 32]] {
+        writer
+            .put("data", &hex::encode(id), &big_pack(id, PACK))
+            .expect(201);
+    }
+    let running = admin
+        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+        .expect(202)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Once one pack is copied, the job has listed the replica and waits for the other's turn.
+    let mut job = serde_json::Value::Null;
+    for _ in 0..400 {
+        job = admin.get(&format!("/api/v1/jobs/{running}")).expect(200);
+        if job["progress"]["files_done"] == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(job["progress"]["files_done"], 1, "{job:#}");
+
+    // The replica's disk loses the first pack; a replication is asked for.
+    std::fs::remove_file(&at_replica).unwrap();
+    let asked = admin
+        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+        .expect(202);
+    assert_eq!(
+        asked["id"],
+        running.as_str(),
+        "the request joins the running job"
+    );
+    let ended = admin.job_ended(&running);
+    assert_eq!(ended["state"], "succeeded", "{ended:#}");
+    assert_eq!(
+        std::fs::read(&at_replica).ok(),
+        Some(old),
+        "the job that answered the request left the replica without the copy it lost"
+    );
+}
+
+/// A request that joins a replication after its last look at the vault (as its end is being
+/// recorded) is not left unanswered: the end is not recorded, and the job is queued again
+/// under its ID without counting as an attempt; the run after it ends it.
+#[test]
+fn a_request_after_a_replications_last_look_queues_it_again_under_its_id() {
+    use loop_api::JobState;
+    use loop_server::db::jobs::{self, Answering, Claimant, Claimed};
+
+    let server = Server::start_with(|c| {
+        support::with_spare(c);
+        c.jobs.concurrency = 0;
+    });
+    let admin = server.admin();
+    let (_, vault) = customer_with_vault(&admin, "Replicated", None);
+    with_replica(&admin, &vault);
+    let ask = || {
+        admin
+            .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+            .expect(202)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let id = ask();
+    let pool = &server.state.db.pool;
+    let claim = || {
+        let claimant = Claimant {
+            runner: "runner-a",
+            node: Some("node-a"),
+        };
+        let now = server.state.now();
+        let report = server.block_on(jobs::claim_due(pool, claimant, now, 60_000, 10));
+        let claimed = report.unwrap().claimed.into_iter();
+        claimed
+            .into_iter()
+            .find(|c| c.job.id == id)
+            .expect("the replication")
+    };
+    let look = || server.block_on(jobs::asked_again(pool, &id)).unwrap();
+    let end = |held: &Claimed, seen| {
+        let now = server.state.now();
+        let summary = json!({ "replicas": [] });
+        server
+            .block_on(jobs::end_answering(
+                pool,
+                &id,
+                held.fence,
+                JobState::Succeeded,
+                &summary,
+                seen,
+                now,
+            ))
+            .unwrap()
+    };
+    let job = || admin.get(&format!("/api/v1/jobs/{id}")).expect(200);
+
+    let first = claim();
+    let seen = look();
+    assert_eq!(ask(), id, "a request while the job runs joins it");
+    assert_eq!(end(&first, seen), Answering::AskedAgain);
+    let queued = job();
+    assert_eq!(queued["state"], "queued", "{queued:#}");
+    assert_eq!(queued["attempts"], 0, "{queued:#}");
+    assert_eq!(
+        end(&first, seen),
+        Answering::Lost,
+        "the first run holds it no more"
+    );
+
+    let second = claim();
+    let seen = look();
+    assert_eq!(end(&second, seen), Answering::Ended);
+    let ended = job();
+    assert_eq!(ended["state"], "succeeded", "{ended:#}");
+    assert_eq!(ended["attempts"], 1, "{ended:#}");
+}
