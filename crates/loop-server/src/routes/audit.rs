@@ -30,7 +30,8 @@ pub struct AuditQuery {
     /// RFC 3339; events before.
     #[param(format = DateTime)]
     pub until: Option<String>,
-    /// Events after this sequence number (a cursor within one tenant).
+    /// Events after this sequence number: a cursor within one tenant, so refused when the
+    /// query covers several (give `tenant_id`).
     pub after_seq: Option<i64>,
     /// At most this many events (default 1000, at most 10000).
     pub limit: Option<i64>,
@@ -56,6 +57,17 @@ fn parse_time(what: &str, s: &Option<String>) -> ApiResult<Option<i64>> {
         .transpose()
 }
 
+/// A sequence number counts within one tenant's chain: `after_seq` over several tenants
+/// would skip some of their events and repeat others, so it is refused there.
+fn one_tenant_for_a_cursor(q: &AuditQuery, tenant_ids: &[String]) -> ApiResult<()> {
+    if q.after_seq.is_some() && tenant_ids.len() > 1 {
+        return Err(ApiError::bad_request(
+            "after_seq is a cursor within one tenant: give tenant_id with it",
+        ));
+    }
+    Ok(())
+}
+
 async fn fetch(
     state: &AppState,
     caller: &Caller,
@@ -65,6 +77,7 @@ async fn fetch(
     let tenant_ids = caller
         .tenant_ids(state, Permission::AuditRead, q.tenant_id.as_ref())
         .await?;
+    one_tenant_for_a_cursor(q, &tenant_ids)?;
     let f = Filter {
         tenant_ids,
         action: q.action.clone(),
@@ -224,6 +237,7 @@ pub async fn export_audit(
     let mut tenants = caller
         .tenant_ids(&state, Permission::AuditRead, q.tenant_id.as_ref())
         .await?;
+    one_tenant_for_a_cursor(&q, &tenants)?;
     // The same order as the query endpoint: by tenant ID, then sequence.
     tenants.sort();
     let filter = Filter {
