@@ -203,15 +203,17 @@ pub async fn enqueue(tx: &mut Tx, j: &NewJob<'_>, now: i64) -> DbResult<String> 
         if let Some(id) = insert(tx, j, JobState::Queued, None, now).await? {
             return Ok(id);
         }
-        // Joining counts in `asked_again` (see [`end_answering`]). The update holds the
-        // open job's row until the caller commits, so the job's end waits for the request.
+        // Joining counts in `asked_again` (see [`end_answering`]), except for a schedule's
+        // run, which the open job answers as it stands. The update holds the open job's row
+        // until the caller commits, so the job's end waits for the request.
         let open = sqlx::query(
-            "UPDATE jobs SET asked_again = asked_again + 1
+            "UPDATE jobs SET asked_again = asked_again + $3
              WHERE target_id = $1 AND kind = $2 AND state IN ('queued', 'running')
              RETURNING id",
         )
         .bind(j.target_id)
         .bind(j.kind.as_str())
+        .bind(i64::from(j.trigger != JobTrigger::Schedule))
         .fetch_optional(&mut **tx)
         .await?;
         // None: the open job ended between the two statements (possible where another
@@ -490,7 +492,7 @@ pub async fn asked_again(pool: &AnyPool, id: &str) -> DbResult<i64> {
 }
 
 /// How [`end_answering`] left a job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answering {
     /// Its end is recorded.
     Ended,
@@ -498,14 +500,22 @@ pub enum Answering {
     /// it is queued again under the same ID, due now, and its run is not counted as an
     /// attempt.
     AskedAgain,
+    /// Asked again after [`MAX_RERUNS`] runs again: its end is recorded, and the new job
+    /// queued for those requests (named in its summary as `continued_by`).
+    Continued(String),
     /// No longer held by this runner.
     Lost,
 }
 
+/// How often a job runs again under its ID for requests that joined it as it ended; then
+/// a new job takes them, so a vault written without pause still sees its jobs end.
+pub const MAX_RERUNS: i64 = 5;
+
 /// Records the end of a held job that read `asked_again` as `seen` before its last look at
-/// its work, unless a request joined it since; then it is queued to run again.
+/// its work, unless a request joined it since (and no cancel was asked for): then it runs
+/// again, see [`Answering`].
 pub async fn end_answering(
-    pool: &AnyPool,
+    db: &super::Db,
     id: &str,
     fence: i64,
     state: JobState,
@@ -514,37 +524,74 @@ pub async fn end_answering(
     now: i64,
 ) -> DbResult<Answering> {
     debug_assert!(state.is_final());
-    let ended = sqlx::query(
-        "UPDATE jobs SET state = $1, summary = $2, finished_at = $3, lease_owner = NULL,
-            lease_expires_at = NULL, fence = fence + 1
-         WHERE id = $4 AND fence = $5 AND state = 'running' AND asked_again = $6",
-    )
-    .bind(state.as_str())
-    .bind(summary.to_string())
-    .bind(now)
-    .bind(id)
-    .bind(fence)
-    .bind(seen)
-    .execute(pool)
-    .await?;
+    let end = |summary: String| {
+        sqlx::query(
+            "UPDATE jobs SET state = $1, summary = $2, error = NULL, finished_at = $3,
+                lease_owner = NULL, lease_expires_at = NULL, fence = fence + 1
+             WHERE id = $4 AND fence = $5 AND state = 'running'
+               AND (asked_again = $6 OR cancel_requested <> 0 OR $6 IS NULL)",
+        )
+        .bind(state.as_str())
+        .bind(summary)
+        .bind(now)
+        .bind(id)
+        .bind(fence)
+    };
+    let ended = end(summary.to_string())
+        .bind(Some(seen))
+        .execute(&db.pool)
+        .await?;
     if ended.rows_affected() == 1 {
         return Ok(Answering::Ended);
     }
     let again = sqlx::query(
         "UPDATE jobs SET state = 'queued', scheduled_at = $1, lease_owner = NULL,
-            lease_expires_at = NULL, fence = fence + 1, attempts = attempts - 1
-         WHERE id = $2 AND fence = $3 AND state = 'running'",
+            lease_expires_at = NULL, fence = fence + 1, attempts = attempts - 1,
+            reruns = reruns + 1
+         WHERE id = $2 AND fence = $3 AND state = 'running' AND reruns < $4",
     )
     .bind(now)
     .bind(id)
     .bind(fence)
-    .execute(pool)
+    .bind(MAX_RERUNS)
+    .execute(&db.pool)
     .await?;
-    Ok(if again.rows_affected() == 1 {
-        Answering::AskedAgain
-    } else {
-        Answering::Lost
-    })
+    if again.rows_affected() == 1 {
+        return Ok(Answering::AskedAgain);
+    }
+    // Ended, with a new job for the requests, in one transaction: the new one can be queued
+    // once this one is no longer open.
+    let next = new_id(loop_api::JobId::PREFIX);
+    let mut summary = summary.clone();
+    if let Some(o) = summary.as_object_mut() {
+        o.insert(
+            "continued_by".into(),
+            serde_json::Value::from(next.as_str()),
+        );
+    }
+    let mut tx = db.begin().await?;
+    let ended = end(summary.to_string())
+        .bind(None::<i64>)
+        .execute(&mut *tx)
+        .await?;
+    if ended.rows_affected() != 1 {
+        return Ok(Answering::Lost);
+    }
+    sqlx::query(
+        "INSERT INTO jobs (id, tenant_id, kind, target_kind, target_id, state, max_attempts,
+            scheduled_at, params, trigger_kind, created_at, runner)
+         SELECT $1, tenant_id, kind, target_kind, target_id, 'queued', max_attempts, $2,
+            params, $3, $2, runner
+         FROM jobs WHERE id = $4",
+    )
+    .bind(&next)
+    .bind(now)
+    .bind(JobTrigger::Event.as_str())
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Answering::Continued(next))
 }
 
 /// Puts a held job back in the queue for another attempt at `at`; false when it is no

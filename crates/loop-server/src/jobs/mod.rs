@@ -96,9 +96,9 @@ pub struct JobCtx {
     pub state: AppState,
     pub claimed: Claimed,
     stop: Arc<Stop>,
-    /// The job's `asked_again` as it read it before its last look at its work, when it
-    /// answers the requests that join it (see [`JobCtx::look`]).
-    looked: std::sync::Mutex<Option<i64>>,
+    /// The job's `asked_again` as it read it before its last look at all of its work, when
+    /// it answers the requests that join it (see [`JobCtx::answering`]).
+    answered: std::sync::Mutex<Option<i64>>,
 }
 
 #[derive(Default)]
@@ -133,22 +133,16 @@ impl JobCtx {
         }
     }
 
-    /// Called before the job looks at its work, by a job that answers every request that
-    /// joins it: when one joined after the last call, the job runs again (under its ID)
-    /// instead of ending.
-    pub async fn look(&self) -> Result<(), JobError> {
-        let n = jobs::asked_again(&self.state.db.pool, self.id()).await?;
-        *self.looked.lock().unwrap_or_else(|e| e.into_inner()) = Some(n);
-        Ok(())
+    /// How many requests have joined the job so far.
+    pub async fn asked_again(&self) -> Result<i64, JobError> {
+        Ok(jobs::asked_again(&self.state.db.pool, self.id()).await?)
     }
 
-    /// Whether a request joined the job since its last [`JobCtx::look`].
-    pub async fn asked_since_look(&self) -> Result<bool, JobError> {
-        let seen = *self.looked.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(match seen {
-            Some(seen) => jobs::asked_again(&self.state.db.pool, self.id()).await? != seen,
-            None => false,
-        })
+    /// For a job that answers every request that joins it: `seen` is what
+    /// [`JobCtx::asked_again`] said before the job last looked at all of its work. When a
+    /// request joined after that, the job runs again (under its ID) instead of ending.
+    pub fn answering(&self, seen: i64) {
+        *self.answered.lock().unwrap_or_else(|e| e.into_inner()) = Some(seen);
     }
 
     /// Err when another runner holds the job now; for work that must not be cancelled.
@@ -304,7 +298,7 @@ async fn run_one(state: &AppState, claimed: Claimed) {
         state: state.clone(),
         claimed,
         stop: stop.clone(),
-        looked: std::sync::Mutex::new(None),
+        answered: std::sync::Mutex::new(None),
     };
     tracing::info!(job = %id, kind = %kind, attempt = ctx.claimed.job.attempts, "job started");
     if ctx.claimed.taken_over {
@@ -344,30 +338,16 @@ async fn run_one(state: &AppState, claimed: Claimed) {
             } else {
                 JobState::Succeeded
             };
-            let looked = *ctx.looked.lock().unwrap_or_else(|e| e.into_inner());
-            match looked {
-                None => jobs::finish(pool, &id, fence, end, Some(&done.summary), None, now).await,
+            let answered = *ctx.answered.lock().unwrap_or_else(|e| e.into_inner());
+            match answered {
+                None => {
+                    tracing::info!(job = %id, kind = %kind, state = %end, "job ended");
+                    jobs::finish(pool, &id, fence, end, Some(&done.summary), None, now).await
+                }
                 Some(seen) => {
-                    match jobs::end_answering(pool, &id, fence, end, &done.summary, seen, now).await
-                    {
-                        Ok(Answering::Ended) => Ok(true),
-                        Ok(Answering::AskedAgain) => {
-                            ended = false;
-                            tracing::info!(job = %id, kind = %kind, "job asked for again as it ended; it runs again");
-                            let _ = jobs::log(
-                                pool,
-                                &id,
-                                fence + 1,
-                                "info",
-                                "asked for again after its last look: it runs again",
-                                now,
-                            )
-                            .await;
-                            Ok(true)
-                        }
-                        Ok(Answering::Lost) => Ok(false),
-                        Err(e) => Err(e),
-                    }
+                    let (recorded, runs_again) = end_answered(&ctx, end, &done, seen, now).await;
+                    ended = !runs_again;
+                    recorded
                 }
             }
         }
@@ -422,6 +402,39 @@ async fn run_one(state: &AppState, claimed: Claimed) {
         Ok(true) => {}
         Ok(false) => tracing::warn!(job = %id, "job lease lost before its end was recorded"),
         Err(e) => tracing::warn!(job = %id, error = %e, "recording the end of a job"),
+    }
+}
+
+/// Records the end of a job that answers the requests joining it (see
+/// [`JobCtx::answering`]): whether it was recorded (false: the job was lost), and whether
+/// the job runs again instead.
+async fn end_answered(
+    ctx: &JobCtx,
+    end: JobState,
+    done: &Done,
+    seen: i64,
+    now: i64,
+) -> (Result<bool, DbError>, bool) {
+    let (id, fence, kind) = (ctx.id(), ctx.claimed.fence, ctx.claimed.job.kind);
+    let db = &ctx.state.db;
+    match jobs::end_answering(db, id, fence, end, &done.summary, seen, now).await {
+        Ok(Answering::Ended) => {
+            tracing::info!(job = %id, kind = %kind, state = %end, "job ended");
+            (Ok(true), false)
+        }
+        Ok(Answering::AskedAgain) => {
+            tracing::info!(job = %id, kind = %kind, "job asked for again as it ended: it runs again");
+            let line = "asked for again after its last look: it runs again";
+            let _ = jobs::log(&db.pool, id, fence + 1, "info", line, now).await;
+            (Ok(true), true)
+        }
+        Ok(Answering::Continued(next)) => {
+            tracing::info!(job = %id, kind = %kind, state = %end, next = %next,
+                "job ended; a new job takes what was asked for as it ended");
+            (Ok(true), false)
+        }
+        Ok(Answering::Lost) => (Ok(false), false),
+        Err(e) => (Err(e), false),
     }
 }
 

@@ -74,29 +74,40 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     let pool = &state.db.pool;
     let vault_id = ctx.claimed.job.target_id.clone();
     let (v, primary) = vault_and_primary(ctx, vaults::vault_by_id(pool, &vault_id).await?)?;
-    let targets = targets(ctx, &vault_id).await?;
     // Residency is asked again at every run: a tenant narrowed since a replica was added
     // gets nothing new copied there (what is there stays until the replica is removed).
     let chain = match crate::db::tenants::tenant_by_id(pool, &v.tenant_id).await? {
         Some(t) => crate::db::residency::chain(pool, &t.path).await?,
         None => return Err(JobError::Failed("the vault's tenant is gone".into())),
     };
-    if targets.is_empty() {
-        ctx.log("info", "the vault has no replica to bring up to date")
-            .await?;
-        return Ok(Done {
-            summary: serde_json::json!({ "replicas": [] }),
-            warnings: 0,
-        });
-    }
     // Each replica's sync goes round for what arrives while it runs; what arrived while a
-    // later replica was copied sends the earlier ones round again (a few passes at most).
+    // later replica was copied, or a request that joined the job meanwhile, sends the
+    // replicas round again (a few passes at most).
     let mut ended: Vec<(String, Ended)> = Vec::new();
-    let mut pending: Vec<&ReplicaRow> = targets.iter().collect();
+    // After the first pass: the replicas that go round again (and any added since).
+    let mut again: Option<Vec<String>> = None;
     for pass in 1..=MAX_PASSES {
-        // A request that joins the job after this is answered by another pass, or by
-        // running again when it came after the last.
-        ctx.look().await?;
+        // Read before the replicas and the vault's records: a request that joins the job
+        // after this is answered by another pass, or by the job running again.
+        let asked = ctx.asked_again().await?;
+        let targets = targets(ctx, &vault_id).await?;
+        let pending: Vec<&ReplicaRow> = targets
+            .iter()
+            .filter(|r| {
+                again.as_ref().is_none_or(|ids| ids.contains(&r.id))
+                    || !ended.iter().any(|(id, _)| *id == r.id)
+            })
+            .collect();
+        if pending.len() == targets.len() {
+            ctx.answering(asked);
+        }
+        if pending.is_empty() {
+            if pass == 1 {
+                ctx.log("info", "the vault has no replica to bring up to date")
+                    .await?;
+            }
+            break;
+        }
         let at_start = replication::recorded(pool, &vault_id, None).await?;
         let mut synced = Vec::new();
         for r in pending {
@@ -122,7 +133,7 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
                 .await?
                 .difference(&at_start)
                 .any(|o| replication::COPY_ORDER.contains(&o.0)))
-            || ctx.asked_since_look().await?;
+            || ctx.asked_again().await? != asked;
         // A verify that found one damaged after it was brought up to date dropped its
         // wrong copies and made this job its repair.
         let damaged: Vec<String> = replicas::of_vault(pool, &vault_id)
@@ -132,13 +143,15 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
             .map(|r| r.id)
             .collect();
         // The last one copied took what arrived; going again it only compares.
-        pending = synced
+        let next: Vec<String> = synced
             .into_iter()
             .filter(|r| arrived || damaged.contains(&r.id))
+            .map(|r| r.id.clone())
             .collect();
-        if pending.is_empty() {
+        if next.is_empty() {
             break;
         }
+        again = Some(next);
     }
     let (mut summaries, mut failures, mut refused, mut warnings) =
         (Vec::new(), Vec::new(), Vec::new(), 0);

@@ -295,31 +295,35 @@ fn waits_on_a_pipe() -> bool {
 }
 
 /// A replication asked for while one runs is answered by the running one, which goes over
-/// its replicas again: here the replica lost a copy after the running job had listed it, and
-/// the job the request was given puts the copy back.
+/// its replicas again: here the replica lost a copy after the running job had listed it,
+/// and a replica added meanwhile (whose first replication is that job too) is brought up.
 #[test]
 fn a_replication_asked_for_while_one_runs_is_answered_by_that_job() {
     // Paced so the second of two packs waits four seconds for its turn.
     const PACK: usize = 256 * 1024;
     let server = Server::start_with(|c| {
-        support::with_spare(c);
+        support::with_destinations(c, &["local", "spare", "third"]);
         c.replication.bytes_per_sec = Some(PACK as u64 / 4);
     });
     let admin = server.admin();
     let (tenant, vault) = customer_with_vault(&admin, "Replicated", None);
     let (writer, old, name) = replicated_pack(&server, &admin, &tenant, &vault);
-    let at_replica = walk(&server.data_dir.join("spare").join(&vault))
+    let at = |dir: &str, name: &str| {
+        walk(&server.data_dir.join(dir).join(&vault))
+            .into_iter()
+            .find(|p| p.file_name().is_some_and(|n| n == name))
+    };
+    let at_replica = at("spare", &name).expect("the first pack at the replica");
+    let late: Vec<String> = [[8u8; 32], [9u8; 32]]
         .into_iter()
-        .find(|p| p.file_name().is_some_and(|n| n == name.as_str()))
-        .expect("the first pack at the replica");
-    for id in [[8u8; 32], [9u8; 32]] {
-        writer
-            .put("data", &hex::encode(id), &big_pack(id, PACK))
-            .expect(201);
-    }
-    let running = admin
-        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
-        .expect(202)["id"]
+        .map(|id| {
+            let name = hex::encode(id);
+            writer.put("data", &name, &big_pack(id, PACK)).expect(201);
+            name
+        })
+        .collect();
+    let replication = format!("/api/v1/vaults/{vault}/replication");
+    let running = admin.post(&replication, json!({})).expect(202)["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -334,11 +338,16 @@ fn a_replication_asked_for_while_one_runs_is_answered_by_that_job() {
     }
     assert_eq!(job["progress"]["files_done"], 1, "{job:#}");
 
-    // The replica's disk loses the first pack; a replication is asked for.
+    // The replica's disk loses the first pack; another replica is added; a replication is
+    // asked for.
     std::fs::remove_file(&at_replica).unwrap();
-    let asked = admin
-        .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
-        .expect(202);
+    admin
+        .post(
+            &format!("/api/v1/vaults/{vault}/replicas"),
+            json!({ "destination": "third" }),
+        )
+        .expect(201);
+    let asked = admin.post(&replication, json!({})).expect(202);
     assert_eq!(
         asked["id"],
         running.as_str(),
@@ -351,11 +360,17 @@ fn a_replication_asked_for_while_one_runs_is_answered_by_that_job() {
         Some(old),
         "the job that answered the request left the replica without the copy it lost"
     );
+    for name in late.iter().chain([&name]) {
+        assert!(at("third", name).is_some(), "{name} at the added replica");
+    }
 }
 
 /// A request that joins a replication after its last look at the vault (as its end is being
 /// recorded) is not left unanswered: the end is not recorded, and the job is queued again
-/// under its ID without counting as an attempt; the run after it ends it.
+/// under its ID without counting as an attempt; the run after it ends it. A schedule's run
+/// that finds the job open does not send it round again, and neither does a request once a
+/// cancel was asked for. After five runs again, the job ends and names the new job that
+/// takes the requests.
 #[test]
 fn a_request_after_a_replications_last_look_queues_it_again_under_its_id() {
     use loop_api::JobState;
@@ -377,27 +392,27 @@ fn a_request_after_a_replications_last_look_queues_it_again_under_its_id() {
             .to_string()
     };
     let id = ask();
-    let pool = &server.state.db.pool;
-    let claim = || {
+    let db = &server.state.db;
+    let claim = |id: &str| {
         let claimant = Claimant {
             runner: "runner-a",
             node: Some("node-a"),
         };
         let now = server.state.now();
-        let report = server.block_on(jobs::claim_due(pool, claimant, now, 60_000, 10));
+        let report = server.block_on(jobs::claim_due(&db.pool, claimant, now, 60_000, 10));
         let claimed = report.unwrap().claimed.into_iter();
         claimed
             .into_iter()
             .find(|c| c.job.id == id)
             .expect("the replication")
     };
-    let look = || server.block_on(jobs::asked_again(pool, &id)).unwrap();
+    let look = || server.block_on(jobs::asked_again(&db.pool, &id)).unwrap();
     let end = |held: &Claimed, seen| {
         let now = server.state.now();
         let summary = json!({ "replicas": [] });
         server
             .block_on(jobs::end_answering(
-                pool,
+                db,
                 &id,
                 held.fence,
                 JobState::Succeeded,
@@ -407,13 +422,13 @@ fn a_request_after_a_replications_last_look_queues_it_again_under_its_id() {
             ))
             .unwrap()
     };
-    let job = || admin.get(&format!("/api/v1/jobs/{id}")).expect(200);
+    let job = |id: &str| admin.get(&format!("/api/v1/jobs/{id}")).expect(200);
 
-    let first = claim();
+    let first = claim(&id);
     let seen = look();
     assert_eq!(ask(), id, "a request while the job runs joins it");
     assert_eq!(end(&first, seen), Answering::AskedAgain);
-    let queued = job();
+    let queued = job(&id);
     assert_eq!(queued["state"], "queued", "{queued:#}");
     assert_eq!(queued["attempts"], 0, "{queued:#}");
     assert_eq!(
@@ -422,10 +437,82 @@ fn a_request_after_a_replications_last_look_queues_it_again_under_its_id() {
         "the first run holds it no more"
     );
 
-    let second = claim();
+    // A passing failure puts it back in the queue with its error; the run after it
+    // succeeds. Meanwhile the replicas' schedule comes due: it joins without asking again.
+    let failed = claim(&id);
+    let now = server.state.now();
+    let retry = jobs::retry_at(&db.pool, &id, failed.fence, now, "the spare was away");
+    assert!(server.block_on(retry).unwrap());
+    let second = claim(&id);
     let seen = look();
+    server.advance(Duration::from_secs(16 * 60));
+    let tick = server.block_on(loop_server::jobs::scheduler::tick(&server.state));
+    assert_eq!(
+        tick.unwrap().queued,
+        [id.as_str()],
+        "the schedule joins the job"
+    );
     assert_eq!(end(&second, seen), Answering::Ended);
-    let ended = job();
+    let ended = job(&id);
     assert_eq!(ended["state"], "succeeded", "{ended:#}");
-    assert_eq!(ended["attempts"], 1, "{ended:#}");
+    assert_eq!(ended["attempts"], 2, "{ended:#}");
+    assert_eq!(ended["error"], serde_json::Value::Null, "{ended:#}");
+
+    // With a cancel asked for, a request that joins does not send the job round again.
+    let id = ask();
+    let held = claim(&id);
+    let seen = server.block_on(jobs::asked_again(&db.pool, &id)).unwrap();
+    admin
+        .post(&format!("/api/v1/jobs/{id}/cancel"), json!({}))
+        .expect(200);
+    assert_eq!(ask(), id);
+    let now = server.state.now();
+    let summary = json!({ "replicas": [] });
+    let answer = server.block_on(jobs::end_answering(
+        db,
+        &id,
+        held.fence,
+        JobState::Succeeded,
+        &summary,
+        seen,
+        now,
+    ));
+    assert_eq!(answer.unwrap(), Answering::Ended);
+
+    // Asked again as it ends, every time: five runs again, then a new job takes over.
+    let id = ask();
+    let mut answer = Answering::Lost;
+    for _ in 0..=jobs::MAX_RERUNS {
+        let held = claim(&id);
+        let seen = server.block_on(jobs::asked_again(&db.pool, &id)).unwrap();
+        assert_eq!(ask(), id);
+        let now = server.state.now();
+        answer = server
+            .block_on(jobs::end_answering(
+                db,
+                &id,
+                held.fence,
+                JobState::Succeeded,
+                &summary,
+                seen,
+                now,
+            ))
+            .unwrap();
+        if answer != Answering::AskedAgain {
+            break;
+        }
+    }
+    let Answering::Continued(next) = answer else {
+        panic!("{answer:?}");
+    };
+    let ended = job(&id);
+    assert_eq!(ended["state"], "succeeded", "{ended:#}");
+    assert_eq!(ended["summary"]["continued_by"], next.as_str(), "{ended:#}");
+    assert_eq!(ask(), next, "the new job is the open one");
+    let new = job(&next);
+    assert_eq!(
+        (&new["state"], &new["kind"], &new["target_id"]),
+        (&json!("queued"), &json!("replication"), &json!(vault)),
+        "{new:#}"
+    );
 }
