@@ -244,6 +244,13 @@ pub async fn report(
             kept: format!("{} after they are ready", days(c.privacy.export_days)),
         },
         RetentionRule {
+            data: "records of mail sent to people (kind, when, how it went)".into(),
+            kept: format!(
+                "{} after it was sent (privacy.mail_days)",
+                days(c.privacy.mail_days)
+            ),
+        },
+        RetentionRule {
             data: "unconfirmed sign-ups".into(),
             kept: "7 days".into(),
         },

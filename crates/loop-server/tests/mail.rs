@@ -336,6 +336,85 @@ fn mail_the_relay_refuses_for_give_up_hours_is_marked_failed_and_never_sent() {
     assert_eq!(outbox_of(&server, "never@example.org").0, "failed");
 }
 
+/// Whether the outbox holds a record of mail to `email`.
+fn outbox_holds(server: &Server, email: &str) -> bool {
+    let n: i64 = server.block_on(async {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM mail_outbox m JOIN users u ON u.id = m.user_id
+             WHERE u.email = $1",
+        )
+        .bind(email)
+        .fetch_one(&server.state.db.pool)
+        .await
+        .unwrap()
+    });
+    n > 0
+}
+
+/// The outbox's record of a message that went out or was given up on goes
+/// `privacy.mail_days` (90) after that, and no sooner; mail still waiting stays.
+#[test]
+fn the_record_of_finished_mail_goes_after_privacy_mail_days_and_waiting_mail_stays() {
+    let Some((mut sink, server, bravo)) = relay_down() else {
+        return;
+    };
+    let invite = |email: &str| {
+        server
+            .sign_in(&bravo.member("admin").email, USER_PASSWORD)
+            .post(
+                "/api/v1/users",
+                json!({ "tenant_id": bravo.tenant_id, "email": email,
+                        "first_name": "Kept", "last_name": "Doe" }),
+            )
+            .expect(201);
+    };
+    let tried = |email: &str| {
+        outbox_until(&server, email, "a failed try", |state, failed| {
+            state == "queued" && failed
+        })
+    };
+    invite("given-up@example.org");
+    tried("given-up@example.org");
+    server.advance(Duration::from_secs(73 * 3600));
+    outbox_until(&server, "given-up@example.org", "given up", |state, _| {
+        state == "failed"
+    });
+    sink.restart();
+    invite("sent@example.org");
+    sink.wait_for("sent@example.org");
+    outbox_until(&server, "sent@example.org", "sent", |state, _| {
+        state == "sent"
+    });
+    sink.stop();
+    invite("waiting@example.org");
+    tried("waiting@example.org");
+
+    let tick = || {
+        server
+            .block_on(loop_server::jobs::scheduler::tick(&server.state))
+            .unwrap()
+            .mail_forgotten
+    };
+    let all = [
+        "given-up@example.org",
+        "sent@example.org",
+        "waiting@example.org",
+    ];
+    server.advance(Duration::from_secs(89 * 86_400));
+    assert_eq!(tick(), 0);
+    for email in all {
+        assert!(outbox_holds(&server, email), "{email} kept for 89 days");
+    }
+    server.advance(Duration::from_secs(2 * 86_400));
+    assert_eq!(tick(), 2);
+    assert!(!outbox_holds(&server, "given-up@example.org"));
+    assert!(!outbox_holds(&server, "sent@example.org"));
+    assert!(
+        outbox_holds(&server, "waiting@example.org"),
+        "mail still waiting stays"
+    );
+}
+
 /// A relay that refuses a recipient names the address in its answer: the outbox keeps the
 /// answer with the address replaced ("recipient 1"), so no erasure has to find it there.
 #[test]

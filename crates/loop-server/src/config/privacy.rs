@@ -11,6 +11,10 @@ pub struct PrivacyConfig {
     /// A personal-data archive ("download my data") can be downloaded this many days after
     /// it is ready; then it is deleted.
     pub export_days: u64,
+    /// The record of a message the server sent, dropped or gave up on (its kind, the
+    /// account, when and how it went) is deleted this many days after that; the mail
+    /// itself is never kept.
+    pub mail_days: u64,
 }
 
 impl Default for PrivacyConfig {
@@ -18,6 +22,7 @@ impl Default for PrivacyConfig {
         PrivacyConfig {
             audit_personal_days: 365,
             export_days: 7,
+            mail_days: 90,
         }
     }
 }

@@ -133,6 +133,16 @@ pub async fn enqueue_with(
     Ok(())
 }
 
+/// Deletes the records of messages that finished (sent, dropped, failed) before `before`;
+/// what still waits stays. Returns how many went.
+pub async fn forget_finished(pool: &AnyPool, before: i64) -> DbResult<u64> {
+    let r = sqlx::query("DELETE FROM mail_outbox WHERE state <> 'queued' AND finished_at < $1")
+        .bind(before)
+        .execute(pool)
+        .await?;
+    Ok(r.rows_affected())
+}
+
 /// Takes up to `limit` due messages for `claim_ms`, counting an attempt on each.
 pub async fn take_due(
     pool: &AnyPool,

@@ -53,6 +53,8 @@ pub struct TickReport {
     pub audit_personal_cleared: u64,
     /// Personal-data archives whose download period ended, deleted.
     pub exports_expired: u64,
+    /// Records of mail that finished more than `privacy.mail_days` ago, deleted.
+    pub mail_forgotten: u64,
 }
 
 /// The next run of `item` strictly after `after`, in its tenant's time zone; `None` when it
@@ -216,9 +218,12 @@ pub async fn tick(state: &AppState) -> DbResult<TickReport> {
     report.audit_personal_cleared =
         crate::db::audit::clear_personal_before(pool, now - keep_ms).await?;
     report.exports_expired = crate::db::exports::expire(pool, now).await?;
+    let keep_ms = state.config.privacy.mail_days as i64 * 86_400_000;
+    report.mail_forgotten = crate::db::outbox::forget_finished(pool, now - keep_ms).await?;
     if report.session_data_cleared > 0
         || report.audit_personal_cleared > 0
         || report.exports_expired > 0
+        || report.mail_forgotten > 0
     {
         crate::db::scrub(&state.db).await?;
     }
