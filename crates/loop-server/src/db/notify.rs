@@ -425,6 +425,11 @@ pub async fn deliveries_in(
 pub struct Taken {
     pub id: String,
     pub attempts: i64,
+    /// The e-mail recipients (by their place on the target, bit 0 the first) who have the
+    /// message or refused it for good.
+    pub recipients_done: i64,
+    /// The relay's answers to the recipients it refused for good in earlier tries.
+    pub refused: Vec<String>,
     pub created_at: i64,
     pub target: TargetRow,
     pub event: Event,
@@ -436,6 +441,7 @@ pub async fn take_due(pool: &AnyPool, now: i64, claim_ms: i64, limit: i64) -> Db
     for id in super::take_queued(pool, super::Queue::Deliveries, now, claim_ms, limit).await? {
         let row = sqlx::query(
             "SELECT d.attempts AS delivery_attempts, d.created_at AS delivery_created_at,
+                d.recipients_done AS delivery_recipients_done, d.refused AS delivery_refused,
                 d.event_id AS delivery_event_id, n.* FROM deliveries d
                JOIN notify_targets n ON n.id = d.target_id WHERE d.id = $1",
         )
@@ -449,12 +455,34 @@ pub async fn take_due(pool: &AnyPool, now: i64, claim_ms: i64, limit: i64) -> Db
         out.push(Taken {
             id,
             attempts: col(&row, "delivery_attempts")?,
+            recipients_done: col(&row, "delivery_recipients_done")?,
+            refused: col::<Option<String>>(&row, "delivery_refused")?
+                .and_then(|r| serde_json::from_str(&r).ok())
+                .unwrap_or_default(),
             created_at: col(&row, "delivery_created_at")?,
             target: target(&row)?,
             event,
         });
     }
     Ok(out)
+}
+
+/// Records which e-mail recipients are done with (see [`Taken::recipients_done`]), and the
+/// relay's answers to those it refused for good, for a delivery the caller holds.
+pub async fn recipients_done(
+    pool: &AnyPool,
+    id: &str,
+    done: i64,
+    refused: &[String],
+) -> DbResult<()> {
+    let refused = (!refused.is_empty()).then(|| serde_json::json!(refused).to_string());
+    sqlx::query("UPDATE deliveries SET recipients_done = $1, refused = $2 WHERE id = $3")
+        .bind(done)
+        .bind(refused)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// How one try of a delivery went.

@@ -9,6 +9,25 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::{MailConfig, SmtpSecurity};
 
+/// Why a message was not sent: the relay's answer, or what failed before it answered.
+#[derive(Debug)]
+pub struct Unsent {
+    pub message: String,
+    pub answer: Answer,
+}
+
+/// What the relay said to a message it did not take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// A refusal for good (a 5xx reply, such as an unknown mailbox): trying again cannot
+    /// help.
+    Refused,
+    /// A refusal for now (a 4xx reply, such as a full mailbox): another try may pass.
+    Later,
+    /// No answer: the connection, TLS or sign-in failed, or the relay stopped answering.
+    None,
+}
+
 /// The configured relay, or none (mail then waits in the outbox).
 pub struct Mailer {
     transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
@@ -87,24 +106,28 @@ impl Mailer {
             .header(lettre::message::header::ContentType::TEXT_PLAIN)
             .body(text)
             .map_err(|e| format!("building the message: {e}"))?;
-        self.deliver(message).await
+        self.deliver(message).await.map_err(|u| u.message)
     }
 
-    /// Sends one message with a plain-text and an HTML part to every address of `to`.
+    /// Sends a message with a plain-text and an HTML part to `to`.
     pub async fn send_alternative(
         &self,
-        to: &[String],
+        to: &str,
         subject: &str,
         text: String,
         html: String,
-    ) -> Result<(), String> {
-        let to: Vec<&str> = to.iter().map(String::as_str).collect();
+    ) -> Result<(), Unsent> {
+        let unsent = |message| Unsent {
+            message,
+            answer: Answer::None,
+        };
         let message = self
-            .builder(&to, subject)?
+            .builder(&[to], subject)
+            .map_err(unsent)?
             .multipart(lettre::message::MultiPart::alternative_plain_html(
                 text, html,
             ))
-            .map_err(|e| format!("building the message: {e}"))?;
+            .map_err(|e| unsent(format!("building the message: {e}")))?;
         self.deliver(message).await
     }
 
@@ -121,16 +144,32 @@ impl Mailer {
         Ok(b)
     }
 
-    async fn deliver(&self, message: Message) -> Result<(), String> {
+    async fn deliver(&self, message: Message) -> Result<(), Unsent> {
         let Some(t) = &self.transport else {
-            return Err("no mail relay is configured".into());
+            return Err(Unsent {
+                message: "no mail relay is configured".into(),
+                answer: Answer::None,
+            });
         };
         match tokio::time::timeout(self.timeout, t.send(message)).await {
-            Ok(sent) => sent.map(|_| ()).map_err(|e| e.to_string()),
-            Err(_) => Err(format!(
-                "the mail relay did not finish within {} s",
-                self.timeout.as_secs()
-            )),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(Unsent {
+                message: e.to_string(),
+                answer: if e.is_permanent() {
+                    Answer::Refused
+                } else if e.is_transient() {
+                    Answer::Later
+                } else {
+                    Answer::None
+                },
+            }),
+            Err(_) => Err(Unsent {
+                message: format!(
+                    "the mail relay did not finish within {} s",
+                    self.timeout.as_secs()
+                ),
+                answer: Answer::None,
+            }),
         }
     }
 

@@ -70,8 +70,9 @@ pub async fn pass(state: &AppState, all: bool) -> DbResult<()> {
 
 async fn send_due(state: &AppState) -> DbResult<()> {
     loop {
-        // An e-mail's send may take the whole of `mail.timeout_seconds`.
-        let claim = CLAIM_MS.max(state.mailer.timeout().as_millis() as i64 + 60_000);
+        // An e-mail's sends start within `mail.timeout_seconds`, and the last may take as
+        // long again.
+        let claim = CLAIM_MS.max(2 * state.mailer.timeout().as_millis() as i64 + 60_000);
         let due = notify::take_due(&state.db.pool, state.now(), claim, BATCH).await?;
         if due.is_empty() {
             return Ok(());
@@ -87,6 +88,13 @@ async fn send_due(state: &AppState) -> DbResult<()> {
             r?;
         }
     }
+}
+
+/// A try that succeeded: the receiver's status, and what the tenant should know of it (an
+/// e-mail recipient the relay refused for good).
+struct Delivered {
+    status: Option<u16>,
+    note: Option<String>,
 }
 
 /// A try that failed: why, and the receiver's status if it answered.
@@ -107,7 +115,7 @@ impl Failure {
     }
 }
 
-async fn send(state: &AppState, d: &Taken) -> Result<Option<u16>, Failure> {
+async fn send(state: &AppState, d: &Taken) -> Result<Delivered, Failure> {
     let t = &d.target.target;
     if !t.enabled {
         return Err(Failure {
@@ -133,10 +141,11 @@ async fn send(state: &AppState, d: &Taken) -> Result<Option<u16>, Failure> {
                 .ok_or_else(|| Failure::retry("no settings".into()))?;
             let m = email::compose(&d.event, &tenant_name, &tz, settings.language);
             let mut to = settings.recipients.clone();
+            let mut restricted = Vec::new();
             if d.event.kind == EventKind::SummaryReport {
                 // A summary report is more than the service needs: people whose processing
                 // is restricted are left out of it.
-                let restricted =
+                restricted =
                     crate::db::privacy::restricted_among(&state.db.pool, &t.tenant_id, &to)
                         .await
                         .map_err(|e| {
@@ -152,17 +161,7 @@ async fn send(state: &AppState, d: &Taken) -> Result<Option<u16>, Failure> {
                     });
                 }
             }
-            state
-                .mailer
-                .send_alternative(&to, &m.subject, m.text, m.html)
-                .await
-                .map(|()| None)
-                .map_err(|answer| {
-                    Failure::retry(crate::mail::naming_no_address(
-                        &answer,
-                        &settings.recipients,
-                    ))
-                })
+            send_each(state, d, &settings.recipients, &restricted, &m).await
         }
         TargetKind::Webhook => {
             let url = t
@@ -197,7 +196,10 @@ async fn send(state: &AppState, d: &Taken) -> Result<Option<u16>, Failure> {
                     timestamp: state.now().div_euclid(1000),
                 })
                 .await
-                .map(Some)
+                .map(|status| Delivered {
+                    status: Some(status),
+                    note: None,
+                })
                 .map_err(|e| Failure {
                     message: e.message,
                     status: e.status,
@@ -207,16 +209,83 @@ async fn send(state: &AppState, d: &Taken) -> Result<Option<u16>, Failure> {
     }
 }
 
-async fn record(state: &AppState, d: &Taken, result: Result<Option<u16>, Failure>) -> DbResult<()> {
+/// Sends `m` to each of `recipients` on its own (none sees the others' addresses), but
+/// those left out and those who already have it (`d.recipients_done`, kept after each
+/// one). A recipient the relay refuses for good is done with, and named by its place in
+/// the delivery's note; one refused for now waits for the next try, as do the rest when
+/// the relay does not answer or the try has taken `mail.timeout_seconds`.
+async fn send_each(
+    state: &AppState,
+    d: &Taken,
+    recipients: &[String],
+    left_out: &[String],
+    m: &email::Mail,
+) -> Result<Delivered, Failure> {
+    use crate::mail::smtp::Answer;
+    let started = tokio::time::Instant::now();
+    let (mut done, mut refused, mut later) = (d.recipients_done, d.refused.clone(), Vec::new());
+    let place = |answer: &str| crate::mail::naming_no_address(answer, recipients);
+    for (i, to) in recipients.iter().enumerate().take(63) {
+        let bit = 1i64 << i;
+        if done & bit != 0 || left_out.contains(to) {
+            continue;
+        }
+        if started.elapsed() >= state.mailer.timeout() {
+            later.push(format!("recipient {}: not tried yet", i + 1));
+            continue;
+        }
+        let sending = state
+            .mailer
+            .send_alternative(to, &m.subject, m.text.clone(), m.html.clone());
+        if let Err(u) = sending.await {
+            match u.answer {
+                Answer::Refused => refused.push(place(&u.message)),
+                Answer::Later => {
+                    later.push(place(&u.message));
+                    continue;
+                }
+                // The relay itself failed: the rest wait for the next try.
+                Answer::None => return Err(Failure::retry(place(&u.message))),
+            }
+        }
+        done |= bit;
+        // Kept at once, so a try cut short sends nobody the message twice.
+        notify::recipients_done(&state.db.pool, &d.id, done, &refused)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "recording a recipient's delivery");
+                Failure::retry("the database failed; trying again".into())
+            })?;
+    }
+    let sent = (done.count_ones() as usize).saturating_sub(refused.len());
+    let note = (!refused.is_empty()).then(|| format!("refused for good: {}", refused.join("; ")));
+    if !later.is_empty() {
+        let mut message = later.join("; ");
+        if let Some(n) = &note {
+            message = format!("{message}; {n}");
+        }
+        return Err(Failure::retry(message));
+    }
+    if sent == 0 {
+        return Err(Failure {
+            message: note.unwrap_or_else(|| "no recipient is left".into()),
+            status: None,
+            for_good: true,
+        });
+    }
+    Ok(Delivered { status: None, note })
+}
+
+async fn record(state: &AppState, d: &Taken, result: Result<Delivered, Failure>) -> DbResult<()> {
     let now = state.now();
     let pool = &state.db.pool;
     match result {
-        Ok(status) => {
+        Ok(done) => {
             tracing::info!(delivery = %d.id, target = %d.target.target.id, "notification sent");
             let o = Outcome {
                 state: DeliveryState::Succeeded,
-                error: None,
-                status,
+                error: done.note.as_deref(),
+                status: done.status,
                 retry_at: None,
             };
             notify::record_try(pool, &d.id, &o, now).await

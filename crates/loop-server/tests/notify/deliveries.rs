@@ -303,6 +303,106 @@ fn mail_tells_of_a_failure_in_the_recipients_language_sends_the_summary_and_wait
     );
 }
 
+/// Each recipient of an e-mail target gets a message of their own, which names no one else.
+/// A recipient the relay refuses for good holds up nobody and is named by its place in the
+/// delivery's note; one refused for now (greylisted) gets it at the next try, and nobody
+/// gets it twice.
+#[test]
+fn each_recipient_gets_their_own_message_and_a_refused_one_holds_up_nobody() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let port = sink.port;
+    let server = start(|c| {
+        c.mail.host = Some("127.0.0.1".into());
+        c.mail.port = Some(port);
+        c.mail.security = SmtpSecurity::None;
+        c.mail.from = "Loop Backup <backup@provider.example>".into();
+    });
+    let admin = server.admin();
+    let (tenant, _) = customer_with_vault(&admin, "Alpha", None);
+    let to = [
+        "ana@alpha.example",
+        "refused-ben@alpha.example",
+        "greylisted-cas@alpha.example",
+        "dee@alpha.example",
+    ];
+    let target = admin
+        .post(
+            "/api/v1/notify/targets",
+            json!({ "tenant_id": tenant, "name": "team", "email": { "recipients": to } }),
+        )
+        .expect(201)["target"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id = admin
+        .post(&format!("/api/v1/notify/targets/{target}/test"), json!({}))
+        .expect(202)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let state = || {
+        deliveries(&admin, &target)
+            .into_iter()
+            .find(|d| d["id"] == id.as_str())
+            .unwrap()
+    };
+    pass_until(&server, "the first try", || {
+        state()["last_error"].is_string()
+    });
+    let first = state();
+    assert_eq!(first["state"], "queued", "{first:#}");
+    let error = first["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("recipient 3") && error.contains("450"),
+        "{error}"
+    );
+    assert!(
+        error.contains("recipient 2") && error.contains("550"),
+        "{error}"
+    );
+    assert!(!error.contains("alpha.example"), "{error}");
+    for a in [to[0], to[3]] {
+        let m = sink.wait_for(a);
+        assert_eq!(m["rcpt_tos"], json!([a]), "{m:#}");
+        assert_eq!(m["to"], a, "a message names its own recipient only");
+    }
+    assert_eq!(sink.count_to(to[2]), 0);
+
+    server.advance(Duration::from_secs(16));
+    pass_until(&server, "the greylisted recipient's try", || {
+        state()["state"] == "succeeded"
+    });
+    sink.wait_for(to[2]);
+    let done = state();
+    let note = done["last_error"].as_str().unwrap();
+    assert!(
+        note.contains("recipient 2") && note.contains("550"),
+        "{note}"
+    );
+    assert!(!note.contains("recipient 3"), "{note}");
+    for a in [to[0], to[2], to[3]] {
+        assert_eq!(sink.count_to(a), 1, "{a} got it once");
+    }
+    assert_eq!(sink.count_to(to[1]), 0);
+
+    // A target whose every recipient is refused for good fails at once.
+    let alone = email_target(&admin, &tenant, "refused-eve@alpha.example", json!({}));
+    admin
+        .post(&format!("/api/v1/notify/targets/{alone}/test"), json!({}))
+        .expect(202);
+    pass_until(&server, "the refusal", || {
+        deliveries(&admin, &alone)[0]["state"] == "failed"
+    });
+    let failed = &deliveries(&admin, &alone)[0];
+    assert_eq!(failed["attempts"], 1, "{failed:#}");
+    assert!(
+        failed["last_error"].as_str().unwrap().contains("550"),
+        "{failed:#}"
+    );
+}
+
 #[test]
 fn a_receiver_that_never_answers_holds_up_only_its_own_deliveries() {
     let server = start(|_| {});
