@@ -415,8 +415,9 @@ fn the_record_of_finished_mail_goes_after_privacy_mail_days_and_waiting_mail_sta
     );
 }
 
-/// A relay that refuses a recipient names the address in its answer: the outbox keeps the
-/// answer with the address replaced ("recipient 1"), so no erasure has to find it there.
+/// A relay that refuses a recipient for good names the address in its answer: the message
+/// fails at once (no try can pass), and the outbox keeps the answer with the address
+/// replaced ("recipient 1"), so no erasure has to find it there.
 #[test]
 fn a_refusal_naming_the_recipient_is_kept_without_the_address() {
     let Some(sink) = SmtpSink::start() else {
@@ -435,9 +436,20 @@ fn a_refusal_naming_the_recipient_is_kept_without_the_address() {
     outbox_until(
         &server,
         "refused-rosa@example.org",
-        "a refused try",
-        |state, failed| state == "queued" && failed,
+        "the refusal",
+        |state, _| state == "failed",
     );
+    let attempts: i64 = server.block_on(async {
+        sqlx::query_scalar(
+            "SELECT m.attempts FROM mail_outbox m JOIN users u ON u.id = m.user_id
+             WHERE u.email = $1",
+        )
+        .bind("refused-rosa@example.org")
+        .fetch_one(&server.state.db.pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(attempts, 1, "one try");
     let (_, error) = outbox_of(&server, "refused-rosa@example.org");
     let error = error.unwrap();
     assert!(error.contains("recipient 1"), "{error}");

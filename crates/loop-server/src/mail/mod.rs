@@ -100,10 +100,14 @@ async fn deliver(state: &AppState, q: &outbox::Queued) -> Result<(), crate::db::
             tracing::info!(mail = %q.id, kind = ?q.kind, "mail sent");
             outbox::finish(pool, &q.id, "sent", None, state.now()).await
         }
-        Err(e) => {
+        Err(u) => {
             // A relay's refusal may name the address; the log and the outbox keep none.
-            let e = naming_no_address(&e, std::slice::from_ref(&m.to));
+            let e = naming_no_address(&u.message, std::slice::from_ref(&m.to));
             let now = state.now();
+            if u.answer == smtp::Answer::Refused {
+                tracing::warn!(mail = %q.id, error = %e, "the relay refused the mail for good");
+                return outbox::finish(pool, &q.id, "failed", Some(&e), now).await;
+            }
             let give_up = state.config.mail.give_up_hours as i64 * 3_600_000;
             if now - q.created_at >= give_up {
                 tracing::error!(mail = %q.id, error = %e, "gave up sending mail");

@@ -92,8 +92,12 @@ impl Mailer {
         subject: &str,
         text: String,
         unsubscribe: Option<&str>,
-    ) -> Result<(), String> {
-        let mut b = self.builder(&[to], subject)?;
+    ) -> Result<(), Unsent> {
+        let unsent = |message| Unsent {
+            message,
+            answer: Answer::None,
+        };
+        let mut b = self.builder(&[to], subject).map_err(unsent)?;
         if let Some(url) = unsubscribe {
             b = b
                 .raw_header(raw_header("List-Unsubscribe", format!("<{url}>")))
@@ -105,8 +109,8 @@ impl Mailer {
         let message = b
             .header(lettre::message::header::ContentType::TEXT_PLAIN)
             .body(text)
-            .map_err(|e| format!("building the message: {e}"))?;
-        self.deliver(message).await.map_err(|u| u.message)
+            .map_err(|e| unsent(format!("building the message: {e}")))?;
+        self.deliver(message).await
     }
 
     /// Sends a message with a plain-text and an HTML part to `to`.
@@ -243,7 +247,8 @@ mod tests {
         .await;
         held.abort();
         let err = sent.expect("the send ends by itself").unwrap_err();
-        assert!(err.contains("did not finish"), "{err}");
+        assert!(err.message.contains("did not finish"), "{err:?}");
+        assert_eq!(err.answer, Answer::None);
     }
 
     #[test]
