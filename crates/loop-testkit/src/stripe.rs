@@ -15,120 +15,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
+use params::{CUSTOMER_PARAMS, INTENT_PARAMS, NESTED, SESSION_PARAMS};
+
+mod params;
+
 pub const SECRET_KEY: &str = "sk_test_fake_processor";
 pub const WEBHOOK_SECRET: &str = "whsec_fake_processor";
 /// The version the server pins (docs/OPERATIONS.md); anything else is refused.
 pub const API_VERSION: &str = "2024-06-20";
-
-/// Each operation's parameters in Stripe's API reference (version 2024-06-20), and the
-/// second-level keys checked where the adapter sends nested ones.
-const CUSTOMER_PARAMS: &[&str] = &[
-    "address",
-    "balance",
-    "cash_balance",
-    "coupon",
-    "description",
-    "email",
-    "expand",
-    "invoice_prefix",
-    "invoice_settings",
-    "metadata",
-    "name",
-    "next_invoice_sequence",
-    "payment_method",
-    "phone",
-    "preferred_locales",
-    "promotion_code",
-    "shipping",
-    "source",
-    "tax",
-    "tax_exempt",
-    "tax_id_data",
-    "test_clock",
-    "validate",
-];
-const SESSION_PARAMS: &[&str] = &[
-    "after_expiration",
-    "allow_promotion_codes",
-    "automatic_tax",
-    "billing_address_collection",
-    "cancel_url",
-    "client_reference_id",
-    "consent_collection",
-    "currency",
-    "custom_fields",
-    "custom_text",
-    "customer",
-    "customer_creation",
-    "customer_email",
-    "customer_update",
-    "discounts",
-    "expand",
-    "expires_at",
-    "invoice_creation",
-    "line_items",
-    "locale",
-    "metadata",
-    "mode",
-    "payment_intent_data",
-    "payment_method_collection",
-    "payment_method_configuration",
-    "payment_method_options",
-    "payment_method_types",
-    "phone_number_collection",
-    "redirect_on_completion",
-    "return_url",
-    "saved_payment_method_options",
-    "setup_intent_data",
-    "shipping_address_collection",
-    "shipping_options",
-    "submit_type",
-    "subscription_data",
-    "success_url",
-    "tax_id_collection",
-    "ui_mode",
-];
-const INTENT_PARAMS: &[&str] = &[
-    "amount",
-    "currency",
-    "application_fee_amount",
-    "automatic_payment_methods",
-    "capture_method",
-    "confirm",
-    "confirmation_method",
-    "confirmation_token",
-    "customer",
-    "description",
-    "error_on_requires_action",
-    "expand",
-    "mandate",
-    "mandate_data",
-    "metadata",
-    "off_session",
-    "on_behalf_of",
-    "payment_method",
-    "payment_method_configuration",
-    "payment_method_data",
-    "payment_method_options",
-    "payment_method_types",
-    "radar_options",
-    "receipt_email",
-    "return_url",
-    "setup_future_usage",
-    "shipping",
-    "statement_descriptor",
-    "statement_descriptor_suffix",
-    "transfer_data",
-    "transfer_group",
-    "use_stripe_sdk",
-];
-const NESTED: &[(&str, &[&str])] = &[
-    (
-        "setup_intent_data",
-        &["description", "metadata", "on_behalf_of"],
-    ),
-    ("automatic_payment_methods", &["allow_redirects", "enabled"]),
-];
 
 /// How a card entered on the processor's page behaves when charged.
 #[derive(Clone, Debug)]
@@ -151,6 +45,8 @@ struct Books {
     answered: HashMap<String, (String, u16, Value)>,
     /// Answer the next charge with HTTP 500 after making it (a lost answer).
     lose_next_answer: bool,
+    /// Answer the next charge with HTTP 500 without making it.
+    drop_next_charge: bool,
     /// Answer the next charge with Stripe's `409 idempotency_error` after making it, as
     /// Stripe answers a request while another with the same key is still in progress.
     conflict_next: bool,
@@ -347,8 +243,54 @@ fn create(books: &mut Books, path: &str, form: &[(String, String)]) -> Result<Va
     }
 }
 
+/// A read: a payment intent by its ID, or those whose metadata matches a search query of
+/// the one form `metadata['KEY']:'VALUE'`.
+fn read(books: &Books, path: &str, query: Option<&str>) -> (u16, Value) {
+    let Some(id) = path.strip_prefix("/v1/payment_intents/") else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "resource_missing",
+            format!("Unrecognized request URL (GET: {path})"),
+        );
+    };
+    if id == "search" {
+        let q: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let Some((key, value)) = get(&q, "query")
+            .and_then(|q| q.strip_prefix("metadata['"))
+            .and_then(|q| q.strip_suffix('\''))
+            .and_then(|q| q.split_once("']:'"))
+        else {
+            return invalid(
+                "parameter_invalid",
+                "a search query this stand-in reads".into(),
+            );
+        };
+        let mut data: Vec<&Value> = books
+            .intents
+            .iter()
+            .filter(|pi| pi["metadata"][key] == value)
+            .collect();
+        data.reverse();
+        return (
+            200,
+            json!({ "object": "search_result", "data": data, "has_more": false }),
+        );
+    }
+    match books.intents.iter().find(|pi| pi["id"] == id) {
+        Some(pi) => (200, pi.clone()),
+        None => invalid(
+            "resource_missing",
+            format!("No such payment_intent: '{id}'"),
+        ),
+    }
+}
+
 async fn handle(
     State(books): State<Arc<Mutex<Books>>>,
+    method: axum::http::Method,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: String,
@@ -371,6 +313,8 @@ async fn handle(
             "invalid_version",
             format!("Invalid Stripe API version: {}", header("stripe-version")),
         )
+    } else if method == axum::http::Method::GET {
+        read(&b, &path, uri.query())
     } else if !header("content-type").starts_with("application/x-www-form-urlencoded") {
         invalid(
             "invalid_content_type",
@@ -382,7 +326,12 @@ async fn handle(
         if path == "/v1/payment_intents" {
             b.charge_requests += 1;
         }
+        let dropped = path == "/v1/payment_intents" && std::mem::take(&mut b.drop_next_charge);
         match b.answered.get(&key) {
+            _ if dropped => (
+                500,
+                json!({ "error": { "type": "api_error", "message": "dropped" } }),
+            ),
             Some((asked, status, answer)) if !key.is_empty() => {
                 if *asked == request {
                     (*status, answer.clone())
@@ -445,7 +394,7 @@ impl FakeStripe {
         listener.set_nonblocking(true).unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let app = axum::Router::new()
-            .fallback(axum::routing::post(handle))
+            .fallback(handle)
             .with_state(books.clone());
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -527,6 +476,30 @@ impl FakeStripe {
     /// The next charge is made but its answer is lost (HTTP 500).
     pub fn lose_next_answer(&self) {
         self.books.lock().unwrap().lose_next_answer = true;
+    }
+
+    /// The next charge is not made, and its answer is lost (HTTP 500).
+    pub fn drop_next_charge(&self) {
+        self.books.lock().unwrap().drop_next_charge = true;
+    }
+
+    /// A payment intent still `processing` settles at the processor (without an event):
+    /// `succeeded`, or declined with `decline_code`.
+    pub fn settle_intent(&self, id: &str, declined: Option<&str>) {
+        let mut b = self.books.lock().unwrap();
+        let pi = b
+            .intents
+            .iter_mut()
+            .find(|pi| pi["id"] == id)
+            .expect("the intent");
+        match declined {
+            None => pi["status"] = json!("succeeded"),
+            Some(code) => {
+                pi["status"] = json!("requires_payment_method");
+                pi["last_payment_error"] = json!({ "code": "payment_failed", "decline_code": code,
+                    "message": "The debit was returned." });
+            }
+        }
     }
 
     /// The next charge is made by a request still in progress, and the one asking is

@@ -147,9 +147,15 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
         let now = state.now();
         let attempt = match tries.last() {
             // Accepted and still processing at the processor (a bank debit): its webhook
-            // settles it. Asked again, it would be charged again once the processor has
-            // forgotten the request's key (after 24 hours).
-            Some(c) if c.state == ChargeState::Pending && c.processor_ref.is_some() => continue,
+            // settles it, or a look at the processor when none came within the hour. Asked
+            // again, it would be charged again once the processor has forgotten the
+            // request's key (after 24 hours).
+            Some(c) if c.state == ChargeState::Pending && c.processor_ref.is_some() => {
+                if now - payments::looked_at(pool, &c.id).await? >= LOOK_EVERY_MS {
+                    paid += usize::from(look_up(state, stripe, &tries, c).await?);
+                }
+                continue;
+            }
             // An answer lost: asked again with the same key, while the processor keeps it.
             Some(c) if c.state == ChargeState::Pending && now - c.created_at < KEY_KEPT_MS => {
                 c.clone()
@@ -157,12 +163,14 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
             Some(c) if c.state == ChargeState::Pending => {
                 // Said once (in the log, and as the charge's failure code), not every tick.
                 if payments::note_answer_lost(pool, &c.id, now).await? {
-                    tracing::error!(
+                    tracing::warn!(
                         invoice = %inv.id, charge = %c.id,
                         "a charge's answer was lost a day ago and its key may have expired at \
-                         the processor: it is not asked again; look it up there and record the \
-                         payment"
+                         the processor: it is not asked again, but looked up there every hour"
                     );
+                }
+                if now - payments::looked_at(pool, &c.id).await? >= LOOK_EVERY_MS {
+                    paid += usize::from(look_up(state, stripe, &tries, c).await?);
                 }
                 continue;
             }
@@ -181,6 +189,7 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
                 let failed: Vec<&ChargeRow> = tries
                     .iter()
                     .filter(|c| c.payment_method == *pm && c.state == ChargeState::Failed)
+                    .filter(|c| c.failure_code.as_deref() != Some(NOT_MADE))
                     .collect();
                 if let Some(last) = failed.last()
                     && (failed.len() as u32 >= b.charge_attempts
@@ -258,6 +267,73 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
     Ok(paid)
 }
 
+/// A pending charge whose webhook has not come is looked up at the processor this often.
+const LOOK_EVERY_MS: i64 = 3_600_000;
+
+/// The failure code of a charge the processor never made (its answer was lost before it
+/// made it): it does not count as a declined try.
+const NOT_MADE: &str = "not_made";
+
+/// Looks a pending charge up at the processor, by its payment intent, or (its answer lost)
+/// among the intents of its invoice that no other try of the invoice names, and settles it
+/// when the processor has. True when the invoice was paid.
+async fn look_up(
+    state: &AppState,
+    stripe: &crate::billing::stripe::Stripe,
+    tries: &[ChargeRow],
+    c: &ChargeRow,
+) -> ApiResult<bool> {
+    let pool = &state.db.pool;
+    let found = match &c.processor_ref {
+        Some(pi) => stripe.payment_intent(pi).await.map(Some),
+        None => stripe
+            .intents_of_invoice(&c.invoice_id)
+            .await
+            .and_then(|all| {
+                let named = |id: &str| tries.iter().any(|t| t.processor_ref.as_deref() == Some(id));
+                let mine: Vec<&serde_json::Value> = all
+                    .iter()
+                    .filter(|pi| pi["id"].as_str().is_some_and(|id| !named(id)))
+                    .collect();
+                match mine[..] {
+                    [] => Ok(None),
+                    [pi] => crate::billing::stripe::outcome_of(pi).map(Some),
+                    _ => Err(StripeError::Refused(format!(
+                        "{} payment intents of the invoice name no charge here",
+                        mine.len()
+                    ))),
+                }
+            }),
+    };
+    let settled = match found {
+        Ok(Some(ChargeOutcome::Succeeded { payment_intent })) => Settled::Paid(payment_intent),
+        Ok(Some(ChargeOutcome::Failed {
+            payment_intent,
+            code,
+            message,
+        })) => Settled::Declined {
+            reference: payment_intent,
+            code,
+            message,
+        },
+        Ok(Some(ChargeOutcome::Processing { payment_intent })) => {
+            let mut tx = state.db.begin().await?;
+            payments::note_ref(&mut tx, &c.id, &payment_intent).await?;
+            tx.commit().await.map_err(crate::db::DbError::from)?;
+            payments::note_looked_up(pool, &c.id, state.now()).await?;
+            return Ok(false);
+        }
+        Ok(None) => Settled::NotMade,
+        Err(e) => {
+            tracing::warn!(invoice = %c.invoice_id, charge = %c.id, "looking a charge up: {e}");
+            payments::note_looked_up(pool, &c.id, state.now()).await?;
+            return Ok(false);
+        }
+    };
+    let paid = matches!(settled, Settled::Paid(_));
+    Ok(settle(state, c, &settled).await? && paid)
+}
+
 /// How a charge ended.
 enum Settled {
     Paid(String),
@@ -269,6 +345,9 @@ enum Settled {
     /// The processor refused the request itself (the service's configuration): not the
     /// customer's doing, so no mail; tried again after `retry_days`.
     Refused,
+    /// The processor has no such charge (its answer was lost before it made it): no mail,
+    /// and a new try at once.
+    NotMade,
 }
 
 /// Records how a charge ended, in one transaction: the charge, the invoice (paid), the
@@ -308,6 +387,11 @@ async fn settle_in(
                 "processor_refused",
                 "the payment processor refused the request",
             )),
+        ),
+        Settled::NotMade => (
+            ChargeState::Failed,
+            None,
+            Some((NOT_MADE, "the payment processor never made this charge")),
         ),
     };
     let changed = payments::settle_charge(tx, &c.id, st, reference, failure, now).await?;

@@ -161,6 +161,68 @@ impl Stripe {
         }
     }
 
+    /// Reads `path` (with its query); answers the JSON object of a 2xx answer.
+    async fn get(&self, path: &str) -> Result<Value, StripeError> {
+        let answer = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(self.config.secret_key.expose())
+            .header("Stripe-Version", API_VERSION)
+            .send()
+            .await
+            .map_err(|e| StripeError::Unavailable(crate::notify::webhook::describe(&e)))?;
+        let status = answer.status();
+        let json: Value = answer.json().await.map_err(|_| {
+            StripeError::Unavailable(format!("HTTP {status} with a body that is not JSON"))
+        })?;
+        if status.is_success() {
+            return Ok(json);
+        }
+        let message = json
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .unwrap_or("no message");
+        Err(match status.as_u16() {
+            429 | 500..=599 => StripeError::Unavailable(format!("HTTP {status}: {message}")),
+            _ => StripeError::Refused(format!("HTTP {status}: {message}")),
+        })
+    }
+
+    /// How a charge made earlier stands now (its webhook may never come).
+    pub async fn payment_intent(&self, id: &str) -> Result<ChargeOutcome, StripeError> {
+        if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(StripeError::Refused(format!(
+                "{id:?} is no payment intent ID"
+            )));
+        }
+        outcome_of(&self.get(&format!("/v1/payment_intents/{id}")).await?)
+    }
+
+    /// The payment intents made for `invoice_id` (by its `metadata[invoice_id]`), newest
+    /// first: for a charge whose answer was lost.
+    pub async fn intents_of_invoice(&self, invoice_id: &str) -> Result<Vec<Value>, StripeError> {
+        if !invoice_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(StripeError::Refused(format!(
+                "{invoice_id:?} is no invoice ID"
+            )));
+        }
+        let query = format!("metadata['invoice_id']:'{invoice_id}'");
+        let query: String = form_urlencoded::byte_serialize(query.as_bytes()).collect();
+        let found = self
+            .get(&format!(
+                "/v1/payment_intents/search?query={query}&limit=100"
+            ))
+            .await?;
+        Ok(found
+            .get("data")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
     fn id(json: &Value, what: &str) -> Result<String, StripeError> {
         json.get("id")
             .and_then(Value::as_str)

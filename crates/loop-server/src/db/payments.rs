@@ -270,6 +270,27 @@ pub async fn note_answer_lost(pool: &sqlx::AnyPool, id: &str, now: i64) -> DbRes
     Ok(r.rows_affected() == 1)
 }
 
+/// When a pending charge was last looked up at the processor (or made, or changed).
+pub async fn looked_at(pool: &AnyPool, id: &str) -> DbResult<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT updated_at FROM charges WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+            .unwrap_or(0),
+    )
+}
+
+/// Notes that a pending charge was looked up at the processor and is still pending there.
+pub async fn note_looked_up(pool: &AnyPool, id: &str, now: i64) -> DbResult<()> {
+    sqlx::query("UPDATE charges SET updated_at = $1 WHERE id = $2 AND state = 'pending'")
+        .bind(now)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 /// Notes the processor's reference of a charge still processing.
 pub async fn note_ref(tx: &mut Tx, id: &str, processor_ref: &str) -> DbResult<()> {
     sqlx::query("UPDATE charges SET processor_ref = $1 WHERE id = $2 AND state = 'pending'")

@@ -4,8 +4,13 @@
 //! answer is asked again without a second charge; a decline mails the customer and is
 //! retried; a suspended customer who adds a working card is active again at once. Forged,
 //! replayed and stale webhooks change nothing.
+//!
+//! `lookups.rs`: a charge whose webhook never comes is looked up at the processor.
 
+#[path = "../support/mod.rs"]
 mod support;
+
+mod lookups;
 
 use serde_json::{Value, json};
 use support::USER_PASSWORD;
