@@ -224,6 +224,19 @@ fn a_new_address_of_an_account_takes_effect_when_its_owner_confirms_it() {
         .expect(200);
 }
 
+/// `bravo`'s admin invites `email`, signed in anew (a session does not outlive the days the
+/// clock moves).
+fn invite_into(server: &Server, bravo: &Customer, email: &str) {
+    server
+        .sign_in(&bravo.member("admin").email, USER_PASSWORD)
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": bravo.tenant_id, "email": email,
+                    "first_name": "Late", "last_name": "Doe" }),
+        )
+        .expect(201);
+}
+
 /// A server mailing to a relay that is down, and its customer `bravo` (`None` where no SMTP
 /// server can run here; `SmtpSink::start` says so).
 fn relay_down() -> Option<(SmtpSink, Server, Customer)> {
@@ -301,17 +314,7 @@ fn mail_the_relay_refuses_for_give_up_hours_is_marked_failed_and_never_sent() {
     let Some((mut sink, server, bravo)) = relay_down() else {
         return;
     };
-    // (Signed in anew each time: a session does not outlive the days the clock moves.)
-    let invite = |email: &str| {
-        server
-            .sign_in(&bravo.member("admin").email, USER_PASSWORD)
-            .post(
-                "/api/v1/users",
-                json!({ "tenant_id": bravo.tenant_id, "email": email,
-                        "first_name": "Late", "last_name": "Doe" }),
-            )
-            .expect(201);
-    };
+    let invite = |email: &str| invite_into(&server, &bravo, email);
     invite("never@example.org");
     outbox_until(
         &server,
@@ -358,16 +361,7 @@ fn the_record_of_finished_mail_goes_after_privacy_mail_days_and_waiting_mail_sta
     let Some((mut sink, server, bravo)) = relay_down() else {
         return;
     };
-    let invite = |email: &str| {
-        server
-            .sign_in(&bravo.member("admin").email, USER_PASSWORD)
-            .post(
-                "/api/v1/users",
-                json!({ "tenant_id": bravo.tenant_id, "email": email,
-                        "first_name": "Kept", "last_name": "Doe" }),
-            )
-            .expect(201);
-    };
+    let invite = |email: &str| invite_into(&server, &bravo, email);
     let tried = |email: &str| {
         outbox_until(&server, email, "a failed try", |state, failed| {
             state == "queued" && failed

@@ -139,13 +139,7 @@ fn mail_tells_of_a_failure_in_the_recipients_language_sends_the_summary_and_wait
     let Some(mut sink) = SmtpSink::start() else {
         return;
     };
-    let port = sink.port;
-    let server = start(|c| {
-        c.mail.host = Some("127.0.0.1".into());
-        c.mail.port = Some(port);
-        c.mail.security = SmtpSecurity::None;
-        c.mail.from = "Loop Backup <backup@provider.example>".into();
-    });
+    let server = mailing_to(&sink);
     let admin = server.admin();
     let (alpha, vault) = customer_with_vault(&admin, "Alpha", None);
     admin
@@ -312,13 +306,7 @@ fn each_recipient_gets_their_own_message_and_a_refused_one_holds_up_nobody() {
     let Some(sink) = SmtpSink::start() else {
         return;
     };
-    let port = sink.port;
-    let server = start(|c| {
-        c.mail.host = Some("127.0.0.1".into());
-        c.mail.port = Some(port);
-        c.mail.security = SmtpSecurity::None;
-        c.mail.from = "Loop Backup <backup@provider.example>".into();
-    });
+    let server = mailing_to(&sink);
     let admin = server.admin();
     let (tenant, _) = customer_with_vault(&admin, "Alpha", None);
     let to = [

@@ -44,6 +44,17 @@ fn start(configure: impl FnOnce(&mut loop_server::Config)) -> Server {
     })
 }
 
+/// [`start`] with mail going to `sink`.
+fn mailing_to(sink: &SmtpSink) -> Server {
+    let port = sink.port;
+    start(|c| {
+        c.mail.host = Some("127.0.0.1".into());
+        c.mail.port = Some(port);
+        c.mail.security = SmtpSecurity::None;
+        c.mail.from = "Loop Backup <backup@provider.example>".into();
+    })
+}
+
 /// Runs notifier passes until `done` holds (a delivery may be held by the server's own
 /// notifier for a moment).
 fn pass_until(server: &Server, what: &str, mut done: impl FnMut() -> bool) {

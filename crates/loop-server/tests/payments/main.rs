@@ -424,6 +424,17 @@ fn acme_with_billing(server: &Server) -> String {
     tenant
 }
 
+/// Acme with a payment method that the processor accepts as `processing` (a bank debit),
+/// past its trial and its first month: its first invoice is charged.
+fn charged_by_debit(server: &Server) -> String {
+    let tenant = acme_with_billing(server);
+    let page = card_page(&server.sign_in(BILLING, USER_PASSWORD), &tenant);
+    complete_setup(&server.stripe, server, &page, Card::Processes).expect(204);
+    after(server, 14, 1);
+    after(server, 31, 0);
+    tenant
+}
+
 /// A charge the processor accepted but has not settled (a bank debit stays `processing` for
 /// days) is not asked for again: once the processor has forgotten the request's key (after
 /// 24 hours) the same request would be a second charge. Its webhook settles it.
@@ -434,17 +445,8 @@ fn a_charge_still_processing_is_asked_for_once_and_settled_by_its_webhook() {
     };
     let server = server_mailing_to(&sink);
     let stripe = &server.stripe;
-    let tenant = acme_with_billing(&server);
+    let tenant = charged_by_debit(&server);
     let billing = || server.sign_in(BILLING, USER_PASSWORD);
-    complete_setup(
-        stripe,
-        &server,
-        &card_page(&billing(), &tenant),
-        Card::Processes,
-    )
-    .expect(204);
-    after(&server, 14, 1);
-    after(&server, 31, 0);
     assert_eq!(stripe.charge_requests(), 1);
     assert_eq!(charges(&billing(), &tenant)[0]["state"], "pending");
     tick(&server);
