@@ -484,7 +484,8 @@ impl FakeStripe {
     }
 
     /// A payment intent still `processing` settles at the processor (without an event):
-    /// `succeeded`, or declined with `decline_code`.
+    /// `succeeded`, declined with `decline_code`, or (given as the code) `canceled` or
+    /// `requires_action`.
     pub fn settle_intent(&self, id: &str, declined: Option<&str>) {
         let mut b = self.books.lock().unwrap();
         let pi = b
@@ -494,6 +495,7 @@ impl FakeStripe {
             .expect("the intent");
         match declined {
             None => pi["status"] = json!("succeeded"),
+            Some(status @ ("canceled" | "requires_action")) => pi["status"] = json!(status),
             Some(code) => {
                 pi["status"] = json!("requires_payment_method");
                 pi["last_payment_error"] = json!({ "code": "payment_failed", "decline_code": code,

@@ -275,8 +275,10 @@ const LOOK_EVERY_MS: i64 = 3_600_000;
 const NOT_MADE: &str = "not_made";
 
 /// Looks a pending charge up at the processor, by its payment intent, or (its answer lost)
-/// among the intents of its invoice that no other try of the invoice names, and settles it
-/// when the processor has. True when the invoice was paid.
+/// among the intents of its invoice for its amount and payment method that no other try of
+/// the invoice names, and settles it when the processor has: succeeded, declined (it needs
+/// a new payment method), or canceled there. One that waits for the customer (3-D Secure)
+/// or is still processing stays pending. True when the invoice was paid.
 async fn look_up(
     state: &AppState,
     stripe: &crate::billing::stripe::Stripe,
@@ -291,41 +293,59 @@ async fn look_up(
             .await
             .and_then(|all| {
                 let named = |id: &str| tries.iter().any(|t| t.processor_ref.as_deref() == Some(id));
-                let mine: Vec<&serde_json::Value> = all
-                    .iter()
+                let mine: Vec<serde_json::Value> = all
+                    .into_iter()
                     .filter(|pi| pi["id"].as_str().is_some_and(|id| !named(id)))
+                    .filter(|pi| pi["amount"].as_u64() == Some(c.amount_cents))
+                    .filter(|pi| pi["payment_method"].as_str() == Some(&c.payment_method))
                     .collect();
-                match mine[..] {
-                    [] => Ok(None),
-                    [pi] => crate::billing::stripe::outcome_of(pi).map(Some),
-                    _ => Err(StripeError::Refused(format!(
-                        "{} payment intents of the invoice name no charge here",
+                match <[_; 1]>::try_from(mine) {
+                    Ok([pi]) => Ok(Some(pi)),
+                    Err(mine) if mine.is_empty() => Ok(None),
+                    Err(mine) => Err(StripeError::Refused(format!(
+                        "{} payment intents of the invoice could be this charge",
                         mine.len()
                     ))),
                 }
             }),
     };
-    let settled = match found {
-        Ok(Some(ChargeOutcome::Succeeded { payment_intent })) => Settled::Paid(payment_intent),
-        Ok(Some(ChargeOutcome::Failed {
-            payment_intent,
-            code,
-            message,
-        })) => Settled::Declined {
-            reference: payment_intent,
-            code,
-            message,
-        },
-        Ok(Some(ChargeOutcome::Processing { payment_intent })) => {
-            let mut tx = state.db.begin().await?;
-            payments::note_ref(&mut tx, &c.id, &payment_intent).await?;
-            tx.commit().await.map_err(crate::db::DbError::from)?;
+    let pi = match found {
+        Ok(Some(pi)) => pi,
+        Ok(None) => return settle(state, c, &Settled::NotMade).await.map(|_| false),
+        Err(e) => {
+            tracing::warn!(invoice = %c.invoice_id, charge = %c.id, "looking a charge up: {e}");
             payments::note_looked_up(pool, &c.id, state.now()).await?;
             return Ok(false);
         }
-        Ok(None) => Settled::NotMade,
-        Err(e) => {
-            tracing::warn!(invoice = %c.invoice_id, charge = %c.id, "looking a charge up: {e}");
+    };
+    let id = pi["id"].as_str().unwrap_or_default().to_string();
+    let settled = match pi["status"].as_str().unwrap_or_default() {
+        "succeeded" => Settled::Paid(id),
+        "canceled" => Settled::Canceled(id),
+        "requires_payment_method" => match crate::billing::stripe::outcome_of(&pi) {
+            Ok(ChargeOutcome::Failed {
+                payment_intent,
+                code,
+                message,
+            }) => Settled::Declined {
+                reference: payment_intent,
+                code,
+                message,
+            },
+            _ => return Ok(false),
+        },
+        status => {
+            if c.processor_ref.is_none() {
+                let mut tx = state.db.begin().await?;
+                payments::note_ref(&mut tx, &c.id, &id).await?;
+                tx.commit().await.map_err(crate::db::DbError::from)?;
+            }
+            if status != "processing" {
+                tracing::warn!(
+                    invoice = %c.invoice_id, charge = %c.id,
+                    "a looked-up charge waits at the processor as {status}"
+                );
+            }
             payments::note_looked_up(pool, &c.id, state.now()).await?;
             return Ok(false);
         }
@@ -348,6 +368,9 @@ enum Settled {
     /// The processor has no such charge (its answer was lost before it made it): no mail,
     /// and a new try at once.
     NotMade,
+    /// Canceled at the processor (by the provider, in its dashboard): no mail; a declined
+    /// try as to when the next one is made.
+    Canceled(String),
 }
 
 /// Records how a charge ended, in one transaction: the charge, the invoice (paid), the
@@ -392,6 +415,14 @@ async fn settle_in(
             ChargeState::Failed,
             None,
             Some((NOT_MADE, "the payment processor never made this charge")),
+        ),
+        Settled::Canceled(r) => (
+            ChargeState::Failed,
+            Some(r.as_str()),
+            Some((
+                "canceled",
+                "the charge was canceled at the payment processor",
+            )),
         ),
     };
     let changed = payments::settle_charge(tx, &c.id, st, reference, failure, now).await?;

@@ -188,14 +188,14 @@ impl Stripe {
         })
     }
 
-    /// How a charge made earlier stands now (its webhook may never come).
-    pub async fn payment_intent(&self, id: &str) -> Result<ChargeOutcome, StripeError> {
+    /// A payment intent as it stands now (a charge's webhook may never come).
+    pub async fn payment_intent(&self, id: &str) -> Result<Value, StripeError> {
         if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
             return Err(StripeError::Refused(format!(
                 "{id:?} is no payment intent ID"
             )));
         }
-        outcome_of(&self.get(&format!("/v1/payment_intents/{id}")).await?)
+        self.get(&format!("/v1/payment_intents/{id}")).await
     }
 
     /// The payment intents made for `invoice_id` (by its `metadata[invoice_id]`), newest

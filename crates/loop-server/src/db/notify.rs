@@ -428,6 +428,8 @@ pub struct Taken {
     /// The e-mail recipients (by their place on the target, bit 0 the first) who have the
     /// message or refused it for good.
     pub recipients_done: i64,
+    /// The fingerprint of the recipient list `recipients_done` counts places in.
+    pub recipients_of: Option<i64>,
     /// The relay's answers to the recipients it refused for good in earlier tries.
     pub refused: Vec<String>,
     pub created_at: i64,
@@ -442,6 +444,7 @@ pub async fn take_due(pool: &AnyPool, now: i64, claim_ms: i64, limit: i64) -> Db
         let row = sqlx::query(
             "SELECT d.attempts AS delivery_attempts, d.created_at AS delivery_created_at,
                 d.recipients_done AS delivery_recipients_done, d.refused AS delivery_refused,
+                d.recipients_of AS delivery_recipients_of,
                 d.event_id AS delivery_event_id, n.* FROM deliveries d
                JOIN notify_targets n ON n.id = d.target_id WHERE d.id = $1",
         )
@@ -456,6 +459,7 @@ pub async fn take_due(pool: &AnyPool, now: i64, claim_ms: i64, limit: i64) -> Db
             id,
             attempts: col(&row, "delivery_attempts")?,
             recipients_done: col(&row, "delivery_recipients_done")?,
+            recipients_of: col(&row, "delivery_recipients_of")?,
             refused: col::<Option<String>>(&row, "delivery_refused")?
                 .and_then(|r| serde_json::from_str(&r).ok())
                 .unwrap_or_default(),
@@ -467,21 +471,26 @@ pub async fn take_due(pool: &AnyPool, now: i64, claim_ms: i64, limit: i64) -> Db
     Ok(out)
 }
 
-/// Records which e-mail recipients are done with (see [`Taken::recipients_done`]), and the
-/// relay's answers to those it refused for good, for a delivery the caller holds.
+/// Records which e-mail recipients of the list with fingerprint `of` are done with (see
+/// [`Taken::recipients_done`]), and the relay's answers to those it refused for good, for a
+/// delivery the caller holds.
 pub async fn recipients_done(
     pool: &AnyPool,
     id: &str,
-    done: i64,
+    (of, done): (i64, i64),
     refused: &[String],
 ) -> DbResult<()> {
     let refused = (!refused.is_empty()).then(|| serde_json::json!(refused).to_string());
-    sqlx::query("UPDATE deliveries SET recipients_done = $1, refused = $2 WHERE id = $3")
-        .bind(done)
-        .bind(refused)
-        .bind(id)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "UPDATE deliveries SET recipients_done = $1, refused = $2, recipients_of = $3
+         WHERE id = $4",
+    )
+    .bind(done)
+    .bind(refused)
+    .bind(of)
+    .bind(id)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 
@@ -498,6 +507,7 @@ pub struct Outcome<'a> {
 pub async fn record_try(pool: &AnyPool, id: &str, o: &Outcome<'_>, now: i64) -> DbResult<()> {
     sqlx::query(
         "UPDATE deliveries SET state = $1, claimed_until = NULL, last_error = $2,
+            refused = CASE WHEN $1 = 'queued' THEN refused ELSE NULL END,
             response_status = $3, finished_at = $4, next_attempt_at = COALESCE($5, next_attempt_at)
          WHERE id = $6 AND state = 'queued'",
     )

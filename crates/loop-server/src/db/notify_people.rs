@@ -72,10 +72,10 @@ pub async fn forget_address_in_errors(
         return Ok(0);
     };
     let sql = format!(
-        "SELECT d.id, d.last_error FROM deliveries d JOIN notify_targets n ON n.id = d.target_id
-              JOIN tenants t ON t.id = n.tenant_id
-         WHERE ({filter}) AND d.last_error LIKE ${}",
-        values.len() + 1
+        "SELECT d.id, d.last_error, d.refused FROM deliveries d
+              JOIN notify_targets n ON n.id = d.target_id JOIN tenants t ON t.id = n.tenant_id
+         WHERE ({filter}) AND (d.last_error LIKE ${n} OR d.refused LIKE ${n})",
+        n = values.len() + 1
     );
     // Only constants and parameter numbers in the text; every value is bound.
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -89,12 +89,16 @@ pub async fn forget_address_in_errors(
         .await?;
     let mut n = 0;
     for r in &rows {
-        let said: String = col(r, "last_error")?;
-        if !said.contains(email) {
+        let said: Option<String> = col(r, "last_error")?;
+        let refused: Option<String> = col(r, "refused")?;
+        let named = |t: &Option<String>| t.as_deref().is_some_and(|t| t.contains(email));
+        if !named(&said) && !named(&refused) {
             continue;
         }
-        sqlx::query("UPDATE deliveries SET last_error = $1 WHERE id = $2")
-            .bind(said.replace(email, "(an erased address)"))
+        let forget = |t: Option<String>| t.map(|t| t.replace(email, "(an erased address)"));
+        sqlx::query("UPDATE deliveries SET last_error = $1, refused = $2 WHERE id = $3")
+            .bind(forget(said))
+            .bind(forget(refused))
             .bind(col::<String>(r, "id")?)
             .execute(&mut **tx)
             .await?;

@@ -19,13 +19,39 @@ pub struct Unsent {
 /// What the relay said to a message it did not take.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Answer {
-    /// A refusal for good (a 5xx reply, such as an unknown mailbox): trying again cannot
-    /// help.
+    /// The recipient refused for good: a 5xx reply whose enhanced status code (RFC 3463)
+    /// is about the recipient's address or mailbox (5.1.x but the sender's 5.1.7 and
+    /// 5.1.8, or 5.2.x), such as an unknown mailbox. Trying again cannot help.
     Refused,
-    /// A refusal for now (a 4xx reply, such as a full mailbox): another try may pass.
+    /// A refusal for now (a 4xx reply, such as greylisting): another try may pass.
     Later,
-    /// No answer: the connection, TLS or sign-in failed, or the relay stopped answering.
+    /// No answer, or one not about the recipient: the connection, TLS or sign-in failed,
+    /// the relay stopped answering, or refused the sender, this server or the message (a
+    /// 5xx without such a code). The relay's setup may be at fault: tried again.
     None,
+}
+
+impl Answer {
+    /// What a failed send's error says, from lettre's reading of the reply and its text.
+    pub fn of(permanent: bool, transient: bool, message: &str) -> Answer {
+        let about_the_recipient = message.split_whitespace().any(|w| {
+            let mut parts = w.trim_end_matches([',', ';', ':']).split('.');
+            let (Some("5"), Some(subject), Some(detail), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return false;
+            };
+            let detail_ok = !detail.is_empty() && detail.bytes().all(|b| b.is_ascii_digit());
+            detail_ok && (subject == "2" || (subject == "1" && !["7", "8"].contains(&detail)))
+        });
+        if permanent && about_the_recipient {
+            Answer::Refused
+        } else if transient {
+            Answer::Later
+        } else {
+            Answer::None
+        }
+    }
 }
 
 /// The configured relay, or none (mail then waits in the outbox).
@@ -157,16 +183,11 @@ impl Mailer {
         };
         match tokio::time::timeout(self.timeout, t.send(message)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(Unsent {
-                message: e.to_string(),
-                answer: if e.is_permanent() {
-                    Answer::Refused
-                } else if e.is_transient() {
-                    Answer::Later
-                } else {
-                    Answer::None
-                },
-            }),
+            Ok(Err(e)) => {
+                let message = e.to_string();
+                let answer = Answer::of(e.is_permanent(), e.is_transient(), &message);
+                Err(Unsent { message, answer })
+            }
             Err(_) => Err(Unsent {
                 message: format!(
                     "the mail relay did not finish within {} s",
@@ -249,6 +270,37 @@ mod tests {
         let err = sent.expect("the send ends by itself").unwrap_err();
         assert!(err.message.contains("did not finish"), "{err:?}");
         assert_eq!(err.answer, Answer::None);
+    }
+
+    #[test]
+    fn only_a_refusal_of_the_recipient_is_for_good() {
+        let cases = [
+            (
+                "permanent error (550): 5.1.1 <ana@example.com>: no such mailbox",
+                Answer::Refused,
+            ),
+            ("permanent error (552): 5.2.2 mailbox full", Answer::Refused),
+            (
+                "permanent error (550): 5.1.7 bad sender address",
+                Answer::None,
+            ),
+            (
+                "permanent error (535): 5.7.8 Authentication credentials invalid",
+                Answer::None,
+            ),
+            (
+                "permanent error (554): 5.7.1 Client host rejected",
+                Answer::None,
+            ),
+            ("permanent error (550): mailbox unavailable", Answer::None),
+            ("permanent error (554): 5.1.1x not a code", Answer::None),
+        ];
+        for (message, answer) in cases {
+            assert_eq!(Answer::of(true, false, message), answer, "{message}");
+        }
+        let greylisted = "transient error (450): 4.2.0 <ana@example.com>: greylisted";
+        assert_eq!(Answer::of(false, true, greylisted), Answer::Later);
+        assert_eq!(Answer::of(false, false, "connection refused"), Answer::None);
     }
 
     #[test]

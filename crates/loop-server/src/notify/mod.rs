@@ -223,7 +223,15 @@ async fn send_each(
 ) -> Result<Delivered, Failure> {
     use crate::mail::smtp::Answer;
     let started = tokio::time::Instant::now();
-    let (mut done, mut refused, mut later) = (d.recipients_done, d.refused.clone(), Vec::new());
+    // Places count in the list as it was: once it changed, everyone left is tried again
+    // (someone may get it twice; nobody is skipped).
+    let of = fingerprint(recipients);
+    let (mut done, mut refused) = if d.recipients_of == Some(of) {
+        (d.recipients_done, d.refused.clone())
+    } else {
+        (0, Vec::new())
+    };
+    let mut later = Vec::new();
     let place = |answer: &str| crate::mail::naming_no_address(answer, recipients);
     for (i, to) in recipients.iter().enumerate().take(63) {
         let bit = 1i64 << i;
@@ -250,7 +258,7 @@ async fn send_each(
         }
         done |= bit;
         // Kept at once, so a try cut short sends nobody the message twice.
-        notify::recipients_done(&state.db.pool, &d.id, done, &refused)
+        notify::recipients_done(&state.db.pool, &d.id, (of, done), &refused)
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "recording a recipient's delivery");
@@ -274,6 +282,16 @@ async fn send_each(
         });
     }
     Ok(Delivered { status: None, note })
+}
+
+/// A fingerprint of a recipient list: its order and addresses.
+fn fingerprint(recipients: &[String]) -> i64 {
+    let mut h = blake3::Hasher::new();
+    for r in recipients {
+        h.update(r.as_bytes()).update(b"\n");
+    }
+    let b = h.finalize();
+    i64::from_le_bytes(b.as_bytes()[..8].try_into().expect("eight bytes"))
 }
 
 async fn record(state: &AppState, d: &Taken, result: Result<Delivered, Failure>) -> DbResult<()> {

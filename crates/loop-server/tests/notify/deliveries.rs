@@ -391,6 +391,54 @@ fn each_recipient_gets_their_own_message_and_a_refused_one_holds_up_nobody() {
     );
 }
 
+/// A target whose recipient list changes between two tries of a delivery (an admin's edit,
+/// a person's erasure) is tried again for everyone on the new list: nobody is skipped for
+/// a place that someone else had.
+#[test]
+fn a_recipient_list_changed_between_tries_skips_nobody() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = mailing_to(&sink);
+    let admin = server.admin();
+    let (tenant, _) = customer_with_vault(&admin, "Alpha", None);
+    let (late, sent, added) = (
+        "greylisted-eli@alpha.example",
+        "fay@alpha.example",
+        "gus@alpha.example",
+    );
+    let target = admin
+        .post(
+            "/api/v1/notify/targets",
+            json!({ "tenant_id": tenant, "name": "team", "email": { "recipients": [late, sent] } }),
+        )
+        .expect(201)["target"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin
+        .post(&format!("/api/v1/notify/targets/{target}/test"), json!({}))
+        .expect(202);
+    pass_until(&server, "the first try", || {
+        deliveries(&admin, &target)[0]["last_error"].is_string()
+    });
+    sink.wait_for(sent);
+    // The one who has it leaves the list; someone joins it in front.
+    admin
+        .patch(
+            &format!("/api/v1/notify/targets/{target}"),
+            json!({ "email": { "recipients": [added, late] } }),
+        )
+        .expect(200);
+    server.advance(Duration::from_secs(16));
+    pass_until(&server, "the second try", || {
+        deliveries(&admin, &target)[0]["state"] == "succeeded"
+    });
+    assert_eq!(sink.count_to(late), 1, "the greylisted recipient gets it");
+    assert_eq!(sink.count_to(added), 1);
+    assert_eq!(sink.count_to(sent), 1);
+}
+
 #[test]
 fn a_receiver_that_never_answers_holds_up_only_its_own_deliveries() {
     let server = start(|_| {});

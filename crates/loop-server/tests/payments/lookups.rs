@@ -68,3 +68,35 @@ fn a_charge_whose_webhook_never_comes_is_settled_by_looking_it_up() {
     let (_, text) = mail(&sink, BILLING, "Payment failed", 1);
     assert!(text.contains("The debit was returned."), "{text}");
 }
+
+/// A looked-up charge that waits for the customer (3-D Secure) stays pending; one canceled
+/// at the processor fails without telling the customer their payment failed.
+#[test]
+fn a_looked_up_charge_waiting_for_the_customer_stays_and_a_canceled_one_fails_quietly() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to(&sink);
+    let stripe = &server.stripe;
+    let tenant = charged_by_debit(&server);
+    let billing = || server.sign_in(BILLING, USER_PASSWORD);
+    let id = stripe.intents()[0]["id"].as_str().unwrap().to_string();
+    stripe.settle_intent(&id, Some("requires_action"));
+    an_hour_on(&server);
+    assert_eq!(charges(&billing(), &tenant)[0]["state"], "pending");
+    stripe.settle_intent(&id, Some("canceled"));
+    an_hour_on(&server);
+    let ch = charges(&billing(), &tenant);
+    assert_eq!(
+        (&ch[0]["state"], &ch[0]["failure_code"]),
+        (&json!("failed"), &json!("canceled")),
+        "{ch:#?}"
+    );
+    tick(&server);
+    assert!(
+        sink.messages()
+            .iter()
+            .all(|m| !m["subject"].as_str().unwrap().starts_with("Payment failed")),
+        "no payment-failed mail"
+    );
+}
