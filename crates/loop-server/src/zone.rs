@@ -4,6 +4,11 @@
 use chrono::{DateTime, Utc};
 use loop_api::schedule::Tz;
 
+/// A time (Unix ms) in the zone named `time_zone` (a tenant's), like `2026-12-03 07:00 CET`.
+pub fn local_time(ms: i64, time_zone: &str) -> String {
+    Zone::of(time_zone).text(crate::db::time(ms))
+}
+
 /// The time zone a reader's times are shown in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Zone(pub Tz);

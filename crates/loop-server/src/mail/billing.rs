@@ -9,8 +9,8 @@ use crate::db::DbResult;
 use crate::db::billing::{self, SubRow};
 use crate::db::outbox::{MailKind, Queued};
 use crate::db::{tenants, users};
-use crate::notify::email::local_time;
 use crate::state::AppState;
+use crate::zone::local_time;
 
 const DAY_MS: i64 = 86_400_000;
 

@@ -4,6 +4,8 @@
 use loop_api::{Event, EventKind, Language};
 use serde_json::Value;
 
+use crate::zone::local_time;
+
 /// A composed message.
 pub struct Mail {
     pub subject: String,
@@ -25,11 +27,6 @@ fn t(lang: Language, en: &'static str, nl: &'static str) -> &'static str {
         Language::En => en,
         Language::Nl => nl,
     }
-}
-
-/// A time in the tenant's zone, like `2026-12-03 07:00 CET`.
-pub fn local_time(ms: i64, time_zone: &str) -> String {
-    crate::zone::Zone::of(time_zone).text(crate::db::time(ms))
 }
 
 fn text(v: &Value, key: &str) -> String {
