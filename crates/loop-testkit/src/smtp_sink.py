@@ -5,8 +5,8 @@ Usage: smtp_sink.py PORT DIR [CERT KEY]
 With CERT and KEY (PEM), it offers STARTTLS and refuses mail sent without it.
 
 Refuses recipients whose address starts with "refused" (550, naming the address, as
-relays do), and those starting with "greylisted" the first time they are named (450, as a
-greylisting relay does); accepts every other message on 127.0.0.1:PORT, parses it with Python's own MIME parser (an
+relays do), those starting with "greylisted" the first time they are named (450, as a
+greylisting relay does), and those starting with "busy" always (452, a full mailbox); accepts every other message on 127.0.0.1:PORT, parses it with Python's own MIME parser (an
 implementation independent of the server's) and writes one JSON file per message into
 DIR: envelope sender and recipients, the From/To/Subject headers and every header (decoded), the plain-text
 and HTML bodies (transfer encoding undone) and the raw message. Prints "ready" once it listens.
@@ -32,6 +32,8 @@ class Sink:
         # A relay that knows no such mailbox names it in its answer, as most do.
         if address.startswith("refused"):
             return "550 5.1.1 <%s>: no such mailbox here" % address
+        if address.startswith("busy"):
+            return "452 4.2.2 <%s>: mailbox full, try again later" % address
         if address.startswith("greylisted") and address not in self.seen:
             self.seen.add(address)
             return "450 4.2.0 <%s>: greylisted, try again later" % address

@@ -272,6 +272,12 @@ async fn send_each(
         if let Some(n) = &note {
             message = format!("{message}; {n}");
         }
+        let give_up = state.config.notify.give_up_hours as i64 * 3_600_000;
+        if sent > 0 && state.now() - d.created_at >= give_up {
+            // The others have it: the delivery ends, naming whom it never reached.
+            let note = Some(format!("given up on: {message}"));
+            return Ok(Delivered { status: None, note });
+        }
         return Err(Failure::retry(message));
     }
     if sent == 0 {

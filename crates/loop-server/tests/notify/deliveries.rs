@@ -439,6 +439,48 @@ fn a_recipient_list_changed_between_tries_skips_nobody() {
     assert_eq!(sink.count_to(sent), 1);
 }
 
+/// A recipient refused for now on every try until `notify.give_up_hours` ends the delivery
+/// as delivered to the others, naming by place whom it never reached.
+#[test]
+fn a_recipient_refused_for_now_until_the_end_does_not_fail_the_others_delivery() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = mailing_to(&sink);
+    let admin = server.admin();
+    let (tenant, _) = customer_with_vault(&admin, "Alpha", None);
+    let (ok, full) = ("hal@alpha.example", "busy-ida@alpha.example");
+    let target = admin
+        .post(
+            "/api/v1/notify/targets",
+            json!({ "tenant_id": tenant, "name": "team", "email": { "recipients": [ok, full] } }),
+        )
+        .expect(201)["target"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin
+        .post(&format!("/api/v1/notify/targets/{target}/test"), json!({}))
+        .expect(202);
+    pass_until(&server, "the first try", || {
+        deliveries(&admin, &target)[0]["last_error"].is_string()
+    });
+    assert_eq!(deliveries(&admin, &target)[0]["state"], "queued");
+    server.advance(Duration::from_secs(25 * 3600));
+    let admin = server.admin();
+    pass_until(&server, "the end", || {
+        deliveries(&admin, &target)[0]["state"] != "queued"
+    });
+    let done = &deliveries(&admin, &target)[0];
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    let note = done["last_error"].as_str().unwrap();
+    assert!(
+        note.starts_with("given up on") && note.contains("recipient 2"),
+        "{note}"
+    );
+    assert_eq!(sink.count_to(ok), 1);
+}
+
 #[test]
 fn a_receiver_that_never_answers_holds_up_only_its_own_deliveries() {
     let server = start(|_| {});
