@@ -236,9 +236,7 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
         let settled = match asked {
             Ok(ChargeOutcome::Succeeded { payment_intent }) => Settled::Paid(payment_intent),
             Ok(ChargeOutcome::Processing { payment_intent }) => {
-                let mut tx = state.db.begin().await?;
-                payments::note_ref(&mut tx, &attempt.id, &payment_intent).await?;
-                tx.commit().await.map_err(crate::db::DbError::from)?;
+                payments::note_ref(pool, &attempt.id, &payment_intent).await?;
                 continue;
             }
             Ok(ChargeOutcome::Failed {
@@ -336,9 +334,7 @@ async fn look_up(
         },
         status => {
             if c.processor_ref.is_none() {
-                let mut tx = state.db.begin().await?;
-                payments::note_ref(&mut tx, &c.id, &id).await?;
-                tx.commit().await.map_err(crate::db::DbError::from)?;
+                payments::note_ref(pool, &c.id, &id).await?;
             }
             if status != "processing" {
                 tracing::warn!(

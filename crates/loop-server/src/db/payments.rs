@@ -292,11 +292,11 @@ pub async fn note_looked_up(pool: &AnyPool, id: &str, now: i64) -> DbResult<()> 
 }
 
 /// Notes the processor's reference of a charge still processing.
-pub async fn note_ref(tx: &mut Tx, id: &str, processor_ref: &str) -> DbResult<()> {
+pub async fn note_ref(pool: &AnyPool, id: &str, processor_ref: &str) -> DbResult<()> {
     sqlx::query("UPDATE charges SET processor_ref = $1 WHERE id = $2 AND state = 'pending'")
         .bind(processor_ref)
         .bind(id)
-        .execute(&mut **tx)
+        .execute(pool)
         .await?;
     Ok(())
 }

@@ -315,15 +315,7 @@ fn each_recipient_gets_their_own_message_and_a_refused_one_holds_up_nobody() {
         "greylisted-cas@alpha.example",
         "dee@alpha.example",
     ];
-    let target = admin
-        .post(
-            "/api/v1/notify/targets",
-            json!({ "tenant_id": tenant, "name": "team", "email": { "recipients": to } }),
-        )
-        .expect(201)["target"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let target = team(&admin, &tenant, &to);
     let id = admin
         .post(&format!("/api/v1/notify/targets/{target}/test"), json!({}))
         .expect(202)["id"]
@@ -407,21 +399,7 @@ fn a_recipient_list_changed_between_tries_skips_nobody() {
         "fay@alpha.example",
         "gus@alpha.example",
     );
-    let target = admin
-        .post(
-            "/api/v1/notify/targets",
-            json!({ "tenant_id": tenant, "name": "team", "email": { "recipients": [late, sent] } }),
-        )
-        .expect(201)["target"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    admin
-        .post(&format!("/api/v1/notify/targets/{target}/test"), json!({}))
-        .expect(202);
-    pass_until(&server, "the first try", || {
-        deliveries(&admin, &target)[0]["last_error"].is_string()
-    });
+    let target = team_tried_once(&server, &admin, &tenant, &[late, sent]);
     sink.wait_for(sent);
     // The one who has it leaves the list; someone joins it in front.
     admin
@@ -450,21 +428,7 @@ fn a_recipient_refused_for_now_until_the_end_does_not_fail_the_others_delivery()
     let admin = server.admin();
     let (tenant, _) = customer_with_vault(&admin, "Alpha", None);
     let (ok, full) = ("hal@alpha.example", "busy-ida@alpha.example");
-    let target = admin
-        .post(
-            "/api/v1/notify/targets",
-            json!({ "tenant_id": tenant, "name": "team", "email": { "recipients": [ok, full] } }),
-        )
-        .expect(201)["target"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    admin
-        .post(&format!("/api/v1/notify/targets/{target}/test"), json!({}))
-        .expect(202);
-    pass_until(&server, "the first try", || {
-        deliveries(&admin, &target)[0]["last_error"].is_string()
-    });
+    let target = team_tried_once(&server, &admin, &tenant, &[ok, full]);
     assert_eq!(deliveries(&admin, &target)[0]["state"], "queued");
     server.advance(Duration::from_secs(25 * 3600));
     let admin = server.admin();

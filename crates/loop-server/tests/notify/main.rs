@@ -55,6 +55,28 @@ fn mailing_to(sink: &SmtpSink) -> Server {
     })
 }
 
+/// An e-mail target "team" of `tenant` for `recipients`.
+fn team(caller: &Caller<'_>, tenant: &str, recipients: &[&str]) -> String {
+    let body =
+        json!({ "tenant_id": tenant, "name": "team", "email": { "recipients": recipients } });
+    caller.post("/api/v1/notify/targets", body).expect(201)["target"]["id"]
+        .as_str()
+        .unwrap()
+        .into()
+}
+
+/// [`team`], with a test notice sent and tried once.
+fn team_tried_once(server: &Server, caller: &Caller<'_>, tenant: &str, to: &[&str]) -> String {
+    let target = team(caller, tenant, to);
+    caller
+        .post(&format!("/api/v1/notify/targets/{target}/test"), json!({}))
+        .expect(202);
+    pass_until(server, "the first try", || {
+        deliveries(caller, &target)[0]["last_error"].is_string()
+    });
+    target
+}
+
 /// Runs notifier passes until `done` holds (a delivery may be held by the server's own
 /// notifier for a moment).
 fn pass_until(server: &Server, what: &str, mut done: impl FnMut() -> bool) {
