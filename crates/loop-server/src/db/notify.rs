@@ -425,12 +425,10 @@ pub async fn deliveries_in(
 pub struct Taken {
     pub id: String,
     pub attempts: i64,
-    /// The e-mail recipients (by their place on the target, bit 0 the first) who have the
-    /// message or refused it for good.
+    /// The e-mail recipients who have the message or refused it for good (bits by place in
+    /// the list whose fingerprint is `recipients_of`), and the refusals (relays' answers).
     pub recipients_done: i64,
-    /// The fingerprint of the recipient list `recipients_done` counts places in.
     pub recipients_of: Option<i64>,
-    /// The relay's answers to the recipients it refused for good in earlier tries.
     pub refused: Vec<String>,
     pub created_at: i64,
     pub target: TargetRow,
