@@ -190,25 +190,14 @@ impl Stripe {
 
     /// A payment intent as it stands now (a charge's webhook may never come).
     pub async fn payment_intent(&self, id: &str) -> Result<Value, StripeError> {
-        if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(StripeError::Refused(format!(
-                "{id:?} is no payment intent ID"
-            )));
-        }
+        plain_id("payment intent", id)?;
         self.get(&format!("/v1/payment_intents/{id}")).await
     }
 
     /// The payment intents made for `invoice_id` (by its `metadata[invoice_id]`), newest
     /// first: for a charge whose answer was lost.
     pub async fn intents_of_invoice(&self, invoice_id: &str) -> Result<Vec<Value>, StripeError> {
-        if !invoice_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(StripeError::Refused(format!(
-                "{invoice_id:?} is no invoice ID"
-            )));
-        }
+        plain_id("invoice", invoice_id)?;
         let query = format!("metadata['invoice_id']:'{invoice_id}'");
         let query: String = form_urlencoded::byte_serialize(query.as_bytes()).collect();
         let found = self
@@ -337,6 +326,15 @@ impl Stripe {
             self.config.webhook_secret.expose().as_bytes(),
             now_secs,
         )
+    }
+}
+
+/// Refuses an ID of anything but letters, digits and `_`, which goes into a URL unescaped.
+fn plain_id(what: &str, id: &str) -> Result<(), StripeError> {
+    if id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        Ok(())
+    } else {
+        Err(StripeError::Refused(format!("{id:?} is no {what} ID")))
     }
 }
 
