@@ -8,6 +8,7 @@ use loop_api::{
     VAULT_PROTOCOL, VaultOpenRequest, VaultOpenResponse,
 };
 use loop_repo::ObjectInfo;
+use loop_repo::pace::Limits;
 use loop_repo::{Error, FileKind, Result, RetryBudget, Storage};
 use reqwest::StatusCode;
 use reqwest::blocking::Response;
@@ -115,6 +116,8 @@ pub struct VaultStorage {
     /// The client for presigned store URLs (system trust; the server's pin is not the
     /// store's), made on first use.
     pub(crate) store_client: std::sync::OnceLock<reqwest::blocking::Client>,
+    /// Bandwidth limits: request bodies go out, and answers are read, at their pace.
+    pub(crate) limits: Limits,
 }
 
 /// The default retry budget against a server: four retries from 200 ms, about six seconds.
@@ -132,6 +135,7 @@ impl VaultStorage {
             retry: SERVER_RETRY,
             direct: Default::default(),
             store_client: Default::default(),
+            limits: Limits::default(),
         }
     }
 
@@ -144,6 +148,25 @@ impl VaultStorage {
     pub fn with_retry(mut self, budget: RetryBudget) -> VaultStorage {
         self.retry = budget;
         self
+    }
+
+    /// Moves objects at `limits` (`--limit-upload`, `--limit-download`): uploads, through the
+    /// server or direct, and downloads are paced in steps of [`loop_repo::pace::STEP`].
+    pub fn with_limits(mut self, limits: Limits) -> VaultStorage {
+        self.limits = limits;
+        self
+    }
+
+    /// An upload's body: `body`, at the upload limit when there is one. A clone of the bytes
+    /// (which shares them), so each retry sends the whole body again.
+    pub(crate) fn body(&self, body: &bytes::Bytes) -> reqwest::blocking::Body {
+        match &self.limits.upload {
+            Some(pace) => reqwest::blocking::Body::sized(
+                pace.reader(std::io::Cursor::new(body.clone())),
+                body.len() as u64,
+            ),
+            None => body.clone().into(),
+        }
     }
 
     /// Starts a session on the vault: the server records the token's use for `operation`
@@ -307,13 +330,14 @@ impl VaultStorage {
             });
         }
         let mut buf = Vec::new();
-        (&mut resp)
-            .take(max + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| Error::Storage {
-                object: object.into(),
-                message: e.to_string(),
-            })?;
+        let read = match &self.limits.download {
+            Some(pace) => pace.reader(&mut resp).take(max + 1).read_to_end(&mut buf),
+            None => (&mut resp).take(max + 1).read_to_end(&mut buf),
+        };
+        read.map_err(|e| Error::Storage {
+            object: object.into(),
+            message: e.to_string(),
+        })?;
         if buf.len() as u64 > max {
             return Err(Error::Corrupt {
                 object: object.into(),
@@ -343,7 +367,7 @@ impl Storage for VaultStorage {
                 .client
                 .put(self.url(kind, Some(name)))
                 .header(loop_api::CONTENT_HASH_HEADER, &hash)
-                .body(body.clone())
+                .body(self.body(&body))
         })?;
         if resp.status().is_success() {
             return Ok(());

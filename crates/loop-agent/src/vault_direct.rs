@@ -37,8 +37,29 @@ impl VaultStorage {
 
     /// Asks the server for an upload URL, puts the pack there, and has the server check it
     /// and store it: true once stored, false when the server no longer offers direct
-    /// transfers for this vault (send it through the server).
+    /// transfers for this vault (send it through the server). An upload the server calls
+    /// expired at its completion (`410 upload_expired`: a slow link, a long pause, or a
+    /// promotion that moved the vault meanwhile) is made again with a new URL, up to
+    /// [`DIRECT_TRIES`] times in all.
     pub(crate) fn put_direct(&self, name: &str, body: &bytes::Bytes, hash: &str) -> Result<bool> {
+        let mut tries = 1;
+        loop {
+            match self.upload_direct(name, body, hash)? {
+                Direct::Stored => return Ok(true),
+                Direct::Unavailable => return Ok(false),
+                Direct::Expired(e) if tries >= DIRECT_TRIES => {
+                    return Err(Error::Storage {
+                        object: self.object(FileKind::Pack, name),
+                        message: format!("{e} ({DIRECT_TRIES} uploads in a row)"),
+                    });
+                }
+                Direct::Expired(_) => tries += 1,
+            }
+        }
+    }
+
+    /// One direct upload of a pack, from asking for its URL to its completion.
+    fn upload_direct(&self, name: &str, body: &bytes::Bytes, hash: &str) -> Result<Direct> {
         let object = self.object(FileKind::Pack, name);
         let url = self.url(FileKind::Pack, Some(name));
         let ask = DirectUploadRequest {
@@ -52,7 +73,7 @@ impl VaultStorage {
             let e = api::problem(resp);
             if e.code() == Some("direct_unavailable") {
                 self.direct.store(false, Ordering::Relaxed);
-                return Ok(false);
+                return Ok(Direct::Unavailable);
             }
             return Err(Error::Storage {
                 object,
@@ -68,7 +89,7 @@ impl VaultStorage {
         })?;
         let client = self.store_client(&object)?;
         let (put, _) = self.send_to(&object, || {
-            let mut r = client.put(&upload.url).body(body.clone());
+            let mut r = client.put(&upload.url).body(self.body(body));
             for (k, v) in &upload.headers {
                 // The body sets its own Content-Length, the one the URL was signed for.
                 if !k.eq_ignore_ascii_case("content-length") {
@@ -90,7 +111,17 @@ impl VaultStorage {
                 .json(&done)
         })?;
         if resp.status().is_success() {
-            return Ok(true);
+            return Ok(Direct::Stored);
+        }
+        if resp.status() == StatusCode::GONE {
+            let e = api::problem(resp);
+            if e.code() == Some("upload_expired") {
+                return Ok(Direct::Expired(e));
+            }
+            return Err(Error::Storage {
+                object,
+                message: e.to_string(),
+            });
         }
         Err(self.fail(&object, resp))
     }
@@ -139,6 +170,18 @@ impl VaultStorage {
         }
         Ok(got)
     }
+}
+
+/// How many direct uploads of one pack may expire before its upload fails.
+const DIRECT_TRIES: u32 = 3;
+
+/// How one direct upload ended, short of an error.
+enum Direct {
+    Stored,
+    /// The server no longer offers direct transfers for this vault.
+    Unavailable,
+    /// The server refused the completion as too late; a new upload may succeed.
+    Expired(api::ApiError),
 }
 
 /// A store's refusal: its status only (its XML body names nothing the user can act on).

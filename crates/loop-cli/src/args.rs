@@ -41,6 +41,24 @@ pub struct Global {
     /// Seconds after which no retry starts (default 180 for S3, 30 for a server)
     #[arg(long, env = "LOOP_RETRY_SECS", global = true)]
     pub retry_secs: Option<u64>,
+    /// Upload at most this many KiB/s, all transfers of the command together (default: no
+    /// limit)
+    #[arg(
+        long,
+        env = "LOOP_LIMIT_UPLOAD",
+        global = true,
+        value_name = "KIB_PER_SEC"
+    )]
+    pub limit_upload: Option<u64>,
+    /// Download at most this many KiB/s, all transfers of the command together (default: no
+    /// limit)
+    #[arg(
+        long,
+        env = "LOOP_LIMIT_DOWNLOAD",
+        global = true,
+        value_name = "KIB_PER_SEC"
+    )]
+    pub limit_download: Option<u64>,
     /// Worker threads for hashing and packing (default: one per core)
     #[arg(long, global = true, default_value_t = 0)]
     pub threads: usize,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use loop_agent::{VaultSession, VaultStorage};
 use loop_repo::keys::{KdfParams, Secret};
+use loop_repo::pace::{Limits, Pace, PacedStorage};
 use loop_repo::{ObjectStorage, Repository, RetryBudget, S3Options, Storage};
 use zeroize::Zeroize;
 
@@ -57,7 +58,20 @@ pub fn storage(g: &Global, create: bool) -> Result<Arc<dyn Storage>> {
     if let Some((storage, _)) = remote(g)? {
         return Ok(storage);
     }
-    Ok(Arc::new(ObjectStorage::open(repo, &s3_options(g), create)?))
+    let store = Arc::new(ObjectStorage::open(repo, &s3_options(g), create)?);
+    Ok(PacedStorage::wrap(store, limits(g)))
+}
+
+/// The bandwidth limits of this process (`--limit-upload`, `--limit-download`): one line
+/// each way, shared by every storage the command or agent opens.
+pub fn limits(g: &Global) -> Limits {
+    static LIMITS: std::sync::OnceLock<Limits> = std::sync::OnceLock::new();
+    LIMITS
+        .get_or_init(|| Limits {
+            upload: g.limit_upload.and_then(Pace::kib_per_sec),
+            download: g.limit_download.and_then(Pace::kib_per_sec),
+        })
+        .clone()
 }
 
 /// A vault on a server (`https://HOST:PORT/vaults/ID`), opened with LOOP_TOKEN: its storage
@@ -78,7 +92,8 @@ pub fn remote(g: &Global) -> Result<Option<(Arc<VaultStorage>, VaultSession)>> {
         .context("a server repository needs a device or API token in LOOP_TOKEN")?;
     let conn = loop_agent::Connection::new(&base, &g.trust())?;
     let storage = loop_agent::VaultStorage::new(conn, &vault, &token)
-        .with_retry(retry_budget(g, loop_agent::SERVER_RETRY));
+        .with_retry(retry_budget(g, loop_agent::SERVER_RETRY))
+        .with_limits(limits(g));
     let op = if g.operation.is_empty() {
         "open"
     } else {

@@ -380,3 +380,78 @@ fn a_completion_long_after_the_url_expired_is_refused_and_a_new_upload_stores_th
     assert_eq!((status, stored), (200, a_bytes.clone()));
     assert_eq!(used(&s), before + a_bytes.len() as u64);
 }
+
+/// Waits (bounded) until the server has answered `n` requests for a direct upload URL.
+fn wait_for_urls(s: &Story, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let route = "/vaults/{vault}/v1/{kind}/{name}/direct";
+    while answered(s, "POST", route, 201) < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no upload URL asked for"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A backup on a link so slow (`--limit-upload`) that its pack's upload outlives the URL:
+/// the server refuses the completion as expired, and the client uploads the pack again with
+/// a new URL instead of failing the backup. The restore is exact and the vault counts the
+/// pack once.
+#[test]
+fn a_pack_upload_the_server_calls_expired_is_made_again_and_the_backup_succeeds() {
+    let Some(garage) = Garage::start() else {
+        return;
+    };
+    let s = direct_story(&garage, false);
+    let before = used(&s);
+    let src = s.dir.path().join("slow");
+    // One file: one data pack (half a MiB, 16 s at 32 KiB/s) and one tree pack.
+    write(&src.join("one.bin"), &noise(512 << 10, 11));
+    let backup = s
+        .device(
+            &s.backup_token,
+            &["backup", "--limit-upload", "32", src.to_str().unwrap()],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The data pack (stored before the tree pack, which holds the trees written last) has
+    // its URL and is on its way: the server's clock passes the URL's 15 minutes and the 5
+    // minutes' grace after.
+    wait_for_urls(&s, 1);
+    s.advance_clock(900 + 330);
+    let out = backup.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let completions = "/vaults/{vault}/v1/{kind}/{name}/direct/complete";
+    assert!(
+        answered(&s, "POST", completions, 410) >= 1,
+        "no upload expired"
+    );
+    let (status, listed) = raw(
+        &s,
+        Method::GET,
+        &format!("/vaults/{}/v1/data", s.vault),
+        &s.restore_token,
+        None,
+    );
+    assert_eq!(status, 200);
+    let packs = serde_json::from_slice::<Value>(&listed).unwrap();
+    let packs = packs.as_array().unwrap();
+    assert_eq!(packs.len(), 2, "{packs:?}");
+    assert_eq!(answered(&s, "POST", completions, 201), 2);
+    let stored: u64 = packs.iter().map(|p| p["size"].as_u64().unwrap()).sum();
+    assert!(used(&s) >= before + stored, "the packs are counted");
+
+    let target = s.dir.path().join("restored");
+    ok(&mut s.device(
+        &s.restore_token,
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+    ));
+    assert_same_tree(&src, &target.join("slow"));
+}

@@ -32,6 +32,9 @@ pub mod pack;
 pub mod snapshot;
 pub mod tree;
 
+// Bandwidth limits, which any storage can be wrapped in.
+pub mod pace;
+
 // Everything else is the engine's own.
 mod cache;
 mod error;

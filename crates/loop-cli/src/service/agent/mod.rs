@@ -522,7 +522,8 @@ impl Agent {
     /// A vault of the tenant, through the vault protocol with the device token: a managed
     /// vault opens with the key the server hands over, another with the passphrase.
     fn open_vault(&self, g: &Global, vault_id: &str, operation: &str) -> Result<Repository> {
-        let storage = VaultStorage::new(self.conn.clone(), vault_id, &self.token);
+        let storage = VaultStorage::new(self.conn.clone(), vault_id, &self.token)
+            .with_limits(crate::repo_open::limits(g));
         let session = storage
             .open(operation, &hostname())
             .with_context(|| format!("opening vault {vault_id}"))?;
