@@ -35,6 +35,10 @@ wire! {
         pub jitter_seconds: u32,
         /// A run that has not started this long after its time is `missed`.
         pub window_seconds: u32,
+        /// The backup uploads at most this many KiB/s (its agent's own `--limit-upload`,
+        /// when lower, still holds). Absent: no limit of the item's.
+        #[serde(default)]
+        pub upload_limit_kib: Option<u32>,
         /// When the next scheduled run is due.
         pub next_run_at: Option<DateTime<Utc>>,
         pub created_at: DateTime<Utc>,
@@ -66,10 +70,14 @@ wire! {
         /// Default 14400 (four hours).
         #[serde(default)]
         pub window_seconds: Option<u32>,
+        /// KiB/s; default (and 0): no limit.
+        #[serde(default)]
+        pub upload_limit_kib: Option<u32>,
     }
 
     /// `PATCH /api/v1/items/{id}`: what is given replaces what was. An empty `schedule`
-    /// (`""`) removes the schedule; an empty command removes the command.
+    /// (`""`) removes the schedule; an empty command removes the command; an upload limit
+    /// of 0 removes the limit.
     pub struct UpdateItem {
         #[serde(default)]
         pub name: Option<String>,
@@ -91,5 +99,7 @@ wire! {
         pub jitter_seconds: Option<u32>,
         #[serde(default)]
         pub window_seconds: Option<u32>,
+        #[serde(default)]
+        pub upload_limit_kib: Option<u32>,
     }
 }

@@ -332,6 +332,17 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
         assert!(logs.contains(&format!("the {what} was not run")), "{logs}");
     }
 
+    // An item's upload limit reaches its agent, which says it applies it.
+    let item = s.item(&device, "limited", &src, &["--upload-limit", "1048576"]);
+    let run = json(&mut s.admin("ana", &["item", "run", &item]));
+    let run_id = run["id"].as_str().unwrap();
+    assert_eq!(s.job_ended(run_id)["state"], "succeeded");
+    let logs = json(&mut s.admin("ana", &["job", "logs", run_id])).to_string();
+    assert!(
+        logs.contains("uploading at most 1048576 KiB/s (the item's limit)"),
+        "{logs}"
+    );
+
     // An item whose folder is gone fails, saying which folder and why, once.
     let gone = s.dir.path().join("gone");
     let item = s.item(&device, "gone", &gone, &[]);

@@ -36,6 +36,11 @@ impl Pace {
         })
     }
 
+    /// The line's rate in KiB/s.
+    pub fn kib(&self) -> u64 {
+        self.bytes_per_sec / 1024
+    }
+
     /// Books the line for `n` bytes ready at `now`: how long until their time on it is over.
     fn book(&self, now: Instant, n: usize) -> Duration {
         let mut free_at = self.free_at.lock().expect("pace");
@@ -89,6 +94,22 @@ pub struct Limits {
 impl Limits {
     pub fn is_none(&self) -> bool {
         self.upload.is_none() && self.download.is_none()
+    }
+
+    /// These limits, with uploads at most `kib` KiB/s (a protected item's limit): a line of
+    /// that rate when it is below the upload line's, which otherwise stays as it is.
+    pub fn upload_at_most(self, kib: u64) -> Limits {
+        match (&self.upload, Pace::kib_per_sec(kib)) {
+            (Some(line), Some(tighter)) if tighter.bytes_per_sec < line.bytes_per_sec => Limits {
+                upload: Some(tighter),
+                ..self
+            },
+            (None, Some(line)) => Limits {
+                upload: Some(line),
+                ..self
+            },
+            _ => self,
+        }
     }
 }
 
@@ -179,6 +200,22 @@ mod tests {
         assert_eq!(pace.book(t0 + ms(5000), 1024), ms(3000));
         // Clones share the line.
         assert_eq!(pace.clone().book(t0 + ms(5000), 1024), ms(4000));
+    }
+
+    #[test]
+    fn an_items_upload_limit_applies_where_it_is_the_tighter() {
+        let kib = |l: &Limits| l.upload.as_ref().map(Pace::kib);
+        let mine = Limits {
+            upload: Pace::kib_per_sec(100),
+            download: Pace::kib_per_sec(7),
+        };
+        let under = mine.clone().upload_at_most(40);
+        assert_eq!(kib(&under), Some(40));
+        assert_eq!(under.download.as_ref().map(Pace::kib), Some(7));
+        assert_eq!(kib(&mine.clone().upload_at_most(400)), Some(100));
+        assert_eq!(kib(&mine.upload_at_most(0)), Some(100));
+        assert_eq!(kib(&Limits::default().upload_at_most(40)), Some(40));
+        assert_eq!(kib(&Limits::default().upload_at_most(0)), None);
     }
 
     #[test]

@@ -34,7 +34,7 @@ fn details(i: &ProtectedItem) -> serde_json::Value {
     serde_json::json!({
         "device_id": i.device_id, "vault_id": i.vault_id, "name": i.name, "paths": i.paths,
         "schedule": i.schedule, "pre_command": i.pre_command.is_some(),
-        "post_command": i.post_command.is_some(),
+        "post_command": i.post_command.is_some(), "upload_limit_kib": i.upload_limit_kib,
     })
 }
 
@@ -74,6 +74,7 @@ pub async fn create(
         schedule: req.schedule,
         jitter_seconds: req.jitter_seconds.unwrap_or(0),
         window_seconds: req.window_seconds.unwrap_or(DEFAULT_WINDOW_SECONDS),
+        upload_limit_kib: req.upload_limit_kib,
         next_run_at: None,
         created_at: db::time(now),
         updated_at: db::time(now),
@@ -124,6 +125,9 @@ pub async fn update(
     }
     if let Some(v) = req.schedule {
         i.schedule = Some(v);
+    }
+    if let Some(v) = req.upload_limit_kib {
+        i.upload_limit_kib = Some(v);
     }
     check_item(&mut i)?;
     schedule_next(state, &mut i).await?;

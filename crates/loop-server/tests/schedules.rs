@@ -269,6 +269,36 @@ fn schedules_are_read_in_the_tenants_time_zone_and_bad_ones_are_refused() {
         .expect_problem(404, "not_found");
 }
 
+/// An item's upload limit (which its agent applies to the item's backups) is kept across
+/// other changes, changed, and removed with 0; a limit that is no number of KiB/s is refused.
+#[test]
+fn an_items_upload_limit_is_kept_changed_and_removed_with_zero() {
+    let server = start();
+    let admin = server.admin();
+    let ids = customer(&admin, "Slow link");
+    let i = item(&admin, &ids, json!({ "upload_limit_kib": 512 }));
+    assert_eq!(i["upload_limit_kib"], 512);
+    let id = i["id"].as_str().unwrap();
+    let path = format!("/api/v1/items/{id}");
+    assert_eq!(admin.get(&path).expect(200)["upload_limit_kib"], 512);
+    let renamed = admin.patch(&path, json!({ "name": "renamed" })).expect(200);
+    assert_eq!(renamed["upload_limit_kib"], 512);
+    let changed = admin
+        .patch(&path, json!({ "upload_limit_kib": 64 }))
+        .expect(200);
+    assert_eq!(changed["upload_limit_kib"], 64);
+    let lifted = admin
+        .patch(&path, json!({ "upload_limit_kib": 0 }))
+        .expect(200);
+    assert!(lifted["upload_limit_kib"].is_null(), "{lifted}");
+    assert!(admin.get(&path).expect(200)["upload_limit_kib"].is_null());
+    for bad in [json!(-1), json!("fast"), json!(1.5), json!(1u64 << 33)] {
+        let r = admin.patch(&path, json!({ "upload_limit_kib": bad }));
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+    assert!(admin.get(&path).expect(200)["upload_limit_kib"].is_null());
+}
+
 #[test]
 fn a_policys_maintenance_runs_retention_and_verify_on_schedule_and_reverifies_when_outdated() {
     let server = start();

@@ -24,6 +24,9 @@ fn print_item(i: &ProtectedItem) {
         (Some(s), None) => println!("    schedule {s}, no next run"),
         _ => println!("    no schedule: runs when asked (loop item run {})", i.id),
     }
+    if let Some(k) = i.upload_limit_kib {
+        println!("    uploads at most {k} KiB/s");
+    }
 }
 
 fn nonempty(v: Vec<String>) -> Option<Vec<String>> {
@@ -63,6 +66,7 @@ pub(crate) fn item(g: &Global, c: ItemCommand) -> Result<ExitCode> {
                 schedule: s.schedule,
                 jitter_seconds: s.jitter_seconds,
                 window_seconds: s.window_seconds,
+                upload_limit_kib: s.upload_limit,
             })?;
             show(g, &i, |i| {
                 println!("created protected item {}", i.id);
@@ -88,6 +92,7 @@ pub(crate) fn item(g: &Global, c: ItemCommand) -> Result<ExitCode> {
                     schedule: s.schedule,
                     jitter_seconds: s.jitter_seconds,
                     window_seconds: s.window_seconds,
+                    upload_limit_kib: s.upload_limit,
                 },
             )?;
             show(g, &i, print_item)

@@ -400,6 +400,9 @@ pub struct ItemSettings {
     /// A run not started this many seconds after its time is missed (default 14400)
     #[arg(long)]
     pub window_seconds: Option<u32>,
+    /// The item's backups upload at most this many KiB/s (0 removes the limit)
+    #[arg(long, value_name = "KIB_PER_SEC")]
+    pub upload_limit: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -25,6 +25,8 @@ pub(super) fn item(row: &AnyRow) -> DbResult<ProtectedItem> {
         schedule: col(row, "schedule")?,
         jitter_seconds: col::<i64>(row, "jitter_seconds")?.clamp(0, u32::MAX as i64) as u32,
         window_seconds: col::<i64>(row, "window_seconds")?.clamp(0, u32::MAX as i64) as u32,
+        upload_limit_kib: col::<Option<i64>>(row, "upload_limit_kib")?
+            .map(|k| k.clamp(1, u32::MAX as i64) as u32),
         next_run_at: opt_time(col(row, "next_run_at")?),
         created_at: time(col(row, "created_at")?),
         updated_at: time(col(row, "updated_at")?),
@@ -71,8 +73,8 @@ pub async fn insert_item(tx: &mut Tx, i: &ProtectedItem, now: i64) -> DbResult<(
     sqlx::query(
         "INSERT INTO protected_items (id, tenant_id, device_id, vault_id, name, paths, excludes,
             one_file_system, tags, pre_command, post_command, schedule, jitter_seconds,
-            window_seconds, next_run_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)",
+            window_seconds, next_run_at, created_at, updated_at, upload_limit_kib)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17)",
     )
     .bind(&i.id)
     .bind(&i.tenant_id)
@@ -90,6 +92,7 @@ pub async fn insert_item(tx: &mut Tx, i: &ProtectedItem, now: i64) -> DbResult<(
     .bind(i.window_seconds as i64)
     .bind(i.next_run_at.map(|t| t.timestamp_millis()))
     .bind(now)
+    .bind(i.upload_limit_kib.map(i64::from))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -100,7 +103,7 @@ pub async fn update_item(tx: &mut Tx, i: &ProtectedItem, now: i64) -> DbResult<(
     sqlx::query(
         "UPDATE protected_items SET name = $1, paths = $2, excludes = $3, one_file_system = $4,
             tags = $5, pre_command = $6, post_command = $7, schedule = $8, jitter_seconds = $9,
-            window_seconds = $10, next_run_at = $11, updated_at = $12
+            window_seconds = $10, next_run_at = $11, updated_at = $12, upload_limit_kib = $14
          WHERE id = $13",
     )
     .bind(&i.name)
@@ -116,6 +119,7 @@ pub async fn update_item(tx: &mut Tx, i: &ProtectedItem, now: i64) -> DbResult<(
     .bind(i.next_run_at.map(|t| t.timestamp_millis()))
     .bind(now)
     .bind(&i.id)
+    .bind(i.upload_limit_kib.map(i64::from))
     .execute(&mut **tx)
     .await?;
     Ok(())

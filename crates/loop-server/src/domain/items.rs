@@ -68,5 +68,8 @@ pub fn check_item(i: &mut ProtectedItem) -> Result<(), Invalid> {
     if i.jitter_seconds > i.window_seconds {
         return Err(bad("jitter_seconds is at most window_seconds"));
     }
+    if i.upload_limit_kib == Some(0) {
+        i.upload_limit_kib = None;
+    }
     Ok(())
 }

@@ -226,6 +226,7 @@ pub async fn create(
             schedule: Some(f.schedule.trim().to_string()).filter(|s| !s.is_empty()),
             jitter_seconds: None,
             window_seconds: None,
+            upload_limit_kib: None,
         };
         crate::items::create(&state, &v.caller, req).await
     };
@@ -338,6 +339,7 @@ pub async fn update(
             post_command: None,
             jitter_seconds: None,
             window_seconds: None,
+            upload_limit_kib: None,
         };
         crate::items::update(&state, &v.caller, &item, req).await
     };

@@ -20,6 +20,7 @@ use loop_repo::Repository;
 use loop_repo::backup::{self, BackupOptions, BackupProgress};
 use loop_repo::check::CheckProgress;
 use loop_repo::keys::Secret;
+use loop_repo::pace::Limits;
 use loop_repo::restore::RestoreProgress;
 use serde::{Deserialize, Serialize};
 
@@ -482,8 +483,23 @@ impl Agent {
     ) -> Result<(serde_json::Value, usize)> {
         let item = job.item.as_ref().context("a backup job without its item")?;
         self.command(job, "pre-command", item.pre_command.as_deref())?;
+        let mut limits = crate::repo_open::limits(g);
+        if let Some(kib) = item.upload_limit_kib {
+            limits = limits.upload_at_most(kib.into());
+            let now = limits.upload.as_ref().map_or(0, |p| p.kib());
+            let whose = if now < u64::from(kib) {
+                "this agent's --limit-upload, below the item's"
+            } else {
+                "the item's limit"
+            };
+            self.log(
+                job,
+                "info",
+                &format!("uploading at most {now} KiB/s ({whose})"),
+            );
+        }
         let result = (|| {
-            let repo = self.open_vault(g, &item.vault_id, "backup")?;
+            let repo = self.open_vault_at(g, &item.vault_id, "backup", limits)?;
             let mut tags = item.tags.clone();
             tags.push(format!("item:{}", item.id));
             let opts = BackupOptions {
@@ -522,8 +538,19 @@ impl Agent {
     /// A vault of the tenant, through the vault protocol with the device token: a managed
     /// vault opens with the key the server hands over, another with the passphrase.
     fn open_vault(&self, g: &Global, vault_id: &str, operation: &str) -> Result<Repository> {
-        let storage = VaultStorage::new(self.conn.clone(), vault_id, &self.token)
-            .with_limits(crate::repo_open::limits(g));
+        self.open_vault_at(g, vault_id, operation, crate::repo_open::limits(g))
+    }
+
+    /// [`Agent::open_vault`], moving its objects at `limits`.
+    fn open_vault_at(
+        &self,
+        g: &Global,
+        vault_id: &str,
+        operation: &str,
+        limits: Limits,
+    ) -> Result<Repository> {
+        let storage =
+            VaultStorage::new(self.conn.clone(), vault_id, &self.token).with_limits(limits);
         let session = storage
             .open(operation, &hostname())
             .with_context(|| format!("opening vault {vault_id}"))?;
