@@ -46,6 +46,10 @@ catalogue! {
         ItemSaved: "The item is changed.", "Het item is gewijzigd.";
         ItemDeleted: "The item is deleted.", "Het item is verwijderd.";
         Excludes: "Left out", "Overgeslagen";
+        UploadLimit: "Upload limit", "Uploadlimiet";
+        UploadLimitHelp: "Upload at most this many KiB/s; empty: no limit",
+            "Hoogstens zoveel KiB/s uploaden; leeg: geen limiet";
+        NoLimit: "none", "geen";
     }
 }
 
@@ -170,7 +174,20 @@ fn fields(v: &Viewer, time_zone: &str, form: &ItemForm) -> Markup {
         (area("excludes", W::ExcludesHelp.text(lang), &lines(&form.excludes), false))
         (Input { autocomplete: Some("off"), value: &form.schedule,
                  ..Input::new("schedule", &W::ScheduleHelp.fill(lang, &[time_zone]), "text") }.render())
+        (Input { autocomplete: Some("off"), inputmode: Some("numeric"), value: &form.upload_limit,
+                 ..Input::new("upload_limit", W::UploadLimitHelp.text(lang), "text") }.render())
     }
+}
+
+/// The upload limit typed in a form: `None` when empty (no limit).
+fn upload_limit(typed: &str) -> ApiResult<Option<u32>> {
+    let typed = typed.trim();
+    if typed.is_empty() {
+        return Ok(None);
+    }
+    typed.parse().map(Some).map_err(|_| {
+        ApiError::bad_request("upload limit: a whole number of KiB/s, or empty for none")
+    })
 }
 
 /// What an item's form posts.
@@ -188,6 +205,8 @@ pub struct ItemForm {
     excludes: String,
     #[serde(default)]
     schedule: String,
+    #[serde(default)]
+    upload_limit: String,
 }
 
 impl ItemForm {
@@ -199,6 +218,10 @@ impl ItemForm {
             paths: i.paths.join("\n"),
             excludes: i.excludes.join("\n"),
             schedule: i.schedule.clone().unwrap_or_default(),
+            upload_limit: i
+                .upload_limit_kib
+                .map(|k| k.to_string())
+                .unwrap_or_default(),
         }
     }
 }
@@ -226,7 +249,7 @@ pub async fn create(
             schedule: Some(f.schedule.trim().to_string()).filter(|s| !s.is_empty()),
             jitter_seconds: None,
             window_seconds: None,
-            upload_limit_kib: None,
+            upload_limit_kib: upload_limit(&f.upload_limit)?,
         };
         crate::items::create(&state, &v.caller, req).await
     };
@@ -288,6 +311,8 @@ async fn item_page(
             dd { (i.schedule.as_deref().unwrap_or(W::OnlyAsked.text(lang))) " (" (t.tenant.time_zone) ")" }
             dt { (W::NextRun.text(lang)) }
             dd { @match i.next_run_at { Some(n) => (v.time(n)), None => "—" } }
+            dt { (W::UploadLimit.text(lang)) }
+            dd { @match i.upload_limit_kib { Some(k) => { (k) " KiB/s" }, None => (W::NoLimit.text(lang)) } }
         }
         @if v.caller.can(Permission::JobWrite, &t.path) {
             form method="post" action={"/items/" (i.id) "/run"} {
@@ -319,7 +344,7 @@ async fn item_page(
     Ok(document(status, &v.frame(), &i.name, content))
 }
 
-/// `POST /items/{id}`: changes the item's name, paths, exclusions and schedule.
+/// `POST /items/{id}`: changes the item's name, paths, exclusions, schedule and upload limit.
 pub async fn update(
     State(state): State<AppState>,
     v: Viewer,
@@ -339,7 +364,8 @@ pub async fn update(
             post_command: None,
             jitter_seconds: None,
             window_seconds: None,
-            upload_limit_kib: None,
+            // Emptied: the limit is removed.
+            upload_limit_kib: Some(upload_limit(&f.upload_limit)?.unwrap_or(0)),
         };
         crate::items::update(&state, &v.caller, &item, req).await
     };

@@ -34,6 +34,15 @@ fn an_operator_makes_changes_and_deletes_a_protected_item() {
     assert!(b.has("[role=alert]"), "{}", b.text("main"));
     assert_eq!(b.attr("#name", "value").as_deref(), Some("home folders"));
     b.fill("#schedule", "mon..fri 22:00");
+    // An upload limit that is no number is refused too.
+    b.fill("#upload_limit", "fast");
+    b.click("form[action$='/items'] button[type=submit]");
+    assert!(
+        b.text("[role=alert]").contains("KiB/s"),
+        "{}",
+        b.text("main")
+    );
+    b.fill("#upload_limit", "2048");
     b.click("form[action$='/items'] button[type=submit]");
     let path = b.path();
     assert!(
@@ -51,6 +60,9 @@ fn an_operator_makes_changes_and_deletes_a_protected_item() {
     assert_eq!(item["paths"], serde_json::json!(["/home", "/etc"]));
     assert_eq!(item["excludes"], serde_json::json!(["*.tmp"]));
     assert_eq!(item["schedule"], "mon..fri 22:00");
+    assert_eq!(item["upload_limit_kib"], 2048);
+    assert!(b.text("dl.facts").contains("2048 KiB/s"));
+    assert_eq!(b.attr("#upload_limit", "value").as_deref(), Some("2048"));
     assert_eq!(item["device_id"], acme.device_id.as_str());
     assert_eq!(item["vault_id"], acme.vault_id.as_str());
     // The page shows the next run the server computed.
@@ -61,8 +73,9 @@ fn an_operator_makes_changes_and_deletes_a_protected_item() {
         chrono::DateTime::parse_from_rfc3339(next).unwrap()
     );
 
-    // Only when asked: the schedule emptied, no next run.
+    // Only when asked: the schedule emptied, no next run; the upload limit emptied, none.
     b.fill("#schedule", "");
+    b.fill("#upload_limit", "");
     b.click(&format!("form[action='/items/{id}'] button"));
     assert!(b.text("[role=status]").contains("changed"));
     let item: Value = root.get(&format!("/api/v1/items/{id}")).expect(200);
@@ -71,6 +84,7 @@ fn an_operator_makes_changes_and_deletes_a_protected_item() {
         "{item}"
     );
     assert!(b.text("dl.facts").contains("only when asked"));
+    assert!(item["upload_limit_kib"].is_null(), "{item}");
 
     // An auditor reads the item, with no form.
     let page = server.page(
