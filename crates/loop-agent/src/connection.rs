@@ -138,6 +138,10 @@ fn tls_config(trust: &Trust) -> Result<Option<rustls::ClientConfig>, ConnectErro
     Ok(Some(config))
 }
 
+/// How long a request may take from connecting to the end of its answer, unless it moves
+/// bytes at a bandwidth limit (`VaultStorage::paced`).
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+
 impl Connection {
     /// A client for the server at `base` (`https://HOST:PORT`).
     pub fn new(base: &str, trust: &Trust) -> Result<Connection, ConnectError> {
@@ -153,7 +157,7 @@ impl Connection {
             // storage follows itself with a client that trusts the store (vault_direct.rs).
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(30))
-            .timeout(Duration::from_secs(600))
+            .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("loop/", env!("CARGO_PKG_VERSION")));
         if let Some(tls) = tls_config(trust)? {
             b = b.tls_backend_preconfigured(tls);

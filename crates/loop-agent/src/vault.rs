@@ -8,14 +8,14 @@ use loop_api::{
     VAULT_PROTOCOL, VaultOpenRequest, VaultOpenResponse,
 };
 use loop_repo::ObjectInfo;
-use loop_repo::pace::Limits;
+use loop_repo::pace::{Limits, Pace};
 use loop_repo::{Error, FileKind, Result, RetryBudget, Storage};
 use reqwest::StatusCode;
-use reqwest::blocking::Response;
+use reqwest::blocking::{RequestBuilder, Response};
 use zeroize::Zeroizing;
 
 use crate::api::{self, ApiError};
-use crate::connection::Connection;
+use crate::connection::{Connection, REQUEST_TIMEOUT};
 
 /// Splits `https://HOST:PORT/vaults/ID` into the server base and the vault ID.
 pub fn parse_vault_url(url: &str) -> Option<(String, String)> {
@@ -120,6 +120,15 @@ pub struct VaultStorage {
     pub(crate) limits: Limits,
 }
 
+/// How long a request moving `len` bytes at `pace` may take: the usual timeout, plus the
+/// bytes' time on the line as many times over as there may be transfers sharing it (one per
+/// core, as the packers and readers run, and two more), so that a slow limit never times out
+/// a transfer that is moving.
+fn paced_timeout(pace: &Pace, len: u64) -> Duration {
+    let streams = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32 + 2;
+    REQUEST_TIMEOUT.saturating_add(pace.time_for(len).saturating_mul(streams))
+}
+
 /// The default retry budget against a server: four retries from 200 ms, about six seconds.
 pub const SERVER_RETRY: RetryBudget = RetryBudget {
     max_retries: 4,
@@ -157,15 +166,26 @@ impl VaultStorage {
         self
     }
 
-    /// An upload's body: `body`, at the upload limit when there is one. A clone of the bytes
+    /// `r` sending `body`, at the upload limit when there is one. A clone of the bytes
     /// (which shares them), so each retry sends the whole body again.
-    pub(crate) fn body(&self, body: &bytes::Bytes) -> reqwest::blocking::Body {
+    pub(crate) fn upload(&self, r: RequestBuilder, body: &bytes::Bytes) -> RequestBuilder {
         match &self.limits.upload {
-            Some(pace) => reqwest::blocking::Body::sized(
-                pace.reader(std::io::Cursor::new(body.clone())),
-                body.len() as u64,
+            Some(pace) => r.timeout(paced_timeout(pace, body.len() as u64)).body(
+                reqwest::blocking::Body::sized(
+                    pace.reader(std::io::Cursor::new(body.clone())),
+                    body.len() as u64,
+                ),
             ),
-            None => body.clone().into(),
+            None => r.body(body.clone()),
+        }
+    }
+
+    /// `r`, whose answer of at most `len` bytes is read at the download limit when there is
+    /// one ([`VaultStorage::read_body`]), given the time that takes.
+    pub(crate) fn download(&self, r: RequestBuilder, len: u64) -> RequestBuilder {
+        match &self.limits.download {
+            Some(pace) => r.timeout(paced_timeout(pace, len)),
+            None => r,
         }
     }
 
@@ -363,11 +383,12 @@ impl Storage for VaultStorage {
             return Ok(());
         }
         let (resp, attempt) = self.send(&object, || {
-            self.conn
+            let r = self
+                .conn
                 .client
                 .put(self.url(kind, Some(name)))
-                .header(loop_api::CONTENT_HASH_HEADER, &hash)
-                .body(self.body(&body))
+                .header(loop_api::CONTENT_HASH_HEADER, &hash);
+            self.upload(r, &body)
         })?;
         if resp.status().is_success() {
             return Ok(());
@@ -391,7 +412,7 @@ impl Storage for VaultStorage {
 
     fn get(&self, kind: FileKind, name: &str, max: u64) -> Result<Vec<u8>> {
         let object = self.object(kind, name);
-        let resp = self.read(kind, name, None)?;
+        let resp = self.read(kind, name, None, max)?;
         if !resp.status().is_success() {
             return Err(self.fail(&object, resp));
         }
@@ -404,7 +425,7 @@ impl Storage for VaultStorage {
             return Ok(Vec::new());
         }
         let range = format!("bytes={offset}-{}", offset + len - 1);
-        let resp = self.read(kind, name, Some(&range))?;
+        let resp = self.read(kind, name, Some(&range), len)?;
         if resp.status() != StatusCode::PARTIAL_CONTENT {
             return Err(self.fail(&object, resp));
         }
@@ -500,6 +521,19 @@ fn listed(kind: FileKind, object: String, entries: Vec<ObjectEntry>) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paced_request_has_its_time_at_the_limit_for_every_transfer_that_may_share_it() {
+        let pace = Pace::kib_per_sec(1).unwrap();
+        let streams = std::thread::available_parallelism().unwrap().get() as u64 + 2;
+        assert_eq!(
+            paced_timeout(&pace, 10 << 10),
+            REQUEST_TIMEOUT + Duration::from_secs(10 * streams)
+        );
+        assert_eq!(paced_timeout(&pace, 0), REQUEST_TIMEOUT);
+        // The largest bound there is: a long wait, not a panic.
+        assert!(paced_timeout(&pace, u64::MAX) > Duration::from_secs(1 << 50));
+    }
 
     #[test]
     fn vault_urls_parse_into_server_and_vault() {

@@ -24,7 +24,7 @@ impl VaultStorage {
         }
         let client = reqwest::blocking::Client::builder()
             .connect_timeout(Duration::from_secs(30))
-            .timeout(Duration::from_secs(600))
+            .timeout(crate::connection::REQUEST_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("loop/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -89,7 +89,7 @@ impl VaultStorage {
         })?;
         let client = self.store_client(&object)?;
         let (put, _) = self.send_to(&object, || {
-            let mut r = client.put(&upload.url).body(self.body(body));
+            let mut r = self.upload(client.put(&upload.url), body);
             for (k, v) in &upload.headers {
                 // The body sets its own Content-Length, the one the URL was signed for.
                 if !k.eq_ignore_ascii_case("content-length") {
@@ -129,11 +129,18 @@ impl VaultStorage {
     /// Reads an object (a `range` of it) through the server, or, for a pack of a vault with
     /// direct transfers, from the store at the URL the server redirects to. A store's
     /// answer is returned only when it succeeded.
-    pub(crate) fn read(&self, kind: FileKind, name: &str, range: Option<&str>) -> Result<Response> {
+    /// `len` bounds what is read, for the time a paced read may take.
+    pub(crate) fn read(
+        &self,
+        kind: FileKind,
+        name: &str,
+        range: Option<&str>,
+        len: u64,
+    ) -> Result<Response> {
         let object = self.object(kind, name);
         let direct = self.direct_for(kind);
         let (resp, _) = self.send(&object, || {
-            let mut r = self.conn.client.get(self.url(kind, Some(name)));
+            let mut r = self.download(self.conn.client.get(self.url(kind, Some(name))), len);
             if let Some(range) = range {
                 r = r.header(reqwest::header::RANGE, range);
             }
@@ -156,7 +163,7 @@ impl VaultStorage {
             .to_string();
         let client = self.store_client(&object)?;
         let (got, _) = self.send_to(&object, || {
-            let r = client.get(&location);
+            let r = self.download(client.get(&location), len);
             match range {
                 Some(range) => r.header(reqwest::header::RANGE, range),
                 None => r,

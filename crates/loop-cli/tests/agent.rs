@@ -202,12 +202,22 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
     assert_eq!(last_success(&s.server.metrics(), &item_id), None);
     let roots = s.dir.path().join("restores");
     std::fs::create_dir(&roots).unwrap();
-    let child = agent(&["agent", "run", "--poll-seconds", "1"])
-        .arg("--restore-root")
-        .arg(&roots)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    // Every job of this agent moves its bytes at limits (of 2 GiB/s, which hold nothing up).
+    let child = agent(&[
+        "agent",
+        "run",
+        "--poll-seconds",
+        "1",
+        "--limit-upload",
+        "2097152",
+        "--limit-download",
+        "2097152",
+    ])
+    .arg("--restore-root")
+    .arg(&roots)
+    .stdout(Stdio::null())
+    .spawn()
+    .unwrap();
     let _agent = Running(child);
     let job = json(&mut s.admin("ana", &["item", "run", &item_id]));
     assert_eq!(job["kind"], "backup");
@@ -332,16 +342,30 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
         assert!(logs.contains(&format!("the {what} was not run")), "{logs}");
     }
 
-    // An item's upload limit reaches its agent, which says it applies it.
-    let item = s.item(&device, "limited", &src, &["--upload-limit", "1048576"]);
-    let run = json(&mut s.admin("ana", &["item", "run", &item]));
-    let run_id = run["id"].as_str().unwrap();
-    assert_eq!(s.job_ended(run_id)["state"], "succeeded");
-    let logs = json(&mut s.admin("ana", &["job", "logs", run_id])).to_string();
-    assert!(
-        logs.contains("uploading at most 1048576 KiB/s (the item's limit)"),
-        "{logs}"
-    );
+    // An item's upload limit reaches its agent, which applies it or its own, whichever is
+    // lower, and says which.
+    for (limit, said) in [
+        (
+            "1048576",
+            "uploading at most 1048576 KiB/s (the item's limit)",
+        ),
+        (
+            "4194304",
+            "uploading at most 2097152 KiB/s (this agent's --limit-upload, below the item's)",
+        ),
+    ] {
+        let item = s.item(
+            &device,
+            &format!("limited-{limit}"),
+            &src,
+            &["--upload-limit", limit],
+        );
+        let run = json(&mut s.admin("ana", &["item", "run", &item]));
+        let run_id = run["id"].as_str().unwrap();
+        assert_eq!(s.job_ended(run_id)["state"], "succeeded");
+        let logs = json(&mut s.admin("ana", &["job", "logs", run_id])).to_string();
+        assert!(logs.contains(said), "{logs}");
+    }
 
     // An item whose folder is gone fails, saying which folder and why, once.
     let gone = s.dir.path().join("gone");

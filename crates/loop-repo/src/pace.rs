@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use crate::error::Result;
 use crate::storage::{FileKind, ObjectInfo, Storage};
 
-/// The largest step a paced reader lets through at once: small enough that a slow limit
-/// (8 KiB/s) still moves bytes every two seconds, large enough that the bookkeeping costs
-/// nothing at fast ones.
+/// The largest step a paced reader lets through at once: small enough that a stream at a
+/// slow limit (8 KiB/s) still moves bytes every few seconds, large enough that the
+/// bookkeeping costs nothing at fast ones.
 pub const STEP: usize = 16 << 10;
 
 /// One direction's line, shared by clones (every storage and thread of a process).
@@ -41,11 +41,16 @@ impl Pace {
         self.bytes_per_sec / 1024
     }
 
+    /// How long `n` bytes take on the line by themselves.
+    pub fn time_for(&self, n: u64) -> Duration {
+        Duration::try_from_secs_f64(n as f64 / self.bytes_per_sec as f64).unwrap_or(Duration::MAX)
+    }
+
     /// Books the line for `n` bytes ready at `now`: how long until their time on it is over.
     fn book(&self, now: Instant, n: usize) -> Duration {
         let mut free_at = self.free_at.lock().expect("pace");
         let start = free_at.map_or(now, |t| t.max(now));
-        let end = start + Duration::from_secs_f64(n as f64 / self.bytes_per_sec as f64);
+        let end = start + self.time_for(n as u64);
         *free_at = Some(end);
         end - now
     }
@@ -116,7 +121,9 @@ impl Limits {
 /// A storage whose objects move at the process's limits, one whole object at a time: an
 /// object goes at the store's speed, and its call returns once the object's time on the
 /// line is over. For stores that take an object in one request (local disk, S3); server
-/// vaults pace their request bodies in [`STEP`]s instead.
+/// vaults pace their request bodies in [`STEP`]s instead. Lock markers are not paced: a
+/// refresh queued behind packs at a slow limit would come too late, and a repository's
+/// other users would take the lock as abandoned.
 pub struct PacedStorage {
     inner: Arc<dyn Storage>,
     limits: Limits,
@@ -144,13 +151,20 @@ impl PacedStorage {
     }
 }
 
+/// Whether writes of `kind` wait for the line: all but lock markers.
+fn paced(kind: FileKind) -> bool {
+    kind != FileKind::Lock
+}
+
 impl Storage for PacedStorage {
     fn location(&self) -> String {
         self.inner.location()
     }
 
     fn put(&self, kind: FileKind, name: &str, data: Vec<u8>) -> Result<()> {
-        self.sent(data.len());
+        if paced(kind) {
+            self.sent(data.len());
+        }
         self.inner.put(kind, name, data)
     }
 
@@ -216,6 +230,12 @@ mod tests {
         assert_eq!(kib(&mine.upload_at_most(0)), Some(100));
         assert_eq!(kib(&Limits::default().upload_at_most(40)), Some(40));
         assert_eq!(kib(&Limits::default().upload_at_most(0)), None);
+    }
+
+    #[test]
+    fn every_kind_but_lock_markers_waits_for_the_line() {
+        let unpaced: Vec<FileKind> = FileKind::ALL.into_iter().filter(|k| !paced(*k)).collect();
+        assert_eq!(unpaced, [FileKind::Lock]);
     }
 
     #[test]
