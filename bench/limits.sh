@@ -20,17 +20,8 @@ head -c $((32 << 20)) /dev/urandom >"$WORK/src/data.bin"
 export LOOP_CONFIG_DIR=$WORK/cli LOOP_PASSWORD=bench
 unset LOOP_REPOSITORY LOOP_TOKEN
 
-LOOP_ADMIN_PASSWORD=bench-admin-password LOOP_LOG=warn \
-  "$LOOP" server --data-dir "$WORK/server" --listen 127.0.0.1:0 >"$WORK/server.out" 2>"$WORK/server.err" &
-server_pid=$!
-trap 'kill $server_pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q fingerprint "$WORK/server.out" 2>/dev/null && break; sleep 0.1; done
-url=$(sed -n 's/^loop server listening on //p' "$WORK/server.out")
-export LOOP_SERVER_FINGERPRINT=$(sed -n 's/^certificate SHA-256 fingerprint: //p' "$WORK/server.out")
-LOOP_LOGIN_PASSWORD=bench-admin-password "$LOOP" login --server "$url" --email admin@localhost >/dev/null
-provider=$("$LOOP" tenant list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
-customer=$("$LOOP" tenant create --parent "$provider" --kind customer --name bench --json |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+. "$here/bench/serve.sh"
+serve
 vault=$("$LOOP" vault create --tenant "$customer" --name limits --json |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 token=$("$LOOP" token create --tenant "$customer" --name limits --kind api --vault "$vault" \

@@ -59,6 +59,22 @@ fn answered(s: &Story, method: &str, route: &str, status: u16) -> usize {
         .count()
 }
 
+/// The vault's objects of `kind` (`data`, `index`, ...) as the vault protocol lists them.
+fn listed(s: &Story, kind: &str) -> Vec<Value> {
+    let (status, body) = raw(
+        s,
+        Method::GET,
+        &format!("/vaults/{}/v1/{kind}", s.vault),
+        &s.restore_token,
+        None,
+    );
+    assert_eq!(status, 200, "{kind}");
+    match serde_json::from_slice(&body).unwrap() {
+        Value::Array(objects) => objects,
+        other => panic!("{kind}: {other}"),
+    }
+}
+
 fn staging(garage: &Garage, s: &Story) -> Vec<String> {
     garage.list(&format!("loop-server/{}/staging", s.vault))
 }
@@ -75,19 +91,7 @@ fn packs_go_straight_to_the_store_and_back_checked_and_counted_by_the_server() {
     ok(&mut s.device(&s.backup_token, &["backup", src.to_str().unwrap()]));
 
     // Every pack arrived by a direct upload the server completed; none through the server.
-    let (status, listed) = raw(
-        &s,
-        Method::GET,
-        &format!("/vaults/{}/v1/data", s.vault),
-        &s.restore_token,
-        None,
-    );
-    assert_eq!(status, 200);
-    let pack_count = serde_json::from_slice::<Value>(&listed)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .len();
+    let pack_count = listed(&s, "data").len();
     assert!(pack_count >= 2, "{pack_count}");
     let completed = answered(
         &s,
@@ -433,16 +437,7 @@ fn a_pack_upload_the_server_calls_expired_is_made_again_and_the_backup_succeeds(
         answered(&s, "POST", completions, 410) >= 1,
         "no upload expired"
     );
-    let (status, listed) = raw(
-        &s,
-        Method::GET,
-        &format!("/vaults/{}/v1/data", s.vault),
-        &s.restore_token,
-        None,
-    );
-    assert_eq!(status, 200);
-    let packs = serde_json::from_slice::<Value>(&listed).unwrap();
-    let packs = packs.as_array().unwrap();
+    let packs = listed(&s, "data");
     assert_eq!(packs.len(), 2, "{packs:?}");
     assert_eq!(answered(&s, "POST", completions, 201), 2);
     // Counted once: the vault's usage is what it holds, every kind of object together.
@@ -456,19 +451,8 @@ fn a_pack_upload_the_server_calls_expired_is_made_again_and_the_backup_succeeds(
         "plans",
     ]
     .iter()
-    .map(|kind| {
-        let (status, listed) = raw(
-            &s,
-            Method::GET,
-            &format!("/vaults/{}/v1/{kind}", s.vault),
-            &s.restore_token,
-            None,
-        );
-        assert_eq!(status, 200, "{kind}");
-        let listed = serde_json::from_slice::<Value>(&listed).unwrap();
-        let sizes = listed.as_array().unwrap().iter();
-        sizes.map(|o| o["size"].as_u64().unwrap()).sum::<u64>()
-    })
+    .flat_map(|kind| listed(&s, kind))
+    .map(|o| o["size"].as_u64().unwrap())
     .sum();
     assert!(used(&s) > before);
     assert_eq!(used(&s), held);
