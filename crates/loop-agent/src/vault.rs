@@ -48,7 +48,7 @@ pub fn list_vaults(
 /// Sends a request, retrying transport failures, server errors and answers that ask for a
 /// retry (`Retry-After`) with backoff from 200 ms, within `budget`: the answer the server
 /// gave at last (HTTP errors are the caller's to map) and the attempts it took.
-fn send_retrying(
+pub(crate) fn send_retrying(
     budget: RetryBudget,
     object: &str,
     build: impl Fn() -> reqwest::blocking::RequestBuilder,

@@ -3,15 +3,15 @@
 //! every pack before it is stored, and every read before it is redirected.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use loop_api::{CompleteDirectUpload, DIRECT_HEADER, DirectUpload, DirectUploadRequest};
-use loop_repo::{Error, FileKind, Result};
+use loop_repo::{Error, FileKind, Result, RetryBudget};
 use reqwest::StatusCode;
 use reqwest::blocking::Response;
 
 use crate::api;
-use crate::vault::VaultStorage;
+use crate::vault::{VaultStorage, send_retrying};
 
 impl VaultStorage {
     pub(crate) fn direct_for(&self, kind: FileKind) -> bool {
@@ -39,8 +39,8 @@ impl VaultStorage {
     /// and store it: true once stored, false when the server no longer offers direct
     /// transfers for this vault (send it through the server). An upload the server calls
     /// expired at its completion (`410 upload_expired`: a slow link, a long pause, or a
-    /// promotion that moved the vault meanwhile) is made again with a new URL, up to
-    /// [`DIRECT_TRIES`] times in all.
+    /// promotion that moved the vault meanwhile), or that fails at the store once its URL
+    /// expired, is made again with a new URL, up to [`DIRECT_TRIES`] times in all.
     pub(crate) fn put_direct(&self, name: &str, body: &bytes::Bytes, hash: &str) -> Result<bool> {
         let mut tries = 1;
         loop {
@@ -88,7 +88,19 @@ impl VaultStorage {
             message: format!("the upload URL: {e}"),
         })?;
         let client = self.store_client(&object)?;
-        let (put, _) = self.send_to(&object, || {
+        // When the URL expires by this machine's clock. The store checks a presigned URL as
+        // each request starts, so no try of the upload starts after that; one that fails
+        // then is made again with a new URL.
+        let left = (upload.expires_at - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        let expires = Instant::now() + left;
+        let budget = RetryBudget {
+            timeout: self.retry.timeout.min(left),
+            ..self.retry
+        };
+        let expired = || Instant::now() >= expires;
+        let put = send_retrying(budget, &object, || {
             let mut r = self.upload(client.put(&upload.url), body);
             for (k, v) in &upload.headers {
                 // The body sets its own Content-Length, the one the URL was signed for.
@@ -97,7 +109,18 @@ impl VaultStorage {
                 }
             }
             r
-        })?;
+        });
+        // A try broken off after the URL expired (at a slow limit, a pack's upload can take
+        // longer than the URL lives), or refused because it had: a new URL may do.
+        let put = match put {
+            Err(e) if expired() => return Ok(Direct::Expired(e.to_string())),
+            Ok((put, _)) if put.status() == StatusCode::FORBIDDEN && expired() => {
+                return Ok(Direct::Expired(
+                    store_refused(&object, "upload", put).to_string(),
+                ));
+            }
+            put => put?.0,
+        };
         if !put.status().is_success() {
             return Err(store_refused(&object, "upload", put));
         }
@@ -116,7 +139,7 @@ impl VaultStorage {
         if resp.status() == StatusCode::GONE {
             let e = api::problem(resp);
             if e.code() == Some("upload_expired") {
-                return Ok(Direct::Expired(e));
+                return Ok(Direct::Expired(e.to_string()));
             }
             return Err(Error::Storage {
                 object,
@@ -187,8 +210,9 @@ enum Direct {
     Stored,
     /// The server no longer offers direct transfers for this vault.
     Unavailable,
-    /// The server refused the completion as too late; a new upload may succeed.
-    Expired(api::ApiError),
+    /// The URL expired: the server refused the completion as too late, or the upload to the
+    /// store failed after the URL's time. A new upload may succeed.
+    Expired(String),
 }
 
 /// A store's refusal: its status only (its XML body names nothing the user can act on).

@@ -18,14 +18,15 @@ use support::garage::Garage;
 use support::server::*;
 use support::story::*;
 
-/// The Garage configuration with direct transfers on its destination, a test clock and a
-/// scheduler that ticks every second (it sweeps expired uploads).
-fn direct_config(garage: &Garage, dir: &Path, short_budgets: bool) -> PathBuf {
+/// The Garage configuration with direct transfers on its destination (and `more` of its
+/// settings), a test clock and a scheduler that ticks every second (it sweeps expired
+/// uploads).
+fn direct_config(garage: &Garage, dir: &Path, short_budgets: bool, more: &str) -> PathBuf {
     let path = garage.server_config(dir, short_budgets);
     let base = std::fs::read_to_string(&path).unwrap();
     std::fs::write(
         &path,
-        format!("test_clock = true\n[jobs]\nscheduler_seconds = 1\n{base}direct = true\n"),
+        format!("test_clock = true\n[jobs]\nscheduler_seconds = 1\n{base}direct = true\n{more}"),
     )
     .unwrap();
     path
@@ -33,8 +34,13 @@ fn direct_config(garage: &Garage, dir: &Path, short_budgets: bool) -> PathBuf {
 
 /// The story on a vault at the direct-transfer destination, with the server's access log.
 fn direct_story(garage: &Garage, short_budgets: bool) -> Story {
+    direct_story_with(garage, short_budgets, "")
+}
+
+/// [`direct_story`] with `more` settings of the destination.
+fn direct_story_with(garage: &Garage, short_budgets: bool, more: &str) -> Story {
     set_up_logging(
-        Some(&|d: &Path| direct_config(garage, d, short_budgets)),
+        Some(&|d: &Path| direct_config(garage, d, short_budgets, more)),
         "garage-eu",
         true,
     )
@@ -457,6 +463,56 @@ fn a_pack_upload_the_server_calls_expired_is_made_again_and_the_backup_succeeds(
     assert!(used(&s) > before);
     assert_eq!(used(&s), held);
 
+    let target = s.dir.path().join("restored");
+    ok(&mut s.device(
+        &s.restore_token,
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+    ));
+    assert_same_tree(&src, &target.join("slow"));
+}
+
+/// A pack's upload broken off by the store after its URL expired (URLs live 5 seconds here;
+/// the paced upload takes 16): the try made again finds the URL refused, and the client asks
+/// for a new one and uploads the pack again instead of failing the backup.
+#[test]
+fn a_pack_upload_tried_again_after_its_url_expired_gets_a_new_url() {
+    let Some(mut garage) = Garage::start() else {
+        return;
+    };
+    let s = direct_story_with(&garage, false, "direct_url_secs = 5\n");
+    let src = s.dir.path().join("slow");
+    write(&src.join("one.bin"), &noise(512 << 10, 12));
+    let backup = s
+        .device(
+            &s.backup_token,
+            &[
+                "backup",
+                "--limit-upload",
+                "32",
+                "--retries",
+                "10",
+                "--retry-secs",
+                "120",
+                src.to_str().unwrap(),
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The data pack (stored first) has its URL; well past the URL's 5 seconds, and well
+    // before the upload's 16, the store goes down and comes back.
+    wait_for_urls(&s, 1);
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    garage.restart();
+    let out = backup.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let urls = answered(&s, "POST", "/vaults/{vault}/v1/{kind}/{name}/direct", 201);
+    assert_eq!(urls, 3, "the data pack's two URLs and the tree pack's");
     let target = s.dir.path().join("restored");
     ok(&mut s.device(
         &s.restore_token,
