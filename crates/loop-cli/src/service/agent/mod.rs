@@ -1,7 +1,9 @@
 //! `loop agent`: enrol this machine as a device, then run the backups the server schedules
 //! or is asked for, reporting each job's progress, log and end under the job's fence; and
-//! the maintenance of the customer-key vaults this device maintains (`maintain.rs`).
+//! the maintenance of the customer-key vaults this device maintains (`maintain.rs`). A
+//! backup job is in `backup.rs`, a restore job in `restore.rs`.
 
+mod backup;
 mod maintain;
 mod restore;
 
@@ -17,7 +19,7 @@ use loop_api::{
     AgentFinish, AgentHeartbeat, AgentJob, AgentReport, EnrollAgent, JobKind, JobProgress, JobState,
 };
 use loop_repo::Repository;
-use loop_repo::backup::{self, BackupOptions, BackupProgress};
+use loop_repo::backup::BackupProgress;
 use loop_repo::check::CheckProgress;
 use loop_repo::keys::Secret;
 use loop_repo::pace::Limits;
@@ -27,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::args::Global;
 use crate::known_vaults::KnownVaults;
 use crate::output::show;
-use crate::repo_open::{hostname, open_served, passphrase, username};
+use crate::repo_open::{hostname, open_served, passphrase};
 use crate::service_args::AgentCommand;
 
 /// What enrolment leaves in the state directory (`agent.json`, mode 0600).
@@ -449,88 +451,6 @@ impl Agent {
         if let Err(e) = self.client.report_job(&job.job.id, &r) {
             eprintln!("loop agent: logging on job {}: {e}", job.job.id);
         }
-    }
-
-    /// Runs a pre- or post-command of the item, when this device allows commands.
-    fn command(&self, job: &AgentJob, what: &str, cmd: Option<&str>) -> Result<()> {
-        let Some(cmd) = cmd else { return Ok(()) };
-        if !self.allow_commands {
-            self.log(
-                job,
-                "warning",
-                &format!("the {what} was not run: this agent runs no commands (--allow-commands)"),
-            );
-            return Ok(());
-        }
-        let status = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(cmd)
-            .status()
-            .with_context(|| format!("starting the {what}"))?;
-        if !status.success() {
-            bail!("the {what} failed ({status})");
-        }
-        self.log(job, "info", &format!("the {what} ran"));
-        Ok(())
-    }
-
-    /// The backup of the job's item: (summary, warnings).
-    fn back_up(
-        &self,
-        g: &Global,
-        job: &AgentJob,
-        progress: &BackupProgress,
-    ) -> Result<(serde_json::Value, usize)> {
-        let item = job.item.as_ref().context("a backup job without its item")?;
-        self.command(job, "pre-command", item.pre_command.as_deref())?;
-        let mut limits = crate::repo_open::limits(g);
-        if let Some(kib) = item.upload_limit_kib {
-            limits = limits.upload_at_most(kib.into());
-            let now = limits.upload.as_ref().map_or(0, |p| p.kib());
-            let whose = if now < u64::from(kib) {
-                "this agent's --limit-upload, below the item's"
-            } else {
-                "the item's limit"
-            };
-            self.log(
-                job,
-                "info",
-                &format!("uploading at most {now} KiB/s ({whose})"),
-            );
-        }
-        let result = (|| {
-            let repo = self.open_vault_at(g, &item.vault_id, "backup", limits)?;
-            let mut tags = item.tags.clone();
-            tags.push(format!("item:{}", item.id));
-            let opts = BackupOptions {
-                paths: item.paths.iter().map(PathBuf::from).collect(),
-                excludes: item.excludes.clone(),
-                one_file_system: item.one_file_system,
-                tags,
-                host: hostname(),
-                user: username(),
-                threads: g.threads,
-                ..Default::default()
-            };
-            Ok::<_, anyhow::Error>(backup::run(&repo, opts, progress)?)
-        })();
-        let post = self.command(job, "post-command", item.post_command.as_deref());
-        let r = result?;
-        post?;
-        let warnings = r.unreadable.len() + r.warnings.len();
-        for w in r.unreadable.iter().chain(&r.warnings).take(50) {
-            self.log(job, "warning", w);
-        }
-        let summary = r.snapshot.summary.clone().unwrap_or_default();
-        Ok((
-            serde_json::json!({
-                "snapshot_id": r.snapshot_id.map(|i| i.to_hex()),
-                "files": summary.total_files_processed,
-                "bytes": summary.total_bytes_processed,
-                "unreadable": r.unreadable.len(),
-            }),
-            warnings,
-        ))
     }
 }
 
