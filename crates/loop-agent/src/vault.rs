@@ -46,8 +46,9 @@ pub fn list_vaults(
 }
 
 /// Sends a request, retrying transport failures, server errors and answers that ask for a
-/// retry (`Retry-After`) with backoff from 200 ms, within `budget`: the answer the server
-/// gave at last (HTTP errors are the caller's to map) and the attempts it took.
+/// retry (`Retry-After`) with backoff from 200 ms, within `budget` (no retry starts once its
+/// time is up): the answer the server gave at last (HTTP errors are the caller's to map) and
+/// the attempts it took.
 pub(crate) fn send_retrying(
     budget: RetryBudget,
     object: &str,
@@ -58,8 +59,9 @@ pub(crate) fn send_retrying(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let last = attempt > budget.max_retries || start.elapsed() >= budget.timeout;
-        match build().send() {
+        let answer = build().send();
+        let last = attempt > budget.max_retries || start.elapsed() + delay >= budget.timeout;
+        match answer {
             Ok(r)
                 if (r.status().is_server_error()
                     || r.headers().contains_key(reqwest::header::RETRY_AFTER))
@@ -120,15 +122,6 @@ pub struct VaultStorage {
     pub(crate) limits: Limits,
 }
 
-/// How long a request moving `len` bytes at `pace` may take: the usual timeout, plus the
-/// bytes' time on the line as many times over as there may be transfers sharing it (one per
-/// core, as the packers and readers run, and two more), so that a slow limit never times out
-/// a transfer that is moving.
-fn paced_timeout(pace: &Pace, len: u64) -> Duration {
-    let streams = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32 + 2;
-    REQUEST_TIMEOUT.saturating_add(pace.time_for(len).saturating_mul(streams))
-}
-
 /// The default retry budget against a server: four retries from 200 ms, about six seconds.
 pub const SERVER_RETRY: RetryBudget = RetryBudget {
     max_retries: 4,
@@ -170,7 +163,7 @@ impl VaultStorage {
     /// (which shares them), so each retry sends the whole body again.
     pub(crate) fn upload(&self, r: RequestBuilder, body: &bytes::Bytes) -> RequestBuilder {
         match &self.limits.upload {
-            Some(pace) => r.timeout(paced_timeout(pace, body.len() as u64)).body(
+            Some(pace) => r.timeout(self.paced_timeout(pace, body.len() as u64)).body(
                 reqwest::blocking::Body::sized(
                     pace.reader(std::io::Cursor::new(body.clone())),
                     body.len() as u64,
@@ -180,11 +173,18 @@ impl VaultStorage {
         }
     }
 
+    /// How long a request moving `len` bytes at `pace` may take: the usual timeout, plus
+    /// the bytes' time on the line as many times over as there may be transfers sharing it,
+    /// so that a slow limit never times out a transfer that is moving.
+    fn paced_timeout(&self, pace: &Pace, len: u64) -> Duration {
+        REQUEST_TIMEOUT.saturating_add(self.limits.shared_time_for(pace, len))
+    }
+
     /// `r`, whose answer of at most `len` bytes is read at the download limit when there is
     /// one ([`VaultStorage::read_body`]), given the time that takes.
     pub(crate) fn download(&self, r: RequestBuilder, len: u64) -> RequestBuilder {
         match &self.limits.download {
-            Some(pace) => r.timeout(paced_timeout(pace, len)),
+            Some(pace) => r.timeout(self.paced_timeout(pace, len)),
             None => r,
         }
     }
@@ -523,16 +523,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn no_retry_starts_once_the_budget_is_spent() {
+        // A port nobody listens on: every try fails at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = reqwest::blocking::Client::new();
+        let tries = std::cell::Cell::new(0);
+        let budget = RetryBudget {
+            max_retries: 100,
+            timeout: Duration::from_secs(1),
+        };
+        let r = send_retrying(budget, "x", || {
+            tries.set(tries.get() + 1);
+            client.get(format!("http://127.0.0.1:{port}/"))
+        });
+        assert!(r.is_err());
+        // Tries at 0, 0.2 and 0.6 s; the next would start at 1.4 s, after the budget.
+        assert_eq!(tries.get(), 3);
+    }
+
+    #[test]
     fn a_paced_request_has_its_time_at_the_limit_for_every_transfer_that_may_share_it() {
-        let pace = Pace::kib_per_sec(1).unwrap();
-        let streams = std::thread::available_parallelism().unwrap().get() as u64 + 2;
+        let conn = Connection::new("https://127.0.0.1:1", &crate::Trust::System).unwrap();
+        let limits = Limits {
+            upload: Pace::kib_per_sec(1),
+            download: None,
+            sharing: 6,
+        };
+        let v = VaultStorage::new(conn, "vt_x", "t").with_limits(limits.clone());
+        let pace = limits.upload.as_ref().unwrap();
         assert_eq!(
-            paced_timeout(&pace, 10 << 10),
-            REQUEST_TIMEOUT + Duration::from_secs(10 * streams)
+            v.paced_timeout(pace, 10 << 10),
+            REQUEST_TIMEOUT + Duration::from_secs(60)
         );
-        assert_eq!(paced_timeout(&pace, 0), REQUEST_TIMEOUT);
+        assert_eq!(v.paced_timeout(pace, 0), REQUEST_TIMEOUT);
         // The largest bound there is: a long wait, not a panic.
-        assert!(paced_timeout(&pace, u64::MAX) > Duration::from_secs(1 << 50));
+        assert!(v.paced_timeout(pace, u64::MAX) > Duration::from_secs(1 << 50));
     }
 
     #[test]

@@ -83,15 +83,23 @@ impl VaultStorage {
         if !resp.status().is_success() {
             return Err(self.fail(&object, resp));
         }
+        // The server's clock as it answered, against which the URL's expiry counts.
+        let server_now = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+            .map_or_else(chrono::Utc::now, |d| d.to_utc());
         let upload: DirectUpload = resp.json().map_err(|e| Error::Storage {
             object: object.clone(),
             message: format!("the upload URL: {e}"),
         })?;
         let client = self.store_client(&object)?;
-        // When the URL expires by this machine's clock. The store checks a presigned URL as
-        // each request starts, so no try of the upload starts after that; one that fails
-        // then is made again with a new URL.
-        let left = (upload.expires_at - chrono::Utc::now())
+        // When the URL expires: its life as the server's clock counts it (this machine's may
+        // differ), from now. The store checks a presigned URL as each request starts, so no
+        // try of the upload starts after that; one that fails then is made again with a new
+        // URL.
+        let left = (upload.expires_at - server_now)
             .to_std()
             .unwrap_or_default();
         let expires = Instant::now() + left;
@@ -110,11 +118,12 @@ impl VaultStorage {
             }
             r
         });
-        // A try broken off after the URL expired (at a slow limit, a pack's upload can take
-        // longer than the URL lives), or refused because it had: a new URL may do.
+        // A try that failed after the URL expired (at a slow limit, a pack's upload can take
+        // longer than the URL lives; the store may refuse it for that, or be away): a new URL
+        // may do.
         let put = match put {
             Err(e) if expired() => return Ok(Direct::Expired(e.to_string())),
-            Ok((put, _)) if put.status() == StatusCode::FORBIDDEN && expired() => {
+            Ok((put, _)) if !put.status().is_success() && expired() => {
                 return Ok(Direct::Expired(
                     store_refused(&object, "upload", put).to_string(),
                 ));

