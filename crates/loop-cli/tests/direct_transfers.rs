@@ -447,19 +447,11 @@ fn a_pack_upload_the_server_calls_expired_is_made_again_and_the_backup_succeeds(
     assert_eq!(packs.len(), 2, "{packs:?}");
     assert_eq!(answered(&s, "POST", completions, 201), 2);
     // Counted once: the vault's usage is what it holds, every kind of object together.
-    let held: u64 = [
-        "config",
-        "keys",
-        "snapshots",
-        "index",
-        "data",
-        "locks",
-        "plans",
-    ]
-    .iter()
-    .flat_map(|kind| listed(&s, kind))
-    .map(|o| o["size"].as_u64().unwrap())
-    .sum();
+    let held: u64 = loop_repo::FileKind::ALL
+        .iter()
+        .flat_map(|kind| listed(&s, kind.name()))
+        .map(|o| o["size"].as_u64().unwrap())
+        .sum();
     assert!(used(&s) > before);
     assert_eq!(used(&s), held);
 
