@@ -11,7 +11,7 @@ use loop_api::{ChargeState, Collection, InvoiceState, Outcome, SubscriptionState
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::stripe::{ChargeOutcome, ChargeRequest, Stripe, StripeError};
+use super::stripe::{ChargeOutcome, ChargeRequest, Decline, Stripe, StripeError};
 use super::{event, mail_contacts};
 use crate::db::audit;
 use crate::db::billing;
@@ -239,15 +239,7 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
                 payments::note_ref(pool, &attempt.id, &payment_intent).await?;
                 continue;
             }
-            Ok(ChargeOutcome::Failed {
-                payment_intent,
-                code,
-                message,
-            }) => Settled::Declined {
-                reference: payment_intent,
-                code,
-                message,
-            },
+            Ok(ChargeOutcome::Failed(d)) => Settled::Declined(d),
             Err(e @ StripeError::Unavailable(_)) => {
                 // Asked again at the next tick with the same key.
                 tracing::warn!(invoice = %inv.id, "charge: {e}");
@@ -321,15 +313,7 @@ async fn look_up(
         "succeeded" => Settled::Paid(id),
         "canceled" => Settled::Canceled(id),
         "requires_payment_method" => match crate::billing::stripe::outcome_of(&pi) {
-            Ok(ChargeOutcome::Failed {
-                payment_intent,
-                code,
-                message,
-            }) => Settled::Declined {
-                reference: payment_intent,
-                code,
-                message,
-            },
+            Ok(ChargeOutcome::Failed(d)) => Settled::Declined(d),
             _ => return Ok(false),
         },
         status => {
@@ -353,11 +337,7 @@ async fn look_up(
 /// How a charge ended.
 enum Settled {
     Paid(String),
-    Declined {
-        reference: Option<String>,
-        code: String,
-        message: String,
-    },
+    Declined(Decline),
     /// The processor refused the request itself (the service's configuration): not the
     /// customer's doing, so no mail; tried again after `retry_days`.
     Refused,
@@ -390,14 +370,10 @@ async fn settle_in(
 ) -> ApiResult<bool> {
     let (st, reference, failure) = match how {
         Settled::Paid(r) => (ChargeState::Succeeded, Some(r.as_str()), None),
-        Settled::Declined {
-            reference,
-            code,
-            message,
-        } => (
+        Settled::Declined(d) => (
             ChargeState::Failed,
-            reference.as_deref(),
-            Some((code.as_str(), message.as_str())),
+            d.payment_intent.as_deref(),
+            Some((d.code.as_str(), d.message.as_str())),
         ),
         Settled::Refused => (
             ChargeState::Failed,
@@ -442,8 +418,8 @@ async fn settle_in(
     if st == ChargeState::Failed {
         e.outcome = Outcome::Failure;
     }
-    if let Settled::Declined { message, .. } = how {
-        let params = json!({ "invoice_id": c.invoice_id, "declined": message });
+    if let Settled::Declined(d) = how {
+        let params = json!({ "invoice_id": c.invoice_id, "declined": d.message });
         mail_contacts(tx, &c.tenant_id, MailKind::PaymentFailed, params, now).await?;
     }
     audit::append(tx, e, now).await?;
@@ -559,15 +535,7 @@ pub async fn webhook(state: &AppState, payload: &[u8], signature: Option<&str>) 
                     Ok(ChargeOutcome::Succeeded { payment_intent }) => {
                         Some(Settled::Paid(payment_intent))
                     }
-                    Ok(ChargeOutcome::Failed {
-                        payment_intent,
-                        code,
-                        message,
-                    }) => Some(Settled::Declined {
-                        reference: payment_intent,
-                        code,
-                        message,
-                    }),
+                    Ok(ChargeOutcome::Failed(d)) => Some(Settled::Declined(d)),
                     _ => None,
                 };
                 if let Some(how) = how {

@@ -74,11 +74,15 @@ pub enum ChargeOutcome {
         payment_intent: String,
     },
     /// Declined, or the payment method needs the customer: a new one is needed.
-    Failed {
-        payment_intent: Option<String>,
-        code: String,
-        message: String,
-    },
+    Failed(Decline),
+}
+
+/// A charge the processor declined, as it said so.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Decline {
+    pub payment_intent: Option<String>,
+    pub code: String,
+    pub message: String,
 }
 
 pub struct Stripe {
@@ -297,7 +301,7 @@ impl Stripe {
                 .await?
             {
                 Ok(pi) => outcome_of(&pi)?,
-                Err(error) => ChargeOutcome::Failed {
+                Err(error) => ChargeOutcome::Failed(Decline {
                     payment_intent: error
                         .pointer("/payment_intent/id")
                         .and_then(Value::as_str)
@@ -313,7 +317,7 @@ impl Stripe {
                         .and_then(Value::as_str)
                         .unwrap_or("the card was declined")
                         .to_string(),
-                },
+                }),
             },
         )
     }
@@ -347,7 +351,7 @@ pub fn outcome_of(pi: &Value) -> Result<ChargeOutcome, StripeError> {
         "processing" => ChargeOutcome::Processing { payment_intent: id },
         other => {
             let last = pi.get("last_payment_error");
-            ChargeOutcome::Failed {
+            ChargeOutcome::Failed(Decline {
                 payment_intent: Some(id),
                 code: last
                     .and_then(|e| e.get("decline_code").or_else(|| e.get("code")))
@@ -359,7 +363,7 @@ pub fn outcome_of(pi: &Value) -> Result<ChargeOutcome, StripeError> {
                     .and_then(Value::as_str)
                     .unwrap_or("the payment needs the customer")
                     .to_string(),
-            }
+            })
         }
     })
 }
@@ -485,7 +489,7 @@ mod tests {
         ));
         assert!(matches!(
             outcome_of(&pi("requires_payment_method")).unwrap(),
-            ChargeOutcome::Failed { .. }
+            ChargeOutcome::Failed(_)
         ));
         assert!(outcome_of(&serde_json::json!({ "status": "succeeded" })).is_err());
     }

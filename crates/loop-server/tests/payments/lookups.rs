@@ -12,12 +12,10 @@ fn an_hour_on(server: &Server) {
 
 #[test]
 fn a_charge_whose_webhook_never_comes_is_settled_by_looking_it_up() {
-    let Some(sink) = SmtpSink::start() else {
+    let Some((sink, server, tenant)) = debit_story() else {
         return;
     };
-    let server = server_mailing_to(&sink);
     let stripe = &server.stripe;
-    let tenant = charged_by_debit(&server);
     let billing = || server.sign_in(BILLING, USER_PASSWORD);
     assert_eq!(charges(&billing(), &tenant)[0]["state"], "pending");
 
@@ -73,12 +71,10 @@ fn a_charge_whose_webhook_never_comes_is_settled_by_looking_it_up() {
 /// at the processor fails without telling the customer their payment failed.
 #[test]
 fn a_looked_up_charge_waiting_for_the_customer_stays_and_a_canceled_one_fails_quietly() {
-    let Some(sink) = SmtpSink::start() else {
+    let Some((sink, server, tenant)) = debit_story() else {
         return;
     };
-    let server = server_mailing_to(&sink);
     let stripe = &server.stripe;
-    let tenant = charged_by_debit(&server);
     let billing = || server.sign_in(BILLING, USER_PASSWORD);
     let id = stripe.intents()[0]["id"].as_str().unwrap().to_string();
     stripe.settle_intent(&id, Some("requires_action"));

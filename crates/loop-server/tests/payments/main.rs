@@ -424,6 +424,15 @@ fn acme_with_billing(server: &Server) -> String {
     tenant
 }
 
+/// A server mailing to an SMTP sink, with [`charged_by_debit`]'s Acme: (sink, server,
+/// tenant), or nothing when there is no SMTP sink here.
+fn debit_story() -> Option<(SmtpSink, Server, String)> {
+    let sink = SmtpSink::start()?;
+    let server = server_mailing_to(&sink);
+    let tenant = charged_by_debit(&server);
+    Some((sink, server, tenant))
+}
+
 /// Acme with a payment method that the processor accepts as `processing` (a bank debit),
 /// past its trial and its first month: its first invoice is charged.
 fn charged_by_debit(server: &Server) -> String {
@@ -440,12 +449,10 @@ fn charged_by_debit(server: &Server) -> String {
 /// 24 hours) the same request would be a second charge. Its webhook settles it.
 #[test]
 fn a_charge_still_processing_is_asked_for_once_and_settled_by_its_webhook() {
-    let Some(sink) = SmtpSink::start() else {
+    let Some((_sink, server, tenant)) = debit_story() else {
         return;
     };
-    let server = server_mailing_to(&sink);
     let stripe = &server.stripe;
-    let tenant = charged_by_debit(&server);
     let billing = || server.sign_in(BILLING, USER_PASSWORD);
     assert_eq!(stripe.charge_requests(), 1);
     assert_eq!(charges(&billing(), &tenant)[0]["state"], "pending");
