@@ -151,9 +151,7 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
             // again, it would be charged again once the processor has forgotten the
             // request's key (after 24 hours).
             Some(c) if c.state == ChargeState::Pending && c.processor_ref.is_some() => {
-                if now - payments::looked_at(pool, &c.id).await? >= LOOK_EVERY_MS {
-                    paid += usize::from(look_up(state, stripe, &tries, c).await?);
-                }
+                paid += usize::from(look_up_hourly(state, stripe, &tries, c).await?);
                 continue;
             }
             // An answer lost: asked again with the same key, while the processor keeps it.
@@ -169,9 +167,7 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
                          the processor: it is not asked again, but looked up there every hour"
                     );
                 }
-                if now - payments::looked_at(pool, &c.id).await? >= LOOK_EVERY_MS {
-                    paid += usize::from(look_up(state, stripe, &tries, c).await?);
-                }
+                paid += usize::from(look_up_hourly(state, stripe, &tries, c).await?);
                 continue;
             }
             Some(c) if c.state == ChargeState::Succeeded => {
@@ -264,6 +260,19 @@ const LOOK_EVERY_MS: i64 = 3_600_000;
 /// made it): it does not count as a declined try.
 const NOT_MADE: &str = "not_made";
 
+/// [`look_up`], once [`LOOK_EVERY_MS`] has passed since the charge's last look.
+async fn look_up_hourly(
+    state: &AppState,
+    stripe: &Stripe,
+    tries: &[ChargeRow],
+    c: &ChargeRow,
+) -> ApiResult<bool> {
+    if state.now() - payments::looked_at(&state.db.pool, &c.id).await? < LOOK_EVERY_MS {
+        return Ok(false);
+    }
+    look_up(state, stripe, tries, c).await
+}
+
 /// Looks a pending charge up at the processor, by its payment intent, or (its answer lost)
 /// among the intents of its invoice for its amount and payment method that no other try of
 /// the invoice names, and settles it when the processor has: succeeded, declined (it needs
@@ -271,7 +280,7 @@ const NOT_MADE: &str = "not_made";
 /// or is still processing stays pending. True when the invoice was paid.
 async fn look_up(
     state: &AppState,
-    stripe: &crate::billing::stripe::Stripe,
+    stripe: &Stripe,
     tries: &[ChargeRow],
     c: &ChargeRow,
 ) -> ApiResult<bool> {
