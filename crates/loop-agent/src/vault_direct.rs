@@ -37,16 +37,17 @@ impl VaultStorage {
 
     /// Asks the server for an upload URL, puts the pack there, and has the server check it
     /// and store it: true once stored, false when the server no longer offers direct
-    /// transfers for this vault (send it through the server). An upload the server calls
-    /// expired at its completion (`410 upload_expired`: a slow link, a long pause, or a
-    /// promotion that moved the vault meanwhile), or that fails at the store once its URL
-    /// expired, is made again with a new URL, up to [`DIRECT_TRIES`] times in all.
+    /// transfers for this vault, or when this pack's upload to the store failed after its URL
+    /// expired (send it through the server). An upload the server calls expired at its
+    /// completion (`410 upload_expired`: a slow link, a long pause, or a promotion that moved
+    /// the vault meanwhile) is made again with a new URL, up to [`DIRECT_TRIES`] times in
+    /// all.
     pub(crate) fn put_direct(&self, name: &str, body: &bytes::Bytes, hash: &str) -> Result<bool> {
         let mut tries = 1;
         loop {
             match self.upload_direct(name, body, hash)? {
                 Direct::Stored => return Ok(true),
-                Direct::Unavailable => return Ok(false),
+                Direct::Unavailable | Direct::Outlived => return Ok(false),
                 Direct::Expired(e) if tries >= DIRECT_TRIES => {
                     return Err(Error::Storage {
                         object: self.object(FileKind::Pack, name),
@@ -120,14 +121,11 @@ impl VaultStorage {
         });
         // A try that failed after the URL expired (at a slow limit, a pack's upload can take
         // longer than the URL lives; the store may refuse it for that, or be away): a new URL
-        // may do.
+        // would expire as well, so the pack goes through the server, whose uploads have no
+        // such deadline.
         let put = match put {
-            Err(e) if expired() => return Ok(Direct::Expired(e.to_string())),
-            Ok((put, _)) if !put.status().is_success() && expired() => {
-                return Ok(Direct::Expired(
-                    store_refused(&object, "upload", put).to_string(),
-                ));
-            }
+            Err(_) if expired() => return Ok(Direct::Outlived),
+            Ok((put, _)) if !put.status().is_success() && expired() => return Ok(Direct::Outlived),
             put => put?.0,
         };
         if !put.status().is_success() {
@@ -219,9 +217,11 @@ enum Direct {
     Stored,
     /// The server no longer offers direct transfers for this vault.
     Unavailable,
-    /// The URL expired: the server refused the completion as too late, or the upload to the
-    /// store failed after the URL's time. A new upload may succeed.
+    /// The server refused the completion as too late: a new upload may succeed.
     Expired(String),
+    /// The upload to the store failed after the URL's time: this pack goes through the
+    /// server.
+    Outlived,
 }
 
 /// A store's refusal: its status only (its XML body names nothing the user can act on).

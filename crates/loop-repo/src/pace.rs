@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use crate::error::Result;
 use crate::storage::{FileKind, ObjectInfo, Storage};
 
-/// The largest step a paced reader lets through at once: small enough that a stream at a
-/// slow limit (8 KiB/s) still moves bytes every few seconds, large enough that the
-/// bookkeeping costs nothing at fast ones.
+/// The largest step a paced reader lets through at once, and never more than a second's
+/// worth at the limit: at a slow limit each of the streams sharing the line still moves
+/// bytes every few seconds (a server aborts a request body that sends nothing for a
+/// minute), and at fast ones the bookkeeping costs nothing.
 pub const STEP: usize = 16 << 10;
 
 /// One direction's line, shared by clones (every storage and thread of a process).
@@ -63,6 +64,11 @@ impl Pace {
         }
     }
 
+    /// The most a paced reader lets through at once: [`STEP`], or a second's worth.
+    fn step(&self) -> usize {
+        STEP.min(usize::try_from(self.bytes_per_sec).unwrap_or(STEP))
+    }
+
     /// `inner`, read at this pace.
     pub fn reader<R: Read>(&self, inner: R) -> PacedReader<R> {
         PacedReader {
@@ -80,7 +86,7 @@ pub struct PacedReader<R> {
 
 impl<R: Read> Read for PacedReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let step = buf.len().min(STEP);
+        let step = buf.len().min(self.pace.step());
         let n = self.inner.read(&mut buf[..step])?;
         if n > 0 {
             self.pace.take(n);
@@ -269,5 +275,8 @@ mod tests {
         let mut rest = Vec::new();
         r.read_to_end(&mut rest).unwrap();
         assert_eq!([&first[..STEP], &rest[..]].concat(), data);
+        // At 1 KiB/s, a second's worth at a time.
+        let slow = Pace::kib_per_sec(1).expect("a limit");
+        assert_eq!(slow.reader(&data[..]).read(&mut first).unwrap(), 1024);
     }
 }
