@@ -13,6 +13,7 @@ mod connection;
 mod endpoints;
 mod privacy;
 mod protocol;
+mod retry;
 mod vault;
 mod vault_direct;
 

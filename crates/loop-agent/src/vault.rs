@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 
 use crate::api::{self, ApiError};
 use crate::connection::{Connection, REQUEST_TIMEOUT};
+use crate::retry::send_retrying;
 
 /// Splits `https://HOST:PORT/vaults/ID` into the server base and the vault ID.
 pub fn parse_vault_url(url: &str) -> Option<(String, String)> {
@@ -43,41 +44,6 @@ pub fn list_vaults(
         return Err(api::problem(resp));
     }
     resp.json().map_err(|e| ApiError::Decode(e.to_string()))
-}
-
-/// Sends a request, retrying transport failures, server errors and answers that ask for a
-/// retry (`Retry-After`) with backoff from 200 ms, within `budget` (no retry starts once its
-/// time is up): the answer the server gave at last (HTTP errors are the caller's to map) and
-/// the attempts it took.
-pub(crate) fn send_retrying(
-    budget: RetryBudget,
-    object: &str,
-    build: impl Fn() -> reqwest::blocking::RequestBuilder,
-) -> Result<(Response, u32)> {
-    let mut delay = Duration::from_millis(200);
-    let start = std::time::Instant::now();
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let answer = build().send();
-        let last = attempt > budget.max_retries || start.elapsed() + delay >= budget.timeout;
-        match answer {
-            Ok(r)
-                if (r.status().is_server_error()
-                    || r.headers().contains_key(reqwest::header::RETRY_AFTER))
-                    && !last => {}
-            Ok(r) => return Ok((r, attempt as u32)),
-            Err(e) if last => {
-                return Err(Error::Storage {
-                    object: object.into(),
-                    message: loop_repo::one_line(&e),
-                });
-            }
-            Err(_) => {}
-        }
-        std::thread::sleep(delay);
-        delay *= 2;
-    }
 }
 
 /// A request [`send_retrying`] gave up on, as the API client reports it.
@@ -521,29 +487,6 @@ fn listed(kind: FileKind, object: String, entries: Vec<ObjectEntry>) -> Result<V
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn no_retry_starts_once_the_budget_is_spent() {
-        // A port nobody listens on: every try fails at once.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let client = reqwest::blocking::Client::new();
-        let tries = std::cell::Cell::new(0);
-        let budget = RetryBudget {
-            max_retries: 100,
-            timeout: Duration::from_secs(1),
-        };
-        let r = send_retrying(budget, "x", || {
-            tries.set(tries.get() + 1);
-            client.get(format!("http://127.0.0.1:{port}/"))
-        });
-        assert!(r.is_err());
-        // Tries at 0, 0.2 and 0.6 s; the next would start at 1.4 s, after the budget.
-        assert_eq!(tries.get(), 3);
-    }
 
     #[test]
     fn a_paced_request_has_its_time_at_the_limit_for_every_transfer_that_may_share_it() {

@@ -11,7 +11,8 @@ use reqwest::StatusCode;
 use reqwest::blocking::Response;
 
 use crate::api;
-use crate::vault::{VaultStorage, send_retrying};
+use crate::retry::send_retrying;
+use crate::vault::VaultStorage;
 
 impl VaultStorage {
     pub(crate) fn direct_for(&self, kind: FileKind) -> bool {
