@@ -120,6 +120,9 @@ pub enum Command {
     Prune(PruneArgs),
     /// Verify the repository
     Check(CheckArgs),
+    /// Repair what a damaged repository can recover
+    #[command(subcommand)]
+    Repair(RepairCommand),
     /// Sizes and deduplication of snapshots
     Stats(StatsArgs),
     /// Manage passphrases (key slots)
@@ -385,6 +388,17 @@ pub struct CheckArgs {
     /// Read this percentage of packs (e.g. 10 or 10%)
     #[arg(long)]
     pub read_data_subset: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RepairCommand {
+    /// Index the packs no index file names (a lost or damaged index file), and stop naming
+    /// packs that are gone
+    Index {
+        /// Report what would change, change nothing
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -172,3 +172,50 @@ fn a_damaged_snapshot_is_skipped_by_listing_latest_forget_and_stats_and_blocks_o
     env.ok(&["check", "--read-data"]);
     env.assert_latest_restores(&src);
 }
+
+#[test]
+fn a_damaged_index_file_blocks_prune_until_repair_index_makes_it_again_from_the_packs() {
+    let env = Env::new();
+    env.init();
+    let repo = PathBuf::from(&env.repo);
+    let src = env.path("src");
+    write(&src.join("a.txt"), &text(10_000, 1));
+    env.backup(&[&src], &[]);
+    write(&src.join("b.txt"), &text(10_000, 2));
+    env.backup(&[&src], &[]);
+    let index_dir = repo.join("index");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&index_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "one index file per backup");
+    // One index file lost, the other damaged: no blob can be found.
+    std::fs::remove_file(&files[0]).unwrap();
+    let mut bytes = std::fs::read(&files[1]).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&files[1], bytes).unwrap();
+    env.fails(&["check"]);
+    let err = env.fails(&["prune", "--grace", "0s"]);
+    assert!(err.contains("loop repair index"), "{err}");
+
+    let planned = env.json(&["repair", "index", "--dry-run"]);
+    assert_eq!(planned["packs_indexed"], 4, "{planned}");
+    assert_eq!(planned["index_files_written"], 0, "{planned}");
+    assert!(files[1].exists(), "a dry run deletes nothing");
+
+    let report = env.json(&["repair", "index"]);
+    assert_eq!(report["index_files"], 1, "{report}");
+    assert_eq!(report["damaged_index_files"].as_array().unwrap().len(), 1);
+    assert_eq!(report["packs_indexed"], 4, "{report}");
+    assert_eq!(report["index_files_written"], 1, "{report}");
+    assert_eq!(report["index_files_deleted"], 1, "{report}");
+    assert!(!files[1].exists());
+
+    env.ok(&["check", "--read-data"]);
+    env.assert_latest_restores(&src);
+    env.ok(&["prune", "--grace", "0s"]);
+    let again = env.ok(&["repair", "index"]);
+    assert!(again.contains("indexed 0 packs"), "{again}");
+}

@@ -6,7 +6,8 @@
 //! - [`backup::run`] walks paths and writes a snapshot;
 //! - [`restore::run`] writes a snapshot's files back;
 //! - [`check::run`], [`forget::plan`] / [`forget::execute`] and [`prune::plan`] /
-//!   [`prune::execute`] for maintenance.
+//!   [`prune::execute`] for maintenance, and [`repair::index`] for an index file that was lost
+//!   or damaged.
 //!
 //! The on-storage format is described in `docs/FORMAT.md`; each module's doc comment sketches
 //! the byte layout it owns. The engine has no global state: every setting arrives as a value.
@@ -19,6 +20,7 @@ pub mod browse;
 pub mod check;
 pub mod forget;
 pub mod prune;
+pub mod repair;
 pub mod restore;
 
 // The on-storage format, public so that servers can check uploads, and so that the

@@ -1,4 +1,4 @@
-//! `loop check` and `loop stats`.
+//! `loop check`, `loop repair` and `loop stats`.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use anyhow::{Context, Result, bail};
 use loop_repo::check::{CheckOptions, CheckProgress, ReadData};
 use loop_repo::human_bytes;
-use loop_repo::{Id, browse};
+use loop_repo::{Id, browse, repair};
 use serde_json::json;
 
 use super::snapshots::warn_damaged;
@@ -99,6 +99,64 @@ pub(super) fn check(g: &Global, a: CheckArgs) -> Result<ExitCode> {
         }
     }
     Ok(exit_code(report.is_ok(), 1))
+}
+
+pub(super) fn repair_index(g: &Global, dry_run: bool) -> Result<ExitCode> {
+    let repo = repo_open::open(g)?;
+    let report = repair::index(&repo, &repair::IndexRepairOptions { dry_run })?;
+    if g.json {
+        print_json(&report)?;
+    } else {
+        for p in &report.damaged_index_files {
+            eprintln!("damaged index file {}: {}", p.object, p.reason);
+        }
+        for p in &report.unreadable_packs {
+            eprintln!(
+                "pack not indexed, its list of blobs cannot be read: {}: {}",
+                p.object, p.reason
+            );
+        }
+        for p in &report.packs_gone {
+            eprintln!(
+                "{p} is gone; the index no longer names it (`loop check` names the snapshots that used it)"
+            );
+        }
+        for p in &report.index_files_left {
+            eprintln!("could not delete {}: {}", p.object, p.reason);
+        }
+        if !g.quiet {
+            if report.packs_of_running_backups > 0 {
+                println!(
+                    "note: {} packs stored since a running backup started are left for it to index",
+                    report.packs_of_running_backups
+                );
+            }
+            let would = if dry_run { "would index" } else { "indexed" };
+            println!(
+                "{} index files read ({} damaged), {} packs in storage; {would} {} packs ({} blobs) \
+                 from their own lists, and {} index files naming packs that are gone {}",
+                report.index_files,
+                report.damaged_index_files.len(),
+                report.packs,
+                report.packs_indexed,
+                report.blobs_indexed,
+                report.rewritten_index_files,
+                if dry_run {
+                    "would be rewritten"
+                } else {
+                    "rewritten"
+                },
+            );
+            if !dry_run {
+                println!(
+                    "{} index files written, {} deleted",
+                    report.index_files_written, report.index_files_deleted
+                );
+            }
+        }
+    }
+    let whole = report.unreadable_packs.is_empty() && report.index_files_left.is_empty();
+    Ok(exit_code(whole, 1))
 }
 
 pub(super) fn stats(g: &Global, a: StatsArgs) -> Result<ExitCode> {

@@ -25,6 +25,7 @@ fn operation(c: &Command) -> &'static str {
         Command::Forget(_) => "forget",
         Command::Prune(_) => "prune",
         Command::Check(_) => "check",
+        Command::Repair(_) => "repair",
         Command::Key(_) => "key",
         _ => "service",
     }
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Forget(a) => retention::forget_cmd(g, a),
         Command::Prune(a) => retention::prune_cmd(g, a),
         Command::Check(a) => check::check(g, a),
+        Command::Repair(RepairCommand::Index { dry_run }) => check::repair_index(g, dry_run),
         Command::Stats(a) => check::stats(g, a),
         Command::Key(k) => key::key(g, k),
         Command::Server(a) => crate::service::server(a, g.json),

@@ -239,7 +239,14 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
 
     // Index files and the packs they name.
     for obj in repo.storage().list(FileKind::Index)? {
-        let file = repo.load_index_file(&obj.name)?;
+        let file = repo.load_index_file(&obj.name).map_err(|e| match e {
+            Error::Corrupt { .. } => Error::Invalid(format!(
+                "prune deletes nothing while an index file cannot be read: {e}. Run `loop \
+                 repair index`, which indexes its packs again from their own lists, then \
+                 prune again"
+            )),
+            e => e,
+        })?;
         let mut named = Vec::with_capacity(file.packs.len());
         for (pack, blobs) in file.packs {
             named.push(pack);
@@ -332,7 +339,9 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
     for id in &used {
         if !covered.contains(id) && !p.copy.contains(id) {
             return Err(Error::Invalid(format!(
-                "blob {} is used by a snapshot but stored nowhere; run `loop check` and repair before pruning",
+                "blob {} is used by a snapshot but stored nowhere that an index file names; run \
+                 `loop repair index` (it indexes packs no index file names), then `loop check`, \
+                 which names the snapshots that use it, and prune again",
                 id.short()
             )));
         }
