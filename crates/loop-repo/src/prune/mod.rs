@@ -174,21 +174,32 @@ impl PrunePlan {
 
 /// Every blob reachable from any snapshot.
 pub fn used_blobs(repo: &Repository, index: &Index, roots: &[Id]) -> Result<HashSet<Id>> {
-    let mut used = HashSet::new();
+    let mut used = Used::default();
     for root in roots {
         mark_used(repo, index, root, &mut used)?;
     }
-    Ok(used)
+    Ok(used.blobs)
 }
 
-/// Adds every blob reachable from `root` to `used`; trees already in `used` are not walked
+/// What snapshots use: every blob, and apart from them the trees already walked.
+#[derive(Default)]
+struct Used {
+    blobs: HashSet<Id>,
+    walked: HashSet<Id>,
+}
+
+/// Adds every blob reachable from `root` to `used`; trees already walked are not walked
 /// again, so snapshots that share subtrees cost one walk.
-fn mark_used(repo: &Repository, index: &Index, root: &Id, used: &mut HashSet<Id>) -> Result<()> {
+fn mark_used(repo: &Repository, index: &Index, root: &Id, used: &mut Used) -> Result<()> {
     let mut stack: Vec<Id> = vec![*root];
     while let Some(tree_id) = stack.pop() {
-        if !used.insert(tree_id) {
+        // Walked once, however its ID is used elsewhere: a file may hold exactly a tree's
+        // bytes (blob IDs do not depend on the kind), and a snapshot written by a holder of
+        // a backup-only token may name any tree as file content.
+        if !used.walked.insert(tree_id) {
             continue;
         }
+        used.blobs.insert(tree_id);
         let tree = repo.load_tree(index, &tree_id)?;
         for node in &tree.nodes {
             match node.kind {
@@ -197,7 +208,7 @@ fn mark_used(repo: &Repository, index: &Index, root: &Id, used: &mut HashSet<Id>
                         stack.push(sub);
                     }
                 }
-                NodeKind::File => used.extend(node.content.iter().copied()),
+                NodeKind::File => used.blobs.extend(node.content.iter().copied()),
                 _ => {}
             }
         }
@@ -274,7 +285,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
     let snapshots = list.snapshots;
     p.snapshots = snapshots.len();
     p.snapshots_seen = snapshots.iter().map(|(id, _)| *id).collect();
-    let mut used = HashSet::new();
+    let mut used = Used::default();
     for (id, s) in &snapshots {
         mark_used(repo, &index, &s.tree, &mut used).map_err(|e| {
             Error::Invalid(format!(
@@ -284,6 +295,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
             ))
         })?;
     }
+    let used = used.blobs;
     p.used_blobs = used.len();
 
     // Which packs can be kept whole: normal packs that are mostly used, and packs of waiting

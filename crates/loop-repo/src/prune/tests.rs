@@ -352,3 +352,44 @@ fn a_condemned_pack_a_prune_deleted_is_damage_only_when_a_snapshot_uses_it() {
         "{found:?}"
     );
 }
+
+/// A file's content may name a blob that is also a tree: blob IDs do not depend on the kind,
+/// so a file holding exactly a tree's bytes has that tree's ID, and a holder of a backup-only
+/// token can write a snapshot whose file names any tree the index lists. That the ID is used
+/// as file content must not stop prune from walking the tree, or everything below it would
+/// look unused.
+#[test]
+fn a_tree_named_as_file_content_by_an_earlier_snapshot_is_still_walked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let kept = loop_testkit::data::noise(300_000, 41);
+    loop_testkit::data::write(&src.join("sub/kept"), &kept);
+    let repo = local_repo(&tmp.path().join("repo"));
+    let opts = BackupOptions {
+        paths: vec![src],
+        host: "h".into(),
+        ..Default::default()
+    };
+    let genuine = backup::run(&repo, opts, &BackupProgress::default()).unwrap();
+
+    let mut file =
+        crate::tree::Node::bare(crate::tree::Name(b"f".to_vec()), NodeKind::File, 0, None);
+    file.content = vec![genuine.snapshot.tree];
+    let forged_root =
+        crate::testutil::store_trees(&repo, &[crate::tree::Tree { nodes: vec![file] }])[0];
+    let mut forged = genuine.snapshot.clone();
+    forged.tree = forged_root;
+    forged.time = chrono::DateTime::UNIX_EPOCH.fixed_offset();
+    repo.save_snapshot(&forged).unwrap();
+
+    execute(&repo, plan(&repo, &options()).unwrap()).unwrap();
+    let out = tmp.path().join("out");
+    restore_whole(&repo, &genuine.snapshot.tree, &out);
+    let restored = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(std::fs::read(restored.join("sub/kept")).unwrap(), kept);
+}
