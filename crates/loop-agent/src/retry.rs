@@ -28,7 +28,12 @@ pub(crate) fn send_retrying(
                     || r.headers().contains_key(reqwest::header::RETRY_AFTER))
                     && !last => {}
             Ok(r) => return Ok((r, attempt as u32)),
-            Err(e) if last => {
+            Err(mut e) if last => {
+                // A transport error names its URL, and a store's presigned URL carries its
+                // credential and signature in the query: the message goes to job logs.
+                if let Some(url) = e.url_mut() {
+                    url.set_query(None);
+                }
                 return Err(Error::Storage {
                     object: object.into(),
                     message: loop_repo::one_line(&e),
@@ -66,5 +71,32 @@ mod tests {
         assert!(r.is_err());
         // Tries at 0, 0.2 and 0.6 s; the next would start at 1.4 s, after the budget.
         assert_eq!(tries.get(), 3);
+    }
+
+    #[test]
+    fn a_failed_requests_message_names_the_store_but_not_the_urls_signature() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = reqwest::blocking::Client::new();
+        let url = format!(
+            "http://127.0.0.1:{port}/bucket/pack?X-Amz-Credential=AKIDEXAMPLE&X-Amz-Signature=5ecret"
+        );
+        let budget = RetryBudget {
+            max_retries: 0,
+            timeout: Duration::from_secs(1),
+        };
+        let Err(e) = send_retrying(budget, "data/ab/pack", || client.put(&url)) else {
+            panic!("nobody listens there");
+        };
+        let message = e.to_string();
+        assert!(
+            message.contains(&format!("127.0.0.1:{port}/bucket/pack")),
+            "{message}"
+        );
+        assert!(!message.contains("5ecret"), "{message}");
+        assert!(!message.contains("AKIDEXAMPLE"), "{message}");
     }
 }
