@@ -63,6 +63,44 @@ fn a_full_disk_fails_the_backup_clearly_and_loses_nothing() {
     env.assert_latest_restores(&src);
 }
 
+/// A restore over files already there, onto a disk too small for the new versions: the
+/// files it could not write are left as they were, not truncated.
+#[test]
+fn a_full_disk_during_a_restore_over_existing_files_leaves_them_as_they_were() {
+    let env = Env::new();
+    let src = env.path("src");
+    write(&src.join("big.bin"), &noise(4 * 1024 * 1024, 1));
+    write(&src.join("small.txt"), b"the snapshot's small file");
+    env.init();
+    env.backup(&[&src], &[]);
+    let target = env.path("target");
+    let Some(_disk) = Tmpfs::mount(&target, "3m") else {
+        return;
+    };
+    let had = noise(1024 * 1024, 2);
+    write(&target.join("src/big.bin"), &had);
+    write(&target.join("src/small.txt"), b"the user's small file");
+
+    let err = env.fails(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert!(err.contains("big.bin"), "{err}");
+    assert!(err.to_lowercase().contains("space"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        std::fs::read(target.join("src/big.bin")).unwrap() == had,
+        "big.bin is no longer what was there"
+    );
+    assert_eq!(
+        std::fs::read(target.join("src/small.txt")).unwrap(),
+        b"the snapshot's small file"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(target.join("src"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["big.bin", "small.txt"], "no temporary name is left");
+}
+
 #[test]
 fn one_file_system_records_a_mount_point_but_not_what_is_mounted() {
     let env = Env::new();

@@ -10,7 +10,10 @@
 //!   `AT_SYMLINK_NOFOLLOW`, the mode through an `O_PATH | O_NOFOLLOW` descriptor of the entry,
 //!   xattrs with `lsetxattr`, and a hard link to a symlink links the symlink itself;
 //! - whatever non-directory is in the way (a planted symlink, a FIFO, an old file) is
-//!   unlinked, never opened, and the entry is created afresh.
+//!   unlinked, never opened, and the entry is created afresh; a regular file is instead
+//!   written under a new temporary name beside it and renamed over it once complete
+//!   (`renameat` replaces the name, never following what it held), so a restore that fails
+//!   midway (a full disk, a damaged blob, a cancel) leaves what was there as it was.
 //!
 //! So nothing can be written outside the target, whatever a hostile repository or someone
 //! else writing into the target puts there. The one path resolved normally is the target
@@ -85,6 +88,57 @@ pub(super) fn create_file(dir: BorrowedFd<'_>, name: &Name) -> io::Result<File> 
         Ok(())
     })?;
     Ok(File::from(fd.expect("created")))
+}
+
+/// Creates an empty regular file at `name` like [`create_file`]; when the name is taken,
+/// creates it under a temporary name in the same directory instead (answered beside the
+/// file), for [`put_in_place`] to rename over `name` once the file is complete, or
+/// [`remove_temporary`] to remove if it is not.
+pub(super) fn create_file_beside(
+    dir: BorrowedFd<'_>,
+    name: &Name,
+) -> io::Result<(File, Option<Name>)> {
+    let create = |at: &OsStr| {
+        rustix::fs::openat(
+            dir,
+            at,
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::RUSR | Mode::WUSR,
+        )
+    };
+    match create(name.to_os()) {
+        Ok(fd) => return Ok((File::from(fd), None)),
+        Err(Errno::EXIST) => {}
+        Err(e) => return Err(e.into()),
+    }
+    // Short and fixed in length, so that it fits wherever the name it stands in for does.
+    loop {
+        let temporary =
+            Name(format!(".loop-restore-{}", &crate::Id::random().to_hex()[..16]).into_bytes());
+        match create(temporary.to_os()) {
+            Ok(fd) => return Ok((File::from(fd), Some(temporary))),
+            Err(Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Renames the complete file `temporary` over `name` (whatever non-directory is there).
+pub(super) fn put_in_place(dir: BorrowedFd<'_>, temporary: &Name, name: &Name) -> io::Result<()> {
+    Ok(rustix::fs::renameat(
+        dir,
+        temporary.to_os(),
+        dir,
+        name.to_os(),
+    )?)
+}
+
+pub(super) fn remove_temporary(dir: BorrowedFd<'_>, temporary: &Name) -> io::Result<()> {
+    Ok(rustix::fs::unlinkat(
+        dir,
+        temporary.to_os(),
+        AtFlags::empty(),
+    )?)
 }
 
 pub(super) fn make_symlink(dir: BorrowedFd<'_>, name: &Name, target: &OsStr) -> io::Result<()> {

@@ -21,7 +21,7 @@ use super::RestoreOptions;
 use super::dirs::{DirChain, DirRecord};
 use super::nofollow;
 use super::readers::{BlobWrites, RangeJob, TreeAhead};
-use super::writer::{PendingFile, Restorer};
+use super::writer::{Beside, PendingFile, Restorer};
 use crate::error::Result;
 use crate::exclude::Excluder;
 use crate::id::Id;
@@ -58,7 +58,8 @@ enum DirState {
     /// Not created yet: with include patterns, a directory appears only when something
     /// below it is restored.
     Pending,
-    Ready(OwnedFd),
+    /// Shared with the files written in it that replace others, until they are renamed.
+    Ready(Arc<OwnedFd>),
     Failed,
 }
 
@@ -128,7 +129,7 @@ impl<'a, 'r> Walker<'a, 'r> {
                 rel: PathBuf::new(),
                 node: None,
                 record: None,
-                dir: DirState::Ready(root_dir),
+                dir: DirState::Ready(Arc::new(root_dir)),
                 included: selection.everything,
             }],
             records: Vec::new(),
@@ -238,7 +239,7 @@ impl<'a, 'r> Walker<'a, 'r> {
             let node = frame.node.take().expect("a pending directory has its node");
             match nofollow::make_dir(parent_fd.as_fd(), &node.name) {
                 Ok(fd) => {
-                    frame.dir = DirState::Ready(fd);
+                    frame.dir = DirState::Ready(Arc::new(fd));
                     frame.record = Some(self.records.len());
                     self.records.push(DirRecord {
                         parent: parent.record,
@@ -264,6 +265,13 @@ impl<'a, 'r> Walker<'a, 'r> {
     fn dir_fd(&self, k: usize) -> BorrowedFd<'_> {
         match &self.frames[k].dir {
             DirState::Ready(fd) => fd.as_fd(),
+            _ => unreachable!("ensure_dir succeeded"),
+        }
+    }
+
+    fn dir_arc(&self, k: usize) -> Arc<OwnedFd> {
+        match &self.frames[k].dir {
+            DirState::Ready(fd) => fd.clone(),
             _ => unreachable!("ensure_dir succeeded"),
         }
     }
@@ -325,7 +333,22 @@ impl<'a, 'r> Walker<'a, 'r> {
             return;
         }
         self.wait_for_file_slot();
-        let file = match nofollow::create_file(self.dir_fd(k), &node.name) {
+        // The first name of a hard-linked file replaces what is there at once, since later
+        // names link to it as soon as they are met; any other file is written beside what it
+        // replaces and renamed over it once complete.
+        let created = if key.is_some() {
+            nofollow::create_file(self.dir_fd(k), &node.name).map(|f| (f, None))
+        } else {
+            nofollow::create_file_beside(self.dir_fd(k), &node.name).map(|(f, temporary)| {
+                let beside = temporary.map(|temporary| Beside {
+                    dir: self.dir_arc(k),
+                    temporary,
+                    name: node.name.clone(),
+                });
+                (f, beside)
+            })
+        };
+        let (file, beside) = match created {
             Ok(f) => f,
             Err(e) => {
                 self.ctx.error(&path, format!("not restored: {e}"));
@@ -346,7 +369,7 @@ impl<'a, 'r> Walker<'a, 'r> {
             });
         }
         self.batch_files += 1;
-        let pf = Arc::new(PendingFile::new(path, node, file));
+        let pf = Arc::new(PendingFile::new(path, node, file, beside));
         // Size the file first: chunks are written at their offsets and zeros stay holes. Two
         // passes over the chunk list, so planning a huge file needs no copy of it.
         let mut size = 0u64;

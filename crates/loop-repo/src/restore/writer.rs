@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use rustix::fs::{Gid, Mode, Timespec, Timestamps, Uid, XattrFlags};
 use rustix::io::Errno;
@@ -17,7 +17,7 @@ use super::nofollow;
 use super::{RestoreOptions, RestoreProgress, RestoreReport};
 use crate::index::Index;
 use crate::repo::Repository;
-use crate::tree::{Node, NodeKind, Xattr};
+use crate::tree::{Name, Node, NodeKind, Xattr};
 
 /// Zero runs of this size inside a chunk are skipped, so they stay holes.
 const SPARSE_BLOCK: usize = 64 * 1024;
@@ -55,11 +55,21 @@ pub(super) struct Restorer<'a> {
     pub(super) cut: std::sync::atomic::AtomicBool,
 }
 
+/// A file written under a temporary name beside the one it replaces (see
+/// [`nofollow::create_file_beside`]).
+pub(super) struct Beside {
+    pub(super) dir: Arc<OwnedFd>,
+    pub(super) temporary: Name,
+    pub(super) name: Name,
+}
+
 /// A file being written: its chunks may span several batches and readers.
 pub(super) struct PendingFile {
     path: PathBuf,
     pub(super) node: Node,
     pub(super) file: RwLock<Option<File>>,
+    /// Where it goes once complete, when it is written beside a file it replaces.
+    beside: Option<Beside>,
     /// Chunk writes still to do, plus one while the walker is still planning.
     pub(super) remaining: AtomicUsize,
     /// The smallest offset of a chunk that could not be restored; `u64::MAX` when none.
@@ -68,11 +78,17 @@ pub(super) struct PendingFile {
 }
 
 impl PendingFile {
-    pub(super) fn new(path: PathBuf, node: Node, file: File) -> PendingFile {
+    pub(super) fn new(
+        path: PathBuf,
+        node: Node,
+        file: File,
+        beside: Option<Beside>,
+    ) -> PendingFile {
         PendingFile {
             path,
             node,
             file: RwLock::new(Some(file)),
+            beside,
             remaining: AtomicUsize::new(1),
             damaged_at: AtomicU64::new(u64::MAX),
             first_error: Mutex::new(None),
@@ -130,7 +146,8 @@ impl<'a> Restorer<'a> {
             0 => FILES_PER_BATCH,
             n => n,
         };
-        let max_open_files = open_file_budget(3 * per_batch);
+        // A file that replaces one holds its directory open too, until it is renamed.
+        let max_open_files = open_file_budget(6 * per_batch) / 2;
         Restorer {
             repo,
             index,
@@ -235,6 +252,24 @@ impl<'a> Restorer<'a> {
             return;
         };
         let damaged_at = pf.damaged_at.load(Ordering::Relaxed);
+        if damaged_at != u64::MAX
+            && let Some(b) = &pf.beside
+        {
+            // What the name held stays; the incomplete copy goes.
+            drop(file);
+            let first = pf.first_error.lock().expect("error mutex").take();
+            let _ = nofollow::remove_temporary(b.dir.as_fd(), &b.temporary);
+            self.error(
+                &pf.path,
+                format!(
+                    "{}; not restored, and the file already there left as it was",
+                    first.unwrap_or_default()
+                ),
+            );
+            self.progress.files_done.fetch_add(1, Ordering::Relaxed);
+            self.release_file_slot();
+            return;
+        }
         if damaged_at != u64::MAX {
             let first = pf.first_error.lock().expect("error mutex").take();
             let _ = file.set_len(damaged_at);
@@ -256,6 +291,12 @@ impl<'a> Restorer<'a> {
         // A damaged file keeps the time of the restore, so it never looks like the original.
         self.apply_fd_meta(file.as_fd(), &pf.node, &pf.path, damaged_at == u64::MAX);
         drop(file);
+        if let Some(b) = &pf.beside
+            && let Err(e) = nofollow::put_in_place(b.dir.as_fd(), &b.temporary, &b.name)
+        {
+            let _ = nofollow::remove_temporary(b.dir.as_fd(), &b.temporary);
+            self.error(&pf.path, format!("not restored: {e}"));
+        }
         self.progress.files_done.fetch_add(1, Ordering::Relaxed);
         self.release_file_slot();
     }

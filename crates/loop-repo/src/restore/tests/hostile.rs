@@ -124,6 +124,56 @@ fn a_damaged_pack_costs_only_the_files_in_it() {
     assert_eq!(report.verified_files, 2);
 }
 
+/// A restore over files already in the target: each is replaced only once its new content
+/// is complete, so a file that cannot be restored (a damaged pack here; a full disk or a
+/// cancel alike) leaves the one already there as it was, and no temporary name stays.
+#[test]
+fn a_file_that_cannot_be_restored_leaves_the_file_already_there_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("damaged.bin"), &noise(3 << 20, 21));
+    let repo = new_repo(tmp.path());
+    backup(&repo, &src);
+    let first_packs = pack_files(&tmp.path().join("repo"));
+    let data_pack = first_packs
+        .iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap()
+        .clone();
+    write(&src.join("good.txt"), b"the snapshot's version");
+    write(&src.join("new.txt"), b"not in the target before");
+    let tree = backup(&repo, &src);
+    let mut bytes = fs::read(&data_pack).unwrap();
+    bytes[pack::PACK_HEADER_LEN + 10] ^= 0x01;
+    fs::write(&data_pack, bytes).unwrap();
+
+    let out = tmp.path().join("out");
+    write(&out.join("src/damaged.bin"), b"what the user had");
+    write(&out.join("src/good.txt"), &noise(100_000, 22));
+    let report = restore(&repo, &tree, &out, |_| {});
+
+    assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+    assert!(
+        report.errors[0].contains("damaged.bin") && report.errors[0].contains("left as it was"),
+        "{:?}",
+        report.errors
+    );
+    assert_eq!(
+        fs::read(out.join("src/damaged.bin")).unwrap(),
+        b"what the user had"
+    );
+    assert_same(&src.join("good.txt"), &out.join("src/good.txt"));
+    assert_same(&src.join("new.txt"), &out.join("src/new.txt"));
+    assert_eq!(
+        names(&out.join("src")),
+        [
+            b"damaged.bin".to_vec(),
+            b"good.txt".to_vec(),
+            b"new.txt".to_vec()
+        ]
+    );
+}
+
 #[test]
 fn an_entry_that_cannot_be_written_does_not_stop_the_restore() {
     let tmp = tempfile::tempdir().unwrap();
