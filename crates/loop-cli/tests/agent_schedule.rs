@@ -359,3 +359,56 @@ fn a_restore_cancelled_while_it_runs_is_stopped_by_the_agent_and_ends_cancelled(
     assert_eq!(ended["state"], "cancelled", "{ended:#}");
     assert_eq!(ended["summary"], serde_json::Value::Null, "{ended:#}");
 }
+
+/// A pre-command that never ends (a dump against a database that hangs) is stopped by a
+/// cancel, with what it started, and the agent goes on to its next job.
+#[test]
+fn a_cancel_stops_a_pre_command_that_hangs_with_everything_it_started() {
+    let s = set_up(None, "local");
+    let state = s.dir.path().join("agent-state");
+    let device = enrol_agent(&s, &state);
+    let src = s.dir.path().join("data");
+    write(
+        &src.join("a.txt"),
+        b"backed up once the hanging item is cancelled",
+    );
+    let pidfile = s.dir.path().join("sleeper.pid");
+    let hang = format!("sleep 600 & echo $! > {}; wait", pidfile.display());
+    let hanging = s.item(&device, "hanging", &src, &["--pre-command", &hang]);
+    let _agent = Running(
+        agent_cmd(
+            &s,
+            &state,
+            &["agent", "run", "--poll-seconds", "1", "--allow-commands"],
+        )
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let job_id = id(&json(&mut s.admin("ana", &["item", "run", &hanging])));
+    let sleeper: i32 = wait_for("the pre-command's child", || {
+        std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+    });
+    ok(&mut s.admin("ana", &["job", "cancel", &job_id]));
+    let ended = wait_for("the cancelled job's end", || {
+        let j = json(&mut s.admin("ana", &["job", "show", &job_id]));
+        (j["state"] != "running" && j["state"] != "queued").then_some(j)
+    });
+    assert_eq!(ended["state"], "cancelled", "{ended:#}");
+    // Gone, or a zombie that no longer runs (its reaper may be slow to collect it).
+    let gone = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .map_or(true, |st| st.contains("State:\tZ"))
+    };
+    wait_for("the pre-command's child to be gone", || {
+        gone(sleeper).then_some(())
+    });
+
+    let item = s.item(&device, "data", &src, &[]);
+    let next = id(&json(&mut s.admin("ana", &["item", "run", &item])));
+    let done = s.job_ended(&next);
+    assert_eq!(done["state"], "succeeded", "{done:#}");
+    assert_restores(&s, &done, &src);
+}

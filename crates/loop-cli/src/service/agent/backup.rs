@@ -2,7 +2,10 @@
 //! item's upload limit, or this agent's when lower), its post-command, and the summary the
 //! job ends with.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use loop_api::AgentJob;
@@ -12,28 +15,53 @@ use super::Agent;
 use crate::args::Global;
 use crate::repo_open::{hostname, username};
 
+/// How often a running pre- or post-command is looked at (has it ended, was the job
+/// cancelled).
+const COMMAND_POLL: Duration = Duration::from_millis(100);
+
 impl Agent {
-    /// Runs a pre- or post-command of the item, when this device allows commands.
-    fn command(&self, job: &AgentJob, what: &str, cmd: Option<&str>) -> Result<()> {
-        let Some(cmd) = cmd else { return Ok(()) };
+    /// Runs a pre- or post-command of the item, when this device allows commands: true when it
+    /// ran, false when it was skipped (a warning in the job's log). A cancel of the job stops
+    /// it, with everything it started (its process group).
+    fn command(
+        &self,
+        job: &AgentJob,
+        what: &str,
+        cmd: Option<&str>,
+        progress: &BackupProgress,
+    ) -> Result<bool> {
+        let Some(cmd) = cmd else { return Ok(true) };
         if !self.allow_commands {
             self.log(
                 job,
                 "warning",
                 &format!("the {what} was not run: this agent runs no commands (--allow-commands)"),
             );
-            return Ok(());
+            return Ok(false);
         }
-        let status = std::process::Command::new("/bin/sh")
+        let mut child = std::process::Command::new("/bin/sh")
             .arg("-c")
             .arg(cmd)
-            .status()
+            .process_group(0)
+            .spawn()
             .with_context(|| format!("starting the {what}"))?;
+        let status = loop {
+            if let Some(status) = child.try_wait().with_context(|| format!("the {what}"))? {
+                break status;
+            }
+            if progress.cancel.load(Ordering::Relaxed) {
+                let group = rustix::process::Pid::from_child(&child);
+                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+                let _ = child.wait();
+                bail!("the {what} was stopped: the job was cancelled");
+            }
+            std::thread::sleep(COMMAND_POLL);
+        };
         if !status.success() {
             bail!("the {what} failed ({status})");
         }
         self.log(job, "info", &format!("the {what} ran"));
-        Ok(())
+        Ok(true)
     }
 
     /// The backup of the job's item: (summary, warnings).
@@ -44,7 +72,7 @@ impl Agent {
         progress: &BackupProgress,
     ) -> Result<(serde_json::Value, usize)> {
         let item = job.item.as_ref().context("a backup job without its item")?;
-        self.command(job, "pre-command", item.pre_command.as_deref())?;
+        let pre = self.command(job, "pre-command", item.pre_command.as_deref(), progress)?;
         let mut limits = crate::repo_open::limits(g);
         if let Some(kib) = item.upload_limit_kib {
             limits = limits.upload_at_most(kib.into());
@@ -76,10 +104,12 @@ impl Agent {
             };
             Ok::<_, anyhow::Error>(backup::run(&repo, opts, progress)?)
         })();
-        let post = self.command(job, "post-command", item.post_command.as_deref());
+        let post = self.command(job, "post-command", item.post_command.as_deref(), progress);
         let r = result?;
-        post?;
-        let warnings = r.unreadable.len() + r.warnings.len();
+        let post = post?;
+        // A command not run is a warning: the job did not do all its item asks.
+        let skipped = usize::from(!pre) + usize::from(!post);
+        let warnings = r.unreadable.len() + r.warnings.len() + skipped;
         for w in r.unreadable.iter().chain(&r.warnings).take(50) {
             self.log(job, "warning", w);
         }
