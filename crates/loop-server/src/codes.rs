@@ -32,7 +32,8 @@ pub async fn accept_invite(
     token: &str,
     password: &str,
 ) -> ApiResult<()> {
-    let Some(user) = users::user_by_invite(&state.db.pool, &secret_hash(token)).await? else {
+    let invite_hash = secret_hash(token);
+    let Some(user) = users::user_by_invite(&state.db.pool, &invite_hash).await? else {
         return Err(ApiError::not_found());
     };
     let now = state.now();
@@ -50,18 +51,23 @@ pub async fn accept_invite(
     let hash = auth::hash_password(password.to_string()).await?;
     let mut tx = state.db.begin().await?;
     // The address may have become another account's since the invitation was sent; only
-    // the holder of the invitation, the address's owner, learns that here.
-    users::set_password(&mut tx, &user.user.id, &hash, now)
+    // the holder of the invitation, the address's owner, learns that here. A redemption, a
+    // withdrawal or a new invitation that came while the password was hashed wins.
+    let accepted = users::accept_invite(&mut tx, &user.user.id, &invite_hash, &hash, now)
         .await
         .map_err(email_taken(
             "this address has an account already; sign in with it",
         ))?;
+    if !accepted {
+        return Err(ApiError::not_found());
+    }
     redeemed(tx, &user.user, client, "user.invite_accept", now).await
 }
 
 /// Moves the account whose new address received `token` (valid 7 days) to that address.
 pub async fn confirm_email(state: &AppState, client: &ClientInfo, token: &str) -> ApiResult<()> {
-    let Some(user) = users::user_by_email_token(&state.db.pool, &secret_hash(token)).await? else {
+    let token_hash = secret_hash(token);
+    let Some(user) = users::user_by_email_token(&state.db.pool, &token_hash).await? else {
         return Err(ApiError::not_found());
     };
     let now = state.now();
@@ -73,9 +79,12 @@ pub async fn confirm_email(state: &AppState, client: &ClientInfo, token: &str) -
         ));
     }
     let mut tx = state.db.begin().await?;
-    users::confirm_email(&mut tx, &user.user.id, now)
+    let confirmed = users::confirm_email(&mut tx, &user.user.id, &token_hash, now)
         .await
         .map_err(email_taken("this address has an account already"))?;
+    if !confirmed {
+        return Err(ApiError::not_found());
+    }
     redeemed(tx, &user.user, client, "user.email_confirm", now).await
 }
 

@@ -224,6 +224,54 @@ fn a_new_address_of_an_account_takes_effect_when_its_owner_confirms_it() {
         .expect(200);
 }
 
+/// An invitation works once, even when two redemptions of it run at the same time (each
+/// hashes its password before it writes, which leaves room for the other): one sets the
+/// password, the other is told there is no such invitation, and one acceptance is audited.
+#[test]
+fn an_invitation_redeemed_twice_at_once_works_once() {
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to(&sink);
+    let root = server.admin();
+    let bravo = server.customer(&root, "bravo");
+    invite_into(&server, &bravo, "twice@example.org");
+    let code = code_in(&sink.wait_for("twice@example.org"), "lpi_").unwrap();
+    let accept = |password: &str| {
+        server
+            .call(
+                "post",
+                "/api/v1/auth/accept-invite",
+                None,
+                Some(&json!({ "invite_token": code, "password": password })),
+            )
+            .status
+    };
+    let passwords = ["first-password-11", "second-password-22"];
+    let answers: Vec<u16> = std::thread::scope(|sc| {
+        let tries: Vec<_> = passwords
+            .iter()
+            .map(|p| sc.spawn(move || accept(p)))
+            .collect();
+        tries.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let mut sorted = answers.clone();
+    sorted.sort();
+    assert_eq!(sorted, [204, 404], "{answers:?}");
+    let winner = passwords[answers.iter().position(|a| *a == 204).unwrap()];
+    let loser = passwords[answers.iter().position(|a| *a == 404).unwrap()];
+    server.login("twice@example.org", winner).expect(200);
+    server
+        .login("twice@example.org", loser)
+        .expect_problem(401, "invalid_credentials");
+    let accepted = root
+        .audit_events()
+        .iter()
+        .filter(|e| e.action == "user.invite_accept")
+        .count();
+    assert_eq!(accepted, 1);
+}
+
 /// `bravo`'s admin invites `email`, signed in anew (a session does not outlive the days the
 /// clock moves).
 fn invite_into(server: &Server, bravo: &Customer, email: &str) {

@@ -199,19 +199,45 @@ pub async fn reset_password(
     Ok(r.rows_affected() == 1)
 }
 
-/// Makes the pending address the user's address. Fails with a unique violation when the
-/// address became another account's meanwhile.
-pub async fn confirm_email(tx: &mut Tx, id: &str, now: i64) -> DbResult<()> {
-    sqlx::query(
+/// Makes the pending address the user's address, while `token_hash` is still the code of the
+/// change waiting (false when another change or a redemption came first). Fails with a unique
+/// violation when the address became another account's meanwhile.
+pub async fn confirm_email(tx: &mut Tx, id: &str, token_hash: &str, now: i64) -> DbResult<bool> {
+    let r = sqlx::query(
         "UPDATE users SET email = pending_email, pending_email = NULL, email_token_hash = NULL,
             email_token_issued_at = NULL, reset_hash = NULL, updated_at = $1
-         WHERE id = $2 AND pending_email IS NOT NULL",
+         WHERE id = $2 AND pending_email IS NOT NULL AND email_token_hash = $3",
     )
     .bind(now)
     .bind(id)
+    .bind(token_hash)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
+}
+
+/// Sets the invited user's first password and makes the account active, while `invite_hash`
+/// is still its invitation (false when it was redeemed, withdrawn or replaced meanwhile).
+pub async fn accept_invite(
+    tx: &mut Tx,
+    id: &str,
+    invite_hash: &str,
+    password_hash: &str,
+    now: i64,
+) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE users SET password_hash = $1, invite_hash = NULL, reset_hash = NULL,
+            pending_email = NULL, email_token_hash = NULL, email_token_issued_at = NULL,
+            status = 'active', updated_at = $2
+         WHERE id = $3 AND invite_hash = $4 AND status = 'invited'",
+    )
+    .bind(password_hash)
+    .bind(now)
+    .bind(id)
+    .bind(invite_hash)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 pub async fn user_by_invite(pool: &AnyPool, invite_hash: &str) -> DbResult<Option<UserRow>> {
