@@ -273,7 +273,13 @@ pub async fn enrol_totp(
     let enrolment = totp::enrolment(key.expose(), &u.user.user.email)?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    users::set_totp(&mut tx, &u.user.user.id, Some(&stored), false, now).await?;
+    // A confirmation that turned an earlier enrolment on while the password was checked wins.
+    if !users::start_totp(&mut tx, &u.user.user.id, &stored, now).await? {
+        return Err(ApiError::conflict(
+            "totp_enabled",
+            "TOTP is already enabled",
+        ));
+    }
     let event = caller.event(
         &u.user.user.tenant_id,
         "user.totp_enroll",
@@ -336,7 +342,12 @@ pub async fn confirm_totp(state: &AppState, caller: &Caller, code: &str) -> ApiR
         ));
     }
     let mut tx = state.db.begin().await?;
-    users::set_totp(&mut tx, &u.user.user.id, Some(secret), true, now).await?;
+    if !users::enable_totp(&mut tx, &u.user.user.id, secret, now).await? {
+        return Err(ApiError::conflict(
+            "no_enrolment",
+            "start TOTP enrolment first",
+        ));
+    }
     let event = caller.event(
         &u.user.user.tenant_id,
         "user.totp_enable",

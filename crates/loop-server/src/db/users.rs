@@ -370,23 +370,34 @@ pub async fn set_password(tx: &mut Tx, id: &str, hash: &str, now: i64) -> DbResu
     Ok(())
 }
 
-pub async fn set_totp(
-    tx: &mut Tx,
-    id: &str,
-    secret: Option<&str>,
-    enabled: bool,
-    now: i64,
-) -> DbResult<()> {
-    sqlx::query(
-        "UPDATE users SET totp_secret = $1, totp_enabled = $2, updated_at = $3 WHERE id = $4",
+/// Keeps `secret` (wrapped) as the user's authenticator to be confirmed, while none is on:
+/// false when one was turned on meanwhile.
+pub async fn start_totp(tx: &mut Tx, id: &str, secret: &str, now: i64) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE users SET totp_secret = $1, totp_enabled = 0, updated_at = $2
+         WHERE id = $3 AND totp_enabled = 0",
     )
     .bind(secret)
-    .bind(enabled as i64)
     .bind(now)
     .bind(id)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
+}
+
+/// Turns on the authenticator whose secret is `secret`, while it is still the one waiting:
+/// false when another enrolment replaced it, or it was turned on, meanwhile.
+pub async fn enable_totp(tx: &mut Tx, id: &str, secret: &str, now: i64) -> DbResult<bool> {
+    let r = sqlx::query(
+        "UPDATE users SET totp_enabled = 1, updated_at = $1
+         WHERE id = $2 AND totp_secret = $3 AND totp_enabled = 0",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(secret)
+    .execute(&mut **tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 /// Records `step` as the user's last accepted TOTP step, only if it is newer than the last

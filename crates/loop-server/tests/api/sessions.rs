@@ -193,6 +193,46 @@ fn a_sign_in_checked_before_a_password_change_opens_nothing_after_it() {
     );
 }
 
+/// A second enrolment that checks the password while the first one's code turns the
+/// authenticator on must not turn it off again: the enrolment is refused, and sign-in asks
+/// for codes of the secret that was confirmed.
+#[test]
+fn an_enrolment_racing_a_confirmation_leaves_the_authenticator_on() {
+    let server = Server::start();
+    let admin = server.admin();
+    let enrol = || {
+        admin.post(
+            "/api/v1/me/totp",
+            json!({ "current_password": ADMIN_PASSWORD }),
+        )
+    };
+    let secret = enrol().expect(200)["secret"].as_str().unwrap().to_string();
+    let into_step = server.state.now().rem_euclid(30_000) as u64;
+    server.advance(Duration::from_millis(30_000 - into_step + 500));
+    let code = server.totp_code(&secret);
+    let (again, confirmed) = std::thread::scope(|sc| {
+        let again = sc.spawn(|| enrol().status);
+        let confirmed = sc.spawn(|| {
+            admin
+                .post("/api/v1/me/totp/confirm", json!({ "code": code }))
+                .status
+        });
+        (again.join().unwrap(), confirmed.join().unwrap())
+    });
+    let me = admin.get("/api/v1/me").expect(200);
+    if confirmed == 204 {
+        assert_eq!(again, 409, "the second enrolment was not refused");
+        assert_eq!(me["user"]["totp_enabled"], true, "{me:#}");
+        server
+            .login(ADMIN_EMAIL, ADMIN_PASSWORD)
+            .expect_problem(401, "totp_required");
+    } else {
+        // The second enrolment came first: the first secret's code no longer confirms.
+        assert_eq!((again, confirmed), (200, 409));
+        assert_eq!(me["user"]["totp_enabled"], false, "{me:#}");
+    }
+}
+
 #[test]
 fn once_totp_is_enabled_sign_in_asks_for_the_code() {
     let server = Server::start();
