@@ -48,18 +48,25 @@ impl Key {
 
     /// The subkey for one salted object. See the module comment.
     pub(crate) fn subkey(&self, salt: &[u8; SALT_LEN]) -> Key {
-        let mut h = blake3::Hasher::new_derive_key(SUBKEY_CONTEXT);
-        h.update(&self.0);
-        h.update(salt);
-        Key(*h.finalize().as_bytes())
+        self.derive(SUBKEY_CONTEXT, salt)
     }
 
     /// The key-encryption key a raw-key slot uses, bound to the slot's salt.
     pub(crate) fn raw_kek(&self, salt: &[u8; SALT_LEN]) -> Key {
-        let mut h = blake3::Hasher::new_derive_key(RAW_KEK_CONTEXT);
+        self.derive(RAW_KEK_CONTEXT, salt)
+    }
+
+    /// BLAKE3's key derivation of this key and `salt` under `context`. The hasher holds the
+    /// key in its buffer, and the output is the new key: both are zeroed here.
+    fn derive(&self, context: &str, salt: &[u8; SALT_LEN]) -> Key {
+        let mut h = blake3::Hasher::new_derive_key(context);
         h.update(&self.0);
         h.update(salt);
-        Key(*h.finalize().as_bytes())
+        let mut out = h.finalize();
+        let key = Key(*out.as_bytes());
+        out.zeroize();
+        h.zeroize();
+        key
     }
 
     pub(crate) fn cipher(&self) -> Cipher {
@@ -171,7 +178,8 @@ impl Cipher {
 }
 
 /// Keyed BLAKE3: the blob ID function. The key is per repository, so equal content in two
-/// repositories gets unrelated IDs.
+/// repositories gets unrelated IDs. The keyed hasher holds the key: it, and each copy made
+/// for an ID, is zeroed when dropped.
 #[derive(Clone)]
 pub struct IdKey(blake3::Hasher);
 
@@ -183,7 +191,15 @@ impl IdKey {
     pub fn id(&self, data: &[u8]) -> crate::Id {
         let mut h = self.0.clone();
         h.update(data);
-        crate::Id(*h.finalize().as_bytes())
+        let id = crate::Id(*h.finalize().as_bytes());
+        h.zeroize();
+        id
+    }
+}
+
+impl Drop for IdKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
     }
 }
 
@@ -225,9 +241,11 @@ pub fn unwrap_key(kek: &Key, context: &[u8], wrapped: &[u8]) -> Option<Key> {
     {
         return None;
     }
-    let bytes: [u8; 32] = body.as_slice().try_into().ok()?;
+    let mut bytes: [u8; 32] = body.as_slice().try_into().ok()?;
     body.zeroize();
-    Some(Key::from_bytes(bytes))
+    let key = Key::from_bytes(bytes);
+    bytes.zeroize();
+    Some(key)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use super::{DbError, DbResult, Tx, col, col_json, col_value, opt_time, time};
 use crate::domain::TenantScope;
 
 /// A target with what only the server sees.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct TargetRow {
     pub target: NotifyTarget,
     pub secret_wrapped: Option<String>,

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use super::{DbResult, Tx, col, col_value};
 
 /// A sign-up as stored.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SignupRow {
     pub id: String,
     pub email: String,

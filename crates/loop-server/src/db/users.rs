@@ -9,7 +9,7 @@ use super::tenants::in_scope;
 use super::{DbResult, Tx, col, col_value, time};
 use crate::domain::TenantScope;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct UserRow {
     pub user: User,
     pub password_hash: Option<String>,
@@ -20,6 +20,17 @@ pub struct UserRow {
     pub email_token_issued_at: Option<i64>,
     /// When the current password reset code was mailed.
     pub reset_issued_at: Option<i64>,
+}
+
+/// The user, never the password hash or the (wrapped) authenticator secret.
+impl std::fmt::Debug for UserRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRow")
+            .field("user", &self.user)
+            .field("password_hash", &self.password_hash.as_ref().map(|_| "…"))
+            .field("totp_secret", &self.totp_secret.as_ref().map(|_| "…"))
+            .finish_non_exhaustive()
+    }
 }
 
 fn user(row: &AnyRow) -> DbResult<UserRow> {
@@ -434,4 +445,31 @@ pub async fn pseudonymise(tx: &mut Tx, id: &str, pseudonym: &str, now: i64) -> D
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_users_debug_form_shows_neither_password_hash_nor_authenticator_secret() {
+        let user: User = serde_json::from_value(serde_json::json!({
+            "id": "u1", "tenant_id": "t1", "email": "ana@example.org", "first_name": "Ana",
+            "last_name": "Doe", "business_address": "", "status": "active",
+            "totp_enabled": true, "created_at": "2026-12-01T00:00:00Z"
+        }))
+        .unwrap();
+        let row = UserRow {
+            user,
+            password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into()),
+            totp_secret: Some("wrapped-totp-secret".into()),
+            invite_issued_at: None,
+            email_token_issued_at: None,
+            reset_issued_at: None,
+        };
+        let shown = format!("{row:?}");
+        assert!(shown.contains("ana@example.org"), "{shown}");
+        assert!(!shown.contains("argon2id"), "{shown}");
+        assert!(!shown.contains("wrapped-totp-secret"), "{shown}");
+    }
 }

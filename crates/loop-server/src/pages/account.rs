@@ -252,7 +252,7 @@ pub async fn profile(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct PasswordForm {
     current_password: String,
     new_password: String,

@@ -30,7 +30,7 @@ pub async fn show(v: Viewer) -> Response {
     password_form(&v, StatusCode::OK, None)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct PasswordForm {
     #[serde(default)]
     current_password: String,
@@ -52,7 +52,7 @@ pub async fn start(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct CodeForm {
     #[serde(default)]
     code: String,

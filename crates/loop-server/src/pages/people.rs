@@ -466,7 +466,7 @@ fn invitation_form(v: &Visitor, status: StatusCode, code: &str, error: Option<&s
     v.code_password_form(to, status, error)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct AcceptForm {
     token: String,
     password: String,

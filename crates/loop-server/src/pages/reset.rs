@@ -29,7 +29,7 @@ pub struct AddressForm {
     email: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 pub struct ResetForm {
     #[serde(default)]
     code: String,

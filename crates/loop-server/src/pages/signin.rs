@@ -46,7 +46,7 @@ pub struct Next {
     next: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 pub struct SignInForm {
     #[serde(default)]
     email: String,
@@ -58,7 +58,7 @@ pub struct SignInForm {
     next: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 pub struct CodeForm {
     #[serde(default)]
     code: String,

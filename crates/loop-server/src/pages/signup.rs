@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// What the sign-up form sends (and shows again when something is wrong).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 pub struct SignupForm {
     #[serde(default)]
     organisation: String,
@@ -130,7 +130,7 @@ pub async fn submit(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct TokenQuery {
     #[serde(default)]
     token: String,
