@@ -288,6 +288,8 @@ fn directory(
     start: usize,
     all: usize,
 ) -> Markup {
+    // `start` comes from the query string: past the end it shows the end.
+    let start = start.min(all);
     let base = path.trim_end_matches('/');
     let rows: Vec<(String, &Entry)> = entries
         .iter()

@@ -113,6 +113,41 @@ fn tar_zst_tree(bytes: &[u8]) -> Tree {
     out
 }
 
+/// A folder of more entries than one page: the pages follow each other, and a `start` past
+/// the end (as large as a number can be) shows the folder's last page's end, not an error.
+#[test]
+fn a_large_folder_is_shown_a_page_at_a_time_whatever_start_is_asked() {
+    let server = Server::start();
+    let admin = server.admin();
+    let acme = server.customer(&admin, "acme");
+    let src = tempfile::tempdir().unwrap();
+    let many = src.path().join("many");
+    std::fs::create_dir_all(&many).unwrap();
+    for i in 0..1001 {
+        std::fs::write(many.join(format!("f{i:04}")), b"").unwrap();
+    }
+    let snapshot = back_up_into(&server, &acme.vault_id, &many);
+    let cookie = session_cookie(&acme.member("admin").secret);
+    let here = format!("/vaults/{}/snapshots/{snapshot}", acme.vault_id);
+    let page = |start: &str| {
+        let (status, _, body) =
+            server.download(&format!("{here}?path=%2Fmany&start={start}"), &cookie);
+        (status, String::from_utf8(body).unwrap())
+    };
+    let (status, first) = page("0");
+    assert_eq!(status, 200);
+    assert!(first.contains("f0999") && !first.contains("f1000"));
+    assert!(first.contains("start=1000"), "a link to the next page");
+    let (status, last) = page("1000");
+    assert_eq!(status, 200);
+    assert!(last.contains("f1000") && !last.contains("f0999"));
+    for start in ["5000", &usize::MAX.to_string()] {
+        let (status, past) = page(start);
+        assert_eq!(status, 200, "start={start}");
+        assert!(!past.contains("f1000"), "start={start}");
+    }
+}
+
 #[test]
 fn a_snapshot_is_browsed_searched_and_downloaded_byte_for_byte() {
     let server = Server::start();
