@@ -145,6 +145,24 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 impl Connection {
     /// A client for the server at `base` (`https://HOST:PORT`).
     pub fn new(base: &str, trust: &Trust) -> Result<Connection, ConnectError> {
+        Connection::build(base, trust, |b| b)
+    }
+
+    /// [`Connection::new`], with names resolved by `resolver` (which may refuse addresses),
+    /// and never through a proxy of the environment, which would resolve them itself.
+    pub fn with_resolver<R: reqwest::dns::Resolve + 'static>(
+        base: &str,
+        trust: &Trust,
+        resolver: Arc<R>,
+    ) -> Result<Connection, ConnectError> {
+        Connection::build(base, trust, |b| b.no_proxy().dns_resolver(resolver))
+    }
+
+    fn build(
+        base: &str,
+        trust: &Trust,
+        adjust: impl FnOnce(reqwest::blocking::ClientBuilder) -> reqwest::blocking::ClientBuilder,
+    ) -> Result<Connection, ConnectError> {
         let base = base.trim_end_matches('/').to_string();
         if !base.starts_with("https://") {
             return Err(ConnectError::Invalid(format!(
@@ -162,7 +180,9 @@ impl Connection {
         if let Some(tls) = tls_config(trust)? {
             b = b.tls_backend_preconfigured(tls);
         }
-        let client = b.build().map_err(|e| ConnectError::Client(e.to_string()))?;
+        let client = adjust(b)
+            .build()
+            .map_err(|e| ConnectError::Client(e.to_string()))?;
         Ok(Connection { base, client })
     }
 }

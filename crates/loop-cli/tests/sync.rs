@@ -12,10 +12,12 @@ use support::cli::{assert_same_tree, build_full_tree, noise, object_files, write
 use support::server::*;
 use support::story::*;
 
-/// Destinations of the given (name, jurisdiction), local under the test's directory.
+/// Destinations of the given (name, jurisdiction), local under the test's directory; remotes
+/// may be at loopback addresses.
 fn regions(places: &'static [(&'static str, &'static str)]) -> impl Fn(&Path) -> PathBuf {
     move |d: &Path| {
-        let mut cfg = String::new();
+        // Both servers of a test are on loopback.
+        let mut cfg = String::from("[replication]\nallow_private_remotes = true\n");
         for (name, j) in places {
             cfg += &format!(
                 "[[destinations]]\nname = \"{name}\"\njurisdiction = \"{j}\"\nbackend = \"local\"\npath = \"{}\"\n",

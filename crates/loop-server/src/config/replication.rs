@@ -1,4 +1,5 @@
-//! `[replication]`: how replicas of vaults are kept up and read from.
+//! `[replication]`: how replicas of vaults are kept up and read from, and which addresses
+//! the remotes that vaults sync with may have.
 
 use serde::Deserialize;
 
@@ -17,6 +18,10 @@ pub struct ReplicationConfig {
     /// At most this many bytes a second a replication copies to each replica (on average);
     /// none: as fast as the destinations take them.
     pub bytes_per_sec: Option<u64>,
+    /// Let remotes (other servers that vaults sync with) be at loopback, private, link-local
+    /// and shared addresses. Off: a tenant could otherwise make this server connect to
+    /// internal services.
+    pub allow_private_remotes: bool,
 }
 
 impl Default for ReplicationConfig {
@@ -27,6 +32,7 @@ impl Default for ReplicationConfig {
             behind_hours: 24,
             primary_timeout_secs: 10,
             bytes_per_sec: None,
+            allow_private_remotes: false,
         }
     }
 }

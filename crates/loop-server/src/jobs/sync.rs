@@ -62,13 +62,25 @@ pub(super) async fn connect(
 ) -> Result<Arc<VaultStorage>, JobError> {
     let (url, trust, token) = credentials(state, remote)?;
     let vault = remote_vault_id.to_string();
+    let allow_private = state.config.replication.allow_private_remotes;
     tokio::task::spawn_blocking(move || {
-        let conn = Connection::new(&url, &trust).map_err(|e| e.to_string())?;
+        let conn = remote_connection(&url, &trust, allow_private).map_err(|e| e.to_string())?;
         Ok::<_, String>(Arc::new(VaultStorage::new(conn, &vault, &token)))
     })
     .await
     .map_err(|e| JobError::Failed(e.to_string()))?
     .map_err(|e| JobError::Failed(format!("connecting to the remote: {e}")))
+}
+
+/// A connection to a remote whose name resolves only to the addresses it may have: public
+/// ones, unless `replication.allow_private_remotes`.
+fn remote_connection(
+    url: &str,
+    trust: &Trust,
+    allow_private: bool,
+) -> Result<Connection, loop_agent::ConnectError> {
+    let resolver = crate::notify::webhook::GuardedResolver { allow_private };
+    Connection::with_resolver(url, trust, Arc::new(resolver))
 }
 
 /// The vaults the remote's token may use there. A remote out of reach is worth another
@@ -79,8 +91,9 @@ pub async fn remote_vaults(
 ) -> Result<Vec<VaultEntry>, JobError> {
     let (url, trust, token) = credentials(state, remote)?;
     let name = remote.remote.name.clone();
+    let allow_private = state.config.replication.allow_private_remotes;
     tokio::task::spawn_blocking(move || {
-        let conn = Connection::new(&url, &trust)
+        let conn = remote_connection(&url, &trust, allow_private)
             .map_err(|e| JobError::Failed(format!("connecting to the remote {name}: {e}")))?;
         loop_agent::list_vaults(&conn, &token).map_err(|e| {
             remote_error(&name, e, |e| match e {

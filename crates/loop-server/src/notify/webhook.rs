@@ -118,9 +118,10 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
     }
 }
 
-/// Resolves names like the system does, then drops the addresses a webhook must not reach.
-struct GuardedResolver {
-    allow_private: bool,
+/// Resolves names like the system does, then drops the addresses a webhook (or a remote)
+/// must not reach.
+pub(crate) struct GuardedResolver {
+    pub(crate) allow_private: bool,
 }
 
 impl Resolve for GuardedResolver {

@@ -47,14 +47,27 @@ async fn scoped_sync_job(
     Ok(j)
 }
 
-/// `https://HOST[:PORT]`, without a path.
-fn parse_url(url: &str) -> ApiResult<String> {
+/// `https://HOST[:PORT]`, without a path; unless `allow_private`, not an internal address
+/// written as its host (a name is checked as it is resolved, at every connection).
+fn parse_url(url: &str, allow_private: bool) -> ApiResult<String> {
     let url = url.trim().trim_end_matches('/');
     let host = url.strip_prefix("https://").unwrap_or("");
     if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) || url.len() > 512 {
         return Err(ApiError::bad_request(
             "url must be the other server's https://HOST:PORT",
         ));
+    }
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|_| ApiError::bad_request("url must be the other server's https://HOST:PORT"))?;
+    let ip = parsed
+        .host_str()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+        .and_then(|h| h.parse::<std::net::IpAddr>().ok());
+    if let Some(ip) = ip.filter(|ip| !allow_private && !crate::notify::webhook::is_public(*ip)) {
+        return Err(ApiError::bad_request(format!(
+            "{ip} is a loopback, private or reserved address; remotes are at public addresses \
+             unless the server's replication.allow_private_remotes is set"
+        )));
     }
     Ok(url.to_string())
 }
@@ -135,7 +148,7 @@ pub async fn create_remote(
         .tenant(&state, Permission::VaultWrite, req.tenant_id.as_str())
         .await?;
     let name = parse_name("remote name", &req.name)?;
-    let url = parse_url(&req.url)?;
+    let url = parse_url(&req.url, state.config.replication.allow_private_remotes)?;
     let fingerprint = req
         .fingerprint
         .as_deref()

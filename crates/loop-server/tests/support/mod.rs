@@ -136,6 +136,9 @@ impl Server {
         }
         let stripe = stripe::FakeStripe::start();
         config.billing.stripe = Some(stripe::config(&stripe));
+        // The remotes of tests are test servers, on loopback (a test of the default turns
+        // this off again).
+        config.replication.allow_private_remotes = true;
         configure(&mut config);
         let data_dir = config.data_dir.clone();
         let rt = tokio::runtime::Builder::new_multi_thread()
