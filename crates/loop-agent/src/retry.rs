@@ -50,14 +50,18 @@ pub(crate) fn send_retrying(
 mod tests {
     use super::*;
 
-    #[test]
-    fn no_retry_starts_once_the_budget_is_spent() {
-        // A port nobody listens on: every try fails at once.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+    /// A port nobody listens on (it was free a moment ago): every try fails at once.
+    fn closed_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
-            .port();
+            .port()
+    }
+
+    #[test]
+    fn no_retry_starts_once_the_budget_is_spent() {
+        let port = closed_port();
         let client = reqwest::blocking::Client::new();
         let tries = std::cell::Cell::new(0);
         let budget = RetryBudget {
@@ -75,11 +79,7 @@ mod tests {
 
     #[test]
     fn a_failed_requests_message_names_the_store_but_not_the_urls_signature() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = closed_port();
         let client = reqwest::blocking::Client::new();
         let url = format!(
             "http://127.0.0.1:{port}/bucket/pack?X-Amz-Credential=AKIDEXAMPLE&X-Amz-Signature=5ecret"

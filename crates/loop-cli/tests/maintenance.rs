@@ -128,8 +128,9 @@ fn garbage_snapshot(repo: &Path, seed: u64) -> String {
     id
 }
 
-#[test]
-fn a_damaged_snapshot_is_skipped_by_listing_latest_forget_and_stats_and_blocks_only_prune() {
+/// A repository with two snapshots of `src` (a file in the first, one more in the second):
+/// (the environment, the repository's directory, `src`).
+fn two_snapshots() -> (Env, PathBuf, PathBuf) {
     let env = Env::new();
     env.init();
     let repo = PathBuf::from(&env.repo);
@@ -138,6 +139,12 @@ fn a_damaged_snapshot_is_skipped_by_listing_latest_forget_and_stats_and_blocks_o
     env.backup(&[&src], &[]);
     write(&src.join("b.txt"), &text(10_000, 2));
     env.backup(&[&src], &[]);
+    (env, repo, src)
+}
+
+#[test]
+fn a_damaged_snapshot_is_skipped_by_listing_latest_forget_and_stats_and_blocks_only_prune() {
+    let (env, repo, src) = two_snapshots();
     let bad = garbage_snapshot(&repo, 3);
 
     // Listing shows both good snapshots and names the bad one on stderr.
@@ -175,14 +182,7 @@ fn a_damaged_snapshot_is_skipped_by_listing_latest_forget_and_stats_and_blocks_o
 
 #[test]
 fn a_damaged_index_file_blocks_prune_until_repair_index_makes_it_again_from_the_packs() {
-    let env = Env::new();
-    env.init();
-    let repo = PathBuf::from(&env.repo);
-    let src = env.path("src");
-    write(&src.join("a.txt"), &text(10_000, 1));
-    env.backup(&[&src], &[]);
-    write(&src.join("b.txt"), &text(10_000, 2));
-    env.backup(&[&src], &[]);
+    let (env, repo, src) = two_snapshots();
     let index_dir = repo.join("index");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&index_dir)
         .unwrap()

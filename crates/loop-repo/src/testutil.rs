@@ -25,6 +25,16 @@ pub fn local_repo(dir: &Path) -> Repository {
     Repository::init(Arc::new(storage), Secret::Passphrase(b"pw"), &opts).expect("init")
 }
 
+/// A backup of `path` (host `h`, default options).
+pub fn back_up(repo: &Repository, path: &Path) -> crate::backup::BackupResult {
+    let opts = crate::backup::BackupOptions {
+        paths: vec![path.to_path_buf()],
+        host: "h".into(),
+        ..Default::default()
+    };
+    crate::backup::run(repo, opts, &Default::default()).expect("backup")
+}
+
 /// Blob `blob` as stored: its index entry and its decrypted payload (compressed if it was).
 pub fn stored_payload(repo: &Repository, blob: &crate::Id) -> (crate::pack::PackEntry, Vec<u8>) {
     use crate::{FileKind, pack};

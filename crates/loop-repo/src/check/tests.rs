@@ -3,7 +3,6 @@ use std::sync::atomic::Ordering;
 
 use super::packs::sample_packs;
 use super::*;
-use crate::backup::{self, BackupOptions, BackupProgress};
 use crate::index::IndexFile;
 use crate::pack::PackWriter;
 use crate::tree::NodeKind;
@@ -27,16 +26,7 @@ fn fixture() -> Fixture {
     std::fs::create_dir(src.path().join("sub")).unwrap();
     std::fs::write(src.path().join("sub/b.txt"), b"another file").unwrap();
     let repo = crate::testutil::local_repo(repo_dir.path());
-    let result = backup::run(
-        &repo,
-        BackupOptions {
-            paths: vec![src.path().to_path_buf()],
-            host: "h".into(),
-            ..Default::default()
-        },
-        &BackupProgress::default(),
-    )
-    .unwrap();
+    let result = crate::testutil::back_up(&repo, src.path());
     Fixture {
         repo_dir,
         snapshot: result.snapshot_id.unwrap(),

@@ -365,12 +365,7 @@ fn a_tree_named_as_file_content_by_an_earlier_snapshot_is_still_walked() {
     let kept = loop_testkit::data::noise(300_000, 41);
     loop_testkit::data::write(&src.join("sub/kept"), &kept);
     let repo = local_repo(&tmp.path().join("repo"));
-    let opts = BackupOptions {
-        paths: vec![src],
-        host: "h".into(),
-        ..Default::default()
-    };
-    let genuine = backup::run(&repo, opts, &BackupProgress::default()).unwrap();
+    let genuine = crate::testutil::back_up(&repo, &src);
 
     let mut file =
         crate::tree::Node::bare(crate::tree::Name(b"f".to_vec()), NodeKind::File, 0, None);

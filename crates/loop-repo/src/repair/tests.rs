@@ -2,7 +2,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::*;
-use crate::backup::{self, BackupOptions, BackupProgress};
 use crate::check::{self, CheckOptions, CheckProgress, CheckReport, ReadData};
 use crate::prune::{self, PruneOptions};
 use crate::restore::{self, RestoreOptions, RestoreProgress};
@@ -24,16 +23,7 @@ fn fixture() -> Fixture {
     {
         let src = tempfile::tempdir().unwrap();
         std::fs::write(src.path().join(format!("f{i}.txt")), text.repeat(100 + i)).unwrap();
-        backup::run(
-            &repo,
-            BackupOptions {
-                paths: vec![src.path().to_path_buf()],
-                host: "h".into(),
-                ..Default::default()
-            },
-            &BackupProgress::default(),
-        )
-        .unwrap();
+        crate::testutil::back_up(&repo, src.path());
         sources.push(src);
     }
     Fixture {

@@ -4,34 +4,15 @@
 
 use super::*;
 
-/// A customer of `server` with a remote named `name` at `host` (this server's port and
-/// certificate, and a replication token of a new vault): the answer to adding it, and a push
-/// of the customer's vault to that vault asked through it (when it was added).
+/// A customer of `server` with a remote at `host` (this server's port and certificate, and
+/// a replication token of a new vault): the answer to adding it, and a push of the
+/// customer's vault to that vault asked through it (when it was added).
 fn remote_at(server: &Server, name: &str, host: &str) -> (Reply, Option<Reply>) {
     let admin = server.admin();
     let acme = server.customer(&admin, name);
-    let mirror = admin
-        .post(
-            "/api/v1/vaults",
-            json!({ "tenant_id": acme.tenant_id, "name": "mirror", "destination": "local",
-                    "key_custody": "customer" }),
-        )
-        .expect(201)["id"]
-        .clone();
-    let token = admin
-        .post(
-            "/api/v1/tokens",
-            json!({ "tenant_id": acme.tenant_id, "name": "replicate", "kind": "api",
-                    "vault_ids": [mirror], "permissions": ["replicate"] }),
-        )
-        .expect(201)["secret"]
-        .clone();
     let port = server.base.rsplit(':').next().unwrap();
-    let added = admin.post(
-        "/api/v1/remotes",
-        json!({ "tenant_id": acme.tenant_id, "name": name, "url": format!("https://{host}:{port}"),
-                "fingerprint": server.fingerprint, "token": token }),
-    );
+    let url = format!("https://{host}:{port}");
+    let (added, mirror) = server.add_remote_at(&admin, &acme.tenant_id, name, &url);
     if added.status != 201 {
         return (added, None);
     }

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{Caller, Server, USER_PASSWORD};
+use super::{Caller, Reply, Server, USER_PASSWORD};
 
 impl Server {
     /// A customer tenant made by the provider admin, with one user per tenant role (signed
@@ -293,6 +293,21 @@ impl Server {
     /// with a replication token naming a new customer-key vault of the tenant: (remote,
     /// that vault).
     pub fn self_remote(&self, admin: &Caller<'_>, tenant_id: &str, tag: &str) -> (String, String) {
+        let (added, mirror) = self.add_remote_at(admin, tenant_id, tag, &self.base);
+        let remote = added.expect(201)["id"].as_str().unwrap().to_string();
+        (remote, mirror)
+    }
+
+    /// Asks for a remote `self-{tag}` of `tenant_id` at `url`, with this server's certificate
+    /// and a replication token naming a new customer-key vault of the tenant: (the answer,
+    /// that vault).
+    pub fn add_remote_at(
+        &self,
+        admin: &Caller<'_>,
+        tenant_id: &str,
+        tag: &str,
+        url: &str,
+    ) -> (Reply, String) {
         let mirror = admin
             .post(
                 "/api/v1/vaults",
@@ -314,19 +329,14 @@ impl Server {
                 }),
             )
             .expect(201);
-        let remote = admin
-            .post(
-                "/api/v1/remotes",
-                json!({
-                    "tenant_id": tenant_id, "name": format!("self-{tag}"), "url": self.base,
-                    "fingerprint": self.fingerprint, "token": token["secret"],
-                }),
-            )
-            .expect(201)["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        (remote, mirror)
+        let added = admin.post(
+            "/api/v1/remotes",
+            json!({
+                "tenant_id": tenant_id, "name": format!("self-{tag}"), "url": url,
+                "fingerprint": self.fingerprint, "token": token["secret"],
+            }),
+        );
+        (added, mirror)
     }
 
     /// A sync job pushing `vault_id` to a [`Server::self_remote`]: (remote, sync job).
