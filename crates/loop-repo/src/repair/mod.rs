@@ -85,11 +85,13 @@ pub struct IndexRepair {
 }
 
 impl IndexRepair {
-    /// True when the index names every pack in storage that it could, and nothing else.
+    /// True when the repair wrote or deleted an index file.
     pub fn changed_anything(&self) -> bool {
         self.index_files_written > 0 || self.index_files_deleted > 0
     }
 
+    /// True when there is something to write or delete: a damaged index file, one naming a
+    /// pack that is gone, or a pack no index file names.
     fn needed(&self) -> bool {
         !self.damaged_index_files.is_empty()
             || self.rewritten_index_files > 0
