@@ -42,16 +42,26 @@ impl ApiError {
     }
 }
 
+/// The most of an error answer's body that is read: a problem+json document is a few hundred
+/// bytes, and a server (or something in its place) may answer an error with anything.
+const PROBLEM_MAX: u64 = 64 * 1024;
+
 /// Turns a non-success response into [`ApiError::Problem`].
 pub(crate) fn problem(resp: reqwest::blocking::Response) -> ApiError {
+    use std::io::Read;
     let status = resp.status().as_u16();
-    match resp.json::<Problem>() {
-        Ok(p) => ApiError::Problem {
+    let mut body = Vec::new();
+    let read = resp.take(PROBLEM_MAX).read_to_end(&mut body);
+    match read
+        .ok()
+        .and_then(|_| serde_json::from_slice::<Problem>(&body).ok())
+    {
+        Some(p) => ApiError::Problem {
             status,
             message: p.detail.unwrap_or(p.title),
             code: p.code,
         },
-        Err(_) => ApiError::Problem {
+        None => ApiError::Problem {
             status,
             code: "http_error".into(),
             message: format!("HTTP {status}"),
@@ -188,5 +198,49 @@ impl ApiClient {
         self.send(self.request(Method::GET, path).query(query))?
             .text()
             .map_err(|e| ApiError::Decode(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    /// An error answer with a body far larger than any problem document: the client reads
+    /// what a problem document may take, not the body, and says what the status was.
+    #[test]
+    fn an_error_answer_is_read_only_as_far_as_a_problem_document_goes() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        const BODY: usize = 256 << 20;
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = conn.read(&mut request);
+            let head = format!(
+                "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n\
+                 content-length: {BODY}\r\n\r\n"
+            );
+            conn.write_all(head.as_bytes()).unwrap();
+            let block = vec![b' '; 1 << 20];
+            let mut sent = 0;
+            while sent < BODY {
+                if conn.write_all(&block).is_err() {
+                    break;
+                }
+                sent += block.len();
+            }
+            sent
+        });
+        let resp = reqwest::blocking::Client::new()
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .unwrap();
+        let e = problem(resp);
+        assert_eq!(e.code(), Some("http_error"));
+        assert!(e.to_string().contains("500"), "{e}");
+        let sent = server.join().unwrap();
+        assert!(sent < BODY, "the whole body was read ({sent} bytes)");
     }
 }
