@@ -18,6 +18,7 @@ mod erase_tenant;
 mod erase_vault;
 mod key_rotation;
 mod maintenance;
+mod remote;
 pub mod replicate;
 pub use maintenance::agent_retention;
 pub use retention::{forget_request, keep_policy};
