@@ -186,3 +186,102 @@ impl Connection {
         Ok(Connection { base, client })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use rustls::sign::CertifiedKey;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    #[derive(Debug)]
+    struct Always(Arc<CertifiedKey>);
+
+    impl rustls::server::ResolvesServerCert for Always {
+        fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+            Some(self.0.clone())
+        }
+    }
+
+    fn key_pair() -> rcgen::KeyPair {
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
+    }
+
+    /// Shakes hands, over `version`, with a server that presents `cert` and signs with
+    /// `signer`'s key, as a client pinning `cert`'s fingerprint.
+    fn handshake(
+        cert: &rcgen::Certificate,
+        signer: &rcgen::KeyPair,
+        version: &'static rustls::SupportedProtocolVersion,
+    ) -> Result<(), std::io::Error> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let key = provider
+            .key_provider
+            .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                signer.serialize_der(),
+            )))
+            .unwrap();
+        let certified = CertifiedKey::new(vec![cert.der().clone()], key);
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(Always(Arc::new(certified))));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let serving = std::thread::spawn(move || {
+            let (mut sock, _) = listener.accept().unwrap();
+            let mut conn = rustls::ServerConnection::new(Arc::new(server)).unwrap();
+            let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+            let mut byte = [0u8; 1];
+            if tls.read_exact(&mut byte).is_ok() {
+                let _ = tls.write_all(&byte);
+            }
+        });
+        let pin = hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            cert.der(),
+        ));
+        let client = tls_config(&Trust::Fingerprint(pin)).unwrap().unwrap();
+        let mut conn =
+            rustls::ClientConnection::new(Arc::new(client), "localhost".try_into().unwrap())
+                .unwrap();
+        let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+        let answered = tls.write_all(b"x").and_then(|()| {
+            let mut byte = [0u8; 1];
+            tls.read_exact(&mut byte).map(|()| assert_eq!(&byte, b"x"))
+        });
+        drop(sock);
+        serving.join().unwrap();
+        answered
+    }
+
+    #[test]
+    fn a_pinned_certificate_is_trusted_only_from_the_holder_of_its_key() {
+        let owner = key_pair();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&owner)
+            .unwrap();
+        let thief = key_pair();
+        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            handshake(&cert, &owner, version)
+                .unwrap_or_else(|e| panic!("{version:?} with the right key: {e}"));
+            // A copy of the certificate (it is public) is not enough to pose as the server.
+            let e = handshake(&cert, &thief, version).unwrap_err();
+            let refused = e
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<rustls::Error>())
+                .unwrap_or_else(|| panic!("{version:?}: not a TLS error: {e}"));
+            assert!(
+                matches!(
+                    refused,
+                    rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature)
+                ),
+                "{version:?}: {refused:?}"
+            );
+        }
+    }
+}

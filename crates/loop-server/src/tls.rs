@@ -99,3 +99,67 @@ pub fn load(
         generated,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::version::{TLS12, TLS13};
+    use rustls::{Connection, ProtocolVersion, SupportedProtocolVersion};
+
+    /// Moves what `from` has to send into `to`.
+    fn pump(from: &mut Connection, to: &mut Connection) -> Result<(), rustls::Error> {
+        let mut sent = Vec::new();
+        from.write_tls(&mut sent).unwrap();
+        let mut rest = &sent[..];
+        while !rest.is_empty() {
+            to.read_tls(&mut rest).unwrap();
+            to.process_new_packets()?;
+        }
+        Ok(())
+    }
+
+    /// The version the server agrees on with a client that offers `versions`.
+    fn agreed(
+        server: &ServerIdentity,
+        roots: &rustls::RootCertStore,
+        versions: &[&'static SupportedProtocolVersion],
+    ) -> Result<ProtocolVersion, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)?
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+        let mut client = Connection::Client(rustls::ClientConnection::new(
+            Arc::new(client),
+            "localhost".try_into().unwrap(),
+        )?);
+        let mut serving = Connection::Server(rustls::ServerConnection::new(server.config.clone())?);
+        while client.is_handshaking() || serving.is_handshaking() {
+            pump(&mut client, &mut serving)?;
+            pump(&mut serving, &mut client)?;
+        }
+        Ok(client.protocol_version().unwrap())
+    }
+
+    #[test]
+    fn clients_of_tls_1_2_are_served_and_1_3_is_preferred() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = load(None, None, dir.path(), &["localhost".into()]).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(dir.path().join("tls-cert.pem")).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        assert_eq!(
+            agreed(&server, &roots, &[&TLS12]),
+            Ok(ProtocolVersion::TLSv1_2)
+        );
+        assert_eq!(
+            agreed(&server, &roots, &[&TLS13]),
+            Ok(ProtocolVersion::TLSv1_3)
+        );
+        assert_eq!(
+            agreed(&server, &roots, &[&TLS12, &TLS13]),
+            Ok(ProtocolVersion::TLSv1_3)
+        );
+    }
+}

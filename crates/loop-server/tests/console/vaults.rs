@@ -36,6 +36,11 @@ fn make_docs(root: &Path) -> std::path::PathBuf {
     std::fs::write(docs.join("reports/2026/q1.csv"), b"quarter,total\nq1,42\n").unwrap();
     std::fs::write(docs.join("reports/deep/a/b/c.txt"), b"deep down\n").unwrap();
     std::fs::write(docs.join("empty"), b"").unwrap();
+    std::fs::write(
+        docs.join("page.html"),
+        b"<html><script>fetch('/api/v1/tokens')</script></html>\n",
+    )
+    .unwrap();
     std::fs::write(docs.join("Überblick 2026.txt"), "Grüße\n".as_bytes()).unwrap();
     std::fs::write(docs.join("big.bin"), loop_testkit::data::noise(3 << 20, 7)).unwrap();
     std::os::unix::fs::symlink("readme.txt", docs.join("link")).unwrap();
@@ -171,6 +176,24 @@ fn a_snapshot_is_browsed_searched_and_downloaded_byte_for_byte() {
         "attachment; filename=\"docs.tar.zst\"; filename*=UTF-8''docs.tar.zst"
     );
     assert_eq!(tar_zst_tree(&body), expected);
+    // What a snapshot holds is never run on the console's origin, a page least of all.
+    let (status, file_headers, body) = server.download(
+        &format!("{here}/download?as=file&path=/docs/page.html"),
+        &cookie,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(body, std::fs::read(docs.join("page.html")).unwrap());
+    for h in [&headers, &file_headers] {
+        assert_eq!(h["content-security-policy"], "default-src 'none'; sandbox");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert!(
+            h["content-disposition"]
+                .to_str()
+                .unwrap()
+                .starts_with("attachment;")
+        );
+    }
+    assert_eq!(file_headers["content-type"], "application/octet-stream");
     for (path, status) in [
         (format!("{here}/download?as=file&path=/docs"), 404),
         (format!("{here}/download?as=zip&path=/docs/readme.txt"), 404),
