@@ -15,6 +15,8 @@
 
 mod pace;
 mod place;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -50,6 +52,9 @@ pub(crate) const LIST_ORDER: [FileKind; 6] = [
 
 /// Rounds before a replication gives up on a primary that keeps changing under it.
 const MAX_ROUNDS: u32 = 5;
+
+/// How often a sync waiting on its copies asks whether to go on.
+const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One kind's objects at one place: name → size.
 pub type Listing = HashMap<String, u64>;
@@ -254,7 +259,15 @@ pub async fn sync(
                     running
                         .spawn(async move { copy(&s, &t, p.as_deref(), kind, &name, size).await });
                 }
-                let Some(done) = running.join_next().await else {
+                // A copy may wait long for its turn: a cancel is heard meanwhile (returning
+                // drops `running`, which aborts the copies under way).
+                let done = loop {
+                    match tokio::time::timeout(CHECK_EVERY, running.join_next()).await {
+                        Ok(done) => break done,
+                        Err(_) => check().map_err(SyncError::Stopped)?,
+                    }
+                };
+                let Some(done) = done else {
                     break;
                 };
                 let copied = done.map_err(|e| SyncError::Stopped(e.to_string()))?;
@@ -338,6 +351,14 @@ async fn copy(
         object: kind.path(name),
         message,
     };
+    // A listing's sizes are the source's word: one larger than a read may be is refused
+    // before it waits its turn, or a hostile remote could hold the job for centuries.
+    if let Some(max) = source.max_read().filter(|max| size > *max) {
+        return Err(fail(format!(
+            "{} lists it at {size} bytes, more than the {max} an object may hold",
+            source.name()
+        )));
+    }
     if let Some(p) = pace {
         p.take(size).await;
     }

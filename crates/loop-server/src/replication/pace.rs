@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+const DAY: Duration = Duration::from_secs(86_400);
+
 /// Spaces copies so that they move at most `rate` bytes a second on average: each copy
 /// reserves its time after the ones before it and waits for the start of its turn.
 pub(super) struct Pace {
@@ -37,7 +39,10 @@ where
     T: Ord + std::ops::Add<Duration, Output = T> + Copy,
 {
     let start = next.max(now);
-    let time = Duration::from_secs_f64(bytes as f64 / rate.max(1) as f64);
+    // At most a day a copy: no overflow, whatever the size and rate.
+    let time = Duration::try_from_secs_f64(bytes as f64 / rate.max(1) as f64)
+        .unwrap_or(DAY)
+        .min(DAY);
     (start, start + time)
 }
 
@@ -57,5 +62,8 @@ mod tests {
         // Asked for long after the last copy's time: at once.
         let (d, next) = turn(next, ms(5000), 250_000, 2_000_000);
         assert_eq!((d, next), (ms(5000), ms(5125)));
+        // Whatever a copy's size, its time is at most a day.
+        let (e, next) = turn(next, ms(5125), u64::MAX, 1);
+        assert_eq!((e, next), (ms(5125), ms(5125) + DAY));
     }
 }

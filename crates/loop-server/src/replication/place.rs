@@ -116,6 +116,14 @@ impl Place {
         Ok(listed.into_iter().map(|o| (o.name, o.size)).collect())
     }
 
+    /// The largest object this place gives out, where it has a limit of its own (a remote).
+    pub fn max_read(&self) -> Option<u64> {
+        match &self.at {
+            At::Remote { max_object, .. } => Some(*max_object),
+            _ => None,
+        }
+    }
+
     /// One whole object; `None` when the place does not hold it.
     pub async fn get(&self, kind: FileKind, name: &str) -> Result<Option<Bytes>, String> {
         if let Some(d) = self.dest() {
