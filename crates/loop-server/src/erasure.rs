@@ -85,6 +85,28 @@ pub async fn erase_tenant(
     tenant: &TenantRow,
     actor: &Actor,
 ) -> ApiResult<TenantErasure> {
+    // Each attempt that finds a vault or push sync job made meanwhile starts over; once the
+    // tenant is erased none can be made, so this ends unless the tenant keeps gaining them.
+    for _ in 0..ERASE_ATTEMPTS {
+        if let Some(done) = erase_tenant_once(state, tenant, actor).await? {
+            return Ok(done);
+        }
+    }
+    Err(ApiError::conflict(
+        "tenant_changing",
+        "the tenant kept gaining vaults or sync jobs while it was erased; erase it again",
+    ))
+}
+
+const ERASE_ATTEMPTS: usize = 5;
+
+/// [`erase_tenant`], once: `None` when a vault or push sync job was made after the places
+/// were read (nothing is changed then).
+async fn erase_tenant_once(
+    state: &AppState,
+    tenant: &TenantRow,
+    actor: &Actor,
+) -> ApiResult<Option<TenantErasure>> {
     let pool = &state.db.pool;
     let tenant_id = &tenant.tenant.id;
     let scope = TenantScope::One(tenant_id.clone());
@@ -132,6 +154,20 @@ pub async fn erase_tenant(
     let mut tx = state.db.begin().await?;
     let key_destroyed = tenants::delete_tenant_key(&mut tx, tenant_id).await?;
     tenants::set_tenant_status(&mut tx, tenant_id, TenantStatus::Erased).await?;
+    // That took the tenant's row: a vault or push sync job made after the reads above, and
+    // before this, is seen now; one made after is refused (`tenants::hold_unerased`).
+    let ids = |v: Vec<&str>| -> Vec<String> {
+        let mut v: Vec<String> = v.into_iter().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    let read_then = (
+        ids(vaults.iter().map(|v| v.id.as_str()).collect()),
+        ids(pushes.iter().map(|j| j.id.as_str()).collect()),
+    );
+    if crate::db::erasure::places_made(&mut tx, tenant_id).await? != read_then {
+        return Ok(None);
+    }
     let (tokens, sessions, users) = tenants::lock_out_tenant(&mut tx, tenant_id, now).await?;
     let targets = crate::db::notify::erase_targets_of(&mut tx, tenant_id, now).await?;
     let sync_jobs = crate::db::remotes::delete_sync_jobs_of_tenant(&mut tx, tenant_id).await?;
@@ -290,7 +326,7 @@ pub async fn erase_tenant(
     )
     .await?;
     tx.commit().await.map_err(crate::db::DbError::from)?;
-    Ok(TenantErasure {
+    Ok(Some(TenantErasure {
         tenant_id: tenant_id.clone(),
         tenant_key_destroyed: key_destroyed,
         tokens_revoked: tokens,
@@ -298,7 +334,7 @@ pub async fn erase_tenant(
         users_disabled: users,
         vaults: erased,
         erasure_job_id,
-    })
+    }))
 }
 
 fn location(

@@ -69,6 +69,16 @@ pub fn tenant_erased() -> ApiError {
     )
 }
 
+/// Holds the tenant's row for the rest of `tx` ([`tenants::hold_unerased`]): `410
+/// tenant_erased` when it was erased meanwhile.
+pub async fn hold_unerased(tx: &mut crate::db::Tx, tenant_id: &str) -> ApiResult<()> {
+    if tenants::hold_unerased(tx, tenant_id).await? {
+        Ok(())
+    } else {
+        Err(tenant_erased())
+    }
+}
+
 /// The answer to a revoked or expired token: its holder learns that the tenant was erased
 /// (so a restore says why it fails), and nothing else.
 async fn ended_token(state: &AppState, token: &Token) -> ApiError {

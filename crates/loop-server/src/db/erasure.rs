@@ -253,3 +253,23 @@ pub async fn people_to_forget(pool: &AnyPool, mail_goes_out: bool) -> DbResult<V
         .map(|r| col(r, "id"))
         .collect::<Result<_, _>>()?)
 }
+
+/// The IDs of the tenant's live vaults and of its push sync jobs (each sorted), read in `tx`.
+pub async fn places_made(tx: &mut Tx, tenant_id: &str) -> DbResult<(Vec<String>, Vec<String>)> {
+    let mut vaults = sqlx::query_scalar::<_, String>(
+        "SELECT id FROM vaults WHERE tenant_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut pushes = sqlx::query_scalar::<_, String>(
+        "SELECT id FROM sync_jobs WHERE tenant_id = $1 AND direction = 'push'",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    // Sorted here, not by the database's collation.
+    vaults.sort();
+    pushes.sort();
+    Ok((vaults, pushes))
+}

@@ -309,6 +309,19 @@ pub async fn set_tenant_status(tx: &mut Tx, id: &str, status: TenantStatus) -> D
     Ok(r.rows_affected() > 0)
 }
 
+/// Takes the tenant's row until `tx` ends, unless the tenant was erased (then false). A
+/// transaction that makes a place for the tenant's data (a vault, a replica, a remote, a
+/// sync job) does this first: the erasure takes the row too, so what is made is either seen
+/// by the erasure or refused after it.
+pub async fn hold_unerased(tx: &mut Tx, id: &str) -> DbResult<bool> {
+    let r = sqlx::query("UPDATE tenants SET status = status WHERE id = $1 AND status <> $2")
+        .bind(id)
+        .bind(TenantStatus::Erased.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
 /// Shuts a tenant's people and machines out: revokes its tokens, ends its users' sessions,
 /// disables its users (invitations included) and expires its unused enrolment codes (a
 /// device enrolled with one would get a live token). Returns (tokens, sessions, users).

@@ -25,7 +25,8 @@ use crate::state::AppState;
         (status = 200, description = "Erased; what was destroyed", body = TenantErasure),
         (status = 400, description = "The confirmation does not match, or the tenant is not a customer (problem+json)", body = loop_api::Problem),
         (status = 403, description = "Only a provider-admin may erase a tenant (problem+json)", body = loop_api::Problem),
-        (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
+        (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem),
+        (status = 409, description = "The tenant kept gaining vaults or sync jobs while it was erased; erase it again (problem+json)", body = loop_api::Problem)))]
 pub async fn erase_tenant(
     State(state): State<AppState>,
     caller: Caller,

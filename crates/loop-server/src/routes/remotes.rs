@@ -171,6 +171,7 @@ pub async fn create_remote(
         },
     };
     let mut tx = state.db.begin().await?;
+    crate::auth::hold_unerased(&mut tx, &row.remote.tenant_id).await?;
     if let Err(e) = remotes::insert_remote(&mut tx, &row, now).await {
         return Err(if e.is_unique_violation() {
             ApiError::conflict("exists", "the tenant has a remote of that name")
@@ -368,6 +369,7 @@ pub async fn create_sync_job(
     };
     let next = crate::jobs::sync::next_run(&state, &job, now).await?;
     let mut tx = state.db.begin().await?;
+    crate::auth::hold_unerased(&mut tx, &job.tenant_id).await?;
     remotes::insert_sync_job(&mut tx, &job, next, now).await?;
     commit_audited(
         tx,

@@ -118,6 +118,7 @@ pub async fn create_replica(
     let replica_id = crate::domain::new_id("rp");
     let now = state.now();
     let mut tx = state.db.begin().await?;
+    crate::auth::hold_unerased(&mut tx, &v.tenant_id).await?;
     replicas::insert(&mut tx, &replica_id, &v.id, &dest.name, now).await?;
     let job =
         crate::jobs::replicate::queue_if_replicated(&state, &mut tx, &v, JobTrigger::Event).await?;

@@ -135,9 +135,16 @@ pub async fn create_vault(
         .await??;
     }
     let mut tx = state.db.begin().await?;
-    if let Some(wrapped) = &held_key
-        && let Err(e) = crate::managed_keys::hold_new_vault_key(&mut tx, &vault, wrapped).await
-    {
+    let held = match crate::auth::hold_unerased(&mut tx, &vault.tenant_id).await {
+        Ok(()) => match &held_key {
+            Some(wrapped) => {
+                crate::managed_keys::hold_new_vault_key(&mut tx, &vault, wrapped).await
+            }
+            None => Ok(()),
+        },
+        Err(e) => Err(e),
+    };
+    if let Err(e) = held {
         drop(tx);
         discard_objects(dest, &vault.id).await;
         return Err(e);

@@ -3,7 +3,9 @@
 //! (tests/erasure.rs of loop-cli tells the same story with the real binary and real backups.)
 //!
 //! `remote_copies.rs`: copies a push sync job made at another operator's server.
+//! `races.rs`: what is made for the tenant while the erasure runs.
 
+mod races;
 mod remote_copies;
 mod running_jobs;
 #[path = "../support/mod.rs"]
