@@ -175,7 +175,11 @@ pub async fn change_password(
     domain::check_new_password(new)?;
     let hash = auth::hash_password(new.to_string()).await?;
     let mut tx = state.db.begin().await?;
-    users::set_password(&mut tx, &u.user.user.id, &hash, now).await?;
+    // Against the password checked: a reset, disabling or erasure meanwhile wins.
+    let verified = u.user.password_hash.as_deref();
+    if !users::replace_password(&mut tx, &u.user.user.id, verified, &hash, now).await? {
+        return Err(ApiError::unauthenticated());
+    }
     let ended = sessions::end_user_sessions(
         &mut tx,
         &u.user.user.id,

@@ -27,10 +27,6 @@ pub fn pseudonym(user_id: &str) -> String {
 pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiResult<PersonErased> {
     let id = u.user.id.as_str();
     let email = u.user.email.clone();
-    let mut ips = db::sessions::ips_of_user(&state.db.pool, id).await?;
-    ips.extend(audit::ips_of_user(&state.db.pool, id).await?);
-    ips.sort();
-    ips.dedup();
     // The tenants whose targets may name them: theirs, and a partner's customers. (An
     // invitation's address may be another tenant's account: only its own tenant's targets.)
     let invited = u.user.status == UserStatus::Invited;
@@ -40,11 +36,17 @@ pub async fn erase(state: &AppState, u: &UserRow, mut event: NewEvent) -> ApiRes
     };
     let now = state.now();
     let mut tx = state.db.begin().await?;
+    // First: that takes the user's row, so a sign-in or password change under way either
+    // committed before (and what it wrote is erased below) or finds the pseudonym.
+    db::users::pseudonymise(&mut tx, id, &pseudonym(id), now).await?;
+    let mut ips = db::sessions::ips_of_user(&mut tx, id).await?;
+    ips.extend(audit::ips_of_user(&mut tx, id).await?);
+    ips.sort();
+    ips.dedup();
     let notify_recipients_removed =
         db::notify_people::remove_recipient(&mut tx, &targets_of, &email).await?;
     db::notify_people::forget_address_in_errors(&mut tx, &targets_of, &email).await?;
     let sessions_deleted = db::sessions::delete_of_user(&mut tx, id).await?;
-    db::users::pseudonymise(&mut tx, id, &pseudonym(id), now).await?;
     let done = PersonErased {
         user_id: id.to_string(),
         sessions_deleted,

@@ -67,6 +67,13 @@ pub async fn create_request(
     };
     let (_, by) = caller.actor();
     let mut tx = state.db.begin().await?;
+    // What the person asked is theirs: not recorded once they are erased.
+    if !users::hold_unerased(&mut tx, &r.user_id, &crate::person::pseudonym(&r.user_id)).await? {
+        return Err(ApiError::conflict(
+            "user_erased",
+            "this person was erased: nothing more is recorded about them",
+        ));
+    }
     subject_requests::insert(&mut tx, &r, &by).await?;
     let event = caller.event(
         &r.tenant_id,

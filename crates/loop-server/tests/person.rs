@@ -199,6 +199,35 @@ fn an_erased_person_leaves_no_trace_and_every_chain_verifies() {
         written.unwrap()
     });
     assert!(!written);
+    // Nor by a sign-in, a password change, an authenticator or a consent that checked her
+    // before the erasure and writes after it, nor by a request recorded about her now.
+    let verified = read_before.password_hash.as_deref();
+    let late = server.block_on(async {
+        let mut tx = server.state.db.begin().await.unwrap();
+        let wrote = [
+            users::signs_in_as_verified(&mut tx, &zoe, verified).await,
+            users::replace_password(&mut tx, &zoe, verified, "a new hash", 1).await,
+            users::start_totp(&mut tx, &zoe, "a wrapped secret", 1).await,
+            loop_server::db::privacy::set_marketing_consent(
+                &mut tx,
+                &zoe,
+                true,
+                None,
+                loop_server::db::privacy::Via::User,
+                1,
+            )
+            .await,
+        ];
+        tx.commit().await.unwrap();
+        wrote.map(Result::unwrap)
+    });
+    assert_eq!(late, [false; 4]);
+    admin
+        .post(
+            "/api/v1/subject-requests",
+            json!({ "user_id": zoe, "kind": "access", "details": format!("{FIRST} asks again") }),
+        )
+        .expect_problem(409, "user_erased");
 
     // Her events stay, as a pseudonymous actor's, without personal data; every chain
     // verifies.

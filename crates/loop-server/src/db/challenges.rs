@@ -61,12 +61,17 @@ pub async fn try_once(pool: &AnyPool, secret_hash: &str, now: i64) -> DbResult<O
     .transpose()
 }
 
-/// Ends a challenge (answered), and drops every expired one with it.
-pub async fn remove(pool: &AnyPool, secret_hash: &str, now: i64) -> DbResult<()> {
-    sqlx::query("DELETE FROM signin_challenges WHERE secret_hash = $1 OR expires_at <= $2")
+/// Ends a challenge (answered), and drops every expired one with it. False when it was
+/// gone already: a password change, reset, disabling or erasure ended it since it was
+/// answered, and the sign-in must not go on.
+pub async fn remove(pool: &AnyPool, secret_hash: &str, now: i64) -> DbResult<bool> {
+    let ended = sqlx::query("DELETE FROM signin_challenges WHERE secret_hash = $1")
         .bind(secret_hash)
+        .execute(pool)
+        .await?;
+    sqlx::query("DELETE FROM signin_challenges WHERE expires_at <= $1")
         .bind(now)
         .execute(pool)
         .await?;
-    Ok(())
+    Ok(ended.rows_affected() == 1)
 }

@@ -82,7 +82,8 @@ pub enum Via {
 }
 
 /// Sets the user's consent to marketing and records the change with the policy in force.
-/// Returns false when it was already so (nothing is recorded then).
+/// Returns false when it was already so, or when consent is given for a user who is not
+/// active (disabled or erased meanwhile): nothing is recorded then.
 pub async fn set_marketing_consent(
     tx: &mut Tx,
     user_id: &str,
@@ -93,7 +94,7 @@ pub async fn set_marketing_consent(
 ) -> DbResult<bool> {
     let changed = sqlx::query(
         "UPDATE users SET marketing_consent = $1, updated_at = $2
-         WHERE id = $3 AND marketing_consent <> $1",
+         WHERE id = $3 AND marketing_consent <> $1 AND (status = 'active' OR $1 = 0)",
     )
     .bind(i64::from(given))
     .bind(now)

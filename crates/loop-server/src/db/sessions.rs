@@ -189,11 +189,11 @@ pub async fn known_device(tx: &mut Tx, id: &str) -> DbResult<Option<bool>> {
 }
 
 /// The addresses a user's sessions came from.
-pub async fn ips_of_user(pool: &AnyPool, user_id: &str) -> DbResult<Vec<String>> {
+pub async fn ips_of_user(tx: &mut Tx, user_id: &str) -> DbResult<Vec<String>> {
     let rows =
         sqlx::query("SELECT DISTINCT ip FROM sessions WHERE user_id = $1 AND ip IS NOT NULL")
             .bind(user_id)
-            .fetch_all(pool)
+            .fetch_all(&mut **tx)
             .await?;
     rows.iter().map(|r| Ok(col(r, "ip")?)).collect()
 }

@@ -354,39 +354,68 @@ pub async fn signs_in_as_verified(tx: &mut Tx, id: &str, hash: Option<&str>) -> 
     let Some(hash) = hash else {
         return Ok(false);
     };
-    let row = sqlx::query(
-        "SELECT id FROM users WHERE id = $1 AND status = 'active' AND password_hash = $2",
+    // A write that changes nothing, so that it takes the user's row until `tx` ends: an
+    // erasure (which takes the row first) or a password change either committed before, and
+    // this finds it, or waits for this sign-in and then sees its session.
+    let r = sqlx::query(
+        "UPDATE users SET status = status
+         WHERE id = $1 AND status = 'active' AND password_hash = $2",
     )
     .bind(id)
     .bind(hash)
-    .fetch_optional(&mut **tx)
+    .execute(&mut **tx)
     .await?;
-    Ok(row.is_some())
+    Ok(r.rows_affected() == 1)
 }
 
-/// Sets the password (and activates an invited user, consuming the invite). A new address
-/// waiting for confirmation is dropped: whoever changes the password may not know who asked.
-pub async fn set_password(tx: &mut Tx, id: &str, hash: &str, now: i64) -> DbResult<()> {
-    sqlx::query(
-        "UPDATE users SET password_hash = $1, invite_hash = NULL, reset_hash = NULL,
+/// Takes the user's row until `tx` ends, unless the person was erased (then false): what is
+/// recorded about them in `tx` is either seen by an erasure (which takes the row first) or
+/// refused after it.
+pub async fn hold_unerased(tx: &mut Tx, id: &str, pseudonym: &str) -> DbResult<bool> {
+    let r = sqlx::query("UPDATE users SET status = status WHERE id = $1 AND email <> $2")
+        .bind(id)
+        .bind(pseudonym)
+        .execute(&mut **tx)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Replaces the password of an active user whose password is still `verified` (the hash the
+/// current password was checked against): false when it changed, or the account was
+/// disabled or erased, meanwhile. A new address waiting for confirmation is dropped: whoever
+/// changes the password may not know who asked.
+pub async fn replace_password(
+    tx: &mut Tx,
+    id: &str,
+    verified: Option<&str>,
+    hash: &str,
+    now: i64,
+) -> DbResult<bool> {
+    let Some(verified) = verified else {
+        return Ok(false);
+    };
+    let r = sqlx::query(
+        "UPDATE users SET password_hash = $1, reset_hash = NULL,
             pending_email = NULL, email_token_hash = NULL, email_token_issued_at = NULL,
-            status = CASE WHEN status = 'invited' THEN 'active' ELSE status END,
-            updated_at = $2 WHERE id = $3",
+            updated_at = $2
+         WHERE id = $3 AND status = 'active' AND password_hash = $4",
     )
     .bind(hash)
     .bind(now)
     .bind(id)
+    .bind(verified)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
-/// Keeps `secret` (wrapped) as the user's authenticator to be confirmed, while none is on:
-/// false when one was turned on meanwhile.
+/// Keeps `secret` (wrapped) as the user's authenticator to be confirmed, while none is on
+/// and the user is active: false when one was turned on, or the account was disabled or
+/// erased, meanwhile.
 pub async fn start_totp(tx: &mut Tx, id: &str, secret: &str, now: i64) -> DbResult<bool> {
     let r = sqlx::query(
         "UPDATE users SET totp_secret = $1, totp_enabled = 0, updated_at = $2
-         WHERE id = $3 AND totp_enabled = 0",
+         WHERE id = $3 AND totp_enabled = 0 AND status = 'active'",
     )
     .bind(secret)
     .bind(now)
@@ -401,7 +430,7 @@ pub async fn start_totp(tx: &mut Tx, id: &str, secret: &str, now: i64) -> DbResu
 pub async fn enable_totp(tx: &mut Tx, id: &str, secret: &str, now: i64) -> DbResult<bool> {
     let r = sqlx::query(
         "UPDATE users SET totp_enabled = 1, updated_at = $1
-         WHERE id = $2 AND totp_secret = $3 AND totp_enabled = 0",
+         WHERE id = $2 AND totp_secret = $3 AND totp_enabled = 0 AND status = 'active'",
     )
     .bind(now)
     .bind(id)

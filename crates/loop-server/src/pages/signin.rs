@@ -271,8 +271,10 @@ pub async fn submit_code(
     };
     match checked.await {
         Ok(attempted) => {
-            if let Err(e) = challenges::remove(&state.db.pool, &hash, now).await {
-                return super::failed(v.lang, e.into());
+            match challenges::remove(&state.db.pool, &hash, now).await {
+                Ok(true) => {}
+                Ok(false) => return gone(&v),
+                Err(e) => return super::failed(v.lang, e.into()),
             }
             let mut r = opened(
                 &state,

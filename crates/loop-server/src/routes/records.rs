@@ -41,7 +41,10 @@ pub async fn list_requests(
 /// of the person's tenant.
 #[utoipa::path(post, path = "/api/v1/subject-requests", tag = "privacy",
     request_body = CreateSubjectRequest,
-    responses((status = 201, description = "Recorded", body = SubjectRequest)))]
+    responses((status = 201, description = "Recorded", body = SubjectRequest),
+        (status = 400, description = "A field is not valid (problem+json)", body = loop_api::Problem),
+        (status = 404, description = "No such person, or outside your tenant scope (problem+json)", body = loop_api::Problem),
+        (status = 409, description = "The person was erased (problem+json)", body = loop_api::Problem)))]
 pub async fn create_request(
     State(state): State<AppState>,
     caller: Caller,

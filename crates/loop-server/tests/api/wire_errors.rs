@@ -70,7 +70,7 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
     ),
     (
         "post /api/v1/tenants/{id}/erase",
-        &[400, 401, 403, 404, 410, 413, 415],
+        &[400, 401, 403, 404, 409, 410, 413, 415],
     ),
     ("get /api/v1/users", &[400, 401, 403, 404, 410]),
     (
@@ -234,7 +234,7 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
     ("get /api/v1/subject-requests", &[400, 401, 403, 404, 410]),
     (
         "post /api/v1/subject-requests",
-        &[400, 401, 403, 404, 410, 413, 415],
+        &[400, 401, 403, 404, 409, 410, 413, 415],
     ),
     ("get /api/v1/subject-requests/{id}", &[401, 403, 404, 410]),
     (
