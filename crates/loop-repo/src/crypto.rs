@@ -252,6 +252,15 @@ pub fn unwrap_key(kek: &Key, context: &[u8], wrapped: &[u8]) -> Option<Key> {
 mod tests {
     use super::*;
 
+    /// Key types print nothing (this does not compile when one gets `Debug`), and the master
+    /// key's type zeroes itself on drop.
+    #[test]
+    fn key_types_have_no_debug_and_zero_on_drop() {
+        loop_testkit::assert_no_debug!(Key, IdKey);
+        fn zeroed_on_drop<T: ZeroizeOnDrop>() {}
+        zeroed_on_drop::<Key>();
+    }
+
     #[test]
     fn seal_open_round_trip_and_tamper_detection() {
         let key = Key::generate().subkey(&random_salt());

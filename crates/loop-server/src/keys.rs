@@ -205,6 +205,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_master_key_prints_nothing() {
+        loop_testkit::assert_no_debug!(MasterKey);
+    }
+
+    #[test]
     fn master_key_file_is_created_private_and_reloads_the_same_key() {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,8 @@
 //! - [`postgres`]: a real PostgreSQL cluster the test processes share, a database per test;
 //! - [`smtp`]: a real SMTP server that keeps what it receives;
 //! - [`stripe`]: a strict stand-in for the payment processor's API (no real one is reachable);
-//! - [`webhook`]: an HTTP receiver for webhooks that keeps what it receives.
+//! - [`webhook`]: an HTTP receiver for webhooks that keeps what it receives;
+//! - [`assert_no_debug!`]: types that must never print themselves.
 //!
 //! A test that needs a component this machine lacks skips loudly, except under CI ([`in_ci`]),
 //! where it fails. The servers under test have their own harnesses: `loop-server`'s tests run
@@ -29,4 +30,20 @@ pub mod webhook;
 /// fails a test instead of skipping it.
 pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// Fails to compile when any of the types implements `Debug`: for types that carry keys,
+/// passwords, codes or tokens. (Where a type has `Debug`, the second implementation below
+/// also applies, and the call cannot choose between them.)
+#[macro_export]
+macro_rules! assert_no_debug {
+    ($($t:ty),+ $(,)?) => {{
+        trait NoDebug<A> {
+            fn check() {}
+        }
+        impl<T: ?Sized> NoDebug<()> for T {}
+        struct WithDebug;
+        impl<T: ?Sized + ::std::fmt::Debug> NoDebug<WithDebug> for T {}
+        $(<$t as NoDebug<_>>::check();)+
+    }};
 }

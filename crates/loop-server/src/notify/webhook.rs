@@ -74,7 +74,15 @@ pub fn is_public(ip: IpAddr) -> bool {
                 return is_public(IpAddr::V4(v4));
             }
             let s = v6.segments();
+            // 2002::/16 (6to4) carries an IPv4 address in its next 32 bits.
+            if s[0] == 0x2002 {
+                let [a, b] = s[1].to_be_bytes();
+                let [c, d] = s[2].to_be_bytes();
+                return is_public(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)));
+            }
             !(v6.is_loopback()
+                // ::/96, IPv4-compatible (deprecated): an IPv4 address in the low 32 bits.
+                || s[..6] == [0; 6]
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 // fc00::/7 unique local, fe80::/10 link-local.
@@ -82,8 +90,10 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || (s[0] & 0xffc0) == 0xfe80
                 // 64:ff9b::/96 translates to IPv4 addresses, which could be private.
                 || (s[0] == 0x64 && s[1] == 0xff9b)
-                // 2001:db8::/32, documentation.
-                || (s[0] == 0x2001 && s[1] == 0xdb8))
+                // 2001:db8::/32, documentation; 2001::/32, Teredo (tunnels to IPv4).
+                || (s[0] == 0x2001 && (s[1] == 0xdb8 || s[1] == 0))
+                // 100::/64, discard-only.
+                || (s[0] == 0x100 && s[1..4] == [0; 3]))
         }
     }
 }
@@ -255,12 +265,24 @@ mod tests {
             "https://[fd00::1]/",
             "https://[fe80::1]/",
             "https://[::ffff:10.0.0.1]/",
+            "https://[::10.0.0.1]/",
+            "https://[2002:a00:1::]/",
+            "https://[2002:7f00:1::1]/",
+            "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+            "https://[64:ff9b::a00:1]/",
+            "https://[100::1]/",
             "https://0.0.0.0/",
         ] {
             assert!(check_url(bad, false).is_err(), "{bad}");
             assert!(check_url(bad, true).is_ok(), "{bad}");
         }
-        for good in ["https://hooks.example.com/x", "https://93.184.216.34/"] {
+        for good in [
+            "https://hooks.example.com/x",
+            "https://93.184.216.34/",
+            "https://[2606:2800:220:1:248:1893:25c8:1946]/",
+            // 6to4 of a public IPv4 address.
+            "https://[2002:5db8:d822::1]/",
+        ] {
             assert!(check_url(good, false).is_ok(), "{good}");
         }
         for bad in [

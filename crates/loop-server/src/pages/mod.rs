@@ -297,6 +297,25 @@ fn shown_failure(
 mod tests {
     use super::*;
 
+    /// What carries a password, a code or a token prints nothing: this does not compile
+    /// when one of them gets `Debug`.
+    #[test]
+    fn forms_that_carry_secrets_have_no_debug() {
+        loop_testkit::assert_no_debug!(
+            account::PasswordForm,
+            authenticator::PasswordForm,
+            authenticator::CodeForm,
+            people::AcceptForm,
+            people::InviteToken,
+            reset::CodeQuery,
+            reset::ResetForm,
+            signin::SignInForm,
+            signin::CodeForm,
+            signup::SignupForm,
+            signup::TokenQuery,
+        );
+    }
+
     #[test]
     fn dutch_only_when_the_browser_prefers_it_to_english() {
         let with = |v: &str| {

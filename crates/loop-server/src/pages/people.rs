@@ -440,7 +440,8 @@ pub async fn invite(
     after_change(&state, &v, &id, Listing::Users, made.await, "invited").await
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Carries an invitation's code: no `Debug`.
+#[derive(Default, Deserialize)]
 pub struct InviteToken {
     #[serde(default)]
     token: String,

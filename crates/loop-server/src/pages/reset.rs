@@ -17,7 +17,8 @@ use crate::codes;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-#[derive(Debug, Default, Deserialize)]
+/// Carries a reset code: no `Debug`.
+#[derive(Default, Deserialize)]
 pub struct CodeQuery {
     #[serde(default)]
     code: Option<String>,
