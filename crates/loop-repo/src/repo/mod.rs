@@ -41,6 +41,8 @@ pub(crate) const FETCH_THREADS: usize = 8;
 mod index_files;
 mod key_slots;
 mod snapshots;
+#[cfg(test)]
+mod tests;
 
 #[derive(Serialize, Deserialize)]
 struct ConfigFile {
