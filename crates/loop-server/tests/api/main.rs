@@ -6,7 +6,7 @@
 //! route", so a route added later is covered (or makes the test fail until it is).
 //!
 //! One file per story: `wire.rs` (the OpenAPI document), `isolation.rs`, `audit_log.rs`,
-//! `audit_export.rs`, `pages.rs`, `remotes.rs`, `residency.rs`, `sessions.rs`, `throttling.rs`, `hostile.rs` and
+//! `audit_export.rs`, `pages.rs`, `remotes.rs`, `residency.rs`, `sessions.rs`, `throttling.rs`, `totp.rs`, `hostile.rs` and
 //! `tenants.rs`; helpers more than one story uses are here.
 
 #[path = "../support/mod.rs"]
@@ -34,6 +34,7 @@ mod sessions;
 mod suspended;
 mod tenants;
 mod throttling;
+mod totp;
 mod wire;
 mod wire_errors;
 

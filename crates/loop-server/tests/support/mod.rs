@@ -284,6 +284,11 @@ impl Server {
 
     /// The current code of a TOTP secret, by the server's clock.
     pub fn totp_code(&self, secret_b32: &str) -> String {
+        self.totp_code_at(secret_b32, 0)
+    }
+
+    /// The code of a TOTP secret `steps` 30-second steps from now, by the server's clock.
+    pub fn totp_code_at(&self, secret_b32: &str, steps: i64) -> String {
         let secret = totp_rs::Secret::try_from_base32(secret_b32).expect("base32 secret");
         let totp = totp_rs::Builder::new()
             .with_algorithm(totp_rs::Algorithm::SHA1)
@@ -292,7 +297,8 @@ impl Server {
             .with_secret(secret)
             .build()
             .expect("TOTP");
-        totp.generate((self.state.now() / 1000) as u64).to_string()
+        totp.generate((self.state.now() / 1000 + steps * 30) as u64)
+            .to_string()
     }
 
     pub fn url(&self, path: &str) -> String {
