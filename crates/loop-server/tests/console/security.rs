@@ -252,3 +252,88 @@ fn a_wrong_password_is_told_as_the_api_tells_it_and_kept_out_of_the_page() {
         last.body
     );
 }
+
+/// Between the password and the authenticator code: a cookie sent only to `/signin/code`,
+/// for five minutes and at most five codes.
+#[test]
+fn a_sign_in_waiting_for_its_code_takes_five_codes_within_five_minutes() {
+    let server = Server::start();
+    let admin = server.admin();
+    let secret = super::enable_totp(&server, &admin, ADMIN_PASSWORD);
+    let form = server.page("/signin", "", "en");
+    let cookie = form_cookie(&form);
+    let token = form.form_token();
+    let challenged = || {
+        let p = server.post_page(
+            "/signin",
+            &cookie,
+            &[
+                ("email", ADMIN_EMAIL),
+                ("password", ADMIN_PASSWORD),
+                ("csrf", &token),
+            ],
+        );
+        assert_eq!(p.status, 303, "{}", p.body);
+        assert!(p.set_cookie("loop_session").is_none());
+        p
+    };
+    let answer = |held: &str, code: &str| {
+        server.post_page(
+            "/signin/code",
+            &format!("{cookie}; loop_signin={held}"),
+            &[("code", code), ("csrf", &token)],
+        )
+    };
+    let gone = |p: &Page| p.body.contains("Too long ago or too many codes");
+
+    let first = challenged();
+    let set: Vec<&str> = first
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|c| c.starts_with("loop_signin="))
+        .collect();
+    assert_eq!(set.len(), 1, "{set:?}");
+    for attribute in [
+        "Path=/signin/code",
+        "Max-Age=300",
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+    ] {
+        assert!(set[0].contains(attribute), "{attribute} in {}", set[0]);
+    }
+    // Five minutes later, even the right code finds the challenge gone.
+    server.advance(std::time::Duration::from_secs(301));
+    let late = answer(
+        &first.set_cookie("loop_signin").unwrap(),
+        &server.totp_code(&secret),
+    );
+    assert!(gone(&late), "{}", late.body);
+    assert!(late.set_cookie("loop_session").is_none());
+
+    // In time, the right code signs in.
+    let second = challenged();
+    let held = second.set_cookie("loop_signin").unwrap();
+    let signed_in = answer(&held, &server.totp_code(&secret));
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    assert!(signed_in.set_cookie("loop_session").is_some());
+
+    // Five wrong codes, and the sixth is not looked at, right as it is.
+    let third = challenged();
+    let held = third.set_cookie("loop_signin").unwrap();
+    let near: Vec<String> = (-1..=2).map(|s| server.totp_code_at(&secret, s)).collect();
+    let wrong = (0..)
+        .map(|n| format!("{n:06}"))
+        .find(|c| !near.contains(c))
+        .unwrap();
+    for _ in 0..5 {
+        let p = answer(&held, &wrong);
+        assert!(p.body.contains("wrong or was already used"), "{}", p.body);
+    }
+    server.advance(std::time::Duration::from_secs(30));
+    let sixth = answer(&held, &server.totp_code(&secret));
+    assert!(gone(&sixth), "{}", sixth.body);
+    assert!(sixth.set_cookie("loop_session").is_none());
+}
