@@ -6,7 +6,7 @@
 //! route", so a route added later is covered (or makes the test fail until it is).
 //!
 //! One file per story: `wire.rs` (the OpenAPI document), `isolation.rs`, `audit_log.rs`,
-//! `audit_export.rs`, `pages.rs`, `remotes.rs`, `residency.rs`, `sessions.rs`, `throttling.rs`, `totp.rs`, `hostile.rs` and
+//! `audit_export.rs`, `pages.rs`, `remotes.rs`, `residency.rs`, `sessions.rs`, `throttling.rs`, `credentials.rs`, `hostile.rs` and
 //! `tenants.rs`; helpers more than one story uses are here.
 
 #[path = "../support/mod.rs"]
@@ -25,6 +25,7 @@ mod audit_export;
 mod audit_log;
 mod audit_privacy;
 mod audited;
+mod credentials;
 mod hostile;
 mod isolation;
 mod pages;
@@ -34,7 +35,6 @@ mod sessions;
 mod suspended;
 mod tenants;
 mod throttling;
-mod totp;
 mod wire;
 mod wire_errors;
 

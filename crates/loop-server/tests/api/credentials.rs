@@ -1,0 +1,84 @@
+//! How credentials are kept and checked: passwords as Argon2id hashes, authenticator codes
+//! with one 30-second step of clock skew either way, no more.
+
+use super::*;
+
+#[test]
+fn a_code_one_step_off_is_accepted_and_two_steps_off_is_not() {
+    let server = Server::start();
+    let admin = server.admin();
+    let secret = admin
+        .post(
+            "/api/v1/me/totp",
+            json!({ "current_password": ADMIN_PASSWORD }),
+        )
+        .expect(200)["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Half-way through a step, far from its edges.
+    let into_step = server.state.now().rem_euclid(30_000) as u64;
+    server.advance(Duration::from_millis(30_000 - into_step + 15_000));
+    admin
+        .post(
+            "/api/v1/me/totp/confirm",
+            json!({ "code": server.totp_code(&secret) }),
+        )
+        .expect(204);
+    // Ten steps on, so that no step near now was used yet.
+    server.advance(Duration::from_secs(300));
+    let sign_in = |steps: i64| {
+        server.call(
+            "post",
+            "/api/v1/auth/login",
+            None,
+            Some(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD,
+                          "totp": server.totp_code_at(&secret, steps) })),
+        )
+    };
+    for steps in [-2, 2] {
+        sign_in(steps).expect_problem(401, "invalid_totp");
+    }
+    // A step behind, then a step ahead (each step is taken once, in order).
+    sign_in(-1).expect(200);
+    sign_in(1).expect(200);
+}
+
+/// A password is kept as an Argon2id hash with RFC 9106's second settings (19 MiB, 2 passes),
+/// never as itself, and an unknown account is refused in the same words as a wrong password.
+#[test]
+fn passwords_are_kept_as_argon2id_hashes_and_unknown_accounts_look_alike() {
+    let server = Server::start();
+    let admin = server.admin();
+    let tenant = admin.customer_tenant("Hash Co");
+    let password = "a-password-only-this-test-uses";
+    let user = admin
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": tenant, "email": "hash@example.com", "first_name": "H",
+                    "last_name": "C", "password": password, "role": "admin" }),
+        )
+        .expect(201)["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stored: String = server
+        .block_on(
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+                .bind(&user)
+                .fetch_one(&server.state.db.pool),
+        )
+        .unwrap();
+    assert!(
+        stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{stored}"
+    );
+    assert!(!server.database_holds(password));
+
+    let wrong = server.login("hash@example.com", "not-the-password");
+    let unknown = server.login("nobody@example.com", password);
+    assert_eq!(wrong.status, 401);
+    assert_eq!(unknown.status, wrong.status);
+    assert_eq!(unknown.body, wrong.body);
+    server.login("hash@example.com", password).expect(200);
+}
