@@ -60,6 +60,18 @@ fn readyz_names_the_destination_or_database_that_does_not_answer() {
     std::fs::rename(server.data_dir.join("vaults-away"), &vaults).unwrap();
     assert_eq!(readiness(&server).0, 200);
 
+    // Within two seconds of an answer, a flood of probes is answered from it: the
+    // destination that went meanwhile is only seen once they have passed.
+    std::fs::rename(&vaults, server.data_dir.join("vaults-away")).unwrap();
+    server.advance(Duration::from_millis(1_900));
+    let cached = server.send(server.request(Method::GET, "/readyz"));
+    assert_eq!(cached.status, 200, "{}", cached.body);
+    server.advance(Duration::from_millis(200));
+    let probed = server.send(server.request(Method::GET, "/readyz"));
+    assert_eq!(probed.status, 503, "{}", probed.body);
+    std::fs::rename(server.data_dir.join("vaults-away"), &vaults).unwrap();
+    assert_eq!(readiness(&server).0, 200);
+
     // The wall clock is stepped back an hour just after a ready answer, and the destination
     // goes: the next question is probed again, not answered from an answer "made later".
     std::fs::rename(&vaults, server.data_dir.join("vaults-away")).unwrap();
