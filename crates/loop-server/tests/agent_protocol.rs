@@ -192,6 +192,38 @@ fn a_device_token_reaches_only_its_own_jobs_and_reports_under_the_jobs_fence() {
     assert_eq!(gone["state"], "abandoned");
 }
 
+/// An enrolment code lasts as long as asked, at most a week.
+#[test]
+fn an_enrolment_code_lasts_at_most_a_week() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (alpha, _) = customer_with_vault(&admin, "Alpha", None);
+    for minutes in [0, 7 * 24 * 60 + 1] {
+        admin
+            .post(
+                "/api/v1/devices/enroll-codes",
+                json!({ "tenant_id": alpha, "expires_in_minutes": minutes }),
+            )
+            .expect(400);
+    }
+    let enrol_with = |code: &str, name: &str| {
+        server.call(
+            "post",
+            "/agent/v1/enroll",
+            None,
+            Some(&json!({ "code": code, "name": name })),
+        )
+    };
+    let (early, late) = (
+        new_code(&admin, &alpha, 7 * 24 * 60),
+        new_code(&admin, &alpha, 7 * 24 * 60),
+    );
+    server.advance(Duration::from_secs(7 * 24 * 3600 - 60));
+    enrol_with(&early, "in-time").expect(200);
+    server.advance(Duration::from_secs(120));
+    enrol_with(&late, "too-late").expect_problem(403, "enrolment_refused");
+}
+
 #[test]
 fn a_job_abandoned_while_its_agent_was_cut_off_ends_as_the_agent_reports_once_back() {
     let server = Server::start_with(|c| c.jobs.scheduler_seconds = 86_400);

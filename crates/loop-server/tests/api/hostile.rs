@@ -544,3 +544,35 @@ fn an_unknown_role_or_token_permission_is_refused_and_nothing_is_created() {
         "nothing was recorded"
     );
 }
+
+/// No CORS: another site's page gets no permission to read answers, asked before (a
+/// preflight) or not, even with a session.
+#[test]
+fn no_answer_lets_another_site_read_it() {
+    let server = Server::start();
+    let admin = server.admin();
+    let evil = "https://evil.example";
+    let answers = [
+        server
+            .request(Method::OPTIONS, "/api/v1/me")
+            .header("Origin", evil)
+            .header("Access-Control-Request-Method", "GET")
+            .header("Access-Control-Request-Headers", "authorization"),
+        admin
+            .request(Method::GET, "/api/v1/me")
+            .header("Origin", evil),
+        server
+            .request(Method::GET, "/signin")
+            .header("Origin", evil),
+    ]
+    .map(|r| r.send().expect("the server answers"));
+    assert_eq!(answers[1].status(), 200);
+    for r in &answers {
+        let cors: Vec<_> = r
+            .headers()
+            .keys()
+            .filter(|k| k.as_str().starts_with("access-control-"))
+            .collect();
+        assert!(cors.is_empty(), "{} {}: {cors:?}", r.url(), r.status());
+    }
+}
