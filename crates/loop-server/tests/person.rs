@@ -147,6 +147,24 @@ fn an_erased_person_leaves_no_trace_and_every_chain_verifies() {
         )
         .expect(200);
 
+    // She asked for a copy of her data, in her own words, and an archive of it was made.
+    let request = admin
+        .post(
+            "/api/v1/subject-requests",
+            json!({ "user_id": zoe, "kind": "access",
+                    "details": format!("{FIRST} {LAST} of Kerkstraat asks for a copy") }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let export = admin
+        .post(&format!("/api/v1/users/{zoe}/data-export"), json!({}))
+        .expect(202);
+    let export_path = format!("/api/v1/data-exports/{}", export["id"].as_str().unwrap());
+    admin.job_ended(export["job_id"].as_str().unwrap());
+    assert_eq!(admin.get(&export_path).expect(200)["state"], "ready");
+
     // Erased, on request, by an administrator who repeats her address.
     let pool = &server.state.db.pool;
     let read_before = server
@@ -182,6 +200,15 @@ fn an_erased_person_leaves_no_trace_and_every_chain_verifies() {
         )
     );
     assert!(u["time_zone"].is_null(), "{u}");
+    // What she asked stays recorded, without her words; her archive is gone.
+    let asked = admin
+        .get(&format!("/api/v1/subject-requests/{request}"))
+        .expect(200);
+    assert_eq!(
+        (&asked["kind"], &asked["details"]),
+        (&json!("access"), &json!(""))
+    );
+    admin.get(&export_path).expect(404);
     // (Tried from elsewhere: a try from her address would be a new record of it.)
     assert_eq!(server.login(EMAIL, USER_PASSWORD).status, 401);
     admin

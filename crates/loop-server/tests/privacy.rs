@@ -202,6 +202,52 @@ fn announcements_reach_only_consenting_unrestricted_people_and_unsubscribe_takes
     assert_eq!(refused.status, 403, "{}", refused.body);
 }
 
+/// A withdrawal stops even an announcement that is queued already: each message is made
+/// when it is sent, and only for someone who still consents.
+#[test]
+fn a_withdrawal_stops_an_announcement_already_queued() {
+    let Some(mut sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to(&sink);
+    let root = server.admin();
+    let alpha = server.customer(&root, "alpha");
+    let bravo = server.customer(&root, "bravo");
+    let alpha_admin = server.as_member(alpha.member("admin"));
+    consent(&alpha_admin, true);
+    consent(&server.as_member(bravo.member("admin")), true);
+    // The relay is down while the news is queued, so nothing of it can leave before the
+    // withdrawal.
+    sink.stop();
+    let subject = "Loop Backup news: queued";
+    assert_eq!(announce(&root, subject)["recipients"], 2);
+    consent(&alpha_admin, false);
+    sink.restart();
+    // Past any back-off of a try made while the relay was down.
+    server.advance(std::time::Duration::from_secs(3600));
+    let got = wait_for_count(&sink, subject, 1);
+    assert_eq!(got[0].0, bravo.member("admin").email);
+    // Alpha's message was dropped when its turn came, not only delayed.
+    let state = || -> String {
+        server
+            .block_on(
+                sqlx::query_scalar(
+                    "SELECT state FROM mail_outbox WHERE user_id = $1 AND kind = 'announcement'",
+                )
+                .bind(&alpha.member("admin").user_id)
+                .fetch_one(&server.state.db.pool),
+            )
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while state() == "queued" {
+        assert!(std::time::Instant::now() < deadline, "still queued");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(state(), "dropped");
+    assert_eq!(sink.count_to(&alpha.member("admin").email), 0);
+}
+
 #[test]
 fn a_new_privacy_policy_is_shown_at_the_next_sign_in_until_it_is_acknowledged() {
     let server = Server::start();
