@@ -276,10 +276,7 @@ pub async fn promote_replica(
     // A replication under way copies from the old primary into the replica, and on its end
     // would mark the old primary (the replica then) as in step.
     if let Some(job) = db::jobs::open_of(&state.db.pool, JobKind::Replication, &v.id).await? {
-        return Err(ApiError::conflict(
-            "replication_running",
-            format!("replication job {job} is queued or running: promote once it has ended"),
-        ));
+        return Err(replication_running(&job));
     }
     // What the replica lacks is dropped from the vault, and the replication that follows
     // makes the old primary match: under a retention lock that would remove held objects.
@@ -314,6 +311,11 @@ pub async fn promote_replica(
     if !replicas::promote(&mut tx, &r, &v.destination, now).await? {
         return Err(changed_meanwhile());
     }
+    // Asked again now that the vault's row is taken: a replication queued by a backup that
+    // ended while the replica was listed would be joined below and copy the old way.
+    if let Some(job) = db::jobs::open_of(&mut *tx, JobKind::Replication, &v.id).await? {
+        return Err(replication_running(&job));
+    }
     let promoted = Vault {
         destination: r.destination.clone(),
         ..v.clone()
@@ -341,6 +343,14 @@ pub async fn promote_replica(
     Ok(axum::Json(
         scoped_vault(&state, &caller, Permission::VaultRead, &id).await?,
     ))
+}
+
+/// A replication queued or running, which a promotion would race.
+fn replication_running(job: &str) -> ApiError {
+    ApiError::conflict(
+        "replication_running",
+        format!("replication job {job} is queued or running: promote once it has ended"),
+    )
 }
 
 /// A replica removed, or promoted, by a request that ran at the same time.
