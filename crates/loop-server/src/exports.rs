@@ -3,12 +3,12 @@
 //! their tenant does; a job gathers it (`jobs::data_export`); it can be downloaded by the
 //! person or by that admin for `privacy.export_days` (7) and is then deleted.
 
-use loop_api::{DataExport, DataExportState, JobKind, JobTrigger};
+use loop_api::{DataExport, DataExportState, JobKind, JobTrigger, UserId};
 
 use crate::auth::Caller;
+use crate::db;
 use crate::db::exports::{self, ExportRow};
-use crate::db::{self, users};
-use crate::domain::{Permission, new_id};
+use crate::domain::new_id;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -43,16 +43,14 @@ pub async fn request(
     let me = caller.user()?;
     let person = match user_id {
         None => me.user.clone(),
+        Some(id) if id == me.user.user.id => me.user.clone(),
+        // Someone else's: only an account the caller may act on, as for any change to it
+        // (an admin of the provider does not read a provider-admin's data).
         Some(id) => {
-            let u = users::user_by_id(&state.db.pool, id)
+            let id = UserId::parse(id).map_err(|_| ApiError::not_found())?;
+            crate::directory::account_in_reach(state, caller, &id)
                 .await?
-                .ok_or_else(ApiError::not_found)?;
-            if u.user.id != me.user.user.id {
-                caller
-                    .tenant(state, Permission::UserWrite, &u.user.tenant_id)
-                    .await?;
-            }
-            u
+                .0
         }
     };
     if crate::person::is_erased(&person) {
@@ -102,17 +100,17 @@ pub async fn request(
     Ok(view(&e))
 }
 
-/// An archive the caller may see: of themselves, or of a user of a tenant whose users they
-/// administer. Anything else is not found.
+/// An archive the caller may see: of themselves, or of a user whose account they may act on
+/// (a user of a tenant whose users they administer, ranking no higher than they do there).
+/// Anything else is not found, or forbidden.
 pub async fn visible(state: &AppState, caller: &Caller, id: &str) -> ApiResult<ExportRow> {
     let me = caller.user()?;
     let e = exports::by_id(&state.db.pool, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     if e.user_id != me.user.user.id {
-        caller
-            .tenant(state, Permission::UserWrite, &e.tenant_id)
-            .await?;
+        let person = UserId::parse(&e.user_id).map_err(|_| ApiError::not_found())?;
+        crate::directory::account_in_reach(state, caller, &person).await?;
     }
     Ok(e)
 }

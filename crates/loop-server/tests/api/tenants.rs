@@ -149,6 +149,18 @@ fn a_grant_never_gives_more_than_the_granter_holds() {
             json!({ "confirm": before["email"] }),
         )
         .expect_problem(403, "permission_denied");
+    // Nor read their personal data: no archive made for it, none of theirs downloaded.
+    sam_signed_in
+        .post(&format!("{roots_account}/data-export"), json!({}))
+        .expect_problem(403, "permission_denied");
+    let roots_own = root.post("/api/v1/me/data-export", json!({})).expect(202);
+    root.job_ended(roots_own["job_id"].as_str().unwrap());
+    let roots_archive = format!("/api/v1/data-exports/{}", roots_own["id"].as_str().unwrap());
+    for path in [roots_archive.clone(), format!("{roots_archive}/archive")] {
+        sam_signed_in
+            .get(&path)
+            .expect_problem(403, "permission_denied");
+    }
     assert_eq!(root.get(&roots_account).expect(200), before);
     assert_eq!(binding_of(&root.user_id, "provider-admin"), Some(roots));
     sam_signed_in
