@@ -290,7 +290,7 @@ pub async fn claim_due(
                 "UPDATE jobs SET state = 'abandoned', finished_at = $1, lease_owner = NULL,
                     lease_expires_at = NULL, fence = fence + 1,
                     error = 'its runner disappeared on every attempt'
-                 WHERE id = $2 AND fence = $3 AND state = 'running'",
+                 WHERE id = $2 AND fence = $3 AND state = 'running' AND lease_expires_at <= $1",
             )
             .bind(now)
             .bind(&id)
@@ -422,23 +422,34 @@ pub async fn log(
     message: &str,
     now: i64,
 ) -> DbResult<bool> {
-    let r = sqlx::query(
-        "INSERT INTO job_log (job_id, seq, at, level, message)
-         SELECT $1, COALESCE((SELECT MAX(seq) FROM job_log WHERE job_id = $1), 0) + 1, $2, $3,
-            CASE WHEN (SELECT COUNT(*) FROM job_log WHERE job_id = $1) = $4 - 1
-                 THEN 'further lines were dropped' ELSE $5 END
-         WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND fence = $6
-                         AND state IN ('queued', 'running'))
-           AND (SELECT COUNT(*) FROM job_log WHERE job_id = $1) < $4",
-    )
-    .bind(id)
-    .bind(now)
-    .bind(level)
-    .bind(MAX_LOG_LINES)
-    .bind(message)
-    .bind(fence)
-    .execute(pool)
-    .await?;
+    let insert = || {
+        sqlx::query(
+            "INSERT INTO job_log (job_id, seq, at, level, message)
+             SELECT $1, COALESCE((SELECT MAX(seq) FROM job_log WHERE job_id = $1), 0) + 1, $2,
+                $3, CASE WHEN (SELECT COUNT(*) FROM job_log WHERE job_id = $1) = $4 - 1
+                         THEN 'further lines were dropped' ELSE $5 END
+             WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND fence = $6
+                             AND state IN ('queued', 'running'))
+               AND (SELECT COUNT(*) FROM job_log WHERE job_id = $1) < $4",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(level)
+        .bind(MAX_LOG_LINES)
+        .bind(message)
+        .bind(fence)
+        .execute(pool)
+    };
+    // Two lines written at once (an agent's reporter and its job, say) may both take the
+    // next number on PostgreSQL: the one that loses takes the one after. Each round one of
+    // the writers wins, so 16 tries keep 16 writers at once.
+    let mut tries = 0;
+    let r = loop {
+        match insert().await.map_err(super::DbError::from) {
+            Err(e) if e.is_unique_violation() && tries < 16 => tries += 1,
+            r => break r?,
+        }
+    };
     if r.rows_affected() == 1 {
         return Ok(true);
     }
@@ -456,21 +467,26 @@ async fn is_held(pool: &AnyPool, id: &str, fence: i64) -> DbResult<bool> {
     )
 }
 
+/// What a cancel sets, in one statement for queued and running jobs alike (`$1`: now): a
+/// queued job is cancelled; a running one is flagged (and stays flagged should its runner
+/// put it back in the queue, so that it stops at once when taken again).
+pub(crate) const CANCEL: &str = "cancel_requested = 1,
+    finished_at = CASE WHEN state = 'queued' THEN $1 ELSE finished_at END,
+    fence = CASE WHEN state = 'queued' THEN fence + 1 ELSE fence END,
+    state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END";
+
 /// Asks for a job to stop: a queued job is cancelled at once; a running one is flagged,
 /// and its runner stops at its next check. Returns the state after the request.
 pub async fn request_cancel(tx: &mut Tx, id: &str, now: i64) -> DbResult<Option<JobState>> {
-    sqlx::query(
-        "UPDATE jobs SET state = 'cancelled', finished_at = $1, fence = fence + 1
-         WHERE id = $2 AND state = 'queued'",
-    )
+    // One statement: a job its runner puts back in the queue (a passing failure) between
+    // two would escape both.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET {CANCEL} WHERE id = $2 AND state IN ('queued', 'running')"
+    )))
     .bind(now)
     .bind(id)
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE jobs SET cancel_requested = 1 WHERE id = $1 AND state = 'running'")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
     let row = sqlx::query("SELECT state FROM jobs WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut **tx)

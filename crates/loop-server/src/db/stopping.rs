@@ -42,23 +42,21 @@ pub async fn cancel_open(
 ) -> DbResult<u64> {
     let (filter, param) = of.filter();
     let kinds = only(kinds);
-    let queued = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE jobs SET state = 'cancelled', finished_at = $2, fence = fence + 1, error = $3
-         WHERE {filter} AND state = 'queued' AND {NOT_ERASURES}{kinds}"
+    // One statement (see `jobs::CANCEL`); the error is set first, while `state` still says
+    // whether the job was queued.
+    let stopped = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET error = CASE WHEN state = 'queued' THEN $3 ELSE error END,
+            {cancel}
+         WHERE {filter} AND state IN ('queued', 'running') AND {NOT_ERASURES}{kinds}",
+        cancel = super::jobs::CANCEL,
+        filter = filter.replace("$1", "$2"),
     )))
-    .bind(param)
     .bind(now)
+    .bind(param)
     .bind(why)
     .execute(&mut **tx)
     .await?;
-    let running = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "UPDATE jobs SET cancel_requested = 1
-         WHERE {filter} AND state = 'running' AND {NOT_ERASURES}{kinds}"
-    )))
-    .bind(param)
-    .execute(&mut **tx)
-    .await?;
-    Ok(queued.rows_affected() + running.rows_affected())
+    Ok(stopped.rows_affected())
 }
 
 /// `AND kind IN (...)` for `kinds` (names of a closed set, not input), or nothing.

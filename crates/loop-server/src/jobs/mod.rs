@@ -310,7 +310,14 @@ async fn run_one(state: &AppState, claimed: Claimed) {
             )
             .await;
     }
-    let renewer = tokio::spawn(renew_lease(state.clone(), id.clone(), fence, stop.clone()));
+    // Aborted when dropped: a job that panics lets its lease lapse, so that another runner
+    // takes it over, instead of holding it for as long as this process lives.
+    let renewer = AbortOnDrop(tokio::spawn(renew_lease(
+        state.clone(),
+        id.clone(),
+        fence,
+        stop.clone(),
+    )));
     let result = match kind {
         JobKind::VaultErasure => erase_vault::run(&ctx).await,
         JobKind::StagingSweep => sweep::run(&ctx).await,
@@ -327,7 +334,7 @@ async fn run_one(state: &AppState, claimed: Claimed) {
             "this job runs on a device's agent, not on the server".into(),
         )),
     };
-    renewer.abort();
+    drop(renewer);
     let now = state.now();
     let pool = &state.db.pool;
     // A retry is not an end: its run time is not a job's duration.
@@ -441,6 +448,15 @@ async fn end_answered(
 
 fn max_attempts(state: &AppState) -> u32 {
     state.config.jobs.max_attempts
+}
+
+/// A task that ends when this handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Renews the lease every third of its length until aborted; flags the job when the lease

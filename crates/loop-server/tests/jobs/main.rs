@@ -364,3 +364,43 @@ fn a_runner_that_lost_its_job_writes_nothing_more_to_a_vault() {
     assert!(dir.join(&first).exists(), "nothing was deleted");
     assert_eq!(used(), before + 1000);
 }
+
+/// Lines written to one job's log at the same moment (an agent's reporter beside its job)
+/// are all kept, each under its own number.
+#[test]
+fn log_lines_written_at_once_are_all_kept() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, _) = customer_with_vault(&admin, "Acme", None);
+    let job = server.plant_job(&tenant);
+    let pool = &server.state.db.pool;
+    let written = server.block_on(async {
+        let fence: i64 = sqlx::query_scalar("SELECT fence FROM jobs WHERE id = $1")
+            .bind(&job)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        let now = server.state.now();
+        let lines: Vec<String> = (0..16).map(|i| format!("line {i}")).collect();
+        futures_util::future::join_all(
+            lines
+                .iter()
+                .map(|line| loop_server::db::jobs::log(pool, &job, fence, "info", line, now)),
+        )
+        .await
+    });
+    for w in &written {
+        assert!(matches!(w, Ok(true)), "{w:?}");
+    }
+    let log = admin.get(&format!("/api/v1/jobs/{job}/log")).expect(200);
+    let mut got: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = (0..16).map(|i| format!("line {i}")).collect();
+    want.sort();
+    assert_eq!(got, want);
+}
