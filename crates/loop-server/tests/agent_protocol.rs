@@ -192,6 +192,30 @@ fn a_device_token_reaches_only_its_own_jobs_and_reports_under_the_jobs_fence() {
     assert_eq!(gone["state"], "abandoned");
 }
 
+/// A restore asked for while another waits on the same device: the same one is answered
+/// with the job already queued; another one (another place, another snapshot) is refused,
+/// not folded into the first and lost.
+#[test]
+fn a_second_restore_of_other_settings_is_refused_while_one_is_open() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (alpha, vault) = customer_with_vault(&admin, "Alpha", None);
+    let (device, _) = enrol(&server, &admin, &alpha, "alpha-pc");
+    let restore = |target: &str| {
+        admin.post(
+            &format!("/api/v1/devices/{device}/restore"),
+            json!({ "vault_id": vault, "snapshot": "latest", "target": target }),
+        )
+    };
+    let first = restore("/srv/a").expect(202)["id"].clone();
+    assert_eq!(restore("/srv/a").expect(202)["id"], first);
+    restore("/srv/b").expect_problem(409, "job_open");
+    let jobs = admin
+        .get(&format!("/api/v1/jobs?tenant_id={alpha}&kind=restore"))
+        .expect(200);
+    assert_eq!(jobs.as_array().unwrap().len(), 1, "{jobs}");
+}
+
 /// An enrolment code lasts as long as asked, at most a week.
 #[test]
 fn an_enrolment_code_lasts_at_most_a_week() {

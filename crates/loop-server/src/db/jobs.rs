@@ -228,6 +228,17 @@ pub async fn enqueue(tx: &mut Tx, j: &NewJob<'_>, now: i64) -> DbResult<String> 
     }
 }
 
+/// The settings job `id` was queued with (read in `tx`).
+pub async fn params_of(tx: &mut Tx, id: &str) -> DbResult<serde_json::Value> {
+    let params: Option<String> = sqlx::query_scalar("SELECT params FROM jobs WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(params
+        .and_then(|p| serde_json::from_str(&p).ok())
+        .unwrap_or_default())
+}
+
 /// A job a runner holds, with the fence its writes name.
 #[derive(Clone, Debug)]
 pub struct Claimed {

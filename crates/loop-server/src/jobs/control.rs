@@ -193,6 +193,7 @@ pub async fn restore_to_device(
         now,
     )
     .await?;
+    super::refuse_other_settings(&mut tx, &job_id, &params).await?;
     let mut details = params;
     details["job_id"] = job_id.clone().into();
     commit_audited(

@@ -222,6 +222,26 @@ pub async fn queue(state: &AppState, tx: &mut Tx, w: Work<'_>) -> Result<String,
     .await
 }
 
+/// Refuses (`409 job_open`) when `id`, the job a request to queue `asked` was answered with,
+/// is a job already open with other settings: joining it would do other work than was
+/// asked for (a restore of another snapshot, a dry run for a real one).
+pub async fn refuse_other_settings(
+    tx: &mut Tx,
+    id: &str,
+    asked: &serde_json::Value,
+) -> crate::error::ApiResult<()> {
+    if jobs::params_of(tx, id).await? == *asked {
+        return Ok(());
+    }
+    Err(crate::error::ApiError::conflict(
+        "job_open",
+        format!(
+            "job {id} is queued or running here with other settings: wait for it to end, or \
+             cancel it, then ask again"
+        ),
+    ))
+}
+
 /// The job `id` as it is now; a job the caller just made cannot be missing.
 pub async fn queued(state: &AppState, id: &str) -> crate::error::ApiResult<loop_api::Job> {
     jobs::job_by_id(&state.db.pool, id)

@@ -67,7 +67,8 @@ pub async fn create_enrolment_code(
 #[utoipa::path(post, path = "/api/v1/devices/{id}/restore", tag = "devices",
     params(("id" = DeviceId, Path)), request_body = RestoreToDevice,
     responses((status = 202, description = "The restore job", body = loop_api::Job),
-        (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
+        (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem),
+        (status = 409, description = "Another restore is queued or running on the device (problem+json)", body = loop_api::Problem)))]
 pub async fn restore_to_device(
     State(state): State<AppState>,
     caller: Caller,

@@ -371,7 +371,9 @@ pub(crate) async fn queue_audited(
     event: impl FnOnce(&str) -> crate::db::audit::NewEvent,
 ) -> crate::error::ApiResult<(axum::http::StatusCode, axum::Json<loop_api::Job>)> {
     let now = state.now();
+    let asked = work.params.clone();
     let job_id = crate::jobs::queue(state, &mut tx, work).await?;
+    crate::jobs::refuse_other_settings(&mut tx, &job_id, &asked).await?;
     commit_audited(tx, event(&job_id), now).await?;
     state.jobs_wake.notify_one();
     Ok((

@@ -307,7 +307,7 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
     ("post /api/v1/items/{id}/run", &[401, 402, 403, 404, 410]),
     (
         "post /api/v1/devices/{id}/restore",
-        &[400, 401, 403, 404, 410, 413, 415],
+        &[400, 401, 403, 404, 409, 410, 413, 415],
     ),
     (
         "post /api/v1/devices/enroll-codes",
