@@ -450,21 +450,16 @@ fn staff_bound_from_above_get_the_customers_mail() {
 /// Two invoices of one issuer recorded at once (the lifecycle timers of two nodes, each at
 /// its own customer) take consecutive numbers: the second waits for the first, rather than
 /// take the same number and fail on it.
-#[test]
-fn invoices_of_one_issuer_recorded_at_once_take_consecutive_numbers() {
-    use loop_server::db::billing::insert_invoice;
-    let server = support::Server::start();
-    let admin = server.admin();
-    let issuer = admin.provider_tenant_id();
-    let (a, b) = (admin.customer_tenant("A"), admin.customer_tenant("B"));
+/// An open invoice `in_{tenant}` of 1.00 EUR from `issuer` to `tenant`, due now.
+fn open_invoice(issuer: &str, tenant: &str, plan: &str) -> loop_api::Invoice {
     let now = chrono::Utc::now();
-    let invoice = |tenant: &str| loop_api::Invoice {
+    loop_api::Invoice {
         id: format!("in_{tenant}"),
-        issuer_id: issuer.clone(),
+        issuer_id: issuer.to_string(),
         number: 0,
         tenant_id: tenant.to_string(),
         bill_to: tenant.to_string(),
-        plan_id: "pl_none".into(),
+        plan_id: plan.to_string(),
         period_start: now,
         period_end: now,
         currency: "EUR".into(),
@@ -475,7 +470,17 @@ fn invoices_of_one_issuer_recorded_at_once_take_consecutive_numbers() {
         due_at: now,
         paid_at: None,
         payment_reference: None,
-    };
+    }
+}
+
+#[test]
+fn invoices_of_one_issuer_recorded_at_once_take_consecutive_numbers() {
+    use loop_server::db::billing::insert_invoice;
+    let server = support::Server::start();
+    let admin = server.admin();
+    let issuer = admin.provider_tenant_id();
+    let (a, b) = (admin.customer_tenant("A"), admin.customer_tenant("B"));
+    let invoice = |tenant: &str| open_invoice(&issuer, tenant, "pl_none");
     let (first, second) = server.block_on(async {
         let state = server.state.clone();
         let mut tx = state.db.begin().await.unwrap();
@@ -546,4 +551,45 @@ fn a_plan_priced_beyond_what_a_processor_charges_is_refused() {
     plan("Top", 99_999_999, Some(99_999_999)).expect(201);
     plan("Over", 100_000_000, None).expect_problem(400, "invalid_request");
     plan("Extra", 100, Some(u64::MAX)).expect_problem(400, "invalid_request");
+}
+
+/// A payment changes the subscription it pays for: a lifecycle step decided before it, on
+/// the invoice it pays (a suspension, a termination), no longer applies and is decided again.
+#[test]
+fn a_step_decided_before_a_payment_does_not_apply_after_it() {
+    use loop_api::SubscriptionState::Suspended;
+    use loop_server::db::billing;
+    let server = support::Server::start();
+    let admin = server.admin();
+    let plan = admin
+        .post(
+            "/api/v1/plans",
+            json!({ "issuer_id": admin.provider_tenant_id(), "name": "Small",
+                    "price_cents": 1999, "currency": "eur" }),
+        )
+        .expect(201);
+    let plan_id = plan["id"].as_str().unwrap().to_string();
+    let tenant = acme_on(&admin, &plan_id);
+    let invoice = open_invoice(&admin.provider_tenant_id(), &tenant, &plan_id);
+    let state = &server.state;
+    let applied = server.block_on(async {
+        let mut tx = state.db.begin().await.unwrap();
+        billing::insert_invoice(&mut tx, &invoice).await.unwrap();
+        tx.commit().await.unwrap();
+        // The timer reads the subscription; the payment commits; the timer saves its step.
+        let read = billing::subscription(&state.db.pool, &tenant).await;
+        let read = read.unwrap().unwrap();
+        let mut tx = state.db.begin().await.unwrap();
+        let paid = billing::mark_paid(&mut tx, &invoice.id, "transfer", state.now()).await;
+        assert!(paid.unwrap());
+        let mut step = read.clone();
+        (step.state, step.updated_at) = (Suspended, read.updated_at + 1);
+        let applied = billing::save_subscription(&mut tx, &step, read.updated_at).await;
+        tx.commit().await.unwrap();
+        applied.unwrap()
+    });
+    assert!(
+        !applied,
+        "a suspension decided before a payment was saved after it"
+    );
 }

@@ -62,6 +62,15 @@ pub enum Step {
     Warn(Warning),
 }
 
+/// Whether what suspended `s` is settled: a trial's end by a way to pay, every cause by no
+/// unpaid invoice.
+fn cleared(s: &SubRow, unpaid_due: Option<i64>) -> bool {
+    match s.reason {
+        Some(LifecycleReason::TrialEnded) => s.can_pay() && unpaid_due.is_none(),
+        _ => unpaid_due.is_none(),
+    }
+}
+
 /// The next step for `s` at `now`; `unpaid_due` is the due date of its oldest unpaid
 /// invoice.
 pub fn next(s: &SubRow, unpaid_due: Option<i64>, now: i64, c: &BillingConfig) -> Option<Step> {
@@ -78,6 +87,11 @@ pub fn next(s: &SubRow, unpaid_due: Option<i64>, now: i64, c: &BillingConfig) ->
         return Some(Step::Terminate {
             reason: LifecycleReason::Ended,
         });
+    }
+    // A suspension whose cause was cleared is lifted, even where its termination date passed
+    // before the timer came by: a customer who paid is not terminated.
+    if s.state == Suspended && cleared(s, unpaid_due) {
+        return Some(Step::Activate { start: now });
     }
     if s.terminate_at.is_some_and(|at| now >= at) {
         return Some(Step::Terminate {
@@ -117,16 +131,7 @@ pub fn next(s: &SubRow, unpaid_due: Option<i64>, now: i64, c: &BillingConfig) ->
             None if s.state == PastDue => return Some(Step::Paid),
             _ => {}
         },
-        Suspended => {
-            let cleared = match s.reason {
-                Some(LifecycleReason::TrialEnded) => s.can_pay() && unpaid_due.is_none(),
-                _ => unpaid_due.is_none(),
-            };
-            if cleared {
-                return Some(Step::Activate { start: now });
-            }
-        }
-        Terminated => {}
+        Suspended | Terminated => {}
     }
     let deletion = match (s.ends_at, s.terminate_at) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -258,6 +263,14 @@ mod tests {
             next(&s, None, due + 20 * DAY_MS, &c),
             Some(Step::Activate {
                 start: due + 20 * DAY_MS
+            })
+        );
+        // Paid, and the timer comes by only after the termination date: still active, not
+        // terminated.
+        assert_eq!(
+            next(&s, None, due + 31 * DAY_MS, &c),
+            Some(Step::Activate {
+                start: due + 31 * DAY_MS
             })
         );
     }

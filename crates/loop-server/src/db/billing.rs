@@ -555,7 +555,21 @@ pub async fn mark_paid(tx: &mut Tx, id: &str, reference: &str, now: i64) -> DbRe
     .bind(id)
     .execute(&mut **tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    // The subscription changes with what is owed: a lifecycle step decided on the unpaid
+    // invoice (a suspension, a termination) fails its compare-and-swap and is decided again.
+    sqlx::query(
+        "UPDATE subscriptions SET updated_at = CASE WHEN updated_at >= $1 THEN updated_at + 1
+                                                    ELSE $1 END
+         WHERE tenant_id = (SELECT tenant_id FROM invoices WHERE id = $2)",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(true)
 }
 
 /// The active users bound as `admin` or `billing` on the tenant itself: who hears about
