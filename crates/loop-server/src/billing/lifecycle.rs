@@ -89,9 +89,12 @@ pub fn next(s: &SubRow, unpaid_due: Option<i64>, now: i64, c: &BillingConfig) ->
         });
     }
     // A suspension whose cause was cleared is lifted, even where its termination date passed
-    // before the timer came by: a customer who paid is not terminated.
+    // before the timer came by: a customer who paid is not terminated. Billing resumes from
+    // the start of the period the suspension interrupted (a trial had none: from now).
     if s.state == Suspended && cleared(s, unpaid_due) {
-        return Some(Step::Activate { start: now });
+        return Some(Step::Activate {
+            start: s.period_start.unwrap_or(now),
+        });
     }
     if s.terminate_at.is_some_and(|at| now >= at) {
         return Some(Step::Terminate {
@@ -246,7 +249,6 @@ mod tests {
         s.state = SubscriptionState::Suspended;
         s.reason = Some(LifecycleReason::Unpaid);
         s.terminate_at = Some(due + 30 * DAY_MS);
-        s.period_start = None;
         s.period_end = None;
         assert_eq!(
             next(&s, Some(due), due + 23 * DAY_MS, &c),
@@ -258,20 +260,18 @@ mod tests {
                 reason: LifecycleReason::Unpaid
             })
         );
-        // Paid while suspended: active at once, a new period from then.
+        // Paid while suspended: active at once, billed from the start of the period the
+        // suspension interrupted (its end, long past, is then invoiced at once).
+        let interrupted = s.period_start.unwrap();
         assert_eq!(
             next(&s, None, due + 20 * DAY_MS, &c),
-            Some(Step::Activate {
-                start: due + 20 * DAY_MS
-            })
+            Some(Step::Activate { start: interrupted })
         );
         // Paid, and the timer comes by only after the termination date: still active, not
         // terminated.
         assert_eq!(
             next(&s, None, due + 31 * DAY_MS, &c),
-            Some(Step::Activate {
-                start: due + 31 * DAY_MS
-            })
+            Some(Step::Activate { start: interrupted })
         );
     }
 

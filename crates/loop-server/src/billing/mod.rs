@@ -298,7 +298,9 @@ async fn apply(state: &AppState, was: &SubRow, step: &Step, now: i64) -> ApiResu
             s.suspended_at = Some(now);
             s.reason = Some(*reason);
             s.terminate_at = Some(*terminate_at);
-            s.period_start = None;
+            // The period under way is kept from where it began (nothing is invoiced while
+            // suspended): once the customer pays, billing resumes from there, so the days
+            // before the suspension are not given away.
             s.period_end = None;
             s.warned.clear();
             mail = Some((MailKind::Suspended, serde_json::json!({})));

@@ -6,11 +6,13 @@
 //! replayed and stale webhooks change nothing.
 //!
 //! `lookups.rs`: a charge whose webhook never comes is looked up at the processor.
+//! `suspension.rs`: an invoice paid after its suspension, by transfer.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod lookups;
+mod suspension;
 
 use serde_json::{Value, json};
 use support::USER_PASSWORD;
