@@ -216,6 +216,32 @@ fn a_second_restore_of_other_settings_is_refused_while_one_is_open() {
     assert_eq!(jobs.as_array().unwrap().len(), 1, "{jobs}");
 }
 
+/// A job whose answer to its agent failed goes back to the queue as it was, and is taken
+/// again under a new fence.
+#[test]
+fn a_job_given_back_after_a_failed_answer_is_claimed_again() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (alpha, vault) = customer_with_vault(&admin, "Alpha", None);
+    let first = claimed_backup(&server, &admin, &alpha, &vault, "alpha-pc");
+    let back = server.block_on(loop_server::db::jobs::give_back(
+        &server.state.db.pool,
+        &first.job_id,
+        first.fence,
+    ));
+    assert!(back.unwrap());
+    let job = admin
+        .get(&format!("/api/v1/jobs/{}", first.job_id))
+        .expect(200);
+    assert_eq!(
+        (&job["state"], &job["attempts"]),
+        (&json!("queued"), &json!(0))
+    );
+    let again = agent(&server, &first.token, "/agent/v1/jobs/claim", json!({})).expect(200);
+    assert_eq!(again["job"]["id"], json!(first.job_id));
+    assert!(again["fence"].as_i64().unwrap() > first.fence);
+}
+
 /// An enrolment code lasts as long as asked, at most a week.
 #[test]
 fn an_enrolment_code_lasts_at_most_a_week() {

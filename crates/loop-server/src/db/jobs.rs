@@ -228,6 +228,22 @@ pub async fn enqueue(tx: &mut Tx, j: &NewJob<'_>, now: i64) -> DbResult<String> 
     }
 }
 
+/// Puts an agent's job that was just taken (under `fence`) back in the queue, as it was
+/// before: its claimant could not be told of it (the answer failed), so it would otherwise
+/// wait out its lease and be abandoned unrun.
+pub async fn give_back(pool: &AnyPool, id: &str, fence: i64) -> DbResult<bool> {
+    let done = sqlx::query(
+        "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL,
+            fence = fence + 1, attempts = attempts - 1, node = NULL
+         WHERE id = $1 AND fence = $2 AND state = 'running'",
+    )
+    .bind(id)
+    .bind(fence)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// The settings job `id` was queued with (read in `tx`).
 pub async fn params_of(tx: &mut Tx, id: &str) -> DbResult<serde_json::Value> {
     let params: Option<String> = sqlx::query_scalar("SELECT params FROM jobs WHERE id = $1")

@@ -189,6 +189,21 @@ async fn claim(State(state): State<AppState>, caller: Caller) -> ApiResult<Respo
     else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
+    let (id, fence) = (c.job.id.clone(), c.fence);
+    match agent_job(&state, c).await {
+        Ok(job) => Ok(axum::Json(job).into_response()),
+        Err(e) => {
+            // The agent never learns of the job: it goes back to the queue, not to waste.
+            if let Err(back) = jobs::give_back(&state.db.pool, &id, fence).await {
+                tracing::warn!(job = %id, error = ?back, "giving a job back to the queue");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// What an agent is told of a job it took.
+async fn agent_job(state: &AppState, c: jobs::Claimed) -> ApiResult<AgentJob> {
     let item = match c.job.kind {
         JobKind::Backup => items::item_by_id(&state.db.pool, &c.job.target_id).await?,
         _ => None,
@@ -196,18 +211,17 @@ async fn claim(State(state): State<AppState>, caller: Caller) -> ApiResult<Respo
     let params = match c.job.kind {
         JobKind::Retention => {
             let dry_run = c.params["dry_run"].as_bool().unwrap_or(false);
-            let r = crate::jobs::agent_retention(&state, &c.job.target_id, dry_run).await?;
+            let r = crate::jobs::agent_retention(state, &c.job.target_id, dry_run).await?;
             serde_json::to_value(r).map_err(|e| ApiError::Internal(e.to_string()))?
         }
         _ => c.params,
     };
-    Ok(axum::Json(AgentJob {
+    Ok(AgentJob {
         job: c.job,
         fence: c.fence,
         item,
         params,
     })
-    .into_response())
 }
 
 /// The job `id`, when it is a backup of one of the caller's device's items, a restore to
