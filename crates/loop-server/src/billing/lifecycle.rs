@@ -131,6 +131,9 @@ pub fn next(s: &SubRow, unpaid_due: Option<i64>, now: i64, c: &BillingConfig) ->
                 });
             }
             Some(due) if now >= due && s.state == Active => return Some(Step::PastDue),
+            // Nothing overdue any more (what is open falls due later): active again, so
+            // that the next invoice to fall due is past due, and said so, in its turn.
+            Some(due) if now < due && s.state == PastDue => return Some(Step::Paid),
             None if s.state == PastDue => return Some(Step::Paid),
             _ => {}
         },
@@ -244,8 +247,11 @@ mod tests {
                 terminate_at: due + 30 * DAY_MS
             })
         );
-        // Paid while past due: active again.
+        // Paid while past due: active again; also while a later invoice is open but not yet
+        // due (it is past due, and mailed, when it falls due).
         assert_eq!(next(&s, None, due + DAY_MS, &c), Some(Step::Paid));
+        let later = due + 20 * DAY_MS;
+        assert_eq!(next(&s, Some(later), due + DAY_MS, &c), Some(Step::Paid));
         s.state = SubscriptionState::Suspended;
         s.reason = Some(LifecycleReason::Unpaid);
         s.terminate_at = Some(due + 30 * DAY_MS);
