@@ -168,3 +168,30 @@ fn a_suspended_customers_pull_copies_nothing_in() {
     let pulled = walk(&server.data_dir.join("vaults").join(&ours));
     assert!(pulled.is_empty(), "{pulled:?}");
 }
+
+/// While suspended, lock markers still come and go for restores and checks, but no more of
+/// them than those need: a lock is no place to keep data.
+#[test]
+fn a_suspended_customer_keeps_a_few_locks_and_no_more() {
+    let server = Server::start();
+    let admin = server.admin();
+    let c = server.customer(&admin, "bravo");
+    server.advance(Duration::from_secs(16 * 86_400));
+    server
+        .block_on(loop_server::billing::tick(&server.state))
+        .unwrap();
+    let admin = server.admin();
+    let writer = support::vault::holder(&server, &admin, &c.tenant_id, &c.vault_id, &["backup"]);
+    let marker = |i: u8| hex::encode([i; 32]);
+    let body = support::vault::lock_object(4096);
+    for i in 0..16 {
+        writer.put("locks", &marker(i), &body).expect(201);
+    }
+    writer
+        .put("locks", &marker(16), &body)
+        .expect_problem(402, "subscription_suspended");
+    writer
+        .call("delete", &format!("locks/{}", marker(0)))
+        .expect(204);
+    writer.put("locks", &marker(16), &body).expect(201);
+}

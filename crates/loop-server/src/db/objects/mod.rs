@@ -575,3 +575,14 @@ pub async fn expire_claims(pool: &AnyPool) -> DbResult<u64> {
         .await?;
     Ok(r.rows_affected())
 }
+
+/// How many objects of `kind` (its directory's name) the vault holds, stored or in flight.
+pub async fn count_of_kind(pool: &AnyPool, vault_id: &str, kind: &str) -> DbResult<u64> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM vault_objects WHERE vault_id = $1 AND kind = $2")
+            .bind(vault_id)
+            .bind(kind)
+            .fetch_one(pool)
+            .await?;
+    Ok(n.max(0) as u64)
+}

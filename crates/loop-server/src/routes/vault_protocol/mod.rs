@@ -144,12 +144,24 @@ async fn object_access(
     check_name(kind, name)?;
     a.require(op, kind)?;
     // A suspended subscription takes no new data; locks still come and go, so restores and
-    // checks run.
-    if op == Op::Write && kind != FileKind::Lock {
-        crate::billing::refuse_if_suspended(state, &a.vault.tenant_id).await?;
+    // checks run, but no more of them than those need (a lock is no place to keep data).
+    if op == Op::Write {
+        let refused = crate::billing::refuse_if_suspended(state, &a.vault.tenant_id).await;
+        if let Err(e) = refused
+            && (kind != FileKind::Lock
+                || crate::db::objects::count_of_kind(&state.db.pool, &a.vault.id, kind.name())
+                    .await?
+                    >= MAX_LOCKS_SUSPENDED)
+        {
+            return Err(e);
+        }
     }
     Ok((a, kind))
 }
+
+/// Lock markers a vault may hold while its subscription is suspended: enough for the
+/// restores and checks of a few clients at once.
+const MAX_LOCKS_SUSPENDED: u64 = 16;
 
 impl Access {
     fn require(&self, op: Op, kind: FileKind) -> ApiResult<()> {
