@@ -341,23 +341,7 @@ fn a_new_master_key_reads_with_the_previous_one_until_everything_is_rewrapped() 
     let (tenant, vault) = customer_with_vault(&admin, "acme", None);
     let kek = handed_kek(&server, &admin, &tenant, &vault);
     // A TOTP secret and a webhook secret, both wrapped under the master key.
-    let secret = admin
-        .post(
-            "/api/v1/me/totp",
-            json!({ "current_password": ADMIN_PASSWORD }),
-        )
-        .expect(200)["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let into_step = server.state.now().rem_euclid(30_000) as u64;
-    server.advance(Duration::from_millis(30_000 - into_step + 500));
-    admin
-        .post(
-            "/api/v1/me/totp/confirm",
-            json!({ "code": server.totp_code(&secret) }),
-        )
-        .expect(204);
+    let secret = server.enable_totp(&admin, ADMIN_PASSWORD);
     admin
         .post(
             "/api/v1/notify/targets",

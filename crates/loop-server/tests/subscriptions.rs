@@ -9,7 +9,7 @@ mod support;
 use serde_json::{Value, json};
 use support::USER_PASSWORD;
 use support::lifecycle::{
-    DAY, acme_on, after, at, mail, ms, server_mailing_to, subscription, user,
+    DAY, acme_on, after, at, mail, ms, server_mailing_to, small_plan, subscription, user,
 };
 use support::smtp::SmtpSink;
 use support::vault::{holder, pack_object, replicated_pack};
@@ -332,14 +332,7 @@ fn a_subscription_lives_from_trial_to_suspension_payment_and_erasure_at_every_pl
 fn a_termination_whose_erasure_never_ran_is_carried_out_by_the_next_tick() {
     let server = support::Server::start();
     let admin = server.admin();
-    let plan = admin
-        .post(
-            "/api/v1/plans",
-            json!({ "issuer_id": admin.provider_tenant_id(), "name": "Small",
-                    "price_cents": 1999, "currency": "eur" }),
-        )
-        .expect(201);
-    let tenant = acme_on(&admin, plan["id"].as_str().unwrap());
+    let tenant = acme_on(&admin, &small_plan(&admin));
     let pool = server.state.db.pool.clone();
     let t = tenant.clone();
     server.block_on(async move {
@@ -561,14 +554,7 @@ fn a_step_decided_before_a_payment_does_not_apply_after_it() {
     use loop_server::db::billing;
     let server = support::Server::start();
     let admin = server.admin();
-    let plan = admin
-        .post(
-            "/api/v1/plans",
-            json!({ "issuer_id": admin.provider_tenant_id(), "name": "Small",
-                    "price_cents": 1999, "currency": "eur" }),
-        )
-        .expect(201);
-    let plan_id = plan["id"].as_str().unwrap().to_string();
+    let plan_id = small_plan(&admin);
     let tenant = acme_on(&admin, &plan_id);
     let invoice = open_invoice(&admin.provider_tenant_id(), &tenant, &plan_id);
     let state = &server.state;

@@ -7,24 +7,7 @@ use super::*;
 fn a_code_one_step_off_is_accepted_and_two_steps_off_is_not() {
     let server = Server::start();
     let admin = server.admin();
-    let secret = admin
-        .post(
-            "/api/v1/me/totp",
-            json!({ "current_password": ADMIN_PASSWORD }),
-        )
-        .expect(200)["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    // Half-way through a step, far from its edges.
-    let into_step = server.state.now().rem_euclid(30_000) as u64;
-    server.advance(Duration::from_millis(30_000 - into_step + 15_000));
-    admin
-        .post(
-            "/api/v1/me/totp/confirm",
-            json!({ "code": server.totp_code(&secret) }),
-        )
-        .expect(204);
+    let secret = server.enable_totp(&admin, ADMIN_PASSWORD);
     // Ten steps on, so that no step near now was used yet.
     server.advance(Duration::from_secs(300));
     let sign_in = |steps: i64| {

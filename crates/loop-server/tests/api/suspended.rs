@@ -26,16 +26,21 @@ fn holdings(server: &Server, tenant: &str) -> (BTreeSet<String>, BTreeSet<String
     )
 }
 
-#[test]
-fn a_suspended_customer_gets_no_new_device_or_vault_by_any_route() {
-    let server = Server::start_with_spare();
-    let admin = server.admin();
-    let c = server.customer(&admin, "bravo");
-    // Past the trial (no payment method) and the planted invoice's due date: suspended.
+/// The customer "bravo", past its trial (no payment method) and its planted invoice's due
+/// date: suspended.
+fn suspended(server: &Server) -> Customer {
+    let c = server.customer(&server.admin(), "bravo");
     server.advance(Duration::from_secs(16 * 86_400));
     server
         .block_on(loop_server::billing::tick(&server.state))
         .unwrap();
+    c
+}
+
+#[test]
+fn a_suspended_customer_gets_no_new_device_or_vault_by_any_route() {
+    let server = Server::start_with_spare();
+    let c = suspended(&server);
     let admin = server.admin();
     let own = server.sign_in(&c.member("admin").email, USER_PASSWORD);
     let s = admin
@@ -174,12 +179,7 @@ fn a_suspended_customers_pull_copies_nothing_in() {
 #[test]
 fn a_suspended_customer_keeps_a_few_locks_and_no_more() {
     let server = Server::start();
-    let admin = server.admin();
-    let c = server.customer(&admin, "bravo");
-    server.advance(Duration::from_secs(16 * 86_400));
-    server
-        .block_on(loop_server::billing::tick(&server.state))
-        .unwrap();
+    let c = suspended(&server);
     let admin = server.admin();
     let writer = support::vault::holder(&server, &admin, &c.tenant_id, &c.vault_id, &["backup"]);
     let marker = |i: u8| hex::encode([i; 32]);

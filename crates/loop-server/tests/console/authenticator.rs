@@ -4,7 +4,7 @@
 
 use super::support::console::session_cookie;
 use super::support::{Server, USER_PASSWORD};
-use super::{browser, next_step, sign_in};
+use super::{browser, sign_in};
 
 #[test]
 fn an_authenticator_is_set_up_from_the_qr_code_the_page_shows() {
@@ -60,7 +60,7 @@ fn an_authenticator_is_set_up_from_the_qr_code_the_page_shows() {
     assert!(!b.has("a[href='/account/authenticator']"));
 
     // Signing in again asks for a code from the app.
-    next_step(&server);
+    server.next_totp_step();
     b.click("form.signout button");
     b.goto("/signin");
     b.fill("#email", &ana.email);

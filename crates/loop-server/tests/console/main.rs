@@ -14,8 +14,7 @@
 mod support;
 
 use loop_testkit::browser::Browser;
-use serde_json::json;
-use support::{Caller, Server};
+use support::Server;
 
 mod access;
 mod accessibility;
@@ -50,30 +49,4 @@ fn sign_in(b: &Browser, email: &str, password: &str) {
     b.fill("#password", password);
     b.click("button[type=submit]");
     b.wait_for_path("/t/");
-}
-
-/// Turns on the authenticator of the signed-in `user` (whose password is `password`) and
-/// answers its secret. The server's clock is moved to just after a step begins, so the next
-/// code a test asks for is a new one.
-fn enable_totp(server: &Server, user: &Caller<'_>, password: &str) -> String {
-    let secret = user
-        .post("/api/v1/me/totp", json!({ "current_password": password }))
-        .expect(200)["secret"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    next_step(server);
-    user.post(
-        "/api/v1/me/totp/confirm",
-        json!({ "code": server.totp_code(&secret) }),
-    )
-    .expect(204);
-    next_step(server);
-    secret
-}
-
-/// Moves the server's clock into the next 30-second step (plus a second).
-fn next_step(server: &Server) {
-    let into_step = server.state.now().rem_euclid(30_000) as u64;
-    server.advance(std::time::Duration::from_millis(30_000 - into_step + 1_000));
 }

@@ -259,7 +259,7 @@ fn a_wrong_password_is_told_as_the_api_tells_it_and_kept_out_of_the_page() {
 fn a_sign_in_waiting_for_its_code_takes_five_codes_within_five_minutes() {
     let server = Server::start();
     let admin = server.admin();
-    let secret = super::enable_totp(&server, &admin, ADMIN_PASSWORD);
+    let secret = server.enable_totp(&admin, ADMIN_PASSWORD);
     let form = server.page("/signin", "", "en");
     let cookie = form_cookie(&form);
     let token = form.form_token();

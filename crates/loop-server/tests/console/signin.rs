@@ -1,8 +1,8 @@
 //! Signing in and out in the browser: the password, then the authenticator code, with the
 //! keyboard alone; a wrong code said so; signing out ends the session for the API too.
 
+use super::browser;
 use super::support::{ADMIN_EMAIL, ADMIN_PASSWORD, Server};
-use super::{browser, enable_totp};
 
 use loop_testkit::browser::{ENTER, TAB};
 
@@ -11,7 +11,7 @@ fn a_person_signs_in_with_an_authenticator_code_using_the_keyboard_alone() {
     let server = Server::start();
     let admin = server.admin();
     let provider = admin.provider_tenant_id();
-    let secret = enable_totp(&server, &admin, ADMIN_PASSWORD);
+    let secret = server.enable_totp(&admin, ADMIN_PASSWORD);
     let Some(b) = browser(&server) else {
         return;
     };

@@ -4,24 +4,18 @@
 use super::support;
 use serde_json::json;
 use support::Server;
-use support::lifecycle::{acme_on, at, ms, subscription};
+use support::lifecycle::{acme_on, at, ms, small_plan, subscription};
 
 #[test]
 fn a_customer_who_pays_after_a_suspension_is_billed_from_the_period_it_interrupted() {
     let server = Server::start_with(|c| c.jobs.scheduler_seconds = 86_400);
     let admin = server.admin();
-    let plan = admin
-        .post(
-            "/api/v1/plans",
-            json!({ "issuer_id": admin.provider_tenant_id(), "name": "Small",
-                    "price_cents": 1999, "currency": "eur" }),
-        )
-        .expect(201);
-    let tenant = acme_on(&admin, plan["id"].as_str().unwrap());
+    let plan = small_plan(&admin);
+    let tenant = acme_on(&admin, &plan);
     let s = admin
         .put(
             &format!("/api/v1/tenants/{tenant}/subscription"),
-            json!({ "plan_id": plan["id"], "collection": "invoice" }),
+            json!({ "plan_id": plan, "collection": "invoice" }),
         )
         .expect(200);
     // Paying by invoice, the trial ends in a first period.

@@ -114,6 +114,20 @@ pub fn user(admin: &Caller<'_>, tenant: &str, email: &str, role: &str) -> String
         .to_string()
 }
 
+/// A plan "Small" of the provider, 19.99 EUR a month; its ID.
+pub fn small_plan(admin: &Caller<'_>) -> String {
+    admin
+        .post(
+            "/api/v1/plans",
+            json!({ "issuer_id": admin.provider_tenant_id(), "name": "Small",
+                    "price_cents": 1999, "currency": "eur" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 /// A customer "Acme" of the provider subscribed to `plan`, whose trial starts now.
 pub fn acme_on(admin: &Caller<'_>, plan: &str) -> String {
     admin

@@ -301,6 +301,32 @@ impl Server {
             .to_string()
     }
 
+    /// Turns on the authenticator of the signed-in `user` (whose password is `password`) and
+    /// answers its secret. The server's clock is moved to just after a step begins, so the
+    /// next code a test asks for is a new one.
+    pub fn enable_totp(&self, user: &Caller<'_>, password: &str) -> String {
+        let secret = user
+            .post("/api/v1/me/totp", json!({ "current_password": password }))
+            .expect(200)["secret"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        self.next_totp_step();
+        user.post(
+            "/api/v1/me/totp/confirm",
+            json!({ "code": self.totp_code(&secret) }),
+        )
+        .expect(204);
+        self.next_totp_step();
+        secret
+    }
+
+    /// Moves the server's clock into the next 30-second step (plus a second).
+    pub fn next_totp_step(&self) {
+        let into_step = self.state.now().rem_euclid(30_000) as u64;
+        self.advance(Duration::from_millis(30_000 - into_step + 1_000));
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
