@@ -389,7 +389,8 @@ async fn primary_answers(state: &AppState, v: &Vault) -> bool {
 #[utoipa::path(post, path = "/api/v1/vaults/{id}/replicas/{replica}/verify", tag = "replicas",
     params(("id" = VaultId, Path), ("replica" = String, Path)), request_body = VerifyReplica,
     responses((status = 202, description = "The verify job", body = Job),
-        (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem)))]
+        (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem),
+        (status = 409, description = "A verify of other settings is queued or running (problem+json)", body = loop_api::Problem)))]
 pub async fn verify_replica(
     State(state): State<AppState>,
     caller: Caller,

@@ -138,7 +138,7 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
     ),
     (
         "post /api/v1/vaults/{id}/replicas/{replica}/verify",
-        &[400, 401, 403, 404, 410, 413, 415],
+        &[400, 401, 403, 404, 409, 410, 413, 415],
     ),
     (
         "post /api/v1/vaults/{id}/replication",
