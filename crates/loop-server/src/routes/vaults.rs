@@ -135,16 +135,14 @@ pub async fn create_vault(
         .await??;
     }
     let mut tx = state.db.begin().await?;
-    let held = match crate::auth::hold_unerased(&mut tx, &vault.tenant_id).await {
-        Ok(()) => match &held_key {
-            Some(wrapped) => {
-                crate::managed_keys::hold_new_vault_key(&mut tx, &vault, wrapped).await
-            }
-            None => Ok(()),
-        },
-        Err(e) => Err(e),
+    let held = async {
+        crate::auth::hold_unerased(&mut tx, &vault.tenant_id).await?;
+        if let Some(wrapped) = &held_key {
+            crate::managed_keys::hold_new_vault_key(&mut tx, &vault, wrapped).await?;
+        }
+        ApiResult::Ok(())
     };
-    if let Err(e) = held {
+    if let Err(e) = held.await {
         drop(tx);
         discard_objects(dest, &vault.id).await;
         return Err(e);
