@@ -4,8 +4,8 @@ use std::io::Read as _;
 use std::time::Duration;
 
 use loop_api::{
-    AnnounceDeletions, DeletionPlan, KeyCustody, ObjectEntry, ObjectRef, TokenPermission,
-    VAULT_PROTOCOL, VaultOpenRequest, VaultOpenResponse,
+    AnnounceDeletions, DeletionPlan, KeyCustody, MAX_ANNOUNCED, ObjectEntry, ObjectRef,
+    TokenPermission, VAULT_PROTOCOL, VaultOpenRequest, VaultOpenResponse,
 };
 use loop_repo::ObjectInfo;
 use loop_repo::pace::{Limits, Pace};
@@ -202,22 +202,31 @@ impl VaultStorage {
     }
 
     /// Announces that a maintainer's prune will delete `objects` (index files, packs, plans)
-    /// once the deletion grace has passed; answers with every announced deletion.
+    /// once the deletion grace has passed, in requests of at most [`MAX_ANNOUNCED`]; answers
+    /// with every announced deletion. Announcing again is harmless, so a prune whose
+    /// announcement failed part-way announces the rest at its next run.
     pub fn announce_deletions(
         &self,
         objects: &[(FileKind, String)],
     ) -> std::result::Result<DeletionPlan, ApiError> {
-        let body = AnnounceDeletions {
-            objects: objects
-                .iter()
-                .map(|(k, n)| ObjectRef {
-                    kind: k.name().into(),
-                    name: n.clone(),
-                })
-                .collect(),
-        };
-        let req = self.conn.client.post(self.deletions_url()).json(&body);
-        self.json_call(req)
+        let mut plan = None;
+        for batch in objects.chunks(MAX_ANNOUNCED) {
+            let body = AnnounceDeletions {
+                objects: batch
+                    .iter()
+                    .map(|(k, n)| ObjectRef {
+                        kind: k.name().into(),
+                        name: n.clone(),
+                    })
+                    .collect(),
+            };
+            let req = self.conn.client.post(self.deletions_url()).json(&body);
+            plan = Some(self.json_call(req)?);
+        }
+        match plan {
+            Some(plan) => Ok(plan),
+            None => self.planned_deletions(),
+        }
     }
 
     fn deletions_url(&self) -> String {

@@ -4,6 +4,13 @@ use chrono::{DateTime, Utc};
 
 use crate::{KeyCustody, SecretText, TokenPermission};
 
+/// Most objects one deletion announcement names ([`AnnounceDeletions`]).
+pub const MAX_ANNOUNCED: usize = 10_000;
+
+/// The body limit of a deletion announcement: [`MAX_ANNOUNCED`] entries of a 64-digit name
+/// (about 90 bytes each in JSON), with room to spare, whatever the server's JSON limit.
+pub const ANNOUNCE_BODY_BYTES: usize = 2 << 20;
+
 wire! {
     /// What a client asks when it starts to use a vault with a token.
     pub struct VaultOpenRequest {
@@ -34,7 +41,8 @@ wire! {
     }
 
     /// `POST /vaults/{id}/v1/deletions`: objects (kinds `index`, `data`, `plans`, as in the
-    /// protocol's paths) a maintainer will delete once the deletion grace has passed.
+    /// protocol's paths) a maintainer will delete once the deletion grace has passed; at most
+    /// [`MAX_ANNOUNCED`] in one request (a client announces more in several).
     pub struct AnnounceDeletions {
         pub objects: Vec<ObjectRef>,
     }

@@ -271,3 +271,40 @@ fn a_maintainer_agent_prunes_a_customer_key_vault_within_the_servers_limits() {
         assert!(audit.contains(action), "{action} is audited");
     }
 }
+
+/// A prune that frees a large vault holds back more deletions than one request may name
+/// (`loop_api::MAX_ANNOUNCED`); the client announces them in several, and the server takes
+/// a full one whatever its JSON limit.
+#[test]
+fn more_deletions_than_one_request_names_are_all_announced() {
+    let s = set_up(None, "local");
+    let (vault, manage) = s.customer_key_vault("secret");
+    let src = s.dir.path().join("data");
+    write(&src.join("f"), &noise(100_000, 1));
+    ok(&mut s.customer_cli(
+        &vault,
+        &manage,
+        &["backup", "--init", src.to_str().unwrap()],
+    ));
+    let packs = s.object_names(&vault, "data", &manage);
+    assert!(!packs.is_empty());
+    // Names of packs that are not stored (the server records only stored ones), with the
+    // real packs last, in the third request.
+    let mut objects: Vec<(loop_repo::FileKind, String)> = (0..2 * loop_api::MAX_ANNOUNCED)
+        .map(|n| (loop_repo::FileKind::Pack, format!("{:064x}", n + 1)))
+        .collect();
+    objects.extend(packs.iter().map(|p| (loop_repo::FileKind::Pack, p.clone())));
+    let conn = loop_agent::Connection::new(
+        &s.server.url,
+        &loop_agent::Trust::Fingerprint(s.server.fingerprint.clone()),
+    )
+    .unwrap();
+    let plan = loop_agent::VaultStorage::new(conn, &vault, &manage)
+        .announce_deletions(&objects)
+        .expect("every batch is taken");
+    let mut announced: Vec<String> = plan.objects.into_iter().map(|o| o.name).collect();
+    announced.sort();
+    let mut expected = packs.clone();
+    expected.sort();
+    assert_eq!(announced, expected);
+}

@@ -13,7 +13,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use loop_api::{AnnounceDeletions, DeletionPlan, EventKind, Maintenance, VaultId};
+use loop_api::{AnnounceDeletions, DeletionPlan, EventKind, MAX_ANNOUNCED, Maintenance, VaultId};
 use loop_repo::FileKind;
 
 use super::{Access, Op, access};
@@ -25,8 +25,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::routes::{Json, Path, commit_audited};
 use crate::state::AppState;
 
-/// Most objects one announcement names.
-const MAX_ANNOUNCED: usize = 100_000;
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
 

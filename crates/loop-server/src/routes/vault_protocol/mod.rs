@@ -42,8 +42,9 @@ use crate::domain::TokenPermission;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// The vault routes. Object bodies are streamed and bounded by `limits.object_bytes`; the one
-/// JSON body (`open`) keeps the JSON limit.
+/// The vault routes. Object bodies are streamed and bounded by `limits.object_bytes`; JSON
+/// bodies keep the JSON limit, but a deletion announcement, which may name
+/// [`loop_api::MAX_ANNOUNCED`] objects, has room for them.
 pub fn router(json_limit: usize) -> Router<AppState> {
     Router::new()
         .route("/vaults", get(vaults_of_token))
@@ -53,9 +54,9 @@ pub fn router(json_limit: usize) -> Router<AppState> {
         )
         .route(
             "/vaults/{vault}/v1/deletions",
-            get(maintain::planned)
-                .post(maintain::announce)
-                .layer(axum::extract::DefaultBodyLimit::max(json_limit)),
+            get(maintain::planned).post(maintain::announce).layer(
+                axum::extract::DefaultBodyLimit::max(json_limit.max(loop_api::ANNOUNCE_BODY_BYTES)),
+            ),
         )
         .route(
             "/vaults/{vault}/v1/{kind}/{name}/direct",
