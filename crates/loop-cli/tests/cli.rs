@@ -203,6 +203,36 @@ fn forget_and_prune_free_space_and_keep_the_rest_intact() {
 }
 
 #[test]
+fn forget_latest_with_a_host_removes_that_hosts_newest_snapshot() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    write(&src.join("f"), &text(1_000, 1));
+    for (host, month) in [("a", 1), ("b", 2)] {
+        env.backup(
+            &[&src],
+            &[
+                "--host",
+                host,
+                "--time",
+                &format!("2026-0{month}-01T10:00:00+00:00"),
+            ],
+        );
+    }
+
+    env.ok(&["forget", "latest", "--host", "a"]);
+
+    let left = env.json(&["snapshots"]);
+    let hosts: Vec<&str> = left
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["hostname"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["b"], "{left}");
+}
+
+#[test]
 fn key_slots_add_list_remove_and_change_passphrase() {
     let env = Env::new();
     env.init();

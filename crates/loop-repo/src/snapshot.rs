@@ -55,6 +55,11 @@ pub struct SnapshotFilter {
 }
 
 impl SnapshotFilter {
+    /// True when it selects every snapshot.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty() && self.paths.is_empty() && self.tags.is_empty()
+    }
+
     pub fn matches(&self, s: &Snapshot) -> bool {
         (self.hosts.is_empty() || self.hosts.contains(&s.hostname))
             && (self.paths.is_empty() || self.paths.iter().all(|p| s.paths.contains(p)))

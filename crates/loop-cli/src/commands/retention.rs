@@ -146,7 +146,10 @@ fn forget_request(a: &ForgetArgs) -> Result<ForgetRequest> {
         if !policy.is_empty() {
             bail!("name snapshots or give a policy, not both");
         }
-        return Ok(ForgetRequest::Snapshots(a.snapshots.clone()));
+        return Ok(ForgetRequest::Snapshots {
+            specs: a.snapshots.clone(),
+            filter: filter(&a.filter),
+        });
     }
     if policy.is_empty() {
         bail!("no policy given: name snapshots or use --keep-* options (nothing was removed)");

@@ -74,9 +74,14 @@ use crate::snapshot::{Snapshot, SnapshotFilter};
 #[derive(Debug, Clone)]
 pub enum ForgetRequest {
     /// These snapshots, in this order: `latest`, full IDs or unique ID prefixes (at least 4
-    /// hex digits). IDs and prefixes are resolved by name without reading the snapshot, so a
-    /// damaged one can be removed.
-    Snapshots(Vec<String>),
+    /// hex digits). `latest` is the newest snapshot `filter` selects. IDs and prefixes are
+    /// resolved by name without reading the snapshot, so a damaged one can be removed; with a
+    /// filter the snapshot is read, and one the filter does not select is refused (nothing
+    /// is removed).
+    Snapshots {
+        specs: Vec<String>,
+        filter: SnapshotFilter,
+    },
     /// Every snapshot `filter` selects that `policy` does not keep, judged per group of host
     /// and paths. An empty policy keeps everything ([`KeepPolicy::is_empty`]).
     Policy {
@@ -149,10 +154,10 @@ pub struct ForgetReport {
 /// names for IDs and prefixes) and writes nothing.
 pub fn plan(repo: &Repository, request: &ForgetRequest) -> Result<ForgetPlan> {
     match request {
-        ForgetRequest::Snapshots(specs) => Ok(ForgetPlan {
+        ForgetRequest::Snapshots { specs, filter } => Ok(ForgetPlan {
             remove: specs
                 .iter()
-                .map(|spec| resolve(repo, spec))
+                .map(|spec| resolve(repo, spec, filter))
                 .collect::<Result<_>>()?,
             ..Default::default()
         }),
@@ -169,13 +174,20 @@ pub fn plan(repo: &Repository, request: &ForgetRequest) -> Result<ForgetPlan> {
     }
 }
 
-/// The snapshot `spec` names. Only `latest` reads snapshots: it has to compare their times.
-fn resolve(repo: &Repository, spec: &str) -> Result<Id> {
+/// The snapshot `spec` names. Only `latest`, or a name given with a filter, reads
+/// snapshots: `latest` compares their times, and a filter has to be checked.
+fn resolve(repo: &Repository, spec: &str, filter: &SnapshotFilter) -> Result<Id> {
     if spec == "latest" {
-        Ok(repo.find_snapshot(spec, &SnapshotFilter::default())?.0)
-    } else {
-        repo.snapshot_name(spec)
+        return Ok(repo.find_snapshot(spec, filter)?.0);
     }
+    let id = repo.snapshot_name(spec)?;
+    if !filter.is_empty() && !filter.matches(&repo.load_snapshot(&id)?) {
+        return Err(Error::Invalid(format!(
+            "snapshot {} is not one the host, path and tag filters select; nothing was removed",
+            id.short()
+        )));
+    }
+    Ok(id)
 }
 
 /// Which policy judges, host and sorted paths: a policy judges the snapshots that share

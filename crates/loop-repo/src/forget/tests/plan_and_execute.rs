@@ -178,7 +178,7 @@ fn a_damaged_snapshot_named_by_id_is_removed_without_being_read() {
     let (_dir, repo) = repo();
     let good = snapshot(&repo, "a", &["/x"], "2024-01-01T00:00:00Z");
     let bad = damaged_snapshot(&repo);
-    let request = ForgetRequest::Snapshots(vec![bad.to_hex()[..12].to_string()]);
+    let request = named(&[&bad.to_hex()[..12]]);
 
     let p = plan(&repo, &request).unwrap();
     assert_eq!(p.remove, vec![bad]);
@@ -196,9 +196,44 @@ fn latest_names_the_newest_readable_snapshot() {
     let newest = snapshot(&repo, "b", &["/y"], "2024-02-01T00:00:00Z");
     damaged_snapshot(&repo);
 
-    let p = plan(&repo, &ForgetRequest::Snapshots(vec!["latest".into()])).unwrap();
+    let p = plan(&repo, &named(&["latest"])).unwrap();
 
     assert_eq!(p.remove, vec![newest]);
+}
+
+/// The request naming `specs`, with no filter.
+fn named(specs: &[&str]) -> ForgetRequest {
+    ForgetRequest::Snapshots {
+        specs: specs.iter().map(|s| s.to_string()).collect(),
+        filter: Default::default(),
+    }
+}
+
+#[test]
+fn latest_with_a_filter_names_the_newest_snapshot_it_selects() {
+    let (_dir, repo) = repo();
+    let of_a = snapshot(&repo, "a", &["/x"], "2024-01-01T00:00:00Z");
+    let of_b = snapshot(&repo, "b", &["/x"], "2024-02-01T00:00:00Z");
+    let host_a = SnapshotFilter {
+        hosts: vec!["a".into()],
+        ..Default::default()
+    };
+    let request = ForgetRequest::Snapshots {
+        specs: vec!["latest".into()],
+        filter: host_a.clone(),
+    };
+
+    let p = plan(&repo, &request).unwrap();
+    assert_eq!(p.remove, vec![of_a]);
+
+    // A name the filter does not select is refused, and nothing is planned.
+    let request = ForgetRequest::Snapshots {
+        specs: vec![of_a.to_hex(), of_b.to_hex()[..8].to_string()],
+        filter: host_a,
+    };
+    let err = plan(&repo, &request).unwrap_err().to_string();
+    assert!(err.contains("nothing was removed"), "{err}");
+    assert_eq!(listed(&repo).len(), 2);
 }
 
 #[test]
@@ -207,7 +242,7 @@ fn an_unknown_or_ambiguous_name_plans_nothing() {
     snapshot(&repo, "a", &["/x"], "2024-01-01T00:00:00Z");
     let before = objects(&repo);
     for spec in ["0000000000", "xyz", "ab"] {
-        let request = ForgetRequest::Snapshots(vec![spec.into()]);
+        let request = named(&[spec]);
         assert!(plan(&repo, &request).is_err(), "{spec}");
     }
     assert_eq!(objects(&repo), before);
