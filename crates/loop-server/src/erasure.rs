@@ -274,7 +274,9 @@ async fn erase_tenant_once(
     tx.commit().await.map_err(crate::db::DbError::from)?;
     state.jobs_wake.notify_one();
 
-    // Tokens are revoked by now, so no new key slot can arrive while these are listed.
+    // Tokens are revoked by now, so no new upload of a key slot starts while these are
+    // listed; one already under way stops at its next claim renewal, and the erasure job,
+    // which waits for it, deletes it if it landed.
     let mut erased: Vec<VaultErasure> = Vec::new();
     for l in crate::db::erasure::locations_of(pool, tenant_id).await? {
         if l.kind != "destination" {

@@ -92,6 +92,42 @@ async fn done(ctx: &JobCtx, p: JobProgress, what: &str) -> Result<Done, JobError
     })
 }
 
+/// How long an erasure waits for uploads and deletes under way in a closed vault before it
+/// tries again later. Each stops at its next lease renewal (a third of
+/// `limits.claim_lease_secs`) or once the part it is receiving has arrived.
+const CHANGES_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Waits until no request is changing an object of the vault, when the vault is closed
+/// (deleted, or its tenant erased): an upload authorised before it closed could otherwise
+/// store its object after the erasure's last listing, where nothing would ever remove it. A
+/// live vault (a removed replica's erasure) does not wait: its changes go to its primary.
+async fn changes_stopped(ctx: &JobCtx, vault_id: &str) -> Result<(), JobError> {
+    let pool = &ctx.state.db.pool;
+    if !objects::closed(pool, vault_id).await? {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        let n = objects::changes_under_way(pool, vault_id, ctx.state.now()).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        if started.elapsed() > CHANGES_WAIT {
+            return Err(JobError::Transient(format!(
+                "{n} uploads or deletes in the vault are still under way"
+            )));
+        }
+        if !told {
+            let line = format!("waiting for {n} uploads or deletes under way to stop");
+            ctx.log("info", &line).await?;
+            told = true;
+        }
+        ctx.check_held()?;
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
 /// Deletes every object under the vault's prefix at `dest`, listing again until a listing
 /// finds nothing. On failure, what was deleted before it comes with the error (a tenant's
 /// erasure counts it for its certificate).
@@ -102,6 +138,9 @@ pub(super) async fn erase_at(
 ) -> Result<JobProgress, (JobProgress, JobError)> {
     let prefix = object_store::path::Path::from(dest.vault_prefix(vault_id));
     let mut p = JobProgress::default();
+    if let Err(e) = changes_stopped(ctx, vault_id).await {
+        return Err((p, e));
+    }
     for round in 1..=MAX_ROUNDS {
         let objects: Vec<_> = match dest.store.list(Some(&prefix)).try_collect().await {
             Ok(o) => o,

@@ -319,6 +319,11 @@ pub async fn settle_lapsed(state: &AppState) -> DbResult<usize> {
 
 /// Renews a claim's lease for as long as the change holding it runs (a third of the lease
 /// at a time), so only a change whose server died ever loses its claim. Stops on drop.
+///
+/// It also notices when the vault closes (deleted, or its tenant erased): the change then
+/// fails its next [`LeaseKeeper::check`], before it stores anything, while the lease is
+/// still renewed until the change has stopped, so the vault's erasure waits for it
+/// ([`objects::changes_under_way`]) and finds whatever landed before.
 pub struct LeaseKeeper {
     lost: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
@@ -345,7 +350,14 @@ impl LeaseKeeper {
                 tokio::time::sleep(every).await;
                 let until = state.now() + lease_ms;
                 match objects::renew(&state.db.pool, key, &claim, until).await {
-                    Ok(true) => {}
+                    Ok(true) => {
+                        if objects::closed(&state.db.pool, key.vault_id)
+                            .await
+                            .unwrap_or(false)
+                        {
+                            flag.store(true, Ordering::Relaxed);
+                        }
+                    }
                     Ok(false) => {
                         flag.store(true, Ordering::Relaxed);
                         return;
@@ -358,7 +370,7 @@ impl LeaseKeeper {
         LeaseKeeper { lost, task }
     }
 
-    /// Fails once another writer took the claim over.
+    /// Fails once another writer took the claim over, or the vault closed.
     pub fn check(&self) -> Result<(), ChangeError> {
         if self.lost.load(Ordering::Relaxed) {
             Err(ChangeError::Busy)

@@ -125,3 +125,112 @@ fn a_vault_made_while_the_erasure_lists_a_remote_is_erased_with_the_tenant() {
         )
         .expect(410);
 }
+
+/// A body that sends its first half, then waits until `go` says so before the rest.
+struct HeldBody {
+    bytes: Vec<u8>,
+    at: usize,
+    go: mpsc::Receiver<()>,
+}
+
+impl Read for HeldBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let half = self.bytes.len() / 2;
+        if self.at == half {
+            let _ = self.go.recv();
+        }
+        let end = if self.at < half {
+            half
+        } else {
+            self.bytes.len()
+        };
+        let n = buf.len().min(end - self.at);
+        buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// An upload authorised before its vault was deleted, whose body is still arriving while
+/// the vault's erasure runs, never lands where the erasure already looked: the erasure
+/// waits for it to end, and the vault's closing stops it at its next lease renewal.
+#[test]
+fn an_upload_under_way_when_its_vault_is_deleted_leaves_nothing_behind() {
+    let server = Server::start_with(|c| c.limits.claim_lease_secs = 3);
+    let admin = server.admin();
+    let (tenant, vault) = support::vault::customer_with_vault(&admin, "Acme", None);
+    let writer = support::vault::holder(&server, &admin, &tenant, &vault, &["backup"]);
+    let object = support::vault::index_object(100_000);
+    let name = hex::encode([7u8; 32]);
+    // The lease of the upload's claim, while it holds one.
+    let lease = || -> Option<i64> {
+        server
+            .block_on(
+                sqlx::query_scalar(
+                    "SELECT lease_until FROM vault_objects
+                     WHERE vault_id = $1 AND state = 'writing'",
+                )
+                .bind(&vault)
+                .fetch_optional(&server.state.db.pool),
+            )
+            .unwrap()
+    };
+    let (go, held) = mpsc::channel();
+    std::thread::scope(|s| {
+        let upload = s.spawn(|| {
+            let len = object.len() as u64;
+            let body = HeldBody {
+                bytes: object.clone(),
+                at: 0,
+                go: held,
+            };
+            let req = server
+                .request(reqwest::Method::PUT, &writer.path(&format!("index/{name}")))
+                .bearer_auth(&writer.secret)
+                .header(
+                    loop_api::CONTENT_HASH_HEADER,
+                    support::vault::blake3_hex(&object),
+                )
+                .body(reqwest::blocking::Body::sized(body, len));
+            server.send(req).status
+        });
+        for _ in 0..1200 {
+            if lease().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(lease().is_some(), "the upload holds its claim");
+
+        let job = id(&admin.delete(&format!("/api/v1/vaults/{vault}")).expect(202));
+        // The erasure runs until it ends, or until it says it waits for the upload.
+        for _ in 0..1200 {
+            let state = admin.get(&format!("/api/v1/jobs/{job}")).expect(200)["state"].clone();
+            let log = admin.get(&format!("/api/v1/jobs/{job}/log")).expect(200);
+            if !["queued", "running"].contains(&state.as_str().unwrap())
+                || log.to_string().contains("waiting for 1 uploads")
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // Its lease is renewed once more (unless the erasure dropped its claim), which tells
+        // it the vault closed.
+        let renewed = lease();
+        for _ in 0..1200 {
+            if lease().is_none_or(|l| Some(l) > renewed) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        go.send(()).unwrap();
+        let status = upload.join().unwrap();
+        let ended = admin.job_ended(&job);
+        assert!(
+            support::files_under(&server.data_dir.join("vaults").join(&vault)).is_empty(),
+            "nothing of the vault is left at its destination"
+        );
+        assert_eq!(status, 409, "a closed vault stores nothing more");
+        assert_eq!(ended["state"], "succeeded", "{ended}");
+    });
+}
