@@ -516,3 +516,68 @@ fn a_chain_begun_in_the_first_event_format_continues_and_still_verifies() {
     assert_eq!(chain[1].prev_hash, LEGACY_HASH);
     assert_eq!(loop_api::audit::verify(&chain), Ok(2));
 }
+
+/// A maintainer's deletion announcement and its audit event are kept together: when the
+/// event cannot be written nothing is announced, so announcing again records both (the
+/// tenant reads every announcement in the log while its grace runs).
+#[test]
+fn a_deletion_announcement_is_never_kept_without_its_audit_event() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = support::vault::customer_with_vault(&admin, "Acme", None);
+    let manager = support::vault::holder(&server, &admin, &tenant, &vault, &["manage"]);
+    let pack = [6u8; 32];
+    manager
+        .put(
+            "data",
+            &hex::encode(pack),
+            &support::vault::pack_object(pack),
+        )
+        .expect(201);
+    let deletions = manager.path("deletions");
+    let announce = json!({ "objects": [{ "kind": "data", "name": hex::encode(pack) }] });
+    let sqlite = matches!(server.state.db.backend, loop_server::db::Backend::Sqlite);
+    let sql: &[&str] = match server.state.db.backend {
+        loop_server::db::Backend::Sqlite => &[
+            "CREATE TRIGGER no_announce_audit BEFORE INSERT ON audit_events
+             WHEN NEW.action = 'vault.deletions-announce'
+             BEGIN SELECT RAISE(ABORT, 'the audit log is unwritable'); END",
+        ],
+        loop_server::db::Backend::Postgres => &[
+            "CREATE FUNCTION no_announce_audit() RETURNS trigger AS $$ BEGIN
+                IF NEW.action = 'vault.deletions-announce' THEN
+                    RAISE EXCEPTION 'the audit log is unwritable';
+                END IF;
+                RETURN NEW;
+             END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER no_announce_audit BEFORE INSERT ON audit_events
+             FOR EACH ROW EXECUTE FUNCTION no_announce_audit()",
+        ],
+    };
+    let run = |sql: &str| {
+        server
+            .block_on(sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&server.state.db.pool))
+            .unwrap();
+    };
+    sql.iter().for_each(|s| run(s));
+    let failed = server.call("post", &deletions, Some(&manager.secret), Some(&announce));
+    assert_eq!(failed.status, 500, "{}", failed.body);
+    assert!(!failed.body.contains("unwritable"), "{}", failed.body);
+    let plan = manager.call("get", "deletions").expect(200);
+    assert_eq!(plan["objects"], json!([]), "nothing was announced: {plan}");
+
+    run(if sqlite {
+        "DROP TRIGGER no_announce_audit"
+    } else {
+        "DROP TRIGGER no_announce_audit ON audit_events"
+    });
+    server
+        .call("post", &deletions, Some(&manager.secret), Some(&announce))
+        .expect(200);
+    let announced: Vec<AuditEvent> = admin
+        .audit_events()
+        .into_iter()
+        .filter(|e| e.action == "vault.deletions-announce")
+        .collect();
+    assert_eq!(announced.len(), 1, "{announced:?}");
+}

@@ -53,16 +53,16 @@ pub async fn maintained_by(tx: &mut Tx, device_id: &str) -> DbResult<Vec<String>
     rows.iter().map(|r| Ok(col(r, "id")?)).collect()
 }
 
-/// Records the announced deletion of objects of the vault that are stored; one announced
-/// before keeps its first time. Returns how many objects and bytes were newly announced.
+/// Records (in `tx`, which the caller commits with its audit event) the announced deletion
+/// of objects of the vault that are stored; one announced before keeps its first time.
+/// Returns how many objects and bytes were newly announced.
 pub async fn announce(
-    pool: &AnyPool,
+    tx: &mut Tx,
     vault_id: &str,
     device_id: &str,
     objects: &[(&str, &str)],
     now: i64,
 ) -> DbResult<(u64, u64)> {
-    let mut tx = pool.begin().await?;
     let (mut count, mut bytes) = (0, 0);
     for (kind, name) in objects {
         let r = sqlx::query(
@@ -76,7 +76,7 @@ pub async fn announce(
         .bind(*name)
         .bind(now)
         .bind(device_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if r.rows_affected() == 1 {
             count += 1;
@@ -86,12 +86,11 @@ pub async fn announce(
             .bind(vault_id)
             .bind(*kind)
             .bind(*name)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
             bytes += col::<i64>(&size, "size")?.max(0) as u64;
         }
     }
-    tx.commit().await?;
     Ok((count, bytes))
 }
 

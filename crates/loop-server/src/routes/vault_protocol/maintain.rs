@@ -169,10 +169,13 @@ pub(super) async fn announce(
         .clone()
         .unwrap_or_else(|| a.token.id.clone());
     let now = state.now();
-    let (count, bytes) =
-        deletions::announce(&state.db.pool, &a.vault.id, &device, &objects, now).await?;
-    if count > 0 {
-        let tx = state.db.begin().await?;
+    // The announcement and its audit event are one transaction: the tenant reads of every
+    // announcement in the log while its grace runs.
+    let mut tx = state.db.begin().await?;
+    let (count, bytes) = deletions::announce(&mut tx, &a.vault.id, &device, &objects, now).await?;
+    if count == 0 {
+        tx.commit().await.map_err(crate::db::DbError::from)?;
+    } else {
         let details = serde_json::json!({ "objects": count, "bytes": bytes });
         commit_audited(
             tx,
