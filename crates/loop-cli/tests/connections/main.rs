@@ -69,17 +69,53 @@ fn an_http2_connection_without_requests_is_closed_with_a_goaway() {
     hello.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
     send(&mut conn, &hello).unwrap();
     let got = read_until_closed(&mut conn).expect("the server closes the idle connection");
+    let frames = frame_types(&got);
+    assert!(
+        frames.contains(&7),
+        "a GOAWAY frame told the client why: {frames:?}"
+    );
+}
+
+/// The types of the HTTP/2 frames in `got`, in order.
+fn frame_types(got: &[u8]) -> Vec<u8> {
     let mut frames = Vec::new();
-    let mut rest = &got[..];
+    let mut rest = got;
     while rest.len() >= 9 {
         let len = u32::from_be_bytes([0, rest[0], rest[1], rest[2]]) as usize;
         frames.push(rest[3]);
         rest = &rest[(9 + len).min(rest.len())..];
     }
-    assert!(
-        frames.contains(&7),
-        "a GOAWAY frame told the client why: {frames:?}"
-    );
+    frames
+}
+
+/// An HTTP/2 frame: its type, flags, stream and payload.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = (payload.len() as u32).to_be_bytes();
+    let mut f = vec![len[1], len[2], len[3], kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+#[test]
+fn an_http2_client_that_never_takes_its_answer_is_closed() {
+    let server = Served::start(QUICK);
+    let mut conn = tls(server.addr, &server.cert_pem).unwrap();
+    // SETTINGS with an initial window of 0: no answer's body may ever be sent.
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(frame(4, 0, 0, &[0, 4, 0, 0, 0, 0]));
+    // GET /api/v1/me (an answer with a body), HPACK: :method GET, :scheme https, then
+    // :path and :authority as literals.
+    let mut headers = vec![0x82, 0x87, 0x44, 10];
+    headers.extend_from_slice(b"/api/v1/me");
+    headers.extend_from_slice(&[0x41, 9]);
+    headers.extend_from_slice(b"localhost");
+    hello.extend(frame(1, 0x5, 1, &headers));
+    send(&mut conn, &hello).unwrap();
+    let got = read_until_closed(&mut conn).expect("the server closes the stalled connection");
+    let frames = frame_types(&got);
+    assert!(frames.contains(&1), "the answer's headers came: {frames:?}");
+    assert!(!frames.contains(&0), "its body could not: {frames:?}");
 }
 
 #[test]

@@ -15,7 +15,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
-use super::activity::{Activity, Tracked};
+use super::activity::Activity;
 use super::limits::Admission;
 use super::linger::{Lent, linger};
 
@@ -93,7 +93,7 @@ async fn serve_http(
         let answer = tower::ServiceExt::oneshot(router.clone(), req);
         async move {
             let response = answer.await?;
-            Ok::<_, Infallible>(response.map(|inner| Body::new(Tracked { inner, _busy: busy })))
+            Ok::<_, Infallible>(response.map(|inner| Body::new(busy.responding(inner))))
         }
     });
     let conn = shared.http.serve_connection(TokioIo::new(io), svc);
