@@ -23,10 +23,13 @@ impl std::str::FromStr for LogFormat {
 }
 
 /// Sets up the server log (stderr) from a `tracing` filter string, as text or as one JSON
-/// object per line; every line names the node (`node=NAME` first, or a `node` field).
-pub fn init_logging(filter: &str, format: LogFormat, node: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// object per line; every line names the node (`node=NAME` first, or a `node` field). A
+/// filter that does not parse is refused whole (a part of it quietly dropped could turn on
+/// a log its operator turned off).
+pub fn init_logging(filter: &str, format: LogFormat, node: &str) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .parse(filter)
+        .map_err(|e| format!("log: {filter:?} is not a log filter: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -53,6 +56,7 @@ pub fn init_logging(filter: &str, format: LogFormat, node: &str) {
                 .try_init()
         }
     };
+    Ok(())
 }
 
 /// A line format that puts the node's name in front of what `inner` writes.
@@ -90,5 +94,19 @@ where
             Some(rest) => write!(writer, "{{\"node\":{node},{rest}"),
             None => writer.write_str(&line),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_filter_with_a_part_that_does_not_parse_is_refused() {
+        let err = super::init_logging(
+            "info,loop_server::access_log=warn,hyper=debg",
+            super::LogFormat::Text,
+            "n",
+        )
+        .unwrap_err();
+        assert!(err.contains("not a log filter"), "{err}");
     }
 }

@@ -111,7 +111,8 @@ pub(crate) fn server(a: ServerArgs, json: bool) -> Result<ExitCode> {
     if let Some(f) = a.log_format {
         config.log_format = f;
     }
-    loop_server::init_logging(&config.log, config.log_format, &config.node_id());
+    loop_server::init_logging(&config.log, config.log_format, &config.node_id())
+        .map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("loop-server")

@@ -17,6 +17,7 @@ mod notify;
 mod privacy;
 mod replication;
 mod residency;
+mod validate;
 pub use billing::{BillingConfig, StripeConfig};
 pub use database::DatabaseConfig;
 pub use metrics::MetricsConfig;
@@ -438,6 +439,20 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Where in `text` the error is and what it is, without the line itself: a mistyped line
+/// may hold a password.
+fn parse_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |n| n + 1) + 1;
+            format!("line {line}, column {column}: {}", e.message())
+        }
+        None => e.message().to_string(),
+    }
+}
+
 impl Config {
     /// Reads `file` (when given), then applies `LOOP_*` environment overrides.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
@@ -449,7 +464,7 @@ impl Config {
                 })?;
                 toml::from_str(&text).map_err(|e| ConfigError::Parse {
                     path: path.to_path_buf(),
-                    message: e.to_string(),
+                    message: parse_error(&text, &e),
                 })?
             }
             None => Config::default(),
@@ -494,105 +509,6 @@ impl Config {
         } else {
             self.destinations.clone()
         }
-    }
-
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.tls.cert.is_some() != self.tls.key.is_some() {
-            return Err(ConfigError::Invalid(
-                "tls.cert and tls.key must be given together".into(),
-            ));
-        }
-        if self.session.idle_minutes == 0 || self.session.absolute_hours == 0 {
-            return Err(ConfigError::Invalid(
-                "session lifetimes must be positive".into(),
-            ));
-        }
-        let c = &self.connections;
-        if c.max == 0
-            || c.max_per_client == 0
-            || c.tls_handshake_seconds == 0
-            || c.header_read_seconds == 0
-            || c.idle_seconds == 0
-            || c.body_read_seconds == 0
-        {
-            return Err(ConfigError::Invalid(
-                "connection limits and timeouts must be positive".into(),
-            ));
-        }
-        if self.notify.poll_seconds == 0 || self.notify.check_seconds == 0 {
-            return Err(ConfigError::Invalid(
-                "notify.poll_seconds and notify.check_seconds must be positive".into(),
-            ));
-        }
-        if self.replication.bytes_per_sec == Some(0) {
-            return Err(ConfigError::Invalid(
-                "replication.bytes_per_sec must be positive (leave it out for no limit)".into(),
-            ));
-        }
-        if !(1..=600).contains(&self.mail.timeout_seconds) {
-            return Err(ConfigError::Invalid(
-                "mail.timeout_seconds must be between 1 and 600".into(),
-            ));
-        }
-        if self.mail.poll_seconds == 0 {
-            return Err(ConfigError::Invalid(
-                "mail.poll_seconds must be positive".into(),
-            ));
-        }
-        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
-            return Err(ConfigError::Invalid(format!(
-                "mail.from is not an address: {}",
-                self.mail.from
-            )));
-        }
-        if self.mail.username.is_some() != self.mail.password.is_some() {
-            return Err(ConfigError::Invalid(
-                "mail.username and mail.password must be given together".into(),
-            ));
-        }
-        if let Some(node) = &self.node_id
-            && (node.is_empty()
-                || node.len() > 64
-                || !node
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
-        {
-            return Err(ConfigError::Invalid(
-                "node_id: 1 to 64 letters, digits, '-', '_' or '.'".into(),
-            ));
-        }
-        if self.database.max_connections == 0 {
-            return Err(ConfigError::Invalid(
-                "database.max_connections must be positive".into(),
-            ));
-        }
-        let mut names = std::collections::HashSet::new();
-        for d in &self.destinations() {
-            if !names.insert(d.name.clone()) {
-                return Err(ConfigError::Invalid(format!(
-                    "destination {} is defined twice",
-                    d.name
-                )));
-            }
-            if !crate::residency::valid_label(&d.jurisdiction) {
-                return Err(ConfigError::Invalid(format!(
-                    "destination {}: jurisdiction {:?} is not a lowercase label like nl or eu",
-                    d.name, d.jurisdiction
-                )));
-            }
-        }
-        crate::residency::Jurisdictions::new(&self.residency.parents)
-            .map_err(|e| ConfigError::Invalid(format!("residency.parents: {e}")))?;
-        if self.billing.charge_attempts == 0 {
-            return Err(ConfigError::Invalid(
-                "billing.charge_attempts must be positive".into(),
-            ));
-        }
-        if let Some(s) = &self.billing.stripe {
-            s.check()
-                .map_err(|e| ConfigError::Invalid(format!("billing.stripe: {e}")))?;
-        }
-        Ok(())
     }
 }
 

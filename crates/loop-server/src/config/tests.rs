@@ -91,3 +91,27 @@ fn the_embedded_destination_takes_its_jurisdiction_from_the_configuration() {
     let err = c.validate().unwrap_err().to_string();
     assert!(err.contains("nl already lies within eu"), "{err}");
 }
+
+#[test]
+fn a_mistyped_line_is_placed_but_not_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("server.toml");
+    std::fs::write(&file, "[mail]\npasword = \"hunter2-secret\"\n").unwrap();
+    let e = Config::load(Some(&file)).unwrap_err().to_string();
+    assert!(e.contains("line 2"), "{e}");
+    assert!(e.contains("pasword"), "the key is named: {e}");
+    assert!(!e.contains("hunter2"), "{e}");
+}
+
+#[test]
+fn an_empty_metrics_token_and_events_kept_no_day_are_refused() {
+    let c: Config = toml::from_str("[metrics]\ntoken = \" \"").unwrap();
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("metrics.token"), "{e}");
+    let c: Config = toml::from_str("[notify]\nkeep_days = 0").unwrap();
+    let e = c.validate().unwrap_err().to_string();
+    assert!(e.contains("notify.keep_days"), "{e}");
+    let c: Config =
+        toml::from_str("[metrics]\ntoken = \"t0ken\"\n[notify]\nkeep_days = 1").unwrap();
+    c.validate().unwrap();
+}
