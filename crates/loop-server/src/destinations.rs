@@ -19,19 +19,38 @@ pub struct Destination {
     local_root: Option<std::path::PathBuf>,
     /// With direct transfers: signs URLs for clients, valid this long.
     direct: Option<(Arc<object_store::aws::AmazonS3>, std::time::Duration)>,
+    /// A local listing of a probe is under way (one that hangs, on a dead network mount,
+    /// holds its thread; the next probes fail at once instead of taking more threads).
+    probing: Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// How long a probe of a destination (readiness, metrics) waits for it.
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Destination {
-    /// Whether the destination answers: a local one's directory can be listed; an S3 one
-    /// lists its prefix, which needs the endpoint, the bucket and the credentials right.
+    /// Whether the destination answers within [`PROBE_TIMEOUT`]: a local one's directory can
+    /// be listed; an S3 one lists its prefix, which needs the endpoint, the bucket and the
+    /// credentials right.
     pub async fn probe(&self) -> Result<(), String> {
+        tokio::time::timeout(PROBE_TIMEOUT, self.probe_now())
+            .await
+            .unwrap_or_else(|_| Err("no answer in time".to_string()))
+    }
+
+    async fn probe_now(&self) -> Result<(), String> {
+        use std::sync::atomic::Ordering;
         match &self.local_root {
             Some(root) => {
-                let root = root.clone();
+                if self.probing.swap(true, Ordering::SeqCst) {
+                    return Err("an earlier listing has not answered yet".into());
+                }
+                let (root, probing) = (root.clone(), self.probing.clone());
                 tokio::task::spawn_blocking(move || {
-                    std::fs::read_dir(&root)
+                    let listed = std::fs::read_dir(&root)
                         .map(drop)
-                        .map_err(|e| format!("{}: {e}", root.display()))
+                        .map_err(|e| format!("{}: {e}", root.display()));
+                    probing.store(false, Ordering::SeqCst);
+                    listed
                 })
                 .await
                 .map_err(|e| e.to_string())?
@@ -228,6 +247,7 @@ impl Destinations {
                     prefix,
                     local_root,
                     direct,
+                    probing: Default::default(),
                 }),
             );
         }

@@ -146,8 +146,102 @@ fn metrics_answer_allowed_addresses_and_the_token_only() {
     let r = get(Some("metrics-token-for-tests"));
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
-        r.body.contains("# TYPE loop_jobs_total counter"),
+        r.body
+            .contains("# TYPE loop_destination_probe_duration_seconds gauge"),
         "{}",
         r.body
+    );
+}
+
+/// A scrape is answered whatever a destination does: one that takes connections and never
+/// answers is reported as failed (-1) after the probe's few seconds, not waited for.
+#[test]
+fn a_destination_that_never_answers_is_a_failed_probe_not_a_hung_scrape() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let conns: Vec<_> = silent.incoming().take(4).collect();
+        std::thread::sleep(Duration::from_secs(120));
+        drop(conns);
+    });
+    let server = Server::start_with(|c| {
+        support::with_destinations(c, &["local"]);
+        c.destinations.push(loop_server::config::DestinationConfig {
+            name: "silent".into(),
+            jurisdiction: "local".into(),
+            backend: loop_server::config::BackendConfig::S3 {
+                bucket: "b".into(),
+                prefix: String::new(),
+                endpoint: Some(format!("http://127.0.0.1:{port}")),
+                region: Some("garage".into()),
+                access_key_id: "k".into(),
+                secret_access_key: loop_server::config::SecretString::new("s".into()),
+                allow_http: true,
+                retries: 10,
+                retry_secs: 180,
+                direct: false,
+                direct_url_secs: 900,
+            },
+        });
+    });
+    // A minute bounds the test: the store's own retries would take minutes.
+    let r = server.send(
+        server
+            .request(Method::GET, "/metrics")
+            .timeout(Duration::from_secs(60)),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body
+            .contains("loop_destination_probe_duration_seconds{destination=\"silent\"} -1"),
+        "{}",
+        r.body
+    );
+    drop(held);
+}
+
+/// Jobs that ended are a counter, which never goes down; queued and running jobs are a
+/// gauge, so a job moving on from queued is not read as a counter reset.
+#[test]
+fn ended_jobs_only_ever_count_up_and_open_ones_are_a_gauge() {
+    let server = Server::start();
+    let admin = server.admin();
+    let tenant = admin.customer_tenant("Acme");
+    let job = server.plant_job(&tenant);
+    let scrape = || server.send(server.request(Method::GET, "/metrics")).body;
+    let samples = |text: &str| -> Vec<(String, f64)> {
+        text.lines()
+            .filter(|l| l.starts_with("loop_jobs_total{"))
+            .map(|l| {
+                let (series, value) = l.rsplit_once(' ').unwrap();
+                (series.to_string(), value.parse().unwrap())
+            })
+            .collect()
+    };
+    let before = scrape();
+    assert!(
+        before.contains("loop_jobs_open{kind=\"staging-sweep\",state=\"queued\"} 1"),
+        "{before}"
+    );
+    assert!(before.contains("# TYPE loop_jobs_open gauge"), "{before}");
+
+    admin
+        .post(&format!("/api/v1/jobs/{job}/cancel"), serde_json::json!({}))
+        .expect(200);
+    let after = scrape();
+    assert!(
+        after.contains("loop_jobs_total{kind=\"staging-sweep\",state=\"cancelled\"} 1"),
+        "{after}"
+    );
+    for (series, value) in samples(&before) {
+        let now = samples(&after)
+            .into_iter()
+            .find(|(s, _)| *s == series)
+            .map_or(0.0, |(_, v)| v);
+        assert!(now >= value, "{series} went down: {value} -> {now}");
+    }
+    assert!(
+        !after.contains("loop_jobs_open{kind=\"staging-sweep\",state=\"queued\"} 1"),
+        "{after}"
     );
 }

@@ -122,19 +122,33 @@ async fn database_metrics(state: &AppState) -> Result<Registry, ApiError> {
         last.with_label_values(&[tenant.as_str(), device.as_str(), item.as_str()])
             .set(at as f64 / 1000.0);
     }
-    let jobs = IntCounterVec::new(
+    // Ended jobs only ever grow in number (a counter); queued and running ones come and go
+    // (a gauge), so a rate over the counter never sees a job move on as a reset.
+    let ended = IntCounterVec::new(
         Opts::new(
             "loop_jobs_total",
-            "Jobs recorded by the service, by kind and state.",
+            "Jobs that ended, by kind and final state.",
         ),
         &["kind", "state"],
     )
     .expect("valid metric");
-    r.register(Box::new(jobs.clone()))
+    r.register(Box::new(ended.clone()))
         .expect("unique metric names");
+    let open = gauge_vec(
+        "loop_jobs_open",
+        "Jobs queued or running now, by kind and state.",
+        &["kind", "state"],
+    );
     for (kind, st, n) in q::job_counts(pool).await? {
-        jobs.with_label_values(&[kind.as_str(), st.as_str()])
-            .inc_by(n.max(0) as u64);
+        let labels = [kind.as_str(), st.as_str()];
+        let is_open = st
+            .parse::<loop_api::JobState>()
+            .is_ok_and(|s| !s.is_final());
+        if is_open {
+            open.with_label_values(&labels).set(n as f64);
+        } else {
+            ended.with_label_values(&labels).inc_by(n.max(0) as u64);
+        }
     }
     let size = gauge_vec(
         "loop_vault_size_bytes",
@@ -173,11 +187,16 @@ async fn database_metrics(state: &AppState) -> Result<Registry, ApiError> {
         "How long a listing of each destination took during this scrape (-1: it failed).",
         &["destination"],
     );
-    for d in state.destinations.all() {
+    let all: Vec<_> = state.destinations.all().collect();
+    let probed = futures_util::future::join_all(all.iter().map(|d| async {
         let t = Instant::now();
-        let ok = d.probe().await.is_ok();
-        let secs = if ok { t.elapsed().as_secs_f64() } else { -1.0 };
-        storage.with_label_values(&[d.name.as_str()]).set(secs);
+        d.probe().await.map(|()| t.elapsed().as_secs_f64())
+    }))
+    .await;
+    for (d, secs) in all.iter().zip(probed) {
+        storage
+            .with_label_values(&[d.name.as_str()])
+            .set(secs.unwrap_or(-1.0));
     }
     Ok(r)
 }

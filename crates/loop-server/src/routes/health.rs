@@ -10,11 +10,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::destinations::PROBE_TIMEOUT;
 use crate::probes::{Check, Readiness};
 use crate::state::AppState;
 
-/// How long one part may take to answer before it counts as down.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a readiness answer is reused.
 const READY_CACHE: Duration = Duration::from_secs(2);
 
@@ -58,11 +57,9 @@ async fn probe(state: &AppState) -> Readiness {
         Err(_) => Err("no answer in time".to_string()),
     };
     checks.push(check("database".into(), db));
-    for d in state.destinations.all() {
-        let r = match tokio::time::timeout(PROBE_TIMEOUT, d.probe()).await {
-            Ok(r) => r,
-            Err(_) => Err("no answer in time".to_string()),
-        };
+    let all: Vec<_> = state.destinations.all().collect();
+    let probed = futures_util::future::join_all(all.iter().map(|d| d.probe())).await;
+    for (d, r) in all.iter().zip(probed) {
         checks.push(check(format!("destination:{}", d.name), r));
     }
     let ready = checks.iter().all(|c| c.ok);
