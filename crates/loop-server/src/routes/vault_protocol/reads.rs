@@ -124,13 +124,29 @@ pub(super) async fn read(
     let result = match got {
         Ok(r) => r,
         Err(object_store::Error::NotFound { .. }) => return Err(no_such_object()),
-        Err(e @ object_store::Error::Generic { .. }) if partial => {
-            tracing::debug!(error = %e, "range read failed");
-            return Err(ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "bad_range",
-                "the range is outside the object",
-            ));
+        // The store names no range error of its own: a range starting past the object's end
+        // is the client's mistake (416); any other failure is the store's, which a client
+        // tries again.
+        Err(e) if partial => {
+            let size = from_any_place(&state, &a, (kind, &name), |d| {
+                let path = d.path(&vault, &rel);
+                async move { d.store.head(&path).await }
+            })
+            .await
+            .map(|m| m.size);
+            let start = match &opts.range {
+                Some(GetRange::Bounded(r)) => r.start,
+                Some(GetRange::Offset(o)) => *o,
+                _ => 0,
+            };
+            if size.is_ok_and(|size| start >= size) {
+                return Err(ApiError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "bad_range",
+                    "the range is outside the object",
+                ));
+            }
+            return Err(e.into());
         }
         Err(e) => return Err(e.into()),
     };
