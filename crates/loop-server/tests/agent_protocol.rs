@@ -318,3 +318,37 @@ fn a_job_abandoned_while_its_agent_was_cut_off_ends_as_the_agent_reports_once_ba
     assert_eq!(done["error"], serde_json::Value::Null);
     finish(fence).expect_problem(409, "lease_lost");
 }
+
+/// An agent at work sends no heartbeat, only its job's reports: the device is heard from
+/// all the same, so it is not shown offline (nor raised as such) during a long job.
+#[test]
+fn a_device_reporting_on_its_job_is_heard_from() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, vault) = customer_with_vault(&admin, "Alpha", None);
+    let held = claimed_backup(&server, &admin, &tenant, &vault, "pc");
+    let seen = || {
+        admin
+            .get(&format!("/api/v1/devices?tenant_id={tenant}"))
+            .expect(200)
+            .as_array()
+            .unwrap()[0]["last_seen_at"]
+            .clone()
+    };
+    let before = seen();
+    server.advance(Duration::from_secs(30));
+    agent(
+        &server,
+        &held.token,
+        &format!("/agent/v1/jobs/{}/report", held.job_id),
+        json!({ "fence": held.fence, "message": "half way" }),
+    )
+    .expect(200);
+    let after = seen();
+    assert_ne!(after, before, "the report was heard: {after}");
+    let after: chrono::DateTime<chrono::Utc> = serde_json::from_value(after).unwrap();
+    assert!(
+        after.timestamp_millis() >= server.state.now() - 1_000,
+        "{after}"
+    );
+}

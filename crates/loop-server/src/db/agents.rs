@@ -70,6 +70,16 @@ pub async fn heartbeat(pool: &AnyPool, device_id: &str, version: &str, now: i64)
     Ok(())
 }
 
+/// The device was heard from now (a job report: an agent at work sends no heartbeat).
+pub async fn seen(pool: &AnyPool, device_id: &str, now: i64) -> DbResult<()> {
+    sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(device_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 /// The protected items of a device.
 pub async fn items_of_device(pool: &AnyPool, device_id: &str) -> DbResult<Vec<ProtectedItem>> {
     let rows = sqlx::query("SELECT id FROM protected_items WHERE device_id = $1 ORDER BY name")

@@ -271,6 +271,8 @@ async fn report(
         Held::Yes { cancel_requested } => cancel_requested,
         Held::Lost => return Err(lease_lost()),
     };
+    // An agent at work reports instead of polling: it is online all the same.
+    agents::seen(pool, device_of(&caller)?, state.now()).await?;
     if let Some(p) = &req.progress {
         jobs::progress(pool, id.as_str(), req.fence, p).await?;
     }
