@@ -41,7 +41,7 @@ pub fn s3_options(g: &Global) -> S3Options {
 }
 
 /// `--retries` and `--retry-secs` over `default`.
-fn retry_budget(g: &Global, default: RetryBudget) -> RetryBudget {
+pub(crate) fn retry_budget(g: &Global, default: RetryBudget) -> RetryBudget {
     RetryBudget {
         max_retries: g.retries.unwrap_or(default.max_retries),
         timeout: g
@@ -175,7 +175,17 @@ pub fn known_vaults() -> KnownVaults {
 fn cache_root(g: &Global) -> Option<PathBuf> {
     let repo = g.repo.as_deref()?;
     let remote = repo.starts_with("https://") || repo.starts_with("s3://");
-    if g.no_cache || !remote || !matches!(g.operation.as_str(), "backup" | "restore" | "browse") {
+    if !remote {
+        return None;
+    }
+    cache_for(g, &g.operation)
+}
+
+/// The cache of a remote repository's trees and index for `operation`: backups, restores
+/// and browsing keep one (under `--cache-dir`, `$XDG_CACHE_HOME/loop` or `~/.cache/loop`)
+/// unless `--no-cache` says otherwise; other operations read afresh.
+pub(crate) fn cache_for(g: &Global, operation: &str) -> Option<PathBuf> {
+    if g.no_cache || !matches!(operation, "backup" | "restore" | "browse") {
         return None;
     }
     let env_dir = |var: &str| {

@@ -225,6 +225,16 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
     assert_eq!(job["state"], "succeeded", "{job:#}");
     let snapshot = job["summary"]["snapshot_id"].as_str().unwrap().to_string();
     assert_eq!(job["summary"]["files"], 2);
+    // Its backups keep the vault's trees and index in a local cache, as `loop backup` does.
+    let cache = s.dir.path().join("agent/cache/loop");
+    let cached: usize = std::fs::read_dir(&cache)
+        .map(|repos| {
+            repos
+                .map(|r| support::cli::count_files(&r.unwrap().path().join("packs")))
+                .sum()
+        })
+        .unwrap_or(0);
+    assert!(cached > 0, "the agent's backup cached its tree pack");
 
     // The snapshot is in the vault, tagged with the item, and restores.
     let snaps = json(&mut s.device(&s.restore_token, &["snapshots"]));

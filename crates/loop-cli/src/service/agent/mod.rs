@@ -469,14 +469,19 @@ impl Agent {
         operation: &str,
         limits: Limits,
     ) -> Result<Repository> {
-        let storage =
-            VaultStorage::new(self.conn.clone(), vault_id, &self.token).with_limits(limits);
+        let storage = VaultStorage::new(self.conn.clone(), vault_id, &self.token)
+            .with_retry(crate::repo_open::retry_budget(g, loop_agent::SERVER_RETRY))
+            .with_limits(limits);
         let session = storage
             .open(operation, &hostname())
             .with_context(|| format!("opening vault {vault_id}"))?;
-        open_served(Arc::new(storage), &session, &self.known, |storage| {
+        let repo = open_served(Arc::new(storage), &session, &self.known, |storage| {
             let pass = passphrase(g)?;
             Ok(Repository::open(storage, Secret::Passphrase(&pass.0))?)
+        })?;
+        Ok(match crate::repo_open::cache_for(g, operation) {
+            Some(root) => repo.with_cache(&root),
+            None => repo,
         })
     }
 }
