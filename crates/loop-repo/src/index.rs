@@ -133,7 +133,12 @@ impl IndexFile {
                     length: u32_of(&rec[37..41]),
                     raw_len: u32_of(&rec[41..45]),
                 };
-                if e.raw_len > MAX_BLOB || (e.length as usize) < crate::crypto::TAG_LEN {
+                // Stored bytes are the plaintext or a shorter zstd frame, plus the tag: a
+                // longer entry would have readers fetch (and hold) bytes no blob has.
+                if e.raw_len > MAX_BLOB
+                    || (e.length as usize) < crate::crypto::TAG_LEN
+                    || e.length as u64 > e.raw_len as u64 + crate::crypto::TAG_LEN as u64
+                {
                     return Err(bad("blob size out of range"));
                 }
                 if (e.offset as u64) < end {
@@ -354,6 +359,10 @@ mod tests {
             16u32..1 << 24,
             0..MAX_BLOB,
         )
+            // A stored blob is at most its plaintext plus the tag.
+            .prop_map(|(t, id, gap, length, raw_len)| {
+                (t, id, gap, length, raw_len.max(length - 16))
+            })
     }
 
     /// A pack's entries as writers list them: in pack order, from offset 40, with any gaps.
@@ -416,8 +425,20 @@ mod tests {
             id: Id([n; 32]),
             offset,
             length,
-            raw_len: 1,
+            raw_len: length - 16,
         }
+    }
+
+    /// An entry longer than its plaintext and tag would have readers fetch bytes no blob
+    /// has (a forged index pointing at a whole large pack): damage.
+    #[test]
+    fn a_blob_longer_than_its_plaintext_and_tag_is_refused() {
+        let p = Id([1; 32]);
+        let mut e = entry(1, 40, 116);
+        assert!(decode_packs(vec![(p, vec![e])]).is_ok(), "stored raw");
+        e.raw_len = 99;
+        let err = decode_packs(vec![(p, vec![e])]).unwrap_err().to_string();
+        assert!(err.contains("blob size out of range"), "{err}");
     }
 
     fn decode_packs(packs: Vec<(Id, Vec<PackEntry>)>) -> Result<IndexFile> {

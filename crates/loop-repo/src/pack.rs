@@ -330,7 +330,10 @@ pub fn parse_trailer(
             .ok_or_else(|| Error::corrupt(object, "unknown blob kind in trailer"))?;
         let length = u32::from_le_bytes(rec[33..37].try_into().expect("4"));
         let raw_len = u32::from_le_bytes(rec[37..41].try_into().expect("4"));
-        if (length as usize) < TAG_LEN || raw_len > MAX_BLOB || offset + length as u64 > blob_limit
+        if (length as usize) < TAG_LEN
+            || raw_len > MAX_BLOB
+            || length as u64 > raw_len as u64 + TAG_LEN as u64
+            || offset + length as u64 > blob_limit
         {
             return Err(Error::corrupt(object, "pack trailer entry out of range"));
         }

@@ -240,6 +240,31 @@ fn pack_with_trailer(master: &Key, blob_area: &[u8], plain: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// A trailer entry longer than its plaintext and tag (a key holder's forgery) is damage:
+/// readers would fetch and hold bytes no blob has.
+#[test]
+fn a_trailer_entry_longer_than_its_plaintext_and_tag_is_refused() {
+    let master = Key::generate();
+    let parse = |raw_len: u32| {
+        let mut w = PackWriter::new(&master, 1024);
+        w.add(BlobKind::Data, Id([3; 32]), &[7u8; 100], raw_len);
+        let (_, bytes, _) = w.finish();
+        let size = bytes.len() as u64;
+        let tl = trailer_len("p", &bytes[bytes.len() - 4..], size).unwrap();
+        let t_start = (size - 4 - tl) as usize;
+        parse_trailer(
+            &master,
+            "p",
+            &bytes[..PACK_HEADER_LEN],
+            bytes[t_start..bytes.len() - 4].to_vec(),
+            size,
+        )
+    };
+    assert!(parse(100).is_ok(), "stored raw");
+    let err = parse(99).unwrap_err().to_string();
+    assert!(err.contains("out of range"), "{err}");
+}
+
 /// Trailer plaintexts as a key holder could seal them: a count that may lie, records with
 /// any kind, length and raw length, and sometimes stray bytes after them.
 fn trailer_plain() -> impl Strategy<Value = Vec<u8>> {
