@@ -332,12 +332,14 @@ impl<'a> Restorer<'a> {
     /// Owner, then mode (chown clears setuid), then xattrs, then times (last, as the other
     /// steps may touch them) on an open file or directory.
     fn apply_fd_meta(&self, fd: BorrowedFd<'_>, node: &Node, path: &Path, times: bool) {
+        let mut owned = true;
         if self.owner
             && let Err(e) = rustix::fs::fchown(fd, Some(uid(node)), Some(gid(node)))
         {
+            owned = false;
             self.error(path, format!("chown: {e}"));
         }
-        if let Err(e) = rustix::fs::fchmod(fd, Mode::from_raw_mode(node.mode & 0o7777)) {
+        if let Err(e) = rustix::fs::fchmod(fd, restored_mode(node.mode, owned)) {
             self.error(path, format!("chmod: {e}"));
         }
         for x in &node.xattrs {
@@ -352,14 +354,15 @@ impl<'a> Restorer<'a> {
     /// The same for a symlink, FIFO or device in `dir`, which are not opened.
     pub(super) fn apply_meta_at(&self, dir: BorrowedFd<'_>, node: &Node, path: &Path) {
         let name = node.name.to_os();
+        let mut owned = true;
         if self.owner
             && let Err(e) = nofollow::chown_nofollow(dir, name, uid(node), gid(node))
         {
+            owned = false;
             self.error(path, format!("chown: {e}"));
         }
         if node.kind != NodeKind::Symlink
-            && let Err(e) =
-                nofollow::chmod_nofollow(dir, name, Mode::from_raw_mode(node.mode & 0o7777))
+            && let Err(e) = nofollow::chmod_nofollow(dir, name, restored_mode(node.mode, owned))
         {
             self.error(path, format!("chmod: {e}"));
         }
@@ -395,6 +398,14 @@ impl<'a> Restorer<'a> {
             }
         }
     }
+}
+
+/// The permission bits a node gets: its own, without setuid and setgid when its owner could
+/// not be restored (as tar does), so a file never runs with the rights of whoever restored
+/// it instead of its owner's.
+pub(super) fn restored_mode(mode: u32, owned: bool) -> Mode {
+    let bits = if owned { mode & 0o7777 } else { mode & 0o1777 };
+    Mode::from_raw_mode(bits)
 }
 
 fn uid(node: &Node) -> Uid {

@@ -384,3 +384,17 @@ fn names_of_one_inode_with_different_content_are_restored_apart() {
     );
     assert_eq!((report.files, report.hardlinks), (2, 0));
 }
+
+/// A setuid or setgid file whose owner could not be restored (chown refused: an unmapped
+/// user, root squashed on NFS) keeps neither bit; with its owner restored it keeps both.
+#[test]
+fn setuid_and_setgid_go_when_the_owner_is_not_restored() {
+    use super::super::writer::restored_mode;
+    assert_eq!(restored_mode(0o106755, true).as_raw_mode(), 0o6755);
+    assert_eq!(restored_mode(0o106755, false).as_raw_mode(), 0o755);
+    assert_eq!(
+        restored_mode(0o41777, false).as_raw_mode(),
+        0o1777,
+        "sticky stays"
+    );
+}
