@@ -67,19 +67,23 @@ pub(crate) fn login(g: &Global, a: LoginArgs) -> Result<ExitCode> {
     })
 }
 
-pub(super) fn write_private(path: &std::path::Path, data: &[u8]) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    // `mode` applies only when the file is created; an older file may be more open.
-    use std::os::unix::fs::PermissionsExt as _;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+/// Writes `data` to `path`, readable by its owner only, whole or not at all: into a new file
+/// beside it (mode 0600 from the start), synced, then renamed over `path` (a link there is
+/// replaced, never followed) and the directory synced. A killed process leaves the old file
+/// as it was.
+pub(crate) fn write_private(path: &std::path::Path, data: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut f = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("writing beside {}", path.display()))?;
     f.write_all(data)?;
+    f.as_file().sync_all()?;
+    f.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 
@@ -138,5 +142,30 @@ pub(crate) fn session(g: &Global, c: SessionCommand) -> Result<ExitCode> {
                 println!("ended session {id}")
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    /// A link at the name is replaced, not written through; the file is its owner's only.
+    #[test]
+    fn a_private_file_replaces_a_link_and_is_its_owners_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, b"left alone").unwrap();
+        let path = dir.path().join("session.json");
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+
+        super::write_private(&path, b"secret").unwrap();
+
+        assert_eq!(std::fs::read(&elsewhere).unwrap(), b"left alone");
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.is_file(), "a file now, not a link");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read(&path).unwrap(), b"secret");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 2, "no temporary file stays");
     }
 }

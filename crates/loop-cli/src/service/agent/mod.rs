@@ -259,30 +259,18 @@ impl Agent {
 
     /// Keeps a job's end to send later, durably (written whole, then renamed into place).
     fn keep_finish(&self, job_id: &str, finish: AgentFinish) -> Result<()> {
-        use std::io::Write as _;
-        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+        use std::os::unix::fs::DirBuilderExt as _;
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.pending)
             .with_context(|| format!("creating {}", self.pending.display()))?;
         let path = pending_file(&self.pending, job_id)?;
-        let tmp = path.with_extension("json.tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("writing {}", tmp.display()))?;
         let p = PendingFinish {
             job_id: job_id.into(),
             finish,
         };
-        f.write_all(serde_json::to_string(&p)?.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
-        Ok(())
+        crate::service::account::write_private(&path, serde_json::to_string(&p)?.as_bytes())
     }
 
     /// Sends the kept ends of jobs; stops at the first the server does not answer.
@@ -325,7 +313,12 @@ impl Agent {
                 // Refused for good (the job was taken from this agent, or is gone).
                 Err(e) => eprintln!("loop agent: the end of job {} was refused: {e}", p.job_id),
             }
-            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            // Another agent on this state directory may have sent and removed it first.
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
+            }
         }
         Ok(())
     }
