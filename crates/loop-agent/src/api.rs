@@ -46,6 +46,41 @@ impl ApiError {
 /// bytes, and a server (or something in its place) may answer an error with anything.
 const PROBLEM_MAX: u64 = 64 * 1024;
 
+/// The most of a JSON answer that is read. The largest this server sends is a vault's
+/// object listing (about 100 bytes an object, whole): this leaves room for millions of
+/// objects, and keeps a server (or anything in its place) that answers without end from
+/// filling this machine's memory.
+pub const JSON_MAX: u64 = 1 << 30;
+
+/// The most of an archive or export that is read into memory.
+const BODY_MAX: u64 = 4 << 30;
+
+/// The body of `resp`, or an error once it passes `limit` bytes.
+pub(crate) fn read_limited(
+    resp: reqwest::blocking::Response,
+    limit: u64,
+) -> Result<Vec<u8>, ApiError> {
+    use std::io::Read;
+    let mut body = Vec::new();
+    resp.take(limit + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| ApiError::Transport(loop_repo::one_line(&e)))?;
+    if body.len() as u64 > limit {
+        return Err(ApiError::Decode(format!(
+            "the answer is larger than {limit} bytes, more than this server sends"
+        )));
+    }
+    Ok(body)
+}
+
+/// The JSON answer of `resp`, read up to [`JSON_MAX`].
+pub(crate) fn json_of<T: DeserializeOwned>(
+    resp: reqwest::blocking::Response,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(&read_limited(resp, JSON_MAX)?)
+        .map_err(|e| ApiError::Decode(e.to_string()))
+}
+
 /// Turns a non-success response into [`ApiError::Problem`].
 pub(crate) fn problem(resp: reqwest::blocking::Response) -> ApiError {
     use std::io::Read;
@@ -116,9 +151,7 @@ impl ApiClient {
         if let Some(b) = body {
             r = r.json(b);
         }
-        self.send(r)?
-            .json()
-            .map_err(|e| ApiError::Decode(e.to_string()))
+        json_of(self.send(r)?)
     }
 
     /// A request without a JSON answer (204).
@@ -145,9 +178,7 @@ impl ApiClient {
         path: &str,
         query: &Q,
     ) -> Result<T, ApiError> {
-        self.send(self.request(Method::GET, path).query(query))?
-            .json()
-            .map_err(|e| ApiError::Decode(e.to_string()))
+        json_of(self.send(self.request(Method::GET, path).query(query))?)
     }
 
     /// Every row of a listing, page after page (following its `Link: rel="next"`), or the
@@ -171,7 +202,7 @@ impl ApiClient {
                 .get(reqwest::header::LINK)
                 .and_then(|v| v.to_str().ok())
                 .and_then(loop_api::next_cursor);
-            let rows: Vec<T> = resp.json().map_err(|e| ApiError::Decode(e.to_string()))?;
+            let rows: Vec<T> = json_of(resp)?;
             let empty = rows.is_empty();
             out.extend(rows);
             match next {
@@ -183,10 +214,7 @@ impl ApiClient {
 
     /// A GET whose body is returned as bytes (archives).
     pub(crate) fn get_bytes(&self, path: &str) -> Result<Vec<u8>, ApiError> {
-        self.send(self.request(Method::GET, path))?
-            .bytes()
-            .map(|b| b.to_vec())
-            .map_err(|e| ApiError::Decode(e.to_string()))
+        read_limited(self.send(self.request(Method::GET, path))?, BODY_MAX)
     }
 
     /// A GET with query parameters whose body is returned as text (exports).
@@ -195,9 +223,11 @@ impl ApiClient {
         path: &str,
         query: &Q,
     ) -> Result<String, ApiError> {
-        self.send(self.request(Method::GET, path).query(query))?
-            .text()
-            .map_err(|e| ApiError::Decode(e.to_string()))
+        let body = read_limited(
+            self.send(self.request(Method::GET, path).query(query))?,
+            BODY_MAX,
+        )?;
+        String::from_utf8(body).map_err(|e| ApiError::Decode(e.to_string()))
     }
 }
 
@@ -207,19 +237,19 @@ mod tests {
 
     use super::*;
 
-    /// An error answer with a body far larger than any problem document: the client reads
-    /// what a problem document may take, not the body, and says what the status was.
-    #[test]
-    fn an_error_answer_is_read_only_as_far_as_a_problem_document_goes() {
+    const BODY: usize = 256 << 20;
+
+    /// A server on loopback that answers its one request with `status` and a body of spaces
+    /// of [`BODY`] bytes, as long as the client reads; how much it sent.
+    fn answering_at_length(status: &'static str) -> (u16, std::thread::JoinHandle<usize>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        const BODY: usize = 256 << 20;
         let server = std::thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
             let mut request = [0u8; 4096];
             let _ = conn.read(&mut request);
             let head = format!(
-                "HTTP/1.1 500 Internal Server Error\r\ncontent-type: application/json\r\n\
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
                  content-length: {BODY}\r\n\r\n"
             );
             conn.write_all(head.as_bytes()).unwrap();
@@ -233,13 +263,35 @@ mod tests {
             }
             sent
         });
-        let resp = reqwest::blocking::Client::new()
+        (port, server)
+    }
+
+    fn get(port: u16) -> reqwest::blocking::Response {
+        reqwest::blocking::Client::new()
             .get(format!("http://127.0.0.1:{port}/"))
             .send()
-            .unwrap();
-        let e = problem(resp);
+            .unwrap()
+    }
+
+    /// An error answer with a body far larger than any problem document: the client reads
+    /// what a problem document may take, not the body, and says what the status was.
+    #[test]
+    fn an_error_answer_is_read_only_as_far_as_a_problem_document_goes() {
+        let (port, server) = answering_at_length("500 Internal Server Error");
+        let e = problem(get(port));
         assert_eq!(e.code(), Some("http_error"));
         assert!(e.to_string().contains("500"), "{e}");
+        let sent = server.join().unwrap();
+        assert!(sent < BODY, "the whole body was read ({sent} bytes)");
+    }
+
+    /// A success answer is read only up to its limit ([`JSON_MAX`] for JSON): a server, or
+    /// anything in its place, that answers without end cannot fill this machine's memory.
+    #[test]
+    fn a_success_answer_is_read_only_up_to_its_limit() {
+        let (port, server) = answering_at_length("200 OK");
+        let e = read_limited(get(port), 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("larger than"), "{e}");
         let sent = server.join().unwrap();
         assert!(sent < BODY, "the whole body was read ({sent} bytes)");
     }

@@ -26,9 +26,7 @@ impl ApiClient {
         if resp.status() == StatusCode::NO_CONTENT {
             return Ok(None);
         }
-        resp.json()
-            .map(Some)
-            .map_err(|e| ApiError::Decode(e.to_string()))
+        crate::api::json_of(resp).map(Some)
     }
 
     /// Renews the claim and records progress and a log line.

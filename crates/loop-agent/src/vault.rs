@@ -43,7 +43,7 @@ pub fn list_vaults(
     if !resp.status().is_success() {
         return Err(api::problem(resp));
     }
-    resp.json().map_err(|e| ApiError::Decode(e.to_string()))
+    api::json_of(resp)
 }
 
 /// A request [`send_retrying`] gave up on, as the API client reports it.
@@ -174,7 +174,7 @@ impl VaultStorage {
         if !resp.status().is_success() {
             return Err(api::problem(resp));
         }
-        let r: VaultOpenResponse = resp.json().map_err(|e| ApiError::Decode(e.to_string()))?;
+        let r: VaultOpenResponse = api::json_of(resp)?;
         self.direct
             .store(r.direct, std::sync::atomic::Ordering::Relaxed);
         let key = match &r.key {
@@ -247,7 +247,7 @@ impl VaultStorage {
         if !resp.status().is_success() {
             return Err(api::problem(resp));
         }
-        resp.json().map_err(|e| ApiError::Decode(e.to_string()))
+        api::json_of(resp)
     }
 
     pub(crate) fn url(&self, kind: FileKind, name: Option<&str>) -> String {
@@ -420,7 +420,7 @@ impl Storage for VaultStorage {
         if !resp.status().is_success() {
             return Err(self.fail(&object, resp));
         }
-        let entries: Vec<ObjectEntry> = resp.json().map_err(|e| Error::Storage {
+        let entries: Vec<ObjectEntry> = api::json_of(resp).map_err(|e| Error::Storage {
             object: object.clone(),
             message: format!("listing: {e}"),
         })?;

@@ -92,7 +92,7 @@ impl VaultStorage {
             .and_then(|d| d.to_str().ok())
             .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
             .map_or_else(chrono::Utc::now, |d| d.to_utc());
-        let upload: DirectUpload = resp.json().map_err(|e| Error::Storage {
+        let upload: DirectUpload = crate::api::json_of(resp).map_err(|e| Error::Storage {
             object: object.clone(),
             message: format!("the upload URL: {e}"),
         })?;
