@@ -55,16 +55,25 @@ pub(crate) struct LockInfo {
     /// is not mounted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_namespace: Option<u64>,
+    /// The writer's boot (`/proc/sys/kernel/random/boot_id`): machines cloned from one
+    /// image share a host name, and the first PID namespace has the same inode on every
+    /// Linux machine, so only the boot tells this machine from another. Absent in markers of
+    /// older versions and where `/proc` is not mounted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
 }
 
 impl LockInfo {
-    /// Stale: not refreshed for [`STALE_AFTER`], or written on this machine, in this PID
-    /// namespace, by a process that no longer exists (killed), as restic also decides. A
-    /// marker that does not name its namespace is judged by its refresh time only.
+    /// Stale: not refreshed for [`STALE_AFTER`], or written on this machine (this boot of
+    /// it), in this PID namespace, by a process that no longer exists (killed), as restic
+    /// also decides. A marker that does not name its boot and namespace is judged by its
+    /// refresh time only.
     pub(crate) fn is_stale(&self, now: DateTime<Utc>) -> bool {
         let expired = now.signed_duration_since(self.refreshed)
             > chrono::Duration::from_std(STALE_AFTER).expect("small duration");
         let here = self.host == this_host()
+            && self.boot.is_some()
+            && self.boot.as_deref() == this_boot()
             && self.pid_namespace.is_some()
             && self.pid_namespace == pid_namespace();
         expired || (here && !process_exists(self.pid))
@@ -79,6 +88,16 @@ fn pid_namespace() -> Option<u64> {
         let link = link.to_str()?;
         link.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
     })
+}
+
+/// This boot of this machine (`/proc/sys/kernel/random/boot_id`).
+fn this_boot() -> Option<&'static str> {
+    static BOOT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT.get_or_init(|| {
+        let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        Some(id.trim().to_string()).filter(|id| !id.is_empty())
+    })
+    .as_deref()
 }
 
 /// This machine's name, recorded in markers so a dead local process can be recognised.
@@ -148,6 +167,7 @@ impl Lock {
             created: now,
             refreshed: now,
             pid_namespace: pid_namespace(),
+            boot: this_boot().map(String::from),
         };
         let id = Id::random();
         let storage = repo.storage().clone();
@@ -337,6 +357,7 @@ pub(crate) fn list(repo: &Repository) -> Result<Vec<(Id, LockInfo)>> {
             created: obj.modified,
             refreshed: obj.modified,
             pid_namespace: None,
+            boot: None,
         });
         out.push((id, info));
     }
@@ -486,6 +507,14 @@ mod tests {
         assert!(!elsewhere.is_stale(now));
         elsewhere.pid_namespace = None;
         assert!(!elsewhere.is_stale(now), "a marker naming no namespace");
+        // The same host name and namespace on another machine (one cloned from the same
+        // image): only its boot tells it apart.
+        assert_eq!(info.boot.as_deref(), this_boot());
+        let mut clone = dead.clone();
+        clone.boot = Some("another machine's boot".into());
+        assert!(!clone.is_stale(now), "a process of another machine");
+        clone.boot = None;
+        assert!(!clone.is_stale(now), "a marker naming no boot");
         let mut remote = dead.clone();
         remote.host = "another-machine".into();
         assert!(
