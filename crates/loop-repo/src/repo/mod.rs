@@ -132,8 +132,18 @@ impl Repository {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(e),
         }
-        if !storage.list(FileKind::Key)?.is_empty() {
-            return Err(Error::AlreadyExists(storage.location()));
+        let slots = storage.list(FileKind::Key)?.len();
+        if slots > 0 {
+            // The slot is written before the config: a slot without a config is an init that
+            // was cut off, or a repository that lost its config (whose slots still hold the
+            // key to its data, so nothing removes them here).
+            return Err(Error::Invalid(format!(
+                "{}: keys/ holds {slots} key slot(s) but there is no config. If an earlier \
+                 `loop init` was interrupted, remove keys/ and run it again; if this \
+                 repository held backups, its config is lost: keep keys/, it holds the key \
+                 to the data",
+                storage.location()
+            )));
         }
         let master = Key::generate();
         let id_key = Key::generate();

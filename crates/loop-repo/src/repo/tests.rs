@@ -64,3 +64,24 @@ fn settings_out_of_range_are_refused_as_damage() {
         );
     }
 }
+
+/// An init cut off after its key slot was stored (the config never arrived) leaves a slot
+/// and no config: init again says what happened and what to do, instead of claiming a
+/// repository exists that nothing can open.
+#[test]
+fn an_init_cut_off_before_its_config_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = local_repo(dir.path());
+    let storage = repo.storage().clone();
+    drop(repo);
+    storage.delete(FileKind::Config, "config").unwrap();
+    let opts = InitOptions::default();
+    let err = match Repository::init(storage, Secret::Passphrase(b"pw"), &opts) {
+        Ok(_) => panic!("init over a leftover key slot"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("no config") && err.contains("remove keys/"),
+        "{err}"
+    );
+}
