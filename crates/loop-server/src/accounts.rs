@@ -403,7 +403,10 @@ pub async fn revoke_session(state: &AppState, caller: &Caller, id: &str) -> ApiR
     }
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    sessions::end_session(&mut tx, id, "revoked", now).await?;
+    // Ending an ended session changes nothing, and so records nothing.
+    if !sessions::end_session(&mut tx, id, "revoked", now).await? {
+        return Ok(());
+    }
     db::audit::commit_audited(
         tx,
         caller.event(

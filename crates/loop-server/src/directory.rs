@@ -276,7 +276,10 @@ pub async fn revoke_role(
     holds_all_of(caller, b.binding.role, &tenant.path)?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    bindings::delete_binding(&mut tx, id.as_str(), binding_id.as_str()).await?;
+    // A concurrent revoke of the same binding took it already: nothing changed here.
+    if !bindings::delete_binding(&mut tx, id.as_str(), binding_id.as_str()).await? {
+        return Ok(());
+    }
     let event = caller.event(
         &b.binding.tenant_id,
         "role.revoke",

@@ -84,7 +84,10 @@ pub async fn revoke(state: &AppState, caller: &Caller, id: &TokenId) -> ApiResul
         .await?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    tokens::revoke_token(&mut tx, id.as_str(), now).await?;
+    // Revoking a revoked token changes nothing, and so records nothing.
+    if !tokens::revoke_token(&mut tx, id.as_str(), now).await? {
+        return Ok(());
+    }
     let event = caller.event(
         &t.tenant_id,
         "token.revoke",

@@ -65,3 +65,40 @@ fn passwords_are_kept_as_argon2id_hashes_and_unknown_accounts_look_alike() {
     assert_eq!(unknown.body, wrong.body);
     server.login("hash@example.com", password).expect(200);
 }
+
+/// Revoking a token or a session that is already revoked changes nothing, so the audit log
+/// records the revocation once.
+#[test]
+fn a_second_revocation_records_nothing() {
+    let server = Server::start();
+    let admin = server.admin();
+    let tenant = admin.customer_tenant("Revoke Co");
+    let token = admin
+        .post(
+            "/api/v1/tokens",
+            json!({ "tenant_id": tenant, "name": "t", "kind": "api", "permissions": ["backup"] }),
+        )
+        .expect(201)["token"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = server.login(ADMIN_EMAIL, ADMIN_PASSWORD).json()["session"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..2 {
+        admin.delete(&format!("/api/v1/tokens/{token}")).expect(204);
+        admin
+            .delete(&format!("/api/v1/sessions/{other}"))
+            .expect(204);
+    }
+    let recorded = |action: &str, id: &str| {
+        admin
+            .audit_events()
+            .iter()
+            .filter(|e| e.action == action && e.object_id.as_deref() == Some(id))
+            .count()
+    };
+    assert_eq!(recorded("token.revoke", &token), 1);
+    assert_eq!(recorded("session.revoke", &other), 1);
+}
