@@ -65,8 +65,10 @@ fn largest_file(dir: &Path) -> std::path::PathBuf {
 
 /// Has the server's copy of the largest object of `vault` (a local destination) stand still:
 /// it becomes a FIFO, and a read of it waits until the job `run` started is cancelled and
-/// its agent has taken the cancel (its log says so). Then the object is put back and the
-/// waiting read let go; answers the job once it ended.
+/// its agent has taken the cancel (its log says so). Then the waiting read is let go with the
+/// object still away, so it fails (a 5xx is retried, and a read that came back whole after
+/// the cancel would let the job finish); answers the job once it ended, with the object
+/// back.
 pub fn cancelled_while_reading(
     s: &Story,
     vault: &str,
@@ -93,13 +95,16 @@ pub fn cancelled_while_reading(
         let logs = json(&mut s.admin("ana", &["job", "logs", &job])).to_string();
         logs.contains("a cancel was asked for").then_some(())
     });
+    // The object stays away until the job ended, so the read and its retries fail (a read
+    // that came back whole after the cancel would let the restore finish).
     std::fs::rename(&object, &fifo).unwrap();
-    std::fs::rename(&real, &object).unwrap();
     use std::os::unix::fs::OpenOptionsExt as _;
     // A writer that comes and goes lets the waiting read go (it reads the end).
     let _ = std::fs::OpenOptions::new()
         .write(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(&fifo);
-    s.job_ended(&job)
+    let ended = s.job_ended(&job);
+    std::fs::rename(&real, &object).unwrap();
+    ended
 }
