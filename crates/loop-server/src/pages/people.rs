@@ -108,6 +108,14 @@ async fn tree_page(
     above: Option<Markup>,
 ) -> ApiResult<Response> {
     let t = v.caller.tenant(state, Permission::TenantRead, id).await?;
+    // Each column shows only what the reader may read elsewhere (the API answers the rest
+    // 403): health needs job-read, the subscription billing-read, storage vault-read.
+    let can = |p| v.caller.can(p, &t.path);
+    let (health, billing, storage) = (
+        can(Permission::JobRead),
+        can(Permission::BillingRead),
+        can(Permission::VaultRead),
+    );
     let rows = crate::db::dashboard::tree(&state.db.pool, &t.path, &Page::first(TREE_PAGE)).await?;
     let depth = |path: &str| {
         path.matches('/')
@@ -132,9 +140,9 @@ async fn tree_page(
                 thead { tr {
                     th scope="col" { (v.t(M::Tenant)) }
                     th scope="col" { (v.t(M::Kind)) }
-                    th scope="col" { (v.t(M::Health)) }
-                    th scope="col" { (v.t(M::Subscription)) }
-                    th scope="col" { (v.t(M::Storage)) }
+                    @if health { th scope="col" { (v.t(M::Health)) } }
+                    @if billing { th scope="col" { (v.t(M::Subscription)) } }
+                    @if storage { th scope="col" { (v.t(M::Storage)) } }
                 } }
                 tbody {
                     @for r in &children {
@@ -143,15 +151,15 @@ async fn tree_page(
                                 a href={"/t/" (r.id)} { (r.name) }
                             }
                             td { (r.kind) @if r.status != "active" { " (" (r.status) ")" } }
-                            td {
+                            @if health { td {
                                 @if r.failing > 0 {
                                     span.badge.failed { (M::ItemsFailing.fill(lang, &[&r.failing.to_string(), &r.items.to_string()])) }
                                 } @else {
                                     (M::ItemsOk.fill(lang, &[&r.items.to_string()]))
                                 }
-                            }
-                            td { (r.subscription.as_deref().unwrap_or("—")) }
-                            td { (size(r.stored)) }
+                            } }
+                            @if billing { td { (r.subscription.as_deref().unwrap_or("—")) } }
+                            @if storage { td { (size(r.stored)) } }
                         }
                     }
                 }

@@ -486,3 +486,30 @@ fn every_role_can_do_exactly_what_the_product_rules_give_it_inside_its_own_scope
         .expect(200);
     assert_eq!(t["status"], "active");
 }
+
+/// The console's tenant tree shows each reader only the columns its role may read through
+/// the API: an operator no subscription, a billing user neither health nor storage.
+#[test]
+fn the_tenant_tree_shows_only_what_the_readers_role_may_read() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (partner, _customer) = admin.partner_with_customer("Reseller", "Acme");
+    let columns = |role: &str| -> Vec<&'static str> {
+        let email = format!("{role}@reseller.example");
+        admin.user_in(&partner, &email, role, role);
+        let reader = server.sign_in(&email, USER_PASSWORD);
+        let page = server.page(
+            &format!("/t/{partner}/tenants"),
+            &support::console::session_cookie(&reader.secret),
+            "en",
+        );
+        assert_eq!(page.status, 200, "{}", page.body);
+        ["Health", "Subscription", "Storage"]
+            .into_iter()
+            .filter(|c| page.body.contains(&format!("<th scope=\"col\">{c}</th>")))
+            .collect()
+    };
+    assert_eq!(columns("admin"), ["Health", "Subscription", "Storage"]);
+    assert_eq!(columns("operator"), ["Health", "Storage"]);
+    assert_eq!(columns("billing"), ["Subscription"]);
+}
