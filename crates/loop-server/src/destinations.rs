@@ -159,6 +159,59 @@ impl Destination {
     }
 }
 
+/// A vault's storage whose failures name no internal detail: what the store said (its
+/// endpoint, bucket, paths) goes to the server log under an incident ID, and the error says
+/// only which object failed. For engine runs whose errors reach a tenant's job log.
+pub struct PrivateErrors<S>(pub S);
+
+impl<S: loop_repo::Storage> PrivateErrors<S> {
+    fn private<T>(&self, r: loop_repo::Result<T>) -> loop_repo::Result<T> {
+        r.map_err(|e| match e {
+            loop_repo::Error::Storage { object, message } => {
+                let incident = crate::domain::new_id("inc");
+                tracing::warn!(%incident, %object, error = %message, "a vault's storage failed");
+                loop_repo::Error::Storage {
+                    object,
+                    message: format!(
+                        "the storage failed; incident {incident} is in the server log"
+                    ),
+                }
+            }
+            e => e,
+        })
+    }
+}
+
+impl<S: loop_repo::Storage> loop_repo::Storage for PrivateErrors<S> {
+    fn location(&self) -> String {
+        self.0.location()
+    }
+    fn put(&self, kind: loop_repo::FileKind, name: &str, data: Vec<u8>) -> loop_repo::Result<()> {
+        self.private(self.0.put(kind, name, data))
+    }
+    fn get(&self, kind: loop_repo::FileKind, name: &str, max: u64) -> loop_repo::Result<Vec<u8>> {
+        self.private(self.0.get(kind, name, max))
+    }
+    fn get_range(
+        &self,
+        kind: loop_repo::FileKind,
+        name: &str,
+        offset: u64,
+        len: u64,
+    ) -> loop_repo::Result<Vec<u8>> {
+        self.private(self.0.get_range(kind, name, offset, len))
+    }
+    fn list(&self, kind: loop_repo::FileKind) -> loop_repo::Result<Vec<loop_repo::ObjectInfo>> {
+        self.private(self.0.list(kind))
+    }
+    fn delete(&self, kind: loop_repo::FileKind, name: &str) -> loop_repo::Result<()> {
+        self.private(self.0.delete(kind, name))
+    }
+    fn size(&self, kind: loop_repo::FileKind, name: &str) -> loop_repo::Result<u64> {
+        self.private(self.0.size(kind, name))
+    }
+}
+
 /// One object as a destination lists it.
 pub struct StoredObject {
     pub name: String,
@@ -329,5 +382,61 @@ mod tests {
         assert_eq!(n, 1);
         assert!(!old.exists());
         assert!(fresh.exists() && object.exists());
+    }
+}
+
+#[cfg(test)]
+mod private_errors {
+    use loop_repo::{Error, FileKind, Storage};
+
+    /// A storage every read of which fails the way a store does, naming its paths.
+    struct Failing;
+
+    impl Storage for Failing {
+        fn location(&self) -> String {
+            "failing".into()
+        }
+        fn put(&self, _: FileKind, _: &str, _: Vec<u8>) -> loop_repo::Result<()> {
+            Ok(())
+        }
+        fn get(&self, _: FileKind, name: &str, _: u64) -> loop_repo::Result<Vec<u8>> {
+            Err(Error::Storage {
+                object: name.into(),
+                message: "Unable to open file /srv/loop/vaults/vt_1/data/ab: Is a directory".into(),
+            })
+        }
+        fn get_range(
+            &self,
+            kind: FileKind,
+            name: &str,
+            _: u64,
+            _: u64,
+        ) -> loop_repo::Result<Vec<u8>> {
+            self.get(kind, name, 0)
+        }
+        fn list(&self, _: FileKind) -> loop_repo::Result<Vec<loop_repo::ObjectInfo>> {
+            Ok(Vec::new())
+        }
+        fn delete(&self, _: FileKind, _: &str) -> loop_repo::Result<()> {
+            Ok(())
+        }
+        fn size(&self, _: FileKind, name: &str) -> loop_repo::Result<u64> {
+            Err(Error::NotFound(name.into()))
+        }
+    }
+
+    /// What a store says (its paths, endpoint, bucket) stays in the server log: the error
+    /// a job logs for a tenant names the object and an incident only.
+    #[test]
+    fn a_storage_failure_names_the_object_and_an_incident_not_the_stores_words() {
+        let s = super::PrivateErrors(Failing);
+        let e = s
+            .get_range(FileKind::Pack, "ab12", 0, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ab12") && e.contains("incident"), "{e}");
+        assert!(!e.contains("/srv/loop"), "{e}");
+        let e = s.size(FileKind::Pack, "cd34").unwrap_err();
+        assert!(e.is_not_found(), "other errors pass as they are: {e}");
     }
 }
