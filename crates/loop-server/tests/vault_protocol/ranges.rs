@@ -25,13 +25,20 @@ fn reader<'a>(
     }
 }
 
-#[test]
-fn a_byte_range_up_to_the_largest_offset_reads_to_the_end() {
-    let server = Server::start();
+/// A managed vault, a restore token of its tenant and the name of its key slot, the object
+/// these tests read.
+fn a_key_slot(server: &Server) -> (String, String, String) {
     let admin = server.admin();
     let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
     let (_, restore) = token(&admin, &tenant, &["restore"], None);
-    let key = vault_as(&server, &vault, &restore).names("keys")[0].clone();
+    let key = vault_as(server, &vault, &restore).names("keys")[0].clone();
+    (vault, restore, key)
+}
+
+#[test]
+fn a_byte_range_up_to_the_largest_offset_reads_to_the_end() {
+    let server = Server::start();
+    let (vault, restore, key) = a_key_slot(&server);
     let read = reader(&server, &vault, &restore, &format!("keys/{key}"));
     let stored = std::fs::read(
         server
@@ -51,10 +58,7 @@ fn a_byte_range_up_to_the_largest_offset_reads_to_the_end() {
 #[test]
 fn a_range_past_the_end_is_416_and_a_failing_store_is_not() {
     let server = Server::start();
-    let admin = server.admin();
-    let (tenant, vault) = customer_with_vault(&admin, "Acme", None);
-    let (_, restore) = token(&admin, &tenant, &["restore"], None);
-    let key = vault_as(&server, &vault, &restore).names("keys")[0].clone();
+    let (vault, restore, key) = a_key_slot(&server);
     let read = reader(&server, &vault, &restore, &format!("keys/{key}"));
     let (status, _) = read("bytes=1000000-1000010");
     assert_eq!(status, 416, "a range past the object's end");
