@@ -106,26 +106,16 @@ async fn changes_stopped(ctx: &JobCtx, vault_id: &str) -> Result<(), JobError> {
     if !objects::closed(pool, vault_id).await? {
         return Ok(());
     }
-    let started = std::time::Instant::now();
-    let mut told = false;
-    loop {
+    super::wait_out(ctx, CHANGES_WAIT, || async {
         let n = objects::changes_under_way(pool, vault_id, ctx.state.now()).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        if started.elapsed() > CHANGES_WAIT {
-            return Err(JobError::Transient(format!(
-                "{n} uploads or deletes in the vault are still under way"
-            )));
-        }
-        if !told {
-            let line = format!("waiting for {n} uploads or deletes under way to stop");
-            ctx.log("info", &line).await?;
-            told = true;
-        }
-        ctx.check_held()?;
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
+        Ok((n > 0).then(|| {
+            (
+                format!("waiting for {n} uploads or deletes under way to stop"),
+                format!("{n} uploads or deletes in the vault are still under way"),
+            )
+        }))
+    })
+    .await
 }
 
 /// Deletes every object under the vault's prefix at `dest`, listing again until a listing

@@ -517,32 +517,48 @@ pub(super) async fn wait_for_stopped(
     of: crate::db::stopping::Erasing<'_>,
     kinds: Option<&[JobKind]>,
 ) -> Result<(), JobError> {
-    let started = std::time::Instant::now();
-    let mut told = false;
-    loop {
+    wait_out(ctx, STOP_WAIT, || async move {
         let running = crate::db::stopping::still_running(&ctx.state.db.pool, of, kinds).await?;
         if running.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let named: Vec<String> = running
             .iter()
             .map(|(id, kind)| format!("{kind} {id}"))
             .collect();
-        if started.elapsed() > STOP_WAIT {
-            return Err(JobError::Transient(format!(
-                "jobs that would copy into its places are still running: {}",
-                named.join(", ")
-            )));
+        let named = named.join(", ");
+        Ok(Some((
+            format!("waiting for jobs that would copy into its places to stop: {named}"),
+            format!("jobs that would copy into its places are still running: {named}"),
+        )))
+    })
+    .await
+}
+
+/// Polls `under_way` every 250 ms until it finds nothing, for an erasure that must outlast
+/// what it finds: the first line of each pair it answers goes to the job's log once (what
+/// is waited for), the second is the error once `limit` has passed (what is still under
+/// way; transient, so the erasure is tried again later).
+pub(super) async fn wait_out<F, Fut>(
+    ctx: &JobCtx,
+    limit: Duration,
+    mut under_way: F,
+) -> Result<(), JobError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<(String, String)>, JobError>>,
+{
+    let started = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        let Some((waiting, still)) = under_way().await? else {
+            return Ok(());
+        };
+        if started.elapsed() > limit {
+            return Err(JobError::Transient(still));
         }
         if !told {
-            ctx.log(
-                "info",
-                &format!(
-                    "waiting for jobs that would copy into its places to stop: {}",
-                    named.join(", ")
-                ),
-            )
-            .await?;
+            ctx.log("info", &waiting).await?;
             told = true;
         }
         ctx.check_held()?;
