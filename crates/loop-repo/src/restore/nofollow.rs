@@ -6,9 +6,10 @@
 //!   tree rejects other names, and the walker checks again), as `O_NOFOLLOW` guards only the
 //!   last component of a path;
 //! - nothing is ever resolved through a symlink: directories are opened with `O_NOFOLLOW`,
-//!   files are created with `O_CREAT | O_EXCL | O_NOFOLLOW`, owners and times are set with
-//!   `AT_SYMLINK_NOFOLLOW`, the mode through an `O_PATH | O_NOFOLLOW` descriptor of the entry,
-//!   xattrs with `lsetxattr`, and a hard link to a symlink links the symlink itself;
+//!   files are created with `O_CREAT | O_EXCL | O_NOFOLLOW`, the metadata of a symlink, FIFO
+//!   or device goes through an `O_PATH | O_NOFOLLOW` descriptor of the entry just made
+//!   ([`Made`]; a symlink's xattrs, which only a name can reach, are set only where nobody
+//!   else can rename names there), and a hard link to a symlink links the symlink itself;
 //! - whatever non-directory is in the way (a planted symlink, a FIFO, an old file) is
 //!   unlinked, never opened, and the entry is created afresh; a regular file is instead
 //!   written under a new temporary name beside it and renamed over it once complete
@@ -195,50 +196,111 @@ fn replacing(
     }
 }
 
-pub(super) fn chown_nofollow(
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    uid: Uid,
-    gid: Gid,
-) -> rustix::io::Result<()> {
-    rustix::fs::chownat(dir, name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
+/// A symlink, FIFO or device node just made, held by an `O_PATH | O_NOFOLLOW` descriptor of
+/// the entry itself. Its owner, mode, xattrs and times are set through that descriptor, so
+/// they land on the entry we made even when someone who writes the directory renames another
+/// file (a hard link to one outside the target, say) over its name meanwhile.
+pub(super) struct Made<'a> {
+    dir: BorrowedFd<'a>,
+    name: &'a OsStr,
+    fd: OwnedFd,
+    symlink: bool,
 }
 
-/// chmod without following a symlink: Linux's `fchmodat` cannot, so go through an `O_PATH`
-/// descriptor of the entry itself (what glibc does for `AT_SYMLINK_NOFOLLOW`). A symlink is
-/// left as it is.
-pub(super) fn chmod_nofollow(dir: BorrowedFd<'_>, name: &OsStr, mode: Mode) -> io::Result<()> {
+/// Opens what [`make_symlink`] or [`make_node`] just made at `name`. Something of another
+/// type there, or a file with other names (a hard link put in its place), is not ours: an
+/// error, and nothing is set on it.
+pub(super) fn open_made<'a>(
+    dir: BorrowedFd<'a>,
+    name: &'a Name,
+    kind: FileType,
+) -> io::Result<Made<'a>> {
     let fd = rustix::fs::openat(
         dir,
-        name,
+        name.to_os(),
         OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
     let st = rustix::fs::fstat(&fd)?;
-    if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
-        return Ok(());
+    if FileType::from_raw_mode(st.st_mode) != kind || st.st_nlink != 1 {
+        return Err(io::Error::other(
+            "replaced by another file while it was restored",
+        ));
     }
-    let proc_path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    rustix::fs::chmodat(rustix::fs::CWD, proc_path.as_str(), mode, AtFlags::empty())?;
-    Ok(())
+    Ok(Made {
+        dir,
+        name: name.to_os(),
+        fd,
+        symlink: kind == FileType::Symlink,
+    })
 }
 
-/// lsetxattr through the directory descriptor's /proc entry: the directory is the one we
-/// hold, and the last component is not followed.
-pub(super) fn set_xattr_nofollow(
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    x: &Xattr,
-) -> rustix::io::Result<()> {
-    let mut at = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
-    at.push(name);
-    rustix::fs::lsetxattr(&at, x.name.to_os(), &x.value, XattrFlags::empty())
-}
+impl Made<'_> {
+    pub(super) fn is_symlink(&self) -> bool {
+        self.symlink
+    }
 
-pub(super) fn set_times_nofollow(
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    times: &Timestamps,
-) -> rustix::io::Result<()> {
-    rustix::fs::utimensat(dir, name, times, AtFlags::SYMLINK_NOFOLLOW)
+    /// The entry's inode through `/proc`: the magic link leads to the inode the descriptor
+    /// holds, whatever its name now is. Not for a symlink, which it would follow.
+    fn proc_path(&self) -> String {
+        debug_assert!(!self.symlink);
+        format!("/proc/self/fd/{}", self.fd.as_raw_fd())
+    }
+
+    /// `AT_EMPTY_PATH` acts on the descriptor's entry itself, a symlink included.
+    pub(super) fn chown(&self, uid: Uid, gid: Gid) -> rustix::io::Result<()> {
+        rustix::fs::chownat(&self.fd, "", Some(uid), Some(gid), AtFlags::EMPTY_PATH)
+    }
+
+    /// Linux has no mode for a symlink: one is left as it is.
+    pub(super) fn chmod(&self, mode: Mode) -> rustix::io::Result<()> {
+        if self.symlink {
+            return Ok(());
+        }
+        rustix::fs::chmodat(
+            rustix::fs::CWD,
+            self.proc_path().as_str(),
+            mode,
+            AtFlags::empty(),
+        )
+    }
+
+    /// Whether only we (or root) can add, remove or rename names in the entry's directory:
+    /// it is ours and not writable by group or others. Directories a restore creates are,
+    /// until they are finished.
+    pub(super) fn only_we_rename(&self) -> bool {
+        rustix::fs::fstat(self.dir).is_ok_and(|st| {
+            st.st_uid == rustix::process::geteuid().as_raw() && st.st_mode & 0o022 == 0
+        })
+    }
+
+    /// A symlink's xattrs can only be set by name (`lsetxattr`); callers check first that
+    /// nobody else can rename names in its directory ([`Made::only_we_rename`]).
+    pub(super) fn set_xattr(&self, x: &Xattr) -> rustix::io::Result<()> {
+        if self.symlink {
+            let mut at = PathBuf::from(format!("/proc/self/fd/{}", self.dir.as_raw_fd()));
+            at.push(self.name);
+            return rustix::fs::lsetxattr(&at, x.name.to_os(), &x.value, XattrFlags::empty());
+        }
+        rustix::fs::setxattr(
+            self.proc_path().as_str(),
+            x.name.to_os(),
+            &x.value,
+            XattrFlags::empty(),
+        )
+    }
+
+    /// A symlink's times are set by name without following it: were the name taken
+    /// meanwhile, only that file's times would change.
+    pub(super) fn set_times(&self, times: &Timestamps) -> rustix::io::Result<()> {
+        if self.symlink {
+            return rustix::fs::utimensat(self.dir, self.name, times, AtFlags::SYMLINK_NOFOLLOW);
+        }
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            self.proc_path().as_str(),
+            times,
+            AtFlags::empty(),
+        )
+    }
 }

@@ -283,33 +283,32 @@ impl<'a, 'r> Walker<'a, 'r> {
         }
         let dir = self.dir_fd(k);
         let mode = Mode::from_raw_mode(node.mode & 0o7777);
-        let made = match node.kind {
-            NodeKind::Symlink => match &node.link_target {
+        let kind = match node.kind {
+            NodeKind::Symlink => FileType::Symlink,
+            NodeKind::Fifo => FileType::Fifo,
+            NodeKind::Chardev => FileType::CharacterDevice,
+            _ => FileType::BlockDevice,
+        };
+        let made = match kind {
+            FileType::Symlink => match &node.link_target {
                 Some(t) => nofollow::make_symlink(dir, &node.name, t.to_os()),
                 None => Err(io::Error::other("symlink without a target")),
             },
-            NodeKind::Fifo => nofollow::make_node(dir, &node.name, FileType::Fifo, mode, 0),
+            FileType::Fifo => nofollow::make_node(dir, &node.name, kind, mode, 0),
             _ if !rustix::process::geteuid().is_root() => {
                 Err(io::Error::other("device files are restored only as root"))
             }
-            kind => {
-                let ft = if kind == NodeKind::Chardev {
-                    FileType::CharacterDevice
-                } else {
-                    FileType::BlockDevice
-                };
-                nofollow::make_node(dir, &node.name, ft, mode, node.rdev)
-            }
+            _ => nofollow::make_node(dir, &node.name, kind, mode, node.rdev),
         };
-        match made {
-            Ok(()) => {
+        match made.and_then(|()| nofollow::open_made(dir, &node.name, kind)) {
+            Ok(made) => {
                 let counter = if node.kind == NodeKind::Symlink {
                     &self.ctx.counts.symlinks
                 } else {
                     &self.ctx.counts.special
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
-                self.ctx.apply_meta_at(dir, &node, &path);
+                self.ctx.apply_made_meta(&made, &node, &path);
             }
             Err(e) => self.ctx.error(&path, format!("not restored: {e}")),
         }

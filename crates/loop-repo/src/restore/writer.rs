@@ -17,7 +17,7 @@ use super::nofollow;
 use super::{RestoreOptions, RestoreProgress, RestoreReport};
 use crate::index::Index;
 use crate::repo::Repository;
-use crate::tree::{Name, Node, NodeKind, Xattr};
+use crate::tree::{Name, Node, Xattr};
 
 /// Zero runs of this size inside a chunk are skipped, so they stay holes.
 const SPARSE_BLOCK: usize = 64 * 1024;
@@ -351,27 +351,30 @@ impl<'a> Restorer<'a> {
         }
     }
 
-    /// The same for a symlink, FIFO or device in `dir`, which are not opened.
-    pub(super) fn apply_meta_at(&self, dir: BorrowedFd<'_>, node: &Node, path: &Path) {
-        let name = node.name.to_os();
+    /// The same for a symlink, FIFO or device just made, through its `O_PATH` descriptor.
+    pub(super) fn apply_made_meta(&self, made: &nofollow::Made<'_>, node: &Node, path: &Path) {
         let mut owned = true;
         if self.owner
-            && let Err(e) = nofollow::chown_nofollow(dir, name, uid(node), gid(node))
+            && let Err(e) = made.chown(uid(node), gid(node))
         {
             owned = false;
             self.error(path, format!("chown: {e}"));
         }
-        if node.kind != NodeKind::Symlink
-            && let Err(e) = nofollow::chmod_nofollow(dir, name, restored_mode(node.mode, owned))
-        {
+        if let Err(e) = made.chmod(restored_mode(node.mode, owned)) {
             self.error(path, format!("chmod: {e}"));
         }
-        for x in &node.xattrs {
-            let r = nofollow::set_xattr_nofollow(dir, name, x);
-            self.xattr_result(path, x, r);
+        if !node.xattrs.is_empty() && made.is_symlink() && !made.only_we_rename() {
+            self.error(
+                path,
+                "xattrs not restored: a symlink's are set by its name, and others may rename \
+                 names in its directory",
+            );
+        } else {
+            for x in &node.xattrs {
+                self.xattr_result(path, x, made.set_xattr(x));
+            }
         }
-        let ts = timestamps(node.mtime_ns);
-        if let Err(e) = nofollow::set_times_nofollow(dir, name, &ts) {
+        if let Err(e) = made.set_times(&timestamps(node.mtime_ns)) {
             self.error(path, format!("set times: {e}"));
         }
     }
