@@ -161,6 +161,28 @@ fn a_damaged_index_file_does_not_stop_backups_and_check_names_it() {
         fs::read(target.join("src/a.bin")).unwrap(),
         noise(500_000, 4)
     );
+    // So do the commands that read: each warns, and fails only on what it cannot find.
+    let snapshots: serde_json::Value =
+        serde_json::from_slice(&env.run(&["snapshots", "--json"]).stdout).unwrap();
+    let first = snapshots[0]["id"].as_str().unwrap();
+    for args in [
+        vec!["ls", "latest"],
+        vec!["diff", first, "latest"],
+        vec!["dump", "latest", "src/a.bin"],
+        vec!["stats"],
+    ] {
+        let out = env.run(&args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&name), "{args:?} warns about the index: {err}");
+        if args[0] == "dump" {
+            assert_eq!(out.stdout, noise(500_000, 4));
+        }
+    }
 }
 
 #[test]

@@ -161,7 +161,7 @@ pub(super) fn repair_index(g: &Global, dry_run: bool) -> Result<ExitCode> {
 
 pub(super) fn stats(g: &Global, a: StatsArgs) -> Result<ExitCode> {
     let repo = repo_open::open(g)?;
-    let index = repo.load_index()?;
+    let index = super::snapshots::readable_index(&repo)?;
     let roots: Vec<Id> = if a.snapshots.is_empty() {
         let f = filter(&a.filter);
         let list = repo.list_snapshots()?;

@@ -83,7 +83,8 @@ pub(super) fn dump(g: &Global, a: DumpArgs) -> Result<ExitCode> {
     let repo = repo_open::open(g)?;
     let (_, snap) = repo.find_snapshot(&a.snapshot, &filter(&a.filter))?;
     let mut out = std::io::stdout().lock();
-    loop_repo::restore::dump(&repo, &snap.tree, &a.path, &mut out)?;
+    let index = super::snapshots::readable_index(&repo)?;
+    loop_repo::restore::dump(&repo, &index, &snap.tree, &a.path, &mut out)?;
     out.flush()?;
     ok()
 }

@@ -6,15 +6,26 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use chrono::{DateTime, Local};
+use loop_repo::index::Index;
 use loop_repo::snapshot::{Snapshot, SnapshotFilter};
 use loop_repo::tree::{Node, NodeKind};
-use loop_repo::{Id, browse};
+use loop_repo::{Id, Repository, browse};
 use serde_json::json;
 
 use super::filter;
 use crate::args::*;
 use crate::output::{ok, print_json};
 use crate::repo_open;
+
+/// The index for a command that only reads. An index file that cannot be read is skipped with
+/// a warning on stderr, as restore does: the command then fails only on what it cannot find.
+pub(super) fn readable_index(repo: &Repository) -> Result<Index> {
+    let (index, warnings) = repo.load_index_lenient(&Default::default())?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(index)
+}
 
 /// Says on stderr which snapshots were skipped because they cannot be read.
 pub(super) fn warn_damaged(damaged: &[(String, loop_repo::Error)]) {
@@ -122,7 +133,7 @@ fn node_json(path: &str, n: &Node) -> serde_json::Value {
 pub(super) fn ls(g: &Global, a: LsArgs) -> Result<ExitCode> {
     let repo = repo_open::open(g)?;
     let (id, snap) = repo.find_snapshot(&a.snapshot, &filter(&a.filter))?;
-    let index = repo.load_index()?;
+    let index = readable_index(&repo)?;
     let prefix = a.path.clone().unwrap_or_default();
     let prefix = prefix.trim_end_matches('/');
     let mut out = std::io::stdout().lock();
@@ -180,7 +191,7 @@ pub(super) fn diff(g: &Global, a: DiffArgs) -> Result<ExitCode> {
     let none = SnapshotFilter::default();
     let (ia, sa) = repo.find_snapshot(&a.first, &none)?;
     let (ib, sb) = repo.find_snapshot(&a.second, &none)?;
-    let index = repo.load_index()?;
+    let index = readable_index(&repo)?;
     let changes = browse::diff(&repo, &index, &sa.tree, &sb.tree)?;
     if g.json {
         print_json(&json!({"first": ia.to_hex(), "second": ib.to_hex(), "changes": changes}))?;

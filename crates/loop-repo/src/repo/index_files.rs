@@ -30,8 +30,9 @@ impl Repository {
 
     /// Like [`Repository::load_index_excluding`], but an index file that is damaged or from a
     /// newer version is skipped with a warning instead of failing. Backups use this: a lost
-    /// index file only costs deduplication against the blobs it names. Anything that deletes
-    /// data (prune) must never use it.
+    /// index file only costs deduplication against the blobs it names. So do readers (restore,
+    /// `ls`, `diff`, `dump`, `stats`, the console's browser): they fail only on what they
+    /// cannot find. Anything that deletes data (prune) must never use it.
     pub fn load_index_lenient(&self, skip: &HashSet<Id>) -> Result<(Index, Vec<String>)> {
         self.load_index_with(skip, true)
     }
@@ -75,7 +76,8 @@ impl Repository {
                             if lenient =>
                         {
                             warnings.push(format!(
-                                "{e}; the blobs it names are used from elsewhere or stored again"
+                                "{e}; skipped, so what only it lists is not found (a backup \
+                                 stores that again; `loop repair index` rebuilds the index)"
                             ));
                             continue;
                         }

@@ -151,9 +151,14 @@ pub fn run(
 
 /// Writes one file of a snapshot (`path` relative to the snapshot root, like
 /// `linux/Makefile`) to `out`, chunk by chunk. Returns the bytes written.
-pub fn dump(repo: &Repository, tree: &Id, path: &str, out: &mut dyn io::Write) -> Result<u64> {
-    let index = repo.load_index()?;
-    let node = find_node(repo, &index, tree, path)?
+pub fn dump(
+    repo: &Repository,
+    index: &Index,
+    tree: &Id,
+    path: &str,
+    out: &mut dyn io::Write,
+) -> Result<u64> {
+    let node = find_node(repo, index, tree, path)?
         .ok_or_else(|| Error::NotFound(format!("{path:?} in the snapshot")))?;
     if node.kind != NodeKind::File {
         return Err(Error::Invalid(format!(
@@ -163,7 +168,7 @@ pub fn dump(repo: &Repository, tree: &Id, path: &str, out: &mut dyn io::Write) -
     }
     let mut written = 0u64;
     for id in &node.content {
-        let data = repo.read_blob(&index, id)?;
+        let data = repo.read_blob(index, id)?;
         out.write_all(&data)
             .map_err(|e| Error::io(format!("output of {path}"), e))?;
         written += data.len() as u64;

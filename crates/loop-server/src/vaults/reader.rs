@@ -5,7 +5,8 @@
 //! An opened vault is kept with its index while the vault's index files stay the same, so a
 //! reader moving from directory to directory costs one listing of the index files and the
 //! trees it opens, not a reload of the index. The tenant key is still asked for at every
-//! open, so an erased tenant's vault is unreadable at once.
+//! open, so an erased tenant's vault is unreadable at once. An index file that cannot be read
+//! is skipped with a warning in the log, as a restore skips it.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub async fn open(state: &AppState, v: &Vault) -> ApiResult<Arc<Opened>> {
         .get(&v.id)
         .filter(|k| k.destination == v.destination);
     let destination = v.destination.clone();
+    let vault = v.id.clone();
     let opened = tokio::task::spawn_blocking(move || -> loop_repo::Result<Arc<Opened>> {
         let mut names: Vec<String> = storage
             .list(FileKind::Index)?
@@ -64,7 +66,12 @@ pub async fn open(state: &AppState, v: &Vault) -> ApiResult<Arc<Opened>> {
             return Ok(k);
         }
         let repo = Repository::open(storage, Secret::RawKey(&kek))?;
-        let index = repo.load_index()?;
+        // A damaged index file costs only what it alone lists (a 404 or a failed download of
+        // that), as in a restore; `loop check` and `loop repair index` deal with it.
+        let (index, warnings) = repo.load_index_lenient(&Default::default())?;
+        for w in warnings {
+            tracing::warn!(vault = %vault, "reading the vault: {w}");
+        }
         Ok(Arc::new(Opened {
             repo,
             index,

@@ -349,6 +349,47 @@ fn a_damaged_pack_breaks_a_download_off_instead_of_ending_it_short() {
     );
 }
 
+/// An index file that cannot be read costs only what it alone lists, as in a restore: a
+/// snapshot whose blobs other index files name is still browsed and downloaded.
+#[test]
+fn a_damaged_index_file_costs_only_what_it_alone_lists() {
+    let server = Server::start();
+    let admin = server.admin();
+    let acme = server.customer(&admin, "acme");
+    let src = tempfile::tempdir().unwrap();
+    let docs = make_docs(src.path());
+    back_up_into(&server, &acme.vault_id, &docs);
+    let index_dir = server
+        .data_dir
+        .join("vaults")
+        .join(&acme.vault_id)
+        .join("index");
+    let damaged = super::support::files_under(&index_dir);
+    assert_eq!(damaged.len(), 1);
+    let other = src.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), b"written after the first backup\n").unwrap();
+    let snapshot = back_up_into(&server, &acme.vault_id, &other);
+    let mut bytes = std::fs::read(&damaged[0]).unwrap();
+    let end = bytes.len() - 1;
+    bytes[end] ^= 0x01;
+    std::fs::write(&damaged[0], bytes).unwrap();
+
+    let cookie = session_cookie(&acme.member("admin").secret);
+    let here = format!("/vaults/{}/snapshots/{snapshot}", acme.vault_id);
+    let (status, _, body) = server.download(&format!("{here}?path=%2Fother"), &cookie);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8(body).unwrap().contains("notes.txt"));
+    let (status, _, body) = server.download(
+        &format!("{here}/download?as=file&path=/other/notes.txt"),
+        &cookie,
+    );
+    assert_eq!(
+        (status, body),
+        (200, b"written after the first backup\n".to_vec())
+    );
+}
+
 #[test]
 fn an_auditor_sees_snapshots_but_not_their_files_and_a_customer_key_vault_says_why() {
     let server = Server::start();

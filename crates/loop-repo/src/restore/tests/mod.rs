@@ -420,7 +420,7 @@ fn dump_streams_a_file_and_find_node_resolves_paths() {
     assert!(node.content.len() > 1, "a multi-chunk file");
     let mut out = Vec::new();
     assert_eq!(
-        dump(&repo, &tree, "src/dir/big.bin", &mut out).unwrap(),
+        dump(&repo, &index, &tree, "src/dir/big.bin", &mut out).unwrap(),
         big.len() as u64
     );
     assert!(out == big);
@@ -445,11 +445,11 @@ fn dump_streams_a_file_and_find_node_resolves_paths() {
             .is_none()
     );
     assert!(
-        dump(&repo, &tree, "src/nothing", &mut Vec::new())
+        dump(&repo, &index, &tree, "src/nothing", &mut Vec::new())
             .unwrap_err()
             .is_not_found()
     );
-    assert!(dump(&repo, &tree, "src/dir", &mut Vec::new()).is_err());
+    assert!(dump(&repo, &index, &tree, "src/dir", &mut Vec::new()).is_err());
 }
 
 mod hostile;
