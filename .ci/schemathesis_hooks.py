@@ -338,6 +338,7 @@ def valid_body(op: str, n: int):
         "POST /api/v1/vaults/{id}/verify": {"read_data_percent": n % 101},
         "POST /api/v1/vaults/{id}/retention": {"dry_run": True},
         "PUT /api/v1/vaults/{id}/maintainer": {"device_id": [fixtures["item_device"], None][n % 8 // 4]},
+        "PUT /api/v1/vaults/{id}/quota": {"quota_bytes": [n << 30, None][n % 8 // 4]},
         "POST /api/v1/policies": {"tenant_id": t, "keep": {"daily": n % 30 + 1}},
         "PATCH /api/v1/policies/{id}": {"keep": {"last": n % 30 + 1}},
         "POST /api/v1/items": {"tenant_id": t, "device_id": fixtures["item_device"], "vault_id": fixtures["vault"], "name": f"fuzz-item-{n}", "paths": ["/srv"], "schedule": "mon..fri 22:00"},

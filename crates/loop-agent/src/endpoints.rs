@@ -273,6 +273,10 @@ impl ApiClient {
         )
     }
 
+    pub fn set_vault_quota(&self, id: &VaultId, r: &SetVaultQuota) -> Result<Vault, ApiError> {
+        self.call(Method::PUT, &format!("/api/v1/vaults/{id}/quota"), Some(r))
+    }
+
     pub fn set_retention_lock(
         &self,
         id: &VaultId,

@@ -361,6 +361,40 @@ fn a_completion_the_store_fails_leaves_the_upload_to_be_completed_again() {
     assert_eq!(used(&s), before + a_bytes.len() as u64);
 }
 
+/// A completion the quota has no room for is `507 quota_exceeded`, a status clients retry,
+/// and so is every retry of it (not a 404 for an upload that ended): the upload stays, and
+/// completes once the quota has room.
+#[test]
+fn a_completion_over_quota_stays_over_quota_and_completes_once_there_is_room() {
+    let Some(garage) = Garage::start() else {
+        return;
+    };
+    let s = direct_story(&garage, false);
+    let before = used(&s);
+    let (a, a_bytes, up) = uploaded(&s, 5);
+    let quota = |args: &[&str]| {
+        let mut all = vec!["vault", "quota", &s.vault];
+        all.extend_from_slice(args);
+        ok(&mut s.admin("ana", &all));
+    };
+    quota(&["--bytes", &(before + 1).to_string()]);
+    for attempt in 0..2 {
+        let (status, body) = complete(&s, &a, &up);
+        assert_eq!(
+            (status, code(body.as_bytes())),
+            (507, "quota_exceeded".into()),
+            "attempt {attempt}: {body}"
+        );
+    }
+    assert_eq!(used(&s), before);
+    quota(&["--none"]);
+    let (status, body) = complete(&s, &a, &up);
+    assert_eq!(status, 201, "{body}");
+    let (status, stored) = raw(&s, Method::GET, &data(&s, &a), &s.restore_token, None);
+    assert_eq!((status, stored), (200, a_bytes.clone()));
+    assert_eq!(used(&s), before + a_bytes.len() as u64);
+}
+
 /// A completion sent more than 5 minutes after its upload's URL expired (a client paused
 /// between its `PUT` and the completion) is refused as expired, stores and counts nothing, and
 /// so never reads what the sweep removes; a new upload of the same pack is stored.

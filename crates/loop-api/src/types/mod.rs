@@ -449,6 +449,13 @@ wire! {
         pub days: u32,
     }
 
+    /// `PUT /api/v1/vaults/{id}/quota`.
+    pub struct SetVaultQuota {
+        /// Bytes the vault may hold, at most 2^63 - 1; null takes the quota away. Below what
+        /// the vault holds, it takes no upload until enough is pruned.
+        pub quota_bytes: Option<u64>,
+    }
+
     /// `PUT /api/v1/vaults/{id}/maintainer`.
     pub struct SetMaintainer {
         /// A device of the vault's tenant; absent or null takes the maintainer away (and

@@ -150,6 +150,10 @@ pub(crate) fn vault(g: &Global, c: VaultCommand) -> Result<ExitCode> {
                 )
             })
         }
+        VaultCommand::Quota { id, bytes, none: _ } => {
+            let v = api.set_vault_quota(&id, &SetVaultQuota { quota_bytes: bytes })?;
+            show(g, &v, |v| print_vaults(std::slice::from_ref(v)))
+        }
         VaultCommand::Lock { id, days } => {
             let v: Vault = api.set_retention_lock(&id, &SetRetentionLock { days })?;
             show(g, &v, |v| {

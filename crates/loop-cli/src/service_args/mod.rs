@@ -285,6 +285,16 @@ pub enum VaultCommand {
     Show {
         id: VaultId,
     },
+    /// Set a vault's quota: the bytes it may hold (below what it holds, it takes no upload
+    /// until enough is pruned)
+    Quota {
+        id: VaultId,
+        #[arg(long, required_unless_present = "none", conflicts_with = "none")]
+        bytes: Option<u64>,
+        /// No quota
+        #[arg(long)]
+        none: bool,
+    },
     /// Set or lengthen a vault's retention lock (it can never be shortened)
     Lock {
         id: VaultId,

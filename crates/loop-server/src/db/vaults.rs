@@ -106,6 +106,16 @@ pub async fn lengthen_retention_lock(tx: &mut Tx, id: &str, days: u32) -> DbResu
     Ok(r.rows_affected() > 0)
 }
 
+/// Whether the vault is there to take it.
+pub async fn set_quota(tx: &mut Tx, id: &str, quota_bytes: Option<u64>) -> DbResult<bool> {
+    let r = sqlx::query("UPDATE vaults SET quota_bytes = $1 WHERE id = $2 AND deleted_at IS NULL")
+        .bind(quota_bytes.map(|q| q as i64))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(r.rows_affected() > 0)
+}
+
 pub async fn mark_vault_deleted(tx: &mut Tx, id: &str, now: i64) -> DbResult<()> {
     sqlx::query("UPDATE vaults SET deleted_at = $1 WHERE id = $2")
         .bind(now)

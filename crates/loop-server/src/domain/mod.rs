@@ -9,7 +9,7 @@ pub use items::{DEFAULT_WINDOW_SECONDS, check_item};
 pub use loop_api::{Role, TenantKind, TokenPermission};
 pub use requests::{
     NewDevice, NewTenant, NewToken, NewUser, NewVault, TenantChanges, UserChanges,
-    check_maintenance, check_policy, retention_lock_days,
+    check_maintenance, check_policy, quota_bytes, retention_lock_days,
 };
 
 /// A user-visible validation failure; the message is safe to show to the client.

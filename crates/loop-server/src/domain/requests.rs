@@ -254,11 +254,16 @@ pub fn retention_lock_days(days: u32) -> Result<u32, Invalid> {
     }
 }
 
+/// Checks a vault's quota: the database stores at most `i64::MAX`.
+pub fn quota_bytes(q: Option<u64>) -> Result<Option<u64>, Invalid> {
+    if q.is_some_and(|q| q > i64::MAX as u64) {
+        return Err(Invalid("quota_bytes is too large".into()));
+    }
+    Ok(q)
+}
+
 impl NewVault {
     pub fn parse(req: CreateVault) -> Result<NewVault, Invalid> {
-        if req.quota_bytes.is_some_and(|q| q > i64::MAX as u64) {
-            return Err(Invalid("quota_bytes is too large".into()));
-        }
         Ok(NewVault {
             retention_lock_days: req
                 .retention_lock_days
@@ -267,7 +272,7 @@ impl NewVault {
             name: parse_name("vault name", &req.name)?,
             tenant_id: req.tenant_id,
             destination: req.destination,
-            quota_bytes: req.quota_bytes,
+            quota_bytes: quota_bytes(req.quota_bytes)?,
             key_custody: req.key_custody.unwrap_or(KeyCustody::Managed),
         })
     }

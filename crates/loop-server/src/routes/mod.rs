@@ -122,6 +122,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(vaults::list_snapshots))
         .routes(routes!(vaults::verify_vault))
         .routes(routes!(vaults::set_maintainer))
+        .routes(routes!(vaults::set_quota))
         .routes(routes!(residency::vault_locations))
         .routes(routes!(retention_lock::set_retention_lock))
         .routes(routes!(replicas::list_replicas, replicas::create_replica))

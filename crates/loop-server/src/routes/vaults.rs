@@ -6,8 +6,8 @@ use axum::extract::OriginalUri;
 use axum::extract::State;
 use axum::http::StatusCode;
 use loop_api::{
-    CreateVault, Destination, Job, JobKind, JobTrigger, KeyCustody, SetMaintainer, SnapshotInfo,
-    Vault, VaultId, VerifyVault,
+    CreateVault, Destination, Job, JobKind, JobTrigger, KeyCustody, SetMaintainer, SetVaultQuota,
+    SnapshotInfo, Vault, VaultId, VerifyVault,
 };
 use loop_repo::keys::{Secret, SlotMeta};
 use loop_repo::{InitOptions, Repository};
@@ -18,7 +18,7 @@ use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
 use crate::db::page::{Key, in_memory};
 use crate::db::{self, vaults};
-use crate::domain::{NewVault, Permission, TenantKind, new_id};
+use crate::domain::{NewVault, Permission, TenantKind, new_id, quota_bytes};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::Work;
 use crate::state::AppState;
@@ -207,6 +207,46 @@ pub async fn get_vault(
     caller: Caller,
     Path(id): Path<VaultId>,
 ) -> ApiResult<axum::Json<Vault>> {
+    Ok(axum::Json(
+        scoped_vault(&state, &caller, Permission::VaultRead, &id).await?,
+    ))
+}
+
+/// Set a vault's quota
+///
+/// The bytes the vault may hold (null: no limit). An upload that would take the vault past
+/// it is `507 quota_exceeded`; a quota below what the vault holds refuses every upload until
+/// enough is pruned, and keeps what is there.
+#[utoipa::path(put, path = "/api/v1/vaults/{id}/quota", tag = "vaults", params(("id" = VaultId, Path)),
+    request_body = SetVaultQuota,
+    responses((status = 200, description = "The vault", body = Vault),
+        (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem)))]
+pub async fn set_quota(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<VaultId>,
+    Json(req): Json<SetVaultQuota>,
+) -> ApiResult<axum::Json<Vault>> {
+    let v = scoped_vault(&state, &caller, Permission::VaultWrite, &id).await?;
+    let quota = quota_bytes(req.quota_bytes)?;
+    let mut tx = state.db.begin().await?;
+    if !vaults::set_quota(&mut tx, &v.id, quota).await? {
+        return Err(ApiError::not_found());
+    }
+    commit_audited(
+        tx,
+        caller.event(
+            &v.tenant_id,
+            "vault.quota",
+            "vault",
+            Some(&v.id),
+            serde_json::json!({
+                "quota_bytes": quota, "previous_quota_bytes": v.quota_bytes,
+            }),
+        ),
+        state.now(),
+    )
+    .await?;
     Ok(axum::Json(
         scoped_vault(&state, &caller, Permission::VaultRead, &id).await?,
     ))

@@ -344,6 +344,16 @@ impl AuditWalk<'_> {
                     Some(json!({ "device_id": d })),
                 )
             }
+            ("put", "/api/v1/vaults/{id}/quota") => {
+                let v = self.created(
+                    "/api/v1/vaults",
+                    json!({ "tenant_id": t, "name": "limited", "destination": "local" }),
+                );
+                by_admin(
+                    format!("/api/v1/vaults/{v}/quota"),
+                    Some(json!({ "quota_bytes": 1u64 << 30 })),
+                )
+            }
             ("post", "/api/v1/policies") => by_admin(
                 path.into(),
                 Some(json!({ "tenant_id": t, "keep": { "daily": 7 } })),

@@ -58,6 +58,7 @@ pub(super) const AUDITED: &[(&str, &str, &str)] = &[
     ("post", "/api/v1/vaults", "vault.create"),
     ("post", "/api/v1/vaults/{id}/verify", "vault.verify"),
     ("put", "/api/v1/vaults/{id}/maintainer", "vault.maintainer"),
+    ("put", "/api/v1/vaults/{id}/quota", "vault.quota"),
     (
         "put",
         "/api/v1/vaults/{id}/retention-lock",

@@ -47,6 +47,7 @@ fn body_naming(method: &str, path: &str, c: &Customer) -> Option<Value> {
         ("post", "/api/v1/vaults/{id}/retention") => json!({ "dry_run": true }),
         ("put", "/api/v1/vaults/{id}/maintainer") => json!({ "device_id": c.device_id }),
         ("put", "/api/v1/vaults/{id}/retention-lock") => json!({ "days": 1 }),
+        ("put", "/api/v1/vaults/{id}/quota") => json!({ "quota_bytes": 1 }),
         ("post", "/api/v1/vaults/{id}/replicas") => json!({ "destination": "spare" }),
         ("post", "/api/v1/vaults/{id}/replicas/{replica}/verify") => json!({ "read_data": false }),
         ("post", "/api/v1/policies") => json!({ "tenant_id": tenant_id, "keep": { "last": 9 } }),

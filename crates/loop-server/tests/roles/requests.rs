@@ -283,6 +283,10 @@ impl Walk<'_> {
                 ),
                 Some(json!({ "device_id": self.device(&tid) })),
             ),
+            ("put", "/api/v1/vaults/{id}/quota") => (
+                format!("/api/v1/vaults/{}/quota", self.vault(&tid)),
+                Some(json!({ "quota_bytes": 1u64 << 40 })),
+            ),
             ("put", "/api/v1/vaults/{id}/retention-lock") => (
                 format!("/api/v1/vaults/{}/retention-lock", self.vault(&tid)),
                 Some(json!({ "days": 1 })),

@@ -171,6 +171,7 @@ pub const ROUTES: &[(&str, &str, Rule)] = &[
         "/api/v1/vaults/{id}/retention-lock",
         Needs(&[ChangeVaults]),
     ),
+    ("put", "/api/v1/vaults/{id}/quota", Needs(&[ChangeVaults])),
     ("get", "/api/v1/vaults/{id}/replicas", Needs(&[ReadVaults])),
     (
         "post",

@@ -187,9 +187,16 @@ async fn store_upload(
     })
     .await
     {
-        // Another request holds the name for a moment, or the database or the destination
-        // failed for one: the upload stays, to be completed again (the answer says when).
-        Err(e @ (ChangeError::Busy | ChangeError::Storage(_) | ChangeError::Db(_))) => {
+        // Another request holds the name for a moment, the database or the destination
+        // failed for one, or the quota leaves no room until a prune or a larger quota: the
+        // upload stays, to be completed again (a 5xx, which clients retry) until its URL
+        // expires. Ending it here would answer the client's retry with 404.
+        Err(
+            e @ (ChangeError::Busy
+            | ChangeError::OverQuota
+            | ChangeError::Storage(_)
+            | ChangeError::Db(_)),
+        ) => {
             return Err(e.into());
         }
         claim => claim,
