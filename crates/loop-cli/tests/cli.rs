@@ -276,8 +276,10 @@ fn key_slots_add_list_remove_and_change_passphrase() {
             "cannot remove the slot in use"
         );
     }
-    let out = env.run(&["key", "remove", &second[..8]]);
+    let out = env.run(&["key", "remove", &second[..8], "--json"]);
     assert!(out.status.success());
+    let removed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(removed["removed"], second);
     assert_eq!(
         with_second(&["snapshots"]).status.code(),
         Some(1),

@@ -109,9 +109,12 @@ fn a_colleague_joins_and_moves_address_by_mail() {
         "{pending}"
     );
     let code = mailed_code(&sink, "bo.berg@acme.example", "lpe_");
-    ok(s.server
-        .as_user(&bo, &["user", "confirm-email", "--server", &s.server.url])
-        .env("LOOP_EMAIL_TOKEN", &code));
+    let confirmed = json(
+        s.server
+            .as_user(&bo, &["user", "confirm-email", "--server", &s.server.url])
+            .env("LOOP_EMAIL_TOKEN", &code),
+    );
+    assert_eq!(confirmed["confirmed"], true);
     ok(&mut login(
         &s,
         &bo,

@@ -27,6 +27,42 @@ fn login(s: &Story) -> String {
     .env("LOOP_LOGIN_PASSWORD", "ana-password-1234"))
 }
 
+/// On a server whose nodes run no jobs, the archive is never made: the export gives up after
+/// `--wait-secs` and says which job to follow, instead of waiting for ever.
+#[test]
+fn an_export_that_is_not_made_in_time_says_so_and_names_its_job() {
+    let s = set_up(
+        Some(&|d: &std::path::Path| {
+            let p = d.join("server.toml");
+            std::fs::write(&p, "[jobs]\nconcurrency = 0\n").unwrap();
+            p
+        }),
+        "local",
+    );
+    let zip = s.dir.path().join("my-data.zip");
+    let out = s
+        .admin(
+            "ana",
+            &[
+                "privacy",
+                "export",
+                "--output",
+                zip.to_str().unwrap(),
+                "--wait-secs",
+                "2",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is not ready after 2 s") && err.contains("is queued; `loop job show jb_"),
+        "{err}"
+    );
+    assert!(!zip.exists());
+}
+
 #[test]
 fn privacy_from_the_command_line() {
     let s = set_up_logging(None, "local", true);

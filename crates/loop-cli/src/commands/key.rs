@@ -18,7 +18,7 @@ pub(super) fn key(g: &Global, k: KeyCommand) -> Result<ExitCode> {
             let keys = repo.list_keys()?;
             if g.json {
                 print_json(&keys)?;
-            } else {
+            } else if !g.quiet {
                 println!(
                     " {:<9} {:<11} {:<26} {:<16} {:<10} Label",
                     "ID", "Kind", "Created", "Host", "User"
@@ -63,7 +63,9 @@ pub(super) fn key(g: &Global, k: KeyCommand) -> Result<ExitCode> {
                 _ => bail!("key prefix {id} is ambiguous"),
             };
             repo.remove_key(&target)?;
-            if !g.quiet && !g.json {
+            if g.json {
+                print_json(&json!({"removed": target.to_hex()}))?;
+            } else if !g.quiet {
                 println!("removed key {}", target.short());
             }
         }

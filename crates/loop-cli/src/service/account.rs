@@ -91,10 +91,9 @@ pub(crate) fn logout(g: &Global) -> Result<ExitCode> {
     let client = api(g)?;
     client.logout()?;
     std::fs::remove_file(session_file()?).ok();
-    if !g.quiet {
-        println!("signed out");
-    }
-    Ok(ExitCode::SUCCESS)
+    show(g, &json!({ "signed_out": true }), |_| {
+        println!("signed out")
+    })
 }
 
 pub(crate) fn whoami(g: &Global) -> Result<ExitCode> {

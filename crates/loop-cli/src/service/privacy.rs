@@ -72,7 +72,11 @@ pub(crate) fn privacy(g: &Global, c: PrivacyCommand) -> Result<ExitCode> {
             let r = api.privacy_report(&tenant)?;
             show(g, &r, print_report)
         }
-        PrivacyCommand::Export { user, output } => export(g, &api, user.as_ref(), &output),
+        PrivacyCommand::Export {
+            user,
+            output,
+            wait_secs,
+        } => export(g, &api, user.as_ref(), &output, wait_secs),
         PrivacyCommand::Announce { subject, text_file } => {
             let text = std::fs::read_to_string(&text_file)
                 .with_context(|| format!("reading {}", text_file.display()))?;
@@ -175,10 +179,9 @@ fn subprocessor(
         }
         SubprocessorCommand::Remove { id } => {
             api.remove_subprocessor(&id)?;
-            if !g.quiet {
-                println!("removed {id}; the controllers' admins are told");
-            }
-            Ok(ExitCode::SUCCESS)
+            show(g, &serde_json::json!({ "removed": id }), |_| {
+                println!("removed {id}; the controllers' admins are told")
+            })
         }
     }
 }
@@ -211,15 +214,19 @@ fn print_report(r: &PrivacyReport) {
     print_requests(&r.open_requests);
 }
 
-/// Asks for the archive, waits for its job, and writes the zip file.
+/// Asks for the archive, waits (at most `wait_secs`) for its job, and writes the zip file.
 fn export(
     g: &Global,
     api: &loop_agent::ApiClient,
     user: Option<&UserId>,
     output: &std::path::Path,
+    wait_secs: u64,
 ) -> Result<ExitCode> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait_secs);
+    let mut pause = std::time::Duration::from_millis(300);
     let mut e = api.request_data_export(user)?;
     while e.state == DataExportState::Preparing {
+        let mut state = None;
         if let Some(job) = &e.job_id {
             let j = api.job(&job.parse().context("the server named a malformed job")?)?;
             if j.state.is_final() && j.state != JobState::Succeeded {
@@ -228,8 +235,20 @@ fn export(
                     j.error.unwrap_or_else(|| j.state.to_string())
                 );
             }
+            state = Some(format!(
+                "job {} is {}; `loop job show {}` follows it",
+                j.id, j.state, j.id
+            ));
         }
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        if std::time::Instant::now() + pause > deadline {
+            anyhow::bail!(
+                "export {} is not ready after {wait_secs} s: {}",
+                e.id,
+                state.unwrap_or_else(|| "no job yet".into())
+            );
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
         e = api.data_export(&e.id)?;
     }
     let zip = api.data_export_archive(&e.id)?;

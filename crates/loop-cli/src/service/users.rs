@@ -44,20 +44,18 @@ pub(crate) fn user(g: &Global, c: UserCommand) -> Result<ExitCode> {
                 invite_token: token.trim().to_string().into(),
                 password: password.into(),
             })?;
-            if !g.quiet {
-                println!("invitation accepted: sign in with `loop login`");
-            }
-            return Ok(ExitCode::SUCCESS);
+            return show(g, &json!({ "accepted": true }), |_| {
+                println!("invitation accepted: sign in with `loop login`")
+            });
         }
         UserCommand::ConfirmEmail { server } => {
             let token = password_from_env_or_prompt("LOOP_EMAIL_TOKEN", "confirmation code: ")?;
             anonymous(g, &server)?.confirm_email(&ConfirmEmail {
                 token: token.trim().to_string().into(),
             })?;
-            if !g.quiet {
-                println!("address confirmed: sign in with it from now on");
-            }
-            return Ok(ExitCode::SUCCESS);
+            return show(g, &json!({ "confirmed": true }), |_| {
+                println!("address confirmed: sign in with it from now on")
+            });
         }
         _ => {}
     }

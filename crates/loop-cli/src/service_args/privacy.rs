@@ -50,6 +50,10 @@ pub enum PrivacyCommand {
         /// Where to write the zip file
         #[arg(long)]
         output: PathBuf,
+        /// Give up waiting for the archive after this many seconds (it is still made, and
+        /// kept on the server for its owner)
+        #[arg(long, default_value_t = 1800)]
+        wait_secs: u64,
     },
     /// Mail product news to every user who consented (the provider's admins)
     Announce {
