@@ -352,6 +352,20 @@ fn an_enrolled_agent_runs_a_backup_asked_for_through_the_api() {
         assert!(logs.contains(&format!("the {what} was not run")), "{logs}");
     }
 
+    // A file that changes while the agent reads it (a /proc file's content is never its
+    // stated size) is stored as read, and the job says so.
+    let item = s.item(&device, "changing", Path::new("/proc/self/status"), &[]);
+    let run = json(&mut s.admin("ana", &["item", "run", &item]));
+    let run_id = run["id"].as_str().unwrap();
+    let run = s.job_ended(run_id);
+    assert_eq!(run["state"], "succeeded-with-warnings", "{run:#}");
+    assert_eq!(run["summary"]["changed_while_reading"], 1, "{run:#}");
+    let logs = json(&mut s.admin("ana", &["job", "logs", run_id])).to_string();
+    assert!(
+        logs.contains("/proc/self/status changed while it was read"),
+        "{logs}"
+    );
+
     // An item's upload limit reaches its agent, which applies it or its own, whichever is
     // lower, and says which.
     for (limit, said) in [

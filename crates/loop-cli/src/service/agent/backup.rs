@@ -109,9 +109,23 @@ impl Agent {
         let post = post?;
         // A command not run is a warning: the job did not do all its item asks.
         let skipped = usize::from(!pre) + usize::from(!post);
-        let warnings = r.unreadable.len() + r.warnings.len() + skipped;
-        for w in r.unreadable.iter().chain(&r.warnings).take(50) {
-            self.log(job, "warning", w);
+        // As `loop backup` warns: what was read of a file that changed meanwhile is stored,
+        // and may not be one state of it.
+        let changed = r
+            .changed_while_reading
+            .iter()
+            .map(|p| format!("{p} changed while it was read"));
+        let warnings =
+            r.unreadable.len() + r.changed_while_reading.len() + r.warnings.len() + skipped;
+        for w in r
+            .unreadable
+            .iter()
+            .cloned()
+            .chain(changed)
+            .chain(r.warnings.iter().cloned())
+            .take(50)
+        {
+            self.log(job, "warning", &w);
         }
         let summary = r.snapshot.summary.clone().unwrap_or_default();
         Ok((
@@ -120,6 +134,7 @@ impl Agent {
                 "files": summary.total_files_processed,
                 "bytes": summary.total_bytes_processed,
                 "unreadable": r.unreadable.len(),
+                "changed_while_reading": r.changed_while_reading.len(),
             }),
             warnings,
         ))
