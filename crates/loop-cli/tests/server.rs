@@ -460,3 +460,69 @@ fn a_listing_longer_than_a_page_is_listed_whole() {
     assert_eq!(names.len(), 1050, "each once");
     assert!(names.contains("laptop-01") && names.contains("pc-1048"));
 }
+
+/// The certificate a new connection to `url` is shown (DER).
+fn presented_certificate(url: &str) -> Vec<u8> {
+    let client = reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .tls_info(true)
+        .build()
+        .unwrap();
+    let resp = client.get(format!("{url}/healthz")).send().unwrap();
+    resp.extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .and_then(|i| i.peer_certificate())
+        .expect("a TLS peer certificate")
+        .to_vec()
+}
+
+/// A renewed certificate is put in place of the files and the server is sent SIGHUP: new
+/// connections are shown the new one, with no restart. A pair that does not load changes
+/// nothing, and the log says so.
+#[test]
+fn sighup_serves_a_renewed_certificate_and_a_broken_one_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let server = Server::start_logging(&dir.path().join("server"), None, Some(&log));
+    let first = presented_certificate(&server.url);
+
+    let key = rcgen::KeyPair::generate().unwrap();
+    let renewed = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let cert_file = server.data_dir.join("tls-cert.pem");
+    let key_file = server.data_dir.join("tls-key.pem");
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    std::fs::write(&cert_file, renewed.pem()).unwrap();
+    let hang_up = || {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(server.pid() as i32).unwrap(),
+            rustix::process::Signal::HUP,
+        )
+        .unwrap()
+    };
+    hang_up();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while presented_certificate(&server.url) != renewed.der().to_vec() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still the old certificate"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_ne!(first, renewed.der().to_vec());
+
+    // The key of another certificate: refused, and the renewed one is still served.
+    let other = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(&key_file, other.serialize_pem()).unwrap();
+    hang_up();
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("the TLS certificate was not reloaded")
+    {
+        assert!(std::time::Instant::now() < deadline, "no refusal logged");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(presented_certificate(&server.url), renewed.der().to_vec());
+}

@@ -42,6 +42,7 @@ pub enum StartError {
 pub struct Application {
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
+    certificates: Arc<crate::tls::Certificates>,
     router: Router,
     pub state: AppState,
     pub addr: SocketAddr,
@@ -147,6 +148,7 @@ impl Application {
         Ok(Application {
             listener,
             tls: identity.config,
+            certificates: identity.certificates,
             router,
             state,
             addr,
@@ -185,8 +187,9 @@ impl Application {
         notifier.abort();
     }
 
-    /// Serves until Ctrl-C or SIGTERM.
+    /// Serves until Ctrl-C or SIGTERM; SIGHUP reads the certificate files again.
     pub async fn run(self) {
+        let reloads = tokio::spawn(reload_on_hangup(self.certificates.clone()));
         self.run_until(async {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -196,7 +199,28 @@ impl Application {
             }
             tracing::info!("shutting down");
         })
-        .await
+        .await;
+        reloads.abort();
+    }
+}
+
+/// Reloads the certificate at every SIGHUP (a renewal's deploy hook sends one); a pair that
+/// does not load leaves the one served before.
+async fn reload_on_hangup(certificates: Arc<crate::tls::Certificates>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("SIGHUP cannot be caught: the certificate is reloaded only by a restart");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match certificates.reload() {
+            Ok(fingerprint) => {
+                tracing::info!(%fingerprint, "reloaded the TLS certificate");
+            }
+            Err(e) => tracing::error!(
+                "the TLS certificate was not reloaded, the one before is still served: {e}"
+            ),
+        }
     }
 }
 
