@@ -63,6 +63,56 @@ fn an_export_that_is_not_made_in_time_says_so_and_names_its_job() {
     assert!(!zip.exists());
 }
 
+/// A person whose role reads no jobs (here: billing only) still gets their own archive: the
+/// export waits for it without the job's details.
+#[test]
+fn a_person_who_may_not_read_jobs_exports_their_own_data() {
+    let s = set_up(None, "local");
+    ok(s.admin(
+        "provider-admin",
+        &[
+            "user",
+            "create",
+            "--tenant",
+            &s.customer,
+            "--email",
+            "bea@acme.example",
+            "--first-name",
+            "Bea",
+            "--last-name",
+            "Berg",
+            "--role",
+            "billing",
+        ],
+    )
+    .env("LOOP_NEW_USER_PASSWORD", "bea-password-1234"));
+    ok(s.admin(
+        "bea",
+        &[
+            "login",
+            "--server",
+            &s.server.url,
+            "--email",
+            "bea@acme.example",
+        ],
+    )
+    .env("LOOP_LOGIN_PASSWORD", "bea-password-1234"));
+    let zip = s.dir.path().join("bea.zip");
+    ok(&mut s.admin(
+        "bea",
+        &["privacy", "export", "--output", zip.to_str().unwrap()],
+    ));
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+    let mut profile = String::new();
+    archive
+        .by_name("profile.json")
+        .unwrap()
+        .read_to_string(&mut profile)
+        .unwrap();
+    let profile: serde_json::Value = serde_json::from_str(&profile).unwrap();
+    assert_eq!(profile["user"]["email"], "bea@acme.example");
+}
+
 #[test]
 fn privacy_from_the_command_line() {
     let s = set_up_logging(None, "local", true);

@@ -227,8 +227,19 @@ fn export(
     let mut e = api.request_data_export(user)?;
     while e.state == DataExportState::Preparing {
         let mut state = None;
-        if let Some(job) = &e.job_id {
-            let j = api.job(&job.parse().context("the server named a malformed job")?)?;
+        // The job says why an archive failed, to those who may read jobs; anyone may ask
+        // for their own archive, and then only waits for it.
+        let job = match &e.job_id {
+            Some(job) => match api.job(&job.parse().context("the server named a malformed job")?) {
+                Ok(j) => Some(j),
+                Err(loop_agent::ApiError::Problem {
+                    status: 403 | 404, ..
+                }) => None,
+                Err(err) => return Err(err.into()),
+            },
+            None => None,
+        };
+        if let Some(j) = job {
             if j.state.is_final() && j.state != JobState::Succeeded {
                 anyhow::bail!(
                     "making the archive failed: {}",
