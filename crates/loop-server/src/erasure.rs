@@ -475,6 +475,6 @@ async fn unhook_vault(
     crate::db::policies::delete_vault_policy(tx, &v.id).await?;
     crate::db::items::delete_items_of(tx, "vault_id", &v.id).await?;
     crate::db::deletions::set_maintainer(tx, &v.id, None, state.now()).await?;
-    crate::db::remotes::delete_sync_jobs_of_vault(tx, &v.id).await?;
+    crate::db::remotes::delete_sync_jobs_of_vault(tx, &v.id, state.now()).await?;
     Ok(())
 }

@@ -74,8 +74,28 @@ pub async fn remotes_in(
     rows.map(|r| remote(&r).map(|r| r.remote))
 }
 
-/// Removes a remote and its sync jobs.
-pub async fn delete_remote(tx: &mut Tx, id: &str) -> DbResult<()> {
+/// Ends the runs of the sync jobs `which` selects (a condition on `sync_jobs`, its
+/// parameter `$2`), before those sync jobs are removed: queued runs are cancelled, running
+/// ones asked to stop (`$1`: now).
+async fn end_runs(tx: &mut Tx, which: &str, param: &str, now: i64) -> DbResult<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET error = CASE WHEN state = 'queued' THEN $3 ELSE error END,
+            {cancel}
+         WHERE kind = 'sync' AND target_kind = 'sync-job' AND state IN ('queued', 'running')
+           AND target_id IN (SELECT id FROM sync_jobs WHERE {which})",
+        cancel = super::jobs::CANCEL,
+    )))
+    .bind(now)
+    .bind(param)
+    .bind("the sync job was deleted")
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Removes a remote and its sync jobs (whose runs end).
+pub async fn delete_remote(tx: &mut Tx, id: &str, now: i64) -> DbResult<()> {
+    end_runs(tx, "remote_id = $2", id, now).await?;
     sqlx::query("DELETE FROM sync_jobs WHERE remote_id = $1")
         .bind(id)
         .execute(&mut **tx)
@@ -181,7 +201,9 @@ pub async fn sync_jobs_in(
     rows.map(|r| sync_job(&r))
 }
 
-pub async fn delete_sync_job(tx: &mut Tx, id: &str) -> DbResult<()> {
+/// Removes a sync job (its runs end).
+pub async fn delete_sync_job(tx: &mut Tx, id: &str, now: i64) -> DbResult<()> {
+    end_runs(tx, "id = $2", id, now).await?;
     sqlx::query("DELETE FROM sync_jobs WHERE id = $1")
         .bind(id)
         .execute(&mut **tx)
@@ -189,8 +211,9 @@ pub async fn delete_sync_job(tx: &mut Tx, id: &str) -> DbResult<()> {
     Ok(())
 }
 
-/// Removes the sync jobs of a vault being deleted.
-pub async fn delete_sync_jobs_of_vault(tx: &mut Tx, vault_id: &str) -> DbResult<()> {
+/// Removes the sync jobs of a vault being deleted (their runs end).
+pub async fn delete_sync_jobs_of_vault(tx: &mut Tx, vault_id: &str, now: i64) -> DbResult<()> {
+    end_runs(tx, "vault_id = $2", vault_id, now).await?;
     sqlx::query("DELETE FROM sync_jobs WHERE vault_id = $1")
         .bind(vault_id)
         .execute(&mut **tx)

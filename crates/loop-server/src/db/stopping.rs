@@ -16,11 +16,28 @@ pub enum Erasing<'a> {
 }
 
 impl Erasing<'_> {
-    /// The condition on `jobs` (its parameter is `$1`) and the parameter.
+    /// The condition on `jobs` (its parameter is `$1`) and the parameter: the jobs the
+    /// erasure stops.
     fn filter(&self) -> (&'static str, &str) {
         match self {
             Erasing::Tenant(t) => ("tenant_id = $1", t),
             Erasing::Vault(v) => ("target_kind = 'vault' AND target_id = $1", v),
+        }
+    }
+
+    /// The jobs it waits for: those it stops and, for a vault, every sync of its tenant.
+    /// A sync runs on a sync job, not on the vault: one of the vault's own was stopped when
+    /// its sync job went with the vault, and a tenant-wide one may be copying it. Until
+    /// they end, the erasure must not empty the vault or forget its records, which a push
+    /// would take for objects removed on purpose and remove at the remote too.
+    fn waited(&self) -> (&'static str, &str) {
+        match self {
+            Erasing::Tenant(t) => ("tenant_id = $1", t),
+            Erasing::Vault(v) => (
+                "((target_kind = 'vault' AND target_id = $1)
+                  OR (kind = 'sync' AND tenant_id IN (SELECT tenant_id FROM vaults WHERE id = $1)))",
+                v,
+            ),
         }
     }
 }
@@ -80,7 +97,7 @@ pub async fn still_running(
     of: Erasing<'_>,
     kinds: Option<&[JobKind]>,
 ) -> DbResult<Vec<(String, String)>> {
-    let (filter, param) = of.filter();
+    let (filter, param) = of.waited();
     let kinds = only(kinds);
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT id, kind FROM jobs

@@ -223,7 +223,7 @@ pub async fn delete_remote(
     for c in &copies {
         db::erasure::insert_departed(&mut tx, c, now).await?;
     }
-    remotes::delete_remote(&mut tx, &r.remote.id).await?;
+    remotes::delete_remote(&mut tx, &r.remote.id, now).await?;
     commit_audited(
         tx,
         caller.event(
@@ -456,7 +456,7 @@ pub async fn delete_sync_job(
     for c in &copies {
         db::erasure::insert_departed(&mut tx, c, now).await?;
     }
-    remotes::delete_sync_job(&mut tx, &j.id).await?;
+    remotes::delete_sync_job(&mut tx, &j.id, now).await?;
     commit_audited(
         tx,
         caller.event(
