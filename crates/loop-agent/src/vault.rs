@@ -86,6 +86,9 @@ pub struct VaultStorage {
     pub(crate) store_client: std::sync::OnceLock<reqwest::blocking::Client>,
     /// Bandwidth limits: request bodies go out, and answers are read, at their pace.
     pub(crate) limits: Limits,
+    /// Every byte goes through the server: no direct transfer, and a redirect to a store is
+    /// refused (see [`VaultStorage::through_server_only`]).
+    pub(crate) server_only: bool,
 }
 
 /// The default retry budget against a server: four retries from 200 ms, about six seconds.
@@ -104,7 +107,18 @@ impl VaultStorage {
             direct: Default::default(),
             store_client: Default::default(),
             limits: Limits::default(),
+            server_only: false,
         }
+    }
+
+    /// Sends and reads every object through the server, never at a URL it names. For a
+    /// server that is not trusted with this machine's network (another operator's, which a
+    /// tenant adds as a remote): the connection to it may be guarded (public addresses
+    /// only, a pinned certificate), and a presigned URL or a redirect would lead past that
+    /// guard to any address, this machine's own network included.
+    pub fn through_server_only(mut self) -> VaultStorage {
+        self.server_only = true;
+        self
     }
 
     /// The vault's ID, as this client asked for it.
@@ -175,8 +189,10 @@ impl VaultStorage {
             return Err(api::problem(resp));
         }
         let r: VaultOpenResponse = api::json_of(resp)?;
-        self.direct
-            .store(r.direct, std::sync::atomic::Ordering::Relaxed);
+        self.direct.store(
+            r.direct && !self.server_only,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let key = match &r.key {
             Some(h) => {
                 let mut k = Zeroizing::new([0u8; 32]);

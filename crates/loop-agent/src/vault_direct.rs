@@ -16,7 +16,7 @@ use crate::vault::VaultStorage;
 
 impl VaultStorage {
     pub(crate) fn direct_for(&self, kind: FileKind) -> bool {
-        kind == FileKind::Pack && self.direct.load(Ordering::Relaxed)
+        kind == FileKind::Pack && !self.server_only && self.direct.load(Ordering::Relaxed)
     }
 
     fn store_client(&self, object: &str) -> Result<&reqwest::blocking::Client> {
@@ -183,6 +183,14 @@ impl VaultStorage {
         if resp.status() != StatusCode::TEMPORARY_REDIRECT {
             return Ok(resp);
         }
+        if self.server_only {
+            return Err(Error::Storage {
+                object,
+                message: "the server redirected the read elsewhere, which this client does \
+                          not follow from it"
+                    .into(),
+            });
+        }
         let location = resp
             .headers()
             .get(reqwest::header::LOCATION)
@@ -233,5 +241,112 @@ fn store_refused(object: &str, what: &str, resp: Response) -> Error {
             "the store refused the direct {what}: HTTP {}",
             resp.status()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{Connection, Trust};
+
+    /// A TLS server on loopback (self-signed, pinned by the client) that answers every
+    /// request with a redirect to `location`; its URL and pin.
+    fn redirecting_to(location: String) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let pin = hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            cert.der(),
+        ));
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![cert.der().clone()], der)
+                .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for sock in listener.incoming() {
+                let Ok(mut sock) = sock else { return };
+                let mut conn = rustls::ServerConnection::new(config.clone()).unwrap();
+                let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+                let mut reader = BufReader::new(&mut tls);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let _ = write!(
+                    tls,
+                    "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\n\
+                     content-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = tls.flush();
+            }
+        });
+        (format!("https://127.0.0.1:{port}"), pin)
+    }
+
+    /// A server that is not trusted with this machine's network (a remote another operator
+    /// runs) redirects a read to an address of this machine's own network: a client that
+    /// goes through the server only refuses, and never connects there; it never uploads
+    /// directly either. (An ordinary client follows, which is how direct reads work.)
+    #[test]
+    fn a_server_only_client_follows_no_redirect_and_uploads_nothing_directly() {
+        // Counts the connections made to it, and closes each at once.
+        let inside = TcpListener::bind("127.0.0.1:0").unwrap();
+        let location = format!("http://{}/metadata", inside.local_addr().unwrap());
+        let reached = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = reached.clone();
+        std::thread::spawn(move || {
+            for sock in inside.incoming() {
+                drop(sock);
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let (url, pin) = redirecting_to(location);
+        let name = "ab".repeat(32);
+        let storage = |server_only: bool| {
+            let conn = Connection::new(&url, &Trust::Fingerprint(pin.clone())).unwrap();
+            let v = VaultStorage::new(conn, "vt_x", "t").with_retry(RetryBudget {
+                max_retries: 0,
+                timeout: Duration::from_secs(5),
+            });
+            v.direct.store(true, Ordering::Relaxed);
+            if server_only {
+                v.through_server_only()
+            } else {
+                v
+            }
+        };
+
+        let guarded = storage(true);
+        assert!(!guarded.direct_for(FileKind::Pack));
+        let refused = guarded.read(FileKind::Pack, &name, None, 100);
+        assert!(refused.is_err());
+        assert_eq!(
+            reached.load(Ordering::SeqCst),
+            0,
+            "the redirect was followed"
+        );
+
+        let ordinary = storage(false);
+        assert!(ordinary.direct_for(FileKind::Pack));
+        let _ = ordinary.read(FileKind::Pack, &name, None, 100);
+        assert!(
+            reached.load(Ordering::SeqCst) > 0,
+            "an ordinary client follows the redirect"
+        );
     }
 }

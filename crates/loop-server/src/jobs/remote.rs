@@ -52,7 +52,9 @@ pub(crate) async fn connect(
     let allow_private = state.config.replication.allow_private_remotes;
     tokio::task::spawn_blocking(move || {
         let conn = remote_connection(&url, &trust, allow_private).map_err(|e| e.to_string())?;
-        Ok::<_, String>(Arc::new(VaultStorage::new(conn, &vault, &token)))
+        Ok::<_, String>(Arc::new(
+            VaultStorage::new(conn, &vault, &token).through_server_only(),
+        ))
     })
     .await
     .map_err(|e| JobError::Failed(e.to_string()))?
