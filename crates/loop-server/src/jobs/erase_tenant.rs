@@ -34,14 +34,32 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
     }
     super::wait_for_stopped(ctx, Erasing::Tenant(&tenant_id), None).await?;
     let mut p = JobProgress::default();
+    // A place that fails for now is tried again later, after the others: one cannot hold
+    // back the erasure of the rest.
+    let mut again = None;
     for loc in erasure::locations_of(pool, &tenant_id).await? {
         if loc.verified_at.is_some() {
             continue;
         }
         ctx.check_held()?;
-        let (deleted, left, note) = match loc.kind.as_str() {
-            "destination" => at_destination(ctx, &loc).await?,
-            _ => at_remote(ctx, &loc).await?,
+        let done = match loc.kind.as_str() {
+            "destination" => at_destination(ctx, &loc).await,
+            _ => at_remote(ctx, &loc)
+                .await
+                .or_else(|e| out_of_reach(ctx.claimed.job.attempts, e)),
+        };
+        let (deleted, left, note) = match done {
+            Ok(done) => done,
+            Err(JobError::Transient(m)) => {
+                ctx.log(
+                    "warning",
+                    &format!("{} of vault {}: {m}", place_name(&loc), loc.vault_id),
+                )
+                .await?;
+                again.get_or_insert(m);
+                continue;
+            }
+            Err(e) => return Err(e),
         };
         p.files_done += deleted.0;
         p.bytes_done += deleted.1;
@@ -60,6 +78,9 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
             ),
         )
         .await?;
+    }
+    if let Some(m) = again {
+        return Err(JobError::Transient(m));
     }
     let locations = erasure::locations_of(pool, &tenant_id).await?;
     for v in locations
@@ -88,6 +109,26 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
 /// What a place's erasure did: ((objects, bytes) deleted, objects a listing afterwards found
 /// (None: it could not be listed), why something is left).
 type PlaceResult = ((u64, u64), Option<u64>, Option<String>);
+
+/// Attempts of the erasure after which a remote still out of reach is taken for gone:
+/// with the runner's backoff (30 s doubling, at most an hour) about a day.
+const REMOTE_ATTEMPTS: u32 = 24;
+
+/// A remote that refuses (its token revoked, the vault gone there) will answer no better
+/// later, and one out of reach for [`REMOTE_ATTEMPTS`] attempts is taken for gone: either
+/// copy is recorded as outside this server's reach, not listed (the certificate says so),
+/// so that the erasure ends and the tenant's people are forgotten.
+fn out_of_reach(attempts: u32, e: JobError) -> Result<PlaceResult, JobError> {
+    let note = match e {
+        JobError::Failed(m) => format!("{m}: the copy there is outside this server's reach"),
+        JobError::Transient(m) if attempts >= REMOTE_ATTEMPTS => format!(
+            "not reached in {attempts} attempts ({m}): the copy there is outside this \
+             server's reach"
+        ),
+        e => return Err(e),
+    };
+    Ok(((0, 0), None, Some(note)))
+}
 
 fn place_name(l: &LocationRow) -> String {
     match (&l.remote_url, &l.remote_vault_id) {
@@ -155,10 +196,12 @@ async fn at_remote(ctx: &JobCtx, loc: &LocationRow) -> Result<PlaceResult, JobEr
             ));
         }
     };
+    // A refusal stays one (see `out_of_reach`); anything else is worth another attempt.
     let jurisdiction = super::sync::open(&ctx.state, &storage, &remote, remote_vault)
         .await
-        .map_err(|e| {
-            JobError::transient("opening the remote's vault failed", super::sync::said(e))
+        .map_err(|e| match e {
+            JobError::Failed(m) => JobError::Failed(m),
+            e => JobError::transient("opening the remote's vault failed", super::sync::said(e)),
         })?;
     if !jurisdiction.is_empty() {
         erasure::set_jurisdiction(pool, &loc.id, &jurisdiction).await?;

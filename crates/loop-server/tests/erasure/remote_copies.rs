@@ -123,6 +123,33 @@ fn a_certificate_is_not_complete_when_a_copy_is_out_of_reach() {
     assert_eq!(local["objects_left"], 0, "{local}");
 }
 
+/// A remote that refuses the erasure (the other operator deleted the vault the copy was in;
+/// a revoked token is answered alike) will not answer otherwise: its copy is named as out
+/// of reach with why, the rest is erased, and the erasure ends, rather than trying that one
+/// place for ever and never forgetting the tenant's people.
+#[test]
+fn a_remote_that_refuses_is_named_out_of_reach_and_the_erasure_ends() {
+    let server = Server::start();
+    let (other, copy, token) = other_operator();
+    let admin = server.admin();
+    let (tenant, vault, _) = acme_with_a_pack(&server, &admin, 4);
+    push_to(&admin, &tenant, &vault, (&other, &copy, &token));
+    let theirs = other.admin();
+    theirs.delete(&format!("/api/v1/vaults/{copy}")).expect(202);
+
+    let (cert, remote_place) = erased_with_a_copy_left(&admin, &tenant);
+    assert!(
+        remote_place["note"]
+            .as_str()
+            .unwrap()
+            .contains("outside this server's reach"),
+        "{remote_place}"
+    );
+    let places = cert["places"].as_array().unwrap();
+    let local = places.iter().find(|p| p["kind"] == "destination").unwrap();
+    assert_eq!(local["objects_left"], 0, "{local}");
+}
+
 /// A whole-tenant push whose remote cannot be listed when the erasure starts: the copies
 /// there are named as out of reach because of that, not as if the remote had been removed.
 #[test]

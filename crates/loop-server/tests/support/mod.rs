@@ -447,7 +447,8 @@ impl<'a> Caller<'a> {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("job {id} did not end");
+        let log = self.get(&format!("/api/v1/jobs/{id}/log")).expect(200);
+        panic!("job {id} did not end; its log: {log:#}");
     }
 
     /// The events of `kind` raised for `tenant`, newest first.
