@@ -103,13 +103,14 @@ pub async fn departed_of(pool: &AnyPool, tenant_id: &str) -> DbResult<Vec<Locati
         .collect()
 }
 
-/// Records a place, unless that vault's place is recorded already (erasing again).
+/// Records a place, unless that vault's place is recorded already (erasing again). A
+/// remote's place is one of its vaults: two copies on one remote are two places.
 pub async fn insert_location(tx: &mut Tx, l: &LocationRow) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO erasure_locations (id, tenant_id, vault_id, kind, place, jurisdiction,
              remote_vault_id, remote_url, note, objects_deleted, bytes_deleted)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 0)
-         ON CONFLICT (vault_id, kind, place) DO NOTHING",
+         ON CONFLICT (vault_id, kind, place, COALESCE(remote_vault_id, '')) DO NOTHING",
     )
     .bind(&l.id)
     .bind(&l.tenant_id)

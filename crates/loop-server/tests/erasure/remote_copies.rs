@@ -245,3 +245,72 @@ fn erased_through_the_remote(
         "the copy is erased"
     );
 }
+
+/// One vault pushed to two vaults of one remote (the first sync job removed, a second one
+/// made to another vault there): both copies are places of the erasure, and both are
+/// erased.
+#[test]
+fn two_copies_of_a_vault_on_one_remote_are_both_erased() {
+    let server = Server::start();
+    let other = Server::start();
+    let theirs = other.admin();
+    let mirror_co = theirs.customer_tenant("Mirror Co");
+    let copy = |name: &str| {
+        id(&theirs
+            .post(
+                "/api/v1/vaults",
+                json!({ "tenant_id": mirror_co, "name": name, "destination": "local",
+                        "key_custody": "customer" }),
+            )
+            .expect(201))
+    };
+    let (first, second) = (copy("first"), copy("second"));
+    let token = theirs
+        .post(
+            "/api/v1/tokens",
+            json!({ "tenant_id": mirror_co, "name": "replicate", "kind": "api",
+                    "vault_ids": [first, second], "permissions": ["replicate"] }),
+        )
+        .expect(201)["secret"]
+        .clone();
+    let admin = server.admin();
+    let (tenant, vault, name) = acme_with_a_pack(&server, &admin, 5);
+    let remote = remote_to(&admin, &tenant, &other, &token);
+    for (n, to) in [&first, &second].into_iter().enumerate() {
+        let sync = id(&admin
+            .post(
+                "/api/v1/sync-jobs",
+                json!({ "remote_id": remote, "direction": "push", "vault_id": vault,
+                        "remote_vault_id": to }),
+            )
+            .expect(201));
+        let run = admin
+            .post(&format!("/api/v1/sync-jobs/{sync}/run"), json!({}))
+            .expect(202);
+        assert_eq!(admin.job_ended(&id(&run))["state"], "succeeded");
+        if n == 0 {
+            admin
+                .delete(&format!("/api/v1/sync-jobs/{sync}"))
+                .expect(204);
+        }
+    }
+
+    let cert = erase_acme(&admin, &tenant);
+    let remotes: Vec<&Value> = cert["places"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "remote")
+        .collect();
+    assert_eq!(remotes.len(), 2, "{cert:#}");
+    assert_eq!(cert["complete"], true, "{cert:#}");
+    for v in [&first, &second] {
+        let there = other.data_dir.join("vaults").join(v);
+        assert!(
+            !support::files_under(&there)
+                .iter()
+                .any(|p| p.ends_with(&name)),
+            "the copy in {v} is erased"
+        );
+    }
+}
