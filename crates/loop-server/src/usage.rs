@@ -88,6 +88,34 @@ pub async fn reconcile_vault(
 ) -> Result<(usize, Reconciled), ReconcileError> {
     // Rows first, then the listing: a row that changes in between is left alone.
     let before = objects::recorded(pool, vault_id).await?;
+    let listing = listed(dest, vault_id).await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let change = objects::reconcile(pool, vault_id, &before, &listing, now).await?;
+    Ok((listing.len(), change))
+}
+
+/// How many of the objects the vault's records hold as stored `dest` lacks (lock markers and
+/// prune plans aside, which come and go): what reconciling the vault with `dest` would drop.
+pub async fn lacking_at(
+    pool: &sqlx::AnyPool,
+    dest: &Destination,
+    vault_id: &str,
+) -> Result<usize, ReconcileError> {
+    let before = objects::recorded(pool, vault_id).await?;
+    let listing = listed(dest, vault_id).await?;
+    Ok(before
+        .iter()
+        .filter(|o| o.state == "stored")
+        .filter(|o| o.kind != FileKind::Lock.name() && o.kind != FileKind::Plan.name())
+        .filter(|o| !listing.contains_key(&(o.kind.clone(), o.name.clone())))
+        .count())
+}
+
+/// Every object of the vault at `dest`: (kind, name) → size.
+async fn listed(
+    dest: &Destination,
+    vault_id: &str,
+) -> Result<HashMap<(String, String), u64>, ReconcileError> {
     let mut listing = HashMap::new();
     for kind in FileKind::ALL {
         let found =
@@ -102,7 +130,5 @@ pub async fn reconcile_vault(
             listing.insert((kind.name().to_string(), o.name), o.size);
         }
     }
-    let now = chrono::Utc::now().timestamp_millis();
-    let change = objects::reconcile(pool, vault_id, &before, &listing, now).await?;
-    Ok((listing.len(), change))
+    Ok(listing)
 }

@@ -234,12 +234,12 @@ pub(crate) async fn erase_all(
 /// The replica becomes the vault's primary (where backups write and reads go first) and the
 /// old primary a replica that the next replication seeds again. Only a replica that completed
 /// a replication, and for a managed vault one the tenant's current key opens, can be promoted
-/// (`409 replica_not_ready`; `409 key_rotation` while that key is rotated); objects the vault
-/// received after that are lost unless the old primary is still readable (they are in the
-/// answer's audit event as `objects_lost`). Under a retention lock, a replica that lacks
-/// objects the lock holds is promoted only when the primary no longer answers (`409
-/// replica_behind_lock`: replicate first), and none while a replication of the vault is
-/// queued or running (`409 replication_running`). A destination outside the tenant's residency is `403
+/// (`409 replica_not_ready`; `409 key_rotation` while that key is rotated). A replica that
+/// lacks objects the vault holds is promoted only once the primary no longer answers (`409
+/// replica_behind`, or `409 replica_behind_lock` for objects a retention lock holds:
+/// replicate first); what it lacks is then lost (in the answer's audit event as
+/// `objects_lost`). None is promoted while a replication of the vault is queued or running
+/// (`409 replication_running`). A destination outside the tenant's residency is `403
 /// residency` (audited).
 #[utoipa::path(post, path = "/api/v1/vaults/{id}/replicas/{replica}/promote", tag = "replicas",
     params(("id" = VaultId, Path), ("replica" = String, Path)),
@@ -289,7 +289,8 @@ pub async fn promote_replica(
         state.now(),
     )
     .await?;
-    if held > 0 && primary_answers(&state, &v).await {
+    let answers = primary_answers(&state, &v).await;
+    if held > 0 && answers {
         return Err(ApiError::conflict(
             "replica_behind_lock",
             format!(
@@ -299,6 +300,24 @@ pub async fn promote_replica(
                 r.destination
             ),
         ));
+    }
+    // Without a lock too: while the old primary answers, it holds what the replica lacks,
+    // and the replication after the promotion would remove that from it. Lost only once the
+    // primary is gone, when the replica is all there is.
+    if answers {
+        let lacking = crate::usage::lacking_at(&state.db.pool, &dest, &v.id)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        if lacking > 0 {
+            return Err(ApiError::conflict(
+                "replica_behind",
+                format!(
+                    "the replica at {} lacks {lacking} object(s) the vault's primary still \
+                     holds: replicate, then promote",
+                    r.destination
+                ),
+            ));
+        }
     }
     // The vault's object records follow the new primary: what it lacks (what the vault
     // received after the replica's last replication) is dropped from them. Done first, so a

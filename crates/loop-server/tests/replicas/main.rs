@@ -248,6 +248,41 @@ fn a_replica_lacking_what_the_lock_holds_is_promoted_only_once_the_primary_is_go
     );
 }
 
+/// Without a lock too: a replica that lacks what the primary still holds is not promoted
+/// (the promotion would drop it, and the replication after it remove it from the old
+/// primary); once replicated it is, and nothing is lost.
+#[test]
+fn a_replica_lacking_what_the_primary_holds_is_promoted_only_once_in_step() {
+    let server = Server::start_with(support::with_spare);
+    let admin = server.admin();
+    let (tenant, vault, replicas, replica) = replicated_vault(&admin, "Busy");
+    let writer = holder(&server, &admin, &tenant, &vault, &["backup"]);
+    let newest = hex::encode([9u8; 32]);
+    writer
+        .put("data", &newest, &pack_object([9u8; 32]))
+        .expect(201);
+
+    let promote = format!("{replicas}/{replica}/promote");
+    admin
+        .post(&promote, json!({}))
+        .expect_problem(409, "replica_behind");
+    replicate(&admin, &vault);
+    assert_eq!(
+        admin.post(&promote, json!({})).expect(200)["destination"],
+        "spare"
+    );
+    replicate(&admin, &vault);
+    let reader = holder(&server, &admin, &tenant, &vault, &["restore"]);
+    assert!(reader.names("data").contains(&newest));
+    let old_primary = server.data_dir.join("vaults").join(&vault).join("data");
+    assert!(
+        support::files_under(&old_primary)
+            .iter()
+            .any(|p| p.ends_with(&newest)),
+        "the old primary keeps it"
+    );
+}
+
 /// The primary still answers while it holds any of the vault's objects: deleting its config
 /// (older than the lock, so no longer held) does not make a replica that lacks held objects
 /// promotable, which would drop them.
