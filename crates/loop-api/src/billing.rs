@@ -126,7 +126,9 @@ wire! {
 
     /// `POST /api/v1/tenants/{id}/subscription/end`: the customer ends its subscription.
     /// Its data is erased at the end of the period it paid for (of the trial during the
-    /// trial; at once while suspended). `confirm` repeats the tenant's name or ID.
+    /// trial; while suspended, at the termination due, 7 days from now at the earliest).
+    /// Until then the issuer withdraws it by choosing a plan again. `confirm` repeats the
+    /// tenant's name or ID.
     pub struct EndSubscription {
         pub confirm: String,
     }

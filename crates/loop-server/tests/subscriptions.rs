@@ -579,3 +579,44 @@ fn a_step_decided_before_a_payment_does_not_apply_after_it() {
         "a suspension decided before a payment was saved after it"
     );
 }
+
+/// Ending a subscription erases the tenant (retention locks overridden), so the issuer can
+/// take an end back by choosing a plan again before it comes; and an end given while
+/// suspended waits a week at least instead of erasing at once.
+#[test]
+fn an_end_can_be_withdrawn_and_never_erases_at_once() {
+    let server = support::Server::start();
+    let admin = server.admin();
+    let plan = small_plan(&admin);
+    let tenant = acme_on(&admin, &plan);
+    let end = format!("/api/v1/tenants/{tenant}/subscription/end");
+    let ended = admin.post(&end, json!({ "confirm": tenant })).expect(200);
+    assert_eq!(ended["ends_at"], ended["trial_ends_at"]);
+    let back = admin
+        .put(
+            &format!("/api/v1/tenants/{tenant}/subscription"),
+            json!({ "plan_id": plan }),
+        )
+        .expect(200);
+    assert!(back["ends_at"].is_null(), "{back:#}");
+
+    // Past the trial with no way to pay: suspended, not erased.
+    after(&server, 15, 0);
+    let admin = server.admin();
+    let status = || {
+        admin.get(&format!("/api/v1/tenants/{tenant}")).expect(200)["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(subscription(&admin, &tenant)["state"], "suspended");
+    assert_eq!(status(), "active");
+    let ended = admin.post(&end, json!({ "confirm": tenant })).expect(200);
+    assert!(
+        ms(&ended["ends_at"]) >= ms(&ended["suspended_at"]) + 7 * DAY as i64 * 1000,
+        "{ended:#}"
+    );
+    assert_eq!(status(), "active", "erased at once");
+    support::lifecycle::tick(&server);
+    assert_eq!(status(), "active");
+}

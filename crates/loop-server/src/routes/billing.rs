@@ -254,6 +254,7 @@ pub async fn set_subscription(
     // write lock there); a change meanwhile fails the conditional save below.
     let was = billing::subscription(&state.db.pool, id.as_str()).await?;
     let mut tx = state.db.begin().await?;
+    let mut withdrawn = false;
     let action = match &was {
         None => {
             let s = SubRow::trial(
@@ -276,6 +277,11 @@ pub async fn set_subscription(
             if let Some(c) = req.collection {
                 changed.collection = c;
             }
+            // A plan chosen again withdraws an end the customer asked for and that has not
+            // come: the issuer's way back from an end given by mistake (or by someone who
+            // should not have).
+            withdrawn = s.ends_at.is_some();
+            changed.ends_at = None;
             changed.updated_at = now.max(s.updated_at + 1);
             if !billing::save_subscription(&mut tx, &changed, s.updated_at).await? {
                 return Err(ApiError::conflict(
@@ -295,7 +301,7 @@ pub async fn set_subscription(
             Some(id.as_str()),
             serde_json::json!({
                 "plan_id": plan.id, "collection": req.collection,
-                "previous_plan_id": was.map(|s| s.plan_id),
+                "previous_plan_id": was.map(|s| s.plan_id), "end_withdrawn": withdrawn,
             }),
         ),
         now,
@@ -306,11 +312,16 @@ pub async fn set_subscription(
     Ok(axum::Json(subscription_view(&state, &s).await?))
 }
 
+/// Days a suspended subscription's end waits at least (or until its termination, if later).
+const SUSPENDED_END_DAYS: i64 = 7;
+
 /// End a subscription
 ///
 /// The customer's admins or billing users end it: the tenant's data is erased when the
-/// period already under way ends (the trial's end during the trial; at once while
-/// suspended), and its last period is invoiced. `confirm` repeats the tenant's name or ID.
+/// period already under way ends (the trial's end during the trial; while suspended, at the
+/// termination already due, and 7 days from now at the earliest), and its last period is
+/// invoiced. Until then the issuer withdraws the end by choosing a plan again (`PUT
+/// .../subscription`). `confirm` repeats the tenant's name or ID.
 #[utoipa::path(post, path = "/api/v1/tenants/{id}/subscription/end", tag = "billing",
     params(("id" = TenantId, Path)), request_body = EndSubscription,
     responses((status = 200, description = "The subscription, with the time it ends", body = Subscription),
@@ -334,10 +345,15 @@ pub async fn end_subscription(
     }
     let now = state.now();
     let mut ended = s.clone();
+    // Never at once, even while suspended: the erasure overrides retention locks and cannot
+    // be undone, so the issuer keeps a time to withdraw an end (by choosing a plan again).
     ended.ends_at = Some(match (s.state, s.period_end) {
         (SubscriptionState::Active | SubscriptionState::PastDue, Some(end)) => end,
         (SubscriptionState::Trial, _) => s.trial_ends_at,
-        _ => now,
+        _ => s
+            .terminate_at
+            .unwrap_or(now + SUSPENDED_END_DAYS * 86_400_000)
+            .max(now + SUSPENDED_END_DAYS * 86_400_000),
     });
     ended.updated_at = now.max(s.updated_at + 1);
     let mut tx = state.db.begin().await?;
