@@ -372,10 +372,11 @@ pub(super) async fn verify(ctx: &JobCtx) -> Result<Done, JobError> {
         Place::stored(&dest, &vault_id),
     );
     let stored = replication::as_stored(pool, &vault_id).await?;
-    let d = replication::compare(&source, &target, read_data, &stored, &lagging, &stop)
-        .await
-        .map_err(|e| JobError::transient("comparing the replica failed", e))?;
+    let compared =
+        replication::compare(&source, &target, read_data, &stored, &lagging, &stop).await;
+    // A cancel stops the comparison with an error: it is the cancel, not a failure to retry.
     ctx.check()?;
+    let d = compared.map_err(|e| JobError::transient("comparing the replica failed", e))?;
     let mut problems: Vec<String> = Vec::new();
     for (what, list) in [
         ("missing", &d.missing),

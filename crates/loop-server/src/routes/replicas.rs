@@ -274,9 +274,12 @@ pub async fn promote_replica(
         crate::managed_keys::check_promotable(&state, &v, &dest).await?;
     }
     // A replication under way copies from the old primary into the replica, and on its end
-    // would mark the old primary (the replica then) as in step.
-    if let Some(job) = db::jobs::open_of(&state.db.pool, JobKind::Replication, &v.id).await? {
-        return Err(replication_running(&job));
+    // would mark the old primary (the replica then) as in step; a replica verify would
+    // delete from the new primary the copies it takes for damaged, judged against the old.
+    for kind in db::stopping::REPLICATING {
+        if let Some(job) = db::jobs::open_of(&state.db.pool, *kind, &v.id).await? {
+            return Err(replication_running(&job));
+        }
     }
     // What the replica lacks is dropped from the vault, and the replication that follows
     // makes the old primary match: under a retention lock that would remove held objects.
@@ -332,8 +335,10 @@ pub async fn promote_replica(
     }
     // Asked again now that the vault's row is taken: a replication queued by a backup that
     // ended while the replica was listed would be joined below and copy the old way.
-    if let Some(job) = db::jobs::open_of(&mut *tx, JobKind::Replication, &v.id).await? {
-        return Err(replication_running(&job));
+    for kind in db::stopping::REPLICATING {
+        if let Some(job) = db::jobs::open_of(&mut *tx, *kind, &v.id).await? {
+            return Err(replication_running(&job));
+        }
     }
     let promoted = Vault {
         destination: r.destination.clone(),
@@ -364,11 +369,14 @@ pub async fn promote_replica(
     ))
 }
 
-/// A replication queued or running, which a promotion would race.
+/// A replication or replica verify queued or running, which a promotion would race.
 fn replication_running(job: &str) -> ApiError {
     ApiError::conflict(
         "replication_running",
-        format!("replication job {job} is queued or running: promote once it has ended"),
+        format!(
+            "job {job} (a replication or replica verify) is queued or running: promote once \
+             it has ended"
+        ),
     )
 }
 

@@ -378,44 +378,50 @@ fn a_vault_kept_opened_is_read_at_its_new_primary_after_a_promotion() {
 }
 
 /// A replication under way copies from the old primary into the replica and, at its end,
-/// would mark the old primary in step: promotion waits for it.
+/// would mark the old primary in step; a replica verify under way would delete from the new
+/// primary the copies it judges damaged against the old one: promotion waits for either.
 #[test]
-fn a_replica_is_not_promoted_while_a_replication_runs() {
-    let server = Server::start_with(support::with_spare);
-    let admin = server.admin();
-    let (tenant, vault, replicas, replica) = replicated_vault(&admin, "Busy");
-    // Another node runs a replication of the vault.
-    let state = server.state.clone();
-    let (t, v) = (tenant.clone(), vault.clone());
-    server.block_on(async move {
-        let mut tx = state.db.begin().await.unwrap();
-        let work = loop_server::jobs::Work {
-            runner: loop_server::db::jobs::Runner::Server,
-            tenant_id: &t,
-            kind: loop_api::JobKind::Replication,
-            target: ("vault", &v),
-            trigger: loop_api::JobTrigger::User,
-            started_by_id: None,
-            params: json!({}),
-        };
-        let id = loop_server::jobs::queue(&state, &mut tx, work)
+fn a_replica_is_not_promoted_while_a_replication_or_a_replica_verify_runs() {
+    for kind in [
+        loop_api::JobKind::Replication,
+        loop_api::JobKind::ReplicaVerify,
+    ] {
+        let server = Server::start_with(support::with_spare);
+        let admin = server.admin();
+        let (tenant, vault, replicas, replica) = replicated_vault(&admin, "Busy");
+        // Another node runs the job on the vault.
+        let state = server.state.clone();
+        let (t, v) = (tenant.clone(), vault.clone());
+        server.block_on(async move {
+            let mut tx = state.db.begin().await.unwrap();
+            let work = loop_server::jobs::Work {
+                runner: loop_server::db::jobs::Runner::Server,
+                tenant_id: &t,
+                kind,
+                target: ("vault", &v),
+                trigger: loop_api::JobTrigger::User,
+                started_by_id: None,
+                params: json!({}),
+            };
+            let id = loop_server::jobs::queue(&state, &mut tx, work)
+                .await
+                .unwrap();
+            sqlx::query(
+                "UPDATE jobs SET state = 'running', lease_owner = 'another-node',
+                    lease_expires_at = $1 WHERE id = $2",
+            )
+            .bind(state.now() + 3_600_000)
+            .bind(&id)
+            .execute(&mut *tx)
             .await
             .unwrap();
-        sqlx::query(
-            "UPDATE jobs SET state = 'running', lease_owner = 'another-node',
-                lease_expires_at = $1 WHERE id = $2",
-        )
-        .bind(state.now() + 3_600_000)
-        .bind(&id)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
-    });
+            tx.commit().await.unwrap();
+        });
 
-    admin
-        .post(&format!("{replicas}/{replica}/promote"), json!({}))
-        .expect_problem(409, "replication_running");
+        admin
+            .post(&format!("{replicas}/{replica}/promote"), json!({}))
+            .expect_problem(409, "replication_running");
+    }
 }
 
 /// Damage at the primary is not copied over the replica's good copy: the server recorded each
