@@ -620,3 +620,64 @@ fn an_end_can_be_withdrawn_and_never_erases_at_once() {
     support::lifecycle::tick(&server);
     assert_eq!(status(), "active");
 }
+
+/// One customer whose lifecycle fails (here its usage cannot be recorded) is logged and
+/// tried again at the next pass; the customers after it still take their steps.
+#[test]
+fn one_customer_whose_lifecycle_fails_holds_back_no_other() {
+    let server = support::Server::start();
+    let admin = server.admin();
+    let plan = small_plan(&admin);
+    let provider = admin.provider_tenant_id();
+    let mut customers: Vec<String> = ["Acme", "Bolt"]
+        .into_iter()
+        .map(|name| {
+            admin
+                .post(
+                    "/api/v1/tenants",
+                    json!({ "parent_id": provider, "kind": "customer", "name": name,
+                            "plan_id": plan }),
+                )
+                .expect(201)["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    // The pass goes by tenant ID: the first one fails.
+    customers.sort();
+    let (failing, other) = (customers[0].clone(), customers[1].clone());
+    let sql: Vec<String> = match server.state.db.backend {
+        loop_server::db::Backend::Sqlite => vec![format!(
+            "CREATE TRIGGER no_usage BEFORE INSERT ON usage_days WHEN NEW.tenant_id = '{failing}'
+             BEGIN SELECT RAISE(ABORT, 'usage cannot be recorded'); END"
+        )],
+        loop_server::db::Backend::Postgres => vec![
+            format!(
+                "CREATE FUNCTION no_usage() RETURNS trigger AS $$ BEGIN
+                    IF NEW.tenant_id = '{failing}' THEN
+                        RAISE EXCEPTION 'usage cannot be recorded';
+                    END IF;
+                    RETURN NEW;
+                 END $$ LANGUAGE plpgsql"
+            ),
+            "CREATE TRIGGER no_usage BEFORE INSERT ON usage_days
+             FOR EACH ROW EXECUTE FUNCTION no_usage()"
+                .into(),
+        ],
+    };
+    for s in &sql {
+        server
+            .block_on(sqlx::query(sqlx::AssertSqlSafe(s.as_str())).execute(&server.state.db.pool))
+            .unwrap();
+    }
+
+    server.advance(std::time::Duration::from_secs(15 * DAY));
+    let report = server
+        .block_on(loop_server::billing::tick(&server.state))
+        .unwrap_or_else(|e| panic!("a lifecycle tick: {e:?}"));
+    assert_eq!(report.failed, [failing.as_str()]);
+    let admin = server.admin();
+    assert_eq!(subscription(&admin, &other)["state"], "suspended");
+    assert_eq!(subscription(&admin, &failing)["state"], "trial");
+}

@@ -122,6 +122,8 @@ pub struct TickReport {
     pub usage_recorded: usize,
     /// People of erased tenants erased once the deletion certificate went out.
     pub people_erased: u64,
+    /// Tenants whose steps failed on this pass (logged; tried again at the next).
+    pub failed: Vec<String>,
 }
 
 /// One pass of the lifecycle timer: today's usage of every billed tenant, then every
@@ -131,34 +133,62 @@ pub async fn tick(state: &AppState) -> ApiResult<TickReport> {
     let now = state.now();
     crate::db::signups::sweep_expired(&state.db.pool, now).await?;
     let day = crate::db::time(now).format("%Y-%m-%d").to_string();
+    // One tenant whose step fails (an erasure refused, a destination down) is logged and
+    // tried again at the next pass: it never holds back the others.
     for s in billing::live_subscriptions(&state.db.pool).await? {
-        let (stored, devices) = billing::current_usage(&state.db.pool, &s.tenant_id).await?;
-        let mut tx = state.db.begin().await?;
-        if billing::record_usage(&mut tx, &s.tenant_id, &day, stored, devices).await? {
-            report.usage_recorded += 1;
-        }
-        tx.commit().await.map_err(crate::db::DbError::from)?;
-        for step in advance(state, &s.tenant_id).await? {
-            report.steps.push((s.tenant_id.clone(), step));
-        }
-        // An invoice just issued is charged at once; a paid one moves the lifecycle on.
-        if payments::charge_open(state, &s.tenant_id).await? > 0 {
-            for step in advance(state, &s.tenant_id).await? {
-                report.steps.push((s.tenant_id.clone(), step));
-            }
-        }
+        let done = live_steps(state, &s.tenant_id, &day, &mut report).await;
+        report.failed_unless(&s.tenant_id, done);
     }
     // Invoices a subscription was issued before it ended are still collected.
     for tenant_id in billing::terminated_with_open_invoices(&state.db.pool).await? {
-        payments::charge_open(state, &tenant_id).await?;
+        let done = payments::charge_open(state, &tenant_id).await.map(|_| ());
+        report.failed_unless(&tenant_id, done);
     }
     // A termination recorded but never followed by its erasure (the process stopped between
     // the two): erased now. Erasing again finishes what a first run left.
     for tenant_id in billing::terminated_not_erased(&state.db.pool).await? {
-        terminate(state, &tenant_id).await?;
+        let done = terminate(state, &tenant_id).await;
+        report.failed_unless(&tenant_id, done);
     }
     report.people_erased = crate::erasure::forget_people(state).await?;
     Ok(report)
+}
+
+impl TickReport {
+    fn failed_unless(&mut self, tenant_id: &str, done: ApiResult<()>) {
+        if let Err(e) = done {
+            tracing::error!(
+                tenant = %tenant_id, error = ?e,
+                "the subscription lifecycle failed for this tenant; tried again at the next pass"
+            );
+            self.failed.push(tenant_id.to_string());
+        }
+    }
+}
+
+/// Today's usage of a live subscription's tenant, then its due steps.
+async fn live_steps(
+    state: &AppState,
+    tenant_id: &str,
+    day: &str,
+    report: &mut TickReport,
+) -> ApiResult<()> {
+    let (stored, devices) = billing::current_usage(&state.db.pool, tenant_id).await?;
+    let mut tx = state.db.begin().await?;
+    if billing::record_usage(&mut tx, tenant_id, day, stored, devices).await? {
+        report.usage_recorded += 1;
+    }
+    tx.commit().await.map_err(crate::db::DbError::from)?;
+    for step in advance(state, tenant_id).await? {
+        report.steps.push((tenant_id.to_string(), step));
+    }
+    // An invoice just issued is charged at once; a paid one moves the lifecycle on.
+    if payments::charge_open(state, tenant_id).await? > 0 {
+        for step in advance(state, tenant_id).await? {
+            report.steps.push((tenant_id.to_string(), step));
+        }
+    }
+    Ok(())
 }
 
 /// Takes every step due for the tenant's subscription now (none without one).
