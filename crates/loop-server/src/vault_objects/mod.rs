@@ -33,6 +33,10 @@ pub enum ChangeError {
     /// Another writer holds the object for a moment: try again.
     #[error("another writer is changing this object")]
     Busy,
+    /// The vault's primary moved (a promotion) while the object was written to the old one:
+    /// nothing is recorded, and sent again it goes to the new one.
+    #[error("the vault moved to another destination while the object was written")]
+    Moved,
     /// The object is stored and this writer may not replace it.
     #[error("the object exists and this writer cannot replace it")]
     Exists,
@@ -161,12 +165,27 @@ pub async fn complete_write(
     len: u64,
     hash: &str,
 ) -> Result<(), ChangeError> {
-    if objects::complete_write(&state.db.pool, t.key(), claim, len, hash, state.now()).await? {
-        Ok(())
-    } else {
-        tracing::error!(vault = %t.vault_id, object = %t.name,
-            "a write finished after its claim was taken over");
-        Err(ChangeError::Busy)
+    let done = objects::complete_write(
+        &state.db.pool,
+        t.key(),
+        claim,
+        (len, hash),
+        &t.dest.name,
+        state.now(),
+    )
+    .await?;
+    match done {
+        objects::Completion::Stored => Ok(()),
+        objects::Completion::TakenOver => {
+            tracing::error!(vault = %t.vault_id, object = %t.name,
+                "a write finished after its claim was taken over");
+            Err(ChangeError::Busy)
+        }
+        // Written where the vault no longer is: sent again, it goes to the new primary.
+        objects::Completion::Moved => {
+            abort_write(state, t, claim).await?;
+            Err(ChangeError::Moved)
+        }
     }
 }
 

@@ -126,31 +126,6 @@ fn a_vault_made_while_the_erasure_lists_a_remote_is_erased_with_the_tenant() {
         .expect(410);
 }
 
-/// A body that sends its first half, then waits until `go` says so before the rest.
-struct HeldBody {
-    bytes: Vec<u8>,
-    at: usize,
-    go: mpsc::Receiver<()>,
-}
-
-impl Read for HeldBody {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let half = self.bytes.len() / 2;
-        if self.at == half {
-            let _ = self.go.recv();
-        }
-        let end = if self.at < half {
-            half
-        } else {
-            self.bytes.len()
-        };
-        let n = buf.len().min(end - self.at);
-        buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
-    }
-}
-
 /// An upload authorised before its vault was deleted, whose body is still arriving while
 /// the vault's erasure runs, never lands where the erasure already looked: the erasure
 /// waits for it to end, and the vault's closing stops it at its next lease renewal.
@@ -179,11 +154,7 @@ fn an_upload_under_way_when_its_vault_is_deleted_leaves_nothing_behind() {
     std::thread::scope(|s| {
         let upload = s.spawn(|| {
             let len = object.len() as u64;
-            let body = HeldBody {
-                bytes: object.clone(),
-                at: 0,
-                go: held,
-            };
+            let body = support::vault::HeldBody::new(object.clone(), held);
             let req = server
                 .request(reqwest::Method::PUT, &writer.path(&format!("index/{name}")))
                 .bearer_auth(&writer.secret)

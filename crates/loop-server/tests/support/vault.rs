@@ -260,3 +260,35 @@ pub fn back_up_into(server: &Server, vault: &str, src: &std::path::Path) -> Stri
     let report = loop_repo::backup::run(&repo, opts, &Default::default()).unwrap();
     report.snapshot_id.expect("not a dry run").to_hex()
 }
+
+/// A request body that sends its first half, then waits until `go` says so before the rest:
+/// an upload held under way while a test changes the vault.
+pub struct HeldBody {
+    bytes: Vec<u8>,
+    at: usize,
+    go: std::sync::mpsc::Receiver<()>,
+}
+
+impl HeldBody {
+    pub fn new(bytes: Vec<u8>, go: std::sync::mpsc::Receiver<()>) -> HeldBody {
+        HeldBody { bytes, at: 0, go }
+    }
+}
+
+impl std::io::Read for HeldBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let half = self.bytes.len() / 2;
+        if self.at == half {
+            let _ = self.go.recv();
+        }
+        let end = if self.at < half {
+            half
+        } else {
+            self.bytes.len()
+        };
+        let n = buf.len().min(end - self.at);
+        buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}

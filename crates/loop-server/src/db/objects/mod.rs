@@ -357,15 +357,29 @@ pub async fn complete_write(
     pool: &AnyPool,
     k: ObjectKey<'_>,
     claim: &Claim,
-    len: u64,
-    hash: &str,
+    (len, hash): (u64, &str),
+    destination: &str,
     now: i64,
-) -> DbResult<bool> {
+) -> DbResult<Completion> {
     let mut tx = pool.begin().await?;
     lock_vault(&mut tx, k.vault_id).await?;
     let Some(r) = row(&mut tx, k).await?.filter(|r| r.claim == claim.id) else {
-        return Ok(false);
+        return Ok(Completion::TakenOver);
     };
+    // Promotion changes the vault's row, which `lock_vault` holds: the object went to the
+    // destination the vault had when the write began, which must still be its primary.
+    let at = sqlx::query("SELECT destination FROM vaults WHERE id = $1")
+        .bind(k.vault_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if at
+        .map(|r| col::<String>(&r, "destination"))
+        .transpose()?
+        .as_deref()
+        != Some(destination)
+    {
+        return Ok(Completion::Moved);
+    }
     mark_stored(&mut tx, k, &claim.id, len).await?;
     sqlx::query(
         "UPDATE vault_objects SET blake3 = $1, created_at = $2
@@ -386,7 +400,18 @@ pub async fn complete_write(
     )
     .await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Completion::Stored)
+}
+
+/// How [`complete_write`] ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Completion {
+    Stored,
+    /// Another request took the claim over: the row is not this write's.
+    TakenOver,
+    /// The vault's primary moved (a promotion) while the object was written to the old
+    /// one: not recorded; the claim is still this write's to abort.
+    Moved,
 }
 
 /// The upload of a held write claim failed: storage is unchanged, so the row goes back to

@@ -129,6 +129,12 @@ impl From<ChangeError> for ApiError {
     fn from(e: ChangeError) -> ApiError {
         match e {
             ChangeError::Busy => object_busy(),
+            ChangeError::Moved => ApiError::conflict(
+                "vault_moved",
+                "the vault moved to another destination while this object was sent; send it \
+                 again",
+            )
+            .retry_after(1),
             ChangeError::Exists => ApiError::conflict(
                 "object_exists",
                 "the object exists and this token cannot replace it",
