@@ -13,6 +13,18 @@ use std::io::Read as _;
 use support::server::*;
 use support::story::*;
 
+/// `profile.json` of an exported archive.
+fn profile_in(zip: &std::path::Path) -> serde_json::Value {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(zip).unwrap()).unwrap();
+    let mut profile = String::new();
+    archive
+        .by_name("profile.json")
+        .unwrap()
+        .read_to_string(&mut profile)
+        .unwrap();
+    serde_json::from_str(&profile).unwrap()
+}
+
 fn login(s: &Story) -> String {
     ok(s.admin(
         "ana",
@@ -102,14 +114,7 @@ fn a_person_who_may_not_read_jobs_exports_their_own_data() {
         "bea",
         &["privacy", "export", "--output", zip.to_str().unwrap()],
     ));
-    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
-    let mut profile = String::new();
-    archive
-        .by_name("profile.json")
-        .unwrap()
-        .read_to_string(&mut profile)
-        .unwrap();
-    let profile: serde_json::Value = serde_json::from_str(&profile).unwrap();
+    let profile = profile_in(&zip);
     assert_eq!(profile["user"]["email"], "bea@acme.example");
 }
 
@@ -169,14 +174,7 @@ fn privacy_from_the_command_line() {
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(&zip).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "{mode:o}");
-    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
-    let mut profile = String::new();
-    archive
-        .by_name("profile.json")
-        .unwrap()
-        .read_to_string(&mut profile)
-        .unwrap();
-    let profile: serde_json::Value = serde_json::from_str(&profile).unwrap();
+    let profile = profile_in(&zip);
     assert_eq!(profile["user"]["email"], "ana@acme.example");
     assert_eq!(profile["marketing_consent"]["given"], true);
     let ana = profile["user"]["id"].as_str().unwrap().to_string();

@@ -628,21 +628,9 @@ fn one_customer_whose_lifecycle_fails_holds_back_no_other() {
     let server = support::Server::start();
     let admin = server.admin();
     let plan = small_plan(&admin);
-    let provider = admin.provider_tenant_id();
     let mut customers: Vec<String> = ["Acme", "Bolt"]
         .into_iter()
-        .map(|name| {
-            admin
-                .post(
-                    "/api/v1/tenants",
-                    json!({ "parent_id": provider, "kind": "customer", "name": name,
-                            "plan_id": plan }),
-                )
-                .expect(201)["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|name| support::lifecycle::customer_on(&admin, name, &plan))
         .collect();
     // The pass goes by tenant ID: the first one fails.
     customers.sort();

@@ -16,7 +16,9 @@ mod suspension;
 
 use serde_json::{Value, json};
 use support::USER_PASSWORD;
-use support::lifecycle::{acme_on, after, mail, server_mailing_to, subscription, tick, user};
+use support::lifecycle::{
+    acme_on, after, customer_on, mail, server_mailing_to, subscription, tick, user,
+};
 use support::smtp::SmtpSink;
 use support::stripe::{
     Card, WEBHOOK_SECRET, complete_setup, event, post_as_server, post_webhook, setup_event,
@@ -294,18 +296,7 @@ fn the_last_invoice_is_charged_an_erased_tenant_is_billed_no_more_and_nothing_ow
         "{}",
         yen.json()
     );
-    let customer = |name: &str, plan: &str| {
-        admin()
-            .post(
-                "/api/v1/tenants",
-                json!({ "parent_id": provider, "kind": "customer", "name": name,
-                        "plan_id": plan }),
-            )
-            .expect(201)["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let customer = |name: &str, plan: &str| customer_on(&admin(), name, plan);
     let (leaving, erased, free) = (
         customer("Leaving", &paid_plan),
         customer("Erased", &paid_plan),

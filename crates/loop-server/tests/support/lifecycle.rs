@@ -130,11 +130,16 @@ pub fn small_plan(admin: &Caller<'_>) -> String {
 
 /// A customer "Acme" of the provider subscribed to `plan`, whose trial starts now.
 pub fn acme_on(admin: &Caller<'_>, plan: &str) -> String {
+    customer_on(admin, "Acme", plan)
+}
+
+/// A customer `name` of the provider subscribed to `plan`, whose trial starts now; its ID.
+pub fn customer_on(admin: &Caller<'_>, name: &str, plan: &str) -> String {
     admin
         .post(
             "/api/v1/tenants",
             json!({ "parent_id": admin.provider_tenant_id(), "kind": "customer",
-                    "name": "Acme", "plan_id": plan }),
+                    "name": name, "plan_id": plan }),
         )
         .expect(201)["id"]
         .as_str()
