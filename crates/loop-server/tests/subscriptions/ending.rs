@@ -1,0 +1,97 @@
+//! Rules that keep the lifecycle from taking more than it should: an end given can be taken
+//! back and never erases at once, and one customer whose steps fail holds back no other.
+
+use serde_json::json;
+
+use super::support;
+use super::support::lifecycle::{DAY, acme_on, after, ms, small_plan, subscription};
+
+/// Ending a subscription erases the tenant (retention locks overridden), so the issuer can
+/// take an end back by choosing a plan again before it comes; and an end given while
+/// suspended waits a week at least instead of erasing at once.
+#[test]
+fn an_end_can_be_withdrawn_and_never_erases_at_once() {
+    let server = support::Server::start();
+    let admin = server.admin();
+    let plan = small_plan(&admin);
+    let tenant = acme_on(&admin, &plan);
+    let end = format!("/api/v1/tenants/{tenant}/subscription/end");
+    let ended = admin.post(&end, json!({ "confirm": tenant })).expect(200);
+    assert_eq!(ended["ends_at"], ended["trial_ends_at"]);
+    let back = admin
+        .put(
+            &format!("/api/v1/tenants/{tenant}/subscription"),
+            json!({ "plan_id": plan }),
+        )
+        .expect(200);
+    assert!(back["ends_at"].is_null(), "{back:#}");
+
+    // Past the trial with no way to pay: suspended, not erased.
+    after(&server, 15, 0);
+    let admin = server.admin();
+    let status = || {
+        admin.get(&format!("/api/v1/tenants/{tenant}")).expect(200)["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(subscription(&admin, &tenant)["state"], "suspended");
+    assert_eq!(status(), "active");
+    let ended = admin.post(&end, json!({ "confirm": tenant })).expect(200);
+    assert!(
+        ms(&ended["ends_at"]) >= ms(&ended["suspended_at"]) + 7 * DAY as i64 * 1000,
+        "{ended:#}"
+    );
+    assert_eq!(status(), "active", "erased at once");
+    support::lifecycle::tick(&server);
+    assert_eq!(status(), "active");
+}
+
+/// One customer whose lifecycle fails (here its usage cannot be recorded) is logged and
+/// tried again at the next pass; the customers after it still take their steps.
+#[test]
+fn one_customer_whose_lifecycle_fails_holds_back_no_other() {
+    let server = support::Server::start();
+    let admin = server.admin();
+    let plan = small_plan(&admin);
+    let mut customers: Vec<String> = ["Acme", "Bolt"]
+        .into_iter()
+        .map(|name| support::lifecycle::customer_on(&admin, name, &plan))
+        .collect();
+    // The pass goes by tenant ID: the first one fails.
+    customers.sort();
+    let (failing, other) = (customers[0].clone(), customers[1].clone());
+    let sql: Vec<String> = match server.state.db.backend {
+        loop_server::db::Backend::Sqlite => vec![format!(
+            "CREATE TRIGGER no_usage BEFORE INSERT ON usage_days WHEN NEW.tenant_id = '{failing}'
+             BEGIN SELECT RAISE(ABORT, 'usage cannot be recorded'); END"
+        )],
+        loop_server::db::Backend::Postgres => vec![
+            format!(
+                "CREATE FUNCTION no_usage() RETURNS trigger AS $$ BEGIN
+                    IF NEW.tenant_id = '{failing}' THEN
+                        RAISE EXCEPTION 'usage cannot be recorded';
+                    END IF;
+                    RETURN NEW;
+                 END $$ LANGUAGE plpgsql"
+            ),
+            "CREATE TRIGGER no_usage BEFORE INSERT ON usage_days
+             FOR EACH ROW EXECUTE FUNCTION no_usage()"
+                .into(),
+        ],
+    };
+    for s in &sql {
+        server
+            .block_on(sqlx::query(sqlx::AssertSqlSafe(s.as_str())).execute(&server.state.db.pool))
+            .unwrap();
+    }
+
+    server.advance(std::time::Duration::from_secs(15 * DAY));
+    let report = server
+        .block_on(loop_server::billing::tick(&server.state))
+        .unwrap_or_else(|e| panic!("a lifecycle tick: {e:?}"));
+    assert_eq!(report.failed, [failing.as_str()]);
+    let admin = server.admin();
+    assert_eq!(subscription(&admin, &other)["state"], "suspended");
+    assert_eq!(subscription(&admin, &failing)["state"], "trial");
+}
