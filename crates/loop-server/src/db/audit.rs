@@ -148,12 +148,13 @@ pub async fn erase_personal(tx: &mut Tx, user_id: &str) -> DbResult<u64> {
 
 /// The addresses the person acted from, by the audit log's personal data of `user_id`
 /// (their sign-up, sign-ins): not those of failures, such as someone else's wrong guesses at
-/// their password.
+/// their password, nor of requests for a reset of it, which anyone may send.
 pub async fn ips_of_user(tx: &mut Tx, user_id: &str) -> DbResult<Vec<String>> {
     let rows = sqlx::query(
         "SELECT DISTINCT p.ip FROM audit_personal p JOIN audit_events e
               ON e.tenant_id = p.tenant_id AND e.seq = p.seq
-         WHERE p.user_id = $1 AND p.ip IS NOT NULL AND e.outcome = 'success'",
+         WHERE p.user_id = $1 AND p.ip IS NOT NULL AND e.outcome = 'success'
+           AND e.action <> 'user.password_reset_request'",
     )
     .bind(user_id)
     .fetch_all(&mut **tx)

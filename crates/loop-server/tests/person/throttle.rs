@@ -59,8 +59,9 @@ fn erasing_an_invitation_keeps_the_throttle_of_the_account_with_its_address() {
 /// place on the target, so nothing is left to erase there, even from a delivery under way
 /// during an erasure. An answer kept with the address (by a version before that) loses it
 /// when the person is erased, and still says why the delivery failed.
-/// Someone guessed at her password from their own address until it was throttled: erasing
-/// her forgets where she signed in from, not the guesser's address, whose limit stays.
+/// Someone asked for a reset of her password and guessed at it from their own address until
+/// it was throttled: erasing her forgets where she signed in from, not the guesser's
+/// address, whose limit stays.
 #[test]
 fn erasing_a_person_keeps_the_throttle_of_whoever_guessed_at_their_password() {
     let server = Server::start_with(|c| c.signin.max_failures_per_ip = 3);
@@ -77,6 +78,13 @@ fn erasing_a_person_keeps_the_throttle_of_whoever_guessed_at_their_password() {
             .unwrap()
             .status()
     };
+    let reset = guesser
+        .post(server.url("/api/v1/auth/password-reset"))
+        .json(&json!({ "email": rosa }))
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(reset, 202);
     for _ in 0..3 {
         assert_eq!(guess(rosa), 401);
     }
