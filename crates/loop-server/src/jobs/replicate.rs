@@ -376,7 +376,10 @@ pub(super) async fn verify(ctx: &JobCtx) -> Result<Done, JobError> {
         replication::compare(&source, &target, read_data, &stored, &lagging, &stop).await;
     // A cancel stops the comparison with an error: it is the cancel, not a failure to retry.
     ctx.check()?;
-    let d = compared.map_err(|e| JobError::transient("comparing the replica failed", e))?;
+    let mut d = compared.map_err(|e| JobError::transient("comparing the replica failed", e))?;
+    let young = replication::recorded(pool, &vault_id, r.synced_from).await?;
+    let now_stored = replication::as_stored(pool, &vault_id).await?;
+    replication::still_owed(&mut d.missing, &young, &stored, &now_stored);
     let mut problems: Vec<String> = Vec::new();
     for (what, list) in [
         ("missing", &d.missing),

@@ -156,6 +156,25 @@ pub struct AsStored {
 
 pub type StoredCopies = HashMap<(FileKind, String), AsStored>;
 
+/// Keeps, of the objects a comparison found missing at a replica (`kind/name` paths), those
+/// it still owes. Listing both places takes time, and the primary changes meanwhile: an
+/// object that arrived since the replica's last replication began (`young`, read after the
+/// listings) is lagging, and one recorded before the comparison (`before`) but no longer
+/// (`after`: pruned meanwhile) is gone. Neither is damage.
+pub fn still_owed(
+    missing: &mut Vec<String>,
+    young: &HashSet<(FileKind, String)>,
+    before: &StoredCopies,
+    after: &StoredCopies,
+) {
+    let paths = |keys: &mut dyn Iterator<Item = &(FileKind, String)>| -> HashSet<String> {
+        keys.map(|(k, n)| k.path(n)).collect()
+    };
+    let young = paths(&mut young.iter());
+    let removed = paths(&mut before.keys().filter(|k| !after.contains_key(*k)));
+    missing.retain(|p| !young.contains(p) && !removed.contains(p));
+}
+
 /// The vault's objects as the server recorded them when they were stored.
 pub async fn as_stored(pool: &AnyPool, vault_id: &str) -> crate::db::DbResult<StoredCopies> {
     Ok(crate::db::replicas::stored_copies(pool, vault_id)

@@ -106,3 +106,39 @@ async fn a_cancel_is_heard_while_a_copy_waits_its_turn() {
     let held = target.list(FileKind::Pack).await.unwrap();
     assert!(!held.contains_key(&second), "{held:?}");
 }
+
+/// Of what a replica verify found missing, what arrived at the primary since the replica's
+/// last replication began (read after the listings) is lagging, and what was pruned while
+/// the places were listed is gone: neither is held against the replica. What it lacks of
+/// the rest, recorded before and after, is.
+#[test]
+fn only_what_a_replica_still_owes_counts_as_missing() {
+    let key = |name: &str| (FileKind::Pack, name.to_string());
+    let stored = |names: &[&str]| -> StoredCopies {
+        names
+            .iter()
+            .map(|n| {
+                let copy = AsStored {
+                    size: 1,
+                    blake3: None,
+                };
+                (key(n), copy)
+            })
+            .collect()
+    };
+    let before = stored(&["owed", "pruned", "legacy"]);
+    let after = stored(&["owed", "arrived"]);
+    let young: HashSet<_> = [key("arrived")].into_iter().collect();
+    let mut missing: Vec<String> = ["owed", "pruned", "arrived", "unrecorded"]
+        .iter()
+        .map(|n| FileKind::Pack.path(n))
+        .collect();
+    still_owed(&mut missing, &young, &before, &after);
+    assert_eq!(
+        missing,
+        [
+            FileKind::Pack.path("owed"),
+            FileKind::Pack.path("unrecorded")
+        ]
+    );
+}
