@@ -71,13 +71,9 @@ pub async fn reach(
     state: &AppState,
     remote: &RemoteRow,
     remote_vault_id: &str,
-) -> Result<String, String> {
-    let storage = connect(state, remote, remote_vault_id)
-        .await
-        .map_err(said)?;
-    let opened = open(state, &storage, remote, remote_vault_id)
-        .await
-        .map_err(said);
+) -> Result<String, JobError> {
+    let storage = connect(state, remote, remote_vault_id).await?;
+    let opened = open(state, &storage, remote, remote_vault_id).await;
     let _ = tokio::task::spawn_blocking(move || drop(storage)).await;
     opened
 }

@@ -16,6 +16,7 @@ use crate::db;
 use crate::db::remotes::{self, RemoteRow};
 use crate::domain::{Permission, new_id, parse_name};
 use crate::error::{ApiError, ApiResult};
+use crate::jobs::JobError;
 use crate::state::AppState;
 use crate::vaults::scoped_vault;
 
@@ -270,7 +271,8 @@ pub async fn list_sync_jobs(
         (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem),
         (status = 403, description = "Forbidden (problem+json)", body = loop_api::Problem),
         (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem),
-        (status = 502, description = "The remote could not be reached or refused (problem+json)", body = loop_api::Problem)))]
+        (status = 409, description = "The remote refused: a revoked token, or a vault it does not name (problem+json)", body = loop_api::Problem),
+        (status = 502, description = "The remote could not be reached (problem+json)", body = loop_api::Problem)))]
 pub async fn create_sync_job(
     State(state): State<AppState>,
     caller: Caller,
@@ -284,7 +286,16 @@ pub async fn create_sync_job(
     if req.bytes_per_sec == Some(0) {
         return Err(ApiError::bad_request("bytes_per_sec must be positive"));
     }
-    let unreachable = |e: String| ApiError::new(StatusCode::BAD_GATEWAY, "remote_unreachable", e);
+    // The remote answered and refused (a revoked token, a vault gone there): nothing this
+    // server can retry, so not a 5xx. Out of reach, or failing: 502.
+    let unreachable = |e: JobError| match e {
+        JobError::Failed(m) => ApiError::conflict("remote_refused", m),
+        e => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "remote_unreachable",
+            crate::jobs::sync::said(e),
+        ),
+    };
     let tenant = db::tenants::tenant_by_id(&state.db.pool, &remote.remote.tenant_id)
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -317,7 +328,7 @@ pub async fn create_sync_job(
                 crate::jobs::sync::name_filter(&req.vaults).map_err(ApiError::bad_request)?;
             let theirs = crate::jobs::sync::remote_vaults(&state, &remote)
                 .await
-                .map_err(|e| unreachable(crate::jobs::sync::said(e)))?;
+                .map_err(unreachable)?;
             places.extend(
                 theirs
                     .into_iter()

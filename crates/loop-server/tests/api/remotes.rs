@@ -60,3 +60,23 @@ fn a_remote_at_an_internal_address_is_refused_unless_the_operator_allows_it() {
     let (added, _) = remote_at(&open, "by-address", "127.0.0.1");
     added.expect(201);
 }
+
+/// A remote that answers and refuses (here: the vault it was asked for is not one its token
+/// names) is a refusal the caller must fix, `409 remote_refused`, not a failure of this
+/// server or of the way to the remote (`502`).
+#[test]
+fn a_remote_that_refuses_the_vault_is_a_409_not_a_502() {
+    let server = Server::start_with(|c| c.replication.allow_private_remotes = true);
+    let admin = server.admin();
+    let acme = server.customer(&admin, "refused");
+    let port = server.base.rsplit(':').next().unwrap();
+    let url = format!("https://localhost:{port}");
+    let (added, _) = server.add_remote_at(&admin, &acme.tenant_id, "refusing", &url);
+    added.expect(201);
+    let refused = admin.post(
+        "/api/v1/sync-jobs",
+        json!({ "remote_id": added.json()["id"], "direction": "push", "vault_id": acme.vault_id,
+                "remote_vault_id": format!("vt_{}", "0".repeat(32)) }),
+    );
+    refused.expect_problem(409, "remote_refused");
+}

@@ -277,7 +277,7 @@ pub(super) const ERRORS: &[(&str, &[u16])] = &[
     ("get /api/v1/sync-jobs", &[400, 401, 403, 404, 410]),
     (
         "post /api/v1/sync-jobs",
-        &[400, 401, 403, 404, 410, 413, 415, 502],
+        &[400, 401, 403, 404, 409, 410, 413, 415, 502],
     ),
     ("delete /api/v1/sync-jobs/{id}", &[401, 403, 404, 410]),
     ("post /api/v1/sync-jobs/{id}/run", &[401, 403, 404, 410]),
