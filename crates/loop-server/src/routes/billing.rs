@@ -350,10 +350,10 @@ pub async fn end_subscription(
     ended.ends_at = Some(match (s.state, s.period_end) {
         (SubscriptionState::Active | SubscriptionState::PastDue, Some(end)) => end,
         (SubscriptionState::Trial, _) => s.trial_ends_at,
-        _ => s
-            .terminate_at
-            .unwrap_or(now + SUSPENDED_END_DAYS * 86_400_000)
-            .max(now + SUSPENDED_END_DAYS * 86_400_000),
+        _ => {
+            let earliest = now + SUSPENDED_END_DAYS * 86_400_000;
+            s.terminate_at.map_or(earliest, |t| t.max(earliest))
+        }
     });
     ended.updated_at = now.max(s.updated_at + 1);
     let mut tx = state.db.begin().await?;
