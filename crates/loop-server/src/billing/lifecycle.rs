@@ -13,6 +13,11 @@
 //! terminated: trial end + terminate_after, due + terminate_after, or the end the customer
 //! chose (`ends_at`)
 //! ```
+//!
+//! "Unpaid" and "paid" speak of what is overdue: an invoice past its suspension point
+//! (due + suspend_after) suspends, and one that is open but not yet past it holds nothing
+//! back. The termination follows the oldest unpaid invoice: paying the invoice that caused
+//! a suspension while a later one is overdue too moves the termination to that one's date.
 
 use loop_api::{LifecycleReason, SubscriptionState};
 
@@ -56,6 +61,11 @@ pub enum Step {
         reason: LifecycleReason,
         terminate_at: i64,
     },
+    /// The invoice that suspended was paid, a later one is overdue too: the termination
+    /// moves to that one's date.
+    Postpone {
+        terminate_at: i64,
+    },
     Terminate {
         reason: LifecycleReason,
     },
@@ -63,11 +73,11 @@ pub enum Step {
 }
 
 /// Whether what suspended `s` is settled: a trial's end by a way to pay, every cause by no
-/// unpaid invoice.
-fn cleared(s: &SubRow, unpaid_due: Option<i64>) -> bool {
+/// invoice unpaid past its suspension point.
+fn cleared(s: &SubRow, overdue: bool) -> bool {
     match s.reason {
-        Some(LifecycleReason::TrialEnded) => s.can_pay() && unpaid_due.is_none(),
-        _ => unpaid_due.is_none(),
+        Some(LifecycleReason::TrialEnded) => s.can_pay() && !overdue,
+        _ => !overdue,
     }
 }
 
@@ -91,10 +101,22 @@ pub fn next(s: &SubRow, unpaid_due: Option<i64>, now: i64, c: &BillingConfig) ->
     // A suspension whose cause was cleared is lifted, even where its termination date passed
     // before the timer came by: a customer who paid is not terminated. Billing resumes from
     // the start of the period the suspension interrupted (a trial had none: from now).
-    if s.state == Suspended && cleared(s, unpaid_due) {
+    let overdue = unpaid_due.is_some_and(|due| now >= due + days(c.suspend_after_days));
+    if s.state == Suspended && cleared(s, overdue) {
         return Some(Step::Activate {
             start: s.period_start.unwrap_or(now),
         });
+    }
+    // Still suspended for an unpaid invoice, but the oldest one now is a later one (the
+    // first was paid): it gets its full time before the termination, as it would have had
+    // alone.
+    if let (Suspended, Some(LifecycleReason::Unpaid), Some(due), Some(at)) =
+        (s.state, s.reason, unpaid_due, s.terminate_at)
+    {
+        let owed = due + days(c.terminate_after_days);
+        if owed > at {
+            return Some(Step::Postpone { terminate_at: owed });
+        }
     }
     if s.terminate_at.is_some_and(|at| now >= at) {
         return Some(Step::Terminate {
@@ -279,6 +301,51 @@ mod tests {
             next(&s, None, due + 31 * DAY_MS, &c),
             Some(Step::Activate { start: interrupted })
         );
+    }
+
+    #[test]
+    fn paying_the_invoice_that_suspended_leaves_a_later_one_its_own_time() {
+        let c = BillingConfig::default();
+        let mut s = trial();
+        let first = day(60);
+        s.state = SubscriptionState::Suspended;
+        s.reason = Some(LifecycleReason::Unpaid);
+        s.period_start = Some(day(44));
+        s.terminate_at = Some(first + 30 * DAY_MS);
+        s.warned.push("deletion-soon".into());
+        // The first paid; the next one is open but not past its suspension point: active.
+        let next_due = first + 31 * DAY_MS;
+        assert_eq!(
+            next(&s, Some(next_due), first + 29 * DAY_MS, &c),
+            Some(Step::Activate { start: day(44) })
+        );
+        // The first paid; the next one is past its suspension point as well: still
+        // suspended, terminated 30 days after that one's due date, warned again before.
+        let next_due = first + 10 * DAY_MS;
+        let now = first + 26 * DAY_MS;
+        let postponed = next_due + 30 * DAY_MS;
+        assert_eq!(
+            next(&s, Some(next_due), now, &c),
+            Some(Step::Postpone {
+                terminate_at: postponed
+            })
+        );
+        s.terminate_at = Some(postponed);
+        s.warned.clear();
+        assert_eq!(next(&s, Some(next_due), first + 30 * DAY_MS, &c), None);
+        assert_eq!(
+            next(&s, Some(next_due), postponed - 7 * DAY_MS, &c),
+            Some(Step::Warn(Warning::DeletionSoon))
+        );
+        s.warned.push("deletion-soon".into());
+        assert_eq!(
+            next(&s, Some(next_due), postponed, &c),
+            Some(Step::Terminate {
+                reason: LifecycleReason::Unpaid
+            })
+        );
+        // Never brought forward: an older invoice unpaid does not shorten the time.
+        assert_eq!(next(&s, Some(first), postponed - DAY_MS, &c), None);
     }
 
     #[test]

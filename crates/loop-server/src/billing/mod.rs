@@ -277,7 +277,7 @@ async fn apply(state: &AppState, was: &SubRow, step: &Step, now: i64) -> ApiResu
             let (Some(start), Some(end)) = (s.period_start, s.period_end) else {
                 return Ok(false);
             };
-            let inv = issue_invoice(state, &mut tx, &s, start, end).await?;
+            let inv = issue_invoice(state, &mut tx, &s, (start, end), now).await?;
             s.period_start = Some(end);
             s.period_end = Some(month_after(end));
             inv.map(|inv| {
@@ -342,6 +342,16 @@ async fn apply(state: &AppState, was: &SubRow, step: &Step, now: i64) -> ApiResu
                 }),
             ))
         }
+        Step::Postpone { terminate_at } => {
+            s.terminate_at = Some(*terminate_at);
+            // The deletion is further off: warned again before the new date.
+            s.warned.retain(|w| w != Warning::DeletionSoon.as_str());
+            Some(event(
+                tenant_id,
+                "subscription.postpone",
+                serde_json::json!({ "terminate_at": crate::db::time(*terminate_at) }),
+            ))
+        }
         Step::Terminate { reason } => {
             s.state = SubscriptionState::Terminated;
             s.terminated_at = Some(now);
@@ -380,13 +390,16 @@ async fn apply(state: &AppState, was: &SubRow, step: &Step, now: i64) -> ApiResu
 
 /// Issues the invoice of the period [start, end): the plan's price, and stored data above
 /// the plan's quota at its price per GiB-month (the average of the period's daily
-/// measurements). `None` when that period was invoiced already.
+/// measurements). `None` when that period was invoiced already. It is issued at the period's
+/// end, or now when that is later (the period a suspension interrupted, billed once the
+/// customer paid), and due `due_days` after: an invoice never falls due before the customer
+/// had those days to pay it.
 async fn issue_invoice(
     state: &AppState,
     tx: &mut Tx,
     s: &SubRow,
-    start: i64,
-    end: i64,
+    (start, end): (i64, i64),
+    now: i64,
 ) -> ApiResult<Option<Invoice>> {
     let plan = billing::plan_by_id(&mut **tx, &s.plan_id)
         .await?
@@ -402,7 +415,8 @@ async fn issue_invoice(
         .iter()
         .fold(0u64, |t, l| t.saturating_add(l.amount_cents))
         .min(i64::MAX as u64);
-    let due = end + i64::from(state.config.billing.due_days) * 86_400_000;
+    let issued = end.max(now);
+    let due = issued + i64::from(state.config.billing.due_days) * 86_400_000;
     // Nothing to pay (a free plan within its quota): paid as it is issued, so it never
     // falls due.
     let free = total_cents == 0;
@@ -423,9 +437,9 @@ async fn issue_invoice(
         } else {
             loop_api::InvoiceState::Open
         },
-        issued_at: crate::db::time(end),
+        issued_at: crate::db::time(issued),
         due_at: crate::db::time(due),
-        paid_at: free.then(|| crate::db::time(end)),
+        paid_at: free.then(|| crate::db::time(issued)),
         payment_reference: None,
     };
     Ok(match billing::insert_invoice(tx, &inv).await? {

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::support;
-use super::support::lifecycle::{DAY, acme_on, after, ms, small_plan, subscription};
+use super::support::lifecycle::{DAY, acme_on, after, at, ms, small_plan, subscription};
 
 /// Ending a subscription erases the tenant (retention locks overridden), so the issuer can
 /// take an end back by choosing a plan again before it comes; and an end given while
@@ -94,4 +94,101 @@ fn one_customer_whose_lifecycle_fails_holds_back_no_other() {
     let admin = server.admin();
     assert_eq!(subscription(&admin, &other)["state"], "suspended");
     assert_eq!(subscription(&admin, &failing)["state"], "trial");
+}
+
+/// The termination follows the oldest unpaid invoice: a customer who pays the invoice that
+/// suspended it, while a later one is overdue too, keeps its data until that one's own
+/// termination date, not the first one's.
+#[test]
+fn paying_the_invoice_that_suspended_moves_the_termination_to_the_next_unpaid_one() {
+    let server = support::Server::start_with(|c| {
+        c.billing.due_days = 14;
+        c.billing.suspend_after_days = 20;
+        c.billing.terminate_after_days = 60;
+    });
+    let admin = server.admin();
+    let plan = small_plan(&admin);
+    let tenant = acme_on(&admin, &plan);
+    let s = admin
+        .put(
+            &format!("/api/v1/tenants/{tenant}/subscription"),
+            json!({ "plan_id": plan, "collection": "invoice" }),
+        )
+        .expect(200);
+    let day = DAY as i64 * 1000;
+    // Two periods billed, neither paid: the first invoice suspends 20 days after its due
+    // date, which comes after the second one was issued.
+    let trial_end = ms(&s["trial_ends_at"]);
+    at(&server, trial_end);
+    let end = ms(&subscription(&server.admin(), &tenant)["period_end"]);
+    at(&server, end);
+    let end = ms(&subscription(&server.admin(), &tenant)["period_end"]);
+    at(&server, end);
+    let admin = server.admin();
+    let invoices = admin
+        .get(&format!("/api/v1/tenants/{tenant}/invoices"))
+        .expect(200);
+    let due = |number: i64| {
+        let i = invoices
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["number"] == number)
+            .unwrap_or_else(|| panic!("no invoice {number}: {invoices:#}"));
+        (i["id"].as_str().unwrap().to_string(), ms(&i["due_at"]))
+    };
+    let ((first, first_due), (second, second_due)) = (due(1), due(2));
+    at(&server, first_due + 20 * day);
+    let admin = server.admin();
+    let s = subscription(&admin, &tenant);
+    assert_eq!(s["state"], "suspended", "{s:#}");
+    assert_eq!(ms(&s["terminate_at"]), first_due + 60 * day);
+
+    // Both overdue by then; the first is paid: the second one's date holds.
+    at(&server, second_due + 20 * day);
+    let admin = server.admin();
+    admin
+        .post(
+            &format!("/api/v1/invoices/{first}/payment"),
+            json!({ "reference": "NL12BANK0001 1" }),
+        )
+        .expect(200);
+    support::lifecycle::tick(&server);
+    let s = subscription(&admin, &tenant);
+    assert_eq!(s["state"], "suspended", "{s:#}");
+    assert_eq!(ms(&s["terminate_at"]), second_due + 60 * day, "{s:#}");
+    let steps = at(&server, first_due + 60 * day);
+    assert!(
+        steps.iter().all(|s| !s.starts_with("Terminate")),
+        "{steps:?}"
+    );
+    let admin = server.admin();
+    assert_eq!(subscription(&admin, &tenant)["state"], "suspended");
+    assert_eq!(
+        admin.get(&format!("/api/v1/tenants/{tenant}")).expect(200)["status"],
+        "active"
+    );
+    admin
+        .post(
+            &format!("/api/v1/invoices/{second}/payment"),
+            json!({ "reference": "NL12BANK0001 2" }),
+        )
+        .expect(200);
+    // Active again, billed from the period the suspension interrupted: that invoice, issued
+    // now, falls due in 14 days like any other, not at once.
+    let s = subscription(&admin, &tenant);
+    assert_eq!(s["state"], "active", "{s:#}");
+    let third = admin
+        .get(&format!("/api/v1/tenants/{tenant}/invoices"))
+        .expect(200)[0]
+        .clone();
+    assert_eq!(third["number"], 3);
+    assert_eq!(
+        ms(&third["period_end"]),
+        ms(&s["period_start"]),
+        "{third:#}"
+    );
+    let issued = ms(&third["issued_at"]);
+    assert!(issued >= first_due + 60 * day, "{third:#}");
+    assert_eq!(ms(&third["due_at"]), issued + 14 * day, "{third:#}");
 }
