@@ -18,6 +18,12 @@
 //! (due + suspend_after) suspends, and one that is open but not yet past it holds nothing
 //! back. The termination follows the oldest unpaid invoice: paying the invoice that caused
 //! a suspension while a later one is overdue too moves the termination to that one's date.
+//!
+//! A payment under way holds back what an unpaid invoice would do: while a charge is
+//! pending at the processor (a bank debit takes days to settle), no suspension and no
+//! termination for an unpaid invoice, for [`CHARGE_SETTLES_DAYS`] after the charge was made
+//! at most ([`waits_for_charge`]). And a suspension always leaves the customer
+//! terminate_after − suspend_after days before the termination, also where it came late.
 
 use loop_api::{LifecycleReason, SubscriptionState};
 
@@ -25,6 +31,26 @@ use crate::config::BillingConfig;
 use crate::db::billing::SubRow;
 
 const DAY_MS: i64 = 86_400_000;
+
+/// How long a pending charge holds back a suspension or termination: a SEPA debit is
+/// settled or returned within 14 business days, about 20 calendar days.
+pub const CHARGE_SETTLES_DAYS: i64 = 21;
+
+/// Whether `step` waits for a charge made at `charge_made` and still pending at the
+/// processor: a suspension or termination for an unpaid invoice waits while the payment may
+/// still go through, and no longer than [`CHARGE_SETTLES_DAYS`].
+pub fn waits_for_charge(step: &Step, charge_made: Option<i64>, now: i64) -> bool {
+    let for_unpaid = matches!(
+        step,
+        Step::Suspend {
+            reason: LifecycleReason::Unpaid,
+            ..
+        } | Step::Terminate {
+            reason: LifecycleReason::Unpaid
+        }
+    );
+    for_unpaid && charge_made.is_some_and(|made| now < made + CHARGE_SETTLES_DAYS * DAY_MS)
+}
 
 /// A mail that goes once per step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,9 +173,12 @@ pub fn next(s: &SubRow, unpaid_due: Option<i64>, now: i64, c: &BillingConfig) ->
         }
         Active | PastDue => match unpaid_due {
             Some(due) if now >= due + days(c.suspend_after_days) => {
+                // Late (a charge that held it back, a server that was down): the customer
+                // still gets the time between suspension and termination.
+                let notice = c.terminate_after_days.saturating_sub(c.suspend_after_days);
                 return Some(Step::Suspend {
                     reason: LifecycleReason::Unpaid,
-                    terminate_at: due + days(c.terminate_after_days),
+                    terminate_at: (due + days(c.terminate_after_days)).max(now + days(notice)),
                 });
             }
             Some(due) if now >= due && s.state == Active => return Some(Step::PastDue),
@@ -346,6 +375,43 @@ mod tests {
         );
         // Never brought forward: an older invoice unpaid does not shorten the time.
         assert_eq!(next(&s, Some(first), postponed - DAY_MS, &c), None);
+    }
+
+    #[test]
+    fn a_charge_under_way_holds_back_a_suspension_and_a_termination_for_a_while() {
+        let c = BillingConfig::default();
+        let mut s = trial();
+        s.state = SubscriptionState::PastDue;
+        s.period_start = Some(day(44));
+        s.period_end = Some(day(400));
+        let due = day(58);
+        let made = due + 10 * DAY_MS;
+        let suspend = next(&s, Some(due), due + 15 * DAY_MS, &c).unwrap();
+        assert!(waits_for_charge(&suspend, Some(made), due + 15 * DAY_MS));
+        assert!(!waits_for_charge(&suspend, None, due + 15 * DAY_MS));
+        // Held until the charge had its time: then suspended, with the notice in full.
+        let late = made + CHARGE_SETTLES_DAYS * DAY_MS;
+        assert!(!waits_for_charge(&suspend, Some(made), late));
+        assert_eq!(
+            next(&s, Some(due), late, &c),
+            Some(Step::Suspend {
+                reason: LifecycleReason::Unpaid,
+                terminate_at: late + 15 * DAY_MS
+            })
+        );
+        let terminate = Step::Terminate {
+            reason: LifecycleReason::Unpaid,
+        };
+        assert!(waits_for_charge(&terminate, Some(made), late - 1));
+        // What the customer chose, or a trial without a way to pay, waits for no charge.
+        for reason in [LifecycleReason::Ended, LifecycleReason::TrialEnded] {
+            assert!(!waits_for_charge(
+                &Step::Terminate { reason },
+                Some(made),
+                made + 1
+            ));
+        }
+        assert!(!waits_for_charge(&Step::PastDue, Some(made), made + 1));
     }
 
     #[test]

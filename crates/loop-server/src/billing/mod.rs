@@ -204,6 +204,10 @@ pub async fn advance(state: &AppState, tenant_id: &str) -> ApiResult<Vec<Step>> 
         let Some(step) = lifecycle::next(&s, unpaid, now, &state.config.billing) else {
             break;
         };
+        let charge = crate::db::payments::pending_charge_made(pool, tenant_id).await?;
+        if lifecycle::waits_for_charge(&step, charge, now) {
+            break;
+        }
         if !apply(state, &s, &step, now).await? {
             // Changed under us (a payment, another node): read it again.
             continue;

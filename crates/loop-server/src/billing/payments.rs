@@ -187,9 +187,11 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
                     .filter(|c| c.payment_method == *pm && c.state == ChargeState::Failed)
                     .filter(|c| c.failure_code.as_deref() != Some(NOT_MADE))
                     .collect();
+                // The wait counts from the decline, not the attempt: a bank debit returned
+                // after weeks is not asked for again the same hour.
                 if let Some(last) = failed.last()
                     && (failed.len() as u32 >= b.charge_attempts
-                        || now < last.created_at + i64::from(b.retry_days) * DAY_MS)
+                        || now < last.updated_at + i64::from(b.retry_days) * DAY_MS)
                 {
                     continue;
                 }
@@ -206,6 +208,7 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
                     failure_code: None,
                     failure_message: None,
                     created_at: now,
+                    updated_at: now,
                 };
                 let mut tx = state.db.begin().await?;
                 let fresh = payments::insert_charge(&mut tx, &row).await?;

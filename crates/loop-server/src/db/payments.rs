@@ -21,6 +21,8 @@ pub struct ChargeRow {
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
     pub created_at: i64,
+    /// When it was last changed: a settled charge's answer, a pending one's last look.
+    pub updated_at: i64,
 }
 
 impl ChargeRow {
@@ -58,6 +60,7 @@ fn charge(row: &AnyRow) -> DbResult<ChargeRow> {
         processor_ref: col(row, "processor_ref")?,
         failure_code: col(row, "failure_code")?,
         failure_message: col(row, "failure_message")?,
+        updated_at: col(row, "updated_at")?,
         created_at: col(row, "created_at")?,
     })
 }
@@ -74,6 +77,22 @@ pub async fn charges_of_invoice<'c>(
         .iter()
         .map(charge)
         .collect()
+}
+
+/// When the newest charge still pending at the processor for the tenant's oldest open
+/// invoice (the one a suspension or termination would be for) was made.
+pub async fn pending_charge_made(pool: &AnyPool, tenant_id: &str) -> DbResult<Option<i64>> {
+    let row = sqlx::query(
+        "SELECT MAX(c.created_at) AS made FROM charges c
+         JOIN invoices i ON i.id = c.invoice_id
+         WHERE c.tenant_id = $1 AND c.state = 'pending' AND i.state = 'open'
+           AND i.due_at = (SELECT MIN(due_at) FROM invoices
+                           WHERE tenant_id = $1 AND state = 'open')",
+    )
+    .bind(tenant_id)
+    .fetch_one(pool)
+    .await?;
+    Ok(col(&row, "made")?)
 }
 
 /// A tenant's charges, newest first (at most `limit`).

@@ -1,10 +1,14 @@
 //! An invoice paid after it suspended the customer: billing resumes from the start of the
-//! period the suspension interrupted, so those days are not given away.
+//! period the suspension interrupted, so those days are not given away. A bank debit still
+//! settling holds the suspension back.
 
 use super::support;
 use serde_json::json;
-use support::Server;
-use support::lifecycle::{acme_on, at, ms, small_plan, subscription};
+use support::lifecycle::{acme_on, after, at, ms, small_plan, subscription, tick};
+use support::stripe::{Card, complete_setup};
+use support::{Server, USER_PASSWORD};
+
+const DAY_MS: i64 = 86_400_000;
 
 #[test]
 fn a_customer_who_pays_after_a_suspension_is_billed_from_the_period_it_interrupted() {
@@ -50,5 +54,68 @@ fn a_customer_who_pays_after_a_suspension_is_billed_from_the_period_it_interrupt
         ms(&s["period_start"]),
         ms(&interrupted),
         "billed from the start of the period the suspension interrupted: {s}"
+    );
+}
+
+/// A bank debit still settling holds back the suspension its invoice would bring, and so
+/// the termination: as far as the customer knows, it paid. Returned after all, the customer
+/// is suspended with the full notice before its data goes.
+#[test]
+fn a_debit_still_settling_holds_back_the_suspension_and_a_returned_one_gives_full_notice() {
+    let server = Server::start_with(|c| c.jobs.scheduler_seconds = 86_400);
+    let stripe = &server.stripe;
+    let tenant = super::acme_with_billing(&server);
+    let billing = || server.sign_in(super::BILLING, USER_PASSWORD);
+    let page = super::card_page(&billing(), &tenant);
+    complete_setup(stripe, &server, &page, Card::Declines("insufficient_funds")).expect(204);
+    after(&server, 14, 1);
+    after(&server, 31, 0);
+    let invoice = super::invoices(&server.admin(), &tenant)[0].clone();
+    assert_eq!(invoice["state"], "open");
+    let due = ms(&invoice["due_at"]);
+
+    // Ten days past due the customer gives a bank account: debited at once, settling.
+    at(&server, due + 10 * DAY_MS);
+    let page = super::card_page(&billing(), &tenant);
+    complete_setup(stripe, &server, &page, Card::Processes).expect(204);
+    assert_eq!(super::charges(&billing(), &tenant)[0]["state"], "pending");
+    for days in [16, 30] {
+        at(&server, due + days * DAY_MS);
+        let s = subscription(&server.admin(), &tenant);
+        assert_eq!(s["state"], "past-due", "{days} days past due: {s:#}");
+    }
+
+    // The debit is returned: suspended now, terminated 15 days on, not at once; the
+    // account is not debited again before three days.
+    let debit = stripe
+        .intents()
+        .into_iter()
+        .rfind(|pi| pi["metadata"]["invoice_id"] == invoice["id"])
+        .expect("the invoice's debit")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    stripe.settle_intent(&debit, Some("insufficient_funds"));
+    server.advance(std::time::Duration::from_secs(3600));
+    tick(&server);
+    tick(&server);
+    let ch = super::charges(&billing(), &tenant);
+    let of_invoice: Vec<_> = ch
+        .iter()
+        .filter(|c| c["invoice_id"] == invoice["id"])
+        .collect();
+    assert_eq!(
+        (&of_invoice[0]["state"], &of_invoice[0]["failure_code"]),
+        (&json!("failed"), &json!("insufficient_funds")),
+        "{ch:#?}"
+    );
+    let now = server.state.now();
+    let admin = server.admin();
+    let s = subscription(&admin, &tenant);
+    assert_eq!(s["state"], "suspended", "{s:#}");
+    assert!(ms(&s["terminate_at"]) >= now + 15 * DAY_MS - 1000, "{s:#}");
+    assert_eq!(
+        admin.get(&format!("/api/v1/tenants/{tenant}")).expect(200)["status"],
+        "active"
     );
 }
