@@ -150,6 +150,23 @@ async fn erase_tenant_once(
         .into_iter()
         .filter(|v| !recorded.contains(&v.id))
         .collect();
+    // Replicas removed before, likewise (a place already recorded is not recorded twice).
+    // One at a destination no longer configured is out of this server's reach.
+    let removed_replicas: Vec<LocationRow> =
+        crate::db::erasure::removed_replicas_of(pool, tenant_id)
+            .await?
+            .into_iter()
+            .filter_map(|(vault, place)| {
+                let d = state.destinations.get(&place)?;
+                Some(location(
+                    tenant_id,
+                    &vault,
+                    "destination",
+                    &place,
+                    Some(d.jurisdiction.clone()),
+                ))
+            })
+            .collect();
     let now = state.now();
     let mut tx = state.db.begin().await?;
     let key_destroyed = tenants::delete_tenant_key(&mut tx, tenant_id).await?;
@@ -250,8 +267,8 @@ async fn erase_tenant_once(
         );
         crate::db::erasure::insert_location(&mut tx, &l).await?;
     }
-    for c in &copies {
-        crate::db::erasure::insert_location(&mut tx, c).await?;
+    for l in copies.iter().chain(&removed_replicas) {
+        crate::db::erasure::insert_location(&mut tx, l).await?;
     }
     let open = crate::db::jobs::open_of(&mut *tx, JobKind::TenantErasure, tenant_id).await?;
     let done = crate::db::erasure::certificate_of(&mut *tx, tenant_id).await?;

@@ -126,6 +126,28 @@ pub async fn insert_location(tx: &mut Tx, l: &LocationRow) -> DbResult<()> {
     Ok(())
 }
 
+/// The replicas of the tenant's vaults that were removed (each erased by a replica erasure
+/// job, which may not have finished, or failed for good): (vault, destination). Job
+/// records kept longer than their age limit are forgotten, and their erasures long done.
+pub async fn removed_replicas_of(
+    pool: &AnyPool,
+    tenant_id: &str,
+) -> DbResult<Vec<(String, String)>> {
+    let targets: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT target_id FROM jobs WHERE tenant_id = $1 AND kind = 'replica-erasure'
+         ORDER BY target_id",
+    )
+    .bind(tenant_id)
+    .fetch_all(pool)
+    .await?;
+    // The target is `VAULT/DESTINATION`; a vault ID has no slash.
+    Ok(targets
+        .iter()
+        .filter_map(|t| t.split_once('/'))
+        .map(|(v, d)| (v.to_string(), d.to_string()))
+        .collect())
+}
+
 /// The tenant's places, by vault and place.
 pub async fn locations_of(pool: &AnyPool, tenant_id: &str) -> DbResult<Vec<LocationRow>> {
     sqlx::query(

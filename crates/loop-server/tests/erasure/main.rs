@@ -550,3 +550,37 @@ fn a_vault_deleted_before_the_erasure_is_erased_with_it() {
     assert_eq!(cert["complete"], true, "{cert}");
     assert!(support::files_under(&server.data_dir.join("vaults").join(&gone)).is_empty());
 }
+
+/// Likewise a replica removed before the tenant's erasure, whose own erasure left something
+/// behind: the tenant's erasure empties that place too, and the certificate names it.
+#[test]
+fn a_replica_removed_before_the_erasure_is_erased_with_it() {
+    let server = Server::start_with_spare();
+    let admin = server.admin();
+    let (tenant, vault) = support::vault::customer_with_vault(&admin, "Acme", None);
+    let replicas = format!("/api/v1/vaults/{vault}/replicas");
+    let replica = id(&admin
+        .post(&replicas, json!({ "destination": "spare" }))
+        .expect(201));
+    let job = admin.delete(&format!("{replicas}/{replica}")).expect(202);
+    admin.job_ended(&id(&job));
+    let left = server.data_dir.join("spare").join(&vault).join("data");
+    std::fs::create_dir_all(&left).unwrap();
+    std::fs::write(left.join(hex::encode([4u8; 32])), b"a pack left behind").unwrap();
+
+    let cert = erase_acme(&admin, &tenant);
+    let places: Vec<(&str, &str)> = cert["places"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["vault_id"].as_str().unwrap(),
+                p["place"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(places.contains(&(vault.as_str(), "spare")), "{cert}");
+    assert_eq!(cert["complete"], true, "{cert}");
+    assert!(support::files_under(&server.data_dir.join("spare").join(&vault)).is_empty());
+}
