@@ -81,6 +81,24 @@ pub(crate) fn json_of<T: DeserializeOwned>(
         .map_err(|e| ApiError::Decode(e.to_string()))
 }
 
+/// The most of a problem's words kept, in characters: a server's own are a sentence, and
+/// what another operator's server says lands in job errors, logs and certificates.
+const PROBLEM_WORDS_MAX: usize = 300;
+
+/// What a server said, as one line of at most `max` characters: control characters (a
+/// line break, a terminal escape) become spaces, and a longer text ends in "…".
+fn as_said(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// Turns a non-success response into [`ApiError::Problem`].
 pub(crate) fn problem(resp: reqwest::blocking::Response) -> ApiError {
     use std::io::Read;
@@ -93,8 +111,8 @@ pub(crate) fn problem(resp: reqwest::blocking::Response) -> ApiError {
     {
         Some(p) => ApiError::Problem {
             status,
-            message: p.detail.unwrap_or(p.title),
-            code: p.code,
+            message: as_said(&p.detail.unwrap_or(p.title), PROBLEM_WORDS_MAX),
+            code: as_said(&p.code, 64),
         },
         None => ApiError::Problem {
             status,
@@ -283,6 +301,44 @@ mod tests {
         assert!(e.to_string().contains("500"), "{e}");
         let sent = server.join().unwrap();
         assert!(sent < BODY, "the whole body was read ({sent} bytes)");
+    }
+
+    /// A problem's words are kept to one short line: another operator's server cannot fill
+    /// a job's error, a log line or a deletion certificate, or write a terminal escape there.
+    #[test]
+    fn a_problems_words_are_one_short_line() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let detail = format!("first line\n\u{1b}[31mred{}", "x".repeat(20_000));
+        let body = serde_json::json!({ "type": "about:blank", "title": "Bad", "status": 503,
+            "code": "busy\r\nX-Injected: 1", "detail": detail })
+        .to_string();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let _ = conn.read(&mut [0u8; 4096]);
+            let head = format!(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+                 content-length: {}\r\n\r\n",
+                body.len()
+            );
+            conn.write_all(head.as_bytes()).unwrap();
+            conn.write_all(body.as_bytes()).unwrap();
+        });
+        let e = problem(get(port));
+        server.join().unwrap();
+        let ApiError::Problem {
+            status,
+            code,
+            message,
+        } = &e
+        else {
+            panic!("{e:?}");
+        };
+        assert_eq!((*status, code.as_str()), (503, "busy  X-Injected: 1"));
+        assert!(message.starts_with("first line  [31mredxxx"), "{message}");
+        assert_eq!(message.chars().count(), PROBLEM_WORDS_MAX + 1);
+        assert!(message.ends_with('…'), "{message}");
+        assert_eq!(as_said("short", 300), "short");
     }
 
     /// A success answer is read only up to its limit ([`JSON_MAX`] for JSON): a server, or
