@@ -302,6 +302,22 @@ async fn run_with(
         )
         .await?;
     }
+    if report.target_differs > 0 {
+        warnings += 1;
+        let there = match job.direction {
+            SyncDirection::Push => format!("the remote's vault {remote_vault_id}"),
+            SyncDirection::Pull => format!("vault {}", vault.id),
+        };
+        ctx.log(
+            "warning",
+            &format!(
+                "{} objects {there} holds at another size were left as they are: a vault never                  replaces a stored object (that copy is damaged, or another writer wrote it;                  check that vault): {}",
+                report.target_differs,
+                report.differing.join(", ")
+            ),
+        )
+        .await?;
+    }
     if report.objects_kept > 0 {
         ctx.log(
             "info",

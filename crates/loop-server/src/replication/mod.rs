@@ -100,7 +100,16 @@ pub struct SyncReport {
     /// Objects the primary holds at another size than they were stored at, whose copy at the
     /// target still has that size: not copied over it (the primary's is damaged).
     pub primary_damaged: u64,
+    /// Objects the target holds at another size than the source, that it does not replace
+    /// (a vault behind the vault protocol never replaces a stored object): left as they are
+    /// there, and the rest copied. The first [`NAMED_MAX`] of them by name in `differing`.
+    pub target_differs: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub differing: Vec<String>,
 }
+
+/// How many objects a report names where it counts more.
+pub const NAMED_MAX: usize = 20;
 
 impl SyncReport {
     /// This report, then `later`'s on the same target: what both moved, and what the
@@ -187,6 +196,8 @@ pub async fn sync(
             .count() as u64;
         let mut vanished = 0;
         report.primary_damaged = 0;
+        report.target_differs = 0;
+        report.differing.clear();
         for kind in COPY_ORDER {
             let empty = Listing::new();
             let have = held.get(&kind).unwrap_or(&empty);
@@ -197,12 +208,24 @@ pub async fn sync(
                     .get(&(kind, name.clone()))
                     .is_some_and(|s| s.size != *size && have.get(name) == Some(&s.size))
             };
+            // One the target holds at another size and does not replace stays as it is there.
+            let differs = |name: &String| !target.replaces() && have.contains_key(name);
             let mut wanted: Vec<(String, u64)> = source_list[&kind]
                 .iter()
                 .filter(|(name, size)| have.get(*name) != Some(size))
                 .filter(|(name, size)| {
                     let d = damaged(name, size);
                     report.primary_damaged += u64::from(d);
+                    !d
+                })
+                .filter(|(name, _)| {
+                    let d = differs(name);
+                    if d {
+                        report.target_differs += 1;
+                        if report.differing.len() < NAMED_MAX {
+                            report.differing.push(kind.path(name));
+                        }
+                    }
                     !d
                 })
                 .map(|(n, s)| (n.clone(), *s))

@@ -116,6 +116,13 @@ impl Place {
         Ok(listed.into_iter().map(|o| (o.name, o.size)).collect())
     }
 
+    /// Whether a write replaces an object held at the name: a destination of this server
+    /// does (a replica is repaired so); a vault behind the vault protocol (a remote, or this
+    /// server's own records for a pull) never replaces a stored object.
+    pub fn replaces(&self) -> bool {
+        matches!(self.at, At::Stored(_))
+    }
+
     /// The largest object this place gives out, where it has a limit of its own (a remote).
     pub fn max_read(&self) -> Option<u64> {
         match &self.at {

@@ -3,6 +3,7 @@
 //! server connect to, and report on, services of its own network.
 
 use super::*;
+use support::vault::{big_pack, holder, pack_object};
 
 /// A customer of `server` with a remote at `host` (this server's port and certificate, and
 /// a replication token of a new vault): the answer to adding it, and a push of the
@@ -79,4 +80,78 @@ fn a_remote_that_refuses_the_vault_is_a_409_not_a_502() {
                 "remote_vault_id": format!("vt_{}", "0".repeat(32)) }),
     );
     refused.expect_problem(409, "remote_refused");
+}
+
+/// An object the remote's vault already holds at another size (its copy damaged, or another
+/// writer's) is one the remote never replaces: the push copies everything else and ends
+/// with a warning naming it, instead of failing on it at every run.
+#[test]
+fn an_object_the_remote_holds_at_another_size_is_left_and_the_rest_is_pushed() {
+    let server = Server::start_with(|c| c.replication.allow_private_remotes = true);
+    let admin = server.admin();
+    let acme = server.customer(&admin, "differs");
+    let port = server.base.rsplit(':').next().unwrap();
+    let url = format!("https://localhost:{port}");
+    let (added, mirror) = server.add_remote_at(&admin, &acme.tenant_id, "differs", &url);
+    let remote = added.expect(201)["id"].as_str().unwrap().to_string();
+    let writer = holder(
+        &server,
+        &admin,
+        &acme.tenant_id,
+        &acme.vault_id,
+        &["backup"],
+    );
+    for n in [1u8, 2] {
+        writer
+            .put("data", &hex::encode([n; 32]), &pack_object([n; 32]))
+            .expect(201);
+    }
+    let other = big_pack([1u8; 32], 400);
+    holder(&server, &admin, &acme.tenant_id, &mirror, &["backup"])
+        .put("data", &hex::encode([1u8; 32]), &other)
+        .expect(201);
+
+    let sync = admin
+        .post(
+            "/api/v1/sync-jobs",
+            json!({ "remote_id": remote, "direction": "push", "vault_id": acme.vault_id,
+                    "remote_vault_id": mirror }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..2 {
+        let run = admin
+            .post(&format!("/api/v1/sync-jobs/{sync}/run"), json!({}))
+            .expect(202);
+        let job = admin.job_ended(run["id"].as_str().unwrap());
+        assert_eq!(job["state"], "succeeded-with-warnings", "{job:#}");
+        let report = &job["summary"]["report"];
+        assert_eq!(report["target_differs"], 1, "{job:#}");
+        assert_eq!(
+            report["differing"],
+            json!([format!("data/01/{}", hex::encode([1u8; 32]))])
+        );
+    }
+    let there = holder(&server, &admin, &acme.tenant_id, &mirror, &["restore"]);
+    let listed = there.call("get", "data").json();
+    let size = |n: u8| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == hex::encode([n; 32]))
+            .map(|e| e["size"].as_u64().unwrap())
+    };
+    assert_eq!(
+        size(2),
+        Some(pack_object([2u8; 32]).len() as u64),
+        "the rest is pushed"
+    );
+    assert_eq!(
+        size(1),
+        Some(other.len() as u64),
+        "the remote's copy stays as it was"
+    );
 }
