@@ -51,6 +51,8 @@ struct Books {
     /// Stripe answers a request while another with the same key is still in progress.
     conflict_next: bool,
     refused: Vec<String>,
+    /// The service's API key was rolled at the processor: every request is `401`.
+    key_rolled: bool,
     /// Charge requests received, answered from the idempotency keys' answers or not.
     charge_requests: usize,
 }
@@ -301,7 +303,9 @@ async fn handle(
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let mut b = books.lock().unwrap();
-    let (status, answer) = if header("authorization") != format!("Bearer {SECRET_KEY}") {
+    let (status, answer) = if b.key_rolled
+        || header("authorization") != format!("Bearer {SECRET_KEY}")
+    {
         error(
             StatusCode::UNAUTHORIZED,
             "invalid_request_error",
@@ -476,6 +480,12 @@ impl FakeStripe {
     /// The next charge is made but its answer is lost (HTTP 500).
     pub fn lose_next_answer(&self) {
         self.books.lock().unwrap().lose_next_answer = true;
+    }
+
+    /// Rolls the service's API key at the processor (`true`: every request is refused
+    /// `401`), or puts it back.
+    pub fn roll_key(&self, rolled: bool) {
+        self.books.lock().unwrap().key_rolled = rolled;
     }
 
     /// The next charge is not made, and its answer is lost (HTTP 500).

@@ -187,10 +187,16 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
                     .filter(|c| c.payment_method == *pm && c.state == ChargeState::Failed)
                     .filter(|c| c.failure_code.as_deref() != Some(NOT_MADE))
                     .collect();
+                // A request the processor refused (the service's key or configuration) is
+                // not the card's: it waits like a decline but uses up none of its tries.
+                let declined = failed
+                    .iter()
+                    .filter(|c| c.failure_code.as_deref() != Some(PROCESSOR_REFUSED))
+                    .count();
                 // The wait counts from the decline, not the attempt: a bank debit returned
                 // after weeks is not asked for again the same hour.
                 if let Some(last) = failed.last()
-                    && (failed.len() as u32 >= b.charge_attempts
+                    && (declined as u32 >= b.charge_attempts
                         || now < last.updated_at + i64::from(b.retry_days) * DAY_MS)
                 {
                     continue;
@@ -262,6 +268,10 @@ const LOOK_EVERY_MS: i64 = 3_600_000;
 /// The failure code of a charge the processor never made (its answer was lost before it
 /// made it): it does not count as a declined try.
 const NOT_MADE: &str = "not_made";
+
+/// The failure code of a request the processor refused itself (the service's API key, its
+/// configuration): not a decline of the card.
+const PROCESSOR_REFUSED: &str = "processor_refused";
 
 /// [`look_up`], once [`LOOK_EVERY_MS`] has passed since the charge's last look.
 async fn look_up_hourly(
@@ -391,7 +401,7 @@ async fn settle_in(
             ChargeState::Failed,
             None,
             Some((
-                "processor_refused",
+                PROCESSOR_REFUSED,
                 "the payment processor refused the request",
             )),
         ),

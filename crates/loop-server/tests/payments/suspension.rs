@@ -1,6 +1,7 @@
 //! An invoice paid after it suspended the customer: billing resumes from the start of the
 //! period the suspension interrupted, so those days are not given away. A bank debit still
-//! settling holds the suspension back.
+//! settling holds the suspension back. A processor that refuses the service's requests uses
+//! up none of a card's tries.
 
 use super::support;
 use serde_json::json;
@@ -118,4 +119,33 @@ fn a_debit_still_settling_holds_back_the_suspension_and_a_returned_one_gives_ful
         admin.get(&format!("/api/v1/tenants/{tenant}")).expect(200)["status"],
         "active"
     );
+}
+
+/// The service's API key rolled at the processor (every request refused) is not the card's
+/// doing: the tries while it lasts, more than a card's four, use up none of its attempts,
+/// and the card is charged once the key works again.
+#[test]
+fn requests_the_processor_refuses_use_up_none_of_a_cards_attempts() {
+    let server = Server::start_with(|c| c.jobs.scheduler_seconds = 86_400);
+    let stripe = &server.stripe;
+    let tenant = super::acme_with_billing(&server);
+    let billing = || server.sign_in(super::BILLING, USER_PASSWORD);
+    let page = super::card_page(&billing(), &tenant);
+    complete_setup(stripe, &server, &page, Card::Pays).expect(204);
+    after(&server, 14, 1);
+    stripe.roll_key(true);
+    after(&server, 31, 0);
+    for _ in 0..5 {
+        after(&server, 3, 1);
+    }
+    let ch = super::charges(&billing(), &tenant);
+    assert_eq!(ch.len(), 6, "{ch:#?}");
+    assert!(
+        ch.iter().all(|c| c["failure_code"] == "processor_refused"),
+        "{ch:#?}"
+    );
+    stripe.roll_key(false);
+    after(&server, 3, 1);
+    let invoices = super::invoices(&server.admin(), &tenant);
+    assert_eq!(invoices[0]["state"], "paid", "{invoices:#?}");
 }
