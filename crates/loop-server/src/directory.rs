@@ -239,6 +239,7 @@ pub async fn grant_role(
         created_at: db::time(now),
     };
     let mut tx = state.db.begin().await?;
+    crate::person::hold_unerased(&mut tx, &b.user_id).await?;
     if !bindings::insert_binding(&mut tx, &b, now).await? {
         return Err(ApiError::conflict(
             "exists",

@@ -75,6 +75,7 @@ pub async fn request(
         held: false,
     };
     let mut tx = state.db.begin().await?;
+    crate::person::hold_unerased(&mut tx, &e.user_id).await?;
     exports::insert(&mut tx, &e).await?;
     let work = crate::jobs::Work {
         runner: db::jobs::Runner::Server,

@@ -97,6 +97,19 @@ async fn forget_throttle(tx: &mut Tx, email: &str, ips: &[String]) -> DbResult<(
     Ok(())
 }
 
+/// Holds user `id`'s row for the rest of `tx`, or `409 user_erased` when the person was
+/// erased: a change to the account checked before an erasure that committed meanwhile
+/// does not land on the pseudonym.
+pub async fn hold_unerased(tx: &mut Tx, id: &str) -> ApiResult<()> {
+    if db::users::hold_unerased(tx, id, &pseudonym(id)).await? {
+        return Ok(());
+    }
+    Err(crate::error::ApiError::conflict(
+        "user_erased",
+        "this person was erased: the account is a pseudonym and changes no more",
+    ))
+}
+
 /// Whether `u` was erased (a pseudonym now).
 pub fn is_erased(u: &UserRow) -> bool {
     u.user.status == UserStatus::Disabled && u.user.email == pseudonym(&u.user.id)

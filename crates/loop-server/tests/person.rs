@@ -5,7 +5,10 @@
 //! verifies.
 //!
 //! `person/throttle.rs`: what the sign-in throttle keeps of an erased person, and of others.
+//! `person/races.rs`: writes under way as a person is erased.
 
+#[path = "person/races.rs"]
+mod races;
 mod support;
 #[path = "person/throttle.rs"]
 mod throttle;

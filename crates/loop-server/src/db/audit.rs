@@ -38,7 +38,17 @@ impl Personal {
 /// Appends `e` to its tenant's chain (format [`loop_api::audit::CURRENT`]). The first
 /// statement updates the tenant's chain head, which serializes concurrent appends for the
 /// tenant before anything is read.
-pub async fn append(tx: &mut Tx, e: NewEvent, now_ms: i64) -> DbResult<AuditEvent> {
+pub async fn append(tx: &mut Tx, mut e: NewEvent, now_ms: i64) -> DbResult<AuditEvent> {
+    // Personal data of a person erased meanwhile (a request of theirs under way as the
+    // erasure committed) is not written. The person's row is held first, as the erasure
+    // holds it first, so the two wait for each other in one order: an event committed
+    // before the erasure is erased with the rest.
+    if let (false, Some(id)) = (e.personal.is_empty(), e.personal.user_id.clone())
+        && !super::users::hold_unerased(tx, &id, &crate::person::pseudonym(&id)).await?
+    {
+        e.personal.ip = None;
+        e.personal.user_agent = None;
+    }
     let head = sqlx::query(
         "UPDATE audit_heads SET seq = seq + 1 WHERE tenant_id = $1 RETURNING seq, hash",
     )

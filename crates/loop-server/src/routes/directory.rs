@@ -144,6 +144,7 @@ async fn set_status(
     }
     let now = state.now();
     let mut tx = state.db.begin().await?;
+    crate::person::hold_unerased(&mut tx, id.as_str()).await?;
     users::set_user_status(&mut tx, id.as_str(), status, now).await?;
     let ended = if status == UserStatus::Disabled {
         sessions::end_user_sessions(&mut tx, id.as_str(), None, "user_disabled", now).await?
