@@ -155,16 +155,41 @@ impl Db {
     }
 }
 
+/// How long [`scrub`] keeps trying while a reader holds an older snapshot of the database.
+const SCRUB_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Leaves no copy of deleted rows in the database's files: on SQLite (deleted content is
 /// overwritten already) the write-ahead log is checkpointed into the database and truncated;
-/// PostgreSQL needs nothing here (a dump holds only live rows).
+/// PostgreSQL needs nothing here (a dump holds only live rows). A reader of an older
+/// snapshot (a long listing) keeps the log from being truncated: tried again until it is
+/// done, for [`SCRUB_PATIENCE`], then said in the log (the next checkpoint takes it).
 pub async fn scrub(db: &Db) -> DbResult<()> {
-    if db.backend == Backend::Sqlite {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&db.pool)
-            .await?;
+    if db.backend != Backend::Sqlite {
+        return Ok(());
     }
-    Ok(())
+    let until = std::time::Instant::now() + SCRUB_PATIENCE;
+    loop {
+        // (busy, frames in the log, frames checkpointed): busy 1 when it could not finish;
+        // an error once it waited out the busy timeout for a lock.
+        let said = match sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&db.pool)
+            .await
+        {
+            Ok(row) if col::<i64>(&row, "busy")? == 0 => return Ok(()),
+            Ok(_) => "busy".to_string(),
+            Err(e) => e.to_string(),
+        };
+        // What was deleted is deleted: the request that deleted it does not fail for this.
+        if std::time::Instant::now() >= until {
+            tracing::warn!(
+                "the write-ahead log could not be truncated for {} s ({said}): a reader holds \
+                 an older snapshot; copies of erased data stay in it until the next checkpoint",
+                SCRUB_PATIENCE.as_secs()
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 async fn open_pool(

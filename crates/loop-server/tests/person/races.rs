@@ -66,3 +66,53 @@ fn what_a_request_under_way_would_keep_of_an_erased_person_is_not_written() {
         )
         .expect_problem(409, "user_erased");
 }
+
+/// A reader of an older snapshot (a long listing) while she is erased keeps SQLite's
+/// write-ahead log from being truncated, longer than a connection waits for a lock: the
+/// erasure tries again until the reader is done, so no copy of her address stays in the
+/// database's files.
+#[test]
+fn an_erasure_truncates_the_log_once_a_reader_of_an_older_snapshot_is_done() {
+    let server = Server::start();
+    if server.state.db.backend != loop_server::db::Backend::Sqlite {
+        eprintln!("SQLite's write-ahead log only: nothing to test on PostgreSQL");
+        return;
+    }
+    let admin = server.admin();
+    let tenant = admin.customer_tenant("Gent Bakery");
+    let zoe = admin
+        .post(
+            "/api/v1/users",
+            json!({ "tenant_id": tenant, "email": EMAIL, "first_name": FIRST,
+                    "last_name": LAST, "password": USER_PASSWORD, "role": "admin" }),
+        )
+        .expect(201)["user"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Another process's reader: a connection of its own to the database's file.
+    let url = format!("sqlite://{}", server.data_dir.join("loop.db").display());
+    let mut reader = server
+        .block_on(<sqlx::AnyConnection as sqlx::Connection>::connect(&url))
+        .unwrap();
+    server
+        .block_on(sqlx::query("BEGIN").execute(&mut reader))
+        .unwrap();
+    server
+        .block_on(sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(&mut reader))
+        .unwrap();
+    std::thread::scope(|s| {
+        let server = &server;
+        s.spawn(move || {
+            // Longer than a checkpoint waits for the readers (the connections' busy
+            // timeout, 10 s).
+            std::thread::sleep(Duration::from_secs(14));
+            server.block_on(async move {
+                sqlx::query("COMMIT").execute(&mut reader).await.unwrap();
+                sqlx::Connection::close(reader).await.unwrap();
+            });
+        });
+        erase(&admin, &zoe, EMAIL);
+    });
+    assert!(!server.database_holds(EMAIL));
+}
