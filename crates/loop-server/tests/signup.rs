@@ -397,3 +397,57 @@ fn an_erased_persons_other_sign_up_goes_with_them() {
         );
     }
 }
+
+/// The sign-up page is the service's own: a partner's plan is not offered there, whether
+/// asked for when the plan is made or set in the database by other means.
+#[test]
+fn only_the_providers_plans_are_offered_on_the_sign_up() {
+    let server = Server::start();
+    let admin = server.admin();
+    let partner = admin
+        .post(
+            "/api/v1/tenants",
+            json!({ "parent_id": admin.provider_tenant_id(), "kind": "partner",
+                    "name": "Reseller" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let plan = |signup: bool| {
+        admin.post(
+            "/api/v1/plans",
+            json!({ "issuer_id": partner, "name": format!("Resold {signup}"),
+                    "price_cents": 900, "currency": "EUR", "signup": signup }),
+        )
+    };
+    let refused = plan(true);
+    refused.expect_problem(400, "invalid_request");
+    assert!(
+        refused.body.contains("provider's plans"),
+        "{}",
+        refused.body
+    );
+    let resold = plan(false).expect(201)["id"].as_str().unwrap().to_string();
+    server
+        .block_on(
+            sqlx::query("UPDATE plans SET signup = 1 WHERE id = $1")
+                .bind(&resold)
+                .execute(&server.state.db.pool),
+        )
+        .unwrap();
+    server
+        .call("get", "/api/v1/signup/plans", None, None)
+        .expect_problem(404, "not_found");
+    let offered = server.signup_plan(&admin);
+    let listed = server
+        .call("get", "/api/v1/signup/plans", None, None)
+        .expect(200);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [offered.as_str()]);
+}

@@ -78,14 +78,17 @@ pub async fn plans_in(
     rows.map(|r| plan(&r))
 }
 
-/// The plans offered on the self-service sign-up, by name.
+/// The plans offered on the self-service sign-up, by name: the provider's only.
 pub async fn signup_plans(pool: &AnyPool) -> DbResult<Vec<Plan>> {
-    sqlx::query("SELECT * FROM plans WHERE signup <> 0 ORDER BY name, id")
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(plan)
-        .collect()
+    sqlx::query(
+        "SELECT p.* FROM plans p JOIN tenants t ON t.id = p.issuer_id
+         WHERE p.signup <> 0 AND t.kind = 'provider' ORDER BY p.name, p.id",
+    )
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(plan)
+    .collect()
 }
 
 /// Deletes a plan no subscription uses; false when one does.

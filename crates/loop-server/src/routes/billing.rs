@@ -99,6 +99,12 @@ pub async fn create_plan(
             "plans are sold by a provider or a partner",
         ));
     }
+    // The sign-up page is the service's own: whose plans it offers is the provider's to say.
+    if req.signup && issuer.tenant.kind != TenantKind::Provider {
+        return Err(ApiError::bad_request(
+            "only the provider's plans are offered on the sign-up",
+        ));
+    }
     let now = state.now();
     let plan = Plan {
         id: new_id("pl"),
