@@ -217,6 +217,10 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
                     updated_at: now,
                 };
                 let mut tx = state.db.begin().await?;
+                // Paid by other means meanwhile (a transfer recorded): not charged.
+                if !billing::hold_open_invoice(&mut tx, &inv.id).await? {
+                    continue;
+                }
                 let fresh = payments::insert_charge(&mut tx, &row).await?;
                 tx.commit().await.map_err(crate::db::DbError::from)?;
                 if !fresh {

@@ -546,6 +546,16 @@ pub async fn oldest_unpaid_due(pool: &AnyPool, tenant_id: &str) -> DbResult<Opti
     Ok(col(&row, "due")?)
 }
 
+/// Holds an open invoice's row for the rest of `tx`; false when it is not open (paid
+/// meanwhile): a charge made for it waits for a payment being recorded, and sees it.
+pub async fn hold_open_invoice(tx: &mut Tx, id: &str) -> DbResult<bool> {
+    let done = sqlx::query("UPDATE invoices SET state = state WHERE id = $1 AND state = 'open'")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Marks an open invoice paid; false when it was not open.
 pub async fn mark_paid(tx: &mut Tx, id: &str, reference: &str, now: i64) -> DbResult<bool> {
     let done = sqlx::query(

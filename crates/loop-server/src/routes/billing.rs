@@ -469,7 +469,7 @@ pub async fn get_invoice(
         (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem),
         (status = 403, description = "Only the invoice's issuer records payments (problem+json)", body = loop_api::Problem),
         (status = 404, description = "Not found, or outside your tenant scope (problem+json)", body = loop_api::Problem),
-        (status = 409, description = "The invoice is paid already (problem+json)", body = loop_api::Problem)))]
+        (status = 409, description = "The invoice is paid already, or a card charge of it is pending (problem+json)", body = loop_api::Problem)))]
 pub async fn record_payment(
     State(state): State<AppState>,
     caller: Caller,
@@ -498,6 +498,18 @@ pub async fn record_payment(
         return Err(ApiError::conflict(
             "invoice_paid",
             "the invoice is paid already",
+        ));
+    }
+    // A card charge under way would take the money a second time.
+    let charges = crate::db::payments::charges_of_invoice(&mut *tx, &inv.id).await?;
+    if charges
+        .iter()
+        .any(|c| c.state == loop_api::ChargeState::Pending)
+    {
+        return Err(ApiError::conflict(
+            "charge_pending",
+            "a card charge of this invoice is still pending at the payment processor: record \
+             a payment once it failed, or cancel it there first",
         ));
     }
     commit_audited(

@@ -149,3 +149,36 @@ fn requests_the_processor_refuses_use_up_none_of_a_cards_attempts() {
     let invoices = super::invoices(&server.admin(), &tenant);
     assert_eq!(invoices[0]["state"], "paid", "{invoices:#?}");
 }
+
+/// A transfer recorded while the invoice's card charge is still pending at the processor
+/// would have the customer pay twice: `409 charge_pending`, until that charge failed.
+#[test]
+fn a_payment_is_not_recorded_while_a_card_charge_of_the_invoice_is_pending() {
+    let server = Server::start_with(|c| c.jobs.scheduler_seconds = 86_400);
+    let stripe = &server.stripe;
+    let tenant = super::acme_with_billing(&server);
+    let billing = || server.sign_in(super::BILLING, USER_PASSWORD);
+    let page = super::card_page(&billing(), &tenant);
+    complete_setup(stripe, &server, &page, Card::Processes).expect(204);
+    after(&server, 14, 1);
+    after(&server, 31, 0);
+    let admin = server.admin();
+    let invoice = super::invoices(&admin, &tenant)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pay = || {
+        server.admin().post(
+            &format!("/api/v1/invoices/{invoice}/payment"),
+            json!({ "reference": "a transfer" }),
+        )
+    };
+    pay().expect_problem(409, "charge_pending");
+    assert_eq!(super::invoices(&admin, &tenant)[0]["state"], "open");
+
+    let debit = stripe.intents()[0]["id"].as_str().unwrap().to_string();
+    stripe.settle_intent(&debit, Some("insufficient_funds"));
+    server.advance(std::time::Duration::from_secs(3600));
+    tick(&server);
+    assert_eq!(pay().expect(200)["state"], "paid");
+}
