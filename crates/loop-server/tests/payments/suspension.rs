@@ -5,7 +5,7 @@
 
 use super::support;
 use serde_json::json;
-use support::lifecycle::{acme_on, after, at, ms, small_plan, subscription, tick};
+use support::lifecycle::{after, at, ms, subscription, tick};
 use support::stripe::{Card, complete_setup};
 use support::{Server, USER_PASSWORD};
 
@@ -14,15 +14,7 @@ const DAY_MS: i64 = 86_400_000;
 #[test]
 fn a_customer_who_pays_after_a_suspension_is_billed_from_the_period_it_interrupted() {
     let server = Server::start_with(|c| c.jobs.scheduler_seconds = 86_400);
-    let admin = server.admin();
-    let plan = small_plan(&admin);
-    let tenant = acme_on(&admin, &plan);
-    let s = admin
-        .put(
-            &format!("/api/v1/tenants/{tenant}/subscription"),
-            json!({ "plan_id": plan, "collection": "invoice" }),
-        )
-        .expect(200);
+    let (tenant, s) = support::lifecycle::acme_paying_by_invoice(&server.admin());
     // Paying by invoice, the trial ends in a first period.
     let steps = at(&server, ms(&s["trial_ends_at"]));
     assert!(steps[0].starts_with("Activate"), "{steps:?}");
@@ -58,17 +50,24 @@ fn a_customer_who_pays_after_a_suspension_is_billed_from_the_period_it_interrupt
     );
 }
 
+/// A server whose lifecycle only the test ticks, with Acme and its billing user, who set up
+/// `card` in the trial: (the server, Acme).
+fn acme_paying_with(card: Card) -> (Server, String) {
+    let server = Server::start_with(|c| c.jobs.scheduler_seconds = 86_400);
+    let tenant = super::acme_with_billing(&server);
+    let page = super::card_page(&server.sign_in(super::BILLING, USER_PASSWORD), &tenant);
+    complete_setup(&server.stripe, &server, &page, card).expect(204);
+    (server, tenant)
+}
+
 /// A bank debit still settling holds back the suspension its invoice would bring, and so
 /// the termination: as far as the customer knows, it paid. Returned after all, the customer
 /// is suspended with the full notice before its data goes.
 #[test]
 fn a_debit_still_settling_holds_back_the_suspension_and_a_returned_one_gives_full_notice() {
-    let server = Server::start_with(|c| c.jobs.scheduler_seconds = 86_400);
+    let (server, tenant) = acme_paying_with(Card::Declines("insufficient_funds"));
     let stripe = &server.stripe;
-    let tenant = super::acme_with_billing(&server);
     let billing = || server.sign_in(super::BILLING, USER_PASSWORD);
-    let page = super::card_page(&billing(), &tenant);
-    complete_setup(stripe, &server, &page, Card::Declines("insufficient_funds")).expect(204);
     after(&server, 14, 1);
     after(&server, 31, 0);
     let invoice = super::invoices(&server.admin(), &tenant)[0].clone();
@@ -126,12 +125,9 @@ fn a_debit_still_settling_holds_back_the_suspension_and_a_returned_one_gives_ful
 /// and the card is charged once the key works again.
 #[test]
 fn requests_the_processor_refuses_use_up_none_of_a_cards_attempts() {
-    let server = Server::start_with(|c| c.jobs.scheduler_seconds = 86_400);
+    let (server, tenant) = acme_paying_with(Card::Pays);
     let stripe = &server.stripe;
-    let tenant = super::acme_with_billing(&server);
     let billing = || server.sign_in(super::BILLING, USER_PASSWORD);
-    let page = super::card_page(&billing(), &tenant);
-    complete_setup(stripe, &server, &page, Card::Pays).expect(204);
     after(&server, 14, 1);
     stripe.roll_key(true);
     after(&server, 31, 0);
@@ -154,12 +150,8 @@ fn requests_the_processor_refuses_use_up_none_of_a_cards_attempts() {
 /// would have the customer pay twice: `409 charge_pending`, until that charge failed.
 #[test]
 fn a_payment_is_not_recorded_while_a_card_charge_of_the_invoice_is_pending() {
-    let server = Server::start_with(|c| c.jobs.scheduler_seconds = 86_400);
+    let (server, tenant) = acme_paying_with(Card::Processes);
     let stripe = &server.stripe;
-    let tenant = super::acme_with_billing(&server);
-    let billing = || server.sign_in(super::BILLING, USER_PASSWORD);
-    let page = super::card_page(&billing(), &tenant);
-    complete_setup(stripe, &server, &page, Card::Processes).expect(204);
     after(&server, 14, 1);
     after(&server, 31, 0);
     let admin = server.admin();

@@ -6,14 +6,8 @@ use loop_server::db::audit::{self, NewEvent, Personal};
 
 use super::*;
 
-/// A request of hers under way as she is erased writes its audit event after the erasure:
-/// the event is kept, her address and browser are not, and the chain verifies. A change to
-/// her account asked for after the erasure is `409 user_erased`, not a role on the
-/// pseudonym.
-#[test]
-fn what_a_request_under_way_would_keep_of_an_erased_person_is_not_written() {
-    let server = Server::start();
-    let admin = server.admin();
+/// Zoë, an admin of her bakery: (the bakery, her ID).
+fn zoe_at_her_bakery(admin: &support::Caller<'_>) -> (String, String) {
     let tenant = admin.customer_tenant("Gent Bakery");
     let zoe = admin
         .post(
@@ -25,6 +19,18 @@ fn what_a_request_under_way_would_keep_of_an_erased_person_is_not_written() {
         .as_str()
         .unwrap()
         .to_string();
+    (tenant, zoe)
+}
+
+/// A request of hers under way as she is erased writes its audit event after the erasure:
+/// the event is kept, her address and browser are not, and the chain verifies. A change to
+/// her account asked for after the erasure is `409 user_erased`, not a role on the
+/// pseudonym.
+#[test]
+fn what_a_request_under_way_would_keep_of_an_erased_person_is_not_written() {
+    let server = Server::start();
+    let admin = server.admin();
+    let (tenant, zoe) = zoe_at_her_bakery(&admin);
     erase(&admin, &zoe, EMAIL);
 
     // Her request, authenticated before the erasure, records what it did after it.
@@ -79,17 +85,7 @@ fn an_erasure_truncates_the_log_once_a_reader_of_an_older_snapshot_is_done() {
         return;
     }
     let admin = server.admin();
-    let tenant = admin.customer_tenant("Gent Bakery");
-    let zoe = admin
-        .post(
-            "/api/v1/users",
-            json!({ "tenant_id": tenant, "email": EMAIL, "first_name": FIRST,
-                    "last_name": LAST, "password": USER_PASSWORD, "role": "admin" }),
-        )
-        .expect(201)["user"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (_, zoe) = zoe_at_her_bakery(&admin);
     // Another process's reader: a connection of its own to the database's file.
     let url = format!("sqlite://{}", server.data_dir.join("loop.db").display());
     let mut reader = server

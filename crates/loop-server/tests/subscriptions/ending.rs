@@ -106,15 +106,7 @@ fn paying_the_invoice_that_suspended_moves_the_termination_to_the_next_unpaid_on
         c.billing.suspend_after_days = 20;
         c.billing.terminate_after_days = 60;
     });
-    let admin = server.admin();
-    let plan = small_plan(&admin);
-    let tenant = acme_on(&admin, &plan);
-    let s = admin
-        .put(
-            &format!("/api/v1/tenants/{tenant}/subscription"),
-            json!({ "plan_id": plan, "collection": "invoice" }),
-        )
-        .expect(200);
+    let (tenant, s) = support::lifecycle::acme_paying_by_invoice(&server.admin());
     let day = DAY as i64 * 1000;
     // Two periods billed, neither paid: the first invoice suspends 20 days after its due
     // date, which comes after the second one was issued.

@@ -133,6 +133,19 @@ pub fn acme_on(admin: &Caller<'_>, plan: &str) -> String {
     customer_on(admin, "Acme", plan)
 }
 
+/// [`acme_on`] a new [`small_plan`], paying by invoice: (the tenant, its subscription).
+pub fn acme_paying_by_invoice(admin: &Caller<'_>) -> (String, Value) {
+    let plan = small_plan(admin);
+    let tenant = acme_on(admin, &plan);
+    let s = admin
+        .put(
+            &format!("/api/v1/tenants/{tenant}/subscription"),
+            json!({ "plan_id": plan, "collection": "invoice" }),
+        )
+        .expect(200);
+    (tenant, s)
+}
+
 /// A customer `name` of the provider subscribed to `plan`, whose trial starts now; its ID.
 pub fn customer_on(admin: &Caller<'_>, name: &str, plan: &str) -> String {
     admin
