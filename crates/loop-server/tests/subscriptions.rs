@@ -470,7 +470,7 @@ fn open_invoice(issuer: &str, tenant: &str, plan: &str) -> loop_api::Invoice {
 
 #[test]
 fn invoices_of_one_issuer_recorded_at_once_take_consecutive_numbers() {
-    use loop_server::db::billing::insert_invoice;
+    use loop_server::db::invoices::insert_invoice;
     let server = support::Server::start();
     let admin = server.admin();
     let issuer = admin.provider_tenant_id();
@@ -553,7 +553,7 @@ fn a_plan_priced_beyond_what_a_processor_charges_is_refused() {
 #[test]
 fn a_step_decided_before_a_payment_does_not_apply_after_it() {
     use loop_api::SubscriptionState::Suspended;
-    use loop_server::db::billing;
+    use loop_server::db::{billing, invoices};
     let server = support::Server::start();
     let admin = server.admin();
     let plan_id = small_plan(&admin);
@@ -562,13 +562,13 @@ fn a_step_decided_before_a_payment_does_not_apply_after_it() {
     let state = &server.state;
     let applied = server.block_on(async {
         let mut tx = state.db.begin().await.unwrap();
-        billing::insert_invoice(&mut tx, &invoice).await.unwrap();
+        invoices::insert_invoice(&mut tx, &invoice).await.unwrap();
         tx.commit().await.unwrap();
         // The timer reads the subscription; the payment commits; the timer saves its step.
         let read = billing::subscription(&state.db.pool, &tenant).await;
         let read = read.unwrap().unwrap();
         let mut tx = state.db.begin().await.unwrap();
-        let paid = billing::mark_paid(&mut tx, &invoice.id, "transfer", state.now()).await;
+        let paid = invoices::mark_paid(&mut tx, &invoice.id, "transfer", state.now()).await;
         assert!(paid.unwrap());
         let mut step = read.clone();
         (step.state, step.updated_at) = (Suspended, read.updated_at + 1);

@@ -19,7 +19,7 @@ use crate::db::audit::{self, NewEvent, Personal};
 use crate::db::billing::{self, SubRow};
 use crate::db::outbox::{self, MailKind};
 use crate::db::tenants::TenantRow;
-use crate::db::{DbResult, Tx, tenants};
+use crate::db::{DbResult, Tx, invoices, tenants};
 use crate::domain::{Permission, TenantKind, new_id};
 use crate::erasure::{self, Actor};
 use crate::error::{ApiError, ApiResult};
@@ -199,7 +199,7 @@ pub async fn advance(state: &AppState, tenant_id: &str) -> ApiResult<Vec<Step>> 
         let Some(s) = billing::subscription(pool, tenant_id).await? else {
             break;
         };
-        let unpaid = billing::oldest_unpaid_due(pool, tenant_id).await?;
+        let unpaid = invoices::oldest_unpaid_due(pool, tenant_id).await?;
         let now = state.now();
         let Some(step) = lifecycle::next(&s, unpaid, now, &state.config.billing) else {
             break;
@@ -302,7 +302,7 @@ async fn apply(state: &AppState, was: &SubRow, step: &Step, now: i64) -> ApiResu
         Step::PastDue => {
             s.state = SubscriptionState::PastDue;
             s.warned.clear();
-            let invoice = billing::invoices_of(&mut *tx, tenant_id)
+            let invoice = invoices::invoices_of(&mut *tx, tenant_id)
                 .await?
                 .into_iter()
                 .filter(|i| i.state == loop_api::InvoiceState::Open)
@@ -446,7 +446,7 @@ async fn issue_invoice(
         paid_at: free.then(|| crate::db::time(issued)),
         payment_reference: None,
     };
-    Ok(match billing::insert_invoice(tx, &inv).await? {
+    Ok(match invoices::insert_invoice(tx, &inv).await? {
         Some(number) => {
             inv.number = number;
             Some(inv)

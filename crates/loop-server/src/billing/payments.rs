@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 use super::stripe::{ChargeOutcome, ChargeRequest, Decline, Stripe, StripeError};
 use super::{event, mail_contacts};
 use crate::db::audit;
-use crate::db::billing;
 use crate::db::outbox::MailKind;
 use crate::db::payments::{self, ChargeRow};
 use crate::db::tenants::TenantRow;
+use crate::db::{billing, invoices};
 use crate::domain::new_id;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -139,7 +139,7 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
     }
     let b = &state.config.billing;
     let mut paid = 0;
-    for inv in billing::invoices_of(pool, tenant_id).await? {
+    for inv in invoices::invoices_of(pool, tenant_id).await? {
         if inv.state != InvoiceState::Open || inv.total_cents == 0 {
             continue;
         }
@@ -218,7 +218,7 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
                 };
                 let mut tx = state.db.begin().await?;
                 // Paid by other means meanwhile (a transfer recorded): not charged.
-                if !billing::hold_open_invoice(&mut tx, &inv.id).await? {
+                if !invoices::hold_open_invoice(&mut tx, &inv.id).await? {
                     continue;
                 }
                 let fresh = payments::insert_charge(&mut tx, &row).await?;
@@ -425,7 +425,7 @@ async fn settle_in(
     };
     let changed = payments::settle_charge(tx, &c.id, st, reference, failure, now).await?;
     let marked = match how {
-        Settled::Paid(r) => billing::mark_paid(tx, &c.invoice_id, r, now).await?,
+        Settled::Paid(r) => invoices::mark_paid(tx, &c.invoice_id, r, now).await?,
         _ => false,
     };
     if !changed && !marked {

@@ -18,6 +18,7 @@ pub mod devices;
 pub mod direct;
 pub mod erasure;
 pub mod exports;
+pub mod invoices;
 pub mod items;
 pub mod jobs;
 pub mod maintenance;

@@ -8,7 +8,7 @@ use super::messages::Mail;
 use crate::db::DbResult;
 use crate::db::billing::{self, SubRow};
 use crate::db::outbox::{MailKind, Queued};
-use crate::db::{tenants, users};
+use crate::db::{invoices, tenants, users};
 use crate::state::AppState;
 use crate::zone::local_time;
 
@@ -82,7 +82,7 @@ pub async fn compose(state: &AppState, kind: MailKind, q: &Queued) -> DbResult<O
             let Some(id) = q.params["invoice_id"].as_str() else {
                 return Ok(None);
             };
-            let Some(inv) = billing::invoice_by_id(pool, id).await? else {
+            let Some(inv) = invoices::invoice_by_id(pool, id).await? else {
                 return Ok(None);
             };
             let total = money(inv.total_cents, &inv.currency);

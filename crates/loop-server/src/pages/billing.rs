@@ -73,7 +73,7 @@ async fn page(state: &AppState, v: &Viewer, id: &str) -> ApiResult<Response> {
             .map(|plan| s.view(plan)),
         None => None,
     };
-    let invoices = crate::db::billing::invoices_of(pool, &t.tenant.id).await?;
+    let invoices = crate::db::invoices::invoices_of(pool, &t.tenant.id).await?;
     let (used, _) = crate::db::dashboard::storage(pool, &t.tenant.id).await?;
     let since = state.now() - ONLINE_MS;
     let (devices, _) = crate::db::dashboard::devices(pool, &t.tenant.id, since).await?;

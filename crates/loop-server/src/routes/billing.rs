@@ -16,6 +16,7 @@ use super::tenants::TenantFilter;
 use super::{Json, Path, Query, commit_audited};
 use crate::auth::Caller;
 use crate::db::billing::{self, SubRow};
+use crate::db::invoices;
 use crate::db::tenants;
 use crate::domain::{Permission, TenantKind, new_id, parse_name};
 use crate::error::{ApiError, ApiResult};
@@ -24,7 +25,7 @@ use crate::state::AppState;
 /// An invoice the caller may see: its customer's (with `BillingRead`) or its issuer's.
 async fn scoped_invoice(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Invoice> {
     caller.user()?;
-    let i = billing::invoice_by_id(&state.db.pool, id)
+    let i = invoices::invoice_by_id(&state.db.pool, id)
         .await?
         .ok_or_else(ApiError::not_found)?;
     caller
@@ -413,7 +414,7 @@ pub async fn list_invoices(
         .tenant(&state, Permission::BillingRead, id.as_str())
         .await?;
     Ok(axum::Json(
-        billing::invoices_of(&state.db.pool, id.as_str()).await?,
+        invoices::invoices_of(&state.db.pool, id.as_str()).await?,
     ))
 }
 
@@ -493,7 +494,7 @@ pub async fn record_payment(
     let now = state.now();
     let mut tx = state.db.begin().await?;
     if inv.state != InvoiceState::Open
-        || !billing::mark_paid(&mut tx, &inv.id, reference, now).await?
+        || !invoices::mark_paid(&mut tx, &inv.id, reference, now).await?
     {
         return Err(ApiError::conflict(
             "invoice_paid",

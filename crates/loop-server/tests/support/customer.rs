@@ -280,7 +280,7 @@ impl Server {
         };
         self.block_on(async {
             let mut tx = self.state.db.begin().await.unwrap();
-            loop_server::db::billing::insert_invoice(&mut tx, &inv)
+            loop_server::db::invoices::insert_invoice(&mut tx, &inv)
                 .await
                 .unwrap()
                 .expect("a period of its own");
