@@ -311,7 +311,9 @@ async fn run_with(
         ctx.log(
             "warning",
             &format!(
-                "{} objects {there} holds at another size were left as they are: a vault never                  replaces a stored object (that copy is damaged, or another writer wrote it;                  check that vault): {}",
+                "{} objects {there} holds at another size were left as they are: a vault never \
+                 replaces a stored object (that copy is damaged, or another writer wrote it; \
+                 check that vault): {}",
                 report.target_differs,
                 report.differing.join(", ")
             ),

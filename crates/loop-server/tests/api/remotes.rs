@@ -129,9 +129,18 @@ fn an_object_the_remote_holds_at_another_size_is_left_and_the_rest_is_pushed() {
         assert_eq!(job["state"], "succeeded-with-warnings", "{job:#}");
         let report = &job["summary"]["report"];
         assert_eq!(report["target_differs"], 1, "{job:#}");
-        assert_eq!(
-            report["differing"],
-            json!([format!("data/01/{}", hex::encode([1u8; 32]))])
+        let named = format!("data/01/{}", hex::encode([1u8; 32]));
+        assert_eq!(report["differing"], json!([named]));
+        let log = admin
+            .get(&format!("/api/v1/jobs/{}/log", job["id"].as_str().unwrap()))
+            .expect(200)
+            .to_string();
+        assert!(
+            log.contains(&format!(
+                "1 objects the remote's vault {mirror} holds at another size were left as they \
+                 are: a vault never replaces a stored object"
+            )) && log.contains(&named),
+            "{log}"
         );
     }
     let there = holder(&server, &admin, &acme.tenant_id, &mirror, &["restore"]);
