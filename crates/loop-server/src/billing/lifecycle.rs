@@ -22,8 +22,9 @@
 //! A payment under way holds back what an unpaid invoice would do: while a charge is
 //! pending at the processor (a bank debit takes days to settle), no suspension and no
 //! termination for an unpaid invoice, for [`CHARGE_SETTLES_DAYS`] after the charge was made
-//! at most ([`waits_for_charge`]). And a suspension always leaves the customer
-//! terminate_after − suspend_after days before the termination, also where it came late.
+//! and after the step fell due at most ([`waits_for_charge`]): new charges do not hold it
+//! off for ever. And a suspension more than a day late leaves the customer
+//! terminate_after − suspend_after days before the termination in full.
 
 use loop_api::{LifecycleReason, SubscriptionState};
 
@@ -36,20 +37,35 @@ const DAY_MS: i64 = 86_400_000;
 /// settled or returned within 14 business days, about 20 calendar days.
 pub const CHARGE_SETTLES_DAYS: i64 = 21;
 
-/// Whether `step` waits for a charge made at `charge_made` and still pending at the
-/// processor: a suspension or termination for an unpaid invoice waits while the payment may
-/// still go through, and no longer than [`CHARGE_SETTLES_DAYS`].
-pub fn waits_for_charge(step: &Step, charge_made: Option<i64>, now: i64) -> bool {
-    let for_unpaid = matches!(
-        step,
+/// When `step` fell due, where a charge under way may hold it back: a suspension for an
+/// unpaid invoice at its suspension point, a termination for one at its date.
+pub fn fell_due(
+    step: &Step,
+    s: &SubRow,
+    unpaid_due: Option<i64>,
+    c: &BillingConfig,
+) -> Option<i64> {
+    match step {
         Step::Suspend {
             reason: LifecycleReason::Unpaid,
             ..
-        } | Step::Terminate {
-            reason: LifecycleReason::Unpaid
-        }
-    );
-    for_unpaid && charge_made.is_some_and(|made| now < made + CHARGE_SETTLES_DAYS * DAY_MS)
+        } => unpaid_due.map(|due| due + i64::from(c.suspend_after_days) * DAY_MS),
+        Step::Terminate {
+            reason: LifecycleReason::Unpaid,
+        } => s.terminate_at,
+        _ => None,
+    }
+}
+
+/// Whether `step`, which fell due at `fell_due` ([`fell_due`]), waits for a charge made at
+/// `charge_made` and still pending at the processor: while the payment may still go
+/// through, and no longer than [`CHARGE_SETTLES_DAYS`] after either.
+pub fn waits_for_charge(fell_due: Option<i64>, charge_made: Option<i64>, now: i64) -> bool {
+    let hold = CHARGE_SETTLES_DAYS * DAY_MS;
+    match (fell_due, charge_made) {
+        (Some(due), Some(made)) => now < made + hold && now < due + hold,
+        _ => false,
+    }
 }
 
 /// A mail that goes once per step.
@@ -173,12 +189,19 @@ pub fn next(s: &SubRow, unpaid_due: Option<i64>, now: i64, c: &BillingConfig) ->
         }
         Active | PastDue => match unpaid_due {
             Some(due) if now >= due + days(c.suspend_after_days) => {
-                // Late (a charge that held it back, a server that was down): the customer
-                // still gets the time between suspension and termination.
+                // More than a day late (a charge that held it back, a server that was
+                // down): the customer still gets the time between suspension and
+                // termination in full.
+                let on_time = due + days(c.terminate_after_days);
                 let notice = c.terminate_after_days.saturating_sub(c.suspend_after_days);
+                let late = now > due + days(c.suspend_after_days) + DAY_MS;
                 return Some(Step::Suspend {
                     reason: LifecycleReason::Unpaid,
-                    terminate_at: (due + days(c.terminate_after_days)).max(now + days(notice)),
+                    terminate_at: if late {
+                        on_time.max(now + days(notice))
+                    } else {
+                        on_time
+                    },
                 });
             }
             Some(due) if now >= due && s.state == Active => return Some(Step::PastDue),
@@ -387,11 +410,17 @@ mod tests {
         let due = day(58);
         let made = due + 10 * DAY_MS;
         let suspend = next(&s, Some(due), due + 15 * DAY_MS, &c).unwrap();
-        assert!(waits_for_charge(&suspend, Some(made), due + 15 * DAY_MS));
-        assert!(!waits_for_charge(&suspend, None, due + 15 * DAY_MS));
+        let point = fell_due(&suspend, &s, Some(due), &c);
+        assert_eq!(point, Some(due + 15 * DAY_MS));
+        assert!(waits_for_charge(point, Some(made), due + 15 * DAY_MS));
+        assert!(!waits_for_charge(point, None, due + 15 * DAY_MS));
         // Held until the charge had its time: then suspended, with the notice in full.
         let late = made + CHARGE_SETTLES_DAYS * DAY_MS;
-        assert!(!waits_for_charge(&suspend, Some(made), late));
+        assert!(!waits_for_charge(point, Some(made), late));
+        // A charge made later holds no longer than the time after the suspension point.
+        let later = point.unwrap() + CHARGE_SETTLES_DAYS * DAY_MS;
+        assert!(waits_for_charge(point, Some(later - DAY_MS), later - 1));
+        assert!(!waits_for_charge(point, Some(later - DAY_MS), later));
         assert_eq!(
             next(&s, Some(due), late, &c),
             Some(Step::Suspend {
@@ -402,16 +431,16 @@ mod tests {
         let terminate = Step::Terminate {
             reason: LifecycleReason::Unpaid,
         };
-        assert!(waits_for_charge(&terminate, Some(made), late - 1));
+        s.terminate_at = Some(late);
+        assert_eq!(fell_due(&terminate, &s, Some(due), &c), Some(late));
         // What the customer chose, or a trial without a way to pay, waits for no charge.
         for reason in [LifecycleReason::Ended, LifecycleReason::TrialEnded] {
-            assert!(!waits_for_charge(
-                &Step::Terminate { reason },
-                Some(made),
-                made + 1
-            ));
+            assert_eq!(
+                fell_due(&Step::Terminate { reason }, &s, Some(due), &c),
+                None
+            );
         }
-        assert!(!waits_for_charge(&Step::PastDue, Some(made), made + 1));
+        assert_eq!(fell_due(&Step::PastDue, &s, Some(due), &c), None);
     }
 
     #[test]

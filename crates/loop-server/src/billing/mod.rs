@@ -205,7 +205,8 @@ pub async fn advance(state: &AppState, tenant_id: &str) -> ApiResult<Vec<Step>> 
             break;
         };
         let charge = crate::db::payments::pending_charge_made(pool, tenant_id).await?;
-        if lifecycle::waits_for_charge(&step, charge, now) {
+        let fell_due = lifecycle::fell_due(&step, &s, unpaid, &state.config.billing);
+        if lifecycle::waits_for_charge(fell_due, charge, now) {
             break;
         }
         if !apply(state, &s, &step, now).await? {
