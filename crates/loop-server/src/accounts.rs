@@ -403,6 +403,7 @@ pub async fn revoke_session(state: &AppState, caller: &Caller, id: &str) -> ApiR
     }
     let now = state.now();
     let mut tx = state.db.begin().await?;
+    crate::person::hold_first(&mut tx, &s.session.user_id).await?;
     // Ending an ended session changes nothing, and so records nothing.
     if !sessions::end_session(&mut tx, id, "revoked", now).await? {
         return Ok(());

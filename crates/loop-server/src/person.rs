@@ -97,6 +97,16 @@ async fn forget_throttle(tx: &mut Tx, email: &str, ips: &[String]) -> DbResult<(
     Ok(())
 }
 
+/// Takes user `id`'s row first in a transaction that then changes their sessions and
+/// records an event with their address (which takes the row too, [`audit::append`]): their
+/// erasure takes the row first and then their sessions, so the two wait for each other in
+/// one order instead of each holding what the other waits for. Nothing is held when the
+/// person was erased already.
+pub async fn hold_first(tx: &mut Tx, id: &str) -> DbResult<()> {
+    db::users::hold_unerased(tx, id, &pseudonym(id)).await?;
+    Ok(())
+}
+
 /// Holds user `id`'s row for the rest of `tx`, or `409 user_erased` when the person was
 /// erased: a change to the account checked before an erasure that committed meanwhile
 /// does not land on the pseudonym.

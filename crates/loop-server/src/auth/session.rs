@@ -121,6 +121,7 @@ pub async fn check_alive(
             "idle_timeout"
         };
         let mut tx = state.db.begin().await?;
+        crate::person::hold_first(&mut tx, &s.user_id).await?;
         if sessions::end_session(&mut tx, &s.id, reason, now).await? {
             db::audit::append(
                 &mut tx,
@@ -181,6 +182,7 @@ pub async fn end_by_request(state: &AppState, caller: &super::Caller) -> ApiResu
     let u = caller.user()?;
     let now = state.now();
     let mut tx = state.db.begin().await?;
+    crate::person::hold_first(&mut tx, &u.user.user.id).await?;
     sessions::end_session(&mut tx, &u.session.session.id, "signout", now).await?;
     let event = caller.event(
         &u.user.user.tenant_id,

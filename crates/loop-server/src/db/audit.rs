@@ -35,9 +35,9 @@ impl Personal {
     }
 }
 
-/// Appends `e` to its tenant's chain (format [`loop_api::audit::CURRENT`]). The first
-/// statement updates the tenant's chain head, which serializes concurrent appends for the
-/// tenant before anything is read.
+/// Appends `e` to its tenant's chain (format [`loop_api::audit::CURRENT`]). An event with a
+/// person's address takes the person's row first (see below); then the tenant's chain head
+/// is updated, which serializes concurrent appends for the tenant before anything is read.
 pub async fn append(tx: &mut Tx, mut e: NewEvent, now_ms: i64) -> DbResult<AuditEvent> {
     // Personal data of a person erased meanwhile (a request of theirs under way as the
     // erasure committed) is not written. The person's row is held first, as the erasure

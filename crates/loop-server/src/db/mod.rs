@@ -159,38 +159,64 @@ impl Db {
 /// How long [`scrub`] keeps trying while a reader holds an older snapshot of the database.
 const SCRUB_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
 
+/// How long a connection waits for a lock: 10 s.
+const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
+
 /// Leaves no copy of deleted rows in the database's files: on SQLite (deleted content is
 /// overwritten already) the write-ahead log is checkpointed into the database and truncated;
-/// PostgreSQL needs nothing here (a dump holds only live rows). A reader of an older
-/// snapshot (a long listing) keeps the log from being truncated: tried again until it is
-/// done, for [`SCRUB_PATIENCE`], then said in the log (the next checkpoint takes it).
+/// PostgreSQL needs nothing here (a dump holds only live rows).
+///
+/// A reader of an older snapshot (a long listing) keeps the log from being truncated, and
+/// a truncating checkpoint holds back every writer while it waits. So the log is first
+/// checkpointed without blocking anyone, and truncated only once that took every frame (no
+/// reader holds an older one), waiting 200 ms at most for the locks; tried again every
+/// half second for [`SCRUB_PATIENCE`], then said in the log (the next checkpoint takes it).
+/// What was deleted is deleted: the request that deleted it does not fail for this.
 pub async fn scrub(db: &Db) -> DbResult<()> {
     if db.backend != Backend::Sqlite {
         return Ok(());
     }
     let until = std::time::Instant::now() + SCRUB_PATIENCE;
     loop {
-        // (busy, frames in the log, frames checkpointed): busy 1 when it could not finish;
-        // an error once it waited out the busy timeout for a lock.
-        let said = match sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .fetch_one(&db.pool)
-            .await
-        {
-            Ok(row) if col::<i64>(&row, "busy")? == 0 => return Ok(()),
-            Ok(_) => "busy".to_string(),
+        let mut conn = db.pool.acquire().await?;
+        let truncated = truncate_log(&mut conn).await;
+        let restored = sqlx::query(BUSY_TIMEOUT).execute(&mut *conn).await;
+        drop(conn);
+        restored?;
+        let said = match truncated {
+            Ok(true) => return Ok(()),
+            Ok(false) => "a reader holds an older snapshot".to_string(),
             Err(e) => e.to_string(),
         };
-        // What was deleted is deleted: the request that deleted it does not fail for this.
         if std::time::Instant::now() >= until {
             tracing::warn!(
-                "the write-ahead log could not be truncated for {} s ({said}): a reader holds \
-                 an older snapshot; copies of erased data stay in it until the next checkpoint",
+                "the write-ahead log could not be truncated for {} s ({said}); copies of \
+                 erased data stay in it until the next checkpoint",
                 SCRUB_PATIENCE.as_secs()
             );
             return Ok(());
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
+}
+
+/// One try of [`scrub`] on `conn`: whether the log is truncated. Leaves `conn`'s busy
+/// timeout short.
+async fn truncate_log(conn: &mut sqlx::AnyConnection) -> DbResult<bool> {
+    // (busy, frames in the log, frames checkpointed).
+    let passive = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(&mut *conn)
+        .await?;
+    if col::<i64>(&passive, "log")? > col::<i64>(&passive, "checkpointed")? {
+        return Ok(false);
+    }
+    sqlx::query("PRAGMA busy_timeout = 200")
+        .execute(&mut *conn)
+        .await?;
+    let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(col::<i64>(&row, "busy")? == 0)
 }
 
 async fn open_pool(
@@ -222,7 +248,7 @@ async fn open_pool(
                             "PRAGMA secure_delete = ON",
                             "PRAGMA synchronous = FULL",
                             "PRAGMA foreign_keys = ON",
-                            "PRAGMA busy_timeout = 10000",
+                            BUSY_TIMEOUT,
                         ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }
