@@ -187,6 +187,9 @@ fn a_rotation_cut_off_is_finished_by_the_next_run_and_holds_back_new_vaults_mean
             json!({ "tenant_id": tenant, "name": "new", "destination": "local" }),
         )
         .expect_problem(409, "key_rotation");
+    // An answer the API description names, for a client generated from it.
+    let documented = &server.openapi()["paths"]["/api/v1/vaults"]["post"]["responses"];
+    assert!(documented["409"].is_object(), "{documented:#}");
     let vaults_dir = server.data_dir.join("vaults");
     let count = || std::fs::read_dir(&vaults_dir).unwrap().count();
     assert_eq!(

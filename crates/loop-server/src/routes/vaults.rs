@@ -74,7 +74,8 @@ pub async fn list_vaults(
 /// with a manage token).
 #[utoipa::path(post, path = "/api/v1/vaults", tag = "vaults", request_body = CreateVault,
     responses((status = 201, description = "Created", body = Vault), (status = 400, description = "Invalid request (problem+json)", body = loop_api::Problem),
-        (status = 402, description = "The subscription is suspended (problem+json)", body = loop_api::Problem)))]
+        (status = 402, description = "The subscription is suspended (problem+json)", body = loop_api::Problem),
+        (status = 409, description = "A managed vault while the tenant's key is being rotated, or after it was destroyed (problem+json)", body = loop_api::Problem)))]
 pub async fn create_vault(
     State(state): State<AppState>,
     caller: Caller,
