@@ -488,6 +488,12 @@ impl FakeStripe {
         self.books.lock().unwrap().key_rolled = rolled;
     }
 
+    /// Detaches every payment method at the processor (a customer's bank revoked the
+    /// mandate): charging one is `400 resource_missing`.
+    pub fn detach_payment_methods(&self) {
+        self.books.lock().unwrap().cards.clear();
+    }
+
     /// The next charge is not made, and its answer is lost (HTTP 500).
     pub fn drop_next_charge(&self) {
         self.books.lock().unwrap().drop_next_charge = true;

@@ -254,9 +254,13 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
                 tracing::warn!(invoice = %inv.id, "charge: {e}");
                 continue;
             }
-            Err(e @ StripeError::Refused(_)) => {
+            Err(e @ StripeError::Unauthorized(_)) => {
                 tracing::error!(invoice = %inv.id, "charge: {e}");
                 Settled::Refused
+            }
+            Err(e @ StripeError::Refused(_)) => {
+                tracing::error!(invoice = %inv.id, "charge: {e}");
+                Settled::Rejected
             }
         };
         if settle(state, &attempt, &settled).await? && matches!(settled, Settled::Paid(_)) {
@@ -273,8 +277,9 @@ const LOOK_EVERY_MS: i64 = 3_600_000;
 /// made it): it does not count as a declined try.
 const NOT_MADE: &str = "not_made";
 
-/// The failure code of a request the processor refused itself (the service's API key, its
-/// configuration): not a decline of the card.
+/// The failure code of a request the processor refused for the service's API key (rolled,
+/// revoked): not a decline of the card. (One it refused for what it names, a payment method
+/// detached there, is `request_refused`, and counts as one.)
 const PROCESSOR_REFUSED: &str = "processor_refused";
 
 /// [`look_up`], once [`LOOK_EVERY_MS`] has passed since the charge's last look.
@@ -364,9 +369,12 @@ async fn look_up(
 enum Settled {
     Paid(String),
     Declined(Decline),
-    /// The processor refused the request itself (the service's configuration): not the
-    /// customer's doing, so no mail; tried again after `retry_days`.
+    /// The processor refused the service's key (its configuration): not the customer's
+    /// doing, so no mail; tried again after `retry_days`, and no try of the card's.
     Refused,
+    /// The processor refused the request (a payment method detached there, a parameter it
+    /// does not know): no mail, but a try of the card's like a decline.
+    Rejected,
     /// The processor has no such charge (its answer was lost before it made it): no mail,
     /// and a new try at once.
     NotMade,
@@ -406,6 +414,14 @@ async fn settle_in(
             None,
             Some((
                 PROCESSOR_REFUSED,
+                "the payment processor refused the request",
+            )),
+        ),
+        Settled::Rejected => (
+            ChargeState::Failed,
+            None,
+            Some((
+                "request_refused",
                 "the payment processor refused the request",
             )),
         ),

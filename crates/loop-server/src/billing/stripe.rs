@@ -28,8 +28,11 @@ pub enum StripeError {
     /// Not reachable, an error on its side, or an answer that does not read: asking again
     /// later may work.
     Unavailable(String),
-    /// It refused the request itself (a bad key, a parameter it does not know): asking
-    /// again will not help until the configuration or this adapter changes.
+    /// It refused the service's key (401, 403: rolled, revoked, too narrow): nothing asked
+    /// works until the operator fixes the configuration.
+    Unauthorized(String),
+    /// It refused the request itself (a payment method detached, a parameter it does not
+    /// know): asking the same again will not help.
     Refused(String),
 }
 
@@ -37,6 +40,9 @@ impl std::fmt::Display for StripeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StripeError::Unavailable(m) => write!(f, "the payment processor is unavailable: {m}"),
+            StripeError::Unauthorized(m) => {
+                write!(f, "the payment processor refused the service's key: {m}")
+            }
             StripeError::Refused(m) => write!(f, "the payment processor refused: {m}"),
         }
     }
@@ -159,6 +165,9 @@ impl Stripe {
             (409 | 429 | 500..=599, _) | (_, "api_error") => Err(StripeError::Unavailable(
                 format!("HTTP {status}: {message}"),
             )),
+            (401 | 403, _) => Err(StripeError::Unauthorized(format!(
+                "HTTP {status} ({kind}): {message}"
+            ))),
             _ => Err(StripeError::Refused(format!(
                 "HTTP {status} ({kind}): {message}"
             ))),
@@ -188,6 +197,7 @@ impl Stripe {
             .unwrap_or("no message");
         Err(match status.as_u16() {
             429 | 500..=599 => StripeError::Unavailable(format!("HTTP {status}: {message}")),
+            401 | 403 => StripeError::Unauthorized(format!("HTTP {status}: {message}")),
             _ => StripeError::Refused(format!("HTTP {status}: {message}")),
         })
     }

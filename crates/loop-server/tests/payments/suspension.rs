@@ -1,7 +1,7 @@
 //! An invoice paid after it suspended the customer: billing resumes from the start of the
 //! period the suspension interrupted, so those days are not given away. A bank debit still
-//! settling holds the suspension back. A processor that refuses the service's requests uses
-//! up none of a card's tries.
+//! settling holds the suspension back. A processor that refuses the service's key uses up
+//! none of a card's tries; one that no longer has the payment method uses them up.
 
 use super::support;
 use serde_json::json;
@@ -144,6 +144,26 @@ fn requests_the_processor_refuses_use_up_none_of_a_cards_attempts() {
     after(&server, 3, 1);
     let invoices = super::invoices(&server.admin(), &tenant);
     assert_eq!(invoices[0]["state"], "paid", "{invoices:#?}");
+}
+
+/// A payment method the processor no longer has (detached, its mandate revoked) is the
+/// card's doing: each refusal is one of its four tries, and then it is not asked again.
+#[test]
+fn a_payment_method_the_processor_no_longer_has_uses_up_its_attempts() {
+    let (server, tenant) = acme_paying_with(Card::Pays);
+    let billing = || server.sign_in(super::BILLING, USER_PASSWORD);
+    after(&server, 14, 1);
+    server.stripe.detach_payment_methods();
+    after(&server, 31, 0);
+    for _ in 0..5 {
+        after(&server, 3, 1);
+    }
+    let ch = super::charges(&billing(), &tenant);
+    assert_eq!(ch.len(), 4, "{ch:#?}");
+    assert!(
+        ch.iter().all(|c| c["failure_code"] == "request_refused"),
+        "{ch:#?}"
+    );
 }
 
 /// A transfer recorded while the invoice's card charge is still pending at the processor
