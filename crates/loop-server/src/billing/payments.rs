@@ -277,9 +277,8 @@ const LOOK_EVERY_MS: i64 = 3_600_000;
 /// made it): it does not count as a declined try.
 const NOT_MADE: &str = "not_made";
 
-/// The failure code of a request the processor refused for the service's API key (rolled,
-/// revoked): not a decline of the card. (One it refused for what it names, a payment method
-/// detached there, is `request_refused`, and counts as one.)
+/// The failure code of a request refused for the service's API key (rolled, revoked): not a
+/// decline of the card, as `request_refused` (a payment method detached there) is.
 const PROCESSOR_REFUSED: &str = "processor_refused";
 
 /// [`look_up`], once [`LOOK_EVERY_MS`] has passed since the charge's last look.
