@@ -17,10 +17,7 @@ use crate::domain::TenantScope;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
-/// The pseudonym a person's account keeps.
-pub fn pseudonym(user_id: &str) -> String {
-    format!("erased-{user_id}@erased.invalid")
-}
+pub use crate::db::users::pseudonym;
 
 /// Erases `u`'s personal data in one transaction with `event` (the request, audited without
 /// personal data), then clears the database files of copies.

@@ -44,7 +44,7 @@ pub async fn append(tx: &mut Tx, mut e: NewEvent, now_ms: i64) -> DbResult<Audit
     // holds it first, so the two wait for each other in one order: an event committed
     // before the erasure is erased with the rest.
     if let (false, Some(id)) = (e.personal.is_empty(), e.personal.user_id.clone())
-        && !super::users::hold_unerased(tx, &id, &crate::person::pseudonym(&id)).await?
+        && !super::users::hold_unerased(tx, &id, &super::users::pseudonym(&id)).await?
     {
         e.personal.ip = None;
         e.personal.user_agent = None;

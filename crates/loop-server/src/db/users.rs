@@ -452,6 +452,11 @@ pub async fn accept_totp_step(pool: &AnyPool, id: &str, step: u64) -> DbResult<b
     Ok(r.rows_affected() > 0)
 }
 
+/// The pseudonym an erased person's account keeps.
+pub fn pseudonym(user_id: &str) -> String {
+    format!("erased-{user_id}@erased.invalid")
+}
+
 /// Replaces a user's personal data with a pseudonym: the address `pseudonym`, the name
 /// "Erased user", no business address, no password, no pending address or codes, no TOTP;
 /// disabled.
