@@ -68,5 +68,10 @@ wire! {
         /// The vault's replicas whose copies of the key slots were deleted as well.
         #[serde(default)]
         pub replica_destinations: Vec<String>,
+        /// The vault's places (its destination, a replica's) not configured on the node
+        /// that erased: their key slots go with everything else there when the erasure job
+        /// runs on a node that has them, or the certificate names them as out of reach.
+        #[serde(default)]
+        pub destinations_not_reached: Vec<String>,
     }
 }

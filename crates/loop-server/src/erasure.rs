@@ -150,21 +150,19 @@ async fn erase_tenant_once(
         .into_iter()
         .filter(|v| !recorded.contains(&v.id))
         .collect();
-    // Replicas removed before, likewise (a place already recorded is not recorded twice).
-    // One at a destination no longer configured is out of this server's reach.
+    // Replicas removed before, likewise (a place already recorded is not recorded twice),
+    // also at a destination no longer configured here: the job tries it, and names it as
+    // out of reach if no node has it.
     let removed_replicas: Vec<LocationRow> =
         crate::db::erasure::removed_replicas_of(pool, tenant_id)
             .await?
             .into_iter()
-            .filter_map(|(vault, place)| {
-                let d = state.destinations.get(&place)?;
-                Some(location(
-                    tenant_id,
-                    &vault,
-                    "destination",
-                    &place,
-                    Some(d.jurisdiction.clone()),
-                ))
+            .map(|(vault, place)| {
+                let jurisdiction = state
+                    .destinations
+                    .get(&place)
+                    .map(|d| d.jurisdiction.clone());
+                location(tenant_id, &vault, "destination", &place, jurisdiction)
             })
             .collect();
     let now = state.now();
@@ -299,12 +297,33 @@ async fn erase_tenant_once(
         if l.kind != "destination" {
             continue;
         }
-        let dest = state.destinations.get(&l.place).ok_or_else(|| {
-            ApiError::Internal(format!(
-                "erasing tenant {tenant_id}: destination {} of vault {} is not configured",
-                l.place, l.vault_id
-            ))
-        })?;
+        let at = match erased.iter().position(|e| e.vault_id == l.vault_id) {
+            Some(at) => at,
+            None => {
+                let vault = vaults::deleted_vault(pool, &l.vault_id).await?;
+                erased.push(VaultErasure {
+                    vault_id: l.vault_id.clone(),
+                    key_custody: vault
+                        .as_ref()
+                        .map_or(loop_api::KeyCustody::Managed, |v| v.key_custody),
+                    // Places come by name; the vault's own is the one it was made at.
+                    destination: vault.map_or(l.place.clone(), |v| v.destination),
+                    key_slots_deleted: Vec::new(),
+                    replica_destinations: Vec::new(),
+                    destinations_not_reached: Vec::new(),
+                });
+                erased.len() - 1
+            }
+        };
+        let e = &mut erased[at];
+        // Not configured on this node: the erasure job deletes everything there, key slots
+        // too, on a node that has it (or names it as out of reach).
+        let Some(dest) = state.destinations.get(&l.place) else {
+            tracing::warn!(tenant = %tenant_id, vault = %l.vault_id, destination = %l.place,
+                "erasing a tenant: a place of its vault is not configured on this node");
+            e.destinations_not_reached.push(l.place.clone());
+            continue;
+        };
         let prefix = object_store::path::Path::from(dest.vault_prefix(&l.vault_id) + "/keys");
         let slots: Vec<_> = dest.store.list(Some(&prefix)).try_collect().await?;
         for slot in &slots {
@@ -313,24 +332,15 @@ async fn erase_tenant_once(
                 Err(e) => return Err(e.into()),
             }
         }
-        let names = slots
-            .iter()
-            .map(|s| s.location.filename().unwrap_or_default().to_string());
-        let vault = vaults::deleted_vault(pool, &l.vault_id).await?;
-        match erased.iter_mut().find(|e| e.vault_id == l.vault_id) {
-            Some(e) => {
-                e.replica_destinations.push(l.place.clone());
-                if e.key_slots_deleted.is_empty() {
-                    e.key_slots_deleted.extend(names);
-                }
-            }
-            None => erased.push(VaultErasure {
-                vault_id: l.vault_id.clone(),
-                key_custody: vault.map_or(loop_api::KeyCustody::Managed, |v| v.key_custody),
-                destination: l.place.clone(),
-                key_slots_deleted: names.collect(),
-                replica_destinations: Vec::new(),
-            }),
+        if l.place != e.destination {
+            e.replica_destinations.push(l.place.clone());
+        }
+        if e.key_slots_deleted.is_empty() {
+            e.key_slots_deleted.extend(
+                slots
+                    .iter()
+                    .map(|s| s.location.filename().unwrap_or_default().to_string()),
+            );
         }
     }
     let mut tx = state.db.begin().await?;

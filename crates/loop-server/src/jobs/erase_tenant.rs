@@ -110,14 +110,16 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
 /// (None: it could not be listed), why something is left).
 type PlaceResult = ((u64, u64), Option<u64>, Option<String>);
 
-/// Attempts of the erasure after which a remote still out of reach is taken for gone:
-/// with the runner's backoff (30 s doubling, at most an hour) about a day.
+/// Attempts of the erasure after which a remote still out of reach, or a destination no
+/// node running it has, is taken for gone: with the runner's backoff (30 s doubling, at
+/// most an hour) about a day.
 const REMOTE_ATTEMPTS: u32 = 24;
 
 /// A remote that refuses (its token revoked, the vault gone there) will answer no better
-/// later, and one out of reach for [`REMOTE_ATTEMPTS`] attempts is taken for gone: either
-/// copy is recorded as outside this server's reach, not listed (the certificate says so),
-/// so that the erasure ends and the tenant's people are forgotten.
+/// later, and one out of reach (or a destination not configured) for [`REMOTE_ATTEMPTS`]
+/// attempts is taken for gone: either copy is recorded as outside this server's reach, not
+/// listed (the certificate says so), so that the erasure ends and the tenant's people are
+/// forgotten.
 fn out_of_reach(attempts: u32, e: JobError) -> Result<PlaceResult, JobError> {
     let note = match e {
         JobError::Failed(m) => format!("{m}: the copy there is outside this server's reach"),
@@ -142,11 +144,12 @@ fn place_name(l: &LocationRow) -> String {
 /// a failed pass deleted is counted before the job tries again.
 async fn at_destination(ctx: &JobCtx, loc: &LocationRow) -> Result<PlaceResult, JobError> {
     let Some(dest) = ctx.state.destinations.get(&loc.place) else {
-        // Another node may have it; this one cannot reach it.
-        return Err(JobError::transient(
-            "the destination is not configured on this node",
-            &loc.place,
-        ));
+        // Another node may have it, so it is tried again; one that no node has (it was
+        // removed from the configuration) is out of reach, like a remote that is gone.
+        return out_of_reach(
+            ctx.claimed.job.attempts,
+            JobError::transient("the destination is not configured on this node", &loc.place),
+        );
     };
     let pool = &ctx.state.db.pool;
     let p = match super::erase_vault::erase_at(ctx, dest, &loc.vault_id).await {

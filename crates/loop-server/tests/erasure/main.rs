@@ -4,7 +4,9 @@
 //!
 //! `remote_copies.rs`: copies a push sync job made at another operator's server.
 //! `races.rs`: what is made for the tenant while the erasure runs.
+//! `out_of_reach.rs`: places the erasure cannot reach for a day of attempts.
 
+mod out_of_reach;
 mod races;
 mod remote_copies;
 mod running_jobs;

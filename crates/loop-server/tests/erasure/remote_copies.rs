@@ -90,7 +90,11 @@ fn erased_with_a_copy_left(admin: &Caller<'_>, tenant: &str) -> (Value, Value) {
 }
 
 /// The customer "Acme" with a vault holding one pack of `fill`: (tenant, vault, pack name).
-fn acme_with_a_pack(server: &Server, admin: &Caller<'_>, fill: u8) -> (String, String, String) {
+pub(crate) fn acme_with_a_pack(
+    server: &Server,
+    admin: &Caller<'_>,
+    fill: u8,
+) -> (String, String, String) {
     let (tenant, vault) = support::vault::customer_with_vault(admin, "Acme", None);
     let writer = support::vault::holder(server, admin, &tenant, &vault, &["backup"]);
     let name = hex::encode([fill; 32]);
