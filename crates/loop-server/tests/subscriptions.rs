@@ -6,6 +6,8 @@
 
 #[path = "subscriptions/ending.rs"]
 mod ending;
+#[path = "subscriptions/races.rs"]
+mod races;
 mod support;
 
 use serde_json::{Value, json};
@@ -442,94 +444,6 @@ fn staff_bound_from_above_get_the_customers_mail() {
     );
 }
 
-/// Two invoices of one issuer recorded at once (the lifecycle timers of two nodes, each at
-/// its own customer) take consecutive numbers: the second waits for the first, rather than
-/// take the same number and fail on it.
-/// An open invoice `in_{tenant}` of 1.00 EUR from `issuer` to `tenant`, due now.
-fn open_invoice(issuer: &str, tenant: &str, plan: &str) -> loop_api::Invoice {
-    let now = chrono::Utc::now();
-    loop_api::Invoice {
-        id: format!("in_{tenant}"),
-        issuer_id: issuer.to_string(),
-        number: 0,
-        tenant_id: tenant.to_string(),
-        bill_to: tenant.to_string(),
-        plan_id: plan.to_string(),
-        period_start: now,
-        period_end: now,
-        currency: "EUR".into(),
-        lines: Vec::new(),
-        total_cents: 100,
-        state: loop_api::InvoiceState::Open,
-        issued_at: now,
-        due_at: now,
-        paid_at: None,
-        payment_reference: None,
-    }
-}
-
-#[test]
-fn invoices_of_one_issuer_recorded_at_once_take_consecutive_numbers() {
-    use loop_server::db::invoices::insert_invoice;
-    let server = support::Server::start();
-    let admin = server.admin();
-    let issuer = admin.provider_tenant_id();
-    let (a, b) = (admin.customer_tenant("A"), admin.customer_tenant("B"));
-    let invoice = |tenant: &str| open_invoice(&issuer, tenant, "pl_none");
-    let (first, second) = server.block_on(async {
-        let state = server.state.clone();
-        let mut tx = state.db.begin().await.unwrap();
-        let first = insert_invoice(&mut tx, &invoice(&a)).await.unwrap();
-        let second = tokio::spawn({
-            let (state, inv) = (state.clone(), invoice(&b));
-            async move {
-                let mut tx = state.db.begin().await.map_err(|e| e.to_string())?;
-                let n = insert_invoice(&mut tx, &inv)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tx.commit().await.map_err(|e| e.to_string())?;
-                Ok::<_, String>(n)
-            }
-        });
-        // Time for the second to reach its insert while the first is open (no assertion
-        // rests on it: started later, the second sees the first's number anyway).
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        tx.commit().await.unwrap();
-        (first, second.await.unwrap())
-    });
-    assert_eq!(first, Some(1));
-    assert_eq!(second, Ok(Some(2)));
-}
-
-/// Devices made at once (several admins, or agents enrolling together) stay within the
-/// plan's device limit: on PostgreSQL each request's count would otherwise miss the others'
-/// devices not yet committed.
-#[test]
-fn devices_made_at_once_stay_within_the_plans_limit() {
-    let server = support::Server::start();
-    let admin = server.admin();
-    let plan = admin
-        .post(
-            "/api/v1/plans",
-            json!({ "issuer_id": admin.provider_tenant_id(), "name": "One", "price_cents": 500,
-                    "currency": "eur", "device_limit": 1 }),
-        )
-        .expect(201);
-    let tenant = acme_on(&admin, plan["id"].as_str().unwrap());
-    let answers = admin.post_at_once(
-        "/api/v1/devices",
-        (0..8)
-            .map(|n| json!({ "tenant_id": tenant, "name": format!("pc-{n}") }))
-            .collect(),
-    );
-    assert_eq!(
-        answers.iter().filter(|&&s| s == 201).count(),
-        1,
-        "{answers:?}"
-    );
-    assert!(answers.iter().all(|&s| s == 201 || s == 409), "{answers:?}");
-}
-
 /// A plan's prices are at most what a payment processor charges (99,999,999 in the minor
 /// unit), so no invoice's total can overflow.
 #[test]
@@ -546,38 +460,4 @@ fn a_plan_priced_beyond_what_a_processor_charges_is_refused() {
     plan("Top", 99_999_999, Some(99_999_999)).expect(201);
     plan("Over", 100_000_000, None).expect_problem(400, "invalid_request");
     plan("Extra", 100, Some(u64::MAX)).expect_problem(400, "invalid_request");
-}
-
-/// A payment changes the subscription it pays for: a lifecycle step decided before it, on
-/// the invoice it pays (a suspension, a termination), no longer applies and is decided again.
-#[test]
-fn a_step_decided_before_a_payment_does_not_apply_after_it() {
-    use loop_api::SubscriptionState::Suspended;
-    use loop_server::db::{billing, invoices};
-    let server = support::Server::start();
-    let admin = server.admin();
-    let plan_id = small_plan(&admin);
-    let tenant = acme_on(&admin, &plan_id);
-    let invoice = open_invoice(&admin.provider_tenant_id(), &tenant, &plan_id);
-    let state = &server.state;
-    let applied = server.block_on(async {
-        let mut tx = state.db.begin().await.unwrap();
-        invoices::insert_invoice(&mut tx, &invoice).await.unwrap();
-        tx.commit().await.unwrap();
-        // The timer reads the subscription; the payment commits; the timer saves its step.
-        let read = billing::subscription(&state.db.pool, &tenant).await;
-        let read = read.unwrap().unwrap();
-        let mut tx = state.db.begin().await.unwrap();
-        let paid = invoices::mark_paid(&mut tx, &invoice.id, "transfer", state.now()).await;
-        assert!(paid.unwrap());
-        let mut step = read.clone();
-        (step.state, step.updated_at) = (Suspended, read.updated_at + 1);
-        let applied = billing::save_subscription(&mut tx, &step, read.updated_at).await;
-        tx.commit().await.unwrap();
-        applied.unwrap()
-    });
-    assert!(
-        !applied,
-        "a suspension decided before a payment was saved after it"
-    );
 }

@@ -134,8 +134,15 @@ pub async fn mark_paid(tx: &mut Tx, id: &str, reference: &str, now: i64) -> DbRe
     if done.rows_affected() != 1 {
         return Ok(false);
     }
-    // The subscription changes with what is owed: a lifecycle step decided on the unpaid
-    // invoice (a suspension, a termination) fails its compare-and-swap and is decided again.
+    owed_changed(tx, id, now).await?;
+    Ok(true)
+}
+
+/// In the transaction that pays invoice `id` or makes a charge of it: the subscription
+/// changes with what is owed and how it is being paid, so a lifecycle step decided on the
+/// unpaid invoice before (a suspension, a termination) fails its compare-and-swap and is
+/// decided again, seeing the payment or the charge under way.
+pub async fn owed_changed(tx: &mut Tx, id: &str, now: i64) -> DbResult<()> {
     sqlx::query(
         "UPDATE subscriptions SET updated_at = CASE WHEN updated_at >= $1 THEN updated_at + 1
                                                     ELSE $1 END
@@ -145,5 +152,5 @@ pub async fn mark_paid(tx: &mut Tx, id: &str, reference: &str, now: i64) -> DbRe
     .bind(id)
     .execute(&mut **tx)
     .await?;
-    Ok(true)
+    Ok(())
 }

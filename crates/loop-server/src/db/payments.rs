@@ -127,6 +127,7 @@ pub async fn charge_by_ref<'c>(
 }
 
 /// Records a new attempt as pending; false when that attempt exists (another node asked).
+/// A charge made changes the subscription (`invoices::owed_changed`).
 pub async fn insert_charge(tx: &mut Tx, c: &ChargeRow) -> DbResult<bool> {
     let done = sqlx::query(
         "INSERT INTO charges (id, invoice_id, tenant_id, attempt, payment_method, amount_cents,
@@ -144,7 +145,11 @@ pub async fn insert_charge(tx: &mut Tx, c: &ChargeRow) -> DbResult<bool> {
     .bind(c.created_at)
     .execute(&mut **tx)
     .await?;
-    Ok(done.rows_affected() == 1)
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    super::invoices::owed_changed(tx, &c.invoice_id, c.created_at).await?;
+    Ok(true)
 }
 
 /// Records what came of a charge; false when it had settled already (a webhook was first).
