@@ -177,7 +177,9 @@ wire! {
         pub residency: crate::ResidencyReport,
         pub retention: Vec<RetentionRule>,
         pub subprocessors: Vec<Subprocessor>,
-        /// The data-subject requests still open, the oldest due first.
+        /// The data-subject requests still open, the oldest due first. Their `details`
+        /// are empty for a reader who may not handle them (user-write on the request's
+        /// tenant), such as an auditor.
         pub open_requests: Vec<SubjectRequest>,
     }
 }

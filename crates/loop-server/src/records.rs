@@ -275,7 +275,7 @@ pub async fn report(
         },
     ];
     let scope = crate::domain::TenantScope::Subtrees(vec![t.path.clone()]);
-    let open_requests = subject_requests::list(
+    let mut open_requests = subject_requests::list(
         pool,
         &scope,
         Some(SubjectRequestState::Open),
@@ -284,6 +284,22 @@ pub async fn report(
     )
     .await?
     .items;
+    // What a person asked, in their words, is read only by those who may handle the
+    // request (user-write on its tenant, as `GET /api/v1/subject-requests`); anyone else who
+    // reads the report (an auditor) sees that it is open, its kind, and when it is due.
+    let mut handles = std::collections::HashMap::new();
+    for r in &mut open_requests {
+        if !handles.contains_key(&r.tenant_id) {
+            let path = crate::db::tenants::tenant_by_id(pool, &r.tenant_id)
+                .await?
+                .map(|t| t.path);
+            let may = path.is_some_and(|p| caller.can(Permission::UserWrite, &p));
+            handles.insert(r.tenant_id.clone(), may);
+        }
+        if !handles[&r.tenant_id] {
+            r.details.clear();
+        }
+    }
     Ok(PrivacyReport {
         tenant_id: t.tenant.id.clone(),
         generated_at: db::time(state.now()),

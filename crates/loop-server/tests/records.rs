@@ -205,10 +205,12 @@ fn the_privacy_report_counts_what_a_tenant_holds_and_says_where_and_how_long() {
     )
     .expect(201);
     let admin = server.as_member(alpha.member("admin"));
+    let asked = "Asked by phone to delete everything about his late mother.";
     admin
         .post(
             "/api/v1/subject-requests",
-            json!({ "user_id": alpha.member("auditor").user_id, "kind": "erasure" }),
+            json!({ "user_id": alpha.member("operator").user_id, "kind": "erasure",
+                    "details": asked }),
         )
         .expect(201);
 
@@ -241,6 +243,20 @@ fn the_privacy_report_counts_what_a_tenant_holds_and_says_where_and_how_long() {
     assert_eq!(r["residency"]["locations"][0]["jurisdiction"], "local");
     assert_eq!(r["subprocessors"][0]["name"], "Mailgun");
     assert_eq!(r["open_requests"].as_array().unwrap().len(), 2);
+    assert!(r.to_string().contains(asked), "{r:#}");
+    // An auditor reads the report, and that the request is open, but not what was asked:
+    // only those who may handle a request read that.
+    let auditor = server.as_member(alpha.member("auditor"));
+    let seen = auditor
+        .get(&format!(
+            "/api/v1/tenants/{}/privacy-report",
+            alpha.tenant_id
+        ))
+        .expect(200);
+    let open = seen["open_requests"].as_array().unwrap();
+    assert_eq!(open.len(), 2, "{seen:#}");
+    assert!(open.iter().any(|q| q["kind"] == "erasure"), "{seen:#}");
+    assert!(!seen.to_string().contains(asked), "{seen:#}");
     let retention = r["retention"].to_string();
     assert!(
         retention.contains("90 days after the session ended"),
