@@ -346,6 +346,17 @@ fn the_archive_holds_exactly_the_persons_data_and_nothing_of_anyone_else() {
         "another actor is named by kind only"
     );
     assert!(renamed["ip"].is_null() && renamed["user_agent"].is_null());
+    // And what was done about something of hers, which names her: the role she was given,
+    // the request recorded about her.
+    let granted = found("role.grant", "success");
+    assert_eq!(granted["details"]["user_id"], anna_id.as_str(), "{granted}");
+    assert_eq!(granted["actor"], "user", "{granted}");
+    let recorded = found("subject_request.create", "success");
+    assert_eq!(
+        recorded["details"]["user_id"],
+        anna_id.as_str(),
+        "{recorded}"
+    );
     assert_eq!(
         file("subject_requests.json")[0]["details"],
         "All of it, please."

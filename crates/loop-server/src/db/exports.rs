@@ -317,12 +317,16 @@ pub async fn notifications_to(
 }
 
 /// The audit events about the person: those they caused, those whose address and browser
-/// are theirs (a failed sign-in to their account), and those whose object is their account
-/// (an admin changing it). An address and browser are given only where they are the
-/// person's own: in their personal record, or in a version-1 event they caused (which kept
-/// its actor's address inside the event); another actor's never. Whoever else acted is
-/// named by kind only.
+/// are theirs (a failed sign-in to their account), those whose object is their account
+/// (an admin changing it), and those about something of theirs that name them as its
+/// `user_id` (a role granted or revoked, a session revoked, a request about their data
+/// recorded). An address and browser are given only where they are the person's own: in
+/// their personal record, or in a version-1 event they caused (which kept its actor's
+/// address inside the event); another actor's never. Whoever else acted is named by kind
+/// only.
 pub async fn audit_events_about(pool: &AnyPool, user_id: &str) -> DbResult<Vec<Value>> {
+    // Details are stored as compact JSON text: the pattern finds the candidates, and the
+    // parsed details decide (`_` matches any character in LIKE).
     let rows = sqlx::query(
         "SELECT e.tenant_id, e.seq, e.at, e.version, e.actor_kind, e.actor_id, e.action,
                 e.object_kind, e.object_id, e.outcome, e.details, e.ip AS v1_ip,
@@ -331,12 +335,30 @@ pub async fn audit_events_about(pool: &AnyPool, user_id: &str) -> DbResult<Vec<V
               ON p.tenant_id = e.tenant_id AND p.seq = e.seq
          WHERE e.actor_id = $1 OR p.user_id = $1
             OR (e.object_kind = 'user' AND e.object_id = $1)
+            OR e.details LIKE $2
          ORDER BY e.at, e.tenant_id, e.seq",
     )
     .bind(user_id)
+    .bind(format!("%\"user_id\":\"{user_id}\"%"))
     .fetch_all(pool)
     .await?;
-    rows.iter()
+    let named = |r: &AnyRow| -> DbResult<bool> {
+        let details: String = col(r, "details")?;
+        let v = serde_json::from_str::<Value>(&details).unwrap_or(Value::Null);
+        Ok(v["user_id"] == user_id
+            || col::<Option<String>>(r, "actor_id")?.as_deref() == Some(user_id)
+            || col::<Option<String>>(r, "p_user_id")?.as_deref() == Some(user_id)
+            || (col::<String>(r, "object_kind")? == "user"
+                && col::<Option<String>>(r, "object_id")?.as_deref() == Some(user_id)))
+    };
+    let mut about = Vec::with_capacity(rows.len());
+    for r in rows {
+        if named(&r)? {
+            about.push(r);
+        }
+    }
+    about
+        .iter()
         .map(|r| {
             let details: String = col(r, "details")?;
             let is_them = |name| -> DbResult<bool> {

@@ -24,8 +24,10 @@ RFC 3339):
                          (a sign-in from a new device), and the notifications delivered
                          to notification targets that name your address
   audit_events.json      the audited actions you took and the events about you (sign-ins
-                         to your account that failed, changes an admin made to it),
-                         with the IP address and browser where they are yours;
+                         to your account that failed, changes an admin made to it, roles
+                         granted to you or revoked, your sessions ended, requests about
+                         your data recorded), with the IP address and browser where
+                         they are yours;
                          someone else who acted is named by kind only (a user)
   subject_requests.json  requests about your data that your organisation recorded
 
