@@ -78,3 +78,49 @@ fn staging_objects_are_swept_at_the_destination_they_were_put_on_after_a_promoti
         );
     });
 }
+
+/// A completion that a promotion ended (the pack went to the old primary, so nothing was
+/// recorded) and that the client sends again: it is told to upload again (`410
+/// upload_expired`, which the client answers with a new upload to the new primary), not that
+/// there is no such upload, which would fail the backup.
+#[test]
+fn a_completion_sent_again_after_a_promotion_ended_it_is_told_to_upload_again() {
+    let server = Server::start_with(support::with_spare);
+    let admin = server.admin();
+    let (tenant, vault, replicas, replica) = replicated_vault(&admin, "Ended");
+    let (token_id, secret) = token(&admin, &tenant, &["backup"], None);
+    let name = hex::encode([8u8; 32]);
+    server.block_on(async {
+        let now = server.state.now();
+        let upload = DirectUpload {
+            id: "du_ended".into(),
+            vault_id: vault.clone(),
+            kind: "data".into(),
+            name: name.clone(),
+            token_id,
+            size: 7,
+            hash: hex::encode([0u8; 32]),
+            expires_at: now + 900_000,
+            completed_at: None,
+            destination: Some("local".into()),
+        };
+        direct::insert(&server.state.db.pool, &upload, now)
+            .await
+            .unwrap();
+        // The first completion's end: over, with the pack where the vault no longer is.
+        direct::complete(&server.state.db.pool, &upload.id, now)
+            .await
+            .unwrap();
+    });
+    admin
+        .post(&format!("{replicas}/{replica}/promote"), json!({}))
+        .expect(200);
+    let again = server.call(
+        "post",
+        &format!("/vaults/{vault}/v1/data/{name}/direct/complete"),
+        Some(&secret),
+        Some(&json!({ "upload_id": "du_ended" })),
+    );
+    assert_eq!(again.status, 410, "{}", again.body);
+    assert_eq!(again.json()["code"], "upload_expired");
+}

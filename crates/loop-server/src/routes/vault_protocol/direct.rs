@@ -44,6 +44,16 @@ fn unavailable() -> ApiError {
     )
 }
 
+/// A promotion moved the vault since the upload began: its URL wrote to the old primary.
+fn moved_since() -> ApiError {
+    ApiError::new(
+        StatusCode::GONE,
+        "upload_expired",
+        "the vault moved to another destination since this upload began; upload the pack \
+         again",
+    )
+}
+
 fn no_such_upload() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -140,10 +150,17 @@ pub(super) async fn complete(
     )
     .await?
     .ok_or_else(no_such_upload)?;
+    let moved = upload
+        .destination
+        .as_deref()
+        .is_some_and(|d| d != a.dest.name);
     if upload.completed_at.is_some() {
-        // A completion sent again: it stands if the first one stored the pack.
+        // A completion sent again: it stands if the first one stored the pack. One that a
+        // promotion ended (it stored the pack where the vault no longer is) is told to upload
+        // again, as a completion after the promotion is.
         return match a.dest.store.head(&a.path(kind, &name)).await {
             Ok(_) => Ok(StatusCode::CREATED.into_response()),
+            Err(object_store::Error::NotFound { .. }) if moved => Err(moved_since()),
             Err(object_store::Error::NotFound { .. }) => Err(no_such_upload()),
             Err(e) => Err(e.into()),
         };
@@ -156,17 +173,8 @@ pub(super) async fn complete(
             "this upload's URL expired before it was completed; upload the pack again",
         ));
     }
-    if upload
-        .destination
-        .as_deref()
-        .is_some_and(|d| d != a.dest.name)
-    {
-        return Err(ApiError::new(
-            StatusCode::GONE,
-            "upload_expired",
-            "the vault moved to another destination since this upload began; upload the \
-             pack again",
-        ));
+    if moved {
+        return Err(moved_since());
     }
     // As for proxied uploads: a cancelled request cannot leave the claim or quota behind.
     tokio::spawn(store_upload(state, a, kind, name, upload)).await?
@@ -229,8 +237,15 @@ async fn store_upload(
         vault_objects::abort_write(&state, t, &claim).await?;
         return Err(e);
     }
-    vault_objects::complete_write(&state, t, &claim, upload.size, &upload.hash).await?;
-    Ok(StatusCode::CREATED.into_response())
+    match vault_objects::complete_write(&state, t, &claim, upload.size, &upload.hash).await {
+        // Stored where the vault no longer is (promoted meanwhile): not recorded, and the
+        // pack goes again to the new primary, by a new upload.
+        Err(ChangeError::Moved) => Err(moved_since()),
+        done => {
+            done?;
+            Ok(StatusCode::CREATED.into_response())
+        }
+    }
 }
 
 /// Checks a copy of the staging object that no URL reaches (so what is checked is what is
