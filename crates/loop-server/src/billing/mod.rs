@@ -414,7 +414,10 @@ async fn issue_invoice(
         .ok_or_else(ApiError::not_found)?;
     let day = |ms: i64| crate::db::time(ms).format("%Y-%m-%d").to_string();
     let usage = billing::usage_between(&mut **tx, &s.tenant_id, &day(start), &day(end)).await?;
-    let lines = invoice::lines(&plan, &usage, start, end);
+    let mut lines = invoice::lines(&plan, &usage, start, end);
+    // Invoices too small to charge before this one are charged with it.
+    let carried = invoices::carried_of(tx, &s.tenant_id, &plan.currency).await?;
+    lines.extend(carried.iter().map(|c| c.line()));
     // Saturating, and within what the database keeps: plan prices are bounded, usage is not.
     let total_cents = lines
         .iter()
@@ -423,8 +426,11 @@ async fn issue_invoice(
     let issued = end.max(now);
     let due = issued + i64::from(state.config.billing.due_days) * 86_400_000;
     // Nothing to pay (a free plan within its quota): paid as it is issued, so it never
-    // falls due.
-    let free = total_cents == 0;
+    // falls due. Less than the payment processor charges at least: paid by carrying it to
+    // the next invoice (a charge of it would be refused, and the customer suspended for an
+    // invoice they had no way to pay).
+    let small = total_cents < state.config.billing.min_invoice_cents;
+    let free = total_cents == 0 || small;
     let mut inv = Invoice {
         id: new_id("in"),
         issuer_id: plan.issuer_id.clone(),
@@ -445,11 +451,14 @@ async fn issue_invoice(
         issued_at: crate::db::time(issued),
         due_at: crate::db::time(due),
         paid_at: free.then(|| crate::db::time(issued)),
-        payment_reference: None,
+        payment_reference: (small && total_cents > 0).then(|| invoices::CARRIED.to_string()),
     };
     Ok(match invoices::insert_invoice(tx, &inv).await? {
         Some(number) => {
             inv.number = number;
+            for c in &carried {
+                invoices::carried_to(tx, &c.id, number).await?;
+            }
             Some(inv)
         }
         None => None,

@@ -26,6 +26,10 @@ pub struct BillingConfig {
     /// Charges of one invoice at most (each after `retry_days`) while its payment method
     /// stays the same.
     pub charge_attempts: u32,
+    /// The smallest invoice that is charged or falls due, in the currency's minor unit (the
+    /// payment processor's smallest charge: 0.50 in EUR and USD). A smaller one is paid by
+    /// carrying its total to the next invoice, as a line of it.
+    pub min_invoice_cents: u64,
     /// The payment processor that charges cards (`collection: card`). Without it, a payment
     /// method cannot be added and invoices are paid by transfer.
     pub stripe: Option<StripeConfig>,
@@ -98,6 +102,7 @@ impl Default for BillingConfig {
             warn_deletion_days: 7,
             retry_days: 3,
             charge_attempts: 4,
+            min_invoice_cents: 50,
             stripe: None,
         }
     }

@@ -27,6 +27,67 @@ fn invoice(row: &AnyRow) -> DbResult<Invoice> {
     })
 }
 
+/// The payment reference of an invoice too small to charge (below
+/// `billing.min_invoice_cents`) while its total waits for the next invoice; then it names
+/// that invoice ("carried to invoice N").
+pub const CARRIED: &str = "carried to the next invoice";
+
+/// An invoice too small to charge, to be charged with the next one.
+pub struct Carried {
+    pub id: String,
+    pub number: u64,
+    pub total_cents: u64,
+}
+
+impl Carried {
+    /// Its line on the invoice that carries it.
+    pub fn line(&self) -> InvoiceLine {
+        InvoiceLine {
+            description: format!("Carried over from invoice {}", self.number),
+            quantity: "1".into(),
+            unit_cents: self.total_cents,
+            amount_cents: self.total_cents,
+        }
+    }
+}
+
+/// The tenant's invoices in `currency` too small to charge that no invoice carries yet,
+/// oldest first.
+pub async fn carried_of(tx: &mut Tx, tenant_id: &str, currency: &str) -> DbResult<Vec<Carried>> {
+    let rows = sqlx::query(
+        "SELECT id, number, total_cents FROM invoices
+         WHERE tenant_id = $1 AND state = 'paid' AND payment_reference = $2 AND currency = $3
+         ORDER BY number",
+    )
+    .bind(tenant_id)
+    .bind(CARRIED)
+    .bind(currency)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Carried {
+                id: col(r, "id")?,
+                number: col::<i64>(r, "number")?.max(0) as u64,
+                total_cents: col::<i64>(r, "total_cents")?.max(0) as u64,
+            })
+        })
+        .collect()
+}
+
+/// Records that invoice `number` carries the small invoice `id`.
+pub async fn carried_to(tx: &mut Tx, id: &str, number: u64) -> DbResult<()> {
+    sqlx::query(
+        "UPDATE invoices SET payment_reference = $1 WHERE id = $2 AND payment_reference = $3",
+    )
+    .bind(format!("carried to invoice {number}"))
+    .bind(id)
+    .bind(CARRIED)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// Records an invoice under the issuer's next number. Answers the number, or `None` when
 /// the tenant already has the invoice of that period.
 pub async fn insert_invoice(tx: &mut Tx, i: &Invoice) -> DbResult<Option<u64>> {
@@ -41,9 +102,9 @@ pub async fn insert_invoice(tx: &mut Tx, i: &Invoice) -> DbResult<Option<u64>> {
     let done = sqlx::query(
         "INSERT INTO invoices (id, issuer_id, number, tenant_id, bill_to, plan_id,
                                period_start, period_end, currency, lines, total_cents, state,
-                               issued_at, due_at, paid_at)
+                               issued_at, due_at, paid_at, payment_reference)
          SELECT $1, $2, COALESCE(MAX(number), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $13,
-                $11, $12, $14
+                $11, $12, $14, $15
          FROM invoices WHERE issuer_id = $2
          ON CONFLICT (tenant_id, period_start) DO NOTHING",
     )
@@ -61,6 +122,7 @@ pub async fn insert_invoice(tx: &mut Tx, i: &Invoice) -> DbResult<Option<u64>> {
     .bind(i.due_at.timestamp_millis())
     .bind(i.state.as_str())
     .bind(i.paid_at.map(|t| t.timestamp_millis()))
+    .bind(&i.payment_reference)
     .execute(&mut **tx)
     .await?;
     if done.rows_affected() == 0 {

@@ -7,11 +7,13 @@
 //!
 //! `lookups.rs`: a charge whose webhook never comes is looked up at the processor.
 //! `suspension.rs`: an invoice paid after its suspension, by transfer.
+//! `small.rs`: invoices below the processor's smallest charge.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod lookups;
+mod small;
 mod suspension;
 
 use serde_json::{Value, json};

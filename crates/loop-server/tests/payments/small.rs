@@ -1,0 +1,79 @@
+//! An invoice below the payment processor's smallest charge (0.50 in EUR) cannot be charged:
+//! the processor refuses it, so a customer paying by card would fall past due and be
+//! suspended, then erased, over an invoice they had no way to pay. It is paid by carrying
+//! its total to the next invoice instead, which charges both.
+
+use super::support;
+use serde_json::{Value, json};
+use support::lifecycle::{acme_on, after, subscription, user};
+use support::stripe::{Card, complete_setup, post_as_server};
+use support::{Server, USER_PASSWORD};
+
+#[test]
+fn an_invoice_below_the_smallest_charge_is_carried_to_the_next_and_charged_with_it() {
+    let server = Server::start_with(|c| c.jobs.scheduler_seconds = 86_400);
+    let stripe = &server.stripe;
+    let admin = server.admin();
+    let plan = admin
+        .post(
+            "/api/v1/plans",
+            json!({ "issuer_id": admin.provider_tenant_id(), "name": "Tiny",
+                    "price_cents": 30, "currency": "EUR" }),
+        )
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tenant = acme_on(&admin, &plan);
+    user(&admin, &tenant, super::BILLING, "billing");
+    let page = super::card_page(&server.sign_in(super::BILLING, USER_PASSWORD), &tenant);
+    complete_setup(stripe, &server, &page, Card::Pays).expect(204);
+    after(&server, 14, 1);
+
+    // The first month's 0.30: paid by carrying it, no charge asked for.
+    after(&server, 31, 0);
+    let first = numbered(&server, &tenant, 1);
+    assert_eq!(
+        (&first["state"], &first["total_cents"]),
+        (&json!("paid"), &json!(30))
+    );
+    assert_eq!(first["payment_reference"], "carried to the next invoice");
+    assert_eq!(stripe.charge_requests(), 0);
+
+    // The second month's, with the first carried over: 0.60, charged.
+    after(&server, 31, 0);
+    let second = numbered(&server, &tenant, 2);
+    assert_eq!(second["total_cents"], 60, "{second:#}");
+    assert_eq!(second["state"], "paid", "{second:#}");
+    let carried = &second["lines"][1];
+    assert_eq!(carried["description"], "Carried over from invoice 1");
+    assert_eq!(carried["amount_cents"], 30);
+    let first = numbered(&server, &tenant, 1);
+    assert_eq!(first["payment_reference"], "carried to invoice 2");
+    let charged: Vec<u64> = stripe
+        .intents()
+        .iter()
+        .map(|i| i["amount"].as_u64().unwrap())
+        .collect();
+    assert_eq!(charged, [60]);
+    assert!(stripe.refused().is_empty(), "{:?}", stripe.refused());
+    assert_eq!(subscription(&server.admin(), &tenant)["state"], "active");
+    // As the processor does, the stand-in refuses the first invoice's 0.30.
+    let (status, refused) = post_as_server(
+        stripe,
+        "/v1/payment_intents",
+        &[("amount", "30"), ("currency", "eur")],
+    );
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (400, &json!("amount_too_small"))
+    );
+}
+
+/// The tenant's invoice numbered `n`.
+fn numbered(server: &Server, tenant: &str, n: u64) -> Value {
+    super::invoices(&server.admin(), tenant)
+        .into_iter()
+        .find(|i| i["number"] == n)
+        .unwrap_or_else(|| panic!("no invoice {n} of {tenant}"))
+}
