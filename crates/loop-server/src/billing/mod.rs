@@ -416,7 +416,7 @@ async fn issue_invoice(
     let usage = billing::usage_between(&mut **tx, &s.tenant_id, &day(start), &day(end)).await?;
     let mut lines = invoice::lines(&plan, &usage, start, end);
     // Invoices too small to charge before this one are charged with it.
-    let carried = invoices::carried_of(tx, &s.tenant_id, &plan.currency).await?;
+    let carried = invoices::carried_of(tx, &s.tenant_id, (&plan.issuer_id, &plan.currency)).await?;
     lines.extend(carried.iter().map(|c| c.line()));
     // Saturating, and within what the database keeps: plan prices are bounded, usage is not.
     let total_cents = lines

@@ -51,17 +51,24 @@ impl Carried {
     }
 }
 
-/// The tenant's invoices in `currency` too small to charge that no invoice carries yet,
-/// oldest first.
-pub async fn carried_of(tx: &mut Tx, tenant_id: &str, currency: &str) -> DbResult<Vec<Carried>> {
+/// The tenant's invoices from `issuer` in `currency` too small to charge that no invoice
+/// carries yet, oldest first. One issuer's are never charged on another's invoice (a
+/// customer moved to a plan sold higher up), nor amounts in another currency.
+pub async fn carried_of(
+    tx: &mut Tx,
+    tenant_id: &str,
+    (issuer_id, currency): (&str, &str),
+) -> DbResult<Vec<Carried>> {
     let rows = sqlx::query(
         "SELECT id, number, total_cents FROM invoices
          WHERE tenant_id = $1 AND state = 'paid' AND payment_reference = $2 AND currency = $3
+           AND issuer_id = $4
          ORDER BY number",
     )
     .bind(tenant_id)
     .bind(CARRIED)
     .bind(currency)
+    .bind(issuer_id)
     .fetch_all(&mut **tx)
     .await?;
     rows.iter()

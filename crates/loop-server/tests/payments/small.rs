@@ -77,3 +77,52 @@ fn numbered(server: &Server, tenant: &str, n: u64) -> Value {
         .find(|i| i["number"] == n)
         .unwrap_or_else(|| panic!("no invoice {n} of {tenant}"))
 }
+
+/// An amount carried is charged only on its own issuer's next invoice in its currency: a
+/// customer moved to a plan sold higher up does not pay its reseller's amount to the
+/// provider.
+#[test]
+fn only_the_same_issuers_small_invoices_in_the_same_currency_are_carried() {
+    use loop_server::db::invoices;
+    let server = Server::start();
+    let admin = server.admin();
+    let provider = admin.provider_tenant_id();
+    let reseller = admin.customer_tenant("Reseller");
+    let tenant = admin.customer_tenant("Acme");
+    let small = |id: &str, issuer: &str, currency: &str, start: i64| {
+        let at = chrono::DateTime::from_timestamp_millis(start).unwrap();
+        loop_api::Invoice {
+            id: id.into(),
+            issuer_id: issuer.into(),
+            number: 0,
+            tenant_id: tenant.clone(),
+            bill_to: "Acme".into(),
+            plan_id: "pl_small".into(),
+            period_start: at,
+            period_end: at,
+            currency: currency.into(),
+            lines: Vec::new(),
+            total_cents: 30,
+            state: loop_api::InvoiceState::Paid,
+            issued_at: at,
+            due_at: at,
+            paid_at: Some(at),
+            payment_reference: Some(invoices::CARRIED.into()),
+        }
+    };
+    let carried = server.block_on(async {
+        let mut tx = server.state.db.begin().await.unwrap();
+        for i in [
+            small("in_ours", &provider, "EUR", 1_000),
+            small("in_resellers", &reseller, "EUR", 2_000),
+            small("in_dollars", &provider, "USD", 3_000),
+        ] {
+            invoices::insert_invoice(&mut tx, &i).await.unwrap();
+        }
+        let carried = invoices::carried_of(&mut tx, &tenant, (&provider, "EUR")).await;
+        tx.commit().await.unwrap();
+        carried.unwrap()
+    });
+    let ids: Vec<&str> = carried.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["in_ours"]);
+}
