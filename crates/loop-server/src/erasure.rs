@@ -152,17 +152,24 @@ async fn erase_tenant_once(
         .collect();
     // Replicas removed before, likewise (a place already recorded is not recorded twice),
     // also at a destination no longer configured here: the job tries it, and names it as
-    // out of reach if no node has it.
+    // out of reach if no node has it, unless its own erasure found it empty.
     let removed_replicas: Vec<LocationRow> =
         crate::db::erasure::removed_replicas_of(pool, tenant_id)
             .await?
             .into_iter()
-            .map(|(vault, place)| {
-                let jurisdiction = state
-                    .destinations
-                    .get(&place)
-                    .map(|d| d.jurisdiction.clone());
-                location(tenant_id, &vault, "destination", &place, jurisdiction)
+            .filter_map(|r| {
+                let d = state.destinations.get(&r.destination);
+                if d.is_none() && r.erased {
+                    return None;
+                }
+                let jurisdiction = d.map(|d| d.jurisdiction.clone());
+                Some(location(
+                    tenant_id,
+                    &r.vault_id,
+                    "destination",
+                    &r.destination,
+                    jurisdiction,
+                ))
             })
             .collect();
     let now = state.now();

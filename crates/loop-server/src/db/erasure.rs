@@ -126,26 +126,40 @@ pub async fn insert_location(tx: &mut Tx, l: &LocationRow) -> DbResult<()> {
     Ok(())
 }
 
+/// A replica of one of the tenant's vaults that was removed.
+pub struct RemovedReplica {
+    pub vault_id: String,
+    pub destination: String,
+    /// A replica erasure job of it succeeded: the place was found empty then.
+    pub erased: bool,
+}
+
 /// The replicas of the tenant's vaults that were removed (each erased by a replica erasure
-/// job, which may not have finished, or failed for good): (vault, destination). Job
-/// records kept longer than their age limit are forgotten, and their erasures long done.
-pub async fn removed_replicas_of(
-    pool: &AnyPool,
-    tenant_id: &str,
-) -> DbResult<Vec<(String, String)>> {
-    let targets: Vec<String> = sqlx::query_scalar(
-        "SELECT DISTINCT target_id FROM jobs WHERE tenant_id = $1 AND kind = 'replica-erasure'
-         ORDER BY target_id",
+/// job, which may not have finished, or failed for good). Job records kept longer than
+/// their age limit are forgotten, and their erasures long done.
+pub async fn removed_replicas_of(pool: &AnyPool, tenant_id: &str) -> DbResult<Vec<RemovedReplica>> {
+    let rows = sqlx::query(
+        "SELECT target_id,
+                CAST(MAX(CASE WHEN state = 'succeeded' THEN 1 ELSE 0 END) AS BIGINT) AS erased
+         FROM jobs WHERE tenant_id = $1 AND kind = 'replica-erasure'
+         GROUP BY target_id ORDER BY target_id",
     )
     .bind(tenant_id)
     .fetch_all(pool)
     .await?;
-    // The target is `VAULT/DESTINATION`; a vault ID has no slash.
-    Ok(targets
-        .iter()
-        .filter_map(|t| t.split_once('/'))
-        .map(|(v, d)| (v.to_string(), d.to_string()))
-        .collect())
+    let mut out = Vec::new();
+    for r in &rows {
+        let target: String = col(r, "target_id")?;
+        // The target is `VAULT/DESTINATION`; a vault ID has no slash.
+        if let Some((v, d)) = target.split_once('/') {
+            out.push(RemovedReplica {
+                vault_id: v.to_string(),
+                destination: d.to_string(),
+                erased: col::<i64>(r, "erased")? == 1,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// The tenant's places, by vault and place.

@@ -68,7 +68,8 @@ fn place<'c>(cert: &'c Value, vault: &str, place: &str) -> &'c Value {
 }
 
 /// A tenant whose vault has a replica at a destination later removed from the
-/// configuration, and a second vault whose replica there was removed before: the erasure
+/// configuration, and a second vault whose replica there was removed before (a third's too,
+/// but its own erasure found that place empty): the erasure
 /// destroys what it can reach at once (answering 200, not failing on the place it cannot),
 /// says which places it did not reach, tries them again, and after a day of attempts names
 /// both as out of reach in a certificate that is not complete, rather than retrying for ever
@@ -100,11 +101,29 @@ fn a_destination_no_node_has_is_named_out_of_reach_after_a_day_of_attempts() {
             json!({ "tenant_id": tenant, "name": "other", "destination": "local" }),
         )
         .expect(201));
-    let replicas = format!("/api/v1/vaults/{other}/replicas");
-    let removed = id(&admin
-        .post(&replicas, json!({ "destination": "spare" }))
+    // Its replica removed; and a third vault's, whose own erasure found it empty.
+    let emptied = id(&admin
+        .post(
+            "/api/v1/vaults",
+            json!({ "tenant_id": tenant, "name": "emptied", "destination": "local" }),
+        )
         .expect(201));
-    admin.delete(&format!("{replicas}/{removed}")).expect(202);
+    for vault in [&other, &emptied] {
+        let replicas = format!("/api/v1/vaults/{vault}/replicas");
+        let removed = id(&admin
+            .post(&replicas, json!({ "destination": "spare" }))
+            .expect(201));
+        let job = admin.delete(&format!("{replicas}/{removed}")).expect(202);
+        if vault == &emptied {
+            before
+                .block_on(
+                    sqlx::query("UPDATE jobs SET state = 'succeeded' WHERE id = $1")
+                        .bind(id(&job))
+                        .execute(&before.state.db.pool),
+                )
+                .unwrap();
+        }
+    }
     drop(admin);
 
     // Every node now lacks `spare`.
@@ -159,6 +178,19 @@ fn a_destination_no_node_has_is_named_out_of_reach_after_a_day_of_attempts() {
         );
         assert_eq!(place(&cert, vault, "local")["objects_left"], 0, "{cert:#}");
     }
+    // The replica its own erasure emptied is not held out of reach.
+    let places = cert["places"].as_array().unwrap();
+    assert!(
+        !places
+            .iter()
+            .any(|p| p["vault_id"] == emptied.as_str() && p["place"] == "spare"),
+        "{cert:#}"
+    );
+    assert_eq!(
+        place(&cert, &emptied, "local")["objects_left"],
+        0,
+        "{cert:#}"
+    );
 }
 
 /// A copy at another server that stays unreachable after the erasure started is tried
