@@ -138,12 +138,7 @@ fn a_destination_no_node_has_is_named_out_of_reach_after_a_day_of_attempts() {
         server.advance(Duration::from_secs(3_660));
     }
     let admin = server.admin();
-    let report = admin
-        .post(
-            &format!("/api/v1/tenants/{tenant}/erase"),
-            json!({ "confirm": "Acme" }),
-        )
-        .expect(200);
+    let report = super::acme_erased(&admin, &tenant);
     let erased = report["vaults"].as_array().unwrap();
     let of = |v: &str| erased.iter().find(|e| e["vault_id"] == v).unwrap();
     assert_eq!(of(&kept)["destination"], "local", "{report:#}");
@@ -209,12 +204,7 @@ fn a_remote_unreachable_for_a_day_of_attempts_is_named_out_of_reach() {
     std::fs::rename(&there, &held).unwrap();
     drop(other);
 
-    let report = admin
-        .post(
-            &format!("/api/v1/tenants/{tenant}/erase"),
-            json!({ "confirm": "Acme" }),
-        )
-        .expect(200);
+    let report = super::acme_erased(&admin, &tenant);
     let job = report["erasure_job_id"].as_str().unwrap();
     let cert = given_up_after_a_day(&server, &admin, &tenant, job, "remote's vault");
     let remote = cert["places"]

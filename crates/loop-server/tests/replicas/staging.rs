@@ -24,23 +24,8 @@ fn staging_objects_are_swept_at_the_destination_they_were_put_on_after_a_promoti
     let (token_id, secret) = token(&admin, &tenant, &["backup"], None);
     let local = server.state.destinations.get("local").unwrap().clone();
     // An upload begun at the primary, whose client put part of a pack there and went away.
+    let upload = begun_at_local(&server, &vault, &token_id, "du_moved", [9u8; 32]);
     let staged = server.block_on(async {
-        let now = server.state.now();
-        let upload = DirectUpload {
-            id: "du_moved".into(),
-            vault_id: vault.clone(),
-            kind: "data".into(),
-            name: hex::encode([9u8; 32]),
-            token_id: token_id.clone(),
-            size: 7,
-            hash: hex::encode([0u8; 32]),
-            expires_at: now + 900_000,
-            completed_at: None,
-            destination: Some("local".into()),
-        };
-        direct::insert(&server.state.db.pool, &upload, now)
-            .await
-            .unwrap();
         let path = local.staging_path(&vault, &upload.id);
         local
             .store
@@ -89,26 +74,11 @@ fn a_completion_sent_again_after_a_promotion_ended_it_is_told_to_upload_again() 
     let admin = server.admin();
     let (tenant, vault, replicas, replica) = replicated_vault(&admin, "Ended");
     let (token_id, secret) = token(&admin, &tenant, &["backup"], None);
-    let name = hex::encode([8u8; 32]);
+    let upload = begun_at_local(&server, &vault, &token_id, "du_ended", [8u8; 32]);
+    let name = upload.name.clone();
+    // The first completion's end: over, with the pack where the vault no longer is.
     server.block_on(async {
-        let now = server.state.now();
-        let upload = DirectUpload {
-            id: "du_ended".into(),
-            vault_id: vault.clone(),
-            kind: "data".into(),
-            name: name.clone(),
-            token_id,
-            size: 7,
-            hash: hex::encode([0u8; 32]),
-            expires_at: now + 900_000,
-            completed_at: None,
-            destination: Some("local".into()),
-        };
-        direct::insert(&server.state.db.pool, &upload, now)
-            .await
-            .unwrap();
-        // The first completion's end: over, with the pack where the vault no longer is.
-        direct::complete(&server.state.db.pool, &upload.id, now)
+        direct::complete(&server.state.db.pool, &upload.id, server.state.now())
             .await
             .unwrap();
     });
@@ -123,4 +93,32 @@ fn a_completion_sent_again_after_a_promotion_ended_it_is_told_to_upload_again() 
     );
     assert_eq!(again.status, 410, "{}", again.body);
     assert_eq!(again.json()["code"], "upload_expired");
+}
+
+/// A direct upload `id` of the 7-byte pack named `name` by token `token_id`, begun at the
+/// vault's primary, `local`, and recorded as the server records one.
+fn begun_at_local(
+    server: &Server,
+    vault: &str,
+    token_id: &str,
+    id: &str,
+    name: [u8; 32],
+) -> DirectUpload {
+    let now = server.state.now();
+    let upload = DirectUpload {
+        id: id.into(),
+        vault_id: vault.into(),
+        kind: "data".into(),
+        name: hex::encode(name),
+        token_id: token_id.into(),
+        size: 7,
+        hash: hex::encode([0u8; 32]),
+        expires_at: now + 900_000,
+        completed_at: None,
+        destination: Some("local".into()),
+    };
+    server
+        .block_on(direct::insert(&server.state.db.pool, &upload, now))
+        .unwrap();
+    upload
 }
