@@ -10,6 +10,7 @@ pub mod invoice;
 pub mod lifecycle;
 pub mod payments;
 pub mod stripe;
+pub mod webhook;
 
 use loop_api::{ActorKind, Invoice, Outcome, Plan, SubscriptionState};
 

@@ -38,10 +38,13 @@ pub enum MailKind {
     SubprocessorChange,
     /// A password reset code to an active user, asked for on the reset page or the API.
     PasswordReset,
+    /// The subscription's payment method was removed at the payment processor: the next
+    /// invoice cannot be charged until one is added.
+    PaymentMethodRemoved,
 }
 
 impl MailKind {
-    const NAMES: [(MailKind, &'static str); 12] = [
+    const NAMES: [(MailKind, &'static str); 13] = [
         (MailKind::Invitation, "invitation"),
         (MailKind::EmailChange, "email_change"),
         (MailKind::TrialEnding, "trial_ending"),
@@ -54,6 +57,7 @@ impl MailKind {
         (MailKind::Announcement, "announcement"),
         (MailKind::SubprocessorChange, "subprocessor_change"),
         (MailKind::PasswordReset, "password_reset"),
+        (MailKind::PaymentMethodRemoved, "payment_method_removed"),
     ];
 
     pub fn as_str(self) -> &'static str {

@@ -1,5 +1,5 @@
-//! The subscription lifecycle's mail (trial ending, invoice, payment failed, suspension,
-//! deletion soon, deletion done), in the recipient's language, with times in the tenant's
+//! The subscription lifecycle's mail (trial ending, invoice, payment failed, payment method
+//! removed, suspension, deletion soon, deletion done), in the recipient's language, with times in the tenant's
 //! time zone. They are service messages, not marketing, and say so.
 
 use loop_api::Language;
@@ -232,6 +232,36 @@ pub async fn compose(state: &AppState, kind: MailKind, q: &Queued) -> DbResult<O
                         "Op {when} eindigt het abonnement van {org} en worden al zijn \
                          gegevens verwijderd: elke back-up in elke kluis, op elke locatie, \
                          definitief. Herstel of download vóór die tijd wat u wilt bewaren."
+                    ),
+                ),
+            }
+        }
+        (MailKind::PaymentMethodRemoved, Some(s)) => {
+            // Said only while it is true: a payment method added since, or payment by
+            // invoice, needs nothing.
+            if s.can_pay() || s.state == loop_api::SubscriptionState::Terminated {
+                return Ok(None);
+            }
+            let days = state.config.billing.suspend_after_days;
+            match lang {
+                Language::En => (
+                    format!("The payment method of {org} was removed"),
+                    format!(
+                        "The payment method of {org}'s Loop Backup subscription was removed at \
+                         the payment processor, so its invoices cannot be charged. Add a \
+                         payment method (in the console, under Billing) before the next \
+                         invoice is due: an invoice {days} days past its due date suspends \
+                         the subscription."
+                    ),
+                ),
+                Language::Nl => (
+                    format!("De betaalmethode van {org} is verwijderd"),
+                    format!(
+                        "De betaalmethode van het Loop Backup-abonnement van {org} is bij de \
+                         betaalverwerker verwijderd, zodat de facturen niet kunnen worden \
+                         afgeschreven. Voeg een betaalmethode toe (in de console, onder \
+                         Facturatie) voordat de volgende factuur vervalt: een factuur die \
+                         {days} dagen over de vervaldatum is, schort het abonnement op."
                     ),
                 ),
             }

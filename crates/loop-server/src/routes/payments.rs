@@ -1,5 +1,5 @@
 //! Paying by card: the processor's page where a customer adds a payment method, the
-//! charges made, and the processor's webhook (`crate::billing::payments`).
+//! charges made, and the processor's webhook (`crate::billing::payments`, `webhook`).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -122,6 +122,6 @@ pub async fn stripe_webhook(
     let signature = headers
         .get("stripe-signature")
         .and_then(|v| v.to_str().ok());
-    payments::webhook(&state, &body, signature).await?;
+    crate::billing::webhook::webhook(&state, &body, signature).await?;
     Ok(StatusCode::NO_CONTENT)
 }

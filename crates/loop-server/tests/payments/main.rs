@@ -502,7 +502,8 @@ fn a_charge_still_processing_is_asked_for_once_and_settled_by_its_webhook() {
 }
 
 /// The processor delivers events in no set order and retries them for days: a card's setup
-/// whose event arrives after a newer card's does not put the older card back.
+/// whose event arrives after a newer card's does not put the older card back. A card removed
+/// at the processor is mailed about at once.
 #[test]
 fn a_late_setup_event_does_not_put_an_older_card_back() {
     let Some(sink) = SmtpSink::start() else {
@@ -542,6 +543,9 @@ fn a_late_setup_event_does_not_put_an_older_card_back() {
         subscription(&server.admin(), &tenant)["payment_method"],
         false
     );
+    // The billing user hears of it now, not once an invoice is past due.
+    let (_, text) = mail(&sink, BILLING, "The payment method of Acme was removed", 1);
+    assert!(text.contains("Add a payment method"), "{text}");
     let old: Value = serde_json::from_str(&old_body).unwrap();
     let (again, again_sig) = event(
         stripe,
