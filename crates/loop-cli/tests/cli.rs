@@ -69,6 +69,24 @@ fn an_unchanged_tree_is_not_read_again_and_a_change_is_found() {
     assert!(diff.contains("M    /src/f3.txt"), "{diff}");
     assert!(diff.contains("+    /src/new.txt"), "{diff}");
     assert!(!diff.contains("f4.txt"), "{diff}");
+    assert!(
+        diff.contains("\nadded: 1, removed: 0, changed: 1,"),
+        "{diff}"
+    );
+    // The same as one JSON object, its list of changes streamed.
+    let d = env.json(&["diff", ids[1], ids[2]]);
+    for which in ["first", "second"] {
+        assert_eq!(d[which].as_str().unwrap().len(), 64, "{d}");
+    }
+    let changes = d["changes"].as_array().unwrap();
+    assert!(
+        changes.contains(&serde_json::json!({ "kind": "M", "path": "/src/f3.txt" })),
+        "{d}"
+    );
+    assert!(
+        changes.contains(&serde_json::json!({ "kind": "+", "path": "/src/new.txt" })),
+        "{d}"
+    );
 }
 
 #[test]

@@ -47,11 +47,17 @@ pub struct Change {
     pub path: String,
 }
 
-/// Compares two trees. Identical subtrees (same ID) are skipped without loading them.
-pub fn diff(repo: &Repository, index: &Index, a: &Id, b: &Id) -> Result<Vec<Change>> {
-    let mut out = Vec::new();
-    diff_trees(repo, index, Some(a), Some(b), &mut out)?;
-    Ok(out)
+/// Compares two trees, calling `on` for each difference as it is found (in path order), so
+/// that however many there are, none is held. Identical subtrees (same ID) are skipped
+/// without loading them.
+pub fn diff(
+    repo: &Repository,
+    index: &Index,
+    a: &Id,
+    b: &Id,
+    on: &mut dyn FnMut(Change) -> Result<()>,
+) -> Result<()> {
+    diff_trees(repo, index, Some(a), Some(b), on)
 }
 
 /// Two directories being compared: their entries and how far each is read.
@@ -70,7 +76,7 @@ fn diff_trees(
     index: &Index,
     a: Option<&Id>,
     b: Option<&Id>,
-    out: &mut Vec<Change>,
+    out: &mut dyn FnMut(Change) -> Result<()>,
 ) -> Result<()> {
     let frame = |a: Option<&Id>, b: Option<&Id>, prefix: String| -> Result<Option<DiffFrame>> {
         if a.is_some() && a == b {
@@ -115,10 +121,10 @@ fn diff_trees(
                 let (x, y) = (na.expect("present"), nb.expect("present"));
                 let path = format!("{}/{}", top.prefix, x.name);
                 if x.kind != y.kind {
-                    out.push(Change {
+                    out(Change {
                         kind: 'T',
                         path: path.clone(),
-                    });
+                    })?;
                 }
                 let mut below = None;
                 if x.kind == NodeKind::Dir || y.kind == NodeKind::Dir {
@@ -130,14 +136,14 @@ fn diff_trees(
                     || x.link_target != y.link_target
                     || x.rdev != y.rdev
                 {
-                    out.push(Change { kind: 'M', path });
+                    out(Change { kind: 'M', path })?;
                 } else if x.mode != y.mode
                     || x.uid != y.uid
                     || x.gid != y.gid
                     || x.mtime_ns != y.mtime_ns
                     || x.xattrs != y.xattrs
                 {
-                    out.push(Change { kind: 'U', path });
+                    out(Change { kind: 'U', path })?;
                 }
                 top.i += 1;
                 top.j += 1;
@@ -158,20 +164,19 @@ fn report_all(
     node: &Node,
     prefix: &str,
     kind: char,
-    out: &mut Vec<Change>,
+    out: &mut dyn FnMut(Change) -> Result<()>,
 ) -> Result<()> {
     let path = format!("{prefix}/{}", node.name);
-    out.push(Change {
+    out(Change {
         kind,
         path: path.clone(),
-    });
+    })?;
     if let (NodeKind::Dir, Some(sub)) = (node.kind, &node.subtree) {
         walk(repo, index, sub, &path, &mut |p, _| {
-            out.push(Change {
+            out(Change {
                 kind,
                 path: p.to_string(),
-            });
-            Ok(())
+            })
         })?;
     }
     Ok(())
@@ -366,7 +371,11 @@ mod tests {
                         walked += 1;
                         Ok(())
                     })?;
-                    let changes = diff(&repo, &index, &a, &b)?;
+                    let mut changes = Vec::new();
+                    diff(&repo, &index, &a, &b, &mut |c| {
+                        changes.push(c);
+                        Ok(())
+                    })?;
                     let st = stats(&repo, &index, &[a])?;
                     Ok::<_, crate::Error>((walked, changes, st))
                 })

@@ -192,24 +192,44 @@ pub(super) fn diff(g: &Global, a: DiffArgs) -> Result<ExitCode> {
     let (ia, sa) = repo.find_snapshot(&a.first, &none)?;
     let (ib, sb) = repo.find_snapshot(&a.second, &none)?;
     let index = readable_index(&repo)?;
-    let changes = browse::diff(&repo, &index, &sa.tree, &sb.tree)?;
+    // Each change is printed as it is found: however many there are, none is held.
+    let mut out = std::io::stdout().lock();
+    let written = |r: std::io::Result<()>| {
+        r.map_err(|e| loop_repo::Error::Io {
+            path: "stdout".into(),
+            source: e,
+        })
+    };
     if g.json {
-        print_json(&json!({"first": ia.to_hex(), "second": ib.to_hex(), "changes": changes}))?;
+        // The one JSON object `{"first", "second", "changes": [...]}`, its list streamed.
+        let head = json!({"first": ia.to_hex(), "second": ib.to_hex()}).to_string();
+        write!(out, "{},\"changes\":[", head.trim_end_matches('}'))?;
+        let mut first = true;
+        browse::diff(&repo, &index, &sa.tree, &sb.tree, &mut |c| {
+            let sep = if std::mem::take(&mut first) { "" } else { "," };
+            written(
+                write!(out, "{sep}").and_then(|()| {
+                    serde_json::to_writer(&mut out, &c).map_err(std::io::Error::from)
+                }),
+            )
+        })?;
+        writeln!(out, "]}}")?;
         return ok();
     }
-    println!("comparing snapshot {} to {}:", ia.short(), ib.short());
+    writeln!(out, "comparing snapshot {} to {}:", ia.short(), ib.short())?;
     let mut counts: BTreeMap<char, usize> = BTreeMap::new();
-    for c in &changes {
-        println!("{}    {}", c.kind, c.path);
+    browse::diff(&repo, &index, &sa.tree, &sb.tree, &mut |c| {
         *counts.entry(c.kind).or_default() += 1;
-    }
-    println!(
+        written(writeln!(out, "{}    {}", c.kind, c.path))
+    })?;
+    writeln!(
+        out,
         "\nadded: {}, removed: {}, changed: {}, metadata only: {}, type changed: {}",
         counts.get(&'+').unwrap_or(&0),
         counts.get(&'-').unwrap_or(&0),
         counts.get(&'M').unwrap_or(&0),
         counts.get(&'U').unwrap_or(&0),
         counts.get(&'T').unwrap_or(&0)
-    );
+    )?;
     ok()
 }
