@@ -97,18 +97,22 @@ pub async fn compose(state: &AppState, kind: MailKind, q: &Queued) -> DbResult<O
             let suspend = at(due_ms + i64::from(b.suspend_after_days) * DAY_MS);
             let gone = at(due_ms + i64::from(b.terminate_after_days) * DAY_MS);
             if kind == MailKind::InvoiceIssued {
-                // An invoice of nothing was paid as it was issued: nothing falls due.
+                // An invoice of nothing was paid as it was issued: nothing falls due. One
+                // too small to charge is paid with the next.
                 let owed = inv.state == loop_api::InvoiceState::Open;
+                let carried = inv.payment_reference.as_deref() == Some(invoices::CARRIED);
                 match lang {
                     Language::En => (
                         format!("Invoice {n} for {org}: {total}"),
                         format!(
                             "Invoice {n} for {org} covers {period}: {total}, {}. It is in \
                              the console and at GET /api/v1/invoices/{id}.",
-                            if owed {
-                                format!("due on {due}")
-                            } else {
-                                "nothing to pay".to_string()
+                            match (owed, carried) {
+                                (true, _) => format!("due on {due}"),
+                                (false, true) => "less than is charged at once, so it is \
+                                                  carried to the next invoice"
+                                    .to_string(),
+                                (false, false) => "nothing to pay".to_string(),
                             }
                         ),
                     ),
@@ -117,10 +121,13 @@ pub async fn compose(state: &AppState, kind: MailKind, q: &Queued) -> DbResult<O
                         format!(
                             "Factuur {n} voor {org} betreft {period}: {total}, {}. U vindt \
                              haar in de console en via GET /api/v1/invoices/{id}.",
-                            if owed {
-                                format!("te betalen uiterlijk {due}")
-                            } else {
-                                "er is niets te betalen".to_string()
+                            match (owed, carried) {
+                                (true, _) => format!("te betalen uiterlijk {due}"),
+                                (false, true) => "minder dan in één keer wordt afgeschreven, \
+                                                  dus het wordt naar de volgende factuur \
+                                                  overgeboekt"
+                                    .to_string(),
+                                (false, false) => "er is niets te betalen".to_string(),
                             }
                         ),
                     ),

@@ -5,13 +5,17 @@
 
 use super::support;
 use serde_json::{Value, json};
-use support::lifecycle::{acme_on, after, subscription, user};
+use support::lifecycle::{acme_on, after, mail, server_mailing_to, subscription, user};
+use support::smtp::SmtpSink;
 use support::stripe::{Card, complete_setup, post_as_server};
 use support::{Server, USER_PASSWORD};
 
 #[test]
 fn an_invoice_below_the_smallest_charge_is_carried_to_the_next_and_charged_with_it() {
-    let server = Server::start_with(|c| c.jobs.scheduler_seconds = 86_400);
+    let Some(sink) = SmtpSink::start() else {
+        return;
+    };
+    let server = server_mailing_to(&sink);
     let stripe = &server.stripe;
     let admin = server.admin();
     let plan = admin
@@ -39,6 +43,9 @@ fn an_invoice_below_the_smallest_charge_is_carried_to_the_next_and_charged_with_
     );
     assert_eq!(first["payment_reference"], "carried to the next invoice");
     assert_eq!(stripe.charge_requests(), 0);
+    // Its mail says so, rather than that there is nothing to pay.
+    let (_, text) = mail(&sink, super::BILLING, "Invoice 1 for Acme", 1);
+    assert!(text.contains("carried to the next invoice"), "{text}");
 
     // The second month's, with the first carried over: 0.60, charged.
     after(&server, 31, 0);
