@@ -100,7 +100,11 @@ pub async fn compose(state: &AppState, kind: MailKind, q: &Queued) -> DbResult<O
                 // An invoice of nothing was paid as it was issued: nothing falls due. One
                 // too small to charge is paid with the next.
                 let owed = inv.state == loop_api::InvoiceState::Open;
-                let carried = inv.payment_reference.as_deref() == Some(invoices::CARRIED);
+                // Carried, to the next invoice or (issued since) to a named one.
+                let carried = inv
+                    .payment_reference
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("carried to"));
                 match lang {
                     Language::En => (
                         format!("Invoice {n} for {org}: {total}"),
@@ -109,8 +113,8 @@ pub async fn compose(state: &AppState, kind: MailKind, q: &Queued) -> DbResult<O
                              the console and at GET /api/v1/invoices/{id}.",
                             match (owed, carried) {
                                 (true, _) => format!("due on {due}"),
-                                (false, true) => "less than is charged at once, so it is \
-                                                  carried to the next invoice"
+                                (false, true) => "below the smallest amount collected, so \
+                                                  it is added to the next invoice"
                                     .to_string(),
                                 (false, false) => "nothing to pay".to_string(),
                             }
@@ -123,9 +127,9 @@ pub async fn compose(state: &AppState, kind: MailKind, q: &Queued) -> DbResult<O
                              haar in de console en via GET /api/v1/invoices/{id}.",
                             match (owed, carried) {
                                 (true, _) => format!("te betalen uiterlijk {due}"),
-                                (false, true) => "minder dan in één keer wordt afgeschreven, \
-                                                  dus het wordt naar de volgende factuur \
-                                                  overgeboekt"
+                                (false, true) => "onder het kleinste bedrag dat wordt \
+                                                  geïnd; het bedrag wordt bij de volgende \
+                                                  factuur opgeteld"
                                     .to_string(),
                                 (false, false) => "er is niets te betalen".to_string(),
                             }
@@ -249,26 +253,31 @@ pub async fn compose(state: &AppState, kind: MailKind, q: &Queued) -> DbResult<O
             if s.can_pay() || s.state == loop_api::SubscriptionState::Terminated {
                 return Ok(None);
             }
+            // True in every state the subscription may be in (a trial, past due, suspended).
             let days = state.config.billing.suspend_after_days;
+            let id = &tenant.tenant.id;
             match lang {
                 Language::En => (
                     format!("The payment method of {org} was removed"),
                     format!(
                         "The payment method of {org}'s Loop Backup subscription was removed at \
-                         the payment processor, so its invoices cannot be charged. Add a \
-                         payment method (in the console, under Billing) before the next \
-                         invoice is due: an invoice {days} days past its due date suspends \
-                         the subscription."
+                         the payment processor, so its invoices cannot be charged until another \
+                         one is added: with `loop subscription card {id}`, or POST \
+                         /api/v1/tenants/{id}/subscription/payment-method. Without one, an \
+                         invoice unpaid {days} days after its due date suspends the \
+                         subscription, as does a trial that ends."
                     ),
                 ),
                 Language::Nl => (
                     format!("De betaalmethode van {org} is verwijderd"),
                     format!(
                         "De betaalmethode van het Loop Backup-abonnement van {org} is bij de \
-                         betaalverwerker verwijderd, zodat de facturen niet kunnen worden \
-                         afgeschreven. Voeg een betaalmethode toe (in de console, onder \
-                         Facturatie) voordat de volgende factuur vervalt: een factuur die \
-                         {days} dagen over de vervaldatum is, schort het abonnement op."
+                         betaalverwerker verwijderd, zodat facturen pas weer kunnen worden \
+                         afgeschreven als er een andere is toegevoegd: met `loop subscription \
+                         card {id}`, of via POST /api/v1/tenants/{id}/subscription/payment-method. \
+                         Zonder betaalmethode schort een factuur die {days} dagen na de \
+                         vervaldatum nog niet betaald is het abonnement op, net als het einde \
+                         van een proefperiode."
                     ),
                 ),
             }

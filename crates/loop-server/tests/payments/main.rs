@@ -545,7 +545,10 @@ fn a_late_setup_event_does_not_put_an_older_card_back() {
     );
     // The billing user hears of it now, not once an invoice is past due.
     let (_, text) = mail(&sink, BILLING, "The payment method of Acme was removed", 1);
-    assert!(text.contains("Add a payment method"), "{text}");
+    assert!(
+        text.contains(&format!("loop subscription card {tenant}")),
+        "{text}"
+    );
     let old: Value = serde_json::from_str(&old_body).unwrap();
     let (again, again_sig) = event(
         stripe,

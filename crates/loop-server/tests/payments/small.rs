@@ -45,7 +45,7 @@ fn an_invoice_below_the_smallest_charge_is_carried_to_the_next_and_charged_with_
     assert_eq!(stripe.charge_requests(), 0);
     // Its mail says so, rather than that there is nothing to pay.
     let (_, text) = mail(&sink, super::BILLING, "Invoice 1 for Acme", 1);
-    assert!(text.contains("carried to the next invoice"), "{text}");
+    assert!(text.contains("added to the next invoice"), "{text}");
 
     // The second month's, with the first carried over: 0.60, charged.
     after(&server, 31, 0);
