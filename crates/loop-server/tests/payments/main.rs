@@ -403,12 +403,17 @@ const BILLING: &str = "billing@acme.example";
 
 /// Acme, on a new plan of 19.99 EUR a month in its trial, with its billing user: the tenant.
 fn acme_with_billing(server: &Server) -> String {
+    acme_with_billing_at(server, 1999)
+}
+
+/// [`acme_with_billing`], on a plan of `price_cents` EUR cents a month.
+fn acme_with_billing_at(server: &Server, price_cents: u64) -> String {
     let admin = server.admin();
     let plan = admin
         .post(
             "/api/v1/plans",
             json!({ "issuer_id": admin.provider_tenant_id(), "name": "Small",
-                    "price_cents": 1999, "currency": "EUR" }),
+                    "price_cents": price_cents, "currency": "EUR" }),
         )
         .expect(201)["id"]
         .as_str()

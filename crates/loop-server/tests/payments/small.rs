@@ -5,7 +5,7 @@
 
 use super::support;
 use serde_json::{Value, json};
-use support::lifecycle::{acme_on, after, mail, server_mailing_to, subscription, user};
+use support::lifecycle::{after, mail, server_mailing_to, subscription};
 use support::smtp::SmtpSink;
 use support::stripe::{Card, complete_setup, post_as_server};
 use support::{Server, USER_PASSWORD};
@@ -17,19 +17,7 @@ fn an_invoice_below_the_smallest_charge_is_carried_to_the_next_and_charged_with_
     };
     let server = server_mailing_to(&sink);
     let stripe = &server.stripe;
-    let admin = server.admin();
-    let plan = admin
-        .post(
-            "/api/v1/plans",
-            json!({ "issuer_id": admin.provider_tenant_id(), "name": "Tiny",
-                    "price_cents": 30, "currency": "EUR" }),
-        )
-        .expect(201)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let tenant = acme_on(&admin, &plan);
-    user(&admin, &tenant, super::BILLING, "billing");
+    let tenant = super::acme_with_billing_at(&server, 30);
     let page = super::card_page(&server.sign_in(super::BILLING, USER_PASSWORD), &tenant);
     complete_setup(stripe, &server, &page, Card::Pays).expect(204);
     after(&server, 14, 1);
