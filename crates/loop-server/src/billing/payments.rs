@@ -1,8 +1,7 @@
 //! Paying by card (`collection: card`) through the payment processor ([`super::stripe`]):
 //! the page where a customer adds a payment method, the charge of each invoice (retried,
-//! and idempotent across lost answers and restarts), and what the processor's webhooks
-//! (`super::webhook`) settle: which payment method it holds and how a charge that was still
-//! processing ended.
+//! and idempotent across lost answers and restarts), and settling a charge once the
+//! processor says how it ended (the webhook handler calls `settle_in`).
 //!
 //! What the service keeps: the processor's customer and payment-method IDs on the
 //! subscription, and one `charges` row per attempt (amount, outcome, the processor's
