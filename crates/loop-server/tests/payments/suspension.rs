@@ -127,14 +127,7 @@ fn a_debit_still_settling_holds_back_the_suspension_and_a_returned_one_gives_ful
 fn requests_the_processor_refuses_use_up_none_of_a_cards_attempts() {
     let (server, tenant) = acme_paying_with(Card::Pays);
     let stripe = &server.stripe;
-    let billing = || server.sign_in(super::BILLING, USER_PASSWORD);
-    after(&server, 14, 1);
-    stripe.roll_key(true);
-    after(&server, 31, 0);
-    for _ in 0..5 {
-        after(&server, 3, 1);
-    }
-    let ch = super::charges(&billing(), &tenant);
+    let ch = charged_for_a_month_and_a_fortnight(&server, &tenant, |s| s.roll_key(true));
     assert_eq!(ch.len(), 6, "{ch:#?}");
     assert!(
         ch.iter().all(|c| c["failure_code"] == "processor_refused"),
@@ -151,14 +144,7 @@ fn requests_the_processor_refuses_use_up_none_of_a_cards_attempts() {
 #[test]
 fn a_payment_method_the_processor_no_longer_has_uses_up_its_attempts() {
     let (server, tenant) = acme_paying_with(Card::Pays);
-    let billing = || server.sign_in(super::BILLING, USER_PASSWORD);
-    after(&server, 14, 1);
-    server.stripe.detach_payment_methods();
-    after(&server, 31, 0);
-    for _ in 0..5 {
-        after(&server, 3, 1);
-    }
-    let ch = super::charges(&billing(), &tenant);
+    let ch = charged_for_a_month_and_a_fortnight(&server, &tenant, |s| s.detach_payment_methods());
     assert_eq!(ch.len(), 4, "{ch:#?}");
     assert!(
         ch.iter().all(|c| c["failure_code"] == "request_refused"),
@@ -193,4 +179,20 @@ fn a_payment_is_not_recorded_while_a_card_charge_of_the_invoice_is_pending() {
     server.advance(std::time::Duration::from_secs(3600));
     tick(&server);
     assert_eq!(pay().expect(200)["state"], "paid");
+}
+
+/// Acme's trial ends, then `refusing` makes the processor refuse, and the first invoice is
+/// issued and retried every three days for a fortnight: every charge made.
+fn charged_for_a_month_and_a_fortnight(
+    server: &Server,
+    tenant: &str,
+    refusing: impl FnOnce(&support::stripe::FakeStripe),
+) -> Vec<serde_json::Value> {
+    after(server, 14, 1);
+    refusing(&server.stripe);
+    after(server, 31, 0);
+    for _ in 0..5 {
+        after(server, 3, 1);
+    }
+    super::charges(&server.sign_in(super::BILLING, USER_PASSWORD), tenant)
 }
