@@ -128,6 +128,8 @@ pub enum Command {
     /// Manage passphrases (key slots)
     #[command(subcommand)]
     Key(KeyCommand),
+    /// List the local caches of remote repositories, or remove those long unused
+    Cache(CacheArgs),
     /// Run the Loop Backup service
     Server(crate::service_args::ServerArgs),
     /// Sign in to a server (the session is kept in the config directory)
@@ -235,6 +237,10 @@ pub struct BackupArgs {
     /// Read exclude globs from this file, one per line
     #[arg(long = "exclude-file")]
     pub exclude_files: Vec<PathBuf>,
+    /// Skip the contents of directories tagged as caches (a CACHEDIR.TAG file), all but the
+    /// tag
+    #[arg(long)]
+    pub exclude_caches: bool,
     /// Do not cross into other filesystems
     #[arg(short = 'x', long)]
     pub one_file_system: bool,
@@ -271,6 +277,17 @@ pub struct BackupArgs {
     /// Create the repository first if there is none
     #[arg(long)]
     pub init: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CacheArgs {
+    /// Remove the caches unused for --max-unused-days (a backup, restore or browse does so
+    /// too, for caches other than its own)
+    #[arg(long)]
+    pub cleanup: bool,
+    /// Days after which an unused cache counts as old
+    #[arg(long, value_name = "DAYS", default_value_t = loop_repo::UNUSED_CACHE_DAYS)]
+    pub max_unused_days: u64,
 }
 
 #[derive(Args, Debug)]

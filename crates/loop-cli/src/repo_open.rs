@@ -128,7 +128,7 @@ pub fn open_with_session(g: &Global) -> Result<(Repository, Option<VaultSession>
         ),
         None => (by_passphrase(storage(g, false)?)?, None),
     };
-    if let Some(root) = cache_root(g) {
+    if let Some(root) = remote_cache(g) {
         repo = repo.with_cache(&root);
     }
     Ok((repo, session))
@@ -172,7 +172,7 @@ pub fn known_vaults() -> KnownVaults {
 /// Where to cache a remote repository's metadata (loop_repo::cache), when this command
 /// benefits: backups and reads. Not check, prune or forget, which must see what storage
 /// holds, and not local repositories, where a read costs no round trip.
-fn cache_root(g: &Global) -> Option<PathBuf> {
+fn remote_cache(g: &Global) -> Option<PathBuf> {
     let repo = g.repo.as_deref()?;
     let remote = repo.starts_with("https://") || repo.starts_with("s3://");
     if !remote {
@@ -188,6 +188,12 @@ pub(crate) fn cache_for(g: &Global, operation: &str) -> Option<PathBuf> {
     if g.no_cache || !matches!(operation, "backup" | "restore" | "browse") {
         return None;
     }
+    cache_root(g)
+}
+
+/// Where the caches of remote repositories live: `--cache-dir`, `$XDG_CACHE_HOME/loop` or
+/// `~/.cache/loop`.
+pub(crate) fn cache_root(g: &Global) -> Option<PathBuf> {
     let env_dir = |var: &str| {
         std::env::var_os(var)
             .filter(|v| !v.is_empty())

@@ -349,3 +349,66 @@ fn stats_and_ls_report_what_was_stored() {
     assert_eq!(a["size"], 100_000);
     assert_eq!(a["type"], "file");
 }
+
+/// Sets the time the directory `dir` was last modified to `days` days ago.
+fn aged(dir: &Path, days: u64) {
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400);
+    fs::File::open(dir).unwrap().set_modified(then).unwrap();
+}
+
+#[test]
+fn caches_are_listed_and_the_long_unused_removed_and_a_tagged_cache_is_not_backed_up() {
+    let env = Env::new();
+    env.init();
+    let home = env.path("home");
+    let root = home.join(".cache/loop");
+    let (old, recent) = ("a".repeat(64), "b".repeat(64));
+    for (id, days) in [(&old, 45), (&recent, 2)] {
+        write(
+            &root.join(id).join("index").join("c".repeat(64)),
+            &text(3_000, 1),
+        );
+        aged(&root.join(id), days);
+    }
+    let tag = b"Signature: 8a477f597d28d172789f06886806bc55\n";
+    write(&root.join("CACHEDIR.TAG"), tag);
+    write(&home.join("notes.txt"), b"keep me");
+    let cache_dir = root.to_str().unwrap();
+
+    let listed = env.json(&["--cache-dir", cache_dir, "cache"]);
+    let row = |v: &serde_json::Value, i: usize| {
+        let r = &v[i];
+        (
+            r["repository"].as_str().unwrap().to_string(),
+            r["old"].as_bool(),
+            r["removed"].as_bool(),
+        )
+    };
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(row(&listed, 0), (old.clone(), Some(true), Some(false)));
+    assert_eq!(row(&listed, 1), (recent.clone(), Some(false), Some(false)));
+    assert_eq!(listed[1]["bytes"], 3_000);
+    assert!(root.join(&old).is_dir(), "listing removes nothing");
+
+    let cleaned = env.json(&["--cache-dir", cache_dir, "cache", "--cleanup"]);
+    assert_eq!(row(&cleaned, 0), (old.clone(), Some(true), Some(true)));
+    assert_eq!(row(&cleaned, 1), (recent.clone(), Some(false), Some(false)));
+    assert!(!root.join(&old).exists() && root.join(&recent).is_dir());
+    let shorter = env.json(&["--cache-dir", cache_dir, "cache", "--max-unused-days", "1"]);
+    assert_eq!(row(&shorter, 0), (recent.clone(), Some(true), Some(false)));
+
+    // A backup with --exclude-caches keeps the cache's tag and nothing else of it.
+    env.backup(&[&home], &["--exclude-caches"]);
+    let paths: Vec<String> = env
+        .ok(&["ls", "latest", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|n| n["path"].as_str().unwrap().to_string())
+        .collect();
+    let cached: Vec<&String> = paths
+        .iter()
+        .filter(|p| p.contains("/.cache/loop/"))
+        .collect();
+    assert_eq!(cached, ["/home/.cache/loop/CACHEDIR.TAG"], "{paths:?}");
+    assert!(paths.contains(&"/home/notes.txt".to_string()), "{paths:?}");
+}

@@ -16,7 +16,10 @@
 //! is detected; it is then dropped and the object fetched again, never trusted.
 //!
 //! Layout under the cache directory (one per repository, named by the repository ID):
-//! `index/NAME`, `snapshots/NAME` and `packs/NAME`.
+//! `index/NAME`, `snapshots/NAME` and `packs/NAME`. The root holds a `CACHEDIR.TAG`, so
+//! backup tools that honour it (ours with `--exclude-caches`, tar, restic, borg) skip it.
+//! Each use of a repository's cache sets its directory's modification time; a cache unused
+//! for [`UNUSED_CACHE_DAYS`] is removed by the next use of another under the same root.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -24,10 +27,16 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
+use crate::exclude::{CACHEDIR_SIGNATURE, CACHEDIR_TAG};
 use crate::id::Id;
 use crate::index::BlobLocation;
 use crate::storage::FileKind;
+
+/// Days a repository's cache may go unused before it is removed (restic suggests removing
+/// its caches after the same 30 days). A removed cache costs only speed: it fills again.
+pub const UNUSED_CACHE_DAYS: u64 = 30;
 
 pub(crate) struct Cache {
     dir: PathBuf,
@@ -47,6 +56,28 @@ impl Cache {
             downloading: Mutex::new(()),
             unwritable: AtomicBool::new(false),
         }
+    }
+
+    /// The cache of `repo_id` under `root`, marked as used now: the root is tagged as a cache
+    /// and caches of other repositories unused for [`UNUSED_CACHE_DAYS`] are removed. A root
+    /// that cannot be written is no error (the cache then only misses).
+    pub(crate) fn open(root: &Path, repo_id: &Id) -> Cache {
+        let cache = Cache::new(root, repo_id);
+        let tag = root.join(CACHEDIR_TAG);
+        if std::fs::create_dir_all(&cache.dir).is_ok() {
+            if !tag.exists() {
+                let mut text = CACHEDIR_SIGNATURE.to_vec();
+                text.extend_from_slice(
+                    b"\n# This file marks the cache of loop (Loop Backup): backup tools that honour\n\
+                      # cache tags skip this directory. See https://bford.info/cachedir/\n",
+                );
+                write_atomically(&tag, &text);
+            }
+            let _ = std::fs::File::open(&cache.dir).and_then(|d| d.set_modified(SystemTime::now()));
+            let unused = Duration::from_secs(UNUSED_CACHE_DAYS * 86_400);
+            remove_unused_caches(root, unused);
+        }
+        cache
     }
 
     fn file_path(&self, kind: FileKind, name: &str) -> Option<PathBuf> {
@@ -136,6 +167,72 @@ impl Cache {
     }
 }
 
+/// One repository's cache under a cache root, as [`caches`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheDir {
+    /// The repository's ID (hex), which names the directory.
+    pub repository: String,
+    pub path: PathBuf,
+    /// When a command last used it.
+    pub last_used: SystemTime,
+    /// Bytes of the files in it.
+    pub bytes: u64,
+}
+
+/// The repositories' caches under `root`, least recently used first. Only directories named
+/// by a repository ID count: nothing else under the root is ever touched.
+pub fn caches(root: &Path) -> Vec<CacheDir> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut out: Vec<CacheDir> = entries
+        .flatten()
+        .filter_map(|e| {
+            let repository = e.file_name().into_string().ok()?;
+            let meta = e.metadata().ok()?; // of the entry itself: a link is not a cache
+            let named_by_id = repository.len() == 64
+                && repository
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            (named_by_id && meta.is_dir()).then(|| CacheDir {
+                bytes: bytes_under(&e.path()),
+                path: e.path(),
+                repository,
+                last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (a.last_used, &a.repository).cmp(&(b.last_used, &b.repository)));
+    out
+}
+
+/// Removes the caches under `root` unused for `unused` or longer; returns those removed.
+pub fn remove_unused_caches(root: &Path, unused: Duration) -> Vec<CacheDir> {
+    let Some(cutoff) = SystemTime::now().checked_sub(unused) else {
+        return Vec::new();
+    };
+    caches(root)
+        .into_iter()
+        .filter(|c| c.last_used <= cutoff && std::fs::remove_dir_all(&c.path).is_ok())
+        .collect()
+}
+
+/// Bytes of the regular files below `dir`, links not followed.
+fn bytes_under(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| Some((e.path(), e.metadata().ok()?)))
+        .map(|(path, meta)| match meta.is_dir() {
+            true => bytes_under(&path),
+            false if meta.is_file() => meta.len(),
+            false => 0,
+        })
+        .sum()
+}
+
 /// Writes via a temporary file and a rename, so a reader never sees half a file. A cache
 /// that cannot be written (full disk, read-only home) only costs speed, so a failure is
 /// only reported as `false`.
@@ -213,6 +310,55 @@ mod tests {
         assert_eq!(cache.get_file(FileKind::Index, &b), None);
         let files: Vec<_> = walk(dir.path());
         assert!(files.iter().all(|p| p.starts_with(dir.path())), "{files:?}");
+    }
+
+    /// Sets when the cache `dir` was last used to `days_ago` days before now.
+    fn used_days_ago(dir: &Path, days_ago: u64) {
+        let then = SystemTime::now() - Duration::from_secs(days_ago * 86_400);
+        std::fs::File::open(dir)
+            .unwrap()
+            .set_modified(then)
+            .unwrap();
+    }
+
+    #[test]
+    fn opening_a_cache_tags_the_root_and_removes_only_caches_long_unused() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let (old, recent, ours) = (Id::random(), Id::random(), Id::random());
+        for id in [&old, &recent] {
+            Cache::new(root, id).put_file(FileKind::Index, &"a".repeat(64), b"12345");
+        }
+        used_days_ago(&root.join(old.to_hex()), UNUSED_CACHE_DAYS + 1);
+        used_days_ago(&root.join(recent.to_hex()), UNUSED_CACHE_DAYS - 1);
+        // Nothing that is not a repository's cache is touched, however old.
+        let other = root.join("notes");
+        std::fs::create_dir(&other).unwrap();
+        used_days_ago(&other, 400);
+        let outside = tempfile::tempdir().unwrap();
+        used_days_ago(outside.path(), 400);
+        let link = root.join("c".repeat(64));
+        std::os::unix::fs::symlink(outside.path(), &link).unwrap();
+
+        Cache::open(root, &ours);
+
+        let listed: Vec<String> = caches(root).into_iter().map(|c| c.repository).collect();
+        assert_eq!(listed, [recent.to_hex(), ours.to_hex()]);
+        assert!(other.is_dir() && outside.path().is_dir() && link.is_symlink());
+        let tag = std::fs::read(root.join("CACHEDIR.TAG")).unwrap();
+        assert!(tag.starts_with(CACHEDIR_SIGNATURE), "{tag:?}");
+        assert_eq!(caches(root)[0].bytes, 5);
+
+        // Used again, the recent one is the most recent; unused for a day, both go.
+        Cache::open(root, &recent);
+        let listed: Vec<String> = caches(root).into_iter().map(|c| c.repository).collect();
+        assert_eq!(listed, [ours.to_hex(), recent.to_hex()]);
+        for id in [&ours, &recent] {
+            used_days_ago(&root.join(id.to_hex()), 1);
+        }
+        let removed = remove_unused_caches(root, Duration::from_secs(86_400 - 60));
+        assert_eq!(removed.len(), 2);
+        assert!(caches(root).is_empty());
     }
 
     fn walk(p: &Path) -> Vec<PathBuf> {

@@ -11,7 +11,16 @@ use crate::error::{Error, Result};
 /// directories. An excluded directory is skipped with everything below it.
 pub(crate) struct Excluder {
     set: GlobSet,
+    /// `--exclude-caches`: a directory tagged as a cache keeps only its tag file.
+    caches: bool,
 }
+
+/// The name of the file that marks a directory as a cache (the Cache Directory Tagging
+/// Specification, which tar, restic and borg follow too).
+pub(crate) const CACHEDIR_TAG: &str = "CACHEDIR.TAG";
+
+/// What a cache tag starts with; a file of that name without it is an ordinary file.
+pub(crate) const CACHEDIR_SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
 
 impl Excluder {
     pub(crate) fn new(patterns: &[String]) -> Result<Excluder> {
@@ -35,12 +44,40 @@ impl Excluder {
         }
         Ok(Excluder {
             set: b.build().map_err(|e| Error::Invalid(e.to_string()))?,
+            caches: false,
         })
+    }
+
+    /// Also skips the contents of directories tagged as caches, but for the tag itself.
+    pub(crate) fn with_caches(mut self, caches: bool) -> Excluder {
+        self.caches = caches;
+        self
     }
 
     pub(crate) fn is_excluded(&self, path: &Path) -> bool {
         !self.set.is_empty() && self.set.is_match(path)
     }
+
+    /// Whether the directory `dir` is a cache whose contents are skipped, all but its tag.
+    pub(crate) fn skips_cache(&self, dir: &Path) -> bool {
+        self.caches && is_tagged_cache(dir)
+    }
+}
+
+/// Whether `dir` holds a cache tag: a regular file named [`CACHEDIR_TAG`] that starts with
+/// the signature. The tag is opened without following a link or waiting on a FIFO, and only
+/// the signature's bytes are read.
+fn is_tagged_cache(dir: &Path) -> bool {
+    use rustix::fs::{FileType, Mode, OFlags};
+    use std::io::Read as _;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let Ok(fd) = rustix::fs::open(dir.join(CACHEDIR_TAG), flags, Mode::empty()) else {
+        return false;
+    };
+    let regular = rustix::fs::fstat(&fd)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile);
+    let mut head = [0u8; CACHEDIR_SIGNATURE.len()];
+    regular && std::fs::File::from(fd).read_exact(&mut head).is_ok() && head == CACHEDIR_SIGNATURE
 }
 
 /// A pattern that matches the path `path` itself and nothing else: every character patterns

@@ -51,6 +51,7 @@ mod storage;
 mod testutil;
 mod util;
 
+pub use cache::{CacheDir, UNUSED_CACHE_DAYS, caches, remove_unused_caches};
 pub use error::{Error, Result, one_line};
 pub use exclude::literal_pattern;
 pub use id::Id;

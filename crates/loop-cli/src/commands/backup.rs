@@ -140,6 +140,7 @@ pub(super) fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
     let opts = BackupOptions {
         paths: a.paths.clone(),
         excludes,
+        exclude_caches: a.exclude_caches,
         one_file_system: a.one_file_system,
         tags: a.tags.clone(),
         host: a.host.clone().unwrap_or_else(repo_open::hostname),

@@ -2,6 +2,7 @@
 //! people, or as JSON with `--json`.
 
 mod backup;
+mod cache;
 mod check;
 mod key;
 mod restore;
@@ -49,6 +50,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Repair(RepairCommand::Index { dry_run }) => check::repair_index(g, dry_run),
         Command::Stats(a) => check::stats(g, a),
         Command::Key(k) => key::key(g, k),
+        Command::Cache(a) => cache::cache(g, a),
         Command::Server(a) => crate::service::server(a, g.json),
         Command::Login(a) => crate::service::login(g, a),
         Command::Logout => crate::service::logout(g),

@@ -96,6 +96,8 @@ pub struct StdinSource {
 pub struct BackupOptions {
     pub paths: Vec<PathBuf>,
     pub excludes: Vec<String>,
+    /// Skip the contents of directories tagged as caches (`CACHEDIR.TAG`), all but the tag.
+    pub exclude_caches: bool,
     pub one_file_system: bool,
     pub tags: Vec<String>,
     pub host: String,
@@ -126,6 +128,7 @@ impl Default for BackupOptions {
         BackupOptions {
             paths: Vec::new(),
             excludes: Vec::new(),
+            exclude_caches: false,
             one_file_system: false,
             tags: Vec::new(),
             host: String::new(),

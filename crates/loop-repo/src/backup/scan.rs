@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use super::BackupProgress;
-use crate::exclude::Excluder;
+use crate::exclude::{CACHEDIR_TAG, Excluder};
 
 /// Counts files and bytes for progress, on its own thread, while the backup runs.
 pub(super) fn scan(paths: &[PathBuf], excluder: &Excluder, progress: &BackupProgress) {
@@ -19,8 +19,12 @@ pub(super) fn scan(paths: &[PathBuf], excluder: &Excluder, progress: &BackupProg
         };
         if meta.is_dir() {
             if let Ok(rd) = std::fs::read_dir(&p) {
+                let only_tag = excluder.skips_cache(&p);
                 for e in rd.flatten() {
                     let child = e.path();
+                    if only_tag && e.file_name() != CACHEDIR_TAG {
+                        continue;
+                    }
                     if !excluder.is_excluded(&child) {
                         stack.push(child);
                     }

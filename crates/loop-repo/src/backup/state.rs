@@ -90,7 +90,7 @@ impl<'a> Run<'a> {
             repo,
             index,
             chunker: Chunker::new(repo.config().chunker, opts.chunk_mode),
-            excluder: Excluder::new(&opts.excludes)?,
+            excluder: Excluder::new(&opts.excludes)?.with_caches(opts.exclude_caches),
             one_file_system: opts.one_file_system,
             dry_run: opts.dry_run,
             index_flush: opts.index_flush,

@@ -358,3 +358,91 @@ fn a_storage_error_reading_the_marker_after_saving_keeps_the_snapshot() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].0, saved);
 }
+
+/// The paths a backup of `root` stores (relative to `root`), with `exclude_caches` as given,
+/// and the files the progress scan counted.
+fn stored_paths(
+    repo: &crate::Repository,
+    root: &std::path::Path,
+    caches: bool,
+) -> (Vec<String>, u64) {
+    let opts = BackupOptions {
+        paths: vec![root.to_path_buf()],
+        host: "h".into(),
+        exclude_caches: caches,
+        scan: true,
+        ..Default::default()
+    };
+    let progress = BackupProgress::default();
+    let result = run(repo, opts, &progress).unwrap();
+    let index = repo.load_index().unwrap();
+    let mut paths = Vec::new();
+    crate::browse::walk(repo, &index, &result.snapshot.tree, "", &mut |p, _| {
+        paths.push(p.to_string());
+        Ok(())
+    })
+    .unwrap();
+    let prefix = format!("/{}", root.file_name().unwrap().to_str().unwrap());
+    let paths = paths
+        .iter()
+        .filter_map(|p| p.strip_prefix(&prefix))
+        .map(str::to_string)
+        .collect();
+    (paths, progress.files_total.load(Ordering::Relaxed))
+}
+
+/// `--exclude-caches` keeps a tagged cache directory and its tag but nothing else in it; a
+/// file of that name without the signature, a link to a real tag, or a FIFO (which must not
+/// stall the walk) does not make a directory a cache.
+#[test]
+fn exclude_caches_skips_what_a_cache_tag_marks_and_nothing_else() {
+    use crate::exclude::CACHEDIR_SIGNATURE;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = local_repo(&tmp.path().join("repo"));
+    let root = tmp.path().join("home");
+    let dir = |d: &str| {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+        std::fs::write(root.join(d).join("data"), d).unwrap();
+    };
+    for d in ["cache", "cache/sub", "notag", "linked", "fifo", "plain"] {
+        dir(d);
+    }
+    let mut tag = CACHEDIR_SIGNATURE.to_vec();
+    tag.extend_from_slice(b"\n# a comment\n");
+    std::fs::write(root.join("cache/CACHEDIR.TAG"), &tag).unwrap();
+    std::fs::write(
+        root.join("notag/CACHEDIR.TAG"),
+        b"Signature: something else",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        root.join("cache/CACHEDIR.TAG"),
+        root.join("linked/CACHEDIR.TAG"),
+    )
+    .unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        root.join("fifo/CACHEDIR.TAG"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+
+    let (all, all_counted) = stored_paths(&repo, &root, false);
+    let (kept, kept_counted) = stored_paths(&repo, &root, true);
+
+    let skipped: Vec<&String> = all.iter().filter(|p| !kept.contains(p)).collect();
+    assert_eq!(
+        skipped,
+        ["/cache/data", "/cache/sub", "/cache/sub/data"],
+        "kept: {kept:?}"
+    );
+    assert!(
+        kept.contains(&"/cache/CACHEDIR.TAG".to_string()),
+        "{kept:?}"
+    );
+    assert!(kept.iter().all(|p| all.contains(p)));
+    // The scan that counts files for progress skips the same: one file and one below.
+    assert_eq!(all_counted - kept_counted, 2);
+}

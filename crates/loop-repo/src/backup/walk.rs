@@ -18,6 +18,7 @@ use super::packer::BlobJob;
 use super::setup::root_name;
 use super::state::Run;
 use crate::error::{Error, Result};
+use crate::exclude::CACHEDIR_TAG;
 use crate::fsmeta::node_from_metadata;
 use crate::id::Id;
 use crate::tree::{Node, NodeKind, Tree};
@@ -236,6 +237,9 @@ impl Run<'_> {
                             break;
                         }
                     }
+                }
+                if self.excluder.skips_cache(path) {
+                    entries.retain(|(name, _)| name == CACHEDIR_TAG);
                 }
                 entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
                 // A child's metadata is read right before the child is handled, relative to

@@ -271,9 +271,10 @@ impl Repository {
     }
 
     /// Keeps local copies of index files, snapshots and tree packs under `root` (see
-    /// [`crate::cache`]): for remote repositories, where each of them is a round trip.
+    /// [`crate::cache`]): for remote repositories, where each of them is a round trip. Marks
+    /// this repository's cache as used, and removes others under `root` long unused.
     pub fn with_cache(mut self, root: &Path) -> Repository {
-        self.cache = Some(Cache::new(root, &self.config.id));
+        self.cache = Some(Cache::open(root, &self.config.id));
         self
     }
 
