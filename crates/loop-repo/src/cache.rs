@@ -92,9 +92,22 @@ impl Cache {
             .then(|| self.dir.join(sub).join(name))
     }
 
-    /// A whole cached file of `kind` (index, snapshot or pack).
-    pub(crate) fn get_file(&self, kind: FileKind, name: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.file_path(kind, name)?).ok()
+    /// A whole cached file of `kind` (index, snapshot or pack), unless it is longer than
+    /// `max`, the most storage would be asked for: the cache is no more trusted than storage,
+    /// and a (sparse) file of gigabytes must not be read into memory. Such a copy is dropped.
+    pub(crate) fn get_file(&self, kind: FileKind, name: &str, max: u64) -> Option<Vec<u8>> {
+        use std::io::Read as _;
+        let path = self.file_path(kind, name)?;
+        let file = std::fs::File::open(&path).ok()?;
+        if file.metadata().ok()?.len() > max {
+            let _ = std::fs::remove_file(&path);
+            return None;
+        }
+        let mut bytes = Vec::new();
+        file.take(max.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .ok()?;
+        (bytes.len() as u64 <= max).then_some(bytes)
     }
 
     /// Caches a file; false when it could not be written.
@@ -300,16 +313,42 @@ mod tests {
         cache.put_file(FileKind::Index, &b, b"B");
         cache.put_file(FileKind::Index, "../../escape", b"X");
         cache.put_file(FileKind::Lock, &a, b"L");
-        assert_eq!(cache.get_file(FileKind::Index, "../../escape"), None);
-        assert_eq!(cache.get_file(FileKind::Lock, &a), None);
+        assert_eq!(
+            cache.get_file(FileKind::Index, "../../escape", 1 << 20),
+            None
+        );
+        assert_eq!(cache.get_file(FileKind::Lock, &a, 1 << 20), None);
         cache.retain_files(FileKind::Index, &HashSet::from([a.as_str()]));
         assert_eq!(
-            cache.get_file(FileKind::Index, &a).as_deref(),
+            cache.get_file(FileKind::Index, &a, 1 << 20).as_deref(),
             Some(&b"A"[..])
         );
-        assert_eq!(cache.get_file(FileKind::Index, &b), None);
+        assert_eq!(cache.get_file(FileKind::Index, &b, 1 << 20), None);
         let files: Vec<_> = walk(dir.path());
         assert!(files.iter().all(|p| p.starts_with(dir.path())), "{files:?}");
+    }
+
+    /// A cached copy longer than storage would ever be asked for (a sparse file of 50 GiB
+    /// costs no disk) is dropped unread, not read into memory.
+    #[test]
+    fn a_cached_file_longer_than_its_kind_allows_is_dropped_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path(), &Id::random());
+        let name = "d".repeat(64);
+        assert!(cache.put_file(FileKind::Snapshot, &name, b"0123456789"));
+        assert_eq!(
+            cache.get_file(FileKind::Snapshot, &name, 10).as_deref(),
+            Some(&b"0123456789"[..])
+        );
+        let path = cache.file_path(FileKind::Snapshot, &name).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(50 << 30)
+            .unwrap();
+        assert_eq!(cache.get_file(FileKind::Snapshot, &name, 1 << 20), None);
+        assert!(!path.exists(), "the oversized copy is dropped");
     }
 
     /// Sets when the cache `dir` was last used to `days_ago` days before now.

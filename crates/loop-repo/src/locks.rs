@@ -61,16 +61,25 @@ pub(crate) struct LockInfo {
     /// older versions and where `/proc` is not mounted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot: Option<String>,
+    /// When storage says the marker was last written (from its listing; not stored in it).
+    #[serde(skip)]
+    pub stored: Option<DateTime<Utc>>,
 }
 
 impl LockInfo {
     /// Stale: not refreshed for [`STALE_AFTER`], or written on this machine (this boot of
     /// it), in this PID namespace, by a process that no longer exists (killed), as restic
     /// also decides. A marker that does not name its boot and namespace is judged by its
-    /// refresh time only.
+    /// refresh time only. A refresh time more than [`STALE_AFTER`] ahead of `now` (a clock
+    /// far ahead, or a marker written to block prunes for ever) is not believed: storage's
+    /// time of the last write is taken instead.
     pub(crate) fn is_stale(&self, now: DateTime<Utc>) -> bool {
-        let expired = now.signed_duration_since(self.refreshed)
-            > chrono::Duration::from_std(STALE_AFTER).expect("small duration");
+        let stale_after = chrono::Duration::from_std(STALE_AFTER).expect("small duration");
+        let refreshed = match self.stored {
+            Some(stored) if self.refreshed > now + stale_after => stored.min(self.refreshed),
+            _ => self.refreshed,
+        };
+        let expired = now.signed_duration_since(refreshed) > stale_after;
         let here = self.host == this_host()
             && self.boot.is_some()
             && self.boot.as_deref() == this_boot()
@@ -168,6 +177,7 @@ impl Lock {
             refreshed: now,
             pid_namespace: pid_namespace(),
             boot: this_boot().map(String::from),
+            stored: None,
         };
         let id = Id::random();
         let storage = repo.storage().clone();
@@ -194,10 +204,13 @@ impl Lock {
                         let (guard, timeout) = cv.wait_timeout(stopped, every).expect("lock mutex");
                         stopped = guard;
                         if !*stopped && timeout.timed_out() {
-                            // Rewriting a marker a prune removed would hide from the backup's
-                            // last check that the prune ran without it.
+                            // Rewriting a backup's marker a prune removed would hide from the
+                            // backup's last check that the prune ran without it. (A restore's,
+                            // check's or prune's marker is written back: it protects them from
+                            // the next prune, and none of them checks it at the end.)
                             let name = id.to_hex();
-                            if let Err(e) = storage.size(FileKind::Lock, &name)
+                            if info.kind == LockKind::Backup
+                                && let Err(e) = storage.size(FileKind::Lock, &name)
                                 && e.is_not_found()
                             {
                                 removed.store(true, Ordering::Relaxed);
@@ -206,9 +219,7 @@ impl Lock {
                             // So would rewriting a backup's marker old enough that a prune may
                             // have taken it for stale. The time checked is the time written:
                             // a process suspended after the check writes a time that is old
-                            // when it wakes. (A restore's or prune's marker is written again:
-                            // only a backup checks its marker at the end, and a marker back
-                            // protects them from the next prune.)
+                            // when it wakes.
                             let now = Utc::now();
                             if info.kind == LockKind::Backup && too_old(&written, now) {
                                 removed.store(true, Ordering::Relaxed);
@@ -350,7 +361,7 @@ pub(crate) fn list(repo: &Repository) -> Result<Vec<(Id, LockInfo)>> {
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e),
         };
-        let info = info.unwrap_or(LockInfo {
+        let mut info = info.unwrap_or(LockInfo {
             kind: LockKind::Backup,
             host: "?".into(),
             pid: 0,
@@ -358,7 +369,9 @@ pub(crate) fn list(repo: &Repository) -> Result<Vec<(Id, LockInfo)>> {
             refreshed: obj.modified,
             pid_namespace: None,
             boot: None,
+            stored: None,
         });
+        info.stored = Some(obj.modified);
         out.push((id, info));
     }
     Ok(out)
@@ -403,21 +416,52 @@ mod tests {
         assert!(list(&repo).unwrap().is_empty());
     }
 
-    /// A marker a prune removed (it took a suspended process for dead) is not written back:
-    /// the backup's last check must see that the prune ran without it.
+    /// A backup's marker a prune removed (it took a suspended process for dead) is not
+    /// written back: the backup's last check must see that the prune ran without it. A
+    /// restore's, check's or prune's is: it protects them from the next prune.
     #[test]
-    fn a_marker_removed_under_a_running_command_is_not_written_back() {
+    fn a_removed_marker_is_written_back_unless_it_is_a_backups() {
         let dir = tempfile::tempdir().unwrap();
         let repo = repo(dir.path());
-        let lock =
-            Lock::acquire_refreshing(&repo, LockKind::Backup, Duration::from_millis(20)).unwrap();
-        repo.storage()
-            .delete(FileKind::Lock, &lock.id.to_hex())
-            .unwrap();
-        // Enough refresh rounds to have written it back.
+        let every = Duration::from_millis(20);
+        let backup = Lock::acquire_refreshing(&repo, LockKind::Backup, every).unwrap();
+        let read = Lock::acquire_refreshing(&repo, LockKind::Read, every).unwrap();
+        for lock in [&backup, &read] {
+            repo.storage()
+                .delete(FileKind::Lock, &lock.id.to_hex())
+                .unwrap();
+        }
+        // Enough refresh rounds to have written them back.
         std::thread::sleep(Duration::from_millis(300));
-        assert!(list(&repo).unwrap().is_empty(), "the marker came back");
-        assert!(lock.verify_held(repo.master()).is_err());
+        let listed: Vec<(Id, LockKind)> = list(&repo)
+            .unwrap()
+            .into_iter()
+            .map(|(id, info)| (id, info.kind))
+            .collect();
+        assert_eq!(listed, [(read.id, LockKind::Read)]);
+        assert!(backup.verify_held(repo.master()).is_err());
+        read.verify_held(repo.master()).unwrap();
+    }
+
+    /// A marker whose refresh time lies far ahead (a clock years ahead, or one written to
+    /// hold back every prune) is judged by when storage says it was last written.
+    #[test]
+    fn a_marker_refreshed_in_the_far_future_goes_stale_once_storage_saw_no_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = repo(dir.path());
+        let now = Utc::now();
+        let mut info = Lock::acquire(&repo, LockKind::Read).unwrap().info.clone();
+        info.host = "another-machine".into();
+        info.refreshed = now + chrono::Duration::days(3650);
+        let id = Id::random();
+        write_lock(repo.storage().as_ref(), repo.master(), &id, &info).unwrap();
+        let judged = |at: DateTime<Utc>| list(&repo).unwrap().pop().unwrap().1.is_stale(at);
+        assert!(!judged(now), "just written");
+        assert!(judged(now + chrono::Duration::hours(1)));
+        // A clock a few minutes ahead is believed, as before.
+        info.refreshed = now + chrono::Duration::minutes(10);
+        write_lock(repo.storage().as_ref(), repo.master(), &id, &info).unwrap();
+        assert!(!judged(now + chrono::Duration::minutes(35)));
     }
 
     /// A command that could not rewrite its marker for [`LOST_AFTER`] (a laptop asleep

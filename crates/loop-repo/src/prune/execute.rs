@@ -104,6 +104,18 @@ fn run(repo: &Repository, mut p: PrunePlan, gate: Gate<'_>) -> Result<PruneRepor
              {gone} is gone); nothing was changed, prune again"
         )));
     }
+    // Index files written since the plan was made: a backup's, or a `repair index` that ran
+    // while this prune was planning (it holds the prune marker, so it is not running now)
+    // and indexed packs the plan took for orphans. The packs they name stay.
+    let planned: HashSet<&String> = p.index_files.iter().collect();
+    let mut named_since: HashSet<Id> = HashSet::new();
+    for name in present.iter().filter(|n| !planned.contains(n)) {
+        match repo.load_index_file(name) {
+            Ok(file) => named_since.extend(file.packs.iter().map(|(id, _)| *id)),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
 
     // 1. Copy still-needed blobs out of packs that are going away.
     let mut new_packs: Vec<(Id, Vec<PackEntry>)> = Vec::new();
@@ -134,14 +146,17 @@ fn run(repo: &Repository, mut p: PrunePlan, gate: Gate<'_>) -> Result<PruneRepor
         let bytes = storage.get(FileKind::Pack, &name, crate::pack::max_pack_size(target))?;
         let cipher = pack::pack_cipher(repo.master(), pack_id);
         for b in wanted {
+            // A damaged copy (cut short, failing authentication, or other content stored
+            // under the blob's ID) is passed over: another copy (in a later pack) is copied,
+            // or the check below stops the prune.
             let (start, end) = (b.offset as usize, b.offset as usize + b.length as usize);
-            if end > bytes.len() {
-                return Err(Error::corrupt(&object, "shorter than the index says"));
-            }
-            let payload = pack::decrypt_payload(&cipher, b, bytes[start..end].to_vec(), &object)?;
+            let Some(stored) = bytes.get(start..end) else {
+                continue;
+            };
+            let Ok(payload) = pack::decrypt_payload(&cipher, b, stored.to_vec(), &object) else {
+                continue;
+            };
             if !is_the_blob(repo, b, &payload, &object) {
-                // A copy stored under the blob's ID with other content: another copy (in a
-                // later pack) is copied, or the check below stops the prune.
                 continue;
             }
             let slot = &mut writers[b.kind.byte() as usize];
@@ -240,6 +255,7 @@ fn run(repo: &Repository, mut p: PrunePlan, gate: Gate<'_>) -> Result<PruneRepor
     let mut named: HashSet<Id> = files
         .iter()
         .flat_map(|f| f.packs.iter().map(|(id, _)| *id))
+        .chain(named_since)
         .collect();
     for name in &p.index_files {
         if gate.delete(repo, FileKind::Index, name, &mut report)? {

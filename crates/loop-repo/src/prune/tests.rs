@@ -152,6 +152,101 @@ fn a_forged_copy_never_stands_in_for_the_genuine_one_prune_drops() {
     assert_eq!(std::fs::read(out.join("src/kept")).unwrap(), kept);
 }
 
+/// A used blob stored twice, both copies in packs a prune repacks, the first it reads
+/// damaged (failing authentication): the prune copies the intact one instead of failing,
+/// and the snapshot restores.
+#[test]
+fn a_damaged_copy_of_a_blob_is_passed_over_for_an_intact_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, kept, second) = kept_beside_gone(tmp.path(), "kept", 31);
+    let index = repo.load_index().unwrap();
+    let root = repo.load_tree(&index, &second.snapshot.tree).unwrap();
+    let dir = repo
+        .load_tree(&index, &root.nodes[0].subtree.unwrap())
+        .unwrap();
+    let blob = dir.nodes[0].content[0];
+    let original = index.get(&blob).unwrap();
+    // A second genuine copy, beside a megabyte no snapshot uses: its pack is repacked too.
+    let (e, payload) = crate::testutil::stored_payload(&repo, &blob);
+    let mut w = crate::pack::PackWriter::new(repo.master(), 4 << 20);
+    w.add(e.kind, e.id, &payload, e.raw_len);
+    let junk = loop_testkit::data::noise(1_000_000, 32);
+    w.add(
+        crate::pack::BlobKind::Data,
+        repo.blob_id(&junk),
+        &junk,
+        junk.len() as u32,
+    );
+    let (copy, data, entries) = w.finish();
+    repo.storage()
+        .put(FileKind::Pack, &copy.to_hex(), data)
+        .unwrap();
+    repo.save_index_file(&crate::index::IndexFile {
+        packs: vec![(copy, entries.clone())],
+    })
+    .unwrap();
+    // The copy prune reads first (packs are read in ID order) loses a byte.
+    let (damaged, offset) = if original.pack < copy {
+        (original.pack, original.entry.offset)
+    } else {
+        (copy, entries[0].offset)
+    };
+    let path = tmp
+        .path()
+        .join("repo")
+        .join(FileKind::Pack.path(&damaged.to_hex()));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[offset as usize + 2] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+
+    let p = plan(&repo, &options()).unwrap();
+    assert!(p.packs_repack >= 2, "{p:?}");
+    execute(&repo, p).unwrap();
+    let out = tmp.path().join("out");
+    restore_whole(&repo, &second.snapshot.tree, &out);
+    assert_eq!(std::fs::read(out.join("src/kept")).unwrap(), kept);
+}
+
+/// A `repair index` ran while a prune was planning: it indexed the packs a killed backup
+/// left, which the plan took for orphans. The prune leaves them, and a backup that
+/// deduplicates against them afterwards restores.
+#[test]
+fn packs_a_repair_indexed_after_the_plan_are_not_deleted_as_orphans() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let data = loop_testkit::data::noise(300_000, 51);
+    loop_testkit::data::write(&src.join("f"), &data);
+    let repo = local_repo(&tmp.path().join("repo"));
+    // A backup killed before it wrote its index and snapshot: packs no index file names.
+    let killed = crate::testutil::back_up(&repo, &src);
+    repo.storage()
+        .delete(FileKind::Snapshot, &killed.snapshot_id.unwrap().to_hex())
+        .unwrap();
+    for o in repo.storage().list(FileKind::Index).unwrap() {
+        repo.storage().delete(FileKind::Index, &o.name).unwrap();
+    }
+    let left = packs(&repo);
+
+    let p = plan(&repo, &options()).unwrap();
+    assert_eq!(p.orphan_packs_delete, left.len(), "{p:?}");
+    let opts = crate::repair::IndexRepairOptions { dry_run: false };
+    let repaired = crate::repair::index(&repo, &opts).unwrap();
+    assert_eq!(repaired.packs_indexed, left.len());
+    execute(&repo, p).unwrap();
+
+    assert_eq!(packs(&repo), left, "the packs the repair indexed are gone");
+    let again = crate::testutil::back_up(&repo, &src);
+    let out = tmp.path().join("out");
+    restore_whole(&repo, &again.snapshot.tree, &out);
+    let restored = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert_eq!(std::fs::read(restored.join("f")).unwrap(), data);
+}
+
 /// A restore listed the index just before a prune (which had found no reader's marker) wrote
 /// its new index and deleted the packs it repacked: the restore's index names packs that are
 /// gone. It lists the index again and reads the trees and blobs where the prune put them.

@@ -106,14 +106,11 @@ impl Repository {
     pub fn load_index_file(&self, name: &str) -> Result<IndexFile> {
         let object = FileKind::Index.path(name);
         let open = |bytes: &[u8]| IndexFile::open(&self.master, &object, bytes);
-        if let Some(file) = self.cached_file(FileKind::Index, name, open) {
+        let max = SEALED_OVERHEAD + crate::index::MAX_INDEX_FILE as u64;
+        if let Some(file) = self.cached_file(FileKind::Index, name, max, open) {
             return Ok(file);
         }
-        let bytes = self.storage.get(
-            FileKind::Index,
-            name,
-            SEALED_OVERHEAD + crate::index::MAX_INDEX_FILE as u64,
-        )?;
+        let bytes = self.storage.get(FileKind::Index, name, max)?;
         let file = open(&bytes)?;
         if let Some(c) = &self.cache {
             c.put_file(FileKind::Index, name, &bytes);

@@ -295,15 +295,17 @@ impl Repository {
         self.id_key.id(data)
     }
 
-    /// A cached index file or snapshot that still opens; a copy that does not is dropped.
+    /// A cached index file or snapshot of at most `max` bytes that still opens; a copy
+    /// that does not is dropped.
     fn cached_file<T>(
         &self,
         kind: FileKind,
         name: &str,
+        max: u64,
         open: impl Fn(&[u8]) -> Result<T>,
     ) -> Option<T> {
         let c = self.cache.as_ref()?;
-        let bytes = c.get_file(kind, name)?;
+        let bytes = c.get_file(kind, name, max)?;
         match open(&bytes) {
             Ok(v) => Some(v),
             Err(_) => {

@@ -24,14 +24,11 @@ impl Repository {
                     .map_err(|e| Error::corrupt(&object, e.to_string())),
             }
         };
-        if listed && let Some(snap) = self.cached_file(FileKind::Snapshot, &name, open) {
+        let max = SEALED_OVERHEAD + MAX_SNAPSHOT as u64;
+        if listed && let Some(snap) = self.cached_file(FileKind::Snapshot, &name, max, open) {
             return Ok(snap);
         }
-        let bytes = self.storage.get(
-            FileKind::Snapshot,
-            &name,
-            SEALED_OVERHEAD + MAX_SNAPSHOT as u64,
-        )?;
+        let bytes = self.storage.get(FileKind::Snapshot, &name, max)?;
         let snap = open(&bytes)?;
         if let Some(c) = &self.cache {
             c.put_file(FileKind::Snapshot, &name, &bytes);
