@@ -69,8 +69,9 @@ impl Setup {
             Some(Lock::acquire(repo, LockKind::Backup)?)
         };
         // Packs a pending prune will delete are not deduplicated against (see prune.rs).
-        let condemned = crate::prune::condemned_packs(repo)?;
-        let (index, index_warnings) = repo.load_index_lenient(&condemned)?;
+        let (condemned, plan_warnings) = crate::prune::condemned_packs(repo)?;
+        let (index, mut index_warnings) = repo.load_index_lenient(&condemned)?;
+        index_warnings.extend(plan_warnings);
         let parent = find_parent(repo, opts, &paths)?;
         let parent_root = match &parent {
             Some((_, s)) => repo.load_tree(&index, &s.tree).ok(),

@@ -281,7 +281,10 @@ impl<'a> Checker<'a> {
     /// Loads every index file; one that cannot be read is an error, and the rest still count.
     fn load_index(&mut self) -> Result<()> {
         match prune::condemned_packs(self.repo) {
-            Ok(set) => self.condemned = set,
+            Ok((set, warnings)) => {
+                self.condemned = set;
+                self.report.warnings.extend(warnings);
+            }
             Err(e) => self.error(format!("prune plans: {e}")),
         }
         let names: Vec<String> = self

@@ -301,6 +301,10 @@ fn run(repo: &Repository, mut p: PrunePlan, gate: Gate<'_>) -> Result<PruneRepor
             gate.delete(repo, FileKind::Plan, &name, &mut report)?;
         }
     }
+    // Plans that cannot be read: this run, and every backup, took them as absent.
+    for name in &p.damaged_plans {
+        gate.delete(repo, FileKind::Plan, name, &mut report)?;
+    }
     report.objects_held = report.held.len();
     // Markers of killed processes.
     if let Gate::All = gate {

@@ -62,16 +62,42 @@ struct PlanObject {
     packs: Vec<Id>,
 }
 
-/// Every pack some plan has condemned. Backups skip these when deduplicating.
-pub fn condemned_packs(repo: &Repository) -> Result<HashSet<Id>> {
-    Ok(load_plans(repo)?
+/// Every pack some readable plan has condemned, which backups skip when deduplicating, and a
+/// warning for each plan that cannot be read (see [`Plans::damaged`]).
+pub fn condemned_packs(repo: &Repository) -> Result<(HashSet<Id>, Vec<String>)> {
+    let plans = load_plans(repo)?;
+    let warnings = plans
+        .damaged
+        .iter()
+        .map(|(name, e)| {
+            format!(
+                "prune plan {} cannot be read ({e}); the packs it condemned count as any \
+                 other until the next prune removes it",
+                FileKind::Plan.path(name)
+            )
+        })
+        .collect();
+    let packs = plans
+        .readable
         .into_iter()
         .flat_map(|(_, p)| p.packs)
-        .collect())
+        .collect();
+    Ok((packs, warnings))
 }
 
-fn load_plans(repo: &Repository) -> Result<Vec<(String, PlanObject)>> {
+/// The plans in storage.
+struct Plans {
+    readable: Vec<(String, PlanObject)>,
+    /// Plans that fail authentication or decoding. Each is taken as absent, which is safe:
+    /// nothing is deleted on its word, so its packs only count as any other again. One that
+    /// is still condemned unused is condemned again by a new plan, which waits for every
+    /// backup running before it (as any new plan does); a prune deletes the damaged plan.
+    damaged: Vec<(String, Error)>,
+}
+
+fn load_plans(repo: &Repository) -> Result<Plans> {
     let mut out = Vec::new();
+    let mut damaged = Vec::new();
     for obj in repo.storage().list(FileKind::Plan)? {
         let object = FileKind::Plan.path(&obj.name);
         let bytes = match repo.storage().get(
@@ -83,20 +109,27 @@ fn load_plans(repo: &Repository) -> Result<Vec<(String, PlanObject)>> {
             Err(e) if e.is_not_found() => continue,
             Err(e) => return Err(e),
         };
-        let plan: PlanObject = match format::open(
+        let plan = format::open(
             repo.master(),
             Magic::PrunePlan,
             &object,
             &bytes,
             MAX_PLAN as usize,
-        )? {
-            (Version::V1, json) => {
-                serde_json::from_slice(&json).map_err(|e| Error::corrupt(&object, e.to_string()))?
-            }
-        };
-        out.push((obj.name, plan));
+        )
+        .and_then(|(version, json)| match version {
+            Version::V1 => serde_json::from_slice::<PlanObject>(&json)
+                .map_err(|e| Error::corrupt(&object, e.to_string())),
+        });
+        match plan {
+            Ok(plan) => out.push((obj.name, plan)),
+            Err(e @ Error::Corrupt { .. }) => damaged.push((obj.name, e)),
+            Err(e) => return Err(e),
+        }
     }
-    Ok(out)
+    Ok(Plans {
+        readable: out,
+        damaged,
+    })
 }
 
 /// Prune settings.
@@ -142,6 +175,8 @@ pub struct PrunePlan {
     orphans: Vec<Id>,
     #[serde(skip)]
     executable_plans: Vec<String>,
+    /// Plans that cannot be read, taken as absent and deleted (see [`Plans::damaged`]).
+    pub damaged_plans: Vec<String>,
     #[serde(skip)]
     executable_packs: HashSet<Id>,
     #[serde(skip)]
@@ -169,6 +204,7 @@ impl PrunePlan {
             && self.delete.is_empty()
             && self.orphans.is_empty()
             && self.executable_plans.is_empty()
+            && self.damaged_plans.is_empty()
     }
 }
 
@@ -224,9 +260,12 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
         .filter(|(_, l)| l.kind != LockKind::Prune && !l.is_stale(now))
         .collect();
     let plans = load_plans(repo)?;
-    let mut p = PrunePlan::default();
+    let mut p = PrunePlan {
+        damaged_plans: plans.damaged.into_iter().map(|(name, _)| name).collect(),
+        ..Default::default()
+    };
     let mut waiting: HashSet<Id> = HashSet::new();
-    for (name, plan) in &plans {
+    for (name, plan) in &plans.readable {
         // A backup that started after the plan saw it and stays off its packs. A restore or
         // check reads condemned packs too (they may hold the only copy it knows of), however
         // late it started.

@@ -87,7 +87,7 @@ fn restore_whole(repo: &Repository, tree: &Id, out: &Path) {
 
 /// Makes every plan look `by` older, beyond the allowance for clock skew.
 fn age_plans(repo: &Repository, by: chrono::Duration) {
-    for (name, mut plan) in load_plans(repo).unwrap() {
+    for (name, mut plan) in load_plans(repo).unwrap().readable {
         plan.created -= by;
         let json = serde_json::to_vec(&plan).unwrap();
         let sealed = format::seal(repo.master(), Magic::PrunePlan, &json, 3);
@@ -482,4 +482,63 @@ fn a_tree_named_as_file_content_by_an_earlier_snapshot_is_still_walked() {
         .unwrap()
         .path();
     assert_eq!(std::fs::read(restored.join("sub/kept")).unwrap(), kept);
+}
+
+/// A plan that no longer reads (damaged in storage) stops neither backups nor prune: both
+/// take it as absent and say so, and the next prune removes it and condemns afresh what
+/// it condemned and is still unused.
+#[test]
+fn a_damaged_plan_is_taken_as_absent_and_removed_by_the_next_prune() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = forgotten(tmp.path());
+    let unused = packs(&repo);
+    // A backup runs: the plan waits for it.
+    let running = Lock::acquire(&repo, LockKind::Backup).unwrap();
+    let report = execute(&repo, plan(&repo, &options()).unwrap()).unwrap();
+    assert!(report.packs_deferred > 0, "{report:?}");
+    drop(running);
+    let plans = repo.storage().list(FileKind::Plan).unwrap();
+    assert_eq!(plans.len(), 1);
+    let damaged = &plans[0].name;
+    let path = tmp.path().join("repo").join(FileKind::Plan.path(damaged));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+
+    let src = tmp.path().join("src");
+    let backed_up = backup::run(
+        &repo,
+        BackupOptions {
+            paths: vec![src],
+            host: "h".into(),
+            ..Default::default()
+        },
+        &BackupProgress::default(),
+    )
+    .unwrap();
+    assert!(
+        backed_up
+            .warnings
+            .iter()
+            .any(|w| w.contains(damaged.as_str())),
+        "{:?}",
+        backed_up.warnings
+    );
+    repo.remove_snapshot(&backed_up.snapshot_id.unwrap())
+        .unwrap();
+
+    let p = plan(&repo, &options()).unwrap();
+    assert_eq!(p.damaged_plans, std::slice::from_ref(damaged));
+    let report = execute(&repo, p).unwrap();
+    assert!(report.packs_deleted >= unused.len(), "{report:?}");
+    assert!(unused.is_disjoint(&packs(&repo)));
+    let left: Vec<String> = repo
+        .storage()
+        .list(FileKind::Plan)
+        .unwrap()
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
