@@ -94,9 +94,11 @@ impl Schedule {
                 LocalResult::Single(t) => t,
                 // Twice: the first occurrence only.
                 LocalResult::Ambiguous(first, _) => first,
-                // Skipped: as late as the clocks jumped (the offset before the jump).
+                // Skipped: as late as the clocks jumped (the offset before the jump, read
+                // two days earlier: far enough before the jump in every zone, UTC-12 to
+                // UTC+14, and clocks never change twice in two days).
                 LocalResult::None => {
-                    let before = tz.offset_from_utc_datetime(&(next - Duration::hours(3)));
+                    let before = tz.offset_from_utc_datetime(&(next - Duration::days(2)));
                     let utc: NaiveDateTime =
                         next - Duration::seconds(before.fix().local_minus_utc() as i64);
                     tz.from_utc_datetime(&utc)
@@ -402,6 +404,17 @@ mod tests {
 
     #[test]
     fn a_skipped_wall_time_runs_as_late_as_the_clocks_jumped() {
+        // Far east of UTC as well: 2026-10-04 in Sydney, 02:00 AEST (UTC+10) becomes 03:00
+        // AEDT; 2026-09-27 in Auckland, 02:00 NZST (UTC+12) becomes 03:00 NZDT. 02:30 runs
+        // at 03:30, not at 01:30 (before the jump, and with a 01:30 run, one run lost).
+        assert_eq!(
+            next("02:30", "2026-10-03T00:00:00Z", "Australia/Sydney"),
+            "2026-10-03T16:30:00+00:00"
+        );
+        assert_eq!(
+            next("02:30", "2026-09-26T00:00:00Z", "Pacific/Auckland"),
+            "2026-09-26T14:30:00+00:00"
+        );
         // 2026-03-29 in Amsterdam: 02:00 CET becomes 03:00 CEST (01:00 UTC).
         let ams = "Europe/Amsterdam";
         assert_eq!(

@@ -105,6 +105,7 @@ pub async fn update(
     let mut i =
         crate::jobs::control::scoped_item(state, caller, Permission::DeviceWrite, id.as_str())
             .await?;
+    let schedule_before = i.schedule.clone();
     macro_rules! take {
         ($($field:ident),*) => { $(if let Some(v) = req.$field { i.$field = v; })* };
     }
@@ -130,11 +131,16 @@ pub async fn update(
         i.upload_limit_kib = Some(v);
     }
     check_item(&mut i)?;
-    schedule_next(state, &mut i).await?;
+    // Only a new schedule moves the next run: any other change keeps a run that is due but
+    // not fired yet (recomputed from now, it would be skipped without trace).
+    let rescheduled = i.schedule != schedule_before;
+    if rescheduled {
+        schedule_next(state, &mut i).await?;
+    }
     let now = state.now();
     i.updated_at = db::time(now);
     let mut tx = state.db.begin().await?;
-    items::update_item(&mut tx, &i, now)
+    items::update_item(&mut tx, &i, rescheduled, now)
         .await
         .map_err(name_taken)?;
     db::audit::commit_audited(

@@ -98,12 +98,20 @@ pub async fn insert_item(tx: &mut Tx, i: &ProtectedItem, now: i64) -> DbResult<(
     Ok(())
 }
 
-/// Stores every setting of an item, `next_run_at` included.
-pub async fn update_item(tx: &mut Tx, i: &ProtectedItem, now: i64) -> DbResult<()> {
+/// Stores every setting of an item, and `next_run_at` when `rescheduled` (otherwise the
+/// stored one stays, as the scheduler may have moved it meanwhile).
+pub async fn update_item(
+    tx: &mut Tx,
+    i: &ProtectedItem,
+    rescheduled: bool,
+    now: i64,
+) -> DbResult<()> {
     sqlx::query(
         "UPDATE protected_items SET name = $1, paths = $2, excludes = $3, one_file_system = $4,
             tags = $5, pre_command = $6, post_command = $7, schedule = $8, jitter_seconds = $9,
-            window_seconds = $10, next_run_at = $11, updated_at = $12, upload_limit_kib = $14
+            window_seconds = $10,
+            next_run_at = CASE WHEN $15 = 1 THEN $11 ELSE next_run_at END,
+            updated_at = $12, upload_limit_kib = $14
          WHERE id = $13",
     )
     .bind(&i.name)
@@ -120,6 +128,7 @@ pub async fn update_item(tx: &mut Tx, i: &ProtectedItem, now: i64) -> DbResult<(
     .bind(now)
     .bind(&i.id)
     .bind(i.upload_limit_kib.map(i64::from))
+    .bind(rescheduled as i64)
     .execute(&mut **tx)
     .await?;
     Ok(())

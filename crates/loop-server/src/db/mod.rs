@@ -43,9 +43,12 @@ pub mod subject_requests;
 pub mod subprocessors;
 pub mod tenants;
 pub mod throttle;
+mod timers;
 pub mod tokens;
 pub mod users;
 pub mod vaults;
+
+pub use timers::{PendingTimer, Timer, advance_timer, pending_timers};
 pub mod watch;
 pub mod wrapped;
 
@@ -317,48 +320,6 @@ pub(crate) async fn take_queued(
         }
     }
     Ok(out)
-}
-
-/// A scheduled thing whose next run time is kept in a row: a protected item's backups, a
-/// target's summaries, a vault's maintenance of one kind.
-pub enum Timer<'a> {
-    Item(&'a str),
-    Summary(&'a str),
-    VaultRun { vault_id: &'a str, kind: &'a str },
-}
-
-/// Moves a timer's next run from `due` to `next`, if it still is `due`: of several nodes
-/// that saw the run due, exactly one moves it on (and fires the run, in the same
-/// transaction). False when another node did first.
-pub async fn advance_timer(
-    tx: &mut Tx,
-    timer: Timer<'_>,
-    due: i64,
-    next: Option<i64>,
-) -> DbResult<bool> {
-    let (sql, id, kind) = match timer {
-        Timer::Item(id) => (
-            "UPDATE protected_items SET next_run_at = $1 WHERE id = $2 AND next_run_at = $3",
-            id,
-            None,
-        ),
-        Timer::Summary(id) => (
-            "UPDATE notify_targets SET summary_next_at = $1 WHERE id = $2 AND summary_next_at = $3",
-            id,
-            None,
-        ),
-        Timer::VaultRun { vault_id, kind } => (
-            "UPDATE vault_runs SET next_run_at = $1
-             WHERE vault_id = $2 AND next_run_at = $3 AND kind = $4",
-            vault_id,
-            Some(kind),
-        ),
-    };
-    let mut q = sqlx::query(sql).bind(next).bind(id).bind(due);
-    if let Some(k) = kind {
-        q = q.bind(k);
-    }
-    Ok(q.execute(&mut **tx).await?.rows_affected() == 1)
 }
 
 pub fn time(ms: i64) -> DateTime<Utc> {

@@ -233,15 +233,3 @@ pub async fn due(pool: &AnyPool, now: i64, limit: i64) -> DbResult<Vec<SyncJob>>
     .await?;
     rows.iter().map(sync_job).collect()
 }
-
-/// Moves a sync job's next run from `was` to `next`; false when another node did first.
-pub async fn advance(tx: &mut Tx, id: &str, was: i64, next: Option<i64>) -> DbResult<bool> {
-    let done =
-        sqlx::query("UPDATE sync_jobs SET next_run_at = $1 WHERE id = $2 AND next_run_at = $3")
-            .bind(next)
-            .bind(id)
-            .bind(was)
-            .execute(&mut **tx)
-            .await?;
-    Ok(done.rows_affected() == 1)
-}

@@ -5,25 +5,15 @@
 //! `skipped` record while the previous run is open, and a verify skipped as well when the
 //! vault was verified successfully within `reverify_after_days`.
 
-use loop_api::schedule::{Schedule, parse_time_zone};
 use loop_api::{AgentRetention, ItemKeepRules, JobKind, JobState, JobTrigger, KeyCustody, Policy};
 
+use super::scheduler::next_after;
 use crate::db::jobs::{self, NewJob, Runner};
 use crate::db::maintenance::{self as runs, Managed};
-use crate::db::{DbResult, Timer, advance_timer, policies, time};
+use crate::db::{DbResult, Timer, advance_timer, policies};
 use crate::state::AppState;
 
 const LEEWAY_MS: i64 = 3_600_000;
-
-fn next_after(schedule: &str, time_zone: &str, after: i64) -> Option<i64> {
-    let tz = parse_time_zone(time_zone)
-        .or_else(|_| parse_time_zone("UTC"))
-        .ok()?;
-    Schedule::parse(schedule)
-        .ok()?
-        .next_after(time(after), tz)
-        .map(|t| t.timestamp_millis())
-}
 
 /// What one pass queued, and recorded as skipped.
 #[derive(Default)]

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 
 use loop_agent::VaultStorage;
-use loop_api::schedule::{Schedule, parse_time_zone};
 use loop_api::{
     ActorKind, JobTrigger, KeyCustody, Outcome, SyncDirection, SyncJob, TokenPermission, Vault,
 };
@@ -20,7 +19,7 @@ pub(crate) use super::remote::{connect, remote_vaults, said};
 use super::{Done, JobCtx, JobError};
 use crate::db::audit::NewEvent;
 use crate::db::remotes::{self, RemoteRow};
-use crate::db::{residency, tenants, vaults};
+use crate::db::{Timer, advance_timer, residency, tenants, vaults};
 use crate::domain::TenantScope;
 use crate::replication::{At, Place, SyncOptions};
 use crate::state::AppState;
@@ -420,7 +419,7 @@ pub async fn tick(state: &AppState, now: i64) -> crate::db::DbResult<Vec<String>
         };
         let next = next_run(state, &job, now).await?;
         let mut tx = state.db.begin().await?;
-        if !remotes::advance(&mut tx, &job.id, was, next).await? {
+        if !advance_timer(&mut tx, Timer::Sync(&job.id), was, next).await? {
             continue;
         }
         let work = work(&job, JobTrigger::Schedule, None);
@@ -445,17 +444,8 @@ pub async fn next_run(
     let tz = tenants::tenant_by_id(&state.db.pool, &job.tenant_id)
         .await?
         .map_or_else(|| "UTC".to_string(), |t| t.tenant.time_zone);
-    // A schedule or zone that does not read was refused when the job was made; UTC
-    // stands in for a zone that stopped reading since.
-    let Ok(schedule) = Schedule::parse(text) else {
-        return Ok(None);
-    };
-    let tz = parse_time_zone(&tz)
-        .or_else(|_| parse_time_zone("UTC"))
-        .expect("UTC is a time zone");
-    Ok(schedule
-        .next_after(crate::db::time(now), tz)
-        .map(|t| t.timestamp_millis()))
+    // A schedule or zone that does not read was refused when the job was made.
+    Ok(super::scheduler::next_after(text, &tz, now))
 }
 
 /// A run of `job` to queue (one already queued or running takes it).

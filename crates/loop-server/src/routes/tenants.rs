@@ -101,6 +101,9 @@ pub async fn update_tenant(
     let now = state.now();
     let mut tx = state.db.begin().await?;
     tenants::update_tenant_settings(&mut tx, &t).await?;
+    if fields.contains(&"time_zone") {
+        crate::jobs::scheduler::rezone(&mut tx, &t.id, &t.time_zone, now).await?;
+    }
     commit_audited(
         tx,
         caller.event(
