@@ -575,3 +575,33 @@ fn a_new_time_zone_moves_the_runs_not_yet_due_and_keeps_a_due_one() {
 fn time_ms(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap()
 }
+
+/// "Run now" joins the run a schedule queued for later (its jitter): the open job is
+/// answered, and it is due now rather than at its jittered time.
+#[test]
+fn run_now_brings_a_jittered_scheduled_run_forward() {
+    let server = start();
+    let admin = server.admin();
+    let ids = customer(&admin, "Jittered");
+    let i = item(
+        &admin,
+        &ids,
+        json!({ "schedule": "daily", "jitter_seconds": 1800, "window_seconds": 7200 }),
+    );
+    let id = i["id"].as_str().unwrap();
+    let due = time(&i["next_run_at"]);
+    advance_to(&server, due, Duration::ZERO);
+    let admin = server.admin();
+    let r = tick_now(&server);
+    assert_eq!(r.queued.len(), 1, "{r:?}");
+
+    let ran = admin
+        .post(&format!("/api/v1/items/{id}/run"), json!({}))
+        .expect(202);
+    let now = DateTime::from_timestamp_millis(server.state.now()).unwrap();
+    assert_eq!(ran["id"], r.queued[0].as_str(), "the open run answers");
+    let job = admin
+        .get(&format!("/api/v1/jobs/{}", r.queued[0]))
+        .expect(200);
+    assert!(time(&job["scheduled_at"]) <= now, "{job}");
+}
