@@ -18,7 +18,9 @@ use crate::domain::{TenantScope, new_id};
 
 mod ending;
 
-pub use ending::{Answering, MAX_RERUNS, asked_again, end_answering, finish, retry_at};
+pub use ending::{
+    Answering, MAX_RERUNS, asked_again, end_answering, fail_answering, finish, retry_at,
+};
 
 /// Lines kept per job: a job that logs more keeps its first lines and a note.
 pub const MAX_LOG_LINES: i64 = 1000;

@@ -414,7 +414,16 @@ async fn run_one(state: &AppState, claimed: Claimed) {
         Err(JobError::Transient(msg) | JobError::Failed(msg)) => {
             let _ = ctx.log("error", &msg).await;
             tracing::warn!(job = %id, kind = %kind, error = %msg, "job failed");
-            jobs::finish(pool, &id, fence, JobState::Failed, None, Some(&msg), now).await
+            let answered = *ctx.answered.lock().unwrap_or_else(|e| e.into_inner());
+            match answered {
+                None => {
+                    jobs::finish(pool, &id, fence, JobState::Failed, None, Some(&msg), now).await
+                }
+                // Requests that joined it as it failed get a job of their own.
+                Some(seen) => jobs::fail_answering(&state.db, &id, fence, &msg, seen, now)
+                    .await
+                    .map(|a| a != jobs::Answering::Lost),
+            }
         }
     };
     match recorded {

@@ -515,4 +515,36 @@ fn a_request_after_a_replications_last_look_queues_it_again_under_its_id() {
         (&json!("queued"), &json!("replication"), &json!(vault)),
         "{new:#}"
     );
+
+    // A replication that fails for good (a replica the residency no longer admits) ends
+    // failed; a request that joined it as it failed gets a job of its own, one that did not
+    // join gets none.
+    let fail = |held: &Claimed, id: &str, seen| {
+        let now = server.state.now();
+        let failed = jobs::fail_answering(db, id, held.fence, "refused", seen, now);
+        server.block_on(failed).unwrap()
+    };
+    let held = claim(&next);
+    let seen = server.block_on(jobs::asked_again(&db.pool, &next)).unwrap();
+    assert_eq!(fail(&held, &next, seen), Answering::Ended);
+    assert_eq!(job(&next)["state"], "failed");
+    let id = ask();
+    let held = claim(&id);
+    let seen = server.block_on(jobs::asked_again(&db.pool, &id)).unwrap();
+    assert_eq!(ask(), id, "a backup's request joins it");
+    let Answering::Continued(after) = fail(&held, &id, seen) else {
+        panic!("the request was dropped with the failed job");
+    };
+    let failed = job(&id);
+    assert_eq!(
+        (
+            &failed["state"],
+            &failed["error"],
+            &failed["summary"]["continued_by"]
+        ),
+        (&json!("failed"), &json!("refused"), &json!(after)),
+        "{failed:#}"
+    );
+    assert_eq!(ask(), after, "the new job is the open one");
+    assert_eq!(fail(&held, &id, seen), Answering::Lost);
 }

@@ -4,7 +4,7 @@
 use loop_api::{JobState, JobTrigger};
 use sqlx::AnyPool;
 
-use crate::db::{Db, DbResult};
+use crate::db::{Db, DbResult, Tx, col};
 use crate::domain::new_id;
 
 /// Ends a held job in the final `state`; false when it is no longer held.
@@ -132,6 +132,66 @@ pub async fn end_answering(
     if ended.rows_affected() != 1 {
         return Ok(Answering::Lost);
     }
+    queue_continuation(&mut tx, id, &next, now).await?;
+    tx.commit().await?;
+    Ok(Answering::Continued(next))
+}
+
+/// Records that a held job which answers the requests joining it failed for good, with
+/// `error`. A request that joined it after its last look (it read `asked_again` as `seen`)
+/// is not dropped with it: unless a cancel was asked for, a new job is queued for it in the
+/// same transaction, named in the failed job's summary as `continued_by`. (A replication
+/// that fails for one replica still owes the others what a backup asked for.)
+pub async fn fail_answering(
+    db: &Db,
+    id: &str,
+    fence: i64,
+    error: &str,
+    seen: i64,
+    now: i64,
+) -> DbResult<Answering> {
+    let mut tx = db.begin().await?;
+    // Ended first: from then on no request joins it (they queue a job of their own), so
+    // what it reads next is every request that did.
+    let ended = sqlx::query(
+        "UPDATE jobs SET state = 'failed', error = $1, finished_at = $2, lease_owner = NULL,
+            lease_expires_at = NULL, fence = fence + 1
+         WHERE id = $3 AND fence = $4 AND state = 'running'",
+    )
+    .bind(error)
+    .bind(now)
+    .bind(id)
+    .bind(fence)
+    .execute(&mut *tx)
+    .await?;
+    if ended.rows_affected() != 1 {
+        return Ok(Answering::Lost);
+    }
+    let row = sqlx::query(
+        "SELECT asked_again, CAST(cancel_requested AS BIGINT) AS cancel FROM jobs WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let (asked, cancel): (i64, i64) = (col(&row, "asked_again")?, col(&row, "cancel")?);
+    if asked == seen || cancel != 0 {
+        tx.commit().await?;
+        return Ok(Answering::Ended);
+    }
+    let next = new_id(loop_api::JobId::PREFIX);
+    sqlx::query("UPDATE jobs SET summary = $1 WHERE id = $2")
+        .bind(serde_json::json!({ "continued_by": next }).to_string())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    queue_continuation(&mut tx, id, &next, now).await?;
+    tx.commit().await?;
+    Ok(Answering::Continued(next))
+}
+
+/// Queues job `next`, due now, for the requests that joined job `id` as it ended: the same
+/// work, triggered by an event.
+async fn queue_continuation(tx: &mut Tx, id: &str, next: &str, now: i64) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO jobs (id, tenant_id, kind, target_kind, target_id, state, max_attempts,
             scheduled_at, params, trigger_kind, created_at, runner)
@@ -139,14 +199,13 @@ pub async fn end_answering(
             params, $3, $2, runner
          FROM jobs WHERE id = $4",
     )
-    .bind(&next)
+    .bind(next)
     .bind(now)
     .bind(JobTrigger::Event.as_str())
     .bind(id)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    tx.commit().await?;
-    Ok(Answering::Continued(next))
+    Ok(())
 }
 
 /// Puts a held job back in the queue for another attempt at `at`; false when it is no
