@@ -324,7 +324,7 @@ pub async fn claim_due(
             let done = sqlx::query(
                 "UPDATE jobs SET state = 'abandoned', finished_at = $1, lease_owner = NULL,
                     lease_expires_at = NULL, fence = fence + 1,
-                    error = 'its runner disappeared on every attempt'
+                    error = 'its runner disappeared during its last attempt (jobs.max_attempts)'
                  WHERE id = $2 AND fence = $3 AND state = 'running' AND lease_expires_at <= $1",
             )
             .bind(now)

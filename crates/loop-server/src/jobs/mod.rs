@@ -284,7 +284,7 @@ pub async fn run_jobs(state: AppState) {
         {
             Ok(report) => {
                 for id in report.abandoned {
-                    tracing::warn!(job = %id, "job abandoned: its runner disappeared on every attempt");
+                    tracing::warn!(job = %id, "job abandoned: its runner disappeared during its last attempt");
                 }
                 for claimed in report.claimed {
                     let permit = slots

@@ -336,7 +336,7 @@ fn a_runner_that_lost_its_job_writes_nothing_more_to_a_vault() {
     );
 
     // The lease (which each write renews for `jobs.lease_seconds`) runs out and the job is
-    // taken from runner A (here: abandoned, its only attempt spent): its fence moves on.
+    // taken from runner A (by runner B, for its second attempt): its fence moves on.
     server.advance(Duration::from_secs(120));
     server
         .block_on(claim_due(
@@ -363,6 +363,53 @@ fn a_runner_that_lost_its_job_writes_nothing_more_to_a_vault() {
     assert!(err.to_string().contains("lost its lease"), "{err}");
     assert!(dir.join(&first).exists(), "nothing was deleted");
     assert_eq!(used(), before + 1000);
+}
+
+/// Every run counts as an attempt, a passing failure as much as a runner that disappeared:
+/// a job whose runner disappears during its last attempt is abandoned, and says so.
+#[test]
+fn a_job_whose_runner_disappears_during_its_last_attempt_is_abandoned() {
+    use loop_server::db::jobs::{Claimant, Claimed, claim_due, retry_at};
+
+    let server = Server::start_with(|c| {
+        c.jobs.concurrency = 0;
+        c.jobs.max_attempts = 2;
+    });
+    let (tenant, _) = customer_with_vault(&server.admin(), "Abandoned", None);
+    server.plant_job(&tenant);
+    let pool = &server.state.db.pool;
+    let claim = || -> Option<Claimed> {
+        let runner = Claimant {
+            runner: "runner-a",
+            node: Some("node-a"),
+        };
+        let report = claim_due(pool, runner, server.state.now(), 60_000, 1);
+        server.block_on(report).unwrap().claimed.pop()
+    };
+    let first = claim().expect("the job");
+    let id = first.job.id.clone();
+    let retried = retry_at(pool, &id, first.fence, server.state.now(), "passing");
+    assert!(server.block_on(retried).unwrap());
+    let second = claim().expect("its second attempt");
+    assert_eq!(second.job.id, id);
+    // The runner disappears: its lease lapses, and the next claim finds the job.
+    server.advance(Duration::from_secs(120));
+    assert!(claim().is_none(), "not taken over for a third attempt");
+    let job = server
+        .admin()
+        .get(&format!("/api/v1/jobs/{id}"))
+        .expect(200);
+    assert_eq!(
+        (&job["state"], &job["attempts"], &job["error"]),
+        (
+            &serde_json::json!("abandoned"),
+            &serde_json::json!(2),
+            &serde_json::json!(
+                "its runner disappeared during its last attempt (jobs.max_attempts)"
+            )
+        ),
+        "{job}"
+    );
 }
 
 /// Lines written to one job's log at the same moment (an agent's reporter beside its job)
