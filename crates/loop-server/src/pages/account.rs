@@ -437,7 +437,13 @@ pub async fn revoke(
     if let Err(e) = crate::accounts::revoke_session(&state, &v.caller, &id).await {
         return super::failed(v.lang, e);
     }
-    let back = if f.back.starts_with("/t/") && f.back.ends_with("/sessions") {
+    // A tenant's sessions page, `/t/ID/sessions`: anything else (another site, a header
+    // break that no redirect can carry) goes to the reader's own list.
+    let plain = f
+        .back
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b));
+    let back = if plain && f.back.starts_with("/t/") && f.back.ends_with("/sessions") {
         f.back
     } else {
         "/account/sessions".to_string()

@@ -82,6 +82,33 @@ fn every_page_carries_the_security_headers() {
 }
 
 #[test]
+fn a_sign_out_sent_back_to_an_address_no_redirect_can_carry_goes_to_the_own_list() {
+    let server = Server::start();
+    let admin = server.admin();
+    let other = server.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD);
+    let other_id = other.get("/api/v1/me").expect(200)["session"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cookie = session_cookie(&admin.secret);
+    let home = server.page("/", &cookie, "en");
+    let token = server
+        .page(home.location().unwrap(), &cookie, "en")
+        .form_token();
+    let back = "/t/x\r\nSet-Cookie: a=b/sessions";
+    let out = server.post_page(
+        &format!("/sessions/{other_id}/revoke"),
+        &cookie,
+        &[("csrf", &token), ("back", back)],
+    );
+    assert_eq!(out.status, 303, "{}", out.body);
+    assert_eq!(out.location(), Some("/account/sessions?done=revoked"));
+    other
+        .get("/api/v1/me")
+        .expect_problem(401, "unauthenticated");
+}
+
+#[test]
 fn a_form_without_its_token_is_refused_and_changes_nothing() {
     let server = Server::start();
     let admin = server.admin();
