@@ -51,6 +51,20 @@ fn item(admin: &support::Caller<'_>, ids: &(String, String, String), extra: Valu
     admin.post("/api/v1/items", body).expect(201)
 }
 
+/// A new customer `name`'s item with `settings`: (the item's ID, its first run).
+fn scheduled_item(
+    admin: &support::Caller<'_>,
+    name: &str,
+    settings: Value,
+) -> (String, DateTime<Utc>) {
+    let ids = customer(admin, name);
+    let i = item(admin, &ids, settings);
+    (
+        i["id"].as_str().unwrap().to_string(),
+        time(&i["next_run_at"]),
+    )
+}
+
 /// Moves the server's clock to `at` plus `by` (never backwards).
 fn advance_to(server: &Server, at: DateTime<Utc>, by: Duration) {
     let now = DateTime::from_timestamp_millis(server.state.now()).unwrap();
@@ -169,10 +183,7 @@ fn a_scheduled_run_is_queued_once_skipped_while_open_and_missed_when_its_window_
 fn an_edit_keeps_a_run_that_is_due_and_a_new_schedule_moves_it() {
     let server = start();
     let admin = server.admin();
-    let ids = customer(&admin, "Edited");
-    let i = item(&admin, &ids, json!({ "schedule": "daily" }));
-    let id = i["id"].as_str().unwrap();
-    let due = time(&i["next_run_at"]);
+    let (id, due) = scheduled_item(&admin, "Edited", json!({ "schedule": "daily" }));
     advance_to(&server, due, Duration::from_secs(5));
     let admin = server.admin();
     let renamed = admin
@@ -209,14 +220,8 @@ fn an_edit_keeps_a_run_that_is_due_and_a_new_schedule_moves_it() {
 fn a_run_missed_while_no_server_ran_is_caught_up_when_the_next_is_far_away() {
     let server = start();
     let admin = server.admin();
-    let ids = customer(&admin, "Daily");
-    let i = item(
-        &admin,
-        &ids,
-        json!({ "schedule": "daily", "window_seconds": 3600, "jitter_seconds": 600 }),
-    );
-    let id = i["id"].as_str().unwrap();
-    let due = time(&i["next_run_at"]);
+    let settings = json!({ "schedule": "daily", "window_seconds": 3600, "jitter_seconds": 600 });
+    let (id, due) = scheduled_item(&admin, "Daily", settings);
     // Three hours late (every node was down): missed, and the next run is a day away, so
     // one run is queued at once.
     advance_to(&server, due, Duration::from_secs(3 * 3600));
@@ -582,14 +587,8 @@ fn time_ms(ms: i64) -> DateTime<Utc> {
 fn run_now_brings_a_jittered_scheduled_run_forward() {
     let server = start();
     let admin = server.admin();
-    let ids = customer(&admin, "Jittered");
-    let i = item(
-        &admin,
-        &ids,
-        json!({ "schedule": "daily", "jitter_seconds": 1800, "window_seconds": 7200 }),
-    );
-    let id = i["id"].as_str().unwrap();
-    let due = time(&i["next_run_at"]);
+    let settings = json!({ "schedule": "daily", "jitter_seconds": 1800, "window_seconds": 7200 });
+    let (id, due) = scheduled_item(&admin, "Jittered", settings);
     advance_to(&server, due, Duration::ZERO);
     let admin = server.admin();
     let r = tick_now(&server);

@@ -135,20 +135,35 @@ fn a_restore_or_check_holds_back_a_plan_however_late_it_started() {
 fn a_forged_copy_never_stands_in_for_the_genuine_one_prune_drops() {
     let tmp = tempfile::tempdir().unwrap();
     let (repo, kept, second) = kept_beside_gone(tmp.path(), "kept", 21);
-    // The blob of `kept`, as the second snapshot names it.
+    crate::testutil::plant_forged_copy(&repo, &kept_blob(&repo, &second));
+    prune_and_restore_kept(&repo, tmp.path(), &second, &kept, 1);
+}
+
+/// The blob of the file `kept` (its one chunk), as `second`'s snapshot of
+/// [`kept_beside_gone`] names it.
+fn kept_blob(repo: &Repository, second: &backup::BackupResult) -> Id {
     let index = repo.load_index().unwrap();
     let root = repo.load_tree(&index, &second.snapshot.tree).unwrap();
     let dir = repo
         .load_tree(&index, &root.nodes[0].subtree.unwrap())
         .unwrap();
-    let blob = dir.nodes[0].content[0];
-    crate::testutil::plant_forged_copy(&repo, &blob);
+    dir.nodes[0].content[0]
+}
 
-    let p = plan(&repo, &options()).unwrap();
-    assert!(p.packs_repack > 0, "{p:?}");
-    execute(&repo, p).unwrap();
-    let out = tmp.path().join("out");
-    restore_whole(&repo, &second.snapshot.tree, &out);
+/// Prunes, repacking at least `repacked` packs, then restores `second`'s snapshot under
+/// `dir`: its file `kept` still reads `kept`.
+fn prune_and_restore_kept(
+    repo: &Repository,
+    dir: &Path,
+    second: &backup::BackupResult,
+    kept: &[u8],
+    repacked: usize,
+) {
+    let p = plan(repo, &options()).unwrap();
+    assert!(p.packs_repack >= repacked, "{p:?}");
+    execute(repo, p).unwrap();
+    let out = dir.join("out");
+    restore_whole(repo, &second.snapshot.tree, &out);
     assert_eq!(std::fs::read(out.join("src/kept")).unwrap(), kept);
 }
 
@@ -159,13 +174,8 @@ fn a_forged_copy_never_stands_in_for_the_genuine_one_prune_drops() {
 fn a_damaged_copy_of_a_blob_is_passed_over_for_an_intact_one() {
     let tmp = tempfile::tempdir().unwrap();
     let (repo, kept, second) = kept_beside_gone(tmp.path(), "kept", 31);
-    let index = repo.load_index().unwrap();
-    let root = repo.load_tree(&index, &second.snapshot.tree).unwrap();
-    let dir = repo
-        .load_tree(&index, &root.nodes[0].subtree.unwrap())
-        .unwrap();
-    let blob = dir.nodes[0].content[0];
-    let original = index.get(&blob).unwrap();
+    let blob = kept_blob(&repo, &second);
+    let original = repo.load_index().unwrap().get(&blob).unwrap();
     // A second genuine copy, beside a megabyte no snapshot uses: its pack is repacked too.
     let (e, payload) = crate::testutil::stored_payload(&repo, &blob);
     let mut w = crate::pack::PackWriter::new(repo.master(), 4 << 20);
@@ -199,12 +209,7 @@ fn a_damaged_copy_of_a_blob_is_passed_over_for_an_intact_one() {
     bytes[offset as usize + 2] ^= 0x01;
     std::fs::write(&path, bytes).unwrap();
 
-    let p = plan(&repo, &options()).unwrap();
-    assert!(p.packs_repack >= 2, "{p:?}");
-    execute(&repo, p).unwrap();
-    let out = tmp.path().join("out");
-    restore_whole(&repo, &second.snapshot.tree, &out);
-    assert_eq!(std::fs::read(out.join("src/kept")).unwrap(), kept);
+    prune_and_restore_kept(&repo, tmp.path(), &second, &kept, 2);
 }
 
 /// A `repair index` ran while a prune was planning: it indexed the packs a killed backup

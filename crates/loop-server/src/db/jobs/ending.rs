@@ -18,20 +18,33 @@ pub async fn finish(
     now: i64,
 ) -> DbResult<bool> {
     debug_assert!(state.is_final());
-    let r = sqlx::query(
+    let summary = summary.map(|s| s.to_string());
+    let r = ending(state, summary, error, now, id, fence)
+        .execute(pool)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The statement that ends held job `id` (under `fence`) in `state`.
+fn ending<'q>(
+    state: JobState,
+    summary: Option<String>,
+    error: Option<&'q str>,
+    now: i64,
+    id: &'q str,
+    fence: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(
         "UPDATE jobs SET state = $1, summary = $2, error = $3, finished_at = $4,
             lease_owner = NULL, lease_expires_at = NULL, fence = fence + 1
          WHERE id = $5 AND fence = $6 AND state = 'running'",
     )
     .bind(state.as_str())
-    .bind(summary.map(|s| s.to_string()))
+    .bind(summary)
     .bind(error)
     .bind(now)
     .bind(id)
     .bind(fence)
-    .execute(pool)
-    .await?;
-    Ok(r.rows_affected() == 1)
 }
 
 /// How many requests joined the job `id` while it was open; a job that answers requests
@@ -153,17 +166,9 @@ pub async fn fail_answering(
     let mut tx = db.begin().await?;
     // Ended first: from then on no request joins it (they queue a job of their own), so
     // what it reads next is every request that did.
-    let ended = sqlx::query(
-        "UPDATE jobs SET state = 'failed', error = $1, finished_at = $2, lease_owner = NULL,
-            lease_expires_at = NULL, fence = fence + 1
-         WHERE id = $3 AND fence = $4 AND state = 'running'",
-    )
-    .bind(error)
-    .bind(now)
-    .bind(id)
-    .bind(fence)
-    .execute(&mut *tx)
-    .await?;
+    let ended = ending(JobState::Failed, None, Some(error), now, id, fence)
+        .execute(&mut *tx)
+        .await?;
     if ended.rows_affected() != 1 {
         return Ok(Answering::Lost);
     }
