@@ -51,6 +51,15 @@ fn item(admin: &support::Caller<'_>, ids: &(String, String, String), extra: Valu
     admin.post("/api/v1/items", body).expect(201)
 }
 
+/// Ticks, which must queue exactly one job: that job.
+fn the_one_queued(server: &Server, admin: &support::Caller<'_>) -> Value {
+    let r = tick_now(server);
+    assert_eq!(r.queued.len(), 1, "{r:?}");
+    admin
+        .get(&format!("/api/v1/jobs/{}", r.queued[0]))
+        .expect(200)
+}
+
 /// A new customer `name`'s item with `settings`: (the item's ID, its first run).
 fn scheduled_item(
     admin: &support::Caller<'_>,
@@ -190,11 +199,7 @@ fn an_edit_keeps_a_run_that_is_due_and_a_new_schedule_moves_it() {
         .patch(&format!("/api/v1/items/{id}"), json!({ "name": "renamed" }))
         .expect(200);
     assert_eq!(time(&renamed["next_run_at"]), due);
-    let r = tick_now(&server);
-    assert_eq!(r.queued.len(), 1, "{r:?}");
-    let job = admin
-        .get(&format!("/api/v1/jobs/{}", r.queued[0]))
-        .expect(200);
+    let job = the_one_queued(&server, &admin);
     assert_eq!(
         (time(&job["scheduled_at"]), &job["target_id"]),
         (due, &json!(id))
@@ -252,11 +257,7 @@ fn a_run_missed_while_no_server_ran_is_caught_up_when_the_next_is_far_away() {
     advance_to(&server, next, Duration::from_secs(1));
     // Sessions end when idle: sign in anew after the clock moved.
     let admin = server.admin();
-    let r = tick_now(&server);
-    assert_eq!(r.queued.len(), 1, "{r:?}");
-    let job = admin
-        .get(&format!("/api/v1/jobs/{}", r.queued[0]))
-        .expect(200);
+    let job = the_one_queued(&server, &admin);
     let at = time(&job["scheduled_at"]);
     assert!(
         at >= next && at <= next + chrono::Duration::seconds(600),
@@ -455,11 +456,7 @@ fn a_sync_job_on_a_schedule_is_queued_when_its_time_passes_and_moves_to_its_next
     advance_to(&server, first, Duration::from_secs(1));
     // Sessions end when idle: sign in anew after the clock moved.
     let admin = server.admin();
-    let r = tick_now(&server);
-    assert_eq!(r.queued.len(), 1, "{r:?}");
-    let job = admin
-        .get(&format!("/api/v1/jobs/{}", r.queued[0]))
-        .expect(200);
+    let job = the_one_queued(&server, &admin);
     assert_eq!(
         (
             &job["kind"],
@@ -569,11 +566,7 @@ fn a_new_time_zone_moves_the_runs_not_yet_due_and_keeps_a_due_one() {
         ))),
         midnight
     );
-    let r = tick_now(&server);
-    assert_eq!(r.queued.len(), 1, "the due run fires: {r:?}");
-    let job = admin
-        .get(&format!("/api/v1/jobs/{}", r.queued[0]))
-        .expect(200);
+    let job = the_one_queued(&server, &admin);
     assert_eq!(job["target_id"], due["id"]);
 }
 

@@ -85,6 +85,34 @@ fn restore_whole(repo: &Repository, tree: &Id, out: &Path) {
     assert!(report.errors.is_empty(), "{:?}", report.errors);
 }
 
+/// Restores `tree` into `out` and reads the file `rel` below the one path the snapshot
+/// holds.
+fn restored_file(repo: &Repository, tree: &Id, out: &Path, rel: &str) -> Vec<u8> {
+    restore_whole(repo, tree, out);
+    let root = std::fs::read_dir(out).unwrap().next().unwrap().unwrap();
+    std::fs::read(root.path().join(rel)).unwrap()
+}
+
+/// `data` (300 kB of noise from `seed`) backed up as `src/<rel>` under `dir` into a new
+/// repository there: (the repository, `src`, the bytes, the backup).
+fn backed_up_file(
+    dir: &Path,
+    rel: &str,
+    seed: u64,
+) -> (
+    Repository,
+    std::path::PathBuf,
+    Vec<u8>,
+    backup::BackupResult,
+) {
+    let src = dir.join("src");
+    let data = loop_testkit::data::noise(300_000, seed);
+    loop_testkit::data::write(&src.join(rel), &data);
+    let repo = local_repo(&dir.join("repo"));
+    let done = crate::testutil::back_up(&repo, &src);
+    (repo, src, data, done)
+}
+
 /// Makes every plan look `by` older, beyond the allowance for clock skew.
 fn age_plans(repo: &Repository, by: chrono::Duration) {
     for (name, mut plan) in load_plans(repo).unwrap().readable {
@@ -218,12 +246,8 @@ fn a_damaged_copy_of_a_blob_is_passed_over_for_an_intact_one() {
 #[test]
 fn packs_a_repair_indexed_after_the_plan_are_not_deleted_as_orphans() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    let data = loop_testkit::data::noise(300_000, 51);
-    loop_testkit::data::write(&src.join("f"), &data);
-    let repo = local_repo(&tmp.path().join("repo"));
     // A backup killed before it wrote its index and snapshot: packs no index file names.
-    let killed = crate::testutil::back_up(&repo, &src);
+    let (repo, src, data, killed) = backed_up_file(tmp.path(), "f", 51);
     repo.storage()
         .delete(FileKind::Snapshot, &killed.snapshot_id.unwrap().to_hex())
         .unwrap();
@@ -242,14 +266,7 @@ fn packs_a_repair_indexed_after_the_plan_are_not_deleted_as_orphans() {
     assert_eq!(packs(&repo), left, "the packs the repair indexed are gone");
     let again = crate::testutil::back_up(&repo, &src);
     let out = tmp.path().join("out");
-    restore_whole(&repo, &again.snapshot.tree, &out);
-    let restored = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    assert_eq!(std::fs::read(restored.join("f")).unwrap(), data);
+    assert_eq!(restored_file(&repo, &again.snapshot.tree, &out, "f"), data);
 }
 
 /// A restore listed the index just before a prune (which had found no reader's marker) wrote
@@ -461,11 +478,7 @@ fn a_condemned_pack_a_prune_deleted_is_damage_only_when_a_snapshot_uses_it() {
 #[test]
 fn a_tree_named_as_file_content_by_an_earlier_snapshot_is_still_walked() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    let kept = loop_testkit::data::noise(300_000, 41);
-    loop_testkit::data::write(&src.join("sub/kept"), &kept);
-    let repo = local_repo(&tmp.path().join("repo"));
-    let genuine = crate::testutil::back_up(&repo, &src);
+    let (repo, _, kept, genuine) = backed_up_file(tmp.path(), "sub/kept", 41);
 
     let mut file =
         crate::tree::Node::bare(crate::tree::Name(b"f".to_vec()), NodeKind::File, 0, None);
@@ -479,14 +492,8 @@ fn a_tree_named_as_file_content_by_an_earlier_snapshot_is_still_walked() {
 
     execute(&repo, plan(&repo, &options()).unwrap()).unwrap();
     let out = tmp.path().join("out");
-    restore_whole(&repo, &genuine.snapshot.tree, &out);
-    let restored = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    assert_eq!(std::fs::read(restored.join("sub/kept")).unwrap(), kept);
+    let restored = restored_file(&repo, &genuine.snapshot.tree, &out, "sub/kept");
+    assert_eq!(restored, kept);
 }
 
 /// A plan that no longer reads (damaged in storage) stops neither backups nor prune: both
