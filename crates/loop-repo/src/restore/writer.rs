@@ -332,7 +332,7 @@ impl<'a> Restorer<'a> {
     /// Owner, then mode (chown clears setuid), then xattrs, then times (last, as the other
     /// steps may touch them) on an open file or directory.
     fn apply_fd_meta(&self, fd: BorrowedFd<'_>, node: &Node, path: &Path, times: bool) {
-        let mut owned = true;
+        let mut owned = self.owner || ours(node);
         if self.owner
             && let Err(e) = rustix::fs::fchown(fd, Some(uid(node)), Some(gid(node)))
         {
@@ -353,7 +353,7 @@ impl<'a> Restorer<'a> {
 
     /// The same for a symlink, FIFO or device just made, through its `O_PATH` descriptor.
     pub(super) fn apply_made_meta(&self, made: &nofollow::Made<'_>, node: &Node, path: &Path) {
-        let mut owned = true;
+        let mut owned = self.owner || ours(node);
         if self.owner
             && let Err(e) = made.chown(uid(node), gid(node))
         {
@@ -409,6 +409,13 @@ impl<'a> Restorer<'a> {
 pub(super) fn restored_mode(mode: u32, owned: bool) -> Mode {
     let bits = if owned { mode & 0o7777 } else { mode & 0o1777 };
     Mode::from_raw_mode(bits)
+}
+
+/// Whether the node's owner and group are this process's: what it makes is theirs without a
+/// chown.
+fn ours(node: &Node) -> bool {
+    node.uid == rustix::process::geteuid().as_raw()
+        && node.gid == rustix::process::getegid().as_raw()
 }
 
 fn uid(node: &Node) -> Uid {

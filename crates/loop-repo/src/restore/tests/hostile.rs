@@ -399,6 +399,51 @@ fn setuid_and_setgid_go_when_the_owner_is_not_restored() {
     );
 }
 
+/// Restored without owners (not root, or `owner: false`), a setuid and setgid file of
+/// another user becomes the restorer's, so it keeps neither bit; one of the restorer's own
+/// keeps both.
+#[test]
+fn setuid_and_setgid_go_when_owners_are_not_restored_and_the_file_was_anothers() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("theirs"), b"#!/bin/sh\n");
+    write(&src.join("mine"), b"#!/bin/sh\n");
+    for name in ["theirs", "mine"] {
+        fs::set_permissions(src.join(name), fs::Permissions::from_mode(0o6755)).unwrap();
+    }
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+    // The snapshot as a backup of another user's file would have it.
+    let index = repo.load_index().unwrap();
+    let mut root = repo.load_tree(&index, &tree).unwrap();
+    let mut dir = repo
+        .load_tree(&index, &root.nodes[0].subtree.unwrap())
+        .unwrap();
+    let theirs = dir
+        .nodes
+        .iter_mut()
+        .find(|n| n.name.0 == b"theirs")
+        .unwrap();
+    theirs.uid += 4242;
+    theirs.gid += 4242;
+    let sub = crate::testutil::store_trees(&repo, &[dir])[0];
+    root.nodes[0].subtree = Some(sub);
+    let forged = crate::testutil::store_trees(&repo, &[root])[0];
+
+    let out = tmp.path().join("out");
+    let report = restore(&repo, &forged, &out, |o| o.owner = Some(false));
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let mode = |name: &str| {
+        fs::metadata(out.join("src").join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+    };
+    assert_eq!(mode("theirs") & 0o7777, 0o755);
+    assert_eq!(mode("mine") & 0o7777, 0o6755);
+}
+
 /// Someone who writes the target renames another file (a hard link to one of theirs, say)
 /// over a FIFO's name between its making and its metadata. The owner, mode and times land on
 /// the FIFO restore made, never on that file; and a name already taken when restore opens it
