@@ -223,6 +223,18 @@ pub async fn put(
     complete_write(state, t, &claim, len, &hash).await
 }
 
+/// Whether the object is gone: no row, and storage does not have it.
+pub async fn gone(state: &AppState, t: Target<'_>) -> Result<bool, ChangeError> {
+    if objects::has_row(&state.db.pool, t.key()).await? {
+        return Ok(false);
+    }
+    match t.dest.store.head(&t.path()).await {
+        Ok(_) => Ok(false),
+        Err(object_store::Error::NotFound { .. }) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Deletes an object. `Ok(None)` when there was nothing to delete; else the size it had.
 pub async fn delete(
     state: &AppState,

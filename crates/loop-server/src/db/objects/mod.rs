@@ -97,6 +97,19 @@ async fn lock_vault(tx: &mut Tx, vault_id: &str) -> DbResult<()> {
     Ok(())
 }
 
+/// Whether the vault has a row for the object (stored, or a change of it under way).
+pub async fn has_row(pool: &AnyPool, k: ObjectKey<'_>) -> DbResult<bool> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM vault_objects WHERE vault_id = $1 AND kind = $2 AND name = $3",
+    )
+    .bind(k.vault_id)
+    .bind(k.kind)
+    .bind(k.name)
+    .fetch_one(pool)
+    .await?;
+    Ok(n > 0)
+}
+
 async fn row(tx: &mut Tx, k: ObjectKey<'_>) -> DbResult<Option<Row>> {
     let r = sqlx::query(
         "SELECT size, reserved, state, owner_token, claim, lease_until, created_at FROM vault_objects
