@@ -351,3 +351,43 @@ fn a_damaged_blob_with_an_intact_copy_elsewhere_loses_no_file() {
     assert!(d.snapshots.is_empty(), "{d:#?}");
     assert_eq!(report.damaged.len(), 1);
 }
+
+/// A snapshot written by a holder of the key names one subtree at two places in each of
+/// 18 nested trees: 2^18 paths to it, from 19 trees. With a blob below it lost, the trace
+/// reads each tree once and lists the subtree at its first path, instead of walking every
+/// path (which never ended for a deeper nest).
+#[test]
+fn a_subtree_named_at_many_paths_is_traced_once() {
+    use crate::tree::{Name, Node, Tree};
+    let fx = fixture();
+    let loc = fx.blob_of_a();
+    let index = fx.repo.load_index().unwrap();
+    let snap = fx.repo.load_snapshot(&fx.snapshot).unwrap();
+    let root = fx.repo.load_tree(&index, &snap.tree).unwrap();
+    let mut nest = root
+        .find(fx.src_name().as_bytes())
+        .unwrap()
+        .subtree
+        .unwrap();
+    for _ in 0..18 {
+        let twice = Tree {
+            nodes: ["a", "b"]
+                .map(|n| Node::bare(Name(n.into()), NodeKind::Dir, 0, Some(nest)))
+                .into(),
+        };
+        nest = crate::testutil::store_trees(&fx.repo, &[twice])[0];
+    }
+    let mut nested = snap.clone();
+    nested.tree = nest;
+    let nested_id = fx.repo.save_snapshot(&nested).unwrap();
+    std::fs::remove_file(fx.pack_file(&loc.pack)).unwrap();
+
+    let report = fx.check(ReadData::None);
+    let d = damaged(&report, &loc.pack);
+    let short = nested_id.short();
+    let listed: Vec<&String> = d.files.iter().filter(|f| f.starts_with(&short)).collect();
+    let first = format!("{short}:/{}", ["a"; 18].join("/"));
+    let expected = [format!("{first}/a.txt"), format!("{first}/sub/b.txt")];
+    assert_eq!(listed, expected.iter().collect::<Vec<_>>(), "{d:#?}");
+    assert!(!d.files.iter().any(|f| f.contains("more")), "{d:#?}");
+}

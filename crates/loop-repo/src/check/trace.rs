@@ -124,7 +124,9 @@ impl Checker<'_> {
             return;
         }
 
-        // The paths, per snapshot, descending only into affected trees.
+        // The paths, per snapshot, descending only into affected trees, each tree once: a
+        // subtree named at several places is listed at its first (a tree written to name one
+        // subtree twice at each of many levels has more paths than anyone could walk).
         let traces = &mut self.traces;
         for (snap_id, snap) in snapshots {
             let short = snap_id.short();
@@ -146,13 +148,16 @@ impl Checker<'_> {
                 continue;
             }
             let mut dirs = vec![(snap.tree, String::from("/"))];
+            let mut traced: HashSet<Id> = HashSet::new();
             while let Some((tree_id, dir)) = dirs.pop() {
-                if affected.get(&tree_id) != Some(&true) {
+                if affected.get(&tree_id) != Some(&true) || !traced.insert(tree_id) {
                     continue;
                 }
                 let Ok(tree) = fetch_tree(repo, &index, &tree_id) else {
                     continue;
                 };
+                // Pushed last to first, so that directories are entered in name order.
+                let below = dirs.len();
                 for node in &tree.nodes {
                     let path = child_path(&dir, &node.name);
                     let mut hit: Vec<Id> = Vec::new();
@@ -170,6 +175,7 @@ impl Checker<'_> {
                         dirs.push((sub, path));
                     }
                 }
+                dirs[below..].reverse();
             }
         }
     }
