@@ -4,15 +4,17 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::index::Index;
 use crate::repo::Repository;
-use crate::tree::{Node, NodeKind};
+use crate::tree::{MAX_PATH, Node, NodeKind};
 
 /// Calls `f` for every node below `tree`, depth first in name order, with its path inside the
 /// snapshot (starting with `/`). Trees come from the repository, which may be hostile: the
-/// walk keeps its own stack, so however deep they nest, ours does not grow.
+/// walk keeps its own stack, so however deep they nest, ours does not grow, and one path
+/// buffer, so that what it holds grows with the path (at most [`MAX_PATH`]), not with the
+/// sum of every level's.
 pub fn walk(
     repo: &Repository,
     index: &Index,
@@ -21,20 +23,37 @@ pub fn walk(
     f: &mut dyn FnMut(&str, &Node) -> Result<()>,
 ) -> Result<()> {
     let root = repo.load_tree(index, tree)?;
-    let mut stack = vec![(root.nodes.into_iter(), prefix.to_string())];
+    let mut path = prefix.to_string();
+    // Each level's entries left, and the length of its directory's path.
+    let mut stack = vec![(root.nodes.into_iter(), path.len())];
     while let Some((nodes, dir)) = stack.last_mut() {
+        path.truncate(*dir);
         let Some(node) = nodes.next() else {
             stack.pop();
             continue;
         };
-        let path = format!("{dir}/{}", node.name);
+        push_name(&mut path, &node)?;
         f(&path, &node)?;
         if node.kind == NodeKind::Dir
             && let Some(sub) = &node.subtree
         {
             let t = repo.load_tree(index, sub)?;
-            stack.push((t.nodes.into_iter(), path));
+            stack.push((t.nodes.into_iter(), path.len()));
         }
+    }
+    Ok(())
+}
+
+/// Appends `/` and the node's name to `path`; a path longer than [`MAX_PATH`] is damage.
+fn push_name(path: &mut String, node: &Node) -> Result<()> {
+    use std::fmt::Write as _;
+    let _ = write!(path, "/{}", node.name);
+    if path.len() > MAX_PATH {
+        let shown: String = path.chars().take(200).collect();
+        return Err(Error::corrupt(
+            format!("the tree at {shown}..."),
+            format!("a path inside the snapshot is longer than {MAX_PATH} bytes"),
+        ));
     }
     Ok(())
 }
@@ -60,13 +79,14 @@ pub fn diff(
     diff_trees(repo, index, Some(a), Some(b), on)
 }
 
-/// Two directories being compared: their entries and how far each is read.
+/// Two directories being compared: their entries, how far each is read, and the length of
+/// their path in the walk's one path buffer.
 struct DiffFrame {
     a: Vec<Node>,
     b: Vec<Node>,
     i: usize,
     j: usize,
-    prefix: String,
+    prefix: usize,
 }
 
 /// Compares trees `a` and `b` (a missing one reads as empty) and everything below them,
@@ -78,7 +98,7 @@ fn diff_trees(
     b: Option<&Id>,
     out: &mut dyn FnMut(Change) -> Result<()>,
 ) -> Result<()> {
-    let frame = |a: Option<&Id>, b: Option<&Id>, prefix: String| -> Result<Option<DiffFrame>> {
+    let frame = |a: Option<&Id>, b: Option<&Id>, prefix: usize| -> Result<Option<DiffFrame>> {
         if a.is_some() && a == b {
             return Ok(None);
         }
@@ -96,8 +116,10 @@ fn diff_trees(
             prefix,
         }))
     };
-    let mut stack: Vec<DiffFrame> = frame(a, b, String::new())?.into_iter().collect();
+    let mut path = String::new();
+    let mut stack: Vec<DiffFrame> = frame(a, b, 0)?.into_iter().collect();
     while let Some(top) = stack.last_mut() {
+        path.truncate(top.prefix);
         let (na, nb) = (top.a.get(top.i), top.b.get(top.j));
         let order = match (na, nb) {
             (None, None) => {
@@ -110,16 +132,16 @@ fn diff_trees(
         };
         match order {
             std::cmp::Ordering::Less => {
-                report_all(repo, index, na.expect("present"), &top.prefix, '-', out)?;
+                report_all(repo, index, na.expect("present"), &path, '-', out)?;
                 top.i += 1;
             }
             std::cmp::Ordering::Greater => {
-                report_all(repo, index, nb.expect("present"), &top.prefix, '+', out)?;
+                report_all(repo, index, nb.expect("present"), &path, '+', out)?;
                 top.j += 1;
             }
             std::cmp::Ordering::Equal => {
                 let (x, y) = (na.expect("present"), nb.expect("present"));
-                let path = format!("{}/{}", top.prefix, x.name);
+                push_name(&mut path, x)?;
                 if x.kind != y.kind {
                     out(Change {
                         kind: 'T',
@@ -129,26 +151,32 @@ fn diff_trees(
                 let mut below = None;
                 if x.kind == NodeKind::Dir || y.kind == NodeKind::Dir {
                     // A missing side (the other node is not a directory) reads as empty.
-                    below = Some((x.subtree, y.subtree, path));
+                    below = Some((x.subtree, y.subtree));
                 } else if x.kind != y.kind {
                     // Reported above.
                 } else if x.content != y.content
                     || x.link_target != y.link_target
                     || x.rdev != y.rdev
                 {
-                    out(Change { kind: 'M', path })?;
+                    out(Change {
+                        kind: 'M',
+                        path: path.clone(),
+                    })?;
                 } else if x.mode != y.mode
                     || x.uid != y.uid
                     || x.gid != y.gid
                     || x.mtime_ns != y.mtime_ns
                     || x.xattrs != y.xattrs
                 {
-                    out(Change { kind: 'U', path })?;
+                    out(Change {
+                        kind: 'U',
+                        path: path.clone(),
+                    })?;
                 }
                 top.i += 1;
                 top.j += 1;
-                if let Some((sa, sb, path)) = below
-                    && let Some(f) = frame(sa.as_ref(), sb.as_ref(), path)?
+                if let Some((sa, sb)) = below
+                    && let Some(f) = frame(sa.as_ref(), sb.as_ref(), path.len())?
                 {
                     stack.push(f);
                 }
@@ -166,7 +194,8 @@ fn report_all(
     kind: char,
     out: &mut dyn FnMut(Change) -> Result<()>,
 ) -> Result<()> {
-    let path = format!("{prefix}/{}", node.name);
+    let mut path = prefix.to_string();
+    push_name(&mut path, node)?;
     out(Change {
         kind,
         path: path.clone(),
@@ -390,6 +419,66 @@ mod tests {
         assert_eq!((changes[0].kind, &changes[0].path), ('U', &deepest));
         assert_eq!((st.total_files, st.restore_size), (1, 3));
         assert_eq!(st.unique_blobs, DEPTH as u64 + 1);
+    }
+
+    /// A hostile repository nests 340 directories of 200-byte names: 68 kB of path, past
+    /// [`MAX_PATH`]. Listing, comparing and restoring stop there with an error naming the
+    /// limit, rather than go on (at a few megabytes of trees, gigabytes of paths).
+    #[test]
+    fn a_path_longer_than_the_limit_is_damage() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = local_repo(tmp.path());
+        let long = "n".repeat(200);
+        let leaf = |size| Tree {
+            nodes: vec![node("f", NodeKind::File, size, None)],
+        };
+        let a = stack_of_trees(&repo, leaf(3), 340, &[&long]);
+        let b = stack_of_trees(&repo, leaf(4), 340, &[&long]);
+        let index = repo.load_index().unwrap();
+        let limit = format!("longer than {MAX_PATH} bytes");
+
+        let mut walked = 0;
+        let err = walk(&repo, &index, &a, "", &mut |p, _| {
+            assert!(p.len() <= MAX_PATH);
+            walked += 1;
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains(&limit), "{err}");
+        assert_eq!(walked, MAX_PATH / (long.len() + 1));
+        let err = diff(&repo, &index, &a, &b, &mut |_| Ok(())).unwrap_err();
+        assert!(err.to_string().contains(&limit), "{err}");
+        let opts = crate::restore::RestoreOptions {
+            target: tmp.path().join("out"),
+            ..Default::default()
+        };
+        let report = crate::restore::run(&repo, &a, &opts, &Default::default()).unwrap();
+        assert!(
+            report.errors.iter().any(|e| e.contains(&limit)),
+            "{:?}",
+            report.errors
+        );
+        assert_eq!(report.files, 0);
+        // `check` names it as damage, where the structure walk stops.
+        repo.save_snapshot(&crate::snapshot::Snapshot {
+            time: chrono::DateTime::UNIX_EPOCH.fixed_offset(),
+            tree: a,
+            paths: vec!["/".into()],
+            hostname: "h".into(),
+            username: String::new(),
+            tags: Vec::new(),
+            parent: None,
+            excludes: Vec::new(),
+            program_version: String::new(),
+            summary: None,
+        })
+        .unwrap();
+        let structure = crate::check::CheckOptions {
+            read_data: crate::check::ReadData::None,
+            threads: 1,
+        };
+        let found = crate::check::run(&repo, &structure, &Default::default()).unwrap();
+        assert!(found.errors.iter().any(|e| e.contains(&limit)), "{found:?}");
     }
 
     /// Directories whose trees are shared: 40 levels of two directories that hold the same

@@ -12,6 +12,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::{Error, Result};
 use crate::id::Id;
 
+/// The longest path inside a snapshot (its components joined by `/`) that readers follow:
+/// 64 KiB, sixteen times Linux's `PATH_MAX`, which a backup's walk already stays within. A
+/// tree below that depth is damage: without the bound, a few megabytes of hostile nested
+/// trees (long names, or thousands of levels) would have every walker copy gigabytes of
+/// paths.
+pub const MAX_PATH: usize = 64 * 1024;
+
 /// A file name or symlink target, kept as raw bytes.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Name(pub Vec<u8>);

@@ -36,7 +36,7 @@ use crate::prune;
 use crate::repo::{FETCH_THREADS, Repository};
 use crate::snapshot::Snapshot;
 use crate::storage::FileKind;
-use crate::tree::{Name, Tree};
+use crate::tree::{MAX_PATH, Name, Tree};
 use crate::util::parallel_map;
 
 mod packs;
@@ -484,10 +484,18 @@ impl<'a> Checker<'a> {
                         if let Some(sub) = node.subtree
                             && visited.insert(sub)
                         {
+                            let path = child_path(&t.path, &node.name);
+                            if path.len() > MAX_PATH {
+                                self.error(format!(
+                                    "{at}: a directory in it makes a path longer than \
+                                     {MAX_PATH} bytes; not read further"
+                                ));
+                                continue;
+                            }
                             next.push(TreeRef {
                                 id: sub,
                                 snapshot: t.snapshot,
-                                path: child_path(&t.path, &node.name),
+                                path,
                             });
                         }
                     }

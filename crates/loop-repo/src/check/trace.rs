@@ -7,6 +7,7 @@ use super::{Checker, child_path, fetch_tree};
 use crate::id::Id;
 use crate::snapshot::Snapshot;
 use crate::storage::FileKind;
+use crate::tree::MAX_PATH;
 
 /// Affected files listed per damaged pack; the rest are counted in a final line.
 const MAX_FILES_PER_PACK: usize = 100;
@@ -171,7 +172,9 @@ impl Checker<'_> {
                     }
                     if !hit.is_empty() {
                         note(&hit, &path);
-                    } else if let Some(sub) = node.subtree {
+                    } else if let Some(sub) = node.subtree
+                        && path.len() <= MAX_PATH
+                    {
                         dirs.push((sub, path));
                     }
                 }

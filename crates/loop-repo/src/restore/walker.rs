@@ -26,7 +26,7 @@ use crate::error::Result;
 use crate::exclude::Excluder;
 use crate::id::Id;
 use crate::pack::PackEntry;
-use crate::tree::{Name, Node, NodeKind, Tree};
+use crate::tree::{MAX_PATH, Name, Node, NodeKind, Tree};
 
 /// A batch of planned reads ends after `Restorer::files_per_batch` newly opened files, or
 /// this many chunks (about 100 bytes of plan each).
@@ -195,6 +195,15 @@ impl<'a, 'r> Walker<'a, 'r> {
     }
 
     fn enter_dir(&mut self, node: Node, rel: PathBuf, included: bool) {
+        if rel.as_os_str().len() > MAX_PATH {
+            let shown: String = rel.to_string_lossy().chars().take(200).collect();
+            let at = self.ctx.target.join(shown + "...");
+            self.ctx.error(
+                &at,
+                format!("directory skipped: its path is longer than {MAX_PATH} bytes"),
+            );
+            return;
+        }
         let path = self.ctx.target.join(&rel);
         let ctx = self.ctx;
         let tree = match node.subtree.map(|id| self.trees.get(ctx, &id)) {
