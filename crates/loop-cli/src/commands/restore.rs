@@ -32,6 +32,7 @@ pub(super) fn restore(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
         // their blobs merge into fewer, longer reads.
         files_per_batch: if remote_store(g) { 1024 } else { 0 },
         owner: None,
+        within: Vec::new(),
     };
     let progress = Arc::new(RestoreProgress::default());
     let bar = {

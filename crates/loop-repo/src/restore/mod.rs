@@ -69,6 +69,11 @@ pub struct RestoreOptions {
     pub files_per_batch: usize,
     /// Restore owners; `None` means only when running as root.
     pub owner: Option<bool>,
+    /// When not empty, the directories the target must be under, as the opened target
+    /// directory's own path tells (checked on its descriptor, after every link on the way
+    /// was followed): a link swapped into the target's path after the caller checked it
+    /// cannot send the restore elsewhere. Resolved paths, as `canonicalize` gives.
+    pub within: Vec<PathBuf>,
 }
 
 /// Live counters a progress display can poll. Totals grow as the walker plans.
@@ -129,6 +134,11 @@ pub fn run(
         }
     })?;
     let root = nofollow::open_target(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
+    if !opts.within.is_empty() {
+        nofollow::check_within(&root, &opts.within).map_err(|e| {
+            Error::Invalid(format!("restore target {}: {e}", opts.target.display()))
+        })?;
+    }
     let root_dir = root.try_clone().map_err(|e| Error::io(&opts.target, e))?;
     let threads = match opts.threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),

@@ -43,6 +43,20 @@ pub(super) fn open_target(target: &Path) -> io::Result<OwnedFd> {
     )?)
 }
 
+/// Fails unless the open directory `dir` lies under one of `roots` (resolved paths), as the
+/// kernel names it (`/proc/self/fd`): where it is, not where its path pointed when checked.
+pub(super) fn check_within(dir: &OwnedFd, roots: &[PathBuf]) -> Result<(), String> {
+    let link = format!("/proc/self/fd/{}", dir.as_raw_fd());
+    let real = std::fs::read_link(&link).map_err(|e| format!("where it lies is unknown ({e})"))?;
+    if roots.iter().any(|r| real.starts_with(r)) {
+        return Ok(());
+    }
+    Err(format!("it lies at {}, outside {}", real.display(), {
+        let shown: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+        shown.join(", ")
+    }))
+}
+
 pub(super) fn open_dir(parent: BorrowedFd<'_>, name: &Name) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(
         parent,

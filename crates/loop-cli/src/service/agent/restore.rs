@@ -77,6 +77,16 @@ impl Agent {
         let (id, snap) = repo.find_snapshot(&r.snapshot, &Default::default())?;
         std::fs::create_dir_all(&target)
             .with_context(|| format!("creating {}", target.display()))?;
+        // Checked again on the opened target: a link swapped into its path since the check
+        // above (by someone who writes under a root) cannot send the restore elsewhere.
+        let within: Vec<PathBuf> = self
+            .restore_roots
+            .iter()
+            .filter_map(|r| r.canonicalize().ok())
+            .collect();
+        if within.is_empty() {
+            bail!("none of this agent's restore roots exists");
+        }
         let opts = RestoreOptions {
             target,
             includes: r.paths.clone(),
@@ -86,6 +96,7 @@ impl Agent {
             tree_fetchers: 4,
             files_per_batch: 1024,
             owner: None,
+            within,
         };
         self.log(
             job,

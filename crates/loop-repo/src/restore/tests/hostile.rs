@@ -579,3 +579,40 @@ fn a_symlinks_xattrs_are_set_only_where_nobody_else_renames_names() {
     );
     assert!(xattr(&shared.join("link")).is_err());
 }
+
+/// A caller checked that the target is under a directory it allows; someone who writes
+/// there then puts a link at the target's name, to a place outside. The restore checks the
+/// target it opened, refuses it, and writes nothing there.
+#[test]
+fn a_target_swapped_for_a_link_outside_the_allowed_directories_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("cron-job"), b"* * * * * root evil\n");
+    let repo = new_repo(tmp.path());
+    let tree = backup(&repo, &src);
+    let root = tmp.path().join("allowed");
+    let outside = tmp.path().join("outside");
+    fs::create_dir_all(root.join("u")).unwrap();
+    fs::create_dir_all(&outside).unwrap();
+    let within = vec![root.canonicalize().unwrap()];
+
+    let fine = restore(&repo, &tree, &root.join("u/fine"), |o| {
+        o.within = within.clone()
+    });
+    assert!(fine.errors.is_empty(), "{:?}", fine.errors);
+    assert!(root.join("u/fine/src/cron-job").exists());
+
+    std::os::unix::fs::symlink(&outside, root.join("u/out")).unwrap();
+    let opts = RestoreOptions {
+        target: root.join("u/out"),
+        within,
+        ..Default::default()
+    };
+    let err = run(&repo, &tree, &opts, &RestoreProgress::default()).unwrap_err();
+    assert!(err.to_string().contains("outside"), "{err}");
+    assert_eq!(
+        names(&outside),
+        Vec::<Vec<u8>>::new(),
+        "nothing was written outside"
+    );
+}
