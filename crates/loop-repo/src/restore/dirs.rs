@@ -13,6 +13,15 @@ pub(super) struct DirRecord {
     /// `None`: directly in the target.
     pub(super) parent: Option<usize>,
     pub(super) node: Node,
+    /// Its device and inode when restore made it: reopened by name, what is there must
+    /// still be it.
+    pub(super) inode: (u64, u64),
+}
+
+/// The device and inode of an open file or directory.
+pub(super) fn inode_of(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok((st.st_dev, st.st_ino))
 }
 
 /// Path of a directory record relative to the target.
@@ -26,7 +35,9 @@ pub(super) fn record_path(records: &[DirRecord], mut i: usize) -> PathBuf {
 }
 
 /// Reopens recorded directories from the target down, one `O_NOFOLLOW` component at a time,
-/// keeping the last chain open (consecutive lookups are usually siblings).
+/// keeping the last chain open (consecutive lookups are usually siblings). A directory found
+/// at a recorded name that is not the one restore made (someone who writes the target
+/// renamed it away and put another there) is refused, so nothing lands on theirs.
 #[derive(Default)]
 pub(super) struct DirChain {
     open: Vec<(usize, OwnedFd)>,
@@ -60,8 +71,41 @@ impl DirChain {
                 let parent = self.open.last().map_or(root.as_fd(), |(_, fd)| fd.as_fd());
                 open_dir(parent, &records[i].node.name)?
             };
+            if inode_of(fd.as_fd())? != records[i].inode {
+                return Err(io::Error::other(
+                    "the directory was replaced since the restore made it",
+                ));
+            }
             self.open.push((i, fd));
         }
         Ok(self.open.last().expect("non-empty").1.as_fd())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::{Name, NodeKind};
+
+    /// Someone who writes the target renames a directory restore made and puts another at
+    /// its name: reopening it for its metadata refuses theirs.
+    #[test]
+    fn a_directory_replaced_after_restore_made_it_is_not_reopened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root: OwnedFd = std::fs::File::open(tmp.path()).unwrap().into();
+        let made = super::super::nofollow::make_dir(root.as_fd(), &Name(b"d".to_vec())).unwrap();
+        let records = vec![DirRecord {
+            parent: None,
+            node: Node::bare(Name(b"d".to_vec()), NodeKind::Dir, 0, None),
+            inode: inode_of(made.as_fd()).unwrap(),
+        }];
+        let mut chain = DirChain::default();
+        assert!(chain.open(&root, &records, Some(0)).is_ok());
+
+        std::fs::rename(tmp.path().join("d"), tmp.path().join("d.away")).unwrap();
+        std::fs::create_dir(tmp.path().join("d")).unwrap();
+        let mut chain = DirChain::default();
+        let err = chain.open(&root, &records, Some(0)).unwrap_err();
+        assert!(err.to_string().contains("replaced"), "{err}");
     }
 }

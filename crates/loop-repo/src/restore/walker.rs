@@ -18,7 +18,7 @@ use crossbeam_channel::Sender;
 use rustix::fs::{FileType, Mode};
 
 use super::RestoreOptions;
-use super::dirs::{DirChain, DirRecord};
+use super::dirs::{DirChain, DirRecord, inode_of};
 use super::nofollow;
 use super::readers::{BlobWrites, RangeJob, TreeAhead};
 use super::writer::{Beside, PendingFile, Restorer};
@@ -246,13 +246,16 @@ impl<'a, 'r> Walker<'a, 'r> {
             };
             let frame = &mut above[0];
             let node = frame.node.take().expect("a pending directory has its node");
-            match nofollow::make_dir(parent_fd.as_fd(), &node.name) {
-                Ok(fd) => {
+            let made = nofollow::make_dir(parent_fd.as_fd(), &node.name)
+                .and_then(|fd| Ok((inode_of(fd.as_fd())?, fd)));
+            match made {
+                Ok((inode, fd)) => {
                     frame.dir = DirState::Ready(Arc::new(fd));
                     frame.record = Some(self.records.len());
                     self.records.push(DirRecord {
                         parent: parent.record,
                         node,
+                        inode,
                     });
                     self.ctx.counts.dirs.fetch_add(1, Ordering::Relaxed);
                 }
