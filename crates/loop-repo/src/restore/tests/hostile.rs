@@ -270,22 +270,25 @@ fn content_of(repo: &Repository, tree: &Id, path: &str) -> Vec<Id> {
 }
 
 /// A key holder indexes a blob with a raw length one byte too long, first, in a pack that
-/// does not exist. The restore sizes the file by that entry and reads the blob from its
-/// genuine copy, which is shorter: the file must fail, not come back a byte too long.
+/// does not exist. The copies disagree on the blob's length, so the restore reads the blob
+/// before it sizes the file, and plans with the genuine copy: the file comes back as it was.
+/// When the only copy's entry lies (the genuine pack, a byte too long), the file fails
+/// rather than come back padded.
 #[test]
-fn a_blob_of_another_length_than_planned_fails_its_file() {
+fn a_blob_indexed_first_with_a_lying_length_is_planned_by_its_true_one() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
-    write(&src.join("big.bin"), &noise(200_000, 31));
+    let big = noise(200_000, 31);
+    write(&src.join("big.bin"), &big);
     write(&src.join("small.txt"), b"untouched");
     let repo = new_repo(tmp.path());
     let tree = backup(&repo, &src);
     let blob = content_of(&repo, &tree, "src/big.bin")[0];
-    let genuine = repo.load_index().unwrap().get(&blob).unwrap().entry;
+    let genuine = repo.load_index().unwrap().get(&blob).unwrap();
     let lying = PackEntry {
-        raw_len: genuine.raw_len + 1,
-        length: genuine.length + 1,
-        ..genuine
+        raw_len: genuine.entry.raw_len + 1,
+        length: genuine.entry.length + 1,
+        ..genuine.entry
     };
     let mut packs = vec![(Id([0xf0; 32]), vec![lying])];
     packs.extend(indexed_packs(&repo));
@@ -294,7 +297,28 @@ fn a_blob_of_another_length_than_planned_fails_its_file() {
 
     let out = tmp.path().join("out");
     let report = restore(&repo, &tree, &out, |_| {});
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(fs::read(out.join("src/big.bin")).unwrap(), big);
 
+    // The only copy, indexed a byte too long.
+    let only = PackEntry {
+        raw_len: genuine.entry.raw_len + 1,
+        ..genuine.entry
+    };
+    let packs = indexed_packs(&repo)
+        .into_iter()
+        .filter(|(p, _)| *p != Id([0xf0; 32]))
+        .map(|(p, entries)| {
+            let entries = entries
+                .into_iter()
+                .map(|e| if e.id == blob { only } else { e })
+                .collect();
+            (p, entries)
+        })
+        .collect();
+    reindex(&repo, vec![IndexFile { packs }]);
+    let out = tmp.path().join("out2");
+    let report = restore(&repo, &tree, &out, |_| {});
     assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
     let err = &report.errors[0];
     assert!(
@@ -302,7 +326,7 @@ fn a_blob_of_another_length_than_planned_fails_its_file() {
         "{err}"
     );
     let len = fs::metadata(out.join("src/big.bin")).unwrap().len();
-    assert_ne!(len, lying.raw_len as u64);
+    assert_ne!(len, only.raw_len as u64);
     assert_eq!(fs::read(out.join("src/small.txt")).unwrap(), b"untouched");
 }
 
