@@ -453,6 +453,7 @@ fn dump_streams_a_file_and_find_node_resolves_paths() {
 }
 
 mod hostile;
+mod placement;
 
 /// `repo` read through storage that asks the restore of the returned progress to stop when
 /// `when` says so of a pack read (the pack's name, and how many pack reads there have been,
