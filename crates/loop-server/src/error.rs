@@ -92,11 +92,22 @@ internal_from!(
     tokio::task::JoinError
 );
 
+/// What a client that found the server busy is told to wait, in seconds.
+const BUSY_RETRY_SECS: u64 = 5;
+
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
         match e {
             // A cursor the client brought that fits another listing.
             crate::db::DbError::Cursor => ApiError::bad_request(e.to_string()),
+            // Every connection stayed busy for `database.acquire_timeout_seconds`: an
+            // overload the client may wait out, not a fault.
+            crate::db::DbError::Sql(sqlx::Error::PoolTimedOut) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the server is busy; try again shortly",
+            )
+            .retry_after(BUSY_RETRY_SECS),
             e => ApiError::Internal(e.to_string()),
         }
     }

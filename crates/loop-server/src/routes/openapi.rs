@@ -190,6 +190,11 @@ pub(super) fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
             "500",
             "Internal error: the detail holds only an incident ID (problem+json)",
         );
+        add(
+            "503",
+            "The server is busy (`busy`: no database connection came free in time), or a \
+             service it relies on is away: try again after `Retry-After` (problem+json)",
+        );
         for (status, response) in op.responses.responses.iter_mut() {
             let RefOr::T(response) = response else {
                 continue;
@@ -208,7 +213,7 @@ pub(super) fn document_errors(doc: &mut utoipa::openapi::OpenApi) {
                     ),
                 );
             }
-            if status == "429" {
+            if status == "429" || status == "503" {
                 response.headers.insert(
                     "Retry-After".into(),
                     RefOr::T(

@@ -94,3 +94,21 @@ fn twenty_failures_from_one_address_lock_every_account_from_it() {
         4
     );
 }
+
+/// Every database connection stays busy past `database.acquire_timeout_seconds`: a request
+/// is told the server is busy (503 `busy`, with `Retry-After`), not of an internal error.
+#[test]
+fn a_request_that_finds_no_database_connection_free_is_told_to_come_back() {
+    let server = Server::start_with(|c| {
+        c.database.max_connections = 1;
+        c.database.acquire_timeout_seconds = 1;
+    });
+    let admin = server.admin();
+    let held = server.block_on(server.state.db.pool.acquire()).unwrap();
+    let busy = admin.get("/api/v1/me");
+    busy.expect_problem(503, "busy");
+    assert_eq!(busy.retry_after.as_deref(), Some("5"));
+    // A pooled connection goes back to its pool inside the runtime.
+    server.block_on(async move { drop(held) });
+    admin.get("/api/v1/me").expect(200);
+}

@@ -1,6 +1,7 @@
 //! The errors each operation really answers, which the wire test holds the document to.
 
-/// The error statuses each operation can answer, besides 500 (which every one can).
+/// The error statuses each operation can answer, besides 500 and 503 (which every one can:
+/// an incident, or the server busy).
 /// Signed-in operations answer 401 without a session and 410 to a token of an erased tenant;
 /// 400 is a body or query that does not parse, 403 a missing permission (or a change sent
 /// with the cookie from another site), 404 an object or tenant that is missing or not the
