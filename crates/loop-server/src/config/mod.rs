@@ -439,18 +439,44 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// Where in `text` the error is and what it is, without the line itself: a mistyped line
+/// Where in `text` the error is and what it is, without the line itself, nor the value the
+/// message quotes (`invalid type: integer `84736251`, expected a string`): a mistyped line
 /// may hold a password.
 fn parse_error(text: &str, e: &toml::de::Error) -> String {
+    let message = without_quoted_value(e.message());
     match e.span() {
         Some(span) => {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
             let column = before.len() - before.rfind('\n').map_or(0, |n| n + 1) + 1;
-            format!("line {line}, column {column}: {}", e.message())
+            format!("line {line}, column {column}: {message}")
         }
-        None => e.message().to_string(),
+        None => message,
     }
+}
+
+/// `message` with the value a type or value error quotes in backticks left out (names of
+/// keys are quoted the same way in "unknown field" errors, and stay).
+fn without_quoted_value(message: &str) -> String {
+    let quotes_value =
+        message.starts_with("invalid type:") || message.starts_with("invalid value:");
+    if !quotes_value {
+        return message.to_string();
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        match (c, quoted) {
+            ('`', false) => {
+                quoted = true;
+                out.push_str("(a value)");
+            }
+            ('`', true) => quoted = false,
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    out
 }
 
 impl Config {

@@ -101,6 +101,46 @@ fn a_mistyped_line_is_placed_but_not_shown() {
     assert!(e.contains("line 2"), "{e}");
     assert!(e.contains("pasword"), "the key is named: {e}");
     assert!(!e.contains("hunter2"), "{e}");
+    // A secret of the wrong type: the error names the line and the type, not the value.
+    for text in [
+        "[mail]\npassword = 84736251\n",
+        "admin_password = 123456789012\n",
+        "[mail]\npassword = [\"hunter2-in-a-list\"]\n",
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let e = Config::load(Some(&file)).unwrap_err().to_string();
+        assert!(e.contains("line") && e.contains("expected"), "{e}");
+        for secret in ["84736251", "123456789012", "hunter2"] {
+            assert!(!e.contains(secret), "{e}");
+        }
+    }
+}
+
+#[test]
+fn a_zero_that_would_switch_a_guard_off_or_lock_everyone_out_is_refused() {
+    for (text, name) in [
+        ("[signin]\nwindow_minutes = 0", "signin.window_minutes"),
+        (
+            "[signin]\nmax_failures_per_account = 0",
+            "signin.max_failures_per_account",
+        ),
+        (
+            "[signin]\nmax_failures_per_ip = 0",
+            "signin.max_failures_per_ip",
+        ),
+        ("[session]\nremember_days = 0", "session.remember_days"),
+        ("[jobs]\nlease_seconds = 0", "jobs.lease_seconds"),
+        ("[limits]\nclaim_lease_secs = 0", "limits.claim_lease_secs"),
+        (
+            "[database]\nmax_connections = 0",
+            "database.max_connections",
+        ),
+    ] {
+        let c: Config = toml::from_str(text).unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains(name), "{text}: {e}");
+    }
+    Config::default().validate().unwrap();
 }
 
 #[test]

@@ -87,10 +87,31 @@ impl Config {
                 "node_id: 1 to 64 letters, digits, '-', '_' or '.'".into(),
             ));
         }
-        if self.database.max_connections == 0 {
-            return Err(ConfigError::Invalid(
-                "database.max_connections must be positive".into(),
-            ));
+        // Zero would not mean "off" for any of these: no sign-in window forgets every
+        // failure at once (no throttling, of resets and sign-ups too), no allowed failure
+        // locks every account, and a lease of nothing hands a running job or upload to the
+        // next request.
+        for (name, value) in [
+            (
+                "database.max_connections",
+                u64::from(self.database.max_connections),
+            ),
+            ("signin.window_minutes", self.signin.window_minutes),
+            (
+                "signin.max_failures_per_account",
+                u64::from(self.signin.max_failures_per_account),
+            ),
+            (
+                "signin.max_failures_per_ip",
+                u64::from(self.signin.max_failures_per_ip),
+            ),
+            ("session.remember_days", self.session.remember_days),
+            ("jobs.lease_seconds", self.jobs.lease_seconds),
+            ("limits.claim_lease_secs", self.limits.claim_lease_secs),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("{name} must be positive")));
+            }
         }
         let mut names = std::collections::HashSet::new();
         for d in &self.destinations() {

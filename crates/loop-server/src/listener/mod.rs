@@ -66,7 +66,11 @@ impl Listener {
                 idle: seconds(config.idle_seconds),
             }),
             limits: ConnectionLimits::new(max, config.max_per_client),
-            trusted_proxies: config.trusted_proxies.clone().into(),
+            trusted_proxies: config
+                .trusted_proxies
+                .iter()
+                .map(|ip| ip.to_canonical())
+                .collect(),
         }
     }
 
@@ -90,7 +94,7 @@ impl Listener {
                     continue;
                 }
             };
-            if self.trusted_proxies.contains(&peer.ip()) {
+            if is_trusted(&self.trusted_proxies, peer.ip()) {
                 tokio::spawn(proxied(self.shared.clone(), self.limits.clone(), tcp, peer));
                 continue;
             }
@@ -165,4 +169,27 @@ fn warning_due(last: &mut Option<Instant>) -> bool {
         *last = Some(Instant::now());
     }
     due
+}
+
+/// Whether `peer` is one of the balancers `trusted` (canonical addresses): on a socket that
+/// listens on `[::]` an IPv4 peer arrives as `::ffff:a.b.c.d`, which is the `a.b.c.d` the
+/// configuration names.
+fn is_trusted(trusted: &[std::net::IpAddr], peer: std::net::IpAddr) -> bool {
+    trusted.contains(&peer.to_canonical())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    #[test]
+    fn an_ipv4_balancer_is_trusted_however_the_socket_names_it() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let trusted = [ip("10.0.1.5"), ip("fd00::5")];
+        assert!(super::is_trusted(&trusted, ip("10.0.1.5")));
+        assert!(super::is_trusted(&trusted, ip("::ffff:10.0.1.5")));
+        assert!(super::is_trusted(&trusted, ip("fd00::5")));
+        assert!(!super::is_trusted(&trusted, ip("10.0.1.6")));
+        assert!(!super::is_trusted(&trusted, ip("::ffff:10.0.1.6")));
+    }
 }
