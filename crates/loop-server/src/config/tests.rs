@@ -116,6 +116,65 @@ fn a_mistyped_line_is_placed_but_not_shown() {
     }
 }
 
+/// A mistyped optional key of a destination would fall back to its default (vaults at the
+/// bucket's root, presigned URLs valid 15 minutes): it stops the server instead, as does a
+/// key of the other backend.
+#[test]
+fn a_destination_key_that_is_mistyped_or_of_another_backend_is_refused() {
+    let s3 = |extra: &str| {
+        format!(
+            "[[destinations]]\nname = \"s3\"\njurisdiction = \"eu\"\nbackend = \"s3\"\n\
+             bucket = \"b\"\naccess_key_id = \"k\"\nsecret_access_key = \"s3cret\"\n{extra}"
+        )
+    };
+    for (text, expected) in [
+        (s3("prefx = \"prod\"\n"), "prefx"),
+        (s3("direct_url_sec = 60\n"), "direct_url_sec"),
+        (
+            s3("path = \"/srv\"\n"),
+            "`path` is not a key of a s3 destination",
+        ),
+        (
+            "[[destinations]]\nname = \"disk\"\njurisdiction = \"eu\"\nbackend = \"local\"\n\
+             path = \"/srv\"\nbucket = \"b\"\n"
+                .to_string(),
+            "`bucket` is not a key of a local destination",
+        ),
+        (
+            "[[destinations]]\nname = \"x\"\njurisdiction = \"eu\"\nbackend = \"ftp\"\n"
+                .to_string(),
+            "not one of local, s3",
+        ),
+        (
+            s3("").replace("bucket = \"b\"\n", ""),
+            "`bucket` is missing",
+        ),
+    ] {
+        let e = toml::from_str::<Config>(&text).unwrap_err().to_string();
+        assert!(e.contains(expected), "{text}: {e}");
+        assert!(!e.contains("s3cret"), "{e}");
+    }
+    let c: Config = toml::from_str(&s3("prefix = \"prod\"\ndirect = true\n")).unwrap();
+    match &c.destinations()[0].backend {
+        BackendConfig::S3 {
+            prefix,
+            direct,
+            direct_url_secs,
+            retries,
+            ..
+        } => assert_eq!(
+            (prefix.as_str(), *direct, *direct_url_secs, *retries),
+            (
+                "prod",
+                true,
+                900,
+                loop_repo::RetryBudget::default().max_retries
+            )
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn a_zero_that_would_switch_a_guard_off_or_lock_everyone_out_is_refused() {
     for (text, name) in [
