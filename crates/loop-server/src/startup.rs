@@ -59,6 +59,11 @@ impl Application {
     /// provider tenant and first administrator on a fresh data directory, and binds the
     /// listener (port 0 picks a free port).
     pub async fn build(config: Config) -> Result<Application, StartError> {
+        // SIGHUP's default action ends the process. A renewal's deploy hook may send one while
+        // the server starts (migrations, a PostgreSQL lock, the first start's key work): from
+        // here on it is caught (the handler stays for the process's life), and [`run`] reloads
+        // the certificate at each one.
+        let _ = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
         config.validate()?;
         crate::fsutil::private_dir(&config.data_dir)
             .map_err(|e| StartError::Io(config.data_dir.display().to_string(), e))?;
@@ -387,4 +392,22 @@ async fn queue_staging_sweeps(state: &AppState) -> Result<(), StartError> {
     }
     tx.commit().await.map_err(db::DbError::from)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// A SIGHUP while the server starts (a renewal's deploy hook at boot) does not end it:
+    /// its first step catches the signal. Here the start stops at a configuration error,
+    /// after that step; the signal then must not end this process.
+    #[test]
+    fn a_hangup_while_the_server_starts_does_not_end_it() {
+        let mut config = crate::Config::default();
+        config.tls.cert = Some("cert.pem".into()); // without its key: refused
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let refused = rt.block_on(super::Application::build(config));
+        assert!(refused.is_err());
+        let me = rustix::process::getpid();
+        rustix::process::kill_process(me, rustix::process::Signal::HUP).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
 }
