@@ -74,6 +74,16 @@ pub async fn target_by_id(pool: &AnyPool, id: &str) -> DbResult<Option<TargetRow
     row.as_ref().map(target).transpose()
 }
 
+/// The tenant of target `id`, deleted or not (its delivery log outlives it).
+pub async fn target_tenant(pool: &AnyPool, id: &str) -> DbResult<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT tenant_id FROM notify_targets WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
 /// The targets of the tenants in `scope`, by tenant and name.
 pub async fn targets_in(
     pool: &AnyPool,

@@ -231,6 +231,16 @@ async fn summaries(state: &AppState, now: i64) -> DbResult<()> {
             1
         };
         let from = due - days * 86_400_000;
+        // More than a period behind (the target was paused, or no node ran): a summary of
+        // a period long past would arrive at once and report days nobody asked about. The
+        // timer moves on; the next summary covers its own period.
+        if now - due > days * 86_400_000 {
+            let mut tx = state.db.begin().await?;
+            if advance_timer(&mut tx, Timer::Summary(&t.id), due, next).await? {
+                tx.commit().await?;
+            }
+            continue;
+        }
         let s = watch::summary(
             pool,
             &tenant.path,

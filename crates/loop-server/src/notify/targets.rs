@@ -34,6 +34,19 @@ pub async fn scoped(
     Ok(t)
 }
 
+/// Checks that the caller may read the delivery log of target `id`, also once it was
+/// deleted (its log stays until trimmed); another tenant's is as absent as none.
+pub async fn scoped_log(state: &AppState, caller: &Caller, id: &TargetId) -> ApiResult<()> {
+    caller.user()?;
+    let tenant = db_notify::target_tenant(&state.db.pool, id.as_str())
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    caller
+        .tenant(state, Permission::NotifyRead, &tenant)
+        .await?;
+    Ok(())
+}
+
 fn check_email(e: &EmailSettings) -> ApiResult<EmailSettings> {
     if e.recipients.is_empty() || e.recipients.len() > MAX_RECIPIENTS {
         return Err(ApiError::bad_request(format!(

@@ -143,8 +143,7 @@ pub async fn list_deliveries(
     OriginalUri(uri): OriginalUri,
 ) -> ApiResult<Listing<Delivery>> {
     if let Some(t) = &f.target_id {
-        // Another tenant's target is as absent as one that does not exist.
-        targets::scoped(&state, &caller, Permission::NotifyRead, t).await?;
+        targets::scoped_log(&state, &caller, t).await?;
     }
     let scope = caller
         .scope(&state, Permission::NotifyRead, f.tenant_id.as_ref())
