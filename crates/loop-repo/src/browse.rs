@@ -460,19 +460,8 @@ mod tests {
         );
         assert_eq!(report.files, 0);
         // `check` names it as damage, where the structure walk stops.
-        repo.save_snapshot(&crate::snapshot::Snapshot {
-            time: chrono::DateTime::UNIX_EPOCH.fixed_offset(),
-            tree: a,
-            paths: vec!["/".into()],
-            hostname: "h".into(),
-            username: String::new(),
-            tags: Vec::new(),
-            parent: None,
-            excludes: Vec::new(),
-            program_version: String::new(),
-            summary: None,
-        })
-        .unwrap();
+        repo.save_snapshot(&crate::testutil::bare_snapshot(a))
+            .unwrap();
         let structure = crate::check::CheckOptions {
             read_data: crate::check::ReadData::None,
             threads: 1,

@@ -179,3 +179,19 @@ pub fn unhex(s: &str) -> Vec<u8> {
 pub fn key(s: &str) -> crate::crypto::Key {
     crate::crypto::Key::from_bytes(unhex(s).try_into().expect("32-byte key"))
 }
+
+/// A snapshot record of `tree` with nothing else to say (host `h`, path `/`, at 1970).
+pub fn bare_snapshot(tree: crate::Id) -> crate::snapshot::Snapshot {
+    crate::snapshot::Snapshot {
+        time: chrono::DateTime::UNIX_EPOCH.fixed_offset(),
+        tree,
+        paths: vec!["/".into()],
+        hostname: "h".into(),
+        username: String::new(),
+        tags: Vec::new(),
+        parent: None,
+        excludes: Vec::new(),
+        program_version: String::new(),
+        summary: None,
+    }
+}

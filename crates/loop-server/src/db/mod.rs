@@ -25,6 +25,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod notify;
 pub mod notify_people;
+pub mod notify_sending;
 pub mod objects;
 pub mod outbox;
 pub mod page;

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use loop_api::{DeliveryState, EventKind, TargetKind};
 
-use crate::db::notify::{self, Outcome, Taken};
+use crate::db::notify_sending::{self as sending, Outcome, Taken};
 use crate::db::{DbResult, tenants};
 use crate::state::AppState;
 
@@ -73,7 +73,7 @@ async fn send_due(state: &AppState) -> DbResult<()> {
         // An e-mail's sends start within `mail.timeout_seconds`, and the last may take as
         // long again.
         let claim = CLAIM_MS.max(2 * state.mailer.timeout().as_millis() as i64 + 60_000);
-        let due = notify::take_due(&state.db.pool, state.now(), claim, BATCH).await?;
+        let due = sending::take_due(&state.db.pool, state.now(), claim, BATCH).await?;
         if due.is_empty() {
             return Ok(());
         }
@@ -258,7 +258,7 @@ async fn send_each(
         }
         done |= bit;
         // Kept at once, so a try cut short sends nobody the message twice.
-        notify::recipients_done(&state.db.pool, &d.id, (of, done), &refused)
+        sending::recipients_done(&state.db.pool, &d.id, (of, done), &refused)
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "recording a recipient's delivery");
@@ -312,7 +312,7 @@ async fn record(state: &AppState, d: &Taken, result: Result<Delivered, Failure>)
                 status: done.status,
                 retry_at: None,
             };
-            notify::record_try(pool, &d.id, &o, now).await
+            sending::record_try(pool, &d.id, &o, now).await
         }
         Err(f) => {
             let give_up = state.config.notify.give_up_hours as i64 * 3_600_000;
@@ -334,7 +334,7 @@ async fn record(state: &AppState, d: &Taken, result: Result<Delivered, Failure>)
                 status: f.status,
                 retry_at,
             };
-            notify::record_try(pool, &d.id, &o, now).await
+            sending::record_try(pool, &d.id, &o, now).await
         }
     }
 }

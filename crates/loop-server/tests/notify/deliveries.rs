@@ -584,28 +584,3 @@ fn a_tenant_has_at_most_twenty_targets() {
         .expect(204);
     admin.post("/api/v1/notify/targets", more).expect(201);
 }
-
-/// A deleted target's delivery log stays readable, filtered by the target, as the delete
-/// says; a target that never was is a 404.
-#[test]
-fn a_deleted_targets_delivery_log_stays_readable() {
-    let server = start(|_| {});
-    let admin = server.admin();
-    let (tenant, _) = customer_with_vault(&admin, "Gone", None);
-    let target = team(&admin, &tenant, &["ops@gone.example"]);
-    admin
-        .post(&format!("/api/v1/notify/targets/{target}/test"), json!({}))
-        .expect(202);
-    admin
-        .delete(&format!("/api/v1/notify/targets/{target}"))
-        .expect(204);
-    let log = deliveries(&admin, &target);
-    assert_eq!(log.len(), 1, "{log:#?}");
-    assert_eq!(log[0]["state"], "failed", "what was queued ends as failed");
-    admin
-        .get(&format!(
-            "/api/v1/notify/deliveries?target_id=nt_{}",
-            "0".repeat(32)
-        ))
-        .expect_problem(404, "not_found");
-}

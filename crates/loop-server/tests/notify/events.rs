@@ -179,30 +179,3 @@ fn a_full_vault_a_quiet_device_a_new_token_and_a_new_browser_each_raise_their_ev
     assert_eq!(new.len(), before + 1, "{new:#?}");
     assert_eq!(new[0]["details"]["browser"], "Firefox 128.0");
 }
-
-/// A daily summary target paused for three weeks and resumed: no summary of a day three
-/// weeks gone goes out; the next comes at its own time.
-#[test]
-fn a_summary_target_resumed_after_a_pause_reports_no_period_long_past() {
-    let server = start(|_| {});
-    let admin = server.admin();
-    let (tenant, _) = customer_with_vault(&admin, "Paused", None);
-    let target = email_target(
-        &admin,
-        &tenant,
-        "boss@paused.example",
-        json!({ "summary": "daily" }),
-    );
-    let path = format!("/api/v1/notify/targets/{target}");
-    admin.patch(&path, json!({ "enabled": false })).expect(200);
-    server.advance(Duration::from_secs(21 * 86_400));
-    pass(&server);
-    let admin = server.admin();
-    admin.patch(&path, json!({ "enabled": true })).expect(200);
-    pass(&server);
-    assert!(admin.events(&tenant, "summary-report").is_empty());
-    server.advance(Duration::from_secs(86_400 + 60));
-    pass(&server);
-    let admin = server.admin();
-    assert_eq!(admin.events(&tenant, "summary-report").len(), 1);
-}

@@ -166,3 +166,4 @@ fn email_target(caller: &Caller<'_>, tenant: &str, to: &str, extra: Value) -> St
 
 mod deliveries;
 mod events;
+mod targets;

@@ -11,15 +11,9 @@ fn repo() -> (tempfile::TempDir, Repository) {
 fn snapshot(repo: &Repository, host: &str, paths: &[&str], time: &str) -> Id {
     repo.save_snapshot(&Snapshot {
         time: at(time),
-        tree: Id::random(),
         paths: tags(paths),
         hostname: host.into(),
-        username: String::new(),
-        tags: Vec::new(),
-        parent: None,
-        excludes: Vec::new(),
-        program_version: String::new(),
-        summary: None,
+        ..crate::testutil::bare_snapshot(Id::random())
     })
     .unwrap()
 }

@@ -386,16 +386,11 @@ fn names_of_one_inode_with_different_content_are_restored_apart() {
     write(&src.join("two"), b"later, longer content");
     let repo = new_repo(tmp.path());
     let tree = backup(&repo, &src);
-    let index = repo.load_index().unwrap();
-    let mut root = repo.load_tree(&index, &tree).unwrap();
-    let mut dir = repo
-        .load_tree(&index, &root.nodes[0].subtree.unwrap())
-        .unwrap();
-    for n in &mut dir.nodes {
-        (n.dev, n.inode, n.links) = (7, 42, 2);
-    }
-    root.nodes[0].subtree = Some(crate::testutil::store_trees(&repo, &[dir])[0]);
-    let forged = crate::testutil::store_trees(&repo, &[root])[0];
+    let forged = with_dir_changed(&repo, &tree, |dir| {
+        for n in &mut dir.nodes {
+            (n.dev, n.inode, n.links) = (7, 42, 2);
+        }
+    });
 
     let out = tmp.path().join("out");
     let report = restore(&repo, &forged, &out, |_| {});

@@ -34,21 +34,15 @@ fn setuid_and_setgid_go_when_owners_are_not_restored_and_the_file_was_anothers()
     let repo = new_repo(tmp.path());
     let tree = backup(&repo, &src);
     // The snapshot as a backup of another user's file would have it.
-    let index = repo.load_index().unwrap();
-    let mut root = repo.load_tree(&index, &tree).unwrap();
-    let mut dir = repo
-        .load_tree(&index, &root.nodes[0].subtree.unwrap())
-        .unwrap();
-    let theirs = dir
-        .nodes
-        .iter_mut()
-        .find(|n| n.name.0 == b"theirs")
-        .unwrap();
-    theirs.uid += 4242;
-    theirs.gid += 4242;
-    let sub = crate::testutil::store_trees(&repo, &[dir])[0];
-    root.nodes[0].subtree = Some(sub);
-    let forged = crate::testutil::store_trees(&repo, &[root])[0];
+    let forged = with_dir_changed(&repo, &tree, |dir| {
+        let theirs = dir
+            .nodes
+            .iter_mut()
+            .find(|n| n.name.0 == b"theirs")
+            .unwrap();
+        theirs.uid += 4242;
+        theirs.gid += 4242;
+    });
 
     let out = tmp.path().join("out");
     let report = restore(&repo, &forged, &out, |o| o.owner = Some(false));
