@@ -195,3 +195,20 @@ pub fn bare_snapshot(tree: crate::Id) -> crate::snapshot::Snapshot {
         summary: None,
     }
 }
+
+/// The snapshot `tree` forged by a key holder: its one backed-up directory's tree changed
+/// by `change` and stored anew. Answers the new root tree.
+pub fn with_dir_changed(
+    repo: &Repository,
+    tree: &crate::Id,
+    change: impl FnOnce(&mut crate::tree::Tree),
+) -> crate::Id {
+    let index = repo.load_index().unwrap();
+    let mut root = repo.load_tree(&index, tree).unwrap();
+    let mut dir = repo
+        .load_tree(&index, &root.nodes[0].subtree.unwrap())
+        .unwrap();
+    change(&mut dir);
+    root.nodes[0].subtree = Some(store_trees(repo, &[dir])[0]);
+    store_trees(repo, &[root])[0]
+}

@@ -386,7 +386,7 @@ fn names_of_one_inode_with_different_content_are_restored_apart() {
     write(&src.join("two"), b"later, longer content");
     let repo = new_repo(tmp.path());
     let tree = backup(&repo, &src);
-    let forged = with_dir_changed(&repo, &tree, |dir| {
+    let forged = crate::testutil::with_dir_changed(&repo, &tree, |dir| {
         for n in &mut dir.nodes {
             (n.dev, n.inode, n.links) = (7, 42, 2);
         }

@@ -46,23 +46,6 @@ fn backup(repo: &Repository, src: &Path) -> Id {
     result.snapshot.tree
 }
 
-/// The snapshot `tree` forged by a key holder: its one backed-up directory's tree changed
-/// by `change` and stored anew. Answers the new root tree.
-fn with_dir_changed(
-    repo: &Repository,
-    tree: &Id,
-    change: impl FnOnce(&mut crate::tree::Tree),
-) -> Id {
-    let index = repo.load_index().unwrap();
-    let mut root = repo.load_tree(&index, tree).unwrap();
-    let mut dir = repo
-        .load_tree(&index, &root.nodes[0].subtree.unwrap())
-        .unwrap();
-    change(&mut dir);
-    root.nodes[0].subtree = Some(crate::testutil::store_trees(repo, &[dir])[0]);
-    crate::testutil::store_trees(repo, &[root])[0]
-}
-
 fn restore(
     repo: &Repository,
     tree: &Id,

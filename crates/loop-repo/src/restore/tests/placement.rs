@@ -34,7 +34,7 @@ fn setuid_and_setgid_go_when_owners_are_not_restored_and_the_file_was_anothers()
     let repo = new_repo(tmp.path());
     let tree = backup(&repo, &src);
     // The snapshot as a backup of another user's file would have it.
-    let forged = with_dir_changed(&repo, &tree, |dir| {
+    let forged = crate::testutil::with_dir_changed(&repo, &tree, |dir| {
         let theirs = dir
             .nodes
             .iter_mut()
