@@ -115,6 +115,20 @@ impl Schedule {
     }
 }
 
+/// The next time of the schedule `text` strictly after `after_ms` (Unix milliseconds) in
+/// the zone `time_zone`, in Unix milliseconds; `None` when the schedule does not read or
+/// never comes. A zone that does not read (one that stopped being a zone) counts as UTC.
+pub fn next_after_ms(text: &str, time_zone: &str, after_ms: i64) -> Option<i64> {
+    let tz = parse_time_zone(time_zone)
+        .or_else(|_| parse_time_zone("UTC"))
+        .ok()?;
+    let after = DateTime::<Utc>::from_timestamp_millis(after_ms)?;
+    Schedule::parse(text)
+        .ok()?
+        .next_after(after, tz)
+        .map(|t| t.timestamp_millis())
+}
+
 /// Reads an IANA time zone name such as `Europe/Amsterdam` or `UTC`.
 pub fn parse_time_zone(name: &str) -> Result<Tz, String> {
     name.parse::<Tz>()
@@ -504,6 +518,21 @@ mod tests {
         }
         assert!(parse_time_zone("Europe/Amsterdam").is_ok());
         assert!(parse_time_zone("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn next_after_ms_reads_the_schedule_and_zone_and_falls_back_to_utc() {
+        let ms = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis();
+        let after = ms("2026-12-07T00:00:00Z");
+        assert_eq!(
+            next_after_ms("daily", "Asia/Tokyo", after),
+            Some(ms("2026-12-07T15:00:00Z"))
+        );
+        assert_eq!(
+            next_after_ms("daily", "Mars/Olympus", after),
+            Some(ms("2026-12-08T00:00:00Z"))
+        );
+        assert_eq!(next_after_ms("someday", "UTC", after), None);
     }
 
     #[test]

@@ -5,9 +5,9 @@
 //! `skipped` record while the previous run is open, and a verify skipped as well when the
 //! vault was verified successfully within `reverify_after_days`.
 
+use loop_api::schedule::next_after_ms;
 use loop_api::{AgentRetention, ItemKeepRules, JobKind, JobState, JobTrigger, KeyCustody, Policy};
 
-use super::scheduler::next_after;
 use crate::db::jobs::{self, NewJob, Runner};
 use crate::db::maintenance::{self as runs, Managed};
 use crate::db::{DbResult, Timer, advance_timer, policies};
@@ -57,7 +57,7 @@ async fn vault_kind(
         }
         return Ok(());
     };
-    let next = |after| next_after(schedule, &m.time_zone, after);
+    let next = |after| next_after_ms(schedule, &m.time_zone, after);
     let due = match stored {
         Some((s, Some(due))) if s == schedule => due,
         Some((s, None)) if s == schedule => return Ok(()),

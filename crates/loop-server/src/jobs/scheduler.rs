@@ -17,25 +17,13 @@
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
-use loop_api::schedule::{Schedule, Tz, parse_time_zone};
+use loop_api::schedule::{Schedule, Tz, next_after_ms, parse_time_zone};
 use loop_api::{JobKind, JobState, JobTrigger, ProtectedItem};
 use rand::RngExt as _;
 
 use crate::db::jobs::{self, NewJob};
 use crate::db::{DbResult, Timer, Tx, advance_timer, items, tenants};
 use crate::state::AppState;
-
-/// The next time of `schedule` strictly after `after` (Unix ms) in `time_zone`; `None` when
-/// it never comes or does not read. A zone that stopped reading counts as UTC.
-pub(crate) fn next_after(schedule: &str, time_zone: &str, after: i64) -> Option<i64> {
-    let tz = parse_time_zone(time_zone)
-        .or_else(|_| parse_time_zone("UTC"))
-        .ok()?;
-    Schedule::parse(schedule)
-        .ok()?
-        .next_after(crate::db::time(after), tz)
-        .map(|t| t.timestamp_millis())
-}
 
 /// Moves every run of tenant `tenant_id` not yet due at `now` (its items', sync jobs' and
 /// vaults' maintenance) to the next time of its schedule in the tenant's new `time_zone`,
@@ -44,7 +32,7 @@ pub(crate) fn next_after(schedule: &str, time_zone: &str, after: i64) -> Option<
 pub async fn rezone(tx: &mut Tx, tenant_id: &str, time_zone: &str, now: i64) -> DbResult<usize> {
     let mut moved = 0;
     for t in crate::db::pending_timers(tx, tenant_id, now).await? {
-        let next = next_after(&t.schedule, time_zone, now);
+        let next = next_after_ms(&t.schedule, time_zone, now);
         if next == Some(t.next_run_at) {
             continue;
         }

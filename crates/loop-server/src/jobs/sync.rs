@@ -445,7 +445,7 @@ pub async fn next_run(
         .await?
         .map_or_else(|| "UTC".to_string(), |t| t.tenant.time_zone);
     // A schedule or zone that does not read was refused when the job was made.
-    Ok(super::scheduler::next_after(text, &tz, now))
+    Ok(loop_api::schedule::next_after_ms(text, &tz, now))
 }
 
 /// A run of `job` to queue (one already queued or running takes it).

@@ -2,7 +2,7 @@
 //! whichever node finds a thing first raises it, once: a job's end, an item's missed run,
 //! a device's quiet spell, a vault's day over 90%, a target's summary.
 
-use loop_api::schedule::{Schedule, parse_time_zone};
+use loop_api::schedule::next_after_ms;
 use loop_api::{EventKind, Job, JobState, SummaryPeriod};
 
 use crate::db::notify::{self, NewEvent};
@@ -207,11 +207,7 @@ pub fn next_summary(period: SummaryPeriod, time_zone: &str, after: i64) -> Optio
         SummaryPeriod::Daily => "07:00",
         SummaryPeriod::Weekly => "mon 07:00",
     };
-    let tz = parse_time_zone(time_zone)
-        .or_else(|_| parse_time_zone("UTC"))
-        .ok()?;
-    let s = Schedule::parse(text).ok()?;
-    s.next_after(time(after), tz).map(|t| t.timestamp_millis())
+    next_after_ms(text, time_zone, after)
 }
 
 async fn summaries(state: &AppState, now: i64) -> DbResult<()> {
