@@ -179,14 +179,16 @@ pub async fn enqueue(tx: &mut Tx, j: &NewJob<'_>, now: i64) -> DbResult<String> 
             return Ok(id);
         }
         // Joining counts in `asked_again` (see [`end_answering`]), except for a schedule's
-        // run, which the open job answers as it stands. A request that is not a schedule's
-        // also brings a queued job's time forward to its own: "run now" joined to a run due
-        // later (a jittered backup, a retry waiting out its backoff) must not wait for it.
-        // The update holds the open job's row until the caller commits, so the job's end
-        // waits for the request.
+        // run, which the open job answers as it stands. A person's request also brings a
+        // queued job's time forward to its own ("run now" joined to a jittered backup, or to
+        // a retry waiting out its backoff), and so does an event's for a job not tried yet:
+        // the events of a busy vault must not cut short the backoff of a replication that
+        // rides out an outage. The update holds the open job's row until the caller commits,
+        // so the job's end waits for the request.
         let open = sqlx::query(
             "UPDATE jobs SET asked_again = asked_again + $3,
-                scheduled_at = CASE WHEN $3 = 1 AND state = 'queued' AND scheduled_at > $4
+                scheduled_at = CASE WHEN state = 'queued' AND scheduled_at > $4
+                        AND ($5 = 1 OR ($3 = 1 AND attempts = 0))
                     THEN $4 ELSE scheduled_at END
              WHERE target_id = $1 AND kind = $2 AND state IN ('queued', 'running')
              RETURNING id",
@@ -195,6 +197,7 @@ pub async fn enqueue(tx: &mut Tx, j: &NewJob<'_>, now: i64) -> DbResult<String> 
         .bind(j.kind.as_str())
         .bind(i64::from(j.trigger != JobTrigger::Schedule))
         .bind(j.scheduled_at)
+        .bind(i64::from(j.trigger == JobTrigger::User))
         .fetch_optional(&mut **tx)
         .await?;
         // None: the open job ended between the two statements (possible where another

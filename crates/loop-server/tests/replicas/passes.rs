@@ -548,3 +548,75 @@ fn a_request_after_a_replications_last_look_queues_it_again_under_its_id() {
     assert_eq!(ask(), after, "the new job is the open one");
     assert_eq!(fail(&held, &id, seen), Answering::Lost);
 }
+
+/// A replication waiting out its backoff after a passing failure: the requests of a busy
+/// vault (a backup's, an event) leave it waiting, so the backoff rides out the outage; a
+/// person's request brings it forward.
+#[test]
+fn only_a_persons_request_cuts_a_replications_backoff_short() {
+    use loop_api::JobTrigger;
+    use loop_server::db::jobs::{self, Claimant};
+
+    let server = Server::start_with(|c| {
+        support::with_spare(c);
+        c.jobs.concurrency = 0;
+    });
+    let admin = server.admin();
+    let (_, vault) = customer_with_vault(&admin, "Backoff", None);
+    with_replica(&admin, &vault);
+    let ask = || {
+        admin
+            .post(&format!("/api/v1/vaults/{vault}/replication"), json!({}))
+            .expect(202)["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let id = ask();
+    let db = &server.state.db;
+    let claimant = Claimant {
+        runner: "runner-a",
+        node: Some("node-a"),
+    };
+    let claimed = jobs::claim_due(&db.pool, claimant, server.state.now(), 60_000, 10);
+    let claimed = server.block_on(claimed).unwrap().claimed;
+    let held = claimed
+        .into_iter()
+        .find(|c| c.job.id == id)
+        .expect("the replication");
+    let later = server.state.now() + 600_000;
+    let retry = jobs::retry_at(&db.pool, &id, held.fence, later, "the spare was away");
+    assert!(server.block_on(retry).unwrap());
+    let scheduled = || {
+        let job = server
+            .block_on(jobs::job_by_id(&db.pool, &id))
+            .unwrap()
+            .unwrap();
+        job.scheduled_at.timestamp_millis()
+    };
+
+    let by_event = server.block_on(async {
+        let v = loop_server::db::vaults::vault_by_id(&db.pool, &vault)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut tx = db.begin().await.unwrap();
+        let queued = loop_server::jobs::replicate::queue_if_replicated(
+            &server.state,
+            &mut tx,
+            &v,
+            JobTrigger::Event,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        queued
+    });
+    assert_eq!(by_event.as_deref(), Some(id.as_str()));
+    assert_eq!(scheduled(), later, "an event leaves the backoff as it was");
+    assert_eq!(ask(), id);
+    assert!(
+        scheduled() <= server.state.now(),
+        "a person's request runs it now"
+    );
+}
