@@ -399,8 +399,9 @@ fn parse_error(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-/// `message` with the value a type or value error quotes in backticks left out (names of
-/// keys are quoted the same way in "unknown field" errors, and stay).
+/// `message` with the value a type or value error quotes left out: in backticks (a number,
+/// a character) or, as a string, in double quotes with escapes (`string "wJal\"…"`). Names
+/// of keys are quoted the same way in "unknown field" errors, and stay.
 fn without_quoted_value(message: &str) -> String {
     let quotes_value =
         message.starts_with("invalid type:") || message.starts_with("invalid value:");
@@ -408,16 +409,21 @@ fn without_quoted_value(message: &str) -> String {
         return message.to_string();
     }
     let mut out = String::with_capacity(message.len());
-    let mut quoted = false;
-    for c in message.chars() {
-        match (c, quoted) {
-            ('`', false) => {
-                quoted = true;
+    // The quote that closes the value being left out, when in one.
+    let mut closing: Option<char> = None;
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        match (closing, c) {
+            (None, '`' | '"') => {
+                closing = Some(c);
                 out.push_str("(a value)");
             }
-            ('`', true) => quoted = false,
-            (_, true) => {}
-            (c, false) => out.push(c),
+            (None, c) => out.push(c),
+            (Some('"'), '\\') => {
+                chars.next();
+            }
+            (Some(q), c) if c == q => closing = None,
+            (Some(_), _) => {}
         }
     }
     out

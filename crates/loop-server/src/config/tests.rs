@@ -106,6 +106,7 @@ fn a_mistyped_line_is_placed_but_not_shown() {
         "[mail]\npassword = 84736251\n",
         "admin_password = 123456789012\n",
         "[mail]\npassword = [\"hunter2-in-a-list\"]\n",
+        "[database]\nmax_connections = \"hunter2-as-a-string \\\" with a quote\"\n",
     ] {
         std::fs::write(&file, text).unwrap();
         let e = Config::load(Some(&file)).unwrap_err().to_string();
