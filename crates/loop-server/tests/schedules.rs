@@ -517,6 +517,24 @@ fn a_new_time_zone_moves_the_runs_not_yet_due_and_keeps_a_due_one() {
                     "maintenance": { "retention_schedule": "12:00" } }),
         )
         .expect(201);
+    let target = admin
+        .post(
+            "/api/v1/notify/targets",
+            json!({ "tenant_id": tenant, "name": "boss", "summary": "daily",
+                    "email": { "recipients": ["boss@moving.example"] } }),
+        )
+        .expect(201)["target"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let summary_at = || {
+        let q = sqlx::query_scalar::<_, i64>(
+            "SELECT summary_next_at FROM notify_targets WHERE id = $1",
+        )
+        .bind(&target)
+        .fetch_one(&server.state.db.pool);
+        time_ms(server.block_on(q).unwrap())
+    };
     assert!(
         tick_now(&server).queued.is_empty(),
         "the vault's run is planned"
@@ -535,6 +553,7 @@ fn a_new_time_zone_moves_the_runs_not_yet_due_and_keeps_a_due_one() {
     assert_eq!((midnight.hour(), noon_utc.hour()), (0, 12));
     assert_eq!(time(&sync["next_run_at"]), noon_utc);
     assert_eq!(retention_at(), noon_utc);
+    assert_eq!(summary_at(), midnight + chrono::Duration::hours(7));
 
     // Just after midnight UTC (09:00 in Tokyo), before any tick: the daily run is due.
     advance_to(&server, midnight, Duration::from_secs(5));
@@ -559,6 +578,8 @@ fn a_new_time_zone_moves_the_runs_not_yet_due_and_keeps_a_due_one() {
     let syncs = get("/api/v1/sync-jobs".into());
     assert_eq!(next(syncs[0].clone()), tokyo_noon);
     assert_eq!(retention_at(), tokyo_noon);
+    // 07:00 in Tokyo, tomorrow there: 22:00 UTC today.
+    assert_eq!(summary_at(), midnight + chrono::Duration::hours(22));
     assert_eq!(
         next(get(format!(
             "/api/v1/items/{}",

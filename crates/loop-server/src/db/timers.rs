@@ -54,7 +54,7 @@ pub async fn advance_timer(
 /// A tenant's scheduled run not yet due: which row, the schedule its time was computed
 /// from, and the time.
 pub struct PendingTimer {
-    /// `item`, `sync` or `vault_run`.
+    /// `item`, `sync`, `vault_run` or `summary`.
     pub table: &'static str,
     /// The item's, sync job's or vault's ID.
     pub id: String,
@@ -64,7 +64,8 @@ pub struct PendingTimer {
     pub next_run_at: i64,
 }
 
-/// The runs of `tenant_id`'s items, sync jobs and vaults' maintenance due after `now`.
+/// The runs of `tenant_id`'s items, sync jobs and vaults' maintenance, and its targets'
+/// summaries, due after `now`.
 pub async fn pending_timers(tx: &mut Tx, tenant_id: &str, now: i64) -> DbResult<Vec<PendingTimer>> {
     let queries = [
         (
@@ -82,6 +83,15 @@ pub async fn pending_timers(tx: &mut Tx, tenant_id: &str, now: i64) -> DbResult<
             "SELECT r.vault_id AS id, r.kind, r.schedule, r.next_run_at FROM vault_runs r
              JOIN vaults v ON v.id = r.vault_id
              WHERE v.tenant_id = $1 AND r.next_run_at > $2",
+        ),
+        // Summaries come at 07:00 (daily) or Monday 07:00 (weekly), in the tenant's zone.
+        (
+            "summary",
+            "SELECT id, '' AS kind,
+                CASE summary WHEN 'weekly' THEN 'mon 07:00' ELSE '07:00' END AS schedule,
+                summary_next_at AS next_run_at FROM notify_targets
+             WHERE tenant_id = $1 AND summary_next_at > $2 AND deleted_at IS NULL
+               AND summary IN ('daily', 'weekly')",
         ),
     ];
     let mut out = Vec::new();

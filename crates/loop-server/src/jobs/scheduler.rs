@@ -26,7 +26,7 @@ use crate::db::{DbResult, Timer, Tx, advance_timer, items, tenants};
 use crate::state::AppState;
 
 /// Moves every run of tenant `tenant_id` not yet due at `now` (its items', sync jobs' and
-/// vaults' maintenance) to the next time of its schedule in the tenant's new `time_zone`,
+/// vaults' maintenance, its targets' summaries) to the next time of its schedule in the tenant's new `time_zone`,
 /// in the transaction that changes the zone. A run already due keeps its time, so it fires
 /// (or is recorded missed) as it would have. Returns how many moved.
 pub async fn rezone(tx: &mut Tx, tenant_id: &str, time_zone: &str, now: i64) -> DbResult<usize> {
@@ -39,6 +39,7 @@ pub async fn rezone(tx: &mut Tx, tenant_id: &str, time_zone: &str, now: i64) -> 
         let timer = match t.table {
             "item" => Timer::Item(&t.id),
             "sync" => Timer::Sync(&t.id),
+            "summary" => Timer::Summary(&t.id),
             _ => Timer::VaultRun {
                 vault_id: &t.id,
                 kind: &t.kind,

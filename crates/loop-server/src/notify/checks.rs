@@ -229,10 +229,15 @@ async fn summaries(state: &AppState, now: i64) -> DbResult<()> {
         let from = due - days * 86_400_000;
         // More than a period behind (the target was paused, or no node ran): a summary of
         // a period long past would arrive at once and report days nobody asked about. The
-        // timer moves on; the next summary covers its own period.
-        if now - due > days * 86_400_000 {
+        // timer moves to the latest time already come, whose summary (of the period just
+        // ended) the next pass sends, or else to the next time.
+        let period = days * 86_400_000;
+        if now - due > period {
+            let tz = &tenant.tenant.time_zone;
+            let latest =
+                next_summary(t.summary, tz, now - period).filter(|at| *at <= now && *at > due);
             let mut tx = state.db.begin().await?;
-            if advance_timer(&mut tx, Timer::Summary(&t.id), due, next).await? {
+            if advance_timer(&mut tx, Timer::Summary(&t.id), due, latest.or(next)).await? {
                 tx.commit().await?;
             }
             continue;
