@@ -195,6 +195,11 @@ pub struct CacheDir {
 /// The repositories' caches under `root`, least recently used first. Only directories named
 /// by a repository ID count: nothing else under the root is ever touched.
 pub fn caches(root: &Path) -> Vec<CacheDir> {
+    listed(root, true)
+}
+
+/// [`caches`], with their sizes added up only when `sizes` (it reads every file's metadata).
+fn listed(root: &Path, sizes: bool) -> Vec<CacheDir> {
     let Ok(entries) = std::fs::read_dir(root) else {
         return Vec::new();
     };
@@ -208,7 +213,7 @@ pub fn caches(root: &Path) -> Vec<CacheDir> {
                     .bytes()
                     .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
             (named_by_id && meta.is_dir()).then(|| CacheDir {
-                bytes: bytes_under(&e.path()),
+                bytes: if sizes { bytes_under(&e.path()) } else { 0 },
                 path: e.path(),
                 repository,
                 last_used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
@@ -224,9 +229,16 @@ pub fn remove_unused_caches(root: &Path, unused: Duration) -> Vec<CacheDir> {
     let Some(cutoff) = SystemTime::now().checked_sub(unused) else {
         return Vec::new();
     };
-    caches(root)
+    // Sized only once found old: every use of a cache runs this, and sizing reads every
+    // file's metadata.
+    listed(root, false)
         .into_iter()
-        .filter(|c| c.last_used <= cutoff && std::fs::remove_dir_all(&c.path).is_ok())
+        .filter(|c| c.last_used <= cutoff)
+        .map(|c| CacheDir {
+            bytes: bytes_under(&c.path),
+            ..c
+        })
+        .filter(|c| std::fs::remove_dir_all(&c.path).is_ok())
         .collect()
 }
 

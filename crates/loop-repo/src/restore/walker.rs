@@ -25,7 +25,6 @@ use super::writer::{Beside, PendingFile, Restorer};
 use crate::error::Result;
 use crate::exclude::Excluder;
 use crate::id::Id;
-use crate::index::BlobLocation;
 use crate::pack::PackEntry;
 use crate::tree::{MAX_PATH, Name, Node, NodeKind, Tree};
 
@@ -105,9 +104,6 @@ pub(super) struct Walker<'a, 'r> {
     refs: Vec<ChunkRef>,
     batch_files: usize,
     tx: Sender<RangeJob>,
-    /// Where blobs whose copies disagree on their length were planned from (see
-    /// [`Walker::locate`]).
-    settled: HashMap<Id, BlobLocation>,
 }
 
 impl<'a, 'r> Walker<'a, 'r> {
@@ -142,7 +138,6 @@ impl<'a, 'r> Walker<'a, 'r> {
             refs: Vec::new(),
             batch_files: 0,
             tx,
-            settled: HashMap::new(),
         }
     }
 
@@ -197,33 +192,6 @@ impl<'a, 'r> Walker<'a, 'r> {
                 NodeKind::Socket => {}
             }
         }
-    }
-
-    /// Where blob `id` is read from, as planned: the index's first copy, unless its copies
-    /// disagree on its length. Then one lies (a key holder can index a blob with any
-    /// length, first): the blob is read once (authenticated, its ID checked) and the copy
-    /// of its true length is planned, so a file is not sized and placed by a lie.
-    fn locate(&mut self, id: &Id) -> Option<BlobLocation> {
-        if let Some(loc) = self.settled.get(id) {
-            return Some(*loc);
-        }
-        let first = self.ctx.index.get(id)?;
-        let others = self.ctx.index.alternates(id);
-        if others
-            .iter()
-            .all(|l| l.entry.raw_len == first.entry.raw_len)
-        {
-            return Some(first);
-        }
-        let Ok(blob) = self.ctx.repo.read_blob(self.ctx.index, id) else {
-            return Some(first);
-        };
-        let true_len = std::iter::once(first)
-            .chain(others)
-            .find(|l| l.entry.raw_len as usize == blob.len())
-            .unwrap_or(first);
-        self.settled.insert(*id, true_len);
-        Some(true_len)
     }
 
     fn enter_dir(&mut self, node: Node, rel: PathBuf, included: bool) {
@@ -418,7 +386,7 @@ impl<'a, 'r> Walker<'a, 'r> {
         let mut size = 0u64;
         let mut usable = 0;
         for id in &pf.node.content {
-            let Some(loc) = self.locate(id) else {
+            let Some(loc) = self.ctx.locate(id) else {
                 pf.fail(size, format!("blob {} is not in any index", id.short()));
                 break;
             };
@@ -438,7 +406,7 @@ impl<'a, 'r> Walker<'a, 'r> {
         }
         let mut offset = 0u64;
         for id in &pf.node.content[..usable] {
-            let loc = self.locate(id).expect("looked up above");
+            let loc = self.ctx.locate(id).expect("looked up above");
             pf.remaining.fetch_add(1, Ordering::Relaxed);
             self.refs.push(ChunkRef {
                 pack: loc.pack,

@@ -15,7 +15,8 @@ use rustix::io::Errno;
 use super::dirs::{DirChain, DirRecord, record_path};
 use super::nofollow;
 use super::{RestoreOptions, RestoreProgress, RestoreReport};
-use crate::index::Index;
+use crate::id::Id;
+use crate::index::{BlobLocation, Index};
 use crate::repo::Repository;
 use crate::tree::{Name, Node, Xattr};
 
@@ -53,6 +54,9 @@ pub(super) struct Restorer<'a> {
     pub(super) relisted: super::relisted::Relisted,
     /// A cancel left an entry out or a read undone.
     pub(super) cut: std::sync::atomic::AtomicBool,
+    /// Where blobs whose copies disagree on their length are read from (see
+    /// [`Restorer::locate`]), so that planning and `verify` agree.
+    settled: Mutex<std::collections::HashMap<Id, BlobLocation>>,
 }
 
 /// A file written under a temporary name beside the one it replaces (see
@@ -165,7 +169,42 @@ impl<'a> Restorer<'a> {
             files_per_batch: (max_open_files / 3).max(1),
             relisted: Default::default(),
             cut: Default::default(),
+            settled: Default::default(),
         }
+    }
+
+    /// Where blob `id` is read from, as planned (and verified): the index's first copy,
+    /// unless its copies disagree on its length. Then one lies (a key holder can index a
+    /// blob with any length, first): the blob is read once (authenticated, its ID checked)
+    /// and the copy of its true length is taken, so a file is not sized, placed or verified
+    /// by a lie.
+    pub(super) fn locate(&self, id: &Id) -> Option<BlobLocation> {
+        let settled = |m: &Mutex<std::collections::HashMap<Id, BlobLocation>>| {
+            m.lock().unwrap_or_else(|e| e.into_inner()).get(id).copied()
+        };
+        if let Some(loc) = settled(&self.settled) {
+            return Some(loc);
+        }
+        let first = self.index.get(id)?;
+        let others = self.index.alternates(id);
+        if others
+            .iter()
+            .all(|l| l.entry.raw_len == first.entry.raw_len)
+        {
+            return Some(first);
+        }
+        let Ok(blob) = self.repo.read_blob(self.index, id) else {
+            return Some(first);
+        };
+        let true_len = std::iter::once(first)
+            .chain(others)
+            .find(|l| l.entry.raw_len as usize == blob.len())
+            .unwrap_or(first);
+        self.settled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(*id, true_len);
+        Some(true_len)
     }
 
     /// Tree `id`; when its pack is gone, from where a prune moved it.
@@ -306,8 +345,7 @@ impl<'a> Restorer<'a> {
         let mut offset = 0u64;
         for id in &node.content {
             let loc = self
-                .index
-                .get(id)
+                .locate(id)
                 .ok_or_else(|| format!("blob {} is not in any index", id.short()))?;
             buf.resize(loc.entry.raw_len as usize, 0);
             file.read_exact_at(&mut buf, offset)

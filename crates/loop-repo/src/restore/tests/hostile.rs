@@ -296,8 +296,12 @@ fn a_blob_indexed_first_with_a_lying_length_is_planned_by_its_true_one() {
     assert_eq!(repo.load_index().unwrap().get(&blob).unwrap().entry, lying);
 
     let out = tmp.path().join("out");
-    let report = restore(&repo, &tree, &out, |_| {});
+    let report = restore(&repo, &tree, &out, |o| o.verify = true);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(
+        report.verified_files, 2,
+        "verified by the same copy it was planned by"
+    );
     assert_eq!(fs::read(out.join("src/big.bin")).unwrap(), big);
 
     // The only copy, indexed a byte too long.
