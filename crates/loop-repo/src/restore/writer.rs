@@ -179,12 +179,6 @@ impl<'a> Restorer<'a> {
     /// and the copy of its true length is taken, so a file is not sized, placed or verified
     /// by a lie.
     pub(super) fn locate(&self, id: &Id) -> Option<BlobLocation> {
-        let settled = |m: &Mutex<std::collections::HashMap<Id, BlobLocation>>| {
-            m.lock().unwrap_or_else(|e| e.into_inner()).get(id).copied()
-        };
-        if let Some(loc) = settled(&self.settled) {
-            return Some(loc);
-        }
         let first = self.index.get(id)?;
         let others = self.index.alternates(id);
         if others
@@ -192,6 +186,15 @@ impl<'a> Restorer<'a> {
             .all(|l| l.entry.raw_len == first.entry.raw_len)
         {
             return Some(first);
+        }
+        let known = self
+            .settled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .copied();
+        if known.is_some() {
+            return known;
         }
         let Ok(blob) = self.repo.read_blob(self.index, id) else {
             return Some(first);
