@@ -13,6 +13,7 @@ mod support;
 
 mod passes;
 mod promotion;
+mod requests;
 mod staging;
 
 use std::time::Duration;
