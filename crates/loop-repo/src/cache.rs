@@ -208,10 +208,8 @@ fn listed(root: &Path, sizes: bool) -> Vec<CacheDir> {
         .filter_map(|e| {
             let repository = e.file_name().into_string().ok()?;
             let meta = e.metadata().ok()?; // of the entry itself: a link is not a cache
-            let named_by_id = repository.len() == 64
-                && repository
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            // Named as the program names a repository (and any object): by its ID.
+            let named_by_id = FileKind::Index.is_object_name(&repository);
             (named_by_id && meta.is_dir()).then(|| CacheDir {
                 bytes: if sizes { bytes_under(&e.path()) } else { 0 },
                 path: e.path(),
