@@ -119,8 +119,11 @@ impl Application {
             mail_wake: tokio::sync::Notify::new(),
             jobs_wake: tokio::sync::Notify::new(),
             notify_wake: tokio::sync::Notify::new(),
-            webhooks: crate::notify::webhook::Poster::new(config.notify.allow_private_webhooks)
-                .map_err(StartError::Other)?,
+            webhooks: crate::notify::webhook::Poster::new(
+                config.notify.allow_private_webhooks,
+                std::time::Duration::from_secs(config.notify.webhook_timeout_seconds),
+            )
+            .map_err(StartError::Other)?,
             stripe: config
                 .billing
                 .stripe

@@ -23,6 +23,9 @@ pub struct NotifyConfig {
     pub allow_private_webhooks: bool,
     /// Events and their deliveries are kept this many days.
     pub keep_days: u32,
+    /// A webhook's try ends as failed (to be retried) when the receiver has not answered
+    /// in this many seconds.
+    pub webhook_timeout_seconds: u64,
 }
 
 impl Default for NotifyConfig {
@@ -35,6 +38,7 @@ impl Default for NotifyConfig {
             missed_grace_minutes: 60,
             allow_private_webhooks: false,
             keep_days: 90,
+            webhook_timeout_seconds: 20,
         }
     }
 }

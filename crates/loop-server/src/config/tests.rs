@@ -192,6 +192,10 @@ fn a_zero_that_would_switch_a_guard_off_or_lock_everyone_out_is_refused() {
         ("[jobs]\nlease_seconds = 0", "jobs.lease_seconds"),
         ("[limits]\nclaim_lease_secs = 0", "limits.claim_lease_secs"),
         (
+            "[notify]\nwebhook_timeout_seconds = 0",
+            "notify.webhook_timeout_seconds",
+        ),
+        (
             "[database]\nmax_connections = 0",
             "database.max_connections",
         ),

@@ -108,6 +108,10 @@ impl Config {
             ("session.remember_days", self.session.remember_days),
             ("jobs.lease_seconds", self.jobs.lease_seconds),
             ("limits.claim_lease_secs", self.limits.claim_lease_secs),
+            (
+                "notify.webhook_timeout_seconds",
+                self.notify.webhook_timeout_seconds,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid(format!("{name} must be positive")));

@@ -277,7 +277,10 @@ async fn open_pool(
 #[derive(Clone, Copy)]
 pub(crate) enum Queue {
     Mail,
-    Deliveries,
+    /// Notification deliveries, at most `per_tenant` of one tenant's at a time.
+    Deliveries {
+        per_tenant: i64,
+    },
 }
 
 /// Takes up to `limit` due rows of `queue` for `claim_ms`, counting an attempt on each; the
@@ -290,20 +293,39 @@ pub(crate) async fn take_queued(
     claim_ms: i64,
     limit: i64,
 ) -> DbResult<Vec<String>> {
+    let rows = match queue {
+        Queue::Mail => {
+            sqlx::query(
+                "SELECT id FROM mail_outbox WHERE state = 'queued' AND next_attempt_at <= $1
+                   AND (claimed_until IS NULL OR claimed_until < $1)
+                 ORDER BY next_attempt_at LIMIT $2",
+            )
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }
+        Queue::Deliveries { per_tenant } => {
+            sqlx::query(
+                "SELECT id FROM (
+                   SELECT d.id, d.next_attempt_at, ROW_NUMBER() OVER (
+                       PARTITION BY n.tenant_id ORDER BY d.next_attempt_at, d.id) AS place
+                     FROM deliveries d JOIN notify_targets n ON n.id = d.target_id
+                    WHERE d.state = 'queued' AND d.next_attempt_at <= $1
+                      AND (d.claimed_until IS NULL OR d.claimed_until < $1)) due
+                 WHERE place <= $3 ORDER BY next_attempt_at LIMIT $2",
+            )
+            .bind(now)
+            .bind(limit)
+            .bind(per_tenant)
+            .fetch_all(pool)
+            .await?
+        }
+    };
     let table = match queue {
         Queue::Mail => "mail_outbox",
-        Queue::Deliveries => "deliveries",
+        Queue::Deliveries { .. } => "deliveries",
     };
-    // Safe to assemble: the table name is one of two constants; every value is bound.
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT id FROM {table} WHERE state = 'queued' AND next_attempt_at <= $1
-           AND (claimed_until IS NULL OR claimed_until < $1)
-         ORDER BY next_attempt_at LIMIT $2"
-    )))
-    .bind(now)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
     let mut out = Vec::new();
     for r in &rows {
         let id: String = col(r, "id")?;

@@ -21,10 +21,17 @@ pub struct Taken {
     pub event: Event,
 }
 
-/// Takes up to `limit` due deliveries for `claim_ms`, counting an attempt on each.
-pub async fn take_due(pool: &AnyPool, now: i64, claim_ms: i64, limit: i64) -> DbResult<Vec<Taken>> {
+/// Takes up to `limit` due deliveries, at most `per_tenant` of one tenant's, for `claim_ms`,
+/// counting an attempt on each.
+pub async fn take_due(
+    pool: &AnyPool,
+    now: i64,
+    claim_ms: i64,
+    (limit, per_tenant): (i64, i64),
+) -> DbResult<Vec<Taken>> {
     let mut out = Vec::new();
-    for id in super::take_queued(pool, super::Queue::Deliveries, now, claim_ms, limit).await? {
+    let queue = super::Queue::Deliveries { per_tenant };
+    for id in super::take_queued(pool, queue, now, claim_ms, limit).await? {
         let row = sqlx::query(
             "SELECT d.attempts AS delivery_attempts, d.created_at AS delivery_created_at,
                 d.recipients_done AS delivery_recipients_done, d.refused AS delivery_refused,

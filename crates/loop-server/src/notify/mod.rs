@@ -28,6 +28,8 @@ use crate::state::AppState;
 const CLAIM_MS: i64 = 2 * 60_000;
 /// Deliveries taken at a time.
 const BATCH: i64 = 20;
+/// Of them, at most this many of one tenant's.
+const PER_TENANT: i64 = 5;
 const FIRST_BACKOFF_MS: i64 = 15_000;
 const MAX_BACKOFF_MS: i64 = 3_600_000;
 
@@ -71,15 +73,19 @@ pub async fn pass(state: &AppState, all: bool) -> DbResult<()> {
 async fn send_due(state: &AppState) -> DbResult<()> {
     loop {
         // An e-mail's sends start within `mail.timeout_seconds`, and the last may take as
-        // long again.
-        let claim = CLAIM_MS.max(2 * state.mailer.timeout().as_millis() as i64 + 60_000);
-        let due = sending::take_due(&state.db.pool, state.now(), claim, BATCH).await?;
+        // long again; a webhook's try takes at most `notify.webhook_timeout_seconds`.
+        let claim = CLAIM_MS
+            .max(2 * state.mailer.timeout().as_millis() as i64 + 60_000)
+            .max(state.webhooks.timeout().as_millis() as i64 + 60_000);
+        let due =
+            sending::take_due(&state.db.pool, state.now(), claim, (BATCH, PER_TENANT)).await?;
         if due.is_empty() {
             return Ok(());
         }
-        // A batch goes out at once: a receiver or relay that is slow to fail (a webhook's
-        // try has at most 20 s, an e-mail's `mail.timeout_seconds`) holds up only its own
-        // batch, within its claim.
+        // A batch goes out at once: a receiver or relay that is slow to fail holds up only
+        // its own batch, within its claim; and as a batch holds at most `PER_TENANT` of a
+        // tenant's deliveries, one tenant's silent receivers delay another tenant's by at
+        // most one try.
         let tries = due.iter().map(|d| async move {
             let result = send(state, d).await;
             record(state, d, result).await

@@ -36,6 +36,7 @@ pub struct PostError {
 pub struct Poster {
     client: reqwest::Client,
     allow_private: bool,
+    timeout: Duration,
 }
 
 /// The value of `Loop-Signature` for `body` sent at `timestamp`.
@@ -158,22 +159,29 @@ impl Resolve for GuardedResolver {
 }
 
 impl Poster {
-    pub fn new(allow_private: bool) -> Result<Poster, String> {
+    /// A poster whose tries end after `timeout` (connecting within at most 10 s of it).
+    pub fn new(allow_private: bool, timeout: Duration) -> Result<Poster, String> {
         // Never through a proxy of the environment (`HTTPS_PROXY`): the proxy would resolve
         // the receiver's name, past the resolver that keeps webhooks off internal addresses.
         let client = reqwest::Client::builder()
             .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver { allow_private }))
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(20))
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .timeout(timeout)
             .user_agent(concat!("loop-server/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("the webhook client: {e}"))?;
         Ok(Poster {
             client,
             allow_private,
+            timeout,
         })
+    }
+
+    /// How long a try may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Posts once; a 2xx answer is success.
@@ -339,7 +347,7 @@ mod tests {
             );
             c.write_all(answer.as_bytes()).await.unwrap();
         });
-        let poster = Poster::new(true).unwrap();
+        let poster = Poster::new(true, Duration::from_secs(20)).unwrap();
         let answer = poster
             .post(Post {
                 url: &url,

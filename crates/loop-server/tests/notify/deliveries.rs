@@ -445,63 +445,6 @@ fn a_recipient_refused_for_now_until_the_end_does_not_fail_the_others_delivery()
     assert_eq!(sink.count_to(ok), 1);
 }
 
-#[test]
-fn a_receiver_that_never_answers_holds_up_only_its_own_deliveries() {
-    let server = start(|_| {});
-    let admin = server.admin();
-    let (tenant, _) = customer_with_vault(&admin, "Alpha", None);
-    // Takes connections and never answers.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let silent_url = format!("http://{}/hook", silent.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for c in silent.incoming() {
-            held.push(c);
-        }
-    });
-    let receiver = Receiver::start(&[]);
-    // Both hear one event; the silent target's delivery is queued first, so a sender
-    // taking deliveries one by one would wait for it to time out before trying the other.
-    let hears = json!({ "min_severity": "info", "kinds": ["token-created"] });
-    let (stuck, _) = webhook_target(&admin, &tenant, &silent_url, hears.clone());
-    let (fine, _) = webhook_target(&admin, &tenant, &receiver.url(), hears);
-    support::vault::token(&admin, &tenant, &["restore"], None);
-    let state = server.state.clone();
-    let passing = std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(loop_server::notify::pass(&state, false))
-            .expect("a notifier pass")
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while receiver.got().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "the answering receiver got nothing"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let stuck_now = deliveries(&admin, &stuck);
-    assert_eq!(stuck_now[0]["state"], "queued");
-    assert_eq!(
-        stuck_now[0]["last_error"],
-        Value::Null,
-        "the silent receiver's try has not even timed out: {stuck_now:#?}"
-    );
-    passing.join().unwrap();
-    let stuck_after = deliveries(&admin, &stuck);
-    assert!(
-        stuck_after[0]["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("timed out"),
-        "{stuck_after:#?}"
-    );
-    assert_eq!(deliveries(&admin, &fine)[0]["state"], "succeeded");
-}
-
 /// Test sends are few: a target's addresses are anyone's, so a tenant cannot make the server
 /// mail (or call) them in a loop. Five tests of a target, twenty of a tenant's targets, per
 /// sign-in window.

@@ -5,7 +5,7 @@
 //! nothing waits on wall time except for a delivery to arrive.
 //!
 //! `events.rs`: what raises which event and which targets hear it; `deliveries.rs`: how a
-//! delivery is tried, retried, given up and kept apart from others. Helpers both use are here.
+//! delivery is tried, retried and given up; `sharing.rs`: deliveries kept apart from others. Helpers both use are here.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -166,4 +166,5 @@ fn email_target(caller: &Caller<'_>, tenant: &str, to: &str, extra: Value) -> St
 
 mod deliveries;
 mod events;
+mod sharing;
 mod targets;
