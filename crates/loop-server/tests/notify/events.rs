@@ -77,12 +77,21 @@ fn a_failed_backup_reaches_the_targets_that_match_it_up_the_tree_and_no_others()
     assert_eq!(receiver.got().len(), 2);
 }
 
+/// A missed item and a quiet device are raised once, also after their event is trimmed
+/// (`notify.keep_days`) while the item is still missed and the device still quiet.
 #[test]
 fn a_scheduled_item_without_a_success_raises_item_missed_once() {
     let server = start(|_| {});
     let admin = server.admin();
     let (alpha, vault) = customer_with_vault(&admin, "Alpha", None);
-    let (device, _) = enrol(&server, &admin, &alpha, "laptop");
+    let (device, token) = enrol(&server, &admin, &alpha, "laptop");
+    agent(
+        &server,
+        &token,
+        "/agent/v1/heartbeat",
+        json!({ "version": "1.0" }),
+    )
+    .expect(200);
     let item = admin
         .post(
             "/api/v1/items",
@@ -106,6 +115,17 @@ fn a_scheduled_item_without_a_success_raises_item_missed_once() {
     assert_eq!(missed[0]["details"]["last_success_at"], Value::Null);
     pass(&server);
     assert_eq!(admin.events(&alpha, "item-missed").len(), 1, "raised once");
+    assert_eq!(admin.events(&alpha, "device-offline").len(), 1);
+
+    let keep = server.state.config.notify.keep_days as u64;
+    server.advance(Duration::from_secs((keep + 1) * 86_400));
+    pass(&server);
+    pass(&server);
+    let admin = server.admin();
+    for kind in ["item-missed", "device-offline"] {
+        let again = admin.events(&alpha, kind);
+        assert!(again.is_empty(), "trimmed, not raised again: {again:#?}");
+    }
 }
 
 #[test]

@@ -92,6 +92,14 @@ fn a_replicas_lag_is_reported_and_one_that_stops_completing_raises_replica_behin
         r["last_error"].as_str().unwrap().contains("incident"),
         "the reason is kept, its detail in the server log: {r}"
     );
+    // Once the event is trimmed (`notify.keep_days`), the same spell raises nothing again.
+    let keep = server.state.config.notify.keep_days as u64;
+    server.advance(Duration::from_secs((keep + 1) * 86_400));
+    let admin = server.admin();
+    check();
+    check();
+    let again = admin.events(&tenant, "replica-behind");
+    assert!(again.is_empty(), "{again:#?}");
 }
 
 #[test]
