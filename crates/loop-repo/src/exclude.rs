@@ -27,7 +27,9 @@ impl Excluder {
         let mut b = GlobSetBuilder::new();
         for p in patterns {
             let p = p.trim();
-            if p.is_empty() || p.starts_with('#') {
+            // `#` starts a comment only in an exclude file (its reader drops those lines): a
+            // pattern given here is a pattern, like `#*#` for editors' autosave files.
+            if p.is_empty() {
                 continue;
             }
             let pat = if p.starts_with('/') {
@@ -121,5 +123,15 @@ mod tests {
             assert!(set.is_excluded(Path::new(path)), "{path}");
             assert!(!set.is_excluded(Path::new(not)), "{path} matched {not}");
         }
+    }
+
+    /// A pattern that starts with `#` is a pattern (editors' autosave files), whether it
+    /// excludes in a backup or selects in a restore.
+    #[test]
+    fn a_pattern_starting_with_a_hash_matches() {
+        let set = Excluder::new(&["#*#".to_string(), "/srv/#notes".to_string()]).unwrap();
+        assert!(set.is_excluded(Path::new("/home/u/#draft.txt#")));
+        assert!(set.is_excluded(Path::new("/srv/#notes")));
+        assert!(!set.is_excluded(Path::new("/home/u/draft.txt")));
     }
 }
