@@ -323,8 +323,10 @@ pub async fn hold_unerased(tx: &mut Tx, id: &str) -> DbResult<bool> {
 }
 
 /// Shuts a tenant's people and machines out: revokes its tokens, ends its users' sessions,
-/// disables its users (invitations included) and expires its unused enrolment codes (a
+/// disables its users, withdraws its invitations and expires its unused enrolment codes (a
 /// device enrolled with one would get a live token). Returns (tokens, sessions, users).
+/// An invitation stays an invitation: made an account, it would hold its address across
+/// the service, and one naming another tenant's account could not be made one at all.
 pub async fn lock_out_tenant(tx: &mut Tx, id: &str, now: i64) -> DbResult<(u64, u64, u64)> {
     sqlx::query(
         "UPDATE enrolment_codes SET expires_at = $1
@@ -353,12 +355,22 @@ pub async fn lock_out_tenant(tx: &mut Tx, id: &str, now: i64) -> DbResult<(u64, 
     .rows_affected();
     let users = sqlx::query(
         "UPDATE users SET status = 'disabled', reset_hash = NULL, updated_at = $1
-         WHERE tenant_id = $2 AND status <> 'disabled'",
+         WHERE tenant_id = $2 AND status = 'active'",
     )
     .bind(now)
     .bind(id)
     .execute(&mut **tx)
     .await?
     .rows_affected();
+    let invitations = sqlx::query(
+        "UPDATE users SET invite_hash = NULL, updated_at = $1
+         WHERE tenant_id = $2 AND status = 'invited' AND invite_hash IS NOT NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    let users = users + invitations;
     Ok((tokens, sessions, users))
 }

@@ -5,7 +5,9 @@
 //! `remote_copies.rs`: copies a push sync job made at another operator's server.
 //! `races.rs`: what is made for the tenant while the erasure runs.
 //! `out_of_reach.rs`: places the erasure cannot reach for a day of attempts.
+//! `invitations.rs`: the tenant's open invitations.
 
+mod invitations;
 mod out_of_reach;
 mod races;
 mod remote_copies;
