@@ -16,7 +16,7 @@ use crate::auth::signin::{audit_refusal, own_event, provider_id};
 use crate::auth::{self, ClientInfo};
 use crate::db::audit::{NewEvent, Personal};
 use crate::db::outbox::{self, MailKind};
-use crate::db::throttle::{self, Begun, Limits};
+use crate::db::throttle::Begun;
 use crate::db::{sessions, users};
 use crate::domain::{self, EmailAddress, secret_hash};
 use crate::error::{ApiError, ApiResult};
@@ -104,14 +104,12 @@ pub async fn request_reset(state: &AppState, client: &ClientInfo, email: &str) -
     const ACTION: &str = "user.password_reset_request";
     let email = EmailAddress::lookup(email)?;
     let now = state.now();
-    let limits = Limits {
-        window_ms: state.config.signin.window_minutes as i64 * 60_000,
-        max_account: RESETS_PER_ADDRESS,
-        max_ip: RESETS_PER_CLIENT,
-    };
     let account = account_key(&format!("reset:{}", email.as_str()));
     let from = ip_key_for("reset", client.ip.as_deref().unwrap_or_default());
-    let begun = throttle::begin(&state.db.pool, &account, &from, now, &limits).await?;
+    let limits = (RESETS_PER_ADDRESS, RESETS_PER_CLIENT);
+    let begun = (state.throttle)
+        .count(&state.db, (&account, &from), limits, now)
+        .await?;
     let user = users::user_by_email(&state.db.pool, email.as_str()).await?;
     let provider = provider_id(state).await?;
     let (tenant, user_id) = match &user {

@@ -16,7 +16,7 @@ use crate::auth::ClientInfo;
 use crate::db::audit::{self, NewEvent, Personal};
 use crate::db::outbox::{self, MailKind};
 use crate::db::signups::{self, SignupRow};
-use crate::db::throttle::{self, Begun, Limits};
+use crate::db::throttle::Begun;
 use crate::db::{self, billing, bindings, tenants, users};
 use crate::domain::{
     EmailAddress, check_new_password, new_id, parse_address, parse_name, secret_hash,
@@ -74,15 +74,12 @@ pub async fn sign_up(state: &AppState, client: &ClientInfo, req: SignUp) -> ApiR
     let last_name = parse_name("last name", &req.last_name)?;
     let business_address = parse_address(&req.business_address)?;
     let now = state.now();
-    let limits = Limits {
-        window_ms: state.config.signin.window_minutes as i64 * 60_000,
-        max_account: MAX_PER_ADDRESS,
-        max_ip: MAX_PER_CLIENT,
-    };
     let account = crate::state::account_key(&format!("signup:{}", email.as_str()));
     let from = crate::state::ip_key_for("signup", ip);
-    if let Begun::Throttled { wait_ms, .. } =
-        throttle::begin(&state.db.pool, &account, &from, now, &limits).await?
+    let limits = (MAX_PER_ADDRESS, MAX_PER_CLIENT);
+    if let Begun::Throttled { wait_ms, .. } = (state.throttle)
+        .count(&state.db, (&account, &from), limits, now)
+        .await?
     {
         let secs = (wait_ms.max(0) as u64).div_ceil(1000).max(1);
         return Err(ApiError::new(

@@ -144,20 +144,16 @@ impl SigninThrottle {
 
     /// Starts a sign-in attempt for `account` from `ip`.
     pub async fn begin(&self, db: &Db, account: &str, ip: &str, now: i64) -> DbResult<Attempt> {
-        use crate::db::throttle::{self, Begun};
-        if now - self.last_sweep.swap(now, Ordering::Relaxed) >= SWEEP_MS {
-            throttle::sweep(&db.pool, now, self.limits.window_ms).await?;
-        }
-        let key = ip_key(ip);
-        Ok(
-            match throttle::begin(&db.pool, &account_key(account), &key, now, &self.limits).await? {
-                Begun::Counted(id) => Attempt::Allowed(AttemptId(id)),
-                Begun::Throttled { wait_ms, audit } => Attempt::Throttled {
-                    audit,
-                    retry_after_secs: (wait_ms.max(1) as u64).div_ceil(1000),
-                },
+        use crate::db::throttle::Begun;
+        let (account, key) = (account_key(account), ip_key(ip));
+        let limits = (self.limits.max_account, self.limits.max_ip);
+        Ok(match self.count(db, (&account, &key), limits, now).await? {
+            Begun::Counted(id) => Attempt::Allowed(AttemptId(id)),
+            Begun::Throttled { wait_ms, audit } => Attempt::Throttled {
+                audit,
+                retry_after_secs: (wait_ms.max(1) as u64).div_ceil(1000),
             },
-        )
+        })
     }
 
     /// The attempt proved the password of `account`: it is not a failure, and the
@@ -169,6 +165,37 @@ impl SigninThrottle {
     /// The attempt neither failed nor succeeded (a TOTP code is still due).
     pub async fn undecided(&self, db: &Db, attempt: AttemptId) -> DbResult<()> {
         crate::db::throttle::take_back(&db.pool, &attempt.0, None).await
+    }
+
+    /// Counts an attempt under the sign-in window against the keys `(account, client)`, at
+    /// most `(max_account, max_client)` of each (sign-ins, and what is throttled like them:
+    /// password resets, sign-ups, test sends). Counts that left the window are dropped
+    /// once a minute on each node.
+    pub async fn count(
+        &self,
+        db: &Db,
+        (account, client): (&str, &str),
+        (max_account, max_ip): (i64, i64),
+        now: i64,
+    ) -> DbResult<crate::db::throttle::Begun> {
+        use crate::db::throttle;
+        let last = self.last_sweep.load(Ordering::Relaxed);
+        // Moved on only by the attempt that sweeps: attempts coming more often than the
+        // sweep's interval must not put it off for ever.
+        if now - last >= SWEEP_MS
+            && self
+                .last_sweep
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            throttle::sweep(&db.pool, now, self.limits.window_ms).await?;
+        }
+        let limits = throttle::Limits {
+            window_ms: self.limits.window_ms,
+            max_account,
+            max_ip,
+        };
+        throttle::begin(&db.pool, account, client, now, &limits).await
     }
 }
 

@@ -272,19 +272,14 @@ pub async fn test(state: &AppState, caller: &Caller, id: &TargetId) -> ApiResult
     let row = scoped(state, caller, Permission::NotifyWrite, id).await?;
     let t = &row.target;
     let now = state.now();
-    let limits = crate::db::throttle::Limits {
-        window_ms: state.config.signin.window_minutes as i64 * 60_000,
-        max_account: TESTS_PER_TARGET,
-        max_ip: TESTS_PER_TENANT,
-    };
-    if let crate::db::throttle::Begun::Throttled { wait_ms, .. } = crate::db::throttle::begin(
-        &state.db.pool,
-        &format!("notify-test:{}", t.id),
-        &format!("notify-test-tenant:{}", t.tenant_id),
-        now,
-        &limits,
-    )
-    .await?
+    let keys = (
+        format!("notify-test:{}", t.id),
+        format!("notify-test-tenant:{}", t.tenant_id),
+    );
+    let limits = (TESTS_PER_TARGET, TESTS_PER_TENANT);
+    if let crate::db::throttle::Begun::Throttled { wait_ms, .. } = (state.throttle)
+        .count(&state.db, (&keys.0, &keys.1), limits, now)
+        .await?
     {
         return Err(ApiError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,

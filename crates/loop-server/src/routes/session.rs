@@ -26,6 +26,13 @@ pub async fn login(
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
     let now = state.now();
+    // Checked first: a request refused for its form is no attempt (it would count as a
+    // failure, and burn an authenticator code, with nothing in the audit log).
+    let label = req
+        .device_label
+        .as_deref()
+        .map(|l| domain::parse_name("device label", l))
+        .transpose()?;
     let (user, attempted) =
         signin::password(&state, &client, &req.email, req.password.expose(), now).await?;
     if user.user.totp_enabled {
@@ -35,11 +42,6 @@ pub async fn login(
         };
         signin::second_factor(&state, &client, &user, code, now).await?;
     }
-    let label = req
-        .device_label
-        .as_deref()
-        .map(|l| domain::parse_name("device label", l))
-        .transpose()?;
     let opened = signin::open(
         &state,
         &client,

@@ -38,6 +38,53 @@ fn five_wrong_passwords_lock_the_account_until_the_window_passes() {
     assert_eq!(raised[0]["severity"], "warning");
 }
 
+/// A failure's record (with the client address it names) leaves the database once it left
+/// the window, also on a server where sign-ins come more often than the sweep runs.
+#[test]
+fn a_failure_is_forgotten_once_it_left_the_window_while_sign_ins_go_on() {
+    let server = Server::start();
+    server
+        .login("ghost@example.org", "wrong-password-123")
+        .expect_problem(401, "invalid_credentials");
+    let key = loop_server::state::account_key("ghost@example.org");
+    let kept = || -> i64 {
+        server
+            .block_on(
+                sqlx::query_scalar("SELECT COUNT(*) FROM signin_keys WHERE key = $1")
+                    .bind(&key)
+                    .fetch_one(&server.state.db.pool),
+            )
+            .unwrap()
+    };
+    assert_eq!(kept(), 1);
+    let window = server.state.config.signin.window_minutes * 60;
+    // A sign-in every 30 seconds, until the window and two more minutes have passed.
+    for _ in 0..(window + 120) / 30 {
+        server.advance(Duration::from_secs(30));
+        server.admin();
+    }
+    assert_eq!(kept(), 0, "the failure left the window");
+}
+
+/// A sign-in refused for its form (an empty device label) is no attempt: five of them with
+/// the right password lock nobody out.
+#[test]
+fn a_malformed_sign_in_does_not_count_as_a_failure() {
+    let server = Server::start();
+    for _ in 0..5 {
+        server
+            .call(
+                "post",
+                "/api/v1/auth/login",
+                None,
+                Some(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD,
+                              "device_label": "" })),
+            )
+            .expect_problem(400, "invalid_request");
+    }
+    server.login(ADMIN_EMAIL, ADMIN_PASSWORD).expect(200);
+}
+
 #[test]
 fn a_burst_of_simultaneous_guesses_is_throttled_like_a_sequence() {
     let server = Server::start();
