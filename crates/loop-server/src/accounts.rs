@@ -390,7 +390,8 @@ pub async fn sessions(
     Ok(rows)
 }
 
-/// Ends session `id`: one's own, or (with the session-revoke permission) one of the tenant's.
+/// Ends session `id`: one's own, or (with the session-revoke permission) one of the tenant's
+/// whose user is within the caller's rank.
 pub async fn revoke_session(state: &AppState, caller: &Caller, id: &str) -> ApiResult<()> {
     let u = caller.user()?;
     let s = sessions::session_by_id(&state.db.pool, id)
@@ -400,6 +401,7 @@ pub async fn revoke_session(state: &AppState, caller: &Caller, id: &str) -> ApiR
         caller
             .tenant(state, Permission::SessionRevoke, &s.tenant_id)
             .await?;
+        crate::auth::rank::within_rank(state, caller, &s.session.user_id).await?;
     }
     let now = state.now();
     let mut tx = state.db.begin().await?;

@@ -7,12 +7,11 @@ use loop_api::{
     UserId, UserStatus,
 };
 
+use crate::auth::rank::{holds_all_of, within_rank};
 use crate::auth::{self, Caller};
 use crate::db::outbox::{self, MailKind};
 use crate::db::{self, bindings, tenants, users};
-use crate::domain::{
-    NewUser, Permission, RoleRules as _, TenantPath, new_id, new_secret, secret_hash,
-};
+use crate::domain::{NewUser, Permission, RoleRules as _, new_id, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -174,9 +173,7 @@ pub async fn account_in_reach(
     id: &UserId,
 ) -> ApiResult<(users::UserRow, tenants::TenantRow)> {
     let found = scoped_user(state, caller, Permission::UserWrite, id).await?;
-    for b in bindings::bindings_of(&state.db.pool, id.as_str()).await? {
-        holds_all_of(caller, b.binding.role, &b.tenant_path)?;
-    }
+    within_rank(state, caller, id.as_str()).await?;
     Ok(found)
 }
 
@@ -191,24 +188,6 @@ fn may_bind(caller: &Caller, role: Role, tenant: &tenants::TenantRow) -> ApiResu
         )));
     }
     holds_all_of(caller, role, &tenant.path)
-}
-
-/// Whether `caller` holds on the tenant at `path` every permission `role` grants: only then
-/// may they give it, take it away, or act on the account of someone bound to it there (an
-/// admin of the provider cannot remove its provider-admins).
-fn holds_all_of(caller: &Caller, role: Role, path: &TenantPath) -> ApiResult<()> {
-    if Permission::ALL
-        .iter()
-        .copied()
-        .any(|p| role.grants(p) && !caller.can(p, path))
-    {
-        return Err(ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "permission_denied",
-            format!("the {role} role grants more than you hold there"),
-        ));
-    }
-    Ok(())
 }
 
 /// Binds `req.role` to user `id` on `req.tenant_id`: the user's own tenant or one below it,

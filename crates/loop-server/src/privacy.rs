@@ -182,7 +182,7 @@ pub async fn unsubscribe(state: &AppState, client: &ClientInfo, token: &str) -> 
 }
 
 /// Restricts processing of a person's data, or lifts the restriction (admins of the
-/// person's tenant, or the person).
+/// person's tenant within whose rank they are, or the person).
 pub async fn restrict(
     state: &AppState,
     caller: &Caller,
@@ -197,6 +197,7 @@ pub async fn restrict(
         caller
             .tenant(state, Permission::UserWrite, &row.user.tenant_id)
             .await?;
+        crate::auth::rank::within_rank(state, caller, user_id).await?;
     }
     let now = state.now();
     let mut tx = state.db.begin().await?;

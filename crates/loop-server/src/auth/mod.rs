@@ -17,6 +17,7 @@
 
 pub mod csrf;
 pub mod password;
+pub mod rank;
 pub mod request;
 pub mod session;
 pub mod signin;

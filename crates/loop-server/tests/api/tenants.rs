@@ -149,6 +149,16 @@ fn a_grant_never_gives_more_than_the_granter_holds() {
             json!({ "confirm": before["email"] }),
         )
         .expect_problem(403, "permission_denied");
+    // Nor sign them out, nor restrict the processing of their data.
+    sam_signed_in
+        .delete(&format!("/api/v1/sessions/{}", root.session_id))
+        .expect_problem(403, "permission_denied");
+    sam_signed_in
+        .put(
+            &format!("{roots_account}/restriction"),
+            json!({ "restricted": true }),
+        )
+        .expect_problem(403, "permission_denied");
     // Nor read their personal data: no archive made for it, none of theirs downloaded.
     sam_signed_in
         .post(&format!("{roots_account}/data-export"), json!({}))
