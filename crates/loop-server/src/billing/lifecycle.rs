@@ -131,8 +131,13 @@ pub fn next(s: &SubRow, unpaid_due: Option<i64>, now: i64, c: &BillingConfig) ->
     if s.state == Terminated {
         return None;
     }
-    // A period that ended is billed first, also the last one before an end.
-    if matches!(s.state, Active | PastDue) && s.period_end.is_some_and(|end| now >= end) {
+    // A period that ended is billed first, also the last one before an end (but none that
+    // began at or after the end, when the timer comes by more than a period late).
+    let after_end = matches!((s.period_start, s.ends_at), (Some(p), Some(e)) if p >= e);
+    if matches!(s.state, Active | PastDue)
+        && s.period_end.is_some_and(|end| now >= end)
+        && !after_end
+    {
         return Some(Step::Invoice);
     }
     if s.ends_at.is_some_and(|at| now >= at) {
@@ -230,6 +235,24 @@ pub fn month_after(ms: i64) -> i64 {
     let at = crate::db::time(ms);
     at.checked_add_months(chrono::Months::new(1))
         .unwrap_or(at)
+        .timestamp_millis()
+}
+
+/// The end of the period after `[start, end)`: a calendar month after `end`, on the billing
+/// day the periods keep. A day a short month lacks became that month's last day (the 31st
+/// gave February 28th), and the month after goes back to it (March 31st, not 28th).
+pub fn period_after(start: i64, end: i64) -> i64 {
+    use chrono::{Datelike as _, NaiveDate};
+    let (from, at) = (crate::db::time(start), crate::db::time(end));
+    // The billing day: the end's, unless the start's was later (the end's was cut short).
+    let day = at.day().max(from.day());
+    let next = at.checked_add_months(chrono::Months::new(1)).unwrap_or(at);
+    let last_day = (28..=31)
+        .rev()
+        .find(|d| NaiveDate::from_ymd_opt(next.year(), next.month(), *d).is_some())
+        .unwrap_or(28);
+    next.with_day(day.min(last_day))
+        .unwrap_or(next)
         .timestamp_millis()
 }
 
@@ -464,12 +487,16 @@ mod tests {
         );
         s.period_start = Some(day(40));
         s.period_end = Some(month_after(day(40)));
-        assert_eq!(
-            next(&s, None, day(40), &c),
-            Some(Step::Terminate {
-                reason: LifecycleReason::Ended
-            })
-        );
+        // Also when the timer comes by more than a month late: no period after the end is
+        // billed.
+        for late in [day(40), day(80)] {
+            assert_eq!(
+                next(&s, None, late, &c),
+                Some(Step::Terminate {
+                    reason: LifecycleReason::Ended
+                })
+            );
+        }
         s.state = SubscriptionState::Terminated;
         assert_eq!(next(&s, None, day(400), &c), None);
     }
@@ -488,6 +515,29 @@ mod tests {
         assert_eq!(
             month_after(ms("2027-03-15T00:00:00Z")),
             ms("2027-04-15T00:00:00Z")
+        );
+        // Periods keep their billing day through short months.
+        let mut period = (
+            ms("2027-01-31T10:00:00Z"),
+            month_after(ms("2027-01-31T10:00:00Z")),
+        );
+        let mut ends = vec![period.1];
+        for _ in 0..4 {
+            period = (period.1, period_after(period.0, period.1));
+            ends.push(period.1);
+        }
+        let want = ["02-28", "03-31", "04-30", "05-31", "06-30"];
+        let want: Vec<i64> = want
+            .iter()
+            .map(|d| ms(&format!("2027-{d}T10:00:00Z")))
+            .collect();
+        assert_eq!(ends, want);
+        // A billing day every month has stays.
+        let (s, e) = (ms("2027-01-28T00:00:00Z"), ms("2027-02-28T00:00:00Z"));
+        assert_eq!(period_after(s, e), ms("2027-03-28T00:00:00Z"));
+        assert_eq!(
+            period_after(ms("2027-01-30T00:00:00Z"), e),
+            ms("2027-03-30T00:00:00Z")
         );
     }
 }

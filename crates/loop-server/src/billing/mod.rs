@@ -25,7 +25,7 @@ use crate::domain::{Permission, TenantKind, new_id};
 use crate::erasure::{self, Actor};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use lifecycle::{Step, Warning, month_after};
+use lifecycle::{Step, Warning, month_after, period_after};
 
 /// Steps one subscription may take in one pass (a server that was down long catches up).
 const MAX_STEPS: usize = 32;
@@ -285,7 +285,7 @@ async fn apply(state: &AppState, was: &SubRow, step: &Step, now: i64) -> ApiResu
             };
             let inv = issue_invoice(state, &mut tx, &s, (start, end), now).await?;
             s.period_start = Some(end);
-            s.period_end = Some(month_after(end));
+            s.period_end = Some(period_after(start, end));
             inv.map(|inv| {
                 mail = Some((
                     MailKind::InvoiceIssued,
