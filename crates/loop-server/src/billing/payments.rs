@@ -118,8 +118,10 @@ const KEY_KEPT_MS: i64 = 23 * 3_600_000;
 /// that is due a try: the first try at
 /// once, a declined one again after `retry_days` (at most `charge_attempts` times with the
 /// same payment method; a new payment method tries at once), and an attempt whose answer
-/// was lost again with the same idempotency key. Answers how many invoices were paid (the
-/// caller then moves the lifecycle on).
+/// was lost again with the same idempotency key. A charge still pending is looked up at the
+/// processor also once the tenant pays otherwise (no card on file, or by invoice), so it
+/// settles and a transfer can be recorded. Answers how many invoices were paid (the caller
+/// then moves the lifecycle on).
 pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> {
     let Some(stripe) = state.stripe.as_ref() else {
         return Ok(0);
@@ -128,14 +130,12 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
     let Some(s) = billing::subscription(pool, tenant_id).await? else {
         return Ok(0);
     };
-    let (Some(customer), Some(pm)) = (&s.processor_customer, &s.payment_method) else {
-        return Ok(0);
-    };
     // A terminated subscription's open invoices were issued for periods it was served
     // (the last one as it ended): they are charged like any other.
-    if s.collection != Collection::Card {
-        return Ok(0);
-    }
+    let card = match (&s.processor_customer, &s.payment_method) {
+        (Some(customer), Some(pm)) if s.collection == Collection::Card => Some((customer, pm)),
+        _ => None,
+    };
     let b = &state.config.billing;
     let mut paid = 0;
     for inv in invoices::invoices_of(pool, tenant_id).await? {
@@ -153,9 +153,18 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
                 paid += usize::from(look_up_hourly(state, stripe, &tries, c).await?);
                 continue;
             }
-            // An answer lost: asked again with the same key, while the processor keeps it.
-            Some(c) if c.state == ChargeState::Pending && now - c.created_at < KEY_KEPT_MS => {
+            // An answer lost: asked again with the same key, while the processor keeps it
+            // (and while the card is still how the tenant pays: else only looked up).
+            Some(c)
+                if c.state == ChargeState::Pending
+                    && now - c.created_at < KEY_KEPT_MS
+                    && card.is_some() =>
+            {
                 c.clone()
+            }
+            Some(c) if c.state == ChargeState::Pending && now - c.created_at < KEY_KEPT_MS => {
+                paid += usize::from(look_up_hourly(state, stripe, &tries, c).await?);
+                continue;
             }
             Some(c) if c.state == ChargeState::Pending => {
                 // Said once (in the log, and as the charge's failure code), not every tick.
@@ -181,6 +190,8 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
                 continue;
             }
             _ => {
+                // A new try needs the card.
+                let Some((_, pm)) = card else { continue };
                 let failed: Vec<&ChargeRow> = tries
                     .iter()
                     .filter(|c| c.payment_method == *pm && c.state == ChargeState::Failed)
@@ -228,6 +239,7 @@ pub async fn charge_open(state: &AppState, tenant_id: &str) -> ApiResult<usize> 
                 row
             }
         };
+        let Some((customer, _)) = card else { continue };
         let description = format!("Invoice {} ({})", inv.number, inv.bill_to);
         let asked = stripe
             .charge(&ChargeRequest {

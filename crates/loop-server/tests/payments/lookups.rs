@@ -96,3 +96,42 @@ fn a_looked_up_charge_waiting_for_the_customer_stays_and_a_canceled_one_fails_qu
         "no payment-failed mail"
     );
 }
+
+/// A debit still processing when the issuer moves the customer to paying by invoice is
+/// still looked up at the processor: once it is returned there, the charge fails and the
+/// customer's transfer can be recorded.
+#[test]
+fn a_pending_charge_is_looked_up_after_the_customer_moved_to_invoices() {
+    let Some((_sink, server, tenant)) = debit_story() else {
+        return;
+    };
+    let stripe = &server.stripe;
+    let admin = || server.admin();
+    let plan = subscription(&admin(), &tenant)["plan"]["id"].clone();
+    admin()
+        .put(
+            &format!("/api/v1/tenants/{tenant}/subscription"),
+            json!({ "plan_id": plan, "collection": "invoice" }),
+        )
+        .expect(200);
+    let debit = stripe.intents()[0]["id"].as_str().unwrap().to_string();
+    stripe.settle_intent(&debit, Some("insufficient_funds"));
+    an_hour_on(&server);
+    let ch = charges(&server.sign_in(BILLING, USER_PASSWORD), &tenant);
+    assert_eq!(
+        (&ch[0]["state"], &ch[0]["failure_code"]),
+        (&json!("failed"), &json!("insufficient_funds")),
+        "{ch:#?}"
+    );
+    let invoice = invoices(&admin(), &tenant)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    admin()
+        .post(
+            &format!("/api/v1/invoices/{invoice}/payment"),
+            json!({ "reference": "a transfer" }),
+        )
+        .expect(200);
+    assert_eq!(stripe.charge_requests(), 1, "the card is not charged again");
+}
