@@ -48,7 +48,8 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", loop_repo::one_line(&*e));
+            let line = loop_repo::one_line(&*e);
+            eprintln!("error: {}", output::printable(&line));
             ExitCode::from(1)
         }
     }

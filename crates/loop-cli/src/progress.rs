@@ -65,7 +65,7 @@ impl Bar {
                     b.set_length(len.max(pos));
                 }
                 b.set_position(pos);
-                b.set_message(msg);
+                b.set_message(crate::output::printable(&msg).into_owned());
                 std::thread::sleep(Duration::from_millis(200));
             }
         });

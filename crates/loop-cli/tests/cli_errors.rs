@@ -360,3 +360,35 @@ fn an_enrolment_without_a_code_or_a_terminal_says_where_the_code_goes() {
     assert!(err.contains("LOOP_ENROL_CODE is not set"), "{err}");
     assert!(!state.exists(), "nothing is written");
 }
+
+/// A file name with terminal control characters (a window title, the clipboard) is printed
+/// escaped wherever a command shows it: `ls`, `diff`, and an error naming it.
+#[test]
+fn names_with_control_characters_are_printed_escaped() {
+    let env = Env::new();
+    env.init();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let hostile = "a\u{1b}]0;owned\u{7}b";
+    fs::write(src.join(hostile), b"x").unwrap();
+    env.backup(&[&src], &[]);
+    fs::write(src.join(format!("{hostile}2")), b"y").unwrap();
+    env.backup(&[&src], &[]);
+    let snaps = env.json(&["snapshots"]);
+    let ids: Vec<&str> = snaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    let shown = [
+        env.ok(&["ls", "latest"]),
+        env.ok(&["ls", "-l", "latest"]),
+        env.ok(&["diff", ids[0], ids[1]]),
+        env.fails(&["dump", "latest", &format!("src/{hostile}3")]),
+    ];
+    for out in shown {
+        assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");
+        assert!(out.contains("a\\u{1b}]0;owned\\u{7}b"), "{out:?}");
+    }
+}

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::io_threads;
 use crate::args::*;
-use crate::output::{exit_code, human, ok, print_json};
+use crate::output::{exit_code, human, ok, print_json, printable};
 use crate::progress::Bar;
 use crate::repo_open;
 
@@ -189,13 +189,13 @@ pub(super) fn backup(g: &Global, a: BackupArgs) -> Result<ExitCode> {
     bar.finish();
     let r = result?;
     for w in &r.unreadable {
-        eprintln!("warning: could not read {w}");
+        eprintln!("warning: could not read {}", printable(w));
     }
     for w in &r.changed_while_reading {
-        eprintln!("warning: {w} changed while it was read");
+        eprintln!("warning: {} changed while it was read", printable(w));
     }
     for w in &r.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", printable(w));
     }
     let s = r.snapshot.summary.clone().unwrap_or_default();
     if g.json {

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::snapshots::warn_damaged;
 use super::{filter, io_threads};
 use crate::args::*;
-use crate::output::{exit_code, human, ok, print_json};
+use crate::output::{exit_code, human, ok, print_json, printable};
 use crate::progress::Bar;
 use crate::repo_open;
 
@@ -64,7 +64,7 @@ pub(super) fn check(g: &Global, a: CheckArgs) -> Result<ExitCode> {
         print_json(&report)?;
     } else {
         for e in &report.errors {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", printable(e));
         }
         for d in &report.damaged {
             eprintln!("damaged pack {}: {}", d.pack, d.reason);
@@ -72,7 +72,7 @@ pub(super) fn check(g: &Global, a: CheckArgs) -> Result<ExitCode> {
                 eprintln!("  affects snapshots: {}", d.snapshots.join(", "));
             }
             for f in &d.files {
-                eprintln!("  affects {f}");
+                eprintln!("  affects {}", printable(f));
             }
         }
         if !g.quiet {

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{filter, io_threads, remote_store};
 use crate::args::*;
-use crate::output::{exit_code, human, ok, print_json};
+use crate::output::{exit_code, human, ok, print_json, printable};
 use crate::progress::Bar;
 use crate::repo_open;
 
@@ -53,10 +53,10 @@ pub(super) fn restore(g: &Global, a: RestoreArgs) -> Result<ExitCode> {
     bar.finish();
     let report = result?;
     for w in &report.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", printable(w));
     }
     for e in &report.errors {
-        eprintln!("error: {e}");
+        eprintln!("error: {}", printable(e));
     }
     if g.json {
         print_json(

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::filter;
 use crate::args::*;
-use crate::output::{ok, print_json};
+use crate::output::{ok, print_json, printable};
 use crate::repo_open;
 
 /// The index for a command that only reads. An index file that cannot be read is skipped with
@@ -22,7 +22,7 @@ use crate::repo_open;
 pub(super) fn readable_index(repo: &Repository) -> Result<Index> {
     let (index, warnings) = repo.load_index_lenient(&Default::default())?;
     for w in warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", printable(&w.to_string()));
     }
     Ok(index)
 }
@@ -82,9 +82,9 @@ pub(super) fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<ExitCode> {
             "{:<9} {:<20} {:<16} {:<14} {}",
             id.short(),
             time,
-            s.hostname,
-            s.tags.join(","),
-            s.paths.join(" ")
+            printable(&s.hostname),
+            printable(&s.tags.join(",")),
+            printable(&s.paths.join(" "))
         );
     }
     println!("{}", "-".repeat(80));
@@ -163,10 +163,10 @@ pub(super) fn ls(g: &Global, a: LsArgs) -> Result<ExitCode> {
                 n.gid,
                 n.size,
                 t,
-                path
+                printable(path)
             )
         } else {
-            writeln!(out, "{path}")
+            writeln!(out, "{}", printable(path))
         };
         r.map_err(|e| loop_repo::Error::Io {
             path: "stdout".into(),
@@ -220,7 +220,7 @@ pub(super) fn diff(g: &Global, a: DiffArgs) -> Result<ExitCode> {
     let mut counts: BTreeMap<char, usize> = BTreeMap::new();
     browse::diff(&repo, &index, &sa.tree, &sb.tree, &mut |c| {
         *counts.entry(c.kind).or_default() += 1;
-        written(writeln!(out, "{}    {}", c.kind, c.path))
+        written(writeln!(out, "{}    {}", c.kind, printable(&c.path)))
     })?;
     writeln!(
         out,
