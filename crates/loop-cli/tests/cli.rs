@@ -190,6 +190,26 @@ fn forget_and_prune_free_space_and_keep_the_rest_intact() {
     let dry = env.ok(&["forget", "--keep-last", "2", "--dry-run"]);
     assert!(dry.contains("would remove 2"), "{dry}");
     assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 4);
+    // With `--prune`, the dry run shows the prune as it would be after the forget: the two
+    // old snapshots' own data is to be freed.
+    let dry = env.ok(&[
+        "forget",
+        "--keep-last",
+        "2",
+        "--prune",
+        "--grace",
+        "0s",
+        "--dry-run",
+        "--json",
+    ]);
+    let plan: serde_json::Value = serde_json::Deserializer::from_str(&dry)
+        .into_iter()
+        .map(Result::unwrap)
+        .find(|v: &serde_json::Value| v["message_type"] == "prune_plan")
+        .unwrap_or_else(|| panic!("{dry}"));
+    let to_free = plan["plan"]["bytes_to_free"].as_u64().unwrap();
+    assert!(to_free > 2 * 1024 * 1024, "{plan:#}");
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 4);
 
     let refused = env.run(&["forget"]);
     assert_eq!(

@@ -66,9 +66,21 @@ fn print_plan(p: &PrunePlan) {
     );
 }
 
-fn run_prune(g: &Global, repo: &Repository, o: &PruneOpts, dry_run: bool) -> Result<()> {
+/// Prunes, or with `dry_run` shows what a prune would do once the snapshots `forgotten`
+/// (which a dry run did not remove) are gone.
+fn run_prune(
+    g: &Global,
+    repo: &Repository,
+    o: &PruneOpts,
+    dry_run: bool,
+    forgotten: &[loop_repo::Id],
+) -> Result<()> {
     let opts = prune_options(o)?;
-    let plan = prune::plan(repo, &opts)?;
+    let plan = if dry_run {
+        prune::preview_without(repo, &opts, &forgotten.iter().copied().collect())?
+    } else {
+        prune::plan(repo, &opts)?
+    };
     if g.json && dry_run {
         return print_json(&json!({"message_type": "prune_plan", "plan": plan}));
     }
@@ -121,7 +133,7 @@ fn run_prune(g: &Global, repo: &Repository, o: &PruneOpts, dry_run: bool) -> Res
 
 pub(super) fn prune_cmd(g: &Global, a: PruneArgs) -> Result<ExitCode> {
     let repo = repo_open::open(g)?;
-    run_prune(g, &repo, &a.opts, a.dry_run)?;
+    run_prune(g, &repo, &a.opts, a.dry_run, &[])?;
     ok()
 }
 
@@ -239,7 +251,7 @@ pub(super) fn forget_cmd(g: &Global, a: ForgetArgs) -> Result<ExitCode> {
         }
     }
     if a.prune {
-        run_prune(g, &repo, &a.prune_opts, a.dry_run)?;
+        run_prune(g, &repo, &a.prune_opts, a.dry_run, &removed)?;
     }
     ok()
 }

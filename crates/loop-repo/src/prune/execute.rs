@@ -88,6 +88,11 @@ pub fn execute_gated(
 }
 
 fn run(repo: &Repository, mut p: PrunePlan, gate: Gate<'_>) -> Result<PruneReport> {
+    if p.preview {
+        return Err(Error::Invalid(
+            "a prune previewed without some snapshots is not carried out".into(),
+        ));
+    }
     let _lock = Lock::acquire_exclusive_prune(repo)?;
     let mut report = PruneReport::default();
     let storage = repo.storage();

@@ -194,6 +194,9 @@ pub struct PrunePlan {
     /// The snapshots the plan was made for.
     #[serde(skip)]
     snapshots_seen: HashSet<Id>,
+    /// Made by [`preview_without`]: shown, never carried out.
+    #[serde(skip)]
+    preview: bool,
     #[serde(skip)]
     keep: HashSet<Id>,
 }
@@ -254,6 +257,22 @@ fn mark_used(repo: &Repository, index: &Index, root: &Id, used: &mut Used) -> Re
 
 /// Plans a prune without changing anything.
 pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
+    make_plan(repo, opts, &HashSet::new())
+}
+
+/// What a prune would do once the snapshots `forgotten` are gone (a dry run of `forget
+/// --prune`, which removes nothing): a plan to show, which [`execute`] refuses.
+pub fn preview_without(
+    repo: &Repository,
+    opts: &PruneOptions,
+    forgotten: &HashSet<Id>,
+) -> Result<PrunePlan> {
+    let mut p = make_plan(repo, opts, forgotten)?;
+    p.preview = true;
+    Ok(p)
+}
+
+fn make_plan(repo: &Repository, opts: &PruneOptions, forgotten: &HashSet<Id>) -> Result<PrunePlan> {
     let now = Utc::now();
     let live: Vec<_> = locks::list(repo)?
         .into_iter()
@@ -321,7 +340,9 @@ pub fn plan(repo: &Repository, opts: &PruneOptions) -> Result<PrunePlan> {
             list.damaged.len()
         )));
     }
-    let snapshots = list.snapshots;
+    let snapshots: Vec<_> = (list.snapshots.into_iter())
+        .filter(|(id, _)| !forgotten.contains(id))
+        .collect();
     p.snapshots = snapshots.len();
     p.snapshots_seen = snapshots.iter().map(|(id, _)| *id).collect();
     let mut used = Used::default();

@@ -554,3 +554,28 @@ fn a_damaged_plan_is_taken_as_absent_and_removed_by_the_next_prune() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// A prune previewed as if a snapshot were gone (a dry run of `forget --prune`) counts that
+/// snapshot's data as freed, and is refused if anyone tries to carry it out: the snapshot
+/// is still there and still whole.
+#[test]
+fn a_preview_without_a_snapshot_is_shown_but_never_carried_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), loop_testkit::data::noise(300_000, 3)).unwrap();
+    let repo = local_repo(&dir.path().join("repo"));
+    let snap = crate::testutil::back_up(&repo, &src).snapshot_id.unwrap();
+    let preview = preview_without(&repo, &options(), &HashSet::from([snap])).unwrap();
+    assert!(preview.bytes_to_free > 300_000, "{preview:?}");
+    assert_eq!(plan(&repo, &options()).unwrap().bytes_to_free, 0);
+    let before = packs(&repo);
+    assert!(execute(&repo, preview).is_err());
+    assert_eq!(packs(&repo), before);
+    let all = crate::check::CheckOptions {
+        read_data: crate::check::ReadData::All,
+        threads: 1,
+    };
+    let checked = crate::check::run(&repo, &all, &Default::default()).unwrap();
+    assert!(checked.is_ok(), "{checked:?}");
+}
