@@ -84,22 +84,42 @@ pub(crate) fn node_from_metadata(
 /// Extended attributes of a path (not following symlinks). Filesystems without xattr support
 /// give none.
 pub(crate) fn read_xattrs(path: &Path) -> Vec<Xattr> {
-    let mut list = vec![0u8; 4096];
+    read_xattrs_with(
+        |list| rustix::fs::llistxattr(path, list),
+        |name, value| rustix::fs::lgetxattr(path, name, value),
+    )
+}
+
+/// Extended attributes of an open file (of the file itself, wherever its name now leads).
+pub(crate) fn read_xattrs_of(file: &std::fs::File) -> Vec<Xattr> {
+    read_xattrs_with(
+        |list| rustix::fs::flistxattr(file, list),
+        |name, value| rustix::fs::fgetxattr(file, name, value),
+    )
+}
+
+/// Lists the names with `list`, then reads each value with `get`, growing the buffers as
+/// the file system asks, up to `MAX_XATTR_LIST`.
+fn read_xattrs_with(
+    list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+    get: impl Fn(&OsStr, &mut [u8]) -> rustix::io::Result<usize>,
+) -> Vec<Xattr> {
+    let mut names = vec![0u8; 4096];
     let n = loop {
-        match rustix::fs::llistxattr(path, &mut list[..]) {
+        match list(&mut names[..]) {
             Ok(n) => break n,
-            Err(rustix::io::Errno::RANGE) if list.len() < MAX_XATTR_LIST => {
-                list.resize(list.len() * 4, 0);
+            Err(rustix::io::Errno::RANGE) if names.len() < MAX_XATTR_LIST => {
+                names.resize(names.len() * 4, 0);
             }
             Err(_) => return Vec::new(),
         }
     };
     let mut out = Vec::new();
-    for name in list[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+    for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
         let name_os = OsStr::from_bytes(name);
         let mut value = vec![0u8; 4096];
         loop {
-            match rustix::fs::lgetxattr(path, name_os, &mut value[..]) {
+            match get(name_os, &mut value[..]) {
                 Ok(len) => {
                     value.truncate(len);
                     out.push(Xattr {

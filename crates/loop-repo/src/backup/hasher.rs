@@ -101,10 +101,14 @@ impl Run<'_> {
         if (meta.ino(), meta.dev()) != (node.inode, node.dev) {
             // Another file now (saved over, or a directory above it swapped for a symlink):
             // its own owner, mode and times, never the old file's; its extended attributes
-            // cannot be read by name without following the path again, so it has none.
+            // are read from the file opened, not by the path again. (Recorded with its
+            // inode and ctime, they are what a later backup reuses while both stay.)
             let name = std::ffi::OsStr::from_bytes(node.name.as_bytes()).to_os_string();
             match crate::fsmeta::node_from_metadata(&name, &meta, path, false) {
-                Ok(n) => node = n,
+                Ok(n) => {
+                    node = n;
+                    node.xattrs = crate::fsmeta::read_xattrs_of(&file);
+                }
                 Err(e) => {
                     self.warn_unreadable(path, &e);
                     return None;
