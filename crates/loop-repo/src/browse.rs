@@ -150,6 +150,20 @@ fn diff_trees(
                 }
                 let mut below = None;
                 if x.kind == NodeKind::Dir || y.kind == NodeKind::Dir {
+                    // A directory's own owner, mode and attributes are in this tree, not in
+                    // its subtree. (Not its mtime: that moves with every name added or
+                    // removed, which the listing below shows.)
+                    if x.kind == y.kind
+                        && (x.mode != y.mode
+                            || x.uid != y.uid
+                            || x.gid != y.gid
+                            || x.xattrs != y.xattrs)
+                    {
+                        out(Change {
+                            kind: 'U',
+                            path: path.clone(),
+                        })?;
+                    }
                     // A missing side (the other node is not a directory) reads as empty.
                     below = Some((x.subtree, y.subtree));
                 } else if x.kind != y.kind {

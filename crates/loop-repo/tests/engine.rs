@@ -67,6 +67,8 @@ fn diff_reports_type_content_and_metadata_changes() {
     std::fs::write(src.join("becomes-dir"), b"file").unwrap();
     std::fs::write(src.join("edited"), b"one").unwrap();
     std::fs::write(src.join("chmodded"), b"same").unwrap();
+    std::fs::create_dir_all(src.join("locked")).unwrap();
+    std::fs::write(src.join("locked/inside"), b"same").unwrap();
     let repo = repo_at(&tmp.path().join("repo"));
     let a = backup::run(&repo, opts(&src), &BackupProgress::default())
         .unwrap()
@@ -79,6 +81,7 @@ fn diff_reports_type_content_and_metadata_changes() {
     std::fs::write(src.join("becomes-dir/new"), b"n").unwrap();
     std::fs::write(src.join("edited"), b"two").unwrap();
     std::fs::set_permissions(src.join("chmodded"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(src.join("locked"), std::fs::Permissions::from_mode(0o700)).unwrap();
     let b = backup::run(&repo, opts(&src), &BackupProgress::default())
         .unwrap()
         .snapshot
@@ -109,6 +112,9 @@ fn diff_reports_type_content_and_metadata_changes() {
         changes.contains(&expect('U', "/src/chmodded")),
         "{changes:?}"
     );
+    // A directory's own mode; not its time, which moves with the names it holds.
+    assert!(changes.contains(&expect('U', "/src/locked")), "{changes:?}");
+    assert!(!changes.contains(&expect('U', "/src")), "{changes:?}");
     assert!(changes.contains(&expect('-', "/src/gone")), "{changes:?}");
     assert!(
         changes.contains(&expect('-', "/src/gone/inner")),
