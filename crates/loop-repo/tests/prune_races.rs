@@ -120,7 +120,10 @@ fn after_a_pack_vanishes_under_a_backup_the_next_prune_lets_backups_store_it_aga
     std::fs::write(src.join("b"), b"something new").unwrap();
 
     let failed = backup::run(&repo, opts(&src), &BackupProgress::default()).unwrap_err();
-    assert!(failed.to_string().contains("disappeared"), "{failed}");
+    assert!(
+        failed.to_string().contains("missing from storage"),
+        "{failed}"
+    );
     prune::execute(&repo, prune::plan(&repo, &no_grace()).unwrap()).unwrap();
     let again = backup(&repo, &src);
     assert!(

@@ -116,21 +116,30 @@ impl Run<'_> {
             .filter_map(|o| Id::parse(&o.name).ok())
             .collect();
         let written = self.written.lock().expect("written mutex");
-        let relied = self
-            .relied
-            .iter()
+        let lost: Vec<&Id> = (self.relied.iter())
             .zip(self.index.pack_ids())
-            .filter(|(r, _)| r.load(Ordering::Relaxed))
-            .map(|(_, id)| id);
-        let missing: Vec<&Id> = relied
-            .chain(written.iter())
-            .filter(|id| !stored.contains(id))
+            .filter(|(r, id)| r.load(Ordering::Relaxed) && !stored.contains(id))
+            .map(|(_, id)| id)
             .collect();
-        if let Some(first) = missing.first() {
+        // A pack the index named when the run began: lost, or deleted by a prune. The index
+        // still names it, so every backup would find its data stored and fail again until
+        // `repair index` drops it; the next backup then stores that data anew.
+        if let Some(first) = lost.first() {
             return Err(Error::Invalid(format!(
-                "{} pack(s) this backup relies on disappeared while it ran (first: {}); \
+                "{} pack(s) holding data this backup found already stored are missing from \
+                 storage (first: {}); the snapshot was not saved. Run `loop repair index`, \
+                 then the backup again (it stores that data anew); `loop check` names the \
+                 snapshots that used them",
+                lost.len(),
+                first.to_hex()
+            )));
+        }
+        let gone: Vec<&Id> = written.iter().filter(|id| !stored.contains(id)).collect();
+        if let Some(first) = gone.first() {
+            return Err(Error::Invalid(format!(
+                "{} pack(s) this backup wrote disappeared while it ran (first: {}); \
                  the snapshot was not saved. Run the backup again, and `loop check`",
-                missing.len(),
+                gone.len(),
                 first.to_hex()
             )));
         }

@@ -458,3 +458,48 @@ fn exclude_caches_skips_what_a_cache_tag_marks_and_nothing_else() {
     // The scan that counts files for progress skips the same: one file and one below.
     assert_eq!(all_counted - kept_counted, 2);
 }
+
+/// A pack lost from storage that earlier snapshots use: a backup that finds that data
+/// already stored saves no snapshot relying on it, and says how to recover; after `repair
+/// index` the next backup stores the data anew and its snapshot restores.
+#[test]
+fn a_lost_pack_is_named_and_after_repair_index_the_next_backup_stores_its_data_again() {
+    use crate::storage::FileKind;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("big"), noise(400_000, 9)).unwrap();
+    let repo = local_repo(&tmp.path().join("repo"));
+    let first = crate::testutil::back_up(&repo, &src);
+    let index = repo.load_index().unwrap();
+    let tree_packs: Vec<String> = (index.pack_ids().iter())
+        .filter(|p| index.is_tree_pack(p))
+        .map(|p| p.to_hex())
+        .collect();
+    for o in repo.storage().list(FileKind::Pack).unwrap() {
+        if !tree_packs.contains(&o.name) {
+            repo.storage().delete(FileKind::Pack, &o.name).unwrap();
+        }
+    }
+    let opts = || BackupOptions {
+        paths: vec![src.clone()],
+        host: "h".into(),
+        ..Default::default()
+    };
+    let err = run(&repo, opts(), &BackupProgress::default())
+        .expect_err("no snapshot relies on a lost pack")
+        .to_string();
+    assert!(err.contains("loop repair index"), "{err}");
+    assert_eq!(repo.list_snapshots().unwrap().snapshots.len(), 1);
+
+    crate::repair::index(&repo, &Default::default()).unwrap();
+    let again = run(&repo, opts(), &BackupProgress::default()).unwrap();
+    assert_ne!(again.snapshot_id, first.snapshot_id);
+    let all = crate::check::CheckOptions {
+        read_data: crate::check::ReadData::All,
+        threads: 1,
+    };
+    repo.remove_snapshot(&first.snapshot_id.unwrap()).unwrap();
+    let checked = crate::check::run(&repo, &all, &Default::default()).unwrap();
+    assert!(checked.is_ok(), "{checked:?}");
+}
