@@ -301,9 +301,10 @@ async fn apply(state: &AppState, was: &SubRow, step: &Step, now: i64) -> ApiResu
                 )
             })
         }
+        // Neither moves a date of deletion (only an end the customer chose can be near
+        // while active or past due): a warning of it given stays given.
         Step::PastDue => {
             s.state = SubscriptionState::PastDue;
-            s.warned.clear();
             let invoice = invoices::invoices_of(&mut *tx, tenant_id)
                 .await?
                 .into_iter()
@@ -323,7 +324,6 @@ async fn apply(state: &AppState, was: &SubRow, step: &Step, now: i64) -> ApiResu
         }
         Step::Paid => {
             s.state = SubscriptionState::Active;
-            s.warned.clear();
             Some(event(tenant_id, "subscription.paid", serde_json::json!({})))
         }
         Step::Suspend {

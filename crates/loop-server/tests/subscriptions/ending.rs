@@ -184,3 +184,54 @@ fn paying_the_invoice_that_suspended_moves_the_termination_to_the_next_unpaid_on
     assert!(issued >= first_due + 60 * day, "{third:#}");
     assert_eq!(ms(&third["due_at"]), issued + 14 * day, "{third:#}");
 }
+
+/// A customer who ended their subscription is told once that its data goes: paying an
+/// overdue invoice in the last week does not send the warning again.
+#[test]
+fn the_deletion_warning_of_an_end_is_sent_once() {
+    let server = support::Server::start();
+    let (tenant, s) = support::lifecycle::acme_paying_by_invoice(&server.admin());
+    support::lifecycle::user(&server.admin(), &tenant, "bills@acme.example", "billing");
+    let mut steps = at(&server, ms(&s["trial_ends_at"]));
+    let first_end = ms(&subscription(&server.admin(), &tenant)["period_end"]);
+    steps.extend(at(&server, first_end));
+    let admin = server.admin();
+    let ended = admin
+        .post(
+            &format!("/api/v1/tenants/{tenant}/subscription/end"),
+            json!({ "confirm": tenant }),
+        )
+        .expect(200);
+    let ends_at = ms(&ended["ends_at"]);
+    let invoice = admin
+        .get(&format!("/api/v1/tenants/{tenant}/invoices"))
+        .expect(200)[0]
+        .clone();
+    steps.extend(at(&server, ms(&invoice["due_at"])));
+    steps.extend(at(&server, ends_at - 5 * DAY as i64 * 1000));
+    assert!(steps.iter().any(|s| s == "PastDue"), "{steps:?}");
+    let admin = server.admin();
+    admin
+        .post(
+            &format!(
+                "/api/v1/invoices/{}/payment",
+                invoice["id"].as_str().unwrap()
+            ),
+            json!({ "reference": "a transfer" }),
+        )
+        .expect(200);
+    steps.extend(support::lifecycle::tick(&server));
+    steps.extend(at(&server, ends_at - DAY as i64 * 1000));
+    // One message to each of the tenant's contacts, once.
+    let queued: Vec<(String, i64)> = server
+        .block_on(
+            sqlx::query_as(
+                "SELECT user_id, CAST(COUNT(*) AS BIGINT) FROM mail_outbox
+                 WHERE kind = 'deletion_soon' GROUP BY user_id",
+            )
+            .fetch_all(&server.state.db.pool),
+        )
+        .unwrap();
+    assert!(!queued.is_empty(), "{steps:?}");
+    assert!(queued.iter().all(|(_, n)| *n == 1), "{queued:?} {steps:?}");
+}
