@@ -261,6 +261,11 @@ pub async fn set_subscription(
     // write lock there); a change meanwhile fails the conditional save below.
     let was = billing::subscription(&state.db.pool, id.as_str()).await?;
     let mut tx = state.db.begin().await?;
+    // Holds the tenant's row: an erasure committing meanwhile (which terminates whatever
+    // subscription it finds) is seen here, and no trial starts for an erased tenant.
+    if !crate::db::tenants::hold_unerased(&mut tx, id.as_str()).await? {
+        return Err(crate::auth::tenant_erased());
+    }
     let mut withdrawn = false;
     let action = match &was {
         None => {
