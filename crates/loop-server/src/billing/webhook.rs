@@ -52,7 +52,8 @@ pub async fn webhook(state: &AppState, payload: &[u8], signature: Option<&str>) 
     let o = &ev.data.object;
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    if !payments::first_delivery(&mut tx, &ev.id, &ev.kind, now).await? {
+    let about = (&ev.id[..], &ev.kind[..], text(o, "id"));
+    if !payments::first_delivery(&mut tx, about, now).await? {
         return Ok(());
     }
     // The tenant whose subscription may move on once the event is recorded.

@@ -177,15 +177,21 @@ pub async fn settle_charge(
     Ok(done.rows_affected() == 1)
 }
 
-/// Notes a processor event as handled; false when it was handled before.
-pub async fn first_delivery(tx: &mut Tx, id: &str, kind: &str, now: i64) -> DbResult<bool> {
+/// Notes a processor event (about `object_id`, its object's ID) as handled; false when it
+/// was handled before.
+pub async fn first_delivery(
+    tx: &mut Tx,
+    (id, kind, object_id): (&str, &str, Option<&str>),
+    now: i64,
+) -> DbResult<bool> {
     let done = sqlx::query(
-        "INSERT INTO processor_events (id, kind, received_at) VALUES ($1, $2, $3)
+        "INSERT INTO processor_events (id, kind, received_at, object_id) VALUES ($1, $2, $3, $4)
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(id)
     .bind(kind)
     .bind(now)
+    .bind(object_id)
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -242,7 +248,8 @@ pub async fn set_payment_method(
 }
 
 /// Makes `payment_method`, which the processor made at `created` (ms), the subscription's,
-/// unless the one it has was made later (its setup's event came first). False then.
+/// unless the one it has was made later (its setup's event came first), or the processor
+/// told of its removal already (that event came first). False then.
 pub async fn adopt_payment_method(
     tx: &mut Tx,
     tenant_id: &str,
@@ -254,7 +261,9 @@ pub async fn adopt_payment_method(
         "UPDATE subscriptions SET payment_method = $1, payment_method_created = $2,
              updated_at = CASE WHEN updated_at < $3 THEN $3 ELSE updated_at + 1 END
          WHERE tenant_id = $4
-           AND (payment_method_created IS NULL OR payment_method_created <= $2)",
+           AND (payment_method_created IS NULL OR payment_method_created <= $2)
+           AND NOT EXISTS (SELECT 1 FROM processor_events
+                           WHERE kind = 'payment_method.detached' AND object_id = $1)",
     )
     .bind(payment_method)
     .bind(created)
