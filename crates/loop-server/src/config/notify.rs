@@ -42,13 +42,3 @@ impl Default for NotifyConfig {
         }
     }
 }
-
-impl NotifyConfig {
-    /// Whether an event of a lasting state (a quiet device, a missed item, a replica behind)
-    /// that could first be raised at `due` may be raised at `now`. Its dedupe key lives only
-    /// as long as its event (`keep_days`), so one raised at `due` or later and trimmed since
-    /// would otherwise be raised again for the same spell.
-    pub fn may_raise(&self, due: i64, now: i64) -> bool {
-        due >= now - i64::from(self.keep_days) * 86_400_000
-    }
-}

@@ -242,15 +242,43 @@ pub struct NewEvent<'a> {
     pub dedupe_key: Option<String>,
 }
 
+/// How long the key of a lasting state's event is remembered ([`raise`]): a spell longer
+/// than this is raised again, once a year.
+pub const SPELL_MEMORY_MS: i64 = 366 * 86_400_000;
+
+/// Whether events of `kind` report a state that lasts until something changes (its key
+/// names the spell), rather than something that happened.
+fn lasting(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::ItemMissed | EventKind::DeviceOffline | EventKind::ReplicaBehind
+    )
+}
+
 /// Records `e` and queues a delivery to every target that hears it: or, for the kinds that
 /// are addressed ([`EventKind::addressed`]), to `to` only. `None` when an event with the
-/// same dedupe key was raised before (nothing is queued then).
+/// same dedupe key was raised before (nothing is queued then). A lasting state's key is
+/// also remembered apart from its event, for [`SPELL_MEMORY_MS`], so a spell is raised once
+/// even after its event was trimmed (`notify.keep_days`).
 pub async fn raise(
     tx: &mut Tx,
     e: NewEvent<'_>,
     to: Option<&str>,
     now: i64,
 ) -> DbResult<Option<String>> {
+    if let Some(key) = e.dedupe_key.as_deref().filter(|_| lasting(e.kind)) {
+        let first = sqlx::query(
+            "INSERT INTO raised_spells (key, raised_at) VALUES ($1, $2)
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        if first.rows_affected() != 1 {
+            return Ok(None);
+        }
+    }
     let id = crate::domain::new_id(loop_api::EventId::PREFIX);
     let inserted = sqlx::query(
         "INSERT INTO events (id, tenant_id, kind, severity, subject_kind, subject_id, message,
@@ -494,8 +522,13 @@ pub async fn raise_for_audit(tx: &mut Tx, a: &loop_api::AuditEvent, now: i64) ->
     Ok(())
 }
 
-/// Deletes events (and their deliveries) older than `before` that nothing waits on.
-pub async fn drop_old(pool: &AnyPool, before: i64) -> DbResult<u64> {
+/// Deletes events (and their deliveries) older than `before` that nothing waits on, and
+/// the keys of lasting states raised more than [`SPELL_MEMORY_MS`] (or `before`) ago.
+pub async fn drop_old(pool: &AnyPool, before: i64, now: i64) -> DbResult<u64> {
+    sqlx::query("DELETE FROM raised_spells WHERE raised_at < $1")
+        .bind(before.min(now - SPELL_MEMORY_MS))
+        .execute(pool)
+        .await?;
     sqlx::query("DELETE FROM deliveries WHERE created_at < $1 AND state <> 'queued'")
         .bind(before)
         .execute(pool)

@@ -526,12 +526,9 @@ pub async fn tick(state: &AppState, now: i64) -> DbResult<Vec<String>> {
 /// Raises `replica-behind` for each replica that has not completed a replication for
 /// `replication.behind_hours` (once per replica and last completion).
 pub async fn raise_behind(state: &AppState, now: i64) -> DbResult<()> {
-    let behind = state.config.replication.behind_hours as i64 * 3_600_000;
-    for (r, tenant_id) in replicas::behind(&state.db.pool, now - behind).await? {
+    let before = now - state.config.replication.behind_hours as i64 * 3_600_000;
+    for (r, tenant_id) in replicas::behind(&state.db.pool, before).await? {
         let since = r.synced_at.unwrap_or(r.created_at);
-        if !state.config.notify.may_raise(since + behind, now) {
-            continue;
-        }
         let mut tx = state.db.begin().await?;
         notify::raise(
             &mut tx,

@@ -103,7 +103,7 @@ pub async fn periodic(state: &AppState) -> DbResult<()> {
     crate::jobs::replicate::raise_behind(state, now).await?;
     summaries(state, now).await?;
     let keep = state.config.notify.keep_days as i64 * 86_400_000;
-    notify::drop_old(&state.db.pool, now - keep).await?;
+    notify::drop_old(&state.db.pool, now - keep, now).await?;
     Ok(())
 }
 
@@ -127,8 +127,7 @@ async fn missed_items(state: &AppState, now: i64) -> DbResult<()> {
         let Some(expected) = schedules.next_run(&w.item, &w.time_zone, time(since)) else {
             continue;
         };
-        let due = expected + w.item.window_seconds as i64 * 1000 + grace;
-        if now <= due || !state.config.notify.may_raise(due, now) {
+        if now <= expected + w.item.window_seconds as i64 * 1000 + grace {
             continue;
         }
         let device = devices::device_by_id(&state.db.pool, &w.item.device_id)
@@ -158,9 +157,6 @@ async fn quiet_devices(state: &AppState, now: i64) -> DbResult<()> {
     let quiet = state.config.notify.device_offline_hours as i64 * 3_600_000;
     for d in watch::silent_devices(&state.db.pool, now - quiet).await? {
         let seen = d.last_seen_at.map(|t| t.timestamp_millis()).unwrap_or(0);
-        if !state.config.notify.may_raise(seen + quiet, now) {
-            continue;
-        }
         let e = NewEvent {
             tenant_id: &d.tenant_id,
             kind: EventKind::DeviceOffline,

@@ -128,6 +128,36 @@ fn a_scheduled_item_without_a_success_raises_item_missed_once() {
     }
 }
 
+/// An item made long ago (longer than events are kept) and scheduled only now is reported
+/// when it misses a run: only a spell already raised is kept from being raised again.
+#[test]
+fn an_item_scheduled_long_after_it_was_made_is_reported_when_missed() {
+    let server = start(|_| {});
+    let admin = server.admin();
+    let (alpha, vault) = customer_with_vault(&admin, "Alpha", None);
+    let (device, _) = enrol(&server, &admin, &alpha, "laptop");
+    let item = admin
+        .post(
+            "/api/v1/items",
+            json!({ "tenant_id": alpha, "device_id": device, "vault_id": vault,
+                    "name": "docs", "paths": ["/srv/docs"] }),
+        )
+        .expect(201);
+    let keep = server.state.config.notify.keep_days as u64;
+    server.advance(Duration::from_secs((keep + 10) * 86_400));
+    let admin = server.admin();
+    admin
+        .patch(
+            &format!("/api/v1/items/{}", item["id"].as_str().unwrap()),
+            json!({ "schedule": "daily", "window_seconds": 3600 }),
+        )
+        .expect(200);
+    server.advance(Duration::from_secs(86_400 + 2 * 3600 + 60));
+    pass(&server);
+    let missed = server.admin().events(&alpha, "item-missed");
+    assert_eq!(missed.len(), 1, "{missed:#?}");
+}
+
 #[test]
 fn a_full_vault_a_quiet_device_a_new_token_and_a_new_browser_each_raise_their_event() {
     let server = start(|_| {});
