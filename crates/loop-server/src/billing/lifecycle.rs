@@ -86,6 +86,12 @@ impl Warning {
     }
 }
 
+/// The date of `s`'s deletion moved (an end chosen or withdrawn, a termination put off): a
+/// warning given of the old date is not one of the new, which is warned of in its turn.
+pub fn deletion_moved(s: &mut SubRow) {
+    s.warned.retain(|w| w != Warning::DeletionSoon.as_str());
+}
+
 /// What happens next.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {

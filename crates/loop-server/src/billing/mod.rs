@@ -350,8 +350,7 @@ async fn apply(state: &AppState, was: &SubRow, step: &Step, now: i64) -> ApiResu
         }
         Step::Postpone { terminate_at } => {
             s.terminate_at = Some(*terminate_at);
-            // The deletion is further off: warned again before the new date.
-            s.warned.retain(|w| w != Warning::DeletionSoon.as_str());
+            lifecycle::deletion_moved(&mut s);
             Some(event(
                 tenant_id,
                 "subscription.postpone",

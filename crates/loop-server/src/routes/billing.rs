@@ -294,6 +294,9 @@ pub async fn set_subscription(
             // should not have).
             withdrawn = s.ends_at.is_some();
             changed.ends_at = None;
+            if withdrawn {
+                crate::billing::lifecycle::deletion_moved(&mut changed);
+            }
             changed.updated_at = now.max(s.updated_at + 1);
             if !billing::save_subscription(&mut tx, &changed, s.updated_at).await? {
                 return Err(ApiError::conflict(
@@ -367,6 +370,7 @@ pub async fn end_subscription(
             s.terminate_at.map_or(earliest, |t| t.max(earliest))
         }
     });
+    crate::billing::lifecycle::deletion_moved(&mut ended);
     ended.updated_at = now.max(s.updated_at + 1);
     let mut tx = state.db.begin().await?;
     if !billing::save_subscription(&mut tx, &ended, s.updated_at).await? {

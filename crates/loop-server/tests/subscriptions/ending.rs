@@ -186,7 +186,8 @@ fn paying_the_invoice_that_suspended_moves_the_termination_to_the_next_unpaid_on
 }
 
 /// A customer who ended their subscription is told once that its data goes: paying an
-/// overdue invoice in the last week does not send the warning again.
+/// overdue invoice in the last week does not send the warning again. An end withdrawn and
+/// given again later is warned of again.
 #[test]
 fn the_deletion_warning_of_an_end_is_sent_once() {
     let server = support::Server::start();
@@ -223,15 +224,37 @@ fn the_deletion_warning_of_an_end_is_sent_once() {
     steps.extend(support::lifecycle::tick(&server));
     steps.extend(at(&server, ends_at - DAY as i64 * 1000));
     // One message to each of the tenant's contacts, once.
-    let queued: Vec<(String, i64)> = server
-        .block_on(
-            sqlx::query_as(
-                "SELECT user_id, CAST(COUNT(*) AS BIGINT) FROM mail_outbox
-                 WHERE kind = 'deletion_soon' GROUP BY user_id",
+    let warnings = || -> Vec<(String, i64)> {
+        server
+            .block_on(
+                sqlx::query_as(
+                    "SELECT user_id, CAST(COUNT(*) AS BIGINT) FROM mail_outbox
+                     WHERE kind = 'deletion_soon' GROUP BY user_id",
+                )
+                .fetch_all(&server.state.db.pool),
             )
-            .fetch_all(&server.state.db.pool),
-        )
-        .unwrap();
+            .unwrap()
+    };
+    let queued = warnings();
     assert!(!queued.is_empty(), "{steps:?}");
     assert!(queued.iter().all(|(_, n)| *n == 1), "{queued:?} {steps:?}");
+
+    // The issuer withdraws the end; the customer ends again: warned before that end too.
+    let admin = server.admin();
+    let plan = subscription(&admin, &tenant)["plan"]["id"].clone();
+    admin
+        .put(
+            &format!("/api/v1/tenants/{tenant}/subscription"),
+            json!({ "plan_id": plan }),
+        )
+        .expect(200);
+    let again = admin
+        .post(
+            &format!("/api/v1/tenants/{tenant}/subscription/end"),
+            json!({ "confirm": tenant }),
+        )
+        .expect(200);
+    at(&server, ms(&again["ends_at"]) - DAY as i64 * 1000);
+    let queued = warnings();
+    assert!(queued.iter().all(|(_, n)| *n == 2), "{queued:?}");
 }
