@@ -313,7 +313,7 @@ pub(crate) async fn take_queued(
                      FROM deliveries d JOIN notify_targets n ON n.id = d.target_id
                     WHERE d.state = 'queued' AND d.next_attempt_at <= $1
                       AND (d.claimed_until IS NULL OR d.claimed_until < $1)) due
-                 WHERE place <= $3 ORDER BY next_attempt_at LIMIT $2",
+                 WHERE place <= $3 ORDER BY place, next_attempt_at LIMIT $2",
             )
             .bind(now)
             .bind(limit)
@@ -326,6 +326,7 @@ pub(crate) async fn take_queued(
         Queue::Mail => "mail_outbox",
         Queue::Deliveries { .. } => "deliveries",
     };
+    // Safe to assemble: the table name is one of two constants; every value is bound.
     let mut out = Vec::new();
     for r in &rows {
         let id: String = col(r, "id")?;

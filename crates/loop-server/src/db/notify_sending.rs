@@ -21,8 +21,9 @@ pub struct Taken {
     pub event: Event,
 }
 
-/// Takes up to `limit` due deliveries, at most `per_tenant` of one tenant's, for `claim_ms`,
-/// counting an attempt on each.
+/// Takes up to `limit` due deliveries, at most `per_tenant` of one tenant's and each
+/// tenant's oldest first (so twenty tenants with deliveries due each get one in), for
+/// `claim_ms`, counting an attempt on each.
 pub async fn take_due(
     pool: &AnyPool,
     now: i64,
