@@ -361,8 +361,9 @@ fn an_enrolment_without_a_code_or_a_terminal_says_where_the_code_goes() {
     assert!(!state.exists(), "nothing is written");
 }
 
-/// A file name with terminal control characters (a window title, the clipboard) is printed
-/// escaped wherever a command shows it: `ls`, `diff`, and an error naming it.
+/// A file name, host or key label with terminal control characters (a window title, the
+/// clipboard) is printed escaped wherever a command shows it: `ls`, `diff`, `forget`,
+/// `key list`, and an error naming it.
 #[test]
 fn names_with_control_characters_are_printed_escaped() {
     let env = Env::new();
@@ -371,9 +372,15 @@ fn names_with_control_characters_are_printed_escaped() {
     fs::create_dir_all(&src).unwrap();
     let hostile = "a\u{1b}]0;owned\u{7}b";
     fs::write(src.join(hostile), b"x").unwrap();
-    env.backup(&[&src], &[]);
+    env.backup(&[&src], &["--host", hostile]);
     fs::write(src.join(format!("{hostile}2")), b"y").unwrap();
-    env.backup(&[&src], &[]);
+    env.backup(&[&src], &["--host", hostile]);
+    let added = env.run_with(
+        "LOOP_NEW_PASSWORD",
+        "second secret",
+        &["key", "add", "--label", hostile],
+    );
+    assert!(added.status.success(), "{added:?}");
     let snaps = env.json(&["snapshots"]);
     let ids: Vec<&str> = snaps
         .as_array()
@@ -386,6 +393,8 @@ fn names_with_control_characters_are_printed_escaped() {
         env.ok(&["ls", "-l", "latest"]),
         env.ok(&["diff", ids[0], ids[1]]),
         env.fails(&["dump", "latest", &format!("src/{hostile}3")]),
+        env.ok(&["forget", "--keep-last", "5", "--host", hostile, "--dry-run"]),
+        env.ok(&["key", "list"]),
     ];
     for out in shown {
         assert!(!out.contains('\u{1b}') && !out.contains('\u{7}'), "{out:?}");

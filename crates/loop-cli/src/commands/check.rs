@@ -77,7 +77,7 @@ pub(super) fn check(g: &Global, a: CheckArgs) -> Result<ExitCode> {
         }
         if !g.quiet {
             for w in &report.warnings {
-                println!("note: {w}");
+                println!("note: {}", printable(w));
             }
             println!(
                 "checked {} snapshots, {} trees, {} data blobs, {} packs ({} read); {} unreferenced packs",

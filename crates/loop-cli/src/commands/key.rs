@@ -8,7 +8,7 @@ use loop_repo::keys::Secret;
 use serde_json::json;
 
 use crate::args::*;
-use crate::output::{ok, print_json};
+use crate::output::{ok, print_json, printable};
 use crate::repo_open;
 
 pub(super) fn key(g: &Global, k: KeyCommand) -> Result<ExitCode> {
@@ -30,9 +30,9 @@ pub(super) fn key(g: &Global, k: KeyCommand) -> Result<ExitCode> {
                         k.id.short(),
                         k.kind,
                         k.meta.created,
-                        k.meta.host,
-                        k.meta.user,
-                        k.problem.as_deref().unwrap_or(&k.meta.label)
+                        printable(&k.meta.host),
+                        printable(&k.meta.user),
+                        printable(k.problem.as_deref().unwrap_or(&k.meta.label))
                     );
                 }
             }

@@ -177,8 +177,8 @@ fn print_forget_plan(plan: &ForgetPlan) {
     for group in &plan.groups {
         println!(
             "snapshots of host {}, paths {}:",
-            group.host,
-            group.paths.join(" ")
+            crate::output::printable(&group.host),
+            crate::output::printable(&group.paths.join(" "))
         );
         for v in &group.snapshots {
             match &v.decision {

@@ -30,6 +30,7 @@ pub(super) fn readable_index(repo: &Repository) -> Result<Index> {
 /// Says on stderr which snapshots were skipped because they cannot be read.
 pub(super) fn warn_damaged(damaged: &[(String, loop_repo::Error)]) {
     for (name, e) in damaged {
+        let e = printable(&e.to_string()).into_owned();
         eprintln!(
             "warning: skipped snapshot {name}, which cannot be read ({e}); `loop check` \
              reports it and `loop forget {name}` removes it"

@@ -245,7 +245,9 @@ impl Agent {
                 Err(e) if once => return Err(e),
                 Err(e) => {
                     failures += 1;
-                    eprintln!("loop agent: {}; trying again", loop_repo::one_line(&*e));
+                    let line = loop_repo::one_line(&*e);
+                    let line = crate::output::printable(&line);
+                    eprintln!("loop agent: {line}; trying again");
                     std::thread::sleep(backoff(failures));
                     continue;
                 }
