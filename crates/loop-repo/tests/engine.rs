@@ -68,6 +68,7 @@ fn diff_reports_type_content_and_metadata_changes() {
     std::fs::write(src.join("edited"), b"one").unwrap();
     std::fs::write(src.join("chmodded"), b"same").unwrap();
     std::fs::create_dir_all(src.join("locked")).unwrap();
+    std::fs::set_permissions(src.join("locked"), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(src.join("locked/inside"), b"same").unwrap();
     let repo = repo_at(&tmp.path().join("repo"));
     let a = backup::run(&repo, opts(&src), &BackupProgress::default())

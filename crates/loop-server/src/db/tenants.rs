@@ -324,7 +324,8 @@ pub async fn hold_unerased(tx: &mut Tx, id: &str) -> DbResult<bool> {
 
 /// Shuts a tenant's people and machines out: revokes its tokens, ends its users' sessions,
 /// disables its users, withdraws its invitations and expires its unused enrolment codes (a
-/// device enrolled with one would get a live token). Returns (tokens, sessions, users).
+/// device enrolled with one would get a live token). Returns (tokens, sessions, users
+/// disabled).
 /// An invitation stays an invitation: made an account, it would hold its address across
 /// the service, and one naming another tenant's account could not be made one at all.
 pub async fn lock_out_tenant(tx: &mut Tx, id: &str, now: i64) -> DbResult<(u64, u64, u64)> {
@@ -362,15 +363,13 @@ pub async fn lock_out_tenant(tx: &mut Tx, id: &str, now: i64) -> DbResult<(u64, 
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    let invitations = sqlx::query(
+    sqlx::query(
         "UPDATE users SET invite_hash = NULL, updated_at = $1
          WHERE tenant_id = $2 AND status = 'invited' AND invite_hash IS NOT NULL",
     )
     .bind(now)
     .bind(id)
     .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    let users = users + invitations;
+    .await?;
     Ok((tokens, sessions, users))
 }
