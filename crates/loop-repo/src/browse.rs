@@ -274,6 +274,9 @@ pub fn stats(repo: &Repository, index: &Index, roots: &[Id]) -> Result<Stats> {
     Ok(st)
 }
 
+/// A tree being counted: its ID, its nodes left, and the totals so far.
+type Frame = (Id, std::vec::IntoIter<Node>, Totals);
+
 /// Files and their bytes below one tree, every place counted.
 #[derive(Clone, Copy, Default)]
 struct Totals {
@@ -302,14 +305,15 @@ fn tree_totals(
     if let Some(t) = totals.get(root) {
         return Ok(*t);
     }
-    let open = |id: &Id| -> Result<(Id, std::vec::IntoIter<Node>, Totals)> {
-        Ok((
-            *id,
-            repo.load_tree(index, id)?.nodes.into_iter(),
-            Totals::default(),
-        ))
+    // A large tree's parts are blobs of its own, counted like the tree's.
+    let open = |id: &Id, seen: &mut HashSet<Id>, st: &mut Stats| -> Result<Frame> {
+        let (tree, parts) = repo.load_tree_with_parts(index, id)?;
+        for part in parts.iter().filter(|p| seen.insert(**p)) {
+            count_blob(index, part, st);
+        }
+        Ok((*id, tree.nodes.into_iter(), Totals::default()))
     };
-    let mut stack = vec![open(root)?];
+    let mut stack = vec![open(root, seen, st)?];
     // The trees on the stack. A tree's ID is the keyed hash of its content, so none can
     // contain itself; this only keeps a forged one from looping.
     let mut entered: HashSet<Id> = HashSet::from([*root]);
@@ -343,7 +347,7 @@ fn tree_totals(
                 if let Some(t) = totals.get(&sub) {
                     sum.add(*t);
                 } else if entered.insert(sub) {
-                    stack.push(open(&sub)?);
+                    stack.push(open(&sub, seen, st)?);
                 }
             }
             _ => {}
@@ -374,14 +378,14 @@ mod tests {
     /// `names` each hold the tree below. Answers the top tree.
     fn stack_of_trees(repo: &Repository, bottom: Tree, levels: usize, names: &[&str]) -> Id {
         let mut trees = vec![bottom];
-        let mut below = repo.encode_tree(&trees[0]).unwrap().0;
+        let mut below = repo.encode_tree(&trees[0]).unwrap().id;
         for _ in 0..levels {
             let nodes = names
                 .iter()
                 .map(|n| node(n, NodeKind::Dir, 0, Some(below)))
                 .collect();
             let tree = Tree { nodes };
-            below = repo.encode_tree(&tree).unwrap().0;
+            below = repo.encode_tree(&tree).unwrap().id;
             trees.push(tree);
         }
         *store_trees(repo, &trees).last().unwrap()

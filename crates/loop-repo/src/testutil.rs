@@ -90,15 +90,38 @@ pub fn plant_forged_copy(
     (forged, entries)
 }
 
-/// Stores `trees` as a holder of the key could, in one pack of tree blobs and one index
-/// file. Answers their IDs, in order.
+/// Stores `trees` as a holder of the key could, in one pack of tree blobs (a large tree's
+/// parts too) and one index file. Answers their IDs, in order.
 pub fn store_trees(repo: &Repository, trees: &[crate::tree::Tree]) -> Vec<crate::Id> {
-    use crate::pack::{BlobKind, PackWriter};
-    let mut w = PackWriter::new(repo.master(), 1 << 20);
     let mut ids = Vec::with_capacity(trees.len());
+    let mut blobs = Vec::new();
+    let mut added = std::collections::HashSet::new();
     for tree in trees {
-        let (id, data) = repo.encode_tree(tree).expect("a tree of blob size");
-        w.add(BlobKind::Tree, id, &data, data.len() as u32);
+        let encoded = repo
+            .encode_tree(tree)
+            .expect("a tree of at most the most parts");
+        for (id, data) in encoded.blobs {
+            if added.insert(id) {
+                blobs.push((crate::pack::BlobKind::Tree, data));
+            }
+        }
+        ids.push(encoded.id);
+    }
+    store_blobs(repo, &blobs);
+    ids
+}
+
+/// Stores `blobs` (kind and plaintext) as a holder of the key could, in one pack and one
+/// index file. Answers their IDs, in order.
+pub fn store_blobs(
+    repo: &Repository,
+    blobs: &[(crate::pack::BlobKind, Vec<u8>)],
+) -> Vec<crate::Id> {
+    let mut w = crate::pack::PackWriter::new(repo.master(), 1 << 20);
+    let mut ids = Vec::with_capacity(blobs.len());
+    for (kind, data) in blobs {
+        let id = repo.blob_id(data);
+        w.add(*kind, id, data, data.len() as u32);
         ids.push(id);
     }
     let (pack, data, entries) = w.finish();
@@ -109,6 +132,20 @@ pub fn store_trees(repo: &Repository, trees: &[crate::tree::Tree]) -> Vec<crate:
     })
     .expect("index the pack");
     ids
+}
+
+/// A directory listing of `entries` FIFOs named with `name_len` bytes each: about
+/// `entries × (name_len + 70)` bytes of JSON, made without touching a disk.
+pub fn wide_tree(entries: usize, name_len: usize) -> crate::tree::Tree {
+    use crate::tree::{Name, Node, NodeKind};
+    let nodes = (0..entries)
+        .map(|i| {
+            let mut name = format!("{i:08}").into_bytes();
+            name.resize(name_len.max(8), b'n');
+            Node::bare(Name(name), NodeKind::Fifo, 0, None)
+        })
+        .collect();
+    crate::tree::Tree { nodes }
 }
 
 /// What a [`Hooked`] storage's hook may answer for a read in place of the storage.

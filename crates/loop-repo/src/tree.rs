@@ -3,7 +3,8 @@
 //! A tree is `{"nodes": [node, ...]}` sorted by name bytes. File names are bytes on Unix; a
 //! name that is valid UTF-8 is stored as a JSON string, any other as `{"hex": "..."}`, so no
 //! name is ever altered. Unchanged directories serialize to the same bytes and so to the same
-//! blob ID, which makes an unchanged subtree free.
+//! blob ID, which makes an unchanged subtree free. A tree longer than [`TREE_PART`] is stored
+//! in parts (`parts.rs`).
 
 use std::fmt;
 
@@ -11,6 +12,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 use crate::id::Id;
+
+mod parts;
+
+pub(crate) use parts::store_json;
+pub use parts::{EncodedTree, MAX_TREE_PARTS, TREE_PART, TreeParts};
 
 /// The longest path inside a snapshot (its components joined by `/`) that readers follow:
 /// 64 KiB, sixteen times Linux's `PATH_MAX`, which a backup's walk already stays within. A
@@ -298,6 +304,7 @@ mod tests {
         #[test]
         fn decoding_garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = Tree::decode("t", &data);
+            let _ = TreeParts::decode("t", &data);
         }
     }
 

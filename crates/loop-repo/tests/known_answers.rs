@@ -17,7 +17,7 @@ use loop_repo::index::IndexFile;
 use loop_repo::keys::{KeySlot, Secret};
 use loop_repo::pack::{self, BlobKind, PACK_HEADER_LEN, PackEntry};
 use loop_repo::snapshot::Snapshot;
-use loop_repo::tree::{Name, Node, NodeKind, Tree, Xattr};
+use loop_repo::tree::{Name, Node, NodeKind, Tree, TreeParts, Xattr};
 use loop_repo::{Id, ObjectStorage, Repository, S3Options};
 
 #[allow(dead_code)]
@@ -380,10 +380,9 @@ fn trees_encode_byte_for_byte_as_documented() {
     assert_eq!(ids.id(&Tree::default().encode()).to_hex(), v::EMPTY_TREE_ID);
 }
 
-/// The objects above, laid out as a repository on disk, open through the public entry point:
-/// key slot, config, index, pack, tree and snapshot as another writer made them.
-#[test]
-fn a_repository_written_by_another_implementation_opens() {
+/// The objects above, laid out as a repository on disk and opened through the public entry
+/// point, with the directory holding it.
+fn vector_repository() -> (tempfile::TempDir, Repository) {
     let dir = tempfile::tempdir().unwrap();
     let put = |rel: &str, bytes: Vec<u8>| {
         let path = dir.path().join(rel);
@@ -404,6 +403,13 @@ fn a_repository_written_by_another_implementation_opens() {
         Secret::Passphrase(v::PASSPHRASE.as_bytes()),
     )
     .expect("the repository opens");
+    (dir, repo)
+}
+
+/// Key slot, config, index, pack, tree and snapshot as another writer made them.
+#[test]
+fn a_repository_written_by_another_implementation_opens() {
+    let (_dir, repo) = vector_repository();
     let config = repo.config();
     assert_eq!(
         config.id,
@@ -434,8 +440,64 @@ fn a_repository_written_by_another_implementation_opens() {
     assert_eq!(snapshots.len(), 1);
     assert_eq!(
         snapshots[0].0.to_hex(),
-        name(3),
+        hex::encode([3u8; 32]),
         "a snapshot's ID is its object name"
     );
     assert_eq!(snapshots[0].1.hostname, "vector-host");
+}
+
+/// A tree longer than one part is cut into parts at exactly the documented places, and its
+/// ID is that of the documented parts list: the same large directory gets the same ID from
+/// any writer, and so costs nothing in the next backup.
+#[test]
+fn a_large_tree_is_cut_into_parts_exactly_as_documented() {
+    let (_dir, repo) = vector_repository();
+    let ids = ids();
+    let file = Node {
+        name: Name(b"disk.img".to_vec()),
+        kind: NodeKind::File,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: v::LARGE_TREE_CHUNKS as u64 * 4096,
+        mtime_ns: 0,
+        ctime_ns: 0,
+        inode: 0,
+        dev: 0,
+        links: 0,
+        rdev: 0,
+        link_target: None,
+        content: (0..v::LARGE_TREE_CHUNKS as u32)
+            .map(|i| ids.id(&i.to_le_bytes()))
+            .collect(),
+        subtree: None,
+        xattrs: Vec::new(),
+    };
+    let tree = Tree { nodes: vec![file] };
+
+    let encoded = repo.encode_tree(&tree).expect("a tree of three parts");
+
+    assert_eq!(encoded.id.to_hex(), v::LARGE_TREE_ID);
+    let (list_id, list) = encoded.blobs.last().unwrap();
+    assert_eq!(
+        (list_id, list.as_slice()),
+        (&encoded.id, v::LARGE_TREE_PARTS_JSON.as_bytes())
+    );
+    let parts = &encoded.blobs[..encoded.blobs.len() - 1];
+    let lens: Vec<usize> = parts.iter().map(|(_, d)| d.len()).collect();
+    assert_eq!(lens, v::LARGE_TREE_PART_LENS);
+    let joined: Vec<u8> = parts.iter().flat_map(|(_, d)| d.iter().copied()).collect();
+    assert_eq!(
+        joined,
+        tree.encode(),
+        "the parts joined are the tree's JSON"
+    );
+    let named = TreeParts::decode("tree v", v::LARGE_TREE_PARTS_JSON.as_bytes())
+        .unwrap()
+        .expect("a parts list");
+    let part_ids: Vec<Id> = parts.iter().map(|(id, _)| *id).collect();
+    assert_eq!(named.parts, part_ids);
+    for (id, data) in parts {
+        assert_eq!(ids.id(data), *id);
+    }
 }

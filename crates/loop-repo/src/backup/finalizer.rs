@@ -54,15 +54,18 @@ impl Run<'_> {
             }
             let tree = Tree { nodes };
             let id = match self.repo.encode_tree(&tree) {
-                Ok((id, data)) => {
-                    if self.want_blob(&id) {
-                        let _ = blobs.send(BlobJob {
-                            kind: BlobKind::Tree,
-                            id,
-                            data,
-                        });
+                Ok(encoded) => {
+                    // A large tree's parts go first, then the list that names them.
+                    for (id, data) in encoded.blobs {
+                        if self.want_blob(&id) {
+                            let _ = blobs.send(BlobJob {
+                                kind: BlobKind::Tree,
+                                id,
+                                data,
+                            });
+                        }
                     }
-                    Some(id)
+                    Some(encoded.id)
                 }
                 Err(e) => {
                     self.fail(e);

@@ -36,7 +36,7 @@ use crate::prune;
 use crate::repo::{FETCH_THREADS, Repository};
 use crate::snapshot::Snapshot;
 use crate::storage::FileKind;
-use crate::tree::{MAX_PATH, Name, Tree};
+use crate::tree::{MAX_PATH, Name, Tree, TreeParts};
 use crate::util::parallel_map;
 
 mod packs;
@@ -170,33 +170,70 @@ struct Checker<'a> {
     vanished_condemned: Vec<Id>,
     /// Where each damaged pack's lost blobs show up.
     traces: HashMap<Id, Trace>,
+    /// The parts of each large tree the walk read: a lost part loses its tree.
+    tree_parts: HashMap<Id, Vec<Id>>,
 }
 
 /// Why a tree could not be used.
 enum TreeFailure {
-    /// No usable copy is indexed.
-    Missing,
-    /// The copy in this pack is damaged (the error names the pack).
-    Damaged(Id, Error),
-    /// The blob is fine but its contents are not a valid tree, or storage failed.
+    /// No usable copy of this blob (the tree's own, or one of its parts) is indexed.
+    Missing(Id),
+    /// The copy of this blob in this pack is damaged (the error names the pack).
+    Damaged(Id, Id, Error),
+    /// The blobs are fine but are not a valid tree, or storage failed.
     Other(Error),
 }
 
-/// Loads a tree as [`Repository::load_tree`] does, telling a damaged pack apart from a bad
-/// tree so the pack can be reported.
-fn fetch_tree(repo: &Repository, index: &Index, id: &Id) -> std::result::Result<Tree, TreeFailure> {
-    let Some(loc) = index.get(id) else {
-        return Err(TreeFailure::Missing);
+/// A tree as the check loads it, and the parts it is stored in: known once its parts list is
+/// read, even when a part then fails, so the damage can be traced to the tree.
+struct Fetched {
+    tree: std::result::Result<Tree, TreeFailure>,
+    parts: Vec<Id>,
+}
+
+/// Loads a tree as [`Repository::load_tree`] does (without the cache), telling a damaged
+/// pack apart from a bad tree so the pack can be reported.
+fn fetch_tree(repo: &Repository, index: &Index, id: &Id) -> Fetched {
+    // The blob whose read failed, and the pack of its damaged copy (none: not indexed).
+    let failed = std::cell::Cell::new(None);
+    let read = |blob: &Id| {
+        let Some(loc) = index.get(blob) else {
+            failed.set(Some((*blob, None)));
+            return Err(Error::corrupt(
+                format!("blob {}", blob.short()),
+                "not indexed",
+            ));
+        };
+        repo.read_blob(index, blob).inspect_err(|e| {
+            if matches!(e, Error::Corrupt { .. }) {
+                failed.set(Some((*blob, Some(loc.pack))));
+            }
+        })
     };
-    let data = match repo.read_blob(index, id) {
-        Ok(d) => d,
-        Err(e @ Error::Corrupt { .. }) => return Err(TreeFailure::Damaged(loc.pack, e)),
-        Err(e) => return Err(TreeFailure::Other(e)),
+    let failure = |e: Error| match failed.take() {
+        Some((blob, None)) => TreeFailure::Missing(blob),
+        Some((blob, Some(pack))) => TreeFailure::Damaged(blob, pack, e),
+        None => TreeFailure::Other(e),
+    };
+    let own = match read(id) {
+        Ok(data) => data,
+        Err(e) => {
+            return Fetched {
+                tree: Err(failure(e)),
+                parts: Vec::new(),
+            };
+        }
     };
     let object = format!("tree {}", id.short());
-    let tree = Tree::decode(&object, &data).map_err(TreeFailure::Other)?;
-    tree.validate(&object).map_err(TreeFailure::Other)?;
-    Ok(tree)
+    let parts = match TreeParts::decode(&object, &own) {
+        Ok(Some(list)) => list.parts,
+        _ => Vec::new(),
+    };
+    let mut own = Some(own);
+    let tree = crate::repo::read_tree(index, id, |blob| own.take().map_or_else(|| read(blob), Ok))
+        .map(|(tree, _)| tree)
+        .map_err(failure);
+    Fetched { tree, parts }
 }
 
 /// The error's text, prefixed with the object unless it already names it.
@@ -244,6 +281,7 @@ impl<'a> Checker<'a> {
             damage: BTreeMap::new(),
             vanished_condemned: Vec::new(),
             traces: HashMap::new(),
+            tree_parts: HashMap::new(),
         }
     }
 
@@ -444,26 +482,15 @@ impl<'a> Checker<'a> {
             let mut next = Vec::new();
             for batch in frontier.chunks(TREE_BATCH) {
                 let trees = parallel_map(batch, FETCH_THREADS, |t| fetch_tree(repo, index, &t.id));
-                for (t, tree) in batch.iter().zip(trees) {
+                for (t, fetched) in batch.iter().zip(trees) {
+                    if !fetched.parts.is_empty() {
+                        self.tree_parts.insert(t.id, fetched.parts);
+                    }
                     let at = format!("snapshot {}:{}", snapshots[t.snapshot].0.short(), t.path);
-                    let tree = match tree {
+                    let tree = match fetched.tree {
                         Ok(tree) => tree,
-                        Err(TreeFailure::Missing) => {
-                            if !self.bad.contains_key(&t.id) {
-                                self.error(format!(
-                                    "{at}: tree {} is not in any index",
-                                    t.id.short()
-                                ));
-                            }
-                            continue;
-                        }
-                        Err(TreeFailure::Damaged(pack, e)) => {
-                            self.mark_bad(t.id, pack);
-                            self.mark_damaged(pack, reason_of(&e));
-                            continue;
-                        }
-                        Err(TreeFailure::Other(e)) => {
-                            self.error(format!("{at}: {e}"));
+                        Err(failure) => {
+                            self.tree_failed(&at, &t.id, failure);
                             continue;
                         }
                     };
@@ -505,6 +532,30 @@ impl<'a> Checker<'a> {
         }
         self.report.trees = visited.len();
         self.report.data_blobs = data_blobs.len();
+    }
+
+    /// Reports a tree of the walk that could not be used, at the first place that names it.
+    fn tree_failed(&mut self, at: &str, tree: &Id, failure: TreeFailure) {
+        match failure {
+            TreeFailure::Missing(blob) => {
+                if self.bad.contains_key(&blob) {
+                    // Its pack is reported as damaged already.
+                } else if blob == *tree {
+                    self.error(format!("{at}: tree {} is not in any index", tree.short()));
+                } else {
+                    self.error(format!(
+                        "{at}: part {} of tree {} is not in any index",
+                        blob.short(),
+                        tree.short()
+                    ));
+                }
+            }
+            TreeFailure::Damaged(blob, pack, e) => {
+                self.mark_bad(blob, pack);
+                self.mark_damaged(pack, reason_of(&e));
+            }
+            TreeFailure::Other(e) => self.error(format!("{at}: {e}")),
+        }
     }
 
     fn finish(mut self) -> CheckReport {

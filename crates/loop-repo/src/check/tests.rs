@@ -391,3 +391,77 @@ fn a_subtree_named_at_many_paths_is_traced_once() {
     assert_eq!(listed, expected.iter().collect::<Vec<_>>(), "{d:#?}");
     assert!(!d.files.iter().any(|f| f.contains("more")), "{d:#?}");
 }
+
+/// A snapshot of one directory `/big` whose listing is stored in parts, made as a holder of
+/// the key could, without a disk: (repository, snapshot, the directory's tree, its parts).
+fn large_tree_fixture(dir: &std::path::Path) -> (Repository, Id, Id, Vec<Id>) {
+    use crate::testutil::{bare_snapshot, store_trees, wide_tree};
+    let repo = crate::testutil::local_repo(dir);
+    let big = store_trees(&repo, &[wide_tree(20_000, 250)])[0];
+    let root = Tree {
+        nodes: vec![crate::tree::Node::bare(
+            Name(b"big".to_vec()),
+            NodeKind::Dir,
+            0,
+            Some(big),
+        )],
+    };
+    let root = store_trees(&repo, &[root])[0];
+    let snapshot = repo.save_snapshot(&bare_snapshot(root)).unwrap();
+    let index = repo.load_index().unwrap();
+    let (_, parts) = repo.load_tree_with_parts(&index, &big).unwrap();
+    assert_eq!(parts.len(), 2);
+    (repo, snapshot, big, parts)
+}
+
+fn structure_check(repo: &Repository) -> CheckReport {
+    let opts = CheckOptions {
+        read_data: ReadData::None,
+        threads: 0,
+    };
+    run(repo, &opts, &CheckProgress::default()).unwrap()
+}
+
+#[test]
+fn a_damaged_part_of_a_large_directory_is_traced_to_that_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, snapshot, _, parts) = large_tree_fixture(dir.path());
+    assert!(structure_check(&repo).is_ok());
+    let loc = repo.load_index().unwrap().get(&parts[1]).unwrap();
+    let path = dir.path().join(FileKind::Pack.path(&loc.pack.to_hex()));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[loc.entry.offset as usize + 3] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+
+    let report = structure_check(&repo);
+
+    let d = damaged(&report, &loc.pack);
+    assert!(d.reason.contains("failed authentication"), "{d:#?}");
+    assert_eq!(d.snapshots, vec![snapshot.short()]);
+    assert_eq!(d.files, vec![format!("{}:/big", snapshot.short())]);
+}
+
+#[test]
+fn a_missing_part_of_a_large_directory_is_reported_at_that_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, snapshot, big, parts) = large_tree_fixture(dir.path());
+    let storage = repo.storage();
+    for obj in storage.list(FileKind::Index).unwrap() {
+        let mut file = repo.load_index_file(&obj.name).unwrap();
+        for (_, entries) in &mut file.packs {
+            entries.retain(|e| e.id != parts[0]);
+        }
+        repo.save_index_file(&file).unwrap();
+        storage.delete(FileKind::Index, &obj.name).unwrap();
+    }
+
+    let report = structure_check(&repo);
+
+    let want = format!(
+        "snapshot {}:/big: part {} of tree {} is not in any index",
+        snapshot.short(),
+        parts[0].short(),
+        big.short()
+    );
+    assert!(report.errors.contains(&want), "{:#?}", report.errors);
+}

@@ -48,6 +48,17 @@ impl Checker<'_> {
             }
             return;
         }
+        // A large tree with a lost part is lost itself, wherever the part's packs are.
+        let lost_parts = self.lost_parts(&lost);
+        for (tree, parts) in &lost_parts {
+            let mut packs = lost.get(tree).cloned().unwrap_or_default();
+            for pack in parts.iter().flat_map(|p| &lost[p]) {
+                if !packs.contains(pack) {
+                    packs.push(*pack);
+                }
+            }
+            lost.insert(*tree, packs);
+        }
         let index = self.good_index();
         let repo = self.repo;
 
@@ -59,11 +70,12 @@ impl Checker<'_> {
         let mut affected: HashMap<Id, bool> = HashMap::new();
         // The lost blobs a snapshot uses: a condemned pack a prune deleted is damage only for
         // those (the blobs it condemned are unused by definition).
-        let mut used_lost: HashSet<Id> = snapshots
-            .iter()
-            .map(|(_, s)| s.tree)
-            .filter(|t| lost.contains_key(t))
-            .collect();
+        let mut used_lost: HashSet<Id> = HashSet::new();
+        for (_, s) in snapshots {
+            if lost.contains_key(&s.tree) {
+                use_lost(&mut used_lost, &lost_parts, s.tree);
+            }
+        }
         let mut stack: Vec<Step> = snapshots.iter().map(|(_, s)| Step::Visit(s.tree)).collect();
         while let Some(step) = stack.pop() {
             match step {
@@ -72,7 +84,7 @@ impl Checker<'_> {
                         continue;
                     }
                     affected.insert(id, false);
-                    let Ok(tree) = fetch_tree(repo, &index, &id) else {
+                    let Ok(tree) = fetch_tree(repo, &index, &id).tree else {
                         continue;
                     };
                     let mut direct = false;
@@ -85,7 +97,7 @@ impl Checker<'_> {
                         if let Some(sub) = node.subtree {
                             if lost.contains_key(&sub) {
                                 direct = true;
-                                used_lost.insert(sub);
+                                use_lost(&mut used_lost, &lost_parts, sub);
                             } else {
                                 subtrees.push(sub);
                             }
@@ -154,7 +166,7 @@ impl Checker<'_> {
                 if affected.get(&tree_id) != Some(&true) || !traced.insert(tree_id) {
                     continue;
                 }
-                let Ok(tree) = fetch_tree(repo, &index, &tree_id) else {
+                let Ok(tree) = fetch_tree(repo, &index, &tree_id).tree else {
                     continue;
                 };
                 // Pushed last to first, so that directories are entered in name order.
@@ -183,6 +195,21 @@ impl Checker<'_> {
         }
     }
 
+    /// The large trees the walk read that have a part in `lost`, with those parts.
+    fn lost_parts(&self, lost: &HashMap<Id, Vec<Id>>) -> HashMap<Id, Vec<Id>> {
+        self.tree_parts
+            .iter()
+            .filter_map(|(tree, parts)| {
+                let gone: Vec<Id> = parts
+                    .iter()
+                    .filter(|p| lost.contains_key(*p))
+                    .copied()
+                    .collect();
+                (!gone.is_empty()).then_some((*tree, gone))
+            })
+            .collect()
+    }
+
     /// A condemned pack that is gone while the index still names it: a prune deleted it and
     /// has not finished (it writes the index without it next). Not damage.
     fn prune_not_finished(&mut self, pack: Id) {
@@ -191,4 +218,10 @@ impl Checker<'_> {
             "{object}: deleted by a prune that has not finished (the index still names it)"
         ));
     }
+}
+
+/// Notes that a snapshot uses lost blob `id`, and the lost parts it is stored in.
+fn use_lost(used: &mut HashSet<Id>, lost_parts: &HashMap<Id, Vec<Id>>, id: Id) {
+    used.insert(id);
+    used.extend(lost_parts.get(&id).into_iter().flatten().copied());
 }

@@ -227,8 +227,8 @@ struct Used {
     walked: HashSet<Id>,
 }
 
-/// Adds every blob reachable from `root` to `used`; trees already walked are not walked
-/// again, so snapshots that share subtrees cost one walk.
+/// Adds every blob reachable from `root` to `used` (a large tree's parts too); trees already
+/// walked are not walked again, so snapshots that share subtrees cost one walk.
 fn mark_used(repo: &Repository, index: &Index, root: &Id, used: &mut Used) -> Result<()> {
     let mut stack: Vec<Id> = vec![*root];
     while let Some(tree_id) = stack.pop() {
@@ -239,7 +239,8 @@ fn mark_used(repo: &Repository, index: &Index, root: &Id, used: &mut Used) -> Re
             continue;
         }
         used.blobs.insert(tree_id);
-        let tree = repo.load_tree(index, &tree_id)?;
+        let (tree, parts) = repo.load_tree_with_parts(index, &tree_id)?;
+        used.blobs.extend(parts);
         for node in &tree.nodes {
             match node.kind {
                 NodeKind::Dir => {

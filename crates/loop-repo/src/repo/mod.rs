@@ -4,8 +4,8 @@
 //! the blob ID key, the chunker parameters and the compression level. Its plaintext header
 //! carries the format version, so a newer repository is reported before any key is tried.
 //!
-//! Here: init, open, index, blobs and trees; `snapshots.rs` and `key_slots.rs` hold the rest
-//! of what a `Repository` does.
+//! Here: init, open, index and blobs; `trees.rs`, `snapshots.rs` and `key_slots.rs` hold the
+//! rest of what a `Repository` does.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,10 +22,9 @@ use crate::format::{self, Magic, Version};
 use crate::id::Id;
 use crate::index::Index;
 use crate::keys::{KdfParams, KeySlot, Secret, SlotMeta};
-use crate::pack::{self, BlobKind, MAX_BLOB, PackEntry};
+use crate::pack::{self, BlobKind, PackEntry};
 use crate::snapshot::Snapshot;
 use crate::storage::{FileKind, Storage};
-use crate::tree::Tree;
 
 /// Largest config payload accepted from storage.
 const MAX_CONFIG: usize = 64 * 1024;
@@ -43,6 +42,9 @@ mod key_slots;
 mod snapshots;
 #[cfg(test)]
 mod tests;
+mod trees;
+
+pub(crate) use trees::read_tree;
 
 #[derive(Serialize, Deserialize)]
 struct ConfigFile {
@@ -430,42 +432,6 @@ impl Repository {
         Ok(data)
     }
 
-    /// Loads and validates one tree.
-    pub fn load_tree(&self, index: &Index, id: &Id) -> Result<Tree> {
-        let data = match &self.cache {
-            Some(c) => self.read_tree_cached(c, index, id)?,
-            None => self.read_blob(index, id)?,
-        };
-        let object = format!("tree {}", id.short());
-        let tree = Tree::decode(&object, &data)?;
-        tree.validate(&object)?;
-        Ok(tree)
-    }
-
-    /// A tree blob from the cached copy of its pack; a tree pack not cached yet is
-    /// downloaded whole first. A cached copy that does not authenticate is dropped, and the
-    /// blob read from storage like an uncached one.
-    fn read_tree_cached(&self, c: &Cache, index: &Index, id: &Id) -> Result<Vec<u8>> {
-        let Some(loc) = index.get(id).filter(|l| index.is_tree_pack(&l.pack)) else {
-            return self.read_blob(index, id);
-        };
-        if !c.has_pack(&loc.pack) {
-            let name = loc.pack.to_hex();
-            let limit = crate::pack::max_pack_size(self.config.pack_size as usize);
-            // A failed download is not an error here: the blob's own read reports it.
-            c.download_pack(&loc.pack, || {
-                self.storage.get(FileKind::Pack, &name, limit).ok()
-            });
-        }
-        if let Some(stored) = c.get_blob(&loc) {
-            match self.decode_stored_blob(&loc, id, stored) {
-                Ok(data) => return Ok(data),
-                Err(_) => c.forget_file(FileKind::Pack, &loc.pack.to_hex()),
-            }
-        }
-        self.read_blob(index, id)
-    }
-
     /// Stores a finished pack; a pack of trees also goes into the cache, so the next
     /// backup or restore on this machine reads its trees without a request each.
     pub fn put_pack(&self, id: &Id, bytes: Vec<u8>, entries: &[PackEntry]) -> Result<()> {
@@ -476,17 +442,5 @@ impl Repository {
             c.put_file(FileKind::Pack, &id.to_hex(), &bytes);
         }
         self.storage.put(FileKind::Pack, &id.to_hex(), bytes)
-    }
-
-    /// The ID and encoding a tree gets when stored.
-    pub fn encode_tree(&self, tree: &Tree) -> Result<(Id, Vec<u8>)> {
-        let data = tree.encode();
-        if data.len() > MAX_BLOB as usize {
-            return Err(Error::Invalid(format!(
-                "a directory with {} entries is too large for one tree blob",
-                tree.nodes.len()
-            )));
-        }
-        Ok((self.blob_id(&data), data))
     }
 }

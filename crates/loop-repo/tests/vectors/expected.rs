@@ -190,6 +190,15 @@ pub const TREE_ID: &str = "52371634e681efb4730884468667be4c850a1431869a3da941c5c
 /// The ID of an empty tree.
 pub const EMPTY_TREE_ID: &str = "40eb60699553b9aeed3e71e6af058f52d9e060b04903855526179c0a0a3cf3f7";
 
+/// Chunks of the large tree's one file.
+pub const LARGE_TREE_CHUNKS: usize = 130000;
+/// The lengths of the large tree's parts: its JSON cut every 4 MiB.
+pub const LARGE_TREE_PART_LENS: &[usize] = &[4194304, 4194304, 321519];
+/// The large tree's blob: the IDs of its parts, in order.
+pub const LARGE_TREE_PARTS_JSON: &str = "{\"parts\":[\"1479bf0d0b25ef76cbe0741ffeb772c16d05587676947b7f7d120599f30f52d1\",\"84fdfb8420ce7262f8d573ed0ef2d24f09c15ea13ba6e99d957a3c0c2b8ff693\",\"dd4ced01b762cc892d8ee2099fbd1e8b2e54993b2ad5e2c3c34987238dba87cc\"]}";
+/// BLAKE3-keyed(ID_KEY, LARGE_TREE_PARTS_JSON).
+pub const LARGE_TREE_ID: &str = "d5de9ec6037e91e61ce08a4857221f4ccc84284bd14e60650627af42fe5fe352";
+
 /// Chunk lengths of 20000 bytes of the XOF of "loop chunker vector", min 64, avg 256, max 1024, seed 42.
 pub const CHUNKS_SMALL_SEED_42: &[usize] = &[109, 105, 330, 504, 481, 282, 218, 595, 278, 265, 564, 303, 281, 579, 314, 294, 83, 566, 520, 248, 313, 293, 336, 272, 303, 529, 288, 568, 337, 465, 726, 270, 424, 607, 89, 285, 267, 275, 389, 350, 318, 837, 256, 380, 283, 215, 167, 241, 322, 312, 499, 156, 496, 375, 288, 412, 96, 42];
 /// The same input and sizes with seed 0 (the crate's unmodified gear table).

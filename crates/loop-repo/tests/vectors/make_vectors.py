@@ -361,6 +361,25 @@ def main():
     rs_hex("EMPTY_TREE_ID", blob_id(b"{\"nodes\":[]}"), "The ID of an empty tree.")
     print()
 
+    # A tree longer than TREE_PART (4 MiB): one file node naming LARGE_TREE_CHUNKS blob IDs,
+    # the ID of the 4-byte little-endian number of each chunk. Its JSON is cut into slices of
+    # 4 MiB, each a blob, and the tree is the list of their IDs.
+    tree_part = 4 * 1024 * 1024
+    chunks = 130000
+    node = {"name": "disk.img", "type": "file", "mode": 420, "uid": 0, "gid": 0,
+            "size": chunks * 4096, "mtime_ns": 0, "ctime_ns": 0,
+            "content": [blob_id(i.to_bytes(4, "little")).hex() for i in range(chunks)]}
+    large = json.dumps({"nodes": [node]}, separators=(",", ":")).encode()
+    slices = [large[i:i + tree_part] for i in range(0, len(large), tree_part)]
+    parts = json.dumps({"parts": [blob_id(p).hex() for p in slices]}, separators=(",", ":"))
+    print("/// Chunks of the large tree's one file.")
+    print(f"pub const LARGE_TREE_CHUNKS: usize = {chunks};")
+    rs_list("LARGE_TREE_PART_LENS", "usize", [len(p) for p in slices],
+            "The lengths of the large tree's parts: its JSON cut every 4 MiB.")
+    rs_str("LARGE_TREE_PARTS_JSON", parts, "The large tree's blob: the IDs of its parts, in order.")
+    rs_hex("LARGE_TREE_ID", blob_id(parts.encode()), "BLAKE3-keyed(ID_KEY, LARGE_TREE_PARTS_JSON).")
+    print()
+
     # Chunk cut points.
     small = stream(b"loop chunker vector", 20000)
     rs_list("CHUNKS_SMALL_SEED_42", "usize", chunk_lengths(small, 64, 256, 1024, 42),

@@ -121,8 +121,15 @@ def main():
     def name_bytes(v):
         return bytes.fromhex(v["hex"]) if isinstance(v, dict) else v.encode()
 
+    def nodes(tree_id):
+        tree = json.loads(blob(tree_id))
+        if list(tree) == ["parts"]:
+            # A large tree: its JSON cut into parts, stored as blobs of their own.
+            tree = json.loads(b"".join(blob(bytes.fromhex(p)) for p in tree["parts"]))
+        return tree["nodes"]
+
     def walk(tree_id, prefix):
-        for node in json.loads(blob(tree_id))["nodes"]:
+        for node in nodes(tree_id):
             path = prefix + name_bytes(node["name"])
             line = {"path": path.hex(), "type": node["type"], "mode": node["mode"],
                     "mtime_ns": node["mtime_ns"]}

@@ -10,6 +10,8 @@ use super::{BackupOptions, BackupProgress, StdinSource, run};
 use crate::error::Error;
 use crate::testutil::local_repo;
 
+mod large_trees;
+
 fn stdin_options(name: &str, reader: impl Read + Send + 'static) -> BackupOptions {
     BackupOptions {
         host: "h".into(),
