@@ -230,9 +230,12 @@ fn fetch_tree(repo: &Repository, index: &Index, id: &Id) -> Fetched {
         _ => Vec::new(),
     };
     let mut own = Some(own);
-    let tree = crate::repo::read_tree(index, id, |blob| own.take().map_or_else(|| read(blob), Ok))
-        .map(|(tree, _)| tree)
-        .map_err(failure);
+    let limit = repo.tree_limit();
+    let tree = crate::repo::read_tree(index, id, limit, |blob| {
+        own.take().map_or_else(|| read(blob), Ok)
+    })
+    .map(|(tree, _)| tree)
+    .map_err(failure);
     Fetched { tree, parts }
 }
 

@@ -120,6 +120,8 @@ pub struct Repository {
     key_id: Id,
     /// Local copies of index files, snapshots and tree packs ([`Repository::with_cache`]).
     cache: Option<Cache>,
+    /// The largest tree (its JSON, in bytes) this reader loads ([`Repository::with_tree_limit`]).
+    tree_limit: usize,
 }
 
 impl Repository {
@@ -177,6 +179,7 @@ impl Repository {
         storage.put(FileKind::Config, "config", sealed)?;
         Ok(Repository {
             cache: None,
+            tree_limit: crate::tree::MAX_TREE_PARTS * crate::tree::TREE_PART,
             storage,
             id_key: IdKey::new(&id_key),
             master,
@@ -258,6 +261,7 @@ impl Repository {
         }
         Ok(Repository {
             cache: None,
+            tree_limit: crate::tree::MAX_TREE_PARTS * crate::tree::TREE_PART,
             storage,
             id_key: IdKey::new(&id_key),
             master,
@@ -278,6 +282,19 @@ impl Repository {
     pub fn with_cache(mut self, root: &Path) -> Repository {
         self.cache = Some(Cache::open(root, &self.config.id));
         self
+    }
+
+    /// Loads no tree whose JSON is longer than `bytes` (a clear error instead): for a reader
+    /// that serves many (a server), so one repository's huge or forged listing cannot take
+    /// its memory. Without it, a tree of up to 4 GiB is loaded.
+    pub fn with_tree_limit(mut self, bytes: usize) -> Repository {
+        self.tree_limit = bytes;
+        self
+    }
+
+    /// The largest tree this reader loads ([`Repository::with_tree_limit`]).
+    pub(crate) fn tree_limit(&self) -> usize {
+        self.tree_limit
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {

@@ -19,7 +19,7 @@ impl Repository {
     /// Loads and validates one tree, with the parts it is stored in (none for a tree stored
     /// as one blob): what a snapshot that names the tree uses besides the tree's own blob.
     pub fn load_tree_with_parts(&self, index: &Index, id: &Id) -> Result<(Tree, Vec<Id>)> {
-        read_tree(index, id, |blob| match &self.cache {
+        read_tree(index, id, self.tree_limit, |blob| match &self.cache {
             Some(c) => self.read_tree_cached(c, index, blob),
             None => self.read_blob(index, blob),
         })
@@ -58,17 +58,37 @@ impl Repository {
 
 /// Reads tree `id` with `read` (a blob's plaintext, checked against its ID): its blob, and
 /// when that is a parts list, each part, which must be at most [`TREE_PART`] bytes and not
-/// a parts list itself. Answers the decoded, validated tree and its parts.
+/// a parts list itself, and all of them at most `limit` bytes. Answers the decoded,
+/// validated tree and its parts.
 pub(crate) fn read_tree(
     index: &Index,
     id: &Id,
+    limit: usize,
     mut read: impl FnMut(&Id) -> Result<Vec<u8>>,
 ) -> Result<(Tree, Vec<Id>)> {
     let object = format!("tree {}", id.short());
     let data = read(id)?;
     let (json, parts) = match TreeParts::decode(&object, &data)? {
         None => (data, Vec::new()),
-        Some(list) => (join_parts(index, &object, &list.parts, read)?, list.parts),
+        Some(list) => {
+            let over = |bytes: usize| {
+                Error::Invalid(format!(
+                    "{object} is a listing of {} MiB or more, larger than this reader loads \
+                     ({} MiB): read it with `loop` on a machine of its own",
+                    bytes >> 20,
+                    limit >> 20
+                ))
+            };
+            // Each part but the last is whole: the count alone may say it is too long.
+            if (list.parts.len().saturating_sub(1)).saturating_mul(TREE_PART) > limit {
+                return Err(over((list.parts.len() - 1) * TREE_PART));
+            }
+            let json = join_parts(index, &object, &list.parts, read)?;
+            if json.len() > limit {
+                return Err(over(json.len()));
+            }
+            (json, list.parts)
+        }
     };
     let tree = Tree::decode(&object, &json)?;
     tree.validate(&object)?;
@@ -146,6 +166,27 @@ mod tests {
 
     fn assert_says(e: &Error, what: &str) {
         assert!(e.to_string().contains(what), "{what:?} not in: {e}");
+    }
+
+    /// A reader that takes trees of at most 4 MiB (a server's) refuses a larger one with a
+    /// clear error, and still loads a small one.
+    #[test]
+    fn a_reader_with_a_tree_limit_refuses_a_larger_tree_and_loads_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = local_repo(&dir.path().join("repo"));
+        let ids = store_trees(&repo, &[large_tree(), wide_tree(10, 10)]);
+        let index = repo.load_index().unwrap();
+        let limited = Repository::open(
+            repo.storage().clone(),
+            crate::keys::Secret::Passphrase(b"pw"),
+        )
+        .unwrap()
+        .with_tree_limit(TREE_PART);
+        let e = limited.load_tree(&index, &ids[0]).unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+        assert_says(&e, "larger than this reader loads (4 MiB)");
+        assert!(limited.load_tree(&index, &ids[1]).is_ok());
+        assert!(repo.load_tree(&index, &ids[0]).is_ok());
     }
 
     #[test]

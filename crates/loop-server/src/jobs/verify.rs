@@ -123,7 +123,8 @@ pub(super) async fn engine_check(
     let mut checking = tokio::task::spawn_blocking(move || {
         // Its errors go to the tenant's job log: the store's own words stay in the server's.
         let storage = crate::destinations::PrivateErrors(storage);
-        let repo = Repository::open(Arc::new(storage), Secret::RawKey(&kek))?;
+        let repo = Repository::open(Arc::new(storage), Secret::RawKey(&kek))?
+            .with_tree_limit(crate::vaults::TREE_LIMIT);
         check::run(
             &repo,
             &CheckOptions {

@@ -19,6 +19,12 @@ use crate::domain::Permission;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
+/// The largest directory listing (a tree's JSON) the server loads from a managed vault, in
+/// its readers and its jobs: about a million entries. A vault's writer could store a tree of
+/// up to 4 GiB; the server, serving every tenant, takes no more than this of its memory for
+/// one (a clear error instead; `loop` reads such a vault on a machine of its own).
+pub const TREE_LIMIT: usize = 256 << 20;
+
 /// `v` with the jurisdiction of its destination filled in.
 pub fn with_jurisdiction(state: &AppState, mut v: Vault) -> Vault {
     if let Some(d) = state.destinations.get(&v.destination) {

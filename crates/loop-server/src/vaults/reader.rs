@@ -65,7 +65,8 @@ pub async fn open(state: &AppState, v: &Vault) -> ApiResult<Arc<Opened>> {
         if let Some(k) = kept.filter(|k| k.index_files == names) {
             return Ok(k);
         }
-        let repo = Repository::open(storage, Secret::RawKey(&kek))?;
+        let repo =
+            Repository::open(storage, Secret::RawKey(&kek))?.with_tree_limit(super::TREE_LIMIT);
         // A damaged index file costs only what it alone lists (a 404 or a failed download of
         // that), as in a restore; `loop check` and `loop repair index` deal with it.
         let (index, warnings) = repo.load_index_lenient(&Default::default())?;
