@@ -189,26 +189,11 @@ fn an_invitation_is_neither_enabled_nor_disabled() {
     let server = Server::start();
     let root = server.admin();
     let (a, b) = (root.customer_tenant("A"), root.customer_tenant("B"));
-    let person = |tenant: &str, email: &str, role: Option<&str>| {
-        let mut body = json!({ "tenant_id": tenant, "email": email, "first_name": "Pat",
-                               "last_name": "Person" });
-        if let Some(role) = role {
-            body["password"] = json!(USER_PASSWORD);
-            body["role"] = json!(role);
-        }
-        root.post("/api/v1/users", body).expect(201)
-    };
-    person(&a, "taken@a.example", Some("operator"));
-    person(&b, "admin@b.example", Some("admin"));
+    root.user_in(&a, "taken@a.example", "Pat", "operator");
+    root.user_in(&b, "admin@b.example", "Pat", "admin");
     let admin_b = server.sign_in("admin@b.example", USER_PASSWORD);
     for address in ["taken@a.example", "free@nowhere.example"] {
-        let invited = admin_b
-            .post(
-                "/api/v1/users",
-                json!({ "tenant_id": b, "email": address, "first_name": "In",
-                        "last_name": "Vited" }),
-            )
-            .expect(201);
+        let invited = admin_b.invite(&b, address);
         let id = invited["user"]["id"].as_str().unwrap().to_string();
         for step in ["disable", "enable"] {
             admin_b
@@ -217,5 +202,5 @@ fn an_invitation_is_neither_enabled_nor_disabled() {
         }
     }
     // The free address was not taken by the invitation: it can still become an account.
-    person(&a, "free@nowhere.example", Some("auditor"));
+    root.user_in(&a, "free@nowhere.example", "Pat", "auditor");
 }

@@ -10,30 +10,15 @@ fn an_erased_tenants_invitations_are_withdrawn_and_hold_no_address() {
     let server = Server::start();
     let root = server.admin();
     let (other, acme) = (root.customer_tenant("Other"), root.customer_tenant("Acme"));
-    let person = |tenant: &str, email: &str, role: Option<&str>| {
-        let mut body = json!({ "tenant_id": tenant, "email": email, "first_name": "Pat",
-                               "last_name": "Person" });
-        if let Some(role) = role {
-            body["password"] = json!(USER_PASSWORD);
-            body["role"] = json!(role);
-        }
-        root.post("/api/v1/users", body).expect(201)
-    };
-    person(&other, "taken@other.example", Some("operator"));
-    person(&acme, "admin@acme.example", Some("admin"));
+    root.user_in(&other, "taken@other.example", "Pat", "operator");
+    root.user_in(&acme, "admin@acme.example", "Pat", "admin");
     // Acme's admin invites the taken address (only a caller who sees every tenant is told
     // an address is taken; the invitation goes by mail); the root, the free one, and is
     // given the invitation's code.
     let acme_admin = server.sign_in("admin@acme.example", USER_PASSWORD);
-    let invited = acme_admin
-        .post(
-            "/api/v1/users",
-            json!({ "tenant_id": acme, "email": "taken@other.example", "first_name": "In",
-                    "last_name": "Vited" }),
-        )
-        .expect(201);
+    let invited = acme_admin.invite(&acme, "taken@other.example");
     assert_eq!(invited["user"]["status"], "invited");
-    let invite = person(&acme, "free@nowhere.example", None)["invite_token"]
+    let invite = root.invite(&acme, "free@nowhere.example")["invite_token"]
         .as_str()
         .unwrap()
         .to_string();
@@ -48,6 +33,6 @@ fn an_erased_tenants_invitations_are_withdrawn_and_hold_no_address() {
             Some(&json!({ "invite_token": invite, "password": "invitee-password-1" })),
         )
         .expect_problem(404, "not_found");
-    person(&other, "free@nowhere.example", Some("auditor"));
+    root.user_in(&other, "free@nowhere.example", "Pat", "auditor");
     server.sign_in("taken@other.example", USER_PASSWORD);
 }

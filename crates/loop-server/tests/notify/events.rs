@@ -84,14 +84,7 @@ fn a_scheduled_item_without_a_success_raises_item_missed_once() {
     let server = start(|_| {});
     let admin = server.admin();
     let (alpha, vault) = customer_with_vault(&admin, "Alpha", None);
-    let (device, token) = enrol(&server, &admin, &alpha, "laptop");
-    agent(
-        &server,
-        &token,
-        "/agent/v1/heartbeat",
-        json!({ "version": "1.0" }),
-    )
-    .expect(200);
+    let device = heard_from(&server, &admin, &alpha, "laptop");
     let item = admin
         .post(
             "/api/v1/items",
@@ -185,14 +178,7 @@ fn a_full_vault_a_quiet_device_a_new_token_and_a_new_browser_each_raise_their_ev
     pass(&server);
     assert_eq!(admin.events(&alpha, "vault-quota").len(), 1, "once a day");
 
-    let (device, token) = enrol(&server, &admin, &alpha, "laptop");
-    agent(
-        &server,
-        &token,
-        "/agent/v1/heartbeat",
-        json!({ "version": "1.0" }),
-    )
-    .expect(200);
+    let device = heard_from(&server, &admin, &alpha, "laptop");
     server.advance(Duration::from_secs(23 * 3600));
     pass(&server);
     let admin = server.admin();

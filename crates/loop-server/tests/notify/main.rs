@@ -93,6 +93,20 @@ fn pass_until(server: &Server, what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A device enrolled in `tenant` whose agent was heard from (so it is watched for going
+/// quiet); its ID.
+fn heard_from(server: &Server, admin: &Caller<'_>, tenant: &str, name: &str) -> String {
+    let (device, token) = enrol(server, admin, tenant, name);
+    agent(
+        server,
+        &token,
+        "/agent/v1/heartbeat",
+        json!({ "version": "1.0" }),
+    )
+    .expect(200);
+    device
+}
+
 fn pass(server: &Server) {
     server
         .block_on(loop_server::notify::pass(&server.state, true))

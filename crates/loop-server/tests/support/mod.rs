@@ -548,6 +548,16 @@ impl<'a> Caller<'a> {
             .to_string()
     }
 
+    /// Invites `email` to `tenant` (no password: an invitation); the answer.
+    pub fn invite(&self, tenant: &str, email: &str) -> Value {
+        self.post(
+            "/api/v1/users",
+            json!({ "tenant_id": tenant, "email": email, "first_name": "In",
+                    "last_name": "Vited" }),
+        )
+        .expect(201)
+    }
+
     /// A new e-mail notification target of `tenant`; its ID.
     pub fn email_target(&self, tenant: &str, name: &str, recipients: &[&str]) -> String {
         self.post(
