@@ -58,14 +58,8 @@ fn an_unchanged_tree_is_not_read_again_and_a_change_is_found() {
     assert_eq!(third["files_new"], 1);
     assert_eq!(third["files_unmodified"], 19);
 
-    let snaps = env.json(&["snapshots"]);
-    let ids: Vec<&str> = snaps
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap())
-        .collect();
-    let diff = env.ok(&["diff", ids[1], ids[2]]);
+    let ids = env.snapshot_ids();
+    let diff = env.ok(&["diff", &ids[1], &ids[2]]);
     assert!(diff.contains("M    /src/f3.txt"), "{diff}");
     assert!(diff.contains("+    /src/new.txt"), "{diff}");
     assert!(!diff.contains("f4.txt"), "{diff}");
@@ -74,7 +68,7 @@ fn an_unchanged_tree_is_not_read_again_and_a_change_is_found() {
         "{diff}"
     );
     // The same as one JSON object, its list of changes streamed.
-    let d = env.json(&["diff", ids[1], ids[2]]);
+    let d = env.json(&["diff", &ids[1], &ids[2]]);
     for which in ["first", "second"] {
         assert_eq!(d[which].as_str().unwrap().len(), 64, "{d}");
     }

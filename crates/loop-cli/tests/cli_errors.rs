@@ -381,17 +381,11 @@ fn names_with_control_characters_are_printed_escaped() {
         &["key", "add", "--label", hostile],
     );
     assert!(added.status.success(), "{added:?}");
-    let snaps = env.json(&["snapshots"]);
-    let ids: Vec<&str> = snaps
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap())
-        .collect();
+    let ids = env.snapshot_ids();
     let shown = [
         env.ok(&["ls", "latest"]),
         env.ok(&["ls", "-l", "latest"]),
-        env.ok(&["diff", ids[0], ids[1]]),
+        env.ok(&["diff", &ids[0], &ids[1]]),
         env.fails(&["dump", "latest", &format!("src/{hostile}3")]),
         env.ok(&["forget", "--keep-last", "5", "--host", hostile, "--dry-run"]),
         env.ok(&["key", "list"]),

@@ -116,6 +116,14 @@ impl Env {
         serde_json::from_str(out.lines().last().unwrap_or_default()).expect("json output")
     }
 
+    /// The IDs of the repository's snapshots, oldest first.
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        let snaps = self.json(&["snapshots"]);
+        (snaps.as_array().expect("a list").iter())
+            .map(|s| s["id"].as_str().expect("an ID").to_string())
+            .collect()
+    }
+
     pub fn init(&self) {
         self.ok(&["init"]);
     }

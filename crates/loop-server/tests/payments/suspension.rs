@@ -32,15 +32,8 @@ fn a_customer_who_pays_after_a_suspension_is_billed_from_the_period_it_interrupt
     let steps = at(&server, due + 15 * 86_400_000);
     assert!(steps.last().unwrap().starts_with("Suspend"), "{steps:?}");
     let admin = server.admin();
-    admin
-        .post(
-            &format!(
-                "/api/v1/invoices/{}/payment",
-                invoice["id"].as_str().unwrap()
-            ),
-            json!({ "reference": "late transfer" }),
-        )
-        .expect(200);
+    let id = invoice["id"].as_str().unwrap();
+    support::lifecycle::paid_by_transfer(&admin, id, "late transfer");
     let s = subscription(&admin, &tenant);
     assert_eq!(s["state"], "active", "{s}");
     assert_eq!(

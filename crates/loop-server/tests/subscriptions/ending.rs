@@ -211,16 +211,8 @@ fn the_deletion_warning_of_an_end_is_sent_once() {
     steps.extend(at(&server, ms(&invoice["due_at"])));
     steps.extend(at(&server, ends_at - 5 * DAY as i64 * 1000));
     assert!(steps.iter().any(|s| s == "PastDue"), "{steps:?}");
-    let admin = server.admin();
-    admin
-        .post(
-            &format!(
-                "/api/v1/invoices/{}/payment",
-                invoice["id"].as_str().unwrap()
-            ),
-            json!({ "reference": "a transfer" }),
-        )
-        .expect(200);
+    let id = invoice["id"].as_str().unwrap();
+    support::lifecycle::paid_by_transfer(&server.admin(), id, "a transfer");
     steps.extend(support::lifecycle::tick(&server));
     steps.extend(at(&server, ends_at - DAY as i64 * 1000));
     // One message to each of the tenant's contacts, once.

@@ -178,3 +178,13 @@ pub fn failed_delivery(server: &Server, target: &str) -> Value {
     }
     panic!("no try of a delivery to {target} failed");
 }
+
+/// Records invoice `invoice` paid by a transfer with `reference` (the issuer's admin).
+pub fn paid_by_transfer(admin: &Caller<'_>, invoice: &str, reference: &str) {
+    admin
+        .post(
+            &format!("/api/v1/invoices/{invoice}/payment"),
+            json!({ "reference": reference }),
+        )
+        .expect(200);
+}
