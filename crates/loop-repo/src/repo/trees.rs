@@ -68,17 +68,18 @@ pub(crate) fn read_tree(
 ) -> Result<(Tree, Vec<Id>)> {
     let object = format!("tree {}", id.short());
     let data = read(id)?;
+    let over = |bytes: usize| {
+        Error::Invalid(format!(
+            "{object} is a listing of {} MiB or more, larger than this reader loads ({} MiB): \
+             read it with `loop` on a machine of its own",
+            bytes >> 20,
+            limit >> 20
+        ))
+    };
     let (json, parts) = match TreeParts::decode(&object, &data)? {
+        None if data.len() > limit => return Err(over(data.len())),
         None => (data, Vec::new()),
         Some(list) => {
-            let over = |bytes: usize| {
-                Error::Invalid(format!(
-                    "{object} is a listing of {} MiB or more, larger than this reader loads \
-                     ({} MiB): read it with `loop` on a machine of its own",
-                    bytes >> 20,
-                    limit >> 20
-                ))
-            };
             // Each part but the last is whole: the count alone may say it is too long.
             if (list.parts.len().saturating_sub(1)).saturating_mul(TREE_PART) > limit {
                 return Err(over((list.parts.len() - 1) * TREE_PART));
@@ -123,7 +124,8 @@ fn join_parts(
             total += loc.entry.raw_len as usize;
         }
     }
-    let mut json = Vec::with_capacity(total);
+    // Grown as parts arrive: the index's lengths are only a claim until each part is read.
+    let mut json = Vec::with_capacity(total.min(TREE_PART));
     for (n, part) in parts.iter().enumerate() {
         // Damage is named as the tree's, and which part; storage errors pass as they are.
         let data = read(part).map_err(|e| match e {
@@ -186,6 +188,10 @@ mod tests {
         assert!(matches!(e, Error::Invalid(_)), "{e:?}");
         assert_says(&e, "larger than this reader loads (4 MiB)");
         assert!(limited.load_tree(&index, &ids[1]).is_ok());
+        // A tree stored as one blob is held to the limit too.
+        let small = limited.with_tree_limit(100);
+        let e = small.load_tree(&index, &ids[1]).unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)), "{e:?}");
         assert!(repo.load_tree(&index, &ids[0]).is_ok());
     }
 

@@ -23,7 +23,7 @@ use crate::id::Id;
 pub const TREE_PART: usize = 4 << 20;
 
 /// The most parts one tree may have: 1024, so a tree holds at most 4 GiB of JSON (about
-/// 16 million entries, or a file of 64 million chunks), and a forged parts list cannot make
+/// ten million entries, or a file of 64 million chunks), and a forged parts list cannot make
 /// a reader gather more.
 pub const MAX_TREE_PARTS: usize = 1024;
 

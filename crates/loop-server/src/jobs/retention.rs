@@ -133,8 +133,7 @@ pub(super) async fn run(ctx: &JobCtx) -> Result<Done, JobError> {
         .map_err(|e| JobError::transient("opening the vault's destination failed", e))?;
     let storage: Arc<dyn Storage> = Arc::new(storage);
     let (repo, plan) = blocking("reading the vault's snapshots failed", move || {
-        let repo = Repository::open(storage, Secret::RawKey(&kek))?
-            .with_tree_limit(crate::vaults::TREE_LIMIT);
+        let repo = Repository::open(storage, Secret::RawKey(&kek))?;
         let plan = forget::plan(&repo, &request)?;
         Ok((OpenRepo(Some(Arc::new(repo))), plan))
     })

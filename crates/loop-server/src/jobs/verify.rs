@@ -123,8 +123,7 @@ pub(super) async fn engine_check(
     let mut checking = tokio::task::spawn_blocking(move || {
         // Its errors go to the tenant's job log: the store's own words stay in the server's.
         let storage = crate::destinations::PrivateErrors(storage);
-        let repo = Repository::open(Arc::new(storage), Secret::RawKey(&kek))?
-            .with_tree_limit(crate::vaults::TREE_LIMIT);
+        let repo = Repository::open(Arc::new(storage), Secret::RawKey(&kek))?;
         check::run(
             &repo,
             &CheckOptions {
