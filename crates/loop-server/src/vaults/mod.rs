@@ -22,8 +22,8 @@ use crate::state::AppState;
 /// The largest directory listing (a tree's JSON) the server loads from a managed vault to
 /// answer a request (a listing, a search, a download): about 650,000 entries. A vault's
 /// writer could store a tree of up to 4 GiB, and requests come in any number; the server
-/// takes no more than this of its memory for one (a clear error instead; `loop` reads such a
-/// directory on a machine of its own). Its jobs (retention, verify), few at a time, load
+/// takes no more than this of its memory for one (the request fails, the log says why;
+/// `loop` reads such a directory on a machine of its own). Its jobs (retention, verify), few at a time, load
 /// what the engine loads.
 pub const TREE_LIMIT: usize = 256 << 20;
 
